@@ -1,0 +1,416 @@
+"""Behaviour of the GSM8K rewards, and where (and why) they deviate from rewards.reference."""
+
+import math
+import time
+from decimal import Decimal
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rewards import gsm8k, reference
+from rewards.gsm8k import (
+    REWARD_FUNCS,
+    SYSTEM_PROMPT,
+    correctness_reward_func,
+    extract_answer,
+    int_reward_func,
+    soft_format_reward_func,
+    strict_format_reward_func,
+    xmlcount_reward_func,
+)
+from rewards.text import completion_text, normalize_number, parse_number
+
+RANGES = {  # documented in docs/rewards.md
+    "correctness": {0.0, 2.0},
+    "int": {0.0, 0.5},
+    "strict_format": {0.0, 0.5},
+    "soft_format": {0.0, 0.25},
+    "xmlcount": (-0.5, 0.5),
+}
+
+
+def well_formed(reasoning: str, answer: str, ending: str = "\n") -> str:
+    return f"<reasoning>\n{reasoning}\n</reasoning>\n<answer>\n{answer}\n</answer>{ending}"
+
+
+def chat(text):
+    return [{"role": "assistant", "content": text}]
+
+
+def score(name, text, gold="72"):
+    """One completion's reward under REWARD_FUNCS[name], as TRL would call it."""
+    return REWARD_FUNCS[name](completions=[text], answer=[gold], prompts=["q"])[0]
+
+
+PERFECT = well_formed("48 / 2 = 24 clips in May.", "72")
+
+
+# --- text helpers ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "completion, expected",
+    [
+        ("plain", "plain"),
+        (chat("hi"), "hi"),
+        ([{"role": "assistant", "content": "a"}, {"role": "assistant", "content": "b"}], "b"),
+        ([{"role": "assistant", "content": "a"}, {"role": "user", "content": "u"}], "a"),
+        ([{"role": "user", "content": "u"}, {"content": "last"}], "last"),
+        ({"role": "assistant", "content": "single"}, "single"),
+        (None, ""),
+        (42, ""),
+        (b"bytes", ""),
+        ([], ""),
+        ([None, 3, "str"], ""),
+        (chat(None), ""),
+        (chat(["not", "a", "string"]), ""),
+        ([{"role": "assistant"}], ""),
+        ({"no": "content"}, ""),
+    ],
+)
+def test_completion_text(completion, expected):
+    assert completion_text(completion) == expected
+
+
+@pytest.mark.parametrize(
+    "text", ["1000", "1000.0", "$1,000", " 1000 ", "1,000.00", "**1000**", "1000.", "+1000", "$1000"]
+)
+def test_parse_number_equal_spellings_of_1000(text):
+    assert parse_number(text) == 1000
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [("-3", Decimal(-3)), ("-$3", Decimal(-3)), ("$-3", Decimal(-3)), ("50%", Decimal(50)),
+     ("0.5", Decimal("0.5")), (".5", Decimal("0.5")), ("18.5", Decimal("18.5")),
+     ("1,234,567", Decimal(1234567))],
+)
+def test_parse_number_values(text, expected):
+    assert parse_number(text) == expected
+
+
+def test_parse_number_is_exact():
+    assert parse_number("18") != parse_number("18.5")
+    assert parse_number("12345678901234567890123") != parse_number("12345678901234567890124")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "  ", "abc", "72 apples", "1,00", "10,0000", "1.2.3", "5..", ".", "-", "$", "1e3", "--3",
+     "- 3", "½", "٣", "²", "nan", "inf", "1" * 101, None, 72, "**", "****"],
+)
+def test_parse_number_rejects(text):
+    assert parse_number(text) is None
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [("1000", "1000"), ("$1,000.00", "1000"), ("-3", "-3"), ("0.50", "0.5"), ("-0", "0"),
+     ("007", "7"), (".5", "0.5"), ("+4", "4"), ("x", None)],
+)
+def test_normalize_number(text, expected):
+    assert normalize_number(text) == expected
+
+
+def test_number_parsing_refuses_long_input_quickly():
+    start = time.perf_counter()
+    for junk in ("9" * 1_000_000, "1," * 500_000, " " * 1_000_000 + "5"):
+        assert parse_number(junk) is None or junk.strip() == "5"
+    assert time.perf_counter() - start < 0.5
+
+
+# --- extract_answer and correctness -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (PERFECT, "72"),
+        ("<answer>1</answer> then <answer> 2 </answer>", "2"),
+        ("<answer>1</answer> <answer>\n3", "3"),
+        ("no tags at all: 72", ""),
+        ("<answer></answer>", ""),
+    ],
+)
+def test_extract_answer_takes_last_block(text, expected):
+    assert extract_answer(text) == expected
+
+
+@pytest.mark.parametrize("written", ["1000", "1000.0", "$1,000", " 1000 ", "1,000.00", "**1000**"])
+@pytest.mark.parametrize("gold", ["1000", "1,000", "#### 1000", "She pays 10*100 = 1000\n#### 1000", 1000, 1000.0])
+def test_correctness_numeric_equality(written, gold):
+    assert score("correctness", well_formed("r", written), gold) == 2.0
+
+
+@pytest.mark.parametrize("written, gold", [("18", "18.5"), ("18.5", "18"), ("72", "27"), ("", "0"),
+                                           ("seventy-two", "72"), ("72", None), ("72", "n/a")])
+def test_correctness_rejects(written, gold):
+    assert score("correctness", well_formed("r", written), gold) == 0.0
+
+
+def test_correctness_last_answer_block_wins():
+    first_right = "<answer>72</answer> wait, no: <answer>71</answer>"
+    last_right = "<answer>71</answer> wait, no: <answer>72</answer>"
+    assert correctness_reward_func(completions=[first_right, last_right], answer=["72", "72"]) == [0.0, 2.0]
+
+
+def test_correctness_needs_an_answer_block():
+    assert score("correctness", "The answer is 72", "72") == 0.0
+
+
+def test_correctness_short_answer_column_scores_missing_gold_zero():
+    completions = [PERFECT, PERFECT, PERFECT]
+    assert correctness_reward_func(completions=completions, answer=["72"]) == [2.0, 0.0, 0.0]
+    assert correctness_reward_func(completions=completions, answer=None) == [0.0, 0.0, 0.0]
+
+
+def test_correctness_long_answer_column_gives_one_score_per_completion():
+    assert correctness_reward_func(completions=[PERFECT], answer=["72", "1", "2"]) == [2.0]
+
+
+# --- int ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("written, expected", [("72", 0.5), ("-3", 0.5), ("0", 0.5), ("+3", 0.0),
+                                               ("3.0", 0.0), ("1,000", 0.0), ("$5", 0.0), ("٣", 0.0),
+                                               ("", 0.0), ("-", 0.0), ("72 apples", 0.0),
+                                               ("9" * 100, 0.5), ("9" * 101, 0.0)])
+def test_int_reward(written, expected):
+    assert score("int", well_formed("r", written)) == expected
+
+
+def test_int_reward_negative_is_a_deviation():
+    text = well_formed("r", "-3")
+    assert reference.int_reward_func(completions=[chat(text)]) == [0.0]
+    assert int_reward_func(completions=[text]) == [0.5]
+
+
+# --- strict format ----------------------------------------------------------------------------
+
+MULTI_LINE = well_formed("Step 1: 48 / 2 = 24.\nStep 2: 48 + 24 = 72.", "72")
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (PERFECT, 0.5),
+        (MULTI_LINE, 0.5),
+        (well_formed("r", "72", ending=""), 0.5),
+        (well_formed("r", "72", ending="\n\n"), 0.5),
+        (well_formed("", "72"), 0.5),
+        (well_formed("r", "72", ending="\nmore"), 0.0),
+        (well_formed("r", "72", ending=" "), 0.0),
+        (" " + PERFECT, 0.0),
+        ("<reasoning>r</reasoning>\n<answer>\n72\n</answer>\n", 0.0),
+        ("<reasoning>\nr\n</reasoning>\n\n<answer>\n72\n</answer>\n", 0.0),
+        (PERFECT + PERFECT, 0.0),
+        (well_formed("I will use <answer> tags", "72"), 0.0),
+        ("<reasoning>\n</reasoning>\n<answer>\n72\n</answer>\n", 0.0),
+        ("<reasoning>\nr\n</reasoning>\n<answer>\n</answer>\n", 0.0),
+    ],
+)
+def test_strict_format(text, expected):
+    assert score("strict_format", text) == expected
+
+
+def test_strict_format_multi_line_is_a_deviation():
+    assert reference.strict_format_reward_func(completions=[chat(MULTI_LINE)]) == [0.0]
+    assert strict_format_reward_func(completions=[MULTI_LINE]) == [0.5]
+
+
+def test_system_prompt_layout_is_strict_format():
+    assert SYSTEM_PROMPT == (
+        "Respond in the following format:\n<reasoning>\n...\n</reasoning>\n<answer>\n...\n</answer>\n"
+    )
+    layout = SYSTEM_PROMPT.removeprefix("Respond in the following format:\n")
+    assert score("strict_format", layout) == 0.5
+
+
+# --- soft format -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("<reasoning>r</reasoning><answer>72</answer>", 0.25),
+        ("<reasoning>r</reasoning> \n\t <answer>72</answer> trailing", 0.25),
+        (PERFECT, 0.25),
+        (MULTI_LINE, 0.25),
+        ("<reasoning>a</reasoning>b</reasoning><answer>72</answer>", 0.25),
+        ("x<reasoning>r</reasoning><answer>72</answer>", 0.0),
+        ("<reasoning>r</reasoning>text<answer>72</answer>", 0.0),
+        ("<reasoning>r</reasoning><answer>72", 0.0),
+        ("<answer>72</answer><reasoning>r</reasoning>", 0.0),
+        ("<reasoning>r<answer>72</answer>", 0.0),
+    ],
+)
+def test_soft_format(text, expected):
+    assert score("soft_format", text) == expected
+
+
+def test_soft_format_multi_line_is_a_deviation():
+    # Without DOTALL the reference never pays for the layout its own system prompt asks for.
+    assert reference.soft_format_reward_func(completions=[chat(PERFECT)]) == [0.0]
+    assert soft_format_reward_func(completions=[PERFECT]) == [0.25]
+
+
+# --- xmlcount -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (PERFECT, 4 * 0.125),
+        (MULTI_LINE, 4 * 0.125),
+        (PERFECT + "abc", 4 * 0.125 - 2 * 3 * 0.001),  # both answer terms charge the 3 junk chars
+        (PERFECT + "\n", 4 * 0.125 - 2 * 1 * 0.001),  # only the closing tag's own newline is free
+        (well_formed("r", "72", ending=""), 4 * 0.125),
+        ("<reasoning>\nr\n</reasoning>\n", 2 * 0.125),
+        ("<reasoning>\nr\n</reasoning>\n<answer>\n72", 3 * 0.125),
+        ("<answer>\n72\n</answer>\nxy", 0.125 - 2 * 0.001),  # "\n<answer>\n" absent: one charge
+        (PERFECT + PERFECT, 0.0),
+        ("no tags", 0.0),
+        ("", 0.0),
+    ],
+)
+def test_xmlcount_values(text, expected):
+    assert score("xmlcount", text) == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize("junk_chars", [0, 1, 10, 249])
+def test_xmlcount_equals_reference_with_trailing_junk(junk_chars):
+    text = PERFECT + "z" * junk_chars
+    expected = 0.5 - 2 * junk_chars * 0.001
+    assert score("xmlcount", text) == pytest.approx(expected)
+    assert reference.xmlcount_reward_func(completions=[chat(text)]) == [pytest.approx(expected)]
+
+
+def test_xmlcount_clamps_long_junk():
+    text = PERFECT + "z" * 1_000_000
+    assert reference.count_xml(text) == pytest.approx(0.5 - 2 * 1_000_000 * 0.001)
+    assert score("xmlcount", text) == -0.5
+
+
+def test_xmlcount_charges_only_after_the_closing_tag():
+    # Ending right at "</answer>": the reference charges the whole text (and adds 0.001).
+    text = well_formed("a long line of reasoning " * 20, "72", ending="")
+    assert reference.count_xml(text) == pytest.approx(0.5 - len(text) * 0.001 + 0.001)
+    assert score("xmlcount", text) == 0.5
+
+
+# --- robustness -------------------------------------------------------------------------------
+
+HOSTILE = [None, "", 0, 3.5, b"<answer>72</answer>", {"content": None}, [], [None],
+           chat(None), chat(72), [{"role": "assistant"}], object()]
+
+
+@pytest.mark.parametrize("name", REWARD_FUNCS)
+def test_hostile_completions_score_zero(name):
+    scores = REWARD_FUNCS[name](completions=HOSTILE, answer=["72"] * len(HOSTILE))
+    assert scores == [0.0] * len(HOSTILE)
+
+
+@pytest.mark.parametrize("name", REWARD_FUNCS)
+def test_completions_not_a_list_give_no_scores(name):
+    assert REWARD_FUNCS[name](completions=None, answer=None) == []
+
+
+MEGABYTE = 1_000_000
+LONG_INPUTS = [
+    "a" * MEGABYTE,
+    "<answer>" * (MEGABYTE // 8),
+    "</reasoning> " * (MEGABYTE // 13),
+    "<reasoning>" + "</reasoning>" + " " * MEGABYTE,
+    "<reasoning>" + "</reasoning> <answer>" * (MEGABYTE // 21),
+    "<reasoning>\n" + "\n</reasoning>\n<answer>\n" * (MEGABYTE // 23),
+    "<answer>" + "9" * MEGABYTE,
+    "<answer>" + "1," * (MEGABYTE // 2) + "</answer>",
+]
+
+
+@pytest.mark.parametrize("name", REWARD_FUNCS)
+def test_megabyte_inputs_score_zero_in_linear_time(name):
+    start = time.perf_counter()
+    scores = REWARD_FUNCS[name](completions=LONG_INPUTS, answer=["1"] * len(LONG_INPUTS))
+    elapsed = time.perf_counter() - start
+    expected = [0.0] * len(LONG_INPUTS)
+    if name == "xmlcount":
+        expected[5] = 0.125  # its one "<reasoning>\n" earns a tag; the repeated ones earn nothing
+    assert scores == expected
+    assert elapsed < 0.5  # a bound against quadratic code, not a performance target
+
+
+def test_megabyte_well_formed_completion_is_scored_normally():
+    text = well_formed("x = 1 + 1\n" * (MEGABYTE // 10), "72")
+    start = time.perf_counter()
+    scores = {name: score(name, text) for name in REWARD_FUNCS}
+    assert time.perf_counter() - start < 0.5
+    assert scores == {"correctness": 2.0, "int": 0.5, "strict_format": 0.5,
+                      "soft_format": 0.25, "xmlcount": 0.5}
+
+
+@pytest.mark.parametrize("name", REWARD_FUNCS)
+def test_chat_and_plain_completions_score_the_same(name):
+    texts = [PERFECT, MULTI_LINE, PERFECT + "junk", "<answer>-3</answer>", "nothing", ""]
+    golds = ["72", "72", "72", "-3", "1", "1"]
+    plain = REWARD_FUNCS[name](completions=texts, answer=golds)
+    as_chat = REWARD_FUNCS[name](completions=[chat(t) for t in texts], answer=golds)
+    assert plain == as_chat
+
+
+def test_extra_trl_keywords_are_accepted():
+    for func in REWARD_FUNCS.values():
+        func(completions=[PERFECT], answer=["72"], prompts=[[{"role": "user", "content": "q"}]],
+             completion_ids=[[1, 2]], trainer_state=object(), question=["q"])
+
+
+# --- properties ---------------------------------------------------------------------------
+
+FRAGMENTS = ["<reasoning>", "</reasoning>", "<answer>", "</answer>", "\n", " ", "72", "-3",
+             "$1,000", "1.5", "**", "#### "]
+piece = st.one_of(st.sampled_from(FRAGMENTS), st.text(max_size=8))
+completion_texts = st.lists(piece, max_size=30).map("".join)
+completions_st = st.lists(st.one_of(completion_texts, completion_texts.map(chat), st.none()),
+                          max_size=5)
+
+
+@settings(max_examples=300, deadline=None)
+@given(completions=completions_st, golds=st.lists(st.one_of(completion_texts, st.integers()), max_size=6))
+def test_every_reward_returns_finite_floats_in_range(completions, golds):
+    for name, func in REWARD_FUNCS.items():
+        scores = func(completions=completions, answer=golds)
+        assert len(scores) == len(completions)
+        for value in scores:
+            assert isinstance(value, float) and math.isfinite(value)
+            allowed = RANGES[name]
+            if isinstance(allowed, set):
+                assert value in allowed
+            else:
+                assert allowed[0] <= value <= allowed[1]
+
+
+# --- comparability with the reference --------------------------------------------------------
+
+SINGLE_LINE_REASONINGS = ["", "48 / 2 = 24 clips in May, 48 + 24 = 72.", "Weng earns 12 / 60 = $0.2 a minute."]
+ANSWERS = ["72", "10", "0", "1000", "18.5", "abc", "", " 72 "]
+
+
+@pytest.mark.parametrize("reasoning", SINGLE_LINE_REASONINGS)
+@pytest.mark.parametrize("written", ANSWERS)
+@pytest.mark.parametrize("gold", ["72", "10", "1000", "18.5"])
+@pytest.mark.parametrize("junk", ["", "z", "zz" * 20])
+def test_well_formed_single_line_values_equal_reference(reasoning, written, gold, junk):
+    text = well_formed(reasoning, written) + junk
+    one_line = f"<reasoning>{reasoning}</reasoning> <answer>{written}</answer>{junk}"
+    for name in REWARD_FUNCS:
+        ours = REWARD_FUNCS[name](completions=[text, one_line], answer=[gold, gold])
+        theirs = reference.REWARD_FUNCS[name](completions=[chat(text), chat(one_line)],
+                                              answer=[gold, gold])
+        if name == "soft_format":  # the reference only ever matches the one-line layout
+            ours, theirs = ours[1:], theirs[1:]
+        assert ours == pytest.approx(theirs, abs=1e-12), name
+
+
+def test_reference_is_not_registered():
+    assert all(func.__module__ == "rewards.gsm8k" for func in gsm8k.REWARD_FUNCS.values())
