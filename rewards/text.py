@@ -21,6 +21,8 @@ def completion_text(completion: object) -> str:
     """
     if isinstance(completion, str):
         return completion
+    if isinstance(completion, list) and len(completion) == 1 and isinstance(completion[0], dict):
+        return _message_content(completion[0])  # TRL's usual shape, fast
     if isinstance(completion, dict):
         return _message_content(completion)
     if isinstance(completion, (list, tuple)):
@@ -97,6 +99,8 @@ def parse_number(text: object) -> Decimal | None:
     Decimal, not float, so that equality is exact: ``1000 == 1000.0`` but
     ``18 != 18.5`` and long numbers do not collide by rounding.
     """
+    if isinstance(text, str) and len(text) <= MAX_NUMBER_CHARS and text.isascii() and text.isdigit():
+        return Decimal(text)  # the usual answer, fast
     parts = _number_parts(text)
     if parts is None:
         return None

@@ -17,7 +17,6 @@ from rewards.gsm8k import (
     int_reward_func,
     soft_format_reward_func,
     strict_format_reward_func,
-    xmlcount_reward_func,
 )
 from rewards.text import completion_text, normalize_number, parse_number
 
@@ -156,13 +155,24 @@ def test_correctness_last_answer_block_wins():
 
 
 def test_correctness_needs_an_answer_block():
+    # The reference takes the whole text as the answer when there is no block.
+    assert reference.correctness_reward_func(completions=[chat("72")], answer=["72"]) == [2.0]
+    assert score("correctness", "72", "72") == 0.0
     assert score("correctness", "The answer is 72", "72") == 0.0
+
+
+def test_correctness_numeric_equality_is_a_deviation():
+    text = well_formed("r", "$1,000")
+    assert reference.correctness_reward_func(completions=[chat(text)], answer=["1000"]) == [0.0]
+    assert correctness_reward_func(completions=[text], answer=["1000"]) == [2.0]
 
 
 def test_correctness_short_answer_column_scores_missing_gold_zero():
     completions = [PERFECT, PERFECT, PERFECT]
     assert correctness_reward_func(completions=completions, answer=["72"]) == [2.0, 0.0, 0.0]
     assert correctness_reward_func(completions=completions, answer=None) == [0.0, 0.0, 0.0]
+    # The reference's zip returns too few scores.
+    assert len(reference.correctness_reward_func(completions=[chat(PERFECT)] * 3, answer=["72"])) == 1
 
 
 def test_correctness_long_answer_column_gives_one_score_per_completion():
