@@ -1,0 +1,34 @@
+"""GRPO batch arithmetic: the rule users trip over most, with valid alternatives.
+
+TRL groups completions by prompt, so `num_generations` must divide the generation
+batch, which by default is micro_batch_size x gradient_accumulation_steps x
+training processes (one generation batch per optimizer step).
+"""
+
+from __future__ import annotations
+
+TRL_DEFAULT_NUM_GENERATIONS = 8
+
+
+def generation_batch_size(
+    micro_batch_size: int, gradient_accumulation_steps: int, processes: int
+) -> int:
+    return micro_batch_size * gradient_accumulation_steps * processes
+
+
+def valid_num_generations(batch: int, limit: int = 8) -> list[int]:
+    """Group sizes (>= 2) that divide `batch`, largest first: bigger groups, better baselines."""
+    return sorted((g for g in range(2, batch + 1) if batch % g == 0), reverse=True)[:limit]
+
+
+def micro_batch_sizes_for(
+    num_generations: int, gradient_accumulation_steps: int, processes: int, limit: int = 4
+) -> list[int]:
+    """The smallest micro_batch_size values that make `num_generations` divide the batch."""
+    found: list[int] = []
+    for mbs in range(1, 4 * max(num_generations, 1) + 1):
+        if generation_batch_size(mbs, gradient_accumulation_steps, processes) % num_generations == 0:
+            found.append(mbs)
+            if len(found) == limit:
+                break
+    return found

@@ -1,0 +1,94 @@
+"""Check a GRPO config without loading a model: `python -m axolotl_grpo_plugin.check CONFIG`.
+
+Runs the plugin's checks, then Axolotl's own schema validation with the plugin
+merged in, for the launch you describe (GPU or CPU, number of training
+processes). Nothing is downloaded and no GPU is needed, so a config can be
+checked on a laptop before renting the GPUs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import GRPOConfigError
+from .validation import Launch, prepare_config
+
+GPU_CAPABILITIES = {"bf16": True, "fp8": False, "tf32": True, "compute_capability": "sm_90"}
+CPU_CAPABILITIES = {"bf16": False, "fp8": False, "tf32": False, "compute_capability": None}
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as handle:
+        data = yaml.safe_load(handle)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} does not hold a yaml mapping of config keys")
+    return data
+
+
+def validate_with_axolotl(raw: dict[str, Any], launch: Launch):
+    """Our checks, then Axolotl's `validate_config` with the plugins registered."""
+    import torch
+    from axolotl.integrations.base import PluginManager
+    from axolotl.utils.config import validate_config
+    from axolotl.utils.dict import DictDefault
+
+    cfg = DictDefault(raw)
+    warnings = prepare_config(cfg, launch)
+    manager = PluginManager.get_instance()
+    for name in cfg.get("plugins") or []:
+        manager.register(name)
+    capabilities = dict(GPU_CAPABILITIES if launch.has_gpu else CPU_CAPABILITIES)
+    capabilities["n_gpu"] = launch.processes if launch.has_gpu else 0
+    env = {"torch_version": str(torch.__version__).split("+", maxsplit=1)[0]}
+    return validate_config(cfg, capabilities=capabilities, env_capabilities=env), warnings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m axolotl_grpo_plugin.check",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n"
+        "  python -m axolotl_grpo_plugin.check configs/gsm8k.yaml --gpu --processes 1\n"
+        "  python -m axolotl_grpo_plugin.check configs/smoke.yaml --cpu",
+    )
+    parser.add_argument("config", help="the Axolotl yaml you will pass to `axolotl train`")
+    target = parser.add_mutually_exclusive_group()
+    target.add_argument("--gpu", dest="has_gpu", action="store_true", default=None,
+                        help="check for a GPU machine (the default when this machine has one)")
+    target.add_argument("--cpu", dest="has_gpu", action="store_false",
+                        help="check for a CPU-only run")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="training processes (GPUs running the trainer, not the vLLM one); "
+                        "default 1")
+    args = parser.parse_args(argv)
+    if args.has_gpu is None:
+        import torch
+
+        args.has_gpu = torch.cuda.is_available()
+    if not Path(args.config).is_file():
+        print(f"error: config file {args.config!r} not found", file=sys.stderr)
+        return 2
+    try:
+        raw = load_yaml(args.config)
+        _, warnings = validate_with_axolotl(raw, Launch(args.processes, args.has_gpu))
+    except GRPOConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    except Exception as exc:  # Axolotl's own validation: show its message, not a traceback
+        print(f"Axolotl rejected {args.config}: {exc}", file=sys.stderr)
+        return 1
+    for warning in warnings:
+        print(f"warning: {warning}")
+    where = "GPU" if args.has_gpu else "CPU"
+    print(f"OK: {args.config} is valid for {args.processes} training process(es) on {where}.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""Short names for reward functions and dataset transforms.
+
+Configs say `correctness` or `gsm8k` instead of import paths. Built-in names live
+here; other packages add theirs through the entry-point groups
+`axolotl_grpo_plugin.rewards` and `axolotl_grpo_plugin.transforms` (value
+`module:attribute`). A transform entry is a loader `fn(cfg, dataset_idx=0)` that
+returns the row function, as Axolotl's RL dataset loader expects.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import re
+from functools import cached_property
+from importlib.metadata import entry_points
+from typing import Any
+
+VALID_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+BUILTIN_REWARDS = {
+    "correctness": "rewards.gsm8k:correctness_reward_func",
+    "int": "rewards.gsm8k:int_reward_func",
+    "strict_format": "rewards.gsm8k:strict_format_reward_func",
+    "soft_format": "rewards.gsm8k:soft_format_reward_func",
+    "xmlcount": "rewards.gsm8k:xmlcount_reward_func",
+}
+
+BUILTIN_TRANSFORMS = {
+    "gsm8k": "axolotl_grpo_plugin.transforms.gsm8k:load",
+}
+
+
+class UnknownNameError(LookupError):
+    """A name that is not registered; the message lists the registered ones."""
+
+
+class Registry:
+    """Name -> `module:attribute` for one kind of thing, built-ins plus entry points."""
+
+    def __init__(self, kind: str, group: str, builtins: dict[str, str], attr_prefix: str):
+        self.kind = kind
+        self.group = group
+        self.builtins = dict(builtins)
+        self.attr_prefix = attr_prefix
+
+    @cached_property
+    def targets(self) -> dict[str, str]:
+        found = dict(self.builtins)
+        for ep in entry_points(group=self.group):
+            if VALID_NAME.match(ep.name) and ep.name not in self.builtins:
+                found[ep.name] = ep.value
+        return found
+
+    def names(self) -> list[str]:
+        return sorted(self.targets)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name in self.targets
+
+    def closest(self, name: str) -> str | None:
+        matches = difflib.get_close_matches(str(name), self.names(), n=1, cutoff=0.4)
+        return matches[0] if matches else None
+
+    def unknown_message(self, name: str) -> str:
+        hint = self.closest(name)
+        did_you_mean = f" Did you mean {hint!r}?" if hint else ""
+        return (
+            f"{name!r} is not a registered {self.kind}.{did_you_mean} "
+            f"Registered {self.kind}s: {', '.join(self.names())}."
+        )
+
+    def load(self, name: str) -> Any:
+        """Import the object registered under `name`."""
+        if name not in self:
+            raise UnknownNameError(self.unknown_message(name))
+        module_name, _, attr = self.targets[name].partition(":")
+        obj: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+        return obj
+
+    def import_path(self, name: str) -> str:
+        """The dotted path Axolotl's own loaders can import for `name`.
+
+        It points at a module attribute of `axolotl_grpo_plugin` that resolves the
+        name lazily (see the package's `__getattr__`), because Axolotl's RL dataset
+        loader only imports `toplevel_module.function`.
+        """
+        return f"axolotl_grpo_plugin.{self.attr_prefix}{name}"
+
+
+REWARDS = Registry("reward", "axolotl_grpo_plugin.rewards", BUILTIN_REWARDS, "reward_")
+TRANSFORMS = Registry(
+    "transform", "axolotl_grpo_plugin.transforms", BUILTIN_TRANSFORMS, "transform_"
+)

@@ -1,0 +1,210 @@
+"""GRPO config checks that run before any model or GPU is touched.
+
+Each check reads the raw config (before Axolotl's schema silently drops unknown
+keys) and returns `Problem`s; `prepare_config` runs them all, rewrites registered
+names, fills what Axolotl leaves out, and raises one error listing everything.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Callable, MutableMapping
+
+from .args import GRPOPluginSettings
+from .batching import (
+    TRL_DEFAULT_NUM_GENERATIONS,
+    generation_batch_size,
+    micro_batch_sizes_for,
+    valid_num_generations,
+)
+from .errors import GRPOConfigError, Problem
+from .resolve import resolve_names
+
+LOG = logging.getLogger("axolotl_grpo_plugin")
+
+# Keys people put under `trl:` that Axolotl 0.19 reads from elsewhere (or not at all).
+MISPLACED_TRL_KEYS = {
+    "vllm_max_model_len": "set `vllm.max_model_len` instead (`python stats.py CONFIG` sizes it)",
+    "vllm_gpu_memory_utilization": "set `vllm.gpu_memory_utilization` instead",
+    "vllm_tensor_parallel_size": "set `vllm.tensor_parallel_size` instead",
+    "max_prompt_length": "Axolotl 0.19 has no GRPO prompt cap; size prompts with "
+    "`python stats.py CONFIG` and set `vllm.max_model_len`",
+    "per_device_train_batch_size": "set top-level `micro_batch_size` instead",
+    "gradient_accumulation_steps": "set it at the top level, not under `trl:`",
+    "learning_rate": "set it at the top level, not under `trl:`",
+    "steps_per_generation": "Axolotl 0.19 does not pass it; set `trl.generation_batch_size`",
+}
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What the config will run on: training processes and whether a GPU is there."""
+
+    processes: int = 1
+    has_gpu: bool = True
+
+
+@lru_cache(maxsize=1)
+def _schema_fields() -> dict[str, frozenset[str]]:
+    from axolotl.utils.schemas.config import AxolotlInputConfig
+    from axolotl.utils.schemas.trl import TRLConfig
+    from axolotl.utils.schemas.vllm import VllmConfig
+
+    return {
+        "trl": frozenset(TRLConfig.model_fields),
+        "vllm": frozenset(VllmConfig.model_fields),
+        "grpo_plugin": frozenset(GRPOPluginSettings.model_fields),
+        "top": frozenset(AxolotlInputConfig.model_fields),
+    }
+
+
+def _section(cfg: MutableMapping[str, Any], name: str) -> MutableMapping[str, Any]:
+    value = cfg.get(name)
+    return value if hasattr(value, "get") else {}
+
+
+def check_rl(cfg, launch: Launch) -> list[Problem]:
+    rl = cfg.get("rl")
+    if str(getattr(rl, "value", rl)) == "grpo":
+        return []
+    return [Problem("rl", rl, "the GRPO plugin is enabled but the config does not train with GRPO; "
+                    "rewards would be ignored.", "set `rl: grpo`")]
+
+
+def check_section_keys(cfg, launch: Launch) -> list[Problem]:
+    """Keys Axolotl would drop without a word, with the key that was probably meant."""
+    fields = _schema_fields()
+    problems = []
+    for section in ("trl", "vllm", "grpo_plugin"):
+        for key, value in _section(cfg, section).items():
+            if key in fields[section]:
+                continue
+            if section == "trl" and key in MISPLACED_TRL_KEYS:
+                fix = MISPLACED_TRL_KEYS[key]
+            else:
+                close = difflib.get_close_matches(key, sorted(fields[section]), n=1, cutoff=0.6)
+                fix = f"did you mean `{section}.{close[0]}`?" if close else (
+                    f"remove it; known `{section}:` keys are listed by "
+                    "`axolotl config-schema`" if section != "grpo_plugin" else
+                    f"remove it; known keys: {', '.join(sorted(fields[section]))}")
+            problems.append(Problem(f"{section}.{key}", value,
+                                    f"Axolotl 0.19 does not know this key and would silently ignore it.", fix))
+    for key, value in cfg.items():
+        if key in fields["trl"] and key not in fields["top"]:
+            problems.append(Problem(key, value, "this is a GRPO setting but it is at the top level, "
+                                    "where Axolotl ignores it.", f"move it under `trl:` as `trl.{key}`"))
+    return problems
+
+
+def check_completion_length(cfg, launch: Launch) -> list[Problem]:
+    if _section(cfg, "trl").get("max_completion_length"):
+        return []
+    return [Problem("trl.max_completion_length", None,
+                    "without it every completion may run to the model's length limit: slow, and "
+                    "vLLM rejects prompts that no longer fit.",
+                    "set it (512 suits GSM8K); `python stats.py CONFIG` checks it against vllm.max_model_len")]
+
+
+def check_batch(cfg, launch: Launch) -> list[Problem]:
+    trl = _section(cfg, "trl")
+    groups = trl.get("num_generations") or TRL_DEFAULT_NUM_GENERATIONS
+    mbs = cfg.get("micro_batch_size") or 1
+    gas = cfg.get("gradient_accumulation_steps") or 1
+    procs = max(int(launch.processes), 1)
+    if not all(isinstance(v, int) for v in (groups, mbs, gas)):
+        return []
+    if groups < 2:
+        return [Problem("trl.num_generations", groups, "GRPO needs at least 2 completions per prompt "
+                        "to compute an advantage.", "set trl.num_generations to 2 or more (8-16 is usual)")]
+    explicit = trl.get("generation_batch_size")
+    if explicit:
+        step_batch = mbs * procs
+        if explicit % step_batch:
+            return [Problem("trl.generation_batch_size", explicit,
+                            f"must be a multiple of micro_batch_size x training processes = {mbs} x {procs} = {step_batch}.",
+                            f"set it to a multiple of {step_batch}, e.g. {step_batch * max(1, explicit // step_batch)}")]
+        batch, formula = explicit, f"trl.generation_batch_size = {explicit}"
+    else:
+        batch = generation_batch_size(mbs, gas, procs)
+        formula = (f"micro_batch_size x gradient_accumulation_steps x training processes = "
+                   f"{mbs} x {gas} x {procs} = {batch}")
+    if batch % groups == 0:
+        return []
+    choices = valid_num_generations(batch)
+    fixes = []
+    if choices:
+        fixes.append(f"set trl.num_generations to one of {choices}")
+    if not explicit:
+        fixes.append(f"or micro_batch_size to one of {micro_batch_sizes_for(groups, gas, procs)}")
+    return [Problem("trl.num_generations", groups, f"must divide the generation batch, {formula}.",
+                    ", ".join(fixes) or "raise the batch")]
+
+
+def check_precision(cfg, launch: Launch) -> list[Problem]:
+    """Half precision without a GPU crashes at the first step (fp16 weights, fp32 inputs)."""
+    if launch.has_gpu:
+        return []
+    problems = []
+    bf16, fp16 = cfg.get("bf16"), cfg.get("fp16")
+    fix = "set `bf16: false` and `fp16: false` for a CPU run"
+    if bf16 in (True, "auto", "true", "True"):
+        problems.append(Problem("bf16", bf16, "there is no GPU; Axolotl falls back to fp16 on CPU "
+                                "and the first training step crashes.", fix))
+    if fp16 in (True, "true", "True"):
+        problems.append(Problem("fp16", fp16, "there is no GPU; half precision fails on CPU.", fix))
+    if bf16 is None and fp16 is None:
+        problems.append(Problem("bf16", None, "there is no GPU and neither bf16 nor fp16 is set; "
+                                "Axolotl then enables fp16 and the first step crashes.", fix))
+    if _section(cfg, "trl").get("use_vllm"):
+        problems.append(Problem("trl.use_vllm", True, "vLLM needs a GPU and there is none.",
+                                "set `trl.use_vllm: false` for a CPU run"))
+    return problems
+
+
+def check_reward_weights(cfg, launch: Launch) -> list[Problem]:
+    trl = _section(cfg, "trl")
+    weights, funcs = trl.get("reward_weights"), trl.get("reward_funcs")
+    if weights is None or funcs is None or len(weights) == len(funcs):
+        return []
+    return [Problem("trl.reward_weights", weights,
+                    f"{len(weights)} weights for {len(funcs)} reward functions.",
+                    "give one weight per entry of trl.reward_funcs, in the same order")]
+
+
+CHECKS: tuple[Callable[[Any, Launch], list[Problem]], ...] = (
+    check_rl, check_section_keys, check_completion_length, check_batch,
+    check_precision, check_reward_weights,
+)
+
+
+def fill_vllm_server_address(cfg) -> None:
+    """Axolotl 0.19 reads `trl.vllm_server_host or trl.vllm.host`, and `trl.vllm` does
+    not exist, so server mode crashes unless the host and port are set under `trl:`.
+    Take them from the `vllm:` section the server itself is started from."""
+    trl = _section(cfg, "trl")
+    if not trl.get("use_vllm") or (trl.get("vllm_mode") or "server") != "server":
+        return
+    vllm = _section(cfg, "vllm")
+    host = vllm.get("host")
+    if not trl.get("vllm_server_host"):
+        trl["vllm_server_host"] = "127.0.0.1" if host in (None, "0.0.0.0", "::") else host
+    if not trl.get("vllm_server_port"):
+        trl["vllm_server_port"] = int(vllm.get("port") or 8000)
+
+
+def prepare_config(cfg: MutableMapping[str, Any], launch: Launch) -> list[str]:
+    """Resolve names, fill defaults and check everything; returns warnings, raises on problems."""
+    problems = resolve_names(cfg)
+    for check in CHECKS:
+        problems.extend(check(cfg, launch))
+    if problems:
+        raise GRPOConfigError(problems)
+    fill_vllm_server_address(cfg)
+    warnings = []
+    if cfg.get("sequence_len") is not None:
+        warnings.append("`sequence_len` has no effect on GRPO in Axolotl 0.19; completion length is "
+                        "`trl.max_completion_length` and vLLM's limit is `vllm.max_model_len`.")
+    return warnings
