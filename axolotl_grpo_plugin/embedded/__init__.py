@@ -5,7 +5,7 @@ Everything here is generated locally in seconds, so tests, CI and
 transformers) happen only when a model or tokenizer is actually built.
 """
 
-from .build import DEFAULT_OUT, EMBEDDED_VERSION, MODEL_DIR_NAME, BuildResult, build, is_built
+from .builder import DEFAULT_OUT, EMBEDDED_VERSION, MODEL_DIR_NAME, BuildResult, build, is_built
 from .problems import R1_SYSTEM_PROMPT, final_answer, format_solution, generate_problems
 from .sample_data import sample_splits, write_sample_data
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from .build import DEFAULT_OUT, EMBEDDED_VERSION, build
+from .builder import DEFAULT_OUT, EMBEDDED_VERSION, build
 from .sample_data import DATA_DIR, TEST_ROWS, TRAIN_ROWS, write_sample_data
 
 
