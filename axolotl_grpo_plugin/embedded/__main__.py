@@ -1,0 +1,72 @@
+"""Command line: ``python -m axolotl_grpo_plugin.embedded {build,data}``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from .builder import DEFAULT_OUT, EMBEDDED_VERSION, build
+from .sample_data import DATA_DIR, TEST_ROWS, TRAIN_ROWS, write_sample_data
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m axolotl_grpo_plugin.embedded",
+        description=(
+            "Build the offline stand-ins used by tests, CI and configs/smoke.yaml: "
+            "a tiny random-weight Qwen2 model with its own byte-level BPE tokenizer, "
+            "and GSM8K-style sample data. Nothing is downloaded."
+        ),
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{build,data}")
+
+    build_cmd = commands.add_parser(
+        "build",
+        help="build the tiny model + tokenizer into OUT/tiny-qwen2 (cached)",
+        description=(
+            "Write OUT/tiny-qwen2/ (tokenizer, Qwen2ForCausalLM weights, generation config), "
+            "loadable with AutoTokenizer/AutoModelForCausalLM.from_pretrained. A build.json "
+            f"stamp (seed + version {EMBEDDED_VERSION}) makes repeat calls return immediately; "
+            "the directory is written elsewhere and renamed, so an interrupted build leaves "
+            "nothing that looks valid."
+        ),
+    )
+    build_cmd.add_argument("--out", default=str(DEFAULT_OUT), help="output root (default: %(default)s)")
+    build_cmd.add_argument("--seed", type=int, default=0, help="seed for the model weights (default: %(default)s)")
+    build_cmd.add_argument("--force", action="store_true", help="rebuild even if an up-to-date build exists")
+
+    data_cmd = commands.add_parser(
+        "data",
+        help="(re)generate the bundled GSM8K-style jsonl sample",
+        description=(
+            f"Write gsm8k_sample.jsonl ({TRAIN_ROWS} rows) and gsm8k_sample_test.jsonl "
+            f"({TEST_ROWS} held-out rows, no question overlap). Output is deterministic; "
+            "tests check the committed files match it."
+        ),
+    )
+    data_cmd.add_argument("--out", default=str(DATA_DIR), help="output directory (default: %(default)s)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "build":
+        result = build(args.out, seed=args.seed, force=args.force)
+        if result.cached:
+            print(f"Up to date: {result.model_dir} (seed {args.seed}, version {EMBEDDED_VERSION}); "
+                  "use --force to rebuild.")
+        else:
+            print(f"Built {result.model_dir} (seed {args.seed}, vocab {result.vocab_size}, "
+                  f"{result.parameters:,} parameters) in {result.seconds:.1f}s.")
+        return 0
+    start = time.perf_counter()
+    for path in write_sample_data(args.out):
+        rows = sum(1 for _ in path.open(encoding="utf-8"))
+        print(f"Wrote {rows} rows to {path}")
+    print(f"Done in {time.perf_counter() - start:.2f}s.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,225 @@
+"""The embedded default: generated GSM8K-style data, tokenizer and tiny model, all offline."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from axolotl_grpo_plugin.embedded import builder  # noqa: E402
+from axolotl_grpo_plugin.embedded import (  # noqa: E402
+    build,
+    final_answer,
+    format_solution,
+    generate_problems,
+    is_built,
+    sample_splits,
+)
+from axolotl_grpo_plugin.embedded.__main__ import main  # noqa: E402
+from axolotl_grpo_plugin.embedded.sample_data import DATA_DIR, TEST_FILE, TRAIN_FILE, to_jsonl  # noqa: E402
+from axolotl_grpo_plugin.embedded.tokenizer import RESPONSE_TAGS  # noqa: E402
+
+ANNOTATION = re.compile(r"<<(\d+)([+\-*/])(\d+)=(-?\d+)>>([\d,]+)")
+OPERATIONS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
+
+
+@pytest.fixture(scope="module")
+def built_dir(tmp_path_factory) -> Path:
+    return build(tmp_path_factory.mktemp("embedded"), seed=0).model_dir
+
+
+@pytest.fixture(scope="module")
+def tokenizer(built_dir):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(built_dir)
+
+
+# --- problems ---------------------------------------------------------------------------
+
+
+def test_generator_is_deterministic_and_seed_dependent():
+    assert generate_problems(50, seed=3) == generate_problems(50, seed=3)
+    assert generate_problems(50, seed=3) != generate_problems(50, seed=4)
+
+
+def test_rows_are_gsm8k_shaped_and_distinct():
+    rows = generate_problems(300, seed=0)
+    assert all(set(row) == {"question", "answer"} for row in rows)
+    assert len({row["question"] for row in rows}) == len(rows)
+    assert all(re.search(r"\n#### \d+$", row["answer"]) for row in rows)
+
+
+def test_answers_match_the_annotated_arithmetic():
+    rows = generate_problems(500, seed=7)
+    step_counts = set()
+    for row in rows:
+        steps = row["answer"].split("\n#### ")[0].split("\n")
+        step_counts.add(len(steps))
+        results = []
+        for step in steps:
+            found = ANNOTATION.findall(step)
+            assert len(found) == 1, step
+            a, op, b, claimed, shown = found[0]
+            a, b, claimed = int(a), int(b), int(claimed)
+            if op == "/":
+                assert a % b == 0, step
+                value = a // b
+            else:
+                value = OPERATIONS[op](a, b)
+            assert value == claimed, step
+            assert shown == f"{claimed:,}", step  # prose shows thousands separators
+            results.append(claimed)
+        answer = int(final_answer(row))
+        assert answer == results[-1] and answer >= 0
+    assert step_counts == {1, 2, 3, 4}
+    assert any(int(final_answer(row)) >= 1000 for row in rows)
+
+
+def test_format_solution_is_r1_format_without_annotations():
+    row = {"question": "q", "answer": "He has 2*600 = <<2*600=1200>>1,200 pens.\nThen 1200+3 = <<1200+3=1203>>1,203.\n#### 1203"}
+    assert format_solution(row) == (
+        "<reasoning>\nHe has 2*600 = 1,200 pens.\nThen 1200+3 = 1,203.\n</reasoning>\n"
+        "<answer>\n1203\n</answer>\n"
+    )
+
+
+# --- bundled sample ---------------------------------------------------------------------
+
+
+def test_bundled_files_equal_the_generator_output():
+    train, test = sample_splits()
+    assert (DATA_DIR / TRAIN_FILE).read_text(encoding="utf-8") == to_jsonl(train)
+    assert (DATA_DIR / TEST_FILE).read_text(encoding="utf-8") == to_jsonl(test)
+    assert (len(train), len(test)) == (512, 128)
+
+
+def test_train_and_test_questions_do_not_overlap():
+    train, test = (
+        [json.loads(line) for line in (DATA_DIR / name).read_text(encoding="utf-8").splitlines()]
+        for name in (TRAIN_FILE, TEST_FILE)
+    )
+    assert not {row["question"] for row in train} & {row["question"] for row in test}
+
+
+def test_data_command_writes_the_same_files(tmp_path, capsys):
+    assert main(["data", "--out", str(tmp_path)]) == 0
+    for name in (TRAIN_FILE, TEST_FILE):
+        assert (tmp_path / name).read_bytes() == (DATA_DIR / name).read_bytes()
+    assert "Wrote 512 rows" in capsys.readouterr().out
+
+
+# --- tokenizer ------------------------------------------------------------------------
+
+
+def test_tokenizer_round_trips_ideal_responses(tokenizer):
+    for row in generate_problems(200, seed=11):
+        text = format_solution(row)
+        assert tokenizer.decode(tokenizer.encode(text)) == text
+
+
+def test_tags_are_single_tokens_that_survive_skip_special_tokens(tokenizer):
+    tag_ids = [tokenizer.convert_tokens_to_ids(tag) for tag in RESPONSE_TAGS]
+    for tag, tag_id in zip(RESPONSE_TAGS, tag_ids):
+        assert tokenizer.encode(tag) == [tag_id]
+    assert not set(tag_ids) & set(tokenizer.all_special_ids)
+
+    response = format_solution(generate_problems(1, seed=2)[0])
+    ids = tokenizer.encode(response + "<|im_end|>")
+    assert [i for i in ids if i in tag_ids] == tag_ids  # each tag once, in order, as one token
+    # TRL decodes completions like this: the eos goes, the tags must stay.
+    assert tokenizer.decode(ids, skip_special_tokens=True) == response
+
+
+def test_special_tokens_and_digit_splitting(tokenizer):
+    assert tokenizer.eos_token == "<|im_end|>" and tokenizer.pad_token == "<|endoftext|>"
+    assert tokenizer.convert_tokens_to_ids("<|im_start|>") in tokenizer.all_special_ids
+    # One token per digit keeps arithmetic learnable for later pre-training.
+    assert tokenizer.convert_ids_to_tokens(tokenizer.encode("12345")) == list("12345")
+
+
+def test_chat_template_renders_chatml_with_generation_prompt(tokenizer):
+    messages = [{"role": "system", "content": "S"}, {"role": "user", "content": "What is 2+2?"}]
+    chatml = "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nWhat is 2+2?<|im_end|>\n"
+    assert tokenizer.apply_chat_template(messages, tokenize=False) == chatml
+    rendered = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    assert rendered == chatml + "<|im_start|>assistant\n"
+
+
+# --- build + model --------------------------------------------------------------------
+
+
+def _mtimes(directory: Path) -> dict[str, int]:
+    return {path.name: path.stat().st_mtime_ns for path in directory.iterdir()}
+
+
+def test_build_is_cached_and_force_rebuilds(tmp_path, capsys):
+    first = build(tmp_path, seed=0)
+    assert not first.cached and is_built(first.model_dir, seed=0)
+    before = _mtimes(first.model_dir)
+
+    assert main(["build", "--out", str(tmp_path)]) == 0
+    assert "Up to date" in capsys.readouterr().out
+    assert _mtimes(first.model_dir) == before
+    assert not is_built(first.model_dir, seed=1)
+
+    rebuilt = build(tmp_path, seed=0, force=True)
+    assert not rebuilt.cached
+    after = _mtimes(rebuilt.model_dir)
+    assert after.keys() == before.keys()
+    assert all(after[name] != before[name] for name in before)
+    assert [p.name for p in tmp_path.iterdir()] == ["tiny-qwen2"]  # no staging leftovers
+
+
+def test_stamp_from_another_code_version_triggers_rebuild(tmp_path):
+    model_dir = build(tmp_path, seed=0).model_dir
+    stamp_file = model_dir / "build.json"
+    stamp = json.loads(stamp_file.read_text())
+    assert stamp["version"] == builder.EMBEDDED_VERSION
+    stamp_file.write_text(json.dumps(stamp | {"version": stamp["version"] - 1}))
+    assert not is_built(model_dir, seed=0)
+    assert not build(tmp_path, seed=0).cached
+    assert is_built(model_dir, seed=0)
+
+
+def test_interrupted_build_leaves_nothing_that_looks_valid(tmp_path, monkeypatch):
+    def crash(target: Path, seed: int):
+        (target / "config.json").write_text("{}")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(builder, "_write_model_dir", crash)
+    with pytest.raises(KeyboardInterrupt):
+        build(tmp_path, seed=0)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_model_loads_and_generates_on_cpu(built_dir, tokenizer):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(built_dir)
+    assert type(model).__name__ == "Qwen2ForCausalLM" and model.dtype == torch.float32
+    assert model.config.tie_word_embeddings and model.config.max_position_embeddings >= 1024
+    assert model.config.vocab_size == len(tokenizer)
+    assert model.generation_config.eos_token_id == tokenizer.convert_tokens_to_ids("<|im_end|>")
+
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "What is 2+2?"}], add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )
+    output = model.generate(**prompt, max_new_tokens=4, min_new_tokens=4, do_sample=False)
+    assert output.shape == (1, prompt["input_ids"].shape[1] + 4)
+
+
+def test_model_weights_are_deterministic_under_the_seed(tmp_path, tokenizer):
+    from axolotl_grpo_plugin.embedded.model import build_tiny_model
+
+    weights = [
+        build_tiny_model(tokenizer, tmp_path / str(i), seed=seed).model.embed_tokens.weight
+        for i, seed in enumerate((5, 5, 6))
+    ]
+    assert weights[0].equal(weights[1]) and not weights[0].equal(weights[2])
