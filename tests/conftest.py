@@ -1,0 +1,74 @@
+"""Shared test fixtures: the repo root, the embedded tiny model, `../shared` data, and
+a runner for `axolotl train` in a subprocess exactly as a user would call it."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DIR = REPO_ROOT.parent / "shared"
+LOG_LINE = re.compile(r"\{'loss'[^{}]*\}")
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """Reference data beside the project (GSM8K, real tokenizers); absent in a user's clone."""
+    if not SHARED_DIR.is_dir():
+        pytest.skip(f"reference data not present at {SHARED_DIR} (only in the project's CI)")
+    return SHARED_DIR
+
+
+@pytest.fixture(scope="session")
+def embedded_model_dir() -> Path:
+    """The embedded tiny model, built once (cached under .cache/embedded)."""
+    from axolotl_grpo_plugin.embedded import build
+
+    return Path(build(out=REPO_ROOT / ".cache" / "embedded").model_dir)
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """Environment for child processes: offline, no telemetry, this checkout importable."""
+    env = dict(os.environ)
+    env.update(
+        AXOLOTL_DO_NOT_TRACK="1",
+        HF_HUB_OFFLINE="1",
+        HF_DATASETS_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        WANDB_MODE="disabled",
+        TOKENIZERS_PARALLELISM="false",
+        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")])),
+        PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
+    )
+    env.update(extra)
+    return env
+
+
+def run_axolotl_train(config: Path, cwd: Path, timeout: int = 600, **env: str):
+    """Run `axolotl train CONFIG` in a subprocess; returns (CompletedProcess, logged step dicts)."""
+    axolotl = shutil.which("axolotl", path=subprocess_env()["PATH"])
+    assert axolotl, "the `axolotl` command is not on PATH; install the project first"
+    proc = subprocess.run(
+        [axolotl, "train", str(config)], cwd=cwd, env=subprocess_env(**env),
+        capture_output=True, text=True, timeout=timeout,
+    )
+    steps = [eval_log_line(m) for m in LOG_LINE.findall(proc.stdout + proc.stderr)]
+    return proc, steps
+
+
+def eval_log_line(text: str) -> dict[str, float]:
+    """Parse a Trainer log line like {'loss': '0.1', ...} into floats (safely, no eval)."""
+    import ast
+
+    return {k: float(v) for k, v in ast.literal_eval(text).items()}
