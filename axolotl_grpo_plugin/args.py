@@ -24,6 +24,35 @@ class GRPOPluginSettings(BaseModel):
             "user message (as the published GSM8K example does) or as a system message."
         ),
     )
+    rollout_log: bool = Field(
+        default=True,
+        description=(
+            "Append every scored completion of the (sync) GRPO trainer to "
+            "OUTPUT_DIR/rollouts.jsonl (main process only, flushed each step)."
+        ),
+    )
+    rollout_log_max_mb: float = Field(
+        default=256.0,
+        ge=0,
+        description=(
+            "Rotate rollouts.jsonl into a gzipped rollouts.N.jsonl.gz once it grows past this "
+            "many MB (0: never rotate)."
+        ),
+    )
+    learning_metrics: bool = Field(
+        default=True,
+        description=(
+            "Log format compliance, answer accuracy, mean completion length and reflection "
+            "rate each step under `observe/...` through the trainer's own loggers."
+        ),
+    )
+    reflection_phrases: list[str] | None = Field(
+        default=None,
+        description=(
+            "Self-correction phrases counted by the reflection rate (case-insensitive, whole "
+            "words); default: axolotl_grpo_plugin.observe.metrics.DEFAULT_REFLECTION_PHRASES."
+        ),
+    )
 
 
 class GRPOPluginArgs(BaseModel):

@@ -37,3 +37,9 @@ class GRPOPlugin(BasePlugin):
             raise SystemExit(f"\n{exc}\n") from None
         for warning in warnings:
             LOG.warning(warning)
+
+    def post_trainer_create(self, cfg, trainer):
+        """Rollout log and learning metrics on the stock GRPO trainer (docs/observe.md)."""
+        from .observe import attach
+
+        attach(cfg, trainer)

@@ -1,0 +1,172 @@
+"""Hooks the stock (sync) GRPO trainer to feed the rollout log and the learning metrics.
+
+Axolotl 0.19's `on_rollouts_scored` hook fires only on the async GRPO path, so
+we wrap the trainer instance's `_generate_and_score_completions` instead. After
+TRL has scored a generation batch, its `_logs` deques hold exactly that batch:
+prompt and completion texts (gathered from every process with `gather_object`),
+each reward (gathered) and the advantages (gathered); their maxlen is the
+generation batch size. Only the token lengths and the gold answers are local to
+each process, so they are gathered here with one `gather_object` that every
+process reaches, whatever happened before it.
+
+Metrics are appended to `trainer._metrics[mode]` like TRL's own, so the trainer
+averages them over the logging period and sends them to every configured logger.
+Nothing here may stop training: each failure is reported once and skipped.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+from typing import Any
+
+from .metrics import ReflectionMatcher, step_metrics
+from .rollout_log import RolloutLogWriter
+
+LOG = logging.getLogger("axolotl_grpo_plugin")
+
+_TRAINER_INTERNALS = ("_generate_and_score_completions", "_logs", "_metrics", "reward_func_names", "state")
+
+
+def _settings(cfg: Any):
+    from ..args import GRPOPluginSettings
+
+    section = cfg.get("grpo_plugin") if hasattr(cfg, "get") else None
+    try:
+        return GRPOPluginSettings.model_validate(dict(section or {}))
+    except Exception:  # validated at load time already; never fail training over it
+        return GRPOPluginSettings()
+
+
+def attach(cfg: Any, trainer: Any) -> "RolloutObserver | None":
+    """Install the observer on a GRPO trainer per the `grpo_plugin:` keys; None when off or unsupported."""
+    settings = _settings(cfg)
+    if not (settings.rollout_log or settings.learning_metrics):
+        return None
+    missing = [name for name in _TRAINER_INTERNALS if not hasattr(trainer, name)]
+    if missing or "Async" in type(trainer).__name__:
+        LOG.warning(
+            "axolotl_grpo_plugin: rollout log and learning metrics support the stock (sync) TRL "
+            "GRPOTrainer; %s is not one (missing %s). Training continues without them.",
+            type(trainer).__name__, ", ".join(missing) or "sync generation",
+        )
+        return None
+    observer = RolloutObserver(trainer, settings)
+    original = trainer._generate_and_score_completions
+
+    @functools.wraps(original)
+    def generate_score_and_observe(inputs, *args, **kwargs):
+        output = original(inputs, *args, **kwargs)
+        observer.after_scoring(inputs, output)
+        return output
+
+    trainer._generate_and_score_completions = generate_score_and_observe
+    return observer
+
+
+class RolloutObserver:
+    """Turns one scored generation batch into rollout-log lines and `observe/*` metrics."""
+
+    def __init__(self, trainer: Any, settings: Any):
+        self.trainer = trainer
+        self.matcher = ReflectionMatcher(settings.reflection_phrases)
+        self.metrics_on = settings.learning_metrics
+        self.writer = None
+        if settings.rollout_log and trainer.accelerator.is_main_process:
+            self.writer = RolloutLogWriter(trainer.args.output_dir, settings.rollout_log_max_mb)
+        self._reported: set[str] = set()
+
+    def _report_once(self, what: str, exc: BaseException) -> None:
+        if what not in self._reported:
+            self._reported.add(what)
+            LOG.warning("axolotl_grpo_plugin: %s failed (%s: %s); training continues, "
+                        "this is reported once.", what, type(exc).__name__, exc)
+
+    def after_scoring(self, inputs: list[dict], output: dict) -> None:
+        local = self._local_columns(inputs, output)
+        gathered = self._gather(local)
+        try:
+            self._observe(gathered)
+        except Exception as exc:
+            self._report_once("observing the scored rollouts", exc)
+
+    def _local_columns(self, inputs: list[dict], output: dict) -> list[tuple]:
+        """(token length, gold answer) per local completion; placeholders on failure."""
+        try:
+            lengths = output["completion_mask"].sum(dim=1).tolist()
+            answers = [row.get("answer") for row in inputs]
+            return [(int(n), a if isinstance(a, (str, int, float)) else None)
+                    for n, a in zip(lengths, answers, strict=True)]
+        except Exception as exc:
+            self._report_once("reading completion lengths", exc)
+            return [(None, None)] * len(inputs)
+
+    def _gather(self, local: list[tuple]) -> list[tuple]:
+        """Every process calls this exactly once per batch, so the collective always matches."""
+        if self.trainer.accelerator.num_processes == 1:
+            return local
+        from accelerate.utils import gather_object
+
+        return gather_object(local)
+
+    def _observe(self, gathered: list[tuple]) -> None:
+        trainer = self.trainer
+        logs = trainer._logs
+        n = len(gathered)
+        completions = list(logs["completion"])[-n:]
+        prompts = list(logs["prompt"])[-n:]
+        advantages = list(logs["advantages"])[-n:]
+        names = list(trainer.reward_func_names)
+        rewards = {name: list(logs["rewards"][name])[-n:] for name in names}
+        if any(len(c) != n for c in (completions, prompts, advantages, *rewards.values())):
+            raise RuntimeError(f"TRL's completion log does not hold this batch of {n} rollouts")
+        lengths = [length for length, _ in gathered]
+        answers = [answer for _, answer in gathered]
+        mode = "train" if trainer.model.training else "eval"
+
+        if self.metrics_on:
+            has_answers = any(a is not None for a in answers)
+            metrics = step_metrics(completions, lengths, answers if has_answers else None, self.matcher)
+            for key, value in metrics.items():
+                trainer._metrics[mode][key].append(value)
+
+        if self.writer is not None:
+            step = trainer.state.global_step + (1 if mode == "train" else 0)
+            weights = _weights(trainer, len(names))
+            group_size = max(1, int(getattr(trainer, "num_generations", 1) or 1))
+            records = []
+            for i in range(n):
+                per_func = {name: rewards[name][i] for name in names}
+                record = {
+                    "step": step,
+                    "mode": mode,
+                    "group": i // group_size,
+                    "prompt": prompts[i],
+                    "completion": completions[i],
+                    "rewards": per_func,
+                    "reward": _total(per_func.values(), weights),
+                    "advantage": advantages[i],
+                    "length": lengths[i],
+                    "reflection": self.matcher.first(completions[i]),
+                }
+                if answers[i] is not None:
+                    record["answer"] = answers[i]
+                records.append(record)
+            self.writer.write_step(records)
+
+
+def _weights(trainer: Any, count: int) -> list[float]:
+    try:
+        weights = [float(w) for w in trainer.reward_weights.tolist()]
+        if len(weights) == count:
+            return weights
+    except Exception:
+        pass
+    return [1.0] * count
+
+
+def _total(values, weights: list[float]) -> float | None:
+    """The weighted sum TRL logs as `reward` (NaN rewards skipped; None if all are NaN)."""
+    terms = [w * v for v, w in zip(values, weights) if v is not None and not math.isnan(v)]
+    return sum(terms) if terms else None
