@@ -1,0 +1,71 @@
+"""CLI: python -m axolotl_grpo_plugin.report OUTPUT_DIR [-o report.html]."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from ..observe.rollout_log import log_files, read_rollouts
+from . import DEFAULT_MAX_ROLLOUTS, write_report
+
+EPILOG = """\
+examples:
+  python -m axolotl_grpo_plugin.report outputs/smoke
+      writes outputs/smoke/report.html from outputs/smoke/rollouts.jsonl (and its .gz parts)
+  python -m axolotl_grpo_plugin.report outputs/run -o /tmp/run.html --max-rollouts 20000
+  python -m axolotl_grpo_plugin.report outputs/run --phrase wait --phrase "let me verify"
+      recount reflections with your own phrases (default: the ones the run logged)
+
+The report works while training runs (the log is append-only and a torn last
+line is skipped) and after a crash.
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m axolotl_grpo_plugin.report",
+        description="Write one self-contained HTML report (curves + browsable rollouts) "
+                    "from a GRPO run's rollout log.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("output_dir", type=Path, help="the run's output_dir (holds rollouts.jsonl)")
+    parser.add_argument("-o", "--out", type=Path, help="HTML file to write (default: OUTPUT_DIR/report.html)")
+    parser.add_argument("--max-rollouts", type=int, default=DEFAULT_MAX_ROLLOUTS,
+                        help="rollouts to embed for browsing; larger logs are sampled uniformly "
+                             f"(default: {DEFAULT_MAX_ROLLOUTS:,}); curves always use every rollout")
+    parser.add_argument("--phrase", action="append", dest="phrases", metavar="TEXT",
+                        help="a reflection phrase (repeatable); replaces the logged reflection marks")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sample (default: 0)")
+    args = parser.parse_args(argv)
+
+    if not args.output_dir.is_dir():
+        print(f"error: OUTPUT_DIR {str(args.output_dir)!r} is not a directory; pass the run's "
+              "`output_dir`", file=sys.stderr)
+        return 2
+    if not log_files(args.output_dir):
+        print(f"error: no rollout log in {str(args.output_dir)!r} (expected rollouts.jsonl); it is "
+              "written by training runs with the plugin and `grpo_plugin.rollout_log: true`",
+              file=sys.stderr)
+        return 2
+    if args.max_rollouts < 1:
+        print(f"error: --max-rollouts {args.max_rollouts} must be at least 1", file=sys.stderr)
+        return 2
+    out = args.out or args.output_dir / "report.html"
+    records = tqdm(read_rollouts(args.output_dir), desc="reading rollouts", unit=" rollouts",
+                   disable=None)
+    try:
+        data = write_report(records, out, title=args.output_dir.resolve().name,
+                            max_rollouts=args.max_rollouts, phrases=args.phrases, seed=args.seed)
+    except OSError as exc:
+        print(f"error: cannot write {str(out)!r}: {exc.strerror or exc}; choose another path with -o",
+              file=sys.stderr)
+        return 2
+    shown = f"{len(data.rows):,} shown (sampled)" if data.sampled else "all shown"
+    print(f"Wrote {out}: {data.total:,} rollouts, {shown}.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

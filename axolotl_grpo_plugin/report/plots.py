@@ -1,0 +1,44 @@
+"""Per-step curves as inline PNG images (matplotlib, Agg backend: no display, no network)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+
+
+def _moving_average(ys: list[float], window: int) -> list[float]:
+    out = []
+    for i in range(len(ys)):
+        chunk = [y for y in ys[max(0, i - window + 1): i + 1] if not math.isnan(y)]
+        out.append(sum(chunk) / len(chunk) if chunk else math.nan)
+    return out
+
+
+def plot_png(title: str, xs: list[int], ys: list[float]) -> str:
+    """One small line chart as a base64 PNG; a moving average is drawn over long, noisy runs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    fig = Figure(figsize=(4.2, 2.6), dpi=90)
+    ax = fig.add_subplot()
+    if len(xs) > 30:
+        ax.plot(xs, ys, color="#9ab7d3", linewidth=0.8, label="per step")
+        ax.plot(xs, _moving_average(ys, max(5, len(xs) // 30)), color="#1f5f99", linewidth=1.6,
+                label="moving average")
+        ax.legend(fontsize=7, frameon=False)
+    else:
+        ax.plot(xs, ys, color="#1f5f99", linewidth=1.6, marker="o" if len(xs) < 15 else None,
+                markersize=3)
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("step", fontsize=8)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.tick_params(labelsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
