@@ -8,7 +8,9 @@ Layout in the run's output_dir:
 
 Crash safety: each step is written as whole lines, then flushed and fsync'd, so
 a SIGKILL loses at most the step being written; the reader skips a torn last
-line (and a torn gzip tail), so the files always parse. A write failure is
+line, so the files always parse. Rotation first renames the live file to
+rollouts.N.jsonl, then gzips it to a temp file that is renamed into place: a kill
+at any point leaves each line in exactly one readable part. A write failure is
 reported once and logging stops; training never sees an exception from here.
 """
 
@@ -27,7 +29,7 @@ from pathlib import Path
 LOG = logging.getLogger("axolotl_grpo_plugin")
 
 LIVE_NAME = "rollouts.jsonl"
-_PART = re.compile(r"^rollouts\.(\d+)\.jsonl\.gz$")
+_PART = re.compile(r"^rollouts\.(\d+)\.jsonl(\.gz)?$")
 
 
 def _json_safe(value):
@@ -83,17 +85,19 @@ class RolloutLogWriter:
                     self._file.write(b"\n")
 
     def _rotate(self) -> None:
-        """Gzip the live file into the next part (temp file, then rename), start a new one."""
+        """Move the live file aside as the next part, gzip it (temp file, rename), start anew."""
         self._file.close()
         self._file = None
         number = max(part_numbers(self.dir), default=0) + 1
-        target = self.dir / f"rollouts.{number}.jsonl.gz"
+        staged = self.dir / f"rollouts.{number}.jsonl"
+        os.replace(self.path, staged)
+        target = staged.with_name(staged.name + ".gz")
         tmp = target.with_name(target.name + ".tmp")
-        with open(self.path, "rb") as src, gzip.open(tmp, "wb", compresslevel=6) as dst:
+        with open(staged, "rb") as src, gzip.open(tmp, "wb", compresslevel=6) as dst:
             while chunk := src.read(1 << 20):
                 dst.write(chunk)
         os.replace(tmp, target)
-        os.remove(self.path)
+        os.remove(staged)
 
     def _fail(self, exc: BaseException) -> None:
         self.failed = True
@@ -115,14 +119,18 @@ class RolloutLogWriter:
 
 
 def part_numbers(output_dir: Path) -> list[int]:
-    return sorted(int(m.group(1)) for p in Path(output_dir).glob("rollouts.*.jsonl.gz")
-                  if (m := _PART.match(p.name)))
+    return sorted({int(m.group(1)) for p in Path(output_dir).glob("rollouts.*.jsonl*")
+                   if (m := _PART.match(p.name))})
 
 
 def log_files(output_dir: str | os.PathLike) -> list[Path]:
-    """The log's files in write order: gzip parts by number, then the live file."""
+    """The log's files in write order: parts by number (gzipped, or staged if the gzip never
+    finished), then the live file."""
     output_dir = Path(output_dir)
-    files = [output_dir / f"rollouts.{n}.jsonl.gz" for n in part_numbers(output_dir)]
+    files = []
+    for n in part_numbers(output_dir):
+        gz = output_dir / f"rollouts.{n}.jsonl.gz"
+        files.append(gz if gz.exists() else output_dir / f"rollouts.{n}.jsonl")
     if (output_dir / LIVE_NAME).exists():
         files.append(output_dir / LIVE_NAME)
     return files
