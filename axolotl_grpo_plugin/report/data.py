@@ -55,7 +55,7 @@ def _number(value) -> float | None:
 def _reflection(record: dict, matcher: ReflectionMatcher | None):
     if matcher is None and "reflection" in record:
         span = record["reflection"]
-        if isinstance(span, list) and len(span) == 2 and all(isinstance(x, int) for x in span):
+        if isinstance(span, (list, tuple)) and len(span) == 2 and all(isinstance(x, int) for x in span):
             return tuple(span)
         return None
     return (matcher or ReflectionMatcher()).first(record.get("completion", ""))

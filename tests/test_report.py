@@ -1,0 +1,164 @@
+"""The HTML report: data it shows, the CLI, and the page in headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from axolotl_grpo_plugin.observe import ReflectionMatcher
+from axolotl_grpo_plugin.observe.rollout_log import RolloutLogWriter
+from axolotl_grpo_plugin.report import collect, render_html, write_report
+from axolotl_grpo_plugin.report.__main__ import main
+from axolotl_grpo_plugin.report.browser import browser_unavailable, open_report, start
+from axolotl_grpo_plugin.report.data import columns, curves
+
+NAMES = ["correctness_reward_func", "strict_format_reward_func"]
+EVIL = "</script><script>window.pwned = 1</script> <!-- __DATA__"
+
+
+def rollout(step, i, text=None):
+    text = text if text is not None else f"step {step} rollout {i}: the answer is {i}"
+    rewards = {NAMES[0]: 2.0 if i % 4 == 0 else 0.0, NAMES[1]: 0.5 * (i % 2)}
+    return {"step": step, "mode": "train", "group": i // 4, "prompt": f"Question {i // 4}?",
+            "completion": text, "rewards": rewards, "reward": sum(rewards.values()),
+            "advantage": 0.1 * i - 0.35, "length": 10 + i, "answer": str(i),
+            "reflection": ReflectionMatcher().first(text)}
+
+
+def hand_written_log(output_dir):
+    """3 steps × 8 rollouts; reflections appear at step 2; one hostile completion."""
+    writer = RolloutLogWriter(output_dir)
+    for step in (1, 2, 3):
+        rows = [rollout(step, i) for i in range(8)]
+        if step == 2:
+            rows[5] = rollout(2, 5, "12 + 5 = 18. Wait, that's wrong, let me check: 17.")
+        if step == 3:
+            rows[1] = rollout(3, 1, "Let me go back. zebra-unique-word")
+            rows[2] = rollout(3, 2, EVIL)
+        writer.write_step(rows)
+    writer.close()
+    return output_dir
+
+
+def test_curves_are_per_step_means_over_every_rollout():
+    records = [rollout(s, i) for s in (1, 2) for i in range(8)]
+    records.append({**rollout(2, 8), "rewards": {NAMES[0]: None, NAMES[1]: 1.0}})
+    series = curves(collect(records))
+    xs, ys = series[NAMES[0]]
+    assert xs == [1, 2] and ys == [pytest.approx(4.0 / 8)] * 2  # a null reward is skipped
+    assert series[NAMES[1]][1][1] == pytest.approx((0.5 * 4 + 1.0) / 9)
+    assert series["completion length"][1] == [pytest.approx(13.5), pytest.approx(14.0)]
+    assert series["reflection rate"][1] == [0.0, 0.0]
+
+
+def test_large_logs_are_sampled_but_keep_the_first_reflections_in_log_order():
+    records = [rollout(s, i) for s in range(1, 51) for i in range(8)]
+    records[333] = rollout(42, 5, "Hold on, I made a mistake.")
+    data = collect(records, max_rollouts=40, seed=1)
+    assert data.sampled and data.total == 400
+    steps = [r["step"] for r in data.rows]
+    assert 40 <= len(data.rows) <= 41 and steps == sorted(steps)
+    assert data.rows[data.first_reflections[0]]["completion"] == "Hold on, I made a mistake."
+    assert not collect(records, max_rollouts=400).sampled
+
+
+def test_reflection_offsets_are_utf16_for_the_page():
+    meta, completions, _ = columns(collect([rollout(1, 0, "🙂 wait")]))
+    assert (meta["cols"]["rs"][0], meta["cols"]["re"][0]) == (3, 7)  # the emoji is 2 code units
+    assert meta["cols"]["clen"] == [7]
+
+
+def test_custom_phrases_recount_reflections():
+    records = [rollout(1, 0, "hmm, recompute"), rollout(1, 1, "wait")]
+    data = collect(records, phrases=["recompute"])
+    assert [r["reflection"] for r in data.rows] == [(5, 14), None]
+
+
+def test_the_page_needs_no_network_and_model_text_cannot_break_out(tmp_path):
+    page = render_html(collect([rollout(1, 0, EVIL), {**rollout(1, 1), "answer": EVIL}]), "run <1>")
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)
+    assert "@import" not in page and "fetch(\"http" not in page
+    assert page.count("</script>") == 3 and "<script>window.pwned" not in page
+    assert "<title>run &lt;1&gt;</title>" in page
+    meta = json.loads(re.search(r'id="report-data" type="application/json">(.*?)</script>', page, re.S)[1])
+    assert meta["cols"]["answer"][1] == EVIL
+
+
+def test_cli_writes_the_report_and_explains_bad_input(tmp_path, capsys):
+    assert main([str(tmp_path / "missing")]) == 2
+    assert "is not a directory" in capsys.readouterr().err
+    assert main([str(tmp_path)]) == 2
+    assert "no rollout log" in capsys.readouterr().err
+    hand_written_log(tmp_path)
+    assert main([str(tmp_path), "-o", str(tmp_path / "r.html"), "--max-rollouts", "10"]) == 0
+    # 10 sampled, plus the 2 first reflection moments when the sample missed them
+    assert re.search(r"24 rollouts, 1[0-2] shown \(sampled\)", capsys.readouterr().out)
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+# --- in a real browser -------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def browser():
+    reason = browser_unavailable()
+    if reason:
+        pytest.skip(f"headless Chromium unavailable: {reason}")
+    driver = start()
+    yield driver
+    driver.quit()
+
+
+def visible_rows(driver):
+    return driver.execute_script(
+        "return Array.from(document.querySelectorAll('#spacer .row')).map(r => "
+        "Array.from(r.children).map(c => c.textContent))")
+
+
+def wait_for(driver, script, timeout=10):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout).until(lambda d: d.execute_script(script))
+
+
+def test_report_in_headless_chromium_filters_searches_and_links_reflections(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    write_report(__import__("axolotl_grpo_plugin.observe", fromlist=["read_rollouts"])
+                 .read_rollouts(hand_written_log(tmp_path)), tmp_path / "report.html", title="t")
+    open_report(browser, tmp_path / "report.html")
+    assert browser.save_screenshot(str(tmp_path / "report.png"))
+    assert (tmp_path / "report.png").stat().st_size > 10_000
+    assert len(browser.find_elements(By.CSS_SELECTOR, ".plots img")) == len(NAMES) + 3
+    assert browser.find_element(By.ID, "count").text == "24 of 24 rollouts"
+    before = visible_rows(browser)
+    assert {row[1] for row in before} == {"1", "2", "3"}
+    assert browser.execute_script("return window.pwned === undefined")
+
+    step_min = browser.find_element(By.ID, "f-step-min")
+    step_min.send_keys("3")
+    wait_for(browser, "return document.getElementById('count').textContent.startsWith('8 of')")
+    after = visible_rows(browser)
+    assert after != before and {row[1] for row in after} == {"3"} and len(after) == 8
+
+    step_min.clear()
+    browser.find_element(By.ID, "f-text").send_keys("ZEBRA-unique")
+    wait_for(browser, "return document.getElementById('count').textContent.startsWith('1 of')")
+    [row] = visible_rows(browser)
+    assert row[0] == "↺" and "zebra-unique-word" in row[-1]
+
+    browser.find_element(By.ID, "f-text").clear()
+    browser.find_element(By.CSS_SELECTOR, "a.first-reflection").click()
+    mark = browser.find_element(By.CSS_SELECTOR, "#detail mark")
+    assert mark.text == "Wait"
+    assert "step 2" in browser.find_element(By.CSS_SELECTOR, "#detail h2").text
+    assert browser.find_element(By.CSS_SELECTOR, "#spacer .row.selected")
+
+
+def test_a_sampled_report_says_so_in_the_page(browser, tmp_path):
+    records = [rollout(s, i) for s in range(1, 21) for i in range(8)]
+    write_report(records, tmp_path / "report.html", title="t", max_rollouts=30)
+    open_report(browser, tmp_path / "report.html")
+    notice = browser.find_element("id", "sampled")
+    assert notice.is_displayed() and "160 rollouts" in notice.text and "sample of 30" in notice.text
