@@ -41,6 +41,15 @@ def _settings(cfg: Any):
 
 def attach(cfg: Any, trainer: Any) -> "RolloutObserver | None":
     """Install the observer on a GRPO trainer per the `grpo_plugin:` keys; None when off or unsupported."""
+    try:
+        return _attach(cfg, trainer)
+    except Exception as exc:  # observing must never stop a run from starting
+        LOG.warning("axolotl_grpo_plugin: rollout log and learning metrics are off for this run "
+                    "(%s: %s)", type(exc).__name__, exc)
+        return None
+
+
+def _attach(cfg: Any, trainer: Any) -> "RolloutObserver | None":
     settings = _settings(cfg)
     if not (settings.rollout_log or settings.learning_metrics):
         return None
@@ -134,7 +143,8 @@ class RolloutObserver:
         if self.writer is not None:
             step = trainer.state.global_step + (1 if mode == "train" else 0)
             weights = _weights(trainer, len(names))
-            group_size = max(1, int(getattr(trainer, "num_generations", 1) or 1))
+            generations = "num_generations" if mode == "train" else "num_generations_eval"
+            group_size = max(1, int(getattr(trainer, generations, None) or 1))
             records = []
             for i in range(n):
                 per_func = {name: rewards[name][i] for name in names}
