@@ -80,7 +80,8 @@ def test_the_page_needs_no_network_and_model_text_cannot_break_out(tmp_path):
     page = render_html(collect([rollout(1, 0, EVIL), {**rollout(1, 1), "answer": EVIL}]), "run <1>")
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)
     assert "@import" not in page and "fetch(\"http" not in page
-    assert page.count("</script>") == 3 and "<script>window.pwned" not in page
+    assert page.count("</script>") == page.count("<script") == 4  # data, 1 text chunk, prompts, code
+    assert "<script>window.pwned" not in page
     assert "<title>run &lt;1&gt;</title>" in page
     meta = json.loads(re.search(r'id="report-data" type="application/json">(.*?)</script>', page, re.S)[1])
     assert meta["cols"]["answer"][1] == EVIL
@@ -150,6 +151,7 @@ def test_report_in_headless_chromium_filters_searches_and_links_reflections(brow
 
     browser.find_element(By.ID, "f-text").clear()
     browser.find_element(By.CSS_SELECTOR, "a.first-reflection").click()
+    wait_for(browser, "return document.querySelector('#detail mark')")
     mark = browser.find_element(By.CSS_SELECTOR, "#detail mark")
     assert mark.text == "Wait"
     assert "step 2" in browser.find_element(By.CSS_SELECTOR, "#detail h2").text
@@ -162,3 +164,22 @@ def test_a_sampled_report_says_so_in_the_page(browser, tmp_path):
     open_report(browser, tmp_path / "report.html")
     notice = browser.find_element("id", "sampled")
     assert notice.is_displayed() and "160 rollouts" in notice.text and "sample of 30" in notice.text
+
+
+def test_texts_of_later_chunks_load_on_scroll_and_on_search(browser, tmp_path, monkeypatch):
+    import axolotl_grpo_plugin.report as report
+
+    monkeypatch.setattr(report, "CHUNK_ROWS", 16)
+    records = [rollout(s, i) for s in range(1, 21) for i in range(8)]
+    records[150] = rollout(19, 6, "needle-in-chunk-ten")
+    write_report(records, tmp_path / "report.html", title="t")
+    open_report(browser, tmp_path / "report.html")
+    assert browser.execute_script("return document.querySelectorAll('script.report-chunk').length") == 10
+    browser.execute_script("const l = document.getElementById('list'); l.scrollTop = l.scrollHeight;"
+                           "l.dispatchEvent(new Event('scroll'));")
+    wait_for(browser, "return Array.from(document.querySelectorAll('#spacer .row'))"
+                      ".some(r => r.lastChild.textContent.startsWith('step 20 rollout 7'))")
+    browser.find_element("id", "f-text").send_keys("NEEDLE")
+    wait_for(browser, "return document.getElementById('count').textContent.startsWith('1 of')")
+    [row] = visible_rows(browser)
+    assert row[1] == "19" and row[-1] == "needle-in-chunk-ten"

@@ -21,6 +21,11 @@ from .data import ReportData, collect, columns, curves
 from .plots import plot_png
 
 DEFAULT_MAX_ROLLOUTS = 100_000
+CHUNK_ROWS = 2000  # rows per compressed text block: what the page inflates to show a screenful
+
+
+def _packed(text: str) -> str:
+    return base64.b64encode(gzip.compress(text.encode("utf-8"), compresslevel=6, mtime=0)).decode("ascii")
 
 
 def render_html(data: ReportData, title: str) -> str:
@@ -34,12 +39,16 @@ def render_html(data: ReportData, title: str) -> str:
     if not plots:
         plots.append("<p>No training steps logged yet.</p>")
     meta, completions, prompts = columns(data)
+    meta["chunkRows"] = CHUNK_ROWS
     # "<" only occurs inside JSON strings, where \u003c is the same character: no "</script>" break-out
     payload = json.dumps(meta, ensure_ascii=False, allow_nan=False,
                          separators=(",", ":")).replace("<", "\\u003c")
-    # texts: one UTF-8 string, gzipped and base64'd (no "<" possible), inflated by the browser
-    texts = base64.b64encode(gzip.compress(
-        ("".join(completions) + "".join(prompts)).encode("utf-8"), compresslevel=6, mtime=0)).decode("ascii")
+    # texts: gzipped, base64'd chunks (no "<" possible) that the page inflates on demand
+    chunks = [_packed("".join(completions[i:i + CHUNK_ROWS]))
+              for i in range(0, len(completions), CHUNK_ROWS)]
+    texts = "\n".join(f'<script class="report-chunk" type="application/octet-stream">{c}</script>'
+                      for c in chunks)
+    texts += f'\n<script id="report-prompts" type="application/octet-stream">{_packed("".join(prompts))}</script>'
     template = resources.files("axolotl_grpo_plugin").joinpath("templates/report.html").read_text("utf-8")
     fills = {"__TITLE__": html.escape(title), "__PLOTS__": "\n".join(plots),
              "__DATA__": payload, "__TEXTS__": texts}
