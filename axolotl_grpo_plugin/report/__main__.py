@@ -32,12 +32,12 @@ def main(argv: list[str] | None = None) -> int:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("output_dir", type=Path, help="the run's output_dir (holds rollouts.jsonl)")
     parser.add_argument("-o", "--out", type=Path, help="HTML file to write (default: OUTPUT_DIR/report.html)")
-    parser.add_argument("--max-rollouts", type=int, default=DEFAULT_MAX_ROLLOUTS,
+    parser.add_argument("--max-rollouts", type=int, default=DEFAULT_MAX_ROLLOUTS, metavar="N",
                         help="rollouts to embed for browsing; larger logs are sampled uniformly "
                              f"(default: {DEFAULT_MAX_ROLLOUTS:,}); curves always use every rollout")
     parser.add_argument("--phrase", action="append", dest="phrases", metavar="TEXT",
                         help="a reflection phrase (repeatable); replaces the logged reflection marks")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the sample (default: 0)")
+    parser.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the sample (default: 0)")
     args = parser.parse_args(argv)
 
     if not args.output_dir.is_dir():
