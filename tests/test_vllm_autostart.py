@@ -225,3 +225,26 @@ def test_plugin_register_does_nothing_inside_the_server(monkeypatch):
     cfg = {"rl": "dpo", "trl": {"reward_funcs": ["nope"]}}
     GRPOPlugin().register(cfg)  # would raise outside the server: rl is not grpo, unknown reward
     assert cfg["trl"]["reward_funcs"] == ["nope"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+def test_real_vllm_serve_loads_the_written_config_and_fails_without_vllm(gsm8k_cfg, embedded_model_dir):
+    """The real server entry (`axolotl vllm-serve` on the written config) gets through
+    Axolotl's config loading with the plugin inside the server, then stops at the
+    missing vLLM, which the error names with the install command."""
+    if autostart.importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vLLM is installed here; this checks the message when it is not")
+    # no GPU and no Hub here: the embedded tiny model, full precision
+    gsm8k_cfg.update(base_model=str(embedded_model_dir), bf16=False, tf32=False, flash_attention=False)
+    gsm8k_cfg["grpo_plugin"]["vllm_startup_timeout"] = 240
+    command = lambda config: [sys.executable, "-m", "axolotl.cli.main", "vllm-serve", str(config)]  # noqa: E731
+    autostart.on_register(gsm8k_cfg, env=env(AXOLOTL_DO_NOT_TRACK="1", HF_HUB_OFFLINE="1",
+                                             PYTHONPATH=str(REPO)),
+                          gpu_count=lambda: 2, command=command, training=True)
+    with pytest.raises(ServerError) as error:
+        autostart.before_model_load(gsm8k_cfg, report=lambda m: None)
+    text = error.value.render()
+    assert "exited with code" in text
+    assert "pip install 'axolotl-grpo-plugin[vllm]'" in text
+    assert "No module named 'vllm'" in text

@@ -36,7 +36,10 @@ from .gpus import GpuLayout, LayoutError, check_launch, plan_layout, visible_gpu
 from .health import LOCAL_HOSTS, health_url, is_healthy
 from .server import INSTALL_HINT, ServerError, ServerSpec, VLLMServer, install_teardown
 
-LOG = logging.getLogger("axolotl_grpo_plugin")
+# Axolotl's log filter passes INFO from loggers named axolotl*, but the root level is
+# WARNING, so the level is set here or the progress messages would never show.
+LOG = logging.getLogger("axolotl_grpo_plugin.vllm")
+LOG.setLevel(logging.INFO)
 
 SERVER_CHILD_ENV = "AXOLOTL_GRPO_PLUGIN_VLLM_SERVER"
 LOG_NAME = "vllm-server.log"
@@ -173,8 +176,8 @@ def on_register(cfg: dict, env: Mapping[str, str] = os.environ, gpu_count: Calla
     port = int(trl.get("vllm_server_port") or _section(cfg, "vllm").get("port") or 8000)
     trl["vllm_server_host"], trl["vllm_server_port"] = host, port
     _STATE.url, _STATE.timeout = health_url(host, port), float(settings.vllm_startup_timeout)
-    if _local_rank(env) != 0:
-        return
+    if _local_rank(env) != 0 or _STATE.server is not None:
+        return  # one server per launch, owned by LOCAL_RANK 0
     output_dir = Path(str(cfg.get("output_dir") or "./model-out"))
     snapshot = write_server_config(cfg, output_dir / CONFIG_NAME, host, port)
     spec = ServerSpec(

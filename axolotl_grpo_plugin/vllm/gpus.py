@@ -90,7 +90,8 @@ def check_launch(layout: GpuLayout, visible: Sequence[str], local_processes: int
     where = ", ".join(f"LOCAL_RANK {rank} on GPU {gpu}" for rank, gpu in clashes) or "more processes than GPUs"
     raise LayoutError(
         "launch", f"{local_processes} training processes",
-        f"GPU(s) {layout.server_env} are reserved for the vLLM server, but the launch puts "
+        f"{_describe(layout.server)} {'is' if len(layout.server) == 1 else 'are'} reserved for the "
+        f"vLLM server, but the launch puts "
         f"{where}. Without an accelerate config, accelerate starts one process per visible GPU.",
         f"start one training process per free GPU: `{train_command(config, layout, visible)}`",
     )
