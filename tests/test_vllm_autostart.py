@@ -64,6 +64,7 @@ def test_gsm8k_config_autostarts_on_the_last_gpu_and_stops(gsm8k_cfg, tmp_path):
     port = gsm8k_cfg["vllm"]["port"]
     assert gsm8k_cfg["trl"]["vllm_server_host"] == "127.0.0.1"
     assert gsm8k_cfg["trl"]["vllm_server_port"] == port
+    assert gsm8k_cfg["device_map"] == {"": 0}  # not "auto" over vLLM's GPU (`--launcher python`)
 
     messages: list[str] = []
     autostart.before_model_load(gsm8k_cfg, report=messages.append)
@@ -87,9 +88,11 @@ def test_only_local_rank_0_starts_the_others_wait(gsm8k_cfg, tmp_path):
     info = tmp_path / "info.json"
     cfg = copy.deepcopy(gsm8k_cfg)
     cfg["grpo_plugin"]["vllm_gpus"] = [0]
-    rank1 = env(RANK="1", LOCAL_RANK="1", WORLD_SIZE="1", LOCAL_WORLD_SIZE="1", CUDA_VISIBLE_DEVICES="1")
+    rank1 = env(RANK="1", LOCAL_RANK="1", WORLD_SIZE="1", LOCAL_WORLD_SIZE="1", CUDA_VISIBLE_DEVICES="1",
+                ACCELERATE_USE_CPU="False")
     autostart.on_register(cfg, env=rank1, gpu_count=lambda: 2, command=fake_factory(info), training=True)
     assert autostart._STATE.server is None and not info.exists()  # rank 1 started nothing
+    assert "device_map" not in cfg  # under accelerate/torchrun Axolotl places the model itself
 
     port = cfg["trl"]["vllm_server_port"]
     server = VLLMServer(ServerSpec(command=fake_command(port), log_path=tmp_path / "l.log",

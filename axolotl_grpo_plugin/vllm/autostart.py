@@ -176,6 +176,11 @@ def on_register(cfg: dict, env: Mapping[str, str] = os.environ, gpu_count: Calla
     port = int(trl.get("vllm_server_port") or _section(cfg, "vllm").get("port") or 8000)
     trl["vllm_server_host"], trl["vllm_server_port"] = host, port
     _STATE.url, _STATE.timeout = health_url(host, port), float(settings.vllm_startup_timeout)
+    if _local_processes(env) == 1 and not any(k.startswith("ACCELERATE_USE_") for k in env) \
+            and cfg.get("device_map") in (None, "auto"):
+        # `--launcher python`: Axolotl would load with device_map "auto" over every
+        # visible GPU, vLLM's included; keep the model on the first (a training) GPU.
+        cfg["device_map"] = {"": 0}
     if _local_rank(env) != 0 or _STATE.server is not None:
         return  # one server per launch, owned by LOCAL_RANK 0
     output_dir = Path(str(cfg.get("output_dir") or "./model-out"))
