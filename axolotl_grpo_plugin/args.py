@@ -24,6 +24,29 @@ class GRPOPluginSettings(BaseModel):
             "user message (as the published GSM8K example does) or as a system message."
         ),
     )
+    vllm_autostart: bool = Field(
+        default=False,
+        description=(
+            "Start `axolotl vllm-serve` on the reserved GPU(s) before training and stop it after "
+            "(server mode only: `trl.use_vllm: true`, `trl.vllm_mode: server`). Once per launch, "
+            "from LOCAL_RANK 0; output in `output_dir/vllm-server.log`. See docs/vllm.md."
+        ),
+    )
+    vllm_gpus: list[int] | None = Field(
+        default=None,
+        description=(
+            "GPU ids (as nvidia-smi numbers them) reserved for the autostarted vLLM server. "
+            "Default: the last vllm.tensor_parallel_size x vllm.data_parallel_size visible GPUs."
+        ),
+    )
+    vllm_startup_timeout: int = Field(
+        default=900,
+        gt=0,
+        description=(
+            "Seconds to wait for the autostarted server to answer /health/ (model download, "
+            "weight loading and CUDA graph capture) before stopping it and failing."
+        ),
+    )
 
 
 class GRPOPluginArgs(BaseModel):

@@ -9,6 +9,7 @@ from axolotl.utils.logging import get_logger
 
 from .errors import GRPOConfigError
 from .validation import Launch, prepare_config
+from .vllm import autostart as vllm_autostart
 
 LOG = get_logger(__name__)
 
@@ -31,9 +32,18 @@ class GRPOPlugin(BasePlugin):
 
     def register(self, cfg: dict):
         """Runs on the raw config, before Axolotl's schema drops unknown keys."""
+        if vllm_autostart.is_server_child():
+            return  # the autostarted server loads the config the trainer already checked
         try:
             warnings = prepare_config(cfg, current_launch())
         except GRPOConfigError as exc:
             raise SystemExit(f"\n{exc}\n") from None
         for warning in warnings:
             LOG.warning(warning)
+        vllm_autostart.register_hook(cfg)
+
+    def pre_model_load(self, cfg):
+        vllm_autostart.pre_model_load_hook(cfg)
+
+    def post_train_unload(self, cfg):
+        vllm_autostart.after_training(cfg)
