@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 from axolotl.integrations.base import BasePlugin
 from axolotl.utils.logging import get_logger
@@ -18,8 +19,10 @@ def current_launch() -> Launch:
     """The launch this process belongs to: accelerate/torchrun set WORLD_SIZE per rank."""
     import torch
 
+    world_size = os.environ.get("WORLD_SIZE")
+    serving = not world_size and any(a.replace("_", "-") == "vllm-serve" for a in sys.argv[1:3])
     return Launch(
-        processes=int(os.environ.get("WORLD_SIZE", "1") or 1),
+        processes=None if serving else int(world_size or 1),
         has_gpu=torch.cuda.is_available(),
     )
 

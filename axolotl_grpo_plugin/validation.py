@@ -43,7 +43,7 @@ MISPLACED_TRL_KEYS = {
 class Launch:
     """What the config will run on: training processes and whether a GPU is there."""
 
-    processes: int = 1
+    processes: int | None = 1  # None: not a training launch (e.g. `axolotl vllm-serve`)
     has_gpu: bool = True
 
 
@@ -113,9 +113,9 @@ def check_batch(cfg, launch: Launch) -> list[Problem]:
     groups = trl.get("num_generations") or TRL_DEFAULT_NUM_GENERATIONS
     mbs = cfg.get("micro_batch_size") or 1
     gas = cfg.get("gradient_accumulation_steps") or 1
-    procs = max(int(launch.processes), 1)
-    if not all(isinstance(v, int) for v in (groups, mbs, gas)):
+    if launch.processes is None or not all(isinstance(v, int) for v in (groups, mbs, gas)):
         return []
+    procs = max(int(launch.processes), 1)
     if groups < 2:
         return [Problem("trl.num_generations", groups, "GRPO needs at least 2 completions per prompt "
                         "to compute an advantage.", "set trl.num_generations to 2 or more (8-16 is usual)")]
@@ -185,7 +185,7 @@ def fill_vllm_server_address(cfg) -> None:
     not exist, so server mode crashes unless the host and port are set under `trl:`.
     Take them from the `vllm:` section the server itself is started from."""
     trl = _section(cfg, "trl")
-    if not trl.get("use_vllm") or (trl.get("vllm_mode") or "server") != "server":
+    if not trl.get("use_vllm") or trl.get("vllm_mode") != "server":
         return
     vllm = _section(cfg, "vllm")
     host = vllm.get("host")
@@ -204,6 +204,10 @@ def prepare_config(cfg: MutableMapping[str, Any], launch: Launch) -> list[str]:
         raise GRPOConfigError(problems)
     fill_vllm_server_address(cfg)
     warnings = []
+    trl = _section(cfg, "trl")
+    if trl.get("use_vllm") and not trl.get("vllm_mode"):
+        warnings.append("`trl.use_vllm` is on without `trl.vllm_mode`: TRL 1.9 then runs vLLM colocated "
+                        "on the training GPU. Set `trl.vllm_mode: server` to use a separate vLLM server.")
     if cfg.get("sequence_len") is not None:
         warnings.append("`sequence_len` has no effect on GRPO in Axolotl 0.19; completion length is "
                         "`trl.max_completion_length` and vLLM's limit is `vllm.max_model_len`.")

@@ -184,9 +184,20 @@ def test_all_problems_reported_at_once():
 
 
 def test_server_mode_gets_the_client_address_axolotl_needs():
-    cfg = config(trl__use_vllm=True, vllm={"host": "0.0.0.0", "port": 8123})
+    cfg = config(trl__use_vllm=True, trl__vllm_mode="server", vllm={"host": "0.0.0.0", "port": 8123})
     prepare_config(cfg, GPU1)
     assert cfg["trl"]["vllm_server_host"] == "127.0.0.1" and cfg["trl"]["vllm_server_port"] == 8123
+
+
+def test_vllm_without_mode_warns_that_trl_colocates():
+    cfg = config(trl__use_vllm=True)
+    warnings = prepare_config(cfg, GPU1)
+    assert any("colocated" in w for w in warnings) and "vllm_server_host" not in cfg["trl"]
+
+
+def test_batch_check_is_skipped_outside_training_launches():
+    cfg = config(micro_batch_size=5)
+    assert prepare_config(cfg, Launch(processes=None, has_gpu=True)) == []
 
 
 def test_sequence_len_is_flagged_as_unused():
