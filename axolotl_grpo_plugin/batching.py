@@ -32,3 +32,22 @@ def micro_batch_sizes_for(
             if len(found) == limit:
                 break
     return found
+
+
+def describe_layout(
+    micro_batch_size: int,
+    gradient_accumulation_steps: int,
+    processes: int,
+    num_generations: int,
+    explicit_generation_batch: int | None = None,
+) -> str:
+    """The divisibility arithmetic in one line, e.g. `16 x 4 x 1 = 64 = 4 prompts x 16`."""
+    if explicit_generation_batch:
+        batch = explicit_generation_batch
+        head = f"generation_batch_size {batch}"
+    else:
+        batch = generation_batch_size(micro_batch_size, gradient_accumulation_steps, processes)
+        head = f"{micro_batch_size} x {gradient_accumulation_steps} x {processes} = {batch}"
+    if batch % num_generations:
+        return f"{head}, not divisible by {num_generations}"
+    return f"{head} = {batch // num_generations} prompts x {num_generations}"
