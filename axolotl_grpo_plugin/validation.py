@@ -135,14 +135,14 @@ def check_batch(cfg, launch: Launch) -> list[Problem]:
         formula = (f"micro_batch_size x gradient_accumulation_steps x training processes = "
                    f"{mbs} x {gas} x {procs} = {batch}")
     if batch % groups:
-        choices = valid_num_generations(batch)
+        choices = valid_num_generations(batch, processes=procs)
         fixes = [f"set trl.num_generations to one of {choices}"] if choices else []
         if explicit:
             fixes.append(f"or trl.generation_batch_size to a multiple of {math.lcm(groups, step_batch)}")
         else:
             fixes.append(f"or micro_batch_size to one of {micro_batch_sizes_for(groups, gas, procs)}")
         return [Problem("trl.num_generations", groups, f"must divide the generation batch, {formula}.",
-                        ", ".join(fixes))]
+                        ", ".join(fixes).removeprefix("or "))]
     if batch < groups * procs:
         need = _at_least(math.lcm(groups, step_batch), groups * procs)
         fix = (f"set trl.generation_batch_size to {need}" if explicit else

@@ -20,6 +20,7 @@ from .estimate import estimate_trainer, verdict
 from .from_config import DEFAULT_PROMPT_TOKENS, header_processes, workload_from_config
 from .gpus import GIB, find_gpu
 
+GPUS_HEADER = re.compile(r"^#\s*GPUs:\s+(\d+)", re.MULTILINE)
 MEMORY_HEADER = re.compile(r"^#\s*Memory:\s+trainer peak ([\d.]+) GiB on (\S+) \(([^)]*)\)", re.MULTILINE)
 
 
@@ -36,13 +37,15 @@ def layout_row(path: Path) -> str:
     gas = int(cfg.get("gradient_accumulation_steps") or 1)
     groups = int(trl.get("num_generations") or TRL_DEFAULT_NUM_GENERATIONS)
     arithmetic = describe_layout(mbs, gas, processes, groups, trl.get("generation_batch_size"))
-    return f"| `{path.name}` | {processes} | {mbs} | {gas} | {groups} | {arithmetic} |"
+    gpus = GPUS_HEADER.search(text)
+    return (f"| `{path.name}` | {gpus.group(1) if gpus else '?'} | {processes} | {mbs} | {gas} | {groups} "
+            f"| {arithmetic} |")
 
 
 def layout_table(paths: list[Path]) -> str:
-    head = ("| config | training processes | micro_batch_size | gradient_accumulation_steps "
+    head = ("| config | GPUs | training processes | micro_batch_size | gradient_accumulation_steps "
             "| num_generations | mbs x gas x processes = completions = prompts x generations |\n"
-            "|---|---|---|---|---|---|")
+            "|---|---|---|---|---|---|---|")
     return "\n".join([head, *(layout_row(p) for p in sorted(paths))])
 
 
