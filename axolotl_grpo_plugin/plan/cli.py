@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import yaml
@@ -75,6 +76,8 @@ def build(args) -> tuple[Workload, dict, str, str, str]:
     dims, dims_source = resolve_dims(cfg.get("base_model"), args.dims, local_root=path.parent)
     prompt, prompt_source = prompt_budget(args, cfg)
     workload = workload_from_config(cfg, dims, processes, prompt, config_dir=path.parent)
+    if args.no_vllm:
+        workload = replace(workload, use_vllm=False)
     return workload, cfg, dims_source, prompt_source, str(cfg.get("base_model") or "--dims")
 
 
@@ -183,6 +186,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--stats", metavar="FILE", help="`python stats.py CONFIG --json` output to take the longest prompt from")
     p.add_argument("--dims", help="model shapes when base_model is not local or in the built-in table: "
                    "hidden=,layers=,vocab=,intermediate=,heads=,kv_heads= (optional head_dim=, tied=1)")
+    p.add_argument("--no-vllm", action="store_true",
+                   help="plan as if generation ran in the trainer with transformers (trl.use_vllm: false)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     return p
 
