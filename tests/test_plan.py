@@ -226,3 +226,62 @@ def test_cli_reads_prompt_budget_from_stats_json(tmp_path, capsys):
     stats.write_text("{}")
     assert plan_main(["configs/gsm8k.yaml", "--stats", str(stats)]) == 2
     assert "prompt_tokens.max" in capsys.readouterr().err
+
+
+REFERENCE_PROBE = '''
+import gc, json, sys, weakref
+import axolotl.loaders.model as loader
+import axolotl.train as train
+
+loads, refs = [], []
+original_load, original_ref, original_exec = (
+    loader.ModelLoader.load, train.setup_reference_model, train.execute_training)
+
+def load(self, *args, **kwargs):
+    loads.append(bool(self.reference_model))
+    return original_load(self, *args, **kwargs)
+
+def setup_reference_model(*args, **kwargs):
+    ref = original_ref(*args, **kwargs)
+    refs.append(None if ref is None else weakref.ref(ref))
+    return ref
+
+def execute_training(cfg, trainer, *args, **kwargs):
+    gc.collect()
+    print("PROBE " + json.dumps({"loads": len(loads),
+        "kept": [r() is not None for r in refs if r], "trainer_ref": trainer.ref_model is not None}))
+    sys.stdout.flush()
+    raise SystemExit(0)
+
+loader.ModelLoader.load = load
+train.setup_reference_model = setup_reference_model
+train.execute_training = execute_training
+
+if __name__ == "__main__":
+    from axolotl.cli.train import do_cli
+    do_cli(config=sys.argv[1])
+'''
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_axolotl_loads_a_second_copy_and_drops_it_before_training(tmp_path, embedded_model_dir):
+    """The planner's `at load` term: Axolotl 0.19 loads the model twice for a GRPO full
+    fine-tune with beta 0, passes neither copy to TRL as a reference, and frees the second
+    before training. If an Axolotl upgrade changes this, the planner must change too."""
+    import yaml
+    from conftest import subprocess_env
+
+    cfg = yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text())
+    cfg.update(base_model=str(embedded_model_dir), output_dir=str(tmp_path / "out"),
+               dataset_prepared_path=str(tmp_path / "prepared"), dataset_num_proc=1, max_steps=1)
+    cfg["datasets"][0]["path"] = str(REPO / cfg["datasets"][0]["path"])
+    config = tmp_path / "probe.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    probe = tmp_path / "probe.py"
+    probe.write_text(REFERENCE_PROBE)
+    proc = subprocess.run([sys.executable, str(probe), str(config)], cwd=tmp_path, env=subprocess_env(),
+                          capture_output=True, text=True, timeout=900)
+    line = next((l for l in proc.stdout.splitlines() if l.startswith("PROBE ")), None)
+    assert line, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert json.loads(line[len("PROBE "):]) == {"loads": 2, "kept": [False], "trainer_ref": False}

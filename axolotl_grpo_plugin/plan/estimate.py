@@ -48,7 +48,7 @@ class Workload:
     lora_r: int = 16
     lora_targets: tuple[str, ...] = LORA_LINEAR
     lora_dropout: float = 0.0
-    fp32_logits: bool = False
+    fp32_logits: bool = False  # TRL's cast_lm_head_to_fp32 (not exposed by Axolotl 0.19)
     use_vllm: bool = True
     vllm_mode: Literal["server", "colocate"] = "server"
     vllm_gpu_memory_utilization: float = 0.9
@@ -90,8 +90,9 @@ class TrainerEstimate:
     peak: float
     notes: list[str] = field(default_factory=list)
 
-    def total(self, items: list[Item]) -> float:
-        return sum(i.bytes for i in items)
+
+def total_bytes(items: list[Item]) -> float:
+    return sum(i.bytes for i in items)
 
 
 @dataclass
@@ -239,15 +240,15 @@ def colocated_vllm_items(w: Workload, gpu: GPU) -> list[Item]:
 def estimate_trainer(w: Workload, gpu: GPU) -> TrainerEstimate:
     resident, step = resident_items(w), step_items(w)
     generation, colocated = generation_items(w), colocated_vllm_items(w, gpu)
-    total = lambda items: sum(i.bytes for i in items)  # noqa: E731
-    base = total(resident)
-    train_phase = base + total(step)
-    generate_phase = base + total(generation)
+    base = total_bytes(resident)
+    train_phase = base + total_bytes(step)
+    generate_phase = base + total_bytes(generation)
     notes = []
     if colocated and w.vllm_sleep_mode:
-        peak = max(train_phase, generate_phase + total(colocated))
+        # TRL empties the CUDA cache and wakes vLLM only to generate: the phases alternate.
+        peak = max(train_phase, generate_phase + total_bytes(colocated))
     else:
-        peak = max(train_phase, generate_phase) + total(colocated)
+        peak = max(train_phase, generate_phase) + total_bytes(colocated)
     peak += CUDA_OVERHEAD_BYTES
     load_peak = base_weight_bytes(w) / _shard(w, 3) + CUDA_OVERHEAD_BYTES
     if w.method == "full":
