@@ -285,3 +285,27 @@ def test_axolotl_loads_a_second_copy_and_drops_it_before_training(tmp_path, embe
     line = next((l for l in proc.stdout.splitlines() if l.startswith("PROBE ")), None)
     assert line, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert json.loads(line[len("PROBE "):]) == {"loads": 2, "kept": [False], "trainer_ref": False}
+
+
+def test_from_data_uses_the_stats_module(embedded_model_dir, capsys):
+    from axolotl_grpo_plugin.seqstats import prompt_token_stats
+
+    measured = prompt_token_stats(REPO / "configs" / "smoke.yaml", progress=False).prompt_tokens["max"]
+    assert plan_main(["configs/smoke.yaml", "--from-data", "--gpu-memory", "8", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["prompt_tokens"] == measured
+
+
+def test_default_prompt_budget_is_the_real_gsm8k_maximum(shared_dir, tmp_path, capsys):
+    """The documented default (263) is what the stats module measures on the real GSM8K
+    train split with the real Qwen2.5 tokenizer and template."""
+    import yaml
+
+    from axolotl_grpo_plugin.plan.from_config import DEFAULT_PROMPT_TOKENS
+
+    cfg = yaml.safe_load((REPO / "configs" / "gsm8k.yaml").read_text())
+    cfg["tokenizer_config"] = str(shared_dir / "tokenizers" / "qwen2.5-instruct")
+    cfg["datasets"] = [{"path": str(shared_dir / "data" / "gsm8k" / "train.jsonl"), "type": "gsm8k"}]
+    config = tmp_path / "gsm8k-local.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    assert plan_main([str(config), "--from-data", "--gpu", "L40S", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["prompt_tokens"] == DEFAULT_PROMPT_TOKENS

@@ -32,11 +32,13 @@ EPILOG = """examples:
   python -m axolotl_grpo_plugin.plan configs/gsm8k.yaml --gpu-memory 48 --processes 1
   python stats.py configs/gsm8k.yaml --json > stats.json
   python -m axolotl_grpo_plugin.plan configs/gsm8k.yaml --stats stats.json
+  python -m axolotl_grpo_plugin.plan configs/smoke.yaml --from-data --gpu-memory 8
   python -m axolotl_grpo_plugin.plan my.yaml --dims hidden=2048,layers=24,vocab=32000,intermediate=5632,heads=16,kv_heads=4
 
 without --gpu, the verdict is printed for every GPU in the built-in table.
-prompt length: --prompt-tokens, else --stats (max prompt), else vllm.max_model_len -
-trl.max_completion_length, else 263 (longest GSM8K train prompt, Qwen2.5 template)."""
+prompt length: --prompt-tokens, else --stats (max prompt), else --from-data (measured now),
+else vllm.max_model_len - trl.max_completion_length, else 263 (longest GSM8K train prompt,
+Qwen2.5 template)."""
 
 
 class PlanError(ValueError):
@@ -57,6 +59,14 @@ def prompt_budget(args, cfg: dict) -> tuple[int, str]:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise PlanError(f"--stats {args.stats}: cannot read prompt_tokens.max from it ({exc}); "
                             "write it with `python stats.py CONFIG --json > FILE`") from None
+    if args.from_data:
+        from ..seqstats import StatsError, prompt_token_stats
+
+        try:
+            report = prompt_token_stats(args.config, progress=not args.json)
+        except StatsError as exc:
+            raise PlanError(f"--from-data: {exc}") from None
+        return int(report.prompt_tokens["max"]), f"longest of {report.rows} prompts, measured by the stats module"
     vllm, trl = cfg.get("vllm") or {}, cfg.get("trl") or {}
     max_len, completion = vllm.get("max_model_len"), trl.get("max_completion_length")
     if max_len and completion and max_len > completion:
@@ -81,6 +91,10 @@ def build(args) -> tuple[Workload, dict, str, str, str]:
     return workload, cfg, dims_source, prompt_source, str(cfg.get("base_model") or "--dims")
 
 
+def params_text(count: int) -> str:
+    return f"{count / 1e9:.2f}B" if count >= 1e9 else f"{count / 1e6:.1f}M"
+
+
 def describe(w: Workload) -> str:
     method = {"full": "full fine-tune", "lora": f"LoRA r={w.lora_r}", "qlora": f"QLoRA r={w.lora_r}"}[w.method]
     shard = {"none": "no sharding" if w.processes == 1 else "DDP (replicated)", "zero1": "ZeRO-1",
@@ -99,7 +113,7 @@ def report(w: Workload, gpus: list[GPU], names: tuple[str, str, str, str]) -> st
     trainer = estimate_trainer(w, first)
     lines = [
         f"Memory plan for {config}",
-        f"  model      {model}: {w.dims.total_params() / 1e9:.2f}B params (dims: {dims_source})",
+        f"  model      {model}: {params_text(w.dims.total_params())} params (dims: {dims_source})",
         f"  training   {describe(w)}",
         f"  sequences  prompt {w.prompt_tokens} ({prompt_source}) + completion {w.completion_tokens} tokens",
         f"  batch      {describe_layout(w.micro_batch_size, w.gradient_accumulation_steps, w.processes, w.num_generations, w.generation_batch_size)}",
@@ -183,6 +197,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--processes", type=int, default=0,
                    help="training processes (default: the config's `# Processes:` header, else 1)")
     p.add_argument("--prompt-tokens", type=int, default=0, help="longest prompt in tokens")
+    p.add_argument("--from-data", action="store_true",
+                   help="measure the longest prompt with the stats module (the config's tokenizer, "
+                   "template, dataset and transform; fetches them if they are not local)")
     p.add_argument("--stats", metavar="FILE", help="`python stats.py CONFIG --json` output to take the longest prompt from")
     p.add_argument("--dims", help="model shapes when base_model is not local or in the built-in table: "
                    "hidden=,layers=,vocab=,intermediate=,heads=,kv_heads= (optional head_dim=, tied=1)")
