@@ -3,7 +3,8 @@
 Estimates, per training process, the weights, gradients, optimizer state,
 reference model, activations and logits, and for the vLLM GPU the weights plus
 the KV cache the generation batch wants. Prints a verdict per GPU and the
-change that saves the most memory. Nothing is downloaded and no GPU is needed.
+changes that save the most memory. No GPU is needed and nothing is downloaded
+(except what --from-data asks the stats module to fetch).
 The estimates are arithmetic (see docs/scaling.md), not yet validated on hardware.
 """
 
