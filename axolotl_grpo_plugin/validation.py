@@ -142,7 +142,7 @@ def check_batch(cfg, launch: Launch) -> list[Problem]:
         else:
             fixes.append(f"or micro_batch_size to one of {micro_batch_sizes_for(groups, gas, procs)}")
         return [Problem("trl.num_generations", groups, f"must divide the generation batch, {formula}.",
-                        ", ".join(fixes).removeprefix("or "))]
+                        "set " + ", ".join(fixes).removeprefix("or ").removeprefix("set "))]
     if batch < groups * procs:
         need = _at_least(math.lcm(groups, step_batch), groups * procs)
         fix = (f"set trl.generation_batch_size to {need}" if explicit else
@@ -236,7 +236,7 @@ def fill_generation_batch_size(cfg, launch: Launch) -> None:
     global value set explicitly it checks what TRL needs. Same batch, same
     behaviour: TRL derives steps_per_generation = gas from it."""
     trl = _section(cfg, "trl")
-    procs = max(int(launch.processes), 1)
+    procs = max(int(launch.processes or 1), 1)
     if procs == 1 or not trl or trl.get("generation_batch_size") or trl.get("steps_per_generation"):
         return
     mbs = cfg.get("micro_batch_size") or 1

@@ -1,6 +1,7 @@
 """Each bad GRPO config gives a message naming the key, the value and the fix."""
 
 import copy
+import re
 
 import pytest
 
@@ -80,10 +81,13 @@ def test_num_generations_divisibility(processes, mbs, gas, groups, valid):
     (problem,) = err.problems
     assert problem.key == "trl.num_generations" and problem.value == groups
     assert f"{mbs} x {gas} x {processes} = {batch}" in problem.message
-    suggested = [int(x) for x in problem.fix.split("[")[1].split("]")[0].split(",")]
-    assert suggested and all(batch % g == 0 for g in suggested)
-    mbs_choices = [int(x) for x in problem.fix.split("[")[2].split("]")[0].split(",")]
-    assert all((m * gas * processes) % groups == 0 for m in mbs_choices)
+    assert problem.fix.startswith("set ")
+    suggestions = dict(re.findall(r"(trl\.num_generations|micro_batch_size) to one of \[([^\]]*)\]", problem.fix))
+    assert "micro_batch_size" in suggestions
+    for g in map(int, filter(None, suggestions.get("trl.num_generations", "").split(","))):
+        assert batch % g == 0 and batch >= g * processes
+    for m in map(int, suggestions["micro_batch_size"].split(",")):
+        assert (m * gas * processes) % groups == 0
 
 
 def test_three_processes_cannot_use_eight_generations():
