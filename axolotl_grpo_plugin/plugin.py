@@ -37,3 +37,13 @@ class GRPOPlugin(BasePlugin):
             raise SystemExit(f"\n{exc}\n") from None
         for warning in warnings:
             LOG.warning(warning)
+
+    def post_trainer_create(self, cfg, trainer):
+        from .evaluate.hook import remember_trackers
+
+        self.eval_trackers = remember_trackers(trainer)
+
+    def post_train_unload(self, cfg):
+        from .evaluate.hook import evaluate_at_end
+
+        evaluate_at_end(cfg, getattr(self, "eval_trackers", None))

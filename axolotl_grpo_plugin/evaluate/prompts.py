@@ -98,8 +98,28 @@ def dataset_entries(cfg: dict[str, Any], split: str, dataset: str | None = None)
     return entries
 
 
+# Axolotl 0.19's `EXTENSIONS_TO_DATASET_TYPES` (utils/data/shared.py), for local files.
+LOCAL_FILE_BUILDERS = {".parquet": "parquet", ".arrow": "arrow", ".csv": "csv", ".txt": "text"}
+
+
 def load_rows(entry: dict[str, Any], split: str) -> Any:
-    """One dataset config -> a `datasets.Dataset`, loaded the way Axolotl loads it."""
+    """One dataset config -> a `datasets.Dataset`, loaded the way Axolotl loads it.
+
+    A single local file is read directly, as Axolotl reads it (its only split is
+    "train"), which spares importing Axolotl; anything else goes through
+    Axolotl's own loader.
+    """
+    path = str(entry.get("path"))
+    if Path(path).is_file() and not entry.get("data_files"):
+        from datasets import load_dataset
+
+        builder = entry.get("ds_type") or next(
+            (b for ext, b in LOCAL_FILE_BUILDERS.items() if ext in path), "json")
+        try:
+            return load_dataset(builder, data_files=path, split=entry.get("split") or "train")
+        except Exception as exc:  # a malformed file: say which, not a traceback
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise EvalError(f"cannot read {path!r} as {builder}: {message}") from None
     from axolotl.utils.data.shared import load_dataset_with_config
     from axolotl.utils.dict import DictDefault
     from datasets import DatasetDict
@@ -168,12 +188,12 @@ def _import_transform(kind: str):
 
 def resolve_chat_template(cfg: dict[str, Any], tokenizer: Any) -> str | None:
     """The chat template Axolotl would install for this config (None when it sets none)."""
-    if not cfg.get("chat_template"):
-        return getattr(tokenizer, "chat_template", None)
-    from axolotl.utils.chat_templates import get_chat_template_from_config
-
     choice = cfg.get("chat_template")
     choice = getattr(choice, "value", choice)
+    if not choice or (choice == "tokenizer_default" and getattr(tokenizer, "chat_template", None)):
+        return getattr(tokenizer, "chat_template", None)  # what Axolotl installs (no import needed)
+    from axolotl.utils.chat_templates import get_chat_template_from_config
+
     try:
         template = get_chat_template_from_config({**cfg, "chat_template": choice}, tokenizer=tokenizer)
     except ValueError as exc:
@@ -187,9 +207,12 @@ def render(messages: Any, tokenizer: Any, chat_template: str | None) -> tuple[st
     """Prompt text and ids, as TRL's GRPOTrainer tokenizes them."""
     if isinstance(messages, str):  # a plain-text prompt: TRL tokenizes it as is
         return messages, list(tokenizer(text=messages)["input_ids"])
-    text = tokenizer.apply_chat_template(
-        messages, chat_template=chat_template, add_generation_prompt=True, tokenize=False
-    )
+    try:
+        text = tokenizer.apply_chat_template(
+            messages, chat_template=chat_template, add_generation_prompt=True, tokenize=False
+        )
+    except Exception as exc:  # jinja errors: name the template, not a traceback
+        raise EvalError(f"the chat template cannot render the prompt ({type(exc).__name__}: {exc})") from None
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     return text, list(ids)
 
@@ -213,7 +236,12 @@ def build_problems(
             rows = rows.select(range(min(len(rows), limit - len(problems))))
         for row in transform_rows(cfg, entry, i, rows):
             messages = row.pop("prompt")
-            text, ids = render(messages, tokenizer, template)
+            try:
+                text, ids = render(messages, tokenizer, template)
+            except EvalError as exc:
+                choice = getattr(cfg.get("chat_template"), "value", cfg.get("chat_template"))
+                raise EvalError(f"chat_template {choice!r} cannot render {entry.get('path')!r}: {exc}; "
+                                "set `chat_template:` to one that fits this tokenizer") from None
             problems.append(Problem(len(problems), messages, text, ids, row))
         if limit is not None and len(problems) >= limit:
             break
