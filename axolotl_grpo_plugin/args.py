@@ -51,8 +51,8 @@ class GRPOPluginSettings(BaseModel):
         default=None,
         description=(
             "Evaluate the saved model on a held-out split when training ends (rank 0), with "
-            "the training rewards; logs `eval_at_end/*` to the trainer's trackers and writes "
-            "output_dir/eval-SPLIT.json. `true` uses the defaults."
+            "the training rewards; logs `test/accuracy`, `test/pass@k`, ... to the trainer's "
+            "trackers and writes output_dir/eval-SPLIT.json. `true` uses the defaults."
         ),
     )
 

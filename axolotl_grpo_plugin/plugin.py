@@ -8,6 +8,7 @@ from axolotl.integrations.base import BasePlugin
 from axolotl.utils.logging import get_logger
 
 from .errors import GRPOConfigError
+from .evaluate.hook import check_config as check_eval_at_end
 from .validation import Launch, prepare_config
 
 LOG = get_logger(__name__)
@@ -33,6 +34,7 @@ class GRPOPlugin(BasePlugin):
         """Runs on the raw config, before Axolotl's schema drops unknown keys."""
         try:
             warnings = prepare_config(cfg, current_launch())
+            check_eval_at_end(cfg)
         except GRPOConfigError as exc:
             raise SystemExit(f"\n{exc}\n") from None
         for warning in warnings:

@@ -306,8 +306,8 @@ def test_eval_at_end_evaluates_output_dir_and_logs(smoke_cfg, embedded_model_dir
     assert result.n_problems == 2
     assert json.loads((output_dir / "eval-test.json").read_text())["accuracy"] == result.accuracy
     assert (output_dir / "eval-test-samples.jsonl").is_file()
-    assert logged == [result.metrics("eval_at_end")]
-    assert "eval_at_end/rewards/correctness_reward_func/mean" in logged[0]
+    assert logged == [result.metrics("test_")]
+    assert logged[0]["test_rewards/correctness_reward_func/mean"] == result.reward_means["correctness_reward_func"]
 
 
 def test_named_chat_template_is_resolved_as_axolotl_does(smoke_cfg, tokenizer, test_file):
@@ -324,3 +324,51 @@ def test_a_template_that_cannot_render_is_a_clear_error(smoke_cfg, tokenizer, te
     cfg = {**smoke_cfg, "chat_template": "llama3"}  # needs a bos_token the tiny tokenizer lacks
     with pytest.raises(EvalError, match="chat_template 'llama3' cannot render"):
         build_problems(cfg, tokenizer, dataset=test_file, limit=1)
+
+
+def test_eval_at_end_without_held_out_rows_fails_at_register(smoke_cfg, test_file):
+    from axolotl_grpo_plugin.errors import GRPOConfigError
+
+    with pytest.raises(GRPOConfigError, match=r"grpo_plugin\.eval_at_end\.split = 'test'"):
+        hook.check_config({**smoke_cfg, "grpo_plugin": {"eval_at_end": True}})
+    with pytest.raises(GRPOConfigError, match=r"eval_at_end\.dataset = './nope.jsonl'"):
+        hook.check_config({**smoke_cfg, "grpo_plugin": {"eval_at_end": {"dataset": "./nope.jsonl"}}})
+    hook.check_config({**smoke_cfg, "grpo_plugin": {"eval_at_end": {"dataset": test_file}}})
+    hook.check_config({**smoke_cfg, "test_datasets": [{"path": test_file, "type": "gsm8k"}],
+                       "grpo_plugin": {"eval_at_end": {}}})
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_axolotl_train_evaluates_at_end(repo_root, embedded_model_dir, test_file, tmp_path):
+    """`axolotl train` with `grpo_plugin.eval_at_end`: the saved model is evaluated and
+    the metrics reach the trainer's trackers (TensorBoard here, as W&B would)."""
+    import yaml
+
+    from conftest import run_axolotl_train
+
+    cfg = yaml.safe_load((repo_root / "configs" / "smoke.yaml").read_text())
+    cfg.update(
+        base_model=str(embedded_model_dir), output_dir=str(tmp_path / "out"), max_steps=2,
+        use_tensorboard=True,
+        grpo_plugin={"eval_at_end": {"dataset": test_file, "limit": 4, "samples": 2,
+                                     "max_new_tokens": 8}},
+    )
+    cfg["datasets"][0]["path"] = str(repo_root / "axolotl_grpo_plugin/data/gsm8k_sample.jsonl")
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    proc, steps = run_axolotl_train(config, cwd=tmp_path, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((tmp_path / "out" / "eval-test.json").read_text())
+    assert summary["n_problems"] == 4 and set(summary["pass_at_k"]) == {"pass@1", "pass@2"}
+    report = proc.stdout.split("grpo_plugin.eval_at_end:\n", 1)[-1]
+    assert "accuracy" in report and "pass@2" in report
+    events = list((tmp_path / "out").rglob("events.out.tfevents*"))
+    assert any(b"test/accuracy" in p.read_bytes() for p in events)  # tracker tag of test_accuracy
+
+
+def test_eval_at_end_settings_from_axolotls_dictdefault():
+    from axolotl.utils.dict import DictDefault
+
+    cfg = DictDefault({"grpo_plugin": {"eval_at_end": {"limit": 3, "split": "test", "dataset": None}}})
+    assert hook.settings(cfg) == {"limit": 3, "split": "test"}

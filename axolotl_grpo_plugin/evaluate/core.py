@@ -47,17 +47,17 @@ class EvalResult:
         out.pop("records")
         return out
 
-    def metrics(self, prefix: str = "eval") -> dict[str, float]:
-        """Flat scalar metrics, named like TRL's (`rewards/NAME/mean`), for loggers."""
+    def metrics(self, prefix: str = "eval/") -> dict[str, float]:
+        """Flat scalar metrics named like TRL's (`rewards/NAME/mean`), `prefix` prepended."""
         flat = {
-            f"{prefix}/accuracy": self.accuracy,
-            f"{prefix}/format_compliance": self.format_compliance,
-            f"{prefix}/mean_length": self.mean_length,
-            f"{prefix}/reward": self.reward_mean,
+            "accuracy": self.accuracy,
+            "format_compliance": self.format_compliance,
+            "mean_length": self.mean_length,
+            "reward": self.reward_mean,
+            **self.pass_at_k,
+            **{f"rewards/{k}/mean": v for k, v in self.reward_means.items()},
         }
-        flat.update({f"{prefix}/{k}": v for k, v in self.pass_at_k.items()})
-        flat.update({f"{prefix}/rewards/{k}/mean": v for k, v in self.reward_means.items()})
-        return flat
+        return {f"{prefix}{k}": v for k, v in flat.items()}
 
 
 def evaluate(

@@ -5,7 +5,8 @@ saved in `output_dir` and the process group is gone, so rank 0 alone can load
 the saved model and evaluate it without holding up other ranks, exactly as
 `python -m axolotl_grpo_plugin.evaluate CONFIG --model OUTPUT_DIR` would. The
 metrics go to the trainer's experiment trackers (W&B, TensorBoard, ... whatever
-`report_to` set up, remembered at `post_trainer_create`), to the log, and to
+the config turned on, remembered at `post_trainer_create`) as `test/accuracy`,
+`test/pass@1`, `test/rewards/NAME/mean`, ..., to stdout, and to
 `output_dir/eval-SPLIT.json` with the samples beside it.
 """
 
@@ -13,10 +14,18 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 LOG = logging.getLogger("axolotl_grpo_plugin.evaluate")
-METRIC_PREFIX = "eval_at_end"
+
+
+def metric_prefix(split: str) -> str:
+    """`test_` for the test split (trackers show `test/accuracy`, beside `train/` and
+    `eval/`), `eval_SPLIT_` otherwise (shown as `eval/SPLIT_accuracy`)."""
+    return "test_" if split == "test" else f"eval_{split}_"
 
 
 @dataclass
@@ -40,9 +49,34 @@ def settings(cfg: Any) -> dict[str, Any] | None:
         return None
     if value is True:
         return {}
-    if hasattr(value, "model_dump"):
+    if isinstance(value, BaseModel):
         return value.model_dump(exclude_none=True)
+    # a dict, or Axolotl's DictDefault (whose missing attributes read as None)
     return {k: v for k, v in dict(value).items() if v is not None}
+
+
+def check_config(cfg: Any) -> None:
+    """Fail at launch, not after hours of training, when the evaluation cannot find its rows.
+
+    Raises GRPOConfigError naming `grpo_plugin.eval_at_end`.
+    """
+    from ..errors import GRPOConfigError, Problem
+    from .prompts import EvalError, dataset_entries
+
+    options = settings(cfg)
+    if options is None:
+        return
+    dataset = options.get("dataset")
+    if dataset is not None and not Path(str(dataset)).exists() and str(dataset).startswith((".", "/", "~")):
+        raise GRPOConfigError([Problem("grpo_plugin.eval_at_end.dataset", dataset, "no such file.",
+                                       "point it at the held-out file, or remove it")])
+    try:
+        dataset_entries(cfg, options.get("split", "test"), dataset)
+    except EvalError as exc:
+        raise GRPOConfigError([Problem(
+            "grpo_plugin.eval_at_end.split", options.get("split", "test"), str(exc),
+            "add `test_datasets:`, or set `grpo_plugin.eval_at_end.dataset: FILE`",
+        )]) from None
 
 
 def remember_trackers(trainer: Any) -> Trackers:
@@ -78,13 +112,14 @@ def evaluate_at_end(cfg: Any, trackers: Trackers | None = None, rank: int | None
         return None
     output_dir = cfg.get("output_dir")
     stem = f"eval-{options.get('split', 'test')}"
-    LOG.info("grpo_plugin.eval_at_end: evaluating %s", output_dir)
+    # Axolotl's logging config only shows INFO from `axolotl.*` loggers: print the report.
+    print(f"grpo_plugin.eval_at_end: evaluating {output_dir}", flush=True)
     try:
         result = evaluate(cfg, output_dir, **options)
     except EvalError as exc:
         LOG.error("grpo_plugin.eval_at_end: %s", exc)
         return None
     summary, samples = write_results(result, output_dir, stem=stem)
-    LOG.info("grpo_plugin.eval_at_end:\n%s\nwrote %s and %s", format_result(result), summary, samples)
-    log_metrics(trackers, result.metrics(METRIC_PREFIX))
+    print(f"grpo_plugin.eval_at_end:\n{format_result(result)}\nwrote {summary} and {samples}", flush=True)
+    log_metrics(trackers, result.metrics(metric_prefix(result.split)))
     return result

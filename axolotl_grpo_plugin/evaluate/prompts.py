@@ -92,7 +92,7 @@ def dataset_entries(cfg: dict[str, Any], split: str, dataset: str | None = None)
             raise EvalError(
                 f"datasets[{i}].path = {entry.get('path')!r} is a local file with a single split, "
                 f"so there is no {split!r} split; add `test_datasets:` to the config "
-                "or pass --dataset FILE"
+                "or name a held-out file (--dataset FILE, or grpo_plugin.eval_at_end.dataset)"
             )
         entries.append({**entry, "split": split})
     return entries
