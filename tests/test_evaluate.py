@@ -372,3 +372,51 @@ def test_eval_at_end_settings_from_axolotls_dictdefault():
 
     cfg = DictDefault({"grpo_plugin": {"eval_at_end": {"limit": 3, "split": "test", "dataset": None}}})
     assert hook.settings(cfg) == {"limit": 3, "split": "test"}
+
+
+@pytest.mark.parametrize(("tokenizer_name", "template"), [("qwen2.5-instruct", "qwen_25"),
+                                                         ("llama-3-instruct", "llama3")])
+def test_real_tokenizers_tokenize_prompts_as_trl_does(shared_dir, repo_root, tokenizer_name, template):
+    """GSM8K test prompts with real chat templates: one BOS (from the template, none
+    added by tokenizing), the ids TRL's GRPOTrainer would feed the model."""
+    from axolotl.utils.chat_templates import get_chat_template
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(shared_dir / "tokenizers" / tokenizer_name)
+    cfg = {**load_config(repo_root / "configs" / "gsm8k.yaml"), "chat_template": template}
+    problems = build_problems(cfg, tok, dataset=str(shared_dir / "data/gsm8k/test.jsonl"), limit=3)
+    rows = raw_rows(str(shared_dir / "data/gsm8k/test.jsonl"), 3)
+    for problem, row in zip(problems, rows):
+        expected = transform_row(row)
+        trl_ids = tok.apply_chat_template(conversation=[expected["prompt"]], chat_template=get_chat_template(template),
+                                          add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"][0]
+        assert problem.input_ids == list(trl_ids)
+        assert problem.columns["answer"] == expected["answer"]
+        if tok.bos_token_id is not None:
+            assert problem.input_ids.count(tok.bos_token_id) == 1
+
+
+def test_cli_writes_outputs_and_compares_with_a_baseline(repo_root, embedded_model_dir, test_file,
+                                                         tmp_path, capsys):
+    from axolotl_grpo_plugin.evaluate.__main__ import main
+
+    out = tmp_path / "out"
+    code = main([str(repo_root / "configs/smoke.yaml"), "--model", str(embedded_model_dir),
+                 "--baseline", str(embedded_model_dir), "--dataset", test_file, "--limit", "3",
+                 "--samples", "2", "--max-new-tokens", "4", "--out", str(out), "--no-progress"])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    summary = json.loads((out / "eval-test.json").read_text())
+    assert summary["n_problems"] == 3 and summary["config"].endswith("smoke.yaml")
+    assert len((out / "eval-test-samples.jsonl").read_text().splitlines()) == 3 * (1 + 2)
+    assert (out / "baseline" / "eval-test.json").is_file()
+    table = json.loads((out / "eval-test-vs-baseline.json").read_text())["metrics"]
+    assert table["accuracy"]["diff"] == 0.0  # the same model on the same prompts and seeds
+    assert "95% CI" in printed and "pass@2" in printed
+
+
+def test_a_limited_run_reproduces_the_start_of_a_longer_one(sampled_run, smoke_cfg, embedded_model_dir,
+                                                            test_file):
+    shorter = evaluate(smoke_cfg, str(embedded_model_dir), dataset=test_file, limit=2, samples=3,
+                       seed=1, **FAST)
+    assert shorter.records == [r for r in sampled_run.records if r["problem"] < 2]
