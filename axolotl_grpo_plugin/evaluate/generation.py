@@ -152,8 +152,9 @@ class VLLMGenerator:
         outputs = self.llm.generate([{"prompt_token_ids": list(p)} for p in prompts], params,
                                     use_tqdm=progress is not None)
         results = []
-        for output in outputs:
-            results.append([(o.text, list(o.token_ids)) for o in output.outputs])
+        for output in outputs:  # decoded here, as GRPOTrainer decodes vLLM's token ids
+            results.append([(self.tokenizer.decode(list(o.token_ids), skip_special_tokens=True),
+                             list(o.token_ids)) for o in output.outputs])
         if progress is not None:
             progress.update(len(prompts) * settings.n)
         return results

@@ -114,6 +114,7 @@ def evaluate_at_end(cfg: Any, trackers: Trackers | None = None, rank: int | None
     stem = f"eval-{options.get('split', 'test')}"
     # Axolotl's logging config only shows INFO from `axolotl.*` loggers: print the report.
     print(f"grpo_plugin.eval_at_end: evaluating {output_dir}", flush=True)
+    _release_gpu_cache()
     try:
         result = evaluate(cfg, output_dir, **options)
     except EvalError as exc:
@@ -123,3 +124,14 @@ def evaluate_at_end(cfg: Any, trackers: Trackers | None = None, rank: int | None
     print(f"grpo_plugin.eval_at_end:\n{format_result(result)}\nwrote {summary} and {samples}", flush=True)
     log_metrics(trackers, result.metrics(metric_prefix(result.split)))
     return result
+
+
+def _release_gpu_cache() -> None:
+    """Hand the trained model's cached blocks back before loading it again (or vLLM)."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -15,6 +15,7 @@ local file has a single split, so it needs `test_datasets:` or an explicit
 from __future__ import annotations
 
 import copy
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -133,7 +134,11 @@ def load_rows(entry: dict[str, Any], split: str) -> Any:
                 f"dataset {entry.get('path')!r} has no split {entry.get('split', split)!r} "
                 f"({message}); pick another --split or pass --dataset FILE"
             ) from None
-        raise EvalError(f"cannot load dataset {entry.get('path')!r}: {message}") from None
+        offline = any(os.environ.get(v, "").lower() in ("1", "true", "yes")
+                      for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+        hint = ("; the Hub is switched off (HF_HUB_OFFLINE), so read a local copy with "
+                "--dataset FILE" if offline else "")
+        raise EvalError(f"cannot load dataset {entry.get('path')!r}: {message}{hint}") from None
     if isinstance(loaded, DatasetDict):
         if split not in loaded:
             raise EvalError(
