@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import pytest
 
@@ -307,7 +306,8 @@ def test_eval_at_end_evaluates_output_dir_and_logs(smoke_cfg, embedded_model_dir
     assert json.loads((output_dir / "eval-test.json").read_text())["accuracy"] == result.accuracy
     assert (output_dir / "eval-test-samples.jsonl").is_file()
     assert logged == [result.metrics("test_")]
-    assert logged[0]["test_rewards/correctness_reward_func/mean"] == result.reward_means["correctness_reward_func"]
+    correctness = logged[0]["test_rewards/correctness_reward_func/mean"]
+    assert correctness == result.reward_means["correctness_reward_func"]
 
 
 def test_named_chat_template_is_resolved_as_axolotl_does(smoke_cfg, tokenizer, test_file):
@@ -388,8 +388,10 @@ def test_real_tokenizers_tokenize_prompts_as_trl_does(shared_dir, repo_root, tok
     rows = raw_rows(str(shared_dir / "data/gsm8k/test.jsonl"), 3)
     for problem, row in zip(problems, rows):
         expected = transform_row(row)
-        trl_ids = tok.apply_chat_template(conversation=[expected["prompt"]], chat_template=get_chat_template(template),
-                                          add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"][0]
+        trl_ids = tok.apply_chat_template(
+            conversation=[expected["prompt"]], chat_template=get_chat_template(template),
+            add_generation_prompt=True, tokenize=True, return_dict=True,
+        )["input_ids"][0]
         assert problem.input_ids == list(trl_ids)
         assert problem.columns["answer"] == expected["answer"]
         if tok.bos_token_id is not None:
@@ -420,3 +422,31 @@ def test_a_limited_run_reproduces_the_start_of_a_longer_one(sampled_run, smoke_c
     shorter = evaluate(smoke_cfg, str(embedded_model_dir), dataset=test_file, limit=2, samples=3,
                        seed=1, **FAST)
     assert shorter.records == [r for r in sampled_run.records if r["problem"] < 2]
+
+
+def test_custom_rewards_get_trl_arguments(smoke_cfg, tokenizer, test_file, tmp_path, monkeypatch):
+    """An import-path reward sees chat-shaped completions, the prompts and the dataset
+    columns, as under GRPOTrainer; one without **kwargs still gets what it names."""
+    (tmp_path / "my_rewards.py").write_text(
+        "seen = []\n"
+        "def shape_reward(prompts, completions, answer, completion_ids, trainer_state, **kwargs):\n"
+        "    seen.append(dict(prompt=prompts[0], completion=completions[0], answer=answer[0]))\n"
+        "    return [float(len(ids)) for ids in completion_ids]\n"
+        "def strict_reward(completions, answer):\n"
+        "    return [None for _ in completions]\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cfg = {**smoke_cfg, "trl": {**smoke_cfg["trl"],
+                               "reward_funcs": ["my_rewards.shape_reward", "my_rewards.strict_reward"]}}
+    monkeypatch.setattr(core, "make_generator", lambda *a, **k: ScriptedGenerator(
+        lambda i, s: ["abc"] * s.n))
+    result = evaluate(cfg, "scripted", tokenizer=tokenizer, dataset=test_file, limit=2, samples=0,
+                      progress=False)
+    import my_rewards
+
+    first = transform_row(raw_rows(test_file, 1)[0])
+    assert my_rewards.seen[0] == {"prompt": first["prompt"], "answer": first["answer"],
+                                  "completion": [{"role": "assistant", "content": "abc"}]}
+    assert result.reward_means["shape_reward"] == 3.0
+    assert math.isnan(result.reward_means["strict_reward"])
+    assert result.correct_reward == "shape_reward"  # no reward named *correct*: the first one

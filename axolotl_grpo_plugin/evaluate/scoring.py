@@ -96,13 +96,16 @@ def score(
     out: dict[str, list[float]] = {}
     for reward in rewards:
         call = dict(prompts=list(prompts), completions=completions,
-                    completion_ids=list(completion_ids), **kwargs)
+                    completion_ids=list(completion_ids), **kwargs,
+                    # what GRPOTrainer adds; there is no trainer here
+                    trainer_state=None, log_extra=_ignore, log_metric=_ignore)
         if not _accepts_var_kwargs(reward.func):
             params = inspect.signature(reward.func).parameters
             call = {k: v for k, v in call.items() if k in params}
         values = reward.func(**call)
         if len(values) != len(texts):
-            raise EvalError(f"reward {reward.name} returned {len(values)} values for {len(texts)} completions")
+            raise EvalError(f"reward {reward.name} returned {len(values)} values "
+                            f"for {len(texts)} completions")
         out[reward.name] = [math.nan if v is None else float(v) for v in values]
     return out
 
@@ -124,3 +127,7 @@ def _accepts_var_kwargs(func: Callable) -> bool:
     except (TypeError, ValueError):
         return True
     return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
+def _ignore(*args: Any, **kwargs: Any) -> None:
+    """Stands in for GRPOTrainer's `log_extra` / `log_metric` callbacks."""
