@@ -9,6 +9,7 @@ from axolotl.integrations.base import BasePlugin
 from axolotl.utils.logging import get_logger
 
 from .errors import GRPOConfigError
+from .evaluate.hook import check_config as check_eval_at_end
 from .validation import Launch, prepare_config
 from .vllm import autostart as vllm_autostart
 
@@ -39,6 +40,7 @@ class GRPOPlugin(BasePlugin):
             return  # the autostarted server loads the config the trainer already checked
         try:
             warnings = prepare_config(cfg, current_launch())
+            check_eval_at_end(cfg)
         except GRPOConfigError as exc:
             raise SystemExit(f"\n{exc}\n") from None
         for warning in warnings:
@@ -48,5 +50,13 @@ class GRPOPlugin(BasePlugin):
     def pre_model_load(self, cfg):
         vllm_autostart.pre_model_load_hook(cfg)
 
+    def post_trainer_create(self, cfg, trainer):
+        from .evaluate.hook import remember_trackers
+
+        self.eval_trackers = remember_trackers(trainer)
+
     def post_train_unload(self, cfg):
-        vllm_autostart.after_training(cfg)
+        from .evaluate.hook import evaluate_at_end
+
+        vllm_autostart.after_training(cfg)  # first: frees the reserved GPU
+        evaluate_at_end(cfg, getattr(self, "eval_trackers", None))
