@@ -12,6 +12,29 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 
+class EvalAtEndSettings(BaseModel):
+    """Keys under `grpo_plugin.eval_at_end:` (the evaluator's options, see docs/evaluate.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    split: str = Field(default="test", description="Split to evaluate: `test` reads "
+                       "`test_datasets:`, else the Hub datasets' test split.")
+    dataset: str | None = Field(default=None, description="A file or Hub id to evaluate on "
+                                "instead, transformed with the config's dataset type.")
+    samples: int = Field(default=1, ge=0, description="Sampled completions per problem for pass@k "
+                         "(0 = greedy only).")
+    limit: int | None = Field(default=None, ge=1, description="Evaluate only the first N problems.")
+    seed: int = Field(default=0, description="Sampling seed.")
+    batch_size: int = Field(default=32, ge=1, description="Sequences per generate call "
+                            "(transformers backend).")
+    max_new_tokens: int | None = Field(default=None, ge=1, description="Default: "
+                                       "trl.max_completion_length.")
+    backend: Literal["auto", "vllm", "transformers"] = Field(
+        default="auto", description="auto = vLLM when installed and a GPU is present.")
+    correct_reward: str | None = Field(default=None, description="Reward that decides correctness "
+                                       "(default: the one named *correct*).")
+
+
 class GRPOPluginSettings(BaseModel):
     """Keys under `grpo_plugin:`."""
 
@@ -51,6 +74,37 @@ class GRPOPluginSettings(BaseModel):
         description=(
             "Self-correction phrases counted by the reflection rate (case-insensitive, whole "
             "words); default: axolotl_grpo_plugin.observe.metrics.DEFAULT_REFLECTION_PHRASES."
+        ),
+    )
+    vllm_autostart: bool = Field(
+        default=False,
+        description=(
+            "Start `axolotl vllm-serve` on the reserved GPU(s) before training and stop it after "
+            "(server mode only: `trl.use_vllm: true`, `trl.vllm_mode: server`). Once per launch, "
+            "from LOCAL_RANK 0; output in `output_dir/vllm-server.log`. See docs/vllm.md."
+        ),
+    )
+    vllm_gpus: list[int] | None = Field(
+        default=None,
+        description=(
+            "GPU ids (as nvidia-smi numbers them) reserved for the autostarted vLLM server. "
+            "Default: the last vllm.tensor_parallel_size x vllm.data_parallel_size visible GPUs."
+        ),
+    )
+    vllm_startup_timeout: int = Field(
+        default=900,
+        gt=0,
+        description=(
+            "Seconds to wait for the autostarted server to answer /health/ (model download, "
+            "weight loading and CUDA graph capture) before stopping it and failing."
+        ),
+    )
+    eval_at_end: EvalAtEndSettings | bool | None = Field(
+        default=None,
+        description=(
+            "Evaluate the saved model on a held-out split when training ends (rank 0), with "
+            "the training rewards; logs `test/accuracy`, `test/pass@k`, ... to the trainer's "
+            "trackers and writes output_dir/eval-SPLIT.json. `true` uses the defaults."
         ),
     )
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from .batching import TRL_DEFAULT_NUM_GENERATIONS, describe_layout
 from .errors import GRPOConfigError
 from .validation import Launch, prepare_config
 
@@ -48,6 +49,15 @@ def validate_with_axolotl(raw: dict[str, Any], launch: Launch):
     return validate_config(cfg, capabilities=capabilities, env_capabilities=env), warnings
 
 
+def layout_line(raw: dict[str, Any], processes: int) -> str:
+    """The generation-batch arithmetic for this launch, e.g. `8 x 2 x 7 = 112 = 7 prompts x 16`."""
+    trl = raw.get("trl") if isinstance(raw.get("trl"), dict) else {}
+    return "micro_batch_size x gradient_accumulation_steps x processes: " + describe_layout(
+        int(raw.get("micro_batch_size") or 1), int(raw.get("gradient_accumulation_steps") or 1),
+        processes, int(trl.get("num_generations") or TRL_DEFAULT_NUM_GENERATIONS),
+        trl.get("generation_batch_size"))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m axolotl_grpo_plugin.check",
@@ -76,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         raw = load_yaml(args.config)
+        layout = layout_line(raw, args.processes)
         _, warnings = validate_with_axolotl(raw, Launch(args.processes, args.has_gpu))
     except GRPOConfigError as exc:
         print(exc, file=sys.stderr)
@@ -87,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"warning: {warning}")
     where = "GPU" if args.has_gpu else "CPU"
     print(f"OK: {args.config} is valid for {args.processes} training process(es) on {where}.")
+    print(f"layout: {layout}")
     return 0
 
 

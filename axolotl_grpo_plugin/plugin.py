@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import sys
 
 from axolotl.integrations.base import BasePlugin
 from axolotl.utils.logging import get_logger
 
 from .errors import GRPOConfigError
+from .evaluate.hook import check_config as check_eval_at_end
 from .validation import Launch, prepare_config
+from .vllm import autostart as vllm_autostart
 
 LOG = get_logger(__name__)
 
@@ -17,8 +20,10 @@ def current_launch() -> Launch:
     """The launch this process belongs to: accelerate/torchrun set WORLD_SIZE per rank."""
     import torch
 
+    world_size = os.environ.get("WORLD_SIZE")
+    serving = not world_size and any(a.replace("_", "-") == "vllm-serve" for a in sys.argv[1:3])
     return Launch(
-        processes=int(os.environ.get("WORLD_SIZE", "1") or 1),
+        processes=None if serving else int(world_size or 1),
         has_gpu=torch.cuda.is_available(),
     )
 
@@ -31,15 +36,31 @@ class GRPOPlugin(BasePlugin):
 
     def register(self, cfg: dict):
         """Runs on the raw config, before Axolotl's schema drops unknown keys."""
+        if vllm_autostart.is_server_child():
+            return  # the autostarted server loads the config the trainer already checked
         try:
             warnings = prepare_config(cfg, current_launch())
+            check_eval_at_end(cfg)
         except GRPOConfigError as exc:
             raise SystemExit(f"\n{exc}\n") from None
         for warning in warnings:
             LOG.warning(warning)
+        vllm_autostart.register_hook(cfg)
+
+    def pre_model_load(self, cfg):
+        vllm_autostart.pre_model_load_hook(cfg)
 
     def post_trainer_create(self, cfg, trainer):
-        """Rollout log and learning metrics on the stock GRPO trainer (docs/observe.md)."""
+        """Trackers for the end-of-training evaluation; rollout log and learning metrics
+        on the stock GRPO trainer (docs/observe.md)."""
+        from .evaluate.hook import remember_trackers
         from .observe import attach
 
+        self.eval_trackers = remember_trackers(trainer)
         attach(cfg, trainer)
+
+    def post_train_unload(self, cfg):
+        from .evaluate.hook import evaluate_at_end
+
+        vllm_autostart.after_training(cfg)  # first: frees the reserved GPU
+        evaluate_at_end(cfg, getattr(self, "eval_trackers", None))

@@ -8,6 +8,7 @@ names, fills what Axolotl leaves out, and raises one error listing everything.
 from __future__ import annotations
 
 import difflib
+import math
 import logging
 from dataclasses import dataclass
 from functools import lru_cache
@@ -43,7 +44,7 @@ MISPLACED_TRL_KEYS = {
 class Launch:
     """What the config will run on: training processes and whether a GPU is there."""
 
-    processes: int = 1
+    processes: int | None = 1  # None: not a training launch (e.g. `axolotl vllm-serve`)
     has_gpu: bool = True
 
 
@@ -109,38 +110,69 @@ def check_completion_length(cfg, launch: Launch) -> list[Problem]:
 
 
 def check_batch(cfg, launch: Launch) -> list[Problem]:
+    """TRL: num_generations divides the generation batch. Axolotl 0.19 also wants at least
+    one whole group per training process (batch >= num_generations x processes)."""
     trl = _section(cfg, "trl")
     groups = trl.get("num_generations") or TRL_DEFAULT_NUM_GENERATIONS
     mbs = cfg.get("micro_batch_size") or 1
     gas = cfg.get("gradient_accumulation_steps") or 1
-    procs = max(int(launch.processes), 1)
-    if not all(isinstance(v, int) for v in (groups, mbs, gas)):
+    if launch.processes is None or not all(isinstance(v, int) for v in (groups, mbs, gas)):
         return []
+    procs = max(int(launch.processes), 1)
     if groups < 2:
         return [Problem("trl.num_generations", groups, "GRPO needs at least 2 completions per prompt "
                         "to compute an advantage.", "set trl.num_generations to 2 or more (8-16 is usual)")]
     explicit = trl.get("generation_batch_size")
+    step_batch = mbs * procs
     if explicit:
-        step_batch = mbs * procs
         if explicit % step_batch:
             return [Problem("trl.generation_batch_size", explicit,
                             f"must be a multiple of micro_batch_size x training processes = {mbs} x {procs} = {step_batch}.",
-                            f"set it to a multiple of {step_batch}, e.g. {step_batch * max(1, explicit // step_batch)}")]
+                            f"set it to a multiple of {step_batch}, e.g. {_at_least(step_batch, explicit)}")]
         batch, formula = explicit, f"trl.generation_batch_size = {explicit}"
     else:
         batch = generation_batch_size(mbs, gas, procs)
         formula = (f"micro_batch_size x gradient_accumulation_steps x training processes = "
                    f"{mbs} x {gas} x {procs} = {batch}")
-    if batch % groups == 0:
+    if batch % groups:
+        choices = valid_num_generations(batch, processes=procs)
+        fixes = [f"set trl.num_generations to one of {choices}"] if choices else []
+        if explicit:
+            fixes.append(f"or trl.generation_batch_size to a multiple of {math.lcm(groups, step_batch)}")
+        else:
+            fixes.append(f"or micro_batch_size to one of {micro_batch_sizes_for(groups, gas, procs)}")
+        return [Problem("trl.num_generations", groups, f"must divide the generation batch, {formula}.",
+                        "set " + ", ".join(fixes).removeprefix("or ").removeprefix("set "))]
+    if batch < groups * procs:
+        need = _at_least(math.lcm(groups, step_batch), groups * procs)
+        fix = (f"set trl.generation_batch_size to {need}" if explicit else
+               f"set gradient_accumulation_steps to {need // step_batch} ({mbs} x {need // step_batch} x "
+               f"{procs} = {need})")
+        return [Problem("trl.generation_batch_size" if explicit else "gradient_accumulation_steps",
+                        explicit or gas,
+                        f"Axolotl 0.19 wants at least one group of {groups} completions per training "
+                        f"process: {formula} < {groups} x {procs} = {groups * procs}.", fix)]
+    return check_eval_batch(cfg, groups, procs)
+
+
+def _at_least(multiple: int, floor: int) -> int:
+    return multiple * max(1, -(-floor // multiple))
+
+
+def check_eval_batch(cfg, groups: int, procs: int) -> list[Problem]:
+    """TRL also groups evaluation completions: eval_batch_size x processes must divide."""
+    if not (cfg.get("val_set_size") or cfg.get("test_datasets")):
         return []
-    choices = valid_num_generations(batch)
-    fixes = []
-    if choices:
-        fixes.append(f"set trl.num_generations to one of {choices}")
-    if not explicit:
-        fixes.append(f"or micro_batch_size to one of {micro_batch_sizes_for(groups, gas, procs)}")
-    return [Problem("trl.num_generations", groups, f"must divide the generation batch, {formula}.",
-                    ", ".join(fixes) or "raise the batch")]
+    trl = _section(cfg, "trl")
+    eval_groups = trl.get("num_generations_eval") or groups
+    eval_mbs = cfg.get("eval_batch_size") or cfg.get("micro_batch_size") or 1
+    if not isinstance(eval_mbs, int) or (eval_mbs * procs) % eval_groups == 0:
+        return []
+    fits = micro_batch_sizes_for(eval_groups, 1, procs)
+    return [Problem("eval_batch_size", eval_mbs,
+                    f"evaluation needs eval_batch_size x training processes = {eval_mbs} x {procs} = "
+                    f"{eval_mbs * procs} to be divisible by num_generations {eval_groups}.",
+                    f"set eval_batch_size to one of {fits}")]
 
 
 def check_precision(cfg, launch: Launch) -> list[Problem]:
@@ -185,7 +217,7 @@ def fill_vllm_server_address(cfg) -> None:
     not exist, so server mode crashes unless the host and port are set under `trl:`.
     Take them from the `vllm:` section the server itself is started from."""
     trl = _section(cfg, "trl")
-    if not trl.get("use_vllm") or (trl.get("vllm_mode") or "server") != "server":
+    if not trl.get("use_vllm") or trl.get("vllm_mode") != "server":
         return
     vllm = _section(cfg, "vllm")
     host = vllm.get("host")
@@ -193,6 +225,24 @@ def fill_vllm_server_address(cfg) -> None:
         trl["vllm_server_host"] = "127.0.0.1" if host in (None, "0.0.0.0", "::") else host
     if not trl.get("vllm_server_port"):
         trl["vllm_server_port"] = int(vllm.get("port") or 8000)
+
+
+def fill_generation_batch_size(cfg, launch: Launch) -> None:
+    """Set `trl.generation_batch_size` to TRL's own default, mbs x gas x processes.
+
+    Axolotl 0.19's check_grpo_batch_size_divisibility compares the PER-RANK
+    mbs x gas with num_generations x processes, so it rejects valid multi-GPU
+    layouts (7 processes x 8 x 2 = 112 = 7 groups of 16 fails: 16 < 112). With the
+    global value set explicitly it checks what TRL needs. Same batch, same
+    behaviour: TRL derives steps_per_generation = gas from it."""
+    trl = _section(cfg, "trl")
+    procs = max(int(launch.processes or 1), 1)
+    if procs == 1 or not trl or trl.get("generation_batch_size") or trl.get("steps_per_generation"):
+        return
+    mbs = cfg.get("micro_batch_size") or 1
+    gas = cfg.get("gradient_accumulation_steps") or 1
+    if isinstance(mbs, int) and isinstance(gas, int):
+        trl["generation_batch_size"] = generation_batch_size(mbs, gas, procs)
 
 
 def prepare_config(cfg: MutableMapping[str, Any], launch: Launch) -> list[str]:
@@ -203,7 +253,12 @@ def prepare_config(cfg: MutableMapping[str, Any], launch: Launch) -> list[str]:
     if problems:
         raise GRPOConfigError(problems)
     fill_vllm_server_address(cfg)
+    fill_generation_batch_size(cfg, launch)
     warnings = []
+    trl = _section(cfg, "trl")
+    if trl.get("use_vllm") and not trl.get("vllm_mode"):
+        warnings.append("`trl.use_vllm` is on without `trl.vllm_mode`: TRL 1.9 then runs vLLM colocated "
+                        "on the training GPU. Set `trl.vllm_mode: server` to use a separate vLLM server.")
     if cfg.get("sequence_len") is not None:
         warnings.append("`sequence_len` has no effect on GRPO in Axolotl 0.19; completion length is "
                         "`trl.max_completion_length` and vLLM's limit is `vllm.max_model_len`.")

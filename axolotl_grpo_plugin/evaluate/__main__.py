@@ -1,0 +1,107 @@
+"""`python -m axolotl_grpo_plugin.evaluate CONFIG --model DIR_OR_ID`: accuracy and pass@k
+of a checkpoint on held-out prompts, scored with the config's training rewards."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+EPILOG = """\
+what it reports (greedy decoding unless noted):
+  accuracy            share of problems whose correctness reward is > 0
+  pass@k              unbiased estimator over --samples sampled completions per problem
+  format_compliance   share of completions in the strict <reasoning>/<answer> format
+  mean_length         completion tokens
+  rewards/NAME        mean of each configured reward
+
+splits: --split train reads `datasets:`; --split test reads `test_datasets:` when the
+config has them, else the `test` split of the Hub datasets. A local file has one
+split: point --dataset at the held-out file instead.
+
+examples:
+  # a trained checkpoint on the GSM8K test split (Hub dataset in the config)
+  python -m axolotl_grpo_plugin.evaluate configs/gsm8k.yaml --model outputs/gsm8k-grpo
+  # pass@8 on 200 problems
+  python -m axolotl_grpo_plugin.evaluate configs/gsm8k.yaml --model outputs/gsm8k-grpo \\
+      --samples 8 --limit 200
+  # trained vs base model, same prompts and seeds, bootstrap 95% interval
+  python -m axolotl_grpo_plugin.evaluate configs/gsm8k.yaml --model outputs/gsm8k-grpo \\
+      --baseline Qwen/Qwen2.5-1.5B-Instruct
+  # CPU, the embedded tiny model and the bundled held-out sample
+  python -m axolotl_grpo_plugin.evaluate configs/smoke.yaml --model .cache/embedded/tiny-qwen2 \\
+      --dataset axolotl_grpo_plugin/data/gsm8k_sample_test.jsonl --limit 32
+
+outputs: eval-SPLIT.json (summary) and eval-SPLIT-samples.jsonl next to a local model,
+or in --out (default ./eval-outputs/NAME for a Hub id).
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m axolotl_grpo_plugin.evaluate", description=__doc__, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("config", help="the Axolotl yaml the model was trained with")
+    parser.add_argument("--model", required=True, help="checkpoint directory or Hub id")
+    parser.add_argument("--baseline", help="a second model to compare against, on the same prompts")
+    parser.add_argument("--split", default="test", help="dataset split (default: test)")
+    parser.add_argument("--dataset", help="read prompts from this file or Hub id instead "
+                        "(transformed with the config's dataset type)")
+    parser.add_argument("--samples", type=int, default=1,
+                        help="sampled completions per problem for pass@k (default 1; 0 = greedy only)")
+    parser.add_argument("--limit", type=int, help="evaluate only the first N problems")
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    parser.add_argument("--batch-size", type=int, default=32,
+                        help="sequences per generate call for transformers (default 32)")
+    parser.add_argument("--max-new-tokens", type=int,
+                        help="default: the config's trl.max_completion_length")
+    parser.add_argument("--backend", choices=["auto", "vllm", "transformers"], default="auto",
+                        help="auto = vLLM when installed and a GPU is present")
+    parser.add_argument("--device", help="torch device for transformers (default: cuda if present)")
+    parser.add_argument("--correct-reward", help="reward that decides correctness "
+                        "(default: the one named *correct*)")
+    parser.add_argument("--out", help="directory for the outputs (see below)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from .core import evaluate
+    from .prompts import EvalError
+    from .report import compare, default_out_dir, format_comparison, format_result, write_results
+
+    options = dict(split=args.split, samples=args.samples, limit=args.limit, seed=args.seed,
+                   batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
+                   dataset=args.dataset, device=args.device, backend=args.backend,
+                   correct_reward=args.correct_reward, progress=not args.no_progress)
+    try:
+        result = evaluate(args.config, args.model, **options)
+        out = Path(args.out) if args.out else default_out_dir(args.model)
+        summary, samples = write_results(result, out, extra={"config": args.config})
+        print(format_result(result))
+        print(f"wrote {summary} and {samples}")
+        if args.baseline:
+            base = evaluate(args.config, args.baseline, **options)
+            base_out = Path(args.out) / "baseline" if args.out else default_out_dir(args.baseline)
+            write_results(base, base_out, extra={"config": args.config})
+            print(format_result(base))
+            table = compare(result, base, seed=args.seed)
+            print(f"\n{args.model} minus {args.baseline} (paired bootstrap over "
+                  f"{result.n_problems} problems):")
+            print(format_comparison(table))
+            path = out / f"eval-{args.split}-vs-baseline.json"
+            path.write_text(json.dumps({"baseline": args.baseline, "metrics": table}, indent=2) + "\n")
+            print(f"wrote {path}")
+    except EvalError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,279 @@
+"""`evaluate()`: one checkpoint on held-out prompts, scored with the training rewards.
+
+Greedy decoding gives accuracy, format compliance, mean length and the reward
+means; `samples` sampled completions per problem give pass@k. "Correct" means
+the correctness reward (see `scoring.correctness_reward`) is above zero.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import generation, passk, prompts, scoring
+from .prompts import EvalError
+
+TRL_DEFAULT_MAX_COMPLETION_LENGTH = 256
+
+
+@dataclass
+class EvalResult:
+    """Summary numbers, per-problem scores (for paired comparisons) and every sample."""
+
+    model: str
+    split: str
+    n_problems: int
+    samples: int
+    seed: int
+    backend: str
+    max_new_tokens: int
+    temperature: float
+    correct_reward: str
+    accuracy: float
+    pass_at_k: dict[str, float]
+    format_compliance: float
+    mean_length: float
+    reward_means: dict[str, float]
+    reward_mean: float
+    per_problem: dict[str, list[float]] = field(default_factory=dict, repr=False)
+    records: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+    def summary(self) -> dict[str, Any]:
+        """Everything but the per-sample records (what the JSON summary holds)."""
+        out = asdict(self)
+        out.pop("records")
+        return out
+
+    def metrics(self, prefix: str = "eval/") -> dict[str, float]:
+        """Flat scalar metrics named like TRL's (`rewards/NAME/mean`), `prefix` prepended."""
+        flat = {
+            "accuracy": self.accuracy,
+            "format_compliance": self.format_compliance,
+            "mean_length": self.mean_length,
+            "reward": self.reward_mean,
+            **self.pass_at_k,
+            **{f"rewards/{k}/mean": v for k, v in self.reward_means.items()},
+        }
+        return {f"{prefix}{k}": v for k, v in flat.items()}
+
+
+def evaluate(
+    config: Any,
+    model: Any,
+    *,
+    split: str = "test",
+    samples: int = 1,
+    limit: int | None = None,
+    seed: int = 0,
+    batch_size: int = 32,
+    max_new_tokens: int | None = None,
+    dataset: str | None = None,
+    device: str | None = None,
+    tokenizer: Any = None,
+    backend: str = "auto",
+    correct_reward: str | None = None,
+    progress: bool = True,
+) -> EvalResult:
+    """Evaluate `model` (a directory, Hub id or loaded model) on the config's `split`.
+
+    `samples` sampled completions per problem (at the config's `trl.temperature`)
+    give pass@k for k = 1, 2, 4, ... up to `samples`; 0 skips sampling.
+    """
+    if samples < 0:
+        raise EvalError(f"samples = {samples}: must be 0 (greedy only) or more")
+    if isinstance(model, (str, Path)) and not Path(model).exists() and _looks_local(str(model)):
+        raise EvalError(f"model directory {str(model)!r} not found; pass a checkpoint directory "
+                        "or a Hub id")
+    cfg = prompts.load_config(config)
+    rewards = scoring.load_rewards(cfg)
+    judge = scoring.correctness_reward(rewards, correct_reward)
+    trl = cfg.get("trl") or {}
+    label = model if isinstance(model, (str, Path)) else getattr(
+        getattr(model, "config", None), "_name_or_path", type(model).__name__)
+    tok = tokenizer if tokenizer is not None else load_tokenizer(cfg, model)
+    problems = prompts.build_problems(cfg, tok, split=split, dataset=dataset, limit=limit)
+    gen = make_generator(model, tok, cfg, backend=backend, device=device,
+                         batch_size=batch_size, seed=seed)
+    base = generation.SamplingSettings(
+        max_new_tokens=int(max_new_tokens or trl.get("max_completion_length")
+                           or TRL_DEFAULT_MAX_COMPLETION_LENGTH),
+        temperature=float(trl.get("temperature") if trl.get("temperature") is not None else 1.0),
+        top_p=float(trl.get("top_p") or 1.0),
+        top_k=trl.get("top_k") or None,
+        min_p=trl.get("min_p"),
+        repetition_penalty=float(trl.get("repetition_penalty") or 1.0),
+        seed=seed,
+    )
+    greedy = generation.SamplingSettings(**{**asdict(base), "temperature": 0.0, "n": 1})
+    sampled = generation.SamplingSettings(**{**asdict(base), "n": samples})
+    ids = [p.input_ids for p in problems]
+    bar = _progress_bar(len(problems) * (1 + samples), f"evaluating {Path(str(label)).name}", progress)
+    try:
+        greedy_out = [group[0] for group in gen.generate(ids, greedy, bar)]
+        sampled_out = gen.generate(ids, sampled, bar) if samples else [[] for _ in problems]
+    finally:
+        if bar is not None:
+            bar.close()
+    return _summarise(str(label), split, seed, gen.name, greedy, sampled, rewards, judge,
+                      problems, greedy_out, sampled_out)
+
+
+def _summarise(label, split, seed, backend, greedy, sampled, rewards, judge, problems,
+               greedy_out, sampled_out) -> EvalResult:
+    from rewards.gsm8k import is_strict_format
+
+    records: list[dict[str, Any]] = []
+    per = {"accuracy": [], "format_compliance": [], "length": []}
+    ks = passk.report_ks(sampled.n)
+    per.update({f"pass@{k}": [] for k in ks})
+    greedy_rewards: dict[str, list[float]] = {r.name: [] for r in rewards}
+    totals: list[float] = []
+    for problem, first, group in zip(problems, greedy_out, sampled_out):
+        texts = [first[0]] + [t for t, _ in group]
+        token_ids = [first[1]] + [i for _, i in group]
+        values = scoring.score(rewards, [problem.messages] * len(texts), texts, token_ids,
+                               [problem.columns] * len(texts))
+        total = scoring.weighted_total(values, rewards)
+        correct = [_is_correct(v) for v in values[judge.name]]
+        for j, (text, ids) in enumerate(zip(texts, token_ids)):
+            record = {
+                "problem": problem.index,
+                "kind": "greedy" if j == 0 else "sample",
+                "sample": max(0, j - 1),
+                **{k: v for k, v in problem.columns.items() if _jsonable(v)},
+                "completion": text,
+                "tokens": len(ids),
+                "rewards": {name: vals[j] for name, vals in values.items()},
+                "reward": total[j],
+                "correct": correct[j],
+                "strict_format": is_strict_format(text),
+            }
+            if j == 0:
+                record["prompt"] = problem.text
+            records.append(record)
+        per["accuracy"].append(float(correct[0]))
+        per["format_compliance"].append(float(is_strict_format(texts[0])))
+        per["length"].append(float(len(token_ids[0])))
+        for name in greedy_rewards:
+            greedy_rewards[name].append(values[name][0])
+        totals.append(total[0])
+        n, c = len(group), sum(correct[1:])
+        for k in ks:
+            per[f"pass@{k}"].append(passk.pass_at_k(n, c, k))
+    return EvalResult(
+        model=label, split=split, n_problems=len(problems), samples=sampled.n, seed=seed,
+        backend=backend, max_new_tokens=greedy.max_new_tokens, temperature=sampled.temperature,
+        correct_reward=judge.name,
+        accuracy=_mean(per["accuracy"]),
+        pass_at_k={f"pass@{k}": _mean(per[f"pass@{k}"]) for k in ks},
+        format_compliance=_mean(per["format_compliance"]),
+        mean_length=_mean(per["length"]),
+        reward_means={name: _mean(v) for name, v in greedy_rewards.items()},
+        reward_mean=_mean(totals),
+        per_problem=per,
+        records=records,
+    )
+
+
+def _looks_local(name: str) -> bool:
+    """A path rather than a Hub id (`org/name`)."""
+    return name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
+
+
+def _is_correct(value: float) -> bool:
+    return not math.isnan(value) and value > 0
+
+
+def _mean(values: list[float]) -> float:
+    finite = [v for v in values if not math.isnan(v)]
+    return sum(finite) / len(finite) if finite else float("nan")
+
+
+def _jsonable(value: Any) -> bool:
+    return isinstance(value, (str, int, float, bool, type(None), list, dict))
+
+
+def _progress_bar(total: int, desc: str, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="completion", dynamic_ncols=True)
+
+
+def load_tokenizer(cfg: dict[str, Any], model: Any) -> Any:
+    """The checkpoint's tokenizer, else the config's `tokenizer_config` / `base_model`."""
+    from transformers import AutoTokenizer
+
+    candidates = []
+    if isinstance(model, (str, Path)):
+        candidates.append(str(model))
+    else:
+        candidates.append(getattr(getattr(model, "config", None), "_name_or_path", None))
+    candidates += [cfg.get("tokenizer_config"), cfg.get("base_model")]
+    errors = []
+    for source in [c for c in candidates if c]:
+        try:
+            tok = AutoTokenizer.from_pretrained(source)
+            break
+        except (OSError, ValueError) as exc:
+            errors.append(f"{source}: {str(exc).splitlines()[0] if str(exc) else exc!r}")
+    else:
+        raise EvalError("no tokenizer found (" + "; ".join(errors) + "); pass tokenizer= or a "
+                        "model directory that holds one")
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def make_generator(model: Any, tokenizer: Any, cfg: dict[str, Any], *, backend: str = "auto",
+                   device: str | None = None, batch_size: int = 32, seed: int = 0):
+    """vLLM for a model path when it can run (and backend allows), else transformers."""
+    if backend not in ("auto", "vllm", "transformers"):
+        raise EvalError(f"backend = {backend!r}: use auto, vllm or transformers")
+    is_path = isinstance(model, (str, Path))
+    use_vllm = backend == "vllm" or (backend == "auto" and is_path and device in (None, "cuda")
+                                     and generation.vllm_available())
+    if use_vllm:
+        if not is_path:
+            raise EvalError("backend = 'vllm' needs a model directory or Hub id, not a loaded model")
+        if not generation.vllm_available():
+            raise EvalError("backend = 'vllm' needs vLLM installed and a CUDA GPU; "
+                            "use backend='transformers'")
+        vllm_cfg = cfg.get("vllm") or {}
+        kwargs = {k: vllm_cfg[k] for k in ("gpu_memory_utilization", "max_model_len", "dtype",
+                                           "tensor_parallel_size") if vllm_cfg.get(k) is not None}
+        return generation.VLLMGenerator(str(model), tokenizer, seed=seed, **kwargs)
+    if is_path:
+        model = load_model(str(model), device)
+    elif device is not None:
+        model = model.to(device)
+    return generation.TransformersGenerator(model, tokenizer, batch_size=batch_size)
+
+
+def load_model(path: str, device: str | None = None) -> Any:
+    """A causal LM (or a PEFT adapter directory) for `generate`, on `device`."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = "auto" if device.startswith("cuda") else torch.float32
+    try:
+        if Path(path, "adapter_config.json").is_file():
+            from peft import AutoPeftModelForCausalLM
+
+            model = AutoPeftModelForCausalLM.from_pretrained(path, dtype=dtype)
+        else:
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    except (OSError, ValueError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else repr(exc)
+        raise EvalError(f"cannot load model {path!r}: {first}") from None
+    return model.to(device)
+
+
+def env_rank() -> int:
+    """This process's global rank from the launcher's environment (0 when not launched)."""
+    return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) or 0)

@@ -1,0 +1,160 @@
+"""Completions for evaluation prompts: vLLM when it can run, transformers otherwise.
+
+Both backends take token ids (so prompts are exactly the ones TRL would feed) and
+return, per prompt, `n` completions as (text, token ids), cut after the first
+EOS and decoded with `skip_special_tokens=True` as GRPOTrainer decodes them.
+`temperature == 0` means greedy. Sampling is seeded per batch from `seed` and the
+batch's first prompt, so the same prompts, batch size and seed give the same
+completions.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+Completion = tuple[str, list[int]]
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    """What to sample: `n` completions per prompt, TRL's sampling knobs."""
+
+    n: int = 1
+    temperature: float = 1.0
+    max_new_tokens: int = 256
+    top_p: float = 1.0
+    top_k: int | None = None
+    min_p: float | None = None
+    repetition_penalty: float = 1.0
+    seed: int = 0
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature <= 0
+
+
+class Generator(Protocol):
+    """Anything that turns prompt ids into completions."""
+
+    name: str
+
+    def generate(self, prompts: Sequence[list[int]], settings: SamplingSettings,
+                 progress: Any = None) -> list[list[Completion]]: ...
+
+
+def vllm_available() -> bool:
+    """vLLM installed and a CUDA GPU present."""
+    if importlib.util.find_spec("vllm") is None:
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def cut_at_eos(ids: Sequence[int], eos_ids: set[int]) -> list[int]:
+    """Tokens up to and including the first EOS (GRPOTrainer's completion mask)."""
+    out = []
+    for token in ids:
+        out.append(int(token))
+        if token in eos_ids:
+            break
+    return out
+
+
+class TransformersGenerator:
+    """Batched `model.generate` with left padding (GRPOTrainer's non-vLLM path)."""
+
+    name = "transformers"
+
+    def __init__(self, model: Any, tokenizer: Any, batch_size: int = 32):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.batch_size = max(1, int(batch_size))
+        eos = tokenizer.eos_token_id
+        self.eos_ids = {eos} if isinstance(eos, int) else set(eos or [])
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+
+    def generate(self, prompts, settings, progress=None):
+        import torch
+        from transformers import GenerationConfig
+
+        per_batch = max(1, self.batch_size // settings.n)
+        config = GenerationConfig(
+            max_new_tokens=settings.max_new_tokens,
+            do_sample=not settings.greedy,
+            num_return_sequences=settings.n,
+            pad_token_id=self.pad_id,
+            bos_token_id=self.tokenizer.bos_token_id,
+            eos_token_id=self.tokenizer.eos_token_id,
+            **({} if settings.greedy else dict(
+                temperature=settings.temperature, top_p=settings.top_p, top_k=settings.top_k,
+                min_p=settings.min_p, repetition_penalty=settings.repetition_penalty)),
+            disable_compile=True,
+        )
+        device = next(self.model.parameters()).device
+        was_training = self.model.training
+        self.model.eval()
+        results: list[list[Completion]] = []
+        try:
+            for start in range(0, len(prompts), per_batch):
+                batch = [list(p) for p in prompts[start:start + per_batch]]
+                width = max(len(p) for p in batch)
+                input_ids = torch.tensor([[self.pad_id] * (width - len(p)) + p for p in batch], device=device)
+                mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in batch], device=device)
+                torch.manual_seed(settings.seed * 1_000_003 + start)
+                with torch.no_grad():
+                    out = self.model.generate(input_ids=input_ids, attention_mask=mask,
+                                              generation_config=config)
+                new = out[:, width:].tolist()
+                for i in range(len(batch)):
+                    group = []
+                    for ids in new[i * settings.n:(i + 1) * settings.n]:
+                        ids = cut_at_eos(ids, self.eos_ids)
+                        text = self.tokenizer.decode(ids, skip_special_tokens=True)
+                        group.append((text, ids))
+                    results.append(group)
+                if progress is not None:
+                    progress.update(len(batch) * settings.n)
+        finally:
+            self.model.train(was_training)
+        return results
+
+
+class VLLMGenerator:
+    """Offline vLLM `LLM.generate` from token ids. Not exercised by the test suite
+    (it needs a GPU); written against vLLM's documented offline API."""
+
+    name = "vllm"
+
+    def __init__(self, model_path: str, tokenizer: Any, seed: int = 0, **llm_kwargs: Any):
+        from vllm import LLM
+
+        self.tokenizer = tokenizer
+        self.llm = LLM(model=str(model_path), seed=seed, **llm_kwargs)
+
+    def generate(self, prompts, settings, progress=None):
+        from vllm import SamplingParams
+
+        params = SamplingParams(
+            n=settings.n,
+            temperature=0.0 if settings.greedy else settings.temperature,
+            top_p=1.0 if settings.greedy else settings.top_p,
+            top_k=-1 if settings.greedy or settings.top_k is None else settings.top_k,
+            min_p=0.0 if settings.greedy or settings.min_p is None else settings.min_p,
+            repetition_penalty=settings.repetition_penalty,
+            max_tokens=settings.max_new_tokens,
+            seed=settings.seed,
+            skip_special_tokens=True,
+        )
+        outputs = self.llm.generate([{"prompt_token_ids": list(p)} for p in prompts], params,
+                                    use_tqdm=progress is not None)
+        results = []
+        for output in outputs:  # decoded here, as GRPOTrainer decodes vLLM's token ids
+            results.append([(self.tokenizer.decode(list(o.token_ids), skip_special_tokens=True),
+                             list(o.token_ids)) for o in output.outputs])
+        if progress is not None:
+            progress.update(len(prompts) * settings.n)
+        return results

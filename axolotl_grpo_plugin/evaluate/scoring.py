@@ -1,0 +1,133 @@
+"""Score completions with the config's reward functions, called as TRL calls them.
+
+The functions are imported from the same dotted paths Axolotl imports
+(`trl.reward_funcs` after the plugin's name resolution), and each gets
+`prompts=`, `completions=` (chat message lists for chat prompts, strings
+otherwise), `completion_ids=` and every dataset column as a keyword list
+aligned with the completions, so a checkpoint is judged by the rubric it
+trained on.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .prompts import EvalError
+
+# Substrings that mark the reward that says "the answer is right", in this order.
+CORRECTNESS_HINTS = ("correct", "accura")
+
+
+@dataclass(frozen=True)
+class Reward:
+    """One reward function with the name TRL logs it under, and its weight."""
+
+    name: str
+    func: Callable[..., list[float]]
+    weight: float = 1.0
+
+
+def load_rewards(cfg: dict[str, Any]) -> list[Reward]:
+    """The config's reward functions (names already resolved by `load_config`)."""
+    trl = cfg.get("trl") or {}
+    paths = trl.get("reward_funcs") or []
+    if isinstance(paths, str):
+        paths = [paths]
+    if not paths:
+        raise EvalError("trl.reward_funcs is empty; evaluation scores with the training rewards, "
+                        "so list at least one (e.g. correctness)")
+    weights = trl.get("reward_weights") or [1.0] * len(paths)
+    if len(weights) != len(paths):
+        raise EvalError(f"trl.reward_weights has {len(weights)} values for {len(paths)} reward_funcs")
+    rewards = []
+    for i, path in enumerate(paths):
+        module_name, _, attr = str(path).rpartition(".")
+        try:
+            func = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError, ValueError) as exc:
+            raise EvalError(
+                f"trl.reward_funcs[{i}] = {path!r} is not an importable function ({exc}); "
+                "reward models are not supported by the evaluator"
+            ) from None
+        rewards.append(Reward(getattr(func, "__name__", attr), func, float(weights[i])))
+    return rewards
+
+
+def correctness_reward(rewards: Sequence[Reward], name: str | None = None) -> Reward:
+    """The reward that decides "correct": `name` if given, else the first whose name
+    contains 'correct' (or 'accura'), else the first reward listed."""
+    if name is not None:
+        for reward in rewards:
+            if name in (reward.name, reward.name.removesuffix("_reward_func")):
+                return reward
+        raise EvalError(f"correct_reward = {name!r} is not one of the config's rewards: "
+                        f"{', '.join(r.name for r in rewards)}")
+    for hint in CORRECTNESS_HINTS:
+        for reward in rewards:
+            if hint in reward.name.lower():
+                return reward
+    return rewards[0]
+
+
+def as_completions(texts: Sequence[str], conversational: bool) -> list[Any]:
+    """Completions in the shape TRL hands to reward functions."""
+    if conversational:
+        return [[{"role": "assistant", "content": t}] for t in texts]
+    return list(texts)
+
+
+def score(
+    rewards: Sequence[Reward],
+    prompts: Sequence[Any],
+    texts: Sequence[str],
+    completion_ids: Sequence[list[int]],
+    columns: Sequence[dict[str, Any]],
+) -> dict[str, list[float]]:
+    """Reward name -> one value per completion (NaN where a function returned None)."""
+    conversational = bool(prompts) and not isinstance(prompts[0], str)
+    completions = as_completions(texts, conversational)
+    keys = [k for k in (columns[0] if columns else {}) if k not in ("prompt", "completion", "completion_ids")]
+    kwargs = {k: [row.get(k) for row in columns] for k in keys}
+    out: dict[str, list[float]] = {}
+    for reward in rewards:
+        call = dict(prompts=list(prompts), completions=completions,
+                    completion_ids=list(completion_ids), **kwargs,
+                    # what GRPOTrainer adds; there is no trainer here
+                    trainer_state=None, log_extra=_ignore, log_metric=_ignore)
+        if not _accepts_var_kwargs(reward.func):
+            params = inspect.signature(reward.func).parameters
+            call = {k: v for k, v in call.items() if k in params}
+        values = reward.func(**call)
+        if len(values) != len(texts):
+            raise EvalError(f"reward {reward.name} returned {len(values)} values "
+                            f"for {len(texts)} completions")
+        out[reward.name] = [math.nan if v is None else float(v) for v in values]
+    return out
+
+
+def weighted_total(values: dict[str, list[float]], rewards: Sequence[Reward]) -> list[float]:
+    """Per-completion sum of weight x reward, ignoring NaN (TRL's nansum)."""
+    n = len(next(iter(values.values()))) if values else 0
+    totals = [0.0] * n
+    for reward in rewards:
+        for i, v in enumerate(values[reward.name]):
+            if not math.isnan(v):
+                totals[i] += reward.weight * v
+    return totals
+
+
+def _accepts_var_kwargs(func: Callable) -> bool:
+    try:
+        params = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
+def _ignore(*args: Any, **kwargs: Any) -> None:
+    """Stands in for GRPOTrainer's `log_extra` / `log_metric` callbacks."""

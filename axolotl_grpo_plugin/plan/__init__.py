@@ -1,0 +1,15 @@
+"""Memory planner: does a GRPO config fit a GPU, and what to change if it does not.
+
+`python -m axolotl_grpo_plugin.plan CONFIG --gpu L40S` (see `--help`).
+Arithmetic in `estimate`, model shapes in `dims`, GPU sizes in `gpus`.
+"""
+
+from .dims import KNOWN_MODELS, ModelDims, UnknownModel, parse_dims, resolve_dims
+from .estimate import Workload, estimate_trainer, estimate_vllm, levers
+from .gpus import GPUS, UnknownGPU, find_gpu, gpu_from_memory
+
+__all__ = [
+    "KNOWN_MODELS", "ModelDims", "UnknownModel", "parse_dims", "resolve_dims",
+    "Workload", "estimate_trainer", "estimate_vllm", "levers",
+    "GPUS", "UnknownGPU", "find_gpu", "gpu_from_memory",
+]

@@ -1,0 +1,111 @@
+"""Turn an Axolotl GRPO config (plus the launch) into the planner's `Workload`.
+
+Defaults follow what Axolotl 0.19 and TRL 1.9 do when a key is absent, e.g.
+`trl.vllm_mode` unset means TRL's default, colocate, and `vllm.gpu_memory_utilization`
+unset means 0.9.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from .dims import ModelDims
+from .estimate import LORA_LINEAR, Workload
+
+# A documented GSM8K figure: the longest train prompt with the Qwen2.5 chat template
+# and the R1 format instruction (configs/gsm8k.yaml sizes vllm.max_model_len from it).
+DEFAULT_PROMPT_TOKENS = 263
+TRL_DEFAULT_COMPLETION = 256
+PROCESSES_HEADER = re.compile(r"^#\s*Processes:\s*(\d+)", re.MULTILINE)
+
+
+def header_processes(config_text: str) -> int | None:
+    """Training processes a shipped config declares in its `# Processes: N` header line."""
+    match = PROCESSES_HEADER.search(config_text)
+    return int(match.group(1)) if match else None
+
+
+def _section(cfg: dict, name: str) -> dict:
+    value = cfg.get(name)
+    return value if isinstance(value, dict) else {}
+
+
+def deepspeed_stage(cfg: dict, config_dir: Path | None = None) -> int | None:
+    """ZeRO stage from an inline `deepspeed:` mapping or a json path (as Axolotl reads it)."""
+    ds = cfg.get("deepspeed")
+    if not ds:
+        return None
+    if isinstance(ds, str):
+        candidates = [Path(ds)] + ([config_dir / ds] if config_dir else [])
+        for path in candidates:
+            if path.is_file():
+                ds = json.loads(path.read_text(encoding="utf-8"))
+                break
+        else:
+            match = re.search(r"zero([123])", ds)
+            return int(match.group(1)) if match else None
+    stage = (ds.get("zero_optimization") or {}).get("stage")
+    return int(stage) if stage is not None else 0
+
+
+def sharding(cfg: dict, config_dir: Path | None = None) -> str:
+    if cfg.get("fsdp_config") or cfg.get("fsdp") or cfg.get("fsdp_version"):
+        return "fsdp"
+    stage = deepspeed_stage(cfg, config_dir)
+    return f"zero{stage}" if stage else "none"
+
+
+def lora_targets(cfg: dict) -> tuple[str, ...]:
+    if cfg.get("lora_target_linear"):
+        return LORA_LINEAR
+    modules = cfg.get("lora_target_modules") or []
+    if isinstance(modules, str):
+        modules = [modules]
+    return tuple(m for m in modules if m in LORA_LINEAR) or LORA_LINEAR
+
+
+def fused_attention(cfg: dict) -> bool:
+    """Flash or SDPA kernels never materialize the attention matrix; eager does."""
+    impl = cfg.get("attn_implementation")
+    if impl:
+        return str(impl) != "eager"
+    return bool(cfg.get("flash_attention") or cfg.get("sdp_attention") or cfg.get("flex_attention"))
+
+
+def workload_from_config(cfg: dict[str, Any], dims: ModelDims, processes: int,
+                         prompt_tokens: int = DEFAULT_PROMPT_TOKENS,
+                         config_dir: Path | None = None) -> Workload:
+    trl, vllm = _section(cfg, "trl"), _section(cfg, "vllm")
+    fsdp = _section(cfg, "fsdp_config")
+    adapter = cfg.get("adapter")
+    method = "qlora" if adapter == "qlora" else "lora" if adapter == "lora" else "full"
+    use_vllm = bool(trl.get("use_vllm"))
+    return Workload(
+        dims=dims,
+        method=method,
+        sharding=sharding(cfg, config_dir),  # type: ignore[arg-type]
+        processes=max(int(processes), 1),
+        micro_batch_size=int(cfg.get("micro_batch_size") or 1),
+        gradient_accumulation_steps=int(cfg.get("gradient_accumulation_steps") or 1),
+        num_generations=int(trl.get("num_generations") or 8),
+        prompt_tokens=int(prompt_tokens),
+        completion_tokens=int(trl.get("max_completion_length") or TRL_DEFAULT_COMPLETION),
+        generation_batch_size=trl.get("generation_batch_size"),
+        gradient_checkpointing=bool(cfg.get("gradient_checkpointing") or fsdp.get("activation_checkpointing")),
+        flash_attention=fused_attention(cfg),
+        half_precision=cfg.get("bf16") in (True, "auto", "true") or bool(cfg.get("fp16")),
+        beta=float(trl.get("beta") or 0.0),
+        optimizer=str(cfg.get("optimizer") or "adamw_torch_fused"),
+        lora_r=int(cfg.get("lora_r") or 8),
+        lora_targets=lora_targets(cfg),
+        lora_dropout=float(cfg.get("lora_dropout") or 0.0),
+        use_vllm=use_vllm,
+        vllm_mode=trl.get("vllm_mode") or "colocate",
+        vllm_gpu_memory_utilization=float(vllm.get("gpu_memory_utilization") or 0.9),
+        vllm_sleep_mode=bool(trl.get("vllm_enable_sleep_mode")),
+        vllm_max_model_len=vllm.get("max_model_len") if (trl.get("vllm_mode") == "server") else None,
+        vllm_tensor_parallel=int(vllm.get("tensor_parallel_size") or 1),
+    )

@@ -1,0 +1,82 @@
+"""The layout table of the shipped configs, generated from the configs themselves.
+
+`python -m axolotl_grpo_plugin.plan.layout configs/*.yaml` prints the markdown table
+in docs/scaling.md; a test regenerates it and compares, so the doc cannot drift.
+Each config's `# Memory:` header line is checked against the planner the same way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+import yaml
+
+from ..batching import TRL_DEFAULT_NUM_GENERATIONS, describe_layout
+from .dims import resolve_dims
+from .estimate import estimate_trainer, verdict
+from .from_config import DEFAULT_PROMPT_TOKENS, header_processes, workload_from_config
+from .gpus import GIB, find_gpu
+
+GPUS_HEADER = re.compile(r"^#\s*GPUs:\s+(\d+)", re.MULTILINE)
+MEMORY_HEADER = re.compile(r"^#\s*Memory:\s+trainer peak ([\d.]+) GiB on (\S+) \(([^)]*)\)", re.MULTILINE)
+
+
+def read(path: Path) -> tuple[dict, str]:
+    text = path.read_text(encoding="utf-8")
+    return yaml.safe_load(text), text
+
+
+def layout_row(path: Path) -> str:
+    cfg, text = read(path)
+    trl = cfg.get("trl") or {}
+    processes = header_processes(text) or 1
+    mbs = int(cfg.get("micro_batch_size") or 1)
+    gas = int(cfg.get("gradient_accumulation_steps") or 1)
+    groups = int(trl.get("num_generations") or TRL_DEFAULT_NUM_GENERATIONS)
+    arithmetic = describe_layout(mbs, gas, processes, groups, trl.get("generation_batch_size"))
+    gpus = GPUS_HEADER.search(text)
+    return (f"| `{path.name}` | {gpus.group(1) if gpus else '?'} | {processes} | {mbs} | {gas} | {groups} "
+            f"| {arithmetic} |")
+
+
+def layout_table(paths: list[Path]) -> str:
+    head = ("| config | GPUs | training processes | micro_batch_size | gradient_accumulation_steps "
+            "| num_generations | mbs x gas x processes = completions = prompts x generations |\n"
+            "|---|---|---|---|---|---|---|")
+    return "\n".join([head, *(layout_row(p) for p in sorted(paths))])
+
+
+def memory_header(path: Path, gpu_name: str) -> str:
+    """The `# Memory:` header line the planner gives for this config on `gpu_name`."""
+    cfg, text = read(path)
+    dims, _ = resolve_dims(cfg.get("base_model"), local_root=path.parent)
+    vllm, trl = cfg.get("vllm") or {}, cfg.get("trl") or {}
+    prompt = DEFAULT_PROMPT_TOKENS
+    if vllm.get("max_model_len") and trl.get("max_completion_length"):
+        prompt = vllm["max_model_len"] - trl["max_completion_length"]
+    w = workload_from_config(cfg, dims, header_processes(text) or 1, prompt, config_dir=path.parent)
+    gpu = find_gpu(gpu_name)
+    peak = estimate_trainer(w, gpu).peak
+    return f"trainer peak {peak / GIB:.1f} GiB on {gpu.name} ({verdict(peak, gpu.memory_bytes)})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m axolotl_grpo_plugin.plan.layout",
+                                     description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="example:\n  python -m axolotl_grpo_plugin.plan.layout configs/gsm8k*.yaml")
+    parser.add_argument("configs", nargs="+", type=Path)
+    args = parser.parse_args(argv)
+    missing = [str(p) for p in args.configs if not p.is_file()]
+    if missing:
+        print(f"error: not found: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    print(layout_table(args.configs))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

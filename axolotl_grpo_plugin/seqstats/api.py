@@ -1,0 +1,194 @@
+"""`prompt_token_stats`: the sequence budget of a training config or of a tokenizer + dataset."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .counting import count_dataset, preview
+from .report import BudgetReport, build_report
+from .sources import (
+    TRL_DEFAULT_MAX_COMPLETION_LENGTH,
+    DatasetSpec,
+    StatsError,
+    apply_chat_template_choice,
+    dataset_specs,
+    load_config,
+    load_rows,
+    load_tokenizer,
+    load_transform,
+)
+
+NO_TRANSFORM = "none"
+
+
+def prompt_token_stats(
+    config_path: str | Path | None = None,
+    *,
+    tokenizer: Any = None,
+    dataset: Any = None,
+    split: str | None = None,
+    transform: str | None = None,
+    chat_template: str | None = None,
+    max_completion_length: int | None = None,
+    max_model_len: int | None = None,
+    num_proc: int | None = None,
+    batch_size: int = 1000,
+    top: int = 5,
+    progress: bool = True,
+) -> BudgetReport:
+    """Prompt-token statistics as the GRPO trainer will see them, and the vLLM budget.
+
+    With `config_path`, everything comes from the Axolotl yaml (`base_model` or
+    `tokenizer_config`, `chat_template`, `datasets` and their `type`,
+    `trl.max_completion_length`, `vllm.max_model_len`); any keyword given
+    overrides that part. Without it, `tokenizer` and `dataset` are required.
+
+    `tokenizer`: a directory or Hub id, or a loaded tokenizer. `dataset`: a local
+    json/jsonl/parquet/csv file, a `save_to_disk` directory, a Hub id, or a
+    `datasets.Dataset`; with a config, it replaces the config's single dataset
+    (name and data_files dropped, the transform kept). `transform`: a registered
+    transform name (`gsm8k`), `module.function`, or "none" for a dataset that
+    already has a `prompt` column. Raises `StatsError` (one line with the fix).
+    """
+    cfg: dict[str, Any] = load_config(config_path) if config_path is not None else {}
+    explicit = config_path is None
+    if explicit and (tokenizer is None or dataset is None):
+        raise StatsError("--tokenizer and --dataset are required without a config. "
+                         "Fix: pass CONFIG.yaml, or both --tokenizer DIR and --dataset FILE.")
+    if chat_template:
+        cfg = {**cfg, **_chat_template_keys(chat_template)}
+    trl = cfg.get("trl") or {}
+    plan = Plan(
+        cfg=cfg,
+        config_path=str(config_path) if config_path is not None else None,
+        tokenizer=_tokenizer_source(cfg, tokenizer),
+        specs=_specs(cfg, explicit, dataset, split, transform),
+        completion=_completion_budget(trl, max_completion_length),
+        max_model_len=max_model_len if max_model_len is not None else _config_max_model_len(cfg),
+        uses_vllm=None if explicit or "use_vllm" not in trl else bool(trl["use_vllm"]),
+    )
+    import datasets
+
+    bars_were_on = datasets.is_progress_bar_enabled()
+    if not progress:
+        datasets.disable_progress_bars()
+    try:
+        return measure(plan, num_proc=num_proc, batch_size=batch_size, top=top)
+    finally:
+        if bars_were_on:
+            datasets.enable_progress_bars()
+
+
+@dataclass
+class Plan:
+    """Everything resolved from the config and the overrides, before any loading."""
+
+    cfg: dict[str, Any]
+    config_path: str | None
+    tokenizer: tuple[str, Any]  # (config key for messages, directory / Hub id / loaded tokenizer)
+    specs: list[DatasetSpec]
+    completion: tuple[int, str]  # (max_completion_length, where it came from)
+    max_model_len: int | None
+    uses_vllm: bool | None
+
+
+def measure(plan: Plan, *, num_proc: int | None = None, batch_size: int = 1000, top: int = 5) -> BudgetReport:
+    """Load the tokenizer and datasets of a plan and count every prompt."""
+    key, source = plan.tokenizer
+    tok = load_tokenizer(plan.cfg, source, key)
+    template_name = apply_chat_template_choice(tok, plan.cfg)
+    counts = np.zeros(0, dtype=np.int64)
+    candidates = []
+    for i, spec in enumerate(plan.specs):
+        rows = load_rows(spec)
+        row_transform = load_transform(spec, plan.cfg, i, tok)
+        counted = count_dataset(rows, tok, row_transform, spec.key, num_proc=num_proc,
+                                batch_size=batch_size, top=top)
+        counts = _add(counts, counted.counts)
+        candidates += preview(tok, rows, row_transform, spec.key, i, counted.longest)
+    longest = sorted(candidates, key=lambda p: (-p.tokens, p.dataset, p.row))[:top]
+    completion, completion_from = plan.completion
+    info = {
+        "config": plan.config_path,
+        "tokenizer": source if isinstance(source, str) else type(source).__name__,
+        "chat_template": template_name,
+        "datasets": [s.describe() for s in plan.specs],
+        "max_completion_length_from": completion_from,
+    }
+    return build_report(counts, longest, completion, plan.max_model_len, info, plan.uses_vllm)
+
+
+def report_from_config(path: str | Path, **overrides: Any) -> BudgetReport:
+    """The budget of a training config; `overrides` as in `prompt_token_stats`."""
+    return prompt_token_stats(path, **overrides)
+
+
+def _chat_template_keys(choice: str) -> dict[str, Any]:
+    if Path(choice).is_file():
+        return {"chat_template": "jinja", "chat_template_jinja": str(choice)}
+    return {"chat_template": choice, "chat_template_jinja": None}
+
+
+def _tokenizer_source(cfg: dict[str, Any], tokenizer: Any) -> tuple[str, Any]:
+    if tokenizer is not None:
+        return "--tokenizer", str(tokenizer) if isinstance(tokenizer, Path) else tokenizer
+    for key in ("tokenizer_config", "base_model_config", "base_model"):
+        if cfg.get(key):
+            return key, str(cfg[key])
+    raise StatsError("base_model = (not set): the config names no model or tokenizer. "
+                     "Fix: set `base_model:` or pass --tokenizer DIR.")
+
+
+def _specs(cfg: dict[str, Any], explicit: bool, dataset: Any, split: str | None,
+           transform: str | None) -> list[DatasetSpec]:
+    chosen_transform = None if transform == NO_TRANSFORM else transform
+    if explicit:
+        return [DatasetSpec(path=_path(dataset), split=split, transform=chosen_transform, key="--dataset")]
+    specs = dataset_specs(cfg)
+    if dataset is not None:
+        if len(specs) != 1:
+            raise StatsError(f"--dataset replaces the config's dataset, but it has {len(specs)}. "
+                             "Fix: run without a config: --tokenizer DIR --dataset FILE --transform NAME.")
+        local = not isinstance(dataset, (str, Path)) or Path(dataset).exists()
+        old = specs[0]
+        specs = [DatasetSpec(path=_path(dataset), split=split or ("train" if local else old.split),
+                             name=None if local else old.name, transform=old.transform, key="--dataset")]
+    elif split is not None:
+        for spec in specs:
+            spec.split = split
+    if transform is not None:
+        for spec in specs:
+            spec.transform = chosen_transform
+    return specs
+
+
+def _completion_budget(trl: dict[str, Any], override: int | None) -> tuple[int, str]:
+    if override is not None:
+        return int(override), "--max-completion-length"
+    if trl.get("max_completion_length") is not None:
+        return _whole(trl["max_completion_length"], "trl.max_completion_length"), "trl.max_completion_length"
+    return TRL_DEFAULT_MAX_COMPLETION_LENGTH, "TRL's default (trl.max_completion_length not set)"
+
+
+def _config_max_model_len(cfg: dict[str, Any]) -> int | None:
+    value = (cfg.get("vllm") or {}).get("max_model_len")
+    return None if value is None else _whole(value, "vllm.max_model_len")
+
+
+def _whole(value: Any, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise StatsError(f"{key} = {value!r}: must be a whole number of tokens, at least 1. Fix: e.g. `{key.split('.')[-1]}: 512`.")
+    return value
+
+
+def _path(dataset: Any) -> Any:
+    return str(dataset) if isinstance(dataset, Path) else dataset
+
+
+def _add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    size = max(len(a), len(b))
+    return np.pad(a, (0, size - len(a))) + np.pad(b, (0, size - len(b)))

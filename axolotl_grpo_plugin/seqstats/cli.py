@@ -1,0 +1,117 @@
+"""`python stats.py`: prompt-token budgets for GRPO, from a training config or explicit inputs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+DESCRIPTION = """\
+Count prompt tokens exactly as the GRPO trainer will: the dataset's registered
+transform, the config's chat template with the generation prompt, the real
+tokenizer. Prints min/mean/p50/p95/p99/max, the longest prompts, the
+recommended vllm.max_model_len (max prompt + max_completion_length, rounded up
+to a multiple of 8) and how many prompts the config's current max_model_len
+would reject or cut short.
+
+Exit status: 0 when the config's budget fits (or none is set), 1 when
+vllm.max_model_len rejects or truncates prompts, 2 on bad input."""
+
+EPILOG = """\
+examples:
+  python stats.py configs/gsm8k.yaml
+  python stats.py configs/gsm8k.yaml --dataset ../shared/data/gsm8k/train.jsonl \\
+      --tokenizer ../shared/tokenizers/qwen2.5-instruct --plot gsm8k.png
+  python stats.py --tokenizer ../shared/tokenizers/llama-3-instruct \\
+      --dataset ../shared/data/gsm8k/train.jsonl --transform gsm8k --max-completion-length 512
+  python stats.py configs/smoke.yaml --json | jq .recommended_max_model_len
+
+Hub ids (openai/gsm8k, Qwen/...) need the network or the Hugging Face cache; offline,
+point --dataset at a local json/jsonl/parquet file and --tokenizer at a local directory.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python stats.py", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config", nargs="?", help="the Axolotl training yaml (optional with --tokenizer and --dataset)")
+    inputs = parser.add_argument_group("inputs (override the config's values, or replace the config)")
+    inputs.add_argument("--tokenizer", metavar="NAME_OR_DIR", help="tokenizer directory or Hub id (default: base_model)")
+    inputs.add_argument("--dataset", metavar="NAME_OR_FILE",
+                        help="json/jsonl/parquet/csv file, save_to_disk directory, or Hub id")
+    inputs.add_argument("--split", help="dataset split (default: the config's, else train)")
+    inputs.add_argument("--transform", metavar="NAME",
+                        help="registered transform (e.g. gsm8k), module.function, or 'none' "
+                        "when the dataset already has a `prompt` column")
+    inputs.add_argument("--chat-template", metavar="NAME_OR_FILE",
+                        help="Axolotl chat_template name (qwen_25, llama3, chatml, tokenizer_default, ...) "
+                        "or a .jinja file (default: the config's, else the tokenizer's own)")
+    inputs.add_argument("--max-completion-length", type=_positive, metavar="N",
+                        help="completion budget (default: trl.max_completion_length, else TRL's 256)")
+    inputs.add_argument("--max-model-len", type=_positive, metavar="N",
+                        help="judge this vllm.max_model_len instead of the config's")
+    output = parser.add_argument_group("output")
+    output.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    output.add_argument("--plot", metavar="FILE.png", help="write a histogram with the percentiles marked")
+    output.add_argument("--top", type=_positive, default=5, metavar="K", help="longest prompts to list (default 5)")
+    output.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    speed = parser.add_argument_group("speed")
+    speed.add_argument("--num-proc", type=_positive, metavar="N",
+                       help="processes for datasets.map (default: 1 below 50,000 rows, else one per CPU, up to 8)")
+    speed.add_argument("--batch-size", type=_positive, default=1000, metavar="N",
+                       help="prompts rendered and tokenized per batch (default 1000)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.config is None and not (args.tokenizer and args.dataset):
+        print("error: pass CONFIG.yaml, or both --tokenizer and --dataset (see --help)", file=sys.stderr)
+        return 2
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
+    from .api import prompt_token_stats
+    from .report import render_text
+    from .sources import StatsError
+
+    try:
+        report = prompt_token_stats(
+            args.config, tokenizer=args.tokenizer, dataset=args.dataset, split=args.split,
+            transform=args.transform, chat_template=args.chat_template,
+            max_completion_length=args.max_completion_length, max_model_len=args.max_model_len,
+            num_proc=args.num_proc, batch_size=args.batch_size, top=args.top,
+            progress=not args.no_progress,
+        )
+    except StatsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    if args.plot:
+        from .plot import write_histogram
+
+        try:
+            written = write_histogram(report, args.plot)
+        except OSError as exc:
+            print(f"error: --plot {args.plot!r}: cannot write it ({exc.strerror or exc}). "
+                  "Fix: choose a writable path.", file=sys.stderr)
+            return 2
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        print(render_text(report))
+        if args.plot:
+            print(f"histogram:      {written}")
+    sys.stdout.flush()
+    return 0 if report.verdict.ok else 1
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value

@@ -1,0 +1,51 @@
+"""Histogram of prompt lengths with the percentiles and the config's prompt room marked."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .report import BudgetReport
+
+
+def write_histogram(report: BudgetReport, path: str | Path) -> Path:
+    """Write a PNG; written to a temporary file first so a failed write leaves no half image."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts = report.length_counts
+    lengths = np.arange(len(counts))
+    bins = min(100, max(10, int(report.prompt_tokens["max"] - report.prompt_tokens["min"]) + 1))
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    ax.hist(lengths, bins=bins, weights=counts, color="#4c72b0")
+    marks = [("p50", "#55a868"), ("p95", "#dd8452"), ("p99", "#c44e52"), ("max", "#222222")]
+    for name, color in marks:
+        value = report.prompt_tokens[name]
+        ax.axvline(value, color=color, linestyle="--", linewidth=1.2, label=f"{name} = {int(value)}")
+    verdict = report.verdict
+    if verdict.max_model_len is not None:
+        room = verdict.max_model_len - verdict.max_completion_length
+        ax.axvline(room, color="#8172b2", linewidth=2,
+                   label=f"max_model_len - max_completion_length = {room}")
+    ax.set_xlabel("prompt tokens (chat template applied, as the trainer tokenizes)")
+    ax.set_ylabel("prompts")
+    ax.set_title(f"{report.rows:,} prompts; recommended vllm.max_model_len: {report.recommended_max_model_len}")
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".png", dir=target.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=110, format="png")
+        os.replace(tmp, target)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target

@@ -1,0 +1,305 @@
+"""Where the prompts come from: the tokenizer, chat template, datasets and transforms
+a training config names, resolved the way Axolotl 0.19 resolves them.
+
+Every failure becomes a `StatsError` with one line naming the key, the value and
+the fix, because a user sizing GPUs should not have to read a traceback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+# The same suffix -> builder table as axolotl.utils.data.shared (importing that
+# module costs seconds and pulls in the whole training stack).
+EXTENSIONS_TO_DATASET_TYPES = {".parquet": "parquet", ".arrow": "arrow", ".csv": "csv", ".txt": "text"}
+TRL_DEFAULT_MAX_COMPLETION_LENGTH = 256  # trl.GRPOConfig.max_completion_length in TRL 1.9
+
+
+class StatsError(ValueError):
+    """A problem the user can fix; the message is one line ending with the fix."""
+
+
+@dataclass
+class DatasetSpec:
+    """One entry of `datasets:`: where to load it from and how its rows become prompts."""
+
+    path: Any
+    split: str | None = None
+    name: str | None = None
+    data_files: Any = None
+    revision: str | None = None
+    ds_type: str | None = None
+    transform: str | None = None
+    key: str = "datasets[0]"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        where = self.path if isinstance(self.path, str) else "<in-memory dataset>"
+        bits = [f"{self.key}.path = {where}"]
+        if self.name:
+            bits.append(f"name {self.name}")
+        bits.append(f"split {self.split or 'train'}")
+        bits.append(f"transform {self.transform or '(none: `prompt` column)'}")
+        return ", ".join(bits)
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise StatsError(f"config file {str(path)!r} not found. Fix: pass the yaml you give `axolotl train`.")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise StatsError(f"{path} is not valid yaml ({str(exc).splitlines()[0]}). Fix: correct the yaml syntax.") from None
+    if not isinstance(data, dict):
+        raise StatsError(f"{path} does not hold a mapping of config keys. Fix: pass an Axolotl training yaml.")
+    return data
+
+
+def dataset_specs(cfg: dict[str, Any]) -> list[DatasetSpec]:
+    """The `datasets:` entries of a config."""
+    entries = cfg.get("datasets") or []
+    if not isinstance(entries, list) or not entries:
+        raise StatsError("datasets = (not set): the config names no training dataset. "
+                         "Fix: add `datasets: [{path: ..., type: gsm8k}]` or pass --dataset FILE.")
+    specs = []
+    for i, entry in enumerate(entries):
+        key = f"datasets[{i}]"
+        if not isinstance(entry, dict) or not entry.get("path"):
+            raise StatsError(f"{key} = {entry!r}: each dataset needs a `path`. Fix: set {key}.path.")
+        if isinstance(entry.get("name"), list):
+            raise StatsError(f"{key}.name = {entry['name']!r}: a list of subsets is not supported here. "
+                             "Fix: list each subset as its own dataset entry.")
+        kind = entry.get("type")
+        if kind is not None and not isinstance(kind, str):
+            raise StatsError(f"{key}.type = {kind!r}: only named transforms are supported here. "
+                             "Fix: use a registered transform name or `module.function`.")
+        specs.append(DatasetSpec(
+            path=entry["path"], split=entry.get("split"), name=entry.get("name"),
+            data_files=entry.get("data_files"), revision=entry.get("revision"),
+            ds_type=entry.get("ds_type"), transform=kind, key=key,
+        ))
+    return specs
+
+
+# --- tokenizer and chat template ------------------------------------------------------------
+
+def load_tokenizer(cfg: dict[str, Any], source: Any, key: str):
+    """The tokenizer as Axolotl's `load_tokenizer` configures it, minus the model config.
+
+    Same class, fast/legacy flags, revision, added and special tokens; the chat
+    template is applied separately by `apply_chat_template_choice`.
+    """
+    if not isinstance(source, (str, Path)):
+        return source  # an already loaded tokenizer (Python API)
+    import transformers
+
+    kwargs: dict[str, Any] = {}
+    if cfg.get("tokenizer_legacy") is not None:
+        kwargs["legacy"] = cfg["tokenizer_legacy"]
+    if cfg.get("revision_of_model"):
+        kwargs["revision"] = cfg["revision_of_model"]
+    cls = getattr(transformers, cfg.get("tokenizer_type") or "AutoTokenizer", None)
+    if cls is None:
+        raise StatsError(f"tokenizer_type = {cfg.get('tokenizer_type')!r} is not a transformers class. "
+                         "Fix: use e.g. AutoTokenizer or remove the key.")
+    if looks_like_missing_path(source):
+        raise StatsError(f"{key} = {str(source)!r}: no such directory (relative paths start at {Path.cwd()}). "
+                         "Fix: correct the path, build it first, or pass --tokenizer DIR.")
+    use_fast = cfg.get("tokenizer_use_fast")
+    try:
+        tokenizer = cls.from_pretrained(
+            str(source), trust_remote_code=bool(cfg.get("trust_remote_code")),
+            use_fast=True if use_fast is None else use_fast, **kwargs)
+    except Exception as exc:  # OSError, ValueError, connection errors: all mean "cannot load it"
+        local = Path(str(source)).exists()
+        why = _first_line(exc) if local else "not a local directory and not loadable from the Hub (offline?)"
+        raise StatsError(f"{key} = {str(source)!r}: cannot load a tokenizer ({why}). "
+                         "Fix: pass --tokenizer DIR with a local tokenizer (tokenizer.json or vocab+merges).") from None
+    _add_config_tokens(tokenizer, cfg)
+    return tokenizer
+
+
+def _add_config_tokens(tokenizer, cfg: dict[str, Any]) -> None:
+    """`special_tokens:` and `tokens:` change how prompt text splits, so apply them as Axolotl does."""
+    from transformers import AddedToken
+
+    special = dict(cfg.get("special_tokens") or {})
+    additional = special.pop("additional_special_tokens", None)
+    for name, value in special.items():
+        tokenizer.add_special_tokens({name: AddedToken(value, rstrip=False, lstrip=False, normalized=False)})
+    if cfg.get("tokens"):
+        tokenizer.add_tokens([AddedToken(t, rstrip=False, lstrip=False, normalized=False) for t in cfg["tokens"]])
+    if additional:
+        tokenizer.add_special_tokens({"additional_special_tokens": additional})
+
+
+def apply_chat_template_choice(tokenizer, cfg: dict[str, Any]) -> str:
+    """Set the chat template the config selects, via Axolotl's own resolver; returns its name."""
+    choice = cfg.get("chat_template")
+    if not choice and cfg.get("chat_template_jinja"):
+        choice = "jinja"  # Axolotl's schema does the same
+    if choice:
+        from axolotl.utils.chat_templates import get_chat_template_from_config
+        from axolotl.utils.chat_templates.base import _CHAT_TEMPLATES
+
+        try:
+            template = get_chat_template_from_config({**cfg, "chat_template": choice}, tokenizer=tokenizer)
+        except ValueError as exc:
+            names = ", ".join(["tokenizer_default", "jinja", *sorted(_CHAT_TEMPLATES)])
+            raise StatsError(f"chat_template = {choice!r}: {_first_line(exc)} Fix: use one of {names}.") from None
+        if cfg.get("default_system_message") and choice == "chatml":
+            template = template.replace("You are a helpful assistant.", cfg["default_system_message"])
+        tokenizer.chat_template = template
+        return str(choice)
+    return "tokenizer_default"
+
+
+# --- datasets ---------------------------------------------------------------------------------
+
+def load_rows(spec: DatasetSpec):
+    """The raw rows of one dataset entry, loaded the way Axolotl's `load_dataset_with_config` does."""
+    import datasets
+
+    if isinstance(spec.path, (datasets.Dataset, datasets.DatasetDict)):
+        return _pick_split(spec.path, spec)
+    path = str(spec.path)
+    local = Path(path)
+    common = {"name": spec.name, "split": spec.split or None}
+    try:
+        if local.is_file():
+            common["split"] = spec.split or "train"
+            loaded = datasets.load_dataset(_builder_for(spec, path), data_files=path, **common)
+        elif local.is_dir() and spec.data_files:
+            loaded = datasets.load_dataset(_builder_for(spec, path), data_files=spec.data_files, **common)
+        elif local.is_dir():
+            try:
+                loaded = datasets.load_from_disk(path)
+            except FileNotFoundError:
+                loaded = datasets.load_dataset(path, **common)
+        elif looks_like_missing_path(path) or local.suffix.lower() in {
+                ".json", ".jsonl", ".parquet", ".csv", ".arrow", ".txt"}:
+            raise StatsError(f"{spec.key}.path = {path!r}: file not found (relative paths start at "
+                             f"{Path.cwd()}). Fix: correct the path.")
+        else:
+            loaded = datasets.load_dataset(path, data_files=spec.data_files, revision=spec.revision, **common)
+    except StatsError:
+        raise
+    except Exception as exc:
+        if local.exists():
+            raise StatsError(f"{spec.key}.path = {path!r}: cannot read it ({_first_line(exc)}). "
+                             "Fix: use a json/jsonl/parquet/csv file or a `save_to_disk` directory.") from None
+        raise StatsError(f"{spec.key}.path = {path!r}: not a local file and cannot be loaded from the Hub "
+                         f"({_first_line(exc)}). Fix: pass --dataset LOCAL_FILE (json, jsonl, parquet) "
+                         "to read that file instead, keeping the rest of the config.") from None
+    return _pick_split(loaded, spec)
+
+
+def _builder_for(spec: DatasetSpec, path: str) -> str:
+    if spec.ds_type:
+        return spec.ds_type
+    for extension, builder in EXTENSIONS_TO_DATASET_TYPES.items():
+        if extension in path:
+            return builder
+    return "json"
+
+
+def _pick_split(loaded, spec: DatasetSpec):
+    import datasets
+
+    if isinstance(loaded, datasets.DatasetDict):
+        split = spec.split or "train"
+        if split not in loaded:
+            raise StatsError(f"{spec.key}.split = {split!r}: the dataset has splits {sorted(loaded)}. "
+                             "Fix: pick one with --split or `split:`.")
+        loaded = loaded[split]
+    if len(loaded) == 0:
+        raise StatsError(f"{spec.key}: the dataset has no rows. Fix: point it at a non-empty dataset or split.")
+    return loaded
+
+
+# --- transforms ---------------------------------------------------------------------------------
+
+@dataclass
+class RowTransform:
+    """A dataset transform as Axolotl applies it: `fn(row)` or, if `batched`, `fn(batch)`."""
+
+    fn: Callable[..., Any] | None
+    batched: bool = False
+    fn_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+def load_transform(spec: DatasetSpec, cfg: dict[str, Any], dataset_idx: int, tokenizer) -> RowTransform:
+    """The registered (or `module.function`) transform of a dataset entry, called like Axolotl does."""
+    if not spec.transform:
+        return RowTransform(None)
+    from ..registry import TRANSFORMS
+
+    name = spec.transform
+    prefix = f"axolotl_grpo_plugin.{TRANSFORMS.attr_prefix}"
+    if name.startswith(prefix):
+        name = name[len(prefix):]
+    try:
+        if name in TRANSFORMS:
+            loaded = TRANSFORMS.load(name)(as_axolotl_cfg(cfg), dataset_idx=dataset_idx)
+        elif "." in name:
+            loaded = _load_axolotl_strategy(name, cfg, dataset_idx)
+        else:
+            raise StatsError(f"{spec.key}.type = {spec.transform!r}: {TRANSFORMS.unknown_message(name)} "
+                             "Fix: use a registered transform, or `module.function` for your own.")
+    except StatsError:
+        raise
+    except Exception as exc:
+        raise StatsError(f"{spec.key}.type = {spec.transform!r}: loading the transform failed "
+                         f"({_first_line(exc)}). Fix: check the transform's module and options.") from None
+    map_kwargs: dict[str, Any] = {}
+    if isinstance(loaded, tuple):
+        loaded, map_kwargs = loaded
+    if not callable(loaded):
+        raise StatsError(f"{spec.key}.type = {spec.transform!r}: the loader did not return a function. "
+                         "Fix: a transform loader returns `fn` or `(fn, map_kwargs)`.")
+    import inspect
+
+    fn_kwargs = dict(map_kwargs.get("fn_kwargs") or {})
+    try:
+        if "tokenizer" in inspect.signature(loaded).parameters:
+            fn_kwargs["tokenizer"] = tokenizer  # Axolotl's _map_dataset passes it the same way
+    except (TypeError, ValueError):
+        pass
+    return RowTransform(loaded, bool(map_kwargs.get("batched")), fn_kwargs)
+
+
+def _load_axolotl_strategy(name: str, cfg: dict[str, Any], dataset_idx: int):
+    """`module.function` types go through Axolotl's own RL strategy loader."""
+    import importlib
+
+    module_name, _, attr = name.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        module = importlib.import_module(f"axolotl.prompt_strategies.dpo.{module_name}")
+    return getattr(module, attr)(as_axolotl_cfg(cfg), dataset_idx=dataset_idx)
+
+
+def as_axolotl_cfg(cfg: dict[str, Any]):
+    """The config as transform loaders get it from Axolotl: a `DictDefault`."""
+    from axolotl.utils.dict import DictDefault
+
+    return DictDefault(cfg)
+
+
+def looks_like_missing_path(source: Any) -> bool:
+    """A path that does not exist and cannot be a Hub id (`org/name`), so the Hub is not asked."""
+    text = str(source)
+    if Path(text).exists():
+        return False
+    return text.startswith((".", "/", "~")) or text.count("/") > 1 or "\\" in text
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:300]

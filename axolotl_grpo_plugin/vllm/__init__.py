@@ -1,0 +1,7 @@
+"""vLLM server for server-mode GRPO: started on the reserved GPU(s) for the user
+(`grpo_plugin.vllm_autostart: true`), or checked before the model loads when
+started by hand. See docs/vllm.md.
+
+`gpus` splits the GPUs, `health` probes the server, `server` owns the process,
+`autostart` wires them to the plugin hooks.
+"""

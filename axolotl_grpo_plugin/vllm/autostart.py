@@ -1,0 +1,322 @@
+"""The plugin's vLLM hooks: autostart the server for a training launch, or check a
+hand-started one, before the model loads.
+
+Timeline in every training process (`python -m axolotl.cli.train CONFIG`, one per rank):
+
+* `register` (raw config, before datasets): check the keys and the GPU layout; on
+  LOCAL_RANK 0 only, write the effective config to `output_dir/vllm-server.yaml` and
+  start `axolotl vllm-serve` on it with CUDA_VISIBLE_DEVICES = the reserved GPU(s).
+  The server loads while Axolotl prepares the datasets.
+* `pre_model_load`: every rank waits for `/health/` (TRL's client on the main
+  process connects right after the model is built).
+* `post_train_unload`, atexit, SIGTERM/SIGINT: the server is stopped.
+
+Only training processes start a server: `axolotl preprocess`, `vllm-serve`,
+`inference`... run the same `register` and must not.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import yaml
+from pydantic import ValidationError
+
+from ..args import GRPOPluginSettings
+from ..errors import GRPOConfigError, Problem
+from .gpus import GpuLayout, LayoutError, check_launch, plan_layout, visible_gpus
+from .health import LOCAL_HOSTS, health_url, is_healthy
+from .server import INSTALL_HINT, ServerError, ServerSpec, VLLMServer, install_teardown
+
+# Axolotl's log filter passes INFO from loggers named axolotl*, but the root level is
+# WARNING, so the level is set here or the progress messages would never show.
+LOG = logging.getLogger("axolotl_grpo_plugin.vllm")
+LOG.setLevel(logging.INFO)
+
+SERVER_CHILD_ENV = "AXOLOTL_GRPO_PLUGIN_VLLM_SERVER"
+LOG_NAME = "vllm-server.log"
+CONFIG_NAME = "vllm-server.yaml"
+TRL_DEFAULT_SERVER_TIMEOUT = 240  # trl GRPOConfig.vllm_server_timeout
+# Set by torchrun/accelerate for the trainer; meaningless (or harmful) to the server.
+DISTRIBUTED_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK", "GROUP_WORLD_SIZE",
+                   "ROLE_RANK", "ROLE_WORLD_SIZE", "ROLE_NAME", "MASTER_ADDR", "MASTER_PORT")
+
+
+@dataclass
+class _State:
+    server: VLLMServer | None = None
+    url: str | None = None
+    timeout: float = 0.0
+
+
+_STATE = _State()
+
+
+# --- who am I ------------------------------------------------------------------
+
+def is_server_child(env: Mapping[str, str] = os.environ) -> bool:
+    """True inside the server we started: its config was already checked by the trainer."""
+    return env.get(SERVER_CHILD_ENV) == "1"
+
+
+def is_training_process(argv: list[str] | None = None, main_spec_name: str | None = None) -> bool:
+    """`python -m axolotl.cli.train` (accelerate/torchrun ranks) or `axolotl train --launcher python`."""
+    argv = sys.argv if argv is None else argv
+    if main_spec_name is None:
+        spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+        main_spec_name = getattr(spec, "name", None)
+    if main_spec_name == "axolotl.cli.train":
+        return True
+    return len(argv) > 1 and Path(argv[0]).name.startswith("axolotl") and argv[1] == "train"
+
+
+def _local_rank(env: Mapping[str, str]) -> int:
+    return int(env.get("LOCAL_RANK") or 0)
+
+
+def _local_processes(env: Mapping[str, str]) -> int:
+    return int(env.get("LOCAL_WORLD_SIZE") or env.get("WORLD_SIZE") or 1)
+
+
+# --- config --------------------------------------------------------------------
+
+def _section(cfg: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    value = cfg.get(name)
+    return value if hasattr(value, "get") else {}
+
+
+def plugin_settings(cfg: Mapping[str, Any]) -> GRPOPluginSettings:
+    raw = {k: v for k, v in _section(cfg, "grpo_plugin").items() if k in GRPOPluginSettings.model_fields}
+    try:
+        return GRPOPluginSettings.model_validate(raw)
+    except ValidationError as exc:
+        raise GRPOConfigError([
+            Problem(f"grpo_plugin.{'.'.join(map(str, err['loc']))}", err.get("input"), err["msg"],
+                    "see `grpo_plugin:` keys in docs/vllm.md")
+            for err in exc.errors()
+        ]) from None
+
+
+def is_server_mode(cfg: Mapping[str, Any]) -> bool:
+    trl = _section(cfg, "trl")
+    return bool(trl.get("use_vllm")) and trl.get("vllm_mode") == "server"
+
+
+def server_gpu_count(cfg: Mapping[str, Any]) -> int:
+    vllm = _section(cfg, "vllm")
+    return int(vllm.get("tensor_parallel_size") or 1) * int(vllm.get("data_parallel_size") or 1)
+
+
+def config_path(cfg: Mapping[str, Any]) -> str:
+    return str(cfg.get("axolotl_config_path") or "CONFIG")
+
+
+def _autostart_problems(cfg: Mapping[str, Any]) -> list[Problem]:
+    trl = _section(cfg, "trl")
+    problems = []
+    if not trl.get("use_vllm"):
+        problems.append(Problem("trl.use_vllm", trl.get("use_vllm"), "grpo_plugin.vllm_autostart starts a "
+                                "vLLM server, but generation does not use vLLM.",
+                                "set `trl.use_vllm: true` and `trl.vllm_mode: server`, or remove vllm_autostart"))
+    elif trl.get("vllm_mode") != "server":
+        problems.append(Problem("trl.vllm_mode", trl.get("vllm_mode"), "autostart runs a separate vLLM server; "
+                                "without `server`, Axolotl 0.19 leaves TRL's default (colocate) and the "
+                                "server would sit idle on its GPU.",
+                                "set `trl.vllm_mode: server`, or turn `grpo_plugin.vllm_autostart` off for colocate"))
+    host = trl.get("vllm_server_host")
+    if host and host not in LOCAL_HOSTS:
+        problems.append(Problem("trl.vllm_server_host", host, "autostart runs the server on this machine, but "
+                                "the trainer would connect to another host.",
+                                "set it to 127.0.0.1, or turn autostart off to use the server on that host"))
+    return problems
+
+
+def _layout(cfg, settings: GRPOPluginSettings, env: Mapping[str, str],
+            gpu_count: Callable[[], int]) -> tuple[GpuLayout, list[str]]:
+    visible = visible_gpus(env, gpu_count)
+    try:
+        layout = plan_layout(visible, settings.vllm_gpus, server_gpu_count(cfg))
+        check_launch(layout, visible, _local_processes(env), config_path(cfg))
+    except LayoutError as exc:
+        raise GRPOConfigError([Problem(exc.key, exc.value, exc.message, exc.fix)]) from None
+    return layout, visible
+
+
+# --- hooks ---------------------------------------------------------------------
+
+def on_register(cfg: dict, env: Mapping[str, str] = os.environ, gpu_count: Callable[[], int] | None = None,
+                command: Callable[[Path], list[str]] | None = None, training: bool | None = None) -> None:
+    """Check the autostart keys and layout; on LOCAL_RANK 0 start the server (non-blocking)."""
+    settings = plugin_settings(cfg)
+    if not settings.vllm_autostart:
+        return
+    problems = _autostart_problems(cfg)
+    if problems:
+        raise GRPOConfigError(problems)
+    if not (is_training_process() if training is None else training):
+        return
+    world, local = int(env.get("WORLD_SIZE") or 1), _local_processes(env)
+    if world > local:
+        raise GRPOConfigError([Problem(
+            "grpo_plugin.vllm_autostart", True,
+            f"this launch spans several nodes ({world} processes, {local} on this node); autostart runs "
+            "one server for a single-node launch.",
+            "start `axolotl vllm-serve` by hand on one node and point `trl.vllm_server_host` at it")])
+    layout, visible = _layout(cfg, settings, env, gpu_count or _torch_gpu_count)
+    trl = cfg["trl"]
+    host = "::1" if trl.get("vllm_server_host") == "::1" else "127.0.0.1"
+    port = int(trl.get("vllm_server_port") or _section(cfg, "vllm").get("port") or 8000)
+    trl["vllm_server_host"], trl["vllm_server_port"] = host, port
+    _STATE.url, _STATE.timeout = health_url(host, port), float(settings.vllm_startup_timeout)
+    if _local_processes(env) == 1 and not any(k.startswith("ACCELERATE_USE_") for k in env) \
+            and cfg.get("device_map") in (None, "auto"):
+        # `--launcher python`: Axolotl would load with device_map "auto" over every
+        # visible GPU, vLLM's included; keep the model on the first (a training) GPU.
+        cfg["device_map"] = {"": 0}
+    if _local_rank(env) != 0 or _STATE.server is not None:
+        return  # one server per launch, owned by LOCAL_RANK 0
+    output_dir = Path(str(cfg.get("output_dir") or "./model-out"))
+    snapshot = write_server_config(cfg, output_dir / CONFIG_NAME, host, port)
+    spec = ServerSpec(
+        command=(command or vllm_serve_command)(snapshot),
+        log_path=output_dir / LOG_NAME, host=host, port=port, gpus=layout.server_env,
+        env=server_env(env, layout),
+    )
+    server = VLLMServer(spec)
+    install_teardown()
+    server.start()
+    _STATE.server = server
+    LOG.info("started the vLLM server (pid %s) on GPU %s for training on GPU %s; log: %s",
+             server.pid, layout.server_env, ",".join(layout.trainer), spec.log_path)
+
+
+def before_model_load(cfg: Mapping[str, Any], env: Mapping[str, str] = os.environ,
+                      report: Callable[[str], None] | None = None) -> None:
+    """Wait for the autostarted server, or check a hand-started one (main process)."""
+    report = report or LOG.info
+    if _STATE.server is not None:
+        took = _STATE.server.wait_healthy(_STATE.timeout, report)
+        report(f"the vLLM server is up after {took:.0f} s")
+    elif _STATE.url is not None:  # other local ranks: LOCAL_RANK 0 owns the server
+        wait_for(_STATE.url, _STATE.timeout, report,
+                 ServerError(f"no answer from {_STATE.url} within {_STATE.timeout:.0f} s.",
+                             "see the error of LOCAL_RANK 0, which starts the server"))
+    elif (is_server_mode(cfg) and int(env.get("RANK") or env.get("LOCAL_RANK") or 0) == 0
+          and is_training_process()):
+        check_manual_server(cfg, env, report)
+
+
+def after_training(cfg: Mapping[str, Any] | None = None) -> None:
+    server, _STATE.server = _STATE.server, None
+    _STATE.url = None
+    if server is not None:
+        server.stop()
+        LOG.info("stopped the vLLM server")
+
+
+def check_manual_server(cfg: Mapping[str, Any], env: Mapping[str, str] = os.environ,
+                        report: Callable[[str], None] = LOG.info, gpu_count: Callable[[], int] | None = None) -> None:
+    """Autostart off: the server must be reachable; wait as long as TRL would, then explain."""
+    trl = _section(cfg, "trl")
+    url = health_url(str(trl.get("vllm_server_host") or "127.0.0.1"), int(trl.get("vllm_server_port") or 8000))
+    if is_healthy(url):
+        return
+    timeout = float(trl.get("vllm_server_timeout") or TRL_DEFAULT_SERVER_TIMEOUT)
+    commands = manual_commands(cfg, env, gpu_count or _torch_gpu_count)
+    report(f"waiting up to {timeout:.0f} s for the vLLM server at {url}; start it with: {commands[0]}")
+    wait_for(url, timeout, report, ServerError(
+        f"no vLLM server answers {url} (waited {timeout:.0f} s, `trl.vllm_server_timeout`).",
+        f"start it on the reserved GPU in a second terminal: `{commands[0]}`, then train on the "
+        f"other GPU(s): `{commands[1]}`; or let the plugin start it: `grpo_plugin.vllm_autostart: true`",
+    ))
+
+
+def manual_commands(cfg: Mapping[str, Any], env: Mapping[str, str], gpu_count: Callable[[], int]) -> tuple[str, str]:
+    """The two commands of manual mode, for the GPUs of this machine."""
+    config = config_path(cfg)
+    try:
+        visible = visible_gpus(env, gpu_count)
+        layout = plan_layout(visible, plugin_settings(cfg).vllm_gpus, server_gpu_count(cfg))
+        server, trainer = layout.server_env, ",".join(layout.trainer)
+    except (LayoutError, GRPOConfigError, RuntimeError):
+        server, trainer = "1", "0"
+    return (f"CUDA_VISIBLE_DEVICES={server} axolotl vllm-serve {config}",
+            f"CUDA_VISIBLE_DEVICES={trainer} axolotl train {config}")
+
+
+def wait_for(url: str, timeout: float, report: Callable[[str], None], error: ServerError,
+             poll: float = 1.0, report_every: float = 15.0) -> None:
+    started = time.monotonic()
+    next_report = started + report_every
+    while not is_healthy(url):
+        now = time.monotonic()
+        if now - started > timeout:
+            raise error
+        if now >= next_report:
+            next_report = now + report_every
+            report(f"still waiting for {url}: {now - started:.0f} s of {timeout:.0f} s")
+        time.sleep(poll)
+
+
+# --- the server process --------------------------------------------------------
+
+def vllm_serve_command(config: Path) -> list[str]:
+    """`axolotl vllm-serve CONFIG` with this interpreter; vLLM must be importable."""
+    if importlib.util.find_spec("vllm") is None:
+        raise ServerError("vLLM is not installed in this environment "
+                          f"({sys.executable}), so the server cannot start.",
+                          f"{INSTALL_HINT} (or turn `grpo_plugin.vllm_autostart` off)")
+    return [sys.executable, "-m", "axolotl.cli.main", "vllm-serve", str(config)]
+
+
+def server_env(env: Mapping[str, str], layout: GpuLayout) -> dict[str, str]:
+    """Our environment minus the trainer's rank variables, on the reserved GPU(s)."""
+    out = {k: v for k, v in env.items() if k not in DISTRIBUTED_ENV and not k.startswith("TORCHELASTIC_")}
+    out["CUDA_VISIBLE_DEVICES"] = layout.server_env
+    out[SERVER_CHILD_ENV] = "1"
+    return out
+
+
+def write_server_config(cfg: Mapping[str, Any], path: Path, host: str, port: int) -> Path:
+    """The trainer's effective config (CLI overrides, resolved names) for the server to load,
+    so the server serves the model that is trained. Written to a temp file, then renamed."""
+    data = json.loads(json.dumps(dict(cfg), default=str))
+    data.pop("axolotl_config_path", None)
+    data["vllm"] = {**(data.get("vllm") or {}), "host": host, "port": port}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("# written by axolotl-grpo-plugin for the autostarted vLLM server\n"
+                   + yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def _torch_gpu_count() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def register_hook(cfg: dict) -> None:
+    """`on_register` for the plugin: every failure becomes a readable exit, not a traceback."""
+    try:
+        on_register(cfg)
+    except GRPOConfigError as exc:
+        raise SystemExit(f"\n{exc}\n") from None
+    except ServerError as exc:
+        raise SystemExit(f"\n{exc.render()}\n") from None
+
+
+def pre_model_load_hook(cfg) -> None:
+    try:
+        before_model_load(cfg)
+    except ServerError as exc:
+        raise SystemExit(f"\n{exc.render()}\n") from None

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Set up and run the test suite (slow tests excluded; run them with `-m slow`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+. .venv/bin/activate
+export AXOLOTL_DO_NOT_TRACK=1 HF_HUB_OFFLINE=1
+python -m pytest -m "not slow" -p no:anyio "$@"

@@ -1,0 +1,12 @@
+#!/usr/bin/env python
+"""Prompt-token budgets for GRPO: `python stats.py CONFIG.yaml` (see --help).
+
+A thin entry point; the work lives in `axolotl_grpo_plugin.seqstats`.
+"""
+
+import sys
+
+from axolotl_grpo_plugin.seqstats.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

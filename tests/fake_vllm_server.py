@@ -1,0 +1,81 @@
+#!/usr/bin/env python
+"""A stand-in for `axolotl vllm-serve` in tests: serves TRL's `/health/` on loopback.
+
+    fake_vllm_server.py --config vllm-server.yaml --mode ok|crash|never-healthy|no-vllm
+                        [--delay S] [--ignore-term] [--child] [--info FILE]
+
+It reads `vllm.host`/`vllm.port` from the config it is given, as the real server does,
+writes its pid (and its child's) plus the environment it saw to `--info`, and prints
+to stdout and stderr so log capture can be checked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import yaml
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--config")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--mode", default="ok", choices=["ok", "crash", "never-healthy", "no-vllm"])
+    parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument("--ignore-term", action="store_true")
+    parser.add_argument("--child", action="store_true", help="spawn a worker, as vLLM does")
+    parser.add_argument("--info")
+    args = parser.parse_args()
+    host, port = args.host, args.port
+    if args.config:
+        with open(args.config, encoding="utf-8") as handle:
+            vllm = (yaml.safe_load(handle) or {}).get("vllm") or {}
+        host, port = vllm.get("host", host), int(vllm.get("port", port))
+    if args.ignore_term:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    child = None
+    if args.child:
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    if args.info:
+        info = {"pid": os.getpid(), "child": child.pid if child else None,
+                "env": {k: os.environ.get(k) for k in
+                        ("CUDA_VISIBLE_DEVICES", "AXOLOTL_GRPO_PLUGIN_VLLM_SERVER", "RANK", "WORLD_SIZE")}}
+        with open(args.info + ".tmp", "w", encoding="utf-8") as handle:
+            json.dump(info, handle)
+        os.replace(args.info + ".tmp", args.info)
+    print(f"fake vLLM: loading model (mode={args.mode}, delay={args.delay})", flush=True)
+    print("fake vLLM: a line on stderr", file=sys.stderr, flush=True)
+    time.sleep(args.delay)
+    if args.mode == "crash":
+        print("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 20.00 GiB", file=sys.stderr, flush=True)
+        return 3
+    if args.mode == "no-vllm":
+        print("ModuleNotFoundError: No module named 'vllm'", file=sys.stderr, flush=True)
+        return 1
+    status = 503 if args.mode == "never-healthy" else 200
+
+    class Health(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's naming)
+            code = status if self.path.rstrip("/") == "/health" else 404
+            self.send_response(code)
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    server = ThreadingHTTPServer((host, port), Health)
+    print(f"fake vLLM: serving on http://{host}:{port}", flush=True)
+    server.serve_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

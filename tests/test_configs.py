@@ -1,0 +1,63 @@
+"""The shipped configs pass the plugin's checks and Axolotl's own validation (no GPU needed)."""
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from conftest import subprocess_env
+
+
+def run_check(repo_root, *args):
+    return subprocess.run(
+        [sys.executable, "-m", "axolotl_grpo_plugin.check", *map(str, args)],
+        cwd=repo_root, env=subprocess_env(), capture_output=True, text=True, timeout=300,
+    )
+
+
+def test_gsm8k_config_validates_for_its_two_gpu_layout(repo_root):
+    proc = run_check(repo_root, "configs/gsm8k.yaml", "--gpu", "--processes", "1")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "OK: configs/gsm8k.yaml is valid for 1 training process" in proc.stdout
+
+
+def test_gsm8k_config_is_what_the_issue_asks_for(repo_root):
+    cfg = yaml.safe_load((repo_root / "configs/gsm8k.yaml").read_text())
+    assert cfg["base_model"] == "Qwen/Qwen2.5-1.5B-Instruct" and cfg["rl"] == "grpo"
+    assert cfg["trl"]["num_generations"] == 16 and cfg["trl"]["max_completion_length"] == 512
+    assert cfg["trl"]["use_vllm"] is True and cfg["trl"]["vllm_mode"] == "server"
+    assert set(cfg["trl"]["reward_funcs"]) == {"correctness", "int", "strict_format", "soft_format", "xmlcount"}
+    assert cfg["wandb_project"] and "sequence_len" not in cfg
+
+
+def test_smoke_config_validates_for_cpu(repo_root):
+    proc = run_check(repo_root, "configs/smoke.yaml", "--cpu")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_gsm8k_config_is_rejected_for_cpu_with_the_fix(repo_root):
+    proc = run_check(repo_root, "configs/gsm8k.yaml", "--cpu")
+    assert proc.returncode == 1
+    assert "bf16 = True" in proc.stderr and "fix: set `bf16: false`" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_check_cli_reports_every_problem_without_traceback(repo_root, tmp_path):
+    cfg = yaml.safe_load((repo_root / "configs/gsm8k.yaml").read_text())
+    cfg["trl"]["reward_funcs"].append("corectness")
+    cfg["trl"]["vllm_max_model_len"] = 800
+    cfg["micro_batch_size"] = 5
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(cfg))
+    proc = run_check(repo_root, bad, "--gpu", "--processes", "1")
+    assert proc.returncode == 1
+    for expected in ("trl.reward_funcs[5] = 'corectness'", "Did you mean 'correctness'?",
+                     "trl.vllm_max_model_len = 800", "trl.num_generations = 16", "5 x 4 x 1 = 20"):
+        assert expected in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_check_cli_missing_file(repo_root):
+    proc = run_check(repo_root, "configs/nope.yaml")
+    assert proc.returncode == 2 and "not found" in proc.stderr

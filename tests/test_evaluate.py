@@ -1,0 +1,452 @@
+"""The evaluator: prompts as training builds them, scores as the rewards give them,
+pass@k by the unbiased estimator, determinism, and clear errors."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from axolotl_grpo_plugin.evaluate import (
+    EvalError,
+    build_problems,
+    compare,
+    evaluate,
+    load_config,
+    paired_bootstrap,
+    pass_at_k,
+    write_results,
+)
+from axolotl_grpo_plugin.evaluate import core, hook
+from axolotl_grpo_plugin.evaluate.passk import report_ks
+from axolotl_grpo_plugin.transforms.gsm8k import transform_row
+from rewards import gsm8k
+
+TEST_FILE = "axolotl_grpo_plugin/data/gsm8k_sample_test.jsonl"
+FAST = dict(max_new_tokens=8, batch_size=8, progress=False)
+
+
+@pytest.fixture(scope="module")
+def smoke_cfg(repo_root, embedded_model_dir):
+    """configs/smoke.yaml with absolute paths (tests run from any directory)."""
+    cfg = load_config(repo_root / "configs" / "smoke.yaml")
+    cfg["base_model"] = str(embedded_model_dir)
+    cfg["datasets"][0]["path"] = str(repo_root / "axolotl_grpo_plugin/data/gsm8k_sample.jsonl")
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def test_file(repo_root) -> str:
+    return str(repo_root / TEST_FILE)
+
+
+@pytest.fixture(scope="module")
+def tokenizer(embedded_model_dir):
+    return core.load_tokenizer({}, str(embedded_model_dir))
+
+
+@pytest.fixture(scope="module")
+def sampled_run(smoke_cfg, embedded_model_dir, test_file):
+    return evaluate(smoke_cfg, str(embedded_model_dir), dataset=test_file, limit=4, samples=3,
+                    seed=1, **FAST)
+
+
+def raw_rows(path: str, n: int) -> list[dict]:
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line, _ in zip(handle, range(n))]
+
+
+# ---------------------------------------------------------------- prompts
+
+
+def test_prompts_match_the_training_transform_and_trl_tokenization(smoke_cfg, tokenizer, test_file):
+    problems = build_problems(smoke_cfg, tokenizer, split="test", dataset=test_file, limit=5)
+    rows = raw_rows(test_file, 5)
+    assert len(problems) == 5
+    for problem, row in zip(problems, rows):
+        expected = transform_row(row)
+        assert problem.messages == expected["prompt"]
+        assert problem.columns == {"answer": expected["answer"], "data_source": "gsm8k"}
+        # GRPOTrainer._tokenize_prompts: apply_chat_template(tokenize=True, add_generation_prompt=True)
+        trl_ids = tokenizer.apply_chat_template(
+            [expected["prompt"]], add_generation_prompt=True, tokenize=True, return_dict=True
+        )["input_ids"][0]
+        assert problem.input_ids == list(trl_ids)
+        assert problem.text.endswith("<|im_start|>assistant\n")
+
+
+def test_system_prompt_role_setting_reaches_the_prompts(smoke_cfg, tokenizer, test_file):
+    cfg = {**smoke_cfg, "grpo_plugin": {"system_prompt_role": "system"}}
+    (problem,) = build_problems(cfg, tokenizer, dataset=test_file, limit=1)
+    assert [m["role"] for m in problem.messages] == ["system", "user"]
+
+
+def test_train_split_reads_the_training_datasets(smoke_cfg, tokenizer, repo_root):
+    (problem,) = build_problems(smoke_cfg, tokenizer, split="train", limit=1)
+    row = raw_rows(str(repo_root / "axolotl_grpo_plugin/data/gsm8k_sample.jsonl"), 1)[0]
+    assert problem.messages == transform_row(row)["prompt"]
+
+
+def test_test_split_prefers_test_datasets(smoke_cfg, tokenizer, test_file):
+    cfg = {**smoke_cfg, "test_datasets": [{"path": test_file, "type": "gsm8k"}]}
+    (problem,) = build_problems(cfg, tokenizer, split="test", limit=1)
+    assert problem.messages == transform_row(raw_rows(test_file, 1)[0])["prompt"]
+
+
+# ---------------------------------------------------------------- errors
+
+
+def test_missing_test_split_of_a_local_file_is_a_clear_error(smoke_cfg, tokenizer):
+    with pytest.raises(EvalError, match=r"datasets\[0\]\.path .*no 'test' split.*test_datasets"):
+        build_problems(smoke_cfg, tokenizer, split="test")
+
+
+def test_missing_column_is_a_clear_error(smoke_cfg, tokenizer, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"q": "1+1?", "a": "2"}) + "\n")
+    with pytest.raises(EvalError, match=r"row 0: the .*gsm8k.* transform failed.*columns \['a', 'q'\]"):
+        build_problems(smoke_cfg, tokenizer, dataset=str(bad))
+
+
+def test_untransformed_rows_without_prompt_are_a_clear_error(smoke_cfg, tokenizer, tmp_path):
+    cfg = {**smoke_cfg, "test_datasets": [{"path": str(tmp_path / "x.jsonl")}]}
+    (tmp_path / "x.jsonl").write_text(json.dumps({"question": "q", "answer": "#### 1"}) + "\n")
+    with pytest.raises(EvalError, match="no 'prompt' column"):
+        build_problems(cfg, tokenizer, split="test")
+
+
+def test_cli_reports_errors_in_one_line(repo_root, capsys):
+    from axolotl_grpo_plugin.evaluate.__main__ import main
+
+    code = main([str(repo_root / "configs/smoke.yaml"), "--model", "./no/such/model"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("error: model directory") and "\n" not in err
+
+
+def test_unknown_reward_name_is_reported(smoke_cfg, embedded_model_dir):
+    cfg = {**smoke_cfg, "trl": {**smoke_cfg["trl"], "reward_funcs": ["corectness"]}}
+    with pytest.raises(EvalError, match="Did you mean 'correctness'"):
+        evaluate(cfg, str(embedded_model_dir), **FAST)
+
+
+# ---------------------------------------------------------------- scoring
+
+
+def test_scores_match_the_reward_functions_on_the_same_texts(sampled_run):
+    funcs = {f.__name__: f for f in gsm8k.REWARD_FUNCS.values()}
+    assert len(sampled_run.records) == 4 * (1 + 3)
+    for record in sampled_run.records:
+        completions = [[{"role": "assistant", "content": record["completion"]}]]
+        for name, value in record["rewards"].items():
+            func = funcs[name]
+            assert value == pytest.approx(func(completions=completions, answer=[record["answer"]])[0])
+        assert record["correct"] == (record["rewards"]["correctness_reward_func"] > 0)
+        assert record["strict_format"] == gsm8k.is_strict_format(record["completion"])
+
+
+class ScriptedGenerator:
+    """Answers chosen per problem, so scoring is checked on known-good and bad texts."""
+
+    name = "scripted"
+
+    def __init__(self, texts_for):
+        self.texts_for = texts_for
+
+    def generate(self, prompts, settings, progress=None):
+        return [[(t, [1] * len(t)) for t in self.texts_for(i, settings)] for i in range(len(prompts))]
+
+
+def formatted(answer: str) -> str:
+    return f"<reasoning>\nwork\n</reasoning>\n<answer>\n{answer}\n</answer>"
+
+
+def test_accuracy_pass_at_k_and_format_follow_the_rewards(smoke_cfg, tokenizer, test_file, monkeypatch):
+    golds = [transform_row(r)["answer"] for r in raw_rows(test_file, 6)]
+
+    def texts_for(i, settings):
+        if settings.greedy:  # right and formatted on even problems, wrong on odd ones
+            return [formatted(golds[i]) if i % 2 == 0 else "the answer is 3"]
+        # sampled: problem i has i correct samples out of 5 (capped)
+        return [formatted(golds[i]) if j < i else formatted("-1") for j in range(settings.n)]
+
+    monkeypatch.setattr(core, "make_generator", lambda *a, **k: ScriptedGenerator(texts_for))
+    result = evaluate(smoke_cfg, "scripted", tokenizer=tokenizer, dataset=test_file, limit=6,
+                      samples=5, progress=False)
+    greedy = [r for r in result.records if r["kind"] == "greedy"]
+    completions = [[{"role": "assistant", "content": r["completion"]}] for r in greedy]
+    correctness = gsm8k.correctness_reward_func(completions=completions, answer=golds)
+    assert result.accuracy == pytest.approx(sum(v > 0 for v in correctness) / 6) == pytest.approx(0.5)
+    assert result.format_compliance == pytest.approx(
+        sum(gsm8k.is_strict_format(r["completion"]) for r in greedy) / 6)
+    for k in (1, 2, 4, 5):
+        expected = sum(pass_at_k(5, min(i, 5), k) for i in range(6)) / 6
+        assert result.pass_at_k[f"pass@{k}"] == pytest.approx(expected)
+    assert result.reward_means["correctness_reward_func"] == pytest.approx(sum(correctness) / 6)
+    assert result.mean_length == pytest.approx(sum(len(r["completion"]) for r in greedy) / 6)
+
+
+def test_correct_reward_falls_back_and_can_be_chosen(smoke_cfg):
+    from axolotl_grpo_plugin.evaluate.scoring import correctness_reward, load_rewards
+
+    rewards = load_rewards(smoke_cfg)
+    assert correctness_reward(rewards).name == "correctness_reward_func"
+    assert correctness_reward(rewards, "int").name == "int_reward_func"
+    assert correctness_reward(rewards[1:]).name == rewards[1].name
+    with pytest.raises(EvalError, match="not one of the config's rewards"):
+        correctness_reward(rewards, "nope")
+
+
+# ---------------------------------------------------------------- pass@k and bootstrap
+
+
+@pytest.mark.parametrize(
+    ("n", "c", "k", "expected"),
+    [
+        (5, 2, 2, 1 - 3 / 10),  # 1 - C(3,2)/C(5,2)
+        (4, 1, 1, 1 / 4),
+        (10, 3, 5, 1 - 21 / 252),  # 1 - C(7,5)/C(10,5)
+        (3, 0, 2, 0.0),
+        (3, 3, 1, 1.0),
+        (4, 3, 2, 1.0),  # fewer wrong samples than k: some draw is right
+    ],
+)
+def test_pass_at_k_hand_computed(n, c, k, expected):
+    assert pass_at_k(n, c, k) == pytest.approx(expected)
+
+
+def test_pass_at_k_matches_the_binomial_form():
+    for n in range(1, 12):
+        for c in range(n + 1):
+            for k in range(1, n + 1):
+                exact = 1 - math.comb(n - c, k) / math.comb(n, k)
+                assert pass_at_k(n, c, k) == pytest.approx(exact, abs=1e-12)
+
+
+def test_pass_at_k_is_stable_for_many_samples_and_rejects_bad_input():
+    assert 0 < pass_at_k(10_000, 3, 100) < 1
+    with pytest.raises(ValueError):
+        pass_at_k(4, 5, 1)
+    assert report_ks(1) == [1] and report_ks(6) == [1, 2, 4, 6] and report_ks(8) == [1, 2, 4, 8]
+
+
+def test_paired_bootstrap_interval():
+    a = [1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0]
+    b = [0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0, 1.0]
+    diff, low, high = paired_bootstrap(a, b, n_boot=500, seed=0)
+    assert diff == pytest.approx(sum(a) / 8 - sum(b) / 8)
+    assert low <= diff <= high and low < high
+    assert paired_bootstrap(a, a, n_boot=200) == (0.0, 0.0, 0.0)
+
+
+# ---------------------------------------------------------------- determinism, limit, outputs
+
+
+def test_limit_and_determinism_under_a_seed(sampled_run, smoke_cfg, embedded_model_dir, test_file):
+    assert sampled_run.n_problems == 4
+    again = evaluate(smoke_cfg, str(embedded_model_dir), dataset=test_file, limit=4, samples=3,
+                     seed=1, **FAST)
+    assert again.records == sampled_run.records
+    other = evaluate(smoke_cfg, str(embedded_model_dir), dataset=test_file, limit=4, samples=3,
+                     seed=2, **FAST)
+    greedy = lambda r: [x["completion"] for x in r.records if x["kind"] == "greedy"]  # noqa: E731
+    sampled = lambda r: [x["completion"] for x in r.records if x["kind"] == "sample"]  # noqa: E731
+    assert greedy(other) == greedy(sampled_run)  # greedy ignores the seed
+    assert sampled(other) != sampled(sampled_run)
+
+
+def test_outputs_and_comparison(sampled_run, tmp_path):
+    summary_path, samples_path = write_results(sampled_run, tmp_path / "out")
+    summary = json.loads(summary_path.read_text())
+    assert summary["n_problems"] == 4 and summary["pass_at_k"] == sampled_run.pass_at_k
+    lines = samples_path.read_text().splitlines()
+    assert len(lines) == len(sampled_run.records)
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]  # no temp left
+    table = compare(sampled_run, sampled_run, n_boot=100)
+    assert table["accuracy"]["diff"] == 0.0 and set(table) >= {"accuracy", "pass@1", "pass@2"}
+
+
+# ---------------------------------------------------------------- end of training hook
+
+
+def test_eval_at_end_settings_and_rank():
+    assert hook.settings({"grpo_plugin": None}) is None
+    assert hook.settings({"grpo_plugin": {"eval_at_end": True}}) == {}
+    assert hook.settings({"grpo_plugin": {"eval_at_end": {"limit": 3, "dataset": None}}}) == {"limit": 3}
+    assert hook.evaluate_at_end({"grpo_plugin": {"eval_at_end": True}}, rank=1) is None
+
+
+def test_eval_at_end_schema_rejects_unknown_keys():
+    from pydantic import ValidationError
+
+    from axolotl_grpo_plugin.args import GRPOPluginSettings
+
+    parsed = GRPOPluginSettings(eval_at_end={"samples": 2, "limit": 8})
+    assert parsed.eval_at_end.samples == 2
+    with pytest.raises(ValidationError):
+        GRPOPluginSettings(eval_at_end={"sample": 2})
+
+
+def test_eval_at_end_evaluates_output_dir_and_logs(smoke_cfg, embedded_model_dir, test_file, tmp_path):
+    import shutil
+
+    output_dir = tmp_path / "run"
+    shutil.copytree(embedded_model_dir, output_dir)
+    cfg = {**smoke_cfg, "output_dir": str(output_dir),
+           "grpo_plugin": {"eval_at_end": {"dataset": test_file, "limit": 2, "samples": 0,
+                                           "max_new_tokens": 4}}}
+    logged = []
+
+    class Tracker:
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            logged.append(logs)
+
+    result = hook.evaluate_at_end(cfg, hook.Trackers(state=object(), callbacks=[Tracker()]), rank=0)
+    assert result.n_problems == 2
+    assert json.loads((output_dir / "eval-test.json").read_text())["accuracy"] == result.accuracy
+    assert (output_dir / "eval-test-samples.jsonl").is_file()
+    assert logged == [result.metrics("test_")]
+    correctness = logged[0]["test_rewards/correctness_reward_func/mean"]
+    assert correctness == result.reward_means["correctness_reward_func"]
+
+
+def test_named_chat_template_is_resolved_as_axolotl_does(smoke_cfg, tokenizer, test_file):
+    from axolotl.utils.chat_templates import get_chat_template
+
+    cfg = {**smoke_cfg, "chat_template": "qwen_25"}
+    (problem,) = build_problems(cfg, tokenizer, dataset=test_file, limit=1)
+    expected = tokenizer.apply_chat_template(problem.messages, chat_template=get_chat_template("qwen_25"),
+                                             add_generation_prompt=True, tokenize=False)
+    assert problem.text == expected and "You are Qwen" in problem.text  # its default system turn
+
+
+def test_a_template_that_cannot_render_is_a_clear_error(smoke_cfg, tokenizer, test_file):
+    cfg = {**smoke_cfg, "chat_template": "llama3"}  # needs a bos_token the tiny tokenizer lacks
+    with pytest.raises(EvalError, match="chat_template 'llama3' cannot render"):
+        build_problems(cfg, tokenizer, dataset=test_file, limit=1)
+
+
+def test_eval_at_end_without_held_out_rows_fails_at_register(smoke_cfg, test_file):
+    from axolotl_grpo_plugin.errors import GRPOConfigError
+
+    with pytest.raises(GRPOConfigError, match=r"grpo_plugin\.eval_at_end\.split = 'test'"):
+        hook.check_config({**smoke_cfg, "grpo_plugin": {"eval_at_end": True}})
+    with pytest.raises(GRPOConfigError, match=r"eval_at_end\.dataset = './nope.jsonl'"):
+        hook.check_config({**smoke_cfg, "grpo_plugin": {"eval_at_end": {"dataset": "./nope.jsonl"}}})
+    hook.check_config({**smoke_cfg, "grpo_plugin": {"eval_at_end": {"dataset": test_file}}})
+    hook.check_config({**smoke_cfg, "test_datasets": [{"path": test_file, "type": "gsm8k"}],
+                       "grpo_plugin": {"eval_at_end": {}}})
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_axolotl_train_evaluates_at_end(repo_root, embedded_model_dir, test_file, tmp_path):
+    """`axolotl train` with `grpo_plugin.eval_at_end`: the saved model is evaluated and
+    the metrics reach the trainer's trackers (TensorBoard here, as W&B would)."""
+    import yaml
+
+    from conftest import run_axolotl_train
+
+    cfg = yaml.safe_load((repo_root / "configs" / "smoke.yaml").read_text())
+    cfg.update(
+        base_model=str(embedded_model_dir), output_dir=str(tmp_path / "out"), max_steps=2,
+        use_tensorboard=True,
+        grpo_plugin={"eval_at_end": {"dataset": test_file, "limit": 4, "samples": 2,
+                                     "max_new_tokens": 8}},
+    )
+    cfg["datasets"][0]["path"] = str(repo_root / "axolotl_grpo_plugin/data/gsm8k_sample.jsonl")
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    proc, steps = run_axolotl_train(config, cwd=tmp_path, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((tmp_path / "out" / "eval-test.json").read_text())
+    assert summary["n_problems"] == 4 and set(summary["pass_at_k"]) == {"pass@1", "pass@2"}
+    report = proc.stdout.split("grpo_plugin.eval_at_end:\n", 1)[-1]
+    assert "accuracy" in report and "pass@2" in report
+    events = list((tmp_path / "out").rglob("events.out.tfevents*"))
+    assert any(b"test/accuracy" in p.read_bytes() for p in events)  # tracker tag of test_accuracy
+
+
+def test_eval_at_end_settings_from_axolotls_dictdefault():
+    from axolotl.utils.dict import DictDefault
+
+    cfg = DictDefault({"grpo_plugin": {"eval_at_end": {"limit": 3, "split": "test", "dataset": None}}})
+    assert hook.settings(cfg) == {"limit": 3, "split": "test"}
+
+
+@pytest.mark.parametrize(("tokenizer_name", "template"), [("qwen2.5-instruct", "qwen_25"),
+                                                         ("llama-3-instruct", "llama3")])
+def test_real_tokenizers_tokenize_prompts_as_trl_does(shared_dir, repo_root, tokenizer_name, template):
+    """GSM8K test prompts with real chat templates: one BOS (from the template, none
+    added by tokenizing), the ids TRL's GRPOTrainer would feed the model."""
+    from axolotl.utils.chat_templates import get_chat_template
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(shared_dir / "tokenizers" / tokenizer_name)
+    cfg = {**load_config(repo_root / "configs" / "gsm8k.yaml"), "chat_template": template}
+    problems = build_problems(cfg, tok, dataset=str(shared_dir / "data/gsm8k/test.jsonl"), limit=3)
+    rows = raw_rows(str(shared_dir / "data/gsm8k/test.jsonl"), 3)
+    for problem, row in zip(problems, rows):
+        expected = transform_row(row)
+        trl_ids = tok.apply_chat_template(
+            conversation=[expected["prompt"]], chat_template=get_chat_template(template),
+            add_generation_prompt=True, tokenize=True, return_dict=True,
+        )["input_ids"][0]
+        assert problem.input_ids == list(trl_ids)
+        assert problem.columns["answer"] == expected["answer"]
+        if tok.bos_token_id is not None:
+            assert problem.input_ids.count(tok.bos_token_id) == 1
+
+
+def test_cli_writes_outputs_and_compares_with_a_baseline(repo_root, embedded_model_dir, test_file,
+                                                         tmp_path, capsys):
+    from axolotl_grpo_plugin.evaluate.__main__ import main
+
+    out = tmp_path / "out"
+    code = main([str(repo_root / "configs/smoke.yaml"), "--model", str(embedded_model_dir),
+                 "--baseline", str(embedded_model_dir), "--dataset", test_file, "--limit", "3",
+                 "--samples", "2", "--max-new-tokens", "4", "--out", str(out), "--no-progress"])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    summary = json.loads((out / "eval-test.json").read_text())
+    assert summary["n_problems"] == 3 and summary["config"].endswith("smoke.yaml")
+    assert len((out / "eval-test-samples.jsonl").read_text().splitlines()) == 3 * (1 + 2)
+    assert (out / "baseline" / "eval-test.json").is_file()
+    table = json.loads((out / "eval-test-vs-baseline.json").read_text())["metrics"]
+    assert table["accuracy"]["diff"] == 0.0  # the same model on the same prompts and seeds
+    assert "95% CI" in printed and "pass@2" in printed
+
+
+def test_a_limited_run_reproduces_the_start_of_a_longer_one(sampled_run, smoke_cfg, embedded_model_dir,
+                                                            test_file):
+    shorter = evaluate(smoke_cfg, str(embedded_model_dir), dataset=test_file, limit=2, samples=3,
+                       seed=1, **FAST)
+    assert shorter.records == [r for r in sampled_run.records if r["problem"] < 2]
+
+
+def test_custom_rewards_get_trl_arguments(smoke_cfg, tokenizer, test_file, tmp_path, monkeypatch):
+    """An import-path reward sees chat-shaped completions, the prompts and the dataset
+    columns, as under GRPOTrainer; one without **kwargs still gets what it names."""
+    (tmp_path / "my_rewards.py").write_text(
+        "seen = []\n"
+        "def shape_reward(prompts, completions, answer, completion_ids, trainer_state, **kwargs):\n"
+        "    seen.append(dict(prompt=prompts[0], completion=completions[0], answer=answer[0]))\n"
+        "    return [float(len(ids)) for ids in completion_ids]\n"
+        "def strict_reward(completions, answer):\n"
+        "    return [None for _ in completions]\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cfg = {**smoke_cfg, "trl": {**smoke_cfg["trl"],
+                               "reward_funcs": ["my_rewards.shape_reward", "my_rewards.strict_reward"]}}
+    monkeypatch.setattr(core, "make_generator", lambda *a, **k: ScriptedGenerator(
+        lambda i, s: ["abc"] * s.n))
+    result = evaluate(cfg, "scripted", tokenizer=tokenizer, dataset=test_file, limit=2, samples=0,
+                      progress=False)
+    import my_rewards
+
+    first = transform_row(raw_rows(test_file, 1)[0])
+    assert my_rewards.seen[0] == {"prompt": first["prompt"], "answer": first["answer"],
+                                  "completion": [{"role": "assistant", "content": "abc"}]}
+    assert result.reward_means["shape_reward"] == 3.0
+    assert math.isnan(result.reward_means["strict_reward"])
+    assert result.correct_reward == "shape_reward"  # no reward named *correct*: the first one

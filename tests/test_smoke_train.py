@@ -1,0 +1,49 @@
+"""`axolotl train` on CPU with the plugin, exactly as a user runs it."""
+
+import math
+
+import pytest
+import yaml
+
+from conftest import run_axolotl_train
+
+REWARD_KEYS = [f"rewards/{name}_reward_func/mean"
+               for name in ("correctness", "int", "strict_format", "soft_format", "xmlcount")]
+
+
+def smoke_config(repo_root, model_dir, out_dir, **overrides):
+    cfg = yaml.safe_load((repo_root / "configs/smoke.yaml").read_text())
+    cfg["base_model"] = str(model_dir)
+    cfg["datasets"][0]["path"] = str(repo_root / cfg["datasets"][0]["path"])
+    cfg["output_dir"] = str(out_dir)
+    cfg.update(overrides)
+    path = out_dir.parent / f"{out_dir.name}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path, cfg
+
+
+@pytest.mark.integration
+def test_smoke_config_trains_on_cpu(repo_root, embedded_model_dir, tmp_path):
+    config, cfg = smoke_config(repo_root, embedded_model_dir, tmp_path / "out")
+    proc, steps = run_axolotl_train(config, cwd=tmp_path)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    assert len(steps) == cfg["max_steps"]
+    for step in steps:
+        for key in REWARD_KEYS:
+            assert math.isfinite(step[key])
+    out = tmp_path / "out"
+    assert (out / "config.json").is_file() and (out / "model.safetensors").is_file()
+
+
+@pytest.mark.integration
+def test_bad_config_stops_before_the_model_loads(repo_root, embedded_model_dir, tmp_path):
+    config, _ = smoke_config(repo_root, embedded_model_dir, tmp_path / "out", bf16="auto")
+    cfg = yaml.safe_load(config.read_text())
+    cfg["trl"]["reward_funcs"] = ["correctnes"]
+    config.write_text(yaml.safe_dump(cfg))
+    proc, steps = run_axolotl_train(config, cwd=tmp_path, timeout=300)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and not steps
+    assert "axolotl-grpo-plugin found 2 config problems" in output
+    assert "Did you mean 'correctness'?" in output and "bf16 = 'auto'" in output
+    assert "Mapping RL Dataset" not in output and not (tmp_path / "out" / "config.json").exists()

@@ -1,0 +1,209 @@
+"""Each bad GRPO config gives a message naming the key, the value and the fix."""
+
+import copy
+import re
+
+import pytest
+
+from axolotl_grpo_plugin.errors import GRPOConfigError
+from axolotl_grpo_plugin.validation import Launch, prepare_config
+
+GPU1 = Launch(processes=1, has_gpu=True)
+CPU = Launch(processes=1, has_gpu=False)
+
+BASE = {
+    "base_model": "Qwen/Qwen2.5-1.5B-Instruct",
+    "plugins": ["axolotl_grpo_plugin.GRPOPlugin"],
+    "rl": "grpo",
+    "trl": {
+        "num_generations": 16,
+        "max_completion_length": 512,
+        "reward_funcs": ["correctness", "int", "strict_format", "soft_format", "xmlcount"],
+    },
+    "datasets": [{"path": "openai/gsm8k", "name": "main", "type": "gsm8k"}],
+    "micro_batch_size": 16,
+    "gradient_accumulation_steps": 4,
+    "bf16": True,
+}
+
+
+def config(**changes):
+    cfg = copy.deepcopy(BASE)
+    for dotted, value in changes.items():
+        *parents, leaf = dotted.split("__")
+        node = cfg
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        if value is _DELETE:
+            node.pop(leaf, None)
+        else:
+            node[leaf] = value
+    return cfg
+
+
+_DELETE = object()
+
+
+def problems(cfg, launch=GPU1):
+    with pytest.raises(GRPOConfigError) as err:
+        prepare_config(cfg, launch)
+    return err.value
+
+
+def test_valid_config_rewrites_short_names():
+    cfg = config()
+    assert prepare_config(cfg, GPU1) == []
+    assert cfg["trl"]["reward_funcs"][0] == "axolotl_grpo_plugin.reward_correctness"
+    assert cfg["datasets"][0]["type"] == "axolotl_grpo_plugin.transform_gsm8k"
+    # running twice (every rank calls register) is harmless
+    assert prepare_config(cfg, GPU1) == []
+
+
+def test_dotted_reward_paths_and_reward_models_pass_through():
+    cfg = config(trl__reward_funcs=["rewards.gsm8k.int_reward_func", "OpenAssistant/reward-model-deberta"])
+    prepare_config(cfg, GPU1)
+    assert cfg["trl"]["reward_funcs"] == ["rewards.gsm8k.int_reward_func", "OpenAssistant/reward-model-deberta"]
+
+
+@pytest.mark.parametrize("processes, mbs, gas, groups, valid", [
+    (1, 16, 4, 16, True), (1, 4, 1, 6, False),
+    (3, 4, 2, 8, True), (3, 2, 2, 8, False),
+    (7, 8, 1, 8, True), (7, 4, 1, 8, False),
+    (15, 2, 4, 8, True), (15, 1, 1, 8, False),
+])
+def test_num_generations_divisibility(processes, mbs, gas, groups, valid):
+    cfg = config(micro_batch_size=mbs, gradient_accumulation_steps=gas, trl__num_generations=groups)
+    batch = mbs * gas * processes
+    if valid:
+        assert prepare_config(cfg, Launch(processes, True)) == []
+        return
+    err = problems(cfg, Launch(processes, True))
+    (problem,) = err.problems
+    assert problem.key == "trl.num_generations" and problem.value == groups
+    assert f"{mbs} x {gas} x {processes} = {batch}" in problem.message
+    assert problem.fix.startswith("set ")
+    suggestions = dict(re.findall(r"(trl\.num_generations|micro_batch_size) to one of \[([^\]]*)\]", problem.fix))
+    assert "micro_batch_size" in suggestions
+    for g in map(int, filter(None, suggestions.get("trl.num_generations", "").split(","))):
+        assert batch % g == 0 and batch >= g * processes
+    for m in map(int, suggestions["micro_batch_size"].split(",")):
+        assert (m * gas * processes) % groups == 0
+
+
+def test_three_processes_cannot_use_eight_generations():
+    err = problems(config(micro_batch_size=2, gradient_accumulation_steps=2, trl__num_generations=8),
+                   Launch(3, True))
+    assert "2 x 2 x 3 = 12" in str(err) and "num_generations to one of [4, 3, 2]" in str(err)
+
+
+def test_explicit_generation_batch_size():
+    err = problems(config(micro_batch_size=4, trl__generation_batch_size=10), Launch(2, True))
+    assert err.problems[0].key == "trl.generation_batch_size"
+    assert prepare_config(config(micro_batch_size=4, trl__generation_batch_size=32), Launch(2, True)) == []
+
+
+def test_single_generation_is_rejected():
+    assert "at least 2" in str(problems(config(trl__num_generations=1)))
+
+
+def test_keys_axolotl_would_drop_under_trl():
+    err = problems(config(trl__vllm_max_model_len=800, trl__num_generation=4))
+    by_key = {p.key: p for p in err.problems}
+    assert "vllm.max_model_len" in by_key["trl.vllm_max_model_len"].fix
+    assert by_key["trl.vllm_max_model_len"].value == 800
+    assert "trl.num_generations" in by_key["trl.num_generation"].fix
+
+
+def test_unknown_keys_in_vllm_and_plugin_sections():
+    err = problems(config(vllm__gpu_memory_utilisation=0.5, grpo_plugin__system_prompt_rol="system"))
+    by_key = {p.key: p for p in err.problems}
+    assert "vllm.gpu_memory_utilization" in by_key["vllm.gpu_memory_utilisation"].fix
+    assert "system_prompt_role" in by_key["grpo_plugin.system_prompt_rol"].fix
+
+
+def test_grpo_key_at_top_level():
+    err = problems(config(num_generations=8))
+    assert err.problems[0].key == "num_generations" and "trl.num_generations" in err.problems[0].fix
+
+
+def test_unknown_reward_name_lists_registered_names_and_closest():
+    err = problems(config(trl__reward_funcs=["correctness", "corectness"]))
+    (problem,) = err.problems
+    assert problem.key == "trl.reward_funcs[1]" and problem.value == "corectness"
+    assert "Did you mean 'correctness'?" in problem.message and "xmlcount" in problem.message
+
+
+def test_unimportable_reward_path_is_not_sent_to_the_hub():
+    err = problems(config(trl__reward_funcs=["my_rewards.nope"]))
+    assert "cannot import" in err.problems[0].message and "Hub" in err.problems[0].message
+
+
+def test_unknown_transform_name():
+    err = problems(config(datasets=[{"path": "x", "type": "gms8k"}]))
+    (problem,) = err.problems
+    assert problem.key == "datasets[0].type" and "Did you mean 'gsm8k'?" in problem.message
+
+
+def test_three_part_transform_path_explains_axolotls_limit():
+    err = problems(config(datasets=[{"path": "x", "type": "axolotl_grpo_plugin.transforms.gsm8k.load"}]))
+    assert "module.function" in err.problems[0].message
+
+
+def test_missing_max_completion_length():
+    err = problems(config(trl__max_completion_length=_DELETE))
+    assert err.problems[0].key == "trl.max_completion_length" and "stats.py" in err.problems[0].fix
+
+
+@pytest.mark.parametrize("changes, key", [
+    ({"bf16": True}, "bf16"), ({"bf16": "auto"}, "bf16"), ({"bf16": _DELETE}, "bf16"),
+    ({"bf16": False, "fp16": True}, "fp16"),
+])
+def test_half_precision_without_gpu(changes, key):
+    err = problems(config(**changes), CPU)
+    assert [p.key for p in err.problems] == [key]
+    assert "bf16: false" in err.problems[0].fix
+
+
+def test_fp32_on_cpu_is_fine_and_vllm_on_cpu_is_not():
+    assert prepare_config(config(bf16=False, fp16=False), CPU) == []
+    err = problems(config(bf16=False, fp16=False, trl__use_vllm=True), CPU)
+    assert err.problems[0].key == "trl.use_vllm"
+
+
+def test_reward_weights_must_match():
+    err = problems(config(trl__reward_weights=[1.0, 2.0]))
+    assert "2 weights for 5 reward functions" in err.problems[0].message
+
+
+def test_rl_must_be_grpo():
+    assert problems(config(rl="dpo")).problems[0].key == "rl"
+
+
+def test_all_problems_reported_at_once():
+    err = problems(config(trl__max_completion_length=_DELETE, trl__reward_funcs=["nope"], bf16=True), CPU)
+    assert {p.key for p in err.problems} == {"trl.max_completion_length", "trl.reward_funcs[0]", "bf16"}
+    text = str(err)
+    assert text.startswith("axolotl-grpo-plugin found 3 config problems")
+    assert "Traceback" not in text
+
+
+def test_server_mode_gets_the_client_address_axolotl_needs():
+    cfg = config(trl__use_vllm=True, trl__vllm_mode="server", vllm={"host": "0.0.0.0", "port": 8123})
+    prepare_config(cfg, GPU1)
+    assert cfg["trl"]["vllm_server_host"] == "127.0.0.1" and cfg["trl"]["vllm_server_port"] == 8123
+
+
+def test_vllm_without_mode_warns_that_trl_colocates():
+    cfg = config(trl__use_vllm=True)
+    warnings = prepare_config(cfg, GPU1)
+    assert any("colocated" in w for w in warnings) and "vllm_server_host" not in cfg["trl"]
+
+
+def test_batch_check_is_skipped_outside_training_launches():
+    cfg = config(micro_batch_size=5)
+    assert prepare_config(cfg, Launch(processes=None, has_gpu=True)) == []
+
+
+def test_sequence_len_is_flagged_as_unused():
+    warnings = prepare_config(config(sequence_len=800), GPU1)
+    assert any("sequence_len" in w for w in warnings)

@@ -1,0 +1,237 @@
+"""The server process against a fake vLLM (tests/fake_vllm_server.py): start, health
+wait, log capture, the failure messages, and teardown on success, failure and signals
+with no process left behind (checked by PID)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from axolotl_grpo_plugin.vllm.health import health_url, is_healthy, port_in_use
+from axolotl_grpo_plugin.vllm.server import ServerError, ServerSpec, VLLMServer, read_tail
+
+FAKE = Path(__file__).with_name("fake_vllm_server.py")
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.timeout(60)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def alive(pid: int | None) -> bool:
+    """A process that exists and is not a zombie."""
+    if pid is None:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+
+
+def wait_until(predicate, timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+def fake_command(port: int, mode: str = "ok", info: Path | None = None, *extra: str) -> list[str]:
+    cmd = [sys.executable, str(FAKE), "--port", str(port), "--mode", mode]
+    return cmd + (["--info", str(info)] if info else []) + list(extra)
+
+
+def read_info(path: Path) -> dict:
+    assert wait_until(path.exists), "the fake server never started"
+    return json.loads(path.read_text())
+
+
+@pytest.fixture
+def make_server(tmp_path):
+    """Servers made here are stopped after the test, and their processes checked gone."""
+    made: list[tuple[VLLMServer, Path]] = []
+
+    def make(mode="ok", *extra, port=None) -> tuple[VLLMServer, Path]:
+        port = port or free_port()
+        info = tmp_path / f"info-{len(made)}.json"
+        spec = ServerSpec(command=fake_command(port, mode, info, *extra),
+                          log_path=tmp_path / "out" / "vllm-server.log", host="127.0.0.1", port=port, gpus="1")
+        server = VLLMServer(spec)
+        made.append((server, info))
+        return server, info
+
+    yield make
+    for server, info in made:
+        server.stop(grace=1)
+        if info.exists():
+            pids = json.loads(info.read_text())
+            assert wait_until(lambda: not alive(pids["pid"]) and not alive(pids["child"]), 10)
+
+
+def test_start_wait_log_and_stop_leave_nothing(make_server):
+    server, info = make_server("ok", "--child")
+    server.start()
+    server.wait_healthy(timeout=20, poll=0.05)
+    assert is_healthy(server.spec.url)
+    pids = read_info(info)
+    assert alive(server.pid) and alive(pids["pid"]) and alive(pids["child"])
+    log = server.spec.log_path.read_text()
+    assert "loading model" in log and "a line on stderr" in log  # stdout and stderr captured
+    guard_pid = server.pid
+    server.stop(grace=2)
+    assert server.pid is None
+    assert wait_until(lambda: not any(alive(p) for p in (guard_pid, pids["pid"], pids["child"])), 10)
+    assert not port_in_use("127.0.0.1", server.spec.port)
+
+
+def test_slow_start_reports_progress(make_server):
+    server, _ = make_server("ok", "--delay", "1.5")
+    server.start()
+    messages: list[str] = []
+    took = server.wait_healthy(timeout=20, report=messages.append, poll=0.05, report_every=0.3)
+    assert took >= 1.0
+    assert messages and all("waiting for the vLLM server on GPU 1" in m for m in messages)
+    assert any("log: fake vLLM:" in m for m in messages)  # the last log line is shown
+
+
+def test_exit_during_start_up_names_code_fix_and_log_tail(make_server):
+    server, info = make_server("crash", "--child")
+    server.start()
+    with pytest.raises(ServerError) as error:
+        server.wait_healthy(timeout=20, poll=0.05)
+    text = error.value.render()
+    assert "exited with code 3 during start-up" in text
+    assert "gpu_memory_utilization" in text  # the fix read from the log
+    assert "| torch.OutOfMemoryError: CUDA out of memory" in text
+    assert str(server.spec.log_path) in text
+    pids = read_info(info)
+    assert server.pid is None
+    assert wait_until(lambda: not alive(pids["pid"]) and not alive(pids["child"]), 10)
+
+
+def test_missing_vllm_in_the_server_points_to_the_extra(make_server):
+    server, _ = make_server("no-vllm")
+    server.start()
+    with pytest.raises(ServerError) as error:
+        server.wait_healthy(timeout=20, poll=0.05)
+    assert "pip install 'axolotl-grpo-plugin[vllm]'" in error.value.fix
+    assert "No module named 'vllm'" in error.value.render()
+
+
+def test_health_timeout_stops_the_server(make_server):
+    server, info = make_server("never-healthy")
+    server.start()
+    pids = read_info(info)
+    started = time.monotonic()
+    with pytest.raises(ServerError) as error:
+        server.wait_healthy(timeout=1.0, poll=0.05)
+    assert time.monotonic() - started < 15
+    text = error.value.render()
+    assert "no answer from http://127.0.0.1:" in text and "within 1 s" in text
+    assert "vllm_startup_timeout" in text
+    assert "| fake vLLM: serving on" in text
+    assert wait_until(lambda: not alive(pids["pid"]), 10)
+
+
+def test_busy_port_fails_before_starting_anything(make_server):
+    port = free_port()
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", port))
+        other.listen()
+        server, _ = make_server("ok", port=port)
+        with pytest.raises(ServerError) as error:
+            server.start()
+    assert server.process is None
+    assert f"port {port} on 127.0.0.1 is already in use" in error.value.cause
+    assert "trl.vllm_server_port" in error.value.fix
+    assert "vllm_autostart: false" not in error.value.fix  # nothing healthy answers there
+
+
+def test_busy_port_with_a_running_server_suggests_using_it(make_server):
+    first, _ = make_server("ok")
+    first.start()
+    first.wait_healthy(timeout=20, poll=0.05)
+    second, _ = make_server("ok", port=first.spec.port)
+    with pytest.raises(ServerError) as error:
+        second.start()
+    assert "answers /health/" in error.value.cause
+    assert "grpo_plugin.vllm_autostart: false" in error.value.fix
+
+
+def test_a_server_that_ignores_sigterm_is_killed(make_server):
+    server, info = make_server("ok", "--ignore-term")
+    server.start()
+    server.wait_healthy(timeout=20, poll=0.05)
+    pids = read_info(info)
+    started = time.monotonic()
+    server.stop(grace=1)
+    assert time.monotonic() - started < 10
+    assert wait_until(lambda: not alive(pids["pid"]), 5)
+
+
+def test_read_tail_handles_missing_binary_and_long_logs(tmp_path):
+    assert read_tail(tmp_path / "missing.log", 5) == []
+    log = tmp_path / "x.log"
+    log.write_bytes(b"\xff\xfe bad bytes\n" + b"".join(b"line %d\r\n" % i for i in range(10000)))
+    assert read_tail(log, 3) == ["line 9997", "line 9998", "line 9999"]
+
+
+def test_health_url_uses_loopback_for_wildcard_hosts():
+    assert health_url("0.0.0.0", 8000) == "http://127.0.0.1:8000/health/"
+    assert health_url("::1", 8001) == "http://[::1]:8001/health/"
+    assert not is_healthy(f"http://127.0.0.1:{free_port()}/health/", timeout=0.5)
+
+
+OWNER = textwrap.dedent("""
+    import json, sys, time
+    from pathlib import Path
+    from axolotl_grpo_plugin.vllm.server import ServerSpec, VLLMServer, install_teardown
+    cmd, log, port = json.loads(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+    server = VLLMServer(ServerSpec(command=cmd, log_path=log, host="127.0.0.1", port=port))
+    install_teardown()
+    server.start(grace=2)
+    server.wait_healthy(timeout=20, poll=0.05)
+    print(json.dumps({"guard": server.pid}), flush=True)
+    time.sleep(120)
+""")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
+def test_owner_killed_by_signal_takes_the_server_down(tmp_path, signum):
+    """SIGTERM/SIGINT: the owner's handlers stop the group. SIGKILL (e.g. the OOM killer):
+    the kernel's parent-death signal reaches the guard, which stops the group."""
+    port, info = free_port(), tmp_path / "info.json"
+    owner = subprocess.Popen(
+        [sys.executable, "-c", OWNER, json.dumps(fake_command(port, "ok", info, "--child")),
+         str(tmp_path / "vllm-server.log"), str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    try:
+        line = owner.stdout.readline()
+        assert line, owner.stderr.read()
+        guard = json.loads(line)["guard"]
+        pids = read_info(info)
+        assert all(alive(p) for p in (guard, pids["pid"], pids["child"]))
+        owner.send_signal(signum)
+        owner.wait(timeout=20)
+        assert wait_until(lambda: not any(alive(p) for p in (guard, pids["pid"], pids["child"])), 15)
+        assert not port_in_use("127.0.0.1", port)
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+            owner.wait()
