@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/install-browser.sh   # Chromium for the report's browser tests (they skip without it)
 . .venv/bin/activate
 export AXOLOTL_DO_NOT_TRACK=1 HF_HUB_OFFLINE=1
 python -m pytest -m "not slow" -p no:anyio "$@"
