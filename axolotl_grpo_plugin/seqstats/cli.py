@@ -93,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             written = write_histogram(report, args.plot)
+        except ImportError:
+            print("error: --plot needs matplotlib. Fix: pip install matplotlib", file=sys.stderr)
+            return 2
         except OSError as exc:
             print(f"error: --plot {args.plot!r}: cannot write it ({exc.strerror or exc}). "
                   "Fix: choose a writable path.", file=sys.stderr)
