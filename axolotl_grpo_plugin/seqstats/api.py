@@ -20,6 +20,7 @@ from .sources import (
     load_rows,
     load_tokenizer,
     load_transform,
+    preflight,
 )
 
 NO_TRANSFORM = "none"
@@ -71,6 +72,7 @@ def prompt_token_stats(
         max_model_len=max_model_len if max_model_len is not None else _config_max_model_len(cfg),
         uses_vllm=None if explicit or "use_vllm" not in trl else bool(trl["use_vllm"]),
     )
+    preflight(plan.cfg, plan.tokenizer, plan.specs)
     import datasets
 
     bars_were_on = datasets.is_progress_bar_enabled()
