@@ -318,3 +318,13 @@ def test_several_processes_give_the_same_counts(tiny_tokenizer_dir, gsm8k_file, 
                                 num_proc=2, batch_size=8, progress=False)
     assert report.length_counts[: max(expected) + 1].tolist() == np.bincount(expected).tolist()
     assert report.longest[0].row == int(np.argmax(expected))
+
+
+def test_every_missing_input_is_named_at_once(tmp_path, capsys):
+    """Before anything heavy is loaded: the tokenizer and the dataset, one line each."""
+    rc = main(["--tokenizer", str(tmp_path / "no-tokenizer"), "--dataset", str(tmp_path / "no-data.jsonl")])
+    assert rc == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 2
+    assert "no-tokenizer" in lines[0] and "no-data.jsonl" in lines[1]
+    assert all("Fix:" in line for line in lines)

@@ -181,8 +181,7 @@ def load_rows(spec: DatasetSpec):
             except FileNotFoundError:
                 loaded = datasets.load_dataset(path, **common)
         elif looks_like_missing_path(path) or local.suffix.lower() in DATA_SUFFIXES:
-            raise StatsError(f"{spec.key}.path = {path!r}: file not found (relative paths start at "
-                             f"{Path.cwd()}). Fix: correct the path.")
+            raise StatsError(missing_file(spec))
         else:
             loaded = datasets.load_dataset(path, data_files=spec.data_files, revision=spec.revision, **common)
     except StatsError:
@@ -195,6 +194,11 @@ def load_rows(spec: DatasetSpec):
                          f"({_first_line(exc)}). Fix: pass --dataset LOCAL_FILE (json, jsonl, parquet) "
                          "to read that file instead, keeping the rest of the config.") from None
     return _pick_split(loaded, spec)
+
+
+def missing_file(spec: DatasetSpec) -> str:
+    return (f"{spec.key}.path = {str(spec.path)!r}: file not found (relative paths start at {Path.cwd()}). "
+            "Fix: correct the path.")
 
 
 def _builder_for(spec: DatasetSpec, path: str) -> str:
@@ -309,8 +313,11 @@ def preflight(cfg: dict[str, Any], tokenizer: tuple[str, Any], specs: list[Datas
                                 f"and the Hub cannot be asked ({why}). "
                                 "Fix: pass --tokenizer DIR with a local tokenizer, or download it first.")
     for spec in specs:
-        if isinstance(spec.path, str) and not Path(spec.path).exists() and not looks_like_missing_path(spec.path) \
-                and Path(spec.path).suffix.lower() not in DATA_SUFFIXES and not os.environ.get("HF_DATASETS_OFFLINE"):
+        if not isinstance(spec.path, str) or Path(spec.path).exists():
+            continue
+        if looks_like_missing_path(spec.path) or Path(spec.path).suffix.lower() in DATA_SUFFIXES:
+            problems.append(missing_file(spec))
+        elif not os.environ.get("HF_DATASETS_OFFLINE"):
             why = hub_unreachable(spec.path, "dataset", spec.revision)
             if why:
                 problems.append(f"{spec.key}.path = {spec.path!r}: not a local file and the Hub cannot be asked "
