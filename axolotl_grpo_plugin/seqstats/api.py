@@ -20,6 +20,7 @@ from .sources import (
     load_rows,
     load_tokenizer,
     load_transform,
+    preflight,
 )
 
 NO_TRANSFORM = "none"
@@ -61,7 +62,7 @@ def prompt_token_stats(
                          "Fix: pass CONFIG.yaml, or both --tokenizer DIR and --dataset FILE.")
     if chat_template:
         cfg = {**cfg, **_chat_template_keys(chat_template)}
-    trl = cfg.get("trl") or {}
+    trl = _section(cfg, "trl")
     plan = Plan(
         cfg=cfg,
         config_path=str(config_path) if config_path is not None else None,
@@ -71,6 +72,7 @@ def prompt_token_stats(
         max_model_len=max_model_len if max_model_len is not None else _config_max_model_len(cfg),
         uses_vllm=None if explicit or "use_vllm" not in trl else bool(trl["use_vllm"]),
     )
+    preflight(plan.cfg, plan.tokenizer, plan.specs)
     import datasets
 
     bars_were_on = datasets.is_progress_bar_enabled()
@@ -175,8 +177,16 @@ def _completion_budget(trl: dict[str, Any], override: int | None) -> tuple[int, 
 
 
 def _config_max_model_len(cfg: dict[str, Any]) -> int | None:
-    value = (cfg.get("vllm") or {}).get("max_model_len")
+    value = _section(cfg, "vllm").get("max_model_len")
     return None if value is None else _whole(value, "vllm.max_model_len")
+
+
+def _section(cfg: dict[str, Any], name: str) -> dict[str, Any]:
+    value = cfg.get(name) or {}
+    if not isinstance(value, dict):
+        raise StatsError(f"{name} = {value!r}: must be a mapping of keys. Fix: e.g. `{name}:` followed by "
+                         "indented `key: value` lines.")
+    return value
 
 
 def _whole(value: Any, key: str) -> int:

@@ -88,11 +88,21 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a case without its own message: still one line, traceback on request
+        if os.environ.get("STATS_DEBUG"):
+            raise
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(f"error: {type(exc).__name__}: {text}. Fix: check the config and inputs; "
+              "rerun with STATS_DEBUG=1 to see where it failed.", file=sys.stderr)
+        return 2
     if args.plot:
         from .plot import write_histogram
 
         try:
             written = write_histogram(report, args.plot)
+        except ImportError:
+            print("error: --plot needs matplotlib. Fix: pip install matplotlib", file=sys.stderr)
+            return 2
         except OSError as exc:
             print(f"error: --plot {args.plot!r}: cannot write it ({exc.strerror or exc}). "
                   "Fix: choose a writable path.", file=sys.stderr)

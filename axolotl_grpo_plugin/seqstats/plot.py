@@ -20,9 +20,11 @@ def write_histogram(report: BudgetReport, path: str | Path) -> Path:
 
     counts = report.length_counts
     lengths = np.arange(len(counts))
-    bins = min(100, max(10, int(report.prompt_tokens["max"] - report.prompt_tokens["min"]) + 1))
+    low, high = int(report.prompt_tokens["min"]), int(report.prompt_tokens["max"])
+    step = max(1, -(-(high - low + 1) // 100))  # at most ~100 bars of whole-token width
+    edges = np.arange(low, high + step + 1, step) - 0.5
     fig, ax = plt.subplots(figsize=(9, 4.5))
-    ax.hist(lengths, bins=bins, weights=counts, color="#4c72b0")
+    ax.hist(lengths, bins=edges, weights=counts, color="#4c72b0")
     marks = [("p50", "#55a868"), ("p95", "#dd8452"), ("p99", "#c44e52"), ("max", "#222222")]
     for name, color in marks:
         value = report.prompt_tokens[name]
@@ -35,7 +37,7 @@ def write_histogram(report: BudgetReport, path: str | Path) -> Path:
     ax.set_xlabel("prompt tokens (chat template applied, as the trainer tokenizes)")
     ax.set_ylabel("prompts")
     ax.set_title(f"{report.rows:,} prompts; recommended vllm.max_model_len: {report.recommended_max_model_len}")
-    ax.legend(loc="upper right", fontsize=8)
+    ax.legend(loc="best", fontsize=8, framealpha=0.9)
     fig.tight_layout()
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)

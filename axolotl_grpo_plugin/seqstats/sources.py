@@ -7,6 +7,7 @@ the fix, because a user sizing GPUs should not have to read a traceback.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -14,6 +15,7 @@ from typing import Any, Callable
 # The same suffix -> builder table as axolotl.utils.data.shared (importing that
 # module costs seconds and pulls in the whole training stack).
 EXTENSIONS_TO_DATASET_TYPES = {".parquet": "parquet", ".arrow": "arrow", ".csv": "csv", ".txt": "text"}
+DATA_SUFFIXES = {".json", ".jsonl", ".parquet", ".csv", ".arrow", ".txt"}
 TRL_DEFAULT_MAX_COMPLETION_LENGTH = 256  # trl.GRPOConfig.max_completion_length in TRL 1.9
 
 
@@ -107,9 +109,6 @@ def load_tokenizer(cfg: dict[str, Any], source: Any, key: str):
     if cls is None:
         raise StatsError(f"tokenizer_type = {cfg.get('tokenizer_type')!r} is not a transformers class. "
                          "Fix: use e.g. AutoTokenizer or remove the key.")
-    if looks_like_missing_path(source):
-        raise StatsError(f"{key} = {str(source)!r}: no such directory (relative paths start at {Path.cwd()}). "
-                         "Fix: correct the path, build it first, or pass --tokenizer DIR.")
     use_fast = cfg.get("tokenizer_use_fast")
     try:
         tokenizer = cls.from_pretrained(
@@ -181,10 +180,8 @@ def load_rows(spec: DatasetSpec):
                 loaded = datasets.load_from_disk(path)
             except FileNotFoundError:
                 loaded = datasets.load_dataset(path, **common)
-        elif looks_like_missing_path(path) or local.suffix.lower() in {
-                ".json", ".jsonl", ".parquet", ".csv", ".arrow", ".txt"}:
-            raise StatsError(f"{spec.key}.path = {path!r}: file not found (relative paths start at "
-                             f"{Path.cwd()}). Fix: correct the path.")
+        elif looks_like_missing_path(path) or local.suffix.lower() in DATA_SUFFIXES:
+            raise StatsError(missing_file(spec))
         else:
             loaded = datasets.load_dataset(path, data_files=spec.data_files, revision=spec.revision, **common)
     except StatsError:
@@ -197,6 +194,11 @@ def load_rows(spec: DatasetSpec):
                          f"({_first_line(exc)}). Fix: pass --dataset LOCAL_FILE (json, jsonl, parquet) "
                          "to read that file instead, keeping the rest of the config.") from None
     return _pick_split(loaded, spec)
+
+
+def missing_file(spec: DatasetSpec) -> str:
+    return (f"{spec.key}.path = {str(spec.path)!r}: file not found (relative paths start at {Path.cwd()}). "
+            "Fix: correct the path.")
 
 
 def _builder_for(spec: DatasetSpec, path: str) -> str:
@@ -290,6 +292,63 @@ def as_axolotl_cfg(cfg: dict[str, Any]):
     from axolotl.utils.dict import DictDefault
 
     return DictDefault(cfg)
+
+
+def preflight(cfg: dict[str, Any], tokenizer: tuple[str, Any], specs: list[DatasetSpec]) -> None:
+    """Fail in seconds, before the heavy imports, when a Hub id cannot be loaded here.
+
+    transformers retries an unreachable Hub for minutes; a user sizing a run
+    offline should hear at once which value to replace with a local path.
+    """
+    problems = []
+    key, source = tokenizer
+    if isinstance(source, (str, Path)):
+        if looks_like_missing_path(source):
+            problems.append(f"{key} = {str(source)!r}: no such directory (relative paths start at {Path.cwd()}). "
+                            "Fix: correct the path, build it first, or pass --tokenizer DIR.")
+        elif not Path(str(source)).exists():
+            why = hub_unreachable(str(source), "model", cfg.get("revision_of_model"))
+            if why:
+                problems.append(f"{key} = {str(source)!r}: not a local directory, not in the Hugging Face cache, "
+                                f"and the Hub cannot be asked ({why}). "
+                                "Fix: pass --tokenizer DIR with a local tokenizer, or download it first.")
+    for spec in specs:
+        if not isinstance(spec.path, str) or Path(spec.path).exists():
+            continue
+        if looks_like_missing_path(spec.path) or Path(spec.path).suffix.lower() in DATA_SUFFIXES:
+            problems.append(missing_file(spec))
+        elif not os.environ.get("HF_DATASETS_OFFLINE"):
+            why = hub_unreachable(spec.path, "dataset", spec.revision)
+            if why:
+                problems.append(f"{spec.key}.path = {spec.path!r}: not a local file and the Hub cannot be asked "
+                                f"({why}). Fix: pass --dataset LOCAL_FILE (json, jsonl, parquet) to read that "
+                                "file instead, keeping the rest of the config.")
+    if problems:
+        raise StatsError("\n".join(problems))
+
+
+def hub_unreachable(repo_id: str, repo_type: str, revision: str | None = None) -> str | None:
+    """Why a Hub id cannot be loaded right now (not cached, no network), or None if it may be.
+
+    Asked once up front because transformers retries an unreachable Hub for minutes.
+    """
+    from huggingface_hub import HfApi, constants, try_to_load_from_cache
+
+    marker = "tokenizer_config.json" if repo_type == "model" else "README.md"
+    try:
+        cached = try_to_load_from_cache(repo_id, marker, revision=revision, repo_type=repo_type)
+    except Exception:  # an invalid repo id: let from_pretrained say what is wrong
+        return None
+    if isinstance(cached, str) or constants.HF_HUB_OFFLINE:
+        return None
+    try:
+        HfApi().repo_info(repo_id, repo_type=repo_type, revision=revision, timeout=10)
+    except Exception as exc:
+        name = type(exc).__name__
+        if "NotFound" in name or "Gated" in name or "Unauthorized" in name:
+            return None  # reachable: from_pretrained gives the precise message
+        return f"{name}: {_first_line(exc)[:120]}"
+    return None
 
 
 def looks_like_missing_path(source: Any) -> bool:
