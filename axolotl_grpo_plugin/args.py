@@ -24,6 +24,15 @@ class GRPOPluginSettings(BaseModel):
             "user message (as the published GSM8K example does) or as a system message."
         ),
     )
+    prefilled_reasoning_tag: bool = Field(
+        default=False,
+        description=(
+            "Set when the chat template already writes `<reasoning>\\n` after the generation "
+            "prompt, so completions start inside the reasoning block. The registered "
+            "transforms then add a `reasoning_prefill` column and every registered reward "
+            "scores each completion as if it began with that tag (docs/rewards-safety.md)."
+        ),
+    )
 
 
 class GRPOPluginArgs(BaseModel):
