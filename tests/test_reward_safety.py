@@ -13,7 +13,6 @@ import math
 import pickle
 import sys
 import threading
-import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings

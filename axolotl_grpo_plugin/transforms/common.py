@@ -34,3 +34,22 @@ def with_prefill_column(cfg: Any, row_fn: Callable[[dict], dict]) -> Callable[[d
         return out
 
     return transform
+
+
+def loader_for(transform_row: Callable[..., dict]) -> Callable[..., tuple]:
+    """Axolotl's transform loader `load(cfg, dataset_idx)` for a `transform_row(row, system_prompt_role)`.
+
+    It returns the row function (honouring `system_prompt_role` and
+    `prefilled_reasoning_tag`) and map options that drop the original columns.
+    """
+
+    def load(cfg: Any = None, dataset_idx: int = 0, **kwargs: Any):
+        role = plugin_setting(cfg, "system_prompt_role", "user")
+
+        def transform(row: dict) -> dict:
+            return transform_row(row, system_prompt_role=role)
+
+        return with_prefill_column(cfg, transform), {"remove_columns": "__all__"}
+
+    load.__doc__ = f"Axolotl's transform loader for {transform_row.__module__}: row function and map options."
+    return load

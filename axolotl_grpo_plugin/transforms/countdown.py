@@ -6,9 +6,8 @@ The prompt asks for an equation inside the R1 `<answer>` block; the row keeps
 
 from __future__ import annotations
 
-from typing import Any
 
-from .common import plugin_setting, with_prefill_column
+from .common import loader_for
 from .gsm8k import build_prompt
 
 DATA_SOURCE = "countdown"
@@ -49,11 +48,4 @@ def transform_row(row: dict, system_prompt_role: str = "user") -> dict:
     }
 
 
-def load(cfg: Any = None, dataset_idx: int = 0, **kwargs: Any):
-    """Axolotl's transform loader: returns the row function and map options."""
-    role = plugin_setting(cfg, "system_prompt_role", "user")
-
-    def transform(row: dict) -> dict:
-        return transform_row(row, system_prompt_role=role)
-
-    return with_prefill_column(cfg, transform), {"remove_columns": "__all__"}
+load = loader_for(transform_row)

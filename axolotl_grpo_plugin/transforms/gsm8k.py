@@ -13,7 +13,7 @@ from typing import Any, Literal
 from rewards.gsm8k import SYSTEM_PROMPT
 from rewards.text import normalize_number
 
-from .common import plugin_setting, with_prefill_column
+from .common import loader_for
 
 DATA_SOURCE = "gsm8k"
 SHAPES = {"openai/gsm8k": ("question", "answer"), "skrishna/gsm8k_only_answer": ("text", "label")}
@@ -60,11 +60,4 @@ def transform_row(row: dict, system_prompt_role: Literal["user", "system"] = "us
     )
 
 
-def load(cfg: Any = None, dataset_idx: int = 0, **kwargs: Any):
-    """Axolotl's transform loader: returns the row function and map options."""
-    role = plugin_setting(cfg, "system_prompt_role", "user")
-
-    def transform(row: dict) -> dict:
-        return transform_row(row, system_prompt_role=role)
-
-    return with_prefill_column(cfg, transform), {"remove_columns": "__all__"}
+load = loader_for(transform_row)
