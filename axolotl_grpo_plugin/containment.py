@@ -25,6 +25,7 @@ and pickles by registered name, so it can be sent to reward worker processes.
 from __future__ import annotations
 
 import inspect
+from array import array
 import logging
 import math
 import pickle
@@ -175,6 +176,13 @@ class ContainedReward:
 
     def _checked(self, out: object, n: int) -> tuple[list[float | None], int]:
         """One float or None per completion; a value that is not a finite number is an error."""
+        if type(out) is list and len(out) == n:
+            try:  # the usual result, all numbers: converted and checked in C
+                floats = array("d", out)
+                if math.isfinite(sum(floats)):
+                    return floats.tolist(), 0
+            except Exception:  # noqa: BLE001 - None, strings, odd objects: checked one by one below
+                pass
         if isinstance(out, tuple):
             out = list(out)
         if not isinstance(out, list) or len(out) != n:
@@ -199,10 +207,11 @@ class ContainedReward:
         )
 
     def _count(self, errors: int, timeouts: int, log_metric: Any) -> None:
-        with self._stats_lock:
-            self.errors += errors
-            self.timeouts += timeouts
-        if callable(log_metric):
+        if errors or timeouts:
+            with self._stats_lock:
+                self.errors += errors
+                self.timeouts += timeouts
+        if log_metric is not None and callable(log_metric):
             try:
                 log_metric(f"rewards/{self.__name__}/errors", float(errors))
                 log_metric(f"rewards/{self.__name__}/timeouts", float(timeouts))
