@@ -89,33 +89,34 @@ class ContainedReward:
             kwargs = {**dict(zip(self._positional, args)), **kwargs}
         completions = kwargs.get("completions")
         n = len(completions) if isinstance(completions, (list, tuple)) else 0
-        kwargs = apply_prefill(kwargs, n)
-        start = time.monotonic()
+        if PREFILL_COLUMN in kwargs:
+            kwargs = apply_prefill(kwargs, n)
         if self.isolation == PROCESS:
             values, errors, timeouts = self._call_isolated(kwargs, n)
-        else:
-            values, errors, timeouts = self._call_inline(kwargs, n)
+        else:  # the hot path: kept flat, it runs for every reward on every batch
+            start = time.monotonic()
+            try:
+                out = self.__wrapped__(**kwargs)
+            except RewardConfigError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - find the sample(s) that caused it
+                self._log_once("error", f"raised {_brief(exc)} on a batch of {n}; scoring it sample by sample")
+                values, errors = self._call_per_sample(kwargs, n)
+            else:
+                values, errors = self._checked(out, n)
             elapsed = time.monotonic() - start
+            timeouts = 0
             if elapsed > self.call_budget_s:
-                timeouts += 1
+                timeouts = 1
                 self._log_once("timeout", f"took {elapsed:.1f}s, over its {self.call_budget_s:g}s budget")
-        self._count(errors, timeouts, kwargs.get("log_metric"))
+        log_metric = kwargs.get("log_metric")
+        if errors or timeouts or log_metric is not None:
+            self._count(errors, timeouts, log_metric)
         return values
 
     # -- inline ---------------------------------------------------------------
 
-    def _call_inline(self, kwargs: dict, n: int) -> tuple[list, int, int]:
-        try:
-            out = self.__wrapped__(**kwargs)
-        except RewardConfigError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - find the sample(s) that caused it
-            self._log_once("error", f"raised {_brief(exc)} on a batch of {n}; scoring it sample by sample")
-            return self._call_per_sample(kwargs, n)
-        values, errors = self._checked(out, n)
-        return values, errors, 0
-
-    def _call_per_sample(self, kwargs: dict, n: int) -> tuple[list, int, int]:
+    def _call_per_sample(self, kwargs: dict, n: int) -> tuple[list, int]:
         values: list[float | None] = []
         errors = 0
         for i in range(n):
@@ -131,7 +132,7 @@ class ContainedReward:
             one, bad = self._checked(out, 1)
             values.extend(one)
             errors += bad
-        return values, errors, 0
+        return values, errors
 
     # -- isolated -------------------------------------------------------------
 
