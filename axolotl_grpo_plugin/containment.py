@@ -313,5 +313,8 @@ def _brief(exc: BaseException) -> str:
 
 
 def _short_repr(value: object) -> str:
-    text = repr(value) if not isinstance(value, str) else repr(value[:40])
+    try:
+        text = repr(value) if not isinstance(value, str) else repr(value[:40])
+    except Exception:  # noqa: BLE001 - a value whose repr raises is still just a bad value
+        text = f"a {type(value).__name__}"
     return text[:60]

@@ -185,8 +185,20 @@ def _import_target(target: str):
     return getattr(obj, "__wrapped__", obj)
 
 
+def _die_with_parent() -> None:
+    """Linux: have the kernel kill this worker if the trainer dies, even mid-hang."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except Exception:  # noqa: BLE001 - elsewhere the worker still exits when its pipe closes
+        pass
+
+
 def _worker_main(conn, target: str) -> None:
     """Load the raw reward, say "ready", then score each sample and send (index, kind, value, detail)."""
+    _die_with_parent()
     functions: dict[str, Any] = {}
     try:
         fn = functions[target] = _import_target(target)

@@ -94,6 +94,11 @@ def math_boxed_reward_func(completions, answer=None, **kwargs) -> list[float | N
     return [score_one(completion, gold) for completion, gold in zip(completions, golds)]
 
 
+def warm_up() -> None:
+    """Run one comparison, so that a fresh worker's lazy imports (sympy, the LaTeX parser) are not charged to a sample."""
+    score_one("\\boxed{\\frac{2}{4}}", "\\frac{1}{2}")
+
+
 math_boxed_reward_func.reward_isolation = reward_isolation
 math_boxed_reward_func.reward_sample_budget_s = reward_sample_budget_s
-math_boxed_reward_func.reward_warmup = _math_verify
+math_boxed_reward_func.reward_warmup = warm_up

@@ -97,7 +97,10 @@ def check_all_rewards(batch: dict) -> None:
         low, high = RANGES[name]
         for value in values:
             assert value is None or (math.isfinite(value) and low <= value <= high), (name, value)
-        assert reward.timeouts == timeouts, f"{name} ran over its budget"
+        if reward.isolation == INLINE:  # linear by construction: must never need a budget
+            assert reward.timeouts == timeouts, f"{name} ran over its budget"
+        # An isolated reward (math_boxed) may time out on hostile LaTeX: it is then killed
+        # at its budget, scored 0 and counted (test_time_budget_works_in_a_worker_thread).
         assert reward.errors == errors, f"{name} raised on model output (contained, but a bug)"
 
 
@@ -210,7 +213,7 @@ def test_time_budget_works_in_a_worker_thread():
 
 def test_math_verify_blow_up_is_stopped_in_a_worker_thread():
     reward = ContainedReward(REWARDS.load_unwrapped("math_boxed"), "math_boxed",
-                             REWARDS.targets["math_boxed"], PROCESS, sample_budget_s=1.0)
+                             REWARDS.targets["math_boxed"], PROCESS, sample_budget_s=2.0)
     result = {}
     worker = threading.Thread(target=lambda: result.update(
         v=reward(completions=["\\boxed{9^{9^{9^{9^{9}}}}}", "\\boxed{\\frac{10}{12}}"],
@@ -319,6 +322,18 @@ def test_math_boxed(completion, gold, expected):
     assert math_boxed_reward_func([completion], [gold]) == [expected]
 
 
+def test_bundled_math_sample_is_current_and_its_solutions_score_one(tmp_path):
+    from axolotl_grpo_plugin.embedded.math_problems import DATA_FILE, generate_math, write_sample
+    from axolotl_grpo_plugin.transforms.math_boxed import transform_row
+    from rewards.math_boxed import math_boxed_reward_func
+
+    assert write_sample(tmp_path / "m.jsonl").read_text() == DATA_FILE.read_text()
+    rows = generate_math(12, seed=5)
+    golds = [transform_row(r)["answer"] for r in rows]
+    assert math_boxed_reward_func([r["solution"] for r in rows], golds) == [1.0] * 12
+    assert math_boxed_reward_func([r["solution"] for r in rows[1:]] + [rows[0]["solution"]], golds).count(1.0) < 12
+
+
 def test_transforms_write_data_source_and_prefill_when_asked():
     from axolotl_grpo_plugin.transforms import countdown as cd_transform
     from axolotl_grpo_plugin.transforms import math_boxed as math_transform
@@ -341,23 +356,17 @@ def test_transforms_write_data_source_and_prefill_when_asked():
 
 @pytest.mark.integration
 def test_mixed_dataset_trains_with_one_routed_reward(tmp_path, repo_root, embedded_model_dir):
-    import json
-
     import yaml
 
     from conftest import run_axolotl_train
 
     data = repo_root / "axolotl_grpo_plugin" / "data"
-    files = {}
-    for name, source in (("gsm8k", "gsm8k_sample.jsonl"), ("countdown", "countdown_sample.jsonl")):
+    files = {}  # 4 rows per source: 12 prompts, all seen in 4 steps of 3 prompts
+    for name, source in (("gsm8k", "gsm8k_sample.jsonl"), ("countdown", "countdown_sample.jsonl"),
+                         ("math", "math_sample.jsonl")):
         files[name] = tmp_path / f"{name}.jsonl"
         files[name].write_text("".join((data / source).read_text().splitlines(keepends=True)[:4]))
-    files["math"] = tmp_path / "math.jsonl"
-    files["math"].write_text("".join(
-        json.dumps({"problem": f"What is {a} + {b}?", "solution": f"\\boxed{{{a + b}}}"}) + "\n"
-        for a, b in ((1, 2), (3, 4), (5, 6), (7, 8))
-    ))
-    config = yaml.safe_load((repo_root / "configs" / "smoke.yaml").read_text())
+    config = yaml.safe_load((repo_root / "configs" / "mixed_smoke.yaml").read_text())
     config.update(
         base_model=str(embedded_model_dir),
         datasets=[{"path": str(files[t]), "type": t} for t in ("gsm8k", "countdown", "math")],
@@ -365,7 +374,7 @@ def test_mixed_dataset_trains_with_one_routed_reward(tmp_path, repo_root, embedd
         micro_batch_size=12,
         max_steps=4,
     )
-    config["trl"]["reward_funcs"] = ["by_data_source", "soft_format", "xmlcount"]
+    assert config["trl"]["reward_funcs"][0] == "by_data_source"
     config["grpo_plugin"] = {"prefilled_reasoning_tag": True}
     path = tmp_path / "mixed.yaml"
     path.write_text(yaml.safe_dump(config))

@@ -10,11 +10,12 @@ to rewrite the bundled ``data/countdown_sample.jsonl``.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
 from fractions import Fraction
 from pathlib import Path
+
+from .sample_data import to_jsonl
 
 DATA_FILE = Path(__file__).resolve().parent.parent / "data" / "countdown_sample.jsonl"
 SAMPLE_ROWS, SAMPLE_SEED = 512, 0
@@ -63,7 +64,7 @@ def write_sample(path: str | Path = DATA_FILE, n: int = SAMPLE_ROWS, seed: int =
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text("".join(json.dumps(row) + "\n" for row in generate_countdown(n, seed)), encoding="utf-8")
+    tmp.write_text(to_jsonl(generate_countdown(n, seed)), encoding="utf-8")
     tmp.replace(path)
     return path
 
