@@ -7,9 +7,9 @@ here; sympy can still hang on adversarial LaTeX, which is why this reward is
 marked ``reward_isolation = "process"``: the registry runs it in a worker that
 is killed when a sample runs past its budget (see axolotl_grpo_plugin.isolation).
 
-Cost is bounded before math-verify sees the text: only the last
-MAX_PREDICTION_CHARS of the ``<answer>`` block (or of the completion when there
-is none) are parsed; the final answer is at the end.
+Cost is bounded before math-verify sees the text: it reads at most
+MAX_PREDICTION_CHARS, from the last ``\\boxed{`` of the ``<answer>`` block (or of
+the completion when there is none), or else the tail; the final answer is at the end.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from rewards.gsm8k import extract_answer
 from rewards.text import completion_text
 
 CORRECT_REWARD = 1.0
-MAX_PREDICTION_CHARS = 2000
+MAX_PREDICTION_CHARS = 400
 MAX_GOLD_CHARS = 1000
 
 # The registry runs this reward in a killable worker process with these budgets.
@@ -56,10 +56,14 @@ def gold_text(gold: object) -> str | None:
 
 
 def prediction_text(completion: object) -> str:
-    """The tail of the ``<answer>`` block, or of the whole completion when there is none."""
+    """What math-verify reads: the last ``\\boxed{...}`` of the answer block (or of the whole
+    completion when there is none), else that text's tail; at most MAX_PREDICTION_CHARS."""
     text = completion_text(completion)
     answer = extract_answer(text) or text
-    return answer[-MAX_PREDICTION_CHARS:]
+    start = answer.rfind("\\boxed{")
+    if start != -1:
+        answer = answer[start:]
+    return answer[:MAX_PREDICTION_CHARS] if start != -1 else answer[-MAX_PREDICTION_CHARS:]
 
 
 def score_one(completion: object, gold: object) -> float | None:
