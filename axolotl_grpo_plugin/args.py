@@ -107,6 +107,15 @@ class GRPOPluginSettings(BaseModel):
             "trackers and writes output_dir/eval-SPLIT.json. `true` uses the defaults."
         ),
     )
+    prefilled_reasoning_tag: bool = Field(
+        default=False,
+        description=(
+            "Set when the chat template already writes `<reasoning>\\n` after the generation "
+            "prompt, so completions start inside the reasoning block. The registered "
+            "transforms then add a `reasoning_prefill` column and every registered reward "
+            "scores each completion as if it began with that tag (docs/rewards-safety.md)."
+        ),
+    )
 
 
 class GRPOPluginArgs(BaseModel):

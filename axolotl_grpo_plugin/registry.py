@@ -12,6 +12,8 @@ from __future__ import annotations
 import difflib
 import importlib
 import re
+import threading
+from collections.abc import Callable
 from functools import cached_property
 from importlib.metadata import entry_points
 from typing import Any
@@ -24,10 +26,15 @@ BUILTIN_REWARDS = {
     "strict_format": "rewards.gsm8k:strict_format_reward_func",
     "soft_format": "rewards.gsm8k:soft_format_reward_func",
     "xmlcount": "rewards.gsm8k:xmlcount_reward_func",
+    "countdown": "rewards.countdown:countdown_reward_func",
+    "math_boxed": "rewards.math_boxed:math_boxed_reward_func",
+    "by_data_source": "rewards.router:by_data_source",
 }
 
 BUILTIN_TRANSFORMS = {
     "gsm8k": "axolotl_grpo_plugin.transforms.gsm8k:load",
+    "countdown": "axolotl_grpo_plugin.transforms.countdown:load",
+    "math": "axolotl_grpo_plugin.transforms.math_boxed:load",
 }
 
 
@@ -38,11 +45,21 @@ class UnknownNameError(LookupError):
 class Registry:
     """Name -> `module:attribute` for one kind of thing, built-ins plus entry points."""
 
-    def __init__(self, kind: str, group: str, builtins: dict[str, str], attr_prefix: str):
+    def __init__(
+        self,
+        kind: str,
+        group: str,
+        builtins: dict[str, str],
+        attr_prefix: str,
+        wrap: Callable[[str, str, Any, bool], Any] | None = None,
+    ):
         self.kind = kind
         self.group = group
         self.builtins = dict(builtins)
         self.attr_prefix = attr_prefix
+        self.wrap = wrap  # (name, target, obj, builtin) -> what load() returns
+        self._loaded: dict[str, Any] = {}
+        self._lock = threading.Lock()
 
     @cached_property
     def targets(self) -> dict[str, str]:
@@ -71,7 +88,21 @@ class Registry:
         )
 
     def load(self, name: str) -> Any:
-        """Import the object registered under `name`."""
+        """The object registered under `name`, wrapped once per process when the registry wraps."""
+        if name in self._loaded:
+            return self._loaded[name]
+        obj = self.load_unwrapped(name)
+        if self.wrap is None:
+            return obj
+        with self._lock:
+            if name not in self._loaded:
+                target = self.targets[name]
+                builtin = self.builtins.get(name) == target
+                self._loaded[name] = self.wrap(name, target, obj, builtin)
+            return self._loaded[name]
+
+    def load_unwrapped(self, name: str) -> Any:
+        """Import the object registered under `name`, as its module defines it."""
         if name not in self:
             raise UnknownNameError(self.unknown_message(name))
         module_name, _, attr = self.targets[name].partition(":")
@@ -90,7 +121,13 @@ class Registry:
         return f"axolotl_grpo_plugin.{self.attr_prefix}{name}"
 
 
-REWARDS = Registry("reward", "axolotl_grpo_plugin.rewards", BUILTIN_REWARDS, "reward_")
+def _contain(name: str, target: str, fn: Any, builtin: bool) -> Any:
+    from .containment import contain  # imported on first use: keeps the registry light
+
+    return contain(name, target, fn, builtin)
+
+
+REWARDS = Registry("reward", "axolotl_grpo_plugin.rewards", BUILTIN_REWARDS, "reward_", wrap=_contain)
 TRANSFORMS = Registry(
     "transform", "axolotl_grpo_plugin.transforms", BUILTIN_TRANSFORMS, "transform_"
 )

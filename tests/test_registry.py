@@ -22,7 +22,11 @@ def test_reward_names_resolve_through_axolotls_reward_loader(name):
     from axolotl.core.trainers.grpo import GRPOStrategy
 
     func = GRPOStrategy.get_reward_func(REWARDS.import_path(name))
-    assert func is gsm8k.REWARD_FUNCS[name]
+    # Axolotl gets the contained wrapper: same function inside, same metric name for TRL.
+    assert func.__wrapped__ is gsm8k.REWARD_FUNCS[name] is REWARDS.load_unwrapped(name)
+    assert func.__name__ == gsm8k.REWARD_FUNCS[name].__name__
+    assert func(completions=["<answer>\n7\n</answer>"], answer=["7"]) == gsm8k.REWARD_FUNCS[name](
+        completions=["<answer>\n7\n</answer>"], answer=["7"])
 
 
 def test_transform_name_resolves_through_axolotls_rl_dataset_loader():

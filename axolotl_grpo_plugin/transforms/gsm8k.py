@@ -13,6 +13,8 @@ from typing import Any, Literal
 from rewards.gsm8k import SYSTEM_PROMPT
 from rewards.text import normalize_number
 
+from .common import loader_for
+
 DATA_SOURCE = "gsm8k"
 SHAPES = {"openai/gsm8k": ("question", "answer"), "skrishna/gsm8k_only_answer": ("text", "label")}
 
@@ -58,19 +60,4 @@ def transform_row(row: dict, system_prompt_role: Literal["user", "system"] = "us
     )
 
 
-def load(cfg: Any = None, dataset_idx: int = 0, **kwargs: Any):
-    """Axolotl's transform loader: returns the row function and map options."""
-    role = _plugin_setting(cfg, "system_prompt_role", "user")
-
-    def transform(row: dict) -> dict:
-        return transform_row(row, system_prompt_role=role)
-
-    return transform, {"remove_columns": "__all__"}
-
-
-def _plugin_setting(cfg: Any, key: str, default: Any) -> Any:
-    section = (cfg or {}).get("grpo_plugin") if hasattr(cfg or {}, "get") else None
-    if section is None:
-        return default
-    value = section.get(key) if hasattr(section, "get") else getattr(section, key, None)
-    return default if value is None else value
+load = loader_for(transform_row)

@@ -1,0 +1,55 @@
+"""What every registered transform shares: reading `grpo_plugin:` keys, and the prefill column."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+# What a template that pre-fills the reasoning tag has already written (see docs/rewards-safety.md).
+REASONING_PREFILL = "<reasoning>\n"
+PREFILL_COLUMN = "reasoning_prefill"
+
+
+def plugin_setting(cfg: Any, key: str, default: Any) -> Any:
+    """`cfg.grpo_plugin.<key>`, from a raw dict or Axolotl's parsed config; `default` when unset."""
+    section = (cfg or {}).get("grpo_plugin") if hasattr(cfg or {}, "get") else None
+    if section is None:
+        return default
+    value = section.get(key) if hasattr(section, "get") else getattr(section, key, None)
+    return default if value is None else value
+
+
+def with_prefill_column(cfg: Any, row_fn: Callable[[dict], dict]) -> Callable[[dict], dict]:
+    """`row_fn`, adding `reasoning_prefill` when `grpo_plugin.prefilled_reasoning_tag` is on.
+
+    The rewards' containment layer prepends that text to each completion before
+    scoring, so format rewards see the opening tag the chat template wrote.
+    """
+    if not plugin_setting(cfg, "prefilled_reasoning_tag", False):
+        return row_fn
+
+    def transform(row: dict) -> dict:
+        out = row_fn(row)
+        out[PREFILL_COLUMN] = REASONING_PREFILL
+        return out
+
+    return transform
+
+
+def loader_for(transform_row: Callable[..., dict]) -> Callable[..., tuple]:
+    """Axolotl's transform loader `load(cfg, dataset_idx)` for a `transform_row(row, system_prompt_role)`.
+
+    It returns the row function (honouring `system_prompt_role` and
+    `prefilled_reasoning_tag`) and map options that drop the original columns.
+    """
+
+    def load(cfg: Any = None, dataset_idx: int = 0, **kwargs: Any):
+        role = plugin_setting(cfg, "system_prompt_role", "user")
+
+        def transform(row: dict) -> dict:
+            return transform_row(row, system_prompt_role=role)
+
+        return with_prefill_column(cfg, transform), {"remove_columns": "__all__"}
+
+    load.__doc__ = f"Axolotl's transform loader for {transform_row.__module__}: row function and map options."
+    return load
