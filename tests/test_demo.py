@@ -126,7 +126,8 @@ def test_short_demo_run_raises_the_reward(tmp_path, repo_root):
     from axolotl_grpo_plugin.demo.run import run_demo
 
     result = run_demo(seed=0, steps=30, output_dir=tmp_path / "run",
-                      base_out=repo_root / ".cache" / "embedded", echo=False)
+                      base_out=repo_root / ".cache" / "embedded", echo=False,
+                      score_heldout=False)
     rewards = [entry["reward"] for entry in result.history]
     assert len(rewards) == 30
     first, last = curves.third_means(rewards)

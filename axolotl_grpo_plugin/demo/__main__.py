@@ -38,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--output-dir", default="outputs/demo", help="run directory (default: %(default)s)")
     parser.add_argument("--device", default="auto", help="device for the held-out evaluation: auto, cpu, cuda (default: %(default)s)")
     parser.add_argument("--json", default=None, metavar="PATH", help="also write the figures and timings as JSON")
+    parser.add_argument("--base-dir", default=".cache/embedded", help="where the base is cached (default: %(default)s)")
+    parser.add_argument("--rebuild-base", action="store_true", help="pre-train the base again even if a cached one matches")
     parser.add_argument("--quiet", action="store_true", help="do not echo the training log")
     return parser
 
@@ -50,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     try:
         result = run_demo(seed=args.seed, steps=args.steps, output_dir=args.output_dir,
-                          device=args.device, echo=not args.quiet)
+                          device=args.device, echo=not args.quiet, base_out=args.base_dir,
+                          rebuild_base=args.rebuild_base)
     except DemoError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

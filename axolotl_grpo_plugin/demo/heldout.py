@@ -13,13 +13,14 @@ from pathlib import Path
 
 from rewards.gsm8k import is_strict_format
 
+from ..embedded.pretrain import one_thread
 from ..embedded.sample_data import DATA_DIR, TEST_FILE
 from ..registry import REWARDS
 from ..transforms.gsm8k import transform_row
 
 HELDOUT_FILE = DATA_DIR / TEST_FILE
 REWARD_NAMES = ("correctness", "int", "strict_format", "soft_format", "xmlcount")
-MAX_NEW_TOKENS = 128
+MAX_NEW_TOKENS = 96  # = max_completion_length of configs/demo.yaml
 
 
 def reward_functions(names=REWARD_NAMES) -> dict:
@@ -84,5 +85,6 @@ def generate(model_dir: str | Path, rows: list[dict], device: str = "cpu", batch
 def evaluate(model_dir: str | Path, path: str | Path = HELDOUT_FILE, device: str = "cpu") -> tuple[Scores, list[str]]:
     """Greedy-decode every held-out problem with ``model_dir`` and score it."""
     rows = load_heldout(path)
-    completions = generate(model_dir, rows, device=device)
+    with one_thread():
+        completions = generate(model_dir, rows, device=device)
     return score(completions, [row["answer"] for row in rows]), completions

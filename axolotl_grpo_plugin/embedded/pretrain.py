@@ -10,7 +10,11 @@ minute on 2 CPU cores: a plain causal-LM loop over generated chat-formatted
   (the rest are plain-text solutions or half-tagged ones), and
 * the final answer is often wrong (an intermediate result or a mistyped digit),
 
-so both format and accuracy leave GRPO room. Prompts are rendered exactly as
+so both format and accuracy leave GRPO room. Only strict responses write one
+step per line; the others run their steps together on one line. That keeps the
+layout decision local (a tiny model cannot carry "I opened with <reasoning>"
+across 50 tokens after two minutes of training): whether the base answers in
+the format is decided by its first token, which is what GRPO then shifts. Prompts are rendered exactly as
 the ``gsm8k`` transform + the tokenizer's chat template render them, so the
 base sees the real prompt distribution. Held-out questions are never used.
 """
@@ -23,6 +27,7 @@ import random
 import re
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +37,7 @@ from .sample_data import TEST_FILE, DATA_DIR
 
 BASE_DIR_NAME = "tiny-qwen2-base"
 # Bump when the corpus, model shape or training recipe changes: cached bases are rebuilt.
-BASE_VERSION = 1
+BASE_VERSION = 3
 
 _ANNOTATION = re.compile(r"<<[^>]*>>")
 _RESULT = re.compile(r"= ([\d,]+)")
@@ -40,20 +45,20 @@ _RESULT = re.compile(r"= ([\d,]+)")
 
 @dataclass(frozen=True)
 class PretrainSettings:
-    """The recipe. Defaults give a base with ~1/3 strict-format outputs in ~1 min on 2 cores."""
+    """The recipe. Defaults give a base that rarely answers in the strict format in ~1 min on 2 cores."""
 
-    examples: int = 6000
-    steps: int = 300
-    batch_size: int = 24
+    examples: int = 2400
+    steps: int = 150
+    batch_size: int = 16
     learning_rate: float = 3e-3
     warmup_steps: int = 20
-    hidden_size: int = 128
-    layers: int = 4
+    hidden_size: int = 96
+    layers: int = 3
     heads: int = 4
     kv_heads: int = 2
-    intermediate_size: int = 256
+    intermediate_size: int = 192
     strict_share: float = 0.30  # responses in the exact R1 format
-    broken_share: float = 0.25  # tags present but misplaced / unclosed
+    broken_share: float = 0.20  # tags present but misplaced / unclosed
     wrong_answer_share: float = 0.35  # final answer is an intermediate result or a typo
 
     def stamp(self) -> dict:
@@ -79,16 +84,16 @@ def _noisy_answer(steps: list[str], answer: str, rng: random.Random) -> str:
 
 def _plain(steps: list[str], answer: str, rng: random.Random) -> str:
     ending = rng.choice(["The answer is {}.", "So the answer is {}.", "Answer: {}"])
-    return "\n".join(steps) + "\n" + ending.format(answer)
+    return " ".join(steps) + " " + ending.format(answer)
 
 
 def _broken(steps: list[str], answer: str, rng: random.Random) -> str:
-    body = "\n".join(steps)
+    """Tags used, but not in the requested layout."""
+    body = " ".join(steps)
     variants = [
-        f"<reasoning>\n{body}\n</reasoning>\nThe answer is {answer}.",
         f"{body}\n<answer>\n{answer}\n</answer>\n",
-        f"<reasoning> {body} </reasoning> <answer> {answer} </answer>",
-        f"<reasoning>\n{body}\n<answer>\n{answer}\n",
+        f"{body}\n</reasoning>\n<answer>\n{answer}\n</answer>\n",
+        f"{body} The answer is <answer>{answer}</answer>.",
     ]
     return rng.choice(variants)
 
@@ -192,6 +197,21 @@ def pretrain(model, tokenizer, settings: PretrainSettings, seed: int, progress: 
     return losses
 
 
+@contextmanager
+def one_thread():
+    """Run torch single-threaded: at this model size the matrices are so small that a
+    second thread costs more in synchronisation than it saves (measured 5x slower per
+    step on a busy 2-core machine)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def _progress(total: int, enabled: bool):
     from tqdm.auto import tqdm
 
@@ -205,14 +225,14 @@ def write_base(target: Path, seed: int, settings: PretrainSettings, progress: bo
     from .model import build_tiny_model
     from .tokenizer import build_tokenizer
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     start = time.perf_counter()
     tokenizer = build_tokenizer()
     model = build_tiny_model(
         tokenizer, target, seed=seed, hidden_size=settings.hidden_size, layers=settings.layers,
         heads=settings.heads, kv_heads=settings.kv_heads, intermediate_size=settings.intermediate_size,
     )
-    losses = pretrain(model, tokenizer, settings, seed, progress=progress)
+    with one_thread():
+        losses = pretrain(model, tokenizer, settings, seed, progress=progress)
     model.save_pretrained(str(target))
     tail = losses[-20:]
     return {
