@@ -74,6 +74,8 @@ def write_run_config(base_dir: Path, output_dir: Path, seed: int, steps: int | N
     cfg["base_model"] = str(base_dir.resolve())
     cfg["output_dir"] = str(output_dir.resolve())
     cfg["seed"] = seed
+    # Axolotl otherwise caches the tokenized dataset in ./last_run_prepared of the cwd
+    cfg.setdefault("dataset_prepared_path", str((output_dir / "prepared").resolve()))
     for dataset in cfg.get("datasets", []):
         if not Path(dataset["path"]).is_absolute() and (REPO_ROOT / dataset["path"]).exists():
             dataset["path"] = str(REPO_ROOT / dataset["path"])
