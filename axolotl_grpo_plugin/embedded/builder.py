@@ -14,14 +14,17 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 # Bump whenever the problems, tokenizer or model recipe changes: cached builds are then rebuilt.
 EMBEDDED_VERSION = 1
 DEFAULT_OUT = Path(".cache/embedded")
 MODEL_DIR_NAME = "tiny-qwen2"
 STAMP_FILE = "build.json"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -62,21 +65,26 @@ def _write_model_dir(target: Path, seed: int) -> tuple[int, int]:
 def build(out: str | Path = DEFAULT_OUT, seed: int = 0, force: bool = False) -> BuildResult:
     """Ensure ``out/tiny-qwen2`` holds the tokenizer + model for ``seed``; return where."""
     start = time.perf_counter()
-    out = Path(out)
-    model_dir = out / MODEL_DIR_NAME
+    model_dir = Path(out) / MODEL_DIR_NAME
     if not force and is_built(model_dir, seed):
         return BuildResult(model_dir, cached=True, seconds=time.perf_counter() - start)
+    vocab_size, parameters = write_atomically(model_dir, lambda staging: _write_model_dir(staging, seed))
+    return BuildResult(model_dir, False, time.perf_counter() - start, vocab_size, parameters)
 
+
+def write_atomically(model_dir: Path, write: Callable[[Path], T]) -> T:
+    """Run ``write(staging_dir)`` and rename the result to ``model_dir``; nothing half-written stays."""
+    out = model_dir.parent
     out.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{MODEL_DIR_NAME}.building-", dir=out))
+    staging = Path(tempfile.mkdtemp(prefix=f".{model_dir.name}.building-", dir=out))
     staging.chmod(0o755)  # mkdtemp makes it private; the final model dir should not be
     try:
-        vocab_size, parameters = _write_model_dir(staging, seed)
+        result = write(staging)
         if model_dir.exists():
-            retired = Path(tempfile.mkdtemp(prefix=f".{MODEL_DIR_NAME}.old-", dir=out))
-            os.replace(model_dir, retired / MODEL_DIR_NAME)
+            retired = Path(tempfile.mkdtemp(prefix=f".{model_dir.name}.old-", dir=out))
+            os.replace(model_dir, retired / model_dir.name)
             shutil.rmtree(retired, ignore_errors=True)
         os.replace(staging, model_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return BuildResult(model_dir, False, time.perf_counter() - start, vocab_size, parameters)
+    return result

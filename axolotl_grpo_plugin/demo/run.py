@@ -1,0 +1,167 @@
+"""The embedded demo, end to end: base -> held-out "before" -> ``axolotl train`` -> "after".
+
+Training runs as ``axolotl train CONFIG`` in a child process, exactly as a user
+would launch it, from a copy of ``configs/demo.yaml`` that only pins absolute
+paths, the seed and (optionally) the step count, so the printed numbers are
+those of the shipped config.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from ..embedded.builder import DEFAULT_OUT
+from ..embedded.pretrain import build_base
+from . import curves, heldout
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEMO_CONFIG = REPO_ROOT / "configs" / "demo.yaml"
+
+
+class DemoError(RuntimeError):
+    """A step of the demo failed; the message says which and what to do."""
+
+
+@dataclass
+class DemoResult:
+    before: heldout.Scores | None
+    after: heldout.Scores | None
+    history: list[dict]
+    output_dir: Path
+    plot_path: Path | None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def pick_device(device: str = "auto") -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def child_env() -> dict[str, str]:
+    """Offline, no telemetry (it hangs at exit without network), this checkout importable."""
+    env = dict(os.environ)
+    env.update(
+        AXOLOTL_DO_NOT_TRACK="1",
+        HF_HUB_OFFLINE="1",
+        HF_DATASETS_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        WANDB_MODE="disabled",
+        TOKENIZERS_PARALLELISM="false",
+        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")])),
+        PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
+    )
+    # The tiny model's matrices are too small for intra-op threads to pay off; on a
+    # busy machine two threads per process were 5x slower. A user's own setting wins.
+    env.setdefault("OMP_NUM_THREADS", "1")
+    return env
+
+
+def write_run_config(base_dir: Path, output_dir: Path, seed: int, steps: int | None,
+                     config: Path = DEMO_CONFIG) -> Path:
+    """A copy of the demo config with absolute paths, the seed and the step count pinned."""
+    cfg = yaml.safe_load(config.read_text())
+    cfg["base_model"] = str(base_dir.resolve())
+    cfg["output_dir"] = str(output_dir.resolve())
+    cfg["seed"] = seed
+    # Axolotl otherwise caches the tokenized dataset in ./last_run_prepared of the cwd
+    cfg.setdefault("dataset_prepared_path", str((output_dir / "prepared").resolve()))
+    for dataset in cfg.get("datasets", []):
+        if not Path(dataset["path"]).is_absolute() and (REPO_ROOT / dataset["path"]).exists():
+            dataset["path"] = str(REPO_ROOT / dataset["path"])
+    if steps is not None:
+        cfg["max_steps"] = steps
+    cfg["save_steps"] = cfg["max_steps"]  # one save, at the end: it carries trainer_state.json
+    output_dir.mkdir(parents=True, exist_ok=True)
+    path = output_dir / "demo_run.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+def train(run_config: Path, log_path: Path, echo: bool = True) -> str:
+    """``axolotl train run_config``, output streamed to the terminal and to ``log_path``."""
+    axolotl = shutil.which("axolotl", path=child_env()["PATH"])
+    if axolotl is None:
+        raise DemoError("the `axolotl` command is not on PATH; install axolotl (pip install axolotl) "
+                        "in the environment you run the demo from")
+    lines: list[str] = []
+    with log_path.open("w", encoding="utf-8") as log, subprocess.Popen(
+        [axolotl, "train", str(run_config)], cwd=REPO_ROOT, env=child_env(),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+    ) as proc:
+        for line in proc.stdout:
+            lines.append(line)
+            log.write(line)
+            log.flush()
+            if echo:
+                sys.stdout.write(line)
+                sys.stdout.flush()
+    if proc.returncode != 0:
+        tail = "".join(lines[-15:])
+        raise DemoError(f"`axolotl train {run_config}` exited with {proc.returncode}; "
+                        f"full log: {log_path}\n{tail}")
+    return "".join(lines)
+
+
+def run_demo(seed: int = 0, steps: int | None = None, output_dir: str | Path = "outputs/demo",
+             base_out: str | Path = DEFAULT_OUT, device: str = "auto", echo: bool = True,
+             plot_path: str | Path | None = None, rebuild_base: bool = False,
+             score_heldout: bool = True) -> DemoResult:
+    """Build/reuse the base, evaluate it, GRPO-train it with Axolotl, evaluate again, plot.
+
+    ``score_heldout=False`` skips both held-out evaluations (``before``/``after`` are None).
+    """
+    seconds: dict[str, float] = {}
+    output_dir = Path(output_dir)
+    device = pick_device(device)
+
+    start = time.perf_counter()
+    base = build_base(base_out, seed=seed, force=rebuild_base, progress=echo)
+    seconds["base"] = time.perf_counter() - start
+
+    before = after = None
+    if score_heldout:
+        start = time.perf_counter()
+        before, _ = heldout.evaluate(base.model_dir, device=device)
+        seconds["eval_before"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    run_config = write_run_config(base.model_dir, output_dir, seed, steps)
+    stdout = train(run_config, output_dir / "train.log", echo=echo)
+    seconds["train"] = time.perf_counter() - start
+    history = curves.log_history(output_dir) or curves.parse_log_lines(stdout)
+
+    if score_heldout:
+        start = time.perf_counter()
+        after, _ = heldout.evaluate(output_dir, device=device)
+        seconds["eval_after"] = time.perf_counter() - start
+
+    plot_file = None
+    if history:
+        plot_file = curves.plot(history, plot_path or output_dir / "reward_curves.png",
+                                title=f"GRPO on the embedded base (seed {seed})")
+    return DemoResult(before, after, history, output_dir, plot_file, seconds)
+
+
+def table(result: DemoResult) -> str:
+    """The before/after comparison as an aligned text table."""
+    rows = [
+        ("format compliance (strict)", f"{result.before.format_compliance:.1%}", f"{result.after.format_compliance:.1%}"),
+        ("answer accuracy", f"{result.before.accuracy:.1%}", f"{result.after.accuracy:.1%}"),
+        ("mean total reward (max 3.75)", f"{result.before.mean_total_reward:.3f}", f"{result.after.mean_total_reward:.3f}"),
+    ]
+    header = (f"Held-out: {result.after.problems} problems, greedy", "before", "after")
+    width = max(len(r[0]) for r in [header, *rows])
+    lines = [f"{header[0]:<{width}}  {header[1]:>8}  {header[2]:>8}", "-" * (width + 20)]
+    lines += [f"{name:<{width}}  {b:>8}  {a:>8}" for name, b, a in rows]
+    return "\n".join(lines)

@@ -1,0 +1,135 @@
+"""The embedded demo: an imperfect pre-trained base, cached and deterministic; a short
+GRPO run through `axolotl train` whose rewards go up; and a held-out scorer that
+judges with the very functions training used."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from pathlib import Path
+
+import pytest
+
+from axolotl_grpo_plugin.demo import curves, heldout
+from axolotl_grpo_plugin.embedded.pretrain import (
+    BASE_DIR_NAME,
+    PretrainSettings,
+    build_base,
+    corpus,
+    heldout_questions,
+    response_for,
+)
+from axolotl_grpo_plugin.embedded.problems import final_answer, generate_problems
+from axolotl_grpo_plugin.transforms.gsm8k import build_prompt
+from rewards.gsm8k import REWARD_FUNCS, is_strict_format
+
+# A few steps of a smaller model: enough to exercise the build, cheap enough for CI.
+TINY = PretrainSettings(examples=200, steps=3, batch_size=4, hidden_size=32, layers=1,
+                        heads=2, kv_heads=1, intermediate_size=64)
+
+
+def weights_hash(model_dir: Path) -> str:
+    return hashlib.sha256((model_dir / "model.safetensors").read_bytes()).hexdigest()
+
+
+def test_base_build_is_deterministic(tmp_path):
+    first = build_base(tmp_path / "a", seed=3, settings=TINY, progress=False)
+    second = build_base(tmp_path / "b", seed=3, settings=TINY, progress=False)
+    other_seed = build_base(tmp_path / "c", seed=4, settings=TINY, progress=False)
+    assert first.model_dir.name == BASE_DIR_NAME
+    assert weights_hash(first.model_dir) == weights_hash(second.model_dir)
+    assert weights_hash(first.model_dir) != weights_hash(other_seed.model_dir)
+
+
+def test_base_build_is_cached_and_rebuilt_when_the_recipe_changes(tmp_path):
+    built = build_base(tmp_path, seed=0, settings=TINY, progress=False)
+    weights = built.model_dir / "model.safetensors"
+    mtime = weights.stat().st_mtime_ns
+    again = build_base(tmp_path, seed=0, settings=TINY, progress=False)
+    assert not built.cached and again.cached
+    assert again.seconds < 1.0 and weights.stat().st_mtime_ns == mtime
+    changed = build_base(tmp_path, seed=0, settings=PretrainSettings(**(TINY.stamp() | {"steps": 2})),
+                         progress=False)
+    assert not changed.cached and weights.stat().st_mtime_ns != mtime
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "staging dirs left behind"
+
+
+def test_corpus_is_imperfect_on_purpose_and_never_sees_heldout_questions():
+    settings = PretrainSettings()
+    pairs = corpus(PretrainSettings(examples=600), seed=0)
+    responses = [response for _, response in pairs]
+    strict = sum(map(is_strict_format, responses)) / len(responses)
+    assert abs(strict - settings.strict_share) < 0.08
+    held = heldout_questions()
+    questions = {prompt[-1]["content"].rsplit("\n\n", 1)[1] for prompt, _ in pairs}
+    assert questions and not questions & held
+    # prompts are exactly what the gsm8k transform sends
+    assert all(prompt == build_prompt(prompt[-1]["content"].rsplit("\n\n", 1)[1]) for prompt, _ in pairs[:20])
+
+
+def test_wrong_answers_are_frequent_but_not_the_rule():
+    rows = generate_problems(400, seed=5)
+    rng = random.Random(0)
+    settings = PretrainSettings()
+    correct = [REWARD_FUNCS["correctness"]([response_for(row, rng, settings)], [final_answer(row)])[0] > 0
+               for row in rows]
+    share_wrong = 1 - sum(correct) / len(correct)
+    # plain-text responses carry no <answer> block, so they never count as correct
+    assert 0.3 < share_wrong < 0.95
+
+
+def test_heldout_scorer_uses_the_training_reward_functions():
+    funcs = heldout.reward_functions()
+    assert set(funcs) == set(REWARD_FUNCS)
+    for name, func in funcs.items():
+        assert func is REWARD_FUNCS[name]
+    import yaml
+
+    demo_cfg = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs" / "demo.yaml").read_text())
+    assert tuple(demo_cfg["trl"]["reward_funcs"]) == heldout.REWARD_NAMES
+
+
+def test_heldout_score_matches_hand_computed_rewards():
+    good = "<reasoning>\n2+2 = 4\n</reasoning>\n<answer>\n4\n</answer>\n"
+    wrong = "<reasoning>\n2+2 = 5\n</reasoning>\n<answer>\n5\n</answer>\n"
+    plain = "2+2 = 4\nThe answer is 4."
+    scores = heldout.score([good, wrong, plain], ["4", "4", "4"])
+    assert scores.problems == 3
+    assert scores.format_compliance == pytest.approx(2 / 3)
+    assert scores.accuracy == pytest.approx(1 / 3)
+    expected = sum(sum(f(completions=[c], answer=["4"])[0] for f in REWARD_FUNCS.values())
+                   for c in (good, wrong, plain)) / 3
+    assert scores.mean_total_reward == pytest.approx(expected)
+
+
+def test_heldout_set_is_the_full_bundled_test_split():
+    rows = heldout.load_heldout()
+    assert len(rows) == 128 and all(row["answer"] for row in rows)
+
+
+def test_log_lines_are_parsed_without_eval():
+    text = ("{'loss': '0.01', 'reward': '0.5', 'rewards/x/mean': '0.25'}\n"
+            "{'loss': '0.02', 'reward': '__import__(\"os\")'}\n{'loss': '0.0', 'reward': '1.5'}")
+    steps = curves.parse_log_lines(text)
+    assert [step["reward"] for step in steps] == [0.5, 1.5]
+
+
+def test_plot_is_written(tmp_path):
+    history = [{"reward": i / 10, "rewards/correctness_reward_func/mean": i / 20} for i in range(12)]
+    path = curves.plot(history, tmp_path / "curves.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.integration
+def test_short_demo_run_raises_the_reward(tmp_path, repo_root):
+    """A short GRPO run from the real base: rewards in the last third beat the first third."""
+    from axolotl_grpo_plugin.demo.run import run_demo
+
+    result = run_demo(seed=0, steps=30, output_dir=tmp_path / "run",
+                      base_out=repo_root / ".cache" / "embedded", echo=False,
+                      score_heldout=False)
+    rewards = [entry["reward"] for entry in result.history]
+    assert len(rewards) == 30
+    first, last = curves.third_means(rewards)
+    assert last > first + 0.1, rewards
+    assert result.plot_path and result.plot_path.exists()
