@@ -3,11 +3,9 @@ a runner for `axolotl train` in a subprocess exactly as a user would call it."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -40,17 +38,9 @@ def embedded_model_dir() -> Path:
 
 def subprocess_env(**extra: str) -> dict[str, str]:
     """Environment for child processes: offline, no telemetry, this checkout importable."""
-    env = dict(os.environ)
-    env.update(
-        AXOLOTL_DO_NOT_TRACK="1",
-        HF_HUB_OFFLINE="1",
-        HF_DATASETS_OFFLINE="1",
-        TRANSFORMERS_OFFLINE="1",
-        WANDB_MODE="disabled",
-        TOKENIZERS_PARALLELISM="false",
-        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")])),
-        PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
-    )
+    from axolotl_grpo_plugin.childenv import offline_child_env
+
+    env = offline_child_env(REPO_ROOT)
     env.update(extra)
     return env
 

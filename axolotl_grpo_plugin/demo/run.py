@@ -8,7 +8,6 @@ those of the shipped config.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import yaml
 
+from ..childenv import offline_child_env
 from ..embedded.builder import DEFAULT_OUT
 from ..embedded.pretrain import build_base
 from . import curves, heldout
@@ -50,17 +50,7 @@ def pick_device(device: str = "auto") -> str:
 
 def child_env() -> dict[str, str]:
     """Offline, no telemetry (it hangs at exit without network), this checkout importable."""
-    env = dict(os.environ)
-    env.update(
-        AXOLOTL_DO_NOT_TRACK="1",
-        HF_HUB_OFFLINE="1",
-        HF_DATASETS_OFFLINE="1",
-        TRANSFORMERS_OFFLINE="1",
-        WANDB_MODE="disabled",
-        TOKENIZERS_PARALLELISM="false",
-        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")])),
-        PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
-    )
+    env = offline_child_env(REPO_ROOT)
     # The tiny model's matrices are too small for intra-op threads to pay off; on a
     # busy machine two threads per process were 5x slower. A user's own setting wins.
     env.setdefault("OMP_NUM_THREADS", "1")
