@@ -120,6 +120,11 @@ class Registry:
         """
         return f"axolotl_grpo_plugin.{self.attr_prefix}{name}"
 
+    def strip_import_path(self, value: str) -> str:
+        """The short name inside a path made by `import_path`; other values unchanged."""
+        prefix = f"axolotl_grpo_plugin.{self.attr_prefix}"
+        return value[len(prefix):] if value.startswith(prefix) else value
+
 
 def _contain(name: str, target: str, fn: Any, builtin: bool) -> Any:
     from .containment import contain  # imported on first use: keeps the registry light

@@ -54,8 +54,7 @@ def _resolve_reward(name: Any, key: str) -> tuple[Any, Problem | None]:
                              f"use one of: {', '.join(REWARDS.names())}")
     if name in REWARDS:
         return REWARDS.import_path(name), None
-    if name.startswith("axolotl_grpo_plugin." + REWARDS.attr_prefix):
-        short = name.split(".", 1)[1][len(REWARDS.attr_prefix):]
+    if (short := REWARDS.strip_import_path(name)) != name:
         if short in REWARDS:
             return name, None
         return name, Problem(key, name, REWARDS.unknown_message(short), "use a registered name")
@@ -79,8 +78,7 @@ def _resolve_transform(kind: str, key: str) -> tuple[str, Problem | None]:
     if kind in TRANSFORMS:
         return TRANSFORMS.import_path(kind), None
     parts = kind.split(".")
-    if kind.startswith("axolotl_grpo_plugin." + TRANSFORMS.attr_prefix) and len(parts) == 2:
-        short = parts[1][len(TRANSFORMS.attr_prefix):]
+    if (short := TRANSFORMS.strip_import_path(kind)) != kind and len(parts) == 2:
         if short in TRANSFORMS:
             return kind, None
         return kind, Problem(key, kind, TRANSFORMS.unknown_message(short), "use a registered name")

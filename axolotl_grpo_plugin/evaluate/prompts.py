@@ -22,6 +22,8 @@ from typing import Any
 
 import yaml
 
+from ..chat_template import axolotl_chat_template
+
 
 class EvalError(ValueError):
     """A problem with the evaluation's inputs, said in one line with the fix."""
@@ -179,11 +181,9 @@ def _import_transform(kind: str):
 
     from ..registry import TRANSFORMS
 
-    prefix = "axolotl_grpo_plugin." + TRANSFORMS.attr_prefix
-    if kind.startswith(prefix):
-        return TRANSFORMS.load(kind[len(prefix):])
-    if kind in TRANSFORMS:
-        return TRANSFORMS.load(kind)
+    short = TRANSFORMS.strip_import_path(kind)
+    if short != kind or kind in TRANSFORMS:
+        return TRANSFORMS.load(short)
     module_name, _, attr = kind.rpartition(".")
     try:
         return getattr(importlib.import_module(module_name), attr)
@@ -197,15 +197,10 @@ def resolve_chat_template(cfg: dict[str, Any], tokenizer: Any) -> str | None:
     choice = getattr(choice, "value", choice)
     if not choice or (choice == "tokenizer_default" and getattr(tokenizer, "chat_template", None)):
         return getattr(tokenizer, "chat_template", None)  # what Axolotl installs (no import needed)
-    from axolotl.utils.chat_templates import get_chat_template_from_config
-
     try:
-        template = get_chat_template_from_config({**cfg, "chat_template": choice}, tokenizer=tokenizer)
+        return axolotl_chat_template(cfg, choice, tokenizer)
     except ValueError as exc:
         raise EvalError(f"chat_template = {choice!r}: {exc}") from None
-    if cfg.get("default_system_message") and choice == "chatml":
-        template = template.replace("You are a helpful assistant.", cfg["default_system_message"])
-    return template
 
 
 def render(messages: Any, tokenizer: Any, chat_template: str | None) -> tuple[str, list[int]]:

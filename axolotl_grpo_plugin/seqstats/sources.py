@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from ..chat_template import axolotl_chat_template
+
 # The same suffix -> builder table as axolotl.utils.data.shared (importing that
 # module costs seconds and pulls in the whole training stack).
 EXTENSIONS_TO_DATASET_TYPES = {".parquet": "parquet", ".arrow": "arrow", ".csv": "csv", ".txt": "text"}
@@ -143,16 +145,13 @@ def apply_chat_template_choice(tokenizer, cfg: dict[str, Any]) -> str:
     if not choice and cfg.get("chat_template_jinja"):
         choice = "jinja"  # Axolotl's schema does the same
     if choice:
-        from axolotl.utils.chat_templates import get_chat_template_from_config
         from axolotl.utils.chat_templates.base import _CHAT_TEMPLATES
 
         try:
-            template = get_chat_template_from_config({**cfg, "chat_template": choice}, tokenizer=tokenizer)
+            template = axolotl_chat_template(cfg, choice, tokenizer)
         except ValueError as exc:
             names = ", ".join(["tokenizer_default", "jinja", *sorted(_CHAT_TEMPLATES)])
             raise StatsError(f"chat_template = {choice!r}: {_first_line(exc)} Fix: use one of {names}.") from None
-        if cfg.get("default_system_message") and choice == "chatml":
-            template = template.replace("You are a helpful assistant.", cfg["default_system_message"])
         tokenizer.chat_template = template
         return str(choice)
     return "tokenizer_default"
@@ -241,10 +240,7 @@ def load_transform(spec: DatasetSpec, cfg: dict[str, Any], dataset_idx: int, tok
         return RowTransform(None)
     from ..registry import TRANSFORMS
 
-    name = spec.transform
-    prefix = f"axolotl_grpo_plugin.{TRANSFORMS.attr_prefix}"
-    if name.startswith(prefix):
-        name = name[len(prefix):]
+    name = TRANSFORMS.strip_import_path(spec.transform)
     try:
         if name in TRANSFORMS:
             loaded = TRANSFORMS.load(name)(as_axolotl_cfg(cfg), dataset_idx=dataset_idx)
