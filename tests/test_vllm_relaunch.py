@@ -205,19 +205,26 @@ def test_other_local_ranks_exit_0_without_starting_a_server(gsm8k_cfg):
     assert not (Path(gsm8k_cfg["output_dir"]) / autostart.CONFIG_NAME).exists()
 
 
-def test_local_rank_0_execs_the_new_launch(gsm8k_cfg, caplog):
+@pytest.mark.parametrize("gpus", [2, 4])
+def test_local_rank_0_execs_the_new_launch(gsm8k_cfg, caplog, gpus):
     calls: list = []
     with caplog.at_level("INFO", logger="axolotl_grpo_plugin.vllm"), pytest.raises(Execd):
-        run_hook(gsm8k_cfg, launched(2), calls)
+        run_hook(gsm8k_cfg, launched(gpus), calls, gpus=gpus)
     [(file, argv, new_env)] = calls
     assert file == sys.executable and argv[0] == sys.executable
-    assert argv[1:] == ["-m", "accelerate.commands.launch", "--num_processes", "1", "--quiet",
-                        "-m", TRAIN_MODULE, *SCRIPT_ARGS]
-    assert new_env[autostart.RELAUNCHED_ENV] == "1" and "LOCAL_RANK" not in new_env
+    if gpus == 2:
+        launch = ["--num_processes", "1"]
+    else:
+        port = option(argv, "--main_process_port")
+        assert port.isdigit() and port != "29500"  # a free port, not the outer launch's
+        launch = ["--multi_gpu", "--num_processes", "3", "--main_process_port", port]
+    assert argv[1:] == ["-m", "accelerate.commands.launch", *launch, "--quiet", "-m", TRAIN_MODULE, *SCRIPT_ARGS]
+    assert new_env[autostart.RELAUNCHED_ENV] == "1"
+    assert not {"LOCAL_RANK", "RANK", "WORLD_SIZE", "MASTER_PORT", "TORCHELASTIC_RUN_ID"} & set(new_env)
     assert autostart._STATE.server is None  # the relaunched process starts the server
     [message] = [r.getMessage() for r in caplog.records if "relaunching" in r.getMessage()]
-    assert ("accelerate started 2 training processes but GPU 1 is reserved for vLLM: relaunching as "
-            "`accelerate launch --num_processes 1 --quiet -m axolotl.cli.train configs/gsm8k.yaml") in message
+    assert (f"accelerate started {gpus} training processes but GPU {gpus - 1} is reserved for vLLM: relaunching as "
+            f"`accelerate launch {' '.join(launch)} --quiet -m axolotl.cli.train configs/gsm8k.yaml") in message
 
 
 def test_a_failed_exec_is_a_readable_exit(gsm8k_cfg):
