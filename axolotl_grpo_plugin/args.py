@@ -84,6 +84,14 @@ class GRPOPluginSettings(BaseModel):
             "from LOCAL_RANK 0; output in `output_dir/vllm-server.log`. See docs/vllm.md."
         ),
     )
+    vllm_relaunch: bool = Field(
+        default=True,
+        description=(
+            "When accelerate starts a training process on a GPU reserved for vLLM (plain "
+            "`axolotl train CONFIG` on 2 GPUs), relaunch with one process per free GPU instead "
+            "of stopping with an error. Single-node accelerate launches only. See docs/vllm.md."
+        ),
+    )
     vllm_gpus: list[int] | None = Field(
         default=None,
         description=(

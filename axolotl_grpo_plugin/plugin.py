@@ -12,6 +12,7 @@ from .errors import GRPOConfigError
 from .evaluate.hook import check_config as check_eval_at_end
 from .validation import Launch, prepare_config
 from .vllm import autostart as vllm_autostart
+from .vllm import relaunch as vllm_relaunch
 
 LOG = get_logger(__name__)
 
@@ -38,6 +39,8 @@ class GRPOPlugin(BasePlugin):
         """Runs on the raw config, before Axolotl's schema drops unknown keys."""
         if vllm_autostart.is_server_child():
             return  # the autostarted server loads the config the trainer already checked
+        # First: the checks below count this launch's processes, the relaunch may change them.
+        vllm_relaunch.relaunch_if_needed(cfg)
         try:
             warnings = prepare_config(cfg, current_launch())
             check_eval_at_end(cfg)

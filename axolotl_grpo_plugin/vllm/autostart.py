@@ -3,6 +3,8 @@ hand-started one, before the model loads.
 
 Timeline in every training process (`python -m axolotl.cli.train CONFIG`, one per rank):
 
+* `register`, first: a launch that puts a trainer on a reserved GPU is replaced by
+  the right one (`relaunch.py`).
 * `register` (raw config, before datasets): check the keys and the GPU layout; on
   LOCAL_RANK 0 only, write the effective config to `output_dir/vllm-server.yaml` and
   start `axolotl vllm-serve` on it with CUDA_VISIBLE_DEVICES = the reserved GPU(s).
@@ -42,6 +44,7 @@ LOG = logging.getLogger("axolotl_grpo_plugin.vllm")
 LOG.setLevel(logging.INFO)
 
 SERVER_CHILD_ENV = "AXOLOTL_GRPO_PLUGIN_VLLM_SERVER"
+RELAUNCHED_ENV = "AXOLOTL_GRPO_PLUGIN_RELAUNCHED"  # set by vllm/relaunch.py on the launch it execs
 LOG_NAME = "vllm-server.log"
 CONFIG_NAME = "vllm-server.yaml"
 TRL_DEFAULT_SERVER_TIMEOUT = 240  # trl GRPOConfig.vllm_server_timeout
@@ -146,7 +149,10 @@ def _layout(cfg, settings: GRPOPluginSettings, env: Mapping[str, str],
         layout = plan_layout(visible, settings.vllm_gpus, server_gpu_count(cfg))
         check_launch(layout, visible, _local_processes(env), config_path(cfg))
     except LayoutError as exc:
-        raise GRPOConfigError([Problem(exc.key, exc.value, exc.message, exc.fix)]) from None
+        message = exc.message
+        if exc.key == "launch" and env.get(RELAUNCHED_ENV) == "1":
+            message += " This launch is already the plugin's automatic relaunch, so it is not relaunched again."
+        raise GRPOConfigError([Problem(exc.key, exc.value, message, exc.fix)]) from None
     return layout, visible
 
 

@@ -2,13 +2,13 @@
 
 Pure functions, so the layout for 2, 4 or 8 GPUs is testable without a GPU.
 
-Why the launch has to be checked rather than fixed: `axolotl train` execs
+Why the launch has to be checked: `axolotl train` execs
 `accelerate launch -m axolotl.cli.train CONFIG`, and without an accelerate config
 accelerate starts one process per visible GPU *before* any plugin code runs.
-Process LOCAL_RANK i then trains on `cuda:i`, the i-th visible GPU. So the plugin
-cannot shrink the launch; it checks that no training process lands on a reserved
-GPU and, if one would, names the launcher arguments that fix it
-(`-- --num_processes N`, plus `--gpu_ids` when the free GPUs are not the first ones).
+Process LOCAL_RANK i then trains on `cuda:i`, the i-th visible GPU. `check_launch`
+finds a training process on a reserved GPU, and `launcher_args` names the launch that
+fixes it (`--num_processes N`, plus `--gpu_ids` when the free GPUs are not the first
+ones): `relaunch.py` execs that launch, or the error tells the user to pass it.
 The vLLM server is a separate process and gets its own `CUDA_VISIBLE_DEVICES`.
 """
 
