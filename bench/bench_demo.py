@@ -7,7 +7,9 @@ waits for) and reports, per seed and as mean and spread (max - min):
 * wall time and CPU time of the whole job (CPU time / cores is what an idle
   machine would need; on a shared machine wall time mostly measures the others);
 * held-out strict-format compliance, answer accuracy and mean total reward, before
-  and after GRPO (all 128 held-out problems, greedy), and the reward ratio.
+  and after GRPO (all 256 held-out problems, greedy), the reward ratio, and the
+  any-layout accuracy (last number right, tags or not) that separates format gains
+  from arithmetic gains.
 
 Usage:  PYTHONPATH=. python bench/bench_demo.py [--seeds 0 1 2] [--markdown]
 """
@@ -56,6 +58,8 @@ FIGURES = [
     ("accuracy before", lambda r: r["before"]["accuracy"], "{:.1%}"),
     ("accuracy after", lambda r: r["after"]["accuracy"], "{:.1%}"),
     ("accuracy gain", lambda r: r["after"]["accuracy"] - r["before"]["accuracy"], "{:+.1%}"),
+    ("any-layout accuracy before", lambda r: r["before"]["any_layout_accuracy"], "{:.1%}"),
+    ("any-layout accuracy after", lambda r: r["after"]["any_layout_accuracy"], "{:.1%}"),
     ("mean total reward before", lambda r: r["before"]["mean_total_reward"], "{:.3f}"),
     ("mean total reward after", lambda r: r["after"]["mean_total_reward"], "{:.3f}"),
     ("reward ratio after/before", lambda r: r["after"]["mean_total_reward"] / max(r["before"]["mean_total_reward"], 1e-9), "{:.2f}x"),

@@ -16,10 +16,11 @@ from axolotl_grpo_plugin.embedded.pretrain import (
     PretrainSettings,
     build_base,
     corpus,
-    heldout_questions,
+    unseen_questions,
     response_for,
 )
-from axolotl_grpo_plugin.embedded.problems import final_answer, generate_problems
+from axolotl_grpo_plugin.embedded.problems import EASY_TEMPLATES, final_answer, generate_problems
+from axolotl_grpo_plugin.embedded.sample_data import DEMO_TEST_ROWS
 from axolotl_grpo_plugin.transforms.gsm8k import build_prompt
 from rewards.gsm8k import REWARD_FUNCS, is_strict_format
 
@@ -54,13 +55,14 @@ def test_base_build_is_cached_and_rebuilt_when_the_recipe_changes(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "staging dirs left behind"
 
 
-def test_corpus_is_imperfect_on_purpose_and_never_sees_heldout_questions():
+def test_corpus_is_imperfect_on_purpose_and_never_sees_the_demo_problems():
     settings = PretrainSettings()
     pairs = corpus(PretrainSettings(examples=600), seed=0)
     responses = [response for _, response in pairs]
     strict = sum(map(is_strict_format, responses)) / len(responses)
     assert abs(strict - settings.strict_share) < 0.08
-    held = heldout_questions()
+    held = unseen_questions()
+    assert len(held) > DEMO_TEST_ROWS
     questions = {prompt[-1]["content"].rsplit("\n\n", 1)[1] for prompt, _ in pairs}
     assert questions and not questions & held
     # prompts are exactly what the gsm8k transform sends
@@ -68,7 +70,7 @@ def test_corpus_is_imperfect_on_purpose_and_never_sees_heldout_questions():
 
 
 def test_wrong_answers_are_frequent_but_not_the_rule():
-    rows = generate_problems(400, seed=5)
+    rows = generate_problems(400, seed=5, templates=EASY_TEMPLATES)
     rng = random.Random(0)
     settings = PretrainSettings()
     correct = [REWARD_FUNCS["correctness"]([response_for(row, rng, settings)], [final_answer(row)])[0] > 0
@@ -99,6 +101,8 @@ def test_heldout_score_matches_hand_computed_rewards():
     assert scores.problems == 3
     assert scores.format_compliance == pytest.approx(2 / 3)
     assert scores.accuracy == pytest.approx(1 / 3)
+    # the plain answer is right, just not where the reward looks for it
+    assert scores.any_layout_accuracy == pytest.approx(2 / 3)
     expected = sum(sum(f(completions=[c], answer=["4"])[0] for f in REWARD_FUNCS.values())
                    for c in (good, wrong, plain)) / 3
     assert scores.mean_total_reward == pytest.approx(expected)
@@ -106,7 +110,22 @@ def test_heldout_score_matches_hand_computed_rewards():
 
 def test_heldout_set_is_the_full_bundled_test_split():
     rows = heldout.load_heldout()
-    assert len(rows) == 128 and all(row["answer"] for row in rows)
+    assert len(rows) == DEMO_TEST_ROWS and all(row["answer"] for row in rows)
+
+
+def test_heldout_decodes_as_long_as_training_samples(repo_root):
+    import yaml
+
+    demo_cfg = yaml.safe_load((repo_root / "configs" / "demo.yaml").read_text())
+    assert heldout.MAX_NEW_TOKENS == demo_cfg["trl"]["max_completion_length"]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("So the answer is 1,200.", "1200"), ("<answer>\n07\n</answer>", "7"), ("no digits", None),
+    ("3+4 = 7 then 7*2 = 14", "14"),
+])
+def test_last_number(text, expected):
+    assert heldout.last_number(text) == expected
 
 
 def test_log_lines_are_parsed_without_eval():

@@ -21,7 +21,10 @@ from axolotl_grpo_plugin.embedded import (  # noqa: E402
     sample_splits,
 )
 from axolotl_grpo_plugin.embedded.__main__ import main  # noqa: E402
-from axolotl_grpo_plugin.embedded.sample_data import DATA_DIR, TEST_FILE, TRAIN_FILE, to_jsonl  # noqa: E402
+from axolotl_grpo_plugin.embedded.problems import EASY_TEMPLATES  # noqa: E402
+from axolotl_grpo_plugin.embedded.sample_data import (  # noqa: E402
+    DATA_DIR, DEMO_TEST_FILE, DEMO_TRAIN_FILE, TEST_FILE, TRAIN_FILE, demo_splits, to_jsonl,
+)
 from axolotl_grpo_plugin.embedded.tokenizer import RESPONSE_TAGS  # noqa: E402
 
 ANNOTATION = re.compile(r"<<(\d+)([+\-*/])(\d+)=(-?\d+)>>([\d,]+)")
@@ -97,6 +100,20 @@ def test_bundled_files_equal_the_generator_output():
     assert (DATA_DIR / TRAIN_FILE).read_text(encoding="utf-8") == to_jsonl(train)
     assert (DATA_DIR / TEST_FILE).read_text(encoding="utf-8") == to_jsonl(test)
     assert (len(train), len(test)) == (512, 128)
+
+
+def test_bundled_demo_files_equal_the_generator_output_and_are_disjoint():
+    train, test = demo_splits()
+    assert (DATA_DIR / DEMO_TRAIN_FILE).read_text(encoding="utf-8") == to_jsonl(train)
+    assert (DATA_DIR / DEMO_TEST_FILE).read_text(encoding="utf-8") == to_jsonl(test)
+    assert not {row["question"] for row in train} & {row["question"] for row in test}
+
+
+def test_easy_problems_stay_small_and_their_steps_add_up():
+    for row in generate_problems(300, seed=9, templates=EASY_TEMPLATES):
+        results = [int(value) for value in re.findall(r"=(\d+)>>", row["answer"])]
+        assert results and results[-1] == int(final_answer(row))
+        assert max(results) < 100 and "<<" in row["answer"]
 
 
 def test_train_and_test_questions_do_not_overlap():

@@ -26,7 +26,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m axolotl_grpo_plugin.demo",
         description=(
             "Pre-train (or reuse) a tiny imperfect base model, score it greedily on the "
-            "128 held-out problems, GRPO-train it with `axolotl train configs/demo.yaml` "
+            "256 held-out problems, GRPO-train it with `axolotl train configs/demo.yaml` "
             "and the five GSM8K rewards, score it again, print a before/after table and "
             "plot the reward curves. Uses a GPU when present; needs no download."
         ),

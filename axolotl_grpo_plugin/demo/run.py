@@ -147,7 +147,9 @@ def table(result: DemoResult) -> str:
     """The before/after comparison as an aligned text table."""
     rows = [
         ("format compliance (strict)", f"{result.before.format_compliance:.1%}", f"{result.after.format_compliance:.1%}"),
-        ("answer accuracy", f"{result.before.accuracy:.1%}", f"{result.after.accuracy:.1%}"),
+        ("answer accuracy (in <answer>)", f"{result.before.accuracy:.1%}", f"{result.after.accuracy:.1%}"),
+        ("  last number right, any layout", f"{result.before.any_layout_accuracy:.1%}",
+         f"{result.after.any_layout_accuracy:.1%}"),
         ("mean total reward (max 3.75)", f"{result.before.mean_total_reward:.3f}", f"{result.after.mean_total_reward:.3f}"),
     ]
     header = (f"Held-out: {result.after.problems} problems, greedy", "before", "after")

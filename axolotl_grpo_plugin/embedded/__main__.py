@@ -7,7 +7,7 @@ import sys
 import time
 
 from .builder import DEFAULT_OUT, EMBEDDED_VERSION, build
-from .sample_data import DATA_DIR, TEST_ROWS, TRAIN_ROWS, write_sample_data
+from .sample_data import DATA_DIR, DEMO_TEST_ROWS, DEMO_TRAIN_ROWS, TEST_ROWS, TRAIN_ROWS, write_sample_data
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,7 +41,8 @@ def _parser() -> argparse.ArgumentParser:
         help="(re)generate the bundled GSM8K-style jsonl sample",
         description=(
             f"Write gsm8k_sample.jsonl ({TRAIN_ROWS} rows) and gsm8k_sample_test.jsonl "
-            f"({TEST_ROWS} held-out rows, no question overlap). Output is deterministic; "
+            f"({TEST_ROWS} held-out rows, no question overlap), and the demo's easier "
+            f"demo_train.jsonl ({DEMO_TRAIN_ROWS}) and demo_test.jsonl ({DEMO_TEST_ROWS}). Output is deterministic; "
             "tests check the committed files match it."
         ),
     )

@@ -4,19 +4,24 @@ A random model never writes a tag, so GRPO sees all-zero rewards and learns
 nothing. A real base model sometimes follows the requested format and often
 gets the answer wrong; this module reproduces that at toy scale in about a
 minute on 2 CPU cores: a plain causal-LM loop over generated chat-formatted
-(prompt, response) pairs where
+(prompt, response) pairs on the demo's easy problems, where
 
-* only part of the responses use ``<reasoning>…</reasoning><answer>…</answer>``
-  (the rest are plain-text solutions or half-tagged ones), and
-* the final answer is often wrong (an intermediate result or a mistyped digit),
+* only a quarter of the responses use ``<reasoning>…</reasoning><answer>…</answer>``
+  (the rest are plain-text solutions, most opening with the same phrase, or
+  half-tagged ones), and
+* the final answer is sometimes deliberately wrong (an intermediate result or a
+  mistyped digit), on top of the arithmetic the tiny model gets wrong by itself,
 
 so both format and accuracy leave GRPO room. Only strict responses write one
 step per line; the others run their steps together on one line. That keeps the
 layout decision local (a tiny model cannot carry "I opened with <reasoning>"
-across 50 tokens after two minutes of training): whether the base answers in
-the format is decided by its first token, which is what GRPO then shifts. Prompts are rendered exactly as
-the ``gsm8k`` transform + the tokenizer's chat template render them, so the
-base sees the real prompt distribution. Held-out questions are never used.
+across 30 tokens after a minute of training): whether the base answers in the
+format is decided by its first token. Greedy decoding starts with the common
+plain opening, sampling opens with ``<reasoning>`` about a quarter of the time,
+and that share is what GRPO shifts. Prompts are rendered exactly as the
+``gsm8k`` transform + the tokenizer's chat template render them, so the base
+sees the real prompt distribution. The demo's GRPO prompts and held-out
+problems are never used.
 """
 
 from __future__ import annotations
@@ -32,12 +37,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .builder import DEFAULT_OUT, EMBEDDED_VERSION, STAMP_FILE, BuildResult, write_atomically
-from .problems import final_answer, generate_problems
-from .sample_data import TEST_FILE, DATA_DIR
+from .problems import EASY_TEMPLATES, final_answer, generate_problems
+from .sample_data import DATA_DIR, DEMO_TEST_FILE, DEMO_TRAIN_FILE
 
 BASE_DIR_NAME = "tiny-qwen2-base"
 # Bump when the corpus, model shape or training recipe changes: cached bases are rebuilt.
-BASE_VERSION = 3
+BASE_VERSION = 4
 
 _ANNOTATION = re.compile(r"<<[^>]*>>")
 _RESULT = re.compile(r"= ([\d,]+)")
@@ -45,11 +50,12 @@ _RESULT = re.compile(r"= ([\d,]+)")
 
 @dataclass(frozen=True)
 class PretrainSettings:
-    """The recipe. Defaults give a base that rarely answers in the strict format in ~1 min on 2 cores."""
+    """The recipe. Defaults: a base that never answers in the strict format greedily but
+    samples it about a quarter of the time, built in about a minute on one CPU core."""
 
-    examples: int = 2400
-    steps: int = 150
-    batch_size: int = 16
+    examples: int = 9600
+    steps: int = 300
+    batch_size: int = 32
     learning_rate: float = 3e-3
     warmup_steps: int = 20
     hidden_size: int = 96
@@ -57,9 +63,9 @@ class PretrainSettings:
     heads: int = 4
     kv_heads: int = 2
     intermediate_size: int = 192
-    strict_share: float = 0.30  # responses in the exact R1 format
+    strict_share: float = 0.25  # responses in the exact R1 format
     broken_share: float = 0.20  # tags present but misplaced / unclosed
-    wrong_answer_share: float = 0.35  # final answer is an intermediate result or a typo
+    wrong_answer_share: float = 0.20  # final answer is an intermediate result or a typo
 
     def stamp(self) -> dict:
         return dict(self.__dict__)
@@ -82,9 +88,15 @@ def _noisy_answer(steps: list[str], answer: str, rng: random.Random) -> str:
     return wrong if wrong != answer else str(int(answer) + 1)
 
 
+PLAIN_OPENING = "Let's think step by step."
+
+
 def _plain(steps: list[str], answer: str, rng: random.Random) -> str:
+    """Chatty plain text; most open with the same phrase, as real bases have a favourite
+    opening, so greedy decoding starts plain and the format is GRPO's to teach."""
     ending = rng.choice(["The answer is {}.", "So the answer is {}.", "Answer: {}"])
-    return " ".join(steps) + " " + ending.format(answer)
+    opening = PLAIN_OPENING + " " if rng.random() < 0.7 else ""
+    return opening + " ".join(steps) + " " + ending.format(answer)
 
 
 def _broken(steps: list[str], answer: str, rng: random.Random) -> str:
@@ -118,9 +130,14 @@ def response_for(row: dict, rng: random.Random, settings: PretrainSettings) -> s
     return style(steps, answer, rng)
 
 
-def heldout_questions(path: Path = DATA_DIR / TEST_FILE) -> set[str]:
+def _questions(path: Path) -> set[str]:
     with path.open(encoding="utf-8") as handle:
         return {json.loads(line)["question"] for line in handle if line.strip()}
+
+
+def unseen_questions() -> set[str]:
+    """The demo's GRPO prompts and held-out problems: never in the pre-training corpus."""
+    return _questions(DATA_DIR / DEMO_TRAIN_FILE) | _questions(DATA_DIR / DEMO_TEST_FILE)
 
 
 def corpus(settings: PretrainSettings, seed: int) -> list[tuple[list[dict], str]]:
@@ -128,7 +145,8 @@ def corpus(settings: PretrainSettings, seed: int) -> list[tuple[list[dict], str]
     from ..transforms.gsm8k import build_prompt
 
     rng = random.Random(seed)
-    rows = generate_problems(settings.examples, seed=10_000 + seed, exclude=heldout_questions())
+    rows = generate_problems(settings.examples, seed=10_000 + seed, exclude=unseen_questions(),
+                             templates=EASY_TEMPLATES)
     return [(build_prompt(row["question"]), response_for(row, rng, settings)) for row in rows]
 
 

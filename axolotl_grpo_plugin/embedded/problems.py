@@ -215,11 +215,77 @@ TEMPLATES: list[Callable[[random.Random], Problem]] = [
 ]
 
 
-def generate_problems(n: int, seed: int, exclude: Iterable[str] = ()) -> list[dict]:
+# --- easy: one or two steps on small numbers (the embedded demo's task) ----------
+# A 0.3M-parameter model pre-trained for a minute cannot multiply 3-digit numbers,
+# so GRPO would have no correct answer to reinforce. These keep every operand and
+# result below 40, which such a model can learn, and still read like GSM8K.
+
+def _easy_gift(rng: random.Random) -> Problem:
+    name, giver = rng.sample(NAMES, 2)
+    treat = rng.choice(TREATS)
+    have, given = rng.randint(2, 15), rng.randint(2, 12)
+    question = f"{name} has {have} {treat}. {giver} gives {name} {given} more. How many {treat} does {name} have now?"
+    return question, [f"{name} has {_calc(f'{have}+{given}', have + given)} {treat} now."], have + given
+
+
+def _easy_eat(rng: random.Random) -> Problem:
+    name, treat = rng.choice(NAMES), rng.choice(TREATS)
+    have = rng.randint(5, 20)
+    eaten = rng.randint(1, have - 1)
+    question = f"{name} has {have} {treat} and gives away {eaten}. How many {treat} does {name} have left?"
+    return question, [f"{name} has {_calc(f'{have}-{eaten}', have - eaten)} {treat} left."], have - eaten
+
+
+def _easy_shopping(rng: random.Random) -> Problem:
+    name, goods = rng.choice(NAMES), rng.choice(GOODS)
+    count, price = rng.randint(2, 6), rng.randint(2, 6)
+    question = f"{name} buys {count} {goods} for ${price} each. How many dollars does {name} spend?"
+    return question, [f"The {goods} cost {_calc(f'{count}*{price}', count * price)} dollars."], count * price
+
+
+def _easy_sharing(rng: random.Random) -> Problem:
+    name, treat = rng.choice(NAMES), rng.choice(TREATS)
+    friends, each = rng.randint(2, 5), rng.randint(2, 6)
+    total = friends * each
+    question = f"{name} shares {total} {treat} equally among {friends} friends. How many {treat} does each friend get?"
+    return question, [f"Each friend gets {_calc(f'{total}/{friends}', each)} {treat}."], each
+
+
+def _easy_boxes(rng: random.Random) -> Problem:
+    name, fruit = rng.choice(NAMES), rng.choice(FRUITS)
+    boxes, per_box, loose = rng.randint(2, 5), rng.randint(2, 6), rng.randint(1, 9)
+    packed = boxes * per_box
+    question = (f"{name} has {boxes} boxes of {per_box} {fruit} and {loose} more {fruit}. "
+                f"How many {fruit} does {name} have?")
+    steps = [f"The boxes hold {_calc(f'{boxes}*{per_box}', packed)} {fruit}.",
+             f"{name} has {_calc(f'{packed}+{loose}', packed + loose)} {fruit}."]
+    return question, steps, packed + loose
+
+
+def _easy_market(rng: random.Random) -> Problem:
+    name, fruit = rng.choice(NAMES), rng.choice(FRUITS)
+    have, bought = rng.randint(2, 15), rng.randint(2, 10)
+    total = have + bought
+    sold = rng.randint(1, total - 1)
+    question = (f"{name} has {have} {fruit}, buys {bought} more and sells {sold}. "
+                f"How many {fruit} does {name} have left?")
+    steps = [f"{name} has {_calc(f'{have}+{bought}', total)} {fruit}.",
+             f"After selling, {name} has {_calc(f'{total}-{sold}', total - sold)} {fruit} left."]
+    return question, steps, total - sold
+
+
+EASY_TEMPLATES: list[Callable[[random.Random], Problem]] = [
+    _easy_gift, _easy_eat, _easy_shopping, _easy_sharing, _easy_boxes, _easy_market,
+]
+
+
+def generate_problems(n: int, seed: int, exclude: Iterable[str] = (),
+                      templates: list[Callable[[random.Random], Problem]] = TEMPLATES) -> list[dict]:
     """``n`` distinct GSM8K-shaped rows, reproducible from ``seed``.
 
     Questions listed in ``exclude`` are skipped, which is how a held-out split
-    is kept disjoint from a training split.
+    is kept disjoint from a training split. ``templates``: ``TEMPLATES`` (multi-step,
+    up to 4-digit numbers) or ``EASY_TEMPLATES`` (the demo's one- or two-step task).
     """
     rng = random.Random(seed)
     seen = set(exclude)
@@ -229,7 +295,7 @@ def generate_problems(n: int, seed: int, exclude: Iterable[str] = ()) -> list[di
         attempts += 1
         if attempts > 50 * n + 1000:
             raise RuntimeError(f"could not generate {n} distinct problems")
-        question, steps, answer = rng.choice(TEMPLATES)(rng)
+        question, steps, answer = rng.choice(templates)(rng)
         if question in seen:
             continue
         seen.add(question)
