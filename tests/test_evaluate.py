@@ -320,6 +320,15 @@ def test_named_chat_template_is_resolved_as_axolotl_does(smoke_cfg, tokenizer, t
     assert problem.text == expected and "You are Qwen" in problem.text  # its default system turn
 
 
+def test_a_jinja_template_alone_is_used_as_axolotl_uses_it(smoke_cfg, tokenizer, test_file):
+    """`chat_template_jinja` without `chat_template`: Axolotl's schema picks `jinja`."""
+    jinja = ("{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}"
+             "{% if add_generation_prompt %}[assistant] {% endif %}")
+    cfg = {k: v for k, v in smoke_cfg.items() if k != "chat_template"} | {"chat_template_jinja": jinja}
+    (problem,) = build_problems(cfg, tokenizer, dataset=test_file, limit=1)
+    assert problem.text.startswith("[user] Respond in the following format") and problem.text.endswith("[assistant] ")
+
+
 def test_a_template_that_cannot_render_is_a_clear_error(smoke_cfg, tokenizer, test_file):
     cfg = {**smoke_cfg, "chat_template": "llama3"}  # needs a bos_token the tiny tokenizer lacks
     with pytest.raises(EvalError, match="chat_template 'llama3' cannot render"):

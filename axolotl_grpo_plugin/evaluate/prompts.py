@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from ..chat_template import axolotl_chat_template
+from ..chat_template import axolotl_chat_template, template_choice
 
 
 class EvalError(ValueError):
@@ -193,8 +193,7 @@ def _import_transform(kind: str):
 
 def resolve_chat_template(cfg: dict[str, Any], tokenizer: Any) -> str | None:
     """The chat template Axolotl would install for this config (None when it sets none)."""
-    choice = cfg.get("chat_template")
-    choice = getattr(choice, "value", choice)
+    choice = template_choice(cfg)
     if not choice or (choice == "tokenizer_default" and getattr(tokenizer, "chat_template", None)):
         return getattr(tokenizer, "chat_template", None)  # what Axolotl installs (no import needed)
     try:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..chat_template import axolotl_chat_template
+from ..chat_template import axolotl_chat_template, template_choice
 
 # The same suffix -> builder table as axolotl.utils.data.shared (importing that
 # module costs seconds and pulls in the whole training stack).
@@ -141,9 +141,7 @@ def _add_config_tokens(tokenizer, cfg: dict[str, Any]) -> None:
 
 def apply_chat_template_choice(tokenizer, cfg: dict[str, Any]) -> str:
     """Set the chat template the config selects, via Axolotl's own resolver; returns its name."""
-    choice = cfg.get("chat_template")
-    if not choice and cfg.get("chat_template_jinja"):
-        choice = "jinja"  # Axolotl's schema does the same
+    choice = template_choice(cfg)
     if choice:
         from axolotl.utils.chat_templates.base import _CHAT_TEMPLATES
 
