@@ -5,6 +5,7 @@ judges with the very functions training used."""
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 from pathlib import Path
 
@@ -81,43 +82,58 @@ def test_wrong_answers_are_frequent_but_not_the_rule():
 
 
 def test_heldout_scorer_uses_the_training_reward_functions():
-    funcs = heldout.reward_functions()
-    assert set(funcs) == set(REWARD_FUNCS)
-    for name, func in funcs.items():
-        # the same contained wrapper Axolotl gets during training, around the same function
-        assert func.__wrapped__ is REWARD_FUNCS[name]
-        assert func is getattr(__import__("axolotl_grpo_plugin"), f"reward_{name}")
-    import yaml
+    from axolotl_grpo_plugin.demo import DEMO_CONFIG
+    from axolotl_grpo_plugin.evaluate.prompts import load_config
+    from axolotl_grpo_plugin.evaluate.scoring import load_rewards
 
-    demo_cfg = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs" / "demo.yaml").read_text())
-    assert tuple(demo_cfg["trl"]["reward_funcs"]) == heldout.REWARD_NAMES
+    rewards = load_rewards(load_config(DEMO_CONFIG))
+    assert {r.func.__wrapped__ for r in rewards} == set(REWARD_FUNCS.values())
+    for reward in rewards:
+        # the same contained wrapper Axolotl imports during training
+        name = next(k for k, f in REWARD_FUNCS.items() if f is reward.func.__wrapped__)
+        assert reward.func is getattr(__import__("axolotl_grpo_plugin"), f"reward_{name}")
 
 
-def test_heldout_score_matches_hand_computed_rewards():
-    good = "<reasoning>\n2+2 = 4\n</reasoning>\n<answer>\n4\n</answer>\n"
-    wrong = "<reasoning>\n2+2 = 5\n</reasoning>\n<answer>\n5\n</answer>\n"
-    plain = "2+2 = 4\nThe answer is 4."
-    scores = heldout.score([good, wrong, plain], ["4", "4", "4"])
-    assert scores.problems == 3
-    assert scores.format_compliance == pytest.approx(2 / 3)
-    assert scores.accuracy == pytest.approx(1 / 3)
-    # the plain answer is right, just not where the reward looks for it
+def test_heldout_scores_match_hand_computed_rewards(tmp_path, embedded_model_dir):
+    """Through the evaluator on a random tiny model: the figures are those of its completions."""
+    rows = heldout.HELDOUT_FILE.read_text(encoding="utf-8").splitlines()[:6]
+    path = tmp_path / "six.jsonl"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    scores, completions = heldout.evaluate(embedded_model_dir, path=path)
+    answers = [final_answer(json.loads(line)) for line in rows]
+    assert scores.problems == len(completions) == 6
+    totals = [sum(f(completions=[c], answer=[a])[0] for f in REWARD_FUNCS.values())
+              for c, a in zip(completions, answers)]
+    assert scores.mean_total_reward == pytest.approx(sum(totals) / 6)
+    assert scores.format_compliance == pytest.approx(sum(map(is_strict_format, completions)) / 6)
+    right = [REWARD_FUNCS["correctness"]([c], [a])[0] > 0 for c, a in zip(completions, answers)]
+    assert scores.accuracy == pytest.approx(sum(right) / 6)
+    assert scores.any_layout_accuracy == pytest.approx(
+        sum(heldout.last_number(c) == a for c, a in zip(completions, answers)) / 6)
+
+
+def test_any_layout_accuracy_counts_answers_outside_the_tags():
+    class Result:
+        n_problems, format_compliance, accuracy, reward_mean = 3, 2 / 3, 1 / 3, 1.0
+        records = [
+            {"kind": "greedy", "answer": "4", "completion": "<reasoning>\n2+2 = 4\n</reasoning>\n<answer>\n4\n</answer>\n"},
+            {"kind": "greedy", "answer": "4", "completion": "<answer>\n5\n</answer>"},
+            {"kind": "sample", "answer": "4", "completion": "4"},
+            {"kind": "greedy", "answer": "4", "completion": "2+2 = 4\nThe answer is 4."},
+        ]
+
+    scores, completions = heldout.scores_of(Result())
+    assert len(completions) == 3 and scores.accuracy == pytest.approx(1 / 3)
+    # the plain answer is right, just not where the reward looks for it; samples are not greedy
     assert scores.any_layout_accuracy == pytest.approx(2 / 3)
-    expected = sum(sum(f(completions=[c], answer=["4"])[0] for f in REWARD_FUNCS.values())
-                   for c in (good, wrong, plain)) / 3
-    assert scores.mean_total_reward == pytest.approx(expected)
 
 
 def test_heldout_set_is_the_full_bundled_test_split():
-    rows = heldout.load_heldout()
-    assert len(rows) == DEMO_TEST_ROWS and all(row["answer"] for row in rows)
+    import inspect
 
-
-def test_heldout_decodes_as_long_as_training_samples(repo_root):
-    import yaml
-
-    demo_cfg = yaml.safe_load((repo_root / "configs" / "demo.yaml").read_text())
-    assert heldout.MAX_NEW_TOKENS == demo_cfg["trl"]["max_completion_length"]
+    rows = [json.loads(line) for line in heldout.HELDOUT_FILE.read_text(encoding="utf-8").splitlines()]
+    assert len(rows) == DEMO_TEST_ROWS and all(final_answer(row) for row in rows)
+    assert inspect.signature(heldout.evaluate).parameters["path"].default == heldout.HELDOUT_FILE
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -20,10 +20,7 @@ import yaml
 from ..childenv import offline_child_env
 from ..embedded.builder import DEFAULT_OUT
 from ..embedded.pretrain import build_base
-from . import curves, heldout
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEMO_CONFIG = REPO_ROOT / "configs" / "demo.yaml"
+from . import DEMO_CONFIG, REPO_ROOT, curves, heldout
 
 
 class DemoError(RuntimeError):
@@ -119,21 +116,21 @@ def run_demo(seed: int = 0, steps: int | None = None, output_dir: str | Path = "
     base = build_base(base_out, seed=seed, force=rebuild_base, progress=echo)
     seconds["base"] = time.perf_counter() - start
 
+    run_config = write_run_config(base.model_dir, output_dir, seed, steps)
     before = after = None
     if score_heldout:
         start = time.perf_counter()
-        before, _ = heldout.evaluate(base.model_dir, device=device)
+        before, _ = heldout.evaluate(base.model_dir, device=device, config=run_config)
         seconds["eval_before"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    run_config = write_run_config(base.model_dir, output_dir, seed, steps)
     stdout = train(run_config, output_dir / "train.log", echo=echo)
     seconds["train"] = time.perf_counter() - start
     history = curves.log_history(output_dir) or curves.parse_log_lines(stdout)
 
     if score_heldout:
         start = time.perf_counter()
-        after, _ = heldout.evaluate(output_dir, device=device)
+        after, _ = heldout.evaluate(output_dir, device=device, config=run_config)
         seconds["eval_after"] = time.perf_counter() - start
 
     plot_file = None
