@@ -146,9 +146,11 @@ class DatasetSpec:
 def dataset_specs(cfg: dict[str, Any], section: str = "datasets") -> list[DatasetSpec]:
     """The entries of `datasets:` (or `test_datasets:`), checked enough to load them."""
     entries = cfg.get(section) or []
-    if not isinstance(entries, list) or not entries:
-        raise _fail(section, entries or None, f"the config names no {section} entry",
-                    f"add `{section}: [{{path: ..., type: gsm8k}}]`, or pass --dataset FILE")
+    example = f"`{section}: [{{path: ..., type: gsm8k}}]`"
+    if not isinstance(entries, list):
+        raise _fail(section, entries, "must be a list of dataset entries", f"write it as {example}")
+    if not entries:
+        raise _fail(section, None, f"the config names no {section} entry", f"add {example}, or pass --dataset FILE")
     specs = []
     for i, entry in enumerate(entries):
         key = f"{section}[{i}]"

@@ -194,6 +194,8 @@ def test_dataset_entries_are_checked(tmp_path):
     assert tests[0].key == "test_datasets[0]"
     with pytest.raises(DataSourceError, match=r"^datasets = .*names no datasets entry.*Fix: add `datasets:"):
         dataset_specs({})
+    with pytest.raises(DataSourceError, match=r"^datasets = \{'path': 'a'\}: must be a list"):
+        dataset_specs({"datasets": {"path": "a"}})
     with pytest.raises(DataSourceError, match=r"datasets\[1\] = .*needs a `path`"):
         dataset_specs({"datasets": [{"path": "a"}, {"type": "gsm8k"}]})
     with pytest.raises(DataSourceError, match=r"datasets\[0\]\.name = \['a', 'b'\]"):
