@@ -72,7 +72,8 @@ def _override(cfg: dict[str, Any], split: str, dataset: str, test: list[DatasetS
     if split == "test" and test:
         kind = test[0].transform
     else:
-        first = (cfg.get("datasets") or [{}])[0]
+        entries = cfg.get("datasets")
+        first = entries[0] if isinstance(entries, list) and entries else None
         kind = first.get("type") if hasattr(first, "get") else None
     spec = DatasetSpec(path=str(dataset), transform=kind, key="dataset")
     if not Path(dataset).exists():

@@ -2,7 +2,9 @@
 a training config names, resolved the way Axolotl 0.19 resolves them.
 
 Every failure becomes a `StatsError` with one line naming the key, the value and
-the fix, because a user sizing GPUs should not have to read a traceback.
+the fix, because a user sizing GPUs should not have to read a traceback. The
+config and the dataset rows are read by `axolotl_grpo_plugin.data_sources`, the
+loader the evaluator shares, so both tools see the rows the trainer reads.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from ..chat_template import axolotl_chat_template, template_choice
 from ..data_sources import DATA_SUFFIXES, DatasetSpec, looks_like_missing_path  # noqa: F401 (DatasetSpec re-exported)
 
 TRL_DEFAULT_MAX_COMPLETION_LENGTH = 256  # trl.GRPOConfig.max_completion_length in TRL 1.9
-
 
 
 class StatsError(ValueError):
