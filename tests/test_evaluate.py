@@ -94,6 +94,29 @@ def test_test_split_prefers_test_datasets(smoke_cfg, tokenizer, test_file):
     assert problem.messages == transform_row(raw_rows(test_file, 1)[0])["prompt"]
 
 
+def test_save_to_disk_directories_are_read(smoke_cfg, tokenizer, test_file, tmp_path, repo_root):
+    """Through the loader shared with the stats tool: a `save_to_disk` DatasetDict in
+    `datasets:` gives its `test` split (once refused as a single-split local path), a
+    saved Dataset works as `dataset=DIR`, and is not mistaken for a held-out split."""
+    from datasets import Dataset, DatasetDict
+
+    train_rows = raw_rows(str(repo_root / "axolotl_grpo_plugin/data/gsm8k_sample.jsonl"), 3)
+    test_rows = raw_rows(test_file, 2)
+    kind = smoke_cfg["datasets"][0]["type"]
+    splits = tmp_path / "gsm8k_splits"
+    DatasetDict({"train": Dataset.from_list(train_rows), "test": Dataset.from_list(test_rows)}).save_to_disk(splits)
+    cfg = {**smoke_cfg, "datasets": [{"path": str(splits), "type": kind}]}
+    for split, rows in (("test", test_rows), ("train", train_rows)):
+        problems = build_problems(cfg, tokenizer, split=split)
+        assert [p.messages for p in problems] == [transform_row(r)["prompt"] for r in rows]
+    single = tmp_path / "held_out"
+    Dataset.from_list(test_rows).save_to_disk(single)
+    problems = build_problems(smoke_cfg, tokenizer, split="test", dataset=str(single))
+    assert [p.columns["answer"] for p in problems] == [transform_row(r)["answer"] for r in test_rows]
+    with pytest.raises(EvalError, match=r"datasets\[0\]\.split = 'test': .*no named splits"):
+        build_problems({**smoke_cfg, "datasets": [{"path": str(single), "type": kind}]}, tokenizer, split="test")
+
+
 # ---------------------------------------------------------------- errors
 
 

@@ -253,6 +253,21 @@ def test_bad_input_is_one_line_with_a_fix(case, tiny_tokenizer_dir, gsm8k_file, 
     assert expected_words in err
 
 
+def test_config_names_resolve_as_for_training_but_rewards_are_not_needed(tiny_tokenizer_dir, gsm8k_file,
+                                                                         tmp_path, capsys):
+    """The config is read by the loader shared with the evaluator: a misspelled transform is
+    named at once; a reward name (never called here) does not stop the count."""
+    typo = write_config(tmp_path / "typo.yaml", tiny_tokenizer_dir, gsm8k_file,
+                        datasets=[{"path": str(gsm8k_file), "type": "gsm8kk"}])
+    assert main([str(typo), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: datasets[0].type = ") and "Did you mean 'gsm8k'" in err
+    assert "Fix:" in err and "\n" not in err
+    rewards = write_config(tmp_path / "rewards.yaml", tiny_tokenizer_dir, gsm8k_file,
+                           trl={"reward_funcs": ["not_a_reward"]})
+    assert report_from_config(rewards, progress=False).rows == len(gsm8k_file.read_text().splitlines())
+
+
 def test_hub_only_dataset_error_names_the_override():
     err = StatsError  # the message is checked on a path that cannot exist on the Hub either
     with pytest.raises(err, match="--dataset LOCAL_FILE"):

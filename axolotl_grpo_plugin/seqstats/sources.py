@@ -2,7 +2,9 @@
 a training config names, resolved the way Axolotl 0.19 resolves them.
 
 Every failure becomes a `StatsError` with one line naming the key, the value and
-the fix, because a user sizing GPUs should not have to read a traceback.
+the fix, because a user sizing GPUs should not have to read a traceback. The
+config and the dataset rows are read by `axolotl_grpo_plugin.data_sources`, the
+loader the evaluator shares, so both tools see the rows the trainer reads.
 """
 
 from __future__ import annotations
@@ -12,12 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from .. import data_sources
 from ..chat_template import axolotl_chat_template, template_choice
+from ..data_sources import DATA_SUFFIXES, DatasetSpec, looks_like_missing_path  # noqa: F401 (DatasetSpec re-exported)
 
-# The same suffix -> builder table as axolotl.utils.data.shared (importing that
-# module costs seconds and pulls in the whole training stack).
-EXTENSIONS_TO_DATASET_TYPES = {".parquet": "parquet", ".arrow": "arrow", ".csv": "csv", ".txt": "text"}
-DATA_SUFFIXES = {".json", ".jsonl", ".parquet", ".csv", ".arrow", ".txt"}
 TRL_DEFAULT_MAX_COMPLETION_LENGTH = 256  # trl.GRPOConfig.max_completion_length in TRL 1.9
 
 
@@ -25,69 +25,16 @@ class StatsError(ValueError):
     """A problem the user can fix; the message is one line ending with the fix."""
 
 
-@dataclass
-class DatasetSpec:
-    """One entry of `datasets:`: where to load it from and how its rows become prompts."""
-
-    path: Any
-    split: str | None = None
-    name: str | None = None
-    data_files: Any = None
-    revision: str | None = None
-    ds_type: str | None = None
-    transform: str | None = None
-    key: str = "datasets[0]"
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def describe(self) -> str:
-        where = self.path if isinstance(self.path, str) else "<in-memory dataset>"
-        bits = [f"{self.key}.path = {where}"]
-        if self.name:
-            bits.append(f"name {self.name}")
-        bits.append(f"split {self.split or 'train'}")
-        bits.append(f"transform {self.transform or '(none: `prompt` column)'}")
-        return ", ".join(bits)
-
-
 def load_config(path: str | Path) -> dict[str, Any]:
-    import yaml
-
-    path = Path(path)
-    if not path.is_file():
-        raise StatsError(f"config file {str(path)!r} not found. Fix: pass the yaml you give `axolotl train`.")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise StatsError(f"{path} is not valid yaml ({str(exc).splitlines()[0]}). Fix: correct the yaml syntax.") from None
-    if not isinstance(data, dict):
-        raise StatsError(f"{path} does not hold a mapping of config keys. Fix: pass an Axolotl training yaml.")
-    return data
+    """The training yaml as a plain dict, transform names resolved (rewards are not used here)."""
+    with data_sources.raised_as(StatsError):
+        return data_sources.load_config(Path(path), rewards=False)
 
 
 def dataset_specs(cfg: dict[str, Any]) -> list[DatasetSpec]:
     """The `datasets:` entries of a config."""
-    entries = cfg.get("datasets") or []
-    if not isinstance(entries, list) or not entries:
-        raise StatsError("datasets = (not set): the config names no training dataset. "
-                         "Fix: add `datasets: [{path: ..., type: gsm8k}]` or pass --dataset FILE.")
-    specs = []
-    for i, entry in enumerate(entries):
-        key = f"datasets[{i}]"
-        if not isinstance(entry, dict) or not entry.get("path"):
-            raise StatsError(f"{key} = {entry!r}: each dataset needs a `path`. Fix: set {key}.path.")
-        if isinstance(entry.get("name"), list):
-            raise StatsError(f"{key}.name = {entry['name']!r}: a list of subsets is not supported here. "
-                             "Fix: list each subset as its own dataset entry.")
-        kind = entry.get("type")
-        if kind is not None and not isinstance(kind, str):
-            raise StatsError(f"{key}.type = {kind!r}: only named transforms are supported here. "
-                             "Fix: use a registered transform name or `module.function`.")
-        specs.append(DatasetSpec(
-            path=entry["path"], split=entry.get("split"), name=entry.get("name"),
-            data_files=entry.get("data_files"), revision=entry.get("revision"),
-            ds_type=entry.get("ds_type"), transform=kind, key=key,
-        ))
-    return specs
+    with data_sources.raised_as(StatsError):
+        return data_sources.dataset_specs(cfg)
 
 
 # --- tokenizer and chat template ------------------------------------------------------------
@@ -159,66 +106,8 @@ def apply_chat_template_choice(tokenizer, cfg: dict[str, Any]) -> str:
 
 def load_rows(spec: DatasetSpec):
     """The raw rows of one dataset entry, loaded the way Axolotl's `load_dataset_with_config` does."""
-    import datasets
-
-    if isinstance(spec.path, (datasets.Dataset, datasets.DatasetDict)):
-        return _pick_split(spec.path, spec)
-    path = str(spec.path)
-    local = Path(path)
-    common = {"name": spec.name, "split": spec.split or None}
-    try:
-        if local.is_file():
-            common["split"] = spec.split or "train"
-            loaded = datasets.load_dataset(_builder_for(spec, path), data_files=path, **common)
-        elif local.is_dir() and spec.data_files:
-            loaded = datasets.load_dataset(_builder_for(spec, path), data_files=spec.data_files, **common)
-        elif local.is_dir():
-            try:
-                loaded = datasets.load_from_disk(path)
-            except FileNotFoundError:
-                loaded = datasets.load_dataset(path, **common)
-        elif looks_like_missing_path(path) or local.suffix.lower() in DATA_SUFFIXES:
-            raise StatsError(missing_file(spec))
-        else:
-            loaded = datasets.load_dataset(path, data_files=spec.data_files, revision=spec.revision, **common)
-    except StatsError:
-        raise
-    except Exception as exc:
-        if local.exists():
-            raise StatsError(f"{spec.key}.path = {path!r}: cannot read it ({_first_line(exc)}). "
-                             "Fix: use a json/jsonl/parquet/csv file or a `save_to_disk` directory.") from None
-        raise StatsError(f"{spec.key}.path = {path!r}: not a local file and cannot be loaded from the Hub "
-                         f"({_first_line(exc)}). Fix: pass --dataset LOCAL_FILE (json, jsonl, parquet) "
-                         "to read that file instead, keeping the rest of the config.") from None
-    return _pick_split(loaded, spec)
-
-
-def missing_file(spec: DatasetSpec) -> str:
-    return (f"{spec.key}.path = {str(spec.path)!r}: file not found (relative paths start at {Path.cwd()}). "
-            "Fix: correct the path.")
-
-
-def _builder_for(spec: DatasetSpec, path: str) -> str:
-    if spec.ds_type:
-        return spec.ds_type
-    for extension, builder in EXTENSIONS_TO_DATASET_TYPES.items():
-        if extension in path:
-            return builder
-    return "json"
-
-
-def _pick_split(loaded, spec: DatasetSpec):
-    import datasets
-
-    if isinstance(loaded, datasets.DatasetDict):
-        split = spec.split or "train"
-        if split not in loaded:
-            raise StatsError(f"{spec.key}.split = {split!r}: the dataset has splits {sorted(loaded)}. "
-                             "Fix: pick one with --split or `split:`.")
-        loaded = loaded[split]
-    if len(loaded) == 0:
-        raise StatsError(f"{spec.key}: the dataset has no rows. Fix: point it at a non-empty dataset or split.")
-    return loaded
+    with data_sources.raised_as(StatsError):
+        return data_sources.load_rows(spec)
 
 
 # --- transforms ---------------------------------------------------------------------------------
@@ -310,7 +199,7 @@ def preflight(cfg: dict[str, Any], tokenizer: tuple[str, Any], specs: list[Datas
         if not isinstance(spec.path, str) or Path(spec.path).exists():
             continue
         if looks_like_missing_path(spec.path) or Path(spec.path).suffix.lower() in DATA_SUFFIXES:
-            problems.append(missing_file(spec))
+            problems.append(str(data_sources.missing_path(spec)))
         elif not os.environ.get("HF_DATASETS_OFFLINE"):
             why = hub_unreachable(spec.path, "dataset", spec.revision)
             if why:
@@ -343,14 +232,6 @@ def hub_unreachable(repo_id: str, repo_type: str, revision: str | None = None) -
             return None  # reachable: from_pretrained gives the precise message
         return f"{name}: {_first_line(exc)[:120]}"
     return None
-
-
-def looks_like_missing_path(source: Any) -> bool:
-    """A path that does not exist and cannot be a Hub id (`org/name`), so the Hub is not asked."""
-    text = str(source)
-    if Path(text).exists():
-        return False
-    return text.startswith((".", "/", "~")) or text.count("/") > 1 or "\\" in text
 
 
 def _first_line(exc: BaseException) -> str:

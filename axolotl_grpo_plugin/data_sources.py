@@ -1,0 +1,296 @@
+"""Read a training config and load the raw rows of its dataset entries as Axolotl 0.19 does.
+
+Shared by the stats tool (`seqstats`) and the evaluator (`evaluate`), so the rows
+they count or score are the rows the trainer reads. `load_rows` mirrors
+Axolotl's `load_dataset_with_config` (axolotl/utils/data/shared.py) instead of
+calling it, because importing that module costs seconds and the whole training
+stack; only remote filesystems (s3://, gs://, ...) go through Axolotl's loader.
+
+Every failure is a `DataSourceError` whose lines each name the field, the value
+and the fix; the tools turn it into their own error type (`StatsError`,
+`EvalError`) so their CLIs print it as they print their other errors.
+"""
+
+from __future__ import annotations
+
+import copy
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import Problem, _short_repr
+
+# Axolotl 0.19's suffix -> builder table (utils/data/shared.py `EXTENSIONS_TO_DATASET_TYPES`);
+# like `get_dataset_type`, a suffix anywhere in the path counts, and json is the default.
+EXTENSIONS_TO_DATASET_TYPES = {".parquet": "parquet", ".arrow": "arrow", ".csv": "csv", ".txt": "text"}
+DATA_SUFFIXES = {".json", ".jsonl", ".parquet", ".csv", ".arrow", ".txt"}
+REMOTE_PREFIXES = ("s3://", "gs://", "gcs://", "adl://", "abfs://", "az://", "oci://")
+
+
+class DataSourceError(ValueError):
+    """A config or dataset problem the user can fix: one line per problem, each
+    `field = value: what is wrong. Fix: what to do.`"""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = list(problems)
+        super().__init__("\n".join(_line(p) for p in self.problems))
+
+
+def _line(problem: Problem) -> str:
+    message = problem.message.rstrip().rstrip(".")
+    return f"{problem.key} = {_short_repr(problem.value)}: {message}. Fix: {problem.fix.rstrip('.')}."
+
+
+@contextmanager
+def raised_as(error_type: type[Exception]):
+    """Re-raise a `DataSourceError` as a tool's own error type, with the same message."""
+    try:
+        yield
+    except DataSourceError as exc:
+        raise error_type(str(exc)) from None
+
+
+def _fail(key: str, value: Any, message: str, fix: str) -> DataSourceError:
+    return DataSourceError([Problem(key, value, message, fix)])
+
+
+# --- the config -------------------------------------------------------------------------------
+
+def load_config(config: Any, *, rewards: bool = True) -> dict[str, Any]:
+    """A private plain-dict copy of a config (yaml path, dict or Axolotl `DictDefault`)
+    with registered reward and transform names rewritten to import paths.
+
+    A name that does not resolve is an error; `rewards=False` ignores reward
+    names (for tools that never call the rewards).
+    """
+    from .resolve import resolve_names
+
+    if isinstance(config, (str, Path)):
+        raw = _read_yaml(Path(config))
+    elif hasattr(config, "items"):
+        raw = copy.deepcopy(_plain(config))
+    else:
+        raise _fail("config", type(config).__name__, "not a yaml path or a mapping of config keys",
+                    "pass the yaml path you give `axolotl train`, or a dict")
+    problems = resolve_names(raw)
+    if not rewards:
+        problems = [p for p in problems if not p.key.startswith("trl.")]
+    if problems:
+        raise DataSourceError(problems)
+    return raw
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    import yaml
+
+    if not path.is_file():
+        raise _fail("config", str(path), f"file not found (relative paths start at {Path.cwd()})",
+                    "pass the yaml you give `axolotl train`")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise _fail("config", str(path), f"not valid yaml ({_first_line(exc)})", "correct the yaml syntax") from None
+    if not isinstance(data, dict):
+        raise _fail("config", str(path), "does not hold a mapping of config keys", "pass an Axolotl training yaml")
+    return data
+
+
+def _plain(value: Any) -> Any:
+    """DictDefault / pydantic-ish mappings -> plain dicts and lists."""
+    if hasattr(value, "items"):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+# --- the dataset entries ------------------------------------------------------------------------
+
+@dataclass
+class DatasetSpec:
+    """One `datasets:` / `test_datasets:` entry: where its rows come from and its `type`.
+
+    `key` names it in messages (`datasets[0]`, or `--dataset` for an override).
+    `path` may also be an in-memory `datasets.Dataset` (Python API).
+    """
+
+    path: Any
+    split: str | None = None
+    name: str | None = None
+    data_files: Any = None
+    revision: str | None = None
+    ds_type: str | None = None
+    transform: str | None = None
+    key: str = "datasets[0]"
+
+    def field(self, name: str) -> str:
+        """The config field for messages: `datasets[0].split`; an override flag names itself."""
+        if name == "path" and not self.key.endswith("]"):
+            return self.key
+        return f"{self.key}.{name}"
+
+    def describe(self) -> str:
+        from .registry import TRANSFORMS
+
+        where = self.path if isinstance(self.path, str) else "<in-memory dataset>"
+        bits = [f"{self.key}.path = {where}"]
+        if self.name:
+            bits.append(f"name {self.name}")
+        bits.append(f"split {self.split or 'train'}")
+        shown = TRANSFORMS.strip_import_path(self.transform) if self.transform else "(none: `prompt` column)"
+        bits.append(f"transform {shown}")
+        return ", ".join(bits)
+
+
+def dataset_specs(cfg: dict[str, Any], section: str = "datasets") -> list[DatasetSpec]:
+    """The entries of `datasets:` (or `test_datasets:`), checked enough to load them."""
+    entries = cfg.get(section) or []
+    example = f"`{section}: [{{path: ..., type: gsm8k}}]`"
+    if not isinstance(entries, list):
+        raise _fail(section, entries, "must be a list of dataset entries", f"write it as {example}")
+    if not entries:
+        raise _fail(section, None, f"the config names no {section} entry", f"add {example}, or pass --dataset FILE")
+    specs = []
+    for i, entry in enumerate(entries):
+        key = f"{section}[{i}]"
+        if not isinstance(entry, dict) or not entry.get("path"):
+            raise _fail(key, entry, "each dataset needs a `path`", f"set {key}.path")
+        if isinstance(entry.get("name"), list):
+            raise _fail(f"{key}.name", entry["name"], "a list of subsets is not supported here",
+                        "list each subset as its own dataset entry")
+        kind = entry.get("type")
+        if kind is not None and not isinstance(kind, str):
+            raise _fail(f"{key}.type", kind, "only named transforms are supported here",
+                        "use a registered transform name or `module.function`")
+        specs.append(DatasetSpec(
+            path=entry["path"], split=entry.get("split"), name=entry.get("name"),
+            data_files=entry.get("data_files"), revision=entry.get("revision"),
+            ds_type=entry.get("ds_type"), transform=kind, key=key,
+        ))
+    return specs
+
+
+# --- the rows ---------------------------------------------------------------------------------------
+
+def load_rows(spec: DatasetSpec, default_split: str = "train", *, exact_split: bool = False):
+    """The raw rows (a `datasets.Dataset`) of one entry, loaded as Axolotl 0.19 loads them.
+
+    A local file is read with the builder its suffix (or `ds_type`) names, split
+    `train` unless `split:` says otherwise; a directory with `data_files` the same
+    way; a directory without them is a `save_to_disk` dataset, or else a folder
+    `datasets.load_dataset` understands; anything else is a Hub id (with `name`,
+    `split`, `data_files`, `revision`), an https:// file, or a remote filesystem.
+    A `DatasetDict` gives its `split` (else `default_split`). With `exact_split`,
+    a `save_to_disk` Dataset (no named splits) is refused for a split other than
+    train, where Axolotl would silently read the whole of it.
+    """
+    import datasets
+
+    if isinstance(spec.path, (datasets.Dataset, datasets.DatasetDict)):
+        return _pick_split(spec.path, spec, default_split)
+    path = str(spec.path)
+    local = Path(path)
+    kwargs = {"name": spec.name, "split": spec.split or None}
+    try:
+        if local.is_file():
+            loaded = datasets.load_dataset(_builder_for(spec), data_files=path, **{**kwargs, "split": spec.split or "train"})
+        elif local.is_dir() and spec.data_files:
+            loaded = datasets.load_dataset(_builder_for(spec), data_files=spec.data_files, **kwargs)
+        elif local.is_dir():
+            try:
+                loaded = datasets.load_from_disk(path)
+            except FileNotFoundError:
+                loaded = datasets.load_dataset(path, **kwargs)
+            else:
+                if exact_split and isinstance(loaded, datasets.Dataset):
+                    _check_single_split(spec)
+        elif path.startswith(REMOTE_PREFIXES):
+            loaded = _axolotl_load(spec)
+        elif path.startswith("https://"):
+            loaded = datasets.load_dataset(_builder_for(spec), data_files=path, **kwargs)
+        elif looks_like_missing_path(path) or local.suffix.lower() in DATA_SUFFIXES:
+            raise missing_path(spec)
+        else:
+            loaded = datasets.load_dataset(path, data_files=spec.data_files, revision=spec.revision, **kwargs)
+    except DataSourceError:
+        raise
+    except Exception as exc:  # datasets raises many types; all mean "cannot load this entry"
+        raise _load_failure(spec, exc) from None
+    return _pick_split(loaded, spec, default_split)
+
+
+def missing_path(spec: DatasetSpec) -> DataSourceError:
+    return _fail(spec.field("path"), str(spec.path), f"file not found (relative paths start at {Path.cwd()})",
+                 "correct the path")
+
+
+def looks_like_missing_path(source: Any) -> bool:
+    """A path that does not exist and cannot be a Hub id (`org/name`), so the Hub is not asked."""
+    text = str(source)
+    if Path(text).exists():
+        return False
+    return text.startswith((".", "/", "~")) or text.count("/") > 1 or "\\" in text
+
+
+def _builder_for(spec: DatasetSpec) -> str:
+    if spec.ds_type:
+        return spec.ds_type
+    return next((b for ext, b in EXTENSIONS_TO_DATASET_TYPES.items() if ext in str(spec.path)), "json")
+
+
+def _check_single_split(spec: DatasetSpec) -> None:
+    if spec.split and spec.split.split("[")[0] != "train":
+        raise _fail(spec.field("split"), spec.split,
+                    "the path is a `save_to_disk` Dataset, which has no named splits",
+                    "save a DatasetDict with that split, or name a held-out dataset (test_datasets: or --dataset)")
+
+
+def _axolotl_load(spec: DatasetSpec):
+    """Remote filesystems need Axolotl's fsspec plumbing (s3fs, gcsfs, adlfs, ocifs)."""
+    from axolotl.utils.data.shared import load_dataset_with_config
+    from axolotl.utils.dict import DictDefault
+
+    entry = {k: v for k, v in vars(spec).items() if k not in ("key", "transform")}
+    return load_dataset_with_config(DictDefault(entry), False, streaming=False)
+
+
+def _load_failure(spec: DatasetSpec, exc: Exception) -> DataSourceError:
+    import os
+
+    path = str(spec.path)
+    why = _first_line(exc)
+    if spec.split and "split" in why.lower():
+        return _fail(spec.field("split"), spec.split, f"the dataset has no such split ({why})",
+                     "pick one of its splits with `split:` or --split")
+    if Path(path).exists():
+        what = f"as {_builder_for(spec)}" if Path(path).is_file() or spec.data_files else "as a dataset"
+        return _fail(spec.field("path"), path, f"cannot read it {what} ({why})",
+                     f"use a json/jsonl/parquet/csv file or a `save_to_disk` directory, or set {spec.key}.ds_type")
+    offline = any(os.environ.get(v, "").lower() in ("1", "true", "yes")
+                  for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+    where = "the Hub is switched off (HF_HUB_OFFLINE)" if offline else "nor loadable from the Hub"
+    return _fail(spec.field("path"), path, f"not a local file, {where} ({why})",
+                 "pass --dataset LOCAL_FILE (json, jsonl, parquet) to read a local copy instead, "
+                 "keeping the rest of the config")
+
+
+def _pick_split(loaded, spec: DatasetSpec, default_split: str):
+    import datasets
+
+    if isinstance(loaded, datasets.DatasetDict):
+        split = spec.split or default_split
+        if split not in loaded:
+            raise _fail(spec.field("split"), split, f"the dataset has splits {sorted(loaded)}",
+                        "pick one of those with `split:` or --split")
+        loaded = loaded[split]
+    if len(loaded) == 0:
+        raise _fail(spec.field("path"), str(spec.path) if isinstance(spec.path, (str, Path)) else "<in-memory>",
+                    f"the dataset has no rows (split {spec.split or default_split})",
+                    "point it at a non-empty dataset or split")
+    return loaded
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:300]
