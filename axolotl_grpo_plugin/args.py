@@ -7,7 +7,7 @@ validation with the closest known key, rather than dropped.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -122,6 +122,15 @@ class GRPOPluginSettings(BaseModel):
             "prompt, so completions start inside the reasoning block. The registered "
             "transforms then add a `reasoning_prefill` column and every registered reward "
             "scores each completion as if it began with that tag (docs/rewards-safety.md)."
+        ),
+    )
+
+    trl_args: dict[str, Any] | None = Field(
+        default=None,
+        description=(
+            "TRL GRPOConfig options Axolotl 0.19 has no `trl:` key for (e.g. "
+            "`top_entropy_quantile`, `delta`, `disable_dropout`), passed to GRPOConfig by the "
+            "plugin. Names and value types are checked against GRPOConfig when the config is read."
         ),
     )
 

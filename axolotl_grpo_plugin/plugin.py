@@ -50,6 +50,12 @@ class GRPOPlugin(BasePlugin):
             LOG.warning(warning)
         vllm_autostart.register_hook(cfg)
 
+    def get_training_args(self, cfg):
+        """`grpo_plugin.trl_args`: GRPOConfig options Axolotl 0.19 has no key for."""
+        from .trl_args import training_args
+
+        return training_args(cfg) or None
+
     def pre_model_load(self, cfg):
         vllm_autostart.pre_model_load_hook(cfg)
 
@@ -59,8 +65,11 @@ class GRPOPlugin(BasePlugin):
         from .evaluate.hook import remember_trackers
         from .observe import attach
 
+        from .trl_args import report
+
         self.eval_trackers = remember_trackers(trainer)
         attach(cfg, trainer)
+        report(cfg, trainer, LOG)
 
     def post_train_unload(self, cfg):
         from .evaluate.hook import evaluate_at_end

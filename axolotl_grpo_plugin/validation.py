@@ -21,6 +21,7 @@ from .batching import (
     micro_batch_sizes_for,
     valid_num_generations,
 )
+from . import trl_args
 from .errors import GRPOConfigError, Problem
 from .resolve import resolve_names
 
@@ -85,6 +86,9 @@ def check_section_keys(cfg, launch: Launch) -> list[Problem]:
                 continue
             if section == "trl" and key in MISPLACED_TRL_KEYS:
                 fix = MISPLACED_TRL_KEYS[key]
+            elif section == "trl" and trl_args.passable(key):
+                fix = (f"TRL's GRPOConfig has it: move it to `grpo_plugin: {{trl_args: {{{key}: {value!r}}}}}`, "
+                       "which the plugin passes to TRL")
             else:
                 close = difflib.get_close_matches(key, sorted(fields[section]), n=1, cutoff=0.6)
                 fix = f"did you mean `{section}.{close[0]}`?" if close else (
@@ -206,9 +210,13 @@ def check_reward_weights(cfg, launch: Launch) -> list[Problem]:
                     "give one weight per entry of trl.reward_funcs, in the same order")]
 
 
+def check_trl_args(cfg, launch: Launch) -> list[Problem]:
+    return trl_args.check(cfg)
+
+
 CHECKS: tuple[Callable[[Any, Launch], list[Problem]], ...] = (
     check_rl, check_section_keys, check_completion_length, check_batch,
-    check_precision, check_reward_weights,
+    check_precision, check_reward_weights, check_trl_args,
 )
 
 

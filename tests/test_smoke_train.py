@@ -24,7 +24,9 @@ def smoke_config(repo_root, model_dir, out_dir, **overrides):
 
 @pytest.mark.integration
 def test_smoke_config_trains_on_cpu(repo_root, embedded_model_dir, tmp_path):
-    config, cfg = smoke_config(repo_root, embedded_model_dir, tmp_path / "out")
+    # plus one GRPOConfig option Axolotl 0.19 has no key for, through grpo_plugin.trl_args
+    config, cfg = smoke_config(repo_root, embedded_model_dir, tmp_path / "out",
+                               grpo_plugin={"trl_args": {"disable_dropout": True}})
     proc, steps = run_axolotl_train(config, cwd=tmp_path)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     assert len(steps) == cfg["max_steps"]
@@ -33,6 +35,8 @@ def test_smoke_config_trains_on_cpu(repo_root, embedded_model_dir, tmp_path):
             assert math.isfinite(step[key])
     out = tmp_path / "out"
     assert (out / "config.json").is_file() and (out / "model.safetensors").is_file()
+    # read back from the trainer's GRPOConfig (TRL's default is False)
+    assert "GRPOConfig from grpo_plugin.trl_args: disable_dropout=True" in proc.stdout + proc.stderr
 
 
 @pytest.mark.integration

@@ -1,0 +1,113 @@
+"""TRL `GRPOConfig` options that Axolotl 0.19 has no `trl:` key for, passed through by the plugin.
+
+Axolotl builds TRL's `GRPOConfig` from its own `trl:` schema and drops every other
+key, so options such as `top_entropy_quantile`, `delta` or `disable_dropout` cannot
+be reached from a yaml. `grpo_plugin.trl_args` carries them: they are checked here
+against `GRPOConfig`'s own fields and types when the config is read, and the
+plugin's `get_training_args` hands them to Axolotl's RL builder, which passes
+plugin training arguments on to `GRPOConfig`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from functools import lru_cache
+from typing import Any, Mapping
+
+from .errors import Problem
+
+KEY = "grpo_plugin.trl_args"
+# GRPOConfig fields that Axolotl fills from elsewhere: passing them too would conflict.
+ELSEWHERE = {
+    "steps_per_generation": "set `trl.generation_batch_size` instead (TRL refuses both)",
+    "vllm_gpu_memory_utilization": "set `vllm.gpu_memory_utilization` instead",
+    "vllm_tensor_parallel_size": "set `vllm.tensor_parallel_size` instead",
+    "vllm_max_model_length": "set `vllm.max_model_len` instead (`python stats.py CONFIG` sizes it)",
+}
+
+
+@lru_cache(maxsize=1)
+def grpo_only_fields() -> dict[str, Any]:
+    """GRPOConfig's own fields (not the generic TrainingArguments ones) -> their types."""
+    from transformers import TrainingArguments
+    from trl import GRPOConfig
+
+    inherited = {f.name for f in dataclasses.fields(TrainingArguments)}
+    try:
+        hints = typing.get_type_hints(GRPOConfig)
+    except Exception:  # an annotation TRL cannot resolve: check names only
+        hints = {}
+    return {f.name: hints.get(f.name, Any) for f in dataclasses.fields(GRPOConfig) if f.name not in inherited}
+
+
+def passable(key: str) -> bool:
+    """A GRPOConfig option Axolotl 0.19 cannot set, which `trl_args` can."""
+    from .validation import _schema_fields
+
+    return key in grpo_only_fields() and key not in _schema_fields()["trl"] and key not in ELSEWHERE
+
+
+def configured(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    section = cfg.get("grpo_plugin")
+    value = section.get("trl_args") if hasattr(section, "get") else None
+    return dict(value) if hasattr(value, "items") else {}
+
+
+def check(cfg: Mapping[str, Any]) -> list[Problem]:
+    """Every `trl_args` key a GRPOConfig option Axolotl cannot set, with a value of its type."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from .validation import _schema_fields
+
+    args = configured(cfg)
+    if not args:
+        return []
+    fields, axolotl_trl = grpo_only_fields(), _schema_fields()["trl"]
+    problems = []
+    for key, value in args.items():
+        where = f"{KEY}.{key}"
+        if key in axolotl_trl:
+            problems.append(Problem(where, value, "Axolotl 0.19 has this key under `trl:`.",
+                                    f"set `trl.{key}` instead, so Axolotl and the plugin do not both set it"))
+        elif key in ELSEWHERE:
+            problems.append(Problem(where, value, "Axolotl 0.19 sets this GRPOConfig field itself.",
+                                    ELSEWHERE[key]))
+        elif key not in fields:
+            close = difflib.get_close_matches(key, sorted(fields), n=1, cutoff=0.6)
+            problems.append(Problem(where, value, "TRL's GRPOConfig has no such option.",
+                                    f"did you mean `{close[0]}`?" if close else
+                                    "see the GRPOConfig reference of TRL 1.9 for the option names"))
+        else:
+            try:
+                TypeAdapter(fields[key]).validate_python(value, strict=False)
+            except ValidationError as exc:
+                problems.append(Problem(where, value, f"GRPOConfig expects {_type_name(fields[key])} "
+                                        f"({exc.errors()[0]['msg']}).", "give a value of that type"))
+            except Exception:  # a type pydantic cannot check: TRL will
+                pass
+    return problems
+
+
+def training_args(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """What the plugin adds to Axolotl's GRPOConfig arguments."""
+    return configured(cfg)
+
+
+def report(cfg: Mapping[str, Any], trainer: Any, log: Any) -> None:
+    """Say what the trainer's GRPOConfig holds for each `trl_args` key, so a value that did
+    not arrive (an Axolotl change, another plugin overriding it) is seen, not guessed."""
+    args = configured(cfg)
+    if not args:
+        return
+    held = {key: getattr(trainer.args, key, "<missing>") for key in args}
+    log.info("GRPOConfig from grpo_plugin.trl_args: %s", ", ".join(f"{k}={v!r}" for k, v in held.items()))
+    lost = [key for key, value in args.items() if held[key] != value]
+    if lost:
+        log.warning("grpo_plugin.trl_args did not reach the trainer for %s: it holds %s",
+                    ", ".join(lost), ", ".join(f"{k}={held[k]!r}" for k in lost))
+
+
+def _type_name(annotation: Any) -> str:
+    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
