@@ -90,7 +90,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        raise _fail("config", str(path), f"not valid yaml ({_first_line(exc)})", "correct the yaml syntax") from None
+        raise _fail("config", str(path), f"not valid yaml ({first_line(exc)})", "correct the yaml syntax") from None
     if not isinstance(data, dict):
         raise _fail("config", str(path), "does not hold a mapping of config keys", "pass an Axolotl training yaml")
     return data
@@ -259,7 +259,7 @@ def _load_failure(spec: DatasetSpec, exc: Exception) -> DataSourceError:
     import os
 
     path = str(spec.path)
-    why = _first_line(exc)
+    why = first_line(exc)
     if spec.split and "split" in why.lower():
         return _fail(spec.field("split"), spec.split, f"the dataset has no such split ({why})",
                      "pick one of its splits with `split:` or --split")
@@ -291,6 +291,7 @@ def _pick_split(loaded, spec: DatasetSpec, default_split: str):
     return loaded
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """An exception's first line, for one-line error messages."""
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0][:300]

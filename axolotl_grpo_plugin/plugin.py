@@ -52,9 +52,9 @@ class GRPOPlugin(BasePlugin):
 
     def get_training_args(self, cfg):
         """`grpo_plugin.trl_args`: GRPOConfig options Axolotl 0.19 has no key for."""
-        from .trl_args import training_args
+        from .trl_args import configured
 
-        return training_args(cfg) or None
+        return configured(cfg) or None
 
     def pre_model_load(self, cfg):
         vllm_autostart.pre_model_load_hook(cfg)

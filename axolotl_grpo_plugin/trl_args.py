@@ -50,6 +50,7 @@ def passable(key: str) -> bool:
 
 
 def configured(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The `grpo_plugin.trl_args` mapping ({} when unset): what the plugin adds to GRPOConfig."""
     section = cfg.get("grpo_plugin")
     value = section.get("trl_args") if hasattr(section, "get") else None
     return dict(value) if hasattr(value, "items") else {}
@@ -88,11 +89,6 @@ def check(cfg: Mapping[str, Any]) -> list[Problem]:
             except Exception:  # a type pydantic cannot check: TRL will
                 pass
     return problems
-
-
-def training_args(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """What the plugin adds to Axolotl's GRPOConfig arguments."""
-    return configured(cfg)
 
 
 def report(cfg: Mapping[str, Any], trainer: Any, log: Any) -> None:

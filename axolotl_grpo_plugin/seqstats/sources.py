@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from .. import data_sources
 from ..chat_template import axolotl_chat_template, template_choice
-from ..data_sources import DATA_SUFFIXES, DatasetSpec, looks_like_missing_path  # noqa: F401 (DatasetSpec re-exported)
+from ..data_sources import DATA_SUFFIXES, DatasetSpec, first_line, looks_like_missing_path  # noqa: F401 (DatasetSpec re-exported)
 
 TRL_DEFAULT_MAX_COMPLETION_LENGTH = 256  # trl.GRPOConfig.max_completion_length in TRL 1.9
 
@@ -65,7 +65,7 @@ def load_tokenizer(cfg: dict[str, Any], source: Any, key: str):
             use_fast=True if use_fast is None else use_fast, **kwargs)
     except Exception as exc:  # OSError, ValueError, connection errors: all mean "cannot load it"
         local = Path(str(source)).exists()
-        why = _first_line(exc) if local else "not a local directory and not loadable from the Hub (offline?)"
+        why = first_line(exc) if local else "not a local directory and not loadable from the Hub (offline?)"
         raise StatsError(f"{key} = {str(source)!r}: cannot load a tokenizer ({why}). "
                          "Fix: pass --tokenizer DIR with a local tokenizer (tokenizer.json or vocab+merges).") from None
     _add_config_tokens(tokenizer, cfg)
@@ -96,7 +96,7 @@ def apply_chat_template_choice(tokenizer, cfg: dict[str, Any]) -> str:
             template = axolotl_chat_template(cfg, choice, tokenizer)
         except ValueError as exc:
             names = ", ".join(["tokenizer_default", "jinja", *sorted(_CHAT_TEMPLATES)])
-            raise StatsError(f"chat_template = {choice!r}: {_first_line(exc)} Fix: use one of {names}.") from None
+            raise StatsError(f"chat_template = {choice!r}: {first_line(exc)} Fix: use one of {names}.") from None
         tokenizer.chat_template = template
         return str(choice)
     return "tokenizer_default"
@@ -140,7 +140,7 @@ def load_transform(spec: DatasetSpec, cfg: dict[str, Any], dataset_idx: int, tok
         raise
     except Exception as exc:
         raise StatsError(f"{spec.key}.type = {spec.transform!r}: loading the transform failed "
-                         f"({_first_line(exc)}). Fix: check the transform's module and options.") from None
+                         f"({first_line(exc)}). Fix: check the transform's module and options.") from None
     map_kwargs: dict[str, Any] = {}
     if isinstance(loaded, tuple):
         loaded, map_kwargs = loaded
@@ -230,10 +230,6 @@ def hub_unreachable(repo_id: str, repo_type: str, revision: str | None = None) -
         name = type(exc).__name__
         if "NotFound" in name or "Gated" in name or "Unauthorized" in name:
             return None  # reachable: from_pretrained gives the precise message
-        return f"{name}: {_first_line(exc)[:120]}"
+        return f"{name}: {first_line(exc)[:120]}"
     return None
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:300]
