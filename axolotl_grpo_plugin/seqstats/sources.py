@@ -232,4 +232,3 @@ def hub_unreachable(repo_id: str, repo_type: str, revision: str | None = None) -
             return None  # reachable: from_pretrained gives the precise message
         return f"{name}: {first_line(exc)[:120]}"
     return None
-
