@@ -8,5 +8,6 @@ import sys
 
 from axolotl_grpo_plugin.seqstats.cli import main
 
+
 if __name__ == "__main__":
     sys.exit(main())

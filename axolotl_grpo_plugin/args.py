@@ -1,15 +1,20 @@
-"""The plugin's config keys, merged into Axolotl's schema (Axolotl's integration convention).
+"""The plugin's config keys, merged into Axolotl's schema (Axolotl's integration convention),
+and `settings(cfg)`: the one reader of the `grpo_plugin:` section.
 
 Everything lives under one `grpo_plugin:` section so it never collides with
-Axolotl's own keys. Unknown keys in the section are reported by the plugin's
-validation with the closest known key, rather than dropped.
+Axolotl's own keys. Unknown keys in the section are reported by the config
+checks with the closest known key, rather than dropped. The README's "Plugin
+keys" table is generated from the field descriptions below
+(`python -m axolotl_grpo_plugin.docs`), and a test fails when they drift.
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import PLUGIN_KEYS_DOC, GRPOConfigError, Problem
 
 
 class EvalAtEndSettings(BaseModel):
@@ -44,14 +49,16 @@ class GRPOPluginSettings(BaseModel):
         default="user",
         description=(
             "Where registered transforms put the format instruction: prepended to the "
-            "user message (as the published GSM8K example does) or as a system message."
+            "user message (as the published GSM8K example does) or as a system message. "
+            "Read by transforms/common.py."
         ),
     )
     rollout_log: bool = Field(
         default=True,
         description=(
             "Append every scored completion of the (sync) GRPO trainer to "
-            "OUTPUT_DIR/rollouts.jsonl (main process only, flushed each step)."
+            "OUTPUT_DIR/rollouts.jsonl (main process only, flushed each step). "
+            "Read by observe/trainer_hook.py."
         ),
     )
     rollout_log_max_mb: float = Field(
@@ -59,21 +66,23 @@ class GRPOPluginSettings(BaseModel):
         ge=0,
         description=(
             "Rotate rollouts.jsonl into a gzipped rollouts.N.jsonl.gz once it grows past this "
-            "many MB (0: never rotate)."
+            "many MB (0: never rotate). Read by observe/trainer_hook.py."
         ),
     )
     learning_metrics: bool = Field(
         default=True,
         description=(
             "Log format compliance, answer accuracy, mean completion length and reflection "
-            "rate each step under `observe/...` through the trainer's own loggers."
+            "rate each step under `observe/...` through the trainer's own loggers. "
+            "Read by observe/trainer_hook.py."
         ),
     )
     reflection_phrases: list[str] | None = Field(
         default=None,
         description=(
             "Self-correction phrases counted by the reflection rate (case-insensitive, whole "
-            "words); default: axolotl_grpo_plugin.observe.metrics.DEFAULT_REFLECTION_PHRASES."
+            "words); default: axolotl_grpo_plugin.observe.metrics.DEFAULT_REFLECTION_PHRASES. "
+            "Read by observe/trainer_hook.py."
         ),
     )
     vllm_autostart: bool = Field(
@@ -81,7 +90,8 @@ class GRPOPluginSettings(BaseModel):
         description=(
             "Start `axolotl vllm-serve` on the reserved GPU(s) before training and stop it after "
             "(server mode only: `trl.use_vllm: true`, `trl.vllm_mode: server`). Once per launch, "
-            "from LOCAL_RANK 0; output in `output_dir/vllm-server.log`. See docs/vllm.md."
+            "from LOCAL_RANK 0; output in `output_dir/vllm-server.log`. See docs/vllm.md. "
+            "Read by vllm/autostart.py."
         ),
     )
     vllm_relaunch: bool = Field(
@@ -89,14 +99,16 @@ class GRPOPluginSettings(BaseModel):
         description=(
             "When accelerate starts a training process on a GPU reserved for vLLM (plain "
             "`axolotl train CONFIG` on 2 GPUs), relaunch with one process per free GPU instead "
-            "of stopping with an error. Single-node accelerate launches only. See docs/vllm.md."
+            "of stopping with an error. Single-node accelerate launches only. See docs/vllm.md. "
+            "Read by vllm/relaunch.py."
         ),
     )
     vllm_gpus: list[int] | None = Field(
         default=None,
         description=(
             "GPU ids (as nvidia-smi numbers them) reserved for the autostarted vLLM server. "
-            "Default: the last vllm.tensor_parallel_size x vllm.data_parallel_size visible GPUs."
+            "Default: the last vllm.tensor_parallel_size x vllm.data_parallel_size visible GPUs. "
+            "Read by vllm/autostart.py."
         ),
     )
     vllm_startup_timeout: int = Field(
@@ -104,7 +116,8 @@ class GRPOPluginSettings(BaseModel):
         gt=0,
         description=(
             "Seconds to wait for the autostarted server to answer /health/ (model download, "
-            "weight loading and CUDA graph capture) before stopping it and failing."
+            "weight loading and CUDA graph capture) before stopping it and failing. "
+            "Read by vllm/autostart.py."
         ),
     )
     eval_at_end: EvalAtEndSettings | bool | None = Field(
@@ -112,7 +125,9 @@ class GRPOPluginSettings(BaseModel):
         description=(
             "Evaluate the saved model on a held-out split when training ends (rank 0), with "
             "the training rewards; logs `test/accuracy`, `test/pass@k`, ... to the trainer's "
-            "trackers and writes output_dir/eval-SPLIT.json. `true` uses the defaults."
+            "trackers and writes output_dir/eval-SPLIT.json. `true` uses the defaults; a mapping "
+            "sets `split, dataset, samples, limit, seed, batch_size, max_new_tokens, backend, "
+            "correct_reward` (docs/evaluate.md). Read by evaluate/hook.py."
         ),
     )
     prefilled_reasoning_tag: bool = Field(
@@ -121,7 +136,8 @@ class GRPOPluginSettings(BaseModel):
             "Set when the chat template already writes `<reasoning>\\n` after the generation "
             "prompt, so completions start inside the reasoning block. The registered "
             "transforms then add a `reasoning_prefill` column and every registered reward "
-            "scores each completion as if it began with that tag (docs/rewards-safety.md)."
+            "scores each completion as if it began with that tag (docs/rewards-safety.md). "
+            "Read by transforms/common.py."
         ),
     )
 
@@ -130,7 +146,8 @@ class GRPOPluginSettings(BaseModel):
         description=(
             "TRL GRPOConfig options Axolotl 0.19 has no `trl:` key for (e.g. "
             "`top_entropy_quantile`, `delta`, `disable_dropout`), passed to GRPOConfig by the "
-            "plugin. Names and value types are checked against GRPOConfig when the config is read."
+            "plugin. Names and value types are checked against GRPOConfig when the config is read. "
+            "Read by config/trl_args.py."
         ),
     )
 
@@ -139,3 +156,31 @@ class GRPOPluginArgs(BaseModel):
     """Top-level keys the plugin adds to an Axolotl config."""
 
     grpo_plugin: GRPOPluginSettings | None = None
+
+
+SECTION = "grpo_plugin"
+
+
+def settings(cfg: Any) -> GRPOPluginSettings:
+    """The validated `grpo_plugin:` settings of a config: a raw dict, Axolotl's DictDefault or
+    its parsed model. Unknown keys are left to the config checks (which name the closest
+    known key); a bad value raises GRPOConfigError naming the key, the value and the fix."""
+    section = cfg.get(SECTION) if hasattr(cfg, "get") else getattr(cfg, SECTION, None)
+    if isinstance(section, GRPOPluginSettings):
+        return section
+    if isinstance(section, BaseModel):
+        section = section.model_dump()
+    if section is None:
+        return GRPOPluginSettings()
+    if not hasattr(section, "items"):
+        raise GRPOConfigError([Problem(SECTION, section, "must be a mapping of plugin keys.",
+                                       f"write it as `{SECTION}: {{key: value}}` (keys: {PLUGIN_KEYS_DOC})")])
+    known = {k: v for k, v in section.items() if k in GRPOPluginSettings.model_fields}
+    try:
+        return GRPOPluginSettings.model_validate(known)
+    except ValidationError as exc:
+        raise GRPOConfigError([
+            Problem(f"{SECTION}.{'.'.join(map(str, err['loc']))}", err.get("input"), f"{err['msg']}.",
+                    f"give a valid value (each key's meaning and default: {PLUGIN_KEYS_DOC})")
+            for err in exc.errors()
+        ]) from None

@@ -13,22 +13,21 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
+from . import defaults
+from .config.batching import describe_layout
+from .config.checks import prepare_config
+from .config.load import read_yaml, section
+from .errors import EXIT_BAD_INPUT, PluginError, exit_for
+from .launch import Launch
 
-from .batching import TRL_DEFAULT_NUM_GENERATIONS, describe_layout
-from .errors import GRPOConfigError
-from .validation import Launch, prepare_config
 
 GPU_CAPABILITIES = {"bf16": True, "fp8": False, "tf32": True, "compute_capability": "sm_90"}
 CPU_CAPABILITIES = {"bf16": False, "fp8": False, "tf32": False, "compute_capability": None}
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    with open(path, encoding="utf-8") as handle:
-        data = yaml.safe_load(handle)
-    if not isinstance(data, dict):
-        raise ValueError(f"{path} does not hold a yaml mapping of config keys")
-    return data
+    """The config file through the one config reader (config/load.py)."""
+    return read_yaml(path)
 
 
 def validate_with_axolotl(raw: dict[str, Any], launch: Launch):
@@ -51,10 +50,10 @@ def validate_with_axolotl(raw: dict[str, Any], launch: Launch):
 
 def layout_line(raw: dict[str, Any], processes: int) -> str:
     """The generation-batch arithmetic for this launch, e.g. `8 x 2 x 7 = 112 = 7 prompts x 16`."""
-    trl = raw.get("trl") if isinstance(raw.get("trl"), dict) else {}
+    trl = section(raw, "trl")
     return "micro_batch_size x gradient_accumulation_steps x processes: " + describe_layout(
         int(raw.get("micro_batch_size") or 1), int(raw.get("gradient_accumulation_steps") or 1),
-        processes, int(trl.get("num_generations") or TRL_DEFAULT_NUM_GENERATIONS),
+        processes, int(trl.get("num_generations") or defaults.NUM_GENERATIONS),
         trl.get("generation_batch_size"))
 
 
@@ -81,19 +80,15 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         args.has_gpu = torch.cuda.is_available()
-    if not Path(args.config).is_file():
-        print(f"error: config file {args.config!r} not found", file=sys.stderr)
-        return 2
     try:
         raw = load_yaml(args.config)
-        layout = layout_line(raw, args.processes)
         _, warnings = validate_with_axolotl(raw, Launch(args.processes, args.has_gpu))
-    except GRPOConfigError as exc:
-        print(exc, file=sys.stderr)
-        return 1
+        layout = layout_line(raw, args.processes)
+    except PluginError as exc:
+        return exit_for(exc)
     except Exception as exc:  # Axolotl's own validation: show its message, not a traceback
         print(f"Axolotl rejected {args.config}: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_BAD_INPUT
     for warning in warnings:
         print(f"warning: {warning}")
     where = "GPU" if args.has_gpu else "CPU"

@@ -1,32 +1,27 @@
-"""The Axolotl plugin: validates GRPO configs and wires registered names into Axolotl."""
+"""The Axolotl plugin: each hook is one call into the package that owns the step
+(docs/architecture.md), and every user-fixable error leaves as one readable block."""
 
 from __future__ import annotations
 
-import os
-import sys
+from contextlib import contextmanager
 
 from axolotl.integrations.base import BasePlugin
 from axolotl.utils.logging import get_logger
 
-from .errors import GRPOConfigError
-from .evaluate.hook import check_config as check_eval_at_end
-from .validation import Launch, prepare_config
-from .vllm import autostart as vllm_autostart
-from .vllm import relaunch as vllm_relaunch
+from .errors import PluginError
+
 
 LOG = get_logger(__name__)
 
 
-def current_launch() -> Launch:
-    """The launch this process belongs to: accelerate/torchrun set WORLD_SIZE per rank."""
-    import torch
-
-    world_size = os.environ.get("WORLD_SIZE")
-    serving = not world_size and any(a.replace("_", "-") == "vllm-serve" for a in sys.argv[1:3])
-    return Launch(
-        processes=None if serving else int(world_size or 1),
-        has_gpu=torch.cuda.is_available(),
-    )
+@contextmanager
+def reported_as_exit():
+    """A PluginError (config problem, server failure) becomes a clean exit with its message,
+    not a traceback: the message names the key, the value and the fix."""
+    try:
+        yield
+    except PluginError as exc:
+        raise SystemExit(f"\n{exc.render()}\n") from None
 
 
 class GRPOPlugin(BasePlugin):
@@ -37,35 +32,37 @@ class GRPOPlugin(BasePlugin):
 
     def register(self, cfg: dict):
         """Runs on the raw config, before Axolotl's schema drops unknown keys."""
-        if vllm_autostart.is_server_child():
+        from .config.checks import prepare_config
+        from .launch import current_launch
+        from .vllm import autostart, relaunch
+
+        if autostart.is_server_child():
             return  # the autostarted server loads the config the trainer already checked
-        # First: the checks below count this launch's processes, the relaunch may change them.
-        vllm_relaunch.relaunch_if_needed(cfg)
-        try:
-            warnings = prepare_config(cfg, current_launch())
-            check_eval_at_end(cfg)
-        except GRPOConfigError as exc:
-            raise SystemExit(f"\n{exc}\n") from None
-        for warning in warnings:
-            LOG.warning(warning)
-        vllm_autostart.register_hook(cfg)
+        # First: the checks count this launch's processes, and the relaunch may change them.
+        relaunch.relaunch_if_needed(cfg)
+        with reported_as_exit():
+            for warning in prepare_config(cfg, current_launch()):
+                LOG.warning(warning)
+            autostart.on_register(cfg)
 
     def get_training_args(self, cfg):
         """`grpo_plugin.trl_args`: GRPOConfig options Axolotl 0.19 has no key for."""
-        from .trl_args import configured
+        from .config.trl_args import configured
 
         return configured(cfg) or None
 
     def pre_model_load(self, cfg):
-        vllm_autostart.pre_model_load_hook(cfg)
+        from .vllm import autostart
+
+        with reported_as_exit():
+            autostart.before_model_load(cfg)
 
     def post_trainer_create(self, cfg, trainer):
         """Trackers for the end-of-training evaluation; rollout log and learning metrics
-        on the stock GRPO trainer (docs/observe.md)."""
+        on the stock GRPO trainer (docs/observe.md); what reached GRPOConfig."""
+        from .config.trl_args import report
         from .evaluate.hook import remember_trackers
         from .observe import attach
-
-        from .trl_args import report
 
         self.eval_trackers = remember_trackers(trainer)
         attach(cfg, trainer)
@@ -73,6 +70,7 @@ class GRPOPlugin(BasePlugin):
 
     def post_train_unload(self, cfg):
         from .evaluate.hook import evaluate_at_end
+        from .vllm import autostart
 
-        vllm_autostart.after_training(cfg)  # first: frees the reserved GPU
+        autostart.after_training(cfg)  # first: frees the reserved GPU
         evaluate_at_end(cfg, getattr(self, "eval_trackers", None))

@@ -19,13 +19,14 @@ Run from the repository root: python bench/bench_reward_safety.py --n 4000 --rep
 from __future__ import annotations
 
 import argparse
-from collections import defaultdict
 import multiprocessing
 import platform
 import random
 import sys
 import time
+from collections import defaultdict
 from pathlib import Path
+
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
@@ -34,6 +35,7 @@ from bench_rewards import KINDS, make_completion  # noqa: E402
 
 from axolotl_grpo_plugin.embedded.countdown import generate_countdown  # noqa: E402
 from axolotl_grpo_plugin.registry import REWARDS  # noqa: E402
+
 
 MB = 1 << 20
 GSM8K_FIVE = ("correctness", "int", "strict_format", "soft_format", "xmlcount")
@@ -130,7 +132,7 @@ def adversarial_batches() -> list[dict]:
 def _worst_raw(name: str) -> float:
     fn = REWARDS.load_unwrapped(name)
     if name == "by_data_source":  # the router dispatches to contained rewards; give it raw ones
-        import rewards.router as router
+        import axolotl_grpo_plugin.registry.routing as router
 
         router.reward_for = lambda source: REWARDS.load_unwrapped(router.ROUTES[source])
     return max(time_calls(fn, [batch]) for batch in adversarial_batches())

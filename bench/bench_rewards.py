@@ -21,9 +21,11 @@ import sys
 import time
 from pathlib import Path
 
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rewards import gsm8k, reference  # noqa: E402
+from axolotl_grpo_rewards import gsm8k, reference  # noqa: E402
+
 
 NAMES = ["Natalia", "Weng", "Betty", "Julie", "James", "Albert", "Ken", "Alexis"]
 ITEMS = ["clips", "apples", "pages", "dollars", "cookies", "marbles", "tickets"]

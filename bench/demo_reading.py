@@ -20,10 +20,12 @@ import re
 import sys
 from pathlib import Path
 
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from axolotl_grpo_plugin.demo import DEMO_CONFIG, heldout  # noqa: E402
+
 
 STEP = re.compile(r"(\d+)\s*([-+*/])\s*(\d+)\s*=\s*(\d+)")
 

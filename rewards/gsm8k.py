@@ -18,7 +18,8 @@ import re
 from collections.abc import Callable
 from decimal import Decimal
 
-from rewards.text import MAX_NUMBER_CHARS, completion_text, parse_number
+from .text import MAX_NUMBER_CHARS, completion_text, parse_number
+
 
 SYSTEM_PROMPT = (
     "Respond in the following format:\n<reasoning>\n...\n</reasoning>\n<answer>\n...\n</answer>\n"

@@ -10,6 +10,7 @@ the Axolotl example (the original demo paid 0.5).
 
 import re
 
+
 STRICT_PATTERN = r"^<reasoning>\n.*?\n</reasoning>\n<answer>\n.*?\n</answer>\n$"
 SOFT_PATTERN = r"<reasoning>.*?</reasoning>\s*<answer>.*?</answer>"
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+
 # A lone answer number is short; anything longer is refused before it is read.
 MAX_NUMBER_CHARS = 100
 

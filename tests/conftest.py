@@ -1,14 +1,19 @@
-"""Shared test fixtures: the repo root, the embedded tiny model, `../shared` data, and
-a runner for `axolotl train` in a subprocess exactly as a user would call it."""
+"""Shared test fixtures: the repo root, the embedded tiny model, `../shared` data, the
+gsm8k config as the vLLM hooks read it, and a runner for `axolotl train` in a subprocess
+exactly as a user would call it."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
+
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DIR = REPO_ROOT.parent / "shared"
@@ -62,3 +67,37 @@ def eval_log_line(text: str) -> dict[str, float]:
     import ast
 
     return {k: float(v) for k, v in ast.literal_eval(text).items()}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def gsm8k_cfg(tmp_path) -> dict:
+    """configs/gsm8k.yaml as register reads it (Axolotl sets axolotl_config_path), on a free port."""
+    cfg = yaml.safe_load((REPO_ROOT / "configs" / "gsm8k.yaml").read_text())
+    cfg["trl"]["vllm_server_port"] = cfg["vllm"]["port"] = free_port()
+    cfg["output_dir"] = str(tmp_path / "out")
+    cfg["axolotl_config_path"] = "configs/gsm8k.yaml"
+    return cfg
+
+
+@pytest.fixture
+def clean_vllm_state():
+    """Whatever a test started through the autostart hooks is stopped after it."""
+    from axolotl_grpo_plugin.vllm import autostart
+
+    yield
+    autostart.after_training()
+
+
+def launch_env(**extra: str) -> dict[str, str]:
+    """This environment without the launcher's rank variables or a GPU pin, plus `extra`."""
+    from axolotl_grpo_plugin.launch import DISTRIBUTED_ENV
+
+    base = {k: v for k, v in os.environ.items() if k not in DISTRIBUTED_ENV}
+    base.pop("CUDA_VISIBLE_DEVICES", None)
+    return {**base, **extra}

@@ -2,10 +2,10 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import subprocess_env
 
 
@@ -38,7 +38,7 @@ def test_smoke_config_validates_for_cpu(repo_root):
 
 def test_gsm8k_config_is_rejected_for_cpu_with_the_fix(repo_root):
     proc = run_check(repo_root, "configs/gsm8k.yaml", "--cpu")
-    assert proc.returncode == 1
+    assert proc.returncode == 2  # errors.py: 2 = the inputs are wrong
     assert "bf16 = True" in proc.stderr and "fix: set `bf16: false`" in proc.stderr
     assert "Traceback" not in proc.stderr
 
@@ -51,7 +51,7 @@ def test_check_cli_reports_every_problem_without_traceback(repo_root, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(cfg))
     proc = run_check(repo_root, bad, "--gpu", "--processes", "1")
-    assert proc.returncode == 1
+    assert proc.returncode == 2  # errors.py: 2 = the inputs are wrong
     for expected in ("trl.reward_funcs[5] = 'corectness'", "Did you mean 'correctness'?",
                      "trl.vllm_max_model_len = 800", "trl.num_generations = 16", "5 x 4 x 1 = 20"):
         assert expected in proc.stderr
@@ -61,3 +61,12 @@ def test_check_cli_reports_every_problem_without_traceback(repo_root, tmp_path):
 def test_check_cli_missing_file(repo_root):
     proc = run_check(repo_root, "configs/nope.yaml")
     assert proc.returncode == 2 and "not found" in proc.stderr
+
+
+@pytest.mark.parametrize("config", sorted(p.name for p in (Path(__file__).resolve().parents[1] / "configs").glob("*.yaml")))
+def test_every_config_keeps_its_dataset_cache_under_its_output_dir(repo_root, config):
+    """Without `dataset_prepared_path` Axolotl writes ./last_run_prepared wherever the user stands."""
+    cfg = yaml.safe_load((repo_root / "configs" / config).read_text())
+    prepared, output_dir = cfg.get("dataset_prepared_path"), cfg.get("output_dir")
+    assert prepared and output_dir, f"{config}: set dataset_prepared_path under output_dir"
+    assert Path(prepared).is_relative_to(Path(output_dir)), f"{config}: {prepared} is outside {output_dir}"

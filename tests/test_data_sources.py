@@ -1,4 +1,4 @@
-"""The shared config + dataset loader (axolotl_grpo_plugin.data_sources) that the stats
+"""The shared dataset loader (axolotl_grpo_plugin.sources.data) that the stats
 tool and the evaluator both read through: every source kind gives the rows Axolotl
 0.19's own `load_dataset_with_config` gives, and bad input names the field and fix."""
 
@@ -7,15 +7,14 @@ from __future__ import annotations
 import json
 
 import pytest
-import yaml
 
-from axolotl_grpo_plugin.data_sources import (
+from axolotl_grpo_plugin.sources.data import (
     DatasetSpec,
     DataSourceError,
     dataset_specs,
-    load_config,
     load_rows,
 )
+
 
 ROWS = [{"question": f"What is {i} + {i}?", "answer": f"#### {2 * i}"} for i in range(7)]
 HELD_OUT = [{"question": "What is 100 + 1?", "answer": "#### 101"}]
@@ -141,50 +140,6 @@ def test_in_memory_datasets_pass_through():
 
 
 # --- the config ---------------------------------------------------------------------------------
-
-def _config(tmp_path, **extra):
-    cfg = {"datasets": [{"path": "rows.jsonl", "type": "gsm8k", "split": "train"}],
-           "trl": {"reward_funcs": ["correctness"]}, **extra}
-    path = tmp_path / "cfg.yaml"
-    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
-    return path, cfg
-
-
-def test_config_from_a_path_or_a_mapping_is_a_private_resolved_copy(tmp_path):
-    from axolotl.utils.dict import DictDefault
-
-    from axolotl_grpo_plugin.registry import REWARDS, TRANSFORMS
-
-    path, raw = _config(tmp_path)
-    from_path = load_config(path)
-    from_mapping = load_config(DictDefault(raw))
-    assert from_path == from_mapping and type(from_mapping) is dict
-    assert from_path["datasets"][0]["type"] == TRANSFORMS.import_path("gsm8k")
-    assert from_path["trl"]["reward_funcs"] == [REWARDS.import_path("correctness")]
-    assert raw["datasets"][0]["type"] == "gsm8k"  # the caller's mapping is not rewritten
-
-
-def test_config_name_problems_name_the_key_and_rewards_can_be_ignored(tmp_path):
-    path, _ = _config(tmp_path, trl={"reward_funcs": ["corectness"]})
-    with pytest.raises(DataSourceError, match=r"^trl\.reward_funcs\[0\] = 'corectness': .*Did you mean 'correctness'.*Fix:"):
-        load_config(path)
-    assert load_config(path, rewards=False)["trl"]["reward_funcs"] == ["corectness"]
-
-
-@pytest.mark.parametrize("text, words", [("datasets: [", "not valid yaml"), ("- a\n- b\n", "mapping")])
-def test_bad_yaml_is_one_line_with_a_fix(tmp_path, text, words):
-    path = tmp_path / "bad.yaml"
-    path.write_text(text, encoding="utf-8")
-    with pytest.raises(DataSourceError) as info:
-        load_config(path)
-    assert str(info.value).startswith("config = ") and words in str(info.value)
-    assert "Fix:" in str(info.value) and "\n" not in str(info.value)
-
-
-def test_missing_config_file(tmp_path):
-    with pytest.raises(DataSourceError, match=r"^config = .*none\.yaml'?: file not found.*Fix:"):
-        load_config(tmp_path / "none.yaml")
-
 
 def test_dataset_entries_are_checked(tmp_path):
     spec, = dataset_specs({"datasets": [{"path": "x.jsonl", "type": "gsm8k", "split": "train[:5]", "name": "main"}]})

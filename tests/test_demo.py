@@ -17,13 +17,14 @@ from axolotl_grpo_plugin.embedded.pretrain import (
     PretrainSettings,
     build_base,
     corpus,
-    unseen_questions,
     response_for,
+    unseen_questions,
 )
 from axolotl_grpo_plugin.embedded.problems import EASY_TEMPLATES, final_answer, generate_problems
 from axolotl_grpo_plugin.embedded.sample_data import DEMO_TEST_ROWS
 from axolotl_grpo_plugin.transforms.gsm8k import build_prompt
 from rewards.gsm8k import REWARD_FUNCS, is_strict_format
+
 
 # A few steps of a smaller model: enough to exercise the build, cheap enough for CI.
 TINY = PretrainSettings(examples=200, steps=3, batch_size=4, hidden_size=32, layers=1,

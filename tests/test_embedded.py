@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from axolotl_grpo_plugin.embedded import builder  # noqa: E402
 from axolotl_grpo_plugin.embedded import (  # noqa: E402
     build,
+    builder,  # noqa: E402
     final_answer,
     format_solution,
     generate_problems,
@@ -23,9 +24,16 @@ from axolotl_grpo_plugin.embedded import (  # noqa: E402
 from axolotl_grpo_plugin.embedded.__main__ import main  # noqa: E402
 from axolotl_grpo_plugin.embedded.problems import EASY_TEMPLATES  # noqa: E402
 from axolotl_grpo_plugin.embedded.sample_data import (  # noqa: E402
-    DATA_DIR, DEMO_TEST_FILE, DEMO_TRAIN_FILE, TEST_FILE, TRAIN_FILE, demo_splits, to_jsonl,
+    DATA_DIR,
+    DEMO_TEST_FILE,
+    DEMO_TRAIN_FILE,
+    TEST_FILE,
+    TRAIN_FILE,
+    demo_splits,
+    to_jsonl,
 )
 from axolotl_grpo_plugin.embedded.tokenizer import RESPONSE_TAGS  # noqa: E402
+
 
 ANNOTATION = re.compile(r"<<(\d+)([+\-*/])(\d+)=(-?\d+)>>([\d,]+)")
 OPERATIONS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}

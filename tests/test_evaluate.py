@@ -12,16 +12,18 @@ from axolotl_grpo_plugin.evaluate import (
     EvalError,
     build_problems,
     compare,
+    core,
     evaluate,
+    hook,
     load_config,
     paired_bootstrap,
     pass_at_k,
     write_results,
 )
-from axolotl_grpo_plugin.evaluate import core, hook
 from axolotl_grpo_plugin.evaluate.passk import report_ks
 from axolotl_grpo_plugin.transforms.gsm8k import transform_row
-from rewards import gsm8k
+from axolotl_grpo_rewards import gsm8k
+
 
 TEST_FILE = "axolotl_grpo_plugin/data/gsm8k_sample_test.jsonl"
 FAST = dict(max_new_tokens=8, batch_size=8, progress=False)
@@ -128,7 +130,7 @@ def test_missing_test_split_of_a_local_file_is_a_clear_error(smoke_cfg, tokenize
 def test_missing_column_is_a_clear_error(smoke_cfg, tokenizer, tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"q": "1+1?", "a": "2"}) + "\n")
-    with pytest.raises(EvalError, match=r"row 0: the .*gsm8k.* transform failed.*columns \['a', 'q'\]"):
+    with pytest.raises(EvalError, match=r"row 0: the transform failed .*gsm8k.*columns \['a', 'q'\]"):
         build_problems(smoke_cfg, tokenizer, dataset=str(bad))
 
 
@@ -359,15 +361,19 @@ def test_a_template_that_cannot_render_is_a_clear_error(smoke_cfg, tokenizer, te
 
 
 def test_eval_at_end_without_held_out_rows_fails_at_register(smoke_cfg, test_file):
-    from axolotl_grpo_plugin.errors import GRPOConfigError
+    """A config check (config/checks.check_eval_at_end), so `check` refuses it too."""
+    from axolotl_grpo_plugin.config.checks import check_eval_at_end
+    from axolotl_grpo_plugin.launch import Launch
 
-    with pytest.raises(GRPOConfigError, match=r"grpo_plugin\.eval_at_end\.split = 'test'"):
-        hook.check_config({**smoke_cfg, "grpo_plugin": {"eval_at_end": True}})
-    with pytest.raises(GRPOConfigError, match=r"eval_at_end\.dataset = './nope.jsonl'"):
-        hook.check_config({**smoke_cfg, "grpo_plugin": {"eval_at_end": {"dataset": "./nope.jsonl"}}})
-    hook.check_config({**smoke_cfg, "grpo_plugin": {"eval_at_end": {"dataset": test_file}}})
-    hook.check_config({**smoke_cfg, "test_datasets": [{"path": test_file, "type": "gsm8k"}],
-                       "grpo_plugin": {"eval_at_end": {}}})
+    def keys(cfg):
+        return [p.key for p in check_eval_at_end(cfg, Launch())]
+
+    assert keys({**smoke_cfg, "grpo_plugin": {"eval_at_end": True}}) == ["grpo_plugin.eval_at_end.split"]
+    assert keys({**smoke_cfg, "grpo_plugin": {"eval_at_end": {"dataset": "./nope.jsonl"}}}) == \
+        ["grpo_plugin.eval_at_end.dataset"]
+    assert keys({**smoke_cfg, "grpo_plugin": {"eval_at_end": {"dataset": test_file}}}) == []
+    assert keys({**smoke_cfg, "test_datasets": [{"path": test_file, "type": "gsm8k"}],
+                 "grpo_plugin": {"eval_at_end": {}}}) == []
 
 
 @pytest.mark.integration
@@ -376,7 +382,6 @@ def test_axolotl_train_evaluates_at_end(repo_root, embedded_model_dir, test_file
     """`axolotl train` with `grpo_plugin.eval_at_end`: the saved model is evaluated and
     the metrics reach the trainer's trackers (TensorBoard here, as W&B would)."""
     import yaml
-
     from conftest import run_axolotl_train
 
     cfg = yaml.safe_load((repo_root / "configs" / "smoke.yaml").read_text())
@@ -482,3 +487,24 @@ def test_custom_rewards_get_trl_arguments(smoke_cfg, tokenizer, test_file, tmp_p
     assert result.reward_means["shape_reward"] == 3.0
     assert math.isnan(result.reward_means["strict_reward"])
     assert result.correct_reward == "shape_reward"  # no reward named *correct*: the first one
+
+
+def test_evaluate_loads_transforms_as_axolotl_and_stats_do(smoke_cfg, tokenizer, test_file, tmp_path, monkeypatch):
+    """Issue 13: one transform loader. A user transform returning `(fn, {"batched": True})`
+    with a `tokenizer` argument trains (Axolotl's RL loader) and is counted by stats; evaluate
+    used to call it row by row without the tokenizer and fail."""
+    (tmp_path / "batched_transform.py").write_text(
+        "def load(cfg, dataset_idx=0):\n"
+        "    def fn(batch, tokenizer):\n"
+        "        assert tokenizer is not None and isinstance(batch['question'], list)\n"
+        "        return {'prompt': [[{'role': 'user', 'content': q}] for q in batch['question']],\n"
+        "                'answer': [a.split('####')[-1].strip() for a in batch['answer']]}\n"
+        "    return fn, {'batched': True, 'remove_columns': '__all__'}\n",
+        encoding="utf-8",
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cfg = {**smoke_cfg, "datasets": [{**smoke_cfg["datasets"][0], "type": "batched_transform.load"}]}
+    problems = build_problems(cfg, tokenizer, split="train", limit=3)
+    rows = raw_rows(str(cfg["datasets"][0]["path"]), 3)
+    assert [p.messages[0]["content"] for p in problems] == [r["question"] for r in rows]
+    assert problems[0].columns["answer"] == rows[0]["answer"].split("####")[-1].strip()

@@ -15,6 +15,7 @@ from axolotl_grpo_plugin.observe import attach, read_rollouts
 from axolotl_grpo_plugin.observe.metrics import ReflectionMatcher, step_metrics
 from axolotl_grpo_plugin.observe.rollout_log import RolloutLogWriter, log_files
 
+
 STRICT = "<reasoning>\nWe add 3 and 4.\n</reasoning>\n<answer>\n7\n</answer>\n"
 SOFT_ONLY = "<reasoning>We add.</reasoning> <answer>7</answer>"
 WRONG = "<reasoning>\nWait, 3 + 4 is 8.\n</reasoning>\n<answer>\n8\n</answer>\n"

@@ -11,10 +11,11 @@ from collections import defaultdict
 
 import pytest
 import yaml
+from conftest import REPO_ROOT, run_axolotl_train, subprocess_env
 
 from axolotl_grpo_plugin.observe import read_rollouts
 from axolotl_grpo_plugin.report.__main__ import main as report_main
-from conftest import REPO_ROOT, run_axolotl_train, subprocess_env
+
 
 # A reward the test can recompute from the logged text, so misaligned rows show up
 # (the random tiny model writes no tags: the GSM8K rewards are mostly 0).

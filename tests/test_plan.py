@@ -12,12 +12,23 @@ from pathlib import Path
 import pytest
 
 from axolotl_grpo_plugin.plan import (
-    KNOWN_MODELS, ModelDims, UnknownGPU, UnknownModel, Workload, estimate_trainer, estimate_vllm,
-    find_gpu, gpu_from_memory, levers, parse_dims, resolve_dims,
+    KNOWN_MODELS,
+    ModelDims,
+    UnknownGPU,
+    UnknownModel,
+    Workload,
+    estimate_trainer,
+    estimate_vllm,
+    find_gpu,
+    gpu_from_memory,
+    levers,
+    parse_dims,
+    resolve_dims,
 )
 from axolotl_grpo_plugin.plan.cli import main as plan_main
 from axolotl_grpo_plugin.plan.dims import dims_from_hf_config
 from axolotl_grpo_plugin.plan.estimate import lora_params, resident_items, step_items
+
 
 GIB = 1024**3
 REPO = Path(__file__).resolve().parents[1]

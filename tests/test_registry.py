@@ -7,7 +7,8 @@ import pytest
 
 import axolotl_grpo_plugin
 from axolotl_grpo_plugin.registry import REWARDS, TRANSFORMS, Registry, UnknownNameError
-from rewards import gsm8k
+from axolotl_grpo_rewards import gsm8k
+
 
 FIVE = {"correctness", "int", "strict_format", "soft_format", "xmlcount"}
 

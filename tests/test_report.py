@@ -14,6 +14,7 @@ from axolotl_grpo_plugin.report.__main__ import main
 from axolotl_grpo_plugin.report.browser import browser_unavailable, open_report, start
 from axolotl_grpo_plugin.report.data import columns, curves
 
+
 NAMES = ["correctness_reward_func", "strict_format_reward_func"]
 EVIL = "</script><script>window.pwned = 1</script> <!-- __DATA__"
 

@@ -18,10 +18,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from axolotl_grpo_plugin.containment import INLINE, PROCESS, ContainedReward
 from axolotl_grpo_plugin.registry import REWARDS
-from rewards import countdown
-from rewards.errors import RewardConfigError, RewardContractError
+from axolotl_grpo_plugin.registry.containment import INLINE, PROCESS, ContainedReward
+from axolotl_grpo_rewards import countdown
+from axolotl_grpo_rewards.errors import RewardConfigError, RewardContractError
+
 
 # Each built-in reward's range; a new built-in must add its own here.
 RANGES = {
@@ -317,7 +318,7 @@ def test_generated_countdown_problems_are_solvable_and_the_bundle_is_current(tmp
     ],
 )
 def test_math_boxed(completion, gold, expected):
-    from rewards.math_boxed import math_boxed_reward_func
+    from axolotl_grpo_rewards.math_boxed import math_boxed_reward_func
 
     assert math_boxed_reward_func([completion], [gold]) == [expected]
 
@@ -325,7 +326,7 @@ def test_math_boxed(completion, gold, expected):
 def test_bundled_math_sample_is_current_and_its_solutions_score_one(tmp_path):
     from axolotl_grpo_plugin.embedded.math_problems import DATA_FILE, generate_math, write_sample
     from axolotl_grpo_plugin.transforms.math_boxed import transform_row
-    from rewards.math_boxed import math_boxed_reward_func
+    from axolotl_grpo_rewards.math_boxed import math_boxed_reward_func
 
     assert write_sample(tmp_path / "m.jsonl").read_text() == DATA_FILE.read_text()
     rows = generate_math(12, seed=5)
@@ -357,7 +358,6 @@ def test_transforms_write_data_source_and_prefill_when_asked():
 @pytest.mark.integration
 def test_mixed_dataset_trains_with_one_routed_reward(tmp_path, repo_root, embedded_model_dir):
     import yaml
-
     from conftest import run_axolotl_train
 
     data = repo_root / "axolotl_grpo_plugin" / "data"

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rewards import gsm8k, reference
+from axolotl_grpo_rewards import gsm8k, reference
+from axolotl_grpo_rewards.text import completion_text, normalize_number, parse_number
 from rewards.gsm8k import (
     REWARD_FUNCS,
     SYSTEM_PROMPT,
@@ -18,7 +19,7 @@ from rewards.gsm8k import (
     soft_format_reward_func,
     strict_format_reward_func,
 )
-from rewards.text import completion_text, normalize_number, parse_number
+
 
 RANGES = {  # documented in docs/rewards.md
     "correctness": {0.0, 2.0},
@@ -423,4 +424,4 @@ def test_well_formed_single_line_values_equal_reference(reasoning, written, gold
 
 
 def test_reference_is_not_registered():
-    assert all(func.__module__ == "rewards.gsm8k" for func in gsm8k.REWARD_FUNCS.values())
+    assert all(func.__module__ == "axolotl_grpo_rewards.gsm8k" for func in gsm8k.REWARD_FUNCS.values())

@@ -4,8 +4,8 @@ import math
 
 import pytest
 import yaml
-
 from conftest import run_axolotl_train
+
 
 REWARD_KEYS = [f"rewards/{name}_reward_func/mean"
                for name in ("correctness", "int", "strict_format", "soft_format", "xmlcount")]

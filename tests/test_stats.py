@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from conftest import subprocess_env
 
 from axolotl_grpo_plugin.registry import TRANSFORMS
 from axolotl_grpo_plugin.seqstats import StatsError, prompt_token_stats, report_from_config
 from axolotl_grpo_plugin.seqstats.cli import main
 from axolotl_grpo_plugin.seqstats.report import percentile_from_counts
 
-from conftest import subprocess_env
 
 DEFAULT_SYSTEM = "You are a careful assistant who shows the working."
 # Like Qwen2.5's: adds a default system message when the prompt has none, and BOS.

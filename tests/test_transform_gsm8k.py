@@ -5,6 +5,7 @@ import pytest
 from axolotl_grpo_plugin.transforms import gsm8k
 from rewards.gsm8k import SYSTEM_PROMPT
 
+
 OPENAI_ROW = {
     "question": "Natalia sold clips to 48 of her friends in April, and then half as many in May. "
     "How many clips did Natalia sell altogether?",

@@ -2,9 +2,9 @@
 
 import pytest
 
-from axolotl_grpo_plugin import trl_args
+from axolotl_grpo_plugin.config import trl_args
+from axolotl_grpo_plugin.config.checks import Launch, check_section_keys
 from axolotl_grpo_plugin.plugin import GRPOPlugin
-from axolotl_grpo_plugin.validation import Launch, check_section_keys
 
 
 def cfg_with(**args):
@@ -20,7 +20,7 @@ def test_known_grpo_options_of_the_right_type_pass():
     ({"top_entropy_quantile": "a lot"}, "top_entropy_quantile", "GRPOConfig expects float"),
     ({"beta": 0.1}, "beta", "set `trl.beta` instead"),
     ({"steps_per_generation": 4}, "steps_per_generation", "trl.generation_batch_size"),
-    ({"learning_rate": 1e-5}, "learning_rate", "GRPOConfig has no such option"),
+    ({"learning_rate": 1e-5}, "learning_rate", "set top-level `learning_rate` instead"),
 ])
 def test_bad_options_name_the_key_and_the_fix(args, key, says):
     (problem,) = trl_args.check(cfg_with(**args))

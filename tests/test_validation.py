@@ -5,8 +5,9 @@ import re
 
 import pytest
 
+from axolotl_grpo_plugin.config.checks import Launch, prepare_config
 from axolotl_grpo_plugin.errors import GRPOConfigError
-from axolotl_grpo_plugin.validation import Launch, prepare_config
+
 
 GPU1 = Launch(processes=1, has_gpu=True)
 CPU = Launch(processes=1, has_gpu=False)
@@ -60,9 +61,9 @@ def test_valid_config_rewrites_short_names():
 
 
 def test_dotted_reward_paths_and_reward_models_pass_through():
-    cfg = config(trl__reward_funcs=["rewards.gsm8k.int_reward_func", "OpenAssistant/reward-model-deberta"])
+    cfg = config(trl__reward_funcs=["axolotl_grpo_rewards.gsm8k.int_reward_func", "OpenAssistant/reward-model-deberta"])
     prepare_config(cfg, GPU1)
-    assert cfg["trl"]["reward_funcs"] == ["rewards.gsm8k.int_reward_func", "OpenAssistant/reward-model-deberta"]
+    assert cfg["trl"]["reward_funcs"] == ["axolotl_grpo_rewards.gsm8k.int_reward_func", "OpenAssistant/reward-model-deberta"]
 
 
 @pytest.mark.parametrize("processes, mbs, gas, groups, valid", [
@@ -207,3 +208,20 @@ def test_batch_check_is_skipped_outside_training_launches():
 def test_sequence_len_is_flagged_as_unused():
     warnings = prepare_config(config(sequence_len=800), GPU1)
     assert any("sequence_len" in w for w in warnings)
+
+
+def test_plugin_values_are_checked_with_the_config_and_point_at_the_keys_table():
+    """Issue 13: a bad `grpo_plugin:` value used to pass prepare_config and be reported later by
+    the vLLM module ("see docs/vllm.md"), or not at all."""
+    import pytest
+
+    from axolotl_grpo_plugin.errors import GRPOConfigError
+
+    cfg = config()
+    cfg["grpo_plugin"] = {"rollout_log_max_mb": -1, "system_prompt_role": "assistant"}
+    with pytest.raises(GRPOConfigError) as info:
+        prepare_config(cfg, GPU1)
+    keys = {p.key for p in info.value.problems}
+    assert keys == {"grpo_plugin.rollout_log_max_mb", "grpo_plugin.system_prompt_role"}
+    assert all("Plugin keys" in p.fix for p in info.value.problems)
+    assert "docs/vllm.md" not in str(info.value)

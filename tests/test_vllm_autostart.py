@@ -5,8 +5,6 @@ manual-mode check, and every config-level failure message."""
 from __future__ import annotations
 
 import copy
-import json
-import os
 import sys
 from pathlib import Path
 
@@ -17,33 +15,14 @@ from axolotl_grpo_plugin.errors import GRPOConfigError
 from axolotl_grpo_plugin.vllm import autostart
 from axolotl_grpo_plugin.vllm.server import ServerError, ServerSpec, VLLMServer
 
+
 sys.path.insert(0, str(Path(__file__).parent))
-from test_vllm_server import FAKE, alive, fake_command, free_port, read_info, wait_until  # noqa: E402
+from conftest import launch_env as env  # noqa: E402
+from test_vllm_server import FAKE, alive, fake_command, read_info, wait_until  # noqa: E402
 
-pytestmark = pytest.mark.timeout(60)
+
+pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("clean_vllm_state")]
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def gsm8k_cfg(tmp_path) -> dict:
-    """configs/gsm8k.yaml as register reads it (Axolotl sets axolotl_config_path), on a free port."""
-    cfg = yaml.safe_load((REPO / "configs" / "gsm8k.yaml").read_text())
-    cfg["trl"]["vllm_server_port"] = cfg["vllm"]["port"] = free_port()
-    cfg["output_dir"] = str(tmp_path / "out")
-    cfg["axolotl_config_path"] = "configs/gsm8k.yaml"
-    return cfg
-
-
-@pytest.fixture(autouse=True)
-def clean_state():
-    yield
-    autostart.after_training()
-
-
-def env(**extra: str) -> dict[str, str]:
-    base = {k: v for k, v in os.environ.items() if k not in autostart.DISTRIBUTED_ENV}
-    base.pop("CUDA_VISIBLE_DEVICES", None)
-    return {**base, **extra}
 
 
 def fake_factory(info: Path, mode: str = "ok", *extra: str):
@@ -178,10 +157,12 @@ def test_missing_vllm_points_to_the_extra(tmp_path):
     assert "pip install 'axolotl-grpo-plugin[vllm]'" in error.value.render()
 
 
-def test_register_hook_exits_with_the_rendered_block(gsm8k_cfg, monkeypatch):
+def test_the_plugins_translator_exits_with_the_rendered_block(gsm8k_cfg, monkeypatch):
+    from axolotl_grpo_plugin.plugin import reported_as_exit
+
     gsm8k_cfg["trl"]["vllm_mode"] = "colocate"
-    with pytest.raises(SystemExit) as error:
-        autostart.register_hook(gsm8k_cfg)
+    with pytest.raises(SystemExit) as error, reported_as_exit():
+        autostart.on_register(gsm8k_cfg)
     assert "axolotl-grpo-plugin found 1 config problem" in str(error.value.code)
     assert "trl.vllm_mode" in str(error.value.code)
 

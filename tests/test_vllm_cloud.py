@@ -19,6 +19,7 @@ import yaml
 
 from axolotl_grpo_plugin.vllm.gpus import LayoutError, check_launch, plan_layout
 
+
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.timeout(120)
 
@@ -66,10 +67,9 @@ class Recorder:
 def modal_launch(monkeypatch):
     """Run `axolotl train configs/gsm8k.yaml --cloud cloud.yaml -- --num_processes 1` offline."""
     import modal
-    from click.testing import CliRunner
-
     from axolotl.cli.cloud import modal_
     from axolotl.cli.main import cli
+    from click.testing import CliRunner
 
     log: dict = {}
     monkeypatch.setattr(modal, "App", lambda *a, **k: Recorder("app", log))
@@ -182,6 +182,6 @@ def test_the_copied_files_build_a_wheel_with_the_whole_plugin(tmp_path):
     wheel = next((tmp_path / "wheels").glob("axolotl_grpo_plugin-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
     for needed in ("axolotl_grpo_plugin/plugin.py", "axolotl_grpo_plugin/vllm/guard.py",
-                   "axolotl_grpo_plugin/vllm/autostart.py", "rewards/gsm8k.py",
+                   "axolotl_grpo_plugin/vllm/autostart.py", "axolotl_grpo_rewards/gsm8k.py",
                    "axolotl_grpo_plugin/data/gsm8k_sample.jsonl"):
         assert needed in names

@@ -6,7 +6,12 @@ from __future__ import annotations
 import pytest
 
 from axolotl_grpo_plugin.vllm.gpus import (
-    LayoutError, check_launch, launcher_args, plan_layout, train_command, visible_gpus,
+    LayoutError,
+    check_launch,
+    launcher_args,
+    plan_layout,
+    train_command,
+    visible_gpus,
 )
 
 

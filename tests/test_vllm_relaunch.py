@@ -18,11 +18,13 @@ from axolotl_grpo_plugin.errors import GRPOConfigError
 from axolotl_grpo_plugin.vllm import autostart, relaunch
 from axolotl_grpo_plugin.vllm.relaunch import TRAIN_MODULE, plan_relaunch, relaunch_if_needed
 
-sys.path.insert(0, str(Path(__file__).parent))
-from conftest import subprocess_env  # noqa: E402
-from test_vllm_autostart import clean_state, env, gsm8k_cfg  # noqa: E402,F401  (fixtures)
 
-pytestmark = pytest.mark.timeout(60)
+sys.path.insert(0, str(Path(__file__).parent))
+from conftest import launch_env as env  # noqa: E402
+from conftest import subprocess_env  # noqa: E402
+
+
+pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("clean_vllm_state")]
 SCRIPT_ARGS = ["configs/gsm8k.yaml", "--learning_rate=2e-6", "--trl__beta=0.04"]
 PORT = 31337
 
@@ -74,7 +76,7 @@ def test_accelerate_default_launch_becomes_one_process_per_free_gpu(gsm8k_cfg, g
     assert option(p.launch_args, "--main_process_port") == (str(PORT) if trainers > 1 else None)
     assert p.argv == [sys.executable, "-m", "accelerate.commands.launch", *p.launch_args, "-m", TRAIN_MODULE,
                       *SCRIPT_ARGS]
-    assert p.shown.startswith(f"accelerate launch ") and p.shown.endswith(" ".join(SCRIPT_ARGS))
+    assert p.shown.startswith("accelerate launch ") and p.shown.endswith(" ".join(SCRIPT_ARGS))
     assert f"accelerate started {gpus} training processes but GPU {gpus - 1} is reserved" in p.message()
     assert_relaunch_fits(gsm8k_cfg, p, gpus)
 

@@ -15,19 +15,15 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import free_port
 
 from axolotl_grpo_plugin.vllm.health import health_url, is_healthy, port_in_use
 from axolotl_grpo_plugin.vllm.server import ServerError, ServerSpec, VLLMServer, read_tail
 
+
 FAKE = Path(__file__).with_name("fake_vllm_server.py")
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.timeout(60)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def alive(pid: int | None) -> bool:

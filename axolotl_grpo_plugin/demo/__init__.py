@@ -2,5 +2,6 @@
 
 from pathlib import Path
 
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO_CONFIG = REPO_ROOT / "configs" / "demo.yaml"

@@ -9,6 +9,7 @@ import time
 
 from .run import DemoError, run_demo, table
 
+
 EPILOG = """examples:
   python -m axolotl_grpo_plugin.demo                  # the whole demo, a few minutes on a laptop CPU
   python -m axolotl_grpo_plugin.demo --seed 1         # another seed (base and run)

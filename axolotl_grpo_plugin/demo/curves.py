@@ -12,6 +12,7 @@ import json
 import re
 from pathlib import Path
 
+
 TOTAL_KEY = "reward"
 PER_FUNC = re.compile(r"^rewards/(?P<name>.+)/mean$")
 LOG_LINE = re.compile(r"\{'loss'[^{}]*\}")

@@ -17,6 +17,7 @@ from ..embedded.pretrain import one_thread
 from ..embedded.sample_data import DATA_DIR, DEMO_TEST_FILE
 from . import DEMO_CONFIG
 
+
 HELDOUT_FILE = DATA_DIR / DEMO_TEST_FILE
 _NUMBER = re.compile(r"\d+")
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from ..childenv import offline_child_env
+from ..config.load import read_yaml
 from ..embedded.builder import DEFAULT_OUT
 from ..embedded.pretrain import build_base
 from . import DEMO_CONFIG, REPO_ROOT, curves, heldout
@@ -57,12 +58,12 @@ def child_env() -> dict[str, str]:
 def write_run_config(base_dir: Path, output_dir: Path, seed: int, steps: int | None,
                      config: Path = DEMO_CONFIG) -> Path:
     """A copy of the demo config with absolute paths, the seed and the step count pinned."""
-    cfg = yaml.safe_load(config.read_text())
+    cfg = read_yaml(config)
     cfg["base_model"] = str(base_dir.resolve())
     cfg["output_dir"] = str(output_dir.resolve())
     cfg["seed"] = seed
     # Axolotl otherwise caches the tokenized dataset in ./last_run_prepared of the cwd
-    cfg.setdefault("dataset_prepared_path", str((output_dir / "prepared").resolve()))
+    cfg["dataset_prepared_path"] = str((output_dir / "prepared").resolve())
     for dataset in cfg.get("datasets", []):
         if not Path(dataset["path"]).is_absolute() and (REPO_ROOT / dataset["path"]).exists():
             dataset["path"] = str(REPO_ROOT / dataset["path"])

@@ -9,6 +9,7 @@ from .builder import DEFAULT_OUT, EMBEDDED_VERSION, MODEL_DIR_NAME, BuildResult,
 from .problems import R1_SYSTEM_PROMPT, final_answer, format_solution, generate_problems
 from .sample_data import sample_splits, write_sample_data
 
+
 __all__ = [
     "DEFAULT_OUT",
     "EMBEDDED_VERSION",

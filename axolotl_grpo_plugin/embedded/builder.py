@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+
 # Bump whenever the problems, tokenizer or model recipe changes: cached builds are then rebuilt.
 EMBEDDED_VERSION = 1
 DEFAULT_OUT = Path(".cache/embedded")

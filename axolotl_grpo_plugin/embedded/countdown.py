@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .sample_data import to_jsonl
 
+
 DATA_FILE = Path(__file__).resolve().parent.parent / "data" / "countdown_sample.jsonl"
 SAMPLE_ROWS, SAMPLE_SEED = 512, 0
 MIN_NUMBERS, MAX_NUMBERS = 3, 4

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .sample_data import to_jsonl
 
+
 DATA_FILE = Path(__file__).resolve().parent.parent / "data" / "math_sample.jsonl"
 SAMPLE_ROWS, SAMPLE_SEED = 256, 0
 

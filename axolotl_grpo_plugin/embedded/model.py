@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+
 MAX_POSITION_EMBEDDINGS = 2048
 
 

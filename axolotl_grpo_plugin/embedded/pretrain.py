@@ -40,6 +40,7 @@ from .builder import DEFAULT_OUT, EMBEDDED_VERSION, STAMP_FILE, BuildResult, wri
 from .problems import EASY_TEMPLATES, final_answer, generate_problems
 from .sample_data import DATA_DIR, DEMO_TEST_FILE, DEMO_TRAIN_FILE
 
+
 BASE_DIR_NAME = "tiny-qwen2-base"
 # Bump when the corpus, model shape or training recipe changes: cached bases are rebuilt.
 BASE_VERSION = 4
@@ -238,7 +239,6 @@ def _progress(total: int, enabled: bool):
 
 def write_base(target: Path, seed: int, settings: PretrainSettings, progress: bool = True) -> dict:
     """Build tokenizer + tiny model, pre-train it and save both into ``target``; return stats."""
-    import torch
 
     from .model import build_tiny_model
     from .tokenizer import build_tokenizer

@@ -13,6 +13,7 @@ import random
 import re
 from collections.abc import Callable, Iterable
 
+
 R1_SYSTEM_PROMPT = (
     "Respond in the following format:\n"
     "<reasoning>\n...\n</reasoning>\n"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .problems import EASY_TEMPLATES, generate_problems
 
+
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 TRAIN_FILE = "gsm8k_sample.jsonl"
 TEST_FILE = "gsm8k_sample_test.jsonl"

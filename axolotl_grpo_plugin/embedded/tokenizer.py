@@ -25,6 +25,7 @@ from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalize
 
 from .problems import R1_SYSTEM_PROMPT, format_solution, generate_problems
 
+
 IM_START, IM_END, END_OF_TEXT = "<|im_start|>", "<|im_end|>", "<|endoftext|>"
 SPECIAL_TOKENS = [END_OF_TEXT, IM_START, IM_END]
 RESPONSE_TAGS = ["<reasoning>", "</reasoning>", "<answer>", "</answer>"]

@@ -12,6 +12,7 @@ from .passk import paired_bootstrap, pass_at_k
 from .prompts import EvalError, build_problems, load_config
 from .report import compare, format_comparison, format_result, write_results
 
+
 __all__ = [
     "EvalError",
     "EvalResult",

@@ -9,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 
+
 EPILOG = """\
 what it reports (greedy decoding unless noted):
   accuracy            share of problems whose correctness reward is > 0
@@ -71,8 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from ..errors import PluginError, exit_for
     from .core import evaluate
-    from .prompts import EvalError
     from .report import compare, default_out_dir, format_comparison, format_result, write_results
 
     options = dict(split=args.split, samples=args.samples, limit=args.limit, seed=args.seed,
@@ -97,9 +98,8 @@ def main(argv: list[str] | None = None) -> int:
             path = out / f"eval-{args.split}-vs-baseline.json"
             path.write_text(json.dumps({"baseline": args.baseline, "metrics": table}, indent=2) + "\n")
             print(f"wrote {path}")
-    except EvalError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except PluginError as exc:
+        return exit_for(exc)
     return 0
 
 

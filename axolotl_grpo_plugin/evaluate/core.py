@@ -8,15 +8,13 @@ the correctness reward (see `scoring.correctness_reward`) is above zero.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..defaults import MAX_COMPLETION_LENGTH as TRL_DEFAULT_MAX_COMPLETION_LENGTH  # noqa: E402
 from . import generation, passk, prompts, scoring
 from .prompts import EvalError
-
-TRL_DEFAULT_MAX_COMPLETION_LENGTH = 256
 
 
 @dataclass
@@ -123,7 +121,7 @@ def evaluate(
 
 def _summarise(label, split, seed, backend, greedy, sampled, rewards, judge, problems,
                greedy_out, sampled_out) -> EvalResult:
-    from rewards.gsm8k import is_strict_format
+    from axolotl_grpo_rewards.gsm8k import is_strict_format
 
     records: list[dict[str, Any]] = []
     per = {"accuracy": [], "format_compliance": [], "length": []}
@@ -205,8 +203,10 @@ def _progress_bar(total: int, desc: str, enabled: bool):
 
 
 def load_tokenizer(cfg: dict[str, Any], model: Any) -> Any:
-    """The checkpoint's tokenizer, else the config's `tokenizer_config` / `base_model`."""
-    from transformers import AutoTokenizer
+    """The checkpoint's tokenizer, else the config's `tokenizer_config` / `base_model`, each loaded
+    as the trainer loads it (the shared loader applies the config's added tokens)."""
+    from ..errors import PluginError
+    from ..sources.tokenizer import load_tokenizer as load_configured
 
     candidates = []
     if isinstance(model, (str, Path)):
@@ -217,10 +217,10 @@ def load_tokenizer(cfg: dict[str, Any], model: Any) -> Any:
     errors = []
     for source in [c for c in candidates if c]:
         try:
-            tok = AutoTokenizer.from_pretrained(source)
+            tok = load_configured(cfg, source, "tokenizer")
             break
-        except (OSError, ValueError) as exc:
-            errors.append(f"{source}: {str(exc).splitlines()[0] if str(exc) else exc!r}")
+        except PluginError as exc:
+            errors.append(str(exc))
     else:
         raise EvalError("no tokenizer found (" + "; ".join(errors) + "); pass tokenizer= or a "
                         "model directory that holds one")
@@ -276,4 +276,6 @@ def load_model(path: str, device: str | None = None) -> Any:
 
 def env_rank() -> int:
     """This process's global rank from the launcher's environment (0 when not launched)."""
-    return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) or 0)
+    from ..launch import global_rank
+
+    return global_rank()

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
 
 LOG = logging.getLogger("axolotl_grpo_plugin.evaluate")
 
@@ -40,43 +39,36 @@ class Trackers:
 
 
 def settings(cfg: Any) -> dict[str, Any] | None:
-    """The `grpo_plugin.eval_at_end` settings as a dict, or None when it is off."""
-    section = cfg.get("grpo_plugin") if hasattr(cfg, "get") else None
-    if section is None:
-        return None
-    value = section.get("eval_at_end") if hasattr(section, "get") else getattr(section, "eval_at_end", None)
+    """The `grpo_plugin.eval_at_end` settings as a dict (only the keys set), or None when it is off."""
+    from ..args import settings as plugin_settings
+
+    value = plugin_settings(cfg).eval_at_end
     if value is None or value is False:
         return None
     if value is True:
         return {}
-    if isinstance(value, BaseModel):
-        return value.model_dump(exclude_none=True)
-    # a dict, or Axolotl's DictDefault (whose missing attributes read as None)
-    return {k: v for k, v in dict(value).items() if v is not None}
+    return value.model_dump(exclude_none=True, exclude_unset=True)
 
 
-def check_config(cfg: Any) -> None:
-    """Fail at launch, not after hours of training, when the evaluation cannot find its rows.
-
-    Raises GRPOConfigError naming `grpo_plugin.eval_at_end`.
-    """
-    from ..errors import GRPOConfigError, Problem
+def config_problems(cfg: Any) -> list:
+    """Why the end-of-training evaluation could not find its rows, found at launch rather than
+    after hours of training; [] when it can (or is off)."""
+    from ..errors import Problem
     from .prompts import EvalError, dataset_entries
 
     options = settings(cfg)
     if options is None:
-        return
+        return []
     dataset = options.get("dataset")
     if dataset is not None and not Path(str(dataset)).exists() and str(dataset).startswith((".", "/", "~")):
-        raise GRPOConfigError([Problem("grpo_plugin.eval_at_end.dataset", dataset, "no such file.",
-                                       "point it at the held-out file, or remove it")])
+        return [Problem("grpo_plugin.eval_at_end.dataset", dataset, "no such file.",
+                        "point it at the held-out file, or remove it")]
     try:
         dataset_entries(cfg, options.get("split", "test"), dataset)
     except EvalError as exc:
-        raise GRPOConfigError([Problem(
-            "grpo_plugin.eval_at_end.split", options.get("split", "test"), str(exc),
-            "add `test_datasets:`, or set `grpo_plugin.eval_at_end.dataset: FILE`",
-        )]) from None
+        return [Problem("grpo_plugin.eval_at_end.split", options.get("split", "test"), str(exc),
+                        "add `test_datasets:`, or set `grpo_plugin.eval_at_end.dataset: FILE`")]
+    return []
 
 
 def remember_trackers(trainer: Any) -> Trackers:

@@ -10,7 +10,7 @@ Which rows: `split="train"` reads `datasets:`; `split="test"` reads
 dataset or `save_to_disk` DatasetDict directory in `datasets:`; any other split
 name is read from those the same way. A local file has a single split, so it
 needs `test_datasets:` or an explicit `dataset=FILE`. Loading itself is shared
-with the stats tool (`axolotl_grpo_plugin.data_sources`).
+with the stats tool (`axolotl_grpo_plugin.sources`).
 """
 
 from __future__ import annotations
@@ -19,12 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import data_sources
-from ..chat_template import axolotl_chat_template, template_choice
-from ..data_sources import DatasetSpec
+from ..config.load import load_config as read_config
+from ..errors import PluginError
+from ..sources import data as data_sources
+from ..sources.chat_template import resolve_chat_template as shared_template
+from ..sources.data import DatasetSpec, raised_as
+from ..sources.transforms import load_transform
 
 
-class EvalError(ValueError):
+class EvalError(PluginError):
     """A problem with the evaluation's inputs, said in one line with the fix."""
 
 
@@ -41,13 +44,13 @@ class Problem:
 
 def load_config(config: Any) -> dict[str, Any]:
     """A private copy of the config (yaml path or mapping) with registered names resolved."""
-    with data_sources.raised_as(EvalError):
-        return data_sources.load_config(config)
+    with raised_as(EvalError):
+        return read_config(config)
 
 
 def dataset_entries(cfg: dict[str, Any], split: str, dataset: str | None = None) -> list[DatasetSpec]:
     """The dataset entries to read for `split` (see the module docstring)."""
-    with data_sources.raised_as(EvalError):
+    with raised_as(EvalError):
         test = data_sources.dataset_specs(cfg, "test_datasets") if cfg.get("test_datasets") else []
         if dataset is not None:
             return [_override(cfg, split, dataset, test)]
@@ -84,27 +87,17 @@ def _override(cfg: dict[str, Any], split: str, dataset: str, test: list[DatasetS
 def load_rows(spec: DatasetSpec, split: str) -> Any:
     """One dataset entry -> a `datasets.Dataset`, loaded the way Axolotl loads it; a
     `save_to_disk` Dataset (no named splits) is not taken for a held-out split."""
-    with data_sources.raised_as(EvalError):
+    with raised_as(EvalError):
         return data_sources.load_rows(spec, split, exact_split=True)
 
 
-def transform_rows(cfg: dict[str, Any], spec: DatasetSpec, index: int, rows: Any) -> list[dict]:
-    """Apply the entry's transform (a registered name or `module.function` loader)."""
-    kind = spec.transform
-    if not kind:
-        out = [dict(r) for r in rows]
-    else:
-        loader = _import_transform(str(kind))
-        made = loader(cfg, dataset_idx=index)
-        row_fn = made[0] if isinstance(made, tuple) else made
-        out = []
-        for n, row in enumerate(rows):
-            try:
-                out.append(row_fn(dict(row)))
-            except (KeyError, ValueError) as exc:
-                raise EvalError(
-                    f"{spec.path!r} row {n}: the {kind!r} transform failed: {exc}"
-                ) from None
+def transform_rows(cfg: dict[str, Any], spec: DatasetSpec, index: int, rows: Any,
+                   tokenizer: Any = None) -> list[dict]:
+    """Apply the entry's transform with the shared loader (Axolotl's semantics: `(fn, map_kwargs)`,
+    `batched`, the `tokenizer` argument, the dpo-strategy fallback)."""
+    with raised_as(EvalError):
+        transform = load_transform(spec, cfg, index, tokenizer)
+        out = transform.rows(rows.to_dict() if hasattr(rows, "to_dict") else _columns(rows))
     if out and "prompt" not in out[0]:
         raise EvalError(
             f"{spec.path!r}: rows have no 'prompt' column after the transform "
@@ -113,30 +106,15 @@ def transform_rows(cfg: dict[str, Any], spec: DatasetSpec, index: int, rows: Any
     return out
 
 
-def _import_transform(kind: str):
-    import importlib
-
-    from ..registry import TRANSFORMS
-
-    short = TRANSFORMS.strip_import_path(kind)
-    if short != kind or kind in TRANSFORMS:
-        return TRANSFORMS.load(short)
-    module_name, _, attr = kind.rpartition(".")
-    try:
-        return getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError, ValueError) as exc:
-        raise EvalError(f"cannot import transform {kind!r}: {exc}") from None
+def _columns(rows: list[dict]) -> dict[str, list]:
+    keys = list(rows[0]) if rows else []
+    return {k: [r.get(k) for r in rows] for k in keys}
 
 
 def resolve_chat_template(cfg: dict[str, Any], tokenizer: Any) -> str | None:
     """The chat template Axolotl would install for this config (None when it sets none)."""
-    choice = template_choice(cfg)
-    if not choice or (choice == "tokenizer_default" and getattr(tokenizer, "chat_template", None)):
-        return getattr(tokenizer, "chat_template", None)  # what Axolotl installs (no import needed)
-    try:
-        return axolotl_chat_template(cfg, choice, tokenizer)
-    except ValueError as exc:
-        raise EvalError(f"chat_template = {choice!r}: {exc}") from None
+    with raised_as(EvalError):
+        return shared_template(cfg, tokenizer)[1]
 
 
 def render(messages: Any, tokenizer: Any, chat_template: str | None) -> tuple[str, list[int]]:
@@ -170,7 +148,7 @@ def build_problems(
         rows = load_rows(spec, split)
         if limit is not None:
             rows = rows.select(range(min(len(rows), limit - len(problems))))
-        for row in transform_rows(cfg, spec, i, rows):
+        for row in transform_rows(cfg, spec, i, rows, tokenizer):
             messages = row.pop("prompt")
             try:
                 text, ids = render(messages, tokenizer, template)

@@ -19,6 +19,7 @@ from typing import Any
 
 from .prompts import EvalError
 
+
 # Substrings that mark the reward that says "the answer is right", in this order.
 CORRECTNESS_HINTS = ("correct", "accura")
 

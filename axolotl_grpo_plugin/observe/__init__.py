@@ -8,6 +8,7 @@ from .metrics import DEFAULT_REFLECTION_PHRASES, ReflectionMatcher, step_metrics
 from .rollout_log import RolloutLogWriter, read_rollouts
 from .trainer_hook import attach
 
+
 __all__ = [
     "DEFAULT_REFLECTION_PHRASES", "ReflectionMatcher", "RolloutLogWriter", "attach",
     "read_rollouts", "step_metrics",

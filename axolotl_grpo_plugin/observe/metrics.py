@@ -2,7 +2,7 @@
 
 Pure functions on strings (no torch, no trainer), so they can be tested on
 hand-written completions and reused by the report. Format checks are the reward
-functions' own definitions (``rewards.gsm8k``), so "format compliance" always
+functions' own definitions (``axolotl_grpo_rewards.gsm8k``), so "format compliance" always
 means exactly what the format rewards pay for.
 """
 
@@ -12,7 +12,8 @@ import math
 import re
 from collections.abc import Iterable, Sequence
 
-from rewards.gsm8k import correctness_reward_func, is_soft_format, is_strict_format
+from axolotl_grpo_rewards.gsm8k import correctness_reward_func, is_soft_format, is_strict_format
+
 
 # Self-correction phrases of R1-style "aha moments". Matched case-insensitively as
 # whole words; any run of whitespace matches a space, and ' matches ’.

@@ -26,6 +26,7 @@ import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+
 LOG = logging.getLogger("axolotl_grpo_plugin")
 
 LIVE_NAME = "rollouts.jsonl"

@@ -21,25 +21,17 @@ import logging
 import math
 from typing import Any
 
+from ..args import settings as plugin_settings
 from .metrics import ReflectionMatcher, step_metrics
 from .rollout_log import RolloutLogWriter
+
 
 LOG = logging.getLogger("axolotl_grpo_plugin")
 
 _TRAINER_INTERNALS = ("_generate_and_score_completions", "_logs", "_metrics", "reward_func_names", "state")
 
 
-def _settings(cfg: Any):
-    from ..args import GRPOPluginSettings
-
-    section = cfg.get("grpo_plugin") if hasattr(cfg, "get") else None
-    try:
-        return GRPOPluginSettings.model_validate(dict(section or {}))
-    except Exception:  # validated at load time already; never fail training over it
-        return GRPOPluginSettings()
-
-
-def attach(cfg: Any, trainer: Any) -> "RolloutObserver | None":
+def attach(cfg: Any, trainer: Any) -> RolloutObserver | None:
     """Install the observer on a GRPO trainer per the `grpo_plugin:` keys; None when off or unsupported."""
     try:
         return _attach(cfg, trainer)
@@ -49,8 +41,8 @@ def attach(cfg: Any, trainer: Any) -> "RolloutObserver | None":
         return None
 
 
-def _attach(cfg: Any, trainer: Any) -> "RolloutObserver | None":
-    settings = _settings(cfg)
+def _attach(cfg: Any, trainer: Any) -> RolloutObserver | None:
+    settings = plugin_settings(cfg)  # validated at register time; attach() reports any failure
     if not (settings.rollout_log or settings.learning_metrics):
         return None
     missing = [name for name in _TRAINER_INTERNALS if not hasattr(trainer, name)]

@@ -8,6 +8,7 @@ from .dims import KNOWN_MODELS, ModelDims, UnknownModel, parse_dims, resolve_dim
 from .estimate import Workload, estimate_trainer, estimate_vllm, levers
 from .gpus import GPUS, UnknownGPU, find_gpu, gpu_from_memory
 
+
 __all__ = [
     "KNOWN_MODELS", "ModelDims", "UnknownModel", "parse_dims", "resolve_dims",
     "Workload", "estimate_trainer", "estimate_vllm", "levers",

@@ -16,16 +16,25 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-import yaml
-
-from ..batching import describe_layout
+from ..config.batching import describe_layout
+from ..config.load import read_yaml
+from ..errors import PluginError, exit_for
+from ..sources.data import raised_as
 from .dims import UnknownModel, resolve_dims
 from .estimate import (
-    CUDA_OVERHEAD_BYTES, Item, TrainerEstimate, VllmEstimate, Workload, estimate_trainer,
-    estimate_vllm, levers, verdict,
+    CUDA_OVERHEAD_BYTES,
+    Item,
+    TrainerEstimate,
+    VllmEstimate,
+    Workload,
+    estimate_trainer,
+    estimate_vllm,
+    levers,
+    verdict,
 )
 from .from_config import DEFAULT_PROMPT_TOKENS, header_processes, workload_from_config
 from .gpus import GIB, GPU, GPUS, UnknownGPU, find_gpu, gpu_from_memory
+
 
 EPILOG = """examples:
   python -m axolotl_grpo_plugin.plan configs/gsm8k.yaml --gpu L40S
@@ -42,7 +51,7 @@ else vllm.max_model_len - trl.max_completion_length, else 263 (longest GSM8K tra
 Qwen2.5 template)."""
 
 
-class PlanError(ValueError):
+class PlanError(PluginError):
     """Bad input to the planner, reported as one line."""
 
 
@@ -77,12 +86,9 @@ def prompt_budget(args, cfg: dict) -> tuple[int, str]:
 
 def build(args) -> tuple[Workload, dict, str, str, str]:
     path = Path(args.config)
-    if not path.is_file():
-        raise PlanError(f"config file {args.config!r} not found")
-    text = path.read_text(encoding="utf-8")
-    cfg = yaml.safe_load(text)
-    if not isinstance(cfg, dict):
-        raise PlanError(f"{args.config} does not hold a yaml mapping of config keys")
+    with raised_as(PlanError):
+        cfg = read_yaml(path)
+    text = path.read_text(encoding="utf-8")  # header comments: `# GPUs: N`
     processes = args.processes or header_processes(text) or 1
     dims, dims_source = resolve_dims(cfg.get("base_model"), args.dims, local_root=path.parent)
     prompt, prompt_source = prompt_budget(args, cfg)
@@ -215,9 +221,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         gpus = [find_gpu(name) for name in args.gpu] + [gpu_from_memory(m) for m in args.gpu_memory]
         workload, _, dims_source, prompt_source, model = build(args)
-    except (PlanError, UnknownGPU, UnknownModel, ValueError, yaml.YAMLError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except PluginError as exc:
+        return exit_for(exc)
+    except (UnknownGPU, UnknownModel) as exc:
+        return exit_for(PlanError(str(exc)))
     shown = gpus or list(GPUS.values())
     if args.json:
         print(json.dumps(as_json(workload, shown), indent=2))

@@ -13,6 +13,7 @@ from typing import Literal
 from .dims import ModelDims
 from .gpus import GIB, GPU
 
+
 Method = Literal["full", "lora", "qlora"]
 Sharding = Literal["none", "zero1", "zero2", "zero3", "fsdp"]
 

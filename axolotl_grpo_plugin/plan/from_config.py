@@ -15,6 +15,7 @@ from typing import Any
 from .dims import ModelDims
 from .estimate import LORA_LINEAR, Workload
 
+
 # A documented GSM8K figure: the longest train prompt with the Qwen2.5 chat template
 # and the R1 format instruction (configs/gsm8k.yaml sizes vllm.max_model_len from it).
 DEFAULT_PROMPT_TOKENS = 263

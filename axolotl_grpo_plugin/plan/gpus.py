@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+
 MIB = 1024**2
 GIB = 1024**3
 

@@ -12,21 +12,23 @@ import re
 import sys
 from pathlib import Path
 
-import yaml
-
-from ..batching import TRL_DEFAULT_NUM_GENERATIONS, describe_layout
+from .. import defaults
+from ..config.batching import describe_layout
+from ..config.load import read_yaml
 from .dims import resolve_dims
 from .estimate import estimate_trainer, verdict
 from .from_config import DEFAULT_PROMPT_TOKENS, header_processes, workload_from_config
 from .gpus import GIB, find_gpu
+
 
 GPUS_HEADER = re.compile(r"^#\s*GPUs:\s+(\d+)", re.MULTILINE)
 MEMORY_HEADER = re.compile(r"^#\s*Memory:\s+trainer peak ([\d.]+) GiB on (\S+) \(([^)]*)\)", re.MULTILINE)
 
 
 def read(path: Path) -> tuple[dict, str]:
-    text = path.read_text(encoding="utf-8")
-    return yaml.safe_load(text), text
+    """The config (through the one config reader) and its text, whose header comments say
+    the GPU count and the recorded memory."""
+    return read_yaml(path), path.read_text(encoding="utf-8")
 
 
 def layout_row(path: Path) -> str:
@@ -35,7 +37,7 @@ def layout_row(path: Path) -> str:
     processes = header_processes(text) or 1
     mbs = int(cfg.get("micro_batch_size") or 1)
     gas = int(cfg.get("gradient_accumulation_steps") or 1)
-    groups = int(trl.get("num_generations") or TRL_DEFAULT_NUM_GENERATIONS)
+    groups = int(trl.get("num_generations") or defaults.NUM_GENERATIONS)
     arithmetic = describe_layout(mbs, gas, processes, groups, trl.get("generation_batch_size"))
     gpus = GPUS_HEADER.search(text)
     return (f"| `{path.name}` | {gpus.group(1) if gpus else '?'} | {processes} | {mbs} | {gas} | {groups} "

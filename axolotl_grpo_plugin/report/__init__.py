@@ -20,6 +20,7 @@ from pathlib import Path
 from .data import ReportData, collect, columns, curves
 from .plots import plot_png
 
+
 DEFAULT_MAX_ROLLOUTS = 100_000
 CHUNK_ROWS = 2000  # rows per compressed text block: what the page inflates to show a screenful
 

@@ -11,6 +11,7 @@ from tqdm import tqdm
 from ..observe.rollout_log import log_files, read_rollouts
 from . import DEFAULT_MAX_ROLLOUTS, write_report
 
+
 EPILOG = """\
 examples:
   python -m axolotl_grpo_plugin.report outputs/smoke

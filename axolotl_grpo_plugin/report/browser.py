@@ -11,6 +11,7 @@ import shutil
 import time
 from pathlib import Path
 
+
 CHROMIUM_FLAGS = (
     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
     "--disable-background-networking", "--disable-component-update", "--no-first-run",

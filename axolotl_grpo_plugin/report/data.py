@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from ..observe.metrics import ReflectionMatcher
 
+
 FIRST_REFLECTIONS = 20
 
 

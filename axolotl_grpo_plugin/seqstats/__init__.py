@@ -10,4 +10,5 @@ from .api import prompt_token_stats, report_from_config
 from .report import BudgetReport, LongPrompt, Verdict
 from .sources import StatsError
 
+
 __all__ = ["BudgetReport", "LongPrompt", "StatsError", "Verdict", "prompt_token_stats", "report_from_config"]

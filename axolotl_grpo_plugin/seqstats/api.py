@@ -23,6 +23,7 @@ from .sources import (
     preflight,
 )
 
+
 NO_TRANSFORM = "none"
 
 

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 
+
 DESCRIPTION = """\
 Count prompt tokens exactly as the GRPO trainer will: the dataset's registered
 transform, the config's chat template with the generation prompt, the real
@@ -70,9 +71,9 @@ def main(argv: list[str] | None = None) -> int:
         print("error: pass CONFIG.yaml, or both --tokenizer and --dataset (see --help)", file=sys.stderr)
         return 2
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
+    from ..errors import PluginError, exit_for
     from .api import prompt_token_stats
     from .report import render_text
-    from .sources import StatsError
 
     try:
         report = prompt_token_stats(
@@ -82,9 +83,8 @@ def main(argv: list[str] | None = None) -> int:
             num_proc=args.num_proc, batch_size=args.batch_size, top=args.top,
             progress=not args.no_progress,
         )
-    except StatsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except PluginError as exc:
+        return exit_for(exc)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -21,6 +21,7 @@ import numpy as np
 from .report import LongPrompt
 from .sources import RowTransform, StatsError
 
+
 LENGTH_COLUMN = "prompt_tokens"
 PREVIEW_CHARS = 90
 
@@ -125,7 +126,6 @@ class Counted:
 def count_dataset(rows, tokenizer, transform: RowTransform, dataset_key: str, *,
                   num_proc: int | None = None, batch_size: int = 1000, top: int = 5) -> Counted:
     """Run `PromptLengths` over a `datasets.Dataset` and fold the lengths into a histogram."""
-    import datasets
 
     num_proc = choose_num_proc(len(rows), num_proc)
     # datasets turns off the tokenizer's own threads whenever num_proc is given, even 1

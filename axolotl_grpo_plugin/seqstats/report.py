@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+
 PERCENTILES = (50, 95, 99)
 ROUND_TO = 8  # vLLM block sizes and GPU kernels like multiples of 8
 

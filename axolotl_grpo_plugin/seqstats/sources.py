@@ -3,178 +3,67 @@ a training config names, resolved the way Axolotl 0.19 resolves them.
 
 Every failure becomes a `StatsError` with one line naming the key, the value and
 the fix, because a user sizing GPUs should not have to read a traceback. The
-config and the dataset rows are read by `axolotl_grpo_plugin.data_sources`, the
+config is read by `axolotl_grpo_plugin.config.load` and the rows by `axolotl_grpo_plugin.sources`, the
 loader the evaluator shares, so both tools see the rows the trainer reads.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from .. import data_sources
-from ..chat_template import axolotl_chat_template, template_choice
-from ..data_sources import DATA_SUFFIXES, DatasetSpec, first_line, looks_like_missing_path  # noqa: F401 (DatasetSpec re-exported)
+from ..config.load import load_config as read_config
+from ..defaults import MAX_COMPLETION_LENGTH as TRL_DEFAULT_MAX_COMPLETION_LENGTH  # noqa: F401 (used by api)
+from ..errors import PluginError
+from ..sources import data
+from ..sources.chat_template import resolve_chat_template
+from ..sources.data import DATA_SUFFIXES, DatasetSpec, first_line, looks_like_missing_path, raised_as
+from ..sources.tokenizer import load_tokenizer as shared_tokenizer
+from ..sources.transforms import RowTransform, as_axolotl_cfg  # noqa: F401 (re-exported for counting)
+from ..sources.transforms import load_transform as shared_transform
 
-TRL_DEFAULT_MAX_COMPLETION_LENGTH = 256  # trl.GRPOConfig.max_completion_length in TRL 1.9
 
-
-class StatsError(ValueError):
+class StatsError(PluginError):
     """A problem the user can fix; the message is one line ending with the fix."""
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
     """The training yaml as a plain dict, transform names resolved (rewards are not used here)."""
-    with data_sources.raised_as(StatsError):
-        return data_sources.load_config(Path(path), rewards=False)
+    with raised_as(StatsError):
+        return read_config(Path(path), rewards=False)
 
 
 def dataset_specs(cfg: dict[str, Any]) -> list[DatasetSpec]:
     """The `datasets:` entries of a config."""
-    with data_sources.raised_as(StatsError):
-        return data_sources.dataset_specs(cfg)
-
-
-# --- tokenizer and chat template ------------------------------------------------------------
-
-def load_tokenizer(cfg: dict[str, Any], source: Any, key: str):
-    """The tokenizer as Axolotl's `load_tokenizer` configures it, minus the model config.
-
-    Same class, fast/legacy flags, revision, added and special tokens; the chat
-    template is applied separately by `apply_chat_template_choice`.
-    """
-    if not isinstance(source, (str, Path)):
-        return source  # an already loaded tokenizer (Python API)
-    import transformers
-
-    kwargs: dict[str, Any] = {}
-    if cfg.get("tokenizer_legacy") is not None:
-        kwargs["legacy"] = cfg["tokenizer_legacy"]
-    if cfg.get("revision_of_model"):
-        kwargs["revision"] = cfg["revision_of_model"]
-    cls = getattr(transformers, cfg.get("tokenizer_type") or "AutoTokenizer", None)
-    if cls is None:
-        raise StatsError(f"tokenizer_type = {cfg.get('tokenizer_type')!r} is not a transformers class. "
-                         "Fix: use e.g. AutoTokenizer or remove the key.")
-    use_fast = cfg.get("tokenizer_use_fast")
-    try:
-        tokenizer = cls.from_pretrained(
-            str(source), trust_remote_code=bool(cfg.get("trust_remote_code")),
-            use_fast=True if use_fast is None else use_fast, **kwargs)
-    except Exception as exc:  # OSError, ValueError, connection errors: all mean "cannot load it"
-        local = Path(str(source)).exists()
-        why = first_line(exc) if local else "not a local directory and not loadable from the Hub (offline?)"
-        raise StatsError(f"{key} = {str(source)!r}: cannot load a tokenizer ({why}). "
-                         "Fix: pass --tokenizer DIR with a local tokenizer (tokenizer.json or vocab+merges).") from None
-    _add_config_tokens(tokenizer, cfg)
-    return tokenizer
-
-
-def _add_config_tokens(tokenizer, cfg: dict[str, Any]) -> None:
-    """`special_tokens:` and `tokens:` change how prompt text splits, so apply them as Axolotl does."""
-    from transformers import AddedToken
-
-    special = dict(cfg.get("special_tokens") or {})
-    additional = special.pop("additional_special_tokens", None)
-    for name, value in special.items():
-        tokenizer.add_special_tokens({name: AddedToken(value, rstrip=False, lstrip=False, normalized=False)})
-    if cfg.get("tokens"):
-        tokenizer.add_tokens([AddedToken(t, rstrip=False, lstrip=False, normalized=False) for t in cfg["tokens"]])
-    if additional:
-        tokenizer.add_special_tokens({"additional_special_tokens": additional})
+    with raised_as(StatsError):
+        return data.dataset_specs(cfg)
 
 
 def apply_chat_template_choice(tokenizer, cfg: dict[str, Any]) -> str:
     """Set the chat template the config selects, via Axolotl's own resolver; returns its name."""
-    choice = template_choice(cfg)
-    if choice:
-        from axolotl.utils.chat_templates.base import _CHAT_TEMPLATES
-
-        try:
-            template = axolotl_chat_template(cfg, choice, tokenizer)
-        except ValueError as exc:
-            names = ", ".join(["tokenizer_default", "jinja", *sorted(_CHAT_TEMPLATES)])
-            raise StatsError(f"chat_template = {choice!r}: {first_line(exc)} Fix: use one of {names}.") from None
+    with raised_as(StatsError):
+        choice, template = resolve_chat_template(cfg, tokenizer)
+    if choice != "tokenizer_default":
         tokenizer.chat_template = template
-        return str(choice)
-    return "tokenizer_default"
+    return choice
 
 
-# --- datasets ---------------------------------------------------------------------------------
+def load_tokenizer(cfg: dict[str, Any], source: Any, key: str):
+    with raised_as(StatsError):
+        return shared_tokenizer(cfg, source, key)
+
 
 def load_rows(spec: DatasetSpec):
     """The raw rows of one dataset entry, loaded the way Axolotl's `load_dataset_with_config` does."""
-    with data_sources.raised_as(StatsError):
-        return data_sources.load_rows(spec)
-
-
-# --- transforms ---------------------------------------------------------------------------------
-
-@dataclass
-class RowTransform:
-    """A dataset transform as Axolotl applies it: `fn(row)` or, if `batched`, `fn(batch)`."""
-
-    fn: Callable[..., Any] | None
-    batched: bool = False
-    fn_kwargs: dict[str, Any] = field(default_factory=dict)
+    with raised_as(StatsError):
+        return data.load_rows(spec)
 
 
 def load_transform(spec: DatasetSpec, cfg: dict[str, Any], dataset_idx: int, tokenizer) -> RowTransform:
-    """The registered (or `module.function`) transform of a dataset entry, called like Axolotl does."""
-    if not spec.transform:
-        return RowTransform(None)
-    from ..registry import TRANSFORMS
-
-    name = TRANSFORMS.strip_import_path(spec.transform)
-    try:
-        if name in TRANSFORMS:
-            loaded = TRANSFORMS.load(name)(as_axolotl_cfg(cfg), dataset_idx=dataset_idx)
-        elif "." in name:
-            loaded = _load_axolotl_strategy(name, cfg, dataset_idx)
-        else:
-            raise StatsError(f"{spec.key}.type = {spec.transform!r}: {TRANSFORMS.unknown_message(name)} "
-                             "Fix: use a registered transform, or `module.function` for your own.")
-    except StatsError:
-        raise
-    except Exception as exc:
-        raise StatsError(f"{spec.key}.type = {spec.transform!r}: loading the transform failed "
-                         f"({first_line(exc)}). Fix: check the transform's module and options.") from None
-    map_kwargs: dict[str, Any] = {}
-    if isinstance(loaded, tuple):
-        loaded, map_kwargs = loaded
-    if not callable(loaded):
-        raise StatsError(f"{spec.key}.type = {spec.transform!r}: the loader did not return a function. "
-                         "Fix: a transform loader returns `fn` or `(fn, map_kwargs)`.")
-    import inspect
-
-    fn_kwargs = dict(map_kwargs.get("fn_kwargs") or {})
-    try:
-        if "tokenizer" in inspect.signature(loaded).parameters:
-            fn_kwargs["tokenizer"] = tokenizer  # Axolotl's _map_dataset passes it the same way
-    except (TypeError, ValueError):
-        pass
-    return RowTransform(loaded, bool(map_kwargs.get("batched")), fn_kwargs)
-
-
-def _load_axolotl_strategy(name: str, cfg: dict[str, Any], dataset_idx: int):
-    """`module.function` types go through Axolotl's own RL strategy loader."""
-    import importlib
-
-    module_name, _, attr = name.rpartition(".")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError:
-        module = importlib.import_module(f"axolotl.prompt_strategies.dpo.{module_name}")
-    return getattr(module, attr)(as_axolotl_cfg(cfg), dataset_idx=dataset_idx)
-
-
-def as_axolotl_cfg(cfg: dict[str, Any]):
-    """The config as transform loaders get it from Axolotl: a `DictDefault`."""
-    from axolotl.utils.dict import DictDefault
-
-    return DictDefault(cfg)
+    """The dataset entry's transform, loaded by the shared loader (sources/transforms.py)."""
+    with raised_as(StatsError):
+        return shared_transform(spec, cfg, dataset_idx, tokenizer)
 
 
 def preflight(cfg: dict[str, Any], tokenizer: tuple[str, Any], specs: list[DatasetSpec]) -> None:
@@ -199,7 +88,7 @@ def preflight(cfg: dict[str, Any], tokenizer: tuple[str, Any], specs: list[Datas
         if not isinstance(spec.path, str) or Path(spec.path).exists():
             continue
         if looks_like_missing_path(spec.path) or Path(spec.path).suffix.lower() in DATA_SUFFIXES:
-            problems.append(str(data_sources.missing_path(spec)))
+            problems.append(str(data.missing_path(spec)))
         elif not os.environ.get("HF_DATASETS_OFFLINE"):
             why = hub_unreachable(spec.path, "dataset", spec.revision)
             if why:

@@ -1,22 +1,16 @@
-"""What every registered transform shares: reading `grpo_plugin:` keys, and the prefill column."""
+"""What every registered transform shares: the plugin's settings, and the prefill column."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
+from ..args import settings
+
+
 # What a template that pre-fills the reasoning tag has already written (see docs/rewards-safety.md).
 REASONING_PREFILL = "<reasoning>\n"
 PREFILL_COLUMN = "reasoning_prefill"
-
-
-def plugin_setting(cfg: Any, key: str, default: Any) -> Any:
-    """`cfg.grpo_plugin.<key>`, from a raw dict or Axolotl's parsed config; `default` when unset."""
-    section = (cfg or {}).get("grpo_plugin") if hasattr(cfg or {}, "get") else None
-    if section is None:
-        return default
-    value = section.get(key) if hasattr(section, "get") else getattr(section, key, None)
-    return default if value is None else value
 
 
 def with_prefill_column(cfg: Any, row_fn: Callable[[dict], dict]) -> Callable[[dict], dict]:
@@ -25,7 +19,7 @@ def with_prefill_column(cfg: Any, row_fn: Callable[[dict], dict]) -> Callable[[d
     The rewards' containment layer prepends that text to each completion before
     scoring, so format rewards see the opening tag the chat template wrote.
     """
-    if not plugin_setting(cfg, "prefilled_reasoning_tag", False):
+    if not settings(cfg or {}).prefilled_reasoning_tag:
         return row_fn
 
     def transform(row: dict) -> dict:
@@ -44,7 +38,7 @@ def loader_for(transform_row: Callable[..., dict]) -> Callable[..., tuple]:
     """
 
     def load(cfg: Any = None, dataset_idx: int = 0, **kwargs: Any):
-        role = plugin_setting(cfg, "system_prompt_role", "user")
+        role = settings(cfg or {}).system_prompt_role
 
         def transform(row: dict) -> dict:
             return transform_row(row, system_prompt_role=role)

@@ -6,9 +6,9 @@ The prompt asks for an equation inside the R1 `<answer>` block; the row keeps
 
 from __future__ import annotations
 
-
 from .common import loader_for
 from .gsm8k import build_prompt
+
 
 DATA_SOURCE = "countdown"
 # Column names used by the published countdown datasets (e.g. Jiayi-Pan/Countdown-Tasks-3to4).

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from rewards.gsm8k import SYSTEM_PROMPT
-from rewards.text import normalize_number
+from axolotl_grpo_rewards.gsm8k import SYSTEM_PROMPT
+from axolotl_grpo_rewards.text import normalize_number
 
 from .common import loader_for
+
 
 DATA_SOURCE = "gsm8k"
 SHAPES = {"openai/gsm8k": ("question", "answer"), "skrishna/gsm8k_only_answer": ("text", "label")}

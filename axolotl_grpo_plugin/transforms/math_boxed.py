@@ -6,9 +6,9 @@ Accepts `problem` with `answer` (MATH-500 style) or with `solution`, whose last
 
 from __future__ import annotations
 
-
 from .common import loader_for
 from .gsm8k import build_prompt
+
 
 DATA_SOURCE = "math"
 INSTRUCTION = "Put the final answer as \\boxed{...} inside the answer block."

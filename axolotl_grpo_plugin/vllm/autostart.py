@@ -25,32 +25,40 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import yaml
-from pydantic import ValidationError
 
+from .. import defaults
 from ..args import GRPOPluginSettings
+from ..args import settings as plugin_settings
+from ..config.load import section as _section
 from ..errors import GRPOConfigError, Problem
+from ..launch import (
+    DISTRIBUTED_ENV,
+    RELAUNCHED_ENV,
+    SERVER_CHILD_ENV,
+    cuda_gpu_count,
+    global_rank,
+    local_processes,
+    local_rank,
+    world_size,
+)
 from .gpus import GpuLayout, LayoutError, check_launch, plan_layout, visible_gpus
 from .health import LOCAL_HOSTS, health_url, is_healthy
 from .server import INSTALL_HINT, ServerError, ServerSpec, VLLMServer, install_teardown
+
 
 # Axolotl's log filter passes INFO from loggers named axolotl*, but the root level is
 # WARNING, so the level is set here or the progress messages would never show.
 LOG = logging.getLogger("axolotl_grpo_plugin.vllm")
 LOG.setLevel(logging.INFO)
 
-SERVER_CHILD_ENV = "AXOLOTL_GRPO_PLUGIN_VLLM_SERVER"
-RELAUNCHED_ENV = "AXOLOTL_GRPO_PLUGIN_RELAUNCHED"  # set by vllm/relaunch.py on the launch it execs
 LOG_NAME = "vllm-server.log"
 CONFIG_NAME = "vllm-server.yaml"
-TRL_DEFAULT_SERVER_TIMEOUT = 240  # trl GRPOConfig.vllm_server_timeout
-# Set by torchrun/accelerate for the trainer; meaningless (or harmful) to the server.
-DISTRIBUTED_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK", "GROUP_WORLD_SIZE",
-                   "ROLE_RANK", "ROLE_WORLD_SIZE", "ROLE_NAME", "MASTER_ADDR", "MASTER_PORT")
 
 
 @dataclass
@@ -81,32 +89,7 @@ def is_training_process(argv: list[str] | None = None, main_spec_name: str | Non
     return len(argv) > 1 and Path(argv[0]).name.startswith("axolotl") and argv[1] == "train"
 
 
-def _local_rank(env: Mapping[str, str]) -> int:
-    return int(env.get("LOCAL_RANK") or 0)
-
-
-def _local_processes(env: Mapping[str, str]) -> int:
-    return int(env.get("LOCAL_WORLD_SIZE") or env.get("WORLD_SIZE") or 1)
-
-
 # --- config --------------------------------------------------------------------
-
-def _section(cfg: Mapping[str, Any], name: str) -> Mapping[str, Any]:
-    value = cfg.get(name)
-    return value if hasattr(value, "get") else {}
-
-
-def plugin_settings(cfg: Mapping[str, Any]) -> GRPOPluginSettings:
-    raw = {k: v for k, v in _section(cfg, "grpo_plugin").items() if k in GRPOPluginSettings.model_fields}
-    try:
-        return GRPOPluginSettings.model_validate(raw)
-    except ValidationError as exc:
-        raise GRPOConfigError([
-            Problem(f"grpo_plugin.{'.'.join(map(str, err['loc']))}", err.get("input"), err["msg"],
-                    "see `grpo_plugin:` keys in docs/vllm.md")
-            for err in exc.errors()
-        ]) from None
-
 
 def is_server_mode(cfg: Mapping[str, Any]) -> bool:
     trl = _section(cfg, "trl")
@@ -122,7 +105,7 @@ def config_path(cfg: Mapping[str, Any]) -> str:
     return str(cfg.get("axolotl_config_path") or "CONFIG")
 
 
-def _autostart_problems(cfg: Mapping[str, Any]) -> list[Problem]:
+def autostart_problems(cfg: Mapping[str, Any]) -> list[Problem]:
     trl = _section(cfg, "trl")
     problems = []
     if not trl.get("use_vllm"):
@@ -147,7 +130,7 @@ def _layout(cfg, settings: GRPOPluginSettings, env: Mapping[str, str],
     visible = visible_gpus(env, gpu_count)
     try:
         layout = plan_layout(visible, settings.vllm_gpus, server_gpu_count(cfg))
-        check_launch(layout, visible, _local_processes(env), config_path(cfg))
+        check_launch(layout, visible, local_processes(env), config_path(cfg))
     except LayoutError as exc:
         message = exc.message
         if exc.key == "launch" and env.get(RELAUNCHED_ENV) == "1":
@@ -164,30 +147,30 @@ def on_register(cfg: dict, env: Mapping[str, str] = os.environ, gpu_count: Calla
     settings = plugin_settings(cfg)
     if not settings.vllm_autostart:
         return
-    problems = _autostart_problems(cfg)
+    problems = autostart_problems(cfg)
     if problems:
         raise GRPOConfigError(problems)
     if not (is_training_process() if training is None else training):
         return
-    world, local = int(env.get("WORLD_SIZE") or 1), _local_processes(env)
+    world, local = world_size(env), local_processes(env)
     if world > local:
         raise GRPOConfigError([Problem(
             "grpo_plugin.vllm_autostart", True,
             f"this launch spans several nodes ({world} processes, {local} on this node); autostart runs "
             "one server for a single-node launch.",
             "start `axolotl vllm-serve` by hand on one node and point `trl.vllm_server_host` at it")])
-    layout, visible = _layout(cfg, settings, env, gpu_count or _torch_gpu_count)
+    layout, visible = _layout(cfg, settings, env, gpu_count or cuda_gpu_count)
     trl = cfg["trl"]
     host = "::1" if trl.get("vllm_server_host") == "::1" else "127.0.0.1"
-    port = int(trl.get("vllm_server_port") or _section(cfg, "vllm").get("port") or 8000)
+    port = int(trl.get("vllm_server_port") or _section(cfg, "vllm").get("port") or defaults.VLLM_PORT)
     trl["vllm_server_host"], trl["vllm_server_port"] = host, port
     _STATE.url, _STATE.timeout = health_url(host, port), float(settings.vllm_startup_timeout)
-    if _local_processes(env) == 1 and not any(k.startswith("ACCELERATE_USE_") for k in env) \
+    if local_processes(env) == 1 and not any(k.startswith("ACCELERATE_USE_") for k in env) \
             and cfg.get("device_map") in (None, "auto"):
         # `--launcher python`: Axolotl would load with device_map "auto" over every
         # visible GPU, vLLM's included; keep the model on the first (a training) GPU.
         cfg["device_map"] = {"": 0}
-    if _local_rank(env) != 0 or _STATE.server is not None:
+    if local_rank(env) != 0 or _STATE.server is not None:
         return  # one server per launch, owned by LOCAL_RANK 0
     output_dir = Path(str(cfg.get("output_dir") or "./model-out"))
     snapshot = write_server_config(cfg, output_dir / CONFIG_NAME, host, port)
@@ -215,7 +198,7 @@ def before_model_load(cfg: Mapping[str, Any], env: Mapping[str, str] = os.enviro
         wait_for(_STATE.url, _STATE.timeout, report,
                  ServerError(f"no answer from {_STATE.url} within {_STATE.timeout:.0f} s.",
                              "see the error of LOCAL_RANK 0, which starts the server"))
-    elif (is_server_mode(cfg) and int(env.get("RANK") or env.get("LOCAL_RANK") or 0) == 0
+    elif (is_server_mode(cfg) and global_rank(env) == 0
           and is_training_process()):
         check_manual_server(cfg, env, report)
 
@@ -232,11 +215,12 @@ def check_manual_server(cfg: Mapping[str, Any], env: Mapping[str, str] = os.envi
                         report: Callable[[str], None] = LOG.info, gpu_count: Callable[[], int] | None = None) -> None:
     """Autostart off: the server must be reachable; wait as long as TRL would, then explain."""
     trl = _section(cfg, "trl")
-    url = health_url(str(trl.get("vllm_server_host") or "127.0.0.1"), int(trl.get("vllm_server_port") or 8000))
+    url = health_url(str(trl.get("vllm_server_host") or defaults.VLLM_HOST),
+                     int(trl.get("vllm_server_port") or defaults.VLLM_PORT))
     if is_healthy(url):
         return
-    timeout = float(trl.get("vllm_server_timeout") or TRL_DEFAULT_SERVER_TIMEOUT)
-    commands = manual_commands(cfg, env, gpu_count or _torch_gpu_count)
+    timeout = float(trl.get("vllm_server_timeout") or defaults.VLLM_SERVER_TIMEOUT_S)
+    commands = manual_commands(cfg, env, gpu_count or cuda_gpu_count)
     report(f"waiting up to {timeout:.0f} s for the vLLM server at {url}; start it with: {commands[0]}")
     wait_for(url, timeout, report, ServerError(
         f"no vLLM server answers {url} (waited {timeout:.0f} s, `trl.vllm_server_timeout`).",
@@ -303,26 +287,3 @@ def write_server_config(cfg: Mapping[str, Any], path: Path, host: str, port: int
                    + yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     os.replace(tmp, path)
     return path
-
-
-def _torch_gpu_count() -> int:
-    import torch
-
-    return torch.cuda.device_count() if torch.cuda.is_available() else 0
-
-
-def register_hook(cfg: dict) -> None:
-    """`on_register` for the plugin: every failure becomes a readable exit, not a traceback."""
-    try:
-        on_register(cfg)
-    except GRPOConfigError as exc:
-        raise SystemExit(f"\n{exc}\n") from None
-    except ServerError as exc:
-        raise SystemExit(f"\n{exc.render()}\n") from None
-
-
-def pre_model_load_hook(cfg) -> None:
-    try:
-        before_model_load(cfg)
-    except ServerError as exc:
-        raise SystemExit(f"\n{exc.render()}\n") from None

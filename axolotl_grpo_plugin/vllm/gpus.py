@@ -14,8 +14,8 @@ The vLLM server is a separate process and gets its own `CUDA_VISIBLE_DEVICES`.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
 
 
 class LayoutError(ValueError):

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 
+
 GRACE_ENV = "AXOLOTL_GRPO_PLUGIN_STOP_GRACE"
 
 

@@ -12,6 +12,7 @@ import socket
 import urllib.error
 import urllib.request
 
+
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "0.0.0.0", "::"})
 
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))

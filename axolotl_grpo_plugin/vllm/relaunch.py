@@ -21,16 +21,17 @@ import os
 import shlex
 import socket
 import sys
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
+from ..args import settings as plugin_settings
 from ..errors import GRPOConfigError
-from .autostart import (
-    DISTRIBUTED_ENV, LOG, RELAUNCHED_ENV, _autostart_problems, _local_processes, _local_rank,
-    _torch_gpu_count, plugin_settings, server_gpu_count,
-)
+from ..launch import DISTRIBUTED_ENV, RELAUNCHED_ENV, cuda_gpu_count, local_processes, local_rank
+from .autostart import LOG, autostart_problems, server_gpu_count
 from .gpus import GpuLayout, LayoutError, check_launch, launcher_args, plan_layout, visible_gpus
+
 
 TRAIN_MODULE = "axolotl.cli.train"
 # Every `accelerate launch` launcher (simple, multi-GPU, DeepSpeed, TPU) sets it for its
@@ -95,9 +96,9 @@ def plan_relaunch(cfg: Mapping[str, Any], env: Mapping[str, str], gpu_count: Cal
         settings = plugin_settings(cfg)
     except GRPOConfigError:
         return None
-    if not (settings.vllm_autostart and settings.vllm_relaunch) or _autostart_problems(cfg):
+    if not (settings.vllm_autostart and settings.vllm_relaunch) or autostart_problems(cfg):
         return None
-    local = _local_processes(env)
+    local = local_processes(env)
     if int(env.get("WORLD_SIZE") or 1) > local:
         return None  # several nodes: one node cannot relaunch the others
     visible = visible_gpus(env, gpu_count)
@@ -230,14 +231,14 @@ def relaunch_if_needed(cfg: Mapping[str, Any], env: Mapping[str, str] = os.envir
     if not may_relaunch(env, main_module):
         return  # before reading /proc or accelerate's config: register runs in every command
     plan = plan_relaunch(
-        cfg, env, gpu_count or _torch_gpu_count, (sys.argv if argv is None else argv)[1:],
+        cfg, env, gpu_count or cuda_gpu_count, (sys.argv if argv is None else argv)[1:],
         main_module=main_module,
         outer_args=outer_launcher_args(parent_cmdline() if outer_cmdline is None else outer_cmdline),
         accelerate_config=accelerate_reads_a_config() if accelerate_config is None else accelerate_config,
     )
     if plan is None:
         return
-    if _local_rank(env) != 0:
+    if local_rank(env) != 0:
         _flush()
         raise SystemExit(0)  # LOCAL_RANK 0 relaunches the whole launch
     LOG.info(plan.message())

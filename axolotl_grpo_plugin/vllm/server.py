@@ -11,27 +11,31 @@ parent-death signal if the owner is SIGKILLed.
 from __future__ import annotations
 
 import atexit
-import ctypes
+import functools
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
+from ..errors import EXIT_FAILED, PluginError
+from ..processes import die_with_parent
 from . import guard
 from .guard import GRACE_ENV
 from .health import health_url, is_healthy, port_in_use
 
+
 TAIL_LINES = 20
-PR_SET_PDEATHSIG = 1
 
 
-class ServerError(RuntimeError):
+class ServerError(PluginError):
     """The server could not be started or kept up: cause, fix, and the log's last lines."""
+
+    exit_code = EXIT_FAILED
 
     def __init__(self, cause: str, fix: str, log_path: Path | None = None, tail_lines: int = TAIL_LINES):
         self.cause, self.fix, self.log_path = cause, fix, log_path
@@ -85,9 +89,9 @@ class VLLMServer:
             raise ServerError(
                 f"port {spec.port} on {spec.host} is already in use"
                 + (" by a server that answers /health/ (a vLLM server started by hand?)." if running else "."),
-                "stop what listens there (`lsof -i :%d` shows it), or pick a free port with `vllm.port` "
-                "and `trl.vllm_server_port`%s" % (
-                    spec.port, ", or use that server: `grpo_plugin.vllm_autostart: false`" if running else ""),
+                f"stop what listens there (`lsof -i :{spec.port}` shows it), or pick a free port with `vllm.port` "
+                "and `trl.vllm_server_port`"
+                + (", or use that server: `grpo_plugin.vllm_autostart: false`" if running else ""),
             )
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(spec.log_path, "wb", buffering=0)
@@ -96,7 +100,7 @@ class VLLMServer:
         self.process = subprocess.Popen(
             [sys.executable, str(Path(guard.__file__).resolve()), *spec.command],
             stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT, env=env,
-            start_new_session=True, preexec_fn=_die_with_parent(os.getpid()),
+            start_new_session=True, preexec_fn=functools.partial(die_with_parent, signal.SIGTERM, os.getpid()),
         )
         _ACTIVE.append(self)
 
@@ -246,20 +250,3 @@ def _group_alive(pgid: int) -> bool:
         if len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
             return True
     return False
-
-
-def _die_with_parent(parent_pid: int):
-    """preexec_fn: the kernel sends SIGTERM to the server if its owner dies (Linux only)."""
-    if not sys.platform.startswith("linux"):
-        return None
-
-    def set_pdeathsig() -> None:
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-        except (OSError, AttributeError):
-            return
-        if os.getppid() != parent_pid:  # the owner died before prctl took effect
-            os._exit(1)
-
-    return set_pdeathsig

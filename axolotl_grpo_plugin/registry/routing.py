@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from rewards.errors import RewardConfigError
+from axolotl_grpo_rewards.errors import RewardConfigError
+
 
 ROUTES = {
     "gsm8k": "correctness",
@@ -30,7 +31,7 @@ COLUMN = "data_source"
 
 def reward_for(source: object):
     """The (contained) registered reward for one data source; RewardConfigError when there is none."""
-    from axolotl_grpo_plugin.registry import REWARDS
+    from . import REWARDS
 
     name = ROUTES.get(source) if isinstance(source, str) else None
     if name is None and isinstance(source, str) and source in REWARDS and source != "by_data_source":

@@ -13,19 +13,17 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import typing
+from collections.abc import Mapping
 from functools import lru_cache
-from typing import Any, Mapping
+from typing import Any
 
-from .errors import Problem
+from ..args import settings
+from ..defaults import SET_ELSEWHERE
+from ..errors import GRPOConfigError, Problem
+from .schema import axolotl_fields
+
 
 KEY = "grpo_plugin.trl_args"
-# GRPOConfig fields that Axolotl fills from elsewhere: passing them too would conflict.
-ELSEWHERE = {
-    "steps_per_generation": "set `trl.generation_batch_size` instead (TRL refuses both)",
-    "vllm_gpu_memory_utilization": "set `vllm.gpu_memory_utilization` instead",
-    "vllm_tensor_parallel_size": "set `vllm.tensor_parallel_size` instead",
-    "vllm_max_model_length": "set `vllm.max_model_len` instead (`python stats.py CONFIG` sizes it)",
-}
 
 
 @lru_cache(maxsize=1)
@@ -44,37 +42,35 @@ def grpo_only_fields() -> dict[str, Any]:
 
 def passable(key: str) -> bool:
     """A GRPOConfig option Axolotl 0.19 cannot set, which `trl_args` can."""
-    from .validation import _schema_fields
-
-    return key in grpo_only_fields() and key not in _schema_fields()["trl"] and key not in ELSEWHERE
+    return key in grpo_only_fields() and key not in axolotl_fields()["trl"] and key not in SET_ELSEWHERE
 
 
 def configured(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """The `grpo_plugin.trl_args` mapping ({} when unset): what the plugin adds to GRPOConfig."""
-    section = cfg.get("grpo_plugin")
-    value = section.get("trl_args") if hasattr(section, "get") else None
-    return dict(value) if hasattr(value, "items") else {}
+    try:
+        value = settings(cfg).trl_args
+    except GRPOConfigError:  # reported by the plugin-settings check
+        return {}
+    return dict(value or {})
 
 
 def check(cfg: Mapping[str, Any]) -> list[Problem]:
     """Every `trl_args` key a GRPOConfig option Axolotl cannot set, with a value of its type."""
     from pydantic import TypeAdapter, ValidationError
 
-    from .validation import _schema_fields
-
     args = configured(cfg)
     if not args:
         return []
-    fields, axolotl_trl = grpo_only_fields(), _schema_fields()["trl"]
+    fields, axolotl_trl = grpo_only_fields(), axolotl_fields()["trl"]
     problems = []
     for key, value in args.items():
         where = f"{KEY}.{key}"
         if key in axolotl_trl:
             problems.append(Problem(where, value, "Axolotl 0.19 has this key under `trl:`.",
                                     f"set `trl.{key}` instead, so Axolotl and the plugin do not both set it"))
-        elif key in ELSEWHERE:
+        elif key in SET_ELSEWHERE:
             problems.append(Problem(where, value, "Axolotl 0.19 sets this GRPOConfig field itself.",
-                                    ELSEWHERE[key]))
+                                    SET_ELSEWHERE[key]))
         elif key not in fields:
             close = difflib.get_close_matches(key, sorted(fields), n=1, cutoff=0.6)
             problems.append(Problem(where, value, "TRL's GRPOConfig has no such option.",

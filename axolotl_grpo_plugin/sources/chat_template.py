@@ -5,6 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import PluginError
+from .data import first_line
+
+
+class ChatTemplateError(PluginError):
+    """`chat_template:` names a template Axolotl does not have."""
+
 
 def template_choice(cfg: dict[str, Any]) -> str | None:
     """The `chat_template` name Axolotl acts on: `jinja` when only `chat_template_jinja`
@@ -25,3 +32,18 @@ def axolotl_chat_template(cfg: dict[str, Any], choice: str, tokenizer: Any) -> s
     if cfg.get("default_system_message") and choice == "chatml":
         template = template.replace("You are a helpful assistant.", cfg["default_system_message"])
     return template
+
+
+def resolve_chat_template(cfg: dict[str, Any], tokenizer: Any) -> tuple[str, str | None]:
+    """(the choice's name, the template Axolotl installs for it): the tokenizer's own template
+    when the config chooses none (or `tokenizer_default` and the tokenizer has one)."""
+    choice = template_choice(cfg)
+    if not choice or (choice == "tokenizer_default" and getattr(tokenizer, "chat_template", None)):
+        return "tokenizer_default", getattr(tokenizer, "chat_template", None)
+    try:
+        return choice, axolotl_chat_template(cfg, choice, tokenizer)
+    except ValueError as exc:
+        from axolotl.utils.chat_templates.base import _CHAT_TEMPLATES
+
+        names = ", ".join(["tokenizer_default", "jinja", *sorted(_CHAT_TEMPLATES)])
+        raise ChatTemplateError(f"chat_template = {choice!r}: {first_line(exc)} Fix: use one of {names}.") from None

@@ -18,17 +18,20 @@ from functools import cached_property
 from importlib.metadata import entry_points
 from typing import Any
 
+
 VALID_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
+# The repository's top-level `rewards/` folder is installed as `axolotl_grpo_rewards`, so a
+# user's own `rewards.py` beside their config never shadows it.
 BUILTIN_REWARDS = {
-    "correctness": "rewards.gsm8k:correctness_reward_func",
-    "int": "rewards.gsm8k:int_reward_func",
-    "strict_format": "rewards.gsm8k:strict_format_reward_func",
-    "soft_format": "rewards.gsm8k:soft_format_reward_func",
-    "xmlcount": "rewards.gsm8k:xmlcount_reward_func",
-    "countdown": "rewards.countdown:countdown_reward_func",
-    "math_boxed": "rewards.math_boxed:math_boxed_reward_func",
-    "by_data_source": "rewards.router:by_data_source",
+    "correctness": "axolotl_grpo_rewards.gsm8k:correctness_reward_func",
+    "int": "axolotl_grpo_rewards.gsm8k:int_reward_func",
+    "strict_format": "axolotl_grpo_rewards.gsm8k:strict_format_reward_func",
+    "soft_format": "axolotl_grpo_rewards.gsm8k:soft_format_reward_func",
+    "xmlcount": "axolotl_grpo_rewards.gsm8k:xmlcount_reward_func",
+    "countdown": "axolotl_grpo_rewards.countdown:countdown_reward_func",
+    "math_boxed": "axolotl_grpo_rewards.math_boxed:math_boxed_reward_func",
+    "by_data_source": "axolotl_grpo_plugin.registry.routing:by_data_source",
 }
 
 BUILTIN_TRANSFORMS = {
@@ -51,13 +54,13 @@ class Registry:
         group: str,
         builtins: dict[str, str],
         attr_prefix: str,
-        wrap: Callable[[str, str, Any, bool], Any] | None = None,
+        wrap: Callable[[str, str, Any, bool, str], Any] | None = None,
     ):
         self.kind = kind
         self.group = group
         self.builtins = dict(builtins)
         self.attr_prefix = attr_prefix
-        self.wrap = wrap  # (name, target, obj, builtin) -> what load() returns
+        self.wrap = wrap  # (name, target, obj, builtin, import_path) -> what load() returns
         self._loaded: dict[str, Any] = {}
         self._lock = threading.Lock()
 
@@ -98,7 +101,7 @@ class Registry:
             if name not in self._loaded:
                 target = self.targets[name]
                 builtin = self.builtins.get(name) == target
-                self._loaded[name] = self.wrap(name, target, obj, builtin)
+                self._loaded[name] = self.wrap(name, target, obj, builtin, self.import_path(name))
             return self._loaded[name]
 
     def load_unwrapped(self, name: str) -> Any:
@@ -126,10 +129,10 @@ class Registry:
         return value[len(prefix):] if value.startswith(prefix) else value
 
 
-def _contain(name: str, target: str, fn: Any, builtin: bool) -> Any:
+def _contain(name: str, target: str, fn: Any, builtin: bool, import_path: str) -> Any:
     from .containment import contain  # imported on first use: keeps the registry light
 
-    return contain(name, target, fn, builtin)
+    return contain(name, target, fn, builtin, import_path)
 
 
 REWARDS = Registry("reward", "axolotl_grpo_plugin.rewards", BUILTIN_REWARDS, "reward_", wrap=_contain)

@@ -24,19 +24,21 @@ and pickles by registered name, so it can be sent to reward worker processes.
 
 from __future__ import annotations
 
+import importlib
 import inspect
-from array import array
 import logging
 import math
 import pickle
 import threading
 import time
+from array import array
 from typing import Any
 
-from rewards.errors import RewardConfigError, RewardContractError
-from rewards.text import completion_text
+from axolotl_grpo_rewards.errors import RewardConfigError, RewardContractError
+from axolotl_grpo_rewards.text import completion_text
 
 from .isolation import ERROR, OK, TIMEOUT, IsolatedRunner
+
 
 LOG = logging.getLogger("axolotl_grpo_plugin.rewards")
 
@@ -82,7 +84,9 @@ class ContainedReward:
         return f"<contained reward {self.registered_name!r} ({self.target}, {self.isolation})>"
 
     def __reduce__(self):
-        return (_load_registered, (self.registered_name,))
+        # Unpickled (e.g. in a reward worker) by importing the registry's path again:
+        # the same wrapper, without this module importing the registry.
+        return (import_attribute, (self.import_path,))
 
     def __call__(self, *args: Any, **kwargs: Any) -> list[float | None]:
         if args:
@@ -280,23 +284,26 @@ def apply_prefill(kwargs: dict, n: int) -> dict:
     return kwargs
 
 
-def contain(name: str, target: str, fn: Any, builtin: bool) -> ContainedReward:
+def contain(name: str, target: str, fn: Any, builtin: bool, import_path: str) -> ContainedReward:
     """The registry's wrapper. Isolation: the reward's own ``reward_isolation``
-    attribute, else inline for built-ins and a worker process for entry points."""
+    attribute, else inline for built-ins and a worker process for entry points.
+    `import_path` imports this same wrapper again (how it is pickled)."""
     isolation = getattr(fn, "reward_isolation", INLINE if builtin else PROCESS)
     if isolation not in (INLINE, PROCESS):
         isolation = PROCESS
-    return ContainedReward(
+    reward = ContainedReward(
         fn, name, target, isolation,
         sample_budget_s=float(getattr(fn, "reward_sample_budget_s", SAMPLE_BUDGET_S)),
         call_budget_s=float(getattr(fn, "reward_call_budget_s", CALL_BUDGET_S)),
     )
+    reward.import_path = import_path
+    return reward
 
 
-def _load_registered(name: str) -> ContainedReward:
-    from .registry import REWARDS
-
-    return REWARDS.load(name)
+def import_attribute(path: str) -> Any:
+    """`package.module.attr` -> the attribute (the module's `__getattr__` may make it)."""
+    module_name, _, attr = path.rpartition(".")
+    return getattr(importlib.import_module(module_name), attr)
 
 
 def _positional_names(fn: Any) -> list[str]:

@@ -1,4 +1,6 @@
-"""GRPO config checks that run before any model or GPU is touched.
+"""GRPO config checks that run before any model or GPU is touched, shared by `check` and
+the plugin's `register` (check = train: whatever training refuses before the model loads,
+`check` refuses too).
 
 Each check reads the raw config (before Axolotl's schema silently drops unknown
 keys) and returns `Problem`s; `prepare_config` runs them all, rewrites registered
@@ -9,63 +11,18 @@ from __future__ import annotations
 
 import difflib
 import math
-import logging
-from dataclasses import dataclass
-from functools import lru_cache
-from typing import Any, Callable, MutableMapping
+from collections.abc import Callable, MutableMapping
+from typing import Any
 
-from .args import GRPOPluginSettings
-from .batching import (
-    TRL_DEFAULT_NUM_GENERATIONS,
-    generation_batch_size,
-    micro_batch_sizes_for,
-    valid_num_generations,
-)
+from .. import defaults
+from ..args import GRPOPluginSettings, settings
+from ..errors import GRPOConfigError, Problem
+from ..launch import Launch
 from . import trl_args
-from .errors import GRPOConfigError, Problem
-from .resolve import resolve_names
-
-LOG = logging.getLogger("axolotl_grpo_plugin")
-
-# Keys people put under `trl:` that Axolotl 0.19 reads from elsewhere (or not at all).
-MISPLACED_TRL_KEYS = {
-    "vllm_max_model_len": "set `vllm.max_model_len` instead (`python stats.py CONFIG` sizes it)",
-    "vllm_gpu_memory_utilization": "set `vllm.gpu_memory_utilization` instead",
-    "vllm_tensor_parallel_size": "set `vllm.tensor_parallel_size` instead",
-    "max_prompt_length": "Axolotl 0.19 has no GRPO prompt cap; size prompts with "
-    "`python stats.py CONFIG` and set `vllm.max_model_len`",
-    "per_device_train_batch_size": "set top-level `micro_batch_size` instead",
-    "gradient_accumulation_steps": "set it at the top level, not under `trl:`",
-    "learning_rate": "set it at the top level, not under `trl:`",
-    "steps_per_generation": "Axolotl 0.19 does not pass it; set `trl.generation_batch_size`",
-}
-
-
-@dataclass(frozen=True)
-class Launch:
-    """What the config will run on: training processes and whether a GPU is there."""
-
-    processes: int | None = 1  # None: not a training launch (e.g. `axolotl vllm-serve`)
-    has_gpu: bool = True
-
-
-@lru_cache(maxsize=1)
-def _schema_fields() -> dict[str, frozenset[str]]:
-    from axolotl.utils.schemas.config import AxolotlInputConfig
-    from axolotl.utils.schemas.trl import TRLConfig
-    from axolotl.utils.schemas.vllm import VllmConfig
-
-    return {
-        "trl": frozenset(TRLConfig.model_fields),
-        "vllm": frozenset(VllmConfig.model_fields),
-        "grpo_plugin": frozenset(GRPOPluginSettings.model_fields),
-        "top": frozenset(AxolotlInputConfig.model_fields),
-    }
-
-
-def _section(cfg: MutableMapping[str, Any], name: str) -> MutableMapping[str, Any]:
-    value = cfg.get(name)
-    return value if hasattr(value, "get") else {}
+from .batching import generation_batch_size, micro_batch_sizes_for, valid_num_generations
+from .load import section as _section
+from .names import resolve_names
+from .schema import axolotl_fields
 
 
 def check_rl(cfg, launch: Launch) -> list[Problem]:
@@ -78,14 +35,14 @@ def check_rl(cfg, launch: Launch) -> list[Problem]:
 
 def check_section_keys(cfg, launch: Launch) -> list[Problem]:
     """Keys Axolotl would drop without a word, with the key that was probably meant."""
-    fields = _schema_fields()
+    fields = {**axolotl_fields(), "grpo_plugin": frozenset(GRPOPluginSettings.model_fields)}
     problems = []
     for section in ("trl", "vllm", "grpo_plugin"):
         for key, value in _section(cfg, section).items():
             if key in fields[section]:
                 continue
-            if section == "trl" and key in MISPLACED_TRL_KEYS:
-                fix = MISPLACED_TRL_KEYS[key]
+            if section == "trl" and key in defaults.SET_ELSEWHERE:
+                fix = defaults.SET_ELSEWHERE[key]
             elif section == "trl" and trl_args.passable(key):
                 fix = (f"TRL's GRPOConfig has it: move it to `grpo_plugin: {{trl_args: {{{key}: {value!r}}}}}`, "
                        "which the plugin passes to TRL")
@@ -96,7 +53,7 @@ def check_section_keys(cfg, launch: Launch) -> list[Problem]:
                     "`axolotl config-schema`" if section != "grpo_plugin" else
                     f"remove it; known keys: {', '.join(sorted(fields[section]))}")
             problems.append(Problem(f"{section}.{key}", value,
-                                    f"Axolotl 0.19 does not know this key and would silently ignore it.", fix))
+                                    "Axolotl 0.19 does not know this key and would silently ignore it.", fix))
     for key, value in cfg.items():
         if key in fields["trl"] and key not in fields["top"]:
             problems.append(Problem(key, value, "this is a GRPO setting but it is at the top level, "
@@ -117,7 +74,7 @@ def check_batch(cfg, launch: Launch) -> list[Problem]:
     """TRL: num_generations divides the generation batch. Axolotl 0.19 also wants at least
     one whole group per training process (batch >= num_generations x processes)."""
     trl = _section(cfg, "trl")
-    groups = trl.get("num_generations") or TRL_DEFAULT_NUM_GENERATIONS
+    groups = trl.get("num_generations") or defaults.NUM_GENERATIONS
     mbs = cfg.get("micro_batch_size") or 1
     gas = cfg.get("gradient_accumulation_steps") or 1
     if launch.processes is None or not all(isinstance(v, int) for v in (groups, mbs, gas)):
@@ -214,9 +171,41 @@ def check_trl_args(cfg, launch: Launch) -> list[Problem]:
     return trl_args.check(cfg)
 
 
+def check_plugin_settings(cfg, launch: Launch) -> list[Problem]:
+    """Every `grpo_plugin:` value in range and of its type (unknown keys: check_section_keys)."""
+    try:
+        settings(cfg)
+    except GRPOConfigError as exc:
+        return exc.problems
+    return []
+
+
+def check_vllm_autostart(cfg, launch: Launch) -> list[Problem]:
+    """The autostart keys agree with the vLLM mode and host (the GPU layout is checked by
+    `vllm.autostart.on_register`, which knows the GPUs)."""
+    from ..vllm.autostart import autostart_problems
+
+    try:
+        wanted = settings(cfg).vllm_autostart
+    except GRPOConfigError:
+        return []  # reported by check_plugin_settings
+    return autostart_problems(cfg) if wanted else []
+
+
+def check_eval_at_end(cfg, launch: Launch) -> list[Problem]:
+    """`grpo_plugin.eval_at_end` can find its held-out rows."""
+    from ..evaluate.hook import config_problems
+
+    try:
+        return config_problems(cfg)
+    except GRPOConfigError:
+        return []  # reported by check_plugin_settings
+
+
 CHECKS: tuple[Callable[[Any, Launch], list[Problem]], ...] = (
     check_rl, check_section_keys, check_completion_length, check_batch,
-    check_precision, check_reward_weights, check_trl_args,
+    check_precision, check_reward_weights, check_trl_args, check_plugin_settings,
+    check_vllm_autostart, check_eval_at_end,
 )
 
 
@@ -230,9 +219,9 @@ def fill_vllm_server_address(cfg) -> None:
     vllm = _section(cfg, "vllm")
     host = vllm.get("host")
     if not trl.get("vllm_server_host"):
-        trl["vllm_server_host"] = "127.0.0.1" if host in (None, "0.0.0.0", "::") else host
+        trl["vllm_server_host"] = defaults.VLLM_HOST if host in (None, "0.0.0.0", "::") else host
     if not trl.get("vllm_server_port"):
-        trl["vllm_server_port"] = int(vllm.get("port") or 8000)
+        trl["vllm_server_port"] = int(vllm.get("port") or defaults.VLLM_PORT)
 
 
 def fill_generation_batch_size(cfg, launch: Launch) -> None:

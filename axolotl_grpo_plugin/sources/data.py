@@ -1,6 +1,7 @@
-"""Read a training config and load the raw rows of its dataset entries as Axolotl 0.19 does.
+"""Load the raw rows of a config's dataset entries as Axolotl 0.19 does.
 
-Shared by the stats tool (`seqstats`) and the evaluator (`evaluate`), so the rows
+Shared by the stats tool (`seqstats`), the evaluator (`evaluate`) and the config
+checks (a dry run of the transform on the first rows), so the rows
 they count or score are the rows the trainer reads. `load_rows` mirrors
 Axolotl's `load_dataset_with_config` (axolotl/utils/data/shared.py) instead of
 calling it, because importing that module costs seconds and the whole training
@@ -8,18 +9,19 @@ stack; only remote filesystems (s3://, gs://, ...) go through Axolotl's loader.
 
 Every failure is a `DataSourceError` whose lines each name the field, the value
 and the fix; the tools turn it into their own error type (`StatsError`,
-`EvalError`) so their CLIs print it as they print their other errors.
+`EvalError`) so their CLIs print it as they print their other errors. The config
+itself is read by `axolotl_grpo_plugin.config.load`.
 """
 
 from __future__ import annotations
 
-import copy
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import Problem, _short_repr
+from ..errors import PluginError, Problem
+
 
 # Axolotl 0.19's suffix -> builder table (utils/data/shared.py `EXTENSIONS_TO_DATASET_TYPES`);
 # like `get_dataset_type`, a suffix anywhere in the path counts, and json is the default.
@@ -28,81 +30,25 @@ DATA_SUFFIXES = {".json", ".jsonl", ".parquet", ".csv", ".arrow", ".txt"}
 REMOTE_PREFIXES = ("s3://", "gs://", "gcs://", "adl://", "abfs://", "az://", "oci://")
 
 
-class DataSourceError(ValueError):
+class DataSourceError(PluginError):
     """A config or dataset problem the user can fix: one line per problem, each
     `field = value: what is wrong. Fix: what to do.`"""
 
-    def __init__(self, problems: list[Problem]):
-        self.problems = list(problems)
-        super().__init__("\n".join(_line(p) for p in self.problems))
-
-
-def _line(problem: Problem) -> str:
-    message = problem.message.rstrip().rstrip(".")
-    return f"{problem.key} = {_short_repr(problem.value)}: {message}. Fix: {problem.fix.rstrip('.')}."
-
 
 @contextmanager
-def raised_as(error_type: type[Exception]):
-    """Re-raise a `DataSourceError` as a tool's own error type, with the same message."""
+def raised_as(error_type: type[PluginError]):
+    """Re-raise a shared module's PluginError (data, transform, template, tokenizer, config) as
+    a tool's own error type, with the same message, so its CLI prints it like its other errors."""
     try:
         yield
-    except DataSourceError as exc:
-        raise error_type(str(exc)) from None
+    except PluginError as exc:
+        if isinstance(exc, error_type):
+            raise
+        raise error_type("\n".join(p.line() for p in exc.problems) or exc.text) from None
 
 
 def _fail(key: str, value: Any, message: str, fix: str) -> DataSourceError:
     return DataSourceError([Problem(key, value, message, fix)])
-
-
-# --- the config -------------------------------------------------------------------------------
-
-def load_config(config: Any, *, rewards: bool = True) -> dict[str, Any]:
-    """A private plain-dict copy of a config (yaml path, dict or Axolotl `DictDefault`)
-    with registered reward and transform names rewritten to import paths.
-
-    A name that does not resolve is an error; `rewards=False` ignores reward
-    names (for tools that never call the rewards).
-    """
-    from .resolve import resolve_names
-
-    if isinstance(config, (str, Path)):
-        raw = _read_yaml(Path(config))
-    elif hasattr(config, "items"):
-        raw = copy.deepcopy(_plain(config))
-    else:
-        raise _fail("config", type(config).__name__, "not a yaml path or a mapping of config keys",
-                    "pass the yaml path you give `axolotl train`, or a dict")
-    problems = resolve_names(raw)
-    if not rewards:
-        problems = [p for p in problems if not p.key.startswith("trl.")]
-    if problems:
-        raise DataSourceError(problems)
-    return raw
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    import yaml
-
-    if not path.is_file():
-        raise _fail("config", str(path), f"file not found (relative paths start at {Path.cwd()})",
-                    "pass the yaml you give `axolotl train`")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise _fail("config", str(path), f"not valid yaml ({first_line(exc)})", "correct the yaml syntax") from None
-    if not isinstance(data, dict):
-        raise _fail("config", str(path), "does not hold a mapping of config keys", "pass an Axolotl training yaml")
-    return data
-
-
-def _plain(value: Any) -> Any:
-    """DictDefault / pydantic-ish mappings -> plain dicts and lists."""
-    if hasattr(value, "items"):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
 
 
 # --- the dataset entries ------------------------------------------------------------------------
@@ -131,7 +77,7 @@ class DatasetSpec:
         return f"{self.key}.{name}"
 
     def describe(self) -> str:
-        from .registry import TRANSFORMS
+        from ..registry import TRANSFORMS
 
         where = self.path if isinstance(self.path, str) else "<in-memory dataset>"
         bits = [f"{self.key}.path = {where}"]

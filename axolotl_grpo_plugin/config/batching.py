@@ -7,6 +7,7 @@ training processes (one generation batch per optimizer step).
 
 from __future__ import annotations
 
+
 TRL_DEFAULT_NUM_GENERATIONS = 8
 
 

@@ -14,13 +14,17 @@ from __future__ import annotations
 import importlib
 import os
 import pickle
+import signal
 import subprocess
 import sys
 import threading
 import time
-from multiprocessing.connection import Connection
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from typing import Any
+
+from ..processes import die_with_parent
+
 
 # Starting a worker imports the reward (math-verify pulls in sympy: about a second).
 STARTUP_BUDGET_S = 60.0
@@ -123,7 +127,7 @@ class IsolatedRunner:
 
 
 def start_worker(target: str) -> tuple[subprocess.Popen, _Duplex]:
-    """A fresh ``python -m axolotl_grpo_plugin.isolation FD_IN FD_OUT TARGET`` and our end of its pipes.
+    """A fresh ``python -m axolotl_grpo_plugin.registry.isolation FD_IN FD_OUT TARGET`` and our end of its pipes.
 
     A plain subprocess, not multiprocessing: ``spawn`` re-imports the parent's
     ``__main__`` (under Axolotl, the whole training CLI) and ``fork`` is unsafe in
@@ -135,7 +139,7 @@ def start_worker(target: str) -> tuple[subprocess.Popen, _Duplex]:
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if isinstance(p, str) and p)
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "axolotl_grpo_plugin.isolation", str(to_child_r), str(from_child_w), target],
+            [sys.executable, "-m", "axolotl_grpo_plugin.registry.isolation", str(to_child_r), str(from_child_w), target],
             pass_fds=(to_child_r, from_child_w),
             stdin=subprocess.DEVNULL,
             env=env,
@@ -185,20 +189,9 @@ def _import_target(target: str):
     return getattr(obj, "__wrapped__", obj)
 
 
-def _die_with_parent() -> None:
-    """Linux: have the kernel kill this worker if the trainer dies, even mid-hang."""
-    try:
-        import ctypes
-        import signal
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
-    except Exception:  # noqa: BLE001 - elsewhere the worker still exits when its pipe closes
-        pass
-
-
 def _worker_main(conn, target: str) -> None:
     """Load the raw reward, say "ready", then score each sample and send (index, kind, value, detail)."""
-    _die_with_parent()
+    die_with_parent(signal.SIGKILL)  # the kernel kills this worker if the trainer dies, even mid-hang
     functions: dict[str, Any] = {}
     try:
         fn = functions[target] = _import_target(target)

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import importlib
 import os
-from typing import Any, MutableMapping
+from collections.abc import MutableMapping
+from typing import Any
 
-from .errors import Problem
-from .registry import REWARDS, TRANSFORMS
-
-# Where Axolotl 0.19 looks for a `type` it cannot import as `module.function`.
-AXOLOTL_RL_STRATEGIES = "axolotl.prompt_strategies.dpo"
+from ..errors import Problem
+from ..registry import REWARDS, TRANSFORMS
+from ..sources.transforms import AXOLOTL_RL_STRATEGIES
 
 
 def resolve_names(cfg: MutableMapping[str, Any]) -> list[Problem]:

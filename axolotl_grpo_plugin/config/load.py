@@ -1,0 +1,88 @@
+"""The one reader of training configs: a yaml path, a dict or Axolotl's DictDefault in, a
+private plain-dict copy out, with registered reward and transform names resolved.
+
+`check`, `stats`, `evaluate`, `plan`, `probe` and the demo all read configs here,
+so a yaml syntax error or a misspelled name reads the same in every tool.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..errors import GRPOConfigError, Problem
+
+
+class ConfigFileError(GRPOConfigError):
+    """The config file itself cannot be read (missing, not yaml, not a mapping)."""
+
+    style = "lines"
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """The yaml mapping in `path`, or ConfigFileError saying which line is wrong."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigFileError([Problem("config", str(path), f"file not found (relative paths start at {Path.cwd()})",
+                                       "pass the yaml you give `axolotl train`")])
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+        what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigFileError([Problem("config", str(path), f"not valid yaml{at}: {what}",
+                                       "correct the yaml syntax there")]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigFileError([Problem("config", str(path), f"not a text file ({exc.reason})",
+                                       "pass the yaml you give `axolotl train`")]) from None
+    if not isinstance(data, dict):
+        raise ConfigFileError([Problem("config", str(path), "does not hold a mapping of config keys",
+                                       "pass an Axolotl training yaml (`base_model: ...`, `rl: grpo`, ...)")])
+    return data
+
+
+def load_config(config: Any, *, resolve: bool = True, rewards: bool = True) -> dict[str, Any]:
+    """A private plain-dict copy of a config (yaml path, dict or DictDefault).
+
+    With `resolve`, registered reward and transform names are rewritten to the
+    import paths Axolotl's loaders use, and a name that does not resolve is a
+    GRPOConfigError; `rewards=False` ignores reward names (for tools that never
+    call the rewards).
+    """
+    if isinstance(config, (str, Path)):
+        raw = read_yaml(config)
+    elif hasattr(config, "items"):
+        raw = copy.deepcopy(plain(config))
+    else:
+        raise ConfigFileError([Problem("config", type(config).__name__, "not a yaml path or a mapping of config keys",
+                                       "pass the yaml path you give `axolotl train`, or a dict")])
+    if resolve:
+        from .names import resolve_names
+
+        problems = resolve_names(raw)
+        if not rewards:
+            problems = [p for p in problems if not p.key.startswith("trl.")]
+        if problems:
+            raise GRPOConfigError(problems)
+    return raw
+
+
+def plain(value: Any) -> Any:
+    """DictDefault / pydantic-ish mappings -> plain dicts and lists."""
+    if hasattr(value, "items"):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
+def section(cfg: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    """`cfg[name]` when it is a mapping, else an empty one: checks read keys without crashing
+    on a section written as a list or a scalar (that mistake is reported by its own check)."""
+    value = cfg.get(name) if hasattr(cfg, "get") else None
+    return value if hasattr(value, "get") and hasattr(value, "items") else {}

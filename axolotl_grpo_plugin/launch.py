@@ -1,0 +1,57 @@
+"""What this process is part of: the launch (training processes, GPU or not), its rank and
+its node, read from the variables accelerate/torchrun set. One place, so the checks, the
+vLLM autostart/relaunch and the evaluator agree on who is rank 0."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+# Set by the plugin: in the vLLM server it starts (whose config the trainer already checked),
+# and on the launch vllm/relaunch.py execs (so a second mismatch errors instead of looping).
+SERVER_CHILD_ENV = "AXOLOTL_GRPO_PLUGIN_VLLM_SERVER"
+RELAUNCHED_ENV = "AXOLOTL_GRPO_PLUGIN_RELAUNCHED"
+# Set by torchrun/accelerate for each training rank.
+DISTRIBUTED_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK", "GROUP_WORLD_SIZE",
+                   "ROLE_RANK", "ROLE_WORLD_SIZE", "ROLE_NAME", "MASTER_ADDR", "MASTER_PORT")
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What the config will run on: training processes and whether a GPU is there."""
+
+    processes: int | None = 1  # None: not a training launch (e.g. `axolotl vllm-serve`)
+    has_gpu: bool = True
+
+
+def current_launch(env: Mapping[str, str] = os.environ, argv: list[str] | None = None) -> Launch:
+    """The launch this process belongs to: accelerate/torchrun set WORLD_SIZE per rank."""
+    argv = sys.argv if argv is None else argv
+    world_size = env.get("WORLD_SIZE")
+    serving = not world_size and any(a.replace("_", "-") == "vllm-serve" for a in argv[1:3])
+    return Launch(processes=None if serving else int(world_size or 1), has_gpu=cuda_gpu_count() > 0)
+
+
+def global_rank(env: Mapping[str, str] = os.environ) -> int:
+    return int(env.get("RANK") or env.get("LOCAL_RANK") or 0)
+
+
+def local_rank(env: Mapping[str, str] = os.environ) -> int:
+    return int(env.get("LOCAL_RANK") or 0)
+
+
+def local_processes(env: Mapping[str, str] = os.environ) -> int:
+    return int(env.get("LOCAL_WORLD_SIZE") or env.get("WORLD_SIZE") or 1)
+
+
+def world_size(env: Mapping[str, str] = os.environ) -> int:
+    return int(env.get("WORLD_SIZE") or 1)
+
+
+def cuda_gpu_count() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0

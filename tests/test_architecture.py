@@ -1,0 +1,153 @@
+"""The package's shape (issue 13, docs/architecture.md): one owner per concept, no import circle,
+`rewards/` pure, the README's key table and the packaged module list in step with the code."""
+
+from __future__ import annotations
+
+import ast
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGE = REPO / "axolotl_grpo_plugin"
+REWARDS = REPO / "rewards"
+
+
+def _module_name(path: Path) -> str:
+    if path.is_relative_to(REWARDS):
+        parts = ("axolotl_grpo_rewards", *path.relative_to(REWARDS).with_suffix("").parts)
+    else:
+        parts = path.relative_to(REPO).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _modules() -> dict[str, Path]:
+    return {_module_name(p): p for root in (PACKAGE, REWARDS) for p in root.rglob("*.py")}
+
+
+def _imports(name: str, path: Path, known: set[str]) -> set[str]:
+    """Every module of ours that `path` imports, at module level or inside functions."""
+    is_package = path.name == "__init__.py"
+    base = name if is_package else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                anchor = base.split(".")
+                anchor = anchor[: len(anchor) - (node.level - 1)]
+                module = ".".join(anchor + ([node.module] if node.module else []))
+            else:
+                module = node.module or ""
+            # `from pkg import sub` imports the submodule when there is one, else pkg itself
+            targets = [f"{module}.{a.name}" if f"{module}.{a.name}" in known else module for a in node.names]
+        else:
+            continue
+        found.update(t for t in targets if t in known and t != name)
+    return found
+
+
+def _graph() -> dict[str, set[str]]:
+    modules = _modules()
+    known = set(modules)
+    return {name: _imports(name, path, known) for name, path in modules.items()}
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (found := visit(node)):
+            return found
+    return None
+
+
+def test_the_import_graph_has_no_circle():
+    cycle = _cycle(_graph())
+    assert cycle is None, "import circle: " + " -> ".join(cycle)
+
+
+def test_the_circle_finder_finds_a_planted_circle():
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_rewards_import_nothing_from_the_plugin():
+    graph = _graph()
+    leaks = {m: sorted(d for d in deps if d.startswith("axolotl_grpo_plugin"))
+             for m, deps in graph.items() if m.startswith("axolotl_grpo_rewards")}
+    assert not any(leaks.values()), leaks
+
+
+def _sources() -> dict[Path, str]:
+    return {p: p.read_text(encoding="utf-8") for root in (PACKAGE, REWARDS) for p in root.rglob("*.py")}
+
+
+@pytest.mark.parametrize("pattern, owner", [
+    (r"""\.get\(\s*(["']grpo_plugin["']|SECTION)|\[\s*["']grpo_plugin["']\s*\]|getattr\([^)]*(["']grpo_plugin["']|SECTION)""",
+     "args.py"),                                     # the one reader of `grpo_plugin:`
+    (r"yaml\.(safe_)?load\(", "config/load.py"),     # the one config-file reader
+    (r"TRANSFORMS\.load\(", "sources/transforms.py"),  # the one transform loader
+])
+def test_each_concept_has_one_owner(pattern, owner):
+    users = sorted(str(p.relative_to(PACKAGE)) for p, text in _sources().items()
+                   if re.search(pattern, text) and p.is_relative_to(PACKAGE))
+    assert users == [owner]
+
+
+def test_the_readme_plugin_keys_table_is_generated_from_args():
+    from axolotl_grpo_plugin.keys_table import with_table
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert readme == with_table(readme), \
+        "README.md's plugin-keys table is stale: run `python -m axolotl_grpo_plugin.keys_table --write`"
+
+
+def test_every_plugin_key_says_which_module_reads_it():
+    from axolotl_grpo_plugin.args import GRPOPluginSettings
+
+    for name, field in GRPOPluginSettings.model_fields.items():
+        read_by = re.search(r"Read by ([\w/]+\.py)", field.description or "")
+        assert read_by, f"grpo_plugin.{name}: the description does not say which module reads it"
+        assert (PACKAGE / read_by.group(1)).is_file(), f"grpo_plugin.{name}: no module {read_by.group(1)}"
+
+
+def test_every_package_folder_is_packaged():
+    """pyproject lists packages by hand (rewards/ installs under another name): a new subpackage
+    left out of the list would be missing from the wheel."""
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    on_disk = {_module_name(p) for root in (PACKAGE, REWARDS) for p in root.rglob("__init__.py")}
+    assert listed == on_disk
+
+
+def test_the_defaults_module_matches_the_installed_trl_and_axolotl():
+    import dataclasses
+
+    from trl import GRPOConfig
+
+    from axolotl_grpo_plugin import defaults
+
+    fields = {f.name: f.default for f in dataclasses.fields(GRPOConfig)}
+    assert fields["max_completion_length"] == defaults.MAX_COMPLETION_LENGTH
+    assert fields["num_generations"] == defaults.NUM_GENERATIONS
+    assert fields["vllm_server_timeout"] == defaults.VLLM_SERVER_TIMEOUT_S
+    from axolotl.utils.schemas.vllm import VllmConfig
+
+    assert VllmConfig.model_fields["port"].default == defaults.VLLM_PORT

@@ -1,0 +1,77 @@
+"""The one config reader (axolotl_grpo_plugin.config.load): every tool reads configs through it,
+so a yaml error or a misspelled name reads the same in check, stats, evaluate and plan."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+
+from axolotl_grpo_plugin.config.load import ConfigFileError, load_config, read_yaml
+from axolotl_grpo_plugin.errors import GRPOConfigError
+
+
+def _config(tmp_path, **extra):
+    cfg = {"datasets": [{"path": "rows.jsonl", "type": "gsm8k", "split": "train"}],
+           "trl": {"reward_funcs": ["correctness"]}, **extra}
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    return path, cfg
+
+
+def test_config_from_a_path_or_a_mapping_is_a_private_resolved_copy(tmp_path):
+    from axolotl.utils.dict import DictDefault
+
+    from axolotl_grpo_plugin.registry import REWARDS, TRANSFORMS
+
+    path, raw = _config(tmp_path)
+    from_path = load_config(path)
+    from_mapping = load_config(DictDefault(raw))
+    assert from_path == from_mapping and type(from_mapping) is dict
+    assert from_path["datasets"][0]["type"] == TRANSFORMS.import_path("gsm8k")
+    assert from_path["trl"]["reward_funcs"] == [REWARDS.import_path("correctness")]
+    assert raw["datasets"][0]["type"] == "gsm8k"  # the caller's mapping is not rewritten
+
+
+def test_config_name_problems_name_the_key_and_rewards_can_be_ignored(tmp_path):
+    path, _ = _config(tmp_path, trl={"reward_funcs": ["corectness"]})
+    with pytest.raises(GRPOConfigError) as info:
+        load_config(path)
+    assert re.match(r"^trl\.reward_funcs\[0\] = 'corectness': .*Did you mean 'correctness'.*Fix:",
+                    info.value.problems[0].line())
+    assert load_config(path, rewards=False)["trl"]["reward_funcs"] == ["corectness"]
+
+
+@pytest.mark.parametrize("text, words", [("datasets: [", "not valid yaml"), ("- a\n- b\n", "mapping")])
+def test_bad_yaml_is_one_line_with_a_fix(tmp_path, text, words):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigFileError) as info:
+        load_config(path)
+    assert str(info.value).startswith("config = ") and words in str(info.value)
+    assert "Fix:" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigFileError, match=r"^config = .*none\.yaml'?: file not found.*Fix:"):
+        load_config(tmp_path / "none.yaml")
+
+
+def test_a_yaml_syntax_error_names_the_line(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("rl: grpo\ntrl:\n  num_generations: [1, 2\n", encoding="utf-8")
+    with pytest.raises(ConfigFileError) as info:
+        read_yaml(path)
+    assert re.search(r"not valid yaml at line \d+, column \d+", str(info.value))
+
+
+def test_the_check_cli_calls_a_yaml_error_a_yaml_error_not_an_axolotl_rejection(tmp_path, capsys):
+    """Issue 13: `check bad.yaml` used to say "Axolotl rejected bad.yaml" for a syntax error."""
+    from axolotl_grpo_plugin.check import main
+
+    path = tmp_path / "bad.yaml"
+    path.write_text("base_model: x\nrl: grpo\n  trl: {\n", encoding="utf-8")
+    assert main([str(path), "--cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "not valid yaml at line" in err and "Axolotl rejected" not in err and "Traceback" not in err
