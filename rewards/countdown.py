@@ -14,8 +14,8 @@ import ast
 from collections import Counter
 from fractions import Fraction
 
-from rewards.gsm8k import extract_answer
-from rewards.text import completion_text
+from .gsm8k import extract_answer
+from .text import completion_text
 
 CORRECT_REWARD = 1.0
 MAX_EQUATION_CHARS = 200

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import logging
 
-from rewards.gsm8k import extract_answer
-from rewards.text import completion_text
+from .gsm8k import extract_answer
+from .text import completion_text
 
 CORRECT_REWARD = 1.0
 MAX_PREDICTION_CHARS = 400
