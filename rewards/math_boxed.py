@@ -54,7 +54,8 @@ def _math_verify():
 # A lone number as math-verify's bare-text reading takes it: sign, currency, thousands
 # commas, a decimal point or comma, a percent sign.
 _PLAIN_NUMBER = re.compile(r"[-+]?\$?(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:[.,]\d+)?|\.\d+)\s*%?")
-_TEXT_GROUP = re.compile(r"\\(?:text|textbf|textit|textrm|mathrm|mbox|operatorname)\s*\{[^{}]*\}")
+# Words LaTeX allows in mathematics: \text{Evelyn}, \mbox{ cm}, \begin{pmatrix}, \operatorname{lcm}.
+_TEXT_GROUP = re.compile(r"\\(?:text\w*|mathrm|mbox|operatorname|begin|end)\s*\{[^{}]*\}")
 _COMMAND = re.compile(r"\\[A-Za-z]+")
 _WORD = re.compile(r"[A-Za-z]{3,}")
 _PLACEHOLDERS = {"n/a", "na", "?", "-", "--", "...", "…"}
@@ -69,9 +70,8 @@ def gold_source(gold: object) -> str | None:
 
     ``$...$`` / ``\\boxed{}`` golds are read as written; a bare number keeps
     math-verify's bare reading (``1,22`` = 1.22); other bare LaTeX is wrapped in
-    ``$...$``; ``\\$`` (and a lone ``$``) is a currency sign. Bare prose (a word
-    of three letters or more outside LaTeX commands and ``\\text{}``) and
-    placeholders such as ``n/a`` give None.
+    ``$...$``; ``\\$`` (and a lone ``$``) is a currency sign. Prose in the
+    mathematics (see _is_prose) and placeholders such as ``n/a`` give None.
     """
     if isinstance(gold, (int, float)) and not isinstance(gold, bool):
         gold = str(gold)
@@ -80,21 +80,37 @@ def gold_source(gold: object) -> str | None:
     source = gold.strip().replace("\\$", "")
     dollars = source.count("$")
     if "\\boxed" in source or (dollars >= 2 and dollars % 2 == 0):
-        return source
+        return None if any(map(_is_prose, _delimited_parts(source))) else source
     source = source.replace("$", "").strip()
-    if not source or source.lower() in _PLACEHOLDERS:
+    if not source or source.lower() in _PLACEHOLDERS or _is_prose(source):
         return None
-    if _PLAIN_NUMBER.fullmatch(source):
-        return source
-    if _WORD.search(_COMMAND.sub(" ", _TEXT_GROUP.sub(" ", source))):
-        return None
-    return f"${source}$"
+    return source if _PLAIN_NUMBER.fullmatch(source) else f"${source}$"
 
 
-def _box_end(text: str, start: int) -> int:
-    """The index after the ``}`` closing the box at ``start``; -1 when it is not closed nearby."""
+def _is_prose(maths: str) -> bool:
+    """A word of three letters or more outside LaTeX commands, ``\\text{}`` and environment names.
+
+    "forty two", "TBD", "Answer is": math-verify would read them as products of
+    symbols. The price: a gold product written ``xyz`` is skipped too (write ``x y z``).
+    """
+    return _WORD.search(_COMMAND.sub(" ", _TEXT_GROUP.sub(" ", maths))) is not None
+
+
+def _delimited_parts(source: str) -> list[str]:
+    """The mathematics of a delimited gold: inside each ``$...$`` pair and each ``\\boxed{}``."""
+    parts = source.split("$")[1::2]
+    start = source.find(_BOX)
+    while start != -1:
+        end = _box_end(source, start, MAX_GOLD_CHARS)
+        parts.append(source[start + len(_BOX):end - 1] if end != -1 else source[start + len(_BOX):])
+        start = source.find(_BOX, start + len(_BOX))
+    return parts
+
+
+def _box_end(text: str, start: int, limit: int = MAX_PREDICTION_CHARS) -> int:
+    """The index after the ``}`` closing the box at ``start``; -1 when it is not closed within ``limit``."""
     depth = 0
-    for i in range(start + len(_BOX) - 1, min(len(text), start + MAX_PREDICTION_CHARS)):
+    for i in range(start + len(_BOX) - 1, min(len(text), start + limit)):
         if text[i] == "{":
             depth += 1
         elif text[i] == "}":

@@ -63,7 +63,8 @@ def test_math_verify_pairs(gold, prediction, expected):
 
 
 @pytest.mark.parametrize("gold", ["Answer is forty two.", "forty two", "TBD", "n/a", "N/A", "unknown", "", "  ",
-                                  None, "$", "The answer is x.", 3 + 4j, True])
+                                  None, "$", "The answer is x.", 3 + 4j, True, "$forty two$", r"\boxed{TBD}",
+                                  r"\boxed{forty two}"])
 def test_gold_that_is_not_mathematics_scores_none(gold):
     for completion in [r"\boxed{42}", rf"\boxed{{{gold}}}", str(gold)]:
         assert score(completion, gold) is None
@@ -95,6 +96,9 @@ def test_bare_number_golds_keep_math_verifys_reading():
     ("x^2 + 2xy", r"\boxed{2xy + x^2}", r"\boxed{x^2 + 2}"),
     (r"\text{Devon}", r"\boxed{\text{Devon}}", r"\boxed{\text{Ana}}"),
     ("(2,2), (6,2)", r"\boxed{(2,2)} \text{ and } \boxed{(6,2)}", r"\boxed{(6,2)}"),
+    (r"\begin{pmatrix} 1 \\ 2 \end{pmatrix}", r"\boxed{\begin{pmatrix} 1 \\ 2 \end{pmatrix}}",
+     r"\boxed{\begin{pmatrix} 2 \\ 1 \end{pmatrix}}"),
+    (r"5\text{ cm}", r"\boxed{5 \text{ cm}}", r"\boxed{6 \text{ cm}}"),
 ])
 def test_bare_latex_golds_are_read(gold, right, wrong):
     assert score(right, gold) == 1.0
