@@ -17,7 +17,7 @@ chat completions can both be compared.
 import re
 
 STRICT = re.compile(r"^<reasoning>\n.*?\n</reasoning>\n<answer>\n.*?\n</answer>\s?$")
-SOFT = re.compile(r"<reasoning>.*?</reasoning>\s?<answer>.*?</answer>", re.S)
+SOFT = re.compile(r"<reasoning>.*?</reasoning>\s?<answer>.*?</answer>", re.DOTALL)
 TAGS = ("<reasoning>", "</reasoning>", "<answer>", "</answer>")
 
 

@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from bench import reference  # noqa: E402
 
-STRICT_DOTALL = re.compile(reference.STRICT.pattern, re.S)
+STRICT_DOTALL = re.compile(reference.STRICT.pattern, re.DOTALL)
 
 
 # --- the table ---------------------------------------------------------------------------------

@@ -4,17 +4,14 @@
 import math
 import sys
 import time
-from pathlib import Path
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rewards import gsm8k
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench import reference  # noqa: E402
 from rewards.gsm8k import (
     REWARD_FUNCS,
     SYSTEM_PROMPT,
@@ -25,6 +22,9 @@ from rewards.gsm8k import (
     strict_format_reward_func,
 )
 from rewards.text import completion_text, normalize_number, parse_number
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench import reference  # noqa: E402
 
 RANGES = {  # documented in docs/rewards.md
     "correctness": {0.0, 2.0},
