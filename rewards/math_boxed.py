@@ -52,8 +52,11 @@ def _math_verify():
 
 
 # A lone number as math-verify's bare-text reading takes it: sign, currency, thousands
-# commas, a decimal point or comma, a percent sign.
-_PLAIN_NUMBER = re.compile(r"[-+]?\$?(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:[.,]\d+)?|\.\d+)\s*%?")
+# commas or spaces, a decimal point or comma, a percent sign. Anything else bare (a list
+# "1, 2", an expression) is wrapped: bare, math-verify would read only its last number.
+_PLAIN_NUMBER = re.compile(
+    r"-?[$€£¥₹]?(?:\d{1,3}(?:[ ,]\d{3})+(?:\.\d+)?|\d+(?:[.,]\d+)?|\.\d+)\s*(?:%|[€£¥₹])?"
+)
 # Words LaTeX allows in mathematics: \text{Evelyn}, \mbox{ cm}, \begin{pmatrix}, \operatorname{lcm}.
 _TEXT_GROUP = re.compile(r"\\(?:text\w*|mathrm|mbox|operatorname|begin|end)\s*\{[^{}]*\}")
 _COMMAND = re.compile(r"\\[A-Za-z]+")

@@ -82,6 +82,20 @@ def test_dollar_gold_with_latex_thousands(completion):
     assert score(completion, r"\$1{,}000") == 1.0
 
 
+@pytest.mark.parametrize("gold, completion", [
+    ("€5", r"\boxed{5}"), ("5€", r"\boxed{5}"), ("1 000", r"\boxed{1000}"), ("12.5%", r"\boxed{12.5\%}"),
+    ("-0.5", r"\boxed{-\frac12}"), ("+3", r"\boxed{3}"), ("1, 2", r"\boxed{1, 2}"),
+])
+def test_bare_golds_read_as_numbers_or_lists(gold, completion):
+    assert score(completion, gold) == 1.0
+
+
+def test_a_bare_list_is_not_read_as_its_last_number():
+    # math-verify's bare reading of "1, 2" is 2; wrapped, it is the set {1, 2}.
+    assert gold_source("1, 2") == "$1, 2$"
+    assert score(r"\boxed{2}", "1, 2") == 0.0
+
+
 def test_bare_number_golds_keep_math_verifys_reading():
     assert gold_source("1,22") == "1,22"  # math-verify reads bare 1,22 as 1.22; "$1,22$" would be {1, 22}
     assert score(r"\boxed{1.22}", "1,22") == 1.0
@@ -135,3 +149,15 @@ words = st.from_regex(r"[A-Za-z]{3,10}", fullmatch=True)
 def test_prose_gold_never_pays(prose):
     assert score(rf"\boxed{{{prose}}}", prose) is None
     assert score(prose, prose) is None
+
+
+def test_bundled_math_golds_are_all_read_and_pay_their_own_answer():
+    import json
+
+    from axolotl_grpo_plugin.embedded.math_problems import DATA_FILE
+    from axolotl_grpo_plugin.transforms.math_boxed import transform_row
+
+    rows = [transform_row(json.loads(line)) for line in DATA_FILE.read_text(encoding="utf-8").splitlines()]
+    assert len(rows) >= 100 and all(gold_source(row["answer"]) for row in rows)
+    for row in rows[:16]:
+        assert score(rf"<answer>\boxed{{{row['answer']}}}</answer>", row["answer"]) == 1.0
