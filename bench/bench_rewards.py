@@ -1,12 +1,13 @@
-"""Throughput of the GSM8K rewards (rewards.gsm8k) against the published ones (rewards.reference).
+"""Throughput of the GSM8K rewards (rewards.gsm8k) against the published example's (bench/reference.py).
 
 Generates N GSM8K-like chat completions from a fixed seed (well-formed,
 multi-line reasoning, missing tags, wrong answers, trailing junk, answers
 spelled "$1,000"), then times each reward function of both implementations on
 the same completions in one process, alternating which goes first, and keeps the
 best of --repeats runs. Prints a Markdown table: completions/s for ours and the
-reference, ours/reference (above 1 means ours is faster), and how often the two
-give the same value (the rest are the documented deviations).
+cookbook semantics (bench/reference.py, the Axolotl cookbook's GRPO example),
+ours/cookbook (above 1 means ours is faster), and how often the two give the
+same value (the rest are the deviations in the README's table).
 
 Run from the repository root: python bench/bench_rewards.py --n 100000 --repeats 5
 """
@@ -24,7 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from axolotl_grpo_rewards import gsm8k, reference  # noqa: E402
+from axolotl_grpo_rewards import gsm8k  # noqa: E402
+from bench import reference  # noqa: E402
 
 
 NAMES = ["Natalia", "Weng", "Betty", "Julie", "James", "Albert", "Ken", "Alexis"]
@@ -86,7 +88,7 @@ def best_time(func, completions, golds) -> tuple[float, list[float]]:
 def run(n: int, repeats: int, seed: int) -> str:
     completions, golds = make_dataset(n, seed)
     mean_chars = sum(len(c[0]["content"]) for c in completions) / n
-    rows = ["| reward | ours (completions/s) | reference (completions/s) | ours / reference | same value |",
+    rows = ["| reward | ours (completions/s) | cookbook (completions/s) | ours / cookbook | same value |",
             "| --- | ---: | ---: | ---: | ---: |"]
     total_ours = total_reference = 0.0
     for name, ours_func in gsm8k.REWARD_FUNCS.items():

@@ -116,6 +116,12 @@ def countdown_reward_func(completions, numbers=None, target=None, **kwargs) -> l
     Each number must be used exactly once; only ``+ - * /`` and parentheses; a
     trailing ``= result`` is ignored. Anything else, including division by zero,
     scores 0.0.
+
+    Examples:
+        >>> countdown_reward_func(
+        ...     completions=["<answer>(25 - 5) * 3 = 60</answer>", "<answer>25 * 3 - 5</answer>"],
+        ...     numbers=[[3, 5, 25], [3, 5, 25]], target=[60, 60])
+        [1.0, 0.0]
     """
     if not isinstance(completions, (list, tuple)):
         return []

@@ -5,10 +5,12 @@ plus dataset columns such as ``answer``, aligned with the completions, and extra
 keywords like ``prompts`` or ``trainer_state``) and returns one float per
 completion. Completions may be plain strings or chat message lists.
 
-The values follow the published GSM8K GRPO example (``rewards.reference``) so
-that reward curves stay comparable; the deviations, each fixing a flaw of the
-example, are listed in docs/rewards.md. Every function is total and linear
-time: model output is adversarial, so nothing here raises, hangs or evaluates.
+The values are those of the Axolotl cookbook's GRPO example (its semantics are
+in bench/reference.py) so that reward curves stay comparable with the published
+run; where the example is wrong we deviate, and each deviation is a row of the
+README's "Deviations" table (checked by tests/test_rewards_deviations.py). Every
+function is total and linear time: model output is adversarial, so nothing here
+raises, hangs or evaluates.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import re
 from collections.abc import Callable
 from decimal import Decimal
 
-from .text import MAX_NUMBER_CHARS, completion_text, parse_number
+from .text import completion_text, parse_number
 
 
 SYSTEM_PROMPT = (
@@ -31,17 +33,18 @@ STRICT_FORMAT_REWARD = 0.5
 SOFT_FORMAT_REWARD = 0.25
 XML_TAG_REWARD = 0.125
 XML_JUNK_PENALTY_PER_CHAR = 0.001
-XMLCOUNT_MIN, XMLCOUNT_MAX = -0.5, 0.5
+# The example's xmlcount tops out at 0.501 (no text after </answer> is charged -1
+# characters); its penalty is unbounded below, ours stops at XMLCOUNT_MIN.
+XMLCOUNT_MIN, XMLCOUNT_MAX = -0.5, 0.501
 
 _TAGS = ("<reasoning>", "</reasoning>", "<answer>", "</answer>")
 _STRICT_OPENING = "<reasoning>\n"
 _STRICT_MIDDLE = "\n</reasoning>\n<answer>\n"
 _STRICT_CLOSING = "\n</answer>"
-# "" is our deviation (generation often stops at the tag); "\n\n" is what the
-# reference regex's `$` lets through before a final newline.
-_STRICT_ENDINGS = ("", "\n", "\n\n")
-# One quantifier after a literal: linear, and the literal prefix makes search fast.
-_SOFT_SEPARATOR = re.compile(r"</reasoning>\s*<answer>")
+# The example's `\s?$`: one optional whitespace, and `$` also matches before a final newline.
+_STRICT_ENDING = re.compile(r"\s?\n?")
+# The example's soft separator; one optional character after a literal: linear.
+_SOFT_SEPARATOR = re.compile(r"</reasoning>\s?<answer>")
 
 
 def extract_answer(text: str) -> str:
@@ -73,18 +76,15 @@ def gold_number(gold: object) -> Decimal | None:
 
 
 def is_integer_literal(answer: str) -> bool:
-    """``72`` or ``-3``: how GSM8K gold answers are written. Not ``+3``, ``3.0``, ``1,000``.
-
-    At most MAX_NUMBER_CHARS long, like any number parse_number reads.
-    """
+    """``72`` or ``-3``: how GSM8K gold answers are written. Not ``+3``, ``3.0``, ``1,000``, ``²``."""
     digits = answer[1:] if answer.startswith("-") else answer
-    return len(answer) <= MAX_NUMBER_CHARS and digits.isascii() and digits.isdigit()
+    return digits.isascii() and digits.isdigit()
 
 
 def is_strict_format(text: str) -> bool:
     """Exactly ``<reasoning>\\n…\\n</reasoning>\\n<answer>\\n…\\n</answer>\\n``, each tag once.
 
-    The sections may span several lines; the final newline is optional.
+    The example's pattern ``…</answer>\\s?$``, except that the sections may span lines.
     """
     if not text.startswith(_STRICT_OPENING) or any(text.count(tag) != 1 for tag in _TAGS):
         return False
@@ -92,13 +92,13 @@ def is_strict_format(text: str) -> bool:
     if middle == -1:
         return False
     closing = text.find(_STRICT_CLOSING, middle + len(_STRICT_MIDDLE))
-    return closing != -1 and text[closing + len(_STRICT_CLOSING):] in _STRICT_ENDINGS
+    return closing != -1 and _STRICT_ENDING.fullmatch(text, closing + len(_STRICT_CLOSING)) is not None
 
 
 def is_soft_format(text: str) -> bool:
-    """Starts with ``<reasoning>…</reasoning>``, then whitespace, then ``<answer>…</answer>``.
+    """Starts with ``<reasoning>…</reasoning>``, at most one whitespace, then ``<answer>…</answer>``.
 
-    The reference regex with DOTALL: content may span lines, text may follow.
+    The example's pattern, DOTALL: content may span lines, text may follow.
     """
     if not text.startswith("<reasoning>"):
         return False
@@ -107,29 +107,18 @@ def is_soft_format(text: str) -> bool:
 
 
 def xml_tag_score(text: str) -> float:
-    """The reference ``count_xml``: 0.125 per well-placed tag, less 0.001 per char of junk.
+    """The example's ``count_xml``: 0.125 per tag found exactly once, less 0.001 per char after ``</answer>``.
 
-    Junk is only what follows the closing ``\\n</answer>`` (and its own newline),
-    charged once by each of the two answer-tag terms as in the reference; the
-    total is clamped to [XMLCOUNT_MIN, XMLCOUNT_MAX].
+    The first character after the single ``</answer>`` (its newline) is free, so
+    a text ending at the tag gains 0.001, as in the example; the total never
+    drops below XMLCOUNT_MIN.
     """
-    closing = text.rfind("\n</answer>")
-    junk = 0
-    if closing != -1:
-        tail_start = closing + len("\n</answer>")
-        junk = len(text) - tail_start - (1 if text.startswith("\n", tail_start) else 0)
-    score = 0.0
-    if text.count("<reasoning>\n") == 1:
-        score += XML_TAG_REWARD
-    if text.count("\n</reasoning>\n") == 1:
-        score += XML_TAG_REWARD
-    if text.count("\n<answer>\n") == 1:
-        score += XML_TAG_REWARD
-        score -= junk * XML_JUNK_PENALTY_PER_CHAR
-    if text.count("\n</answer>") == 1:
-        score += XML_TAG_REWARD
-        score -= junk * XML_JUNK_PENALTY_PER_CHAR
-    return min(max(score, XMLCOUNT_MIN), XMLCOUNT_MAX)
+    counts = [text.count(tag) for tag in _TAGS]
+    score = XML_TAG_REWARD * sum(count == 1 for count in counts)
+    if counts[3] == 1:
+        tail = len(text) - text.find("</answer>") - len("</answer>")
+        score -= (tail - 1) * XML_JUNK_PENALTY_PER_CHAR
+    return max(score, XMLCOUNT_MIN)
 
 
 def _texts(completions: object) -> list[str]:
@@ -147,7 +136,16 @@ def correctness_reward_func(completions, answer, **kwargs) -> list[float]:
     """2.0 when the last ``<answer>`` is numerically the gold answer, else 0.0.
 
     The main task signal. ``$1,000``, ``1000.0`` and ``1000`` are equal; a
-    completion with no gold answer (short or missing column) scores 0.0.
+    completion with no ``<answer>`` tag, or no gold answer (short or missing
+    column), scores 0.0.
+
+    Examples:
+        >>> correctness_reward_func(
+        ...     completions=["<answer>\\n72\\n</answer>", [{"role": "assistant", "content": "<answer>$1,000</answer>"}]],
+        ...     answer=["72", "1000"])
+        [2.0, 2.0]
+        >>> correctness_reward_func(completions=["<answer>71</answer>", "72"], answer=["72", "72"])
+        [0.0, 0.0]
     """
     texts = _texts(completions)
     golds = list(answer) if isinstance(answer, (list, tuple)) else []
@@ -162,28 +160,55 @@ def correctness_reward_func(completions, answer, **kwargs) -> list[float]:
 
 
 def int_reward_func(completions, **kwargs) -> list[float]:
-    """0.5 when the answer is a bare integer: nudges toward the GSM8K answer style."""
+    """0.5 when the answer is a bare integer: nudges toward the GSM8K answer style.
+
+    Examples:
+        >>> int_reward_func(completions=["<answer>72</answer>", "<answer>-3</answer>", "<answer>7.5</answer>"])
+        [0.5, 0.5, 0.0]
+    """
     return _score_texts(
         completions, lambda text: INT_REWARD if is_integer_literal(extract_answer(text)) else 0.0
     )
 
 
 def strict_format_reward_func(completions, **kwargs) -> list[float]:
-    """0.5 for exactly the SYSTEM_PROMPT layout, multi-line reasoning included."""
+    """0.5 for exactly the SYSTEM_PROMPT layout, multi-line reasoning included.
+
+    Examples:
+        >>> layout = "<reasoning>\\nStep 1.\\nStep 2.\\n</reasoning>\\n<answer>\\n72\\n</answer>\\n"
+        >>> strict_format_reward_func(completions=[layout, "<reasoning>r</reasoning><answer>72</answer>"])
+        [0.5, 0.0]
+    """
     return _score_texts(
         completions, lambda text: STRICT_FORMAT_REWARD if is_strict_format(text) else 0.0
     )
 
 
 def soft_format_reward_func(completions, **kwargs) -> list[float]:
-    """0.25 for a reasoning block followed by an answer block, however they are spaced."""
+    """0.25 for a reasoning block, at most one whitespace, then an answer block.
+
+    Examples:
+        >>> soft_format_reward_func(completions=[
+        ...     "<reasoning>r</reasoning> <answer>72</answer> and more",
+        ...     "<reasoning>r</reasoning>\\n\\n<answer>72</answer>",
+        ...     "<answer>72</answer>"])
+        [0.25, 0.0, 0.0]
+    """
     return _score_texts(
         completions, lambda text: SOFT_FORMAT_REWARD if is_soft_format(text) else 0.0
     )
 
 
 def xmlcount_reward_func(completions, **kwargs) -> list[float]:
-    """Partial credit per tag, so format is learnt before it is right; see xml_tag_score."""
+    """Partial credit per tag, so format is learnt before it is right; see xml_tag_score.
+
+    Examples:
+        >>> xmlcount_reward_func(completions=[
+        ...     "<reasoning>r</reasoning><answer>72</answer>\\n",
+        ...     "<reasoning>r</reasoning><answer>72</answer>\\nabc",
+        ...     "<answer>72"])
+        [0.5, 0.497, 0.125]
+    """
     return _score_texts(completions, xml_tag_score)
 
 

@@ -23,7 +23,7 @@ from axolotl_grpo_plugin.embedded.pretrain import (
 from axolotl_grpo_plugin.embedded.problems import EASY_TEMPLATES, final_answer, generate_problems
 from axolotl_grpo_plugin.embedded.sample_data import DEMO_TEST_ROWS
 from axolotl_grpo_plugin.transforms.gsm8k import build_prompt
-from rewards.gsm8k import REWARD_FUNCS, is_strict_format
+from axolotl_grpo_rewards.gsm8k import REWARD_FUNCS, is_strict_format
 
 
 # A few steps of a smaller model: enough to exercise the build, cheap enough for CI.

@@ -1,16 +1,18 @@
-"""Behaviour of the GSM8K rewards, and where (and why) they deviate from rewards.reference."""
+"""Behaviour of the GSM8K rewards, and where (and why) they deviate from the published example
+(bench/reference.py, the Axolotl cookbook's semantics)."""
 
 import math
+import sys
 import time
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from axolotl_grpo_rewards import gsm8k, reference
-from axolotl_grpo_rewards.text import completion_text, normalize_number, parse_number
-from rewards.gsm8k import (
+from axolotl_grpo_rewards import gsm8k
+from axolotl_grpo_rewards.gsm8k import (
     REWARD_FUNCS,
     SYSTEM_PROMPT,
     correctness_reward_func,
@@ -19,6 +21,11 @@ from rewards.gsm8k import (
     soft_format_reward_func,
     strict_format_reward_func,
 )
+from axolotl_grpo_rewards.text import completion_text, normalize_number, parse_number
+
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench import reference  # noqa: E402
 
 
 RANGES = {  # documented in docs/rewards.md
@@ -26,7 +33,7 @@ RANGES = {  # documented in docs/rewards.md
     "int": {0.0, 0.5},
     "strict_format": {0.0, 0.5},
     "soft_format": {0.0, 0.25},
-    "xmlcount": (-0.5, 0.5),
+    "xmlcount": (-0.5, 0.501),
 }
 
 
@@ -186,7 +193,7 @@ def test_correctness_long_answer_column_gives_one_score_per_completion():
 @pytest.mark.parametrize("written, expected", [("72", 0.5), ("-3", 0.5), ("0", 0.5), ("+3", 0.0),
                                                ("3.0", 0.0), ("1,000", 0.0), ("$5", 0.0), ("٣", 0.0),
                                                ("", 0.0), ("-", 0.0), ("72 apples", 0.0),
-                                               ("9" * 100, 0.5), ("9" * 101, 0.0)])
+                                               ("²", 0.0), ("9" * 1000, 0.5)])
 def test_int_reward(written, expected):
     assert score("int", well_formed("r", written)) == expected
 
@@ -211,7 +218,10 @@ MULTI_LINE = well_formed("Step 1: 48 / 2 = 24.\nStep 2: 48 + 24 = 72.", "72")
         (well_formed("r", "72", ending="\n\n"), 0.5),
         (well_formed("", "72"), 0.5),
         (well_formed("r", "72", ending="\nmore"), 0.0),
-        (well_formed("r", "72", ending=" "), 0.0),
+        (well_formed("r", "72", ending=" "), 0.5),
+        (well_formed("r", "72", ending=" \n"), 0.5),
+        (well_formed("r", "72", ending="  "), 0.0),
+        (well_formed("r", "72", ending="\n\n\n"), 0.0),
         (" " + PERFECT, 0.0),
         ("<reasoning>r</reasoning>\n<answer>\n72\n</answer>\n", 0.0),
         ("<reasoning>\nr\n</reasoning>\n\n<answer>\n72\n</answer>\n", 0.0),
@@ -245,7 +255,8 @@ def test_system_prompt_layout_is_strict_format():
     "text, expected",
     [
         ("<reasoning>r</reasoning><answer>72</answer>", 0.25),
-        ("<reasoning>r</reasoning> \n\t <answer>72</answer> trailing", 0.25),
+        ("<reasoning>r</reasoning>\n<answer>72</answer> trailing", 0.25),
+        ("<reasoning>r</reasoning> \n\t <answer>72</answer>", 0.0),
         (PERFECT, 0.25),
         (MULTI_LINE, 0.25),
         ("<reasoning>a</reasoning>b</reasoning><answer>72</answer>", 0.25),
@@ -260,10 +271,10 @@ def test_soft_format(text, expected):
     assert score("soft_format", text) == expected
 
 
-def test_soft_format_multi_line_is_a_deviation():
-    # Without DOTALL the reference never pays for the layout its own system prompt asks for.
-    assert reference.soft_format_reward_func(completions=[chat(PERFECT)]) == [0.0]
-    assert soft_format_reward_func(completions=[PERFECT]) == [0.25]
+def test_soft_format_allows_one_whitespace_as_the_example_does():
+    spaced = "<reasoning>r</reasoning>\n\n<answer>72</answer>"
+    assert reference.soft_format_reward_func(completions=[chat(spaced), chat(PERFECT)]) == [0.0, 0.25]
+    assert soft_format_reward_func(completions=[spaced, PERFECT]) == [0.0, 0.25]
 
 
 # --- xmlcount -------------------------------------------------------------------------------
@@ -272,15 +283,17 @@ def test_soft_format_multi_line_is_a_deviation():
 @pytest.mark.parametrize(
     "text, expected",
     [
-        (PERFECT, 4 * 0.125),
-        (MULTI_LINE, 4 * 0.125),
-        (PERFECT + "abc", 4 * 0.125 - 2 * 3 * 0.001),  # both answer terms charge the 3 junk chars
-        (PERFECT + "\n", 4 * 0.125 - 2 * 1 * 0.001),  # only the closing tag's own newline is free
-        (well_formed("r", "72", ending=""), 4 * 0.125),
+        (PERFECT, 0.5),  # the closing tag's own newline is free
+        (MULTI_LINE, 0.5),
+        ("<reasoning>r</reasoning> <answer>72</answer>\n", 0.5),  # bare tags count, not their newlines
+        (PERFECT + "abc", 0.5 - 3 * 0.001),
+        (PERFECT + "\n", 0.5 - 1 * 0.001),
+        (well_formed("r", "72", ending=""), 0.5 + 0.001),  # nothing after the tag: -1 characters
         ("<reasoning>\nr\n</reasoning>\n", 2 * 0.125),
         ("<reasoning>\nr\n</reasoning>\n<answer>\n72", 3 * 0.125),
-        ("<answer>\n72\n</answer>\nxy", 0.125 - 2 * 0.001),  # "\n<answer>\n" absent: one charge
+        ("<answer>\n72\n</answer>\nxy", 2 * 0.125 - 2 * 0.001),
         (PERFECT + PERFECT, 0.0),
+        ("<answer></reasoning><reasoning></answer>", 0.5 + 0.001),  # order is the format rewards' job
         ("no tags", 0.0),
         ("", 0.0),
     ],
@@ -289,25 +302,18 @@ def test_xmlcount_values(text, expected):
     assert score("xmlcount", text) == pytest.approx(expected, abs=1e-12)
 
 
-@pytest.mark.parametrize("junk_chars", [0, 1, 10, 249])
-def test_xmlcount_equals_reference_with_trailing_junk(junk_chars):
+@pytest.mark.parametrize("junk_chars", [0, 1, 10, 999, 1001])
+def test_xmlcount_equals_reference_with_trailing_junk_up_to_the_bound(junk_chars):
     text = PERFECT + "z" * junk_chars
-    expected = 0.5 - 2 * junk_chars * 0.001
-    assert score("xmlcount", text) == pytest.approx(expected)
+    expected = 0.5 - junk_chars * 0.001
     assert reference.xmlcount_reward_func(completions=[chat(text)]) == [pytest.approx(expected)]
+    assert score("xmlcount", text) == pytest.approx(max(expected, -0.5))
 
 
 def test_xmlcount_clamps_long_junk():
     text = PERFECT + "z" * 1_000_000
-    assert reference.count_xml(text) == pytest.approx(0.5 - 2 * 1_000_000 * 0.001)
+    assert reference.count_xml(text) == pytest.approx(0.5 - 1_000_000 * 0.001)
     assert score("xmlcount", text) == -0.5
-
-
-def test_xmlcount_charges_only_after_the_closing_tag():
-    # Ending right at "</answer>": the reference charges the whole text (and adds 0.001).
-    text = well_formed("a long line of reasoning " * 20, "72", ending="")
-    assert reference.count_xml(text) == pytest.approx(0.5 - len(text) * 0.001 + 0.001)
-    assert score("xmlcount", text) == 0.5
 
 
 # --- robustness -------------------------------------------------------------------------------
@@ -346,8 +352,10 @@ def test_megabyte_inputs_score_zero_in_linear_time(name):
     scores = REWARD_FUNCS[name](completions=LONG_INPUTS, answer=["1"] * len(LONG_INPUTS))
     elapsed = time.perf_counter() - start
     expected = [0.0] * len(LONG_INPUTS)
-    if name == "xmlcount":
-        expected[5] = 0.125  # its one "<reasoning>\n" earns a tag; the repeated ones earn nothing
+    if name == "xmlcount":  # a tag that occurs once earns 0.125; the repeated ones earn nothing
+        expected[3:8] = [0.25, 0.125, 0.125, 0.125, 0.25 + 0.001]
+    if name == "int":
+        expected[6] = 0.5  # a million digits is an integer, read in linear time
     assert scores == expected
     assert elapsed < 0.5  # a bound against quadratic code, not a performance target
 
@@ -418,8 +426,6 @@ def test_well_formed_single_line_values_equal_reference(reasoning, written, gold
         ours = REWARD_FUNCS[name](completions=[text, one_line], answer=[gold, gold])
         theirs = reference.REWARD_FUNCS[name](completions=[chat(text), chat(one_line)],
                                               answer=[gold, gold])
-        if name == "soft_format":  # the reference only ever matches the one-line layout
-            ours, theirs = ours[1:], theirs[1:]
         assert ours == pytest.approx(theirs, abs=1e-12), name
 
 

@@ -3,7 +3,7 @@
 import pytest
 
 from axolotl_grpo_plugin.transforms import gsm8k
-from rewards.gsm8k import SYSTEM_PROMPT
+from axolotl_grpo_rewards.gsm8k import SYSTEM_PROMPT
 
 
 OPENAI_ROW = {
@@ -90,3 +90,30 @@ def test_real_gsm8k_rows_all_transform(shared_dir):
     rows = [json.loads(line) for line in open(shared_dir / "data/gsm8k/test.jsonl", encoding="utf-8")]
     answers = [gsm8k.transform_row(row)["answer"] for row in rows]
     assert len(answers) == 1319 and all(answers)
+
+
+def cookbook_row(row: dict) -> dict:
+    """What the Axolotl cookbook's transform (grpo/gsm8k_grpo.py) gives for a skrishna row."""
+    return {"prompt": [{"role": "user", "content": SYSTEM_PROMPT + "\n\n" + row["text"]}],
+            "answer": row["label"].replace(",", "")}
+
+
+def test_real_gsm8k_rows_match_the_cookbook_transform(shared_dir):
+    import json
+
+    for split in ("train", "test"):
+        lines = (shared_dir / "data" / "gsm8k" / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()
+        for line in lines:
+            row = json.loads(line)
+            skrishna = {"text": row["question"], "label": row["answer"].rsplit("####", 1)[1].strip()}
+            ours = gsm8k.transform_row(skrishna)
+            assert {k: ours[k] for k in ("prompt", "answer")} == cookbook_row(skrishna), row
+            assert gsm8k.transform_row(row)["answer"] == ours["answer"]
+
+
+@pytest.mark.parametrize("label, cookbook, ours", [("1,000", "1000", "1000"), ("$18.50", "$18.50", "18.5"),
+                                                   ("007", "007", "7")])
+def test_labels_the_cookbook_keeps_as_written(label, cookbook, ours):
+    row = {"text": "q", "label": label}
+    assert cookbook_row(row)["answer"] == cookbook
+    assert gsm8k.transform_row(row)["answer"] == ours

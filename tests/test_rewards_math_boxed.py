@@ -1,0 +1,164 @@
+r"""math_boxed on cases carried from public test suites (TRL's and open-r1's accuracy-reward tests,
+Math-Verify's own gold/prediction pairs) and on the gold readings issue 16 asks for: prose and
+placeholder golds score None, dollar-sign golds are read, bare numbers keep math-verify's reading,
+bare LaTeX is still read, and a final run of several boxes is one answer."""
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from axolotl_grpo_rewards.math_boxed import final_boxes_start, gold_source, math_boxed_reward_func, prediction_text
+
+
+pytest.importorskip("math_verify")
+
+
+def score(completion, gold):
+    return math_boxed_reward_func(completions=[[{"role": "assistant", "content": completion}]], answer=[gold])[0]
+
+
+# TRL tests/test_rewards.py (accuracy_reward, reasoning_accuracy_reward, cosine) and open-r1
+# tests/test_rewards.py (accuracy_reward): completion, gold, expected.
+TRL_AND_OPEN_R1 = [
+    (r"\boxed{\frac{63}{400}}", r"\frac{63}{400}", 1.0),
+    (r"\boxed{\frac{63}{400}}", "63/400", 1.0),
+    (r"\boxed{\frac{64}{400}}", r"\frac{63}{400}", 0.0),
+    (r"\boxed{3}", "6", 0.0),
+    ("Answer is forty two.", "Answer is forty two.", None),
+    (r"Some other content. \boxed{43}.", "Answer is forty three.", None),
+    (r"\boxed{\frac{1}{3}}", r"\frac{1}{3}", 1.0),
+    (r"<think> Reasoning content </think> \boxed{\frac{63}{400}}", r"\frac{63}{400}", 1.0),
+    (r"<think> Reasoning content </think> \boxed{42}", "forty two", None),
+    (r"\boxed{42}", "forty two", None),
+    (r"\boxed{\frac{1}{2}}", r"\frac{1}{3}", 0.0),
+]
+
+
+@pytest.mark.parametrize("completion, gold, expected", TRL_AND_OPEN_R1)
+def test_trl_and_open_r1_accuracy_cases(completion, gold, expected):
+    assert score(completion, gold) == expected
+
+
+# Math-Verify tests/test_all.py: gold, prediction, expected (its verify after parse on both sides).
+MATH_VERIFY_PAIRS = [
+    ("-5", "-5", 1.0), ("7425000", "7,425,000", 1.0), ("1000", "1000.0", 1.0), ("1000.0", "1,000.0", 1.0),
+    ("1000.99", "1000,99", 1.0), ("1,22", "1.22", 1.0), ("0.4", ".4", 1.0), ("1000.99", "1,000.99", 1.0),
+    ("1000.99", "$1,000.99", 1.0), ("1000.99", "1,000.99$", 1.0), ("0,111", "0.111", 1.0),
+    ("2", "AZYUK2A", 0.0),
+    ("10/9", r"\frac{10}{9}", 1.0), ("-10/9", r"-\frac{10}{9}", 1.0),
+    ("$[0,1)$", "$[0,1)$", 1.0), ("$[0,9)$", "$[0,1)$", 0.0), ("$(0,9)$", "$[0,9)$", 0.0),
+    ("$9$", r"Answer \[ 9 \]", 1.0), ("$9$", "Answer $ 9 $", 1.0), ("$10$", r"Answer \( (9+1) \)", 1.0),
+    ("$1/3$", r"$\frac13 $", 1.0), (r"$\sqrt{3}$", r"$\sqrt3 $", 1.0), ("$1/3$", r"$\dfrac{1}{3} $", 1.0),
+    ("$1/3$", r"$k = \frac{1}{3}$", 1.0), ("$1/3$", r"$\left( \frac{1}{3} \right)$", 1.0),
+    (r"$28\%$", "28 percent", 1.0), (r"$28\%$", "28", 1.0), ("$0.28$", "28", 0.0),
+    ("$2-2p$", r"Thus $x-p=\boxed{2-2p}$.", 1.0),
+    (r"$(3, \frac{\pi}{2})$", r"the polar coordinates are $\boxed{\left( 3, \frac{\pi}{2} \right)}.$", 1.0),
+    (r"$\frac{14}{3}$", r"$=2+\frac{5}{3}+1=\boxed{\frac{14}{3}}$", 1.0),
+    (r"$\text{Evelyn}$", r"Therefore, $\boxed{\text{Evelyn}}$ is our answer.", 1.0),
+]
+
+
+@pytest.mark.parametrize("gold, prediction, expected", MATH_VERIFY_PAIRS)
+def test_math_verify_pairs(gold, prediction, expected):
+    assert score(prediction, gold) == expected
+
+
+@pytest.mark.parametrize("gold", ["Answer is forty two.", "forty two", "TBD", "n/a", "N/A", "unknown", "", "  ",
+                                  None, "$", "The answer is x.", 3 + 4j, True, "$forty two$", r"\boxed{TBD}",
+                                  r"\boxed{forty two}"])
+def test_gold_that_is_not_mathematics_scores_none(gold):
+    for completion in [r"\boxed{42}", rf"\boxed{{{gold}}}", str(gold)]:
+        assert score(completion, gold) is None
+
+
+@pytest.mark.parametrize("gold", [r"\$18.90", r"18.90\$", "$18.90", r"\boxed{\$18.90}", r"$\$18.90$"])
+@pytest.mark.parametrize("completion", [r"\boxed{18.90}", r"\boxed{\$18.90}", r"\boxed{18.9}"])
+def test_dollar_sign_golds_are_read(gold, completion):
+    assert score(completion, gold) == 1.0
+    assert score(r"\boxed{18.80}", gold) == 0.0
+
+
+@pytest.mark.parametrize("completion", [r"\boxed{1000}", r"\boxed{1{,}000}", r"\boxed{\$1,000}"])
+def test_dollar_gold_with_latex_thousands(completion):
+    assert score(completion, r"\$1{,}000") == 1.0
+
+
+@pytest.mark.parametrize("gold, completion", [
+    ("€5", r"\boxed{5}"), ("5€", r"\boxed{5}"), ("1 000", r"\boxed{1000}"), ("12.5%", r"\boxed{12.5\%}"),
+    ("-0.5", r"\boxed{-\frac12}"), ("+3", r"\boxed{3}"), ("1, 2", r"\boxed{1, 2}"),
+])
+def test_bare_golds_read_as_numbers_or_lists(gold, completion):
+    assert score(completion, gold) == 1.0
+
+
+def test_a_bare_list_is_not_read_as_its_last_number():
+    # math-verify's bare reading of "1, 2" is 2; wrapped, it is the set {1, 2}.
+    assert gold_source("1, 2") == "$1, 2$"
+    assert score(r"\boxed{2}", "1, 2") == 0.0
+
+
+def test_bare_number_golds_keep_math_verifys_reading():
+    assert gold_source("1,22") == "1,22"  # math-verify reads bare 1,22 as 1.22; "$1,22$" would be {1, 22}
+    assert score(r"\boxed{1.22}", "1,22") == 1.0
+    assert score(r"\boxed{1,000}", "1,000") == 1.0
+    assert score(r"\boxed{-3}", "-3") == 1.0
+
+
+@pytest.mark.parametrize("gold, right, wrong", [
+    ("p - q", r"\boxed{p-q}", r"\boxed{q-p}"),
+    (r"\pi", r"\boxed{\pi}", r"\boxed{3.14}"),
+    (r"\left(3,\frac{\pi}{2}\right)", r"\boxed{\left(3, \frac{\pi}{2}\right)}", r"\boxed{(3, \pi)}"),
+    ("x^2 + 2xy", r"\boxed{2xy + x^2}", r"\boxed{x^2 + 2}"),
+    (r"\text{Devon}", r"\boxed{\text{Devon}}", r"\boxed{\text{Ana}}"),
+    ("(2,2), (6,2)", r"\boxed{(2,2)} \text{ and } \boxed{(6,2)}", r"\boxed{(6,2)}"),
+    (r"\begin{pmatrix} 1 \\ 2 \end{pmatrix}", r"\boxed{\begin{pmatrix} 1 \\ 2 \end{pmatrix}}",
+     r"\boxed{\begin{pmatrix} 2 \\ 1 \end{pmatrix}}"),
+    (r"5\text{ cm}", r"\boxed{5 \text{ cm}}", r"\boxed{6 \text{ cm}}"),
+])
+def test_bare_latex_golds_are_read(gold, right, wrong):
+    assert score(right, gold) == 1.0
+    assert score(wrong, gold) == 0.0
+
+
+@pytest.mark.parametrize("completion", [
+    r"\boxed{(2,2)} \text{ and } \boxed{(6,2)}", r"\boxed{(2,2)}, \boxed{(6,2)}",
+    r"<answer>\boxed{(6,2)} or \boxed{(2,2)}</answer>", r"so $\boxed{(2,2)}$ and $\boxed{(6,2)}$.",
+])
+def test_a_final_run_of_boxes_is_one_answer(completion):
+    assert score(completion, r"\boxed{(2,2)} \text{ and } \boxed{(6,2)}") == 1.0
+
+
+def test_an_earlier_box_followed_by_prose_is_a_discarded_attempt():
+    # Design difference: math-verify itself would read every box of the text, {5, 7}.
+    completion = r"First guess \boxed{5}, but that double counts, so the answer is \boxed{7}"
+    assert prediction_text(completion) == r"\boxed{7}"
+    assert score(completion, "7") == 1.0
+
+
+def test_box_scan_is_bounded():
+    text = (r"\boxed{1}, " * 100_000) + r"\boxed{2}"
+    start = final_boxes_start(text)
+    assert len(text) - start < 1000
+    assert len(prediction_text(text)) <= 800
+
+
+words = st.from_regex(r"[A-Za-z]{3,10}", fullmatch=True)
+
+
+@settings(max_examples=60, deadline=None)
+@given(prose=st.lists(words, min_size=1, max_size=4).map(" ".join))
+def test_prose_gold_never_pays(prose):
+    assert score(rf"\boxed{{{prose}}}", prose) is None
+    assert score(prose, prose) is None
+
+
+def test_bundled_math_golds_are_all_read_and_pay_their_own_answer():
+    import json
+
+    from axolotl_grpo_plugin.embedded.math_problems import DATA_FILE
+    from axolotl_grpo_plugin.transforms.math_boxed import transform_row
+
+    rows = [transform_row(json.loads(line)) for line in DATA_FILE.read_text(encoding="utf-8").splitlines()]
+    assert len(rows) >= 100 and all(gold_source(row["answer"]) for row in rows)
+    for row in rows[:16]:
+        assert score(rf"<answer>\boxed{{{row['answer']}}}</answer>", row["answer"]) == 1.0
