@@ -35,6 +35,23 @@ class EvalAtEndSettings(BaseModel):
                                        "(default: the one named *correct*).")
 
 
+class WeightSyncGuardSettings(BaseModel):
+    """Keys under `grpo_plugin.weight_sync_guard:` (read by axolotl_grpo_plugin/vllm/sync_guard.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    threshold: float = Field(default=0.1, gt=0, description="Limit on TRL's "
+                             "`sampling/sampling_logp_difference/mean` (nats per token); healthy runs "
+                             "stay near 1e-6 in fp32 and 0.01-0.02 in bf16, lost weight pushes gave 0.2-0.8.")
+    max_threshold: float | None = Field(default=None, gt=0, description="Optional limit on "
+                                        "`sampling/sampling_logp_difference/max`; off by default because one "
+                                        "token's gap reaches 0.5-0.7 in healthy bf16 runs (fp32: ~1e-6).")
+    steps: int = Field(default=2, ge=1, description="Consecutive logging steps above the limit "
+                       "before the diagnosis is logged.")
+    stop: bool = Field(default=False, description="Also stop the run (the trainer saves a checkpoint "
+                       "first) when the guard fires.")
+
+
 class GRPOPluginSettings(BaseModel):
     """Keys under `grpo_plugin:`."""
 
@@ -105,6 +122,25 @@ class GRPOPluginSettings(BaseModel):
         description=(
             "Seconds to wait for the autostarted server to answer /health/ (model download, "
             "weight loading and CUDA graph capture) before stopping it and failing."
+        ),
+    )
+    weight_sync_guard: WeightSyncGuardSettings | bool = Field(
+        default=True,
+        description=(
+            "Watch TRL's `sampling/sampling_logp_difference` each logging step when generating "
+            "with vLLM; when it stays above `threshold` for `steps` logging steps, log that vLLM "
+            "is not generating from the trained weights, with causes and fix, and stop the run "
+            "if `stop: true`. `false` turns it off. Read by axolotl_grpo_plugin/vllm/sync_guard.py; "
+            "see docs/vllm.md."
+        ),
+    )
+    vllm_generate_timeout: float = Field(
+        default=900,
+        ge=0,
+        description=(
+            "Seconds one vLLM server `/generate/` call may take before training fails with the "
+            "server log's last lines (TRL 1.9 waits forever, e.g. on an engine that died while "
+            "`/health/` still answers). 0 turns it off. Read by axolotl_grpo_plugin/vllm/liveness.py."
         ),
     )
     eval_at_end: EvalAtEndSettings | bool | None = Field(

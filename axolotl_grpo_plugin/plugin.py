@@ -70,6 +70,10 @@ class GRPOPlugin(BasePlugin):
         self.eval_trackers = remember_trackers(trainer)
         attach(cfg, trainer)
         report(cfg, trainer, LOG)
+        from .vllm import liveness, sync_guard  # weight-sync watch, /generate/ timeout (docs/vllm.md)
+
+        sync_guard.attach(cfg, trainer)
+        liveness.attach(cfg, trainer)
 
     def post_train_unload(self, cfg):
         from .evaluate.hook import evaluate_at_end

@@ -24,6 +24,7 @@ from .batching import (
 from . import trl_args
 from .errors import GRPOConfigError, Problem
 from .resolve import resolve_names
+from .vllm.sync_guard import check_sleep_mode
 
 LOG = logging.getLogger("axolotl_grpo_plugin")
 
@@ -216,7 +217,7 @@ def check_trl_args(cfg, launch: Launch) -> list[Problem]:
 
 CHECKS: tuple[Callable[[Any, Launch], list[Problem]], ...] = (
     check_rl, check_section_keys, check_completion_length, check_batch,
-    check_precision, check_reward_weights, check_trl_args,
+    check_precision, check_reward_weights, check_trl_args, check_sleep_mode,
 )
 
 

@@ -35,6 +35,7 @@ from pydantic import ValidationError
 from ..args import GRPOPluginSettings
 from ..errors import GRPOConfigError, Problem
 from .gpus import GpuLayout, LayoutError, check_launch, plan_layout, visible_gpus
+from . import liveness
 from .health import LOCAL_HOSTS, health_url, is_healthy
 from .server import INSTALL_HINT, ServerError, ServerSpec, VLLMServer, install_teardown
 
@@ -211,6 +212,7 @@ def before_model_load(cfg: Mapping[str, Any], env: Mapping[str, str] = os.enviro
     if _STATE.server is not None:
         took = _STATE.server.wait_healthy(_STATE.timeout, report)
         report(f"the vLLM server is up after {took:.0f} s")
+        liveness.check_engine(_STATE.url, _STATE.server.spec.log_path)  # /health/ alone can lie
     elif _STATE.url is not None:  # other local ranks: LOCAL_RANK 0 owns the server
         wait_for(_STATE.url, _STATE.timeout, report,
                  ServerError(f"no answer from {_STATE.url} within {_STATE.timeout:.0f} s.",
@@ -234,7 +236,7 @@ def check_manual_server(cfg: Mapping[str, Any], env: Mapping[str, str] = os.envi
     trl = _section(cfg, "trl")
     url = health_url(str(trl.get("vllm_server_host") or "127.0.0.1"), int(trl.get("vllm_server_port") or 8000))
     if is_healthy(url):
-        return
+        return liveness.check_engine(url, None)
     timeout = float(trl.get("vllm_server_timeout") or TRL_DEFAULT_SERVER_TIMEOUT)
     commands = manual_commands(cfg, env, gpu_count or _torch_gpu_count)
     report(f"waiting up to {timeout:.0f} s for the vLLM server at {url}; start it with: {commands[0]}")
@@ -243,6 +245,7 @@ def check_manual_server(cfg: Mapping[str, Any], env: Mapping[str, str] = os.envi
         f"start it on the reserved GPU in a second terminal: `{commands[0]}`, then train on the "
         f"other GPU(s): `{commands[1]}`; or let the plugin start it: `grpo_plugin.vllm_autostart: true`",
     ))
+    liveness.check_engine(url, None)
 
 
 def manual_commands(cfg: Mapping[str, Any], env: Mapping[str, str], gpu_count: Callable[[], int]) -> tuple[str, str]:
