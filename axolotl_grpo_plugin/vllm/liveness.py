@@ -63,9 +63,9 @@ def probe_generate(base: str, timeout: float) -> str | None:
         return f"/generate/ failed: {reason}"
 
 
-def check_engine(health: str, log_path: Path | None, timeout: float = PROBE_TIMEOUT) -> None:
+def check_engine(health: str, log_path: Path | None, timeout: float | None = None) -> None:
     """Raise ServerError (with the log tail) when the engine behind a healthy /health/ is dead."""
-    problem = probe_generate(base_url(health), timeout)
+    problem = probe_generate(base_url(health), PROBE_TIMEOUT if timeout is None else timeout)
     if problem is None:
         return
     raise ServerError(
@@ -112,7 +112,11 @@ def call_with_deadline(call: Callable[[], Any], timeout: float, health: str, log
             raise ServerError(f"the server stopped answering {health} during /generate/ "
                               f"(after {waited:.0f} s): it died or was stopped.", _fix(log_path), log_path)
     if "error" in outcome:
-        raise outcome["error"]
+        error = outcome["error"]
+        if isinstance(error, Exception) and not is_healthy(health):
+            raise ServerError(f"/generate/ failed ({type(error).__name__}: {error}) and {health} does not "
+                              "answer: the server died.", _fix(log_path), log_path) from error
+        raise error
     return outcome.get("value")
 
 
