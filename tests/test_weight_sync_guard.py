@@ -243,3 +243,29 @@ def test_real_trainer_stops_at_the_guard_and_saves_a_checkpoint(tmp_path):
     assert trainer.state.global_step == 4  # stopped at the guard, not at max_steps 12
     assert (tmp_path / "checkpoint-4" / "model.safetensors").is_file()
     assert len(reported) == 1
+
+
+# --- the planner no longer recommends sleep mode on TRL <= 1.9 ---------------------
+
+def test_planner_offers_sleep_mode_only_when_trl_syncs_with_it():
+    from axolotl_grpo_plugin.plan.dims import KNOWN_MODELS
+    from axolotl_grpo_plugin.plan.estimate import Workload, levers
+    from axolotl_grpo_plugin.plan.gpus import find_gpu
+
+    w = Workload(dims=KNOWN_MODELS["Qwen/Qwen2.5-1.5B-Instruct"], vllm_mode="colocate",
+                 vllm_gpu_memory_utilization=0.5, micro_batch_size=8, gradient_accumulation_steps=8,
+                 completion_tokens=512)
+    gpu = find_gpu("L40S")
+    labels = lambda ranked: [label for label, _ in ranked]  # noqa: E731
+    assert not any("sleep" in label for label in labels(levers(w, gpu)))
+    assert any("vllm_enable_sleep_mode" in label for label in labels(levers(w, gpu, sleep_mode_works=True)))
+
+
+def test_planner_cli_does_not_recommend_sleep_mode_on_the_installed_trl(capsys):
+    from axolotl_grpo_plugin.plan.cli import main
+
+    if not sleep_mode_loses_weights(sync_guard.installed_trl_version()):
+        pytest.skip("the installed TRL is past 1.9")
+    main([str(REPO / "configs" / "gsm8k-1gpu-colocate.yaml"), "--gpu", "L4"])
+    out = capsys.readouterr().out
+    assert "Levers" in out and "sleep" not in out

@@ -19,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from ..batching import describe_layout
+from ..vllm import sync_guard
 from .dims import UnknownModel, resolve_dims
 from .estimate import (
     CUDA_OVERHEAD_BYTES, Item, TrainerEstimate, VllmEstimate, Workload, estimate_trainer,
@@ -141,7 +142,7 @@ def report(w: Workload, gpus: list[GPU], names: tuple[str, str, str, str]) -> st
     lines += ["", "  Verdict"]
     for gpu in gpus:
         lines.append("    " + verdict_line(w, gpu))
-    ranked = levers(w, first)
+    ranked = levers(w, first, sleep_mode_works=not sync_guard.sleep_mode_loses_weights(sync_guard.installed_trl_version()))
     if ranked:
         lines += ["", f"  Levers on {first.name}, biggest first (trainer peak after the change)"]
         for label, peak in ranked[:3]:
