@@ -40,9 +40,13 @@ class WeightSyncGuardSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    threshold: float = Field(default=0.1, gt=0, description="Limit on TRL's "
-                             "`sampling/sampling_logp_difference/mean` (nats per token); healthy runs "
-                             "stay near 1e-6 in fp32 and 0.01-0.02 in bf16, lost weight pushes gave 0.2-0.8.")
+    threshold: float = Field(default=1e-3, gt=0, description="Floor of the limit on TRL's "
+                             "`sampling/sampling_logp_difference/mean` (nats per token): the limit is "
+                             "max(threshold, factor x the run's first logged gap); 1e-3 is 1000x a healthy "
+                             "fp32 run.")
+    factor: float = Field(default=10.0, gt=1, description="A jump is a mean gap above factor x the run's "
+                          "first logged gap (measured before any update: the engine-vs-trainer noise, "
+                          "~1e-6 fp32, 0.01-0.02 bf16, so the limit is 1e-3 in fp32 and 0.1-0.2 in bf16).")
     max_threshold: float | None = Field(default=None, gt=0, description="Optional limit on "
                                         "`sampling/sampling_logp_difference/max`; off by default because one "
                                         "token's gap reaches 0.5-0.7 in healthy bf16 runs (fp32: ~1e-6).")
@@ -128,7 +132,8 @@ class GRPOPluginSettings(BaseModel):
         default=True,
         description=(
             "Watch TRL's `sampling/sampling_logp_difference` each logging step when generating "
-            "with vLLM; when it stays above `threshold` for `steps` logging steps, log that vLLM "
+            "with vLLM; when the mean stays above max(`threshold`, `factor` x the run's first "
+            "logged value) for `steps` logging steps, log that vLLM "
             "is not generating from the trained weights, with causes and fix, and stop the run "
             "if `stop: true`. `false` turns it off. Read by axolotl_grpo_plugin/vllm/sync_guard.py; "
             "see docs/vllm.md."

@@ -99,15 +99,20 @@ def fired_at(watch: WeightSyncWatch, means, maxes=None) -> list[int]:
 
 
 # Healthy: bf16 on GPU (huggingface/trl#5312 sleep OFF: 0.010, 0.018, 0.015; one token's gap
-# up to 0.5-0.7, trl#6789) and fp32 on CPU (<= 9.5e-7, issue 14). Broken: the same run with
-# sleep mode ON on TRL 1.9.0 (0.201 from step 3) and trl#5312's own log (mean 0.81, max 7.43).
+# up to 0.5-0.7, trl#6789), the same with top_p truncation (gap ~0.11 from the start, trl#6789)
+# and fp32 on CPU (<= 9.5e-7, issue 14). Broken: the same run with sleep mode ON on TRL 1.9.0
+# (0.201 from step 3), and fp32 from bench/bench_sync_gap.py (lr 1e-5 and 1e-4, tiny model).
 HEALTHY_BF16 = ([0.010, 0.018, 0.015, 0.02, 0.017, 0.013, 0.019, 0.016] * 6,
                 [0.48, 0.66, 0.52, 0.7, 0.61, 0.5, 0.59, 0.55] * 6)
-HEALTHY_FP32 = ([2e-7, 3e-7, 1e-7, 4e-7] * 10, [9.5e-7, 8e-7, 6e-7, 9e-7] * 10)
+HEALTHY_TRUNCATED = ([0.11, 0.12, 0.105, 0.13, 0.115] * 8, None)
+HEALTHY_FP32 = ([2e-7, 3e-7, 1e-7, 4e-7, 9e-7, 5e-8] * 10, [9.5e-7, 8e-7, 6e-7, 9e-7, 9.5e-7, 3e-7] * 10)
 BROKEN_BF16 = [0.010, 0.018, 0.201, 0.25, 0.31, 0.81]
+BROKEN_FP32_LR_1E5 = [0.0, 5.69e-4, 9.26e-4, 1.18e-3, 1.49e-3]
+BROKEN_FP32_LR_1E4 = [0.0, 5.66e-3, 9.24e-3, 1.19e-2, 1.5e-2]
 
 
-@pytest.mark.parametrize("means, maxes", [HEALTHY_BF16, HEALTHY_FP32], ids=["bf16", "fp32"])
+@pytest.mark.parametrize("means, maxes", [HEALTHY_BF16, HEALTHY_TRUNCATED, HEALTHY_FP32],
+                         ids=["bf16", "bf16-top_p", "fp32"])
 def test_healthy_streams_never_fire(means, maxes):
     assert fired_at(WeightSyncWatch(), means, maxes) == []
 
@@ -118,18 +123,35 @@ def test_broken_stream_fires_once_after_k_steps():
     assert fired_at(WeightSyncWatch(GuardSettings(steps=1)), BROKEN_BF16) == [3]
 
 
+def test_broken_fp32_streams_fire_where_an_absolute_0_1_would_not():
+    assert fired_at(WeightSyncWatch(), BROKEN_FP32_LR_1E4) == [3]
+    assert fired_at(WeightSyncWatch(), BROKEN_FP32_LR_1E5) == [5]
+    absolute = GuardSettings(threshold=0.1, factor=1.0001)
+    assert fired_at(WeightSyncWatch(absolute), BROKEN_FP32_LR_1E4) == []
+
+
+def test_the_limit_follows_the_first_logged_gap():
+    watch = WeightSyncWatch()
+    watch.observe({MEAN_KEY: 0.015}, 1)
+    assert watch.limit == pytest.approx(0.15)
+    watch = WeightSyncWatch()
+    watch.observe({MEAN_KEY: 3e-7}, 1)
+    assert watch.limit == 1e-3
+
+
 def test_a_broken_streak_must_be_consecutive():
-    assert fired_at(WeightSyncWatch(), [0.3, 0.01, 0.3, 0.01, 0.3]) == []
+    assert fired_at(WeightSyncWatch(), [0.01, 0.3, 0.01, 0.3, 0.01, 0.3]) == []
 
 
 def test_logs_without_the_metric_neither_count_nor_reset():
     watch = WeightSyncWatch()
-    assert fired_at(watch, [0.3, None, None, 0.4]) == [4]  # eval and summary logs in between
-    assert watch.observe({MEAN_KEY: float("nan")}, 5) is None
+    assert fired_at(watch, [None, 0.01, 0.3, None, None, 0.4]) == [6]  # eval/summary logs between
+    assert watch.baseline == 0.01
+    assert watch.observe({MEAN_KEY: float("nan")}, 7) is None
 
 
 def test_max_threshold_catches_an_fp32_run_whose_mean_stays_low():
-    means, maxes = [1e-7, 0.02, 0.03, 0.04], [9e-7, 0.92, 1.2, 1.46]
+    means, maxes = [1e-7, 2e-4, 3e-4, 4e-4], [9e-7, 0.0034, 0.0049, 0.0066]
     assert fired_at(WeightSyncWatch(), means, maxes) == []
     assert fired_at(WeightSyncWatch(GuardSettings(max_threshold=1e-3)), means, maxes) == [3]
 

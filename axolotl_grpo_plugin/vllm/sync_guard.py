@@ -96,7 +96,8 @@ def check_sleep_mode(cfg, launch=None, trl_version: str | None = None) -> list[P
 class GuardSettings:
     """What `grpo_plugin.weight_sync_guard` resolves to (see args.WeightSyncGuardSettings)."""
 
-    threshold: float = 0.1
+    threshold: float = 1e-3
+    factor: float = 10.0
     max_threshold: float | None = None
     steps: int = 2
     stop: bool = False
@@ -104,21 +105,35 @@ class GuardSettings:
 
 @dataclass
 class WeightSyncWatch:
-    """Reads one logging step's metrics at a time; fires once when the gap has stayed
-    above the threshold for `steps` consecutive logging steps that report it.
+    """Reads one logging step's metrics at a time; fires once when the mean gap has stayed
+    above the limit for `steps` consecutive logging steps that report it.
 
-    Default threshold 0.1 on the mean gap, chosen from measured runs:
-    healthy fp32 runs on CPU stay <= 1e-6 and healthy bf16 runs on GPU ~0.01-0.02
-    (huggingface/trl#5312: 0.010, 0.018, 0.015), while lost weight pushes gave 0.2 at the first
-    step after warm-up and 0.81 later (the same thread). The max gap is not used by default:
-    in bf16 a single token's gap reaches 0.5-0.7 with correct weights (huggingface/trl#6789),
-    so only the mean separates both dtypes; `max_threshold` adds it for fp32 runs.
+    The limit is max(`threshold`, `factor` x the run's first logged mean gap). The first
+    generation happens before any update, so with weights pushed or not its gap is the
+    engine-vs-trainer noise of this run's dtype and kernels: ~1e-7-1e-6 in fp32 on CPU,
+    0.010-0.018 in bf16 on GPU (huggingface/trl#5312). A healthy run stays there (bf16 moved
+    0.010-0.018, under 2x); a lost push grows with every update: bf16 0.010 -> 0.201 at the
+    first step after warm-up (trl#5312, lr 1e-4); fp32 on CPU 5.7e-4 after one update at lr
+    1e-5 (1.2e-3 after three), 0.0057 at lr 1e-4 (bench/bench_sync_gap.py, tiny model). One
+    absolute limit cannot serve
+    both dtypes: 0.1 separates bf16 but misses the fp32 runs above for dozens of steps, 1e-3
+    catches them but is under bf16's noise. So the default limit is 10x the run's own floor,
+    never below 1e-3 (1000x healthy fp32): 0.1-0.2 in bf16, 1e-3 in fp32. The max gap is
+    off by default: one bf16 token's gap reaches 0.5-0.7 with correct weights
+    (huggingface/trl#6789). Known blind spot: a run resumed from a checkpoint with an engine
+    that never receives the weights starts high, and its first gap becomes the floor.
     """
 
     settings: GuardSettings = field(default_factory=GuardSettings)
+    baseline: float | None = None
     streak: int = 0
     fired: bool = False
     history: list[tuple[int | None, float | None, float | None]] = field(default_factory=list)
+
+    @property
+    def limit(self) -> float:
+        s = self.settings
+        return max(s.threshold, s.factor * (self.baseline or 0.0))
 
     def observe(self, logs: Mapping[str, Any], step: int | None = None) -> str | None:
         """The diagnosis the first time the streak reaches `steps`, else None."""
@@ -126,6 +141,9 @@ class WeightSyncWatch:
         if mean is None and peak is None:
             return None  # not a training log with vLLM metrics (eval, train summary, ...)
         self.history.append((step, mean, peak))
+        if self.baseline is None and mean is not None:
+            self.baseline = mean
+            return None  # the floor itself
         if self.exceeded(mean, peak):
             self.streak += 1
         else:
@@ -137,7 +155,7 @@ class WeightSyncWatch:
 
     def exceeded(self, mean: float | None, peak: float | None) -> bool:
         s = self.settings
-        if mean is not None and (mean > s.threshold or math.isinf(mean)):
+        if mean is not None and (mean > self.limit or math.isinf(mean)):
             return True
         return s.max_threshold is not None and peak is not None and peak > s.max_threshold
 
@@ -145,13 +163,15 @@ class WeightSyncWatch:
         recent = self.history[-self.settings.steps:]
         figures = ", ".join(
             f"step {step}: mean {_fmt(mean)}, max {_fmt(peak)}" for step, mean, peak in recent)
-        limit = f"mean > {self.settings.threshold:g}"
+        limit = (f"mean > {self.limit:.3g} = max(threshold {self.settings.threshold:g}, "
+                 f"{self.settings.factor:g} x the first logged gap {_fmt(self.baseline)})")
         if self.settings.max_threshold is not None:
             limit += f" or max > {self.settings.max_threshold:g}"
         return (
             f"weight-sync guard: vLLM is not generating from the weights being trained. "
             f"sampling/sampling_logp_difference ({limit}) for {len(recent)} logging steps in a row "
-            f"({figures}); healthy runs stay near 1e-6 (fp32) or 0.01-0.02 (bf16). The completions "
+            f"({figures}); healthy runs stay at their first gap (about 1e-6 in fp32, 0.01-0.02 in "
+            "bf16). The completions "
             "come from a stale (usually the base) model, so GRPO's updates are computed on the "
             "wrong samples. Likely causes: colocate with `trl.vllm_enable_sleep_mode: true` on TRL "
             "<= 1.9 (huggingface/trl#5312); a server whose weight-update channel is not connected "
@@ -159,7 +179,7 @@ class WeightSyncWatch:
             "LoRA sync that does not apply the weights; `top_p`/`top_k`/`min_p` truncation also "
             "raises the gap (huggingface/trl#6789). Fix: turn sleep mode off, check the server log "
             "for the weight-update requests, or set `grpo_plugin.weight_sync_guard.stop: true` to "
-            "stop such runs automatically (`threshold` sets the limit, `false` turns the guard off)."
+            "stop such runs automatically (`threshold` and `factor` set the limit, `false` turns the guard off)."
         )
 
 
