@@ -47,9 +47,10 @@ class WeightSyncGuardSettings(BaseModel):
     factor: float = Field(default=10.0, gt=1, description="A jump is a mean gap above factor x the run's "
                           "first logged gap (measured before any update: the engine-vs-trainer noise, "
                           "~1e-6 fp32, 0.01-0.02 bf16, so the limit is 1e-3 in fp32 and 0.1-0.2 in bf16).")
-    max_threshold: float | None = Field(default=None, gt=0, description="Optional limit on "
-                                        "`sampling/sampling_logp_difference/max`; off by default because one "
-                                        "token's gap reaches 0.5-0.7 in healthy bf16 runs (fp32: ~1e-6).")
+    max_threshold: float | None = Field(default=None, gt=0, description="Limit on "
+                                        "`sampling/sampling_logp_difference/max`. Default (unset): 1e-4 when the "
+                                        "run's first logged max is fp32-exact (<= 1e-5), else off (one token's "
+                                        "gap reaches 0.5-0.7 in healthy bf16 runs).")
     steps: int = Field(default=2, ge=1, description="Consecutive logging steps above the limit "
                        "before the diagnosis is logged.")
     stop: bool = Field(default=False, description="Also stop the run (the trainer saves a checkpoint "

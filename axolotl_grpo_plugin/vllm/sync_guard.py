@@ -37,6 +37,12 @@ LOG.setLevel(logging.INFO)
 # whether they contain the fix (huggingface/trl#5313) is for the runtime watch to show.
 SLEEP_MODE_LAST_BROKEN_TRL = (1, 9)
 
+# The max gap is checked only in runs whose first logged max shows fp32-exact agreement
+# between engine and trainer (healthy fp32: <= 9.5e-7, CPU vLLM and H100); the limit is
+# then 100x that. In bf16 one token's healthy gap reaches 0.5-0.7, so the max stays off.
+MAX_QUIET_FIRST = 1e-5
+MAX_AUTO_LIMIT = 1e-4
+
 MEAN_KEY = "sampling/sampling_logp_difference/mean"
 MAX_KEY = "sampling/sampling_logp_difference/max"
 
@@ -118,14 +124,17 @@ class WeightSyncWatch:
     absolute limit cannot serve
     both dtypes: 0.1 separates bf16 but misses the fp32 runs above for dozens of steps, 1e-3
     catches them but is under bf16's noise. So the default limit is 10x the run's own floor,
-    never below 1e-3 (1000x healthy fp32): 0.1-0.2 in bf16, 1e-3 in fp32. The max gap is
-    off by default: one bf16 token's gap reaches 0.5-0.7 with correct weights
-    (huggingface/trl#6789). Known blind spot: a run resumed from a checkpoint with an engine
+    never below 1e-3 (1000x healthy fp32): 0.1-0.2 in bf16, 1e-3 in fp32. The max gap adds
+    the small learning rates in fp32 (lr 1e-6: max 2.6e-4 after one update, mean only 1.5e-4
+    after four, H100): when the first max is fp32-exact (<= MAX_QUIET_FIRST) it is checked
+    against MAX_AUTO_LIMIT; otherwise it is off, as one bf16 token's gap reaches 0.5-0.7 with
+    correct weights (huggingface/trl#6789). Known blind spot: a run resumed from a checkpoint with an engine
     that never receives the weights starts high, and its first gap becomes the floor.
     """
 
     settings: GuardSettings = field(default_factory=GuardSettings)
     baseline: float | None = None
+    first_max: float | None = None
     streak: int = 0
     fired: bool = False
     history: list[tuple[int | None, float | None, float | None]] = field(default_factory=list)
@@ -135,15 +144,23 @@ class WeightSyncWatch:
         s = self.settings
         return max(s.threshold, s.factor * (self.baseline or 0.0))
 
+    @property
+    def max_limit(self) -> float | None:
+        """`max_threshold` when set; else MAX_AUTO_LIMIT in an fp32-exact run; else off."""
+        if self.settings.max_threshold is not None:
+            return self.settings.max_threshold
+        quiet = self.first_max is not None and self.first_max <= MAX_QUIET_FIRST
+        return MAX_AUTO_LIMIT if quiet else None
+
     def observe(self, logs: Mapping[str, Any], step: int | None = None) -> str | None:
         """The diagnosis the first time the streak reaches `steps`, else None."""
         mean, peak = _number(logs.get(MEAN_KEY)), _number(logs.get(MAX_KEY))
         if mean is None and peak is None:
             return None  # not a training log with vLLM metrics (eval, train summary, ...)
         self.history.append((step, mean, peak))
-        if self.baseline is None and mean is not None:
-            self.baseline = mean
-            return None  # the floor itself
+        if len(self.history) == 1:  # the first generation, before any update: the noise floor
+            self.baseline, self.first_max = mean, peak
+            return None
         if self.exceeded(mean, peak):
             self.streak += 1
         else:
@@ -154,10 +171,9 @@ class WeightSyncWatch:
         return self.diagnosis()
 
     def exceeded(self, mean: float | None, peak: float | None) -> bool:
-        s = self.settings
         if mean is not None and (mean > self.limit or math.isinf(mean)):
             return True
-        return s.max_threshold is not None and peak is not None and peak > s.max_threshold
+        return self.max_limit is not None and peak is not None and peak > self.max_limit
 
     def diagnosis(self) -> str:
         recent = self.history[-self.settings.steps:]
@@ -165,8 +181,8 @@ class WeightSyncWatch:
             f"step {step}: mean {_fmt(mean)}, max {_fmt(peak)}" for step, mean, peak in recent)
         limit = (f"mean > {self.limit:.3g} = max(threshold {self.settings.threshold:g}, "
                  f"{self.settings.factor:g} x the first logged gap {_fmt(self.baseline)})")
-        if self.settings.max_threshold is not None:
-            limit += f" or max > {self.settings.max_threshold:g}"
+        if self.max_limit is not None:
+            limit += f" or max > {self.max_limit:g}"
         return (
             f"weight-sync guard: vLLM is not generating from the weights being trained. "
             f"sampling/sampling_logp_difference ({limit}) for {len(recent)} logging steps in a row "
