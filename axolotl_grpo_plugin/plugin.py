@@ -70,7 +70,8 @@ class GRPOPlugin(BasePlugin):
         self.eval_trackers = remember_trackers(trainer)
         attach(cfg, trainer)
         report(cfg, trainer, LOG)
-        from .vllm import liveness, sync_guard  # weight-sync watch, /generate/ timeout (docs/vllm.md)
+        # the weight-sync watch and the /generate/ timeout (docs/vllm.md)
+        from .vllm import liveness, sync_guard
 
         sync_guard.attach(cfg, trainer)
         liveness.attach(cfg, trainer)

@@ -18,7 +18,7 @@ from axolotl_grpo_plugin.vllm.health import health_url
 from axolotl_grpo_plugin.vllm.server import ServerError, ServerSpec, VLLMServer
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_vllm_server import FAKE, fake_command, free_port  # noqa: E402
+from test_vllm_server import FAKE, fake_command, free_port
 
 pytestmark = pytest.mark.timeout(60)
 REPO = Path(__file__).resolve().parents[1]

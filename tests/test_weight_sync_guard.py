@@ -4,7 +4,6 @@ transformers Trainer that must stop and save when the guard is set to stop)."""
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,12 @@ from axolotl_grpo_plugin.errors import GRPOConfigError
 from axolotl_grpo_plugin.validation import CHECKS, Launch, prepare_config
 from axolotl_grpo_plugin.vllm import sync_guard
 from axolotl_grpo_plugin.vllm.sync_guard import (
-    MAX_KEY, MEAN_KEY, GuardSettings, WeightSyncWatch, check_sleep_mode, sleep_mode_loses_weights,
+    MAX_KEY,
+    MEAN_KEY,
+    GuardSettings,
+    WeightSyncWatch,
+    check_sleep_mode,
+    sleep_mode_loses_weights,
 )
 
 pytestmark = pytest.mark.timeout(120)
@@ -295,7 +299,7 @@ def test_planner_offers_sleep_mode_only_when_trl_syncs_with_it():
                  vllm_gpu_memory_utilization=0.5, micro_batch_size=8, gradient_accumulation_steps=8,
                  completion_tokens=512)
     gpu = find_gpu("L40S")
-    labels = lambda ranked: [label for label, _ in ranked]  # noqa: E731
+    labels = lambda ranked: [label for label, _ in ranked]
     assert not any("sleep" in label for label in labels(levers(w, gpu)))
     assert any("vllm_enable_sleep_mode" in label for label in labels(levers(w, gpu, sleep_mode_works=True)))
 

@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from ..errors import Problem
 
@@ -111,25 +112,27 @@ class GuardSettings:
 
 @dataclass
 class WeightSyncWatch:
-    """Reads one logging step's metrics at a time; fires once when the mean gap has stayed
+    """Reads one logging step's metrics at a time; fires once when the gap has stayed
     above the limit for `steps` consecutive logging steps that report it.
 
-    The limit is max(`threshold`, `factor` x the run's first logged mean gap). The first
-    generation happens before any update, so with weights pushed or not its gap is the
-    engine-vs-trainer noise of this run's dtype and kernels: ~1e-7-1e-6 in fp32 on CPU,
-    0.010-0.018 in bf16 on GPU (huggingface/trl#5312). A healthy run stays there (bf16 moved
-    0.010-0.018, under 2x); a lost push grows with every update: bf16 0.010 -> 0.201 at the
-    first step after warm-up (trl#5312, lr 1e-4); fp32 on CPU 5.7e-4 after one update at lr
-    1e-5 (1.2e-3 after three), 0.0057 at lr 1e-4 (bench/bench_sync_gap.py, tiny model). One
-    absolute limit cannot serve
-    both dtypes: 0.1 separates bf16 but misses the fp32 runs above for dozens of steps, 1e-3
-    catches them but is under bf16's noise. So the default limit is 10x the run's own floor,
-    never below 1e-3 (1000x healthy fp32): 0.1-0.2 in bf16, 1e-3 in fp32. The max gap adds
-    the small learning rates in fp32 (lr 1e-6: max 2.6e-4 after one update, mean only 1.5e-4
-    after four, H100): when the first max is fp32-exact (<= MAX_QUIET_FIRST) it is checked
-    against MAX_AUTO_LIMIT; otherwise it is off, as one bf16 token's gap reaches 0.5-0.7 with
-    correct weights (huggingface/trl#6789). Known blind spot: a run resumed from a checkpoint with an engine
-    that never receives the weights starts high, and its first gap becomes the floor.
+    The mean limit is max(`threshold`, `factor` x the run's first logged mean gap). The
+    first generation comes before any update, so pushed or not, its gap is the engine-vs-
+    trainer noise of this run's dtype and kernels: ~1e-7 in fp32, 0.010-0.018 in bf16
+    (huggingface/trl#5312). A healthy run stays there (bf16: 0.010-0.018, under 2x); a lost
+    push grows with every update: bf16 0.010 -> 0.201 at the first step after warm-up
+    (trl#5312, lr 1e-4); fp32 5.7e-4 after one update at lr 1e-5, 0.0057 at lr 1e-4
+    (bench/bench_sync_gap.py, tiny model). No absolute limit serves both dtypes: 0.1
+    separates bf16 but misses those fp32 runs for dozens of steps; 1e-3 catches them but is
+    under bf16's noise. Hence 10x the run's own floor, never below 1e-3 (1000x healthy fp32):
+    0.1-0.2 in bf16, 1e-3 in fp32.
+
+    The max adds small learning rates in fp32 (lr 1e-6: max 2.6e-4 after one update, mean
+    1.5e-4 after four, H100): when the first max is fp32-exact (<= MAX_QUIET_FIRST) it is
+    checked against MAX_AUTO_LIMIT; otherwise only against an explicit `max_threshold`, as
+    one bf16 token's gap reaches 0.5-0.7 with correct weights (huggingface/trl#6789).
+
+    Blind spot: a run resumed from a checkpoint with an engine that never receives the
+    weights starts high, and that first gap becomes the floor.
     """
 
     settings: GuardSettings = field(default_factory=GuardSettings)
@@ -192,10 +195,10 @@ class WeightSyncWatch:
             "wrong samples. Likely causes: colocate with `trl.vllm_enable_sleep_mode: true` on TRL "
             "<= 1.9 (huggingface/trl#5312); a server whose weight-update channel is not connected "
             "(NCCL unavailable: vLLM then drops the pushes silently); a custom worker extension or "
-            "LoRA sync that does not apply the weights; `top_p`/`top_k`/`min_p` truncation also "
-            "raises the gap (huggingface/trl#6789). Fix: turn sleep mode off, check the server log "
+            "LoRA sync that does not apply the weights. Fix: turn sleep mode off, check the server log "
             "for the weight-update requests, or set `grpo_plugin.weight_sync_guard.stop: true` to "
-            "stop such runs automatically (`threshold` and `factor` set the limit, `false` turns the guard off)."
+            "stop such runs automatically (`threshold`, `factor` and `max_threshold` set the limits, "
+            "`false` turns the guard off)."
         )
 
 
