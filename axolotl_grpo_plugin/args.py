@@ -40,6 +40,28 @@ class EvalAtEndSettings(BaseModel):
                                        "(default: the one named *correct*).")
 
 
+class WeightSyncGuardSettings(BaseModel):
+    """Keys under `grpo_plugin.weight_sync_guard:` (read by axolotl_grpo_plugin/vllm/sync_guard.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    threshold: float = Field(default=1e-3, gt=0, description="Floor of the limit on TRL's "
+                             "`sampling/sampling_logp_difference/mean` (nats per token): the limit is "
+                             "max(threshold, factor x the run's first logged gap); 1e-3 is 1000x a healthy "
+                             "fp32 run.")
+    factor: float = Field(default=10.0, gt=1, description="A jump is a mean gap above factor x the run's "
+                          "first logged gap (measured before any update: the engine-vs-trainer noise, "
+                          "~1e-6 fp32, 0.01-0.02 bf16, so the limit is 1e-3 in fp32 and 0.1-0.2 in bf16).")
+    max_threshold: float | None = Field(default=None, gt=0, description="Limit on "
+                                        "`sampling/sampling_logp_difference/max`. Default (unset): 1e-4 when the "
+                                        "run's first logged max is fp32-exact (<= 1e-5), else off (one token's "
+                                        "gap reaches 0.5-0.7 in healthy bf16 runs).")
+    steps: int = Field(default=2, ge=1, description="Consecutive logging steps above the limit "
+                       "before the diagnosis is logged.")
+    stop: bool = Field(default=False, description="Also stop the run (the trainer saves a checkpoint "
+                       "first) when the guard fires.")
+
+
 class GRPOPluginSettings(BaseModel):
     """Keys under `grpo_plugin:`."""
 
@@ -118,6 +140,26 @@ class GRPOPluginSettings(BaseModel):
             "Seconds to wait for the autostarted server to answer /health/ (model download, "
             "weight loading and CUDA graph capture) before stopping it and failing. "
             "Read by vllm/autostart.py."
+        ),
+    )
+    weight_sync_guard: WeightSyncGuardSettings | bool = Field(
+        default=True,
+        description=(
+            "Watch TRL's `sampling/sampling_logp_difference` each logging step when generating "
+            "with vLLM; when the mean stays above max(`threshold`, `factor` x the run's first "
+            "logged value) for `steps` logging steps, log that vLLM "
+            "is not generating from the trained weights, with causes and fix, and stop the run "
+            "if `stop: true`. `false` turns it off. Read by vllm/sync_guard.py; "
+            "see docs/vllm.md."
+        ),
+    )
+    vllm_generate_timeout: float = Field(
+        default=900,
+        ge=0,
+        description=(
+            "Seconds one vLLM server `/generate/` call may take before training fails with the "
+            "server log's last lines (TRL 1.9 waits forever, e.g. on an engine that died while "
+            "`/health/` still answers). 0 turns it off. Read by vllm/liveness.py."
         ),
     )
     eval_at_end: EvalAtEndSettings | bool | None = Field(

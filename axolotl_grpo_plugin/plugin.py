@@ -67,6 +67,11 @@ class GRPOPlugin(BasePlugin):
         self.eval_trackers = remember_trackers(trainer)
         attach(cfg, trainer)
         report(cfg, trainer, LOG)
+        # the weight-sync watch and the /generate/ timeout (docs/vllm.md)
+        from .vllm import liveness, sync_guard
+
+        sync_guard.attach(cfg, trainer)
+        liveness.attach(cfg, trainer)
 
     def post_train_unload(self, cfg):
         from .evaluate.hook import evaluate_at_end

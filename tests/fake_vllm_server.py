@@ -1,9 +1,11 @@
 #!/usr/bin/env python
 """A stand-in for `axolotl vllm-serve` in tests: serves TRL's `/health/` on loopback.
 
-    fake_vllm_server.py --config vllm-server.yaml --mode ok|crash|never-healthy|no-vllm
+    fake_vllm_server.py --config vllm-server.yaml --mode ok|crash|never-healthy|no-vllm|dead-engine
                         [--delay S] [--ignore-term] [--child] [--info FILE]
 
+`/generate/` answers one token per prompt in mode ok; in mode dead-engine `/health/`
+answers 200 but `/generate/` never returns, as a server whose engine worker died.
 It reads `vllm.host`/`vllm.port` from the config it is given, as the real server does,
 writes its pid (and its child's) plus the environment it saw to `--info`, and prints
 to stdout and stderr so log capture can be checked.
@@ -28,7 +30,7 @@ def main() -> int:
     parser.add_argument("--config")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--mode", default="ok", choices=["ok", "crash", "never-healthy", "no-vllm"])
+    parser.add_argument("--mode", default="ok", choices=["ok", "crash", "never-healthy", "no-vllm", "dead-engine"])
     parser.add_argument("--delay", type=float, default=0.0)
     parser.add_argument("--ignore-term", action="store_true")
     parser.add_argument("--child", action="store_true", help="spawn a worker, as vLLM does")
@@ -67,6 +69,26 @@ def main() -> int:
             code = status if self.path.rstrip("/") == "/health" else 404
             self.send_response(code)
             self.end_headers()
+
+        def do_POST(self):  # noqa: N802
+            if self.path.rstrip("/") != "/generate":
+                self.send_response(404)
+                self.end_headers()
+                return
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+            if args.mode == "dead-engine":
+                print("fake vLLM: EngineCore worker died: RuntimeError: head size 16 is not supported",
+                      file=sys.stderr, flush=True)
+                time.sleep(3600)  # the request is never answered
+            n, prompts = int(body.get("n", 1)), body.get("prompts") or []
+            answer = json.dumps({"prompt_ids": [[1] for _ in prompts], "completion_ids": [[2]] * (n * len(prompts)),
+                                 "logprobs": [[[-0.5]]] * (n * len(prompts)),
+                                 "logprob_token_ids": [[[2]]] * (n * len(prompts))}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
 
         def log_message(self, *a):
             pass

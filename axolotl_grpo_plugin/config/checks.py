@@ -18,6 +18,7 @@ from .. import defaults
 from ..args import GRPOPluginSettings, settings
 from ..errors import GRPOConfigError, Problem
 from ..launch import Launch
+from ..vllm.sync_guard import check_sleep_mode
 from . import trl_args
 from .batching import generation_batch_size, micro_batch_sizes_for, valid_num_generations
 from .load import section as _section
@@ -205,7 +206,7 @@ def check_eval_at_end(cfg, launch: Launch) -> list[Problem]:
 CHECKS: tuple[Callable[[Any, Launch], list[Problem]], ...] = (
     check_rl, check_section_keys, check_completion_length, check_batch,
     check_precision, check_reward_weights, check_trl_args, check_plugin_settings,
-    check_vllm_autostart, check_eval_at_end,
+    check_vllm_autostart, check_eval_at_end, check_sleep_mode,
 )
 
 

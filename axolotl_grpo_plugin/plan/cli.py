@@ -20,6 +20,7 @@ from ..config.batching import describe_layout
 from ..config.load import read_yaml
 from ..errors import PluginError, exit_for
 from ..sources.data import raised_as
+from ..vllm import sync_guard
 from .dims import UnknownModel, resolve_dims
 from .estimate import (
     CUDA_OVERHEAD_BYTES,
@@ -147,7 +148,8 @@ def report(w: Workload, gpus: list[GPU], names: tuple[str, str, str, str]) -> st
     lines += ["", "  Verdict"]
     for gpu in gpus:
         lines.append("    " + verdict_line(w, gpu))
-    ranked = levers(w, first)
+    sleep_mode_works = not sync_guard.sleep_mode_loses_weights(sync_guard.installed_trl_version())
+    ranked = levers(w, first, sleep_mode_works=sleep_mode_works)
     if ranked:
         lines += ["", f"  Levers on {first.name}, biggest first (trainer peak after the change)"]
         for label, peak in ranked[:3]:

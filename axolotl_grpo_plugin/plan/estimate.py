@@ -291,8 +291,10 @@ def verdict(needed: float, available: float) -> str:
     return "does not fit"
 
 
-def levers(w: Workload, gpu: GPU) -> list[tuple[str, float]]:
-    """Changes that lower the trainer's peak, with the new peak, largest saving first."""
+def levers(w: Workload, gpu: GPU, sleep_mode_works: bool = False) -> list[tuple[str, float]]:
+    """Changes that lower the trainer's peak, with the new peak, largest saving first.
+    Sleep mode is offered only when the caller says the installed TRL syncs weights with it
+    (TRL <= 1.9 does not: vllm/sync_guard.py)."""
     options: list[tuple[str, Workload]] = []
     if not w.gradient_checkpointing:
         options.append(("set `gradient_checkpointing: true`", replace(w, gradient_checkpointing=True)))
@@ -310,7 +312,7 @@ def levers(w: Workload, gpu: GPU) -> list[tuple[str, float]]:
     if w.method == "lora":
         options.append(("QLoRA (`adapter: qlora`, `load_in_4bit: true`)", replace(w, method="qlora")))
     if w.use_vllm and w.vllm_mode == "colocate":
-        if not w.vllm_sleep_mode:
+        if sleep_mode_works and not w.vllm_sleep_mode:
             options.append(("`trl.vllm_enable_sleep_mode: true`", replace(w, vllm_sleep_mode=True)))
         if w.vllm_gpu_memory_utilization > 0.2:
             lower = round(w.vllm_gpu_memory_utilization - 0.1, 2)

@@ -47,9 +47,10 @@ from ..launch import (
     local_rank,
     world_size,
 )
+from . import liveness
 from .gpus import GpuLayout, LayoutError, check_launch, plan_layout, visible_gpus
 from .health import LOCAL_HOSTS, health_url, is_healthy
-from .server import INSTALL_HINT, ServerError, ServerSpec, VLLMServer, install_teardown
+from .server import INSTALL_HINT, LOG_NAME, ServerError, ServerSpec, VLLMServer, install_teardown
 
 
 # Axolotl's log filter passes INFO from loggers named axolotl*, but the root level is
@@ -57,7 +58,6 @@ from .server import INSTALL_HINT, ServerError, ServerSpec, VLLMServer, install_t
 LOG = logging.getLogger("axolotl_grpo_plugin.vllm")
 LOG.setLevel(logging.INFO)
 
-LOG_NAME = "vllm-server.log"
 CONFIG_NAME = "vllm-server.yaml"
 
 
@@ -194,6 +194,7 @@ def before_model_load(cfg: Mapping[str, Any], env: Mapping[str, str] = os.enviro
     if _STATE.server is not None:
         took = _STATE.server.wait_healthy(_STATE.timeout, report)
         report(f"the vLLM server is up after {took:.0f} s")
+        liveness.check_engine(_STATE.url, _STATE.server.spec.log_path)  # /health/ alone can lie
     elif _STATE.url is not None:  # other local ranks: LOCAL_RANK 0 owns the server
         wait_for(_STATE.url, _STATE.timeout, report,
                  ServerError(f"no answer from {_STATE.url} within {_STATE.timeout:.0f} s.",
@@ -218,7 +219,7 @@ def check_manual_server(cfg: Mapping[str, Any], env: Mapping[str, str] = os.envi
     url = health_url(str(trl.get("vllm_server_host") or defaults.VLLM_HOST),
                      int(trl.get("vllm_server_port") or defaults.VLLM_PORT))
     if is_healthy(url):
-        return
+        return liveness.check_engine(url, None)
     timeout = float(trl.get("vllm_server_timeout") or defaults.VLLM_SERVER_TIMEOUT_S)
     commands = manual_commands(cfg, env, gpu_count or cuda_gpu_count)
     report(f"waiting up to {timeout:.0f} s for the vLLM server at {url}; start it with: {commands[0]}")
@@ -227,6 +228,7 @@ def check_manual_server(cfg: Mapping[str, Any], env: Mapping[str, str] = os.envi
         f"start it on the reserved GPU in a second terminal: `{commands[0]}`, then train on the "
         f"other GPU(s): `{commands[1]}`; or let the plugin start it: `grpo_plugin.vllm_autostart: true`",
     ))
+    liveness.check_engine(url, None)
 
 
 def manual_commands(cfg: Mapping[str, Any], env: Mapping[str, str], gpu_count: Callable[[], int]) -> tuple[str, str]:

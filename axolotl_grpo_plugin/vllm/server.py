@@ -30,6 +30,7 @@ from .health import health_url, is_healthy, port_in_use
 
 
 TAIL_LINES = 20
+LOG_NAME = "vllm-server.log"  # the autostarted server's output, in output_dir
 
 
 class ServerError(PluginError):

@@ -1,0 +1,260 @@
+"""Weight-sync guard: is vLLM generating from the weights being trained?
+
+GRPO samples completions with vLLM and trains on them with the trainer's model; the
+trainer pushes its weights to vLLM before each generation. When that push is lost,
+nothing fails: vLLM keeps sampling from the base model, the loss and rewards still
+move a little, and the run learns far less than it should. Two guards:
+
+* config time, `check_sleep_mode`: refuse a combination known to lose the push, TRL <=
+  1.9.x colocate with `trl.vllm_enable_sleep_mode: true`. TRL's `VLLMGeneration.generate`
+  then wakes the engine and calls `collective_rpc("reload_weights")`, which reloads the
+  checkpoint from disk over the weights `sync_weights` just pushed (huggingface/trl#5312;
+  the fix, huggingface/trl#5313, was merged after 1.9.0). Axolotl 0.19 patches
+  `sync_weights` but not `generate`, so it is affected the same way.
+* run time, `WeightSyncCallback`: TRL logs `sampling/sampling_logp_difference/{mean,max}`,
+  the |log-prob| gap per completion token between the engine that sampled it and the
+  trainer's model. Healthy runs stay at numerical noise; a lost push makes it jump.
+
+The run doctor (issue 19) will generalise the runtime half to other failure signatures;
+this module is its first case.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any
+
+from ..args import WeightSyncGuardSettings, settings
+from ..errors import Problem
+
+
+LOG = logging.getLogger("axolotl_grpo_plugin.vllm")
+LOG.setLevel(logging.INFO)
+
+# The last TRL release line known to generate from base weights with colocate + sleep
+# mode (huggingface/trl#5312, reproduced on 1.9.0). Releases after it are not refused:
+# whether they contain the fix (huggingface/trl#5313) is for the runtime watch to show.
+SLEEP_MODE_LAST_BROKEN_TRL = (1, 9)
+
+# The max gap is checked only in runs whose first logged max shows fp32-exact agreement
+# between engine and trainer (healthy fp32: <= 9.5e-7, CPU vLLM and H100); the limit is
+# then 100x that. In bf16 one token's healthy gap reaches 0.5-0.7, so the max stays off.
+MAX_QUIET_FIRST = 1e-5
+MAX_AUTO_LIMIT = 1e-4
+
+MEAN_KEY = "sampling/sampling_logp_difference/mean"
+MAX_KEY = "sampling/sampling_logp_difference/max"
+
+
+# --- config time ------------------------------------------------------------------
+
+def installed_trl_version() -> str | None:
+    try:
+        return metadata.version("trl")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def sleep_mode_loses_weights(trl_version: str | None) -> bool:
+    """True for TRL <= 1.9.x, and when the version cannot be read (assume the worst)."""
+    if not trl_version:
+        return True
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        release = Version(trl_version).release
+    except InvalidVersion:
+        return True
+    return tuple(release[:2]) <= SLEEP_MODE_LAST_BROKEN_TRL
+
+
+def is_colocate(trl: Mapping[str, Any]) -> bool:
+    """vLLM in the trainer: `vllm_mode: colocate`, or unset (TRL 1.9's GRPOConfig default;
+    Axolotl 0.19 forwards the mode only when it is set)."""
+    return bool(trl.get("use_vllm")) and trl.get("vllm_mode") in (None, "colocate")
+
+
+def check_sleep_mode(cfg, launch=None, trl_version: str | None = None) -> list[Problem]:
+    """Refuse colocate + sleep mode on TRL <= 1.9.x: vLLM would sample from the base model."""
+    trl = cfg.get("trl") if hasattr(cfg.get("trl"), "get") else {}
+    sleep = trl.get("vllm_enable_sleep_mode")
+    if not (sleep in (True, "true", "True") and is_colocate(trl)):
+        return []
+    version = trl_version if trl_version is not None else installed_trl_version()
+    if not sleep_mode_loses_weights(version):
+        return []
+    mode = "colocate" if trl.get("vllm_mode") else "colocate (TRL's default: `trl.vllm_mode` is unset)"
+    return [Problem(
+        "trl.vllm_enable_sleep_mode", sleep,
+        f"with vLLM in {mode} mode, TRL {version or '(version unknown)'} reloads the base checkpoint "
+        "from disk each time it wakes the engine, over the weights it has just pushed, so every "
+        "completion is sampled from the untrained model (huggingface/trl#5312; the log-prob gap "
+        "between sampler and trainer went 0.015 -> 0.201 on Qwen2.5-1.5B GSM8K).",
+        "set `trl.vllm_enable_sleep_mode: false`; if the GPU is then short of memory, lower "
+        "`vllm.gpu_memory_utilization` or run vLLM on its own GPU (`trl.vllm_mode: server`); or "
+        "upgrade TRL past 1.9 to a release with huggingface/trl#5313")]
+
+
+# --- run time ---------------------------------------------------------------------
+
+# The watch's settings are the `grpo_plugin.weight_sync_guard:` schema itself.
+GuardSettings = WeightSyncGuardSettings
+
+
+@dataclass
+class WeightSyncWatch:
+    """Reads one logging step's metrics at a time; fires once when the gap has stayed
+    above the limit for `steps` consecutive logging steps that report it.
+
+    The mean limit is max(`threshold`, `factor` x the run's first logged mean gap). The
+    first generation comes before any update, so pushed or not, its gap is the engine-vs-
+    trainer noise of this run's dtype and kernels: ~1e-7 in fp32, 0.010-0.018 in bf16
+    (huggingface/trl#5312). A healthy run stays there (bf16: 0.010-0.018, under 2x); a lost
+    push grows with every update: bf16 0.010 -> 0.201 at the first step after warm-up
+    (trl#5312, lr 1e-4); fp32 5.7e-4 after one update at lr 1e-5, 0.0057 at lr 1e-4
+    (bench/bench_sync_gap.py, tiny model). No absolute limit serves both dtypes: 0.1
+    separates bf16 but misses those fp32 runs for dozens of steps; 1e-3 catches them but is
+    under bf16's noise. Hence 10x the run's own floor, never below 1e-3 (1000x healthy fp32):
+    0.1-0.2 in bf16, 1e-3 in fp32.
+
+    The max adds small learning rates in fp32 (lr 1e-6: max 2.6e-4 after one update, mean
+    1.5e-4 after four, H100): when the first max is fp32-exact (<= MAX_QUIET_FIRST) it is
+    checked against MAX_AUTO_LIMIT; otherwise only against an explicit `max_threshold`, as
+    one bf16 token's gap reaches 0.5-0.7 with correct weights (huggingface/trl#6789).
+
+    Blind spot: a run resumed from a checkpoint with an engine that never receives the
+    weights starts high, and that first gap becomes the floor.
+    """
+
+    settings: GuardSettings = field(default_factory=GuardSettings)
+    baseline: float | None = None
+    first_max: float | None = None
+    streak: int = 0
+    fired: bool = False
+    history: list[tuple[int | None, float | None, float | None]] = field(default_factory=list)
+
+    @property
+    def limit(self) -> float:
+        s = self.settings
+        return max(s.threshold, s.factor * (self.baseline or 0.0))
+
+    @property
+    def max_limit(self) -> float | None:
+        """`max_threshold` when set; else MAX_AUTO_LIMIT in an fp32-exact run; else off."""
+        if self.settings.max_threshold is not None:
+            return self.settings.max_threshold
+        quiet = self.first_max is not None and self.first_max <= MAX_QUIET_FIRST
+        return MAX_AUTO_LIMIT if quiet else None
+
+    def observe(self, logs: Mapping[str, Any], step: int | None = None) -> str | None:
+        """The diagnosis the first time the streak reaches `steps`, else None."""
+        mean, peak = _number(logs.get(MEAN_KEY)), _number(logs.get(MAX_KEY))
+        if mean is None and peak is None:
+            return None  # not a training log with vLLM metrics (eval, train summary, ...)
+        self.history.append((step, mean, peak))
+        if len(self.history) == 1:  # the first generation, before any update: the noise floor
+            self.baseline, self.first_max = mean, peak
+            return None
+        if self.exceeded(mean, peak):
+            self.streak += 1
+        else:
+            self.streak = 0
+        if self.fired or self.streak < self.settings.steps:
+            return None
+        self.fired = True
+        return self.diagnosis()
+
+    def exceeded(self, mean: float | None, peak: float | None) -> bool:
+        if mean is not None and (mean > self.limit or math.isinf(mean)):
+            return True
+        return self.max_limit is not None and peak is not None and peak > self.max_limit
+
+    def diagnosis(self) -> str:
+        recent = self.history[-self.settings.steps:]
+        figures = ", ".join(
+            f"step {step}: mean {_fmt(mean)}, max {_fmt(peak)}" for step, mean, peak in recent)
+        limit = (f"mean > {self.limit:.3g} = max(threshold {self.settings.threshold:g}, "
+                 f"{self.settings.factor:g} x the first logged gap {_fmt(self.baseline)})")
+        if self.max_limit is not None:
+            limit += f" or max > {self.max_limit:g}"
+        return (
+            f"weight-sync guard: vLLM is not generating from the weights being trained. "
+            f"sampling/sampling_logp_difference ({limit}) for {len(recent)} logging steps in a row "
+            f"({figures}); healthy runs stay at their first gap (about 1e-6 in fp32, 0.01-0.02 in "
+            "bf16). The completions "
+            "come from a stale (usually the base) model, so GRPO's updates are computed on the "
+            "wrong samples. Likely causes: colocate with `trl.vllm_enable_sleep_mode: true` on TRL "
+            "<= 1.9 (huggingface/trl#5312); a server whose weight-update channel is not connected "
+            "(NCCL unavailable: vLLM then drops the pushes silently); a custom worker extension or "
+            "LoRA sync that does not apply the weights. Fix: turn sleep mode off, check the server log "
+            "for the weight-update requests, or set `grpo_plugin.weight_sync_guard.stop: true` to "
+            "stop such runs automatically (`threshold`, `factor` and `max_threshold` set the limits, "
+            "`false` turns the guard off)."
+        )
+
+
+def _number(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(number) else number
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"
+
+
+def resolve(raw: Any) -> GuardSettings | None:
+    """`grpo_plugin.weight_sync_guard` (True, False, None or its settings model) -> settings."""
+    if raw is False:
+        return None
+    if raw is None or raw is True:
+        return GuardSettings()
+    return raw if isinstance(raw, GuardSettings) else GuardSettings.model_validate(dict(raw))
+
+
+def make_callback(settings: GuardSettings, report: Callable[[str], None] | None = None):
+    """A transformers TrainerCallback running a `WeightSyncWatch` on every `on_log`."""
+    from transformers import TrainerCallback
+
+    class WeightSyncCallback(TrainerCallback):
+        """Diagnoses a lost weight push from TRL's logged log-prob gap; optionally stops."""
+
+        def __init__(self):
+            self.watch = WeightSyncWatch(settings)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            message = self.watch.observe(logs or {}, getattr(state, "global_step", None))
+            if message is None:
+                return control
+            if settings.stop:
+                message += (" Stopping the run now (`grpo_plugin.weight_sync_guard.stop: true`); "
+                            "the trainer saves a checkpoint first.")
+                control.should_training_stop = True
+                control.should_save = True
+            if getattr(state, "is_world_process_zero", True):
+                (report or LOG.error)(message)
+            return control
+
+    return WeightSyncCallback()
+
+
+def settings_from(cfg) -> GuardSettings | None:
+    """`grpo_plugin.weight_sync_guard` of a config (raw or Axolotl's validated one); None when off."""
+    return resolve(settings(cfg).weight_sync_guard)
+
+
+def attach(cfg, trainer, report: Callable[[str], None] | None = None):
+    """Add the callback to a trainer that generates with vLLM. Every rank gets it: the
+    logged metric is gathered over ranks, so all of them take the same stop decision."""
+    settings = settings_from(cfg)
+    if settings is None or not getattr(trainer, "use_vllm", False):
+        return None
+    callback = make_callback(settings, report)
+    trainer.add_callback(callback)
+    return callback
