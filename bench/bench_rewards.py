@@ -1,4 +1,4 @@
-"""Throughput of the GSM8K rewards (rewards.gsm8k) against the published example's (bench/reference.py).
+"""Throughput of the GSM8K rewards (axolotl_grpo_rewards.gsm8k) against the published example's (bench/reference.py).
 
 Generates N GSM8K-like chat completions from a fixed seed (well-formed,
 multi-line reasoning, missing tags, wrong answers, trailing junk, answers

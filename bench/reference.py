@@ -5,7 +5,7 @@ The five GSM8K rewards of the Axolotl cookbook's GRPO example
 corrected willccbb's gist. Rewritten here from what they compute, flaws
 included: sections of the strict format cannot span lines, the xmlcount penalty
 is unbounded, correctness compares strings, and anything but a chat list or a
-string raises. Our rewards (``rewards.gsm8k``) are compared with these by the
+string raises. Our rewards (``axolotl_grpo_rewards.gsm8k``) are compared with these by the
 golden tests and by ``bench/bench_rewards.py``; each difference is listed in the
 README's "Deviations" table.
 
