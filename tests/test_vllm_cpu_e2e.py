@@ -40,6 +40,7 @@ LOGP_DIFF = "sampling/sampling_logp_difference/max"
 IN_SYNC = 1e-4      # float32 noise is ~1e-6
 OUT_OF_SYNC = 1e-2  # stale weights after one step at lr 1e-3: ~0.1-1
 SERVER_PID = re.compile(r"started the vLLM server \(pid (\d+)\)")
+SERVER_UP = re.compile(r"the vLLM server is up after (\d+) s")
 TIMEOUT = 900
 
 
@@ -125,8 +126,11 @@ def _run(mode: str, model: Path, tmp_path: Path, push: bool):
         assert len(pids) == 1, "the plugin did not start exactly one server"
         sids.append(int(pids[0]))  # the server leads its own session
     _assert_nothing_left(*sids)
-    print(f"{mode} push={push}: {wall:.1f} s wall; per step: "
-          + ", ".join(f"grad_norm {s['grad_norm']:.3g} logp_diff {s[LOGP_DIFF]:.2g}" for s in steps))
+    up = SERVER_UP.search(output)
+    print(f"\n{mode} push={push}: {wall:.1f} s wall"
+          + (f", server healthy after {up.group(1)} s of waiting" if up else "") + "; per step: "
+          + ", ".join(f"grad_norm {s['grad_norm']:.3g} logp_diff {s[LOGP_DIFF]:.2g} "
+                      f"step_time {s.get('step_time', float('nan')):.2f} s" for s in steps))
     return output, steps, out
 
 
