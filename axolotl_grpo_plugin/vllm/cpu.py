@@ -23,7 +23,8 @@ import functools
 import importlib.metadata
 import logging
 import os
-from typing import Any, Mapping, MutableMapping
+from collections.abc import Mapping, MutableMapping
+from typing import Any
 
 from .gpus import GpuLayout
 
