@@ -45,11 +45,11 @@ class GRPOPlugin(BasePlugin):
         try:
             warnings = prepare_config(cfg, current_launch())
             check_eval_at_end(cfg)
+            vllm_cpu.configure(cfg)  # vLLM's CPU build only: worker extension, float32
         except GRPOConfigError as exc:
             raise SystemExit(f"\n{exc}\n") from None
         for warning in warnings:
             LOG.warning(warning)
-        vllm_cpu.configure(cfg)  # vLLM's CPU build only: worker extension, float32
         vllm_autostart.register_hook(cfg)
 
     def get_training_args(self, cfg):

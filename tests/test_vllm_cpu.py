@@ -93,6 +93,16 @@ def test_configure_fills_the_worker_extension_and_float32_unless_set(cpu_build, 
     assert mine["vllm"]["dtype"] == "bfloat16"
 
 
+def test_lora_is_refused_with_the_cpu_build(cpu_build, tmp_path):
+    from axolotl_grpo_plugin.errors import GRPOConfigError
+
+    cfg = server_cfg(tmp_path) | {"adapter": "lora"}
+    with pytest.raises(GRPOConfigError) as error:
+        cpu.configure(cfg)
+    assert [(p.key, p.value) for p in error.value.problems] == [("adapter", "lora")]
+    assert "remove `adapter:`" in str(error.value)
+
+
 def test_configure_changes_nothing_off_the_cpu_build_or_without_vllm(monkeypatch, tmp_path):
     cfg = server_cfg(tmp_path)
     before = yaml.safe_dump(cfg)

@@ -63,10 +63,18 @@ def _vllm_section(cfg: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
 
 
 def configure(cfg: MutableMapping[str, Any]) -> None:
-    """Fill the server keys the CPU build needs, unless the config sets them."""
+    """Fill the server keys the CPU build needs, unless the config sets them; refuse what
+    the CPU weight push cannot do (raises GRPOConfigError)."""
     trl = cfg.get("trl") if hasattr(cfg.get("trl"), "get") else {}
     if not is_cpu_vllm() or not trl.get("use_vllm"):
         return
+    if cfg.get("adapter"):
+        from ..errors import GRPOConfigError, Problem
+
+        raise GRPOConfigError([Problem(
+            "adapter", cfg["adapter"], "with vLLM's CPU build the plugin pushes weights to vLLM for "
+            "full fine-tuning only; LoRA/QLoRA adapters are not merged and pushed on CPU.",
+            "remove `adapter:` for the CPU pipeline check, or set `trl.use_vllm: false`")])
     vllm = _vllm_section(cfg)
     if not vllm.get("worker_extension_cls"):
         vllm["worker_extension_cls"] = WORKER_EXTENSION
