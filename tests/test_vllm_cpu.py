@@ -31,7 +31,8 @@ def cpu_build(monkeypatch):
     """Pretend vLLM's CPU build is installed (both names: validation imports it)."""
     monkeypatch.setattr(cpu, "is_cpu_vllm", lambda: True)
     monkeypatch.setattr(validation, "is_cpu_vllm", lambda: True)
-    monkeypatch.delenv(cpu.KV_CACHE_ENV, raising=False)
+    monkeypatch.setenv(cpu.KV_CACHE_ENV, "unset")  # recorded, so configure()'s setdefault is undone
+    monkeypatch.delenv(cpu.KV_CACHE_ENV)
 
 
 @pytest.fixture(autouse=True)
