@@ -34,7 +34,7 @@ class GRPOPlugin(BasePlugin):
         """Runs on the raw config, before Axolotl's schema drops unknown keys."""
         from .config.checks import prepare_config
         from .launch import current_launch
-        from .vllm import autostart, relaunch
+        from .vllm import autostart, cpu, relaunch
 
         if autostart.is_server_child():
             return  # the autostarted server loads the config the trainer already checked
@@ -43,6 +43,7 @@ class GRPOPlugin(BasePlugin):
         with reported_as_exit():
             for warning in prepare_config(cfg, current_launch()):
                 LOG.warning(warning)
+            cpu.configure(cfg)  # vLLM's CPU build only: worker extension, float32
             autostart.on_register(cfg)
 
     def get_training_args(self, cfg):
@@ -52,24 +53,25 @@ class GRPOPlugin(BasePlugin):
         return configured(cfg) or None
 
     def pre_model_load(self, cfg):
-        from .vllm import autostart
+        from .vllm import autostart, cpu
 
         with reported_as_exit():
             autostart.before_model_load(cfg)
+        cpu.patch_trl_for_cpu(cfg)  # vLLM's CPU build only: TRL connects without NCCL
 
     def post_trainer_create(self, cfg, trainer):
         """Trackers for the end-of-training evaluation; rollout log and learning metrics
-        on the stock GRPO trainer (docs/observe.md); what reached GRPOConfig."""
+        on the stock GRPO trainer (docs/observe.md); what reached GRPOConfig; the vLLM
+        weight push on CPU, the weight-sync watch and the /generate/ deadline (docs/vllm.md)."""
         from .config.trl_args import report
         from .evaluate.hook import remember_trackers
         from .observe import attach
+        from .vllm import cpu, liveness, sync_guard
 
+        cpu.attach_weight_sync(trainer)  # vLLM's CPU build only: layer-wise reload_weights push
         self.eval_trackers = remember_trackers(trainer)
         attach(cfg, trainer)
         report(cfg, trainer, LOG)
-        # the weight-sync watch and the /generate/ timeout (docs/vllm.md)
-        from .vllm import liveness, sync_guard
-
         sync_guard.attach(cfg, trainer)
         liveness.attach(cfg, trainer)
 

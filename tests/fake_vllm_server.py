@@ -49,7 +49,8 @@ def main() -> int:
     if args.info:
         info = {"pid": os.getpid(), "child": child.pid if child else None,
                 "env": {k: os.environ.get(k) for k in
-                        ("CUDA_VISIBLE_DEVICES", "AXOLOTL_GRPO_PLUGIN_VLLM_SERVER", "RANK", "WORLD_SIZE")}}
+                        ("CUDA_VISIBLE_DEVICES", "AXOLOTL_GRPO_PLUGIN_VLLM_SERVER", "RANK", "WORLD_SIZE",
+                         "VLLM_CPU_KVCACHE_SPACE")}}
         with open(args.info + ".tmp", "w", encoding="utf-8") as handle:
             json.dump(info, handle)
         os.replace(args.info + ".tmp", args.info)

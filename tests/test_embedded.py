@@ -212,8 +212,27 @@ def test_stamp_from_another_code_version_triggers_rebuild(tmp_path):
     assert is_built(model_dir, seed=0)
 
 
+def test_hd32_variant_has_head_dim_32_and_leaves_the_default_model_alone(tmp_path, built_dir):
+    """vLLM's CPU attention needs head_dim >= 32: the variant has it, at the same size."""
+    variant = build(tmp_path, seed=0, variant="hd32")
+    assert variant.model_dir.name == "tiny-qwen2-hd32" and not variant.cached
+    config = json.loads((variant.model_dir / "config.json").read_text())
+    default = json.loads((built_dir / "config.json").read_text())
+    assert config["hidden_size"] // config["num_attention_heads"] == 32
+    assert (config["num_attention_heads"], config["num_key_value_heads"]) == (2, 1)
+    assert default["hidden_size"] // default["num_attention_heads"] == 16  # the demo's shape, unchanged
+    stamps = [json.loads((d / "build.json").read_text()) for d in (variant.model_dir, built_dir)]
+    assert stamps[0]["parameters"] == stamps[1]["parameters"]
+    assert "variant" not in stamps[1]  # default stamps are as before: existing caches stay valid
+    assert is_built(variant.model_dir, seed=0, variant="hd32") and not is_built(variant.model_dir, seed=0)
+    assert not is_built(built_dir, seed=0, variant="hd32")
+    assert build(tmp_path, seed=0, variant="hd32").cached
+    with pytest.raises(ValueError, match="hd64"):
+        build(tmp_path, seed=0, variant="hd64")
+
+
 def test_interrupted_build_leaves_nothing_that_looks_valid(tmp_path, monkeypatch):
-    def crash(target: Path, seed: int):
+    def crash(target: Path, seed: int, variant: str = "default"):
         (target / "config.json").write_text("{}")
         raise KeyboardInterrupt
 

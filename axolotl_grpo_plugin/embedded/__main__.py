@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from .builder import DEFAULT_OUT, EMBEDDED_VERSION, build
+from .builder import DEFAULT_OUT, EMBEDDED_VERSION, VARIANTS, build
 from .sample_data import DATA_DIR, DEMO_TEST_ROWS, DEMO_TRAIN_ROWS, TEST_ROWS, TRAIN_ROWS, write_sample_data
 
 
@@ -35,6 +35,11 @@ def _parser() -> argparse.ArgumentParser:
     build_cmd.add_argument("--out", default=str(DEFAULT_OUT), help="output root (default: %(default)s)")
     build_cmd.add_argument("--seed", type=int, default=0, help="seed for the model weights (default: %(default)s)")
     build_cmd.add_argument("--force", action="store_true", help="rebuild even if an up-to-date build exists")
+    build_cmd.add_argument(
+        "--variant", choices=sorted(VARIANTS), default="default",
+        help="`hd32`: 2 heads / 1 KV head (head_dim 32) in OUT/tiny-qwen2-hd32, same width and "
+             "parameter count, for vLLM on CPU, whose attention needs head_dim >= 32 "
+             "(default: %(default)s)")
 
     data_cmd = commands.add_parser(
         "data",
@@ -53,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "build":
-        result = build(args.out, seed=args.seed, force=args.force)
+        result = build(args.out, seed=args.seed, force=args.force, variant=args.variant)
         if result.cached:
             print(f"Up to date: {result.model_dir} (seed {args.seed}, version {EMBEDDED_VERSION}); "
                   "use --force to rebuild.")

@@ -25,6 +25,14 @@ EMBEDDED_VERSION = 1
 DEFAULT_OUT = Path(".cache/embedded")
 MODEL_DIR_NAME = "tiny-qwen2"
 STAMP_FILE = "build.json"
+# Model variants: directory name and the shape arguments of build_tiny_model.
+# `hd32` keeps the width (64) and the parameter count but uses 2 heads / 1 KV head,
+# so head_dim is 32: vLLM's CPU attention supports head sizes of 32 and up only
+# (docs/vllm.md, "vLLM on CPU"). The default model and the demo do not change.
+VARIANTS: dict[str, tuple[str, dict[str, int]]] = {
+    "default": (MODEL_DIR_NAME, {}),
+    "hd32": (f"{MODEL_DIR_NAME}-hd32", {"heads": 2, "kv_heads": 1}),
+}
 T = TypeVar("T")
 
 
@@ -37,39 +45,46 @@ class BuildResult:
     parameters: int | None = None
 
 
-def _stamp(seed: int) -> dict:
-    return {"seed": seed, "version": EMBEDDED_VERSION}
+def _stamp(seed: int, variant: str = "default") -> dict:
+    stamp = {"seed": seed, "version": EMBEDDED_VERSION}
+    return stamp if variant == "default" else stamp | {"variant": variant}
 
 
-def is_built(model_dir: Path, seed: int) -> bool:
-    """True when ``model_dir`` holds a finished build for this seed and code version."""
+def is_built(model_dir: Path, seed: int, variant: str = "default") -> bool:
+    """True when ``model_dir`` holds a finished build for this seed, variant and code version."""
     try:
         stamp = json.loads((model_dir / STAMP_FILE).read_text())
     except (OSError, ValueError):
         return False
-    return {key: stamp.get(key) for key in ("seed", "version")} == _stamp(seed)
+    # the default model's stamp has no "variant" key (builds made before variants stay valid)
+    return {key: stamp.get(key) for key in ("seed", "version", "variant")} == {"variant": None} | _stamp(seed, variant)
 
 
-def _write_model_dir(target: Path, seed: int) -> tuple[int, int]:
+def _write_model_dir(target: Path, seed: int, variant: str = "default") -> tuple[int, int]:
     from .model import build_tiny_model
     from .tokenizer import build_tokenizer
 
     tokenizer = build_tokenizer()
-    model = build_tiny_model(tokenizer, target, seed=seed)
+    model = build_tiny_model(tokenizer, target, seed=seed, **VARIANTS[variant][1])
     parameters = sum(p.numel() for p in model.parameters())
     # The stamp is written last: its presence means everything else is complete.
-    stamp = _stamp(seed) | {"vocab_size": len(tokenizer), "parameters": parameters}
+    stamp = _stamp(seed, variant) | {"vocab_size": len(tokenizer), "parameters": parameters}
     (target / STAMP_FILE).write_text(json.dumps(stamp, indent=2) + "\n")
     return len(tokenizer), parameters
 
 
-def build(out: str | Path = DEFAULT_OUT, seed: int = 0, force: bool = False) -> BuildResult:
-    """Ensure ``out/tiny-qwen2`` holds the tokenizer + model for ``seed``; return where."""
+def build(out: str | Path = DEFAULT_OUT, seed: int = 0, force: bool = False,
+          variant: str = "default") -> BuildResult:
+    """Ensure ``out/tiny-qwen2`` (or the variant's directory) holds the tokenizer + model
+    for ``seed``; return where."""
+    if variant not in VARIANTS:
+        raise ValueError(f"variant={variant!r}: unknown embedded model variant; use one of {sorted(VARIANTS)}")
     start = time.perf_counter()
-    model_dir = Path(out) / MODEL_DIR_NAME
-    if not force and is_built(model_dir, seed):
+    model_dir = Path(out) / VARIANTS[variant][0]
+    if not force and is_built(model_dir, seed, variant):
         return BuildResult(model_dir, cached=True, seconds=time.perf_counter() - start)
-    vocab_size, parameters = write_atomically(model_dir, lambda staging: _write_model_dir(staging, seed))
+    vocab_size, parameters = write_atomically(
+        model_dir, lambda staging: _write_model_dir(staging, seed, variant))
     return BuildResult(model_dir, False, time.perf_counter() - start, vocab_size, parameters)
 
 

