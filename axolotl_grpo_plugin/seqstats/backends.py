@@ -1,0 +1,195 @@
+"""Token counters: the tokenizer's own `tokenizers` backend, and tiktoken where it is exact.
+
+tiktoken's BPE merges the adjacent pair whose concatenation has the lowest rank; the
+Hugging Face BPE merges the listed pair with the lowest merge rank. They agree by
+construction when the merges list holds *every* pair of vocabulary tokens whose
+concatenation is a token, ordered by that token's id, each token's id above its parts',
+all 256 bytes are tokens, whole-word lookup comes first (`ignore_merges`) and nothing
+else (dropout, byte fallback, subword prefixes) is set: then both pick the same
+token at every step (equal-rank ties can only be the same token at disjoint places, and
+merging one cannot open a lower-rank pair). Llama 3's tokenizer is such a vocabulary;
+Qwen2.5's lists one merge per token (142,779 of its 294,166 pairs are not merges), so it
+gets the Hugging Face backend. The pre-tokenizer regex is passed to tiktoken unchanged,
+and the finished encoder is also checked against the backend on sample text at start.
+Text with an added token in it, or non-ASCII text under a normalizer other than NFC, is
+always counted by the Hugging Face backend.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import unicodedata
+
+from .boundaries import pattern_of
+
+
+class HFCounter:
+    """Counts with the `tokenizers` backend (Rust, threads across cores for a batch)."""
+
+    name = "tokenizers"
+
+    def __init__(self, backend):
+        self.backend = backend
+        self._encode = getattr(backend, "encode_batch_fast", backend.encode_batch)
+
+    def count(self, texts: list[str], special: bool = False) -> list[int]:
+        if not texts:
+            return []
+        return [len(e) for e in self._encode(texts, add_special_tokens=special)]
+
+    count_middles = count
+
+
+class TiktokenCounter:
+    """Counts text without added tokens with tiktoken; the rest with the fallback."""
+
+    name = "tiktoken"
+
+    def __init__(self, encoding, fallback: HFCounter, added: tuple[str, ...], nfc: bool):
+        self.encoding = encoding
+        self.fallback = fallback
+        self.count = fallback.count
+        self.added = re.compile("|".join(map(re.escape, added))) if added else None
+        self.nfc = nfc
+
+    def count_middles(self, texts: list[str]) -> list[int]:
+        out = [0] * len(texts)
+        fast, fast_at, slow, slow_at = [], [], [], []
+        search = self.added.search if self.added else None
+        for i, text in enumerate(texts):
+            if search is not None and search(text):
+                slow.append(text)
+                slow_at.append(i)
+                continue
+            if not text.isascii():
+                if self.nfc is None:
+                    slow.append(text)
+                    slow_at.append(i)
+                    continue
+                if self.nfc:
+                    text = unicodedata.normalize("NFC", text)
+            fast.append(text)
+            fast_at.append(i)
+        for i, n in zip(fast_at, map(len, self.encoding.encode_ordinary_batch(fast, num_threads=_threads()))):
+            out[i] = n
+        for i, n in zip(slow_at, self.fallback.count(slow)):
+            out[i] = n
+        return out
+
+
+def _threads() -> int:
+    import os
+
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
+def bytes_to_unicode() -> dict[str, int]:
+    """GPT-2's byte <-> printable character table, character -> byte."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return {chr(c): b for b, c in zip(bs, cs)}
+
+
+def tiktoken_construction(spec: dict) -> tuple[dict[bytes, int] | None, str]:
+    """The mergeable ranks when the BPE converts exactly (module docstring), else (None, why)."""
+    model = spec.get("model") or {}
+    if model.get("type") != "BPE":
+        return None, f"model is {model.get('type')}, not BPE"
+    if model.get("dropout") or model.get("byte_fallback") or model.get("continuing_subword_prefix") \
+            or model.get("end_of_word_suffix") or model.get("unk_token"):
+        return None, "dropout, byte fallback, unk or subword prefixes/suffixes are set"
+    if not model.get("ignore_merges"):
+        return None, "ignore_merges is off (whole words are not looked up first, as tiktoken does)"
+    norm = spec.get("normalizer")
+    if norm is not None and norm.get("type") != "NFC":
+        return None, f"normalizer {norm.get('type')} (only none or NFC is reproduced)"
+    if pattern_of(spec) is None:
+        return None, "the pre-tokenizer has no known regex"
+    vocab: dict[str, int] = model["vocab"]
+    merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ", 1)) for m in model["merges"]]
+    table = bytes_to_unicode()
+    if any(ch not in vocab for ch in table):
+        return None, "not all 256 byte tokens are in the vocabulary"
+    last = -1
+    for a, b in merges:
+        merged = vocab.get(a + b)
+        if merged is None or a not in vocab or b not in vocab:
+            return None, f"merge {a!r} {b!r} is not made of vocabulary tokens"
+        if merged < last or merged <= vocab[a] or merged <= vocab[b]:
+            return None, "merges are not ordered by the ids of the tokens they make"
+        last = merged
+    listed = set(merges)
+    for token in vocab:
+        for k in range(1, len(token)):
+            if token[:k] in vocab and token[k:] in vocab and (token[:k], token[k:]) not in listed:
+                return None, "the merges list omits pairs tiktoken would merge (one merge per token)"
+    try:
+        ranks = {bytes(table[c] for c in token): rank for token, rank in vocab.items()}
+    except KeyError:
+        return None, "a vocabulary token is not byte-level text"
+    if len(ranks) != len(vocab):
+        return None, "two vocabulary tokens have the same bytes"
+    return ranks, "exact by construction"
+
+
+SAMPLE = ["Hello world", "  two  spaces  ", "tabs\tand\nnewlines\r\n\n", "numbers 1234567 3.14159 1,000",
+          "don't I'll WE'RE they've", "naïve café 数学 🙂 ẞ", "e\u0301 combining", "<|im_end|>x", "\u00a0nbsp\u2003em",
+          "a" * 300, "x = {'k': [1, 2]} // comment", "ĠĠ Ġ byte-level look-alikes"]
+
+
+def make_counter(backend, spec: dict, added: tuple[str, ...], sample: list[str], cache_dir=None,
+                 want: str = "auto"):
+    """The fastest exact counter for this tokenizer: tiktoken when it converts exactly by
+    construction and agrees with the backend on `sample` + built-in probes, else HF."""
+    hf = HFCounter(backend)
+    if want == "tokenizers":
+        return hf, "tokenizers requested"
+    try:
+        import tiktoken
+    except ImportError:
+        return hf, "tiktoken is not installed (pip install tiktoken)"
+    ranks, why = _cached_construction(spec, cache_dir)
+    if ranks is None:
+        return hf, why
+    norm = spec.get("normalizer")
+    encoding = tiktoken.Encoding(name="seqstats", pat_str=pattern_of(spec), mergeable_ranks=ranks, special_tokens={})
+    counter = TiktokenCounter(encoding, hf, added, True if norm is not None else False)
+    probe = [t for t in list(sample) + SAMPLE if isinstance(t, str)]
+    if counter.count_middles(probe) != hf.count(probe):
+        return hf, "tiktoken disagrees with the tokenizer on the start-up sample"
+    return counter, "exact by construction and on the start-up sample"
+
+
+def _cached_construction(spec: dict, cache_dir) -> tuple[dict | None, str]:
+    """The construction check takes a second or two on a 150k vocabulary; its verdict is cached."""
+    if cache_dir is None:
+        return tiktoken_construction(spec)
+    model = spec.get("model") or {}
+    digest = hashlib.sha256(json.dumps([model, spec.get("normalizer"), spec.get("pre_tokenizer")],
+                                       sort_keys=True).encode()).hexdigest()[:24]
+    verdict = cache_dir / f"tiktoken-{digest}.json"
+    if verdict.is_file():
+        try:
+            cached = json.loads(verdict.read_text())
+        except (OSError, ValueError):
+            cached = None
+        if cached and not cached["ok"]:
+            return None, cached["why"]
+        if cached and cached["ok"]:
+            table = bytes_to_unicode()
+            return {bytes(table[c] for c in t): r for t, r in model["vocab"].items()}, cached["why"]
+    ranks, why = tiktoken_construction(spec)
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        verdict.write_text(json.dumps({"ok": ranks is not None, "why": why}))
+    except OSError:
+        pass
+    return ranks, why

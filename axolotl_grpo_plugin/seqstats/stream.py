@@ -1,0 +1,112 @@
+"""Dataset rows in batches with bounded memory, without `datasets` where it changes nothing.
+
+A local JSON-lines file (`.jsonl`, or `.json` holding one object per line) read as the
+`train` split is parsed line by line here: `datasets` (pyarrow's JSON reader) gives the
+same rows as long as every row has the same keys and each column holds one scalar type
+(strings, ints, floats, bools, nulls), and no string column is all timestamps (pyarrow
+reads those as datetimes). Since `datasets` infers types from the whole file, a row that
+breaks this (a missing key, an int column with a float, a nested value) raises
+`NotPlain`, and the caller starts again with `data_sources.load_rows` (Arrow,
+memory-mapped), as it does for every other source.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Iterator
+
+from .sources import DatasetSpec, load_rows
+
+SCALARS = (str, int, float, bool, type(None))
+INT64 = 2**63
+TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\d")  # what pyarrow might read as a timestamp starts like this
+
+
+class NotPlain(Exception):
+    """The file has a row `datasets` would read differently from `json.loads`."""
+
+
+def jsonl_path(spec: DatasetSpec) -> Path | None:
+    """The file to read directly, or None when `datasets` must read the source."""
+    if not isinstance(spec.path, str) or spec.name or spec.data_files or spec.ds_type not in (None, "json"):
+        return None
+    if spec.split not in (None, "train"):
+        return None
+    path = Path(spec.path)
+    if path.suffix.lower() not in (".jsonl", ".json") or not path.is_file():
+        return None
+    with open(path, "rb") as handle:
+        head = handle.read(4096).lstrip()
+    return path if head.startswith(b"{") else None
+
+
+def _loads():
+    try:
+        import orjson
+
+        return orjson.loads
+    except ImportError:
+        return json.loads
+
+
+def iter_jsonl(path: Path, batch_size: int) -> Iterator[list[dict]]:
+    """Batches of row dicts; raises NotPlain at the first row datasets would read differently."""
+    loads = _loads()
+    keys: frozenset | None = None
+    types: dict[str, type] = {}
+    maybe_time: set[str] | None = None  # string columns where every value so far could be a timestamp
+    batch: list[dict] = []
+    with open(path, "rb") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                row = loads(line)
+            except ValueError:
+                raise NotPlain(f"line {number} is not JSON") from None
+            if not isinstance(row, dict):
+                raise NotPlain(f"line {number} is not an object")
+            if keys is None:
+                keys = frozenset(row)
+            elif keys != row.keys():
+                raise NotPlain(f"line {number} has other keys")
+            for k, v in row.items():
+                if not isinstance(v, SCALARS) or (type(v) is int and not -INT64 <= v < INT64):
+                    raise NotPlain(f"line {number}: {k} is not a plain scalar")
+                if v is None:
+                    continue
+                seen = types.setdefault(k, type(v))
+                if seen is not type(v):
+                    raise NotPlain(f"line {number}: {k} mixes {seen.__name__} and {type(v).__name__}")
+            if maybe_time is None:
+                maybe_time = {k for k, v in row.items() if isinstance(v, str)}
+            if maybe_time:
+                maybe_time = {k for k in maybe_time if row[k] is None or TIMESTAMP.match(row[k])}
+            batch.append(row)
+            if len(batch) >= batch_size:
+                yield batch
+                batch = []
+    if maybe_time:
+        raise NotPlain(f"column {sorted(maybe_time)[0]} may be read as timestamps")
+    if batch:
+        yield batch
+
+
+def iter_dataset(rows, batch_size: int) -> Iterator[list[dict]]:
+    """Batches of row dicts from a `datasets.Dataset` (Arrow, read a batch at a time)."""
+    for start in range(0, len(rows), batch_size):
+        chunk = rows[start:start + batch_size]
+        names = list(chunk)
+        yield [dict(zip(names, values)) for values in zip(*chunk.values())]
+
+
+def batches(spec: DatasetSpec, batch_size: int, *, direct: bool = True) -> Iterator[list[dict]]:
+    """Row batches of one dataset entry. With `direct`, a plain JSON-lines file is read here
+    and may raise `NotPlain` at any batch (the caller then starts again with `direct=False`)."""
+    path = jsonl_path(spec) if direct else None
+    if path is not None:
+        yield from iter_jsonl(path, batch_size)
+        return
+    yield from iter_dataset(load_rows(spec), batch_size)
