@@ -17,7 +17,6 @@ always counted by the Hugging Face backend.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import unicodedata
@@ -145,10 +144,10 @@ SAMPLE = ["Hello world", "  two  spaces  ", "tabs\tand\nnewlines\r\n\n", "number
           "a" * 300, "x = {'k': [1, 2]} // comment", "ĠĠ Ġ byte-level look-alikes"]
 
 
-def make_counter(backend, spec: dict, added: tuple[str, ...], sample: list[str], cache_dir=None,
-                 want: str = "auto"):
+def make_counter(light, added: tuple[str, ...], sample: list[str], cache_dir=None, want: str = "auto"):
     """The fastest exact counter for this tokenizer: tiktoken when it converts exactly by
     construction and agrees with the backend on `sample` + built-in probes, else HF."""
+    backend, spec = light.backend, light.spec
     hf = HFCounter(backend)
     if want == "tokenizers":
         return hf, "tokenizers requested"
@@ -156,7 +155,9 @@ def make_counter(backend, spec: dict, added: tuple[str, ...], sample: list[str],
         import tiktoken
     except ImportError:
         return hf, "tiktoken is not installed (pip install tiktoken)"
-    ranks, why = _cached_construction(spec, cache_dir)
+    if (spec.get("model") or {}).get("type") != "BPE":
+        return hf, "not a BPE model"
+    ranks, why = _cached_construction(light, cache_dir)
     if ranks is None:
         return hf, why
     norm = spec.get("normalizer")
@@ -168,14 +169,11 @@ def make_counter(backend, spec: dict, added: tuple[str, ...], sample: list[str],
     return counter, "exact by construction and on the start-up sample"
 
 
-def _cached_construction(spec: dict, cache_dir) -> tuple[dict | None, str]:
+def _cached_construction(light, cache_dir) -> tuple[dict | None, str]:
     """The construction check takes a second or two on a 150k vocabulary; its verdict is cached."""
     if cache_dir is None:
-        return tiktoken_construction(spec)
-    model = spec.get("model") or {}
-    digest = hashlib.sha256(json.dumps([model, spec.get("normalizer"), spec.get("pre_tokenizer")],
-                                       sort_keys=True).encode()).hexdigest()[:24]
-    verdict = cache_dir / f"tiktoken-{digest}.json"
+        return tiktoken_construction(light.full_spec())
+    verdict = cache_dir / f"tiktoken-{light.digest}.json"
     if verdict.is_file():
         try:
             cached = json.loads(verdict.read_text())
@@ -185,8 +183,9 @@ def _cached_construction(spec: dict, cache_dir) -> tuple[dict | None, str]:
             return None, cached["why"]
         if cached and cached["ok"]:
             table = bytes_to_unicode()
-            return {bytes(table[c] for c in t): r for t, r in model["vocab"].items()}, cached["why"]
-    ranks, why = tiktoken_construction(spec)
+            vocab = light.full_spec()["model"]["vocab"]
+            return {bytes(table[c] for c in t): r for t, r in vocab.items()}, cached["why"]
+    ranks, why = tiktoken_construction(light.full_spec())
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
         verdict.write_text(json.dumps({"ok": ranks is not None, "why": why}))

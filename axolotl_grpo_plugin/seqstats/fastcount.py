@@ -59,6 +59,8 @@ class Shape:
     suffixes: list[str] = field(default_factory=list)
     lefts: list[Left | None] = field(default_factory=list)
     rights: list[Right | None] = field(default_factory=list)
+    const: dict[int, str] = field(default_factory=dict)  # refs equal on every sampled row: part of the fixed text
+    varying: list[int] = field(default_factory=list)  # the other refs, in output order
     checked: int = 0
 
 
@@ -88,7 +90,7 @@ class Counter:
         self.shapes: dict[tuple, Shape] = {}
         self.tally = Tally()
         self.middles, self.backend_note = (self.hf, "whole prompts") if method == "full" else make_counter(
-            light.backend, light.spec, self.bounds.added, sample or [], cache, backend)
+            light, self.bounds.added, sample or [], cache, backend)
         if method == "fast" and not self.bounds.usable:
             self.tally.notes.add(f"no split: {self.bounds.why_not}")
 
@@ -125,50 +127,67 @@ class Counter:
         return shape
 
     def _plan_split(self, shape: Shape, contents: list[list[str]]) -> None:
+        """Fixed text = template text + contents equal on every sampled row + the common
+        prefix/suffix of the others (where the boundary can be clean); count it once."""
         plan = shape.plan
         values = [plan.values(c) for c in contents if plan.holds(c)]
-        n = len(plan.refs)
-        if not values or n == 0:
-            shape.note = "no contents in the rendered prompt"
+        if not values:
+            shape.note = "the template's questions are answered differently by the first rows"
             return
+        n = len(plan.refs)
         enough = len(values) >= 8
-        pres, sufs = [], []
+        const = {j: values[0][j] for j in range(n) if enough and all(v[j] == values[0][j] for v in values)}
+        segments, varying, current = [], [], plan.pieces[0]
         for j in range(n):
+            if j in const:
+                current += const[j] + plan.pieces[j + 1]
+            else:
+                segments.append(current)
+                varying.append(j)
+                current = plan.pieces[j + 1]
+        segments.append(current)
+        pres, sufs = [], []
+        for k, j in enumerate(varying):
             column = [v[j] for v in values]
             common = os.path.commonprefix(column) if enough else ""
-            pres.append(common[: self.bounds.cut_prefix(plan.pieces[j], common)])
+            pres.append(common[: self.bounds.cut_prefix(segments[k], common)])
             tail = os.path.commonprefix([s[::-1] for s in column])[::-1] if enough else ""
             sufs.append(tail[self.bounds.cut_suffix(tail):])
-        fixed = [plan.pieces[0] + pres[0]]
-        fixed += [sufs[j - 1] + plan.pieces[j] + pres[j] for j in range(1, n)]
-        fixed.append(sufs[-1] + plan.pieces[-1])
+        m = len(varying)
+        fixed = [(sufs[k - 1] if k else "") + segments[k] + (pres[k] if k < m else "") for k in range(m + 1)]
+        if m:
+            fixed[-1] = sufs[-1] + segments[-1]
         if any(len(f) < max(1, self.bounds.max_added) for f in fixed[1:-1]):
             shape.note = "contents too close together in the template"
             return
         counts = self.hf.count([f for f in fixed if f])
-        added = set(self.light.added_ids.values())
+        added = self.light.added_ids
         lefts, rights = [], []
-        for j in range(n):
-            left_text = fixed[j]
+        for k in range(m):
+            left_text = fixed[k]
             if left_text:
                 ids = self.light.backend.encode(left_text, add_special_tokens=False).ids
-                last_added = bool(ids) and ids[-1] in added and any(
-                    left_text.endswith(t) for t, i in self.light.added_ids.items() if i == ids[-1])
+                last_added = bool(ids) and any(left_text.endswith(t) and i == ids[-1] for t, i in added.items())
                 lefts.append(self.bounds.left(left_text, last_added))
             else:
                 lefts.append(None)
-            rights.append(self.bounds.right(fixed[j + 1]) if fixed[j + 1] else None)
+            rights.append(self.bounds.right(fixed[k + 1]) if fixed[k + 1] else None)
         shape.split, shape.fixed_tokens = True, sum(counts)
+        shape.const, shape.varying = const, varying
         shape.prefixes, shape.suffixes, shape.lefts, shape.rights = pres, sufs, lefts, rights
 
     def _middles(self, shape: Shape, contents: list[str]) -> list[str] | None:
+        values = shape.plan.values(contents)
+        for j, value in shape.const.items():
+            if values[j] != value:
+                return None
         out = []
-        for j, value in enumerate(shape.plan.values(contents)):
-            pre, suf = shape.prefixes[j], shape.suffixes[j]
+        for k, j in enumerate(shape.varying):
+            value, pre, suf = values[j], shape.prefixes[k], shape.suffixes[k]
             if len(value) <= len(pre) + len(suf) or not value.startswith(pre) or not value.endswith(suf):
                 return None
             middle = value[len(pre): len(value) - len(suf)] if suf else value[len(pre):]
-            if not self.bounds.clean(middle, shape.lefts[j], shape.rights[j]):
+            if not self.bounds.clean(middle, shape.lefts[k], shape.rights[k]):
                 return None
             out.append(middle)
         return out

@@ -35,9 +35,13 @@ class LightTokenizer:
     chat_template: str | None
     variables: dict[str, Any]  # special tokens as the template sees them
     template_name: str
-    spec: dict  # the backend as JSON (model, normalizer, pre_tokenizer, added_tokens)
+    spec: dict  # the backend's JSON without the vocabulary (normalizer, pre_tokenizer, added_tokens, model options)
     digest: str
     hf: Any = None  # the transformers tokenizer, when one was loaded this run
+
+    def full_spec(self) -> dict:
+        """The backend's whole JSON, vocabulary and merges included (parsed on demand: ~0.5 s)."""
+        return json.loads(self.backend.to_str())
 
     @property
     def added_ids(self) -> dict[str, int]:
@@ -56,7 +60,13 @@ def from_hf(tokenizer, template_name: str) -> LightTokenizer:
 
     text = tokenizer.backend_tokenizer.to_str()
     return LightTokenizer(Tokenizer.from_str(text), tokenizer.chat_template, _variables(tokenizer), template_name,
-                          json.loads(text), hashlib.sha256(text.encode()).hexdigest()[:24], tokenizer)
+                          small_spec(json.loads(text)), hashlib.sha256(text.encode()).hexdigest()[:24], tokenizer)
+
+
+def small_spec(spec: dict) -> dict:
+    model = {k: v for k, v in (spec.get("model") or {}).items() if k not in ("vocab", "merges")}
+    return {"normalizer": spec.get("normalizer"), "pre_tokenizer": spec.get("pre_tokenizer"),
+            "added_tokens": spec.get("added_tokens", []), "model": model}
 
 
 def _variables(tokenizer) -> dict[str, Any]:
@@ -98,7 +108,7 @@ def load_cached(key: str) -> LightTokenizer | None:
 
         saved = json.loads(path.read_text(encoding="utf-8"))
         return LightTokenizer(Tokenizer.from_str(saved["backend"]), saved["chat_template"], saved["variables"],
-                              saved["template_name"], json.loads(saved["backend"]), saved["digest"])
+                              saved["template_name"], saved["spec"], saved["digest"])
     except Exception:  # a damaged or foreign file: rebuild it
         return None
 
@@ -113,7 +123,7 @@ def save(key: str, light: LightTokenizer) -> None:
         tmp = directory / f".tokenizer-{key}.{os.getpid()}.tmp"
         tmp.write_text(json.dumps({"backend": light.backend.to_str(), "chat_template": light.chat_template,
                                    "variables": light.variables, "template_name": light.template_name,
-                                   "digest": light.digest}), encoding="utf-8")
+                                   "spec": light.spec, "digest": light.digest}), encoding="utf-8")
         os.replace(tmp, directory / f"tokenizer-{key}.json")
     except OSError:
         pass  # no cache: the next run loads transformers again
