@@ -140,6 +140,7 @@ def tiktoken_construction(spec: dict) -> tuple[dict[bytes, int] | None, str]:
 
 
 SAMPLE = ["Hello world", "  two  spaces  ", "tabs\tand\nnewlines\r\n\n", "numbers 1234567 3.14159 1,000",
+          "It's 'quoted' DON'T x's   \n\n  end ", "a\x0bb\x0cc\x1cd", "!!??..,,;; ## $$ %% ^^ && ** (( ))",
           "don't I'll WE'RE they've", "naïve café 数学 🙂 ẞ", "e\u0301 combining", "<|im_end|>x", "\u00a0nbsp\u2003em",
           "a" * 300, "x = {'k': [1, 2]} // comment", "ĠĠ Ġ byte-level look-alikes"]
 
@@ -151,22 +152,38 @@ def make_counter(light, added: tuple[str, ...], sample: list[str], cache_dir=Non
     hf = HFCounter(backend)
     if want == "tokenizers":
         return hf, "tokenizers requested"
+    words = WordCounter(backend, spec, added, hf) if ascii_pattern(spec) and _plain_normalizer(spec) else None
+    probe = [t for t in list(sample) + SAMPLE if isinstance(t, str)]
+    if words is not None and words.count_middles(probe) != hf.count(probe):
+        words = None  # never seen; the construction says it cannot happen
+    if want == "words" and words is not None:
+        return words, "word cache requested"
+    fallback = words or hf
     try:
         import tiktoken
     except ImportError:
-        return hf, "tiktoken is not installed (pip install tiktoken)"
+        return fallback, "tiktoken is not installed (pip install tiktoken)"
     if (spec.get("model") or {}).get("type") != "BPE":
-        return hf, "not a BPE model"
+        return fallback, "not a BPE model"
     ranks, why = _cached_construction(light, cache_dir)
     if ranks is None:
-        return hf, why
+        return fallback, f"not tiktoken: {why}"
     norm = spec.get("normalizer")
     encoding = tiktoken.Encoding(name="seqstats", pat_str=pattern_of(spec), mergeable_ranks=ranks, special_tokens={})
     counter = TiktokenCounter(encoding, hf, added, True if norm is not None else False)
-    probe = [t for t in list(sample) + SAMPLE if isinstance(t, str)]
     if counter.count_middles(probe) != hf.count(probe):
-        return hf, "tiktoken disagrees with the tokenizer on the start-up sample"
+        return fallback, "tiktoken disagrees with the tokenizer on the start-up sample"
     return counter, "exact by construction and on the start-up sample"
+
+
+def _plain_normalizer(spec: dict) -> bool:
+    """None, or Unicode normalization, which leaves ASCII text unchanged."""
+    from .boundaries import UNICODE_NORMALIZERS
+
+    norm = spec.get("normalizer")
+    kinds = [n.get("type") for n in (norm.get("normalizers", []) if norm and norm.get("type") == "Sequence" else [norm])
+             if n is not None]
+    return all(k in UNICODE_NORMALIZERS for k in kinds)
 
 
 def _cached_construction(light, cache_dir) -> tuple[dict | None, str]:
@@ -192,3 +209,81 @@ def _cached_construction(light, cache_dir) -> tuple[dict | None, str]:
     except OSError:
         pass
     return ranks, why
+
+
+# --- printable-ASCII text: the pre-tokenizer's split in Python, each word's count cached -------------
+
+# The known pre-tokenizer patterns with their character classes restricted to printable ASCII plus
+# \t \n \r: on that alphabet \p{L} is [A-Za-z], \p{N} is [0-9] and \s is [\t\n\r ], so these split
+# such text exactly as the originals (same backtracking, leftmost-first semantics as onig).
+_L, _N, _S = "A-Za-z", "0-9", "\\t\\n\\r "
+ASCII_PATTERNS = {
+    "newline-1": (f"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n{_L}{_N}]?[{_L}]+|[{_N}]| ?[^{_S}{_L}{_N}]+[\\r\\n]*"
+                  f"|[{_S}]*[\\r\\n]+|[{_S}]+(?![^{_S}])|[{_S}]+"),
+    "newline-3": (f"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n{_L}{_N}]?[{_L}]+|[{_N}]{{1,3}}| ?[^{_S}{_L}{_N}]+[\\r\\n]*"
+                  f"|[{_S}]*[\\r\\n]+|[{_S}]+(?![^{_S}])|[{_S}]+"),
+    "gpt2": f"'s|'t|'re|'ve|'m|'ll|'d| ?[{_L}]+| ?[{_N}]+| ?[^{_S}{_L}{_N}]+|[{_S}]+(?![^{_S}])|[{_S}]+",
+}
+NOT_PLAIN = re.compile(r"[^\t\n\r\x20-\x7e]")
+
+
+def ascii_pattern(spec: dict) -> str | None:
+    """The ASCII form of the tokenizer's split pattern, when it is one of the known ones."""
+    from .boundaries import GPT2_PATTERN, NEWLINE_PATTERNS
+
+    pattern = pattern_of(spec)
+    if pattern == GPT2_PATTERN:
+        return ASCII_PATTERNS["gpt2"]
+    if pattern in NEWLINE_PATTERNS:
+        return ASCII_PATTERNS["newline-3" if "{1,3}" in pattern else "newline-1"]
+    return None
+
+
+class WordCounter:
+    """Counts printable-ASCII text without added tokens as the `tokenizers` pipeline does: the
+    normalizer (NFC/NFKC) leaves such text as it is, the split is the pattern above, each piece
+    is byte-mapped (GPT-2 table) and given to the tokenizer's own model, whose count per piece is
+    cached. Other text goes to the backend whole."""
+
+    name = "tokenizers+word-cache"
+
+    def __init__(self, backend, spec: dict, added: tuple[str, ...], fallback: HFCounter):
+        self.model = backend.model
+        self.count = fallback.count
+        self.fallback = fallback
+        self.split = re.compile(ascii_pattern(spec)).findall
+        self.added = re.compile("|".join(map(re.escape, added))).search if added else None
+        table = {b: c for c, b in bytes_to_unicode().items()}
+        self.byte_map = {i: table[i] for i in range(128)}
+        self.cache: dict[str, int] = {}
+
+    def _word(self, piece: str) -> int:
+        n = len(self.model.tokenize(piece.translate(self.byte_map)))
+        if len(self.cache) < 1_000_000:
+            self.cache[piece] = n
+        return n
+
+    def count_middles(self, texts: list[str]) -> list[int]:
+        out = [0] * len(texts)
+        slow, slow_at = [], []
+        split, cache, word, added, plain = self.split, self.cache, self._word, self.added, NOT_PLAIN.search
+        for i, text in enumerate(texts):
+            if plain(text) or (added is not None and added(text)):
+                slow.append(text)
+                slow_at.append(i)
+                continue
+            pieces = split(text)
+            total = 0
+            size = 0
+            for piece in pieces:
+                n = cache.get(piece)
+                total += word(piece) if n is None else n
+                size += len(piece)
+            if size != len(text):  # the pattern left a gap: let the backend split it
+                slow.append(text)
+                slow_at.append(i)
+                continue
+            out[i] = total
+        for i, n in zip(slow_at, self.fallback.count(slow)):
+            out[i] = n
+        return out
