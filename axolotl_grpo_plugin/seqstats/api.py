@@ -89,7 +89,8 @@ def prompt_token_stats(
     with _datasets_bars(progress):
         if method == "reference":
             return measure(plan, num_proc=num_proc, batch_size=batch_size, top=top)
-        return measure_fast(plan, method=method, backend=backend, batch_size=batch_size, top=top, progress=progress)
+        return measure_fast(plan, method=method, backend=backend, batch_size=batch_size, top=top, progress=progress,
+                            num_proc=num_proc)
 
 
 @contextmanager
@@ -160,7 +161,7 @@ def measure(plan: Plan, *, num_proc: int | None = None, batch_size: int = 1000, 
 
 
 def measure_fast(plan: Plan, *, method: str = "fast", backend: str = "auto", batch_size: int = 2048,
-                 top: int = 5, progress: bool = True) -> BudgetReport:
+                 top: int = 5, progress: bool = True, num_proc: int | None = None) -> BudgetReport:
     """Count every prompt of a plan with the streaming counter (`engine`), loading only
     `tokenizers` and jinja2 when the tokenizer is cached (`light`)."""
     from .engine import count_entry
@@ -180,7 +181,8 @@ def measure_fast(plan: Plan, *, method: str = "fast", backend: str = "auto", bat
             row_transform = load_transform(spec, plan.cfg, i, tok)
         if counter is None:
             counter = Counter(light, method, backend, cache=_cache_dir())
-        counted = count_entry(spec, i, counter, row_transform, batch_size=batch_size, top=top, progress=progress)
+        counted = count_entry(spec, i, counter, row_transform, batch_size=batch_size, top=top, progress=progress,
+                              num_proc=num_proc)
         counts = _add(counts, counted.counts)
         candidates += counted.longest
     longest = sorted(candidates, key=lambda p: (-p.tokens, p.dataset, p.row))[:top]

@@ -63,8 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "rendered and tokenized whole; reference: transformers + datasets.map as before. "
                        "All three give the same counts")
     speed.add_argument("--num-proc", type=_positive, metavar="N",
-                       help="processes for datasets.map with --method reference (default: 1 below 50,000 rows, "
-                       "else one per CPU, up to 8)")
+                       help="worker processes: for a JSON-lines file of 16 MiB or more (fast/full) the default is "
+                       "one per CPU, up to 8; with --method reference, datasets.map processes (default: 1 below "
+                       "50,000 rows, else one per CPU, up to 8)")
     speed.add_argument("--batch-size", type=_positive, default=2048, metavar="N",
                        help="prompts rendered and tokenized per batch (default 2048)")
     return parser
