@@ -377,3 +377,33 @@ def test_word_counter_on_real_tokenizers(shared_dir):
             assert words.count_middles(batch) == hf.count(batch)
 
         check()
+
+
+def test_worker_processes_give_the_same_report(qwen_style_dir, tmp_path):
+    """Byte ranges counted in forked workers: same histogram and longest rows (numbered in the
+    whole file); a table whose halves disagree (ints, then floats) is read through datasets."""
+    questions = adversarial_questions() * 3
+    data = tmp_path / "q.jsonl"
+    data.write_text("".join(json.dumps({"question": q, "answer": "#### 3", "n": i}) + "\n"
+                            for i, q in enumerate(questions)), encoding="utf-8")
+    halves = tmp_path / "halves.jsonl"
+    half = len(questions) // 2
+    halves.write_text("".join(json.dumps({"question": q, "answer": "#### 3", "n": i if i < half else i + 0.5}) + "\n"
+                              for i, q in enumerate(questions)), encoding="utf-8")
+    for path in (data, halves):
+        one = prompt_token_stats(tokenizer=qwen_style_dir, dataset=path, transform="gsm8k", progress=False, num_proc=1)
+        two = prompt_token_stats(tokenizer=qwen_style_dir, dataset=path, transform="gsm8k", progress=False, num_proc=3,
+                                 batch_size=16)
+        assert one.length_counts.tolist() == two.length_counts.tolist()
+        assert [(p.row, p.tokens, p.preview) for p in one.longest] == [(p.row, p.tokens, p.preview) for p in two.longest]
+        assert two.counting["split_rows"] + two.counting["whole_rows"] == len(questions)
+    from axolotl_grpo_plugin.seqstats.stream import JsonlReader, NotPlain, merge, ranges
+
+    assert [b for _, b in ranges(data, 3)][-1] == data.stat().st_size
+    assert all(data.read_bytes()[a - 1:a] == b"\n" for a, _ in ranges(data, 3)[1:])
+
+    cut = sum(len(line) for line in halves.read_bytes().splitlines(keepends=True)[:half])
+    readers = [JsonlReader(halves, 16, 0, cut), JsonlReader(halves, 16, cut, halves.stat().st_size)]
+    assert sum(len(rows) for r in readers for rows in r) == len(questions)
+    with pytest.raises(NotPlain, match="mixes"):
+        merge([r.state() for r in readers])
