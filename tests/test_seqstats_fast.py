@@ -407,3 +407,75 @@ def test_worker_processes_give_the_same_report(qwen_style_dir, tmp_path):
     assert sum(len(rows) for r in readers for rows in r) == len(questions)
     with pytest.raises(NotPlain, match="mixes"):
         merge([r.state() for r in readers])
+
+
+@pytest.fixture(scope="module")
+def pair_complete_dir(tmp_path_factory) -> Path:
+    """A byte-level BPE that tiktoken reproduces by construction: the trained vocabulary minus the
+    tokens that rank below a part, with every pair of tokens forming a token listed as a merge."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+
+    trained = json.loads(_bpe(pre_tokenizers.ByteLevel()).to_str())
+    specials = {t["content"] for t in trained["added_tokens"]}
+    ranks = {t: i for t, i in trained["model"]["vocab"].items() if t not in specials}
+    while True:
+        bad = set()
+        for token, rank in ranks.items():
+            splits = [(token[:k], token[k:]) for k in range(1, len(token)) if token[:k] in ranks and token[k:] in ranks]
+            if len(token) > 1 and (not splits or any(ranks[a] >= rank or ranks[b] >= rank for a, b in splits)):
+                bad.add(token)
+        if not bad:
+            break
+        ranks = {t: r for t, r in ranks.items() if t not in bad}
+    vocab = {t: i for i, t in enumerate(sorted(ranks, key=ranks.get))}
+    merges = sorted(((t[:k], t[k:]) for t in vocab for k in range(1, len(t)) if t[:k] in vocab and t[k:] in vocab),
+                    key=lambda m: (vocab[m[0] + m[1]], vocab[m[0]], vocab[m[1]]))
+    backend = Tokenizer(models.BPE(vocab=vocab, merges=merges, ignore_merges=True))
+    backend.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(sorted(NEWLINE_PATTERNS, key=len)[-1]), behavior="isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    backend.decoder = decoders.ByteLevel()
+    backend.add_special_tokens(SPECIALS)
+    return _save(backend, tmp_path_factory.mktemp("pair-complete"), CHATML, eos_token="<|im_end|>")
+
+
+def test_tiktoken_only_where_it_converts_exactly(pair_complete_dir, qwen_style_dir):
+    from axolotl_grpo_plugin.seqstats.backends import tiktoken_construction
+
+    pytest.importorskip("tiktoken")
+    tok = _hf(pair_complete_dir)
+    ranks, why = tiktoken_construction(json.loads(tok.backend_tokenizer.to_str()))
+    assert ranks is not None, why
+    prompts = _prompts(adversarial_questions())
+    fast, counter = _count(tok, prompts, "fast")
+    assert counter.middles.name == "tiktoken"
+    assert fast == _reference(tok, prompts)
+    trained = _hf(qwen_style_dir).backend_tokenizer.to_str()
+    assert tiktoken_construction(json.loads(trained))[0] is None  # one merge per token: refused
+
+
+def test_real_tokenizers_are_not_converted_to_tiktoken(shared_dir):
+    from axolotl_grpo_plugin.seqstats.backends import tiktoken_construction
+
+    qwen = json.loads(_hf(shared_dir / "tokenizers" / "qwen2.5-instruct").backend_tokenizer.to_str())
+    llama = json.loads(_hf(shared_dir / "tokenizers" / "llama-3-instruct").backend_tokenizer.to_str())
+    assert "ignore_merges" in tiktoken_construction(qwen)[1]
+    assert "ids of the tokens" in tiktoken_construction(llama)[1]
+
+
+def test_short_runs_show_no_progress_bar(qwen_style_dir, tmp_path, capsys):
+    from axolotl_grpo_plugin.seqstats.cli import main
+
+    data = tmp_path / "q.jsonl"
+    data.write_text("".join(json.dumps({"question": q, "answer": "#### 3"}) + "\n" for q in adversarial_questions()),
+                    encoding="utf-8")
+    assert main(["--tokenizer", str(qwen_style_dir), "--dataset", str(data), "--transform", "gsm8k", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "Counting" not in captured.err
+    assert json.loads(captured.out)["counting"]["method"] == "fast"
+
+
+def test_module_entry_point_runs_the_cli(repo_root):
+    proc = subprocess.run([sys.executable, "-m", "axolotl_grpo_plugin.seqstats", "--help"], capture_output=True,
+                          text=True, env=subprocess_env(), cwd=repo_root, timeout=120)
+    assert proc.returncode == 0 and "--method" in proc.stdout

@@ -112,7 +112,8 @@ def tiktoken_construction(spec: dict) -> tuple[dict[bytes, int] | None, str]:
         return None, f"normalizer {norm.get('type')} (only none or NFC is reproduced)"
     if pattern_of(spec) is None:
         return None, "the pre-tokenizer has no known regex"
-    vocab: dict[str, int] = model["vocab"]
+    added = {t["id"] for t in spec.get("added_tokens", [])}
+    vocab: dict[str, int] = {t: i for t, i in model["vocab"].items() if i not in added}
     merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ", 1)) for m in model["merges"]]
     table = bytes_to_unicode()
     if any(ch not in vocab for ch in table):
