@@ -12,6 +12,8 @@ alternating which goes first, median of --repeats:
    Both print their whole length histogram, which must be identical.
 2. The same with a SentencePiece-style Unigram tokenizer trained here (no boundary is
    provable for it: every prompt is rendered and encoded whole).
+0. Start-up: a 10-row file, the previous path (`method="reference"`: transformers tokenizer,
+   Axolotl, datasets) against the fast path (`tokenizers` + jinja2 from the tokenizer cache).
 3. --rows generated GSM8K-like prompts (default 1,000,000): the fast method in one process
    (wall, CPU, peak memory), and on the first 20,000 rows fast vs full vs the seed method,
    whose histograms (so max and every percentile) must be identical.
@@ -193,11 +195,28 @@ def scale(rows: int, tok: Path, workdir: Path, env: dict) -> None:
         print(f"| {name} | {runs[name]['wall']:.2f} | {runs[name]['cpu']:.2f} |", flush=True)
 
 
+def startup(tok: Path, data: Path, workdir: Path, repeats: int, env: dict) -> None:
+    """Start-up cost: a 10-row dataset, so the time is imports and loading."""
+    small = workdir / "ten-rows.jsonl"
+    with open(data, encoding="utf-8") as src:
+        small.write_text("".join(next(src) for _ in range(10)), encoding="utf-8")
+    run_child(OURS, tok, small, "fast", env=env)  # warm the tokenizer cache
+    runs = side_by_side([("reference", OURS, (tok, small, "reference")), ("fast", OURS, (tok, small, "fast"))],
+                        repeats, env)
+    print("\nStart-up (10 rows, Qwen2.5): the previous path (transformers tokenizer, datasets) vs the fast path")
+    print("| method | wall s | CPU s | peak RSS MiB | heavy modules imported |\n| --- | ---: | ---: | ---: | --- |")
+    for name, rs in runs.items():
+        print(f"| {name} | {med(rs, 'wall'):.2f} | {med(rs, 'cpu'):.2f} | {med(rs, 'rss_mib'):.0f} | "
+              f"{', '.join(rs[0]['out']['heavy']) or 'none'} |")
+    print(f"  load: {load()}", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--rows", type=int, default=1_000_000, help="generated prompts for the scale run (0: skip)")
     parser.add_argument("--skip-compare", action="store_true", help="only the scale run")
+    parser.add_argument("--startup-only", action="store_true", help="only the start-up comparison")
     args = parser.parse_args()
     if not (SHARED / "tokenizers" / "qwen2.5-instruct").is_dir():
         raise SystemExit(f"needs the reference tokenizers and GSM8K at {SHARED}")
@@ -209,6 +228,9 @@ def main() -> int:
         env = dict(os.environ, HF_DATASETS_CACHE=str(work / "hf-cache"), HF_HUB_OFFLINE="1",
                    HF_DATASETS_OFFLINE="1", AXOLOTL_GRPO_CACHE=str(work / "cache"), PYTHONPATH=str(REPO),
                    AXOLOTL_DO_NOT_TRACK="1")
+        startup(SHARED / "tokenizers" / "qwen2.5-instruct", data, work, args.repeats, env)
+        if args.startup_only:
+            return 0
         if not args.skip_compare:
             run_child(SEED, SHARED / "tokenizers" / "qwen2.5-instruct", data, env=env)  # datasets' Arrow cache
             compare_gsm8k("GSM8K train, Qwen2.5-Instruct (its own template)", SHARED / "tokenizers" / "qwen2.5-instruct",
