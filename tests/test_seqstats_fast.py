@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import subprocess_env
 
 from axolotl_grpo_plugin.registry import TRANSFORMS
 from axolotl_grpo_plugin.seqstats import prompt_token_stats
@@ -24,10 +25,8 @@ from axolotl_grpo_plugin.seqstats.boundaries import NEWLINE_PATTERNS, Boundaries
 from axolotl_grpo_plugin.seqstats.fastcount import Counter
 from axolotl_grpo_plugin.seqstats.light import from_hf, small_spec
 
-from conftest import subprocess_env
-
 REPO = Path(__file__).resolve().parents[1]
-QWEN_PATTERN = sorted(NEWLINE_PATTERNS, key=len)[0]
+QWEN_PATTERN = min(NEWLINE_PATTERNS, key=len)
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
 # Qwen2.5-like: a default system prompt when the prompt has none, contents written as they are.
@@ -121,7 +120,14 @@ def gpt2_style_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def unigram_dir(tmp_path_factory) -> Path:
     """A SentencePiece-style Unigram (Metaspace) tokenizer: no boundary is provable, all rows go whole."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from tokenizers import (
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        trainers,
+    )
 
     backend = Tokenizer(models.Unigram())
     backend.normalizer = normalizers.NFKC()
@@ -201,7 +207,7 @@ def test_template_that_slices_contents_is_rendered_row_by_row(qwen_style_dir):
 
 def test_boundary_proof_holds_on_random_text(qwen_style_dir, gpt2_style_dir):
     """Whenever `clean` says a boundary is clean, encoding the parts alone gives the whole's tokens."""
-    from hypothesis import given, settings
+    from hypothesis import given
     from hypothesis import strategies as st
 
     alphabet = st.sampled_from(list("ab Z9'\n\r\t.?-é\u0301数🙂") + ["<|im_end|>", "<|im_", "end|>", "  ", "\u00a0"])
@@ -212,25 +218,30 @@ def test_boundary_proof_holds_on_random_text(qwen_style_dir, gpt2_style_dir):
     rights = st.tuples(st.sampled_from(["<|im_end|>", "Answer", "\n", " x", "end|>"]), text).map("".join)
     checked = {"clean": 0}
     for directory in (qwen_style_dir, gpt2_style_dir):
-        backend = _hf(directory).backend_tokenizer
-        spec = json.loads(backend.to_str())
-        bounds = Boundaries(small_spec(spec), {t["content"]: t["id"] for t in spec["added_tokens"]})
-        special_ids = {backend.token_to_id(t) for t in SPECIALS}
-
-        def ids(s):
-            return backend.encode(s, add_special_tokens=False).ids
-
-        @settings(max_examples=1500, deadline=None, database=None, derandomize=True)
-        @given(lefts, middles, rights)
-        def check(left, middle, right):
-            left = "x\n" + left  # a fixed text is never empty in a plan
-            last_added = any(left.endswith(t) for t in SPECIALS) and ids(left)[-1] in special_ids
-            if bounds.clean(middle, bounds.left(left, bool(last_added)), bounds.right(right)):
-                checked["clean"] += 1
-                assert ids(left + middle + right) == ids(left) + ids(middle) + ids(right)
-
-        check()
+        _check_boundaries(_hf(directory).backend_tokenizer, given(lefts, middles, rights), checked)
     assert checked["clean"] > 50  # the property was really exercised
+
+
+def _check_boundaries(backend, given_texts, checked: dict) -> None:
+    from hypothesis import settings
+
+    spec = json.loads(backend.to_str())
+    bounds = Boundaries(small_spec(spec), {t["content"]: t["id"] for t in spec["added_tokens"]})
+    special_ids = {backend.token_to_id(t) for t in SPECIALS}
+
+    def ids(s):
+        return backend.encode(s, add_special_tokens=False).ids
+
+    @settings(max_examples=1500, deadline=None, database=None, derandomize=True)
+    @given_texts
+    def check(left, middle, right):
+        left = "x\n" + left  # a fixed text is never empty in a plan
+        last_added = any(left.endswith(t) for t in SPECIALS) and ids(left)[-1] in special_ids
+        if bounds.clean(middle, bounds.left(left, bool(last_added)), bounds.right(right)):
+            checked["clean"] += 1
+            assert ids(left + middle + right) == ids(left) + ids(middle) + ids(right)
+
+    check()
 
 
 def test_api_counts_equal_reference_method_and_skips_heavy_imports_when_cached(qwen_style_dir, tmp_path):
@@ -247,7 +258,7 @@ def test_api_counts_equal_reference_method_and_skips_heavy_imports_when_cached(q
             "print(json.dumps([r.length_counts.tolist(), [(p.row, p.tokens) for p in r.longest], heavy]))")
     runs = {}
     for name, method in (("cold", "fast"), ("warm", "fast"), ("reference", "reference")):
-        proc = subprocess.run([sys.executable, "-c", code, method], capture_output=True, text=True, env=env,
+        proc = subprocess.run([sys.executable, "-c", code, method], check=False, capture_output=True, text=True, env=env,
                               cwd=tmp_path, timeout=300)
         assert proc.returncode == 0, proc.stderr[-2000:]
         runs[name] = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -330,7 +341,11 @@ def test_histogram_and_longest_match_numpy(qwen_style_dir, tmp_path):
 
 
 def _word_counter_cases(directories):
-    from axolotl_grpo_plugin.seqstats.backends import HFCounter, WordCounter, ascii_pattern
+    from axolotl_grpo_plugin.seqstats.backends import (
+        HFCounter,
+        WordCounter,
+        ascii_pattern,
+    )
 
     for directory in directories:
         backend = _hf(directory).backend_tokenizer
@@ -344,24 +359,30 @@ def _word_counter_cases(directories):
 def test_word_counter_equals_the_tokenizer_on_random_ascii(qwen_style_dir, gpt2_style_dir):
     """The ASCII split pattern + per-word model counts give the backend's counts on any
     printable-ASCII text (contractions in any case, runs of spaces and newlines, digits)."""
-    from hypothesis import given, settings
+    from hypothesis import given
     from hypothesis import strategies as st
 
     pieces = st.sampled_from(list("aZ9 \n\r\t'.?-_#") + ["'S", "'ll", "'VE", "  ", "\n\n", " \n", "123456",
                                                            "<|im_end|>", "\x0b", "\x1c", "é"])
     texts = st.lists(pieces, max_size=30).map("".join)
     for words, hf in _word_counter_cases([qwen_style_dir, gpt2_style_dir]):
-        @settings(max_examples=600, deadline=None, database=None, derandomize=True)
-        @given(st.lists(texts, min_size=1, max_size=8))
-        def check(batch):
-            assert words.count_middles(batch) == hf.count(batch)
-
-        check()
+        _same_counts(words, hf, given(st.lists(texts, min_size=1, max_size=8)), 600)
         assert len(words.cache) > 20  # the per-word path was really used
 
 
+def _same_counts(words, hf, given_batches, examples: int) -> None:
+    from hypothesis import settings
+
+    @settings(max_examples=examples, deadline=None, database=None, derandomize=True)
+    @given_batches
+    def check(batch):
+        assert words.count_middles(batch) == hf.count(batch)
+
+    check()
+
+
 def test_word_counter_on_real_tokenizers(shared_dir):
-    from hypothesis import given, settings
+    from hypothesis import given
     from hypothesis import strategies as st
 
     questions = [json.loads(line)["question"] for line in
@@ -370,13 +391,7 @@ def test_word_counter_on_real_tokenizers(shared_dir):
     for words, hf in _word_counter_cases([shared_dir / "tokenizers" / "qwen2.5-instruct",
                                           shared_dir / "tokenizers" / "llama-3-instruct"]):
         assert words.count_middles(questions) == hf.count(questions)
-
-        @settings(max_examples=400, deadline=None, database=None, derandomize=True)
-        @given(st.lists(texts, min_size=1, max_size=8))
-        def check(batch):
-            assert words.count_middles(batch) == hf.count(batch)
-
-        check()
+        _same_counts(words, hf, given(st.lists(texts, min_size=1, max_size=8)), 400)
 
 
 def test_worker_processes_give_the_same_report(qwen_style_dir, tmp_path):
@@ -432,7 +447,7 @@ def pair_complete_dir(tmp_path_factory) -> Path:
                     key=lambda m: (vocab[m[0] + m[1]], vocab[m[0]], vocab[m[1]]))
     backend = Tokenizer(models.BPE(vocab=vocab, merges=merges, ignore_merges=True))
     backend.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(sorted(NEWLINE_PATTERNS, key=len)[-1]), behavior="isolated"),
+        pre_tokenizers.Split(Regex(max(NEWLINE_PATTERNS, key=len)), behavior="isolated"),
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
     backend.decoder = decoders.ByteLevel()
     backend.add_special_tokens(SPECIALS)
@@ -476,6 +491,7 @@ def test_short_runs_show_no_progress_bar(qwen_style_dir, tmp_path, capsys):
 
 
 def test_module_entry_point_runs_the_cli(repo_root):
-    proc = subprocess.run([sys.executable, "-m", "axolotl_grpo_plugin.seqstats", "--help"], capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "axolotl_grpo_plugin.seqstats", "--help"], check=False,
+                          capture_output=True,
                           text=True, env=subprocess_env(), cwd=repo_root, timeout=120)
     assert proc.returncode == 0 and "--method" in proc.stdout

@@ -171,7 +171,7 @@ def make_counter(light, added: tuple[str, ...], sample: list[str], cache_dir=Non
         return fallback, f"not tiktoken: {why}"
     norm = spec.get("normalizer")
     encoding = tiktoken.Encoding(name="seqstats", pat_str=pattern_of(spec), mergeable_ranks=ranks, special_tokens={})
-    counter = TiktokenCounter(encoding, hf, added, True if norm is not None else False)
+    counter = TiktokenCounter(encoding, hf, added, norm is not None)
     if counter.count_middles(probe) != hf.count(probe):
         return fallback, "tiktoken disagrees with the tokenizer on the start-up sample"
     return counter, "exact by construction and on the start-up sample"

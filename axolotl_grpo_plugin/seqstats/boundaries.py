@@ -110,20 +110,20 @@ class Boundaries:
     def cut_prefix(self, before: str, common: str) -> int:
         """How much of the contents' common prefix can join the fixed text before them."""
         for k in range(len(common), 0, -1):
-            if common[k - 1] in NEWLINES and (k == len(common) or not common[k].isspace()):
-                if self.left(before + common[:k], False).soft:
-                    return k
+            if (common[k - 1] in NEWLINES and (k == len(common) or not common[k].isspace())
+                    and self.left(before + common[:k], False).soft):
+                return k
         return 0
 
     def cut_suffix(self, common: str) -> int:
         """Where the fixed text after the contents can start within their common suffix (len: none)."""
-        for j in range(0, len(common)):
+        for j in range(len(common)):
             rest = common[j:]
             if self.added and rest.startswith(self.added):
                 return j
-            if j >= 1 and common[j - 1] in NEWLINES and not rest[0].isspace():
-                if self.family != "gpt2" or (j >= 2 and not common[j - 2].isspace()):
-                    return j
+            if (j >= 1 and common[j - 1] in NEWLINES and not rest[0].isspace()
+                    and (self.family != "gpt2" or (j >= 2 and not common[j - 2].isspace()))):
+                return j
         return len(common)
 
 

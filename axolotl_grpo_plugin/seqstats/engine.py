@@ -49,7 +49,7 @@ def prompts_of_rows(rows: list[dict], transform: RowTransform, key: str, first: 
     for offset, row in enumerate(rows):
         try:
             result = fn(row, **kwargs)
-        except Exception:
+        except Exception:  # noqa: BLE001 - _call raises the user's one-line error for any failure
             result = _call(transform, row, key, first + offset)  # raises the one-line StatsError
         try:
             out.append(result["prompt"])
@@ -85,7 +85,7 @@ class Lengths:
                 heapq.heapreplace(heap, item)
         self.rows += len(lengths)
 
-    def absorb(self, other: "Lengths") -> None:
+    def absorb(self, other: Lengths) -> None:
         """Add a tally of the rows that follow these."""
         size = max(len(self.counts), len(other.counts))
         self.counts = np.pad(self.counts, (0, size - len(self.counts))) + np.pad(other.counts, (0, size - len(other.counts)))
@@ -103,7 +103,7 @@ def _run(batch_iter, counter: Counter, transform: RowTransform, key: str, top: i
     for rows in batch_iter:
         first = tally.rows
         prompts = prompts_of_rows(rows, transform, key, first)
-        tally.add(counter.count(prompts, lambda i: f"{key} row {first + i}"), prompts)
+        tally.add(counter.count(prompts, lambda i, first=first: f"{key} row {first + i}"), prompts)
         if tick is not None:
             tick(len(rows))
     return tally

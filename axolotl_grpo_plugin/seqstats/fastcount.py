@@ -24,7 +24,7 @@ from .backends import HFCounter, make_counter
 from .boundaries import Boundaries, Left, Right
 from .light import LightTokenizer
 from .sources import StatsError
-from .template import Plan, TemplateError, compile_template, render, trace, verify
+from .template import Plan, compile_template, render, trace, verify
 
 MAX_SHAPES = 64
 CHECK_ROWS = 32  # rows of each new shape counted both ways at start
@@ -102,7 +102,7 @@ class Counter:
                              "Fix: set `chat_template:` (e.g. chatml, qwen_25, llama3) or --chat-template.")
         try:
             return render(self.template, prompt, self.light.variables)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any template failure becomes the one-line error
             text = str(exc).splitlines()[0] if str(exc) else ""
             raise StatsError(f"{where}: the chat template failed ({type(exc).__name__}: {text}). "
                              "Fix: set `chat_template:` (e.g. chatml, qwen_25, llama3) or --chat-template.") from None

@@ -12,10 +12,11 @@ memory-mapped), as it does for every other source.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from .sources import DatasetSpec, load_rows
 
@@ -118,7 +119,7 @@ class JsonlReader:
 
     def finish(self) -> None:
         if self.maybe_time:
-            raise NotPlain(f"column {sorted(self.maybe_time)[0]} may be read as timestamps")
+            raise NotPlain(f"column {min(self.maybe_time)} may be read as timestamps")
 
     def state(self) -> tuple:
         return self.keys, self.types, self.maybe_time
@@ -138,7 +139,7 @@ def merge(states: list[tuple]) -> None:
                 raise NotPlain(f"{k} mixes {types[k].__name__} and {t.__name__}")
     maybe = set.intersection(*[set(m or ()) for _, _, m in seen])
     if maybe:
-        raise NotPlain(f"column {sorted(maybe)[0]} may be read as timestamps")
+        raise NotPlain(f"column {min(maybe)} may be read as timestamps")
 
 
 def ranges(path: Path, parts: int) -> list[tuple[int, int]]:
@@ -151,7 +152,7 @@ def ranges(path: Path, parts: int) -> list[tuple[int, int]]:
             handle.readline()
             cuts.append(min(size, handle.tell()))
     cuts.append(size)
-    return [(a, b) for a, b in zip(cuts, cuts[1:]) if b > a]
+    return [(a, b) for a, b in itertools.pairwise(cuts) if b > a]
 
 
 def iter_jsonl(path: Path, batch_size: int) -> Iterator[list[dict]]:

@@ -22,10 +22,10 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, ClassVar
 
 OPEN, CLOSE = "\ue000", "\ue001"
-SENTINEL = re.compile(OPEN + "(.)" + CLOSE, re.S)
+SENTINEL = re.compile(OPEN + "(.)" + CLOSE, re.DOTALL)
 STRIPS = ("strip", "lstrip", "rstrip")
 
 
@@ -43,7 +43,7 @@ def compile_template(source: str):
     class Generation(Extension):
         """`{% generation %}...{% endgeneration %}` renders its body (transformers only tracks indices)."""
 
-        tags = {"generation"}
+        tags: ClassVar[set[str]] = {"generation"}
 
         def parse(self, parser):
             lineno = next(parser.stream).lineno
@@ -276,7 +276,7 @@ def trace(template, messages: list[dict], variables: dict[str, Any]) -> Plan:
         text = render(template, traced, variables)
     except Opaque as exc:
         return Plan(opaque=str(exc))
-    except Exception as exc:  # the row itself may fail to render; the caller renders it for the message
+    except Exception as exc:  # noqa: BLE001 - the row itself may fail to render; the caller renders it for the message
         return Plan(opaque=f"tracing failed ({type(exc).__name__})")
     if tracer.opaque:
         return Plan(opaque=tracer.opaque)
@@ -314,8 +314,8 @@ def verify(template, messages: list[dict], variables: dict[str, Any], plan: Plan
         real = [dict(m, content=c) for m, c in zip(messages, contents)]
         try:
             expected = render(template, real, variables)
-        except Exception:
-            continue  # a probe the template refuses says nothing about the substitution
+        except Exception:  # noqa: BLE001, S112 - a probe the template refuses says nothing about the substitution
+            continue
         if plan.substitute(contents) != expected:
             return f"substitution differs from the real render for content {contents[0][:20]!r}"
     return None
