@@ -220,8 +220,8 @@ def _light_tokenizer(cfg: dict[str, Any], source: Any, key: str):
     if not isinstance(source, (str, Path)):
         name = apply_chat_template_choice(source, cfg)
         return (light.from_hf(source, name) if hasattr(source, "backend_tokenizer") else None), source
-    if cfg.get("tokenizer_use_fast") is False:
-        return None, None
+    if cfg.get("tokenizer_use_fast") is False or cfg.get("trust_remote_code"):
+        return None, None  # a Python tokenizer, or remote code that may tokenize outside the Rust backend
     cache_key = light.key_for(cfg, str(source))
     if cache_key:
         cached = light.load_cached(cache_key)
