@@ -495,3 +495,20 @@ def test_module_entry_point_runs_the_cli(repo_root):
                           capture_output=True,
                           text=True, env=subprocess_env(), cwd=repo_root, timeout=120)
     assert proc.returncode == 0 and "--method" in proc.stdout
+
+
+@pytest.mark.parametrize("key", ["tokenizer_use_fast", "trust_remote_code"])
+def test_python_or_remote_code_tokenizers_use_the_reference_method(qwen_style_dir, tmp_path, key):
+    import yaml
+
+    data = tmp_path / "q.jsonl"
+    data.write_text("".join(json.dumps({"question": q, "answer": "#### 3"}) + "\n" for q in adversarial_questions()[:30]),
+                    encoding="utf-8")
+    cfg = {"base_model": str(qwen_style_dir), "datasets": [{"path": str(data), "type": "gsm8k"}],
+           key: key == "trust_remote_code"}
+    config = tmp_path / "cfg.yaml"
+    config.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    report = prompt_token_stats(config, progress=False)
+    assert report.counting == {}  # the fast counter was not used
+    want = _reference(_hf(qwen_style_dir), _prompts(adversarial_questions()[:30]))
+    assert report.length_counts[: max(want) + 1].tolist() == np.bincount(want).tolist()
