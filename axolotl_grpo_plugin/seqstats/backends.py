@@ -123,8 +123,10 @@ def tiktoken_construction(spec: dict) -> tuple[dict[bytes, int] | None, str]:
         merged = vocab.get(a + b)
         if merged is None or a not in vocab or b not in vocab:
             return None, f"merge {a!r} {b!r} is not made of vocabulary tokens"
-        if merged < last or merged <= vocab[a] or merged <= vocab[b]:
+        if merged < last:
             return None, "merges are not ordered by the ids of the tokens they make"
+        if merged <= vocab[a] or merged <= vocab[b]:
+            return None, f"token {a + b!r} ranks below its part {a!r} or {b!r} (equal-rank ties could resolve differently)"
         last = merged
     listed = set(merges)
     for token in vocab:
