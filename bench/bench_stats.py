@@ -1,17 +1,25 @@
-"""Speed and memory of the prompt-length statistics (axolotl_grpo_plugin.seqstats).
+"""Speed and memory of the prompt-length statistics (axolotl_grpo_plugin.seqstats), whole processes.
 
-1. GSM8K train with the real Qwen2.5 tokenizer (../shared when present, else the
-   bundled 512-row sample with the embedded tiny tokenizer): our batched count
-   against the per-row method (`datasets.map` with one TRL-style
-   `apply_chat_template(..., tokenize=True)` per row), same loaded rows and
-   tokenizer, best of --repeats alternating which goes first; both must give the
-   same lengths.
-2. --rows generated GSM8K-like prompts (default 1,000,000) written to a jsonl,
-   then `python stats.py --json` on them in a child process: wall time and peak
-   memory (max RSS of the child and its workers), for each --num-proc given.
+Every measurement is a fresh child process (imports, tokenizer loading, reading the file and
+counting: what a user waits for), CPU = user + system time of the child and its workers
+(`os.wait4`), peak memory = the largest resident set among them. Side by side in one run,
+alternating which goes first, median of --repeats:
+
+1. GSM8K train (7,473 rows, ../shared) with the real Qwen2.5 and Llama 3 tokenizers and
+   their own chat templates: the seed method (the published example: `datasets.map` with one
+   `apply_chat_template(..., tokenize=True)` per row, transformers tokenizer) against
+   `prompt_token_stats` (fast method, tokenizer cache warm; the cold first run is shown too).
+   Both print their whole length histogram, which must be identical.
+2. The same with a SentencePiece-style Unigram tokenizer trained here (no boundary is
+   provable for it: every prompt is rendered and encoded whole).
+0. Start-up: a 10-row file, the previous path (`method="reference"`: transformers tokenizer,
+   Axolotl, datasets) against the fast path (`tokenizers` + jinja2 from the tokenizer cache).
+3. --rows generated GSM8K-like prompts (default 1,000,000): the fast method in one process
+   (wall, CPU, peak memory), and on the first 20,000 rows fast vs full vs the seed method,
+   whose histograms (so max and every percentile) must be identical.
 
 Run from the repository root:
-    python bench/bench_stats.py --repeats 3 --rows 1000000 --num-proc 1 2
+    python bench/bench_stats.py --repeats 3 --rows 1000000
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import json
 import os
 import platform
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,68 +38,96 @@ from pathlib import Path
 
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 SHARED = REPO.parent / "shared"
 
 NAMES = ["Natalia", "Weng", "Betty", "Julie", "James", "Albert", "Ken", "Alexis", "Tina", "Hasan"]
 ITEMS = ["clips", "apples", "pages", "dollars", "cookies", "marbles", "tickets", "peppers", "plates"]
 
+SEED = r"""
+import json, sys
+import numpy as np
+from datasets import load_dataset
+from transformers import AutoTokenizer
+from axolotl_grpo_plugin.transforms.gsm8k import transform_row
+tok = AutoTokenizer.from_pretrained(sys.argv[1])
+rows = load_dataset("json", data_files=sys.argv[2], split="train")
+def count(row):
+    ids = tok.apply_chat_template(transform_row(row)["prompt"], add_generation_prompt=True, tokenize=True,
+                                  return_dict=True)["input_ids"]
+    return {"n": len(ids)}
+out = rows.map(count, remove_columns=rows.column_names, load_from_cache_file=False, keep_in_memory=True)
+print(json.dumps(np.bincount(out["n"]).tolist()))
+"""
 
-def inputs() -> tuple[Path, Path, str]:
-    if (SHARED / "tokenizers" / "qwen2.5-instruct").is_dir():
-        return (SHARED / "tokenizers" / "qwen2.5-instruct", SHARED / "data" / "gsm8k" / "train.jsonl",
-                "GSM8K train (7,473 rows), real Qwen2.5-Instruct tokenizer")
-    from axolotl_grpo_plugin.embedded import build
-
-    model_dir = Path(build(out=REPO / ".cache" / "embedded").model_dir)
-    return (model_dir, REPO / "axolotl_grpo_plugin" / "data" / "gsm8k_sample.jsonl",
-            "bundled GSM8K-style sample (512 rows), embedded tiny tokenizer (../shared absent)")
-
-
-def per_row_reference(rows, tokenizer, row_fn) -> list[int]:
-    """The usual way: one apply_chat_template(tokenize=True) per row inside datasets.map."""
-
-    def count(row):
-        encoded = tokenizer.apply_chat_template(row_fn(row)["prompt"], add_generation_prompt=True,
-                                                tokenize=True, return_dict=True)
-        return {"n": len(encoded["input_ids"])}
-
-    out = rows.map(count, remove_columns=rows.column_names, keep_in_memory=True,
-                   load_from_cache_file=False, new_fingerprint=f"ref-{time.time_ns()}")
-    return out["n"]
-
-
-def ours(rows, tokenizer, transform) -> list[int]:
-    from axolotl_grpo_plugin.seqstats.counting import count_dataset
-
-    counted = count_dataset(rows, tokenizer, transform, "bench")
-    return [n for n, c in enumerate(counted.counts.tolist()) for _ in range(c)]
+OURS = r"""
+import json, sys
+from axolotl_grpo_plugin.seqstats import prompt_token_stats
+r = prompt_token_stats(tokenizer=sys.argv[1], dataset=sys.argv[2], transform="gsm8k", progress=False,
+                       method=sys.argv[3], max_completion_length=512)
+counts = r.length_counts.tolist()
+while counts and counts[-1] == 0:
+    counts.pop()
+heavy = sorted({m.split(".")[0] for m in sys.modules} & {"transformers", "torch", "datasets"})
+print(json.dumps({"hist": counts, "counting": r.counting, "heavy": heavy, "tokens": r.prompt_tokens}))
+"""
 
 
-def compare(repeats: int) -> dict:
-    import datasets
-    from transformers import AutoTokenizer
+def run_child(code: str, *args, env: dict) -> dict:
+    """Popen + wait4 (communicate would reap the child before its rusage can be read)."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-c", code, *map(str, args)], stdout=out, stderr=err, text=True,
+                                env=env, cwd=REPO)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if proc.returncode != 0:
+            raise SystemExit(err.read()[-3000:])
+        return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mib": usage.ru_maxrss / 1024,
+                "out": json.loads(out.read().strip().splitlines()[-1])}
 
-    from axolotl_grpo_plugin.seqstats.sources import DatasetSpec, load_rows, load_transform
 
-    datasets.disable_progress_bars()
-    tok_dir, data, label = inputs()
-    tokenizer = AutoTokenizer.from_pretrained(tok_dir)
-    rows = load_rows(DatasetSpec(path=str(data)))
-    transform = load_transform(DatasetSpec(path=str(data), transform="gsm8k"), {}, 0, tokenizer)
-    best = {"ours": float("inf"), "per-row": float("inf")}
-    results = {}
+def side_by_side(cases: list[tuple[str, str, tuple]], repeats: int, env: dict) -> dict[str, list[dict]]:
+    runs: dict[str, list[dict]] = {name: [] for name, _, _ in cases}
     for r in range(repeats):
-        order = ["ours", "per-row"] if r % 2 == 0 else ["per-row", "ours"]
-        for name in order:
-            start = time.perf_counter()
-            lengths = ours(rows, tokenizer, transform) if name == "ours" else per_row_reference(
-                rows, tokenizer, transform.fn)
-            best[name] = min(best[name], time.perf_counter() - start)
-            results[name] = sorted(lengths)
-    assert results["ours"] == results["per-row"], "the two methods disagree"
-    return {"label": label, "rows": len(rows), "best_s": best,
-            "ratio": best["per-row"] / best["ours"], "max": results["ours"][-1]}
+        order = cases if r % 2 == 0 else cases[::-1]
+        for name, code, args in order:
+            runs[name].append(run_child(code, *args, env=env))
+    return runs
+
+
+def med(runs: list[dict], key: str) -> float:
+    return statistics.median(run[key] for run in runs)
+
+
+UNIGRAM = r"""
+import json, sys
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+from transformers import PreTrainedTokenizerFast
+questions = [json.loads(line)["question"] for line in open(sys.argv[2], encoding="utf-8")]
+backend = Tokenizer(models.Unigram())
+backend.normalizer = normalizers.NFKC()
+backend.pre_tokenizer = pre_tokenizers.Metaspace()
+backend.decoder = decoders.Metaspace()
+backend.train_from_iterator(questions, trainers.UnigramTrainer(
+    vocab_size=8000, special_tokens=["<unk>", "<s>", "</s>", "<|im_start|>", "<|im_end|>"], unk_token="<unk>"))
+tok = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+tok.chat_template = ("{{ bos_token }}{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\n' + m['content'] | trim"
+                     " + '<|im_end|>\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}"
+                     "{% endif %}")
+tok.save_pretrained(sys.argv[1])
+print("{}")
+"""
+
+
+def unigram_tokenizer(out: Path, data: Path, env: dict) -> Path:
+    """A SentencePiece-style Unigram tokenizer (NFKC, Metaspace) trained on the questions, with a
+    chat template; built in a child so this process stays small (a child's peak RSS counts the
+    memory of the process it was forked from)."""
+    run_child(UNIGRAM, out, data, env=env)
+    return out
 
 
 def generate(path: Path, n: int, seed: int = 0) -> None:
@@ -108,70 +145,104 @@ def generate(path: Path, n: int, seed: int = 0) -> None:
             handle.write(json.dumps({"question": " ".join(sentences), "answer": f"... #### {total}"}) + "\n")
 
 
-def scale(rows: int, num_procs: list[int], workdir: Path) -> list[dict]:
-    tok_dir, _, _ = inputs()
+def load() -> str:
+    return subprocess.run(["uptime"], check=False, capture_output=True, text=True).stdout.strip()
+
+
+def compare_gsm8k(label: str, tok: Path, data: Path, repeats: int, env: dict) -> None:
+    cold = run_child(OURS, tok, data, "fast", env=env)  # builds the tokenizer cache (transformers, Axolotl)
+    runs = side_by_side([("seed", SEED, (tok, data)), ("ours", OURS, (tok, data, "fast"))], repeats, env)
+    same = all(r["out"] == runs["seed"][0]["out"] for r in runs["seed"]) and all(
+        r["out"]["hist"] == runs["seed"][0]["out"] for r in runs["ours"] + [cold])
+    hist = runs["ours"][0]["out"]["hist"]
+    ours = runs["ours"][0]["out"]
+    print(f"\n{label}: {sum(hist):,} rows, max prompt {len(hist) - 1} tokens, identical histograms: {same}")
+    print(f"  counted by: {ours['counting']['backend']}, {ours['counting']['split_rows']:,} rows split, "
+          f"{ours['counting']['whole_rows']:,} whole; heavy modules imported: {ours['heavy'] or 'none'}")
+    print("| method | wall s | CPU s | peak RSS MiB |\n| --- | ---: | ---: | ---: |")
+    for name, rs in (("seed (per-row datasets.map)", runs["seed"]), ("ours, cache warm", runs["ours"])):
+        print(f"| {name} | {med(rs, 'wall'):.2f} | {med(rs, 'cpu'):.2f} | {med(rs, 'rss_mib'):.0f} |")
+    print(f"| ours, first run (cache cold) | {cold['wall']:.2f} | {cold['cpu']:.2f} | {cold['rss_mib']:.0f} |")
+    print(f"  seed / ours: {med(runs['seed'], 'cpu') / med(runs['ours'], 'cpu'):.1f}x less CPU, "
+          f"{med(runs['seed'], 'wall') / med(runs['ours'], 'wall'):.1f}x less wall (cold: "
+          f"{med(runs['seed'], 'cpu') / cold['cpu']:.1f}x less CPU); load: {load()}", flush=True)
+
+
+def scale(rows: int, tok: Path, workdir: Path, env: dict) -> None:
     data = workdir / f"generated-{rows}.jsonl"
-    start = time.perf_counter()
     generate(data, rows)
-    print(f"generated {rows:,} rows ({data.stat().st_size / 2**20:.0f} MiB) in "
-          f"{time.perf_counter() - start:.1f}s", file=sys.stderr)
-    found = []
-    env = dict(os.environ, HF_DATASETS_CACHE=str(workdir / "hf-cache"), HF_HUB_OFFLINE="1",
-               PYTHONPATH=str(REPO))
-    for num_proc in num_procs:
-        cmd = [sys.executable, "-c", CHILD, str(tok_dir), str(data), str(num_proc)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
-        if proc.returncode != 0:
-            raise SystemExit(proc.stderr[-2000:])
-        found.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-    return found
+    sample = workdir / "sample-20000.jsonl"
+    with open(data, encoding="utf-8") as src, open(sample, "w", encoding="utf-8") as dst:
+        dst.writelines(line for _, line in zip(range(20_000), src))
+    run_child(OURS, tok, sample, "fast", env=env)  # warm the tokenizer cache
+    before = load()
+    big = run_child(OURS, tok, data, "fast", env=env)
+    after = load()
+    size = data.stat().st_size / 2**20
+    c = big["out"]["counting"]
+    print(f"\n{rows:,} generated prompts ({size:.0f} MiB jsonl), fast method, one process + workers: "
+          f"{big['wall']:.1f} s wall, {big['cpu']:.1f} s CPU, {rows / big['wall']:,.0f} rows/s, peak RSS "
+          f"{big['rss_mib']:.0f} MiB; {c['split_rows']:,} rows split, {c['whole_rows']:,} whole; "
+          f"prompt tokens {big['out']['tokens']}")
+    print(f"  load before: {before}\n  load after:  {after}")
+    runs = {m: run_child(OURS, tok, sample, m, env=env) for m in ("fast", "full")}
+    runs["seed"] = run_child(SEED, tok, sample, env=env)
+    same = runs["fast"]["out"]["hist"] == runs["full"]["out"]["hist"] == runs["seed"]["out"]
+    print(f"  first 20,000 rows: fast {runs['fast']['out']['tokens']}; histograms identical to the full path "
+          f"and the seed method: {same}")
+    print("| 20,000 rows | wall s | CPU s |\n| --- | ---: | ---: |")
+    for name in ("seed", "full", "fast"):
+        print(f"| {name} | {runs[name]['wall']:.2f} | {runs[name]['cpu']:.2f} |", flush=True)
 
 
-# Runs in a fresh process so peak memory is this run's alone (workers included).
-CHILD = r"""
-import json, resource, sys, time
-t0 = time.perf_counter()
-from axolotl_grpo_plugin.seqstats import prompt_token_stats
-t1 = time.perf_counter()
-r = prompt_token_stats(tokenizer=sys.argv[1], dataset=sys.argv[2], transform="gsm8k",
-                       max_completion_length=512, num_proc=int(sys.argv[3]), progress=False)
-t2 = time.perf_counter()
-own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-print(json.dumps({"num_proc": int(sys.argv[3]), "rows": r.rows, "import_s": t1 - t0, "run_s": t2 - t1,
-                  "peak_rss_mib": own / 1024, "peak_worker_rss_mib": kids / 1024,
-                  "max": r.prompt_tokens["max"], "recommended": r.recommended_max_model_len}))
-"""
+def startup(tok: Path, data: Path, workdir: Path, repeats: int, env: dict) -> None:
+    """Start-up cost: a 10-row dataset, so the time is imports and loading."""
+    small = workdir / "ten-rows.jsonl"
+    with open(data, encoding="utf-8") as src:
+        small.write_text("".join(next(src) for _ in range(10)), encoding="utf-8")
+    run_child(OURS, tok, small, "fast", env=env)  # warm the tokenizer cache
+    runs = side_by_side([("reference", OURS, (tok, small, "reference")), ("fast", OURS, (tok, small, "fast"))],
+                        repeats, env)
+    print("\nStart-up (10 rows, Qwen2.5): the previous path (transformers tokenizer, datasets) vs the fast path")
+    print("| method | wall s | CPU s | peak RSS MiB | heavy modules imported |\n| --- | ---: | ---: | ---: | --- |")
+    for name, rs in runs.items():
+        print(f"| {name} | {med(rs, 'wall'):.2f} | {med(rs, 'cpu'):.2f} | {med(rs, 'rss_mib'):.0f} | "
+              f"{', '.join(rs[0]['out']['heavy']) or 'none'} |")
+    print(f"  load: {load()}", flush=True)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000],
-                        help="generated prompts for the scale runs (0: skip)")
-    parser.add_argument("--skip-compare", action="store_true", help="only the scale runs")
-    parser.add_argument("--num-proc", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--rows", type=int, default=1_000_000, help="generated prompts for the scale run (0: skip)")
+    parser.add_argument("--skip-compare", action="store_true", help="only the scale run")
+    parser.add_argument("--startup-only", action="store_true", help="only the start-up comparison")
     args = parser.parse_args()
-    load = os.getloadavg()[0]
+    if not (SHARED / "tokenizers" / "qwen2.5-instruct").is_dir():
+        raise SystemExit(f"needs the reference tokenizers and GSM8K at {SHARED}")
     print(f"machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
-          f"Python {platform.python_version()}, load average {load:.1f} at start")
-    if not args.skip_compare:
-        c = compare(args.repeats)
-        print(f"\n{c['label']}: {c['rows']:,} rows, max prompt {c['max']} tokens, best of {args.repeats}")
-        print("| method | seconds | rows/s |\n| --- | ---: | ---: |")
-        for name, secs in c["best_s"].items():
-            print(f"| {name} | {secs:.2f} | {c['rows'] / secs:,.0f} |")
-        print(f"per-row / ours = {c['ratio']:.1f}x (same lengths: yes)", flush=True)
-    for rows in [n for n in args.rows if n > 0]:
-        with tempfile.TemporaryDirectory(prefix="bench-stats-") as tmp:
-            runs = scale(rows, args.num_proc, Path(tmp))
-        print(f"\n{rows:,} generated prompts (prompt_token_stats in a fresh process per run)")
-        print("| num_proc | wall s (load + count) | rows/s | peak RSS main MiB | peak RSS worker MiB | max prompt |")
-        print("| ---: | ---: | ---: | ---: | ---: | ---: |")
-        for run in runs:
-            print(f"| {run['num_proc']} | {run['run_s']:.1f} | {run['rows'] / run['run_s']:,.0f} | "
-                  f"{run['peak_rss_mib']:.0f} | {run['peak_worker_rss_mib']:.0f} | {run['max']} |", flush=True)
-    print(f"load average at end: {os.getloadavg()[0]:.1f}")
+          f"Python {platform.python_version()}; load at start: {load()}")
+    data = SHARED / "data" / "gsm8k" / "train.jsonl"
+    with tempfile.TemporaryDirectory(prefix="bench-stats-") as tmp:
+        work = Path(tmp)
+        env = dict(os.environ, HF_DATASETS_CACHE=str(work / "hf-cache"), HF_HUB_OFFLINE="1",
+                   HF_DATASETS_OFFLINE="1", AXOLOTL_GRPO_CACHE=str(work / "cache"), PYTHONPATH=str(REPO),
+                   AXOLOTL_DO_NOT_TRACK="1")
+        startup(SHARED / "tokenizers" / "qwen2.5-instruct", data, work, args.repeats, env)
+        if args.startup_only:
+            return 0
+        if not args.skip_compare:
+            run_child(SEED, SHARED / "tokenizers" / "qwen2.5-instruct", data, env=env)  # datasets' Arrow cache
+            compare_gsm8k("GSM8K train, Qwen2.5-Instruct (its own template)", SHARED / "tokenizers" / "qwen2.5-instruct",
+                          data, args.repeats, env)
+            compare_gsm8k("GSM8K train, Llama 3 Instruct (its own template)", SHARED / "tokenizers" / "llama-3-instruct",
+                          data, args.repeats, env)
+            uni = unigram_tokenizer(work / "unigram", data, env)
+            compare_gsm8k("GSM8K train, Unigram (SentencePiece-style) tokenizer trained here", uni, data,
+                          args.repeats, env)
+        if args.rows:
+            scale(args.rows, SHARED / "tokenizers" / "qwen2.5-instruct", work, env)
+    print(f"\nload at end: {load()}")
     return 0
 
 

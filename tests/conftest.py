@@ -20,6 +20,17 @@ SHARED_DIR = REPO_ROOT.parent / "shared"
 LOG_LINE = re.compile(r"\{'loss'[^{}]*\}")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_stats_cache(tmp_path_factory):
+    """The stats tool caches converted tokenizers under ~/.cache: tests keep theirs private."""
+    if "AXOLOTL_GRPO_CACHE" not in os.environ:
+        os.environ["AXOLOTL_GRPO_CACHE"] = str(tmp_path_factory.mktemp("grpo-cache"))
+        yield
+        os.environ.pop("AXOLOTL_GRPO_CACHE", None)
+    else:
+        yield
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT

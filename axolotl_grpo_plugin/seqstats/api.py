@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +44,8 @@ def prompt_token_stats(
     batch_size: int = 1000,
     top: int = 5,
     progress: bool = True,
+    method: str = "fast",
+    backend: str = "auto",
 ) -> BudgetReport:
     """Prompt-token statistics as the GRPO trainer will see them, and the vLLM budget.
 
@@ -55,7 +60,15 @@ def prompt_token_stats(
     (name and data_files dropped, the transform kept). `transform`: a registered
     transform name (`gsm8k`), `module.function`, or "none" for a dataset that
     already has a `prompt` column. Raises `StatsError` (one line with the fix).
+
+    `method`: "fast" (fixed template text counted once, see `fastcount`), "full"
+    (every prompt rendered and encoded whole, same loading) or "reference" (the
+    transformers tokenizer through `datasets.map`, as before the fast path); all
+    three give the same counts. `backend`: "auto" (tiktoken where it converts
+    exactly, else `tokenizers`) or "tokenizers".
     """
+    if method not in ("fast", "full", "reference"):
+        raise StatsError(f"method = {method!r}: unknown. Fix: use fast, full or reference.")
     cfg: dict[str, Any] = load_config(config_path) if config_path is not None else {}
     explicit = config_path is None
     if explicit and (tokenizer is None or dataset is None):
@@ -74,13 +87,36 @@ def prompt_token_stats(
         uses_vllm=None if explicit or "use_vllm" not in trl else bool(trl["use_vllm"]),
     )
     preflight(plan.cfg, plan.tokenizer, plan.specs)
+    with _datasets_bars(progress):
+        if method == "reference":
+            return measure(plan, num_proc=num_proc, batch_size=batch_size, top=top)
+        return measure_fast(plan, method=method, backend=backend, batch_size=batch_size, top=top, progress=progress,
+                            num_proc=num_proc)
+
+
+@contextmanager
+def _datasets_bars(progress: bool):
+    """Hide `datasets`' bars when asked, without importing it (it costs seconds) if unused."""
+    if progress:
+        yield
+        return
+    if "datasets" not in sys.modules:
+        old = os.environ.get("HF_DATASETS_DISABLE_PROGRESS_BARS")
+        os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
+        try:
+            yield
+        finally:
+            if old is None:
+                os.environ.pop("HF_DATASETS_DISABLE_PROGRESS_BARS", None)
+            else:
+                os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = old
+        return
     import datasets
 
     bars_were_on = datasets.is_progress_bar_enabled()
-    if not progress:
-        datasets.disable_progress_bars()
+    datasets.disable_progress_bars()
     try:
-        return measure(plan, num_proc=num_proc, batch_size=batch_size, top=top)
+        yield
     finally:
         if bars_were_on:
             datasets.enable_progress_bars()
@@ -123,6 +159,83 @@ def measure(plan: Plan, *, num_proc: int | None = None, batch_size: int = 1000, 
         "max_completion_length_from": completion_from,
     }
     return build_report(counts, longest, completion, plan.max_model_len, info, plan.uses_vllm)
+
+
+def measure_fast(plan: Plan, *, method: str = "fast", backend: str = "auto", batch_size: int = 2048,
+                 top: int = 5, progress: bool = True, num_proc: int | None = None) -> BudgetReport:
+    """Count every prompt of a plan with the streaming counter (`engine`), loading only
+    `tokenizers` and jinja2 when the tokenizer is cached (`light`)."""
+    from .engine import count_entry
+    from .fastcount import Counter
+
+    key, source = plan.tokenizer
+    light, tok = _light_tokenizer(plan.cfg, source, key)
+    if light is None:  # a slow (Python) tokenizer: only the transformers path counts it exactly
+        return measure(plan, batch_size=batch_size, top=top)
+    counter = None
+    counts = np.zeros(0, dtype=np.int64)
+    candidates = []
+    for i, spec in enumerate(plan.specs):
+        row_transform = load_transform(spec, plan.cfg, i, tok)
+        if "tokenizer" in row_transform.fn_kwargs and tok is None:  # the transform wants the real tokenizer
+            tok = _hf_tokenizer(plan.cfg, source, key)
+            row_transform = load_transform(spec, plan.cfg, i, tok)
+        if counter is None:
+            counter = Counter(light, method, backend, cache=_cache_dir())
+        counted = count_entry(spec, i, counter, row_transform, batch_size=batch_size, top=top, progress=progress,
+                              num_proc=num_proc)
+        counts = _add(counts, counted.counts)
+        candidates += counted.longest
+    longest = sorted(candidates, key=lambda p: (-p.tokens, p.dataset, p.row))[:top]
+    completion, completion_from = plan.completion
+    info = {
+        "config": plan.config_path,
+        "tokenizer": source if isinstance(source, str) else type(source).__name__,
+        "chat_template": light.template_name,
+        "datasets": [s.describe() for s in plan.specs],
+        "max_completion_length_from": completion_from,
+    }
+    report = build_report(counts, longest, completion, plan.max_model_len, info, plan.uses_vllm)
+    report.counting = {"method": method, "backend": counter.middles.name, "split_rows": counter.tally.split,
+                       "whole_rows": counter.tally.whole + counter.tally.plain,
+                       "notes": sorted(counter.tally.notes), "why_backend": counter.backend_note}
+    return report
+
+
+def _cache_dir():
+    from .light import cache_dir
+
+    return cache_dir()
+
+
+def _hf_tokenizer(cfg: dict[str, Any], source: Any, key: str):
+    tok = load_tokenizer(cfg, source, key)
+    apply_chat_template_choice(tok, cfg)
+    return tok
+
+
+def _light_tokenizer(cfg: dict[str, Any], source: Any, key: str):
+    """(light tokenizer, or None for a slow tokenizer; the transformers tokenizer if one was loaded)."""
+    from . import light
+
+    if not isinstance(source, (str, Path)):
+        name = apply_chat_template_choice(source, cfg)
+        return (light.from_hf(source, name) if hasattr(source, "backend_tokenizer") else None), source
+    if cfg.get("tokenizer_use_fast") is False or cfg.get("trust_remote_code"):
+        return None, None  # a Python tokenizer, or remote code that may tokenize outside the Rust backend
+    cache_key = light.key_for(cfg, str(source))
+    if cache_key:
+        cached = light.load_cached(cache_key)
+        if cached is not None:
+            return cached, None
+    tok = load_tokenizer(cfg, source, key)
+    name = apply_chat_template_choice(tok, cfg)
+    if not hasattr(tok, "backend_tokenizer"):
+        return None, tok
+    found = light.from_hf(tok, name)
+    if cache_key:
+        light.save(cache_key, found)
+    return found, tok
 
 
 def report_from_config(path: str | Path, **overrides: Any) -> BudgetReport:

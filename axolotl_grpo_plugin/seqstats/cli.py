@@ -58,10 +58,17 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument("--top", type=_positive, default=5, metavar="K", help="longest prompts to list (default 5)")
     output.add_argument("--no-progress", action="store_true", help="hide progress bars")
     speed = parser.add_argument_group("speed")
+    speed.add_argument("--method", choices=("fast", "full", "reference"), default="fast",
+                       help="fast: the template's fixed text counted once, only the varying text tokenized, "
+                       "rows where that is not provably exact counted whole (default); full: every prompt "
+                       "rendered and tokenized whole; reference: transformers + datasets.map as before. "
+                       "All three give the same counts")
     speed.add_argument("--num-proc", type=_positive, metavar="N",
-                       help="processes for datasets.map (default: 1 below 50,000 rows, else one per CPU, up to 8)")
-    speed.add_argument("--batch-size", type=_positive, default=1000, metavar="N",
-                       help="prompts rendered and tokenized per batch (default 1000)")
+                       help="worker processes: for a JSON-lines file of 16 MiB or more (fast/full) the default is "
+                       "one per CPU, up to 8; with --method reference, datasets.map processes (default: 1 below "
+                       "50,000 rows, else one per CPU, up to 8)")
+    speed.add_argument("--batch-size", type=_positive, default=2048, metavar="N",
+                       help="prompts rendered and tokenized per batch (default 2048)")
     return parser
 
 
@@ -81,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             transform=args.transform, chat_template=args.chat_template,
             max_completion_length=args.max_completion_length, max_model_len=args.max_model_len,
             num_proc=args.num_proc, batch_size=args.batch_size, top=args.top,
-            progress=not args.no_progress,
+            progress=not args.no_progress, method=args.method,
         )
     except PluginError as exc:
         return exit_for(exc)

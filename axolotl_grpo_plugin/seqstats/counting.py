@@ -181,11 +181,16 @@ def preview(tokenizer, rows, transform: RowTransform, dataset_key: str, dataset_
     for tokens, row in longest:
         record = rows[row]
         prompt = prompts_of({k: [v] for k, v in record.items()}, transform, dataset_key, row)[0]
-        text = prompt[-1].get("content", "") if is_conversational(prompt) else str(prompt)
-        if not isinstance(text, str):
-            text = str(text)
-        text = " ".join(text.split())
-        if len(text) > PREVIEW_CHARS:
-            text = "..." + text[-(PREVIEW_CHARS - 3):]
-        found.append(LongPrompt(dataset_idx, row, tokens, text))
+        found.append(LongPrompt(dataset_idx, row, tokens, preview_text(prompt)))
     return found
+
+
+def preview_text(prompt: Any) -> str:
+    """The end of a prompt's last message on one line."""
+    text = prompt[-1].get("content", "") if is_conversational(prompt) else str(prompt)
+    if not isinstance(text, str):
+        text = str(text)
+    text = " ".join(text.split())
+    if len(text) > PREVIEW_CHARS:
+        text = "..." + text[-(PREVIEW_CHARS - 3):]
+    return text

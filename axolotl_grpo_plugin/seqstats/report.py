@@ -58,6 +58,7 @@ class BudgetReport:
     verdict: Verdict
     source: dict[str, Any] = field(default_factory=dict)
     length_counts: np.ndarray | None = field(default=None, repr=False)
+    counting: dict[str, Any] = field(default_factory=dict)  # how the rows were counted (method, backend)
 
     def percentile(self, q: float) -> int:
         return percentile_from_counts(self.length_counts, q)
@@ -76,6 +77,7 @@ class BudgetReport:
             "verdict": self.verdict.line,
             "longest": [asdict(p) for p in self.longest],
             "source": dict(self.source),
+            "counting": dict(self.counting),
         }
 
 
