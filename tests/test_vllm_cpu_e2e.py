@@ -155,5 +155,7 @@ def test_without_the_push_vllm_drifts_and_the_metric_shows_it(mode, hd32_model, 
     assert f"{SKIP_ENV}=1: weights are NOT pushed" in output
     assert steps[0][LOGP_DIFF] < IN_SYNC, steps  # both still on the base weights
     assert max(step[LOGP_DIFF] for step in steps[1:]) > OUT_OF_SYNC, steps
+    assert "weight-sync guard: vLLM is not generating from the weights being trained" in output, \
+        output[-4000:]  # the guard (vllm/sync_guard.py) diagnoses it in the run's own log
     if mode == "server":
         assert PUSH_MARK not in (out / "vllm-server.log").read_text(errors="replace")
