@@ -10,7 +10,7 @@ keys" table is generated from the field descriptions below
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -125,11 +125,12 @@ class GRPOPluginSettings(BaseModel):
             "Read by vllm/relaunch.py."
         ),
     )
-    vllm_gpus: list[int] | None = Field(
+    vllm_gpus: list[Annotated[int, Field(ge=0)]] | None = Field(
         default=None,
         description=(
             "GPU ids (as nvidia-smi numbers them) reserved for the autostarted vLLM server. "
             "Default: the last vllm.tensor_parallel_size x vllm.data_parallel_size visible GPUs. "
+            "Each must be a GPU the launch sees (`check --gpus N` describes the machine). "
             "Read by vllm/autostart.py."
         ),
     )
