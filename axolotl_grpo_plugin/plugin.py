@@ -39,12 +39,12 @@ class GRPOPlugin(BasePlugin):
 
         if autostart.is_server_child():
             return  # the autostarted server loads the config the trainer already checked
-        # First: the checks count this launch's processes, and the relaunch may change them.
-        relaunch.relaunch_if_needed(cfg)
-        launch = current_launch()
-        if not autostart.is_training_process():
-            launch = replace(launch, gpus=None)  # `axolotl preprocess` & co. start no server
         with reported_as_exit():
+            # First: the checks count this launch's processes, and the relaunch may change them.
+            relaunch.relaunch_if_needed(cfg)
+            launch = current_launch()
+            if not autostart.is_training_process():
+                launch = replace(launch, gpus=None)  # `axolotl preprocess` & co. start no server
             for warning in prepare_config(cfg, launch):
                 LOG.warning(warning)
             autostart.on_register(cfg)

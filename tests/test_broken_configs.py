@@ -70,7 +70,11 @@ def run_register(cfg: dict, launch: dict, monkeypatch) -> str | None:
     monkeypatch.setattr(launch_module, "cuda_gpu_count", lambda: gpus)
     monkeypatch.setattr(autostart, "cuda_gpu_count", lambda: gpus)
     monkeypatch.setattr(autostart, "is_training_process", lambda *a, **k: True)
-    monkeypatch.setattr(relaunch, "relaunch_if_needed", lambda cfg: None)
+    # The relaunch step reads the config first: planning one must not crash on it either
+    # (it never execs here: pytest is not `axolotl.cli.train`).
+    relaunch.plan_relaunch(copy.deepcopy(cfg), {relaunch.ACCELERATE_LAUNCH_MARK: "1", "WORLD_SIZE": procs,
+                                                "LOCAL_WORLD_SIZE": procs}, lambda: gpus, [],
+                           main_module=relaunch.TRAIN_MODULE)
 
     def no_server(path):
         raise AssertionError("the training path accepted the config and would start a server")
@@ -119,6 +123,7 @@ def test_the_corpus_is_large_and_covers_both_launches():
     assert len({row["key"] for row in ROWS}) >= 50
 
 
+@pytest.mark.slow  # a real `axolotl train` each (about 30 s alone, minutes on a loaded machine)
 @pytest.mark.parametrize("row", [r for r in ROWS if r.get("train")], ids=row_id)
 def test_axolotl_train_refuses_before_the_model_loads(row, model_dir, tmp_path):
     cfg = broken(row, model_dir)
