@@ -102,6 +102,7 @@ def model_dir(embedded_model_dir):
 @pytest.mark.parametrize("row", ROWS, ids=row_id)
 def test_check_and_training_refuse_alike(row, model_dir, tmp_path, monkeypatch):
     monkeypatch.chdir(REPO_ROOT)
+    monkeypatch.syspath_prepend(str(Path(__file__).parent / "data"))  # broken_transforms.py
     cfg = broken(row, model_dir)
     cfg["output_dir"] = str(tmp_path / "out")
     path = tmp_path / "broken.yaml"
