@@ -13,6 +13,7 @@ import pytest
 from axolotl_grpo_plugin.config.names import resolve_names
 from axolotl_grpo_rewards.errors import RewardContractError
 
+
 MODULE = textwrap.dedent('''
     import math
 
