@@ -141,3 +141,25 @@ def test_axolotl_train_refuses_before_the_model_loads(row, model_dir, tmp_path):
     assert proc.returncode != 0 and not steps, text[-3000:]
     assert names(text, row["key"]), text[-3000:]
     assert not [line for line in text.splitlines() if any(m in line for m in MODEL_LOADING)], text[-3000:]
+
+
+def test_check_defaults_to_the_gpus_the_launch_needs():
+    from axolotl_grpo_plugin.check import default_gpus
+
+    gsm8k = yaml.safe_load((REPO_ROOT / BASES["gsm8k"]).read_text())  # vllm_autostart, 1 server GPU
+    assert default_gpus(gsm8k, 1, has_gpu=True) == 2
+    assert default_gpus({**gsm8k, "vllm": {"tensor_parallel_size": 2}}, 3, has_gpu=True) == 5
+    assert default_gpus({**gsm8k, "grpo_plugin": {}}, 3, has_gpu=True) == 3
+    assert default_gpus(gsm8k, 1, has_gpu=False) == 0
+
+
+def test_the_training_launch_reads_the_gpus_it_sees(monkeypatch):
+    from axolotl_grpo_plugin import launch as launch_module
+
+    monkeypatch.setattr(launch_module, "cuda_gpu_count", lambda: 3)
+    monkeypatch.setattr(launch_module, "machine_gpu_count", lambda: 4)
+    pinned = launch_module.current_launch({"CUDA_VISIBLE_DEVICES": "1,2,3", "WORLD_SIZE": "3",
+                                           "LOCAL_WORLD_SIZE": "3"}, argv=["x"])
+    assert (pinned.gpus, pinned.processes, pinned.node_processes, pinned.machine_gpus) == (("1", "2", "3"), 3, 3, 4)
+    plain = launch_module.current_launch({}, argv=["x"])
+    assert (plain.gpus, plain.machine_gpus) == (("0", "1", "2"), 3)
