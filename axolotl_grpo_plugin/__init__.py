@@ -5,7 +5,8 @@ is cheap; Axolotl is only imported when the plugin class is asked for.
 
 Registered rewards and transforms are reachable as `axolotl_grpo_plugin.reward_NAME`
 and `axolotl_grpo_plugin.transform_NAME`, the import paths the plugin writes into
-the config so Axolotl's own loaders find them.
+the config so Axolotl's own loaders find them. A reward given as an import path
+(`my_module.my_reward`) is served, contained, as `axolotl_grpo_plugin.reward_path__my_module__my_reward`.
 """
 
 __version__ = "0.1.0"
@@ -16,7 +17,13 @@ def __getattr__(name: str):
         from .plugin import GRPOPlugin
 
         return GRPOPlugin
-    from .registry import REWARDS, TRANSFORMS, UnknownNameError
+    from .registry import PATH_PREFIX, REWARDS, TRANSFORMS, UnknownNameError, load_path_reward
+
+    if name.startswith(PATH_PREFIX):
+        try:
+            return load_path_reward(name)
+        except (ImportError, AttributeError, ValueError) as exc:
+            raise AttributeError(f"{name}: {type(exc).__name__}: {exc}") from None
 
     for registry in (REWARDS, TRANSFORMS):
         if name.startswith(registry.attr_prefix):

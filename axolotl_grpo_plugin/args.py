@@ -10,7 +10,7 @@ keys" table is generated from the field descriptions below
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -125,11 +125,12 @@ class GRPOPluginSettings(BaseModel):
             "Read by vllm/relaunch.py."
         ),
     )
-    vllm_gpus: list[int] | None = Field(
+    vllm_gpus: list[Annotated[int, Field(ge=0)]] | None = Field(
         default=None,
         description=(
             "GPU ids (as nvidia-smi numbers them) reserved for the autostarted vLLM server. "
             "Default: the last vllm.tensor_parallel_size x vllm.data_parallel_size visible GPUs. "
+            "Each must be a GPU id the machine has (`check --gpus N` says how many). "
             "Read by vllm/autostart.py."
         ),
     )
@@ -221,8 +222,25 @@ def settings(cfg: Any) -> GRPOPluginSettings:
     try:
         return GRPOPluginSettings.model_validate(known)
     except ValidationError as exc:
-        raise GRPOConfigError([
-            Problem(f"{SECTION}.{'.'.join(map(str, err['loc']))}", err.get("input"), f"{err['msg']}.",
-                    f"give a valid value (each key's meaning and default: {PLUGIN_KEYS_DOC})")
-            for err in exc.errors()
-        ]) from None
+        raise GRPOConfigError(_problems(exc)) from None
+
+
+def _problems(exc: ValidationError) -> list[Problem]:
+    """One Problem per key: pydantic's union-member tags (`bool`, `EvalAtEndSettings`) dropped,
+    list indices as `[i]`, the alternatives of a union merged, a shallower alternative of a
+    deeper error (`weight_sync_guard` vs `weight_sync_guard.threshold`) left out."""
+    fields = {*GRPOPluginSettings.model_fields, *EvalAtEndSettings.model_fields, *WeightSyncGuardSettings.model_fields}
+    found: dict[str, tuple[Any, list[str]]] = {}
+    for err in exc.errors():
+        key = SECTION
+        for part in err["loc"]:
+            if isinstance(part, int):
+                key += f"[{part}]"
+            elif part in fields:
+                key += f".{part}"
+        value, messages = found.setdefault(key, (err.get("input"), []))
+        if err["msg"] not in messages:
+            messages.append(err["msg"])
+    keys = [k for k in found if not any(o != k and o.startswith(k + ".") for o in found)]
+    return [Problem(k, found[k][0], " or ".join(found[k][1]) + ".",
+                    f"give a valid value (each key's meaning and default: {PLUGIN_KEYS_DOC})") for k in keys]

@@ -1,8 +1,10 @@
 """Check a GRPO config without loading a model: `python -m axolotl_grpo_plugin.check CONFIG`.
 
-Runs the plugin's checks, then Axolotl's own schema validation with the plugin
-merged in, for the launch you describe (GPU or CPU, number of training
-processes). Nothing is downloaded and no GPU is needed, so a config can be
+Runs the plugin's checks (the same ones `axolotl train` runs before the model
+loads: values, batch arithmetic, rewards, local datasets and their transforms,
+the vLLM autostart GPU layout), then Axolotl's own schema validation with the
+plugin merged in, for the launch you describe (GPU or CPU, training processes,
+visible GPUs). Nothing is downloaded and no GPU is needed, so a config can be
 checked on a laptop before renting the GPUs.
 """
 
@@ -57,6 +59,24 @@ def layout_line(raw: dict[str, Any], processes: int) -> str:
         trl.get("generation_batch_size"))
 
 
+def default_gpus(raw: dict[str, Any], processes: int, has_gpu: bool) -> int:
+    """The GPUs a launch of `processes` trainers needs: theirs, plus the autostarted server's."""
+    from .args import settings
+    from .config.values import read
+    from .errors import GRPOConfigError
+
+    if not has_gpu:
+        return 0
+    try:
+        autostart = settings(raw).vllm_autostart
+    except GRPOConfigError:
+        autostart = False  # the checks report the bad value
+    if not autostart:
+        return processes
+    server = (read(raw, "vllm.tensor_parallel_size", 1) or 1) * (read(raw, "vllm.data_parallel_size", 1) or 1)
+    return processes + server
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m axolotl_grpo_plugin.check",
@@ -75,14 +95,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--processes", type=int, default=1,
                         help="training processes (GPUs running the trainer, not the vLLM one); "
                         "default 1")
+    parser.add_argument("--gpus", type=int, default=None,
+                        help="GPUs the launch sees, for the vLLM autostart layout (which GPU the server "
+                        "gets, whether the training processes fit beside it); default: --processes, plus "
+                        "the server's GPUs when grpo_plugin.vllm_autostart is on; 0 with --cpu")
     args = parser.parse_args(argv)
+    if args.processes < 1 or (args.gpus is not None and args.gpus < 0):
+        parser.error("--processes must be 1 or more and --gpus 0 or more")
     if args.has_gpu is None:
         import torch
 
         args.has_gpu = torch.cuda.is_available()
     try:
         raw = load_yaml(args.config)
-        _, warnings = validate_with_axolotl(raw, Launch(args.processes, args.has_gpu))
+        gpus = default_gpus(raw, args.processes, args.has_gpu) if args.gpus is None else args.gpus
+        launch = Launch(args.processes, args.has_gpu, gpus=tuple(str(i) for i in range(gpus)), machine_gpus=gpus)
+        _, warnings = validate_with_axolotl(raw, launch)
         layout = layout_line(raw, args.processes)
     except PluginError as exc:
         return exit_for(exc)
@@ -92,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     for warning in warnings:
         print(f"warning: {warning}")
     where = "GPU" if args.has_gpu else "CPU"
-    print(f"OK: {args.config} is valid for {args.processes} training process(es) on {where}.")
+    seen = f", {len(launch.gpus)} GPU(s) visible" if args.has_gpu else ""
+    print(f"OK: {args.config} is valid for {args.processes} training process(es) on {where}{seen}.")
     print(f"layout: {layout}")
     return 0
 

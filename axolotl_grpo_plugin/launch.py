@@ -25,6 +25,15 @@ class Launch:
 
     processes: int | None = 1  # None: not a training launch (e.g. `axolotl vllm-serve`)
     has_gpu: bool = True
+    # GPU ids this launch sees (CUDA_VISIBLE_DEVICES order); None: unknown, the GPU layout of
+    # vLLM autostart is not checked (a process that starts no server, e.g. `axolotl preprocess`).
+    gpus: tuple[str, ...] | None = None
+    local_processes: int | None = None  # training processes on this node; None: all of them
+    machine_gpus: int | None = None  # GPUs on this machine (nvidia-smi numbering); None: unknown
+
+    @property
+    def node_processes(self) -> int:
+        return int(self.local_processes or self.processes or 1)
 
 
 def current_launch(env: Mapping[str, str] = os.environ, argv: list[str] | None = None) -> Launch:
@@ -32,7 +41,12 @@ def current_launch(env: Mapping[str, str] = os.environ, argv: list[str] | None =
     argv = sys.argv if argv is None else argv
     world_size = env.get("WORLD_SIZE")
     serving = not world_size and any(a.replace("_", "-") == "vllm-serve" for a in argv[1:3])
-    return Launch(processes=None if serving else int(world_size or 1), has_gpu=cuda_gpu_count() > 0)
+    from .vllm.gpus import visible_gpus
+
+    count = cuda_gpu_count()
+    return Launch(processes=None if serving else int(world_size or 1), has_gpu=count > 0,
+                  gpus=tuple(visible_gpus(env, lambda: count)), local_processes=local_processes(env),
+                  machine_gpus=count if env.get("CUDA_VISIBLE_DEVICES") is None else machine_gpu_count())
 
 
 def global_rank(env: Mapping[str, str] = os.environ) -> int:
@@ -55,3 +69,14 @@ def cuda_gpu_count() -> int:
     import torch
 
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def machine_gpu_count() -> int | None:
+    """GPUs on the machine whatever CUDA_VISIBLE_DEVICES hides (NVML), None when unknown."""
+    try:
+        import torch
+
+        count = torch.cuda._raw_device_count_nvml()  # private, hence the guard: -1 on failure
+    except Exception:  # noqa: BLE001 - no NVML, no CUDA build, an API change: unknown
+        return None
+    return count if isinstance(count, int) and count >= 0 else None

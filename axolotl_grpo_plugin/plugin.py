@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
+from dataclasses import replace
 
 from axolotl.integrations.base import BasePlugin
 from axolotl.utils.logging import get_logger
@@ -38,10 +39,13 @@ class GRPOPlugin(BasePlugin):
 
         if autostart.is_server_child():
             return  # the autostarted server loads the config the trainer already checked
-        # First: the checks count this launch's processes, and the relaunch may change them.
-        relaunch.relaunch_if_needed(cfg)
         with reported_as_exit():
-            for warning in prepare_config(cfg, current_launch()):
+            # First: the checks count this launch's processes, and the relaunch may change them.
+            relaunch.relaunch_if_needed(cfg)
+            launch = current_launch()
+            if not autostart.is_training_process():
+                launch = replace(launch, gpus=None)  # `axolotl preprocess` & co. start no server
+            for warning in prepare_config(cfg, launch):
                 LOG.warning(warning)
             cpu.configure(cfg)  # vLLM's CPU build only: worker extension, float32
             autostart.on_register(cfg)

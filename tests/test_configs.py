@@ -31,7 +31,8 @@ def test_gsm8k_config_is_what_the_issue_asks_for(repo_root):
     assert cfg["wandb_project"] and "sequence_len" not in cfg
 
 
-def test_smoke_config_validates_for_cpu(repo_root):
+def test_smoke_config_validates_for_cpu(repo_root, embedded_model_dir):
+    # check refuses a base_model directory that is not there: build the embedded model first
     proc = run_check(repo_root, "configs/smoke.yaml", "--cpu")
     assert proc.returncode == 0, proc.stderr[-3000:]
 

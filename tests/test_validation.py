@@ -45,6 +45,11 @@ def config(**changes):
 _DELETE = object()
 
 
+def checked(cfg, launch=GPU1):
+    """prepare_config's warnings, less the one saying the Hub dataset was not dry-run."""
+    return [w for w in prepare_config(cfg, launch) if "is not a local file" not in w]
+
+
 def problems(cfg, launch=GPU1):
     with pytest.raises(GRPOConfigError) as err:
         prepare_config(cfg, launch)
@@ -53,17 +58,23 @@ def problems(cfg, launch=GPU1):
 
 def test_valid_config_rewrites_short_names():
     cfg = config()
-    assert prepare_config(cfg, GPU1) == []
+    hub_only = ["datasets[0].path = 'openai/gsm8k' is not a local file: its transform and columns are "
+                "checked when training loads it, not by the config checks."]
+    assert prepare_config(cfg, GPU1) == hub_only
     assert cfg["trl"]["reward_funcs"][0] == "axolotl_grpo_plugin.reward_correctness"
     assert cfg["datasets"][0]["type"] == "axolotl_grpo_plugin.transform_gsm8k"
     # running twice (every rank calls register) is harmless
-    assert prepare_config(cfg, GPU1) == []
+    assert prepare_config(cfg, GPU1) == hub_only
 
 
 def test_dotted_reward_paths_and_reward_models_pass_through():
-    cfg = config(trl__reward_funcs=["axolotl_grpo_rewards.gsm8k.int_reward_func", "OpenAssistant/reward-model-deberta"])
+    cfg = config(trl__reward_funcs=[
+        "axolotl_grpo_plugin.reward_path__axolotl_grpo_rewards__gsm8k__int_reward_func",  # contained
+        "OpenAssistant/reward-model-deberta"])
     prepare_config(cfg, GPU1)
-    assert cfg["trl"]["reward_funcs"] == ["axolotl_grpo_rewards.gsm8k.int_reward_func", "OpenAssistant/reward-model-deberta"]
+    assert cfg["trl"]["reward_funcs"] == [
+        "axolotl_grpo_plugin.reward_path__axolotl_grpo_rewards__gsm8k__int_reward_func",  # contained
+        "OpenAssistant/reward-model-deberta"]
 
 
 @pytest.mark.parametrize("processes, mbs, gas, groups, valid", [
@@ -76,7 +87,7 @@ def test_num_generations_divisibility(processes, mbs, gas, groups, valid):
     cfg = config(micro_batch_size=mbs, gradient_accumulation_steps=gas, trl__num_generations=groups)
     batch = mbs * gas * processes
     if valid:
-        assert prepare_config(cfg, Launch(processes, True)) == []
+        assert checked(cfg, Launch(processes, True)) == []
         return
     err = problems(cfg, Launch(processes, True))
     (problem,) = err.problems
@@ -100,7 +111,7 @@ def test_three_processes_cannot_use_eight_generations():
 def test_explicit_generation_batch_size():
     err = problems(config(micro_batch_size=4, trl__generation_batch_size=10), Launch(2, True))
     assert err.problems[0].key == "trl.generation_batch_size"
-    assert prepare_config(config(micro_batch_size=4, trl__generation_batch_size=32), Launch(2, True)) == []
+    assert checked(config(micro_batch_size=4, trl__generation_batch_size=32), Launch(2, True)) == []
 
 
 def test_single_generation_is_rejected():
@@ -166,7 +177,7 @@ def test_half_precision_without_gpu(changes, key):
 
 
 def test_fp32_on_cpu_is_fine_and_vllm_on_cpu_is_not():
-    assert prepare_config(config(bf16=False, fp16=False), CPU) == []
+    assert checked(config(bf16=False, fp16=False), CPU) == []
     err = problems(config(bf16=False, fp16=False, trl__use_vllm=True), CPU)
     assert err.problems[0].key == "trl.use_vllm"
 
@@ -202,7 +213,7 @@ def test_vllm_without_mode_warns_that_trl_colocates():
 
 def test_batch_check_is_skipped_outside_training_launches():
     cfg = config(micro_batch_size=5)
-    assert prepare_config(cfg, Launch(processes=None, has_gpu=True)) == []
+    assert checked(cfg, Launch(processes=None, has_gpu=True)) == []
 
 
 def test_sequence_len_is_flagged_as_unused():

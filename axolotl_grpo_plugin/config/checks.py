@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Callable, MutableMapping
+from pathlib import Path
 from typing import Any
 
 from .. import defaults
@@ -20,7 +21,7 @@ from ..errors import GRPOConfigError, Problem
 from ..launch import Launch
 from ..vllm.cpu import check_cpu_vllm, is_cpu_vllm
 from ..vllm.sync_guard import check_sleep_mode
-from . import trl_args
+from . import dry_run, trl_args, values
 from .batching import generation_batch_size, micro_batch_sizes_for, valid_num_generations
 from .load import section as _section
 from .names import resolve_names
@@ -63,9 +64,14 @@ def check_section_keys(cfg, launch: Launch) -> list[Problem]:
     return problems
 
 
+def check_values(cfg, launch: Launch) -> list[Problem]:
+    """Type and range of every key the checks compute with (config/values.py)."""
+    return values.problems(cfg)
+
+
 def check_completion_length(cfg, launch: Launch) -> list[Problem]:
-    if _section(cfg, "trl").get("max_completion_length"):
-        return []
+    if values.raw(cfg, "trl.max_completion_length") is not values.UNSET:
+        return []  # a wrong value is reported by check_values
     return [Problem("trl.max_completion_length", None,
                     "without it every completion may run to the model's length limit: slow, and "
                     "vLLM rejects prompts that no longer fit.",
@@ -75,17 +81,13 @@ def check_completion_length(cfg, launch: Launch) -> list[Problem]:
 def check_batch(cfg, launch: Launch) -> list[Problem]:
     """TRL: num_generations divides the generation batch. Axolotl 0.19 also wants at least
     one whole group per training process (batch >= num_generations x processes)."""
-    trl = _section(cfg, "trl")
-    groups = trl.get("num_generations") or defaults.NUM_GENERATIONS
-    mbs = cfg.get("micro_batch_size") or 1
-    gas = cfg.get("gradient_accumulation_steps") or 1
-    if launch.processes is None or not all(isinstance(v, int) for v in (groups, mbs, gas)):
-        return []
+    groups = values.read(cfg, "trl.num_generations", defaults.NUM_GENERATIONS)
+    mbs = values.read(cfg, "micro_batch_size", 1)
+    gas = values.read(cfg, "gradient_accumulation_steps", 1)
+    explicit = values.read(cfg, "trl.generation_batch_size", 0)
+    if launch.processes is None or None in (groups, mbs, gas, explicit):
+        return []  # a wrong value is reported by check_values
     procs = max(int(launch.processes), 1)
-    if groups < 2:
-        return [Problem("trl.num_generations", groups, "GRPO needs at least 2 completions per prompt "
-                        "to compute an advantage.", "set trl.num_generations to 2 or more (8-16 is usual)")]
-    explicit = trl.get("generation_batch_size")
     step_batch = mbs * procs
     if explicit:
         if explicit % step_batch:
@@ -124,12 +126,11 @@ def _at_least(multiple: int, floor: int) -> int:
 
 def check_eval_batch(cfg, groups: int, procs: int) -> list[Problem]:
     """TRL also groups evaluation completions: eval_batch_size x processes must divide."""
-    if not (cfg.get("val_set_size") or cfg.get("test_datasets")):
+    if not (values.read(cfg, "val_set_size", 0) or cfg.get("test_datasets")):
         return []
-    trl = _section(cfg, "trl")
-    eval_groups = trl.get("num_generations_eval") or groups
-    eval_mbs = cfg.get("eval_batch_size") or cfg.get("micro_batch_size") or 1
-    if not isinstance(eval_mbs, int) or (eval_mbs * procs) % eval_groups == 0:
+    eval_groups = values.read(cfg, "trl.num_generations_eval", groups)
+    eval_mbs = values.read(cfg, "eval_batch_size", values.read(cfg, "micro_batch_size", 1))
+    if eval_groups is None or eval_mbs is None or (eval_mbs * procs) % eval_groups == 0:
         return []
     fits = micro_batch_sizes_for(eval_groups, 1, procs)
     return [Problem("eval_batch_size", eval_mbs,
@@ -161,8 +162,7 @@ def check_precision(cfg, launch: Launch) -> list[Problem]:
 
 
 def check_reward_weights(cfg, launch: Launch) -> list[Problem]:
-    trl = _section(cfg, "trl")
-    weights, funcs = trl.get("reward_weights"), trl.get("reward_funcs")
+    weights, funcs = values.read(cfg, "trl.reward_weights"), values.read(cfg, "trl.reward_funcs")
     if weights is None or funcs is None or len(weights) == len(funcs):
         return []
     return [Problem("trl.reward_weights", weights,
@@ -195,6 +195,52 @@ def check_vllm_autostart(cfg, launch: Launch) -> list[Problem]:
     return autostart_problems(cfg) if wanted else []
 
 
+def check_gpu_layout(cfg, launch: Launch) -> list[Problem]:
+    """vLLM autostart: the reserved GPUs exist and the training processes fit beside them, for
+    the GPUs this launch sees (at train time the machine's; in `check`, `--gpus N`)."""
+    from ..vllm.autostart import autostart_problems, config_path
+    from ..vllm.gpus import LayoutError, check_launch, plan_layout
+
+    if launch.gpus is None or launch.processes is None:
+        return []
+    try:
+        plugin = settings(cfg)
+    except GRPOConfigError:
+        return []  # reported by check_plugin_settings
+    tp, dp = values.read(cfg, "vllm.tensor_parallel_size", 1), values.read(cfg, "vllm.data_parallel_size", 1)
+    if not plugin.vllm_autostart or autostart_problems(cfg) or None in (tp, dp):
+        return []  # autostart off, or its keys already wrong
+    if launch.processes > launch.node_processes:
+        return [Problem("grpo_plugin.vllm_autostart", True,
+                        f"this launch spans several nodes ({launch.processes} processes, "
+                        f"{launch.node_processes} on this node); autostart runs one server for a "
+                        "single-node launch.",
+                        "start `axolotl vllm-serve` by hand on one node and point `trl.vllm_server_host` at it")]
+    try:
+        layout = plan_layout(launch.gpus, plugin.vllm_gpus, tp * dp, launch.machine_gpus)
+        check_launch(layout, launch.gpus, launch.node_processes, config_path(cfg))
+    except LayoutError as exc:
+        return [Problem(exc.key, exc.value, exc.message, exc.fix)]
+    return []
+
+
+def check_paths(cfg, launch: Launch) -> list[Problem]:
+    """A local `base_model` directory that is not there (Axolotl would try it as a Hub id)."""
+    from ..sources.data import looks_like_missing_path
+
+    model = cfg.get("base_model")
+    if isinstance(model, str) and looks_like_missing_path(model):
+        return [Problem("base_model", model, f"directory not found (relative paths start at {Path.cwd()}).",
+                        "correct the path, or give a Hub model id such as `Qwen/Qwen2.5-1.5B-Instruct`")]
+    return []
+
+
+def check_datasets(cfg, launch: Launch) -> list[Problem]:
+    """Each local dataset entry loads, and its transform makes rows with `prompt` and the
+    columns the rewards read (config/dry_run.py)."""
+    return dry_run.problems(cfg)
+
+
 def check_eval_at_end(cfg, launch: Launch) -> list[Problem]:
     """`grpo_plugin.eval_at_end` can find its held-out rows."""
     from ..evaluate.hook import config_problems
@@ -206,9 +252,10 @@ def check_eval_at_end(cfg, launch: Launch) -> list[Problem]:
 
 
 CHECKS: tuple[Callable[[Any, Launch], list[Problem]], ...] = (
-    check_rl, check_section_keys, check_completion_length, check_batch,
+    check_rl, check_values, check_section_keys, check_completion_length, check_batch,
     check_precision, check_reward_weights, check_trl_args, check_plugin_settings,
-    check_vllm_autostart, check_eval_at_end, check_sleep_mode, check_cpu_vllm,
+    check_vllm_autostart, check_gpu_layout, check_eval_at_end, check_sleep_mode, check_cpu_vllm,
+    check_paths, check_datasets,
 )
 
 
@@ -224,7 +271,7 @@ def fill_vllm_server_address(cfg) -> None:
     if not trl.get("vllm_server_host"):
         trl["vllm_server_host"] = defaults.VLLM_HOST if host in (None, "0.0.0.0", "::") else host
     if not trl.get("vllm_server_port"):
-        trl["vllm_server_port"] = int(vllm.get("port") or defaults.VLLM_PORT)
+        trl["vllm_server_port"] = values.read(cfg, "vllm.port", defaults.VLLM_PORT)
 
 
 def fill_generation_batch_size(cfg, launch: Launch) -> None:
@@ -239,9 +286,9 @@ def fill_generation_batch_size(cfg, launch: Launch) -> None:
     procs = max(int(launch.processes or 1), 1)
     if procs == 1 or not trl or trl.get("generation_batch_size") or trl.get("steps_per_generation"):
         return
-    mbs = cfg.get("micro_batch_size") or 1
-    gas = cfg.get("gradient_accumulation_steps") or 1
-    if isinstance(mbs, int) and isinstance(gas, int):
+    mbs = values.read(cfg, "micro_batch_size", 1)
+    gas = values.read(cfg, "gradient_accumulation_steps", 1)
+    if mbs is not None and gas is not None:
         trl["generation_batch_size"] = generation_batch_size(mbs, gas, procs)
 
 
@@ -249,12 +296,12 @@ def prepare_config(cfg: MutableMapping[str, Any], launch: Launch) -> list[str]:
     """Resolve names, fill defaults and check everything; returns warnings, raises on problems."""
     problems = resolve_names(cfg)
     for check in CHECKS:
-        problems.extend(check(cfg, launch))
+        problems.extend(p for p in check(cfg, launch) if p not in problems)
     if problems:
         raise GRPOConfigError(problems)
     fill_vllm_server_address(cfg)
     fill_generation_batch_size(cfg, launch)
-    warnings = []
+    warnings = dry_run.skipped(cfg)
     trl = _section(cfg, "trl")
     if trl.get("use_vllm") and not trl.get("vllm_mode"):
         warnings.append("`trl.use_vllm` is on without `trl.vllm_mode`: TRL 1.9 then runs vLLM colocated "

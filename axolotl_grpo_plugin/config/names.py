@@ -2,7 +2,9 @@
 
 Axolotl 0.19 treats an unimportable reward path as a Hub reward-model id (and
 fails with a confusing download error), and its RL dataset loader only imports
-`module.function`. So names are resolved here, before Axolotl sees them, and a
+`module.function`. A reward given as an import path is rewritten to its contained
+wrapper (`axolotl_grpo_plugin.reward_path__module__function`, registry/containment.py),
+unless the function sets `reward_contained = False`. So names are resolved here, before Axolotl sees them, and a
 wrong name becomes a problem that lists the registered names.
 """
 
@@ -14,17 +16,20 @@ from collections.abc import MutableMapping
 from typing import Any
 
 from ..errors import Problem
-from ..registry import REWARDS, TRANSFORMS
+from ..registry import REWARDS, TRANSFORMS, is_contained_path, path_attribute
 from ..sources.transforms import AXOLOTL_RL_STRATEGIES
 
 
 def resolve_names(cfg: MutableMapping[str, Any]) -> list[Problem]:
     """Rewrite reward and transform names in place; return what could not be resolved."""
     problems: list[Problem] = []
-    trl = cfg.get("trl") or {}
+    trl = cfg.get("trl")
+    trl = trl if hasattr(trl, "get") and hasattr(trl, "items") else {}  # a wrong type: config/values.py
     funcs = trl.get("reward_funcs") or []
     if isinstance(funcs, str):
         funcs = [funcs]
+    if not isinstance(funcs, (list, tuple)):
+        funcs = []  # the wrong type is reported by config/values.py
     resolved = []
     for i, name in enumerate(funcs):
         path, problem = _resolve_reward(name, f"trl.reward_funcs[{i}]")
@@ -33,14 +38,15 @@ def resolve_names(cfg: MutableMapping[str, Any]) -> list[Problem]:
             problems.append(problem)
     if funcs:
         trl["reward_funcs"] = resolved
-    for section in ("datasets", "test_datasets"):
-        for i, dataset in enumerate(cfg.get(section) or []):
+    for name in ("datasets", "test_datasets"):
+        entries = cfg.get(name) or []
+        for i, dataset in enumerate(entries if isinstance(entries, list) else []):
             if not hasattr(dataset, "get"):
                 continue
             kind = dataset.get("type")
             if not isinstance(kind, str):
                 continue
-            path, problem = _resolve_transform(kind, f"{section}[{i}].type")
+            path, problem = _resolve_transform(kind, f"{name}[{i}].type")
             dataset["type"] = path
             if problem:
                 problems.append(problem)
@@ -53,6 +59,8 @@ def _resolve_reward(name: Any, key: str) -> tuple[Any, Problem | None]:
                              f"use one of: {', '.join(REWARDS.names())}")
     if name in REWARDS:
         return REWARDS.import_path(name), None
+    if is_contained_path(name):
+        return name, _import_problem(key, name, "axolotl_grpo_plugin", name.split(".", 1)[1])
     if (short := REWARDS.strip_import_path(name)) != name:
         if short in REWARDS:
             return name, None
@@ -61,16 +69,33 @@ def _resolve_reward(name: Any, key: str) -> tuple[Any, Problem | None]:
         return name, None  # a local or Hub reward model, which TRL supports
     if "." in name:
         module_name, _, attr = name.rpartition(".")
-        error = _import_error(module_name, attr)
-        if error is None:
-            return name, None
-        return name, Problem(
-            key, name,
-            f"cannot import it ({error}); Axolotl would then try it as a Hub reward model.",
-            f"fix the import path, or use a registered reward: {', '.join(REWARDS.names())}",
-        )
+        problem = _import_problem(key, name, module_name, attr)
+        if problem is None:
+            return _contained_path(name, module_name, attr), None
+        return name, problem
     return name, Problem(key, name, REWARDS.unknown_message(name),
                          "use a registered name, or a `module.function` import path")
+
+
+def _import_problem(key: str, name: str, module_name: str, attr: str) -> Problem | None:
+    error = _import_error(module_name, attr)
+    if error is None:
+        return None
+    return Problem(key, name, f"cannot import it ({error}); Axolotl would then try it as a Hub reward model.",
+                   f"fix the import path, or use a registered reward: {', '.join(REWARDS.names())}")
+
+
+def _contained_path(name: str, module_name: str, attr: str) -> str:
+    """The path of the contained wrapper of an import-path reward (registry/containment.py),
+    or the path itself when the function opts out (`reward_contained = False`) or is not a
+    function (a class Axolotl instantiates, say)."""
+    fn = getattr(importlib.import_module(module_name), attr)
+    attribute = path_attribute(name)
+    if not callable(fn) or isinstance(fn, type) or attribute is None:
+        return name
+    if getattr(fn, "reward_contained", True) is False:
+        return name
+    return f"axolotl_grpo_plugin.{attribute}"
 
 
 def _resolve_transform(kind: str, key: str) -> tuple[str, Problem | None]:

@@ -82,9 +82,52 @@ def check(cfg: Mapping[str, Any]) -> list[Problem]:
             except ValidationError as exc:
                 problems.append(Problem(where, value, f"GRPOConfig expects {_type_name(fields[key])} "
                                         f"({exc.errors()[0]['msg']}).", "give a value of that type"))
+                continue
             except Exception:  # a type pydantic cannot check: TRL will
-                pass
+                continue
+            problems.extend(_range_problem(where, key, value))
     return problems
+
+
+# The ranges TRL 1.9's GRPOConfig states (its help texts and __post_init__), for the options
+# `trl_args` can pass: (low, high, low_open); None = unbounded.
+RANGES: dict[str, tuple[float | None, float | None, bool]] = {
+    "top_entropy_quantile": (0.0, 1.0, False),   # "Range: [0.0-1.0]"
+    "top_p": (0.0, 1.0, True),                   # "Must be in (0, 1]"
+    "min_p": (0.0, 1.0, False),                  # "between 0.0 and 1.0"
+    "top_k": (0, None, False),                   # "If `0`, top-k-filtering is disabled"
+    "temperature": (0.0, None, True),
+    "repetition_penalty": (0.0, None, True),
+    "num_iterations": (1, None, False),
+    "epsilon": (0.0, None, False),
+    "epsilon_high": (0.0, None, False),
+    "delta": (0.0, None, True),
+    "ref_model_mixup_alpha": (0.0, 1.0, False),
+    "ref_model_sync_steps": (1, None, False),
+    "entropy_coef": (0.0, None, False),
+    "vllm_gpu_memory_utilization": (0.0, 1.0, True),
+    "num_completions_to_print": (0, None, False),
+    "max_tool_calling_iterations": (0, None, False),
+}
+
+
+def _range_problem(where: str, key: str, value: Any) -> list[Problem]:
+    if key not in RANGES or value is None or isinstance(value, bool):
+        return []
+    low, high, low_open = RANGES[key]
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return []
+    ok = (low is None or (number > low if low_open else number >= low)) and (high is None or number <= high)
+    if ok:
+        return []
+    if high is None:
+        text = f"{'>' if low_open else '>='} {low:g}"
+    else:
+        text = f"in {'(' if low_open else '['}{low:g}, {high:g}]"
+    return [Problem(where, value, f"TRL 1.9's GRPOConfig states it must be {text}.",
+                    f"give a value {text}")]
 
 
 def report(cfg: Mapping[str, Any], trainer: Any, log: Any) -> None:

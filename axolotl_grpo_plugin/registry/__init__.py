@@ -34,6 +34,19 @@ BUILTIN_REWARDS = {
     "by_data_source": "axolotl_grpo_plugin.registry.routing:by_data_source",
 }
 
+# The dataset columns each built-in reward reads (TRL passes the row's columns as keywords);
+# the config checks dry-run the transform and refuse rows without them (config/dry_run.py).
+REWARD_COLUMNS = {
+    "correctness": ("answer",),
+    "int": (),
+    "strict_format": (),
+    "soft_format": (),
+    "xmlcount": (),
+    "countdown": ("numbers", "target"),
+    "math_boxed": ("answer",),
+    "by_data_source": ("data_source",),
+}
+
 BUILTIN_TRANSFORMS = {
     "gsm8k": "axolotl_grpo_plugin.transforms.gsm8k:load",
     "countdown": "axolotl_grpo_plugin.transforms.countdown:load",
@@ -133,6 +146,49 @@ def _contain(name: str, target: str, fn: Any, builtin: bool, import_path: str) -
     from .containment import contain  # imported on first use: keeps the registry light
 
     return contain(name, target, fn, builtin, import_path)
+
+
+# Import-path rewards (`my_module.my_reward`) are contained too: the config names them as
+# `axolotl_grpo_plugin.reward_path__my_module__my_reward`, which imports the wrapped function.
+PATH_PREFIX = "reward_path__"
+_PATH_SEP = "__"
+_path_rewards: dict[str, Any] = {}
+_path_lock = threading.Lock()
+
+
+def path_attribute(path: str) -> str | None:
+    """The package attribute that serves the contained reward at `path`; None when the path
+    cannot be spelled that way (a part holding `__`)."""
+    parts = path.split(".")
+    if len(parts) < 2 or any(not part or _PATH_SEP in part for part in parts):
+        return None
+    return PATH_PREFIX + _PATH_SEP.join(parts)
+
+
+def is_contained_path(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith(f"axolotl_grpo_plugin.{PATH_PREFIX}")
+
+
+def original_path(value: str) -> str:
+    """`axolotl_grpo_plugin.reward_path__a__b` -> `a.b`; other values unchanged."""
+    if not is_contained_path(value):
+        return value
+    return value.split(PATH_PREFIX, 1)[1].replace(_PATH_SEP, ".")
+
+
+def load_path_reward(attribute: str) -> Any:
+    """The contained wrapper of the import-path reward an attribute made by `path_attribute` names."""
+    with _path_lock:
+        if attribute in _path_rewards:
+            return _path_rewards[attribute]
+        path = attribute[len(PATH_PREFIX):].replace(_PATH_SEP, ".")
+        module_name, _, attr = path.rpartition(".")
+        fn = getattr(importlib.import_module(module_name), attr)
+        from .containment import contain_path
+
+        wrapped = contain_path(path, f"{module_name}:{attr}", fn, f"axolotl_grpo_plugin.{attribute}")
+        _path_rewards[attribute] = wrapped
+        return wrapped
 
 
 REWARDS = Registry("reward", "axolotl_grpo_plugin.rewards", BUILTIN_REWARDS, "reward_", wrap=_contain)

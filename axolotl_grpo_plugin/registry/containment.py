@@ -1,4 +1,5 @@
-"""Containment for every registered reward: model output must never break training.
+"""Containment for every registered reward, and every reward given as an import path (unless it
+opts out with ``reward_contained = False``): model output must never break training.
 
 In TRL one exception in a reward kills the step (and hangs the other ranks), a
 reward that returns too few values is silently broadcast, and nothing bounds how
@@ -202,6 +203,12 @@ class ContainedReward:
                 number = ERROR_VALUE
                 errors += 1
             values.append(number)
+        if n > 1 and all(_is_nan(value) for value in out):
+            # NaN is "not applicable" for one sample; for a whole batch it is a broken reward
+            # (every advantage of this reward is then 0): counted as errors, said once.
+            self._log_once("nan", f"returned NaN for all {n} completions of a batch (counted as errors; "
+                           "return None for 'not applicable')")
+            errors += n
         return values, errors
 
     def _contract_message(self, what: str) -> str:
@@ -298,6 +305,21 @@ def contain(name: str, target: str, fn: Any, builtin: bool, import_path: str) ->
     )
     reward.import_path = import_path
     return reward
+
+
+def contain_path(path: str, target: str, fn: Any, import_path: str) -> Any:
+    """A reward named by import path in the config, contained like a registered one, unless
+    the function opts out with ``reward_contained = False`` (then it is returned as is).
+    Isolation: the function's ``reward_isolation`` attribute, else inline (it is then
+    called with the whole batch, so a wrong-length result is caught)."""
+    if getattr(fn, "reward_contained", True) is False:
+        return fn
+    return contain(path, target, fn, builtin=getattr(fn, "reward_isolation", INLINE) == INLINE,
+                   import_path=import_path)
+
+
+def _is_nan(value: object) -> bool:
+    return isinstance(value, float) and math.isnan(value)
 
 
 def import_attribute(path: str) -> Any:

@@ -36,6 +36,7 @@ from .. import defaults
 from ..args import GRPOPluginSettings
 from ..args import settings as plugin_settings
 from ..config.load import section as _section
+from ..config.values import read
 from ..errors import GRPOConfigError, Problem
 from ..launch import (
     DISTRIBUTED_ENV,
@@ -97,8 +98,8 @@ def is_server_mode(cfg: Mapping[str, Any]) -> bool:
 
 
 def server_gpu_count(cfg: Mapping[str, Any]) -> int:
-    vllm = _section(cfg, "vllm")
-    return int(vllm.get("tensor_parallel_size") or 1) * int(vllm.get("data_parallel_size") or 1)
+    """tensor x data parallel size; a wrong value counts as 1 (config/values.py reports it)."""
+    return (read(cfg, "vllm.tensor_parallel_size", 1) or 1) * (read(cfg, "vllm.data_parallel_size", 1) or 1)
 
 
 def config_path(cfg: Mapping[str, Any]) -> str:

@@ -47,8 +47,13 @@ def visible_gpus(env: Mapping[str, str], count: Callable[[], int]) -> list[str]:
     return [str(i) for i in range(count())]
 
 
-def plan_layout(visible: Sequence[str], vllm_gpus: Sequence[int] | None, server_gpus: int = 1) -> GpuLayout:
-    """Reserve `vllm_gpus` (default: the last `server_gpus` visible GPUs) for vLLM."""
+def plan_layout(visible: Sequence[str], vllm_gpus: Sequence[int] | None, server_gpus: int = 1,
+                machine_gpus: int | None = None) -> GpuLayout:
+    """Reserve `vllm_gpus` (default: the last `server_gpus` visible GPUs) for vLLM.
+
+    `vllm_gpus` are the machine's GPU ids (nvidia-smi numbering), which need not be visible
+    to this launch (after a relaunch with `--gpu_ids`, the trainers see only theirs); with
+    `machine_gpus` (when known) an id the machine does not have is refused."""
     visible = [str(g) for g in visible]
     server_gpus = max(int(server_gpus), 1)
     if vllm_gpus is None:
@@ -64,6 +69,16 @@ def plan_layout(visible: Sequence[str], vllm_gpus: Sequence[int] | None, server_
     if not reserved or len(set(reserved)) != len(reserved):
         raise LayoutError("grpo_plugin.vllm_gpus", list(vllm_gpus), "list each reserved GPU id once.",
                           "e.g. `vllm_gpus: [1]`, or remove the key to reserve the last GPU")
+    absent = [g for g in vllm_gpus if machine_gpus is not None and not 0 <= int(g) < machine_gpus]
+    if absent:
+        raise LayoutError(
+            "grpo_plugin.vllm_gpus", list(vllm_gpus),
+            f"GPU {','.join(map(str, absent))} does not exist: the machine has {machine_gpus} GPU(s), "
+            f"numbered 0 to {machine_gpus - 1}." if machine_gpus else
+            f"GPU {','.join(map(str, absent))} does not exist: the machine has no GPU.",
+            f"reserve GPU ids below {machine_gpus} (e.g. `vllm_gpus: [{max(machine_gpus - 1, 0)}]`), or remove "
+            "the key to reserve the last GPU",
+        )
     if len(reserved) != server_gpus:
         raise LayoutError(
             "grpo_plugin.vllm_gpus", list(vllm_gpus),

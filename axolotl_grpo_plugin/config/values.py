@@ -1,0 +1,176 @@
+"""Type and range of every config value the plugin's checks and arithmetic read.
+
+The checks in `checks.py` compute with `micro_batch_size`, `num_generations`, ... and
+TRL/Axolotl fail late (after the model loads) on a zero, a negative or a word where a
+number belongs. `RULES` states each key's type and range once; `problems` turns every
+violation into a `Problem` naming key, value and fix, and `read` gives the other checks
+the value they may compute with (the default when unset, None when the value is wrong,
+never a zero read as "unset").
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import Problem
+
+
+UNSET = object()
+WRONG = object()  # under a section of the wrong type (reported for the section)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One key: its kind ("int", "number", "bool", "mapping", "list", "str"), range and fix."""
+
+    key: str
+    kind: str
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False  # low < value (else low <= value)
+    fix: str = ""
+    allow: tuple = ()  # extra accepted values (e.g. "auto")
+
+    def range_text(self) -> str:
+        if self.low is not None and self.high is not None:
+            return f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}]"
+        if self.low is not None:
+            return f"{'>' if self.low_open else '>='} {self.low:g}"
+        return ""
+
+
+def _int(key, low=1, fix="", **kw):
+    return Rule(key, "int", low=low, fix=fix, **kw)
+
+
+def _num(key, low=None, fix="", **kw):
+    return Rule(key, "number", low=low, fix=fix, **kw)
+
+
+# Axolotl/TRL keys our checks compute with, and the section shapes they are read through.
+RULES: tuple[Rule, ...] = (
+    Rule("trl", "mapping", fix="write it as `trl: {key: value, ...}`"),
+    Rule("vllm", "mapping", fix="write it as `vllm: {key: value, ...}`"),
+    Rule("datasets", "list", fix="write it as `datasets: [{path: FILE_OR_HUB_ID, type: TRANSFORM}]`"),
+    Rule("test_datasets", "list", fix="write it as `test_datasets: [{path: FILE_OR_HUB_ID, type: TRANSFORM}]`"),
+    _int("micro_batch_size", fix="set it to the prompts-x-completions each process scores per step, e.g. 4"),
+    _int("gradient_accumulation_steps", fix="set it to 1 or more (1 = one micro batch per optimizer step)"),
+    _int("eval_batch_size", fix="set it to 1 or more, or remove it to use micro_batch_size"),
+    _int("max_steps", fix="set it to 1 or more, or remove it to train for `num_epochs`"),
+    _num("num_epochs", low=0, low_open=True, fix="set it above 0, e.g. 1"),
+    _num("learning_rate", low=0, low_open=True, fix="set it above 0, e.g. 1.0e-6"),
+    _num("val_set_size", low=0, fix="set it to 0 (no split) or a fraction such as 0.05"),
+    _int("trl.num_generations", low=2, fix="set it to 2 or more (8-16 is usual): GRPO needs at least 2 "
+         "completions per prompt to compute an advantage"),
+    _int("trl.num_generations_eval", low=2, fix="set it to 2 or more, or remove it to use num_generations"),
+    _int("trl.generation_batch_size", fix="set it to a multiple of micro_batch_size x processes, or remove it"),
+    _int("trl.max_completion_length", fix="set it to the completion budget in tokens, e.g. 512"),
+    _num("trl.temperature", low=0, low_open=True, fix="set it above 0 (1.0 is TRL's default)"),
+    _num("trl.top_p", low=0, high=1, low_open=True, fix="set it in (0, 1] (1.0 keeps all tokens)"),
+    _int("trl.top_k", low=0, fix="set it to 0 (off) or more"),
+    _num("trl.min_p", low=0, high=1, fix="set it in [0, 1]"),
+    _num("trl.repetition_penalty", low=0, low_open=True, fix="set it above 0 (1.0 = no penalty)"),
+    _num("trl.beta", low=0, fix="set it to 0 (no KL term) or more"),
+    _int("trl.num_iterations", fix="set it to 1 or more"),
+    _num("trl.epsilon", low=0, fix="set it to 0 or more (0.2 is TRL's default)"),
+    _num("trl.vllm_server_timeout", low=0, low_open=True, fix="set it to the seconds to wait, e.g. 240"),
+    _int("trl.vllm_server_port", low=1, high=65535, fix="set it to a port number, e.g. 8000"),
+    Rule("trl.use_vllm", "bool", fix="set it to true or false"),
+    Rule("trl.reward_funcs", "list", fix="list one or more rewards, e.g. `reward_funcs: [correctness, xmlcount]`"),
+    Rule("trl.reward_weights", "list", fix="give one number per entry of trl.reward_funcs, e.g. `[1.0, 0.5]`"),
+    _int("vllm.port", low=1, high=65535, fix="set it to a port number, e.g. 8000"),
+    _int("vllm.tensor_parallel_size", fix="set it to 1 or more (GPUs per vLLM engine)"),
+    _int("vllm.data_parallel_size", fix="set it to 1 or more (vLLM engines)"),
+    _int("vllm.max_model_len", fix="set it to prompt + completion tokens; `python stats.py CONFIG` sizes it"),
+    _num("vllm.gpu_memory_utilization", low=0, high=1, low_open=True, fix="set it in (0, 1], e.g. 0.85"),
+    Rule("bf16", "bool", fix="set it to true, false or auto", allow=("auto",)),
+    Rule("fp16", "bool", fix="set it to true or false"),
+)
+BY_KEY = {rule.key: rule for rule in RULES}
+
+
+def raw(cfg: Mapping[str, Any], key: str) -> Any:
+    """The value at a dotted key; UNSET when it is absent, WRONG when its section is not a mapping."""
+    node: Any = cfg
+    for depth, part in enumerate(key.split(".")):
+        if not (hasattr(node, "get") and hasattr(node, "items")):
+            return WRONG if depth else UNSET
+        if node.get(part) is None:
+            return UNSET
+        node = node.get(part)
+    return node
+
+
+def coerce(rule: Rule, value: Any) -> tuple[Any, str | None]:
+    """(the value as the checks compute with it, None) or (None, what is wrong)."""
+    if value in rule.allow and isinstance(value, str):
+        return value, None
+    kind = rule.kind
+    if kind == "mapping":
+        return (value, None) if hasattr(value, "items") else (None, "must be a mapping of keys")
+    if kind == "list":
+        if rule.key == "trl.reward_funcs" and isinstance(value, str):
+            return [value], None
+        if not isinstance(value, (list, tuple)):
+            return None, f"must be a list, not {type(value).__name__}"
+        if rule.key == "trl.reward_funcs" and not value:
+            return None, "is empty: GRPO needs at least one reward"
+        if rule.key == "trl.reward_weights":
+            if any(isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) for w in value):
+                return None, "every weight must be a finite number"
+        return list(value), None
+    if kind == "bool":
+        return (value, None) if isinstance(value, bool) else (None, "must be true or false")
+    if kind == "str":
+        return (value, None) if isinstance(value, str) else (None, "must be a string")
+    number = _number(value, integer=kind == "int")
+    if number is None:
+        return None, f"must be {'an integer' if kind == 'int' else 'a number'}"
+    low_ok = rule.low is None or (number > rule.low if rule.low_open else number >= rule.low)
+    high_ok = rule.high is None or number <= rule.high
+    if not (low_ok and high_ok):
+        return None, f"must be {rule.range_text()}"
+    return number, None
+
+
+def _number(value: Any, integer: bool) -> int | float | None:
+    """Numbers as Axolotl's schema accepts them (`1.0e-6` and `"4"` strings included), no bools."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return None
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    if integer:
+        return int(value) if float(value).is_integer() else None
+    return value
+
+
+def problems(cfg: Mapping[str, Any]) -> list[Problem]:
+    """Every key of RULES that is set with a value of the wrong type or out of range."""
+    found = []
+    for rule in RULES:
+        value = raw(cfg, rule.key)
+        if value is UNSET or value is WRONG:
+            continue
+        _, wrong = coerce(rule, value)
+        if wrong:
+            found.append(Problem(rule.key, value, f"{wrong}.", rule.fix))
+    return found
+
+
+def read(cfg: Mapping[str, Any], key: str, default: Any = None) -> Any:
+    """The value to compute with: `default` when unset, None when wrong (reported by `problems`)."""
+    value = raw(cfg, key)
+    if value is UNSET:
+        return default
+    if value is WRONG:
+        return None
+    coerced, wrong = coerce(BY_KEY[key], value)
+    return None if wrong else coerced
