@@ -65,8 +65,11 @@ class GRPOPlugin(BasePlugin):
         from .observe import attach
 
         self.eval_trackers = remember_trackers(trainer)
-        attach(cfg, trainer)
+        observer = attach(cfg, trainer)
         report(cfg, trainer, LOG)
+        from .observe import doctor  # failure signatures in the logged metrics (docs/observe.md)
+
+        doctor.attach(cfg, trainer, writer=getattr(observer, "writer", None))
         # the weight-sync watch and the /generate/ timeout (docs/vllm.md)
         from .vllm import liveness, sync_guard
 
