@@ -80,8 +80,12 @@ class DoctorSettings(BaseModel):
                                  "fraction of the run's first logged entropy: entropy collapse.")
     format_saturated: float = Field(default=0.9, gt=0, le=1, description="`observe/format_strict` "
                                     "at or above this while `observe/accuracy` stays flat.")
-    accuracy_gain: float = Field(default=0.02, ge=0, description="Accuracy must have risen by more "
-                                 "than this since the first logged step, or it counts as flat.")
+    format_steps: int = Field(default=10, ge=1, description="Logging steps the format must stay "
+                              "saturated, and the window over which accuracy is averaged, for "
+                              "format-without-correctness.")
+    accuracy_gain: float = Field(default=0.02, ge=0, description="`observe/accuracy` averaged over "
+                                 "the last `format_steps` logging steps must exceed its average over "
+                                 "the first `format_steps` by more than this, or it counts as flat.")
     length_growth: float = Field(default=2.0, gt=1, description="`completions/mean_length` at this "
                                  "many times its first logged value, with `completions/clipped_ratio` "
                                  "at or above `length_clipped`: length runaway.")

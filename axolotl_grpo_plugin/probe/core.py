@@ -136,7 +136,8 @@ def probe(config: Any, *, prompts: int = 32, generations: list[int] | None = Non
     trl = cfg.get("trl") or {}
     limit = int(trl.get("max_completion_length") or MAX_COMPLETION_LENGTH)
     group = int(trl.get("num_generations") or NUM_GENERATIONS)
-    candidates = sorted(set(generations or [group]))
+    # default: the config's G, half of it (estimated from the samples) and twice it (extrapolated)
+    candidates = sorted(set(generations or [g for g in (group // 2, group, 2 * group) if g >= 2]))
     if any(g < 2 for g in candidates):
         raise ProbeError(f"--generations {candidates}: each must be at least 2 (GRPO compares "
                          "completions within a group)")
@@ -158,7 +159,7 @@ def probe(config: Any, *, prompts: int = 32, generations: list[int] | None = Non
     problems = [problems[i] for i in chosen]
     gen = make_generator(model_path, tok, cfg, backend=backend, device=device,
                          batch_size=batch_size, seed=seed)
-    n = max(candidates)
+    n = max(generations) if generations else group
     settings = generation.SamplingSettings(
         n=n, max_new_tokens=budget,
         temperature=float(trl["temperature"] if trl.get("temperature") is not None else 1.0),

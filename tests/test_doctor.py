@@ -1,0 +1,124 @@
+"""The run doctor on metric streams recorded from real CPU runs (tests/fixtures/doctor/, made by
+bench/record_metric_stream.py), and stop-and-save in a real short `axolotl train`."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+
+from axolotl_grpo_plugin.args import DoctorSettings
+from axolotl_grpo_plugin.observe.doctor import CLIPPED, ZERO_STD, Doctor, resolve
+
+
+FIXTURES = Path(__file__).parent / "fixtures" / "doctor"
+
+
+def stream(name: str) -> list[dict]:
+    return [json.loads(line) for line in (FIXTURES / name).read_text().splitlines() if line.strip()]
+
+
+def replay(logs: list[dict], **settings) -> list[tuple[int, str]]:
+    """(logging step index, signature) of every finding over the stream."""
+    doctor = Doctor(DoctorSettings(**settings))
+    fired = []
+    for i, entry in enumerate(logs):
+        fired += [(i, f.signature) for f in doctor.observe(entry, i + 1)]
+    return fired
+
+
+def onset(logs: list[dict], test) -> int:
+    return next(i for i, entry in enumerate(logs) if test(entry))
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_truncation_fires_k_steps_after_onset(k):
+    """configs/smoke.yaml: the untrained model never ends within 32 tokens."""
+    logs = stream("smoke.jsonl")
+    start = onset(logs, lambda e: e[CLIPPED] >= 0.9)
+    fired = {sig: i for i, sig in replay(logs, steps=k)}
+    assert fired["truncation"] == start + k - 1
+
+
+def test_constant_reward_fires_zero_variance_and_zero_gradients():
+    """Only the correctness reward, which the untrained model never earns: every group ties."""
+    logs = stream("constant_reward.jsonl")
+    assert all(e[ZERO_STD] == 1.0 for e in logs)
+    fired = {sig: i for i, sig in replay(logs, steps=3)}
+    assert fired["zero_variance"] == 2
+    assert fired["zero_gradients"] == 2  # beta 0 and advantage 0: the gradient is exactly 0
+
+
+def test_nan_gradients_fire_at_once():
+    logs = stream("high_lr.jsonl")
+    start = onset(logs, lambda e: not math.isfinite(float(e["grad_norm"]))
+                  or not math.isfinite(float(e["loss"])))
+    fired = {sig: i for i, sig in replay(logs, steps=3)}
+    assert fired["nan_gradients"] == start
+
+
+def test_healthy_demo_run_raises_no_alarm():
+    """The demo's 70 steps (configs/demo.yaml, which learns) at the default thresholds."""
+    logs = stream("demo.jsonl")
+    assert len(logs) >= 60
+    assert replay(logs) == []
+
+
+def test_each_finding_fires_once_and_names_the_fix():
+    doctor = Doctor(DoctorSettings(steps=2))
+    messages = []
+    for i, entry in enumerate(stream("smoke.jsonl")):
+        messages += [f.message for f in doctor.observe(entry, i + 1)]
+    trunc = [m for m in messages if "[truncation]" in m]
+    assert len(trunc) == 1
+    assert "Fix: raise `trl.max_completion_length`" in trunc[0] and "2 logging steps" in trunc[0]
+
+
+def test_streams_without_the_metrics_are_ignored():
+    doctor = Doctor()
+    assert doctor.observe({"eval_loss": 1.0}) == []
+    assert doctor.observe({"train_runtime": 10.0, "train_loss": float("nan")}) == []
+
+
+def test_settings_resolve_and_reject_bad_values():
+    assert resolve(False) is None and resolve(None) == DoctorSettings()
+    assert resolve({"steps": 5}).steps == 5
+    from axolotl_grpo_plugin.args import settings
+    from axolotl_grpo_plugin.errors import GRPOConfigError
+
+    with pytest.raises(GRPOConfigError, match="grpo_plugin.doctor"):
+        settings({"grpo_plugin": {"doctor": {"steps": 0}}})
+
+
+# --- a real run -------------------------------------------------------------------
+
+def test_stop_and_save_in_a_real_run(embedded_model_dir, tmp_path, run_axolotl_train, repo_root):
+    """configs/smoke.yaml with `doctor.stop: true`: truncation is diagnosed at step 2, the run
+    stops there with a checkpoint, and the diagnosis is in the log, the rollout log and the report."""
+    cfg = yaml.safe_load((repo_root / "configs" / "smoke.yaml").read_text())
+    cfg.update(base_model=str(embedded_model_dir), output_dir=str(tmp_path / "out"),
+               dataset_prepared_path=str(tmp_path / "prepared"), max_steps=6)
+    cfg["datasets"][0]["path"] = str(repo_root / cfg["datasets"][0]["path"])
+    cfg["grpo_plugin"] = {"doctor": {"stop": True, "steps": 2}}
+    path = tmp_path / "stop.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    proc, steps = run_axolotl_train(path, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert len(steps) == 2, steps
+    text = proc.stdout + proc.stderr
+    assert "run doctor [truncation]" in text and "Stopping the run" in text
+    assert (tmp_path / "out" / "checkpoint-2").is_dir()
+    from axolotl_grpo_plugin.observe.rollout_log import read_rollouts
+
+    records = list(read_rollouts(tmp_path / "out"))
+    found = [r for r in records if r.get("type") == "doctor"]
+    assert [r["signature"] for r in found][:1] == ["truncation"] and found[0]["step"] == 2
+    from axolotl_grpo_plugin.report import write_report
+
+    data = write_report(records, tmp_path / "report.html", "stop")
+    page = (tmp_path / "report.html").read_text()
+    assert "Run doctor" in page and "run doctor [truncation]" in page
+    assert data.total == sum(1 for r in records if r.get("type") != "doctor")
