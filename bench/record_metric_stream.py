@@ -23,6 +23,10 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 LOG_LINE = re.compile(r"\{'loss'[^{}]*\}")
+# what the doctor and a reader of the fixture need; the rest (clip ratios, per-reward std) is dropped
+KEEP = re.compile(r"^(loss|grad_norm|reward|reward_std|frac_reward_zero_std|entropy|kl|step_time|"
+                  r"completions/(mean_length|clipped_ratio|mean_terminated_length)|"
+                  r"rewards/[^/]+/mean|observe/.*|sampling/.*)$")
 
 
 def main(argv: list[str]) -> int:
@@ -56,6 +60,8 @@ def main(argv: list[str]) -> int:
     for match in LOG_LINE.findall(text):
         row = {}
         for k, v in ast.literal_eval(match).items():
+            if not KEEP.match(k):
+                continue
             try:
                 row[k] = float(v)
             except (TypeError, ValueError):
