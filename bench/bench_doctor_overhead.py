@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from axolotl_grpo_plugin.observe.doctor import Doctor  # noqa: E402
