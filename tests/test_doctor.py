@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import run_axolotl_train
 
 from axolotl_grpo_plugin.args import DoctorSettings
 from axolotl_grpo_plugin.observe.doctor import CLIPPED, ZERO_STD, Doctor, resolve
@@ -95,7 +96,7 @@ def test_settings_resolve_and_reject_bad_values():
 
 # --- a real run -------------------------------------------------------------------
 
-def test_stop_and_save_in_a_real_run(embedded_model_dir, tmp_path, run_axolotl_train, repo_root):
+def test_stop_and_save_in_a_real_run(embedded_model_dir, tmp_path, repo_root):
     """configs/smoke.yaml with `doctor.stop: true`: truncation is diagnosed at step 2, the run
     stops there with a checkpoint, and the diagnosis is in the log, the rollout log and the report."""
     cfg = yaml.safe_load((repo_root / "configs" / "smoke.yaml").read_text())
@@ -105,7 +106,7 @@ def test_stop_and_save_in_a_real_run(embedded_model_dir, tmp_path, run_axolotl_t
     cfg["grpo_plugin"] = {"doctor": {"stop": True, "steps": 2}}
     path = tmp_path / "stop.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    proc, steps = run_axolotl_train(path, tmp_path)
+    proc, steps = run_axolotl_train(path, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert len(steps) == 2, steps
     text = proc.stdout + proc.stderr
