@@ -53,8 +53,18 @@ def test_constant_reward_fires_zero_variance_and_zero_gradients():
     assert fired["zero_gradients"] == 2  # beta 0 and advantage 0: the gradient is exactly 0
 
 
+def test_a_dead_model_fires_zero_gradients_although_groups_differ():
+    """smoke at learning_rate 1000: after one update grad_norm is 0 on every step, also on
+    steps whose groups had different rewards (frac_reward_zero_std 0)."""
+    logs = stream("lr_1000.jsonl")
+    assert any(e[ZERO_STD] == 0 and e["grad_norm"] == 0 for e in logs)
+    start = onset(logs, lambda e: e["grad_norm"] == 0)
+    fired = {sig: i for i, sig in replay(logs, steps=3)}
+    assert fired["zero_gradients"] == start + 2
+
+
 def test_nan_gradients_fire_at_once():
-    logs = stream("high_lr.jsonl")
+    logs = stream("nan.jsonl")
     start = onset(logs, lambda e: not math.isfinite(float(e["grad_norm"]))
                   or not math.isfinite(float(e["loss"])))
     fired = {sig: i for i, sig in replay(logs, steps=3)}

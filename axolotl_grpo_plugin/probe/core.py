@@ -71,6 +71,7 @@ class ProbeResult:
     recommended_max_model_len: int | None = None
     generations: list[int] = field(default_factory=list)
     wall_s: float = 0.0
+    rendered: int = 0  # training prompts after the transform (== dataset_rows when it maps 1:1)
 
     # --- per prompt ---------------------------------------------------------------
     def by_prompt(self) -> list[list[Sample]]:
@@ -136,8 +137,8 @@ def probe(config: Any, *, prompts: int = 32, generations: list[int] | None = Non
     trl = cfg.get("trl") or {}
     limit = int(trl.get("max_completion_length") or MAX_COMPLETION_LENGTH)
     group = int(trl.get("num_generations") or NUM_GENERATIONS)
-    # default: the config's G, half of it (estimated from the samples) and twice it (extrapolated)
-    candidates = sorted(set(generations or [g for g in (group // 2, group, 2 * group) if g >= 2]))
+    # default: the config's G and half of it; the config's G is always compared
+    candidates = sorted(set(generations or [g for g in (group // 2, group) if g >= 2]) | {group})
     if any(g < 2 for g in candidates):
         raise ProbeError(f"--generations {candidates}: each must be at least 2 (GRPO compares "
                          "completions within a group)")
@@ -155,11 +156,12 @@ def probe(config: Any, *, prompts: int = 32, generations: list[int] | None = Non
     tok = load_tokenizer(cfg, model_path)
     rows = sum(len(load_rows(spec, "train")) for spec in dataset_entries(cfg, "train"))
     problems = build_problems(cfg, tok, split="train")
+    rendered = len(problems)
     chosen = sorted(random.Random(seed).sample(range(len(problems)), min(prompts, len(problems))))
     problems = [problems[i] for i in chosen]
     gen = make_generator(model_path, tok, cfg, backend=backend, device=device,
                          batch_size=batch_size, seed=seed)
-    n = max(generations) if generations else group
+    n = max(candidates)  # every G in the table is estimated from samples, never extrapolated
     settings = generation.SamplingSettings(
         n=n, max_new_tokens=budget,
         temperature=float(trl["temperature"] if trl.get("temperature") is not None else 1.0),
@@ -190,6 +192,7 @@ def probe(config: Any, *, prompts: int = 32, generations: list[int] | None = Non
         reward_names=[r.name for r in rewards], samples=samples, problem_indices=chosen,
         prompt_tokens_max=max(len(p.input_ids) for p in problems),
         max_model_len=(cfg.get("vllm") or {}).get("max_model_len"), generations=candidates,
+        rendered=rendered,
     )
     result.recommended_max_model_len = vllm_budget(config, result.recommended_length()[0])
     result.wall_s = time.perf_counter() - started

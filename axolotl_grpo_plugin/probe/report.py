@@ -191,6 +191,10 @@ def write_filtered(result: ProbeResult, config: Any, path: str | Path,
     raw: list[dict] = []
     for spec in dataset_entries(cfg, "train"):
         raw.extend(load_rows(spec, "train").to_list())
+    if len(raw) != result.rendered:
+        raise ProbeError(f"--write-filtered: the dataset's transform turned {len(raw)} rows into "
+                         f"{result.rendered} prompts, so probed prompts cannot be traced back to "
+                         "raw rows; filter the transformed rows yourself from --json")
     rates = result.pass_rates()
     keep = [i for i, p in zip(result.problem_indices, rates) if lo < p < hi]
     path = Path(path)
