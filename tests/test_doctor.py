@@ -133,3 +133,44 @@ def test_stop_and_save_in_a_real_run(embedded_model_dir, tmp_path, repo_root):
     page = (tmp_path / "report.html").read_text()
     assert "Run doctor" in page and "run doctor [truncation]" in page
     assert data.total == sum(1 for r in records if r.get("type") != "doctor")
+
+
+# --- signatures no short CPU run produced: the demo's real stream, with the failure grafted on
+
+def _grafted(key: str, values: list[float], at: int = 20) -> list[dict]:
+    """The healthy demo stream with `key` replaced from step `at` on (everything else real)."""
+    logs = [dict(e) for e in stream("demo.jsonl")]
+    for offset, value in enumerate(values):
+        logs[at + offset][key] = value
+    return logs
+
+
+def test_entropy_collapse_fires_k_steps_after_the_entropy_falls():
+    first = stream("demo.jsonl")[0]["entropy"]
+    collapsed = _grafted("entropy", [first * 0.05] * 6)
+    assert {s: i for i, s in replay(collapsed)} == {"entropy_collapse": 22}
+    # a dip to 0.2x is not a collapse at the default ratio 0.1
+    assert replay(_grafted("entropy", [first * 0.2] * 6)) == []
+
+
+def test_length_runaway_needs_growth_and_clipping():
+    logs = stream("demo.jsonl")
+    first = logs[0]["completions/mean_length"]
+    grown = _grafted("completions/mean_length", [first * 2.2] * 5)
+    assert replay(grown) == []  # longer but not cut off: not a runaway
+    for e in grown[20:25]:
+        e["completions/clipped_ratio"] = 0.4
+    assert {s: i for i, s in replay(grown)} == {"length_runaway": 22}
+
+
+def test_report_marks_findings_on_their_curves():
+    from axolotl_grpo_plugin.report.data import collect, findings_by_curve
+
+    records = [{"step": s, "mode": "train", "prompt": "p", "completion": "c", "rewards": {"r": 1.0},
+                "reward": 1.0, "length": 3} for s in (1, 2, 3)]
+    records.append({"type": "doctor", "step": 3, "signature": "truncation", "message": "m"})
+    records.append({"type": "doctor", "step": 2, "signature": "zero_variance", "message": "m"})
+    data = collect(records)
+    assert data.total == 3 and len(data.findings) == 2
+    assert findings_by_curve(data) == {"completion length": [(3, "truncation")],
+                                       "reward": [(2, "zero_variance")]}
