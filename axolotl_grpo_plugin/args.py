@@ -80,7 +80,7 @@ class DoctorSettings(BaseModel):
                                  "fraction of the run's first logged entropy: entropy collapse.")
     format_saturated: float = Field(default=0.9, gt=0, le=1, description="`observe/format_strict` "
                                     "at or above this while `observe/accuracy` stays flat.")
-    format_steps: int = Field(default=10, ge=1, description="Logging steps the format must stay "
+    format_steps: int = Field(default=5, ge=1, description="Logging steps the format must stay "
                               "saturated, and the window over which accuracy is averaged, for "
                               "format-without-correctness.")
     accuracy_gain: float = Field(default=0.02, ge=0, description="`observe/accuracy` averaged over "

@@ -152,9 +152,9 @@ class Doctor:
         found["entropy_collapse"] = (
             None if entropy is None or not first_entropy else entropy < s.entropy_ratio * first_entropy,
             {ENTROPY: entropy, "first entropy": first_entropy})
-        # accuracy is noisy step to step (64 completions in the demo) and the healthy demo's
-        # format reaches 0.9 by step 40 while its accuracy creeps up: compare window means of
-        # `format_steps` logged values (the last ones against the first ones)
+        # accuracy is noisy step to step (4 prompts x 16 in the demo) and the healthy demo's
+        # format reaches 0.9 by step 42 while its accuracy creeps up: compare window means of
+        # `format_steps` logged values, the last ones against the first ones (docs/observe.md)
         k = s.format_steps
         early = stats_mean(self.accuracy[:k]) if len(self.accuracy) >= 2 * k else None
         recent = stats_mean(self.accuracy[-k:]) if early is not None else None
