@@ -4,7 +4,6 @@ bench/record_metric_stream.py), and stop-and-save in a real short `axolotl train
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import pytest
@@ -61,14 +60,6 @@ def test_a_dead_model_fires_zero_gradients_although_groups_differ():
     start = onset(logs, lambda e: e["grad_norm"] == 0)
     fired = {sig: i for i, sig in replay(logs, steps=3)}
     assert fired["zero_gradients"] == start + 2
-
-
-def test_nan_gradients_fire_at_once():
-    logs = stream("nan.jsonl")
-    start = onset(logs, lambda e: not math.isfinite(float(e["grad_norm"]))
-                  or not math.isfinite(float(e["loss"])))
-    fired = {sig: i for i, sig in replay(logs, steps=3)}
-    assert fired["nan_gradients"] == start
 
 
 def test_format_without_correctness_on_a_format_only_run():
@@ -183,3 +174,13 @@ def test_report_marks_findings_on_their_curves():
     assert data.total == 3 and len(data.findings) == 2
     assert findings_by_curve(data) == {"completion length": [(3, "truncation")],
                                        "reward": [(2, "zero_variance")]}
+
+
+def test_nan_gradients_fire_at_the_first_step():
+    """No CPU run logs a NaN step: at learning_rate 1e20 the next transformers generation
+    crashes first ("probability tensor contains either inf, nan"). A NaN logged as TRL's
+    logger writes it (the string 'nan' in the recorded stream) fires at once, k = 3 or not."""
+    logs = _grafted("grad_norm", ["nan"], at=30)
+    assert {s: i for i, s in replay(logs)} == {"nan_gradients": 30}
+    logs = _grafted("loss", [float("inf")], at=10)
+    assert {s: i for i, s in replay(logs)} == {"nan_gradients": 10}
