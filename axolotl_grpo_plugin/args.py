@@ -62,6 +62,39 @@ class WeightSyncGuardSettings(BaseModel):
                        "first) when the guard fires.")
 
 
+class DoctorSettings(BaseModel):
+    """Keys under `grpo_plugin.doctor:` (read by axolotl_grpo_plugin/observe/doctor.py; the
+    thresholds and the runs they were measured on: docs/observe.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    steps: int = Field(default=3, ge=1, description="Consecutive logging steps a signature must "
+                       "persist before its diagnosis (NaN gradients: the first one).")
+    stop: bool = Field(default=False, description="Also stop the run, saving a checkpoint first, "
+                       "when a diagnosis fires.")
+    truncation: float = Field(default=0.9, gt=0, le=1, description="`completions/clipped_ratio` at "
+                              "or above this: truncation saturating.")
+    zero_std: float = Field(default=0.99, gt=0, le=1, description="`frac_reward_zero_std` at or "
+                            "above this: (almost) every group has equal rewards, no advantage.")
+    entropy_ratio: float = Field(default=0.1, gt=0, lt=1, description="`entropy` below this "
+                                 "fraction of the run's first logged entropy: entropy collapse.")
+    format_saturated: float = Field(default=0.9, gt=0, le=1, description="`observe/format_strict` "
+                                    "at or above this while `observe/accuracy` stays flat.")
+    format_steps: int = Field(default=5, ge=1, description="Logging steps the format must stay "
+                              "saturated, and the window over which accuracy is averaged, for "
+                              "format-without-correctness.")
+    accuracy_gain: float = Field(default=0.02, ge=0, description="`observe/accuracy` averaged over "
+                                 "the last `format_steps` logging steps must exceed its average over "
+                                 "the first `format_steps` by more than this, or it counts as flat.")
+    length_growth: float = Field(default=2.0, gt=1, description="`completions/mean_length` at this "
+                                 "many times its first logged value, with `completions/clipped_ratio` "
+                                 "at or above `length_clipped`: length runaway.")
+    length_clipped: float = Field(default=0.25, gt=0, le=1, description="The clipped ratio that "
+                                  "makes a length increase a runaway.")
+    zero_grad: float = Field(default=1e-10, ge=0, description="`grad_norm` at or below this: no "
+                             "gradient reaches the model.")
+
+
 class GRPOPluginSettings(BaseModel):
     """Keys under `grpo_plugin:`."""
 
@@ -161,6 +194,18 @@ class GRPOPluginSettings(BaseModel):
             "Seconds one vLLM server `/generate/` call may take before training fails with the "
             "server log's last lines (TRL 1.9 waits forever, e.g. on an engine that died while "
             "`/health/` still answers). 0 turns it off. Read by vllm/liveness.py."
+        ),
+    )
+    doctor: DoctorSettings | bool = Field(
+        default=True,
+        description=(
+            "The run doctor: each logging step it reads TRL's metrics (`completions/clipped_ratio`, "
+            "`frac_reward_zero_std`, `entropy`, `grad_norm`, ...) and `observe/*`; when a failure "
+            "signature (truncation, zero-variance groups, entropy collapse, format without "
+            "correctness, length runaway, NaN/zero gradients) persists `steps` logging steps it logs "
+            "one diagnosis with the fix, records it in the rollout log and the report, and stops "
+            "the run if `stop: true`. A mapping sets `steps, stop` and the thresholds "
+            "(docs/observe.md); `false` turns it off. Read by observe/doctor.py."
         ),
     )
     eval_at_end: EvalAtEndSettings | bool | None = Field(

@@ -69,13 +69,15 @@ class GRPOPlugin(BasePlugin):
         weight push on CPU, the weight-sync watch and the /generate/ deadline (docs/vllm.md)."""
         from .config.trl_args import report
         from .evaluate.hook import remember_trackers
-        from .observe import attach
+        from .observe import attach, doctor
         from .vllm import cpu, liveness, sync_guard
 
         cpu.attach_weight_sync(trainer)  # vLLM's CPU build only: layer-wise reload_weights push
         self.eval_trackers = remember_trackers(trainer)
-        attach(cfg, trainer)
+        observer = attach(cfg, trainer)
         report(cfg, trainer, LOG)
+        # failure signatures in the logged metrics, recorded in the rollout log (docs/observe.md)
+        doctor.attach(cfg, trainer, writer=getattr(observer, "writer", None))
         sync_guard.attach(cfg, trainer)
         liveness.attach(cfg, trainer)
 

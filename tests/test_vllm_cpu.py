@@ -242,3 +242,15 @@ def test_char_variety_varies_and_never_raises():
     scores = char_variety(["aaaa", "abcd", "", [{"role": "assistant", "content": "aabb"}], None, [{"x": 1}]])
     assert scores == [0.25, 1.0, 0.0, 0.5, 0.0, 0.0]
     assert char_variety("not a list") == []
+
+
+def test_the_cpu_server_config_passes_the_shared_checks_on_a_cpu_launch(cpu_build, tmp_path, monkeypatch):
+    """check = train: the GPU-layout check must not refuse autostart on vLLM's CPU build, where the
+    server runs on the CPU (it did, once both were merged, in the real end-to-end run)."""
+    from axolotl_grpo_plugin.config.checks import check_gpu_layout
+
+    cfg = server_cfg(tmp_path)
+    cpu_launch = Launch(processes=1, has_gpu=False, gpus=())
+    assert check_gpu_layout(cfg, cpu_launch) == []
+    monkeypatch.setattr(validation, "is_cpu_vllm", lambda: False)
+    assert [p.key for p in check_gpu_layout(cfg, cpu_launch)], "without the CPU build a GPU is needed"

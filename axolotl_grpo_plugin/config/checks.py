@@ -210,6 +210,8 @@ def check_gpu_layout(cfg, launch: Launch) -> list[Problem]:
     tp, dp = values.read(cfg, "vllm.tensor_parallel_size", 1), values.read(cfg, "vllm.data_parallel_size", 1)
     if not plugin.vllm_autostart or autostart_problems(cfg) or None in (tp, dp):
         return []  # autostart off, or its keys already wrong
+    if is_cpu_vllm():
+        return []  # vLLM's CPU build: the server runs on the CPU, no GPU to reserve (vllm/cpu.py)
     if launch.processes > launch.node_processes:
         return [Problem("grpo_plugin.vllm_autostart", True,
                         f"this launch spans several nodes ({launch.processes} processes, "

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
 
-from .data import ReportData, collect, columns, curves
+from .data import ReportData, collect, columns, curves, findings_by_curve
 from .plots import plot_png
 
 
@@ -32,11 +32,13 @@ def _packed(text: str) -> str:
 def render_html(data: ReportData, title: str) -> str:
     """The page for collected data: plots for the train curves, the rows as embedded JSON."""
     plots = []
+    marks = findings_by_curve(data)
     for name, (xs, ys) in curves(data, "train").items():
         if xs:
             label = "total reward" if name == "reward" else name
+            png = plot_png(label, xs, ys, marks.get(name))
             plots.append(f'<img alt="{html.escape(label)}" title="{html.escape(label)}" '
-                         f'src="data:image/png;base64,{plot_png(label, xs, ys)}">')
+                         f'src="data:image/png;base64,{png}">')
     if not plots:
         plots.append("<p>No training steps logged yet.</p>")
     meta, completions, prompts = columns(data)
@@ -52,9 +54,19 @@ def render_html(data: ReportData, title: str) -> str:
     texts += f'\n<script id="report-prompts" type="application/octet-stream">{_packed("".join(prompts))}</script>'
     template = resources.files("axolotl_grpo_plugin").joinpath("templates/report.html").read_text("utf-8")
     fills = {"__TITLE__": html.escape(title), "__PLOTS__": "\n".join(plots),
+             "__FINDINGS__": _findings_html(data),
              "__DATA__": payload, "__TEXTS__": texts}
     # one pass, so a placeholder-like string inside the data is never substituted
     return re.sub("|".join(fills), lambda m: fills[m.group(0)], template)
+
+
+def _findings_html(data: ReportData) -> str:
+    """The run doctor's diagnoses, each with its step (also marked on the curves)."""
+    if not data.findings:
+        return ""
+    items = "".join(f"<li><b>step {html.escape(str(f.get('step')))}</b>: "
+                    f"{html.escape(str(f.get('message', '')))}</li>" for f in data.findings)
+    return f'<section id="doctor"><h2>Run doctor</h2><ul>{items}</ul></section>'
 
 
 def write_report(

@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from ..observe.doctor import RECORD_TYPE as DOCTOR_RECORD
 from ..observe.metrics import ReflectionMatcher
 
 
@@ -43,6 +44,7 @@ class ReportData:
     first_reflections: list[int]  # positions in `rows`
     total: int  # rollouts in the log
     sampled: bool
+    findings: list[dict] = field(default_factory=list)  # the run doctor's records, in log order
 
 
 def _number(value) -> float | None:
@@ -76,7 +78,11 @@ def collect(
     reservoir: list[tuple[int, dict]] = []
     firsts: list[tuple[int, dict]] = []
     total = 0
+    findings: list[dict] = []
     for record in records:
+        if record.get("type") == DOCTOR_RECORD:
+            findings.append(record)
+            continue
         step = record.get("step")
         if not isinstance(step, int):
             continue
@@ -125,6 +131,7 @@ def collect(
         first_reflections=[position[i] for i, _ in firsts],
         total=total,
         sampled=sampled,
+        findings=findings,
     )
 
 
@@ -140,6 +147,29 @@ def curves(data: ReportData, mode: str = "train") -> dict[str, tuple[list[int], 
     ]
     series["reflection rate"] = [by_step[s].reflections / by_step[s].count for s in xs]
     return {name: (xs, ys) for name, ys in series.items()}
+
+
+# the curve each doctor signature is drawn on (the report has no TRL metrics, only rollouts)
+FINDING_CURVES = {
+    "truncation": "completion length",
+    "length_runaway": "completion length",
+    "zero_variance": "reward",
+    "entropy_collapse": "reward",
+    "format_without_correctness": "reward",
+    "nan_gradients": "reward",
+    "zero_gradients": "reward",
+}
+
+
+def findings_by_curve(data: ReportData) -> dict[str, list[tuple[int, str]]]:
+    """Curve name -> [(step, signature)] of the doctor's findings to mark on it."""
+    marks: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    for finding in data.findings:
+        step = finding.get("step")
+        if isinstance(step, int):
+            marks[FINDING_CURVES.get(str(finding.get("signature")), "reward")].append(
+                (step, str(finding.get("signature"))))
+    return dict(marks)
 
 
 def _utf16_len(text: str) -> int:

@@ -15,8 +15,10 @@ def _moving_average(ys: list[float], window: int) -> list[float]:
     return out
 
 
-def plot_png(title: str, xs: list[int], ys: list[float]) -> str:
-    """One small line chart as a base64 PNG; a moving average is drawn over long, noisy runs."""
+def plot_png(title: str, xs: list[int], ys: list[float],
+             marks: list[tuple[int, str]] | None = None) -> str:
+    """One small line chart as a base64 PNG; a moving average is drawn over long, noisy runs;
+    `marks` (step, label): the run doctor's findings, drawn as red lines where they fired."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -33,6 +35,10 @@ def plot_png(title: str, xs: list[int], ys: list[float]) -> str:
     else:
         ax.plot(xs, ys, color="#1f5f99", linewidth=1.6, marker="o" if len(xs) < 15 else None,
                 markersize=3)
+    for step, label in marks or []:
+        ax.axvline(step, color="#c0392b", linewidth=1.2, linestyle="--")
+        ax.annotate(label, (step, 1), xycoords=("data", "axes fraction"), rotation=90, fontsize=6,
+                    color="#c0392b", ha="right", va="top")
     ax.set_title(title, fontsize=10)
     ax.set_xlabel("step", fontsize=8)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))

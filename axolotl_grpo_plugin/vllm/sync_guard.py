@@ -15,8 +15,8 @@ move a little, and the run learns far less than it should. Two guards:
   the |log-prob| gap per completion token between the engine that sampled it and the
   trainer's model. Healthy runs stay at numerical noise; a lost push makes it jump.
 
-The run doctor (issue 19) will generalise the runtime half to other failure signatures;
-this module is its first case.
+The run doctor (observe/doctor.py) watches the other failure signatures and leaves this
+one to this module.
 """
 
 from __future__ import annotations

@@ -1,0 +1,244 @@
+"""The run doctor: reads each logging step's metrics and names a failing run in plain words.
+
+GRPO fails quietly: a run whose completions are all truncated, or whose groups all
+score the same, trains for hours with advantage 0 and no error. Each known failure
+leaves a signature in what TRL 1.9 already logs (`completions/clipped_ratio`,
+`frac_reward_zero_std`, `entropy`, `grad_norm`, `loss`, `completions/mean_length`)
+and in the plugin's `observe/*` metrics. `Doctor.observe(logs, step)` checks them
+each logging step; a signature that persists `steps` logging steps in a row is
+diagnosed once, with the fix. Thresholds: `grpo_plugin.doctor` (args.DoctorSettings),
+measured runs in docs/observe.md.
+
+Weight-sync drift (`sampling/sampling_logp_difference/*`) is not covered here:
+vllm/sync_guard.py owns that signature, with its own callback and settings.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..args import DoctorSettings, settings
+
+
+LOG = logging.getLogger("axolotl_grpo_plugin.doctor")
+LOG.setLevel(logging.INFO)
+
+CLIPPED = "completions/clipped_ratio"
+ZERO_STD = "frac_reward_zero_std"
+ENTROPY = "entropy"
+GRAD_NORM = "grad_norm"
+LOSS = "loss"
+MEAN_LENGTH = "completions/mean_length"
+FORMAT = "observe/format_strict"
+ACCURACY = "observe/accuracy"
+RECORD_TYPE = "doctor"
+
+# signature -> (what it means, the fix); the figures of the step are prepended.
+ADVICE = {
+    "truncation": (
+        "most completions hit trl.max_completion_length before they end, so the answer (and "
+        "every reward that reads it) is cut off",
+        "raise `trl.max_completion_length` (`python -m axolotl_grpo_plugin.probe CONFIG` "
+        "recommends one), or set `trl.mask_truncated_completions: true` so cut completions "
+        "do not train"),
+    "zero_variance": (
+        "(almost) every group of completions got identical rewards, so every advantage is 0 "
+        "and the step teaches nothing",
+        "check that the rewards can vary on this data (a constant reward, a missing column), "
+        "raise `trl.num_generations`, or keep prompts the model sometimes solves "
+        "(`python -m axolotl_grpo_plugin.probe CONFIG --write-filtered PATH`)"),
+    "entropy_collapse": (
+        "the policy's entropy fell to a small fraction of its starting value: it samples "
+        "nearly the same completion every time, so groups stop differing",
+        "lower `learning_rate`, set `trl.beta` > 0 (KL to the reference), or raise "
+        "`trl.temperature`"),
+    "format_without_correctness": (
+        "the format reward is saturated while answer accuracy has not improved: the model "
+        "learned the template, not the task",
+        "weight correctness above format (`trl.reward_weights`), check that the correctness "
+        "reward reads the answers (gold column, parsing), or use easier prompts"),
+    "length_runaway": (
+        "completion length keeps growing and more and more completions are cut off",
+        "raise `trl.max_completion_length`, set `trl.mask_truncated_completions: true`, or add "
+        "a length penalty to the rewards"),
+    "nan_gradients": (
+        "the gradient norm or the loss is NaN/inf: the update destroys the weights",
+        "lower `learning_rate`, set `max_grad_norm`, and check precision (fp16 overflows: "
+        "use bf16 or fp32)"),
+    "zero_gradients": (
+        "the gradient norm is zero: no update reaches the model",
+        "check `frac_reward_zero_std` (all groups equal gives advantage 0 with `trl.beta: 0`), "
+        "frozen or unloaded adapter weights, and `learning_rate`"),
+}
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _finite(value: Any) -> float | None:
+    number = _number(value)
+    return number if number is not None and math.isfinite(number) else None
+
+
+@dataclass
+class Finding:
+    """One diagnosis: where it fired, which signature, the message, and the figures behind it."""
+
+    step: int | None
+    signature: str
+    message: str
+    metrics: dict[str, float | None] = field(default_factory=dict)
+
+    def record(self) -> dict[str, Any]:
+        """Its line in the rollout log (read by the report)."""
+        return {"type": RECORD_TYPE, "step": self.step, "signature": self.signature,
+                "message": self.message, "metrics": self.metrics}
+
+
+@dataclass
+class Doctor:
+    """Feed it one logging step at a time; returns the findings that fire at that step."""
+
+    settings: DoctorSettings = field(default_factory=DoctorSettings)
+    first: dict[str, float] = field(default_factory=dict)
+    streaks: dict[str, int] = field(default_factory=dict)
+    fired: set[str] = field(default_factory=set)
+    findings: list[Finding] = field(default_factory=list)
+    accuracy: list[float] = field(default_factory=list)
+
+    def observe(self, logs: Mapping[str, Any], step: int | None = None) -> list[Finding]:
+        if GRAD_NORM not in logs and CLIPPED not in logs and ZERO_STD not in logs:
+            return []  # not a training step's log (eval, the end-of-training summary)
+        for key in (ENTROPY, MEAN_LENGTH):
+            value = _finite(logs.get(key))
+            if value is not None:
+                self.first.setdefault(key, value)
+        accuracy = _finite(logs.get(ACCURACY))
+        if accuracy is not None:
+            self.accuracy.append(accuracy)
+        out = []
+        for signature, (present, figures) in self._signatures(logs).items():
+            if present is None:
+                continue  # the metric is not logged in this run
+            self.streaks[signature] = self.streaks.get(signature, 0) + 1 if present else 0
+            needed = {"nan_gradients": 1, "format_without_correctness":
+                      max(self.settings.steps, self.settings.format_steps)}.get(signature, self.settings.steps)
+            if present and signature not in self.fired and self.streaks[signature] >= needed:
+                self.fired.add(signature)
+                finding = Finding(step, signature, self._message(signature, figures, needed), figures)
+                self.findings.append(finding)
+                out.append(finding)
+        return out
+
+    def _signatures(self, logs: Mapping[str, Any]) -> dict[str, tuple[bool | None, dict]]:
+        s = self.settings
+        clipped, zero = _finite(logs.get(CLIPPED)), _finite(logs.get(ZERO_STD))
+        entropy, length = _finite(logs.get(ENTROPY)), _finite(logs.get(MEAN_LENGTH))
+        fmt, acc = _finite(logs.get(FORMAT)), _finite(logs.get(ACCURACY))
+        grad, loss = _number(logs.get(GRAD_NORM)), _number(logs.get(LOSS))
+        found: dict[str, tuple[bool | None, dict]] = {}
+        found["truncation"] = (None if clipped is None else clipped >= s.truncation,
+                               {CLIPPED: clipped})
+        found["zero_variance"] = (None if zero is None else zero >= s.zero_std, {ZERO_STD: zero})
+        first_entropy = self.first.get(ENTROPY)
+        found["entropy_collapse"] = (
+            None if entropy is None or not first_entropy else entropy < s.entropy_ratio * first_entropy,
+            {ENTROPY: entropy, "first entropy": first_entropy})
+        # accuracy is noisy step to step (4 prompts x 16 in the demo) and the healthy demo's
+        # format reaches 0.9 by step 42 while its accuracy creeps up: compare window means of
+        # `format_steps` logged values, the last ones against the first ones (docs/observe.md)
+        k = s.format_steps
+        early = stats_mean(self.accuracy[:k]) if len(self.accuracy) >= 2 * k else None
+        recent = stats_mean(self.accuracy[-k:]) if early is not None else None
+        found["format_without_correctness"] = (
+            None if fmt is None or acc is None or early is None
+            else fmt >= s.format_saturated and recent - early <= s.accuracy_gain,
+            {FORMAT: fmt, f"accuracy (mean of last {k})": recent, f"accuracy (first {k})": early})
+        first_length = self.first.get(MEAN_LENGTH)
+        found["length_runaway"] = (
+            None if length is None or clipped is None or not first_length
+            else length >= s.length_growth * first_length and clipped >= s.length_clipped,
+            {MEAN_LENGTH: length, "first mean length": first_length, CLIPPED: clipped})
+        bad = [v for v in (grad, loss) if v is not None and not math.isfinite(v)]
+        found["nan_gradients"] = (None if grad is None and loss is None else bool(bad),
+                                  {GRAD_NORM: grad, LOSS: loss})
+        found["zero_gradients"] = (None if grad is None or not math.isfinite(grad)
+                                   else abs(grad) <= s.zero_grad, {GRAD_NORM: grad})
+        return found
+
+    def _message(self, signature: str, figures: dict, needed: int) -> str:
+        meaning, fix = ADVICE[signature]
+        shown = ", ".join(f"{k} {_fmt(v)}" for k, v in figures.items() if v is not None)
+        span = "this logging step" if needed == 1 else f"{needed} logging steps in a row"
+        return f"run doctor [{signature}]: {meaning} ({shown}; {span}). Fix: {fix}."
+
+
+def stats_mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.3g}"
+
+
+def resolve(raw: Any) -> DoctorSettings | None:
+    """`grpo_plugin.doctor` (True, False, None, a mapping or the model) -> settings, None when off."""
+    if raw is False:
+        return None
+    if raw is None or raw is True:
+        return DoctorSettings()
+    return raw if isinstance(raw, DoctorSettings) else DoctorSettings.model_validate(dict(raw))
+
+
+def make_callback(config: DoctorSettings, writer: Any = None,
+                  report: Callable[[str], None] | None = None):
+    """A TrainerCallback running a `Doctor` on every `on_log`; each finding is logged on rank 0,
+    written to the rollout log through `writer`, and stops the run when `stop` is set."""
+    from transformers import TrainerCallback
+
+    class DoctorCallback(TrainerCallback):
+        """Diagnoses known GRPO failure signatures from the logged metrics; optionally stops."""
+
+        def __init__(self):
+            self.doctor = Doctor(config)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            try:
+                findings = self.doctor.observe(logs or {}, getattr(state, "global_step", None))
+            except Exception as exc:  # the doctor must never stop a healthy run
+                LOG.warning("axolotl_grpo_plugin: the run doctor failed (%s: %s); it is off for "
+                            "the rest of the run.", type(exc).__name__, exc)
+                self.doctor.observe = lambda *a, **k: []
+                return control
+            for finding in findings:
+                if config.stop:
+                    finding.message += (" Stopping the run (`grpo_plugin.doctor.stop: true`); "
+                                        "the trainer saves a checkpoint first.")
+                    control.should_training_stop = True
+                    control.should_save = True
+                if getattr(state, "is_world_process_zero", True):
+                    (report or LOG.warning)(finding.message)
+                    if writer is not None:
+                        writer.write_step([finding.record()])
+            return control
+
+    return DoctorCallback()
+
+
+def attach(cfg: Any, trainer: Any, writer: Any = None, report: Callable[[str], None] | None = None):
+    """Add the doctor to the trainer (every rank: the logged metrics are gathered, so all ranks
+    take the same stop decision). `writer`: the rollout log's writer (rank 0), or None."""
+    config = resolve(settings(cfg).doctor)
+    if config is None:
+        return None
+    callback = make_callback(config, writer, report)
+    trainer.add_callback(callback)
+    return callback

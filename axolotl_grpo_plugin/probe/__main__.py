@@ -1,0 +1,114 @@
+"""`python -m axolotl_grpo_plugin.probe CONFIG`: will this GRPO run learn? Sample the base model on
+training prompts with the run's settings and rewards before the long run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+
+EPILOG = """\
+what it reports:
+  truncation       share of completions cut by trl.max_completion_length, length percentiles,
+                   and the length that removes the truncation (+ vllm.max_model_len)
+  pass rates       per prompt (correctness reward > 0), and the expected share of groups whose
+                   rewards differ at each G (the rest get advantage 0 and teach nothing)
+  rewards          mean and variance of each reward; a constant reward is flagged
+  verdict          will likely learn / will not, because ..., change ...
+
+examples:
+  python -m axolotl_grpo_plugin.probe configs/demo.yaml
+  python -m axolotl_grpo_plugin.probe configs/gsm8k.yaml --prompts 64 --generations 4 8 16
+  python -m axolotl_grpo_plugin.probe configs/gsm8k.yaml --write-filtered data/learnable.jsonl
+  python -m axolotl_grpo_plugin.probe configs/demo.yaml --json --plot probe.png
+
+exit codes: 0 the probe ran (read the verdict), 1 it failed at run time, 2 bad input.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m axolotl_grpo_plugin.probe", description=__doc__,
+                                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config", help="the Axolotl yaml of the run")
+    parser.add_argument("--prompts", type=int, default=32,
+                        help="training prompts to sample, drawn with --seed (default 32)")
+    parser.add_argument("--generations", type=int, nargs="+",
+                        help="group sizes to compare (default: the config's trl.num_generations); "
+                             "max(G) completions are sampled per prompt")
+    parser.add_argument("--budget", type=int,
+                        help="tokens sampled per completion, above the configured cut-off so longer "
+                             "answers are seen (default: max(2 x max_completion_length, +64))")
+    parser.add_argument("--model", help="sample this model instead of base_model")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-size", type=int, default=64,
+                        help="sequences per generate call (transformers backend, default 64)")
+    parser.add_argument("--backend", choices=["auto", "vllm", "transformers"], default="auto")
+    parser.add_argument("--device", help="torch device for transformers (default: cuda if present)")
+    parser.add_argument("--correct-reward", help="reward that decides pass/fail "
+                        "(default: the one named *correct*)")
+    parser.add_argument("--write-filtered", metavar="PATH",
+                        help="write the probed prompts with pass rate strictly inside --band as jsonl")
+    parser.add_argument("--band", type=float, nargs=2, default=(0.0, 1.0), metavar=("LO", "HI"),
+                        help="pass-rate band for --write-filtered (default 0 1: exclusive)")
+    parser.add_argument("--threads", type=int,
+                        help="torch CPU threads (default: the cores not already busy, at least 1; "
+                             "an oversubscribed CPU generates >10x slower)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of the summary")
+    parser.add_argument("--plot", metavar="PATH", help="write the histograms as a PNG")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from ..errors import EXIT_FAILED, PluginError, exit_for
+    from .core import probe
+    from .report import format_summary, plot, to_json, write_filtered
+
+    _set_threads(args.threads)
+    try:
+        result = probe(args.config, prompts=args.prompts, generations=args.generations,
+                       budget=args.budget, seed=args.seed, backend=args.backend, device=args.device,
+                       batch_size=args.batch_size, progress=not args.no_progress,
+                       correct_reward=args.correct_reward, model=args.model)
+        data = to_json(result)
+        extra = []
+        if args.write_filtered:
+            n = write_filtered(result, args.config, args.write_filtered, tuple(args.band))
+            data["filtered"] = {"path": args.write_filtered, "rows": n, "band": list(args.band)}
+            extra.append(f"wrote {n} prompts with pass rate in ({args.band[0]:g}, {args.band[1]:g}) "
+                         f"to {args.write_filtered}; point the config's dataset `path:` at it "
+                         "(same `type:`)")
+        if args.plot:
+            plot(result, args.plot)
+            extra.append(f"wrote {args.plot}")
+        if args.json:
+            print(json.dumps(data, indent=2, default=str))
+        else:
+            print(format_summary(result))
+            for line in extra:
+                print(line)
+    except PluginError as exc:
+        return exit_for(exc)
+    except (RuntimeError, OSError) as exc:
+        print(f"error: the probe failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return 0
+
+
+def _set_threads(threads: int | None) -> None:
+    """torch's default (one thread per core) spins against other busy processes on a shared CPU."""
+    import torch
+
+    if threads is None:
+        cores = os.cpu_count() or 1
+        busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+        threads = max(1, min(torch.get_num_threads(), int(cores - busy)))
+    torch.set_num_threads(max(1, threads))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

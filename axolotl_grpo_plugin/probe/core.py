@@ -1,0 +1,231 @@
+"""`probe()`: sample the run's own base model on training prompts and judge whether GRPO can learn.
+
+Everything the trainer would use comes from the shared owners: prompts rendered as
+training renders them (`evaluate.prompts.build_problems`), the tokenizer and the
+generator (`evaluate.core`: transformers here, vLLM through the same seam), the
+rewards called as TRL calls them (`evaluate.scoring`).
+
+One sampling pass serves both questions. Completions are sampled with a token budget
+above `trl.max_completion_length` (`budget`), so lengths past the cut-off are seen and
+a length that removes the truncation can be recommended; each completion is then cut
+at the configured length and scored as the trainer would score it, so pass rates,
+rewards and zero-variance shares describe the run as configured.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..defaults import MAX_COMPLETION_LENGTH, NUM_GENERATIONS
+from ..evaluate import generation, scoring
+from ..evaluate.core import load_tokenizer, make_generator
+from ..evaluate.prompts import EvalError, build_problems, dataset_entries, load_config, load_rows
+from . import stats
+
+
+class ProbeError(EvalError):
+    """A problem with the probe's inputs or flags, in one line with the fix."""
+
+
+# Verdict thresholds (docs/observe.md, "Pre-flight probe").
+MAX_TRUNCATION = 0.10      # above this, truncation dominates the rewards
+MIN_SIGNAL_SHARE = 0.25    # below this share of groups with reward variance, most steps are wasted
+TARGET_TRUNCATION = 0.02   # what the recommended length aims for
+TARGET_SIGNAL = 0.5        # what the recommended num_generations aims for
+
+
+@dataclass
+class Sample:
+    """One completion, cut at the configured length as the trainer would see it."""
+
+    prompt: int
+    tokens: int          # its length within the sampling budget
+    ended: bool          # reached EOS within the budget
+    rewards: dict[str, float]
+    reward: float
+    correct: bool
+    strict_format: bool
+
+
+@dataclass
+class ProbeResult:
+    config: str
+    model: str
+    backend: str
+    prompts: int
+    samples_per_prompt: int
+    dataset_rows: int
+    max_completion_length: int
+    budget: int
+    temperature: float
+    num_generations: int
+    prompts_per_step: int
+    correct_reward: str
+    reward_names: list[str]
+    samples: list[Sample] = field(repr=False)
+    problem_indices: list[int] = field(repr=False)
+    prompt_tokens_max: int = 0
+    max_model_len: int | None = None
+    recommended_max_model_len: int | None = None
+    generations: list[int] = field(default_factory=list)
+    wall_s: float = 0.0
+    rendered: int = 0  # training prompts after the transform (== dataset_rows when it maps 1:1)
+
+    # --- per prompt ---------------------------------------------------------------
+    def by_prompt(self) -> list[list[Sample]]:
+        groups: dict[int, list[Sample]] = {}
+        for s in self.samples:
+            groups.setdefault(s.prompt, []).append(s)
+        return list(groups.values())
+
+    def pass_rates(self) -> list[float]:
+        return [sum(s.correct for s in g) / len(g) for g in self.by_prompt()]
+
+    def zero_variance_share(self, g: int, reward: str = "total") -> float:
+        """Mean over prompts of the chance that a group of G gets equal rewards ("total": the
+        weighted sum TRL's advantages use; "correct": the pass/fail verdict)."""
+        chances = []
+        for group in self.by_prompt():
+            values = ([s.reward for s in group] if reward == "total"
+                      else [float(s.correct) for s in group])
+            chances.append(stats.zero_variance_chance(values, g))
+        return stats.mean(chances)
+
+    # --- lengths ------------------------------------------------------------------
+    def truncation_rate(self, limit: int | None = None) -> float:
+        limit = limit or self.max_completion_length
+        return stats.truncation_rate([s.tokens for s in self.samples], [s.ended for s in self.samples],
+                                     limit)
+
+    def length_percentiles(self) -> dict[str, float]:
+        lengths = [s.tokens for s in self.samples]
+        return {f"p{q}": stats.percentile(lengths, q) for q in (50, 90, 95, 99, 100)}
+
+    def recommended_length(self) -> tuple[int, float]:
+        return stats.recommend_length([s.tokens for s in self.samples], [s.ended for s in self.samples],
+                                      self.budget, TARGET_TRUNCATION)
+
+    # --- rewards ------------------------------------------------------------------
+    def reward_stats(self) -> dict[str, dict[str, float]]:
+        out = {}
+        for name in self.reward_names:
+            values = [s.rewards[name] for s in self.samples]
+            out[name] = {"mean": stats.mean(values), "variance": stats.variance(values)}
+        return out
+
+    def constant_rewards(self) -> list[str]:
+        return [name for name, st in self.reward_stats().items() if st["variance"] == 0]
+
+    def format_compliance(self) -> float:
+        return stats.mean(float(s.strict_format) for s in self.samples)
+
+
+def probe(config: Any, *, prompts: int = 32, generations: list[int] | None = None,
+          budget: int | None = None, seed: int = 0, backend: str = "auto", device: str | None = None,
+          batch_size: int = 64, progress: bool = True, correct_reward: str | None = None,
+          model: str | None = None) -> ProbeResult:
+    """Sample `prompts` training prompts x max(generations) completions and score them."""
+    import random
+    import time
+
+    started = time.perf_counter()
+    if prompts < 1:
+        raise ProbeError(f"--prompts {prompts}: must be at least 1")
+    cfg = load_config(config)
+    trl = cfg.get("trl") or {}
+    limit = int(trl.get("max_completion_length") or MAX_COMPLETION_LENGTH)
+    group = int(trl.get("num_generations") or NUM_GENERATIONS)
+    # default: the config's G and half of it; the config's G is always compared
+    candidates = sorted(set(generations or [g for g in (group // 2, group) if g >= 2]) | {group})
+    if any(g < 2 for g in candidates):
+        raise ProbeError(f"--generations {candidates}: each must be at least 2 (GRPO compares "
+                         "completions within a group)")
+    if budget is None:
+        budget = max(2 * limit, limit + 64)
+    if budget < limit:
+        raise ProbeError(f"--budget {budget}: must be at least trl.max_completion_length ({limit})")
+    model_path = model or cfg.get("base_model")
+    if not model_path:
+        raise ProbeError("base_model = (not set): the probe samples the run's base model; "
+                         "set `base_model:` or pass --model DIR")
+
+    rewards = scoring.load_rewards(cfg)
+    judge = scoring.correctness_reward(rewards, correct_reward)
+    tok = load_tokenizer(cfg, model_path)
+    rows = sum(len(load_rows(spec, "train")) for spec in dataset_entries(cfg, "train"))
+    problems = build_problems(cfg, tok, split="train")
+    rendered = len(problems)
+    chosen = sorted(random.Random(seed).sample(range(len(problems)), min(prompts, len(problems))))
+    problems = [problems[i] for i in chosen]
+    gen = make_generator(model_path, tok, cfg, backend=backend, device=device,
+                         batch_size=batch_size, seed=seed)
+    n = max(candidates)  # every G in the table is estimated from samples, never extrapolated
+    settings = generation.SamplingSettings(
+        n=n, max_new_tokens=budget,
+        temperature=float(trl["temperature"] if trl.get("temperature") is not None else 1.0),
+        top_p=float(trl.get("top_p") or 1.0), top_k=trl.get("top_k") or None,
+        min_p=trl.get("min_p"), repetition_penalty=float(trl.get("repetition_penalty") or 1.0),
+        seed=seed,
+    )
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(problems) * n, desc="probe: sampling", unit="completion",
+                   dynamic_ncols=True)
+    try:
+        outputs = gen.generate([p.input_ids for p in problems], settings, bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    eos = tok.eos_token_id
+    eos_ids = {eos} if isinstance(eos, int) else set(eos or [])
+    samples = _score(problems, outputs, rewards, judge, tok, limit, eos_ids)
+    mbs = int(cfg.get("micro_batch_size") or 1) * int(cfg.get("gradient_accumulation_steps") or 1)
+    result = ProbeResult(
+        config=str(config) if not isinstance(config, dict) else "(mapping)", model=str(model_path),
+        backend=gen.name, prompts=len(problems), samples_per_prompt=n, dataset_rows=rows,
+        max_completion_length=limit, budget=budget, temperature=settings.temperature,
+        num_generations=group, prompts_per_step=max(1, mbs // group), correct_reward=judge.name,
+        reward_names=[r.name for r in rewards], samples=samples, problem_indices=chosen,
+        prompt_tokens_max=max(len(p.input_ids) for p in problems),
+        max_model_len=(cfg.get("vllm") or {}).get("max_model_len"), generations=candidates,
+        rendered=rendered,
+    )
+    result.recommended_max_model_len = vllm_budget(config, result.recommended_length()[0])
+    result.wall_s = time.perf_counter() - started
+    return result
+
+
+def vllm_budget(config: Any, completion_length: int) -> int | None:
+    """`vllm.max_model_len` for the longest training prompt plus `completion_length`, from the
+    stats tool (every prompt counted, not just the probed ones); None for an in-memory config."""
+    if isinstance(config, dict):
+        return None
+    from ..seqstats.api import prompt_token_stats
+
+    return prompt_token_stats(config, max_completion_length=completion_length,
+                              progress=False).recommended_max_model_len
+
+
+def _score(problems, outputs, rewards, judge, tok, limit, eos_ids) -> list[Sample]:
+    from axolotl_grpo_rewards.gsm8k import is_strict_format
+
+    samples = []
+    for problem, group in zip(problems, outputs):
+        cut_ids = [ids[:limit] for _, ids in group]
+        texts = [text if len(ids) <= limit else tok.decode(cut, skip_special_tokens=True)
+                 for (text, ids), cut in zip(group, cut_ids)]
+        values = scoring.score(rewards, [problem.messages] * len(texts), texts, cut_ids,
+                               [problem.columns] * len(texts))
+        totals = scoring.weighted_total(values, rewards)
+        for j, ((_, ids), text) in enumerate(zip(group, texts)):
+            verdict = values[judge.name][j]
+            samples.append(Sample(
+                prompt=problem.index, tokens=len(ids), ended=bool(ids) and ids[-1] in eos_ids,
+                rewards={name: v[j] for name, v in values.items()}, reward=totals[j],
+                correct=not math.isnan(verdict) and verdict > 0,
+                strict_format=is_strict_format(text)))
+    return samples

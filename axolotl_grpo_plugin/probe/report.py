@@ -1,0 +1,237 @@
+"""The probe's findings: the verdict, a terminal summary, JSON, a plot and a filtered dataset."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import stats
+from .core import MAX_TRUNCATION, MIN_SIGNAL_SHARE, TARGET_SIGNAL, ProbeError, ProbeResult
+
+
+PASS_BINS = ("0", "(0, .25)", "[.25, .5)", "[.5, .75)", "[.75, 1)", "1")
+
+
+@dataclass
+class Verdict:
+    learns: bool
+    because: list[str] = field(default_factory=list)
+    change: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        head = "this run will likely learn" if self.learns else "this run will likely NOT learn"
+        if self.because:
+            head += ", because " + "; ".join(self.because)
+        if self.change:
+            head += ". Change: " + "; ".join(self.change)
+        return head + "."
+
+
+def pass_rate_bins(rates: list[float]) -> dict[str, int]:
+    counts = dict.fromkeys(PASS_BINS, 0)
+    for p in rates:
+        if p == 0:
+            counts["0"] += 1
+        elif p == 1:
+            counts["1"] += 1
+        else:
+            counts[PASS_BINS[1 + min(3, int(p * 4))]] += 1
+    return counts
+
+
+def generation_table(result: ProbeResult) -> list[dict[str, Any]]:
+    """Per candidate G: expected share of groups with signal (total reward and pass/fail)."""
+    rows = []
+    candidates = sorted(set(result.generations) | {result.num_generations})
+    for g in candidates:
+        total = 1 - result.zero_variance_share(g, "total")
+        correct = 1 - result.zero_variance_share(g, "correct")
+        rows.append({"G": g, "signal_share": total, "correctness_signal_share": correct,
+                     "extrapolated": g > result.samples_per_prompt})
+    return rows
+
+
+def recommended_generations(table: list[dict[str, Any]]) -> int:
+    """The smallest G whose expected signal share reaches TARGET_SIGNAL, else the best one."""
+    for row in table:
+        if row["signal_share"] >= TARGET_SIGNAL:
+            return row["G"]
+    return max(table, key=lambda r: (r["signal_share"], -r["G"]))["G"]
+
+
+def verdict(result: ProbeResult) -> Verdict:
+    v = Verdict(learns=True)
+    truncated = result.truncation_rate()
+    length, rate_at = result.recommended_length()
+    if truncated > MAX_TRUNCATION:
+        v.learns = False
+        v.because.append(f"{truncated:.0%} of completions hit trl.max_completion_length "
+                         f"{result.max_completion_length} before they end")
+        if rate_at <= 0.02:
+            v.change.append(f"set trl.max_completion_length: {length} (truncates {rate_at:.0%} "
+                            "of the probe's completions)")
+        else:
+            v.change.append(f"raise trl.max_completion_length well above {result.budget} (still "
+                            f"{rate_at:.0%} truncated at {result.budget} tokens; probe again with "
+                            "--budget N), or lower trl.temperature if the model rambles")
+    signal = 1 - result.zero_variance_share(result.num_generations)
+    if signal < MIN_SIGNAL_SHARE:
+        v.learns = False
+        rates = result.pass_rates()
+        v.because.append(f"only {signal:.0%} of groups of {result.num_generations} would have "
+                         "different rewards (the rest give every completion advantage 0)")
+        if rates and all(p == 0 for p in rates):
+            v.change.append("use easier prompts or a stronger base model (no probed prompt was "
+                            "ever solved)")
+        elif rates and all(p == 1 for p in rates):
+            v.change.append("use harder prompts (every probed prompt was always solved)")
+        else:
+            v.change.append("keep the prompts the model sometimes solves (--write-filtered PATH) "
+                            "or raise trl.num_generations")
+    for name in result.constant_rewards():
+        value = result.reward_stats()[name]["mean"]
+        v.notes.append(f"reward {name} is constant ({value:g}) on every probed completion: it "
+                       "adds nothing to the advantages; check that it can vary (format, columns)")
+    return v
+
+
+def to_json(result: ProbeResult) -> dict[str, Any]:
+    length, rate_at = result.recommended_length()
+    table = generation_table(result)
+    v = verdict(result)
+    steps = math.ceil(result.dataset_rows / result.prompts_per_step)
+    zero = result.zero_variance_share(result.num_generations)
+    return {
+        "config": result.config, "model": result.model, "backend": result.backend,
+        "prompts": result.prompts, "samples_per_prompt": result.samples_per_prompt,
+        "max_completion_length": result.max_completion_length, "budget": result.budget,
+        "temperature": result.temperature,
+        "truncation_rate": result.truncation_rate(),
+        "completion_length": result.length_percentiles(),
+        "recommended_max_completion_length": length,
+        "truncation_rate_at_recommended": rate_at,
+        "prompt_tokens_max_probed": result.prompt_tokens_max,
+        "max_model_len": result.max_model_len,
+        "recommended_max_model_len": result.recommended_max_model_len,
+        "pass_rate_histogram": pass_rate_bins(result.pass_rates()),
+        "correct_reward": result.correct_reward,
+        "generations": table,
+        "recommended_num_generations": recommended_generations(table),
+        "format_compliance": result.format_compliance(),
+        "rewards": result.reward_stats(),
+        "constant_rewards": result.constant_rewards(),
+        "num_generations": result.num_generations,
+        "prompts_per_step": result.prompts_per_step,
+        "steps_per_epoch": steps,
+        "signal_steps_per_epoch": stats.signal_steps(zero, result.prompts_per_step, steps),
+        "verdict": {"learns": v.learns, "because": v.because, "change": v.change,
+                    "notes": v.notes, "line": v.line()},
+        "wall_s": result.wall_s,
+    }
+
+
+def format_summary(result: ProbeResult) -> str:
+    data = to_json(result)
+    pct = data["completion_length"]
+    lines = [
+        f"probe: {result.model} on {result.prompts} training prompts x {result.samples_per_prompt} "
+        f"completions ({result.backend}, temperature {result.temperature:g}, "
+        f"{result.wall_s:.1f}s)",
+        "",
+        "length",
+        f"  truncated at max_completion_length {result.max_completion_length}: "
+        f"{data['truncation_rate']:.1%}",
+        f"  completion tokens (sampled up to {result.budget}): "
+        + ", ".join(f"{k} {v:g}" for k, v in pct.items()),
+        f"  recommended trl.max_completion_length: {data['recommended_max_completion_length']} "
+        f"(truncates {data['truncation_rate_at_recommended']:.1%})",
+    ]
+    if data["recommended_max_model_len"]:
+        lines.append(f"  recommended vllm.max_model_len: {data['recommended_max_model_len']} "
+                     "(longest training prompt + that length; `python stats.py CONFIG`)")
+    lines += ["", f"pass rate per prompt ({result.correct_reward} > 0)"]
+    hist = data["pass_rate_histogram"]
+    top = max(hist.values()) or 1
+    for label, count in hist.items():
+        lines.append(f"  {label:>10} {'#' * round(20 * count / top):<20} {count}")
+    lines += ["", "groups with signal (rewards not all equal), expected share"]
+    for row in data["generations"]:
+        mark = "  (extrapolated)" if row["extrapolated"] else ""
+        here = "  <- config" if row["G"] == result.num_generations else ""
+        lines.append(f"  G={row['G']:<4} total reward {row['signal_share']:6.1%}   "
+                     f"pass/fail {row['correctness_signal_share']:6.1%}{mark}{here}")
+    lines.append(f"  recommended trl.num_generations: {data['recommended_num_generations']}")
+    lines += ["", f"format compliance (strict): {data['format_compliance']:.1%}", "rewards (mean, variance)"]
+    for name, st in data["rewards"].items():
+        flag = "   <- constant: no signal" if name in data["constant_rewards"] else ""
+        lines.append(f"  {name:<32} {st['mean']:8.3f} {st['variance']:8.4f}{flag}")
+    lines += ["", f"steps per epoch: {data['steps_per_epoch']} ({result.dataset_rows} rows, "
+              f"{result.prompts_per_step} prompts per step); expected with signal: "
+              f"{data['signal_steps_per_epoch']:.1f}", ""]
+    v = data["verdict"]
+    lines.append("verdict: " + v["line"])
+    lines += [f"note: {n}" for n in v["notes"]]
+    return "\n".join(lines)
+
+
+def write_filtered(result: ProbeResult, config: Any, path: str | Path,
+                   band: tuple[float, float] = (0.0, 1.0)) -> int:
+    """The probed prompts whose pass rate is strictly inside `band`, as raw rows of the config's
+    dataset (so the same `type:` transform reads them); returns how many were written."""
+    from ..evaluate.prompts import dataset_entries, load_config, load_rows
+
+    lo, hi = band
+    if not 0 <= lo < hi <= 1:
+        raise ProbeError(f"--band {lo} {hi}: need 0 <= lo < hi <= 1")
+    cfg = load_config(config)
+    raw: list[dict] = []
+    for spec in dataset_entries(cfg, "train"):
+        raw.extend(load_rows(spec, "train").to_list())
+    if len(raw) != result.rendered:
+        raise ProbeError(f"--write-filtered: the dataset's transform turned {len(raw)} rows into "
+                         f"{result.rendered} prompts, so probed prompts cannot be traced back to "
+                         "raw rows; filter the transformed rows yourself from --json")
+    rates = result.pass_rates()
+    keep = [i for i, p in zip(result.problem_indices, rates) if lo < p < hi]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        for i in keep:
+            f.write(json.dumps(raw[i], ensure_ascii=False, default=str) + "\n")
+    return len(keep)
+
+
+def plot(result: ProbeResult, path: str | Path) -> None:
+    """Pass-rate histogram and completion-length histogram with the cut-off marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9, 3.4), dpi=100)
+    left, right = fig.subplots(1, 2)
+    hist = pass_rate_bins(result.pass_rates())
+    left.bar(range(len(hist)), list(hist.values()), color="#1f5f99")
+    left.set_xticks(range(len(hist)), list(hist), fontsize=7)
+    left.set_title(f"pass rate per prompt ({result.samples_per_prompt} samples each)", fontsize=9)
+    left.set_ylabel("prompts", fontsize=8)
+    lengths = [s.tokens for s in result.samples]
+    right.hist(lengths, bins=min(40, max(5, result.budget // 8)), range=(0, result.budget),
+               color="#9ab7d3")
+    right.axvline(result.max_completion_length, color="#c0392b", linewidth=1.5,
+                  label=f"max_completion_length {result.max_completion_length}")
+    length, _ = result.recommended_length()
+    if length != result.max_completion_length:
+        right.axvline(length, color="#27ae60", linestyle="--", linewidth=1.2,
+                      label=f"recommended {length}")
+    right.set_title(f"completion tokens (truncated {result.truncation_rate():.0%})", fontsize=9)
+    right.legend(fontsize=7, frameon=False)
+    for ax in (left, right):
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)

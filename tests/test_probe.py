@@ -1,0 +1,177 @@
+"""The pre-flight probe: its arithmetic against hand-computed cases, and real probes of the
+embedded models (CPU, transformers) with a too-short completion length and a constant reward."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+
+from axolotl_grpo_plugin.probe import stats
+from axolotl_grpo_plugin.probe.core import ProbeResult, Sample
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# --- arithmetic -------------------------------------------------------------------
+
+def test_zero_variance_binary_matches_hand_computation():
+    # p = 0.5, G = 4: all pass 1/16 + all fail 1/16 = 1/8
+    assert stats.zero_variance_binary(0.5, 4) == pytest.approx(0.125)
+    # p = 0.1, G = 8: 0.1^8 + 0.9^8 = 0.43046722 (+1e-8)
+    assert stats.zero_variance_binary(0.1, 8) == pytest.approx(0.43046722 + 1e-8)
+    assert stats.zero_variance_binary(0.0, 16) == 1.0
+
+
+def test_zero_variance_from_samples_is_the_unbiased_estimate():
+    # 8 samples, 4 pass: groups of 4 drawn from them are all-equal with 2 x C(4,4)/C(8,4) = 2/70
+    values = [1, 1, 1, 1, 0, 0, 0, 0]
+    assert stats.zero_variance_chance(values, 4) == pytest.approx(2 / 70)
+    # G = n: one group, the observed one, which is mixed
+    assert stats.zero_variance_chance(values, 8) == 0.0
+    # three reward values, 6 samples {0.5: 3, 1: 2, 0: 1}, G = 2: (3 + 1 + 0) / 15
+    assert stats.zero_variance_chance([0.5, 0.5, 0.5, 1, 1, 0], 2) == pytest.approx(4 / 15)
+    # G > n: the plug-in p^G + (1-p)^G (extrapolated)
+    assert stats.zero_variance_chance([1, 0], 4) == pytest.approx(stats.zero_variance_binary(0.5, 4))
+    # many samples: the unbiased estimate converges to the formula
+    many = [1] * 300 + [0] * 700
+    assert stats.zero_variance_chance(many, 8) == pytest.approx(stats.zero_variance_binary(0.3, 8), rel=0.02)
+
+
+def _sample(prompt: int, correct: bool, tokens: int = 10) -> Sample:
+    value = float(correct)
+    return Sample(prompt, tokens, True, {"correct": value}, value, correct, False)
+
+
+def test_probe_result_shares_over_prompts():
+    # prompt 0: 2 of 4 pass; prompt 1: never; prompt 2: always. G = 2:
+    # prompt 0: 2 x C(2,2)/C(4,2) = 1/3; prompts 1 and 2: 1. Mean zero-variance = (1/3 + 2) / 3 = 7/9
+    samples = ([_sample(0, c) for c in (True, True, False, False)]
+               + [_sample(1, False)] * 4 + [_sample(2, True)] * 4)
+    result = ProbeResult(config="x", model="m", backend="t", prompts=3, samples_per_prompt=4,
+                         dataset_rows=30, max_completion_length=16, budget=32, temperature=1.0,
+                         num_generations=2, prompts_per_step=3, correct_reward="correct",
+                         reward_names=["correct"], samples=samples, problem_indices=[0, 1, 2])
+    assert result.pass_rates() == [0.5, 0.0, 1.0]
+    assert result.zero_variance_share(2) == pytest.approx(7 / 9)
+    from axolotl_grpo_plugin.probe.report import generation_table, pass_rate_bins
+
+    assert pass_rate_bins(result.pass_rates()) == {"0": 1, "(0, .25)": 0, "[.25, .5)": 0,
+                                                   "[.5, .75)": 1, "[.75, 1)": 0, "1": 1}
+    row = generation_table(result)[0]
+    assert row["G"] == 2 and row["signal_share"] == pytest.approx(2 / 9)
+    # 10 steps of 3 prompts: a step is silent when all 3 groups are: (7/9)^3
+    assert stats.signal_steps(7 / 9, 3, 10) == pytest.approx(10 * (1 - (7 / 9) ** 3))
+
+
+def test_recommend_length_removes_the_truncation():
+    lengths = [5] * 50 + [40] * 45 + [70] * 5
+    ended = [True] * 100
+    assert stats.truncation_rate(lengths, ended, 32) == pytest.approx(0.5)
+    assert stats.recommend_length(lengths, ended, budget=128) == (96, 0.0)
+    # a completion exactly at the limit without EOS was cut; with EOS it fits
+    assert stats.truncation_rate([32], [False], 32) == 1.0
+    assert stats.truncation_rate([32], [True], 32) == 0.0
+    # nothing fits in the budget: the budget and its rate
+    assert stats.recommend_length([128] * 4, [False] * 4, budget=128) == (128, 1.0)
+
+
+# --- real probes ------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def demo_base() -> Path:
+    """The demo's pre-trained tiny base (cached by the demo; built here when absent): unlike
+    the untrained embedded model its completions end, so a length can be recommended."""
+    from axolotl_grpo_plugin.embedded.pretrain import build_base
+
+    return Path(build_base(REPO / ".cache" / "embedded", progress=False).model_dir)
+
+
+def _config(tmp_path: Path, base: Path, **trl) -> Path:
+    cfg = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
+    cfg["base_model"] = str(base)
+    cfg["datasets"][0]["path"] = str(REPO / cfg["datasets"][0]["path"])
+    cfg["trl"].update(trl)
+    path = tmp_path / "probe.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_too_short_completion_length_is_named_with_a_length_that_fixes_it(demo_base, tmp_path, capsys):
+    import torch
+
+    from axolotl_grpo_plugin.probe.__main__ import main
+
+    torch.set_num_threads(1)
+    short = _config(tmp_path, demo_base, max_completion_length=8, num_generations=4)
+    out = tmp_path / "short.json"
+    assert main([str(short), "--prompts", "8", "--budget", "128", "--json", "--no-progress",
+                 "--plot", str(tmp_path / "p.png")]) == 0
+    data = json.loads(capsys.readouterr().out)
+    out.write_text(json.dumps(data))
+    assert data["truncation_rate"] > 0.5
+    assert not data["verdict"]["learns"]
+    assert "max_completion_length 8" in data["verdict"]["line"]
+    recommended = data["recommended_max_completion_length"]
+    assert recommended > 8 and f"max_completion_length: {recommended}" in data["verdict"]["line"]
+    assert (tmp_path / "p.png").stat().st_size > 1000
+    # the recommendation, probed again on other prompts and samples, no longer truncates
+    fixed = _config(tmp_path, demo_base, max_completion_length=recommended, num_generations=4)
+    assert main([str(fixed), "--prompts", "8", "--seed", "1", "--json", "--no-progress"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["truncation_rate"] <= 0.10
+    assert not any("max_completion_length" in b for b in again["verdict"]["because"])
+
+
+def test_constant_reward_is_flagged(embedded_model_dir, tmp_path, capsys):
+    """The untrained embedded model never writes an answer: correctness is 0 on every sample."""
+    import torch
+
+    from axolotl_grpo_plugin.probe.__main__ import main
+
+    torch.set_num_threads(1)
+    cfg = yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text())
+    cfg["base_model"] = str(embedded_model_dir)
+    cfg["datasets"][0]["path"] = str(REPO / cfg["datasets"][0]["path"])
+    path = tmp_path / "smoke.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert main([str(path), "--prompts", "4", "--budget", "32", "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    line = next(ln for ln in text.splitlines() if ln.strip().startswith("correctness_reward_func"))
+    assert "constant" in line
+    assert "note: reward correctness_reward_func is constant (0)" in text
+    # xmlcount pays per tag fragment and varies: not flagged
+    line = next(ln for ln in text.splitlines() if ln.strip().startswith("xmlcount_reward_func"))
+    assert ("constant" in line) == (float(line.split()[2]) == 0)
+
+
+def test_write_filtered_keeps_prompts_strictly_between(demo_base, tmp_path, capsys):
+    import torch
+
+    from axolotl_grpo_plugin.probe.core import probe
+    from axolotl_grpo_plugin.probe.report import write_filtered
+
+    torch.set_num_threads(1)
+    path = _config(tmp_path, demo_base, num_generations=4)
+    result = probe(str(path), prompts=12, progress=False)
+    out = tmp_path / "filtered.jsonl"
+    n = write_filtered(result, str(path), out)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    expected = sum(1 for p in result.pass_rates() if 0 < p < 1)
+    assert n == len(rows) == expected
+    source = [json.loads(line) for line in
+              (REPO / "axolotl_grpo_plugin/data/demo_train.jsonl").read_text().splitlines()]
+    for row in rows:
+        assert row in source  # raw rows: the config's `type:` reads them again
+    assert not math.isnan(result.format_compliance())
+
+
+def test_bad_flags_exit_2(tmp_path, capsys):
+    from axolotl_grpo_plugin.probe.__main__ import main
+
+    assert main([str(REPO / "configs" / "smoke.yaml"), "--generations", "1", "--no-progress"]) == 2
+    assert "--generations" in capsys.readouterr().err
