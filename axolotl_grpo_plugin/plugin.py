@@ -60,10 +60,15 @@ class GRPOPlugin(BasePlugin):
     def post_trainer_create(self, cfg, trainer):
         """Trackers for the end-of-training evaluation; rollout log and learning metrics
         on the stock GRPO trainer (docs/observe.md); what reached GRPOConfig."""
+        from . import interrupted, run_lock
         from .config.trl_args import report
         from .evaluate.hook import remember_trackers
         from .observe import attach
 
+        if trainer.accelerator.is_main_process:  # one run per output_dir (docs/observe.md)
+            with reported_as_exit():
+                run_lock.hold(trainer.args.output_dir)
+        interrupted.install(trainer)  # Ctrl-C: exit 130 and OUTPUT_DIR/INTERRUPTED
         self.eval_trackers = remember_trackers(trainer)
         attach(cfg, trainer)
         report(cfg, trainer, LOG)

@@ -3,6 +3,12 @@
 Curves always use the whole log. The browsable rows are the whole log up to
 `max_rollouts`; above that a seeded uniform sample (reservoir sampling, so memory
 stays bounded) that always keeps the first reflection moments, and the report says so.
+
+Total over anything a log line may hold (the log is written by a run, but read back by
+anyone, after crashes, edits and odd model text): each record is first normalised to
+known types (`_normalise`): a field of the wrong type becomes "missing", a non-finite or
+out-of-range number becomes None, text keeps only what UTF-8 can carry; a record without
+an integer `step` (or one that cannot be read at all) is skipped and counted in `skipped`.
 """
 
 from __future__ import annotations
@@ -32,7 +38,8 @@ class StepStats:
 
     def mean(self, name: str) -> float:
         n = self.reward_counts.get(name, 0)
-        return self.reward_sums[name] / n if n else math.nan
+        value = self.reward_sums[name] / n if n else math.nan
+        return value if math.isfinite(value) else math.nan  # sums of huge values overflow
 
 
 @dataclass
@@ -43,23 +50,86 @@ class ReportData:
     first_reflections: list[int]  # positions in `rows`
     total: int  # rollouts in the log
     sampled: bool
+    skipped: int = 0  # records that were not rollouts (no integer step, unreadable)
+
+
+MAX_TEXT = 1_000_000  # characters kept of one prompt/completion/answer: a page must stay loadable
 
 
 def _number(value) -> float | None:
+    """A finite float, or None (wrong type, NaN, inf, an int beyond float range)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
     try:
         value = float(value)
-    except (TypeError, ValueError):
+    except (OverflowError, ValueError):
         return None
     return value if math.isfinite(value) else None
 
 
+def _int(value) -> int | None:
+    """An int a page can show exactly (|n| < 2**53), else None."""
+    if isinstance(value, bool) or not isinstance(value, int) or abs(value) >= 2**53:
+        return None
+    return value
+
+
+def clean_text(text: object) -> str:
+    """Text that survives UTF-8 (a lone surrogate becomes "?"), so page offsets stay exact."""
+    return str(text).encode("utf-8", "replace").decode("utf-8")
+
+
+def _text(value, default: str | None = "") -> str | None:
+    """A string field as clean text; a number is shown as its digits; any other type is missing."""
+    if isinstance(value, str):
+        return clean_text(value[:MAX_TEXT])
+    if isinstance(value, bool) or value is None:
+        return default
+    if isinstance(value, (int, float)):
+        if isinstance(value, int) and abs(value) >= 10**100:
+            return default
+        return str(value)
+    return default
+
+
+def _normalise(record: object) -> dict | None:
+    """The record with every field the report reads coerced to its type, or None to skip it."""
+    if not isinstance(record, dict):
+        return None
+    step = _int(record.get("step"))
+    if step is None:
+        return None
+    raw = record.get("rewards")
+    rewards = {}
+    if isinstance(raw, dict):
+        for name, value in raw.items():
+            if isinstance(name, str):
+                rewards[clean_text(name[:200])] = _number(value)
+    row = {
+        "step": step,
+        "mode": _text(record.get("mode"), None) or "train",
+        "group": _int(record.get("group")),
+        "prompt": _text(record.get("prompt")),
+        "completion": _text(record.get("completion")),
+        "answer": _text(record.get("answer"), None),
+        "rewards": rewards,
+        "reward": _number(record.get("reward")),
+        "advantage": _number(record.get("advantage")),
+        "length": _number(record.get("length")),
+    }
+    if "reflection" in record:
+        span = record["reflection"]
+        ok = (isinstance(span, (list, tuple)) and len(span) == 2
+              and all(_int(x) is not None for x in span)
+              and 0 <= span[0] <= span[1] <= len(row["completion"]))
+        row["reflection"] = tuple(span) if ok else None
+    return row
+
+
 def _reflection(record: dict, matcher: ReflectionMatcher | None):
     if matcher is None and "reflection" in record:
-        span = record["reflection"]
-        if isinstance(span, (list, tuple)) and len(span) == 2 and all(isinstance(x, int) for x in span):
-            return tuple(span)
-        return None
-    return (matcher or ReflectionMatcher()).first(record.get("completion", ""))
+        return record["reflection"]
+    return (matcher or ReflectionMatcher()).first(record["completion"])
 
 
 def collect(
@@ -75,33 +145,35 @@ def collect(
     steps: dict[str, dict[int, StepStats]] = defaultdict(lambda: defaultdict(StepStats))
     reservoir: list[tuple[int, dict]] = []
     firsts: list[tuple[int, dict]] = []
-    total = 0
-    for record in records:
-        step = record.get("step")
-        if not isinstance(step, int):
+    total = skipped = 0
+    for raw in records:
+        try:
+            record = _normalise(raw)
+        except (RecursionError, MemoryError, ValueError):  # nested too deep to walk, unreadable
+            record = None
+        if record is None:
+            skipped += 1
             continue
-        mode = str(record.get("mode") or "train")
-        rewards = record.get("rewards") if isinstance(record.get("rewards"), dict) else {}
+        step, mode, rewards = record["step"], record["mode"], record["rewards"]
         stats = steps[mode][step]
         stats.count += 1
         for name, value in rewards.items():
             reward_names.setdefault(name, None)
-            value = _number(value)
             if value is not None:
                 stats.reward_sums[name] += value
                 stats.reward_counts[name] += 1
-        reward = _number(record.get("reward"))
+        reward = record["reward"]
         if reward is not None:
             stats.reward_sums["reward"] += reward
             stats.reward_counts["reward"] += 1
-        length = _number(record.get("length"))
+        length = record["length"]
         if length is not None:
             stats.length_sum += length
             stats.length_count += 1
         span = _reflection(record, matcher)
         if span:
             stats.reflections += 1
-        row = (total, {**record, "reflection": span, "rewards": rewards})
+        row = (total, {**record, "reflection": span})
         if span and len(firsts) < FIRST_REFLECTIONS:
             firsts.append(row)
         if len(reservoir) < max_rollouts:
@@ -125,6 +197,7 @@ def collect(
         first_reflections=[position[i] for i, _ in firsts],
         total=total,
         sampled=sampled,
+        skipped=skipped,
     )
 
 
@@ -135,21 +208,20 @@ def curves(data: ReportData, mode: str = "train") -> dict[str, tuple[list[int], 
     series = {name: [by_step[s].mean(name) for s in xs] for name in data.reward_names}
     series["reward"] = [by_step[s].mean("reward") for s in xs]
     series["completion length"] = [
-        by_step[s].length_sum / by_step[s].length_count if by_step[s].length_count else math.nan
-        for s in xs
+        _finite_or_nan(by_step[s].length_sum / by_step[s].length_count) if by_step[s].length_count
+        else math.nan for s in xs
     ]
     series["reflection rate"] = [by_step[s].reflections / by_step[s].count for s in xs]
     return {name: (xs, ys) for name, ys in series.items()}
 
 
+def _finite_or_nan(value: float) -> float:
+    return value if math.isfinite(value) else math.nan
+
+
 def _utf16_len(text: str) -> int:
     """Length as JavaScript counts it (UTF-16 code units): the page slices texts by these."""
     return len(text.encode("utf-16-le")) // 2
-
-
-def _clean(text: object) -> str:
-    """Text that survives UTF-8 (a lone surrogate becomes "?"), so page offsets stay exact."""
-    return str(text).encode("utf-8", "replace").decode("utf-8")
 
 
 def _short(value: float | None) -> float | None:
@@ -171,32 +243,31 @@ def columns(data: ReportData) -> tuple[dict, list[str], list[str]]:
         "step", "mode", "group", "prompt", "answer", "reward", "adv", "len", "rs", "re", "clen")}
     per_reward: dict[str, list] = {name: [] for name in data.reward_names}
     for record in data.rows:
-        prompt = _clean(record.get("prompt", ""))
+        prompt = record["prompt"]
         if prompt not in prompt_index:
             prompt_index[prompt] = len(prompts)
             prompts.append(prompt)
-        completion = _clean(record.get("completion", ""))
+        completion = record["completion"]
         completions.append(completion)
         start, end = record.get("reflection") or (-1, -1)
         if start >= 0:
             start, end = _utf16_len(completion[:start]), _utf16_len(completion[:end])
-        mode = str(record.get("mode") or "train")
+        mode = record["mode"]
         if mode not in modes:
             modes.append(mode)
-        cols["step"].append(record.get("step"))
+        cols["step"].append(record["step"])
         cols["mode"].append(modes.index(mode))
-        cols["group"].append(record.get("group"))
+        cols["group"].append(record["group"])
         cols["prompt"].append(prompt_index[prompt])
-        answer = record.get("answer")
-        cols["answer"].append(None if answer is None else str(answer))
-        cols["reward"].append(_short(_number(record.get("reward"))))
-        cols["adv"].append(_short(_number(record.get("advantage"))))
-        cols["len"].append(_number(record.get("length")))
+        cols["answer"].append(record["answer"])
+        cols["reward"].append(_short(record["reward"]))
+        cols["adv"].append(_short(record["advantage"]))
+        cols["len"].append(record["length"])
         cols["rs"].append(start)
         cols["re"].append(end)
         cols["clen"].append(_utf16_len(completion))
         for name in data.reward_names:
-            per_reward[name].append(_short(_number(record["rewards"].get(name))))
+            per_reward[name].append(_short(record["rewards"].get(name)))
     meta = {
         "rewardNames": data.reward_names,
         "modes": modes,
@@ -207,5 +278,6 @@ def columns(data: ReportData) -> tuple[dict, list[str], list[str]]:
         "total": data.total,
         "shown": len(data.rows),
         "sampled": data.sampled,
+        "skipped": data.skipped,
     }
     return meta, completions, prompts
