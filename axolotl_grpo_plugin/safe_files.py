@@ -59,6 +59,8 @@ def open_nofollow(path: str | os.PathLike, mode: str = "ab", encoding: str | Non
     except OSError as exc:
         if path.is_symlink():
             raise UnsafePathError(exc.errno, f"refusing to write through the symlink {path}", str(path)) from None
+        if path.exists() and not path.is_file():  # a FIFO with no reader: ENXIO
+            raise UnsafePathError(exc.errno, f"refusing to write to {path}: not a regular file") from None
         raise
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
