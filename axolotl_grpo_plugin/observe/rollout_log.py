@@ -93,11 +93,14 @@ class RolloutLogWriter:
         try:
             if self._file is None:
                 self.dir.mkdir(parents=True, exist_ok=True)
-                self._file = open_nofollow(self.path, "ab+")  # + : read the last byte
+                # unbuffered: after a failed write no buffer is left to flush on close (which
+                # would append a torn line after the cut-back); "+": read the last byte
+                self._file = open_nofollow(self.path, "ab+", buffering=0)
                 self._repair_torn_tail()
             start = os.fstat(self._file.fileno()).st_size
-            self._file.write(payload)
-            self._file.flush()
+            view = memoryview(payload)
+            while view:
+                view = view[self._file.write(view):]
             os.fsync(self._file.fileno())
         except Exception as exc:  # disk full, permissions, a symlink planted at the live file...
             self._cut_back(start)
@@ -108,7 +111,7 @@ class RolloutLogWriter:
                         "lost before this step (the next line says `\"dropped\": %d`).",
                         self.path, self._pending_dropped, self._pending_dropped)
             self._pending_dropped = 0
-        if self.max_bytes and self._file.tell() >= self.max_bytes:
+        if self.max_bytes and os.fstat(self._file.fileno()).st_size >= self.max_bytes:
             try:
                 self._rotate()
             except Exception as exc:  # the lines are written; only the rotation is retried later
