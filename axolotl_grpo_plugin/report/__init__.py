@@ -53,8 +53,14 @@ def render_html(data: ReportData, title: str, notes: Iterable[str] = ()) -> str:
     for name, (xs, ys) in curves(data, "train").items():
         if xs:
             label = "total reward" if name == "reward" else name
+            try:
+                png = plot_png(label, xs, ys)
+            except (ValueError, OverflowError, ArithmeticError) as exc:  # e.g. values near 1e308
+                plots.append(f"<p>No plot of {html.escape(label)}: its values cannot be drawn "
+                             f"({html.escape(type(exc).__name__)}: {html.escape(str(exc)[:200])}).</p>")
+                continue
             plots.append(f'<img alt="{html.escape(label)}" title="{html.escape(label)}" '
-                         f'src="data:image/png;base64,{plot_png(label, xs, ys)}">')
+                         f'src="data:image/png;base64,{png}">')
     if not plots:
         plots.append("<p>No training steps logged yet.</p>")
     meta, completions, prompts = columns(data)
