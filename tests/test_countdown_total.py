@@ -17,6 +17,9 @@ SCALARS = st.one_of(
 )
 VALUES = st.recursive(SCALARS, lambda inner: st.one_of(
     st.lists(inner, max_size=5), st.dictionaries(st.text(max_size=5), inner, max_size=3)), max_leaves=10)
+# the shapes TRL passes (one list of numbers and one target per completion), and anything else
+NUMBERS = st.one_of(st.lists(st.lists(SCALARS, max_size=4), max_size=4), VALUES)
+TARGETS = st.one_of(st.lists(SCALARS, max_size=4), VALUES)
 COMPLETIONS = st.one_of(st.text(max_size=60), st.sampled_from([RIGHT, "<answer>1/0</answer>"]),
                         st.lists(st.fixed_dictionaries({"role": st.just("assistant"),
                                                         "content": st.text(max_size=40)}), max_size=2),
@@ -31,7 +34,7 @@ def test_inf_and_nan_among_the_numbers_score_zero_instead_of_raising():
 
 
 @settings(max_examples=400, deadline=None)
-@given(completions=st.lists(COMPLETIONS, max_size=4), numbers=VALUES, target=VALUES,
+@given(completions=st.lists(COMPLETIONS, max_size=4), numbers=NUMBERS, target=TARGETS,
        kwargs=st.dictionaries(st.sampled_from(["prompts", "answer", "x"]), VALUES, max_size=2))
 def test_countdown_never_raises_and_scores_each_completion(completions, numbers, target, kwargs):
     scores = countdown_reward_func(completions, numbers=numbers, target=target, **kwargs)
