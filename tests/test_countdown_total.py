@@ -18,8 +18,10 @@ SCALARS = st.one_of(
 VALUES = st.recursive(SCALARS, lambda inner: st.one_of(
     st.lists(inner, max_size=5), st.dictionaries(st.text(max_size=5), inner, max_size=3)), max_leaves=10)
 # the shapes TRL passes (one list of numbers and one target per completion), and anything else
-NUMBERS = st.one_of(st.lists(st.lists(SCALARS, max_size=4), max_size=4), VALUES)
-TARGETS = st.one_of(st.lists(SCALARS, max_size=4), VALUES)
+NUMERIC = st.one_of(st.integers(0, 100), st.floats(allow_nan=True, allow_infinity=True))
+NUMBERS = st.one_of(st.lists(st.lists(NUMERIC, max_size=4), max_size=4),
+                    st.lists(st.lists(SCALARS, max_size=4), max_size=4), VALUES)
+TARGETS = st.one_of(st.lists(st.integers(0, 1000), max_size=4), st.lists(SCALARS, max_size=4), VALUES)
 COMPLETIONS = st.one_of(st.text(max_size=60), st.sampled_from([RIGHT, "<answer>1/0</answer>"]),
                         st.lists(st.fixed_dictionaries({"role": st.just("assistant"),
                                                         "content": st.text(max_size=40)}), max_size=2),
