@@ -17,7 +17,11 @@ import yaml
 from conftest import subprocess_env
 
 from axolotl_grpo_plugin.interrupted import (
-    EXIT_INTERRUPTED, MARKER_NAME, mark_interrupted, read_marker, sigint_handler,
+    EXIT_INTERRUPTED,
+    MARKER_NAME,
+    mark_interrupted,
+    read_marker,
+    sigint_handler,
 )
 
 

@@ -64,6 +64,20 @@ def test_a_failed_rotation_keeps_the_lines_and_rotates_later(tmp_path, monkeypat
     assert any(p.name.endswith(".jsonl.gz") for p in tmp_path.iterdir())
 
 
+def test_a_rotation_killed_mid_gzip_leaves_a_readable_part_and_its_temp_is_cleaned(tmp_path):
+    writer = RolloutLogWriter(tmp_path)
+    writer.write_step(_records(1))
+    writer.close()
+    (tmp_path / "rollouts.jsonl").rename(tmp_path / "rollouts.1.jsonl")  # killed after the move,
+    stale = tmp_path / ".rollouts.1.jsonl.gz.k3j2.tmp"  # while gzipping into the temp file
+    stale.write_bytes(b"\x1f\x8b partial")
+    writer = RolloutLogWriter(tmp_path)
+    writer.write_step(_records(2))
+    writer.close()
+    assert not stale.exists()
+    assert [r["step"] for r in read_rollouts(tmp_path)] == [1] * 4 + [2] * 4
+
+
 @pytest.fixture
 def small_tmpfs(tmp_path):
     """A real 64 KiB filesystem (needs root and mount); the test is skipped elsewhere."""

@@ -93,6 +93,7 @@ class RolloutLogWriter:
         try:
             if self._file is None:
                 self.dir.mkdir(parents=True, exist_ok=True)
+                self._remove_stale_temps()
                 # unbuffered: after a failed write no buffer is left to flush on close (which
                 # would append a torn line after the cut-back); "+": read the last byte
                 self._file = open_nofollow(self.path, "ab+", buffering=0)
@@ -148,6 +149,14 @@ class RolloutLogWriter:
             "`grpo_plugin.rollout_log: false`.",
             self.path, type(exc).__name__, exc, count,
         )
+
+    def _remove_stale_temps(self) -> None:
+        """Temp files of a rotation killed mid-gzip (its staged part stays and is read instead)."""
+        for stale in self.dir.glob(".rollouts.*.jsonl.gz.*.tmp"):
+            try:
+                stale.unlink()
+            except OSError:
+                pass
 
     def _repair_torn_tail(self) -> None:
         """A resumed run appends after a line torn by a kill: start on a fresh line."""
