@@ -13,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from conftest import subprocess_env
 
 from axolotl_grpo_plugin.registry.isolation import ERROR, OK, IsolatedRunner
@@ -90,24 +91,25 @@ def test_a_sample_that_cannot_be_pickled_or_unpickled_is_an_error_and_the_worker
 
 
 OWNER = textwrap.dedent("""
-    import os, sys, threading, time
+    import os, signal, sys, threading, time
     sys.path.insert(0, {tests!r})
     from axolotl_grpo_plugin.registry.isolation import IsolatedRunner
     runner = IsolatedRunner({target!r})
     def score():
         runner.score([{{"completions": ["abc"]}}], sample_budget_s=30, call_budget_s=60)
-    thread = threading.Thread(target=score)  # started off the main thread, like a data loader
-    thread.start(); thread.join()
+    if {in_thread!r}:
+        thread = threading.Thread(target=score)  # started off the main thread, like a data loader
+        thread.start(); thread.join()
+    else:
+        score()
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(130))  # the trainer's own quiet Ctrl-C
     print(runner._proc.pid, flush=True)
-    try:
-        time.sleep(120)
-    except KeyboardInterrupt:
-        sys.exit(130)
+    time.sleep(120)
 """)
 
 
-def _owner():
-    script = OWNER.format(tests=str(TESTS), target=TARGET)
+def _owner(in_thread: bool = True):
+    script = OWNER.format(tests=str(TESTS), target=TARGET, in_thread=in_thread)
     return subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=subprocess_env(),
                             start_new_session=True)
@@ -125,8 +127,9 @@ def test_the_worker_dies_with_the_trainer_process_even_by_sigkill():
         owner.kill()
 
 
-def test_ctrl_c_on_the_trainer_prints_no_worker_traceback():
-    owner = _owner()
+@pytest.mark.parametrize("in_thread", [False, True])
+def test_ctrl_c_on_the_trainer_prints_no_worker_traceback(in_thread):
+    owner = _owner(in_thread)
     try:
         worker = int(owner.stdout.readline())
         os.killpg(owner.pid, signal.SIGINT)  # what Ctrl-C does: the terminal's whole group
