@@ -13,6 +13,7 @@ an integer `step` (or one that cannot be read at all) is skipped and counted in 
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 from collections import defaultdict
@@ -76,13 +77,18 @@ def _int(value) -> int | None:
 
 def clean_text(text: object) -> str:
     """Text that survives UTF-8 (a lone surrogate becomes "?"), so page offsets stay exact."""
-    return str(text).encode("utf-8", "replace").decode("utf-8")
+    text = str(text)
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def _text(value, default: str | None = "") -> str | None:
     """A string field as clean text; a number is shown as its digits; any other type is missing."""
-    if isinstance(value, str):
-        return clean_text(value[:MAX_TEXT])
+    if isinstance(value, str):  # cleaned (lone surrogates) by columns(), for the kept rows only
+        return value if len(value) <= MAX_TEXT else value[:MAX_TEXT]
     if isinstance(value, bool) or value is None:
         return default
     if isinstance(value, (int, float)):
@@ -90,6 +96,11 @@ def _text(value, default: str | None = "") -> str | None:
             return default
         return str(value)
     return default
+
+
+@functools.lru_cache(maxsize=1024)  # a log repeats the same few names on every line
+def _reward_name(name: str) -> str:
+    return clean_text(name[:200])
 
 
 def _normalise(record: object) -> dict | None:
@@ -104,7 +115,7 @@ def _normalise(record: object) -> dict | None:
     if isinstance(raw, dict):
         for name, value in raw.items():
             if isinstance(name, str):
-                rewards[clean_text(name[:200])] = _number(value)
+                rewards[_reward_name(name)] = _number(value)
     row = {
         "step": step,
         "mode": _text(record.get("mode"), None) or "train",
@@ -129,7 +140,12 @@ def _normalise(record: object) -> dict | None:
 def _reflection(record: dict, matcher: ReflectionMatcher | None):
     if matcher is None and "reflection" in record:
         return record["reflection"]
-    return (matcher or ReflectionMatcher()).first(record["completion"])
+    return (matcher or _default_matcher()).first(record["completion"])
+
+
+@functools.lru_cache(maxsize=1)
+def _default_matcher() -> ReflectionMatcher:
+    return ReflectionMatcher()
 
 
 def collect(
@@ -173,7 +189,8 @@ def collect(
         span = _reflection(record, matcher)
         if span:
             stats.reflections += 1
-        row = (total, {**record, "reflection": span})
+        record["reflection"] = span  # `record` is our own normalised copy
+        row = (total, record)
         if span and len(firsts) < FIRST_REFLECTIONS:
             firsts.append(row)
         if len(reservoir) < max_rollouts:
@@ -243,23 +260,23 @@ def columns(data: ReportData) -> tuple[dict, list[str], list[str]]:
         "step", "mode", "group", "prompt", "answer", "reward", "adv", "len", "rs", "re", "clen")}
     per_reward: dict[str, list] = {name: [] for name in data.reward_names}
     for record in data.rows:
-        prompt = record["prompt"]
+        prompt = clean_text(record["prompt"])
         if prompt not in prompt_index:
             prompt_index[prompt] = len(prompts)
             prompts.append(prompt)
-        completion = record["completion"]
+        completion = clean_text(record["completion"])
         completions.append(completion)
         start, end = record.get("reflection") or (-1, -1)
         if start >= 0:
             start, end = _utf16_len(completion[:start]), _utf16_len(completion[:end])
-        mode = record["mode"]
+        mode = clean_text(record["mode"])
         if mode not in modes:
             modes.append(mode)
         cols["step"].append(record["step"])
         cols["mode"].append(modes.index(mode))
         cols["group"].append(record["group"])
         cols["prompt"].append(prompt_index[prompt])
-        cols["answer"].append(record["answer"])
+        cols["answer"].append(None if record["answer"] is None else clean_text(record["answer"]))
         cols["reward"].append(_short(record["reward"]))
         cols["adv"].append(_short(record["advantage"]))
         cols["len"].append(record["length"])
