@@ -174,9 +174,19 @@ def test_the_lock_is_reentrant_in_one_process_and_refuses_a_planted_link(tmp_pat
     other = tmp_path / "other"
     other.mkdir()
     (other / run_lock.LOCK_NAME).symlink_to(victim)
-    with pytest.raises(OSError, match="symlink"):
+    with pytest.raises(run_lock.OutputDirInUse, match="symlink") as info:
         run_lock.hold(other)
-    assert victim.read_text() == "keep"
+    assert "fix: remove" in info.value.render() and victim.read_text() == "keep"
+
+
+def test_a_filesystem_without_flock_warns_and_trains_on(tmp_path, monkeypatch, caplog):
+    def no_locks(fd, operation):
+        raise OSError(37, "No locks available")
+
+    monkeypatch.setattr(run_lock.fcntl, "flock", no_locks)
+    with caplog.at_level(logging.WARNING, logger="axolotl_grpo_plugin"):
+        assert run_lock.hold(tmp_path / "nfs") is None
+    assert "cannot be locked" in caplog.text and "No locks available" in caplog.text
 
 
 def test_the_plugin_refuses_a_busy_output_dir_with_one_readable_exit(tmp_path):
