@@ -67,11 +67,16 @@ class GRPOPlugin(BasePlugin):
         """Trackers for the end-of-training evaluation; rollout log and learning metrics
         on the stock GRPO trainer (docs/observe.md); what reached GRPOConfig; the vLLM
         weight push on CPU, the weight-sync watch and the /generate/ deadline (docs/vllm.md)."""
+        from . import interrupted, run_lock
         from .config.trl_args import report
         from .evaluate.hook import remember_trackers
         from .observe import attach, doctor
         from .vllm import cpu, liveness, sync_guard
 
+        if trainer.accelerator.is_main_process:  # one run per output_dir (docs/observe.md)
+            with reported_as_exit():
+                run_lock.hold(trainer.args.output_dir)
+        interrupted.install(trainer)  # Ctrl-C: exit 130 and OUTPUT_DIR/INTERRUPTED
         cpu.attach_weight_sync(trainer)  # vLLM's CPU build only: layer-wise reload_weights push
         self.eval_trackers = remember_trackers(trainer)
         observer = attach(cfg, trainer)

@@ -101,7 +101,7 @@ def solves(expression: str, numbers: object, target: object) -> bool:
     try:
         goal = int(target)
         given = Counter(int(n) for n in numbers)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, ArithmeticError):  # None, "x", [1], inf (OverflowError), nan
         return False
     tree = parse_equation(expression)
     if tree is None or Counter(literals_of(tree)) != given:

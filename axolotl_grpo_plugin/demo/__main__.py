@@ -7,6 +7,7 @@ import json
 import sys
 import time
 
+from ..safe_files import write_atomic
 from .run import DemoError, run_demo, table
 
 
@@ -70,8 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         summary = {"seed": args.seed, "steps": len(result.history), "before": result.before.as_dict(),
                    "after": result.after.as_dict(), "seconds": result.seconds | {"total": total},
                    "rewards_per_step": [entry["reward"] for entry in result.history]}
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump(summary, handle, indent=2)
+        write_atomic(args.json, json.dumps(summary, indent=2))
     return 0
 
 

@@ -12,6 +12,8 @@ import json
 import re
 from pathlib import Path
 
+from ..safe_files import replacing
+
 
 TOTAL_KEY = "reward"
 PER_FUNC = re.compile(r"^rewards/(?P<name>.+)/mean$")
@@ -69,10 +71,11 @@ def plot(history: list[dict], path: str | Path, title: str = "GRPO reward curves
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial.png")
-    fig.savefig(partial)
-    plt.close(fig)
-    partial.replace(path)
+    try:
+        with replacing(path, "wb") as handle:
+            fig.savefig(handle, format="png")
+    finally:
+        plt.close(fig)
     return path
 
 

@@ -21,6 +21,7 @@ from ..childenv import offline_child_env
 from ..config.load import read_yaml
 from ..embedded.builder import DEFAULT_OUT
 from ..embedded.pretrain import build_base
+from ..safe_files import open_nofollow, write_atomic
 from . import DEMO_CONFIG, REPO_ROOT, curves, heldout
 
 
@@ -72,8 +73,7 @@ def write_run_config(base_dir: Path, output_dir: Path, seed: int, steps: int | N
     cfg["save_steps"] = cfg["max_steps"]  # one save, at the end: it carries trainer_state.json
     output_dir.mkdir(parents=True, exist_ok=True)
     path = output_dir / "demo_run.yaml"
-    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    return path
+    return write_atomic(path, yaml.safe_dump(cfg, sort_keys=False))
 
 
 def train(run_config: Path, log_path: Path, echo: bool = True) -> str:
@@ -83,7 +83,7 @@ def train(run_config: Path, log_path: Path, echo: bool = True) -> str:
         raise DemoError("the `axolotl` command is not on PATH; install axolotl (pip install axolotl) "
                         "in the environment you run the demo from")
     lines: list[str] = []
-    with log_path.open("w", encoding="utf-8") as log, subprocess.Popen(
+    with open_nofollow(log_path, "w", encoding="utf-8") as log, subprocess.Popen(
         [axolotl, "train", str(run_config)], cwd=REPO_ROOT, env=child_env(),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
     ) as proc:

@@ -15,6 +15,7 @@ import sys
 from fractions import Fraction
 from pathlib import Path
 
+from ..safe_files import write_atomic
 from .sample_data import to_jsonl
 
 
@@ -61,13 +62,10 @@ def generate_countdown(n: int, seed: int) -> list[dict]:
 
 
 def write_sample(path: str | Path = DATA_FILE, n: int = SAMPLE_ROWS, seed: int = SAMPLE_SEED) -> Path:
-    """Write the sample jsonl (to a temp file, then rename)."""
+    """Write the sample jsonl (to a fresh temp file, then rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(to_jsonl(generate_countdown(n, seed)), encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_atomic(path, to_jsonl(generate_countdown(n, seed)))
 
 
 def main(argv: list[str] | None = None) -> int:

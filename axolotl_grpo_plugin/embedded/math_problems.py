@@ -12,6 +12,7 @@ import random
 from fractions import Fraction
 from pathlib import Path
 
+from ..safe_files import write_atomic
 from .sample_data import to_jsonl
 
 
@@ -64,12 +65,9 @@ def generate_math(n: int, seed: int) -> list[dict]:
 
 
 def write_sample(path: str | Path = DATA_FILE, n: int = SAMPLE_ROWS, seed: int = SAMPLE_SEED) -> Path:
-    """Write the sample jsonl (to a temp file, then rename)."""
+    """Write the sample jsonl (to a fresh temp file, then rename)."""
     path = Path(path)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(to_jsonl(generate_math(n, seed)), encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_atomic(path, to_jsonl(generate_math(n, seed)))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..safe_files import write_atomic
 from .problems import EASY_TEMPLATES, generate_problems
 
 
@@ -53,6 +54,5 @@ def write_sample_data(out_dir: str | Path = DATA_DIR) -> list[Path]:
     for name, rows in ((TRAIN_FILE, train), (TEST_FILE, test),
                        (DEMO_TRAIN_FILE, demo_train), (DEMO_TEST_FILE, demo_test)):
         path = out / name
-        path.write_text(to_jsonl(rows), encoding="utf-8")
-        written.append(path)
+        written.append(write_atomic(path, to_jsonl(rows)))
     return written

@@ -9,6 +9,8 @@ import os
 import sys
 from pathlib import Path
 
+from ..safe_files import write_atomic
+
 
 EPILOG = """\
 what it reports (greedy decoding unless noted):
@@ -96,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{result.n_problems} problems):")
             print(format_comparison(table))
             path = out / f"eval-{args.split}-vs-baseline.json"
-            path.write_text(json.dumps({"baseline": args.baseline, "metrics": table}, indent=2) + "\n")
+            write_atomic(path, json.dumps({"baseline": args.baseline, "metrics": table}, indent=2) + "\n")
             print(f"wrote {path}")
     except PluginError as exc:
         return exit_for(exc)

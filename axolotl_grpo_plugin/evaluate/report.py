@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from ..safe_files import write_atomic
 from . import passk
 from .core import EvalResult
 
@@ -34,26 +33,14 @@ def write_results(result: EvalResult, out_dir: str | Path, stem: str | None = No
     summary = {**result.summary(), **(extra or {})}
     summary_path = out / f"{stem}.json"
     samples_path = out / f"{stem}-samples.jsonl"
-    _atomic_write(samples_path, "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n"
-                                        for r in result.records))
-    _atomic_write(summary_path, json.dumps(summary, indent=2, default=_json_default) + "\n")
+    write_atomic(samples_path, "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n"
+                                       for r in result.records))
+    write_atomic(summary_path, json.dumps(summary, indent=2, default=_json_default) + "\n")
     return summary_path, samples_path
 
 
 def _json_default(value: Any):
     return str(value)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def headline_metrics(result: EvalResult) -> dict[str, float]:

@@ -10,8 +10,13 @@ Crash safety: each step is written as whole lines, then flushed and fsync'd, so
 a SIGKILL loses at most the step being written; the reader skips a torn last
 line, so the files always parse. Rotation first renames the live file to
 rollouts.N.jsonl, then gzips it to a temp file that is renamed into place: a kill
-at any point leaves each line in exactly one readable part. A write failure is
-reported once and logging stops; training never sees an exception from here.
+at any point leaves each line in exactly one readable part.
+
+A failed write (disk full, a rename race) drops that step's records, cuts the file back to
+its last whole line, says so, and is retried at the next step; the first record written
+after a gap carries `"dropped": N` (records lost since the previous line) and close()
+logs a summary. Training never sees an exception from here. No write follows a symlink
+planted in output_dir (safe_files.py).
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ import re
 import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+
+from ..safe_files import open_nofollow, replacing
 
 
 LOG = logging.getLogger("axolotl_grpo_plugin")
@@ -44,6 +51,14 @@ def _json_safe(value):
     return value
 
 
+def _utf8_line(line: str) -> bytes:
+    """A lone surrogate (from model text) has no UTF-8 form: escape the line as ASCII JSON."""
+    try:
+        return (line + "\n").encode("utf-8")
+    except UnicodeEncodeError:
+        return (json.dumps(json.loads(line), ensure_ascii=True) + "\n").encode("ascii")
+
+
 class RolloutLogWriter:
     """Appends records to OUTPUT_DIR/rollouts.jsonl; rotates to gzip parts by size."""
 
@@ -51,39 +66,104 @@ class RolloutLogWriter:
         self.dir = Path(output_dir)
         self.path = self.dir / LIVE_NAME
         self.max_bytes = int(max_mb * 1024 * 1024) if max_mb and max_mb > 0 else 0
-        self.failed = False
+        self.failures = 0  # failed writes over the run
+        self.dropped = 0  # records lost over the run
+        self._pending_dropped = 0  # lost since the last written line: told in the next record
         self._file = None
 
+    @property
+    def failed(self) -> bool:
+        """True while the last write failed (the next step retries)."""
+        return self._pending_dropped > 0
+
     def write_step(self, records: Iterable[dict]) -> bool:
-        """Append one step's records as whole lines and make them durable. False after a failure."""
-        if self.failed:
-            return False
+        """Append one step's records as whole lines and make them durable. False if they were dropped."""
+        records = list(records)
         try:
-            payload = "".join(
-                json.dumps(_json_safe(r), ensure_ascii=False, allow_nan=False) + "\n" for r in records
-            ).encode("utf-8")
+            lines = [json.dumps(_json_safe(r), ensure_ascii=False, allow_nan=False) for r in records]
+        except Exception as exc:  # an unserialisable value: this step only
+            self._dropped_step(len(records), exc)
+            return False
+        if lines and self._pending_dropped:
+            first = json.loads(lines[0])
+            first["dropped"] = self._pending_dropped
+            lines[0] = json.dumps(first, ensure_ascii=False, allow_nan=False)
+        payload = b"".join(_utf8_line(line) for line in lines)
+        start = None
+        try:
             if self._file is None:
                 self.dir.mkdir(parents=True, exist_ok=True)
-                self._file = open(self.path, "ab")
+                self._remove_stale_temps()
+                # unbuffered: after a failed write no buffer is left to flush on close (which
+                # would append a torn line after the cut-back); "+": read the last byte
+                self._file = open_nofollow(self.path, "ab+", buffering=0)
                 self._repair_torn_tail()
-            self._file.write(payload)
-            self._file.flush()
+            start = os.fstat(self._file.fileno()).st_size
+            view = memoryview(payload)
+            while view:
+                view = view[self._file.write(view):]
             os.fsync(self._file.fileno())
-            if self.max_bytes and self._file.tell() >= self.max_bytes:
-                self._rotate()
-            return True
-        except Exception as exc:  # disk full, permissions, unserialisable value...
-            self._fail(exc)
+        except Exception as exc:  # disk full, permissions, a symlink planted at the live file...
+            self._cut_back(start)
+            self._dropped_step(len(records), exc)
             return False
+        if self._pending_dropped:
+            LOG.warning("axolotl_grpo_plugin: the rollout log %s is written again; %d records were "
+                        "lost before this step (the next line says `\"dropped\": %d`).",
+                        self.path, self._pending_dropped, self._pending_dropped)
+            self._pending_dropped = 0
+        if self.max_bytes and os.fstat(self._file.fileno()).st_size >= self.max_bytes:
+            try:
+                self._rotate()
+            except Exception as exc:  # the lines are written; only the rotation is retried later
+                self.failures += 1
+                self.close()
+                LOG.warning("axolotl_grpo_plugin: rotating the rollout log %s failed (%s: %s); "
+                            "nothing is lost, rotation is retried at the next step.",
+                            self.path, type(exc).__name__, exc)
+        return True
+
+    def _cut_back(self, size: int | None) -> None:
+        """After a partial write: truncate to the last whole line, close, reopen next step."""
+        try:
+            if self._file is not None and size is not None:
+                os.ftruncate(self._file.fileno(), size)
+        except OSError:
+            pass  # the next open starts on a fresh line anyway (_repair_torn_tail)
+        self.close()
+
+    def _dropped_step(self, count: int, exc: BaseException) -> None:
+        """Count the lost records; warn at the start of an outage (not every step of it)."""
+        first_of_outage = not self._pending_dropped
+        self.failures += 1
+        self.dropped += count
+        self._pending_dropped += count
+        if not first_of_outage:
+            LOG.debug("axolotl_grpo_plugin: rollout log still failing (%s); %d records dropped so far",
+                      exc, self.dropped)
+            return
+        LOG.warning(
+            "axolotl_grpo_plugin: cannot write the rollout log %s (%s: %s); the %d records of this "
+            "step are dropped and each next step retries (a line says when it works again). "
+            "Training continues. Fix: free disk space / check permissions of output_dir, or set "
+            "`grpo_plugin.rollout_log: false`.",
+            self.path, type(exc).__name__, exc, count,
+        )
+
+    def _remove_stale_temps(self) -> None:
+        """Temp files of a rotation killed mid-gzip (its staged part stays and is read instead)."""
+        for stale in self.dir.glob(".rollouts.*.jsonl.gz.*.tmp"):
+            try:
+                stale.unlink()
+            except OSError:
+                pass
 
     def _repair_torn_tail(self) -> None:
         """A resumed run appends after a line torn by a kill: start on a fresh line."""
-        size = self._file.seek(0, os.SEEK_END)
-        if size:
-            with open(self.path, "rb") as f:
-                f.seek(size - 1)
-                if f.read(1) != b"\n":
-                    self._file.write(b"\n")
+        fd = self._file.fileno()
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            self._file.write(b"\n")
 
     def _rotate(self) -> None:
         """Move the live file aside as the next part, gzip it (temp file, rename), start anew."""
@@ -91,24 +171,13 @@ class RolloutLogWriter:
         self._file = None
         number = max(part_numbers(self.dir), default=0) + 1
         staged = self.dir / f"rollouts.{number}.jsonl"
-        os.replace(self.path, staged)
+        os.replace(self.path, staged)  # replaces (never follows) whatever is at `staged`
         target = staged.with_name(staged.name + ".gz")
-        tmp = target.with_name(target.name + ".tmp")
-        with open(staged, "rb") as src, gzip.open(tmp, "wb", compresslevel=6) as dst:
+        with open(staged, "rb") as src, replacing(target, "wb") as raw, \
+                gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6) as dst:
             while chunk := src.read(1 << 20):
                 dst.write(chunk)
-        os.replace(tmp, target)
         os.remove(staged)
-
-    def _fail(self, exc: BaseException) -> None:
-        self.failed = True
-        LOG.warning(
-            "axolotl_grpo_plugin: cannot write the rollout log %s (%s: %s); training "
-            "continues without it. Fix: free disk space / check permissions of output_dir, "
-            "or set `grpo_plugin.rollout_log: false`.",
-            self.path, type(exc).__name__, exc,
-        )
-        self.close()
 
     def close(self) -> None:
         try:
@@ -117,6 +186,14 @@ class RolloutLogWriter:
         except Exception:
             pass
         self._file = None
+
+    def summary(self) -> str | None:
+        """One line for the end of the run when records were lost, else None."""
+        if not self.dropped:
+            return None
+        return (f"axolotl_grpo_plugin: the rollout log {self.path} lost {self.dropped} records in "
+                f"{self.failures} failed writes" + (" (the last step was never written)"
+                                                     if self._pending_dropped else "") + ".")
 
 
 def part_numbers(output_dir: Path) -> list[int]:
@@ -149,15 +226,18 @@ def _lines(path: Path) -> Iterator[bytes]:
         return
 
 
-def read_rollouts(output_dir: str | os.PathLike) -> Iterator[dict]:
-    """Every complete record, in order. Torn or corrupt lines are skipped, never raised."""
+def read_rollouts(output_dir: str | os.PathLike, counts: dict | None = None) -> Iterator[dict]:
+    """Every complete record, in order. Torn or corrupt lines (not JSON, not an object, nested
+    past Python's recursion limit) are skipped, never raised; `counts["skipped"]` counts them."""
     for path in log_files(output_dir):
         for line in _lines(path):
-            if not line.endswith(b"\n"):
-                continue  # torn final line of a killed run
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
+            record = None
+            if line.endswith(b"\n"):  # else: the torn final line of a killed run
+                try:
+                    record = json.loads(line)
+                except (ValueError, RecursionError):
+                    pass
             if isinstance(record, dict):
                 yield record
+            elif counts is not None and line.strip():
+                counts["skipped"] = counts.get("skipped", 0) + 1

@@ -63,7 +63,23 @@ def _attach(cfg: Any, trainer: Any) -> RolloutObserver | None:
         return output
 
     trainer._generate_and_score_completions = generate_score_and_observe
+    if observer.writer is not None and hasattr(trainer, "add_callback"):
+        _summarise_at_train_end(trainer, observer.writer)
     return observer
+
+
+def _summarise_at_train_end(trainer: Any, writer: RolloutLogWriter) -> None:
+    """Say at the end of training how many rollout records a failed write lost, if any."""
+    from transformers import TrainerCallback
+
+    class RolloutLogSummary(TrainerCallback):
+        def on_train_end(self, args, state, control, **kwargs):
+            line = writer.summary()
+            if line:
+                LOG.warning(line)
+            writer.close()
+
+    trainer.add_callback(RolloutLogSummary())
 
 
 class RolloutObserver:

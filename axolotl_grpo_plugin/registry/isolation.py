@@ -7,6 +7,13 @@ persistent worker subprocess per reward and process, fed one sample at a time,
 waited on with ``Connection.poll(timeout)``, which works from any thread. A
 sample that is not answered in time is a timeout; the worker is killed and a
 fresh one takes the remaining samples.
+
+The worker belongs to the process, not to the thread that first scored: it is forked
+from the process's long-lived spawner thread (processes.popen_owned_by_process), so
+PR_SET_PDEATHSIG kills it when the trainer process dies, not when that thread ends. It runs
+in its own session and ignores SIGINT, so Ctrl-C on the trainer prints no worker traceback
+(the worker goes when the trainer goes). Each sample is pickled on its own: one that cannot
+be pickled (here) or unpickled (there) scores as an error and the worker keeps going.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
-from ..processes import die_with_parent
+from ..processes import die_with_parent, popen_owned_by_process
 
 
 # Starting a worker imports the reward (math-verify pulls in sympy: about a second).
@@ -60,8 +67,8 @@ class IsolatedRunner:
         while next_index < len(samples):
             try:
                 self._ensure_worker(deadline)
-                payload = pickle.dumps((self.target, next_index, samples[next_index:]))
-                self._conn.send_bytes(payload)
+                blobs = [_pickled(sample) for sample in samples[next_index:]]
+                self._conn.send_bytes(pickle.dumps((self.target, next_index, blobs)))
             except Exception as exc:  # cannot start or feed a worker: score nothing as safe
                 detail = f"reward worker unavailable: {type(exc).__name__}: {exc}"
                 self.close()
@@ -138,12 +145,14 @@ def start_worker(target: str) -> tuple[subprocess.Popen, _Duplex]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if isinstance(p, str) and p)
     try:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "axolotl_grpo_plugin.registry.isolation", str(to_child_r), str(from_child_w), target],
+        proc = popen_owned_by_process(
+            [sys.executable, "-m", "axolotl_grpo_plugin.registry.isolation", str(to_child_r), str(from_child_w),
+             target, str(os.getpid())],
             pass_fds=(to_child_r, from_child_w),
             stdin=subprocess.DEVNULL,
             env=env,
             close_fds=True,
+            start_new_session=True,  # Ctrl-C reaches the trainer, not the worker
         )
     except BaseException:
         for fd in (to_child_w, from_child_r):
@@ -189,9 +198,35 @@ def _import_target(target: str):
     return getattr(obj, "__wrapped__", obj)
 
 
-def _worker_main(conn, target: str) -> None:
+def _pickled(sample: Any) -> bytes | str:
+    """The sample's pickle, or (a str) why it has none: that sample is an error, not the call."""
+    try:
+        return pickle.dumps(sample)
+    except Exception as exc:  # noqa: BLE001 - a lambda, a lock, a generator in the row...
+        return f"the sample cannot be sent to the reward worker: {type(exc).__name__}: {str(exc)[:200]}"
+
+
+def _unpickled(blob: bytes | str) -> tuple[Any, str]:
+    if isinstance(blob, str):
+        return None, blob
+    try:
+        return pickle.loads(blob), ""
+    except BaseException as exc:  # noqa: BLE001 - a class the worker cannot import, a failing __reduce__
+        return None, f"the reward worker cannot unpickle the sample: {type(exc).__name__}: {str(exc)[:200]}"
+
+
+def _worker_main(conn, target: str, parent_pid: int | None = None) -> None:
     """Load the raw reward, say "ready", then score each sample and send (index, kind, value, detail)."""
-    die_with_parent(signal.SIGKILL)  # the kernel kills this worker if the trainer dies, even mid-hang
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the trainer's; we go when it goes
+    # the kernel kills this worker when the trainer process dies, even mid-hang
+    die_with_parent(signal.SIGKILL, parent_pid)
+    try:
+        _serve(conn, target)
+    except (EOFError, OSError, KeyboardInterrupt):  # the trainer closed our pipes or is gone
+        return
+
+
+def _serve(conn, target: str) -> None:
     functions: dict[str, Any] = {}
     try:
         fn = functions[target] = _import_target(target)
@@ -203,12 +238,13 @@ def _worker_main(conn, target: str) -> None:
         return
     conn.send("ready")
     while True:
-        try:
-            target, start, samples = pickle.loads(conn.recv_bytes())
-        except (EOFError, OSError):
-            return
-        for offset, sample in enumerate(samples):
+        target, start, blobs = pickle.loads(conn.recv_bytes())
+        for offset, blob in enumerate(blobs):
             index = start + offset
+            sample, problem = _unpickled(blob)
+            if problem:
+                conn.send((index, ERROR, None, problem))
+                continue
             try:
                 fn = functions.get(target) or functions.setdefault(target, _import_target(target))
                 out = fn(**sample)
@@ -229,4 +265,5 @@ def _describe(out: object) -> str:
 
 
 if __name__ == "__main__":
-    _worker_main(_Duplex(Connection(int(sys.argv[1])), Connection(int(sys.argv[2]))), sys.argv[3])
+    _worker_main(_Duplex(Connection(int(sys.argv[1])), Connection(int(sys.argv[2]))), sys.argv[3],
+                 int(sys.argv[4]) if len(sys.argv) > 4 else None)

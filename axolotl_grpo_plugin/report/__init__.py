@@ -13,11 +13,12 @@ import html
 import json
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from importlib import resources
 from pathlib import Path
 
-from .data import ReportData, collect, columns, curves, findings_by_curve
+from ..safe_files import replacing
+from .data import ReportData, clean_text, collect, columns, curves, findings_by_curve
 from .plots import plot_png
 
 
@@ -29,14 +30,36 @@ def _packed(text: str) -> str:
     return base64.b64encode(gzip.compress(text.encode("utf-8"), compresslevel=6, mtime=0)).decode("ascii")
 
 
-def render_html(data: ReportData, title: str) -> str:
-    """The page for collected data: plots for the train curves, the rows as embedded JSON."""
+def notices(data: ReportData, interrupted: dict | None = None, read_skipped: int = 0) -> list[str]:
+    """The page's warnings: an interrupted run (its INTERRUPTED marker) and skipped log lines."""
+    out = []
+    if interrupted is not None:
+        step, when = interrupted.get("step"), interrupted.get("time")
+        out.append("This run was interrupted (Ctrl-C / SIGINT)"
+                   + (f" at step {step}" if isinstance(step, int) else "")
+                   + (f", {when}" if isinstance(when, str) else "")
+                   + ": the curves stop there and the saved model is the one from that moment.")
+    skipped = data.skipped + read_skipped
+    if skipped:
+        out.append(f"{skipped:,} log lines were skipped: unreadable (torn, not JSON, nested too deep) "
+                   "or not a rollout (no integer step).")
+    return out
+
+
+def render_html(data: ReportData, title: str, notes: Iterable[str] = ()) -> str:
+    """The page for collected data: plots for the train curves, the rows as embedded JSON;
+    `notes` are shown as warnings above them."""
     plots = []
     marks = findings_by_curve(data)
     for name, (xs, ys) in curves(data, "train").items():
         if xs:
             label = "total reward" if name == "reward" else name
-            png = plot_png(label, xs, ys, marks.get(name))
+            try:
+                png = plot_png(label, xs, ys, marks.get(name))
+            except (ValueError, OverflowError, ArithmeticError) as exc:  # e.g. values near 1e308
+                plots.append(f"<p>No plot of {html.escape(label)}: its values cannot be drawn "
+                             f"({html.escape(type(exc).__name__)}: {html.escape(str(exc)[:200])}).</p>")
+                continue
             plots.append(f'<img alt="{html.escape(label)}" title="{html.escape(label)}" '
                          f'src="data:image/png;base64,{png}">')
     if not plots:
@@ -53,7 +76,8 @@ def render_html(data: ReportData, title: str) -> str:
                       for c in chunks)
     texts += f'\n<script id="report-prompts" type="application/octet-stream">{_packed("".join(prompts))}</script>'
     template = resources.files("axolotl_grpo_plugin").joinpath("templates/report.html").read_text("utf-8")
-    fills = {"__TITLE__": html.escape(title), "__PLOTS__": "\n".join(plots),
+    banners = "".join(f'<div class="notice">{html.escape(clean_text(n))}</div>\n  ' for n in notes)
+    fills = {"__TITLE__": html.escape(clean_text(title)), "__PLOTS__": "\n".join(plots), "__NOTICES__": banners,
              "__FINDINGS__": _findings_html(data),
              "__DATA__": payload, "__TEXTS__": texts}
     # one pass, so a placeholder-like string inside the data is never substituted
@@ -64,8 +88,8 @@ def _findings_html(data: ReportData) -> str:
     """The run doctor's diagnoses, each with its step (also marked on the curves)."""
     if not data.findings:
         return ""
-    items = "".join(f"<li><b>step {html.escape(str(f.get('step')))}</b>: "
-                    f"{html.escape(str(f.get('message', '')))}</li>" for f in data.findings)
+    items = "".join(f"<li><b>step {html.escape(clean_text(str(f.get('step'))))}</b>: "
+                    f"{html.escape(clean_text(str(f.get('message', ''))))}</li>" for f in data.findings)
     return f'<section id="doctor"><h2>Run doctor</h2><ul>{items}</ul></section>'
 
 
@@ -76,15 +100,18 @@ def write_report(
     max_rollouts: int = DEFAULT_MAX_ROLLOUTS,
     phrases: list[str] | None = None,
     seed: int = 0,
+    interrupted: dict | None = None,
+    read_skipped: int | Callable[[], int] = 0,
 ) -> ReportData:
-    """Collect, render, and write atomically (temp file, then rename)."""
+    """Collect, render, and write atomically (a fresh temp file, then rename: a symlink at
+    `out` is replaced, not followed; a failure leaves no temp file). `read_skipped` counts
+    lines the reader dropped (a callable: read after `records` is consumed)."""
     data = collect(records, max_rollouts=max_rollouts, seed=seed, phrases=phrases)
-    page = render_html(data, title)
-    out = Path(out)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, out)
+    read = read_skipped() if callable(read_skipped) else read_skipped
+    page = render_html(data, title, notices(data, interrupted, read))
+    with replacing(Path(out), "w") as handle:
+        handle.write(page)
     return data
 
 
-__all__ = ["DEFAULT_MAX_ROLLOUTS", "ReportData", "collect", "render_html", "write_report"]
+__all__ = ["DEFAULT_MAX_ROLLOUTS", "ReportData", "collect", "notices", "render_html", "write_report"]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ..interrupted import read_marker
 from ..observe.rollout_log import log_files, read_rollouts
 from . import DEFAULT_MAX_ROLLOUTS, write_report
 
@@ -54,17 +55,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --max-rollouts {args.max_rollouts} must be at least 1", file=sys.stderr)
         return 2
     out = args.out or args.output_dir / "report.html"
-    records = tqdm(read_rollouts(args.output_dir), desc="reading rollouts", unit=" rollouts",
+    counts: dict = {}
+    records = tqdm(read_rollouts(args.output_dir, counts), desc="reading rollouts", unit=" rollouts",
                    disable=None)
+    interrupted = read_marker(args.output_dir)
     try:
         data = write_report(records, out, title=args.output_dir.resolve().name,
-                            max_rollouts=args.max_rollouts, phrases=args.phrases, seed=args.seed)
+                            max_rollouts=args.max_rollouts, phrases=args.phrases, seed=args.seed,
+                            interrupted=interrupted, read_skipped=lambda: counts.get("skipped", 0))
     except OSError as exc:
         print(f"error: cannot write {str(out)!r}: {exc.strerror or exc}; choose another path with -o",
               file=sys.stderr)
         return 2
     shown = f"{len(data.rows):,} shown (sampled)" if data.sampled else "all shown"
-    print(f"Wrote {out}: {data.total:,} rollouts, {shown}.")
+    skipped = data.skipped + counts.get("skipped", 0)
+    print(f"Wrote {out}: {data.total:,} rollouts, {shown}"
+          + (f", {skipped:,} unreadable log lines skipped" if skipped else "") + "."
+          + (f" The run was interrupted at step {interrupted.get('step')}." if interrupted else ""))
     return 0
 
 

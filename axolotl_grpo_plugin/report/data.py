@@ -3,10 +3,17 @@
 Curves always use the whole log. The browsable rows are the whole log up to
 `max_rollouts`; above that a seeded uniform sample (reservoir sampling, so memory
 stays bounded) that always keeps the first reflection moments, and the report says so.
+
+Total over anything a log line may hold (the log is written by a run, but read back by
+anyone, after crashes, edits and odd model text): each record is first normalised to
+known types (`_normalise`): a field of the wrong type becomes "missing", a non-finite or
+out-of-range number becomes None, text keeps only what UTF-8 can carry; a record without
+an integer `step` (or one that cannot be read at all) is skipped and counted in `skipped`.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 from collections import defaultdict
@@ -33,7 +40,8 @@ class StepStats:
 
     def mean(self, name: str) -> float:
         n = self.reward_counts.get(name, 0)
-        return self.reward_sums[name] / n if n else math.nan
+        value = self.reward_sums[name] / n if n else math.nan
+        return value if math.isfinite(value) else math.nan  # sums of huge values overflow
 
 
 @dataclass
@@ -45,23 +53,101 @@ class ReportData:
     total: int  # rollouts in the log
     sampled: bool
     findings: list[dict] = field(default_factory=list)  # the run doctor's records, in log order
+    skipped: int = 0  # records that were not rollouts (no integer step, unreadable)
+
+
+MAX_TEXT = 1_000_000  # characters kept of one prompt/completion/answer: a page must stay loadable
 
 
 def _number(value) -> float | None:
+    """A finite float, or None (wrong type, NaN, inf, an int beyond float range)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
     try:
         value = float(value)
-    except (TypeError, ValueError):
+    except (OverflowError, ValueError):
         return None
     return value if math.isfinite(value) else None
 
 
+def _int(value) -> int | None:
+    """An int a page can show exactly (|n| < 2**53), else None."""
+    if isinstance(value, bool) or not isinstance(value, int) or abs(value) >= 2**53:
+        return None
+    return value
+
+
+def clean_text(text: object) -> str:
+    """Text that survives UTF-8 (a lone surrogate becomes "?"), so page offsets stay exact."""
+    text = str(text)
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _text(value, default: str | None = "") -> str | None:
+    """A string field as clean text; a number is shown as its digits; any other type is missing."""
+    if isinstance(value, str):  # cleaned (lone surrogates) by columns(), for the kept rows only
+        return value if len(value) <= MAX_TEXT else value[:MAX_TEXT]
+    if isinstance(value, bool) or value is None:
+        return default
+    if isinstance(value, (int, float)):
+        if isinstance(value, int) and abs(value) >= 10**100:
+            return default
+        return str(value)
+    return default
+
+
+@functools.lru_cache(maxsize=1024)  # a log repeats the same few names on every line
+def _reward_name(name: str) -> str:
+    return clean_text(name[:200])
+
+
+def _normalise(record: object) -> dict | None:
+    """The record with every field the report reads coerced to its type, or None to skip it."""
+    if not isinstance(record, dict):
+        return None
+    step = _int(record.get("step"))
+    if step is None:
+        return None
+    raw = record.get("rewards")
+    rewards = {}
+    if isinstance(raw, dict):
+        for name, value in raw.items():
+            if isinstance(name, str):
+                rewards[_reward_name(name)] = _number(value)
+    row = {
+        "step": step,
+        "mode": _text(record.get("mode"), None) or "train",
+        "group": _int(record.get("group")),
+        "prompt": _text(record.get("prompt")),
+        "completion": _text(record.get("completion")),
+        "answer": _text(record.get("answer"), None),
+        "rewards": rewards,
+        "reward": _number(record.get("reward")),
+        "advantage": _number(record.get("advantage")),
+        "length": _number(record.get("length")),
+    }
+    if "reflection" in record:
+        span = record["reflection"]
+        ok = (isinstance(span, (list, tuple)) and len(span) == 2
+              and all(_int(x) is not None for x in span)
+              and 0 <= span[0] <= span[1] <= len(row["completion"]))
+        row["reflection"] = tuple(span) if ok else None
+    return row
+
+
 def _reflection(record: dict, matcher: ReflectionMatcher | None):
     if matcher is None and "reflection" in record:
-        span = record["reflection"]
-        if isinstance(span, (list, tuple)) and len(span) == 2 and all(isinstance(x, int) for x in span):
-            return tuple(span)
-        return None
-    return (matcher or ReflectionMatcher()).first(record.get("completion", ""))
+        return record["reflection"]
+    return (matcher or _default_matcher()).first(record["completion"])
+
+
+@functools.lru_cache(maxsize=1)
+def _default_matcher() -> ReflectionMatcher:
+    return ReflectionMatcher()
 
 
 def collect(
@@ -77,37 +163,40 @@ def collect(
     steps: dict[str, dict[int, StepStats]] = defaultdict(lambda: defaultdict(StepStats))
     reservoir: list[tuple[int, dict]] = []
     firsts: list[tuple[int, dict]] = []
-    total = 0
+    total = skipped = 0
     findings: list[dict] = []
-    for record in records:
-        if record.get("type") == DOCTOR_RECORD:
-            findings.append(record)
+    for raw in records:
+        if isinstance(raw, dict) and raw.get("type") == DOCTOR_RECORD:
+            findings.append(raw)  # the run doctor's records are not rollouts
             continue
-        step = record.get("step")
-        if not isinstance(step, int):
+        try:
+            record = _normalise(raw)
+        except (RecursionError, MemoryError, ValueError):  # nested too deep to walk, unreadable
+            record = None
+        if record is None:
+            skipped += 1
             continue
-        mode = str(record.get("mode") or "train")
-        rewards = record.get("rewards") if isinstance(record.get("rewards"), dict) else {}
+        step, mode, rewards = record["step"], record["mode"], record["rewards"]
         stats = steps[mode][step]
         stats.count += 1
         for name, value in rewards.items():
             reward_names.setdefault(name, None)
-            value = _number(value)
             if value is not None:
                 stats.reward_sums[name] += value
                 stats.reward_counts[name] += 1
-        reward = _number(record.get("reward"))
+        reward = record["reward"]
         if reward is not None:
             stats.reward_sums["reward"] += reward
             stats.reward_counts["reward"] += 1
-        length = _number(record.get("length"))
+        length = record["length"]
         if length is not None:
             stats.length_sum += length
             stats.length_count += 1
         span = _reflection(record, matcher)
         if span:
             stats.reflections += 1
-        row = (total, {**record, "reflection": span, "rewards": rewards})
+        record["reflection"] = span  # `record` is our own normalised copy
+        row = (total, record)
         if span and len(firsts) < FIRST_REFLECTIONS:
             firsts.append(row)
         if len(reservoir) < max_rollouts:
@@ -132,6 +221,7 @@ def collect(
         total=total,
         sampled=sampled,
         findings=findings,
+        skipped=skipped,
     )
 
 
@@ -142,8 +232,8 @@ def curves(data: ReportData, mode: str = "train") -> dict[str, tuple[list[int], 
     series = {name: [by_step[s].mean(name) for s in xs] for name in data.reward_names}
     series["reward"] = [by_step[s].mean("reward") for s in xs]
     series["completion length"] = [
-        by_step[s].length_sum / by_step[s].length_count if by_step[s].length_count else math.nan
-        for s in xs
+        _finite_or_nan(by_step[s].length_sum / by_step[s].length_count) if by_step[s].length_count
+        else math.nan for s in xs
     ]
     series["reflection rate"] = [by_step[s].reflections / by_step[s].count for s in xs]
     return {name: (xs, ys) for name, ys in series.items()}
@@ -172,14 +262,13 @@ def findings_by_curve(data: ReportData) -> dict[str, list[tuple[int, str]]]:
     return dict(marks)
 
 
+def _finite_or_nan(value: float) -> float:
+    return value if math.isfinite(value) else math.nan
+
+
 def _utf16_len(text: str) -> int:
     """Length as JavaScript counts it (UTF-16 code units): the page slices texts by these."""
     return len(text.encode("utf-16-le")) // 2
-
-
-def _clean(text: object) -> str:
-    """Text that survives UTF-8 (a lone surrogate becomes "?"), so page offsets stay exact."""
-    return str(text).encode("utf-8", "replace").decode("utf-8")
 
 
 def _short(value: float | None) -> float | None:
@@ -201,32 +290,31 @@ def columns(data: ReportData) -> tuple[dict, list[str], list[str]]:
         "step", "mode", "group", "prompt", "answer", "reward", "adv", "len", "rs", "re", "clen")}
     per_reward: dict[str, list] = {name: [] for name in data.reward_names}
     for record in data.rows:
-        prompt = _clean(record.get("prompt", ""))
+        prompt = clean_text(record["prompt"])
         if prompt not in prompt_index:
             prompt_index[prompt] = len(prompts)
             prompts.append(prompt)
-        completion = _clean(record.get("completion", ""))
+        completion = clean_text(record["completion"])
         completions.append(completion)
         start, end = record.get("reflection") or (-1, -1)
         if start >= 0:
             start, end = _utf16_len(completion[:start]), _utf16_len(completion[:end])
-        mode = str(record.get("mode") or "train")
+        mode = clean_text(record["mode"])
         if mode not in modes:
             modes.append(mode)
-        cols["step"].append(record.get("step"))
+        cols["step"].append(record["step"])
         cols["mode"].append(modes.index(mode))
-        cols["group"].append(record.get("group"))
+        cols["group"].append(record["group"])
         cols["prompt"].append(prompt_index[prompt])
-        answer = record.get("answer")
-        cols["answer"].append(None if answer is None else str(answer))
-        cols["reward"].append(_short(_number(record.get("reward"))))
-        cols["adv"].append(_short(_number(record.get("advantage"))))
-        cols["len"].append(_number(record.get("length")))
+        cols["answer"].append(None if record["answer"] is None else clean_text(record["answer"]))
+        cols["reward"].append(_short(record["reward"]))
+        cols["adv"].append(_short(record["advantage"]))
+        cols["len"].append(record["length"])
         cols["rs"].append(start)
         cols["re"].append(end)
         cols["clen"].append(_utf16_len(completion))
         for name in data.reward_names:
-            per_reward[name].append(_short(_number(record["rewards"].get(name))))
+            per_reward[name].append(_short(record["rewards"].get(name)))
     meta = {
         "rewardNames": data.reward_names,
         "modes": modes,
@@ -237,5 +325,6 @@ def columns(data: ReportData) -> tuple[dict, list[str], list[str]]:
         "total": data.total,
         "shown": len(data.rows),
         "sampled": data.sampled,
+        "skipped": data.skipped,
     }
     return meta, completions, prompts

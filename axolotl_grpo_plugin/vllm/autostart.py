@@ -48,6 +48,7 @@ from ..launch import (
     local_rank,
     world_size,
 )
+from ..safe_files import write_atomic
 from . import cpu, liveness
 from .gpus import GpuLayout, LayoutError, check_launch, plan_layout, visible_gpus
 from .health import LOCAL_HOSTS, health_url, is_healthy
@@ -285,13 +286,11 @@ def server_env(env: Mapping[str, str], layout: GpuLayout, pin: bool = True) -> d
 
 def write_server_config(cfg: Mapping[str, Any], path: Path, host: str, port: int) -> Path:
     """The trainer's effective config (CLI overrides, resolved names) for the server to load,
-    so the server serves the model that is trained. Written to a temp file, then renamed."""
+    so the server serves the model that is trained. Written to a fresh temp file, then renamed
+    (never through a symlink planted at `path`)."""
     data = json.loads(json.dumps(dict(cfg), default=str))
     data.pop("axolotl_config_path", None)
     data["vllm"] = {**(data.get("vllm") or {}), "host": host, "port": port}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("# written by axolotl-grpo-plugin for the autostarted vLLM server\n"
-                   + yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_atomic(path, "# written by axolotl-grpo-plugin for the autostarted vLLM server\n"
+                        + yaml.safe_dump(data, sort_keys=False))

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from ..errors import EXIT_FAILED, PluginError
 from ..processes import die_with_parent
+from ..safe_files import UnsafePathError, open_nofollow
 from . import guard
 from .guard import GRACE_ENV
 from .health import health_url, is_healthy, port_in_use
@@ -95,7 +96,11 @@ class VLLMServer:
                 + (", or use that server: `grpo_plugin.vllm_autostart: false`" if running else ""),
             )
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(spec.log_path, "wb", buffering=0)
+        try:
+            self._log = open_nofollow(spec.log_path, "wb", buffering=0)  # never through a planted symlink
+        except UnsafePathError as exc:
+            raise ServerError(f"{exc}: the server log would be written outside output_dir",
+                              f"remove {spec.log_path} (or choose another `output_dir`)") from None
         env = dict(os.environ) if spec.env is None else dict(spec.env)
         env[GRACE_ENV] = str(grace)
         self.process = subprocess.Popen(

@@ -1,0 +1,105 @@
+"""Writes that never follow a symlink planted where the plugin writes (output_dir is often shared).
+
+Two ways to write, and every file the plugin writes goes through one of them:
+
+- `replacing(path)` / `write_atomic(path, data)`: the content goes to a fresh temp file
+  (`tempfile.mkstemp`: O_CREAT|O_EXCL, never an existing file or link) in the same directory,
+  then `os.replace` moves it over `path`. A symlink at `path` is replaced, not followed. On any
+  failure the temp file is removed and `path` is untouched.
+- `open_nofollow(path, mode)`: append to or truncate a file in place (the live rollout log, the
+  vLLM server log), opened with O_NOFOLLOW, so a symlink at `path` is an error (ELOOP), not a
+  write somewhere else. Also refuses anything that is not a regular file (a FIFO would block).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+
+_FLAGS = {
+    "a": os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+    "a+": os.O_RDWR | os.O_CREAT | os.O_APPEND,
+    "w": os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+}
+
+
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()  # once, at import: os.umask is process-wide and not thread-safe
+
+
+class UnsafePathError(OSError):
+    """The path is a symlink or not a regular file: the plugin will not write through it."""
+
+
+def open_nofollow(path: str | os.PathLike, mode: str = "ab", encoding: str | None = None,
+                  buffering: int = -1) -> IO:
+    """`open(path, mode)` for "a", "a+" and "w" modes (text or binary) that refuses a symlink
+    or a non-regular file at `path` with UnsafePathError."""
+    path = Path(path)
+    base = mode.replace("b", "").replace("t", "")
+    if base not in _FLAGS:
+        raise ValueError(f"open_nofollow mode must be 'a', 'a+' or 'w' (text or binary), not {mode!r}")
+    flags = _FLAGS[base] | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | os.O_NONBLOCK
+    # O_NONBLOCK: opening a planted FIFO must fail below, not hang here
+    if base == "w":
+        flags &= ~os.O_TRUNC  # truncate only once we know it is a regular file
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as exc:
+        if path.is_symlink():
+            raise UnsafePathError(exc.errno, f"refusing to write through the symlink {path}", str(path)) from None
+        if path.exists() and not path.is_file():  # a FIFO with no reader: ENXIO
+            raise UnsafePathError(exc.errno, f"refusing to write to {path}: not a regular file") from None
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise UnsafePathError(f"refusing to write to {path}: not a regular file")
+        os.set_blocking(fd, True)
+        if base == "w":
+            os.ftruncate(fd, 0)
+        if "b" in mode:
+            return os.fdopen(fd, mode, buffering=buffering)
+        return os.fdopen(fd, mode, buffering=buffering, encoding=encoding or "utf-8")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+@contextlib.contextmanager
+def replacing(path: str | os.PathLike, mode: str = "w", encoding: str = "utf-8") -> Iterator[IO]:
+    """Yield a handle on a fresh temp file beside `path`; on a clean exit it replaces `path`
+    (a symlink there is replaced, never followed); on an exception it is removed."""
+    path = Path(path)
+    if mode not in ("w", "wb"):
+        raise ValueError(f"replacing() mode must be 'w' or 'wb', not {mode!r}")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": encoding})) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give what open() would
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def write_atomic(path: str | os.PathLike, data: str | bytes, encoding: str = "utf-8") -> Path:
+    """Write all of `data` to `path` through `replacing`: readers see the old file or the new one."""
+    with replacing(path, "wb" if isinstance(data, bytes) else "w", encoding) as handle:
+        handle.write(data)
+    return Path(path)
+
