@@ -9,8 +9,13 @@ import os
 import sys
 from pathlib import Path
 
+from ..paths import DATA_DIR, embedded_dir, packaged_config
 
-EPILOG = """\
+
+DEMO_CONFIG = packaged_config("demo")
+EMBEDDED_DIR = embedded_dir()
+
+EPILOG = f"""\
 what it reports (greedy decoding unless noted):
   accuracy            share of problems whose correctness reward is > 0
   pass@k              unbiased estimator over --samples sampled completions per problem
@@ -22,18 +27,13 @@ splits: --split train reads `datasets:`; --split test reads `test_datasets:` whe
 config has them, else the `test` split of the Hub datasets. A local file has one
 split: point --dataset at the held-out file instead.
 
-examples:
-  # a trained checkpoint on the GSM8K test split (Hub dataset in the config)
-  python -m axolotl_grpo_plugin.evaluate configs/gsm8k.yaml --model outputs/gsm8k-grpo
-  # pass@8 on 200 problems
-  python -m axolotl_grpo_plugin.evaluate configs/gsm8k.yaml --model outputs/gsm8k-grpo \\
-      --samples 8 --limit 200
-  # trained vs base model, same prompts and seeds, bootstrap 95% interval
-  python -m axolotl_grpo_plugin.evaluate configs/gsm8k.yaml --model outputs/gsm8k-grpo \\
-      --baseline Qwen/Qwen2.5-1.5B-Instruct
-  # CPU, the embedded tiny model and the bundled held-out sample
-  python -m axolotl_grpo_plugin.evaluate configs/smoke.yaml --model .cache/embedded/tiny-qwen2 \\
-      --dataset axolotl_grpo_plugin/data/gsm8k_sample_test.jsonl --limit 32
+examples (`python -m axolotl_grpo_plugin.evaluate` is the same command):
+  # the demo's model after `axolotl-grpo demo` (demo.yaml has no test split: the
+  # held-out file is passed), against the base it started from
+  axolotl-grpo evaluate {DEMO_CONFIG} --model outputs/demo \\
+      --dataset {DATA_DIR}/demo_test.jsonl --baseline {EMBEDDED_DIR}/tiny-qwen2-base
+  # from a checkout: a trained checkpoint on the GSM8K test split (Hub dataset), pass@8
+  axolotl-grpo evaluate configs/gsm8k.yaml --model outputs/gsm8k-grpo --samples 8 --limit 200
 
 outputs: eval-SPLIT.json (summary) and eval-SPLIT-samples.jsonl next to a local model,
 or in --out (default ./eval-outputs/NAME for a Hub id).
