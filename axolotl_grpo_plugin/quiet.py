@@ -27,20 +27,29 @@ def captured_stderr(log: str | Path | None = None, enabled: bool = True) -> Iter
         return
     sys.stderr.flush()
     target = open(log, "a", encoding="utf-8") if log else tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115
-    saved = os.dup(2)
+    saved_fd, saved_stream = os.dup(2), sys.stderr
+    restored = False
+
+    def restore() -> None:
+        nonlocal restored
+        if not restored:
+            sys.stderr.flush()
+            os.dup2(saved_fd, 2)
+            sys.stderr = saved_stream
+            restored = True
+
     try:
         os.dup2(target.fileno(), 2)
+        sys.stderr = target  # Python-level writes, when sys.stderr is not fd 2 (e.g. under pytest)
         try:
             yield
         except BaseException:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
+            restore()
             _replay_tail(target, log)
             raise
     finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
+        restore()
+        os.close(saved_fd)
         target.close()
 
 

@@ -196,7 +196,8 @@ def run_demo(seed: int = 0, steps: int | None = None, output_dir: str | Path = "
     plot_file = None
     if history:
         plot_file = curves.plot(history, plot_path or output_dir / "reward_curves.png",
-                                title=f"GRPO on the embedded base (seed {seed})")
+                                title=f"GRPO on the embedded base (seed {seed})",
+                                temperature=(cfg.get("trl") or {}).get("temperature"))
     return DemoResult(before, after, history, output_dir, plot_file, seconds)
 
 
