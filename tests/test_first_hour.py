@@ -150,3 +150,22 @@ def test_plot_is_a_png(tmp_path):
 
     path = curves.plot(history(), tmp_path / "curves.png", temperature=0.7)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# --- why `axolotl train` cannot end on our message ------------------------------------------
+
+def test_plugins_cannot_take_over_axolotl_train(monkeypatch):
+    """README, "Check a config": a plugin could only speak last under `axolotl train` by
+    running in the launcher, and Axolotl 0.19 lets no plugin command replace `train`. If this
+    fails, Axolotl changed: the plugin could then validate before accelerate starts."""
+    from importlib.metadata import EntryPoint
+
+    import click
+    from axolotl.cli import plugins
+    from axolotl.cli.main import cli
+
+    ours = EntryPoint(name="train", value="axolotl_grpo_plugin.cli:main", group=plugins.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(plugins, "entry_points", lambda group: [ours] if group == plugins.ENTRY_POINT_GROUP else [])
+    monkeypatch.setattr(cli, "_plugin_commands", None)
+    command = cli.get_command(click.Context(cli), "train")
+    assert not isinstance(command, plugins.LazyCommand) and command.callback.__module__ == "axolotl.cli.main"
