@@ -67,15 +67,19 @@ def test_demo_training_shows_a_bar_and_logs_everything(tmp_path, monkeypatch, ca
     fake = tmp_path / "axolotl"
     fake.write_text(textwrap.dedent(f"""\
         #!{sys.executable}
+        import os, sys
+        if not os.path.isfile(sys.argv[2]):  # Axolotl's own check on CONFIG, from the cwd it is given
+            sys.exit("Path " + sys.argv[2] + " does not exist")
         for step in range(3):
             print({{'loss': '0.0', 'reward': str(step / 2), 'rewards/x/mean': '0.1'}})
         print("noisy third-party warning")
         """))
     fake.chmod(0o755)
     monkeypatch.setattr(run.shutil, "which", lambda *a, **k: str(fake))
-    config = tmp_path / "run.yaml"
-    config.write_text("{}")
-    run.train(config, tmp_path / "train.log", echo=False, steps=3)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "run.yaml").write_text("{}")
+    monkeypatch.chdir(tmp_path)
+    run.train(Path("out/run.yaml"), tmp_path / "train.log", echo=False, steps=3)  # relative, as the CLI gives
     shown = capsys.readouterr()
     assert "3/3" in shown.out + shown.err and "'loss'" not in shown.out
     assert "noisy third-party warning" not in shown.out + shown.err

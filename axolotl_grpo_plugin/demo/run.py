@@ -124,7 +124,7 @@ def train(run_config: Path, log_path: Path, echo: bool = True, steps: int | None
     lines: list[str] = []
     bar = None if echo else _progress(steps)
     with log_path.open("w", encoding="utf-8") as log, subprocess.Popen(
-        [axolotl, "train", str(run_config)], cwd=run_config.parent, env=child_env(),
+        [axolotl, "train", str(run_config.resolve())], cwd=run_config.parent, env=child_env(),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
     ) as proc:
         for line in proc.stdout:
