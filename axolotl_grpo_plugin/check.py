@@ -21,6 +21,7 @@ from .config.checks import prepare_config
 from .config.load import read_yaml, section
 from .errors import EXIT_BAD_INPUT, PluginError, exit_for
 from .launch import Launch
+from .quiet import captured_stderr
 
 
 GPU_CAPABILITIES = {"bf16": True, "fp8": False, "tf32": True, "compute_capability": "sm_90"}
@@ -82,9 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m axolotl_grpo_plugin.check",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="examples:\n"
-        "  python -m axolotl_grpo_plugin.check configs/gsm8k.yaml --gpu --processes 1\n"
-        "  python -m axolotl_grpo_plugin.check configs/smoke.yaml --cpu",
+        epilog="examples (from a checkout; after `axolotl-grpo configs DIR`, the same with DIR/):\n"
+        "  axolotl-grpo check configs/gsm8k.yaml --gpu --processes 1\n"
+        "  axolotl-grpo check configs/smoke.yaml --cpu",
     )
     parser.add_argument("config", help="the Axolotl yaml you will pass to `axolotl train`")
     target = parser.add_mutually_exclusive_group()
@@ -99,23 +100,30 @@ def main(argv: list[str] | None = None) -> int:
                         help="GPUs the launch sees, for the vLLM autostart layout (which GPU the server "
                         "gets, whether the training processes fit beside it); default: --processes, plus "
                         "the server's GPUs when grpo_plugin.vllm_autostart is on; 0 with --cpu")
+    parser.add_argument("--verbose", action="store_true",
+                        help="also show what torch, bitsandbytes and Axolotl print while loading")
     args = parser.parse_args(argv)
     if args.processes < 1 or (args.gpus is not None and args.gpus < 0):
         parser.error("--processes must be 1 or more and --gpus 0 or more")
-    if args.has_gpu is None:
-        import torch
+    failure: Exception | None = None
+    with captured_stderr(enabled=not args.verbose):  # third-party import chatter
+        if args.has_gpu is None:
+            import torch
 
-        args.has_gpu = torch.cuda.is_available()
-    try:
-        raw = load_yaml(args.config)
-        gpus = default_gpus(raw, args.processes, args.has_gpu) if args.gpus is None else args.gpus
-        launch = Launch(args.processes, args.has_gpu, gpus=tuple(str(i) for i in range(gpus)), machine_gpus=gpus)
-        _, warnings = validate_with_axolotl(raw, launch)
-        layout = layout_line(raw, args.processes)
-    except PluginError as exc:
-        return exit_for(exc)
-    except Exception as exc:  # Axolotl's own validation: show its message, not a traceback
-        print(f"Axolotl rejected {args.config}: {exc}", file=sys.stderr)
+            args.has_gpu = torch.cuda.is_available()
+        try:
+            raw = load_yaml(args.config)
+            gpus = default_gpus(raw, args.processes, args.has_gpu) if args.gpus is None else args.gpus
+            launch = Launch(args.processes, args.has_gpu, gpus=tuple(str(i) for i in range(gpus)),
+                            machine_gpus=gpus)
+            _, warnings = validate_with_axolotl(raw, launch)
+            layout = layout_line(raw, args.processes)
+        except Exception as exc:  # reported below, once stderr is the terminal again
+            failure = exc
+    if isinstance(failure, PluginError):
+        return exit_for(failure)
+    if failure is not None:  # Axolotl's own validation: show its message, not a traceback
+        print(f"Axolotl rejected {args.config}: {failure}", file=sys.stderr)
         return EXIT_BAD_INPUT
     for warning in warnings:
         print(f"warning: {warning}")

@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 
-def offline_child_env(repo_root: Path | str) -> dict[str, str]:
+def offline_child_env(repo_root: Path | str | None) -> dict[str, str]:
+    """`repo_root`: a checkout to put on PYTHONPATH, or None for an installed package."""
     env = dict(os.environ)
     env.update(
         AXOLOTL_DO_NOT_TRACK="1",
@@ -21,7 +22,7 @@ def offline_child_env(repo_root: Path | str) -> dict[str, str]:
         TRANSFORMERS_OFFLINE="1",
         WANDB_MODE="disabled",
         TOKENIZERS_PARALLELISM="false",
-        PYTHONPATH=os.pathsep.join(filter(None, [str(repo_root), env.get("PYTHONPATH")])),
+        PYTHONPATH=os.pathsep.join(filter(None, [str(repo_root) if repo_root else None, env.get("PYTHONPATH")])),
         PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
     )
     return env

@@ -38,9 +38,11 @@ def test_smoke_config_validates_for_cpu(repo_root, embedded_model_dir):
 
 
 def test_gsm8k_config_is_rejected_for_cpu_with_the_fix(repo_root):
+    """Issue 22, item 5: the 2-GPU config is not edited into a CPU run; the CPU routes are named."""
     proc = run_check(repo_root, "configs/gsm8k.yaml", "--cpu")
     assert proc.returncode == 2  # errors.py: 2 = the inputs are wrong
-    assert "bf16 = True" in proc.stderr and "fix: set `bf16: false`" in proc.stderr
+    assert "needs GPUs (vLLM generation)" in proc.stderr and "configs/smoke.yaml" in proc.stderr
+    assert "axolotl-grpo demo" in proc.stderr and "bf16: false" not in proc.stderr
     assert "Traceback" not in proc.stderr
 
 

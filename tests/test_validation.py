@@ -236,3 +236,25 @@ def test_plugin_values_are_checked_with_the_config_and_point_at_the_keys_table()
     assert keys == {"grpo_plugin.rollout_log_max_mb", "grpo_plugin.system_prompt_role"}
     assert all("Plugin keys" in p.fix for p in info.value.problems)
     assert "docs/vllm.md" not in str(info.value)
+
+
+@pytest.mark.parametrize("changes, what", [
+    ({"trl__use_vllm": True}, "vLLM generation"),
+    ({"deepspeed": "zero3.json"}, "DeepSpeed"),
+    ({"fsdp_config": {"fsdp_version": 2}}, "FSDP"),
+    ({"load_in_4bit": True, "bf16": True}, "4-bit quantization"),
+])
+def test_gpu_config_on_cpu_points_to_the_cpu_configs(changes, what):
+    """Issue 22, item 5: a GPU config on CPU is not talked into a CPU run key by key."""
+    err = problems(config(**changes), CPU)
+    (problem,) = err.problems
+    assert "needs GPUs" in problem.message and what in problem.message
+    assert "smoke.yaml" in problem.fix and "axolotl-grpo demo" in problem.fix
+    assert "bf16: false" not in problem.fix
+
+
+def test_shipped_gpu_config_on_cpu_says_it_needs_gpus(repo_root):
+    from axolotl_grpo_plugin.config.load import load_config
+
+    err = problems(load_config(repo_root / "configs" / "gsm8k.yaml"), CPU)
+    assert len(err.problems) == 1 and "needs GPUs (vLLM generation)" in err.problems[0].message

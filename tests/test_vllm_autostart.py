@@ -154,7 +154,7 @@ def test_missing_vllm_points_to_the_extra(tmp_path):
         pytest.skip("vLLM is installed here")
     with pytest.raises(ServerError) as error:
         autostart.vllm_serve_command(tmp_path / "c.yaml")
-    assert "pip install 'axolotl-grpo-plugin[vllm]'" in error.value.render()
+    assert "pip install -e '.[vllm]'" in error.value.render()
 
 
 def test_the_plugins_translator_exits_with_the_rendered_block(gsm8k_cfg, monkeypatch):
@@ -230,5 +230,5 @@ def test_real_vllm_serve_loads_the_written_config_and_fails_without_vllm(gsm8k_c
         autostart.before_model_load(gsm8k_cfg, report=lambda m: None)
     text = error.value.render()
     assert "exited with code" in text
-    assert "pip install 'axolotl-grpo-plugin[vllm]'" in text
+    assert "pip install -e '.[vllm]'" in text
     assert "No module named 'vllm'" in text

@@ -124,7 +124,7 @@ def test_missing_vllm_in_the_server_points_to_the_extra(make_server):
     server.start()
     with pytest.raises(ServerError) as error:
         server.wait_healthy(timeout=20, poll=0.05)
-    assert "pip install 'axolotl-grpo-plugin[vllm]'" in error.value.fix
+    assert "pip install -e '.[vllm]'" in error.value.fix
     assert "No module named 'vllm'" in error.value.render()
 
 

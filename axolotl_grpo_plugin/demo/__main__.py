@@ -7,25 +7,29 @@ import json
 import sys
 import time
 
+from ..embedded.builder import DEFAULT_OUT
+from ..errors import PluginError, exit_for
+from ..paths import CACHE_ENV
 from ..safe_files import write_atomic
 from .run import DemoError, run_demo, table
 
 
-EPILOG = """examples:
-  python -m axolotl_grpo_plugin.demo                  # the whole demo, a few minutes on a laptop CPU
-  python -m axolotl_grpo_plugin.demo --seed 1         # another seed (base and run)
-  python -m axolotl_grpo_plugin.demo --steps 40       # a shorter GRPO run
-  python -m axolotl_grpo_plugin.demo --json out.json  # also write the figures as JSON
+EPILOG = f"""examples (`python -m axolotl_grpo_plugin.demo` is the same command):
+  axolotl-grpo demo                  # the whole demo, a few minutes on a laptop CPU
+  axolotl-grpo demo --seed 1         # another seed (base and run)
+  axolotl-grpo demo --steps 40       # a shorter GRPO run
+  axolotl-grpo demo --json out.json  # also write the figures as JSON
 
-The base model is cached in .cache/embedded/tiny-qwen2-base (rebuilt only when
-the seed or the recipe changes). Training is `axolotl train configs/demo.yaml`
-with absolute paths and the seed filled in; its log goes to OUTPUT_DIR/train.log.
+The base model is cached in {DEFAULT_OUT}/tiny-qwen2-base (rebuilt only when
+the seed or the recipe changes; ${CACHE_ENV} moves the cache). Training is
+`axolotl train` on the packaged configs/demo.yaml with absolute paths and the seed
+filled in; its full log goes to OUTPUT_DIR/train.log (--verbose also shows it).
 """
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m axolotl_grpo_plugin.demo",
+        prog="axolotl-grpo demo",
         description=(
             "Pre-train (or reuse) a tiny imperfect base model, score it greedily on the "
             "256 held-out problems, GRPO-train it with `axolotl train configs/demo.yaml` "
@@ -40,9 +44,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--output-dir", default="outputs/demo", help="run directory (default: %(default)s)")
     parser.add_argument("--device", default="auto", help="device for the held-out evaluation: auto, cpu, cuda (default: %(default)s)")
     parser.add_argument("--json", default=None, metavar="PATH", help="also write the figures and timings as JSON")
-    parser.add_argument("--base-dir", default=".cache/embedded", help="where the base is cached (default: %(default)s)")
+    parser.add_argument("--base-dir", default=str(DEFAULT_OUT), help="where the base is cached (default: %(default)s)")
     parser.add_argument("--rebuild-base", action="store_true", help="pre-train the base again even if a cached one matches")
-    parser.add_argument("--quiet", action="store_true", help="do not echo the training log")
+    parser.add_argument("--verbose", action="store_true",
+                        help="echo the whole training log (by default: a progress bar, the log goes to a file)")
+    parser.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)  # the default now
     return parser
 
 
@@ -54,8 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     try:
         result = run_demo(seed=args.seed, steps=args.steps, output_dir=args.output_dir,
-                          device=args.device, echo=not args.quiet, base_out=args.base_dir,
+                          device=args.device, echo=args.verbose and not args.quiet, base_out=args.base_dir,
                           rebuild_base=args.rebuild_base)
+    except PluginError as err:
+        return exit_for(err)
     except DemoError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -65,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     timings = ", ".join(f"{name} {secs:.0f}s" for name, secs in result.seconds.items())
     print(f"Done in {total:.0f}s ({timings}).")
+    print(f"Training log: {result.output_dir / 'train.log'}")
     if result.plot_path:
         print(f"Reward curves: {result.plot_path}")
     if args.json:

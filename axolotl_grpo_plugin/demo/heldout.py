@@ -64,9 +64,10 @@ def scores_of(result) -> tuple[Scores, list[str]]:
 def evaluate(model_dir: str | Path, path: str | Path = HELDOUT_FILE, device: str = "cpu",
              config: str | Path | dict = DEMO_CONFIG) -> tuple[Scores, list[str]]:
     """Greedy-decode every held-out problem with ``model_dir`` and score it as ``config`` trains."""
+    from ..evaluate.core import DEFAULT_BATCH_SIZE
     from ..evaluate.core import evaluate as evaluate_model
 
     with one_thread():
         result = evaluate_model(config, str(model_dir), dataset=str(path), samples=0, device=device,
-                                batch_size=64, backend="transformers", progress=False)
+                                batch_size=DEFAULT_BATCH_SIZE, backend="transformers", progress=False)
     return scores_of(result)

@@ -1,9 +1,9 @@
 """The embedded demo, end to end: base -> held-out "before" -> ``axolotl train`` -> "after".
 
 Training runs as ``axolotl train CONFIG`` in a child process, exactly as a user
-would launch it, from a copy of ``configs/demo.yaml`` that only pins absolute
-paths, the seed and (optionally) the step count, so the printed numbers are
-those of the shipped config.
+would launch it, from a copy of the packaged ``configs/demo.yaml`` that only pins
+absolute paths, the seed and (optionally) the step count, so the printed numbers are
+those of the shipped config. Its inputs are checked before the minutes of pre-training.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,12 +22,52 @@ from ..childenv import offline_child_env
 from ..config.load import read_yaml
 from ..embedded.builder import DEFAULT_OUT
 from ..embedded.pretrain import build_base
+from ..errors import PluginError, Problem
+from ..paths import checkout_root, resolve_packaged_paths
+from ..quiet import captured_stderr
 from ..safe_files import open_nofollow, write_atomic
-from . import DEMO_CONFIG, REPO_ROOT, curves, heldout
+from . import DEMO_CONFIG, curves, heldout
 
 
 class DemoError(RuntimeError):
     """A step of the demo failed; the message says which and what to do."""
+
+
+class DemoInputError(PluginError):
+    """The demo cannot start: a missing config or dataset, an unwritable directory."""
+
+
+def check_inputs(config: Path, output_dir: Path, base_out: Path) -> dict:
+    """The demo config (read and paths resolved) once every input is known good, else
+    DemoInputError naming each problem: checked before minutes of pre-training are spent."""
+    cfg = resolve_packaged_paths(read_yaml(config))
+    problems = []
+    for dataset in cfg.get("datasets") or []:
+        if not Path(dataset["path"]).is_file():
+            problems.append(Problem("datasets.path", dataset["path"], "file not found",
+                                    "reinstall the package (the demo data ships inside it) or pass a config "
+                                    "whose datasets exist"))
+    for key, directory in (("--output-dir", output_dir), ("--base-dir", base_out)):
+        reason = unwritable(directory)
+        if reason:
+            problems.append(Problem(key, str(directory), reason, "pass a directory you can write to"))
+    if shutil.which("axolotl", path=child_env()["PATH"]) is None:
+        problems.append(Problem("axolotl", "PATH", "the `axolotl` command is not on PATH",
+                                "install axolotl in the environment you run the demo from"))
+    if problems:
+        raise DemoInputError(problems)
+    return cfg
+
+
+def unwritable(directory: Path) -> str | None:
+    """Why files cannot be written under ``directory`` (created if missing), or None."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        return f"not writable ({exc.strerror or exc})"
+    return None
 
 
 @dataclass
@@ -48,8 +89,8 @@ def pick_device(device: str = "auto") -> str:
 
 
 def child_env() -> dict[str, str]:
-    """Offline, no telemetry (it hangs at exit without network), this checkout importable."""
-    env = offline_child_env(REPO_ROOT)
+    """Offline, no telemetry (it hangs at exit without network), a checkout importable."""
+    env = offline_child_env(checkout_root())
     # The tiny model's matrices are too small for intra-op threads to pay off; on a
     # busy machine two threads per process were 5x slower. A user's own setting wins.
     env.setdefault("OMP_NUM_THREADS", "1")
@@ -59,15 +100,12 @@ def child_env() -> dict[str, str]:
 def write_run_config(base_dir: Path, output_dir: Path, seed: int, steps: int | None,
                      config: Path = DEMO_CONFIG) -> Path:
     """A copy of the demo config with absolute paths, the seed and the step count pinned."""
-    cfg = read_yaml(config)
+    cfg = resolve_packaged_paths(read_yaml(config))
     cfg["base_model"] = str(base_dir.resolve())
     cfg["output_dir"] = str(output_dir.resolve())
     cfg["seed"] = seed
     # Axolotl otherwise caches the tokenized dataset in ./last_run_prepared of the cwd
     cfg["dataset_prepared_path"] = str((output_dir / "prepared").resolve())
-    for dataset in cfg.get("datasets", []):
-        if not Path(dataset["path"]).is_absolute() and (REPO_ROOT / dataset["path"]).exists():
-            dataset["path"] = str(REPO_ROOT / dataset["path"])
     if steps is not None:
         cfg["max_steps"] = steps
     cfg["save_steps"] = cfg["max_steps"]  # one save, at the end: it carries trainer_state.json
@@ -76,15 +114,17 @@ def write_run_config(base_dir: Path, output_dir: Path, seed: int, steps: int | N
     return write_atomic(path, yaml.safe_dump(cfg, sort_keys=False))
 
 
-def train(run_config: Path, log_path: Path, echo: bool = True) -> str:
-    """``axolotl train run_config``, output streamed to the terminal and to ``log_path``."""
+def train(run_config: Path, log_path: Path, echo: bool = True, steps: int | None = None) -> str:
+    """``axolotl train run_config``, its output in ``log_path``: echoed with ``echo``, else
+    shown as one progress bar over the ``steps`` logged training steps."""
     axolotl = shutil.which("axolotl", path=child_env()["PATH"])
     if axolotl is None:
         raise DemoError("the `axolotl` command is not on PATH; install axolotl (pip install axolotl) "
                         "in the environment you run the demo from")
     lines: list[str] = []
+    bar = None if echo else _progress(steps)
     with open_nofollow(log_path, "w", encoding="utf-8") as log, subprocess.Popen(
-        [axolotl, "train", str(run_config)], cwd=REPO_ROOT, env=child_env(),
+        [axolotl, "train", str(run_config.resolve())], cwd=run_config.parent, env=child_env(),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
     ) as proc:
         for line in proc.stdout:
@@ -94,11 +134,23 @@ def train(run_config: Path, log_path: Path, echo: bool = True) -> str:
             if echo:
                 sys.stdout.write(line)
                 sys.stdout.flush()
+            elif bar is not None:
+                for step in curves.parse_log_lines(line):
+                    bar.set_postfix(reward=f"{step[curves.TOTAL_KEY]:.2f}", refresh=False)
+                    bar.update(1)
+    if bar is not None:
+        bar.close()
     if proc.returncode != 0:
         tail = "".join(lines[-15:])
         raise DemoError(f"`axolotl train {run_config}` exited with {proc.returncode}; "
                         f"full log: {log_path}\n{tail}")
     return "".join(lines)
+
+
+def _progress(steps: int | None):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=steps, desc="GRPO training", unit="step", file=sys.stdout)
 
 
 def run_demo(seed: int = 0, steps: int | None = None, output_dir: str | Path = "outputs/demo",
@@ -111,33 +163,41 @@ def run_demo(seed: int = 0, steps: int | None = None, output_dir: str | Path = "
     """
     seconds: dict[str, float] = {}
     output_dir = Path(output_dir)
+    cfg = check_inputs(DEMO_CONFIG, output_dir, Path(base_out))
     device = pick_device(device)
 
     start = time.perf_counter()
-    base = build_base(base_out, seed=seed, force=rebuild_base, progress=echo)
+    base = build_base(base_out, seed=seed, force=rebuild_base, progress=True)
     seconds["base"] = time.perf_counter() - start
 
     run_config = write_run_config(base.model_dir, output_dir, seed, steps)
     before = after = None
     if score_heldout:
         start = time.perf_counter()
-        before, _ = heldout.evaluate(base.model_dir, device=device, config=run_config)
+        print("Scoring the base on the held-out problems (greedy)...", flush=True)
+        with captured_stderr(output_dir / "demo.log", enabled=not echo):
+            before, _ = heldout.evaluate(base.model_dir, device=device, config=run_config)
         seconds["eval_before"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    stdout = train(run_config, output_dir / "train.log", echo=echo)
+    if not echo:
+        print(f"Training with `axolotl train` (full log: {output_dir / 'train.log'})", flush=True)
+    stdout = train(run_config, output_dir / "train.log", echo=echo, steps=steps or cfg.get("max_steps"))
     seconds["train"] = time.perf_counter() - start
     history = curves.log_history(output_dir) or curves.parse_log_lines(stdout)
 
     if score_heldout:
         start = time.perf_counter()
-        after, _ = heldout.evaluate(output_dir, device=device, config=run_config)
+        print("Scoring the trained model on the held-out problems (greedy)...", flush=True)
+        with captured_stderr(output_dir / "demo.log", enabled=not echo):
+            after, _ = heldout.evaluate(output_dir, device=device, config=run_config)
         seconds["eval_after"] = time.perf_counter() - start
 
     plot_file = None
     if history:
         plot_file = curves.plot(history, plot_path or output_dir / "reward_curves.png",
-                                title=f"GRPO on the embedded base (seed {seed})")
+                                title=f"GRPO on the embedded base (seed {seed})",
+                                temperature=(cfg.get("trl") or {}).get("temperature"))
     return DemoResult(before, after, history, output_dir, plot_file, seconds)
 
 

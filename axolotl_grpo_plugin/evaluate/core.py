@@ -17,6 +17,10 @@ from . import generation, passk, prompts, scoring
 from .prompts import EvalError
 
 
+# sequences per transformers `generate` call: what the demo's own held-out scoring uses
+DEFAULT_BATCH_SIZE = 64
+
+
 @dataclass
 class EvalResult:
     """Summary numbers, per-problem scores (for paired comparisons) and every sample."""
@@ -66,7 +70,7 @@ def evaluate(
     samples: int = 1,
     limit: int | None = None,
     seed: int = 0,
-    batch_size: int = 32,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     max_new_tokens: int | None = None,
     dataset: str | None = None,
     device: str | None = None,
@@ -230,7 +234,7 @@ def load_tokenizer(cfg: dict[str, Any], model: Any) -> Any:
 
 
 def make_generator(model: Any, tokenizer: Any, cfg: dict[str, Any], *, backend: str = "auto",
-                   device: str | None = None, batch_size: int = 32, seed: int = 0):
+                   device: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE, seed: int = 0):
     """vLLM for a model path when it can run (and backend allows), else transformers."""
     if backend not in ("auto", "vllm", "transformers"):
         raise EvalError(f"backend = {backend!r}: use auto, vllm or transformers")

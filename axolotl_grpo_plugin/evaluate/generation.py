@@ -10,13 +10,35 @@ completions.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 
 Completion = tuple[str, list[int]]
+# Below this size a CPU generate call is overhead-bound: extra intra-op threads only add
+# synchronisation (the demo's 0.3M-parameter base: 50 s on one thread, 325 s on two, for
+# the same 256 greedy problems; docs/benchmarks.md, "evaluate defaults").
+TINY_MODEL_PARAMETERS = 20_000_000
+
+
+@contextlib.contextmanager
+def threads_for(model: Any, device: Any) -> Iterator[None]:
+    """One torch thread while a tiny model generates on CPU; unchanged otherwise."""
+    import torch
+
+    tiny = getattr(device, "type", str(device)) == "cpu" and sum(
+        p.numel() for p in model.parameters()) < TINY_MODEL_PARAMETERS
+    previous = torch.get_num_threads()
+    if tiny:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if tiny:
+            torch.set_num_threads(previous)
 
 
 @dataclass(frozen=True)
@@ -79,6 +101,10 @@ class TransformersGenerator:
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
 
     def generate(self, prompts, settings, progress=None):
+        with threads_for(self.model, next(self.model.parameters()).device):
+            return self._generate(prompts, settings, progress)
+
+    def _generate(self, prompts, settings, progress=None):
         import torch
         from transformers import GenerationConfig
 

@@ -1,4 +1,4 @@
-"""`python -m axolotl_grpo_plugin.seqstats`: the same CLI as `python stats.py`."""
+"""`python -m axolotl_grpo_plugin.seqstats CONFIG` (= `python stats.py`, `axolotl-grpo stats`)."""
 
 import sys
 

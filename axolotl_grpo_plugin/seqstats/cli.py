@@ -7,6 +7,10 @@ import json
 import os
 import sys
 
+from ..paths import DATA_DIR, embedded_dir
+
+
+EMBEDDED_DIR = embedded_dir()
 
 DESCRIPTION = """\
 Count prompt tokens exactly as the GRPO trainer will: the dataset's registered
@@ -19,14 +23,16 @@ would reject or cut short.
 Exit status: 0 when the config's budget fits (or none is set), 1 when
 vllm.max_model_len rejects or truncates prompts, 2 on bad input."""
 
-EPILOG = """\
-examples:
-  python stats.py configs/gsm8k.yaml
-  python stats.py configs/gsm8k.yaml --dataset ../shared/data/gsm8k/train.jsonl \\
-      --tokenizer ../shared/tokenizers/qwen2.5-instruct --plot gsm8k.png
-  python stats.py --tokenizer ../shared/tokenizers/llama-3-instruct \\
-      --dataset ../shared/data/gsm8k/train.jsonl --transform gsm8k --max-completion-length 512
-  python stats.py configs/smoke.yaml --json | jq .recommended_max_model_len
+EPILOG = f"""\
+examples (`python stats.py`, `python -m axolotl_grpo_plugin.seqstats` and
+`axolotl-grpo stats` are the same command):
+  # offline, with what the package ships (`axolotl-grpo embedded build` makes the tokenizer)
+  axolotl-grpo stats --tokenizer {EMBEDDED_DIR}/tiny-qwen2 \\
+      --dataset {DATA_DIR}/gsm8k_sample.jsonl --transform gsm8k --plot gsm8k.png
+  # a config (`axolotl-grpo configs cfg` writes the packaged ones into cfg/)
+  axolotl-grpo stats cfg/smoke.yaml --json
+  # from a checkout, the real model and data (Hub: network or the Hugging Face cache)
+  axolotl-grpo stats configs/gsm8k.yaml
 
 Hub ids (openai/gsm8k, Qwen/...) need the network or the Hugging Face cache; offline,
 point --dataset at a local json/jsonl/parquet file and --tokenizer at a local directory.

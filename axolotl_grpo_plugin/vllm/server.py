@@ -175,7 +175,8 @@ def fix_from_log(log_path: Path) -> str:
     return "read the log below; the same command run by hand is `axolotl vllm-serve CONFIG`"
 
 
-INSTALL_HINT = "pip install 'axolotl-grpo-plugin[vllm]'"
+# the package is not on an index: the extra is installed from a checkout
+INSTALL_HINT = "pip install -e '.[vllm]' in your axolotl-grpo-plugin checkout (or pip install 'axolotl[vllm]==0.19.*')"
 
 
 def read_tail(path: Path | None, lines: int) -> list[str]:

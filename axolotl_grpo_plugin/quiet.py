@@ -1,0 +1,67 @@
+"""Keep third-party import chatter (torchao's "Failed to load ... .so", bitsandbytes'
+offline-kernel warnings, torch's pytree notices) off the user's screen.
+
+Those lines are written by C extensions, `warnings` and loggers alike, so the one
+reliable place to catch them all is file descriptor 2. `captured_stderr()` sends it to
+a log file (or discards it) while heavy imports and model calls run; `--verbose` in
+each tool skips the capture. Anything the block raises still surfaces: the exception
+propagates after the descriptor is restored, and the tail of what was captured is
+printed with it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def captured_stderr(log: str | Path | None = None, enabled: bool = True) -> Iterator[None]:
+    """Redirect fd 2 (and `sys.stderr`) to `log` (appended) or to a discarded temp file."""
+    if not enabled:
+        yield
+        return
+    sys.stderr.flush()
+    target = open(log, "a", encoding="utf-8") if log else tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115
+    saved_fd, saved_stream = os.dup(2), sys.stderr
+    restored = False
+
+    def restore() -> None:
+        nonlocal restored
+        if not restored:
+            sys.stderr.flush()
+            os.dup2(saved_fd, 2)
+            sys.stderr = saved_stream
+            restored = True
+
+    try:
+        os.dup2(target.fileno(), 2)
+        sys.stderr = target  # Python-level writes, when sys.stderr is not fd 2 (e.g. under pytest)
+        try:
+            yield
+        except BaseException:
+            restore()
+            _replay_tail(target, log)
+            raise
+    finally:
+        restore()
+        os.close(saved_fd)
+        target.close()
+
+
+def _replay_tail(target, log, lines: int = 20) -> None:
+    """On failure, show the last captured lines: they may say why."""
+    with contextlib.suppress(OSError, ValueError):
+        target.flush()
+        if log:
+            text = Path(log).read_text(encoding="utf-8", errors="replace")
+        else:
+            target.seek(0)
+            text = target.read()
+        tail = text.splitlines()[-lines:]
+        if tail:
+            print("\n".join(tail), file=sys.stderr)
