@@ -59,13 +59,17 @@ class GRPOPlugin(BasePlugin):
 
     def post_trainer_create(self, cfg, trainer):
         """Trackers for the end-of-training evaluation; rollout log and learning metrics
-        on the stock GRPO trainer (docs/observe.md); what reached GRPOConfig."""
+        on the stock GRPO trainer (docs/observe.md); the periodic evaluation; what reached
+        GRPOConfig."""
         from .config.trl_args import report
+        from .evaluate import periodic
         from .evaluate.hook import remember_trackers
         from .observe import attach
 
         self.eval_trackers = remember_trackers(trainer)
-        attach(cfg, trainer)
+        observer = attach(cfg, trainer)
+        with reported_as_exit():  # every N steps on a held-out slice; keep-best (docs/evaluate.md)
+            periodic.attach(cfg, trainer, getattr(observer, "writer", None))
         report(cfg, trainer, LOG)
         # the weight-sync watch and the /generate/ timeout (docs/vllm.md)
         from .vllm import liveness, sync_guard

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
 
-from .data import ReportData, collect, columns, curves
+from .data import ReportData, collect, columns, curves, eval_curves
 from .plots import plot_png
 
 
@@ -39,6 +39,11 @@ def render_html(data: ReportData, title: str) -> str:
                          f'src="data:image/png;base64,{plot_png(label, xs, ys)}">')
     if not plots:
         plots.append("<p>No training steps logged yet.</p>")
+    for name, (xs, ys) in eval_curves(data).items():  # the held-out evaluation every N steps
+        if xs:
+            label = f"held-out {name}"
+            plots.append(f'<img alt="{html.escape(label)}" title="{html.escape(label)}" '
+                         f'src="data:image/png;base64,{plot_png(label, xs, ys)}">')
     meta, completions, prompts = columns(data)
     meta["chunkRows"] = CHUNK_ROWS
     # "<" only occurs inside JSON strings, where \u003c is the same character: no "</script>" break-out

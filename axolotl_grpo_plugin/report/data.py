@@ -43,6 +43,7 @@ class ReportData:
     first_reflections: list[int]  # positions in `rows`
     total: int  # rollouts in the log
     sampled: bool
+    evals: dict[int, dict] = field(default_factory=dict)  # step -> periodic eval metrics
 
 
 def _number(value) -> float | None:
@@ -76,9 +77,14 @@ def collect(
     reservoir: list[tuple[int, dict]] = []
     firsts: list[tuple[int, dict]] = []
     total = 0
+    evals: dict[int, dict] = {}
     for record in records:
         step = record.get("step")
         if not isinstance(step, int):
+            continue
+        if record.get("kind") == "eval":  # a periodic evaluation (evaluate/periodic.py), not a rollout
+            if isinstance(record.get("metrics"), dict):
+                evals[step] = record["metrics"]  # a resumed run's later record wins
             continue
         mode = str(record.get("mode") or "train")
         rewards = record.get("rewards") if isinstance(record.get("rewards"), dict) else {}
@@ -125,7 +131,23 @@ def collect(
         first_reflections=[position[i] for i, _ in firsts],
         total=total,
         sampled=sampled,
+        evals=dict(sorted(evals.items())),
     )
+
+
+def eval_curves(data: ReportData) -> dict[str, tuple[list[int], list[float]]]:
+    """Per-evaluation series of the periodic held-out evaluation: accuracy, pass@k, format
+    compliance and mean length (the per-reward means stay in the trackers)."""
+    names: dict[str, None] = {}
+    for metrics in data.evals.values():
+        for name in metrics:
+            if name.count("/") == 1:
+                names.setdefault(name, None)
+    out = {}
+    for name in names:
+        xs = [s for s, m in data.evals.items() if _number(m.get(name)) is not None]
+        out[name] = (xs, [float(data.evals[s][name]) for s in xs])
+    return out
 
 
 def curves(data: ReportData, mode: str = "train") -> dict[str, tuple[list[int], list[float]]]:
