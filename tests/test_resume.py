@@ -1,0 +1,116 @@
+"""Resuming a plugin run: the rollout log continues from the checkpoint's step (later records
+of the crashed run are moved aside, so the report counts each step once), and the autostarted
+vLLM server is configured to load the checkpoint's weights."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import yaml
+from transformers import TrainerControl, TrainerState
+
+from axolotl_grpo_plugin.observe.rollout_log import (
+    SUPERSEDED_NAME,
+    RolloutLogWriter,
+    read_rollouts,
+    supersede_after,
+)
+from axolotl_grpo_plugin.observe.trainer_hook import _ResumedLog
+from axolotl_grpo_plugin.report import collect
+from axolotl_grpo_plugin.vllm.autostart import resumed_weights, write_server_config
+
+
+def rows(step, n=2):
+    return [{"step": step, "mode": "train", "completion": f"s{step} r{i}", "rewards": {"r": 1.0},
+             "reward": float(step), "length": 3} for i in range(n)]
+
+
+def crashed_log(out, *, rotate=False):
+    """Steps 1-5 logged, a torn last line (the SIGKILL), an eval record at step 4."""
+    writer = RolloutLogWriter(out, max_mb=0.0002 if rotate else 0)  # ~200 bytes: a part per step
+    for step in range(1, 6):
+        writer.write_step(rows(step))
+        if step == 4:
+            writer.write_step([{"step": 4, "mode": "eval", "kind": "eval", "metrics": {"eval/accuracy": 0.5}}])
+    writer.close()
+    with open(out / "rollouts.jsonl", "ab") as f:
+        f.write(b'{"step": 6, "mode": "tr')
+
+
+def test_resume_moves_later_steps_aside_and_the_log_continues_once_per_step(tmp_path):
+    crashed_log(tmp_path)
+    callback = _ResumedLog(RolloutLogWriter(tmp_path))
+    state = TrainerState()
+    state.global_step = 3  # resumed from checkpoint-3
+    callback.on_train_begin(None, state, TrainerControl())
+    aside = [json.loads(line) for line in (tmp_path / SUPERSEDED_NAME).read_text().splitlines()]
+    assert sorted({r["step"] for r in aside}) == [4, 5] and len(aside) == 5
+    assert all(r["superseded_by_resume_at"] == 3 for r in aside)
+    for step in (4, 5, 6):  # the resumed run logs its steps
+        callback.writer.write_step(rows(step))
+    records = list(read_rollouts(tmp_path))
+    steps = [r["step"] for r in records]
+    assert steps == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6]
+    data = collect(records)
+    assert data.total == 12 and data.evals == {}  # no double count of 4 and 5
+
+
+def test_resume_rewrites_gzipped_parts_too(tmp_path):
+    crashed_log(tmp_path, rotate=True)
+    assert list(tmp_path.glob("rollouts.*.jsonl.gz"))
+    before = [r["step"] for r in read_rollouts(tmp_path)]
+    moved = supersede_after(tmp_path, 2)
+    after = [r["step"] for r in read_rollouts(tmp_path)]
+    assert after == [s for s in before if s <= 2] and moved == len(before) - len(after)
+    for part in tmp_path.glob("rollouts.*.jsonl.gz"):
+        gzip.decompress(part.read_bytes())  # still valid gzip
+
+
+def test_a_fresh_run_does_not_touch_the_log(tmp_path):
+    crashed_log(tmp_path)
+    before = (tmp_path / "rollouts.jsonl").read_bytes()
+    _ResumedLog(RolloutLogWriter(tmp_path)).on_train_begin(None, TrainerState(), TrainerControl())
+    assert (tmp_path / "rollouts.jsonl").read_bytes() == before
+    assert not (tmp_path / SUPERSEDED_NAME).exists()
+
+
+def checkpoint(path, *, lora=False):
+    path.mkdir(parents=True)
+    (path / "config.json").write_text("{}")
+    (path / ("adapter_model.safetensors" if lora else "model.safetensors")).write_bytes(b"x")
+    if lora:
+        (path / "adapter_config.json").write_text("{}")
+    return path
+
+
+def served_model(cfg, tmp_path):
+    written = write_server_config(cfg, tmp_path / "server.yaml", "127.0.0.1", 8000)
+    return yaml.safe_load(written.read_text())["base_model"]
+
+
+def test_the_autostarted_server_loads_the_resumed_checkpoint(tmp_path):
+    out = tmp_path / "out"
+    ckpt = checkpoint(out / "checkpoint-4")
+    base = {"base_model": "Qwen/Qwen2.5-0.5B-Instruct", "output_dir": str(out)}
+    assert served_model(base, tmp_path) == "Qwen/Qwen2.5-0.5B-Instruct"
+    assert served_model({**base, "resume_from_checkpoint": str(ckpt)}, tmp_path) == str(ckpt.resolve())
+    later = checkpoint(out / "checkpoint-10")
+    checkpoint(out / "checkpoint-9")
+    assert resumed_weights({**base, "auto_resume_from_checkpoints": True}) == str(later.resolve())
+    lora = checkpoint(tmp_path / "lora" / "checkpoint-4", lora=True)
+    # an adapter-only checkpoint: the server keeps base_model, TRL pushes the merged policy
+    assert served_model({**base, "resume_from_checkpoint": str(lora)}, tmp_path) == base["base_model"]
+    assert resumed_weights({**base, "resume_from_checkpoint": str(tmp_path / "missing")}) is None
+
+
+def test_trl_pushes_weights_before_the_first_resumed_generation():
+    """The fact resumed_weights' docstring relies on: TRL's sync tag starts at -1, so the first
+    generation after a resume at any step N >= 0 syncs the trainer's weights to vLLM."""
+    import inspect
+
+    from trl import GRPOTrainer
+
+    source = inspect.getsource(GRPOTrainer)
+    assert "self._last_loaded_step = -1" in source
+    assert "self.state.global_step != self._last_loaded_step" in source
