@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import json
 
+import pytest
 import yaml
 from transformers import TrainerControl, TrainerState
 
@@ -114,3 +115,103 @@ def test_trl_pushes_weights_before_the_first_resumed_generation():
     source = inspect.getsource(GRPOTrainer)
     assert "self._last_loaded_step = -1" in source
     assert "self.state.global_step != self._last_loaded_step" in source
+
+
+# --- a real kill and resume on CPU --------------------------------------------------------
+
+SLOW = '''
+import time
+
+
+def slow_zero_reward(completions, **kwargs):
+    time.sleep(2.0)  # widens the window between steps so the test can kill mid-run
+    return [0.0] * len(completions)
+'''
+
+
+def resume_config(tmp_path, repo_root, model_dir, name, **extra):
+    from axolotl_grpo_plugin.config.load import read_yaml
+
+    cfg = read_yaml(repo_root / "configs" / "smoke.yaml")
+    cfg["datasets"][0]["path"] = str(repo_root / cfg["datasets"][0]["path"])
+    cfg["trl"]["reward_funcs"].append("slow_rewards.slow_zero_reward")
+    cfg.update(base_model=str(model_dir), output_dir=str(tmp_path / name / "out"), max_steps=4,
+               dataset_prepared_path=str(tmp_path / "prepared"), save_strategy="steps", save_steps=2,
+               grpo_plugin={"eval_every": {"steps": 2, "limit": 2, "max_new_tokens": 4,
+                                           "dataset": str(repo_root / "axolotl_grpo_plugin/data/gsm8k_sample_test.jsonl")}},
+               **extra)
+    path = tmp_path / name / "config.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def completions(out, step):
+    return [r["completion"] for r in read_rollouts(out) if r.get("step") == step and r.get("kind") != "eval"]
+
+
+def steps_of(out):
+    return [r["step"] for r in read_rollouts(out) if r.get("kind") != "eval"]
+
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_sigkill_after_a_checkpoint_then_resume_matches_an_uninterrupted_run(repo_root, embedded_model_dir, tmp_path):
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import time
+
+    from conftest import run_axolotl_train, subprocess_env
+
+    (tmp_path / "slow_rewards.py").write_text(SLOW)
+    env = {"PYTHONPATH": os.pathsep.join([str(repo_root), str(tmp_path)])}
+
+    # the reference: 4 steps without interruption
+    config = resume_config(tmp_path, repo_root, embedded_model_dir, "whole")
+    proc, whole = run_axolotl_train(config, cwd=tmp_path, timeout=900, **env)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+
+    # the same run, SIGKILLed once checkpoint-2 is saved and step 3 is logged
+    config = resume_config(tmp_path, repo_root, embedded_model_dir, "killed")
+    out = tmp_path / "killed" / "out"
+    axolotl = shutil.which("axolotl", path=subprocess_env()["PATH"])
+    child = subprocess.Popen([axolotl, "train", str(config)], cwd=tmp_path, env=subprocess_env(**env),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline and child.poll() is None:
+        if (out / "checkpoint-2" / "trainer_state.json").exists() and 3 in steps_of(out):
+            break
+        time.sleep(0.2)
+    assert child.poll() is None, "the run ended before it could be killed after checkpoint-2"
+    os.killpg(child.pid, signal.SIGKILL)
+    child.wait(timeout=60)
+    crashed = steps_of(out)
+    assert 3 in crashed
+
+    started = time.perf_counter()
+    config = resume_config(tmp_path, repo_root, embedded_model_dir, "killed",
+                           resume_from_checkpoint=str(out / "checkpoint-2"))
+    proc, resumed = run_axolotl_train(config, cwd=tmp_path, timeout=900, **env)
+    resume_seconds = time.perf_counter() - started
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    print(f"resumed run (2 steps + start) took {resume_seconds:.0f} s")
+
+    # every step exactly once in the live log; the crashed run's step 3+ moved aside
+    per_step = 4
+    assert steps_of(out) == [s for s in (1, 2, 3, 4) for _ in range(per_step)]
+    aside = [json.loads(line) for line in (out / SUPERSEDED_NAME).read_text().splitlines()]
+    assert {r["step"] for r in aside} >= {3} and all(r["superseded_by_resume_at"] == 2 for r in aside)
+    # the eval schedule continued: step 2 from the first run, step 4 from the resumed one, once each
+    assert [r["step"] for r in read_rollouts(out) if r.get("kind") == "eval"] == [2, 4]
+    # the resumed steps 3-4 match the uninterrupted run (RNG, data order, optimizer restored)
+    assert len(resumed) == 2 and len(whole) == 4
+    for mine, theirs in zip(resumed, whole[2:]):
+        for key in ("loss", "reward", "grad_norm", "completions/mean_length", "entropy"):
+            assert mine[key] == pytest.approx(theirs[key], rel=1e-3, abs=1e-5), key
+    assert completions(out, 3) == completions(tmp_path / "whole" / "out", 3)
+    # no orphans: the killed process group is gone
+    with pytest.raises(ProcessLookupError):
+        os.killpg(child.pid, 0)
