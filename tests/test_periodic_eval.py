@@ -58,9 +58,14 @@ class FakeTrainer:
         self.state = TrainerState(max_steps=8)
         self.args = SimpleNamespace(include_num_input_tokens_seen="no", output_dir=str(output_dir))
         self.logged = []
-        self.callback_handler = SimpleNamespace(on_log=lambda args, state, control, logs:
-                                                self.logged.append(dict(logs)) or control)
+        self.callback_handler = SimpleNamespace(on_log=self._on_log)
         self.control = TrainerControl()
+
+    def _on_log(self, args, state, control, logs):
+        """As transformers' CallbackHandler.on_log: it clears should_log."""
+        self.logged.append(dict(logs))
+        control.should_log = False
+        return control
 
 
 def test_callback_logs_every_n_steps_and_forces_a_save_at_the_best(tmp_path, monkeypatch, repo_root):
@@ -81,8 +86,10 @@ def test_callback_logs_every_n_steps_and_forces_a_save_at_the_best(tmp_path, mon
     saves = []
     for step in range(1, 9):
         trainer.state.global_step = step
-        control = callback.on_step_end(trainer.args, trainer.state, TrainerControl())
+        trainer.control = TrainerControl(should_log=True)  # logging_steps: 1
+        control = callback.on_step_end(trainer.args, trainer.state, trainer.control)
         saves.append(control.should_save)
+        assert control.should_log, "the step's own training log must still run"
     assert calls == [2, 4, 6, 8]
     assert [s for s, saved in zip(range(1, 9), saves) if saved] == [2, 4]
     assert trainer.state.best_global_step == 4 and trainer.state.best_metric == 0.75
@@ -171,9 +178,10 @@ def test_axolotl_train_evaluates_every_n_steps_and_keeps_the_best(repo_root, emb
                save_steps=100, save_total_limit=1, use_tensorboard=True)
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(cfg))
-    proc, _ = run_axolotl_train(config, cwd=tmp_path, timeout=900)
+    proc, logged = run_axolotl_train(config, cwd=tmp_path, timeout=900)
     out = tmp_path / "out"
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert len(logged) == 4  # every step's training log line, evaluation steps included
     evals = [r for r in read_rollouts(out) if r.get("kind") == "eval"]
     assert [r["step"] for r in evals] == [2, 4]
     assert {"eval/accuracy", "eval/pass@2", "eval/format_compliance", "eval/mean_length"} <= set(evals[0]["metrics"])

@@ -148,7 +148,9 @@ class PeriodicEvaluation(TrainerCallback):
         self.history.append({"step": step, "seconds": seconds, **metrics})
         from transformers import Trainer
 
+        should_log = control.should_log  # the handler's on_log clears it: this step's own
         Trainer.log(self.trainer, {"eval_" + k.removeprefix("eval/"): v for k, v in metrics.items()})
+        control.should_log = self.trainer.control.should_log = should_log  # training log still runs
         if self.writer is not None:
             self.writer.write_step([{"step": step, "mode": "eval", "kind": EVAL_KIND,
                                      "metrics": metrics, "seconds": seconds}])
