@@ -40,6 +40,41 @@ class EvalAtEndSettings(BaseModel):
                                        "(default: the one named *correct*).")
 
 
+class EvalEverySettings(BaseModel):
+    """Keys under `grpo_plugin.eval_every:` (read by axolotl_grpo_plugin/evaluate/periodic.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    steps: int = Field(ge=1, description="Evaluate after every N optimizer steps (and after the "
+                       "last step).")
+    split: str = Field(default="test", description="Split to evaluate: `test` reads "
+                       "`test_datasets:`, else the Hub datasets' test split.")
+    dataset: str | None = Field(default=None, description="A file or Hub id to evaluate on "
+                                "instead, transformed with the config's dataset type.")
+    limit: int = Field(default=64, ge=1, description="The fixed held-out slice: the first N "
+                       "problems, the same ones at every evaluation.")
+    samples: int = Field(default=0, ge=0, description="Sampled completions per problem for "
+                         "pass@k (0 = greedy only: accuracy, format, length).")
+    seed: int = Field(default=0, description="Sampling seed (the training RNG is left untouched).")
+    batch_size: int = Field(default=32, ge=1, description="Sequences per generate call.")
+    max_new_tokens: int | None = Field(default=None, ge=1, description="Default: "
+                                       "trl.max_completion_length.")
+    correct_reward: str | None = Field(default=None, description="Reward that decides correctness "
+                                       "(default: the one named *correct*).")
+
+
+class KeepBestSettings(BaseModel):
+    """Keys under `grpo_plugin.keep_best:` (read by axolotl_grpo_plugin/evaluate/periodic.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metric: str = Field(default="eval/accuracy", description="An `eval_every` metric: "
+                        "eval/accuracy, eval/format_compliance, eval/mean_length, eval/reward, "
+                        "eval/pass@K or eval/rewards/NAME/mean.")
+    mode: Literal["max", "min"] = Field(default="max", description="Whether higher or lower is "
+                                        "better.")
+
+
 class WeightSyncGuardSettings(BaseModel):
     """Keys under `grpo_plugin.weight_sync_guard:` (read by axolotl_grpo_plugin/vllm/sync_guard.py)."""
 
@@ -216,6 +251,28 @@ class GRPOPluginSettings(BaseModel):
             "trackers and writes output_dir/eval-SPLIT.json. `true` uses the defaults; a mapping "
             "sets `split, dataset, samples, limit, seed, batch_size, max_new_tokens, backend, "
             "correct_reward` (docs/evaluate.md). Read by evaluate/hook.py."
+        ),
+    )
+    eval_every: EvalEverySettings | None = Field(
+        default=None,
+        description=(
+            "Evaluate the live model every `steps` optimizer steps on a fixed held-out slice "
+            "(`limit` problems of `split` or `dataset`) with the training transform, template and "
+            "rewards; rank 0 generates with transformers, greedy (+ `samples` for pass@k). Logs "
+            "`eval/accuracy`, `eval/pass@k`, `eval/format_compliance`, `eval/mean_length`, "
+            "`eval/rewards/NAME/mean` to the trackers, the rollout log and the report; prints the "
+            "seconds each evaluation took (docs/evaluate.md). Read by evaluate/periodic.py."
+        ),
+    )
+    keep_best: KeepBestSettings | None = Field(
+        default=None,
+        description=(
+            "Keep the checkpoint with the best `eval_every` metric (`metric`, `mode`: default "
+            "eval/accuracy, max): a new best forces a checkpoint save at that step, the trainer "
+            "state's best_model_checkpoint protects it from save_total_limit, "
+            "output_dir/best_checkpoint.json names it, and the end of training says which step "
+            "won and by how much it beat the last evaluation. Needs `eval_every`. "
+            "Read by evaluate/periodic.py."
         ),
     )
     prefilled_reasoning_tag: bool = Field(

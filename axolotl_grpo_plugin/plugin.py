@@ -65,10 +65,12 @@ class GRPOPlugin(BasePlugin):
 
     def post_trainer_create(self, cfg, trainer):
         """Trackers for the end-of-training evaluation; rollout log and learning metrics
-        on the stock GRPO trainer (docs/observe.md); what reached GRPOConfig; the vLLM
-        weight push on CPU, the weight-sync watch and the /generate/ deadline (docs/vllm.md)."""
+        on the stock GRPO trainer (docs/observe.md); the periodic evaluation; what reached
+        GRPOConfig; the vLLM weight push on CPU, the weight-sync watch and the /generate/ deadline
+        (docs/vllm.md)."""
         from . import interrupted, run_lock
         from .config.trl_args import report
+        from .evaluate import periodic
         from .evaluate.hook import remember_trackers
         from .observe import attach, doctor
         from .vllm import cpu, liveness, sync_guard
@@ -80,6 +82,8 @@ class GRPOPlugin(BasePlugin):
         cpu.attach_weight_sync(trainer)  # vLLM's CPU build only: layer-wise reload_weights push
         self.eval_trackers = remember_trackers(trainer)
         observer = attach(cfg, trainer)
+        with reported_as_exit():  # every N steps on a held-out slice; keep-best (docs/evaluate.md)
+            periodic.attach(cfg, trainer, getattr(observer, "writer", None))
         report(cfg, trainer, LOG)
         # failure signatures in the logged metrics, recorded in the rollout log (docs/observe.md)
         doctor.attach(cfg, trainer, writer=getattr(observer, "writer", None))

@@ -163,6 +163,10 @@ class FakeTrainer:
                       "advantages": deque(maxlen=size),
                       "rewards": defaultdict(lambda: deque(maxlen=size))}
         self._batches = iter(batches)
+        self.callbacks = []
+
+    def add_callback(self, callback):  # transformers.Trainer.add_callback
+        self.callbacks.append(callback)
 
     def _generate_and_score_completions(self, inputs):
         import torch

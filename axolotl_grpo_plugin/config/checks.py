@@ -280,11 +280,21 @@ def check_eval_at_end(cfg, launch: Launch) -> list[Problem]:
         return []  # reported by check_plugin_settings
 
 
+def check_eval_every(cfg, launch: Launch) -> list[Problem]:
+    """`grpo_plugin.eval_every` finds its held-out rows; `keep_best` names a metric it logs."""
+    from ..evaluate.periodic import config_problems
+
+    try:
+        return config_problems(cfg)
+    except GRPOConfigError:
+        return []  # reported by check_plugin_settings
+
+
 CHECKS: tuple[Callable[[Any, Launch], list[Problem]], ...] = (
     check_rl, check_values, check_section_keys, check_completion_length, check_batch,
     check_precision, check_reward_weights, check_trl_args, check_plugin_settings,
-    check_vllm_autostart, check_gpu_layout, check_eval_at_end, check_sleep_mode, check_cpu_vllm,
-    check_paths, check_datasets,
+    check_vllm_autostart, check_gpu_layout, check_eval_at_end, check_eval_every, check_sleep_mode,
+    check_cpu_vllm, check_paths, check_datasets,
 )
 
 

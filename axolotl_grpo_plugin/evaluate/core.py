@@ -78,11 +78,14 @@ def evaluate(
     backend: str = "auto",
     correct_reward: str | None = None,
     progress: bool = True,
+    problems: list[prompts.Problem] | None = None,
 ) -> EvalResult:
     """Evaluate `model` (a directory, Hub id or loaded model) on the config's `split`.
 
     `samples` sampled completions per problem (at the config's `trl.temperature`)
-    give pass@k for k = 1, 2, 4, ... up to `samples`; 0 skips sampling.
+    give pass@k for k = 1, 2, 4, ... up to `samples`; 0 skips sampling. `problems`
+    (from `prompts.build_problems`) skips reading the split again: the periodic
+    evaluation builds its fixed slice once and scores it every N steps.
     """
     if samples < 0:
         raise EvalError(f"samples = {samples}: must be 0 (greedy only) or more")
@@ -96,7 +99,8 @@ def evaluate(
     label = model if isinstance(model, (str, Path)) else getattr(
         getattr(model, "config", None), "_name_or_path", type(model).__name__)
     tok = tokenizer if tokenizer is not None else load_tokenizer(cfg, model)
-    problems = prompts.build_problems(cfg, tok, split=split, dataset=dataset, limit=limit)
+    if problems is None:
+        problems = prompts.build_problems(cfg, tok, split=split, dataset=dataset, limit=limit)
     gen = make_generator(model, tok, cfg, backend=backend, device=device,
                          batch_size=batch_size, seed=seed)
     base = generation.SamplingSettings(

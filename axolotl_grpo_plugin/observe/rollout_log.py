@@ -37,6 +37,7 @@ from ..safe_files import open_nofollow, replacing
 LOG = logging.getLogger("axolotl_grpo_plugin")
 
 LIVE_NAME = "rollouts.jsonl"
+SUPERSEDED_NAME = "rollouts.superseded.jsonl"  # not a part: readers never see it
 _PART = re.compile(r"^rollouts\.(\d+)\.jsonl(\.gz)?$")
 
 
@@ -241,3 +242,38 @@ def read_rollouts(output_dir: str | os.PathLike, counts: dict | None = None) -> 
                 yield record
             elif counts is not None and line.strip():
                 counts["skipped"] = counts.get("skipped", 0) + 1
+
+
+def supersede_after(output_dir: str | os.PathLike, step: int) -> int:
+    """A run resumed from checkpoint-`step`: move every record logged after that step (by the
+    run that crashed) out of the log into rollouts.superseded.jsonl, each marked with
+    `superseded_by_resume_at`, so the log holds every step once and the report does not count
+    the replaced steps twice. Each rewritten file is replaced atomically; returns how many
+    records were moved."""
+    output_dir = Path(output_dir)
+    moved = 0
+    aside = output_dir / SUPERSEDED_NAME
+    for path in log_files(output_dir):
+        keep: list[bytes] = []
+        later: list[dict] = []
+        for line in _lines(path):
+            if not line.endswith(b"\n"):
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] > step:
+                later.append({**record, "superseded_by_resume_at": step})
+            else:
+                keep.append(line)
+        if not later:
+            continue
+        with open_nofollow(aside, "ab") as f:  # first aside, then the rewrite: a kill loses nothing
+            f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in later).encode("utf-8"))
+            f.flush()
+            os.fsync(f.fileno())
+        with replacing(path, "wb") as f:  # a fresh temp file, then rename (safe_files.py)
+            f.write(gzip.compress(b"".join(keep)) if path.suffix == ".gz" else b"".join(keep))
+        moved += len(later)
+    return moved

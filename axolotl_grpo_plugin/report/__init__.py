@@ -18,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..safe_files import replacing
-from .data import ReportData, clean_text, collect, columns, curves, findings_by_curve
+from .data import ReportData, clean_text, collect, columns, curves, eval_curves, findings_by_curve
 from .plots import plot_png
 
 
@@ -51,19 +51,21 @@ def render_html(data: ReportData, title: str, notes: Iterable[str] = ()) -> str:
     `notes` are shown as warnings above them."""
     plots = []
     marks = findings_by_curve(data)
-    for name, (xs, ys) in curves(data, "train").items():
-        if xs:
-            label = "total reward" if name == "reward" else name
-            try:
-                png = plot_png(label, xs, ys, marks.get(name))
-            except (ValueError, OverflowError, ArithmeticError) as exc:  # e.g. values near 1e308
-                plots.append(f"<p>No plot of {html.escape(label)}: its values cannot be drawn "
-                             f"({html.escape(type(exc).__name__)}: {html.escape(str(exc)[:200])}).</p>")
-                continue
-            plots.append(f'<img alt="{html.escape(label)}" title="{html.escape(label)}" '
-                         f'src="data:image/png;base64,{png}">')
-    if not plots:
-        plots.append("<p>No training steps logged yet.</p>")
+    train = [("total reward" if name == "reward" else name, xs, ys, marks.get(name))
+             for name, (xs, ys) in curves(data, "train").items() if xs]
+    held_out = [(f"held-out {name}", xs, ys, None)  # the evaluation every N steps (eval_every)
+                for name, (xs, ys) in eval_curves(data).items() if xs]
+    for label, xs, ys, found in train + held_out:
+        try:
+            png = plot_png(label, xs, ys, found)
+        except (ValueError, OverflowError, ArithmeticError) as exc:  # e.g. values near 1e308
+            plots.append(f"<p>No plot of {html.escape(label)}: its values cannot be drawn "
+                         f"({html.escape(type(exc).__name__)}: {html.escape(str(exc)[:200])}).</p>")
+            continue
+        plots.append(f'<img alt="{html.escape(label)}" title="{html.escape(label)}" '
+                     f'src="data:image/png;base64,{png}">')
+    if not train:
+        plots.insert(0, "<p>No training steps logged yet.</p>")
     meta, completions, prompts = columns(data)
     meta["chunkRows"] = CHUNK_ROWS
     # "<" only occurs inside JSON strings, where \u003c is the same character: no "</script>" break-out

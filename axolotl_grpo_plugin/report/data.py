@@ -54,6 +54,7 @@ class ReportData:
     sampled: bool
     findings: list[dict] = field(default_factory=list)  # the run doctor's records, in log order
     skipped: int = 0  # records that were not rollouts (no integer step, unreadable)
+    evals: dict[int, dict] = field(default_factory=dict)  # step -> periodic eval metrics
 
 
 MAX_TEXT = 1_000_000  # characters kept of one prompt/completion/answer: a page must stay loadable
@@ -165,9 +166,14 @@ def collect(
     firsts: list[tuple[int, dict]] = []
     total = skipped = 0
     findings: list[dict] = []
+    evals: dict[int, dict] = {}
     for raw in records:
         if isinstance(raw, dict) and raw.get("type") == DOCTOR_RECORD:
             findings.append(raw)  # the run doctor's records are not rollouts
+            continue
+        if isinstance(raw, dict) and raw.get("kind") == "eval":  # a periodic evaluation (evaluate/periodic.py)
+            if isinstance(raw.get("step"), int) and isinstance(raw.get("metrics"), dict):
+                evals[raw["step"]] = raw["metrics"]  # a resumed run's later record wins
             continue
         try:
             record = _normalise(raw)
@@ -222,7 +228,23 @@ def collect(
         sampled=sampled,
         findings=findings,
         skipped=skipped,
+        evals=dict(sorted(evals.items())),
     )
+
+
+def eval_curves(data: ReportData) -> dict[str, tuple[list[int], list[float]]]:
+    """Per-evaluation series of the periodic held-out evaluation: accuracy, pass@k, format
+    compliance and mean length (the per-reward means stay in the trackers)."""
+    names: dict[str, None] = {}
+    for metrics in data.evals.values():
+        for name in metrics:
+            if name.count("/") == 1:
+                names.setdefault(name, None)
+    out = {}
+    for name in names:
+        xs = [s for s, m in data.evals.items() if _number(m.get(name)) is not None]
+        out[name] = (xs, [float(data.evals[s][name]) for s in xs])
+    return out
 
 
 def curves(data: ReportData, mode: str = "train") -> dict[str, tuple[list[int], list[float]]]:

@@ -284,6 +284,26 @@ def server_env(env: Mapping[str, str], layout: GpuLayout, pin: bool = True) -> d
     return out
 
 
+def resumed_weights(cfg: Mapping[str, Any]) -> str | None:
+    """The full-weight checkpoint a run resumes from (`resume_from_checkpoint`, or the latest
+    output_dir/checkpoint-N under `auto_resume_from_checkpoints`), else None. A LoRA
+    checkpoint holds only the adapter: the server then starts from base_model, and TRL pushes
+    the merged policy before the first resumed generation (its `_last_loaded_step` starts at
+    -1, so it syncs whatever step training resumes at)."""
+    checkpoint = cfg.get("resume_from_checkpoint")
+    if not checkpoint and cfg.get("auto_resume_from_checkpoints") and cfg.get("output_dir"):
+        found = [p for p in Path(str(cfg["output_dir"])).glob("checkpoint-*")
+                 if p.name.removeprefix("checkpoint-").isdigit()]
+        checkpoint = max(found, key=lambda p: int(p.name.split("-")[1]), default=None)
+    if not checkpoint:
+        return None
+    folder = Path(str(checkpoint))
+    has_weights = any(folder.glob("model*.safetensors")) or any(folder.glob("pytorch_model*.bin"))
+    if not (folder / "config.json").is_file() or not has_weights or (folder / "adapter_config.json").exists():
+        return None
+    return str(folder.resolve())
+
+
 def write_server_config(cfg: Mapping[str, Any], path: Path, host: str, port: int) -> Path:
     """The trainer's effective config (CLI overrides, resolved names) for the server to load,
     so the server serves the model that is trained. Written to a fresh temp file, then renamed
@@ -291,6 +311,9 @@ def write_server_config(cfg: Mapping[str, Any], path: Path, host: str, port: int
     data = json.loads(json.dumps(dict(cfg), default=str))
     data.pop("axolotl_config_path", None)
     data["vllm"] = {**(data.get("vllm") or {}), "host": host, "port": port}
+    checkpoint = resumed_weights(cfg)
+    if checkpoint is not None:  # a resumed run: serve the checkpoint's policy from the start
+        data["base_model"] = checkpoint
     path.parent.mkdir(parents=True, exist_ok=True)
     return write_atomic(path, "# written by axolotl-grpo-plugin for the autostarted vLLM server\n"
                         + yaml.safe_dump(data, sort_keys=False))

@@ -1,0 +1,225 @@
+"""Evaluate while training (`grpo_plugin.eval_every`) and keep the best checkpoint by that task
+metric (`grpo_plugin.keep_best`): a TrainerCallback the plugin attaches in `post_trainer_create`.
+
+GRPO's reward is not task accuracy (it can saturate while accuracy falls), so every `steps`
+optimizer steps the live model is scored on a fixed held-out slice with the training
+transform, template and rewards, by the same evaluator as `eval_at_end` (evaluate/core.py).
+
+Who evaluates: rank 0 alone, on its in-memory (unwrapped) model, with transformers, in eval
+mode under no_grad; train mode and the torch RNG are restored after, so training continues
+exactly as without the evaluation. Then rank 0 broadcasts the metrics to every rank
+(`broadcast_object_list`, which also holds the other ranks until rank 0 is done). So every
+rank logs the same numbers and takes the same keep-best decision: a forced save is a
+collective under DeepSpeed/FSDP, and ranks that disagreed on it would deadlock. The price:
+the other GPUs idle during the evaluation (its cost is printed), and sharded weights (ZeRO-3,
+FSDP) cannot generate on one rank, which the config checks refuse.
+
+Metrics reach the trackers through `transformers.Trainer.log` as `eval_accuracy`, ... which
+every tracker shows as `eval/accuracy`, ... (GRPOTrainer.log would fold in and clear the
+training metrics of the running logging period, so its base method is called).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+from .best import BestTracker
+
+
+LOG = logging.getLogger("axolotl_grpo_plugin.evaluate")
+EVAL_KIND = "eval"  # the rollout-log record of one periodic evaluation
+BEST_FILE = "best_checkpoint.json"
+
+
+def options(cfg: Any) -> tuple[dict[str, Any] | None, Any]:
+    """(`eval_every` keys that are set, or None when off; the `keep_best` settings or None)."""
+    from ..args import settings
+
+    plugin = settings(cfg)
+    every = plugin.eval_every
+    return (None if every is None else every.model_dump(exclude_none=True)), plugin.keep_best
+
+
+def config_problems(cfg: Any) -> list:
+    """Problems found at launch: no held-out rows, keep_best without eval_every or with a metric
+    eval_every does not log, sharded weights that one rank cannot generate from."""
+    from ..errors import Problem
+    from .best import metric_problems
+    from .prompts import EvalError, dataset_entries
+
+    every, best = options(cfg)
+    problems = []
+    if best is not None:
+        if every is None:
+            problems.append(Problem("grpo_plugin.keep_best", best.model_dump(),
+                                    "keep_best ranks checkpoints by an eval_every metric.",
+                                    "add `grpo_plugin.eval_every: {steps: N}` or remove keep_best"))
+        else:
+            problems += metric_problems(best.metric, every.get("samples", 0))
+    if every is None:
+        return problems
+    dataset = every.get("dataset")
+    if dataset is not None and not Path(str(dataset)).exists() and str(dataset).startswith((".", "/", "~")):
+        return problems + [Problem("grpo_plugin.eval_every.dataset", dataset, "no such file.",
+                                   "point it at the held-out file, or remove it")]
+    try:
+        dataset_entries(cfg, every.get("split", "test"), dataset)
+    except EvalError as exc:
+        problems.append(Problem("grpo_plugin.eval_every.split", every.get("split", "test"), str(exc),
+                                "add `test_datasets:`, or set `grpo_plugin.eval_every.dataset: FILE`"))
+    if cfg.get("fsdp") or cfg.get("fsdp_config") or _zero3(cfg.get("deepspeed")):
+        problems.append(Problem("grpo_plugin.eval_every", every,
+                                "the periodic evaluation generates on rank 0 alone, and ZeRO-3/FSDP "
+                                "shard the weights across ranks.",
+                                "use ZeRO-1/2 or DDP, or evaluate the saved checkpoints with "
+                                "`python -m axolotl_grpo_plugin.evaluate`"))
+    return problems
+
+
+def _zero3(deepspeed: Any) -> bool:
+    if not deepspeed:
+        return False
+    if isinstance(deepspeed, dict):
+        stage = (deepspeed.get("zero_optimization") or {}).get("stage")
+        return stage == 3
+    if "zero3" in str(deepspeed).replace("_", ""):
+        return True
+    from ..config.load import read_yaml  # JSON is yaml
+
+    try:
+        return _zero3(read_yaml(deepspeed))
+    except Exception:
+        return False
+
+
+def attach(cfg: Any, trainer: Any, writer: Any = None) -> PeriodicEvaluation | None:
+    """Add the callback to the trainer when `eval_every` is set; `writer` is the rollout log's."""
+    every, best = options(cfg)
+    if every is None:
+        return None
+    callback = PeriodicEvaluation(cfg, trainer, every, best, writer)
+    trainer.add_callback(callback)
+    return callback
+
+
+class PeriodicEvaluation(TrainerCallback):
+    """Scores the live model every N steps; marks (and forces the save of) the best step."""
+
+    def __init__(self, cfg: Any, trainer: Any, every: dict[str, Any], best: Any = None,
+                 writer: Any = None):
+        from .prompts import load_config
+
+        self.trainer = trainer
+        self.every = dict(every)
+        self.steps = int(self.every.pop("steps"))
+        self.cfg = load_config(cfg)
+        self.writer = writer
+        self.best = BestTracker(best.metric, best.mode) if best is not None else None
+        self.main = trainer.accelerator.is_main_process
+        self.problems = None  # built once, on rank 0, at the first evaluation
+        self.history: list[dict[str, Any]] = []
+        self.last_step: int | None = None
+
+    def due(self, state: Any) -> bool:
+        step = state.global_step
+        return step > 0 and step != self.last_step and (
+            step % self.steps == 0 or (state.max_steps and step >= state.max_steps))
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        """A resumed run continues the keep-best record the checkpoint's trainer state holds."""
+        if self.best is not None and state.best_global_step and state.best_metric is not None:
+            self.best.best_step, self.best.best_value = state.best_global_step, state.best_metric
+        return control
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if not self.due(state):
+            return control
+        step = self.last_step = state.global_step
+        metrics, seconds = self._shared(self._evaluate_on_main())
+        if metrics is None:
+            return control
+        self.history.append({"step": step, "seconds": seconds, **metrics})
+        from transformers import Trainer
+
+        should_log = control.should_log  # the handler's on_log clears it: this step's own
+        Trainer.log(self.trainer, {"eval_" + k.removeprefix("eval/"): v for k, v in metrics.items()})
+        control.should_log = self.trainer.control.should_log = should_log  # training log still runs
+        if self.writer is not None:
+            self.writer.write_step([{"step": step, "mode": "eval", "kind": EVAL_KIND,
+                                     "metrics": metrics, "seconds": seconds}])
+        if self.best is not None and self.best.update(step, metrics):
+            # forces a checkpoint at this step; HF keeps state.best_model_checkpoint out of
+            # save_total_limit's rotation and records it in the checkpoint's trainer_state.json
+            state.best_metric = self.best.best_value
+            state.best_global_step = step
+            state.best_model_checkpoint = os.path.join(args.output_dir, f"checkpoint-{step}")
+            control.should_save = True
+        return control
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.best is None or not self.main:
+            return control
+        checkpoint = state.best_model_checkpoint if self.best.best_step else None
+        print(self.best.summary(checkpoint), flush=True)
+        record = {"metric": self.best.metric, "mode": self.best.mode, "step": self.best.best_step,
+                  "value": self.best.best_value, "checkpoint": checkpoint,
+                  "last_step": self.best.last_step, "last_value": self.best.last_value}
+        try:
+            Path(args.output_dir).mkdir(parents=True, exist_ok=True)
+            Path(args.output_dir, BEST_FILE).write_text(json.dumps(record, indent=2) + "\n")
+        except OSError as exc:
+            LOG.warning("grpo_plugin.keep_best: cannot write %s: %s", BEST_FILE, exc)
+        return control
+
+    def _evaluate_on_main(self) -> tuple[dict[str, float], float] | None:
+        """Rank 0: the metrics of the live model on the fixed slice, and the seconds it took."""
+        if not self.main:
+            return None
+        import torch
+
+        from .core import evaluate
+        from .prompts import EvalError, build_problems
+
+        started = time.perf_counter()
+        model = self.trainer.accelerator.unwrap_model(self.trainer.model)
+        tokenizer = self.trainer.processing_class
+        options = {k: v for k, v in self.every.items() if k not in ("split", "dataset", "limit")}
+        try:
+            if self.problems is None:
+                self.problems = build_problems(self.cfg, tokenizer, split=self.every.get("split", "test"),
+                                               dataset=self.every.get("dataset"),
+                                               limit=self.every.get("limit"))
+            devices = [model.device] if getattr(model, "device", None) is not None and \
+                model.device.type == "cuda" else []
+            with torch.random.fork_rng(devices=devices):  # training's RNG stream is untouched
+                result = evaluate(self.cfg, model, tokenizer=tokenizer, backend="transformers",
+                                  problems=self.problems, progress=False,
+                                  split=self.every.get("split", "test"), **options)
+        except EvalError as exc:
+            LOG.error("grpo_plugin.eval_every: %s; training continues", exc)
+            return None
+        seconds = time.perf_counter() - started
+        metrics = result.metrics("eval/")
+        shown = ", ".join(f"{k.removeprefix('eval/')} {v:.4g}" for k, v in metrics.items()
+                          if "/" not in k.removeprefix("eval/"))
+        print(f"grpo_plugin.eval_every: step {self.trainer.state.global_step}: {shown} "
+              f"({result.n_problems} problems x {1 + result.samples} completions in {seconds:.1f} s)",
+              flush=True)
+        return metrics, seconds
+
+    def _shared(self, outcome):
+        """Rank 0's outcome on every rank (one collective, reached by all ranks every time)."""
+        if self.trainer.accelerator.num_processes > 1:
+            from accelerate.utils import broadcast_object_list
+
+            box = [outcome]
+            broadcast_object_list(box, from_process=0)
+            outcome = box[0]
+        return (None, 0.0) if outcome is None else outcome

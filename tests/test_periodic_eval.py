@@ -1,0 +1,198 @@
+"""Evaluation while training (`grpo_plugin.eval_every`) and keep-best (`grpo_plugin.keep_best`):
+the schedule, the metrics reaching the trainer's log and the rollout log, the best step forced
+to a checkpoint on a degrading metric stream, the launch-time checks, the report's eval curve,
+and one real `axolotl train` on CPU."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+from transformers import TrainerControl, TrainerState
+
+from axolotl_grpo_plugin.config.checks import check_eval_every
+from axolotl_grpo_plugin.evaluate import periodic
+from axolotl_grpo_plugin.evaluate.best import BestTracker
+from axolotl_grpo_plugin.launch import Launch
+from axolotl_grpo_plugin.observe.rollout_log import RolloutLogWriter, read_rollouts
+from axolotl_grpo_plugin.report import collect, render_html
+
+
+TEST_FILE = "axolotl_grpo_plugin/data/gsm8k_sample_test.jsonl"
+
+
+def smoke_cfg(repo_root, **plugin):
+    from axolotl_grpo_plugin.config.load import read_yaml
+
+    cfg = read_yaml(repo_root / "configs" / "smoke.yaml")
+    cfg["datasets"][0]["path"] = str(repo_root / cfg["datasets"][0]["path"])
+    cfg["grpo_plugin"] = plugin
+    return cfg
+
+
+# --- keep-best on a metric stream --------------------------------------------------------
+
+def test_best_tracker_picks_the_peak_and_says_how_much_it_beat_the_last():
+    best = BestTracker("eval/accuracy", "max")
+    news = [best.update(s, {"eval/accuracy": v}) for s, v in [(2, 0.2), (4, 0.5), (6, 0.5), (8, 0.1)]]
+    assert news == [True, True, False, False]  # a tie keeps the earlier step
+    assert (best.best_step, best.best_value, best.last_step) == (4, 0.5, 8)
+    line = best.summary("out/checkpoint-4")
+    assert "step 4 (out/checkpoint-4)" in line and "step 8" in line and "by 0.4" in line
+
+    low = BestTracker("eval/mean_length", "min")
+    assert [low.update(s, {"eval/mean_length": v}) for s, v in [(1, 9.0), (2, 7.0), (3, 8.0)]] == [True, True, False]
+    assert low.best_step == 2
+    none = BestTracker()
+    assert not none.update(1, {"eval/accuracy": float("nan")}) and none.best_step is None
+    assert "no best checkpoint" in none.summary()
+
+
+class FakeTrainer:
+    """What the callback touches on a trainer: accelerator, state, args, the callback handler
+    (through `transformers.Trainer.log`)."""
+
+    def __init__(self, output_dir):
+        self.accelerator = SimpleNamespace(is_main_process=True, num_processes=1)
+        self.state = TrainerState(max_steps=8)
+        self.args = SimpleNamespace(include_num_input_tokens_seen="no", output_dir=str(output_dir))
+        self.logged = []
+        self.callback_handler = SimpleNamespace(on_log=self._on_log)
+        self.control = TrainerControl()
+
+    def _on_log(self, args, state, control, logs):
+        """As transformers' CallbackHandler.on_log: it clears should_log."""
+        self.logged.append(dict(logs))
+        control.should_log = False
+        return control
+
+
+def test_callback_logs_every_n_steps_and_forces_a_save_at_the_best(tmp_path, monkeypatch, repo_root):
+    """A learning-rate spike at the end, as a fake metric stream: accuracy peaks at step 4."""
+    trainer = FakeTrainer(tmp_path)
+    writer = RolloutLogWriter(tmp_path)
+    callback = periodic.PeriodicEvaluation(
+        smoke_cfg(repo_root), trainer, {"steps": 2, "limit": 4},
+        SimpleNamespace(metric="eval/accuracy", mode="max"), writer)
+    stream = iter([0.25, 0.75, 0.5, 0.0])
+    calls = []
+
+    def fake_eval():
+        calls.append(trainer.state.global_step)
+        return {"eval/accuracy": next(stream), "eval/pass@1": 0.5, "eval/rewards/x/mean": 1.0}, 0.1
+
+    monkeypatch.setattr(callback, "_evaluate_on_main", fake_eval)
+    saves = []
+    for step in range(1, 9):
+        trainer.state.global_step = step
+        trainer.control = TrainerControl(should_log=True)  # logging_steps: 1
+        control = callback.on_step_end(trainer.args, trainer.state, trainer.control)
+        saves.append(control.should_save)
+        assert control.should_log, "the step's own training log must still run"
+    assert calls == [2, 4, 6, 8]
+    assert [s for s, saved in zip(range(1, 9), saves) if saved] == [2, 4]
+    assert trainer.state.best_global_step == 4 and trainer.state.best_metric == 0.75
+    assert trainer.state.best_model_checkpoint == str(tmp_path / "checkpoint-4")
+    # through Trainer.log: every tracker sees eval_* (shown as eval/*), log_history keeps them
+    assert [log["eval_accuracy"] for log in trainer.logged] == [0.25, 0.75, 0.5, 0.0]
+    assert "eval_rewards/x/mean" in trainer.logged[0]
+    assert [h["step"] for h in trainer.state.log_history] == [2, 4, 6, 8]
+    records = list(read_rollouts(tmp_path))
+    assert [(r["step"], r["kind"], r["metrics"]["eval/accuracy"]) for r in records] == [
+        (2, "eval", 0.25), (4, "eval", 0.75), (6, "eval", 0.5), (8, "eval", 0.0)]
+
+    callback.on_train_end(trainer.args, trainer.state, TrainerControl())
+    best = json.loads((tmp_path / periodic.BEST_FILE).read_text())
+    assert (best["step"], best["value"], best["last_step"], best["last_value"]) == (4, 0.75, 8, 0.0)
+
+
+def test_schedule_includes_the_last_step_and_a_resume_keeps_the_best(tmp_path, repo_root, monkeypatch):
+    trainer = FakeTrainer(tmp_path)
+    trainer.state.max_steps = 5
+    callback = periodic.PeriodicEvaluation(smoke_cfg(repo_root), trainer, {"steps": 2},
+                                           SimpleNamespace(metric="eval/accuracy", mode="max"))
+    trainer.state.best_global_step, trainer.state.best_metric = 2, 0.9  # from the checkpoint
+    callback.on_train_begin(trainer.args, trainer.state, TrainerControl())
+    monkeypatch.setattr(callback, "_evaluate_on_main", lambda: ({"eval/accuracy": 0.5}, 0.0))
+    saves = []
+    for step in range(3, 6):
+        trainer.state.global_step = step
+        saves.append(callback.on_step_end(trainer.args, trainer.state, TrainerControl()).should_save)
+    assert [h["step"] for h in trainer.state.log_history] == [4, 5]
+    assert trainer.state.best_global_step == 2 and not any(saves)
+
+
+# --- launch-time checks -------------------------------------------------------------------
+
+def keys(cfg):
+    return [p.key for p in check_eval_every(cfg, Launch())]
+
+
+def test_checks_name_the_key_and_the_fix(repo_root):
+    test_file = str(repo_root / TEST_FILE)
+    assert keys(smoke_cfg(repo_root, eval_every={"steps": 2})) == ["grpo_plugin.eval_every.split"]
+    assert keys(smoke_cfg(repo_root, eval_every={"steps": 2, "dataset": "./nope.jsonl"})) == \
+        ["grpo_plugin.eval_every.dataset"]
+    assert keys(smoke_cfg(repo_root, eval_every={"steps": 2, "dataset": test_file})) == []
+    assert keys(smoke_cfg(repo_root, keep_best={"metric": "eval/accuracy"})) == ["grpo_plugin.keep_best"]
+    every = {"steps": 2, "dataset": test_file, "samples": 2}
+    assert keys(smoke_cfg(repo_root, eval_every=every, keep_best={"metric": "eval/pass@4"})) == \
+        ["grpo_plugin.keep_best.metric"]
+    assert keys(smoke_cfg(repo_root, eval_every=every, keep_best={"metric": "reward"})) == \
+        ["grpo_plugin.keep_best.metric"]
+    for ok in ("eval/pass@2", "eval/rewards/correctness_reward_func/mean", "eval/format_compliance"):
+        assert keys(smoke_cfg(repo_root, eval_every=every, keep_best={"metric": ok})) == [], ok
+    zero3 = {**smoke_cfg(repo_root, eval_every=every), "deepspeed": "deepspeed_configs/zero3_bf16.json"}
+    assert keys(zero3) == ["grpo_plugin.eval_every"]
+
+
+# --- the report ---------------------------------------------------------------------------
+
+def test_report_draws_the_eval_curve_and_does_not_count_eval_records_as_rollouts():
+    rollout = {"step": 1, "mode": "train", "prompt": "p", "completion": "c", "rewards": {"r": 1.0},
+               "reward": 1.0, "length": 3}
+    evals = [{"step": s, "mode": "eval", "kind": "eval", "metrics": {"eval/accuracy": a,
+              "eval/rewards/r/mean": 0.0}, "seconds": 1.0} for s, a in [(2, 0.1), (4, 0.4), (4, 0.3)]]
+    data = collect([rollout, *evals])
+    assert data.total == 1 and data.evals == {2: {"eval/accuracy": 0.1, "eval/rewards/r/mean": 0.0},
+                                              4: {"eval/accuracy": 0.3, "eval/rewards/r/mean": 0.0}}
+    page = render_html(data, "t")
+    assert 'alt="held-out eval/accuracy"' in page and "held-out eval/rewards" not in page
+    assert 'alt="held-out' not in render_html(collect([rollout]), "t")
+
+
+# --- a real run ---------------------------------------------------------------------------
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_axolotl_train_evaluates_every_n_steps_and_keeps_the_best(repo_root, embedded_model_dir, tmp_path):
+    import yaml
+    from conftest import run_axolotl_train
+
+    cfg = smoke_cfg(repo_root, eval_every={"steps": 2, "dataset": str(repo_root / TEST_FILE),
+                                           "limit": 4, "samples": 2, "max_new_tokens": 8},
+                    keep_best={"metric": "eval/accuracy"})
+    cfg.update(base_model=str(embedded_model_dir), output_dir=str(tmp_path / "out"), max_steps=4,
+               dataset_prepared_path=str(tmp_path / "prepared"), save_strategy="steps",
+               save_steps=100, save_total_limit=1, use_tensorboard=True)
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    proc, logged = run_axolotl_train(config, cwd=tmp_path, timeout=900)
+    out = tmp_path / "out"
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert len(logged) == 4  # every step's training log line, evaluation steps included
+    evals = [r for r in read_rollouts(out) if r.get("kind") == "eval"]
+    assert [r["step"] for r in evals] == [2, 4]
+    assert {"eval/accuracy", "eval/pass@2", "eval/format_compliance", "eval/mean_length"} <= set(evals[0]["metrics"])
+    assert proc.stdout.count("grpo_plugin.eval_every: step") == 2 and "completions in" in proc.stdout
+    events = list(out.rglob("events.out.tfevents*"))
+    assert any(b"eval/accuracy" in p.read_bytes() for p in events)
+    # keep-best: the earliest step with the highest logged accuracy, saved and named
+    values = [(r["metrics"]["eval/accuracy"], -r["step"]) for r in evals]
+    best_step = -max(values)[1]
+    best = json.loads((out / periodic.BEST_FILE).read_text())
+    assert best["step"] == best_step and (out / f"checkpoint-{best_step}" / "model.safetensors").is_file()
+    assert f"best eval/accuracy = {best['value']:.4g} at step {best_step}" in proc.stdout
+    state = json.loads((out / f"checkpoint-{best_step}" / "trainer_state.json").read_text())
+    assert state["best_global_step"] == best_step

@@ -1,0 +1,220 @@
+"""Resuming a plugin run: the rollout log continues from the checkpoint's step (later records
+of the crashed run are moved aside, so the report counts each step once), and the autostarted
+vLLM server is configured to load the checkpoint's weights."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+import yaml
+from transformers import TrainerControl, TrainerState
+
+from axolotl_grpo_plugin.observe.rollout_log import (
+    SUPERSEDED_NAME,
+    RolloutLogWriter,
+    read_rollouts,
+    supersede_after,
+)
+from axolotl_grpo_plugin.observe.trainer_hook import _ResumedLog
+from axolotl_grpo_plugin.report import collect
+from axolotl_grpo_plugin.vllm.autostart import resumed_weights, write_server_config
+
+
+def rows(step, n=2):
+    return [{"step": step, "mode": "train", "completion": f"s{step} r{i}", "rewards": {"r": 1.0},
+             "reward": float(step), "length": 3} for i in range(n)]
+
+
+def crashed_log(out, *, rotate=False):
+    """Steps 1-5 logged, a torn last line (the SIGKILL), an eval record at step 4."""
+    writer = RolloutLogWriter(out, max_mb=0.0002 if rotate else 0)  # ~200 bytes: a part per step
+    for step in range(1, 6):
+        writer.write_step(rows(step))
+        if step == 4:
+            writer.write_step([{"step": 4, "mode": "eval", "kind": "eval", "metrics": {"eval/accuracy": 0.5}}])
+    writer.close()
+    with open(out / "rollouts.jsonl", "ab") as f:
+        f.write(b'{"step": 6, "mode": "tr')
+
+
+def test_resume_moves_later_steps_aside_and_the_log_continues_once_per_step(tmp_path):
+    crashed_log(tmp_path)
+    callback = _ResumedLog(RolloutLogWriter(tmp_path))
+    state = TrainerState()
+    state.global_step = 3  # resumed from checkpoint-3
+    callback.on_train_begin(None, state, TrainerControl())
+    aside = [json.loads(line) for line in (tmp_path / SUPERSEDED_NAME).read_text().splitlines()]
+    assert sorted({r["step"] for r in aside}) == [4, 5] and len(aside) == 5
+    assert all(r["superseded_by_resume_at"] == 3 for r in aside)
+    for step in (4, 5, 6):  # the resumed run logs its steps
+        callback.writer.write_step(rows(step))
+    records = list(read_rollouts(tmp_path))
+    steps = [r["step"] for r in records]
+    assert steps == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6]
+    data = collect(records)
+    assert data.total == 12 and data.evals == {}  # no double count of 4 and 5
+
+
+def test_resume_rewrites_gzipped_parts_too(tmp_path):
+    crashed_log(tmp_path, rotate=True)
+    assert list(tmp_path.glob("rollouts.*.jsonl.gz"))
+    before = [r["step"] for r in read_rollouts(tmp_path)]
+    moved = supersede_after(tmp_path, 2)
+    after = [r["step"] for r in read_rollouts(tmp_path)]
+    assert after == [s for s in before if s <= 2] and moved == len(before) - len(after)
+    for part in tmp_path.glob("rollouts.*.jsonl.gz"):
+        gzip.decompress(part.read_bytes())  # still valid gzip
+
+
+def test_a_fresh_run_does_not_touch_the_log(tmp_path):
+    crashed_log(tmp_path)
+    before = (tmp_path / "rollouts.jsonl").read_bytes()
+    _ResumedLog(RolloutLogWriter(tmp_path)).on_train_begin(None, TrainerState(), TrainerControl())
+    assert (tmp_path / "rollouts.jsonl").read_bytes() == before
+    assert not (tmp_path / SUPERSEDED_NAME).exists()
+
+
+def checkpoint(path, *, lora=False):
+    path.mkdir(parents=True)
+    (path / "config.json").write_text("{}")
+    (path / ("adapter_model.safetensors" if lora else "model.safetensors")).write_bytes(b"x")
+    if lora:
+        (path / "adapter_config.json").write_text("{}")
+    return path
+
+
+def served_model(cfg, tmp_path):
+    written = write_server_config(cfg, tmp_path / "server.yaml", "127.0.0.1", 8000)
+    return yaml.safe_load(written.read_text())["base_model"]
+
+
+def test_the_autostarted_server_loads_the_resumed_checkpoint(tmp_path):
+    out = tmp_path / "out"
+    ckpt = checkpoint(out / "checkpoint-4")
+    base = {"base_model": "Qwen/Qwen2.5-0.5B-Instruct", "output_dir": str(out)}
+    assert served_model(base, tmp_path) == "Qwen/Qwen2.5-0.5B-Instruct"
+    assert served_model({**base, "resume_from_checkpoint": str(ckpt)}, tmp_path) == str(ckpt.resolve())
+    later = checkpoint(out / "checkpoint-10")
+    checkpoint(out / "checkpoint-9")
+    assert resumed_weights({**base, "auto_resume_from_checkpoints": True}) == str(later.resolve())
+    lora = checkpoint(tmp_path / "lora" / "checkpoint-4", lora=True)
+    # an adapter-only checkpoint: the server keeps base_model, TRL pushes the merged policy
+    assert served_model({**base, "resume_from_checkpoint": str(lora)}, tmp_path) == base["base_model"]
+    assert resumed_weights({**base, "resume_from_checkpoint": str(tmp_path / "missing")}) is None
+
+
+def test_trl_pushes_weights_before_the_first_resumed_generation():
+    """The fact resumed_weights' docstring relies on: TRL's sync tag starts at -1, so the first
+    generation after a resume at any step N >= 0 syncs the trainer's weights to vLLM."""
+    import inspect
+
+    from trl import GRPOTrainer
+
+    source = inspect.getsource(GRPOTrainer)
+    assert "self._last_loaded_step = -1" in source
+    assert "self.state.global_step != self._last_loaded_step" in source
+
+
+# --- a real kill and resume on CPU --------------------------------------------------------
+
+SLOW = '''
+import time
+
+
+def slow_zero_reward(completions, **kwargs):
+    time.sleep(2.0)  # widens the window between steps so the test can kill mid-run
+    return [0.0] * len(completions)
+'''
+
+
+def resume_config(tmp_path, repo_root, model_dir, name, **extra):
+    from axolotl_grpo_plugin.config.load import read_yaml
+
+    cfg = read_yaml(repo_root / "configs" / "smoke.yaml")
+    cfg["datasets"][0]["path"] = str(repo_root / cfg["datasets"][0]["path"])
+    cfg["trl"]["reward_funcs"].append("slow_rewards.slow_zero_reward")
+    cfg.update(base_model=str(model_dir), output_dir=str(tmp_path / name / "out"), max_steps=4,
+               dataset_prepared_path=str(tmp_path / "prepared"), save_strategy="steps", save_steps=2,
+               grpo_plugin={"eval_every": {"steps": 2, "limit": 2, "max_new_tokens": 4,
+                                           "dataset": str(repo_root / "axolotl_grpo_plugin/data/gsm8k_sample_test.jsonl")}},
+               **extra)
+    path = tmp_path / name / "config.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def completions(out, step):
+    return [r["completion"] for r in read_rollouts(out) if r.get("step") == step and r.get("kind") != "eval"]
+
+
+def steps_of(out):
+    return [r["step"] for r in read_rollouts(out) if r.get("kind") != "eval"]
+
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_sigkill_after_a_checkpoint_then_resume_matches_an_uninterrupted_run(repo_root, embedded_model_dir, tmp_path):
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import time
+
+    from conftest import run_axolotl_train, subprocess_env
+
+    (tmp_path / "slow_rewards.py").write_text(SLOW)
+    env = {"PYTHONPATH": os.pathsep.join([str(repo_root), str(tmp_path)])}
+
+    # the reference: 4 steps without interruption
+    config = resume_config(tmp_path, repo_root, embedded_model_dir, "whole")
+    started = time.perf_counter()
+    proc, whole = run_axolotl_train(config, cwd=tmp_path, timeout=900, **env)
+    whole_seconds = time.perf_counter() - started
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+
+    # the same run, SIGKILLed once checkpoint-2 is saved and step 3 is logged
+    config = resume_config(tmp_path, repo_root, embedded_model_dir, "killed")
+    out = tmp_path / "killed" / "out"
+    axolotl = shutil.which("axolotl", path=subprocess_env()["PATH"])
+    child = subprocess.Popen([axolotl, "train", str(config)], cwd=tmp_path, env=subprocess_env(**env),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline and child.poll() is None:
+        if (out / "checkpoint-2" / "trainer_state.json").exists() and 3 in steps_of(out):
+            break
+        time.sleep(0.2)
+    assert child.poll() is None, "the run ended before it could be killed after checkpoint-2"
+    os.killpg(child.pid, signal.SIGKILL)
+    child.wait(timeout=60)
+    crashed = steps_of(out)
+    assert 3 in crashed
+
+    started = time.perf_counter()
+    config = resume_config(tmp_path, repo_root, embedded_model_dir, "killed",
+                           resume_from_checkpoint=str(out / "checkpoint-2"))
+    proc, resumed = run_axolotl_train(config, cwd=tmp_path, timeout=900, **env)
+    resume_seconds = time.perf_counter() - started
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    print(f"uninterrupted run (start + 4 steps) {whole_seconds:.0f} s; resumed run (start, "
+          f"checkpoint load, log set-aside + 2 steps) {resume_seconds:.0f} s")
+
+    # every step exactly once in the live log; the crashed run's step 3+ moved aside
+    per_step = 4
+    assert steps_of(out) == [s for s in (1, 2, 3, 4) for _ in range(per_step)]
+    aside = [json.loads(line) for line in (out / SUPERSEDED_NAME).read_text().splitlines()]
+    assert {r["step"] for r in aside} >= {3} and all(r["superseded_by_resume_at"] == 2 for r in aside)
+    # the eval schedule continued: step 2 from the first run, step 4 from the resumed one, once each
+    assert [r["step"] for r in read_rollouts(out) if r.get("kind") == "eval"] == [2, 4]
+    # the resumed steps 3-4 match the uninterrupted run (RNG, data order, optimizer restored)
+    assert len(resumed) == 2 and len(whole) == 4
+    for mine, theirs in zip(resumed, whole[2:]):
+        for key in ("loss", "reward", "grad_norm", "completions/mean_length", "entropy"):
+            assert mine[key] == pytest.approx(theirs[key], rel=1e-3, abs=1e-5), key
+    assert completions(out, 3) == completions(tmp_path / "whole" / "out", 3)
+    # no orphans: the killed process group is gone
+    with pytest.raises(ProcessLookupError):
+        os.killpg(child.pid, 0)
