@@ -124,7 +124,8 @@ def test_stop_and_save_in_a_real_run(embedded_model_dir, tmp_path, repo_root):
     assert (tmp_path / "out" / "checkpoint-2").is_dir()
     from axolotl_grpo_plugin.observe.rollout_log import read_rollouts
 
-    records = list(read_rollouts(tmp_path / "out"))
+    records = list(read_rollouts(tmp_path / "out", everything=True))
+    assert not [r for r in read_rollouts(tmp_path / "out") if r.get("type") == "doctor"]  # rollouts only
     found = [r for r in records if r.get("type") == "doctor"]
     assert [r["signature"] for r in found][:1] == ["truncation"] and found[0]["step"] == 2
     from axolotl_grpo_plugin.report import write_report

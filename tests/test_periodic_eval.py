@@ -98,7 +98,8 @@ def test_callback_logs_every_n_steps_and_forces_a_save_at_the_best(tmp_path, mon
     assert [log["eval_accuracy"] for log in trainer.logged] == [0.25, 0.75, 0.5, 0.0]
     assert "eval_rewards/x/mean" in trainer.logged[0]
     assert [h["step"] for h in trainer.state.log_history] == [2, 4, 6, 8]
-    records = list(read_rollouts(tmp_path))
+    assert not list(read_rollouts(tmp_path))  # evaluations are not rollouts
+    records = list(read_rollouts(tmp_path, everything=True))
     assert [(r["step"], r["kind"], r["metrics"]["eval/accuracy"]) for r in records] == [
         (2, "eval", 0.25), (4, "eval", 0.75), (6, "eval", 0.5), (8, "eval", 0.0)]
 

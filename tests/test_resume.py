@@ -60,9 +60,9 @@ def test_resume_moves_later_steps_aside_and_the_log_continues_once_per_step(tmp_
 def test_resume_rewrites_gzipped_parts_too(tmp_path):
     crashed_log(tmp_path, rotate=True)
     assert list(tmp_path.glob("rollouts.*.jsonl.gz"))
-    before = [r["step"] for r in read_rollouts(tmp_path)]
+    before = [r["step"] for r in read_rollouts(tmp_path, everything=True)]
     moved = supersede_after(tmp_path, 2)
-    after = [r["step"] for r in read_rollouts(tmp_path)]
+    after = [r["step"] for r in read_rollouts(tmp_path, everything=True)]
     assert after == [s for s in before if s <= 2] and moved == len(before) - len(after)
     for part in tmp_path.glob("rollouts.*.jsonl.gz"):
         gzip.decompress(part.read_bytes())  # still valid gzip
@@ -147,11 +147,11 @@ def resume_config(tmp_path, repo_root, model_dir, name, **extra):
 
 
 def completions(out, step):
-    return [r["completion"] for r in read_rollouts(out) if r.get("step") == step and r.get("kind") != "eval"]
+    return [r["completion"] for r in read_rollouts(out) if r.get("step") == step]
 
 
 def steps_of(out):
-    return [r["step"] for r in read_rollouts(out) if r.get("kind") != "eval"]
+    return [r["step"] for r in read_rollouts(out)]
 
 
 
@@ -208,7 +208,7 @@ def test_sigkill_after_a_checkpoint_then_resume_matches_an_uninterrupted_run(rep
     aside = [json.loads(line) for line in (out / SUPERSEDED_NAME).read_text().splitlines()]
     assert {r["step"] for r in aside} >= {3} and all(r["superseded_by_resume_at"] == 2 for r in aside)
     # the eval schedule continued: step 2 from the first run, step 4 from the resumed one, once each
-    assert [r["step"] for r in read_rollouts(out) if r.get("kind") == "eval"] == [2, 4]
+    assert [r["step"] for r in read_rollouts(out, everything=True) if r.get("kind") == "eval"] == [2, 4]
     # the resumed steps 3-4 match the uninterrupted run (RNG, data order, optimizer restored)
     assert len(resumed) == 2 and len(whole) == 4
     for mine, theirs in zip(resumed, whole[2:]):

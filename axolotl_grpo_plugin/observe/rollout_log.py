@@ -227,9 +227,17 @@ def _lines(path: Path) -> Iterator[bytes]:
         return
 
 
-def read_rollouts(output_dir: str | os.PathLike, counts: dict | None = None) -> Iterator[dict]:
-    """Every complete record, in order. Torn or corrupt lines (not JSON, not an object, nested
-    past Python's recursion limit) are skipped, never raised; `counts["skipped"]` counts them."""
+def is_rollout(record: dict) -> bool:
+    """One scored completion. The log also holds the run doctor's findings (`"type": "doctor"`)
+    and the periodic evaluations (`"kind": "eval"`), which carry a marker key; rollouts carry none."""
+    return "type" not in record and "kind" not in record
+
+
+def read_rollouts(output_dir: str | os.PathLike, counts: dict | None = None, *,
+                  everything: bool = False) -> Iterator[dict]:
+    """Every complete rollout record, in order (with `everything`, the doctor's and the
+    evaluations' records too, for the report). Torn or corrupt lines (not JSON, not an object,
+    nested past Python's recursion limit) are skipped, never raised; `counts["skipped"]` counts them."""
     for path in log_files(output_dir):
         for line in _lines(path):
             record = None
@@ -239,7 +247,8 @@ def read_rollouts(output_dir: str | os.PathLike, counts: dict | None = None) -> 
                 except (ValueError, RecursionError):
                     pass
             if isinstance(record, dict):
-                yield record
+                if everything or is_rollout(record):
+                    yield record
             elif counts is not None and line.strip():
                 counts["skipped"] = counts.get("skipped", 0) + 1
 

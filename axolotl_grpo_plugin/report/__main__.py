@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out = args.out or args.output_dir / "report.html"
     counts: dict = {}
-    records = tqdm(read_rollouts(args.output_dir, counts), desc="reading rollouts", unit=" rollouts",
+    records = tqdm(read_rollouts(args.output_dir, counts, everything=True), desc="reading rollouts", unit=" rollouts",
                    disable=None)
     interrupted = read_marker(args.output_dir)
     try:
