@@ -13,6 +13,7 @@ import os
 from collections.abc import MutableMapping
 from typing import Any
 
+from ..defaults import AXOLOTL_NAME
 from ..errors import Problem
 from ..registry import REWARDS, TRANSFORMS
 from ..sources.transforms import AXOLOTL_RL_STRATEGIES
@@ -89,7 +90,7 @@ def _resolve_transform(kind: str, key: str) -> tuple[str, Problem | None]:
     if len(parts) > 2:
         return kind, Problem(
             key, kind,
-            "Axolotl 0.19's RL dataset loader only imports `module.function` (two parts); "
+            f"{AXOLOTL_NAME}'s RL dataset loader only imports `module.function` (two parts); "
             "a deeper path is silently not found.",
             "register the loader under a short name (entry-point group "
             "`axolotl_grpo_plugin.transforms`), or expose it from a top-level module",
