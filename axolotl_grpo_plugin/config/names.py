@@ -1,6 +1,6 @@
 """Turn registered short names in a config into paths Axolotl's loaders can import.
 
-Axolotl 0.19 treats an unimportable reward path as a Hub reward-model id (and
+Axolotl (0.19-0.21) treats an unimportable reward path as a Hub reward-model id (and
 fails with a confusing download error), and its RL dataset loader only imports
 `module.function`. So names are resolved here, before Axolotl sees them, and a
 wrong name becomes a problem that lists the registered names.
