@@ -2,7 +2,8 @@
 # The Axolotl 0.21 part of CI (issue 17): Python 3.12, Axolotl 0.21.0 (TRL 1.14.1) in
 # ./.venv-axolotl021, then the tests of what differs between 0.19 and 0.21: the defaults
 # table, the hooks and entry point, the config checks, trl_args, the rewards, the vLLM
-# probes against the fake server, and the CPU smoke `axolotl train configs/smoke.yaml`.
+# probes against the fake server, `--cloud cloud.yaml` offline, and the CPU smoke
+# `axolotl train configs/smoke.yaml` (plus the mixed-reward training run of test_reward_safety).
 #
 #   bash scripts/test-axolotl021.sh [pytest args]      PYTHON312=/path/to/python3.12 to choose
 #
@@ -62,5 +63,5 @@ python -m pytest -p no:anyio -m "not slow" \
     tests/test_compat.py tests/test_architecture.py tests/test_validation.py tests/test_trl_args.py \
     tests/test_rewards_gsm8k.py tests/test_rewards_math_boxed.py tests/test_rewards_package.py \
     tests/test_rewards_deviations.py tests/test_reward_safety.py \
-    tests/test_vllm_liveness.py tests/test_vllm_server.py tests/test_weight_sync_guard.py \
+    tests/test_vllm_liveness.py tests/test_vllm_server.py tests/test_weight_sync_guard.py tests/test_vllm_cloud.py \
     tests/test_smoke_train.py "$@"
