@@ -1,36 +1,132 @@
-"""The TRL and Axolotl facts the plugin relies on, in one place.
+"""The TRL and Axolotl facts the plugin relies on, in one place, per upstream version.
 
-Each value is what the named upstream version does when a key is unset; a
-test compares them with the installed TRL and Axolotl, so an upgrade that
-changes one fails there instead of silently changing our arithmetic.
+Supported: Axolotl 0.19 (TRL 1.9, Python >= 3.11) through 0.21 (TRL 1.14, Python >= 3.12).
+Each fact is what the named upstream release does when a key is unset, or how it behaves;
+the table row for the installed release is picked once, at import. A test compares the
+picked row with the installed TRL and Axolotl, so an upgrade that changes a fact fails
+there instead of silently changing our arithmetic. Code elsewhere reads the module-level
+names below, never a version number.
+
+A release between two rows gets the older row (e.g. TRL 1.10-1.12 -> the 1.9 row); such
+releases are not tested (README, "Supported versions").
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from importlib import metadata
 
-# trl.GRPOConfig defaults (TRL 1.9).
-TRL_VERSION_READ = "1.9"
-MAX_COMPLETION_LENGTH = 256          # GRPOConfig.max_completion_length
-NUM_GENERATIONS = 8                  # GRPOConfig.num_generations
-VLLM_SERVER_TIMEOUT_S = 240.0        # GRPOConfig.vllm_server_timeout
-# axolotl vllm-serve / `vllm:` section defaults (Axolotl 0.19): the server binds 0.0.0.0 on
-# VLLM_PORT; a trainer on the same machine connects to VLLM_HOST.
+
+@dataclass(frozen=True)
+class TRLFacts:
+    """trl.GRPOConfig defaults, and what its trainer needs."""
+
+    read_from: str                 # the TRL release these were read from
+    max_completion_length: int     # GRPOConfig.max_completion_length
+    num_generations: int           # GRPOConfig.num_generations
+    vllm_server_timeout_s: float   # GRPOConfig.vllm_server_timeout
+    # The last release line whose colocate + sleep-mode reload loses the pushed weights
+    # (huggingface/trl#5312; fixed by huggingface/trl#5313, in 1.14.1 `_llm_weights_sleeping`).
+    sleep_mode_last_broken: tuple[int, int] = (1, 9)
+
+
+@dataclass(frozen=True)
+class AxolotlFacts:
+    """How the installed Axolotl builds GRPO and serves vLLM."""
+
+    read_from: str
+    vllm_port: int                 # VllmConfig.port
+    # `axolotl vllm-serve`: 0.19/0.20 run a TRL-style FastAPI server (`/health/`,
+    # `/generate/`); 0.21 execs vLLM's native OpenAI server (`/health`, `/v1/completions`).
+    vllm_health_path: str
+    vllm_generate_path: str
+    vllm_probe_request: dict
+
+
+_TRL_ROWS = {
+    (1, 9): TRLFacts("1.9", max_completion_length=256, num_generations=8, vllm_server_timeout_s=240.0),
+    (1, 13): TRLFacts("1.13", max_completion_length=512, num_generations=8, vllm_server_timeout_s=240.0),
+    (1, 14): TRLFacts("1.14", max_completion_length=512, num_generations=8, vllm_server_timeout_s=240.0),
+}
+
+_TRL_STYLE_SERVER = dict(vllm_health_path="/health/", vllm_generate_path="/generate/",
+                         vllm_probe_request={"prompts": ["Hello"], "n": 1, "max_tokens": 1, "temperature": 1.0})
+_AXOLOTL_ROWS = {
+    (0, 19): AxolotlFacts("0.19", vllm_port=8000,
+                          **_TRL_STYLE_SERVER),
+    (0, 20): AxolotlFacts("0.20", vllm_port=8000,
+                          **_TRL_STYLE_SERVER),
+    (0, 21): AxolotlFacts("0.21", vllm_port=8000,
+                          vllm_health_path="/health", vllm_generate_path="/v1/completions",
+                          vllm_probe_request={"prompt": "Hello", "max_tokens": 1, "temperature": 1.0}),
+}
+
+
+def installed_version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _release(version: str | None) -> tuple[int, int] | None:
+    if not version:
+        return None
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        release = Version(version).release
+    except InvalidVersion:
+        return None
+    return (release + (0, 0))[:2]
+
+
+def pick(rows: dict, version: str | None):
+    """The row for `version`: the newest row not newer than it; the oldest row when the
+    version is older than every row or unreadable, the newest when it is newer than all."""
+    keys = sorted(rows)
+    release = _release(version)
+    if release is None:
+        return rows[keys[0]]
+    fitting = [k for k in keys if k <= release]
+    return rows[fitting[-1]] if fitting else rows[keys[0]]
+
+
+TRL_VERSION = installed_version("trl")
+AXOLOTL_VERSION = installed_version("axolotl")
+TRL = pick(_TRL_ROWS, TRL_VERSION)
+AXOLOTL = pick(_AXOLOTL_ROWS, AXOLOTL_VERSION)
+
+# What messages call the installed releases, e.g. "Axolotl 0.21", "TRL 1.14".
+AXOLOTL_NAME = f"Axolotl {AXOLOTL.read_from}"
+TRL_NAME = f"TRL {TRL.read_from}"
+
+TRL_VERSION_READ = TRL.read_from
+MAX_COMPLETION_LENGTH = TRL.max_completion_length
+NUM_GENERATIONS = TRL.num_generations
+VLLM_SERVER_TIMEOUT_S = TRL.vllm_server_timeout_s
+SLEEP_MODE_LAST_BROKEN_TRL = TRL.sleep_mode_last_broken
+# axolotl vllm-serve / `vllm:` section defaults: the server binds 0.0.0.0 on VLLM_PORT;
+# a trainer on the same machine connects to VLLM_HOST.
 VLLM_HOST = "127.0.0.1"
-VLLM_PORT = 8000                     # VllmConfig.port
+VLLM_PORT = AXOLOTL.vllm_port
+VLLM_HEALTH_PATH = AXOLOTL.vllm_health_path
+VLLM_GENERATE_PATH = AXOLOTL.vllm_generate_path
+VLLM_PROBE_REQUEST = AXOLOTL.vllm_probe_request
 
-# Keys people put where Axolotl 0.19 does not read them, with where they belong. Used for
+# Keys people put where Axolotl does not read them, with where they belong. Used for
 # `trl.KEY` (Axolotl's `trl:` schema lacks them) and `grpo_plugin.trl_args.KEY` (Axolotl
-# sets the GRPOConfig field itself, so passing it too would conflict).
+# sets the GRPOConfig field itself, so passing it too would conflict). The same in 0.19-0.21.
 SET_ELSEWHERE = {
     "vllm_max_model_len": "set `vllm.max_model_len` instead (`python stats.py CONFIG` sizes it)",
     "vllm_max_model_length": "set `vllm.max_model_len` instead (`python stats.py CONFIG` sizes it)",
     "vllm_gpu_memory_utilization": "set `vllm.gpu_memory_utilization` instead",
     "vllm_tensor_parallel_size": "set `vllm.tensor_parallel_size` instead",
-    "max_prompt_length": "Axolotl 0.19 has no GRPO prompt cap; size prompts with "
+    "max_prompt_length": f"{AXOLOTL_NAME} has no GRPO prompt cap; size prompts with "
     "`python stats.py CONFIG` and set `vllm.max_model_len`",
     "per_device_train_batch_size": "set top-level `micro_batch_size` instead",
     "gradient_accumulation_steps": "set top-level `gradient_accumulation_steps` instead",
     "learning_rate": "set top-level `learning_rate` instead",
-    "steps_per_generation": "set `trl.generation_batch_size` instead (Axolotl 0.19 does not pass "
+    "steps_per_generation": f"set `trl.generation_batch_size` instead ({AXOLOTL_NAME} does not pass "
     "steps_per_generation, and TRL refuses both)",
 }

@@ -1,5 +1,8 @@
 """The Axolotl plugin: each hook is one call into the package that owns the step
-(docs/architecture.md), and every user-fixable error leaves as one readable block."""
+(docs/architecture.md), and every user-fixable error leaves as one readable block.
+
+Axolotl 0.21 also registers the plugin from its `axolotl.plugins` entry point and then calls
+every hook on every config, so each hook first asks `_ours(cfg)` (enabled.py)."""
 
 from __future__ import annotations
 
@@ -28,11 +31,18 @@ def reported_as_exit():
 class GRPOPlugin(BasePlugin):
     """R1-style GRPO: registered rewards and transforms, and config checks before load."""
 
+    def _ours(self, cfg) -> bool:
+        from .enabled import applies, first_instance
+
+        return cfg is not None and applies(cfg) and first_instance(self)
+
     def get_input_args(self) -> str:
         return "axolotl_grpo_plugin.args.GRPOPluginArgs"
 
     def register(self, cfg: dict):
         """Runs on the raw config, before Axolotl's schema drops unknown keys."""
+        if not self._ours(cfg):
+            return
         from .config.checks import prepare_config
         from .launch import current_launch
         from .vllm import autostart, cpu, relaunch
@@ -51,12 +61,20 @@ class GRPOPlugin(BasePlugin):
             autostart.on_register(cfg)
 
     def get_training_args(self, cfg):
-        """`grpo_plugin.trl_args`: GRPOConfig options Axolotl 0.19 has no key for."""
+        """`grpo_plugin.trl_args`: GRPOConfig options Axolotl has no key for."""
+        if not self._ours(cfg):
+            return None
         from .config.trl_args import configured
 
         return configured(cfg) or None
 
+    def get_trainer_cls(self, cfg):
+        """None: the stock GRPO trainer (Axolotl 0.21's RL builder asks every plugin)."""
+        return None
+
     def pre_model_load(self, cfg):
+        if not self._ours(cfg):
+            return
         from .vllm import autostart, cpu
 
         with reported_as_exit():
@@ -68,6 +86,8 @@ class GRPOPlugin(BasePlugin):
         on the stock GRPO trainer (docs/observe.md); the periodic evaluation; what reached
         GRPOConfig; the vLLM weight push on CPU, the weight-sync watch and the /generate/ deadline
         (docs/vllm.md)."""
+        if not self._ours(cfg):
+            return
         from . import interrupted, run_lock
         from .config.trl_args import report
         from .evaluate import periodic
@@ -91,6 +111,8 @@ class GRPOPlugin(BasePlugin):
         liveness.attach(cfg, trainer)
 
     def post_train_unload(self, cfg):
+        if not self._ours(cfg):
+            return
         from .evaluate.hook import evaluate_at_end
         from .vllm import autostart
 

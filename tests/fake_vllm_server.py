@@ -1,10 +1,11 @@
 #!/usr/bin/env python
-"""A stand-in for `axolotl vllm-serve` in tests: serves TRL's `/health/` on loopback.
+"""A stand-in for `axolotl vllm-serve` in tests: serves `/health/` and `/health` on loopback
+(Axolotl 0.19's TRL-style server and 0.21's native vLLM server), and both generate routes.
 
     fake_vllm_server.py --config vllm-server.yaml --mode ok|crash|never-healthy|no-vllm|dead-engine
                         [--delay S] [--ignore-term] [--child] [--info FILE]
 
-`/generate/` answers one token per prompt in mode ok; in mode dead-engine `/health/`
+`/generate/` (and `/v1/completions`) answers one token per prompt in mode ok; in mode dead-engine `/health/`
 answers 200 but `/generate/` never returns, as a server whose engine worker died.
 It reads `vllm.host`/`vllm.port` from the config it is given, as the real server does,
 writes its pid (and its child's) plus the environment it saw to `--info`, and prints
@@ -72,7 +73,7 @@ def main() -> int:
             self.end_headers()
 
         def do_POST(self):  # noqa: N802
-            if self.path.rstrip("/") != "/generate":
+            if self.path.rstrip("/") not in ("/generate", "/v1/completions"):
                 self.send_response(404)
                 self.end_headers()
                 return
@@ -82,6 +83,17 @@ def main() -> int:
                       file=sys.stderr, flush=True)
                 time.sleep(3600)  # the request is never answered
             n, prompts = int(body.get("n", 1)), body.get("prompts") or []
+            if self.path.startswith("/v1/"):  # vLLM's OpenAI route: one choice per prompt x n
+                prompts = body.get("prompt") or []
+                prompts = [prompts] if isinstance(prompts, str) else prompts
+                answer = json.dumps({"choices": [{"index": i, "text": "x", "prompt_token_ids": [1],
+                                                  "token_ids": [2]} for i in range(n * len(prompts))]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+                return
             answer = json.dumps({"prompt_ids": [[1] for _ in prompts], "completion_ids": [[2]] * (n * len(prompts)),
                                  "logprobs": [[[-0.5]]] * (n * len(prompts)),
                                  "logprob_token_ids": [[[2]]] * (n * len(prompts))}).encode()

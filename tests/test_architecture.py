@@ -138,8 +138,10 @@ def test_every_package_folder_is_packaged():
 
 
 def test_the_defaults_module_matches_the_installed_trl_and_axolotl():
+    """The row defaults.py picked for the installed TRL and Axolotl holds what they do."""
     import dataclasses
 
+    from axolotl.utils.schemas.vllm import VllmConfig
     from trl import GRPOConfig
 
     from axolotl_grpo_plugin import defaults
@@ -148,6 +150,43 @@ def test_the_defaults_module_matches_the_installed_trl_and_axolotl():
     assert fields["max_completion_length"] == defaults.MAX_COMPLETION_LENGTH
     assert fields["num_generations"] == defaults.NUM_GENERATIONS
     assert fields["vllm_server_timeout"] == defaults.VLLM_SERVER_TIMEOUT_S
-    from axolotl.utils.schemas.vllm import VllmConfig
-
     assert VllmConfig.model_fields["port"].default == defaults.VLLM_PORT
+    # the row is the installed release's own, not an older neighbour's
+    assert defaults.TRL_VERSION.startswith(defaults.TRL.read_from + ".")
+    assert defaults.AXOLOTL_VERSION.startswith(defaults.AXOLOTL.read_from + ".")
+
+
+def test_the_vllm_endpoints_are_the_ones_the_installed_trl_client_calls():
+    """The health and generate paths our probes use are the ones TRL's own VLLMClient uses
+    against the server `axolotl vllm-serve` starts (0.19: TRL-style, 0.21: native vLLM)."""
+    import inspect
+
+    from trl.generation import vllm_client
+
+    from axolotl_grpo_plugin import defaults
+
+    source = inspect.getsource(vllm_client.VLLMClient)
+    assert f'{{self.base_url}}{defaults.VLLM_HEALTH_PATH}"' in source
+    assert f'{{self.base_url}}{defaults.VLLM_GENERATE_PATH}"' in source
+
+
+def test_version_facts_live_only_in_defaults():
+    """No `if version` outside defaults.py: code reads the picked row, never a version number."""
+    pattern = re.compile(r"""(metadata\.version|installed_version)\(\s*["'](trl|axolotl)["']|__version__\s*(?:[<>!]=?|==)""")
+    users = sorted(str(p.relative_to(PACKAGE)) for p, text in _sources().items()
+                   if pattern.search(text) and p.is_relative_to(PACKAGE))
+    assert users == ["defaults.py"], users
+
+
+@pytest.mark.parametrize("version, trl_row, axolotl_row", [
+    ("1.9.0", "1.9", None), ("1.12.3", "1.9", None), ("1.13.0", "1.13", None), ("1.14.1", "1.14", None),
+    ("2.0.0", "1.14", None), ("1.8.0", "1.9", None), (None, "1.9", None), ("not-a-version", "1.9", None),
+    ("0.19.0", None, "0.19"), ("0.20.1", None, "0.20"), ("0.21.0", None, "0.21"), ("0.22.0.dev0", None, "0.21"),
+])
+def test_a_release_gets_the_newest_row_not_newer_than_it(version, trl_row, axolotl_row):
+    from axolotl_grpo_plugin import defaults
+
+    if trl_row:
+        assert defaults.pick(defaults._TRL_ROWS, version).read_from == trl_row
+    if axolotl_row:
+        assert defaults.pick(defaults._AXOLOTL_ROWS, version).read_from == axolotl_row

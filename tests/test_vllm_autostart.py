@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from axolotl_grpo_plugin import defaults
 from axolotl_grpo_plugin.errors import GRPOConfigError
 from axolotl_grpo_plugin.vllm import autostart
 from axolotl_grpo_plugin.vllm.server import ServerError, ServerSpec, VLLMServer
@@ -176,7 +177,7 @@ def test_manual_mode_explains_the_two_commands(gsm8k_cfg, monkeypatch):
         autostart.check_manual_server(gsm8k_cfg, env(), messages.append, gpu_count=lambda: 2)
     text = error.value.render()
     port = gsm8k_cfg["trl"]["vllm_server_port"]
-    assert f"no vLLM server answers http://127.0.0.1:{port}/health/" in text
+    assert f"no vLLM server answers http://127.0.0.1:{port}{defaults.VLLM_HEALTH_PATH}" in text
     assert "`CUDA_VISIBLE_DEVICES=1 axolotl vllm-serve configs/gsm8k.yaml`" in text
     assert "`CUDA_VISIBLE_DEVICES=0 axolotl train configs/gsm8k.yaml`" in text
     assert "vllm_autostart: true" in text
@@ -206,7 +207,7 @@ def test_plugin_register_does_nothing_inside_the_server(monkeypatch):
     from axolotl_grpo_plugin.plugin import GRPOPlugin
 
     monkeypatch.setenv(autostart.SERVER_CHILD_ENV, "1")
-    cfg = {"rl": "dpo", "trl": {"reward_funcs": ["nope"]}}
+    cfg = {"rl": "dpo", "plugins": ["axolotl_grpo_plugin.GRPOPlugin"], "trl": {"reward_funcs": ["nope"]}}
     GRPOPlugin().register(cfg)  # would raise outside the server: rl is not grpo, unknown reward
     assert cfg["trl"]["reward_funcs"] == ["nope"]
 

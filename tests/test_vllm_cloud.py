@@ -1,4 +1,5 @@
-"""cloud.yaml through Axolotl 0.19's own Modal runner, offline: the Modal objects are
+"""cloud.yaml through Axolotl's own Modal runner (0.19, and 0.21's `provider: modal` from its cloud
+provider registry), offline: the Modal objects are
 replaced by recorders and `app.run` by a no-op, so nothing is sent to Modal. Checks the
 function spec (GPU type and count, secrets, volumes, image steps) and the command the
 container will run, and that the image steps really install the plugin."""
@@ -67,8 +68,12 @@ class Recorder:
 def modal_launch(monkeypatch):
     """Run `axolotl train configs/gsm8k.yaml --cloud cloud.yaml -- --num_processes 1` offline."""
     import modal
-    from axolotl.cli.cloud import modal_
+    from axolotl.cli.cloud.modal_ import ModalCloud
     from axolotl.cli.main import cli
+
+    # the module that holds the runner: axolotl.cli.cloud.modal_ (0.19), or in 0.21
+    # axolotl.integrations.modal.cloud, which the old name re-exports from
+    modal_ = sys.modules[ModalCloud.__module__]
     from click.testing import CliRunner
 
     log: dict = {}

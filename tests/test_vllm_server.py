@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import free_port
 
+from axolotl_grpo_plugin.defaults import VLLM_HEALTH_PATH
 from axolotl_grpo_plugin.vllm.health import health_url, is_healthy, port_in_use
 from axolotl_grpo_plugin.vllm.server import ServerError, ServerSpec, VLLMServer, read_tail
 
@@ -164,7 +165,7 @@ def test_busy_port_with_a_running_server_suggests_using_it(make_server):
     second, _ = make_server("ok", port=first.spec.port)
     with pytest.raises(ServerError) as error:
         second.start()
-    assert "answers /health/" in error.value.cause
+    assert f"answers {VLLM_HEALTH_PATH}" in error.value.cause
     assert "grpo_plugin.vllm_autostart: false" in error.value.fix
 
 
@@ -187,9 +188,9 @@ def test_read_tail_handles_missing_binary_and_long_logs(tmp_path):
 
 
 def test_health_url_uses_loopback_for_wildcard_hosts():
-    assert health_url("0.0.0.0", 8000) == "http://127.0.0.1:8000/health/"
-    assert health_url("::1", 8001) == "http://[::1]:8001/health/"
-    assert not is_healthy(f"http://127.0.0.1:{free_port()}/health/", timeout=0.5)
+    assert health_url("0.0.0.0", 8000) == f"http://127.0.0.1:8000{VLLM_HEALTH_PATH}"
+    assert health_url("::1", 8001) == f"http://[::1]:8001{VLLM_HEALTH_PATH}"
+    assert not is_healthy(f"http://127.0.0.1:{free_port()}{VLLM_HEALTH_PATH}", timeout=0.5)
 
 
 OWNER = textwrap.dedent("""

@@ -56,7 +56,7 @@ def check_section_keys(cfg, launch: Launch) -> list[Problem]:
                     "`axolotl config-schema`" if section != "grpo_plugin" else
                     f"remove it; known keys: {', '.join(sorted(fields[section]))}")
             problems.append(Problem(f"{section}.{key}", value,
-                                    "Axolotl 0.19 does not know this key and would silently ignore it.", fix))
+                                    f"{defaults.AXOLOTL_NAME} does not know this key and would silently ignore it.", fix))
     for key, value in cfg.items():
         if key in fields["trl"] and key not in fields["top"]:
             problems.append(Problem(key, value, "this is a GRPO setting but it is at the top level, "
@@ -115,7 +115,7 @@ def check_batch(cfg, launch: Launch) -> list[Problem]:
                f"{procs} = {need})")
         return [Problem("trl.generation_batch_size" if explicit else "gradient_accumulation_steps",
                         explicit or gas,
-                        f"Axolotl 0.19 wants at least one group of {groups} completions per training "
+                        f"{defaults.AXOLOTL_NAME} wants at least one group of {groups} completions per training "
                         f"process: {formula} < {groups} x {procs} = {groups * procs}.", fix)]
     return check_eval_batch(cfg, groups, procs)
 
@@ -343,9 +343,9 @@ def prepare_config(cfg: MutableMapping[str, Any], launch: Launch) -> list[str]:
     warnings = dry_run.skipped(cfg)
     trl = _section(cfg, "trl")
     if trl.get("use_vllm") and not trl.get("vllm_mode"):
-        warnings.append("`trl.use_vllm` is on without `trl.vllm_mode`: TRL 1.9 then runs vLLM colocated "
+        warnings.append(f"`trl.use_vllm` is on without `trl.vllm_mode`: {defaults.TRL_NAME} then runs vLLM colocated "
                         "on the training GPU. Set `trl.vllm_mode: server` to use a separate vLLM server.")
     if cfg.get("sequence_len") is not None:
-        warnings.append("`sequence_len` has no effect on GRPO in Axolotl 0.19; completion length is "
+        warnings.append(f"`sequence_len` has no effect on GRPO in {defaults.AXOLOTL_NAME}; completion length is "
                         "`trl.max_completion_length` and vLLM's limit is `vllm.max_model_len`.")
     return warnings

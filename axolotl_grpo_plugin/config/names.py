@@ -1,6 +1,6 @@
 """Turn registered short names in a config into paths Axolotl's loaders can import.
 
-Axolotl 0.19 treats an unimportable reward path as a Hub reward-model id (and
+Axolotl (0.19-0.21) treats an unimportable reward path as a Hub reward-model id (and
 fails with a confusing download error), and its RL dataset loader only imports
 `module.function`. A reward given as an import path is rewritten to its contained
 wrapper (`axolotl_grpo_plugin.reward_path__module__function`, registry/containment.py),
@@ -15,6 +15,7 @@ import os
 from collections.abc import MutableMapping
 from typing import Any
 
+from ..defaults import AXOLOTL_NAME
 from ..errors import Problem
 from ..registry import REWARDS, TRANSFORMS, is_contained_path, path_attribute
 from ..sources.transforms import AXOLOTL_RL_STRATEGIES
@@ -114,7 +115,7 @@ def _resolve_transform(kind: str, key: str) -> tuple[str, Problem | None]:
     if len(parts) > 2:
         return kind, Problem(
             key, kind,
-            "Axolotl 0.19's RL dataset loader only imports `module.function` (two parts); "
+            f"{AXOLOTL_NAME}'s RL dataset loader only imports `module.function` (two parts); "
             "a deeper path is silently not found.",
             "register the loader under a short name (entry-point group "
             "`axolotl_grpo_plugin.transforms`), or expose it from a top-level module",

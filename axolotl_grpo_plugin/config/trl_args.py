@@ -1,4 +1,4 @@
-"""TRL `GRPOConfig` options that Axolotl 0.19 has no `trl:` key for, passed through by the plugin.
+"""TRL `GRPOConfig` options that Axolotl (0.19-0.21) has no `trl:` key for, passed through by the plugin.
 
 Axolotl builds TRL's `GRPOConfig` from its own `trl:` schema and drops every other
 key, so options such as `top_entropy_quantile`, `delta` or `disable_dropout` cannot
@@ -18,7 +18,7 @@ from functools import lru_cache
 from typing import Any
 
 from ..args import settings
-from ..defaults import SET_ELSEWHERE
+from ..defaults import AXOLOTL_NAME, SET_ELSEWHERE, TRL_NAME
 from ..errors import GRPOConfigError, Problem
 from .schema import axolotl_fields
 
@@ -41,7 +41,7 @@ def grpo_only_fields() -> dict[str, Any]:
 
 
 def passable(key: str) -> bool:
-    """A GRPOConfig option Axolotl 0.19 cannot set, which `trl_args` can."""
+    """A GRPOConfig option the installed Axolotl cannot set, which `trl_args` can."""
     return key in grpo_only_fields() and key not in axolotl_fields()["trl"] and key not in SET_ELSEWHERE
 
 
@@ -66,16 +66,16 @@ def check(cfg: Mapping[str, Any]) -> list[Problem]:
     for key, value in args.items():
         where = f"{KEY}.{key}"
         if key in axolotl_trl:
-            problems.append(Problem(where, value, "Axolotl 0.19 has this key under `trl:`.",
+            problems.append(Problem(where, value, f"{AXOLOTL_NAME} has this key under `trl:`.",
                                     f"set `trl.{key}` instead, so Axolotl and the plugin do not both set it"))
         elif key in SET_ELSEWHERE:
-            problems.append(Problem(where, value, "Axolotl 0.19 sets this GRPOConfig field itself.",
+            problems.append(Problem(where, value, f"{AXOLOTL_NAME} sets this GRPOConfig field itself.",
                                     SET_ELSEWHERE[key]))
         elif key not in fields:
             close = difflib.get_close_matches(key, sorted(fields), n=1, cutoff=0.6)
             problems.append(Problem(where, value, "TRL's GRPOConfig has no such option.",
                                     f"did you mean `{close[0]}`?" if close else
-                                    "see the GRPOConfig reference of TRL 1.9 for the option names"))
+                                    f"see the GRPOConfig reference of {TRL_NAME} for the option names"))
         else:
             try:
                 TypeAdapter(fields[key]).validate_python(value, strict=False)

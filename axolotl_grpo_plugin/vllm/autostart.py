@@ -116,7 +116,7 @@ def autostart_problems(cfg: Mapping[str, Any]) -> list[Problem]:
                                 "set `trl.use_vllm: true` and `trl.vllm_mode: server`, or remove vllm_autostart"))
     elif trl.get("vllm_mode") != "server":
         problems.append(Problem("trl.vllm_mode", trl.get("vllm_mode"), "autostart runs a separate vLLM server; "
-                                "without `server`, Axolotl 0.19 leaves TRL's default (colocate) and the "
+                                f"without `server`, {defaults.AXOLOTL_NAME} leaves TRL's default (colocate) and the "
                                 "server would sit idle on its GPU.",
                                 "set `trl.vllm_mode: server`, or turn `grpo_plugin.vllm_autostart` off for colocate"))
     host = trl.get("vllm_server_host")

@@ -1,4 +1,5 @@
-"""Is the vLLM server up? Probes of TRL's `/health/` endpoint and of the port.
+"""Is the vLLM server up? Probes of the server's health endpoint (`defaults.VLLM_HEALTH_PATH`:
+`/health/` from Axolotl 0.19's TRL-style server, `/health` from 0.21's native vLLM) and of the port.
 
 Proxies are bypassed on purpose: an `http_proxy` variable without `no_proxy`
 would otherwise send a loopback health check to the proxy and report a healthy
@@ -12,6 +13,8 @@ import socket
 import urllib.error
 import urllib.request
 
+from ..defaults import VLLM_HEALTH_PATH
+
 
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "0.0.0.0", "::"})
 
@@ -19,12 +22,12 @@ _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def health_url(host: str, port: int) -> str:
-    """TRL's health endpoint (`trl vllm-serve` and `axolotl vllm-serve` both serve it)."""
+    """The health endpoint `axolotl vllm-serve` of the installed Axolotl serves."""
     if host in ("0.0.0.0", "::"):
         host = "127.0.0.1"
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"
-    return f"http://{host}:{int(port)}/health/"
+    return f"http://{host}:{int(port)}{VLLM_HEALTH_PATH}"
 
 
 def is_healthy(url: str, timeout: float = 2.0) -> bool:

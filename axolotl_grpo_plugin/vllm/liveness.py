@@ -3,9 +3,10 @@
 `/health/` is answered by the server's HTTP process; the engine that generates runs in
 worker processes behind it. When a worker dies (seen with vLLM on CPU: an unsupported
 head size kills the engine on the first `/generate/`), `/health/` keeps answering 200
-and `/generate/` never returns. TRL 1.9's `VLLMClient.generate` posts with no timeout
-(`requests` then waits forever; its retries only cover errors), so the trainer hangs
-with nothing in its log. Two defences:
+and `/generate/` never returns. TRL's `VLLMClient.generate` posts with no timeout (1.9
+and 1.14 alike: `requests` then waits forever; its retries only cover errors), so the
+trainer hangs with nothing in its log. The paths named here are Axolotl 0.19's; 0.21's
+native vLLM server answers `/health` and `/v1/completions` (`defaults.VLLM_*`). Two defences:
 
 * `check_engine`: at start-up, a one-token `/generate/` with a short timeout, so a dead
   engine fails the launch in seconds (called from autostart's `before_model_load`);
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..args import settings as plugin_settings
+from ..defaults import VLLM_GENERATE_PATH, VLLM_HEALTH_PATH, VLLM_PROBE_REQUEST
 from .health import is_healthy
 from .server import LOG_NAME, ServerError
 
@@ -36,19 +38,20 @@ LOG = logging.getLogger("axolotl_grpo_plugin.vllm")
 
 PROBE_TIMEOUT = 120.0  # one token on a warm engine takes well under a second
 HEALTH_EVERY = 10.0  # how often /health/ is read while a /generate/ is running
-PROBE_REQUEST = {"prompts": ["Hello"], "n": 1, "max_tokens": 1, "temperature": 1.0}
+PROBE_REQUEST = VLLM_PROBE_REQUEST  # one token, in the installed server's request shape
+GENERATE = VLLM_GENERATE_PATH  # `/generate/` (Axolotl 0.19) or `/v1/completions` (0.21)
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: no proxy
 
 
 def base_url(health: str) -> str:
-    """http://host:port from the /health/ URL."""
-    return health.split("/health", 1)[0]
+    """http://host:port from the health URL."""
+    return health.split(VLLM_HEALTH_PATH, 1)[0]
 
 
 def probe_generate(base: str, timeout: float) -> str | None:
     """None when a one-token /generate/ answers 200 within `timeout`; else what went wrong.
     A 4xx answer counts as alive: the engine was reached, the request shape was not accepted."""
-    request = urllib.request.Request(f"{base}/generate/", data=json.dumps(PROBE_REQUEST).encode(),
+    request = urllib.request.Request(f"{base}{GENERATE}", data=json.dumps(PROBE_REQUEST).encode(),
                                      headers={"Content-Type": "application/json"}, method="POST")
     try:
         with _OPENER.open(request, timeout=timeout) as response:
@@ -56,14 +59,14 @@ def probe_generate(base: str, timeout: float) -> str | None:
             return None
     except urllib.error.HTTPError as exc:
         if exc.code < 500:
-            LOG.warning("vLLM engine probe: /generate/ answered %s; not treated as a dead engine", exc.code)
+            LOG.warning("vLLM engine probe: %s answered %s; not treated as a dead engine", GENERATE, exc.code)
             return None
-        return f"/generate/ answered HTTP {exc.code}"
+        return f"{GENERATE} answered HTTP {exc.code}"
     except (TimeoutError, OSError) as exc:  # socket.timeout, URLError, refused, reset
         reason = getattr(exc, "reason", exc)
         if isinstance(reason, TimeoutError) or "timed out" in str(reason):
-            return f"a one-token /generate/ got no answer within {timeout:.0f} s"
-        return f"/generate/ failed: {reason}"
+            return f"a one-token {GENERATE} got no answer within {timeout:.0f} s"
+        return f"{GENERATE} failed: {reason}"
 
 
 def check_engine(health: str, log_path: Path | None, timeout: float | None = None) -> None:
@@ -106,18 +109,18 @@ def call_with_deadline(call: Callable[[], Any], timeout: float, health: str, log
         waited = time.monotonic() - started
         if waited >= timeout:
             raise ServerError(
-                f"/generate/ gave no answer in {timeout:.0f} s"
+                f"{GENERATE} gave no answer in {timeout:.0f} s"
                 + (f" while {health} still answers: the engine behind it is not generating "
                    "(its worker process died or is stuck)." if is_healthy(health) else
                    f", and {health} does not answer either: the server is down."),
                 _fix(log_path), log_path)
         if not is_healthy(health, timeout=min(5.0, health_every)):
-            raise ServerError(f"the server stopped answering {health} during /generate/ "
+            raise ServerError(f"the server stopped answering {health} during {GENERATE} "
                               f"(after {waited:.0f} s): it died or was stopped.", _fix(log_path), log_path)
     if "error" in outcome:
         error = outcome["error"]
         if isinstance(error, Exception) and not is_healthy(health):
-            raise ServerError(f"/generate/ failed ({type(error).__name__}: {error}) and {health} does not "
+            raise ServerError(f"{GENERATE} failed ({type(error).__name__}: {error}) and {health} does not "
                               "answer: the server died.", _fix(log_path), log_path) from error
         raise error
     return outcome.get("value")
@@ -145,7 +148,7 @@ def attach(cfg, trainer) -> bool:
     settings = plugin_settings(cfg)
     if not settings.vllm_generate_timeout:
         return False
-    health = f"{str(client.base_url).rstrip('/')}/health/"
+    health = f"{str(client.base_url).rstrip('/')}{VLLM_HEALTH_PATH}"
     log_path = None
     if settings.vllm_autostart:
         log_path = Path(str(cfg.get("output_dir") or "./model-out")) / LOG_NAME

@@ -37,7 +37,7 @@ TRAIN_MODULE = "axolotl.cli.train"
 # Every `accelerate launch` launcher (simple, multi-GPU, DeepSpeed, TPU) sets it for its
 # processes; torchrun and `--launcher python` do not, and are left alone.
 ACCELERATE_LAUNCH_MARK = "ACCELERATE_MIXED_PRECISION"
-# What accelerate 1.13's launchers (accelerate/utils/launch.py) and torch elastic write for
+# What accelerate 1.13's and 1.15's launchers (accelerate/utils/launch.py; Axolotl 0.19, 0.21) and torch elastic write for
 # the processes they start (with DISTRIBUTED_ENV); the new launch writes its own. A user's
 # other ACCELERATE_* settings stay.
 OUTER_LAUNCH_ENV = ("ACCELERATE_MIXED_PRECISION", "ACCELERATE_DEBUG_MODE", "ACCELERATE_CPU_AFFINITY",

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..defaults import VLLM_HEALTH_PATH
 from ..errors import EXIT_FAILED, PluginError
 from ..processes import die_with_parent
 from ..safe_files import UnsafePathError, open_nofollow
@@ -90,7 +91,7 @@ class VLLMServer:
             running = is_healthy(spec.url, timeout=1.0)
             raise ServerError(
                 f"port {spec.port} on {spec.host} is already in use"
-                + (" by a server that answers /health/ (a vLLM server started by hand?)." if running else "."),
+                + (f" by a server that answers {VLLM_HEALTH_PATH} (a vLLM server started by hand?)." if running else "."),
                 f"stop what listens there (`lsof -i :{spec.port}` shows it), or pick a free port with `vllm.port` "
                 "and `trl.vllm_server_port`"
                 + (", or use that server: `grpo_plugin.vllm_autostart: false`" if running else ""),

@@ -25,9 +25,9 @@ import logging
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from importlib import metadata
 from typing import Any
 
+from .. import defaults
 from ..args import WeightSyncGuardSettings, settings
 from ..errors import Problem
 
@@ -38,7 +38,7 @@ LOG.setLevel(logging.INFO)
 # The last TRL release line known to generate from base weights with colocate + sleep
 # mode (huggingface/trl#5312, reproduced on 1.9.0). Releases after it are not refused:
 # whether they contain the fix (huggingface/trl#5313) is for the runtime watch to show.
-SLEEP_MODE_LAST_BROKEN_TRL = (1, 9)
+SLEEP_MODE_LAST_BROKEN_TRL = defaults.SLEEP_MODE_LAST_BROKEN_TRL  # (1, 9); 1.14.1 has the fix
 
 # The max gap is checked only in runs whose first logged max shows fp32-exact agreement
 # between engine and trainer (healthy fp32: <= 9.5e-7, CPU vLLM and H100); the limit is
@@ -53,10 +53,7 @@ MAX_KEY = "sampling/sampling_logp_difference/max"
 # --- config time ------------------------------------------------------------------
 
 def installed_trl_version() -> str | None:
-    try:
-        return metadata.version("trl")
-    except metadata.PackageNotFoundError:
-        return None
+    return defaults.TRL_VERSION
 
 
 def sleep_mode_loses_weights(trl_version: str | None) -> bool:

@@ -1,0 +1,47 @@
+"""Is this Axolotl config ours?
+
+Axolotl 0.19 runs a plugin only for configs that list it under `plugins:`. From 0.21 an
+installed plugin registers itself through the `axolotl.plugins` entry point (pyproject) and
+Axolotl calls its hooks on EVERY config: an SFT or DPO run must not meet our GRPO checks,
+our vLLM launcher or our trainer hooks. So each hook asks `applies(cfg)` first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .args import SECTION
+
+
+# The names a config may list us under (Axolotl accepts `module.Class` and `module:Class`).
+PLUGIN_NAMES = frozenset({"axolotl_grpo_plugin.GRPOPlugin", "axolotl_grpo_plugin.plugin.GRPOPlugin"})
+
+
+def listed(cfg: Mapping[str, Any]) -> bool:
+    """The config names the plugin under `plugins:`."""
+    names = cfg.get("plugins") or []
+    return any(str(name).replace(":", ".") in PLUGIN_NAMES for name in names)
+
+
+def applies(cfg: Mapping[str, Any]) -> bool:
+    """Listed under `plugins:`, or a `grpo_plugin:` section, or `rl: grpo` (with the entry
+    point, `plugins:` is optional for a GRPO config)."""
+    if listed(cfg) or SECTION in cfg:
+        return True
+    rl = cfg.get("rl")
+    return str(getattr(rl, "value", rl)) == "grpo"
+
+
+def first_instance(plugin: Any) -> bool:
+    """False for a second GRPOPlugin in Axolotl's plugin manager: a config listing us under
+    another spelling (`axolotl_grpo_plugin.plugin.GRPOPlugin`) than the entry point's adds a
+    second instance, and its hooks would start a second vLLM server."""
+    try:
+        from axolotl.integrations.base import PluginManager
+
+        plugins = list(PluginManager.get_instance().plugins.values())
+    except Exception:  # no manager (tests calling hooks directly): the plugin is alone
+        return True
+    ours = [p for p in plugins if type(p) is type(plugin)]
+    return all(p is not plugin for p in ours[1:])
