@@ -306,6 +306,16 @@ class GRPOPluginArgs(BaseModel):
 SECTION = "grpo_plugin"
 
 
+def switched(raw: Any, model: type[BaseModel]) -> BaseModel | None:
+    """A key that is `true`/`false`/unset or a mapping of its own settings (`doctor`,
+    `weight_sync_guard`): its settings, defaults when `true` or unset, None when `false`."""
+    if raw is False:
+        return None
+    if raw is None or raw is True:
+        return model()
+    return raw if isinstance(raw, model) else model.model_validate(dict(raw))
+
+
 def settings(cfg: Any) -> GRPOPluginSettings:
     """The validated `grpo_plugin:` settings of a config: a raw dict, Axolotl's DictDefault or
     its parsed model. Unknown keys are left to the config checks (which name the closest

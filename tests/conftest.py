@@ -86,14 +86,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def gsm8k_cfg(tmp_path) -> dict:
-    """configs/gsm8k.yaml as register reads it (Axolotl sets axolotl_config_path), on a free port."""
-    cfg = yaml.safe_load((REPO_ROOT / "configs" / "gsm8k.yaml").read_text())
+def served_config(name: str, tmp_path: Path) -> dict:
+    """configs/NAME as register reads it (Axolotl sets axolotl_config_path), its vLLM server on a
+    free port and its output under tmp_path."""
+    cfg = yaml.safe_load((REPO_ROOT / "configs" / name).read_text())
     cfg["trl"]["vllm_server_port"] = cfg["vllm"]["port"] = free_port()
     cfg["output_dir"] = str(tmp_path / "out")
-    cfg["axolotl_config_path"] = "configs/gsm8k.yaml"
+    cfg["axolotl_config_path"] = f"configs/{name}"
     return cfg
+
+
+@pytest.fixture
+def gsm8k_cfg(tmp_path) -> dict:
+    return served_config("gsm8k.yaml", tmp_path)
 
 
 @pytest.fixture

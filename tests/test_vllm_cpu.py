@@ -20,8 +20,8 @@ from axolotl_grpo_plugin.vllm.probe_reward import char_variety
 
 
 sys.path.insert(0, str(Path(__file__).parent))
-from conftest import free_port  # noqa: E402
 from conftest import launch_env as env  # noqa: E402
+from conftest import served_config  # noqa: E402
 from test_vllm_autostart import fake_factory  # noqa: E402
 from test_vllm_server import alive, read_info, wait_until  # noqa: E402
 
@@ -41,11 +41,7 @@ def cpu_build(monkeypatch):
 
 
 def server_cfg(tmp_path) -> dict:
-    cfg = yaml.safe_load((REPO / "configs" / "cpu-vllm-server.yaml").read_text())
-    cfg["trl"]["vllm_server_port"] = cfg["vllm"]["port"] = free_port()
-    cfg["output_dir"] = str(tmp_path / "out")
-    cfg["axolotl_config_path"] = "configs/cpu-vllm-server.yaml"
-    return cfg
+    return served_config("cpu-vllm-server.yaml", tmp_path)
 
 
 # --- detection -----------------------------------------------------------------

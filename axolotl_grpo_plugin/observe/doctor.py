@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..args import DoctorSettings, settings
+from ..args import DoctorSettings, settings, switched
 
 
 LOG = logging.getLogger("axolotl_grpo_plugin.doctor")
@@ -191,11 +191,7 @@ def _fmt(value: float) -> str:
 
 def resolve(raw: Any) -> DoctorSettings | None:
     """`grpo_plugin.doctor` (True, False, None, a mapping or the model) -> settings, None when off."""
-    if raw is False:
-        return None
-    if raw is None or raw is True:
-        return DoctorSettings()
-    return raw if isinstance(raw, DoctorSettings) else DoctorSettings.model_validate(dict(raw))
+    return switched(raw, DoctorSettings)
 
 
 def make_callback(config: DoctorSettings, writer: Any = None,

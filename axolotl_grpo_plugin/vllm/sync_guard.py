@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import defaults
-from ..args import WeightSyncGuardSettings, settings
+from ..args import WeightSyncGuardSettings, settings, switched
 from ..errors import Problem
 
 
@@ -208,11 +208,7 @@ def _fmt(value: float | None) -> str:
 
 def resolve(raw: Any) -> GuardSettings | None:
     """`grpo_plugin.weight_sync_guard` (True, False, None or its settings model) -> settings."""
-    if raw is False:
-        return None
-    if raw is None or raw is True:
-        return GuardSettings()
-    return raw if isinstance(raw, GuardSettings) else GuardSettings.model_validate(dict(raw))
+    return switched(raw, GuardSettings)
 
 
 def make_callback(settings: GuardSettings, report: Callable[[str], None] | None = None):
