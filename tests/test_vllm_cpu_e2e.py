@@ -18,14 +18,13 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import LOG_LINE, REPO_ROOT, eval_log_line, subprocess_env
+from conftest import LOG_LINE, REPO_ROOT, eval_log_line, free_port, subprocess_env
 
 from axolotl_grpo_plugin.vllm.cpu import is_cpu_vllm
 from axolotl_grpo_plugin.vllm.cpu_sync import PUSH_MARK, SKIP_ENV
@@ -52,12 +51,6 @@ def hd32_model() -> Path:
     return Path(build(out=REPO_ROOT / ".cache" / "embedded", variant="hd32").model_dir)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _config(name: str, model: Path, out: Path) -> Path:
     cfg = yaml.safe_load((REPO_ROOT / "configs" / name).read_text())
     cfg["base_model"] = str(model)
@@ -65,7 +58,7 @@ def _config(name: str, model: Path, out: Path) -> Path:
     cfg["output_dir"] = str(out)
     cfg["dataset_prepared_path"] = str(out / "prepared")
     if cfg["trl"]["vllm_mode"] == "server":
-        cfg["vllm"]["port"] = _free_port()  # CI runners and dev machines may run other servers
+        cfg["vllm"]["port"] = free_port()  # CI runners and dev machines may run other servers
     path = out.parent / f"{out.name}.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path

@@ -60,10 +60,6 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[rank - 1]
 
 
-def round_up(value: float, multiple: int = 32) -> int:
-    return int(math.ceil(value / multiple) * multiple)
-
-
 def truncation_rate(lengths: Sequence[int], ended: Sequence[bool], limit: int) -> float:
     """Share of completions that would not finish within `limit` tokens: longer than it, or
     exactly as long without having ended (the EOS is one of the counted tokens)."""

@@ -22,6 +22,7 @@ from typing import Any
 
 from .backends import HFCounter, make_counter
 from .boundaries import Boundaries, Left, Right
+from .counting import is_conversational
 from .light import LightTokenizer
 from .sources import StatsError
 from .template import Plan, compile_template, render, trace, verify
@@ -29,10 +30,6 @@ from .template import Plan, compile_template, render, trace, verify
 
 MAX_SHAPES = 64
 CHECK_ROWS = 32  # rows of each new shape counted both ways at start
-
-
-def is_conversational(prompt: Any) -> bool:
-    return isinstance(prompt, list) and bool(prompt) and isinstance(prompt[0], dict) and "role" in prompt[0]
 
 
 def shape_key(prompt: list) -> tuple | None:
