@@ -17,7 +17,7 @@ from axolotl_grpo_plugin.observe.rollout_log import (
     read_rollouts,
     supersede_after,
 )
-from axolotl_grpo_plugin.observe.trainer_hook import _ResumedLog
+from axolotl_grpo_plugin.observe.trainer_hook import log_lifecycle
 from axolotl_grpo_plugin.report import collect
 from axolotl_grpo_plugin.vllm.autostart import resumed_weights, write_server_config
 
@@ -41,7 +41,7 @@ def crashed_log(out, *, rotate=False):
 
 def test_resume_moves_later_steps_aside_and_the_log_continues_once_per_step(tmp_path):
     crashed_log(tmp_path)
-    callback = _ResumedLog(RolloutLogWriter(tmp_path))
+    callback = log_lifecycle(RolloutLogWriter(tmp_path))
     state = TrainerState()
     state.global_step = 3  # resumed from checkpoint-3
     callback.on_train_begin(None, state, TrainerControl())
@@ -71,7 +71,7 @@ def test_resume_rewrites_gzipped_parts_too(tmp_path):
 def test_a_fresh_run_does_not_touch_the_log(tmp_path):
     crashed_log(tmp_path)
     before = (tmp_path / "rollouts.jsonl").read_bytes()
-    _ResumedLog(RolloutLogWriter(tmp_path)).on_train_begin(None, TrainerState(), TrainerControl())
+    log_lifecycle(RolloutLogWriter(tmp_path)).on_train_begin(None, TrainerState(), TrainerControl())
     assert (tmp_path / "rollouts.jsonl").read_bytes() == before
     assert not (tmp_path / SUPERSEDED_NAME).exists()
 

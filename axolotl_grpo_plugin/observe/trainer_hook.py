@@ -21,8 +21,6 @@ import logging
 import math
 from typing import Any
 
-from transformers import TrainerCallback
-
 from ..args import settings as plugin_settings
 from .metrics import ReflectionMatcher, step_metrics
 from .rollout_log import SUPERSEDED_NAME, RolloutLogWriter, supersede_after
@@ -66,44 +64,43 @@ def _attach(cfg: Any, trainer: Any) -> RolloutObserver | None:
 
     trainer._generate_and_score_completions = generate_score_and_observe
     if observer.writer is not None and hasattr(trainer, "add_callback"):
-        trainer.add_callback(_ResumedLog(observer.writer))
-        _summarise_at_train_end(trainer, observer.writer)
+        trainer.add_callback(log_lifecycle(observer.writer))
     return observer
 
 
-def _summarise_at_train_end(trainer: Any, writer: RolloutLogWriter) -> None:
-    """Say at the end of training how many rollout records a failed write lost, if any."""
+def log_lifecycle(writer: RolloutLogWriter):
+    """The rollout log's TrainerCallback (transformers is imported here, not with the package).
 
-    class RolloutLogSummary(TrainerCallback):
+    At train begin of a resumed run (the state says step N > 0 before the first write), the
+    records the crashed run logged after step N are moved aside (`rollout_log.supersede_after`),
+    so the log continues with every step exactly once. At train end it says how many records a
+    failed write lost, if any, and closes the log."""
+    from transformers import TrainerCallback
+
+    class RolloutLogLifecycle(TrainerCallback):
+        def __init__(self):
+            self.writer = writer
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            if state.global_step > 0:
+                try:
+                    moved = supersede_after(writer.dir, state.global_step)
+                except Exception as exc:  # observing never stops training
+                    LOG.warning("axolotl_grpo_plugin: could not set aside the rollout log's records after "
+                                "step %d (%s: %s)", state.global_step, type(exc).__name__, exc)
+                    return control
+                if moved:
+                    LOG.warning("axolotl_grpo_plugin: resumed at step %d: moved %d rollout-log records of "
+                                "later steps to %s", state.global_step, moved, SUPERSEDED_NAME)
+            return control
+
         def on_train_end(self, args, state, control, **kwargs):
             line = writer.summary()
             if line:
                 LOG.warning(line)
             writer.close()
 
-    trainer.add_callback(RolloutLogSummary())
-
-
-class _ResumedLog(TrainerCallback):
-    """On a resumed run (the trainer state says step N > 0 at train begin, before the first
-    write), the records the crashed run logged after step N are moved aside
-    (`rollout_log.supersede_after`): the log then continues with every step exactly once."""
-
-    def __init__(self, writer: RolloutLogWriter):
-        self.writer = writer
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        if state.global_step > 0:
-            try:
-                moved = supersede_after(self.writer.dir, state.global_step)
-            except Exception as exc:  # observing never stops training
-                LOG.warning("axolotl_grpo_plugin: could not set aside the rollout log's records after "
-                            "step %d (%s: %s)", state.global_step, type(exc).__name__, exc)
-                return control
-            if moved:
-                LOG.warning("axolotl_grpo_plugin: resumed at step %d: moved %d rollout-log records of "
-                            "later steps to %s", state.global_step, moved, SUPERSEDED_NAME)
-        return control
+    return RolloutLogLifecycle()
 
 
 class RolloutObserver:
