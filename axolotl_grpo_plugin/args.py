@@ -56,11 +56,16 @@ class EvalEverySettings(BaseModel):
     samples: int = Field(default=0, ge=0, description="Sampled completions per problem for "
                          "pass@k (0 = greedy only: accuracy, format, length).")
     seed: int = Field(default=0, description="Sampling seed (the training RNG is left untouched).")
-    batch_size: int = Field(default=32, ge=1, description="Sequences per generate call.")
+    batch_size: int = Field(default=32, ge=1, description="Sequences per transformers generate "
+                            "call (a vLLM engine takes the whole slice in one call).")
     max_new_tokens: int | None = Field(default=None, ge=1, description="Default: "
                                        "trl.max_completion_length.")
     correct_reward: str | None = Field(default=None, description="Reward that decides correctness "
                                        "(default: the one named *correct*).")
+    backend: Literal["auto", "transformers"] = Field(
+        default="auto", description="auto: the vLLM engine the trainer already runs (server or "
+        "colocated) when it can generate from rank 0, else transformers on the trainer's model; "
+        "transformers: always the latter.")
 
 
 class KeepBestSettings(BaseModel):
@@ -258,10 +263,13 @@ class GRPOPluginSettings(BaseModel):
         description=(
             "Evaluate the live model every `steps` optimizer steps on a fixed held-out slice "
             "(`limit` problems of `split` or `dataset`) with the training transform, template and "
-            "rewards; rank 0 generates with transformers, greedy (+ `samples` for pass@k). Logs "
+            "rewards; rank 0 generates, greedy (+ `samples` for pass@k), with the trainer's vLLM "
+            "server or colocated engine when it uses one (weights synced first), else with "
+            "transformers on the trainer's model. Logs "
             "`eval/accuracy`, `eval/pass@k`, `eval/format_compliance`, `eval/mean_length`, "
             "`eval/rewards/NAME/mean` to the trackers, the rollout log and the report; prints the "
-            "seconds each evaluation took (docs/evaluate.md). Read by evaluate/periodic.py."
+            "backend and the seconds each evaluation took (docs/evaluate.md). Read by "
+            "evaluate/periodic.py."
         ),
     )
     keep_best: KeepBestSettings | None = Field(

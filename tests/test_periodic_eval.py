@@ -124,6 +124,169 @@ def test_schedule_includes_the_last_step_and_a_resume_keeps_the_best(tmp_path, r
     assert trainer.state.best_global_step == 2 and not any(saves)
 
 
+# --- which engine generates, and with which weights ------------------------------------------
+
+def engine_trainer(mode="server", **generation):
+    """Only what `generation.trainer_engine` reads."""
+    return SimpleNamespace(use_vllm=True, args=SimpleNamespace(),
+                           vllm_generation=SimpleNamespace(mode=mode, **generation))
+
+
+@pytest.mark.parametrize(("trainer", "engine"), [
+    (engine_trainer("server"), "vllm-server"),
+    (engine_trainer("colocate", enable_sleep_mode=False, tensor_parallel_size=1), "vllm-colocate"),
+    (engine_trainer("colocate", enable_sleep_mode=True), None),       # weights discarded while asleep
+    (engine_trainer("colocate", tensor_parallel_size=2), None),        # rank 0 alone would hang
+    (SimpleNamespace(use_vllm=True, args=SimpleNamespace(async_prefetch=True),
+                     vllm_generation=SimpleNamespace(mode="server")), None),  # a background generator
+    (SimpleNamespace(use_vllm=False, args=SimpleNamespace()), None),
+])
+def test_the_trainers_own_engine_is_chosen_when_it_can_serve_rank_0(trainer, engine):
+    from axolotl_grpo_plugin.evaluate.generation import trainer_engine
+
+    chosen, why = trainer_engine(trainer)
+    assert chosen == engine and (why == "") == (engine is not None)
+
+
+class FakeEngine:
+    """TRL's VLLMGeneration with its server client (or colocated LLM): `sync_weights` loads the
+    trainer's current weights, and the engine answers every problem right only while it holds
+    the weights of the current step (stale weights answer -1)."""
+
+    def __init__(self, trainer, tokenizer, answers, mode="server"):
+        self.trainer, self.tokenizer, self.answers = trainer, tokenizer, answers
+        self.mode, self.enable_sleep_mode, self.tensor_parallel_size = mode, False, 1
+        self.loaded = trainer.weights
+        self.syncs, self.requests = [], []
+        self.vllm_client = self.llm = self
+
+    def sync_weights(self):
+        self.syncs.append(self.trainer.state.global_step)
+        self.loaded = self.trainer.weights
+
+    def _completion(self, prompt):
+        answer = self.answers[tuple(prompt)] if self.loaded == self.trainer.weights else "-1"
+        text = f"<reasoning>\nsum\n</reasoning>\n<answer>\n{answer}\n</answer>\n"
+        return self.tokenizer.encode(text, add_special_tokens=False) + [self.tokenizer.eos_token_id]
+
+    def generate(self, prompts, *args, **kwargs):
+        if self.mode == "server":  # TRL's VLLMClient.generate
+            self.requests.append({k: kwargs[k] for k in ("n", "temperature", "max_tokens")}
+                                 | {"seed": kwargs["generation_kwargs"]["seed"]})
+            return {"completion_ids": [self._completion(p) for p in prompts for _ in range(kwargs["n"])]}
+        params = args[0] if args else kwargs["sampling_params"]  # vllm.LLM.generate
+        self.requests.append({k: params[k] for k in ("n", "temperature", "max_tokens", "seed")})
+        return [SimpleNamespace(outputs=[SimpleNamespace(token_ids=self._completion(p["prompt_token_ids"]))
+                                         for _ in range(params["n"])]) for p in prompts]
+
+
+def vllm_trainer(tmp_path, repo_root, embedded_model_dir, mode="server", main=True, processes=1):
+    """A FakeTrainer that trains with a (fake) vLLM engine, on the embedded model's tokenizer."""
+    from axolotl_grpo_plugin.evaluate import core, prompts
+
+    cfg = smoke_cfg(repo_root)
+    cfg["base_model"] = str(embedded_model_dir)
+    cfg["trl"] = {**cfg["trl"], "use_vllm": True, "vllm_mode": mode}
+    tokenizer = core.load_tokenizer(cfg, str(embedded_model_dir))
+    trainer = FakeTrainer(tmp_path)
+    trainer.accelerator = SimpleNamespace(is_main_process=main, num_processes=processes,
+                                          unwrap_model=lambda model: model)
+    trainer.model = SimpleNamespace(device=None, config=SimpleNamespace(_name_or_path="policy"))
+    trainer.processing_class, trainer.use_vllm, trainer.weights = tokenizer, True, 0
+    trainer._last_loaded_step = -1
+    problems = prompts.build_problems(cfg, tokenizer, dataset=str(repo_root / TEST_FILE), limit=3)
+    answers = {tuple(p.input_ids): p.columns["answer"] for p in problems}
+    trainer.vllm_generation = FakeEngine(trainer, tokenizer, answers, mode)
+    return cfg, trainer
+
+
+def train_steps(trainer, callback, steps):
+    """TRL's loop as far as the engine sees it: before each step's generation the weights are
+    pushed when `_last_loaded_step` is behind; the optimizer step moves the weights."""
+    engine = trainer.vllm_generation
+    for _ in range(steps):
+        if trainer._last_loaded_step != trainer.state.global_step:
+            engine.sync_weights()
+            trainer._last_loaded_step = trainer.state.global_step
+        engine.generate  # (the training generation itself is not modelled)
+        trainer.weights += 1
+        trainer.state.global_step += 1
+        callback.on_step_end(trainer.args, trainer.state, TrainerControl())
+
+
+@pytest.mark.parametrize("mode", ["server", "colocate"])
+def test_eval_generates_with_the_trainers_engine_after_pushing_this_steps_weights(
+        mode, tmp_path, repo_root, embedded_model_dir, monkeypatch):
+    """The engine answers right only from the current weights: an evaluation that did not push
+    them first (TRL pushes lazily, before its next generation) would score 0, and one that
+    generated with transformers would not reach the engine at all (nor find a model)."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "vllm", SimpleNamespace(SamplingParams=lambda **kw: kw))
+    cfg, trainer = vllm_trainer(tmp_path, repo_root, embedded_model_dir, mode)
+    writer = RolloutLogWriter(tmp_path)
+    callback = periodic.PeriodicEvaluation(cfg, trainer, {"steps": 2, "dataset": str(repo_root / TEST_FILE),
+                                                          "limit": 3, "samples": 2, "seed": 7,
+                                                          "max_new_tokens": 24}, writer=writer)
+    assert callback.backend == f"vllm-{mode}"
+    train_steps(trainer, callback, 4)
+    engine = trainer.vllm_generation
+    assert [log["eval_accuracy"] for log in trainer.logged] == [1.0, 1.0]
+    assert [log["eval_pass@2"] for log in trainer.logged] == [1.0, 1.0]
+    # one push per step that moved the weights: the evaluation's push at step 2 is the one TRL's
+    # next generation then skips; only the last step's evaluation adds one
+    assert engine.syncs == [0, 1, 2, 3, 4] and trainer._last_loaded_step == 4
+    greedy = {"n": 1, "temperature": 0.0, "max_tokens": 24, "seed": 7}
+    sampled = {"n": 2, "temperature": 1.0, "max_tokens": 24, "seed": 7}
+    assert engine.requests == [greedy, sampled, greedy, sampled]
+    records = list(read_rollouts(tmp_path, everything=True))
+    assert [(r["step"], r["backend"]) for r in records] == [(2, f"vllm-{mode}"), (4, f"vllm-{mode}")]
+
+
+def test_an_engine_that_already_holds_the_step_is_not_pushed_again(tmp_path, repo_root, embedded_model_dir):
+    cfg, trainer = vllm_trainer(tmp_path, repo_root, embedded_model_dir)
+    callback = periodic.PeriodicEvaluation(cfg, trainer, {"steps": 1, "dataset": str(repo_root / TEST_FILE),
+                                                          "limit": 3})
+    trainer.state.global_step = trainer._last_loaded_step = 5
+    assert callback._sync_engine() == 0.0 and trainer.vllm_generation.syncs == []
+
+
+def test_other_ranks_push_their_engine_and_wait_for_rank_0(tmp_path, repo_root, embedded_model_dir, monkeypatch):
+    """Colocate on rank 1: its own engine gets the weights (so TRL's bookkeeping stays true on
+    every rank), it never generates the evaluation, and it logs rank 0's broadcast metrics."""
+    import accelerate.utils
+
+    cfg, trainer = vllm_trainer(tmp_path, repo_root, embedded_model_dir, "colocate", main=False, processes=2)
+    callback = periodic.PeriodicEvaluation(cfg, trainer, {"steps": 2, "dataset": str(repo_root / TEST_FILE)})
+
+    def broadcast(box, from_process=0):
+        assert box == [None] and from_process == 0
+        box[0] = ({"eval/accuracy": 0.5}, 1.0)
+
+    monkeypatch.setattr(accelerate.utils, "broadcast_object_list", broadcast)
+    train_steps(trainer, callback, 2)
+    assert trainer.vllm_generation.syncs == [0, 1, 2] and trainer.vllm_generation.requests == []
+    assert [log["eval_accuracy"] for log in trainer.logged] == [0.5]
+
+
+@pytest.mark.parametrize("every", [{"backend": "transformers"}, {}])
+def test_transformers_generates_when_the_engine_cannot(every, tmp_path, repo_root, embedded_model_dir):
+    """`backend: transformers`, or a colocated engine that sleeps between generations: the
+    trainer's in-memory model generates, the engine is neither pushed nor asked."""
+    from axolotl_grpo_plugin.evaluate import core
+
+    cfg, trainer = vllm_trainer(tmp_path, repo_root, embedded_model_dir, "colocate")
+    trainer.vllm_generation.enable_sleep_mode = not every
+    trainer.model = core.load_model(str(embedded_model_dir), "cpu")
+    callback = periodic.PeriodicEvaluation(cfg, trainer, {"steps": 1, "dataset": str(repo_root / TEST_FILE),
+                                                          "limit": 2, "max_new_tokens": 4, **every})
+    assert callback.backend == "transformers" and callback.why_not_engine
+    trainer.state.global_step = 1
+    callback.on_step_end(trainer.args, trainer.state, TrainerControl())
+    assert trainer.vllm_generation.syncs == [] and trainer.vllm_generation.requests == []
+    assert callback.history[0]["backend"] == "transformers" and "eval_accuracy" in trainer.logged[0]
+
+
 # --- launch-time checks -------------------------------------------------------------------
 
 def keys(cfg):

@@ -79,13 +79,15 @@ def evaluate(
     correct_reward: str | None = None,
     progress: bool = True,
     problems: list[prompts.Problem] | None = None,
+    generator: generation.Generator | None = None,
 ) -> EvalResult:
     """Evaluate `model` (a directory, Hub id or loaded model) on the config's `split`.
 
     `samples` sampled completions per problem (at the config's `trl.temperature`)
     give pass@k for k = 1, 2, 4, ... up to `samples`; 0 skips sampling. `problems`
     (from `prompts.build_problems`) skips reading the split again: the periodic
-    evaluation builds its fixed slice once and scores it every N steps.
+    evaluation builds its fixed slice once and scores it every N steps. `generator` replaces
+    the one `backend` would build (the periodic evaluation passes the trainer's vLLM engine).
     """
     if samples < 0:
         raise EvalError(f"samples = {samples}: must be 0 (greedy only) or more")
@@ -101,8 +103,8 @@ def evaluate(
     tok = tokenizer if tokenizer is not None else load_tokenizer(cfg, model)
     if problems is None:
         problems = prompts.build_problems(cfg, tok, split=split, dataset=dataset, limit=limit)
-    gen = make_generator(model, tok, cfg, backend=backend, device=device,
-                         batch_size=batch_size, seed=seed)
+    gen = generator if generator is not None else make_generator(
+        model, tok, cfg, backend=backend, device=device, batch_size=batch_size, seed=seed)
     base = generation.SamplingSettings(
         max_new_tokens=int(max_new_tokens or trl.get("max_completion_length")
                            or TRL_DEFAULT_MAX_COMPLETION_LENGTH),

@@ -150,38 +150,119 @@ class TransformersGenerator:
         return results
 
 
-class VLLMGenerator:
-    """Offline vLLM `LLM.generate` from token ids. Not exercised by the test suite
-    (it needs a GPU); written against vLLM's documented offline API."""
+def vllm_sampling(settings: SamplingSettings) -> dict[str, Any]:
+    """`settings` as vLLM `SamplingParams` keywords (greedy: temperature 0, no truncation).
+    One request seed: vLLM gives the n completions of a prompt seeds `seed`, `seed + 1`, ..."""
+    return dict(
+        n=settings.n,
+        temperature=0.0 if settings.greedy else settings.temperature,
+        top_p=1.0 if settings.greedy else settings.top_p,
+        top_k=-1 if settings.greedy or settings.top_k is None else settings.top_k,
+        min_p=0.0 if settings.greedy or settings.min_p is None else settings.min_p,
+        repetition_penalty=settings.repetition_penalty,
+        max_tokens=settings.max_new_tokens,
+        seed=settings.seed,
+    )
+
+
+class _Decoder:
+    """Token ids -> (text, ids) cut after the first EOS, as TransformersGenerator returns them."""
+
+    def __init__(self, tokenizer: Any):
+        self.tokenizer = tokenizer
+        eos = tokenizer.eos_token_id
+        self.eos_ids = {eos} if isinstance(eos, int) else set(eos or [])
+
+    def completion(self, token_ids: Sequence[int]) -> Completion:
+        ids = cut_at_eos(token_ids, self.eos_ids)
+        return self.tokenizer.decode(ids, skip_special_tokens=True), ids
+
+
+class LLMGenerator(_Decoder):
+    """A vLLM `LLM` engine's offline `generate` from token ids: the colocated engine a GRPO
+    trainer already holds (`trainer.vllm_generation.llm`), or one VLLMGenerator builds."""
+
+    name = "vllm-colocate"
+
+    def __init__(self, llm: Any, tokenizer: Any):
+        super().__init__(tokenizer)
+        self.llm = llm
+
+    def generate(self, prompts, settings, progress=None):
+        from vllm import SamplingParams
+
+        outputs = self.llm.generate([{"prompt_token_ids": list(p)} for p in prompts],
+                                    SamplingParams(**vllm_sampling(settings)), use_tqdm=False)
+        # decoded here, as GRPOTrainer decodes vLLM's token ids
+        results = [[self.completion(o.token_ids) for o in output.outputs] for output in outputs]
+        if progress is not None:
+            progress.update(len(prompts) * settings.n)
+        return results
+
+
+class ServerGenerator(_Decoder):
+    """The vLLM server a GRPO trainer already talks to, through its client (TRL's
+    `VLLMClient.generate`: one `/generate/` request of token ids, `n` completions per prompt,
+    in prompt order). Only the trainer's main process holds a client."""
+
+    name = "vllm-server"
+
+    def __init__(self, client: Any, tokenizer: Any):
+        super().__init__(tokenizer)
+        self.client = client
+
+    def generate(self, prompts, settings, progress=None):
+        params = vllm_sampling(settings)
+        seed, n = params.pop("seed"), params["n"]
+        output = self.client.generate(prompts=[list(p) for p in prompts], logprobs=0,
+                                      generation_kwargs={"seed": seed}, **params)
+        flat = output["completion_ids"]
+        if len(flat) != len(prompts) * n:
+            raise RuntimeError(f"the vLLM server returned {len(flat)} completions for "
+                               f"{len(prompts)} prompts x {n}")
+        results = [[self.completion(ids) for ids in flat[i * n:(i + 1) * n]] for i in range(len(prompts))]
+        if progress is not None:
+            progress.update(len(prompts) * n)
+        return results
+
+
+class VLLMGenerator(LLMGenerator):
+    """Offline vLLM on a model directory (the standalone evaluator on a GPU). Not exercised by
+    the test suite (it needs a GPU); written against vLLM's documented offline API."""
 
     name = "vllm"
 
     def __init__(self, model_path: str, tokenizer: Any, seed: int = 0, **llm_kwargs: Any):
         from vllm import LLM
 
-        self.tokenizer = tokenizer
-        self.llm = LLM(model=str(model_path), seed=seed, **llm_kwargs)
+        super().__init__(LLM(model=str(model_path), seed=seed, **llm_kwargs), tokenizer)
 
-    def generate(self, prompts, settings, progress=None):
-        from vllm import SamplingParams
 
-        params = SamplingParams(
-            n=settings.n,
-            temperature=0.0 if settings.greedy else settings.temperature,
-            top_p=1.0 if settings.greedy else settings.top_p,
-            top_k=-1 if settings.greedy or settings.top_k is None else settings.top_k,
-            min_p=0.0 if settings.greedy or settings.min_p is None else settings.min_p,
-            repetition_penalty=settings.repetition_penalty,
-            max_tokens=settings.max_new_tokens,
-            seed=settings.seed,
-            skip_special_tokens=True,
-        )
-        outputs = self.llm.generate([{"prompt_token_ids": list(p)} for p in prompts], params,
-                                    use_tqdm=progress is not None)
-        results = []
-        for output in outputs:  # decoded here, as GRPOTrainer decodes vLLM's token ids
-            results.append([(self.tokenizer.decode(list(o.token_ids), skip_special_tokens=True),
-                             list(o.token_ids)) for o in output.outputs])
-        if progress is not None:
-            progress.update(len(prompts) * settings.n)
-        return results
+def trainer_engine(trainer: Any) -> tuple[str | None, str]:
+    """The vLLM engine a GRPO trainer already runs that can generate an evaluation from rank 0
+    alone: ("vllm-server" or "vllm-colocate", "") or (None, why transformers generates instead).
+    Read from attributes every rank holds, so every rank takes the same decision."""
+    generation = getattr(trainer, "vllm_generation", None)
+    if not getattr(trainer, "use_vllm", False) or generation is None:
+        return None, "the trainer does not generate with vLLM"
+    if getattr(getattr(trainer, "args", None), "async_prefetch", False):
+        return None, "async_prefetch generates with vLLM in a background thread"
+    mode = getattr(generation, "mode", None)
+    if mode == "server":
+        return "vllm-server", ""
+    if mode != "colocate":
+        return None, f"unknown vLLM mode {mode!r}"
+    if getattr(generation, "enable_sleep_mode", False):
+        return None, "the colocated engine sleeps between generations (vllm_enable_sleep_mode)"
+    if (getattr(generation, "tensor_parallel_size", 1) or 1) > 1:
+        return None, "a tensor-parallel colocated engine needs every rank of its group"
+    return "vllm-colocate", ""
+
+
+def engine_generator(trainer: Any, tokenizer: Any, kind: str) -> Generator:
+    """The generator for `trainer_engine`'s answer, on the main process (the server's client
+    lives only there)."""
+    generation = trainer.vllm_generation
+    if kind == "vllm-server":
+        return ServerGenerator(generation.vllm_client, tokenizer)
+    return LLMGenerator(generation.llm, tokenizer)

@@ -2,17 +2,24 @@
 metric (`grpo_plugin.keep_best`): a TrainerCallback the plugin attaches in `post_trainer_create`.
 
 GRPO's reward is not task accuracy (it can saturate while accuracy falls), so every `steps`
-optimizer steps the live model is scored on a fixed held-out slice with the training
+optimizer steps the live policy is scored on a fixed held-out slice with the training
 transform, template and rewards, by the same evaluator as `eval_at_end` (evaluate/core.py).
 
-Who evaluates: rank 0 alone, on its in-memory (unwrapped) model, with transformers, in eval
-mode under no_grad; train mode and the torch RNG are restored after, so training continues
-exactly as without the evaluation. Then rank 0 broadcasts the metrics to every rank
-(`broadcast_object_list`, which also holds the other ranks until rank 0 is done). So every
-rank logs the same numbers and takes the same keep-best decision: a forced save is a
-collective under DeepSpeed/FSDP, and ranks that disagreed on it would deadlock. The price:
-the other GPUs idle during the evaluation (its cost is printed), and sharded weights (ZeRO-3,
-FSDP) cannot generate on one rank, which the config checks refuse.
+Which engine generates: the one the trainer already runs, so there is no second copy of the
+model. With `trl.use_vllm` that is the vLLM server (through the trainer's client) or the
+colocated engine (`generation.trainer_engine` says when it cannot be used, e.g. sleep mode);
+its weights are first brought to the current step on every rank with the trainer's own
+`sync_weights`, and `_last_loaded_step` is set as TRL sets it, so TRL's next generation (same
+step, same weights) skips that push instead of repeating it. Otherwise transformers generates
+on the in-memory (unwrapped) model in eval mode under no_grad, back to train mode after. The
+torch RNG is forked either way, so training continues as without the evaluation.
+
+Who evaluates: rank 0 alone (in server mode only it holds the client), then it broadcasts the
+metrics to every rank (`broadcast_object_list`, which also holds the other ranks until rank 0
+is done). So every rank logs the same numbers and takes the same keep-best decision: a forced
+save is a collective under DeepSpeed/FSDP, and ranks that disagreed on it would deadlock. The
+price: the other GPUs idle during the evaluation (its cost is printed), and sharded weights
+(ZeRO-3, FSDP) cannot generate on one rank, which the config checks refuse.
 
 Metrics reach the trackers through `transformers.Trainer.log` as `eval_accuracy`, ... which
 every tracker shows as `eval/accuracy`, ... (GRPOTrainer.log would fold in and clear the
@@ -124,6 +131,9 @@ class PeriodicEvaluation(TrainerCallback):
         self.best = BestTracker(best.metric, best.mode) if best is not None else None
         self.main = trainer.accelerator.is_main_process
         self.problems = None  # built once, on rank 0, at the first evaluation
+        self.generator = None  # the trainer's vLLM engine, on rank 0, from the first evaluation
+        self.pushed = 0.0  # seconds the weight push before the latest evaluation took
+        self.engine, self.why_not_engine = self._choose_engine(self.every.pop("backend", "auto"))
         self.history: list[dict[str, Any]] = []
         self.last_step: int | None = None
 
@@ -142,10 +152,11 @@ class PeriodicEvaluation(TrainerCallback):
         if not self.due(state):
             return control
         step = self.last_step = state.global_step
+        self.pushed = self._sync_engine() if self.engine else 0.0  # every rank, before rank 0 generates
         metrics, seconds = self._shared(self._evaluate_on_main())
         if metrics is None:
             return control
-        self.history.append({"step": step, "seconds": seconds, **metrics})
+        self.history.append({"step": step, "seconds": seconds, "backend": self.backend, **metrics})
         from transformers import Trainer
 
         should_log = control.should_log  # the handler's on_log clears it: this step's own
@@ -153,7 +164,7 @@ class PeriodicEvaluation(TrainerCallback):
         control.should_log = self.trainer.control.should_log = should_log  # training log still runs
         if self.writer is not None:
             self.writer.write_step([{"step": step, "mode": "eval", "kind": EVAL_KIND,
-                                     "metrics": metrics, "seconds": seconds}])
+                                     "metrics": metrics, "seconds": seconds, "backend": self.backend}])
         if self.best is not None and self.best.update(step, metrics):
             # forces a checkpoint at this step; HF keeps state.best_model_checkpoint out of
             # save_total_limit's rotation and records it in the checkpoint's trainer_state.json
@@ -178,13 +189,45 @@ class PeriodicEvaluation(TrainerCallback):
             LOG.warning("grpo_plugin.keep_best: cannot write %s: %s", BEST_FILE, exc)
         return control
 
+    @property
+    def backend(self) -> str:
+        return self.engine or "transformers"
+
+    def _choose_engine(self, backend: str) -> tuple[str | None, str]:
+        """The trainer's vLLM engine when it can generate the evaluation (same answer on every
+        rank), else None and why; `backend: transformers` in the settings asks for None."""
+        from .generation import trainer_engine
+
+        if backend == "transformers":
+            return None, "eval_every.backend: transformers"
+        engine, why = trainer_engine(self.trainer)
+        if engine is None and getattr(self.trainer, "use_vllm", False) and self.main:
+            LOG.warning("grpo_plugin.eval_every: generating with transformers on the trainer's "
+                        "model, not with vLLM: %s", why)
+        return engine, why
+
+    def _sync_engine(self) -> float:
+        """Every rank, as TRL does before a generation: bring the engine to this step's weights
+        (server: the main process pushes; colocate: each rank loads its own engine) unless
+        TRL's bookkeeping says it holds them already. Returns the seconds it took."""
+        trainer = self.trainer
+        step = trainer.state.global_step
+        if getattr(trainer, "_last_loaded_step", None) == step:
+            return 0.0
+        started = time.perf_counter()
+        trainer.vllm_generation.sync_weights()
+        trainer._last_loaded_step = step  # what TRL records after its own push at this step
+        return time.perf_counter() - started
+
     def _evaluate_on_main(self) -> tuple[dict[str, float], float] | None:
-        """Rank 0: the metrics of the live model on the fixed slice, and the seconds it took."""
+        """Rank 0: the metrics of the live policy on the fixed slice, and the seconds it took
+        (the weight push before it, `self.pushed` seconds, is printed beside)."""
         if not self.main:
             return None
         import torch
 
         from .core import evaluate
+        from .generation import engine_generator
         from .prompts import EvalError, build_problems
 
         started = time.perf_counter()
@@ -196,11 +239,13 @@ class PeriodicEvaluation(TrainerCallback):
                 self.problems = build_problems(self.cfg, tokenizer, split=self.every.get("split", "test"),
                                                dataset=self.every.get("dataset"),
                                                limit=self.every.get("limit"))
+            if self.engine and self.generator is None:
+                self.generator = engine_generator(self.trainer, tokenizer, self.engine)
             devices = [model.device] if getattr(model, "device", None) is not None and \
                 model.device.type == "cuda" else []
             with torch.random.fork_rng(devices=devices):  # training's RNG stream is untouched
                 result = evaluate(self.cfg, model, tokenizer=tokenizer, backend="transformers",
-                                  problems=self.problems, progress=False,
+                                  problems=self.problems, progress=False, generator=self.generator,
                                   split=self.every.get("split", "test"), **options)
         except EvalError as exc:
             LOG.error("grpo_plugin.eval_every: %s; training continues", exc)
@@ -209,9 +254,10 @@ class PeriodicEvaluation(TrainerCallback):
         metrics = result.metrics("eval/")
         shown = ", ".join(f"{k.removeprefix('eval/')} {v:.4g}" for k, v in metrics.items()
                           if "/" not in k.removeprefix("eval/"))
+        push = f"; weights pushed to it first in {self.pushed:.1f} s" if self.pushed else ""
         print(f"grpo_plugin.eval_every: step {self.trainer.state.global_step}: {shown} "
-              f"({result.n_problems} problems x {1 + result.samples} completions in {seconds:.1f} s)",
-              flush=True)
+              f"({result.n_problems} problems x {1 + result.samples} completions with "
+              f"{result.backend} in {seconds:.1f} s{push})", flush=True)
         return metrics, seconds
 
     def _shared(self, outcome):
