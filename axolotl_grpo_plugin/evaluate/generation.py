@@ -1,11 +1,16 @@
 """Completions for evaluation prompts: vLLM when it can run, transformers otherwise.
 
-Both backends take token ids (so prompts are exactly the ones TRL would feed) and
-return, per prompt, `n` completions as (text, token ids), cut after the first
-EOS and decoded with `skip_special_tokens=True` as GRPOTrainer decodes them.
-`temperature == 0` means greedy. Sampling is seeded per batch from `seed` and the
-batch's first prompt, so the same prompts, batch size and seed give the same
-completions.
+The backends: `TransformersGenerator` (a model in memory), `VLLMGenerator` (an offline
+engine built on a model directory), and the engine a GRPO trainer already runs, for the
+periodic evaluation: `ServerGenerator` (the vLLM server, through the trainer's client) and
+`LLMGenerator` (the colocated engine); `trainer_engine` says which one a trainer offers.
+
+All take token ids (so prompts are exactly the ones TRL would feed) and return, per
+prompt, `n` completions as (text, token ids), cut after the first EOS and decoded with
+`skip_special_tokens=True` as GRPOTrainer decodes them. `temperature == 0` means greedy.
+transformers seeds sampling per batch from `seed` and the batch's first prompt; vLLM seeds
+each request with `seed` (its n completions get seed, seed + 1, ...). Either way the same
+prompts and seed give the same completions on the same backend.
 """
 
 from __future__ import annotations
