@@ -346,10 +346,10 @@ def test_axolotl_train_evaluates_every_n_steps_and_keeps_the_best(repo_root, emb
     out = tmp_path / "out"
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     assert len(logged) == 4  # every step's training log line, evaluation steps included
-    evals = [r for r in read_rollouts(out) if r.get("kind") == "eval"]
+    evals = [r for r in read_rollouts(out, everything=True) if r.get("kind") == "eval"]
     assert [r["step"] for r in evals] == [2, 4]
     assert {"eval/accuracy", "eval/pass@2", "eval/format_compliance", "eval/mean_length"} <= set(evals[0]["metrics"])
-    assert proc.stdout.count("grpo_plugin.eval_every: step") == 2 and "completions in" in proc.stdout
+    assert proc.stdout.count("grpo_plugin.eval_every: step") == 2 and "completions with transformers in" in proc.stdout
     events = list(out.rglob("events.out.tfevents*"))
     assert any(b"eval/accuracy" in p.read_bytes() for p in events)
     # keep-best: the earliest step with the highest logged accuracy, saved and named
