@@ -287,6 +287,42 @@ def test_transformers_generates_when_the_engine_cannot(every, tmp_path, repo_roo
     assert callback.history[0]["backend"] == "transformers" and "eval_accuracy" in trainer.logged[0]
 
 
+def test_an_engine_that_refuses_the_slice_hands_over_to_transformers(tmp_path, repo_root, embedded_model_dir,
+                                                                    caplog):
+    """A request the engine refuses (a prompt past its max_model_len, say) must not end the
+    training run: that evaluation and the later ones generate with transformers. A dead server
+    (the liveness guard's PluginError) still ends it."""
+    from axolotl_grpo_plugin.evaluate import core
+    from axolotl_grpo_plugin.vllm.server import ServerError
+
+    cfg, trainer = vllm_trainer(tmp_path, repo_root, embedded_model_dir)
+    trainer.model = core.load_model(str(embedded_model_dir), "cpu")
+    engine = trainer.vllm_generation
+
+    def refuses(*args, **kwargs):
+        engine.requests.append("refused")
+        raise RuntimeError("Request failed: 400, prompt is longer than the maximum model length")
+
+    engine.generate = refuses
+    callback = periodic.PeriodicEvaluation(cfg, trainer, {"steps": 1, "dataset": str(repo_root / TEST_FILE),
+                                                          "limit": 2, "max_new_tokens": 4})
+    with caplog.at_level("ERROR", logger="axolotl_grpo_plugin.evaluate"):
+        train_steps(trainer, callback, 2)
+    assert engine.requests == ["refused"] and callback.backend == "transformers"
+    assert [h["backend"] for h in callback.history] == ["transformers", "transformers"]
+    assert len(trainer.logged) == 2 and "the vllm-server engine failed (RuntimeError" in caplog.text
+
+    def dies(*args, **kwargs):
+        raise ServerError("the server died.", "read its log")
+
+    cfg, trainer = vllm_trainer(tmp_path, repo_root, embedded_model_dir)
+    trainer.vllm_generation.generate = dies
+    callback = periodic.PeriodicEvaluation(cfg, trainer, {"steps": 1, "dataset": str(repo_root / TEST_FILE),
+                                                          "limit": 2})
+    with pytest.raises(ServerError):
+        train_steps(trainer, callback, 1)
+
+
 # --- launch-time checks -------------------------------------------------------------------
 
 def keys(cfg):

@@ -28,6 +28,7 @@ training metrics of the running logging period, so its base method is called).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -133,6 +134,7 @@ class PeriodicEvaluation(TrainerCallback):
         self.problems = None  # built once, on rank 0, at the first evaluation
         self.generator = None  # the trainer's vLLM engine, on rank 0, from the first evaluation
         self.pushed = 0.0  # seconds the weight push before the latest evaluation took
+        self.engine_failed = False  # rank 0: the engine raised once; transformers from then on
         self.engine, self.why_not_engine = self._choose_engine(self.every.pop("backend", "auto"))
         self.history: list[dict[str, Any]] = []
         self.last_step: int | None = None
@@ -191,7 +193,8 @@ class PeriodicEvaluation(TrainerCallback):
 
     @property
     def backend(self) -> str:
-        return self.engine or "transformers"
+        """What generates the evaluation (rank 0's view)."""
+        return "transformers" if self.engine is None or self.engine_failed else self.engine
 
     def _choose_engine(self, backend: str) -> tuple[str | None, str]:
         """The trainer's vLLM engine when it can generate the evaluation (same answer on every
@@ -226,6 +229,7 @@ class PeriodicEvaluation(TrainerCallback):
             return None
         import torch
 
+        from ..errors import PluginError
         from .core import evaluate
         from .generation import engine_generator
         from .prompts import EvalError, build_problems
@@ -239,14 +243,24 @@ class PeriodicEvaluation(TrainerCallback):
                 self.problems = build_problems(self.cfg, tokenizer, split=self.every.get("split", "test"),
                                                dataset=self.every.get("dataset"),
                                                limit=self.every.get("limit"))
-            if self.engine and self.generator is None:
+            if self.engine and not self.engine_failed and self.generator is None:
                 self.generator = engine_generator(self.trainer, tokenizer, self.engine)
             devices = [model.device] if getattr(model, "device", None) is not None and \
                 model.device.type == "cuda" else []
             with torch.random.fork_rng(devices=devices):  # training's RNG stream is untouched
-                result = evaluate(self.cfg, model, tokenizer=tokenizer, backend="transformers",
-                                  problems=self.problems, progress=False, generator=self.generator,
-                                  split=self.every.get("split", "test"), **options)
+                run = functools.partial(evaluate, self.cfg, model, tokenizer=tokenizer,
+                                        backend="transformers", problems=self.problems, progress=False,
+                                        split=self.every.get("split", "test"), **options)
+                try:
+                    result = run(generator=self.generator)
+                except Exception as exc:  # a request the engine refuses must not end the training
+                    if self.generator is None or isinstance(exc, (EvalError, PluginError)):
+                        raise  # PluginError: the server died (vllm/liveness.py); training cannot go on
+                    LOG.error("grpo_plugin.eval_every: the %s engine failed (%s: %s); this and later "
+                              "evaluations generate with transformers on the trainer's model",
+                              self.engine, type(exc).__name__, str(exc)[:300])
+                    self.generator, self.engine_failed = None, True
+                    result = run(generator=None)
         except EvalError as exc:
             LOG.error("grpo_plugin.eval_every: %s; training continues", exc)
             return None
