@@ -99,7 +99,7 @@ def test_wandb_offline_run_holds_rewards_observe_eval_and_completions(repo_root,
             "eval/rewards/correctness_reward_func/mean"} <= keys
     evals = [r for r in rows if "eval/accuracy" in r]
     assert [r["train/global_step"] for r in evals] == [2]
-    logged = [r for r in read_rollouts(tmp_path / "out") if r.get("kind") == "eval"]
+    logged = [r for r in read_rollouts(tmp_path / "out", everything=True) if r.get("kind") == "eval"]
     assert evals[0]["eval/mean_length"] == pytest.approx(logged[0]["metrics"]["eval/mean_length"])
     # TRL's completions table (trl.log_completions): a table-file history value and its file
     tables = [r for r in rows if r.get("completions/_type") == "table-file"]
@@ -147,12 +147,17 @@ def test_check_judges_the_installed_pair():
     assert bool(trackio_problems({"use_trackio": True})) == clash
 
 
-def trackio_metrics(db: Path) -> list[dict]:
-    """Every logged row of trackio's local store (one SQLite file per project)."""
+def trackio_metrics(store: Path) -> list[dict]:
+    """Every logged row of trackio's local store: one SQLite file per project, opened read-only
+    (the project is transformers' `TrainingArguments.project`, "huggingface" by default:
+    Axolotl 0.19 exports `trackio_project_name` only as an environment variable)."""
     import sqlite3
 
-    with sqlite3.connect(db) as conn:
-        rows = conn.execute("SELECT step, metrics FROM metrics ORDER BY id").fetchall()
+    rows = []
+    for db in sorted(store.glob("*.db")):
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'metrics'").fetchone():
+                rows += conn.execute("SELECT step, metrics FROM metrics ORDER BY id").fetchall()
     return [{"step": step, **json.loads(metrics)} for step, metrics in rows]
 
 
@@ -181,13 +186,13 @@ def test_trackio_local_store_holds_rewards_observe_and_eval(repo_root, embedded_
     store = tmp_path / "trackio"
     proc, _ = run_axolotl_train(config, cwd=tmp_path, timeout=900, TRACKIO_DIR=str(store))
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
-    rows = trackio_metrics(store / "grpo-plugin-test.db")
+    rows = trackio_metrics(store)
     keys = set().union(*rows)
     assert {"train/rewards/correctness_reward_func/mean", "train/rewards/xmlcount_reward_func/mean"} <= keys
     assert {"train/observe/accuracy", "train/observe/format_strict", "train/observe/mean_length",
             "train/observe/reflection_rate"} <= keys
     assert {"eval/accuracy", "eval/format_compliance", "eval/mean_length"} <= keys
     evals = [r for r in rows if "eval/accuracy" in r]
-    logged = [r for r in read_rollouts(tmp_path / "out") if r.get("kind") == "eval"]
+    logged = [r for r in read_rollouts(tmp_path / "out", everything=True) if r.get("kind") == "eval"]
     assert [r["train/global_step"] for r in evals] == [2]
     assert evals[0]["eval/mean_length"] == pytest.approx(logged[0]["metrics"]["eval/mean_length"])

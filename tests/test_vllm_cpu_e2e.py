@@ -221,11 +221,14 @@ def test_sigkill_then_resume_serves_the_checkpoint_from_the_first_resumed_step(h
     axolotl = shutil.which("axolotl", path=env["PATH"])
 
     log = tmp_path / "killed.log"
+    started = time.monotonic()
     with open(log, "wb") as sink:
         child = subprocess.Popen([axolotl, "train", str(config)], cwd=tmp_path, env=env, stdout=sink,
                                  stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + TIMEOUT
+    deadline, fresh_first_step = started + TIMEOUT, float("nan")
     while time.monotonic() < deadline and child.poll() is None:
+        if fresh_first_step != fresh_first_step and LOG_LINE.search(log.read_text(errors="replace")):
+            fresh_first_step = time.monotonic() - started  # step 1's log line, as for the resume
         if (out / "checkpoint-2" / "trainer_state.json").exists() and 3 in _rollout_steps(out):
             break
         time.sleep(0.2)
@@ -255,6 +258,7 @@ def test_sigkill_then_resume_serves_the_checkpoint_from_the_first_resumed_step(h
     assert _rollout_steps(out) == [s for s in (1, 2, 3, 4) for _ in range(per_step)]
     aside = [json.loads(line) for line in (out / SUPERSEDED_NAME).read_text().splitlines()]
     assert {r["step"] for r in aside} == {3} and all(r["superseded_by_resume_at"] == 2 for r in aside)
-    print(f"\nresume: first resumed step logged {first_step:.1f} s after launch, {wall:.1f} s in all; "
+    print(f"\nfresh run: step 1 logged {fresh_first_step:.1f} s after launch; "
+          f"resume: first resumed step logged {first_step:.1f} s after launch, {wall:.1f} s in all; "
           f"server healthy after {SERVER_UP.search(output).group(1)} s of waiting; logp_diff per "
           f"resumed step {[s[LOGP_DIFF] for s in steps]}; step_time {[s.get('step_time') for s in steps]}")
