@@ -1,6 +1,6 @@
 """Keep-best on a run that really degrades: a real `axolotl train` on CPU of the demo's
-pre-trained tiny base, whose learning rate a test-only Axolotl plugin multiplies by 10,000 after
-step 3 (1e-4 -> 1.0), wrecking the model. Keep-best must name a step from before the spike (the
+pre-trained tiny base, whose learning rate a test-only Axolotl plugin multiplies by 1,000 after
+step 3 (1e-3 -> 1.0), wrecking the model. Keep-best must name a step from before the spike (the
 best logged one), that checkpoint must exist, and the end-of-run line must say by how much it
 beat the last evaluation.
 
@@ -8,7 +8,9 @@ The metric is `eval/pass@8` (8 sampled completions per held-out problem, judged 
 `correctness` reward): a task metric that really moves here. The base answers greedily in plain
 text, which `correctness` scores 0 (so greedy `eval/accuracy` is 0 throughout), but about one
 sample in four uses the <answer> format, and pass@8 on the first 16 demo_test problems is ~0.3;
-a wrecked model solves none. (A random-weight model would not do: its greedy and sampled
+a wrecked model solves none. At 1e-3 the pre-spike evaluations also differ (on this base and seed
+the best is step 3, not the first evaluation), so the test tells "the best step" from "the
+first" and from "the last before the spike". (A random-weight model would not do: its greedy and sampled
 output scores 0 on every task metric before the spike already.)"""
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from axolotl_grpo_plugin.observe.rollout_log import read_rollouts
 
 
 SPIKE_AFTER = 3
-FACTOR = 10_000.0
+FACTOR = 1_000.0
 METRIC = "eval/pass@8"
 
 SPIKE_PLUGIN = f'''
@@ -82,7 +84,7 @@ def test_keep_best_names_the_step_before_a_learning_rate_spike(repo_root, demo_b
     }
     out = tmp_path / "out"
     cfg.update(base_model=demo_base, output_dir=str(out), max_steps=SPIKE_AFTER + 2,
-               learning_rate=1.0e-4, dataset_prepared_path=str(tmp_path / "prepared"),
+               learning_rate=1.0e-3, dataset_prepared_path=str(tmp_path / "prepared"),
                save_strategy="steps", save_steps=100)
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(cfg))
