@@ -7,11 +7,11 @@ beat the last evaluation.
 The metric is `eval/pass@8` (8 sampled completions per held-out problem, judged by the
 `correctness` reward): a task metric that really moves here. The base answers greedily in plain
 text, which `correctness` scores 0 (so greedy `eval/accuracy` is 0 throughout), but about one
-sample in four uses the <answer> format, and pass@8 on the first 16 demo_test problems is ~0.3;
-a wrecked model solves none. At 1e-3 the pre-spike evaluations also differ (on this base and seed
-the best is step 3, not the first evaluation), so the test tells "the best step" from "the
-first" and from "the last before the spike". (A random-weight model would not do: its greedy and sampled
-output scores 0 on every task metric before the spike already.)"""
+sample in four uses the <answer> format, and pass@8 on the first 16 demo_test problems is
+0.2-0.3; a wrecked model solves none. At 1e-3 the pre-spike evaluations also differ (on this
+base and seed 0.19, 0.19, 0.31: the best is step 3, not the first evaluation). (A random-weight
+model would not do: its greedy and sampled output scores 0 on every task metric before the
+spike already.)"""
 
 from __future__ import annotations
 
