@@ -261,7 +261,8 @@ def test_sigkill_then_resume_serves_the_checkpoint_from_the_first_resumed_step(h
     per_step = 4  # num_generations x 1 prompt
     assert _rollout_steps(out) == [s for s in (1, 2, 3, 4) for _ in range(per_step)]
     aside = [json.loads(line) for line in (out / SUPERSEDED_NAME).read_text().splitlines()]
-    assert {r["step"] for r in aside} == {3} and all(r["superseded_by_resume_at"] == 2 for r in aside)
+    assert 3 in {r["step"] for r in aside} <= {3, 4}  # 4 too if the kill came late, under load
+    assert all(r["superseded_by_resume_at"] == 2 for r in aside)
     print(f"\nfresh run: step 1 logged {fresh_first_step:.1f} s after launch; "
           f"resume: first resumed step logged {first_step:.1f} s after launch, {wall:.1f} s in all; "
           f"server healthy after {SERVER_UP.search(output).group(1)} s of waiting; logp_diff per "
