@@ -114,6 +114,13 @@ VLLM_HEALTH_PATH = AXOLOTL.vllm_health_path
 VLLM_GENERATE_PATH = AXOLOTL.vllm_generate_path
 VLLM_PROBE_REQUEST = AXOLOTL.vllm_probe_request
 
+# trackio: transformers releases whose TrainingArguments have `trackio_bucket_id` (5.16 on)
+# call `trackio.init(..., bucket_id=...)`, a keyword trackio has only since 0.21.0. Axolotl
+# 0.19 pins transformers 5.16.1 with trackio 0.19.0, so `use_trackio: true` fails at train
+# begin there; Axolotl 0.21 pins trackio 0.40.0 with transformers 5.20.1 and works.
+TRACKIO_BUCKET_ID_SINCE = "0.21.0"
+TRACKIO_VERSION = installed_version("trackio")
+
 # Keys people put where Axolotl does not read them, with where they belong. Used for
 # `trl.KEY` (Axolotl's `trl:` schema lacks them) and `grpo_plugin.trl_args.KEY` (Axolotl
 # sets the GRPOConfig field itself, so passing it too would conflict). The same in 0.19-0.21.

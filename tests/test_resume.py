@@ -105,6 +105,32 @@ def test_the_autostarted_server_loads_the_resumed_checkpoint(tmp_path):
     assert resumed_weights({**base, "resume_from_checkpoint": str(tmp_path / "missing")}) is None
 
 
+def test_check_refuses_a_checkpoint_cut_short_by_a_kill_while_saving(tmp_path):
+    """transformers writes trainer_state.json last: a checkpoint without it was being saved when
+    the run died. Auto-resume would pick it (the highest N) and fail after the model loaded."""
+    from axolotl_grpo_plugin.config.checks import check_resume
+    from axolotl_grpo_plugin.launch import Launch
+
+    out = tmp_path / "out"
+    whole = checkpoint(out / "checkpoint-2")
+    (whole / "trainer_state.json").write_text("{}")
+    torn = checkpoint(out / "checkpoint-4")  # model written, state not yet
+    auto = {"output_dir": str(out), "auto_resume_from_checkpoints": True}
+    [problem] = check_resume(auto, Launch())
+    assert problem.key == "auto_resume_from_checkpoints"
+    assert "checkpoint-4 has no trainer_state.json" in problem.message
+    assert f"delete {torn}" in problem.fix and f"last whole one is {whole}" in problem.fix
+    assert check_resume({**auto, "resume_from_checkpoint": str(whole)}, Launch()) == []
+    [explicit] = check_resume({"resume_from_checkpoint": str(torn)}, Launch())
+    assert explicit.key == "resume_from_checkpoint" and explicit.value == str(torn)
+    [missing] = check_resume({"resume_from_checkpoint": str(out / "checkpoint-9")}, Launch())
+    assert "no checkpoint folder" in missing.message
+    (torn / "trainer_state.json").write_text("{}")  # the save finished
+    assert check_resume(auto, Launch()) == []
+    assert check_resume({"output_dir": str(out)}, Launch()) == []  # a fresh run
+    assert check_resume({"output_dir": str(tmp_path / "new"), "auto_resume_from_checkpoints": True}, Launch()) == []
+
+
 def test_trl_pushes_weights_before_the_first_resumed_generation():
     """The fact resumed_weights' docstring relies on: TRL's sync tag starts at -1, so the first
     generation after a resume at any step N >= 0 syncs the trainer's weights to vLLM."""

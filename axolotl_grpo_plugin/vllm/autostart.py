@@ -35,6 +35,7 @@ import yaml
 from .. import defaults
 from ..args import GRPOPluginSettings
 from ..args import settings as plugin_settings
+from ..checkpoints import resume_target
 from ..config.load import section as _section
 from ..config.values import read
 from ..errors import GRPOConfigError, Problem
@@ -290,14 +291,9 @@ def resumed_weights(cfg: Mapping[str, Any]) -> str | None:
     checkpoint holds only the adapter: the server then starts from base_model, and TRL pushes
     the merged policy before the first resumed generation (its `_last_loaded_step` starts at
     -1, so it syncs whatever step training resumes at)."""
-    checkpoint = cfg.get("resume_from_checkpoint")
-    if not checkpoint and cfg.get("auto_resume_from_checkpoints") and cfg.get("output_dir"):
-        found = [p for p in Path(str(cfg["output_dir"])).glob("checkpoint-*")
-                 if p.name.removeprefix("checkpoint-").isdigit()]
-        checkpoint = max(found, key=lambda p: int(p.name.split("-")[1]), default=None)
-    if not checkpoint:
+    folder = resume_target(cfg)
+    if folder is None:
         return None
-    folder = Path(str(checkpoint))
     has_weights = any(folder.glob("model*.safetensors")) or any(folder.glob("pytorch_model*.bin"))
     if not (folder / "config.json").is_file() or not has_weights or (folder / "adapter_config.json").exists():
         return None
