@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from axolotl_grpo_plugin.embedded.pretrain import (
     response_for,
     unseen_questions,
 )
-from axolotl_grpo_plugin.embedded.problems import EASY_TEMPLATES, final_answer, generate_problems
+from axolotl_grpo_plugin.embedded.problems import DEMO_TEMPLATES, final_answer, generate_problems
 from axolotl_grpo_plugin.embedded.sample_data import DEMO_TEST_ROWS
 from axolotl_grpo_plugin.transforms.gsm8k import build_prompt
 from axolotl_grpo_rewards.gsm8k import REWARD_FUNCS, is_strict_format
@@ -71,15 +72,18 @@ def test_corpus_is_imperfect_on_purpose_and_never_sees_the_demo_problems():
     assert all(prompt == build_prompt(prompt[-1]["content"].rsplit("\n\n", 1)[1]) for prompt, _ in pairs[:20])
 
 
-def test_wrong_answers_are_frequent_but_not_the_rule():
-    rows = generate_problems(400, seed=5, templates=EASY_TEMPLATES)
+def test_about_half_the_solutions_stop_one_step_short_and_all_show_their_work():
+    rows = generate_problems(600, seed=5, templates=DEMO_TEMPLATES)
     rng = random.Random(0)
     settings = PretrainSettings()
-    correct = [REWARD_FUNCS["correctness"]([response_for(row, rng, settings)], [final_answer(row)])[0] > 0
-               for row in rows]
-    share_wrong = 1 - sum(correct) / len(correct)
-    # plain-text responses carry no <answer> block, so they never count as correct
-    assert 0.3 < share_wrong < 0.95
+    responses = [response_for(row, rng, settings) for row in rows]
+    finished = [heldout.last_number(text) == final_answer(row) for text, row in zip(responses, rows)]
+    assert abs((1 - sum(finished) / len(rows)) - settings.stop_short_share) < 0.06
+    for text, row, done in zip(responses, rows, finished):
+        first_result = re.search(r"=(\d+)>>", row["answer"]).group(1)
+        # a short solution reports its first step's result; a finished one writes both steps
+        assert heldout.last_number(text) == (final_answer(row) if done else first_result)
+        assert text.count(" = ") == (2 if done else 1)
 
 
 def test_heldout_scorer_uses_the_training_reward_functions():
@@ -171,3 +175,49 @@ def test_short_demo_run_raises_the_reward(tmp_path, repo_root):
     first, last = curves.third_means(rewards)
     assert last > first + 0.1, rewards
     assert result.plot_path and result.plot_path.exists()
+
+
+def test_response_loss_is_the_models_own_loss(embedded_model_dir):
+    """Logits only where a label is: the same loss (and so the same training) as the model's."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from axolotl_grpo_plugin.embedded.pretrain import _batches, _encode, response_loss
+
+    model = AutoModelForCausalLM.from_pretrained(embedded_model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(embedded_model_dir)
+    encoded = _encode(tokenizer, corpus(PretrainSettings(examples=64), seed=0))
+    input_ids, labels = next(_batches(encoded, 8, tokenizer.pad_token_id, random.Random(0)))
+    assert (labels[:, 0] == -100).all() and (labels != -100).any()
+    with torch.no_grad():
+        assert response_loss(model, input_ids, labels).item() == pytest.approx(
+            model(input_ids=input_ids, labels=labels).loss.item(), rel=1e-5)
+
+
+def test_sampled_pass_at_counts_any_layout_per_problem():
+    """pass@1 is the mean share of right samples, pass@n the share of problems with one right."""
+    def sample(problem, text):
+        return {"kind": "sample", "problem": problem, "answer": "7", "completion": text}
+
+    class Sampled:
+        records = [{"kind": "greedy", "problem": 0, "answer": "7", "completion": "7"},
+                   sample(0, "3+4 = 7. The answer is 7."), sample(0, "The answer is 3."),
+                   sample(1, "<answer>\n5\n</answer>"), sample(1, "no number at all")]
+
+    n, problems, one, every = heldout.sampled_pass_at(Sampled())
+    assert (n, problems) == (2, 2)
+    assert one == pytest.approx((1 / 2 + 0) / 2) and every == pytest.approx(1 / 2)
+    assert heldout.sampled_pass_at(type("Greedy", (), {"records": Sampled.records[:1]})()) is None
+
+
+def test_table_shows_pass_at_k_beside_the_greedy_figures():
+    from axolotl_grpo_plugin.demo.run import DemoResult, table
+
+    before = heldout.Scores(256, 0.0, 0.0, 0.1, 0.08, samples=8, sampled_problems=64, pass_at_1=0.19, pass_at_k=0.78)
+    after = heldout.Scores(256, 1.0, 0.64, 3.0, 0.64, samples=8, sampled_problems=64, pass_at_1=0.57, pass_at_k=0.84)
+    text = table(DemoResult(before, after, [], Path("."), None))
+    assert "sampled pass@8, any layout" in text and "19.0%" in text and "84.0%" in text
+    assert "first 64 problems" in text
+    without = table(DemoResult(heldout.Scores(256, 0.0, 0.0, 0.1, 0.08), heldout.Scores(256, 1.0, 0.6, 3.0, 0.6),
+                               [], Path("."), None))
+    assert "pass@" not in without

@@ -22,7 +22,7 @@ from axolotl_grpo_plugin.embedded import (  # noqa: E402
     sample_splits,
 )
 from axolotl_grpo_plugin.embedded.__main__ import main  # noqa: E402
-from axolotl_grpo_plugin.embedded.problems import EASY_TEMPLATES  # noqa: E402
+from axolotl_grpo_plugin.embedded.problems import DEMO_TEMPLATES  # noqa: E402
 from axolotl_grpo_plugin.embedded.sample_data import (  # noqa: E402
     DATA_DIR,
     DEMO_TEST_FILE,
@@ -117,11 +117,17 @@ def test_bundled_demo_files_equal_the_generator_output_and_are_disjoint():
     assert not {row["question"] for row in train} & {row["question"] for row in test}
 
 
-def test_easy_problems_stay_small_and_their_steps_add_up():
-    for row in generate_problems(300, seed=9, templates=EASY_TEMPLATES):
-        results = [int(value) for value in re.findall(r"=(\d+)>>", row["answer"])]
-        assert results and results[-1] == int(final_answer(row))
-        assert max(results) < 100 and "<<" in row["answer"]
+def test_demo_problems_take_two_steps_on_single_digits():
+    for row in generate_problems(300, seed=9, templates=DEMO_TEMPLATES):
+        steps = re.findall(r"<<(\d+)([-+*/])(\d+)=(\d+)>>", row["answer"])
+        assert len(steps) == 2 and int(steps[-1][3]) == int(final_answer(row))
+        # the second step starts from the first one's result
+        assert steps[1][0] == steps[0][3]
+        for left, op, right, result in steps:
+            assert int(result) == {"+": int.__add__, "-": int.__sub__, "*": int.__mul__,
+                                   "/": int.__floordiv__}[op](int(left), int(right))
+        operands = re.findall(r"\d+", row["question"])
+        assert all(int(n) < 50 for n in operands) and all(int(step[3]) < 40 for step in steps)
 
 
 def test_train_and_test_questions_do_not_overlap():

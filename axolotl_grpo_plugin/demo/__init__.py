@@ -1,4 +1,5 @@
-"""The embedded demo: GRPO visibly teaching a tiny pre-trained base the R1 format on CPU."""
+"""The embedded demo: GRPO visibly teaching a tiny pre-trained base the R1 format and to
+finish its two-step reasoning, on CPU."""
 
 from ..paths import packaged_config
 

@@ -1,4 +1,4 @@
-"""``python -m axolotl_grpo_plugin.demo``: watch GRPO teach a tiny model the R1 format on CPU."""
+"""``python -m axolotl_grpo_plugin.demo``: watch GRPO teach a tiny model the R1 format and to finish its reasoning, on CPU."""
 
 from __future__ import annotations
 
@@ -31,8 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="axolotl-grpo demo",
         description=(
-            "Pre-train (or reuse) a tiny imperfect base model, score it greedily on the "
-            "256 held-out problems, GRPO-train it with `axolotl train configs/demo.yaml` "
+            "Pre-train (or reuse) a tiny imperfect base model, score it on the 256 held-out "
+            "problems (greedy; pass@1 and pass@8 from 8 samples on the first 64), GRPO-train it with `axolotl train configs/demo.yaml` "
             "and the five GSM8K rewards, score it again, print a before/after table and "
             "plot the reward curves. Uses a GPU when present; needs no download."
         ),

@@ -2,26 +2,28 @@
 
 A random model never writes a tag, so GRPO sees all-zero rewards and learns
 nothing. A real base model sometimes follows the requested format and often
-gets the answer wrong; this module reproduces that at toy scale in about a
-minute on 2 CPU cores: a plain causal-LM loop over generated chat-formatted
-(prompt, response) pairs on the demo's easy problems, where
+gets the answer wrong; this module reproduces that at toy scale in about two
+minutes on one CPU core: a plain causal-LM loop over generated chat-formatted
+(prompt, response) pairs on the demo's two-step problems, where
 
 * only a quarter of the responses use ``<reasoning>…</reasoning><answer>…</answer>``
-  (the rest are plain-text solutions, most opening with the same phrase, or
-  half-tagged ones), and
-* the final answer is sometimes deliberately wrong (an intermediate result or a
-  mistyped digit), on top of the arithmetic the tiny model gets wrong by itself,
+  (the rest are plain text opening with "Let's think step by step.", or
+  half-tagged), so the layout is GRPO's to teach; and
+* a little over half of the solutions stop one step short: they write the first
+  step and report its result as the answer ("The boxes hold 3*4 = 12 apples. The
+  answer is 12."), the careless-solver mistake of answering before the reasoning
+  is finished. The other solutions write both steps and are right.
 
-so both format and accuracy leave GRPO room. Only strict responses write one
-step per line; the others run their steps together on one line. That keeps the
-layout decision local (a tiny model cannot carry "I opened with <reasoning>"
-across 30 tokens after a minute of training): whether the base answers in the
-format is decided by its first token. Greedy decoding starts with the common
-plain opening, sampling opens with ``<reasoning>`` about a quarter of the time,
-and that share is what GRPO shifts. Prompts are rendered exactly as the
-``gsm8k`` transform + the tokenizer's chat template render them, so the base
-sees the real prompt distribution. The demo's GRPO prompts and held-out
-problems are never used.
+Every response writes out at least one step, so every example teaches the model
+to copy the question's numbers and do single-digit arithmetic; that is what makes
+the base able to finish a problem when it does not stop. Greedy decoding follows
+the majority and stops short (any-layout accuracy near zero), while sampling
+finishes the problem a quarter of the time or more, and gets many of those right:
+pass@k far above pass@1, which is the gap GRPO's correctness reward closes.
+Only strict responses write one step per line; the others run their steps
+together on one line. Prompts are rendered exactly as the ``gsm8k`` transform +
+the tokenizer's chat template render them, so the base sees the real prompt
+distribution. The demo's GRPO prompts and held-out problems are never used.
 """
 
 from __future__ import annotations
@@ -37,13 +39,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .builder import DEFAULT_OUT, EMBEDDED_VERSION, STAMP_FILE, BuildResult, write_atomically
-from .problems import EASY_TEMPLATES, final_answer, generate_problems
+from .problems import DEMO_TEMPLATES, final_answer, generate_problems
 from .sample_data import DATA_DIR, DEMO_TEST_FILE, DEMO_TRAIN_FILE
 
 
 BASE_DIR_NAME = "tiny-qwen2-base"
 # Bump when the corpus, model shape or training recipe changes: cached bases are rebuilt.
-BASE_VERSION = 4
+BASE_VERSION = 5
 
 _ANNOTATION = re.compile(r"<<[^>]*>>")
 _RESULT = re.compile(r"= ([\d,]+)")
@@ -51,11 +53,12 @@ _RESULT = re.compile(r"= ([\d,]+)")
 
 @dataclass(frozen=True)
 class PretrainSettings:
-    """The recipe. Defaults: a base that never answers in the strict format greedily but
-    samples it about a quarter of the time, built in about a minute on one CPU core."""
+    """The recipe. Defaults: a base that never answers in the strict format greedily and
+    stops one step short greedily, but samples both the format and a finished solution,
+    built in about two minutes on one CPU core."""
 
-    examples: int = 9600
-    steps: int = 300
+    examples: int = 16000
+    steps: int = 500
     batch_size: int = 32
     learning_rate: float = 3e-3
     warmup_steps: int = 20
@@ -66,10 +69,13 @@ class PretrainSettings:
     intermediate_size: int = 192
     strict_share: float = 0.25  # responses in the exact R1 format
     broken_share: float = 0.20  # tags present but misplaced / unclosed
-    wrong_answer_share: float = 0.20  # final answer is an intermediate result or a typo
+    stop_short_share: float = 0.55  # solutions that answer with the first step's result
 
     def stamp(self) -> dict:
         return dict(self.__dict__)
+
+
+PLAIN_OPENING = "Let's think step by step."
 
 
 def _steps_and_answer(row: dict) -> tuple[list[str], str]:
@@ -77,58 +83,40 @@ def _steps_and_answer(row: dict) -> tuple[list[str], str]:
     return steps, final_answer(row)
 
 
-def _noisy_answer(steps: list[str], answer: str, rng: random.Random) -> str:
-    """A plausible wrong answer: an earlier step's result, or one digit mistyped."""
-    earlier = [m.replace(",", "") for step in steps[:-1] for m in _RESULT.findall(step)]
-    if earlier and rng.random() < 0.6:
-        return rng.choice(earlier)
-    digits = list(answer)
-    position = rng.randrange(len(digits))
-    digits[position] = rng.choice([d for d in "0123456789" if d != digits[position]])
-    wrong = "".join(digits).lstrip("0") or "0"
-    return wrong if wrong != answer else str(int(answer) + 1)
+def stop_short(steps: list[str]) -> tuple[list[str], str]:
+    """The first step alone and its result: a solution that answers one step too early."""
+    return steps[:1], _RESULT.findall(steps[0])[-1].replace(",", "")
 
 
-PLAIN_OPENING = "Let's think step by step."
+def _plain(steps: list[str], answer: str) -> str:
+    """Plain text opening with the same phrase, as real bases have a favourite opening, so
+    greedy decoding starts plain and the format is GRPO's to teach."""
+    return f"{PLAIN_OPENING} {' '.join(steps)} The answer is {answer}."
 
 
-def _plain(steps: list[str], answer: str, rng: random.Random) -> str:
-    """Chatty plain text; most open with the same phrase, as real bases have a favourite
-    opening, so greedy decoding starts plain and the format is GRPO's to teach."""
-    ending = rng.choice(["The answer is {}.", "So the answer is {}.", "Answer: {}"])
-    opening = PLAIN_OPENING + " " if rng.random() < 0.7 else ""
-    return opening + " ".join(steps) + " " + ending.format(answer)
-
-
-def _broken(steps: list[str], answer: str, rng: random.Random) -> str:
+def _broken(steps: list[str], answer: str) -> str:
     """Tags used, but not in the requested layout."""
-    body = " ".join(steps)
-    variants = [
-        f"{body}\n<answer>\n{answer}\n</answer>\n",
-        f"{body}\n</reasoning>\n<answer>\n{answer}\n</answer>\n",
-        f"{body} The answer is <answer>{answer}</answer>.",
-    ]
-    return rng.choice(variants)
+    return f"{_plain(steps, answer)}\n<answer>\n{answer}\n</answer>\n"
 
 
-def _strict(steps: list[str], answer: str, rng: random.Random) -> str:
+def _strict(steps: list[str], answer: str) -> str:
     return f"<reasoning>\n{chr(10).join(steps)}\n</reasoning>\n<answer>\n{answer}\n</answer>\n"
 
 
 def response_for(row: dict, rng: random.Random, settings: PretrainSettings) -> str:
-    """One imperfect response to ``row``: its layout and answer correctness are drawn at random."""
+    """One imperfect response to ``row``: its layout and whether it stops short are drawn at random."""
     steps, answer = _steps_and_answer(row)
-    if rng.random() < settings.wrong_answer_share:
-        answer = _noisy_answer(steps, answer, rng)
+    if len(steps) > 1 and rng.random() < settings.stop_short_share:
+        steps, answer = stop_short(steps)
     draw = rng.random()
-    style: Callable[[list[str], str, random.Random], str]
+    style: Callable[[list[str], str], str]
     if draw < settings.strict_share:
         style = _strict
     elif draw < settings.strict_share + settings.broken_share:
         style = _broken
     else:
         style = _plain
-    return style(steps, answer, rng)
+    return style(steps, answer)
 
 
 def _questions(path: Path) -> set[str]:
@@ -147,7 +135,7 @@ def corpus(settings: PretrainSettings, seed: int) -> list[tuple[list[dict], str]
 
     rng = random.Random(seed)
     rows = generate_problems(settings.examples, seed=10_000 + seed, exclude=unseen_questions(),
-                             templates=EASY_TEMPLATES)
+                             templates=DEMO_TEMPLATES)
     return [(build_prompt(row["question"]), response_for(row, rng, settings)) for row in rows]
 
 
@@ -163,7 +151,11 @@ def _encode(tokenizer, pairs: list[tuple[list[dict], str]]) -> list[tuple[list[i
 
 
 def _batches(encoded, batch_size: int, pad_id: int, rng: random.Random):
-    """Endless shuffled batches as (input_ids, labels) tensors; prompt and padding masked."""
+    """Endless shuffled batches as (input_ids, labels) tensors; prompt and padding masked.
+
+    Not sorted by length: batches of like lengths cut padding (20% faster steps) but hold
+    like problems (a length is nearly a template and whether it stops short), and a base
+    trained on them copied only 47% of the question's numbers right against 99%."""
     import torch
 
     order = list(range(len(encoded)))
@@ -178,6 +170,17 @@ def _batches(encoded, batch_size: int, pad_id: int, rng: random.Random):
                 input_ids[row, : len(ids)] = torch.tensor(ids)
                 labels[row, response_start: len(ids)] = torch.tensor(ids[response_start:])
             yield input_ids, labels
+
+
+def response_loss(model, input_ids, labels):
+    """The causal-LM loss of ``model(input_ids, labels=labels)``, with the output layer applied
+    only where a label is: the prompt is two thirds of every example and needs no logits."""
+    import torch.nn.functional as F
+
+    hidden = model.model(input_ids=input_ids).last_hidden_state[:, :-1]
+    targets = labels[:, 1:]
+    scored = targets != -100
+    return F.cross_entropy(model.lm_head(hidden[scored]), targets[scored])
 
 
 def pretrain(model, tokenizer, settings: PretrainSettings, seed: int, progress: bool = True) -> list[float]:
@@ -202,7 +205,7 @@ def pretrain(model, tokenizer, settings: PretrainSettings, seed: int, progress: 
         torch.manual_seed(seed)
         for _ in range(settings.steps):
             input_ids, labels = next(batches)
-            loss = model(input_ids=input_ids, labels=labels).loss  # right padding: causal mask suffices
+            loss = response_loss(model, input_ids, labels)  # right padding: causal mask suffices
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()

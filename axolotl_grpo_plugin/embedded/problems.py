@@ -216,45 +216,16 @@ TEMPLATES: list[Callable[[random.Random], Problem]] = [
 ]
 
 
-# --- easy: one or two steps on small numbers (the embedded demo's task) ----------
-# A 0.3M-parameter model pre-trained for a minute cannot multiply 3-digit numbers,
-# so GRPO would have no correct answer to reinforce. These keep every operand and
-# result below 40, which such a model can learn, and still read like GSM8K.
+# --- the embedded demo's task: two steps on small numbers ------------------------
+# A 0.3M-parameter model pre-trained for two minutes cannot multiply 3-digit numbers,
+# so GRPO would have no correct answer to reinforce. These keep every operand a single
+# digit and every result at most 22 (about 160 distinct arithmetic facts, which two minutes
+# of pre-training learn) and still read like GSM8K; every problem takes exactly two steps,
+# so a solution can stop one step short, the mistake the demo's base makes.
 
-def _easy_gift(rng: random.Random) -> Problem:
-    name, giver = rng.sample(NAMES, 2)
-    treat = rng.choice(TREATS)
-    have, given = rng.randint(2, 15), rng.randint(2, 12)
-    question = f"{name} has {have} {treat}. {giver} gives {name} {given} more. How many {treat} does {name} have now?"
-    return question, [f"{name} has {_calc(f'{have}+{given}', have + given)} {treat} now."], have + given
-
-
-def _easy_eat(rng: random.Random) -> Problem:
-    name, treat = rng.choice(NAMES), rng.choice(TREATS)
-    have = rng.randint(5, 20)
-    eaten = rng.randint(1, have - 1)
-    question = f"{name} has {have} {treat} and gives away {eaten}. How many {treat} does {name} have left?"
-    return question, [f"{name} has {_calc(f'{have}-{eaten}', have - eaten)} {treat} left."], have - eaten
-
-
-def _easy_shopping(rng: random.Random) -> Problem:
-    name, goods = rng.choice(NAMES), rng.choice(GOODS)
-    count, price = rng.randint(2, 6), rng.randint(2, 6)
-    question = f"{name} buys {count} {goods} for ${price} each. How many dollars does {name} spend?"
-    return question, [f"The {goods} cost {_calc(f'{count}*{price}', count * price)} dollars."], count * price
-
-
-def _easy_sharing(rng: random.Random) -> Problem:
-    name, treat = rng.choice(NAMES), rng.choice(TREATS)
-    friends, each = rng.randint(2, 5), rng.randint(2, 6)
-    total = friends * each
-    question = f"{name} shares {total} {treat} equally among {friends} friends. How many {treat} does each friend get?"
-    return question, [f"Each friend gets {_calc(f'{total}/{friends}', each)} {treat}."], each
-
-
-def _easy_boxes(rng: random.Random) -> Problem:
+def _demo_boxes(rng: random.Random) -> Problem:
     name, fruit = rng.choice(NAMES), rng.choice(FRUITS)
-    boxes, per_box, loose = rng.randint(2, 5), rng.randint(2, 6), rng.randint(1, 9)
+    boxes, per_box, loose = rng.randint(2, 4), rng.randint(2, 4), rng.randint(1, 6)
     packed = boxes * per_box
     question = (f"{name} has {boxes} boxes of {per_box} {fruit} and {loose} more {fruit}. "
                 f"How many {fruit} does {name} have?")
@@ -263,9 +234,9 @@ def _easy_boxes(rng: random.Random) -> Problem:
     return question, steps, packed + loose
 
 
-def _easy_market(rng: random.Random) -> Problem:
+def _demo_market(rng: random.Random) -> Problem:
     name, fruit = rng.choice(NAMES), rng.choice(FRUITS)
-    have, bought = rng.randint(2, 15), rng.randint(2, 10)
+    have, bought = rng.randint(2, 6), rng.randint(2, 6)
     total = have + bought
     sold = rng.randint(1, total - 1)
     question = (f"{name} has {have} {fruit}, buys {bought} more and sells {sold}. "
@@ -275,8 +246,44 @@ def _easy_market(rng: random.Random) -> Problem:
     return question, steps, total - sold
 
 
-EASY_TEMPLATES: list[Callable[[random.Random], Problem]] = [
-    _easy_gift, _easy_eat, _easy_shopping, _easy_sharing, _easy_boxes, _easy_market,
+def _demo_sharing(rng: random.Random) -> Problem:
+    name, treat = rng.choice(NAMES), rng.choice(TREATS)
+    friends, each = rng.randint(2, 4), rng.randint(2, 6)
+    eaten = rng.randint(1, each - 1)
+    total = friends * each
+    question = (f"{name} shares {total} {treat} equally among {friends} friends. Each friend eats {eaten}. "
+                f"How many {treat} does each friend have left?")
+    steps = [f"Each friend gets {_calc(f'{total}/{friends}', each)} {treat}.",
+             f"Each friend has {_calc(f'{each}-{eaten}', each - eaten)} {treat} left."]
+    return question, steps, each - eaten
+
+
+def _demo_reading(rng: random.Random) -> Problem:
+    name = rng.choice(NAMES)
+    per_day, days, extra = rng.randint(2, 4), rng.randint(2, 4), rng.randint(1, 6)
+    read = per_day * days
+    question = (f"{name} reads {per_day} pages a day for {days} days and then {extra} more pages. "
+                f"How many pages does {name} read?")
+    steps = [f"In {days} days {name} reads {_calc(f'{per_day}*{days}', read)} pages.",
+             f"In all {name} reads {_calc(f'{read}+{extra}', read + extra)} pages."]
+    return question, steps, read + extra
+
+
+def _demo_gift(rng: random.Random) -> Problem:
+    name, giver = rng.sample(NAMES, 2)
+    treat = rng.choice(TREATS)
+    have, given = rng.randint(2, 6), rng.randint(2, 6)
+    total = have + given
+    eaten = rng.randint(1, total - 1)
+    question = (f"{name} has {have} {treat}. {giver} gives {name} {given} more, and {name} eats {eaten}. "
+                f"How many {treat} does {name} have now?")
+    steps = [f"{name} gets to {_calc(f'{have}+{given}', total)} {treat}.",
+             f"{name} has {_calc(f'{total}-{eaten}', total - eaten)} {treat} now."]
+    return question, steps, total - eaten
+
+
+DEMO_TEMPLATES: list[Callable[[random.Random], Problem]] = [
+    _demo_boxes, _demo_market, _demo_sharing, _demo_reading, _demo_gift,
 ]
 
 
@@ -286,7 +293,7 @@ def generate_problems(n: int, seed: int, exclude: Iterable[str] = (),
 
     Questions listed in ``exclude`` are skipped, which is how a held-out split
     is kept disjoint from a training split. ``templates``: ``TEMPLATES`` (multi-step,
-    up to 4-digit numbers) or ``EASY_TEMPLATES`` (the demo's one- or two-step task).
+    up to 4-digit numbers) or ``DEMO_TEMPLATES`` (the demo's two-step task).
     """
     rng = random.Random(seed)
     seen = set(exclude)

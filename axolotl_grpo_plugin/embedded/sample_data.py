@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from ..safe_files import write_atomic
-from .problems import EASY_TEMPLATES, generate_problems
+from .problems import DEMO_TEMPLATES, generate_problems
 
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
@@ -18,7 +18,7 @@ TRAIN_FILE = "gsm8k_sample.jsonl"
 TEST_FILE = "gsm8k_sample_test.jsonl"
 TRAIN_ROWS, TRAIN_SEED = 512, 0
 TEST_ROWS, TEST_SEED = 128, 1
-# The embedded demo's task: one- or two-step problems a tiny model can learn (EASY_TEMPLATES).
+# The embedded demo's task: two-step problems on single digits a tiny model can learn (DEMO_TEMPLATES).
 DEMO_TRAIN_FILE = "demo_train.jsonl"
 DEMO_TEST_FILE = "demo_test.jsonl"
 DEMO_TRAIN_ROWS, DEMO_TRAIN_SEED = 1024, 2
@@ -34,9 +34,9 @@ def sample_splits() -> tuple[list[dict], list[dict]]:
 
 def demo_splits() -> tuple[list[dict], list[dict]]:
     """The demo's GRPO prompts and its held-out problems (disjoint questions)."""
-    train = generate_problems(DEMO_TRAIN_ROWS, DEMO_TRAIN_SEED, templates=EASY_TEMPLATES)
+    train = generate_problems(DEMO_TRAIN_ROWS, DEMO_TRAIN_SEED, templates=DEMO_TEMPLATES)
     test = generate_problems(DEMO_TEST_ROWS, DEMO_TEST_SEED, exclude=(row["question"] for row in train),
-                             templates=EASY_TEMPLATES)
+                             templates=DEMO_TEMPLATES)
     return train, test
 
 
