@@ -6,7 +6,10 @@ decodes the 256 held-out problems greedily (through the demo's evaluator) and
 checks the first arithmetic step the model writes, e.g. ``9-6 = 3``:
 
 * operands read: both numbers appear in the question;
-* step right: the result is the right result of the expression written.
+* step right: the result is the right result of the expression written;
+* finished: a second step is written (the demo's problems take two; the base often stops
+  after one and reports its result);
+* all steps right: every step written is right arithmetic, whatever its operands.
 
 Usage:  PYTHONPATH=. python bench/demo_reading.py MODEL_DIR [MODEL_DIR ...] [--config RUN.yaml]
 (the base is in .cache/embedded/tiny-qwen2-base, a trained run in outputs/demo).
@@ -37,18 +40,22 @@ def step_is_right(left: int, op: str, right: int, result: int) -> bool:
 
 
 def reading(completions: list[str], questions: list[str]) -> dict[str, float]:
-    read = right = written = 0
+    read = right = written = finished = all_right = 0
     for text, question in zip(completions, questions):
         match = STEP.search(text)
         if not match:
             continue
         written += 1
+        steps = STEP.findall(text)
+        finished += len(steps) >= 2
+        all_right += all(step_is_right(int(a), op, int(b), int(c)) for a, op, b, c in steps)
         left, op, rhs, result = match.groups()
         numbers = set(re.findall(r"\d+", question))
         read += left in numbers and rhs in numbers
         right += step_is_right(int(left), op, int(rhs), int(result))
     n = max(1, len(completions))
-    return {"step written": written / n, "operands read": read / n, "step right": right / n}
+    return {"step written": written / n, "operands read": read / n, "step right": right / n,
+            "finished": finished / n, "all steps right": all_right / n}
 
 
 def main() -> int:
@@ -58,10 +65,10 @@ def main() -> int:
     args = parser.parse_args()
     questions = [json.loads(line)["question"] for line in
                  heldout.HELDOUT_FILE.read_text(encoding="utf-8").splitlines() if line.strip()]
-    print("| model | strict format | accuracy | step written | operands read | step right |")
-    print("|---|---|---|---|---|---|")
+    print("| model | strict format | accuracy | step written | operands read | step right | finished | all steps right |")
+    print("|---|---|---|---|---|---|---|---|")
     for model in args.models:
-        scores, completions = heldout.evaluate(model, config=args.config)
+        scores, completions = heldout.evaluate(model, config=args.config, samples=0)
         figures = reading(completions, questions)
         print(f"| {model} | {scores.format_compliance:.1%} | {scores.accuracy:.1%} | "
               + " | ".join(f"{value:.1%}" for value in figures.values()) + " |")
