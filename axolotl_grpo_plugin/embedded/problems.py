@@ -219,13 +219,26 @@ TEMPLATES: list[Callable[[random.Random], Problem]] = [
 # --- the embedded demo's task: two steps on small numbers ------------------------
 # A 0.3M-parameter model pre-trained for two minutes cannot multiply 3-digit numbers,
 # so GRPO would have no correct answer to reinforce. These keep every operand a single
-# digit and every result at most 22 (about 160 distinct arithmetic facts, which two minutes
+# digit and every result at most 22 (about 140 distinct arithmetic facts, which two minutes
 # of pre-training learn) and still read like GSM8K; every problem takes exactly two steps,
-# so a solution can stop one step short, the mistake the demo's base makes.
+# so a solution can stop one step short, the mistake the demo's base makes. The numbers of
+# the two shapes that several stories share are drawn in one place, so their ranges (the
+# facts the base must learn) are set once.
+
+def _times_plus(rng: random.Random) -> tuple[int, int, int]:
+    """a, b, c of an a*b + c problem."""
+    return rng.randint(2, 4), rng.randint(2, 4), rng.randint(1, 6)
+
+
+def _plus_minus(rng: random.Random) -> tuple[int, int, int]:
+    """a, b, c of an a + b - c problem (the result stays positive)."""
+    first, second = rng.randint(2, 6), rng.randint(2, 6)
+    return first, second, rng.randint(1, first + second - 1)
+
 
 def _demo_boxes(rng: random.Random) -> Problem:
     name, fruit = rng.choice(NAMES), rng.choice(FRUITS)
-    boxes, per_box, loose = rng.randint(2, 4), rng.randint(2, 4), rng.randint(1, 6)
+    boxes, per_box, loose = _times_plus(rng)
     packed = boxes * per_box
     question = (f"{name} has {boxes} boxes of {per_box} {fruit} and {loose} more {fruit}. "
                 f"How many {fruit} does {name} have?")
@@ -236,9 +249,8 @@ def _demo_boxes(rng: random.Random) -> Problem:
 
 def _demo_market(rng: random.Random) -> Problem:
     name, fruit = rng.choice(NAMES), rng.choice(FRUITS)
-    have, bought = rng.randint(2, 6), rng.randint(2, 6)
+    have, bought, sold = _plus_minus(rng)
     total = have + bought
-    sold = rng.randint(1, total - 1)
     question = (f"{name} has {have} {fruit}, buys {bought} more and sells {sold}. "
                 f"How many {fruit} does {name} have left?")
     steps = [f"{name} has {_calc(f'{have}+{bought}', total)} {fruit}.",
@@ -260,7 +272,7 @@ def _demo_sharing(rng: random.Random) -> Problem:
 
 def _demo_reading(rng: random.Random) -> Problem:
     name = rng.choice(NAMES)
-    per_day, days, extra = rng.randint(2, 4), rng.randint(2, 4), rng.randint(1, 6)
+    per_day, days, extra = _times_plus(rng)
     read = per_day * days
     question = (f"{name} reads {per_day} pages a day for {days} days and then {extra} more pages. "
                 f"How many pages does {name} read?")
@@ -272,9 +284,8 @@ def _demo_reading(rng: random.Random) -> Problem:
 def _demo_gift(rng: random.Random) -> Problem:
     name, giver = rng.sample(NAMES, 2)
     treat = rng.choice(TREATS)
-    have, given = rng.randint(2, 6), rng.randint(2, 6)
+    have, given, eaten = _plus_minus(rng)
     total = have + given
-    eaten = rng.randint(1, total - 1)
     question = (f"{name} has {have} {treat}. {giver} gives {name} {given} more, and {name} eats {eaten}. "
                 f"How many {treat} does {name} have now?")
     steps = [f"{name} gets to {_calc(f'{have}+{given}', total)} {treat}.",
