@@ -5,7 +5,7 @@ Everything lives under one `grpo_plugin:` section so it never collides with
 Axolotl's own keys. Unknown keys in the section are reported by the config
 checks with the closest known key, rather than dropped. The README's "Plugin
 keys" table is generated from the field descriptions below
-(`python -m axolotl_grpo_plugin.docs`), and a test fails when they drift.
+(`python -m axolotl_grpo_plugin.keys_table --write`), and a test fails when they drift.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .errors import PLUGIN_KEYS_DOC, GRPOConfigError, Problem
 
 
-class EvalAtEndSettings(BaseModel):
-    """Keys under `grpo_plugin.eval_at_end:` (the evaluator's options, see docs/evaluate.md)."""
+class HeldOutSettings(BaseModel):
+    """Where the held-out problems come from: the keys `eval_at_end:` and `eval_every:` share."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -26,6 +26,11 @@ class EvalAtEndSettings(BaseModel):
                        "`test_datasets:`, else the Hub datasets' test split.")
     dataset: str | None = Field(default=None, description="A file or Hub id to evaluate on "
                                 "instead, transformed with the config's dataset type.")
+
+
+class EvalAtEndSettings(HeldOutSettings):
+    """Keys under `grpo_plugin.eval_at_end:` (the evaluator's options, see docs/evaluate.md)."""
+
     samples: int = Field(default=1, ge=0, description="Sampled completions per problem for pass@k "
                          "(0 = greedy only).")
     limit: int | None = Field(default=None, ge=1, description="Evaluate only the first N problems.")
@@ -40,17 +45,11 @@ class EvalAtEndSettings(BaseModel):
                                        "(default: the one named *correct*).")
 
 
-class EvalEverySettings(BaseModel):
+class EvalEverySettings(HeldOutSettings):
     """Keys under `grpo_plugin.eval_every:` (read by axolotl_grpo_plugin/evaluate/periodic.py)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     steps: int = Field(ge=1, description="Evaluate after every N optimizer steps (and after the "
                        "last step).")
-    split: str = Field(default="test", description="Split to evaluate: `test` reads "
-                       "`test_datasets:`, else the Hub datasets' test split.")
-    dataset: str | None = Field(default=None, description="A file or Hub id to evaluate on "
-                                "instead, transformed with the config's dataset type.")
     limit: int = Field(default=64, ge=1, description="The fixed held-out slice: the first N "
                        "problems, the same ones at every evaluation.")
     samples: int = Field(default=0, ge=0, description="Sampled completions per problem for "
