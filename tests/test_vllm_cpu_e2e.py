@@ -176,14 +176,16 @@ def _rollout_steps(out: Path) -> list[int]:
 
 # --- the push on, with eval_every: one run per mode ----------------------------------------
 
-TEXT_CHECKSUM = '''
+TOKEN_CHECKSUM = '''
 import zlib
 
 
-def text_checksum(completions, **kwargs):
-    """A checksum of each completion's text in [0, 1): equal means only for equal texts."""
-    texts = [c if isinstance(c, str) else c[-1]["content"] for c in completions]
-    return [zlib.crc32(t.encode()) / 2**32 for t in texts]
+def token_checksum(completions, completion_ids, **kwargs):
+    """A checksum of each completion's token ids in [0, 1): equal means only for equal ids.
+    The ids, not the decoded text: a random tiny model's greedy completion may be special
+    tokens only, which decode to "" whatever they are (seen in CI: 16 of them at step 2,
+    EOS alone at step 4, both "")."""
+    return [zlib.crc32(",".join(map(str, ids)).encode()) / 2**32 for ids in completion_ids]
 '''
 
 
@@ -201,8 +203,8 @@ class Run:
 def pushed_run(request, hd32_model, tmp_path_factory) -> Run:
     """4 steps with the push on, `eval_every` at steps 2 and 4 through the running engine (4
     problems: 2 sampled + 1 greedy completion each, 16 new tokens) and `eval_at_end` on the
-    saved model with transformers (same problems, greedy). A `text_checksum` reward scores the
-    exact text of every completion; lr 1e-2 moves the greedy completions from one evaluation to
+    saved model with transformers (same problems, greedy). A `token_checksum` reward scores the
+    exact token ids of every completion; lr 1e-2 moves the greedy completions from one evaluation to
     the next.
 
     How each step's generation got the current weights: step 1 needs none (base weights);
@@ -210,7 +212,7 @@ def pushed_run(request, hd32_model, tmp_path_factory) -> Run:
     evaluation's push, which set TRL's `_last_loaded_step` so TRL skips its repeat."""
     mode = request.param
     tmp = tmp_path_factory.mktemp(f"pushed-{mode}")
-    (tmp / "text_checksum.py").write_text(TEXT_CHECKSUM)
+    (tmp / "token_checksum.py").write_text(TOKEN_CHECKSUM)
     out = tmp / mode
     cfg = yaml.safe_load((REPO_ROOT / "configs" / f"cpu-vllm-{mode}.yaml").read_text())
     test_file = str(REPO_ROOT / "axolotl_grpo_plugin/data/gsm8k_sample_test.jsonl")
@@ -218,7 +220,7 @@ def pushed_run(request, hd32_model, tmp_path_factory) -> Run:
     plugin = {**cfg.get("grpo_plugin", {}),
               "eval_every": {"steps": 2, "samples": 2, **slice_},
               "eval_at_end": {"backend": "transformers", "samples": 0, **slice_}}
-    trl = {**cfg["trl"], "reward_funcs": [*cfg["trl"]["reward_funcs"], "text_checksum.text_checksum"]}
+    trl = {**cfg["trl"], "reward_funcs": [*cfg["trl"]["reward_funcs"], "token_checksum.token_checksum"]}
     config = _config(f"cpu-vllm-{mode}.yaml", hd32_model, out, max_steps=4, learning_rate=1e-2,
                      trl=trl, grpo_plugin=plugin)
     started = time.monotonic()
@@ -255,7 +257,7 @@ def test_eval_every_generates_with_the_running_engine_from_the_current_weights(p
     (through the trainer's client) or the colocated engine, after the current weights were
     pushed to it. The proof of the weights: at the last step the engine's greedy completions
     score exactly as the saved model's do under transformers (`eval_at_end`, same slice), by
-    a reward that is a checksum of the text; the step-2 and step-4 policies score differently
+    a reward that is a checksum of the token ids; the step-2 and step-4 policies score differently
     by it, so an engine one push behind would show it."""
     from axolotl_grpo_plugin.observe.rollout_log import read_rollouts
 
@@ -275,8 +277,8 @@ def test_eval_every_generates_with_the_running_engine_from_the_current_weights(p
     assert last["eval/mean_length"] == pytest.approx(at_end["mean_length"], abs=1e-9)
     for name, value in at_end["reward_means"].items():
         assert last[f"eval/rewards/{name}/mean"] == pytest.approx(value, abs=1e-6), (name, last, at_end)
-    checksum = "eval/rewards/text_checksum/mean"
-    assert evals[0]["metrics"][checksum] != last[checksum], evals  # the greedy texts moved
+    checksum = "eval/rewards/token_checksum/mean"
+    assert evals[0]["metrics"][checksum] != last[checksum], evals  # the greedy completions moved
     print(f"\n{mode}: " + "; ".join(lines))
 
 
