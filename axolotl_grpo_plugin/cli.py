@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "check": ("axolotl_grpo_plugin.check", "check a training config without loading a model"),
     "stats": ("axolotl_grpo_plugin.seqstats.cli", "prompt-token budgets of a config's datasets"),
     "plan": ("axolotl_grpo_plugin.plan.cli", "GPU memory and layout plan for a config"),
+    "probe": ("axolotl_grpo_plugin.probe.__main__", "will this run learn? sample the base model on training prompts first"),
     "evaluate": ("axolotl_grpo_plugin.evaluate.__main__", "held-out accuracy and format of a model"),
     "report": ("axolotl_grpo_plugin.report.__main__", "HTML report of a training run"),
     "configs": ("axolotl_grpo_plugin.export_configs", "write the packaged demo and smoke configs into a folder"),

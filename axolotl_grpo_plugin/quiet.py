@@ -6,7 +6,8 @@ reliable place to catch them all is file descriptor 2. `captured_stderr()` sends
 a log file (or discards it) while heavy imports and model calls run; `--verbose` in
 each tool skips the capture. Anything the block raises still surfaces: the exception
 propagates after the descriptor is restored, and the tail of what was captured is
-printed with it.
+printed with it. Progress bars are ours, not chatter: they write to `terminal()`, the
+user's stderr even while fd 2 goes to the log.
 """
 
 from __future__ import annotations
@@ -17,6 +18,25 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO
+
+from .paths import cache_dir
+
+
+_terminal: TextIO | None = None  # the user's stderr while a capture is on
+
+
+def terminal() -> TextIO:
+    """The stream for progress bars: the user's stderr, also inside `captured_stderr`."""
+    return _terminal if _terminal is not None else sys.stderr
+
+
+def tool_log(tool: str) -> Path:
+    """`<cache>/logs/TOOL.log`, emptied: where a tool's captured output goes, one run's worth."""
+    path = cache_dir() / "logs" / f"{tool}.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("", encoding="utf-8")
+    return path
 
 
 @contextlib.contextmanager
@@ -26,16 +46,21 @@ def captured_stderr(log: str | Path | None = None, enabled: bool = True) -> Iter
         yield
         return
     sys.stderr.flush()
+    global _terminal
     target = open(log, "a", encoding="utf-8") if log else tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115
-    saved_fd, saved_stream = os.dup(2), sys.stderr
+    saved_fd, saved_stream, saved_terminal = os.dup(2), sys.stderr, _terminal
+    _terminal = os.fdopen(os.dup(saved_fd), "w", buffering=1, encoding="utf-8", errors="replace")
     restored = False
 
     def restore() -> None:
+        global _terminal
         nonlocal restored
         if not restored:
             sys.stderr.flush()
             os.dup2(saved_fd, 2)
             sys.stderr = saved_stream
+            _terminal.close()
+            _terminal = saved_terminal
             restored = True
 
     try:

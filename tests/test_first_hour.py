@@ -40,6 +40,79 @@ def test_captured_stderr_disabled_is_verbose(capfd):
     assert capfd.readouterr().err == "shown\n"
 
 
+def test_progress_bars_reach_the_screen_while_stderr_is_captured(capfd, tmp_path):
+    from axolotl_grpo_plugin.quiet import terminal
+
+    log = tmp_path / "noise.log"
+    with captured_stderr(log):
+        os.write(2, b"chatter\n")
+        print("progress 3/8", file=terminal(), flush=True)
+    assert terminal() is sys.stderr  # the capture is over: back to the plain stream
+    assert capfd.readouterr().err == "progress 3/8\n"
+    assert log.read_text() == "chatter\n"
+
+
+def _chatty(real):
+    """`real` (a tool's core function) preceded by what torchao writes at import time."""
+    def call(*args, **kwargs):
+        os.write(2, b"Failed to load torchao/_C_mxfp8.so\n")
+        return real(*args, **kwargs)
+    return call
+
+
+def test_evaluate_keeps_chatter_in_its_log_and_names_the_log(repo_root, embedded_model_dir, tmp_path,
+                                                            capfd, monkeypatch):
+    from axolotl_grpo_plugin.evaluate import core
+    from axolotl_grpo_plugin.evaluate.__main__ import main
+
+    monkeypatch.setenv("AXOLOTL_GRPO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(core, "evaluate", _chatty(core.evaluate))
+    argv = [str(repo_root / "configs/smoke.yaml"), "--model", str(embedded_model_dir), "--dataset",
+            str(repo_root / "axolotl_grpo_plugin/data/gsm8k_sample_test.jsonl"), "--limit", "2",
+            "--samples", "0", "--max-new-tokens", "4", "--out", str(tmp_path / "out")]
+    assert main(argv) == 0
+    out, err = capfd.readouterr()
+    log = Path(out.strip().splitlines()[-1].removeprefix("full log: "))
+    assert log == tmp_path / "cache" / "logs" / "evaluate.log"
+    assert "Failed to load torchao" in log.read_text() and "Failed to load" not in err
+    assert "evaluating" in err  # the progress bar is ours: shown
+    assert main([*argv, "--verbose"]) == 0
+    out, err = capfd.readouterr()
+    assert "Failed to load torchao" in err and "full log" not in out
+
+
+def test_evaluate_errors_stay_one_line_under_the_capture(repo_root, tmp_path, capfd, monkeypatch):
+    from axolotl_grpo_plugin.evaluate import core
+    from axolotl_grpo_plugin.evaluate.__main__ import main
+
+    monkeypatch.setenv("AXOLOTL_GRPO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(core, "evaluate", _chatty(core.evaluate))
+    assert main([str(repo_root / "configs/smoke.yaml"), "--model", "./no/such/model"]) == 2
+    err = capfd.readouterr().err.strip()
+    assert err.startswith("error: model directory") and "\n" not in err
+
+
+def test_probe_keeps_chatter_in_its_log(repo_root, embedded_model_dir, tmp_path, capfd, monkeypatch):
+    import yaml
+
+    from axolotl_grpo_plugin.probe import __main__ as probe_main
+
+    monkeypatch.setenv("AXOLOTL_GRPO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr("axolotl_grpo_plugin.probe.core.probe",
+                        _chatty(__import__("axolotl_grpo_plugin.probe.core", fromlist=["probe"]).probe))
+    cfg = yaml.safe_load((repo_root / "configs/smoke.yaml").read_text())
+    cfg["base_model"] = str(embedded_model_dir)
+    cfg["datasets"][0]["path"] = str(repo_root / cfg["datasets"][0]["path"])
+    path = tmp_path / "smoke.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert probe_main.main([str(path), "--prompts", "2", "--budget", "32", "--threads", "1"]) == 0
+    out, err = capfd.readouterr()
+    log = tmp_path / "cache" / "logs" / "probe.log"
+    assert out.strip().splitlines()[-1] == f"full log: {log}"
+    assert "Failed to load torchao" in log.read_text() and "Failed to load" not in err
+    assert "probe: sampling" in err
+
+
 # --- the demo -------------------------------------------------------------------------------
 
 def test_demo_stops_on_bad_inputs_before_pretraining(tmp_path, monkeypatch):

@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: the one named *correct*)")
     parser.add_argument("--out", help="directory for the outputs (see below)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--verbose", action="store_true", help="also show what torch, datasets and "
+                        "transformers print while loading (by default it goes to a log file, "
+                        "whose path is printed at the end)")
     return parser
 
 
@@ -75,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from ..errors import PluginError, exit_for
+    from ..quiet import captured_stderr, tool_log
     from .core import evaluate
     from .report import compare, default_out_dir, format_comparison, format_result, write_results
 
@@ -82,26 +86,33 @@ def main(argv: list[str] | None = None) -> int:
                    batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
                    dataset=args.dataset, device=args.device, backend=args.backend,
                    correct_reward=args.correct_reward, progress=not args.no_progress)
-    try:
-        result = evaluate(args.config, args.model, **options)
-        out = Path(args.out) if args.out else default_out_dir(args.model)
-        summary, samples = write_results(result, out, extra={"config": args.config})
-        print(format_result(result))
-        print(f"wrote {summary} and {samples}")
-        if args.baseline:
-            base = evaluate(args.config, args.baseline, **options)
-            base_out = Path(args.out) / "baseline" if args.out else default_out_dir(args.baseline)
-            write_results(base, base_out, extra={"config": args.config})
-            print(format_result(base))
-            table = compare(result, base, seed=args.seed)
-            print(f"\n{args.model} minus {args.baseline} (paired bootstrap over "
-                  f"{result.n_problems} problems):")
-            print(format_comparison(table))
-            path = out / f"eval-{args.split}-vs-baseline.json"
-            write_atomic(path, json.dumps({"baseline": args.baseline, "metrics": table}, indent=2) + "\n")
-            print(f"wrote {path}")
-    except PluginError as exc:
-        return exit_for(exc)
+    log = None if args.verbose else tool_log("evaluate")
+    failure = None
+    with captured_stderr(log, enabled=log is not None):  # third-party chatter, not ours
+        try:
+            result = evaluate(args.config, args.model, **options)
+            out = Path(args.out) if args.out else default_out_dir(args.model)
+            summary, samples = write_results(result, out, extra={"config": args.config})
+            print(format_result(result))
+            print(f"wrote {summary} and {samples}")
+            if args.baseline:
+                base = evaluate(args.config, args.baseline, **options)
+                base_out = Path(args.out) / "baseline" if args.out else default_out_dir(args.baseline)
+                write_results(base, base_out, extra={"config": args.config})
+                print(format_result(base))
+                table = compare(result, base, seed=args.seed)
+                print(f"\n{args.model} minus {args.baseline} (paired bootstrap over "
+                      f"{result.n_problems} problems):")
+                print(format_comparison(table))
+                path = out / f"eval-{args.split}-vs-baseline.json"
+                write_atomic(path, json.dumps({"baseline": args.baseline, "metrics": table}, indent=2) + "\n")
+                print(f"wrote {path}")
+        except PluginError as exc:
+            failure = exc
+    if failure is not None:
+        return exit_for(failure)
+    if log is not None:
+        print(f"full log: {log}")
     return 0
 
 

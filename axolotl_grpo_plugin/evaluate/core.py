@@ -209,7 +209,9 @@ def _progress_bar(total: int, desc: str, enabled: bool):
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="completion", dynamic_ncols=True)
+    from ..quiet import terminal
+
+    return tqdm(total=total, desc=desc, unit="completion", dynamic_ncols=True, file=terminal())
 
 
 def load_tokenizer(cfg: dict[str, Any], model: Any) -> Any:

@@ -173,8 +173,10 @@ def probe(config: Any, *, prompts: int = 32, generations: list[int] | None = Non
     if progress:
         from tqdm.auto import tqdm
 
+        from ..quiet import terminal
+
         bar = tqdm(total=len(problems) * n, desc="probe: sampling", unit="completion",
-                   dynamic_ncols=True)
+                   dynamic_ncols=True, file=terminal())
     try:
         outputs = gen.generate([p.input_ids for p in problems], settings, bar)
     finally:
