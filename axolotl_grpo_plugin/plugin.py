@@ -16,6 +16,7 @@ from .errors import PluginError
 
 
 LOG = get_logger(__name__)
+DEFAULT_OUTPUT_DIR = "./model-out"  # Axolotl's default `output_dir`
 
 
 @contextmanager
@@ -43,8 +44,9 @@ class GRPOPlugin(BasePlugin):
         """Runs on the raw config, before Axolotl's schema drops unknown keys."""
         if not self._ours(cfg):
             return
+        from . import run_lock
         from .config.checks import prepare_config
-        from .launch import current_launch
+        from .launch import current_launch, global_rank
         from .vllm import autostart, cpu, relaunch
 
         if autostart.is_server_child():
@@ -57,6 +59,9 @@ class GRPOPlugin(BasePlugin):
                 launch = replace(launch, gpus=None)  # `axolotl preprocess` & co. start no server
             for warning in prepare_config(cfg, launch):
                 LOG.warning(warning)
+            if autostart.is_training_process() and global_rank() == 0:
+                # one run per output_dir: refused here, before data, model or a vLLM server
+                run_lock.hold(cfg.get("output_dir") or DEFAULT_OUTPUT_DIR)
             cpu.configure(cfg)  # vLLM's CPU build only: worker extension, float32
             autostart.on_register(cfg)
 
@@ -95,8 +100,8 @@ class GRPOPlugin(BasePlugin):
         from .observe import attach, doctor
         from .vllm import cpu, liveness, sync_guard
 
-        if trainer.accelerator.is_main_process:  # one run per output_dir (docs/observe.md)
-            with reported_as_exit():
+        if trainer.accelerator.is_main_process:  # taken in `register` already (a no-op then),
+            with reported_as_exit():               # unless the launch was not recognised there
                 run_lock.hold(trainer.args.output_dir)
         interrupted.install(trainer)  # Ctrl-C: exit 130 and OUTPUT_DIR/INTERRUPTED
         cpu.attach_weight_sync(trainer)  # vLLM's CPU build only: layer-wise reload_weights push

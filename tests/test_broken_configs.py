@@ -58,6 +58,7 @@ def run_check(path: Path, launch: dict) -> tuple[int, str]:
 def run_register(cfg: dict, launch: dict, monkeypatch) -> str | None:
     """The plugin's register on this launch (no relaunch exec, no server start): its error text."""
     from axolotl_grpo_plugin import launch as launch_module
+    from axolotl_grpo_plugin import run_lock
     from axolotl_grpo_plugin.plugin import GRPOPlugin
     from axolotl_grpo_plugin.vllm import autostart, relaunch
 
@@ -80,6 +81,7 @@ def run_register(cfg: dict, launch: dict, monkeypatch) -> str | None:
         raise AssertionError("the training path accepted the config and would start a server")
 
     monkeypatch.setattr(autostart, "vllm_serve_command", no_server)
+    monkeypatch.setattr(run_lock, "hold", lambda output_dir: None)  # no lock dirs in the checkout
     try:
         GRPOPlugin().register(cfg)
     except SystemExit as exc:  # reported_as_exit: the rendered problems

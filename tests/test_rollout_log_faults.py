@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -204,3 +205,33 @@ def test_the_plugin_refuses_a_busy_output_dir_with_one_readable_exit(tmp_path):
         first.stdin.close()
         first.wait(timeout=30)
     assert json.loads(json.dumps(str(out)))  # sanity: the path is plain text
+
+
+def test_axolotl_train_on_a_busy_output_dir_stops_before_data_and_model(tmp_path, embedded_model_dir):
+    """The lock is taken in `register`: a second `axolotl train` on a live run's output_dir
+    exits with the readable refusal before it prepares data, loads a model or starts a vLLM
+    server (taken in post_trainer_create, it used to do all three first)."""
+    import yaml
+    from conftest import REPO_ROOT, run_axolotl_train
+
+    cfg = yaml.safe_load((REPO_ROOT / "configs" / "smoke.yaml").read_text())
+    cfg["base_model"] = str(embedded_model_dir)
+    cfg["datasets"][0]["path"] = str(REPO_ROOT / cfg["datasets"][0]["path"])
+    cfg["output_dir"] = str(tmp_path / "out")
+    cfg["dataset_prepared_path"] = str(tmp_path / "prepared")
+    path = tmp_path / "smoke.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    first = _holder(tmp_path / "out")
+    try:
+        assert first.stdout.readline().strip() == "HELD"
+        proc, steps = run_axolotl_train(path, cwd=tmp_path, timeout=300)
+    finally:
+        first.stdin.close()
+        first.wait(timeout=30)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and not steps, text[-3000:]
+    assert "another training run is using this directory" in text and f"pid {first.pid}" in text, text[-3000:]
+    # (accelerate's launcher adds its own CalledProcessError traceback, as for any failed run)
+    assert not re.search(r'File ".*(axolotl/cli/train|axolotl_grpo_plugin/.*)\.py"', text), text[-3000:]
+    assert not (tmp_path / "prepared").exists(), "the refused run prepared the dataset first"
+    assert not any(m in text for m in ("Loading checkpoint", "loading weights", "Loading model")), text[-3000:]
