@@ -207,6 +207,17 @@ def test_build_is_cached_and_force_rebuilds(tmp_path, capsys):
     assert [p.name for p in tmp_path.iterdir()] == ["tiny-qwen2"]  # no staging leftovers
 
 
+def test_an_unwritable_out_is_one_error_line_naming_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("AXOLOTL_GRPO_CACHE", str(tmp_path / "cache"))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    for command in ("build", "data"):
+        assert main([command, "--out", str(blocker / "out")]) == 2
+        out, err = capsys.readouterr()
+        assert err.startswith(f"error: --out = '{blocker / 'out'}': cannot write there") and err.count("\n") == 1
+        assert "pass a directory you can write to" in err and not out
+
+
 def test_stamp_from_another_code_version_triggers_rebuild(tmp_path):
     model_dir = build(tmp_path, seed=0).model_dir
     stamp_file = model_dir / "build.json"

@@ -52,11 +52,34 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     data_cmd.add_argument("--out", default=str(DATA_DIR), help="output directory (default: %(default)s)")
+    for command in (build_cmd, data_cmd):
+        command.add_argument("--verbose", action="store_true", help="also show what torch and "
+                             "transformers print while loading (by default it goes to a log file, "
+                             "whose path is printed at the end)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    from ..errors import PluginError, Problem, exit_for
+    from ..quiet import captured_stderr, tool_log
+
+    log = None if args.verbose else tool_log("embedded")
+    failure = None
+    with captured_stderr(log, enabled=log is not None):  # third-party chatter, not ours
+        try:
+            _run(args)
+        except OSError as exc:  # an unwritable --out: say which, not a traceback
+            failure = PluginError([Problem("--out", args.out, f"cannot write there ({exc.strerror or exc})",
+                                           "pass a directory you can write to")])
+    if failure is not None:
+        return exit_for(failure)
+    if log is not None:
+        print(f"full log: {log}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> None:
     if args.command == "build":
         result = build(args.out, seed=args.seed, force=args.force, variant=args.variant)
         if result.cached:
@@ -65,14 +88,12 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"Built {result.model_dir} (seed {args.seed}, vocab {result.vocab_size}, "
                   f"{result.parameters:,} parameters) in {result.seconds:.1f}s.")
-        return 0
+        return
     start = time.perf_counter()
     for path in write_sample_data(args.out):
         rows = sum(1 for _ in path.open(encoding="utf-8"))
         print(f"Wrote {rows} rows to {path}")
     print(f"Done in {time.perf_counter() - start:.2f}s.")
-    return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())
