@@ -52,6 +52,35 @@ def test_progress_bars_reach_the_screen_while_stderr_is_captured(capfd, tmp_path
     assert log.read_text() == "chatter\n"
 
 
+def test_a_tool_with_an_unwritable_cache_shows_everything_and_still_runs(tmp_path, capfd, monkeypatch):
+    from axolotl_grpo_plugin.quiet import run_quietly
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("AXOLOTL_GRPO_CACHE", str(blocker / "cache"))
+    assert run_quietly("evaluate", False, lambda: os.write(2, b"chatter\n")) == 0
+    out, err = capfd.readouterr()
+    assert err == "chatter\n" and "full log" not in out
+
+
+def test_a_run_time_failure_names_the_log(tmp_path, capfd, monkeypatch):
+    from axolotl_grpo_plugin.errors import EXIT_FAILED, PluginError
+    from axolotl_grpo_plugin.quiet import run_quietly
+
+    class Failed(PluginError):
+        exit_code = EXIT_FAILED
+
+    def work():
+        os.write(2, b"CUDA out of memory in a library\n")
+        raise Failed("the probe failed: RuntimeError: boom")
+
+    monkeypatch.setenv("AXOLOTL_GRPO_CACHE", str(tmp_path / "cache"))
+    assert run_quietly("probe", False, work) == EXIT_FAILED
+    log = tmp_path / "cache" / "logs" / "probe.log"
+    assert capfd.readouterr().err == f"error: the probe failed: RuntimeError: boom\nfull log: {log}\n"
+    assert "CUDA out of memory" in log.read_text()
+
+
 def _chatty(real):
     """`real` (a tool's core function) preceded by what torchao writes at import time."""
     def call(*args, **kwargs):

@@ -61,23 +61,17 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from ..errors import PluginError, Problem, exit_for
-    from ..quiet import captured_stderr, tool_log
+    from ..errors import PluginError, Problem
+    from ..quiet import run_quietly
 
-    log = None if args.verbose else tool_log("embedded")
-    failure = None
-    with captured_stderr(log, enabled=log is not None):  # third-party chatter, not ours
+    def work() -> None:
         try:
             _run(args)
         except OSError as exc:  # an unwritable --out: say which, not a traceback
-            failure = PluginError([Problem("--out", args.out, f"cannot write there ({exc.strerror or exc})",
-                                           "pass a directory you can write to")])
-    if failure is not None:
-        return exit_for(failure)
-    if log is not None:
-        print(f"full log: {log}")
-    return 0
+            raise PluginError([Problem("--out", args.out, f"cannot write there ({exc.strerror or exc})",
+                                       "pass a directory you can write to")]) from None
 
+    return run_quietly("embedded", args.verbose, work)
 
 def _run(args: argparse.Namespace) -> None:
     if args.command == "build":

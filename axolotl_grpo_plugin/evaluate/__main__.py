@@ -77,8 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from ..errors import PluginError, exit_for
-    from ..quiet import captured_stderr, tool_log
+    from ..quiet import run_quietly
     from .core import evaluate
     from .report import compare, default_out_dir, format_comparison, format_result, write_results
 
@@ -86,34 +85,27 @@ def main(argv: list[str] | None = None) -> int:
                    batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
                    dataset=args.dataset, device=args.device, backend=args.backend,
                    correct_reward=args.correct_reward, progress=not args.no_progress)
-    log = None if args.verbose else tool_log("evaluate")
-    failure = None
-    with captured_stderr(log, enabled=log is not None):  # third-party chatter, not ours
-        try:
-            result = evaluate(args.config, args.model, **options)
-            out = Path(args.out) if args.out else default_out_dir(args.model)
-            summary, samples = write_results(result, out, extra={"config": args.config})
-            print(format_result(result))
-            print(f"wrote {summary} and {samples}")
-            if args.baseline:
-                base = evaluate(args.config, args.baseline, **options)
-                base_out = Path(args.out) / "baseline" if args.out else default_out_dir(args.baseline)
-                write_results(base, base_out, extra={"config": args.config})
-                print(format_result(base))
-                table = compare(result, base, seed=args.seed)
-                print(f"\n{args.model} minus {args.baseline} (paired bootstrap over "
-                      f"{result.n_problems} problems):")
-                print(format_comparison(table))
-                path = out / f"eval-{args.split}-vs-baseline.json"
-                write_atomic(path, json.dumps({"baseline": args.baseline, "metrics": table}, indent=2) + "\n")
-                print(f"wrote {path}")
-        except PluginError as exc:
-            failure = exc
-    if failure is not None:
-        return exit_for(failure)
-    if log is not None:
-        print(f"full log: {log}")
-    return 0
+
+    def work() -> None:
+        result = evaluate(args.config, args.model, **options)
+        out = Path(args.out) if args.out else default_out_dir(args.model)
+        summary, samples = write_results(result, out, extra={"config": args.config})
+        print(format_result(result))
+        print(f"wrote {summary} and {samples}")
+        if args.baseline:
+            base = evaluate(args.config, args.baseline, **options)
+            base_out = Path(args.out) / "baseline" if args.out else default_out_dir(args.baseline)
+            write_results(base, base_out, extra={"config": args.config})
+            print(format_result(base))
+            table = compare(result, base, seed=args.seed)
+            print(f"\n{args.model} minus {args.baseline} (paired bootstrap over "
+                  f"{result.n_problems} problems):")
+            print(format_comparison(table))
+            path = out / f"eval-{args.split}-vs-baseline.json"
+            write_atomic(path, json.dumps({"baseline": args.baseline, "metrics": table}, indent=2) + "\n")
+            print(f"wrote {path}")
+
+    return run_quietly("evaluate", args.verbose, work)
 
 
 if __name__ == "__main__":

@@ -67,52 +67,42 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from ..errors import EXIT_FAILED, PluginError, exit_for
-    from ..quiet import captured_stderr, tool_log
+    from ..errors import EXIT_FAILED, PluginError
+    from ..quiet import run_quietly
     from .core import probe
     from .report import format_summary, plot, to_json, write_filtered
 
-    log = None if args.verbose else tool_log("probe")
-    failure: PluginError | None = None
-    crash: Exception | None = None
-    with captured_stderr(log, enabled=log is not None):  # third-party chatter, not ours
+    class ProbeFailed(PluginError):
+        exit_code = EXIT_FAILED
+
+    def work() -> None:
         try:
             _set_threads(args.threads)
             result = probe(args.config, prompts=args.prompts, generations=args.generations,
                            budget=args.budget, seed=args.seed, backend=args.backend, device=args.device,
                            batch_size=args.batch_size, progress=not args.no_progress,
                            correct_reward=args.correct_reward, model=args.model)
-            data = to_json(result)
-            extra = []
-            if args.write_filtered:
-                n = write_filtered(result, args.config, args.write_filtered, tuple(args.band))
-                data["filtered"] = {"path": args.write_filtered, "rows": n, "band": list(args.band)}
-                extra.append(f"wrote {n} prompts with pass rate in ({args.band[0]:g}, {args.band[1]:g}) "
-                             f"to {args.write_filtered}; point the config's dataset `path:` at it "
-                             "(same `type:`)")
-            if args.plot:
-                plot(result, args.plot)
-                extra.append(f"wrote {args.plot}")
-            if args.json:
-                print(json.dumps(data, indent=2, default=str))
-            else:
-                print(format_summary(result))
-                for line in extra:
-                    print(line)
-        except PluginError as exc:
-            failure = exc
         except (RuntimeError, OSError) as exc:
-            crash = exc
-    if failure is not None:
-        return exit_for(failure)
-    if crash is not None:
-        print(f"error: the probe failed: {type(crash).__name__}: {crash}"
-              + (f"\nfull log: {log}" if log else ""), file=sys.stderr)
-        return EXIT_FAILED
-    if log is not None and not args.json:
-        print(f"full log: {log}")
-    return 0
+            raise ProbeFailed(f"the probe failed: {type(exc).__name__}: {exc}") from None
+        data = to_json(result)
+        extra = []
+        if args.write_filtered:
+            n = write_filtered(result, args.config, args.write_filtered, tuple(args.band))
+            data["filtered"] = {"path": args.write_filtered, "rows": n, "band": list(args.band)}
+            extra.append(f"wrote {n} prompts with pass rate in ({args.band[0]:g}, {args.band[1]:g}) "
+                         f"to {args.write_filtered}; point the config's dataset `path:` at it "
+                         "(same `type:`)")
+        if args.plot:
+            plot(result, args.plot)
+            extra.append(f"wrote {args.plot}")
+        if args.json:
+            print(json.dumps(data, indent=2, default=str))
+        else:
+            print(format_summary(result))
+            for line in extra:
+                print(line)
 
+    return run_quietly("probe", args.verbose, work, show_log=not args.json)
 
 def _set_threads(threads: int | None) -> None:
     """torch's default (one thread per core) spins against other busy processes on a shared CPU."""
