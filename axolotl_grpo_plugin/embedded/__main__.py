@@ -73,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
 
     return run_quietly("embedded", args.verbose, work)
 
+
 def _run(args: argparse.Namespace) -> None:
     if args.command == "build":
         result = build(args.out, seed=args.seed, force=args.force, variant=args.variant)
@@ -88,6 +89,7 @@ def _run(args: argparse.Namespace) -> None:
         rows = sum(1 for _ in path.open(encoding="utf-8"))
         print(f"Wrote {rows} rows to {path}")
     print(f"Done in {time.perf_counter() - start:.2f}s.")
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -8,6 +8,8 @@ import json
 import os
 import sys
 
+from ..errors import EXIT_FAILED, PluginError
+
 
 EPILOG = """\
 what it reports:
@@ -26,6 +28,12 @@ examples:
 
 exit codes: 0 the probe ran (read the verdict), 1 it failed at run time, 2 bad input.
 """
+
+
+class ProbeFailed(PluginError):
+    """The probe could not finish (generation or file errors): exit 1, not a bad-input 2."""
+
+    exit_code = EXIT_FAILED
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,13 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from ..errors import EXIT_FAILED, PluginError
     from ..quiet import run_quietly
     from .core import probe
     from .report import format_summary, plot, to_json, write_filtered
-
-    class ProbeFailed(PluginError):
-        exit_code = EXIT_FAILED
 
     def work() -> None:
         try:
@@ -103,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(line)
 
     return run_quietly("probe", args.verbose, work, show_log=not args.json)
+
 
 def _set_threads(threads: int | None) -> None:
     """torch's default (one thread per core) spins against other busy processes on a shared CPU."""
