@@ -51,7 +51,7 @@ def test_base_build_is_cached_and_rebuilt_when_the_recipe_changes(tmp_path):
     mtime = weights.stat().st_mtime_ns
     again = build_base(tmp_path, seed=0, settings=TINY, progress=False)
     assert not built.cached and again.cached
-    assert again.seconds < 1.0 and weights.stat().st_mtime_ns == mtime
+    assert weights.stat().st_mtime_ns == mtime  # the cached base was not written again
     changed = build_base(tmp_path, seed=0, settings=PretrainSettings(**(TINY.stamp() | {"steps": 2})),
                          progress=False)
     assert not changed.cached and weights.stat().st_mtime_ns != mtime
