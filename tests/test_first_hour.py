@@ -125,10 +125,10 @@ def test_probe_keeps_chatter_in_its_log(repo_root, embedded_model_dir, tmp_path,
     import yaml
 
     from axolotl_grpo_plugin.probe import __main__ as probe_main
+    from axolotl_grpo_plugin.probe import core as probe_core
 
     monkeypatch.setenv("AXOLOTL_GRPO_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr("axolotl_grpo_plugin.probe.core.probe",
-                        _chatty(__import__("axolotl_grpo_plugin.probe.core", fromlist=["probe"]).probe))
+    monkeypatch.setattr(probe_core, "probe", _chatty(probe_core.probe))
     cfg = yaml.safe_load((repo_root / "configs/smoke.yaml").read_text())
     cfg["base_model"] = str(embedded_model_dir)
     cfg["datasets"][0]["path"] = str(repo_root / cfg["datasets"][0]["path"])
