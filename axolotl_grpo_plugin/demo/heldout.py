@@ -101,13 +101,19 @@ def evaluate(model_dir: str | Path, path: str | Path = HELDOUT_FILE, device: str
     """Greedy-decode every held-out problem with ``model_dir`` and score it as ``config`` trains;
     with ``samples``, also sample that many completions (at the config's temperature) for each of
     the first ``sampled_problems`` problems for pass@1 / pass@k."""
-    from ..evaluate.core import DEFAULT_BATCH_SIZE
+    from ..evaluate import prompts
+    from ..evaluate.core import DEFAULT_BATCH_SIZE, load_tokenizer, make_generator
     from ..evaluate.core import evaluate as evaluate_model
 
-    common = dict(dataset=str(path), device=device, batch_size=DEFAULT_BATCH_SIZE, backend="transformers",
-                  progress=False)
+    cfg = prompts.load_config(config)
     with one_thread():
-        result = evaluate_model(config, str(model_dir), samples=0, **common)
-        sampled = evaluate_model(config, str(model_dir), samples=samples, limit=sampled_problems,
+        # one tokenizer, one read of the held-out file and one model load serve both passes
+        tokenizer = load_tokenizer(cfg, str(model_dir))
+        problems = prompts.build_problems(cfg, tokenizer, dataset=str(path))
+        generator = make_generator(str(model_dir), tokenizer, cfg, backend="transformers", device=device,
+                                   batch_size=DEFAULT_BATCH_SIZE)
+        common = dict(tokenizer=tokenizer, generator=generator, progress=False)
+        result = evaluate_model(cfg, str(model_dir), samples=0, problems=problems, **common)
+        sampled = evaluate_model(cfg, str(model_dir), samples=samples, problems=problems[:sampled_problems],
                                  **common) if samples and sampled_problems else None
     return scores_of(result, sampled)
