@@ -42,14 +42,13 @@ def step_is_right(left: int, op: str, right: int, result: int) -> bool:
 def reading(completions: list[str], questions: list[str]) -> dict[str, float]:
     read = right = written = finished = all_right = 0
     for text, question in zip(completions, questions):
-        match = STEP.search(text)
-        if not match:
+        steps = STEP.findall(text)
+        if not steps:
             continue
         written += 1
-        steps = STEP.findall(text)
         finished += len(steps) >= 2
         all_right += all(step_is_right(int(a), op, int(b), int(c)) for a, op, b, c in steps)
-        left, op, rhs, result = match.groups()
+        left, op, rhs, result = steps[0]
         numbers = set(re.findall(r"\d+", question))
         read += left in numbers and rhs in numbers
         right += step_is_right(int(left), op, int(rhs), int(result))
