@@ -98,27 +98,17 @@ def _session_processes(sid: int) -> list[str]:
 def _train(config: Path, cwd: Path, **env: str):
     """`axolotl train CONFIG` in a session of its own, so that everything it starts can be
     found afterwards; returns (returncode, output, logged steps, session id)."""
-    axolotl = shutil.which("axolotl", path=subprocess_env()["PATH"])
-    assert axolotl, "the `axolotl` command is not on PATH"
-    proc = subprocess.Popen([axolotl, "train", str(config)], cwd=cwd, env=subprocess_env(**env),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
-    try:
-        output, _ = proc.communicate(timeout=TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        output, _ = proc.communicate()
-        pytest.fail(f"axolotl train ran past {TIMEOUT} s:\n{output[-4000:]}")
-    steps = [eval_log_line(m) for m in LOG_LINE.findall(output)]
-    return proc.returncode, output, steps, proc.pid
+    return _train_timed(config, cwd, **env)[:4]
 
 
 def _train_timed(config: Path, cwd: Path, **env: str):
     """`_train`, also timing the first logged step: returns (returncode, output, logged steps,
-    session id, seconds from launch to the first step's log line, seconds in all)."""
+    session id, seconds from launch to the first step's log line, seconds in all). Killed with
+    its session past TIMEOUT."""
     import threading
 
     axolotl = shutil.which("axolotl", path=subprocess_env()["PATH"])
+    assert axolotl, "the `axolotl` command is not on PATH"
     started = time.monotonic()
     proc = subprocess.Popen([axolotl, "train", str(config)], cwd=cwd, env=subprocess_env(**env),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
