@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import defaults
+from . import defaults, run_lock
 from .config.batching import describe_layout
 from .config.checks import prepare_config
 from .config.load import read_yaml, section
@@ -125,6 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     if failure is not None:  # Axolotl's own validation: show its message, not a traceback
         print(f"Axolotl rejected {args.config}: {failure}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    output_dir = run_lock.configured_output_dir(raw)
+    busy = run_lock.holder(output_dir)
+    if busy is not None:  # `axolotl train` would stop on it now; it may be free by launch time
+        warnings = [*warnings, *(p.line() for p in run_lock.in_use(output_dir, busy).problems)]
     for warning in warnings:
         print(f"warning: {warning}")
     where = "GPU" if args.has_gpu else "CPU"

@@ -16,7 +16,6 @@ from .errors import PluginError
 
 
 LOG = get_logger(__name__)
-DEFAULT_OUTPUT_DIR = "./model-out"  # Axolotl's default `output_dir`
 
 
 @contextmanager
@@ -61,7 +60,7 @@ class GRPOPlugin(BasePlugin):
                 LOG.warning(warning)
             if autostart.is_training_process() and global_rank() == 0:
                 # one run per output_dir: refused here, before data, model or a vLLM server
-                run_lock.hold(cfg.get("output_dir") or DEFAULT_OUTPUT_DIR)
+                run_lock.hold(run_lock.configured_output_dir(cfg))
             cpu.configure(cfg)  # vLLM's CPU build only: worker extension, float32
             autostart.on_register(cfg)
 

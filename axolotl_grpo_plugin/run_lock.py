@@ -13,8 +13,9 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from .errors import PluginError, Problem
 from .safe_files import UnsafePathError, open_nofollow
@@ -22,6 +23,7 @@ from .safe_files import UnsafePathError, open_nofollow
 
 LOG = logging.getLogger("axolotl_grpo_plugin")
 LOCK_NAME = ".grpo_plugin.lock"
+DEFAULT_OUTPUT_DIR = "./model-out"  # Axolotl's default `output_dir`
 _HELD: dict[str, IO] = {}  # realpath of output_dir -> the open lock file (kept for the process life)
 
 
@@ -30,6 +32,40 @@ class OutputDirInUse(PluginError):
 
     style = "block"
     noun = "problem"
+
+
+def configured_output_dir(cfg: Mapping[str, Any]) -> str:
+    """The output_dir a config trains into: its key, else Axolotl's default."""
+    return cfg.get("output_dir") or DEFAULT_OUTPUT_DIR
+
+
+def in_use(output_dir: str | os.PathLike, holder: str) -> OutputDirInUse:
+    return OutputDirInUse([Problem(
+        "output_dir", str(output_dir),
+        f"another training run is using this directory ({holder}); two runs in one output_dir "
+        "overwrite each other's checkpoints and rollout log",
+        "give this run its own `output_dir`, or wait until that run ends",
+    )])
+
+
+def holder(output_dir: str | os.PathLike) -> str | None:
+    """Who holds the output_dir's lock right now (the line it wrote), without taking it: None
+    when the directory is free, has no lock file, or cannot be asked (no flock, a link)."""
+    path = Path(output_dir) / LOCK_NAME
+    if path.is_symlink() or not path.is_file():
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    with os.fdopen(fd, encoding="utf-8", errors="replace") as handle:
+        try:  # a shared lock conflicts only with a run's exclusive one
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return handle.read(200).strip() or "another process"
+        except OSError:
+            return None
+    return None  # closing the descriptor dropped the shared lock
 
 
 def hold(output_dir: str | os.PathLike) -> Path | None:
@@ -58,12 +94,7 @@ def hold(output_dir: str | os.PathLike) -> Path | None:
         handle.seek(0)
         holder = handle.read(200).strip() or "another process"
         handle.close()
-        raise OutputDirInUse([Problem(
-            "output_dir", str(output_dir),
-            f"another training run is using this directory ({holder}); two runs in one output_dir "
-            "overwrite each other's checkpoints and rollout log",
-            "give this run its own `output_dir`, or wait until that run ends",
-        )]) from None
+        raise in_use(output_dir, holder) from None
     except OSError as exc:  # a filesystem without flock (some NFS setups): ENOLCK
         handle.close()
         LOG.warning("axolotl_grpo_plugin: output_dir %s cannot be locked (%s); a second run "

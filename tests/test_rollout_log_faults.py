@@ -235,3 +235,37 @@ def test_axolotl_train_on_a_busy_output_dir_stops_before_data_and_model(tmp_path
     assert not re.search(r'File ".*(axolotl/cli/train|axolotl_grpo_plugin/.*)\.py"', text), text[-3000:]
     assert not (tmp_path / "prepared").exists(), "the refused run prepared the dataset first"
     assert not any(m in text for m in ("Loading checkpoint", "loading weights", "Loading model")), text[-3000:]
+
+
+def test_check_warns_about_a_busy_output_dir_without_taking_it(tmp_path, capsys):
+    """`check` asks the lock what `axolotl train` would find (a warning: the run may have ended
+    by launch time) and leaves it as it was: free after the holder ends."""
+    import yaml
+    from conftest import REPO_ROOT
+
+    from axolotl_grpo_plugin import check
+
+    out = tmp_path / "out"
+    cfg = yaml.safe_load((REPO_ROOT / "configs" / "smoke.yaml").read_text())
+    cfg["output_dir"] = str(out)
+    path = tmp_path / "smoke.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert run_lock.holder(out) is None  # no lock file yet
+    first = _holder(out)
+    try:
+        assert first.stdout.readline().strip() == "HELD"
+        assert f"pid {first.pid}" in run_lock.holder(out)
+        assert check.main([str(path), "--cpu"]) == 0
+        printed = capsys.readouterr().out
+        assert "warning: output_dir = " in printed and "another training run is using this directory" in printed
+        assert f"pid {first.pid}" in printed
+    finally:
+        first.stdin.close()
+        first.wait(timeout=30)
+    assert run_lock.holder(out) is None
+    assert check.main([str(path), "--cpu"]) == 0
+    assert "another training run" not in capsys.readouterr().out
+    try:
+        assert run_lock.hold(out) is not None  # asking left nothing held
+    finally:
+        run_lock.release(out)
