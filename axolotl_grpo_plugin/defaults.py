@@ -17,6 +17,12 @@ from dataclasses import dataclass
 from importlib import metadata
 
 
+# Axolotl's load_cfg records the yaml's path under this key before any plugin sees the config;
+# the tools record it the same way (config/load.read_config), so config/names.import_folders
+# finds the config's folder everywhere.
+CONFIG_PATH_KEY = "axolotl_config_path"
+
+
 @dataclass(frozen=True)
 class TRLFacts:
     """trl.GRPOConfig defaults, and what its trainer needs."""
@@ -125,12 +131,12 @@ TRACKIO_VERSION = installed_version("trackio")
 # `trl.KEY` (Axolotl's `trl:` schema lacks them) and `grpo_plugin.trl_args.KEY` (Axolotl
 # sets the GRPOConfig field itself, so passing it too would conflict). The same in 0.19-0.21.
 SET_ELSEWHERE = {
-    "vllm_max_model_len": "set `vllm.max_model_len` instead (`python stats.py CONFIG` sizes it)",
-    "vllm_max_model_length": "set `vllm.max_model_len` instead (`python stats.py CONFIG` sizes it)",
+    "vllm_max_model_len": "set `vllm.max_model_len` instead (`axolotl-grpo stats CONFIG` sizes it)",
+    "vllm_max_model_length": "set `vllm.max_model_len` instead (`axolotl-grpo stats CONFIG` sizes it)",
     "vllm_gpu_memory_utilization": "set `vllm.gpu_memory_utilization` instead",
     "vllm_tensor_parallel_size": "set `vllm.tensor_parallel_size` instead",
     "max_prompt_length": f"{AXOLOTL_NAME} has no GRPO prompt cap; size prompts with "
-    "`python stats.py CONFIG` and set `vllm.max_model_len`",
+    "`axolotl-grpo stats CONFIG` and set `vllm.max_model_len`",
     "per_device_train_batch_size": "set top-level `micro_batch_size` instead",
     "gradient_accumulation_steps": "set top-level `gradient_accumulation_steps` instead",
     "learning_rate": "set top-level `learning_rate` instead",

@@ -65,10 +65,13 @@ class PluginError(ValueError):
             return self.text
         if self.style == "lines":
             return "\n".join(p.line() for p in self.problems)
-        count = len(self.problems)
-        noun = self.noun if count == 1 else f"{self.noun}s"
         body = "\n".join(p.block() for p in self.problems)
-        return f"axolotl-grpo-plugin found {count} {noun}:\n{body}"
+        return f"axolotl-grpo-plugin found {counted(len(self.problems), self.noun)}:\n{body}"
+
+
+def counted(count: int, one: str, many: str | None = None) -> str:
+    """`1 prompt`, `2 prompts`, `1 process`, `3 processes`: every count a user reads."""
+    return f"{count} {one if count == 1 else many or one + 's'}"
 
 
 class GRPOConfigError(PluginError):

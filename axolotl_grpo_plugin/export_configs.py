@@ -9,11 +9,13 @@ DIR/smoke.yaml` and `axolotl train DIR/smoke.yaml` work wherever they are run.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
 import yaml
 
+from .cli import prog
 from .config.load import read_yaml
 from .paths import embedded_dir, packaged_config, packaged_config_names, resolve_packaged_paths
 
@@ -29,15 +31,46 @@ def export(out: str | Path, names: list[str] | None = None, force: bool = False)
         if target.exists() and not force:
             continue
         source = packaged_config(name)
-        header = leading_comments(source.read_text(encoding="utf-8"))
+        text = source.read_text(encoding="utf-8")
+        original = read_yaml(source)
         cfg = resolve_packaged_paths(read_yaml(source))
         # outputs next to the config, not in whatever folder `axolotl train` runs from
         for key in ("output_dir", "dataset_prepared_path"):
             if isinstance(cfg.get(key), str) and not Path(cfg[key]).is_absolute():
                 cfg[key] = str((out / cfg[key]).resolve())
-        target.write_text(header + "\n" + yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
+        target.write_text(with_values(text, cfg, original), encoding="utf-8")
+        if read_yaml(target) != cfg:  # a layout the line rewrite cannot follow: the plain dump
+            target.write_text(leading_comments(text) + "\n" + yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
         written.append(target)
     return written
+
+
+def with_values(text: str, cfg: dict, original: dict) -> str:
+    """The packaged config's text (`original` as read), comments and layout kept, with the path
+    values `cfg` changed: each `key: old` line rewritten."""
+    changed = {old: new for old, new in zip(_strings(original), _strings(cfg)) if old != new}
+    lines = []
+    for line in text.splitlines(keepends=True):
+        match = VALUE_LINE.match(line)
+        if match and match["value"] in changed:
+            line = f"{match['lead']}{yaml.safe_dump(changed[match['value']], width=10**6).splitlines()[0]}{match['rest']}"
+        lines.append(line)
+    return "".join(lines)
+
+
+VALUE_LINE = re.compile(r"(?P<lead>^\s*(?:- )?[\w.]+:[ \t]+)(?P<value>[^\s#'\"][^#\n]*?)(?P<rest>[ \t]*(?:#.*)?\n?)$")
+
+
+def _strings(value):
+    """The scalar strings of a config, in document order (the two configs share their shape)."""
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+    elif isinstance(value, str):
+        yield value
 
 
 def leading_comments(text: str) -> str:
@@ -52,7 +85,7 @@ def leading_comments(text: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="axolotl-grpo configs", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog=prog("configs"), description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="example:\n  axolotl-grpo configs grpo-configs\n  axolotl-grpo embedded build\n"
                "  axolotl-grpo check grpo-configs/smoke.yaml --cpu\n"
                "  AXOLOTL_DO_NOT_TRACK=1 axolotl train grpo-configs/smoke.yaml")

@@ -71,6 +71,14 @@ def cuda_gpu_count() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
+def has_cuda_gpu() -> bool:
+    """Whether torch sees a CUDA GPU. On Linux without the NVIDIA driver's device the answer is
+    no without importing torch (seconds), so tools that only read a config stay quick."""
+    if sys.platform == "linux" and not os.path.exists("/dev/nvidiactl"):
+        return False
+    return cuda_gpu_count() > 0
+
+
 def machine_gpu_count() -> int | None:
     """GPUs on the machine whatever CUDA_VISIBLE_DEVICES hides (NVML), None when unknown."""
     try:

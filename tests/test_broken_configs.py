@@ -102,7 +102,9 @@ def model_dir(embedded_model_dir):
 
 
 @pytest.mark.parametrize("row", ROWS, ids=row_id)
-def test_check_and_training_refuse_alike(row, model_dir, tmp_path, monkeypatch):
+def test_check_and_training_refuse_alike(row, model_dir, tmp_path, monkeypatch, without_cpu_vllm):
+    """The corpus describes machines without vLLM's CPU build (with it, `trl.use_vllm` on CPU is
+    a supported run: tests/test_validation.py and tests/test_vllm_cpu.py)."""
     monkeypatch.chdir(REPO_ROOT)
     monkeypatch.syspath_prepend(str(Path(__file__).parent / "data"))  # broken_transforms.py
     cfg = broken(row, model_dir)

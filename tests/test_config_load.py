@@ -28,6 +28,7 @@ def test_config_from_a_path_or_a_mapping_is_a_private_resolved_copy(tmp_path):
     path, raw = _config(tmp_path)
     from_path = load_config(path)
     from_mapping = load_config(DictDefault(raw))
+    assert from_path.pop("axolotl_config_path") == str(path.resolve())  # recorded as Axolotl records it
     assert from_path == from_mapping and type(from_mapping) is dict
     assert from_path["datasets"][0]["type"] == TRANSFORMS.import_path("gsm8k")
     assert from_path["trl"]["reward_funcs"] == [REWARDS.import_path("correctness")]
@@ -75,3 +76,16 @@ def test_the_check_cli_calls_a_yaml_error_a_yaml_error_not_an_axolotl_rejection(
     assert main([str(path), "--cpu"]) == 2
     err = capsys.readouterr().err
     assert "not valid yaml at line" in err and "Axolotl rejected" not in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(("text", "line"), [
+    ("a: 1\nb: 2\nc\nd: 4\n", 3),          # a key without `:` (PyYAML notices on line 4)
+    ("a: 1\nb: [1, 2\nc: 3\n", 2),         # an unclosed bracket
+    ("a: 1\n  b: 2\n", 2),
+])
+def test_a_yaml_error_names_the_line_that_holds_it(tmp_path, text, line):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(GRPOConfigError) as info:
+        load_config(path)
+    assert f"not valid yaml at line {line}," in str(info.value)

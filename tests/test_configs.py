@@ -37,13 +37,36 @@ def test_smoke_config_validates_for_cpu(repo_root, embedded_model_dir):
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
-def test_gsm8k_config_is_rejected_for_cpu_with_the_fix(repo_root):
+def check_in_process(*args) -> tuple[int, str]:
+    """`python -m axolotl_grpo_plugin.check ARGS` in this process, so a test can pin a fact
+    (conftest.pin_cpu_vllm) the way it cannot in a child."""
+    import contextlib
+    import io
+
+    from axolotl_grpo_plugin import check
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        code = check.main([str(a) for a in args])
+    return code, out.getvalue()
+
+
+def test_gsm8k_config_is_rejected_for_cpu_with_the_fix(repo_root, monkeypatch, without_cpu_vllm):
     """Issue 22, item 5: the 2-GPU config is not edited into a CPU run; the CPU routes are named."""
-    proc = run_check(repo_root, "configs/gsm8k.yaml", "--cpu")
-    assert proc.returncode == 2  # errors.py: 2 = the inputs are wrong
-    assert "needs GPUs (vLLM generation)" in proc.stderr and "configs/smoke.yaml" in proc.stderr
-    assert "axolotl-grpo demo" in proc.stderr and "bf16: false" not in proc.stderr
-    assert "Traceback" not in proc.stderr
+    monkeypatch.chdir(repo_root)
+    code, text = check_in_process("configs/gsm8k.yaml", "--cpu")
+    assert code == 2  # errors.py: 2 = the inputs are wrong
+    assert "needs GPUs (vLLM generation)" in text and "configs/smoke.yaml" in text
+    assert "axolotl-grpo demo" in text and "bf16: false" not in text
+    assert "Traceback" not in text
+
+
+def test_gsm8k_config_on_cpu_with_the_cpu_build_is_asked_for_fp32(repo_root, monkeypatch, with_cpu_vllm):
+    """With vLLM's CPU build, vLLM generates on the CPU: the only CPU problem left is bf16."""
+    monkeypatch.chdir(repo_root)
+    code, text = check_in_process("configs/gsm8k.yaml", "--cpu")
+    assert code == 2 and "bf16 = True" in text and "bf16: false" in text
+    assert "needs GPUs" not in text and "Traceback" not in text
 
 
 def test_check_cli_reports_every_problem_without_traceback(repo_root, tmp_path):

@@ -185,3 +185,30 @@ def test_nan_gradients_fire_at_the_first_step():
     assert {s: i for i, s in replay(logs)} == {"nan_gradients": 30}
     logs = _grafted("loss", [float("inf")], at=10)
     assert {s: i for i, s in replay(logs)} == {"nan_gradients": 10}
+
+
+def test_reward_hacking_fires_when_degenerate_completions_keep_being_reinforced():
+    """`observe/degenerate_reinforced` (the audit's families in each batch, observe/trainer_hook.py):
+    a share at or above `degenerate_share` for `steps` logging steps names the step."""
+    from axolotl_grpo_plugin.observe.doctor import DEGENERATE
+
+    logs = _grafted(DEGENERATE, [0.0] * 10, at=0)
+    for e in logs[10:]:
+        e[DEGENERATE] = 0.1
+    assert replay(logs) == []  # a few stray reinforced oddities are not a hack
+    for e in logs[30:34]:
+        e[DEGENERATE] = 0.6
+    assert {s: i for i, s in replay(logs)} == {"reward_hacking": 32}
+    doctor = Doctor()
+    found = [f for i, e in enumerate(logs) for f in doctor.observe(e, i + 1)]
+    assert found[0].message.startswith("run doctor [reward_hacking]: reward hacking suspected at step 33:")
+    assert "axolotl-grpo audit" in found[0].message
+
+
+def test_the_trainer_metric_counts_only_reinforced_degenerate_completions():
+    from axolotl_grpo_plugin.audit.rollouts import step_share
+
+    spam = "<answer>" + ", ".join(map(str, range(30))) + "</answer>"
+    good = "<reasoning>three and four</reasoning><answer>7</answer>"
+    assert step_share([spam, good, spam, good], ["p"] * 4, [10] * 4, [1.0, 1.0, -1.0, -1.0], 512) == 0.5
+    assert step_share([spam, good], ["p"] * 2, [10] * 2, [-1.0, 1.0], 512) == 0.0

@@ -222,6 +222,17 @@ def test_correct_reward_falls_back_and_can_be_chosen(smoke_cfg):
         correctness_reward(rewards, "nope")
 
 
+@pytest.mark.parametrize("judge", ["countdown_reward_func", "math_boxed_reward_func", "by_data_source"])
+def test_a_task_accuracy_reward_judges_wherever_it_is_listed(judge):
+    """Issue 27: with no reward named *correct*, the first listed judged (a format reward listed
+    first made accuracy = format); the task rewards by_data_source routes to judge now, as
+    observe/accuracy does (registry/correctness.py)."""
+    from axolotl_grpo_plugin.evaluate.scoring import Reward, correctness_reward
+
+    rewards = [Reward(name, print) for name in ("strict_format_reward_func", judge, "xmlcount_reward_func")]
+    assert correctness_reward(rewards).name == judge
+
+
 # ---------------------------------------------------------------- pass@k and bootstrap
 
 

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 
 from axolotl_grpo_plugin.observe import attach, read_rollouts
-from axolotl_grpo_plugin.observe.metrics import ReflectionMatcher, step_metrics
+from axolotl_grpo_plugin.observe.metrics import ReflectionMatcher, correct_verdicts, step_metrics
 from axolotl_grpo_plugin.observe.rollout_log import RolloutLogWriter, log_files
 
 
@@ -25,8 +25,11 @@ PLAIN = "The answer is 7."
 # --- metrics on hand-written completions -------------------------------------------------
 
 def test_format_accuracy_length_and_reflection_rates():
+    from axolotl_grpo_rewards.gsm8k import correctness_reward_func
+
     texts = [STRICT, SOFT_ONLY, WRONG, PLAIN]
-    metrics = step_metrics(texts, lengths=[10, 20, 30, 40], answers=["7", "7", "7", "7"])
+    scored = {"correctness_reward_func": correctness_reward_func(completions=texts, answer=["7"] * 4)}
+    metrics = step_metrics(texts, lengths=[10, 20, 30, 40], correct=correct_verdicts(scored))
     assert metrics["observe/format_strict"] == pytest.approx(2 / 4)  # STRICT, WRONG
     assert metrics["observe/format_soft"] == pytest.approx(3 / 4)  # all tagged ones
     assert metrics["observe/accuracy"] == pytest.approx(2 / 4)  # STRICT, SOFT_ONLY say 7
@@ -34,10 +37,33 @@ def test_format_accuracy_length_and_reflection_rates():
     assert metrics["observe/reflection_rate"] == pytest.approx(1 / 4)  # WRONG has "Wait"
 
 
-def test_no_answers_means_no_accuracy_and_missing_lengths_are_nan():
+def test_no_verdicts_means_no_accuracy_and_missing_lengths_are_nan():
     metrics = step_metrics([STRICT], lengths=None)
     assert "observe/accuracy" not in metrics
     assert math.isnan(metrics["observe/mean_length"])
+
+
+@pytest.mark.parametrize("names, requested, judge", [
+    (["strict_format_reward_func", "correctness_reward_func"], None, "correctness_reward_func"),
+    (["strict_format_reward_func", "countdown_reward_func"], None, "countdown_reward_func"),
+    (["xmlcount_reward_func", "math_boxed_reward_func"], None, "math_boxed_reward_func"),
+    (["strict_format_reward_func", "by_data_source"], None, "by_data_source"),
+    (["my_accuracy", "correctness_reward_func"], None, "correctness_reward_func"),  # `correct` first
+    (["strict_format_reward_func", "my_accuracy"], None, "my_accuracy"),
+    (["correctness_reward_func", "int_reward_func"], "int", "int_reward_func"),
+    (["correctness_reward_func", "int_reward_func"], "nope", "correctness_reward_func"),
+    (["strict_format_reward_func", "soft_format_reward_func"], None, None),  # none judges answers
+])
+def test_the_verdict_is_the_correctness_rewards_by_the_evaluators_rule(names, requested, judge):
+    scored = {name: [0.0, 0.0] for name in names}
+    if judge:
+        scored[judge] = [1.0, float("nan")]
+    assert correct_verdicts(scored, requested) == ([True, False] if judge else None)
+
+
+def test_a_correctness_reward_that_scored_nothing_gives_no_accuracy():
+    assert correct_verdicts({"correctness_reward_func": [None, float("nan")]}) is None
+    assert correct_verdicts({"correctness_reward_func": [-1.0, 0.0]}) == [False, False]
 
 
 def test_chat_message_completions_are_not_counted_as_text():
@@ -217,11 +243,11 @@ def test_the_hook_logs_each_scored_rollout_and_adds_metrics(tmp_path):
 def test_the_hook_is_off_by_key_and_metrics_survive_without_the_log(tmp_path):
     trainer = FakeTrainer(tmp_path, [_batch(1)])
     assert attach({"grpo_plugin": {"rollout_log": False, "learning_metrics": False}}, trainer) is None
-    trainer = FakeTrainer(tmp_path, [_batch(1)])
+    trainer = FakeTrainer(tmp_path, [_batch(1)], names=("strict_format_reward_func", "len_reward"))
     attach({"grpo_plugin": {"rollout_log": False}}, trainer)
     trainer._generate_and_score_completions([{"prompt": "Q1"}, {"prompt": "Q1"}])
     assert not (tmp_path / "rollouts.jsonl").exists()
-    assert "observe/accuracy" not in trainer._metrics["train"]  # no answer column
+    assert "observe/accuracy" not in trainer._metrics["train"]  # no reward judges the answer
     assert trainer._metrics["train"]["observe/format_strict"] == [1.0]
 
 
@@ -234,6 +260,74 @@ def test_a_broken_trainer_state_is_reported_once_and_training_goes_on(tmp_path, 
         trainer._generate_and_score_completions([{}, {}])
     assert "completion_mask" in out
     assert len([r for r in caplog.records if "observing the scored rollouts" in r.getMessage()]) == 1
+
+
+# --- observe/accuracy on other tasks: the run's own correctness reward, not GSM8K's (issue 27)
+
+REASONING = "<reasoning>\nwork\n</reasoning>\n"
+COUNTDOWN = {"prompt": "Use 3, 5, 25 to make 60", "numbers": [3, 5, 25], "target": 60, "data_source": "countdown"}
+
+
+def _observed_accuracy(tmp_path, names, rows, completions, rewards):
+    """observe/accuracy of one batch that TRL scored with `rewards` (name -> one value per row)."""
+    batch = [{"prompt": row["prompt"], "completion": text, "rewards": [rewards[n][i] for n in names],
+              "advantage": 0.0, "length": 3} for i, (row, text) in enumerate(zip(rows, completions))]
+    trainer = FakeTrainer(tmp_path, [batch], names=names)
+    attach({"grpo_plugin": {"rollout_log": False}}, trainer)
+    trainer._generate_and_score_completions(rows)
+    return trainer._metrics["train"].get("observe/accuracy")
+
+
+def _gsm8k_verdicts(completions, golds):
+    from axolotl_grpo_rewards.gsm8k import correctness_reward_func
+
+    return [v > 0 for v in correctness_reward_func(completions=completions, answer=golds)]
+
+
+def test_accuracy_on_countdown_is_the_countdown_rewards_verdict(tmp_path):
+    from axolotl_grpo_rewards.countdown import countdown_reward_func
+    from axolotl_grpo_rewards.gsm8k import strict_format_reward_func
+
+    rows = [COUNTDOWN] * 3
+    texts = [REASONING + "<answer>(25 - 5) * 3</answer>", REASONING + "<answer>25 * 3 - 5</answer>",
+             REASONING + "<answer>60</answer>"]  # right; wrong; the target without an equation
+    rewards = {"countdown_reward_func": countdown_reward_func(texts, numbers=[[3, 5, 25]] * 3, target=[60] * 3),
+               "strict_format_reward_func": strict_format_reward_func(texts)}
+    assert rewards["countdown_reward_func"] == [1.0, 0.0, 0.0]
+    assert _gsm8k_verdicts(texts, [60] * 3) == [False, False, True]  # GSM8K's rule: the reverse
+    accuracy = _observed_accuracy(tmp_path, ("countdown_reward_func", "strict_format_reward_func"),
+                                  rows, texts, rewards)
+    assert accuracy == [pytest.approx(1 / 3)]
+
+
+def test_accuracy_on_math_is_the_math_rewards_verdict(tmp_path):
+    from axolotl_grpo_rewards.gsm8k import strict_format_reward_func
+    from axolotl_grpo_rewards.math_boxed import math_boxed_reward_func
+
+    golds = ["\\frac{1}{2}", "3", "5"]
+    rows = [{"prompt": "Q", "answer": gold, "data_source": "math"} for gold in golds]
+    texts = ["So it is \\boxed{\\frac{1}{2}}.", REASONING + "<answer>\\boxed{3}</answer>",
+             REASONING + "<answer>4</answer>"]
+    rewards = {"math_boxed_reward_func": math_boxed_reward_func(texts, answer=golds),
+               "strict_format_reward_func": strict_format_reward_func(texts)}
+    assert rewards["math_boxed_reward_func"] == [1.0, 1.0, 0.0]
+    assert _gsm8k_verdicts(texts, golds) == [False, False, False]
+    accuracy = _observed_accuracy(tmp_path, ("strict_format_reward_func", "math_boxed_reward_func"),
+                                  rows, texts, rewards)
+    assert accuracy == [pytest.approx(2 / 3)]
+
+
+def test_accuracy_on_a_mixed_run_judges_each_sample_by_its_own_task(tmp_path):
+    from axolotl_grpo_plugin.registry.routing import by_data_source
+
+    rows = [{"prompt": "Q1", "answer": "7", "data_source": "gsm8k"}, COUNTDOWN,
+            {"prompt": "Q3", "answer": "\\frac{1}{2}", "data_source": "math"}]
+    texts = [STRICT, REASONING + "<answer>(25 - 5) * 3</answer>", "So it is \\boxed{\\frac{1}{2}}."]
+    columns = {key: [row.get(key) for row in rows] for key in ("answer", "numbers", "target", "data_source")}
+    rewards = {"by_data_source": by_data_source(texts, **columns), "len_reward": [0.0] * 3}
+    assert rewards["by_data_source"] == [2.0, 1.0, 1.0]
+    assert _gsm8k_verdicts(texts, columns["answer"]) == [True, False, False]
+    assert _observed_accuracy(tmp_path, ("by_data_source", "len_reward"), rows, texts, rewards) == [1.0]
 
 
 def test_an_unsupported_trainer_gets_a_warning_not_an_error(caplog):

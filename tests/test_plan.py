@@ -149,6 +149,22 @@ def test_levers_rank_by_saving_and_lora_beats_full():
     assert "LoRA" in ranked[0][0]
 
 
+@pytest.mark.parametrize("release", ["1.9", "1.13", "1.14"])
+def test_a_config_without_the_keys_gets_the_installed_trl_defaults(monkeypatch, release):
+    """Issue 27: the plan used 256 for an unset `trl.max_completion_length` whatever the
+    release, so on Axolotl 0.21 (TRL 1.14, default 512) it planned half the completion."""
+    from axolotl_grpo_plugin import defaults
+    from axolotl_grpo_plugin.plan.from_config import workload_from_config
+
+    (row,) = [r for r in defaults._TRL_ROWS.values() if r.read_from == release]
+    monkeypatch.setattr(defaults, "MAX_COMPLETION_LENGTH", row.max_completion_length)
+    monkeypatch.setattr(defaults, "NUM_GENERATIONS", row.num_generations)
+    w = workload_from_config({"rl": "grpo", "trl": {"use_vllm": True}}, TOY, processes=1)
+    assert (w.completion_tokens, w.num_generations) == (row.max_completion_length, row.num_generations)
+    set_keys = {"trl": {"max_completion_length": 300, "num_generations": 4}}
+    assert workload_from_config(set_keys, TOY, processes=1).completion_tokens == 300
+
+
 @pytest.mark.parametrize("name", ["Qwen/Qwen2.5-1.5B-Instruct", "Qwen/Qwen2.5-7B-Instruct",
                                   "meta-llama/Llama-3.2-1B-Instruct", "meta-llama/Llama-3.1-8B-Instruct"])
 def test_table_dims_match_the_real_architecture(name):
@@ -208,7 +224,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_cli_unknown_gpu_is_one_line():
-    proc = run_cli("configs/gsm8k.yaml", "--gpu", "B300")
+    proc = run_cli("configs/gsm8k.yaml", "--gpu-type", "B300")
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "--gpu-memory" in proc.stderr and "Traceback" not in proc.stderr
 
@@ -217,12 +233,12 @@ def test_cli_unknown_model_names_dims_and_accepts_them(tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text((REPO / "configs/gsm8k.yaml").read_text().replace(
         "Qwen/Qwen2.5-1.5B-Instruct", "example-org/not-on-this-machine"))
-    assert plan_main([str(config), "--gpu", "L40S"]) == 2
-    proc = run_cli(str(config), "--gpu", "L40S")
+    assert plan_main([str(config), "--gpu-type", "L40S"]) == 2
+    proc = run_cli(str(config), "--gpu-type", "L40S")
     assert "--dims" in proc.stderr and "not-on-this-machine" in proc.stderr
     dims = "hidden=1536,layers=28,vocab=151936,intermediate=8960,heads=12,kv_heads=2,tied=1"
-    explicit = run_cli(str(config), "--gpu", "L40S", "--dims", dims, "--json")
-    reference = run_cli("configs/gsm8k.yaml", "--gpu", "L40S", "--json")
+    explicit = run_cli(str(config), "--gpu-type", "L40S", "--dims", dims, "--json")
+    reference = run_cli("configs/gsm8k.yaml", "--gpu-type", "L40S", "--json")
     assert explicit.returncode == 0, explicit.stderr
     a, b = json.loads(explicit.stdout), json.loads(reference.stdout)
     # same shapes except Qwen's q/k/v biases (not given above): a few hundred thousand params
@@ -232,7 +248,7 @@ def test_cli_unknown_model_names_dims_and_accepts_them(tmp_path):
 def test_cli_reads_prompt_budget_from_stats_json(tmp_path, capsys):
     stats = tmp_path / "stats.json"
     stats.write_text(json.dumps({"rows": 3, "prompt_tokens": {"max": 400}}))
-    assert plan_main(["configs/gsm8k.yaml", "--gpu", "H100", "--stats", str(stats), "--json"]) == 0
+    assert plan_main(["configs/gsm8k.yaml", "--gpu-type", "H100", "--stats", str(stats), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["prompt_tokens"] == 400
     stats.write_text("{}")
     assert plan_main(["configs/gsm8k.yaml", "--stats", str(stats)]) == 2
@@ -318,5 +334,5 @@ def test_default_prompt_budget_is_the_real_gsm8k_maximum(shared_dir, tmp_path, c
     cfg["datasets"] = [{"path": str(shared_dir / "data" / "gsm8k" / "train.jsonl"), "type": "gsm8k"}]
     config = tmp_path / "gsm8k-local.yaml"
     config.write_text(yaml.safe_dump(cfg))
-    assert plan_main([str(config), "--from-data", "--gpu", "L40S", "--json"]) == 0
+    assert plan_main([str(config), "--from-data", "--gpu-type", "L40S", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["prompt_tokens"] == DEFAULT_PROMPT_TOKENS

@@ -1,5 +1,5 @@
 """Our GSM8K rewards against the published example's semantics (bench/reference.py, the Axolotl
-cookbook's GRPO example): each row of the README's "Deviations" table is run on both, and on a
+cookbook's GRPO example): each row of docs/rewards.md's "Deviations" table is run on both, and on a
 broad generated corpus the two agree to 1e-9 wherever no row of the table applies."""
 
 import ast
@@ -49,16 +49,16 @@ def example_value(cell: str):
     return eval(compile(tree, "<table>", "eval"), {"__builtins__": {}})
 
 
-README_ROWS = deviation_rows(REPO / "README.md")
+DOC_ROWS = deviation_rows(REPO / "docs" / "rewards.md")
 SHAPES = {"plain": lambda c: c, "chat": lambda c: [{"role": "assistant", "content": c}]}
 
 
-def test_docs_and_readme_list_the_same_deviations():
-    assert deviation_rows(REPO / "docs" / "rewards.md") == README_ROWS
-    assert len(README_ROWS) >= 10
+def test_the_docs_list_the_deviations_once():
+    assert len(DOC_ROWS) >= 10
+    assert not any(line.startswith("| reward | case |") for line in (REPO / "README.md").read_text().splitlines())
 
 
-@pytest.mark.parametrize("row", README_ROWS, ids=[f"{r['reward']}: {r['case']}" for r in README_ROWS])
+@pytest.mark.parametrize("row", DOC_ROWS, ids=[f"{r['reward']}: {r['case']}" for r in DOC_ROWS])
 def test_each_documented_deviation_holds(row):
     ours_func, theirs_func = REWARD_FUNCS[row["reward"]], reference.REWARD_FUNCS[row["reward"]]
     completion = example_value(row["completion"])
@@ -109,7 +109,7 @@ SHAPE_ROWS = {("correctness", "`answer` column shorter than completions"), ("cor
 
 
 def test_every_documented_row_is_known_to_the_golden_test():
-    assert {(row["reward"], row["case"]) for row in README_ROWS} == set(DEVIATIONS) | SHAPE_ROWS
+    assert {(row["reward"], row["case"]) for row in DOC_ROWS} == set(DEVIATIONS) | SHAPE_ROWS
 
 
 def assert_equal_outside_deviations(texts: list[str], golds: list) -> int:

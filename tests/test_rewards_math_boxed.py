@@ -162,3 +162,29 @@ def test_bundled_math_golds_are_all_read_and_pay_their_own_answer():
     assert len(rows) >= 100 and all(gold_source(row["answer"]) for row in rows)
     for row in rows[:16]:
         assert score(rf"<answer>\boxed{{{row['answer']}}}</answer>", row["answer"]) == 1.0
+
+
+# A gold written as prose in $...$ that holds a box (issue 33): the box is the gold; golds whose box is
+# prose, or that have no parseable answer at all, still score None.
+@pytest.mark.parametrize("gold, right, wrong", [
+    (r"$x \in \boxed{[1,3)}$ is the interval", r"\boxed{[1,3)}", r"\boxed{(1,3]}"),
+    (r"$The solution set is the interval \boxed{(-\infty, 2]}$", r"\boxed{(-\infty, 2]}", r"\boxed{(-\infty, 2)}"),
+    (r"$we get \boxed{1} and then \boxed{\frac{1}{2}}$", r"\boxed{\frac12}", r"\boxed{1}"),
+])
+def test_prose_gold_holding_a_box_reads_its_last_box(gold, right, wrong):
+    assert score(right, gold) == 1.0
+    assert score(wrong, gold) == 0.0
+
+
+@pytest.mark.parametrize("gold", [r"$the answer is \boxed{forty two}$", r"$the interval from one to three$",
+                                  r"$x \in \boxed{[1,3)$ unclosed"])
+def test_prose_gold_without_a_readable_box_stays_none(gold):
+    assert score(r"\boxed{[1,3)}", gold) is None
+
+
+def test_an_answer_block_even_empty_is_the_answer():
+    """The audit's `answer outside the tags` family: a box written after an empty answer block is
+    not read (it was, through the whole-text fallback meant for completions with no block)."""
+    assert score("<answer>\n\n</answer>\nThe answer is \\boxed{5}.", "5") == 0.0
+    assert score("<answer>\n\\boxed{5}\n</answer>", "5") == 1.0
+    assert score("<think>so</think> The answer is \\boxed{5}.", "5") == 1.0  # no answer block: the text

@@ -1,8 +1,8 @@
 """The fast counting path (`seqstats.fastcount`) against the whole-prompt path and transformers.
 
-Every comparison is row by row: the fast count (fixed template text counted once, only
-the varying text tokenized) must equal rendering and encoding each prompt whole, and
-that must equal TRL's per-prompt `apply_chat_template(..., tokenize=True)`. Tokenizers
+Every comparison is row by row: the fast count (per-word counts cached) must equal
+rendering and encoding each prompt whole, and that must equal TRL's per-prompt
+`apply_chat_template(..., tokenize=True)`. Tokenizers
 are built here (a Qwen-style byte-level BPE, a GPT-2-style one, a SentencePiece-style
 Unigram) so the comparisons run without ../shared; the real Qwen2.5 and Llama 3
 tokenizers on GSM8K are compared where ../shared exists.
@@ -11,6 +11,7 @@ tokenizers on GSM8K are compared where ../shared exists.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -21,9 +22,8 @@ from conftest import subprocess_env
 
 from axolotl_grpo_plugin.registry import TRANSFORMS
 from axolotl_grpo_plugin.seqstats import prompt_token_stats
-from axolotl_grpo_plugin.seqstats.boundaries import NEWLINE_PATTERNS, Boundaries
-from axolotl_grpo_plugin.seqstats.fastcount import Counter
-from axolotl_grpo_plugin.seqstats.light import from_hf, small_spec
+from axolotl_grpo_plugin.seqstats.fastcount import NEWLINE_PATTERNS, Counter, WordCounter, ascii_pattern
+from axolotl_grpo_plugin.seqstats.light import from_hf
 
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,7 +49,7 @@ BRANCHING = (
     "{%- elif message.content %}{{ '<|im_start|>' + message.role + '\\n' }}{%- endif %}"
     "{{ message.content + '<|im_end|>\\n' }}{%- endfor %}{{ '<|im_start|>assistant\\n' }}"
 )
-# Slices the content: the tracer cannot follow it, so every row is rendered whole.
+# Slices the content: rendered as it is, like any template.
 SLICING = "{%- for message in messages %}{{ message.content[:40] + '<|im_end|>' }}{%- endfor %}"
 
 
@@ -194,55 +194,15 @@ def test_unigram_tokenizer_falls_back_exactly(unigram_dir):
     fast, counter = _count(tok, prompts, "fast")
     assert fast == _reference(tok, prompts)
     assert counter.tally.split == 0 and counter.tally.whole == len(prompts)
-    assert any("Metaspace" in note for note in counter.tally.notes)
+    assert any("not a BPE model" in note for note in counter.tally.notes)
 
 
-def test_template_that_slices_contents_is_rendered_row_by_row(qwen_style_dir):
+def test_template_that_slices_contents_counts_exactly(qwen_style_dir):
     tok = _hf(qwen_style_dir, SLICING)
     prompts = _prompts(adversarial_questions()[:80])
     fast, counter = _count(tok, prompts, "fast")
     assert fast == _reference(tok, prompts)
-    assert counter.tally.split == 0
-    assert any("__getitem__" in note for note in counter.tally.notes)
-
-
-def test_boundary_proof_holds_on_random_text(qwen_style_dir, gpt2_style_dir):
-    """Whenever `clean` says a boundary is clean, encoding the parts alone gives the whole's tokens."""
-    from hypothesis import given
-    from hypothesis import strategies as st
-
-    alphabet = st.sampled_from(list("ab Z9'\n\r\t.?-é\u0301数🙂") + ["<|im_end|>", "<|im_", "end|>", "  ", "\u00a0"])
-    text = st.lists(alphabet, max_size=16).map("".join)
-    lefts = st.tuples(text, st.sampled_from(["\n", "\r\n", "\n\n", "x", " ", "<|im_end|>", "<|im_"])).map("".join)
-    middles = st.tuples(st.sampled_from(list("Na9'?é ") + ["end|>", "\u0301"]), text,
-                        st.sampled_from(list("\n?a ") + ["<|im_", "\n\n"])).map("".join)
-    rights = st.tuples(st.sampled_from(["<|im_end|>", "Answer", "\n", " x", "end|>"]), text).map("".join)
-    checked = {"clean": 0}
-    for directory in (qwen_style_dir, gpt2_style_dir):
-        _check_boundaries(_hf(directory).backend_tokenizer, given(lefts, middles, rights), checked)
-    assert checked["clean"] > 50  # the property was really exercised
-
-
-def _check_boundaries(backend, given_texts, checked: dict) -> None:
-    from hypothesis import settings
-
-    spec = json.loads(backend.to_str())
-    bounds = Boundaries(small_spec(spec), {t["content"]: t["id"] for t in spec["added_tokens"]})
-    special_ids = {backend.token_to_id(t) for t in SPECIALS}
-
-    def ids(s):
-        return backend.encode(s, add_special_tokens=False).ids
-
-    @settings(max_examples=1500, deadline=None, database=None, derandomize=True)
-    @given_texts
-    def check(left, middle, right):
-        left = "x\n" + left  # a fixed text is never empty in a plan
-        last_added = any(left.endswith(t) for t in SPECIALS) and ids(left)[-1] in special_ids
-        if bounds.clean(middle, bounds.left(left, bool(last_added)), bounds.right(right)):
-            checked["clean"] += 1
-            assert ids(left + middle + right) == ids(left) + ids(middle) + ids(right)
-
-    check()
+    assert counter.tally.split > 0
 
 
 def test_api_counts_equal_reference_method_and_skips_heavy_imports_when_cached(qwen_style_dir, tmp_path):
@@ -284,10 +244,12 @@ def test_jsonl_rows_datasets_would_read_differently_go_through_datasets(qwen_sty
     for path, why in ((mixed, "mixes int and float"), (stamps, "timestamps")):
         with pytest.raises(NotPlain, match=why):
             list(iter_jsonl(path, 8))
-        fast = prompt_token_stats(tokenizer=qwen_style_dir, dataset=path, transform="gsm8k", progress=False)
+        fast = prompt_token_stats(tokenizer=qwen_style_dir, dataset=path, transform="gsm8k", progress=False,
+                                  batch_size=8)  # the odd row comes after rows already counted
         ref = prompt_token_stats(tokenizer=qwen_style_dir, dataset=path, transform="gsm8k", progress=False,
                                  method="reference")
         assert fast.length_counts.tolist() == ref.length_counts.tolist()
+        assert fast.counting["split_rows"] + fast.counting["whole_rows"] == len(rows)  # counted once
     assert DatasetSpec(path=str(mixed)).split is None
 
 
@@ -309,7 +271,7 @@ def test_real_gsm8k_fast_equals_whole_row_by_row(shared_dir, name, template, tra
         fast, counter = _count(tok, prompts, "fast", batch=1000)
         full, _ = _count(tok, prompts, "full", batch=1000)
         assert fast == full
-        assert counter.tally.split >= len(rows) - 5
+        assert counter.tally.split >= 0.9 * len(rows)  # questions with non-ASCII text are encoded whole
         if split == "train":
             assert max(fast) == train_max
     assert fast[:300] == _reference(tok, prompts[:300])
@@ -342,19 +304,11 @@ def test_histogram_and_longest_match_numpy(qwen_style_dir, tmp_path):
 
 
 def _word_counter_cases(directories):
-    from axolotl_grpo_plugin.seqstats.backends import (
-        HFCounter,
-        WordCounter,
-        ascii_pattern,
-    )
-
     for directory in directories:
-        backend = _hf(directory).backend_tokenizer
-        spec = small_spec(json.loads(backend.to_str()))
-        assert ascii_pattern(spec) is not None
-        hf = HFCounter(backend)
-        added = tuple(t["content"] for t in spec["added_tokens"])
-        yield WordCounter(backend, spec, added, hf), hf
+        counter = Counter(from_hf(_hf(directory), "test"))
+        pattern, why = ascii_pattern(counter.light.spec)
+        assert pattern is not None, why
+        yield WordCounter(counter.light, pattern), counter
 
 
 def test_word_counter_equals_the_tokenizer_on_random_ascii(qwen_style_dir, gpt2_style_dir):
@@ -366,18 +320,21 @@ def test_word_counter_equals_the_tokenizer_on_random_ascii(qwen_style_dir, gpt2_
     pieces = st.sampled_from(list("aZ9 \n\r\t'.?-_#") + ["'S", "'ll", "'VE", "  ", "\n\n", " \n", "123456",
                                                            "<|im_end|>", "\x0b", "\x1c", "é"])
     texts = st.lists(pieces, max_size=30).map("".join)
-    for words, hf in _word_counter_cases([qwen_style_dir, gpt2_style_dir]):
-        _same_counts(words, hf, given(st.lists(texts, min_size=1, max_size=8)), 600)
+    for words, counter in _word_counter_cases([qwen_style_dir, gpt2_style_dir]):
+        _same_counts(words, counter, given(st.lists(texts, min_size=1, max_size=8)), 600)
         assert len(words.cache) > 20  # the per-word path was really used
 
 
-def _same_counts(words, hf, given_batches, examples: int) -> None:
+def _same_counts(words, counter, given_batches, examples: int) -> None:
     from hypothesis import settings
 
     @settings(max_examples=examples, deadline=None, database=None, derandomize=True)
     @given_batches
     def check(batch):
-        assert words.count_middles(batch) == hf.count(batch)
+        counts, rest = words.count(batch)
+        assert rest == [i for i, t in enumerate(batch) if re.search(r"[^\t\n\r\x20-\x7e]", t)]  # no gaps
+        counted = [i for i in range(len(batch)) if i not in rest]
+        assert [counts[i] for i in counted] == counter._encode([batch[i] for i in counted])
 
     check()
 
@@ -389,94 +346,10 @@ def test_word_counter_on_real_tokenizers(shared_dir):
     questions = [json.loads(line)["question"] for line in
                  (shared_dir / "data" / "gsm8k" / "train.jsonl").open(encoding="utf-8")][:2000]
     texts = st.text(alphabet=st.characters(min_codepoint=9, max_codepoint=126), max_size=60)
-    for words, hf in _word_counter_cases([shared_dir / "tokenizers" / "qwen2.5-instruct",
-                                          shared_dir / "tokenizers" / "llama-3-instruct"]):
-        assert words.count_middles(questions) == hf.count(questions)
-        _same_counts(words, hf, given(st.lists(texts, min_size=1, max_size=8)), 400)
-
-
-def test_worker_processes_give_the_same_report(qwen_style_dir, tmp_path):
-    """Byte ranges counted in forked workers: same histogram and longest rows (numbered in the
-    whole file); a table whose halves disagree (ints, then floats) is read through datasets."""
-    questions = adversarial_questions() * 3
-    data = tmp_path / "q.jsonl"
-    data.write_text("".join(json.dumps({"question": q, "answer": "#### 3", "n": i}) + "\n"
-                            for i, q in enumerate(questions)), encoding="utf-8")
-    halves = tmp_path / "halves.jsonl"
-    half = len(questions) // 2
-    halves.write_text("".join(json.dumps({"question": q, "answer": "#### 3", "n": i if i < half else i + 0.5}) + "\n"
-                              for i, q in enumerate(questions)), encoding="utf-8")
-    for path in (data, halves):
-        one = prompt_token_stats(tokenizer=qwen_style_dir, dataset=path, transform="gsm8k", progress=False, num_proc=1)
-        two = prompt_token_stats(tokenizer=qwen_style_dir, dataset=path, transform="gsm8k", progress=False, num_proc=3,
-                                 batch_size=16)
-        assert one.length_counts.tolist() == two.length_counts.tolist()
-        assert [(p.row, p.tokens, p.preview) for p in one.longest] == [(p.row, p.tokens, p.preview) for p in two.longest]
-        assert two.counting["split_rows"] + two.counting["whole_rows"] == len(questions)
-    from axolotl_grpo_plugin.seqstats.stream import JsonlReader, NotPlain, merge, ranges
-
-    assert [b for _, b in ranges(data, 3)][-1] == data.stat().st_size
-    assert all(data.read_bytes()[a - 1:a] == b"\n" for a, _ in ranges(data, 3)[1:])
-
-    cut = sum(len(line) for line in halves.read_bytes().splitlines(keepends=True)[:half])
-    readers = [JsonlReader(halves, 16, 0, cut), JsonlReader(halves, 16, cut, halves.stat().st_size)]
-    assert sum(len(rows) for r in readers for rows in r) == len(questions)
-    with pytest.raises(NotPlain, match="mixes"):
-        merge([r.state() for r in readers])
-
-
-@pytest.fixture(scope="module")
-def pair_complete_dir(tmp_path_factory) -> Path:
-    """A byte-level BPE that tiktoken reproduces by construction: the trained vocabulary minus the
-    tokens that rank below a part, with every pair of tokens forming a token listed as a merge."""
-    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
-
-    trained = json.loads(_bpe(pre_tokenizers.ByteLevel()).to_str())
-    specials = {t["content"] for t in trained["added_tokens"]}
-    ranks = {t: i for t, i in trained["model"]["vocab"].items() if t not in specials}
-    while True:
-        bad = set()
-        for token, rank in ranks.items():
-            splits = [(token[:k], token[k:]) for k in range(1, len(token)) if token[:k] in ranks and token[k:] in ranks]
-            if len(token) > 1 and (not splits or any(ranks[a] >= rank or ranks[b] >= rank for a, b in splits)):
-                bad.add(token)
-        if not bad:
-            break
-        ranks = {t: r for t, r in ranks.items() if t not in bad}
-    vocab = {t: i for i, t in enumerate(sorted(ranks, key=ranks.get))}
-    merges = sorted(((t[:k], t[k:]) for t in vocab for k in range(1, len(t)) if t[:k] in vocab and t[k:] in vocab),
-                    key=lambda m: (vocab[m[0] + m[1]], vocab[m[0]], vocab[m[1]]))
-    backend = Tokenizer(models.BPE(vocab=vocab, merges=merges, ignore_merges=True))
-    backend.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(max(NEWLINE_PATTERNS, key=len)), behavior="isolated"),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
-    backend.decoder = decoders.ByteLevel()
-    backend.add_special_tokens(SPECIALS)
-    return _save(backend, tmp_path_factory.mktemp("pair-complete"), CHATML, eos_token="<|im_end|>")
-
-
-def test_tiktoken_only_where_it_converts_exactly(pair_complete_dir, qwen_style_dir):
-    from axolotl_grpo_plugin.seqstats.backends import tiktoken_construction
-
-    pytest.importorskip("tiktoken")
-    tok = _hf(pair_complete_dir)
-    ranks, why = tiktoken_construction(json.loads(tok.backend_tokenizer.to_str()))
-    assert ranks is not None, why
-    prompts = _prompts(adversarial_questions())
-    fast, counter = _count(tok, prompts, "fast")
-    assert counter.middles.name == "tiktoken"
-    assert fast == _reference(tok, prompts)
-    trained = _hf(qwen_style_dir).backend_tokenizer.to_str()
-    assert tiktoken_construction(json.loads(trained))[0] is None  # one merge per token: refused
-
-
-def test_real_tokenizers_are_not_converted_to_tiktoken(shared_dir):
-    from axolotl_grpo_plugin.seqstats.backends import tiktoken_construction
-
-    qwen = json.loads(_hf(shared_dir / "tokenizers" / "qwen2.5-instruct").backend_tokenizer.to_str())
-    llama = json.loads(_hf(shared_dir / "tokenizers" / "llama-3-instruct").backend_tokenizer.to_str())
-    assert "ignore_merges" in tiktoken_construction(qwen)[1]
-    assert "ranks below its part" in tiktoken_construction(llama)[1]
+    for words, counter in _word_counter_cases([shared_dir / "tokenizers" / "qwen2.5-instruct",
+                                               shared_dir / "tokenizers" / "llama-3-instruct"]):
+        assert counter._chat_counts(questions)[0] == counter._encode(questions)
+        _same_counts(words, counter, given(st.lists(texts, min_size=1, max_size=8)), 400)
 
 
 def test_short_runs_show_no_progress_bar(qwen_style_dir, tmp_path, capsys):

@@ -327,14 +327,6 @@ def test_real_gsm8k_train_split_matches_per_row_reference(shared_dir, tokenizer_
     _real_check(shared_dir, tokenizer_name, template, "train")
 
 
-@pytest.mark.slow  # forking workers costs more than counting 61 rows
-def test_several_processes_give_the_same_counts(tiny_tokenizer_dir, gsm8k_file, expected):
-    report = prompt_token_stats(tokenizer=tiny_tokenizer_dir, dataset=gsm8k_file, transform="gsm8k",
-                                num_proc=2, batch_size=8, progress=False)
-    assert report.length_counts[: max(expected) + 1].tolist() == np.bincount(expected).tolist()
-    assert report.longest[0].row == int(np.argmax(expected))
-
-
 def test_every_missing_input_is_named_at_once(tmp_path, capsys):
     """Before anything heavy is loaded: the tokenizer and the dataset, one line each."""
     rc = main(["--tokenizer", str(tmp_path / "no-tokenizer"), "--dataset", str(tmp_path / "no-data.jsonl")])

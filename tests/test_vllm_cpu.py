@@ -32,12 +32,8 @@ CPU = Launch(processes=1, has_gpu=False)
 
 
 @pytest.fixture
-def cpu_build(monkeypatch):
-    """Pretend vLLM's CPU build is installed (both names: validation imports it)."""
-    monkeypatch.setattr(cpu, "is_cpu_vllm", lambda: True)
-    monkeypatch.setattr(validation, "is_cpu_vllm", lambda: True)
-    monkeypatch.setenv(cpu.KV_CACHE_ENV, "unset")  # recorded, so configure()'s setdefault is undone
-    monkeypatch.delenv(cpu.KV_CACHE_ENV)
+def cpu_build(with_cpu_vllm):
+    """Pretend vLLM's CPU build is installed (conftest.pin_cpu_vllm)."""
 
 
 def server_cfg(tmp_path) -> dict:
@@ -250,3 +246,18 @@ def test_the_cpu_server_config_passes_the_shared_checks_on_a_cpu_launch(cpu_buil
     assert check_gpu_layout(cfg, cpu_launch) == []
     monkeypatch.setattr(validation, "is_cpu_vllm", lambda: False)
     assert [p.key for p in check_gpu_layout(cfg, cpu_launch)], "without the CPU build a GPU is needed"
+
+
+def test_a_gpu_launch_is_checked_for_gpus_even_where_the_cpu_build_is_installed(cpu_build, tmp_path):
+    """`check CONFIG --gpu` on a laptop with vLLM's CPU build describes a GPU machine: the GPU
+    layout is checked and the CPU push's limits do not apply (the layout check was skipped, so
+    `check configs/gsm8k.yaml --gpu --gpus 1` said OK in .venv-vllm and refused elsewhere)."""
+    from axolotl_grpo_plugin.config.checks import check_gpu_layout
+
+    cfg = server_cfg(tmp_path)
+    one_gpu = Launch(processes=1, has_gpu=True, gpus=("0",), machine_gpus=1)
+    assert [p.key for p in check_gpu_layout(cfg, one_gpu)] == ["grpo_plugin.vllm_gpus"]
+    assert check_gpu_layout(cfg, Launch(processes=1, has_gpu=False, gpus=())) == []
+    with_adapter = cfg | {"adapter": "lora"}
+    assert cpu.check_cpu_vllm(with_adapter, one_gpu) == []
+    assert [p.key for p in cpu.check_cpu_vllm(with_adapter, CPU)] == ["adapter"]

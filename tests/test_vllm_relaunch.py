@@ -24,7 +24,8 @@ from conftest import launch_env as env  # noqa: E402
 from conftest import subprocess_env  # noqa: E402
 
 
-pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("clean_vllm_state")]
+# These tests describe GPU machines, which never have vLLM's CPU build in use (vllm/cpu.py).
+pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("clean_vllm_state", "without_cpu_vllm")]
 SCRIPT_ARGS = ["configs/gsm8k.yaml", "--learning_rate=2e-6", "--trl__beta=0.04"]
 PORT = 31337
 

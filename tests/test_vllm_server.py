@@ -62,11 +62,11 @@ def make_server(tmp_path):
     """Servers made here are stopped after the test, and their processes checked gone."""
     made: list[tuple[VLLMServer, Path]] = []
 
-    def make(mode="ok", *extra, port=None) -> tuple[VLLMServer, Path]:
+    def make(mode="ok", *extra, port=None, gpus="1") -> tuple[VLLMServer, Path]:
         port = port or free_port()
         info = tmp_path / f"info-{len(made)}.json"
         spec = ServerSpec(command=fake_command(port, mode, info, *extra),
-                          log_path=tmp_path / "out" / "vllm-server.log", host="127.0.0.1", port=port, gpus="1")
+                          log_path=tmp_path / "out" / "vllm-server.log", host="127.0.0.1", port=port, gpus=gpus)
         server = VLLMServer(spec)
         made.append((server, info))
         return server, info
@@ -103,6 +103,14 @@ def test_slow_start_reports_progress(make_server):
     assert took >= 1.0
     assert messages and all("waiting for the vLLM server on GPU 1" in m for m in messages)
     assert any("log: fake vLLM:" in m for m in messages)  # the last log line is shown
+
+
+def test_a_server_without_gpus_is_said_to_run_on_cpu(make_server):
+    server, _ = make_server("ok", "--delay", "1.0", gpus="")  # vLLM's CPU build: no GPU reserved
+    server.start()
+    messages: list[str] = []
+    server.wait_healthy(timeout=20, report=messages.append, poll=0.05, report_every=0.3)
+    assert messages and all("waiting for the vLLM server on CPU at" in m for m in messages)
 
 
 def test_exit_during_start_up_names_code_fix_and_log_tail(make_server):

@@ -313,6 +313,6 @@ def test_planner_cli_does_not_recommend_sleep_mode_on_the_installed_trl(capsys):
 
     if not sleep_mode_loses_weights(sync_guard.installed_trl_version()):
         pytest.skip("the installed TRL is past 1.9")
-    main([str(REPO / "configs" / "gsm8k-1gpu-colocate.yaml"), "--gpu", "L4"])
+    main([str(REPO / "configs" / "gsm8k-1gpu-colocate.yaml"), "--gpu-type", "L4"])
     out = capsys.readouterr().out
     assert "Levers" in out and "sleep" not in out

@@ -7,8 +7,7 @@ training processes (one generation batch per optimizer step).
 
 from __future__ import annotations
 
-
-TRL_DEFAULT_NUM_GENERATIONS = 8
+from ..errors import counted
 
 
 def generation_batch_size(
@@ -55,4 +54,4 @@ def describe_layout(
         head = f"{micro_batch_size} x {gradient_accumulation_steps} x {processes} = {batch}"
     if batch % num_generations:
         return f"{head}, not divisible by {num_generations}"
-    return f"{head} = {batch // num_generations} prompts x {num_generations}"
+    return f"{head} = {counted(batch // num_generations, 'prompt')} x {num_generations}"

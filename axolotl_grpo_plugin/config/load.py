@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ..defaults import CONFIG_PATH_KEY
 from ..errors import GRPOConfigError, Problem
 
 
@@ -32,9 +33,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
-        what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        at, what = _yaml_error_place(exc)
         raise ConfigFileError([Problem("config", str(path), f"not valid yaml{at}: {what}",
                                        "correct the yaml syntax there")]) from None
     except UnicodeDecodeError as exc:
@@ -46,6 +45,28 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def read_config(path: str | Path) -> dict[str, Any]:
+    """The config file's mapping, with its absolute path recorded as Axolotl records it."""
+    raw = read_yaml(path)
+    raw.setdefault(CONFIG_PATH_KEY, str(Path(path).resolve()))
+    return raw
+
+
+def _yaml_error_place(exc) -> tuple[str, str]:
+    """(` at line L, column C`, what is wrong) for a PyYAML error. PyYAML notices some mistakes
+    only on a later line (a key without `:`, an unclosed bracket or quote); the line that holds
+    the mistake is then its context mark, and that is the line named."""
+    problem, context = getattr(exc, "problem_mark", None), getattr(exc, "context_mark", None)
+    what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    if problem is None:
+        return "", what
+    where = problem
+    if context is not None and context.line < problem.line:
+        where = context
+        what = f"{what} ({getattr(exc, 'context', None) or 'started here'}; noticed at line {problem.line + 1})"
+    return f" at line {where.line + 1}, column {where.column + 1}", what
+
+
 def load_config(config: Any, *, resolve: bool = True, rewards: bool = True) -> dict[str, Any]:
     """A private plain-dict copy of a config (yaml path, dict or DictDefault).
 
@@ -55,7 +76,7 @@ def load_config(config: Any, *, resolve: bool = True, rewards: bool = True) -> d
     call the rewards).
     """
     if isinstance(config, (str, Path)):
-        raw = read_yaml(config)
+        raw = read_config(config)
     elif hasattr(config, "items"):
         raw = copy.deepcopy(plain(config))
     else:

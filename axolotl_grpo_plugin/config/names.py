@@ -4,25 +4,57 @@ Axolotl (0.19-0.21) treats an unimportable reward path as a Hub reward-model id 
 fails with a confusing download error), and its RL dataset loader only imports
 `module.function`. A reward given as an import path is rewritten to its contained
 wrapper (`axolotl_grpo_plugin.reward_path__module__function`, registry/containment.py),
-unless the function sets `reward_contained = False`. So names are resolved here, before Axolotl sees them, and a
+unless the function sets `reward_contained = False`; a name declared under
+`grpo_plugin.remote_rewards` to its served path (remote/declared.py). So names are resolved here, before Axolotl sees them, and a
 wrong name becomes a problem that lists the registered names.
+
+Import paths (`rewards.my_reward`, `my_data.load`) are imported from the config's folder first,
+then the working folder, then the installed packages: the same in `check`, `axolotl train` and
+every tool, whether started as `axolotl-grpo X` or `python -m` (which alone would add the working
+folder). `import_folders` is that rule's one owner; reward worker processes inherit `sys.path`.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
-from collections.abc import MutableMapping
+import sys
+from collections.abc import Mapping, MutableMapping
+from pathlib import Path
 from typing import Any
 
-from ..defaults import AXOLOTL_NAME
-from ..errors import Problem
+from ..args import settings
+from ..defaults import AXOLOTL_NAME, CONFIG_PATH_KEY
+from ..errors import GRPOConfigError, Problem
 from ..registry import REWARDS, TRANSFORMS, is_contained_path, path_attribute
+from ..remote import declared
 from ..sources.transforms import AXOLOTL_RL_STRATEGIES
+
+
+def import_folders(cfg: Mapping[str, Any]) -> list[Path]:
+    """Where a config's own modules are imported from: its folder first, then the working folder."""
+    folders = []
+    config_path = cfg.get(CONFIG_PATH_KEY) if hasattr(cfg, "get") else None
+    if isinstance(config_path, (str, Path)) and str(config_path):
+        folders.append(Path(config_path).resolve().parent)
+    cwd = Path.cwd()
+    return folders + ([cwd] if cwd not in folders else [])
+
+
+def make_importable(cfg: Mapping[str, Any]) -> list[Path]:
+    """Put `import_folders(cfg)` at the front of `sys.path`, in that order; returns them."""
+    folders = import_folders(cfg)
+    for position, folder in enumerate(folders):
+        if str(folder) not in sys.path:
+            sys.path.insert(position, str(folder))
+    importlib.invalidate_caches()
+    return folders
 
 
 def resolve_names(cfg: MutableMapping[str, Any]) -> list[Problem]:
     """Rewrite reward and transform names in place; return what could not be resolved."""
+    folders = make_importable(cfg)
     problems: list[Problem] = []
     trl = cfg.get("trl")
     trl = trl if hasattr(trl, "get") and hasattr(trl, "items") else {}  # a wrong type: config/values.py
@@ -31,9 +63,13 @@ def resolve_names(cfg: MutableMapping[str, Any]) -> list[Problem]:
         funcs = [funcs]
     if not isinstance(funcs, (list, tuple)):
         funcs = []  # the wrong type is reported by config/values.py
+    remote = _declare_remote(cfg)
     resolved = []
     for i, name in enumerate(funcs):
-        path, problem = _resolve_reward(name, f"trl.reward_funcs[{i}]")
+        if isinstance(name, str) and (name in remote or declared.name_in_path(name) in remote):
+            resolved.append(declared.import_path(declared.name_in_path(name) or name))
+            continue
+        path, problem = _resolve_reward(name, f"trl.reward_funcs[{i}]", folders)
         resolved.append(path)
         if problem:
             problems.append(problem)
@@ -47,21 +83,32 @@ def resolve_names(cfg: MutableMapping[str, Any]) -> list[Problem]:
             kind = dataset.get("type")
             if not isinstance(kind, str):
                 continue
-            path, problem = _resolve_transform(kind, f"{name}[{i}].type")
+            path, problem = _resolve_transform(kind, f"{name}[{i}].type", folders)
             dataset["type"] = path
             if problem:
                 problems.append(problem)
     return problems
 
 
-def _resolve_reward(name: Any, key: str) -> tuple[Any, Problem | None]:
+def _declare_remote(cfg) -> set[str]:
+    """Record this config's `grpo_plugin.remote_rewards` in this process; their names. (A bad
+    section is reported by the config checks.)"""
+    try:
+        specs = settings(cfg).remote_rewards or []
+    except GRPOConfigError:
+        return set()
+    declared.declare(specs)
+    return {spec.name for spec in specs}
+
+
+def _resolve_reward(name: Any, key: str, folders: list[Path]) -> tuple[Any, Problem | None]:
     if not isinstance(name, str) or not name.strip():
         return name, Problem(key, name, "a reward must be a name or an import path.",
                              f"use one of: {', '.join(REWARDS.names())}")
     if name in REWARDS:
         return REWARDS.import_path(name), None
     if is_contained_path(name):
-        return name, _import_problem(key, name, "axolotl_grpo_plugin", name.split(".", 1)[1])
+        return name, _import_problem(key, name, "axolotl_grpo_plugin", name.split(".", 1)[1], folders)
     if (short := REWARDS.strip_import_path(name)) != name:
         if short in REWARDS:
             return name, None
@@ -70,7 +117,7 @@ def _resolve_reward(name: Any, key: str) -> tuple[Any, Problem | None]:
         return name, None  # a local or Hub reward model, which TRL supports
     if "." in name:
         module_name, _, attr = name.rpartition(".")
-        problem = _import_problem(key, name, module_name, attr)
+        problem = _import_problem(key, name, module_name, attr, folders)
         if problem is None:
             return _contained_path(name, module_name, attr), None
         return name, problem
@@ -78,12 +125,32 @@ def _resolve_reward(name: Any, key: str) -> tuple[Any, Problem | None]:
                          "use a registered name, or a `module.function` import path")
 
 
-def _import_problem(key: str, name: str, module_name: str, attr: str) -> Problem | None:
+def _import_problem(key: str, name: str, module_name: str, attr: str, folders: list[Path]) -> Problem | None:
     error = _import_error(module_name, attr)
     if error is None:
         return None
-    return Problem(key, name, f"cannot import it ({error}); Axolotl would then try it as a Hub reward model.",
-                   f"fix the import path, or use a registered reward: {', '.join(REWARDS.names())}")
+    what, fix = _import_advice(module_name, attr, error, folders)
+    return Problem(key, name, f"cannot import it: {what}; Axolotl would then try it as a Hub reward model.",
+                   f"{fix}, or use a registered reward: {', '.join(REWARDS.names())}")
+
+
+def _import_advice(module_name: str, attr: str, error: str, folders: list[Path]) -> tuple[str, str]:
+    """(what went wrong, what to do) for `module_name.attr` that cannot be imported."""
+    top = module_name.split(".")[0]
+    where = " and ".join(str(f) for f in folders)
+    try:
+        spec = importlib.util.find_spec(top)
+    except Exception:  # noqa: BLE001 - a broken package: the import error says more
+        spec = None
+    if spec is None:
+        return (f"no module `{top}` in {where} (the config's folder, then the working folder) "
+                "or the installed packages",
+                f"put {top}.py beside the config ({folders[0] / (top + '.py')}), or install the package "
+                "that provides it")
+    origin = getattr(spec, "origin", None) or top
+    if error.startswith("module "):
+        return (f"{origin} has no `{attr}`", f"define `{attr}` in {origin}, or correct the name")
+    return (f"importing {origin} failed ({error})", f"fix the error in {origin}")
 
 
 def _contained_path(name: str, module_name: str, attr: str) -> str:
@@ -99,7 +166,7 @@ def _contained_path(name: str, module_name: str, attr: str) -> str:
     return f"axolotl_grpo_plugin.{attribute}"
 
 
-def _resolve_transform(kind: str, key: str) -> tuple[str, Problem | None]:
+def _resolve_transform(kind: str, key: str, folders: list[Path]) -> tuple[str, Problem | None]:
     if kind in TRANSFORMS:
         return TRANSFORMS.import_path(kind), None
     parts = kind.split(".")
@@ -121,16 +188,14 @@ def _resolve_transform(kind: str, key: str) -> tuple[str, Problem | None]:
             "`axolotl_grpo_plugin.transforms`), or expose it from a top-level module",
         )
     module_name, attr = parts
-    if _import_error(module_name, attr) is None:
+    error = _import_error(module_name, attr)
+    if error is None:
         return kind, None
     if _import_error(f"{AXOLOTL_RL_STRATEGIES}.{module_name}", attr) is None:
         return kind, None
-    return kind, Problem(
-        key, kind,
-        f"cannot import `{module_name}.{attr}`. {TRANSFORMS.unknown_message(kind)}",
-        "use a registered transform, or check the module is importable from the "
-        "directory you launch from",
-    )
+    what, fix = _import_advice(module_name, attr, error, folders)
+    return kind, Problem(key, kind, f"cannot import `{module_name}.{attr}`: {what}. {TRANSFORMS.unknown_message(kind)}",
+                         f"{fix}, or use a registered transform")
 
 
 def _import_error(module_name: str, attr: str) -> str | None:

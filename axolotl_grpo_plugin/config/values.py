@@ -84,7 +84,7 @@ RULES: tuple[Rule, ...] = (
     _int("vllm.port", low=1, high=65535, fix="set it to a port number, e.g. 8000"),
     _int("vllm.tensor_parallel_size", fix="set it to 1 or more (GPUs per vLLM engine)"),
     _int("vllm.data_parallel_size", fix="set it to 1 or more (vLLM engines)"),
-    _int("vllm.max_model_len", fix="set it to prompt + completion tokens; `python stats.py CONFIG` sizes it"),
+    _int("vllm.max_model_len", fix="set it to prompt + completion tokens; `axolotl-grpo stats CONFIG` sizes it"),
     _num("vllm.gpu_memory_utilization", low=0, high=1, low_open=True, fix="set it in (0, 1], e.g. 0.85"),
     Rule("bf16", "bool", fix="set it to true, false or auto", allow=("auto",)),
     Rule("fp16", "bool", fix="set it to true or false"),

@@ -1,4 +1,4 @@
-"""``python -m axolotl_grpo_plugin.demo``: watch GRPO teach a tiny model the R1 format and to finish its reasoning, on CPU."""
+"""``axolotl-grpo demo``: watch GRPO teach a tiny model the R1 format and to finish its reasoning, on CPU."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 import sys
 import time
 
+from ..cli import prog, renamed
 from ..embedded.builder import DEFAULT_OUT
 from ..errors import PluginError, exit_for
 from ..paths import CACHE_ENV
@@ -14,11 +15,11 @@ from ..safe_files import write_atomic
 from .run import DemoError, run_demo, table
 
 
-EPILOG = f"""examples (`python -m axolotl_grpo_plugin.demo` is the same command):
+EPILOG = f"""examples:
   axolotl-grpo demo                  # the whole demo, a few minutes on a laptop CPU
   axolotl-grpo demo --seed 1         # another seed (base and run)
   axolotl-grpo demo --steps 40       # a shorter GRPO run
-  axolotl-grpo demo --json out.json  # also write the figures as JSON
+  axolotl-grpo demo --json-file out.json  # also write the figures as JSON
 
 The base model is cached in {DEFAULT_OUT}/tiny-qwen2-base (rebuilt only when
 the seed or the recipe changes; ${CACHE_ENV} moves the cache). Training is
@@ -29,7 +30,7 @@ filled in; its full log goes to OUTPUT_DIR/train.log (--verbose also shows it).
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="axolotl-grpo demo",
+        prog=prog("demo"),
         description=(
             "Pre-train (or reuse) a tiny imperfect base model, score it on the 256 held-out "
             "problems (greedy; pass@1 and pass@8 from 8 samples on the first 64), GRPO-train it with `axolotl train configs/demo.yaml` "
@@ -43,7 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--steps", type=int, default=None, help="GRPO steps (default: max_steps of configs/demo.yaml)")
     parser.add_argument("--output-dir", default="outputs/demo", help="run directory (default: %(default)s)")
     parser.add_argument("--device", default="auto", help="device for the held-out evaluation: auto, cpu, cuda (default: %(default)s)")
-    parser.add_argument("--json", default=None, metavar="PATH", help="also write the figures and timings as JSON")
+    parser.add_argument("--json-file", default=None, metavar="PATH", help="also write the figures and timings as JSON")
+    renamed(parser, "--json", "--json-file")  # --json prints JSON in every other tool
     parser.add_argument("--base-dir", default=str(DEFAULT_OUT), help="where the base is cached (default: %(default)s)")
     parser.add_argument("--rebuild-base", action="store_true", help="pre-train the base again even if a cached one matches")
     parser.add_argument("--verbose", action="store_true",
@@ -76,11 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Training log: {result.output_dir / 'train.log'}")
     if result.plot_path:
         print(f"Reward curves: {result.plot_path}")
-    if args.json:
+    if args.json_file:
         summary = {"seed": args.seed, "steps": len(result.history), "before": result.before.as_dict(),
                    "after": result.after.as_dict(), "seconds": result.seconds | {"total": total},
                    "rewards_per_step": [entry["reward"] for entry in result.history]}
-        write_atomic(args.json, json.dumps(summary, indent=2))
+        write_atomic(args.json_file, json.dumps(summary, indent=2))
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Command line: ``python -m axolotl_grpo_plugin.embedded {build,data}``."""
+"""Command line: ``axolotl-grpo embedded {build,data}``."""
 
 from __future__ import annotations
 
@@ -6,13 +6,14 @@ import argparse
 import sys
 import time
 
+from ..cli import prog
 from .builder import DEFAULT_OUT, EMBEDDED_VERSION, VARIANTS, build
 from .sample_data import DATA_DIR, DEMO_TEST_ROWS, DEMO_TRAIN_ROWS, TEST_ROWS, TRAIN_ROWS, write_sample_data
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m axolotl_grpo_plugin.embedded",
+        prog=prog("embedded"),
         description=(
             "Build the offline stand-ins used by tests, CI and configs/smoke.yaml: "
             "a tiny random-weight Qwen2 model with its own byte-level BPE tokenizer, "

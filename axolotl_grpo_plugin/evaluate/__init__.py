@@ -4,7 +4,7 @@
     result = evaluate("configs/smoke.yaml", "outputs/smoke", split="test", samples=4, limit=64)
     result.accuracy, result.pass_at_k["pass@4"], result.format_compliance
 
-CLI: `python -m axolotl_grpo_plugin.evaluate CONFIG --model DIR_OR_ID` (see --help).
+CLI: `axolotl-grpo evaluate CONFIG --model DIR_OR_ID` (see --help).
 """
 
 from .core import EvalResult, evaluate

@@ -1,4 +1,4 @@
-"""`python -m axolotl_grpo_plugin.evaluate CONFIG --model DIR_OR_ID`: accuracy and pass@k
+"""`axolotl-grpo evaluate CONFIG --model DIR_OR_ID`: accuracy and pass@k
 of a checkpoint on held-out prompts, scored with the config's training rewards."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 
+from ..cli import prog
 from ..paths import DATA_DIR, embedded_dir, packaged_config
 from ..safe_files import write_atomic
 
@@ -28,7 +29,7 @@ splits: --split train reads `datasets:`; --split test reads `test_datasets:` whe
 config has them, else the `test` split of the Hub datasets. A local file has one
 split: point --dataset at the held-out file instead.
 
-examples (`python -m axolotl_grpo_plugin.evaluate` is the same command):
+examples:
   # the demo's model after `axolotl-grpo demo` (demo.yaml has no test split: the
   # held-out file is passed), against the base it started from
   axolotl-grpo evaluate {DEMO_CONFIG} --model outputs/demo \\
@@ -43,7 +44,7 @@ or in --out (default ./eval-outputs/NAME for a Hub id).
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m axolotl_grpo_plugin.evaluate", description=__doc__, epilog=EPILOG,
+        prog=prog("evaluate"), description=__doc__, epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("config", help="the Axolotl yaml the model was trained with")
@@ -62,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-new-tokens", type=int,
                         help="default: the config's trl.max_completion_length")
     parser.add_argument("--backend", choices=["auto", "vllm", "transformers"], default="auto",
-                        help="auto = vLLM when installed and a GPU is present")
+                        help="auto = vLLM when it runs here (a GPU, or vLLM's CPU build "
+                             "and head_dim >= 32), else transformers")
     parser.add_argument("--device", help="torch device for transformers (default: cuda if present)")
     parser.add_argument("--correct-reward", help="reward that decides correctness "
                         "(default: the one named *correct*)")

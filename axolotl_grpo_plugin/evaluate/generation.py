@@ -21,6 +21,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ..defaults import MAX_COMPLETION_LENGTH
+
 
 Completion = tuple[str, list[int]]
 # Below this size a CPU generate call is overhead-bound: extra intra-op threads only add
@@ -52,7 +54,7 @@ class SamplingSettings:
 
     n: int = 1
     temperature: float = 1.0
-    max_new_tokens: int = 256
+    max_new_tokens: int = MAX_COMPLETION_LENGTH  # TRL's default, as the trainer samples
     top_p: float = 1.0
     top_k: int | None = None
     min_p: float | None = None
@@ -74,12 +76,14 @@ class Generator(Protocol):
 
 
 def vllm_available() -> bool:
-    """vLLM installed and a CUDA GPU present."""
+    """vLLM can run here: installed with a CUDA GPU, or vLLM's CPU build (`vllm.cpu`)."""
     if importlib.util.find_spec("vllm") is None:
         return False
     import torch
 
-    return torch.cuda.is_available()
+    from ..vllm.cpu import is_cpu_vllm
+
+    return torch.cuda.is_available() or is_cpu_vllm()
 
 
 def cut_at_eos(ids: Sequence[int], eos_ids: set[int]) -> list[int]:
@@ -155,9 +159,11 @@ class TransformersGenerator:
         return results
 
 
-def vllm_sampling(settings: SamplingSettings) -> dict[str, Any]:
+def vllm_sampling(settings: SamplingSettings, request_seed: bool = True) -> dict[str, Any]:
     """`settings` as vLLM `SamplingParams` keywords (greedy: temperature 0, no truncation).
-    One request seed: vLLM gives the n completions of a prompt seeds `seed`, `seed + 1`, ..."""
+    One request seed: vLLM gives the n completions of a prompt seeds `seed`, `seed + 1`, ...
+    Without `request_seed` (vLLM's CPU build: a seeded request whose prefill is split across
+    steps fails there with "CPU Generator does not use offset") the engine's seed decides."""
     return dict(
         n=settings.n,
         temperature=0.0 if settings.greedy else settings.temperature,
@@ -166,7 +172,7 @@ def vllm_sampling(settings: SamplingSettings) -> dict[str, Any]:
         min_p=0.0 if settings.greedy or settings.min_p is None else settings.min_p,
         repetition_penalty=settings.repetition_penalty,
         max_tokens=settings.max_new_tokens,
-        seed=settings.seed,
+        seed=settings.seed if request_seed else None,
     )
 
 
@@ -196,8 +202,11 @@ class LLMGenerator(_Decoder):
     def generate(self, prompts, settings, progress=None):
         from vllm import SamplingParams
 
-        outputs = self.llm.generate([{"prompt_token_ids": list(p)} for p in prompts],
-                                    SamplingParams(**vllm_sampling(settings)), use_tqdm=False)
+        from ..vllm.cpu import is_cpu_vllm
+
+        params = SamplingParams(**vllm_sampling(settings, request_seed=not is_cpu_vllm()))
+        outputs = self.llm.generate([{"prompt_token_ids": list(p)} for p in prompts], params,
+                                    use_tqdm=False)
         # decoded here, as GRPOTrainer decodes vLLM's token ids
         results = [[self.completion(o.token_ids) for o in output.outputs] for output in outputs]
         if progress is not None:
@@ -232,12 +241,19 @@ class ServerGenerator(_Decoder):
 
 
 class VLLMGenerator(LLMGenerator):
-    """Offline vLLM on a model directory (the standalone evaluator on a GPU). Not exercised by
-    the test suite (it needs a GPU); written against vLLM's documented offline API."""
+    """Offline vLLM on a model directory: the standalone evaluator and the probe, on a GPU or on
+    vLLM's CPU build (tests/test_vllm_cpu_probe.py runs it there)."""
 
     name = "vllm"
 
     def __init__(self, model_path: str, tokenizer: Any, seed: int = 0, **llm_kwargs: Any):
+        import os
+
+        from ..vllm.cpu import engine_on_cpu
+
+        engine_on_cpu(llm_kwargs)  # no-op with a GPU
+        # vLLM logs to stdout by default: a tool's stdout is its answer (--json), its log stderr
+        os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
         from vllm import LLM
 
         super().__init__(LLM(model=str(model_path), seed=seed, **llm_kwargs), tokenizer)

@@ -3,7 +3,7 @@
 It runs in the plugin's `post_train_unload` hook: training is over, the model is
 saved in `output_dir` and the process group is gone, so rank 0 alone can load
 the saved model and evaluate it without holding up other ranks, exactly as
-`python -m axolotl_grpo_plugin.evaluate CONFIG --model OUTPUT_DIR` would. The
+`axolotl-grpo evaluate CONFIG --model OUTPUT_DIR` would. The
 metrics go to the trainer's experiment trackers (W&B, TensorBoard, ... whatever
 the config turned on, remembered at `post_trainer_create`) as `test/accuracy`,
 `test/pass@1`, `test/rewards/NAME/mean`, ..., to stdout, and to

@@ -17,11 +17,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..registry import correctness
 from .prompts import EvalError
-
-
-# Substrings that mark the reward that says "the answer is right", in this order.
-CORRECTNESS_HINTS = ("correct", "accura")
 
 
 @dataclass(frozen=True)
@@ -60,19 +57,13 @@ def load_rewards(cfg: dict[str, Any]) -> list[Reward]:
 
 
 def correctness_reward(rewards: Sequence[Reward], name: str | None = None) -> Reward:
-    """The reward that decides "correct": `name` if given, else the first whose name
-    contains 'correct' (or 'accura'), else the first reward listed."""
-    if name is not None:
-        for reward in rewards:
-            if name in (reward.name, reward.name.removesuffix("_reward_func")):
-                return reward
+    """The reward that decides "correct" (the rule in registry/correctness.py, which the
+    trainer's `observe/accuracy` follows too), else the first reward listed."""
+    chosen = correctness.correctness_reward_name([r.name for r in rewards], name)
+    if chosen is None and name is not None:
         raise EvalError(f"correct_reward = {name!r} is not one of the config's rewards: "
                         f"{', '.join(r.name for r in rewards)}")
-    for hint in CORRECTNESS_HINTS:
-        for reward in rewards:
-            if hint in reward.name.lower():
-                return reward
-    return rewards[0]
+    return next((r for r in rewards if r.name == chosen), rewards[0])
 
 
 def as_completions(texts: Sequence[str], conversational: bool) -> list[Any]:
@@ -90,25 +81,37 @@ def score(
     columns: Sequence[dict[str, Any]],
 ) -> dict[str, list[float]]:
     """Reward name -> one value per completion (NaN where a function returned None)."""
+    call = call_arguments(prompts, texts, completion_ids, columns)
+    return {reward.name: call_reward(reward, call) for reward in rewards}
+
+
+def call_arguments(
+    prompts: Sequence[Any],
+    texts: Sequence[str],
+    completion_ids: Sequence[list[int]],
+    columns: Sequence[dict[str, Any]],
+) -> dict[str, Any]:
+    """The keywords GRPOTrainer calls a reward with: prompts, completions (chat messages for chat
+    prompts), completion_ids, every dataset column as a list aligned with the completions."""
     conversational = bool(prompts) and not isinstance(prompts[0], str)
-    completions = as_completions(texts, conversational)
     keys = [k for k in (columns[0] if columns else {}) if k not in ("prompt", "completion", "completion_ids")]
     kwargs = {k: [row.get(k) for row in columns] for k in keys}
-    out: dict[str, list[float]] = {}
-    for reward in rewards:
-        call = dict(prompts=list(prompts), completions=completions,
-                    completion_ids=list(completion_ids), **kwargs,
-                    # what GRPOTrainer adds; there is no trainer here
-                    trainer_state=None, log_extra=_ignore, log_metric=_ignore)
-        if not _accepts_var_kwargs(reward.func):
-            params = inspect.signature(reward.func).parameters
-            call = {k: v for k, v in call.items() if k in params}
-        values = reward.func(**call)
-        if len(values) != len(texts):
-            raise EvalError(f"reward {reward.name} returned {len(values)} values "
-                            f"for {len(texts)} completions")
-        out[reward.name] = [math.nan if v is None else float(v) for v in values]
-    return out
+    return dict(prompts=list(prompts), completions=as_completions(texts, conversational),
+                completion_ids=list(completion_ids), **kwargs,
+                # what GRPOTrainer adds; there is no trainer here
+                trainer_state=None, log_extra=_ignore, log_metric=_ignore)
+
+
+def call_reward(reward: Reward, call: dict[str, Any]) -> list[float]:
+    """One reward on `call_arguments`: one float per completion, NaN where it returned None."""
+    count = len(call["completions"])
+    if not _accepts_var_kwargs(reward.func):
+        params = inspect.signature(reward.func).parameters
+        call = {k: v for k, v in call.items() if k in params}
+    values = reward.func(**call)
+    if len(values) != count:
+        raise EvalError(f"reward {reward.name} returned {len(values)} values for {count} completions")
+    return [math.nan if v is None else float(v) for v in values]
 
 
 def weighted_total(values: dict[str, list[float]], rewards: Sequence[Reward]) -> list[float]:

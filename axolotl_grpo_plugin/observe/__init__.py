@@ -1,7 +1,7 @@
 """See what the model is doing: the rollout log and learning metrics of a GRPO run.
 
 `attach(cfg, trainer)` is called by the plugin's `post_trainer_create` hook; the
-report over the log is `python -m axolotl_grpo_plugin.report OUTPUT_DIR`.
+report over the log is `axolotl-grpo report OUTPUT_DIR`.
 """
 
 from .metrics import DEFAULT_REFLECTION_PHRASES, ReflectionMatcher, step_metrics

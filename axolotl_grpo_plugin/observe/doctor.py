@@ -35,6 +35,7 @@ LOSS = "loss"
 MEAN_LENGTH = "completions/mean_length"
 FORMAT = "observe/format_strict"
 ACCURACY = "observe/accuracy"
+DEGENERATE = "observe/degenerate_reinforced"  # observe/trainer_hook.py, from audit/rollouts.py
 RECORD_TYPE = "doctor"
 
 # signature -> (what it means, the fix); the figures of the step are prepended.
@@ -42,7 +43,7 @@ ADVICE = {
     "truncation": (
         "most completions hit trl.max_completion_length before they end, so the answer (and "
         "every reward that reads it) is cut off",
-        "raise `trl.max_completion_length` (`python -m axolotl_grpo_plugin.probe CONFIG` "
+        "raise `trl.max_completion_length` (`axolotl-grpo probe CONFIG` "
         "recommends one), or set `trl.mask_truncated_completions: true` so cut completions "
         "do not train"),
     "zero_variance": (
@@ -50,7 +51,7 @@ ADVICE = {
         "and the step teaches nothing",
         "check that the rewards can vary on this data (a constant reward, a missing column), "
         "raise `trl.num_generations`, or keep prompts the model sometimes solves "
-        "(`python -m axolotl_grpo_plugin.probe CONFIG --write-filtered PATH`)"),
+        "(`axolotl-grpo probe CONFIG --write-filtered PATH`)"),
     "entropy_collapse": (
         "the policy's entropy fell to a small fraction of its starting value: it samples "
         "nearly the same completion every time, so groups stop differing",
@@ -65,6 +66,11 @@ ADVICE = {
         "completion length keeps growing and more and more completions are cut off",
         "raise `trl.max_completion_length`, set `trl.mask_truncated_completions: true`, or add "
         "a length penalty to the rewards"),
+    "reward_hacking": (
+        "reward hacking suspected: many of the completions GRPO reinforced look degenerate (text "
+        "repeated, lists of numbers, several answers, tags repeated, the prompt copied back)",
+        "`axolotl-grpo audit CONFIG` names the reward that pays them, `axolotl-grpo audit --rollouts "
+        "OUTPUT_DIR` shows them step by step; cap that reward or make it score one answer span"),
     "nan_gradients": (
         "the gradient norm or the loss is NaN/inf: the update destroys the weights",
         "lower `learning_rate`, set `max_grad_norm`, and check precision (fp16 overflows: "
@@ -133,7 +139,7 @@ class Doctor:
                       max(self.settings.steps, self.settings.format_steps)}.get(signature, self.settings.steps)
             if present and signature not in self.fired and self.streaks[signature] >= needed:
                 self.fired.add(signature)
-                finding = Finding(step, signature, self._message(signature, figures, needed), figures)
+                finding = Finding(step, signature, self._message(signature, figures, needed, step), figures)
                 self.findings.append(finding)
                 out.append(finding)
         return out
@@ -167,6 +173,9 @@ class Doctor:
             None if length is None or clipped is None or not first_length
             else length >= s.length_growth * first_length and clipped >= s.length_clipped,
             {MEAN_LENGTH: length, "first mean length": first_length, CLIPPED: clipped})
+        degenerate = _finite(logs.get(DEGENERATE))
+        found["reward_hacking"] = (None if degenerate is None else degenerate >= s.degenerate_share,
+                                   {DEGENERATE: degenerate})
         bad = [v for v in (grad, loss) if v is not None and not math.isfinite(v)]
         found["nan_gradients"] = (None if grad is None and loss is None else bool(bad),
                                   {GRAD_NORM: grad, LOSS: loss})
@@ -174,8 +183,10 @@ class Doctor:
                                    else abs(grad) <= s.zero_grad, {GRAD_NORM: grad})
         return found
 
-    def _message(self, signature: str, figures: dict, needed: int) -> str:
+    def _message(self, signature: str, figures: dict, needed: int, step: int | None = None) -> str:
         meaning, fix = ADVICE[signature]
+        if signature == "reward_hacking" and step is not None:
+            meaning = meaning.replace("reward hacking suspected:", f"reward hacking suspected at step {step}:", 1)
         shown = ", ".join(f"{k} {_fmt(v)}" for k, v in figures.items() if v is not None)
         span = "this logging step" if needed == 1 else f"{needed} logging steps in a row"
         return f"run doctor [{signature}]: {meaning} ({shown}; {span}). Fix: {fix}."

@@ -3,16 +3,20 @@
 Pure functions on strings (no torch, no trainer), so they can be tested on
 hand-written completions and reused by the report. Format checks are the reward
 functions' own definitions (``axolotl_grpo_rewards.gsm8k``), so "format compliance" always
-means exactly what the format rewards pay for.
+means exactly what the format rewards pay for; accuracy is the verdict of the run's own
+correctness reward on each sample (``correct_verdicts``), so it means what that reward pays for,
+on any task.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
-from axolotl_grpo_rewards.gsm8k import correctness_reward_func, is_soft_format, is_strict_format
+from axolotl_grpo_rewards.gsm8k import is_soft_format, is_strict_format
+
+from ..registry.correctness import correctness_reward_name, is_correct
 
 
 # Self-correction phrases of R1-style "aha moments". Matched case-insensitively as
@@ -74,12 +78,18 @@ def _phrase_pattern(phrase: str) -> str:
     return r"(?<!\w)" + r"\s+".join(words) + r"(?!\w)"
 
 
-def is_correct(completion: str, answer: object) -> bool:
-    """The correctness reward's verdict (> 0), so accuracy matches what the reward pays for."""
-    try:
-        return correctness_reward_func(completions=[completion], answer=[answer])[0] > 0
-    except Exception:  # model text is adversarial; a metric must never stop training
-        return False
+def correct_verdicts(rewards: Mapping[str, Sequence[object]], requested: str | None = None) -> list[bool] | None:
+    """Per sample, is it correct: the verdict of the run's correctness reward (the rule in
+    registry/correctness.py, the evaluator's) on the values it was scored with. For a mixed
+    run that reward is `by_data_source`, whose value is each sample's own task's reward.
+    None when no reward decides correctness, or none scored a sample (all None/NaN)."""
+    name = correctness_reward_name(list(rewards), requested)
+    if requested is not None and name is None:
+        name = correctness_reward_name(list(rewards))
+    values = list(rewards[name]) if name is not None else []
+    if not any(isinstance(v, (int, float)) and not math.isnan(v) for v in values):
+        return None
+    return [is_correct(v) for v in values]
 
 
 def _rate(flags: Sequence[bool]) -> float:
@@ -89,14 +99,13 @@ def _rate(flags: Sequence[bool]) -> float:
 def step_metrics(
     completions: Sequence[str],
     lengths: Sequence[float] | None = None,
-    answers: Sequence[object] | None = None,
+    correct: Sequence[bool] | None = None,
     matcher: ReflectionMatcher | None = None,
 ) -> dict[str, float]:
     """One step's metrics over its completions (keys prefixed ``observe/``).
 
-    ``answers`` (the dataset's gold answers, aligned with the completions) is
-    optional: without it there is no accuracy. ``lengths`` are token counts; the
-    mean length is NaN without them.
+    ``correct`` (each completion's verdict, ``correct_verdicts``) is optional: without
+    it there is no accuracy. ``lengths`` are token counts; the mean length is NaN without them.
     """
     matcher = matcher or ReflectionMatcher()
     texts = [c if isinstance(c, str) else "" for c in completions]
@@ -109,6 +118,6 @@ def step_metrics(
     metrics[PREFIX + "mean_length"] = (
         sum(valid_lengths) / len(valid_lengths) if valid_lengths else math.nan
     )
-    if answers is not None:
-        metrics[PREFIX + "accuracy"] = _rate([is_correct(t, a) for t, a in zip(texts, answers)])
+    if correct is not None:
+        metrics[PREFIX + "accuracy"] = _rate([bool(c) for c in correct])
     return metrics

@@ -239,18 +239,25 @@ def read_rollouts(output_dir: str | os.PathLike, counts: dict | None = None, *,
     evaluations' records too, for the report). Torn or corrupt lines (not JSON, not an object,
     nested past Python's recursion limit) are skipped, never raised; `counts["skipped"]` counts them."""
     for path in log_files(output_dir):
-        for line in _lines(path):
-            record = None
-            if line.endswith(b"\n"):  # else: the torn final line of a killed run
-                try:
-                    record = json.loads(line)
-                except (ValueError, RecursionError):
-                    pass
-            if isinstance(record, dict):
-                if everything or is_rollout(record):
-                    yield record
-            elif counts is not None and line.strip():
-                counts["skipped"] = counts.get("skipped", 0) + 1
+        for record in read_records(path, counts):
+            if everything or is_rollout(record):
+                yield record
+
+
+def read_records(path: str | os.PathLike, counts: dict | None = None) -> Iterator[dict]:
+    """Every complete JSON object line of one file (plain or gzipped), torn or corrupt lines
+    skipped and counted in `counts["skipped"]`, as read_rollouts reads each part."""
+    for line in _lines(Path(path)):
+        record = None
+        if line.endswith(b"\n"):  # else: the torn final line of a killed run
+            try:
+                record = json.loads(line)
+            except (ValueError, RecursionError):
+                pass
+        if isinstance(record, dict):
+            yield record
+        elif counts is not None and line.strip():
+            counts["skipped"] = counts.get("skipped", 0) + 1
 
 
 def supersede_after(output_dir: str | os.PathLike, step: int) -> int:

@@ -22,7 +22,7 @@ import math
 from typing import Any
 
 from ..args import settings as plugin_settings
-from .metrics import ReflectionMatcher, step_metrics
+from .metrics import ReflectionMatcher, correct_verdicts, step_metrics
 from .rollout_log import SUPERSEDED_NAME, RolloutLogWriter, supersede_after
 
 
@@ -110,6 +110,10 @@ class RolloutObserver:
         self.trainer = trainer
         self.matcher = ReflectionMatcher(settings.reflection_phrases)
         self.metrics_on = settings.learning_metrics
+        # the judge an evaluation section names (`correct_reward`) judges observe/accuracy too
+        named = [s.correct_reward for s in (settings.eval_every, settings.eval_at_end)
+                 if getattr(s, "correct_reward", None)]
+        self.correct_reward = named[0] if named else None
         self.writer = None
         if settings.rollout_log and trainer.accelerator.is_main_process:
             self.writer = RolloutLogWriter(trainer.args.output_dir, settings.rollout_log_max_mb)
@@ -157,6 +161,8 @@ class RolloutObserver:
         advantages = list(logs["advantages"])[-n:]
         names = list(trainer.reward_func_names)
         rewards = {name: list(logs["rewards"][name])[-n:] for name in names}
+        # per-sample call records of remote rewards (remote/reward.py logs one per batch via log_extra)
+        remote = {col: list(v)[-n:] for col, v in (logs.get("extra") or {}).items() if col.startswith("remote/")}
         if any(len(c) != n for c in (completions, prompts, advantages, *rewards.values())):
             raise RuntimeError(f"TRL's completion log does not hold this batch of {n} rollouts")
         lengths = [length for length, _ in gathered]
@@ -164,8 +170,9 @@ class RolloutObserver:
         mode = "train" if trainer.model.training else "eval"
 
         if self.metrics_on:
-            has_answers = any(a is not None for a in answers)
-            metrics = step_metrics(completions, lengths, answers if has_answers else None, self.matcher)
+            correct = correct_verdicts(rewards, self.correct_reward)
+            metrics = step_metrics(completions, lengths, correct, self.matcher)
+            metrics[DEGENERATE_REINFORCED] = _degenerate_share(trainer, completions, prompts, lengths, advantages)
             for key, value in metrics.items():
                 trainer._metrics[mode][key].append(value)
 
@@ -184,15 +191,29 @@ class RolloutObserver:
                     "prompt": prompts[i],
                     "completion": completions[i],
                     "rewards": per_func,
-                    "reward": _total(per_func.values(), weights),
+                    "reward": weighted_reward(per_func.values(), weights),
                     "advantage": advantages[i],
                     "length": lengths[i],
                     "reflection": self.matcher.first(completions[i]),
                 }
                 if answers[i] is not None:
                     record["answer"] = answers[i]
+                record.update({col: v[i] for col, v in remote.items() if len(v) == n})
                 records.append(record)
             self.writer.write_step(records)
+
+
+DEGENERATE_REINFORCED = "observe/degenerate_reinforced"
+
+
+def _degenerate_share(trainer: Any, completions, prompts, lengths, advantages) -> float:
+    """Share of the batch's positive-advantage completions that look degenerate (the reward audit's
+    families, audit/rollouts.py): what the run doctor's `reward_hacking` reads. 0.0 when none."""
+    from ..audit.rollouts import step_share
+
+    cap = getattr(trainer.args, "max_completion_length", None)
+    share = step_share(completions, prompts, lengths, advantages, cap if isinstance(cap, int) else None)
+    return 0.0 if math.isnan(share) else share
 
 
 def _weights(trainer: Any, count: int) -> list[float]:
@@ -205,7 +226,7 @@ def _weights(trainer: Any, count: int) -> list[float]:
     return [1.0] * count
 
 
-def _total(values, weights: list[float]) -> float | None:
+def weighted_reward(values, weights: list[float]) -> float | None:
     """The weighted sum TRL logs as `reward` (NaN rewards skipped; None if all are NaN)."""
     terms = [w * v for v, w in zip(values, weights) if v is not None and not math.isnan(v)]
     return sum(terms) if terms else None

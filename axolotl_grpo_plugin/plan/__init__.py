@@ -1,6 +1,6 @@
 """Memory planner: does a GRPO config fit a GPU, and what to change if it does not.
 
-`python -m axolotl_grpo_plugin.plan CONFIG --gpu L40S` (see `--help`).
+`axolotl-grpo plan CONFIG --gpu-type L40S` (see `--help`).
 Arithmetic in `estimate`, model shapes in `dims`, GPU sizes in `gpus`.
 """
 

@@ -1,4 +1,4 @@
-"""Will this GRPO config fit? `python -m axolotl_grpo_plugin.plan CONFIG --gpu L40S`
+"""Will this GRPO config fit? `axolotl-grpo plan CONFIG --gpu-type L40S`
 
 Estimates, per training process, the weights, gradients, optimizer state,
 reference model, activations and logits, and for the vLLM GPU the weights plus
@@ -16,9 +16,10 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from ..cli import prog, renamed
 from ..config.batching import describe_layout
 from ..config.load import read_yaml
-from ..errors import PluginError, exit_for
+from ..errors import PluginError, counted, exit_for
 from ..sources.data import raised_as
 from ..vllm import sync_guard
 from .dims import UnknownModel, resolve_dims
@@ -38,13 +39,13 @@ from .gpus import GIB, GPU, GPUS, UnknownGPU, find_gpu, gpu_from_memory
 
 
 EPILOG = """examples:
-  python -m axolotl_grpo_plugin.plan configs/gsm8k.yaml --gpu L40S
-  python -m axolotl_grpo_plugin.plan configs/gsm8k-8gpu-zero3.yaml --gpu H100 --gpu A100-40GB
-  python -m axolotl_grpo_plugin.plan configs/gsm8k.yaml --gpu-memory 48 --processes 1
-  python stats.py configs/gsm8k.yaml --json > stats.json
-  python -m axolotl_grpo_plugin.plan configs/gsm8k.yaml --stats stats.json
-  python -m axolotl_grpo_plugin.plan configs/smoke.yaml --from-data --gpu-memory 8
-  python -m axolotl_grpo_plugin.plan my.yaml --dims hidden=2048,layers=24,vocab=32000,intermediate=5632,heads=16,kv_heads=4
+  axolotl-grpo plan configs/gsm8k.yaml --gpu-type L40S
+  axolotl-grpo plan configs/gsm8k-8gpu-zero3.yaml --gpu-type H100 --gpu-type A100-40GB
+  axolotl-grpo plan configs/gsm8k.yaml --gpu-memory 48 --processes 1
+  axolotl-grpo stats configs/gsm8k.yaml --json > stats.json
+  axolotl-grpo plan configs/gsm8k.yaml --stats stats.json
+  axolotl-grpo plan configs/smoke.yaml --from-data --gpu-memory 8
+  axolotl-grpo plan my.yaml --dims hidden=2048,layers=24,vocab=32000,intermediate=5632,heads=16,kv_heads=4
 
 without --gpu, the verdict is printed for every GPU in the built-in table.
 prompt length: --prompt-tokens, else --stats (max prompt), else --from-data (measured now),
@@ -69,7 +70,7 @@ def prompt_budget(args, cfg: dict) -> tuple[int, str]:
             return int(data["prompt_tokens"]["max"]), f"max prompt in {args.stats}"
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise PlanError(f"--stats {args.stats}: cannot read prompt_tokens.max from it ({exc}); "
-                            "write it with `python stats.py CONFIG --json > FILE`") from None
+                            "write it with `axolotl-grpo stats CONFIG --json > FILE`") from None
     if args.from_data:
         from ..seqstats import StatsError, prompt_token_stats
 
@@ -108,7 +109,7 @@ def describe(w: Workload) -> str:
     shard = {"none": "no sharding" if w.processes == 1 else "DDP (replicated)", "zero1": "ZeRO-1",
              "zero2": "ZeRO-2", "zero3": "ZeRO-3", "fsdp": "FSDP2"}[w.sharding]
     generation = "transformers generate" if not w.use_vllm else f"vLLM {w.vllm_mode}"
-    return f"{method}, {shard}, {w.processes} training process(es), {generation}"
+    return f"{method}, {shard}, {counted(w.processes, 'training process', 'training processes')}, {generation}"
 
 
 def item_lines(items: list[Item], prefix: str = "") -> list[str]:
@@ -196,11 +197,12 @@ def as_json(w: Workload, gpus: list[GPU]) -> dict:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m axolotl_grpo_plugin.plan", description=__doc__,
+    p = argparse.ArgumentParser(prog=prog("plan"), description=__doc__,
                                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("config", help="the Axolotl GRPO yaml")
-    p.add_argument("--gpu", action="append", default=[],
+    p.add_argument("--gpu-type", action="append", default=[], metavar="NAME",
                    help=f"GPU to check (repeatable): {', '.join(g.name for g in GPUS.values())}")
+    renamed(p, "--gpu", "--gpu-type", action="append")  # --gpu is a switch in `check`
     p.add_argument("--gpu-memory", type=float, action="append", default=[], metavar="GIB",
                    help="check a GPU of this many GiB instead of a named one (repeatable)")
     p.add_argument("--processes", type=int, default=0,
@@ -209,7 +211,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--from-data", action="store_true",
                    help="measure the longest prompt with the stats module (the config's tokenizer, "
                    "template, dataset and transform; fetches them if they are not local)")
-    p.add_argument("--stats", metavar="FILE", help="`python stats.py CONFIG --json` output to take the longest prompt from")
+    p.add_argument("--stats", metavar="FILE", help="`axolotl-grpo stats CONFIG --json` output to take the longest prompt from")
     p.add_argument("--dims", help="model shapes when base_model is not local or in the built-in table: "
                    "hidden=,layers=,vocab=,intermediate=,heads=,kv_heads= (optional head_dim=, tied=1)")
     p.add_argument("--no-vllm", action="store_true",
@@ -221,7 +223,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        gpus = [find_gpu(name) for name in args.gpu] + [gpu_from_memory(m) for m in args.gpu_memory]
+        gpus = [find_gpu(name) for name in args.gpu_type] + [gpu_from_memory(m) for m in args.gpu_memory]
         workload, _, dims_source, prompt_source, model = build(args)
     except PluginError as exc:
         return exit_for(exc)

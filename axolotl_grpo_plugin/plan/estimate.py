@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from .. import defaults
 from .dims import ModelDims
 from .gpus import GIB, GPU
 
@@ -37,9 +38,9 @@ class Workload:
     processes: int = 1
     micro_batch_size: int = 1
     gradient_accumulation_steps: int = 1
-    num_generations: int = 8
+    num_generations: int = defaults.NUM_GENERATIONS
     prompt_tokens: int = 256
-    completion_tokens: int = 256
+    completion_tokens: int = defaults.MAX_COMPLETION_LENGTH
     generation_batch_size: int | None = None  # None: mbs x gas x processes
     gradient_checkpointing: bool = True
     flash_attention: bool = True

@@ -1,8 +1,9 @@
 """Turn an Axolotl GRPO config (plus the launch) into the planner's `Workload`.
 
-Defaults follow what Axolotl 0.19 and TRL 1.9 do when a key is absent, e.g.
-`trl.vllm_mode` unset means TRL's default, colocate, and `vllm.gpu_memory_utilization`
-unset means 0.9.
+Defaults follow what the installed Axolotl and TRL do when a key is absent: TRL's
+per-release defaults come from defaults.py (e.g. `trl.max_completion_length` unset is 256 on
+TRL 1.9, 512 on 1.13/1.14); `trl.vllm_mode` unset means TRL's default, colocate, and
+`vllm.gpu_memory_utilization` unset means 0.9.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from .. import defaults
 from .dims import ModelDims
 from .estimate import LORA_LINEAR, Workload
 
@@ -19,7 +21,6 @@ from .estimate import LORA_LINEAR, Workload
 # A documented GSM8K figure: the longest train prompt with the Qwen2.5 chat template
 # and the R1 format instruction (configs/gsm8k.yaml sizes vllm.max_model_len from it).
 DEFAULT_PROMPT_TOKENS = 263
-TRL_DEFAULT_COMPLETION = 256
 PROCESSES_HEADER = re.compile(r"^#\s*Processes:\s*(\d+)", re.MULTILINE)
 
 
@@ -91,9 +92,9 @@ def workload_from_config(cfg: dict[str, Any], dims: ModelDims, processes: int,
         processes=max(int(processes), 1),
         micro_batch_size=int(cfg.get("micro_batch_size") or 1),
         gradient_accumulation_steps=int(cfg.get("gradient_accumulation_steps") or 1),
-        num_generations=int(trl.get("num_generations") or 8),
+        num_generations=int(trl.get("num_generations") or defaults.NUM_GENERATIONS),
         prompt_tokens=int(prompt_tokens),
-        completion_tokens=int(trl.get("max_completion_length") or TRL_DEFAULT_COMPLETION),
+        completion_tokens=int(trl.get("max_completion_length") or defaults.MAX_COMPLETION_LENGTH),
         generation_batch_size=trl.get("generation_batch_size"),
         gradient_checkpointing=bool(cfg.get("gradient_checkpointing") or fsdp.get("activation_checkpointing")),
         flash_attention=fused_attention(cfg),

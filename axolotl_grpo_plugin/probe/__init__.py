@@ -1,4 +1,4 @@
-"""Pre-flight probe: will this GRPO run learn? (`python -m axolotl_grpo_plugin.probe CONFIG`)."""
+"""Pre-flight probe: will this GRPO run learn? (`axolotl-grpo probe CONFIG`)."""
 
 from .core import ProbeError, ProbeResult, probe
 

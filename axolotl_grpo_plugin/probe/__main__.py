@@ -1,4 +1,4 @@
-"""`python -m axolotl_grpo_plugin.probe CONFIG`: will this GRPO run learn? Sample the base model on
+"""`axolotl-grpo probe CONFIG`: will this GRPO run learn? Sample the base model on
 training prompts with the run's settings and rewards before the long run."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ import json
 import os
 import sys
 
+from ..cli import prog
 from ..errors import EXIT_FAILED, PluginError
 
 
@@ -21,10 +22,10 @@ what it reports:
   verdict          will likely learn / will not, because ..., change ...
 
 examples:
-  python -m axolotl_grpo_plugin.probe configs/demo.yaml
-  python -m axolotl_grpo_plugin.probe configs/gsm8k.yaml --prompts 64 --generations 4 8 16
-  python -m axolotl_grpo_plugin.probe configs/gsm8k.yaml --write-filtered data/learnable.jsonl
-  python -m axolotl_grpo_plugin.probe configs/demo.yaml --json --plot probe.png
+  axolotl-grpo probe configs/demo.yaml
+  axolotl-grpo probe configs/gsm8k.yaml --prompts 64 --generations 4 8 16
+  axolotl-grpo probe configs/gsm8k.yaml --write-filtered data/learnable.jsonl
+  axolotl-grpo probe configs/demo.yaml --json --plot probe.png
 
 exit codes: 0 the probe ran (read the verdict), 1 it failed at run time, 2 bad input.
 """
@@ -37,7 +38,7 @@ class ProbeFailed(PluginError):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m axolotl_grpo_plugin.probe", description=__doc__,
+    parser = argparse.ArgumentParser(prog=prog("probe"), description=__doc__,
                                      epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", help="the Axolotl yaml of the run")
     parser.add_argument("--prompts", type=int, default=32,
@@ -52,7 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=64,
                         help="sequences per generate call (transformers backend, default 64)")
-    parser.add_argument("--backend", choices=["auto", "vllm", "transformers"], default="auto")
+    parser.add_argument("--backend", choices=["auto", "vllm", "transformers"], default="auto",
+                        help="auto (default): vLLM wherever it runs (a GPU, or vLLM's CPU build with "
+                             "a model of head_dim >= 32), else transformers")
     parser.add_argument("--device", help="torch device for transformers (default: cuda if present)")
     parser.add_argument("--correct-reward", help="reward that decides pass/fail "
                         "(default: the one named *correct*)")

@@ -14,7 +14,6 @@ rewards and zero-variance shares describe the run as configured.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +21,7 @@ from ..defaults import MAX_COMPLETION_LENGTH, NUM_GENERATIONS
 from ..evaluate import generation, scoring
 from ..evaluate.core import load_tokenizer, make_generator
 from ..evaluate.prompts import EvalError, build_problems, dataset_entries, load_config, load_rows
+from ..registry import correctness
 from . import stats
 
 
@@ -34,6 +34,7 @@ MAX_TRUNCATION = 0.10      # above this, truncation dominates the rewards
 MIN_SIGNAL_SHARE = 0.25    # below this share of groups with reward variance, most steps are wasted
 TARGET_TRUNCATION = 0.02   # what the recommended length aims for
 TARGET_SIGNAL = 0.5        # what the recommended num_generations aims for
+FORMAT_HINTS = ("format", "xml")  # reward names that score the output format
 
 
 @dataclass
@@ -47,6 +48,14 @@ class Sample:
     reward: float
     correct: bool
     strict_format: bool
+    # scored uncut, at the sampling budget: what a longer max_completion_length would give
+    # (the same values when the completion fits the configured length)
+    reward_uncut: float | None = None
+    strict_format_uncut: bool | None = None
+
+    @property
+    def truncated(self) -> bool:
+        return self.reward_uncut is not None
 
 
 @dataclass
@@ -121,6 +130,26 @@ class ProbeResult:
     def format_compliance(self) -> float:
         return stats.mean(float(s.strict_format) for s in self.samples)
 
+    def format_rewards(self) -> list[str]:
+        """The rewards that score the output format (by name: *format*, *xml*)."""
+        return [n for n in self.reward_names if any(h in n.lower() for h in FORMAT_HINTS)]
+
+    def format_never_met(self) -> bool:
+        """No probed completion has the format: strict format nowhere, and every format reward
+        constant at no credit (<= 0) on every completion, cut or uncut."""
+        if any(s.strict_format or s.strict_format_uncut for s in self.samples):
+            return False
+        names = self.format_rewards()
+        st = self.reward_stats()
+        return bool(names) and all(st[n]["variance"] == 0 and st[n]["mean"] <= 0 for n in names)
+
+    def truncation_hides_signal(self) -> bool:
+        """The cut-off is what removes the signal: the completions it cuts would score better
+        uncut (more reward, or the strict format), so a longer length gives GRPO something."""
+        cut = [s for s in self.samples if s.truncated]
+        return any(s.reward_uncut > s.reward or (s.strict_format_uncut and not s.strict_format)
+                   for s in cut)
+
 
 def probe(config: Any, *, prompts: int = 32, generations: list[int] | None = None,
           budget: int | None = None, seed: int = 0, backend: str = "auto", device: str | None = None,
@@ -160,7 +189,8 @@ def probe(config: Any, *, prompts: int = 32, generations: list[int] | None = Non
     chosen = sorted(random.Random(seed).sample(range(len(problems)), min(prompts, len(problems))))
     problems = [problems[i] for i in chosen]
     gen = make_generator(model_path, tok, cfg, backend=backend, device=device,
-                         batch_size=batch_size, seed=seed)
+                         batch_size=batch_size, seed=seed,
+                         max_model_len=max(len(p.input_ids) for p in problems) + budget)
     n = max(candidates)  # every G in the table is estimated from samples, never extrapolated
     settings = generation.SamplingSettings(
         n=n, max_new_tokens=budget,
@@ -196,19 +226,20 @@ def probe(config: Any, *, prompts: int = 32, generations: list[int] | None = Non
         max_model_len=(cfg.get("vllm") or {}).get("max_model_len"), generations=candidates,
         rendered=rendered,
     )
-    result.recommended_max_model_len = vllm_budget(config, result.recommended_length()[0])
+    result.recommended_max_model_len = vllm_budget(config, result.recommended_length()[0], tok)
     result.wall_s = time.perf_counter() - started
     return result
 
 
-def vllm_budget(config: Any, completion_length: int) -> int | None:
+def vllm_budget(config: Any, completion_length: int, tokenizer: Any = None) -> int | None:
     """`vllm.max_model_len` for the longest training prompt plus `completion_length`, from the
-    stats tool (every prompt counted, not just the probed ones); None for an in-memory config."""
+    stats tool (every prompt counted, not just the probed ones); None for an in-memory config.
+    `tokenizer`: the probed model's (--model DIR beside a config naming a Hub id, offline)."""
     if isinstance(config, dict):
         return None
     from ..seqstats.api import prompt_token_stats
 
-    return prompt_token_stats(config, max_completion_length=completion_length,
+    return prompt_token_stats(config, tokenizer=tokenizer, max_completion_length=completion_length,
                               progress=False).recommended_max_model_len
 
 
@@ -223,11 +254,19 @@ def _score(problems, outputs, rewards, judge, tok, limit, eos_ids) -> list[Sampl
         values = scoring.score(rewards, [problem.messages] * len(texts), texts, cut_ids,
                                [problem.columns] * len(texts))
         totals = scoring.weighted_total(values, rewards)
-        for j, ((_, ids), text) in enumerate(zip(group, texts)):
-            verdict = values[judge.name][j]
+        # the cut ones scored again uncut: would a longer max_completion_length give signal?
+        long = [j for j, (_, ids) in enumerate(group) if len(ids) > limit]
+        uncut: dict[int, float] = {}
+        if long:
+            full = scoring.score(rewards, [problem.messages] * len(long), [group[j][0] for j in long],
+                                 [group[j][1] for j in long], [problem.columns] * len(long))
+            uncut = dict(zip(long, scoring.weighted_total(full, rewards)))
+        for j, ((full_text, ids), text) in enumerate(zip(group, texts)):
             samples.append(Sample(
                 prompt=problem.index, tokens=len(ids), ended=bool(ids) and ids[-1] in eos_ids,
                 rewards={name: v[j] for name, v in values.items()}, reward=totals[j],
-                correct=not math.isnan(verdict) and verdict > 0,
-                strict_format=is_strict_format(text)))
+                correct=correctness.is_correct(values[judge.name][j]),
+                strict_format=is_strict_format(text),
+                reward_uncut=uncut.get(j),
+                strict_format_uncut=is_strict_format(full_text) if j in uncut else None))
     return samples

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from . import stats
-from .core import MAX_TRUNCATION, MIN_SIGNAL_SHARE, TARGET_SIGNAL, ProbeError, ProbeResult
+from .core import MAX_TRUNCATION, MIN_SIGNAL_SHARE, TARGET_SIGNAL, TARGET_TRUNCATION, ProbeError, ProbeResult
 
 
 PASS_BINS = ("0", "(0, .25)", "[.25, .5)", "[.5, .75)", "[.75, 1)", "1")
@@ -55,52 +55,88 @@ def generation_table(result: ProbeResult) -> list[dict[str, Any]]:
     return rows
 
 
-def recommended_generations(table: list[dict[str, Any]]) -> int:
-    """The smallest G whose expected signal share reaches TARGET_SIGNAL, else the best one."""
+def recommended_generations(table: list[dict[str, Any]]) -> int | None:
+    """The smallest G whose expected signal share reaches TARGET_SIGNAL; None when no probed G
+    does (a G that leaves most groups without signal is no fix to recommend)."""
     for row in table:
         if row["signal_share"] >= TARGET_SIGNAL:
             return row["G"]
-    return max(table, key=lambda r: (r["signal_share"], -r["G"]))["G"]
+    return None
+
+
+def recommended_length(result: ProbeResult) -> int | None:
+    """The length that removes the truncation, when the probe saw one within its budget; None
+    when even the budget truncates (the cap it was measured at cannot be the fix)."""
+    length, rate_at = result.recommended_length()
+    return length if rate_at <= TARGET_TRUNCATION else None
+
+
+COLD_START = ("start from a model that already writes the format: a cold start, supervised "
+              "fine-tuning on solutions written in it (R1's recipe; configs/smollm2-gsm8k-sft.yaml "
+              "does it for GSM8K), then probe that model (--model DIR)")
 
 
 def verdict(result: ProbeResult) -> Verdict:
+    """Learns or not, the cause that explains it first, and only changes that can help."""
     v = Verdict(learns=True)
+    n = len(result.samples)
     truncated = result.truncation_rate()
-    length, rate_at = result.recommended_length()
-    if truncated > MAX_TRUNCATION:
+    signal = 1 - result.zero_variance_share(result.num_generations)
+    stats_by_reward = result.reward_stats()
+    format_missing = result.format_never_met()
+    if format_missing:
+        # the headline: nothing to learn from, whatever the length or the group size
+        v.learns = False
+        values = ", ".join(f"{name} {stats_by_reward[name]['mean']:g}"
+                           for name in result.format_rewards())
+        v.because.append(f"no probed completion has the format the rewards ask for (0 of {n} in "
+                         f"strict format; {values} on every one)")
+        if result.constant_rewards() == result.reward_names:
+            v.because.append("every reward is constant, so every advantage is 0")
+        v.change.append(COLD_START)
+    if truncated > MAX_TRUNCATION and result.truncation_hides_signal():
         v.learns = False
         v.because.append(f"{truncated:.0%} of completions hit trl.max_completion_length "
-                         f"{result.max_completion_length} before they end")
-        if rate_at <= 0.02:
-            v.change.append(f"set trl.max_completion_length: {length} (truncates {rate_at:.0%} "
-                            "of the probe's completions)")
+                         f"{result.max_completion_length} before they end, and the cut-off "
+                         "takes reward they earn uncut")
+        length = recommended_length(result)
+        if length is not None:
+            v.change.append(f"set trl.max_completion_length: {length} (truncates "
+                            f"{result.truncation_rate(length):.0%} of the probe's completions)")
         else:
-            v.change.append(f"raise trl.max_completion_length well above {result.budget} (still "
-                            f"{rate_at:.0%} truncated at {result.budget} tokens; probe again with "
-                            "--budget N), or lower trl.temperature if the model rambles")
-    signal = 1 - result.zero_variance_share(result.num_generations)
-    if signal < MIN_SIGNAL_SHARE:
+            v.change.append(f"raise trl.max_completion_length above {result.budget} (still "
+                            f"{result.truncation_rate(result.budget):.0%} truncated at "
+                            f"{result.budget} tokens; probe again with --budget N), or lower "
+                            "trl.temperature if the model rambles")
+    elif truncated > MAX_TRUNCATION:
+        v.notes.append(f"{truncated:.0%} of completions hit trl.max_completion_length "
+                       f"{result.max_completion_length}, but they earn no more reward uncut "
+                       f"(sampled up to {result.budget}): length is not what stops learning")
+    if signal < MIN_SIGNAL_SHARE and not format_missing:
         v.learns = False
         rates = result.pass_rates()
         v.because.append(f"only {signal:.0%} of groups of {result.num_generations} would have "
                          "different rewards (the rest give every completion advantage 0)")
+        table = generation_table(result)
+        best = recommended_generations(table)
         if rates and all(p == 0 for p in rates):
             v.change.append("use easier prompts or a stronger base model (no probed prompt was "
                             "ever solved)")
         elif rates and all(p == 1 for p in rates):
             v.change.append("use harder prompts (every probed prompt was always solved)")
         else:
-            v.change.append("keep the prompts the model sometimes solves (--write-filtered PATH) "
-                            "or raise trl.num_generations")
+            v.change.append("keep the prompts the model sometimes solves (--write-filtered PATH)")
+        if best is not None and best > result.num_generations:
+            v.change.append(f"set trl.num_generations: {best}")
     for name in result.constant_rewards():
-        value = result.reward_stats()[name]["mean"]
+        value = stats_by_reward[name]["mean"]
         v.notes.append(f"reward {name} is constant ({value:g}) on every probed completion: it "
                        "adds nothing to the advantages; check that it can vary (format, columns)")
     return v
 
 
 def to_json(result: ProbeResult) -> dict[str, Any]:
-    length, rate_at = result.recommended_length()
+    length = recommended_length(result)
     table = generation_table(result)
     v = verdict(result)
     steps = math.ceil(result.dataset_rows / result.prompts_per_step)
@@ -113,7 +149,9 @@ def to_json(result: ProbeResult) -> dict[str, Any]:
         "truncation_rate": result.truncation_rate(),
         "completion_length": result.length_percentiles(),
         "recommended_max_completion_length": length,
-        "truncation_rate_at_recommended": rate_at,
+        "truncation_rate_at_recommended": None if length is None else result.truncation_rate(length),
+        "truncation_rate_at_budget": result.truncation_rate(result.budget),
+        "truncation_hides_signal": result.truncation_hides_signal(),
         "prompt_tokens_max_probed": result.prompt_tokens_max,
         "max_model_len": result.max_model_len,
         "recommended_max_model_len": result.recommended_max_model_len,
@@ -122,6 +160,7 @@ def to_json(result: ProbeResult) -> dict[str, Any]:
         "generations": table,
         "recommended_num_generations": recommended_generations(table),
         "format_compliance": result.format_compliance(),
+        "format_never_met": result.format_never_met(),
         "rewards": result.reward_stats(),
         "constant_rewards": result.constant_rewards(),
         "num_generations": result.num_generations,
@@ -147,12 +186,15 @@ def format_summary(result: ProbeResult) -> str:
         f"{data['truncation_rate']:.1%}",
         f"  completion tokens (sampled up to {result.budget}): "
         + ", ".join(f"{k} {v:g}" for k, v in pct.items()),
-        f"  recommended trl.max_completion_length: {data['recommended_max_completion_length']} "
-        f"(truncates {data['truncation_rate_at_recommended']:.1%})",
+        (f"  recommended trl.max_completion_length: {data['recommended_max_completion_length']} "
+         f"(truncates {data['truncation_rate_at_recommended']:.1%})"
+         if data["recommended_max_completion_length"] is not None else
+         f"  no length within the {result.budget}-token budget removes the truncation "
+         f"({data['truncation_rate_at_budget']:.1%} still cut there)"),
     ]
     if data["recommended_max_model_len"]:
         lines.append(f"  recommended vllm.max_model_len: {data['recommended_max_model_len']} "
-                     "(longest training prompt + that length; `python stats.py CONFIG`)")
+                     "(longest training prompt + that length; `axolotl-grpo stats CONFIG`)")
     lines += ["", f"pass rate per prompt ({result.correct_reward} > 0)"]
     hist = data["pass_rate_histogram"]
     top = max(hist.values()) or 1
@@ -164,7 +206,9 @@ def format_summary(result: ProbeResult) -> str:
         here = "  <- config" if row["G"] == result.num_generations else ""
         lines.append(f"  G={row['G']:<4} total reward {row['signal_share']:6.1%}   "
                      f"pass/fail {row['correctness_signal_share']:6.1%}{mark}{here}")
-    lines.append(f"  recommended trl.num_generations: {data['recommended_num_generations']}")
+    best = data["recommended_num_generations"]
+    lines.append(f"  recommended trl.num_generations: {best}" if best is not None else
+                 f"  no probed group size reaches {TARGET_SIGNAL:.0%} of groups with signal")
     lines += ["", f"format compliance (strict): {data['format_compliance']:.1%}", "rewards (mean, variance)"]
     for name, st in data["rewards"].items():
         flag = "   <- constant: no signal" if name in data["constant_rewards"] else ""
@@ -224,8 +268,8 @@ def plot(result: ProbeResult, path: str | Path) -> None:
                color="#9ab7d3")
     right.axvline(result.max_completion_length, color="#c0392b", linewidth=1.5,
                   label=f"max_completion_length {result.max_completion_length}")
-    length, _ = result.recommended_length()
-    if length != result.max_completion_length:
+    length = recommended_length(result)
+    if length is not None and length != result.max_completion_length:
         right.axvline(length, color="#27ae60", linestyle="--", linewidth=1.2,
                       label=f"recommended {length}")
     right.set_title(f"completion tokens (truncated {result.truncation_rate():.0%})", fontsize=9)

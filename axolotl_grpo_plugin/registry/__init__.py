@@ -51,6 +51,8 @@ BUILTIN_TRANSFORMS = {
     "gsm8k": "axolotl_grpo_plugin.transforms.gsm8k:load",
     "countdown": "axolotl_grpo_plugin.transforms.countdown:load",
     "math": "axolotl_grpo_plugin.transforms.math_boxed:load",
+    # SFT cold start (R1 format); Axolotl's SFT loader takes `type: axolotl_grpo_plugin.transforms.gsm8k_r1`
+    "gsm8k_r1": "axolotl_grpo_plugin.transforms.gsm8k_r1:rows",
 }
 
 

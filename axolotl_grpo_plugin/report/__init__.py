@@ -1,6 +1,6 @@
 """One self-contained HTML report over a run's rollout log: curves and browsable rollouts.
 
-`python -m axolotl_grpo_plugin.report OUTPUT_DIR` (see `--help`). The page needs
+`axolotl-grpo report OUTPUT_DIR` (see `--help`). The page needs
 no network: plots are inline PNGs, the rollouts are embedded JSON, the viewer is
 plain JavaScript that renders only the rows in view.
 """
@@ -39,6 +39,12 @@ def notices(data: ReportData, interrupted: dict | None = None, read_skipped: int
                    + (f" at step {step}" if isinstance(step, int) else "")
                    + (f", {when}" if isinstance(when, str) else "")
                    + ": the curves stop there and the saved model is the one from that moment.")
+    for name, c in data.remote.items():  # docs/remote-rewards.md
+        answered = c["samples"] - c["cached"]
+        latency = f", {c['latency_ms'] / answered:.0f} ms per sample" if answered else ""
+        out.append(f"Remote reward {name}: {c['samples']:.0f} samples, {c['calls']:.0f} calls, "
+                   f"{c['cached']:.0f} from the cache, {c['failed']:.0f} failed (scored None), "
+                   f"{c['unscored']:.0f} without a usable score{latency}.")
     skipped = data.skipped + read_skipped
     if skipped:
         out.append(f"{skipped:,} log lines were skipped: unreadable (torn, not JSON, nested too deep) "
@@ -87,12 +93,22 @@ def render_html(data: ReportData, title: str, notes: Iterable[str] = ()) -> str:
 
 
 def _findings_html(data: ReportData) -> str:
-    """The run doctor's diagnoses, each with its step (also marked on the curves)."""
-    if not data.findings:
-        return ""
-    items = "".join(f"<li><b>step {html.escape(clean_text(str(f.get('step'))))}</b>: "
-                    f"{html.escape(clean_text(str(f.get('message', ''))))}</li>" for f in data.findings)
-    return f'<section id="doctor"><h2>Run doctor</h2><ul>{items}</ul></section>'
+    """The run doctor's diagnoses, each with its step (also marked on the curves), and the
+    steps whose reinforced completions look degenerate (audit/rollouts.py)."""
+    out = ""
+    if data.findings:
+        items = "".join(f"<li><b>step {html.escape(clean_text(str(f.get('step'))))}</b>: "
+                        f"{html.escape(clean_text(str(f.get('message', ''))))}</li>" for f in data.findings)
+        out += f'<section id="doctor"><h2>Run doctor</h2><ul>{items}</ul></section>'
+    suspected = [f for f in data.hacking if f.suspected]
+    if suspected:
+        rows = "".join(f"<tr><td>{f.step}</td><td>{f.degenerate} / {f.reinforced}</td><td>"
+                       f"{html.escape(', '.join(f'{k} {n}' for k, n in f.signs.most_common()))}</td></tr>"
+                       for f in suspected)
+        out += (f'<section id="hacking"><h2>Reward hacking</h2><p>{html.escape(clean_text(suspected[0].message()))}'
+                f"</p><table><tr><th>step</th><th>degenerate / reinforced</th><th>signs</th></tr>{rows}</table>"
+                "</section>")
+    return out
 
 
 def write_report(

@@ -1,4 +1,4 @@
-"""CLI: python -m axolotl_grpo_plugin.report OUTPUT_DIR [-o report.html]."""
+"""CLI: axolotl-grpo report OUTPUT_DIR [--html report.html]."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ..cli import prog, renamed
 from ..interrupted import read_marker
 from ..observe.rollout_log import log_files, read_rollouts
 from . import DEFAULT_MAX_ROLLOUTS, write_report
@@ -15,10 +16,10 @@ from . import DEFAULT_MAX_ROLLOUTS, write_report
 
 EPILOG = """\
 examples:
-  python -m axolotl_grpo_plugin.report outputs/smoke
+  axolotl-grpo report outputs/smoke
       writes outputs/smoke/report.html from outputs/smoke/rollouts.jsonl (and its .gz parts)
-  python -m axolotl_grpo_plugin.report outputs/run -o /tmp/run.html --max-rollouts 20000
-  python -m axolotl_grpo_plugin.report outputs/run --phrase wait --phrase "let me verify"
+  axolotl-grpo report outputs/run --html /tmp/run.html --max-rollouts 20000
+  axolotl-grpo report outputs/run --phrase wait --phrase "let me verify"
       recount reflections with your own phrases (default: the ones the run logged)
 
 The report works while training runs (the log is append-only and a torn last
@@ -28,12 +29,14 @@ line is skipped) and after a crash.
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m axolotl_grpo_plugin.report",
+        prog=prog("report"),
         description="Write one self-contained HTML report (curves + browsable rollouts) "
                     "from a GRPO run's rollout log.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("output_dir", type=Path, help="the run's output_dir (holds rollouts.jsonl)")
-    parser.add_argument("-o", "--out", type=Path, help="HTML file to write (default: OUTPUT_DIR/report.html)")
+    parser.add_argument("--html", type=Path, metavar="FILE", help="HTML file to write (default: OUTPUT_DIR/report.html)")
+    renamed(parser, "--out", "--html", type=Path)  # --out is a folder in every other tool
+    renamed(parser, "-o", "--html", type=Path)
     parser.add_argument("--max-rollouts", type=int, default=DEFAULT_MAX_ROLLOUTS, metavar="N",
                         help="rollouts to embed for browsing; larger logs are sampled uniformly "
                              f"(default: {DEFAULT_MAX_ROLLOUTS:,}); curves always use every rollout")
@@ -54,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.max_rollouts < 1:
         print(f"error: --max-rollouts {args.max_rollouts} must be at least 1", file=sys.stderr)
         return 2
-    out = args.out or args.output_dir / "report.html"
+    out = args.html or args.output_dir / "report.html"
     counts: dict = {}
     records = tqdm(read_rollouts(args.output_dir, counts, everything=True), desc="reading rollouts", unit=" rollouts",
                    disable=None)

@@ -20,6 +20,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from ..audit.rollouts import Scanner, StepFinding, first_suspected
 from ..observe.doctor import RECORD_TYPE as DOCTOR_RECORD
 from ..observe.metrics import ReflectionMatcher
 
@@ -55,6 +56,23 @@ class ReportData:
     findings: list[dict] = field(default_factory=list)  # the run doctor's records, in log order
     skipped: int = 0  # records that were not rollouts (no integer step, unreadable)
     evals: dict[int, dict] = field(default_factory=dict)  # step -> periodic eval metrics
+    hacking: list[StepFinding] = field(default_factory=list)  # reinforced degenerate completions by step
+    remote: dict[str, dict] = field(default_factory=dict)  # remote reward -> its call counts (remote_calls)
+
+
+def remote_calls(raw: dict, into: dict[str, dict]) -> None:
+    """Count the `remote/NAME` record a remote reward left on a rollout (remote/reward.py)."""
+    for key, call in raw.items():
+        if not (isinstance(key, str) and key.startswith("remote/") and isinstance(call, dict)):
+            continue
+        c = into.setdefault(clean_text(key[len("remote/"):][:200]), dict.fromkeys(
+            ("samples", "cached", "failed", "unscored", "calls", "latency_ms"), 0.0))
+        c["samples"] += 1
+        c["cached"] += bool(call.get("cached"))
+        c["failed"] += "failed" in call
+        c["unscored"] += "unscored" in call
+        c["calls"] += _number(call.get("calls")) or 0.0
+        c["latency_ms"] += _number(call.get("latency_ms")) or 0.0
 
 
 MAX_TEXT = 1_000_000  # characters kept of one prompt/completion/answer: a page must stay loadable
@@ -167,6 +185,8 @@ def collect(
     total = skipped = 0
     findings: list[dict] = []
     evals: dict[int, dict] = {}
+    scanner = Scanner()
+    remote: dict[str, dict] = {}
     for raw in records:
         if isinstance(raw, dict) and raw.get("type") == DOCTOR_RECORD:
             findings.append(raw)  # the run doctor's records are not rollouts
@@ -182,7 +202,9 @@ def collect(
         if record is None:
             skipped += 1
             continue
+        scanner.add(record)
         step, mode, rewards = record["step"], record["mode"], record["rewards"]
+        remote_calls(raw, remote)
         stats = steps[mode][step]
         stats.count += 1
         for name, value in rewards.items():
@@ -229,6 +251,8 @@ def collect(
         findings=findings,
         skipped=skipped,
         evals=dict(sorted(evals.items())),
+        hacking=scanner.findings(),
+        remote=remote,
     )
 
 
@@ -270,12 +294,16 @@ FINDING_CURVES = {
     "format_without_correctness": "reward",
     "nan_gradients": "reward",
     "zero_gradients": "reward",
+    "reward_hacking": "reward",
 }
 
 
 def findings_by_curve(data: ReportData) -> dict[str, list[tuple[int, str]]]:
     """Curve name -> [(step, signature)] of the doctor's findings to mark on it."""
     marks: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    first = first_suspected(data.hacking)
+    if first is not None and not any(f.get("signature") == "reward_hacking" for f in data.findings):
+        marks["reward"].append((first.step, "reward_hacking"))  # the doctor's own record marks it otherwise
     for finding in data.findings:
         step = finding.get("step")
         if isinstance(step, int):

@@ -3,7 +3,7 @@
 `prompt_token_stats(...)` / `report_from_config(path)` return a `BudgetReport`
 (rows, prompt-token percentiles, longest prompts, recommended `vllm.max_model_len`,
 and the rejected / truncated counts under the config's current value). The CLI is
-`python stats.py` at the repository root.
+`axolotl-grpo stats` at the repository root.
 """
 
 from .api import prompt_token_stats, report_from_config

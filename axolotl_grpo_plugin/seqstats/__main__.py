@@ -1,4 +1,4 @@
-"""`python -m axolotl_grpo_plugin.seqstats CONFIG` (= `python stats.py`, `axolotl-grpo stats`)."""
+"""`axolotl-grpo stats CONFIG` (= `axolotl-grpo stats`, `axolotl-grpo stats`)."""
 
 import sys
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,16 +12,15 @@ from typing import Any
 
 import numpy as np
 
-from .counting import count_dataset, preview
+from ..defaults import MAX_COMPLETION_LENGTH
+from ..errors import PluginError
 from .report import BudgetReport, build_report
 from .sources import (
-    TRL_DEFAULT_MAX_COMPLETION_LENGTH,
     DatasetSpec,
     StatsError,
     apply_chat_template_choice,
     dataset_specs,
     load_config,
-    load_rows,
     load_tokenizer,
     load_transform,
     preflight,
@@ -28,10 +28,11 @@ from .sources import (
 
 
 NO_TRANSFORM = "none"
+BARS = "HF_DATASETS_DISABLE_PROGRESS_BARS"
 
 
 def prompt_token_stats(
-    config_path: str | Path | None = None,
+    config_path: str | Path | Mapping[str, Any] | None = None,
     *,
     tokenizer: Any = None,
     dataset: Any = None,
@@ -45,11 +46,10 @@ def prompt_token_stats(
     top: int = 5,
     progress: bool = True,
     method: str = "fast",
-    backend: str = "auto",
 ) -> BudgetReport:
     """Prompt-token statistics as the GRPO trainer will see them, and the vLLM budget.
 
-    With `config_path`, everything comes from the Axolotl yaml (`base_model` or
+    With `config_path` (a yaml path, or a config already read), everything comes from the Axolotl yaml (`base_model` or
     `tokenizer_config`, `chat_template`, `datasets` and their `type`,
     `trl.max_completion_length`, `vllm.max_model_len`); any keyword given
     overrides that part. Without it, `tokenizer` and `dataset` are required.
@@ -61,16 +61,17 @@ def prompt_token_stats(
     transform name (`gsm8k`), `module.function`, or "none" for a dataset that
     already has a `prompt` column. Raises `StatsError` (one line with the fix).
 
-    `method`: "fast" (fixed template text counted once, see `fastcount`), "full"
-    (every prompt rendered and encoded whole, same loading) or "reference" (the
-    transformers tokenizer through `datasets.map`, as before the fast path); all
-    three give the same counts. `backend`: "auto" (tiktoken where it converts
-    exactly, else `tokenizers`) or "tokenizers".
+    `method`: "fast" (per-word counts cached, see `fastcount`), "full" (every prompt
+    encoded whole by `tokenizers`) or "reference" (the transformers tokenizer, rows
+    through `datasets`); all three give the same counts. `num_proc` is accepted and
+    unused (counting runs in one process).
     """
     if method not in ("fast", "full", "reference"):
         raise StatsError(f"method = {method!r}: unknown. Fix: use fast, full or reference.")
-    cfg: dict[str, Any] = load_config(config_path) if config_path is not None else {}
+    read = isinstance(config_path, Mapping)  # a config already read (the config checks')
+    cfg: dict[str, Any] = dict(config_path) if read else load_config(config_path) if config_path is not None else {}
     explicit = config_path is None
+    config_path = None if read else config_path
     if explicit and (tokenizer is None or dataset is None):
         raise StatsError("--tokenizer and --dataset are required without a config. "
                          "Fix: pass CONFIG.yaml, or both --tokenizer DIR and --dataset FILE.")
@@ -88,38 +89,25 @@ def prompt_token_stats(
     )
     preflight(plan.cfg, plan.tokenizer, plan.specs)
     with _datasets_bars(progress):
-        if method == "reference":
-            return measure(plan, num_proc=num_proc, batch_size=batch_size, top=top)
-        return measure_fast(plan, method=method, backend=backend, batch_size=batch_size, top=top, progress=progress,
-                            num_proc=num_proc)
+        return measure(plan, method=method, batch_size=batch_size, top=top, progress=progress, num_proc=num_proc)
 
 
 @contextmanager
 def _datasets_bars(progress: bool):
     """Hide `datasets`' bars when asked, without importing it (it costs seconds) if unused."""
-    if progress:
-        yield
-        return
-    if "datasets" not in sys.modules:
-        old = os.environ.get("HF_DATASETS_DISABLE_PROGRESS_BARS")
-        os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
-        try:
-            yield
-        finally:
-            if old is None:
-                os.environ.pop("HF_DATASETS_DISABLE_PROGRESS_BARS", None)
-            else:
-                os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = old
-        return
-    import datasets
-
-    bars_were_on = datasets.is_progress_bar_enabled()
-    datasets.disable_progress_bars()
+    loaded, old = sys.modules.get("datasets"), os.environ.get(BARS)
+    were_on = not progress and loaded is not None and loaded.is_progress_bar_enabled()
+    if not progress:
+        os.environ[BARS] = "1"  # read when `datasets` is imported
+        if were_on:
+            loaded.disable_progress_bars()
     try:
         yield
     finally:
-        if bars_were_on:
-            datasets.enable_progress_bars()
+        if not progress:
+            os.environ.pop(BARS) if old is None else os.environ.update({BARS: old})
+        if were_on:
+            loaded.enable_progress_bars()
 
 
 @dataclass
@@ -135,20 +123,31 @@ class Plan:
     uses_vllm: bool | None
 
 
-def measure(plan: Plan, *, num_proc: int | None = None, batch_size: int = 1000, top: int = 5) -> BudgetReport:
-    """Load the tokenizer and datasets of a plan and count every prompt."""
+def measure(plan: Plan, *, method: str = "fast", batch_size: int = 2048, top: int = 5, progress: bool = True,
+            num_proc: int | None = None) -> BudgetReport:
+    """Count every prompt of a plan (`engine`): with `tokenizers` and jinja2 alone when the
+    tokenizer is cached (`light`); with the transformers tokenizer and `datasets` for
+    `reference`, and for a tokenizer that may work outside its Rust backend."""
+    from .counting import TransformersCounter
+    from .engine import count_entry
+    from .fastcount import Counter
+
     key, source = plan.tokenizer
-    tok = load_tokenizer(plan.cfg, source, key)
-    template_name = apply_chat_template_choice(tok, plan.cfg)
-    counts = np.zeros(0, dtype=np.int64)
-    candidates = []
+    light, tok = (None, None) if method == "reference" else _light_tokenizer(plan.cfg, source, key)
+    template_name = light.template_name if light else None
+    if light is None:
+        tok, template_name = _hf_tokenizer(plan.cfg, source if tok is None else tok, key)
+    counter = Counter(light, method) if light else TransformersCounter(tok)
+    counts, candidates = np.zeros(0, dtype=np.int64), []
     for i, spec in enumerate(plan.specs):
-        rows = load_rows(spec)
         row_transform = load_transform(spec, plan.cfg, i, tok)
-        counted = count_dataset(rows, tok, row_transform, spec.key, num_proc=num_proc,
-                                batch_size=batch_size, top=top)
+        if "tokenizer" in row_transform.fn_kwargs and tok is None:  # the transform wants the real tokenizer
+            tok = _hf_tokenizer(plan.cfg, source, key)[0]
+            row_transform = load_transform(spec, plan.cfg, i, tok)
+        counted = count_entry(spec, i, counter, row_transform, batch_size=batch_size, top=top, progress=progress,
+                              direct=light is not None)
         counts = _add(counts, counted.counts)
-        candidates += preview(tok, rows, row_transform, spec.key, i, counted.longest)
+        candidates += counted.longest
     longest = sorted(candidates, key=lambda p: (-p.tokens, p.dataset, p.row))[:top]
     completion, completion_from = plan.completion
     info = {
@@ -158,60 +157,17 @@ def measure(plan: Plan, *, num_proc: int | None = None, batch_size: int = 1000, 
         "datasets": [s.describe() for s in plan.specs],
         "max_completion_length_from": completion_from,
     }
-    return build_report(counts, longest, completion, plan.max_model_len, info, plan.uses_vllm)
-
-
-def measure_fast(plan: Plan, *, method: str = "fast", backend: str = "auto", batch_size: int = 2048,
-                 top: int = 5, progress: bool = True, num_proc: int | None = None) -> BudgetReport:
-    """Count every prompt of a plan with the streaming counter (`engine`), loading only
-    `tokenizers` and jinja2 when the tokenizer is cached (`light`)."""
-    from .engine import count_entry
-    from .fastcount import Counter
-
-    key, source = plan.tokenizer
-    light, tok = _light_tokenizer(plan.cfg, source, key)
-    if light is None:  # a slow (Python) tokenizer: only the transformers path counts it exactly
-        return measure(plan, batch_size=batch_size, top=top)
-    counter = None
-    counts = np.zeros(0, dtype=np.int64)
-    candidates = []
-    for i, spec in enumerate(plan.specs):
-        row_transform = load_transform(spec, plan.cfg, i, tok)
-        if "tokenizer" in row_transform.fn_kwargs and tok is None:  # the transform wants the real tokenizer
-            tok = _hf_tokenizer(plan.cfg, source, key)
-            row_transform = load_transform(spec, plan.cfg, i, tok)
-        if counter is None:
-            counter = Counter(light, method, backend, cache=_cache_dir())
-        counted = count_entry(spec, i, counter, row_transform, batch_size=batch_size, top=top, progress=progress,
-                              num_proc=num_proc)
-        counts = _add(counts, counted.counts)
-        candidates += counted.longest
-    longest = sorted(candidates, key=lambda p: (-p.tokens, p.dataset, p.row))[:top]
-    completion, completion_from = plan.completion
-    info = {
-        "config": plan.config_path,
-        "tokenizer": source if isinstance(source, str) else type(source).__name__,
-        "chat_template": light.template_name,
-        "datasets": [s.describe() for s in plan.specs],
-        "max_completion_length_from": completion_from,
-    }
     report = build_report(counts, longest, completion, plan.max_model_len, info, plan.uses_vllm)
-    report.counting = {"method": method, "backend": counter.middles.name, "split_rows": counter.tally.split,
-                       "whole_rows": counter.tally.whole + counter.tally.plain,
-                       "notes": sorted(counter.tally.notes), "why_backend": counter.backend_note}
+    if light is not None:
+        report.counting = {"method": method, "backend": counter.name, "split_rows": counter.tally.split,
+                           "whole_rows": counter.tally.whole + counter.tally.plain,
+                           "notes": sorted(counter.tally.notes), "why_backend": counter.why}
     return report
 
 
-def _cache_dir():
-    from .light import cache_dir
-
-    return cache_dir()
-
-
 def _hf_tokenizer(cfg: dict[str, Any], source: Any, key: str):
-    tok = load_tokenizer(cfg, source, key)
-    apply_chat_template_choice(tok, cfg)
-    return tok
+    tok = source if not isinstance(source, (str, Path)) else load_tokenizer(cfg, source, key)
+    return tok, apply_chat_template_choice(tok, cfg)
 
 
 def _light_tokenizer(cfg: dict[str, Any], source: Any, key: str):
@@ -236,6 +192,20 @@ def _light_tokenizer(cfg: dict[str, Any], source: Any, key: str):
     if cache_key:
         light.save(cache_key, found)
     return found, tok
+
+
+def longest_prompt(cfg: Mapping[str, Any]) -> int | None:
+    """The exact token count of the config's longest prompt, when its tokenizer and every dataset
+    are local (nothing is downloaded for a check); None otherwise or when they cannot be read
+    (the config checks report why)."""
+    try:
+        _, source = _tokenizer_source(cfg, None)
+        local = isinstance(source, str) and Path(source).is_dir()
+        if not local or not all(Path(str(spec.path)).exists() for spec in dataset_specs(dict(cfg))):
+            return None
+        return int(prompt_token_stats(cfg, progress=False).prompt_tokens["max"])
+    except PluginError:
+        return None
 
 
 def report_from_config(path: str | Path, **overrides: Any) -> BudgetReport:
@@ -287,7 +257,7 @@ def _completion_budget(trl: dict[str, Any], override: int | None) -> tuple[int, 
         return int(override), "--max-completion-length"
     if trl.get("max_completion_length") is not None:
         return _whole(trl["max_completion_length"], "trl.max_completion_length"), "trl.max_completion_length"
-    return TRL_DEFAULT_MAX_COMPLETION_LENGTH, "TRL's default (trl.max_completion_length not set)"
+    return MAX_COMPLETION_LENGTH, "TRL's default (trl.max_completion_length not set)"
 
 
 def _config_max_model_len(cfg: dict[str, Any]) -> int | None:

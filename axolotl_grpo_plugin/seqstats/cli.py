@@ -1,4 +1,4 @@
-"""`python stats.py`: prompt-token budgets for GRPO, from a training config or explicit inputs."""
+"""`axolotl-grpo stats`: prompt-token budgets for GRPO, from a training config or explicit inputs."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import json
 import os
 import sys
 
+from ..cli import prog
+from ..defaults import MAX_COMPLETION_LENGTH
 from ..paths import DATA_DIR, embedded_dir
 
 
@@ -24,7 +26,7 @@ Exit status: 0 when the config's budget fits (or none is set), 1 when
 vllm.max_model_len rejects or truncates prompts, 2 on bad input."""
 
 EPILOG = f"""\
-examples (`python stats.py`, `python -m axolotl_grpo_plugin.seqstats` and
+examples (`axolotl-grpo stats`, `axolotl-grpo stats` and
 `axolotl-grpo stats` are the same command):
   # offline, with what the package ships (`axolotl-grpo embedded build` makes the tokenizer)
   axolotl-grpo stats --tokenizer {EMBEDDED_DIR}/tiny-qwen2 \\
@@ -40,7 +42,7 @@ point --dataset at a local json/jsonl/parquet file and --tokenizer at a local di
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python stats.py", description=DESCRIPTION, epilog=EPILOG,
+    parser = argparse.ArgumentParser(prog=prog("stats"), description=DESCRIPTION, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", nargs="?", help="the Axolotl training yaml (optional with --tokenizer and --dataset)")
     inputs = parser.add_argument_group("inputs (override the config's values, or replace the config)")
@@ -55,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="Axolotl chat_template name (qwen_25, llama3, chatml, tokenizer_default, ...) "
                         "or a .jinja file (default: the config's, else the tokenizer's own)")
     inputs.add_argument("--max-completion-length", type=_positive, metavar="N",
-                        help="completion budget (default: trl.max_completion_length, else TRL's 256)")
+                        help="completion budget (default: trl.max_completion_length, else the installed "
+                        f"TRL's default, {MAX_COMPLETION_LENGTH})")
     inputs.add_argument("--max-model-len", type=_positive, metavar="N",
                         help="judge this vllm.max_model_len instead of the config's")
     output = parser.add_argument_group("output")
@@ -65,14 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument("--no-progress", action="store_true", help="hide progress bars")
     speed = parser.add_argument_group("speed")
     speed.add_argument("--method", choices=("fast", "full", "reference"), default="fast",
-                       help="fast: the template's fixed text counted once, only the varying text tokenized, "
-                       "rows where that is not provably exact counted whole (default); full: every prompt "
-                       "rendered and tokenized whole; reference: transformers + datasets.map as before. "
-                       "All three give the same counts")
+                       help="fast: each word's token count cached, prompts the cache cannot count exactly encoded "
+                       "whole (default); full: every prompt encoded whole; reference: the transformers tokenizer, "
+                       "rows through datasets. All three give the same counts")
     speed.add_argument("--num-proc", type=_positive, metavar="N",
-                       help="worker processes: for a JSON-lines file of 16 MiB or more (fast/full) the default is "
-                       "one per CPU, up to 8; with --method reference, datasets.map processes (default: 1 below "
-                       "50,000 rows, else one per CPU, up to 8)")
+                       help="accepted and unused: counting runs in one process (worker processes saved under 10%%)")
     speed.add_argument("--batch-size", type=_positive, default=2048, metavar="N",
                        help="prompts rendered and tokenized per batch (default 2048)")
     return parser

@@ -1,74 +1,119 @@
-"""Exact prompt-token counts without rendering and tokenizing the constant text on every row.
+r"""Exact prompt-token counts, most of them without encoding: a per-word count cache.
 
-For each prompt shape (roles and fields except the contents) the chat template is
-rendered once around traced contents (`template.trace`), giving fixed text around
-each content. The common prefix and suffix of the contents (the instruction every
-row repeats) join the fixed text where a boundary can be proven clean. The fixed
-text is counted once; per row only the varying middle is tokenized, in one batch
-call, and the row's count is `fixed + sum(middles)`. A row gets that count only if
-its contents answer the template's questions as the traced row did
-(`Plan.holds`), start and end with the shape's common prefix and suffix, and every
-boundary is clean (`boundaries.Boundaries.clean`); any other row is rendered and
-encoded whole. With `method="full"` every row is (the reference the tests compare
-with). A start-up check compares the split count with the whole count on each new
-shape's first rows and turns the split off for a shape where they differ.
+A Hugging Face tokenizer (no special tokens added) cuts the text at added tokens (one
+token each), then normalizes, pre-tokenizes and models each segment alone, one piece at a
+time. So a count is the added tokens plus the pieces' counts, and a piece's count can be
+cached (GSM8K prompts repeat the template, the instruction and most words). This is done
+for printable-ASCII text (plus \t \n \r) when the tokenizer is a byte-level BPE with a
+known split pattern (GPT-2; Qwen2/2.5's and Llama 3's GPT-4-style ones) and no normalizer
+but Unicode normalization (the identity on ASCII): on that alphabet the pattern with
+`\p{L}` = `[A-Za-z]`, `\p{N}` = `[0-9]`, `\s` = `[\t\n\r ]` cuts the same pieces, each new
+piece counted by the tokenizer's own model. Every other prompt, and every prompt of any
+other tokenizer (SentencePiece/Unigram, added tokens that strip or are normalized), is
+encoded whole by `tokenizers`. Checked against whole encoding on probes and the first rows.
 """
 
 from __future__ import annotations
 
-import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .backends import HFCounter, make_counter
-from .boundaries import Boundaries, Left, Right
-from .counting import is_conversational
-from .light import LightTokenizer
-from .sources import StatsError
-from .template import Plan, compile_template, render, trace, verify
+from .counting import check_plain, is_conversational, template_failed
+from .light import LightTokenizer, compile_template, render
 
 
-MAX_SHAPES = 64
-CHECK_ROWS = 32  # rows of each new shape counted both ways at start
+CHECK_ROWS = 32  # rows counted both ways at start
+NEWLINE_PATTERNS = {  # the Split pre-tokenizer's regex -> its \p{N} repetition
+    # Qwen2 / Qwen2.5
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+": "",
+    # Llama 3 (cl100k)
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+": "{1,3}",
+}
+_L, _N, _S = "A-Za-z", "0-9", "\\t\\n\\r "
+GPT2_ASCII = f"'s|'t|'re|'ve|'m|'ll|'d| ?[{_L}]+| ?[{_N}]+| ?[^{_S}{_L}{_N}]+|[{_S}]+(?![^{_S}])|[{_S}]+"
+NOT_PLAIN = re.compile(r"[^\t\n\r\x20-\x7e]")
+PROBES = ["Hello world", "  two  spaces  ", "tabs\tand\nnewlines\r\n\n", "numbers 1234567 3.14159 1,000",
+          "It's 'quoted' DON'T x's   \n\n  end ", "!!??..,,;; ## $$ %% ^^ && ** (( ))", "don't I'll WE'RE they've",
+          "a" * 300, "x = {'k': [1, 2]} // comment", "naïve café 数学 🙂", "<|im_end|>x\n\n<|im_start|>"]
 
 
-def shape_key(prompt: list) -> tuple | None:
-    """Everything about a chat prompt except its message contents (None: not hashable / not text)."""
-    try:
-        key = []
-        for m in prompt:
-            if not isinstance(m.get("content"), str):
-                return None
-            key.append(tuple((k, v) for k, v in m.items() if k != "content"))
-        key = tuple(key)
-        hash(key)
-        return key
-    except (AttributeError, TypeError):
-        return None
+def ascii_pattern(spec: dict) -> tuple[str | None, str]:
+    """The printable-ASCII form of a byte-level BPE's split pattern, or (None, why not)."""
+    if (spec.get("model") or {}).get("type") != "BPE" or (spec.get("model") or {}).get("dropout"):
+        return None, "not a BPE model without dropout"
+    norm = spec.get("normalizer")
+    kinds = [n.get("type") for n in (norm.get("normalizers", []) if norm and norm.get("type") == "Sequence" else [norm])
+             if n is not None]
+    if any(k not in ("NFC", "NFKC", "NFD", "NFKD") for k in kinds):
+        return None, f"normalizer {kinds} may change ASCII text"
+    if any(t.get(k) for t in spec.get("added_tokens", []) for k in ("lstrip", "rstrip", "single_word", "normalized")):
+        return None, "an added token strips, matches whole words or is matched after normalization"
+    pre = spec.get("pre_tokenizer") or {}
+    if pre.get("type") == "ByteLevel" and pre.get("use_regex", True) and not pre.get("add_prefix_space"):
+        return GPT2_ASCII, ""
+    subs = pre.get("pretokenizers", []) if pre.get("type") == "Sequence" else []
+    regex = (subs[0].get("pattern") or {}).get("Regex") if len(subs) == 2 else None
+    if (regex in NEWLINE_PATTERNS and subs[0].get("type") == "Split" and subs[0].get("behavior") == "Isolated"
+            and not subs[0].get("invert") and subs[1].get("type") == "ByteLevel"
+            and not subs[1].get("use_regex", True) and not subs[1].get("add_prefix_space")):
+        return (f"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n{_L}{_N}]?[{_L}]+|[{_N}]{NEWLINE_PATTERNS[regex]}"
+                f"| ?[^{_S}{_L}{_N}]+[\\r\\n]*|[{_S}]*[\\r\\n]+|[{_S}]+(?![^{_S}])|[{_S}]+"), ""
+    return None, f"pre-tokenizer {pre.get('type')!r} is not a known byte-level split"
 
 
-@dataclass
-class Shape:
-    plan: Plan | None
-    note: str = ""
-    split: bool = False
-    fixed_tokens: int = 0
-    prefixes: list[str] = field(default_factory=list)
-    suffixes: list[str] = field(default_factory=list)
-    lefts: list[Left | None] = field(default_factory=list)
-    rights: list[Right | None] = field(default_factory=list)
-    const: dict[int, str] = field(default_factory=dict)  # refs equal on every sampled row: part of the fixed text
-    varying: list[int] = field(default_factory=list)  # the other refs, in output order
-    checked: int = 0
+def byte_level_table() -> dict[int, str]:
+    """GPT-2's byte -> printable character table, for the 128 ASCII bytes."""
+    printable = [*range(ord("!"), ord("~") + 1)]
+    others = [b for b in range(128) if b not in printable]
+    return {**{b: chr(b) for b in printable}, **{b: chr(256 + k) for k, b in enumerate(others)}}
+
+
+class WordCounter:
+    """The per-word count cache (module docstring); `count` returns the rows it could not count."""
+
+    name = "tokenizers+word-cache"
+
+    def __init__(self, light: LightTokenizer, pattern: str):
+        self.model = light.backend.model
+        added = sorted((t["content"] for t in light.spec.get("added_tokens", [])), key=len, reverse=True)
+        self.cut = re.compile("|".join(map(re.escape, added))).split if added else (lambda text: [text])
+        self.split = re.compile(pattern).findall
+        self.byte_map = byte_level_table()
+        self.cache: dict[str, int] = {}
+
+    def count(self, texts: list[str]) -> tuple[list[int], list[int]]:
+        out, rest = [0] * len(texts), []
+        cache, split, plain = self.cache, self.split, NOT_PLAIN.search
+        for i, text in enumerate(texts):
+            if plain(text):
+                rest.append(i)
+                continue
+            segments = self.cut(text)
+            total, gap = len(segments) - 1, 0
+            for segment in segments:
+                gap += len(segment)
+                for piece in split(segment):
+                    n = cache.get(piece)
+                    if n is None:
+                        n = len(self.model.tokenize(piece.translate(self.byte_map)))
+                        if len(cache) < 1_000_000:
+                            cache[piece] = n
+                    total += n
+                    gap -= len(piece)
+            if gap:  # the pattern skipped a character: let the backend count the row
+                rest.append(i)
+            out[i] = total
+        return out, rest
 
 
 @dataclass
 class Tally:
-    """How the rows were counted (shown with --verbose, asserted in tests)."""
+    """How the rows were counted (`counting` in --json, asserted in tests)."""
 
-    split: int = 0
-    whole: int = 0
-    plain: int = 0
+    split: int = 0  # counted word by word
+    whole: int = 0  # encoded whole by `tokenizers`
+    plain: int = 0  # plain-text prompts (encoded with special tokens)
     notes: set = field(default_factory=set)
 
 
@@ -76,181 +121,53 @@ class Counter:
     """Counts a batch of prompts as TRL does (chat: template + generation prompt, no special
     tokens added; plain text: the tokenizer's defaults)."""
 
-    def __init__(self, light: LightTokenizer, method: str = "fast", backend: str = "auto",
-                 sample: list[str] | None = None, cache=None):
-        if method not in ("fast", "full"):
-            raise ValueError(f"method {method!r}")
-        self.light = light
-        self.method = method
-        self.hf = HFCounter(light.backend)
+    def __init__(self, light: LightTokenizer, method: str = "fast"):
+        self.light, self.tally, self.checked = light, Tally(), 0
         self.template = compile_template(light.chat_template) if light.chat_template else None
-        self.bounds = Boundaries(light.spec, light.added_ids)
-        self.shapes: dict[tuple, Shape] = {}
-        self.tally = Tally()
-        self.middles, self.backend_note = (self.hf, "whole prompts") if method == "full" else make_counter(
-            light, self.bounds.added, sample or [], cache, backend)
-        if method == "fast" and not self.bounds.usable:
-            self.tally.notes.add(f"no split: {self.bounds.why_not}")
+        pattern, why = ascii_pattern(light.spec) if method == "fast" else (None, "whole prompts")
+        self.words = WordCounter(light, pattern) if pattern else None
+        if self.words and self._chat_counts(PROBES)[0] != self._encode(PROBES):
+            self.words, why = None, "the word cache disagreed with the tokenizer on the probes"
+        self.name = self.words.name if self.words else "tokenizers"
+        self.why = why or "byte-level BPE with a known split pattern"
+        if why and method == "fast":
+            self.tally.notes.add(f"no word cache: {why}")
 
-    # --- whole prompts -----------------------------------------------------------------------------
+    def _encode(self, texts: list[str], special: bool = False) -> list[int]:
+        return [len(e) for e in self.light.backend.encode_batch_fast(texts, add_special_tokens=special)] if texts else []
+
+    def _chat_counts(self, texts: list[str]) -> tuple[list[int], list[int]]:
+        """Counts of rendered prompts, and which of them `tokenizers` encoded whole."""
+        counts, whole = self.words.count(texts) if self.words else ([0] * len(texts), list(range(len(texts))))
+        for k, n in zip(whole, self._encode([texts[k] for k in whole])):
+            counts[k] = n
+        return counts, whole
 
     def render(self, prompt: list[dict], where: str) -> str:
-        if self.template is None:
-            raise StatsError(f"{where}: the chat template failed (ValueError: the tokenizer has no chat template). "
-                             "Fix: set `chat_template:` (e.g. chatml, qwen_25, llama3) or --chat-template.")
         try:
+            if self.template is None:
+                raise ValueError("the tokenizer has no chat template")
             return render(self.template, prompt, self.light.variables)
         except Exception as exc:  # noqa: BLE001 - any template failure becomes the one-line error
-            text = str(exc).splitlines()[0] if str(exc) else ""
-            raise StatsError(f"{where}: the chat template failed ({type(exc).__name__}: {text}). "
-                             "Fix: set `chat_template:` (e.g. chatml, qwen_25, llama3) or --chat-template.") from None
-
-    # --- shapes ---------------------------------------------------------------------------------------
-
-    def _shape(self, key: tuple, rows: list[list[dict]], where: str) -> Shape:
-        if len(self.shapes) >= MAX_SHAPES or self.template is None:
-            return Shape(None, "too many prompt shapes" if self.template else "no chat template")
-        first = rows[0]
-        plan = trace(self.template, first, self.light.variables)
-        problem = verify(self.template, first, self.light.variables, plan)
-        if problem:
-            shape = Shape(None, f"template: {problem}")
-        else:
-            shape = Shape(plan)
-            if self.bounds.usable:
-                self._plan_split(shape, [[m["content"] for m in r] for r in rows])
-        self.shapes[key] = shape
-        if shape.note:
-            self.tally.notes.add(shape.note)
-        return shape
-
-    def _plan_split(self, shape: Shape, contents: list[list[str]]) -> None:
-        """Fixed text = template text + contents equal on every sampled row + the common
-        prefix/suffix of the others (where the boundary can be clean); count it once."""
-        plan = shape.plan
-        values = [plan.values(c) for c in contents if plan.holds(c)]
-        if not values:
-            shape.note = "the template's questions are answered differently by the first rows"
-            return
-        n = len(plan.refs)
-        enough = len(values) >= 8
-        const = {j: values[0][j] for j in range(n) if enough and all(v[j] == values[0][j] for v in values)}
-        segments, varying, current = [], [], plan.pieces[0]
-        for j in range(n):
-            if j in const:
-                current += const[j] + plan.pieces[j + 1]
-            else:
-                segments.append(current)
-                varying.append(j)
-                current = plan.pieces[j + 1]
-        segments.append(current)
-        pres, sufs = [], []
-        for k, j in enumerate(varying):
-            column = [v[j] for v in values]
-            common = os.path.commonprefix(column) if enough else ""
-            pres.append(common[: self.bounds.cut_prefix(segments[k], common)])
-            tail = os.path.commonprefix([s[::-1] for s in column])[::-1] if enough else ""
-            sufs.append(tail[self.bounds.cut_suffix(tail):])
-        m = len(varying)
-        fixed = [(sufs[k - 1] if k else "") + segments[k] + (pres[k] if k < m else "") for k in range(m + 1)]
-        if m:
-            fixed[-1] = sufs[-1] + segments[-1]
-        if any(len(f) < max(1, self.bounds.max_added) for f in fixed[1:-1]):
-            shape.note = "contents too close together in the template"
-            return
-        counts = self.hf.count([f for f in fixed if f])
-        added = self.light.added_ids
-        lefts, rights = [], []
-        for k in range(m):
-            left_text = fixed[k]
-            if left_text:
-                ids = self.light.backend.encode(left_text, add_special_tokens=False).ids
-                last_added = bool(ids) and any(left_text.endswith(t) and i == ids[-1] for t, i in added.items())
-                lefts.append(self.bounds.left(left_text, last_added))
-            else:
-                lefts.append(None)
-            rights.append(self.bounds.right(fixed[k + 1]) if fixed[k + 1] else None)
-        shape.split, shape.fixed_tokens = True, sum(counts)
-        shape.const, shape.varying = const, varying
-        shape.prefixes, shape.suffixes, shape.lefts, shape.rights = pres, sufs, lefts, rights
-
-    def _middles(self, shape: Shape, contents: list[str]) -> list[str] | None:
-        values = shape.plan.values(contents)
-        for j, value in shape.const.items():
-            if values[j] != value:
-                return None
-        out = []
-        for k, j in enumerate(shape.varying):
-            value, pre, suf = values[j], shape.prefixes[k], shape.suffixes[k]
-            if len(value) <= len(pre) + len(suf) or not value.startswith(pre) or not value.endswith(suf):
-                return None
-            middle = value[len(pre): len(value) - len(suf)] if suf else value[len(pre):]
-            if not self.bounds.clean(middle, shape.lefts[k], shape.rights[k]):
-                return None
-            out.append(middle)
-        return out
-
-    # --- a batch --------------------------------------------------------------------------------------
+            raise template_failed(where, exc) from None
 
     def count(self, prompts: list[Any], where=lambda i: f"row {i}") -> list[int]:
+        chat_at = [i for i, p in enumerate(prompts) if is_conversational(p)]
+        plain_at = [i for i, p in enumerate(prompts) if not is_conversational(p)]
+        check_plain(prompts, plain_at, where)
+        chat = [self.render(prompts[i], where(i)) for i in chat_at]
+        counts, whole = self._chat_counts(chat)
+        if self.words and self.checked < CHECK_ROWS:  # start-up check: whole encoding of the first rows
+            first = [k for k in range(min(len(chat), CHECK_ROWS - self.checked)) if k not in set(whole)]
+            self.checked += len(first)
+            if [counts[k] for k in first] != self._encode([chat[k] for k in first]):
+                self.words = None
+                self.tally.notes.add(f"the word cache disagreed with the tokenizer on {where(chat_at[0])}; turned off")
+                return self.count(prompts, where)
         lengths = [0] * len(prompts)
-        whole, whole_at, plain, plain_at, mids, mids_at = [], [], [], [], [], []
-        keys = [None] * len(prompts)
-        if self.method == "fast":
-            new: dict[tuple, list[int]] = {}
-            for i, p in enumerate(prompts):
-                if is_conversational(p):
-                    key = keys[i] = shape_key(p)
-                    if key is not None and key not in self.shapes:
-                        new.setdefault(key, []).append(i)
-            for key, rows in new.items():
-                self._shape(key, [prompts[i] for i in rows], where(rows[0]))
-        checks = []
-        for i, p in enumerate(prompts):
-            if not is_conversational(p):
-                if not isinstance(p, str):
-                    raise StatsError(f"{where(i)}: prompt is {type(p).__name__}, neither text nor a list of "
-                                     "{role, content} messages. Fix: check the transform.")
-                plain.append(p)
-                plain_at.append(i)
-                continue
-            shape = self.shapes.get(keys[i]) if keys[i] is not None else None
-            if shape is not None and shape.plan is not None:
-                contents = [m["content"] for m in p]
-                if shape.plan.holds(contents):
-                    middles = self._middles(shape, contents) if shape.split else None
-                    if middles is not None:
-                        lengths[i] = shape.fixed_tokens
-                        mids += middles
-                        mids_at += [i] * len(middles)
-                        if shape.checked < CHECK_ROWS:
-                            shape.checked += 1
-                            checks.append((i, shape))
-                        continue
-                    whole.append(shape.plan.substitute(contents))
-                    whole_at.append(i)
-                    continue
-            whole.append(self.render(p, where(i)))
-            whole_at.append(i)
-        for i, n in zip(mids_at, self.middles.count_middles(mids)):
-            lengths[i] += n
-        for i, n in zip(whole_at, self.hf.count(whole)):
+        for i, n in [*zip(chat_at, counts), *zip(plain_at, self._encode([prompts[i] for i in plain_at], True))]:
             lengths[i] = n
-        for i, n in zip(plain_at, self.hf.count(plain, special=True)):
-            lengths[i] = n
-        if checks and not self._check(prompts, lengths, checks, where):
-            return self.count(prompts, where)  # a shape lost its split: count the batch again
-        self.tally.split += len(prompts) - len(whole) - len(plain)
+        self.tally.split += len(chat) - len(whole)
         self.tally.whole += len(whole)
-        self.tally.plain += len(plain)
+        self.tally.plain += len(plain_at)
         return lengths
-
-    def _check(self, prompts, lengths, checks, where) -> bool:
-        """Start-up check: the split count equals the whole count on each shape's first rows."""
-        texts = [self.render(prompts[i], where(i)) for i, _ in checks]
-        agree = True
-        for (i, shape), n in zip(checks, self.hf.count(texts)):
-            if n != lengths[i]:
-                shape.split = agree = False
-                self.tally.notes.add(f"split disagreed with the whole count on {where(i)}; split turned off")
-        return agree

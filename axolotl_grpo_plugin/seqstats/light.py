@@ -1,28 +1,30 @@
 """The tokenizer and chat template without transformers, torch or Axolotl on the start-up path.
 
-The first run for a tokenizer directory + config loads them the usual way
-(`sources.load_tokenizer`, `sources.apply_chat_template_choice`: transformers and
-Axolotl's template resolver) and saves what counting needs: the `tokenizers` backend
-exactly as transformers built it (`backend_tokenizer.to_str()`, added and config tokens
-included), the chat template Axolotl chose, and the special tokens the template sees.
-It is saved only if rendering and counting with it gives the same lengths as
-transformers' `apply_chat_template(..., tokenize=True)` and `tokenizer(text)` on probe
-prompts. Later runs load that file with `tokenizers` alone (~0.1 s instead of seconds
-of imports). The key covers the tokenizer files' contents, every config key that
-changes the tokenizer or template, and the transformers/tokenizers/axolotl versions.
+The first run for a tokenizer directory + config loads them the usual way (transformers,
+Axolotl's template resolver) and saves what counting needs: the `tokenizers` backend as
+transformers built it (added and config tokens included), the chosen chat template and
+the special tokens the template sees; only if rendering and counting with them gives
+transformers' lengths on probe prompts. Later runs load that file with `tokenizers`
+alone. The key covers the tokenizer files, every config key that changes the tokenizer
+or template, and the library versions. Templates are rendered in transformers 5's jinja
+environment rebuilt here (`compile_template`): importing transformers' own costs ~1.6 s
+of CPU, more than counting GSM8K; the probe check guards the copy.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
+
+from .. import paths
 
 
-FORMAT = 1
+FORMAT = 2
 CONFIG_KEYS = ("tokenizer_type", "tokenizer_use_fast", "tokenizer_legacy", "revision_of_model", "trust_remote_code",
                "special_tokens", "tokens", "chat_template", "chat_template_jinja", "default_system_message")
 PROBES = ["Natalia sold clips to 48 of her friends in April.", "  leading spaces\n\nand newlines\n",
@@ -37,22 +39,7 @@ class LightTokenizer:
     variables: dict[str, Any]  # special tokens as the template sees them
     template_name: str
     spec: dict  # the backend's JSON without the vocabulary (normalizer, pre_tokenizer, added_tokens, model options)
-    digest: str
     hf: Any = None  # the transformers tokenizer, when one was loaded this run
-
-    def full_spec(self) -> dict:
-        """The backend's whole JSON, vocabulary and merges included (parsed on demand: ~0.5 s)."""
-        return json.loads(self.backend.to_str())
-
-    @property
-    def added_ids(self) -> dict[str, int]:
-        return {t["content"]: t["id"] for t in self.spec.get("added_tokens", [])}
-
-
-def cache_dir() -> Path:
-    root = os.environ.get("AXOLOTL_GRPO_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "axolotl_grpo_plugin")
-    return Path(root) / "seqstats"
 
 
 def from_hf(tokenizer, template_name: str) -> LightTokenizer:
@@ -60,18 +47,15 @@ def from_hf(tokenizer, template_name: str) -> LightTokenizer:
     from tokenizers import Tokenizer
 
     text = tokenizer.backend_tokenizer.to_str()
-    return LightTokenizer(Tokenizer.from_str(text), tokenizer.chat_template, _variables(tokenizer), template_name,
-                          small_spec(json.loads(text)), hashlib.sha256(text.encode()).hexdigest()[:24], tokenizer)
+    variables = json.loads(json.dumps(dict(tokenizer.special_tokens_map), default=str))
+    return LightTokenizer(Tokenizer.from_str(text), tokenizer.chat_template, variables, template_name,
+                          small_spec(json.loads(text)), tokenizer)
 
 
 def small_spec(spec: dict) -> dict:
-    model = {k: v for k, v in (spec.get("model") or {}).items() if k not in ("vocab", "merges")}
-    return {"normalizer": spec.get("normalizer"), "pre_tokenizer": spec.get("pre_tokenizer"),
-            "added_tokens": spec.get("added_tokens", []), "model": model}
-
-
-def _variables(tokenizer) -> dict[str, Any]:
-    return json.loads(json.dumps(dict(tokenizer.special_tokens_map), default=str))
+    """The backend's JSON without the vocabulary and merges."""
+    return {**{k: spec.get(k) for k in ("normalizer", "pre_tokenizer", "added_tokens")},
+            "model": {k: v for k, v in (spec.get("model") or {}).items() if k not in ("vocab", "merges")}}
 
 
 def key_for(cfg: dict[str, Any], source: str) -> str | None:
@@ -84,56 +68,47 @@ def key_for(cfg: dict[str, Any], source: str) -> str | None:
     h = hashlib.sha256()
     for path in sorted(p for p in directory.iterdir() if p.is_file()):
         if path.suffix in (".json", ".txt", ".jinja", ".model", ".tiktoken") or path.name.startswith("tokenizer"):
-            h.update(path.name.encode() + b"\0")
-            h.update(path.read_bytes())
+            h.update(path.name.encode() + b"\0" + path.read_bytes())
     relevant = {k: cfg.get(k) for k in CONFIG_KEYS}
     jinja = cfg.get("chat_template_jinja")
     if isinstance(jinja, str) and len(jinja) < 4096 and Path(jinja).is_file():
         relevant["chat_template_jinja_text"] = Path(jinja).read_text(encoding="utf-8")
-    versions = []
     for package in ("transformers", "tokenizers", "axolotl", "jinja2"):
         try:
-            versions.append(version(package))
+            relevant[package] = version(package)
         except PackageNotFoundError:
-            versions.append(None)
-    h.update(json.dumps([FORMAT, str(directory.resolve()), relevant, versions], sort_keys=True, default=str).encode())
+            relevant[package] = None
+    h.update(json.dumps([FORMAT, str(directory.resolve()), relevant], sort_keys=True, default=str).encode())
     return h.hexdigest()[:32]
 
 
 def load_cached(key: str) -> LightTokenizer | None:
-    path = cache_dir() / f"tokenizer-{key}.json"
-    if not path.is_file():
-        return None
     try:
         from tokenizers import Tokenizer
 
-        saved = json.loads(path.read_text(encoding="utf-8"))
-        return LightTokenizer(Tokenizer.from_str(saved["backend"]), saved["chat_template"], saved["variables"],
-                              saved["template_name"], saved["spec"], saved["digest"])
-    except Exception:  # noqa: BLE001 - a damaged or foreign file: rebuild it
+        saved = json.loads((paths.cache_dir() / "seqstats" / f"tokenizer-{key}.json").read_text(encoding="utf-8"))
+        return LightTokenizer(Tokenizer.from_str(saved.pop("backend")), **saved)
+    except Exception:  # noqa: BLE001 - missing, damaged or foreign: rebuild it
         return None
 
 
 def save(key: str, light: LightTokenizer) -> None:
     """Only when the light tokenizer reproduces transformers' counts on the probes."""
+    from ..safe_files import replacing
+
     if light.hf is None or agrees_with_transformers(light) is not None:
         return
-    directory = cache_dir()
+    saved = {k: getattr(light, k) for k in ("chat_template", "variables", "template_name", "spec")}
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        tmp = directory / f".tokenizer-{key}.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps({"backend": light.backend.to_str(), "chat_template": light.chat_template,
-                                   "variables": light.variables, "template_name": light.template_name,
-                                   "spec": light.spec, "digest": light.digest}), encoding="utf-8")
-        os.replace(tmp, directory / f"tokenizer-{key}.json")
+        (paths.cache_dir() / "seqstats").mkdir(parents=True, exist_ok=True)
+        with replacing(paths.cache_dir() / "seqstats" / f"tokenizer-{key}.json") as handle:
+            json.dump({"backend": light.backend.to_str(), **saved}, handle)
     except OSError:
         pass  # no cache: the next run loads transformers again
 
 
 def agrees_with_transformers(light: LightTokenizer) -> str | None:
     """Why the light tokenizer counts differently from transformers on the probes (None: it does not)."""
-    from .template import compile_template, render
-
     tok = light.hf
     for text in PROBES:
         if len(tok(text)["input_ids"]) != len(light.backend.encode(text, add_special_tokens=True)):
@@ -150,3 +125,41 @@ def agrees_with_transformers(light: LightTokenizer) -> str | None:
         if len(light.backend.encode(got, add_special_tokens=False)) != want:
             return f"chat prompt {text!r}"
     return None
+
+
+@lru_cache(maxsize=8)
+def compile_template(source: str):
+    """transformers 5's jinja environment for chat templates (same sandbox, options, helpers)."""
+    import jinja2
+    from jinja2.ext import Extension, loopcontrols
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    class Generation(Extension):
+        """`{% generation %}...{% endgeneration %}` renders its body (transformers only tracks indices)."""
+
+        tags: ClassVar[set[str]] = {"generation"}
+
+        def parse(self, parser):
+            lineno = next(parser.stream).lineno
+            body = parser.parse_statements(["name:endgeneration"], drop_needle=True)
+            return jinja2.nodes.CallBlock(self.call_method("_body"), [], [], body).set_lineno(lineno)
+
+        def _body(self, caller):
+            return caller()
+
+    def raise_exception(message):
+        raise jinja2.exceptions.TemplateError(message)
+
+    def tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
+        return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[Generation, loopcontrols])
+    env.filters["tojson"] = tojson
+    env.globals["raise_exception"] = raise_exception
+    env.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
+    return env.from_string(source)
+
+
+def render(template, messages: list[dict], variables: dict[str, Any]) -> str:
+    """One conversation with the generation prompt, as TRL asks for it."""
+    return template.render(messages=messages, tools=None, documents=None, add_generation_prompt=True, **variables)

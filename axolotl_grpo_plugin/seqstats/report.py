@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import counted
+
 
 PERCENTILES = (50, 95, 99)
 ROUND_TO = 8  # vLLM block sizes and GPU kernels like multiples of 8
@@ -120,8 +122,8 @@ def judge(counts: np.ndarray, max_model_len: int | None, max_completion_length: 
     room = (lengths < max_model_len) & (lengths + max_completion_length > max_model_len)
     truncated = int(counts[room].sum())
     if rejected or truncated:
-        line = (f"NOT OK: vllm.max_model_len = {max_model_len} rejects {rejected} prompt(s) and "
-                f"cuts {truncated} completion(s) short of trl.max_completion_length = "
+        line = (f"NOT OK: vllm.max_model_len = {max_model_len} rejects {counted(rejected, 'prompt')} and "
+                f"cuts {counted(truncated, 'completion')} short of trl.max_completion_length = "
                 f"{max_completion_length}. Fix: set `vllm.max_model_len: {recommended}`.")
         return Verdict(max_model_len, max_completion_length, rejected, truncated, False, line)
     spare = max_model_len - recommended

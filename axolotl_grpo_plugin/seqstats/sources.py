@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from ..config.load import load_config as read_config
-from ..defaults import MAX_COMPLETION_LENGTH as TRL_DEFAULT_MAX_COMPLETION_LENGTH  # noqa: F401 (used by api)
+from ..defaults import CONFIG_PATH_KEY
 from ..errors import PluginError
 from ..sources import data
 from ..sources.chat_template import resolve_chat_template
-from ..sources.data import DATA_SUFFIXES, DatasetSpec, first_line, looks_like_missing_path, raised_as
+from ..sources.data import DatasetSpec, first_line, looks_like_missing_path, raised_as
 from ..sources.tokenizer import load_tokenizer as shared_tokenizer
 from ..sources.transforms import RowTransform, as_axolotl_cfg  # noqa: F401 (re-exported for counting)
 from ..sources.transforms import load_transform as shared_transform
@@ -75,7 +75,7 @@ def preflight(cfg: dict[str, Any], tokenizer: tuple[str, Any], specs: list[Datas
     problems = []
     key, source = tokenizer
     if isinstance(source, (str, Path)):
-        if looks_like_missing_path(source):
+        if looks_like_missing_path(source, bare_name_is_hub=True):
             problems.append(f"{key} = {str(source)!r}: no such directory (relative paths start at {Path.cwd()}). "
                             "Fix: correct the path, build it first, or pass --tokenizer DIR.")
         elif not Path(str(source)).exists():
@@ -87,8 +87,8 @@ def preflight(cfg: dict[str, Any], tokenizer: tuple[str, Any], specs: list[Datas
     for spec in specs:
         if not isinstance(spec.path, str) or Path(spec.path).exists():
             continue
-        if looks_like_missing_path(spec.path) or Path(spec.path).suffix.lower() in DATA_SUFFIXES:
-            problems.append(str(data.missing_path(spec)))
+        if looks_like_missing_path(spec.path):
+            problems.append(str(data.missing_path(spec, cfg.get(CONFIG_PATH_KEY))))
         elif not os.environ.get("HF_DATASETS_OFFLINE"):
             why = hub_unreachable(spec.path, "dataset", spec.revision)
             if why:

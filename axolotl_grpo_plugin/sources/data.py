@@ -15,6 +15,7 @@ itself is read by `axolotl_grpo_plugin.config.load`.
 
 from __future__ import annotations
 
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,7 +156,7 @@ def load_rows(spec: DatasetSpec, default_split: str = "train", *, exact_split: b
             loaded = _axolotl_load(spec)
         elif path.startswith("https://"):
             loaded = datasets.load_dataset(_builder_for(spec), data_files=path, **kwargs)
-        elif looks_like_missing_path(path) or local.suffix.lower() in DATA_SUFFIXES:
+        elif looks_like_missing_path(path):
             raise missing_path(spec)
         else:
             loaded = datasets.load_dataset(path, data_files=spec.data_files, revision=spec.revision, **kwargs)
@@ -166,17 +167,42 @@ def load_rows(spec: DatasetSpec, default_split: str = "train", *, exact_split: b
     return _pick_split(loaded, spec, default_split)
 
 
-def missing_path(spec: DatasetSpec) -> DataSourceError:
-    return _fail(spec.field("path"), str(spec.path), f"file not found (relative paths start at {Path.cwd()})",
-                 "correct the path")
+def missing_path(spec: DatasetSpec, config_path: Any = None) -> DataSourceError:
+    """`path` not found, with the path as resolved (and the copy beside the config, if one is there)."""
+    resolved = Path(str(spec.path)).expanduser().absolute()
+    fix = "correct the path"
+    if config_path and not Path(str(spec.path)).is_absolute():
+        beside = Path(str(config_path)).resolve().parent / str(spec.path)
+        if beside.exists():
+            fix = (f"{beside} is beside the config, but `axolotl train` reads relative paths from the working "
+                   f"folder: write `path: {beside}`, or run from {beside.parent}")
+    return _fail(spec.field("path"), str(spec.path),
+                 f"file not found at {resolved} (relative paths start at the working folder, {Path.cwd()})", fix)
 
 
-def looks_like_missing_path(source: Any) -> bool:
-    """A path that does not exist and cannot be a Hub id (`org/name`), so the Hub is not asked."""
+# A Hub id is `owner/name` (`openai/gsm8k`, `Qwen/Qwen2.5-1.5B-Instruct`).
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+BARE_NAME = re.compile(r"[A-Za-z0-9][\w.-]*")
+
+
+def is_local(source: Any, *, bare_name_is_hub: bool = False) -> bool:
+    """Whether a dataset `path` (or a model) means a file or folder on this machine rather than a
+    Hub id: it exists, or has a data-file extension, or does not look like `owner/name`.
+    `bare_name_is_hub`: a single name is a Hub id too (models: `gpt2`). URLs are neither.
+    The one rule for local vs Hub: the checks, stats, evaluate and the dry run all ask it."""
     text = str(source)
-    if Path(text).exists():
+    if text.startswith((*REMOTE_PREFIXES, "https://", "http://")):
         return False
-    return text.startswith((".", "/", "~")) or text.count("/") > 1 or "\\" in text
+    if Path(text).expanduser().exists() or any(s.lower() in DATA_SUFFIXES for s in Path(text).suffixes):
+        return True
+    if HUB_ID.fullmatch(text) or (bare_name_is_hub and BARE_NAME.fullmatch(text)):
+        return False
+    return True
+
+
+def looks_like_missing_path(source: Any, *, bare_name_is_hub: bool = False) -> bool:
+    """A local path (`is_local`) that is not there: an error, never a question to the Hub."""
+    return is_local(source, bare_name_is_hub=bare_name_is_hub) and not Path(str(source)).expanduser().exists()
 
 
 def _builder_for(spec: DatasetSpec) -> str:

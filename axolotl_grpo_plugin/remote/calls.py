@@ -1,0 +1,179 @@
+"""Concurrent remote calls from synchronous code: one asyncio loop per process on a daemon
+thread (TRL calls rewards from its own thread, sometimes one that already runs a loop), httpx
+for the HTTP, a semaphore per reward for the concurrency bound.
+
+Every attempt is bounded by `timeout_s` as a whole (asyncio.wait_for around connect, send and
+read: httpx's own timeouts are per read, so a server that drips bytes would outlive them);
+timeouts, dropped connections, 429 and 5xx are retried with exponential backoff (Retry-After
+honoured, capped); anything else ends the sample. So a sample takes at most `deadline_s(spec)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import threading
+import time
+from dataclasses import dataclass
+
+import httpx
+
+from ..args import RemoteRewardSettings
+from .kinds import Kind, Request, Unusable
+
+
+BACKOFF_BASE_S = 0.25
+BACKOFF_CAP_S = 4.0
+RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+def backoff_s(attempt: int, retry_after: float | None, timeout_s: float) -> float:
+    """Seconds before retry number `attempt` (0-based): exponential with jitter, or the server's
+    Retry-After, never more than BACKOFF_CAP_S (nor the call's own timeout)."""
+    wait = BACKOFF_BASE_S * 2 ** attempt * (0.5 + random.random() / 2)
+    if retry_after is not None:
+        wait = max(wait, retry_after)
+    return min(wait, BACKOFF_CAP_S, timeout_s)
+
+
+def deadline_s(spec: RemoteRewardSettings) -> float:
+    """The longest one sample can take: every attempt timing out, plus the longest backoffs."""
+    return (spec.retries + 1) * spec.timeout_s + spec.retries * min(BACKOFF_CAP_S, spec.timeout_s)
+
+
+@dataclass
+class Answer:
+    value: float | None = None
+    ok: bool = False          # a definite answer (its value may be None: "not applicable")
+    error: str | None = None  # why not, for the log (never holds a header)
+    unscored: bool = False    # ok, but the answer held no usable score (a judge off its rubric): None
+    latency_s: float = 0.0
+    calls: int = 0
+    tokens: int = 0
+
+
+class Spend:
+    """Calls and tokens spent by one reward in this process, against its budgets."""
+
+    def __init__(self, spec: RemoteRewardSettings):
+        self.budget_calls, self.budget_tokens = spec.budget_calls, spec.budget_tokens
+        self.calls = 0
+        self.tokens = 0
+
+    def exhausted(self) -> str | None:
+        if self.budget_calls is not None and self.calls >= self.budget_calls:
+            return f"budget_calls={self.budget_calls} spent"
+        if self.budget_tokens is not None and self.tokens >= self.budget_tokens:
+            return f"budget_tokens={self.budget_tokens} spent ({self.tokens} tokens)"
+        return None
+
+
+class Caller:
+    """One reward's HTTP client, concurrency bound and spend, living on the process's loop."""
+
+    def __init__(self, spec: RemoteRewardSettings, kind: Kind):
+        self.spec, self.kind = spec, kind
+        self.spend = Spend(spec)
+        self._client: httpx.AsyncClient | None = None
+        self._semaphore: asyncio.Semaphore | None = None
+        self._pid = -1
+
+    def run_batch(self, requests: list[Request]) -> list[Answer]:
+        """Answer every request (concurrently, at most `concurrency` in flight); never raises."""
+        if not requests:
+            return []
+        future = asyncio.run_coroutine_threadsafe(self._batch(requests), process_loop())
+        try:
+            return future.result(timeout=deadline_s(self.spec) * (1 + len(requests) // self.spec.concurrency) + 5)
+        except Exception as exc:  # noqa: BLE001 - a stuck loop must not stall training
+            future.cancel()
+            return [Answer(error=f"batch did not finish ({type(exc).__name__})") for _ in requests]
+
+    async def _batch(self, requests: list[Request]) -> list[Answer]:
+        if self._client is None or self._pid != os.getpid():
+            limits = httpx.Limits(max_connections=self.spec.concurrency, max_keepalive_connections=self.spec.concurrency)
+            self._client = httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(self.spec.timeout_s),
+                                             trust_env=False, follow_redirects=False)
+            self._semaphore = asyncio.Semaphore(self.spec.concurrency)
+            self._pid = os.getpid()
+        return list(await asyncio.gather(*(self._bounded(r) for r in requests)))
+
+    async def _bounded(self, request: Request) -> Answer:
+        async with self._semaphore:
+            start = time.monotonic()
+            answer = await self._with_retries(request)
+            answer.latency_s = time.monotonic() - start
+            return answer
+
+    async def _with_retries(self, request: Request) -> Answer:
+        answer = Answer()
+        for attempt in range(self.spec.retries + 1):
+            stop = self.spend.exhausted()
+            if stop:
+                answer.error = stop
+                return answer
+            self.spend.calls += 1
+            answer.calls += 1
+            retry_after: float | None = None
+            try:
+                response = await asyncio.wait_for(
+                    self._client.post(request.url, json=request.body, headers=request.headers),
+                    self.spec.timeout_s)
+            except (TimeoutError, httpx.TimeoutException):
+                answer.error = f"no answer within timeout_s={self.spec.timeout_s:g}"
+            except httpx.HTTPError as exc:  # refused, dropped, protocol errors: transient
+                answer.error = f"{type(exc).__name__}"
+            else:
+                if response.status_code in RETRY_STATUS:
+                    answer.error = f"HTTP {response.status_code}"
+                    retry_after = _seconds(response.headers.get("retry-after"))
+                elif response.status_code >= 400:
+                    answer.error = f"HTTP {response.status_code}: {response.text[:120]!r}"
+                    return answer
+                else:
+                    return self._parsed(response, answer)
+            if attempt < self.spec.retries:
+                await asyncio.sleep(backoff_s(attempt, retry_after, self.spec.timeout_s))
+        return answer
+
+    def _parsed(self, response: httpx.Response, answer: Answer) -> Answer:
+        try:
+            data = json.loads(response.content)
+        except (ValueError, UnicodeDecodeError):
+            answer.error = f"the answer is not JSON: {response.content[:80]!r}"
+            return answer
+        answer.tokens = self.kind.tokens(data)
+        self.spend.tokens += answer.tokens
+        try:
+            answer.value = self.kind.parse(data)
+        except Unusable as exc:
+            answer.error = str(exc)
+            answer.ok = answer.unscored = self.kind.keeps_unusable
+            return answer
+        answer.ok = True
+        return answer
+
+
+def _seconds(header: str | None) -> float | None:
+    try:
+        return max(0.0, float(header)) if header else None
+    except ValueError:
+        return None  # an HTTP date: use our own backoff
+
+
+_loop: asyncio.AbstractEventLoop | None = None
+_loop_pid = -1
+_loop_lock = threading.Lock()
+
+
+def process_loop() -> asyncio.AbstractEventLoop:
+    """This process's event loop for remote calls, started on first use (again after a fork)."""
+    global _loop, _loop_pid
+    with _loop_lock:
+        if _loop is None or _loop_pid != os.getpid() or _loop.is_closed():
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="remote-rewards", daemon=True).start()
+            _loop, _loop_pid = loop, os.getpid()
+        return _loop

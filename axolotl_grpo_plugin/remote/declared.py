@@ -1,0 +1,73 @@
+"""How a yaml-declared remote reward reaches Axolotl's reward loader, in every process.
+
+Axolotl imports each `trl.reward_funcs` entry by dotted path in the training process (every
+rank runs `register` first, which resolves names: config/names.py). The plugin rewrites a
+declared name to `axolotl_grpo_plugin.reward_remote__NAME`; the package's `__getattr__` serves
+it from the declarations `resolve_names` recorded in this process (`declare`), contained like
+every reward (registry/containment.py). The contained reward pickles by value (its settings),
+so a reward worker process, forked or spawned, rebuilds it without the config.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from ..args import RemoteRewardSettings
+from ..registry.containment import INLINE, ContainedReward
+
+
+PREFIX = "reward_remote__"
+_declared: dict[str, RemoteRewardSettings] = {}
+_loaded: dict[str, ContainedReward] = {}
+_lock = threading.Lock()
+
+
+class ContainedRemoteReward(ContainedReward):
+    """The safety layer around a RemoteReward, pickled by its settings."""
+
+    def __reduce__(self):
+        return (rebuild, (self.__wrapped__.spec.model_dump(),))
+
+
+def import_path(name: str) -> str:
+    return f"axolotl_grpo_plugin.{PREFIX}{name}"
+
+
+def name_in_path(value: Any) -> str | None:
+    """`axolotl_grpo_plugin.reward_remote__NAME` -> NAME; None for any other value."""
+    prefix = import_path("")
+    return value[len(prefix):] if isinstance(value, str) and value.startswith(prefix) else None
+
+
+def declare(specs: list[RemoteRewardSettings]) -> None:
+    """Record this config's remote rewards in this process (a changed one is rebuilt)."""
+    with _lock:
+        for spec in specs:
+            if _declared.get(spec.name) != spec:
+                _declared[spec.name] = spec
+                _loaded.pop(spec.name, None)
+
+
+def load(name: str) -> ContainedRemoteReward:
+    """The contained reward declared as `name` in this process; LookupError when none is."""
+    with _lock:
+        if name not in _loaded:
+            if name not in _declared:
+                raise LookupError(f"remote reward {name!r} is not declared in this process "
+                                  "(grpo_plugin.remote_rewards is read when the plugin registers)")
+            from .calls import deadline_s
+            from .reward import RemoteReward
+
+            spec = _declared[name]
+            reward = ContainedRemoteReward(RemoteReward(spec), name, f"remote {spec.kind}", INLINE,
+                                           call_budget_s=deadline_s(spec) + 5)
+            reward.import_path = import_path(name)
+            _loaded[name] = reward
+        return _loaded[name]
+
+
+def rebuild(dump: dict) -> ContainedRemoteReward:
+    spec = RemoteRewardSettings.model_validate(dump)
+    declare([spec])
+    return load(spec.name)

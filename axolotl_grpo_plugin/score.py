@@ -1,0 +1,184 @@
+"""Score rows of `{prompt, completion, answer, ...}` with a config's rewards: try a new reward
+(an LLM judge, an HTTP verifier, a changed rubric) on an old run before paying for a new one.
+
+    axolotl-grpo score CONFIG --input FILE.jsonl [--output FILE.jsonl]
+
+The rewards are the config's `trl.reward_funcs`, resolved exactly as `axolotl train` resolves
+them (registered names, import paths, `grpo_plugin.remote_rewards`), each behind the same
+safety layer, called as TRL calls them (every other field of a row is a dataset column). A
+run's OUTPUT_DIR/rollouts.jsonl works as is (its bookkeeping fields, `step`, `advantage`, ..., are
+kept in the output but not passed to the rewards). Each output row is the input row plus `rewards`
+(name as listed in the config -> value, null where the reward returned None) and `reward` (the
+weighted sum with `trl.reward_weights`, as the rollout log has it); then a summary per reward:
+mean, None count, seconds (and for remote rewards: calls, cache hits, failures, tokens).
+
+The output (default: FILE.scored.jsonl) is written to a temporary file and only replaces an
+existing one when every row is scored: an interrupted or failed run leaves it as it was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from axolotl_grpo_rewards.errors import RewardConfigError, RewardContractError
+
+from .config.load import load_config, read_yaml, section
+from .errors import EXIT_BAD_INPUT, EXIT_FAILED, PluginError, Problem, exit_for
+from .evaluate.scoring import Reward, load_rewards, score
+from .observe.rollout_log import read_records
+from .observe.trainer_hook import weighted_reward
+from .remote.checks import check as check_remote
+from .safe_files import replacing
+
+
+OUTPUT_KEYS = ("rewards", "reward")  # written by this tool: never passed to a reward as a column
+# What the rollout log adds to each completion (observe/trainer_hook.py): kept in the output row,
+# not passed to the rewards, which saw only the dataset's columns in training.
+ROLLOUT_FIELDS = ("step", "mode", "group", "advantage", "length", "reflection", "dropped")
+
+
+def is_column(key: str) -> bool:
+    return key not in ("prompt", "completion", *OUTPUT_KEYS, *ROLLOUT_FIELDS) and not key.startswith("remote/")
+
+
+class ScoreInputError(PluginError):
+    """The input file or the rewards cannot be scored."""
+
+
+def listed_names(config: str | Path) -> list[str]:
+    funcs = section(read_yaml(config), "trl").get("reward_funcs") or []
+    return [str(f) for f in ([funcs] if isinstance(funcs, str) else funcs)]
+
+
+def prepare(config: str | Path) -> list[tuple[str, Reward]]:
+    """(name as listed, reward) for each `trl.reward_funcs` entry, as training loads them."""
+    names = listed_names(config)
+    cfg = load_config(config)  # resolves names (and declares remote rewards) or raises
+    problems = check_remote(cfg)
+    if problems:
+        from .errors import GRPOConfigError
+
+        raise GRPOConfigError(problems)
+    return list(zip(names, load_rewards(cfg), strict=True))
+
+
+def batches(path: Path, size: int, counts: dict) -> Any:
+    batch: list[dict] = []
+    for row in read_records(path, counts):
+        if "completion" not in row:
+            counts["no_completion"] = counts.get("no_completion", 0) + 1
+            continue
+        batch.append(row)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def score_batch(rows: list[dict], rewards: list[tuple[str, Reward]], seconds: dict) -> list[dict]:
+    from axolotl_grpo_rewards.text import completion_text
+
+    prompts = [row.get("prompt") for row in rows]
+    texts = [completion_text(row.get("completion")) for row in rows]
+    keys = list(dict.fromkeys(k for row in rows for k in row if is_column(k)))
+    columns = [{k: row.get(k) for k in keys} for row in rows]
+    values: dict[str, list[float]] = {}
+    for name, reward in rewards:
+        start = time.monotonic()
+        values[name] = score([reward], prompts, texts, [[] for _ in rows], columns)[reward.name]
+        seconds[name] = seconds.get(name, 0.0) + time.monotonic() - start
+    weights = [reward.weight for _, reward in rewards]
+    out = []
+    for i, row in enumerate(rows):
+        per = {name: (None if math.isnan(v[i]) else v[i]) for name, v in values.items()}
+        out.append({**row, "rewards": per, "reward": weighted_reward(list(per.values()), weights)})
+    return out
+
+
+def summary(scored: dict[str, list[float | None]], seconds: dict, rewards: list[tuple[str, Reward]]) -> list[str]:
+    lines = [f"{'reward':<24} {'mean':>8} {'None':>6} {'seconds':>8}"]
+    for name, reward in rewards:
+        values = [v for v in scored[name] if v is not None]
+        mean = f"{sum(values) / len(values):.4f}" if values else "-"
+        lines.append(f"{name:<24} {mean:>8} {len(scored[name]) - len(values):>6} {seconds.get(name, 0.0):>8.2f}")
+        totals = getattr(getattr(reward.func, "__wrapped__", None), "totals", None)
+        if totals:
+            lines.append(f"  remote: {totals['calls']} calls, {totals['cache_hits']} cache hits, "
+                         f"{totals['failures']} failed, {totals['unscored']} unscored, {totals['tokens']} tokens")
+    return lines
+
+
+def run(config: str, input_path: Path, output: Path, batch_size: int) -> list[str]:
+    if not input_path.is_file():
+        raise ScoreInputError([Problem("--input", str(input_path), "is not a file.",
+                                       "give a jsonl file of {prompt, completion, answer, ...} rows, "
+                                       "e.g. OUTPUT_DIR/rollouts.jsonl of a run")])
+    if output.resolve() == input_path.resolve():
+        raise ScoreInputError([Problem("--output", str(output), "is the input file.",
+                                       "write the scored rows to another file")])
+    rewards = prepare(config)
+    counts: dict = {}
+    scored: dict[str, list] = {name: [] for name, _ in rewards}
+    seconds: dict[str, float] = {}
+    from tqdm import tqdm
+
+    rows_done = 0
+    with replacing(output) as handle, tqdm(desc="scoring", unit="row", file=sys.stderr,
+                                           disable=not sys.stderr.isatty()) as bar:
+        import json
+
+        for rows in batches(input_path, batch_size, counts):
+            for row in score_batch(rows, rewards, seconds):
+                handle.write(json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n")
+                for name in scored:
+                    scored[name].append(row["rewards"][name])
+            rows_done += len(rows)
+            bar.update(len(rows))
+    lines = [f"scored {rows_done} rows of {input_path} -> {output}"]
+    if counts.get("skipped"):
+        lines.append(f"skipped {counts['skipped']} lines that are not JSON objects (a torn last line counts)")
+    if counts.get("no_completion"):
+        lines.append(f"skipped {counts['no_completion']} rows without a `completion` field "
+                     "(the rollout log's own records, e.g. run start and end, have none)")
+    return lines + summary(scored, seconds, rewards)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="axolotl-grpo score", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n"
+        "  axolotl-grpo score configs/gsm8k.yaml --input outputs/run1/rollouts.jsonl\n"
+        "  axolotl-grpo score judge.yaml --input rows.jsonl --output judged.jsonl   # a judge on old completions")
+    parser.add_argument("config", help="the Axolotl yaml whose trl.reward_funcs (and grpo_plugin.remote_rewards) score")
+    parser.add_argument("--input", required=True, type=Path, help="jsonl rows with `completion`, and `prompt`, "
+                        "`answer` and any columns the rewards read")
+    parser.add_argument("--output", type=Path, default=None, help="where the scored rows go "
+                        "(default: INPUT with .scored.jsonl); replaced only when every row is scored")
+    parser.add_argument("--batch-size", type=int, default=64, help="rows per reward call (remote rewards "
+                        "send a batch concurrently); default 64")
+    args = parser.parse_args(argv)
+    if args.batch_size < 1:
+        parser.error("--batch-size must be 1 or more")
+    output = args.output or args.input.with_name(args.input.name.removesuffix(".jsonl") + ".scored.jsonl")
+    try:
+        lines = run(args.config, args.input, output, args.batch_size)
+    except PluginError as exc:
+        return exit_for(exc)
+    except (RewardConfigError, RewardContractError) as exc:  # what stops training stops scoring
+        print(f"axolotl-grpo score: {exc}\n{output} was left as it was.", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as exc:
+        print(f"axolotl-grpo score: {exc}; {output} was left as it was.", file=sys.stderr)
+        return EXIT_FAILED
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,314 @@
+"""A real pretrained model end to end (issue 32, item 7): base -> R1 cold-start SFT -> GRPO
+through the real vLLM server on CPU, every stage scored on the same held-out GSM8K problems.
+
+    . .venv-vllm/bin/activate
+    nohup python bench/bench_real_model.py --model models/smollm2-135m \\
+        --heldout PATH/gsm8k/test.jsonl --out outputs/bench-real-model > bench-real-model.log 2>&1 &
+
+Resumable: each stage writes its result under --out only when it finished (atomically), and a
+re-run skips the stages whose result is there. Stages, in order:
+
+    eval-base        the model as fetched
+    sft              `axolotl train --sft-config` from --model        (OUT/sft)
+    eval-sft
+    grpo-sN, eval-grpo-sN   for each --seeds N: `axolotl train --grpo-config` from OUT/sft,
+                     server mode, the plugin's autostarted `axolotl vllm-serve` on vLLM's CPU build
+    report           OUT/summary.json, OUT/summary.md, OUT/reward_curve.png, OUT/before_after.png
+
+Scoring (axolotl_grpo_plugin.evaluate, the GRPO config's rewards): --problems held-out rows,
+greedy (strict/soft format %, correctness %, mean total reward) and --samples completions at
+T=--temperature (pass@k). GRPO's step time is split from the run's own timings: TRL's
+profiling blocks (vLLM.generate, sync_weights, each reward) and the optimizer, recorded by
+bench/real_model_timing.py, which the training subprocess loads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+TIMING_ENV = "REAL_MODEL_TIMING_FILE"
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def write_json(path: Path, data: dict) -> None:
+    from axolotl_grpo_plugin.safe_files import write_atomic
+
+    write_atomic(path, json.dumps(data, indent=2, default=str))
+
+
+def derived_config(source: Path, out: Path, **changes) -> Path:
+    """`source` with top-level keys replaced, written beside the stage's output."""
+    cfg = yaml.safe_load(source.read_text())
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(cfg.get(key), dict):
+            cfg[key] = {**cfg[key], **value}
+        else:
+            cfg[key] = value
+    path = out.parent / f"{out.name}.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+def train(config: Path, out: Path, log_path: Path, timing: Path | None = None) -> float:
+    """`axolotl train CONFIG` in a subprocess (its output in `log_path`); the wall time."""
+    env = {**os.environ, "AXOLOTL_DO_NOT_TRACK": "1", "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "-m", "axolotl.cli.main", "train", str(config)]
+    if timing is not None:
+        env[TIMING_ENV] = str(timing)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "bench"), env.get("PYTHONPATH")]))
+        # the module `axolotl train` launches, in this process, so the hook is in the trainer
+        command = [sys.executable, "-c", "import real_model_timing, runpy, sys; "
+                   "sys.argv = ['axolotl.cli.train'] + sys.argv[1:]; "
+                   "runpy.run_module('axolotl.cli.train', run_name='__main__', alter_sys=True)",
+                   str(config)]
+    started = time.perf_counter()
+    with open(log_path, "w") as f:
+        rc = subprocess.run(command, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=REPO).returncode
+    wall = time.perf_counter() - started
+    if rc != 0 or not (out / "model.safetensors").is_file():
+        raise SystemExit(f"training failed (exit {rc}, no {out}/model.safetensors): see {log_path}")
+    return wall
+
+
+def score(config: Path, model: Path, args) -> dict:
+    """The held-out scores of `model` with `config`'s rewards (axolotl_grpo_plugin.evaluate)."""
+    from axolotl_grpo_plugin.evaluate import evaluate
+    from axolotl_grpo_plugin.evaluate.prompts import load_config
+
+    cfg = load_config(config)
+    cfg.setdefault("trl", {})["temperature"] = args.temperature
+    cfg["vllm"] = {k: v for k, v in (cfg.get("vllm") or {}).items() if k in ("dtype", "enforce_eager")}
+    started = time.perf_counter()
+    result = evaluate(cfg, str(model), dataset=str(args.heldout), limit=args.problems,
+                      samples=args.samples, max_new_tokens=args.max_new_tokens, seed=0,
+                      progress=False)
+    records = result.records
+    greedy = [r for r in records if r["kind"] == "greedy"]
+    soft = [r["rewards"].get("soft_format_reward_func", math.nan) for r in greedy]
+    return {
+        "model": str(model), "backend": result.backend, "problems": result.n_problems,
+        "samples": result.samples, "temperature": result.temperature,
+        "max_new_tokens": result.max_new_tokens,
+        "strict_format": result.format_compliance,
+        "soft_format": sum(1 for v in soft if v == v and v > 0) / max(1, len(greedy)),
+        "correct_greedy": result.accuracy,
+        "pass_at_k": result.pass_at_k,
+        "reward_mean": result.reward_mean, "reward_means": result.reward_means,
+        "mean_length": result.mean_length,
+        "wall_s": time.perf_counter() - started,
+    }
+
+
+def step_times(timing: Path) -> dict:
+    """Mean seconds per optimizer step in each bucket, from the timing hook's records."""
+    buckets = {"generation": 0.0, "rewards": 0.0, "weight push": 0.0, "forward+backward": 0.0,
+               "optimizer": 0.0}
+    steps = 0
+    if not timing.is_file():
+        return {}
+    for line in timing.read_text().splitlines():
+        rec = json.loads(line)
+        name, seconds = rec["name"], rec["seconds"]
+        if name == "optimizer.step":
+            buckets["optimizer"] += seconds
+            steps += 1
+        elif name.endswith("vLLM.generate"):
+            buckets["generation"] += seconds
+        elif name.endswith("sync_weights"):
+            buckets["weight push"] += seconds
+        elif name == "training_step":
+            buckets["forward+backward"] += seconds
+        elif name == "generate_and_score":
+            buckets["forward+backward"] -= seconds
+        elif rec.get("profiled"):
+            buckets["rewards"] += seconds
+    return {k: v / steps for k, v in buckets.items()} | {"steps": steps} if steps else {}
+
+
+def reward_curve(run: Path) -> list[tuple[int, float]]:
+    """Mean total reward per training step, from the run's rollout log."""
+    from axolotl_grpo_plugin.observe.rollout_log import log_files, read_rollouts
+    from axolotl_grpo_plugin.report.data import collect, curves
+
+    if not log_files(run):
+        return []
+    xs, ys = curves(collect(read_rollouts(run, {}, everything=True), max_rollouts=1))["reward"]
+    return list(zip(xs, ys))
+
+
+def plots(out: Path, results: dict, curves: dict) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    written = []
+    if curves:
+        fig = Figure(figsize=(6, 3.4), dpi=100)
+        ax = fig.subplots()
+        for name, curve in curves.items():
+            if curve:
+                ax.plot([s for s, _ in curve], [v for _, v in curve], label=name, linewidth=1)
+        ax.set_xlabel("GRPO step", fontsize=8)
+        ax.set_ylabel("mean total reward (training rollouts)", fontsize=8)
+        ax.legend(fontsize=7, frameon=False)
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(out / "reward_curve.png")
+        written.append("reward_curve.png")
+    if results:
+        metrics = [("strict_format", "strict format"), ("soft_format", "soft format"),
+                   ("correct_greedy", "correct (greedy)")]
+        fig = Figure(figsize=(7, 3.4), dpi=100)
+        left, right = fig.subplots(1, 2)
+        names = list(results)
+        width = 0.8 / max(1, len(names))
+        for i, name in enumerate(names):
+            left.bar([j + i * width for j in range(len(metrics))],
+                     [100 * results[name][k] for k, _ in metrics], width, label=name)
+        left.set_xticks([j + 0.4 - width / 2 for j in range(len(metrics))], [t for _, t in metrics],
+                        fontsize=7)
+        left.set_ylabel("% of held-out problems", fontsize=8)
+        left.legend(fontsize=6, frameon=False)
+        right.bar(names, [results[n]["reward_mean"] for n in names], color="#1f5f99")
+        right.set_title("mean total reward (greedy)", fontsize=9)
+        right.tick_params(labelsize=7)
+        fig.tight_layout()
+        fig.savefig(out / "before_after.png")
+        written.append("before_after.png")
+    return written
+
+
+def report(out: Path, args) -> None:
+    results = {p.stem.removeprefix("eval-"): json.loads(p.read_text())
+               for p in sorted(out.glob("eval-*.json"))}
+    results = dict(sorted(results.items(), key=lambda kv: ("base", "sft").index(kv[0])
+                          if kv[0] in ("base", "sft") else 2))
+    runs = {p.name: p for p in sorted(out.glob("grpo-s*")) if p.is_dir()}
+    curves = {name: reward_curve(run) for name, run in runs.items()}
+    times = {name: step_times(out / f"{name}.timing.jsonl") for name in runs}
+    stages = json.loads((out / "stages.json").read_text()) if (out / "stages.json").is_file() else {}
+    grpo = [r["reward_mean"] for n, r in results.items() if n.startswith("grpo")]
+    summary = {"results": results, "step_times": times, "stages": stages,
+               "grpo_seeds_scored": len(grpo),
+               "grpo_reward_mean": sum(grpo) / len(grpo) if grpo else None,
+               "grpo_reward_spread": [min(grpo), max(grpo)] if grpo else None,
+               "plots": plots(out, results, curves), "command": " ".join(sys.argv)}
+    write_json(out / "summary.json", summary)
+    lines = ["| stage | strict format | soft format | correct (greedy) | pass@8 | mean total reward |",
+             "|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        lines.append(f"| {name} | {r['strict_format']:.1%} | {r['soft_format']:.1%} | "
+                     f"{r['correct_greedy']:.1%} | {r['pass_at_k'].get('pass@8', math.nan):.1%} | "
+                     f"{r['reward_mean']:.3f} |")
+    for name, t in times.items():
+        if t:
+            lines.append(f"\n{name}: {t['steps']} steps, mean s/step: " + ", ".join(
+                f"{k} {v:.1f}" for k, v in t.items() if k != "steps"))
+    (out / "summary.md").write_text("\n".join(lines) + "\n")
+    log("report: " + str(out / "summary.md"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, required=True,
+                        help="the fetched base model (axolotl-grpo fetch-model smollm2-135m)")
+    parser.add_argument("--heldout", type=Path, required=True, help="GSM8K test jsonl")
+    parser.add_argument("--out", type=Path, default=REPO / "outputs" / "bench-real-model")
+    parser.add_argument("--sft-config", type=Path, default=REPO / "configs" / "smollm2-gsm8k-sft.yaml")
+    parser.add_argument("--grpo-config", type=Path,
+                        default=REPO / "configs" / "smollm2-gsm8k-grpo-cpu.yaml")
+    parser.add_argument("--train-data", type=Path,
+                        help="local GSM8K train jsonl for both configs (offline; default: as written)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--grpo-steps", type=int, help="max_steps of each GRPO run (default: config)")
+    parser.add_argument("--problems", type=int, default=128)
+    parser.add_argument("--samples", type=int, default=8, help="sampled completions for pass@k")
+    parser.add_argument("--temperature", type=float, default=0.7)
+    parser.add_argument("--max-new-tokens", type=int, default=256)
+    parser.add_argument("--port", type=int, default=8451, help="the vLLM server's port (GRPO)")
+    args = parser.parse_args(argv)
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    stages_path = out / "stages.json"
+    stages = json.loads(stages_path.read_text()) if stages_path.is_file() else {}
+    data = ({"datasets": [{"path": str(args.train_data.resolve()), "ds_type": "json",
+                           "type": None}]} if args.train_data else {})
+
+    def dataset_for(config: Path) -> dict:
+        if not data:
+            return {}
+        entry = dict(yaml.safe_load(config.read_text())["datasets"][0])
+        for key in ("name", "split"):
+            entry.pop(key, None)
+        entry.update(path=data["datasets"][0]["path"], ds_type="json")
+        return {"datasets": [entry]}
+
+    def stage(name: str, result: Path, work) -> None:
+        if result.exists():
+            log(f"{name}: done before, skipped ({result})")
+            return
+        log(f"{name}: started (load average {os.getloadavg()[0]:.1f})")
+        started = time.perf_counter()
+        work()
+        stages[name] = {"wall_s": round(time.perf_counter() - started, 1),
+                        "load_average_at_end": round(os.getloadavg()[0], 1)}
+        write_json(stages_path, stages)
+        log(f"{name}: finished in {stages[name]['wall_s']} s")
+        try:
+            report(out, args)
+        except Exception as exc:  # the report is re-built after every stage; never stop the run
+            log(f"report failed: {type(exc).__name__}: {exc}")
+
+    grpo_cfg = args.grpo_config.resolve()
+    stage("eval-base", out / "eval-base.json",
+          lambda: write_json(out / "eval-base.json", score(grpo_cfg, args.model.resolve(), args)))
+    sft = out / "sft"
+
+    def run_sft():
+        config = derived_config(args.sft_config.resolve(), sft, base_model=str(args.model.resolve()),
+                                output_dir=str(sft), dataset_prepared_path=str(out / "sft-prepared"),
+                                save_strategy="no", **dataset_for(args.sft_config))
+        train(config, sft, out / "sft.log")
+
+    stage("sft", sft / "model.safetensors", run_sft)
+    stage("eval-sft", out / "eval-sft.json",
+          lambda: write_json(out / "eval-sft.json", score(grpo_cfg, sft, args)))
+    for seed in args.seeds:
+        run = out / f"grpo-s{seed}"
+
+        def run_grpo(run=run, seed=seed):
+            changes = dict(base_model=str(sft), output_dir=str(run), seed=seed,
+                           dataset_prepared_path=str(out / "grpo-prepared"),
+                           vllm={"port": args.port}, **dataset_for(args.grpo_config))
+            if args.grpo_steps:
+                changes["max_steps"] = args.grpo_steps
+            config = derived_config(grpo_cfg, run, **changes)
+            train(config, run, out / f"grpo-s{seed}.log", timing=out / f"grpo-s{seed}.timing.jsonl")
+
+        stage(f"grpo-s{seed}", run / "model.safetensors", run_grpo)
+        stage(f"eval-grpo-s{seed}", out / f"eval-grpo-s{seed}.json",
+              lambda run=run, seed=seed: write_json(out / f"eval-grpo-s{seed}.json",
+                                                    score(grpo_cfg, run, args)))
+    report(out, args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""One CLI: `axolotl-grpo --version`, `axolotl-grpo help [CMD]`, every usage line names
+`axolotl-grpo CMD`, one meaning per flag (old spellings still work, with a note), and
+`configs DIR` keeps the configs' comments."""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+
+import pytest
+import yaml
+
+from axolotl_grpo_plugin import cli
+
+
+def test_version_names_the_plugin_axolotl_and_trl(capsys):
+    assert cli.main(["--version"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"axolotl-grpo {version('axolotl-grpo-plugin')} ")
+    assert f"Axolotl {version('axolotl')}" in out and f"TRL {version('trl')}" in out
+
+
+def test_help_alone_lists_the_commands(capsys):
+    assert cli.main(["help"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in cli.COMMANDS)
+
+
+@pytest.mark.parametrize("name", sorted(cli.COMMANDS))
+def test_every_usage_line_is_axolotl_grpo_cmd(name, capsys):
+    with pytest.raises(SystemExit) as done:
+        cli.main(["help", name])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.startswith(f"usage: axolotl-grpo {name} ")
+
+
+def test_an_unknown_command_is_bad_input(capsys):
+    assert cli.main(["frobnicate"]) == 2
+    assert "unknown command 'frobnicate'" in capsys.readouterr().err
+
+
+def test_plan_takes_a_gpu_type_and_the_old_gpu_spelling_with_a_note(capsys):
+    from axolotl_grpo_plugin.plan.cli import parser
+
+    new = parser().parse_args(["c.yaml", "--gpu-type", "H100", "--gpu-type", "A100-80GB"])
+    old = parser().parse_args(["c.yaml", "--gpu", "H100", "--gpu", "A100-80GB"])
+    assert new.gpu_type == old.gpu_type == ["H100", "A100-80GB"]
+    assert capsys.readouterr().err.count("note: --gpu is now --gpu-type") == 2
+
+
+def test_demo_writes_json_with_json_file_and_still_reads_the_old_json_path(capsys):
+    from axolotl_grpo_plugin.demo.__main__ import _parser
+
+    assert _parser().parse_args(["--json-file", "f.json"]).json_file == "f.json"
+    assert _parser().parse_args(["--json", "f.json"]).json_file == "f.json"
+    assert "note: --json is now --json-file" in capsys.readouterr().err
+    assert _parser().parse_args([]).json_file is None
+
+
+def test_report_writes_its_html_with_html_and_still_reads_out(tmp_path, capsys):
+    from axolotl_grpo_plugin.report.__main__ import main
+
+    missing = tmp_path / "no-run"
+    for flag in ("--html", "--out", "-o"):
+        assert main([str(missing), flag, str(tmp_path / "r.html")]) == 2  # parsed; then no output_dir
+    assert capsys.readouterr().err.count("is now --html") == 2
+
+
+def test_configs_keeps_every_comment_and_makes_paths_absolute(tmp_path):
+    from axolotl_grpo_plugin.export_configs import export
+    from axolotl_grpo_plugin.paths import packaged_config
+
+    for path in export(tmp_path):
+        source = packaged_config(path.stem).read_text()
+        written = path.read_text()
+        assert [line.split("#", 1)[1] for line in written.splitlines() if "#" in line] == \
+            [line.split("#", 1)[1] for line in source.splitlines() if "#" in line]
+        cfg = yaml.safe_load(written)
+        assert all(d["path"].startswith("/") for d in cfg["datasets"])
+        assert cfg["output_dir"].startswith(str(tmp_path))
+
+
+def test_check_gpu_warns_when_vllm_is_not_installed_here(repo_root, capsys, monkeypatch):
+    import importlib.util
+
+    from axolotl_grpo_plugin import check
+
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vLLM is installed in this environment")
+    monkeypatch.chdir(repo_root)
+    assert check.main(["configs/gsm8k.yaml", "--gpu", "--processes", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "vLLM is not installed here" in out and out.rstrip().splitlines()[-2].startswith("OK:")

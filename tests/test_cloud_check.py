@@ -1,0 +1,44 @@
+"""`check --cloud cloud.yaml`: a Modal launch keeps checkpoints only on a volume, and Axolotl's
+Modal runner needs the local docker CLI (cloud.py)."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from axolotl_grpo_plugin import cloud
+
+
+@pytest.fixture
+def shipped(repo_root):
+    return cloud.read_cloud(str(repo_root / "cloud.yaml"))
+
+
+def test_an_output_dir_in_the_container_is_lost_and_the_fix_names_the_artifacts_volume(shipped, monkeypatch):
+    monkeypatch.setattr(cloud.shutil, "which", lambda name: "/usr/bin/docker")
+    [warning] = cloud.warnings({}, shipped, "cloud.yaml", "./outputs/gsm8k-grpo")
+    assert "not on a volume of cloud.yaml" in warning
+    assert "output_dir: /workspace/artifacts/gsm8k-grpo" in warning
+
+
+def test_the_shipped_modal_config_writes_to_a_volume(shipped, repo_root, monkeypatch):
+    monkeypatch.setattr(cloud.shutil, "which", lambda name: "/usr/bin/docker")
+    cfg = yaml.safe_load((repo_root / "configs" / "gsm8k-modal.yaml").read_text())
+    assert cloud.warnings(cfg, shipped, "cloud.yaml", cfg["output_dir"]) == []
+    assert cfg["dataset_prepared_path"].startswith(cfg["output_dir"])
+
+
+def test_a_missing_docker_cli_is_said_before_launching(shipped, monkeypatch):
+    monkeypatch.setattr(cloud.shutil, "which", lambda name: None)
+    [warning] = cloud.warnings({}, shipped, "cloud.yaml", "/workspace/artifacts/run")
+    assert "`docker` CLI is not installed here" in warning
+
+
+def test_check_cloud_warns_for_the_local_config_and_checks_the_containers_gpus(repo_root, capsys, monkeypatch):
+    from axolotl_grpo_plugin import check
+
+    monkeypatch.chdir(repo_root)
+    assert check.main(["configs/gsm8k.yaml", "--cloud", "cloud.yaml", "--processes", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "output_dir = './outputs/gsm8k-grpo' is not on a volume of cloud.yaml" in out
+    assert "on GPU, 2 GPUs visible" in out  # cloud.yaml's gpu_count
