@@ -104,7 +104,9 @@ def test_sigint_after_the_first_step_is_recorded_and_exits_nonzero(repo_root, em
     config.write_text(yaml.safe_dump(cfg))
 
     axolotl = shutil.which("axolotl", path=subprocess_env()["PATH"])
-    proc = subprocess.Popen([axolotl, "train", str(config)], cwd=tmp_path, env=subprocess_env(),
+    # PYTHONFAULTHANDLER: a trainer that hangs after the signal is sent SIGABRT below and prints
+    # every thread's stack, so a failure shows where it stopped
+    proc = subprocess.Popen([axolotl, "train", str(config)], cwd=tmp_path, env=subprocess_env(PYTHONFAULTHANDLER="1"),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
     lines: list[str] = []
@@ -122,8 +124,14 @@ def test_sigint_after_the_first_step_is_recorded_and_exits_nonzero(repo_root, em
         assert first_step.wait(timeout=900), "".join(lines[-40:])
         # SIGINT to the trainer alone (`kill -INT PID`): Axolotl saved and exited 0, and so did
         # the launcher; a script could not tell this run from a finished one
-        os.kill(_trainer_pid(proc.pid), signal.SIGINT)
-        proc.wait(timeout=300)
+        trainer = _trainer_pid(proc.pid)
+        os.kill(trainer, signal.SIGINT)
+        try:
+            proc.wait(timeout=300)
+        except subprocess.TimeoutExpired:
+            os.kill(trainer, signal.SIGABRT)
+            time.sleep(5)
+            pytest.fail("the trainer did not exit within 300 s of SIGINT; its stacks:\n" + "".join(lines[-200:]))
         reader.join(timeout=30)
     finally:
         if proc.poll() is None:
