@@ -389,11 +389,16 @@ def switched(raw: Any, model: type[BaseModel]) -> BaseModel | None:
     return raw if isinstance(raw, model) else model.model_validate(dict(raw))
 
 
+def raw_section(cfg: Any) -> Any:
+    """The `grpo_plugin:` section as the config holds it (unparsed; None when absent)."""
+    return cfg.get(SECTION) if hasattr(cfg, "get") else getattr(cfg, SECTION, None)
+
+
 def settings(cfg: Any) -> GRPOPluginSettings:
     """The validated `grpo_plugin:` settings of a config: a raw dict, Axolotl's DictDefault or
     its parsed model. Unknown keys are left to the config checks (which name the closest
     known key); a bad value raises GRPOConfigError naming the key, the value and the fix."""
-    section = cfg.get(SECTION) if hasattr(cfg, "get") else getattr(cfg, SECTION, None)
+    section = raw_section(cfg)
     if isinstance(section, GRPOPluginSettings):
         return section
     if isinstance(section, BaseModel):

@@ -71,30 +71,28 @@ def layout_line(raw: dict[str, Any], processes: int) -> str:
 
 def default_gpus(raw: dict[str, Any], processes: int, has_gpu: bool) -> int:
     """The GPUs a launch of `processes` trainers needs: theirs, plus the autostarted server's."""
-    from .args import settings
-    from .config.values import read
+    from .config.run import Run
     from .errors import GRPOConfigError
 
     if not has_gpu:
         return 0
     try:
-        autostart = settings(raw).vllm_autostart
+        run = Run.of(raw)
     except GRPOConfigError:
-        autostart = False  # the checks report the bad value
-    if not autostart:
+        return processes  # the checks report the bad value
+    if not run.plugin.vllm_autostart:
         return processes
-    server = (read(raw, "vllm.tensor_parallel_size", 1) or 1) * (read(raw, "vllm.data_parallel_size", 1) or 1)
-    return processes + server
+    return processes + (run.server_gpus or 1)
 
 
 def reach_remote(raw: dict[str, Any]) -> tuple[list[str], PluginError | None]:
     """Each remote reward's endpoint reached once: what it answered, and the problems it showed."""
-    from .args import settings
+    from .config.run import Run
     from .errors import GRPOConfigError
     from .remote.reach import reach
 
     lines, problems = [], []
-    for i, spec in enumerate(settings(raw).remote_rewards or []):
+    for i, spec in enumerate(Run.of(raw).plugin.remote_rewards or []):
         line, problem = reach(spec, i)
         lines.append(line)
         if problem is not None:

@@ -17,13 +17,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
+from .defaults import DEFAULT_OUTPUT_DIR
 from .errors import PluginError, Problem
 from .safe_files import UnsafePathError, open_nofollow
 
 
 LOG = logging.getLogger("axolotl_grpo_plugin")
 LOCK_NAME = ".grpo_plugin.lock"
-DEFAULT_OUTPUT_DIR = "./model-out"  # Axolotl's default `output_dir`
 _HELD: dict[str, IO] = {}  # realpath of output_dir -> the open lock file (kept for the process life)
 
 

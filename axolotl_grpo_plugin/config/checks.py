@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import defaults
-from ..args import GRPOPluginSettings, settings
+from ..args import GRPOPluginSettings
 from ..defaults import CONFIG_PATH_KEY
 from ..errors import GRPOConfigError, Problem
 from ..launch import Launch
@@ -26,6 +26,7 @@ from . import dry_run, trl_args, values
 from .batching import generation_batch_size, micro_batch_sizes_for, valid_num_generations
 from .load import section as _section
 from .names import resolve_names
+from .run import Run
 from .schema import axolotl_fields
 
 
@@ -213,7 +214,7 @@ def check_trl_args(cfg, launch: Launch) -> list[Problem]:
 def check_plugin_settings(cfg, launch: Launch) -> list[Problem]:
     """Every `grpo_plugin:` value in range and of its type (unknown keys: check_section_keys)."""
     try:
-        settings(cfg)
+        Run.of(cfg)
     except GRPOConfigError as exc:
         return exc.problems
     return []
@@ -232,26 +233,25 @@ def check_vllm_autostart(cfg, launch: Launch) -> list[Problem]:
     from ..vllm.autostart import autostart_problems
 
     try:
-        wanted = settings(cfg).vllm_autostart
+        run = Run.of(cfg)
     except GRPOConfigError:
         return []  # reported by check_plugin_settings
-    return autostart_problems(cfg) if wanted else []
+    return autostart_problems(run) if run.plugin.vllm_autostart else []
 
 
 def check_gpu_layout(cfg, launch: Launch) -> list[Problem]:
     """vLLM autostart: the reserved GPUs exist and the training processes fit beside them, for
     the GPUs this launch sees (at train time the machine's; in `check`, `--gpus N`)."""
-    from ..vllm.autostart import autostart_problems, config_path
-    from ..vllm.gpus import LayoutError, check_launch, plan_layout
+    from ..vllm.autostart import autostart_problems
+    from .gpus import LayoutError, check_launch
 
     if launch.gpus is None or launch.processes is None:
         return []
     try:
-        plugin = settings(cfg)
+        run = Run.of(cfg)
     except GRPOConfigError:
         return []  # reported by check_plugin_settings
-    tp, dp = values.read(cfg, "vllm.tensor_parallel_size", 1), values.read(cfg, "vllm.data_parallel_size", 1)
-    if not plugin.vllm_autostart or autostart_problems(cfg) or None in (tp, dp):
+    if not run.plugin.vllm_autostart or autostart_problems(run) or run.server_gpus is None:
         return []  # autostart off, or its keys already wrong
     if is_cpu_vllm() and not launch.has_gpu:
         return []  # vLLM's CPU build: the server runs on the CPU, no GPU to reserve (vllm/cpu.py)
@@ -262,8 +262,8 @@ def check_gpu_layout(cfg, launch: Launch) -> list[Problem]:
                         "single-node launch.",
                         "start `axolotl vllm-serve` by hand on one node and point `trl.vllm_server_host` at it")]
     try:
-        layout = plan_layout(launch.gpus, plugin.vllm_gpus, tp * dp, launch.machine_gpus)
-        check_launch(layout, launch.gpus, launch.node_processes, config_path(cfg))
+        layout = run.layout(launch.gpus, launch.machine_gpus)
+        check_launch(layout, launch.gpus, launch.node_processes, run.config_path)
     except LayoutError as exc:
         return [Problem(exc.key, exc.value, exc.message, exc.fix)]
     return []
