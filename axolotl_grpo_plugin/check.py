@@ -20,9 +20,9 @@ from typing import Any
 
 from . import cloud, defaults, run_lock
 from .audit.check import reward_warnings
+from .checks import check_model, prepare_config
 from .cli import prog
 from .config.batching import describe_layout
-from .config.checks import check_model, prepare_config
 from .config.load import read_config, section
 from .enabled import applies
 from .errors import EXIT_BAD_INPUT, PluginError, counted, exit_for

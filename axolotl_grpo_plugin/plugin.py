@@ -53,7 +53,7 @@ class GRPOPlugin(BasePlugin):
         if not self._ours(cfg):
             return
         from . import run_lock
-        from .config.checks import prepare_config
+        from .checks import prepare_config
         from .config.run import Run
         from .errors import GRPOConfigError
         from .launch import current_launch, global_rank

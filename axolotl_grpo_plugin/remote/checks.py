@@ -1,5 +1,5 @@
 """The keys each remote reward kind needs, checked before anything loads (`check` and
-`axolotl train` share it through config/checks.py). Types and ranges are args.py's job."""
+`axolotl train` share it through checks.py). Types and ranges are args.py's job."""
 
 from __future__ import annotations
 

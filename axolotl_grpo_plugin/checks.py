@@ -15,19 +15,19 @@ from collections.abc import Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
-from .. import defaults
-from ..args import GRPOPluginSettings
-from ..defaults import CONFIG_PATH_KEY
-from ..errors import GRPOConfigError, Problem
-from ..launch import Launch
-from ..vllm.cpu import CPU_DIST, INSTALL_COMMAND, check_cpu_vllm, is_cpu_vllm
-from ..vllm.sync_guard import check_sleep_mode
-from . import dry_run, trl_args, values
-from .batching import generation_batch_size, micro_batch_sizes_for, valid_num_generations
-from .load import section as _section
-from .names import resolve_names
-from .run import Run
-from .schema import axolotl_fields
+from . import defaults
+from .args import GRPOPluginSettings
+from .config import dry_run, trl_args, values
+from .config.batching import generation_batch_size, micro_batch_sizes_for, valid_num_generations
+from .config.load import section as _section
+from .config.names import resolve_names
+from .config.run import Run
+from .config.schema import axolotl_fields
+from .defaults import CONFIG_PATH_KEY
+from .errors import GRPOConfigError, Problem
+from .launch import Launch
+from .vllm.cpu import CPU_DIST, INSTALL_COMMAND, check_cpu_vllm, is_cpu_vllm
+from .vllm.sync_guard import check_sleep_mode
 
 
 def check_rl(cfg, launch: Launch) -> list[Problem]:
@@ -222,7 +222,7 @@ def check_plugin_settings(cfg, launch: Launch) -> list[Problem]:
 
 def check_remote_rewards(cfg, launch: Launch) -> list[Problem]:
     """`grpo_plugin.remote_rewards`: the keys each kind needs (remote/checks.py)."""
-    from ..remote.checks import check
+    from .remote.checks import check
 
     return check(cfg)
 
@@ -230,7 +230,7 @@ def check_remote_rewards(cfg, launch: Launch) -> list[Problem]:
 def check_vllm_autostart(cfg, launch: Launch) -> list[Problem]:
     """The autostart keys agree with the vLLM mode and host (the GPU layout is checked by
     `vllm.autostart.on_register`, which knows the GPUs)."""
-    from ..vllm.autostart import autostart_problems
+    from .vllm.autostart import autostart_problems
 
     try:
         run = Run.of(cfg)
@@ -242,8 +242,8 @@ def check_vllm_autostart(cfg, launch: Launch) -> list[Problem]:
 def check_gpu_layout(cfg, launch: Launch) -> list[Problem]:
     """vLLM autostart: the reserved GPUs exist and the training processes fit beside them, for
     the GPUs this launch sees (at train time the machine's; in `check`, `--gpus N`)."""
-    from ..vllm.autostart import autostart_problems
-    from .gpus import LayoutError, check_launch
+    from .config.gpus import LayoutError, check_launch
+    from .vllm.autostart import autostart_problems
 
     if launch.gpus is None or launch.processes is None:
         return []
@@ -272,7 +272,7 @@ def check_gpu_layout(cfg, launch: Launch) -> list[Problem]:
 def check_paths(cfg, launch: Launch) -> list[Problem]:
     """A local `base_model` directory or dataset file that is not there (Axolotl would try it as a
     Hub id); the rule for local vs Hub is sources/data.is_local."""
-    from ..sources.data import DatasetSpec, looks_like_missing_path, missing_path
+    from .sources.data import DatasetSpec, looks_like_missing_path, missing_path
 
     problems = []
     model = cfg.get("base_model")
@@ -291,14 +291,14 @@ def check_paths(cfg, launch: Launch) -> list[Problem]:
 
 def check_model_folder(cfg, launch: Launch) -> list[Problem]:
     """A local base_model is a Hugging Face folder (not a GGUF file, not any folder)."""
-    from ..models.folder import model_path_problems
+    from .models.folder import model_path_problems
 
     return model_path_problems("base_model", cfg.get("base_model"))
 
 
 def check_end_of_turn(cfg, launch: Launch) -> list[Problem]:
     """A local tokenizer whose eos ends the model's turns (not missing, not equal to bos)."""
-    from ..models.folder import end_of_turn_problems
+    from .models.folder import end_of_turn_problems
 
     return end_of_turn_problems(cfg)
 
@@ -306,7 +306,7 @@ def check_end_of_turn(cfg, launch: Launch) -> list[Problem]:
 def check_context_fits(cfg, launch: Launch) -> list[Problem]:
     """vllm.max_model_len holds the longest prompt plus trl.max_completion_length: the exact
     count (stats) when the tokenizer and data are local, else the completion alone as a bound."""
-    from ..seqstats.api import longest_prompt
+    from .seqstats.api import longest_prompt
 
     if not _section(cfg, "trl").get("use_vllm"):
         return []
@@ -336,7 +336,7 @@ def check_datasets(cfg, launch: Launch) -> list[Problem]:
 
 def check_eval_at_end(cfg, launch: Launch) -> list[Problem]:
     """`grpo_plugin.eval_at_end` can find its held-out rows."""
-    from ..evaluate.hook import config_problems
+    from .evaluate.hook import config_problems
 
     try:
         return config_problems(cfg)
@@ -346,7 +346,7 @@ def check_eval_at_end(cfg, launch: Launch) -> list[Problem]:
 
 def check_eval_every(cfg, launch: Launch) -> list[Problem]:
     """`grpo_plugin.eval_every` finds its held-out rows; `keep_best` names a metric it logs."""
-    from ..evaluate.periodic_config import config_problems
+    from .evaluate.periodic_config import config_problems
 
     try:
         return config_problems(cfg)
@@ -356,7 +356,7 @@ def check_eval_every(cfg, launch: Launch) -> list[Problem]:
 
 def check_resume(cfg, launch: Launch) -> list[Problem]:
     """The checkpoint a resumed run starts from exists and was saved whole (checkpoints.py)."""
-    from ..checkpoints import STATE_FILE, checkpoints, is_complete, resume_target
+    from .checkpoints import STATE_FILE, checkpoints, is_complete, resume_target
 
     target = resume_target(cfg)
     if target is None or (target.is_dir() and is_complete(target)):
