@@ -53,6 +53,12 @@ def _facts(cfg: Mapping[str, Any]) -> dict[str, Any]:
         server_gpus=None if None in (tp, dp) else tp * dp,
         num_generations=values.read(cfg, "trl.num_generations", defaults.NUM_GENERATIONS),
         max_completion_length=values.read(cfg, "trl.max_completion_length", defaults.MAX_COMPLETION_LENGTH),
+        temperature=values.read(cfg, "trl.temperature"),
+        top_p=values.read(cfg, "trl.top_p"),
+        top_k=values.read(cfg, "trl.top_k"),
+        min_p=values.read(cfg, "trl.min_p"),
+        repetition_penalty=values.read(cfg, "trl.repetition_penalty"),
+        vllm_max_model_len=values.read(cfg, "vllm.max_model_len"),
         micro_batch_size=values.read(cfg, "micro_batch_size", 1),
         gradient_accumulation_steps=values.read(cfg, "gradient_accumulation_steps", 1),
         output_dir=str(cfg.get("output_dir") or defaults.DEFAULT_OUTPUT_DIR),
@@ -60,12 +66,12 @@ def _facts(cfg: Mapping[str, Any]) -> dict[str, Any]:
     )
 
 
-class Run(BaseModel):
-    """One config, read: the plugin's settings and the facts the plugin computes with."""
+class Facts(BaseModel):
+    """The TRL/vLLM/launch facts of a config, typed; never raises (a wrong value reads as None).
+    The tools that need no plugin settings (probe, evaluate's sampling) read these alone."""
 
     model_config = ConfigDict(frozen=True)
 
-    plugin: GRPOPluginSettings
     use_vllm: bool = False
     vllm_mode: str | None = None
     vllm_server_host: str | None = None  # `trl.vllm_server_host` as written (None: unset)
@@ -75,17 +81,34 @@ class Run(BaseModel):
     server_gpus: int | None = 1  # vllm.tensor_parallel_size x data_parallel_size; None: a size is wrong
     num_generations: int | None = defaults.NUM_GENERATIONS
     max_completion_length: int | None = defaults.MAX_COMPLETION_LENGTH
+    # sampling as written under `trl:` (None: unset, TRL's default applies)
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    min_p: float | None = None
+    repetition_penalty: float | None = None
+    vllm_max_model_len: int | None = None
     micro_batch_size: int | None = 1
     gradient_accumulation_steps: int | None = 1
     output_dir: str = defaults.DEFAULT_OUTPUT_DIR
     config_path: str = "CONFIG"  # the yaml's path, for the commands messages print
 
-    _layouts: dict = PrivateAttr(default_factory=dict)
-
     @property
     def server_mode(self) -> bool:
         """Generation on a separate vLLM server (`trl.use_vllm` + `trl.vllm_mode: server`)."""
         return self.use_vllm and self.vllm_mode == "server"
+
+    @classmethod
+    def of(cls, cfg: Any) -> Facts:
+        return cfg if isinstance(cfg, Facts) else cls(**_facts(cfg))
+
+
+class Run(Facts):
+    """One config, read: the plugin's settings and the facts the plugin computes with."""
+
+    plugin: GRPOPluginSettings
+
+    _layouts: dict = PrivateAttr(default_factory=dict)
 
     def layout(self, visible: Sequence[str], machine_gpus: int | None = None) -> GpuLayout:
         """The vLLM server's GPUs and the trainers' for the GPUs a launch sees: THE one place
