@@ -62,11 +62,12 @@ def validate_with_axolotl(raw: dict[str, Any], launch: Launch):
 
 def layout_line(raw: dict[str, Any], processes: int) -> str:
     """The generation-batch arithmetic for this launch, e.g. `8 x 2 x 7 = 112 = 7 prompts x 16`."""
-    trl = section(raw, "trl")
+    from .config.run import Facts
+
+    facts = Facts.of(raw)
     return "micro_batch_size x gradient_accumulation_steps x processes: " + describe_layout(
-        int(raw.get("micro_batch_size") or 1), int(raw.get("gradient_accumulation_steps") or 1),
-        processes, int(trl.get("num_generations") or defaults.NUM_GENERATIONS),
-        trl.get("generation_batch_size"))
+        facts.micro_batch_size or 1, facts.gradient_accumulation_steps or 1, processes,
+        facts.num_generations or defaults.NUM_GENERATIONS, section(raw, "trl").get("generation_batch_size"))
 
 
 def default_gpus(raw: dict[str, Any], processes: int, has_gpu: bool) -> int:

@@ -21,7 +21,7 @@ from .config import dry_run, trl_args, values
 from .config.batching import generation_batch_size, micro_batch_sizes_for, valid_num_generations
 from .config.load import section as _section
 from .config.names import resolve_names
-from .config.run import Run
+from .config.run import Facts, Run
 from .config.schema import axolotl_fields
 from .defaults import CONFIG_PATH_KEY
 from .errors import GRPOConfigError, Problem
@@ -83,9 +83,8 @@ def check_completion_length(cfg, launch: Launch) -> list[Problem]:
 def check_batch(cfg, launch: Launch) -> list[Problem]:
     """TRL: num_generations divides the generation batch. Axolotl 0.19 also wants at least
     one whole group per training process (batch >= num_generations x processes)."""
-    groups = values.read(cfg, "trl.num_generations", defaults.NUM_GENERATIONS)
-    mbs = values.read(cfg, "micro_batch_size", 1)
-    gas = values.read(cfg, "gradient_accumulation_steps", 1)
+    facts = Facts.of(cfg)
+    groups, mbs, gas = facts.num_generations, facts.micro_batch_size, facts.gradient_accumulation_steps
     explicit = values.read(cfg, "trl.generation_batch_size", 0)
     if launch.processes is None or None in (groups, mbs, gas, explicit):
         return []  # a wrong value is reported by check_values
@@ -435,15 +434,14 @@ def fill_vllm_server_address(cfg) -> None:
     """Axolotl 0.19 reads `trl.vllm_server_host or trl.vllm.host`, and `trl.vllm` does
     not exist, so server mode crashes unless the host and port are set under `trl:`.
     Take them from the `vllm:` section the server itself is started from."""
-    trl = _section(cfg, "trl")
-    if not trl.get("use_vllm") or trl.get("vllm_mode") != "server":
+    facts = Facts.of(cfg)  # owns the address: `trl:` first, else `vllm:` as reached from here
+    if not facts.server_mode:
         return
-    vllm = _section(cfg, "vllm")
-    host = vllm.get("host")
+    trl = _section(cfg, "trl")
     if not trl.get("vllm_server_host"):
-        trl["vllm_server_host"] = defaults.VLLM_HOST if host in (None, "0.0.0.0", "::") else host
+        trl["vllm_server_host"] = facts.vllm_host
     if not trl.get("vllm_server_port"):
-        trl["vllm_server_port"] = values.read(cfg, "vllm.port", defaults.VLLM_PORT)
+        trl["vllm_server_port"] = facts.vllm_port
 
 
 def fill_generation_batch_size(cfg, launch: Launch) -> None:
@@ -458,10 +456,10 @@ def fill_generation_batch_size(cfg, launch: Launch) -> None:
     procs = max(int(launch.processes or 1), 1)
     if procs == 1 or not trl or trl.get("generation_batch_size") or trl.get("steps_per_generation"):
         return
-    mbs = values.read(cfg, "micro_batch_size", 1)
-    gas = values.read(cfg, "gradient_accumulation_steps", 1)
-    if mbs is not None and gas is not None:
-        trl["generation_batch_size"] = generation_batch_size(mbs, gas, procs)
+    facts = Facts.of(cfg)
+    if facts.micro_batch_size is not None and facts.gradient_accumulation_steps is not None:
+        trl["generation_batch_size"] = generation_batch_size(facts.micro_batch_size,
+                                                             facts.gradient_accumulation_steps, procs)
 
 
 def prepare_config(cfg: MutableMapping[str, Any], launch: Launch) -> list[str]:
