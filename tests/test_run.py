@@ -92,3 +92,23 @@ def test_register_reads_the_plugin_section_once(gsm8k_cfg, monkeypatch):
     plugin.register(gsm8k_cfg)
     assert plugin.run.plugin.doctor.steps == 2
     assert len(parses) == 1
+
+
+@pytest.mark.parametrize("trl, vllm, address", [
+    ({}, {"host": "0.0.0.0", "port": 8123}, ("127.0.0.1", 8123)),      # the server binds all, we reach it here
+    ({}, {"host": "10.1.2.3"}, ("10.1.2.3", defaults.VLLM_PORT)),
+    ({"vllm_server_host": "::1", "vllm_server_port": 9000}, {"host": "10.1.2.3", "port": 8123}, ("::1", 9000)),
+])
+def test_the_trainers_vllm_address_is_resolved_once_and_written_as_read(trl, vllm, address):
+    from axolotl_grpo_plugin.checks import fill_vllm_server_address
+    from axolotl_grpo_plugin.vllm.autostart import autostart_problems
+
+    cfg = {"trl": {"use_vllm": True, "vllm_mode": "server", **trl}, "vllm": vllm,
+           "grpo_plugin": {"vllm_autostart": True}}
+    run = Run.of(cfg)
+    assert (run.vllm_host, run.vllm_port) == address
+    fill_vllm_server_address(cfg)
+    assert (cfg["trl"]["vllm_server_host"], cfg["trl"]["vllm_server_port"]) == address
+    assert Run.of(cfg) is run  # the fill changed no fact
+    # autostart runs the server here: a remote address is refused, before the fill (check) as after (train)
+    assert [p.key for p in autostart_problems(run)] == (["trl.vllm_server_host"] if address[0] == "10.1.2.3" else [])

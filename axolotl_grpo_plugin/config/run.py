@@ -46,7 +46,6 @@ def _facts(cfg: Mapping[str, Any]) -> dict[str, Any]:
     return dict(
         use_vllm=bool(_read(cfg, "trl.use_vllm", False)),
         vllm_mode=None if mode is None else str(getattr(mode, "value", mode)),  # Axolotl's enum or a str
-        vllm_server_host=str(host) if host else None,
         vllm_host=str(host or (defaults.VLLM_HOST if bound in _ANY_HOST else bound)),
         vllm_port=int(_read(cfg, "trl.vllm_server_port") or _read(cfg, "vllm.port") or defaults.VLLM_PORT),
         vllm_server_timeout=float(_read(cfg, "trl.vllm_server_timeout") or defaults.VLLM_SERVER_TIMEOUT_S),
@@ -74,8 +73,9 @@ class Facts(BaseModel):
 
     use_vllm: bool = False
     vllm_mode: str | None = None
-    vllm_server_host: str | None = None  # `trl.vllm_server_host` as written (None: unset)
-    vllm_host: str = defaults.VLLM_HOST  # where the trainer reaches the server (what fill_* writes)
+    # where the trainer reaches the server: `trl.vllm_server_host`, else `vllm.host` as reached
+    # from this machine (checks.fill_vllm_server_address writes it under `trl:`)
+    vllm_host: str = defaults.VLLM_HOST
     vllm_port: int = defaults.VLLM_PORT
     vllm_server_timeout: float = defaults.VLLM_SERVER_TIMEOUT_S
     server_gpus: int | None = 1  # vllm.tensor_parallel_size x data_parallel_size; None: a size is wrong

@@ -103,8 +103,8 @@ def autostart_problems(run: Run) -> list[Problem]:
                                 f"without `server`, {defaults.AXOLOTL_NAME} leaves TRL's default (colocate) and the "
                                 "server would sit idle on its GPU.",
                                 "set `trl.vllm_mode: server`, or turn `grpo_plugin.vllm_autostart` off for colocate"))
-    host = run.vllm_server_host
-    if host and host not in LOCAL_HOSTS:
+    host = run.vllm_host
+    if host not in LOCAL_HOSTS:
         problems.append(Problem("trl.vllm_server_host", host, "autostart runs the server on this machine, but "
                                 "the trainer would connect to another host.",
                                 "set it to 127.0.0.1, or turn autostart off to use the server on that host"))
@@ -146,7 +146,7 @@ def on_register(cfg: dict, run: Run, env: Mapping[str, str] = os.environ, gpu_co
             "start `axolotl vllm-serve` by hand on one node and point `trl.vllm_server_host` at it")])
     cpu_mode = cpu.is_cpu_vllm()  # vLLM's CPU build: no GPU layout, no pinning
     layout, visible = (cpu.CPU_LAYOUT, []) if cpu_mode else _layout(run, env, gpu_count or cuda_gpu_count)
-    host = "::1" if run.vllm_server_host == "::1" else "127.0.0.1"
+    host = "::1" if run.vllm_host == "::1" else "127.0.0.1"
     port = run.vllm_port
     cfg["trl"]["vllm_server_host"], cfg["trl"]["vllm_server_port"] = host, port
     _STATE.url, _STATE.timeout = health_url(host, port), float(run.plugin.vllm_startup_timeout)
