@@ -97,8 +97,8 @@ class GRPOPlugin(BasePlugin):
             return
         from .vllm import autostart, cpu
 
-        run = self._run(cfg)
         with reported_as_exit():
+            run = self._run(cfg)
             autostart.before_model_load(run)
         cpu.patch_trl_for_cpu(cfg, run)  # vLLM's CPU build only: TRL connects without NCCL
 
@@ -121,7 +121,8 @@ class GRPOPlugin(BasePlugin):
                 run_lock.hold(trainer.args.output_dir)
         interrupted.install(trainer)  # Ctrl-C: exit 130 and OUTPUT_DIR/INTERRUPTED
         cpu.attach_weight_sync(trainer)  # vLLM's CPU build only: layer-wise reload_weights push
-        run = self._run(cfg)
+        with reported_as_exit():
+            run = self._run(cfg)
         self.eval_trackers = remember_trackers(trainer)
         observer = attach(run, trainer)
         with reported_as_exit():  # every N steps on a held-out slice; keep-best (docs/evaluate.md)
