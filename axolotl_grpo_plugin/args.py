@@ -1,5 +1,6 @@
 """The plugin's config keys, merged into Axolotl's schema (Axolotl's integration convention),
-and `settings(cfg)`: the one reader of the `grpo_plugin:` section.
+and `settings(cfg)`: the one parser of the `grpo_plugin:` section, called by config/run.Run.of
+(which the rest of the package asks, so the section is parsed once per config).
 
 Everything lives under one `grpo_plugin:` section so it never collides with
 Axolotl's own keys. Unknown keys in the section are reported by the config
@@ -389,11 +390,16 @@ def switched(raw: Any, model: type[BaseModel]) -> BaseModel | None:
     return raw if isinstance(raw, model) else model.model_validate(dict(raw))
 
 
+def raw_section(cfg: Any) -> Any:
+    """The `grpo_plugin:` section as the config holds it (unparsed; None when absent)."""
+    return cfg.get(SECTION) if hasattr(cfg, "get") else getattr(cfg, SECTION, None)
+
+
 def settings(cfg: Any) -> GRPOPluginSettings:
     """The validated `grpo_plugin:` settings of a config: a raw dict, Axolotl's DictDefault or
     its parsed model. Unknown keys are left to the config checks (which name the closest
     known key); a bad value raises GRPOConfigError naming the key, the value and the fix."""
-    section = cfg.get(SECTION) if hasattr(cfg, "get") else getattr(cfg, SECTION, None)
+    section = raw_section(cfg)
     if isinstance(section, GRPOPluginSettings):
         return section
     if isinstance(section, BaseModel):

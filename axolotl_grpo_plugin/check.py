@@ -20,10 +20,11 @@ from typing import Any
 
 from . import cloud, defaults, run_lock
 from .audit.check import reward_warnings
+from .checks import check_model, prepare_config
 from .cli import prog
 from .config.batching import describe_layout
-from .config.checks import check_model, prepare_config
 from .config.load import read_config, section
+from .config.run import Facts
 from .enabled import applies
 from .errors import EXIT_BAD_INPUT, PluginError, counted, exit_for
 from .launch import Launch, has_cuda_gpu
@@ -62,39 +63,36 @@ def validate_with_axolotl(raw: dict[str, Any], launch: Launch):
 
 def layout_line(raw: dict[str, Any], processes: int) -> str:
     """The generation-batch arithmetic for this launch, e.g. `8 x 2 x 7 = 112 = 7 prompts x 16`."""
-    trl = section(raw, "trl")
+    facts = Facts.of(raw)
     return "micro_batch_size x gradient_accumulation_steps x processes: " + describe_layout(
-        int(raw.get("micro_batch_size") or 1), int(raw.get("gradient_accumulation_steps") or 1),
-        processes, int(trl.get("num_generations") or defaults.NUM_GENERATIONS),
-        trl.get("generation_batch_size"))
+        facts.micro_batch_size or 1, facts.gradient_accumulation_steps or 1, processes,
+        facts.num_generations or defaults.NUM_GENERATIONS, section(raw, "trl").get("generation_batch_size"))
 
 
 def default_gpus(raw: dict[str, Any], processes: int, has_gpu: bool) -> int:
     """The GPUs a launch of `processes` trainers needs: theirs, plus the autostarted server's."""
-    from .args import settings
-    from .config.values import read
+    from .config.run import Run
     from .errors import GRPOConfigError
 
     if not has_gpu:
         return 0
     try:
-        autostart = settings(raw).vllm_autostart
+        run = Run.of(raw)
     except GRPOConfigError:
-        autostart = False  # the checks report the bad value
-    if not autostart:
+        return processes  # the checks report the bad value
+    if not run.plugin.vllm_autostart:
         return processes
-    server = (read(raw, "vllm.tensor_parallel_size", 1) or 1) * (read(raw, "vllm.data_parallel_size", 1) or 1)
-    return processes + server
+    return processes + (run.server_gpus or 1)
 
 
 def reach_remote(raw: dict[str, Any]) -> tuple[list[str], PluginError | None]:
     """Each remote reward's endpoint reached once: what it answered, and the problems it showed."""
-    from .args import settings
+    from .config.run import Run
     from .errors import GRPOConfigError
     from .remote.reach import reach
 
     lines, problems = [], []
-    for i, spec in enumerate(settings(raw).remote_rewards or []):
+    for i, spec in enumerate(Run.of(raw).plugin.remote_rewards or []):
         line, problem = reach(spec, i)
         lines.append(line)
         if problem is not None:
@@ -163,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     with captured_stderr(enabled=not args.verbose):
         warnings = [*warnings, *reward_warnings(raw)]  # the audit's cheap part (axolotl-grpo audit)
-    output_dir = run_lock.configured_output_dir(raw)
+    output_dir = Facts.of(raw).output_dir
     busy = None if cloud_cfg is not None else run_lock.holder(output_dir)  # a cloud run starts elsewhere
     if cloud_cfg is not None:
         warnings = [*warnings, *cloud.warnings(raw, cloud_cfg, args.cloud, output_dir)]

@@ -21,6 +21,7 @@ from importlib import metadata
 # the tools record it the same way (config/load.read_config), so config/names.import_folders
 # finds the config's folder everywhere.
 CONFIG_PATH_KEY = "axolotl_config_path"
+DEFAULT_OUTPUT_DIR = "./model-out"  # Axolotl's default `output_dir`
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ def current_launch(env: Mapping[str, str] = os.environ, argv: list[str] | None =
     argv = sys.argv if argv is None else argv
     world_size = env.get("WORLD_SIZE")
     serving = not world_size and any(a.replace("_", "-") == "vllm-serve" for a in argv[1:3])
-    from .vllm.gpus import visible_gpus
+    from .config.gpus import visible_gpus
 
     count = cuda_gpu_count()
     return Launch(processes=None if serving else int(world_size or 1), has_gpu=count > 0,

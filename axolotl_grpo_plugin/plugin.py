@@ -2,7 +2,9 @@
 (docs/architecture.md), and every user-fixable error leaves as one readable block.
 
 Axolotl 0.21 also registers the plugin from its `axolotl.plugins` entry point and then calls
-every hook on every config, so each hook first asks `_ours(cfg)` (enabled.py)."""
+every hook on every config, so each hook first asks `_ours(cfg)` (enabled.py).
+
+`register` reads the config once into `self.run` (config/run.py); the later hooks pass it down."""
 
 from __future__ import annotations
 
@@ -36,6 +38,13 @@ class GRPOPlugin(BasePlugin):
 
         return cfg is not None and applies(cfg) and first_instance(self)
 
+    def _run(self, cfg):
+        """The run `register` read; read here when register did not (the vLLM server child)."""
+        from .config.run import Run
+
+        run = getattr(self, "run", None)
+        return run if run is not None else Run.of(cfg)
+
     def get_input_args(self) -> str:
         return "axolotl_grpo_plugin.args.GRPOPluginArgs"
 
@@ -44,25 +53,32 @@ class GRPOPlugin(BasePlugin):
         if not self._ours(cfg):
             return
         from . import run_lock
-        from .config.checks import prepare_config
+        from .checks import prepare_config
+        from .config.run import Run
+        from .errors import GRPOConfigError
         from .launch import current_launch, global_rank
         from .vllm import autostart, cpu, relaunch
 
         if autostart.is_server_child():
             return  # the autostarted server loads the config the trainer already checked
         with reported_as_exit():
+            try:
+                run = Run.of(cfg)  # the one reading of the config
+            except GRPOConfigError:
+                run = None  # a bad `grpo_plugin:` value: prepare_config reports it with the rest
             # First: the checks count this launch's processes, and the relaunch may change them.
-            relaunch.relaunch_if_needed(cfg)
+            relaunch.relaunch_if_needed(run)
             launch = current_launch()
             if not autostart.is_training_process():
                 launch = replace(launch, gpus=None)  # `axolotl preprocess` & co. start no server
             for warning in prepare_config(cfg, launch):
                 LOG.warning(warning)
+            self.run = run = run or Run.of(cfg)  # (prepare_config raised on a bad section)
             if autostart.is_training_process() and global_rank() == 0:
                 # one run per output_dir: refused here, before data, model or a vLLM server
-                run_lock.hold(run_lock.configured_output_dir(cfg))
-            cpu.configure(cfg)  # vLLM's CPU build only: worker extension, float32
-            autostart.on_register(cfg)
+                run_lock.hold(run.output_dir)
+            cpu.configure(cfg, run)  # vLLM's CPU build only: worker extension, float32
+            autostart.on_register(cfg, run)
 
     def get_training_args(self, cfg):
         """`grpo_plugin.trl_args`: GRPOConfig options Axolotl has no key for."""
@@ -70,7 +86,7 @@ class GRPOPlugin(BasePlugin):
             return None
         from .config.trl_args import configured
 
-        return configured(cfg) or None
+        return configured(self._run(cfg)) or None
 
     def get_trainer_cls(self, cfg):
         """None: the stock GRPO trainer (Axolotl 0.21's RL builder asks every plugin)."""
@@ -82,8 +98,9 @@ class GRPOPlugin(BasePlugin):
         from .vllm import autostart, cpu
 
         with reported_as_exit():
-            autostart.before_model_load(cfg)
-        cpu.patch_trl_for_cpu(cfg)  # vLLM's CPU build only: TRL connects without NCCL
+            run = self._run(cfg)
+            autostart.before_model_load(run)
+        cpu.patch_trl_for_cpu(cfg, run)  # vLLM's CPU build only: TRL connects without NCCL
 
     def post_trainer_create(self, cfg, trainer):
         """Trackers for the end-of-training evaluation; rollout log and learning metrics
@@ -104,15 +121,17 @@ class GRPOPlugin(BasePlugin):
                 run_lock.hold(trainer.args.output_dir)
         interrupted.install(trainer)  # Ctrl-C: exit 130 and OUTPUT_DIR/INTERRUPTED
         cpu.attach_weight_sync(trainer)  # vLLM's CPU build only: layer-wise reload_weights push
+        with reported_as_exit():
+            run = self._run(cfg)
         self.eval_trackers = remember_trackers(trainer)
-        observer = attach(cfg, trainer)
+        observer = attach(run, trainer)
         with reported_as_exit():  # every N steps on a held-out slice; keep-best (docs/evaluate.md)
-            periodic.attach(cfg, trainer, getattr(observer, "writer", None))
-        report(cfg, trainer, LOG)
+            periodic.attach(cfg, trainer, getattr(observer, "writer", None), run=run)
+        report(run, trainer, LOG)
         # failure signatures in the logged metrics, recorded in the rollout log (docs/observe.md)
-        doctor.attach(cfg, trainer, writer=getattr(observer, "writer", None))
-        sync_guard.attach(cfg, trainer)
-        liveness.attach(cfg, trainer)
+        doctor.attach(run, trainer, writer=getattr(observer, "writer", None))
+        sync_guard.attach(run, trainer)
+        liveness.attach(run, trainer)
 
     def post_train_unload(self, cfg):
         if not self._ours(cfg):
@@ -120,5 +139,5 @@ class GRPOPlugin(BasePlugin):
         from .evaluate.hook import evaluate_at_end
         from .vllm import autostart
 
-        autostart.after_training(cfg)  # first: frees the reserved GPU
-        evaluate_at_end(cfg, getattr(self, "eval_trackers", None))
+        autostart.after_training()  # first: frees the reserved GPU
+        evaluate_at_end(cfg, getattr(self, "eval_trackers", None), run=self._run(cfg))

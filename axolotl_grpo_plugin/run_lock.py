@@ -13,9 +13,8 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from .errors import PluginError, Problem
 from .safe_files import UnsafePathError, open_nofollow
@@ -23,7 +22,6 @@ from .safe_files import UnsafePathError, open_nofollow
 
 LOG = logging.getLogger("axolotl_grpo_plugin")
 LOCK_NAME = ".grpo_plugin.lock"
-DEFAULT_OUTPUT_DIR = "./model-out"  # Axolotl's default `output_dir`
 _HELD: dict[str, IO] = {}  # realpath of output_dir -> the open lock file (kept for the process life)
 
 
@@ -32,11 +30,6 @@ class OutputDirInUse(PluginError):
 
     style = "block"
     noun = "problem"
-
-
-def configured_output_dir(cfg: Mapping[str, Any]) -> str:
-    """The output_dir a config trains into: its key, else Axolotl's default."""
-    return cfg.get("output_dir") or DEFAULT_OUTPUT_DIR
 
 
 def in_use(output_dir: str | os.PathLike, holder: str) -> OutputDirInUse:

@@ -96,6 +96,26 @@ def test_rewards_import_nothing_from_the_plugin():
     assert not any(leaks.values()), leaks
 
 
+# The config layer is the bottom layer (issue 27): config/ imports only config/, args, defaults, errors.
+CONFIG_LAYER = "axolotl_grpo_plugin.config"
+CONFIG_MAY_IMPORT = (CONFIG_LAYER, "axolotl_grpo_plugin.args", "axolotl_grpo_plugin.defaults",
+                     "axolotl_grpo_plugin.errors")
+# What config/ still imports from above, to move up next (issue 27): this list may only shrink.
+CONFIG_IMPORTS_FROM_ABOVE = {
+    "axolotl_grpo_plugin.config.dry_run": ["axolotl_grpo_plugin.registry", "axolotl_grpo_plugin.sources.data",
+                                           "axolotl_grpo_plugin.sources.transforms"],
+    "axolotl_grpo_plugin.config.names": ["axolotl_grpo_plugin.registry", "axolotl_grpo_plugin.remote.declared",
+                                         "axolotl_grpo_plugin.sources.transforms"],
+}
+
+
+def test_the_config_layer_imports_nothing_above_it():
+    above = {m: sorted(d for d in deps if not d.startswith(CONFIG_MAY_IMPORT))
+             for m, deps in _graph().items() if m == CONFIG_LAYER or m.startswith(CONFIG_LAYER + ".")}
+    assert {m: deps for m, deps in above.items() if deps} == CONFIG_IMPORTS_FROM_ABOVE
+    assert above["axolotl_grpo_plugin.config.run"] == []
+
+
 def _sources() -> dict[Path, str]:
     return {p: p.read_text(encoding="utf-8") for root in (PACKAGE, REWARDS) for p in root.rglob("*.py")}
 
@@ -106,6 +126,9 @@ def _sources() -> dict[Path, str]:
     (r"yaml\.(safe_)?load\(", "config/load.py"),     # the one config-file reader
     (r"TRANSFORMS\.load\(", "sources/transforms.py"),  # the one transform loader
     (r"""["']accura["']""", "registry/correctness.py"),  # the one rule for which reward judges "correct"
+    (r"from \.+args import[^\n]*\bsettings\b", "config/run.py"),  # grpo_plugin: parsed once, by Run.of
+    (r"(?<!def )\bplan_layout\(", "config/run.py"),  # the GPU layout: Run.layout
+    (r"""\bread\(\s*\w+,\s*["']vllm\.data_parallel_size""", "config/run.py"),  # the server's GPUs: Run.server_gpus
 ])
 def test_each_concept_has_one_owner(pattern, owner):
     users = sorted(str(p.relative_to(PACKAGE)) for p, text in _sources().items()

@@ -18,6 +18,9 @@ import pytest
 import yaml
 from conftest import REPO_ROOT, run_axolotl_train
 
+from axolotl_grpo_plugin.config.run import Run
+from axolotl_grpo_plugin.errors import PluginError
+
 
 ROWS = yaml.safe_load((Path(__file__).parent / "data" / "broken_configs.yaml").read_text())
 BASES = {"smoke": "configs/smoke.yaml", "gsm8k": "configs/gsm8k.yaml"}
@@ -73,7 +76,11 @@ def run_register(cfg: dict, launch: dict, monkeypatch) -> str | None:
     monkeypatch.setattr(autostart, "is_training_process", lambda *a, **k: True)
     # The relaunch step reads the config first: planning one must not crash on it either
     # (it never execs here: pytest is not `axolotl.cli.train`).
-    relaunch.plan_relaunch(copy.deepcopy(cfg), {relaunch.ACCELERATE_LAUNCH_MARK: "1", "WORLD_SIZE": procs,
+    try:
+        run = Run.of(copy.deepcopy(cfg))  # as register reads it: a bad section is the checks' to report
+    except PluginError:
+        run = None
+    relaunch.plan_relaunch(run, {relaunch.ACCELERATE_LAUNCH_MARK: "1", "WORLD_SIZE": procs,
                                                 "LOCAL_WORLD_SIZE": procs}, lambda: gpus, [],
                            main_module=relaunch.TRAIN_MODULE)
 

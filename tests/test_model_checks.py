@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from axolotl_grpo_plugin.config import checks
-from axolotl_grpo_plugin.config.checks import Launch, prepare_config
+from axolotl_grpo_plugin import checks
+from axolotl_grpo_plugin.checks import Launch, prepare_config
 from axolotl_grpo_plugin.errors import GRPOConfigError
 
 

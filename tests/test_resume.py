@@ -108,7 +108,7 @@ def test_the_autostarted_server_loads_the_resumed_checkpoint(tmp_path):
 def test_check_refuses_a_checkpoint_cut_short_by_a_kill_while_saving(tmp_path):
     """transformers writes trainer_state.json last: a checkpoint without it was being saved when
     the run died. Auto-resume would pick it (the highest N) and fail after the model loaded."""
-    from axolotl_grpo_plugin.config.checks import check_resume
+    from axolotl_grpo_plugin.checks import check_resume
     from axolotl_grpo_plugin.launch import Launch
 
     out = tmp_path / "out"

@@ -113,7 +113,7 @@ def test_wandb_offline_run_holds_rewards_observe_eval_and_completions(repo_root,
 # --- trackio --------------------------------------------------------------------------------
 
 def trackio_problems(cfg, **facts):
-    from axolotl_grpo_plugin.config.checks import check_trackio
+    from axolotl_grpo_plugin.checks import check_trackio
     from axolotl_grpo_plugin.launch import Launch
 
     return check_trackio(cfg, Launch(), **facts)

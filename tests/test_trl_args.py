@@ -2,8 +2,8 @@
 
 import pytest
 
+from axolotl_grpo_plugin.checks import Launch, check_section_keys
 from axolotl_grpo_plugin.config import trl_args
-from axolotl_grpo_plugin.config.checks import Launch, check_section_keys
 from axolotl_grpo_plugin.plugin import GRPOPlugin
 
 

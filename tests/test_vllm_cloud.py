@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from axolotl_grpo_plugin.vllm.gpus import LayoutError, check_launch, plan_layout
+from axolotl_grpo_plugin.config.gpus import LayoutError, check_launch, plan_layout
 
 
 REPO = Path(__file__).resolve().parents[1]

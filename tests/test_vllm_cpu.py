@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from axolotl_grpo_plugin.config import checks as validation
-from axolotl_grpo_plugin.config.checks import check_precision, prepare_config
+from axolotl_grpo_plugin import checks as validation
+from axolotl_grpo_plugin.checks import check_precision, prepare_config
+from axolotl_grpo_plugin.config.run import Run
 from axolotl_grpo_plugin.launch import Launch
 from axolotl_grpo_plugin.vllm import autostart, cpu, cpu_sync
 from axolotl_grpo_plugin.vllm.probe_reward import char_variety
@@ -75,13 +76,13 @@ def test_use_vllm_without_gpu_is_allowed_only_with_the_cpu_build(monkeypatch, tm
 def test_configure_fills_the_worker_extension_and_float32_unless_set(cpu_build, tmp_path):
     cfg = server_cfg(tmp_path)
     cfg["vllm"].pop("dtype")
-    cpu.configure(cfg)
+    cpu.configure(cfg, Run.of(cfg))
     assert cfg["vllm"]["worker_extension_cls"] == cpu.WORKER_EXTENSION
     assert cfg["vllm"]["dtype"] == "float32"
     assert os.environ[cpu.KV_CACHE_ENV] == cpu.KV_CACHE_GIB
     mine = server_cfg(tmp_path)
     mine["vllm"]["dtype"] = "bfloat16"
-    cpu.configure(mine)
+    cpu.configure(mine, Run.of(mine))
     assert mine["vllm"]["dtype"] == "bfloat16"
 
 
@@ -101,11 +102,11 @@ def test_configure_changes_nothing_off_the_cpu_build_or_without_vllm(monkeypatch
     cfg = server_cfg(tmp_path)
     before = yaml.safe_dump(cfg)
     monkeypatch.setattr(cpu, "is_cpu_vllm", lambda: False)
-    cpu.configure(cfg)
+    cpu.configure(cfg, Run.of(cfg))
     assert yaml.safe_dump(cfg) == before
     monkeypatch.setattr(cpu, "is_cpu_vllm", lambda: True)
     cfg["trl"]["use_vllm"] = False
-    cpu.configure(cfg)
+    cpu.configure(cfg, Run.of(cfg))
     assert "worker_extension_cls" not in cfg["vllm"]
 
 
@@ -118,21 +119,21 @@ def test_worker_extension_path_imports():
 
 def test_autostart_on_cpu_skips_the_gpu_layout_and_pinning(cpu_build, tmp_path):
     cfg = server_cfg(tmp_path)
-    cpu.configure(cfg)
+    cpu.configure(cfg, Run.of(cfg))
     info = tmp_path / "info.json"
     # no GPU at all: the GPU layout would refuse ("needs 2 GPUs")
-    autostart.on_register(cfg, env=env(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1"), gpu_count=lambda: 0,
+    autostart.on_register(cfg, Run.of(cfg), env=env(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1"), gpu_count=lambda: 0,
                           command=fake_factory(info, "ok", "--child"), training=True)
     assert "device_map" not in cfg  # no {"": 0}: there is no cuda:0
     messages: list[str] = []
-    autostart.before_model_load(cfg, report=messages.append)
+    autostart.before_model_load(Run.of(cfg), report=messages.append)
     seen = read_info(info)
     assert seen["env"]["CUDA_VISIBLE_DEVICES"] is None
     assert seen["env"]["VLLM_CPU_KVCACHE_SPACE"] == cpu.KV_CACHE_GIB
     served = yaml.safe_load((Path(cfg["output_dir"]) / "vllm-server.yaml").read_text())
     assert served["vllm"]["worker_extension_cls"] == cpu.WORKER_EXTENSION
     assert served["vllm"]["dtype"] == "float32"
-    autostart.after_training(cfg)
+    autostart.after_training()
     assert wait_until(lambda: not alive(seen["pid"]) and not alive(seen["child"]), 10)
 
 
@@ -140,7 +141,7 @@ def test_gpu_autostart_is_unchanged_without_the_cpu_build(monkeypatch, tmp_path)
     monkeypatch.setattr(cpu, "is_cpu_vllm", lambda: False)
     cfg = server_cfg(tmp_path)
     with pytest.raises(Exception, match="needs 2 GPUs"):
-        autostart.on_register(cfg, env=env(), gpu_count=lambda: 0, training=True)
+        autostart.on_register(cfg, Run.of(cfg), env=env(), gpu_count=lambda: 0, training=True)
 
 
 # --- the push --------------------------------------------------------------------
@@ -239,7 +240,7 @@ def test_char_variety_varies_and_never_raises():
 def test_the_cpu_server_config_passes_the_shared_checks_on_a_cpu_launch(cpu_build, tmp_path, monkeypatch):
     """check = train: the GPU-layout check must not refuse autostart on vLLM's CPU build, where the
     server runs on the CPU (it did, once both were merged, in the real end-to-end run)."""
-    from axolotl_grpo_plugin.config.checks import check_gpu_layout
+    from axolotl_grpo_plugin.checks import check_gpu_layout
 
     cfg = server_cfg(tmp_path)
     cpu_launch = Launch(processes=1, has_gpu=False, gpus=())
@@ -252,7 +253,7 @@ def test_a_gpu_launch_is_checked_for_gpus_even_where_the_cpu_build_is_installed(
     """`check CONFIG --gpu` on a laptop with vLLM's CPU build describes a GPU machine: the GPU
     layout is checked and the CPU push's limits do not apply (the layout check was skipped, so
     `check configs/gsm8k.yaml --gpu --gpus 1` said OK in .venv-vllm and refused elsewhere)."""
-    from axolotl_grpo_plugin.config.checks import check_gpu_layout
+    from axolotl_grpo_plugin.checks import check_gpu_layout
 
     cfg = server_cfg(tmp_path)
     one_gpu = Launch(processes=1, has_gpu=True, gpus=("0",), machine_gpus=1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from axolotl_grpo_plugin.vllm.gpus import (
+from axolotl_grpo_plugin.config.gpus import (
     LayoutError,
     check_launch,
     launcher_args,

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from axolotl_grpo_plugin.config.checks import CHECKS, prepare_config
+from axolotl_grpo_plugin.checks import CHECKS, prepare_config
+from axolotl_grpo_plugin.config.run import Run
 from axolotl_grpo_plugin.errors import GRPOConfigError
 from axolotl_grpo_plugin.launch import Launch
 from axolotl_grpo_plugin.vllm import sync_guard
@@ -235,7 +236,7 @@ class FakeTrainer:
 ])
 def test_attach_reads_grpo_plugin_weight_sync_guard(section, expected):
     trainer = FakeTrainer()
-    callback = sync_guard.attach({"grpo_plugin": section}, trainer)
+    callback = sync_guard.attach(Run.of({"grpo_plugin": section}), trainer)
     if expected is None:
         assert callback is None and trainer.callbacks == []
     else:
@@ -244,7 +245,7 @@ def test_attach_reads_grpo_plugin_weight_sync_guard(section, expected):
 
 def test_attach_skips_trainers_without_vllm():
     trainer = FakeTrainer(use_vllm=False)
-    assert sync_guard.attach({}, trainer) is None and trainer.callbacks == []
+    assert sync_guard.attach(Run.of({}), trainer) is None and trainer.callbacks == []
 
 
 def test_bad_settings_are_refused_by_the_schema():
@@ -285,7 +286,7 @@ def test_real_trainer_stops_at_the_guard_and_saves_a_checkpoint(tmp_path):
     trainer = LoggingTrainer(model=model, args=args, train_dataset=rows)
     trainer.use_vllm = True
     reported: list[str] = []
-    sync_guard.attach({"grpo_plugin": {"weight_sync_guard": {"stop": True}}}, trainer, reported.append)
+    sync_guard.attach(Run.of({"grpo_plugin": {"weight_sync_guard": {"stop": True}}}), trainer, reported.append)
     trainer.train()
     assert trainer.state.global_step == 4  # stopped at the guard, not at max_steps 12
     assert (tmp_path / "checkpoint-4" / "model.safetensors").is_file()

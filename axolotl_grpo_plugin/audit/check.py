@@ -20,10 +20,10 @@ def reward_warnings(raw: dict[str, Any], prompts: int = CHECK_PROMPTS) -> list[s
     if not isinstance(entries, list) or not all(
             isinstance(e, dict) and isinstance(e.get("path"), str) and Path(e["path"]).exists() for e in entries):
         return []
-    from ..args import settings
+    from ..config.run import Run
 
     try:
-        if settings(raw).remote_rewards:  # each would call its endpoint: `check` spends no budget
+        if Run.of(raw).plugin.remote_rewards:  # each would call its endpoint: `check` spends no budget
             return ["the reward audit skipped its cheap pass: grpo_plugin.remote_rewards would call their "
                     "endpoints; `axolotl-grpo audit CONFIG` audits every reward."]
     except PluginError:

@@ -18,7 +18,8 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..config.load import load_config
+from ..config.load import load_config, section
+from ..config.run import Facts
 from ..defaults import MAX_COMPLETION_LENGTH
 from ..errors import PluginError
 from ..evaluate import scoring
@@ -147,7 +148,7 @@ def config_rewards(cfg: dict[str, Any]) -> list[scoring.Reward]:
         rewards = scoring.load_rewards(cfg)
     except PluginError as exc:
         raise AuditError(exc.render()) from None
-    paths = (cfg.get("trl") or {}).get("reward_funcs") or []
+    paths = section(cfg, "trl").get("reward_funcs") or []
     names = [listed_name(p) for p in ([paths] if isinstance(paths, str) else paths)]
     seen: dict[str, int] = {}
     out = []
@@ -159,7 +160,7 @@ def config_rewards(cfg: dict[str, Any]) -> list[scoring.Reward]:
 
 def training_cases(cfg: dict[str, Any], count: int, dataset: str | None = None) -> list[Case]:
     """`count` training prompts with a gold answer, taken in turn from each dataset entry."""
-    limit = int(_trl(cfg).get("max_completion_length") or MAX_COMPLETION_LENGTH)
+    limit = Facts.of(cfg).max_completion_length or MAX_COMPLETION_LENGTH
     per_entry: list[list[Case]] = []
     entries = dataset_entries(cfg, "train", dataset)
     quota = -(-count // len(entries))
@@ -182,11 +183,6 @@ def training_cases(cfg: dict[str, Any], count: int, dataset: str | None = None) 
 def _round_robin(groups: list[list[Case]]):
     for items in zip(*[g + [None] * (max(map(len, groups)) - len(g)) for g in groups]):
         yield [c for c in items if c is not None]
-
-
-def _trl(cfg: dict[str, Any]) -> dict[str, Any]:
-    trl = cfg.get("trl")
-    return trl if isinstance(trl, dict) else {}
 
 
 @dataclass

@@ -24,12 +24,12 @@ from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
-from ..args import settings
 from ..defaults import AXOLOTL_NAME, CONFIG_PATH_KEY
 from ..errors import GRPOConfigError, Problem
 from ..registry import REWARDS, TRANSFORMS, is_contained_path, path_attribute
 from ..remote import declared
 from ..sources.transforms import AXOLOTL_RL_STRATEGIES
+from .run import Run
 
 
 def import_folders(cfg: Mapping[str, Any]) -> list[Path]:
@@ -94,7 +94,7 @@ def _declare_remote(cfg) -> set[str]:
     """Record this config's `grpo_plugin.remote_rewards` in this process; their names. (A bad
     section is reported by the config checks.)"""
     try:
-        specs = settings(cfg).remote_rewards or []
+        specs = Run.of(cfg).plugin.remote_rewards or []
     except GRPOConfigError:
         return set()
     declared.declare(specs)

@@ -17,9 +17,9 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-from ..args import settings
 from ..defaults import AXOLOTL_NAME, SET_ELSEWHERE, TRL_NAME
 from ..errors import GRPOConfigError, Problem
+from .run import Run
 from .schema import axolotl_fields
 
 
@@ -45,20 +45,19 @@ def passable(key: str) -> bool:
     return key in grpo_only_fields() and key not in axolotl_fields()["trl"] and key not in SET_ELSEWHERE
 
 
-def configured(cfg: Mapping[str, Any]) -> dict[str, Any]:
+def configured(run: Run) -> dict[str, Any]:
     """The `grpo_plugin.trl_args` mapping ({} when unset): what the plugin adds to GRPOConfig."""
-    try:
-        value = settings(cfg).trl_args
-    except GRPOConfigError:  # reported by the plugin-settings check
-        return {}
-    return dict(value or {})
+    return dict(run.plugin.trl_args or {})
 
 
 def check(cfg: Mapping[str, Any]) -> list[Problem]:
     """Every `trl_args` key a GRPOConfig option Axolotl cannot set, with a value of its type."""
     from pydantic import TypeAdapter, ValidationError
 
-    args = configured(cfg)
+    try:
+        args = configured(Run.of(cfg))
+    except GRPOConfigError:  # reported by the plugin-settings check
+        return []
     if not args:
         return []
     fields, axolotl_trl = grpo_only_fields(), axolotl_fields()["trl"]
@@ -130,10 +129,10 @@ def _range_problem(where: str, key: str, value: Any) -> list[Problem]:
                     f"give a value {text}")]
 
 
-def report(cfg: Mapping[str, Any], trainer: Any, log: Any) -> None:
+def report(run: Run, trainer: Any, log: Any) -> None:
     """Say what the trainer's GRPOConfig holds for each `trl_args` key, so a value that did
     not arrive (an Axolotl change, another plugin overriding it) is seen, not guessed."""
-    args = configured(cfg)
+    args = configured(run)
     if not args:
         return
     held = {key: getattr(trainer.args, key, "<missing>") for key in args}

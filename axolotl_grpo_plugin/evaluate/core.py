@@ -12,7 +12,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..defaults import MAX_COMPLETION_LENGTH
+from ..config.load import section
+from ..config.run import Facts
 from ..registry import correctness
 from ..sources.data import looks_like_missing_path
 from . import generation, passk, prompts, scoring
@@ -99,7 +100,7 @@ def evaluate(
     cfg = prompts.load_config(config)
     rewards = scoring.load_rewards(cfg)
     judge = scoring.correctness_reward(rewards, correct_reward)
-    trl = cfg.get("trl") or {}
+    facts = Facts.of(cfg)
     label = model if isinstance(model, (str, Path)) else getattr(
         getattr(model, "config", None), "_name_or_path", type(model).__name__)
     tok = tokenizer if tokenizer is not None else load_tokenizer(cfg, model)
@@ -107,16 +108,8 @@ def evaluate(
         problems = prompts.build_problems(cfg, tok, split=split, dataset=dataset, limit=limit)
     gen = generator if generator is not None else make_generator(
         model, tok, cfg, backend=backend, device=device, batch_size=batch_size, seed=seed)
-    base = generation.SamplingSettings(
-        max_new_tokens=int(max_new_tokens or trl.get("max_completion_length")
-                           or MAX_COMPLETION_LENGTH),
-        temperature=float(trl.get("temperature") if trl.get("temperature") is not None else 1.0),
-        top_p=float(trl.get("top_p") or 1.0),
-        top_k=trl.get("top_k") or None,
-        min_p=trl.get("min_p"),
-        repetition_penalty=float(trl.get("repetition_penalty") or 1.0),
-        seed=seed,
-    )
+    base = generation.SamplingSettings.of(facts, seed=seed,
+                                          **({"max_new_tokens": int(max_new_tokens)} if max_new_tokens else {}))
     greedy = generation.SamplingSettings(**{**asdict(base), "temperature": 0.0, "n": 1})
     sampled = generation.SamplingSettings(**{**asdict(base), "n": samples})
     ids = [p.input_ids for p in problems]
@@ -255,7 +248,7 @@ def make_generator(model: Any, tokenizer: Any, cfg: dict[str, Any], *, backend: 
         if not generation.vllm_available():
             raise EvalError("backend = 'vllm' needs vLLM installed with a CUDA GPU, or vLLM's CPU "
                             "build (bash scripts/setup-vllm-cpu.sh); use backend='transformers'")
-        vllm_cfg = cfg.get("vllm") or {}
+        vllm_cfg = section(cfg, "vllm")
         kwargs = {k: vllm_cfg[k] for k in ("gpu_memory_utilization", "max_model_len", "dtype",
                                            "tensor_parallel_size", "enforce_eager")
                   if vllm_cfg.get(k) is not None}

@@ -39,10 +39,11 @@ class Trackers:
 
 
 def settings(cfg: Any) -> dict[str, Any] | None:
-    """The `grpo_plugin.eval_at_end` settings as a dict (only the keys set), or None when it is off."""
-    from ..args import settings as plugin_settings
+    """The `grpo_plugin.eval_at_end` settings of a config or its Run as a dict (only the keys
+    set), or None when it is off."""
+    from ..config.run import Run
 
-    value = plugin_settings(cfg).eval_at_end
+    value = Run.of(cfg).plugin.eval_at_end
     if value is None or value is False:
         return None
     if value is True:
@@ -93,13 +94,14 @@ def log_metrics(trackers: Trackers | None, metrics: dict[str, float]) -> None:
             LOG.warning("could not log end-of-training evaluation to %s: %s", type(callback).__name__, exc)
 
 
-def evaluate_at_end(cfg: Any, trackers: Trackers | None = None, rank: int | None = None):
-    """Run the end-of-training evaluation if the config asks for it (rank 0 only)."""
+def evaluate_at_end(cfg: Any, trackers: Trackers | None = None, rank: int | None = None, run: Any = None):
+    """Run the end-of-training evaluation if the config asks for it (rank 0 only); `run`: the
+    config's Run when the caller holds it (the plugin), else read from `cfg`."""
     from .core import env_rank, evaluate
     from .prompts import EvalError
     from .report import format_result, write_results
 
-    options = settings(cfg)
+    options = settings(cfg if run is None else run)
     if options is None or (env_rank() if rank is None else rank) != 0:
         return None
     output_dir = cfg.get("output_dir")

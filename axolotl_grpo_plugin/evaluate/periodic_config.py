@@ -9,9 +9,9 @@ from typing import Any
 
 def options(cfg: Any) -> tuple[dict[str, Any] | None, Any]:
     """(`eval_every` keys that are set, or None when off; the `keep_best` settings or None)."""
-    from ..args import settings
+    from ..config.run import Run
 
-    plugin = settings(cfg)
+    plugin = Run.of(cfg).plugin
     every = plugin.eval_every
     return (None if every is None else every.model_dump(exclude_none=True)), plugin.keep_best
 

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..config.load import section
 from ..registry import correctness
 from .prompts import EvalError
 
@@ -32,7 +33,7 @@ class Reward:
 
 def load_rewards(cfg: dict[str, Any]) -> list[Reward]:
     """The config's reward functions (names already resolved by `load_config`)."""
-    trl = cfg.get("trl") or {}
+    trl = section(cfg, "trl")
     paths = trl.get("reward_funcs") or []
     if isinstance(paths, str):
         paths = [paths]

@@ -21,7 +21,7 @@ TOKENIZER_FILES = ("tokenizer_config.json", "special_tokens_map.json")
 def model_path_problems(key: str, value: Any) -> list[Problem]:
     """A local `base_model` that is a GGUF file, another file, or a folder with no config.json."""
     if not isinstance(value, str) or not Path(value).exists():
-        return []  # a Hub id, or a missing path (config/checks.check_paths)
+        return []  # a Hub id, or a missing path (checks.check_paths)
     path = Path(value)
     ggufs = [path] if path.suffix == ".gguf" else sorted(path.glob("*.gguf")) if path.is_dir() else []
     convert = (f"convert it to a Hugging Face folder (transformers: `AutoModelForCausalLM.from_pretrained(folder, "

@@ -21,7 +21,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..args import DoctorSettings, settings, switched
+from ..args import DoctorSettings, switched
+from ..config.run import Run
 
 
 LOG = logging.getLogger("axolotl_grpo_plugin.doctor")
@@ -240,10 +241,10 @@ def make_callback(config: DoctorSettings, writer: Any = None,
     return DoctorCallback()
 
 
-def attach(cfg: Any, trainer: Any, writer: Any = None, report: Callable[[str], None] | None = None):
+def attach(run: Run, trainer: Any, writer: Any = None, report: Callable[[str], None] | None = None):
     """Add the doctor to the trainer (every rank: the logged metrics are gathered, so all ranks
     take the same stop decision). `writer`: the rollout log's writer (rank 0), or None."""
-    config = resolve(settings(cfg).doctor)
+    config = resolve(run.plugin.doctor)
     if config is None:
         return None
     callback = make_callback(config, writer, report)

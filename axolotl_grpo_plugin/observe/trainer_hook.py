@@ -21,7 +21,7 @@ import logging
 import math
 from typing import Any
 
-from ..args import settings as plugin_settings
+from ..config.run import Run
 from .metrics import ReflectionMatcher, correct_verdicts, step_metrics
 from .rollout_log import SUPERSEDED_NAME, RolloutLogWriter, supersede_after
 
@@ -31,18 +31,18 @@ LOG = logging.getLogger("axolotl_grpo_plugin")
 _TRAINER_INTERNALS = ("_generate_and_score_completions", "_logs", "_metrics", "reward_func_names", "state")
 
 
-def attach(cfg: Any, trainer: Any) -> RolloutObserver | None:
+def attach(run: Run, trainer: Any) -> RolloutObserver | None:
     """Install the observer on a GRPO trainer per the `grpo_plugin:` keys; None when off or unsupported."""
     try:
-        return _attach(cfg, trainer)
+        return _attach(run, trainer)
     except Exception as exc:  # observing must never stop a run from starting
         LOG.warning("axolotl_grpo_plugin: rollout log and learning metrics are off for this run "
                     "(%s: %s)", type(exc).__name__, exc)
         return None
 
 
-def _attach(cfg: Any, trainer: Any) -> RolloutObserver | None:
-    settings = plugin_settings(cfg)  # validated at register time; attach() reports any failure
+def _attach(run: Run, trainer: Any) -> RolloutObserver | None:
+    settings = run.plugin
     if not (settings.rollout_log or settings.learning_metrics):
         return None
     missing = [name for name in _TRAINER_INTERNALS if not hasattr(trainer, name)]

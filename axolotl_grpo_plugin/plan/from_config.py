@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import defaults
+from ..config.load import section
+from ..config.run import Facts
 from .dims import ModelDims
 from .estimate import LORA_LINEAR, Workload
 
@@ -28,11 +30,6 @@ def header_processes(config_text: str) -> int | None:
     """Training processes a shipped config declares in its `# Processes: N` header line."""
     match = PROCESSES_HEADER.search(config_text)
     return int(match.group(1)) if match else None
-
-
-def _section(cfg: dict, name: str) -> dict:
-    value = cfg.get(name)
-    return value if isinstance(value, dict) else {}
 
 
 def deepspeed_stage(cfg: dict, config_dir: Path | None = None) -> int | None:
@@ -80,21 +77,21 @@ def fused_attention(cfg: dict) -> bool:
 def workload_from_config(cfg: dict[str, Any], dims: ModelDims, processes: int,
                          prompt_tokens: int = DEFAULT_PROMPT_TOKENS,
                          config_dir: Path | None = None) -> Workload:
-    trl, vllm = _section(cfg, "trl"), _section(cfg, "vllm")
-    fsdp = _section(cfg, "fsdp_config")
+    facts = Facts.of(cfg)
+    trl, vllm = section(cfg, "trl"), section(cfg, "vllm")
+    fsdp = section(cfg, "fsdp_config")
     adapter = cfg.get("adapter")
     method = "qlora" if adapter == "qlora" else "lora" if adapter == "lora" else "full"
-    use_vllm = bool(trl.get("use_vllm"))
     return Workload(
         dims=dims,
         method=method,
         sharding=sharding(cfg, config_dir),  # type: ignore[arg-type]
         processes=max(int(processes), 1),
-        micro_batch_size=int(cfg.get("micro_batch_size") or 1),
-        gradient_accumulation_steps=int(cfg.get("gradient_accumulation_steps") or 1),
-        num_generations=int(trl.get("num_generations") or defaults.NUM_GENERATIONS),
+        micro_batch_size=facts.micro_batch_size or 1,
+        gradient_accumulation_steps=facts.gradient_accumulation_steps or 1,
+        num_generations=facts.num_generations or defaults.NUM_GENERATIONS,
         prompt_tokens=int(prompt_tokens),
-        completion_tokens=int(trl.get("max_completion_length") or defaults.MAX_COMPLETION_LENGTH),
+        completion_tokens=facts.max_completion_length or defaults.MAX_COMPLETION_LENGTH,
         generation_batch_size=trl.get("generation_batch_size"),
         gradient_checkpointing=bool(cfg.get("gradient_checkpointing") or fsdp.get("activation_checkpointing")),
         flash_attention=fused_attention(cfg),
@@ -104,10 +101,10 @@ def workload_from_config(cfg: dict[str, Any], dims: ModelDims, processes: int,
         lora_r=int(cfg.get("lora_r") or 8),
         lora_targets=lora_targets(cfg),
         lora_dropout=float(cfg.get("lora_dropout") or 0.0),
-        use_vllm=use_vllm,
-        vllm_mode=trl.get("vllm_mode") or "colocate",
+        use_vllm=facts.use_vllm,
+        vllm_mode=facts.vllm_mode or "colocate",
         vllm_gpu_memory_utilization=float(vllm.get("gpu_memory_utilization") or 0.9),
         vllm_sleep_mode=bool(trl.get("vllm_enable_sleep_mode")),
-        vllm_max_model_len=vllm.get("max_model_len") if (trl.get("vllm_mode") == "server") else None,
+        vllm_max_model_len=facts.vllm_max_model_len if facts.vllm_mode == "server" else None,
         vllm_tensor_parallel=int(vllm.get("tensor_parallel_size") or 1),
     )

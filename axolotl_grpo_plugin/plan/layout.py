@@ -14,7 +14,8 @@ from pathlib import Path
 
 from .. import defaults
 from ..config.batching import describe_layout
-from ..config.load import read_yaml
+from ..config.load import read_yaml, section
+from ..config.run import Facts
 from .dims import resolve_dims
 from .estimate import estimate_trainer, verdict
 from .from_config import DEFAULT_PROMPT_TOKENS, header_processes, workload_from_config
@@ -33,12 +34,11 @@ def read(path: Path) -> tuple[dict, str]:
 
 def layout_row(path: Path) -> str:
     cfg, text = read(path)
-    trl = cfg.get("trl") or {}
+    facts = Facts.of(cfg)
     processes = header_processes(text) or 1
-    mbs = int(cfg.get("micro_batch_size") or 1)
-    gas = int(cfg.get("gradient_accumulation_steps") or 1)
-    groups = int(trl.get("num_generations") or defaults.NUM_GENERATIONS)
-    arithmetic = describe_layout(mbs, gas, processes, groups, trl.get("generation_batch_size"))
+    mbs, gas = facts.micro_batch_size or 1, facts.gradient_accumulation_steps or 1
+    groups = facts.num_generations or defaults.NUM_GENERATIONS
+    arithmetic = describe_layout(mbs, gas, processes, groups, section(cfg, "trl").get("generation_batch_size"))
     gpus = GPUS_HEADER.search(text)
     return (f"| `{path.name}` | {gpus.group(1) if gpus else '?'} | {processes} | {mbs} | {gas} | {groups} "
             f"| {arithmetic} |")

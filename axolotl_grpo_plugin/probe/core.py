@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..config.run import Facts
 from ..defaults import MAX_COMPLETION_LENGTH, NUM_GENERATIONS
 from ..evaluate import generation, scoring
 from ..evaluate.core import load_tokenizer, make_generator
@@ -163,9 +164,9 @@ def probe(config: Any, *, prompts: int = 32, generations: list[int] | None = Non
     if prompts < 1:
         raise ProbeError(f"--prompts {prompts}: must be at least 1")
     cfg = load_config(config)
-    trl = cfg.get("trl") or {}
-    limit = int(trl.get("max_completion_length") or MAX_COMPLETION_LENGTH)
-    group = int(trl.get("num_generations") or NUM_GENERATIONS)
+    facts = Facts.of(cfg)
+    limit = int(facts.max_completion_length or MAX_COMPLETION_LENGTH)
+    group = int(facts.num_generations or NUM_GENERATIONS)
     # default: the config's G and half of it; the config's G is always compared
     candidates = sorted(set(generations or [g for g in (group // 2, group) if g >= 2]) | {group})
     if any(g < 2 for g in candidates):
@@ -192,13 +193,7 @@ def probe(config: Any, *, prompts: int = 32, generations: list[int] | None = Non
                          batch_size=batch_size, seed=seed,
                          max_model_len=max(len(p.input_ids) for p in problems) + budget)
     n = max(candidates)  # every G in the table is estimated from samples, never extrapolated
-    settings = generation.SamplingSettings(
-        n=n, max_new_tokens=budget,
-        temperature=float(trl["temperature"] if trl.get("temperature") is not None else 1.0),
-        top_p=float(trl.get("top_p") or 1.0), top_k=trl.get("top_k") or None,
-        min_p=trl.get("min_p"), repetition_penalty=float(trl.get("repetition_penalty") or 1.0),
-        seed=seed,
-    )
+    settings = generation.SamplingSettings.of(facts, n=n, max_new_tokens=budget, seed=seed)
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -215,7 +210,7 @@ def probe(config: Any, *, prompts: int = 32, generations: list[int] | None = Non
     eos = tok.eos_token_id
     eos_ids = {eos} if isinstance(eos, int) else set(eos or [])
     samples = _score(problems, outputs, rewards, judge, tok, limit, eos_ids)
-    mbs = int(cfg.get("micro_batch_size") or 1) * int(cfg.get("gradient_accumulation_steps") or 1)
+    mbs = (facts.micro_batch_size or 1) * (facts.gradient_accumulation_steps or 1)
     result = ProbeResult(
         config=str(config) if not isinstance(config, dict) else "(mapping)", model=str(model_path),
         backend=gen.name, prompts=len(problems), samples_per_prompt=n, dataset_rows=rows,
@@ -223,7 +218,7 @@ def probe(config: Any, *, prompts: int = 32, generations: list[int] | None = Non
         num_generations=group, prompts_per_step=max(1, mbs // group), correct_reward=judge.name,
         reward_names=[r.name for r in rewards], samples=samples, problem_indices=chosen,
         prompt_tokens_max=max(len(p.input_ids) for p in problems),
-        max_model_len=(cfg.get("vllm") or {}).get("max_model_len"), generations=candidates,
+        max_model_len=facts.vllm_max_model_len, generations=candidates,
         rendered=rendered,
     )
     result.recommended_max_model_len = vllm_budget(config, result.recommended_length()[0], tok)

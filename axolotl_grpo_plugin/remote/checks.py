@@ -1,5 +1,5 @@
 """The keys each remote reward kind needs, checked before anything loads (`check` and
-`axolotl train` share it through config/checks.py). Types and ranges are args.py's job."""
+`axolotl train` share it through checks.py). Types and ranges are args.py's job."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..args import RemoteRewardSettings, settings
+from ..args import RemoteRewardSettings
+from ..config.run import Run
 from ..errors import GRPOConfigError, Problem
 from ..registry import REWARDS, VALID_NAME
 from .kinds import template_fields
@@ -21,7 +22,7 @@ DOC = "docs/remote-rewards.md"
 
 def check(cfg: Any) -> list[Problem]:
     try:
-        specs = settings(cfg).remote_rewards or []
+        specs = Run.of(cfg).plugin.remote_rewards or []
     except GRPOConfigError:
         return []  # reported by the plugin-settings check
     problems: list[Problem] = []

@@ -33,11 +33,9 @@ from typing import Any
 import yaml
 
 from .. import defaults
-from ..args import GRPOPluginSettings
-from ..args import settings as plugin_settings
 from ..checkpoints import resume_target
-from ..config.load import section as _section
-from ..config.values import read
+from ..config.gpus import GpuLayout, LayoutError, check_launch, visible_gpus
+from ..config.run import Run
 from ..errors import GRPOConfigError, Problem
 from ..launch import (
     DISTRIBUTED_ENV,
@@ -51,7 +49,6 @@ from ..launch import (
 )
 from ..safe_files import write_atomic
 from . import cpu, liveness
-from .gpus import GpuLayout, LayoutError, check_launch, plan_layout, visible_gpus
 from .health import LOCAL_HOSTS, health_url, is_healthy
 from .server import INSTALL_HINT, LOG_NAME, ServerError, ServerSpec, VLLMServer, install_teardown
 
@@ -94,46 +91,31 @@ def is_training_process(argv: list[str] | None = None, main_spec_name: str | Non
 
 # --- config --------------------------------------------------------------------
 
-def is_server_mode(cfg: Mapping[str, Any]) -> bool:
-    trl = _section(cfg, "trl")
-    return bool(trl.get("use_vllm")) and trl.get("vllm_mode") == "server"
-
-
-def server_gpu_count(cfg: Mapping[str, Any]) -> int:
-    """tensor x data parallel size; a wrong value counts as 1 (config/values.py reports it)."""
-    return (read(cfg, "vllm.tensor_parallel_size", 1) or 1) * (read(cfg, "vllm.data_parallel_size", 1) or 1)
-
-
-def config_path(cfg: Mapping[str, Any]) -> str:
-    return str(cfg.get("axolotl_config_path") or "CONFIG")
-
-
-def autostart_problems(cfg: Mapping[str, Any]) -> list[Problem]:
-    trl = _section(cfg, "trl")
+def autostart_problems(run: Run) -> list[Problem]:
+    """The autostart keys agree with the vLLM mode and host (the GPU layout: `_layout`)."""
     problems = []
-    if not trl.get("use_vllm"):
-        problems.append(Problem("trl.use_vllm", trl.get("use_vllm"), "grpo_plugin.vllm_autostart starts a "
+    if not run.use_vllm:
+        problems.append(Problem("trl.use_vllm", run.use_vllm, "grpo_plugin.vllm_autostart starts a "
                                 "vLLM server, but generation does not use vLLM.",
                                 "set `trl.use_vllm: true` and `trl.vllm_mode: server`, or remove vllm_autostart"))
-    elif trl.get("vllm_mode") != "server":
-        problems.append(Problem("trl.vllm_mode", trl.get("vllm_mode"), "autostart runs a separate vLLM server; "
+    elif run.vllm_mode != "server":
+        problems.append(Problem("trl.vllm_mode", run.vllm_mode, "autostart runs a separate vLLM server; "
                                 f"without `server`, {defaults.AXOLOTL_NAME} leaves TRL's default (colocate) and the "
                                 "server would sit idle on its GPU.",
                                 "set `trl.vllm_mode: server`, or turn `grpo_plugin.vllm_autostart` off for colocate"))
-    host = trl.get("vllm_server_host")
-    if host and host not in LOCAL_HOSTS:
+    host = run.vllm_host
+    if host not in LOCAL_HOSTS:
         problems.append(Problem("trl.vllm_server_host", host, "autostart runs the server on this machine, but "
                                 "the trainer would connect to another host.",
                                 "set it to 127.0.0.1, or turn autostart off to use the server on that host"))
     return problems
 
 
-def _layout(cfg, settings: GRPOPluginSettings, env: Mapping[str, str],
-            gpu_count: Callable[[], int]) -> tuple[GpuLayout, list[str]]:
+def _layout(run: Run, env: Mapping[str, str], gpu_count: Callable[[], int]) -> tuple[GpuLayout, list[str]]:
     visible = visible_gpus(env, gpu_count)
     try:
-        layout = plan_layout(visible, settings.vllm_gpus, server_gpu_count(cfg))
-        check_launch(layout, visible, local_processes(env), config_path(cfg))
+        layout = run.layout(visible)
+        check_launch(layout, visible, local_processes(env), run.config_path)
     except LayoutError as exc:
         message = exc.message
         if exc.key == "launch" and env.get(RELAUNCHED_ENV) == "1":
@@ -144,13 +126,13 @@ def _layout(cfg, settings: GRPOPluginSettings, env: Mapping[str, str],
 
 # --- hooks ---------------------------------------------------------------------
 
-def on_register(cfg: dict, env: Mapping[str, str] = os.environ, gpu_count: Callable[[], int] | None = None,
+def on_register(cfg: dict, run: Run, env: Mapping[str, str] = os.environ, gpu_count: Callable[[], int] | None = None,
                 command: Callable[[Path], list[str]] | None = None, training: bool | None = None) -> None:
-    """Check the autostart keys and layout; on LOCAL_RANK 0 start the server (non-blocking)."""
-    settings = plugin_settings(cfg)
-    if not settings.vllm_autostart:
+    """Check the autostart keys and layout; on LOCAL_RANK 0 start the server (non-blocking).
+    `cfg` is written to (the trainer's vLLM address, device_map) and snapshotted for the server."""
+    if not run.plugin.vllm_autostart:
         return
-    problems = autostart_problems(cfg)
+    problems = autostart_problems(run)
     if problems:
         raise GRPOConfigError(problems)
     if not (is_training_process() if training is None else training):
@@ -163,12 +145,11 @@ def on_register(cfg: dict, env: Mapping[str, str] = os.environ, gpu_count: Calla
             "one server for a single-node launch.",
             "start `axolotl vllm-serve` by hand on one node and point `trl.vllm_server_host` at it")])
     cpu_mode = cpu.is_cpu_vllm()  # vLLM's CPU build: no GPU layout, no pinning
-    layout, visible = (cpu.CPU_LAYOUT, []) if cpu_mode else _layout(cfg, settings, env, gpu_count or cuda_gpu_count)
-    trl = cfg["trl"]
-    host = "::1" if trl.get("vllm_server_host") == "::1" else "127.0.0.1"
-    port = int(trl.get("vllm_server_port") or _section(cfg, "vllm").get("port") or defaults.VLLM_PORT)
-    trl["vllm_server_host"], trl["vllm_server_port"] = host, port
-    _STATE.url, _STATE.timeout = health_url(host, port), float(settings.vllm_startup_timeout)
+    layout, visible = (cpu.CPU_LAYOUT, []) if cpu_mode else _layout(run, env, gpu_count or cuda_gpu_count)
+    host = "::1" if run.vllm_host == "::1" else "127.0.0.1"
+    port = run.vllm_port
+    cfg["trl"]["vllm_server_host"], cfg["trl"]["vllm_server_port"] = host, port
+    _STATE.url, _STATE.timeout = health_url(host, port), float(run.plugin.vllm_startup_timeout)
     if not cpu_mode and local_processes(env) == 1 and not any(k.startswith("ACCELERATE_USE_") for k in env) \
             and cfg.get("device_map") in (None, "auto"):
         # `--launcher python`: Axolotl would load with device_map "auto" over every
@@ -176,7 +157,7 @@ def on_register(cfg: dict, env: Mapping[str, str] = os.environ, gpu_count: Calla
         cfg["device_map"] = {"": 0}
     if local_rank(env) != 0 or _STATE.server is not None:
         return  # one server per launch, owned by LOCAL_RANK 0
-    output_dir = Path(str(cfg.get("output_dir") or "./model-out"))
+    output_dir = Path(run.output_dir)
     snapshot = write_server_config(cfg, output_dir / CONFIG_NAME, host, port)
     spec = ServerSpec(
         command=(command or vllm_serve_command)(snapshot),
@@ -194,7 +175,7 @@ def on_register(cfg: dict, env: Mapping[str, str] = os.environ, gpu_count: Calla
                  server.pid, layout.server_env, ",".join(layout.trainer), spec.log_path)
 
 
-def before_model_load(cfg: Mapping[str, Any], env: Mapping[str, str] = os.environ,
+def before_model_load(run: Run, env: Mapping[str, str] = os.environ,
                       report: Callable[[str], None] | None = None) -> None:
     """Wait for the autostarted server, or check a hand-started one (main process)."""
     report = report or LOG.info
@@ -206,12 +187,11 @@ def before_model_load(cfg: Mapping[str, Any], env: Mapping[str, str] = os.enviro
         wait_for(_STATE.url, _STATE.timeout, report,
                  ServerError(f"no answer from {_STATE.url} within {_STATE.timeout:.0f} s.",
                              "see the error of LOCAL_RANK 0, which starts the server"))
-    elif (is_server_mode(cfg) and global_rank(env) == 0
-          and is_training_process()):
-        check_manual_server(cfg, env, report)
+    elif run.server_mode and global_rank(env) == 0 and is_training_process():
+        check_manual_server(run, env, report)
 
 
-def after_training(cfg: Mapping[str, Any] | None = None) -> None:
+def after_training() -> None:
     server, _STATE.server = _STATE.server, None
     _STATE.url = None
     if server is not None:
@@ -219,16 +199,14 @@ def after_training(cfg: Mapping[str, Any] | None = None) -> None:
         LOG.info("stopped the vLLM server")
 
 
-def check_manual_server(cfg: Mapping[str, Any], env: Mapping[str, str] = os.environ,
+def check_manual_server(run: Run, env: Mapping[str, str] = os.environ,
                         report: Callable[[str], None] = LOG.info, gpu_count: Callable[[], int] | None = None) -> None:
     """Autostart off: the server must be reachable; wait as long as TRL would, then explain."""
-    trl = _section(cfg, "trl")
-    url = health_url(str(trl.get("vllm_server_host") or defaults.VLLM_HOST),
-                     int(trl.get("vllm_server_port") or defaults.VLLM_PORT))
+    url = health_url(run.vllm_host, run.vllm_port)
     if is_healthy(url):
         return liveness.check_engine(url, None)
-    timeout = float(trl.get("vllm_server_timeout") or defaults.VLLM_SERVER_TIMEOUT_S)
-    commands = manual_commands(cfg, env, gpu_count or cuda_gpu_count)
+    timeout = run.vllm_server_timeout
+    commands = manual_commands(run, env, gpu_count or cuda_gpu_count)
     report(f"waiting up to {timeout:.0f} s for the vLLM server at {url}; start it with: {commands[0]}")
     wait_for(url, timeout, report, ServerError(
         f"no vLLM server answers {url} (waited {timeout:.0f} s, `trl.vllm_server_timeout`).",
@@ -238,14 +216,13 @@ def check_manual_server(cfg: Mapping[str, Any], env: Mapping[str, str] = os.envi
     liveness.check_engine(url, None)
 
 
-def manual_commands(cfg: Mapping[str, Any], env: Mapping[str, str], gpu_count: Callable[[], int]) -> tuple[str, str]:
+def manual_commands(run: Run, env: Mapping[str, str], gpu_count: Callable[[], int]) -> tuple[str, str]:
     """The two commands of manual mode, for the GPUs of this machine."""
-    config = config_path(cfg)
+    config = run.config_path
     try:
-        visible = visible_gpus(env, gpu_count)
-        layout = plan_layout(visible, plugin_settings(cfg).vllm_gpus, server_gpu_count(cfg))
+        layout = run.layout(visible_gpus(env, gpu_count))
         server, trainer = layout.server_env, ",".join(layout.trainer)
-    except (LayoutError, GRPOConfigError, RuntimeError):
+    except (LayoutError, RuntimeError):
         server, trainer = "1", "0"
     return (f"CUDA_VISIBLE_DEVICES={server} axolotl vllm-serve {config}",
             f"CUDA_VISIBLE_DEVICES={trainer} axolotl train {config}")

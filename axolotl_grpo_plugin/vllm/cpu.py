@@ -26,8 +26,10 @@ import os
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
+from ..config.gpus import GpuLayout
+from ..config.run import Run
+from ..config.values import raw, read
 from ..errors import Problem
-from .gpus import GpuLayout
 
 
 LOG = logging.getLogger("axolotl_grpo_plugin.vllm")
@@ -65,15 +67,11 @@ def _vllm_section(cfg: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     return section
 
 
-def _uses_cpu_vllm(cfg: Mapping[str, Any]) -> bool:
-    trl = cfg.get("trl") if hasattr(cfg.get("trl"), "get") else {}
-    return bool(trl.get("use_vllm")) and is_cpu_vllm()
-
-
 def check_cpu_vllm(cfg: Mapping[str, Any], launch: Any = None) -> list[Problem]:
     """What the CPU weight push cannot do (a config check, so `check` refuses it too). A launch
     with a GPU (`check --gpu` on a machine with the CPU build) is not a CPU-build run."""
-    if not cfg.get("adapter") or not _uses_cpu_vllm(cfg) or getattr(launch, "has_gpu", False):
+    if not cfg.get("adapter") or not (read(cfg, "trl.use_vllm") and is_cpu_vllm()) \
+            or getattr(launch, "has_gpu", False):
         return []
     return [Problem(
         "adapter", cfg["adapter"], "with vLLM's CPU build the plugin pushes weights to vLLM for "
@@ -81,10 +79,10 @@ def check_cpu_vllm(cfg: Mapping[str, Any], launch: Any = None) -> list[Problem]:
         "remove `adapter:` for the CPU pipeline check, or set `trl.use_vllm: false`")]
 
 
-def configure(cfg: MutableMapping[str, Any]) -> None:
-    """Fill the server keys the CPU build needs, unless the config sets them (after the
-    config checks, which include check_cpu_vllm)."""
-    if not _uses_cpu_vllm(cfg):
+def configure(cfg: MutableMapping[str, Any], run: Run) -> None:
+    """Fill the server keys the CPU build needs into `cfg`, unless the config sets them (after
+    the config checks, which include check_cpu_vllm)."""
+    if not (run.use_vllm and is_cpu_vllm()):
         return
     vllm = _vllm_section(cfg)
     if not vllm.get("worker_extension_cls"):
@@ -132,18 +130,18 @@ def server_env(env: Mapping[str, str]) -> dict[str, str]:
     return {KV_CACHE_ENV: env.get(KV_CACHE_ENV) or KV_CACHE_GIB}
 
 
-def patch_trl_for_cpu(cfg: Mapping[str, Any]) -> bool:
+def patch_trl_for_cpu(cfg: Mapping[str, Any], run: Run) -> bool:
     """Before the trainer is built: TRL's server-mode start-up calls
     `init_communicator(device=torch.cuda.current_device())`, which raises on CPU torch:
     connect without the NCCL communicator instead (weights then go over HTTP). The
-    colocated engine gets `vllm.dtype` (float32 unless set), which TRL does not pass."""
-    trl = cfg.get("trl") if hasattr(cfg.get("trl"), "get") else {}
-    if not is_cpu_vllm() or not trl.get("use_vllm"):
+    colocated engine gets `vllm.dtype` (float32 unless set; `configure` filled it into `cfg`),
+    which TRL does not pass."""
+    if not is_cpu_vllm() or not run.use_vllm:
         return False
     from .cpu_sync import patch_trl_start
 
-    vllm = cfg.get("vllm") if hasattr(cfg.get("vllm"), "get") else {}
-    patch_trl_start(str(vllm.get("dtype") or SERVER_DTYPE))
+    dtype = raw(cfg, "vllm.dtype")
+    patch_trl_start(dtype if isinstance(dtype, str) else SERVER_DTYPE)
     return True
 
 

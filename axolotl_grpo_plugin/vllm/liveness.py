@@ -28,7 +28,7 @@ from functools import wraps
 from pathlib import Path
 from typing import Any
 
-from ..args import settings as plugin_settings
+from ..config.run import Run
 from ..defaults import VLLM_GENERATE_PATH, VLLM_HEALTH_PATH, VLLM_PROBE_REQUEST
 from .health import is_healthy
 from .server import LOG_NAME, ServerError
@@ -140,17 +140,17 @@ def guard_client(client: Any, timeout: float, health: str, log_path: Path | None
     client.generate = generate
 
 
-def attach(cfg, trainer) -> bool:
+def attach(run: Run, trainer) -> bool:
     """Guard the trainer's vLLM server client (server mode, main process); True when done."""
     client = getattr(getattr(trainer, "vllm_generation", None), "vllm_client", None)
     if client is None or not hasattr(client, "generate"):
         return False  # colocate, no vLLM, or a rank without a client
-    settings = plugin_settings(cfg)
+    settings = run.plugin
     if not settings.vllm_generate_timeout:
         return False
     health = f"{str(client.base_url).rstrip('/')}{VLLM_HEALTH_PATH}"
     log_path = None
     if settings.vllm_autostart:
-        log_path = Path(str(cfg.get("output_dir") or "./model-out")) / LOG_NAME
+        log_path = Path(run.output_dir) / LOG_NAME
     guard_client(client, float(settings.vllm_generate_timeout), health, log_path)
     return True

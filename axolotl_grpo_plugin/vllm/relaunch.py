@@ -26,11 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..args import settings as plugin_settings
-from ..errors import GRPOConfigError
+from ..config.gpus import GpuLayout, LayoutError, check_launch, launcher_args, visible_gpus
+from ..config.run import Run
 from ..launch import DISTRIBUTED_ENV, RELAUNCHED_ENV, cuda_gpu_count, local_processes, local_rank
-from .autostart import LOG, autostart_problems, server_gpu_count
-from .gpus import GpuLayout, LayoutError, check_launch, launcher_args, plan_layout, visible_gpus
+from .autostart import LOG, autostart_problems
 
 
 TRAIN_MODULE = "axolotl.cli.train"
@@ -79,12 +78,13 @@ class Relaunch:
                 f"(set `grpo_plugin.vllm_relaunch: false` to get an error instead)")
 
 
-def plan_relaunch(cfg: Mapping[str, Any], env: Mapping[str, str], gpu_count: Callable[[], int],
+def plan_relaunch(run: Run | None, env: Mapping[str, str], gpu_count: Callable[[], int],
                   script_args: Sequence[str], main_module: str | None, outer_args: Sequence[str] = (),
                   accelerate_config: bool = False, free_port: Callable[[], int] | None = None,
                   python: str = sys.executable) -> Relaunch | None:
     """The relaunch this process should do, or None: no relaunch (the launch fits, or the
-    normal checks in `autostart.on_register` will refuse it with the manual fix).
+    normal checks in `autostart.on_register` will refuse it with the manual fix). `run` is
+    None when the config's `grpo_plugin:` section is invalid (the checks report it).
 
     `outer_args`: the launcher arguments the user gave the outer `accelerate launch`;
     `accelerate_config`: whether accelerate reads a config file (then it, not
@@ -92,18 +92,14 @@ def plan_relaunch(cfg: Mapping[str, Any], env: Mapping[str, str], gpu_count: Cal
     """
     if not may_relaunch(env, main_module):
         return None
-    try:
-        settings = plugin_settings(cfg)
-    except GRPOConfigError:
-        return None
-    if not (settings.vllm_autostart and settings.vllm_relaunch) or autostart_problems(cfg):
+    if run is None or not (run.plugin.vllm_autostart and run.plugin.vllm_relaunch) or autostart_problems(run):
         return None
     local = local_processes(env)
     if int(env.get("WORLD_SIZE") or 1) > local:
         return None  # several nodes: one node cannot relaunch the others
     visible = visible_gpus(env, gpu_count)
     try:
-        layout = plan_layout(visible, settings.vllm_gpus, server_gpu_count(cfg))
+        layout = run.layout(visible)
         check_launch(layout, visible, local, "CONFIG")
         return None
     except LayoutError as exc:
@@ -220,7 +216,7 @@ def _flush() -> None:
     sys.stderr.flush()
 
 
-def relaunch_if_needed(cfg: Mapping[str, Any], env: Mapping[str, str] = os.environ,
+def relaunch_if_needed(run: Run | None, env: Mapping[str, str] = os.environ,
                        gpu_count: Callable[[], int] | None = None, argv: Sequence[str] | None = None,
                        main_module: str | None = None, outer_cmdline: Sequence[str] | None = None,
                        accelerate_config: bool | None = None,
@@ -231,7 +227,7 @@ def relaunch_if_needed(cfg: Mapping[str, Any], env: Mapping[str, str] = os.envir
     if not may_relaunch(env, main_module):
         return  # before reading /proc or accelerate's config: register runs in every command
     plan = plan_relaunch(
-        cfg, env, gpu_count or cuda_gpu_count, (sys.argv if argv is None else argv)[1:],
+        run, env, gpu_count or cuda_gpu_count, (sys.argv if argv is None else argv)[1:],
         main_module=main_module,
         outer_args=outer_launcher_args(parent_cmdline() if outer_cmdline is None else outer_cmdline),
         accelerate_config=accelerate_reads_a_config() if accelerate_config is None else accelerate_config,

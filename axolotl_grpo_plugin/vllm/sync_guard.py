@@ -28,7 +28,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import defaults
-from ..args import WeightSyncGuardSettings, settings, switched
+from ..args import WeightSyncGuardSettings, switched
+from ..config.load import section
+from ..config.run import Run
 from ..errors import Problem
 
 
@@ -77,7 +79,7 @@ def is_colocate(trl: Mapping[str, Any]) -> bool:
 
 def check_sleep_mode(cfg, launch=None, trl_version: str | None = None) -> list[Problem]:
     """Refuse colocate + sleep mode on TRL <= 1.9.x: vLLM would sample from the base model."""
-    trl = cfg.get("trl") if hasattr(cfg.get("trl"), "get") else {}
+    trl = section(cfg, "trl")
     sleep = trl.get("vllm_enable_sleep_mode")
     if not (sleep in (True, "true", "True") and is_colocate(trl)):
         return []
@@ -237,15 +239,10 @@ def make_callback(settings: GuardSettings, report: Callable[[str], None] | None 
     return WeightSyncCallback()
 
 
-def settings_from(cfg) -> GuardSettings | None:
-    """`grpo_plugin.weight_sync_guard` of a config (raw or Axolotl's validated one); None when off."""
-    return resolve(settings(cfg).weight_sync_guard)
-
-
-def attach(cfg, trainer, report: Callable[[str], None] | None = None):
+def attach(run: Run, trainer, report: Callable[[str], None] | None = None):
     """Add the callback to a trainer that generates with vLLM. Every rank gets it: the
     logged metric is gathered over ranks, so all of them take the same stop decision."""
-    settings = settings_from(cfg)
+    settings = resolve(run.plugin.weight_sync_guard)
     if settings is None or not getattr(trainer, "use_vllm", False):
         return None
     callback = make_callback(settings, report)

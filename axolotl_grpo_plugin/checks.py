@@ -15,18 +15,19 @@ from collections.abc import Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
-from .. import defaults
-from ..args import GRPOPluginSettings, settings
-from ..defaults import CONFIG_PATH_KEY
-from ..errors import GRPOConfigError, Problem
-from ..launch import Launch
-from ..vllm.cpu import CPU_DIST, INSTALL_COMMAND, check_cpu_vllm, is_cpu_vllm
-from ..vllm.sync_guard import check_sleep_mode
-from . import dry_run, trl_args, values
-from .batching import generation_batch_size, micro_batch_sizes_for, valid_num_generations
-from .load import section as _section
-from .names import resolve_names
-from .schema import axolotl_fields
+from . import defaults
+from .args import GRPOPluginSettings
+from .config import dry_run, trl_args, values
+from .config.batching import generation_batch_size, micro_batch_sizes_for, valid_num_generations
+from .config.load import section as _section
+from .config.names import resolve_names
+from .config.run import Facts, Run
+from .config.schema import axolotl_fields
+from .defaults import CONFIG_PATH_KEY
+from .errors import GRPOConfigError, Problem
+from .launch import Launch
+from .vllm.cpu import CPU_DIST, INSTALL_COMMAND, check_cpu_vllm, is_cpu_vllm
+from .vllm.sync_guard import check_sleep_mode
 
 
 def check_rl(cfg, launch: Launch) -> list[Problem]:
@@ -82,9 +83,8 @@ def check_completion_length(cfg, launch: Launch) -> list[Problem]:
 def check_batch(cfg, launch: Launch) -> list[Problem]:
     """TRL: num_generations divides the generation batch. Axolotl 0.19 also wants at least
     one whole group per training process (batch >= num_generations x processes)."""
-    groups = values.read(cfg, "trl.num_generations", defaults.NUM_GENERATIONS)
-    mbs = values.read(cfg, "micro_batch_size", 1)
-    gas = values.read(cfg, "gradient_accumulation_steps", 1)
+    facts = Facts.of(cfg)
+    groups, mbs, gas = facts.num_generations, facts.micro_batch_size, facts.gradient_accumulation_steps
     explicit = values.read(cfg, "trl.generation_batch_size", 0)
     if launch.processes is None or None in (groups, mbs, gas, explicit):
         return []  # a wrong value is reported by check_values
@@ -213,7 +213,7 @@ def check_trl_args(cfg, launch: Launch) -> list[Problem]:
 def check_plugin_settings(cfg, launch: Launch) -> list[Problem]:
     """Every `grpo_plugin:` value in range and of its type (unknown keys: check_section_keys)."""
     try:
-        settings(cfg)
+        Run.of(cfg)
     except GRPOConfigError as exc:
         return exc.problems
     return []
@@ -221,7 +221,7 @@ def check_plugin_settings(cfg, launch: Launch) -> list[Problem]:
 
 def check_remote_rewards(cfg, launch: Launch) -> list[Problem]:
     """`grpo_plugin.remote_rewards`: the keys each kind needs (remote/checks.py)."""
-    from ..remote.checks import check
+    from .remote.checks import check
 
     return check(cfg)
 
@@ -229,29 +229,28 @@ def check_remote_rewards(cfg, launch: Launch) -> list[Problem]:
 def check_vllm_autostart(cfg, launch: Launch) -> list[Problem]:
     """The autostart keys agree with the vLLM mode and host (the GPU layout is checked by
     `vllm.autostart.on_register`, which knows the GPUs)."""
-    from ..vllm.autostart import autostart_problems
+    from .vllm.autostart import autostart_problems
 
     try:
-        wanted = settings(cfg).vllm_autostart
+        run = Run.of(cfg)
     except GRPOConfigError:
         return []  # reported by check_plugin_settings
-    return autostart_problems(cfg) if wanted else []
+    return autostart_problems(run) if run.plugin.vllm_autostart else []
 
 
 def check_gpu_layout(cfg, launch: Launch) -> list[Problem]:
     """vLLM autostart: the reserved GPUs exist and the training processes fit beside them, for
     the GPUs this launch sees (at train time the machine's; in `check`, `--gpus N`)."""
-    from ..vllm.autostart import autostart_problems, config_path
-    from ..vllm.gpus import LayoutError, check_launch, plan_layout
+    from .config.gpus import LayoutError, check_launch
+    from .vllm.autostart import autostart_problems
 
     if launch.gpus is None or launch.processes is None:
         return []
     try:
-        plugin = settings(cfg)
+        run = Run.of(cfg)
     except GRPOConfigError:
         return []  # reported by check_plugin_settings
-    tp, dp = values.read(cfg, "vllm.tensor_parallel_size", 1), values.read(cfg, "vllm.data_parallel_size", 1)
-    if not plugin.vllm_autostart or autostart_problems(cfg) or None in (tp, dp):
+    if not run.plugin.vllm_autostart or autostart_problems(run) or run.server_gpus is None:
         return []  # autostart off, or its keys already wrong
     if is_cpu_vllm() and not launch.has_gpu:
         return []  # vLLM's CPU build: the server runs on the CPU, no GPU to reserve (vllm/cpu.py)
@@ -262,8 +261,8 @@ def check_gpu_layout(cfg, launch: Launch) -> list[Problem]:
                         "single-node launch.",
                         "start `axolotl vllm-serve` by hand on one node and point `trl.vllm_server_host` at it")]
     try:
-        layout = plan_layout(launch.gpus, plugin.vllm_gpus, tp * dp, launch.machine_gpus)
-        check_launch(layout, launch.gpus, launch.node_processes, config_path(cfg))
+        layout = run.layout(launch.gpus, launch.machine_gpus)
+        check_launch(layout, launch.gpus, launch.node_processes, run.config_path)
     except LayoutError as exc:
         return [Problem(exc.key, exc.value, exc.message, exc.fix)]
     return []
@@ -272,7 +271,7 @@ def check_gpu_layout(cfg, launch: Launch) -> list[Problem]:
 def check_paths(cfg, launch: Launch) -> list[Problem]:
     """A local `base_model` directory or dataset file that is not there (Axolotl would try it as a
     Hub id); the rule for local vs Hub is sources/data.is_local."""
-    from ..sources.data import DatasetSpec, looks_like_missing_path, missing_path
+    from .sources.data import DatasetSpec, looks_like_missing_path, missing_path
 
     problems = []
     model = cfg.get("base_model")
@@ -291,14 +290,14 @@ def check_paths(cfg, launch: Launch) -> list[Problem]:
 
 def check_model_folder(cfg, launch: Launch) -> list[Problem]:
     """A local base_model is a Hugging Face folder (not a GGUF file, not any folder)."""
-    from ..models.folder import model_path_problems
+    from .models.folder import model_path_problems
 
     return model_path_problems("base_model", cfg.get("base_model"))
 
 
 def check_end_of_turn(cfg, launch: Launch) -> list[Problem]:
     """A local tokenizer whose eos ends the model's turns (not missing, not equal to bos)."""
-    from ..models.folder import end_of_turn_problems
+    from .models.folder import end_of_turn_problems
 
     return end_of_turn_problems(cfg)
 
@@ -306,7 +305,7 @@ def check_end_of_turn(cfg, launch: Launch) -> list[Problem]:
 def check_context_fits(cfg, launch: Launch) -> list[Problem]:
     """vllm.max_model_len holds the longest prompt plus trl.max_completion_length: the exact
     count (stats) when the tokenizer and data are local, else the completion alone as a bound."""
-    from ..seqstats.api import longest_prompt
+    from .seqstats.api import longest_prompt
 
     if not _section(cfg, "trl").get("use_vllm"):
         return []
@@ -336,7 +335,7 @@ def check_datasets(cfg, launch: Launch) -> list[Problem]:
 
 def check_eval_at_end(cfg, launch: Launch) -> list[Problem]:
     """`grpo_plugin.eval_at_end` can find its held-out rows."""
-    from ..evaluate.hook import config_problems
+    from .evaluate.hook import config_problems
 
     try:
         return config_problems(cfg)
@@ -346,7 +345,7 @@ def check_eval_at_end(cfg, launch: Launch) -> list[Problem]:
 
 def check_eval_every(cfg, launch: Launch) -> list[Problem]:
     """`grpo_plugin.eval_every` finds its held-out rows; `keep_best` names a metric it logs."""
-    from ..evaluate.periodic_config import config_problems
+    from .evaluate.periodic_config import config_problems
 
     try:
         return config_problems(cfg)
@@ -356,7 +355,7 @@ def check_eval_every(cfg, launch: Launch) -> list[Problem]:
 
 def check_resume(cfg, launch: Launch) -> list[Problem]:
     """The checkpoint a resumed run starts from exists and was saved whole (checkpoints.py)."""
-    from ..checkpoints import STATE_FILE, checkpoints, is_complete, resume_target
+    from .checkpoints import STATE_FILE, checkpoints, is_complete, resume_target
 
     target = resume_target(cfg)
     if target is None or (target.is_dir() and is_complete(target)):
@@ -435,15 +434,14 @@ def fill_vllm_server_address(cfg) -> None:
     """Axolotl 0.19 reads `trl.vllm_server_host or trl.vllm.host`, and `trl.vllm` does
     not exist, so server mode crashes unless the host and port are set under `trl:`.
     Take them from the `vllm:` section the server itself is started from."""
-    trl = _section(cfg, "trl")
-    if not trl.get("use_vllm") or trl.get("vllm_mode") != "server":
+    facts = Facts.of(cfg)  # owns the address: `trl:` first, else `vllm:` as reached from here
+    if not facts.server_mode:
         return
-    vllm = _section(cfg, "vllm")
-    host = vllm.get("host")
+    trl = _section(cfg, "trl")
     if not trl.get("vllm_server_host"):
-        trl["vllm_server_host"] = defaults.VLLM_HOST if host in (None, "0.0.0.0", "::") else host
+        trl["vllm_server_host"] = facts.vllm_host
     if not trl.get("vllm_server_port"):
-        trl["vllm_server_port"] = values.read(cfg, "vllm.port", defaults.VLLM_PORT)
+        trl["vllm_server_port"] = facts.vllm_port
 
 
 def fill_generation_batch_size(cfg, launch: Launch) -> None:
@@ -458,10 +456,10 @@ def fill_generation_batch_size(cfg, launch: Launch) -> None:
     procs = max(int(launch.processes or 1), 1)
     if procs == 1 or not trl or trl.get("generation_batch_size") or trl.get("steps_per_generation"):
         return
-    mbs = values.read(cfg, "micro_batch_size", 1)
-    gas = values.read(cfg, "gradient_accumulation_steps", 1)
-    if mbs is not None and gas is not None:
-        trl["generation_batch_size"] = generation_batch_size(mbs, gas, procs)
+    facts = Facts.of(cfg)
+    if facts.micro_batch_size is not None and facts.gradient_accumulation_steps is not None:
+        trl["generation_batch_size"] = generation_batch_size(facts.micro_batch_size,
+                                                             facts.gradient_accumulation_steps, procs)
 
 
 def prepare_config(cfg: MutableMapping[str, Any], launch: Launch) -> list[str]:
