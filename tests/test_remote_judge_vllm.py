@@ -106,13 +106,16 @@ def batch(n=64):
 
 
 def test_64_judge_calls_are_answered_counted_and_then_cached(judge_url, tmp_path):
-    reward, _ = judge("judge_e2e", judge_url, cache=str(tmp_path / "judge.sqlite"), concurrency=16)
+    # 64 queued calls on 2 loaded cores can outlast the default 30 s timeout: a long one, so that
+    # what is counted is the answers (a retried call still counts as 2, checked below)
+    reward, _ = judge("judge_e2e", judge_url, cache=str(tmp_path / "judge.sqlite"), concurrency=16, timeout_s=300)
     metrics, extra = {}, {}
     values = reward(**batch(), log_metric=metrics.__setitem__, log_extra=extra.__setitem__)
     assert values == [None] * 64  # the untrained model writes no SCORE: unscored, not an exception
     assert metrics["remote/judge_e2e/failures"] == 0
     assert metrics["remote/judge_e2e/unscored"] == 64
-    assert metrics["remote/judge_e2e/calls"] == 64
+    per_sample = [r["calls"] for r in extra["remote/judge_e2e"]]
+    assert min(per_sample) >= 1 and metrics["remote/judge_e2e/calls"] == sum(per_sample) >= 64
     # the server's own usage: each prompt plus the answer, at most the judge's max_tokens
     assert 64 * 50 <= metrics["remote/judge_e2e/tokens"] <= 64 * (512 + 300)
     assert all("no score matching" in r["unscored"] for r in extra["remote/judge_e2e"])
