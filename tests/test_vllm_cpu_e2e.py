@@ -484,6 +484,10 @@ def test_smollm2_grpo_through_the_real_server(smollm2_model, tmp_path):
         assert f"\nuser\n{SYSTEM_PROMPT}\n\n" in record["prompt"]  # template's default system turn, ours
         assert record["prompt"].endswith("?\nassistant\n")  # and the generation prompt
     doctor = [r for r in read_rollouts(out, everything=True) if r.get("type") == "doctor"]
-    assert len(doctor) == 2 and "run doctor [" in output, output[-4000:]
+    # the forced signature fires at step 1 (each signature fires once); others may fire too, as
+    # sampling on CPU has no seed (a step's few reinforced completions can look degenerate)
+    zero_grad = [r["step"] for r in doctor if r["signature"] == "zero_gradients"]
+    assert zero_grad == [1] and "run doctor [zero_gradients]" in output, output[-4000:]
+    assert {r["step"] for r in doctor} <= {1, 2}
     assert report_main([str(out)]) == 0 and (out / "report.html").stat().st_size > 10_000
     _assert_nothing_left(sid, *_server_sids(output))
