@@ -214,6 +214,7 @@ def train_steps(trainer, callback, steps):
         callback.on_step_end(trainer.args, trainer.state, TrainerControl())
 
 
+@pytest.mark.usefixtures("without_cpu_vllm")  # a GPU engine, seeded per request (the CPU build is not)
 @pytest.mark.parametrize("mode", ["server", "colocate"])
 def test_eval_generates_with_the_trainers_engine_after_pushing_this_steps_weights(
         mode, tmp_path, repo_root, embedded_model_dir, monkeypatch):
