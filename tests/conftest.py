@@ -80,6 +80,14 @@ def eval_log_line(text: str) -> dict[str, float]:
     return {k: float(v) for k, v in ast.literal_eval(text).items()}
 
 
+def importable_module(tmp_path: Path, monkeypatch, prefix: str, source: str) -> str:
+    """Write `source` as a module in tmp_path, importable for this test only; its unique name."""
+    name = f"{prefix}_{tmp_path.name.replace('-', '_')}"
+    (tmp_path / f"{name}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return name
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import importable_module
 
 from axolotl_grpo_plugin.audit.__main__ import main
 from axolotl_grpo_plugin.audit.core import audit
@@ -55,10 +56,7 @@ MODULE = textwrap.dedent('''
 
 @pytest.fixture
 def user_module(tmp_path, monkeypatch):
-    name = f"audit_rewards_{tmp_path.name.replace('-', '_')}"
-    (tmp_path / f"{name}.py").write_text(MODULE)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    return name
+    return importable_module(tmp_path, monkeypatch, "audit_rewards", MODULE)
 
 
 def small_golds(tmp_path: Path, n: int = 40) -> Path:

@@ -9,6 +9,7 @@ import pickle
 import textwrap
 
 import pytest
+from conftest import importable_module
 
 from axolotl_grpo_plugin.config.names import resolve_names
 from axolotl_grpo_rewards.errors import RewardContractError
@@ -39,10 +40,7 @@ MODULE = textwrap.dedent('''
 
 @pytest.fixture
 def user_module(tmp_path, monkeypatch):
-    name = f"user_rewards_{tmp_path.name.replace('-', '_')}"
-    (tmp_path / f"{name}.py").write_text(MODULE)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    return name
+    return importable_module(tmp_path, monkeypatch, "user_rewards", MODULE)
 
 
 def resolved(path: str) -> str:

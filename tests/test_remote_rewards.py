@@ -216,7 +216,7 @@ def test_score_leaves_a_good_output_when_it_fails_midway(verifier, tmp_path):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".scored")] == []
 
 
-def test_check_reaches_the_verifier_unless_offline(verifier, tmp_path, capsys):
+def test_check_reaches_the_verifier_unless_offline(verifier, embedded_model_dir, tmp_path, capsys):
     from axolotl_grpo_plugin import check as check_tool
 
     config = _write_config(tmp_path, verifier.url, ["correctness", "verifier"])
@@ -275,3 +275,28 @@ def test_the_report_counts_the_calls_the_rollout_log_recorded():
                base | {"remote/judge": {"latency_ms": 60.0, "calls": 1, "unscored": "no score"}}]
     assert "Remote reward judge: 4 samples, 5 calls, 1 from the cache, 1 failed (scored None), "\
            "1 without a usable score, 60 ms per sample." in notices(collect(records))
+
+
+def test_a_stuck_loop_ends_the_batch_at_its_guard_keeping_answers_and_counting_calls(verifier, monkeypatch):
+    """The guard is for a loop that stops running: past it, finished samples keep their score,
+    the rest end as None, and the calls already made are still counted."""
+    import asyncio
+    import time
+
+    from axolotl_grpo_plugin.remote import calls
+
+    monkeypatch.setattr(calls, "GUARD_SLACK_S", 0.5)
+    reward, spec = reward_for(verifier.url, name="stuck", timeout_s=2.0, retries=0, cache=False)
+    assert reward(prompts=["q"], completions=["<answer>1</answer> warm"], answer=["1"]) == [1.0]
+    loop = calls.process_loop()
+    loop.call_soon_threadsafe(loop.call_later, 0.5, time.sleep, 2.5)  # the loop thread blocks 0.5 s from now
+    seen = Collected()
+    start = time.monotonic()
+    values = reward(prompts=["q"] * 2, completions=["<answer>7</answer> stuck", "FAULT:slow=30 stuck"],
+                    answer=["7"] * 2, **seen.kwargs())
+    took = time.monotonic() - start
+    asyncio.run_coroutine_threadsafe(asyncio.sleep(0), loop).result(timeout=30)  # the loop runs again
+    assert values == [1.0, None]
+    assert calls.batch_guard_s(spec, 2) <= took < calls.batch_guard_s(spec, 2) + 2
+    assert "did not finish within" in seen.extra["remote/stuck"][1]["failed"]
+    assert seen.metrics["remote/stuck/calls"] == 2 and seen.metrics["remote/stuck/failures"] == 1

@@ -16,7 +16,7 @@ import os
 import random
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import httpx
 
@@ -43,6 +43,16 @@ def deadline_s(spec: RemoteRewardSettings) -> float:
     return (spec.retries + 1) * spec.timeout_s + spec.retries * min(BACKOFF_CAP_S, spec.timeout_s)
 
 
+GUARD_SLACK_S = 60.0
+
+
+def batch_guard_s(spec: RemoteRewardSettings, n: int) -> float:
+    """How long a batch of n samples may take before its loop is taken for stuck: every wave of
+    `concurrency` samples at its deadline, plus wide slack."""
+    waves = -(-n // spec.concurrency)
+    return waves * deadline_s(spec) + GUARD_SLACK_S
+
+
 @dataclass
 class Answer:
     value: float | None = None
@@ -52,6 +62,7 @@ class Answer:
     latency_s: float = 0.0
     calls: int = 0
     tokens: int = 0
+    done: bool = False        # every attempt it was going to make has ended
 
 
 class Spend:
@@ -81,34 +92,43 @@ class Caller:
         self._pid = -1
 
     def run_batch(self, requests: list[Request]) -> list[Answer]:
-        """Answer every request (concurrently, at most `concurrency` in flight); never raises."""
+        """Answer every request (concurrently, at most `concurrency` in flight); never raises.
+
+        Each call bounds itself; the guard here is for a loop that stops running (a blocked
+        thread), so its slack is wide: a loaded machine must not turn slow calls into failures.
+        Past it, the answers so far stand and the rest fail, with the calls they made counted."""
         if not requests:
             return []
-        future = asyncio.run_coroutine_threadsafe(self._batch(requests), process_loop())
+        answers = [Answer() for _ in requests]
+        future = asyncio.run_coroutine_threadsafe(self._batch(requests, answers), process_loop())
         try:
-            return future.result(timeout=deadline_s(self.spec) * (1 + len(requests) // self.spec.concurrency) + 5)
+            future.result(timeout=batch_guard_s(self.spec, len(requests)))
         except Exception as exc:  # noqa: BLE001 - a stuck loop must not stall training
             future.cancel()
-            return [Answer(error=f"batch did not finish ({type(exc).__name__})") for _ in requests]
+            answers = [replace(a) for a in answers]  # the loop may still touch the originals
+            why = f"the batch did not finish within {batch_guard_s(self.spec, len(requests)):g} s ({type(exc).__name__})"
+            for answer in answers:
+                if not answer.done:
+                    answer.ok, answer.value, answer.error = False, None, why
+        return answers
 
-    async def _batch(self, requests: list[Request]) -> list[Answer]:
+    async def _batch(self, requests: list[Request], answers: list[Answer]) -> None:
         if self._client is None or self._pid != os.getpid():
             limits = httpx.Limits(max_connections=self.spec.concurrency, max_keepalive_connections=self.spec.concurrency)
             self._client = httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(self.spec.timeout_s),
                                              trust_env=False, follow_redirects=False)
             self._semaphore = asyncio.Semaphore(self.spec.concurrency)
             self._pid = os.getpid()
-        return list(await asyncio.gather(*(self._bounded(r) for r in requests)))
+        await asyncio.gather(*(self._bounded(r, a) for r, a in zip(requests, answers)))
 
-    async def _bounded(self, request: Request) -> Answer:
+    async def _bounded(self, request: Request, answer: Answer) -> None:
         async with self._semaphore:
             start = time.monotonic()
-            answer = await self._with_retries(request)
+            await self._with_retries(request, answer)
             answer.latency_s = time.monotonic() - start
-            return answer
+            answer.done = True
 
-    async def _with_retries(self, request: Request) -> Answer:
-        answer = Answer()
+    async def _with_retries(self, request: Request, answer: Answer) -> Answer:
         for attempt in range(self.spec.retries + 1):
             stop = self.spend.exhausted()
             if stop:
