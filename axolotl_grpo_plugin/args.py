@@ -287,9 +287,21 @@ class GRPOPluginSettings(BaseModel):
         default=900,
         ge=0,
         description=(
-            "Seconds one vLLM server `/generate/` call may take before training fails with the "
-            "server log's last lines (TRL 1.9 waits forever, e.g. on an engine that died while "
+            "Seconds the first vLLM server `/generate/` call may take (later ones: 4x the slowest "
+            "seen, at least 60 s, at most this) before the server counts as stalled: an autostarted "
+            "one is restarted (`vllm_max_restarts`), one started by hand ends the run with its "
+            "address and what to check (TRL 1.9 waits forever, e.g. on an engine that died while "
             "`/health/` still answers). 0 turns it off. Read by vllm/liveness.py."
+        ),
+    )
+    vllm_max_restarts: int = Field(
+        default=3,
+        ge=0,
+        description=(
+            "How many times in a run the autostarted vLLM server is restarted when it dies or stalls "
+            "(then the current weights are pushed and the generation asked again; each restart is "
+            "in the rollout log and the report). Past it the run stops with the server log's last "
+            "lines. 0: never restart. Read by vllm/recovery.py."
         ),
     )
     doctor: DoctorSettings | bool = Field(

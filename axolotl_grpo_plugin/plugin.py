@@ -114,7 +114,7 @@ class GRPOPlugin(BasePlugin):
         from .evaluate import periodic
         from .evaluate.hook import remember_trackers
         from .observe import attach, doctor
-        from .vllm import cpu, liveness, sync_guard
+        from .vllm import cpu, recovery, sync_guard
 
         if trainer.accelerator.is_main_process:  # taken in `register` already (a no-op then),
             with reported_as_exit():               # unless the launch was not recognised there
@@ -129,9 +129,11 @@ class GRPOPlugin(BasePlugin):
             periodic.attach(cfg, trainer, getattr(observer, "writer", None), run=run)
         report(run, trainer, LOG)
         # failure signatures in the logged metrics, recorded in the rollout log (docs/observe.md)
-        doctor.attach(run, trainer, writer=getattr(observer, "writer", None))
+        writer = getattr(observer, "writer", None)
+        doctor.attach(run, trainer, writer=writer)
         sync_guard.attach(run, trainer)
-        liveness.attach(run, trainer)
+        # a dead or stalled autostarted server is restarted; each restart is a rollout-log record
+        recovery.attach(run, trainer, record=(lambda r: writer.write_step([r])) if writer is not None else None)
 
     def post_train_unload(self, cfg):
         if not self._ours(cfg):

@@ -33,6 +33,7 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--mode", default="ok", choices=["ok", "crash", "never-healthy", "no-vllm", "dead-engine"])
     parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument("--generate-delay", type=float, default=0.0, help="seconds each generation takes")
     parser.add_argument("--ignore-term", action="store_true")
     parser.add_argument("--child", action="store_true", help="spawn a worker, as vLLM does")
     parser.add_argument("--info")
@@ -82,6 +83,7 @@ def main() -> int:
                 print("fake vLLM: EngineCore worker died: RuntimeError: head size 16 is not supported",
                       file=sys.stderr, flush=True)
                 time.sleep(3600)  # the request is never answered
+            time.sleep(args.generate_delay)
             n, prompts = int(body.get("n", 1)), body.get("prompts") or []
             if self.path.startswith("/v1/"):  # vLLM's OpenAI route: one choice per prompt x n
                 prompts = body.get("prompt") or []

@@ -88,6 +88,18 @@ def test_the_page_needs_no_network_and_model_text_cannot_break_out(tmp_path):
     assert meta["cols"]["answer"][1] == EVIL
 
 
+def test_server_restarts_are_listed_not_counted_as_rollouts():
+    restart = {"type": "vllm_restart", "step": 2, "restart": 1, "cause": "the server process exited (code -9) <b>",
+               "took_s": 12.5, "time": "2026-11-23T19:00:00+00:00", "log": "vllm-server.restart-1.log"}
+    data = collect([rollout(1, 0), restart, rollout(2, 0)])
+    assert data.total == 2 and data.restarts == [restart]
+    page = render_html(data, "run")
+    section = re.search(r'<section id="restarts">(.*?)</section>', page, re.S)[1]
+    assert "vLLM server restarts (1)" in section and "step 2</b>" in section and "12.5 s" in section
+    assert "exited (code -9) &lt;b&gt;" in section and "vllm-server.restart-1.log" in section
+    assert 'id="restarts"' not in render_html(collect([rollout(1, 0)]), "run")
+
+
 def test_cli_writes_the_report_and_explains_bad_input(tmp_path, capsys):
     assert main([str(tmp_path / "missing")]) == 2
     assert "is not a directory" in capsys.readouterr().err

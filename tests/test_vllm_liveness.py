@@ -14,7 +14,7 @@ import requests
 
 from axolotl_grpo_plugin.config.run import Run
 from axolotl_grpo_plugin.plugin import reported_as_exit
-from axolotl_grpo_plugin.vllm import autostart, liveness
+from axolotl_grpo_plugin.vllm import autostart, liveness, recovery
 from axolotl_grpo_plugin.vllm.health import health_url
 from axolotl_grpo_plugin.vllm.server import ServerError, ServerSpec, VLLMServer
 
@@ -138,19 +138,19 @@ def test_attach_wraps_the_trainer_client_and_names_the_autostart_log(serve, tmp_
     out.mkdir()
     (out / autostart.LOG_NAME).write_text("worker: RuntimeError: the real reason\n")
     cfg = {"output_dir": str(out), "grpo_plugin": {"vllm_autostart": True, "vllm_generate_timeout": 2}}
-    assert liveness.attach(Run.of(cfg), trainer)
-    assert liveness.attach(Run.of(cfg), trainer)  # attaching twice does not wrap twice
+    assert recovery.attach(Run.of(cfg), trainer)
+    assert recovery.attach(Run.of(cfg), trainer)  # attaching twice does not wrap twice
     with pytest.raises(ServerError) as info:
         client.generate(["a"], n=2)
     assert client.calls == 1 and "the real reason" in info.value.render()
 
 
 def test_attach_skips_colocate_and_a_zero_timeout():
-    assert not liveness.attach(Run.of({}), SimpleNamespace(vllm_generation=SimpleNamespace(llm=object())))
-    assert not liveness.attach(Run.of({}), SimpleNamespace())
+    assert not recovery.attach(Run.of({}), SimpleNamespace(vllm_generation=SimpleNamespace(llm=object())))
+    assert not recovery.attach(Run.of({}), SimpleNamespace())
     client = FakeClient("http://127.0.0.1:1")
     trainer = SimpleNamespace(vllm_generation=SimpleNamespace(vllm_client=client))
-    assert not liveness.attach(Run.of({"grpo_plugin": {"vllm_generate_timeout": 0}}), trainer)
+    assert not recovery.attach(Run.of({"grpo_plugin": {"vllm_generate_timeout": 0}}), trainer)
     assert client.generate.__func__ is FakeClient.generate
 
 

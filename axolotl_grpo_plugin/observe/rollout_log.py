@@ -37,6 +37,7 @@ from ..safe_files import open_nofollow, replacing
 LOG = logging.getLogger("axolotl_grpo_plugin")
 
 LIVE_NAME = "rollouts.jsonl"
+RESTART_TYPE = "vllm_restart"  # a restart of the autostarted vLLM server (vllm/recovery.py)
 SUPERSEDED_NAME = "rollouts.superseded.jsonl"  # not a part: readers never see it
 _PART = re.compile(r"^rollouts\.(\d+)\.jsonl(\.gz)?$")
 
@@ -228,7 +229,8 @@ def _lines(path: Path) -> Iterator[bytes]:
 
 
 def is_rollout(record: dict) -> bool:
-    """One scored completion. The log also holds the run doctor's findings (`"type": "doctor"`)
+    """One scored completion. The log also holds the run doctor's findings (`"type": "doctor"`),
+    the vLLM server's restarts (`"type": "vllm_restart"`)
     and the periodic evaluations (`"kind": "eval"`), which carry a marker key; rollouts carry none."""
     return "type" not in record and "kind" not in record
 

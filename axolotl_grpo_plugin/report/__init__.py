@@ -93,13 +93,22 @@ def render_html(data: ReportData, title: str, notes: Iterable[str] = ()) -> str:
 
 
 def _findings_html(data: ReportData) -> str:
-    """The run doctor's diagnoses, each with its step (also marked on the curves), and the
-    steps whose reinforced completions look degenerate (audit/rollouts.py)."""
+    """The run doctor's diagnoses, each with its step (also marked on the curves), the vLLM
+    server's restarts, and the steps whose reinforced completions look degenerate (audit/rollouts.py)."""
     out = ""
     if data.findings:
         items = "".join(f"<li><b>step {html.escape(clean_text(str(f.get('step'))))}</b>: "
                         f"{html.escape(clean_text(str(f.get('message', ''))))}</li>" for f in data.findings)
         out += f'<section id="doctor"><h2>Run doctor</h2><ul>{items}</ul></section>'
+    if data.restarts:
+        items = "".join(f"<li><b>step {html.escape(clean_text(str(r.get('step'))))}</b>, "
+                        f"{html.escape(clean_text(str(r.get('time', ''))))}: "
+                        f"{html.escape(clean_text(str(r.get('cause', ''))))}; back in "
+                        f"{html.escape(clean_text(str(r.get('took_s'))))} s (dead server's log: "
+                        f"{html.escape(clean_text(str(r.get('log', ''))))})</li>" for r in data.restarts)
+        out += (f'<section id="restarts"><h2>vLLM server restarts ({len(data.restarts)})</h2>'
+                f"<p>The server died or stalled; it was restarted, the weights pushed again and the "
+                f"generation redone (grpo_plugin.vllm_max_restarts).</p><ul>{items}</ul></section>")
     suspected = [f for f in data.hacking if f.suspected]
     if suspected:
         rows = "".join(f"<tr><td>{f.step}</td><td>{f.degenerate} / {f.reinforced}</td><td>"

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from ..audit.rollouts import Scanner, StepFinding, first_suspected
 from ..observe.doctor import RECORD_TYPE as DOCTOR_RECORD
 from ..observe.metrics import ReflectionMatcher
+from ..observe.rollout_log import RESTART_TYPE
 
 
 FIRST_REFLECTIONS = 20
@@ -58,6 +59,7 @@ class ReportData:
     evals: dict[int, dict] = field(default_factory=dict)  # step -> periodic eval metrics
     hacking: list[StepFinding] = field(default_factory=list)  # reinforced degenerate completions by step
     remote: dict[str, dict] = field(default_factory=dict)  # remote reward -> its call counts (remote_calls)
+    restarts: list[dict] = field(default_factory=list)  # the vLLM server's restarts (vllm/recovery.py)
 
 
 def remote_calls(raw: dict, into: dict[str, dict]) -> None:
@@ -184,12 +186,16 @@ def collect(
     firsts: list[tuple[int, dict]] = []
     total = skipped = 0
     findings: list[dict] = []
+    restarts: list[dict] = []
     evals: dict[int, dict] = {}
     scanner = Scanner()
     remote: dict[str, dict] = {}
     for raw in records:
         if isinstance(raw, dict) and raw.get("type") == DOCTOR_RECORD:
             findings.append(raw)  # the run doctor's records are not rollouts
+            continue
+        if isinstance(raw, dict) and raw.get("type") == RESTART_TYPE:
+            restarts.append(raw)
             continue
         if isinstance(raw, dict) and raw.get("kind") == "eval":  # a periodic evaluation (evaluate/periodic.py)
             if isinstance(raw.get("step"), int) and isinstance(raw.get("metrics"), dict):
@@ -253,6 +259,7 @@ def collect(
         evals=dict(sorted(evals.items())),
         hacking=scanner.findings(),
         remote=remote,
+        restarts=restarts,
     )
 
 

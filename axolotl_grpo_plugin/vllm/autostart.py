@@ -191,6 +191,11 @@ def before_model_load(run: Run, env: Mapping[str, str] = os.environ,
         check_manual_server(run, env, report)
 
 
+def own_server() -> VLLMServer | None:
+    """The server this process started (LOCAL_RANK 0 of an autostarted launch), else None."""
+    return _STATE.server
+
+
 def after_training() -> None:
     server, _STATE.server = _STATE.server, None
     _STATE.url = None

@@ -10,9 +10,10 @@ native vLLM server answers `/health` and `/v1/completions` (`defaults.VLLM_*`). 
 
 * `check_engine`: at start-up, a one-token `/generate/` with a short timeout, so a dead
   engine fails the launch in seconds (called from autostart's `before_model_load`);
-* `guard_client`: every `/generate/` of the trainer's client runs under
-  `grpo_plugin.vllm_generate_timeout`, watching `/health/` meanwhile; both failures end
-  the run with the server log's last lines instead of a hang.
+* `guard_client`: every `/generate/` of the trainer's client runs under a watchdog
+  (`grpo_plugin.vllm_generate_timeout` for the first, then a multiple of the slowest seen),
+  watching `/health/` and the server process meanwhile. A server the plugin started is then
+  restarted (recovery.py); one started by hand ends the run with what to check, not a hang.
 """
 
 from __future__ import annotations
@@ -28,16 +29,18 @@ from functools import wraps
 from pathlib import Path
 from typing import Any
 
-from ..config.run import Run
 from ..defaults import VLLM_GENERATE_PATH, VLLM_HEALTH_PATH, VLLM_PROBE_REQUEST
 from .health import is_healthy
-from .server import LOG_NAME, ServerError
+from .server import ServerError
 
 
 LOG = logging.getLogger("axolotl_grpo_plugin.vllm")
 
 PROBE_TIMEOUT = 120.0  # one token on a warm engine takes well under a second
 HEALTH_EVERY = 10.0  # how often /health/ is read while a /generate/ is running
+POLL_S = 0.25  # how often the server process is looked at meanwhile (a cheap waitpid)
+STALL_FACTOR = 4.0  # after the first generation: a stall is FACTOR x the slowest one seen...
+STALL_FLOOR_S = 60.0  # ...but never less than this
 PROBE_REQUEST = VLLM_PROBE_REQUEST  # one token, in the installed server's request shape
 GENERATE = VLLM_GENERATE_PATH  # `/generate/` (Axolotl 0.19) or `/v1/completions` (0.21)
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: no proxy
@@ -83,17 +86,37 @@ def check_engine(health: str, log_path: Path | None, timeout: float | None = Non
 def _fix(log_path: Path | None) -> str:
     where = "the log below" if log_path else "the server's own output (the terminal that runs `axolotl vllm-serve`)"
     return (f"read {where} for the worker's error (unsupported model shape, out of memory, ...), fix it and "
-            "restart the server; if generation is legitimately this slow, raise "
-            "`grpo_plugin.vllm_generate_timeout`")
+            "restart the server (a run resumes from its last checkpoint with `resume_from_checkpoint`); if "
+            "generation is legitimately this slow, raise `grpo_plugin.vllm_generate_timeout`")
+
+
+class WatchdogClock:
+    """How long a generation may take: `limit` (grpo_plugin.vllm_generate_timeout) until one has
+    finished, then `factor` x the slowest seen (at least `floor` s, at most `limit`), so a stall
+    is found in minutes on a run whose generations take seconds."""
+
+    def __init__(self, limit: float, factor: float = STALL_FACTOR, floor: float = STALL_FLOOR_S):
+        self.limit, self.factor, self.floor = limit, factor, floor
+        self.slowest: float | None = None
+
+    def timeout(self) -> float:
+        if self.slowest is None:
+            return self.limit
+        return min(self.limit, max(self.floor, self.factor * self.slowest))
+
+    def seen(self, seconds: float) -> None:
+        self.slowest = seconds if self.slowest is None else max(self.slowest, seconds)
 
 
 def call_with_deadline(call: Callable[[], Any], timeout: float, health: str, log_path: Path | None,
-                       health_every: float = HEALTH_EVERY) -> Any:
+                       health_every: float = HEALTH_EVERY, died: Callable[[], str | None] | None = None) -> Any:
     """Run `call` in a daemon thread; return its result or raise its exception, or raise
-    ServerError when it takes longer than `timeout` or the server stops answering /health/.
-    A call that never returns is left blocked in its daemon thread; the run ends anyway."""
+    ServerError when it takes longer than `timeout`, the server stops answering /health/, or
+    `died()` says why the server process is gone (read every POLL_S: seconds, not a timeout).
+    A call that never returns is left blocked in its daemon thread; the run goes on without it."""
     outcome: dict[str, Any] = {}
     done = threading.Event()
+    died = died or (lambda: None)
 
     def run() -> None:
         try:
@@ -105,8 +128,13 @@ def call_with_deadline(call: Callable[[], Any], timeout: float, health: str, log
 
     threading.Thread(target=run, name="vllm-generate", daemon=True).start()
     started = time.monotonic()
-    while not done.wait(min(health_every, max(timeout - (time.monotonic() - started), 0.01))):
-        waited = time.monotonic() - started
+    next_health = started + health_every
+    while not done.wait(min(POLL_S, max(timeout - (time.monotonic() - started), 0.01))):
+        now = time.monotonic()
+        waited = now - started
+        gone = died()
+        if gone:
+            raise ServerError(f"{gone} during {GENERATE} (after {waited:.1f} s).", _fix(log_path), log_path)
         if waited >= timeout:
             raise ServerError(
                 f"{GENERATE} gave no answer in {timeout:.0f} s"
@@ -114,43 +142,44 @@ def call_with_deadline(call: Callable[[], Any], timeout: float, health: str, log
                    "(its worker process died or is stuck)." if is_healthy(health) else
                    f", and {health} does not answer either: the server is down."),
                 _fix(log_path), log_path)
-        if not is_healthy(health, timeout=min(5.0, health_every)):
-            raise ServerError(f"the server stopped answering {health} during {GENERATE} "
-                              f"(after {waited:.0f} s): it died or was stopped.", _fix(log_path), log_path)
+        if now >= next_health:
+            next_health = now + health_every
+            if not is_healthy(health, timeout=min(5.0, health_every)):
+                raise ServerError(f"the server stopped answering {health} during {GENERATE} "
+                                  f"(after {waited:.0f} s): it died or was stopped.", _fix(log_path), log_path)
     if "error" in outcome:
         error = outcome["error"]
-        if isinstance(error, Exception) and not is_healthy(health):
-            raise ServerError(f"{GENERATE} failed ({type(error).__name__}: {error}) and {health} does not "
-                              "answer: the server died.", _fix(log_path), log_path) from error
+        if isinstance(error, Exception):
+            gone = died() or (None if is_healthy(health) else f"{health} does not answer: the server died")
+            if gone:
+                raise ServerError(f"{GENERATE} failed ({type(error).__name__}: {error}) and {gone}.",
+                                  _fix(log_path), log_path) from error
         raise error
     return outcome.get("value")
 
 
-def guard_client(client: Any, timeout: float, health: str, log_path: Path | None) -> None:
-    """Put `client.generate` (TRL's VLLMClient) under `call_with_deadline`."""
+def guard_client(client: Any, clock: WatchdogClock, health: str, log_path: Path | None, keeper: Any = None) -> None:
+    """Put `client.generate` (TRL's VLLMClient) under `call_with_deadline`, timed by `clock`.
+    With a `keeper` (recovery.ServerKeeper: our own server), a failed generation restarts the
+    server and is asked again; without one it ends the run."""
     original = client.generate
     if getattr(original, "_grpo_plugin_deadline", False):
         return
 
     @wraps(original)
     def generate(*args, **kwargs):
-        return call_with_deadline(lambda: original(*args, **kwargs), timeout, health, log_path)
+        while True:
+            started = time.monotonic()
+            try:
+                result = call_with_deadline(lambda: original(*args, **kwargs), clock.timeout(), health, log_path,
+                                            health_every=HEALTH_EVERY, died=keeper.died if keeper is not None else None)
+            except ServerError as exc:
+                if keeper is None:
+                    raise
+                keeper.recover(exc.cause)  # raises past grpo_plugin.vllm_max_restarts
+                continue
+            clock.seen(time.monotonic() - started)
+            return result
 
     generate._grpo_plugin_deadline = True  # type: ignore[attr-defined]
     client.generate = generate
-
-
-def attach(run: Run, trainer) -> bool:
-    """Guard the trainer's vLLM server client (server mode, main process); True when done."""
-    client = getattr(getattr(trainer, "vllm_generation", None), "vllm_client", None)
-    if client is None or not hasattr(client, "generate"):
-        return False  # colocate, no vLLM, or a rank without a client
-    settings = run.plugin
-    if not settings.vllm_generate_timeout:
-        return False
-    health = f"{str(client.base_url).rstrip('/')}{VLLM_HEALTH_PATH}"
-    log_path = None
-    if settings.vllm_autostart:
-        log_path = Path(run.output_dir) / LOG_NAME
-    guard_client(client, float(settings.vllm_generate_timeout), health, log_path)
-    return True

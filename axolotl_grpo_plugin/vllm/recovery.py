@@ -1,0 +1,247 @@
+"""An autostarted vLLM server that dies or stalls is restarted; the run goes on.
+
+Noticed by `liveness.call_with_deadline` (the server process exited: within a poll, not an
+HTTP timeout; `/health/` stopped answering; or a generation outlived the watchdog, which
+follows the slowest generation seen) and by the weight push failing against a dead server.
+Then `ServerKeeper.recover`: what is left of the server's process group is killed, its log
+is kept as `vllm-server.restart-N.log`, the same command starts again with the same
+environment, `/health/` and a one-token generation must answer, the trainer's current
+weights are pushed whole, and the failed generation is asked again. So at most one
+generation is redone and no completed step is lost; the weight-sync guard then compares
+the next step's logprobs as usual. Each restart is a `vllm_restart` record in the rollout
+log (the report lists them). Past `grpo_plugin.vllm_max_restarts` the run stops with the
+server log's last lines. A server started by hand is not ours to restart: it fails as before.
+
+`AXOLOTL_GRPO_PLUGIN_KILL_SERVER=generate:N` (or `push:N`, comma-separated) SIGKILLs the
+autostarted server during the Nth generation (or weight push), to rehearse a death before a
+long run trusts the recovery (tests/test_vllm_cpu_e2e.py does).
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+from ..config.run import Run
+from ..defaults import VLLM_HEALTH_PATH
+from ..observe.rollout_log import RESTART_TYPE
+from . import autostart
+from .health import is_healthy
+from .liveness import WatchdogClock, check_engine, guard_client
+from .server import LOG_NAME, TAIL_LINES, ServerError, VLLMServer, read_tail
+
+
+LOG = logging.getLogger("axolotl_grpo_plugin.vllm")
+
+KILL_ENV = "AXOLOTL_GRPO_PLUGIN_KILL_SERVER"
+STOP_GRACE_S = 5.0  # a stalled server ignores SIGTERM: SIGKILL soon after
+
+
+class ServerKeeper:
+    """Restarts one autostarted server, at most `max_restarts` times in a run."""
+
+    def __init__(self, server: VLLMServer, startup_timeout: float, max_restarts: int,
+                 push: Callable[[], Any], reconnect: Callable[[], Any] = lambda: None,
+                 record: Callable[[dict], Any] | None = None, step: Callable[[], int] = lambda: 0):
+        self.server, self.startup_timeout, self.max_restarts = server, startup_timeout, max_restarts
+        self.push, self.reconnect, self.record, self.step = push, reconnect, record, step
+        self.restarts = 0
+        self._lock = threading.Lock()
+
+    @property
+    def health(self) -> str:
+        return self.server.spec.url
+
+    @property
+    def log_path(self) -> Path:
+        return self.server.spec.log_path
+
+    def died(self) -> str | None:
+        """Why the server process is gone, or None while it runs."""
+        process = self.server.process
+        code = process.poll() if process is not None else None
+        return None if code is None else f"the server process exited (code {code})"
+
+    def kill(self, wait_s: float = 10.0) -> None:
+        """SIGKILL the server's whole group (a rehearsal) and wait until its process is gone."""
+        process = self.server.process
+        if process is None:
+            return
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            process.wait(timeout=wait_s)
+        except Exception:  # noqa: BLE001 - recovery copes with a process still there
+            pass
+
+    def recover(self, cause: str) -> None:
+        """Restart the server and push the current weights; ServerError past the cap or when
+        the new server does not come up."""
+        cause = cause.rstrip(".")
+        with self._lock:
+            if self.restarts >= self.max_restarts:
+                raise ServerError(
+                    f"{cause}. It was restarted {self.restarts} time(s) in this run already, as many as "
+                    f"`grpo_plugin.vllm_max_restarts` ({self.max_restarts}) allows, so the run stops.",
+                    "read the log's last lines below (and the earlier vllm-server.restart-N.log) for why it "
+                    "keeps dying (out of memory, a kernel crash, preemption); raise `grpo_plugin.vllm_max_restarts` "
+                    "only once the cause is known", self.log_path)
+            started = time.monotonic()
+            tail = read_tail(self.log_path, TAIL_LINES)
+            number = self.restarts + 1
+            LOG.warning("vLLM server: %s; restarting it (%d of at most %d), its log so far kept as %s",
+                        cause, number, self.max_restarts, kept_log_name(number))
+            self.server.stop(grace=STOP_GRACE_S)
+            keep_log(self.log_path, number)
+            self.server.start()
+            self.server.wait_healthy(self.startup_timeout, report=LOG.info)
+            check_engine(self.health, self.log_path)
+            self.reconnect()
+            self.push()
+            self.restarts = number
+            took = time.monotonic() - started
+            LOG.warning("vLLM server: restarted and weights pushed in %.1f s; the generation is asked again", took)
+            if self.record is not None:
+                self.record({"type": RESTART_TYPE, "step": self.step(), "restart": number,
+                             "max_restarts": self.max_restarts, "cause": cause, "took_s": round(took, 2),
+                             "time": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+                             "log": kept_log_name(number), "log_tail": tail[-5:]})
+
+
+def kept_log_name(number: int) -> str:
+    return f"vllm-server.restart-{number}.log"
+
+
+def keep_log(log_path: Path, number: int) -> None:
+    """The dead server's log, kept beside the new one (start() truncates the live name)."""
+    try:
+        os.replace(log_path, log_path.with_name(kept_log_name(number)))
+    except OSError:
+        pass  # nothing written yet, or not ours to move: the new log starts anyway
+
+
+def guard_push(generation: Any, keeper: ServerKeeper) -> None:
+    """A weight push that fails because the server died recovers (and so pushes again)."""
+    push = generation.sync_weights
+    if getattr(push, "_grpo_plugin_recovery", False):
+        return
+
+    @wraps(push)
+    def sync_weights(*args, **kwargs):
+        try:
+            return push(*args, **kwargs)
+        except Exception as exc:
+            cause = keeper.died() or (None if is_healthy(keeper.health) else f"{keeper.health} stopped answering")
+            if cause is None:
+                raise
+            keeper.recover(f"{cause} while weights were pushed ({type(exc).__name__})")
+
+    sync_weights._grpo_plugin_recovery = True  # type: ignore[attr-defined]
+    generation.sync_weights = sync_weights
+
+
+def reconnect_nccl(client: Any) -> Callable[[], None]:
+    """After a restart, TRL's NCCL communicator (GPU server mode) must be set up again; the
+    CPU build connects without one (cpu_sync.patch_trl_start), so there is nothing to do."""
+    def reconnect() -> None:
+        if getattr(client, "communicator", None) is None:
+            return
+        import torch
+
+        client.communicator = None
+        client.init_communicator(device=torch.cuda.current_device())
+    return reconnect
+
+
+def kill_plan(env: dict[str, str] | os._Environ = os.environ) -> dict[str, int]:
+    """`generate:2,push:3` -> {"generate": 2, "push": 3}; anything unreadable is ignored."""
+    plan: dict[str, int] = {}
+    for part in (env.get(KILL_ENV) or "").split(","):
+        what, _, number = part.strip().partition(":")
+        if what in ("generate", "push") and number.isdigit():
+            plan[what] = int(number)
+    return plan
+
+
+def rehearse_generate(client: Any, nth: int, keeper: ServerKeeper, delay: float = 0.05) -> None:
+    """SIGKILL the server's group `delay` s into the client's nth generation."""
+    original = client.generate
+    calls = [0]
+
+    @wraps(original)
+    def generate(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == nth:
+            LOG.warning("%s: killing the vLLM server during generation %d", KILL_ENV, nth)
+            threading.Timer(delay, keeper.kill).start()
+        return original(*args, **kwargs)
+
+    client.generate = generate
+
+
+def rehearse_push(generation: Any, client: Any, nth: int, keeper: ServerKeeper) -> None:
+    """SIGKILL the server's group halfway through the nth weight push: right after its first
+    request to the server was answered (the first layer group is in, the rest is not)."""
+    original = generation.sync_weights
+    calls = [0]
+
+    @wraps(original)
+    def sync_weights(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] != nth:
+            return original(*args, **kwargs)
+        post = client.session.post
+
+        def post_then_kill(*a, **k):
+            client.session.post = post
+            response = post(*a, **k)
+            LOG.warning("%s: killing the vLLM server halfway through weight push %d", KILL_ENV, nth)
+            keeper.kill()
+            return response
+
+        client.session.post = post_then_kill
+        try:
+            return original(*args, **kwargs)
+        finally:
+            client.session.post = post
+
+    generation.sync_weights = sync_weights
+
+
+def attach(run: Run, trainer: Any, record: Callable[[dict], Any] | None = None) -> bool:
+    """Guard the trainer's vLLM server client (server mode, main process); with the server the
+    plugin started, also restart it when it dies or stalls. True when the client is guarded."""
+    generation = getattr(trainer, "vllm_generation", None)
+    client = getattr(generation, "vllm_client", None)
+    if client is None or not hasattr(client, "generate"):
+        return False  # colocate, no vLLM, or a rank without a client
+    settings = run.plugin
+    if not settings.vllm_generate_timeout:
+        return False
+    health = f"{str(client.base_url).rstrip('/')}{VLLM_HEALTH_PATH}"
+    server = autostart.own_server()
+    log_path = Path(run.output_dir) / LOG_NAME if settings.vllm_autostart else None
+    keeper = None
+    if server is not None and hasattr(generation, "sync_weights"):
+        state = getattr(trainer, "state", None)
+        keeper = ServerKeeper(server, float(settings.vllm_startup_timeout), settings.vllm_max_restarts,
+                              push=generation.sync_weights, reconnect=reconnect_nccl(client), record=record,
+                              step=lambda: int(getattr(state, "global_step", 0)) + 1)
+        plan = kill_plan()
+        if "push" in plan:
+            rehearse_push(generation, client, plan["push"], keeper)
+        guard_push(generation, keeper)
+        if "generate" in plan:
+            rehearse_generate(client, plan["generate"], keeper)
+    guard_client(client, WatchdogClock(float(settings.vllm_generate_timeout)), health, log_path, keeper=keeper)
+    return True
