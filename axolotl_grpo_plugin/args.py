@@ -291,7 +291,8 @@ class GRPOPluginSettings(BaseModel):
             "seen, at least 60 s, at most this) before the server counts as stalled: an autostarted "
             "one is restarted (`vllm_max_restarts`), one started by hand ends the run with its "
             "address and what to check (TRL 1.9 waits forever, e.g. on an engine that died while "
-            "`/health/` still answers). 0 turns it off. Read by vllm/liveness.py."
+            "`/health/` still answers). 0: no watchdog (an autostarted server whose process dies or "
+            "stops answering `/health/` is still restarted). Read by vllm/liveness.py."
         ),
     )
     vllm_max_restarts: int = Field(

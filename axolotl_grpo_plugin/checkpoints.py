@@ -6,13 +6,20 @@ Axolotl 0.19's rule (`axolotl.utils.train.determine_last_checkpoint`): an explic
 `trainer_state.json` last, so a run killed while saving leaves a `checkpoint-N` without it;
 auto-resume picks that one, and transformers 5 fails on it only after the model has loaded
 (`TrainerState.load_from_json`), with an autostarted vLLM server already loading its weights.
+So auto-resume takes the last whole checkpoint instead (`last_whole_instead`, set by
+checks.prepare_config), and a save that fails (a full disk) says which checkpoint is whole.
+transformers deletes older checkpoints (`save_total_limit`) only after a save finished, so
+the previous whole one is still there.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from .errors import EXIT_FAILED, PluginError
 
 
 STATE_FILE = "trainer_state.json"  # transformers' TRAINER_STATE_NAME, written last
@@ -37,3 +44,53 @@ def resume_target(cfg: Mapping[str, Any]) -> Path | None:
 
 def is_complete(checkpoint: Path) -> bool:
     return (checkpoint / STATE_FILE).is_file()
+
+
+def last_whole(output_dir: str | Path) -> Path | None:
+    whole = [p for p in checkpoints(output_dir) if is_complete(p)]
+    return whole[-1] if whole else None
+
+
+def last_whole_instead(cfg: Mapping[str, Any]) -> tuple[Path, Path] | None:
+    """(the torn checkpoint auto-resume would pick, the last whole one) when there is a whole one
+    to take instead; None when auto-resume is off, explicit, or its pick is whole."""
+    if cfg.get("resume_from_checkpoint") or not cfg.get("auto_resume_from_checkpoints") or not cfg.get("output_dir"):
+        return None
+    found = checkpoints(str(cfg["output_dir"]))
+    if not found or is_complete(found[-1]):
+        return None
+    whole = last_whole(str(cfg["output_dir"]))
+    return (found[-1], whole) if whole is not None else None
+
+
+class CheckpointSaveError(PluginError):
+    """A checkpoint could not be written (a full disk, a lost mount)."""
+
+    exit_code = EXIT_FAILED
+
+
+def guard_saves(trainer: Any) -> None:
+    """A failing checkpoint save ends the run with what failed, which checkpoint is whole and how
+    to go on, instead of an OSError deep in torch.save."""
+    save = trainer._save_checkpoint
+    if getattr(save, "_grpo_plugin_saves", False):
+        return
+
+    @functools.wraps(save)
+    def _save_checkpoint(*args, **kwargs):
+        try:
+            return save(*args, **kwargs)
+        except OSError as exc:
+            output_dir = Path(trainer.args.output_dir)
+            step = getattr(getattr(trainer, "state", None), "global_step", "?")
+            whole = last_whole(output_dir)
+            raise CheckpointSaveError(
+                f"saving checkpoint-{step} in {output_dir} failed: {exc.strerror or exc}"
+                f"{f' ({exc.filename})' if exc.filename else ''}. "
+                + (f"The last whole checkpoint is {whole}; " if whole else "No earlier checkpoint is whole; ")
+                + "the torn one is skipped on resume. Fix: free space where output_dir is (`df -h "
+                f"{output_dir}`) or lower `save_total_limit`, then run the same command with "
+                "`auto_resume_from_checkpoints: true`") from exc
+
+    _save_checkpoint._grpo_plugin_saves = True  # type: ignore[attr-defined]
+    trainer._save_checkpoint = _save_checkpoint

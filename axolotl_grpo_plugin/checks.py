@@ -355,11 +355,11 @@ def check_eval_every(cfg, launch: Launch) -> list[Problem]:
 
 def check_resume(cfg, launch: Launch) -> list[Problem]:
     """The checkpoint a resumed run starts from exists and was saved whole (checkpoints.py)."""
-    from .checkpoints import STATE_FILE, checkpoints, is_complete, resume_target
+    from .checkpoints import STATE_FILE, checkpoints, is_complete, last_whole_instead, resume_target
 
     target = resume_target(cfg)
-    if target is None or (target.is_dir() and is_complete(target)):
-        return []
+    if target is None or (target.is_dir() and is_complete(target)) or last_whole_instead(cfg):
+        return []  # (auto-resume past a torn one: prepare_config takes the last whole one)
     key = "resume_from_checkpoint" if cfg.get("resume_from_checkpoint") else "auto_resume_from_checkpoints"
     value = cfg.get(key)
     if not target.is_dir():
@@ -462,6 +462,19 @@ def fill_generation_batch_size(cfg, launch: Launch) -> None:
                                                              facts.gradient_accumulation_steps, procs)
 
 
+def resume_from_last_whole(cfg: MutableMapping[str, Any]) -> list[str]:
+    """Auto-resume would pick a checkpoint cut short while saving: resume from the last whole one."""
+    from .checkpoints import STATE_FILE, last_whole_instead
+
+    instead = last_whole_instead(cfg)
+    if instead is None:
+        return []
+    torn, whole = instead
+    cfg["resume_from_checkpoint"] = str(whole)
+    return [f"{torn} has no {STATE_FILE} (the run stopped while saving it, or the disk filled): resuming from "
+            f"{whole}, the last whole checkpoint. {torn.name} is left as it is; this run saves over it."]
+
+
 def prepare_config(cfg: MutableMapping[str, Any], launch: Launch) -> list[str]:
     """Resolve names, fill defaults and check everything; returns warnings, raises on problems."""
     problems = resolve_names(cfg)
@@ -474,6 +487,7 @@ def prepare_config(cfg: MutableMapping[str, Any], launch: Launch) -> list[str]:
     fill_vllm_server_address(cfg)
     fill_generation_batch_size(cfg, launch)
     warnings = dry_run.skipped(cfg)
+    warnings.extend(resume_from_last_whole(cfg))
     trl = _section(cfg, "trl")
     if trl.get("use_vllm") and not trl.get("vllm_mode"):
         warnings.append(f"`trl.use_vllm` is on without `trl.vllm_mode`: {defaults.TRL_NAME} then runs vLLM colocated "

@@ -8,6 +8,7 @@ every hook on every config, so each hook first asks `_ours(cfg)` (enabled.py).
 
 from __future__ import annotations
 
+import functools
 from contextlib import contextmanager
 from dataclasses import replace
 
@@ -28,6 +29,22 @@ def reported_as_exit():
         yield
     except PluginError as exc:
         raise SystemExit(f"\n{exc.render()}\n") from None
+
+
+def report_errors_during_training(trainer) -> None:
+    """A PluginError raised while training (the vLLM server past its restarts, ...) ends the run
+    with its message, as the hooks' errors do, not under a trainer traceback."""
+    train = trainer.train
+    if getattr(train, "_grpo_plugin_reported", False):
+        return
+
+    @functools.wraps(train)
+    def reported_train(*args, **kwargs):
+        with reported_as_exit():
+            return train(*args, **kwargs)
+
+    reported_train._grpo_plugin_reported = True
+    trainer.train = reported_train
 
 
 class GRPOPlugin(BasePlugin):
@@ -109,7 +126,7 @@ class GRPOPlugin(BasePlugin):
         (docs/vllm.md)."""
         if not self._ours(cfg):
             return
-        from . import interrupted, run_lock
+        from . import checkpoints, interrupted, run_lock
         from .config.trl_args import report
         from .evaluate import periodic
         from .evaluate.hook import remember_trackers
@@ -120,6 +137,8 @@ class GRPOPlugin(BasePlugin):
             with reported_as_exit():               # unless the launch was not recognised there
                 run_lock.hold(trainer.args.output_dir)
         interrupted.install(trainer)  # Ctrl-C: exit 130 and OUTPUT_DIR/INTERRUPTED
+        report_errors_during_training(trainer)
+        checkpoints.guard_saves(trainer)  # a full disk while saving: which checkpoint is whole
         cpu.attach_weight_sync(trainer)  # vLLM's CPU build only: layer-wise reload_weights push
         with reported_as_exit():
             run = self._run(cfg)

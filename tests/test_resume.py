@@ -105,30 +105,74 @@ def test_the_autostarted_server_loads_the_resumed_checkpoint(tmp_path):
     assert resumed_weights({**base, "resume_from_checkpoint": str(tmp_path / "missing")}) is None
 
 
-def test_check_refuses_a_checkpoint_cut_short_by_a_kill_while_saving(tmp_path):
+def test_auto_resume_takes_the_last_whole_checkpoint_past_one_cut_short_while_saving(tmp_path):
     """transformers writes trainer_state.json last: a checkpoint without it was being saved when
-    the run died. Auto-resume would pick it (the highest N) and fail after the model loaded."""
-    from axolotl_grpo_plugin.checks import check_resume
+    the run died (or the disk filled). Auto-resume would pick it (the highest N) and fail after
+    the model loaded; it resumes from the last whole one instead, and says so. With none whole,
+    or the torn one named explicitly, check refuses with the fix."""
+    from axolotl_grpo_plugin.checks import check_resume, resume_from_last_whole
     from axolotl_grpo_plugin.launch import Launch
+
+    out = tmp_path / "out"
+    torn = checkpoint(out / "checkpoint-4")  # model written, state not yet
+    auto = {"output_dir": str(out), "auto_resume_from_checkpoints": True}
+    [problem] = check_resume(auto, Launch())  # nothing whole to fall back on
+    assert problem.key == "auto_resume_from_checkpoints"
+    assert "checkpoint-4 has no trainer_state.json" in problem.message
+    assert f"delete {torn}" in problem.fix and "no earlier checkpoint is whole" in problem.fix
+    assert resume_from_last_whole(dict(auto)) == []
+
+    whole = checkpoint(out / "checkpoint-2")
+    (whole / "trainer_state.json").write_text("{}")
+    assert check_resume(auto, Launch()) == []
+    cfg = dict(auto)
+    [warning] = resume_from_last_whole(cfg)
+    assert cfg["resume_from_checkpoint"] == str(whole)
+    assert f"resuming from {whole}, the last whole checkpoint" in warning and str(torn) in warning
+    assert check_resume(cfg, Launch()) == [] and resume_from_last_whole(cfg) == []  # explicit now
+
+    [explicit] = check_resume({"resume_from_checkpoint": str(torn)}, Launch())
+    assert explicit.key == "resume_from_checkpoint" and explicit.value == str(torn)
+    assert f"last whole one is {whole}" in explicit.fix
+    [missing] = check_resume({"resume_from_checkpoint": str(out / "checkpoint-9")}, Launch())
+    assert "no checkpoint folder" in missing.message
+    (torn / "trainer_state.json").write_text("{}")  # the save finished
+    assert check_resume(auto, Launch()) == [] and resume_from_last_whole(dict(auto)) == []
+    assert check_resume({"output_dir": str(out)}, Launch()) == []  # a fresh run
+    assert check_resume({"output_dir": str(tmp_path / "new"), "auto_resume_from_checkpoints": True}, Launch()) == []
+
+
+def test_a_full_disk_while_saving_names_the_whole_checkpoint_and_the_fix(tmp_path):
+    import errno
+    from types import SimpleNamespace
+
+    from axolotl_grpo_plugin.checkpoints import CheckpointSaveError, guard_saves
 
     out = tmp_path / "out"
     whole = checkpoint(out / "checkpoint-2")
     (whole / "trainer_state.json").write_text("{}")
-    torn = checkpoint(out / "checkpoint-4")  # model written, state not yet
-    auto = {"output_dir": str(out), "auto_resume_from_checkpoints": True}
-    [problem] = check_resume(auto, Launch())
-    assert problem.key == "auto_resume_from_checkpoints"
-    assert "checkpoint-4 has no trainer_state.json" in problem.message
-    assert f"delete {torn}" in problem.fix and f"last whole one is {whole}" in problem.fix
-    assert check_resume({**auto, "resume_from_checkpoint": str(whole)}, Launch()) == []
-    [explicit] = check_resume({"resume_from_checkpoint": str(torn)}, Launch())
-    assert explicit.key == "resume_from_checkpoint" and explicit.value == str(torn)
-    [missing] = check_resume({"resume_from_checkpoint": str(out / "checkpoint-9")}, Launch())
-    assert "no checkpoint folder" in missing.message
-    (torn / "trainer_state.json").write_text("{}")  # the save finished
-    assert check_resume(auto, Launch()) == []
-    assert check_resume({"output_dir": str(out)}, Launch()) == []  # a fresh run
-    assert check_resume({"output_dir": str(tmp_path / "new"), "auto_resume_from_checkpoints": True}, Launch()) == []
+    saved = []
+
+    def save(model, trial):
+        if trainer.state.global_step == 4:
+            checkpoint(out / "checkpoint-4")
+            raise OSError(errno.ENOSPC, "No space left on device", str(out / "checkpoint-4" / "optimizer.pt"))
+        saved.append(trainer.state.global_step)
+
+    trainer = SimpleNamespace(args=SimpleNamespace(output_dir=str(out)), state=SimpleNamespace(global_step=3),
+                              _save_checkpoint=save)
+    guard_saves(trainer)
+    guard_saves(trainer)  # once only
+    trainer._save_checkpoint(None, None)
+    assert saved == [3]
+    trainer.state.global_step = 4
+    with pytest.raises(CheckpointSaveError) as info:
+        trainer._save_checkpoint(None, None)
+    message = info.value.render()
+    assert f"saving checkpoint-4 in {out} failed: No space left on device" in message
+    assert f"The last whole checkpoint is {whole}" in message and "df -h" in message
+    assert "auto_resume_from_checkpoints: true" in message and info.value.exit_code == 1
+    assert isinstance(info.value.__cause__, OSError)
 
 
 def test_trl_pushes_weights_before_the_first_resumed_generation():

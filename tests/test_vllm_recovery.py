@@ -84,7 +84,7 @@ def test_a_server_killed_mid_generation_is_noticed_in_seconds_restarted_and_aske
     keeper = keeper_for(server, generation, records)
     liveness.guard_client(client, liveness.WatchdogClock(600), server.spec.url, server.spec.log_path, keeper=keeper)
     first_pid = server.pid
-    threading.Timer(0.5, kill, (server,)).start()
+    threading.Timer(0.5, keeper.kill).start()
     started = time.monotonic()
     answer = client.generate(["a"], n=2)
     took = time.monotonic() - started
@@ -93,6 +93,7 @@ def test_a_server_killed_mid_generation_is_noticed_in_seconds_restarted_and_aske
     assert server.pid != first_pid and keeper.restarts == 1
     assert took < 15  # noticed by the process exit, not after the 600 s watchdog
     [record] = records
+    assert record["noticed_s"] < 2
     assert record["type"] == "vllm_restart" and record["step"] == 7 and record["restart"] == 1
     # the process exit, or the connection it dropped with /health/ refused: either way, at once
     assert ("exited (code" in record["cause"] or "does not answer" in record["cause"])
@@ -141,7 +142,7 @@ def test_a_stalled_server_is_found_by_the_watchdog_and_replaced(own_server, monk
     keeper = keeper_for(server, generation, records)
     liveness.guard_client(client, liveness.WatchdogClock(600), server.spec.url, server.spec.log_path, keeper=keeper)
     stopped = server.process.pid
-    kill(server, signal.SIGSTOP)
+    keeper.kill(signal.SIGSTOP)
     try:
         started = time.monotonic()
         assert client.generate(["a"])["completion_ids"] == [[2]]
@@ -152,6 +153,7 @@ def test_a_stalled_server_is_found_by_the_watchdog_and_replaced(own_server, monk
         except ProcessLookupError:
             pass
     assert keeper.restarts == 1 and "stopped answering" in records[0]["cause"]
+    assert records[0]["noticed_s"] < 5  # HEALTH_EVERY 0.5 s and a 0.5 s health timeout
 
 
 def test_the_watchdog_follows_the_slowest_generation_within_its_limit():
@@ -164,6 +166,9 @@ def test_the_watchdog_follows_the_slowest_generation_within_its_limit():
     assert clock.timeout() == 160
     clock.seen(400)
     assert clock.timeout() == 900
+    off = liveness.WatchdogClock(float("inf"))  # grpo_plugin.vllm_generate_timeout: 0
+    off.seen(5)
+    assert off.timeout() == float("inf")
 
 
 def test_a_server_started_by_hand_is_not_restarted_and_the_error_names_its_address(own_server):
@@ -180,8 +185,22 @@ def test_a_server_started_by_hand_is_not_restarted_and_the_error_names_its_addre
 
 
 @pytest.mark.parametrize(("value", "plan"), [
-    ("generate:2", {"generate": 2}), ("push:3, generate:1", {"push": 3, "generate": 1}),
+    ("generate:2", {"generate": 2}), ("push:3, generate:1,stall:4", {"push": 3, "generate": 1, "stall": 4}),
     ("", {}), ("kill:2,generate:x", {}),
 ])
 def test_the_rehearsal_plan_is_read_from_the_environment(value, plan):
     assert recovery.kill_plan({recovery.KILL_ENV: value}) == plan
+
+
+def test_an_error_raised_while_training_ends_the_run_with_its_block_not_a_traceback():
+    from axolotl_grpo_plugin.plugin import report_errors_during_training
+
+    def train(resume_from_checkpoint=None):
+        raise ServerError("the server process exited (code -9)", "read the log")
+
+    trainer = SimpleNamespace(train=train)
+    report_errors_during_training(trainer)
+    report_errors_during_training(trainer)  # once only
+    with pytest.raises(SystemExit) as info:
+        trainer.train(resume_from_checkpoint=None)
+    assert str(info.value.code).strip() == "vLLM server: the server process exited (code -9)\n  fix: read the log"

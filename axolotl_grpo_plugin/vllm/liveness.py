@@ -100,7 +100,7 @@ class WatchdogClock:
         self.slowest: float | None = None
 
     def timeout(self) -> float:
-        if self.slowest is None:
+        if self.slowest is None or self.limit == float("inf"):  # inf: no watchdog (the key at 0)
             return self.limit
         return min(self.limit, max(self.floor, self.factor * self.slowest))
 

@@ -12,15 +12,17 @@ the next step's logprobs as usual. Each restart is a `vllm_restart` record in th
 log (the report lists them). Past `grpo_plugin.vllm_max_restarts` the run stops with the
 server log's last lines. A server started by hand is not ours to restart: it fails as before.
 
-`AXOLOTL_GRPO_PLUGIN_KILL_SERVER=generate:N` (or `push:N`, comma-separated) SIGKILLs the
-autostarted server during the Nth generation (or weight push), to rehearse a death before a
-long run trusts the recovery (tests/test_vllm_cpu_e2e.py does).
+`AXOLOTL_GRPO_PLUGIN_KILL_SERVER=generate:N` SIGKILLs the autostarted server as the Nth
+generation is asked for, `push:N` halfway through the Nth weight push, `stall:N` SIGSTOPs it as
+the Nth generation is asked for (comma-separated, e.g. `generate:2,push:3,stall:4`): a rehearsal of each failure
+before a long run trusts the recovery (tests/test_vllm_cpu_e2e.py runs all three).
 """
 
 from __future__ import annotations
 
 import datetime
 import logging
+import math
 import os
 import signal
 import threading
@@ -34,7 +36,7 @@ from ..config.run import Run
 from ..defaults import VLLM_HEALTH_PATH
 from ..observe.rollout_log import RESTART_TYPE
 from . import autostart
-from .health import is_healthy
+from .health import is_healthy, port_in_use
 from .liveness import WatchdogClock, check_engine, guard_client
 from .server import LOG_NAME, TAIL_LINES, ServerError, VLLMServer, read_tail
 
@@ -43,6 +45,7 @@ LOG = logging.getLogger("axolotl_grpo_plugin.vllm")
 
 KILL_ENV = "AXOLOTL_GRPO_PLUGIN_KILL_SERVER"
 STOP_GRACE_S = 5.0  # a stalled server ignores SIGTERM: SIGKILL soon after
+PORT_FREE_S = 60.0  # how long a killed server may take to free its port
 
 
 class ServerKeeper:
@@ -54,6 +57,7 @@ class ServerKeeper:
         self.server, self.startup_timeout, self.max_restarts = server, startup_timeout, max_restarts
         self.push, self.reconnect, self.record, self.step = push, reconnect, record, step
         self.restarts = 0
+        self.failed_at: float | None = None  # when a rehearsal made it fail (kill)
         self._lock = threading.Lock()
 
     @property
@@ -70,19 +74,22 @@ class ServerKeeper:
         code = process.poll() if process is not None else None
         return None if code is None else f"the server process exited (code {code})"
 
-    def kill(self, wait_s: float = 10.0) -> None:
-        """SIGKILL the server's whole group (a rehearsal) and wait until its process is gone."""
+    def kill(self, sig: int = signal.SIGKILL, wait_s: float = 10.0) -> None:
+        """Send `sig` to the server's whole group (a rehearsal); after SIGKILL, wait until its
+        process is gone. Noted, so the restart record says how long noticing took."""
         process = self.server.process
         if process is None:
             return
+        self.failed_at = time.monotonic()
         try:
-            os.killpg(process.pid, signal.SIGKILL)
+            os.killpg(process.pid, sig)
         except ProcessLookupError:
-            pass
-        try:
-            process.wait(timeout=wait_s)
-        except Exception:  # noqa: BLE001 - recovery copes with a process still there
-            pass
+            return
+        if sig == signal.SIGKILL:
+            try:
+                process.wait(timeout=wait_s)
+            except Exception:  # noqa: BLE001 - recovery copes with a process still there
+                pass
 
     def recover(self, cause: str) -> None:
         """Restart the server and push the current weights; ServerError past the cap or when
@@ -97,13 +104,17 @@ class ServerKeeper:
                     "keeps dying (out of memory, a kernel crash, preemption); raise `grpo_plugin.vllm_max_restarts` "
                     "only once the cause is known", self.log_path)
             started = time.monotonic()
+            noticed_s = None if self.failed_at is None else round(started - self.failed_at, 2)
+            self.failed_at = None
             tail = read_tail(self.log_path, TAIL_LINES)
             number = self.restarts + 1
             LOG.warning("vLLM server: %s; restarting it (%d of at most %d), its log so far kept as %s",
                         cause, number, self.max_restarts, kept_log_name(number))
             self.server.stop(grace=STOP_GRACE_S)
+            wait_port_free(self.server.spec.host, self.server.spec.port)
             keep_log(self.log_path, number)
             self.server.start()
+            LOG.warning("vLLM server: restarted the vLLM server (pid %s); waiting for it", self.server.pid)
             self.server.wait_healthy(self.startup_timeout, report=LOG.info)
             check_engine(self.health, self.log_path)
             self.reconnect()
@@ -115,7 +126,16 @@ class ServerKeeper:
                 self.record({"type": RESTART_TYPE, "step": self.step(), "restart": number,
                              "max_restarts": self.max_restarts, "cause": cause, "took_s": round(took, 2),
                              "time": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-                             "log": kept_log_name(number), "log_tail": tail[-5:]})
+                             "log": kept_log_name(number), "log_tail": tail[-5:]}
+                            | ({"noticed_s": noticed_s} if noticed_s is not None else {}))
+
+
+def wait_port_free(host: str, port: int, timeout: float = PORT_FREE_S) -> None:
+    """A killed vLLM holds its port until its processes have let go of their memory (seconds
+    for a large KV cache): start() would find it taken."""
+    deadline = time.monotonic() + timeout
+    while port_in_use(host, port) and time.monotonic() < deadline:
+        time.sleep(0.2)
 
 
 def kept_log_name(number: int) -> str:
@@ -163,27 +183,42 @@ def reconnect_nccl(client: Any) -> Callable[[], None]:
     return reconnect
 
 
+def fail_fast(client: Any) -> None:
+    """No blind retries of refused or broken connections to our own server: TRL's client retries
+    them with backoff (2 + 4 + ... s, a minute in all), while here they mean the server died,
+    which the restart handles at once. Retries on 5xx answers stay."""
+    session = getattr(client, "session", None)
+    for adapter in (getattr(session, "adapters", None) or {}).values():
+        retries = getattr(adapter, "max_retries", None)
+        if hasattr(retries, "new"):
+            adapter.max_retries = retries.new(connect=0, read=0)
+
+
 def kill_plan(env: dict[str, str] | os._Environ = os.environ) -> dict[str, int]:
-    """`generate:2,push:3` -> {"generate": 2, "push": 3}; anything unreadable is ignored."""
+    """`generate:2,push:3,stall:4` -> {"generate": 2, "push": 3, "stall": 4}; anything else is ignored."""
     plan: dict[str, int] = {}
     for part in (env.get(KILL_ENV) or "").split(","):
         what, _, number = part.strip().partition(":")
-        if what in ("generate", "push") and number.isdigit():
+        if what in ("generate", "push", "stall") and number.isdigit():
             plan[what] = int(number)
     return plan
 
 
-def rehearse_generate(client: Any, nth: int, keeper: ServerKeeper, delay: float = 0.05) -> None:
-    """SIGKILL the server's group `delay` s into the client's nth generation."""
+def rehearse_generate(client: Any, plan: dict[str, int], keeper: ServerKeeper) -> None:
+    """SIGKILL (`generate`) or SIGSTOP (`stall`) the server's group as the client asks for the
+    generation of that number (a small model's generation can end within milliseconds, so a
+    timed kill could miss it; tests/test_vllm_recovery.py kills one mid-request)."""
     original = client.generate
     calls = [0]
 
     @wraps(original)
     def generate(*args, **kwargs):
         calls[0] += 1
-        if calls[0] == nth:
-            LOG.warning("%s: killing the vLLM server during generation %d", KILL_ENV, nth)
-            threading.Timer(delay, keeper.kill).start()
+        for what, sig in (("generate", signal.SIGKILL), ("stall", signal.SIGSTOP)):
+            if plan.get(what) == calls[0]:
+                LOG.warning("%s: %s the vLLM server as generation %d is asked for", KILL_ENV,
+                            "killing" if what == "generate" else "stopping (SIGSTOP)", calls[0])
+                keeper.kill(sig)
         return original(*args, **kwargs)
 
     client.generate = generate
@@ -226,22 +261,22 @@ def attach(run: Run, trainer: Any, record: Callable[[dict], Any] | None = None) 
     if client is None or not hasattr(client, "generate"):
         return False  # colocate, no vLLM, or a rank without a client
     settings = run.plugin
-    if not settings.vllm_generate_timeout:
-        return False
-    health = f"{str(client.base_url).rstrip('/')}{VLLM_HEALTH_PATH}"
     server = autostart.own_server()
+    if not settings.vllm_generate_timeout and server is None:
+        return False  # 0: no watchdog; a death of our own server is still noticed and restarted
+    health = f"{str(client.base_url).rstrip('/')}{VLLM_HEALTH_PATH}"
     log_path = Path(run.output_dir) / LOG_NAME if settings.vllm_autostart else None
-    keeper = None
+    keeper, plan = None, kill_plan()
     if server is not None and hasattr(generation, "sync_weights"):
-        state = getattr(trainer, "state", None)
         keeper = ServerKeeper(server, float(settings.vllm_startup_timeout), settings.vllm_max_restarts,
                               push=generation.sync_weights, reconnect=reconnect_nccl(client), record=record,
-                              step=lambda: int(getattr(state, "global_step", 0)) + 1)
-        plan = kill_plan()
+                              step=lambda: int(getattr(getattr(trainer, "state", None), "global_step", 0)) + 1)
+        fail_fast(client)
         if "push" in plan:
             rehearse_push(generation, client, plan["push"], keeper)
         guard_push(generation, keeper)
-        if "generate" in plan:
-            rehearse_generate(client, plan["generate"], keeper)
-    guard_client(client, WatchdogClock(float(settings.vllm_generate_timeout)), health, log_path, keeper=keeper)
+    limit = float(settings.vllm_generate_timeout) or math.inf
+    guard_client(client, WatchdogClock(limit), health, log_path, keeper=keeper)
+    if keeper is not None and ("generate" in plan or "stall" in plan):
+        rehearse_generate(client, plan, keeper)  # outside the guard: a generation asked again counts once
     return True
