@@ -288,3 +288,34 @@ def test_sigkill_after_a_checkpoint_then_resume_matches_an_uninterrupted_run(rep
     # no orphans: the killed process group is gone
     with pytest.raises(ProcessLookupError):
         os.killpg(child.pid, 0)
+
+
+@pytest.mark.integration
+def test_auto_resume_past_a_torn_checkpoint_resumes_from_the_last_whole_one(repo_root, embedded_model_dir, tmp_path):
+    """A real run saves checkpoint-1 and checkpoint-2; checkpoint-2 is then torn as a kill while
+    saving leaves it (transformers writes trainer_state.json last). The same command with
+    auto-resume says so, resumes from checkpoint-1, trains step 2 again and saves checkpoint-2
+    whole; each step's rollouts are in the log once."""
+    from conftest import run_axolotl_train
+
+    from axolotl_grpo_plugin.config.load import read_yaml
+
+    cfg = read_yaml(repo_root / "configs" / "smoke.yaml")
+    cfg["datasets"][0]["path"] = str(repo_root / cfg["datasets"][0]["path"])
+    out = tmp_path / "out"
+    cfg.update(base_model=str(embedded_model_dir), output_dir=str(out), max_steps=2, save_strategy="steps",
+               save_steps=1, dataset_prepared_path=str(tmp_path / "prepared"), auto_resume_from_checkpoints=True)
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    proc, steps = run_axolotl_train(config, cwd=tmp_path)
+    assert proc.returncode == 0 and len(steps) == 2, (proc.stdout + proc.stderr)[-3000:]
+    (out / "checkpoint-2" / "trainer_state.json").unlink()
+
+    proc, steps = run_axolotl_train(config, cwd=tmp_path)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-3000:]
+    assert f"resuming from {out / 'checkpoint-1'}, the last whole checkpoint" in output
+    assert len(steps) == 1, output[-3000:]  # step 2 only
+    assert json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())["global_step"] == 2
+    per_step = len(steps_of(out)) // 2
+    assert steps_of(out) == [1] * per_step + [2] * per_step
