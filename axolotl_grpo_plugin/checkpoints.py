@@ -15,6 +15,7 @@ the previous whole one is still there.
 from __future__ import annotations
 
 import functools
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -69,9 +70,20 @@ class CheckpointSaveError(PluginError):
     exit_code = EXIT_FAILED
 
 
+LOW_DISK_BYTES = 64 * 2**20  # below this, a failed save is taken for a full disk
+
+
+def free_bytes(path: Path) -> int | None:
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return None
+
+
 def guard_saves(trainer: Any) -> None:
-    """A failing checkpoint save ends the run with what failed, which checkpoint is whole and how
-    to go on, instead of an OSError deep in torch.save."""
+    """A checkpoint save that fails on a full disk (an OSError; torch.save raises a RuntimeError
+    "unexpected pos" instead) ends the run with what failed, which checkpoint is whole and how to
+    go on, instead of a traceback deep in torch.save. Other errors pass through."""
     save = trainer._save_checkpoint
     if getattr(save, "_grpo_plugin_saves", False):
         return
@@ -80,13 +92,18 @@ def guard_saves(trainer: Any) -> None:
     def _save_checkpoint(*args, **kwargs):
         try:
             return save(*args, **kwargs)
-        except OSError as exc:
+        except (OSError, RuntimeError) as exc:
             output_dir = Path(trainer.args.output_dir)
+            free = free_bytes(output_dir)
+            if not isinstance(exc, OSError) and (free is None or free >= LOW_DISK_BYTES):
+                raise
             step = getattr(getattr(trainer, "state", None), "global_step", "?")
             whole = last_whole(output_dir)
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else f"{type(exc).__name__}: {exc}"
+            if free is not None and free < LOW_DISK_BYTES:
+                why = f"the disk is full ({free / 2**20:.1f} MB free; {why[:200]})"
             raise CheckpointSaveError(
-                f"saving checkpoint-{step} in {output_dir} failed: {exc.strerror or exc}"
-                f"{f' ({exc.filename})' if exc.filename else ''}. "
+                f"saving checkpoint-{step} in {output_dir} failed: {why[:300]}. "
                 + (f"The last whole checkpoint is {whole}; " if whole else "No earlier checkpoint is whole; ")
                 + "the torn one is skipped on resume. Fix: free space where output_dir is (`df -h "
                 f"{output_dir}`) or lower `save_total_limit`, then run the same command with "

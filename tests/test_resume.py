@@ -165,11 +165,19 @@ def test_a_full_disk_while_saving_names_the_whole_checkpoint_and_the_fix(tmp_pat
     guard_saves(trainer)  # once only
     trainer._save_checkpoint(None, None)
     assert saved == [3]
+
+    def broken(model, trial):
+        raise RuntimeError("not about the disk")
+
+    other = SimpleNamespace(args=trainer.args, state=trainer.state, _save_checkpoint=broken)
+    guard_saves(other)
+    with pytest.raises(RuntimeError, match="not about the disk"):  # room to spare: passes through as is
+        other._save_checkpoint(None, None)
     trainer.state.global_step = 4
     with pytest.raises(CheckpointSaveError) as info:
         trainer._save_checkpoint(None, None)
     message = info.value.render()
-    assert f"saving checkpoint-4 in {out} failed: No space left on device" in message
+    assert f"saving checkpoint-4 in {out} failed: No space left on device" in message  # room left: as is
     assert f"The last whole checkpoint is {whole}" in message and "df -h" in message
     assert "auto_resume_from_checkpoints: true" in message and info.value.exit_code == 1
     assert isinstance(info.value.__cause__, OSError)
@@ -319,3 +327,56 @@ def test_auto_resume_past_a_torn_checkpoint_resumes_from_the_last_whole_one(repo
     assert json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())["global_step"] == 2
     per_step = len(steps_of(out)) // 2
     assert steps_of(out) == [1] * per_step + [2] * per_step
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 2.6 MB tmpfs (room for one checkpoint of the embedded model, not two); skipped where
+    this user may not mount one."""
+    import subprocess
+
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2600k", "tmpfs", str(mount)], capture_output=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {made.stderr.decode(errors='replace').strip()[:200]}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+@pytest.mark.integration
+def test_a_full_disk_while_saving_ends_the_run_clearly_and_resume_takes_the_whole_checkpoint(
+        repo_root, embedded_model_dir, tmp_path, small_disk):
+    """output_dir on a disk with room for checkpoint-1 only: saving checkpoint-2 fails with
+    ENOSPC. The run ends rc 1 with one block naming the save, the last whole checkpoint and the
+    fix; checkpoint-1 stays whole. With room again, the same command resumes from it."""
+    import subprocess
+
+    from conftest import run_axolotl_train
+
+    from axolotl_grpo_plugin.config.load import read_yaml
+
+    cfg = read_yaml(repo_root / "configs" / "smoke.yaml")
+    cfg["datasets"][0]["path"] = str(repo_root / cfg["datasets"][0]["path"])
+    out = small_disk / "out"
+    cfg.update(base_model=str(embedded_model_dir), output_dir=str(out), max_steps=2, save_strategy="steps",
+               save_steps=1, dataset_prepared_path=str(tmp_path / "prepared"), auto_resume_from_checkpoints=True)
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    proc, steps = run_axolotl_train(config, cwd=tmp_path)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 1, output[-3000:]
+    assert f"saving checkpoint-2 in {out} failed: the disk is full (0.0 MB free" in output, output[-3000:]
+    assert f"The last whole checkpoint is {out / 'checkpoint-1'}" in output and "df -h" in output
+    assert "CheckpointSaveError" not in output  # the block, not a traceback of it
+    assert (out / "checkpoint-1" / "trainer_state.json").is_file()
+    assert not (out / "checkpoint-2" / "trainer_state.json").exists()
+
+    subprocess.run(["mount", "-o", "remount,size=20m", str(small_disk)], check=True)
+    proc, steps = run_axolotl_train(config, cwd=tmp_path)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-3000:]
+    assert f"resuming from {out / 'checkpoint-1'}, the last whole checkpoint" in output
+    assert len(steps) == 1 and (out / "checkpoint-2" / "trainer_state.json").is_file()
