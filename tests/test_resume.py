@@ -298,6 +298,19 @@ def test_sigkill_after_a_checkpoint_then_resume_matches_an_uninterrupted_run(rep
         os.killpg(child.pid, 0)
 
 
+def saving_every_step(repo_root, model_dir, tmp_path, out):
+    """configs/smoke.yaml for 2 steps, a checkpoint after each, auto-resume on; its path."""
+    from axolotl_grpo_plugin.config.load import read_yaml
+
+    cfg = read_yaml(repo_root / "configs" / "smoke.yaml")
+    cfg["datasets"][0]["path"] = str(repo_root / cfg["datasets"][0]["path"])
+    cfg.update(base_model=str(model_dir), output_dir=str(out), max_steps=2, save_strategy="steps",
+               save_steps=1, dataset_prepared_path=str(tmp_path / "prepared"), auto_resume_from_checkpoints=True)
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    return config
+
+
 @pytest.mark.integration
 def test_auto_resume_past_a_torn_checkpoint_resumes_from_the_last_whole_one(repo_root, embedded_model_dir, tmp_path):
     """A real run saves checkpoint-1 and checkpoint-2; checkpoint-2 is then torn as a kill while
@@ -306,15 +319,8 @@ def test_auto_resume_past_a_torn_checkpoint_resumes_from_the_last_whole_one(repo
     whole; each step's rollouts are in the log once."""
     from conftest import run_axolotl_train
 
-    from axolotl_grpo_plugin.config.load import read_yaml
-
-    cfg = read_yaml(repo_root / "configs" / "smoke.yaml")
-    cfg["datasets"][0]["path"] = str(repo_root / cfg["datasets"][0]["path"])
     out = tmp_path / "out"
-    cfg.update(base_model=str(embedded_model_dir), output_dir=str(out), max_steps=2, save_strategy="steps",
-               save_steps=1, dataset_prepared_path=str(tmp_path / "prepared"), auto_resume_from_checkpoints=True)
-    config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump(cfg))
+    config = saving_every_step(repo_root, embedded_model_dir, tmp_path, out)
     proc, steps = run_axolotl_train(config, cwd=tmp_path)
     assert proc.returncode == 0 and len(steps) == 2, (proc.stdout + proc.stderr)[-3000:]
     (out / "checkpoint-2" / "trainer_state.json").unlink()
@@ -356,15 +362,8 @@ def test_a_full_disk_while_saving_ends_the_run_clearly_and_resume_takes_the_whol
 
     from conftest import run_axolotl_train
 
-    from axolotl_grpo_plugin.config.load import read_yaml
-
-    cfg = read_yaml(repo_root / "configs" / "smoke.yaml")
-    cfg["datasets"][0]["path"] = str(repo_root / cfg["datasets"][0]["path"])
     out = small_disk / "out"
-    cfg.update(base_model=str(embedded_model_dir), output_dir=str(out), max_steps=2, save_strategy="steps",
-               save_steps=1, dataset_prepared_path=str(tmp_path / "prepared"), auto_resume_from_checkpoints=True)
-    config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump(cfg))
+    config = saving_every_step(repo_root, embedded_model_dir, tmp_path, out)
     proc, steps = run_axolotl_train(config, cwd=tmp_path)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 1, output[-3000:]
