@@ -372,6 +372,26 @@ def check_resume(cfg, launch: Launch) -> list[Problem]:
                     f"delete {target} ({earlier}) or set `resume_from_checkpoint` to a whole checkpoint")]
 
 
+ASYNC_KEYS = ("async_prefetch", "use_data_producer")  # either makes Axolotl build its async GRPO trainer
+
+
+def check_async_grpo(cfg, launch: Launch, works: bool | None = None) -> list[Problem]:
+    """`trl.async_prefetch` / `trl.use_data_producer` on an Axolotl whose async trainer cannot
+    read TRL's generation output: the run would load the model, then fail at its first step."""
+    trl = _section(cfg, "trl")
+    key = next((k for k in ASYNC_KEYS if trl.get(k) in (True, "true", "True")), None)
+    works = defaults.AXOLOTL.async_grpo_works if works is None else works
+    if key is None or works:
+        return []
+    return [Problem(
+        f"trl.{key}", trl.get(key),
+        f"{defaults.AXOLOTL_NAME}'s async GRPO trainer unpacks 7 values from TRL's `_generate`, which "
+        f"returns 8 ({defaults.TRL_NAME}): the run would load the model, then stop at its first step with "
+        "`ValueError: too many values to unpack (expected 7)`.",
+        f"remove `trl.{key}` to generate and train in turn, or use Axolotl 0.21 (Python 3.12; docs/versions.md), "
+        "whose async trainer reads TRL's output")]
+
+
 def check_trackio(cfg, launch: Launch, trackio: str | None = None, passes_bucket_id: bool | None = None) -> list[Problem]:
     """`use_trackio: true` with a trackio too old for transformers' TrackioCallback: the run
     would load the model, then stop at train begin with `init() got an unexpected keyword
@@ -409,7 +429,7 @@ CHECKS: tuple[Callable[[Any, Launch], list[Problem]], ...] = (
     check_rl, check_values, check_section_keys, check_completion_length, check_batch,
     check_precision, check_reward_weights, check_trl_args, check_plugin_settings, check_remote_rewards,
     check_vllm_autostart, check_gpu_layout, check_eval_at_end, check_eval_every, check_sleep_mode,
-    check_cpu_vllm, check_trackio, check_resume, check_paths, check_model_folder,
+    check_cpu_vllm, check_trackio, check_async_grpo, check_resume, check_paths, check_model_folder,
 )
 # The checks that load a tokenizer or `datasets` (seconds): they run once the checks above pass,
 # so a misspelled reward is answered at once.

@@ -48,6 +48,10 @@ class AxolotlFacts:
     vllm_health_path: str
     vllm_generate_path: str
     vllm_probe_request: dict
+    # `trl.async_prefetch` / `use_data_producer`: 0.19/0.20's async trainer unpacks 7 values from
+    # TRL's `_generate`, which returns 8 (TRL 1.9 and 1.13: read from their wheels); 0.21 takes
+    # `*_` (tests/test_async_grpo.py reads the installed pair).
+    async_grpo_works: bool = True
 
 
 _TRL_ROWS = {
@@ -59,9 +63,9 @@ _TRL_ROWS = {
 _TRL_STYLE_SERVER = dict(vllm_health_path="/health/", vllm_generate_path="/generate/",
                          vllm_probe_request={"prompts": ["Hello"], "n": 1, "max_tokens": 1, "temperature": 1.0})
 _AXOLOTL_ROWS = {
-    (0, 19): AxolotlFacts("0.19", vllm_port=8000,
+    (0, 19): AxolotlFacts("0.19", vllm_port=8000, async_grpo_works=False,
                           **_TRL_STYLE_SERVER),
-    (0, 20): AxolotlFacts("0.20", vllm_port=8000,
+    (0, 20): AxolotlFacts("0.20", vllm_port=8000, async_grpo_works=False,
                           **_TRL_STYLE_SERVER),
     (0, 21): AxolotlFacts("0.21", vllm_port=8000,
                           vllm_health_path="/health", vllm_generate_path="/v1/completions",

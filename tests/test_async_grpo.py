@@ -1,0 +1,88 @@
+"""Axolotl's async GRPO (`trl.async_prefetch`, `trl.use_data_producer`) is refused before the
+model loads where the installed Axolotl's async trainer cannot read the installed TRL's
+generation output (Axolotl 0.19/0.20), and allowed where it can (0.21). The version table's
+answer is checked against the installed code itself, in every venv the project sets up."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import textwrap
+
+import pytest
+import yaml
+
+from axolotl_grpo_plugin import defaults
+from axolotl_grpo_plugin.checks import check_async_grpo
+from axolotl_grpo_plugin.launch import Launch
+
+
+def _tree(fn) -> ast.AST:
+    return ast.parse(textwrap.dedent(inspect.getsource(fn)))
+
+
+def returned_values(fn) -> int:
+    """How many values `fn` returns (its tuple returns; all alike in TRL's `_generate`)."""
+    sizes = {len(node.value.elts) for node in ast.walk(_tree(fn))
+             if isinstance(node, ast.Return) and isinstance(node.value, ast.Tuple)}
+    assert len(sizes) == 1, sizes
+    return sizes.pop()
+
+
+def unpacked_names(fn) -> tuple[int, bool]:
+    """(names, starred) of the tuple `fn` unpacks from its `..._generate...(prompts)` call."""
+    found = set()
+    for node in ast.walk(_tree(fn)):
+        if (isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Tuple)
+                and isinstance(node.value, ast.Call) and "generate" in ast.unparse(node.value.func)):
+            elts = node.targets[0].elts
+            found.add((sum(not isinstance(e, ast.Starred) for e in elts), any(isinstance(e, ast.Starred) for e in elts)))
+    assert found, "no tuple unpacked from a generate call"
+    assert len(found) == 1, found
+    return found.pop()
+
+
+def test_the_version_table_says_what_the_installed_async_trainer_does():
+    from axolotl.core.trainers.grpo.async_trainer import AsyncGRPOTrainer
+    from trl import GRPOTrainer
+
+    returned = returned_values(GRPOTrainer._generate)
+    names, starred = unpacked_names(AsyncGRPOTrainer._generate_only)
+    reads_it = names == returned or (starred and names <= returned)
+    assert defaults.AXOLOTL.async_grpo_works == reads_it, (defaults.AXOLOTL_NAME, returned, names, starred)
+
+
+@pytest.mark.parametrize("key", ["async_prefetch", "use_data_producer"])
+def test_check_refuses_async_grpo_only_where_it_cannot_work(key):
+    cfg = {"trl": {key: True}}
+    [problem] = check_async_grpo(cfg, Launch(), works=False)
+    assert problem.key == f"trl.{key}" and problem.value is True
+    assert "too many values to unpack (expected 7)" in problem.message
+    assert f"remove `trl.{key}`" in problem.fix and "Axolotl 0.21" in problem.fix
+    assert check_async_grpo(cfg, Launch(), works=True) == []
+    assert check_async_grpo({"trl": {key: False}}, Launch(), works=False) == []
+    assert check_async_grpo({}, Launch(), works=False) == []
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(defaults.AXOLOTL.async_grpo_works, reason="this Axolotl's async trainer works")
+def test_axolotl_train_with_async_prefetch_stops_before_the_model_loads(repo_root, embedded_model_dir, tmp_path):
+    """Without the refusal, this config loads the model and stops at step 1 with
+    `ValueError: too many values to unpack (expected 7)` (Axolotl 0.19 + TRL 1.9, run by hand:
+    docs/versions.md)."""
+    from conftest import run_axolotl_train
+
+    from axolotl_grpo_plugin.config.load import read_yaml
+
+    cfg = read_yaml(repo_root / "configs" / "smoke.yaml")
+    cfg["datasets"][0]["path"] = str(repo_root / cfg["datasets"][0]["path"])
+    cfg["trl"]["async_prefetch"] = True
+    cfg.update(base_model=str(embedded_model_dir), output_dir=str(tmp_path / "out"),
+               dataset_prepared_path=str(tmp_path / "prepared"))
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    proc, steps = run_axolotl_train(config, cwd=tmp_path)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and not steps
+    assert "trl.async_prefetch = True" in output and "too many values to unpack (expected 7)" in output
+    assert "Loading weights" not in output and "Traceback" not in output.split("trl.async_prefetch = True")[0][-2000:]
