@@ -72,6 +72,21 @@ def sigint_handler(previous: Any, on_interrupt) -> Any:
     return handler
 
 
+def reentrant_tee_lock() -> None:
+    """Axolotl tees stdout/stderr into its debug log under a plain `threading.Lock`. A SIGINT
+    handler runs in the main thread, possibly in the middle of such a write (tqdm printing the
+    step's log line), and both ours (a log line) and Axolotl's (save_pretrained logs) write
+    again: the second acquire waits for the first forever (seen: the trainer hung after Ctrl-C,
+    its stack ending in tee.write -> our handler -> tee.write). A reentrant lock lets the
+    handler's write nest inside the interrupted one."""
+    try:
+        from axolotl.utils import tee
+    except ImportError:
+        return
+    if not isinstance(getattr(tee, "_lock", None), type(threading.RLock())):
+        tee._lock = threading.RLock()
+
+
 def install(trainer: Any) -> None:
     """Add the callback that removes a stale marker at train begin and wraps the SIGINT handler."""
     from transformers import TrainerCallback
@@ -95,6 +110,7 @@ def install(trainer: Any) -> None:
                 if main:
                     mark_interrupted(args.output_dir, state.global_step, signum)
 
+            reentrant_tee_lock()
             signal.signal(signal.SIGINT, sigint_handler(signal.getsignal(signal.SIGINT), on_interrupt))
 
     trainer.add_callback(InterruptWatch())

@@ -64,6 +64,30 @@ def test_a_failing_recorder_never_stops_the_save():
     assert saved == [1]
 
 
+def test_a_handler_that_writes_inside_an_interrupted_tee_write_does_not_wait_for_itself(monkeypatch):
+    """What a SIGINT during tqdm's step line did (test_sigint_... hung, its stack: tee.write ->
+    our handler -> tee.write): the handler's write nests inside the held tee lock."""
+    import io
+
+    from axolotl.utils import tee
+
+    from axolotl_grpo_plugin.interrupted import reentrant_tee_lock
+
+    monkeypatch.setattr(tee, "_lock", threading.Lock())  # Axolotl's own
+    reentrant_tee_lock()
+    stream = tee._StreamTee(io.StringIO())
+
+    def interrupted_write():
+        with tee._lock:  # the main thread inside a tee write when the signal came
+            stream.write("the handler's line\n")
+
+    writer = threading.Thread(target=interrupted_write, daemon=True)
+    writer.start()
+    writer.join(5)
+    assert not writer.is_alive(), "the nested tee write waited for its own lock"
+    assert stream._stream.getvalue() == "the handler's line\n"
+
+
 def test_the_marker_round_trips_and_a_broken_one_still_counts(tmp_path):
     assert read_marker(tmp_path) is None
     mark_interrupted(tmp_path, 7)
