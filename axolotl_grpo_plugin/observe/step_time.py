@@ -41,6 +41,7 @@ TARGETS = (
     ("training_step", "optimizer"),
     ("_clip_grad_norm", "optimizer"),
 )
+REQUIRED = ("_generate", "_calculate_rewards", "training_step")  # every GRPO trainer has these in TRL 1.9
 
 
 def attach(run: Run, trainer: Any, writer: Any = None) -> StepClock | None:
@@ -56,6 +57,10 @@ def attach(run: Run, trainer: Any, writer: Any = None) -> StepClock | None:
             owner = getattr(owner, attr, None)
         if owner is not None and callable(getattr(owner, name, None)):
             setattr(owner, name, clock.timed(part, getattr(owner, name)))
+    missing = [name for name in REQUIRED if not callable(getattr(trainer, name, None))]
+    if missing:  # another TRL: say so, rather than let a part read 0 unexplained
+        LOG.warning("axolotl_grpo_plugin: %s has no %s: the step-time breakdown counts that time in "
+                    "the part around it (time/optimizer or time/other).", type(trainer).__name__, ", ".join(missing))
     trainer.add_callback(make_callback(clock, trainer, writer))
     return clock
 
