@@ -102,9 +102,10 @@ ADVISORY = {signature for signature, _, _ in BOUND.values()}  # never stop a run
 
 def prefetch_supported(version: str | None = None) -> bool:
     """Axolotl's `trl.async_prefetch` (and `trl.vllm_sync_interval`, which only its async trainer
-    reads) work from 0.21 on; on 0.19/0.20 they break the run (issue 28), so they are not advised."""
-    release = defaults._release(version if version is not None else defaults.AXOLOTL_VERSION)
-    return release is not None and release >= (0, 21)
+    reads) work on the installed Axolotl (`version`: another one); on 0.19/0.20 they break the run
+    and `check` refuses them (defaults.AxolotlFacts.async_grpo_works), so they are not advised there."""
+    facts = defaults.AXOLOTL if version is None else defaults.pick(defaults._AXOLOTL_ROWS, version)
+    return facts.async_grpo_works
 
 
 def bound_fix(part: str, version: str | None = None) -> str:
