@@ -228,6 +228,16 @@ class GRPOPluginSettings(BaseModel):
             "Read by observe/trainer_hook.py."
         ),
     )
+    step_time: bool = Field(
+        default=True,
+        description=(
+            "Each step, log where its time goes: `time/generation`, `time/rewards`, "
+            "`time/weight_sync`, `time/optimizer`, `time/other` and `time/step` (seconds, parts "
+            "exclusive) through the trainer's loggers, a `step_time` record in the rollout log, a "
+            "stacked bar per step in the report, and the doctor's generation-/push-/reward-/"
+            "optimizer-bound advice (docs/observe.md). Read by observe/step_time.py."
+        ),
+    )
     reflection_phrases: list[str] | None = Field(
         default=None,
         description=(

@@ -233,6 +233,10 @@ def test_weights_reach_vllm_every_step(pushed_run):
     for step in steps:
         assert step["grad_norm"] > 0, steps       # the probe reward has variance: the model moves
         assert step[LOGP_DIFF] < IN_SYNC, steps   # ... and vLLM generates from the moved model
+        # the step-time breakdown sees each push (step 3's: the step-2 evaluation's, after step 2 ended)
+        assert step["time/weight_sync"] > 0 and step["time/generation"] > 0, steps
+        assert sum(step[f"time/{p}"] for p in ("generation", "rewards", "weight_sync", "optimizer")) \
+            <= step["time/step"] * 1.001 + 1e-4, steps  # log lines round to 4 significant digits
     # one push per step (step 3's is the step-2 evaluation's), plus the step-4 evaluation's
     pushes = run.output.count("vLLM on CPU: pushed ")
     assert pushes == len(steps) + 1, run.output[-4000:]

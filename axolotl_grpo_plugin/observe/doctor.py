@@ -9,6 +9,10 @@ each logging step; a signature that persists `steps` logging steps in a row is
 diagnosed once, with the fix. Thresholds: `grpo_plugin.doctor` (args.DoctorSettings),
 measured runs in docs/observe.md.
 
+Where a step's time goes (`time/*`, observe/step_time.py) is advice, not a failure: when one
+part takes >= half of each step on average (the first logged step, with its warm-up, left out),
+`BOUND` names it with the fix that fits; it never stops the run.
+
 Weight-sync drift (`sampling/sampling_logp_difference/*`) is not covered here:
 vllm/sync_guard.py owns that signature, with its own callback and settings.
 """
@@ -21,8 +25,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import defaults
 from ..args import DoctorSettings, switched
 from ..config.run import Run
+from .step_time import METRICS as TIME
 
 
 LOG = logging.getLogger("axolotl_grpo_plugin.doctor")
@@ -83,6 +89,46 @@ ADVICE = {
 }
 
 
+# step-time part -> (signature, verdict, what the step does meanwhile); fires at >= BOUND_SHARE
+BOUND_SHARE = 0.5
+BOUND = {
+    "generation": ("generation_bound", "generation-bound", "waits for generation"),
+    "weight_sync": ("push_bound", "push-bound", "pushes weights to vLLM"),
+    "rewards": ("reward_bound", "reward-bound", "scores rewards"),
+    "optimizer": ("optimizer_bound", "optimizer-bound", "runs forward, backward and the optimizer step"),
+}
+ADVISORY = {signature for signature, _, _ in BOUND.values()}  # never stop a run
+
+
+def prefetch_supported(version: str | None = None) -> bool:
+    """Axolotl's `trl.async_prefetch` (and `trl.vllm_sync_interval`, which only its async trainer
+    reads) work on the installed Axolotl (`version`: another one); on 0.19/0.20 they break the run
+    and `check` refuses them (defaults.AxolotlFacts.async_grpo_works), so they are not advised there."""
+    facts = defaults.AXOLOTL if version is None else defaults.pick(defaults._AXOLOTL_ROWS, version)
+    return facts.async_grpo_works
+
+
+def bound_fix(part: str, version: str | None = None) -> str:
+    """The fix for a run bound by `part`, for the installed Axolotl."""
+    new = prefetch_supported(version)
+    if part == "generation":
+        return ("generate less or faster: fewer or shorter generations (`trl.num_generations`, "
+                "`trl.max_completion_length`), more vLLM GPUs (`vllm.data_parallel_size` or "
+                "`vllm.tensor_parallel_size`)" + (", or overlap generation with training: "
+                                                   "`trl.async_prefetch: true`" if new else ""))
+    if part == "weight_sync":
+        return ("push less often: " + ("`trl.vllm_sync_interval: K` (push every K steps; read by "
+                                        "Axolotl's async trainer, with `trl.async_prefetch: true`)" if new
+                                        else "raise `trl.generation_batch_size` to a multiple of the "
+                                        "step's batch (TRL pushes once per generation batch)")
+                + ", or keep the vLLM server on the training node (a faster link)")
+    if part == "rewards":
+        return ("make the rewards faster (`axolotl-grpo score` times each one), or for remote "
+                "rewards raise `grpo_plugin.remote_rewards[].concurrency` and keep the cache on")
+    return ("train fewer tokens per step (`micro_batch_size`, `trl.max_completion_length`), turn "
+            "`gradient_checkpointing` off when memory allows, or use bf16 on GPU")
+
+
 def _number(value: Any) -> float | None:
     try:
         return float(value)
@@ -120,6 +166,9 @@ class Doctor:
     fired: set[str] = field(default_factory=set)
     findings: list[Finding] = field(default_factory=list)
     accuracy: list[float] = field(default_factory=list)
+    timed_logs: int = 0  # logs with `time/step`; the first (warm-up) is not in `shares`
+    shares: dict[str, list[float]] = field(default_factory=dict)  # part -> its share of each step
+    axolotl_version: str | None = None  # None: the installed one (prefetch_supported)
 
     def observe(self, logs: Mapping[str, Any], step: int | None = None) -> list[Finding]:
         if GRAD_NORM not in logs and CLIPPED not in logs and ZERO_STD not in logs:
@@ -131,6 +180,7 @@ class Doctor:
         accuracy = _finite(logs.get(ACCURACY))
         if accuracy is not None:
             self.accuracy.append(accuracy)
+        self._add_shares(logs)
         out = []
         for signature, (present, figures) in self._signatures(logs).items():
             if present is None:
@@ -144,6 +194,17 @@ class Doctor:
                 self.findings.append(finding)
                 out.append(finding)
         return out
+
+    def _add_shares(self, logs: Mapping[str, Any]) -> None:
+        step = _finite(logs.get(TIME["step"]))
+        if not step or step <= 0:
+            return
+        self.timed_logs += 1
+        if self.timed_logs > 1:
+            for part in BOUND:
+                value = _finite(logs.get(TIME[part]))
+                if value is not None:
+                    self.shares.setdefault(part, []).append(value / step)
 
     def _signatures(self, logs: Mapping[str, Any]) -> dict[str, tuple[bool | None, dict]]:
         s = self.settings
@@ -182,10 +243,23 @@ class Doctor:
                                   {GRAD_NORM: grad, LOSS: loss})
         found["zero_gradients"] = (None if grad is None or not math.isfinite(grad)
                                    else abs(grad) <= s.zero_grad, {GRAD_NORM: grad})
+        for part, (signature, _, _) in BOUND.items():
+            shares = self.shares.get(part)
+            share = stats_mean(shares) if shares else None
+            found[signature] = (None if share is None else share >= BOUND_SHARE,
+                                {f"mean {TIME[part]} / {TIME['step']}": share,
+                                 "logged steps averaged (the first, warm-up, left out)": float(len(shares or ()))})
         return found
 
     def _message(self, signature: str, figures: dict, needed: int, step: int | None = None) -> str:
-        meaning, fix = ADVICE[signature]
+        part = next((p for p, (sig, _, _) in BOUND.items() if sig == signature), None)
+        if part is not None:
+            _, verdict, doing = BOUND[part]
+            share = next(iter(figures.values()))
+            meaning = f"{verdict}: {share * 100:.0f} % of each step {doing}"
+            fix = bound_fix(part, self.axolotl_version)
+        else:
+            meaning, fix = ADVICE[signature]
         if signature == "reward_hacking" and step is not None:
             meaning = meaning.replace("reward hacking suspected:", f"reward hacking suspected at step {step}:", 1)
         shown = ", ".join(f"{k} {_fmt(v)}" for k, v in figures.items() if v is not None)
@@ -227,7 +301,7 @@ def make_callback(config: DoctorSettings, writer: Any = None,
                 self.doctor.observe = lambda *a, **k: []
                 return control
             for finding in findings:
-                if config.stop:
+                if config.stop and finding.signature not in ADVISORY:
                     finding.message += (" Stopping the run (`grpo_plugin.doctor.stop: true`); "
                                         "the trainer saves a checkpoint first.")
                     control.should_training_stop = True

@@ -71,6 +71,7 @@ class RolloutLogWriter:
         self.failures = 0  # failed writes over the run
         self.dropped = 0  # records lost over the run
         self._pending_dropped = 0  # lost since the last written line: told in the next record
+        self._deferred: list[dict] = []  # written with the next step's lines (defer)
         self._file = None
 
     @property
@@ -78,9 +79,19 @@ class RolloutLogWriter:
         """True while the last write failed (the next step retries)."""
         return self._pending_dropped > 0
 
+    def defer(self, record: dict) -> None:
+        """Queue a small record to go out with the next write_step (or flush): no fsync of its own."""
+        self._deferred.append(record)
+
+    def flush(self) -> None:
+        """Write the deferred records now (train end)."""
+        if self._deferred:
+            self.write_step([])
+
     def write_step(self, records: Iterable[dict]) -> bool:
-        """Append one step's records as whole lines and make them durable. False if they were dropped."""
-        records = list(records)
+        """Append one step's records (after any deferred ones) as whole lines and make them
+        durable. False if they were dropped."""
+        records, self._deferred = [*self._deferred, *records], []
         try:
             lines = [json.dumps(_json_safe(r), ensure_ascii=False, allow_nan=False) for r in records]
         except Exception as exc:  # an unserialisable value: this step only

@@ -22,6 +22,7 @@ import math
 from typing import Any
 
 from ..config.run import Run
+from . import step_time
 from .metrics import ReflectionMatcher, correct_verdicts, step_metrics
 from .rollout_log import SUPERSEDED_NAME, RolloutLogWriter, supersede_after
 
@@ -32,13 +33,22 @@ _TRAINER_INTERNALS = ("_generate_and_score_completions", "_logs", "_metrics", "r
 
 
 def attach(run: Run, trainer: Any) -> RolloutObserver | None:
-    """Install the observer on a GRPO trainer per the `grpo_plugin:` keys; None when off or unsupported."""
+    """Install the observer on a GRPO trainer per the `grpo_plugin:` keys, and the step-time
+    breakdown (step_time.py, on any GRPO trainer); None when the observer is off or unsupported."""
     try:
-        return _attach(run, trainer)
+        observer = _attach(run, trainer)
     except Exception as exc:  # observing must never stop a run from starting
         LOG.warning("axolotl_grpo_plugin: rollout log and learning metrics are off for this run "
                     "(%s: %s)", type(exc).__name__, exc)
-        return None
+        observer = None
+    try:
+        clock = step_time.attach(run, trainer, getattr(observer, "writer", None))
+        if clock is not None and observer is not None:  # writing the rollout log is bookkeeping
+            observer.after_scoring = clock.timed("other", observer.after_scoring)
+    except Exception as exc:
+        LOG.warning("axolotl_grpo_plugin: the step-time breakdown is off for this run (%s: %s)",
+                    type(exc).__name__, exc)
+    return observer
 
 
 def _attach(run: Run, trainer: Any) -> RolloutObserver | None:
@@ -95,6 +105,7 @@ def log_lifecycle(writer: RolloutLogWriter):
             return control
 
         def on_train_end(self, args, state, control, **kwargs):
+            writer.flush()  # the last step's deferred records (step_time.py)
             line = writer.summary()
             if line:
                 LOG.warning(line)

@@ -18,8 +18,8 @@ from importlib import resources
 from pathlib import Path
 
 from ..safe_files import replacing
-from .data import ReportData, clean_text, collect, columns, curves, eval_curves, findings_by_curve
-from .plots import plot_png
+from .data import ReportData, clean_text, collect, columns, curves, eval_curves, findings_by_curve, step_time_shares
+from .plots import plot_png, stacked_png
 
 
 DEFAULT_MAX_ROLLOUTS = 100_000
@@ -86,10 +86,28 @@ def render_html(data: ReportData, title: str, notes: Iterable[str] = ()) -> str:
     template = resources.files("axolotl_grpo_plugin").joinpath("templates/report.html").read_text("utf-8")
     banners = "".join(f'<div class="notice">{html.escape(clean_text(n))}</div>\n  ' for n in notes)
     fills = {"__TITLE__": html.escape(clean_text(title)), "__PLOTS__": "\n".join(plots), "__NOTICES__": banners,
-             "__FINDINGS__": _findings_html(data),
+             "__FINDINGS__": _findings_html(data), "__STEP_TIME__": step_time_html(data),
              "__DATA__": payload, "__TEXTS__": texts}
     # one pass, so a placeholder-like string inside the data is never substituted
     return re.sub("|".join(fills), lambda m: fills[m.group(0)], template)
+
+
+def step_time_html(data: ReportData) -> str:
+    """Where each step's time went (observe/step_time.py): a stacked bar per step and the mean
+    share of each part; empty when the log has no `step_time` records."""
+    shares, count = step_time_shares(data)
+    if not count:
+        return ""
+    xs = list(data.step_times)
+    parts = {p: [data.step_times[x][p] for x in xs] for p in shares}
+    items = "".join(f"<li>{html.escape(p)}: {share * 100:.1f} %</li>" for p, share in shares.items())
+    first = " (step 1 left out: it includes warm-up)" if len(xs) > count else ""
+    try:
+        plot = f'<img alt="step time" title="step time" src="data:image/png;base64,{stacked_png("seconds per step", xs, parts)}">'
+    except (ValueError, OverflowError, ArithmeticError) as exc:
+        plot = f"<p>No plot of the step time ({html.escape(type(exc).__name__)}).</p>"
+    return (f'<section id="step-time"><h2>Step time</h2><p>Mean share of each step over {count} '
+            f"steps{first}:</p><ul>{items}</ul>{plot}</section>")
 
 
 def _findings_html(data: ReportData) -> str:

@@ -21,9 +21,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ..audit.rollouts import Scanner, StepFinding, first_suspected
+from ..observe.doctor import ADVISORY
 from ..observe.doctor import RECORD_TYPE as DOCTOR_RECORD
 from ..observe.metrics import ReflectionMatcher
 from ..observe.rollout_log import RESTART_TYPE
+from ..observe.step_time import METRICS as TIME_PARTS
+from ..observe.step_time import RECORD_TYPE as STEP_TIME_RECORD
 
 
 FIRST_REFLECTIONS = 20
@@ -60,6 +63,16 @@ class ReportData:
     hacking: list[StepFinding] = field(default_factory=list)  # reinforced degenerate completions by step
     remote: dict[str, dict] = field(default_factory=dict)  # remote reward -> its call counts (remote_calls)
     restarts: list[dict] = field(default_factory=list)  # the vLLM server's restarts (vllm/recovery.py)
+    step_times: dict[int, dict[str, float]] = field(default_factory=dict)  # step -> seconds per part
+
+
+def step_seconds(raw: dict) -> dict[str, float] | None:
+    """A `step_time` record's seconds (observe/step_time.py): each known part as a float >= 0."""
+    seconds = raw.get("seconds")
+    if not isinstance(seconds, dict):
+        return None
+    out = {part: _number(seconds.get(part)) for part in TIME_PARTS}
+    return None if out["step"] is None or any(v is None or v < 0 for v in out.values()) else out
 
 
 def remote_calls(raw: dict, into: dict[str, dict]) -> None:
@@ -190,7 +203,15 @@ def collect(
     evals: dict[int, dict] = {}
     scanner = Scanner()
     remote: dict[str, dict] = {}
+    step_times: dict[int, dict[str, float]] = {}
     for raw in records:
+        if isinstance(raw, dict) and raw.get("type") == STEP_TIME_RECORD:
+            seconds = step_seconds(raw)
+            if _int(raw.get("step")) is not None and seconds is not None:
+                step_times[raw["step"]] = seconds  # a resumed run's later record wins
+            else:
+                skipped += 1
+            continue
         if isinstance(raw, dict) and raw.get("type") == DOCTOR_RECORD:
             findings.append(raw)  # the run doctor's records are not rollouts
             continue
@@ -260,6 +281,7 @@ def collect(
         hacking=scanner.findings(),
         remote=remote,
         restarts=restarts,
+        step_times=dict(sorted(step_times.items())),
     )
 
 
@@ -313,10 +335,21 @@ def findings_by_curve(data: ReportData) -> dict[str, list[tuple[int, str]]]:
         marks["reward"].append((first.step, "reward_hacking"))  # the doctor's own record marks it otherwise
     for finding in data.findings:
         step = finding.get("step")
-        if isinstance(step, int):
+        if isinstance(step, int) and finding.get("signature") not in ADVISORY:  # not a curve's fault
             marks[FINDING_CURVES.get(str(finding.get("signature")), "reward")].append(
                 (step, str(finding.get("signature"))))
     return dict(marks)
+
+
+def step_time_shares(data: ReportData) -> tuple[dict[str, float], int]:
+    """Mean share of each step-time part (`other` included) over the logged steps, the first left
+    out when there are more (its warm-up, as the doctor does); and how many steps that is."""
+    steps = [s for s in data.step_times.values() if s["step"] > 0][1:] or \
+        [s for s in data.step_times.values() if s["step"] > 0]
+    parts = [p for p in TIME_PARTS if p != "step"]
+    if not steps:
+        return {}, 0
+    return {p: sum(s[p] / s["step"] for s in steps) / len(steps) for p in parts}, len(steps)
 
 
 def _finite_or_nan(value: float) -> float:

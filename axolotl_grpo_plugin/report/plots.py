@@ -48,3 +48,30 @@ def plot_png(title: str, xs: list[int], ys: list[float],
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def stacked_png(title: str, xs: list[int], parts: dict[str, list[float]], ylabel: str = "seconds") -> str:
+    """One stacked bar per step (the step's parts, bottom to top in `parts` order) as a base64 PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    fig = Figure(figsize=(6.4, 2.8), dpi=90)
+    ax = fig.add_subplot()
+    bottom = [0.0] * len(xs)
+    for name, ys in parts.items():
+        ax.bar(xs, ys, bottom=bottom, width=0.85, label=name, linewidth=0)
+        bottom = [b + y for b, y in zip(bottom, ys)]
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("step", fontsize=8)
+    ax.set_ylabel(ylabel, fontsize=8)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.tick_params(labelsize=7)
+    ax.legend(fontsize=7, frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
