@@ -486,6 +486,56 @@ def test_past_vllm_max_restarts_the_run_stops_with_the_server_log(hd32_model, tm
     _assert_nothing_left(sid, *_server_sids(output))
 
 
+def test_a_server_started_by_hand_that_dies_ends_the_run_with_its_address(hd32_model, tmp_path):
+    """`vllm_autostart: false`: the test starts `axolotl vllm-serve` itself, as a user would, and
+    SIGKILLs it once step 1 is logged. Not ours to restart: the run ends within minutes (well
+    inside the watchdog) with one block naming the server's address and what to do, rc 1."""
+    import threading
+
+    from axolotl_grpo_plugin.vllm import cpu
+    from axolotl_grpo_plugin.vllm.health import is_healthy
+
+    out = tmp_path / "manual"
+    cfg = yaml.safe_load((REPO_ROOT / "configs" / "cpu-vllm-server.yaml").read_text())
+    config = _config("cpu-vllm-server.yaml", hd32_model, out, max_steps=20,
+                     grpo_plugin={**cfg["grpo_plugin"], "vllm_autostart": False})
+    port = yaml.safe_load(config.read_text())["vllm"]["port"]
+    env = subprocess_env(**cpu.server_env(os.environ))
+    with open(tmp_path / "server.log", "wb") as log:
+        server = subprocess.Popen([shutil.which("axolotl", path=env["PATH"]), "vllm-serve", str(config)], cwd=tmp_path,
+                                  env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 600
+        while not is_healthy(f"http://127.0.0.1:{port}/health/") and time.monotonic() < deadline:
+            assert server.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
+            time.sleep(1)
+        trainer = subprocess.Popen([shutil.which("axolotl", path=env["PATH"]), "train", str(config)], cwd=tmp_path,
+                                   env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                   start_new_session=True)
+        timer = threading.Timer(TIMEOUT, os.killpg, (trainer.pid, signal.SIGKILL))
+        timer.start()
+        lines, killed_at = [], None
+        for line in trainer.stdout:
+            lines.append(line)
+            if killed_at is None and LOG_LINE.search(line):
+                os.killpg(server.pid, signal.SIGKILL)
+                killed_at = time.monotonic()
+        trainer.wait()
+        timer.cancel()
+        ended_after = time.monotonic() - killed_at
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGKILL)
+    output = "".join(lines)
+    assert trainer.returncode == 1, output[-4000:]
+    block = output[output.rindex("vLLM server:"):]
+    assert f"127.0.0.1:{port}" in block and "resume_from_checkpoint" in block, block[:2000]
+    assert "restarting it" not in output and "ServerError" not in output
+    assert ended_after < 150, ended_after  # TRL retries a refused request for ~62 s (2 + 4 + ... + 32)
+    print(f"\nserver started by hand, SIGKILLed after step 1: the run ended {ended_after:.1f} s later")
+    _assert_nothing_left(trainer.pid)
+
+
 # --- a real pretrained model: SmolLM2-135M-Instruct, fetched from the package registry ------
 
 SMOLLM2_IN_SYNC = 1e-3  # float32 trainer and server; measured ~1e-5 here

@@ -108,7 +108,7 @@ def test_a_push_that_fails_because_the_server_died_restarts_it_and_pushes_again(
     generation, records = Generation(client), []
     keeper = keeper_for(server, generation, records)
     recovery.rehearse_push(generation, client, 2, keeper)  # killed after the first request of push 2
-    recovery.guard_push(generation, keeper)
+    recovery.guard_push(generation, server.spec.url, keeper)
 
     generation.sync_weights()
     assert keeper.restarts == 0
@@ -182,6 +182,19 @@ def test_a_server_started_by_hand_is_not_restarted_and_the_error_names_its_addre
     message = info.value.render()
     assert client.base_url in message and "resume_from_checkpoint" in message
     assert client.generations == 1
+
+
+def test_a_push_to_a_server_started_by_hand_that_died_names_its_address(own_server):
+    server, client = own_server()
+    generation = Generation(client)
+    recovery.guard_push(generation, server.spec.url, None)
+    generation.sync_weights()
+    server.stop(grace=1)
+    with pytest.raises(ServerError) as info:
+        generation.sync_weights()
+    message = info.value.render()
+    assert f"{server.spec.url} stopped answering while weights were pushed (ConnectionError)" in message
+    assert "resume_from_checkpoint" in message and isinstance(info.value.__cause__, requests.ConnectionError)
 
 
 @pytest.mark.parametrize(("value", "plan"), [

@@ -80,10 +80,10 @@ def check_engine(health: str, log_path: Path | None, timeout: float | None = Non
     raise ServerError(
         f"{problem}, although {health} answers: the HTTP front end is up but the engine behind it "
         "is not generating (its worker process died or is stuck).",
-        _fix(log_path), log_path)
+        server_fix(log_path), log_path)
 
 
-def _fix(log_path: Path | None) -> str:
+def server_fix(log_path: Path | None) -> str:
     where = "the log below" if log_path else "the server's own output (the terminal that runs `axolotl vllm-serve`)"
     return (f"read {where} for the worker's error (unsupported model shape, out of memory, ...), fix it and "
             "restart the server (a run resumes from its last checkpoint with `resume_from_checkpoint`); if "
@@ -134,26 +134,26 @@ def call_with_deadline(call: Callable[[], Any], timeout: float, health: str, log
         waited = now - started
         gone = died()
         if gone:
-            raise ServerError(f"{gone} during {GENERATE} (after {waited:.1f} s).", _fix(log_path), log_path)
+            raise ServerError(f"{gone} during {GENERATE} (after {waited:.1f} s).", server_fix(log_path), log_path)
         if waited >= timeout:
             raise ServerError(
                 f"{GENERATE} gave no answer in {timeout:.0f} s"
                 + (f" while {health} still answers: the engine behind it is not generating "
                    "(its worker process died or is stuck)." if is_healthy(health) else
                    f", and {health} does not answer either: the server is down."),
-                _fix(log_path), log_path)
+                server_fix(log_path), log_path)
         if now >= next_health:
             next_health = now + health_every
             if not is_healthy(health, timeout=min(5.0, health_every)):
                 raise ServerError(f"the server stopped answering {health} during {GENERATE} "
-                                  f"(after {waited:.0f} s): it died or was stopped.", _fix(log_path), log_path)
+                                  f"(after {waited:.0f} s): it died or was stopped.", server_fix(log_path), log_path)
     if "error" in outcome:
         error = outcome["error"]
         if isinstance(error, Exception):
             gone = died() or (None if is_healthy(health) else f"{health} does not answer: the server died")
             if gone:
                 raise ServerError(f"{GENERATE} failed ({type(error).__name__}: {error}) and {gone}.",
-                                  _fix(log_path), log_path) from error
+                                  server_fix(log_path), log_path) from error
         raise error
     return outcome.get("value")
 

@@ -37,7 +37,7 @@ from ..defaults import VLLM_HEALTH_PATH
 from ..observe.rollout_log import RESTART_TYPE
 from . import autostart
 from .health import is_healthy, port_in_use
-from .liveness import WatchdogClock, check_engine, guard_client
+from .liveness import WatchdogClock, check_engine, guard_client, server_fix
 from .server import LOG_NAME, TAIL_LINES, ServerError, VLLMServer, read_tail
 
 
@@ -150,8 +150,9 @@ def keep_log(log_path: Path, number: int) -> None:
         pass  # nothing written yet, or not ours to move: the new log starts anyway
 
 
-def guard_push(generation: Any, keeper: ServerKeeper) -> None:
-    """A weight push that fails because the server died recovers (and so pushes again)."""
+def guard_push(generation: Any, health: str, keeper: ServerKeeper | None, log_path: Path | None = None) -> None:
+    """A weight push that fails because the server died: our own server recovers (and so pushes
+    again); one started by hand ends the run with its address and what to check."""
     push = generation.sync_weights
     if getattr(push, "_grpo_plugin_recovery", False):
         return
@@ -161,10 +162,14 @@ def guard_push(generation: Any, keeper: ServerKeeper) -> None:
         try:
             return push(*args, **kwargs)
         except Exception as exc:
-            cause = keeper.died() or (None if is_healthy(keeper.health) else f"{keeper.health} stopped answering")
+            gone = keeper.died() if keeper is not None else None
+            cause = gone or (None if is_healthy(health) else f"{health} stopped answering")
             if cause is None:
                 raise
-            keeper.recover(f"{cause} while weights were pushed ({type(exc).__name__})")
+            cause = f"{cause} while weights were pushed ({type(exc).__name__})"
+            if keeper is None:
+                raise ServerError(f"{cause}: the server died or was stopped.", server_fix(log_path), log_path) from exc
+            keeper.recover(cause)
 
     sync_weights._grpo_plugin_recovery = True  # type: ignore[attr-defined]
     generation.sync_weights = sync_weights
@@ -274,7 +279,8 @@ def attach(run: Run, trainer: Any, record: Callable[[dict], Any] | None = None) 
         fail_fast(client)
         if "push" in plan:
             rehearse_push(generation, client, plan["push"], keeper)
-        guard_push(generation, keeper)
+    if hasattr(generation, "sync_weights"):
+        guard_push(generation, health, keeper, log_path)
     limit = float(settings.vllm_generate_timeout) or math.inf
     guard_client(client, WatchdogClock(limit), health, log_path, keeper=keeper)
     if keeper is not None and ("generate" in plan or "stall" in plan):
