@@ -69,4 +69,5 @@ python -m pytest -p no:anyio -m "not slow" \
     tests/test_rewards_gsm8k.py tests/test_rewards_math_boxed.py tests/test_rewards_package.py \
     tests/test_rewards_deviations.py tests/test_reward_safety.py \
     tests/test_vllm_liveness.py tests/test_vllm_server.py tests/test_weight_sync_guard.py tests/test_vllm_cloud.py \
-    tests/test_smoke_train.py tests/test_trackers.py "$@"
+    tests/test_smoke_train.py tests/test_trackers.py \
+    tests/test_async_grpo.py tests/test_step_time.py tests/test_vllm_recovery.py "$@"
