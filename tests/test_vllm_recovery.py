@@ -54,9 +54,9 @@ def own_server(tmp_path):
     """A fake server started as autostart would, answering generations in `generate_delay` s."""
     servers = []
 
-    def start(generate_delay: float = 0.0) -> tuple[VLLMServer, Client]:
+    def start(generate_delay: float = 0.0, mode: str = "ok") -> tuple[VLLMServer, Client]:
         port = free_port()
-        spec = ServerSpec(command=fake_command(port, "ok", None, "--generate-delay", str(generate_delay)),
+        spec = ServerSpec(command=fake_command(port, mode, None, "--generate-delay", str(generate_delay)),
                           log_path=tmp_path / "out" / "vllm-server.log", host="127.0.0.1", port=port)
         server = VLLMServer(spec)
         server.start()
@@ -156,27 +156,19 @@ def test_a_stalled_server_is_found_by_the_watchdog_and_replaced(own_server, monk
     assert records[0]["noticed_s"] < 5  # HEALTH_EVERY 0.5 s and a 0.5 s health timeout
 
 
-def test_a_generation_that_never_returns_while_health_answers_is_restarted_up_to_the_cap(tmp_path, monkeypatch):
+def test_a_generation_that_never_returns_while_health_answers_is_restarted_up_to_the_cap(own_server, monkeypatch):
     """The fake server's dead engine: /health/ answers 200, /generate/ never does. The watchdog
     ends the wait, the server is restarted (its engine is dead again here), and past the cap the
     run stops with the log's last lines."""
-    port = free_port()
-    server = VLLMServer(ServerSpec(command=fake_command(port, "dead-engine"), log_path=tmp_path / "vllm-server.log",
-                                   host="127.0.0.1", port=port))
-    server.start()
-    try:
-        server.wait_healthy(30, report=lambda _: None)
-        client, records = Client(port), []
-        generation = Generation(client)
-        keeper = recovery.ServerKeeper(server, 30, 1, push=lambda: None, record=records.append)
-        # the restart's one-token probe would refuse the dead engine at once; let the watchdog find it
-        monkeypatch.setattr(recovery, "check_engine", lambda *a, **k: None)
-        liveness.guard_client(client, liveness.WatchdogClock(2), server.spec.url, server.spec.log_path, keeper=keeper)
-        with pytest.raises(ServerError) as info:
-            client.generate(["a"])
-    finally:
-        server.stop(grace=1)
-    assert client.generations == 2 and keeper.restarts == 1 and generation.pushes == 0
+    server, client = own_server(mode="dead-engine")
+    records, pushes = [], []
+    keeper = recovery.ServerKeeper(server, 30, 1, push=lambda: pushes.append(1), record=records.append)
+    # the restart's one-token probe would refuse the dead engine at once; let the watchdog find it
+    monkeypatch.setattr(recovery, "check_engine", lambda *a, **k: None)
+    liveness.guard_client(client, liveness.WatchdogClock(2), server.spec.url, server.spec.log_path, keeper=keeper)
+    with pytest.raises(ServerError) as info:
+        client.generate(["a"])
+    assert client.generations == 2 and keeper.restarts == 1 and pushes == [1]
     assert "gave no answer in 2 s while" in records[0]["cause"] and "still answers" in records[0]["cause"]
     assert "vllm_max_restarts` (1)" in info.value.render() and "EngineCore worker died" in info.value.render()
 
