@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import cloud, defaults, run_lock
+from . import axolotl_validation, cloud, defaults, run_lock
 from .audit.check import reward_warnings
 from .checks import check_model, prepare_config
 from .cli import prog
@@ -49,16 +49,11 @@ def validate_with_axolotl(raw: dict[str, Any], launch: Launch):
     cfg = DictDefault(raw)
     warnings = prepare_config(cfg, launch) if applies(cfg) else check_model(cfg, launch)
     import torch
-    from axolotl.integrations.base import PluginManager
-    from axolotl.utils.config import validate_config
 
-    manager = PluginManager.get_instance()
-    for name in cfg.get("plugins") or []:
-        manager.register(name)
     capabilities = dict(GPU_CAPABILITIES if launch.has_gpu else CPU_CAPABILITIES)
     capabilities["n_gpu"] = launch.processes if launch.has_gpu else 0
     env = {"torch_version": str(torch.__version__).split("+", maxsplit=1)[0]}
-    return validate_config(cfg, capabilities=capabilities, env_capabilities=env), warnings
+    return axolotl_validation.validate(cfg, capabilities, env), warnings
 
 
 def layout_line(raw: dict[str, Any], processes: int) -> str:

@@ -47,8 +47,9 @@ def is_complete(checkpoint: Path) -> bool:
     return (checkpoint / STATE_FILE).is_file()
 
 
-def last_whole(output_dir: str | Path) -> Path | None:
-    whole = [p for p in checkpoints(output_dir) if is_complete(p)]
+def last_whole(output_dir: str | Path, found: list[Path] | None = None) -> Path | None:
+    """The newest checkpoint saved whole (of `found`, when the caller already listed them)."""
+    whole = [p for p in (checkpoints(output_dir) if found is None else found) if is_complete(p)]
     return whole[-1] if whole else None
 
 
@@ -60,7 +61,7 @@ def last_whole_instead(cfg: Mapping[str, Any]) -> tuple[Path, Path] | None:
     found = checkpoints(str(cfg["output_dir"]))
     if not found or is_complete(found[-1]):
         return None
-    whole = last_whole(str(cfg["output_dir"]))
+    whole = last_whole(cfg["output_dir"], found)
     return (found[-1], whole) if whole is not None else None
 
 
@@ -100,10 +101,11 @@ def guard_saves(trainer: Any) -> None:
             step = getattr(getattr(trainer, "state", None), "global_step", "?")
             whole = last_whole(output_dir)
             why = exc.strerror if isinstance(exc, OSError) and exc.strerror else f"{type(exc).__name__}: {exc}"
+            why = why[:200]  # torch's RuntimeError carries a whole C++ trace
             if free is not None and free < LOW_DISK_BYTES:
-                why = f"the disk is full ({free / 2**20:.1f} MB free; {why[:200]})"
+                why = f"the disk is full ({free / 2**20:.1f} MB free; {why})"
             raise CheckpointSaveError(
-                f"saving checkpoint-{step} in {output_dir} failed: {why[:300]}. "
+                f"saving checkpoint-{step} in {output_dir} failed: {why}. "
                 + (f"The last whole checkpoint is {whole}; " if whole else "No earlier checkpoint is whole; ")
                 + "the torn one is skipped on resume. Fix: free space where output_dir is (`df -h "
                 f"{output_dir}`) or lower `save_total_limit`, then run the same command with "

@@ -355,7 +355,7 @@ def check_eval_every(cfg, launch: Launch) -> list[Problem]:
 
 def check_resume(cfg, launch: Launch) -> list[Problem]:
     """The checkpoint a resumed run starts from exists and was saved whole (checkpoints.py)."""
-    from .checkpoints import STATE_FILE, checkpoints, is_complete, last_whole_instead, resume_target
+    from .checkpoints import STATE_FILE, is_complete, last_whole, last_whole_instead, resume_target
 
     target = resume_target(cfg)
     if target is None or (target.is_dir() and is_complete(target)) or last_whole_instead(cfg):
@@ -365,8 +365,8 @@ def check_resume(cfg, launch: Launch) -> list[Problem]:
     if not target.is_dir():
         return [Problem(key, value, f"no checkpoint folder at {target}.",
                         "point `resume_from_checkpoint` at an OUTPUT_DIR/checkpoint-N folder, or remove it")]
-    whole = [p for p in checkpoints(target.parent) if is_complete(p)]
-    earlier = f"the last whole one is {whole[-1]}" if whole else "no earlier checkpoint is whole"
+    whole = last_whole(target.parent)
+    earlier = f"the last whole one is {whole}" if whole else "no earlier checkpoint is whole"
     return [Problem(key, value, f"{target} has no {STATE_FILE}, which transformers writes last: the run "
                     "was stopped while saving it, and resuming would fail after the model loads.",
                     f"delete {target} ({earlier}) or set `resume_from_checkpoint` to a whole checkpoint")]

@@ -52,6 +52,9 @@ class AxolotlFacts:
     # TRL's `_generate`, which returns 8 (TRL 1.9 and 1.13: read from their wheels); 0.21 takes
     # `*_` (tests/test_async_grpo.py reads the installed pair).
     async_grpo_works: bool = True
+    # validate_config merges built-in plugins' keys into every config (0.21: context/expert
+    # parallel), so `check` cannot validate with this plugin's keys alone (axolotl_validation.py).
+    merges_builtin_plugins: bool = False
 
 
 _TRL_ROWS = {
@@ -67,7 +70,7 @@ _AXOLOTL_ROWS = {
                           **_TRL_STYLE_SERVER),
     (0, 20): AxolotlFacts("0.20", vllm_port=8000, async_grpo_works=False,
                           **_TRL_STYLE_SERVER),
-    (0, 21): AxolotlFacts("0.21", vllm_port=8000,
+    (0, 21): AxolotlFacts("0.21", vllm_port=8000, merges_builtin_plugins=True,
                           vllm_health_path="/health", vllm_generate_path="/v1/completions",
                           vllm_probe_request={"prompt": "Hello", "max_tokens": 1, "temperature": 1.0}),
 }

@@ -1,7 +1,8 @@
 """CPU time of `axolotl-grpo check`, whole processes, against the previous order (issue 31, item 3).
 
 `check` now runs the plugin's own checks before it imports Axolotl's schema (and with it torch,
-transformers, peft, bitsandbytes), and the dataset dry run (`datasets`) after the cheap checks.
+transformers, peft, bitsandbytes), and the dataset dry run (`datasets`) after the cheap checks;
+a full OK validates with Axolotl's schema classes without importing `axolotl.utils.config`.
 The reference is the previous order: the same check with Axolotl's validation modules imported
 first, as `check` imported them before this change. Each measurement is a fresh child process;
 CPU = user + system of the child (`os.wait4`), so a loaded machine inflates wall time, not this.

@@ -27,6 +27,7 @@ from .kinds import Kind, Request, Unusable
 BACKOFF_BASE_S = 0.25
 BACKOFF_CAP_S = 4.0
 RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+KEEPALIVE_S = 2.0  # idle pooled connections closed before a uvicorn server's own 5 s would close them
 
 
 def backoff_s(attempt: int, retry_after: float | None, timeout_s: float) -> float:
@@ -114,7 +115,10 @@ class Caller:
 
     async def _batch(self, requests: list[Request], answers: list[Answer]) -> None:
         if self._client is None or self._pid != os.getpid():
-            limits = httpx.Limits(max_connections=self.spec.concurrency, max_keepalive_connections=self.spec.concurrency)
+            # keep-alive shorter than uvicorn's 5 s (vLLM, FastAPI verifiers): with httpx's default, also 5 s,
+            # a pooled connection could be reused as the server closed it, and the call was spent on a retry
+            limits = httpx.Limits(max_connections=self.spec.concurrency, max_keepalive_connections=self.spec.concurrency,
+                                  keepalive_expiry=KEEPALIVE_S)
             self._client = httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(self.spec.timeout_s),
                                              trust_env=False, follow_redirects=False)
             self._semaphore = asyncio.Semaphore(self.spec.concurrency)

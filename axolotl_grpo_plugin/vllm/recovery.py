@@ -271,15 +271,15 @@ def attach(run: Run, trainer: Any, record: Callable[[dict], Any] | None = None) 
         return False  # 0: no watchdog; a death of our own server is still noticed and restarted
     health = f"{str(client.base_url).rstrip('/')}{VLLM_HEALTH_PATH}"
     log_path = Path(run.output_dir) / LOG_NAME if settings.vllm_autostart else None
-    keeper, plan = None, kill_plan()
-    if server is not None and hasattr(generation, "sync_weights"):
+    keeper, plan, pushes = None, kill_plan(), hasattr(generation, "sync_weights")
+    if server is not None and pushes:
         keeper = ServerKeeper(server, float(settings.vllm_startup_timeout), settings.vllm_max_restarts,
                               push=generation.sync_weights, reconnect=reconnect_nccl(client), record=record,
                               step=lambda: int(getattr(getattr(trainer, "state", None), "global_step", 0)) + 1)
         fail_fast(client)
         if "push" in plan:
             rehearse_push(generation, client, plan["push"], keeper)
-    if hasattr(generation, "sync_weights"):
+    if pushes:
         guard_push(generation, health, keeper, log_path)
     limit = float(settings.vllm_generate_timeout) or math.inf
     guard_client(client, WatchdogClock(limit), health, log_path, keeper=keeper)
