@@ -141,8 +141,12 @@ def test_eval_batch_must_hold_whole_groups():
 
 @pytest.mark.parametrize("procs,mbs,gas", [(3, 8, 2), (7, 8, 2), (15, 16, 1)])
 def test_multi_process_layouts_pass_axolotl_only_with_the_filled_batch(procs, mbs, gas):
-    """Axolotl 0.19 compares per-rank mbs x gas with num_generations x processes; the plugin
-    sets trl.generation_batch_size to TRL's default so the valid layout is accepted."""
+    """Axolotl 0.19 compares per-rank mbs x gas with num_generations x processes (0.21 multiplies
+    by the processes); the plugin sets trl.generation_batch_size to TRL's default so the valid
+    layout is accepted either way."""
+    import inspect
+
+    import axolotl.utils.schemas.validation as axolotl_validation
     from axolotl.utils.config import validate_config
     from axolotl.utils.dict import DictDefault
 
@@ -150,7 +154,11 @@ def test_multi_process_layouts_pass_axolotl_only_with_the_filled_batch(procs, mb
     raw.update(micro_batch_size=mbs, gradient_accumulation_steps=gas)
     caps = {"bf16": True, "fp8": False, "tf32": True, "compute_capability": "sm_90", "n_gpu": procs}
     env = {"torch_version": "2.13.0"}
-    with pytest.raises(ValueError, match="effective_gbs"):
+    per_rank = "int(mb) * int(ga) * world_size" not in inspect.getsource(axolotl_validation)
+    if per_rank:
+        with pytest.raises(ValueError, match="effective_gbs"):
+            validate_config(DictDefault(copy.deepcopy(raw)), capabilities=caps, env_capabilities=env)
+    else:
         validate_config(DictDefault(copy.deepcopy(raw)), capabilities=caps, env_capabilities=env)
     validated, _ = validate_with_axolotl(raw, Launch(procs, True))
     assert validated.trl.generation_batch_size == mbs * gas * procs
