@@ -1,8 +1,6 @@
-"""The sequence budget: prompt-length percentiles, the recommended vLLM `max_model_len`,
-and the verdict on a config's current values.
-
-Lengths are kept as a histogram (a count per token length), so a report over a
-million prompts stays a few kilobytes and percentiles are exact.
+"""The sequence budget: prompt-length percentiles, the recommended vLLM `max_model_len`, and
+the verdict on a config's values. Lengths are a histogram, so percentiles are exact and a
+report over a million prompts stays a few kilobytes.
 """
 
 from __future__ import annotations
@@ -83,10 +81,6 @@ class BudgetReport:
         }
 
 
-def round_up(value: int, multiple: int = ROUND_TO) -> int:
-    return int(math.ceil(value / multiple) * multiple)
-
-
 def percentile_from_counts(counts: np.ndarray, q: float) -> int:
     """Nearest-rank percentile: the smallest length that at least q% of prompts fit in."""
     total = int(counts.sum())
@@ -109,14 +103,11 @@ def summarize(counts: np.ndarray) -> dict[str, float]:
 def judge(counts: np.ndarray, max_model_len: int | None, max_completion_length: int,
           recommended: int, uses_vllm: bool | None = None) -> Verdict:
     """Count rejected and truncated prompts under `max_model_len` and say what to do."""
-    if max_model_len is None and uses_vllm is False:
-        return Verdict(None, max_completion_length, 0, 0, True,
-                       f"OK: trl.use_vllm is off, so no vLLM length limit applies. "
-                       f"For a vLLM run, set `vllm.max_model_len: {recommended}`.")
     if max_model_len is None:
-        return Verdict(None, max_completion_length, 0, 0, True,
-                       f"vllm.max_model_len is not set: vLLM reserves the model's full context. "
-                       f"Set `vllm.max_model_len: {recommended}` to spend that memory on KV cache.")
+        return Verdict(None, max_completion_length, 0, 0, True, (
+            f"OK: trl.use_vllm is off, so no vLLM length limit applies. For a vLLM run, set `vllm.max_model_len: "
+            f"{recommended}`." if uses_vllm is False else "vllm.max_model_len is not set: vLLM reserves the model's "
+            f"full context. Set `vllm.max_model_len: {recommended}` to spend that memory on KV cache."))
     lengths = np.arange(len(counts))
     rejected = int(counts[lengths >= max_model_len].sum())
     room = (lengths < max_model_len) & (lengths + max_completion_length > max_model_len)
@@ -137,7 +128,7 @@ def build_report(counts: np.ndarray, longest: list[LongPrompt], max_completion_l
                  max_model_len: int | None, source: dict[str, Any],
                  uses_vllm: bool | None = None) -> BudgetReport:
     summary = summarize(counts)
-    recommended = round_up(int(summary["max"]) + max_completion_length)
+    recommended = -(-(int(summary["max"]) + max_completion_length) // ROUND_TO) * ROUND_TO
     return BudgetReport(
         rows=int(counts.sum()),
         prompt_tokens=summary,
