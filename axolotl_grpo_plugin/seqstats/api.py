@@ -52,8 +52,10 @@ def prompt_token_stats(config_path: str | Path | Mapping[str, Any] | None = None
                          "Fix: pass CONFIG.yaml, or both --tokenizer DIR and --dataset FILE.")
     read = isinstance(config_path, Mapping)  # a config already read (the config checks')
     cfg: dict[str, Any] = {} if explicit else dict(config_path) if read else load_config(config_path)
-    if chat_template:
-        cfg = {**cfg, **_chat_template_keys(chat_template)}
+    if chat_template:  # a .jinja file, or an Axolotl template name
+        jinja = Path(chat_template).is_file()
+        cfg = {**cfg, "chat_template": "jinja" if jinja else chat_template,
+               "chat_template_jinja": str(chat_template) if jinja else None}
     trl = _section(cfg, "trl")
     key, source = _tokenizer_source(cfg, tokenizer)
     specs = _specs(cfg, explicit, dataset, split, transform)
@@ -146,9 +148,8 @@ def _tokenizers(cfg: dict[str, Any], key: str, source: Any, method: str):
 
 
 def longest_prompt(cfg: Mapping[str, Any]) -> int | None:
-    """The exact token count of the config's longest prompt, when its tokenizer and every dataset
-    are local (nothing is downloaded for a check); None otherwise or when they cannot be read
-    (the config checks report why)."""
+    """The exact token count of the config's longest prompt when its tokenizer and every dataset are
+    local (a check downloads nothing); None otherwise or when they cannot be read (the checks say why)."""
     try:
         _, source = _tokenizer_source(cfg, None)
         local = isinstance(source, str) and Path(source).is_dir()
@@ -162,12 +163,6 @@ def longest_prompt(cfg: Mapping[str, Any]) -> int | None:
 def report_from_config(path: str | Path, **overrides: Any) -> BudgetReport:
     """The budget of a training config; `overrides` as in `prompt_token_stats`."""
     return prompt_token_stats(path, **overrides)
-
-
-def _chat_template_keys(choice: str) -> dict[str, Any]:
-    if Path(choice).is_file():
-        return {"chat_template": "jinja", "chat_template_jinja": str(choice)}
-    return {"chat_template": choice, "chat_template_jinja": None}
 
 
 def _tokenizer_source(cfg: dict[str, Any], tokenizer: Any) -> tuple[str, Any]:

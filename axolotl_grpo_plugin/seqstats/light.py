@@ -51,7 +51,7 @@ def from_hf(tokenizer, template_name: str) -> LightTokenizer:
 
 def key_for(cfg: dict[str, Any], source: str) -> str | None:
     """The cache key of a local tokenizer directory under this config, or None (not local)."""
-    from importlib.metadata import PackageNotFoundError, version
+    from ..defaults import installed_version
 
     directory = Path(source)
     if not directory.is_dir():
@@ -64,11 +64,7 @@ def key_for(cfg: dict[str, Any], source: str) -> str | None:
     jinja = cfg.get("chat_template_jinja")
     if isinstance(jinja, str) and len(jinja) < 4096 and Path(jinja).is_file():
         relevant["chat_template_jinja_text"] = Path(jinja).read_text(encoding="utf-8")
-    for package in ("transformers", "tokenizers", "axolotl", "jinja2"):
-        try:
-            relevant[package] = version(package)
-        except PackageNotFoundError:
-            relevant[package] = None
+    relevant.update({p: installed_version(p) for p in ("transformers", "tokenizers", "axolotl", "jinja2")})
     h.update(json.dumps([FORMAT, str(directory.resolve()), relevant], sort_keys=True, default=str).encode())
     return h.hexdigest()[:32]
 

@@ -91,13 +91,9 @@ def percentile_from_counts(counts: np.ndarray, q: float) -> int:
 def summarize(counts: np.ndarray) -> dict[str, float]:
     """min / mean / p50 / p95 / p99 / max of the lengths a histogram describes."""
     lengths = np.nonzero(counts)[0]
-    total = int(counts.sum())
-    mean = float((np.arange(len(counts)) * counts).sum() / total)
-    summary: dict[str, float] = {"min": int(lengths[0]), "mean": round(mean, 2)}
-    for q in PERCENTILES:
-        summary[f"p{q}"] = percentile_from_counts(counts, q)
-    summary["max"] = int(lengths[-1])
-    return summary
+    mean = float((np.arange(len(counts)) * counts).sum() / int(counts.sum()))
+    return {"min": int(lengths[0]), "mean": round(mean, 2),
+            **{f"p{q}": percentile_from_counts(counts, q) for q in PERCENTILES}, "max": int(lengths[-1])}
 
 
 def judge(counts: np.ndarray, max_model_len: int | None, max_completion_length: int,
@@ -117,9 +113,8 @@ def judge(counts: np.ndarray, max_model_len: int | None, max_completion_length: 
                 f"cuts {counted(truncated, 'completion')} short of trl.max_completion_length = "
                 f"{max_completion_length}. Fix: set `vllm.max_model_len: {recommended}`.")
         return Verdict(max_model_len, max_completion_length, rejected, truncated, False, line)
-    spare = max_model_len - recommended
     line = f"OK: vllm.max_model_len = {max_model_len} fits every prompt plus {max_completion_length} completion tokens."
-    if spare >= 64:
+    if max_model_len - recommended >= 64:
         line += f" {recommended} would also fit and leave more memory for the KV cache."
     return Verdict(max_model_len, max_completion_length, 0, 0, True, line)
 
