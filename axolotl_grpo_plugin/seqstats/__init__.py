@@ -1,9 +1,7 @@
-"""Sequence-length budgets for GRPO: prompt tokens as the trainer sees them.
+"""Sequence-length budgets for GRPO: prompt tokens as the trainer sees them (`axolotl-grpo stats`).
 
-`prompt_token_stats(...)` / `report_from_config(path)` return a `BudgetReport`
-(rows, prompt-token percentiles, longest prompts, recommended `vllm.max_model_len`,
-and the rejected / truncated counts under the config's current value). The CLI is
-`axolotl-grpo stats` at the repository root.
+`prompt_token_stats(...)` / `report_from_config(path)` return a `BudgetReport`: percentiles, longest
+prompts, recommended `vllm.max_model_len`, and what the config's current value rejects or truncates.
 """
 
 from .api import prompt_token_stats, report_from_config

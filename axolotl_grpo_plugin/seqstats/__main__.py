@@ -1,4 +1,4 @@
-"""`axolotl-grpo stats CONFIG` (= `axolotl-grpo stats`, `axolotl-grpo stats`)."""
+"""`python -m axolotl_grpo_plugin.seqstats CONFIG` = `axolotl-grpo stats CONFIG`."""
 
 import sys
 

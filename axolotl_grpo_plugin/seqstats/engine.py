@@ -1,16 +1,13 @@
 """Stream one dataset entry through its transform and the counter into a length histogram.
 
-Rows are read a batch at a time (`stream`), transformed as Axolotl would, and counted
-(`fastcount.Counter`, or `counting.TransformersCounter` for the reference); only the
-histogram, the row count and the few longest prompts are kept, so memory stays flat
-however many rows there are. A progress bar with rows/s appears on stderr when a
-dataset takes more than a couple of seconds.
+Only the histogram, the row count and the few longest prompts are kept, so memory stays flat
+however many rows there are.
 """
 
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -19,12 +16,6 @@ from .counting import preview_text, prompts_of
 from .report import LongPrompt
 from .sources import DatasetSpec, RowTransform, StatsError
 from .stream import NotPlain, batches
-
-
-@dataclass
-class Counted:
-    counts: np.ndarray  # counts[n] = number of prompts with n tokens
-    longest: list[LongPrompt]
 
 
 class Lengths:
@@ -55,33 +46,31 @@ class Lengths:
         self.rows += len(lengths)
 
 
-def _run(batch_iter, counter, transform: RowTransform, key: str, top: int, tick=None) -> Lengths:
+def _run(batch_iter, counter, transform: RowTransform, key: str, top: int, tick) -> Lengths:
     tally = Lengths(top)
     for rows in batch_iter:
         first = tally.rows
         prompts = prompts_of(rows, transform, key, first)
         tally.add(counter.count(prompts, lambda i, first=first: f"{key} row {first + i}"), prompts)
-        if tick is not None:
-            tick(len(rows))
+        tick(len(rows))
     return tally
 
 
-def count_entry(spec: DatasetSpec, dataset_idx: int, counter, transform: RowTransform, *,
-                batch_size: int = 2048, top: int = 5, progress: bool = True, direct: bool = True) -> Counted:
-    """Count every prompt of one dataset entry (see the module docstring); `direct=False`
-    reads every source through `datasets`."""
+def count_entry(spec: DatasetSpec, dataset_idx: int, counter, transform: RowTransform, *, direct: bool,
+                batch_size: int = 2048, top: int = 5, progress: bool = True) -> tuple[np.ndarray, list[LongPrompt]]:
+    """(counts[n] = prompts of n tokens, the `top` longest) of one dataset entry; `direct=False`
+    reads every source through `datasets`. A bar with rows/s shows after two seconds."""
     from tqdm.auto import tqdm
 
     bar = tqdm(desc=f"Counting prompt tokens ({spec.key})", unit=" rows", unit_scale=True, delay=2.0,
                disable=not progress, leave=False, dynamic_ncols=True)
-    before = replace(counter.tally, notes=set(counter.tally.notes)) if hasattr(counter, "tally") else None
+    before = replace(counter.tally, notes=set(counter.tally.notes)) if direct else None
     try:
         try:
             tally = _run(batches(spec, batch_size, direct=direct), counter, transform, spec.key, top, bar.update)
         except NotPlain:  # counted again from the start, through datasets
             bar.reset()
-            if before is not None:
-                counter.tally = before
+            counter.tally = before
             tally = _run(batches(spec, batch_size, direct=False), counter, transform, spec.key, top, bar.update)
     finally:
         bar.close()
@@ -89,4 +78,4 @@ def count_entry(spec: DatasetSpec, dataset_idx: int, counter, transform: RowTran
         raise StatsError(f"{spec.field('path')} = {spec.path!r}: the dataset has no rows. "
                          "Fix: point it at a non-empty dataset or split.")
     ordered = sorted(tally.heap, key=lambda t: (-t[0], t[2]))
-    return Counted(tally.counts, [LongPrompt(dataset_idx, row, n, preview_text(p)) for n, _, row, p in ordered])
+    return tally.counts, [LongPrompt(dataset_idx, row, n, preview_text(p)) for n, _, row, p in ordered]

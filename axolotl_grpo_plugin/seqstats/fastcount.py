@@ -1,16 +1,11 @@
 r"""Exact prompt-token counts, most of them without encoding: a per-word count cache.
 
-A Hugging Face tokenizer (no special tokens added) cuts the text at added tokens (one
-token each), then normalizes, pre-tokenizes and models each segment alone, one piece at a
-time. So a count is the added tokens plus the pieces' counts, and a piece's count can be
-cached (GSM8K prompts repeat the template, the instruction and most words). This is done
-for printable-ASCII text (plus \t \n \r) when the tokenizer is a byte-level BPE with a
-known split pattern (GPT-2; Qwen2/2.5's and Llama 3's GPT-4-style ones) and no normalizer
-but Unicode normalization (the identity on ASCII): on that alphabet the pattern with
-`\p{L}` = `[A-Za-z]`, `\p{N}` = `[0-9]`, `\s` = `[\t\n\r ]` cuts the same pieces, each new
-piece counted by the tokenizer's own model. Every other prompt, and every prompt of any
-other tokenizer (SentencePiece/Unigram, added tokens that strip or are normalized), is
-encoded whole by `tokenizers`. Checked against whole encoding on probes and the first rows.
+A Hugging Face tokenizer cuts the text at added tokens (one token each), then models each
+piece of each segment alone, so a prompt's count is the added tokens plus its pieces' counts,
+and GSM8K prompts repeat most pieces. Exact for printable-ASCII text (plus \t \n \r) with a
+byte-level BPE of a known split pattern and no normalizer but Unicode normalization: there the
+pattern with `\p{L}` = `[A-Za-z]`, `\p{N}` = `[0-9]`, `\s` = `[\t\n\r ]` cuts the same pieces.
+Every other prompt or tokenizer is encoded whole by `tokenizers` (docs/stats.md).
 """
 
 from __future__ import annotations
@@ -19,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .counting import check_plain, is_conversational, template_failed
+from .counting import split_prompts, template_failed
 from .light import LightTokenizer, compile_template, render
 
 
@@ -112,8 +107,7 @@ class Tally:
     """How the rows were counted (`counting` in --json, asserted in tests)."""
 
     split: int = 0  # counted word by word
-    whole: int = 0  # encoded whole by `tokenizers`
-    plain: int = 0  # plain-text prompts (encoded with special tokens)
+    whole: int = 0  # encoded whole by `tokenizers` (plain-text prompts too)
     notes: set = field(default_factory=set)
 
 
@@ -152,9 +146,7 @@ class Counter:
             raise template_failed(where, exc) from None
 
     def count(self, prompts: list[Any], where=lambda i: f"row {i}") -> list[int]:
-        chat_at = [i for i, p in enumerate(prompts) if is_conversational(p)]
-        plain_at = [i for i, p in enumerate(prompts) if not is_conversational(p)]
-        check_plain(prompts, plain_at, where)
+        chat_at, plain_at = split_prompts(prompts, where)
         chat = [self.render(prompts[i], where(i)) for i in chat_at]
         counts, whole = self._chat_counts(chat)
         if self.words and self.checked < CHECK_ROWS:  # start-up check: whole encoding of the first rows
@@ -168,6 +160,5 @@ class Counter:
         for i, n in [*zip(chat_at, counts), *zip(plain_at, self._encode([prompts[i] for i in plain_at], True))]:
             lengths[i] = n
         self.tally.split += len(chat) - len(whole)
-        self.tally.whole += len(whole)
-        self.tally.plain += len(plain_at)
+        self.tally.whole += len(whole) + len(plain_at)
         return lengths

@@ -1,14 +1,10 @@
 """The tokenizer and chat template without transformers, torch or Axolotl on the start-up path.
 
-The first run for a tokenizer directory + config loads them the usual way (transformers,
-Axolotl's template resolver) and saves what counting needs: the `tokenizers` backend as
-transformers built it (added and config tokens included), the chosen chat template and
-the special tokens the template sees; only if rendering and counting with them gives
-transformers' lengths on probe prompts. Later runs load that file with `tokenizers`
-alone. The key covers the tokenizer files, every config key that changes the tokenizer
-or template, and the library versions. Templates are rendered in transformers 5's jinja
-environment rebuilt here (`compile_template`): importing transformers' own costs ~1.6 s
-of CPU, more than counting GSM8K; the probe check guards the copy.
+The first run for a tokenizer directory + config loads them the usual way and caches the
+`tokenizers` backend, the chosen template and the special tokens, if rendering and counting
+with them gives transformers' lengths on probe prompts; later runs need only `tokenizers` and
+jinja2. Templates are rendered in transformers 5's jinja environment rebuilt here: importing
+transformers costs ~1.6 s of CPU, more than counting GSM8K.
 """
 
 from __future__ import annotations
@@ -39,7 +35,6 @@ class LightTokenizer:
     variables: dict[str, Any]  # special tokens as the template sees them
     template_name: str
     spec: dict  # the backend's JSON without the vocabulary (normalizer, pre_tokenizer, added_tokens, model options)
-    hf: Any = None  # the transformers tokenizer, when one was loaded this run
 
 
 def from_hf(tokenizer, template_name: str) -> LightTokenizer:
@@ -47,20 +42,16 @@ def from_hf(tokenizer, template_name: str) -> LightTokenizer:
     from tokenizers import Tokenizer
 
     text = tokenizer.backend_tokenizer.to_str()
-    variables = json.loads(json.dumps(dict(tokenizer.special_tokens_map), default=str))
-    return LightTokenizer(Tokenizer.from_str(text), tokenizer.chat_template, variables, template_name,
-                          small_spec(json.loads(text)), tokenizer)
-
-
-def small_spec(spec: dict) -> dict:
-    """The backend's JSON without the vocabulary and merges."""
-    return {**{k: spec.get(k) for k in ("normalizer", "pre_tokenizer", "added_tokens")},
+    spec = json.loads(text)
+    spec = {**{k: spec.get(k) for k in ("normalizer", "pre_tokenizer", "added_tokens")},
             "model": {k: v for k, v in (spec.get("model") or {}).items() if k not in ("vocab", "merges")}}
+    variables = json.loads(json.dumps(dict(tokenizer.special_tokens_map), default=str))
+    return LightTokenizer(Tokenizer.from_str(text), tokenizer.chat_template, variables, template_name, spec)
 
 
 def key_for(cfg: dict[str, Any], source: str) -> str | None:
     """The cache key of a local tokenizer directory under this config, or None (not local)."""
-    from importlib.metadata import PackageNotFoundError, version
+    from ..defaults import installed_version
 
     directory = Path(source)
     if not directory.is_dir():
@@ -73,11 +64,7 @@ def key_for(cfg: dict[str, Any], source: str) -> str | None:
     jinja = cfg.get("chat_template_jinja")
     if isinstance(jinja, str) and len(jinja) < 4096 and Path(jinja).is_file():
         relevant["chat_template_jinja_text"] = Path(jinja).read_text(encoding="utf-8")
-    for package in ("transformers", "tokenizers", "axolotl", "jinja2"):
-        try:
-            relevant[package] = version(package)
-        except PackageNotFoundError:
-            relevant[package] = None
+    relevant.update({p: installed_version(p) for p in ("transformers", "tokenizers", "axolotl", "jinja2")})
     h.update(json.dumps([FORMAT, str(directory.resolve()), relevant], sort_keys=True, default=str).encode())
     return h.hexdigest()[:32]
 
@@ -92,11 +79,11 @@ def load_cached(key: str) -> LightTokenizer | None:
         return None
 
 
-def save(key: str, light: LightTokenizer) -> None:
-    """Only when the light tokenizer reproduces transformers' counts on the probes."""
+def save(key: str, light: LightTokenizer, tok) -> None:
+    """Only when the light tokenizer reproduces transformers' (`tok`) counts on the probes."""
     from ..safe_files import replacing
 
-    if light.hf is None or agrees_with_transformers(light) is not None:
+    if not agrees_with_transformers(light, tok):
         return
     saved = {k: getattr(light, k) for k in ("chat_template", "variables", "template_name", "spec")}
     try:
@@ -107,12 +94,11 @@ def save(key: str, light: LightTokenizer) -> None:
         pass  # no cache: the next run loads transformers again
 
 
-def agrees_with_transformers(light: LightTokenizer) -> str | None:
-    """Why the light tokenizer counts differently from transformers on the probes (None: it does not)."""
-    tok = light.hf
+def agrees_with_transformers(light: LightTokenizer, tok) -> bool:
+    """Plain and chat probe prompts count the same with the light tokenizer and transformers."""
     for text in PROBES:
         if len(tok(text)["input_ids"]) != len(light.backend.encode(text, add_special_tokens=True)):
-            return f"plain text {text!r}"
+            return False
         if light.chat_template is None:
             continue
         messages = [{"role": "user", "content": text}]
@@ -123,8 +109,8 @@ def agrees_with_transformers(light: LightTokenizer) -> str | None:
             continue
         got = render(compile_template(light.chat_template), messages, light.variables)
         if len(light.backend.encode(got, add_special_tokens=False)) != want:
-            return f"chat prompt {text!r}"
-    return None
+            return False
+    return True
 
 
 @lru_cache(maxsize=8)

@@ -1,8 +1,6 @@
-"""The sequence budget: prompt-length percentiles, the recommended vLLM `max_model_len`,
-and the verdict on a config's current values.
-
-Lengths are kept as a histogram (a count per token length), so a report over a
-million prompts stays a few kilobytes and percentiles are exact.
+"""The sequence budget: prompt-length percentiles, the recommended vLLM `max_model_len`, and
+the verdict on a config's values. Lengths are a histogram, so percentiles are exact and a
+report over a million prompts stays a few kilobytes.
 """
 
 from __future__ import annotations
@@ -83,10 +81,6 @@ class BudgetReport:
         }
 
 
-def round_up(value: int, multiple: int = ROUND_TO) -> int:
-    return int(math.ceil(value / multiple) * multiple)
-
-
 def percentile_from_counts(counts: np.ndarray, q: float) -> int:
     """Nearest-rank percentile: the smallest length that at least q% of prompts fit in."""
     total = int(counts.sum())
@@ -97,26 +91,19 @@ def percentile_from_counts(counts: np.ndarray, q: float) -> int:
 def summarize(counts: np.ndarray) -> dict[str, float]:
     """min / mean / p50 / p95 / p99 / max of the lengths a histogram describes."""
     lengths = np.nonzero(counts)[0]
-    total = int(counts.sum())
-    mean = float((np.arange(len(counts)) * counts).sum() / total)
-    summary: dict[str, float] = {"min": int(lengths[0]), "mean": round(mean, 2)}
-    for q in PERCENTILES:
-        summary[f"p{q}"] = percentile_from_counts(counts, q)
-    summary["max"] = int(lengths[-1])
-    return summary
+    mean = float((np.arange(len(counts)) * counts).sum() / int(counts.sum()))
+    return {"min": int(lengths[0]), "mean": round(mean, 2),
+            **{f"p{q}": percentile_from_counts(counts, q) for q in PERCENTILES}, "max": int(lengths[-1])}
 
 
 def judge(counts: np.ndarray, max_model_len: int | None, max_completion_length: int,
           recommended: int, uses_vllm: bool | None = None) -> Verdict:
     """Count rejected and truncated prompts under `max_model_len` and say what to do."""
-    if max_model_len is None and uses_vllm is False:
-        return Verdict(None, max_completion_length, 0, 0, True,
-                       f"OK: trl.use_vllm is off, so no vLLM length limit applies. "
-                       f"For a vLLM run, set `vllm.max_model_len: {recommended}`.")
     if max_model_len is None:
-        return Verdict(None, max_completion_length, 0, 0, True,
-                       f"vllm.max_model_len is not set: vLLM reserves the model's full context. "
-                       f"Set `vllm.max_model_len: {recommended}` to spend that memory on KV cache.")
+        return Verdict(None, max_completion_length, 0, 0, True, (
+            f"OK: trl.use_vllm is off, so no vLLM length limit applies. For a vLLM run, set `vllm.max_model_len: "
+            f"{recommended}`." if uses_vllm is False else "vllm.max_model_len is not set: vLLM reserves the model's "
+            f"full context. Set `vllm.max_model_len: {recommended}` to spend that memory on KV cache."))
     lengths = np.arange(len(counts))
     rejected = int(counts[lengths >= max_model_len].sum())
     room = (lengths < max_model_len) & (lengths + max_completion_length > max_model_len)
@@ -126,9 +113,8 @@ def judge(counts: np.ndarray, max_model_len: int | None, max_completion_length: 
                 f"cuts {counted(truncated, 'completion')} short of trl.max_completion_length = "
                 f"{max_completion_length}. Fix: set `vllm.max_model_len: {recommended}`.")
         return Verdict(max_model_len, max_completion_length, rejected, truncated, False, line)
-    spare = max_model_len - recommended
     line = f"OK: vllm.max_model_len = {max_model_len} fits every prompt plus {max_completion_length} completion tokens."
-    if spare >= 64:
+    if max_model_len - recommended >= 64:
         line += f" {recommended} would also fit and leave more memory for the KV cache."
     return Verdict(max_model_len, max_completion_length, 0, 0, True, line)
 
@@ -137,7 +123,7 @@ def build_report(counts: np.ndarray, longest: list[LongPrompt], max_completion_l
                  max_model_len: int | None, source: dict[str, Any],
                  uses_vllm: bool | None = None) -> BudgetReport:
     summary = summarize(counts)
-    recommended = round_up(int(summary["max"]) + max_completion_length)
+    recommended = -(-(int(summary["max"]) + max_completion_length) // ROUND_TO) * ROUND_TO
     return BudgetReport(
         rows=int(counts.sum()),
         prompt_tokens=summary,

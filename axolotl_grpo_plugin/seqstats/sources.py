@@ -1,10 +1,6 @@
-"""Where the prompts come from: the tokenizer, chat template, datasets and transforms
-a training config names, resolved the way Axolotl 0.19 resolves them.
-
-Every failure becomes a `StatsError` with one line naming the key, the value and
-the fix, because a user sizing GPUs should not have to read a traceback. The
-config is read by `axolotl_grpo_plugin.config.load` and the rows by `axolotl_grpo_plugin.sources`, the
-loader the evaluator shares, so both tools see the rows the trainer reads.
+"""The tokenizer, chat template, datasets and transforms a config names, through the loaders
+the evaluator shares (`..sources`), so both see what the trainer reads. Every failure is a
+one-line `StatsError` naming the key, the value and the fix: no traceback for a user sizing GPUs.
 """
 
 from __future__ import annotations
@@ -20,7 +16,7 @@ from ..sources import data
 from ..sources.chat_template import resolve_chat_template
 from ..sources.data import DatasetSpec, first_line, looks_like_missing_path, raised_as
 from ..sources.tokenizer import load_tokenizer as shared_tokenizer
-from ..sources.transforms import RowTransform, as_axolotl_cfg  # noqa: F401 (re-exported for counting)
+from ..sources.transforms import RowTransform  # noqa: F401 (re-exported for counting)
 from ..sources.transforms import load_transform as shared_transform
 
 
@@ -34,12 +30,6 @@ def load_config(path: str | Path) -> dict[str, Any]:
         return read_config(Path(path), rewards=False)
 
 
-def dataset_specs(cfg: dict[str, Any]) -> list[DatasetSpec]:
-    """The `datasets:` entries of a config."""
-    with raised_as(StatsError):
-        return data.dataset_specs(cfg)
-
-
 def apply_chat_template_choice(tokenizer, cfg: dict[str, Any]) -> str:
     """Set the chat template the config selects, via Axolotl's own resolver; returns its name."""
     with raised_as(StatsError):
@@ -49,21 +39,11 @@ def apply_chat_template_choice(tokenizer, cfg: dict[str, Any]) -> str:
     return choice
 
 
-def load_tokenizer(cfg: dict[str, Any], source: Any, key: str):
-    with raised_as(StatsError):
-        return shared_tokenizer(cfg, source, key)
-
-
-def load_rows(spec: DatasetSpec):
-    """The raw rows of one dataset entry, loaded the way Axolotl's `load_dataset_with_config` does."""
-    with raised_as(StatsError):
-        return data.load_rows(spec)
-
-
-def load_transform(spec: DatasetSpec, cfg: dict[str, Any], dataset_idx: int, tokenizer) -> RowTransform:
-    """The dataset entry's transform, loaded by the shared loader (sources/transforms.py)."""
-    with raised_as(StatsError):
-        return shared_transform(spec, cfg, dataset_idx, tokenizer)
+# the shared loaders (Axolotl's own way), their errors raised as StatsError
+dataset_specs = raised_as(StatsError)(data.dataset_specs)
+load_tokenizer = raised_as(StatsError)(shared_tokenizer)
+load_rows = raised_as(StatsError)(data.load_rows)
+load_transform = raised_as(StatsError)(shared_transform)
 
 
 def preflight(cfg: dict[str, Any], tokenizer: tuple[str, Any], specs: list[DatasetSpec]) -> None:
@@ -100,10 +80,7 @@ def preflight(cfg: dict[str, Any], tokenizer: tuple[str, Any], specs: list[Datas
 
 
 def hub_unreachable(repo_id: str, repo_type: str, revision: str | None = None) -> str | None:
-    """Why a Hub id cannot be loaded right now (not cached, no network), or None if it may be.
-
-    Asked once up front because transformers retries an unreachable Hub for minutes.
-    """
+    """Why a Hub id cannot be loaded right now (not cached, no network), or None if it may be."""
     from huggingface_hub import HfApi, constants, try_to_load_from_cache
 
     marker = "tokenizer_config.json" if repo_type == "model" else "README.md"

@@ -1,13 +1,9 @@
 """Dataset rows in batches with bounded memory, without `datasets` where it changes nothing.
 
-A local JSON-lines file (`.jsonl`, or `.json` holding one object per line) read as the
-`train` split is parsed line by line here: `datasets` (pyarrow's JSON reader) gives the
-same rows as long as every row has the same keys and each column holds one scalar type
-(strings, ints, floats, bools, nulls), and no string column is all timestamps (pyarrow
-reads those as datetimes). Since `datasets` infers types from the whole file, a row that
-breaks this (a missing key, an int column with a float, a nested value) raises
-`NotPlain`, and the caller starts again with `sources.data.load_rows` (Arrow,
-memory-mapped), as it does for every other source.
+A local JSON-lines file read as the `train` split is parsed here while `datasets` (pyarrow's
+JSON reader, which infers types from the whole file) would give the same rows; the first row
+that breaks this raises `NotPlain`, and the caller starts again through `datasets`, as it does
+for every other source.
 """
 
 from __future__ import annotations
@@ -31,9 +27,8 @@ class NotPlain(Exception):
 
 def jsonl_path(spec: DatasetSpec) -> Path | None:
     """The file to read directly, or None when `datasets` must read the source."""
-    if not isinstance(spec.path, str) or spec.name or spec.data_files or spec.ds_type not in (None, "json"):
-        return None
-    if spec.split not in (None, "train"):
+    if (not isinstance(spec.path, str) or spec.name or spec.data_files or spec.ds_type not in (None, "json")
+            or spec.split not in (None, "train")):
         return None
     path = Path(spec.path)
     if path.suffix.lower() not in (".jsonl", ".json") or not path.is_file():
@@ -44,8 +39,8 @@ def jsonl_path(spec: DatasetSpec) -> Path | None:
 
 
 def iter_jsonl(path: Path, batch_size: int) -> Iterator[list[dict]]:
-    """Batches of row dicts of a whole file; raises NotPlain at the first row `datasets`
-    would read differently from the rows before it (or, at the end, a timestamp column)."""
+    """Batches of a whole file's rows; raises NotPlain at the first row `datasets` would read
+    differently (a missing key, a column mixing types, a nested value, or at the end a timestamp column)."""
     try:
         from orjson import loads
     except ImportError:
@@ -87,19 +82,13 @@ def iter_jsonl(path: Path, batch_size: int) -> Iterator[list[dict]]:
         yield batch
 
 
-def iter_dataset(rows, batch_size: int) -> Iterator[list[dict]]:
-    """Batches of row dicts from a `datasets.Dataset` (Arrow, read a batch at a time)."""
-    for start in range(0, len(rows), batch_size):
-        chunk = rows[start:start + batch_size]
-        names = list(chunk)
-        yield [dict(zip(names, values)) for values in zip(*chunk.values())]
-
-
 def batches(spec: DatasetSpec, batch_size: int, *, direct: bool = True) -> Iterator[list[dict]]:
-    """Row batches of one dataset entry. With `direct`, a plain JSON-lines file is read here
-    and may raise `NotPlain` at any batch (the caller then starts again with `direct=False`)."""
+    """Row batches of one dataset entry; with `direct`, a plain JSON-lines file may raise `NotPlain`."""
     path = jsonl_path(spec) if direct else None
     if path is not None:
         yield from iter_jsonl(path, batch_size)
         return
-    yield from iter_dataset(load_rows(spec), batch_size)
+    rows = load_rows(spec)  # Arrow, memory-mapped: read a batch at a time
+    for start in range(0, len(rows), batch_size):
+        chunk = rows[start:start + batch_size]
+        yield [dict(zip(chunk, values)) for values in zip(*chunk.values())]
