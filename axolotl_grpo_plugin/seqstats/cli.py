@@ -26,8 +26,7 @@ Exit status: 0 when the config's budget fits (or none is set), 1 when
 vllm.max_model_len rejects or truncates prompts, 2 on bad input."""
 
 EPILOG = f"""\
-examples (`axolotl-grpo stats`, `axolotl-grpo stats` and
-`axolotl-grpo stats` are the same command):
+examples (in a checkout, `python stats.py` is the same command):
   # offline, with what the package ships (`axolotl-grpo embedded build` makes the tokenizer)
   axolotl-grpo stats --tokenizer {EMBEDDED_DIR}/tiny-qwen2 \\
       --dataset {DATA_DIR}/gsm8k_sample.jsonl --transform gsm8k --plot gsm8k.png
