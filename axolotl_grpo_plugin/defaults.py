@@ -18,7 +18,7 @@ from importlib import metadata
 
 
 # Axolotl's load_cfg records the yaml's path under this key before any plugin sees the config;
-# the tools record it the same way (config/load.read_config), so config/names.import_folders
+# the tools record it the same way (config/load.read_config), so names.import_folders
 # finds the config's folder everywhere.
 CONFIG_PATH_KEY = "axolotl_config_path"
 DEFAULT_OUTPUT_DIR = "./model-out"  # Axolotl's default `output_dir`

@@ -126,8 +126,8 @@ def _rollouts(args) -> int:
                          "`output_dir` of a run trained with the plugin and `grpo_plugin.rollout_log: true`")
     cap = None
     if args.config:
-        from ..config.load import load_config
         from ..defaults import MAX_COMPLETION_LENGTH
+        from ..names import load_config
 
         trl = load_config(args.config, rewards=False).get("trl") or {}
         cap = int(trl.get("max_completion_length") or MAX_COMPLETION_LENGTH)

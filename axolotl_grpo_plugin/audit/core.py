@@ -18,12 +18,13 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..config.load import load_config, section
+from ..config.load import section
 from ..config.run import Facts
 from ..defaults import MAX_COMPLETION_LENGTH
 from ..errors import PluginError
 from ..evaluate import scoring
 from ..evaluate.prompts import dataset_entries, load_rows, transform_rows
+from ..names import load_config
 from ..registry import REWARDS, original_path
 from .families import DEGENERATE, FAMILIES, TERSE, WRONG_INTEGER, Case, build_case
 
