@@ -58,7 +58,7 @@ def test_probe_result_shares_over_prompts():
                          reward_names=["correct"], samples=samples, problem_indices=[0, 1, 2])
     assert result.pass_rates() == [0.5, 0.0, 1.0]
     assert result.zero_variance_share(2) == pytest.approx(7 / 9)
-    from axolotl_grpo_plugin.probe.report import generation_table, pass_rate_bins
+    from axolotl_grpo_plugin.probe.findings import generation_table, pass_rate_bins
 
     assert pass_rate_bins(result.pass_rates()) == {"0": 1, "(0, .25)": 0, "[.25, .5)": 0,
                                                    "[.5, .75)": 1, "[.75, 1)": 0, "1": 1}
@@ -153,7 +153,7 @@ def test_write_filtered_keeps_prompts_strictly_between(demo_base, tmp_path, caps
     import torch
 
     from axolotl_grpo_plugin.probe.core import probe
-    from axolotl_grpo_plugin.probe.report import write_filtered
+    from axolotl_grpo_plugin.probe.findings import write_filtered
 
     torch.set_num_threads(1)
     path = _config(tmp_path, demo_base, num_generations=4)
