@@ -100,7 +100,7 @@ def _audit(args) -> int:
 
     from ..quiet import terminal
     from .core import audit
-    from .report import summary
+    from .summary import summary
 
     with tqdm(total=args.prompts, desc="audit: scoring", unit="prompt", file=terminal(), disable=None,
               leave=False) as bar:
@@ -115,8 +115,8 @@ def _audit(args) -> int:
 def _rollouts(args) -> int:
     from ..observe.rollout_log import log_files, read_rollouts
     from .core import AuditError
-    from .report import rollouts_summary
     from .rollouts import first_suspected, scan
+    from .summary import rollouts_summary
 
     out = Path(args.rollouts)
     if not out.is_dir():

@@ -349,7 +349,7 @@ def _mean(values: list[float]) -> float | None:
 
 
 def judge(name: str, scores: Scores, weight: float | None) -> Verdict:
-    """Rules (a) and (b) over every prompt; means for the report."""
+    """Rules (a) and (b) over every prompt; means for the summary."""
     ref = scores.reference
     scored = [i for i, v in enumerate(ref) if not math.isnan(v)]
     means = {f.name: _mean([scores.families[f.name][i] for i in scored]) for f in FAMILIES}
