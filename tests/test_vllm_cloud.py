@@ -193,7 +193,7 @@ def test_the_copied_files_build_a_wheel_with_the_whole_plugin(tmp_path):
     assert proc.returncode == 0, proc.stderr
     wheel = next((tmp_path / "wheels").glob("axolotl_grpo_plugin-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
-    for needed in ("axolotl_grpo_plugin/plugin.py", "axolotl_grpo_plugin/vllm/guard.py",
+    for needed in ("axolotl_grpo_plugin/plugin.py", "axolotl_grpo_plugin/vllm/group_leader.py",
                    "axolotl_grpo_plugin/vllm/autostart.py", "axolotl_grpo_rewards/gsm8k.py",
                    "axolotl_grpo_plugin/data/gsm8k_sample.jsonl"):
         assert needed in names
