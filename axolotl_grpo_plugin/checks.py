@@ -242,7 +242,7 @@ def check_vllm_autostart(cfg, launch: Launch) -> list[Problem]:
 def check_gpu_layout(cfg, launch: Launch) -> list[Problem]:
     """vLLM autostart: the reserved GPUs exist and the training processes fit beside them, for
     the GPUs this launch sees (at train time the machine's; in `check`, `--gpus N`)."""
-    from .config.gpus import LayoutError, check_launch
+    from .config.gpus import GpuLayoutError, check_launch
     from .vllm.autostart import autostart_problems
 
     if launch.gpus is None or launch.processes is None:
@@ -262,9 +262,9 @@ def check_gpu_layout(cfg, launch: Launch) -> list[Problem]:
                         "single-node launch.",
                         "start `axolotl vllm-serve` by hand on one node and point `trl.vllm_server_host` at it")]
     try:
-        layout = run.layout(launch.gpus, launch.machine_gpus)
+        layout = run.gpu_layout(launch.gpus, launch.machine_gpus)
         check_launch(layout, launch.gpus, launch.node_processes, run.config_path)
-    except LayoutError as exc:
+    except GpuLayoutError as exc:
         return [Problem(exc.key, exc.value, exc.message, exc.fix)]
     return []
 

@@ -136,7 +136,7 @@ def _sources() -> dict[Path, str]:
     (r"TRANSFORMS\.load\(", "sources/transforms.py"),  # the one transform loader
     (r"""["']accura["']""", "registry/correctness.py"),  # the one rule for which reward judges "correct"
     (r"from \.+args import[^\n]*\bsettings\b", "config/run.py"),  # grpo_plugin: parsed once, by Run.of
-    (r"(?<!def )\bplan_layout\(", "config/run.py"),  # the GPU layout: Run.layout
+    (r"(?<!def )\bsplit_gpus\(", "config/run.py"),  # the GPU layout: Run.gpu_layout
     (r"""\bread\(\s*\w+,\s*["']vllm\.data_parallel_size""", "config/run.py"),  # the server's GPUs: Run.server_gpus
 ])
 def test_each_concept_has_one_owner(pattern, owner):

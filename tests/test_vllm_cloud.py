@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from axolotl_grpo_plugin.config.gpus import LayoutError, check_launch, plan_layout
+from axolotl_grpo_plugin.config.gpus import GpuLayoutError, check_launch, split_gpus
 
 
 REPO = Path(__file__).resolve().parents[1]
@@ -158,10 +158,10 @@ def test_the_shipped_config_autostarts_vllm_on_the_second_gpu(modal_launch):
     cfg = yaml.safe_load(log["remote"][0][0])
     assert cfg["grpo_plugin"]["vllm_autostart"] is True
     gpus = ["0", "1"]
-    layout = plan_layout(gpus, cfg["grpo_plugin"].get("vllm_gpus"))
+    layout = split_gpus(gpus, cfg["grpo_plugin"].get("vllm_gpus"))
     assert layout.server == ("1",) and layout.trainer == ("0",)
     check_launch(layout, gpus, local_processes=1, config="/workspace/mounts/config.yaml")
-    with pytest.raises(LayoutError):  # without the launcher args accelerate would start 2
+    with pytest.raises(GpuLayoutError):  # without the launcher args accelerate would start 2
         check_launch(layout, gpus, local_processes=2, config="/workspace/mounts/config.yaml")
 
 
