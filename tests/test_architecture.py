@@ -191,7 +191,7 @@ def test_the_defaults_module_matches_the_installed_trl_and_axolotl():
 
 
 def test_the_vllm_endpoints_are_the_ones_the_installed_trl_client_calls():
-    """The health and generate paths our probes use are the ones TRL's own VLLMClient uses
+    """The health and generate paths our server checks use are the ones TRL's own VLLMClient uses
     against the server `axolotl vllm-serve` starts (0.19: TRL-style, 0.21: native vLLM)."""
     import inspect
 
