@@ -17,15 +17,16 @@ from typing import Any
 
 from . import defaults
 from .args import GRPOPluginSettings
-from .config import dry_run, trl_args, values
+from .config import trl_args, values
 from .config.batching import generation_batch_size, micro_batch_sizes_for, valid_num_generations
 from .config.load import section as _section
-from .config.names import resolve_names
 from .config.run import Facts, Run
 from .config.schema import axolotl_fields
 from .defaults import CONFIG_PATH_KEY
 from .errors import GRPOConfigError, Problem
 from .launch import Launch
+from .names import resolve_names
+from .sources import dry_run
 from .vllm.cpu import CPU_DIST, INSTALL_COMMAND, check_cpu_vllm, is_cpu_vllm
 from .vllm.sync_guard import check_sleep_mode
 
@@ -241,7 +242,7 @@ def check_vllm_autostart(cfg, launch: Launch) -> list[Problem]:
 def check_gpu_layout(cfg, launch: Launch) -> list[Problem]:
     """vLLM autostart: the reserved GPUs exist and the training processes fit beside them, for
     the GPUs this launch sees (at train time the machine's; in `check`, `--gpus N`)."""
-    from .config.gpus import LayoutError, check_launch
+    from .config.gpus import GpuLayoutError, check_launch
     from .vllm.autostart import autostart_problems
 
     if launch.gpus is None or launch.processes is None:
@@ -261,9 +262,9 @@ def check_gpu_layout(cfg, launch: Launch) -> list[Problem]:
                         "single-node launch.",
                         "start `axolotl vllm-serve` by hand on one node and point `trl.vllm_server_host` at it")]
     try:
-        layout = run.layout(launch.gpus, launch.machine_gpus)
+        layout = run.gpu_layout(launch.gpus, launch.machine_gpus)
         check_launch(layout, launch.gpus, launch.node_processes, run.config_path)
-    except LayoutError as exc:
+    except GpuLayoutError as exc:
         return [Problem(exc.key, exc.value, exc.message, exc.fix)]
     return []
 
@@ -329,7 +330,7 @@ def check_context_fits(cfg, launch: Launch) -> list[Problem]:
 
 def check_datasets(cfg, launch: Launch) -> list[Problem]:
     """Each local dataset entry loads, and its transform makes rows with `prompt` and the
-    columns the rewards read (config/dry_run.py)."""
+    columns the rewards read (sources/dry_run.py)."""
     return dry_run.problems(cfg)
 
 

@@ -18,7 +18,7 @@ from importlib import metadata
 
 
 # Axolotl's load_cfg records the yaml's path under this key before any plugin sees the config;
-# the tools record it the same way (config/load.read_config), so config/names.import_folders
+# the tools record it the same way (config/load.read_config), so names.import_folders
 # finds the config's folder everywhere.
 CONFIG_PATH_KEY = "axolotl_config_path"
 DEFAULT_OUTPUT_DIR = "./model-out"  # Axolotl's default `output_dir`
@@ -47,7 +47,7 @@ class AxolotlFacts:
     # `/generate/`); 0.21 execs vLLM's native OpenAI server (`/health`, `/v1/completions`).
     vllm_health_path: str
     vllm_generate_path: str
-    vllm_probe_request: dict
+    vllm_engine_check_request: dict
     # `trl.async_prefetch` / `use_data_producer`: 0.19/0.20's async trainer unpacks 7 values from
     # TRL's `_generate`, which returns 8 (TRL 1.9 and 1.13: read from their wheels); 0.21 takes
     # `*_` (tests/test_async_grpo.py reads the installed pair).
@@ -64,7 +64,7 @@ _TRL_ROWS = {
 }
 
 _TRL_STYLE_SERVER = dict(vllm_health_path="/health/", vllm_generate_path="/generate/",
-                         vllm_probe_request={"prompts": ["Hello"], "n": 1, "max_tokens": 1, "temperature": 1.0})
+                         vllm_engine_check_request={"prompts": ["Hello"], "n": 1, "max_tokens": 1, "temperature": 1.0})
 _AXOLOTL_ROWS = {
     (0, 19): AxolotlFacts("0.19", vllm_port=8000, async_grpo_works=False,
                           **_TRL_STYLE_SERVER),
@@ -72,7 +72,7 @@ _AXOLOTL_ROWS = {
                           **_TRL_STYLE_SERVER),
     (0, 21): AxolotlFacts("0.21", vllm_port=8000, merges_builtin_plugins=True,
                           vllm_health_path="/health", vllm_generate_path="/v1/completions",
-                          vllm_probe_request={"prompt": "Hello", "max_tokens": 1, "temperature": 1.0}),
+                          vllm_engine_check_request={"prompt": "Hello", "max_tokens": 1, "temperature": 1.0}),
 }
 
 
@@ -126,7 +126,7 @@ VLLM_HOST = "127.0.0.1"
 VLLM_PORT = AXOLOTL.vllm_port
 VLLM_HEALTH_PATH = AXOLOTL.vllm_health_path
 VLLM_GENERATE_PATH = AXOLOTL.vllm_generate_path
-VLLM_PROBE_REQUEST = AXOLOTL.vllm_probe_request
+VLLM_ENGINE_CHECK_REQUEST = AXOLOTL.vllm_engine_check_request
 
 # trackio: transformers releases whose TrainingArguments have `trackio_bucket_id` (5.16 on)
 # call `trackio.init(..., bucket_id=...)`, a keyword trackio has only since 0.21.0. Axolotl

@@ -127,7 +127,7 @@ class GRPOPlugin(BasePlugin):
         if not self._ours(cfg):
             return
         from . import checkpoints, interrupted, run_lock
-        from .config.trl_args import report
+        from .config.trl_args import log_reached
         from .evaluate import periodic
         from .evaluate.hook import remember_trackers
         from .observe import attach, doctor
@@ -146,7 +146,7 @@ class GRPOPlugin(BasePlugin):
         observer = attach(run, trainer)
         with reported_as_exit():  # every N steps on a held-out slice; keep-best (docs/evaluate.md)
             periodic.attach(cfg, trainer, getattr(observer, "writer", None), run=run)
-        report(run, trainer, LOG)
+        log_reached(run, trainer, LOG)
         # failure signatures in the logged metrics, recorded in the rollout log (docs/observe.md)
         writer = getattr(observer, "writer", None)
         doctor.attach(run, trainer, writer=writer)

@@ -27,9 +27,10 @@ from typing import Any
 
 from axolotl_grpo_rewards.errors import RewardConfigError, RewardContractError
 
-from .config.load import load_config, read_yaml, section
+from .config.load import read_yaml, section
 from .errors import EXIT_BAD_INPUT, EXIT_FAILED, PluginError, Problem, exit_for
 from .evaluate.scoring import Reward, load_rewards, score
+from .names import load_config
 from .observe.rollout_log import read_records
 from .observe.trainer_hook import weighted_reward
 from .remote.checks import check as check_remote

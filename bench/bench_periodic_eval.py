@@ -134,7 +134,7 @@ def engines(args) -> int:
     server = VLLMServer(ServerSpec(
         command=autostart.vllm_serve_command(snapshot), log_path=tmp / "vllm-server.log",
         host="127.0.0.1", port=port,
-        env=cpu.server_env(os.environ) | autostart.server_env(os.environ, cpu.CPU_LAYOUT, pin=False)))
+        env=cpu.server_env(os.environ) | autostart.server_env(os.environ, cpu.CPU_GPU_LAYOUT, pin=False)))
     server.start()
     try:
         print(f"vLLM server up after {server.wait_healthy(900):.0f} s (log: {tmp / 'vllm-server.log'})")

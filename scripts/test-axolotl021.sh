@@ -2,7 +2,7 @@
 # The Axolotl 0.21 part of CI (issue 17): Python 3.12, Axolotl 0.21.0 (TRL 1.14.1) in
 # ./.venv-axolotl021, then the tests of what differs between 0.19 and 0.21: the defaults
 # table, the hooks and entry point, the config checks, trl_args, the rewards, the vLLM
-# probes against the fake server, `--cloud cloud.yaml` offline, and the CPU smoke
+# server checks against the fake server, `--cloud cloud.yaml` offline, and the CPU smoke
 # `axolotl train configs/smoke.yaml` (plus the mixed-reward training run of test_reward_safety).
 #
 #   bash scripts/test-axolotl021.sh [pytest args]      PYTHON312=/path/to/python3.12 to choose

@@ -80,9 +80,9 @@ def run_register(cfg: dict, launch: dict, monkeypatch) -> str | None:
         run = Run.of(copy.deepcopy(cfg))  # as register reads it: a bad section is the checks' to report
     except PluginError:
         run = None
-    relaunch.plan_relaunch(run, {relaunch.ACCELERATE_LAUNCH_MARK: "1", "WORLD_SIZE": procs,
-                                                "LOCAL_WORLD_SIZE": procs}, lambda: gpus, [],
-                           main_module=relaunch.TRAIN_MODULE)
+    relaunch.decide_relaunch(run, {relaunch.ACCELERATE_LAUNCH_MARK: "1", "WORLD_SIZE": procs,
+                                                  "LOCAL_WORLD_SIZE": procs}, lambda: gpus, [],
+                             main_module=relaunch.TRAIN_MODULE)
 
     def no_server(path):
         raise AssertionError("the training path accepted the config and would start a server")

@@ -8,8 +8,9 @@ import re
 import pytest
 import yaml
 
-from axolotl_grpo_plugin.config.load import ConfigFileError, load_config, read_yaml
+from axolotl_grpo_plugin.config.load import ConfigFileError, read_yaml
 from axolotl_grpo_plugin.errors import GRPOConfigError
+from axolotl_grpo_plugin.names import load_config
 
 
 def _config(tmp_path, **extra):

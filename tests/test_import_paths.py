@@ -1,6 +1,6 @@
 """Import-path rewards and transforms (`my_module.my_reward`) resolve the same way in `check`,
 `axolotl train` and the tools, whether started as `axolotl-grpo X` or `python -m`: the config's
-folder first, then the working folder (config/names.py: import_folders)."""
+folder first, then the working folder (names.py: import_folders)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from axolotl_grpo_plugin.config.load import load_config
-from axolotl_grpo_plugin.config.names import import_folders, resolve_names
 from axolotl_grpo_plugin.errors import GRPOConfigError
+from axolotl_grpo_plugin.names import import_folders, load_config, resolve_names
 
 
 # A module name found nowhere else (not in the checkout, not installed).

@@ -11,7 +11,7 @@ import textwrap
 import pytest
 from conftest import importable_module
 
-from axolotl_grpo_plugin.config.names import resolve_names
+from axolotl_grpo_plugin.names import resolve_names
 from axolotl_grpo_rewards.errors import RewardContractError
 
 

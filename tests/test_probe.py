@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from axolotl_grpo_plugin.probe import stats
+from axolotl_grpo_plugin.probe import arithmetic
 from axolotl_grpo_plugin.probe.core import ProbeResult, Sample
 
 
@@ -21,25 +21,25 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_zero_variance_binary_matches_hand_computation():
     # p = 0.5, G = 4: all pass 1/16 + all fail 1/16 = 1/8
-    assert stats.zero_variance_binary(0.5, 4) == pytest.approx(0.125)
+    assert arithmetic.zero_variance_binary(0.5, 4) == pytest.approx(0.125)
     # p = 0.1, G = 8: 0.1^8 + 0.9^8 = 0.43046722 (+1e-8)
-    assert stats.zero_variance_binary(0.1, 8) == pytest.approx(0.43046722 + 1e-8)
-    assert stats.zero_variance_binary(0.0, 16) == 1.0
+    assert arithmetic.zero_variance_binary(0.1, 8) == pytest.approx(0.43046722 + 1e-8)
+    assert arithmetic.zero_variance_binary(0.0, 16) == 1.0
 
 
 def test_zero_variance_from_samples_is_the_unbiased_estimate():
     # 8 samples, 4 pass: groups of 4 drawn from them are all-equal with 2 x C(4,4)/C(8,4) = 2/70
     values = [1, 1, 1, 1, 0, 0, 0, 0]
-    assert stats.zero_variance_chance(values, 4) == pytest.approx(2 / 70)
+    assert arithmetic.zero_variance_chance(values, 4) == pytest.approx(2 / 70)
     # G = n: one group, the observed one, which is mixed
-    assert stats.zero_variance_chance(values, 8) == 0.0
+    assert arithmetic.zero_variance_chance(values, 8) == 0.0
     # three reward values, 6 samples {0.5: 3, 1: 2, 0: 1}, G = 2: (3 + 1 + 0) / 15
-    assert stats.zero_variance_chance([0.5, 0.5, 0.5, 1, 1, 0], 2) == pytest.approx(4 / 15)
+    assert arithmetic.zero_variance_chance([0.5, 0.5, 0.5, 1, 1, 0], 2) == pytest.approx(4 / 15)
     # G > n: the plug-in p^G + (1-p)^G (extrapolated)
-    assert stats.zero_variance_chance([1, 0], 4) == pytest.approx(stats.zero_variance_binary(0.5, 4))
+    assert arithmetic.zero_variance_chance([1, 0], 4) == pytest.approx(arithmetic.zero_variance_binary(0.5, 4))
     # many samples: the unbiased estimate converges to the formula
     many = [1] * 300 + [0] * 700
-    assert stats.zero_variance_chance(many, 8) == pytest.approx(stats.zero_variance_binary(0.3, 8), rel=0.02)
+    assert arithmetic.zero_variance_chance(many, 8) == pytest.approx(arithmetic.zero_variance_binary(0.3, 8), rel=0.02)
 
 
 def _sample(prompt: int, correct: bool, tokens: int = 10) -> Sample:
@@ -58,26 +58,26 @@ def test_probe_result_shares_over_prompts():
                          reward_names=["correct"], samples=samples, problem_indices=[0, 1, 2])
     assert result.pass_rates() == [0.5, 0.0, 1.0]
     assert result.zero_variance_share(2) == pytest.approx(7 / 9)
-    from axolotl_grpo_plugin.probe.report import generation_table, pass_rate_bins
+    from axolotl_grpo_plugin.probe.findings import generation_table, pass_rate_bins
 
     assert pass_rate_bins(result.pass_rates()) == {"0": 1, "(0, .25)": 0, "[.25, .5)": 0,
                                                    "[.5, .75)": 1, "[.75, 1)": 0, "1": 1}
     row = generation_table(result)[0]
     assert row["G"] == 2 and row["signal_share"] == pytest.approx(2 / 9)
     # 10 steps of 3 prompts: a step is silent when all 3 groups are: (7/9)^3
-    assert stats.signal_steps(7 / 9, 3, 10) == pytest.approx(10 * (1 - (7 / 9) ** 3))
+    assert arithmetic.signal_steps(7 / 9, 3, 10) == pytest.approx(10 * (1 - (7 / 9) ** 3))
 
 
 def test_recommend_length_removes_the_truncation():
     lengths = [5] * 50 + [40] * 45 + [70] * 5
     ended = [True] * 100
-    assert stats.truncation_rate(lengths, ended, 32) == pytest.approx(0.5)
-    assert stats.recommend_length(lengths, ended, budget=128) == (96, 0.0)
+    assert arithmetic.truncation_rate(lengths, ended, 32) == pytest.approx(0.5)
+    assert arithmetic.recommend_length(lengths, ended, budget=128) == (96, 0.0)
     # a completion exactly at the limit without EOS was cut; with EOS it fits
-    assert stats.truncation_rate([32], [False], 32) == 1.0
-    assert stats.truncation_rate([32], [True], 32) == 0.0
+    assert arithmetic.truncation_rate([32], [False], 32) == 1.0
+    assert arithmetic.truncation_rate([32], [True], 32) == 0.0
     # nothing fits in the budget: the budget and its rate
-    assert stats.recommend_length([128] * 4, [False] * 4, budget=128) == (128, 1.0)
+    assert arithmetic.recommend_length([128] * 4, [False] * 4, budget=128) == (128, 1.0)
 
 
 # --- real probes ------------------------------------------------------------------
@@ -153,7 +153,7 @@ def test_write_filtered_keeps_prompts_strictly_between(demo_base, tmp_path, caps
     import torch
 
     from axolotl_grpo_plugin.probe.core import probe
-    from axolotl_grpo_plugin.probe.report import write_filtered
+    from axolotl_grpo_plugin.probe.findings import write_filtered
 
     torch.set_num_threads(1)
     path = _config(tmp_path, demo_base, num_generations=4)

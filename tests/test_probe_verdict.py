@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from axolotl_grpo_plugin.probe import core
-from axolotl_grpo_plugin.probe.report import format_summary, to_json
+from axolotl_grpo_plugin.probe.findings import format_summary, to_json
 
 
 REPO = Path(__file__).resolve().parents[1]

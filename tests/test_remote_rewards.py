@@ -16,8 +16,8 @@ from conftest import REPO_ROOT
 from verifier_server import Running
 
 from axolotl_grpo_plugin.args import RemoteRewardSettings
-from axolotl_grpo_plugin.config.names import resolve_names
 from axolotl_grpo_plugin.errors import GRPOConfigError
+from axolotl_grpo_plugin.names import resolve_names
 from axolotl_grpo_plugin.remote import declared
 from axolotl_grpo_plugin.remote.calls import deadline_s
 from axolotl_grpo_plugin.remote.checks import check

@@ -9,7 +9,7 @@ import pytest
 
 from axolotl_grpo_plugin import args, defaults
 from axolotl_grpo_plugin.config import run as run_module
-from axolotl_grpo_plugin.config.gpus import LayoutError
+from axolotl_grpo_plugin.config.gpus import GpuLayoutError
 from axolotl_grpo_plugin.config.run import Run
 from axolotl_grpo_plugin.errors import GRPOConfigError
 
@@ -60,17 +60,17 @@ def test_the_same_config_is_parsed_once(monkeypatch):
 
 def test_the_layout_is_computed_once_per_launch(monkeypatch):
     planned = []
-    real = run_module.plan_layout
-    monkeypatch.setattr(run_module, "plan_layout", lambda *a: planned.append(a) or real(*a))
+    real = run_module.split_gpus
+    monkeypatch.setattr(run_module, "split_gpus", lambda *a: planned.append(a) or real(*a))
     run = Run.of(_cfg(vllm_gpus=[4, 5, 6, 7]))
     gpus = [str(i) for i in range(8)]
-    layout = run.layout(gpus, 8)
+    layout = run.gpu_layout(gpus, 8)
     assert layout.server == ("4", "5", "6", "7") and layout.trainer == ("0", "1", "2", "3")
-    assert run.layout(gpus) is layout and len(planned) == 1  # the check's layout, reused by autostart
-    with pytest.raises(LayoutError):
-        run.layout(gpus[:6], 6)  # GPU 6 and 7 are not on a 6-GPU machine
-    with pytest.raises(LayoutError):
-        run.layout(gpus[:6], 6)
+    assert run.gpu_layout(gpus) is layout and len(planned) == 1  # the check's layout, reused by autostart
+    with pytest.raises(GpuLayoutError):
+        run.gpu_layout(gpus[:6], 6)  # GPU 6 and 7 are not on a 6-GPU machine
+    with pytest.raises(GpuLayoutError):
+        run.gpu_layout(gpus[:6], 6)
     assert len(planned) == 2
 
 

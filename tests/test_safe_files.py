@@ -172,7 +172,7 @@ def test_vllm_server_log_link_is_a_clear_error_not_a_write(out, victim):
 
 def test_eval_results_replace_planted_links(out, victim):
     from axolotl_grpo_plugin.evaluate.core import EvalResult
-    from axolotl_grpo_plugin.evaluate.report import write_results
+    from axolotl_grpo_plugin.evaluate.results import write_results
 
     for name in ("eval-test.json", "eval-test-samples.jsonl"):
         plant(out / name, victim)

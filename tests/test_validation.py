@@ -280,7 +280,7 @@ def test_with_the_cpu_build_a_vllm_config_on_cpu_is_a_cpu_run_with_its_precision
 
 
 def test_shipped_gpu_config_on_cpu_says_it_needs_gpus(repo_root, without_cpu_vllm):
-    from axolotl_grpo_plugin.config.load import load_config
+    from axolotl_grpo_plugin.names import load_config
 
     err = problems(load_config(repo_root / "configs" / "gsm8k.yaml"), CPU)
     assert len(err.problems) == 1 and "needs GPUs (vLLM generation)" in err.problems[0].message

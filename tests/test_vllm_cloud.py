@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from axolotl_grpo_plugin.config.gpus import LayoutError, check_launch, plan_layout
+from axolotl_grpo_plugin.config.gpus import GpuLayoutError, check_launch, split_gpus
 
 
 REPO = Path(__file__).resolve().parents[1]
@@ -158,10 +158,10 @@ def test_the_shipped_config_autostarts_vllm_on_the_second_gpu(modal_launch):
     cfg = yaml.safe_load(log["remote"][0][0])
     assert cfg["grpo_plugin"]["vllm_autostart"] is True
     gpus = ["0", "1"]
-    layout = plan_layout(gpus, cfg["grpo_plugin"].get("vllm_gpus"))
+    layout = split_gpus(gpus, cfg["grpo_plugin"].get("vllm_gpus"))
     assert layout.server == ("1",) and layout.trainer == ("0",)
     check_launch(layout, gpus, local_processes=1, config="/workspace/mounts/config.yaml")
-    with pytest.raises(LayoutError):  # without the launcher args accelerate would start 2
+    with pytest.raises(GpuLayoutError):  # without the launcher args accelerate would start 2
         check_launch(layout, gpus, local_processes=2, config="/workspace/mounts/config.yaml")
 
 
@@ -193,7 +193,7 @@ def test_the_copied_files_build_a_wheel_with_the_whole_plugin(tmp_path):
     assert proc.returncode == 0, proc.stderr
     wheel = next((tmp_path / "wheels").glob("axolotl_grpo_plugin-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
-    for needed in ("axolotl_grpo_plugin/plugin.py", "axolotl_grpo_plugin/vllm/guard.py",
+    for needed in ("axolotl_grpo_plugin/plugin.py", "axolotl_grpo_plugin/vllm/group_leader.py",
                    "axolotl_grpo_plugin/vllm/autostart.py", "axolotl_grpo_rewards/gsm8k.py",
                    "axolotl_grpo_plugin/data/gsm8k_sample.jsonl"):
         assert needed in names

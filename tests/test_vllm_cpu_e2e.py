@@ -134,7 +134,7 @@ def _train_timed(config: Path, cwd: Path, **env: str):
 
 
 def _left_alive(*sids: int) -> list[str]:
-    """The processes of these sessions still alive after a grace (the server guard's SIGTERM
+    """The processes of these sessions still alive after a grace (the server group leader's SIGTERM
     grace is 10 s)."""
     deadline = time.monotonic() + 15
     while (left := [p for sid in sids for p in _session_processes(sid)]) and time.monotonic() < deadline:

@@ -1,5 +1,5 @@
 """A vLLM server whose engine died while /health/ still answers 200 must not hang the
-trainer: the start-up probe and the /generate/ deadline fail fast, with the server log's
+trainer: the start-up engine check and the /generate/ deadline fail fast, with the server log's
 last lines, against the fake server's `dead-engine` mode."""
 
 from __future__ import annotations
@@ -54,12 +54,12 @@ def trl_style_generate(base: str):
     return lambda: session.post(f"{base}/generate/", json={"prompts": ["a"], "n": 2, "max_tokens": 8}).json()
 
 
-def test_probe_passes_on_a_working_engine(serve):
+def test_engine_check_passes_on_a_working_engine(serve):
     server = serve("ok")
     liveness.check_engine(server.spec.url, server.spec.log_path, timeout=5)
 
 
-def test_probe_fails_fast_on_a_dead_engine_with_the_log_tail(serve):
+def test_engine_check_fails_fast_on_a_dead_engine_with_the_log_tail(serve):
     server = serve("dead-engine")
     started = time.monotonic()
     with pytest.raises(ServerError) as info:
@@ -154,7 +154,7 @@ def test_attach_skips_colocate_and_a_zero_timeout():
     assert client.generate.__func__ is FakeClient.generate
 
 
-# --- the autostart hook probes the engine -------------------------------------------
+# --- the autostart hook checks the engine -------------------------------------------
 
 def autostart_with(cfg: dict, mode: str) -> None:
     env = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "PATH": "/usr/bin:/bin"}
@@ -164,7 +164,7 @@ def autostart_with(cfg: dict, mode: str) -> None:
 
 
 def test_autostart_refuses_a_server_whose_engine_is_dead(gsm8k_cfg, monkeypatch):
-    monkeypatch.setattr(liveness, "PROBE_TIMEOUT", 2.0)
+    monkeypatch.setattr(liveness, "ENGINE_CHECK_TIMEOUT", 2.0)
     autostart_with(gsm8k_cfg, "dead-engine")
     started = time.monotonic()
     with pytest.raises(SystemExit) as info, reported_as_exit():
@@ -174,7 +174,7 @@ def test_autostart_refuses_a_server_whose_engine_is_dead(gsm8k_cfg, monkeypatch)
 
 
 def test_autostart_accepts_a_working_engine(gsm8k_cfg, monkeypatch):
-    monkeypatch.setattr(liveness, "PROBE_TIMEOUT", 5.0)
+    monkeypatch.setattr(liveness, "ENGINE_CHECK_TIMEOUT", 5.0)
     autostart_with(gsm8k_cfg, "ok")
     messages: list[str] = []
     autostart.before_model_load(Run.of(gsm8k_cfg), report=messages.append)
@@ -182,7 +182,7 @@ def test_autostart_accepts_a_working_engine(gsm8k_cfg, monkeypatch):
 
 
 def test_manual_server_with_a_dead_engine_is_refused(tmp_path, monkeypatch):
-    monkeypatch.setattr(liveness, "PROBE_TIMEOUT", 2.0)
+    monkeypatch.setattr(liveness, "ENGINE_CHECK_TIMEOUT", 2.0)
     port = free_port()
     server = VLLMServer(ServerSpec(command=fake_command(port, "dead-engine"), log_path=tmp_path / "s.log",
                                    host="127.0.0.1", port=port))

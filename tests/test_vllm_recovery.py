@@ -163,7 +163,7 @@ def test_a_generation_that_never_returns_while_health_answers_is_restarted_up_to
     server, client = own_server(mode="dead-engine")
     records, pushes = [], []
     keeper = recovery.ServerKeeper(server, 30, 1, push=lambda: pushes.append(1), record=records.append)
-    # the restart's one-token probe would refuse the dead engine at once; let the watchdog find it
+    # the restart's one-token engine check would refuse the dead engine at once; let the watchdog find it
     monkeypatch.setattr(recovery, "check_engine", lambda *a, **k: None)
     liveness.guard_client(client, liveness.WatchdogClock(2), server.spec.url, server.spec.log_path, keeper=keeper)
     with pytest.raises(ServerError) as info:

@@ -17,7 +17,7 @@ import yaml
 from axolotl_grpo_plugin.config.run import Run
 from axolotl_grpo_plugin.errors import GRPOConfigError
 from axolotl_grpo_plugin.vllm import autostart, cpu, relaunch
-from axolotl_grpo_plugin.vllm.relaunch import TRAIN_MODULE, plan_relaunch, relaunch_if_needed
+from axolotl_grpo_plugin.vllm.relaunch import TRAIN_MODULE, decide_relaunch, relaunch_if_needed
 
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -45,7 +45,7 @@ def launched(processes: int, local_rank: int = 0, **extra: str) -> dict[str, str
 
 def plan(cfg, worker_env, gpus: int, **kw):
     kw.setdefault("main_module", TRAIN_MODULE)
-    return plan_relaunch(Run.of(cfg), worker_env, lambda: gpus, SCRIPT_ARGS, free_port=lambda: PORT, **kw)
+    return decide_relaunch(Run.of(cfg), worker_env, lambda: gpus, SCRIPT_ARGS, free_port=lambda: PORT, **kw)
 
 
 def option(args, name: str) -> str | None:

@@ -88,10 +88,10 @@ def test_start_wait_log_and_stop_leave_nothing(make_server):
     assert alive(server.pid) and alive(pids["pid"]) and alive(pids["child"])
     log = server.spec.log_path.read_text()
     assert "loading model" in log and "a line on stderr" in log  # stdout and stderr captured
-    guard_pid = server.pid
+    leader_pid = server.pid
     server.stop(grace=2)
     assert server.pid is None
-    assert wait_until(lambda: not any(alive(p) for p in (guard_pid, pids["pid"], pids["child"])), 10)
+    assert wait_until(lambda: not any(alive(p) for p in (leader_pid, pids["pid"], pids["child"])), 10)
     assert not port_in_use("127.0.0.1", server.spec.port)
 
 
@@ -210,7 +210,7 @@ OWNER = textwrap.dedent("""
     install_teardown()
     server.start(grace=2)
     server.wait_healthy(timeout=20, poll=0.05)
-    print(json.dumps({"guard": server.pid}), flush=True)
+    print(json.dumps({"leader": server.pid}), flush=True)
     time.sleep(120)
 """)
 
@@ -218,7 +218,7 @@ OWNER = textwrap.dedent("""
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
 def test_owner_killed_by_signal_takes_the_server_down(tmp_path, signum):
     """SIGTERM/SIGINT: the owner's handlers stop the group. SIGKILL (e.g. the OOM killer):
-    the kernel's parent-death signal reaches the guard, which stops the group."""
+    the kernel's parent-death signal reaches the group leader, which stops the group."""
     port, info = free_port(), tmp_path / "info.json"
     owner = subprocess.Popen(
         [sys.executable, "-c", OWNER, json.dumps(fake_command(port, "ok", info, "--child")),
@@ -229,12 +229,12 @@ def test_owner_killed_by_signal_takes_the_server_down(tmp_path, signum):
     try:
         line = owner.stdout.readline()
         assert line, owner.stderr.read()
-        guard = json.loads(line)["guard"]
+        leader = json.loads(line)["leader"]
         pids = read_info(info)
-        assert all(alive(p) for p in (guard, pids["pid"], pids["child"]))
+        assert all(alive(p) for p in (leader, pids["pid"], pids["child"]))
         owner.send_signal(signum)
         owner.wait(timeout=20)
-        assert wait_until(lambda: not any(alive(p) for p in (guard, pids["pid"], pids["child"])), 15)
+        assert wait_until(lambda: not any(alive(p) for p in (leader, pids["pid"], pids["child"])), 15)
         assert not port_in_use("127.0.0.1", port)
     finally:
         if owner.poll() is None:

@@ -100,7 +100,7 @@ def _audit(args) -> int:
 
     from ..quiet import terminal
     from .core import audit
-    from .report import summary
+    from .summary import summary
 
     with tqdm(total=args.prompts, desc="audit: scoring", unit="prompt", file=terminal(), disable=None,
               leave=False) as bar:
@@ -115,8 +115,8 @@ def _audit(args) -> int:
 def _rollouts(args) -> int:
     from ..observe.rollout_log import log_files, read_rollouts
     from .core import AuditError
-    from .report import rollouts_summary
     from .rollouts import first_suspected, scan
+    from .summary import rollouts_summary
 
     out = Path(args.rollouts)
     if not out.is_dir():
@@ -126,8 +126,8 @@ def _rollouts(args) -> int:
                          "`output_dir` of a run trained with the plugin and `grpo_plugin.rollout_log: true`")
     cap = None
     if args.config:
-        from ..config.load import load_config
         from ..defaults import MAX_COMPLETION_LENGTH
+        from ..names import load_config
 
         trl = load_config(args.config, rewards=False).get("trl") or {}
         cap = int(trl.get("max_completion_length") or MAX_COMPLETION_LENGTH)

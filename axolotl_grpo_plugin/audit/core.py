@@ -18,12 +18,13 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..config.load import load_config, section
+from ..config.load import section
 from ..config.run import Facts
 from ..defaults import MAX_COMPLETION_LENGTH
 from ..errors import PluginError
 from ..evaluate import scoring
 from ..evaluate.prompts import dataset_entries, load_rows, transform_rows
+from ..names import load_config
 from ..registry import REWARDS, original_path
 from .families import DEGENERATE, FAMILIES, TERSE, WRONG_INTEGER, Case, build_case
 
@@ -348,7 +349,7 @@ def _mean(values: list[float]) -> float | None:
 
 
 def judge(name: str, scores: Scores, weight: float | None) -> Verdict:
-    """Rules (a) and (b) over every prompt; means for the report."""
+    """Rules (a) and (b) over every prompt; means for the summary."""
     ref = scores.reference
     scored = [i for i, v in enumerate(ref) if not math.isnan(v)]
     means = {f.name: _mean([scores.families[f.name][i] for i in scored]) for f in FAMILIES}

@@ -3,7 +3,7 @@ of degenerate and terse completions a policy could learn instead of solving the 
 
 Pure functions on one transformed dataset row (no model, no reward): the row says the task
 (GSM8K-style number, countdown equation, MATH `\\boxed{}`) and its gold answer, the prompt says
-the layout it asks for (`<reasoning>`/`<think>` and `<answer>` tags, or none).
+the answer tags it asks for (`<reasoning>`/`<think>` and `<answer>`, or none).
 
 Two kinds of family (issue 33):
 - degenerate: no single committed answer equal to the gold. A reward that checks the answer must
@@ -79,7 +79,7 @@ WRONG_INTEGER = "format, wrong integer"
 
 
 @dataclass(frozen=True)
-class Layout:
+class AnswerTags:
     """How the prompt asks for the answer: the reasoning and answer tags it names (None: no tags)."""
 
     reasoning: str | None
@@ -126,11 +126,11 @@ def question_text(prompt: Any) -> str:
     return prompt_text(prompt)
 
 
-def layout_of(prompt: Any) -> Layout:
+def answer_tags_of(prompt: Any) -> AnswerTags:
     """The tags the prompt asks for: `<reasoning>` or `<think>`, and `<answer>`."""
     text = prompt_text(prompt)
     reasoning = next((tag for tag in ("reasoning", "think") if f"<{tag}>" in text), None)
-    return Layout(reasoning, "answer" if "<answer>" in text else None)
+    return AnswerTags(reasoning, "answer" if "<answer>" in text else None)
 
 
 def task_of(row: dict[str, Any]) -> tuple[str, str] | None:
@@ -221,37 +221,37 @@ def build_case(index: int, row: dict[str, Any], max_completion_length: int) -> C
         return None
     task, gold = found
     prompt = row.get("prompt")
-    layout = layout_of(prompt)
+    tags = answer_tags_of(prompt)
     cap = max(1, int(max_completion_length)) * CHARS_PER_TOKEN
     wrong = as_answer(task, wrong_integer(str(row.get("target")) if task == "countdown" else _bare(task, gold)))
-    reference = layout.wrap(REASONING, gold)
+    reference = tags.wrap(REASONING, gold)
     question = question_text(prompt)
     numbers = list(dict.fromkeys(_NUMBER.findall(question)))
-    listed_room = max(0, cap - len(layout.wrap(REASONING, "")))
+    listed_room = max(0, cap - len(tags.wrap(REASONING, "")))
     variants: dict[str, list[str]] = {
         "empty": [""],
-        "format shell, no answer": [layout.wrap(REASONING, "")],
-        WRONG_INTEGER: [layout.wrap(REASONING, wrong)],
-        "answer, no reasoning": [layout.answer_part(gold)],
-        "answer outside the tags": [layout.wrap(REASONING, "") + f"\nThe answer is {gold}." if layout.answer
+        "format shell, no answer": [tags.wrap(REASONING, "")],
+        WRONG_INTEGER: [tags.wrap(REASONING, wrong)],
+        "answer, no reasoning": [tags.answer_part(gold)],
+        "answer outside the tags": [tags.wrap(REASONING, "") + f"\nThe answer is {gold}." if tags.answer
                                     else f"{REASONING}\n{gold}"],
-        "question's numbers listed": ([layout.wrap(REASONING, ", ".join(as_answer(task, n) for n in numbers))]
+        "question's numbers listed": ([tags.wrap(REASONING, ", ".join(as_answer(task, n) for n in numbers))]
                                       if numbers and [as_answer(task, n) for n in numbers] != [gold] else []),
-        "numbers 0..N listed": [layout.wrap(REASONING, _counted(task, listed_room))],
-        "answer repeated": [layout.reasoning_part(REASONING) + "\n".join([layout.answer_part(gold)] * REPEATS)],
-        "tags repeated": [layout.wrap("", "") * REPEATS] if layout.answer else [],
-        "padded with filler": [layout.wrap(REASONING + " " + filler(cap - len(reference), index), gold)],
-        "padded with repetition": [layout.wrap(repeated(REASONING, cap - len(gold) - 40), gold)],
-        "cut off at the length cap": [layout.wrap(REASONING + " " + filler(cap, index + 1), gold)[:cap]],
-        "unicode digits": ([layout.wrap(REASONING, gold.translate(FULLWIDTH_DIGITS))]
+        "numbers 0..N listed": [tags.wrap(REASONING, _counted(task, listed_room))],
+        "answer repeated": [tags.reasoning_part(REASONING) + "\n".join([tags.answer_part(gold)] * REPEATS)],
+        "tags repeated": [tags.wrap("", "") * REPEATS] if tags.answer else [],
+        "padded with filler": [tags.wrap(REASONING + " " + filler(cap - len(reference), index), gold)],
+        "padded with repetition": [tags.wrap(repeated(REASONING, cap - len(gold) - 40), gold)],
+        "cut off at the length cap": [tags.wrap(REASONING + " " + filler(cap, index + 1), gold)[:cap]],
+        "unicode digits": ([tags.wrap(REASONING, gold.translate(FULLWIDTH_DIGITS))]
                            if gold.translate(FULLWIDTH_DIGITS) != gold else []),
-        "look-alike tags": ([layout.reasoning_part(REASONING) + f"{lt}{name}{gt}\n{gold}\n{lt}/{name}{gt}"
-                             for lt, gt, name in LOOKALIKE_TAGS] if layout.answer else []),
-        "several answer blocks": ([layout.reasoning_part(REASONING) + layout.answer_part(a) + "\n" + layout.answer_part(b)
-                                   for a, b in ((wrong, gold), (gold, wrong))] if layout.answer else []),
-        "several answers in one block": [layout.wrap(REASONING, f"{a} or {b}") for a, b in ((wrong, gold), (gold, wrong))],
-        "nested answer tags": ([layout.wrap(REASONING, f"{a}\n{layout.answer_part(b)}") for a, b in ((wrong, gold), (gold, wrong))]
-                               if layout.answer else []),
+        "look-alike tags": ([tags.reasoning_part(REASONING) + f"{lt}{name}{gt}\n{gold}\n{lt}/{name}{gt}"
+                             for lt, gt, name in LOOKALIKE_TAGS] if tags.answer else []),
+        "several answer blocks": ([tags.reasoning_part(REASONING) + tags.answer_part(a) + "\n" + tags.answer_part(b)
+                                   for a, b in ((wrong, gold), (gold, wrong))] if tags.answer else []),
+        "several answers in one block": [tags.wrap(REASONING, f"{a} or {b}") for a, b in ((wrong, gold), (gold, wrong))],
+        "nested answer tags": ([tags.wrap(REASONING, f"{a}\n{tags.answer_part(b)}") for a, b in ((wrong, gold), (gold, wrong))]
+                               if tags.answer else []),
         "prompt copied": [prompt_text(prompt)],
     }
     prefill = row.get("reasoning_prefill")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from ..errors import counted
 
 
-class LayoutError(ValueError):
+class GpuLayoutError(ValueError):
     """The GPUs cannot be split as the config asks; `fix` says what to change."""
 
     def __init__(self, key: str, value, message: str, fix: str):
@@ -49,7 +49,7 @@ def visible_gpus(env: Mapping[str, str], count: Callable[[], int]) -> list[str]:
     return [str(i) for i in range(count())]
 
 
-def plan_layout(visible: Sequence[str], vllm_gpus: Sequence[int] | None, server_gpus: int = 1,
+def split_gpus(visible: Sequence[str], vllm_gpus: Sequence[int] | None, server_gpus: int = 1,
                 machine_gpus: int | None = None) -> GpuLayout:
     """Reserve `vllm_gpus` (default: the last `server_gpus` visible GPUs) for vLLM.
 
@@ -60,7 +60,7 @@ def plan_layout(visible: Sequence[str], vllm_gpus: Sequence[int] | None, server_
     server_gpus = max(int(server_gpus), 1)
     if vllm_gpus is None:
         if len(visible) < server_gpus + 1:
-            raise LayoutError(
+            raise GpuLayoutError(
                 "grpo_plugin.vllm_gpus", None,
                 f"vLLM autostart needs {server_gpus + 1} GPUs ({server_gpus} for the vLLM server + at least "
                 f"1 for training) but this launch sees {len(visible)} ({_describe(visible)}).",
@@ -69,11 +69,11 @@ def plan_layout(visible: Sequence[str], vllm_gpus: Sequence[int] | None, server_
         return GpuLayout(server=tuple(visible[-server_gpus:]), trainer=tuple(visible[:-server_gpus]))
     reserved = [str(g) for g in vllm_gpus]
     if not reserved or len(set(reserved)) != len(reserved):
-        raise LayoutError("grpo_plugin.vllm_gpus", list(vllm_gpus), "list each reserved GPU id once.",
+        raise GpuLayoutError("grpo_plugin.vllm_gpus", list(vllm_gpus), "list each reserved GPU id once.",
                           "e.g. `vllm_gpus: [1]`, or remove the key to reserve the last GPU")
     absent = [g for g in vllm_gpus if machine_gpus is not None and not 0 <= int(g) < machine_gpus]
     if absent:
-        raise LayoutError(
+        raise GpuLayoutError(
             "grpo_plugin.vllm_gpus", list(vllm_gpus),
             f"GPU {','.join(map(str, absent))} does not exist: the machine has {counted(machine_gpus, 'GPU')}, "
             f"numbered 0 to {machine_gpus - 1}." if machine_gpus else
@@ -82,7 +82,7 @@ def plan_layout(visible: Sequence[str], vllm_gpus: Sequence[int] | None, server_
             "the key to reserve the last GPU",
         )
     if len(reserved) != server_gpus:
-        raise LayoutError(
+        raise GpuLayoutError(
             "grpo_plugin.vllm_gpus", list(vllm_gpus),
             f"{len(reserved)} GPUs reserved but the server uses vllm.tensor_parallel_size x "
             f"vllm.data_parallel_size = {server_gpus}.",
@@ -90,7 +90,7 @@ def plan_layout(visible: Sequence[str], vllm_gpus: Sequence[int] | None, server_
         )
     trainer = tuple(g for g in visible if g not in reserved)
     if not trainer:
-        raise LayoutError(
+        raise GpuLayoutError(
             "grpo_plugin.vllm_gpus", list(vllm_gpus),
             f"no GPU is left for training: this launch sees {_describe(visible)} and all are reserved.",
             _too_few_fix(),
@@ -105,7 +105,7 @@ def check_launch(layout: GpuLayout, visible: Sequence[str], local_processes: int
     if not clashes and local_processes <= len(visible):
         return
     where = ", ".join(f"LOCAL_RANK {rank} on GPU {gpu}" for rank, gpu in clashes) or "more processes than GPUs"
-    raise LayoutError(
+    raise GpuLayoutError(
         "launch", f"{local_processes} training processes",
         f"{_describe(layout.server)} {'is' if len(layout.server) == 1 else 'are'} reserved for the "
         f"vLLM server, but the launch puts "

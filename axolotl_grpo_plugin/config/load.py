@@ -1,8 +1,9 @@
 """The one reader of training configs: a yaml path, a dict or Axolotl's DictDefault in, a
-private plain-dict copy out, with registered reward and transform names resolved.
+private plain-dict copy out, names as written.
 
-`check`, `stats`, `evaluate`, `plan`, `probe` and the demo all read configs here,
-so a yaml syntax error or a misspelled name reads the same in every tool.
+`check`, `stats`, `evaluate`, `plan`, `probe` and the demo all read configs here, so a yaml
+syntax error reads the same in every tool. Resolving reward and transform names needs the
+registry, a layer above: `names.load_config` is this copy with its names resolved.
 """
 
 from __future__ import annotations
@@ -67,30 +68,14 @@ def _yaml_error_place(exc) -> tuple[str, str]:
     return f" at line {where.line + 1}, column {where.column + 1}", what
 
 
-def load_config(config: Any, *, resolve: bool = True, rewards: bool = True) -> dict[str, Any]:
-    """A private plain-dict copy of a config (yaml path, dict or DictDefault).
-
-    With `resolve`, registered reward and transform names are rewritten to the
-    import paths Axolotl's loaders use, and a name that does not resolve is a
-    GRPOConfigError; `rewards=False` ignores reward names (for tools that never
-    call the rewards).
-    """
+def copy_config(config: Any) -> dict[str, Any]:
+    """A private plain-dict copy of a config (yaml path, dict or DictDefault), names as written."""
     if isinstance(config, (str, Path)):
-        raw = read_config(config)
-    elif hasattr(config, "items"):
-        raw = copy.deepcopy(plain(config))
-    else:
-        raise ConfigFileError([Problem("config", type(config).__name__, "not a yaml path or a mapping of config keys",
-                                       "pass the yaml path you give `axolotl train`, or a dict")])
-    if resolve:
-        from .names import resolve_names
-
-        problems = resolve_names(raw)
-        if not rewards:
-            problems = [p for p in problems if not p.key.startswith("trl.")]
-        if problems:
-            raise GRPOConfigError(problems)
-    return raw
+        return read_config(config)
+    if hasattr(config, "items"):
+        return copy.deepcopy(plain(config))
+    raise ConfigFileError([Problem("config", type(config).__name__, "not a yaml path or a mapping of config keys",
+                                   "pass the yaml path you give `axolotl train`, or a dict")])
 
 
 def plain(value: Any) -> Any:

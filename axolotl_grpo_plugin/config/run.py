@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr
 from .. import defaults
 from ..args import GRPOPluginSettings, raw_section, settings
 from . import values
-from .gpus import GpuLayout, LayoutError, plan_layout
+from .gpus import GpuLayout, GpuLayoutError, split_gpus
 
 
 # Where a server bound to every interface is reached from this machine.
@@ -108,21 +108,21 @@ class Run(Facts):
 
     plugin: GRPOPluginSettings
 
-    _layouts: dict = PrivateAttr(default_factory=dict)
+    _gpu_layouts: dict = PrivateAttr(default_factory=dict)
 
-    def layout(self, visible: Sequence[str], machine_gpus: int | None = None) -> GpuLayout:
+    def gpu_layout(self, visible: Sequence[str], machine_gpus: int | None = None) -> GpuLayout:
         """The vLLM server's GPUs and the trainers' for the GPUs a launch sees: THE one place
-        the layout is computed, once per launch (raises LayoutError). `machine_gpus` (when known)
+        the layout is computed, once per launch (raises GpuLayoutError). `machine_gpus` (when known)
         also refuses reserved ids the machine lacks: a layout that passed it is reused without."""
         key = tuple(str(g) for g in visible)
-        checked, found = self._layouts.get(key, (None, None))
-        if found is None or (checked != machine_gpus and (machine_gpus is not None or isinstance(found, LayoutError))):
+        checked, found = self._gpu_layouts.get(key, (None, None))
+        if found is None or (checked != machine_gpus and (machine_gpus is not None or isinstance(found, GpuLayoutError))):
             try:
-                found = plan_layout(key, self.plugin.vllm_gpus, self.server_gpus or 1, machine_gpus)
-            except LayoutError as exc:
+                found = split_gpus(key, self.plugin.vllm_gpus, self.server_gpus or 1, machine_gpus)
+            except GpuLayoutError as exc:
                 found = exc
-            self._layouts[key] = (machine_gpus, found)
-        if isinstance(found, LayoutError):
+            self._gpu_layouts[key] = (machine_gpus, found)
+        if isinstance(found, GpuLayoutError):
             raise found
         return found
 

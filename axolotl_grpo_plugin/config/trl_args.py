@@ -129,7 +129,7 @@ def _range_problem(where: str, key: str, value: Any) -> list[Problem]:
                     f"give a value {text}")]
 
 
-def report(run: Run, trainer: Any, log: Any) -> None:
+def log_reached(run: Run, trainer: Any, log: Any) -> None:
     """Say what the trainer's GRPOConfig holds for each `trl_args` key, so a value that did
     not arrive (an Axolotl change, another plugin overriding it) is seen, not guessed."""
     args = configured(run)

@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from ..quiet import run_quietly
     from .core import evaluate
-    from .report import compare, default_out_dir, format_comparison, format_result, write_results
+    from .results import compare, default_out_dir, format_comparison, format_result, write_results
 
     options = dict(split=args.split, samples=args.samples, limit=args.limit, seed=args.seed,
                    batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,

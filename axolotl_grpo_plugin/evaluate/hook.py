@@ -99,14 +99,14 @@ def evaluate_at_end(cfg: Any, trackers: Trackers | None = None, rank: int | None
     config's Run when the caller holds it (the plugin), else read from `cfg`."""
     from .core import env_rank, evaluate
     from .prompts import EvalError
-    from .report import format_result, write_results
+    from .results import format_result, write_results
 
     options = settings(cfg if run is None else run)
     if options is None or (env_rank() if rank is None else rank) != 0:
         return None
     output_dir = cfg.get("output_dir")
     stem = f"eval-{options.get('split', 'test')}"
-    # Axolotl's logging config only shows INFO from `axolotl.*` loggers: print the report.
+    # Axolotl's logging config only shows INFO from `axolotl.*` loggers: print the results.
     print(f"grpo_plugin.eval_at_end: evaluating {output_dir}", flush=True)
     _release_gpu_cache()
     try:

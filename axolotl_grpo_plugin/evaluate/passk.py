@@ -1,4 +1,4 @@
-"""pass@k and paired bootstrap intervals: the statistics behind the evaluation report.
+"""pass@k and paired bootstrap intervals: the statistics behind the evaluation results.
 
 pass@k uses the unbiased estimator of Chen et al. (2021, "Evaluating Large
 Language Models Trained on Code"): with n samples of which c are correct,

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config.load import load_config as read_config
 from ..errors import PluginError
+from ..names import load_config as read_config
 from ..sources import data as data_sources
 from ..sources.chat_template import resolve_chat_template as shared_template
 from ..sources.data import DatasetSpec, raised_as

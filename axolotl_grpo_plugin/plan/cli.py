@@ -116,7 +116,7 @@ def item_lines(items: list[Item], prefix: str = "") -> list[str]:
     return [f"    {prefix + i.name:<52}{gib(i.bytes)}   {i.note}".rstrip() for i in items]
 
 
-def report(w: Workload, gpus: list[GPU], names: tuple[str, str, str, str]) -> str:
+def format_plan(w: Workload, gpus: list[GPU], names: tuple[str, str, str, str]) -> str:
     config, model, dims_source, prompt_source = names
     first = gpus[0]
     trainer = estimate_trainer(w, first)
@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(as_json(workload, shown), indent=2))
     else:
-        print(report(workload, shown, (args.config, model, dims_source, prompt_source)))
+        print(format_plan(workload, shown, (args.config, model, dims_source, prompt_source)))
     return 0
 
 

@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from ..quiet import run_quietly
     from .core import probe
-    from .report import format_summary, plot, to_json, write_filtered
+    from .findings import format_summary, plot, to_json, write_filtered
 
     def work() -> None:
         try:

@@ -23,7 +23,7 @@ from ..evaluate import generation, scoring
 from ..evaluate.core import load_tokenizer, make_generator
 from ..evaluate.prompts import EvalError, build_problems, dataset_entries, load_config, load_rows
 from ..registry import correctness
-from . import stats
+from . import arithmetic
 
 
 class ProbeError(EvalError):
@@ -100,21 +100,21 @@ class ProbeResult:
         for group in self.by_prompt():
             values = ([s.reward for s in group] if reward == "total"
                       else [float(s.correct) for s in group])
-            chances.append(stats.zero_variance_chance(values, g))
-        return stats.mean(chances)
+            chances.append(arithmetic.zero_variance_chance(values, g))
+        return arithmetic.mean(chances)
 
     # --- lengths ------------------------------------------------------------------
     def truncation_rate(self, limit: int | None = None) -> float:
         limit = limit or self.max_completion_length
-        return stats.truncation_rate([s.tokens for s in self.samples], [s.ended for s in self.samples],
+        return arithmetic.truncation_rate([s.tokens for s in self.samples], [s.ended for s in self.samples],
                                      limit)
 
     def length_percentiles(self) -> dict[str, float]:
         lengths = [s.tokens for s in self.samples]
-        return {f"p{q}": stats.percentile(lengths, q) for q in (50, 90, 95, 99, 100)}
+        return {f"p{q}": arithmetic.percentile(lengths, q) for q in (50, 90, 95, 99, 100)}
 
     def recommended_length(self) -> tuple[int, float]:
-        return stats.recommend_length([s.tokens for s in self.samples], [s.ended for s in self.samples],
+        return arithmetic.recommend_length([s.tokens for s in self.samples], [s.ended for s in self.samples],
                                       self.budget, TARGET_TRUNCATION)
 
     # --- rewards ------------------------------------------------------------------
@@ -122,14 +122,14 @@ class ProbeResult:
         out = {}
         for name in self.reward_names:
             values = [s.rewards[name] for s in self.samples]
-            out[name] = {"mean": stats.mean(values), "variance": stats.variance(values)}
+            out[name] = {"mean": arithmetic.mean(values), "variance": arithmetic.variance(values)}
         return out
 
     def constant_rewards(self) -> list[str]:
         return [name for name, st in self.reward_stats().items() if st["variance"] == 0]
 
     def format_compliance(self) -> float:
-        return stats.mean(float(s.strict_format) for s in self.samples)
+        return arithmetic.mean(float(s.strict_format) for s in self.samples)
 
     def format_rewards(self) -> list[str]:
         """The rewards that score the output format (by name: *format*, *xml*)."""

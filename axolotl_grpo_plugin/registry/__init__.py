@@ -35,7 +35,7 @@ BUILTIN_REWARDS = {
 }
 
 # The dataset columns each built-in reward reads (TRL passes the row's columns as keywords);
-# the config checks dry-run the transform and refuse rows without them (config/dry_run.py).
+# the config checks dry-run the transform and refuse rows without them (sources/dry_run.py).
 REWARD_COLUMNS = {
     "correctness": ("answer",),
     "int": (),

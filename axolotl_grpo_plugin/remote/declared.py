@@ -1,7 +1,7 @@
 """How a yaml-declared remote reward reaches Axolotl's reward loader, in every process.
 
 Axolotl imports each `trl.reward_funcs` entry by dotted path in the training process (every
-rank runs `register` first, which resolves names: config/names.py). The plugin rewrites a
+rank runs `register` first, which resolves names: names.py). The plugin rewrites a
 declared name to `axolotl_grpo_plugin.reward_remote__NAME`; the package's `__getattr__` serves
 it from the declarations `resolve_names` recorded in this process (`declare`), contained like
 every reward (registry/containment.py). The contained reward pickles by value (its settings),

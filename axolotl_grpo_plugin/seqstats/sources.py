@@ -9,9 +9,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..config.load import load_config as read_config
 from ..defaults import CONFIG_PATH_KEY
 from ..errors import PluginError
+from ..names import load_config as read_config
 from ..sources import data
 from ..sources.chat_template import resolve_chat_template
 from ..sources.data import DatasetSpec, first_line, looks_like_missing_path, raised_as

@@ -2,6 +2,6 @@
 (`grpo_plugin.vllm_autostart: true`), or checked before the model loads when
 started by hand. See docs/vllm.md.
 
-`gpus` splits the GPUs, `health` probes the server, `server` owns the process,
-`autostart` wires them to the plugin hooks.
+`health` checks the server, `server` owns the process (under `group_leader`),
+`autostart` wires them to the plugin hooks; the GPU split is config/gpus.py.
 """

@@ -34,7 +34,7 @@ import yaml
 
 from .. import defaults
 from ..checkpoints import resume_target
-from ..config.gpus import GpuLayout, LayoutError, check_launch, visible_gpus
+from ..config.gpus import GpuLayout, GpuLayoutError, check_launch, visible_gpus
 from ..config.run import Run
 from ..errors import GRPOConfigError, Problem
 from ..launch import (
@@ -92,7 +92,7 @@ def is_training_process(argv: list[str] | None = None, main_spec_name: str | Non
 # --- config --------------------------------------------------------------------
 
 def autostart_problems(run: Run) -> list[Problem]:
-    """The autostart keys agree with the vLLM mode and host (the GPU layout: `_layout`)."""
+    """The autostart keys agree with the vLLM mode and host (the GPU layout: `_gpu_layout`)."""
     problems = []
     if not run.use_vllm:
         problems.append(Problem("trl.use_vllm", run.use_vllm, "grpo_plugin.vllm_autostart starts a "
@@ -111,12 +111,12 @@ def autostart_problems(run: Run) -> list[Problem]:
     return problems
 
 
-def _layout(run: Run, env: Mapping[str, str], gpu_count: Callable[[], int]) -> tuple[GpuLayout, list[str]]:
+def _gpu_layout(run: Run, env: Mapping[str, str], gpu_count: Callable[[], int]) -> tuple[GpuLayout, list[str]]:
     visible = visible_gpus(env, gpu_count)
     try:
-        layout = run.layout(visible)
+        layout = run.gpu_layout(visible)
         check_launch(layout, visible, local_processes(env), run.config_path)
-    except LayoutError as exc:
+    except GpuLayoutError as exc:
         message = exc.message
         if exc.key == "launch" and env.get(RELAUNCHED_ENV) == "1":
             message += " This launch is already the plugin's automatic relaunch, so it is not relaunched again."
@@ -145,7 +145,7 @@ def on_register(cfg: dict, run: Run, env: Mapping[str, str] = os.environ, gpu_co
             "one server for a single-node launch.",
             "start `axolotl vllm-serve` by hand on one node and point `trl.vllm_server_host` at it")])
     cpu_mode = cpu.is_cpu_vllm()  # vLLM's CPU build: no GPU layout, no pinning
-    layout, visible = (cpu.CPU_LAYOUT, []) if cpu_mode else _layout(run, env, gpu_count or cuda_gpu_count)
+    layout, visible = (cpu.CPU_GPU_LAYOUT, []) if cpu_mode else _gpu_layout(run, env, gpu_count or cuda_gpu_count)
     host = "::1" if run.vllm_host == "::1" else "127.0.0.1"
     port = run.vllm_port
     cfg["trl"]["vllm_server_host"], cfg["trl"]["vllm_server_port"] = host, port
@@ -225,9 +225,9 @@ def manual_commands(run: Run, env: Mapping[str, str], gpu_count: Callable[[], in
     """The two commands of manual mode, for the GPUs of this machine."""
     config = run.config_path
     try:
-        layout = run.layout(visible_gpus(env, gpu_count))
+        layout = run.gpu_layout(visible_gpus(env, gpu_count))
         server, trainer = layout.server_env, ",".join(layout.trainer)
-    except (LayoutError, RuntimeError):
+    except (GpuLayoutError, RuntimeError):
         server, trainer = "1", "0"
     return (f"CUDA_VISIBLE_DEVICES={server} axolotl vllm-serve {config}",
             f"CUDA_VISIBLE_DEVICES={trainer} axolotl train {config}")

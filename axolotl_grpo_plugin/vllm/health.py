@@ -1,4 +1,4 @@
-"""Is the vLLM server up? Probes of the server's health endpoint (`defaults.VLLM_HEALTH_PATH`:
+"""Is the vLLM server up? Checks of the server's health endpoint (`defaults.VLLM_HEALTH_PATH`:
 `/health/` from Axolotl 0.19's TRL-style server, `/health` from 0.21's native vLLM) and of the port.
 
 Proxies are bypassed on purpose: an `http_proxy` variable without `no_proxy`

@@ -29,19 +29,19 @@ from functools import wraps
 from pathlib import Path
 from typing import Any
 
-from ..defaults import VLLM_GENERATE_PATH, VLLM_HEALTH_PATH, VLLM_PROBE_REQUEST
+from ..defaults import VLLM_ENGINE_CHECK_REQUEST, VLLM_GENERATE_PATH, VLLM_HEALTH_PATH
 from .health import is_healthy
 from .server import ServerError
 
 
 LOG = logging.getLogger("axolotl_grpo_plugin.vllm")
 
-PROBE_TIMEOUT = 120.0  # one token on a warm engine takes well under a second
+ENGINE_CHECK_TIMEOUT = 120.0  # one token on a warm engine takes well under a second
 HEALTH_EVERY = 10.0  # how often /health/ is read while a /generate/ is running
 POLL_S = 0.25  # how often the server process is looked at meanwhile (a cheap waitpid)
 STALL_FACTOR = 4.0  # after the first generation: a stall is FACTOR x the slowest one seen...
 STALL_FLOOR_S = 60.0  # ...but never less than this
-PROBE_REQUEST = VLLM_PROBE_REQUEST  # one token, in the installed server's request shape
+ENGINE_CHECK_REQUEST = VLLM_ENGINE_CHECK_REQUEST  # one token, in the installed server's request shape
 GENERATE = VLLM_GENERATE_PATH  # `/generate/` (Axolotl 0.19) or `/v1/completions` (0.21)
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: no proxy
 
@@ -51,10 +51,10 @@ def base_url(health: str) -> str:
     return health.split(VLLM_HEALTH_PATH, 1)[0]
 
 
-def probe_generate(base: str, timeout: float) -> str | None:
+def one_token_generate(base: str, timeout: float) -> str | None:
     """None when a one-token /generate/ answers 200 within `timeout`; else what went wrong.
     A 4xx answer counts as alive: the engine was reached, the request shape was not accepted."""
-    request = urllib.request.Request(f"{base}{GENERATE}", data=json.dumps(PROBE_REQUEST).encode(),
+    request = urllib.request.Request(f"{base}{GENERATE}", data=json.dumps(ENGINE_CHECK_REQUEST).encode(),
                                      headers={"Content-Type": "application/json"}, method="POST")
     try:
         with _OPENER.open(request, timeout=timeout) as response:
@@ -74,7 +74,7 @@ def probe_generate(base: str, timeout: float) -> str | None:
 
 def check_engine(health: str, log_path: Path | None, timeout: float | None = None) -> None:
     """Raise ServerError (with the log tail) when the engine behind a healthy /health/ is dead."""
-    problem = probe_generate(base_url(health), PROBE_TIMEOUT if timeout is None else timeout)
+    problem = one_token_generate(base_url(health), ENGINE_CHECK_TIMEOUT if timeout is None else timeout)
     if problem is None:
         return
     raise ServerError(

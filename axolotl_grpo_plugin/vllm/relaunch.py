@@ -10,7 +10,7 @@ launch: every rank but LOCAL_RANK 0 exits 0, and LOCAL_RANK 0 execs
 process per free GPU. The exec keeps its PID, so the outer launcher keeps waiting on it
 and reports its exit status.
 
-`plan_relaunch` decides (pure: config, environment and command lines in, the command
+`decide_relaunch` decides (pure: config, environment and command lines in, the command
 and environment out); `relaunch_if_needed` acts on the decision.
 """
 
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config.gpus import GpuLayout, LayoutError, check_launch, launcher_args, visible_gpus
+from ..config.gpus import GpuLayout, GpuLayoutError, check_launch, launcher_args, visible_gpus
 from ..config.run import Run
 from ..launch import DISTRIBUTED_ENV, RELAUNCHED_ENV, cuda_gpu_count, local_processes, local_rank
 from .autostart import LOG, autostart_problems
@@ -78,10 +78,10 @@ class Relaunch:
                 f"(set `grpo_plugin.vllm_relaunch: false` to get an error instead)")
 
 
-def plan_relaunch(run: Run | None, env: Mapping[str, str], gpu_count: Callable[[], int],
-                  script_args: Sequence[str], main_module: str | None, outer_args: Sequence[str] = (),
-                  accelerate_config: bool = False, free_port: Callable[[], int] | None = None,
-                  python: str = sys.executable) -> Relaunch | None:
+def decide_relaunch(run: Run | None, env: Mapping[str, str], gpu_count: Callable[[], int],
+                    script_args: Sequence[str], main_module: str | None, outer_args: Sequence[str] = (),
+                    accelerate_config: bool = False, free_port: Callable[[], int] | None = None,
+                    python: str = sys.executable) -> Relaunch | None:
     """The relaunch this process should do, or None: no relaunch (the launch fits, or the
     normal checks in `autostart.on_register` will refuse it with the manual fix). `run` is
     None when the config's `grpo_plugin:` section is invalid (the checks report it).
@@ -99,10 +99,10 @@ def plan_relaunch(run: Run | None, env: Mapping[str, str], gpu_count: Callable[[
         return None  # several nodes: one node cannot relaunch the others
     visible = visible_gpus(env, gpu_count)
     try:
-        layout = run.layout(visible)
+        layout = run.gpu_layout(visible)
         check_launch(layout, visible, local, "CONFIG")
         return None
-    except LayoutError as exc:
+    except GpuLayoutError as exc:
         if exc.key != "launch":
             return None  # too few GPUs or a bad reservation: no launch can fix that
     # One process per free GPU; fewer if the user launched fewer on purpose.
@@ -226,22 +226,22 @@ def relaunch_if_needed(run: Run | None, env: Mapping[str, str] = os.environ,
     main_module = _main_module() if main_module is None else main_module
     if not may_relaunch(env, main_module):
         return  # before reading /proc or accelerate's config: register runs in every command
-    plan = plan_relaunch(
+    decision = decide_relaunch(
         run, env, gpu_count or cuda_gpu_count, (sys.argv if argv is None else argv)[1:],
         main_module=main_module,
         outer_args=outer_launcher_args(parent_cmdline() if outer_cmdline is None else outer_cmdline),
         accelerate_config=accelerate_reads_a_config() if accelerate_config is None else accelerate_config,
     )
-    if plan is None:
+    if decision is None:
         return
     if local_rank(env) != 0:
         _flush()
         raise SystemExit(0)  # LOCAL_RANK 0 relaunches the whole launch
-    LOG.info(plan.message())
+    LOG.info(decision.message())
     _flush()
-    argv = plan.argv
+    argv = decision.argv
     try:
-        (execvpe or os.execvpe)(argv[0], argv, plan.env)
+        (execvpe or os.execvpe)(argv[0], argv, decision.env)
     except OSError as exc:
-        raise SystemExit(f"\naxolotl-grpo-plugin could not relaunch as `{plan.shown}`: {exc}\n"
-                         f"  fix: run it yourself: `{plan.shown}`\n") from None
+        raise SystemExit(f"\naxolotl-grpo-plugin could not relaunch as `{decision.shown}`: {exc}\n"
+                         f"  fix: run it yourself: `{decision.shown}`\n") from None

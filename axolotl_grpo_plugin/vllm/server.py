@@ -26,8 +26,8 @@ from ..defaults import VLLM_HEALTH_PATH
 from ..errors import EXIT_FAILED, PluginError
 from ..processes import die_with_parent
 from ..safe_files import UnsafePathError, open_nofollow
-from . import guard
-from .guard import GRACE_ENV
+from . import group_leader
+from .group_leader import GRACE_ENV
 from .health import health_url, is_healthy, port_in_use
 
 
@@ -85,7 +85,7 @@ class VLLMServer:
         return self.process.pid if self.process else None
 
     def start(self, grace: float = 10.0) -> None:
-        """Launch the command under the group guard; raise at once if the port is taken."""
+        """Launch the command under the process-group leader; raise at once if the port is taken."""
         spec = self.spec
         if port_in_use(spec.host, spec.port):
             running = is_healthy(spec.url, timeout=1.0)
@@ -105,7 +105,7 @@ class VLLMServer:
         env = dict(os.environ) if spec.env is None else dict(spec.env)
         env[GRACE_ENV] = str(grace)
         self.process = subprocess.Popen(
-            [sys.executable, str(Path(guard.__file__).resolve()), *spec.command],
+            [sys.executable, str(Path(group_leader.__file__).resolve()), *spec.command],
             stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT, env=env,
             start_new_session=True, preexec_fn=functools.partial(die_with_parent, signal.SIGTERM, os.getpid()),
         )

@@ -1,4 +1,4 @@
-"""Process-group guard for the vLLM server: `python guard.py COMMAND...`.
+"""Process-group leader for the vLLM server: `python group_leader.py COMMAND...`.
 
 It leads the server's process group and runs COMMAND as its child. On SIGTERM,
 whether from the trainer's teardown or from the kernel because the trainer died
@@ -23,7 +23,7 @@ GRACE_ENV = "AXOLOTL_GRPO_PLUGIN_STOP_GRACE"
 
 def main(argv: list[str]) -> int:
     if not argv:
-        print("usage: guard.py COMMAND [ARGS...]", file=sys.stderr)
+        print("usage: group_leader.py COMMAND [ARGS...]", file=sys.stderr)
         return 2
     grace = float(os.environ.get(GRACE_ENV) or 10)
     stop_at: list[float] = []
@@ -44,7 +44,7 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the owner decides when to stop
     while (code := child.poll()) is None:
         if stop_at and time.monotonic() > stop_at[0]:
-            os.killpg(0, signal.SIGKILL)  # takes this guard down too
+            os.killpg(0, signal.SIGKILL)  # takes this leader down too
         time.sleep(0.05)
     if stop_at:
         os.killpg(0, signal.SIGKILL)  # the server is gone; no worker may outlive it

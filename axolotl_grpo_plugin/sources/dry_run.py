@@ -36,7 +36,7 @@ def problems(cfg: Mapping[str, Any]) -> list[Problem]:
 
 def skipped(cfg: Mapping[str, Any]) -> list[str]:
     """A warning for each entry the dry run cannot read (Hub ids, remote files)."""
-    from ..sources.data import is_local
+    from .data import is_local
 
     out = []
     for section, index, entry in _entries(cfg):
@@ -56,7 +56,7 @@ def _entries(cfg: Mapping[str, Any]):
 
 
 def _entry_problems(cfg, section: str, index: int, entry: Any, columns: dict[str, tuple[str, ...]]) -> list[Problem]:
-    from ..sources.data import dataset_specs, load_rows, looks_like_missing_path, missing_path
+    from .data import dataset_specs, load_rows, looks_like_missing_path, missing_path
 
     key = f"{section}[{index}]"
     if not hasattr(entry, "get"):
@@ -84,7 +84,7 @@ def _entry_problems(cfg, section: str, index: int, entry: Any, columns: dict[str
 
 def _row_problems(cfg, spec, index: int, batch: dict, columns: dict[str, tuple[str, ...]]) -> list[Problem]:
     from ..registry import TRANSFORMS
-    from ..sources.transforms import load_transform
+    from .transforms import load_transform
 
     transform = load_transform(spec, dict(cfg), index)
     if "tokenizer" in transform.fn_kwargs:
@@ -121,8 +121,8 @@ def reward_columns(cfg: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
     """Configured reward -> the dataset columns it reads: the registry's table for registered
     names; for an import path, the function's `reward_columns` attribute and its required
     keyword parameters beyond TRL's own."""
+    from ..config.values import read
     from ..registry import REWARD_COLUMNS, REWARDS, original_path
-    from .values import read
 
     out: dict[str, tuple[str, ...]] = {}
     for value in read(cfg, "trl.reward_funcs") or []:
@@ -146,7 +146,7 @@ def _function_columns(path: str) -> tuple[str, ...]:
         fn = getattr(importlib.import_module(module_name), attr)
         declared = tuple(getattr(fn, "reward_columns", ()) or ())
         params = inspect.signature(fn).parameters.values()
-    except Exception:  # not importable (reported by config/names.py) or no signature: nothing known
+    except Exception:  # not importable (reported by names.py) or no signature: nothing known
         return ()
     required = tuple(p.name for p in params if p.default is inspect.Parameter.empty
                      and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in TRL_KWARGS)

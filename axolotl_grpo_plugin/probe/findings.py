@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import stats
+from . import arithmetic
 from .core import MAX_TRUNCATION, MIN_SIGNAL_SHARE, TARGET_SIGNAL, TARGET_TRUNCATION, ProbeError, ProbeResult
 
 
@@ -166,7 +166,7 @@ def to_json(result: ProbeResult) -> dict[str, Any]:
         "num_generations": result.num_generations,
         "prompts_per_step": result.prompts_per_step,
         "steps_per_epoch": steps,
-        "signal_steps_per_epoch": stats.signal_steps(zero, result.prompts_per_step, steps),
+        "signal_steps_per_epoch": arithmetic.signal_steps(zero, result.prompts_per_step, steps),
         "verdict": {"learns": v.learns, "because": v.because, "change": v.change,
                     "notes": v.notes, "line": v.line()},
         "wall_s": result.wall_s,

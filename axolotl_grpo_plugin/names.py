@@ -1,4 +1,7 @@
-"""Turn registered short names in a config into paths Axolotl's loaders can import.
+"""Turn registered short names in a config into paths Axolotl's loaders can import;
+`load_config`: a config read (config/load.py) with its names resolved, as every tool reads it.
+
+Above the config layer: resolving needs the registry, the transforms and the remote rewards.
 
 Axolotl (0.19-0.21) treats an unimportable reward path as a Hub reward-model id (and
 fails with a confusing download error), and its RL dataset loader only imports
@@ -24,12 +27,27 @@ from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
-from ..defaults import AXOLOTL_NAME, CONFIG_PATH_KEY
-from ..errors import GRPOConfigError, Problem
-from ..registry import REWARDS, TRANSFORMS, is_contained_path, path_attribute
-from ..remote import declared
-from ..sources.transforms import AXOLOTL_RL_STRATEGIES
-from .run import Run
+from .config.load import copy_config
+from .config.run import Run
+from .defaults import AXOLOTL_NAME, CONFIG_PATH_KEY
+from .errors import GRPOConfigError, Problem
+from .registry import REWARDS, TRANSFORMS, is_contained_path, path_attribute
+from .remote import declared
+from .sources.transforms import AXOLOTL_RL_STRATEGIES
+
+
+def load_config(config: Any, *, rewards: bool = True) -> dict[str, Any]:
+    """A private plain-dict copy of a config (yaml path, dict or DictDefault) whose registered
+    reward and transform names are rewritten to the import paths Axolotl's loaders use; a name
+    that does not resolve is a GRPOConfigError. `rewards=False` ignores reward names (for tools
+    that never call the rewards)."""
+    raw = copy_config(config)
+    problems = resolve_names(raw)
+    if not rewards:
+        problems = [p for p in problems if not p.key.startswith("trl.")]
+    if problems:
+        raise GRPOConfigError(problems)
+    return raw
 
 
 def import_folders(cfg: Mapping[str, Any]) -> list[Path]:
