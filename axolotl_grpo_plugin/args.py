@@ -184,11 +184,12 @@ class RemoteRewardSettings(BaseModel):
     cache: bool | str = Field(default=True, description="`true`: an on-disk cache of answers in "
                               "the plugin's cache folder; a path: that sqlite file; `false`: off.")
     budget_calls: int | None = Field(default=None, ge=1, description="Most calls (retries "
-                                     "included) per training process; then uncached samples "
-                                     "score None. Default: no limit.")
+                                     "included) per run, across its processes and resumes (a "
+                                     "ledger in output_dir); then uncached samples score None. "
+                                     "Default: no limit.")
     budget_tokens: int | None = Field(default=None, ge=1, description="judge: most tokens "
-                                      "(the endpoint's `usage.total_tokens`) per training process. "
-                                      "Default: no limit.")
+                                      "(the endpoint's `usage.total_tokens`) per run, as "
+                                      "budget_calls. Default: no limit.")
 
 
 class GRPOPluginSettings(BaseModel):

@@ -70,10 +70,12 @@ class GRPOPlugin(BasePlugin):
         if not self._ours(cfg):
             return
         from . import run_lock
+        from .checkpoints import resume_target
         from .checks import prepare_config
         from .config.run import Run
         from .errors import GRPOConfigError
         from .launch import current_launch, global_rank
+        from .remote import declared
         from .vllm import autostart, cpu, relaunch
 
         if autostart.is_server_child():
@@ -94,6 +96,9 @@ class GRPOPlugin(BasePlugin):
             if autostart.is_training_process() and global_rank() == 0:
                 # one run per output_dir: refused here, before data, model or a vLLM server
                 run_lock.hold(run.output_dir)
+            if autostart.is_training_process():  # remote budgets count per run, across ranks
+                declared.start_run(run.output_dir, [s.name for s in run.plugin.remote_rewards or []],
+                                 fresh=resume_target(cfg) is None, main=global_rank() == 0)
             cpu.configure(cfg, run)  # vLLM's CPU build only: worker extension, float32
             autostart.on_register(cfg, run)
 

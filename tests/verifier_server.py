@@ -5,6 +5,7 @@ benchmark, with faults chosen by the completion text:
     FAULT:500once    500 on the first call for this completion, then a good answer
     FAULT:malformed  a 200 whose body is not JSON     FAULT:drop   the connection dropped mid-body
     FAULT:nofield    JSON without the score field
+    TOKENS=N         the answer also says `usage.total_tokens: N` (what a judge reports it cost)
 
 The score: 1.0 when the completion's `<answer>` block holds the gold number, else 0.0; `null`
 when the row has no gold answer. Started on 127.0.0.1 on a free port, in a thread.
@@ -28,6 +29,7 @@ from starlette.routing import Route
 
 ANSWER = re.compile(r"<answer>\s*(-?[0-9][0-9,]*(?:\.[0-9]+)?)\s*</answer>")
 FAULT = re.compile(r"FAULT:(\w+)(?:=([0-9.]+))?")
+TOKENS = re.compile(r"TOKENS=([0-9]+)")
 
 
 def gsm8k_score(completion: str, answer: object) -> float | None:
@@ -70,7 +72,10 @@ class Verifier:
                 yield b'{"sco'
                 raise ConnectionResetError("injected drop")
             return StreamingResponse(dropped(), media_type="application/json")
-        return JSONResponse({"score": gsm8k_score(completion, body.get("answer"))})
+        answer = {"score": gsm8k_score(completion, body.get("answer"))}
+        if tokens := TOKENS.search(completion):
+            answer["usage"] = {"total_tokens": int(tokens.group(1))}
+        return JSONResponse(answer)
 
 
 def _free_port() -> int:

@@ -2,7 +2,9 @@
 judge on an OpenAI-compatible endpoint, or an HTTP verifier (docs/remote-rewards.md).
 
     kinds.py     what each kind sends and how its answer becomes a number
-    calls.py     the process's event loop: concurrent calls, timeouts, retries, budgets
+    calls.py     the process's event loop: concurrent calls, timeouts, retries
+    spend.py     one reward's spend against its budgets: this process's, or the run's
+    ledger.py    the run's spend in OUTPUT_DIR, shared by every process of a run and its resumes
     cache.py     the on-disk cache of answers (sqlite)
     reward.py    RemoteReward: one batch in TRL's reward convention, None where a call failed
     declared.py  yaml name -> the import path Axolotl loads, and the contained reward behind it

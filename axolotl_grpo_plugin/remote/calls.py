@@ -22,6 +22,7 @@ import httpx
 
 from ..args import RemoteRewardSettings
 from .kinds import Kind, Request, Unusable
+from .spend import Spend
 
 
 BACKOFF_BASE_S = 0.25
@@ -64,30 +65,15 @@ class Answer:
     calls: int = 0
     tokens: int = 0
     done: bool = False        # every attempt it was going to make has ended
-
-
-class Spend:
-    """Calls and tokens spent by one reward in this process, against its budgets."""
-
-    def __init__(self, spec: RemoteRewardSettings):
-        self.budget_calls, self.budget_tokens = spec.budget_calls, spec.budget_tokens
-        self.calls = 0
-        self.tokens = 0
-
-    def exhausted(self) -> str | None:
-        if self.budget_calls is not None and self.calls >= self.budget_calls:
-            return f"budget_calls={self.budget_calls} spent"
-        if self.budget_tokens is not None and self.tokens >= self.budget_tokens:
-            return f"budget_tokens={self.budget_tokens} spent ({self.tokens} tokens)"
-        return None
+    stopped: bool = False     # not (or no more) called: the budget is spent (reward.py says it once)
 
 
 class Caller:
     """One reward's HTTP client, concurrency bound and spend, living on the process's loop."""
 
-    def __init__(self, spec: RemoteRewardSettings, kind: Kind):
+    def __init__(self, spec: RemoteRewardSettings, kind: Kind, spend: Spend | None = None):
         self.spec, self.kind = spec, kind
-        self.spend = Spend(spec)
+        self.spend = spend if spend is not None else Spend(spec)
         self._client: httpx.AsyncClient | None = None
         self._semaphore: asyncio.Semaphore | None = None
         self._pid = -1
@@ -134,11 +120,9 @@ class Caller:
 
     async def _with_retries(self, request: Request, answer: Answer) -> Answer:
         for attempt in range(self.spec.retries + 1):
-            stop = self.spend.exhausted()
-            if stop:
-                answer.error = stop
+            if not await self._spent(self.spend.reserve):  # reserved before the call is sent
+                answer.error, answer.stopped = self.spend.stopped, True
                 return answer
-            self.spend.calls += 1
             answer.calls += 1
             retry_after: float | None = None
             try:
@@ -157,10 +141,17 @@ class Caller:
                     answer.error = f"HTTP {response.status_code}: {response.text[:120]!r}"
                     return answer
                 else:
-                    return self._parsed(response, answer)
+                    self._parsed(response, answer)
+                    if answer.tokens:
+                        await self._spent(self.spend.add_tokens, answer.tokens)
+                    return answer
             if attempt < self.spec.retries:
                 await asyncio.sleep(backoff_s(attempt, retry_after, self.spec.timeout_s))
         return answer
+
+    async def _spent(self, work, *args):
+        """The spend's bookkeeping: a ledger's file lock may wait, so off the loop."""
+        return await asyncio.to_thread(work, *args) if self.spend.blocking else work(*args)
 
     def _parsed(self, response: httpx.Response, answer: Answer) -> Answer:
         try:
@@ -169,7 +160,6 @@ class Caller:
             answer.error = f"the answer is not JSON: {response.content[:80]!r}"
             return answer
         answer.tokens = self.kind.tokens(data)
-        self.spend.tokens += answer.tokens
         try:
             answer.value = self.kind.parse(data)
         except Unusable as exc:

@@ -18,6 +18,7 @@ from ..args import RemoteRewardSettings
 from .cache import AnswerCache
 from .calls import Answer, Caller
 from .kinds import Request, Unusable, kind_of
+from .spend import RunSpend, Spend
 
 
 LOG = logging.getLogger("axolotl_grpo_plugin.rewards")
@@ -36,14 +37,18 @@ def cache_path(spec: RemoteRewardSettings) -> Path | None:
 
 
 class RemoteReward:
-    """Callable as TRL calls rewards: `fn(prompts=..., completions=..., **columns)`."""
+    """Callable as TRL calls rewards: `fn(prompts=..., completions=..., **columns)`.
 
-    def __init__(self, spec: RemoteRewardSettings):
+    `ledger`: the run's spend ledger (a training run, ledger.py); None counts in this process."""
+
+    def __init__(self, spec: RemoteRewardSettings, ledger: str | Path | None = None):
         self.spec = spec
+        self.ledger = Path(ledger) if ledger is not None else None
         self.__name__ = spec.name
         self.__qualname__ = spec.name
         self.kind = kind_of(spec)
-        self.caller = Caller(spec, self.kind)
+        spend = RunSpend(spec, self.ledger) if self.ledger is not None else Spend(spec)
+        self.caller = Caller(spec, self.kind, spend)
         path = cache_path(spec)
         self.cache = AnswerCache(path) if path is not None else None
         self.totals = {"samples": 0, "cache_hits": 0, "failures": 0, "unscored": 0, "calls": 0, "tokens": 0}
@@ -107,12 +112,14 @@ class RemoteReward:
                               "scored None (the answer is cached: change the template or score.regex)")
                 elif not a.ok:
                     failures += 1
-                    self._say("call", f"a call failed finally ({a.error}); that sample scored None")
-        stop = self.caller.spend.exhausted()
-        if stop:
-            self._say("budget", f"stopped calling: {stop} in this process; uncached samples now score None "
-                      f"(TRL leaves them out). Fix: raise the budget under grpo_plugin.remote_rewards "
-                      f"(name: {self.spec.name}), or remove the limit")
+                    if not a.stopped:  # a spent budget is said once below
+                        self._say("call", f"a call failed finally ({a.error}); that sample scored None")
+        spend = self.caller.spend
+        if spend.stopped:
+            self._say("budget", f"stopped calling: {spend.stopped} {spend.where}; uncached samples now "
+                      f"score None (TRL leaves them out). Fix: {spend.fix}",
+                      level=logging.ERROR if getattr(spend, "unusable", None) else logging.WARNING)
+        spent_calls, spent_tokens = spend.totals()
         called = list(answers.values())
         calls = sum(a.calls for a in called)
         tokens = sum(a.tokens for a in called)
@@ -125,20 +132,20 @@ class RemoteReward:
             "cache_hits": float(hits),
             "calls": float(calls),
             "tokens": float(tokens),
-            "spent_calls": float(self.caller.spend.calls),
-            "spent_tokens": float(self.caller.spend.tokens),
+            "spent_calls": float(spent_calls),
+            "spent_tokens": float(spent_tokens),
             "batch_s": time.monotonic() - start,
         }
         if called:
             metrics["latency_ms"] = 1000 * sum(a.latency_s for a in called) / len(called)
         return values, extra, metrics
 
-    def _say(self, what: str, message: str) -> None:
+    def _say(self, what: str, message: str, level: int = logging.WARNING) -> None:
         if what not in self._said:
             self._said.add(what)
             counter = "unscored" if what == "unscored" else "failures"
-            LOG.warning("remote reward %r %s (said once; counted in remote/%s/%s)",
-                        self.spec.name, message[:400], self.spec.name, counter)
+            LOG.log(level, "remote reward %r %s (said once; counted in remote/%s/%s)",
+                    self.spec.name, message[:600], self.spec.name, counter)
 
 
 def _report(kwargs: dict, name: str, extra: list[dict], metrics: dict[str, float]) -> None:
