@@ -23,6 +23,7 @@ from .config.load import section as _section
 from .config.run import Facts, Run
 from .config.schema import axolotl_fields
 from .defaults import CONFIG_PATH_KEY
+from .enabled import SECTION, listed
 from .errors import GRPOConfigError, Problem
 from .launch import Launch
 from .names import resolve_names
@@ -37,6 +38,10 @@ def check_rl(cfg, launch: Launch) -> list[Problem]:
         return []
     return [Problem("rl", rl, "the GRPO plugin is enabled but the config does not train with GRPO; "
                     "rewards would be ignored.", "set `rl: grpo`")]
+
+
+# Keys that reach the plugin's register but are not in Axolotl's input schema.
+NOT_IN_SCHEMA = ("capabilities", "env_capabilities")
 
 
 def check_section_keys(cfg, launch: Launch) -> list[Problem]:
@@ -64,7 +69,33 @@ def check_section_keys(cfg, launch: Launch) -> list[Problem]:
         if key in fields["trl"] and key not in fields["top"]:
             problems.append(Problem(key, value, "this is a GRPO setting but it is at the top level, "
                                     "where Axolotl ignores it.", f"move it under `trl:` as `trl.{key}`"))
+        elif (meant := misspelled_top_level(cfg, key)) is not None:
+            problems.append(Problem(key, value, f"{defaults.AXOLOTL_NAME} does not know this key and would silently "
+                                    f"ignore it, and `{meant}` is not set.", f"did you mean `{meant}`?"))
     return problems
+
+
+def unknown_top_level(cfg) -> list[str]:
+    """Top-level keys no schema knows: Axolotl drops them without a word. Only when every listed plugin
+    is ours (another plugin may add keys of its own)."""
+    if any(not listed({"plugins": [name]}) for name in cfg.get("plugins") or []):
+        return []
+    known = axolotl_fields()["top"] | {SECTION, *NOT_IN_SCHEMA}
+    return [key for key in cfg if key not in known and key not in axolotl_fields()["trl"]]
+
+
+def misspelled_top_level(cfg, key: str) -> str | None:
+    """The known key an unknown one was probably meant to be, when that key is absent."""
+    if key not in unknown_top_level(cfg):
+        return None
+    close = difflib.get_close_matches(key, sorted(axolotl_fields()["top"]), n=1, cutoff=0.8)
+    return close[0] if close and close[0] not in cfg else None
+
+
+def unknown_top_level_warnings(cfg) -> list[str]:
+    return [f"`{key}` is not a key {defaults.AXOLOTL_NAME} knows: it is ignored. Remove it (or check its spelling: "
+            "`axolotl config-schema` lists the keys)." for key in unknown_top_level(cfg)
+            if misspelled_top_level(cfg, key) is None]
 
 
 def check_values(cfg, launch: Launch) -> list[Problem]:
@@ -508,6 +539,7 @@ def prepare_config(cfg: MutableMapping[str, Any], launch: Launch) -> list[str]:
     fill_vllm_server_address(cfg)
     fill_generation_batch_size(cfg, launch)
     warnings = dry_run.skipped(cfg)
+    warnings.extend(unknown_top_level_warnings(cfg))
     warnings.extend(resume_from_last_whole(cfg))
     trl = _section(cfg, "trl")
     if trl.get("use_vllm") and not trl.get("vllm_mode"):

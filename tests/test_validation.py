@@ -133,6 +133,25 @@ def test_unknown_keys_in_vllm_and_plugin_sections():
     assert "system_prompt_role" in by_key["grpo_plugin.system_prompt_rol"].fix
 
 
+def test_a_misspelled_top_level_key_names_the_key_it_was_meant_to_be():
+    err = problems(config(learning_rat=1e-4, learning_rate=_DELETE))
+    [problem] = err.problems
+    assert problem.key == "learning_rat" and problem.value == 1e-4
+    assert "`learning_rate`" in problem.fix and "not set" in problem.message
+
+
+def test_an_unknown_top_level_key_is_said_and_aliases_are_known():
+    warnings = checked(config(foo_bar_baz=1, model_type="AutoModelForCausalLM"))
+    assert [w for w in warnings if "foo_bar_baz" in w] and not [w for w in warnings if "model_type" in w]
+    # a near miss of a key that is set is only unknown, not a typo of it
+    assert [w for w in checked(config(learning_rates=1e-4, learning_rate=1e-5)) if "`learning_rates` is not a key" in w]
+
+
+def test_another_plugin_may_bring_its_own_top_level_keys():
+    cfg = config(foo_bar_baz=1, plugins=["axolotl_grpo_plugin.GRPOPlugin", "axolotl.integrations.liger.LigerPlugin"])
+    assert not [w for w in checked(cfg) if "foo_bar_baz" in w]
+
+
 def test_grpo_key_at_top_level():
     err = problems(config(num_generations=8))
     assert err.problems[0].key == "num_generations" and "trl.num_generations" in err.problems[0].fix

@@ -33,11 +33,13 @@ def imported_fields() -> dict[str, frozenset[str]]:
     from axolotl.utils.schemas.trl import TRLConfig
     from axolotl.utils.schemas.vllm import VllmConfig
 
-    return {
-        "trl": frozenset(TRLConfig.model_fields),
-        "vllm": frozenset(VllmConfig.model_fields),
-        "top": frozenset(AxolotlInputConfig.model_fields),
-    }
+    return {"trl": keys(TRLConfig), "vllm": keys(VllmConfig), "top": keys(AxolotlInputConfig)}
+
+
+def keys(schema) -> frozenset[str]:
+    """Field names and the aliases a config may write instead (`model_type` for `type_of_model`)."""
+    aliases = {a for f in schema.model_fields.values() for a in (f.alias, f.validation_alias) if isinstance(a, str)}
+    return frozenset(schema.model_fields) | aliases
 
 
 def write() -> None:

@@ -13,12 +13,8 @@ import random
 import re
 from collections.abc import Callable, Iterable
 
+from axolotl_grpo_rewards.gsm8k import SYSTEM_PROMPT as R1_SYSTEM_PROMPT  # noqa: F401 - the cookbook prompt, one copy
 
-R1_SYSTEM_PROMPT = (
-    "Respond in the following format:\n"
-    "<reasoning>\n...\n</reasoning>\n"
-    "<answer>\n...\n</answer>\n"
-)
 
 NAMES = [
     "Ava", "Ben", "Carla", "Dev", "Emma", "Farid", "Grace", "Hugo", "Ines", "Jamal",
