@@ -52,6 +52,9 @@ class AxolotlFacts:
     # TRL's `_generate`, which returns 8 (TRL 1.9 and 1.13: read from their wheels); 0.21 takes
     # `*_` (tests/test_async_grpo.py reads the installed pair).
     async_grpo_works: bool = True
+    # The CPU weight push (vllm/cpu_sync.py): Axolotl 0.19/0.20's server route, or vLLM's own
+    # `/collective_rpc` (0.21 sets VLLM_SERVER_DEV_MODE=1, which opens it) to the worker extension.
+    cpu_push_path: str = "/http_update_weights/"
 
 
 _TRL_ROWS = {
@@ -69,7 +72,8 @@ _AXOLOTL_ROWS = {
                           **_TRL_STYLE_SERVER),
     (0, 21): AxolotlFacts("0.21", vllm_port=8000,
                           vllm_health_path="/health", vllm_generate_path="/v1/completions",
-                          vllm_probe_request={"prompt": "Hello", "max_tokens": 1, "temperature": 1.0}),
+                          vllm_probe_request={"prompt": "Hello", "max_tokens": 1, "temperature": 1.0},
+                          cpu_push_path="/collective_rpc"),
 }
 
 
