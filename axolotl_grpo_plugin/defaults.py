@@ -55,6 +55,9 @@ class AxolotlFacts:
     # validate_config merges built-in plugins' keys into every config (0.21: context/expert
     # parallel), so `check` cannot validate with this plugin's keys alone (axolotl_validation.py).
     merges_builtin_plugins: bool = False
+    # The CPU weight push (vllm/cpu_sync.py): Axolotl 0.19/0.20's server route, or vLLM's own
+    # `/collective_rpc` (0.21 sets VLLM_SERVER_DEV_MODE=1, which opens it) to the worker extension.
+    cpu_push_path: str = "/http_update_weights/"
 
 
 _TRL_ROWS = {
@@ -72,7 +75,8 @@ _AXOLOTL_ROWS = {
                           **_TRL_STYLE_SERVER),
     (0, 21): AxolotlFacts("0.21", vllm_port=8000, merges_builtin_plugins=True,
                           vllm_health_path="/health", vllm_generate_path="/v1/completions",
-                          vllm_engine_check_request={"prompt": "Hello", "max_tokens": 1, "temperature": 1.0}),
+                          vllm_engine_check_request={"prompt": "Hello", "max_tokens": 1, "temperature": 1.0},
+                          cpu_push_path="/collective_rpc"),
 }
 
 

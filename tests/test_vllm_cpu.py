@@ -163,7 +163,11 @@ class FakeSession:
         self.posts: list[tuple[str, list[str]]] = []
 
     def post(self, url, json=None, timeout=None):
-        self.posts.append((url, [p["name"] for p in json["params"]]))
+        # Axolotl 0.19's route takes {"params": [...]}; vLLM's /collective_rpc (0.21) the method and its args
+        params = json["params"] if "params" in json else json["args"][0]
+        if "method" in json:
+            assert json["method"] == "http_load_weights_batch", json["method"]
+        self.posts.append((url, [p["name"] for p in params]))
         return type("R", (), {"status_code": 200, "text": ""})()
 
 
@@ -194,7 +198,9 @@ def test_server_push_sends_one_request_per_whole_layer_then_resets(monkeypatch):
     cpu_sync.install(generation)
     generation.sync_weights()
     posts = generation.vllm_client.session.posts
-    assert all(url.endswith("/http_update_weights/") for url, _ in posts)
+    from axolotl_grpo_plugin.defaults import AXOLOTL
+
+    assert all(url.endswith(AXOLOTL.cpu_push_path) for url, _ in posts)
     assert [names[0].split(".")[:3] for _, names in posts[1:]] == [["model", "layers", "0"], ["model", "layers", "1"]]
     sent = [name for _, names in posts for name in names]
     assert sorted(sent) == sorted(n for n, _ in generation.model.named_parameters())
@@ -213,10 +219,19 @@ def test_push_can_be_turned_off_for_tests(monkeypatch):
     assert generation.vllm_client.session.posts == [] and generation.vllm_client.resets == 0
 
 
-def test_worker_extension_reloads_each_layer_in_one_call(capsys):
-    import torch
-    from axolotl.utils.weight_serde import encode_for_ipc
+def _ipc_or_skip():
+    """Axolotl 0.19's server re-encodes each push for the workers (raw bytes); 0.21 has no such step."""
+    weight_serde = pytest.importorskip("axolotl.utils.weight_serde", reason="Axolotl 0.21 has no IPC form")
+    return weight_serde.encode_for_ipc
 
+
+@pytest.mark.parametrize("form", ["http", "ipc"])
+def test_worker_extension_reloads_each_layer_in_one_call(capsys, form):
+    import torch
+
+    from axolotl_grpo_plugin.vllm.wire import encode
+
+    encoder = encode if form == "http" else _ipc_or_skip()
     calls = []
     runner = type("Runner", (), {"reload_weights": lambda self, weights_iterator, is_checkpoint_format:
                                  calls.append(([n for n, _ in weights_iterator], is_checkpoint_format))})()
@@ -224,9 +239,61 @@ def test_worker_extension_reloads_each_layer_in_one_call(capsys):
     worker.model_runner = runner
     names = ["model.layers.0.self_attn.q_proj.weight", "model.layers.0.self_attn.k_proj.weight",
              "model.layers.1.mlp.up_proj.weight", "model.norm.weight"]
-    worker.http_load_weights_batch([encode_for_ipc(n, torch.ones(2, 2)) for n in names])
+    worker.http_load_weights_batch([encoder(n, torch.ones(2, 2)) for n in names])
     assert calls == [(names[:2], True), ([names[2]], True), ([names[3]], True)]
     assert cpu_sync.PUSH_MARK in capsys.readouterr().err
+
+
+class _Head:
+    """An lm_head whose CPU GEMM packing (quant_method.process_weights_after_loading) is counted."""
+
+    def __init__(self, weight):
+        self.weight, self.packed = weight, 0
+        head = self
+        self.quant_method = type("M", (), {"process_weights_after_loading":
+                                           lambda self, layer: setattr(head, "packed", head.packed + 1)})()
+
+
+def _runner_with_head(tied: bool):
+    import torch
+
+    embed = type("E", (), {})()
+    embed.weight = torch.zeros(4, 2)
+    head = _Head(embed.weight if tied else torch.zeros(4, 2))
+    model = type("Model", (), {})()
+    model.lm_head, model.model = head, type("Inner", (), {"embed_tokens": embed})()
+    runner = type("Runner", (), {"reload_weights": lambda self, weights_iterator, is_checkpoint_format: None})()
+    runner.model = model
+    return runner, head
+
+
+@pytest.mark.parametrize(("tied", "names", "repacked"), [
+    (True, ["model.embed_tokens.weight", "model.norm.weight"], 1),   # the embedding moved: re-pack the head
+    (True, ["model.layers.0.mlp.up_proj.weight"], 0),                  # the head's weight did not move
+    (False, ["model.embed_tokens.weight"], 0),                         # an untied head is pushed by itself
+])
+def test_a_tied_lm_head_is_repacked_when_the_embedding_reloads(tied, names, repacked):
+    import torch
+
+    runner, head = _runner_with_head(tied)
+    cpu_sync.reload_group(runner, [(n, torch.ones(1)) for n in names])
+    assert head.packed == repacked
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_the_wire_codec_round_trips_without_axolotls(monkeypatch, dtype):
+    """Axolotl 0.21 has no `axolotl.utils.weight_serde`: the plugin's own codec carries the push."""
+    import torch
+
+    from axolotl_grpo_plugin.vllm import wire
+
+    monkeypatch.setitem(sys.modules, "axolotl.utils.weight_serde", None)  # import -> ImportError
+    weight = torch.randn(3, 5).to(getattr(torch, dtype))
+    entry = wire.encode("model.norm.weight", weight)
+    assert isinstance(entry["data"], str) and entry["shape"] == [3, 5]
+    name, back = wire.decode(entry)
+    assert name == "model.norm.weight" and back.dtype == weight.dtype
+    assert torch.equal(back, weight.to(torch.float16).to(weight.dtype) if dtype == "bfloat16" else weight)
 
 
 # --- probe reward ----------------------------------------------------------------

@@ -42,6 +42,7 @@ import pytest
 import yaml
 from conftest import LOG_LINE, REPO_ROOT, eval_log_line, free_port, subprocess_env
 
+from axolotl_grpo_plugin.defaults import VLLM_GENERATE_PATH
 from axolotl_grpo_plugin.vllm.cpu import is_cpu_vllm
 from axolotl_grpo_plugin.vllm.cpu_sync import PUSH_MARK, SKIP_ENV
 
@@ -457,7 +458,8 @@ def test_a_server_killed_or_stalled_mid_run_is_restarted_and_no_step_is_lost(hd3
     restarts = [r for r in read_records(out / "rollouts.jsonl") if r.get("type") == "vllm_restart"]
     assert [(r["step"], r["restart"]) for r in restarts] == [(2, 1), (3, 2), (4, 3)], restarts
     killed, pushed, stalled = (r["cause"] for r in restarts)
-    assert "/generate/" in killed and "while weights were pushed" in pushed and "stopped answering" in stalled
+    # the generation route: `/generate/` (Axolotl 0.19's server) or `/v1/completions` (0.21's native vLLM)
+    assert VLLM_GENERATE_PATH in killed and "while weights were pushed" in pushed and "stopped answering" in stalled
     assert all((out / f"vllm-server.restart-{n}.log").exists() for n in (1, 2, 3))
     assert report_main([str(out)]) == 0
     assert "vLLM server restarts (3)" in (out / "report.html").read_text()

@@ -153,4 +153,8 @@ def attach_weight_sync(trainer) -> bool:
     from .cpu_sync import install
 
     install(generation)
+    if hasattr(trainer, "_ensure_vllm_communicator"):
+        # Axolotl's async trainer opens TRL's NCCL communicator before each push
+        # (`trl.async_prefetch`); TRL 1.14's raises off CUDA, and the CPU push needs none.
+        trainer._ensure_vllm_communicator = lambda: None
     return True

