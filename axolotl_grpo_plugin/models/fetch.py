@@ -238,8 +238,21 @@ def convert(gguf: Path, model: WheelModel, dtype: str, out: Path) -> None:
         config.pad_token_id = end
     network.config.name_or_path = model.hub_id
     tokenizer.model_max_length = network.config.max_position_embeddings  # the GGUF leaves it unbounded
+    dequantized(network)
     network.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
+
+
+def dequantized(network) -> None:
+    """Forget the GGUF origin: the weights are plain tensors now. transformers 5.20 keeps a GGUF
+    quantizer and `quantization_config` on the model, which its own save cannot write (an enum
+    JSON does not serialize) and a saved folder should not claim."""
+    network.hf_quantizer = None
+    if hasattr(network.config, "quantization_config"):
+        del network.config.quantization_config
+    for flag in ("is_quantized", "quantization_method"):
+        if flag in vars(network):
+            delattr(network, flag)
 
 
 def verify(folder: Path, model: WheelModel) -> None:
