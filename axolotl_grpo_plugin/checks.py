@@ -424,6 +424,16 @@ def check_async_grpo(cfg, launch: Launch, works: bool | None = None) -> list[Pro
         "whose async trainer reads TRL's output")]
 
 
+def async_grpo_warnings(cfg) -> list[str]:
+    """Where Axolotl's async trainer runs, what of the plugin does not follow it yet (issue 28)."""
+    key = next((k for k in ASYNC_KEYS if _section(cfg, "trl").get(k) in (True, "true", "True")), None)
+    if key is None:
+        return []
+    return [f"`trl.{key}`: {defaults.AXOLOTL_NAME}'s async trainer generates in a background thread, and the "
+            "plugin's rollout log, learning metrics, generation time (`time/generation`) and weight-sync guard "
+            "do not follow it yet: the run trains without them. Remove the key to keep them."]
+
+
 def check_trackio(cfg, launch: Launch, trackio: str | None = None, passes_bucket_id: bool | None = None) -> list[Problem]:
     """`use_trackio: true` with a trackio too old for transformers' TrackioCallback: the run
     would load the model, then stop at train begin with `init() got an unexpected keyword
@@ -540,6 +550,7 @@ def prepare_config(cfg: MutableMapping[str, Any], launch: Launch) -> list[str]:
     fill_generation_batch_size(cfg, launch)
     warnings = dry_run.skipped(cfg)
     warnings.extend(unknown_top_level_warnings(cfg))
+    warnings.extend(async_grpo_warnings(cfg))
     warnings.extend(resume_from_last_whole(cfg))
     trl = _section(cfg, "trl")
     if trl.get("use_vllm") and not trl.get("vllm_mode"):

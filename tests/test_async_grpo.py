@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from axolotl_grpo_plugin import defaults
-from axolotl_grpo_plugin.checks import check_async_grpo
+from axolotl_grpo_plugin.checks import async_grpo_warnings, check_async_grpo
 from axolotl_grpo_plugin.launch import Launch
 
 
@@ -86,3 +86,9 @@ def test_axolotl_train_with_async_prefetch_stops_before_the_model_loads(repo_roo
     assert proc.returncode != 0 and not steps
     assert "trl.async_prefetch = True" in output and "too many values to unpack (expected 7)" in output
     assert "Loading weights" not in output and "Traceback" not in output.split("trl.async_prefetch = True")[0][-2000:]
+
+
+def test_where_async_runs_check_says_what_does_not_follow_it_yet():
+    [warning] = async_grpo_warnings({"trl": {"async_prefetch": True}})
+    assert "trl.async_prefetch" in warning and "rollout log" in warning and "weight-sync guard" in warning
+    assert async_grpo_warnings({"trl": {"async_prefetch": False}}) == []

@@ -243,6 +243,17 @@ def test_attach_reads_grpo_plugin_weight_sync_guard(section, expected):
         assert trainer.callbacks == [callback] and callback.watch.settings == expected
 
 
+def test_attach_skips_the_async_trainer_whose_batches_are_one_push_stale(caplog):
+    class AxolotlAsyncGRPOTrainer(FakeTrainer):
+        pass
+
+    trainer = AxolotlAsyncGRPOTrainer()
+    with caplog.at_level("WARNING", logger="axolotl_grpo_plugin.vllm"):
+        assert sync_guard.attach(Run.of({}), trainer) is None
+    assert trainer.callbacks == [] and "one push earlier" in caplog.text
+    assert sync_guard.attach(Run.of({}), FakeTrainer()) is not None  # the stock trainer keeps it
+
+
 def test_attach_skips_trainers_without_vllm():
     trainer = FakeTrainer(use_vllm=False)
     assert sync_guard.attach(Run.of({}), trainer) is None and trainer.callbacks == []

@@ -22,6 +22,7 @@ import math
 from typing import Any
 
 from ..config.run import Run
+from ..trainer_kind import is_async_grpo
 from . import step_time
 from .metrics import ReflectionMatcher, correct_verdicts, step_metrics
 from .rollout_log import SUPERSEDED_NAME, RolloutLogWriter, supersede_after
@@ -56,7 +57,7 @@ def _attach(run: Run, trainer: Any) -> RolloutObserver | None:
     if not (settings.rollout_log or settings.learning_metrics):
         return None
     missing = [name for name in _TRAINER_INTERNALS if not hasattr(trainer, name)]
-    if missing or "Async" in type(trainer).__name__:
+    if missing or is_async_grpo(trainer):
         LOG.warning(
             "axolotl_grpo_plugin: rollout log and learning metrics support the stock (sync) TRL "
             "GRPOTrainer; %s is not one (missing %s). Training continues without them.",

@@ -32,6 +32,7 @@ from ..args import WeightSyncGuardSettings, switched
 from ..config.load import section
 from ..config.run import Run
 from ..errors import Problem
+from ..trainer_kind import is_async_grpo
 
 
 LOG = logging.getLogger("axolotl_grpo_plugin.vllm")
@@ -244,6 +245,11 @@ def attach(run: Run, trainer, report: Callable[[str], None] | None = None):
     logged metric is gathered over ranks, so all of them take the same stop decision."""
     settings = resolve(run.plugin.weight_sync_guard)
     if settings is None or not getattr(trainer, "use_vllm", False):
+        return None
+    if is_async_grpo(trainer):
+        LOG.warning("axolotl_grpo_plugin: the weight-sync guard is off for %s: with trl.async_prefetch each batch "
+                    "is generated with the weights of one push earlier, so sampler and trainer logprobs differ by "
+                    "design and the guard would report a desync that is not one.", type(trainer).__name__)
         return None
     callback = make_callback(settings, report)
     trainer.add_callback(callback)

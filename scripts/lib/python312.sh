@@ -1,0 +1,14 @@
+# shellcheck shell=bash
+# find_python312: prints a Python 3.12 interpreter ($PYTHON312, python3.12 on PATH, then pyenv's
+# newest 3.12), or returns 1. Sourced by the scripts that build the Axolotl 0.21 venvs.
+find_python312() {
+    local candidate
+    for candidate in "${PYTHON312:-}" "$(command -v python3.12 || true)" \
+            $(ls -d "$HOME"/.pyenv/versions/3.12*/bin/python 2>/dev/null | sort -V -r); do
+        if [ -n "$candidate" ] && "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' 2>/dev/null; then
+            echo "$candidate"
+            return 0
+        fi
+    done
+    return 1
+}
