@@ -20,7 +20,9 @@ if [ ! -f "$stamp" ]; then
     echo "==> installing axolotl-grpo-plugin into .venv (first time: a few minutes)"
     python -m pip install -q --upgrade pip
     python -c 'import torch' 2>/dev/null || python -m pip install -q "torch==2.13.0"
-    python -m pip install -q -e ".[dev]"
+    # setuptools notes every editable install of a flat layout with a package-dir mapping
+    # ("be careful with folders ... same name as your package"); only that module's notes are hidden.
+    PYTHONWARNINGS="ignore::UserWarning:setuptools.command.editable_wheel" python -m pip install -q -e ".[dev]"
     rm -f .venv/.installed-*
     touch "$stamp"
 fi
