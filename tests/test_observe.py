@@ -263,6 +263,37 @@ def test_a_broken_trainer_state_is_reported_once_and_training_goes_on(tmp_path, 
     assert len([r for r in caplog.records if "observing the scored rollouts" in r.getMessage()]) == 1
 
 
+class AsyncGRPOTrainer(FakeTrainer):
+    """Axolotl 0.21's async trainer as the hook sees it: the main thread scores a batch the
+    background thread generated in `_compute_deferred_scores`, popping the rows it carries."""
+
+    def _compute_deferred_scores(self, rollout):
+        rows = rollout.pop("_deferred_inputs")
+        return FakeTrainer._generate_and_score_completions(self, rows)
+
+
+def test_on_the_async_trainer_the_deferred_scoring_is_logged_with_its_rows(tmp_path):
+    trainer = AsyncGRPOTrainer(tmp_path, [_batch(1), _batch(2)])
+    assert attach(Run.of({"grpo_plugin": None}), trainer) is not None
+    rows = [{"prompt": "Q1", "answer": "7"}, {"prompt": "Q1", "answer": "7"}]
+    trainer._compute_deferred_scores({"_deferred_inputs": rows, "_pending_policy_logps": True})
+    trainer.state.global_step = 1
+    trainer._compute_deferred_scores({"_deferred_inputs": rows})
+
+    records = list(read_rollouts(tmp_path))
+    assert [r["step"] for r in records] == [1, 1, 2, 2]
+    assert [r["answer"] for r in records] == ["7"] * 4 and [r["length"] for r in records[:2]] == [5, 9]
+    assert trainer._metrics["train"]["observe/accuracy"] == [0.5, 0.5]
+
+
+def test_streaming_scores_on_the_async_trainer_turn_the_hook_off_with_a_warning(tmp_path, caplog):
+    trainer = AsyncGRPOTrainer(tmp_path, [_batch(1)])
+    trainer.args.streaming_partial_batch = True
+    with caplog.at_level(logging.WARNING, logger="axolotl_grpo_plugin"):
+        assert attach(Run.of({"grpo_plugin": {"step_time": False}}), trainer) is None
+    assert "trl.streaming_partial_batch" in caplog.text
+
+
 # --- observe/accuracy on other tasks: the run's own correctness reward, not GSM8K's (issue 27)
 
 REASONING = "<reasoning>\nwork\n</reasoning>\n"

@@ -105,6 +105,60 @@ def test_calls_from_another_thread_are_not_timed():
     assert seconds["generation"] == 0 and seconds["other"] == 4
 
 
+def test_on_the_async_trainer_the_wait_for_the_background_batch_is_generation():
+    """Axolotl's legacy async path: push weights, then wait for the queue's head batch. The wait
+    is counted as generation, the push as weight_sync, the background `_generate` not at all."""
+    import concurrent.futures
+    import queue
+
+    from axolotl_grpo_plugin.config.run import Run
+    from axolotl_grpo_plugin.observe import step_time
+
+    now = FakeTime()
+    release = threading.Event()
+    pushed = []
+
+    class AsyncGRPOTrainer:
+        def __init__(self):
+            self.callbacks = []
+            self._async_queue = queue.Queue()
+            self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+
+        def add_callback(self, callback):
+            self.callbacks.append(callback)
+
+        def _generate(self):
+            release.wait(5)
+            return "batch"
+
+        def _calculate_rewards(self):
+            pass
+
+        def training_step(self):
+            pass
+
+        def _maybe_sync_vllm_weights(self):
+            pushed.append(self._async_queue.queue[0].done())  # the head was waited for first
+            now.t += 3
+
+    trainer = AsyncGRPOTrainer()
+    clock = step_time.attach(Run.of({}), trainer)
+    clock._now = now
+    clock.restart()
+    trainer._async_queue.put(trainer._executor.submit(trainer._generate))
+
+    def finish_generation():
+        now.t += 2  # the background batch takes 2 more seconds of the loop's time
+        release.set()
+
+    threading.Timer(0.05, finish_generation).start()
+    trainer._maybe_sync_vllm_weights()
+    assert trainer._async_queue.get().result() == "batch" and pushed == [True]
+    seconds = clock.end_step()
+    assert seconds["generation"] == 2 and seconds["weight_sync"] == 3 and seconds["other"] == 0
+    trainer._executor.shutdown()
+
+
 # --- the rollout log ----------------------------------------------------------------
 
 def test_step_records_go_out_with_the_next_write_without_an_fsync_of_their_own(tmp_path, monkeypatch):

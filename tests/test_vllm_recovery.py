@@ -173,6 +173,24 @@ def test_a_generation_that_never_returns_while_health_answers_is_restarted_up_to
     assert "vllm_max_restarts` (1)" in info.value.render() and "EngineCore worker died" in info.value.render()
 
 
+def test_a_generation_after_the_run_stopped_its_server_is_not_restarted(own_server, caplog):
+    """Axolotl's async trainer prefetches the next batch in a background thread; at the end of
+    training the plugin stops the server under it. That generation fails and stays failed: no
+    restart, no push, no warning (seen on Axolotl 0.21: a 36 s restart after the run had ended)."""
+    import logging
+
+    server, client = own_server(generate_delay=2.0)
+    generation, records = Generation(client), []
+    keeper = keeper_for(server, generation, records)
+    liveness.guard_client(client, liveness.WatchdogClock(600), server.spec.url, server.spec.log_path, keeper=keeper)
+    threading.Timer(0.5, server.retire).start()
+    with caplog.at_level(logging.WARNING, logger="axolotl_grpo_plugin"), pytest.raises(ServerError) as info:
+        client.generate(["a"])
+    assert "after the run had stopped its vLLM server" in info.value.render()
+    assert keeper.restarts == 0 and records == [] and generation.pushes == 0 and server.process is None
+    assert "restarting" not in caplog.text
+
+
 def test_the_watchdog_follows_the_slowest_generation_within_its_limit():
     clock = liveness.WatchdogClock(900, factor=4, floor=60)
     assert clock.timeout() == 900  # the first generation includes warm-up: the configured limit

@@ -14,16 +14,23 @@ wrapped with a StepClock (step_clock.py), each call counted exclusively:
                  checkpoint saves and evaluations that follow the previous step
     step         wall time from the previous step's end (train begin) to this step's end
 
+On Axolotl's async trainer (`trl.async_prefetch`) `_generate` runs in a background thread, which
+the clock does not time (the step does not wait for it there); what the step waits for is that
+thread's batch, at the head of the trainer's queue, and that wait is `generation` (the data
+producer's `produce`, where one is used, likewise).
+
 The seconds go into `trainer._metrics["train"]` like TRL's metrics, so every logger gets them.
 Measuring must never stop training: a failure is reported once and skipped.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 from typing import Any
 
 from ..config.run import Run
+from ..trainer_kind import is_async_grpo
 from .step_clock import OTHER, PARTS, STEP, StepClock
 
 
@@ -57,12 +64,43 @@ def attach(run: Run, trainer: Any, writer: Any = None) -> StepClock | None:
             owner = getattr(owner, attr, None)
         if owner is not None and callable(getattr(owner, name, None)):
             setattr(owner, name, clock.timed(part, getattr(owner, name)))
+    if is_async_grpo(trainer):
+        time_background_waits(clock, trainer)
     missing = [name for name in REQUIRED if not callable(getattr(trainer, name, None))]
     if missing:  # another TRL: say so, rather than let a part read 0 unexplained
         LOG.warning("axolotl_grpo_plugin: %s has no %s: the step-time breakdown counts that time in "
                     "the part around it (time/optimizer or time/other).", type(trainer).__name__, ", ".join(missing))
     trainer.add_callback(make_callback(clock, trainer, writer))
     return clock
+
+
+def time_background_waits(clock: StepClock, trainer: Any) -> None:
+    """Count the async trainer's waits for its background generation as `generation`.
+
+    Axolotl's legacy async path (`_prepare_inputs_legacy_async`) pushes weights first, after
+    waiting for the batches in flight, then takes the head of `_async_queue` and waits for it.
+    Waiting for that head batch before the push is what the trainer does next anyway, so doing
+    it here changes nothing but where the seconds are counted. With `prefetch_depth` > 1 the
+    push still waits for the later batches inside `weight_sync`."""
+    sync = getattr(trainer, "_maybe_sync_vllm_weights", None)
+    if callable(sync):
+        wait = clock.timed("generation", _wait_for_head)
+
+        def wait_then_sync(*args, **kwargs):
+            wait(getattr(trainer, "_async_queue", None))
+            return sync(*args, **kwargs)
+
+        trainer._maybe_sync_vllm_weights = wait_then_sync
+    producer = getattr(trainer, "data_producer", None)
+    if producer is not None and callable(getattr(producer, "produce", None)):
+        producer.produce = clock.timed("generation", producer.produce)
+
+
+def _wait_for_head(batches: Any) -> None:
+    """Wait (never raise: the trainer reads the result itself) for the oldest queued batch."""
+    pending = list(getattr(batches, "queue", None) or ())
+    if pending and isinstance(pending[0], concurrent.futures.Future):
+        concurrent.futures.wait(pending[:1])
 
 
 def record(step: int, seconds: dict[str, float]) -> dict:

@@ -1,8 +1,11 @@
-"""Hooks the stock (sync) GRPO trainer to feed the rollout log and the learning metrics.
+"""Hooks the GRPO trainer to feed the rollout log and the learning metrics.
 
-Axolotl 0.19's `on_rollouts_scored` hook fires only on the async GRPO path, so
-we wrap the trainer instance's `_generate_and_score_completions` instead. After
-TRL has scored a generation batch, its `_logs` deques hold exactly that batch:
+Axolotl's `on_rollouts_scored` hook fires only on the async GRPO path and carries
+no token lengths or gold answers, so we wrap the trainer instance's scoring instead:
+`_generate_and_score_completions` on the stock (sync) trainer, and on Axolotl's
+async trainer (`trl.async_prefetch`) also `_compute_deferred_scores`, where the main
+thread scores what the background thread generated. After either has scored a
+generation batch, the trainer's `_logs` deques hold exactly that batch:
 prompt and completion texts (gathered from every process with `gather_object`),
 each reward (gathered) and the advantages (gathered); their maxlen is the
 generation batch size. Only the token lengths and the gold answers are local to
@@ -31,6 +34,9 @@ from .rollout_log import SUPERSEDED_NAME, RolloutLogWriter, supersede_after
 LOG = logging.getLogger("axolotl_grpo_plugin")
 
 _TRAINER_INTERNALS = ("_generate_and_score_completions", "_logs", "_metrics", "reward_func_names", "state")
+# Axolotl's async trainer scores a background batch here (its rollout dict carries the rows under
+# this key, popped by the call); eval and the sync data producer still use the stock method.
+_ASYNC_SCORING, _ASYNC_ROWS = "_compute_deferred_scores", "_deferred_inputs"
 
 
 def attach(run: Run, trainer: Any) -> RolloutObserver | None:
@@ -56,12 +62,13 @@ def _attach(run: Run, trainer: Any) -> RolloutObserver | None:
     settings = run.plugin
     if not (settings.rollout_log or settings.learning_metrics):
         return None
-    missing = [name for name in _TRAINER_INTERNALS if not hasattr(trainer, name)]
-    if missing or is_async_grpo(trainer):
+    wanted = _TRAINER_INTERNALS + ((_ASYNC_SCORING,) if is_async_grpo(trainer) else ())
+    missing = [name for name in wanted if not hasattr(trainer, name)]
+    if missing or _streams_scores(trainer):
         LOG.warning(
-            "axolotl_grpo_plugin: rollout log and learning metrics support the stock (sync) TRL "
-            "GRPOTrainer; %s is not one (missing %s). Training continues without them.",
-            type(trainer).__name__, ", ".join(missing) or "sync generation",
+            "axolotl_grpo_plugin: rollout log and learning metrics support TRL's GRPOTrainer and "
+            "Axolotl's async trainer; %s %s. Training continues without them.", type(trainer).__name__,
+            f"lacks {', '.join(missing)}" if missing else "scores in streaming chunks (`trl.streaming_partial_batch`)",
         )
         return None
     observer = RolloutObserver(trainer, settings)
@@ -74,9 +81,25 @@ def _attach(run: Run, trainer: Any) -> RolloutObserver | None:
         return output
 
     trainer._generate_and_score_completions = generate_score_and_observe
+    if is_async_grpo(trainer):
+        deferred = getattr(trainer, _ASYNC_SCORING)
+
+        @functools.wraps(deferred)
+        def score_deferred_and_observe(rollout, *args, **kwargs):
+            rows = rollout.get(_ASYNC_ROWS) if isinstance(rollout, dict) else None
+            output = deferred(rollout, *args, **kwargs)
+            observer.after_scoring(list(rows or []), output)
+            return output
+
+        setattr(trainer, _ASYNC_SCORING, score_deferred_and_observe)
     if observer.writer is not None and hasattr(trainer, "add_callback"):
         trainer.add_callback(log_lifecycle(observer.writer))
     return observer
+
+
+def _streams_scores(trainer: Any) -> bool:
+    """Axolotl's streaming scorer logs each group as it finishes, not a batch at once."""
+    return is_async_grpo(trainer) and getattr(getattr(trainer, "args", None), "streaming_partial_batch", False) is True
 
 
 def log_lifecycle(writer: RolloutLogWriter):
@@ -149,7 +172,7 @@ class RolloutObserver:
         """(token length, gold answer) per local completion; placeholders on failure."""
         try:
             lengths = output["completion_mask"].sum(dim=1).tolist()
-            answers = [row.get("answer") for row in inputs]
+            answers = [row.get("answer") for row in inputs] if inputs else [None] * len(lengths)
             return [(int(n), a if isinstance(a, (str, int, float)) else None)
                     for n, a in zip(lengths, answers, strict=True)]
         except Exception as exc:

@@ -200,7 +200,7 @@ def after_training() -> None:
     server, _STATE.server = _STATE.server, None
     _STATE.url = None
     if server is not None:
-        server.stop()
+        server.retire()
         LOG.info("stopped the vLLM server")
 
 

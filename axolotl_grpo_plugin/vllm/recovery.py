@@ -95,6 +95,9 @@ class ServerKeeper:
         """Restart the server and push the current weights; ServerError past the cap or when
         the new server does not come up."""
         cause = cause.rstrip(".")
+        if self.server.retired:  # the run is over; a background prefetch asked too late
+            raise ServerError(f"{cause}, after the run had stopped its vLLM server.",
+                              "nothing to do: training had ended; this generation's batch was never to be used")
         with self._lock:
             if self.restarts >= self.max_restarts:
                 raise ServerError(

@@ -78,6 +78,7 @@ class VLLMServer:
     def __init__(self, spec: ServerSpec):
         self.spec = spec
         self.process: subprocess.Popen | None = None
+        self.retired = False  # stopped for good: the run is over (recovery.py restarts no more)
         self._log = None
 
     @property
@@ -141,6 +142,12 @@ class VLLMServer:
                        f"{now - started:.0f} s of {timeout:.0f} s"
                        + (f"; log: {last[0][:160]}" if last else ""))
             time.sleep(poll)
+
+    def retire(self) -> None:
+        """Stop for good at the end of the run. A generation still in flight then (Axolotl's async
+        trainer prefetches the next batch in a background thread) fails, and must not restart it."""
+        self.retired = True
+        self.stop()
 
     def stop(self, grace: float = 10.0) -> None:
         """SIGTERM the whole process group, SIGKILL what is left after `grace` seconds."""
