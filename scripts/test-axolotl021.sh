@@ -42,7 +42,7 @@ if [ ! -f "$stamp" ]; then
 fi
 # This checkout, as a user installs the plugin beside Axolotl 0.21: no other Axolotl, TRL or
 # torch may come in (checked next).
-"$VENV/bin/python" -m pip install -q -e ".[dev]"
+PYTHONWARNINGS="ignore::UserWarning:setuptools.command.editable_wheel" "$VENV/bin/python" -m pip install -q -e ".[dev]"
 "$VENV/bin/python" - "$AXOLOTL_SPEC" <<'EOF'
 import sys
 from importlib.metadata import version

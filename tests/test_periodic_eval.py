@@ -137,8 +137,11 @@ def engine_trainer(mode="server", **generation):
     (engine_trainer("colocate", enable_sleep_mode=False, tensor_parallel_size=1), "vllm-colocate"),
     (engine_trainer("colocate", enable_sleep_mode=True), None),       # weights discarded while asleep
     (engine_trainer("colocate", tensor_parallel_size=2), None),        # rank 0 alone would hang
-    (SimpleNamespace(use_vllm=True, args=SimpleNamespace(async_prefetch=True),
-                     vllm_generation=SimpleNamespace(mode="server")), None),  # a background generator
+    (SimpleNamespace(use_vllm=True, args=SimpleNamespace(async_prefetch=True), data_producer=object(),
+                     vllm_generation=SimpleNamespace(mode="server")), None),  # generates at any time
+    # Axolotl's legacy async queue: idle once its batches are done, which the evaluation waits for
+    (SimpleNamespace(use_vllm=True, args=SimpleNamespace(async_prefetch=True), data_producer=None,
+                     vllm_generation=SimpleNamespace(mode="server")), "vllm-server"),
     (SimpleNamespace(use_vllm=False, args=SimpleNamespace()), None),
 ])
 def test_the_trainers_own_engine_is_chosen_when_it_can_serve_rank_0(trainer, engine):
@@ -250,6 +253,32 @@ def test_an_engine_that_already_holds_the_step_is_not_pushed_again(tmp_path, rep
                                                           "limit": 3})
     trainer.state.global_step = trainer._last_loaded_step = 5
     assert callback._sync_engine() == 0.0 and trainer.vllm_generation.syncs == []
+
+
+def test_on_the_async_trainer_the_push_waits_for_the_background_batch(tmp_path, repo_root, embedded_model_dir):
+    """Axolotl's async trainer generates the next batch in a background thread. The evaluation's
+    push waits until that batch is generated (as Axolotl's own push does: weights changing
+    halfway through a batch), then records the step as Axolotl's `_last_synced_step`, so the
+    trainer skips its own push of the same weights."""
+    import concurrent.futures
+    import queue
+    import threading
+
+    cfg, trainer = vllm_trainer(tmp_path, repo_root, embedded_model_dir)
+    callback = periodic.PeriodicEvaluation(cfg, trainer, {"steps": 1, "dataset": str(repo_root / TEST_FILE),
+                                                          "limit": 3})
+    release, seen = threading.Event(), []
+    trainer._async_queue, trainer._last_synced_step = queue.Queue(), 2
+    background = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    batch = background.submit(release.wait, 5)
+    trainer._async_queue.put(batch)
+    engine_push = trainer.vllm_generation.sync_weights
+    trainer.vllm_generation.sync_weights = lambda: (seen.append(batch.done()), engine_push())
+    trainer.state.global_step = 3
+    threading.Timer(0.2, release.set).start()
+    callback._sync_engine()
+    background.shutdown()
+    assert seen == [True] and trainer._last_synced_step == 3 and trainer._last_loaded_step == 3
 
 
 def test_other_ranks_push_their_engine_and_wait_for_rank_0(tmp_path, repo_root, embedded_model_dir, monkeypatch):

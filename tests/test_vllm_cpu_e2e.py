@@ -617,8 +617,9 @@ def test_async_prefetch_through_the_real_server(hd32_model, tmp_path):
     """4 steps of configs/cpu-vllm-server.yaml with `trl.async_prefetch: true`: a background thread
     generates each next batch while the trainer trains. Every step has its rollouts in the log and
     its step-time record; after step 1 each step's batch was generated after a push (the plugin's
-    CPU push through the server's /collective_rpc); nothing restarts the server that the run's end
-    stopped under the last prefetch; the run leaves nothing behind.
+    CPU push through the server's /collective_rpc); `eval_every` (steps 2 and 4) generates with the
+    server after its own push, which the trainer does not repeat; nothing restarts the server that
+    the run's end stopped under the last prefetch; the run leaves nothing behind.
 
     Step 1's batch comes from the base weights on both sides. Axolotl's async trainer computes the
     trainer's log-probs under bf16 autocast whatever the model's dtype, so they match the float32
@@ -628,8 +629,11 @@ def test_async_prefetch_through_the_real_server(hd32_model, tmp_path):
 
     out = tmp_path / "async"
     cfg = yaml.safe_load((REPO_ROOT / "configs" / "cpu-vllm-server.yaml").read_text())
+    every = {"steps": 2, "samples": 2, "limit": 4, "max_new_tokens": 16,
+             "dataset": str(REPO_ROOT / "axolotl_grpo_plugin/data/gsm8k_sample_test.jsonl")}
     config = _config("cpu-vllm-server.yaml", hd32_model, out, max_steps=4,
-                     trl={**cfg["trl"], "async_prefetch": True})
+                     trl={**cfg["trl"], "async_prefetch": True},
+                     grpo_plugin={**cfg.get("grpo_plugin", {}), "eval_every": every})
     rc, output, steps, sid, _, wall = _train_timed(config, tmp_path)
     assert rc == 0, output[-6000:]
     print(_steps_line("async server push", steps, wall, output))
@@ -639,7 +643,11 @@ def test_async_prefetch_through_the_real_server(hd32_model, tmp_path):
     assert per_step > 0 and _rollout_steps(out) == sorted([1, 2, 3, 4] * per_step)
     timed = [r["step"] for r in read_rollouts(out, everything=True) if r.get("type") == "step_time"]
     assert timed == [1, 2, 3, 4]
-    assert output.count("vLLM on CPU: pushed ") == 3, output[-4000:]  # before steps 2, 3 and 4
+    evals = [(r["step"], r["backend"]) for r in read_rollouts(out, everything=True) if r.get("kind") == "eval"]
+    assert evals == [(2, "vllm-server"), (4, "vllm-server")]
+    # Axolotl's push before steps 2 and 4; the step-2 evaluation's, which the trainer then does not
+    # repeat before step 3; the step-4 evaluation's
+    assert output.count("vLLM on CPU: pushed ") == 4, output[-4000:]
     assert all(s["time/weight_sync"] > 0 for s in steps[1:]), steps
     assert "restarting it" not in output, output[-4000:]
     _assert_nothing_left(sid, *_server_sids(output))

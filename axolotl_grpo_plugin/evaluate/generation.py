@@ -276,8 +276,11 @@ def trainer_engine(trainer: Any) -> tuple[str | None, str]:
     generation = getattr(trainer, "vllm_generation", None)
     if not getattr(trainer, "use_vllm", False) or generation is None:
         return None, "the trainer does not generate with vLLM"
-    if getattr(getattr(trainer, "args", None), "async_prefetch", False):
-        return None, "async_prefetch generates with vLLM in a background thread"
+    if getattr(trainer, "data_producer", None) is not None and getattr(getattr(trainer, "args", None),
+                                                                        "async_prefetch", False):
+        return None, "Axolotl's async data producer generates with vLLM in a background thread at any time"
+    # Axolotl's legacy async path (`_async_queue`) is idle once its queued batches are done, which
+    # periodic.py waits for before it pushes and generates
     mode = getattr(generation, "mode", None)
     if mode == "server":
         return "vllm-server", ""

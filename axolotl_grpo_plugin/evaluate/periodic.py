@@ -28,6 +28,7 @@ training metrics of the running logging period, so its base method is called).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -38,6 +39,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from ..trainer_kind import wait_for_generations
 from .best import BestTracker
 from .periodic_config import options
 
@@ -155,11 +157,16 @@ class PeriodicEvaluation(TrainerCallback):
         TRL's bookkeeping says it holds them already. Returns the seconds it took."""
         trainer = self.trainer
         step = trainer.state.global_step
+        # Axolotl's async trainer: no push, and no evaluation, under a background batch
+        wait_for_generations(trainer)
         if getattr(trainer, "_last_loaded_step", None) == step:
             return 0.0
         started = time.perf_counter()
-        trainer.vllm_generation.sync_weights()
+        with getattr(getattr(trainer, "data_producer", None), "_generate_lock", None) or contextlib.nullcontext():
+            trainer.vllm_generation.sync_weights()
         trainer._last_loaded_step = step  # what TRL records after its own push at this step
+        if hasattr(trainer, "_last_synced_step"):
+            trainer._last_synced_step = step  # ... and Axolotl's async trainer, which skips its push then
         return time.perf_counter() - started
 
     def _evaluate_on_main(self) -> tuple[dict[str, float], float] | None:

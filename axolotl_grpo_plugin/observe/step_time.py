@@ -25,12 +25,11 @@ Measuring must never stop training: a failure is reported once and skipped.
 
 from __future__ import annotations
 
-import concurrent.futures
 import logging
 from typing import Any
 
 from ..config.run import Run
-from ..trainer_kind import is_async_grpo
+from ..trainer_kind import is_async_grpo, wait_for_generations
 from .step_clock import OTHER, PARTS, STEP, StepClock
 
 
@@ -84,23 +83,16 @@ def time_background_waits(clock: StepClock, trainer: Any) -> None:
     push still waits for the later batches inside `weight_sync`."""
     sync = getattr(trainer, "_maybe_sync_vllm_weights", None)
     if callable(sync):
-        wait = clock.timed("generation", _wait_for_head)
+        wait = clock.timed("generation", wait_for_generations)
 
         def wait_then_sync(*args, **kwargs):
-            wait(getattr(trainer, "_async_queue", None))
+            wait(trainer, oldest_only=True)
             return sync(*args, **kwargs)
 
         trainer._maybe_sync_vllm_weights = wait_then_sync
     producer = getattr(trainer, "data_producer", None)
     if producer is not None and callable(getattr(producer, "produce", None)):
         producer.produce = clock.timed("generation", producer.produce)
-
-
-def _wait_for_head(batches: Any) -> None:
-    """Wait (never raise: the trainer reads the result itself) for the oldest queued batch."""
-    pending = list(getattr(batches, "queue", None) or ())
-    if pending and isinstance(pending[0], concurrent.futures.Future):
-        concurrent.futures.wait(pending[:1])
 
 
 def record(step: int, seconds: dict[str, float]) -> dict:
