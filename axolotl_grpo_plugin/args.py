@@ -81,7 +81,7 @@ class KeepBestSettings(BaseModel):
 
 
 class WeightSyncGuardSettings(BaseModel):
-    """Keys under `grpo_plugin.weight_sync_guard:` (read by axolotl_grpo_plugin/vllm/sync_guard.py)."""
+    """Keys under `grpo_plugin.weight_sync_guard:` (read by axolotl_grpo_plugin/watch/sync_guard.py)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -290,7 +290,7 @@ class GRPOPluginSettings(BaseModel):
             "with vLLM; when the mean stays above max(`threshold`, `factor` x the run's first "
             "logged value) for `steps` logging steps, log that vLLM "
             "is not generating from the trained weights, with causes and fix, and stop the run "
-            "if `stop: true`. `false` turns it off. Read by vllm/sync_guard.py; "
+            "if `stop: true`. `false` turns it off. Read by watch/sync_guard.py; "
             "see docs/vllm.md."
         ),
     )
@@ -303,7 +303,7 @@ class GRPOPluginSettings(BaseModel):
             "one is restarted (`vllm_max_restarts`), one started by hand ends the run with its "
             "address and what to check (TRL 1.9 waits forever, e.g. on an engine that died while "
             "`/health/` still answers). 0: no watchdog (an autostarted server whose process dies or "
-            "stops answering `/health/` is still restarted). Read by vllm/liveness.py."
+            "stops answering `/health/` is still restarted). Read by watch/liveness.py."
         ),
     )
     vllm_max_restarts: int = Field(
@@ -313,7 +313,7 @@ class GRPOPluginSettings(BaseModel):
             "How many times in a run the autostarted vLLM server is restarted when it dies or stalls "
             "(then the current weights are pushed and the generation asked again; each restart is "
             "in the rollout log and the report). Past it the run stops with the server log's last "
-            "lines. 0: never restart. Read by vllm/recovery.py."
+            "lines. 0: never restart. Read by watch/recovery.py."
         ),
     )
     doctor: DoctorSettings | bool = Field(

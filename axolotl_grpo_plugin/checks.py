@@ -29,7 +29,7 @@ from .launch import Launch
 from .names import resolve_names
 from .sources import dry_run
 from .vllm.cpu import CPU_DIST, INSTALL_COMMAND, check_cpu_vllm, is_cpu_vllm
-from .vllm.sync_guard import check_sleep_mode
+from .watch.sync_guard import check_sleep_mode
 
 
 def check_rl(cfg, launch: Launch) -> list[Problem]:

@@ -131,19 +131,20 @@ class GRPOPlugin(BasePlugin):
         (docs/vllm.md)."""
         if not self._ours(cfg):
             return
-        from . import checkpoints, interrupted, run_lock
+        from . import interrupted, run_lock
         from .config.trl_args import log_reached
         from .evaluate import periodic
         from .evaluate.hook import remember_trackers
         from .observe import attach, doctor
-        from .vllm import cpu, recovery, sync_guard
+        from .vllm import cpu
+        from .watch import recovery, saves, sync_guard
 
         if trainer.accelerator.is_main_process:  # taken in `register` already (a no-op then),
             with reported_as_exit():               # unless the launch was not recognised there
                 run_lock.hold(trainer.args.output_dir)
         interrupted.install(trainer)  # Ctrl-C: exit 130 and OUTPUT_DIR/INTERRUPTED
         report_errors_during_training(trainer)
-        checkpoints.guard_saves(trainer)  # a full disk while saving: which checkpoint is whole
+        saves.watch_saves(trainer)  # a full disk while saving: which checkpoint is whole
         cpu.attach_weight_sync(trainer)  # vLLM's CPU build only: layer-wise reload_weights push
         with reported_as_exit():
             run = self._run(cfg)

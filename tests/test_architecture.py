@@ -125,6 +125,37 @@ def test_the_layer_check_finds_a_planted_upward_import():
                                                    "axolotl_grpo_plugin.config.z": ["axolotl_grpo_plugin.configs"]}
 
 
+# The watchdogs (watch/) use the vLLM server's life cycle (vllm/), never the other way round, and
+# neither imports the layers above the services: the plugin's hooks, the checks, the commands.
+ABOVE_SERVICES = tuple(f"axolotl_grpo_plugin.{m}" for m in ("plugin", "checks", "check", "names", "cli"))
+MUST_NOT_IMPORT = {
+    "axolotl_grpo_plugin.vllm": ("axolotl_grpo_plugin.watch", *ABOVE_SERVICES),
+    "axolotl_grpo_plugin.watch": ABOVE_SERVICES,
+}
+
+
+def _forbidden_imports(graph: dict[str, set[str]]) -> dict[str, list[str]]:
+    found = {m: sorted(d for d in deps if _within(d, banned))
+             for package, banned in MUST_NOT_IMPORT.items()
+             for m, deps in graph.items() if _within(m, (package,))}
+    return {m: deps for m, deps in found.items() if deps}
+
+
+def test_the_server_life_cycle_and_the_watchdogs_import_only_downwards():
+    graph = _graph()
+    assert any(_within(m, ("axolotl_grpo_plugin.watch",)) for m in graph)  # the rule has something to check
+    assert _forbidden_imports(graph) == {}
+
+
+def test_the_watchdog_rule_finds_a_planted_upward_import():
+    planted = {"axolotl_grpo_plugin.vllm.server": {"axolotl_grpo_plugin.watch.liveness", "axolotl_grpo_plugin.errors"},
+               "axolotl_grpo_plugin.watch.liveness": {"axolotl_grpo_plugin.vllm.server"},
+               "axolotl_grpo_plugin.watch.saves": {"axolotl_grpo_plugin.checks"},
+               "axolotl_grpo_plugin.vllmx": {"axolotl_grpo_plugin.watch"}}
+    assert _forbidden_imports(planted) == {"axolotl_grpo_plugin.vllm.server": ["axolotl_grpo_plugin.watch.liveness"],
+                                           "axolotl_grpo_plugin.watch.saves": ["axolotl_grpo_plugin.checks"]}
+
+
 def _sources() -> dict[Path, str]:
     return {p: p.read_text(encoding="utf-8") for root in (PACKAGE, REWARDS) for p in root.rglob("*.py")}
 

@@ -321,7 +321,7 @@ def test_an_engine_that_refuses_the_slice_hands_over_to_transformers(tmp_path, r
                                                                     caplog):
     """A request the engine refuses (a prompt past its max_model_len, say) must not end the
     training run: that evaluation and the later ones generate with transformers. A dead server
-    (the liveness guard's PluginError) still ends it."""
+    (the liveness watchdog's PluginError) still ends it."""
     from axolotl_grpo_plugin.evaluate import core
     from axolotl_grpo_plugin.vllm.server import ServerError
 

@@ -146,7 +146,7 @@ def test_a_full_disk_while_saving_names_the_whole_checkpoint_and_the_fix(tmp_pat
     import errno
     from types import SimpleNamespace
 
-    from axolotl_grpo_plugin.checkpoints import CheckpointSaveError, guard_saves
+    from axolotl_grpo_plugin.watch.saves import CheckpointSaveError, watch_saves
 
     out = tmp_path / "out"
     whole = checkpoint(out / "checkpoint-2")
@@ -161,8 +161,8 @@ def test_a_full_disk_while_saving_names_the_whole_checkpoint_and_the_fix(tmp_pat
 
     trainer = SimpleNamespace(args=SimpleNamespace(output_dir=str(out)), state=SimpleNamespace(global_step=3),
                               _save_checkpoint=save)
-    guard_saves(trainer)
-    guard_saves(trainer)  # once only
+    watch_saves(trainer)
+    watch_saves(trainer)  # once only
     trainer._save_checkpoint(None, None)
     assert saved == [3]
 
@@ -170,7 +170,7 @@ def test_a_full_disk_while_saving_names_the_whole_checkpoint_and_the_fix(tmp_pat
         raise RuntimeError("not about the disk")
 
     other = SimpleNamespace(args=trainer.args, state=trainer.state, _save_checkpoint=broken)
-    guard_saves(other)
+    watch_saves(other)
     with pytest.raises(RuntimeError, match="not about the disk"):  # room to spare: passes through as is
         other._save_checkpoint(None, None)
     trainer.state.global_step = 4

@@ -17,7 +17,6 @@ from axolotl_grpo_plugin.checks import check_precision, prepare_config
 from axolotl_grpo_plugin.config.run import Run
 from axolotl_grpo_plugin.launch import Launch
 from axolotl_grpo_plugin.vllm import autostart, cpu, cpu_sync
-from axolotl_grpo_plugin.vllm.probe_reward import char_variety
 
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -294,14 +293,6 @@ def test_the_wire_codec_round_trips_without_axolotls(monkeypatch, dtype):
     name, back = wire.decode(entry)
     assert name == "model.norm.weight" and back.dtype == weight.dtype
     assert torch.equal(back, weight.to(torch.float16).to(weight.dtype) if dtype == "bfloat16" else weight)
-
-
-# --- probe reward ----------------------------------------------------------------
-
-def test_char_variety_varies_and_never_raises():
-    scores = char_variety(["aaaa", "abcd", "", [{"role": "assistant", "content": "aabb"}], None, [{"x": 1}]])
-    assert scores == [0.25, 1.0, 0.0, 0.5, 0.0, 0.0]
-    assert char_variety("not a list") == []
 
 
 def test_the_cpu_server_config_passes_the_shared_checks_on_a_cpu_launch(cpu_build, tmp_path, monkeypatch):

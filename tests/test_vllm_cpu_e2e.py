@@ -387,7 +387,7 @@ def test_without_the_push_vllm_drifts_and_the_metric_shows_it(unpushed_run):
     assert len(steps) >= 3, output[-4000:]
     assert steps[0][LOGP_DIFF] < IN_SYNC, steps  # both still on the base weights
     assert max(step[LOGP_DIFF] for step in steps[1:]) > OUT_OF_SYNC, steps
-    assert GUARD in output, output[-4000:]  # the guard (vllm/sync_guard.py) diagnoses it in the run's own log
+    assert GUARD in output, output[-4000:]  # the guard (watch/sync_guard.py) diagnoses it in the run's own log
     assert PUSH_MARK not in server_log
 
 
@@ -431,7 +431,7 @@ def test_sigkill_then_resume_serves_the_checkpoint_from_the_first_resumed_step(k
           f"resumed step {[s[LOGP_DIFF] for s in steps]}; step_time {[s.get('step_time') for s in steps]}")
 
 
-# --- the server dies and stalls mid-run: restarted, the run goes on (vllm/recovery.py) ------
+# --- the server dies and stalls mid-run: restarted, the run goes on (watch/recovery.py) -----
 
 RESTARTS_ENV = "AXOLOTL_GRPO_PLUGIN_KILL_SERVER"
 

@@ -14,9 +14,10 @@ import requests
 
 from axolotl_grpo_plugin.config.run import Run
 from axolotl_grpo_plugin.plugin import reported_as_exit
-from axolotl_grpo_plugin.vllm import autostart, liveness, recovery
+from axolotl_grpo_plugin.vllm import autostart, engine_check
 from axolotl_grpo_plugin.vllm.health import health_url
 from axolotl_grpo_plugin.vllm.server import ServerError, ServerSpec, VLLMServer
+from axolotl_grpo_plugin.watch import liveness, recovery
 
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -56,14 +57,14 @@ def trl_style_generate(base: str):
 
 def test_engine_check_passes_on_a_working_engine(serve):
     server = serve("ok")
-    liveness.check_engine(server.spec.url, server.spec.log_path, timeout=5)
+    engine_check.check_engine(server.spec.url, server.spec.log_path, timeout=5)
 
 
 def test_engine_check_fails_fast_on_a_dead_engine_with_the_log_tail(serve):
     server = serve("dead-engine")
     started = time.monotonic()
     with pytest.raises(ServerError) as info:
-        liveness.check_engine(server.spec.url, server.spec.log_path, timeout=2)
+        engine_check.check_engine(server.spec.url, server.spec.log_path, timeout=2)
     assert time.monotonic() - started < 10
     message = info.value.render()
     assert "no answer within 2 s" in message and "answers" in message
@@ -75,7 +76,7 @@ def test_generate_deadline_ends_a_hung_call_with_the_log_tail(serve):
     server = serve("dead-engine")
     started = time.monotonic()
     with pytest.raises(ServerError) as info:
-        liveness.call_with_deadline(trl_style_generate(liveness.base_url(server.spec.url)), 3,
+        liveness.call_with_deadline(trl_style_generate(engine_check.base_url(server.spec.url)), 3,
                                     server.spec.url, server.spec.log_path, health_every=0.5)
     assert 3 <= time.monotonic() - started < 15
     message = info.value.render()
@@ -108,7 +109,7 @@ def test_a_client_error_after_the_server_died_carries_the_log_tail(serve):
 
 def test_generate_deadline_passes_results_and_errors_through(serve):
     server = serve("ok")
-    result = liveness.call_with_deadline(trl_style_generate(liveness.base_url(server.spec.url)), 10,
+    result = liveness.call_with_deadline(trl_style_generate(engine_check.base_url(server.spec.url)), 10,
                                          server.spec.url, None, health_every=0.5)
     assert len(result["completion_ids"]) == 2
 
@@ -132,7 +133,7 @@ class FakeClient:
 
 def test_attach_wraps_the_trainer_client_and_names_the_autostart_log(serve, tmp_path):
     server = serve("dead-engine")
-    client = FakeClient(liveness.base_url(server.spec.url))
+    client = FakeClient(engine_check.base_url(server.spec.url))
     trainer = SimpleNamespace(vllm_generation=SimpleNamespace(vllm_client=client))
     out = tmp_path / "out"
     out.mkdir()
@@ -164,7 +165,7 @@ def autostart_with(cfg: dict, mode: str) -> None:
 
 
 def test_autostart_refuses_a_server_whose_engine_is_dead(gsm8k_cfg, monkeypatch):
-    monkeypatch.setattr(liveness, "ENGINE_CHECK_TIMEOUT", 2.0)
+    monkeypatch.setattr(engine_check, "ENGINE_CHECK_TIMEOUT", 2.0)
     autostart_with(gsm8k_cfg, "dead-engine")
     started = time.monotonic()
     with pytest.raises(SystemExit) as info, reported_as_exit():
@@ -174,7 +175,7 @@ def test_autostart_refuses_a_server_whose_engine_is_dead(gsm8k_cfg, monkeypatch)
 
 
 def test_autostart_accepts_a_working_engine(gsm8k_cfg, monkeypatch):
-    monkeypatch.setattr(liveness, "ENGINE_CHECK_TIMEOUT", 5.0)
+    monkeypatch.setattr(engine_check, "ENGINE_CHECK_TIMEOUT", 5.0)
     autostart_with(gsm8k_cfg, "ok")
     messages: list[str] = []
     autostart.before_model_load(Run.of(gsm8k_cfg), report=messages.append)
@@ -182,7 +183,7 @@ def test_autostart_accepts_a_working_engine(gsm8k_cfg, monkeypatch):
 
 
 def test_manual_server_with_a_dead_engine_is_refused(tmp_path, monkeypatch):
-    monkeypatch.setattr(liveness, "ENGINE_CHECK_TIMEOUT", 2.0)
+    monkeypatch.setattr(engine_check, "ENGINE_CHECK_TIMEOUT", 2.0)
     port = free_port()
     server = VLLMServer(ServerSpec(command=fake_command(port, "dead-engine"), log_path=tmp_path / "s.log",
                                    host="127.0.0.1", port=port))

@@ -1,5 +1,5 @@
 """A server the plugin started that dies or stalls is restarted, the current weights pushed and
-the generation asked again (vllm/recovery.py), against the fake server in real processes; the
+the generation asked again (watch/recovery.py, vllm/restart.py), against the fake server in real processes; the
 real vLLM-CPU path is in tests/test_vllm_cpu_e2e.py."""
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from conftest import free_port
 from test_vllm_server import fake_command
 
 from axolotl_grpo_plugin.config.run import Run
-from axolotl_grpo_plugin.vllm import autostart, liveness, recovery
+from axolotl_grpo_plugin.vllm import autostart, restart
 from axolotl_grpo_plugin.vllm.server import ServerError, ServerSpec, VLLMServer
+from axolotl_grpo_plugin.watch import liveness, recovery
 
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.usefixtures("clean_vllm_state")]
@@ -70,7 +71,7 @@ def own_server(tmp_path):
 
 
 def keeper_for(server, generation, records, max_restarts=3):
-    return recovery.ServerKeeper(server, 30, max_restarts, push=generation.sync_weights,
+    return restart.ServerKeeper(server, 30, max_restarts, push=generation.sync_weights,
                                  record=records.append, step=lambda: 7)
 
 
@@ -82,7 +83,7 @@ def test_a_server_killed_mid_generation_is_noticed_in_seconds_restarted_and_aske
     server, client = own_server(generate_delay=2.0)
     generation, records = Generation(client), []
     keeper = keeper_for(server, generation, records)
-    liveness.guard_client(client, liveness.WatchdogClock(600), server.spec.url, server.spec.log_path, keeper=keeper)
+    liveness.watch_generate(client, liveness.WatchdogClock(600), server.spec.url, server.spec.log_path, keeper=keeper)
     first_pid = server.pid
     threading.Timer(0.5, keeper.kill).start()
     started = time.monotonic()
@@ -108,7 +109,7 @@ def test_a_push_that_fails_because_the_server_died_restarts_it_and_pushes_again(
     generation, records = Generation(client), []
     keeper = keeper_for(server, generation, records)
     recovery.rehearse_push(generation, client, 2, keeper)  # killed after the first request of push 2
-    recovery.guard_push(generation, server.spec.url, keeper)
+    recovery.watch_push(generation, server.spec.url, keeper)
 
     generation.sync_weights()
     assert keeper.restarts == 0
@@ -122,7 +123,7 @@ def test_past_the_cap_the_run_stops_with_the_log_and_the_key(own_server):
     server, client = own_server()
     generation, records = Generation(client), []
     keeper = keeper_for(server, generation, records, max_restarts=1)
-    liveness.guard_client(client, liveness.WatchdogClock(600), server.spec.url, server.spec.log_path, keeper=keeper)
+    liveness.watch_generate(client, liveness.WatchdogClock(600), server.spec.url, server.spec.log_path, keeper=keeper)
     kill(server)
     client.generate(["a"])
     kill(server)
@@ -136,11 +137,11 @@ def test_past_the_cap_the_run_stops_with_the_log_and_the_key(own_server):
 
 def test_a_stalled_server_is_found_by_the_watchdog_and_replaced(own_server, monkeypatch):
     monkeypatch.setattr(liveness, "HEALTH_EVERY", 0.5)
-    monkeypatch.setattr(recovery, "STOP_GRACE_S", 1.0)
+    monkeypatch.setattr(restart, "STOP_GRACE_S", 1.0)
     server, client = own_server()
     generation, records = Generation(client), []
     keeper = keeper_for(server, generation, records)
-    liveness.guard_client(client, liveness.WatchdogClock(600), server.spec.url, server.spec.log_path, keeper=keeper)
+    liveness.watch_generate(client, liveness.WatchdogClock(600), server.spec.url, server.spec.log_path, keeper=keeper)
     stopped = server.process.pid
     keeper.kill(signal.SIGSTOP)
     try:
@@ -162,10 +163,10 @@ def test_a_generation_that_never_returns_while_health_answers_is_restarted_up_to
     run stops with the log's last lines."""
     server, client = own_server(mode="dead-engine")
     records, pushes = [], []
-    keeper = recovery.ServerKeeper(server, 30, 1, push=lambda: pushes.append(1), record=records.append)
+    keeper = restart.ServerKeeper(server, 30, 1, push=lambda: pushes.append(1), record=records.append)
     # the restart's one-token engine check would refuse the dead engine at once; let the watchdog find it
-    monkeypatch.setattr(recovery, "check_engine", lambda *a, **k: None)
-    liveness.guard_client(client, liveness.WatchdogClock(2), server.spec.url, server.spec.log_path, keeper=keeper)
+    monkeypatch.setattr(restart, "check_engine", lambda *a, **k: None)
+    liveness.watch_generate(client, liveness.WatchdogClock(2), server.spec.url, server.spec.log_path, keeper=keeper)
     with pytest.raises(ServerError) as info:
         client.generate(["a"])
     assert client.generations == 2 and keeper.restarts == 1 and pushes == [1]
@@ -182,7 +183,7 @@ def test_a_generation_after_the_run_stopped_its_server_is_not_restarted(own_serv
     server, client = own_server(generate_delay=2.0)
     generation, records = Generation(client), []
     keeper = keeper_for(server, generation, records)
-    liveness.guard_client(client, liveness.WatchdogClock(600), server.spec.url, server.spec.log_path, keeper=keeper)
+    liveness.watch_generate(client, liveness.WatchdogClock(600), server.spec.url, server.spec.log_path, keeper=keeper)
     threading.Timer(0.5, server.retire).start()
     with caplog.at_level(logging.WARNING, logger="axolotl_grpo_plugin"), pytest.raises(ServerError) as info:
         client.generate(["a"])
@@ -222,7 +223,7 @@ def test_a_server_started_by_hand_is_not_restarted_and_the_error_names_its_addre
 def test_a_push_to_a_server_started_by_hand_that_died_names_its_address(own_server):
     server, client = own_server()
     generation = Generation(client)
-    recovery.guard_push(generation, server.spec.url, None)
+    recovery.watch_push(generation, server.spec.url, None)
     generation.sync_weights()
     server.stop(grace=1)
     with pytest.raises(ServerError) as info:

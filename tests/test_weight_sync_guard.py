@@ -13,8 +13,8 @@ from axolotl_grpo_plugin.checks import CHECKS, prepare_config
 from axolotl_grpo_plugin.config.run import Run
 from axolotl_grpo_plugin.errors import GRPOConfigError
 from axolotl_grpo_plugin.launch import Launch
-from axolotl_grpo_plugin.vllm import sync_guard
-from axolotl_grpo_plugin.vllm.sync_guard import (
+from axolotl_grpo_plugin.watch import sync_guard
+from axolotl_grpo_plugin.watch.sync_guard import (
     MAX_KEY,
     MEAN_KEY,
     GuardSettings,

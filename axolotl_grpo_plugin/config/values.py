@@ -5,15 +5,29 @@ TRL/Axolotl fail late (after the model loads) on a zero, a negative or a word wh
 number belongs. `RULES` states each key's type and range once; `problems` turns every
 violation into a `Problem` naming key, value and fix, and `read` gives the other checks
 the value they may compute with (the default when unset, None when the value is wrong,
-never a zero read as "unset").
+never a zero read as "unset"). Each rule is checked by a pydantic type (`_adapter`): numbers
+read as Axolotl's own schema reads them (`"4"` and `1.0e-6` strings included), bools never.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from functools import cache
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BeforeValidator,
+    Field,
+    FiniteFloat,
+    InstanceOf,
+    StrictBool,
+    StrictFloat,
+    StrictStr,
+    TypeAdapter,
+    ValidationError,
+)
+from pydantic_core import PydanticCustomError
 
 from ..errors import Problem
 
@@ -104,52 +118,73 @@ def raw(cfg: Mapping[str, Any], key: str) -> Any:
     return node
 
 
+def _not_bool(value: Any) -> Any:
+    # stays hand-written: pydantic's lax int/float read YAML's `true` as 1 (and bytes as digits)
+    if isinstance(value, (bool, bytes)):
+        raise PydanticCustomError("bool_for_number", "a bool is not a number")
+    return value
+
+
+def _ordered(value: Any) -> Any:
+    # stays hand-written: pydantic's lax list also takes a set, whose order (weights vs rewards) is arbitrary
+    if not isinstance(value, (list, tuple)):
+        raise PydanticCustomError("list_type", "not a list")
+    return value
+
+
+def _one_name(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value  # `reward_funcs: correctness`: one reward
+
+
+OrderedList = Annotated[list[Any], BeforeValidator(_ordered)]
+
+
+_BOUNDED = {"greater_than", "greater_than_equal", "less_than_equal"}
+# kind -> what a value of another type is told
+_TYPE_TEXT = {"int": "must be an integer", "number": "must be a number", "bool": "must be true or false",
+              "str": "must be a string", "mapping": "must be a mapping of keys"}
+# list keys whose entries or length have a rule of their own: (type, what a wrong entry or length is told)
+_LISTS: dict[str, tuple[Any, str]] = {
+    "trl.reward_funcs": (Annotated[OrderedList, BeforeValidator(_one_name), Field(min_length=1)],
+                         "is empty: GRPO needs at least one reward"),
+    # strict, as the check always was: a quoted weight ("0.5") is refused, not read as a number
+    "trl.reward_weights": (Annotated[list[Annotated[StrictFloat, Field(allow_inf_nan=False)]], BeforeValidator(_ordered)],
+                           "every weight must be a finite number"),
+}
+
+
+@cache
+def _adapter(rule: Rule) -> TypeAdapter:
+    """The pydantic type of one rule: its kind, range and extra accepted values."""
+    bounds: dict[str, float] = {}
+    if rule.low is not None:
+        bounds["gt" if rule.low_open else "ge"] = rule.low
+    if rule.high is not None:
+        bounds["le"] = rule.high
+    kind: Any = {
+        "int": Annotated[int, BeforeValidator(_not_bool), Field(**bounds)],
+        "number": Annotated[FiniteFloat, BeforeValidator(_not_bool), Field(**bounds)],
+        # strict bools, as the check always was: `"yes"` or `1` is refused with the fix, not guessed
+        "bool": StrictBool, "str": StrictStr, "mapping": InstanceOf[Mapping],
+        "list": _LISTS.get(rule.key, (OrderedList, ""))[0],
+    }[rule.kind]
+    return TypeAdapter(kind | Literal[rule.allow] if rule.allow else kind)
+
+
 def coerce(rule: Rule, value: Any) -> tuple[Any, str | None]:
     """(the value as the checks compute with it, None) or (None, what is wrong)."""
-    if value in rule.allow and isinstance(value, str):
-        return value, None
-    kind = rule.kind
-    if kind == "mapping":
-        return (value, None) if hasattr(value, "items") else (None, "must be a mapping of keys")
-    if kind == "list":
-        if rule.key == "trl.reward_funcs" and isinstance(value, str):
-            return [value], None
-        if not isinstance(value, (list, tuple)):
+    try:
+        coerced = _adapter(rule).validate_python(value)
+    except ValidationError as exc:
+        errors = exc.errors()
+        if any(e["type"] in _BOUNDED for e in errors):
+            return None, f"must be {rule.range_text()}"
+        if rule.kind != "list":
+            return None, _TYPE_TEXT[rule.kind]
+        if any(e["type"] == "list_type" for e in errors):
             return None, f"must be a list, not {type(value).__name__}"
-        if rule.key == "trl.reward_funcs" and not value:
-            return None, "is empty: GRPO needs at least one reward"
-        if rule.key == "trl.reward_weights":
-            if any(isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) for w in value):
-                return None, "every weight must be a finite number"
-        return list(value), None
-    if kind == "bool":
-        return (value, None) if isinstance(value, bool) else (None, "must be true or false")
-    if kind == "str":
-        return (value, None) if isinstance(value, str) else (None, "must be a string")
-    number = _number(value, integer=kind == "int")
-    if number is None:
-        return None, f"must be {'an integer' if kind == 'int' else 'a number'}"
-    low_ok = rule.low is None or (number > rule.low if rule.low_open else number >= rule.low)
-    high_ok = rule.high is None or number <= rule.high
-    if not (low_ok and high_ok):
-        return None, f"must be {rule.range_text()}"
-    return number, None
-
-
-def _number(value: Any, integer: bool) -> int | float | None:
-    """Numbers as Axolotl's schema accepts them (`1.0e-6` and `"4"` strings included), no bools."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, str):
-        try:
-            value = float(value.strip())
-        except ValueError:
-            return None
-    if not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None
-    if integer:
-        return int(value) if float(value).is_integer() else None
-    return value
+        return None, _LISTS[rule.key][1]
+    return coerced, None
 
 
 def problems(cfg: Mapping[str, Any]) -> list[Problem]:

@@ -202,7 +202,7 @@ class PeriodicEvaluation(TrainerCallback):
                     result = run(generator=self.generator)
                 except Exception as exc:  # a request the engine refuses must not end the training
                     if self.generator is None or isinstance(exc, (EvalError, PluginError)):
-                        raise  # PluginError: the server died (vllm/liveness.py); training cannot go on
+                        raise  # PluginError: the server died (watch/liveness.py); training cannot go on
                     LOG.error("grpo_plugin.eval_every: the %s engine failed (%s: %s); this and later "
                               "evaluations generate with transformers on the trainer's model",
                               self.engine, type(exc).__name__, str(exc)[:300])

@@ -14,7 +14,7 @@ part takes >= half of each step on average (the first logged step, with its warm
 `BOUND` names it with the fix that fits; it never stops the run.
 
 Weight-sync drift (`sampling/sampling_logp_difference/*`) is not covered here:
-vllm/sync_guard.py owns that signature, with its own callback and settings.
+watch/sync_guard.py owns that signature, with its own callback and settings.
 """
 
 from __future__ import annotations

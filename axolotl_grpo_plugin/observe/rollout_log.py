@@ -37,7 +37,7 @@ from ..safe_files import open_nofollow, replacing
 LOG = logging.getLogger("axolotl_grpo_plugin")
 
 LIVE_NAME = "rollouts.jsonl"
-RESTART_TYPE = "vllm_restart"  # a restart of the autostarted vLLM server (vllm/recovery.py)
+RESTART_TYPE = "vllm_restart"  # a restart of the autostarted vLLM server (vllm/restart.py)
 SUPERSEDED_NAME = "rollouts.superseded.jsonl"  # not a part: readers never see it
 _PART = re.compile(r"^rollouts\.(\d+)\.jsonl(\.gz)?$")
 

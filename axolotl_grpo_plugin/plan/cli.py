@@ -21,7 +21,7 @@ from ..config.batching import describe_layout
 from ..config.load import read_yaml
 from ..errors import PluginError, counted, exit_for
 from ..sources.data import raised_as
-from ..vllm import sync_guard
+from ..watch import sync_guard
 from .dims import UnknownModel, resolve_dims
 from .estimate import (
     CUDA_OVERHEAD_BYTES,

@@ -295,7 +295,7 @@ def verdict(needed: float, available: float) -> str:
 def levers(w: Workload, gpu: GPU, sleep_mode_works: bool = False) -> list[tuple[str, float]]:
     """Changes that lower the trainer's peak, with the new peak, largest saving first.
     Sleep mode is offered only when the caller says the installed TRL syncs weights with it
-    (TRL <= 1.9 does not: vllm/sync_guard.py)."""
+    (TRL <= 1.9 does not: watch/sync_guard.py)."""
     options: list[tuple[str, Workload]] = []
     if not w.gradient_checkpointing:
         options.append(("set `gradient_checkpointing: true`", replace(w, gradient_checkpointing=True)))

@@ -62,7 +62,7 @@ class ReportData:
     evals: dict[int, dict] = field(default_factory=dict)  # step -> periodic eval metrics
     hacking: list[StepFinding] = field(default_factory=list)  # reinforced degenerate completions by step
     remote: dict[str, dict] = field(default_factory=dict)  # remote reward -> its call counts (remote_calls)
-    restarts: list[dict] = field(default_factory=list)  # the vLLM server's restarts (vllm/recovery.py)
+    restarts: list[dict] = field(default_factory=list)  # the vLLM server's restarts (vllm/restart.py)
     step_times: dict[int, dict[str, float]] = field(default_factory=dict)  # step -> seconds per part
 
 

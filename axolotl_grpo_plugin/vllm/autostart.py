@@ -48,7 +48,7 @@ from ..launch import (
     world_size,
 )
 from ..safe_files import write_atomic
-from . import cpu, liveness
+from . import cpu, engine_check
 from .health import LOCAL_HOSTS, health_url, is_healthy
 from .server import INSTALL_HINT, LOG_NAME, ServerError, ServerSpec, VLLMServer, install_teardown
 
@@ -182,7 +182,7 @@ def before_model_load(run: Run, env: Mapping[str, str] = os.environ,
     if _STATE.server is not None:
         took = _STATE.server.wait_healthy(_STATE.timeout, report)
         report(f"the vLLM server is up after {took:.0f} s")
-        liveness.check_engine(_STATE.url, _STATE.server.spec.log_path)  # /health/ alone can lie
+        engine_check.check_engine(_STATE.url, _STATE.server.spec.log_path)  # /health/ alone can lie
     elif _STATE.url is not None:  # other local ranks: LOCAL_RANK 0 owns the server
         wait_for(_STATE.url, _STATE.timeout, report,
                  ServerError(f"no answer from {_STATE.url} within {_STATE.timeout:.0f} s.",
@@ -209,7 +209,7 @@ def check_manual_server(run: Run, env: Mapping[str, str] = os.environ,
     """Autostart off: the server must be reachable; wait as long as TRL would, then explain."""
     url = health_url(run.vllm_host, run.vllm_port)
     if is_healthy(url):
-        return liveness.check_engine(url, None)
+        return engine_check.check_engine(url, None)
     timeout = run.vllm_server_timeout
     commands = manual_commands(run, env, gpu_count or cuda_gpu_count)
     report(f"waiting up to {timeout:.0f} s for the vLLM server at {url}; start it with: {commands[0]}")
@@ -218,7 +218,7 @@ def check_manual_server(run: Run, env: Mapping[str, str] = os.environ,
         f"start it on the reserved GPU in a second terminal: `{commands[0]}`, then train on the "
         f"other GPU(s): `{commands[1]}`; or let the plugin start it: `grpo_plugin.vllm_autostart: true`",
     ))
-    liveness.check_engine(url, None)
+    engine_check.check_engine(url, None)
 
 
 def manual_commands(run: Run, env: Mapping[str, str], gpu_count: Callable[[], int]) -> tuple[str, str]:

@@ -1,0 +1,91 @@
+"""config/values.py: each key's type and range, the value the checks compute with, and the
+message a wrong value gets (key, value and fix come from the rule; `problems` renders them)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from axolotl_grpo_plugin.config import values
+from axolotl_grpo_plugin.config.values import BY_KEY, UNSET, WRONG, coerce, problems, raw, read
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("micro_batch_size", 4, 4), ("micro_batch_size", 4.0, 4), ("micro_batch_size", "4", 4),
+    ("micro_batch_size", " 4 ", 4), ("micro_batch_size", "4.0", 4),
+    ("learning_rate", "1.0e-6", 1e-6), ("learning_rate", 0.5, 0.5), ("val_set_size", 0, 0),
+    ("trl.top_p", 1, 1), ("trl.top_k", 0, 0), ("trl.num_generations", 2, 2),
+    ("vllm.port", 65535, 65535), ("vllm.gpu_memory_utilization", "0.85", 0.85),
+    ("trl.use_vllm", True, True), ("bf16", "auto", "auto"), ("bf16", False, False),
+    ("trl", {"a": 1}, {"a": 1}), ("datasets", ({"path": "x"},), [{"path": "x"}]),
+    ("trl.reward_funcs", "correctness", ["correctness"]), ("trl.reward_funcs", ["a", "b"], ["a", "b"]),
+    ("trl.reward_weights", [1, 0.5], [1, 0.5]),
+])
+def test_a_good_value_reads_as_the_checks_compute_with_it(key, value, expected):
+    coerced, wrong = coerce(BY_KEY[key], value)
+    assert wrong is None and coerced == expected
+    assert not isinstance(coerced, bool) or isinstance(expected, bool)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("micro_batch_size", "four", "must be an integer"),
+    ("micro_batch_size", 2.5, "must be an integer"),
+    ("micro_batch_size", "2.5", "must be an integer"),
+    ("micro_batch_size", "1e3", "must be an integer"),  # as Axolotl's schema (a pydantic int) refuses it
+    ("micro_batch_size", True, "must be an integer"),  # YAML `true` is not 1
+    ("micro_batch_size", math.inf, "must be an integer"),
+    ("micro_batch_size", [4], "must be an integer"),
+    ("micro_batch_size", 0, "must be >= 1"),
+    ("micro_batch_size", -4, "must be >= 1"),
+    ("trl.num_generations", 1, "must be >= 2"),
+    ("learning_rate", 0, "must be > 0"),
+    ("learning_rate", "fast", "must be a number"),
+    ("learning_rate", False, "must be a number"),
+    ("learning_rate", math.nan, "must be a number"),
+    ("learning_rate", "inf", "must be a number"),
+    ("val_set_size", -0.1, "must be >= 0"),
+    ("trl.top_p", 0, "must be in (0, 1]"),
+    ("trl.top_p", 1.5, "must be in (0, 1]"),
+    ("trl.min_p", 2, "must be in [0, 1]"),
+    ("vllm.port", 70000, "must be in [1, 65535]"),
+    ("vllm.gpu_memory_utilization", 0, "must be in (0, 1]"),
+    ("trl.use_vllm", "yes", "must be true or false"),
+    ("trl.use_vllm", 1, "must be true or false"),
+    ("bf16", "automatic", "must be true or false"),
+    ("fp16", "auto", "must be true or false"),  # `auto` is bf16's alone
+    ("trl", "x", "must be a mapping of keys"),
+    ("trl", ["a"], "must be a mapping of keys"),
+    ("datasets", {"path": "a"}, "must be a list, not dict"),
+    ("datasets", "a.jsonl", "must be a list, not str"),
+    ("trl.reward_weights", {1.0, 0.5}, "must be a list, not set"),  # a set's order is arbitrary
+    ("trl.reward_funcs", [], "is empty: GRPO needs at least one reward"),
+    ("trl.reward_funcs", 3, "must be a list, not int"),
+    ("trl.reward_weights", [1, "0.5"], "every weight must be a finite number"),
+    ("trl.reward_weights", [1, True], "every weight must be a finite number"),
+    ("trl.reward_weights", [math.inf], "every weight must be a finite number"),
+    ("trl.reward_weights", "1.0", "must be a list, not str"),
+])
+def test_a_wrong_value_says_what_is_wrong(key, value, message):
+    assert coerce(BY_KEY[key], value) == (None, message)
+
+
+def test_problems_name_key_value_and_fix():
+    cfg = {"micro_batch_size": 0, "trl": {"num_generations": "many", "top_p": 0.9}, "bf16": "auto"}
+    found = {p.key: p for p in problems(cfg)}
+    assert set(found) == {"micro_batch_size", "trl.num_generations"}
+    assert found["micro_batch_size"].value == 0
+    assert found["trl.num_generations"].value == "many"
+    assert found["trl.num_generations"].line() == (
+        "trl.num_generations = 'many': must be an integer. Fix: set it to 2 or more (8-16 is usual): GRPO needs "
+        "at least 2 completions per prompt to compute an advantage.")
+
+
+def test_read_gives_the_default_when_unset_and_none_when_wrong():
+    cfg = {"micro_batch_size": "8", "trl": {"top_k": -1}, "vllm": "not a section"}
+    assert read(cfg, "micro_batch_size", 1) == 8
+    assert read(cfg, "gradient_accumulation_steps", 1) == 1  # unset
+    assert read(cfg, "trl.top_k", 50) is None  # wrong, reported by problems
+    assert read(cfg, "vllm.port", 8000) is None  # under a section of the wrong type
+    assert raw(cfg, "vllm.port") is WRONG and raw(cfg, "max_steps") is UNSET
+    assert values.read({"micro_batch_size": 0}, "micro_batch_size", 1) is None  # never a zero read as unset
