@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import defaults
-from .enabled import listed
+from .enabled import only_ours
 
 
 def validate(cfg, capabilities: dict[str, Any], env_capabilities: dict[str, Any]):
@@ -21,7 +21,7 @@ def validate(cfg, capabilities: dict[str, Any], env_capabilities: dict[str, Any]
     from axolotl.utils.dict import DictDefault
 
     plugins = list(cfg.get("plugins") or [])
-    if defaults.AXOLOTL.merges_builtin_plugins or not all(listed({"plugins": [p]}) for p in plugins):
+    if defaults.AXOLOTL.merges_builtin_plugins or not only_ours(cfg):
         return axolotl_validate(cfg, capabilities, env_capabilities)
     try:
         data = {**cfg.to_dict(), "capabilities": capabilities, "env_capabilities": env_capabilities}

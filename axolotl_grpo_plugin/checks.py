@@ -23,7 +23,7 @@ from .config.load import section as _section
 from .config.run import Facts, Run
 from .config.schema import axolotl_fields
 from .defaults import CONFIG_PATH_KEY
-from .enabled import SECTION, listed
+from .enabled import SECTION, only_ours
 from .errors import GRPOConfigError, Problem
 from .launch import Launch
 from .names import resolve_names
@@ -65,11 +65,12 @@ def check_section_keys(cfg, launch: Launch) -> list[Problem]:
                     f"remove it; known keys: {', '.join(sorted(fields[section]))}")
             problems.append(Problem(f"{section}.{key}", value,
                                     f"{defaults.AXOLOTL_NAME} does not know this key and would silently ignore it.", fix))
+    unknown = set(unknown_top_level(cfg))
     for key, value in cfg.items():
         if key in fields["trl"] and key not in fields["top"]:
             problems.append(Problem(key, value, "this is a GRPO setting but it is at the top level, "
                                     "where Axolotl ignores it.", f"move it under `trl:` as `trl.{key}`"))
-        elif (meant := misspelled_top_level(cfg, key)) is not None:
+        elif key in unknown and (meant := misspelled_top_level(cfg, key)) is not None:
             problems.append(Problem(key, value, f"{defaults.AXOLOTL_NAME} does not know this key and would silently "
                                     f"ignore it, and `{meant}` is not set.", f"did you mean `{meant}`?"))
     return problems
@@ -78,16 +79,14 @@ def check_section_keys(cfg, launch: Launch) -> list[Problem]:
 def unknown_top_level(cfg) -> list[str]:
     """Top-level keys no schema knows: Axolotl drops them without a word. Only when every listed plugin
     is ours (another plugin may add keys of its own)."""
-    if any(not listed({"plugins": [name]}) for name in cfg.get("plugins") or []):
+    if not only_ours(cfg):
         return []
     known = axolotl_fields()["top"] | {SECTION, *NOT_IN_SCHEMA}
     return [key for key in cfg if key not in known and key not in axolotl_fields()["trl"]]
 
 
 def misspelled_top_level(cfg, key: str) -> str | None:
-    """The known key an unknown one was probably meant to be, when that key is absent."""
-    if key not in unknown_top_level(cfg):
-        return None
+    """The known key an unknown one (`unknown_top_level`) was probably meant to be, when that key is absent."""
     close = difflib.get_close_matches(key, sorted(axolotl_fields()["top"]), n=1, cutoff=0.8)
     return close[0] if close and close[0] not in cfg else None
 

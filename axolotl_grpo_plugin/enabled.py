@@ -24,6 +24,12 @@ def listed(cfg: Mapping[str, Any]) -> bool:
     return any(str(name).replace(":", ".") in PLUGIN_NAMES for name in names)
 
 
+def only_ours(cfg: Mapping[str, Any]) -> bool:
+    """Every plugin the config lists is this one (or none is listed): no other plugin adds keys
+    or schema of its own, so Axolotl's schema plus ours is the whole of what the config may say."""
+    return all(listed({"plugins": [name]}) for name in cfg.get("plugins") or [])
+
+
 def applies(cfg: Mapping[str, Any]) -> bool:
     """Listed under `plugins:`, or a `grpo_plugin:` section, or `rl: grpo` (with the entry
     point, `plugins:` is optional for a GRPO config)."""

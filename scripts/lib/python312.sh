@@ -12,3 +12,12 @@ find_python312() {
     done
     return 1
 }
+
+# require_python312: find_python312, or say what to do and exit 1.
+require_python312() {
+    find_python312 || {
+        echo "error: Axolotl 0.21 needs Python 3.12 and none was found." >&2
+        echo "fix: install it (e.g. \`pyenv install 3.12\`) or run with PYTHON312=/path/to/python3.12" >&2
+        exit 1
+    }
+}
