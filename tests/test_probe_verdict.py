@@ -101,6 +101,25 @@ def test_base_model_without_the_format_is_told_to_cold_start(cookbook_config, mo
     assert "recommended trl.num_generations" not in data["summary"]
 
 
+def test_a_stray_tag_now_and_then_still_points_to_the_cold_start(cookbook_config, monkeypatch):
+    """SmolLM2's base at 32 x 8 (docs/benchmarks.md): one completion in many writes a lone tag, so
+    xmlcount is not constant and the format is not 'never met', yet nothing is in the strict format
+    and almost no group has signal. The fix is still the cold start, not easier prompts: the answer
+    the correctness reward reads is inside the format."""
+    written = []
+
+    def prose_with_a_stray_tag(question, answer, j):  # the first completion of the run has one tag
+        written.append(question)
+        text = prose(question, answer, 0)
+        return text + " </answer>" if len(written) == 1 else text
+
+    data = run_probe(cookbook_config, monkeypatch, prose_with_a_stray_tag)
+    v = data["verdict"]
+    assert not v["learns"] and not data["format_never_met"] and data["format_compliance"] == 0
+    assert any("none of the" in b and "strict format" in b for b in v["because"]), v
+    assert any("cold start" in c for c in v["change"]) and not any("easier prompts" in c for c in v["change"]), v
+
+
 def test_cold_started_model_in_r1_format_is_told_it_will_learn(cookbook_config, monkeypatch):
     def sft(question, answer, j):  # the format always; right on half the samples
         return r1(f"{question[:30]} gives {answer}", answer if j % 2 else str(int(answer) + 1))
