@@ -424,7 +424,7 @@ def check_async_grpo(cfg, launch: Launch, works: bool | None = None) -> list[Pro
 
 
 def async_grpo_warnings(cfg) -> list[str]:
-    """Where Axolotl's async trainer runs, what of the plugin does not follow it yet (issue 28)."""
+    """Where Axolotl's async trainer runs, what of the plugin is off or reads differently there (issue 28)."""
     key = next((k for k in ASYNC_KEYS if _section(cfg, "trl").get(k) in (True, "true", "True")), None)
     if key is None:
         return []
