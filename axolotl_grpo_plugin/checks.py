@@ -406,11 +406,17 @@ def check_resume(cfg, launch: Launch) -> list[Problem]:
 ASYNC_KEYS = ("async_prefetch", "use_data_producer")  # either makes Axolotl build its async GRPO trainer
 
 
+def async_key(cfg) -> str | None:
+    """The first `trl:` key that makes Axolotl build its async GRPO trainer, or None."""
+    trl = _section(cfg, "trl")
+    return next((k for k in ASYNC_KEYS if trl.get(k) in (True, "true", "True")), None)
+
+
 def check_async_grpo(cfg, launch: Launch, works: bool | None = None) -> list[Problem]:
     """`trl.async_prefetch` / `trl.use_data_producer` on an Axolotl whose async trainer cannot
     read TRL's generation output: the run would load the model, then fail at its first step."""
     trl = _section(cfg, "trl")
-    key = next((k for k in ASYNC_KEYS if trl.get(k) in (True, "true", "True")), None)
+    key = async_key(cfg)
     works = defaults.AXOLOTL.async_grpo_works if works is None else works
     if key is None or works:
         return []
@@ -425,7 +431,7 @@ def check_async_grpo(cfg, launch: Launch, works: bool | None = None) -> list[Pro
 
 def async_grpo_warnings(cfg) -> list[str]:
     """Where Axolotl's async trainer runs, what of the plugin is off or reads differently there (issue 28)."""
-    key = next((k for k in ASYNC_KEYS if _section(cfg, "trl").get(k) in (True, "true", "True")), None)
+    key = async_key(cfg)
     if key is None:
         return []
     return [f"`trl.{key}`: {defaults.AXOLOTL_NAME}'s async trainer generates each batch in a background "

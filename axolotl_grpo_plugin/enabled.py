@@ -18,16 +18,19 @@ from .args import SECTION
 PLUGIN_NAMES = frozenset({"axolotl_grpo_plugin.GRPOPlugin", "axolotl_grpo_plugin.plugin.GRPOPlugin"})
 
 
+def _is_us(name: Any) -> bool:
+    return str(name).replace(":", ".") in PLUGIN_NAMES
+
+
 def listed(cfg: Mapping[str, Any]) -> bool:
     """The config names the plugin under `plugins:`."""
-    names = cfg.get("plugins") or []
-    return any(str(name).replace(":", ".") in PLUGIN_NAMES for name in names)
+    return any(_is_us(name) for name in cfg.get("plugins") or [])
 
 
 def only_ours(cfg: Mapping[str, Any]) -> bool:
     """Every plugin the config lists is this one (or none is listed): no other plugin adds keys
     or schema of its own, so Axolotl's schema plus ours is the whole of what the config may say."""
-    return all(listed({"plugins": [name]}) for name in cfg.get("plugins") or [])
+    return all(_is_us(name) for name in cfg.get("plugins") or [])
 
 
 def applies(cfg: Mapping[str, Any]) -> bool:

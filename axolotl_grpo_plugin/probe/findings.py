@@ -119,7 +119,7 @@ def verdict(result: ProbeResult) -> Verdict:
                          "different rewards (the rest give every completion advantage 0)")
         table = generation_table(result)
         best = recommended_generations(table)
-        if result.format_rewards() and not any(s.strict_format or s.strict_format_uncut for s in result.samples):
+        if result.format_rewards() and not result.strict_format_seen():
             # a stray tag here and there moves a format reward, but the answer the correctness
             # reward reads lives inside the format: easier prompts would not be solved either
             v.because.append(f"none of the {n} probed completions is in the strict format the rewards ask for")

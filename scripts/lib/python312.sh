@@ -21,3 +21,14 @@ require_python312() {
         exit 1
     }
 }
+
+# new_venv312 VENV: a fresh venv at VENV (whatever was there is removed) made with
+# require_python312's interpreter, which it prints.
+new_venv312() {
+    local python
+    python=$(require_python312) || exit 1
+    rm -rf "$1"
+    mkdir -p "$(dirname "$1")"
+    "$python" -m venv "$1"
+    echo "$python"
+}
