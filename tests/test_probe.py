@@ -175,3 +175,21 @@ def test_bad_flags_exit_2(tmp_path, capsys):
 
     assert main([str(REPO / "configs" / "smoke.yaml"), "--generations", "1", "--no-progress"]) == 2
     assert "--generations" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("percent, cores, torch_threads, expected", [
+    (0.0, 2, 2, 2),     # an idle 2-core machine: both (the load average could still say 1.0)
+    (50.0, 2, 2, 1),    # one core busy
+    (100.0, 2, 2, 1),   # all busy: at least one
+    (10.0, 8, 4, 4),    # never above torch's own default
+])
+def test_probe_threads_follow_the_cores_idle_now(monkeypatch, percent, cores, torch_threads, expected):
+    import psutil
+    import torch
+
+    from axolotl_grpo_plugin.probe import __main__ as cli
+
+    monkeypatch.setattr(psutil, "cpu_percent", lambda interval=None: percent)
+    monkeypatch.setattr(cli.os, "cpu_count", lambda: cores)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: torch_threads)
+    assert cli.free_threads() == expected

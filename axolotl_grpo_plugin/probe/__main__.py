@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--band", type=float, nargs=2, default=(0.0, 1.0), metavar=("LO", "HI"),
                         help="pass-rate band for --write-filtered (default 0 1: exclusive)")
     parser.add_argument("--threads", type=int,
-                        help="torch CPU threads (default: the cores not already busy, at least 1; "
+                        help="torch CPU threads (default: the cores idle right now, at least 1; "
                              "an oversubscribed CPU generates >10x slower)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of the summary")
     parser.add_argument("--plot", metavar="PATH", help="write the histograms as a PNG")
@@ -116,11 +116,19 @@ def _set_threads(threads: int | None) -> None:
     """torch's default (one thread per core) spins against other busy processes on a shared CPU."""
     import torch
 
-    if threads is None:
-        cores = os.cpu_count() or 1
-        busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-        threads = max(1, min(torch.get_num_threads(), int(cores - busy)))
-    torch.set_num_threads(max(1, threads))
+    torch.set_num_threads(max(1, threads if threads is not None else free_threads()))
+
+
+def free_threads() -> int:
+    """The cores idle right now (at least 1, at most torch's default). Measured over a quarter of a
+    second, not from the load average: that lags a minute behind, so a job that just ended would
+    halve the probe's threads (the 32 x 8 SmolLM2 probe ran on one of two idle cores that way)."""
+    import psutil
+    import torch
+
+    cores = os.cpu_count() or 1
+    busy = psutil.cpu_percent(interval=0.25) / 100 * cores
+    return max(1, min(torch.get_num_threads(), round(cores - busy)))
 
 
 if __name__ == "__main__":
