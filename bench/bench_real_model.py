@@ -93,6 +93,8 @@ def score(config: Path, model: Path, args) -> dict:
     cfg = load_config(config)
     cfg.setdefault("trl", {})["temperature"] = args.temperature
     cfg["vllm"] = {k: v for k, v in (cfg.get("vllm") or {}).items() if k in ("dtype", "enforce_eager")}
+    if args.score_dtype:
+        cfg["vllm"]["dtype"] = args.score_dtype
     started = time.perf_counter()
     result = evaluate(cfg, str(model), dataset=str(args.heldout), limit=args.problems,
                       samples=args.samples, max_new_tokens=args.max_new_tokens, seed=0,
@@ -103,7 +105,7 @@ def score(config: Path, model: Path, args) -> dict:
     return {
         "model": str(model), "backend": result.backend, "problems": result.n_problems,
         "samples": result.samples, "temperature": result.temperature,
-        "max_new_tokens": result.max_new_tokens,
+        "max_new_tokens": result.max_new_tokens, "dtype": cfg["vllm"].get("dtype"),
         "strict_format": result.format_compliance,
         "soft_format": sum(1 for v in soft if v == v and v > 0) / max(1, len(greedy)),
         "correct_greedy": result.accuracy,
@@ -242,6 +244,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=8, help="sampled completions for pass@k")
     parser.add_argument("--temperature", type=float, default=0.7)
     parser.add_argument("--max-new-tokens", type=int, default=256)
+    parser.add_argument("--score-dtype", help="vLLM's dtype for scoring (default: the GRPO config's "
+                        "vllm.dtype); bfloat16 samples ~2.8x faster on CPUs with bfloat16 units "
+                        "(bench/bench_vllm_cpu_dtype.py)")
     parser.add_argument("--port", type=int, default=8451, help="the vLLM server's port (GRPO)")
     args = parser.parse_args(argv)
     out = args.out.resolve()
