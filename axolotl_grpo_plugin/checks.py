@@ -435,9 +435,11 @@ def async_grpo_warnings(cfg) -> list[str]:
     if key is None:
         return []
     return [f"`trl.{key}`: {defaults.AXOLOTL_NAME}'s async trainer generates each batch in a background "
-            "thread with the weights of one push earlier, so the plugin's weight-sync guard (which expects the "
-            "sampler to hold the trainer's weights) is off for this run; the rollout log, learning metrics and "
-            "step-time breakdown follow it. Remove the key to keep the guard."] + _async_bf16_note(cfg, key)
+            "thread with the weights of one push earlier (more with `trl.prefetch_depth` or "
+            "`trl.vllm_sync_interval`), so `sampling/sampling_logp_difference` includes that staleness by design; "
+            "the weight-sync guard allows for it and reports a lost push only when the gap outgrows it (per unit "
+            "of learning rate, 2x). The rollout log, learning metrics and step-time breakdown follow the async "
+            "trainer."] + _async_bf16_note(cfg, key)
 
 
 def _async_bf16_note(cfg, key: str) -> list[str]:

@@ -1,7 +1,8 @@
 """Which GRPO trainer Axolotl built: the stock (sync) one, or its async one (`trl.async_prefetch` /
 `trl.use_data_producer`), which generates the next batch in a background thread with the weights
 of one push earlier: its scoring is hooked elsewhere (observe/trainer_hook.py), the weight-sync
-guard is off there, and a push or an evaluation must wait for the batches in flight."""
+guard allows for that staleness (watch/sync_guard.py), and a push or an evaluation must wait for
+the batches in flight."""
 
 from __future__ import annotations
 

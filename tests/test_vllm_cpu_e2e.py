@@ -618,13 +618,18 @@ def test_async_prefetch_through_the_real_server(hd32_model, tmp_path):
     generates each next batch while the trainer trains. Every step has its rollouts in the log and
     its step-time record; after step 1 each step's batch was generated after a push (the plugin's
     CPU push through the server's /collective_rpc); `eval_every` (steps 2 and 4) generates with the
-    server after its own push, which the trainer does not repeat; nothing restarts the server that
-    the run's end stopped under the last prefetch; the run leaves nothing behind.
+    server after its own push, which the trainer does not repeat; keep_best keeps the better of the
+    two evaluations' checkpoints; the weight-sync guard, on, stays quiet; nothing restarts the server
+    that the run's end stopped under the last prefetch; the run leaves nothing behind. Then the same
+    command with max_steps 6 resumes from checkpoint-4: the autostarted server serves checkpoint-4, so
+    step 5's batch matches the trainer to bf16 rounding; steps 5 and 6 are logged once each and
+    keep_best's record goes on.
 
     Step 1's batch comes from the base weights on both sides. Axolotl's async trainer computes the
     trainer's log-probs under bf16 autocast whatever the model's dtype, so they match the float32
     server's to bf16 rounding (mean 0.010 measured; 2e-7 with that autocast off), where a server
     with other weights is ~1 off. Later steps sample one push behind by design."""
+    from axolotl_grpo_plugin.evaluate import periodic
     from axolotl_grpo_plugin.observe.rollout_log import read_rollouts
 
     out = tmp_path / "async"
@@ -633,7 +638,9 @@ def test_async_prefetch_through_the_real_server(hd32_model, tmp_path):
              "dataset": str(REPO_ROOT / "axolotl_grpo_plugin/data/gsm8k_sample_test.jsonl")}
     config = _config("cpu-vllm-server.yaml", hd32_model, out, max_steps=4,
                      trl={**cfg["trl"], "async_prefetch": True},
-                     grpo_plugin={**cfg.get("grpo_plugin", {}), "eval_every": every})
+                     grpo_plugin={**cfg.get("grpo_plugin", {}), "eval_every": every,
+                                  "keep_best": {"metric": "eval/reward"}},
+                     save_strategy="steps", save_steps=2, auto_resume_from_checkpoints=True)
     rc, output, steps, sid, _, wall = _train_timed(config, tmp_path)
     assert rc == 0, output[-6000:]
     print(_steps_line("async server push", steps, wall, output))
@@ -643,11 +650,52 @@ def test_async_prefetch_through_the_real_server(hd32_model, tmp_path):
     assert per_step > 0 and _rollout_steps(out) == sorted([1, 2, 3, 4] * per_step)
     timed = [r["step"] for r in read_rollouts(out, everything=True) if r.get("type") == "step_time"]
     assert timed == [1, 2, 3, 4]
-    evals = [(r["step"], r["backend"]) for r in read_rollouts(out, everything=True) if r.get("kind") == "eval"]
-    assert evals == [(2, "vllm-server"), (4, "vllm-server")]
+    evals = {r["step"]: (r["backend"], r["metrics"]["eval/reward"])
+             for r in read_rollouts(out, everything=True) if r.get("kind") == "eval"}
+    assert sorted(evals) == [2, 4] and {b for b, _ in evals.values()} == {"vllm-server"}, evals
     # Axolotl's push before steps 2 and 4; the step-2 evaluation's, which the trainer then does not
     # repeat before step 3; the step-4 evaluation's
     assert output.count("vLLM on CPU: pushed ") == 4, output[-4000:]
     assert all(s["time/weight_sync"] > 0 for s in steps[1:]), steps
     assert "restarting it" not in output, output[-4000:]
+    assert GUARD not in output, output[-4000:]
+    best = json.loads((out / periodic.BEST_FILE).read_text())
+    best_step = max(sorted(evals), key=lambda s: evals[s][1])  # a tie keeps the earlier step
+    assert (best["step"], best["value"]) == (best_step, pytest.approx(evals[best_step][1])), (best, evals)
+    assert (out / f"checkpoint-{best_step}" / "model.safetensors").is_file()
+    _assert_nothing_left(sid, *_server_sids(output))
+
+    # the same command, two steps further: Axolotl's auto-resume from checkpoint-4
+    resumed = yaml.safe_load(config.read_text())
+    config.write_text(yaml.safe_dump({**resumed, "max_steps": 6}))
+    rc, output, steps, sid, _, wall = _train_timed(config, tmp_path)
+    assert rc == 0, output[-6000:]
+    print(_steps_line("async resumed from checkpoint-4", steps, wall, output))
+    served = yaml.safe_load((out / "vllm-server.yaml").read_text())["base_model"]
+    assert served == str((out / "checkpoint-4").resolve())
+    assert len(steps) == 2, output[-4000:]  # steps 5 and 6 only
+    assert steps[0]["sampling/sampling_logp_difference/mean"] < BF16_AUTOCAST_NOISE, steps
+    assert _rollout_steps(out) == sorted([1, 2, 3, 4, 5, 6] * per_step)
+    evals = [r["step"] for r in read_rollouts(out, everything=True) if r.get("kind") == "eval"]
+    assert evals == [2, 4, 6]
+    best = json.loads((out / periodic.BEST_FILE).read_text())
+    assert best["last_step"] == 6 and best["step"] in (2, 4, 6), best
+    assert GUARD not in output, output[-4000:]
+    _assert_nothing_left(sid, *_server_sids(output))
+
+
+def test_async_prefetch_without_the_push_is_caught_by_the_weight_sync_guard(hd32_model, tmp_path):
+    """The async run above with the plugin's push turned off: vLLM keeps the base weights while
+    the trainer moves on. One push behind is by design here, so the guard waits until the gap per
+    unit of learning rate has outgrown the first stale step's 2x (measured: 0.065 at step 2, 0.18
+    by step 7, where a healthy run fell to 0.03) and then names the desync."""
+    out = tmp_path / "async-no-push"
+    cfg = yaml.safe_load((REPO_ROOT / "configs" / "cpu-vllm-server.yaml").read_text())
+    config = _config("cpu-vllm-server.yaml", hd32_model, out, max_steps=10,
+                     trl={**cfg["trl"], "async_prefetch": True})
+    rc, output, steps, sid, _, wall = _train_timed(config, tmp_path, **{SKIP_ENV: "1"})
+    assert rc == 0, output[-6000:]
+    print(_steps_line("async, push off", steps, wall, output))
+    assert f"{SKIP_ENV}=1: weights are NOT pushed" in output
+    assert GUARD in output and "async prefetch samples up to 1 push(es) behind" in output, output[-4000:]
     _assert_nothing_left(sid, *_server_sids(output))

