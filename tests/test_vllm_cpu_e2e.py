@@ -644,6 +644,7 @@ def test_async_prefetch_through_the_real_server(hd32_model, tmp_path):
     rc, output, steps, sid, _, wall = _train_timed(config, tmp_path)
     assert rc == 0, output[-6000:]
     print(_steps_line("async server push", steps, wall, output))
+    print(f"mean gap per step: {[round(s['sampling/sampling_logp_difference/mean'], 4) for s in steps]}")
     assert len(steps) == 4, output[-4000:]
     assert steps[0]["sampling/sampling_logp_difference/mean"] < BF16_AUTOCAST_NOISE, steps
     per_step = len(list(read_rollouts(out))) // 4
@@ -696,6 +697,7 @@ def test_async_prefetch_without_the_push_is_caught_by_the_weight_sync_guard(hd32
     rc, output, steps, sid, _, wall = _train_timed(config, tmp_path, **{SKIP_ENV: "1"})
     assert rc == 0, output[-6000:]
     print(_steps_line("async, push off", steps, wall, output))
+    print(f"mean gap per step: {[round(s['sampling/sampling_logp_difference/mean'], 4) for s in steps]}")
     assert f"{SKIP_ENV}=1: weights are NOT pushed" in output
     assert GUARD in output and "async prefetch samples up to 1 push(es) behind" in output, output[-4000:]
     _assert_nothing_left(sid, *_server_sids(output))
