@@ -217,10 +217,10 @@ def check_precision(cfg, launch: Launch) -> list[Problem]:
     problems = []
     bf16, fp16 = cfg.get("bf16"), cfg.get("fp16")
     fix = "set `bf16: false` and `fp16: false` for a CPU run"
-    if bf16 in (True, "auto", "true", "True"):
+    if values.read(cfg, "bf16") in (True, "auto"):
         problems.append(Problem("bf16", bf16, "there is no GPU; Axolotl falls back to fp16 on CPU "
                                 "and the first training step crashes.", fix))
-    if fp16 in (True, "true", "True"):
+    if values.on(cfg, "fp16"):
         problems.append(Problem("fp16", fp16, "there is no GPU; half precision fails on CPU.", fix))
     if bf16 is None and fp16 is None:
         problems.append(Problem("bf16", None, "there is no GPU and neither bf16 nor fp16 is set; "
@@ -408,8 +408,7 @@ ASYNC_KEYS = ("async_prefetch", "use_data_producer")  # either makes Axolotl bui
 
 def async_key(cfg) -> str | None:
     """The first `trl:` key that makes Axolotl build its async GRPO trainer, or None."""
-    trl = _section(cfg, "trl")
-    return next((k for k in ASYNC_KEYS if trl.get(k) in (True, "true", "True")), None)
+    return next((k for k in ASYNC_KEYS if values.on(cfg, f"trl.{k}")), None)
 
 
 def check_async_grpo(cfg, launch: Launch, works: bool | None = None) -> list[Problem]:
@@ -444,7 +443,7 @@ def async_grpo_warnings(cfg) -> list[str]:
 
 def _async_bf16_note(cfg, key: str) -> list[str]:
     """Axolotl 0.21's async trainer scores under `torch.autocast(bfloat16)` whatever the model's dtype."""
-    if cfg.get("bf16") in (True, "auto", "true", "True") or cfg.get("fp16") in (True, "true", "True"):
+    if values.half_precision(cfg):
         return []
     return [f"`trl.{key}` on a float32 model: {defaults.AXOLOTL_NAME}'s async trainer computes the policy's "
             "log-probs under bfloat16 autocast, so the loss's ratios have bf16 precision and "
@@ -458,7 +457,7 @@ def check_trackio(cfg, launch: Launch, trackio: str | None = None, passes_bucket
     would load the model, then stop at train begin with `init() got an unexpected keyword
     argument 'bucket_id'` (defaults.TRACKIO_BUCKET_ID_SINCE)."""
     wanted = cfg.get("use_trackio")
-    if wanted not in (True, "true", "True") and not (wanted is None and cfg.get("trackio_project_name")):
+    if not values.on(cfg, "use_trackio") and not (wanted is None and cfg.get("trackio_project_name")):
         return []  # Axolotl turns trackio on for a `trackio_project_name` alone
     trackio = defaults.TRACKIO_VERSION if trackio is None else trackio
     if passes_bucket_id is None:

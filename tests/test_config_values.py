@@ -54,6 +54,9 @@ def test_a_good_value_reads_as_the_checks_compute_with_it(key, value, expected):
     ("trl.use_vllm", 1, "must be true or false"),
     ("bf16", "automatic", "must be true or false"),
     ("fp16", "auto", "must be true or false"),  # `auto` is bf16's alone
+    ("trl.async_prefetch", "true", "must be true or false"),  # as trl.use_vllm: a real YAML bool
+    ("trl.vllm_enable_sleep_mode", 1, "must be true or false"),
+    ("use_trackio", "yes", "must be true or false"),
     ("trl", "x", "must be a mapping of keys"),
     ("trl", ["a"], "must be a mapping of keys"),
     ("datasets", {"path": "a"}, "must be a list, not dict"),
@@ -89,3 +92,17 @@ def test_read_gives_the_default_when_unset_and_none_when_wrong():
     assert read(cfg, "vllm.port", 8000) is None  # under a section of the wrong type
     assert raw(cfg, "vllm.port") is WRONG and raw(cfg, "max_steps") is UNSET
     assert values.read({"micro_batch_size": 0}, "micro_batch_size", 1) is None  # never a zero read as unset
+
+
+@pytest.mark.parametrize("cfg, on_keys, half", [
+    ({"bf16": True}, [], True), ({"bf16": "auto"}, [], True), ({"fp16": True}, ["fp16"], True),
+    ({"bf16": False, "fp16": False}, [], False), ({"bf16": "True"}, [], False),  # refused, not on
+    ({"trl": {"async_prefetch": True, "use_data_producer": False}}, ["trl.async_prefetch"], False),
+    ({"trl": "x", "use_trackio": True}, ["use_trackio"], False),
+])
+def test_on_and_half_precision_read_through_the_one_reader(cfg, on_keys, half):
+    from axolotl_grpo_plugin.config.values import half_precision, on
+
+    keys = ["trl.async_prefetch", "trl.use_data_producer", "trl.vllm_enable_sleep_mode", "use_trackio", "fp16"]
+    assert [k for k in keys if on(cfg, k)] == on_keys
+    assert half_precision(cfg) is half

@@ -93,6 +93,9 @@ RULES: tuple[Rule, ...] = (
     _num("trl.vllm_server_timeout", low=0, low_open=True, fix="set it to the seconds to wait, e.g. 240"),
     _int("trl.vllm_server_port", low=1, high=65535, fix="set it to a port number, e.g. 8000"),
     Rule("trl.use_vllm", "bool", fix="set it to true or false"),
+    Rule("trl.async_prefetch", "bool", fix="set it to true or false"),
+    Rule("trl.use_data_producer", "bool", fix="set it to true or false"),
+    Rule("trl.vllm_enable_sleep_mode", "bool", fix="set it to true or false"),
     Rule("trl.reward_funcs", "list", fix="list one or more rewards, e.g. `reward_funcs: [correctness, xmlcount]`"),
     Rule("trl.reward_weights", "list", fix="give one number per entry of trl.reward_funcs, e.g. `[1.0, 0.5]`"),
     _int("vllm.port", low=1, high=65535, fix="set it to a port number, e.g. 8000"),
@@ -102,6 +105,7 @@ RULES: tuple[Rule, ...] = (
     _num("vllm.gpu_memory_utilization", low=0, high=1, low_open=True, fix="set it in (0, 1], e.g. 0.85"),
     Rule("bf16", "bool", fix="set it to true, false or auto", allow=("auto",)),
     Rule("fp16", "bool", fix="set it to true or false"),
+    Rule("use_trackio", "bool", fix="set it to true or false"),
 )
 BY_KEY = {rule.key: rule for rule in RULES}
 
@@ -209,3 +213,13 @@ def read(cfg: Mapping[str, Any], key: str, default: Any = None) -> Any:
         return None
     coerced, wrong = coerce(BY_KEY[key], value)
     return None if wrong else coerced
+
+
+def on(cfg: Mapping[str, Any], key: str) -> bool:
+    """A boolean key set to true, in any spelling Axolotl's pydantic reads as true ("true", "True")."""
+    return read(cfg, key) is True
+
+
+def half_precision(cfg: Mapping[str, Any]) -> bool:
+    """`bf16: true|auto` or `fp16: true`: Axolotl trains in half precision (on a GPU)."""
+    return read(cfg, "bf16") in (True, "auto") or on(cfg, "fp16")

@@ -16,6 +16,7 @@ from typing import Any
 from .. import defaults
 from ..config.load import section
 from ..config.run import Facts
+from ..config.values import half_precision
 from .dims import ModelDims
 from .estimate import LORA_LINEAR, Workload
 
@@ -95,7 +96,7 @@ def workload_from_config(cfg: dict[str, Any], dims: ModelDims, processes: int,
         generation_batch_size=trl.get("generation_batch_size"),
         gradient_checkpointing=bool(cfg.get("gradient_checkpointing") or fsdp.get("activation_checkpointing")),
         flash_attention=fused_attention(cfg),
-        half_precision=cfg.get("bf16") in (True, "auto", "true") or bool(cfg.get("fp16")),
+        half_precision=half_precision(cfg),
         beta=float(trl.get("beta") or 0.0),
         optimizer=str(cfg.get("optimizer") or "adamw_torch_fused"),
         lora_r=int(cfg.get("lora_r") or 8),

@@ -31,6 +31,7 @@ from .. import defaults
 from ..args import WeightSyncGuardSettings, switched
 from ..config.load import section
 from ..config.run import Run
+from ..config.values import on
 from ..errors import Problem
 from ..trainer_kind import is_async_grpo
 
@@ -86,7 +87,7 @@ def check_sleep_mode(cfg, launch=None, trl_version: str | None = None) -> list[P
     """Refuse colocate + sleep mode on TRL <= 1.9.x: vLLM would sample from the base model."""
     trl = section(cfg, "trl")
     sleep = trl.get("vllm_enable_sleep_mode")
-    if not (sleep in (True, "true", "True") and is_colocate(trl)):
+    if not (on(cfg, "trl.vllm_enable_sleep_mode") and is_colocate(trl)):
         return []
     version = trl_version if trl_version is not None else installed_trl_version()
     if not sleep_mode_loses_weights(version):
