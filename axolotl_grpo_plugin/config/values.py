@@ -216,7 +216,7 @@ def read(cfg: Mapping[str, Any], key: str, default: Any = None) -> Any:
 
 
 def on(cfg: Mapping[str, Any], key: str) -> bool:
-    """A boolean key set to true, in any spelling Axolotl's pydantic reads as true ("true", "True")."""
+    """A boolean key set to true (a YAML `true`: a quoted "true" is refused by the key's rule)."""
     return read(cfg, key) is True
 
 
