@@ -17,9 +17,8 @@ re-run skips the stages whose result is there. Stages, in order:
 
 Scoring (axolotl_grpo_plugin.evaluate, the GRPO config's rewards): --problems held-out rows,
 greedy (strict/soft format %, correctness %, mean total reward) and --samples completions at
-T=--temperature (pass@k). GRPO's step time is split from the run's own timings: TRL's
-profiling blocks (vLLM.generate, sync_weights, each reward) and the optimizer, recorded by
-bench/real_model_timing.py, which the training subprocess loads.
+T=--temperature (pass@k). GRPO's step time is the plugin's own breakdown (`time/generation`,
+`time/rewards`, `time/weight_sync`, `time/optimizer`, in the run's rollout log), as a user sees it.
 """
 
 from __future__ import annotations
@@ -38,7 +37,6 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-TIMING_ENV = "REAL_MODEL_TIMING_FILE"
 
 
 def log(message: str) -> None:
@@ -64,18 +62,10 @@ def derived_config(source: Path, out: Path, **changes) -> Path:
     return path
 
 
-def train(config: Path, out: Path, log_path: Path, timing: Path | None = None) -> float:
+def train(config: Path, out: Path, log_path: Path) -> float:
     """`axolotl train CONFIG` in a subprocess (its output in `log_path`); the wall time."""
     env = {**os.environ, "AXOLOTL_DO_NOT_TRACK": "1", "HF_HUB_OFFLINE": "1"}
     command = [sys.executable, "-m", "axolotl.cli.main", "train", str(config)]
-    if timing is not None:
-        env[TIMING_ENV] = str(timing)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "bench"), env.get("PYTHONPATH")]))
-        # the module `axolotl train` launches, in this process, so the hook is in the trainer
-        command = [sys.executable, "-c", "import real_model_timing, runpy, sys; "
-                   "sys.argv = ['axolotl.cli.train'] + sys.argv[1:]; "
-                   "runpy.run_module('axolotl.cli.train', run_name='__main__', alter_sys=True)",
-                   str(config)]
     started = time.perf_counter()
     with open(log_path, "w") as f:
         rc = subprocess.run(command, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=REPO).returncode
@@ -116,30 +106,19 @@ def score(config: Path, model: Path, args) -> dict:
     }
 
 
-def step_times(timing: Path) -> dict:
-    """Mean seconds per optimizer step in each bucket, from the timing hook's records."""
-    buckets = {"generation": 0.0, "rewards": 0.0, "weight push": 0.0, "forward+backward": 0.0,
-               "optimizer": 0.0}
-    steps = 0
-    if not timing.is_file():
+def step_times(run: Path) -> dict:
+    """Mean seconds per step in each part of the plugin's own step-time breakdown (the run's
+    `step_time` records: the `time/*` metrics), from step 2 on (step 1 includes the first push)."""
+    from axolotl_grpo_plugin.observe.rollout_log import log_files, read_rollouts
+
+    if not log_files(run):
         return {}
-    for line in timing.read_text().splitlines():
-        rec = json.loads(line)
-        name, seconds = rec["name"], rec["seconds"]
-        if name == "optimizer.step":
-            buckets["optimizer"] += seconds
-            steps += 1
-        elif name.endswith("vLLM.generate"):
-            buckets["generation"] += seconds
-        elif name.endswith("sync_weights"):
-            buckets["weight push"] += seconds
-        elif name == "training_step":
-            buckets["forward+backward"] += seconds
-        elif name == "generate_and_score":
-            buckets["forward+backward"] -= seconds
-        elif rec.get("profiled"):
-            buckets["rewards"] += seconds
-    return {k: v / steps for k, v in buckets.items()} | {"steps": steps} if steps else {}
+    records = [r["seconds"] for r in read_rollouts(run, everything=True)
+               if r.get("type") == "step_time" and r["step"] >= 2]
+    if not records:
+        return {}
+    parts = ("generation", "rewards", "weight_sync", "optimizer", "other", "step")
+    return {p: sum(r.get(p, 0.0) for r in records) / len(records) for p in parts} | {"steps": len(records)}
 
 
 def reward_curve(run: Path) -> list[tuple[int, float]]:
@@ -203,7 +182,7 @@ def report(out: Path, args) -> None:
                           if kv[0] in ("base", "sft") else 2))
     runs = {p.name: p for p in sorted(out.glob("grpo-s*")) if p.is_dir()}
     curves = {name: reward_curve(run) for name, run in runs.items()}
-    times = {name: step_times(out / f"{name}.timing.jsonl") for name in runs}
+    times = {name: step_times(run) for name, run in runs.items()}
     stages = json.loads((out / "stages.json").read_text()) if (out / "stages.json").is_file() else {}
     grpo = [r["reward_mean"] for n, r in results.items() if n.startswith("grpo")]
     summary = {"results": results, "step_times": times, "stages": stages,
@@ -220,7 +199,7 @@ def report(out: Path, args) -> None:
                      f"{r['reward_mean']:.3f} |")
     for name, t in times.items():
         if t:
-            lines.append(f"\n{name}: {t['steps']} steps, mean s/step: " + ", ".join(
+            lines.append(f"\n{name}: steps 2-{t['steps'] + 1}, mean s/step: " + ", ".join(
                 f"{k} {v:.1f}" for k, v in t.items() if k != "steps"))
     (out / "summary.md").write_text("\n".join(lines) + "\n")
     log("report: " + str(out / "summary.md"))
@@ -305,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.grpo_steps:
                 changes["max_steps"] = args.grpo_steps
             config = derived_config(grpo_cfg, run, **changes)
-            train(config, run, out / f"grpo-s{seed}.log", timing=out / f"grpo-s{seed}.timing.jsonl")
+            train(config, run, out / f"grpo-s{seed}.log")
 
         stage(f"grpo-s{seed}", run / "model.safetensors", run_grpo)
         stage(f"eval-grpo-s{seed}", out / f"eval-grpo-s{seed}.json",
