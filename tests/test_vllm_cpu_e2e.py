@@ -611,8 +611,12 @@ def test_smollm2_grpo_through_the_real_server(smollm2_model, tmp_path):
 
 BF16_AUTOCAST_NOISE = 0.03  # mean |trainer - server| log-prob, same weights, trainer pass in bf16
 
-@pytest.mark.skipif(not __import__("axolotl_grpo_plugin.defaults").defaults.AXOLOTL.async_grpo_works,
-                    reason="this Axolotl's async trainer cannot run (check refuses the key here)")
+needs_async_trainer = pytest.mark.skipif(
+    not __import__("axolotl_grpo_plugin.defaults").defaults.AXOLOTL.async_grpo_works,
+    reason="this Axolotl's async trainer cannot run (check refuses the key here)")
+
+
+@needs_async_trainer
 def test_async_prefetch_through_the_real_server(hd32_model, tmp_path):
     """4 steps of configs/cpu-vllm-server.yaml with `trl.async_prefetch: true`: a background thread
     generates each next batch while the trainer trains. Every step has its rollouts in the log and
@@ -685,6 +689,7 @@ def test_async_prefetch_through_the_real_server(hd32_model, tmp_path):
     _assert_nothing_left(sid, *_server_sids(output))
 
 
+@needs_async_trainer
 def test_async_prefetch_without_the_push_is_caught_by_the_weight_sync_guard(hd32_model, tmp_path):
     """The async run above with the plugin's push turned off: vLLM keeps the base weights while
     the trainer moves on. One push behind is by design here, so the guard waits until the gap per
