@@ -193,12 +193,13 @@ class WeightSyncWatch:
         return self.diagnosis()
 
     def exceeded(self, mean: float | None, peak: float | None) -> bool:
-        if mean is not None and (mean > self.limit or math.isinf(mean)):
-            if not (self.stale_by and self.stale_drift):
-                return True
-            if self.drift is None or self.drift > ASYNC_GROWTH * self.stale_drift:
-                return True
-        return self.max_limit is not None and peak is not None and peak > self.max_limit
+        mean_over = mean is not None and (mean > self.limit or math.isinf(mean))
+        # On async a batch is stale by design: its mean counts only when the gap per unit of
+        # learning rate also grew past the designed-staleness steps' largest.
+        stale_by_design = bool(self.stale_by and self.stale_drift) and (
+            self.drift is not None and self.drift <= ASYNC_GROWTH * self.stale_drift)
+        peak_over = self.max_limit is not None and peak is not None and peak > self.max_limit
+        return (mean_over and not stale_by_design) or peak_over
 
     def diagnosis(self) -> str:
         recent = self.history[-self.settings.steps:]
