@@ -10,8 +10,8 @@
 Each run is `axolotl train` of `--config` (default configs/cpu-vllm-server.yaml: the hd32 tiny
 model; always the plugin's autostarted server), `--completion` and `--generations` as the config
 has them unless given, for `--steps` steps, once per seed with the async key off and on,
-alternating the order (sync-async, async-sync, ...) so a drift in load hits both alike. The server runs on core 0 and
-the trainer on core 1: the whole run starts under `taskset -c 0` (the server, in a session of its
+alternating the order (sync-async, async-sync, ...) so a drift in load hits both alike. The
+server runs on core 0 and the trainer on core 1: the whole run starts under `taskset -c 0` (the server, in a session of its
 own, inherits it; vLLM's OpenMP threads are bound there), and once the server is up every thread
 of the trainer's session is moved to core 1 (`taskset -a -p`). One torch thread each.
 
@@ -62,6 +62,7 @@ def session_pids(sid: int) -> list[int]:
 
 def run(tmp: Path, name: str, steps: int, seed: int, arm: str, args: argparse.Namespace) -> dict:
     import yaml
+    from bench_real_model import local_dataset
 
     from axolotl_grpo_plugin.childenv import offline_child_env
     from axolotl_grpo_plugin.embedded import build
@@ -73,18 +74,13 @@ def run(tmp: Path, name: str, steps: int, seed: int, arm: str, args: argparse.Na
     cfg.update(base_model=str(Path(base_model).resolve()), max_steps=steps, seed=seed, output_dir=str(out),
                dataset_prepared_path=str(tmp / "prepared"))
     dataset = cfg["datasets"][0]
-    if args.train_data:
-        for key in ("name", "split"):
-            dataset.pop(key, None)
-        dataset.update(path=str(args.train_data.resolve()), ds_type="json")
-    else:
-        dataset["path"] = str(ROOT / dataset["path"])
+    cfg["datasets"][0] = (local_dataset(dataset, args.train_data) if args.train_data
+                          else {**dataset, "path": str(ROOT / dataset["path"])})
     if args.generations:
         cfg["trl"]["num_generations"] = cfg["micro_batch_size"] = args.generations
     if args.completion:
         cfg["trl"]["max_completion_length"] = args.completion
-    async_on = arm != "sync"
-    cfg["trl"]["async_prefetch"] = async_on
+    cfg["trl"]["async_prefetch"] = arm != "sync"
     cfg["vllm"]["port"] = 8437 + ARMS.index(arm)
     cfg["plugins"] = [*cfg["plugins"], "step_stamps.StepStamps"]
     path = tmp / f"{name}.yaml"

@@ -49,6 +49,12 @@ def write_json(path: Path, data: dict) -> None:
     write_atomic(path, json.dumps(data, indent=2, default=str))
 
 
+def local_dataset(entry: dict, path: Path) -> dict:
+    """A config's dataset entry pointed at a local jsonl copy (offline: no Hub `name`/`split`)."""
+    entry = {k: v for k, v in entry.items() if k not in ("name", "split")}
+    return {**entry, "path": str(path.resolve()), "ds_type": "json"}
+
+
 def derived_config(source: Path, out: Path, **changes) -> Path:
     """`source` with top-level keys replaced, written beside the stage's output."""
     cfg = yaml.safe_load(source.read_text())
@@ -232,17 +238,11 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     stages_path = out / "stages.json"
     stages = json.loads(stages_path.read_text()) if stages_path.is_file() else {}
-    data = ({"datasets": [{"path": str(args.train_data.resolve()), "ds_type": "json",
-                           "type": None}]} if args.train_data else {})
 
     def dataset_for(config: Path) -> dict:
-        if not data:
+        if not args.train_data:
             return {}
-        entry = dict(yaml.safe_load(config.read_text())["datasets"][0])
-        for key in ("name", "split"):
-            entry.pop(key, None)
-        entry.update(path=data["datasets"][0]["path"], ds_type="json")
-        return {"datasets": [entry]}
+        return {"datasets": [local_dataset(yaml.safe_load(config.read_text())["datasets"][0], args.train_data)]}
 
     def stage(name: str, result: Path, work) -> None:
         if result.exists():
