@@ -117,12 +117,17 @@ class GRPOPlugin(BasePlugin):
     def pre_model_load(self, cfg):
         if not self._ours(cfg):
             return
+        from .checks import async_key
         from .vllm import autostart, cpu
 
         with reported_as_exit():
             run = self._run(cfg)
             autostart.before_model_load(run)
         cpu.patch_trl_for_cpu(cfg, run)  # vLLM's CPU build only: TRL connects without NCCL
+        if async_key(cfg):  # Axolotl's legacy async path would repeat its first prompts every step
+            from .async_prompts import install_on_axolotl
+
+            install_on_axolotl()
 
     def post_trainer_create(self, cfg, trainer):
         """Trackers for the end-of-training evaluation; rollout log and learning metrics

@@ -21,7 +21,9 @@ apart the two things an async batch differs by (one push stale; bf16 scoring).
 
 Per run: the median step (wall time between consecutive step ends, bench/step_stamps.py, from
 step 3 on: step 1 loads, and step 2 of the async arm waits for the first prefetched batch), the
-mean of each `time/*` part, and the mean total reward of the last 5 steps' rollouts. Prints the
+mean of each `time/*` part, the mean total reward of the last 5 steps' rollouts, and how many
+distinct batches of prompts the steps had (one per step; 1 was Axolotl's legacy async path
+before the plugin's mend, docs/versions.md). Prints the
 sync/async step ratio per seed, and the reward of each arm with its seed-to-seed spread.
 """
 
@@ -111,9 +113,13 @@ def run(tmp: Path, name: str, steps: int, seed: int, arm: str, args: argparse.Na
     records = list(read_rollouts(out, everything=True))
     parts = [r["seconds"] for r in records if r.get("type") == "step_time" and r["step"] >= 3]
     rollouts = [r for r in read_rollouts(out) if r["step"] > steps - 5 and r.get("reward") is not None]
+    prompts: dict[int, set] = {}  # an arm that repeats its prompts is not comparable (docs/versions.md)
+    for r in read_rollouts(out):
+        prompts.setdefault(r["step"], set()).add(r.get("prompt"))
     return {"step": statistics.median(b - a for a, b in zip(stamps[1:], stamps[2:])),
             "parts": {p: statistics.mean(s.get(p, 0.0) for s in parts) for p in PARTS},
-            "reward": statistics.mean(r["reward"] for r in rollouts)}
+            "reward": statistics.mean(r["reward"] for r in rollouts),
+            "prompt_batches": len({frozenset(p) for p in prompts.values()})}
 
 
 def main() -> None:
@@ -142,7 +148,8 @@ def main() -> None:
                 result = run(tmp, f"{arm}-{seed}", args.steps, seed, arm, args)
                 results[arm].append(result)
                 print(f"seed {seed} {arm}: median step {result['step']:.3f} s, reward(last 5) "
-                      f"{result['reward']:.4f}, parts {json.dumps({k: round(v, 3) for k, v in result['parts'].items()})}"
+                      f"{result['reward']:.4f}, {result['prompt_batches']} distinct prompt batches "
+                      f"in {args.steps} steps, parts {json.dumps({k: round(v, 3) for k, v in result['parts'].items()})}"
                       f" ({time.monotonic() - started:.0f} s)", flush=True)
     if results.get("sync") and results.get("async"):
         ratios = [s["step"] / a["step"] for s, a in zip(results["sync"], results["async"])]

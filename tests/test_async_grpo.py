@@ -94,3 +94,80 @@ def test_where_async_runs_check_says_what_does_not_follow_it_yet():
     [_, precision] = async_grpo_warnings({"trl": {"use_data_producer": True}, "bf16": False})
     assert "trl.use_data_producer" in precision and "bfloat16 autocast" in precision
     assert async_grpo_warnings({"trl": {"async_prefetch": False}}) == []
+
+
+# --- the legacy async path's prompts (`trl.async_prefetch` without `trl.use_data_producer`) ------
+
+class LegacyPromptDraws:
+    """A stand-in trainer running the installed Axolotl's own legacy `_setup_async`, whose
+    `_submit_generation` records the prompts each draw hands to the background thread."""
+
+    def __init__(self, rows: int, generations: int = 2, prompts_per_step: int = 2, depth: int = 1):
+        from types import SimpleNamespace
+
+        from axolotl.core.trainers.grpo.async_trainer import AsyncGRPOTrainer
+
+        self._setup_async_of_axolotl = AsyncGRPOTrainer._setup_async
+        self._shutdown_async = lambda: None
+        self.train_dataset = [{"prompt": f"question {i}"} for i in range(rows)]
+        self.num_generations = generations
+        self._train_batch_size = prompts_per_step * generations
+        self.args = SimpleNamespace(generation_batch_size=prompts_per_step * generations, seed=0,
+                                    prefetch_depth=depth, gradient_accumulation_steps=1)
+        self.data_collator = lambda batch: batch  # Axolotl's GRPO collator hands rows on as they are
+        self.drawn: list[list[str]] = []
+
+    def _submit_generation(self):
+        self.drawn.append([row["prompt"] for row in next(self._prompt_iter)])
+
+    def steps(self, n: int) -> list[list[str]]:
+        self._setup_async_of_axolotl(self)  # draws `prefetch_depth` batches, as the trainer's init does
+        while len(self.drawn) < n:
+            self._submit_generation()
+        return self.drawn[:n]
+
+
+class Fixed(LegacyPromptDraws):
+    pass
+
+
+def test_axolotls_legacy_async_path_draws_its_first_prompts_at_every_step():
+    """The failure the plugin mends, in the installed Axolotl: TRL's RepeatSampler repeats each batch
+    `repeat_count` times, and the legacy path asks for 10,000."""
+    steps = LegacyPromptDraws(rows=12).steps(5)
+    assert all(batch == steps[0] for batch in steps), steps
+    assert len(set(steps[0])) == 2  # 2 prompts, each num_generations times
+
+
+def test_with_the_plugins_mend_each_step_draws_new_prompts_and_passes_go_on():
+    from axolotl_grpo_plugin.async_prompts import install
+
+    assert install(Fixed) and not install(Fixed)  # once
+    broken = LegacyPromptDraws(rows=12).steps(1)
+    steps = Fixed(rows=12).steps(9)  # 6 steps make a pass over the 12 prompts, then a new pass
+    assert steps[0] == broken[0]  # the same seeded order, from its first batch
+    for batch in steps:  # each prompt num_generations times in a row: GRPO's groups
+        assert batch[0::2] == batch[1::2], batch
+    first_pass = [p for batch in steps[:6] for p in batch[0::2]]
+    assert sorted(first_pass) == sorted(f"question {i}" for i in range(12)), first_pass
+    second_pass = [p for batch in steps[6:] for p in batch[0::2]]
+    assert len(set(second_pass)) == 6 and second_pass != first_pass[:6], second_pass
+
+
+def test_the_mend_changes_nothing_where_the_sampler_repeats_each_batch_once():
+    from torch.utils.data import DataLoader
+    from trl.trainer.utils import RepeatSampler
+
+    from axolotl_grpo_plugin.async_prompts import endless, repair
+
+    class Trainer:
+        pass
+
+    trainer = Trainer()
+    rows = list(range(8))
+    trainer._prompt_dataloader = DataLoader(rows, batch_size=4, collate_fn=list,
+                                            sampler=RepeatSampler(rows, mini_repeat_count=2, batch_size=2))
+    trainer._prompt_iter = iter(trainer._prompt_dataloader)
+    kept = trainer._prompt_iter
+    assert not repair(trainer) and trainer._prompt_iter is kept
+    assert list(endless([])) == []  # an empty pass ends it

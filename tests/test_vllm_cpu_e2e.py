@@ -654,6 +654,10 @@ def test_async_prefetch_through_the_real_server(hd32_model, tmp_path):
     assert steps[0][LOGP_DIFF_MEAN] < BF16_AUTOCAST_NOISE, steps
     per_step = len(list(read_rollouts(out))) // 4
     assert per_step > 0 and _rollout_steps(out) == sorted([1, 2, 3, 4] * per_step)
+    prompts = {}  # each step generates for new prompts (Axolotl's legacy path alone repeats step 1's)
+    for r in read_rollouts(out):
+        prompts.setdefault(r["step"], set()).add(r["prompt"])
+    assert len({frozenset(p) for p in prompts.values()}) == 4, prompts
     timed = [r["step"] for r in read_rollouts(out, everything=True) if r.get("type") == "step_time"]
     assert timed == [1, 2, 3, 4]
     evals = {r["step"]: (r["backend"], r["metrics"]["eval/reward"])
