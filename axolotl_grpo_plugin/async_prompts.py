@@ -12,6 +12,11 @@ one ends, as intended.
 first ones while the trainer is built): before the first draw the sampler repeats each batch once,
 and a pass that ends starts the next (a new permutation from the same seeded generator). On a
 trainer whose sampler already repeats once it changes nothing.
+
+On a resumed run the batches drawn while the trainer was built are the first ones of that order,
+which the run before trained on. `resume_at` (at train begin, when the state says step N > 0)
+drops them and draws from where step N left off, as transformers' Trainer skips the batches a
+resumed sync run has trained on.
 """
 
 from __future__ import annotations
@@ -45,6 +50,73 @@ def repair(trainer: Any) -> bool:
     trainer._prompt_iter = endless(loader)
     setattr(trainer, FIXED, True)
     return True
+
+
+def batches_trained(trainer: Any, step: int) -> int:
+    """Generation batches the legacy path used up in `step` optimizer steps: one batch serves
+    `steps_per_generation` micro-batches, `num_iterations` times; a step is
+    `gradient_accumulation_steps` micro-batches."""
+    args = trainer.args
+    accumulation = int(getattr(args, "gradient_accumulation_steps", 1) or 1)
+    per_batch = int(getattr(args, "steps_per_generation", None) or accumulation) * int(
+        getattr(trainer, "num_iterations", 1) or 1)
+    return step * accumulation // per_batch
+
+
+def resume_at(trainer: Any, step: int) -> bool:
+    """Continue the prompt order after `step` optimizer steps (a resumed run); True when it did.
+
+    The batches queued while the trainer was built are waited for and dropped (never raising:
+    their generation is thrown away), the sampler's generator is seeded again so the order is the
+    one the first run drew, `batches_trained` batches are skipped, and as many new batches are
+    queued as were dropped."""
+    import concurrent.futures
+    import queue as queues
+
+    if step <= 0 or not getattr(trainer, FIXED, False):
+        return False
+    dropped = []
+    while True:
+        try:
+            dropped.append(trainer._async_queue.get_nowait())
+        except queues.Empty:
+            break
+    concurrent.futures.wait([f for f in dropped if isinstance(f, concurrent.futures.Future)])
+    loader = trainer._prompt_dataloader
+    sampler = loader.sampler
+    if getattr(sampler, "generator", None) is not None and getattr(sampler, "seed", None) is not None:
+        sampler.generator.manual_seed(sampler.seed)
+    batches = endless(loader)
+    for _ in range(batches_trained(trainer, step)):
+        next(batches, None)
+    trainer._prompt_iter = batches
+    for _ in dropped:
+        trainer._submit_generation()
+    return True
+
+
+def resume_callback():
+    """The TrainerCallback that calls `resume_at` at train begin (the state is loaded by then)."""
+    from transformers import TrainerCallback
+
+    class ContinuePromptOrder(TrainerCallback):
+        def __init__(self):
+            self.trainer = None
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            if self.trainer is not None:
+                resume_at(self.trainer, state.global_step)
+            return control
+
+    return ContinuePromptOrder()
+
+
+def attach(trainer: Any) -> None:
+    """On a trainer whose prompts `install` mended: continue their order on resume."""
+    if getattr(trainer, FIXED, False) and hasattr(trainer, "add_callback"):
+        callback = resume_callback()
+        callback.trainer = trainer
+        trainer.add_callback(callback)
 
 
 def install(trainer_cls: type) -> bool:

@@ -136,7 +136,7 @@ class GRPOPlugin(BasePlugin):
         (docs/vllm.md)."""
         if not self._ours(cfg):
             return
-        from . import interrupted, run_lock
+        from . import async_prompts, interrupted, run_lock
         from .config.trl_args import log_reached
         from .evaluate import periodic
         from .evaluate.hook import remember_trackers
@@ -148,6 +148,7 @@ class GRPOPlugin(BasePlugin):
             with reported_as_exit():               # unless the launch was not recognised there
                 run_lock.hold(trainer.args.output_dir)
         interrupted.install(trainer)  # Ctrl-C: exit 130 and OUTPUT_DIR/INTERRUPTED
+        async_prompts.attach(trainer)  # Axolotl's legacy async path: resume where the prompts were
         report_errors_during_training(trainer)
         saves.watch_saves(trainer)  # a full disk while saving: which checkpoint is whole
         cpu.attach_weight_sync(trainer)  # vLLM's CPU build only: layer-wise reload_weights push

@@ -100,7 +100,8 @@ def test_where_async_runs_check_says_what_does_not_follow_it_yet():
 
 class LegacyPromptDraws:
     """A stand-in trainer running the installed Axolotl's own legacy `_setup_async`, whose
-    `_submit_generation` records the prompts each draw hands to the background thread."""
+    `_submit_generation` queues the prompts of each draw as a finished generation, and whose
+    steps take the head of the queue and draw the next batch, as `_prepare_inputs_legacy_async`."""
 
     def __init__(self, rows: int, generations: int = 2, prompts_per_step: int = 2, depth: int = 1):
         from types import SimpleNamespace
@@ -111,20 +112,32 @@ class LegacyPromptDraws:
         self._shutdown_async = lambda: None
         self.train_dataset = [{"prompt": f"question {i}"} for i in range(rows)]
         self.num_generations = generations
+        self.num_iterations = 1
         self._train_batch_size = prompts_per_step * generations
         self.args = SimpleNamespace(generation_batch_size=prompts_per_step * generations, seed=0,
-                                    prefetch_depth=depth, gradient_accumulation_steps=1)
+                                    prefetch_depth=depth, gradient_accumulation_steps=1,
+                                    steps_per_generation=1)
         self.data_collator = lambda batch: batch  # Axolotl's GRPO collator hands rows on as they are
-        self.drawn: list[list[str]] = []
 
     def _submit_generation(self):
-        self.drawn.append([row["prompt"] for row in next(self._prompt_iter)])
+        import concurrent.futures
+
+        generated = concurrent.futures.Future()
+        generated.set_result([row["prompt"] for row in next(self._prompt_iter)])
+        self._async_queue.put(generated)
+
+    def build(self):
+        self._setup_async_of_axolotl(self)  # queues `prefetch_depth` batches, as the trainer's init does
+        return self
+
+    def step(self) -> list[str]:
+        batch = self._async_queue.get().result()
+        self._submit_generation()
+        return batch
 
     def steps(self, n: int) -> list[list[str]]:
-        self._setup_async_of_axolotl(self)  # draws `prefetch_depth` batches, as the trainer's init does
-        while len(self.drawn) < n:
-            self._submit_generation()
-        return self.drawn[:n]
+        self.build()
+        return [self.step() for _ in range(n)]
 
 
 class Fixed(LegacyPromptDraws):
@@ -142,7 +155,11 @@ def test_axolotls_legacy_async_path_draws_its_first_prompts_at_every_step():
 def test_with_the_plugins_mend_each_step_draws_new_prompts_and_passes_go_on():
     from axolotl_grpo_plugin.async_prompts import install
 
-    assert install(Fixed) and not install(Fixed)  # once
+    class Once(LegacyPromptDraws):
+        pass
+
+    assert install(Once) and not install(Once)  # once
+    install(Fixed)
     broken = LegacyPromptDraws(rows=12).steps(1)
     steps = Fixed(rows=12).steps(9)  # 6 steps make a pass over the 12 prompts, then a new pass
     assert steps[0] == broken[0]  # the same seeded order, from its first batch
@@ -171,3 +188,35 @@ def test_the_mend_changes_nothing_where_the_sampler_repeats_each_batch_once():
     kept = trainer._prompt_iter
     assert not repair(trainer) and trainer._prompt_iter is kept
     assert list(endless([])) == []  # an empty pass ends it
+
+
+@pytest.mark.parametrize("depth", [1, 2])
+def test_a_resumed_run_continues_the_prompt_order_where_the_first_run_stopped(depth):
+    """transformers' Trainer skips the batches a resumed sync run trained on; on the legacy async
+    path the plugin drops the batches queued while the trainer was built (the order's first ones)
+    and draws from where the first run stopped."""
+    from axolotl_grpo_plugin.async_prompts import install, resume_at
+
+    install(Fixed)
+    whole = Fixed(rows=40, depth=depth).steps(8)
+    resumed = Fixed(rows=40, depth=depth).build()
+    assert not resume_at(resumed, 0)  # a fresh run: nothing to skip
+    assert resume_at(resumed, 5)
+    assert [resumed.step() for _ in range(3)] == whole[5:]
+    unmended = LegacyPromptDraws(rows=40, depth=depth).build()
+    assert not resume_at(unmended, 5)  # only where the plugin mended the sampler
+
+
+def test_batches_trained_follows_accumulation_generation_and_iterations():
+    from types import SimpleNamespace
+
+    from axolotl_grpo_plugin.async_prompts import batches_trained
+
+    def trainer(accumulation, per_generation, iterations):
+        return SimpleNamespace(num_iterations=iterations, args=SimpleNamespace(
+            gradient_accumulation_steps=accumulation, steps_per_generation=per_generation))
+
+    assert batches_trained(trainer(1, 1, 1), 5) == 5
+    assert batches_trained(trainer(4, None, 1), 5) == 5  # TRL's default: one batch per step
+    assert batches_trained(trainer(2, 4, 1), 6) == 3  # a batch serves two steps
+    assert batches_trained(trainer(1, 1, 2), 6) == 3  # each batch trained twice

@@ -686,6 +686,9 @@ def test_async_prefetch_through_the_real_server(hd32_model, tmp_path):
     assert len(steps) == 2, output[-4000:]  # steps 5 and 6 only
     assert steps[0][LOGP_DIFF_MEAN] < BF16_AUTOCAST_NOISE, steps
     assert _rollout_steps(out) == sorted([1, 2, 3, 4, 5, 6] * per_step)
+    seen = {r["prompt"] for r in read_rollouts(out) if r["step"] <= 4}
+    later = {r["prompt"] for r in read_rollouts(out) if r["step"] > 4}
+    assert later and not later & seen, (later, seen)  # the prompt order goes on, as a sync resume's
     evals = [r["step"] for r in read_rollouts(out, everything=True) if r.get("kind") == "eval"]
     assert evals == [2, 4, 6]
     best = json.loads((out / periodic.BEST_FILE).read_text())
