@@ -713,3 +713,32 @@ def test_async_prefetch_without_the_push_is_caught_by_the_weight_sync_guard(hd32
     assert f"{SKIP_ENV}=1: weights are NOT pushed" in output
     assert GUARD in output and "async prefetch samples up to 1 push(es) behind" in output, output[-4000:]
     _assert_nothing_left(sid, *_server_sids(output))
+
+
+@needs_async_trainer
+def test_async_data_producer_through_the_real_server(hd32_model, tmp_path):
+    """`trl.use_data_producer` with `trl.async_prefetch` (Axolotl's data-producer path, the other
+    async trainer `check` lets through): 4 steps through the autostarted server, each with its
+    rollouts, its step-time record and new prompts, a push before each step after the first, and
+    the weight-sync guard quiet."""
+    from axolotl_grpo_plugin.observe.rollout_log import read_rollouts
+
+    out = tmp_path / "async-producer"
+    cfg = yaml.safe_load((REPO_ROOT / "configs" / "cpu-vllm-server.yaml").read_text())
+    config = _config("cpu-vllm-server.yaml", hd32_model, out, max_steps=4,
+                     trl={**cfg["trl"], "async_prefetch": True, "use_data_producer": True})
+    rc, output, steps, sid, _, wall = _train_timed(config, tmp_path)
+    assert rc == 0, output[-6000:]
+    print(_steps_line("async data producer", steps, wall, output))
+    assert len(steps) == 4, output[-4000:]
+    per_step = len(list(read_rollouts(out))) // 4
+    assert per_step > 0 and _rollout_steps(out) == sorted([1, 2, 3, 4] * per_step), output[-4000:]
+    prompts = {}
+    for r in read_rollouts(out):
+        prompts.setdefault(r["step"], set()).add(r["prompt"])
+    assert len({frozenset(p) for p in prompts.values()}) == 4, prompts
+    timed = [r["step"] for r in read_rollouts(out, everything=True) if r.get("type") == "step_time"]
+    assert timed == [1, 2, 3, 4]
+    assert all(s["time/weight_sync"] > 0 for s in steps[1:]), steps
+    assert GUARD not in output, output[-4000:]
+    _assert_nothing_left(sid, *_server_sids(output))
