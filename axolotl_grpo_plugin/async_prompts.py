@@ -95,17 +95,13 @@ def resume_at(trainer: Any, step: int) -> bool:
     return True
 
 
-def resume_callback():
+def resume_callback(trainer: Any):
     """The TrainerCallback that calls `resume_at` at train begin (the state is loaded by then)."""
     from transformers import TrainerCallback
 
     class ContinuePromptOrder(TrainerCallback):
-        def __init__(self):
-            self.trainer = None
-
         def on_train_begin(self, args, state, control, **kwargs):
-            if self.trainer is not None:
-                resume_at(self.trainer, state.global_step)
+            resume_at(trainer, state.global_step)
             return control
 
     return ContinuePromptOrder()
@@ -114,9 +110,7 @@ def resume_callback():
 def attach(trainer: Any) -> None:
     """On a trainer whose prompts `install` mended: continue their order on resume."""
     if getattr(trainer, FIXED, False) and hasattr(trainer, "add_callback"):
-        callback = resume_callback()
-        callback.trainer = trainer
-        trainer.add_callback(callback)
+        trainer.add_callback(resume_callback(trainer))
 
 
 def install(trainer_cls: type) -> bool:

@@ -11,9 +11,10 @@ Each run is `axolotl train` of `--config` (default configs/cpu-vllm-server.yaml:
 model; always the plugin's autostarted server), `--completion` and `--generations` as the config
 has them unless given, for `--steps` steps, once per seed with the async key off and on,
 alternating the order (sync-async, async-sync, ...) so a drift in load hits both alike. The
-server runs on core 0 and the trainer on core 1: the whole run starts under `taskset -c 0` (the server, in a session of its
-own, inherits it; vLLM's OpenMP threads are bound there), and once the server is up every thread
-of the trainer's session is moved to core 1 (`taskset -a -p`). One torch thread each.
+server runs on core 0 and the trainer on core 1: the whole run starts under `taskset -c 0` (the
+server, in a session of its own, inherits it; vLLM's OpenMP threads are bound there), and once
+the server is up every thread of the trainer's session is moved to core 1 (`taskset -a -p`).
+One torch thread each.
 
 The arm `async-fp32` is async with bench/async_autocast first on the trainer's PYTHONPATH:
 Axolotl 0.21's async trainer then scores in float32 instead of under bf16 autocast, which tells

@@ -163,6 +163,16 @@ def _steps_line(label: str, steps: list[dict], wall: float, output: str) -> str:
                         f"step_time {s.get('step_time', float('nan')):.2f} s" for s in steps))
 
 
+def _prompt_sets(out: Path) -> dict[int, frozenset]:
+    """The prompts of each step's rollouts."""
+    from axolotl_grpo_plugin.observe.rollout_log import read_rollouts
+
+    prompts: dict[int, set] = {}
+    for r in read_rollouts(out):
+        prompts.setdefault(r["step"], set()).add(r["prompt"])
+    return {step: frozenset(p) for step, p in prompts.items()}
+
+
 def _rollout_steps(out: Path) -> list[int]:
     from axolotl_grpo_plugin.observe.rollout_log import read_rollouts
 
@@ -654,10 +664,8 @@ def test_async_prefetch_through_the_real_server(hd32_model, tmp_path):
     assert steps[0][LOGP_DIFF_MEAN] < BF16_AUTOCAST_NOISE, steps
     per_step = len(list(read_rollouts(out))) // 4
     assert per_step > 0 and _rollout_steps(out) == sorted([1, 2, 3, 4] * per_step)
-    prompts = {}  # each step generates for new prompts (Axolotl's legacy path alone repeats step 1's)
-    for r in read_rollouts(out):
-        prompts.setdefault(r["step"], set()).add(r["prompt"])
-    assert len({frozenset(p) for p in prompts.values()}) == 4, prompts
+    # each step generates for new prompts (Axolotl's legacy path alone repeats step 1's)
+    assert len(set(_prompt_sets(out).values())) == 4, _prompt_sets(out)
     timed = [r["step"] for r in read_rollouts(out, everything=True) if r.get("type") == "step_time"]
     assert timed == [1, 2, 3, 4]
     evals = {r["step"]: (r["backend"], r["metrics"]["eval/reward"])
@@ -733,10 +741,7 @@ def test_async_data_producer_through_the_real_server(hd32_model, tmp_path):
     assert len(steps) == 4, output[-4000:]
     per_step = len(list(read_rollouts(out))) // 4
     assert per_step > 0 and _rollout_steps(out) == sorted([1, 2, 3, 4] * per_step), output[-4000:]
-    prompts = {}
-    for r in read_rollouts(out):
-        prompts.setdefault(r["step"], set()).add(r["prompt"])
-    assert len({frozenset(p) for p in prompts.values()}) == 4, prompts
+    assert len(set(_prompt_sets(out).values())) == 4, _prompt_sets(out)
     timed = [r["step"] for r in read_rollouts(out, everything=True) if r.get("type") == "step_time"]
     assert timed == [1, 2, 3, 4]
     assert all(s["time/weight_sync"] > 0 for s in steps[1:]), steps
