@@ -211,6 +211,42 @@ def test_accuracy_pass_at_k_and_format_follow_the_rewards(smoke_cfg, tokenizer, 
     assert result.mean_length == pytest.approx(sum(len(r["completion"]) for r in greedy) / 6)
 
 
+def test_keep_replies_writes_one_in_format_reply_per_prompt_for_sft(repo_root, embedded_model_dir, test_file,
+                                                                     tmp_path, monkeypatch, capsys):
+    """R1's rejection round: a correct in-format reply first, else a sampled one before the greedy
+    one; a prompt with no in-format reply gives no row; each row is the prompt's chat + the reply."""
+    from axolotl_grpo_plugin.evaluate.__main__ import main
+
+    golds = [transform_row(r)["answer"] for r in raw_rows(test_file, 4)]
+    replies = {  # problem -> (greedy, samples)
+        0: (formatted(golds[0]), [formatted("-1"), "loops loops"]),     # greedy: right and in format
+        1: ("loops loops loops", [formatted("-1"), formatted("-2")]),  # only samples, both wrong
+        2: ("loops", ["prose, no tags", "<answer>7</answer>"]),          # nothing in format
+        3: (formatted("-1"), ["no", formatted(golds[3])]),               # a correct sample beats greedy
+    }
+
+    def texts_for(i, settings):
+        greedy, samples = replies[i]
+        return [greedy] if settings.greedy else samples[: settings.n]
+
+    monkeypatch.setattr(core, "make_generator", lambda *a, **k: ScriptedGenerator(texts_for))
+    kept = tmp_path / "rs" / "replies.jsonl"
+    code = main([str(repo_root / "configs/smoke.yaml"), "--model", str(embedded_model_dir), "--dataset",
+                 test_file, "--limit", "4", "--samples", "2", "--out", str(tmp_path / "out"),
+                 "--keep-replies", str(kept), "--no-progress"])
+    assert code == 0, capsys.readouterr()
+    assert "3 of 4 problems had an in-format reply (2 of them correct)" in capsys.readouterr().out
+    rows = [json.loads(line) for line in kept.read_text().splitlines()]
+    chosen = [row["messages"][-1]["content"] for row in rows]
+    assert chosen == [formatted(golds[0]), formatted("-1"), formatted(golds[3])]
+    assert [row["correct"] for row in rows] == [True, False, True]
+    cfg = load_config(repo_root / "configs/smoke.yaml")
+    tok = core.load_tokenizer({}, str(embedded_model_dir))
+    prompts = build_problems(cfg, tok, dataset=test_file, limit=4)
+    assert [row["messages"][:-1] for row in rows] == [prompts[i].messages for i in (0, 1, 3)]
+    assert all(row["messages"][-1]["role"] == "assistant" for row in rows)
+
+
 def test_correct_reward_falls_back_and_can_be_chosen(smoke_cfg):
     from axolotl_grpo_plugin.evaluate.scoring import correctness_reward, load_rewards
 

@@ -39,6 +39,12 @@ examples:
 
 outputs: eval-SPLIT.json (summary) and eval-SPLIT-samples.jsonl next to a local model,
 or in --out (default ./eval-outputs/NAME for a Hub id).
+
+R1's rejection-sampling round (after a cold-start SFT, before GRPO): sample the SFT model on
+train prompts and keep one in-format reply per prompt, then fine-tune it on them
+(`type: chat_template`, `field_messages: messages`):
+  axolotl-grpo evaluate configs/smollm2-gsm8k-grpo-cpu.yaml --model outputs/smollm2-gsm8k-sft \
+      --split train --limit 512 --samples 4 --keep-replies outputs/rs/replies.jsonl
 """
 
 
@@ -69,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--correct-reward", help="reward that decides correctness "
                         "(default: the one named *correct*)")
     parser.add_argument("--out", help="directory for the outputs (see below)")
+    parser.add_argument("--keep-replies", metavar="PATH",
+                        help="also write, per problem, one in-format reply (a correct one first) "
+                        "as a chat row for SFT: R1's rejection-sampling round (see below)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--verbose", action="store_true", help="also show what torch, datasets and "
                         "transformers print while loading (by default it goes to a log file, "
@@ -81,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from ..quiet import run_quietly
     from .core import evaluate
+    from .rejection import write_replies
     from .results import compare, default_out_dir, format_comparison, format_result, write_results
 
     options = dict(split=args.split, samples=args.samples, limit=args.limit, seed=args.seed,
@@ -94,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
         summary, samples = write_results(result, out, extra={"config": args.config})
         print(format_result(result))
         print(f"wrote {summary} and {samples}")
+        if args.keep_replies:
+            path, kept, correct = write_replies(result.records, args.keep_replies)
+            print(f"wrote {path}: {kept} of {result.n_problems} problems had an in-format reply "
+                  f"({correct} of them correct)")
         if args.baseline:
             base = evaluate(args.config, args.baseline, **options)
             base_out = Path(args.out) / "baseline" if args.out else default_out_dir(args.baseline)

@@ -156,6 +156,8 @@ def _summarise(label, split, seed, backend, greedy, sampled, rewards, judge, pro
             }
             if j == 0:
                 record["prompt"] = problem.text
+                if _jsonable(problem.messages):  # the chat, for rows built from these records
+                    record["messages"] = problem.messages
             records.append(record)
         per["accuracy"].append(float(correct[0]))
         per["format_compliance"].append(float(is_strict_format(texts[0])))
