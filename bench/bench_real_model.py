@@ -11,7 +11,11 @@ re-run skips the stages whose result is there. Stages, in order:
     eval-base        the model as fetched
     sft              `axolotl train --sft-config` from --model        (OUT/sft)
     eval-sft
-    grpo-sN, eval-grpo-sN   for each --seeds N: `axolotl train --grpo-config` from OUT/sft,
+    rs, sft2, eval-sft2     with --rejection-rounds 1: R1's rejection-sampling round (OUT/rs.jsonl:
+                     the SFT model's own in-format replies to train prompts; OUT/sft2: SFT on them)
+    rs2, sft3, eval-sft3    with --rejection-rounds 2: the same from OUT/sft2, and so on
+    grpo-sN, eval-grpo-sN   for each --seeds N: `axolotl train --grpo-config` from the last SFT
+                     (OUT/sft, or OUT/sft{R+1} after R rejection rounds),
                      server mode, the plugin's autostarted `axolotl vllm-serve` on vLLM's CPU build
     report           OUT/summary.json, OUT/summary.md, OUT/reward_curve.png, OUT/before_after.png
 
@@ -81,9 +85,8 @@ def train(config: Path, out: Path, log_path: Path) -> float:
     return wall
 
 
-def score(config: Path, model: Path, args) -> dict:
-    """The held-out scores of `model` with `config`'s rewards (axolotl_grpo_plugin.evaluate)."""
-    from axolotl_grpo_plugin.evaluate import evaluate
+def sampling_config(config: Path, args) -> dict:
+    """`config` as the scorer and the rejection round read it: --temperature, --score-dtype."""
     from axolotl_grpo_plugin.evaluate.prompts import load_config
 
     cfg = load_config(config)
@@ -91,6 +94,14 @@ def score(config: Path, model: Path, args) -> dict:
     cfg["vllm"] = {k: v for k, v in (cfg.get("vllm") or {}).items() if k in ("dtype", "enforce_eager")}
     if args.score_dtype:
         cfg["vllm"]["dtype"] = args.score_dtype
+    return cfg
+
+
+def score(config: Path, model: Path, args) -> dict:
+    """The held-out scores of `model` with `config`'s rewards (axolotl_grpo_plugin.evaluate)."""
+    from axolotl_grpo_plugin.evaluate import evaluate
+
+    cfg = sampling_config(config, args)
     started = time.perf_counter()
     result = evaluate(cfg, str(model), dataset=str(args.heldout), limit=args.problems,
                       samples=args.samples, max_new_tokens=args.max_new_tokens, seed=0,
@@ -110,6 +121,31 @@ def score(config: Path, model: Path, args) -> dict:
         "mean_length": result.mean_length,
         "wall_s": time.perf_counter() - started,
     }
+
+
+def rejection_sample(config: Path, model: Path, args, path: Path, round_: int) -> dict:
+    """R1's rejection-sampling round (axolotl_grpo_plugin.evaluate.rejection): `model` answers
+    round `round_`'s --rs-problems train prompts (round 1 the first ones, round 2 the next, so a
+    round never re-learns its predecessor's prompts), greedy and --rs-samples at --temperature,
+    and one in-format reply per prompt is kept in `path` as a chat row for SFT."""
+    from axolotl_grpo_plugin.evaluate import evaluate
+    from axolotl_grpo_plugin.evaluate.rejection import write_replies
+
+    if not args.train_data:
+        raise SystemExit("--rejection-rounds samples train prompts: pass --train-data PATH/train.jsonl")
+    first = (round_ - 1) * args.rs_problems
+    with args.train_data.open() as rows:
+        chosen = [row for i, row in enumerate(rows) if first <= i < first + args.rs_problems]
+    prompts = path.with_name(path.stem + "-prompts.jsonl")
+    prompts.write_text("".join(chosen))
+    started = time.perf_counter()
+    result = evaluate(sampling_config(config, args), str(model), split="train",
+                      dataset=str(prompts), samples=args.rs_samples,
+                      max_new_tokens=args.max_new_tokens, seed=1, progress=False)
+    _, kept, correct = write_replies(result.records, path)
+    return {"prompts": result.n_problems, "first_prompt": first, "kept": kept, "kept_correct": correct,
+            "samples": args.rs_samples, "greedy_strict_format": result.format_compliance,
+            "wall_s": time.perf_counter() - started}
 
 
 def step_times(run: Path) -> dict:
@@ -184,8 +220,14 @@ def plots(out: Path, results: dict, curves: dict) -> list[str]:
 def report(out: Path, args) -> None:
     results = {p.stem.removeprefix("eval-"): json.loads(p.read_text())
                for p in sorted(out.glob("eval-*.json"))}
-    results = dict(sorted(results.items(), key=lambda kv: ("base", "sft").index(kv[0])
-                          if kv[0] in ("base", "sft") else 2))
+    def order(name: str) -> tuple:  # base, sft, sft2, sft3 ..., then the GRPO seeds
+        if name == "base":
+            return (0, 0)
+        if name.startswith("sft"):
+            return (1, int(name[3:] or 1))
+        return (2, name)
+
+    results = dict(sorted(results.items(), key=lambda kv: order(kv[0])))
     runs = {p.name: p for p in sorted(out.glob("grpo-s*")) if p.is_dir()}
     curves = {name: reward_curve(run) for name, run in runs.items()}
     times = {name: step_times(run) for name, run in runs.items()}
@@ -223,7 +265,8 @@ def main(argv: list[str] | None = None) -> int:
                         default=REPO / "configs" / "smollm2-gsm8k-grpo-cpu.yaml")
     parser.add_argument("--train-data", type=Path,
                         help="local GSM8K train jsonl for both configs (offline; default: as written)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2],
+                        help="a GRPO run per seed from the last SFT (none: stop after the SFT stages)")
     parser.add_argument("--grpo-steps", type=int, help="max_steps of each GRPO run (default: config)")
     parser.add_argument("--problems", type=int, default=128)
     parser.add_argument("--samples", type=int, default=8, help="sampled completions for pass@k")
@@ -233,6 +276,15 @@ def main(argv: list[str] | None = None) -> int:
                         "vllm.dtype); bfloat16 samples ~2.8x faster on CPUs with bfloat16 units "
                         "(bench/bench_vllm_cpu_dtype.py)")
     parser.add_argument("--port", type=int, default=8451, help="the vLLM server's port (GRPO)")
+    parser.add_argument("--rejection-rounds", type=int, default=0, metavar="R",
+                        help="after the SFT, R rounds of R1's rejection sampling: SFT again on the "
+                        "last model's own in-format replies to train prompts (stages rs, sft2, "
+                        "eval-sft2, then rs2, sft3, eval-sft3 ...); GRPO starts from the last")
+    parser.add_argument("--rs-problems", type=int, default=512, help="train prompts it samples")
+    parser.add_argument("--rs-samples", type=int, default=4,
+                        help="sampled replies per prompt, besides the greedy one")
+    parser.add_argument("--sft2-steps", type=int, default=64,
+                        help="max_steps of each rejection round's SFT (8 rows a step in the shipped config)")
     args = parser.parse_args(argv)
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -274,11 +326,31 @@ def main(argv: list[str] | None = None) -> int:
     stage("sft", sft / "model.safetensors", run_sft)
     stage("eval-sft", out / "eval-sft.json",
           lambda: write_json(out / "eval-sft.json", score(grpo_cfg, sft, args)))
+    start = sft
+    for k in range(1, args.rejection_rounds + 1):
+        rs, model = ("rs" if k == 1 else f"rs{k}"), out / f"sft{k + 1}"
+        stage(rs, out / f"{rs}.json",
+              lambda rs=rs, source=start, k=k: write_json(out / f"{rs}.json", rejection_sample(
+                  grpo_cfg, source, args, out / f"{rs}.jsonl", k)))
+
+        def run_sft_again(rs=rs, source=start, model=model):
+            data = {"path": str(out / f"{rs}.jsonl"), "ds_type": "json", "type": "chat_template",
+                    "field_messages": "messages", "roles_to_train": ["assistant"]}
+            config = derived_config(args.sft_config.resolve(), model, base_model=str(source),
+                                    output_dir=str(model), datasets=[data], max_steps=args.sft2_steps,
+                                    dataset_prepared_path=str(out / f"{model.name}-prepared"),
+                                    save_strategy="no")
+            train(config, model, out / f"{model.name}.log")
+
+        stage(model.name, model / "model.safetensors", run_sft_again)
+        stage(f"eval-{model.name}", out / f"eval-{model.name}.json",
+              lambda model=model: write_json(out / f"eval-{model.name}.json", score(grpo_cfg, model, args)))
+        start = model
     for seed in args.seeds:
         run = out / f"grpo-s{seed}"
 
         def run_grpo(run=run, seed=seed):
-            changes = dict(base_model=str(sft), output_dir=str(run), seed=seed,
+            changes = dict(base_model=str(start), output_dir=str(run), seed=seed,
                            dataset_prepared_path=str(out / "grpo-prepared"),
                            vllm={"port": args.port}, **dataset_for(args.grpo_config))
             if args.grpo_steps:
