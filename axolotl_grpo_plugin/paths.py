@@ -1,6 +1,6 @@
 """Where the package's own files live, installed or in a checkout, and where it caches.
 
-The demo and smoke configs and the sample data ship inside the package, so a
+The demo, smoke and SmolLM2 configs and the sample data ship inside the package, so a
 `pip install` has them; relative paths in those configs
 (`axolotl_grpo_plugin/data/...`, `.cache/embedded/...`) are written for a checkout's
 root and are made absolute here for any other working directory. Built models go to a
@@ -46,7 +46,7 @@ def embedded_dir() -> Path:
 
 
 def packaged_config(name: str) -> Path:
-    """The path of a config shipped in the package (`demo`, `smoke`)."""
+    """The path of a config shipped in the package (`demo`, `smoke`, `smollm2-gsm8k-sft` ...)."""
     return CONFIGS_DIR / f"{name.removesuffix('.yaml')}.yaml"
 
 

@@ -74,9 +74,23 @@ def test_configs_keeps_every_comment_and_makes_paths_absolute(tmp_path):
         written = path.read_text()
         assert [line.split("#", 1)[1] for line in written.splitlines() if "#" in line] == \
             [line.split("#", 1)[1] for line in source.splitlines() if "#" in line]
-        cfg = yaml.safe_load(written)
-        assert all(d["path"].startswith("/") for d in cfg["datasets"])
+        cfg, packaged = yaml.safe_load(written), yaml.safe_load(source)
+        for dataset, before in zip(cfg["datasets"], packaged["datasets"]):
+            local = before["path"].startswith(("axolotl_grpo_plugin/", "./outputs/", "outputs/"))
+            assert dataset["path"].startswith("/") if local else dataset["path"] == before["path"]  # a Hub id stays
         assert cfg["output_dir"].startswith(str(tmp_path))
+
+
+def test_configs_chain_the_smollm2_pipeline_inside_the_folder(tmp_path):
+    """The rejection round reads what the cold start and `evaluate --keep-replies` wrote: after
+    export its model and data are the exported cold start's output, under the same folder."""
+    from axolotl_grpo_plugin.export_configs import export
+
+    export(tmp_path, ["smollm2-gsm8k-sft", "smollm2-gsm8k-sft-rs"])
+    sft, rs = (yaml.safe_load((tmp_path / f"{n}.yaml").read_text()) for n in ("smollm2-gsm8k-sft", "smollm2-gsm8k-sft-rs"))
+    assert rs["base_model"] == sft["output_dir"] == str((tmp_path / "outputs/smollm2-gsm8k-sft").resolve())
+    assert rs["datasets"][0]["path"] == str((tmp_path / "outputs/smollm2-gsm8k-rs/replies.jsonl").resolve())
+    assert sft["base_model"] == "HuggingFaceTB/SmolLM2-135M-Instruct"  # a Hub id: --base-model overrides it
 
 
 def test_check_gpu_warns_when_vllm_is_not_installed_here(repo_root, capsys, monkeypatch):

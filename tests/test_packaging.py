@@ -29,11 +29,11 @@ LAUNCHERS = ("axolotl", "accelerate")  # console scripts of dependencies `axolot
 
 
 def test_repo_configs_are_the_packaged_files():
-    """configs/demo.yaml and smoke.yaml in the checkout are the packaged files, not copies."""
+    """configs/demo.yaml, smoke.yaml and smollm2-* in the checkout are the packaged files, not copies."""
     for name in packaged_config_names():
         repo_copy = REPO_ROOT / "configs" / f"{name}.yaml"
         assert repo_copy.resolve() == (CONFIGS_DIR / f"{name}.yaml").resolve(), repo_copy
-    assert {"demo", "smoke"} <= set(packaged_config_names())
+    assert {"demo", "smoke", "smollm2-gsm8k-sft", "smollm2-gsm8k-grpo-cpu"} <= set(packaged_config_names())
 
 
 def test_every_command_module_has_a_main():
@@ -123,6 +123,8 @@ def test_installed_tools_run_on_packaged_files(wheel_venv, tmp_path, embedded_mo
     smoke = yaml.safe_load((tmp_path / "cfg" / "smoke.yaml").read_text())
     assert Path(smoke["datasets"][0]["path"]).is_file() and str(wheel_venv) in smoke["datasets"][0]["path"]
     assert Path(smoke["base_model"]) == embedded_model_dir
+    smollm2 = {"smollm2-gsm8k-sft.yaml", "smollm2-gsm8k-sft-rs.yaml", "smollm2-gsm8k-grpo-cpu.yaml"}
+    assert smollm2 <= {p.name for p in (tmp_path / "cfg").iterdir()}  # the real-model pipeline, from the wheel
 
     check = run(["axolotl-grpo", "check", "cfg/smoke.yaml", "--cpu"], tmp_path, env)
     assert check.returncode == 0, check.stdout + check.stderr

@@ -299,7 +299,9 @@ def _parser() -> argparse.ArgumentParser:
             "the folder is verified (greedy generation stops at the end-of-turn token, the chat template "
             "renders the GSM8K prompt) and appears only when complete; running it again is instant."),
         epilog=("Point a config at the folder with Axolotl's override: "
-                "`axolotl train configs/smollm2-gsm8k-sft.yaml --base-model DIR` (docs/real-model.md)."),
+                "`axolotl train configs/smollm2-gsm8k-sft.yaml --base-model DIR` (docs/real-model.md); "
+                "from an installed wheel, `axolotl-grpo configs FOLDER` writes that config and the rest "
+                "of the SmolLM2 pipeline's."),
     )
     parser.add_argument("model", choices=sorted(MODELS), help="which model")
     parser.add_argument("--output-dir", required=True, help="the folder to write (absent or empty)")
