@@ -247,6 +247,17 @@ def test_keep_replies_writes_one_in_format_reply_per_prompt_for_sft(repo_root, e
     assert all(row["messages"][-1]["role"] == "assistant" for row in rows)
 
 
+def test_keep_replies_refuses_plain_text_prompts_by_name():
+    """A plain-text prompt cannot become a chat SFT row: a clear error, not a row of characters."""
+    from axolotl_grpo_plugin.errors import PluginError
+    from axolotl_grpo_plugin.evaluate.rejection import kept_replies
+
+    records = [{"problem": 0, "kind": "greedy", "messages": "Question: 2+2?", "strict_format": True,
+                "completion": formatted("4"), "correct": True}]
+    with pytest.raises(PluginError, match=r"--keep-replies: problem 0's prompt is plain text.*Fix: a dataset transform"):
+        kept_replies(records)
+
+
 def test_correct_reward_falls_back_and_can_be_chosen(smoke_cfg):
     from axolotl_grpo_plugin.evaluate.scoring import correctness_reward, load_rewards
 

@@ -42,9 +42,11 @@ or in --out (default ./eval-outputs/NAME for a Hub id).
 
 R1's rejection-sampling round (after a cold-start SFT, before GRPO): sample the SFT model on
 train prompts and keep one in-format reply per prompt, then fine-tune it on them
-(`type: chat_template`, `field_messages: messages`):
-  axolotl-grpo evaluate configs/smollm2-gsm8k-grpo-cpu.yaml --model outputs/smollm2-gsm8k-sft \
-      --split train --limit 512 --samples 4 --keep-replies outputs/rs/replies.jsonl
+(`type: chat_template`, `field_messages: messages`; `axolotl-grpo configs DIR` writes these
+configs outside a checkout):
+  axolotl-grpo evaluate configs/smollm2-gsm8k-grpo-cpu.yaml --model outputs/smollm2-gsm8k-sft \\
+      --split train --limit 512 --samples 4 --keep-replies outputs/smollm2-gsm8k-rs/replies.jsonl
+  AXOLOTL_DO_NOT_TRACK=1 axolotl train configs/smollm2-gsm8k-sft-rs.yaml   # reads that file
 """
 
 

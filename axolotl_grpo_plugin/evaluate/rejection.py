@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ..errors import PluginError
 from ..safe_files import write_atomic
 
 
@@ -27,6 +28,12 @@ def kept_replies(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     replies: dict[int, list[dict[str, Any]]] = {}
     for record in records:
         if record.get("kind") == "greedy" and record.get("messages") is not None:
+            if not isinstance(record["messages"], list):
+                raise PluginError(
+                    f"--keep-replies: problem {record['problem']}'s prompt is plain text "
+                    f"({str(record['messages'])[:60]!r}...), not chat turns, so its reply cannot "
+                    "become a chat SFT row. Fix: a dataset transform whose `prompt` is a list of "
+                    "{role, content} messages (as the GSM8K transforms return)")
             prompts[record["problem"]] = record["messages"]
         if record.get("strict_format"):
             replies.setdefault(record["problem"], []).append(record)
