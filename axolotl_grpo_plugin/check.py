@@ -27,7 +27,7 @@ from .config.load import read_config, section
 from .config.run import Facts
 from .enabled import applies
 from .errors import EXIT_BAD_INPUT, PluginError, counted, exit_for
-from .launch import Launch, has_cuda_gpu
+from .launch import Launch, has_cuda_gpu, one_thread_warning
 from .quiet import captured_stderr
 
 
@@ -167,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
         if failure is not None:
             return exit_for(failure)
         warnings = [*warnings, *reached]
+    if not args.has_gpu and cloud_cfg is None and (threads := one_thread_warning()):
+        warnings = [*warnings, threads]
     if args.has_gpu and section(raw, "trl").get("use_vllm") and importlib.util.find_spec("vllm") is None:
         warnings = [*warnings, "trl.use_vllm is on and vLLM is not installed here: checked without it; install "
                     "it where you train (`pip install 'axolotl-grpo-plugin[vllm]'`, or `axolotl[vllm]`)."]

@@ -72,9 +72,15 @@ def derived_config(source: Path, out: Path, **changes) -> Path:
     return path
 
 
-def train(config: Path, out: Path, log_path: Path) -> float:
-    """`axolotl train CONFIG` in a subprocess (its output in `log_path`); the wall time."""
+def train(config: Path, out: Path, log_path: Path, every_core: bool = False) -> float:
+    """`axolotl train CONFIG` in a subprocess (its output in `log_path`); the wall time.
+
+    `every_core`: OMP_NUM_THREADS set to the core count (unless the caller set it), since
+    accelerate gives a CPU-only trainer one thread otherwise (bench/bench_threads.py). Only for
+    SFT: in GRPO's server mode the vLLM server computes on the same cores."""
     env = {**os.environ, "AXOLOTL_DO_NOT_TRACK": "1", "HF_HUB_OFFLINE": "1"}
+    if every_core:
+        env.setdefault("OMP_NUM_THREADS", str(len(os.sched_getaffinity(0))))
     command = [sys.executable, "-m", "axolotl.cli.main", "train", str(config)]
     started = time.perf_counter()
     with open(log_path, "w") as f:
@@ -321,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         config = derived_config(args.sft_config.resolve(), sft, base_model=str(args.model.resolve()),
                                 output_dir=str(sft), dataset_prepared_path=str(out / "sft-prepared"),
                                 save_strategy="no", **dataset_for(args.sft_config))
-        train(config, sft, out / "sft.log")
+        train(config, sft, out / "sft.log", every_core=True)
 
     stage("sft", sft / "model.safetensors", run_sft)
     stage("eval-sft", out / "eval-sft.json",
@@ -340,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
                                     output_dir=str(model), datasets=[data], max_steps=args.sft2_steps,
                                     dataset_prepared_path=str(out / f"{model.name}-prepared"),
                                     save_strategy="no")
-            train(config, model, out / f"{model.name}.log")
+            train(config, model, out / f"{model.name}.log", every_core=True)
 
         stage(model.name, model / "model.safetensors", run_sft_again)
         stage(f"eval-{model.name}", out / f"eval-{model.name}.json",

@@ -104,3 +104,19 @@ def test_check_gpu_warns_when_vllm_is_not_installed_here(repo_root, capsys, monk
     assert check.main(["configs/gsm8k.yaml", "--gpu", "--processes", "1"]) == 0
     out = capsys.readouterr().out
     assert "vLLM is not installed here" in out and out.rstrip().splitlines()[-2].startswith("OK:")
+
+
+@pytest.mark.parametrize("omp", [None, "2"])
+def test_check_cpu_says_when_the_trainer_would_get_one_thread(omp, repo_root, capsys, monkeypatch):
+    from axolotl_grpo_plugin import check, launch
+
+    monkeypatch.chdir(repo_root)
+    monkeypatch.setattr(launch, "available_cores", lambda: 4)
+    if omp is None:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("OMP_NUM_THREADS", omp)
+    assert check.main(["configs/smoke.yaml", "--cpu", "--offline"]) == 0
+    out = capsys.readouterr().out
+    assert ("`OMP_NUM_THREADS=4 axolotl train CONFIG`" in out) == (omp is None), out
+    assert out.rstrip().splitlines()[-2].startswith("OK:")
