@@ -80,7 +80,9 @@ def train(config: Path, out: Path, log_path: Path, every_core: bool = False) -> 
     SFT: in GRPO's server mode the vLLM server computes on the same cores."""
     env = {**os.environ, "AXOLOTL_DO_NOT_TRACK": "1", "HF_HUB_OFFLINE": "1"}
     if every_core:
-        env.setdefault("OMP_NUM_THREADS", str(len(os.sched_getaffinity(0))))
+        from axolotl_grpo_plugin.launch import available_cores
+
+        env.setdefault("OMP_NUM_THREADS", str(available_cores()))
     command = [sys.executable, "-m", "axolotl.cli.main", "train", str(config)]
     started = time.perf_counter()
     with open(log_path, "w") as f:

@@ -76,7 +76,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
-    cores = len(os.sched_getaffinity(0))
+    from axolotl_grpo_plugin.launch import available_cores
+
+    cores = available_cores()
     arms = {"accelerate's default": None, f"OMP_NUM_THREADS={cores}": cores}
     results: dict[str, list[dict]] = {arm: [] for arm in arms}
     with tempfile.TemporaryDirectory() as tmp:
