@@ -35,16 +35,20 @@ def export(out: str | Path, names: list[str] | None = None, force: bool = False)
         text = source.read_text(encoding="utf-8")
         original = read_yaml(source)
         cfg = resolve_packaged_paths(read_yaml(source))
+
+        def beside(path: str) -> str:
+            return str((out / path).resolve())
+
         # outputs next to the config, not in whatever folder `axolotl train` runs from
         for key in ("output_dir", "dataset_prepared_path"):
             if isinstance(cfg.get(key), str) and not Path(cfg[key]).is_absolute():
-                cfg[key] = str((out / cfg[key]).resolve())
+                cfg[key] = beside(cfg[key])
         # another packaged config's output read as input (the SFT model, the kept replies)
         if _in_outputs(cfg.get("base_model")):
-            cfg["base_model"] = str((out / cfg["base_model"]).resolve())
+            cfg["base_model"] = beside(cfg["base_model"])
         for dataset in cfg.get("datasets") or []:
             if isinstance(dataset, dict) and _in_outputs(dataset.get("path")):
-                dataset["path"] = str((out / dataset["path"]).resolve())
+                dataset["path"] = beside(dataset["path"])
         target.write_text(with_values(text, cfg, original), encoding="utf-8")
         if read_yaml(target) != cfg:  # a layout the line rewrite cannot follow: the plain dump
             target.write_text(leading_comments(text) + "\n" + yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")

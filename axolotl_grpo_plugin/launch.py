@@ -105,5 +105,5 @@ def one_thread_warning(env: Mapping[str, str] = os.environ, cores: int | None = 
         return None
     return (f"OMP_NUM_THREADS is not set: on CPU, `axolotl train` (accelerate launch) then gives the trainer "
             f"one thread, one of this machine's {cores} cores. Launch with `OMP_NUM_THREADS={cores} axolotl "
-            "train CONFIG` to train on all of them (an SFT step of SmolLM2-135M took 1.89x less time with "
+            "train CONFIG` to train on all of them (an SFT step of SmolLM2-135M ran 1.89x faster with "
             "2 threads on 2 cores: docs/benchmarks.md, \"Torch threads on CPU\").")

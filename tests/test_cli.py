@@ -107,7 +107,8 @@ def test_check_gpu_warns_when_vllm_is_not_installed_here(repo_root, capsys, monk
 
 
 @pytest.mark.parametrize("omp", [None, "2"])
-def test_check_cpu_says_when_the_trainer_would_get_one_thread(omp, repo_root, capsys, monkeypatch):
+def test_check_cpu_says_when_the_trainer_would_get_one_thread(omp, repo_root, embedded_model_dir, capsys,
+                                                             monkeypatch):
     from axolotl_grpo_plugin import check, launch
 
     monkeypatch.chdir(repo_root)
