@@ -17,6 +17,11 @@ re-run skips the stages whose result is there. Stages, in order:
     grpo-sN, eval-grpo-sN   for each --seeds N: `axolotl train --grpo-config` from the last SFT
                      (OUT/sft, or OUT/sft{R+1} after R rejection rounds),
                      server mode, the plugin's autostarted `axolotl vllm-serve` on vLLM's CPU build
+    rl-rs, rl-sft, eval-rl-sft, rl-grpo-sN, eval-rl-grpo-sN
+                     with --rl-rows-from S: R1's third stage, rejection sampling from the RL
+                     checkpoint: OUT/grpo-sS answers the next --rs-problems train prompts
+                     (OUT/rl-rs.jsonl), the last SFT model is fine-tuned on its in-format
+                     replies (OUT/rl-sft), then GRPO from that for each --seeds
     report           OUT/summary.json, OUT/summary.md, OUT/reward_curve.png, OUT/before_after.png
 
 Scoring (axolotl_grpo_plugin.evaluate, the GRPO config's rewards): --problems held-out rows,
@@ -72,17 +77,18 @@ def derived_config(source: Path, out: Path, **changes) -> Path:
     return path
 
 
-def train(config: Path, out: Path, log_path: Path, every_core: bool = False) -> float:
+def train(config: Path, out: Path, log_path: Path) -> float:
     """`axolotl train CONFIG` in a subprocess (its output in `log_path`); the wall time.
 
-    `every_core`: OMP_NUM_THREADS set to the core count (unless the caller set it), since
-    accelerate gives a CPU-only trainer one thread otherwise (bench/bench_threads.py). Only for
-    SFT: in GRPO's server mode the vLLM server computes on the same cores."""
-    env = {**os.environ, "AXOLOTL_DO_NOT_TRACK": "1", "HF_HUB_OFFLINE": "1"}
-    if every_core:
-        from axolotl_grpo_plugin.launch import available_cores
+    OMP_NUM_THREADS is set to the core count (unless the caller set it): accelerate gives a
+    CPU-only trainer one thread otherwise, which made SFT steps 1.89x and GRPO's server-mode
+    steps 1.26x slower (bench/bench_threads.py). The environment is the one the demo gives its
+    trainer (offline, this interpreter's bin/ first on PATH: Axolotl starts `accelerate` from it)."""
+    from axolotl_grpo_plugin.childenv import offline_child_env
+    from axolotl_grpo_plugin.launch import available_cores
 
-        env.setdefault("OMP_NUM_THREADS", str(available_cores()))
+    env = offline_child_env(REPO)
+    env.setdefault("OMP_NUM_THREADS", str(available_cores()))
     command = [sys.executable, "-m", "axolotl.cli.main", "train", str(config)]
     started = time.perf_counter()
     with open(log_path, "w") as f:
@@ -228,15 +234,15 @@ def plots(out: Path, results: dict, curves: dict) -> list[str]:
 def report(out: Path, args) -> None:
     results = {p.stem.removeprefix("eval-"): json.loads(p.read_text())
                for p in sorted(out.glob("eval-*.json"))}
-    def order(name: str) -> tuple:  # base, sft, sft2, sft3 ..., then the GRPO seeds
+    def order(name: str) -> tuple:  # base, sft, sft2 ..., the GRPO seeds, then R1's third stage
         if name == "base":
             return (0, 0)
         if name.startswith("sft"):
             return (1, int(name[3:] or 1))
-        return (2, name)
+        return (3 if name.startswith("rl-sft") else 4 if name.startswith("rl-") else 2, name)
 
     results = dict(sorted(results.items(), key=lambda kv: order(kv[0])))
-    runs = {p.name: p for p in sorted(out.glob("grpo-s*")) if p.is_dir()}
+    runs = {p.name: p for p in sorted(out.glob("*grpo-s*")) if p.is_dir()}
     curves = {name: reward_curve(run) for name, run in runs.items()}
     times = {name: step_times(run) for name, run in runs.items()}
     stages = json.loads((out / "stages.json").read_text()) if (out / "stages.json").is_file() else {}
@@ -293,6 +299,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="sampled replies per prompt, besides the greedy one")
     parser.add_argument("--sft2-steps", type=int, default=64,
                         help="max_steps of each rejection round's SFT (8 rows a step in the shipped config)")
+    parser.add_argument("--rl-rows-from", type=int, metavar="S",
+                        help="R1's third stage: rejection sampling from GRPO seed S's model (a seed of "
+                        "--seeds), SFT of the last SFT model on its replies, GRPO again (stages rl-*)")
     args = parser.parse_args(argv)
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -321,6 +330,36 @@ def main(argv: list[str] | None = None) -> int:
             log(f"report failed: {type(exc).__name__}: {exc}")
 
     grpo_cfg = args.grpo_config.resolve()
+
+    def sft_on_replies(rows: Path, source: Path, model: Path) -> None:
+        """--sft-config's SFT of `source` on a rejection round's chat rows, into `model`."""
+        data = {"path": str(rows), "ds_type": "json", "type": "chat_template",
+                "field_messages": "messages", "roles_to_train": ["assistant"]}
+        config = derived_config(args.sft_config.resolve(), model, base_model=str(source),
+                                output_dir=str(model), datasets=[data], max_steps=args.sft2_steps,
+                                dataset_prepared_path=str(out / f"{model.name}-prepared"),
+                                save_strategy="no")
+        train(config, model, out / f"{model.name}.log")
+
+    def grpo_runs(source: Path, prefix: str) -> None:
+        """A GRPO run from `source` per --seeds (OUT/PREFIX-sN), each scored."""
+        for seed in args.seeds:
+            name = f"{prefix}-s{seed}"
+            run = out / name
+
+            def run_grpo(run=run, seed=seed, name=name):
+                changes = dict(base_model=str(source), output_dir=str(run), seed=seed,
+                               dataset_prepared_path=str(out / "grpo-prepared"),
+                               vllm={"port": args.port}, **dataset_for(args.grpo_config))
+                if args.grpo_steps:
+                    changes["max_steps"] = args.grpo_steps
+                train(derived_config(grpo_cfg, run, **changes), run, out / f"{name}.log")
+
+            stage(name, run / "model.safetensors", run_grpo)
+            stage(f"eval-{name}", out / f"eval-{name}.json",
+                  lambda run=run, name=name: write_json(out / f"eval-{name}.json",
+                                                        score(grpo_cfg, run, args)))
+
     stage("eval-base", out / "eval-base.json",
           lambda: write_json(out / "eval-base.json", score(grpo_cfg, args.model.resolve(), args)))
     sft = out / "sft"
@@ -329,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
         config = derived_config(args.sft_config.resolve(), sft, base_model=str(args.model.resolve()),
                                 output_dir=str(sft), dataset_prepared_path=str(out / "sft-prepared"),
                                 save_strategy="no", **dataset_for(args.sft_config))
-        train(config, sft, out / "sft.log", every_core=True)
+        train(config, sft, out / "sft.log")
 
     stage("sft", sft / "model.safetensors", run_sft)
     stage("eval-sft", out / "eval-sft.json",
@@ -341,35 +380,25 @@ def main(argv: list[str] | None = None) -> int:
               lambda rs=rs, source=start, k=k: write_json(out / f"{rs}.json", rejection_sample(
                   grpo_cfg, source, args, out / f"{rs}.jsonl", k)))
 
-        def run_sft_again(rs=rs, source=start, model=model):
-            data = {"path": str(out / f"{rs}.jsonl"), "ds_type": "json", "type": "chat_template",
-                    "field_messages": "messages", "roles_to_train": ["assistant"]}
-            config = derived_config(args.sft_config.resolve(), model, base_model=str(source),
-                                    output_dir=str(model), datasets=[data], max_steps=args.sft2_steps,
-                                    dataset_prepared_path=str(out / f"{model.name}-prepared"),
-                                    save_strategy="no")
-            train(config, model, out / f"{model.name}.log", every_core=True)
-
-        stage(model.name, model / "model.safetensors", run_sft_again)
+        stage(model.name, model / "model.safetensors",
+              lambda rs=rs, source=start, model=model: sft_on_replies(out / f"{rs}.jsonl", source, model))
         stage(f"eval-{model.name}", out / f"eval-{model.name}.json",
               lambda model=model: write_json(out / f"eval-{model.name}.json", score(grpo_cfg, model, args)))
         start = model
-    for seed in args.seeds:
-        run = out / f"grpo-s{seed}"
-
-        def run_grpo(run=run, seed=seed):
-            changes = dict(base_model=str(start), output_dir=str(run), seed=seed,
-                           dataset_prepared_path=str(out / "grpo-prepared"),
-                           vllm={"port": args.port}, **dataset_for(args.grpo_config))
-            if args.grpo_steps:
-                changes["max_steps"] = args.grpo_steps
-            config = derived_config(grpo_cfg, run, **changes)
-            train(config, run, out / f"grpo-s{seed}.log")
-
-        stage(f"grpo-s{seed}", run / "model.safetensors", run_grpo)
-        stage(f"eval-grpo-s{seed}", out / f"eval-grpo-s{seed}.json",
-              lambda run=run, seed=seed: write_json(out / f"eval-grpo-s{seed}.json",
-                                                    score(grpo_cfg, run, args)))
+    grpo_runs(start, "grpo")
+    if args.rl_rows_from is not None:
+        teacher, model = out / f"grpo-s{args.rl_rows_from}", out / "rl-sft"
+        if args.rl_rows_from not in args.seeds and not teacher.is_dir():
+            raise SystemExit(f"--rl-rows-from {args.rl_rows_from}: no GRPO run of that seed "
+                             f"({teacher}); add it to --seeds")
+        stage("rl-rs", out / "rl-rs.json",
+              lambda: write_json(out / "rl-rs.json", rejection_sample(
+                  grpo_cfg, teacher, args, out / "rl-rs.jsonl", args.rejection_rounds + 1)))
+        stage("rl-sft", model / "model.safetensors",
+              lambda: sft_on_replies(out / "rl-rs.jsonl", start, model))
+        stage("eval-rl-sft", out / "eval-rl-sft.json",
+              lambda: write_json(out / "eval-rl-sft.json", score(grpo_cfg, model, args)))
+        grpo_runs(model, "rl-grpo")
     report(out, args)
     return 0
 
