@@ -83,11 +83,15 @@ _AXOLOTL_ROWS = {
 }
 
 
-def installed_version(dist: str) -> str | None:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
+def installed_version(dist: str, path: list[str] | None = None) -> str | None:
+    """The version of distribution `dist` (the first on `path`, sys.path by default), or None."""
+    if path is None:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return None
+    found = next(iter(metadata.distributions(name=dist, path=path)), None)
+    return found.version if found else None
 
 
 def _release(version: str | None) -> tuple[int, int] | None:

