@@ -22,6 +22,7 @@ re-run skips the stages whose result is there. Stages, in order:
                      checkpoint: OUT/grpo-sS answers the next --rs-problems train prompts
                      (OUT/rl-rs.jsonl), the last SFT model is fine-tuned on its in-format
                      replies (OUT/rl-sft), then GRPO from that for each --seeds
+    rl2-rs, rl2-sft, ... with --rl-rounds 2: the same again, rows from OUT/rl-grpo-sS
     report           OUT/summary.json, OUT/summary.md, OUT/reward_curve.png, OUT/before_after.png
 
 Scoring (axolotl_grpo_plugin.evaluate, the GRPO config's rewards): --problems held-out rows,
@@ -36,6 +37,7 @@ import argparse
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import time
@@ -239,7 +241,10 @@ def report(out: Path, args) -> None:
             return (0, 0)
         if name.startswith("sft"):
             return (1, int(name[3:] or 1))
-        return (3 if name.startswith("rl-sft") else 4 if name.startswith("rl-") else 2, name)
+        third = re.match(r"rl(\d*)-(sft|grpo)", name)
+        if third:
+            return (3, int(third[1] or 1), third[2] == "grpo", name)
+        return (2, name)
 
     results = dict(sorted(results.items(), key=lambda kv: order(kv[0])))
     runs = {p.name: p for p in sorted(out.glob("*grpo-s*")) if p.is_dir()}
@@ -302,6 +307,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rl-rows-from", type=int, metavar="S",
                         help="R1's third stage: rejection sampling from GRPO seed S's model (a seed of "
                         "--seeds), SFT of the last SFT model on its replies, GRPO again (stages rl-*)")
+    parser.add_argument("--rl-rounds", type=int, default=1, metavar="K",
+                        help="with --rl-rows-from, K such rounds: round k's rows come from round "
+                        "k-1's GRPO seed S and fresh train prompts, and round k's SFT starts again "
+                        "from the last SFT model (stages rl2-rs, rl2-sft, ... for k >= 2)")
     args = parser.parse_args(argv)
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -387,18 +396,27 @@ def main(argv: list[str] | None = None) -> int:
         start = model
     grpo_runs(start, "grpo")
     if args.rl_rows_from is not None:
-        teacher, model = out / f"grpo-s{args.rl_rows_from}", out / "rl-sft"
+        teacher = out / f"grpo-s{args.rl_rows_from}"
         if args.rl_rows_from not in args.seeds and not teacher.is_dir():
             raise SystemExit(f"--rl-rows-from {args.rl_rows_from}: no GRPO run of that seed "
                              f"({teacher}); add it to --seeds")
-        stage("rl-rs", out / "rl-rs.json",
-              lambda: write_json(out / "rl-rs.json", rejection_sample(
-                  grpo_cfg, teacher, args, out / "rl-rs.jsonl", args.rejection_rounds + 1)))
-        stage("rl-sft", model / "model.safetensors",
-              lambda: sft_on_replies(out / "rl-rs.jsonl", start, model))
-        stage("eval-rl-sft", out / "eval-rl-sft.json",
-              lambda: write_json(out / "eval-rl-sft.json", score(grpo_cfg, model, args)))
-        grpo_runs(model, "rl-grpo")
+        if args.rl_rounds > 1 and args.rl_rows_from not in args.seeds:
+            raise SystemExit(f"--rl-rounds {args.rl_rounds} takes round 2's rows from round 1's "
+                             f"GRPO seed {args.rl_rows_from}: add it to --seeds")
+        for k in range(1, args.rl_rounds + 1):
+            prefix = "rl" if k == 1 else f"rl{k}"
+            model = out / f"{prefix}-sft"
+            stage(f"{prefix}-rs", out / f"{prefix}-rs.json",
+                  lambda prefix=prefix, teacher=teacher, k=k: write_json(
+                      out / f"{prefix}-rs.json", rejection_sample(
+                          grpo_cfg, teacher, args, out / f"{prefix}-rs.jsonl", args.rejection_rounds + k)))
+            stage(f"{prefix}-sft", model / "model.safetensors",
+                  lambda prefix=prefix, model=model: sft_on_replies(out / f"{prefix}-rs.jsonl", start, model))
+            stage(f"eval-{prefix}-sft", out / f"eval-{prefix}-sft.json",
+                  lambda prefix=prefix, model=model: write_json(
+                      out / f"eval-{prefix}-sft.json", score(grpo_cfg, model, args)))
+            grpo_runs(model, f"{prefix}-grpo")
+            teacher = out / f"{prefix}-grpo-s{args.rl_rows_from}"
     report(out, args)
     return 0
 
