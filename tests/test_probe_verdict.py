@@ -38,6 +38,10 @@ class StandIn:
 
     def __init__(self, tokenizer, write):
         self.tok, self.write = tokenizer, write
+        self.closed = 0
+
+    def close(self):
+        self.closed += 1
 
     def generate(self, prompts, settings, progress=None):
         out = []
@@ -68,8 +72,11 @@ def cookbook_config(embedded_model_dir, tmp_path) -> Path:
 
 
 def run_probe(config: Path, monkeypatch, write, budget: int = 96) -> dict:
-    monkeypatch.setattr(core, "make_generator", lambda model, tok, cfg, **kw: StandIn(tok, write))
+    built = []
+    monkeypatch.setattr(core, "make_generator",
+                        lambda model, tok, cfg, **kw: built.append(StandIn(tok, write)) or built[-1])
     result = core.probe(config, prompts=6, generations=[4, 8], budget=budget, progress=False)
+    assert [g.closed for g in built] == [1]  # the probe stops the engine it sampled with
     data = to_json(result)
     data["summary"] = format_summary(result)
     return data

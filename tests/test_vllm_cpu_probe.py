@@ -43,3 +43,42 @@ def test_probe_samples_with_vllm_on_cpu(tmp_path):
     assert data["prompts"] == 3 and data["samples_per_prompt"] == 4
     assert data["completion_length"]["p100"] <= 24
     assert isinstance(data["verdict"]["learns"], bool) and data["verdict"]["line"]
+
+
+ENGINES_IN_ONE_PROCESS = """
+import json, sys
+from axolotl_grpo_plugin.evaluate import evaluate
+
+def rss_gib():
+    with open("/proc/self/status") as status:
+        kib = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+    return kib / 2**20
+
+config, model = sys.argv[1], sys.argv[2]
+rss = [rss_gib()]
+for _ in range(3):
+    evaluate(config, model, split="train", backend="vllm", limit=2, samples=0, max_new_tokens=8,
+             progress=False)
+    rss.append(rss_gib())
+print(json.dumps(rss))
+"""
+
+
+def test_scoring_one_model_after_another_frees_each_engine(tmp_path):
+    """The benchmark scores a stage's model after another in one process: each evaluate() stops
+    the engine it built. Without that, every engine stayed (1.45 GiB more per SmolLM2 engine)."""
+    from axolotl_grpo_plugin.embedded import build
+
+    model = Path(build(out=REPO_ROOT / ".cache" / "embedded", variant="hd32").model_dir)
+    cfg = yaml.safe_load((REPO_ROOT / "configs" / "cpu-vllm-server.yaml").read_text())
+    cfg["datasets"][0]["path"] = str(REPO_ROOT / cfg["datasets"][0]["path"])
+    config = tmp_path / "score.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    proc = subprocess.run([sys.executable, "-c", ENGINES_IN_ONE_PROCESS, str(config), str(model)],
+                          capture_output=True, text=True, timeout=850, env=subprocess_env(),
+                          cwd=REPO_ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    before, first, *later = json.loads(proc.stdout.strip().splitlines()[-1])
+    engine = first - before
+    assert engine > 0.05, f"the first engine added only {engine:.2f} GiB: nothing to measure"
+    assert later[-1] - first < 0.5 * engine, (before, first, later)

@@ -120,6 +120,8 @@ def evaluate(
     finally:
         if bar is not None:
             bar.close()
+        if generator is None:  # built here: its engine is ours to stop (a passed one is the caller's)
+            generation.release(gen)
     return _summarise(str(label), split, seed, gen.name, greedy, sampled, rewards, judge,
                       problems, greedy_out, sampled_out)
 

@@ -268,6 +268,26 @@ class VLLMGenerator(LLMGenerator):
 
         super().__init__(LLM(model=str(model_path), seed=seed, **llm_kwargs), tokenizer)
 
+    def close(self) -> None:
+        """Stop the engine this generator built and free its model and KV cache: a process that
+        scores one model after another (the benchmark's stages, `--baseline`) otherwise keeps
+        every engine (vLLM frees an offline engine only at exit)."""
+        llm, self.llm = self.llm, None
+        core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+        if core is not None and hasattr(core, "shutdown"):
+            core.shutdown()
+        del llm, core
+        import gc
+
+        gc.collect()
+
+
+def release(generator: Any) -> None:
+    """Close a generator that holds an engine of its own (VLLMGenerator); others hold nothing."""
+    close = getattr(generator, "close", None)
+    if close is not None:
+        close()
+
 
 def trainer_engine(trainer: Any) -> tuple[str | None, str]:
     """The vLLM engine a GRPO trainer already runs that can generate an evaluation from rank 0

@@ -211,6 +211,7 @@ def probe(config: Any, *, prompts: int = 32, generations: list[int] | None = Non
     finally:
         if bar is not None:
             bar.close()
+        generation.release(gen)
     eos = tok.eos_token_id
     eos_ids = {eos} if isinstance(eos, int) else set(eos or [])
     samples = _score(problems, outputs, rewards, judge, tok, limit, eos_ids)
