@@ -23,6 +23,7 @@ re-run skips the stages whose result is there. Stages, in order:
                      (OUT/rl-rs.jsonl), the last SFT model is fine-tuned on its in-format
                      replies (OUT/rl-sft), then GRPO from that for each --seeds
     rl2-rs, rl2-sft, ... with --rl-rounds 2: the same again, rows from OUT/rl-grpo-sS
+                     (--rl-all-rows: rl2-sft-all, on the rows of both rounds)
     report           OUT/summary.json, OUT/summary.md, OUT/reward_curve.png, OUT/before_after.png
 
 Scoring (axolotl_grpo_plugin.evaluate, the GRPO config's rewards): --problems held-out rows,
@@ -311,6 +312,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="with --rl-rows-from, K such rounds: round k's rows come from round "
                         "k-1's GRPO seed S and fresh train prompts, and round k's SFT starts again "
                         "from the last SFT model (stages rl2-rs, rl2-sft, ... for k >= 2)")
+    parser.add_argument("--rl-all-rows", action="store_true",
+                        help="with --rl-rounds K >= 2, round k's SFT trains on the rows of rounds 1..k "
+                        "(--sft2-steps per round's rows; stages rl2-sft-all, rl2-grpo-all-sN, ...)")
     args = parser.parse_args(argv)
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -340,12 +344,14 @@ def main(argv: list[str] | None = None) -> int:
 
     grpo_cfg = args.grpo_config.resolve()
 
-    def sft_on_replies(rows: Path, source: Path, model: Path) -> None:
-        """--sft-config's SFT of `source` on a rejection round's chat rows, into `model`."""
-        data = {"path": str(rows), "ds_type": "json", "type": "chat_template",
-                "field_messages": "messages", "roles_to_train": ["assistant"]}
+    def sft_on_replies(rows: list[Path], source: Path, model: Path) -> None:
+        """--sft-config's SFT of `source` on rejection rounds' chat rows, into `model`:
+        --sft2-steps per file of rows (8 rows a step: each row once)."""
+        data = [{"path": str(r), "ds_type": "json", "type": "chat_template",
+                 "field_messages": "messages", "roles_to_train": ["assistant"]} for r in rows]
         config = derived_config(args.sft_config.resolve(), model, base_model=str(source),
-                                output_dir=str(model), datasets=[data], max_steps=args.sft2_steps,
+                                output_dir=str(model), datasets=data,
+                                max_steps=args.sft2_steps * len(rows),
                                 dataset_prepared_path=str(out / f"{model.name}-prepared"),
                                 save_strategy="no")
         train(config, model, out / f"{model.name}.log")
@@ -390,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
                   grpo_cfg, source, args, out / f"{rs}.jsonl", k)))
 
         stage(model.name, model / "model.safetensors",
-              lambda rs=rs, source=start, model=model: sft_on_replies(out / f"{rs}.jsonl", source, model))
+              lambda rs=rs, source=start, model=model: sft_on_replies([out / f"{rs}.jsonl"], source, model))
         stage(f"eval-{model.name}", out / f"eval-{model.name}.json",
               lambda model=model: write_json(out / f"eval-{model.name}.json", score(grpo_cfg, model, args)))
         start = model
@@ -403,20 +409,22 @@ def main(argv: list[str] | None = None) -> int:
         if args.rl_rounds > 1 and args.rl_rows_from not in args.seeds:
             raise SystemExit(f"--rl-rounds {args.rl_rounds} takes round 2's rows from round 1's "
                              f"GRPO seed {args.rl_rows_from}: add it to --seeds")
+        rows = []
         for k in range(1, args.rl_rounds + 1):
             prefix = "rl" if k == 1 else f"rl{k}"
-            model = out / f"{prefix}-sft"
+            rows.append(out / f"{prefix}-rs.jsonl")
+            tag = "-all" if args.rl_all_rows and k > 1 else ""
+            model = out / f"{prefix}-sft{tag}"
             stage(f"{prefix}-rs", out / f"{prefix}-rs.json",
                   lambda prefix=prefix, teacher=teacher, k=k: write_json(
                       out / f"{prefix}-rs.json", rejection_sample(
                           grpo_cfg, teacher, args, out / f"{prefix}-rs.jsonl", args.rejection_rounds + k)))
-            stage(f"{prefix}-sft", model / "model.safetensors",
-                  lambda prefix=prefix, model=model: sft_on_replies(out / f"{prefix}-rs.jsonl", start, model))
-            stage(f"eval-{prefix}-sft", out / f"eval-{prefix}-sft.json",
-                  lambda prefix=prefix, model=model: write_json(
-                      out / f"eval-{prefix}-sft.json", score(grpo_cfg, model, args)))
-            grpo_runs(model, f"{prefix}-grpo")
-            teacher = out / f"{prefix}-grpo-s{args.rl_rows_from}"
+            stage(model.name, model / "model.safetensors",
+                  lambda model=model, rows=rows[:] if tag else rows[-1:]: sft_on_replies(rows, start, model))
+            stage(f"eval-{model.name}", out / f"eval-{model.name}.json",
+                  lambda model=model: write_json(out / f"eval-{model.name}.json", score(grpo_cfg, model, args)))
+            grpo_runs(model, f"{prefix}-grpo{tag}")
+            teacher = out / f"{prefix}-grpo{tag}-s{args.rl_rows_from}"
     report(out, args)
     return 0
 
