@@ -211,7 +211,6 @@ def test_accuracy_pass_at_k_and_format_follow_the_rewards(smoke_cfg, tokenizer, 
     assert result.mean_length == pytest.approx(sum(len(r["completion"]) for r in greedy) / 6)
 
 
-
 class ClosableGenerator(ScriptedGenerator):
     closed = 0
 
@@ -229,6 +228,7 @@ def test_evaluate_stops_the_engine_it_built_and_only_that_one(smoke_cfg, tokeniz
     evaluate(smoke_cfg, "scripted", tokenizer=tokenizer, dataset=test_file, limit=2, samples=0,
              progress=False, generator=passed)
     assert passed.closed == 0  # the trainer's own engine, which periodic evaluation borrows
+
 
 def test_keep_replies_writes_one_in_format_reply_per_prompt_for_sft(repo_root, embedded_model_dir, test_file,
                                                                      tmp_path, monkeypatch, capsys):
