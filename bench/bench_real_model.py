@@ -24,7 +24,12 @@ re-run skips the stages whose result is there. Stages, in order:
                      replies (OUT/rl-sft), then GRPO from that for each --seeds
     rl2-rs, rl2-sft, ... with --rl-rounds 2: the same again, rows from OUT/rl-grpo-sS
                      (--rl-all-rows: rl2-sft-all, on the rows of both rounds)
-    report           OUT/summary.json, OUT/summary.md, OUT/reward_curve.png, OUT/before_after.png
+    report           OUT/summary.json, OUT/summary.md, OUT/reward_curve.png, OUT/before_after.png;
+                     per GRPO level (grpo, rl-grpo, ...) the seeds' mean total reward and spread
+
+--last-seeds N...: the GRPO seeds from the chain's last SFT model only; every earlier level runs
+--seeds. The seed spread the targets ask for, at the last level, without 3 seeds at each level:
+`--seeds 0 --rl-rows-from 0 --rl-rounds 2 --last-seeds 0 1 2`.
 
 Scoring (axolotl_grpo_plugin.evaluate, the GRPO config's rewards): --problems held-out rows,
 greedy (strict/soft format %, correctness %, mean total reward) and --samples completions at
@@ -234,6 +239,23 @@ def plots(out: Path, results: dict, curves: dict) -> list[str]:
     return written
 
 
+def grpo_levels(results: dict) -> dict:
+    """The GRPO seeds scored from each SFT model (`grpo`, `rl-grpo`, `rl2-grpo-all`, ...): the seed
+    spread of the mean total reward and of strict format, which the targets are stated over."""
+    levels: dict[str, dict] = {}
+    for name, r in results.items():
+        run = re.fullmatch(r"(.*grpo(?:-all)?)-s(\d+)", name)
+        if run:
+            level = levels.setdefault(run[1], {"seeds": [], "rewards": [], "formats": []})
+            level["seeds"].append(int(run[2]))
+            level["rewards"].append(r["reward_mean"])
+            level["formats"].append(r["strict_format"])
+    return {prefix: {"seeds": v["seeds"], "reward_mean": sum(v["rewards"]) / len(v["rewards"]),
+                     "reward_min": min(v["rewards"]), "reward_max": max(v["rewards"]),
+                     "strict_format_min": min(v["formats"]), "strict_format_max": max(v["formats"])}
+            for prefix, v in levels.items()}
+
+
 def report(out: Path, args) -> None:
     results = {p.stem.removeprefix("eval-"): json.loads(p.read_text())
                for p in sorted(out.glob("eval-*.json"))}
@@ -252,11 +274,8 @@ def report(out: Path, args) -> None:
     curves = {name: reward_curve(run) for name, run in runs.items()}
     times = {name: step_times(run) for name, run in runs.items()}
     stages = json.loads((out / "stages.json").read_text()) if (out / "stages.json").is_file() else {}
-    grpo = [r["reward_mean"] for n, r in results.items() if n.startswith("grpo")]
-    summary = {"results": results, "step_times": times, "stages": stages,
-               "grpo_seeds_scored": len(grpo),
-               "grpo_reward_mean": sum(grpo) / len(grpo) if grpo else None,
-               "grpo_reward_spread": [min(grpo), max(grpo)] if grpo else None,
+    levels = grpo_levels(results)
+    summary = {"results": results, "step_times": times, "stages": stages, "grpo_levels": levels,
                "plots": plots(out, results, curves), "command": " ".join(sys.argv)}
     write_json(out / "summary.json", summary)
     lines = ["| stage | strict format | soft format | correct (greedy) | pass@8 | mean total reward |",
@@ -265,6 +284,10 @@ def report(out: Path, args) -> None:
         lines.append(f"| {name} | {r['strict_format']:.1%} | {r['soft_format']:.1%} | "
                      f"{r['correct_greedy']:.1%} | {r['pass_at_k'].get('pass@8', math.nan):.1%} | "
                      f"{r['reward_mean']:.3f} |")
+    for prefix, level in levels.items():
+        lines.append(f"\n{prefix}: {len(level['seeds'])} seed(s) {level['seeds']}, mean total reward "
+                     f"{level['reward_mean']:.3f} ({level['reward_min']:.3f}-{level['reward_max']:.3f}), "
+                     f"strict format {level['strict_format_min']:.1%}-{level['strict_format_max']:.1%}")
     for name, t in times.items():
         if t:
             lines.append(f"\n{name}: steps 2-{t['steps'] + 1}, mean s/step: " + ", ".join(
@@ -287,6 +310,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="local GSM8K train jsonl for both configs (offline; default: as written)")
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2],
                         help="a GRPO run per seed from the last SFT (none: stop after the SFT stages)")
+    parser.add_argument("--last-seeds", type=int, nargs="*", metavar="N",
+                        help="the GRPO seeds from the chain's last SFT model only (default: --seeds); "
+                        "e.g. --seeds 0 --last-seeds 0 1 2 runs one seed at every earlier level")
     parser.add_argument("--grpo-steps", type=int, help="max_steps of each GRPO run (default: config)")
     parser.add_argument("--problems", type=int, default=128)
     parser.add_argument("--samples", type=int, default=8, help="sampled completions for pass@k")
@@ -356,24 +382,53 @@ def main(argv: list[str] | None = None) -> int:
                                 save_strategy="no")
         train(config, model, out / f"{model.name}.log")
 
-    def grpo_runs(source: Path, prefix: str) -> None:
-        """A GRPO run from `source` per --seeds (OUT/PREFIX-sN), each scored."""
-        for seed in args.seeds:
-            name = f"{prefix}-s{seed}"
-            run = out / name
+    def scored(model: Path) -> None:
+        stage(f"eval-{model.name}", out / f"eval-{model.name}.json",
+              lambda: write_json(out / f"eval-{model.name}.json", score(grpo_cfg, model, args)))
 
-            def run_grpo(run=run, seed=seed, name=name):
+    def grpo_runs(source: Path, prefix: str, seeds: list[int]) -> None:
+        """A GRPO run from `source` per seed (OUT/PREFIX-sN), each scored."""
+        for seed in seeds:
+            run = out / f"{prefix}-s{seed}"
+
+            def run_grpo():
                 changes = dict(base_model=str(source), output_dir=str(run), seed=seed,
                                dataset_prepared_path=str(out / "grpo-prepared"),
                                vllm={"port": args.port}, **dataset_for(args.grpo_config))
                 if args.grpo_steps:
                     changes["max_steps"] = args.grpo_steps
-                train(derived_config(grpo_cfg, run, **changes), run, out / f"{name}.log")
+                train(derived_config(grpo_cfg, run, **changes), run, out / f"{run.name}.log")
 
-            stage(name, run / "model.safetensors", run_grpo)
-            stage(f"eval-{name}", out / f"eval-{name}.json",
-                  lambda run=run, name=name: write_json(out / f"eval-{name}.json",
-                                                        score(grpo_cfg, run, args)))
+            stage(run.name, run / "model.safetensors", run_grpo)
+            scored(run)
+
+    def rejection_round(rs: str, teacher: Path, prompts_round: int, rows: list[Path],
+                        source: Path, model: Path) -> None:
+        """R1's rejection round: `teacher` answers round `prompts_round`'s train prompts (OUT/RS.jsonl,
+        in-format replies kept), `source` is fine-tuned on `rows` (those, or every round's) into
+        `model`, which is scored."""
+        stage(rs, out / f"{rs}.json", lambda: write_json(out / f"{rs}.json", rejection_sample(
+            grpo_cfg, teacher, args, out / f"{rs}.jsonl", prompts_round)))
+        stage(model.name, model / "model.safetensors", lambda: sft_on_replies(rows, source, model))
+        scored(model)
+
+    # Level 0 is GRPO from the SFT chain's model; level k >= 1 from R1's third stage's round k.
+    last_level = args.rl_rounds if args.rl_rows_from is not None else 0
+
+    def grpo_prefix(level: int) -> str:
+        if level == 0:
+            return "grpo"
+        return ("rl" if level == 1 else f"rl{level}") + "-grpo" + ("-all" if args.rl_all_rows and level > 1 else "")
+
+    def seeds_at(level: int) -> list[int]:
+        return args.last_seeds if level == last_level and args.last_seeds is not None else args.seeds
+
+    for level in range(last_level):  # each third-stage round reads the previous level's seed S
+        teacher = out / f"{grpo_prefix(level)}-s{args.rl_rows_from}"
+        if args.rl_rows_from not in seeds_at(level) and not (teacher / "model.safetensors").is_file():
+            raise SystemExit(f"--rl-rows-from {args.rl_rows_from}: round {level + 1} of R1's third stage "
+                             f"takes its rows from {teacher}, which neither exists nor is run by "
+                             f"--seeds {' '.join(map(str, args.seeds))}: add {args.rl_rows_from} to --seeds")
 
     stage("eval-base", out / "eval-base.json",
           lambda: write_json(out / "eval-base.json", score(grpo_cfg, args.model.resolve(), args)))
@@ -386,45 +441,23 @@ def main(argv: list[str] | None = None) -> int:
         train(config, sft, out / "sft.log")
 
     stage("sft", sft / "model.safetensors", run_sft)
-    stage("eval-sft", out / "eval-sft.json",
-          lambda: write_json(out / "eval-sft.json", score(grpo_cfg, sft, args)))
+    scored(sft)
     start = sft
     for k in range(1, args.rejection_rounds + 1):
-        rs, model = ("rs" if k == 1 else f"rs{k}"), out / f"sft{k + 1}"
-        stage(rs, out / f"{rs}.json",
-              lambda rs=rs, source=start, k=k: write_json(out / f"{rs}.json", rejection_sample(
-                  grpo_cfg, source, args, out / f"{rs}.jsonl", k)))
-
-        stage(model.name, model / "model.safetensors",
-              lambda rs=rs, source=start, model=model: sft_on_replies([out / f"{rs}.jsonl"], source, model))
-        stage(f"eval-{model.name}", out / f"eval-{model.name}.json",
-              lambda model=model: write_json(out / f"eval-{model.name}.json", score(grpo_cfg, model, args)))
+        rs = "rs" if k == 1 else f"rs{k}"
+        model = out / f"sft{k + 1}"
+        rejection_round(rs, start, k, [out / f"{rs}.jsonl"], start, model)
         start = model
-    grpo_runs(start, "grpo")
-    if args.rl_rows_from is not None:
-        teacher = out / f"grpo-s{args.rl_rows_from}"
-        if args.rl_rows_from not in args.seeds and not teacher.is_dir():
-            raise SystemExit(f"--rl-rows-from {args.rl_rows_from}: no GRPO run of that seed "
-                             f"({teacher}); add it to --seeds")
-        if args.rl_rounds > 1 and args.rl_rows_from not in args.seeds:
-            raise SystemExit(f"--rl-rounds {args.rl_rounds} takes round 2's rows from round 1's "
-                             f"GRPO seed {args.rl_rows_from}: add it to --seeds")
-        rows = []
-        for k in range(1, args.rl_rounds + 1):
-            prefix = "rl" if k == 1 else f"rl{k}"
-            rows.append(out / f"{prefix}-rs.jsonl")
-            tag = "-all" if args.rl_all_rows and k > 1 else ""
-            model = out / f"{prefix}-sft{tag}"
-            stage(f"{prefix}-rs", out / f"{prefix}-rs.json",
-                  lambda prefix=prefix, teacher=teacher, k=k: write_json(
-                      out / f"{prefix}-rs.json", rejection_sample(
-                          grpo_cfg, teacher, args, out / f"{prefix}-rs.jsonl", args.rejection_rounds + k)))
-            stage(model.name, model / "model.safetensors",
-                  lambda model=model, rows=rows[:] if tag else rows[-1:]: sft_on_replies(rows, start, model))
-            stage(f"eval-{model.name}", out / f"eval-{model.name}.json",
-                  lambda model=model: write_json(out / f"eval-{model.name}.json", score(grpo_cfg, model, args)))
-            grpo_runs(model, f"{prefix}-grpo{tag}")
-            teacher = out / f"{prefix}-grpo{tag}-s{args.rl_rows_from}"
+    grpo_runs(start, grpo_prefix(0), seeds_at(0))
+    rows: list[Path] = []
+    for k in range(1, last_level + 1):
+        prefix = "rl" if k == 1 else f"rl{k}"
+        rows.append(out / f"{prefix}-rs.jsonl")
+        every_round = args.rl_all_rows and k > 1
+        model = out / f"{prefix}-sft{'-all' if every_round else ''}"
+        rejection_round(f"{prefix}-rs", out / f"{grpo_prefix(k - 1)}-s{args.rl_rows_from}",
+                        args.rejection_rounds + k, rows[:] if every_round else rows[-1:], start, model)
+        grpo_runs(model, grpo_prefix(k), seeds_at(k))
     report(out, args)
     return 0
 

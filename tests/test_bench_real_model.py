@@ -1,0 +1,122 @@
+"""bench/bench_real_model.py's stage chain, with training, scoring and sampling replaced by stubs
+that write what the real ones write: which model trains from which, which rows a rejection round
+reads, what a re-run skips, and which flag combinations it refuses before any work starts."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def bench(monkeypatch, tmp_path):
+    spec = importlib.util.spec_from_file_location("bench_real_model", REPO / "bench" / "bench_real_model.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    calls: list[tuple] = []
+
+    def train(config: Path, out: Path, log_path: Path) -> float:
+        cfg = yaml.safe_load(config.read_text())
+        rows = [Path(d["path"]).name for d in cfg.get("datasets") or [] if d.get("type") == "chat_template"]
+        calls.append(("train", out.name, Path(cfg["base_model"]).name, rows))
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "model.safetensors").write_bytes(b"")
+        return 0.0
+
+    def score(config: Path, model: Path, args) -> dict:
+        calls.append(("score", model.name))
+        seed = int(model.name.rsplit("-s", 1)[1]) if "grpo" in model.name else 0
+        return {"strict_format": 0.9 + seed / 100, "soft_format": 1.0, "correct_greedy": 0.0,
+                "pass_at_k": {}, "reward_mean": 1.5 + seed / 10}
+
+    def rejection_sample(config: Path, model: Path, args, path: Path, round_: int) -> dict:
+        calls.append(("rows", path.name, model.name, round_))
+        path.write_text("{}\n")
+        return {"kept": 1}
+
+    monkeypatch.setattr(module, "train", train)
+    monkeypatch.setattr(module, "score", score)
+    monkeypatch.setattr(module, "rejection_sample", rejection_sample)
+    monkeypatch.setattr(module, "plots", lambda out, results, curves: [])
+
+    def run(*flags: str, out: Path = tmp_path / "out") -> list[tuple]:
+        calls.clear()
+        module.main(["--model", str(tmp_path / "smollm2"), "--heldout", str(tmp_path / "test.jsonl"),
+                     "--out", str(out), *flags])
+        return [c for c in calls if c[0] != "score"]
+
+    run.out = tmp_path / "out"
+    run.calls = calls
+    return run
+
+
+def test_last_seeds_run_only_at_the_last_level_and_each_round_reads_the_previous_grpo_model(bench):
+    done = bench("--seeds", "0", "--rl-rows-from", "0", "--rl-rounds", "2", "--last-seeds", "0", "1", "2")
+    assert done == [
+        ("train", "sft", "smollm2", []),
+        ("train", "grpo-s0", "sft", []),
+        ("rows", "rl-rs.jsonl", "grpo-s0", 1),
+        ("train", "rl-sft", "sft", ["rl-rs.jsonl"]),
+        ("train", "rl-grpo-s0", "rl-sft", []),
+        ("rows", "rl2-rs.jsonl", "rl-grpo-s0", 2),
+        ("train", "rl2-sft", "sft", ["rl2-rs.jsonl"]),
+        ("train", "rl2-grpo-s0", "rl2-sft", []),
+        ("train", "rl2-grpo-s1", "rl2-sft", []),
+        ("train", "rl2-grpo-s2", "rl2-sft", []),
+    ]
+    scored = [c[1] for c in bench.calls if c[0] == "score"]
+    assert scored == ["smollm2", "sft", "grpo-s0", "rl-sft", "rl-grpo-s0", "rl2-sft",
+                      "rl2-grpo-s0", "rl2-grpo-s1", "rl2-grpo-s2"]
+    summary = json.loads((bench.out / "summary.json").read_text())
+    assert summary["grpo_levels"]["rl2-grpo"]["seeds"] == [0, 1, 2]
+    assert summary["grpo_levels"]["rl2-grpo"]["reward_min"] == pytest.approx(1.5)
+    assert summary["grpo_levels"]["rl2-grpo"]["reward_max"] == pytest.approx(1.7)
+    assert summary["grpo_levels"]["rl-grpo"]["seeds"] == [0]
+    assert "rl2-grpo: 3 seed(s) [0, 1, 2], mean total reward 1.600 (1.500-1.700), strict format 90.0%-92.0%" \
+        in (bench.out / "summary.md").read_text()
+
+    assert bench("--seeds", "0", "--rl-rows-from", "0", "--rl-rounds", "2", "--last-seeds", "0", "1", "2") == []
+    assert not [c for c in bench.calls if c[0] == "score"], "a re-run scores nothing again"
+
+
+def test_rejection_rounds_chain_each_sft_from_the_last_and_grpo_starts_from_the_end(bench):
+    done = bench("--rejection-rounds", "2", "--seeds", "0", "1", "--last-seeds", "1")
+    assert done == [
+        ("train", "sft", "smollm2", []),
+        ("rows", "rs.jsonl", "sft", 1),
+        ("train", "sft2", "sft", ["rs.jsonl"]),
+        ("rows", "rs2.jsonl", "sft2", 2),
+        ("train", "sft3", "sft2", ["rs2.jsonl"]),
+        ("train", "grpo-s1", "sft3", []),
+    ]
+
+
+def test_rl_all_rows_trains_round_two_on_both_rounds_rows(bench):
+    done = bench("--seeds", "0", "--rl-rows-from", "0", "--rl-rounds", "2", "--rl-all-rows")
+    assert ("train", "rl2-sft-all", "sft", ["rl-rs.jsonl", "rl2-rs.jsonl"]) in done
+    assert ("train", "rl2-grpo-all-s0", "rl2-sft-all", []) in done
+
+
+def test_a_third_stage_seed_that_no_level_runs_is_refused_before_any_work(bench):
+    with pytest.raises(SystemExit, match=r"--rl-rows-from 0: round 1 .*/grpo-s0, .*add 0 to --seeds"):
+        bench("--seeds", "1", "--rl-rows-from", "0")
+    (bench.out / "grpo-s0").mkdir()
+    (bench.out / "grpo-s0" / "model.safetensors").write_bytes(b"")
+    with pytest.raises(SystemExit, match=r"--rl-rows-from 0: round 2 .*/rl-grpo-s0, .*add 0 to --seeds"):
+        bench("--seeds", "1", "--rl-rows-from", "0", "--rl-rounds", "2")
+    assert bench.calls == [], "nothing ran"
+
+
+def test_a_resumed_run_may_drop_the_seed_whose_models_exist(bench):
+    """Round k's rows come from an existing GRPO model: --seeds need not name its seed again."""
+    bench("--seeds", "0", "--rl-rows-from", "0", "--rl-rounds", "2", "--last-seeds")
+    done = bench("--seeds", "1", "--rl-rows-from", "0", "--rl-rounds", "2", "--last-seeds", "1")
+    assert done == [("train", "grpo-s1", "sft", []), ("train", "rl-grpo-s1", "rl-sft", []),
+                    ("train", "rl2-grpo-s1", "rl2-sft", [])]
