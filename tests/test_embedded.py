@@ -259,6 +259,33 @@ def test_interrupted_build_leaves_nothing_that_looks_valid(tmp_path, monkeypatch
     assert list(tmp_path.iterdir()) == []
 
 
+def test_two_builders_of_one_folder_build_it_once(tmp_path):
+    """Two test workers (or a demo beside a test run) needing the same model: the second waits for
+    the first's build and finds it done, rather than building again and swapping the folder out."""
+    import threading
+    import time
+
+    model_dir = tmp_path / "tiny-qwen2"
+    writes, results = [], []
+
+    def write(staging: Path) -> str:
+        writes.append(staging)
+        time.sleep(0.5)  # long enough for the other builder to look while this one writes
+        (staging / "done").write_text("")
+        return "built"
+
+    def builder_thread():
+        results.append(builder.build_once(model_dir, lambda: (model_dir / "done").is_file(), write))
+
+    threads = [threading.Thread(target=builder_thread) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(writes) == 1 and len(results) == 2 and set(results) == {"built", None}
+    assert [p.name for p in tmp_path.iterdir()] == ["tiny-qwen2"]  # the lock is not left in the folder
+
+
 def test_model_loads_and_generates_on_cpu(built_dir, tokenizer):
     import torch
     from transformers import AutoModelForCausalLM

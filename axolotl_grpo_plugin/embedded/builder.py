@@ -9,6 +9,7 @@ half-written model that later looks valid.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -86,9 +87,28 @@ def build(out: str | Path = DEFAULT_OUT, seed: int = 0, force: bool = False,
     model_dir = Path(out) / VARIANTS[variant][0]
     if not force and is_built(model_dir, seed, variant):
         return BuildResult(model_dir, cached=True, seconds=time.perf_counter() - start)
-    vocab_size, parameters = write_atomically(
-        model_dir, lambda staging: _write_model_dir(staging, seed, variant))
+    built = build_once(model_dir, lambda: is_built(model_dir, seed, variant),
+                       lambda staging: _write_model_dir(staging, seed, variant), force)
+    if built is None:
+        return BuildResult(model_dir, cached=True, seconds=time.perf_counter() - start)
+    vocab_size, parameters = built
     return BuildResult(model_dir, False, time.perf_counter() - start, vocab_size, parameters)
+
+
+def build_once(model_dir: Path, is_done: Callable[[], bool], write: Callable[[Path], T],
+               force: bool = False) -> T | None:
+    """``write_atomically`` under a lock on ``model_dir``, unless ``is_done()`` once the lock is
+    held (then None). Two processes that need the same model (two test workers, a demo beside a
+    test run) build it once: the second waits, then finds it built, instead of building it again
+    and swapping the folder out from under the first one's readers. The lock file is in the temp
+    folder, named by the model folder's path, so the model's folder holds only the model."""
+    from filelock import FileLock
+
+    key = hashlib.sha1(str(model_dir.resolve()).encode()).hexdigest()[:16]
+    with FileLock(Path(tempfile.gettempdir()) / f"axolotl-grpo-build-{key}.lock"):
+        if not force and is_done():
+            return None
+        return write_atomically(model_dir, write)
 
 
 def write_atomically(model_dir: Path, write: Callable[[Path], T]) -> T:

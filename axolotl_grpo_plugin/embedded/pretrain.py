@@ -38,7 +38,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .builder import DEFAULT_OUT, EMBEDDED_VERSION, STAMP_FILE, BuildResult, write_atomically
+from .builder import DEFAULT_OUT, EMBEDDED_VERSION, STAMP_FILE, BuildResult, build_once
 from .problems import DEMO_TEMPLATES, final_answer, generate_problems
 from .sample_data import DATA_DIR, DEMO_TEST_FILE, DEMO_TRAIN_FILE
 
@@ -299,5 +299,7 @@ def build_base(
         (staging / STAMP_FILE).write_text(json.dumps(_base_stamp(seed, settings) | stats, indent=2) + "\n")
         return stats
 
-    stats = write_atomically(model_dir, write)
+    stats = build_once(model_dir, lambda: is_base_built(model_dir, seed, settings), write, force)
+    if stats is None:
+        return BuildResult(model_dir, cached=True, seconds=time.perf_counter() - start)
     return BuildResult(model_dir, False, time.perf_counter() - start, None, stats["parameters"])
