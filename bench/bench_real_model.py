@@ -415,10 +415,13 @@ def main(argv: list[str] | None = None) -> int:
     # Level 0 is GRPO from the SFT chain's model; level k >= 1 from R1's third stage's round k.
     last_level = args.rl_rounds if args.rl_rows_from is not None else 0
 
+    def third_stage(k: int) -> str:  # round k's stage names: rl-rs, rl2-rs, ...
+        return "rl" if k == 1 else f"rl{k}"
+
     def grpo_prefix(level: int) -> str:
         if level == 0:
             return "grpo"
-        return ("rl" if level == 1 else f"rl{level}") + "-grpo" + ("-all" if args.rl_all_rows and level > 1 else "")
+        return f"{third_stage(level)}-grpo" + ("-all" if args.rl_all_rows and level > 1 else "")
 
     def seeds_at(level: int) -> list[int]:
         return args.last_seeds if level == last_level and args.last_seeds is not None else args.seeds
@@ -451,7 +454,7 @@ def main(argv: list[str] | None = None) -> int:
     grpo_runs(start, grpo_prefix(0), seeds_at(0))
     rows: list[Path] = []
     for k in range(1, last_level + 1):
-        prefix = "rl" if k == 1 else f"rl{k}"
+        prefix = third_stage(k)
         rows.append(out / f"{prefix}-rs.jsonl")
         every_round = args.rl_all_rows and k > 1
         model = out / f"{prefix}-sft{'-all' if every_round else ''}"
