@@ -281,8 +281,9 @@ def report(out: Path, args) -> None:
     lines = ["| stage | strict format | soft format | correct (greedy) | pass@8 | mean total reward |",
              "|---|---|---|---|---|---|"]
     for name, r in results.items():
+        pass_at_8 = r["pass_at_k"].get("pass@8")  # none with --samples 0
         lines.append(f"| {name} | {r['strict_format']:.1%} | {r['soft_format']:.1%} | "
-                     f"{r['correct_greedy']:.1%} | {r['pass_at_k'].get('pass@8', math.nan):.1%} | "
+                     f"{r['correct_greedy']:.1%} | {'-' if pass_at_8 is None else f'{pass_at_8:.1%}'} | "
                      f"{r['reward_mean']:.3f} |")
     for prefix, level in levels.items():
         lines.append(f"\n{prefix}: {len(level['seeds'])} seed(s) {level['seeds']}, mean total reward "
