@@ -217,8 +217,11 @@ def check_precision(cfg, launch: Launch) -> list[Problem]:
     problems = []
     bf16, fp16 = cfg.get("bf16"), cfg.get("fp16")
     fix = "set `bf16: false` and `fp16: false` for a CPU run"
-    if values.read(cfg, "bf16") in (True, "auto"):
-        problems.append(Problem("bf16", bf16, "there is no GPU; Axolotl falls back to fp16 on CPU "
+    if values.read(cfg, "bf16") is True:
+        problems.append(Problem("bf16", bf16, "there is no GPU; transformers refuses bf16 training without one "
+                                "(\"Your setup doesn't support bf16/gpu\") when the trainer is built.", fix))
+    elif values.read(cfg, "bf16") == "auto":
+        problems.append(Problem("bf16", bf16, "there is no GPU; Axolotl then falls back to fp16 on CPU "
                                 "and the first training step crashes.", fix))
     if values.on(cfg, "fp16"):
         problems.append(Problem("fp16", fp16, "there is no GPU; half precision fails on CPU.", fix))
@@ -498,8 +501,9 @@ LIBRARY_CHECKS: tuple[Callable[[Any, Launch], list[Problem]], ...] = (
 )
 
 
-# What `check` runs on a config the plugin does not train (an SFT cold start): the model itself.
-MODEL_CHECKS = (check_paths, check_model_folder, check_end_of_turn)
+# What `check` runs on a config the plugin does not train (an SFT cold start): the model itself,
+# and the precision a CPU run crashes on.
+MODEL_CHECKS = (check_paths, check_model_folder, check_precision, check_end_of_turn)
 
 
 def check_model(cfg, launch: Launch) -> list[str]:

@@ -105,6 +105,43 @@ def test_a_folder_that_is_not_a_model_is_refused(tmp_path):
     assert len(found) == 1 and "no config.json" in found[0].message and found[0].value == str(tmp_path)
 
 
+def sft_config(base_model, **extra) -> dict:
+    """A cold-start SFT config (the plugin does not train it): what `check` sees in smollm2-gsm8k-sft.yaml."""
+    return {"base_model": str(base_model), "datasets": [{"path": SAMPLE, "type": "alpaca"}],
+            "sequence_len": 256, "micro_batch_size": 2, "gradient_accumulation_steps": 1,
+            "learning_rate": 1e-5, "output_dir": "out", **extra}
+
+
+@pytest.mark.parametrize(("precision", "says"), [
+    ({"bf16": True}, "transformers refuses bf16"),
+    ({"bf16": "auto"}, "falls back to fp16"),
+    ({"fp16": True, "bf16": False}, "half precision fails on CPU"),
+    ({}, "neither bf16 nor fp16 is set"),
+])
+def test_an_sft_config_in_half_precision_is_refused_on_cpu(embedded_model_dir, precision, says):
+    """An SFT config with bf16: true passed `check --cpu` and crashed in transformers' TrainingArguments."""
+    cfg = sft_config(embedded_model_dir, **precision)
+    with pytest.raises(GRPOConfigError) as refused:
+        checks.check_model(cfg, Launch(processes=1, has_gpu=False))
+    (found,) = refused.value.problems
+    assert says in found.message and "`bf16: false` and `fp16: false`" in found.fix
+    assert checks.check_model(cfg, GPU1) == []  # on a GPU the same config is fine
+    assert checks.check_model(sft_config(embedded_model_dir, bf16=False, fp16=False),
+                              Launch(processes=1, has_gpu=False)) == []
+
+
+def test_check_cli_names_bf16_of_an_sft_config_on_cpu(embedded_model_dir, tmp_path, capsys):
+    import yaml
+
+    from axolotl_grpo_plugin import check
+
+    path = tmp_path / "sft.yaml"
+    path.write_text(yaml.safe_dump(sft_config(embedded_model_dir, bf16=True)))
+    assert check.main([str(path), "--cpu"]) != 0
+    err = capsys.readouterr().err
+    assert "bf16" in err and "True" in err and "set `bf16: false`" in err
+
+
 def vllm_config(model, max_model_len, completion=64):
     cfg = config(model, vllm={"max_model_len": max_model_len})
     cfg["trl"].update(use_vllm=True, vllm_mode="server", max_completion_length=completion)

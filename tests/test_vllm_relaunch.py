@@ -323,7 +323,7 @@ def test_real_accelerate_launch_on_fake_gpus_relaunches_once(tmp_path, repo_root
     assert f"--quiet -m axolotl.cli.train {config} --learning_rate=2e-6`" in out
     # the relaunched processes ran our checks: without a GPU, the CPU build of vLLM (.venv-vllm) makes
     # this a CPU run whose first problem is bf16; any other vLLM build needs GPUs
-    first_problem = "there is no GPU; Axolotl falls back to fp16" if CHILD_SEES_CPU_VLLM else "this config needs GPUs (vLLM generation"
+    first_problem = "there is no GPU; transformers refuses bf16" if CHILD_SEES_CPU_VLLM else "this config needs GPUs (vLLM generation"
     assert first_problem in out
     assert out.count("axolotl-grpo-plugin found") == trainers  # once per relaunched process
     assert proc.returncode != 0
