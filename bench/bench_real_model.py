@@ -24,12 +24,19 @@ re-run skips the stages whose result is there. Stages, in order:
                      replies (OUT/rl-sft), then GRPO from that for each --seeds
     rl2-rs, rl2-sft, ... with --rl-rounds 2: the same again, rows from OUT/rl-grpo-sS
                      (--rl-all-rows: rl2-sft-all, on the rows of both rounds)
+    rows-sft, eval-rows-sft, rows-grpo-sN, eval-rows-grpo-sN
+                     with --rl-rows FILE...: R1's third stage from rows an earlier run saved
+                     (its OUT/rlK-rs.jsonl): the last SFT model is fine-tuned on FILE (no GRPO
+                     before it, no sampling), then GRPO from that for each --seeds
     report           OUT/summary.json, OUT/summary.md, OUT/reward_curve.png, OUT/before_after.png;
                      per GRPO level (grpo, rl-grpo, ...) the seeds' mean total reward and spread
 
 --last-seeds N...: the GRPO seeds from the chain's last SFT model only; every earlier level runs
 --seeds. The seed spread the targets ask for, at the last level, without 3 seeds at each level:
-`--seeds 0 --rl-rows-from 0 --rl-rounds 2 --last-seeds 0 1 2`.
+`--seeds 0 --rl-rows-from 0 --rl-rounds 2 --last-seeds 0 1 2` (about 3.4 h on 2 idle cores).
+That chain's only link between its levels is text: the rows a GRPO model wrote. `--rl-rows
+OUT/rl2-rs.jsonl --seeds 0 1 2` starts from the rows such a run saved and runs the last level
+alone (cold start, SFT on the rows, 3 GRPO seeds: about half the time), in a fresh --out.
 
 Scoring (axolotl_grpo_plugin.evaluate, the GRPO config's rewards): --problems held-out rows,
 greedy (strict/soft format %, correctness %, mean total reward) and --samples completions at
@@ -262,6 +269,8 @@ def report(out: Path, args) -> None:
     def order(name: str) -> tuple:  # base, sft, sft2 ..., the GRPO seeds, then R1's third stage
         if name == "base":
             return (0, 0)
+        if name.startswith("rows-"):  # --rl-rows: the third stage from saved rows
+            return (4, "grpo" in name, name)
         if name.startswith("sft"):
             return (1, int(name[3:] or 1))
         third = re.match(r"rl(\d*)-(sft|grpo)", name)
@@ -339,10 +348,20 @@ def main(argv: list[str] | None = None) -> int:
                         help="with --rl-rows-from, K such rounds: round k's rows come from round "
                         "k-1's GRPO seed S and fresh train prompts, and round k's SFT starts again "
                         "from the last SFT model (stages rl2-rs, rl2-sft, ... for k >= 2)")
+    parser.add_argument("--rl-rows", type=Path, nargs="+", metavar="FILE",
+                        help="R1's third stage from rows an earlier run saved (its OUT/rlK-rs.jsonl): SFT of the last SFT model on FILE "
+                        "(stage rows-sft), then GRPO from it for each --seeds (rows-grpo-sN)")
     parser.add_argument("--rl-all-rows", action="store_true",
                         help="with --rl-rounds K >= 2, round k's SFT trains on the rows of rounds 1..k "
                         "(--sft2-steps per round's rows; stages rl2-sft-all, rl2-grpo-all-sN, ...)")
     args = parser.parse_args(argv)
+    if args.rl_rows and args.rl_rows_from is not None:
+        parser.error("--rl-rows takes the third stage's rows from files; --rl-rows-from samples them: "
+                     "give one of the two")
+    for rows_file in args.rl_rows or []:
+        if not rows_file.is_file() or '"messages"' not in rows_file.open().readline():
+            parser.error(f"--rl-rows {rows_file}: not a file of chat rows (a jsonl whose rows hold "
+                         "`messages`, as a run's OUT/rl-rs.jsonl does)")
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     stages_path = out / "stages.json"
@@ -452,6 +471,14 @@ def main(argv: list[str] | None = None) -> int:
         model = out / f"sft{k + 1}"
         rejection_round(rs, start, k, [out / f"{rs}.jsonl"], start, model)
         start = model
+    if args.rl_rows:
+        model = out / "rows-sft"
+        saved_rows = [r.resolve() for r in args.rl_rows]
+        stage(model.name, model / "model.safetensors", lambda: sft_on_replies(saved_rows, start, model))
+        scored(model)
+        grpo_runs(model, "rows-grpo", seeds_at(0))
+        report(out, args)
+        return 0
     grpo_runs(start, grpo_prefix(0), seeds_at(0))
     rows: list[Path] = []
     for k in range(1, last_level + 1):

@@ -121,3 +121,32 @@ def test_a_resumed_run_may_drop_the_seed_whose_models_exist(bench):
     done = bench("--seeds", "1", "--rl-rows-from", "0", "--rl-rounds", "2", "--last-seeds", "1")
     assert done == [("train", "grpo-s1", "sft", []), ("train", "rl-grpo-s1", "rl-sft", []),
                     ("train", "rl2-grpo-s1", "rl2-sft", [])]
+
+
+def test_saved_rows_run_the_last_level_alone(bench, tmp_path):
+    """--rl-rows: the third stage's SFT reads an earlier run's rows; no GRPO or sampling before it."""
+    rows = tmp_path / "saved-rows.jsonl"
+    rows.write_text(json.dumps({"messages": [{"role": "user", "content": "q"}]}) + "\n")
+    done = bench("--rl-rows", str(rows), "--seeds", "0", "1", "2")
+    assert done == [
+        ("train", "sft", "smollm2", []),
+        ("train", "rows-sft", "sft", ["saved-rows.jsonl"]),
+        ("train", "rows-grpo-s0", "rows-sft", []),
+        ("train", "rows-grpo-s1", "rows-sft", []),
+        ("train", "rows-grpo-s2", "rows-sft", []),
+    ]
+    summary = json.loads((bench.out / "summary.json").read_text())
+    assert list(summary["results"]) == ["base", "sft", "rows-sft", "rows-grpo-s0", "rows-grpo-s1", "rows-grpo-s2"]
+    assert summary["grpo_levels"]["rows-grpo"]["seeds"] == [0, 1, 2]
+
+
+def test_saved_rows_are_checked_before_any_work(bench, tmp_path, capsys):
+    not_rows = tmp_path / "notes.jsonl"
+    not_rows.write_text('{"question": "q"}\n')
+    for flags, says in [(["--rl-rows", str(not_rows)], "not a file of chat rows"),
+                        (["--rl-rows", str(tmp_path / "missing.jsonl")], "missing.jsonl: not a file of chat rows"),
+                        (["--rl-rows", str(not_rows), "--rl-rows-from", "0"], "give one of the two")]:
+        with pytest.raises(SystemExit):
+            bench(*flags)
+        assert says in capsys.readouterr().err
+    assert bench.calls == [], "nothing ran"
