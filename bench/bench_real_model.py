@@ -351,6 +351,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rl-rows", type=Path, nargs="+", metavar="FILE",
                         help="R1's third stage from rows an earlier run saved (its OUT/rlK-rs.jsonl): SFT of the last SFT model on FILE "
                         "(stage rows-sft), then GRPO from it for each --seeds (rows-grpo-sN)")
+    parser.add_argument("--score-last-only", action="store_true",
+                        help="score only the chain's last SFT model and its GRPO runs (what the targets "
+                        "are stated on; ~3 min a model on 512 problems); every model is kept, and "
+                        "bench/rescore_heldout.py scores the others later")
     parser.add_argument("--rl-all-rows", action="store_true",
                         help="with --rl-rounds K >= 2, round k's SFT trains on the rows of rounds 1..k "
                         "(--sft2-steps per round's rows; stages rl2-sft-all, rl2-grpo-all-sN, ...)")
@@ -403,6 +407,9 @@ def main(argv: list[str] | None = None) -> int:
         train(config, model, out / f"{model.name}.log")
 
     def scored(model: Path) -> None:
+        if args.score_last_only and not is_last_level(model.name):
+            log(f"eval-{model.name}: skipped (--score-last-only; bench/rescore_heldout.py scores it later)")
+            return
         stage(f"eval-{model.name}", out / f"eval-{model.name}.json",
               lambda: write_json(out / f"eval-{model.name}.json", score(grpo_cfg, model, args)))
 
@@ -446,6 +453,17 @@ def main(argv: list[str] | None = None) -> int:
     def seeds_at(level: int) -> list[int]:
         return args.last_seeds if level == last_level and args.last_seeds is not None else args.seeds
 
+    def is_last_level(name: str) -> bool:
+        """The chain's last SFT model or a GRPO run from it: what the targets are stated on."""
+        if args.rl_rows:
+            last_sft, last_grpo = "rows-sft", "rows-grpo"
+        elif last_level:
+            last_sft = f"{third_stage(last_level)}-sft" + ("-all" if args.rl_all_rows and last_level > 1 else "")
+            last_grpo = grpo_prefix(last_level)
+        else:
+            last_sft, last_grpo = "sft" + (str(args.rejection_rounds + 1) if args.rejection_rounds else ""), "grpo"
+        return name == last_sft or re.fullmatch(rf"{re.escape(last_grpo)}-s\d+", name) is not None
+
     for level in range(last_level):  # each third-stage round reads the previous level's seed S
         teacher = out / f"{grpo_prefix(level)}-s{args.rl_rows_from}"
         if args.rl_rows_from not in seeds_at(level) and not (teacher / "model.safetensors").is_file():
@@ -453,8 +471,9 @@ def main(argv: list[str] | None = None) -> int:
                              f"takes its rows from {teacher}, which neither exists nor is run by "
                              f"--seeds {' '.join(map(str, args.seeds))}: add {args.rl_rows_from} to --seeds")
 
-    stage("eval-base", out / "eval-base.json",
-          lambda: write_json(out / "eval-base.json", score(grpo_cfg, args.model.resolve(), args)))
+    if not args.score_last_only:
+        stage("eval-base", out / "eval-base.json",
+              lambda: write_json(out / "eval-base.json", score(grpo_cfg, args.model.resolve(), args)))
     sft = out / "sft"
 
     def run_sft():

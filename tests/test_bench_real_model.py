@@ -150,3 +150,18 @@ def test_saved_rows_are_checked_before_any_work(bench, tmp_path, capsys):
             bench(*flags)
         assert says in capsys.readouterr().err
     assert bench.calls == [], "nothing ran"
+
+
+@pytest.mark.parametrize(("flags", "scored"), [
+    (["--seeds", "0", "--rl-rows-from", "0", "--rl-rounds", "2", "--last-seeds", "0", "1"],
+     ["rl2-sft", "rl2-grpo-s0", "rl2-grpo-s1"]),
+    (["--seeds", "0", "--rl-rows-from", "0", "--rl-rounds", "2", "--rl-all-rows"], ["rl2-sft-all", "rl2-grpo-all-s0"]),
+    (["--rejection-rounds", "1", "--seeds", "0"], ["sft2", "grpo-s0"]),
+    (["--seeds", "0"], ["sft", "grpo-s0"]),
+])
+def test_score_last_only_scores_the_last_sft_model_and_its_grpo_runs(bench, flags, scored):
+    bench(*flags, "--score-last-only")
+    assert [c[1] for c in bench.calls if c[0] == "score"] == scored
+    assert bench(*flags) == [], "every model trained the first time"
+    later = [c[1] for c in bench.calls if c[0] == "score"]
+    assert later and "smollm2" in later and not set(later) & set(scored), "a re-run scores the rest"
