@@ -48,7 +48,9 @@ EOF
 # shellcheck disable=SC1091
 . "$VENV/bin/activate"
 export AXOLOTL_DO_NOT_TRACK=1 HF_HUB_OFFLINE=1
-workers=${TEST_WORKERS:-$(python -c 'from axolotl_grpo_plugin.launch import available_cores; print(min(4, available_cores()))')}
+# shellcheck source=lib/test_workers.sh
+. scripts/lib/test_workers.sh
+workers=$(test_workers)
 python -m pytest -p no:anyio -m "not slow" -n "$workers" --dist loadfile \
     tests/test_compat.py tests/test_architecture.py tests/test_validation.py tests/test_trl_args.py \
     tests/test_rewards_gsm8k.py tests/test_rewards_math_boxed.py tests/test_rewards_package.py \

@@ -17,5 +17,7 @@ fi
 . .venv/bin/activate
 export AXOLOTL_DO_NOT_TRACK=1 HF_HUB_OFFLINE=1
 ruff check --quiet . || { echo "ruff found problems (ruff check --fix . mends most)"; exit 1; }
-workers=${TEST_WORKERS:-$(python -c 'from axolotl_grpo_plugin.launch import available_cores; print(min(4, available_cores()))')}
+# shellcheck source=lib/test_workers.sh
+. scripts/lib/test_workers.sh
+workers=$(test_workers)
 python -m pytest -m "not slow" -p no:anyio -n "$workers" --dist loadfile "$@"

@@ -17,6 +17,7 @@ def sandbox(tmp_path: Path) -> Path:
     root = tmp_path / "repo"
     (root / "scripts").mkdir(parents=True)
     shutil.copy(REPO_ROOT / "scripts" / "test.sh", root / "scripts" / "test.sh")
+    shutil.copytree(REPO_ROOT / "scripts" / "lib", root / "scripts" / "lib")
     for name in ("setup.sh", "install-browser.sh"):
         (root / "scripts" / name).write_text(f"echo ran >> '{tmp_path}/{name}.log'\n")
     (root / ".venv" / "bin").mkdir(parents=True)
@@ -24,7 +25,7 @@ def sandbox(tmp_path: Path) -> Path:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for tool in ("ruff", "python"):
-        (bin_dir / tool).write_text("#!/bin/sh\nexit 0\n")
+        (bin_dir / tool).write_text(f"#!/bin/sh\necho \"$@\" >> '{tmp_path}/{tool}.log'\n")
         (bin_dir / tool).chmod(0o755)
     return root
 
@@ -54,3 +55,15 @@ def test_ci_opts_in_deliberately():
     """CI installs the browser itself, then calls exactly the README's test command."""
     lines = (REPO_ROOT / ".ci" / "run").read_text().splitlines()
     assert lines.index("bash scripts/install-browser.sh") < lines.index("bash scripts/test.sh")
+
+
+def test_the_suite_runs_on_every_core_at_most_four_unless_told(tmp_path):
+    proc = run_test_sh(tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    cores = len(os.sched_getaffinity(0))
+    assert f"-n {min(4, cores)} --dist loadfile" in (tmp_path / "python.log").read_text()
+    told = tmp_path / "told"
+    told.mkdir()
+    proc = run_test_sh(told, TEST_WORKERS="0")
+    assert proc.returncode == 0, proc.stderr
+    assert "-n 0 --dist loadfile" in (told / "python.log").read_text()
