@@ -268,11 +268,11 @@ def test_two_builders_of_one_folder_build_it_once(tmp_path):
     model_dir = tmp_path / "tiny-qwen2"
     writes, results = [], []
 
-    def write(staging: Path) -> str:
+    def write(staging: Path) -> tuple[int, int]:
         writes.append(staging)
         time.sleep(0.5)  # long enough for the other builder to look while this one writes
         (staging / "done").write_text("")
-        return "built"
+        return 7, 11
 
     def builder_thread():
         results.append(builder.build_once(model_dir, lambda: (model_dir / "done").is_file(), write))
@@ -282,7 +282,8 @@ def test_two_builders_of_one_folder_build_it_once(tmp_path):
         t.start()
     for t in threads:
         t.join()
-    assert len(writes) == 1 and len(results) == 2 and set(results) == {"built", None}
+    assert len(writes) == 1 and sorted(r.cached for r in results) == [False, True]
+    assert [(r.vocab_size, r.parameters) for r in results if not r.cached] == [(7, 11)]
     assert [p.name for p in tmp_path.iterdir()] == ["tiny-qwen2"]  # the lock is not left in the folder
 
 

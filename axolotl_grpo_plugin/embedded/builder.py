@@ -83,32 +83,30 @@ def build(out: str | Path = DEFAULT_OUT, seed: int = 0, force: bool = False,
     for ``seed``; return where."""
     if variant not in VARIANTS:
         raise ValueError(f"variant={variant!r}: unknown embedded model variant; use one of {sorted(VARIANTS)}")
-    start = time.perf_counter()
     model_dir = Path(out) / VARIANTS[variant][0]
-    if not force and is_built(model_dir, seed, variant):
-        return BuildResult(model_dir, cached=True, seconds=time.perf_counter() - start)
-    built = build_once(model_dir, lambda: is_built(model_dir, seed, variant),
-                       lambda staging: _write_model_dir(staging, seed, variant), force)
-    if built is None:
-        return BuildResult(model_dir, cached=True, seconds=time.perf_counter() - start)
-    vocab_size, parameters = built
-    return BuildResult(model_dir, False, time.perf_counter() - start, vocab_size, parameters)
+    return build_once(model_dir, lambda: is_built(model_dir, seed, variant),
+                      lambda staging: _write_model_dir(staging, seed, variant), force)
 
 
-def build_once(model_dir: Path, is_done: Callable[[], bool], write: Callable[[Path], T],
-               force: bool = False) -> T | None:
-    """``write_atomically`` under a lock on ``model_dir``, unless ``is_done()`` once the lock is
-    held (then None). Two processes that need the same model (two test workers, a demo beside a
-    test run) build it once: the second waits, then finds it built, instead of building it again
-    and swapping the folder out from under the first one's readers. The lock file is in the temp
-    folder, named by the model folder's path, so the model's folder holds only the model."""
+def build_once(model_dir: Path, is_done: Callable[[], bool],
+               write: Callable[[Path], tuple[int | None, int | None]], force: bool = False) -> BuildResult:
+    """The model in ``model_dir``: found there when ``is_done()``, else ``write_atomically``
+    (``write`` returns the vocabulary size and parameter count) under a lock on ``model_dir``.
+    Two processes that need the same model (two test workers, a demo beside a test run) build
+    it once: the second waits, then finds it built, instead of building it again and swapping
+    the folder out from under the first one's readers. The lock file is in the temp folder,
+    named by the model folder's path, so the model's folder holds only the model."""
     from filelock import FileLock
 
+    start = time.perf_counter()
+    if not force and is_done():  # the common case: no lock to take
+        return BuildResult(model_dir, cached=True, seconds=time.perf_counter() - start)
     key = hashlib.sha1(str(model_dir.resolve()).encode()).hexdigest()[:16]
     with FileLock(Path(tempfile.gettempdir()) / f"axolotl-grpo-build-{key}.lock"):
-        if not force and is_done():
-            return None
-        return write_atomically(model_dir, write)
+        if not force and is_done():  # built by another process while this one waited
+            return BuildResult(model_dir, cached=True, seconds=time.perf_counter() - start)
+        vocab_size, parameters = write_atomically(model_dir, write)
+    return BuildResult(model_dir, False, time.perf_counter() - start, vocab_size, parameters)
 
 
 def write_atomically(model_dir: Path, write: Callable[[Path], T]) -> T:

@@ -289,17 +289,11 @@ def build_base(
     Cached like :func:`build`: a stamp (seed, recipe, versions) written last makes
     repeat calls return at once; the directory is built elsewhere and renamed in.
     """
-    start = time.perf_counter()
     model_dir = Path(out) / BASE_DIR_NAME
-    if not force and is_base_built(model_dir, seed, settings):
-        return BuildResult(model_dir, cached=True, seconds=time.perf_counter() - start)
 
-    def write(staging: Path) -> dict:
+    def write(staging: Path) -> tuple[None, int]:
         stats = write_base(staging, seed, settings, progress=progress)
         (staging / STAMP_FILE).write_text(json.dumps(_base_stamp(seed, settings) | stats, indent=2) + "\n")
-        return stats
+        return None, stats["parameters"]
 
-    stats = build_once(model_dir, lambda: is_base_built(model_dir, seed, settings), write, force)
-    if stats is None:
-        return BuildResult(model_dir, cached=True, seconds=time.perf_counter() - start)
-    return BuildResult(model_dir, False, time.perf_counter() - start, None, stats["parameters"])
+    return build_once(model_dir, lambda: is_base_built(model_dir, seed, settings), write, force)
