@@ -23,7 +23,7 @@ from .config.load import section as _section
 from .config.run import Facts, Run
 from .config.schema import axolotl_fields
 from .defaults import CONFIG_PATH_KEY
-from .enabled import SECTION, only_ours
+from .enabled import SECTION, applies, only_ours
 from .errors import GRPOConfigError, Problem
 from .launch import Launch
 from .names import resolve_names
@@ -210,10 +210,11 @@ def check_precision(cfg, launch: Launch) -> list[Problem]:
                         "or `axolotl-grpo demo`")]
     if gpu_only:
         key, value, _ = gpu_only[0]
+        cpu_route = CPU_ROUTES if applies(cfg) else f"or, for a CPU run, remove `{key}`"  # an SFT config
         return [Problem(key, value, f"this config needs GPUs ({', '.join(w for _, _, w in gpu_only)}) "
                         "and this machine has none.",
                         f"run it on a GPU machine (`axolotl-grpo check CONFIG --gpu` checks it for one); "
-                        f"{CPU_ROUTES}")]
+                        f"{cpu_route}")]
     problems = []
     bf16, fp16 = cfg.get("bf16"), cfg.get("fp16")
     fix = "set `bf16: false` and `fp16: false` for a CPU run"

@@ -130,6 +130,14 @@ def test_an_sft_config_in_half_precision_is_refused_on_cpu(embedded_model_dir, p
                               Launch(processes=1, has_gpu=False)) == []
 
 
+def test_an_sft_config_with_deepspeed_on_cpu_is_told_to_drop_it_not_pointed_at_grpo_configs(embedded_model_dir):
+    cfg = sft_config(embedded_model_dir, bf16=False, fp16=False, deepspeed="zero2.json")
+    with pytest.raises(GRPOConfigError) as refused:
+        checks.check_model(cfg, Launch(processes=1, has_gpu=False))
+    (found,) = refused.value.problems
+    assert found.key == "deepspeed" and "remove `deepspeed`" in found.fix and "smoke.yaml" not in found.fix
+
+
 def test_check_cli_names_bf16_of_an_sft_config_on_cpu(embedded_model_dir, tmp_path, capsys):
     import yaml
 
