@@ -36,7 +36,8 @@ re-run skips the stages whose result is there. Stages, in order:
 `--seeds 0 --rl-rows-from 0 --rl-rounds 2 --last-seeds 0 1 2` (about 3.4 h on 2 idle cores).
 That chain's only link between its levels is text: the rows a GRPO model wrote. `--rl-rows
 OUT/rl2-rs.jsonl --seeds 0 1 2` starts from the rows such a run saved and runs the last level
-alone (cold start, SFT on the rows, 3 GRPO seeds: about half the time), in a fresh --out.
+alone (cold start, SFT on the rows, 3 GRPO seeds: about half the time), in a fresh --out; the
+replies alone (bench/saved_rows.py: no GSM8K text) do the same with --train-data.
 
 Scoring (axolotl_grpo_plugin.evaluate, the GRPO config's rewards): --problems held-out rows,
 greedy (strict/soft format %, correctness %, mean total reward) and --samples completions at
@@ -61,6 +62,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+from saved_rows import is_replies_file, rebuild_rows  # noqa: E402  (bench/, beside this file)
 
 
 def log(message: str) -> None:
@@ -349,7 +352,8 @@ def main(argv: list[str] | None = None) -> int:
                         "k-1's GRPO seed S and fresh train prompts, and round k's SFT starts again "
                         "from the last SFT model (stages rl2-rs, rl2-sft, ... for k >= 2)")
     parser.add_argument("--rl-rows", type=Path, nargs="+", metavar="FILE",
-                        help="R1's third stage from rows an earlier run saved (its OUT/rlK-rs.jsonl): SFT of the last SFT model on FILE "
+                        help="R1's third stage from rows an earlier run saved (its OUT/rlK-rs.jsonl, or "
+                        "its replies alone, bench/saved_rows.py, rebuilt with --train-data): SFT of the last SFT model on FILE "
                         "(stage rows-sft), then GRPO from it for each --seeds (rows-grpo-sN)")
     parser.add_argument("--score-last-only", action="store_true",
                         help="score only the chain's last SFT model and its GRPO runs (what the targets "
@@ -363,9 +367,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--rl-rows takes the third stage's rows from files; --rl-rows-from samples them: "
                      "give one of the two")
     for rows_file in args.rl_rows or []:
-        if not rows_file.is_file() or '"messages"' not in rows_file.open().readline():
+        first = rows_file.open().readline() if rows_file.is_file() else ""
+        if '"messages"' not in first and not (rows_file.is_file() and is_replies_file(rows_file)):
             parser.error(f"--rl-rows {rows_file}: not a file of chat rows (a jsonl whose rows hold "
-                         "`messages`, as a run's OUT/rl-rs.jsonl does)")
+                         "`messages`, as a run's OUT/rl-rs.jsonl does) nor of replies (bench/saved_rows.py)")
+        if '"messages"' not in first and not args.train_data:
+            parser.error(f"--rl-rows {rows_file} holds replies without their questions: pass --train-data "
+                         "PATH/gsm8k/train.jsonl to rebuild the rows")
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     stages_path = out / "stages.json"
@@ -492,8 +500,12 @@ def main(argv: list[str] | None = None) -> int:
         start = model
     if args.rl_rows:
         model = out / "rows-sft"
-        saved_rows = [r.resolve() for r in args.rl_rows]
-        stage(model.name, model / "model.safetensors", lambda: sft_on_replies(saved_rows, start, model))
+        def rows_sft():
+            rows = [rebuild_rows(r, args.train_data, grpo_cfg, out / f"rows-{i}.jsonl") if is_replies_file(r)
+                    else r.resolve() for i, r in enumerate(args.rl_rows, 1)]
+            sft_on_replies(rows, start, model)
+
+        stage(model.name, model / "model.safetensors", rows_sft)
         scored(model)
         grpo_runs(model, "rows-grpo", seeds_at(0))
         report(out, args)

@@ -165,3 +165,57 @@ def test_score_last_only_scores_the_last_sft_model_and_its_grpo_runs(bench, flag
     assert bench(*flags) == [], "every model trained the first time"
     later = [c[1] for c in bench.calls if c[0] == "score"]
     assert later and "smollm2" in later and not set(later) & set(scored), "a re-run scores the rest"
+
+
+def _saved_rows_module():
+    spec = importlib.util.spec_from_file_location("saved_rows", REPO / "bench" / "saved_rows.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_replies_saved_without_the_questions_rebuild_the_same_rows(tmp_path):
+    """bench/saved_rows.py: the rows a rejection round wrote -> replies keyed by question (no
+    GSM8K text) -> the same rows again, prompted by the GRPO config's own transform."""
+    from axolotl_grpo_plugin.transforms.gsm8k import build_prompt
+
+    saved_rows = _saved_rows_module()
+    train = [{"question": f"Tom has {n} apples and buys {n} more. How many?", "answer": f"#### {2 * n}"}
+             for n in range(3, 9)] + [{"question": "How many?", "answer": "#### 1"}]  # a suffix of the others
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in train))
+    chosen = [train[4], train[1], train[6]]
+    rows = [{"messages": [*build_prompt(r["question"]), {"role": "assistant", "content": f"<answer>{i}</answer>"}],
+             "correct": i == 1} for i, r in enumerate(chosen)]
+    (tmp_path / "rs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    assert saved_rows.main([str(tmp_path / "rs.jsonl"), "--train-data", str(tmp_path / "train.jsonl"),
+                            "--out", str(tmp_path / "replies.jsonl")]) == 0
+    replies = (tmp_path / "replies.jsonl").read_text()
+    assert "apples" not in replies and saved_rows.is_replies_file(tmp_path / "replies.jsonl")
+    assert json.loads(replies.splitlines()[2])["question_sha1"] == saved_rows.question_key(train[6]["question"])
+
+    rebuilt = saved_rows.rebuild_rows(tmp_path / "replies.jsonl", tmp_path / "train.jsonl",
+                                      REPO / "configs" / "smollm2-gsm8k-grpo-cpu.yaml", tmp_path / "rows.jsonl")
+    assert saved_rows.read_jsonl(rebuilt) == rows
+
+    (tmp_path / "other.jsonl").write_text(json.dumps(train[0]) + "\n")
+    with pytest.raises(SystemExit, match=r"3 of 3 replies answer questions that .*other.jsonl does not hold"):
+        saved_rows.rebuild_rows(tmp_path / "replies.jsonl", tmp_path / "other.jsonl",
+                                REPO / "configs" / "smollm2-gsm8k-grpo-cpu.yaml", tmp_path / "rows2.jsonl")
+
+
+def test_a_replies_file_trains_the_rows_it_rebuilds_and_needs_the_train_data(bench, tmp_path, capsys):
+    saved_rows = _saved_rows_module()
+    question = "What is 2 + 2?"
+    (tmp_path / "train.jsonl").write_text(json.dumps({"question": question, "answer": "#### 4"}) + "\n")
+    replies = tmp_path / "replies.jsonl"
+    replies.write_text(json.dumps({"question_sha1": saved_rows.question_key(question), "reply": "r",
+                                   "correct": False}) + "\n")
+    with pytest.raises(SystemExit):
+        bench("--rl-rows", str(replies), "--seeds", "0")
+    assert "pass --train-data" in capsys.readouterr().err and bench.calls == []
+
+    done = bench("--rl-rows", str(replies), "--seeds", "0", "--train-data", str(tmp_path / "train.jsonl"))
+    assert ("train", "rows-sft", "sft", ["rows-1.jsonl"]) in done
+    (row,) = saved_rows.read_jsonl(bench.out / "rows-1.jsonl")
+    assert question in row["messages"][0]["content"] and row["messages"][-1] == {"role": "assistant", "content": "r"}
