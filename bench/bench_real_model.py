@@ -24,20 +24,24 @@ re-run skips the stages whose result is there. Stages, in order:
                      replies (OUT/rl-sft), then GRPO from that for each --seeds
     rl2-rs, rl2-sft, ... with --rl-rounds 2: the same again, rows from OUT/rl-grpo-sS
                      (--rl-all-rows: rl2-sft-all, on the rows of both rounds)
-    rows-sft, eval-rows-sft, rows-grpo-sN, eval-rows-grpo-sN
-                     with --rl-rows FILE...: R1's third stage from rows an earlier run saved
-                     (its OUT/rlK-rs.jsonl): the last SFT model is fine-tuned on FILE (no GRPO
-                     before it, no sampling), then GRPO from that for each --seeds
+                     --rl-rows FILE: round 1's rows are FILE, rows an earlier run saved (its
+                     OUT/rlK-rs.jsonl, or bench/saved_rows.py's replies): stage rl-rs writes
+                     them to OUT/rl-rs.jsonl instead of sampling, and the GRPO level before it
+                     (grpo-sN) does not run; the chain goes on at rl-sft
     report           OUT/summary.json, OUT/summary.md, OUT/reward_curve.png, OUT/before_after.png;
                      per GRPO level (grpo, rl-grpo, ...) the seeds' mean total reward and spread
 
 --last-seeds N...: the GRPO seeds from the chain's last SFT model only; every earlier level runs
 --seeds. The seed spread the targets ask for, at the last level, without 3 seeds at each level:
 `--seeds 0 --rl-rows-from 0 --rl-rounds 2 --last-seeds 0 1 2` (about 3.4 h on 2 idle cores).
-That chain's only link between its levels is text: the rows a GRPO model wrote. `--rl-rows
-OUT/rl2-rs.jsonl --seeds 0 1 2` starts from the rows such a run saved and runs the last level
-alone (cold start, SFT on the rows, 3 GRPO seeds: about half the time), in a fresh --out; the
-replies alone (bench/saved_rows.py: no GSM8K text) do the same with --train-data.
+That chain's only link between its levels is text: the rows a GRPO model wrote, so it can
+be cut where a run saved them (bench/saved_rows.py keeps the replies alone, no GSM8K text;
+--train-data rebuilds the rows), each part in a fresh --out:
+
+    --rl-rows OUT/rl2-rs.jsonl --seeds 0 1 2                    the last level alone: cold start,
+                                                                SFT on the rows, 3 GRPO seeds
+    --rl-rows OUT/rl-rs.jsonl --rl-rows-from 0 --rl-rounds 2 --last-seeds 0 1 2
+                                                                the chain from round 1's rows on
 
 Scoring (axolotl_grpo_plugin.evaluate, the GRPO config's rewards): --problems held-out rows,
 greedy (strict/soft format %, correctness %, mean total reward) and --samples completions at
@@ -351,10 +355,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="with --rl-rows-from, K such rounds: round k's rows come from round "
                         "k-1's GRPO seed S and fresh train prompts, and round k's SFT starts again "
                         "from the last SFT model (stages rl2-rs, rl2-sft, ... for k >= 2)")
-    parser.add_argument("--rl-rows", type=Path, nargs="+", metavar="FILE",
-                        help="R1's third stage from rows an earlier run saved (its OUT/rlK-rs.jsonl, or "
-                        "its replies alone, bench/saved_rows.py, rebuilt with --train-data): SFT of the last SFT model on FILE "
-                        "(stage rows-sft), then GRPO from it for each --seeds (rows-grpo-sN)")
+    parser.add_argument("--rl-rows", type=Path, metavar="FILE",
+                        help="R1's third stage with round 1's rows from FILE, rows an earlier run saved "
+                        "(its OUT/rlK-rs.jsonl, or its replies alone, bench/saved_rows.py, rebuilt with "
+                        "--train-data), instead of sampling them from a GRPO run: stage rl-rs writes "
+                        "them to OUT/rl-rs.jsonl, no grpo-sN runs, and the chain goes on at rl-sft "
+                        "(with --rl-rounds K >= 2 and --rl-rows-from S, to rl2-rs and on)")
     parser.add_argument("--score-last-only", action="store_true",
                         help="score only the chain's last SFT model and its GRPO runs (what the targets "
                         "are stated on; ~3 min a model on 512 problems); every model is kept, and "
@@ -363,10 +369,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="with --rl-rounds K >= 2, round k's SFT trains on the rows of rounds 1..k "
                         "(--sft2-steps per round's rows; stages rl2-sft-all, rl2-grpo-all-sN, ...)")
     args = parser.parse_args(argv)
-    if args.rl_rows and args.rl_rows_from is not None:
-        parser.error("--rl-rows takes the third stage's rows from files; --rl-rows-from samples them: "
-                     "give one of the two")
-    for rows_file in args.rl_rows or []:
+    if args.rl_rows and args.rl_rounds >= 2 and args.rl_rows_from is None:
+        parser.error(f"--rl-rounds {args.rl_rounds}: round 2's rows come from a GRPO run of round 1: "
+                     "pass --rl-rows-from S (a seed of --seeds, or of --last-seeds at the last level)")
+    for rows_file in [args.rl_rows] if args.rl_rows else []:
         first = rows_file.open().readline() if rows_file.is_file() else ""
         if '"messages"' not in first and not (rows_file.is_file() and is_replies_file(rows_file)):
             parser.error(f"--rl-rows {rows_file}: not a file of chat rows (a jsonl whose rows hold "
@@ -437,18 +443,35 @@ def main(argv: list[str] | None = None) -> int:
             stage(run.name, run / "model.safetensors", run_grpo)
             scored(run)
 
-    def rejection_round(rs: str, teacher: Path, prompts_round: int, rows: list[Path],
+    def rejection_round(rs: str, teacher: Path | None, prompts_round: int, rows: list[Path],
                         source: Path, model: Path) -> None:
         """R1's rejection round: `teacher` answers round `prompts_round`'s train prompts (OUT/RS.jsonl,
-        in-format replies kept), `source` is fine-tuned on `rows` (those, or every round's) into
-        `model`, which is scored."""
-        stage(rs, out / f"{rs}.json", lambda: write_json(out / f"{rs}.json", rejection_sample(
-            grpo_cfg, teacher, args, out / f"{rs}.jsonl", prompts_round)))
+        in-format replies kept; with no teacher, --rl-rows is copied there), `source` is
+        fine-tuned on `rows` (those, or every round's) into `model`, which is scored."""
+        def sample_rows():
+            if teacher is None:
+                return saved_rows(out / f"{rs}.jsonl")
+            return rejection_sample(grpo_cfg, teacher, args, out / f"{rs}.jsonl", prompts_round)
+
+        stage(rs, out / f"{rs}.json", lambda: write_json(out / f"{rs}.json", sample_rows()))
         stage(model.name, model / "model.safetensors", lambda: sft_on_replies(rows, source, model))
         scored(model)
 
+    def saved_rows(path: Path) -> dict:
+        """--rl-rows as round 1's rows at `path` (rebuilt from --train-data where it holds replies)."""
+        from axolotl_grpo_plugin.safe_files import write_atomic
+
+        if is_replies_file(args.rl_rows):
+            rebuild_rows(args.rl_rows, args.train_data, grpo_cfg, path)
+        else:
+            write_atomic(path, args.rl_rows.read_text())
+        with path.open() as f:
+            rows = [json.loads(line) for line in f if line.strip()]
+        return {"rows_from": str(args.rl_rows.resolve()), "kept": len(rows),
+                "kept_correct": sum(bool(r.get("correct")) for r in rows)}
+
     # Level 0 is GRPO from the SFT chain's model; level k >= 1 from R1's third stage's round k.
-    last_level = args.rl_rounds if args.rl_rows_from is not None else 0
+    last_level = args.rl_rounds if args.rl_rows_from is not None or args.rl_rows else 0
 
     def third_stage(k: int) -> str:  # round k's stage names: rl-rs, rl2-rs, ...
         return "rl" if k == 1 else f"rl{k}"
@@ -463,16 +486,14 @@ def main(argv: list[str] | None = None) -> int:
 
     def is_last_level(name: str) -> bool:
         """The chain's last SFT model or a GRPO run from it: what the targets are stated on."""
-        if args.rl_rows:
-            last_sft, last_grpo = "rows-sft", "rows-grpo"
-        elif last_level:
+        if last_level:
             last_sft = f"{third_stage(last_level)}-sft" + ("-all" if args.rl_all_rows and last_level > 1 else "")
             last_grpo = grpo_prefix(last_level)
         else:
             last_sft, last_grpo = "sft" + (str(args.rejection_rounds + 1) if args.rejection_rounds else ""), "grpo"
         return name == last_sft or re.fullmatch(rf"{re.escape(last_grpo)}-s\d+", name) is not None
 
-    for level in range(last_level):  # each third-stage round reads the previous level's seed S
+    for level in range(1 if args.rl_rows else 0, last_level):  # round level+1 reads this level's seed S
         teacher = out / f"{grpo_prefix(level)}-s{args.rl_rows_from}"
         if args.rl_rows_from not in seeds_at(level) and not (teacher / "model.safetensors").is_file():
             raise SystemExit(f"--rl-rows-from {args.rl_rows_from}: round {level + 1} of R1's third stage "
@@ -498,26 +519,16 @@ def main(argv: list[str] | None = None) -> int:
         model = out / f"sft{k + 1}"
         rejection_round(rs, start, k, [out / f"{rs}.jsonl"], start, model)
         start = model
-    if args.rl_rows:
-        model = out / "rows-sft"
-        def rows_sft():
-            rows = [rebuild_rows(r, args.train_data, grpo_cfg, out / f"rows-{i}.jsonl") if is_replies_file(r)
-                    else r.resolve() for i, r in enumerate(args.rl_rows, 1)]
-            sft_on_replies(rows, start, model)
-
-        stage(model.name, model / "model.safetensors", rows_sft)
-        scored(model)
-        grpo_runs(model, "rows-grpo", seeds_at(0))
-        report(out, args)
-        return 0
-    grpo_runs(start, grpo_prefix(0), seeds_at(0))
+    if not args.rl_rows:  # with --rl-rows, round 1's rows are there already: no teacher to train
+        grpo_runs(start, grpo_prefix(0), seeds_at(0))
     rows: list[Path] = []
     for k in range(1, last_level + 1):
         prefix = third_stage(k)
         rows.append(out / f"{prefix}-rs.jsonl")
         every_round = args.rl_all_rows and k > 1
         model = out / f"{prefix}-sft{'-all' if every_round else ''}"
-        rejection_round(f"{prefix}-rs", out / f"{grpo_prefix(k - 1)}-s{args.rl_rows_from}",
+        teacher = None if k == 1 and args.rl_rows else out / f"{grpo_prefix(k - 1)}-s{args.rl_rows_from}"
+        rejection_round(f"{prefix}-rs", teacher,
                         args.rejection_rounds + k, rows[:] if every_round else rows[-1:], start, model)
         grpo_runs(model, grpo_prefix(k), seeds_at(k))
     report(out, args)

@@ -5,10 +5,11 @@ prompt's chat turns plus the model's reply). Those rows repeat GSM8K's questions
 in this repository holds only what the model wrote, keyed by a hash of the question it answered,
 and the rows are rebuilt from the user's own GSM8K train file and the GRPO config's transform:
 
-    python bench/saved_rows.py OUT/rl2-rs.jsonl --train-data PATH/gsm8k/train.jsonl \\
-        --out bench/data/smollm2-gsm8k-rl2-replies.jsonl
+    python bench/saved_rows.py OUT/rl-rs.jsonl --train-data PATH/gsm8k/train.jsonl \\
+        --out bench/data/smollm2-gsm8k-rl1-replies.jsonl
 
-    python bench/bench_real_model.py ... --rl-rows bench/data/smollm2-gsm8k-rl2-replies.jsonl
+    python bench/bench_real_model.py ... --train-data PATH/gsm8k/train.jsonl \\
+        --rl-rows bench/data/smollm2-gsm8k-rl1-replies.jsonl --rl-rows-from 0 --rl-rounds 2
 
 A replies row: {"question_sha1": first 16 hex digits of sha1(question), "reply": ..., "correct": ...}.
 """

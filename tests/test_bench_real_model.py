@@ -123,21 +123,46 @@ def test_a_resumed_run_may_drop_the_seed_whose_models_exist(bench):
                     ("train", "rl2-grpo-s1", "rl2-sft", [])]
 
 
+def saved_chat_rows(tmp_path) -> Path:
+    rows = tmp_path / "saved-rows.jsonl"
+    rows.write_text(json.dumps({"messages": [{"role": "user", "content": "q"}], "correct": True}) + "\n")
+    return rows
+
+
 def test_saved_rows_run_the_last_level_alone(bench, tmp_path):
     """--rl-rows: the third stage's SFT reads an earlier run's rows; no GRPO or sampling before it."""
-    rows = tmp_path / "saved-rows.jsonl"
-    rows.write_text(json.dumps({"messages": [{"role": "user", "content": "q"}]}) + "\n")
+    rows = saved_chat_rows(tmp_path)
     done = bench("--rl-rows", str(rows), "--seeds", "0", "1", "2")
     assert done == [
         ("train", "sft", "smollm2", []),
-        ("train", "rows-sft", "sft", ["saved-rows.jsonl"]),
-        ("train", "rows-grpo-s0", "rows-sft", []),
-        ("train", "rows-grpo-s1", "rows-sft", []),
-        ("train", "rows-grpo-s2", "rows-sft", []),
+        ("train", "rl-sft", "sft", ["rl-rs.jsonl"]),
+        ("train", "rl-grpo-s0", "rl-sft", []),
+        ("train", "rl-grpo-s1", "rl-sft", []),
+        ("train", "rl-grpo-s2", "rl-sft", []),
     ]
+    assert (bench.out / "rl-rs.jsonl").read_text() == rows.read_text()
+    assert json.loads((bench.out / "rl-rs.json").read_text())["kept_correct"] == 1
     summary = json.loads((bench.out / "summary.json").read_text())
-    assert list(summary["results"]) == ["base", "sft", "rows-sft", "rows-grpo-s0", "rows-grpo-s1", "rows-grpo-s2"]
-    assert summary["grpo_levels"]["rows-grpo"]["seeds"] == [0, 1, 2]
+    assert list(summary["results"]) == ["base", "sft", "rl-sft", "rl-grpo-s0", "rl-grpo-s1", "rl-grpo-s2"]
+    assert summary["grpo_levels"]["rl-grpo"]["seeds"] == [0, 1, 2]
+
+
+def test_saved_rows_of_round_1_go_on_to_round_2(bench, tmp_path):
+    """--rl-rows with --rl-rounds 2: round 1's rows from the file, round 2's sampled from round
+    1's GRPO seed --rl-rows-from, the seed spread at the last level only."""
+    rows = saved_chat_rows(tmp_path)
+    done = bench("--rl-rows", str(rows), "--rl-rows-from", "0", "--rl-rounds", "2", "--seeds", "0",
+                 "--last-seeds", "0", "1", "--score-last-only")
+    assert done == [
+        ("train", "sft", "smollm2", []),
+        ("train", "rl-sft", "sft", ["rl-rs.jsonl"]),
+        ("train", "rl-grpo-s0", "rl-sft", []),
+        ("rows", "rl2-rs.jsonl", "rl-grpo-s0", 2),
+        ("train", "rl2-sft", "sft", ["rl2-rs.jsonl"]),
+        ("train", "rl2-grpo-s0", "rl2-sft", []),
+        ("train", "rl2-grpo-s1", "rl2-sft", []),
+    ]
+    assert [c[1] for c in bench.calls if c[0] == "score"] == ["rl2-sft", "rl2-grpo-s0", "rl2-grpo-s1"]
 
 
 def test_saved_rows_are_checked_before_any_work(bench, tmp_path, capsys):
@@ -145,7 +170,8 @@ def test_saved_rows_are_checked_before_any_work(bench, tmp_path, capsys):
     not_rows.write_text('{"question": "q"}\n')
     for flags, says in [(["--rl-rows", str(not_rows)], "not a file of chat rows"),
                         (["--rl-rows", str(tmp_path / "missing.jsonl")], "missing.jsonl: not a file of chat rows"),
-                        (["--rl-rows", str(not_rows), "--rl-rows-from", "0"], "give one of the two")]:
+                        (["--rl-rows", str(saved_chat_rows(tmp_path)), "--rl-rounds", "2"],
+                         "round 2's rows come from a GRPO run of round 1: pass --rl-rows-from S")]:
         with pytest.raises(SystemExit):
             bench(*flags)
         assert says in capsys.readouterr().err
@@ -216,6 +242,7 @@ def test_a_replies_file_trains_the_rows_it_rebuilds_and_needs_the_train_data(ben
     assert "pass --train-data" in capsys.readouterr().err and bench.calls == []
 
     done = bench("--rl-rows", str(replies), "--seeds", "0", "--train-data", str(tmp_path / "train.jsonl"))
-    assert ("train", "rows-sft", "sft", ["rows-1.jsonl"]) in done
-    (row,) = saved_rows.read_jsonl(bench.out / "rows-1.jsonl")
+    assert ("train", "rl-sft", "sft", ["rl-rs.jsonl"]) in done
+    (row,) = saved_rows.read_jsonl(bench.out / "rl-rs.jsonl")
     assert question in row["messages"][0]["content"] and row["messages"][-1] == {"role": "assistant", "content": "r"}
+
