@@ -52,6 +52,7 @@ T=--temperature (pass@k). GRPO's step time is the plugin's own breakdown (`time/
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -121,6 +122,29 @@ def train(config: Path, out: Path, log_path: Path) -> float:
     return wall
 
 
+def cpu_has_bfloat16_units(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """AMX or AVX512-BF16 in the CPU's flags: where vLLM's CPU build runs bfloat16 natively."""
+    try:
+        flags = cpuinfo.read_text()
+    except OSError:
+        return True  # not Linux: nothing known, nothing said
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+@functools.cache
+def warn_if_bfloat16_is_emulated(dtype: str) -> None:
+    """--score-dtype bfloat16 is the fast choice only with bfloat16 units; without them vLLM
+    emulates it, and the scoring and sampling stages run several times slower than float32."""
+    import torch
+
+    if dtype in ("bfloat16", "bf16") and not torch.cuda.is_available() and not cpu_has_bfloat16_units():
+        log(f"warning: --score-dtype {dtype}: this CPU has no bfloat16 units (neither amx_bf16 nor "
+            "avx512_bf16 in /proc/cpuinfo), so vLLM emulates bfloat16: the rejection round took "
+            "over 58 min (unfinished) on an AMD EPYC without them against 700 s on a CPU with AMX "
+            "(docs/benchmarks.md). Fix: leave --score-dtype out here (the GRPO config's float32), "
+            "and compare scores within one dtype")
+
+
 def sampling_config(config: Path, args) -> dict:
     """`config` as the scorer and the rejection round read it: --temperature, --score-dtype."""
     from axolotl_grpo_plugin.evaluate.prompts import load_config
@@ -129,6 +153,7 @@ def sampling_config(config: Path, args) -> dict:
     cfg.setdefault("trl", {})["temperature"] = args.temperature
     cfg["vllm"] = {k: v for k, v in (cfg.get("vllm") or {}).items() if k in ("dtype", "enforce_eager")}
     if args.score_dtype:
+        warn_if_bfloat16_is_emulated(args.score_dtype)
         cfg["vllm"]["dtype"] = args.score_dtype
     return cfg
 
@@ -372,6 +397,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.rl_rows and args.rl_rounds >= 2 and args.rl_rows_from is None:
         parser.error(f"--rl-rounds {args.rl_rounds}: round 2's rows come from a GRPO run of round 1: "
                      "pass --rl-rows-from S (a seed of --seeds, or of --last-seeds at the last level)")
+    if args.score_dtype:
+        warn_if_bfloat16_is_emulated(args.score_dtype)  # now, not after the first hour's training
     for rows_file in [args.rl_rows] if args.rl_rows else []:
         first = rows_file.open().readline() if rows_file.is_file() else ""
         if '"messages"' not in first and not (rows_file.is_file() and is_replies_file(rows_file)):

@@ -53,6 +53,7 @@ def bench(monkeypatch, tmp_path):
         return [c for c in calls if c[0] != "score"]
 
     run.out = tmp_path / "out"
+    run.module = module
     run.calls = calls
     return run
 
@@ -246,3 +247,18 @@ def test_a_replies_file_trains_the_rows_it_rebuilds_and_needs_the_train_data(ben
     (row,) = saved_rows.read_jsonl(bench.out / "rl-rs.jsonl")
     assert question in row["messages"][0]["content"] and row["messages"][-1] == {"role": "assistant", "content": "r"}
 
+
+
+@pytest.mark.parametrize(("flags", "warned"), [("vendor_id : AuthenticAMD\nflags : fpu avx2 fma\n", True),
+                                               ("flags : fpu avx2 avx512f avx512_bf16 amx_bf16\n", False)])
+def test_bfloat16_scoring_on_a_cpu_without_bfloat16_units_is_warned_at_the_start(bench, tmp_path, capsys,
+                                                                                monkeypatch, flags, warned):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(flags)
+    real = bench.module.cpu_has_bfloat16_units
+    monkeypatch.setattr(bench.module, "cpu_has_bfloat16_units", lambda: real(cpuinfo))
+    bench("--seeds", "0", "--score-dtype", "bfloat16")
+    out = capsys.readouterr().out
+    assert ("no bfloat16 units" in out and "leave --score-dtype out" in out) is warned
+    if warned:
+        assert out.index("no bfloat16 units") < out.index("sft: started"), "said before any work"
