@@ -133,15 +133,15 @@ def cpu_has_bfloat16_units(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
 
 @functools.cache
 def warn_if_bfloat16_is_emulated(dtype: str) -> None:
-    """--score-dtype bfloat16 is the fast choice only with bfloat16 units; without them vLLM
-    emulates it, and the scoring and sampling stages run several times slower than float32."""
+    """--score-dtype bfloat16 is the fast choice only with bfloat16 units (2.8x float32 with
+    AMX); without them the sampling stages were seen to run several times slower."""
     import torch
 
     if dtype in ("bfloat16", "bf16") and not torch.cuda.is_available() and not cpu_has_bfloat16_units():
         log(f"warning: --score-dtype {dtype}: this CPU has no bfloat16 units (neither amx_bf16 nor "
-            "avx512_bf16 in /proc/cpuinfo), so vLLM emulates bfloat16: the rejection round took "
-            "over 58 min (unfinished) on an AMD EPYC without them against 700 s on a CPU with AMX "
-            "(docs/benchmarks.md). Fix: leave --score-dtype out here (the GRPO config's float32), "
+            "avx512_bf16 in /proc/cpuinfo), where vLLM's bfloat16 is likely slower than float32: "
+            "the rejection round ran 58 min unfinished on an AMD EPYC without them, against "
+            "657-705 s elsewhere (docs/benchmarks.md). Fix: leave --score-dtype out here (the GRPO config's float32), "
             "and compare scores within one dtype")
 
 
