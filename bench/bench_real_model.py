@@ -301,8 +301,6 @@ def report(out: Path, args) -> None:
     def order(name: str) -> tuple:  # base, sft, sft2 ..., the GRPO seeds, then R1's third stage
         if name == "base":
             return (0, 0)
-        if name.startswith("rows-"):  # --rl-rows: the third stage from saved rows
-            return (4, "grpo" in name, name)
         if name.startswith("sft"):
             return (1, int(name[3:] or 1))
         third = re.match(r"rl(\d*)-(sft|grpo)", name)
