@@ -231,6 +231,42 @@ def test_replies_saved_without_the_questions_rebuild_the_same_rows(tmp_path):
                                 REPO / "configs" / "smollm2-gsm8k-grpo-cpu.yaml", tmp_path / "rows2.jsonl")
 
 
+# The rounds of R1's third stage kept in the repository (docs/benchmarks.md, "Still to measure"):
+# each file, and the first of the 512 train prompts its round answered.
+SAVED_ROUNDS = [("smollm2-gsm8k-rl1-replies.jsonl", 0)]
+
+
+@pytest.mark.parametrize(("name", "first"), SAVED_ROUNDS)
+def test_a_saved_round_holds_no_gsm8k_text_and_rebuilds_its_rows_in_format(name, first, shared_dir, tmp_path):
+    """bench/data's saved rounds, rebuilt against GSM8K train: the file holds none of its text; each
+    row is the GRPO config's prompt for one of the round's 512 train prompts (each once) and a reply
+    in the strict format, and the correctness it records is what the correctness reward pays."""
+    from rewards.gsm8k import correctness_reward_func, is_strict_format
+
+    saved_rows = _saved_rows_module()
+    replies_path = REPO / "bench" / "data" / name
+    train_path = shared_dir / "data" / "gsm8k" / "train.jsonl"
+    train = saved_rows.read_jsonl(train_path)
+    text = replies_path.read_text()
+    assert [row["question"] for row in train if row["question"] in text] == []
+
+    replies = saved_rows.read_jsonl(replies_path)
+    round_rows = {saved_rows.question_key(row["question"]): row for row in train[first:first + 512]}
+    assert len(replies) >= 400, "a round keeps one reply for most of its 512 prompts"
+    assert all(r["question_sha1"] in round_rows for r in replies), f"prompts outside train rows {first}-{first + 511}"
+    assert len({r["question_sha1"] for r in replies}) == len(replies)
+    sources = [round_rows[r["question_sha1"]] for r in replies]
+
+    rebuilt = saved_rows.rebuild_rows(replies_path, train_path, REPO / "configs" / "smollm2-gsm8k-grpo-cpu.yaml",
+                                      tmp_path / "rows.jsonl")
+    for reply, source, row in zip(replies, sources, saved_rows.read_jsonl(rebuilt), strict=True):
+        assert row["messages"][-2]["role"] == "user" and row["messages"][-2]["content"].endswith(source["question"])
+        assert row["messages"][-1] == {"role": "assistant", "content": reply["reply"]}
+        assert is_strict_format(reply["reply"]), reply["reply"][-200:]
+    paid = correctness_reward_func([r["reply"] for r in replies], [s["answer"].split("####")[-1] for s in sources])
+    assert [score > 0 for score in paid] == [r["correct"] for r in replies]
+
+
 def test_a_replies_file_trains_the_rows_it_rebuilds_and_needs_the_train_data(bench, tmp_path, capsys):
     saved_rows = _saved_rows_module()
     question = "What is 2 + 2?"
