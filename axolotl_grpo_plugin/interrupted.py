@@ -52,6 +52,8 @@ def sigint_handler(previous: Any, on_interrupt) -> Any:
     with 130 where `previous` would have exited 0."""
 
     def handler(signum, frame):
+        if previous == signal.SIG_IGN:  # told to ignore Ctrl-C (a background job): training goes on
+            return
         try:
             on_interrupt(signum)
         except Exception as exc:  # recording must never stop the save
@@ -60,10 +62,8 @@ def sigint_handler(previous: Any, on_interrupt) -> Any:
         try:
             if callable(previous):
                 previous(signum, frame)
-            elif previous == signal.SIG_DFL or previous is None:
+            else:  # SIG_DFL, or None (a handler not set from Python)
                 raise KeyboardInterrupt
-            else:  # SIG_IGN: the process was told to ignore Ctrl-C, so do as before
-                return
         except SystemExit as exc:
             if exc.code in (0, None):
                 raise SystemExit(EXIT_INTERRUPTED) from None

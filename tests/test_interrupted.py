@@ -50,7 +50,14 @@ def test_other_exits_and_the_default_handler_are_kept():
     assert info.value.code == 3
     with pytest.raises(KeyboardInterrupt):
         sigint_handler(signal.default_int_handler, lambda s: None)(signal.SIGINT, None)
-    assert sigint_handler(signal.SIG_IGN, lambda s: None)(signal.SIGINT, None) is None
+
+
+def test_a_process_told_to_ignore_ctrl_c_records_nothing_and_goes_on():
+    """A background job (`axolotl train ... &` from a script) starts with SIGINT ignored: the
+    run goes on, so it must not be marked interrupted."""
+    seen = []
+    assert sigint_handler(signal.SIG_IGN, seen.append)(signal.SIGINT, None) is None
+    assert seen == []
 
 
 def test_a_failing_recorder_never_stops_the_save():

@@ -201,11 +201,18 @@ def test_health_url_uses_loopback_for_wildcard_hosts():
     assert not is_healthy(f"http://127.0.0.1:{free_port()}{VLLM_HEALTH_PATH}", timeout=0.5)
 
 
+# The owner starts with the signal dispositions a launcher gives it, whatever this test process
+# inherited: a terminal's defaults, or SIG_IGN for the signals named in argv[4] (`nohup` ignores
+# SIGHUP; a shell's background job ignores SIGINT).
 OWNER = textwrap.dedent("""
-    import json, sys, time
+    import json, signal, sys, time
     from pathlib import Path
     from axolotl_grpo_plugin.vllm.server import ServerSpec, VLLMServer, install_teardown
     cmd, log, port = json.loads(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+    ignored = sys.argv[4].split(",") if len(sys.argv) > 4 else []
+    for name, default in (("SIGINT", signal.default_int_handler), ("SIGTERM", signal.SIG_DFL),
+                          ("SIGHUP", signal.SIG_DFL)):
+        signal.signal(getattr(signal, name), signal.SIG_IGN if name in ignored else default)
     server = VLLMServer(ServerSpec(command=cmd, log_path=log, host="127.0.0.1", port=port))
     install_teardown()
     server.start(grace=2)
@@ -215,17 +222,21 @@ OWNER = textwrap.dedent("""
 """)
 
 
+def _start_owner(tmp_path, port: int, info: Path, *ignored: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", OWNER, json.dumps(fake_command(port, "ok", info, "--child")),
+         str(tmp_path / "vllm-server.log"), str(port), ",".join(ignored)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
 def test_owner_killed_by_signal_takes_the_server_down(tmp_path, signum):
     """SIGTERM/SIGINT: the owner's handlers stop the group. SIGKILL (e.g. the OOM killer):
     the kernel's parent-death signal reaches the group leader, which stops the group."""
     port, info = free_port(), tmp_path / "info.json"
-    owner = subprocess.Popen(
-        [sys.executable, "-c", OWNER, json.dumps(fake_command(port, "ok", info, "--child")),
-         str(tmp_path / "vllm-server.log"), str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
+    owner = _start_owner(tmp_path, port, info)
     try:
         line = owner.stdout.readline()
         assert line, owner.stderr.read()
@@ -236,6 +247,32 @@ def test_owner_killed_by_signal_takes_the_server_down(tmp_path, signum):
         owner.wait(timeout=20)
         assert wait_until(lambda: not any(alive(p) for p in (leader, pids["pid"], pids["child"])), 15)
         assert not port_in_use("127.0.0.1", port)
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+            owner.wait()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGINT])
+def test_a_signal_the_owner_was_told_to_ignore_leaves_the_server_up(tmp_path, signum):
+    """`nohup axolotl train ...` ignores SIGHUP, a background job SIGINT: the training goes on
+    when one comes (closing the terminal), so its server must too, not be stopped under it.
+    SIGTERM still takes both down."""
+    port, info = free_port(), tmp_path / "info.json"
+    owner = _start_owner(tmp_path, port, info, signal.Signals(signum).name)
+    try:
+        line = owner.stdout.readline()
+        assert line, owner.stderr.read()
+        leader = json.loads(line)["leader"]
+        pids = read_info(info)
+        owner.send_signal(signum)
+        time.sleep(3)  # the teardown's SIGTERM grace is 2 s
+        assert owner.poll() is None, owner.stderr.read()
+        assert all(alive(p) for p in (leader, pids["pid"], pids["child"]))
+        assert is_healthy(health_url("127.0.0.1", port))
+        owner.send_signal(signal.SIGTERM)
+        owner.wait(timeout=20)
+        assert wait_until(lambda: not any(alive(p) for p in (leader, pids["pid"], pids["child"])), 15)
     finally:
         if owner.poll() is None:
             owner.kill()

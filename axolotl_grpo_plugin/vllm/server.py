@@ -216,7 +216,9 @@ def stop_all() -> None:
 
 
 def install_teardown() -> None:
-    """atexit + SIGTERM/SIGINT/SIGHUP handlers that stop every server, then chain."""
+    """atexit + SIGTERM/SIGINT/SIGHUP handlers that stop every server, then chain. A signal
+    this process was started ignoring (`nohup`'s SIGHUP, a background job's SIGINT) gets no
+    handler: training goes on when it comes, so the server must too."""
     global _INSTALLED
     if _INSTALLED:
         return
@@ -225,8 +227,10 @@ def install_teardown() -> None:
     if threading.current_thread() is not threading.main_thread():
         return  # signal handlers can only be set from the main thread; atexit still applies
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        _PREVIOUS[signum] = signal.getsignal(signum)
-        signal.signal(signum, _on_signal)
+        previous = signal.getsignal(signum)
+        if previous != signal.SIG_IGN:
+            _PREVIOUS[signum] = previous
+            signal.signal(signum, _on_signal)
 
 
 def _on_signal(signum, frame) -> None:
@@ -234,7 +238,7 @@ def _on_signal(signum, frame) -> None:
     previous = _PREVIOUS.get(signum, signal.SIG_DFL)
     if callable(previous):
         previous(signum, frame)
-    elif previous != signal.SIG_IGN:
+    else:  # SIG_DFL (an ignored signal gets no handler): die of it as before
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
 
