@@ -233,7 +233,7 @@ def test_replies_saved_without_the_questions_rebuild_the_same_rows(tmp_path):
 
 # The rounds of R1's third stage kept in the repository (docs/benchmarks.md, "Still to measure"):
 # each file, and the first of the 512 train prompts its round answered.
-SAVED_ROUNDS = [("smollm2-gsm8k-rl1-replies.jsonl", 0)]
+SAVED_ROUNDS = [("smollm2-gsm8k-rl1-replies.jsonl", 0), ("smollm2-gsm8k-rl2-replies.jsonl", 512)]
 
 
 @pytest.mark.parametrize(("name", "first"), SAVED_ROUNDS)
