@@ -209,7 +209,7 @@ OWNER = textwrap.dedent("""
     from pathlib import Path
     from axolotl_grpo_plugin.vllm.server import ServerSpec, VLLMServer, install_teardown
     cmd, log, port = json.loads(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
-    ignored = sys.argv[4].split(",") if len(sys.argv) > 4 else []
+    ignored = sys.argv[4].split(",")
     for name, default in (("SIGINT", signal.default_int_handler), ("SIGTERM", signal.SIG_DFL),
                           ("SIGHUP", signal.SIG_DFL)):
         signal.signal(getattr(signal, name), signal.SIG_IGN if name in ignored else default)
