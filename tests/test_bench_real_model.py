@@ -231,7 +231,7 @@ def test_replies_saved_without_the_questions_rebuild_the_same_rows(tmp_path):
                                 REPO / "configs" / "smollm2-gsm8k-grpo-cpu.yaml", tmp_path / "rows2.jsonl")
 
 
-# The rounds of R1's third stage kept in the repository (docs/benchmarks.md, "Still to measure"):
+# The rounds of R1's third stage kept in the repository (docs/benchmarks.md, "issue 32's last target"):
 # each file, and the first of the 512 train prompts its round answered.
 SAVED_ROUNDS = [("smollm2-gsm8k-rl1-replies.jsonl", 0), ("smollm2-gsm8k-rl2-replies.jsonl", 512)]
 
@@ -263,7 +263,7 @@ def test_a_saved_round_holds_no_gsm8k_text_and_rebuilds_its_rows_in_format(name,
         assert row["messages"][-2]["role"] == "user" and row["messages"][-2]["content"].endswith(source["question"])
         assert row["messages"][-1] == {"role": "assistant", "content": reply["reply"]}
         assert is_strict_format(reply["reply"]), reply["reply"][-200:]
-    paid = correctness_reward_func([r["reply"] for r in replies], [s["answer"].split("####")[-1] for s in sources])
+    paid = correctness_reward_func([r["reply"] for r in replies], [s["answer"] for s in sources])  # "... #### 72"
     assert [score > 0 for score in paid] == [r["correct"] for r in replies]
 
 

@@ -4,6 +4,7 @@ with no process left behind (checked by PID)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -222,35 +223,38 @@ OWNER = textwrap.dedent("""
 """)
 
 
-def _start_owner(tmp_path, port: int, info: Path, *ignored: str) -> subprocess.Popen:
-    return subprocess.Popen(
+@contextlib.contextmanager
+def _owner(tmp_path, *ignored: str):
+    """OWNER started on a free port with its (fake) server up: yields (owner, port, the server's
+    pids: leader, server, its child); the owner is killed afterwards if it still runs."""
+    port, info = free_port(), tmp_path / "info.json"
+    owner = subprocess.Popen(
         [sys.executable, "-c", OWNER, json.dumps(fake_command(port, "ok", info, "--child")),
          str(tmp_path / "vllm-server.log"), str(port), ",".join(ignored)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
+    try:
+        line = owner.stdout.readline()
+        assert line, owner.stderr.read()
+        pids = read_info(info)
+        yield owner, port, (json.loads(line)["leader"], pids["pid"], pids["child"])
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+            owner.wait()
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
 def test_owner_killed_by_signal_takes_the_server_down(tmp_path, signum):
     """SIGTERM/SIGINT: the owner's handlers stop the group. SIGKILL (e.g. the OOM killer):
     the kernel's parent-death signal reaches the group leader, which stops the group."""
-    port, info = free_port(), tmp_path / "info.json"
-    owner = _start_owner(tmp_path, port, info)
-    try:
-        line = owner.stdout.readline()
-        assert line, owner.stderr.read()
-        leader = json.loads(line)["leader"]
-        pids = read_info(info)
-        assert all(alive(p) for p in (leader, pids["pid"], pids["child"]))
+    with _owner(tmp_path) as (owner, port, server):
+        assert all(alive(p) for p in server)
         owner.send_signal(signum)
         owner.wait(timeout=20)
-        assert wait_until(lambda: not any(alive(p) for p in (leader, pids["pid"], pids["child"])), 15)
+        assert wait_until(lambda: not any(alive(p) for p in server), 15)
         assert not port_in_use("127.0.0.1", port)
-    finally:
-        if owner.poll() is None:
-            owner.kill()
-            owner.wait()
 
 
 @pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGINT])
@@ -258,22 +262,12 @@ def test_a_signal_the_owner_was_told_to_ignore_leaves_the_server_up(tmp_path, si
     """`nohup axolotl train ...` ignores SIGHUP, a background job SIGINT: the training goes on
     when one comes (closing the terminal), so its server must too, not be stopped under it.
     SIGTERM still takes both down."""
-    port, info = free_port(), tmp_path / "info.json"
-    owner = _start_owner(tmp_path, port, info, signal.Signals(signum).name)
-    try:
-        line = owner.stdout.readline()
-        assert line, owner.stderr.read()
-        leader = json.loads(line)["leader"]
-        pids = read_info(info)
+    with _owner(tmp_path, signal.Signals(signum).name) as (owner, port, server):
         owner.send_signal(signum)
         time.sleep(3)  # the teardown's SIGTERM grace is 2 s
         assert owner.poll() is None, owner.stderr.read()
-        assert all(alive(p) for p in (leader, pids["pid"], pids["child"]))
+        assert all(alive(p) for p in server)
         assert is_healthy(health_url("127.0.0.1", port))
         owner.send_signal(signal.SIGTERM)
         owner.wait(timeout=20)
-        assert wait_until(lambda: not any(alive(p) for p in (leader, pids["pid"], pids["child"])), 15)
-    finally:
-        if owner.poll() is None:
-            owner.kill()
-            owner.wait()
+        assert wait_until(lambda: not any(alive(p) for p in server), 15)
