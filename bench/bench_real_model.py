@@ -100,6 +100,21 @@ def derived_config(source: Path, out: Path, **changes) -> Path:
     return path
 
 
+def group_size_changes(config: Path, generations: int) -> dict:
+    """Config changes for `generations` completions per prompt at the config's prompts per step
+    (micro_batch_size x gradient_accumulation_steps / num_generations): only the accumulation grows,
+    so a step sees the same prompts and each micro-batch the same memory."""
+    cfg = yaml.safe_load(config.read_text())
+    micro, accumulation = cfg["micro_batch_size"], cfg.get("gradient_accumulation_steps", 1)
+    prompts = micro * accumulation // cfg["trl"]["num_generations"]
+    if (prompts * generations) % micro:
+        raise SystemExit(f"--num-generations {generations}: {prompts} prompts a step x {generations} "
+                         f"completions is not a multiple of {config.name}'s micro_batch_size {micro}; "
+                         f"fix: a G with {prompts} x G divisible by {micro}")
+    return {"trl": {"num_generations": generations},
+            "gradient_accumulation_steps": prompts * generations // micro}
+
+
 def train(config: Path, out: Path, log_path: Path) -> float:
     """`axolotl train CONFIG` in a subprocess (its output in `log_path`); the wall time.
 
@@ -152,6 +167,8 @@ def sampling_config(config: Path, args) -> dict:
     cfg = load_config(config)
     cfg.setdefault("trl", {})["temperature"] = args.temperature
     cfg["vllm"] = {k: v for k, v in (cfg.get("vllm") or {}).items() if k in ("dtype", "enforce_eager")}
+    if args.num_generations:
+        group_size_changes(args.grpo_config, args.num_generations)  # refused now, not after the SFT
     if args.score_dtype:
         warn_if_bfloat16_is_emulated(args.score_dtype)
         cfg["vllm"]["dtype"] = args.score_dtype
@@ -354,6 +371,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="the GRPO seeds from the chain's last SFT model only (default: --seeds); "
                         "e.g. --seeds 0 --last-seeds 0 1 2 runs one seed at every earlier level")
     parser.add_argument("--grpo-steps", type=int, help="max_steps of each GRPO run (default: config)")
+    parser.add_argument("--num-generations", type=int, metavar="G",
+                        help="completions per prompt in each GRPO run (default: config); the prompts a "
+                        "step stay as the config has them: gradient_accumulation_steps grows with G")
     parser.add_argument("--problems", type=int, default=128)
     parser.add_argument("--samples", type=int, default=8, help="sampled completions for pass@k")
     parser.add_argument("--temperature", type=float, default=0.7)
@@ -395,6 +415,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.rl_rows and args.rl_rounds >= 2 and args.rl_rows_from is None:
         parser.error(f"--rl-rounds {args.rl_rounds}: round 2's rows come from a GRPO run of round 1: "
                      "pass --rl-rows-from S (a seed of --seeds, or of --last-seeds at the last level)")
+    if args.num_generations:
+        group_size_changes(args.grpo_config, args.num_generations)  # refused now, not after the SFT
     if args.score_dtype:
         warn_if_bfloat16_is_emulated(args.score_dtype)  # now, not after the first hour's training
     for rows_file in [args.rl_rows] if args.rl_rows else []:
@@ -463,6 +485,8 @@ def main(argv: list[str] | None = None) -> int:
                                vllm={"port": args.port}, **dataset_for(args.grpo_config))
                 if args.grpo_steps:
                     changes["max_steps"] = args.grpo_steps
+                if args.num_generations:
+                    changes.update(group_size_changes(grpo_cfg, args.num_generations))
                 train(derived_config(grpo_cfg, run, **changes), run, out / f"{run.name}.log")
 
             stage(run.name, run / "model.safetensors", run_grpo)

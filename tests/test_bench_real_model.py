@@ -116,6 +116,25 @@ def test_a_third_stage_seed_that_no_level_runs_is_refused_before_any_work(bench)
     assert bench.calls == [], "nothing ran"
 
 
+def test_num_generations_grows_each_grpo_group_at_the_configs_prompts_a_step(bench):
+    shipped = yaml.safe_load((REPO / "configs" / "smollm2-gsm8k-grpo-cpu.yaml").read_text())
+    bench("--seeds", "0", "--num-generations", "8")
+    grpo = yaml.safe_load((bench.out / "grpo-s0.yaml").read_text())
+    sft = yaml.safe_load((bench.out / "sft.yaml").read_text())
+    assert grpo["trl"]["num_generations"] == 8
+    prompts = shipped["micro_batch_size"] * shipped["gradient_accumulation_steps"] // shipped["trl"]["num_generations"]
+    assert grpo["micro_batch_size"] * grpo["gradient_accumulation_steps"] == prompts * 8
+    assert grpo["micro_batch_size"] == shipped["micro_batch_size"]
+    assert grpo["trl"]["reward_funcs"] == shipped["trl"]["reward_funcs"], "the rest of trl: is kept"
+    assert "num_generations" not in sft.get("trl", {}), "SFT is not touched"
+
+
+def test_a_group_size_the_batch_cannot_hold_is_refused_before_any_work(bench):
+    with pytest.raises(SystemExit, match=r"--num-generations 3: 2 prompts a step x 3 .*micro_batch_size 4"):
+        bench("--seeds", "0", "--num-generations", "3")
+    assert bench.calls == [], "nothing ran"
+
+
 def test_a_resumed_run_may_drop_the_seed_whose_models_exist(bench):
     """Round k's rows come from an existing GRPO model: --seeds need not name its seed again."""
     bench("--seeds", "0", "--rl-rows-from", "0", "--rl-rounds", "2", "--last-seeds")
