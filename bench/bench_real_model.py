@@ -167,8 +167,6 @@ def sampling_config(config: Path, args) -> dict:
     cfg = load_config(config)
     cfg.setdefault("trl", {})["temperature"] = args.temperature
     cfg["vllm"] = {k: v for k, v in (cfg.get("vllm") or {}).items() if k in ("dtype", "enforce_eager")}
-    if args.num_generations:
-        group_size_changes(args.grpo_config, args.num_generations)  # refused now, not after the SFT
     if args.score_dtype:
         warn_if_bfloat16_is_emulated(args.score_dtype)
         cfg["vllm"]["dtype"] = args.score_dtype

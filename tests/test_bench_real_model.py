@@ -317,3 +317,14 @@ def test_bfloat16_scoring_on_a_cpu_without_bfloat16_units_is_warned_at_the_start
     assert ("no bfloat16 units" in out and "leave --score-dtype out" in out) is warned
     if warned:
         assert out.index("no bfloat16 units") < out.index("sft: started"), "said before any work"
+
+
+def test_rescoring_builds_its_sampling_config_from_its_own_flags(bench):
+    """bench/rescore_heldout.py passes score() a namespace of its own flags (no GRPO-only ones)."""
+    import argparse
+
+    scoring = argparse.Namespace(heldout=None, problems=8, samples=0, temperature=0.7, max_new_tokens=16,
+                                 score_dtype=None)
+    cfg = bench.module.sampling_config(REPO / "configs" / "smollm2-gsm8k-grpo-cpu.yaml", scoring)
+    assert cfg["trl"]["temperature"] == 0.7
+    assert cfg["vllm"] == {"dtype": "float32", "enforce_eager": True}
