@@ -413,8 +413,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.rl_rows and args.rl_rounds >= 2 and args.rl_rows_from is None:
         parser.error(f"--rl-rounds {args.rl_rounds}: round 2's rows come from a GRPO run of round 1: "
                      "pass --rl-rows-from S (a seed of --seeds, or of --last-seeds at the last level)")
-    if args.num_generations:
-        group_size_changes(args.grpo_config, args.num_generations)  # refused now, not after the SFT
+    # a G the batch cannot hold is refused now, not after the SFT
+    group_changes = group_size_changes(args.grpo_config, args.num_generations) if args.num_generations else {}
     if args.score_dtype:
         warn_if_bfloat16_is_emulated(args.score_dtype)  # now, not after the first hour's training
     for rows_file in [args.rl_rows] if args.rl_rows else []:
@@ -483,8 +483,7 @@ def main(argv: list[str] | None = None) -> int:
                                vllm={"port": args.port}, **dataset_for(args.grpo_config))
                 if args.grpo_steps:
                     changes["max_steps"] = args.grpo_steps
-                if args.num_generations:
-                    changes.update(group_size_changes(grpo_cfg, args.num_generations))
+                changes.update(group_changes)
                 train(derived_config(grpo_cfg, run, **changes), run, out / f"{run.name}.log")
 
             stage(run.name, run / "model.safetensors", run_grpo)
