@@ -256,7 +256,6 @@ def test_the_image_like_venv_holds_only_what_the_image_has():
 
 
 @needs_image_venv
-@pytest.mark.slow
 def test_the_kit_runs_end_to_end_on_cpu(tmp_path):
     """scripts/gpu-check.sh --emulate: the wheelhouse into the image-like venv, `axolotl train` with
     the plugin, `axolotl-grpo plan`, the JSON with its GPU-only figures null."""
