@@ -1,0 +1,104 @@
+"""Containment for a tool the model calls: whatever the model writes and whatever the tool does,
+the rollout gets a short text and training goes on.
+
+TRL 1.9's tool loop catches a tool's exception (the model sees `{'error': ...}`), but nothing
+bounds how long a tool runs, how much text it returns (it is appended to the prompt), or what it
+does to the process (`os._exit`, a segfault in C code). `contain(fn)` returns a function with the
+tool's own name, signature and docstring (TRL builds the tool's JSON schema from them) that
+
+- runs the tool inline when it is bounded by construction (the built-in calculator), else in a
+  killable worker process (registry/isolation.py) under `timeout_s`: a tool that hangs is killed,
+  one that kills its worker gets a fresh one for the next call;
+- returns text: a str as it is, a number as its text; an exception, a timeout, a result over
+  `max_result_chars` or of another type becomes TRL's error form `{"error": "..."}`;
+- counts calls, errors and timeouts in `fn.tool_stats` (for the `tools/*` metrics).
+
+Arguments the model made up (unknown names, a missing one) fail inside the call like any other
+exception: an error result, counted, nothing more.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..registry.isolation import OK, TIMEOUT, IsolatedRunner
+from .worker import TARGET
+
+
+DEFAULT_TIMEOUT_S = 10.0
+MAX_RESULT_CHARS = 4000
+WORKER_STARTUP_S = 60.0  # a new worker imports the tool's module; not the tool's time
+
+
+@dataclass
+class ToolStats:
+    """Counts since the last `take()`; thread-safe (TRL may call tools from several threads)."""
+
+    calls: int = 0
+    errors: int = 0
+    timeouts: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def count(self, outcome: str) -> None:
+        with self._lock:
+            self.calls += 1
+            self.errors += outcome == "error"
+            self.timeouts += outcome == "timeout"
+
+    def take(self) -> dict[str, int]:
+        with self._lock:
+            counts = {"calls": self.calls, "errors": self.errors, "timeouts": self.timeouts}
+            self.calls = self.errors = self.timeouts = 0
+        return counts
+
+
+def contain(fn: Callable, *, target: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,
+            max_result_chars: int = MAX_RESULT_CHARS) -> Callable:
+    """`fn` contained; `target` (its import path, "package.module.function") runs it in a killable
+    worker, None inline."""
+    stats = ToolStats()
+    runner = IsolatedRunner(TARGET) if target else None
+    name = getattr(fn, "__name__", "tool")
+
+    def run(arguments: dict) -> tuple[str, Any]:
+        if runner is None:
+            try:
+                return OK, fn(**arguments)
+            except Exception as exc:  # the tool's failure on the model's input: an error result
+                return "error", f"{type(exc).__name__}: {str(exc)[:200]}"
+        (outcome,) = runner.score([{"tool": target, "arguments": arguments}], sample_budget_s=timeout_s,
+                                  call_budget_s=WORKER_STARTUP_S + timeout_s)
+        if outcome.kind == OK:
+            return OK, outcome.value
+        if outcome.kind == TIMEOUT:
+            return "timeout", f"{name} did not answer within {timeout_s:g} s"
+        return "error", outcome.detail.replace("reward worker", "tool worker")[:300]
+
+    @functools.wraps(fn)
+    def contained(**arguments):
+        started = time.monotonic()
+        kind, value = run(arguments)
+        if kind == OK:
+            kind, value = as_text(value, max_result_chars)
+        # an inline tool is bounded by construction: an overrun is counted, its answer kept
+        overran = kind == OK and runner is None and time.monotonic() - started > timeout_s
+        stats.count("timeout" if overran else kind)
+        return value if kind == OK else {"error": value}
+
+    contained.tool_stats = stats
+    contained.tool_runner = runner
+    return contained
+
+
+def as_text(value: Any, max_chars: int) -> tuple[str, str]:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        return "error", f"the tool returned a {type(value).__name__}, not text"
+    text = value if isinstance(value, str) else repr(value)
+    if len(text) > max_chars:
+        return "error", f"the tool returned {len(text):,} characters, over the {max_chars:,}-character limit"
+    return OK, text
