@@ -81,7 +81,7 @@ def unknown_top_level(cfg) -> list[str]:
     is ours (another plugin may add keys of its own)."""
     if not only_ours(cfg):
         return []
-    known = axolotl_fields()["top"] | {SECTION, *NOT_IN_SCHEMA}
+    known = axolotl_fields()["top"] | axolotl_fields()["cli"] | {SECTION, *NOT_IN_SCHEMA}
     return [key for key in cfg if key not in known and key not in axolotl_fields()["trl"]]
 
 

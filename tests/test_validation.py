@@ -322,3 +322,28 @@ def test_the_axolotl_keys_file_matches_the_installed_schema():
 
     axolotl_fields.cache_clear()
     assert axolotl_fields() == imported_fields()
+
+
+def test_the_keys_axolotls_own_cli_adds_are_not_called_unknown(embedded_model_dir):
+    """`axolotl train CONFIG` writes its own flags (`debug`, `shard`, ...) into the config before the
+    plugin's register sees it: they are not the user's unknown keys (issue 48: four false warnings
+    on every run). A key no one knows is still said, in `check` and `axolotl train` alike."""
+    import dataclasses
+    from pathlib import Path
+
+    from axolotl.cli.args import TrainerCliArgs
+
+    from axolotl_grpo_plugin.names import load_config
+
+    cfg = load_config(Path(__file__).parents[1] / "configs" / "smoke.yaml")
+    cfg["base_model"] = str(embedded_model_dir)
+    checked_alone = prepare_config(copy.deepcopy(cfg), CPU)
+    # what axolotl.cli.main.train passes load_cfg (click's defaults, less None) and load_cfg writes in
+    for field in dataclasses.fields(TrainerCliArgs):
+        if field.default is not None:
+            cfg[field.name] = field.default
+    assert {"debug", "debug_text_only", "debug_num_examples", "shard"} <= set(cfg)
+    assert not [w for w in prepare_config(copy.deepcopy(cfg), CPU) if "is not a key" in w]
+    assert not [w for w in checked_alone if "is not a key" in w]
+    cfg["foo_bar_baz"] = 1
+    assert [w for w in prepare_config(cfg, CPU) if "`foo_bar_baz` is not a key" in w]
