@@ -17,7 +17,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..config.load import section
 from ..registry import correctness
 from .prompts import EvalError
 
@@ -31,16 +30,13 @@ class Reward:
     weight: float = 1.0
 
 
-def load_rewards(cfg: dict[str, Any]) -> list[Reward]:
+def load_rewards(run: Any) -> list[Reward]:
     """The config's reward functions (names already resolved by `load_config`)."""
-    trl = section(cfg, "trl")
-    paths = trl.get("reward_funcs") or []
-    if isinstance(paths, str):
-        paths = [paths]
+    paths = run.trl.reward_funcs
     if not paths:
         raise EvalError("trl.reward_funcs is empty; evaluation scores with the training rewards, "
                         "so list at least one (e.g. correctness)")
-    weights = trl.get("reward_weights") or [1.0] * len(paths)
+    weights = run.trl.reward_weights or [1.0] * len(paths)
     if len(weights) != len(paths):
         raise EvalError(f"trl.reward_weights has {len(weights)} values for {len(paths)} reward_funcs")
     rewards = []
