@@ -9,20 +9,17 @@ names, fills what Axolotl leaves out, and raises one error listing everything.
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
 from . import defaults
-from .args import GRPOPluginSettings
 from .config import trl_args
 from .config.batching import generation_batch_size, micro_batch_sizes_for, valid_num_generations
-from .config.load import section as _section
 from .config.run import Run, read_run, write
-from .config.schema import axolotl_fields
-from .enabled import SECTION, only_ours
+from .config.unknown_keys import unknown_key_problems, unknown_top_level_warnings
+from .enabled import only_ours
 from .errors import GRPOConfigError, Problem
 from .launch import Launch
 from .names import resolve_names
@@ -36,64 +33,6 @@ def check_rl(run: Run, launch: Launch) -> list[Problem]:
         return []
     return [Problem("rl", run.rl, "the GRPO plugin is enabled but the config does not train with GRPO; "
                     "rewards would be ignored.", "set `rl: grpo`")]
-
-
-# Keys that reach the plugin's register but are not in Axolotl's input schema.
-NOT_IN_SCHEMA = ("capabilities", "env_capabilities")
-
-
-def check_section_keys(cfg) -> list[Problem]:
-    """Keys Axolotl would drop without a word, with the key that was probably meant (the config's
-    key names: what the Run, which reads the keys it knows, cannot tell)."""
-    fields = {**axolotl_fields(), "grpo_plugin": frozenset(GRPOPluginSettings.model_fields)}
-    problems = []
-    for section in ("trl", "vllm", "grpo_plugin"):
-        for key, value in _section(cfg, section).items():
-            if key in fields[section]:
-                continue
-            if section == "trl" and key in defaults.SET_ELSEWHERE:
-                fix = defaults.SET_ELSEWHERE[key]
-            elif section == "trl" and trl_args.passable(key):
-                fix = (f"TRL's GRPOConfig has it: move it to `grpo_plugin: {{trl_args: {{{key}: {value!r}}}}}`, "
-                       "which the plugin passes to TRL")
-            else:
-                close = difflib.get_close_matches(key, sorted(fields[section]), n=1, cutoff=0.6)
-                fix = f"did you mean `{section}.{close[0]}`?" if close else (
-                    f"remove it; known `{section}:` keys are listed by "
-                    "`axolotl config-schema`" if section != "grpo_plugin" else
-                    f"remove it; known keys: {', '.join(sorted(fields[section]))}")
-            problems.append(Problem(f"{section}.{key}", value,
-                                    f"{defaults.AXOLOTL_NAME} does not know this key and would silently ignore it.", fix))
-    unknown = set(unknown_top_level(cfg))
-    for key, value in cfg.items():
-        if key in fields["trl"] and key not in fields["top"]:
-            problems.append(Problem(key, value, "this is a GRPO setting but it is at the top level, "
-                                    "where Axolotl ignores it.", f"move it under `trl:` as `trl.{key}`"))
-        elif key in unknown and (meant := misspelled_top_level(cfg, key)) is not None:
-            problems.append(Problem(key, value, f"{defaults.AXOLOTL_NAME} does not know this key and would silently "
-                                    f"ignore it, and `{meant}` is not set.", f"did you mean `{meant}`?"))
-    return problems
-
-
-def unknown_top_level(cfg) -> list[str]:
-    """Top-level keys no schema knows: Axolotl drops them without a word. Only when every listed plugin
-    is ours (another plugin may add keys of its own)."""
-    if not only_ours(cfg):
-        return []
-    known = axolotl_fields()["top"] | axolotl_fields()["cli"] | {SECTION, *NOT_IN_SCHEMA}
-    return [key for key in cfg if key not in known and key not in axolotl_fields()["trl"]]
-
-
-def misspelled_top_level(cfg, key: str) -> str | None:
-    """The known key an unknown one (`unknown_top_level`) was probably meant to be, when that key is absent."""
-    close = difflib.get_close_matches(key, sorted(axolotl_fields()["top"]), n=1, cutoff=0.8)
-    return close[0] if close and close[0] not in cfg else None
-
-
-def unknown_top_level_warnings(cfg) -> list[str]:
-    return [f"`{key}` is not a key {defaults.AXOLOTL_NAME} knows: it is ignored. Remove it (or check its spelling: "
-            "`axolotl config-schema` lists the keys)." for key in unknown_top_level(cfg)
-            if misspelled_top_level(cfg, key) is None]
 
 
 def check_completion_length(run: Run, launch: Launch) -> list[Problem]:
@@ -520,7 +459,7 @@ def prepare_config(cfg: MutableMapping[str, Any], launch: Launch, run: Run | Non
     """Resolve names, check everything and apply the fills; returns the Run (as Axolotl will read
     the config) and the warnings, or raises one error listing every problem. `run`: the config's
     Run when the caller read it already (register, for the relaunch)."""
-    problems = check_section_keys(cfg)
+    problems = unknown_key_problems(cfg, not only_ours(cfg))
     if run is None:
         try:
             run = read_run(cfg)
@@ -538,7 +477,7 @@ def prepare_config(cfg: MutableMapping[str, Any], launch: Launch, run: Run | Non
         raise GRPOConfigError(problems)
     run = fill_generation_batch_size(cfg, fill_vllm_server_address(cfg, run), launch)
     warnings = dry_run.skipped(cfg)
-    warnings.extend(unknown_top_level_warnings(cfg))
+    warnings.extend(unknown_top_level_warnings(cfg, not only_ours(cfg)))
     warnings.extend(async_grpo_warnings(run))
     warnings.extend(resume_from_last_whole(cfg))
     if run.trl.use_vllm and not run.trl.vllm_mode:

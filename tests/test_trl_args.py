@@ -2,9 +2,9 @@
 
 import pytest
 
-from axolotl_grpo_plugin.checks import check_section_keys
 from axolotl_grpo_plugin.config import trl_args
 from axolotl_grpo_plugin.config.run import read_run
+from axolotl_grpo_plugin.config.unknown_keys import unknown_key_problems
 from axolotl_grpo_plugin.plugin import GRPOPlugin
 
 
@@ -30,7 +30,7 @@ def test_bad_options_name_the_key_and_the_fix(args, key, says):
 
 
 def test_a_grpo_option_under_trl_points_to_trl_args():
-    problems = check_section_keys({"rl": "grpo", "trl": {"top_entropy_quantile": 0.2}})
+    problems = unknown_key_problems({"rl": "grpo", "trl": {"top_entropy_quantile": 0.2}})
     (problem,) = [p for p in problems if p.key == "trl.top_entropy_quantile"]
     assert "grpo_plugin: {trl_args: {top_entropy_quantile: 0.2}}" in problem.fix
 

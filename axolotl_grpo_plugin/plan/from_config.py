@@ -13,7 +13,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..config.load import section
 from ..config.run import Run, read_run
 from .dims import ModelDims
 from .estimate import LORA_LINEAR, Workload
@@ -88,7 +87,7 @@ def workload_from_config(cfg: dict[str, Any], dims: ModelDims, processes: int,
     """`run`: the config's Run, when the caller read it."""
     run = read_run(cfg) if run is None else run
     trl, vllm = run.trl, run.vllm
-    fsdp = section(cfg, "fsdp_config")
+    fsdp = run.fsdp_config if isinstance(run.fsdp_config, dict) else {}
     adapter = cfg.get("adapter")
     method = "qlora" if adapter == "qlora" else "lora" if adapter == "lora" else "full"
     return Workload(
