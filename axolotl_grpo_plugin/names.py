@@ -32,6 +32,7 @@ from .config.run import Run, read_run, write
 from .defaults import AXOLOTL_NAME, CONFIG_PATH_KEY
 from .errors import GRPOConfigError, Problem
 from .registry import REWARDS, TRANSFORMS, is_contained_path, path_attribute
+from .registry.imports import import_attribute
 from .remote import declared
 from .sources.transforms import AXOLOTL_RL_STRATEGIES
 
@@ -161,7 +162,7 @@ def _contained_path(name: str, module_name: str, attr: str) -> str:
     """The path of the contained wrapper of an import-path reward (registry/containment.py),
     or the path itself when the function opts out (`reward_contained = False`) or is not a
     function (a class Axolotl instantiates, say)."""
-    fn = getattr(importlib.import_module(module_name), attr)
+    fn = import_attribute(name)
     attribute = path_attribute(name)
     if not callable(fn) or isinstance(fn, type) or attribute is None:
         return name
@@ -205,9 +206,9 @@ def _resolve_transform(kind: str, key: str, folders: list[Path]) -> tuple[str, P
 def _import_error(module_name: str, attr: str) -> str | None:
     """Why `module_name.attr` cannot be imported, or None when it can."""
     try:
-        module = importlib.import_module(module_name)
+        import_attribute(f"{module_name}.{attr}")
+    except AttributeError:
+        return f"module {module_name!r} has no attribute {attr!r}"
     except Exception as exc:  # any failure to import is the user's problem to see
         return f"{type(exc).__name__}: {exc}"
-    if not hasattr(module, attr):
-        return f"module {module_name!r} has no attribute {attr!r}"
     return None

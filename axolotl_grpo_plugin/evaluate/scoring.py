@@ -10,7 +10,6 @@ trained on.
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import math
 from collections.abc import Callable, Sequence
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..registry import correctness
+from ..registry.imports import import_attribute
 from .prompts import EvalError
 
 
@@ -41,9 +41,9 @@ def load_rewards(run: Any) -> list[Reward]:
         raise EvalError(f"trl.reward_weights has {len(weights)} values for {len(paths)} reward_funcs")
     rewards = []
     for i, path in enumerate(paths):
-        module_name, _, attr = str(path).rpartition(".")
+        attr = str(path).rpartition(".")[2]
         try:
-            func = getattr(importlib.import_module(module_name), attr)
+            func = import_attribute(str(path))
         except (ImportError, AttributeError, ValueError) as exc:
             raise EvalError(
                 f"trl.reward_funcs[{i}] = {path!r} is not an importable function ({exc}); "

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..defaults import CONFIG_PATH_KEY
 from ..errors import PluginError, Problem
+from ..registry.imports import import_attribute
 
 
 SAMPLE_ROWS = 3
@@ -138,11 +139,9 @@ def reward_columns(run: Any) -> dict[str, tuple[str, ...]]:
 
 
 def _function_columns(path: str) -> tuple[str, ...]:
-    import importlib
 
-    module_name, _, attr = path.rpartition(".")
     try:
-        fn = getattr(importlib.import_module(module_name), attr)
+        fn = import_attribute(path)
         declared = tuple(getattr(fn, "reward_columns", ()) or ())
         params = inspect.signature(fn).parameters.values()
     except Exception:  # not importable (reported by names.py) or no signature: nothing known
