@@ -18,13 +18,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import axolotl_validation, cloud, defaults, run_lock
+from . import axolotl_validation, cloud, run_lock
 from .audit.check import reward_warnings
 from .checks import check_model, prepare_config
 from .cli import prog
 from .config.batching import describe_layout
-from .config.load import read_config, section
-from .config.run import Facts
+from .config.load import read_config
+from .config.run import Run, read_run
 from .enabled import applies
 from .errors import EXIT_BAD_INPUT, PluginError, counted, exit_for
 from .launch import Launch, has_cuda_gpu, one_thread_warning
@@ -41,13 +41,13 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return read_config(path)
 
 
-def validate_with_axolotl(raw: dict[str, Any], launch: Launch):
+def validate_with_axolotl(raw: dict[str, Any], launch: Launch, run: Run | None = None):
     """Our checks, then Axolotl's `validate_config` with the plugins registered. Axolotl (and
-    torch, transformers: seconds) is imported only once our checks pass."""
+    torch, transformers: seconds) is imported only once our checks pass. `run`: raw's, when read."""
     from axolotl.utils.dict import DictDefault
 
     cfg = DictDefault(raw)
-    warnings = prepare_config(cfg, launch) if applies(cfg) else check_model(cfg, launch)
+    _, warnings = prepare_config(cfg, launch, run) if applies(cfg) else check_model(cfg, launch)
     import torch
 
     capabilities = dict(GPU_CAPABILITIES if launch.has_gpu else CPU_CAPABILITIES)
@@ -56,38 +56,30 @@ def validate_with_axolotl(raw: dict[str, Any], launch: Launch):
     return axolotl_validation.validate(cfg, capabilities, env), warnings
 
 
-def layout_line(raw: dict[str, Any], processes: int) -> str:
+def layout_line(run: Run, processes: int) -> str:
     """The generation-batch arithmetic for this launch, e.g. `8 x 2 x 7 = 112 = 7 prompts x 16`."""
-    facts = Facts.of(raw)
     return "micro_batch_size x gradient_accumulation_steps x processes: " + describe_layout(
-        facts.micro_batch_size or 1, facts.gradient_accumulation_steps or 1, processes,
-        facts.num_generations or defaults.NUM_GENERATIONS, section(raw, "trl").get("generation_batch_size"))
+        run.micro_batch_size, run.gradient_accumulation_steps, processes, run.trl.num_generations,
+        run.trl.generation_batch_size)
 
 
-def default_gpus(raw: dict[str, Any], processes: int, has_gpu: bool) -> int:
-    """The GPUs a launch of `processes` trainers needs: theirs, plus the autostarted server's."""
-    from .config.run import Run
-    from .errors import GRPOConfigError
-
+def default_gpus(run: Run | None, processes: int, has_gpu: bool) -> int:
+    """The GPUs a launch of `processes` trainers needs: theirs, plus the autostarted server's
+    (`run` None: the config has a wrong value, which the checks report)."""
     if not has_gpu:
         return 0
-    try:
-        run = Run.of(raw)
-    except GRPOConfigError:
-        return processes  # the checks report the bad value
-    if not run.plugin.vllm_autostart:
+    if run is None or not run.plugin.vllm_autostart:
         return processes
-    return processes + (run.server_gpus or 1)
+    return processes + run.server_gpus
 
 
-def reach_remote(raw: dict[str, Any]) -> tuple[list[str], PluginError | None]:
+def reach_remote(run: Run) -> tuple[list[str], PluginError | None]:
     """Each remote reward's endpoint reached once: what it answered, and the problems it showed."""
-    from .config.run import Run
     from .errors import GRPOConfigError
     from .remote.reach import reach
 
     lines, problems = [], []
-    for i, spec in enumerate(Run.of(raw).plugin.remote_rewards or []):
+    for i, spec in enumerate(run.plugin.remote_rewards or []):
         line, problem = reach(spec, i)
         lines.append(line)
         if problem is not None:
@@ -142,11 +134,15 @@ def main(argv: list[str] | None = None) -> int:
             raw = load_yaml(args.config)
             if args.base_model:
                 raw["base_model"] = args.base_model
-            gpus = default_gpus(raw, args.processes, args.has_gpu) if args.gpus is None else args.gpus
+            try:
+                run = read_run(raw)  # the one reading: every wrong value is reported by the checks below
+            except PluginError:
+                run = None
+            gpus = default_gpus(run, args.processes, args.has_gpu) if args.gpus is None else args.gpus
             launch = Launch(args.processes, args.has_gpu, gpus=tuple(str(i) for i in range(gpus)),
                             machine_gpus=gpus)
-            _, warnings = validate_with_axolotl(raw, launch)
-            layout = layout_line(raw, args.processes) if applies(raw) else None
+            _, warnings = validate_with_axolotl(raw, launch, run)
+            layout = layout_line(run, args.processes) if applies(raw) else None
         except Exception as exc:  # reported below, once stderr is the terminal again
             failure = exc
     if isinstance(failure, PluginError):
@@ -155,21 +151,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Axolotl rejected {args.config}: {failure}", file=sys.stderr)
         return EXIT_BAD_INPUT
     with captured_stderr(enabled=not args.verbose):
-        warnings = [*warnings, *reward_warnings(raw)]  # the audit's cheap part (axolotl-grpo audit)
-    output_dir = Facts.of(raw).output_dir
+        warnings = [*warnings, *reward_warnings(raw, run)]  # the audit's cheap part (axolotl-grpo audit)
+    output_dir = run.output_dir
     busy = None if cloud_cfg is not None else run_lock.holder(output_dir)  # a cloud run starts elsewhere
     if cloud_cfg is not None:
         warnings = [*warnings, *cloud.warnings(raw, cloud_cfg, args.cloud, output_dir)]
     if busy is not None:  # `axolotl train` would stop on it now; it may be free by launch time
         warnings = [*warnings, *(p.line() for p in run_lock.in_use(output_dir, busy).problems)]
     if not args.offline:
-        reached, failure = reach_remote(raw)
+        reached, failure = reach_remote(run)
         if failure is not None:
             return exit_for(failure)
         warnings = [*warnings, *reached]
     if not args.has_gpu and cloud_cfg is None and (threads := one_thread_warning()):
         warnings = [*warnings, threads]
-    if args.has_gpu and section(raw, "trl").get("use_vllm") and importlib.util.find_spec("vllm") is None:
+    if args.has_gpu and run.trl.use_vllm and importlib.util.find_spec("vllm") is None:
         warnings = [*warnings, "trl.use_vllm is on and vLLM is not installed here: checked without it; install "
                     "it where you train (`pip install 'axolotl-grpo-plugin[vllm]'`, or `axolotl[vllm]`)."]
     for warning in warnings:

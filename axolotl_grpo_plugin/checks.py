@@ -9,21 +9,17 @@ names, fills what Axolotl leaves out, and raises one error listing everything.
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
 from . import defaults
-from .args import GRPOPluginSettings
-from .config import trl_args, values
+from .config import trl_args
 from .config.batching import generation_batch_size, micro_batch_sizes_for, valid_num_generations
-from .config.load import section as _section
-from .config.run import Facts, Run
-from .config.schema import axolotl_fields
-from .defaults import CONFIG_PATH_KEY
-from .enabled import SECTION, applies, only_ours
+from .config.run import Run, read_run, write
+from .config.unknown_keys import unknown_key_problems, unknown_top_level_warnings
+from .enabled import only_ours
 from .errors import GRPOConfigError, Problem
 from .launch import Launch
 from .names import resolve_names
@@ -32,93 +28,29 @@ from .vllm.cpu import CPU_DIST, INSTALL_COMMAND, check_cpu_vllm, is_cpu_vllm
 from .watch.sync_guard import check_sleep_mode
 
 
-def check_rl(cfg, launch: Launch) -> list[Problem]:
-    rl = cfg.get("rl")
-    if str(getattr(rl, "value", rl)) == "grpo":
+def check_rl(run: Run, launch: Launch) -> list[Problem]:
+    if run.rl == "grpo":
         return []
-    return [Problem("rl", rl, "the GRPO plugin is enabled but the config does not train with GRPO; "
+    return [Problem("rl", run.rl, "the GRPO plugin is enabled but the config does not train with GRPO; "
                     "rewards would be ignored.", "set `rl: grpo`")]
 
 
-# Keys that reach the plugin's register but are not in Axolotl's input schema.
-NOT_IN_SCHEMA = ("capabilities", "env_capabilities")
-
-
-def check_section_keys(cfg, launch: Launch) -> list[Problem]:
-    """Keys Axolotl would drop without a word, with the key that was probably meant."""
-    fields = {**axolotl_fields(), "grpo_plugin": frozenset(GRPOPluginSettings.model_fields)}
-    problems = []
-    for section in ("trl", "vllm", "grpo_plugin"):
-        for key, value in _section(cfg, section).items():
-            if key in fields[section]:
-                continue
-            if section == "trl" and key in defaults.SET_ELSEWHERE:
-                fix = defaults.SET_ELSEWHERE[key]
-            elif section == "trl" and trl_args.passable(key):
-                fix = (f"TRL's GRPOConfig has it: move it to `grpo_plugin: {{trl_args: {{{key}: {value!r}}}}}`, "
-                       "which the plugin passes to TRL")
-            else:
-                close = difflib.get_close_matches(key, sorted(fields[section]), n=1, cutoff=0.6)
-                fix = f"did you mean `{section}.{close[0]}`?" if close else (
-                    f"remove it; known `{section}:` keys are listed by "
-                    "`axolotl config-schema`" if section != "grpo_plugin" else
-                    f"remove it; known keys: {', '.join(sorted(fields[section]))}")
-            problems.append(Problem(f"{section}.{key}", value,
-                                    f"{defaults.AXOLOTL_NAME} does not know this key and would silently ignore it.", fix))
-    unknown = set(unknown_top_level(cfg))
-    for key, value in cfg.items():
-        if key in fields["trl"] and key not in fields["top"]:
-            problems.append(Problem(key, value, "this is a GRPO setting but it is at the top level, "
-                                    "where Axolotl ignores it.", f"move it under `trl:` as `trl.{key}`"))
-        elif key in unknown and (meant := misspelled_top_level(cfg, key)) is not None:
-            problems.append(Problem(key, value, f"{defaults.AXOLOTL_NAME} does not know this key and would silently "
-                                    f"ignore it, and `{meant}` is not set.", f"did you mean `{meant}`?"))
-    return problems
-
-
-def unknown_top_level(cfg) -> list[str]:
-    """Top-level keys no schema knows: Axolotl drops them without a word. Only when every listed plugin
-    is ours (another plugin may add keys of its own)."""
-    if not only_ours(cfg):
+def check_completion_length(run: Run, launch: Launch) -> list[Problem]:
+    if run.trl.max_completion_length is not None:
         return []
-    known = axolotl_fields()["top"] | {SECTION, *NOT_IN_SCHEMA}
-    return [key for key in cfg if key not in known and key not in axolotl_fields()["trl"]]
-
-
-def misspelled_top_level(cfg, key: str) -> str | None:
-    """The known key an unknown one (`unknown_top_level`) was probably meant to be, when that key is absent."""
-    close = difflib.get_close_matches(key, sorted(axolotl_fields()["top"]), n=1, cutoff=0.8)
-    return close[0] if close and close[0] not in cfg else None
-
-
-def unknown_top_level_warnings(cfg) -> list[str]:
-    return [f"`{key}` is not a key {defaults.AXOLOTL_NAME} knows: it is ignored. Remove it (or check its spelling: "
-            "`axolotl config-schema` lists the keys)." for key in unknown_top_level(cfg)
-            if misspelled_top_level(cfg, key) is None]
-
-
-def check_values(cfg, launch: Launch) -> list[Problem]:
-    """Type and range of every key the checks compute with (config/values.py)."""
-    return values.problems(cfg)
-
-
-def check_completion_length(cfg, launch: Launch) -> list[Problem]:
-    if values.raw(cfg, "trl.max_completion_length") is not values.UNSET:
-        return []  # a wrong value is reported by check_values
     return [Problem("trl.max_completion_length", None,
                     "without it every completion may run to the model's length limit: slow, and "
                     "vLLM rejects prompts that no longer fit.",
                     "set it (512 suits GSM8K); `axolotl-grpo stats CONFIG` checks it against vllm.max_model_len")]
 
 
-def check_batch(cfg, launch: Launch) -> list[Problem]:
+def check_batch(run: Run, launch: Launch) -> list[Problem]:
     """TRL: num_generations divides the generation batch. Axolotl 0.19 also wants at least
     one whole group per training process (batch >= num_generations x processes)."""
-    facts = Facts.of(cfg)
-    groups, mbs, gas = facts.num_generations, facts.micro_batch_size, facts.gradient_accumulation_steps
-    explicit = values.read(cfg, "trl.generation_batch_size", 0)
-    if launch.processes is None or None in (groups, mbs, gas, explicit):
-        return []  # a wrong value is reported by check_values
+    groups, mbs, gas = run.trl.num_generations, run.micro_batch_size, run.gradient_accumulation_steps
+    explicit = run.trl.generation_batch_size
+    if launch.processes is None:
+        return []
     procs = max(int(launch.processes), 1)
     step_batch = mbs * procs
     if explicit:
@@ -149,20 +81,20 @@ def check_batch(cfg, launch: Launch) -> list[Problem]:
                         explicit or gas,
                         f"{defaults.AXOLOTL_NAME} wants at least one group of {groups} completions per training "
                         f"process: {formula} < {groups} x {procs} = {groups * procs}.", fix)]
-    return check_eval_batch(cfg, groups, procs)
+    return check_eval_batch(run, groups, procs)
 
 
 def _at_least(multiple: int, floor: int) -> int:
     return multiple * max(1, -(-floor // multiple))
 
 
-def check_eval_batch(cfg, groups: int, procs: int) -> list[Problem]:
+def check_eval_batch(run: Run, groups: int, procs: int) -> list[Problem]:
     """TRL also groups evaluation completions: eval_batch_size x processes must divide."""
-    if not (values.read(cfg, "val_set_size", 0) or cfg.get("test_datasets")):
+    if not (run.val_set_size or run.test_datasets):
         return []
-    eval_groups = values.read(cfg, "trl.num_generations_eval", groups)
-    eval_mbs = values.read(cfg, "eval_batch_size", values.read(cfg, "micro_batch_size", 1))
-    if eval_groups is None or eval_mbs is None or (eval_mbs * procs) % eval_groups == 0:
+    eval_groups = run.trl.num_generations_eval or groups
+    eval_mbs = run.eval_batch_size or run.micro_batch_size
+    if (eval_mbs * procs) % eval_groups == 0:
         return []
     fits = micro_batch_sizes_for(eval_groups, 1, procs)
     return [Problem("eval_batch_size", eval_mbs,
@@ -180,26 +112,25 @@ CPU_ROUTES = ("on CPU, try configs/smoke.yaml (a one-minute run of the whole loo
               "use configs/cpu-vllm-server.yaml")
 
 
-def gpu_only_settings(cfg) -> list[tuple[str, object, str]]:
+def gpu_only_settings(run: Run) -> list[tuple[str, object, str]]:
     """(key, value, what it is) for each GPU-only setting the config turns on."""
     found = []
     for key, what in GPU_ONLY:
         if key == "trl.use_vllm" and is_cpu_vllm():
             continue  # vLLM's CPU build generates on the CPU (docs/vllm.md)
-        head, _, tail = key.rpartition(".")
-        value = (_section(cfg, head) if head else cfg).get(tail)
+        value = run.trl.use_vllm if key == "trl.use_vllm" else getattr(run, key)
         if value and what not in [w for _, _, w in found]:
             found.append((key, value, what))
     return found
 
 
-def check_precision(cfg, launch: Launch) -> list[Problem]:
+def check_precision(run: Run, launch: Launch, ours: bool = True) -> list[Problem]:
     """Half precision without a GPU crashes at the first step (fp16 weights, fp32 inputs); a
     config built for GPUs (vLLM, DeepSpeed, FSDP, quantization) is pointed at the CPU configs
-    instead of being talked into a CPU run key by key."""
+    instead of being talked into a CPU run key by key (`ours`: a GRPO config, not an SFT one)."""
     if launch.has_gpu:
         return []
-    gpu_only = gpu_only_settings(cfg)
+    gpu_only = gpu_only_settings(run)
     if [key for key, _, _ in gpu_only] == ["trl.use_vllm"]:  # vLLM's CPU build would run it here
         return [Problem("trl.use_vllm", gpu_only[0][1],
                         "this config needs GPUs (vLLM generation) and this machine has none; vLLM's CPU "
@@ -210,21 +141,21 @@ def check_precision(cfg, launch: Launch) -> list[Problem]:
                         "or `axolotl-grpo demo`")]
     if gpu_only:
         key, value, _ = gpu_only[0]
-        cpu_route = CPU_ROUTES if applies(cfg) else f"or, for a CPU run, remove `{key}`"  # an SFT config
+        cpu_route = CPU_ROUTES if ours else f"or, for a CPU run, remove `{key}`"  # an SFT config
         return [Problem(key, value, f"this config needs GPUs ({', '.join(w for _, _, w in gpu_only)}) "
                         "and this machine has none.",
                         f"run it on a GPU machine (`axolotl-grpo check CONFIG --gpu` checks it for one); "
                         f"{cpu_route}")]
     problems = []
-    bf16, fp16 = cfg.get("bf16"), cfg.get("fp16")
+    bf16, fp16 = run.bf16, run.fp16
     fix = "set `bf16: false` and `fp16: false` for a CPU run"
-    if values.read(cfg, "bf16") is True:
+    if bf16 is True:
         problems.append(Problem("bf16", bf16, "there is no GPU; transformers refuses bf16 training without one "
                                 "(\"Your setup doesn't support bf16/gpu\") when the trainer is built.", fix))
-    elif values.read(cfg, "bf16") == "auto":
+    elif bf16 == "auto":
         problems.append(Problem("bf16", bf16, "there is no GPU; Axolotl then falls back to fp16 on CPU "
                                 "and the first training step crashes.", fix))
-    if values.on(cfg, "fp16"):
+    if fp16 is True:
         problems.append(Problem("fp16", fp16, "there is no GPU; half precision fails on CPU.", fix))
     if bf16 is None and fp16 is None:
         problems.append(Problem("bf16", None, "there is no GPU and neither bf16 nor fp16 is set; "
@@ -232,69 +163,48 @@ def check_precision(cfg, launch: Launch) -> list[Problem]:
     return problems
 
 
-def check_reward_weights(cfg, launch: Launch) -> list[Problem]:
-    weights, funcs = values.read(cfg, "trl.reward_weights"), values.read(cfg, "trl.reward_funcs")
-    if weights is None or funcs is None or len(weights) == len(funcs):
+def check_reward_weights(run: Run, launch: Launch) -> list[Problem]:
+    weights, funcs = run.trl.reward_weights, run.trl.reward_funcs
+    if weights is None or len(weights) == len(funcs):
         return []
     return [Problem("trl.reward_weights", weights,
                     f"{len(weights)} weights for {len(funcs)} reward functions.",
                     "give one weight per entry of trl.reward_funcs, in the same order")]
 
 
-def check_trl_args(cfg, launch: Launch) -> list[Problem]:
-    return trl_args.check(cfg)
+def check_trl_args(run: Run, launch: Launch) -> list[Problem]:
+    return trl_args.check(run)
 
 
-def check_plugin_settings(cfg, launch: Launch) -> list[Problem]:
-    """Every `grpo_plugin:` value in range and of its type (unknown keys: check_section_keys)."""
-    try:
-        Run.of(cfg)
-    except GRPOConfigError as exc:
-        return exc.problems
-    return []
-
-
-def check_remote_rewards(cfg, launch: Launch) -> list[Problem]:
+def check_remote_rewards(run: Run, launch: Launch) -> list[Problem]:
     """`grpo_plugin.remote_rewards`: the keys each kind needs (remote/checks.py)."""
     from .remote.checks import check
 
-    return check(cfg)
+    return check(run)
 
 
-def check_vllm_autostart(cfg, launch: Launch) -> list[Problem]:
+def check_vllm_autostart(run: Run, launch: Launch) -> list[Problem]:
     """The autostart keys agree with the vLLM mode and host (the GPU layout is checked by
     `vllm.autostart.on_register`, which knows the GPUs)."""
     from .vllm.autostart import autostart_problems
 
-    try:
-        run = Run.of(cfg)
-    except GRPOConfigError:
-        return []  # reported by check_plugin_settings
     return autostart_problems(run) if run.plugin.vllm_autostart else []
 
 
-def check_gpu_layout(cfg, launch: Launch) -> list[Problem]:
+def check_gpu_layout(run: Run, launch: Launch) -> list[Problem]:
     """vLLM autostart: the reserved GPUs exist and the training processes fit beside them, for
     the GPUs this launch sees (at train time the machine's; in `check`, `--gpus N`)."""
     from .config.gpus import GpuLayoutError, check_launch
-    from .vllm.autostart import autostart_problems
+    from .vllm.autostart import autostart_problems, multi_node_problems
 
     if launch.gpus is None or launch.processes is None:
         return []
-    try:
-        run = Run.of(cfg)
-    except GRPOConfigError:
-        return []  # reported by check_plugin_settings
-    if not run.plugin.vllm_autostart or autostart_problems(run) or run.server_gpus is None:
+    if not run.plugin.vllm_autostart or autostart_problems(run):
         return []  # autostart off, or its keys already wrong
     if is_cpu_vllm() and not launch.has_gpu:
         return []  # vLLM's CPU build: the server runs on the CPU, no GPU to reserve (vllm/cpu.py)
-    if launch.processes > launch.node_processes:
-        return [Problem("grpo_plugin.vllm_autostart", True,
-                        f"this launch spans several nodes ({launch.processes} processes, "
-                        f"{launch.node_processes} on this node); autostart runs one server for a "
-                        "single-node launch.",
-                        "start `axolotl vllm-serve` by hand on one node and point `trl.vllm_server_host` at it")]
+    if multi := multi_node_problems(launch.processes, launch.node_processes):
+        return multi
     try:
         layout = run.gpu_layout(launch.gpus, launch.machine_gpus)
         check_launch(layout, launch.gpus, launch.node_processes, run.config_path)
@@ -303,49 +213,47 @@ def check_gpu_layout(cfg, launch: Launch) -> list[Problem]:
     return []
 
 
-def check_paths(cfg, launch: Launch) -> list[Problem]:
+def check_paths(run: Run, launch: Launch) -> list[Problem]:
     """A local `base_model` directory or dataset file that is not there (Axolotl would try it as a
     Hub id); the rule for local vs Hub is sources/data.is_local."""
     from .sources.data import DatasetSpec, looks_like_missing_path, missing_path
 
     problems = []
-    model = cfg.get("base_model")
+    model = run.base_model
     if isinstance(model, str) and looks_like_missing_path(model, bare_name_is_hub=True):
         problems.append(Problem("base_model", model, f"directory not found (relative paths start at {Path.cwd()}).",
                                 "correct the path, or give a Hub model id such as `Qwen/Qwen2.5-1.5B-Instruct`"))
     for name in dry_run.SECTIONS:
-        entries = cfg.get(name)
-        for index, entry in enumerate(entries if isinstance(entries, list) else []):
+        for index, entry in enumerate(getattr(run, name)):
             path = entry.get("path") if hasattr(entry, "get") else None
             if isinstance(path, str) and path and looks_like_missing_path(path):
                 spec = DatasetSpec(path, key=f"{name}[{index}]")
-                problems.extend(missing_path(spec, cfg.get(CONFIG_PATH_KEY)).problems)
+                problems.extend(missing_path(spec, run.config_path).problems)
     return problems
 
 
-def check_model_folder(cfg, launch: Launch) -> list[Problem]:
+def check_model_folder(run: Run, launch: Launch) -> list[Problem]:
     """A local base_model is a Hugging Face folder (not a GGUF file, not any folder)."""
     from .models.folder import model_path_problems
 
-    return model_path_problems("base_model", cfg.get("base_model"))
+    return model_path_problems("base_model", run.base_model)
 
 
-def check_end_of_turn(cfg, launch: Launch) -> list[Problem]:
+def check_end_of_turn(cfg, run: Run, launch: Launch) -> list[Problem]:
     """A local tokenizer whose eos ends the model's turns (not missing, not equal to bos)."""
     from .models.folder import end_of_turn_problems
 
     return end_of_turn_problems(cfg)
 
 
-def check_context_fits(cfg, launch: Launch) -> list[Problem]:
+def check_context_fits(cfg, run: Run, launch: Launch) -> list[Problem]:
     """vllm.max_model_len holds the longest prompt plus trl.max_completion_length: the exact
     count (stats) when the tokenizer and data are local, else the completion alone as a bound."""
     from .seqstats.api import longest_prompt
 
-    if not _section(cfg, "trl").get("use_vllm"):
+    if not run.trl.use_vllm:
         return []
-    limit = values.read(cfg, "vllm.max_model_len")
-    completion = values.read(cfg, "trl.max_completion_length")
+    limit, completion = run.vllm.max_model_len, run.trl.max_completion_length
     if limit is None or completion is None:
         return []
     if limit <= completion:
@@ -362,33 +270,27 @@ def check_context_fits(cfg, launch: Launch) -> list[Problem]:
                     "or lower trl.max_completion_length")]
 
 
-def check_datasets(cfg, launch: Launch) -> list[Problem]:
+def check_datasets(cfg, run: Run, launch: Launch) -> list[Problem]:
     """Each local dataset entry loads, and its transform makes rows with `prompt` and the
     columns the rewards read (sources/dry_run.py)."""
-    return dry_run.problems(cfg)
+    return dry_run.problems(cfg, run)
 
 
-def check_eval_at_end(cfg, launch: Launch) -> list[Problem]:
+def check_eval_at_end(cfg, run: Run, launch: Launch) -> list[Problem]:
     """`grpo_plugin.eval_at_end` can find its held-out rows."""
     from .evaluate.hook import config_problems
 
-    try:
-        return config_problems(cfg)
-    except GRPOConfigError:
-        return []  # reported by check_plugin_settings
+    return config_problems(cfg, run)
 
 
-def check_eval_every(cfg, launch: Launch) -> list[Problem]:
+def check_eval_every(cfg, run: Run, launch: Launch) -> list[Problem]:
     """`grpo_plugin.eval_every` finds its held-out rows; `keep_best` names a metric it logs."""
     from .evaluate.periodic_config import config_problems
 
-    try:
-        return config_problems(cfg)
-    except GRPOConfigError:
-        return []  # reported by check_plugin_settings
+    return config_problems(cfg, run)
 
 
-def check_resume(cfg, launch: Launch) -> list[Problem]:
+def check_resume(cfg, run: Run, launch: Launch) -> list[Problem]:
     """The checkpoint a resumed run starts from exists and was saved whole (checkpoints.py)."""
     from .checkpoints import STATE_FILE, is_complete, last_whole, last_whole_instead, resume_target
 
@@ -410,21 +312,20 @@ def check_resume(cfg, launch: Launch) -> list[Problem]:
 ASYNC_KEYS = ("async_prefetch", "use_data_producer")  # either makes Axolotl build its async GRPO trainer
 
 
-def async_key(cfg) -> str | None:
+def async_key(run: Run) -> str | None:
     """The first `trl:` key that makes Axolotl build its async GRPO trainer, or None."""
-    return next((k for k in ASYNC_KEYS if values.on(cfg, f"trl.{k}")), None)
+    return next((k for k in ASYNC_KEYS if getattr(run.trl, k)), None)
 
 
-def check_async_grpo(cfg, launch: Launch, works: bool | None = None) -> list[Problem]:
+def check_async_grpo(run: Run, launch: Launch, works: bool | None = None) -> list[Problem]:
     """`trl.async_prefetch` / `trl.use_data_producer` on an Axolotl whose async trainer cannot
     read TRL's generation output: the run would load the model, then fail at its first step."""
-    trl = _section(cfg, "trl")
-    key = async_key(cfg)
+    key = async_key(run)
     works = defaults.AXOLOTL.async_grpo_works if works is None else works
     if key is None or works:
         return []
     return [Problem(
-        f"trl.{key}", trl.get(key),
+        f"trl.{key}", getattr(run.trl, key),
         f"{defaults.AXOLOTL_NAME}'s async GRPO trainer unpacks 7 values from TRL's `_generate`, which "
         f"returns 8 ({defaults.TRL_NAME}): the run would load the model, then stop at its first step with "
         "`ValueError: too many values to unpack (expected 7)`.",
@@ -432,9 +333,9 @@ def check_async_grpo(cfg, launch: Launch, works: bool | None = None) -> list[Pro
         "whose async trainer reads TRL's output")]
 
 
-def async_grpo_warnings(cfg) -> list[str]:
+def async_grpo_warnings(run: Run) -> list[str]:
     """Where Axolotl's async trainer runs, what of the plugin is off or reads differently there (issue 28)."""
-    key = async_key(cfg)
+    key = async_key(run)
     if key is None:
         return []
     return [f"`trl.{key}`: {defaults.AXOLOTL_NAME}'s async trainer generates each batch in a background "
@@ -442,12 +343,12 @@ def async_grpo_warnings(cfg) -> list[str]:
             "`trl.vllm_sync_interval`), so `sampling/sampling_logp_difference` includes that staleness by design; "
             "the weight-sync guard allows for it and reports a lost push only when the gap outgrows it (per unit "
             "of learning rate, 2x). The rollout log, learning metrics and step-time breakdown follow the async "
-            "trainer."] + _async_bf16_note(cfg, key)
+            "trainer."] + _async_bf16_note(run, key)
 
 
-def _async_bf16_note(cfg, key: str) -> list[str]:
+def _async_bf16_note(run: Run, key: str) -> list[str]:
     """Axolotl 0.21's async trainer scores under `torch.autocast(bfloat16)` whatever the model's dtype."""
-    if values.half_precision(cfg):
+    if run.half_precision:
         return []
     return [f"`trl.{key}` on a float32 model: {defaults.AXOLOTL_NAME}'s async trainer computes the policy's "
             "log-probs under bfloat16 autocast, so the loss's ratios have bf16 precision and "
@@ -456,12 +357,12 @@ def _async_bf16_note(cfg, key: str) -> list[str]:
             "weight-sync fault."]
 
 
-def check_trackio(cfg, launch: Launch, trackio: str | None = None, passes_bucket_id: bool | None = None) -> list[Problem]:
+def check_trackio(run: Run, launch: Launch, trackio: str | None = None, passes_bucket_id: bool | None = None) -> list[Problem]:
     """`use_trackio: true` with a trackio too old for transformers' TrackioCallback: the run
     would load the model, then stop at train begin with `init() got an unexpected keyword
     argument 'bucket_id'` (defaults.TRACKIO_BUCKET_ID_SINCE)."""
-    wanted = cfg.get("use_trackio")
-    if not values.on(cfg, "use_trackio") and not (wanted is None and cfg.get("trackio_project_name")):
+    wanted = run.use_trackio
+    if wanted is not True and not (wanted is None and run.trackio_project_name):
         return []  # Axolotl turns trackio on for a `trackio_project_name` alone
     trackio = defaults.TRACKIO_VERSION if trackio is None else trackio
     if passes_bucket_id is None:
@@ -489,47 +390,44 @@ def check_trackio(cfg, launch: Launch, trackio: str | None = None, passes_bucket
                     "pins trackio 0.19.0; docs/observe.md); Axolotl 0.21 ships a trackio that works")]
 
 
-CHECKS: tuple[Callable[[Any, Launch], list[Problem]], ...] = (
-    check_rl, check_values, check_section_keys, check_completion_length, check_batch,
-    check_precision, check_reward_weights, check_trl_args, check_plugin_settings, check_remote_rewards,
-    check_vllm_autostart, check_gpu_layout, check_eval_at_end, check_eval_every, check_sleep_mode,
-    check_cpu_vllm, check_trackio, check_async_grpo, check_resume, check_paths, check_model_folder,
+CHECKS: tuple[Callable[[Run, Launch], list[Problem]], ...] = (
+    check_rl, check_completion_length, check_batch, check_precision, check_reward_weights, check_trl_args,
+    check_remote_rewards, check_vllm_autostart, check_gpu_layout, check_sleep_mode, check_cpu_vllm, check_trackio,
+    check_async_grpo, check_paths, check_model_folder,
+)
+# The checks that read more of the config than the Run holds (its datasets, its checkpoints).
+CONFIG_CHECKS: tuple[Callable[[Any, Run, Launch], list[Problem]], ...] = (
+    check_eval_at_end, check_eval_every, check_resume,
 )
 # The checks that load a tokenizer or `datasets` (seconds): they run once the checks above pass,
 # so a misspelled reward is answered at once.
-LIBRARY_CHECKS: tuple[Callable[[Any, Launch], list[Problem]], ...] = (
+LIBRARY_CHECKS: tuple[Callable[[Any, Run, Launch], list[Problem]], ...] = (
     check_end_of_turn, check_datasets, check_context_fits,
 )
 
 
-# What `check` runs on a config the plugin does not train (an SFT cold start): the model itself,
-# and the precision a CPU run crashes on.
-MODEL_CHECKS = (check_paths, check_model_folder, check_precision, check_end_of_turn)
-
-
-def check_model(cfg, launch: Launch) -> list[str]:
-    """The model checks alone; raises on problems, returns no warnings (prepare_config's shape)."""
-    problems = [p for check in MODEL_CHECKS for p in check(cfg, launch)]
+def check_model(cfg, launch: Launch) -> tuple[Run, list[str]]:
+    """What `check` runs on a config the plugin does not train (an SFT cold start): the model
+    itself, and the precision a CPU run crashes on; raises on problems (prepare_config's shape)."""
+    run = read_run(cfg)
+    problems = [*check_paths(run, launch), *check_model_folder(run, launch),
+                *check_precision(run, launch, ours=False), *check_end_of_turn(cfg, run, launch)]
     if problems:
         raise GRPOConfigError(problems)
-    return []
+    return run, []
 
 
-def fill_vllm_server_address(cfg) -> None:
+def fill_vllm_server_address(cfg, run: Run) -> Run:
     """Axolotl 0.19 reads `trl.vllm_server_host or trl.vllm.host`, and `trl.vllm` does
     not exist, so server mode crashes unless the host and port are set under `trl:`.
     Take them from the `vllm:` section the server itself is started from."""
-    facts = Facts.of(cfg)  # owns the address: `trl:` first, else `vllm:` as reached from here
-    if not facts.server_mode:
-        return
-    trl = _section(cfg, "trl")
-    if not trl.get("vllm_server_host"):
-        trl["vllm_server_host"] = facts.vllm_host
-    if not trl.get("vllm_server_port"):
-        trl["vllm_server_port"] = facts.vllm_port
+    if not run.server_mode:
+        return run
+    # `trl:` first, else `vllm:` as reached from here
+    return write(cfg, run, {"trl.vllm_server_host": run.vllm_host, "trl.vllm_server_port": run.vllm_port})
 
 
-def fill_generation_batch_size(cfg, launch: Launch) -> None:
+def fill_generation_batch_size(cfg, run: Run, launch: Launch) -> Run:
     """Set `trl.generation_batch_size` to TRL's own default, mbs x gas x processes.
 
     Axolotl 0.19's check_grpo_batch_size_divisibility compares the PER-RANK
@@ -537,14 +435,11 @@ def fill_generation_batch_size(cfg, launch: Launch) -> None:
     layouts (7 processes x 8 x 2 = 112 = 7 groups of 16 fails: 16 < 112). With the
     global value set explicitly it checks what TRL needs. Same batch, same
     behaviour: TRL derives steps_per_generation = gas from it."""
-    trl = _section(cfg, "trl")
     procs = max(int(launch.processes or 1), 1)
-    if procs == 1 or not trl or trl.get("generation_batch_size") or trl.get("steps_per_generation"):
-        return
-    facts = Facts.of(cfg)
-    if facts.micro_batch_size is not None and facts.gradient_accumulation_steps is not None:
-        trl["generation_batch_size"] = generation_batch_size(facts.micro_batch_size,
-                                                             facts.gradient_accumulation_steps, procs)
+    if procs == 1 or run.trl.generation_batch_size or run.trl.steps_per_generation:
+        return run
+    return write(cfg, run, {"trl.generation_batch_size": generation_batch_size(
+        run.micro_batch_size, run.gradient_accumulation_steps, procs)})
 
 
 def resume_from_last_whole(cfg: MutableMapping[str, Any]) -> list[str]:
@@ -560,26 +455,35 @@ def resume_from_last_whole(cfg: MutableMapping[str, Any]) -> list[str]:
             f"{whole}, the last whole checkpoint. {torn.name} is left as it is; this run saves over it."]
 
 
-def prepare_config(cfg: MutableMapping[str, Any], launch: Launch) -> list[str]:
-    """Resolve names, fill defaults and check everything; returns warnings, raises on problems."""
-    problems = resolve_names(cfg)
+def prepare_config(cfg: MutableMapping[str, Any], launch: Launch, run: Run | None = None) -> tuple[Run, list[str]]:
+    """Resolve names, check everything and apply the fills; returns the Run (as Axolotl will read
+    the config) and the warnings, or raises one error listing every problem. `run`: the config's
+    Run when the caller read it already (register, for the relaunch)."""
+    problems = unknown_key_problems(cfg, not only_ours(cfg))
+    if run is None:
+        try:
+            run = read_run(cfg)
+        except GRPOConfigError as exc:
+            raise GRPOConfigError(problems + exc.problems) from None
+    run, unresolved = resolve_names(cfg, run)
+    problems = unresolved + problems
     for check in CHECKS:
-        problems.extend(p for p in check(cfg, launch) if p not in problems)
+        problems.extend(p for p in check(run, launch) if p not in problems)
+    for check in CONFIG_CHECKS:
+        problems.extend(p for p in check(cfg, run, launch) if p not in problems)
     for check in () if problems else LIBRARY_CHECKS:
-        problems.extend(check(cfg, launch))
+        problems.extend(check(cfg, run, launch))
     if problems:
         raise GRPOConfigError(problems)
-    fill_vllm_server_address(cfg)
-    fill_generation_batch_size(cfg, launch)
+    run = fill_generation_batch_size(cfg, fill_vllm_server_address(cfg, run), launch)
     warnings = dry_run.skipped(cfg)
-    warnings.extend(unknown_top_level_warnings(cfg))
-    warnings.extend(async_grpo_warnings(cfg))
+    warnings.extend(unknown_top_level_warnings(cfg, not only_ours(cfg)))
+    warnings.extend(async_grpo_warnings(run))
     warnings.extend(resume_from_last_whole(cfg))
-    trl = _section(cfg, "trl")
-    if trl.get("use_vllm") and not trl.get("vllm_mode"):
+    if run.trl.use_vllm and not run.trl.vllm_mode:
         warnings.append(f"`trl.use_vllm` is on without `trl.vllm_mode`: {defaults.TRL_NAME} then runs vLLM colocated "
                         "on the training GPU. Set `trl.vllm_mode: server` to use a separate vLLM server.")
-    if cfg.get("sequence_len") is not None:
+    if run.sequence_len is not None:
         warnings.append(f"`sequence_len` has no effect on GRPO in {defaults.AXOLOTL_NAME}; completion length is "
                         "`trl.max_completion_length` and vLLM's limit is `vllm.max_model_len`.")
-    return warnings
+    return run, warnings

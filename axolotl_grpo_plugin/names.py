@@ -28,10 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from .config.load import copy_config
-from .config.run import Run
+from .config.run import Run, read_run, write
 from .defaults import AXOLOTL_NAME, CONFIG_PATH_KEY
 from .errors import GRPOConfigError, Problem
 from .registry import REWARDS, TRANSFORMS, is_contained_path, path_attribute
+from .registry.imports import import_attribute
 from .remote import declared
 from .sources.transforms import AXOLOTL_RL_STRATEGIES
 
@@ -42,7 +43,7 @@ def load_config(config: Any, *, rewards: bool = True) -> dict[str, Any]:
     that does not resolve is a GRPOConfigError. `rewards=False` ignores reward names (for tools
     that never call the rewards)."""
     raw = copy_config(config)
-    problems = resolve_names(raw)
+    _, problems = resolve_names(raw, read_run(raw))
     if not rewards:
         problems = [p for p in problems if not p.key.startswith("trl.")]
     if problems:
@@ -70,18 +71,15 @@ def make_importable(cfg: Mapping[str, Any]) -> list[Path]:
     return folders
 
 
-def resolve_names(cfg: MutableMapping[str, Any]) -> list[Problem]:
-    """Rewrite reward and transform names in place; return what could not be resolved."""
+def resolve_names(cfg: MutableMapping[str, Any], run: Run) -> tuple[Run, list[Problem]]:
+    """Rewrite reward and transform names in the config (and its Run); return the Run and what
+    could not be resolved."""
     folders = make_importable(cfg)
     problems: list[Problem] = []
-    trl = cfg.get("trl")
-    trl = trl if hasattr(trl, "get") and hasattr(trl, "items") else {}  # a wrong type: config/values.py
-    funcs = trl.get("reward_funcs") or []
-    if isinstance(funcs, str):
-        funcs = [funcs]
-    if not isinstance(funcs, (list, tuple)):
-        funcs = []  # the wrong type is reported by config/values.py
-    remote = _declare_remote(cfg)
+    funcs = run.trl.reward_funcs
+    specs = run.plugin.remote_rewards or []
+    declared.declare(specs)  # in this process: the served path of each
+    remote = {spec.name for spec in specs}
     resolved = []
     for i, name in enumerate(funcs):
         if isinstance(name, str) and (name in remote or declared.name_in_path(name) in remote):
@@ -92,10 +90,10 @@ def resolve_names(cfg: MutableMapping[str, Any]) -> list[Problem]:
         if problem:
             problems.append(problem)
     if funcs:
-        trl["reward_funcs"] = resolved
+        run = write(cfg, run, {"trl.reward_funcs": resolved})
     for name in ("datasets", "test_datasets"):
-        entries = cfg.get(name) or []
-        for i, dataset in enumerate(entries if isinstance(entries, list) else []):
+        entries = cfg.get(name) or []  # (a list: read_run refused another type)
+        for i, dataset in enumerate(entries):
             if not hasattr(dataset, "get"):
                 continue
             kind = dataset.get("type")
@@ -105,18 +103,7 @@ def resolve_names(cfg: MutableMapping[str, Any]) -> list[Problem]:
             dataset["type"] = path
             if problem:
                 problems.append(problem)
-    return problems
-
-
-def _declare_remote(cfg) -> set[str]:
-    """Record this config's `grpo_plugin.remote_rewards` in this process; their names. (A bad
-    section is reported by the config checks.)"""
-    try:
-        specs = Run.of(cfg).plugin.remote_rewards or []
-    except GRPOConfigError:
-        return set()
-    declared.declare(specs)
-    return {spec.name for spec in specs}
+    return run, problems
 
 
 def _resolve_reward(name: Any, key: str, folders: list[Path]) -> tuple[Any, Problem | None]:
@@ -175,7 +162,7 @@ def _contained_path(name: str, module_name: str, attr: str) -> str:
     """The path of the contained wrapper of an import-path reward (registry/containment.py),
     or the path itself when the function opts out (`reward_contained = False`) or is not a
     function (a class Axolotl instantiates, say)."""
-    fn = getattr(importlib.import_module(module_name), attr)
+    fn = import_attribute(name)
     attribute = path_attribute(name)
     if not callable(fn) or isinstance(fn, type) or attribute is None:
         return name
@@ -219,9 +206,9 @@ def _resolve_transform(kind: str, key: str, folders: list[Path]) -> tuple[str, P
 def _import_error(module_name: str, attr: str) -> str | None:
     """Why `module_name.attr` cannot be imported, or None when it can."""
     try:
-        module = importlib.import_module(module_name)
+        import_attribute(f"{module_name}.{attr}")
+    except AttributeError:
+        return f"module {module_name!r} has no attribute {attr!r}"
     except Exception as exc:  # any failure to import is the user's problem to see
         return f"{type(exc).__name__}: {exc}"
-    if not hasattr(module, attr):
-        return f"module {module_name!r} has no attribute {attr!r}"
     return None

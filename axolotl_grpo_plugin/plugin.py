@@ -57,10 +57,10 @@ class GRPOPlugin(BasePlugin):
 
     def _run(self, cfg):
         """The run `register` read; read here when register did not (the vLLM server child)."""
-        from .config.run import Run
+        from .config.run import read_run
 
         run = getattr(self, "run", None)
-        return run if run is not None else Run.of(cfg)
+        return run if run is not None else read_run(cfg)
 
     def get_input_args(self) -> str:
         return "axolotl_grpo_plugin.args.GRPOPluginArgs"
@@ -72,7 +72,7 @@ class GRPOPlugin(BasePlugin):
         from . import run_lock
         from .checkpoints import resume_target
         from .checks import prepare_config
-        from .config.run import Run
+        from .config.run import read_run
         from .errors import GRPOConfigError
         from .launch import current_launch, global_rank
         from .remote import declared
@@ -82,25 +82,25 @@ class GRPOPlugin(BasePlugin):
             return  # the autostarted server loads the config the trainer already checked
         with reported_as_exit():
             try:
-                run = Run.of(cfg)  # the one reading of the config
+                run = read_run(cfg)  # the one reading of the config
             except GRPOConfigError:
-                run = None  # a bad `grpo_plugin:` value: prepare_config reports it with the rest
+                run = None  # a wrong value: prepare_config reports it with the rest
             # First: the checks count this launch's processes, and the relaunch may change them.
             relaunch.relaunch_if_needed(run)
             launch = current_launch()
             if not autostart.is_training_process():
                 launch = replace(launch, gpus=None)  # `axolotl preprocess` & co. start no server
-            for warning in prepare_config(cfg, launch):
+            run, warnings = prepare_config(cfg, launch, run)
+            for warning in warnings:
                 LOG.warning(warning)
-            self.run = run = run or Run.of(cfg)  # (prepare_config raised on a bad section)
             if autostart.is_training_process() and global_rank() == 0:
                 # one run per output_dir: refused here, before data, model or a vLLM server
                 run_lock.hold(run.output_dir)
             if autostart.is_training_process():  # remote budgets count per run, across ranks
                 declared.start_run(run.output_dir, [s.name for s in run.plugin.remote_rewards or []],
                                  fresh=resume_target(cfg) is None, main=global_rank() == 0)
-            cpu.configure(cfg, run)  # vLLM's CPU build only: worker extension, float32
-            autostart.on_register(cfg, run)
+            run = cpu.configure(cfg, run)  # vLLM's CPU build only: worker extension, float32
+            self.run = autostart.on_register(cfg, run)  # the server's address, written into cfg and the run
 
     def get_training_args(self, cfg):
         """`grpo_plugin.trl_args`: GRPOConfig options Axolotl has no key for."""
@@ -123,8 +123,8 @@ class GRPOPlugin(BasePlugin):
         with reported_as_exit():
             run = self._run(cfg)
             autostart.before_model_load(run)
-        cpu.patch_trl_for_cpu(cfg, run)  # vLLM's CPU build only: TRL connects without NCCL
-        if async_key(cfg):  # Axolotl's legacy async path would repeat its first prompts every step
+        cpu.patch_trl_for_cpu(run)  # vLLM's CPU build only: TRL connects without NCCL
+        if async_key(run):  # Axolotl's legacy async path would repeat its first prompts every step
             from .async_prompts import install_on_axolotl
 
             install_on_axolotl()
@@ -157,7 +157,7 @@ class GRPOPlugin(BasePlugin):
         self.eval_trackers = remember_trackers(trainer)
         observer = attach(run, trainer)
         with reported_as_exit():  # every N steps on a held-out slice; keep-best (docs/evaluate.md)
-            periodic.attach(cfg, trainer, getattr(observer, "writer", None), run=run)
+            periodic.attach(cfg, run, trainer, getattr(observer, "writer", None))
         log_reached(run, trainer, LOG)
         # failure signatures in the logged metrics, recorded in the rollout log (docs/observe.md)
         writer = getattr(observer, "writer", None)
@@ -173,4 +173,4 @@ class GRPOPlugin(BasePlugin):
         from .vllm import autostart
 
         autostart.after_training()  # first: frees the reserved GPU
-        evaluate_at_end(cfg, getattr(self, "eval_trackers", None), run=self._run(cfg))
+        evaluate_at_end(cfg, self._run(cfg), getattr(self, "eval_trackers", None))

@@ -27,7 +27,8 @@ from typing import Any
 
 from axolotl_grpo_rewards.errors import RewardConfigError, RewardContractError
 
-from .config.load import read_yaml, section
+from .config.load import read_yaml
+from .config.run import read_run
 from .errors import EXIT_BAD_INPUT, EXIT_FAILED, PluginError, Problem, exit_for
 from .evaluate.scoring import Reward, load_rewards, score
 from .names import load_config
@@ -52,20 +53,20 @@ class ScoreInputError(PluginError):
 
 
 def listed_names(config: str | Path) -> list[str]:
-    funcs = section(read_yaml(config), "trl").get("reward_funcs") or []
-    return [str(f) for f in ([funcs] if isinstance(funcs, str) else funcs)]
+    """`trl.reward_funcs` as the config lists them (before names are resolved)."""
+    return [str(f) for f in read_run(read_yaml(config)).trl.reward_funcs]
 
 
 def prepare(config: str | Path) -> list[tuple[str, Reward]]:
     """(name as listed, reward) for each `trl.reward_funcs` entry, as training loads them."""
     names = listed_names(config)
-    cfg = load_config(config)  # resolves names (and declares remote rewards) or raises
-    problems = check_remote(cfg)
+    run = read_run(load_config(config))  # resolves names (and declares remote rewards) or raises
+    problems = check_remote(run)
     if problems:
         from .errors import GRPOConfigError
 
         raise GRPOConfigError(problems)
-    return list(zip(names, load_rewards(cfg), strict=True))
+    return list(zip(names, load_rewards(run), strict=True))
 
 
 def batches(path: Path, size: int, counts: dict) -> Any:

@@ -166,9 +166,9 @@ def _sources() -> dict[Path, str]:
     (r"yaml\.(safe_)?load\(", "config/load.py"),     # the one config-file reader
     (r"TRANSFORMS\.load\(", "sources/transforms.py"),  # the one transform loader
     (r"""["']accura["']""", "registry/correctness.py"),  # the one rule for which reward judges "correct"
-    (r"from \.+args import[^\n]*\bsettings\b", "config/run.py"),  # grpo_plugin: parsed once, by Run.of
+    (r"from \.+args import[^\n]*\bsettings\b", "config/run.py"),  # grpo_plugin: parsed by read_run alone
     (r"(?<!def )\bsplit_gpus\(", "config/run.py"),  # the GPU layout: Run.gpu_layout
-    (r"""\bread\(\s*\w+,\s*["']vllm\.data_parallel_size""", "config/run.py"),  # the server's GPUs: Run.server_gpus
+    (r"\btensor_parallel_size\s*\*", "config/run.py"),  # the server's GPUs: Run.server_gpus
 ])
 def test_each_concept_has_one_owner(pattern, owner):
     users = sorted(str(p.relative_to(PACKAGE)) for p, text in _sources().items()

@@ -14,6 +14,7 @@ import yaml
 
 from axolotl_grpo_plugin import defaults
 from axolotl_grpo_plugin.checks import async_grpo_warnings, check_async_grpo
+from axolotl_grpo_plugin.config.run import read_run
 from axolotl_grpo_plugin.launch import Launch
 
 
@@ -55,13 +56,13 @@ def test_the_version_table_says_what_the_installed_async_trainer_does():
 @pytest.mark.parametrize("key", ["async_prefetch", "use_data_producer"])
 def test_check_refuses_async_grpo_only_where_it_cannot_work(key):
     cfg = {"trl": {key: True}}
-    [problem] = check_async_grpo(cfg, Launch(), works=False)
+    [problem] = check_async_grpo(read_run(cfg), Launch(), works=False)
     assert problem.key == f"trl.{key}" and problem.value is True
     assert "too many values to unpack (expected 7)" in problem.message
     assert f"remove `trl.{key}`" in problem.fix and "Axolotl 0.21" in problem.fix
-    assert check_async_grpo(cfg, Launch(), works=True) == []
-    assert check_async_grpo({"trl": {key: False}}, Launch(), works=False) == []
-    assert check_async_grpo({}, Launch(), works=False) == []
+    assert check_async_grpo(read_run(cfg), Launch(), works=True) == []
+    assert check_async_grpo(read_run({"trl": {key: False}}), Launch(), works=False) == []
+    assert check_async_grpo(read_run({}), Launch(), works=False) == []
 
 
 @pytest.mark.integration
@@ -89,11 +90,11 @@ def test_axolotl_train_with_async_prefetch_stops_before_the_model_loads(repo_roo
 
 
 def test_where_async_runs_check_says_what_does_not_follow_it_yet():
-    [warning] = async_grpo_warnings({"trl": {"async_prefetch": True}, "bf16": True})
+    [warning] = async_grpo_warnings(read_run({"trl": {"async_prefetch": True}, "bf16": True}))
     assert "trl.async_prefetch" in warning and "weight-sync guard allows for it" in warning
-    [_, precision] = async_grpo_warnings({"trl": {"use_data_producer": True}, "bf16": False})
+    [_, precision] = async_grpo_warnings(read_run({"trl": {"use_data_producer": True}, "bf16": False}))
     assert "trl.use_data_producer" in precision and "bfloat16 autocast" in precision
-    assert async_grpo_warnings({"trl": {"async_prefetch": False}}) == []
+    assert async_grpo_warnings(read_run({"trl": {"async_prefetch": False}})) == []
 
 
 # --- the legacy async path's prompts (`trl.async_prefetch` without `trl.use_data_producer`) ------

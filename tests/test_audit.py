@@ -16,6 +16,7 @@ from axolotl_grpo_plugin.audit.__main__ import main
 from axolotl_grpo_plugin.audit.core import audit
 from axolotl_grpo_plugin.audit.families import KINDS, build_case, solve_countdown, wrong_integer
 from axolotl_grpo_plugin.audit.rollouts import first_suspected, scan, signs
+from axolotl_grpo_plugin.config.run import read_run
 from axolotl_grpo_plugin.transforms.gsm8k import transform_row
 from axolotl_grpo_rewards.countdown import solves
 
@@ -251,10 +252,10 @@ def test_check_warns_about_a_hackable_reward_only(tmp_path, user_module):
     def raw(rewards, path=DATA / "gsm8k_sample.jsonl"):
         return yaml.safe_load(config(tmp_path, rewards, data=path).read_text())
 
-    assert reward_warnings(raw(COOKBOOK)) == []
-    warnings = reward_warnings(raw(["correctness", f"{user_module}.length_bonus"]))
+    assert reward_warnings(raw(COOKBOOK), read_run(raw(COOKBOOK))) == []
+    warnings = reward_warnings(raw(["correctness", f"{user_module}.length_bonus"]), read_run(raw(["correctness", f"{user_module}.length_bonus"])))
     assert len(warnings) == 2 and f"`{user_module}.length_bonus` hackable" in warnings[0] and "Fix: cap it" in warnings[0]
     assert "`total` hackable" in warnings[1]  # the weighted sum inherits the bonus
     hub = raw([f"{user_module}.length_bonus"])
     hub["datasets"][0]["path"] = "openai/gsm8k"
-    assert reward_warnings(hub) == []  # not a local file: the dry run's warning says so already
+    assert reward_warnings(hub, read_run(hub)) == []  # not a local file: the dry run's warning says so already

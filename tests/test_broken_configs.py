@@ -18,7 +18,7 @@ import pytest
 import yaml
 from conftest import REPO_ROOT, run_axolotl_train
 
-from axolotl_grpo_plugin.config.run import Run
+from axolotl_grpo_plugin.config.run import read_run
 from axolotl_grpo_plugin.errors import PluginError
 from axolotl_grpo_plugin.watch.sync_guard import installed_trl_version, sleep_mode_loses_weights
 
@@ -78,7 +78,7 @@ def run_register(cfg: dict, launch: dict, monkeypatch) -> str | None:
     # The relaunch step reads the config first: planning one must not crash on it either
     # (it never execs here: pytest is not `axolotl.cli.train`).
     try:
-        run = Run.of(copy.deepcopy(cfg))  # as register reads it: a bad section is the checks' to report
+        run = read_run(copy.deepcopy(cfg))  # as register reads it: a bad section is the checks' to report
     except PluginError:
         run = None
     relaunch.decide_relaunch(run, {relaunch.ACCELERATE_LAUNCH_MARK: "1", "WORLD_SIZE": procs,
@@ -161,10 +161,10 @@ def test_check_defaults_to_the_gpus_the_launch_needs():
     from axolotl_grpo_plugin.check import default_gpus
 
     gsm8k = yaml.safe_load((REPO_ROOT / BASES["gsm8k"]).read_text())  # vllm_autostart, 1 server GPU
-    assert default_gpus(gsm8k, 1, has_gpu=True) == 2
-    assert default_gpus({**gsm8k, "vllm": {"tensor_parallel_size": 2}}, 3, has_gpu=True) == 5
-    assert default_gpus({**gsm8k, "grpo_plugin": {}}, 3, has_gpu=True) == 3
-    assert default_gpus(gsm8k, 1, has_gpu=False) == 0
+    assert default_gpus(read_run(gsm8k), 1, has_gpu=True) == 2
+    assert default_gpus(read_run({**gsm8k, "vllm": {"tensor_parallel_size": 2}}), 3, has_gpu=True) == 5
+    assert default_gpus(read_run({**gsm8k, "grpo_plugin": {}}), 3, has_gpu=True) == 3
+    assert default_gpus(read_run(gsm8k), 1, has_gpu=False) == 0
 
 
 def test_the_training_launch_reads_the_gpus_it_sees(monkeypatch):

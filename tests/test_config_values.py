@@ -1,5 +1,6 @@
-"""config/values.py: each key's type and range, the value the checks compute with, and the
-message a wrong value gets (key, value and fix come from the rule; `problems` renders them)."""
+"""config/run.py's keys: each key's type and range, the value the checks compute with, and the
+message a wrong value gets (key, value and fix come from the key's one declaration; `read_run`
+reports every wrong value at once)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,28 @@ import math
 
 import pytest
 
-from axolotl_grpo_plugin.config import values
-from axolotl_grpo_plugin.config.values import BY_KEY, UNSET, WRONG, coerce, problems, raw, read
+from axolotl_grpo_plugin.config.run import read_run
+from axolotl_grpo_plugin.errors import GRPOConfigError
+
+
+def at(key: str, value) -> dict:
+    """A config with `value` at the dotted `key`."""
+    head, _, tail = key.partition(".")
+    return {head: {tail: value}} if tail else {head: value}
+
+
+def read(key: str, value):
+    """The value the Run holds for `key` set to `value`."""
+    node = read_run(at(key, value))
+    for part in key.split("."):
+        node = getattr(node, part)
+    return node
+
+
+def problems(cfg: dict) -> list:
+    with pytest.raises(GRPOConfigError) as err:
+        read_run(cfg)
+    return err.value.problems
 
 
 @pytest.mark.parametrize("key, value, expected", [
@@ -23,8 +44,8 @@ from axolotl_grpo_plugin.config.values import BY_KEY, UNSET, WRONG, coerce, prob
     ("trl.reward_weights", [1, 0.5], [1, 0.5]),
 ])
 def test_a_good_value_reads_as_the_checks_compute_with_it(key, value, expected):
-    coerced, wrong = coerce(BY_KEY[key], value)
-    assert wrong is None and coerced == expected
+    coerced = read(key, value)
+    assert coerced == expected or (key == "trl" and coerced.model_dump(exclude_unset=True) == {})
     assert not isinstance(coerced, bool) or isinstance(expected, bool)
 
 
@@ -70,7 +91,8 @@ def test_a_good_value_reads_as_the_checks_compute_with_it(key, value, expected):
     ("trl.reward_weights", "1.0", "must be a list, not str"),
 ])
 def test_a_wrong_value_says_what_is_wrong(key, value, message):
-    assert coerce(BY_KEY[key], value) == (None, message)
+    (problem,) = problems(at(key, value))
+    assert (problem.key, problem.message) == (key, message + ".")
 
 
 def test_problems_name_key_value_and_fix():
@@ -84,25 +106,23 @@ def test_problems_name_key_value_and_fix():
         "at least 2 completions per prompt to compute an advantage.")
 
 
-def test_read_gives_the_default_when_unset_and_none_when_wrong():
-    cfg = {"micro_batch_size": "8", "trl": {"top_k": -1}, "vllm": "not a section"}
-    assert read(cfg, "micro_batch_size", 1) == 8
-    assert read(cfg, "gradient_accumulation_steps", 1) == 1  # unset
-    assert read(cfg, "trl.top_k", 50) is None  # wrong, reported by problems
-    assert read(cfg, "vllm.port", 8000) is None  # under a section of the wrong type
-    assert raw(cfg, "vllm.port") is WRONG and raw(cfg, "max_steps") is UNSET
-    assert values.read({"micro_batch_size": 0}, "micro_batch_size", 1) is None  # never a zero read as unset
+def test_unset_reads_as_the_default_and_a_wrong_value_is_never_read():
+    run = read_run({"micro_batch_size": "8", "max_steps": None})
+    assert run.micro_batch_size == 8 and run.gradient_accumulation_steps == 1 and run.max_steps is None
+    assert [p.key for p in problems({"trl": {"top_k": -1}, "vllm": "not a section", "micro_batch_size": 0})] == [
+        "trl.top_k", "vllm", "micro_batch_size"]  # every wrong value at once, never a zero read as unset
 
 
 @pytest.mark.parametrize("cfg, on_keys, half", [
     ({"bf16": True}, [], True), ({"bf16": "auto"}, [], True), ({"fp16": True}, ["fp16"], True),
-    ({"bf16": False, "fp16": False}, [], False), ({"bf16": "True"}, [], False),  # refused, not on
+    ({"bf16": False, "fp16": False}, [], False),
     ({"trl": {"async_prefetch": True, "use_data_producer": False}}, ["trl.async_prefetch"], False),
-    ({"trl": "x", "use_trackio": True}, ["use_trackio"], False),
+    ({"use_trackio": True}, ["use_trackio"], False),
 ])
-def test_on_and_half_precision_read_through_the_one_reader(cfg, on_keys, half):
-    from axolotl_grpo_plugin.config.values import half_precision, on
-
-    keys = ["trl.async_prefetch", "trl.use_data_producer", "trl.vllm_enable_sleep_mode", "use_trackio", "fp16"]
-    assert [k for k in keys if on(cfg, k)] == on_keys
-    assert half_precision(cfg) is half
+def test_switches_and_half_precision_read_through_the_one_reader(cfg, on_keys, half):
+    run = read_run(cfg)
+    switches = {"trl.async_prefetch": run.trl.async_prefetch, "trl.use_data_producer": run.trl.use_data_producer,
+                "trl.vllm_enable_sleep_mode": run.trl.vllm_enable_sleep_mode, "use_trackio": run.use_trackio,
+                "fp16": run.fp16}
+    assert [k for k, on in switches.items() if on is True] == on_keys
+    assert run.half_precision is half

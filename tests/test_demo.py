@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from axolotl_grpo_plugin.config.run import read_run
 from axolotl_grpo_plugin.demo import curves, heldout
 from axolotl_grpo_plugin.embedded.pretrain import (
     BASE_DIR_NAME,
@@ -91,7 +92,7 @@ def test_heldout_scorer_uses_the_training_reward_functions():
     from axolotl_grpo_plugin.evaluate.prompts import load_config
     from axolotl_grpo_plugin.evaluate.scoring import load_rewards
 
-    rewards = load_rewards(load_config(DEMO_CONFIG))
+    rewards = load_rewards(read_run(load_config(DEMO_CONFIG)))
     assert {r.func.__wrapped__ for r in rewards} == set(REWARD_FUNCS.values())
     for reward in rewards:
         # the same contained wrapper Axolotl imports during training

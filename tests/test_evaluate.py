@@ -8,6 +8,7 @@ import math
 
 import pytest
 
+from axolotl_grpo_plugin.config.run import read_run
 from axolotl_grpo_plugin.evaluate import (
     EvalError,
     build_problems,
@@ -280,7 +281,7 @@ def test_keep_replies_refuses_plain_text_prompts_by_name():
 def test_correct_reward_falls_back_and_can_be_chosen(smoke_cfg):
     from axolotl_grpo_plugin.evaluate.scoring import correctness_reward, load_rewards
 
-    rewards = load_rewards(smoke_cfg)
+    rewards = load_rewards(read_run(smoke_cfg))
     assert correctness_reward(rewards).name == "correctness_reward_func"
     assert correctness_reward(rewards, "int").name == "int_reward_func"
     assert correctness_reward(rewards[1:]).name == rewards[1].name
@@ -372,10 +373,10 @@ def test_outputs_and_comparison(sampled_run, tmp_path):
 
 
 def test_eval_at_end_settings_and_rank():
-    assert hook.settings({"grpo_plugin": None}) is None
-    assert hook.settings({"grpo_plugin": {"eval_at_end": True}}) == {}
-    assert hook.settings({"grpo_plugin": {"eval_at_end": {"limit": 3, "dataset": None}}}) == {"limit": 3}
-    assert hook.evaluate_at_end({"grpo_plugin": {"eval_at_end": True}}, rank=1) is None
+    assert hook.settings(read_run({"grpo_plugin": None})) is None
+    assert hook.settings(read_run({"grpo_plugin": {"eval_at_end": True}})) == {}
+    assert hook.settings(read_run({"grpo_plugin": {"eval_at_end": {"limit": 3, "dataset": None}}})) == {"limit": 3}
+    assert hook.evaluate_at_end({"grpo_plugin": {"eval_at_end": True}}, read_run({"grpo_plugin": {"eval_at_end": True}}), rank=1) is None
 
 
 def test_eval_at_end_schema_rejects_unknown_keys():
@@ -403,7 +404,7 @@ def test_eval_at_end_evaluates_output_dir_and_logs(smoke_cfg, embedded_model_dir
         def on_log(self, args, state, control, logs=None, **kwargs):
             logged.append(logs)
 
-    result = hook.evaluate_at_end(cfg, hook.Trackers(state=object(), callbacks=[Tracker()]), rank=0)
+    result = hook.evaluate_at_end(cfg, read_run(cfg), hook.Trackers(state=object(), callbacks=[Tracker()]), rank=0)
     assert result.n_problems == 2
     assert json.loads((output_dir / "eval-test.json").read_text())["accuracy"] == result.accuracy
     assert (output_dir / "eval-test-samples.jsonl").is_file()
@@ -443,7 +444,7 @@ def test_eval_at_end_without_held_out_rows_fails_at_register(smoke_cfg, test_fil
     from axolotl_grpo_plugin.launch import Launch
 
     def keys(cfg):
-        return [p.key for p in check_eval_at_end(cfg, Launch())]
+        return [p.key for p in check_eval_at_end(cfg, read_run(cfg), Launch())]
 
     assert keys({**smoke_cfg, "grpo_plugin": {"eval_at_end": True}}) == ["grpo_plugin.eval_at_end.split"]
     assert keys({**smoke_cfg, "grpo_plugin": {"eval_at_end": {"dataset": "./nope.jsonl"}}}) == \
@@ -485,7 +486,7 @@ def test_eval_at_end_settings_from_axolotls_dictdefault():
     from axolotl.utils.dict import DictDefault
 
     cfg = DictDefault({"grpo_plugin": {"eval_at_end": {"limit": 3, "split": "test", "dataset": None}}})
-    assert hook.settings(cfg) == {"limit": 3, "split": "test"}
+    assert hook.settings(read_run(cfg)) == {"limit": 3, "split": "test"}
 
 
 @pytest.mark.parametrize(("tokenizer_name", "template"), [("qwen2.5-instruct", "qwen_25"),

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from axolotl_grpo_plugin.config.run import read_run
 from axolotl_grpo_plugin.errors import GRPOConfigError
 from axolotl_grpo_plugin.names import import_folders, load_config, resolve_names
 
@@ -71,7 +72,7 @@ def test_axolotl_records_the_config_path_and_train_resolves_from_it(two_folders,
     config_dir, _ = two_folders
     path = _config(config_dir, repo_root, f"{MODULE}.my_reward")
     cfg = DictDefault({**yaml.safe_load(path.read_text()), "axolotl_config_path": str(path)})
-    assert resolve_names(cfg) == []
+    assert resolve_names(cfg, read_run(cfg))[1] == []
 
 
 def test_a_missing_module_says_where_it_looked_and_what_to_do(two_folders, repo_root):

@@ -70,5 +70,5 @@ def test_a_file_beside_the_config_but_not_in_the_working_folder_says_so(repo_roo
 def test_a_hub_dataset_is_left_to_training_with_a_warning(repo_root, monkeypatch, tmp_path):
     monkeypatch.chdir(repo_root)
     cfg = _smoke(repo_root, datasets=[{"path": "openai/gsm8k", "name": "main", "type": "gsm8k"}])
-    warnings = prepare_config(cfg, Launch(1, False))
+    warnings = prepare_config(cfg, Launch(1, False))[1]
     assert any("openai/gsm8k" in w and "not a local file" in w for w in warnings)

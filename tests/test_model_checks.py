@@ -125,9 +125,9 @@ def test_an_sft_config_in_half_precision_is_refused_on_cpu(embedded_model_dir, p
         checks.check_model(cfg, Launch(processes=1, has_gpu=False))
     (found,) = refused.value.problems
     assert says in found.message and "`bf16: false` and `fp16: false`" in found.fix
-    assert checks.check_model(cfg, GPU1) == []  # on a GPU the same config is fine
+    assert checks.check_model(cfg, GPU1)[1] == []  # on a GPU the same config is fine
     assert checks.check_model(sft_config(embedded_model_dir, bf16=False, fp16=False),
-                              Launch(processes=1, has_gpu=False)) == []
+                              Launch(processes=1, has_gpu=False))[1] == []
 
 
 def test_an_sft_config_with_deepspeed_on_cpu_is_told_to_drop_it_not_pointed_at_grpo_configs(embedded_model_dir):

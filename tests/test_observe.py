@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from axolotl_grpo_plugin.config.run import Run
+from axolotl_grpo_plugin.config.run import read_run
 from axolotl_grpo_plugin.observe import attach, read_rollouts
 from axolotl_grpo_plugin.observe.metrics import ReflectionMatcher, correct_verdicts, step_metrics
 from axolotl_grpo_plugin.observe.rollout_log import RolloutLogWriter, log_files
@@ -218,7 +218,7 @@ def _batch(step):
 
 def test_the_hook_logs_each_scored_rollout_and_adds_metrics(tmp_path):
     trainer = FakeTrainer(tmp_path, [_batch(1), _batch(2)])
-    assert attach(Run.of({"grpo_plugin": None}), trainer) is not None
+    assert attach(read_run({"grpo_plugin": None}), trainer) is not None
     inputs = [{"prompt": "Q1", "answer": "7"}, {"prompt": "Q1", "answer": "7"}]
     trainer._generate_and_score_completions(inputs)
     trainer.state.global_step = 1
@@ -243,9 +243,9 @@ def test_the_hook_logs_each_scored_rollout_and_adds_metrics(tmp_path):
 
 def test_the_hook_is_off_by_key_and_metrics_survive_without_the_log(tmp_path):
     trainer = FakeTrainer(tmp_path, [_batch(1)])
-    assert attach(Run.of({"grpo_plugin": {"rollout_log": False, "learning_metrics": False}}), trainer) is None
+    assert attach(read_run({"grpo_plugin": {"rollout_log": False, "learning_metrics": False}}), trainer) is None
     trainer = FakeTrainer(tmp_path, [_batch(1)], names=("strict_format_reward_func", "len_reward"))
-    attach(Run.of({"grpo_plugin": {"rollout_log": False}}), trainer)
+    attach(read_run({"grpo_plugin": {"rollout_log": False}}), trainer)
     trainer._generate_and_score_completions([{"prompt": "Q1"}, {"prompt": "Q1"}])
     assert not (tmp_path / "rollouts.jsonl").exists()
     assert "observe/accuracy" not in trainer._metrics["train"]  # no reward judges the answer
@@ -254,7 +254,7 @@ def test_the_hook_is_off_by_key_and_metrics_survive_without_the_log(tmp_path):
 
 def test_a_broken_trainer_state_is_reported_once_and_training_goes_on(tmp_path, caplog):
     trainer = FakeTrainer(tmp_path, [_batch(1), _batch(2)])
-    attach(Run.of({}), trainer)
+    attach(read_run({}), trainer)
     trainer._logs["advantages"] = deque(maxlen=1)  # TRL changed: the batch is not all there
     with caplog.at_level(logging.WARNING, logger="axolotl_grpo_plugin"):
         out = trainer._generate_and_score_completions([{}, {}])
@@ -274,7 +274,7 @@ class AsyncGRPOTrainer(FakeTrainer):
 
 def test_on_the_async_trainer_the_deferred_scoring_is_logged_with_its_rows(tmp_path):
     trainer = AsyncGRPOTrainer(tmp_path, [_batch(1), _batch(2)])
-    assert attach(Run.of({"grpo_plugin": None}), trainer) is not None
+    assert attach(read_run({"grpo_plugin": None}), trainer) is not None
     rows = [{"prompt": "Q1", "answer": "7"}, {"prompt": "Q1", "answer": "7"}]
     trainer._compute_deferred_scores({"_deferred_inputs": rows, "_pending_policy_logps": True})
     trainer.state.global_step = 1
@@ -290,7 +290,7 @@ def test_streaming_scores_on_the_async_trainer_turn_the_hook_off_with_a_warning(
     trainer = AsyncGRPOTrainer(tmp_path, [_batch(1)])
     trainer.args.streaming_partial_batch = True
     with caplog.at_level(logging.WARNING, logger="axolotl_grpo_plugin"):
-        assert attach(Run.of({"grpo_plugin": {"step_time": False}}), trainer) is None
+        assert attach(read_run({"grpo_plugin": {"step_time": False}}), trainer) is None
     assert "trl.streaming_partial_batch" in caplog.text
 
 
@@ -305,7 +305,7 @@ def _observed_accuracy(tmp_path, names, rows, completions, rewards):
     batch = [{"prompt": row["prompt"], "completion": text, "rewards": [rewards[n][i] for n in names],
               "advantage": 0.0, "length": 3} for i, (row, text) in enumerate(zip(rows, completions))]
     trainer = FakeTrainer(tmp_path, [batch], names=names)
-    attach(Run.of({"grpo_plugin": {"rollout_log": False}}), trainer)
+    attach(read_run({"grpo_plugin": {"rollout_log": False}}), trainer)
     trainer._generate_and_score_completions(rows)
     return trainer._metrics["train"].get("observe/accuracy")
 
@@ -364,5 +364,5 @@ def test_accuracy_on_a_mixed_run_judges_each_sample_by_its_own_task(tmp_path):
 
 def test_an_unsupported_trainer_gets_a_warning_not_an_error(caplog):
     with caplog.at_level(logging.WARNING, logger="axolotl_grpo_plugin"):
-        assert attach(Run.of({}), SimpleNamespace()) is None
+        assert attach(read_run({}), SimpleNamespace()) is None
     assert "sync" in caplog.text

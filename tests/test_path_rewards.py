@@ -11,6 +11,7 @@ import textwrap
 import pytest
 from conftest import importable_module
 
+from axolotl_grpo_plugin.config.run import read_run
 from axolotl_grpo_plugin.names import resolve_names
 from axolotl_grpo_rewards.errors import RewardContractError
 
@@ -45,7 +46,7 @@ def user_module(tmp_path, monkeypatch):
 
 def resolved(path: str) -> str:
     cfg = {"trl": {"reward_funcs": [path]}}
-    assert resolve_names(cfg) == []
+    assert resolve_names(cfg, read_run(cfg))[1] == []
     return cfg["trl"]["reward_funcs"][0]
 
 

@@ -12,6 +12,7 @@ import pytest
 from transformers import TrainerControl, TrainerState
 
 from axolotl_grpo_plugin.checks import check_eval_every
+from axolotl_grpo_plugin.config.run import read_run
 from axolotl_grpo_plugin.evaluate import periodic
 from axolotl_grpo_plugin.evaluate.best import BestTracker
 from axolotl_grpo_plugin.launch import Launch
@@ -356,7 +357,7 @@ def test_an_engine_that_refuses_the_slice_hands_over_to_transformers(tmp_path, r
 # --- launch-time checks -------------------------------------------------------------------
 
 def keys(cfg):
-    return [p.key for p in check_eval_every(cfg, Launch())]
+    return [p.key for p in check_eval_every(cfg, read_run(cfg), Launch())]
 
 
 def test_checks_name_the_key_and_the_fix(repo_root):

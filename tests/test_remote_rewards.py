@@ -16,6 +16,7 @@ from conftest import REPO_ROOT
 from verifier_server import Running
 
 from axolotl_grpo_plugin.args import RemoteRewardSettings
+from axolotl_grpo_plugin.config.run import read_run
 from axolotl_grpo_plugin.errors import GRPOConfigError
 from axolotl_grpo_plugin.names import resolve_names
 from axolotl_grpo_plugin.remote import declared
@@ -112,7 +113,7 @@ def test_the_api_key_is_sent_and_never_logged(verifier, tmp_path, monkeypatch, c
 def test_a_declared_name_reaches_axolotls_loader(verifier):
     cfg = {"trl": {"reward_funcs": ["verifier_cfg", "correctness"]},
            "grpo_plugin": {"remote_rewards": [{"name": "verifier_cfg", "kind": "http", "url": verifier.url}]}}
-    assert resolve_names(cfg) == []
+    assert resolve_names(cfg, read_run(cfg))[1] == []
     path = cfg["trl"]["reward_funcs"][0]
     assert path == "axolotl_grpo_plugin.reward_remote__verifier_cfg"
     from axolotl.core.trainers.grpo import GRPOStrategy
@@ -120,7 +121,7 @@ def test_a_declared_name_reaches_axolotls_loader(verifier):
     fn = GRPOStrategy.get_reward_func(path)
     assert fn.__name__ == "verifier_cfg"  # TRL's metric name: rewards/verifier_cfg/mean
     assert fn(prompts=["q", "q"], completions=GOOD, answer=["7", "7"]) == [1.0, 0.0]
-    assert resolve_names(cfg) == []  # resolving twice keeps the path
+    assert resolve_names(cfg, read_run(cfg))[1] == []  # resolving twice keeps the path
 
 
 def _score_in_fresh_process(blob, queue):
@@ -157,7 +158,7 @@ def test_the_reward_pickles_by_value_into_a_spawned_process(verifier):
     ({"name": "correctness", "kind": "http", "url": "http://127.0.0.1:1/v"}, "[0].name", "registered reward"),
 ])
 def test_check_names_the_key_the_value_and_the_fix(entry, key, says):
-    problems = check({"grpo_plugin": {"remote_rewards": [entry]}})
+    problems = check(read_run({"grpo_plugin": {"remote_rewards": [entry]}}))
     assert [p.key for p in problems] == [f"grpo_plugin.remote_rewards{key}"]
     assert says in problems[0].message and problems[0].fix
 

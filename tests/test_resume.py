@@ -11,6 +11,7 @@ import pytest
 import yaml
 from transformers import TrainerControl, TrainerState
 
+from axolotl_grpo_plugin.config.run import read_run
 from axolotl_grpo_plugin.observe.rollout_log import (
     SUPERSEDED_NAME,
     RolloutLogWriter,
@@ -116,7 +117,7 @@ def test_auto_resume_takes_the_last_whole_checkpoint_past_one_cut_short_while_sa
     out = tmp_path / "out"
     torn = checkpoint(out / "checkpoint-4")  # model written, state not yet
     auto = {"output_dir": str(out), "auto_resume_from_checkpoints": True}
-    [problem] = check_resume(auto, Launch())  # nothing whole to fall back on
+    [problem] = check_resume(auto, read_run(auto), Launch())  # nothing whole to fall back on
     assert problem.key == "auto_resume_from_checkpoints"
     assert "checkpoint-4 has no trainer_state.json" in problem.message
     assert f"delete {torn}" in problem.fix and "no earlier checkpoint is whole" in problem.fix
@@ -124,22 +125,22 @@ def test_auto_resume_takes_the_last_whole_checkpoint_past_one_cut_short_while_sa
 
     whole = checkpoint(out / "checkpoint-2")
     (whole / "trainer_state.json").write_text("{}")
-    assert check_resume(auto, Launch()) == []
+    assert check_resume(auto, read_run(auto), Launch()) == []
     cfg = dict(auto)
     [warning] = resume_from_last_whole(cfg)
     assert cfg["resume_from_checkpoint"] == str(whole)
     assert f"resuming from {whole}, the last whole checkpoint" in warning and str(torn) in warning
-    assert check_resume(cfg, Launch()) == [] and resume_from_last_whole(cfg) == []  # explicit now
+    assert check_resume(cfg, read_run(cfg), Launch()) == [] and resume_from_last_whole(cfg) == []  # explicit now
 
-    [explicit] = check_resume({"resume_from_checkpoint": str(torn)}, Launch())
+    [explicit] = check_resume({"resume_from_checkpoint": str(torn)}, read_run({"resume_from_checkpoint": str(torn)}), Launch())
     assert explicit.key == "resume_from_checkpoint" and explicit.value == str(torn)
     assert f"last whole one is {whole}" in explicit.fix
-    [missing] = check_resume({"resume_from_checkpoint": str(out / "checkpoint-9")}, Launch())
+    [missing] = check_resume({"resume_from_checkpoint": str(out / "checkpoint-9")}, read_run({"resume_from_checkpoint": str(out / "checkpoint-9")}), Launch())
     assert "no checkpoint folder" in missing.message
     (torn / "trainer_state.json").write_text("{}")  # the save finished
-    assert check_resume(auto, Launch()) == [] and resume_from_last_whole(dict(auto)) == []
-    assert check_resume({"output_dir": str(out)}, Launch()) == []  # a fresh run
-    assert check_resume({"output_dir": str(tmp_path / "new"), "auto_resume_from_checkpoints": True}, Launch()) == []
+    assert check_resume(auto, read_run(auto), Launch()) == [] and resume_from_last_whole(dict(auto)) == []
+    assert check_resume({"output_dir": str(out)}, read_run({"output_dir": str(out)}), Launch()) == []  # a fresh run
+    assert check_resume({"output_dir": str(tmp_path / "new"), "auto_resume_from_checkpoints": True}, read_run({"output_dir": str(tmp_path / "new"), "auto_resume_from_checkpoints": True}), Launch()) == []
 
 
 def test_a_full_disk_while_saving_names_the_whole_checkpoint_and_the_fix(tmp_path):

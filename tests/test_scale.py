@@ -13,6 +13,7 @@ import pytest
 from axolotl_grpo_plugin.check import load_yaml, validate_with_axolotl
 from axolotl_grpo_plugin.check import main as check_main
 from axolotl_grpo_plugin.checks import Launch, check_batch, prepare_config
+from axolotl_grpo_plugin.config.run import read_run
 from axolotl_grpo_plugin.errors import GRPOConfigError
 from axolotl_grpo_plugin.plan.from_config import header_processes
 from axolotl_grpo_plugin.plan.layout import MEMORY_HEADER, layout_table, memory_header
@@ -90,7 +91,7 @@ def test_divisibility_rule_for_every_small_layout(procs):
     for groups in (2, 4, 8, 16):
         for mbs in range(1, 17):
             for gas in (1, 2, 3, 4, 8):
-                problems = check_batch(grpo_cfg(mbs, gas, groups), Launch(procs, True))
+                problems = check_batch(read_run(grpo_cfg(mbs, gas, groups)), Launch(procs, True))
                 assert (not problems) == accepted(mbs, gas, procs, groups), (mbs, gas, procs, groups)
 
 
@@ -109,10 +110,10 @@ def test_invalid_layout_message_shows_arithmetic_and_fixes_that_work(procs, mbs,
     suggested = [int(n) for n in re.findall(r"\d+", problem.fix.split("micro_batch_size to one of")[1])]
     for new_mbs in suggested:
         assert accepted(new_mbs, gas, procs, groups)
-        assert not check_batch(grpo_cfg(new_mbs, gas, groups), Launch(procs, True))
+        assert not check_batch(read_run(grpo_cfg(new_mbs, gas, groups)), Launch(procs, True))
     for new_groups in [int(n) for n in re.findall(r"\d+", problem.fix.split("]")[0].split("[")[1])]:
         assert accepted(mbs, gas, procs, new_groups)
-        assert not check_batch(grpo_cfg(mbs, gas, new_groups), Launch(procs, True))
+        assert not check_batch(read_run(grpo_cfg(mbs, gas, new_groups)), Launch(procs, True))
 
 
 def test_too_few_completions_per_process_names_the_accumulation_fix():
@@ -128,13 +129,13 @@ def test_too_few_completions_per_process_names_the_accumulation_fix():
 def test_explicit_generation_batch_size_is_checked_against_the_launch():
     with pytest.raises(GRPOConfigError, match="multiple of micro_batch_size x training processes"):
         prepare_config(grpo_cfg(4, 1, 8, generation_batch_size=30), Launch(3, True))
-    assert not check_batch(grpo_cfg(4, 1, 8, generation_batch_size=48), Launch(3, True))
+    assert not check_batch(read_run(grpo_cfg(4, 1, 8, generation_batch_size=48)), Launch(3, True))
 
 
 def test_eval_batch_must_hold_whole_groups():
     cfg = grpo_cfg(16, 1, 16)
     cfg.update(val_set_size=0.05, eval_batch_size=4)
-    problems = check_batch(cfg, Launch(3, True))
+    problems = check_batch(read_run(cfg), Launch(3, True))
     assert problems and problems[0].key == "eval_batch_size"
     assert "4 x 3 = 12" in problems[0].message
 

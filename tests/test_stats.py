@@ -242,7 +242,7 @@ def test_bad_input_is_one_line_with_a_fix(case, tiny_tokenizer_dir, gsm8k_file, 
         "template": ["--tokenizer", str(tiny_tokenizer_dir), "--dataset", str(gsm8k_file), "--transform", "gsm8k",
                      "--chat-template", "qwen_2.5"],
         "budget": [str(write_config(tmp_path / "cfg.yaml", tiny_tokenizer_dir, gsm8k_file,
-                                    vllm={"max_model_len": "776"}))],
+                                    vllm={"max_model_len": "776 tokens"}))],
     }[case]
     assert main(args + ["--no-progress"]) == 2
     err = capsys.readouterr().err.strip()

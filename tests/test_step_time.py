@@ -111,7 +111,7 @@ def test_on_the_async_trainer_the_wait_for_the_background_batch_is_generation():
     import concurrent.futures
     import queue
 
-    from axolotl_grpo_plugin.config.run import Run
+    from axolotl_grpo_plugin.config.run import read_run
     from axolotl_grpo_plugin.observe import step_time
 
     now = FakeTime()
@@ -142,7 +142,7 @@ def test_on_the_async_trainer_the_wait_for_the_background_batch_is_generation():
             now.t += 3
 
     trainer = AsyncGRPOTrainer()
-    clock = step_time.attach(Run.of({}), trainer)
+    clock = step_time.attach(read_run({}), trainer)
     clock._now = now
     clock.restart()
     trainer._async_queue.put(trainer._executor.submit(trainer._generate))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from axolotl_grpo_plugin.config.run import read_run
 from axolotl_grpo_plugin.observe import read_rollouts
 
 
@@ -116,7 +117,7 @@ def trackio_problems(cfg, **facts):
     from axolotl_grpo_plugin.checks import check_trackio
     from axolotl_grpo_plugin.launch import Launch
 
-    return check_trackio(cfg, Launch(), **facts)
+    return check_trackio(read_run(cfg), Launch(), **facts)
 
 
 def test_check_refuses_trackio_too_old_for_transformers_trackio_callback():

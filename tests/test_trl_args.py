@@ -2,8 +2,9 @@
 
 import pytest
 
-from axolotl_grpo_plugin.checks import Launch, check_section_keys
 from axolotl_grpo_plugin.config import trl_args
+from axolotl_grpo_plugin.config.run import read_run
+from axolotl_grpo_plugin.config.unknown_keys import unknown_key_problems
 from axolotl_grpo_plugin.plugin import GRPOPlugin
 
 
@@ -12,7 +13,7 @@ def cfg_with(**args):
 
 
 def test_known_grpo_options_of_the_right_type_pass():
-    assert trl_args.check(cfg_with(top_entropy_quantile=0.2, delta=1.5, disable_dropout=True)) == []
+    assert trl_args.check(read_run(cfg_with(top_entropy_quantile=0.2, delta=1.5, disable_dropout=True))) == []
 
 
 @pytest.mark.parametrize("args, key, says", [
@@ -23,13 +24,13 @@ def test_known_grpo_options_of_the_right_type_pass():
     ({"learning_rate": 1e-5}, "learning_rate", "set top-level `learning_rate` instead"),
 ])
 def test_bad_options_name_the_key_and_the_fix(args, key, says):
-    (problem,) = trl_args.check(cfg_with(**args))
+    (problem,) = trl_args.check(read_run(cfg_with(**args)))
     assert problem.key == f"grpo_plugin.trl_args.{key}"
     assert says in f"{problem.message} {problem.fix}"
 
 
 def test_a_grpo_option_under_trl_points_to_trl_args():
-    problems = check_section_keys({"rl": "grpo", "trl": {"top_entropy_quantile": 0.2}}, Launch())
+    problems = unknown_key_problems({"rl": "grpo", "trl": {"top_entropy_quantile": 0.2}})
     (problem,) = [p for p in problems if p.key == "trl.top_entropy_quantile"]
     assert "grpo_plugin: {trl_args: {top_entropy_quantile: 0.2}}" in problem.fix
 

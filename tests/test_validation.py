@@ -47,7 +47,7 @@ _DELETE = object()
 
 def checked(cfg, launch=GPU1):
     """prepare_config's warnings, less the one saying the Hub dataset was not dry-run."""
-    return [w for w in prepare_config(cfg, launch) if "is not a local file" not in w]
+    return [w for w in prepare_config(cfg, launch)[1] if "is not a local file" not in w]
 
 
 def problems(cfg, launch=GPU1):
@@ -60,11 +60,11 @@ def test_valid_config_rewrites_short_names():
     cfg = config()
     hub_only = ["datasets[0].path = 'openai/gsm8k' is not a local file: its transform and columns are "
                 "checked when training loads it, not by the config checks."]
-    assert prepare_config(cfg, GPU1) == hub_only
+    assert prepare_config(cfg, GPU1)[1] == hub_only
     assert cfg["trl"]["reward_funcs"][0] == "axolotl_grpo_plugin.reward_correctness"
     assert cfg["datasets"][0]["type"] == "axolotl_grpo_plugin.transform_gsm8k"
     # running twice (every rank calls register) is harmless
-    assert prepare_config(cfg, GPU1) == hub_only
+    assert prepare_config(cfg, GPU1)[1] == hub_only
 
 
 def test_dotted_reward_paths_and_reward_models_pass_through():
@@ -234,7 +234,7 @@ def test_server_mode_gets_the_client_address_axolotl_needs():
 
 def test_vllm_without_mode_warns_that_trl_colocates():
     cfg = config(trl__use_vllm=True)
-    warnings = prepare_config(cfg, GPU1)
+    warnings = prepare_config(cfg, GPU1)[1]
     assert any("colocated" in w for w in warnings) and "vllm_server_host" not in cfg["trl"]
 
 
@@ -244,7 +244,7 @@ def test_batch_check_is_skipped_outside_training_launches():
 
 
 def test_sequence_len_is_flagged_as_unused():
-    warnings = prepare_config(config(sequence_len=800), GPU1)
+    warnings = prepare_config(config(sequence_len=800), GPU1)[1]
     assert any("sequence_len" in w for w in warnings)
 
 
@@ -322,3 +322,28 @@ def test_the_axolotl_keys_file_matches_the_installed_schema():
 
     axolotl_fields.cache_clear()
     assert axolotl_fields() == imported_fields()
+
+
+def test_the_keys_axolotls_own_cli_adds_are_not_called_unknown(embedded_model_dir):
+    """`axolotl train CONFIG` writes its own flags (`debug`, `shard`, ...) into the config before the
+    plugin's register sees it: they are not the user's unknown keys (issue 48: four false warnings
+    on every run). A key no one knows is still said, in `check` and `axolotl train` alike."""
+    import dataclasses
+    from pathlib import Path
+
+    from axolotl.cli.args import TrainerCliArgs
+
+    from axolotl_grpo_plugin.names import load_config
+
+    cfg = load_config(Path(__file__).parents[1] / "configs" / "smoke.yaml")
+    cfg["base_model"] = str(embedded_model_dir)
+    checked_alone = prepare_config(copy.deepcopy(cfg), CPU)[1]
+    # what axolotl.cli.main.train passes load_cfg (click's defaults, less None) and load_cfg writes in
+    for field in dataclasses.fields(TrainerCliArgs):
+        if field.default is not None:
+            cfg[field.name] = field.default
+    assert {"debug", "debug_text_only", "debug_num_examples", "shard"} <= set(cfg)
+    assert not [w for w in prepare_config(copy.deepcopy(cfg), CPU)[1] if "is not a key" in w]
+    assert not [w for w in checked_alone if "is not a key" in w]
+    cfg["foo_bar_baz"] = 1
+    assert [w for w in prepare_config(cfg, CPU)[1] if "`foo_bar_baz` is not a key" in w]

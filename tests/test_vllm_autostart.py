@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from axolotl_grpo_plugin import defaults
-from axolotl_grpo_plugin.config.run import Run
+from axolotl_grpo_plugin.config.run import read_run
 from axolotl_grpo_plugin.errors import GRPOConfigError
 from axolotl_grpo_plugin.vllm import autostart
 from axolotl_grpo_plugin.vllm.server import ServerError, ServerSpec, VLLMServer
@@ -39,7 +39,7 @@ def problems(error: GRPOConfigError) -> dict[str, str]:
 
 def test_gsm8k_config_autostarts_on_the_last_gpu_and_stops(gsm8k_cfg, tmp_path):
     info = tmp_path / "info.json"
-    autostart.on_register(gsm8k_cfg, Run.of(gsm8k_cfg), env=env(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_PORT="29500"),
+    autostart.on_register(gsm8k_cfg, read_run(gsm8k_cfg), env=env(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_PORT="29500"),
                           gpu_count=lambda: 2, command=fake_factory(info, "ok", "--delay", "0.5", "--child"),
                           training=True)
     out = Path(gsm8k_cfg["output_dir"])
@@ -49,7 +49,7 @@ def test_gsm8k_config_autostarts_on_the_last_gpu_and_stops(gsm8k_cfg, tmp_path):
     assert gsm8k_cfg["device_map"] == {"": 0}  # not "auto" over vLLM's GPU (`--launcher python`)
 
     messages: list[str] = []
-    autostart.before_model_load(Run.of(gsm8k_cfg), report=messages.append)
+    autostart.before_model_load(read_run(gsm8k_cfg), report=messages.append)
     assert "the vLLM server is up" in messages[-1]
 
     seen = read_info(info)
@@ -72,7 +72,7 @@ def test_only_local_rank_0_starts_the_others_wait(gsm8k_cfg, tmp_path):
     cfg["grpo_plugin"]["vllm_gpus"] = [0]
     rank1 = env(RANK="1", LOCAL_RANK="1", WORLD_SIZE="1", LOCAL_WORLD_SIZE="1", CUDA_VISIBLE_DEVICES="1",
                 ACCELERATE_USE_CPU="False")
-    autostart.on_register(cfg, Run.of(cfg), env=rank1, gpu_count=lambda: 2, command=fake_factory(info), training=True)
+    autostart.on_register(cfg, read_run(cfg), env=rank1, gpu_count=lambda: 2, command=fake_factory(info), training=True)
     assert autostart._STATE.server is None and not info.exists()  # rank 1 started nothing
     assert "device_map" not in cfg  # under accelerate/torchrun Axolotl places the model itself
 
@@ -81,7 +81,7 @@ def test_only_local_rank_0_starts_the_others_wait(gsm8k_cfg, tmp_path):
                                    host="127.0.0.1", port=port))
     server.start()
     try:
-        autostart.before_model_load(Run.of(cfg), report=lambda m: None)  # returns once rank 0's server answers
+        autostart.before_model_load(read_run(cfg), report=lambda m: None)  # returns once rank 0's server answers
     finally:
         server.stop(grace=1)
 
@@ -89,17 +89,17 @@ def test_only_local_rank_0_starts_the_others_wait(gsm8k_cfg, tmp_path):
 def test_waiting_rank_fails_with_a_pointer_to_rank_0(gsm8k_cfg, monkeypatch):
     cfg = copy.deepcopy(gsm8k_cfg)
     cfg["grpo_plugin"]["vllm_startup_timeout"] = 1
-    autostart.on_register(cfg, Run.of(cfg), env=env(LOCAL_RANK="1", WORLD_SIZE="1"), gpu_count=lambda: 2,
+    autostart.on_register(cfg, read_run(cfg), env=env(LOCAL_RANK="1", WORLD_SIZE="1"), gpu_count=lambda: 2,
                           command=None, training=True)
     monkeypatch.setattr(autostart.time, "sleep", lambda s: None)
     with pytest.raises(ServerError, match="LOCAL_RANK 0"):
-        autostart.before_model_load(Run.of(cfg), report=lambda m: None)
+        autostart.before_model_load(read_run(cfg), report=lambda m: None)
 
 
 def test_accelerate_default_two_process_launch_is_refused(gsm8k_cfg, tmp_path):
     info = tmp_path / "info.json"
     with pytest.raises(GRPOConfigError) as error:
-        autostart.on_register(gsm8k_cfg, Run.of(gsm8k_cfg), env=env(LOCAL_RANK="0", WORLD_SIZE="2", LOCAL_WORLD_SIZE="2"),
+        autostart.on_register(gsm8k_cfg, read_run(gsm8k_cfg), env=env(LOCAL_RANK="0", WORLD_SIZE="2", LOCAL_WORLD_SIZE="2"),
                               gpu_count=lambda: 2, command=fake_factory(info), training=True)
     text = str(error.value)
     assert "LOCAL_RANK 1 on GPU 1" in text
@@ -109,13 +109,13 @@ def test_accelerate_default_two_process_launch_is_refused(gsm8k_cfg, tmp_path):
 
 def test_too_few_gpus(gsm8k_cfg):
     with pytest.raises(GRPOConfigError) as error:
-        autostart.on_register(gsm8k_cfg, Run.of(gsm8k_cfg), env=env(), gpu_count=lambda: 1, training=True)
+        autostart.on_register(gsm8k_cfg, read_run(gsm8k_cfg), env=env(), gpu_count=lambda: 1, training=True)
     assert "needs 2 GPUs" in problems(error.value)["grpo_plugin.vllm_gpus"]
 
 
 def test_multi_node_launch_is_refused(gsm8k_cfg):
     with pytest.raises(GRPOConfigError, match="several nodes"):
-        autostart.on_register(gsm8k_cfg, Run.of(gsm8k_cfg), env=env(WORLD_SIZE="4", LOCAL_WORLD_SIZE="2"),
+        autostart.on_register(gsm8k_cfg, read_run(gsm8k_cfg), env=env(WORLD_SIZE="4", LOCAL_WORLD_SIZE="2"),
                               gpu_count=lambda: 3, training=True)
 
 
@@ -128,27 +128,27 @@ def test_multi_node_launch_is_refused(gsm8k_cfg):
 def test_autostart_needs_server_mode_on_this_machine(gsm8k_cfg, change, key):
     gsm8k_cfg["trl"].update(change)
     with pytest.raises(GRPOConfigError) as error:
-        autostart.on_register(gsm8k_cfg, Run.of(gsm8k_cfg), env=env(), gpu_count=lambda: 2, training=True)
+        autostart.on_register(gsm8k_cfg, read_run(gsm8k_cfg), env=env(), gpu_count=lambda: 2, training=True)
     assert key in problems(error.value)
 
 
 def test_bad_plugin_values_are_problems(gsm8k_cfg):
     gsm8k_cfg["grpo_plugin"]["vllm_startup_timeout"] = 0
     with pytest.raises(GRPOConfigError) as error:
-        autostart.on_register(gsm8k_cfg, Run.of(gsm8k_cfg), env=env(), gpu_count=lambda: 2, training=True)
+        autostart.on_register(gsm8k_cfg, read_run(gsm8k_cfg), env=env(), gpu_count=lambda: 2, training=True)
     assert "grpo_plugin.vllm_startup_timeout" in problems(error.value)
 
 
 def test_not_a_training_process_starts_nothing(gsm8k_cfg, tmp_path):
     """`axolotl preprocess` / `vllm-serve` / `inference` run the same register."""
     info = tmp_path / "info.json"
-    autostart.on_register(gsm8k_cfg, Run.of(gsm8k_cfg), env=env(), gpu_count=lambda: 2, command=fake_factory(info), training=False)
+    autostart.on_register(gsm8k_cfg, read_run(gsm8k_cfg), env=env(), gpu_count=lambda: 2, command=fake_factory(info), training=False)
     assert autostart._STATE.server is None and not info.exists()
 
 
 def test_autostart_off_starts_nothing(gsm8k_cfg, tmp_path):
     gsm8k_cfg["grpo_plugin"]["vllm_autostart"] = False
-    autostart.on_register(gsm8k_cfg, Run.of(gsm8k_cfg), env=env(), gpu_count=lambda: 1, training=True)
+    autostart.on_register(gsm8k_cfg, read_run(gsm8k_cfg), env=env(), gpu_count=lambda: 1, training=True)
     assert autostart._STATE.server is None and autostart._STATE.url is None
 
 
@@ -165,7 +165,7 @@ def test_the_plugins_translator_exits_with_the_rendered_block(gsm8k_cfg, monkeyp
 
     gsm8k_cfg["trl"]["vllm_mode"] = "colocate"
     with pytest.raises(SystemExit) as error, reported_as_exit():
-        autostart.on_register(gsm8k_cfg, Run.of(gsm8k_cfg))
+        autostart.on_register(gsm8k_cfg, read_run(gsm8k_cfg))
     assert "axolotl-grpo-plugin found 1 config problem" in str(error.value.code)
     assert "trl.vllm_mode" in str(error.value.code)
 
@@ -176,7 +176,7 @@ def test_manual_mode_explains_the_two_commands(gsm8k_cfg, monkeypatch):
     monkeypatch.setattr(autostart.time, "sleep", lambda s: None)
     messages: list[str] = []
     with pytest.raises(ServerError) as error:
-        autostart.check_manual_server(Run.of(gsm8k_cfg), env(), messages.append, gpu_count=lambda: 2)
+        autostart.check_manual_server(read_run(gsm8k_cfg), env(), messages.append, gpu_count=lambda: 2)
     text = error.value.render()
     port = gsm8k_cfg["trl"]["vllm_server_port"]
     assert f"no vLLM server answers http://127.0.0.1:{port}{defaults.VLLM_HEALTH_PATH}" in text
@@ -193,7 +193,7 @@ def test_manual_mode_passes_when_the_server_answers(gsm8k_cfg, tmp_path):
     server.start()
     try:
         server.wait_healthy(timeout=20, poll=0.05)
-        autostart.check_manual_server(Run.of(gsm8k_cfg), env(), lambda m: None, gpu_count=lambda: 2)
+        autostart.check_manual_server(read_run(gsm8k_cfg), env(), lambda m: None, gpu_count=lambda: 2)
     finally:
         server.stop(grace=1)
 
@@ -226,11 +226,11 @@ def test_real_vllm_serve_loads_the_written_config_and_fails_without_vllm(gsm8k_c
     gsm8k_cfg.update(base_model=str(embedded_model_dir), bf16=False, tf32=False, flash_attention=False)
     gsm8k_cfg["grpo_plugin"]["vllm_startup_timeout"] = 240
     command = lambda config: [sys.executable, "-m", "axolotl.cli.main", "vllm-serve", str(config)]  # noqa: E731
-    autostart.on_register(gsm8k_cfg, Run.of(gsm8k_cfg), env=env(AXOLOTL_DO_NOT_TRACK="1", HF_HUB_OFFLINE="1",
+    autostart.on_register(gsm8k_cfg, read_run(gsm8k_cfg), env=env(AXOLOTL_DO_NOT_TRACK="1", HF_HUB_OFFLINE="1",
                                              PYTHONPATH=str(REPO)),
                           gpu_count=lambda: 2, command=command, training=True)
     with pytest.raises(ServerError) as error:
-        autostart.before_model_load(Run.of(gsm8k_cfg), report=lambda m: None)
+        autostart.before_model_load(read_run(gsm8k_cfg), report=lambda m: None)
     text = error.value.render()
     assert "exited with code" in text
     assert "pip install -e '.[vllm]'" in text

@@ -14,7 +14,7 @@ import yaml
 
 from axolotl_grpo_plugin import checks as validation
 from axolotl_grpo_plugin.checks import check_precision, prepare_config
-from axolotl_grpo_plugin.config.run import Run
+from axolotl_grpo_plugin.config.run import read_run
 from axolotl_grpo_plugin.launch import Launch
 from axolotl_grpo_plugin.vllm import autostart, cpu, cpu_sync
 
@@ -66,22 +66,22 @@ def test_cpu_mode_needs_the_cpu_build_and_no_cuda(monkeypatch, installed, cuda, 
 def test_use_vllm_without_gpu_is_allowed_only_with_the_cpu_build(monkeypatch, tmp_path):
     cfg = server_cfg(tmp_path)
     monkeypatch.setattr(validation, "is_cpu_vllm", lambda: False)
-    refused = {p.key: p.fix for p in check_precision(cfg, CPU)}
+    refused = {p.key: p.fix for p in check_precision(read_run(cfg), CPU)}
     assert "setup-vllm-cpu.sh" in refused["trl.use_vllm"]
     monkeypatch.setattr(validation, "is_cpu_vllm", lambda: True)
-    assert check_precision(cfg, CPU) == []
+    assert check_precision(read_run(cfg), CPU) == []
 
 
 def test_configure_fills_the_worker_extension_and_float32_unless_set(cpu_build, tmp_path):
     cfg = server_cfg(tmp_path)
     cfg["vllm"].pop("dtype")
-    cpu.configure(cfg, Run.of(cfg))
+    cpu.configure(cfg, read_run(cfg))
     assert cfg["vllm"]["worker_extension_cls"] == cpu.WORKER_EXTENSION
     assert cfg["vllm"]["dtype"] == "float32"
     assert os.environ[cpu.KV_CACHE_ENV] == cpu.KV_CACHE_GIB
     mine = server_cfg(tmp_path)
     mine["vllm"]["dtype"] = "bfloat16"
-    cpu.configure(mine, Run.of(mine))
+    cpu.configure(mine, read_run(mine))
     assert mine["vllm"]["dtype"] == "bfloat16"
 
 
@@ -90,7 +90,7 @@ def test_lora_is_refused_with_the_cpu_build(cpu_build, tmp_path):
     from axolotl_grpo_plugin.errors import GRPOConfigError
 
     cfg = server_cfg(tmp_path) | {"adapter": "lora"}
-    assert [(p.key, p.value) for p in cpu.check_cpu_vllm(cfg)] == [("adapter", "lora")]
+    assert [(p.key, p.value) for p in cpu.check_cpu_vllm(read_run(cfg))] == [("adapter", "lora")]
     with pytest.raises(GRPOConfigError) as error:
         prepare_config(cfg, Launch(processes=1, has_gpu=False))
     assert ("adapter", "lora") in [(p.key, p.value) for p in error.value.problems]
@@ -101,11 +101,11 @@ def test_configure_changes_nothing_off_the_cpu_build_or_without_vllm(monkeypatch
     cfg = server_cfg(tmp_path)
     before = yaml.safe_dump(cfg)
     monkeypatch.setattr(cpu, "is_cpu_vllm", lambda: False)
-    cpu.configure(cfg, Run.of(cfg))
+    cpu.configure(cfg, read_run(cfg))
     assert yaml.safe_dump(cfg) == before
     monkeypatch.setattr(cpu, "is_cpu_vllm", lambda: True)
     cfg["trl"]["use_vllm"] = False
-    cpu.configure(cfg, Run.of(cfg))
+    cpu.configure(cfg, read_run(cfg))
     assert "worker_extension_cls" not in cfg["vllm"]
 
 
@@ -118,14 +118,14 @@ def test_worker_extension_path_imports():
 
 def test_autostart_on_cpu_skips_the_gpu_layout_and_pinning(cpu_build, tmp_path):
     cfg = server_cfg(tmp_path)
-    cpu.configure(cfg, Run.of(cfg))
+    cpu.configure(cfg, read_run(cfg))
     info = tmp_path / "info.json"
     # no GPU at all: the GPU layout would refuse ("needs 2 GPUs")
-    autostart.on_register(cfg, Run.of(cfg), env=env(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1"), gpu_count=lambda: 0,
+    autostart.on_register(cfg, read_run(cfg), env=env(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1"), gpu_count=lambda: 0,
                           command=fake_factory(info, "ok", "--child"), training=True)
     assert "device_map" not in cfg  # no {"": 0}: there is no cuda:0
     messages: list[str] = []
-    autostart.before_model_load(Run.of(cfg), report=messages.append)
+    autostart.before_model_load(read_run(cfg), report=messages.append)
     seen = read_info(info)
     assert seen["env"]["CUDA_VISIBLE_DEVICES"] is None
     assert seen["env"]["VLLM_CPU_KVCACHE_SPACE"] == cpu.KV_CACHE_GIB
@@ -140,7 +140,7 @@ def test_gpu_autostart_is_unchanged_without_the_cpu_build(monkeypatch, tmp_path)
     monkeypatch.setattr(cpu, "is_cpu_vllm", lambda: False)
     cfg = server_cfg(tmp_path)
     with pytest.raises(Exception, match="needs 2 GPUs"):
-        autostart.on_register(cfg, Run.of(cfg), env=env(), gpu_count=lambda: 0, training=True)
+        autostart.on_register(cfg, read_run(cfg), env=env(), gpu_count=lambda: 0, training=True)
 
 
 # --- the push --------------------------------------------------------------------
@@ -302,9 +302,9 @@ def test_the_cpu_server_config_passes_the_shared_checks_on_a_cpu_launch(cpu_buil
 
     cfg = server_cfg(tmp_path)
     cpu_launch = Launch(processes=1, has_gpu=False, gpus=())
-    assert check_gpu_layout(cfg, cpu_launch) == []
+    assert check_gpu_layout(read_run(cfg), cpu_launch) == []
     monkeypatch.setattr(validation, "is_cpu_vllm", lambda: False)
-    assert [p.key for p in check_gpu_layout(cfg, cpu_launch)], "without the CPU build a GPU is needed"
+    assert [p.key for p in check_gpu_layout(read_run(cfg), cpu_launch)], "without the CPU build a GPU is needed"
 
 
 def test_a_gpu_launch_is_checked_for_gpus_even_where_the_cpu_build_is_installed(cpu_build, tmp_path):
@@ -315,8 +315,8 @@ def test_a_gpu_launch_is_checked_for_gpus_even_where_the_cpu_build_is_installed(
 
     cfg = server_cfg(tmp_path)
     one_gpu = Launch(processes=1, has_gpu=True, gpus=("0",), machine_gpus=1)
-    assert [p.key for p in check_gpu_layout(cfg, one_gpu)] == ["grpo_plugin.vllm_gpus"]
-    assert check_gpu_layout(cfg, Launch(processes=1, has_gpu=False, gpus=())) == []
+    assert [p.key for p in check_gpu_layout(read_run(cfg), one_gpu)] == ["grpo_plugin.vllm_gpus"]
+    assert check_gpu_layout(read_run(cfg), Launch(processes=1, has_gpu=False, gpus=())) == []
     with_adapter = cfg | {"adapter": "lora"}
-    assert cpu.check_cpu_vllm(with_adapter, one_gpu) == []
-    assert [p.key for p in cpu.check_cpu_vllm(with_adapter, CPU)] == ["adapter"]
+    assert cpu.check_cpu_vllm(read_run(with_adapter), one_gpu) == []
+    assert [p.key for p in cpu.check_cpu_vllm(read_run(with_adapter), CPU)] == ["adapter"]

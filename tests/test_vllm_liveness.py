@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 import requests
 
-from axolotl_grpo_plugin.config.run import Run
+from axolotl_grpo_plugin.config.run import read_run
 from axolotl_grpo_plugin.plugin import reported_as_exit
 from axolotl_grpo_plugin.vllm import autostart, engine_check
 from axolotl_grpo_plugin.vllm.health import health_url
@@ -139,19 +139,19 @@ def test_attach_wraps_the_trainer_client_and_names_the_autostart_log(serve, tmp_
     out.mkdir()
     (out / autostart.LOG_NAME).write_text("worker: RuntimeError: the real reason\n")
     cfg = {"output_dir": str(out), "grpo_plugin": {"vllm_autostart": True, "vllm_generate_timeout": 2}}
-    assert recovery.attach(Run.of(cfg), trainer)
-    assert recovery.attach(Run.of(cfg), trainer)  # attaching twice does not wrap twice
+    assert recovery.attach(read_run(cfg), trainer)
+    assert recovery.attach(read_run(cfg), trainer)  # attaching twice does not wrap twice
     with pytest.raises(ServerError) as info:
         client.generate(["a"], n=2)
     assert client.calls == 1 and "the real reason" in info.value.render()
 
 
 def test_attach_skips_colocate_and_a_zero_timeout():
-    assert not recovery.attach(Run.of({}), SimpleNamespace(vllm_generation=SimpleNamespace(llm=object())))
-    assert not recovery.attach(Run.of({}), SimpleNamespace())
+    assert not recovery.attach(read_run({}), SimpleNamespace(vllm_generation=SimpleNamespace(llm=object())))
+    assert not recovery.attach(read_run({}), SimpleNamespace())
     client = FakeClient("http://127.0.0.1:1")
     trainer = SimpleNamespace(vllm_generation=SimpleNamespace(vllm_client=client))
-    assert not recovery.attach(Run.of({"grpo_plugin": {"vllm_generate_timeout": 0}}), trainer)
+    assert not recovery.attach(read_run({"grpo_plugin": {"vllm_generate_timeout": 0}}), trainer)
     assert client.generate.__func__ is FakeClient.generate
 
 
@@ -159,7 +159,7 @@ def test_attach_skips_colocate_and_a_zero_timeout():
 
 def autostart_with(cfg: dict, mode: str) -> None:
     env = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "PATH": "/usr/bin:/bin"}
-    autostart.on_register(cfg, Run.of(cfg), env=env, gpu_count=lambda: 2, training=True,
+    autostart.on_register(cfg, read_run(cfg), env=env, gpu_count=lambda: 2, training=True,
                           command=lambda config: [sys.executable, str(FAKE), "--config", str(config),
                                                   "--mode", mode])
 
@@ -169,7 +169,7 @@ def test_autostart_refuses_a_server_whose_engine_is_dead(gsm8k_cfg, monkeypatch)
     autostart_with(gsm8k_cfg, "dead-engine")
     started = time.monotonic()
     with pytest.raises(SystemExit) as info, reported_as_exit():
-        autostart.before_model_load(Run.of(gsm8k_cfg))
+        autostart.before_model_load(read_run(gsm8k_cfg))
     assert time.monotonic() - started < 30
     assert DIED_LINE in str(info.value) and "vllm-server.log" in str(info.value)
 
@@ -178,7 +178,7 @@ def test_autostart_accepts_a_working_engine(gsm8k_cfg, monkeypatch):
     monkeypatch.setattr(engine_check, "ENGINE_CHECK_TIMEOUT", 5.0)
     autostart_with(gsm8k_cfg, "ok")
     messages: list[str] = []
-    autostart.before_model_load(Run.of(gsm8k_cfg), report=messages.append)
+    autostart.before_model_load(read_run(gsm8k_cfg), report=messages.append)
     assert "the vLLM server is up" in messages[-1]
 
 
@@ -193,7 +193,7 @@ def test_manual_server_with_a_dead_engine_is_refused(tmp_path, monkeypatch):
         cfg = {"trl": {"use_vllm": True, "vllm_mode": "server", "vllm_server_host": "127.0.0.1",
                        "vllm_server_port": port}}
         with pytest.raises(ServerError) as info:
-            autostart.check_manual_server(Run.of(cfg), env={}, report=lambda _: None, gpu_count=lambda: 2)
+            autostart.check_manual_server(read_run(cfg), env={}, report=lambda _: None, gpu_count=lambda: 2)
         assert health_url("127.0.0.1", port) in str(info.value)
         assert "terminal that runs `axolotl vllm-serve`" in str(info.value)
     finally:

@@ -15,7 +15,7 @@ import requests
 from conftest import free_port
 from test_vllm_server import fake_command
 
-from axolotl_grpo_plugin.config.run import Run
+from axolotl_grpo_plugin.config.run import read_run
 from axolotl_grpo_plugin.vllm import autostart, restart
 from axolotl_grpo_plugin.vllm.server import ServerError, ServerSpec, VLLMServer
 from axolotl_grpo_plugin.watch import liveness, recovery
@@ -210,7 +210,7 @@ def test_the_watchdog_follows_the_slowest_generation_within_its_limit():
 def test_a_server_started_by_hand_is_not_restarted_and_the_error_names_its_address(own_server):
     server, client = own_server()
     trainer = SimpleNamespace(vllm_generation=Generation(client), state=SimpleNamespace(global_step=0))
-    assert recovery.attach(Run.of({"grpo_plugin": {"vllm_autostart": False}}), trainer)
+    assert recovery.attach(read_run({"grpo_plugin": {"vllm_autostart": False}}), trainer)
     assert autostart.own_server() is None
     server.stop(grace=1)
     with pytest.raises(ServerError) as info:

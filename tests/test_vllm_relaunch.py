@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from axolotl_grpo_plugin.config.run import Run
+from axolotl_grpo_plugin.config.run import read_run
 from axolotl_grpo_plugin.errors import GRPOConfigError
 from axolotl_grpo_plugin.vllm import autostart, cpu, relaunch
 from axolotl_grpo_plugin.vllm.relaunch import TRAIN_MODULE, decide_relaunch, relaunch_if_needed
@@ -45,7 +45,7 @@ def launched(processes: int, local_rank: int = 0, **extra: str) -> dict[str, str
 
 def plan(cfg, worker_env, gpus: int, **kw):
     kw.setdefault("main_module", TRAIN_MODULE)
-    return decide_relaunch(Run.of(cfg), worker_env, lambda: gpus, SCRIPT_ARGS, free_port=lambda: PORT, **kw)
+    return decide_relaunch(read_run(cfg), worker_env, lambda: gpus, SCRIPT_ARGS, free_port=lambda: PORT, **kw)
 
 
 def option(args, name: str) -> str | None:
@@ -66,7 +66,7 @@ def assert_relaunch_fits(cfg, p, gpus: int) -> None:
     """The relaunched launch passes the checks that refused this one, and does not relaunch again."""
     again = relaunched_env(p)
     assert plan(cfg, again, gpus) is None
-    autostart.on_register(copy.deepcopy(cfg), Run.of(cfg), env={**again, "LOCAL_RANK": "1"}, gpu_count=lambda: gpus,
+    autostart.on_register(copy.deepcopy(cfg), read_run(cfg), env={**again, "LOCAL_RANK": "1"}, gpu_count=lambda: gpus,
                           training=True)  # rank 1 would raise on a bad layout; it starts nothing
 
 
@@ -198,7 +198,7 @@ def exec_stub(calls: list):
 
 
 def run_hook(cfg, worker, calls, gpus=2, **kw):
-    relaunch_if_needed(Run.of(cfg), env=worker, gpu_count=lambda: gpus, argv=["/x/axolotl/cli/train.py", *SCRIPT_ARGS],
+    relaunch_if_needed(read_run(cfg), env=worker, gpu_count=lambda: gpus, argv=["/x/axolotl/cli/train.py", *SCRIPT_ARGS],
                        main_module=TRAIN_MODULE, outer_cmdline=[], accelerate_config=False,
                        execvpe=exec_stub(calls), **kw)
 
@@ -239,7 +239,7 @@ def test_a_failed_exec_is_a_readable_exit(gsm8k_cfg):
         raise FileNotFoundError(2, "No such file or directory", file)
 
     with pytest.raises(SystemExit) as exited:
-        relaunch_if_needed(Run.of(gsm8k_cfg), env=launched(2), gpu_count=lambda: 2, argv=["train.py", *SCRIPT_ARGS],
+        relaunch_if_needed(read_run(gsm8k_cfg), env=launched(2), gpu_count=lambda: 2, argv=["train.py", *SCRIPT_ARGS],
                            main_module=TRAIN_MODULE, outer_cmdline=[], accelerate_config=False, execvpe=missing)
     assert "could not relaunch as `accelerate launch --num_processes 1" in exited.value.code
     assert "fix: run it yourself" in exited.value.code
@@ -251,7 +251,7 @@ def test_the_marker_turns_a_second_mismatch_into_the_error(gsm8k_cfg):
     run_hook(gsm8k_cfg, worker, calls)  # returns: no second relaunch
     assert not calls
     with pytest.raises(GRPOConfigError) as error:
-        autostart.on_register(gsm8k_cfg, Run.of(gsm8k_cfg), env=worker, gpu_count=lambda: 2, training=True)
+        autostart.on_register(gsm8k_cfg, read_run(gsm8k_cfg), env=worker, gpu_count=lambda: 2, training=True)
     text = str(error.value)
     assert "already the plugin's automatic relaunch" in text
     assert "axolotl train configs/gsm8k.yaml -- --num_processes 1" in text
@@ -263,7 +263,7 @@ def test_opting_out_keeps_the_error(gsm8k_cfg):
     run_hook(gsm8k_cfg, launched(2), calls)
     assert not calls
     with pytest.raises(GRPOConfigError, match="LOCAL_RANK 1 on GPU 1"):
-        autostart.on_register(gsm8k_cfg, Run.of(gsm8k_cfg), env=launched(2), gpu_count=lambda: 2, training=True)
+        autostart.on_register(gsm8k_cfg, read_run(gsm8k_cfg), env=launched(2), gpu_count=lambda: 2, training=True)
 
 
 @pytest.mark.parametrize("cmdline, expected", [

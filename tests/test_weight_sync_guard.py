@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from axolotl_grpo_plugin.checks import CHECKS, prepare_config
-from axolotl_grpo_plugin.config.run import Run
+from axolotl_grpo_plugin.config.run import read_run
 from axolotl_grpo_plugin.errors import GRPOConfigError
 from axolotl_grpo_plugin.launch import Launch
 from axolotl_grpo_plugin.watch import sync_guard
@@ -44,7 +44,7 @@ def test_the_rule_is_registered_with_the_other_checks():
 def test_colocate_with_sleep_mode_is_refused_on_trl_up_to_1_9(version, monkeypatch):
     # None: the installed TRL's version cannot be read (whichever TRL runs the test)
     monkeypatch.setattr(sync_guard, "installed_trl_version", lambda: None)
-    problems = check_sleep_mode(colocate_cfg(vllm_enable_sleep_mode=True), Launch(), trl_version=version)
+    problems = check_sleep_mode(read_run(colocate_cfg(vllm_enable_sleep_mode=True)), Launch(), trl_version=version)
     assert len(problems) == 1
     problem = problems[0]
     assert problem.key == "trl.vllm_enable_sleep_mode" and problem.value is True
@@ -55,7 +55,7 @@ def test_colocate_with_sleep_mode_is_refused_on_trl_up_to_1_9(version, monkeypat
 def test_unset_vllm_mode_is_colocate_in_trl_1_9():
     cfg = colocate_cfg(vllm_enable_sleep_mode=True)
     del cfg["trl"]["vllm_mode"]
-    [problem] = check_sleep_mode(cfg, Launch(), trl_version="1.9.0")
+    [problem] = check_sleep_mode(read_run(cfg), Launch(), trl_version="1.9.0")
     assert "`trl.vllm_mode` is unset" in problem.message
 
 
@@ -73,7 +73,7 @@ def test_trl_1_9_colocate_default_is_what_the_rule_assumes():
     ({"vllm_enable_sleep_mode": True}, "2.0.0"),
 ])
 def test_other_combinations_are_accepted(trl, version):
-    assert check_sleep_mode(colocate_cfg(**trl), Launch(), trl_version=version) == []
+    assert check_sleep_mode(read_run(colocate_cfg(**trl)), Launch(), trl_version=version) == []
 
 
 def test_version_boundary_is_one_fact():
@@ -271,7 +271,7 @@ class FakeTrainer:
 ])
 def test_attach_reads_grpo_plugin_weight_sync_guard(section, expected):
     trainer = FakeTrainer()
-    callback = sync_guard.attach(Run.of({"grpo_plugin": section}), trainer)
+    callback = sync_guard.attach(read_run({"grpo_plugin": section}), trainer)
     if expected is None:
         assert callback is None and trainer.callbacks == []
     else:
@@ -291,14 +291,14 @@ class AxolotlAsyncGRPOTrainer(FakeTrainer):
 ])
 def test_attach_counts_the_staleness_the_async_trainer_is_built_with(args, stale_by):
     trainer = AxolotlAsyncGRPOTrainer(**args)
-    callback = sync_guard.attach(Run.of({}), trainer)
+    callback = sync_guard.attach(read_run({}), trainer)
     assert trainer.callbacks == [callback] and callback.watch.stale_by == stale_by
-    assert sync_guard.attach(Run.of({}), FakeTrainer()).watch.stale_by == 0  # the stock trainer
+    assert sync_guard.attach(read_run({}), FakeTrainer()).watch.stale_by == 0  # the stock trainer
 
 
 def test_attach_skips_trainers_without_vllm():
     trainer = FakeTrainer(use_vllm=False)
-    assert sync_guard.attach(Run.of({}), trainer) is None and trainer.callbacks == []
+    assert sync_guard.attach(read_run({}), trainer) is None and trainer.callbacks == []
 
 
 def test_bad_settings_are_refused_by_the_schema():
@@ -339,7 +339,7 @@ def test_real_trainer_stops_at_the_guard_and_saves_a_checkpoint(tmp_path):
     trainer = LoggingTrainer(model=model, args=args, train_dataset=rows)
     trainer.use_vllm = True
     reported: list[str] = []
-    sync_guard.attach(Run.of({"grpo_plugin": {"weight_sync_guard": {"stop": True}}}), trainer, reported.append)
+    sync_guard.attach(read_run({"grpo_plugin": {"weight_sync_guard": {"stop": True}}}), trainer, reported.append)
     trainer.train()
     assert trainer.state.global_step == 4  # stopped at the guard, not at max_steps 12
     assert (tmp_path / "checkpoint-4" / "model.safetensors").is_file()

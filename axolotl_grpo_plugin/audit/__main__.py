@@ -126,11 +126,10 @@ def _rollouts(args) -> int:
                          "`output_dir` of a run trained with the plugin and `grpo_plugin.rollout_log: true`")
     cap = None
     if args.config:
-        from ..defaults import MAX_COMPLETION_LENGTH
+        from ..config.run import read_run
         from ..names import load_config
 
-        trl = load_config(args.config, rewards=False).get("trl") or {}
-        cap = int(trl.get("max_completion_length") or MAX_COMPLETION_LENGTH)
+        cap = read_run(load_config(args.config, rewards=False)).completion_length
     findings = scan(read_rollouts(out), cap)
     first = first_suspected(findings)
     _write_json(args.json, {"output_dir": str(out), "max_completion_length": cap,

@@ -11,23 +11,17 @@ from ..errors import PluginError
 CHECK_PROMPTS = 4
 
 
-def reward_warnings(raw: dict[str, Any], prompts: int = CHECK_PROMPTS) -> list[str]:
+def reward_warnings(raw: dict[str, Any], run: Any, prompts: int = CHECK_PROMPTS) -> list[str]:
     """One warning per hackable reward (and the total) on `prompts` local training prompts; none
     when the datasets are not local files or cannot be read (the other checks report those)."""
     from pathlib import Path
 
-    entries = raw.get("datasets")
-    if not isinstance(entries, list) or not all(
-            isinstance(e, dict) and isinstance(e.get("path"), str) and Path(e["path"]).exists() for e in entries):
+    if not all(isinstance(e, dict) and isinstance(e.get("path"), str) and Path(e["path"]).exists()
+               for e in run.datasets):
         return []
-    from ..config.run import Run
-
-    try:
-        if Run.of(raw).plugin.remote_rewards:  # each would call its endpoint: `check` spends no budget
-            return ["the reward audit skipped its cheap pass: grpo_plugin.remote_rewards would call their "
-                    "endpoints; `axolotl-grpo audit CONFIG` audits every reward."]
-    except PluginError:
-        return []  # a wrong grpo_plugin section is the other checks' to report
+    if run.plugin.remote_rewards:  # each would call its endpoint: `check` spends no budget
+        return ["the reward audit skipped its cheap pass: grpo_plugin.remote_rewards would call their "
+                "endpoints; `axolotl-grpo audit CONFIG` audits every reward."]
     from .core import audit
 
     try:

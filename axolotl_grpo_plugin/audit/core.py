@@ -18,9 +18,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..config.load import section
-from ..config.run import Facts
-from ..defaults import MAX_COMPLETION_LENGTH
+from ..config.run import read_run
 from ..errors import PluginError
 from ..evaluate import scoring
 from ..evaluate.prompts import dataset_entries, load_rows, transform_rows
@@ -142,15 +140,14 @@ def listed_name(path: Any) -> str:
     return short if short in REWARDS else original_path(str(path))
 
 
-def config_rewards(cfg: dict[str, Any]) -> list[scoring.Reward]:
+def config_rewards(run: Any) -> list[scoring.Reward]:
     """The config's rewards as training resolves them (registered, entry point or import path,
     each behind the containment layer), with their weights, named as the config lists them."""
     try:
-        rewards = scoring.load_rewards(cfg)
+        rewards = scoring.load_rewards(run)
     except PluginError as exc:
         raise AuditError(exc.render()) from None
-    paths = section(cfg, "trl").get("reward_funcs") or []
-    names = [listed_name(p) for p in ([paths] if isinstance(paths, str) else paths)]
+    names = [listed_name(p) for p in run.trl.reward_funcs]
     seen: dict[str, int] = {}
     out = []
     for reward, name in zip(rewards, names):
@@ -159,9 +156,9 @@ def config_rewards(cfg: dict[str, Any]) -> list[scoring.Reward]:
     return out
 
 
-def training_cases(cfg: dict[str, Any], count: int, dataset: str | None = None) -> list[Case]:
+def training_cases(cfg: dict[str, Any], run: Any, count: int, dataset: str | None = None) -> list[Case]:
     """`count` training prompts with a gold answer, taken in turn from each dataset entry."""
-    limit = Facts.of(cfg).max_completion_length or MAX_COMPLETION_LENGTH
+    limit = run.completion_length
     per_entry: list[list[Case]] = []
     entries = dataset_entries(cfg, "train", dataset)
     quota = -(-count // len(entries))
@@ -204,8 +201,9 @@ def audit(config: Any, *, prompts: int = DEFAULT_PROMPTS, dataset: str | None = 
     if prompts < 1:
         raise AuditError(f"--prompts {prompts}: must be at least 1")
     cfg = load_config(config)
-    rewards = config_rewards(cfg)
-    cases = training_cases(cfg, prompts, dataset)
+    run = read_run(cfg)
+    rewards = config_rewards(run)
+    cases = training_cases(cfg, run, prompts, dataset)
     return judge_all(config, rewards, cases, progress, started)
 
 

@@ -9,7 +9,7 @@ registry, a layer above: `names.load_config` is this copy with its names resolve
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +85,19 @@ def plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [plain(v) for v in value]
     return value
+
+
+def set_keys(cfg: MutableMapping[str, Any], values: Mapping[str, Any]) -> None:
+    """Write dotted keys (`trl.vllm_server_host`) into a config, a missing section created: the one
+    way the plugin's fills and the autostart's address reach what Axolotl reads after register."""
+    for dotted, value in values.items():
+        *parents, leaf = dotted.split(".")
+        node = cfg
+        for parent in parents:
+            if node.get(parent) is None:
+                node[parent] = {}
+            node = node[parent]
+        node[leaf] = value
 
 
 def section(cfg: Mapping[str, Any], name: str) -> Mapping[str, Any]:

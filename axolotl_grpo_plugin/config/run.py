@@ -1,114 +1,215 @@
-"""The run: what the plugin needs of a config, read once and typed.
+"""The run: every config key the plugin reads, declared once with its type, range, default and
+fix, and `read_run(cfg)`, which reads a config into one typed, frozen `Run`.
 
-Why: the config used to be re-read wherever a fact was needed (the `grpo_plugin:` section
-parsed at two dozen places, `trl:`/`vllm:` looked up inline, the vLLM server's GPU count
-computed three ways). `Run.of(cfg)` parses the plugin's own section once (args.settings) and
-reads the TRL/vLLM/launch facts the plugin computes with, resolved through defaults.py;
-`GRPOPlugin.register` keeps the result and the hooks pass it down.
-
-Facts are read tolerantly (config/values.py: a wrong value reads as None, its default when
-unset), because the checks that report a wrong value run on the same config; a bad
-`grpo_plugin:` value raises GRPOConfigError naming the key, the value and the fix.
-The config layer is the bottom layer: this module imports nothing of ours above config/.
+Why: the config used to be read five ways (typed facts, a table of rules beside them, raw
+section look-ups, ...), and a wrong value read as None, so defaults were re-applied at the
+call sites. Here a key is one field: add a key by adding a line to `Trl`, `Vllm` or `Run`.
+`read_run` reports every wrong value at once (a `Problem` naming the key, the value and the
+fix); there is no tolerant reading. Numbers read as Axolotl's own schema reads them (`"4"` and
+`1.0e-6` strings included), bools never. The config layer is the bottom layer: this module
+imports nothing of ours above config/.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping, MutableMapping, Sequence
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, PrivateAttr
+from annotated_types import Ge, Gt, Le
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    FiniteFloat,
+    PrivateAttr,
+    StrictBool,
+    StrictFloat,
+    ValidationError,
+)
+from pydantic_core import PydanticCustomError
 
 from .. import defaults
-from ..args import GRPOPluginSettings, raw_section, settings
-from . import values
+from ..args import GRPOPluginSettings, settings
+from ..errors import GRPOConfigError, Problem
+from . import load
 from .gpus import GpuLayout, GpuLayoutError, split_gpus
+
+
+def _not_bool(value: Any) -> Any:
+    # pydantic's lax int/float read YAML's `true` as 1 (and bytes as digits)
+    if isinstance(value, (bool, bytes)):
+        raise PydanticCustomError("bool_for_number", "a bool is not a number")
+    return value
+
+
+def _ordered(value: Any) -> Any:
+    # pydantic's lax list also takes a set, whose order (weights vs rewards) is arbitrary
+    if not isinstance(value, (list, tuple)):
+        raise PydanticCustomError("list_type", "not a list")
+    return list(value)
+
+
+def _one_name(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value  # `reward_funcs: correctness`: one reward
+
+
+def _enum_text(value: Any) -> Any:
+    return getattr(value, "value", value)  # Axolotl's parsed config holds enums (`vllm_mode`)
+
+
+Count = Annotated[int, BeforeValidator(_not_bool)]
+Number = Annotated[FiniteFloat, BeforeValidator(_not_bool)]
+OrderedList = Annotated[list[Any], BeforeValidator(_ordered)]
+Names = Annotated[list[Any], BeforeValidator(_ordered), BeforeValidator(_one_name), Field(min_length=1)]
+# strict, as the check always was: a quoted weight ("0.5") is refused, not read as a number
+Weights = Annotated[list[Annotated[StrictFloat, Field(allow_inf_nan=False)]], BeforeValidator(_ordered)]
+Text = Annotated[str | None, BeforeValidator(_enum_text)]
+SWITCH = "set it to true or false"
+
+
+def key(default: Any, fix: str, *, must: str = "", **bounds: float) -> Any:
+    """One key's default, range (`ge`, `gt`, `le`) and fix; `must` overrides what a value of the
+    wrong type is told."""
+    return Field(default, json_schema_extra={"fix": fix, "must": must}, **bounds)
+
+
+class Keys(BaseModel):
+    """A section of keys: other keys of it are Axolotl's, not ours (unknown ones: checks)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class Trl(Keys):
+    """The `trl:` keys the plugin reads."""
+
+    use_vllm: StrictBool = key(False, SWITCH)
+    vllm_mode: Text = key(None, "set it to `server` or `colocate`", must="must be a string")
+    vllm_server_host: Text = key(None, "set it to the server's host, e.g. 127.0.0.1", must="must be a string")
+    vllm_server_port: Count = key(None, "set it to a port number, e.g. 8000", ge=1, le=65535)
+    vllm_server_timeout: Number = key(defaults.VLLM_SERVER_TIMEOUT_S, "set it to the seconds to wait, e.g. 240", gt=0)
+    num_generations: Count = key(defaults.NUM_GENERATIONS, "set it to 2 or more (8-16 is usual): GRPO needs at "
+                                 "least 2 completions per prompt to compute an advantage", ge=2)
+    num_generations_eval: Count = key(None, "set it to 2 or more, or remove it to use num_generations", ge=2)
+    generation_batch_size: Count = key(None, "set it to a multiple of micro_batch_size x processes, or remove it", ge=1)
+    steps_per_generation: Count = key(None, "set it to 1 or more, or remove it", ge=1)
+    max_completion_length: Count = key(None, "set it to the completion budget in tokens, e.g. 512", ge=1)
+    temperature: Number = key(None, "set it above 0 (1.0 is TRL's default)", gt=0)
+    top_p: Number = key(None, "set it in (0, 1] (1.0 keeps all tokens)", gt=0, le=1)
+    top_k: Count = key(None, "set it to 0 (off) or more", ge=0)
+    min_p: Number = key(None, "set it in [0, 1]", ge=0, le=1)
+    repetition_penalty: Number = key(None, "set it above 0 (1.0 = no penalty)", gt=0)
+    beta: Number = key(None, "set it to 0 (no KL term) or more", ge=0)
+    num_iterations: Count = key(None, "set it to 1 or more", ge=1)
+    epsilon: Number = key(None, "set it to 0 or more (0.2 is TRL's default)", ge=0)
+    async_prefetch: StrictBool = key(False, SWITCH)
+    use_data_producer: StrictBool = key(False, SWITCH)
+    vllm_enable_sleep_mode: StrictBool = key(False, SWITCH)
+    reward_funcs: Names = key([], "list one or more rewards, e.g. `reward_funcs: [correctness, xmlcount]`",
+                              must="is empty: GRPO needs at least one reward")
+    reward_weights: Weights = key(None, "give one number per entry of trl.reward_funcs, e.g. `[1.0, 0.5]`",
+                                  must="every weight must be a finite number")
+
+
+class Vllm(Keys):
+    """The `vllm:` keys the plugin reads (the server's own settings)."""
+
+    host: Text = key(None, "set it to the address the server binds, e.g. 0.0.0.0", must="must be a string")
+    port: Count = key(None, "set it to a port number, e.g. 8000", ge=1, le=65535)
+    tensor_parallel_size: Count = key(1, "set it to 1 or more (GPUs per vLLM engine)", ge=1)
+    data_parallel_size: Count = key(1, "set it to 1 or more (vLLM engines)", ge=1)
+    max_model_len: Count = key(None, "set it to prompt + completion tokens; `axolotl-grpo stats CONFIG` sizes it", ge=1)
+    gpu_memory_utilization: Number = key(None, "set it in (0, 1], e.g. 0.85", gt=0, le=1)
+    dtype: Text = key(None, "set it to a torch dtype, e.g. float32", must="must be a string")
+    worker_extension_cls: Text = key(None, "set it to an import path", must="must be a string")
+    enforce_eager: StrictBool = key(None, SWITCH)
+
+
+def _section_fix(name: str) -> str:
+    return f"write it as `{name}: {{key: value, ...}}`"
+
+
+def _list_fix(name: str) -> str:
+    return f"write it as `{name}: [{{path: FILE_OR_HUB_ID, type: TRANSFORM}}]`"
 
 
 # Where a server bound to every interface is reached from this machine.
 _ANY_HOST = (None, "0.0.0.0", "::")
-_CACHE_SIZE = 16
 
 
-def _read(cfg: Mapping[str, Any], key: str, default: Any = None) -> Any:
-    """A value to compute with: values.read for keys with a rule, else the raw value."""
-    if key in values.BY_KEY:
-        return values.read(cfg, key, default)
-    value = values.raw(cfg, key)
-    return default if value in (values.UNSET, values.WRONG) else value
+class Run(Keys):
+    """One config, read: the plugin's settings, the TRL/vLLM sections and the top-level keys."""
 
-
-def _facts(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """The TRL/vLLM/launch facts of a config (cheap: dict look-ups, no parsing)."""
-    tp = values.read(cfg, "vllm.tensor_parallel_size", 1)
-    dp = values.read(cfg, "vllm.data_parallel_size", 1)
-    host, bound, mode = _read(cfg, "trl.vllm_server_host"), _read(cfg, "vllm.host"), _read(cfg, "trl.vllm_mode")
-    return dict(
-        use_vllm=bool(_read(cfg, "trl.use_vllm", False)),
-        vllm_mode=None if mode is None else str(getattr(mode, "value", mode)),  # Axolotl's enum or a str
-        vllm_host=str(host or (defaults.VLLM_HOST if bound in _ANY_HOST else bound)),
-        vllm_port=int(_read(cfg, "trl.vllm_server_port") or _read(cfg, "vllm.port") or defaults.VLLM_PORT),
-        vllm_server_timeout=float(_read(cfg, "trl.vllm_server_timeout") or defaults.VLLM_SERVER_TIMEOUT_S),
-        server_gpus=None if None in (tp, dp) else tp * dp,
-        num_generations=values.read(cfg, "trl.num_generations", defaults.NUM_GENERATIONS),
-        max_completion_length=values.read(cfg, "trl.max_completion_length", defaults.MAX_COMPLETION_LENGTH),
-        temperature=values.read(cfg, "trl.temperature"),
-        top_p=values.read(cfg, "trl.top_p"),
-        top_k=values.read(cfg, "trl.top_k"),
-        min_p=values.read(cfg, "trl.min_p"),
-        repetition_penalty=values.read(cfg, "trl.repetition_penalty"),
-        vllm_max_model_len=values.read(cfg, "vllm.max_model_len"),
-        micro_batch_size=values.read(cfg, "micro_batch_size", 1),
-        gradient_accumulation_steps=values.read(cfg, "gradient_accumulation_steps", 1),
-        output_dir=str(cfg.get("output_dir") or defaults.DEFAULT_OUTPUT_DIR),
-        config_path=str(cfg.get(defaults.CONFIG_PATH_KEY) or "CONFIG"),
-    )
-
-
-class Facts(BaseModel):
-    """The TRL/vLLM/launch facts of a config, typed; never raises (a wrong value reads as None).
-    The tools that need no plugin settings (probe, evaluate's sampling) read these alone."""
-
-    model_config = ConfigDict(frozen=True)
-
-    use_vllm: bool = False
-    vllm_mode: str | None = None
-    # where the trainer reaches the server: `trl.vllm_server_host`, else `vllm.host` as reached
-    # from this machine (checks.fill_vllm_server_address writes it under `trl:`)
-    vllm_host: str = defaults.VLLM_HOST
-    vllm_port: int = defaults.VLLM_PORT
-    vllm_server_timeout: float = defaults.VLLM_SERVER_TIMEOUT_S
-    server_gpus: int | None = 1  # vllm.tensor_parallel_size x data_parallel_size; None: a size is wrong
-    num_generations: int | None = defaults.NUM_GENERATIONS
-    max_completion_length: int | None = defaults.MAX_COMPLETION_LENGTH
-    # sampling as written under `trl:` (None: unset, TRL's default applies)
-    temperature: float | None = None
-    top_p: float | None = None
-    top_k: int | None = None
-    min_p: float | None = None
-    repetition_penalty: float | None = None
-    vllm_max_model_len: int | None = None
-    micro_batch_size: int | None = 1
-    gradient_accumulation_steps: int | None = 1
+    plugin: GRPOPluginSettings = GRPOPluginSettings()
+    trl: Trl = key(Trl(), _section_fix("trl"))
+    vllm: Vllm = key(Vllm(), _section_fix("vllm"))
+    datasets: OrderedList = key([], _list_fix("datasets"))
+    test_datasets: OrderedList = key([], _list_fix("test_datasets"))
+    micro_batch_size: Count = key(1, "set it to the prompts-x-completions each process scores per step, e.g. 4", ge=1)
+    gradient_accumulation_steps: Count = key(1, "set it to 1 or more (1 = one micro batch per optimizer step)", ge=1)
+    eval_batch_size: Count = key(None, "set it to 1 or more, or remove it to use micro_batch_size", ge=1)
+    max_steps: Count = key(None, "set it to 1 or more, or remove it to train for `num_epochs`", ge=1)
+    num_epochs: Number = key(None, "set it above 0, e.g. 1", gt=0)
+    learning_rate: Number = key(None, "set it above 0, e.g. 1.0e-6", gt=0)
+    val_set_size: Number = key(0, "set it to 0 (no split) or a fraction such as 0.05", ge=0)
+    bf16: StrictBool | Literal["auto"] = key(None, "set it to true, false or auto", must="must be true or false")
+    fp16: StrictBool = key(None, SWITCH)
+    use_trackio: StrictBool = key(None, SWITCH)
     output_dir: str = defaults.DEFAULT_OUTPUT_DIR
-    config_path: str = "CONFIG"  # the yaml's path, for the commands messages print
+    # read as written (Axolotl's schema owns their types): what the checks look at
+    rl: Text = key(None, "set `rl: grpo`", must="must be a string")
+    base_model: Any = None
+    adapter: Any = None
+    deepspeed: Any = None
+    fsdp: Any = None
+    fsdp_config: Any = None
+    load_in_4bit: Any = None
+    load_in_8bit: Any = None
+    sequence_len: Any = None
+    trackio_project_name: Any = None
+    config_path: str = Field("CONFIG", alias=defaults.CONFIG_PATH_KEY)  # the yaml's path, for messages
+
+    _gpu_layouts: dict = PrivateAttr(default_factory=dict)
 
     @property
     def server_mode(self) -> bool:
         """Generation on a separate vLLM server (`trl.use_vllm` + `trl.vllm_mode: server`)."""
-        return self.use_vllm and self.vllm_mode == "server"
+        return self.trl.use_vllm and self.trl.vllm_mode == "server"
 
-    @classmethod
-    def of(cls, cfg: Any) -> Facts:
-        return cfg if isinstance(cfg, Facts) else cls(**_facts(cfg))
+    @property
+    def vllm_host(self) -> str:
+        """Where the trainer reaches the server: `trl.vllm_server_host`, else `vllm.host` as reached
+        from this machine (checks.fill_vllm_server_address writes it under `trl:`)."""
+        bound = self.vllm.host
+        return self.trl.vllm_server_host or (defaults.VLLM_HOST if bound in _ANY_HOST else bound)
 
+    @property
+    def vllm_port(self) -> int:
+        return self.trl.vllm_server_port or self.vllm.port or defaults.VLLM_PORT
 
-class Run(Facts):
-    """One config, read: the plugin's settings and the facts the plugin computes with."""
+    @property
+    def server_gpus(self) -> int:
+        """The vLLM server's GPUs: tensor x data parallel."""
+        return self.vllm.tensor_parallel_size * self.vllm.data_parallel_size
 
-    plugin: GRPOPluginSettings
+    @property
+    def completion_length(self) -> int:
+        """`trl.max_completion_length`, TRL's default when unset."""
+        return self.trl.max_completion_length or defaults.MAX_COMPLETION_LENGTH
 
-    _gpu_layouts: dict = PrivateAttr(default_factory=dict)
+    @property
+    def half_precision(self) -> bool:
+        """`bf16: true|auto` or `fp16: true`: Axolotl trains in half precision (on a GPU)."""
+        return self.bf16 in (True, "auto") or self.fp16 is True
+
+    def updated(self, values: Mapping[str, Any]) -> Run:
+        """This Run with dotted keys (`trl.vllm_server_host`) set to values already valid (a fill's)."""
+        top = {k: v for k, v in values.items() if "." not in k}
+        for name in ("trl", "vllm"):
+            inner = {k.split(".", 1)[1]: v for k, v in values.items() if k.startswith(f"{name}.")}
+            if inner:
+                top[name] = getattr(self, name).model_copy(update=inner)
+        return self.model_copy(update=top)
 
     def gpu_layout(self, visible: Sequence[str], machine_gpus: int | None = None) -> GpuLayout:
         """The vLLM server's GPUs and the trainers' for the GPUs a launch sees: THE one place
@@ -118,7 +219,7 @@ class Run(Facts):
         checked, found = self._gpu_layouts.get(key, (None, None))
         if found is None or (checked != machine_gpus and (machine_gpus is not None or isinstance(found, GpuLayoutError))):
             try:
-                found = split_gpus(key, self.plugin.vllm_gpus, self.server_gpus or 1, machine_gpus)
+                found = split_gpus(key, self.plugin.vllm_gpus, self.server_gpus, machine_gpus)
             except GpuLayoutError as exc:
                 found = exc
             self._gpu_layouts[key] = (machine_gpus, found)
@@ -126,21 +227,89 @@ class Run(Facts):
             raise found
         return found
 
-    @classmethod
-    def of(cls, cfg: Any) -> Run:
-        """The one Run of this config: built on the first call, the same instance after (the
-        plugin's own fills, names and batch, change no fact read here)."""
-        if isinstance(cfg, Run):
-            return cfg
-        facts = _facts(cfg)
-        key = repr((raw_section(cfg), facts))
-        run = _CACHE.get(key)
-        if run is None:
-            run = cls(plugin=settings(cfg), **facts)
-            while len(_CACHE) >= _CACHE_SIZE:
-                _CACHE.pop(next(iter(_CACHE)))
-            _CACHE[key] = run
-        return run
+
+def _set(value: Any) -> Any:
+    """A section with its unset (None) keys left out: an empty `key:` is unset, as Axolotl reads it."""
+    if isinstance(value, Mapping):
+        return {k: v for k, v in value.items() if v is not None}
+    return value
 
 
-_CACHE: dict[str, Run] = {}
+def _key(loc: tuple) -> tuple[str, ...]:
+    """The key of a pydantic error's location: `trl.reward_weights` for (trl, reward_weights, 1),
+    `bf16` for (bf16, bool) (a union's member)."""
+    field = Run.model_fields.get(loc[0]) if loc else None
+    if field is not None and isinstance(field.default, Keys) and len(loc) > 1 and loc[1] in type(field.default).model_fields:
+        return loc[:2]
+    return loc[:1]
+
+
+def _wrong(model: type[BaseModel], loc: tuple, value: Any, kind: str) -> tuple[str, str]:
+    """(what is wrong, the fix) for one pydantic error at the key `loc` in `model`."""
+    field = model.model_fields[loc[0]]
+    if len(loc) > 1:
+        return _wrong(type(field.default), loc[1:], value, kind)
+    extra = field.json_schema_extra or {}
+    fix, must = extra.get("fix", ""), extra.get("must", "")
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return "must be a mapping of keys", fix
+    if kind == "list_type":
+        return f"must be a list, not {type(value).__name__}", fix
+    bounds = {type(m): m for m in field.metadata if isinstance(m, (Ge, Gt, Le))}
+    low = bounds.get(Gt) or bounds.get(Ge)
+    if kind in ("greater_than", "greater_than_equal", "less_than_equal") and low is not None:
+        opened, low = isinstance(low, Gt), getattr(low, "gt", None) if isinstance(low, Gt) else low.ge
+        high = bounds[Le].le if Le in bounds else None
+        return (f"must be in {'(' if opened else '['}{low:g}, {high:g}]" if high is not None else
+                f"must be {'>' if opened else '>='} {low:g}"), fix
+    if must:
+        return must, fix
+    kinds = {int: "must be an integer", float: "must be a number", bool: "must be true or false"}
+    return kinds.get(field.annotation, "must be a string"), fix
+
+
+def _value_at(cfg: Mapping[str, Any], loc: tuple) -> Any:
+    node: Any = cfg
+    for part in loc:
+        node = node.get(part) if isinstance(node, Mapping) else node[part]
+    return node
+
+
+def write(cfg: MutableMapping[str, Any], run: Run, values: Mapping[str, Any]) -> Run:
+    """Write dotted keys into the config Axolotl reads after register and return the Run with them,
+    so the two never differ (the plugin's fills, the autostarted server's address)."""
+    load.set_keys(cfg, values)
+    return run.updated(values)
+
+
+def read_plugin(cfg: Any) -> GRPOPluginSettings:
+    """The `grpo_plugin:` settings alone, for the code Axolotl calls with its validated config and
+    nothing else (the dataset transforms): the Run's own parser, checked at register."""
+    return cfg.plugin if isinstance(cfg, Run) else settings(cfg or {})
+
+
+def read_run(cfg: Any) -> Run:
+    """The config read into a Run, or GRPOConfigError listing every wrong value at once."""
+    if isinstance(cfg, Run):
+        return cfg
+    problems: list[Problem] = []
+    try:
+        plugin = settings(cfg)
+    except GRPOConfigError as exc:
+        problems, plugin = list(exc.problems), None
+    data = {k: _set(cfg.get(k)) for k in (*Run.model_fields, defaults.CONFIG_PATH_KEY)
+            if k != "plugin" and cfg.get(k) is not None}
+    try:
+        run = Run.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = _key(err["loc"])
+            value = _value_at(data, loc)
+            if any(p.key == ".".join(loc) for p in problems):
+                continue
+            wrong, fix = _wrong(Run, loc, value, err["type"])
+            problems.append(Problem(".".join(loc), value, f"{wrong}.", fix))
+        raise GRPOConfigError(problems) from None
+    if problems:
+        raise GRPOConfigError(problems)
+    return run.model_copy(update={"plugin": plugin})

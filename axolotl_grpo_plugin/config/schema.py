@@ -1,4 +1,5 @@
-"""The keys Axolotl's own schema knows, per section, for the installed Axolotl.
+"""The keys Axolotl's own schema knows, per section, for the installed Axolotl, and the keys its
+CLI writes into a config (`cli`: `axolotl train` sets `debug`, `shard`, ... before the plugin sees it).
 
 Importing Axolotl's schema costs seconds (it pulls in torch and transformers), and `check`
 answers a plugin-level problem without it: the key lists of each released Axolotl the plugin
@@ -20,20 +21,28 @@ KEYS_FILE = Path(__file__).with_name("axolotl_keys.json")
 
 @lru_cache(maxsize=1)
 def axolotl_fields() -> dict[str, frozenset[str]]:
-    """`trl`, `vllm` and top-level (`top`) keys of Axolotl's config schema."""
+    """`trl`, `vllm` and top-level (`top`) keys of Axolotl's config schema; `cli`: its CLI's keys."""
     row = json.loads(KEYS_FILE.read_text(encoding="utf-8")).get(version("axolotl"))
     if row is None:
         return imported_fields()
     return {section: frozenset(keys) for section, keys in row.items()}
 
 
+# The commands that load a config (and so register the plugin) with their flags written into it.
+CLI_ARGS = ("TrainerCliArgs", "PreprocessCliArgs", "EvaluateCliArgs", "InferenceCliArgs")
+
+
 def imported_fields() -> dict[str, frozenset[str]]:
-    """The same, read from the installed Axolotl's schema classes."""
+    """The same, read from the installed Axolotl's schema classes and CLI argument dataclasses."""
+    import dataclasses
+
+    from axolotl.cli import args as cli_args
     from axolotl.utils.schemas.config import AxolotlInputConfig
     from axolotl.utils.schemas.trl import TRLConfig
     from axolotl.utils.schemas.vllm import VllmConfig
 
-    return {"trl": keys(TRLConfig), "vllm": keys(VllmConfig), "top": keys(AxolotlInputConfig)}
+    cli = {f.name for name in CLI_ARGS if hasattr(cli_args, name) for f in dataclasses.fields(getattr(cli_args, name))}
+    return {"trl": keys(TRLConfig), "vllm": keys(VllmConfig), "top": keys(AxolotlInputConfig), "cli": frozenset(cli)}
 
 
 def keys(schema) -> frozenset[str]:

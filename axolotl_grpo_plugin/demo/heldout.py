@@ -101,6 +101,7 @@ def evaluate(model_dir: str | Path, path: str | Path = HELDOUT_FILE, device: str
     """Greedy-decode every held-out problem with ``model_dir`` and score it as ``config`` trains;
     with ``samples``, also sample that many completions (at the config's temperature) for each of
     the first ``sampled_problems`` problems for pass@1 / pass@k."""
+    from ..config.run import read_run
     from ..evaluate import prompts
     from ..evaluate.core import DEFAULT_BATCH_SIZE, load_tokenizer, make_generator
     from ..evaluate.core import evaluate as evaluate_model
@@ -110,7 +111,7 @@ def evaluate(model_dir: str | Path, path: str | Path = HELDOUT_FILE, device: str
         # one tokenizer, one read of the held-out file and one model load serve both passes
         tokenizer = load_tokenizer(cfg, str(model_dir))
         problems = prompts.build_problems(cfg, tokenizer, dataset=str(path))
-        generator = make_generator(str(model_dir), tokenizer, cfg, backend="transformers", device=device,
+        generator = make_generator(str(model_dir), tokenizer, read_run(cfg), backend="transformers", device=device,
                                    batch_size=DEFAULT_BATCH_SIZE)
         common = dict(tokenizer=tokenizer, generator=generator, progress=False)
         result = evaluate_model(cfg, str(model_dir), samples=0, problems=problems, **common)

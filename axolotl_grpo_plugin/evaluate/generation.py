@@ -62,13 +62,14 @@ class SamplingSettings:
     seed: int = 0
 
     @classmethod
-    def of(cls, facts: Any, **given: Any) -> SamplingSettings:
-        """The trainer's sampling, from a config's Facts (config/run.py), TRL's defaults where
+    def of(cls, run: Any, **given: Any) -> SamplingSettings:
+        """The trainer's sampling, from a config's Run (config/run.py), TRL's defaults where
         unset; `given` (n, max_new_tokens, seed) on top."""
-        read = dict(temperature=float(facts.temperature if facts.temperature is not None else 1.0),
-                    max_new_tokens=int(facts.max_completion_length or MAX_COMPLETION_LENGTH),
-                    top_p=float(facts.top_p or 1.0), top_k=facts.top_k or None, min_p=facts.min_p,
-                    repetition_penalty=float(facts.repetition_penalty or 1.0))
+        trl = run.trl
+        read = dict(temperature=float(trl.temperature if trl.temperature is not None else 1.0),
+                    max_new_tokens=run.completion_length,
+                    top_p=float(trl.top_p or 1.0), top_k=trl.top_k or None, min_p=trl.min_p,
+                    repetition_penalty=float(trl.repetition_penalty or 1.0))
         return cls(**{**read, **given})
 
     @property

@@ -38,12 +38,10 @@ class Trackers:
     callbacks: list = field(default_factory=list)
 
 
-def settings(cfg: Any) -> dict[str, Any] | None:
-    """The `grpo_plugin.eval_at_end` settings of a config or its Run as a dict (only the keys
-    set), or None when it is off."""
-    from ..config.run import Run
-
-    value = Run.of(cfg).plugin.eval_at_end
+def settings(run: Any) -> dict[str, Any] | None:
+    """The `grpo_plugin.eval_at_end` settings of a Run as a dict (only the keys set), or None
+    when it is off."""
+    value = run.plugin.eval_at_end
     if value is None or value is False:
         return None
     if value is True:
@@ -51,13 +49,13 @@ def settings(cfg: Any) -> dict[str, Any] | None:
     return value.model_dump(exclude_none=True, exclude_unset=True)
 
 
-def config_problems(cfg: Any) -> list:
+def config_problems(cfg: Any, run: Any) -> list:
     """Why the end-of-training evaluation could not find its rows, found at launch rather than
     after hours of training; [] when it can (or is off)."""
     from ..errors import Problem
     from .prompts import EvalError, dataset_entries
 
-    options = settings(cfg)
+    options = settings(run)
     if options is None:
         return []
     dataset = options.get("dataset")
@@ -94,17 +92,16 @@ def log_metrics(trackers: Trackers | None, metrics: dict[str, float]) -> None:
             LOG.warning("could not log end-of-training evaluation to %s: %s", type(callback).__name__, exc)
 
 
-def evaluate_at_end(cfg: Any, trackers: Trackers | None = None, rank: int | None = None, run: Any = None):
-    """Run the end-of-training evaluation if the config asks for it (rank 0 only); `run`: the
-    config's Run when the caller holds it (the plugin), else read from `cfg`."""
+def evaluate_at_end(cfg: Any, run: Any, trackers: Trackers | None = None, rank: int | None = None):
+    """Run the end-of-training evaluation if the config asks for it (rank 0 only); `cfg`: its datasets."""
     from .core import env_rank, evaluate
     from .prompts import EvalError
     from .results import format_result, write_results
 
-    options = settings(cfg if run is None else run)
+    options = settings(run)
     if options is None or (env_rank() if rank is None else rank) != 0:
         return None
-    output_dir = cfg.get("output_dir")
+    output_dir = run.output_dir
     stem = f"eval-{options.get('split', 'test')}"
     # Axolotl's logging config only shows INFO from `axolotl.*` loggers: print the results.
     print(f"grpo_plugin.eval_at_end: evaluating {output_dir}", flush=True)

@@ -49,9 +49,9 @@ EVAL_KIND = "eval"  # the rollout-log record of one periodic evaluation
 BEST_FILE = "best_checkpoint.json"
 
 
-def attach(cfg: Any, trainer: Any, writer: Any = None, run: Any = None) -> PeriodicEvaluation | None:
+def attach(cfg: Any, run: Any, trainer: Any, writer: Any = None) -> PeriodicEvaluation | None:
     """Add the callback to the trainer when `eval_every` is set; `writer` is the rollout log's."""
-    every, best = options(cfg if run is None else run)  # run: the plugin's Run of cfg
+    every, best = options(run)
     if every is None:
         return None
     callback = PeriodicEvaluation(cfg, trainer, every, best, writer)

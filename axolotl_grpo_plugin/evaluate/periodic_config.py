@@ -7,16 +7,14 @@ from __future__ import annotations
 from typing import Any
 
 
-def options(cfg: Any) -> tuple[dict[str, Any] | None, Any]:
+def options(run: Any) -> tuple[dict[str, Any] | None, Any]:
     """(`eval_every` keys that are set, or None when off; the `keep_best` settings or None)."""
-    from ..config.run import Run
-
-    plugin = Run.of(cfg).plugin
+    plugin = run.plugin
     every = plugin.eval_every
     return (None if every is None else every.model_dump(exclude_none=True)), plugin.keep_best
 
 
-def config_problems(cfg: Any) -> list:
+def config_problems(cfg: Any, run: Any) -> list:
     """Problems found at launch: no held-out rows, keep_best without eval_every or with a metric
     eval_every does not log, sharded weights that one rank cannot generate from."""
     from ..errors import Problem
@@ -24,7 +22,7 @@ def config_problems(cfg: Any) -> list:
     from .best import metric_problems
     from .prompts import EvalError, dataset_entries
 
-    every, best = options(cfg)
+    every, best = options(run)
     problems = []
     if best is not None:
         if every is None:
@@ -44,7 +42,7 @@ def config_problems(cfg: Any) -> list:
     except EvalError as exc:
         problems.append(Problem("grpo_plugin.eval_every.split", every.get("split", "test"), str(exc),
                                 "add `test_datasets:`, or set `grpo_plugin.eval_every.dataset: FILE`"))
-    if cfg.get("fsdp") or cfg.get("fsdp_config") or _zero3(cfg.get("deepspeed")):
+    if run.fsdp or run.fsdp_config or _zero3(run.deepspeed):
         problems.append(Problem("grpo_plugin.eval_every", every,
                                 "the periodic evaluation generates on rank 0 alone, and ZeRO-3/FSDP "
                                 "shard the weights across ranks.",

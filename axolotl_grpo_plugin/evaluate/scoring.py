@@ -10,15 +10,14 @@ trained on.
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..config.load import section
 from ..registry import correctness
+from ..registry.imports import import_attribute
 from .prompts import EvalError
 
 
@@ -31,23 +30,20 @@ class Reward:
     weight: float = 1.0
 
 
-def load_rewards(cfg: dict[str, Any]) -> list[Reward]:
+def load_rewards(run: Any) -> list[Reward]:
     """The config's reward functions (names already resolved by `load_config`)."""
-    trl = section(cfg, "trl")
-    paths = trl.get("reward_funcs") or []
-    if isinstance(paths, str):
-        paths = [paths]
+    paths = run.trl.reward_funcs
     if not paths:
         raise EvalError("trl.reward_funcs is empty; evaluation scores with the training rewards, "
                         "so list at least one (e.g. correctness)")
-    weights = trl.get("reward_weights") or [1.0] * len(paths)
+    weights = run.trl.reward_weights or [1.0] * len(paths)
     if len(weights) != len(paths):
         raise EvalError(f"trl.reward_weights has {len(weights)} values for {len(paths)} reward_funcs")
     rewards = []
     for i, path in enumerate(paths):
-        module_name, _, attr = str(path).rpartition(".")
+        attr = str(path).rpartition(".")[2]
         try:
-            func = getattr(importlib.import_module(module_name), attr)
+            func = import_attribute(str(path))
         except (ImportError, AttributeError, ValueError) as exc:
             raise EvalError(
                 f"trl.reward_funcs[{i}] = {path!r} is not an importable function ({exc}); "

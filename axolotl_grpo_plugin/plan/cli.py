@@ -20,6 +20,7 @@ from pathlib import Path
 from ..cli import prog, renamed
 from ..config.batching import describe_layout
 from ..config.load import read_yaml
+from ..config.run import read_run
 from ..errors import PluginError, counted, exit_for
 from ..sources.data import raised_as
 from ..watch import sync_guard
@@ -35,7 +36,7 @@ from .estimate import (
     levers,
     verdict,
 )
-from .from_config import DEFAULT_PROMPT_TOKENS, header_processes, workload_from_config
+from .from_config import config_prompt_tokens, header_processes, workload_from_config
 from .gpus import GIB, GPU, GPUS, UnknownGPU, find_gpu, gpu_from_memory
 
 
@@ -62,7 +63,7 @@ def gib(value: float) -> str:
     return f"{value / GIB:7.2f}"
 
 
-def prompt_budget(args, cfg: dict) -> tuple[int, str]:
+def prompt_budget(args, run) -> tuple[int, str]:
     if args.prompt_tokens:
         return args.prompt_tokens, "--prompt-tokens"
     if args.stats:
@@ -80,22 +81,19 @@ def prompt_budget(args, cfg: dict) -> tuple[int, str]:
         except StatsError as exc:
             raise PlanError(f"--from-data: {exc}") from None
         return int(report.prompt_tokens["max"]), f"longest of {report.rows} prompts, measured by the stats module"
-    vllm, trl = cfg.get("vllm") or {}, cfg.get("trl") or {}
-    max_len, completion = vllm.get("max_model_len"), trl.get("max_completion_length")
-    if max_len and completion and max_len > completion:
-        return int(max_len - completion), "vllm.max_model_len - trl.max_completion_length"
-    return DEFAULT_PROMPT_TOKENS, "default: longest GSM8K train prompt with the Qwen2.5 template"
+    return config_prompt_tokens(run)
 
 
 def build(args) -> tuple[Workload, dict, str, str, str]:
     path = Path(args.config)
     with raised_as(PlanError):
         cfg = read_yaml(path)
+    run = read_run(cfg)
     text = path.read_text(encoding="utf-8")  # header comments: `# GPUs: N`
     processes = args.processes or header_processes(text) or 1
     dims, dims_source = resolve_dims(cfg.get("base_model"), args.dims, local_root=path.parent)
-    prompt, prompt_source = prompt_budget(args, cfg)
-    workload = workload_from_config(cfg, dims, processes, prompt, config_dir=path.parent)
+    prompt, prompt_source = prompt_budget(args, run)
+    workload = workload_from_config(cfg, dims, processes, prompt, config_dir=path.parent, run=run)
     if args.no_vllm:
         workload = replace(workload, use_vllm=False)
     return workload, cfg, dims_source, prompt_source, str(cfg.get("base_model") or "--dims")

@@ -13,10 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .. import defaults
-from ..config.load import section
-from ..config.run import Facts
-from ..config.values import half_precision
+from ..config.run import Run, read_run
 from .dims import ModelDims
 from .estimate import LORA_LINEAR, Workload
 
@@ -75,12 +72,22 @@ def fused_attention(cfg: dict) -> bool:
     return bool(cfg.get("flash_attention") or cfg.get("sdp_attention") or cfg.get("flex_attention"))
 
 
+def config_prompt_tokens(run: Run) -> tuple[int, str]:
+    """The prompt budget a config implies, and where it comes from: the one owner of
+    `vllm.max_model_len - trl.max_completion_length` (the planner and the layout table)."""
+    max_len, completion = run.vllm.max_model_len, run.trl.max_completion_length
+    if max_len and completion and max_len > completion:
+        return max_len - completion, "vllm.max_model_len - trl.max_completion_length"
+    return DEFAULT_PROMPT_TOKENS, "default: longest GSM8K train prompt with the Qwen2.5 template"
+
+
 def workload_from_config(cfg: dict[str, Any], dims: ModelDims, processes: int,
                          prompt_tokens: int = DEFAULT_PROMPT_TOKENS,
-                         config_dir: Path | None = None) -> Workload:
-    facts = Facts.of(cfg)
-    trl, vllm = section(cfg, "trl"), section(cfg, "vllm")
-    fsdp = section(cfg, "fsdp_config")
+                         config_dir: Path | None = None, run: Run | None = None) -> Workload:
+    """`run`: the config's Run, when the caller read it."""
+    run = read_run(cfg) if run is None else run
+    trl, vllm = run.trl, run.vllm
+    fsdp = run.fsdp_config if isinstance(run.fsdp_config, dict) else {}
     adapter = cfg.get("adapter")
     method = "qlora" if adapter == "qlora" else "lora" if adapter == "lora" else "full"
     return Workload(
@@ -88,24 +95,24 @@ def workload_from_config(cfg: dict[str, Any], dims: ModelDims, processes: int,
         method=method,
         sharding=sharding(cfg, config_dir),  # type: ignore[arg-type]
         processes=max(int(processes), 1),
-        micro_batch_size=facts.micro_batch_size or 1,
-        gradient_accumulation_steps=facts.gradient_accumulation_steps or 1,
-        num_generations=facts.num_generations or defaults.NUM_GENERATIONS,
+        micro_batch_size=run.micro_batch_size,
+        gradient_accumulation_steps=run.gradient_accumulation_steps,
+        num_generations=trl.num_generations,
         prompt_tokens=int(prompt_tokens),
-        completion_tokens=facts.max_completion_length or defaults.MAX_COMPLETION_LENGTH,
-        generation_batch_size=trl.get("generation_batch_size"),
+        completion_tokens=run.completion_length,
+        generation_batch_size=trl.generation_batch_size,
         gradient_checkpointing=bool(cfg.get("gradient_checkpointing") or fsdp.get("activation_checkpointing")),
         flash_attention=fused_attention(cfg),
-        half_precision=half_precision(cfg),
-        beta=float(trl.get("beta") or 0.0),
+        half_precision=run.half_precision,
+        beta=float(trl.beta or 0.0),
         optimizer=str(cfg.get("optimizer") or "adamw_torch_fused"),
         lora_r=int(cfg.get("lora_r") or 8),
         lora_targets=lora_targets(cfg),
         lora_dropout=float(cfg.get("lora_dropout") or 0.0),
-        use_vllm=facts.use_vllm,
-        vllm_mode=facts.vllm_mode or "colocate",
-        vllm_gpu_memory_utilization=float(vllm.get("gpu_memory_utilization") or 0.9),
-        vllm_sleep_mode=bool(trl.get("vllm_enable_sleep_mode")),
-        vllm_max_model_len=facts.vllm_max_model_len if facts.vllm_mode == "server" else None,
-        vllm_tensor_parallel=int(vllm.get("tensor_parallel_size") or 1),
+        use_vllm=trl.use_vllm,
+        vllm_mode=trl.vllm_mode or "colocate",
+        vllm_gpu_memory_utilization=float(vllm.gpu_memory_utilization or 0.9),
+        vllm_sleep_mode=trl.vllm_enable_sleep_mode,
+        vllm_max_model_len=vllm.max_model_len if trl.vllm_mode == "server" else None,
+        vllm_tensor_parallel=vllm.tensor_parallel_size,
     )

@@ -12,13 +12,12 @@ import re
 import sys
 from pathlib import Path
 
-from .. import defaults
 from ..config.batching import describe_layout
-from ..config.load import read_yaml, section
-from ..config.run import Facts
+from ..config.load import read_yaml
+from ..config.run import read_run
 from .dims import resolve_dims
 from .estimate import estimate_trainer, verdict
-from .from_config import DEFAULT_PROMPT_TOKENS, header_processes, workload_from_config
+from .from_config import config_prompt_tokens, header_processes, workload_from_config
 from .gpus import GIB, find_gpu
 
 
@@ -34,11 +33,10 @@ def read(path: Path) -> tuple[dict, str]:
 
 def layout_row(path: Path) -> str:
     cfg, text = read(path)
-    facts = Facts.of(cfg)
+    run = read_run(cfg)
     processes = header_processes(text) or 1
-    mbs, gas = facts.micro_batch_size or 1, facts.gradient_accumulation_steps or 1
-    groups = facts.num_generations or defaults.NUM_GENERATIONS
-    arithmetic = describe_layout(mbs, gas, processes, groups, section(cfg, "trl").get("generation_batch_size"))
+    mbs, gas, groups = run.micro_batch_size, run.gradient_accumulation_steps, run.trl.num_generations
+    arithmetic = describe_layout(mbs, gas, processes, groups, run.trl.generation_batch_size)
     gpus = GPUS_HEADER.search(text)
     return (f"| `{path.name}` | {gpus.group(1) if gpus else '?'} | {processes} | {mbs} | {gas} | {groups} "
             f"| {arithmetic} |")
@@ -55,11 +53,9 @@ def memory_header(path: Path, gpu_name: str) -> str:
     """The `# Memory:` header line the planner gives for this config on `gpu_name`."""
     cfg, text = read(path)
     dims, _ = resolve_dims(cfg.get("base_model"), local_root=path.parent)
-    vllm, trl = cfg.get("vllm") or {}, cfg.get("trl") or {}
-    prompt = DEFAULT_PROMPT_TOKENS
-    if vllm.get("max_model_len") and trl.get("max_completion_length"):
-        prompt = vllm["max_model_len"] - trl["max_completion_length"]
-    w = workload_from_config(cfg, dims, header_processes(text) or 1, prompt, config_dir=path.parent)
+    run = read_run(cfg)
+    prompt, _ = config_prompt_tokens(run)
+    w = workload_from_config(cfg, dims, header_processes(text) or 1, prompt, config_dir=path.parent, run=run)
     gpu = find_gpu(gpu_name)
     peak = estimate_trainer(w, gpu).peak
     return f"trainer peak {peak / GIB:.1f} GiB on {gpu.name} ({verdict(peak, gpu.memory_bytes)})"

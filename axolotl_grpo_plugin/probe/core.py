@@ -17,8 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config.run import Facts
-from ..defaults import MAX_COMPLETION_LENGTH, NUM_GENERATIONS
+from ..config.run import read_run
 from ..evaluate import generation, scoring
 from ..evaluate.core import load_tokenizer, make_generator
 from ..evaluate.prompts import EvalError, build_problems, dataset_entries, load_config, load_rows
@@ -168,9 +167,8 @@ def probe(config: Any, *, prompts: int = 32, generations: list[int] | None = Non
     if prompts < 1:
         raise ProbeError(f"--prompts {prompts}: must be at least 1")
     cfg = load_config(config)
-    facts = Facts.of(cfg)
-    limit = int(facts.max_completion_length or MAX_COMPLETION_LENGTH)
-    group = int(facts.num_generations or NUM_GENERATIONS)
+    run = read_run(cfg)
+    limit, group = run.completion_length, run.trl.num_generations
     # default: the config's G and half of it; the config's G is always compared
     candidates = sorted(set(generations or [g for g in (group // 2, group) if g >= 2]) | {group})
     if any(g < 2 for g in candidates):
@@ -185,7 +183,7 @@ def probe(config: Any, *, prompts: int = 32, generations: list[int] | None = Non
         raise ProbeError("base_model = (not set): the probe samples the run's base model; "
                          "set `base_model:` or pass --model DIR")
 
-    rewards = scoring.load_rewards(cfg)
+    rewards = scoring.load_rewards(run)
     judge = scoring.correctness_reward(rewards, correct_reward)
     tok = load_tokenizer(cfg, model_path)
     rows = sum(len(load_rows(spec, "train")) for spec in dataset_entries(cfg, "train"))
@@ -193,11 +191,11 @@ def probe(config: Any, *, prompts: int = 32, generations: list[int] | None = Non
     rendered = len(problems)
     chosen = sorted(random.Random(seed).sample(range(len(problems)), min(prompts, len(problems))))
     problems = [problems[i] for i in chosen]
-    gen = make_generator(model_path, tok, cfg, backend=backend, device=device,
+    gen = make_generator(model_path, tok, run, backend=backend, device=device,
                          batch_size=batch_size, seed=seed,
                          max_model_len=max(len(p.input_ids) for p in problems) + budget)
     n = max(candidates)  # every G in the table is estimated from samples, never extrapolated
-    settings = generation.SamplingSettings.of(facts, n=n, max_new_tokens=budget, seed=seed)
+    settings = generation.SamplingSettings.of(run, n=n, max_new_tokens=budget, seed=seed)
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -215,7 +213,7 @@ def probe(config: Any, *, prompts: int = 32, generations: list[int] | None = Non
     eos = tok.eos_token_id
     eos_ids = {eos} if isinstance(eos, int) else set(eos or [])
     samples = _score(problems, outputs, rewards, judge, tok, limit, eos_ids)
-    mbs = (facts.micro_batch_size or 1) * (facts.gradient_accumulation_steps or 1)
+    mbs = run.micro_batch_size * run.gradient_accumulation_steps
     result = ProbeResult(
         config=str(config) if not isinstance(config, dict) else "(mapping)", model=str(model_path),
         backend=gen.name, prompts=len(problems), samples_per_prompt=n, dataset_rows=rows,
@@ -223,7 +221,7 @@ def probe(config: Any, *, prompts: int = 32, generations: list[int] | None = Non
         num_generations=group, prompts_per_step=max(1, mbs // group), correct_reward=judge.name,
         reward_names=[r.name for r in rewards], samples=samples, problem_indices=chosen,
         prompt_tokens_max=max(len(p.input_ids) for p in problems),
-        max_model_len=facts.vllm_max_model_len, generations=candidates,
+        max_model_len=run.vllm.max_model_len, generations=candidates,
         rendered=rendered,
     )
     result.recommended_max_model_len = vllm_budget(config, result.recommended_length()[0], tok)

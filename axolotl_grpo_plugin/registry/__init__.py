@@ -10,13 +10,14 @@ returns the row function, as Axolotl's RL dataset loader expects.
 from __future__ import annotations
 
 import difflib
-import importlib
 import re
 import threading
 from collections.abc import Callable
 from functools import cached_property
 from importlib.metadata import entry_points
 from typing import Any
+
+from .imports import import_attribute
 
 
 VALID_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -123,11 +124,7 @@ class Registry:
         """Import the object registered under `name`, as its module defines it."""
         if name not in self:
             raise UnknownNameError(self.unknown_message(name))
-        module_name, _, attr = self.targets[name].partition(":")
-        obj: Any = importlib.import_module(module_name)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-        return obj
+        return import_attribute(self.targets[name])
 
     def import_path(self, name: str) -> str:
         """The dotted path Axolotl's own loaders can import for `name`.
@@ -185,7 +182,7 @@ def load_path_reward(attribute: str) -> Any:
             return _path_rewards[attribute]
         path = attribute[len(PATH_PREFIX):].replace(_PATH_SEP, ".")
         module_name, _, attr = path.rpartition(".")
-        fn = getattr(importlib.import_module(module_name), attr)
+        fn = import_attribute(path)
         from .containment import contain_path
 
         wrapped = contain_path(path, f"{module_name}:{attr}", fn, f"axolotl_grpo_plugin.{attribute}")

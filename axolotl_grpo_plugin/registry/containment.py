@@ -25,7 +25,6 @@ and pickles by registered name, so it can be sent to reward worker processes.
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import logging
 import math
@@ -38,6 +37,7 @@ from typing import Any
 from axolotl_grpo_rewards.errors import RewardConfigError, RewardContractError
 from axolotl_grpo_rewards.text import completion_text
 
+from .imports import import_attribute
 from .isolation import ERROR, OK, TIMEOUT, IsolatedRunner
 
 
@@ -320,12 +320,6 @@ def contain_path(path: str, target: str, fn: Any, import_path: str) -> Any:
 
 def _is_nan(value: object) -> bool:
     return isinstance(value, float) and math.isnan(value)
-
-
-def import_attribute(path: str) -> Any:
-    """`package.module.attr` -> the attribute (the module's `__getattr__` may make it)."""
-    module_name, _, attr = path.rpartition(".")
-    return getattr(importlib.import_module(module_name), attr)
 
 
 def _positional_names(fn: Any) -> list[str]:

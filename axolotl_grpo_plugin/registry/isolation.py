@@ -18,7 +18,6 @@ be pickled (here) or unpickled (there) scores as an error and the worker keeps g
 
 from __future__ import annotations
 
-import importlib
 import os
 import pickle
 import signal
@@ -31,6 +30,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from ..processes import die_with_parent, popen_owned_by_process
+from .imports import import_attribute
 
 
 # Starting a worker imports the reward (math-verify pulls in sympy: about a second).
@@ -191,10 +191,7 @@ class _Duplex:
 
 
 def _import_target(target: str):
-    module_name, _, attr = target.partition(":")
-    obj: Any = importlib.import_module(module_name)
-    for part in attr.split("."):
-        obj = getattr(obj, part)
+    obj = import_attribute(target)
     return getattr(obj, "__wrapped__", obj)
 
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any
 from urllib.parse import urlsplit
 
 from ..args import RemoteRewardSettings
 from ..config.run import Run
-from ..errors import GRPOConfigError, Problem
+from ..errors import Problem
 from ..registry import REWARDS, VALID_NAME
 from .kinds import template_fields
 
@@ -20,11 +19,8 @@ HTTP_ONLY = ("url",)
 DOC = "docs/remote-rewards.md"
 
 
-def check(cfg: Any) -> list[Problem]:
-    try:
-        specs = Run.of(cfg).plugin.remote_rewards or []
-    except GRPOConfigError:
-        return []  # reported by the plugin-settings check
+def check(run: Run) -> list[Problem]:
+    specs = run.plugin.remote_rewards or []
     problems: list[Problem] = []
     seen: set[str] = set()
     for i, spec in enumerate(specs):

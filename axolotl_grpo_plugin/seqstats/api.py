@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ..defaults import MAX_COMPLETION_LENGTH
+from ..config.run import Run, read_run
 from ..errors import PluginError
 from .report import BudgetReport, build_report
 from .sources import (
@@ -56,12 +56,15 @@ def prompt_token_stats(config_path: str | Path | Mapping[str, Any] | None = None
         jinja = Path(chat_template).is_file()
         cfg = {**cfg, "chat_template": "jinja" if jinja else chat_template,
                "chat_template_jinja": str(chat_template) if jinja else None}
-    trl = _section(cfg, "trl")
+    try:
+        run = read_run(cfg)
+    except PluginError as exc:  # one line, as every stats error
+        raise StatsError(" ".join(p.line() for p in exc.problems)) from None
     key, source = _tokenizer_source(cfg, tokenizer)
     specs = _specs(cfg, explicit, dataset, split, transform)
-    completion, completion_from = _completion_budget(trl, max_completion_length)
-    if max_model_len is None and _section(cfg, "vllm").get("max_model_len") is not None:
-        max_model_len = _whole(cfg["vllm"]["max_model_len"], "vllm.max_model_len")
+    completion, completion_from = _completion_budget(run, max_completion_length)
+    if max_model_len is None:
+        max_model_len = run.vllm.max_model_len
     preflight(cfg, (key, source), specs)
     with _datasets_bars(progress):
         counts, longest, counter, template_name = _count(cfg, key, source, specs, method, batch_size, top, progress)
@@ -72,7 +75,7 @@ def prompt_token_stats(config_path: str | Path | Mapping[str, Any] | None = None
         "datasets": [s.describe() for s in specs],
         "max_completion_length_from": completion_from,
     }
-    uses_vllm = None if explicit or "use_vllm" not in trl else bool(trl["use_vllm"])
+    uses_vllm = None if explicit or "use_vllm" not in run.trl.model_fields_set else run.trl.use_vllm
     report = build_report(counts, longest, completion, max_model_len, info, uses_vllm)
     if hasattr(counter, "tally"):
         report.counting = {"method": method, "backend": counter.name, "split_rows": counter.tally.split,
@@ -199,23 +202,9 @@ def _specs(cfg: dict[str, Any], explicit: bool, dataset: Any, split: str | None,
     return specs
 
 
-def _completion_budget(trl: dict[str, Any], override: int | None) -> tuple[int, str]:
+def _completion_budget(run: Run, override: int | None) -> tuple[int, str]:
     if override is not None:
         return int(override), "--max-completion-length"
-    if trl.get("max_completion_length") is not None:
-        return _whole(trl["max_completion_length"], "trl.max_completion_length"), "trl.max_completion_length"
-    return MAX_COMPLETION_LENGTH, "TRL's default (trl.max_completion_length not set)"
-
-
-def _section(cfg: dict[str, Any], name: str) -> dict[str, Any]:
-    value = cfg.get(name) or {}
-    if not isinstance(value, dict):
-        raise StatsError(f"{name} = {value!r}: must be a mapping of keys. Fix: e.g. `{name}:` followed by "
-                         "indented `key: value` lines.")
-    return value
-
-
-def _whole(value: Any, key: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise StatsError(f"{key} = {value!r}: must be a whole number of tokens, at least 1. Fix: e.g. `{key.split('.')[-1]}: 512`.")
-    return value
+    if run.trl.max_completion_length is not None:
+        return run.trl.max_completion_length, "trl.max_completion_length"
+    return run.completion_length, "TRL's default (trl.max_completion_length not set)"

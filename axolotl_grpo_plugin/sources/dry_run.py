@@ -16,6 +16,7 @@ from typing import Any
 
 from ..defaults import CONFIG_PATH_KEY
 from ..errors import PluginError, Problem
+from ..registry.imports import import_attribute
 
 
 SAMPLE_ROWS = 3
@@ -25,10 +26,10 @@ TRL_KWARGS = frozenset({"prompts", "completions", "completion_ids", "trainer_sta
                         "log_metric", "environments"})
 
 
-def problems(cfg: Mapping[str, Any]) -> list[Problem]:
+def problems(cfg: Mapping[str, Any], run: Any) -> list[Problem]:
     """Every local entry of `datasets:` / `test_datasets:` that would fail at the first step."""
     found: list[Problem] = []
-    columns = reward_columns(cfg)
+    columns = reward_columns(run)
     for section, index, entry in _entries(cfg):
         found.extend(_entry_problems(cfg, section, index, entry, columns))
     return found
@@ -117,15 +118,14 @@ def _row_problems(cfg, spec, index: int, batch: dict, columns: dict[str, tuple[s
     return found
 
 
-def reward_columns(cfg: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+def reward_columns(run: Any) -> dict[str, tuple[str, ...]]:
     """Configured reward -> the dataset columns it reads: the registry's table for registered
     names; for an import path, the function's `reward_columns` attribute and its required
     keyword parameters beyond TRL's own."""
-    from ..config.values import read
     from ..registry import REWARD_COLUMNS, REWARDS, original_path
 
     out: dict[str, tuple[str, ...]] = {}
-    for value in read(cfg, "trl.reward_funcs") or []:
+    for value in run.trl.reward_funcs:
         if not isinstance(value, str):
             continue
         short = REWARDS.strip_import_path(value)
@@ -139,11 +139,9 @@ def reward_columns(cfg: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
 
 
 def _function_columns(path: str) -> tuple[str, ...]:
-    import importlib
 
-    module_name, _, attr = path.rpartition(".")
     try:
-        fn = getattr(importlib.import_module(module_name), attr)
+        fn = import_attribute(path)
         declared = tuple(getattr(fn, "reward_columns", ()) or ())
         params = inspect.signature(fn).parameters.values()
     except Exception:  # not importable (reported by names.py) or no signature: nothing known

@@ -9,13 +9,13 @@ the function gets a column batch, and a function that takes `tokenizer` gets it.
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import PluginError
+from ..registry.imports import import_attribute
 from .data import DatasetSpec, first_line
 
 
@@ -109,12 +109,11 @@ def load_transform(spec: DatasetSpec, cfg: dict[str, Any], dataset_idx: int, tok
 
 def _load_axolotl_strategy(name: str, cfg: dict[str, Any], dataset_idx: int):
     """`module.function` types, imported as Axolotl imports them."""
-    module_name, _, attr = name.rpartition(".")
     try:
-        module = importlib.import_module(module_name)
+        load = import_attribute(name)
     except ImportError:
-        module = importlib.import_module(f"{AXOLOTL_RL_STRATEGIES}.{module_name}")
-    return getattr(module, attr)(as_axolotl_cfg(cfg), dataset_idx=dataset_idx)
+        load = import_attribute(f"{AXOLOTL_RL_STRATEGIES}.{name}")
+    return load(as_axolotl_cfg(cfg), dataset_idx=dataset_idx)
 
 
 def as_axolotl_cfg(cfg: dict[str, Any]):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..config.run import Run
+from ..config.run import read_plugin
 
 
 # What a template that pre-fills the reasoning tag has already written (see docs/rewards-safety.md).
@@ -19,7 +19,7 @@ def with_prefill_column(cfg: Any, row_fn: Callable[[dict], dict]) -> Callable[[d
     The rewards' containment layer prepends that text to each completion before
     scoring, so format rewards see the opening tag the chat template wrote.
     """
-    if not Run.of(cfg or {}).plugin.prefilled_reasoning_tag:
+    if not read_plugin(cfg).prefilled_reasoning_tag:
         return row_fn
 
     def transform(row: dict) -> dict:
@@ -38,7 +38,7 @@ def loader_for(transform_row: Callable[..., dict]) -> Callable[..., tuple]:
     """
 
     def load(cfg: Any = None, dataset_idx: int = 0, **kwargs: Any):
-        role = Run.of(cfg or {}).plugin.system_prompt_role
+        role = read_plugin(cfg).system_prompt_role
 
         def transform(row: dict) -> dict:
             return transform_row(row, system_prompt_role=role)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from ..config.run import Run
+from ..config.run import read_plugin
 from .gsm8k import SHAPES, GSM8KRowError, build_prompt, final_answer
 
 
@@ -48,7 +48,7 @@ def transform_row(row: dict, system_prompt_role: Literal["user", "system"] = "us
 
 def rows(cfg: Any = None, dataset_idx: int = 0, **kwargs: Any):
     """The registered loader: the row function (honouring `grpo_plugin.system_prompt_role`)."""
-    role = Run.of(cfg or {}).plugin.system_prompt_role
+    role = read_plugin(cfg).system_prompt_role
     return (lambda row: transform_row(row, system_prompt_role=role)), {"remove_columns": "__all__"}
 
 

@@ -35,7 +35,8 @@ import yaml
 from .. import defaults
 from ..checkpoints import resume_target
 from ..config.gpus import GpuLayout, GpuLayoutError, check_launch, visible_gpus
-from ..config.run import Run
+from ..config.load import set_keys
+from ..config.run import Run, write
 from ..errors import GRPOConfigError, Problem
 from ..launch import (
     DISTRIBUTED_ENV,
@@ -91,15 +92,25 @@ def is_training_process(argv: list[str] | None = None, main_spec_name: str | Non
 
 # --- config --------------------------------------------------------------------
 
+def multi_node_problems(processes: int, node_processes: int) -> list[Problem]:
+    """Autostart runs one server for a single-node launch: the one refusal of a launch over nodes."""
+    if processes <= node_processes:
+        return []
+    return [Problem("grpo_plugin.vllm_autostart", True,
+                    f"this launch spans several nodes ({processes} processes, {node_processes} on this node); "
+                    "autostart runs one server for a single-node launch.",
+                    "start `axolotl vllm-serve` by hand on one node and point `trl.vllm_server_host` at it")]
+
+
 def autostart_problems(run: Run) -> list[Problem]:
     """The autostart keys agree with the vLLM mode and host (the GPU layout: `_gpu_layout`)."""
     problems = []
-    if not run.use_vllm:
-        problems.append(Problem("trl.use_vllm", run.use_vllm, "grpo_plugin.vllm_autostart starts a "
+    if not run.trl.use_vllm:
+        problems.append(Problem("trl.use_vllm", run.trl.use_vllm, "grpo_plugin.vllm_autostart starts a "
                                 "vLLM server, but generation does not use vLLM.",
                                 "set `trl.use_vllm: true` and `trl.vllm_mode: server`, or remove vllm_autostart"))
-    elif run.vllm_mode != "server":
-        problems.append(Problem("trl.vllm_mode", run.vllm_mode, "autostart runs a separate vLLM server; "
+    elif run.trl.vllm_mode != "server":
+        problems.append(Problem("trl.vllm_mode", run.trl.vllm_mode, "autostart runs a separate vLLM server; "
                                 f"without `server`, {defaults.AXOLOTL_NAME} leaves TRL's default (colocate) and the "
                                 "server would sit idle on its GPU.",
                                 "set `trl.vllm_mode: server`, or turn `grpo_plugin.vllm_autostart` off for colocate"))
@@ -127,28 +138,25 @@ def _gpu_layout(run: Run, env: Mapping[str, str], gpu_count: Callable[[], int]) 
 # --- hooks ---------------------------------------------------------------------
 
 def on_register(cfg: dict, run: Run, env: Mapping[str, str] = os.environ, gpu_count: Callable[[], int] | None = None,
-                command: Callable[[Path], list[str]] | None = None, training: bool | None = None) -> None:
+                command: Callable[[Path], list[str]] | None = None, training: bool | None = None) -> Run:
     """Check the autostart keys and layout; on LOCAL_RANK 0 start the server (non-blocking).
-    `cfg` is written to (the trainer's vLLM address, device_map) and snapshotted for the server."""
+    `cfg` is written to (the trainer's vLLM address, device_map) and snapshotted for the server;
+    returns the run with the address it was given."""
     if not run.plugin.vllm_autostart:
-        return
+        return run
     problems = autostart_problems(run)
     if problems:
         raise GRPOConfigError(problems)
     if not (is_training_process() if training is None else training):
-        return
-    world, local = world_size(env), local_processes(env)
-    if world > local:
-        raise GRPOConfigError([Problem(
-            "grpo_plugin.vllm_autostart", True,
-            f"this launch spans several nodes ({world} processes, {local} on this node); autostart runs "
-            "one server for a single-node launch.",
-            "start `axolotl vllm-serve` by hand on one node and point `trl.vllm_server_host` at it")])
+        return run
+    problems = multi_node_problems(world_size(env), local_processes(env))
+    if problems:
+        raise GRPOConfigError(problems)
     cpu_mode = cpu.is_cpu_vllm()  # vLLM's CPU build: no GPU layout, no pinning
     layout, visible = (cpu.CPU_GPU_LAYOUT, []) if cpu_mode else _gpu_layout(run, env, gpu_count or cuda_gpu_count)
     host = "::1" if run.vllm_host == "::1" else "127.0.0.1"
     port = run.vllm_port
-    cfg["trl"]["vllm_server_host"], cfg["trl"]["vllm_server_port"] = host, port
+    run = write(cfg, run, {"trl.vllm_server_host": host, "trl.vllm_server_port": port})
     _STATE.url, _STATE.timeout = health_url(host, port), float(run.plugin.vllm_startup_timeout)
     if not cpu_mode and local_processes(env) == 1 and not any(k.startswith("ACCELERATE_USE_") for k in env) \
             and cfg.get("device_map") in (None, "auto"):
@@ -156,7 +164,7 @@ def on_register(cfg: dict, run: Run, env: Mapping[str, str] = os.environ, gpu_co
         # visible GPU, vLLM's included; keep the model on the first (a training) GPU.
         cfg["device_map"] = {"": 0}
     if local_rank(env) != 0 or _STATE.server is not None:
-        return  # one server per launch, owned by LOCAL_RANK 0
+        return run  # one server per launch, owned by LOCAL_RANK 0
     output_dir = Path(run.output_dir)
     snapshot = write_server_config(cfg, output_dir / CONFIG_NAME, host, port)
     spec = ServerSpec(
@@ -173,6 +181,7 @@ def on_register(cfg: dict, run: Run, env: Mapping[str, str] = os.environ, gpu_co
     else:
         LOG.info("started the vLLM server (pid %s) on GPU %s for training on GPU %s; log: %s",
                  server.pid, layout.server_env, ",".join(layout.trainer), spec.log_path)
+    return run
 
 
 def before_model_load(run: Run, env: Mapping[str, str] = os.environ,
@@ -210,7 +219,7 @@ def check_manual_server(run: Run, env: Mapping[str, str] = os.environ,
     url = health_url(run.vllm_host, run.vllm_port)
     if is_healthy(url):
         return engine_check.check_engine(url, None)
-    timeout = run.vllm_server_timeout
+    timeout = run.trl.vllm_server_timeout
     commands = manual_commands(run, env, gpu_count or cuda_gpu_count)
     report(f"waiting up to {timeout:.0f} s for the vLLM server at {url}; start it with: {commands[0]}")
     wait_for(url, timeout, report, ServerError(
@@ -288,7 +297,7 @@ def write_server_config(cfg: Mapping[str, Any], path: Path, host: str, port: int
     (never through a symlink planted at `path`)."""
     data = json.loads(json.dumps(dict(cfg), default=str))
     data.pop("axolotl_config_path", None)
-    data["vllm"] = {**(data.get("vllm") or {}), "host": host, "port": port}
+    set_keys(data, {"vllm.host": host, "vllm.port": port})
     checkpoint = resumed_weights(cfg)
     if checkpoint is not None:  # a resumed run: serve the checkpoint's policy from the start
         data["base_model"] = checkpoint

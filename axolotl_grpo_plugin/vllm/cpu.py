@@ -27,8 +27,7 @@ from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 from ..config.gpus import GpuLayout
-from ..config.run import Run
-from ..config.values import raw, read
+from ..config.run import Run, write
 from ..defaults import AXOLOTL, AXOLOTL_NAME
 from ..errors import Problem
 from .dist_alias import CPU_DIST, FIX_COMMAND, missing_alias
@@ -61,28 +60,21 @@ def is_cpu_vllm() -> bool:
     return not torch.cuda.is_available()
 
 
-def _vllm_section(cfg: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    section = cfg.get("vllm")
-    if not hasattr(section, "get"):
-        section = cfg["vllm"] = {}
-    return section
-
-
-def check_cpu_vllm(cfg: Mapping[str, Any], launch: Any = None) -> list[Problem]:
+def check_cpu_vllm(run: Run, launch: Any = None) -> list[Problem]:
     """What the CPU pipeline cannot do (a config check, so `check` refuses it too). A launch
     with a GPU (`check --gpu` on a machine with the CPU build) is not a CPU-build run."""
-    if not (read(cfg, "trl.use_vllm") and is_cpu_vllm()) or getattr(launch, "has_gpu", False):
+    if not (run.trl.use_vllm and is_cpu_vllm()) or getattr(launch, "has_gpu", False):
         return []
     problems = []
-    if cfg.get("adapter"):
+    if run.adapter:
         problems.append(Problem(
-            "adapter", cfg["adapter"], "with vLLM's CPU build the plugin pushes weights to vLLM for "
+            "adapter", run.adapter, "with vLLM's CPU build the plugin pushes weights to vLLM for "
             "full fine-tuning only; LoRA/QLoRA adapters are not merged and pushed on CPU.",
             "remove `adapter:` for the CPU pipeline check, or set `trl.use_vllm: false`"))
     version = missing_alias() if AXOLOTL.serve_reads_vllm_version else None
     if version:
         problems.append(Problem(
-            "trl.use_vllm", raw(cfg, "trl.use_vllm"),
+            "trl.use_vllm", run.trl.use_vllm,
             f"vLLM's CPU build is installed as the distribution `{CPU_DIST}` ({version.removesuffix('+cpu')}) and none "
             f"is named `vllm`: {AXOLOTL_NAME}'s `axolotl vllm-serve` runs vLLM's own CLI, which asks "
             "for the version of `vllm` and stops at start-up (PackageNotFoundError).",
@@ -91,21 +83,18 @@ def check_cpu_vllm(cfg: Mapping[str, Any], launch: Any = None) -> list[Problem]:
     return problems
 
 
-def configure(cfg: MutableMapping[str, Any], run: Run) -> None:
-    """Fill the server keys the CPU build needs into `cfg`, unless the config sets them (after
-    the config checks, which include check_cpu_vllm)."""
-    if not (run.use_vllm and is_cpu_vllm()):
-        return
-    vllm = _vllm_section(cfg)
-    if not vllm.get("worker_extension_cls"):
-        vllm["worker_extension_cls"] = WORKER_EXTENSION
-    elif vllm["worker_extension_cls"] != WORKER_EXTENSION:
+def configure(cfg: MutableMapping[str, Any], run: Run) -> Run:
+    """Fill the server keys the CPU build needs into `cfg` and the run, unless the config sets them
+    (after the config checks, which include check_cpu_vllm)."""
+    if not (run.trl.use_vllm and is_cpu_vllm()):
+        return run
+    extension = run.vllm.worker_extension_cls
+    if extension and extension != WORKER_EXTENSION:
         LOG.warning("vllm.worker_extension_cls is %s: on vLLM's CPU build the trainer pushes weights "
-                    "through %s; without it the server keeps its first weights.",
-                    vllm["worker_extension_cls"], WORKER_EXTENSION)
-    if not vllm.get("dtype"):
-        vllm["dtype"] = SERVER_DTYPE
+                    "through %s; without it the server keeps its first weights.", extension, WORKER_EXTENSION)
     os.environ.setdefault(KV_CACHE_ENV, KV_CACHE_GIB)  # colocate: the engine runs in this process
+    return write(cfg, run, {"vllm.worker_extension_cls": extension or WORKER_EXTENSION,
+                            "vllm.dtype": run.vllm.dtype or SERVER_DTYPE})
 
 
 def engine_on_cpu(llm_kwargs: MutableMapping[str, Any]) -> bool:
@@ -142,18 +131,17 @@ def server_env(env: Mapping[str, str]) -> dict[str, str]:
     return {KV_CACHE_ENV: env.get(KV_CACHE_ENV) or KV_CACHE_GIB}
 
 
-def patch_trl_for_cpu(cfg: Mapping[str, Any], run: Run) -> bool:
+def patch_trl_for_cpu(run: Run) -> bool:
     """Before the trainer is built: TRL's server-mode start-up calls
     `init_communicator(device=torch.cuda.current_device())`, which raises on CPU torch:
     connect without the NCCL communicator instead (weights then go over HTTP). The
     colocated engine gets `vllm.dtype` (float32 unless set; `configure` filled it into `cfg`),
     which TRL does not pass."""
-    if not is_cpu_vllm() or not run.use_vllm:
+    if not is_cpu_vllm() or not run.trl.use_vllm:
         return False
     from .cpu_sync import patch_trl_start
 
-    dtype = raw(cfg, "vllm.dtype")
-    patch_trl_start(dtype if isinstance(dtype, str) else SERVER_DTYPE)
+    patch_trl_start(run.vllm.dtype or SERVER_DTYPE)
     return True
 
 

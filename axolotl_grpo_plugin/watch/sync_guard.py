@@ -29,9 +29,7 @@ from typing import Any
 
 from .. import defaults
 from ..args import WeightSyncGuardSettings, switched
-from ..config.load import section
 from ..config.run import Run
-from ..config.values import on
 from ..errors import Problem
 from ..trainer_kind import is_async_grpo
 
@@ -77,22 +75,21 @@ def sleep_mode_loses_weights(trl_version: str | None) -> bool:
     return tuple(release[:2]) <= SLEEP_MODE_LAST_BROKEN_TRL
 
 
-def is_colocate(trl: Mapping[str, Any]) -> bool:
+def is_colocate(run: Run) -> bool:
     """vLLM in the trainer: `vllm_mode: colocate`, or unset (TRL 1.9's GRPOConfig default;
     Axolotl 0.19 forwards the mode only when it is set)."""
-    return bool(trl.get("use_vllm")) and trl.get("vllm_mode") in (None, "colocate")
+    return run.trl.use_vllm and run.trl.vllm_mode in (None, "colocate")
 
 
-def check_sleep_mode(cfg, launch=None, trl_version: str | None = None) -> list[Problem]:
+def check_sleep_mode(run: Run, launch=None, trl_version: str | None = None) -> list[Problem]:
     """Refuse colocate + sleep mode on TRL <= 1.9.x: vLLM would sample from the base model."""
-    trl = section(cfg, "trl")
-    sleep = trl.get("vllm_enable_sleep_mode")
-    if not (on(cfg, "trl.vllm_enable_sleep_mode") and is_colocate(trl)):
+    sleep = run.trl.vllm_enable_sleep_mode
+    if not (sleep and is_colocate(run)):
         return []
     version = trl_version if trl_version is not None else installed_trl_version()
     if not sleep_mode_loses_weights(version):
         return []
-    mode = "colocate" if trl.get("vllm_mode") else "colocate (TRL's default: `trl.vllm_mode` is unset)"
+    mode = "colocate" if run.trl.vllm_mode else "colocate (TRL's default: `trl.vllm_mode` is unset)"
     return [Problem(
         "trl.vllm_enable_sleep_mode", sleep,
         f"with vLLM in {mode} mode, TRL {version or '(version unknown)'} reloads the base checkpoint "
