@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..registry.containment import import_attribute
+from ..registry.imports import import_attribute
 
 
 TARGET = "axolotl_grpo_plugin.tools.worker:call"
