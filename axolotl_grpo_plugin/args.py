@@ -247,6 +247,42 @@ class GRPOPluginSettings(BaseModel):
             "Read by observe/trainer_hook.py."
         ),
     )
+    tools: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Tools the model may call during its rollouts (TRL's `tools=`): a registered name "
+            "(`calculator`) or a `module.function` import path, imported from the config's folder "
+            "first, then the working folder. Every call is contained: a time budget "
+            "(`tool_timeout_s`), an error result instead of an exception, bounded text. The chat "
+            "template must be one TRL parses tool calls from (`chat_template: qwen_25` for ChatML "
+            "models). See docs/tools.md. Read by tools/trainer.py."
+        ),
+    )
+    environment: str | None = Field(
+        default=None,
+        description=(
+            "A `module.Class` TRL instantiates once per rollout (its `environment_factory`): its "
+            "public methods become the tools of that rollout. Read by tools/trainer.py."
+        ),
+    )
+    max_tool_calls: int = Field(
+        default=8,
+        ge=0,
+        description=(
+            "At most this many rounds of tool calls per completion (TRL's "
+            "`max_tool_calling_iterations`); each round's results count against "
+            "`trl.max_completion_length`. Read by tools/trainer.py."
+        ),
+    )
+    tool_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description=(
+            "Seconds one tool call may take; past it the call is killed (a tool given as an import "
+            "path runs in a worker process) and the model gets an error result. Read by "
+            "tools/containment.py."
+        ),
+    )
     vllm_autostart: bool = Field(
         default=False,
         description=(

@@ -239,6 +239,25 @@ def check_model_folder(run: Run, launch: Launch) -> list[Problem]:
     return model_path_problems("base_model", run.base_model)
 
 
+def check_tools(cfg, run: Run, launch: Launch) -> list[Problem]:
+    """`grpo_plugin.tools` and `environment` import, and TRL can describe each tool."""
+    from .names import import_folders
+    from .tools import loader, trainer
+
+    return loader.problems(run, import_folders(cfg)) if trainer.wanted(run) else []
+
+
+def check_tool_template(cfg, run: Run, launch: Launch) -> list[Problem]:
+    """With tools, a chat template TRL can read tool calls back from."""
+    from .tools import trainer
+    from .tools.describe import config_template_problem
+
+    if not trainer.wanted(run) or (why := config_template_problem(cfg)) is None:
+        return []
+    message, _, fix = why.partition("; fix: ")
+    return [Problem("chat_template", cfg.get("chat_template") or "tokenizer_default", message + ".", fix)]
+
+
 def check_end_of_turn(cfg, run: Run, launch: Launch) -> list[Problem]:
     """A local tokenizer whose eos ends the model's turns (not missing, not equal to bos)."""
     from .models.folder import end_of_turn_problems
@@ -397,12 +416,12 @@ CHECKS: tuple[Callable[[Run, Launch], list[Problem]], ...] = (
 )
 # The checks that read more of the config than the Run holds (its datasets, its checkpoints).
 CONFIG_CHECKS: tuple[Callable[[Any, Run, Launch], list[Problem]], ...] = (
-    check_eval_at_end, check_eval_every, check_resume,
+    check_eval_at_end, check_eval_every, check_resume, check_tools,
 )
 # The checks that load a tokenizer or `datasets` (seconds): they run once the checks above pass,
 # so a misspelled reward is answered at once.
 LIBRARY_CHECKS: tuple[Callable[[Any, Run, Launch], list[Problem]], ...] = (
-    check_end_of_turn, check_datasets, check_context_fits,
+    check_end_of_turn, check_datasets, check_context_fits, check_tool_template,
 )
 
 

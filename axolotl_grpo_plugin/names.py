@@ -212,3 +212,16 @@ def _import_error(module_name: str, attr: str) -> str | None:
     except Exception as exc:  # any failure to import is the user's problem to see
         return f"{type(exc).__name__}: {exc}"
     return None
+
+
+def import_problem(key: str, path: str, folders: list[Path], instead: str) -> Problem | None:
+    """Why `path` (`module.attr`) cannot be imported from `folders`, as a Problem on `key` whose
+    fix ends with `instead` (what else the key takes), or None when it imports."""
+    module_name, _, attr = path.rpartition(".")
+    error = _import_error(module_name, attr) if module_name else f"{path!r} is not a `module.attr` path"
+    if error is None:
+        return None
+    if not module_name:
+        return Problem(key, path, error + ".", instead)
+    what, fix = _import_advice(module_name, attr, error, folders)
+    return Problem(key, path, f"cannot import it: {what}.", f"{fix}, or {instead}")

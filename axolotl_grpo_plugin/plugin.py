@@ -107,8 +107,10 @@ class GRPOPlugin(BasePlugin):
         if not self._ours(cfg):
             return None
         from .config.trl_args import configured
+        from .tools.trainer import training_args
 
-        return configured(self._run(cfg)) or None
+        run = self._run(cfg)
+        return {**configured(run), **training_args(run)} or None
 
     def get_trainer_cls(self, cfg):
         """None: the stock GRPO trainer (Axolotl 0.21's RL builder asks every plugin)."""
@@ -118,12 +120,15 @@ class GRPOPlugin(BasePlugin):
         if not self._ours(cfg):
             return
         from .checks import async_key
+        from .tools import trainer as tool_trainer
         from .vllm import autostart, cpu
 
         with reported_as_exit():
             run = self._run(cfg)
             autostart.before_model_load(run)
         cpu.patch_trl_for_cpu(run)  # vLLM's CPU build only: TRL connects without NCCL
+        if tool_trainer.wanted(run):  # Axolotl passes no tools to TRL's trainer (docs/tools.md)
+            self.tools = tool_trainer.install(run)
         if async_key(run):  # Axolotl's legacy async path would repeat its first prompts every step
             from .async_prompts import install_on_axolotl
 
@@ -165,6 +170,10 @@ class GRPOPlugin(BasePlugin):
         sync_guard.attach(run, trainer)
         # a dead or stalled autostarted server is restarted; each restart is a rollout-log record
         recovery.attach(run, trainer, record=(lambda r: writer.write_step([r])) if writer is not None else None)
+        if getattr(self, "tools", None):
+            from .tools.trainer import attach_metrics
+
+            attach_metrics(trainer, self.tools)
 
     def post_train_unload(self, cfg):
         if not self._ours(cfg):

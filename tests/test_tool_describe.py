@@ -33,9 +33,9 @@ def test_the_calculator_is_describable():
 @pytest.mark.parametrize("tool, said", [(undocumented, "DocstringParsingException"),
                                         (untyped, "TypeHintParsingException")])
 def test_a_tool_without_hints_or_docstring_is_refused_with_the_fix(tool, said):
-    problem = schema_problem(tool)
-    assert problem.startswith(f"{tool.__name__}: TRL cannot build its JSON schema ({said}")
-    assert "type hint" in problem and "Args:" in problem
+    why, fix = schema_problem(tool)
+    assert why.startswith(f"TRL cannot build the JSON schema of `{tool.__name__}` ({said}")
+    assert "type hint" in fix and "Args:" in fix
 
 
 def test_a_template_trl_does_not_know_is_refused_with_the_fix():

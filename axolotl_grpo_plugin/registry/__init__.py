@@ -57,6 +57,13 @@ BUILTIN_TRANSFORMS = {
 }
 
 
+# Tools the model may call in its rollouts (`grpo_plugin.tools`); contained where they are loaded
+# (tools/loader.py), with the run's time budget.
+BUILTIN_TOOLS = {
+    "calculator": "axolotl_grpo_rewards.tools:calculator",
+}
+
+
 class UnknownNameError(LookupError):
     """A name that is not registered; the message lists the registered ones."""
 
@@ -194,3 +201,4 @@ REWARDS = Registry("reward", "axolotl_grpo_plugin.rewards", BUILTIN_REWARDS, "re
 TRANSFORMS = Registry(
     "transform", "axolotl_grpo_plugin.transforms", BUILTIN_TRANSFORMS, "transform_"
 )
+TOOLS = Registry("tool", "axolotl_grpo_plugin.tools", BUILTIN_TOOLS, "tool_")

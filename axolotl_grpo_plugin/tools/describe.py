@@ -16,17 +16,17 @@ from typing import Any
 TEMPLATES_TRL_PARSES = "Qwen2.5, Qwen3, Qwen3.5/3.6, Llama 3.1/3.2, GLM-4-MoE, gpt-oss, Nemotron 3"
 
 
-def schema_problem(tool: Callable) -> str | None:
-    """Why TRL cannot describe `tool` to the model, or None."""
+def schema_problem(tool: Callable) -> tuple[str, str] | None:
+    """(why, fix) when TRL cannot describe `tool` to the model, or None."""
     from transformers.utils import get_json_schema
 
     try:
         get_json_schema(tool)
     except Exception as exc:  # DocstringParsingException, TypeHintParsingException, ValueError
         name = getattr(tool, "__name__", repr(tool))
-        return (f"{name}: TRL cannot build its JSON schema ({type(exc).__name__}: {str(exc)[:200]}); fix: give "
-                "every argument a type hint and describe each in an `Args:` section of its docstring, as "
-                "axolotl_grpo_rewards.tools.calculator does")
+        return (f"TRL cannot build the JSON schema of `{name}` ({type(exc).__name__}: {str(exc)[:200]}).",
+                "give every argument a type hint and describe each in an `Args:` section of the docstring, "
+                "as axolotl_grpo_rewards.tools.calculator does")
     return None
 
 
@@ -44,3 +44,42 @@ def template_problem(tokenizer: Any) -> str | None:
                 "for a ChatML model), or give the tokenizer a `response_template` "
                 "(transformers' chat response parsing docs)")
     return None
+
+
+def effective_template(cfg: Any) -> str | None:
+    """The chat template Axolotl will give the tokenizer: a named `chat_template:` (Axolotl's
+    copy), `chat_template_jinja`, or the local tokenizer folder's own; None when unknowable here
+    (a Hub tokenizer without network)."""
+    import json
+    from pathlib import Path
+
+    name = cfg.get("chat_template")
+    if name == "jinja":
+        return cfg.get("chat_template_jinja")
+    if isinstance(name, str) and name != "tokenizer_default":
+        from axolotl.utils.chat_templates import get_chat_template
+
+        try:
+            return get_chat_template(name)
+        except Exception:  # an unknown name: Axolotl's own validation says so
+            return None
+    folder = cfg.get("tokenizer_config") or cfg.get("base_model")
+    if not isinstance(folder, str) or not Path(folder).is_dir():
+        return None
+    jinja = Path(folder) / "chat_template.jinja"
+    if jinja.is_file():
+        return jinja.read_text(encoding="utf-8")
+    try:
+        config = json.loads((Path(folder) / "tokenizer_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    template = config.get("chat_template")
+    return template if isinstance(template, str) else None
+
+
+def config_template_problem(cfg: Any) -> str | None:
+    """`template_problem` for the template this config trains with, or None when unknowable."""
+    from types import SimpleNamespace
+
+    template = effective_template(cfg)
+    return None if template is None else template_problem(SimpleNamespace(chat_template=template))

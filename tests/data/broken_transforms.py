@@ -19,3 +19,7 @@ def wrong_shape(cfg, dataset_idx=0):
 def needs_solution(prompts, completions, solution, **kwargs):
     """A reward that reads a `solution` column the GSM8K rows do not have."""
     return [0.0] * len(completions)
+
+
+def undocumented_tool(expression):
+    return expression
