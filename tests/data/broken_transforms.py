@@ -23,3 +23,12 @@ def needs_solution(prompts, completions, solution, **kwargs):
 
 def undocumented_tool(expression):
     return expression
+
+
+async def async_tool(expression: str) -> str:
+    """Awaits nothing.
+
+    Args:
+        expression: Anything.
+    """
+    return expression
