@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from axolotl_grpo_plugin.evaluate import periodic
-from axolotl_grpo_plugin.observe.rollout_log import read_rollouts
+from axolotl_grpo_plugin.observe.rollout_log import EVAL, read_rollouts, record_kind
 
 
 SPIKE_AFTER = 3
@@ -95,7 +95,7 @@ def test_keep_best_names_the_step_before_a_learning_rate_spike(repo_root, demo_b
     assert f"lr spike: step {SPIKE_AFTER + 1} on" in output and len(logged) == SPIKE_AFTER + 2
 
     evals = {r["step"]: r["metrics"][METRIC] for r in read_rollouts(out, everything=True)
-             if r.get("kind") == periodic.EVAL_KIND}
+             if record_kind(r) == EVAL}
     assert sorted(evals) == list(range(1, SPIKE_AFTER + 3)), evals
     before = {s: v for s, v in evals.items() if s <= SPIKE_AFTER}
     after = {s: v for s, v in evals.items() if s > SPIKE_AFTER}

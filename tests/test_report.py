@@ -100,6 +100,20 @@ def test_server_restarts_are_listed_not_counted_as_rollouts():
     assert 'id="restarts"' not in render_html(collect([rollout(1, 0)]), "run")
 
 
+def test_every_record_kind_is_read_by_the_report_and_none_is_a_rollout():
+    """Issue 48: the records beside the rollouts are told apart by one field and one list of kinds;
+    a periodic evaluation written before it (`"kind": "eval"`) reads the same."""
+    from axolotl_grpo_plugin.observe.rollout_log import KIND_FIELD, RECORD_KINDS, is_rollout, record_kind
+
+    marked = [{KIND_FIELD: kind, "step": 1, "metrics": {"eval/accuracy": 0.5}, "seconds": {"step": 1.0},
+               "signature": "truncation", "message": "m"} for kind in RECORD_KINDS]
+    legacy = {"step": 2, "mode": "eval", "kind": "eval", "metrics": {"eval/accuracy": 0.75}}
+    assert not any(is_rollout(r) for r in [*marked, legacy]) and record_kind(legacy) == "eval"
+    data = collect([rollout(1, 0), *marked, legacy])
+    assert data.total == 1 and data.skipped == 0
+    assert len(data.restarts) == 1 and len(data.findings) == 1 and sorted(data.evals) == [1, 2]
+
+
 def test_cli_writes_the_report_and_explains_bad_input(tmp_path, capsys):
     assert main([str(tmp_path / "missing")]) == 2
     assert "is not a directory" in capsys.readouterr().err

@@ -49,11 +49,9 @@ def third_means(values: list[float]) -> tuple[float, float]:
 
 def reward_maxima() -> dict[str, float]:
     """The most each GSM8K reward pays for one completion (the curves' ceilings)."""
-    from axolotl_grpo_rewards import gsm8k
+    from ..registry import BUILTIN_REWARDS
 
-    return {"correctness": gsm8k.CORRECT_REWARD, "int": gsm8k.INT_REWARD,
-            "strict_format": gsm8k.STRICT_FORMAT_REWARD, "soft_format": gsm8k.SOFT_FORMAT_REWARD,
-            "xmlcount": gsm8k.XMLCOUNT_MAX}
+    return {name: r.maximum for name, r in BUILTIN_REWARDS.items() if r.maximum is not None}
 
 
 def plot(history: list[dict], path: str | Path, title: str = "GRPO reward curves",

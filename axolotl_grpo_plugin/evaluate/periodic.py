@@ -39,13 +39,13 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from ..observe.rollout_log import EVAL, KIND_FIELD
 from ..trainer_kind import wait_for_generations
 from .best import BestTracker
 from .periodic_config import options
 
 
 LOG = logging.getLogger("axolotl_grpo_plugin.evaluate")
-EVAL_KIND = "eval"  # the rollout-log record of one periodic evaluation
 BEST_FILE = "best_checkpoint.json"
 
 
@@ -107,7 +107,8 @@ class PeriodicEvaluation(TrainerCallback):
         Trainer.log(self.trainer, {"eval_" + k.removeprefix("eval/"): v for k, v in metrics.items()})
         control.should_log = self.trainer.control.should_log = should_log  # training log still runs
         if self.writer is not None:
-            self.writer.write_step([{"step": step, "mode": "eval", "kind": EVAL_KIND,
+            # (`kind`: the marker docs/observe.md gave readers of the log before issue 48)
+            self.writer.write_step([{KIND_FIELD: EVAL, "kind": EVAL, "step": step, "mode": "eval",
                                      "metrics": metrics, "seconds": seconds, "backend": self.backend}])
         if self.best is not None and self.best.update(step, metrics):
             # forces a checkpoint at this step; HF keeps state.best_model_checkpoint out of

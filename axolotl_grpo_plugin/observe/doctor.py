@@ -28,6 +28,7 @@ from typing import Any
 from .. import defaults
 from ..args import DoctorSettings, switched
 from ..config.run import Run
+from .rollout_log import DOCTOR, KIND_FIELD
 from .step_time import METRICS as TIME
 
 
@@ -43,7 +44,6 @@ MEAN_LENGTH = "completions/mean_length"
 FORMAT = "observe/format_strict"
 ACCURACY = "observe/accuracy"
 DEGENERATE = "observe/degenerate_reinforced"  # observe/trainer_hook.py, from audit/rollouts.py
-RECORD_TYPE = "doctor"
 
 # signature -> (what it means, the fix); the figures of the step are prepended.
 ADVICE = {
@@ -152,7 +152,7 @@ class Finding:
 
     def record(self) -> dict[str, Any]:
         """Its line in the rollout log (read by the report)."""
-        return {"type": RECORD_TYPE, "step": self.step, "signature": self.signature,
+        return {KIND_FIELD: DOCTOR, "step": self.step, "signature": self.signature,
                 "message": self.message, "metrics": self.metrics}
 
 

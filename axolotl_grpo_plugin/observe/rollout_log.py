@@ -37,7 +37,13 @@ from ..safe_files import open_nofollow, replacing
 LOG = logging.getLogger("axolotl_grpo_plugin")
 
 LIVE_NAME = "rollouts.jsonl"
-RESTART_TYPE = "vllm_restart"  # a restart of the autostarted vLLM server (vllm/restart.py)
+# The records beside the rollouts, told apart by one field: `{"type": KIND, ...}`.
+KIND_FIELD = "type"
+DOCTOR = "doctor"  # a failure signature the run doctor found (observe/doctor.py)
+STEP_TIME = "step_time"  # one step's time parts (observe/step_time.py)
+VLLM_RESTART = "vllm_restart"  # a restart of the autostarted vLLM server (vllm/restart.py)
+EVAL = "eval"  # one periodic evaluation (evaluate/periodic.py)
+RECORD_KINDS = (DOCTOR, STEP_TIME, VLLM_RESTART, EVAL)
 SUPERSEDED_NAME = "rollouts.superseded.jsonl"  # not a part: readers never see it
 _PART = re.compile(r"^rollouts\.(\d+)\.jsonl(\.gz)?$")
 
@@ -239,11 +245,18 @@ def _lines(path: Path) -> Iterator[bytes]:
         return
 
 
+def record_kind(record: object) -> str | None:
+    """The kind of a record that is not a rollout (one of RECORD_KINDS, or another a later
+    version wrote), None for a rollout. Logs written before issue 48 marked a periodic
+    evaluation `"kind": "eval"`; they are read the same."""
+    if not isinstance(record, dict):
+        return None
+    return record.get(KIND_FIELD, record.get("kind"))
+
+
 def is_rollout(record: dict) -> bool:
-    """One scored completion. The log also holds the run doctor's findings (`"type": "doctor"`),
-    the vLLM server's restarts (`"type": "vllm_restart"`)
-    and the periodic evaluations (`"kind": "eval"`), which carry a marker key; rollouts carry none."""
-    return "type" not in record and "kind" not in record
+    """One scored completion: rollouts carry no kind."""
+    return record_kind(record) is None
 
 
 def read_rollouts(output_dir: str | os.PathLike, counts: dict | None = None, *,

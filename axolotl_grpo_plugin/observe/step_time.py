@@ -30,13 +30,13 @@ from typing import Any
 
 from ..config.run import Run
 from ..trainer_kind import is_async_grpo, wait_for_generations
+from .rollout_log import KIND_FIELD, STEP_TIME
 from .step_clock import OTHER, PARTS, STEP, StepClock
 
 
 LOG = logging.getLogger("axolotl_grpo_plugin")
 
 METRICS = {part: f"time/{part}" for part in (*PARTS, OTHER, STEP)}
-RECORD_TYPE = "step_time"
 
 # (attribute path on the trainer, part): wrapped where present (TRL 1.9, Axolotl 0.19-0.21)
 TARGETS = (
@@ -97,7 +97,7 @@ def time_background_waits(clock: StepClock, trainer: Any) -> None:
 
 def record(step: int, seconds: dict[str, float]) -> dict:
     """The step's line in the rollout log (read by the report)."""
-    return {"type": RECORD_TYPE, "step": step, "seconds": {k: round(v, 6) for k, v in seconds.items()}}
+    return {KIND_FIELD: STEP_TIME, "step": step, "seconds": {k: round(v, 6) for k, v in seconds.items()}}
 
 
 def make_callback(clock: StepClock, trainer: Any, writer: Any = None):

@@ -13,39 +13,43 @@ import difflib
 import re
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cached_property
 from importlib.metadata import entry_points
 from typing import Any
+
+from axolotl_grpo_rewards import gsm8k
 
 from .imports import import_attribute
 
 
 VALID_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
+@dataclass(frozen=True)
+class BuiltinReward:
+    """A registered reward, the one table of what the plugin knows of it: where it lives, the
+    dataset columns it reads (TRL passes a row's columns as keywords; the config checks dry-run
+    the transform and refuse rows without them, sources/dry_run.py), and the most it pays one
+    completion (the demo's curve ceilings; None: not drawn)."""
+
+    target: str  # module:attribute
+    columns: tuple[str, ...] = ()
+    maximum: float | None = None
+
+
 # The repository's top-level `rewards/` folder is installed as `axolotl_grpo_rewards`, so a
 # user's own `rewards.py` beside their config never shadows it.
 BUILTIN_REWARDS = {
-    "correctness": "axolotl_grpo_rewards.gsm8k:correctness_reward_func",
-    "int": "axolotl_grpo_rewards.gsm8k:int_reward_func",
-    "strict_format": "axolotl_grpo_rewards.gsm8k:strict_format_reward_func",
-    "soft_format": "axolotl_grpo_rewards.gsm8k:soft_format_reward_func",
-    "xmlcount": "axolotl_grpo_rewards.gsm8k:xmlcount_reward_func",
-    "countdown": "axolotl_grpo_rewards.countdown:countdown_reward_func",
-    "math_boxed": "axolotl_grpo_rewards.math_boxed:math_boxed_reward_func",
-    "by_data_source": "axolotl_grpo_plugin.registry.routing:by_data_source",
-}
-
-# The dataset columns each built-in reward reads (TRL passes the row's columns as keywords);
-# the config checks dry-run the transform and refuse rows without them (sources/dry_run.py).
-REWARD_COLUMNS = {
-    "correctness": ("answer",),
-    "int": (),
-    "strict_format": (),
-    "soft_format": (),
-    "xmlcount": (),
-    "countdown": ("numbers", "target"),
-    "math_boxed": ("answer",),
-    "by_data_source": ("data_source",),
+    "correctness": BuiltinReward("axolotl_grpo_rewards.gsm8k:correctness_reward_func", ("answer",),
+                                 gsm8k.CORRECT_REWARD),
+    "int": BuiltinReward("axolotl_grpo_rewards.gsm8k:int_reward_func", (), gsm8k.INT_REWARD),
+    "strict_format": BuiltinReward("axolotl_grpo_rewards.gsm8k:strict_format_reward_func", (),
+                                   gsm8k.STRICT_FORMAT_REWARD),
+    "soft_format": BuiltinReward("axolotl_grpo_rewards.gsm8k:soft_format_reward_func", (), gsm8k.SOFT_FORMAT_REWARD),
+    "xmlcount": BuiltinReward("axolotl_grpo_rewards.gsm8k:xmlcount_reward_func", (), gsm8k.XMLCOUNT_MAX),
+    "countdown": BuiltinReward("axolotl_grpo_rewards.countdown:countdown_reward_func", ("numbers", "target")),
+    "math_boxed": BuiltinReward("axolotl_grpo_rewards.math_boxed:math_boxed_reward_func", ("answer",)),
+    "by_data_source": BuiltinReward("axolotl_grpo_plugin.registry.routing:by_data_source", ("data_source",)),
 }
 
 BUILTIN_TRANSFORMS = {
@@ -197,7 +201,8 @@ def load_path_reward(attribute: str) -> Any:
         return wrapped
 
 
-REWARDS = Registry("reward", "axolotl_grpo_plugin.rewards", BUILTIN_REWARDS, "reward_", wrap=_contain)
+REWARDS = Registry("reward", "axolotl_grpo_plugin.rewards", {name: r.target for name, r in BUILTIN_REWARDS.items()},
+                   "reward_", wrap=_contain)
 TRANSFORMS = Registry(
     "transform", "axolotl_grpo_plugin.transforms", BUILTIN_TRANSFORMS, "transform_"
 )

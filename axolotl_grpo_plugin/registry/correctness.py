@@ -19,7 +19,7 @@ from .routing import ROUTES
 
 HINTS = ("correct", "accura")
 # Function names (what TRL logs rewards under) of the rewards that judge a task's answer.
-TASK_REWARDS = tuple(BUILTIN_REWARDS[name].partition(":")[2]
+TASK_REWARDS = tuple(BUILTIN_REWARDS[name].target.partition(":")[2]
                      for name in (*dict.fromkeys(ROUTES.values()), "by_data_source"))
 
 

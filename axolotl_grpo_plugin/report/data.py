@@ -22,11 +22,9 @@ from dataclasses import dataclass, field
 
 from ..audit.rollouts import Scanner, StepFinding, first_suspected
 from ..observe.doctor import ADVISORY
-from ..observe.doctor import RECORD_TYPE as DOCTOR_RECORD
 from ..observe.metrics import ReflectionMatcher
-from ..observe.rollout_log import RESTART_TYPE
+from ..observe.rollout_log import DOCTOR, EVAL, STEP_TIME, VLLM_RESTART, record_kind
 from ..observe.step_time import METRICS as TIME_PARTS
-from ..observe.step_time import RECORD_TYPE as STEP_TIME_RECORD
 
 
 FIRST_REFLECTIONS = 20
@@ -204,23 +202,25 @@ def collect(
     scanner = Scanner()
     remote: dict[str, dict] = {}
     step_times: dict[int, dict[str, float]] = {}
+    def step_time(raw: dict) -> bool:
+        seconds = step_seconds(raw)
+        if _int(raw.get("step")) is None or seconds is None:
+            return False
+        step_times[raw["step"]] = seconds  # a resumed run's later record wins
+        return True
+
+    def evaluation(raw: dict) -> bool:
+        if isinstance(raw.get("step"), int) and isinstance(raw.get("metrics"), dict):
+            evals[raw["step"]] = raw["metrics"]  # a resumed run's later record wins
+        return True
+
+    # the records beside the rollouts, by kind (observe/rollout_log.RECORD_KINDS): False = unreadable
+    kept = {STEP_TIME: step_time, DOCTOR: lambda raw: findings.append(raw) or True,
+            VLLM_RESTART: lambda raw: restarts.append(raw) or True, EVAL: evaluation}
     for raw in records:
-        if isinstance(raw, dict) and raw.get("type") == STEP_TIME_RECORD:
-            seconds = step_seconds(raw)
-            if _int(raw.get("step")) is not None and seconds is not None:
-                step_times[raw["step"]] = seconds  # a resumed run's later record wins
-            else:
-                skipped += 1
-            continue
-        if isinstance(raw, dict) and raw.get("type") == DOCTOR_RECORD:
-            findings.append(raw)  # the run doctor's records are not rollouts
-            continue
-        if isinstance(raw, dict) and raw.get("type") == RESTART_TYPE:
-            restarts.append(raw)
-            continue
-        if isinstance(raw, dict) and raw.get("kind") == "eval":  # a periodic evaluation (evaluate/periodic.py)
-            if isinstance(raw.get("step"), int) and isinstance(raw.get("metrics"), dict):
-                evals[raw["step"]] = raw["metrics"]  # a resumed run's later record wins
+        kind = record_kind(raw)
+        if kind in kept:
+            skipped += not kept[kind](raw)
             continue
         try:
             record = _normalise(raw)

@@ -122,15 +122,15 @@ def reward_columns(run: Any) -> dict[str, tuple[str, ...]]:
     """Configured reward -> the dataset columns it reads: the registry's table for registered
     names; for an import path, the function's `reward_columns` attribute and its required
     keyword parameters beyond TRL's own."""
-    from ..registry import REWARD_COLUMNS, REWARDS, original_path
+    from ..registry import BUILTIN_REWARDS, REWARDS, original_path
 
     out: dict[str, tuple[str, ...]] = {}
     for value in run.trl.reward_funcs:
         if not isinstance(value, str):
             continue
         short = REWARDS.strip_import_path(value)
-        if short in REWARDS and short in REWARD_COLUMNS:
-            out[short] = REWARD_COLUMNS[short]
+        if short in BUILTIN_REWARDS:
+            out[short] = BUILTIN_REWARDS[short].columns
         elif short not in REWARDS and "." in value:
             needed = _function_columns(original_path(value))
             if needed:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..observe.rollout_log import RESTART_TYPE
+from ..observe.rollout_log import KIND_FIELD, VLLM_RESTART
 from .engine_check import check_engine
 from .health import port_in_use
 from .server import TAIL_LINES, ServerError, VLLMServer, read_tail
@@ -110,7 +110,7 @@ class ServerKeeper:
             took = time.monotonic() - started
             LOG.warning("vLLM server: restarted and weights pushed in %.1f s; the generation is asked again", took)
             if self.record is not None:
-                self.record({"type": RESTART_TYPE, "step": self.step(), "restart": number,
+                self.record({KIND_FIELD: VLLM_RESTART, "step": self.step(), "restart": number,
                              "max_restarts": self.max_restarts, "cause": cause, "took_s": round(took, 2),
                              "time": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
                              "log": kept_log_name(number), "log_tail": tail[-5:]}
