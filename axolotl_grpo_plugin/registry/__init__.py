@@ -58,6 +58,8 @@ BUILTIN_TRANSFORMS = {
     "math": "axolotl_grpo_plugin.transforms.math_boxed:load",
     # SFT cold start (R1 format); Axolotl's SFT loader takes `type: axolotl_grpo_plugin.transforms.gsm8k_r1`
     "gsm8k_r1": "axolotl_grpo_plugin.transforms.gsm8k_r1:rows",
+    # the same with calculator calls (grpo_plugin.tools): `type: axolotl_grpo_plugin.transforms.gsm8k_tools`
+    "gsm8k_tools": "axolotl_grpo_plugin.transforms.gsm8k_tools:rows",
 }
 
 

@@ -54,19 +54,24 @@ def rows(cfg: Any = None, dataset_idx: int = 0, **kwargs: Any):
 
 def load(tokenizer, cfg, ds_cfg: dict | None = None, processor=None):
     """Axolotl's SFT strategy for `type: axolotl_grpo_plugin.transforms.gsm8k_r1`."""
+    return sft_strategy(tokenizer, cfg, ds_cfg, processor, rows(cfg)[0])
+
+
+def sft_strategy(tokenizer, cfg, ds_cfg: dict | None, processor, to_messages):
+    """Axolotl's `chat_template` strategy over the conversations `to_messages(row)` makes (a
+    `messages` column, and `tools` when the row has one), training on the assistant turns only."""
     from axolotl.prompt_strategies.chat_template import load as chat_template
 
     options = dict(ds_cfg or {})
     options.update(type="chat_template", field_messages="messages", roles_to_train=["assistant"])
     strategy = chat_template(tokenizer, cfg, options, processor=processor)
-    to_messages, _ = rows(cfg)
     tokenize = strategy.tokenize_prompt
 
     def tokenize_prompt(prompt: dict) -> dict:
         first = next(iter(prompt.values()), None)
         if isinstance(first, list):  # a batch: columns of values
-            batch = [dict(zip(prompt, values)) for values in zip(*prompt.values())]
-            return tokenize({"messages": [to_messages(row)["messages"] for row in batch]})
+            batch = [to_messages(dict(zip(prompt, values))) for values in zip(*prompt.values())]
+            return tokenize({key: [row[key] for row in batch] for key in batch[0]})
         return tokenize(to_messages(prompt))
 
     strategy.tokenize_prompt = tokenize_prompt
