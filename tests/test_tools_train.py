@@ -39,6 +39,15 @@ def test_the_calculator_is_called_in_rollouts_and_its_result_carries_no_loss(tmp
         assert step["tools/call_frequency"] == 1.0 and step["tools/failure_frequency"] == 0.0
         assert step["tools/errors"] == 0.0 and step["rewards/strict_format_reward_func/mean"] == 0.5
         assert step["rewards/correctness_reward_func/mean"] == 0.0  # the smoke data's answers are not 42
+        assert step["observe/format_strict"] == 1.0  # the final answer's format, as the rewards read it
+
+    from axolotl_grpo_plugin.observe import read_rollouts
+
+    rollouts = list(read_rollouts(tmp_path / "out"))
+    assert len(rollouts) == 8
+    for rollout in rollouts:
+        assert rollout["tool_calls"] == [{"name": "calculator", "arguments": {"expression": "6*7"}, "result": "42"}]
+        assert rollout["completion"].startswith("<tool_call>") and rollout["completion"].endswith("</answer>")
 
     tokenizer = AutoTokenizer.from_pretrained(str(embedded_model_dir))
     batches = json.loads((tmp_path / "out" / "scripted_batches.json").read_text())

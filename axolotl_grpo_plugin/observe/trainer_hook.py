@@ -26,7 +26,7 @@ from typing import Any
 
 from ..config.run import Run
 from ..trainer_kind import is_async_grpo
-from . import gpu_memory, step_time
+from . import gpu_memory, step_time, tool_turns
 from .metrics import ReflectionMatcher, correct_verdicts, step_metrics
 from .rollout_log import SUPERSEDED_NAME, RolloutLogWriter, supersede_after
 
@@ -78,6 +78,8 @@ def _attach(run: Run, trainer: Any) -> RolloutObserver | None:
         )
         return None
     observer = RolloutObserver(trainer, settings)
+    if not is_async_grpo(trainer):  # the async trainer generates in a thread: no batch to pair with
+        observer.tool_turns = tool_turns.capture(trainer)
     original = trainer._generate_and_score_completions
 
     @functools.wraps(original)
@@ -156,6 +158,7 @@ class RolloutObserver:
                  if getattr(s, "correct_reward", None)]
         self.correct_reward = named[0] if named else None
         self.writer = None
+        self.tool_turns = None  # tool_turns.ToolTurns on a run with tools
         if settings.rollout_log and trainer.accelerator.is_main_process:
             self.writer = RolloutLogWriter(trainer.args.output_dir, settings.rollout_log_max_mb)
         self._reported: set[str] = set()
@@ -175,15 +178,16 @@ class RolloutObserver:
             self._report_once("observing the scored rollouts", exc)
 
     def _local_columns(self, inputs: list[dict], output: dict) -> list[tuple]:
-        """(token length, gold answer) per local completion; placeholders on failure."""
+        """(token length, gold answer, tool turns) per local completion; placeholders on failure."""
         try:
             lengths = output["completion_mask"].sum(dim=1).tolist()
             answers = [row.get("answer") for row in inputs] if inputs else [None] * len(lengths)
-            return [(int(n), a if isinstance(a, (str, int, float)) else None)
-                    for n, a in zip(lengths, answers, strict=True)]
+            turns = self.tool_turns.take(len(lengths)) if self.tool_turns else [None] * len(lengths)
+            return [(int(n), a if isinstance(a, (str, int, float)) else None, t)
+                    for n, a, t in zip(lengths, answers, turns, strict=True)]
         except Exception as exc:
             self._report_once("reading completion lengths", exc)
-            return [(None, None)] * len(inputs)
+            return [(None, None, None)] * len(inputs)
 
     def _gather(self, local: list[tuple]) -> list[tuple]:
         """Every process calls this exactly once per batch, so the collective always matches."""
@@ -206,13 +210,16 @@ class RolloutObserver:
         remote = {col: list(v)[-n:] for col, v in (logs.get("extra") or {}).items() if col.startswith("remote/")}
         if any(len(c) != n for c in (completions, prompts, advantages, *rewards.values())):
             raise RuntimeError(f"TRL's completion log does not hold this batch of {n} rollouts")
-        lengths = [length for length, _ in gathered]
-        answers = [answer for _, answer in gathered]
+        lengths = [length for length, _, _ in gathered]
+        answers = [answer for _, answer, _ in gathered]
+        turns = [t for _, _, t in gathered]
+        # a tool rollout's format is its final answer's, as the rewards read it
+        finals = [t["final"] if t else c for t, c in zip(turns, completions, strict=True)]
         mode = "train" if trainer.model.training else "eval"
 
         if self.metrics_on:
             correct = correct_verdicts(rewards, self.correct_reward)
-            metrics = step_metrics(completions, lengths, correct, self.matcher)
+            metrics = step_metrics(finals, lengths, correct, self.matcher)
             metrics[DEGENERATE_REINFORCED] = _degenerate_share(trainer, completions, prompts, lengths, advantages)
             for key, value in metrics.items():
                 trainer._metrics[mode][key].append(value)
@@ -239,6 +246,8 @@ class RolloutObserver:
                 }
                 if answers[i] is not None:
                     record["answer"] = answers[i]
+                if turns[i]:
+                    record["tool_calls"] = turns[i]["tool_calls"]
                 record.update({col: v[i] for col, v in remote.items() if len(v) == n})
                 records.append(record)
             self.writer.write_step(records)

@@ -1,0 +1,46 @@
+"""A tool rollout's calls and final answer, read from the messages TRL's tool loop returns."""
+
+from __future__ import annotations
+
+from axolotl_grpo_plugin.observe.tool_turns import MAX_RESULT_CHARS, ToolTurns, turns_of
+
+
+def call(expression, name="calculator"):
+    return {"type": "function", "function": {"name": name, "arguments": {"expression": expression}}}
+
+
+def test_calls_are_paired_with_the_tool_turns_that_answered_them_in_order():
+    messages = [
+        {"role": "assistant", "content": "", "tool_calls": [call("6*7"), call("1/0")]},
+        {"role": "tool", "name": "calculator", "content": "42"},
+        {"role": "tool", "name": "calculator", "content": "error: division by zero"},
+        {"role": "assistant", "content": "", "tool_calls": [call("2+2")]},
+        {"role": "tool", "name": "calculator", "content": "x" * (MAX_RESULT_CHARS + 10)},
+        {"role": "assistant", "content": "<answer>\n42\n</answer>"},
+    ]
+    got = turns_of(messages)
+    assert [c["arguments"]["expression"] for c in got["tool_calls"]] == ["6*7", "1/0", "2+2"]
+    assert [c["result"] for c in got["tool_calls"]][:2] == ["42", "error: division by zero"]
+    assert len(got["tool_calls"][2]["result"]) == MAX_RESULT_CHARS
+    assert got["final"] == "<answer>\n42\n</answer>"
+
+
+def test_a_call_whose_result_trl_rolled_back_has_no_result():
+    """TRL drops a tool turn that would overflow max_completion_length."""
+    got = turns_of([{"role": "assistant", "content": "", "tool_calls": [call("6*7")]}])
+    assert got["tool_calls"] == [{"name": "calculator", "arguments": {"expression": "6*7"}}]
+    assert got["final"] == ""
+
+
+def test_odd_messages_never_raise():
+    assert turns_of("plain text") == {"tool_calls": [], "final": "plain text"}
+    odd = [None, {"role": "assistant", "tool_calls": [{"function": {"name": "f", "arguments": {1, 2}}}]}]
+    assert turns_of(odd)["tool_calls"][0]["arguments"] in ("{1, 2}", "{2, 1}")
+
+
+def test_a_batch_is_taken_once_and_only_when_it_matches():
+    turns = ToolTurns()
+    turns.batch = [{"tool_calls": [], "final": "a"}] * 2
+    assert turns.take(3) == [None] * 3 and turns.batch is None
+    turns.batch = [{"tool_calls": [], "final": "a"}] * 2
+    assert turns.take(2)[1]["final"] == "a" and turns.take(2) == [None, None]
