@@ -15,8 +15,11 @@ from typing import Any
 from ..config.run import read_run
 from ..registry import correctness
 from ..sources.data import looks_like_missing_path
+from ..tools import loader as tool_loader
+from ..tools import trainer as tool_trainer
 from . import generation, passk, prompts, scoring
 from .prompts import EvalError
+from .tool_loop import Rollout, ToolLoop, tool_stats
 
 
 # sequences per transformers `generate` call: what the demo's own held-out scoring uses
@@ -44,6 +47,7 @@ class EvalResult:
     reward_mean: float
     per_problem: dict[str, list[float]] = field(default_factory=dict, repr=False)
     records: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    tools: dict[str, float] = field(default_factory=dict)  # greedy answers' tool use, with grpo_plugin.tools
 
     def summary(self) -> dict[str, Any]:
         """Everything but the per-sample records (what the JSON summary holds)."""
@@ -60,6 +64,7 @@ class EvalResult:
             "reward": self.reward_mean,
             **self.pass_at_k,
             **{f"rewards/{k}/mean": v for k, v in self.reward_means.items()},
+            **{f"tools/{k}": v for k, v in self.tools.items()},
         }
         return {f"{prefix}{k}": v for k, v in flat.items()}
 
@@ -103,10 +108,14 @@ def evaluate(
     label = model if isinstance(model, (str, Path)) else getattr(
         getattr(model, "config", None), "_name_or_path", type(model).__name__)
     tok = tokenizer if tokenizer is not None else load_tokenizer(cfg, model)
+    tools = tool_loader.load(run) if tool_trainer.wanted(run) else []
+    if tools and (template := prompts.resolve_chat_template(cfg, tok)):
+        tok.chat_template = template  # the tool turns and the parser follow the template Axolotl installs
     if problems is None:
-        problems = prompts.build_problems(cfg, tok, split=split, dataset=dataset, limit=limit)
+        problems = prompts.build_problems(cfg, tok, split=split, dataset=dataset, limit=limit, tools=tools)
     gen = generator if generator is not None else make_generator(
         model, tok, run, backend=backend, device=device, batch_size=batch_size, seed=seed)
+    looped = ToolLoop(gen, tok, tools, run.plugin.max_tool_calls) if tools else None
     base = generation.SamplingSettings.of(run, seed=seed,
                                           **({"max_new_tokens": int(max_new_tokens)} if max_new_tokens else {}))
     greedy = generation.SamplingSettings(**{**asdict(base), "temperature": 0.0, "n": 1})
@@ -114,15 +123,22 @@ def evaluate(
     ids = [p.input_ids for p in problems]
     bar = _progress_bar(len(problems) * (1 + samples), f"evaluating {Path(str(label)).name}", progress)
     try:
-        greedy_out = [group[0] for group in gen.generate(ids, greedy, bar)]
-        sampled_out = gen.generate(ids, sampled, bar) if samples else [[] for _ in problems]
+        greedy_out = [group[0] for group in (looped or gen).generate(ids, greedy, bar)]
+        greedy_calls = [group[0].calls for group in looped.last] if looped else None
+        sampled_out = (looped or gen).generate(ids, sampled, bar) if samples else [[] for _ in problems]
     finally:
         if bar is not None:
             bar.close()
         if generator is None:  # built here: its engine is ours to stop (a passed one is the caller's)
             generation.release(gen)
-    return _summarise(str(label), split, seed, gen.name, greedy, sampled, rewards, judge,
-                      problems, greedy_out, sampled_out)
+    result = _summarise(str(label), split, seed, (looped or gen).name, greedy, sampled, rewards, judge,
+                        problems, greedy_out, sampled_out)
+    if greedy_calls is not None:
+        result.tools = tool_stats([[Rollout([], [], calls)] for calls in greedy_calls])
+        greedy_records = [r for r in result.records if r["kind"] == "greedy"]
+        for record, calls in zip(greedy_records, greedy_calls, strict=True):
+            record["tool_calls"] = calls
+    return result
 
 
 def _summarise(label, split, seed, backend, greedy, sampled, rewards, judge, problems,

@@ -117,13 +117,14 @@ def resolve_chat_template(cfg: dict[str, Any], tokenizer: Any) -> str | None:
         return shared_template(cfg, tokenizer)[1]
 
 
-def render(messages: Any, tokenizer: Any, chat_template: str | None) -> tuple[str, list[int]]:
-    """Prompt text and ids, as TRL's GRPOTrainer tokenizes them."""
+def render(messages: Any, tokenizer: Any, chat_template: str | None, tools: list | None = None) -> tuple[str, list[int]]:
+    """Prompt text and ids, as TRL's GRPOTrainer tokenizes them (with the run's tools, if any)."""
     if isinstance(messages, str):  # a plain-text prompt: TRL tokenizes it as is
         return messages, list(tokenizer(text=messages)["input_ids"])
     try:
         text = tokenizer.apply_chat_template(
-            messages, chat_template=chat_template, add_generation_prompt=True, tokenize=False
+            messages, chat_template=chat_template, add_generation_prompt=True, tokenize=False,
+            **({"tools": tools} if tools else {}),
         )
     except Exception as exc:  # jinja errors: name the template, not a traceback
         raise EvalError(f"the chat template cannot render the prompt ({type(exc).__name__}: {exc})") from None
@@ -138,8 +139,10 @@ def build_problems(
     split: str = "test",
     dataset: str | None = None,
     limit: int | None = None,
+    tools: list | None = None,
 ) -> list[Problem]:
-    """The evaluation prompts for `split`, in dataset order, at most `limit` of them."""
+    """The evaluation prompts for `split`, in dataset order, at most `limit` of them; `tools`
+    (the run's, contained) are rendered into each prompt as TRL renders them."""
     if limit is not None and limit < 1:
         raise EvalError(f"limit = {limit}: must be at least 1 (or left out for all rows)")
     template = resolve_chat_template(cfg, tokenizer)
@@ -151,7 +154,7 @@ def build_problems(
         for row in transform_rows(cfg, spec, i, rows, tokenizer):
             messages = row.pop("prompt")
             try:
-                text, ids = render(messages, tokenizer, template)
+                text, ids = render(messages, tokenizer, template, tools)
             except EvalError as exc:
                 choice = getattr(cfg.get("chat_template"), "value", cfg.get("chat_template"))
                 raise EvalError(f"chat_template {choice!r} cannot render {spec.path!r}: {exc}; "

@@ -49,6 +49,7 @@ def headline_metrics(result: EvalResult) -> dict[str, float]:
            "format_compliance": result.format_compliance, "mean_length": result.mean_length,
            "reward": result.reward_mean}
     out.update({f"rewards/{k}": v for k, v in result.reward_means.items()})
+    out.update({f"tools/{k}": v for k, v in result.tools.items()})
     return out
 
 
