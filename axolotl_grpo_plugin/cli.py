@@ -15,7 +15,7 @@ import sys
 # name -> (module with main(argv), one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("axolotl_grpo_plugin.demo.__main__", "GRPO teaches a tiny model the R1 format and to finish its reasoning, on CPU (minutes)"),
-    "check": ("axolotl_grpo_plugin.check", "check a training config without loading a model"),
+    "check": ("axolotl_grpo_plugin.check.command", "check a training config without loading a model"),
     "stats": ("axolotl_grpo_plugin.seqstats.cli", "prompt-token budgets of a config's datasets"),
     "plan": ("axolotl_grpo_plugin.plan.cli", "GPU memory and layout plan for a config"),
     "audit": ("axolotl_grpo_plugin.audit.__main__", "find the reward hacks: what degenerate completions score with the config's rewards (seconds, no model)"),

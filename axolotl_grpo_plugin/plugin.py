@@ -70,8 +70,8 @@ class GRPOPlugin(BasePlugin):
         if not self._ours(cfg):
             return
         from . import run_lock
+        from .check.prepare import prepare_config
         from .checkpoints import resume_target
-        from .checks import prepare_config
         from .config.run import read_run
         from .errors import GRPOConfigError
         from .launch import current_launch, global_rank
@@ -117,7 +117,7 @@ class GRPOPlugin(BasePlugin):
     def pre_model_load(self, cfg):
         if not self._ours(cfg):
             return
-        from .checks import async_key
+        from .check.trainer import async_key
         from .vllm import autostart, cpu
 
         with reported_as_exit():

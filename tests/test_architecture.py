@@ -120,14 +120,14 @@ def test_the_layer_check_finds_a_planted_upward_import():
     planted = {"axolotl_grpo_plugin.config.x": {"axolotl_grpo_plugin.registry", "axolotl_grpo_plugin.args"},
                "axolotl_grpo_plugin.config.y": {"axolotl_grpo_plugin.config.x", "axolotl_grpo_plugin.errors"},
                "axolotl_grpo_plugin.config.z": {"axolotl_grpo_plugin.configs"},
-               "axolotl_grpo_plugin.checks": {"axolotl_grpo_plugin.registry"}}
+               "axolotl_grpo_plugin.check.prepare": {"axolotl_grpo_plugin.registry"}}
     assert _config_imports_from_above(planted) == {"axolotl_grpo_plugin.config.x": ["axolotl_grpo_plugin.registry"],
                                                    "axolotl_grpo_plugin.config.z": ["axolotl_grpo_plugin.configs"]}
 
 
 # The watchdogs (watch/) use the vLLM server's life cycle (vllm/), never the other way round, and
 # neither imports the layers above the services: the plugin's hooks, the checks, the commands.
-ABOVE_SERVICES = tuple(f"axolotl_grpo_plugin.{m}" for m in ("plugin", "checks", "check", "names", "cli"))
+ABOVE_SERVICES = tuple(f"axolotl_grpo_plugin.{m}" for m in ("plugin", "check", "names", "cli"))
 MUST_NOT_IMPORT = {
     "axolotl_grpo_plugin.vllm": ("axolotl_grpo_plugin.watch", *ABOVE_SERVICES),
     "axolotl_grpo_plugin.watch": ABOVE_SERVICES,
@@ -150,10 +150,10 @@ def test_the_server_life_cycle_and_the_watchdogs_import_only_downwards():
 def test_the_watchdog_rule_finds_a_planted_upward_import():
     planted = {"axolotl_grpo_plugin.vllm.server": {"axolotl_grpo_plugin.watch.liveness", "axolotl_grpo_plugin.errors"},
                "axolotl_grpo_plugin.watch.liveness": {"axolotl_grpo_plugin.vllm.server"},
-               "axolotl_grpo_plugin.watch.saves": {"axolotl_grpo_plugin.checks"},
+               "axolotl_grpo_plugin.watch.saves": {"axolotl_grpo_plugin.check.prepare"},
                "axolotl_grpo_plugin.vllmx": {"axolotl_grpo_plugin.watch"}}
     assert _forbidden_imports(planted) == {"axolotl_grpo_plugin.vllm.server": ["axolotl_grpo_plugin.watch.liveness"],
-                                           "axolotl_grpo_plugin.watch.saves": ["axolotl_grpo_plugin.checks"]}
+                                           "axolotl_grpo_plugin.watch.saves": ["axolotl_grpo_plugin.check.prepare"]}
 
 
 def _sources() -> dict[Path, str]:
@@ -174,6 +174,34 @@ def test_each_concept_has_one_owner(pattern, owner):
     users = sorted(str(p.relative_to(PACKAGE)) for p, text in _sources().items()
                    if re.search(pattern, text) and p.is_relative_to(PACKAGE))
     assert users == [owner]
+
+
+# Issue 48: the `trl:` and `vllm:` sections are read by config/ alone (config/run.py declares each key once,
+# read_run reads them); everything else is handed the Run. A raw section read, or a key read from a
+# section-named mapping (`trl.get("beta")`, `vllm_cfg["max_model_len"]`), outside config/ is a second reader.
+RAW_SECTION_READ = re.compile(r"""\.get\(\s*["'](?:trl|vllm)["']|\[\s*["'](?:trl|vllm)["']\s*\]|\bsection\(\s*\w+,\s*["'](?:trl|vllm)["']""")
+
+
+def _second_readers(sources: dict[Path, str]) -> list[str]:
+    from axolotl_grpo_plugin.config.run import Trl, Vllm
+
+    keys = "|".join(sorted({*Trl.model_fields, *Vllm.model_fields}))
+    key_read = re.compile(rf"""\b(?:trl|vllm)\w*\s*(?:\.get\(\s*|\[\s*)["']({keys})["']""")
+    return sorted(f"{p.relative_to(PACKAGE)}:{text.count(chr(10), 0, m.start()) + 1}"
+                  for p, text in sources.items() if "config" not in p.relative_to(PACKAGE).parts[:-1]
+                  for pattern in (RAW_SECTION_READ, key_read) for m in pattern.finditer(text))
+
+
+def test_the_trl_and_vllm_keys_are_read_by_the_config_layer_alone():
+    sources = {p: text for p, text in _sources().items() if p.is_relative_to(PACKAGE)}
+    assert _second_readers(sources) == []
+
+
+def test_the_second_reader_rule_finds_a_planted_read():
+    planted = {PACKAGE / "x.py": 'trl = cfg.get("trl") or {}\nbeta = trl.get("beta")\n',
+               PACKAGE / "y.py": 'limit = vllm_cfg["max_model_len"]\nsection(cfg, "vllm")\n',
+               PACKAGE / "config" / "z.py": 'cfg.get("trl")\n'}
+    assert _second_readers(planted) == ["x.py:1", "x.py:2", "y.py:1", "y.py:2"]
 
 
 def test_the_plugin_keys_table_is_generated_from_args():

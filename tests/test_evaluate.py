@@ -440,7 +440,7 @@ def test_a_template_that_cannot_render_is_a_clear_error(smoke_cfg, tokenizer, te
 
 def test_eval_at_end_without_held_out_rows_fails_at_register(smoke_cfg, test_file):
     """A config check (checks.check_eval_at_end), so `check` refuses it too."""
-    from axolotl_grpo_plugin.checks import check_eval_at_end
+    from axolotl_grpo_plugin.check.trainer import check_eval_at_end
     from axolotl_grpo_plugin.launch import Launch
 
     def keys(cfg):

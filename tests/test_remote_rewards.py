@@ -219,7 +219,7 @@ def test_score_leaves_a_good_output_when_it_fails_midway(verifier, tmp_path):
 
 
 def test_check_reaches_the_verifier_unless_offline(verifier, embedded_model_dir, tmp_path, capsys):
-    from axolotl_grpo_plugin import check as check_tool
+    from axolotl_grpo_plugin.check import command as check_tool
 
     config = _write_config(tmp_path, verifier.url, ["correctness", "verifier"])
     asked = verifier.verifier.calls[""]

@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from axolotl_grpo_plugin.check import load_yaml, validate_with_axolotl
-from axolotl_grpo_plugin.check import main as check_main
-from axolotl_grpo_plugin.checks import Launch, check_batch, prepare_config
+from axolotl_grpo_plugin.check.batch import check_batch
+from axolotl_grpo_plugin.check.command import load_yaml, validate_with_axolotl
+from axolotl_grpo_plugin.check.command import main as check_main
+from axolotl_grpo_plugin.check.prepare import prepare_config
 from axolotl_grpo_plugin.config.run import read_run
 from axolotl_grpo_plugin.errors import GRPOConfigError
+from axolotl_grpo_plugin.launch import Launch
 from axolotl_grpo_plugin.plan.from_config import header_processes
 from axolotl_grpo_plugin.plan.layout import MEMORY_HEADER, layout_table, memory_header
 

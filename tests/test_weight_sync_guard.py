@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from axolotl_grpo_plugin.checks import CHECKS, prepare_config
+from axolotl_grpo_plugin.check.prepare import CHECKS, prepare_config
 from axolotl_grpo_plugin.config.run import read_run
 from axolotl_grpo_plugin.errors import GRPOConfigError
 from axolotl_grpo_plugin.launch import Launch
