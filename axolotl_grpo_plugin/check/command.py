@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import sys
-from pathlib import Path
 from typing import Any
 
 from .. import axolotl_validation, cloud, run_lock
@@ -33,12 +32,6 @@ from .prepare import check_model, prepare_config
 
 GPU_CAPABILITIES = {"bf16": True, "fp8": False, "tf32": True, "compute_capability": "sm_90"}
 CPU_CAPABILITIES = {"bf16": False, "fp8": False, "tf32": False, "compute_capability": None}
-
-
-def load_yaml(path: str | Path) -> dict[str, Any]:
-    """The config file through the one config reader (config/load.py), its path recorded as
-    `axolotl train` records it (rewards and transforms beside it import the same way)."""
-    return read_config(path)
 
 
 def validate_with_axolotl(raw: dict[str, Any], launch: Launch, run: Run | None = None):
@@ -131,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.has_gpu = cloud_cfg is not None or has_cuda_gpu()
             if cloud_cfg is not None and args.gpus is None:
                 args.gpus = cloud.gpu_count(cloud_cfg)
-            raw = load_yaml(args.config)
+            raw = read_config(args.config)  # its path recorded as `axolotl train` records it
             if args.base_model:
                 raw["base_model"] = args.base_model
             try:
