@@ -63,7 +63,7 @@ class GRPOPlugin(BasePlugin):
         return run if run is not None else read_run(cfg)
 
     def get_input_args(self) -> str:
-        return "axolotl_grpo_plugin.args.GRPOPluginArgs"
+        return "axolotl_grpo_plugin.config.args.GRPOPluginArgs"
 
     def register(self, cfg: dict):
         """Runs on the raw config, before Axolotl's schema drops unknown keys."""

@@ -98,7 +98,7 @@ def test_rewards_import_nothing_from_the_plugin():
 
 # The config layer is the bottom layer (issue 27): config/ imports only config/, args, defaults, errors.
 CONFIG_LAYER = "axolotl_grpo_plugin.config"
-CONFIG_MAY_IMPORT = (CONFIG_LAYER, "axolotl_grpo_plugin.args", "axolotl_grpo_plugin.defaults",
+CONFIG_MAY_IMPORT = (CONFIG_LAYER, "axolotl_grpo_plugin.config.args", "axolotl_grpo_plugin.config.defaults",
                      "axolotl_grpo_plugin.errors")
 
 
@@ -117,7 +117,7 @@ def test_the_config_layer_imports_nothing_above_it():
 
 
 def test_the_layer_check_finds_a_planted_upward_import():
-    planted = {"axolotl_grpo_plugin.config.x": {"axolotl_grpo_plugin.registry", "axolotl_grpo_plugin.args"},
+    planted = {"axolotl_grpo_plugin.config.x": {"axolotl_grpo_plugin.registry", "axolotl_grpo_plugin.config.args"},
                "axolotl_grpo_plugin.config.y": {"axolotl_grpo_plugin.config.x", "axolotl_grpo_plugin.errors"},
                "axolotl_grpo_plugin.config.z": {"axolotl_grpo_plugin.configs"},
                "axolotl_grpo_plugin.check.prepare": {"axolotl_grpo_plugin.registry"}}
@@ -162,7 +162,7 @@ def _sources() -> dict[Path, str]:
 
 @pytest.mark.parametrize("pattern, owner", [
     (r"""\.get\(\s*(["']grpo_plugin["']|SECTION)|\[\s*["']grpo_plugin["']\s*\]|getattr\([^)]*(["']grpo_plugin["']|SECTION)""",
-     "args.py"),                                     # the one reader of `grpo_plugin:`
+     "config/args.py"),                              # the one reader of `grpo_plugin:`
     (r"yaml\.(safe_)?load\(", "config/load.py"),     # the one config-file reader
     (r"TRANSFORMS\.load\(", "sources/transforms.py"),  # the one transform loader
     (r"""["']accura["']""", "registry/correctness.py"),  # the one rule for which reward judges "correct"
@@ -213,7 +213,7 @@ def test_the_plugin_keys_table_is_generated_from_args():
 
 
 def test_every_plugin_key_says_which_module_reads_it():
-    from axolotl_grpo_plugin.args import GRPOPluginSettings
+    from axolotl_grpo_plugin.config.args import GRPOPluginSettings
 
     for name, field in GRPOPluginSettings.model_fields.items():
         read_by = re.search(r"Read by ([\w/]+\.py)", field.description or "")
@@ -237,7 +237,7 @@ def test_the_defaults_module_matches_the_installed_trl_and_axolotl():
     from axolotl.utils.schemas.vllm import VllmConfig
     from trl import GRPOConfig
 
-    from axolotl_grpo_plugin import defaults
+    from axolotl_grpo_plugin.config import defaults
 
     fields = {f.name: f.default for f in dataclasses.fields(GRPOConfig)}
     assert fields["max_completion_length"] == defaults.MAX_COMPLETION_LENGTH
@@ -256,7 +256,7 @@ def test_the_vllm_endpoints_are_the_ones_the_installed_trl_client_calls():
 
     from trl.generation import vllm_client
 
-    from axolotl_grpo_plugin import defaults
+    from axolotl_grpo_plugin.config import defaults
 
     source = inspect.getsource(vllm_client.VLLMClient)
     assert f'{{self.base_url}}{defaults.VLLM_HEALTH_PATH}"' in source
@@ -268,7 +268,7 @@ def test_version_facts_live_only_in_defaults():
     pattern = re.compile(r"""(metadata\.version|installed_version)\(\s*["'](trl|axolotl)["']|__version__\s*(?:[<>!]=?|==)""")
     users = sorted(str(p.relative_to(PACKAGE)) for p, text in _sources().items()
                    if pattern.search(text) and p.is_relative_to(PACKAGE))
-    assert users == ["defaults.py"], users
+    assert users == ["config/defaults.py"], users
 
 
 def test_trl_defaults_are_written_only_in_defaults():
@@ -278,7 +278,7 @@ def test_trl_defaults_are_written_only_in_defaults():
                          r"""["']?\)?\s*(:\s*int\s*)?(=|\bor)\s*\d|^\w*TRL_DEFAULT\w*\s*=""", re.MULTILINE)
     copies = sorted(f"{p.relative_to(REPO)}:{text.count(chr(10), 0, m.start()) + 1}"
                     for p, text in _sources().items() for m in pattern.finditer(text)
-                    if p != PACKAGE / "defaults.py")
+                    if p != PACKAGE / "config" / "defaults.py")
     assert copies == [], copies
 
 
@@ -288,7 +288,7 @@ def test_trl_defaults_are_written_only_in_defaults():
     ("0.19.0", None, "0.19"), ("0.20.1", None, "0.20"), ("0.21.0", None, "0.21"), ("0.22.0.dev0", None, "0.21"),
 ])
 def test_a_release_gets_the_newest_row_not_newer_than_it(version, trl_row, axolotl_row):
-    from axolotl_grpo_plugin import defaults
+    from axolotl_grpo_plugin.config import defaults
 
     if trl_row:
         assert defaults.pick(defaults._TRL_ROWS, version).read_from == trl_row

@@ -16,8 +16,9 @@ import yaml
 from axolotl.utils.dict import DictDefault
 from conftest import subprocess_env
 
-from axolotl_grpo_plugin import axolotl_validation, defaults
+from axolotl_grpo_plugin import axolotl_validation
 from axolotl_grpo_plugin.check.command import CPU_CAPABILITIES, GPU_CAPABILITIES
+from axolotl_grpo_plugin.config import defaults
 
 
 REPO = Path(__file__).resolve().parents[1]

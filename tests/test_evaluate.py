@@ -382,7 +382,7 @@ def test_eval_at_end_settings_and_rank():
 def test_eval_at_end_schema_rejects_unknown_keys():
     from pydantic import ValidationError
 
-    from axolotl_grpo_plugin.args import GRPOPluginSettings
+    from axolotl_grpo_plugin.config.args import GRPOPluginSettings
 
     parsed = GRPOPluginSettings(eval_at_end={"samples": 2, "limit": 8})
     assert parsed.eval_at_end.samples == 2

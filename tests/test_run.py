@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from axolotl_grpo_plugin import args, defaults
+from axolotl_grpo_plugin.config import args, defaults
 from axolotl_grpo_plugin.config import run as run_module
 from axolotl_grpo_plugin.config.gpus import GpuLayoutError
 from axolotl_grpo_plugin.config.run import read_run
@@ -80,7 +80,7 @@ def test_the_layout_is_computed_once_per_launch(monkeypatch):
 def test_register_reads_the_plugin_section_once(gsm8k_cfg, monkeypatch):
     """The whole register route (relaunch, checks, autostart) shares the one Run."""
     from axolotl_grpo_plugin import launch
-    from axolotl_grpo_plugin.args import GRPOPluginSettings
+    from axolotl_grpo_plugin.config.args import GRPOPluginSettings
     from axolotl_grpo_plugin.plugin import GRPOPlugin
 
     parses = []

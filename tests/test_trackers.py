@@ -139,7 +139,7 @@ def test_check_judges_the_installed_pair():
     from packaging.version import Version
     from transformers import TrainingArguments
 
-    from axolotl_grpo_plugin import defaults
+    from axolotl_grpo_plugin.config import defaults
 
     if defaults.TRACKIO_VERSION is None:
         pytest.skip("trackio is not installed")

@@ -198,7 +198,7 @@ def test_server_push_sends_one_request_per_whole_layer_then_resets(monkeypatch):
     cpu_sync.install(generation)
     generation.sync_weights()
     posts = generation.vllm_client.session.posts
-    from axolotl_grpo_plugin.defaults import AXOLOTL
+    from axolotl_grpo_plugin.config.defaults import AXOLOTL
 
     assert all(url.endswith(AXOLOTL.cpu_push_path) for url, _ in posts)
     assert [names[0].split(".")[:3] for _, names in posts[1:]] == [["model", "layers", "0"], ["model", "layers", "1"]]

@@ -304,7 +304,7 @@ def test_attach_skips_trainers_without_vllm():
 def test_bad_settings_are_refused_by_the_schema():
     from pydantic import ValidationError
 
-    from axolotl_grpo_plugin.args import GRPOPluginSettings
+    from axolotl_grpo_plugin.config.args import GRPOPluginSettings
 
     with pytest.raises(ValidationError):
         GRPOPluginSettings.model_validate({"weight_sync_guard": {"treshold": 0.1}})

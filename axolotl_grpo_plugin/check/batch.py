@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from .. import defaults
+from ..config import defaults
 from ..config.batching import generation_batch_size, micro_batch_sizes_for, valid_num_generations
 from ..config.run import Run, write
 from ..errors import Problem

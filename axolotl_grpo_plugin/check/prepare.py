@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, MutableMapping
 from typing import Any
 
-from .. import defaults
+from ..config import defaults
 from ..config.run import Run, read_run
 from ..config.unknown_keys import unknown_key_problems, unknown_top_level_warnings
 from ..enabled import only_ours

@@ -3,8 +3,7 @@ trackers, the held-out evaluations."""
 
 from __future__ import annotations
 
-from .. import defaults
-from ..config import trl_args
+from ..config import defaults, trl_args
 from ..config.run import Run
 from ..errors import Problem
 from ..launch import Launch

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import names
-from ..defaults import CONFIG_PATH_KEY
+from ..config.defaults import CONFIG_PATH_KEY
 from ..errors import PluginError
 from ..sources import data
 from ..sources.chat_template import resolve_chat_template
