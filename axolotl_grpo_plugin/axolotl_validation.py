@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import defaults
+from .config import defaults
 from .enabled import only_ours
 
 
@@ -48,7 +48,7 @@ def schema(ours: bool):
 
     if not ours:
         return AxolotlConfigWCapabilities
-    from .args import GRPOPluginArgs
+    from .config.args import GRPOPluginArgs
 
     return type("AxolotlConfigWCapabilities", (AxolotlConfigWCapabilities, GRPOPluginArgs),
                 {"__module__": __name__})

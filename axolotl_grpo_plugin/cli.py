@@ -15,7 +15,7 @@ import sys
 # name -> (module with main(argv), one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("axolotl_grpo_plugin.demo.__main__", "GRPO teaches a tiny model the R1 format and to finish its reasoning, on CPU (minutes)"),
-    "check": ("axolotl_grpo_plugin.check", "check a training config without loading a model"),
+    "check": ("axolotl_grpo_plugin.check.command", "check a training config without loading a model"),
     "stats": ("axolotl_grpo_plugin.seqstats.cli", "prompt-token budgets of a config's datasets"),
     "plan": ("axolotl_grpo_plugin.plan.cli", "GPU memory and layout plan for a config"),
     "audit": ("axolotl_grpo_plugin.audit.__main__", "find the reward hacks: what degenerate completions score with the config's rewards (seconds, no model)"),
@@ -73,6 +73,28 @@ def renamed(parser: argparse.ArgumentParser, old: str, new: str, **kwargs) -> No
                 setattr(namespace, self.dest, values)
 
     parser.add_argument(old, action=Note, help=argparse.SUPPRESS, default=argparse.SUPPRESS, **kwargs)
+
+
+def add_sampling_flags(parser: argparse.ArgumentParser, decides: str) -> None:
+    """The flags of the tools that sample a model and score it with the config's rewards (probe,
+    evaluate): one definition, so they read and default the same in both."""
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    parser.add_argument("--batch-size", type=int, default=64,
+                        help="sequences per generate call for transformers (default 64; a model under 20M "
+                        "parameters generates on one CPU thread, which is faster)")
+    parser.add_argument("--backend", choices=["auto", "vllm", "transformers"], default="auto",
+                        help="auto (default): vLLM wherever it runs (a GPU, or vLLM's CPU build with a model "
+                        "of head_dim >= 32), else transformers")
+    parser.add_argument("--device", help="torch device for transformers (default: cuda if present)")
+    parser.add_argument("--correct-reward", help=f"reward that decides {decides} (default: the one named *correct*)")
+
+
+def add_output_flags(parser: argparse.ArgumentParser) -> None:
+    """--no-progress and --verbose, as the sampling tools (probe, evaluate) give them."""
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--verbose", action="store_true", help="also show what torch, datasets and "
+                        "transformers print while loading (by default it goes to a log file, "
+                        "whose path is printed at the end)")
 
 
 def main(argv: list[str] | None = None) -> int:

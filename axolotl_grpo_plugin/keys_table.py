@@ -1,4 +1,4 @@
-"""The "Plugin keys" table of docs/plugin-keys.md, generated from the field descriptions in `args.py`, so
+"""The "Plugin keys" table of docs/plugin-keys.md, generated from the field descriptions in `config/args.py`, so
 the documentation cannot drift from the schema (a test compares them).
 
     python -m axolotl_grpo_plugin.keys_table            # print the table
@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .args import GRPOPluginSettings
+from .config.args import GRPOPluginSettings
 
 
 PAGE = "docs/plugin-keys.md"

@@ -27,9 +27,9 @@ from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
+from .config.defaults import AXOLOTL_NAME, CONFIG_PATH_KEY
 from .config.load import copy_config
 from .config.run import Run, read_run, write
-from .defaults import AXOLOTL_NAME, CONFIG_PATH_KEY
 from .errors import GRPOConfigError, Problem
 from .registry import REWARDS, TRANSFORMS, is_contained_path, path_attribute
 from .registry.imports import import_attribute

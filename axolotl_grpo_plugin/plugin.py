@@ -63,15 +63,15 @@ class GRPOPlugin(BasePlugin):
         return run if run is not None else read_run(cfg)
 
     def get_input_args(self) -> str:
-        return "axolotl_grpo_plugin.args.GRPOPluginArgs"
+        return "axolotl_grpo_plugin.config.args.GRPOPluginArgs"
 
     def register(self, cfg: dict):
         """Runs on the raw config, before Axolotl's schema drops unknown keys."""
         if not self._ours(cfg):
             return
         from . import run_lock
+        from .check.prepare import prepare_config
         from .checkpoints import resume_target
-        from .checks import prepare_config
         from .config.run import read_run
         from .errors import GRPOConfigError
         from .launch import current_launch, global_rank
@@ -119,7 +119,7 @@ class GRPOPlugin(BasePlugin):
     def pre_model_load(self, cfg):
         if not self._ours(cfg):
             return
-        from .checks import async_key
+        from .check.trainer import async_key
         from .tools import trainer as tool_trainer
         from .vllm import autostart, cpu
 

@@ -32,8 +32,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = ("import sys, axolotl.utils.config, axolotl.integrations.base\n"
-             "from axolotl_grpo_plugin.check import main\nsys.exit(main(sys.argv[1:]))")
-CURRENT = "import sys\nfrom axolotl_grpo_plugin.check import main\nsys.exit(main(sys.argv[1:]))"
+             "from axolotl_grpo_plugin.check.command import main\nsys.exit(main(sys.argv[1:]))")
+CURRENT = "import sys\nfrom axolotl_grpo_plugin.check.command import main\nsys.exit(main(sys.argv[1:]))"
 
 
 def cases(folder: Path) -> dict[str, tuple[Path, int]]:

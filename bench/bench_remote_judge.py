@@ -66,7 +66,7 @@ def main(argv=None) -> int:
 
     from test_remote_judge_vllm import MODEL_NAME, TEMPLATE, start_judge_server, stop, wait_healthy
 
-    from axolotl_grpo_plugin.args import RemoteRewardSettings
+    from axolotl_grpo_plugin.config.args import RemoteRewardSettings
     from axolotl_grpo_plugin.remote import declared
 
     proc = None

@@ -122,7 +122,7 @@ def pin_cpu_vllm(monkeypatch, installed: bool) -> None:
     """Pin the fact "vLLM's CPU build is installed, on a machine without CUDA"
     (`vllm/cpu.is_cpu_vllm`) for one test, so it asserts the same in the plain venv and in
     .venv-vllm (scripts/setup-vllm-cpu.sh). Both names: checks imports it."""
-    from axolotl_grpo_plugin import checks
+    from axolotl_grpo_plugin.check import hardware as checks
     from axolotl_grpo_plugin.vllm import cpu
 
     monkeypatch.setattr(cpu, "is_cpu_vllm", lambda: installed)

@@ -98,7 +98,7 @@ def test_rewards_import_nothing_from_the_plugin():
 
 # The config layer is the bottom layer (issue 27): config/ imports only config/, args, defaults, errors.
 CONFIG_LAYER = "axolotl_grpo_plugin.config"
-CONFIG_MAY_IMPORT = (CONFIG_LAYER, "axolotl_grpo_plugin.args", "axolotl_grpo_plugin.defaults",
+CONFIG_MAY_IMPORT = (CONFIG_LAYER, "axolotl_grpo_plugin.config.args", "axolotl_grpo_plugin.config.defaults",
                      "axolotl_grpo_plugin.errors")
 
 
@@ -117,17 +117,17 @@ def test_the_config_layer_imports_nothing_above_it():
 
 
 def test_the_layer_check_finds_a_planted_upward_import():
-    planted = {"axolotl_grpo_plugin.config.x": {"axolotl_grpo_plugin.registry", "axolotl_grpo_plugin.args"},
+    planted = {"axolotl_grpo_plugin.config.x": {"axolotl_grpo_plugin.registry", "axolotl_grpo_plugin.config.args"},
                "axolotl_grpo_plugin.config.y": {"axolotl_grpo_plugin.config.x", "axolotl_grpo_plugin.errors"},
                "axolotl_grpo_plugin.config.z": {"axolotl_grpo_plugin.configs"},
-               "axolotl_grpo_plugin.checks": {"axolotl_grpo_plugin.registry"}}
+               "axolotl_grpo_plugin.check.prepare": {"axolotl_grpo_plugin.registry"}}
     assert _config_imports_from_above(planted) == {"axolotl_grpo_plugin.config.x": ["axolotl_grpo_plugin.registry"],
                                                    "axolotl_grpo_plugin.config.z": ["axolotl_grpo_plugin.configs"]}
 
 
 # The watchdogs (watch/) use the vLLM server's life cycle (vllm/), never the other way round, and
 # neither imports the layers above the services: the plugin's hooks, the checks, the commands.
-ABOVE_SERVICES = tuple(f"axolotl_grpo_plugin.{m}" for m in ("plugin", "checks", "check", "names", "cli"))
+ABOVE_SERVICES = tuple(f"axolotl_grpo_plugin.{m}" for m in ("plugin", "check", "names", "cli"))
 MUST_NOT_IMPORT = {
     "axolotl_grpo_plugin.vllm": ("axolotl_grpo_plugin.watch", *ABOVE_SERVICES),
     "axolotl_grpo_plugin.watch": ABOVE_SERVICES,
@@ -150,10 +150,10 @@ def test_the_server_life_cycle_and_the_watchdogs_import_only_downwards():
 def test_the_watchdog_rule_finds_a_planted_upward_import():
     planted = {"axolotl_grpo_plugin.vllm.server": {"axolotl_grpo_plugin.watch.liveness", "axolotl_grpo_plugin.errors"},
                "axolotl_grpo_plugin.watch.liveness": {"axolotl_grpo_plugin.vllm.server"},
-               "axolotl_grpo_plugin.watch.saves": {"axolotl_grpo_plugin.checks"},
+               "axolotl_grpo_plugin.watch.saves": {"axolotl_grpo_plugin.check.prepare"},
                "axolotl_grpo_plugin.vllmx": {"axolotl_grpo_plugin.watch"}}
     assert _forbidden_imports(planted) == {"axolotl_grpo_plugin.vllm.server": ["axolotl_grpo_plugin.watch.liveness"],
-                                           "axolotl_grpo_plugin.watch.saves": ["axolotl_grpo_plugin.checks"]}
+                                           "axolotl_grpo_plugin.watch.saves": ["axolotl_grpo_plugin.check.prepare"]}
 
 
 def _sources() -> dict[Path, str]:
@@ -162,7 +162,7 @@ def _sources() -> dict[Path, str]:
 
 @pytest.mark.parametrize("pattern, owner", [
     (r"""\.get\(\s*(["']grpo_plugin["']|SECTION)|\[\s*["']grpo_plugin["']\s*\]|getattr\([^)]*(["']grpo_plugin["']|SECTION)""",
-     "args.py"),                                     # the one reader of `grpo_plugin:`
+     "config/args.py"),                              # the one reader of `grpo_plugin:`
     (r"yaml\.(safe_)?load\(", "config/load.py"),     # the one config-file reader
     (r"TRANSFORMS\.load\(", "sources/transforms.py"),  # the one transform loader
     (r"""["']accura["']""", "registry/correctness.py"),  # the one rule for which reward judges "correct"
@@ -176,6 +176,34 @@ def test_each_concept_has_one_owner(pattern, owner):
     assert users == [owner]
 
 
+# Issue 48: the `trl:` and `vllm:` sections are read by config/ alone (config/run.py declares each key once,
+# read_run reads them); everything else is handed the Run. A raw section read, or a key read from a
+# section-named mapping (`trl.get("beta")`, `vllm_cfg["max_model_len"]`), outside config/ is a second reader.
+RAW_SECTION_READ = re.compile(r"""\.get\(\s*["'](?:trl|vllm)["']|\[\s*["'](?:trl|vllm)["']\s*\]|\bsection\(\s*\w+,\s*["'](?:trl|vllm)["']""")
+
+
+def _second_readers(sources: dict[Path, str]) -> list[str]:
+    from axolotl_grpo_plugin.config.run import Trl, Vllm
+
+    keys = "|".join(sorted({*Trl.model_fields, *Vllm.model_fields}))
+    key_read = re.compile(rf"""\b(?:trl|vllm)\w*\s*(?:\.get\(\s*|\[\s*)["']({keys})["']""")
+    return sorted(f"{p.relative_to(PACKAGE)}:{text.count(chr(10), 0, m.start()) + 1}"
+                  for p, text in sources.items() if "config" not in p.relative_to(PACKAGE).parts[:-1]
+                  for pattern in (RAW_SECTION_READ, key_read) for m in pattern.finditer(text))
+
+
+def test_the_trl_and_vllm_keys_are_read_by_the_config_layer_alone():
+    sources = {p: text for p, text in _sources().items() if p.is_relative_to(PACKAGE)}
+    assert _second_readers(sources) == []
+
+
+def test_the_second_reader_rule_finds_a_planted_read():
+    planted = {PACKAGE / "x.py": 'trl = cfg.get("trl") or {}\nbeta = trl.get("beta")\n',
+               PACKAGE / "y.py": 'limit = vllm_cfg["max_model_len"]\nsection(cfg, "vllm")\n',
+               PACKAGE / "config" / "z.py": 'cfg.get("trl")\n'}
+    assert _second_readers(planted) == ["x.py:1", "x.py:2", "y.py:1", "y.py:2"]
+
+
 def test_the_plugin_keys_table_is_generated_from_args():
     from axolotl_grpo_plugin.keys_table import PAGE, with_table
 
@@ -185,7 +213,7 @@ def test_the_plugin_keys_table_is_generated_from_args():
 
 
 def test_every_plugin_key_says_which_module_reads_it():
-    from axolotl_grpo_plugin.args import GRPOPluginSettings
+    from axolotl_grpo_plugin.config.args import GRPOPluginSettings
 
     for name, field in GRPOPluginSettings.model_fields.items():
         read_by = re.search(r"Read by ([\w/]+\.py)", field.description or "")
@@ -209,7 +237,7 @@ def test_the_defaults_module_matches_the_installed_trl_and_axolotl():
     from axolotl.utils.schemas.vllm import VllmConfig
     from trl import GRPOConfig
 
-    from axolotl_grpo_plugin import defaults
+    from axolotl_grpo_plugin.config import defaults
 
     fields = {f.name: f.default for f in dataclasses.fields(GRPOConfig)}
     assert fields["max_completion_length"] == defaults.MAX_COMPLETION_LENGTH
@@ -228,7 +256,7 @@ def test_the_vllm_endpoints_are_the_ones_the_installed_trl_client_calls():
 
     from trl.generation import vllm_client
 
-    from axolotl_grpo_plugin import defaults
+    from axolotl_grpo_plugin.config import defaults
 
     source = inspect.getsource(vllm_client.VLLMClient)
     assert f'{{self.base_url}}{defaults.VLLM_HEALTH_PATH}"' in source
@@ -240,7 +268,7 @@ def test_version_facts_live_only_in_defaults():
     pattern = re.compile(r"""(metadata\.version|installed_version)\(\s*["'](trl|axolotl)["']|__version__\s*(?:[<>!]=?|==)""")
     users = sorted(str(p.relative_to(PACKAGE)) for p, text in _sources().items()
                    if pattern.search(text) and p.is_relative_to(PACKAGE))
-    assert users == ["defaults.py"], users
+    assert users == ["config/defaults.py"], users
 
 
 def test_trl_defaults_are_written_only_in_defaults():
@@ -250,7 +278,7 @@ def test_trl_defaults_are_written_only_in_defaults():
                          r"""["']?\)?\s*(:\s*int\s*)?(=|\bor)\s*\d|^\w*TRL_DEFAULT\w*\s*=""", re.MULTILINE)
     copies = sorted(f"{p.relative_to(REPO)}:{text.count(chr(10), 0, m.start()) + 1}"
                     for p, text in _sources().items() for m in pattern.finditer(text)
-                    if p != PACKAGE / "defaults.py")
+                    if p != PACKAGE / "config" / "defaults.py")
     assert copies == [], copies
 
 
@@ -260,7 +288,7 @@ def test_trl_defaults_are_written_only_in_defaults():
     ("0.19.0", None, "0.19"), ("0.20.1", None, "0.20"), ("0.21.0", None, "0.21"), ("0.22.0.dev0", None, "0.21"),
 ])
 def test_a_release_gets_the_newest_row_not_newer_than_it(version, trl_row, axolotl_row):
-    from axolotl_grpo_plugin import defaults
+    from axolotl_grpo_plugin.config import defaults
 
     if trl_row:
         assert defaults.pick(defaults._TRL_ROWS, version).read_from == trl_row

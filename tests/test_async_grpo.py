@@ -12,8 +12,8 @@ import textwrap
 import pytest
 import yaml
 
-from axolotl_grpo_plugin import defaults
-from axolotl_grpo_plugin.checks import async_grpo_warnings, check_async_grpo
+from axolotl_grpo_plugin.check.trainer import async_grpo_warnings, check_async_grpo
+from axolotl_grpo_plugin.config import defaults
 from axolotl_grpo_plugin.config.run import read_run
 from axolotl_grpo_plugin.launch import Launch
 

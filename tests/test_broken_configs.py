@@ -49,7 +49,7 @@ def broken(row: dict, model_dir: Path) -> dict:
 
 
 def run_check(path: Path, launch: dict) -> tuple[int, str]:
-    from axolotl_grpo_plugin import check
+    from axolotl_grpo_plugin.check import command as check
 
     argv = [str(path), "--gpu" if launch["gpu"] else "--cpu", "--processes", str(launch["processes"]),
             "--gpus", str(launch["gpus"])]
@@ -158,7 +158,7 @@ def test_axolotl_train_refuses_before_the_model_loads(row, model_dir, tmp_path):
 
 
 def test_check_defaults_to_the_gpus_the_launch_needs():
-    from axolotl_grpo_plugin.check import default_gpus
+    from axolotl_grpo_plugin.check.command import default_gpus
 
     gsm8k = yaml.safe_load((REPO_ROOT / BASES["gsm8k"]).read_text())  # vllm_autostart, 1 server GPU
     assert default_gpus(read_run(gsm8k), 1, has_gpu=True) == 2

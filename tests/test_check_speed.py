@@ -16,8 +16,9 @@ import yaml
 from axolotl.utils.dict import DictDefault
 from conftest import subprocess_env
 
-from axolotl_grpo_plugin import axolotl_validation, defaults
-from axolotl_grpo_plugin.check import CPU_CAPABILITIES, GPU_CAPABILITIES
+from axolotl_grpo_plugin import axolotl_validation
+from axolotl_grpo_plugin.check.command import CPU_CAPABILITIES, GPU_CAPABILITIES
+from axolotl_grpo_plugin.config import defaults
 
 
 REPO = Path(__file__).resolve().parents[1]
@@ -71,7 +72,7 @@ def test_a_bad_config_gets_axolotls_own_error(change):
 @fast_path
 def test_a_full_check_leaves_transformers_models_and_peft_unimported(embedded_model_dir):
     config = REPO / "configs" / "smoke.yaml"  # its base_model is the embedded model, built by the fixture
-    code = ("import sys; from axolotl_grpo_plugin.check import main; rc = main([sys.argv[1], '--cpu', '--offline']); "
+    code = ("import sys; from axolotl_grpo_plugin.check.command import main; rc = main([sys.argv[1], '--cpu', '--offline']); "
             "print([rc, *(m in sys.modules for m in ('axolotl.utils.config', 'peft', 'axolotl.integrations.base'))])")
     done = subprocess.run([sys.executable, "-c", code, str(config)], capture_output=True, text=True, timeout=300,
                           cwd=REPO, env=subprocess_env())

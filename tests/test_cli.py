@@ -96,7 +96,7 @@ def test_configs_chain_the_smollm2_pipeline_inside_the_folder(tmp_path):
 def test_check_gpu_warns_when_vllm_is_not_installed_here(repo_root, capsys, monkeypatch):
     import importlib.util
 
-    from axolotl_grpo_plugin import check
+    from axolotl_grpo_plugin.check import command as check
 
     if importlib.util.find_spec("vllm") is not None:
         pytest.skip("vLLM is installed in this environment")
@@ -109,7 +109,8 @@ def test_check_gpu_warns_when_vllm_is_not_installed_here(repo_root, capsys, monk
 @pytest.mark.parametrize("omp", [None, "2"])
 def test_check_cpu_says_when_the_trainer_would_get_one_thread(omp, repo_root, embedded_model_dir, capsys,
                                                              monkeypatch):
-    from axolotl_grpo_plugin import check, launch
+    from axolotl_grpo_plugin import launch
+    from axolotl_grpo_plugin.check import command as check
 
     monkeypatch.chdir(repo_root)
     monkeypatch.setattr(launch, "available_cores", lambda: 4)

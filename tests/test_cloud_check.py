@@ -36,7 +36,7 @@ def test_a_missing_docker_cli_is_said_before_launching(shipped, monkeypatch):
 
 
 def test_check_cloud_warns_for_the_local_config_and_checks_the_containers_gpus(repo_root, capsys, monkeypatch):
-    from axolotl_grpo_plugin import check
+    from axolotl_grpo_plugin.check import command as check
 
     monkeypatch.chdir(repo_root)
     assert check.main(["configs/gsm8k.yaml", "--cloud", "cloud.yaml", "--processes", "1"]) == 0

@@ -70,7 +70,7 @@ def test_a_yaml_syntax_error_names_the_line(tmp_path):
 
 def test_the_check_cli_calls_a_yaml_error_a_yaml_error_not_an_axolotl_rejection(tmp_path, capsys):
     """Issue 13: `check bad.yaml` used to say "Axolotl rejected bad.yaml" for a syntax error."""
-    from axolotl_grpo_plugin.check import main
+    from axolotl_grpo_plugin.check.command import main
 
     path = tmp_path / "bad.yaml"
     path.write_text("base_model: x\nrl: grpo\n  trl: {\n", encoding="utf-8")

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from conftest import run_axolotl_train
 
-from axolotl_grpo_plugin.args import DoctorSettings
+from axolotl_grpo_plugin.config.args import DoctorSettings
 from axolotl_grpo_plugin.observe.doctor import CLIPPED, ZERO_STD, Doctor, resolve
 
 
@@ -97,7 +97,7 @@ def test_streams_without_the_metrics_are_ignored():
 def test_settings_resolve_and_reject_bad_values():
     assert resolve(False) is None and resolve(None) == DoctorSettings()
     assert resolve({"steps": 5}).steps == 5
-    from axolotl_grpo_plugin.args import settings
+    from axolotl_grpo_plugin.config.args import settings
     from axolotl_grpo_plugin.errors import GRPOConfigError
 
     with pytest.raises(GRPOConfigError, match="grpo_plugin.doctor"):

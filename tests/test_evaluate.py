@@ -382,7 +382,7 @@ def test_eval_at_end_settings_and_rank():
 def test_eval_at_end_schema_rejects_unknown_keys():
     from pydantic import ValidationError
 
-    from axolotl_grpo_plugin.args import GRPOPluginSettings
+    from axolotl_grpo_plugin.config.args import GRPOPluginSettings
 
     parsed = GRPOPluginSettings(eval_at_end={"samples": 2, "limit": 8})
     assert parsed.eval_at_end.samples == 2
@@ -440,7 +440,7 @@ def test_a_template_that_cannot_render_is_a_clear_error(smoke_cfg, tokenizer, te
 
 def test_eval_at_end_without_held_out_rows_fails_at_register(smoke_cfg, test_file):
     """A config check (checks.check_eval_at_end), so `check` refuses it too."""
-    from axolotl_grpo_plugin.checks import check_eval_at_end
+    from axolotl_grpo_plugin.check.trainer import check_eval_at_end
     from axolotl_grpo_plugin.launch import Launch
 
     def keys(cfg):

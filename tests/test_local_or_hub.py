@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from axolotl_grpo_plugin.checks import prepare_config
+from axolotl_grpo_plugin.check.prepare import prepare_config
 from axolotl_grpo_plugin.errors import GRPOConfigError
 from axolotl_grpo_plugin.launch import Launch
 from axolotl_grpo_plugin.sources.data import is_local

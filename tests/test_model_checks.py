@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from axolotl_grpo_plugin import checks
-from axolotl_grpo_plugin.checks import Launch, prepare_config
+from axolotl_grpo_plugin.check import files, hardware, prepare
+from axolotl_grpo_plugin.check.prepare import prepare_config
 from axolotl_grpo_plugin.errors import GRPOConfigError
+from axolotl_grpo_plugin.launch import Launch
 
 
 GPU1 = Launch(processes=1, has_gpu=True)
@@ -57,9 +58,9 @@ def tiny_folder(tmp_path: Path, eos: str | None, bos: str | None = "<s>") -> Pat
 
 
 def test_the_new_checks_run_in_register_too():
-    for check in (checks.check_model_folder, checks.check_end_of_turn, checks.check_context_fits):
+    for check in (files.check_model_folder, files.check_end_of_turn, hardware.check_context_fits):
         # prepare_config runs both lists (the library ones once the others pass), for check and train
-        assert check in checks.CHECKS + checks.LIBRARY_CHECKS
+        assert check in prepare.CHECKS + prepare.LIBRARY_CHECKS
 
 
 def test_eos_equal_to_bos_is_refused_with_both_fixes(tmp_path):
@@ -122,18 +123,18 @@ def test_an_sft_config_in_half_precision_is_refused_on_cpu(embedded_model_dir, p
     """An SFT config with bf16: true passed `check --cpu` and crashed in transformers' TrainingArguments."""
     cfg = sft_config(embedded_model_dir, **precision)
     with pytest.raises(GRPOConfigError) as refused:
-        checks.check_model(cfg, Launch(processes=1, has_gpu=False))
+        prepare.check_model(cfg, Launch(processes=1, has_gpu=False))
     (found,) = refused.value.problems
     assert says in found.message and "`bf16: false` and `fp16: false`" in found.fix
-    assert checks.check_model(cfg, GPU1)[1] == []  # on a GPU the same config is fine
-    assert checks.check_model(sft_config(embedded_model_dir, bf16=False, fp16=False),
+    assert prepare.check_model(cfg, GPU1)[1] == []  # on a GPU the same config is fine
+    assert prepare.check_model(sft_config(embedded_model_dir, bf16=False, fp16=False),
                               Launch(processes=1, has_gpu=False))[1] == []
 
 
 def test_an_sft_config_with_deepspeed_on_cpu_is_told_to_drop_it_not_pointed_at_grpo_configs(embedded_model_dir):
     cfg = sft_config(embedded_model_dir, bf16=False, fp16=False, deepspeed="zero2.json")
     with pytest.raises(GRPOConfigError) as refused:
-        checks.check_model(cfg, Launch(processes=1, has_gpu=False))
+        prepare.check_model(cfg, Launch(processes=1, has_gpu=False))
     (found,) = refused.value.problems
     assert found.key == "deepspeed" and "remove `deepspeed`" in found.fix and "smoke.yaml" not in found.fix
 
@@ -141,7 +142,7 @@ def test_an_sft_config_with_deepspeed_on_cpu_is_told_to_drop_it_not_pointed_at_g
 def test_check_cli_names_bf16_of_an_sft_config_on_cpu(embedded_model_dir, tmp_path, capsys):
     import yaml
 
-    from axolotl_grpo_plugin import check
+    from axolotl_grpo_plugin.check import command as check
 
     path = tmp_path / "sft.yaml"
     path.write_text(yaml.safe_dump(sft_config(embedded_model_dir, bf16=True)))

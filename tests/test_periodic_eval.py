@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 from transformers import TrainerControl, TrainerState
 
-from axolotl_grpo_plugin.checks import check_eval_every
+from axolotl_grpo_plugin.check.trainer import check_eval_every
 from axolotl_grpo_plugin.config.run import read_run
 from axolotl_grpo_plugin.evaluate import periodic
 from axolotl_grpo_plugin.evaluate.best import BestTracker

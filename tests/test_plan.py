@@ -154,7 +154,7 @@ def test_levers_rank_by_saving_and_lora_beats_full():
 def test_a_config_without_the_keys_gets_the_installed_trl_defaults(monkeypatch, release):
     """Issue 27: the plan used 256 for an unset `trl.max_completion_length` whatever the
     release, so on Axolotl 0.21 (TRL 1.14, default 512) it planned half the completion."""
-    from axolotl_grpo_plugin import defaults
+    from axolotl_grpo_plugin.config import defaults
     from axolotl_grpo_plugin.plan.from_config import workload_from_config
 
     (row,) = [r for r in defaults._TRL_ROWS.values() if r.read_from == release]

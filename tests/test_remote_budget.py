@@ -15,7 +15,7 @@ from queue import Empty
 import pytest
 from verifier_server import Running
 
-from axolotl_grpo_plugin.args import RemoteRewardSettings
+from axolotl_grpo_plugin.config.args import RemoteRewardSettings
 from axolotl_grpo_plugin.remote import declared, ledger
 from axolotl_grpo_plugin.remote.ledger import LEDGER_FILE, Ledger, LedgerError
 

@@ -90,7 +90,7 @@ def judge_url(tmp_path_factory):
 
 
 def judge(name, url, **keys):
-    from axolotl_grpo_plugin.args import RemoteRewardSettings
+    from axolotl_grpo_plugin.config.args import RemoteRewardSettings
     from axolotl_grpo_plugin.remote import declared
 
     spec = RemoteRewardSettings(name=name, kind="judge", base_url=url, model=MODEL_NAME, template=TEMPLATE,

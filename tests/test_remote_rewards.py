@@ -15,7 +15,7 @@ import yaml
 from conftest import REPO_ROOT
 from verifier_server import Running
 
-from axolotl_grpo_plugin.args import RemoteRewardSettings
+from axolotl_grpo_plugin.config.args import RemoteRewardSettings
 from axolotl_grpo_plugin.config.run import read_run
 from axolotl_grpo_plugin.errors import GRPOConfigError
 from axolotl_grpo_plugin.names import resolve_names
@@ -164,7 +164,7 @@ def test_check_names_the_key_the_value_and_the_fix(entry, key, says):
 
 
 def test_a_bad_value_is_a_config_error_naming_the_nested_key():
-    from axolotl_grpo_plugin.args import settings
+    from axolotl_grpo_plugin.config.args import settings
 
     with pytest.raises(GRPOConfigError) as err:
         settings({"grpo_plugin": {"remote_rewards": [{"name": "v", "kind": "http", "url": "http://x/",
@@ -219,7 +219,7 @@ def test_score_leaves_a_good_output_when_it_fails_midway(verifier, tmp_path):
 
 
 def test_check_reaches_the_verifier_unless_offline(verifier, embedded_model_dir, tmp_path, capsys):
-    from axolotl_grpo_plugin import check as check_tool
+    from axolotl_grpo_plugin.check import command as check_tool
 
     config = _write_config(tmp_path, verifier.url, ["correctness", "verifier"])
     asked = verifier.verifier.calls[""]

@@ -111,7 +111,7 @@ def test_auto_resume_takes_the_last_whole_checkpoint_past_one_cut_short_while_sa
     the run died (or the disk filled). Auto-resume would pick it (the highest N) and fail after
     the model loaded; it resumes from the last whole one instead, and says so. With none whole,
     or the torn one named explicitly, check refuses with the fix."""
-    from axolotl_grpo_plugin.checks import check_resume, resume_from_last_whole
+    from axolotl_grpo_plugin.check.files import check_resume, resume_from_last_whole
     from axolotl_grpo_plugin.launch import Launch
 
     out = tmp_path / "out"

@@ -243,7 +243,7 @@ def test_check_warns_about_a_busy_output_dir_without_taking_it(tmp_path, capsys)
     import yaml
     from conftest import REPO_ROOT
 
-    from axolotl_grpo_plugin import check
+    from axolotl_grpo_plugin.check import command as check
 
     out = tmp_path / "out"
     cfg = yaml.safe_load((REPO_ROOT / "configs" / "smoke.yaml").read_text())

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from axolotl_grpo_plugin import args, defaults
+from axolotl_grpo_plugin.config import args, defaults
 from axolotl_grpo_plugin.config import run as run_module
 from axolotl_grpo_plugin.config.gpus import GpuLayoutError
 from axolotl_grpo_plugin.config.run import read_run
@@ -80,7 +80,7 @@ def test_the_layout_is_computed_once_per_launch(monkeypatch):
 def test_register_reads_the_plugin_section_once(gsm8k_cfg, monkeypatch):
     """The whole register route (relaunch, checks, autostart) shares the one Run."""
     from axolotl_grpo_plugin import launch
-    from axolotl_grpo_plugin.args import GRPOPluginSettings
+    from axolotl_grpo_plugin.config.args import GRPOPluginSettings
     from axolotl_grpo_plugin.plugin import GRPOPlugin
 
     parses = []
@@ -102,7 +102,7 @@ def test_register_reads_the_plugin_section_once(gsm8k_cfg, monkeypatch):
     ({"vllm_server_host": "::1", "vllm_server_port": 9000}, {"host": "10.1.2.3", "port": 8123}, ("::1", 9000)),
 ])
 def test_the_trainers_vllm_address_is_resolved_once_and_written_as_read(trl, vllm, address):
-    from axolotl_grpo_plugin.checks import fill_vllm_server_address
+    from axolotl_grpo_plugin.check.hardware import fill_vllm_server_address
     from axolotl_grpo_plugin.vllm.autostart import autostart_problems
 
     cfg = {"trl": {"use_vllm": True, "vllm_mode": "server", **trl}, "vllm": vllm,

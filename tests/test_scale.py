@@ -10,11 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from axolotl_grpo_plugin.check import load_yaml, validate_with_axolotl
-from axolotl_grpo_plugin.check import main as check_main
-from axolotl_grpo_plugin.checks import Launch, check_batch, prepare_config
+from axolotl_grpo_plugin.check.batch import check_batch
+from axolotl_grpo_plugin.check.command import main as check_main
+from axolotl_grpo_plugin.check.command import validate_with_axolotl
+from axolotl_grpo_plugin.check.prepare import prepare_config
+from axolotl_grpo_plugin.config.load import read_config
 from axolotl_grpo_plugin.config.run import read_run
 from axolotl_grpo_plugin.errors import GRPOConfigError
+from axolotl_grpo_plugin.launch import Launch
 from axolotl_grpo_plugin.plan.from_config import header_processes
 from axolotl_grpo_plugin.plan.layout import MEMORY_HEADER, layout_table, memory_header
 
@@ -38,7 +41,7 @@ def test_the_issue_layouts_are_all_shipped():
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.name)
 def test_config_validates_with_plugin_and_axolotl(config):
-    validated, _ = validate_with_axolotl(load_yaml(config), Launch(processes_of(config), True))
+    validated, _ = validate_with_axolotl(read_config(config), Launch(processes_of(config), True))
     assert validated.rl == "grpo"
     assert "axolotl_grpo_plugin.GRPOPlugin" in validated.plugins
 
@@ -151,7 +154,7 @@ def test_multi_process_layouts_pass_axolotl_only_with_the_filled_batch(procs, mb
     from axolotl.utils.config import validate_config
     from axolotl.utils.dict import DictDefault
 
-    raw = load_yaml(REPO / "configs" / "gsm8k.yaml")
+    raw = read_config(REPO / "configs" / "gsm8k.yaml")
     raw.update(micro_batch_size=mbs, gradient_accumulation_steps=gas)
     caps = {"bf16": True, "fp8": False, "tf32": True, "compute_capability": "sm_90", "n_gpu": procs}
     env = {"torch_version": "2.13.0"}

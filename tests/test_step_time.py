@@ -11,7 +11,7 @@ import pytest
 import yaml
 from conftest import REPO_ROOT, run_axolotl_train
 
-from axolotl_grpo_plugin.args import DoctorSettings
+from axolotl_grpo_plugin.config.args import DoctorSettings
 from axolotl_grpo_plugin.observe.doctor import Doctor, make_callback
 from axolotl_grpo_plugin.observe.rollout_log import RolloutLogWriter, read_rollouts
 from axolotl_grpo_plugin.observe.step_clock import PARTS, StepClock

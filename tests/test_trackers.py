@@ -114,7 +114,7 @@ def test_wandb_offline_run_holds_rewards_observe_eval_and_completions(repo_root,
 # --- trackio --------------------------------------------------------------------------------
 
 def trackio_problems(cfg, **facts):
-    from axolotl_grpo_plugin.checks import check_trackio
+    from axolotl_grpo_plugin.check.trainer import check_trackio
     from axolotl_grpo_plugin.launch import Launch
 
     return check_trackio(read_run(cfg), Launch(), **facts)
@@ -139,7 +139,7 @@ def test_check_judges_the_installed_pair():
     from packaging.version import Version
     from transformers import TrainingArguments
 
-    from axolotl_grpo_plugin import defaults
+    from axolotl_grpo_plugin.config import defaults
 
     if defaults.TRACKIO_VERSION is None:
         pytest.skip("trackio is not installed")

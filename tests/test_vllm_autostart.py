@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from axolotl_grpo_plugin import defaults
+from axolotl_grpo_plugin.config import defaults
 from axolotl_grpo_plugin.config.run import read_run
 from axolotl_grpo_plugin.errors import GRPOConfigError
 from axolotl_grpo_plugin.vllm import autostart

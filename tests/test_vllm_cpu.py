@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from axolotl_grpo_plugin import checks as validation
-from axolotl_grpo_plugin.checks import check_precision, prepare_config
+from axolotl_grpo_plugin.check import hardware as validation
+from axolotl_grpo_plugin.check.hardware import check_precision
+from axolotl_grpo_plugin.check.prepare import prepare_config
 from axolotl_grpo_plugin.config.run import read_run
 from axolotl_grpo_plugin.launch import Launch
 from axolotl_grpo_plugin.vllm import autostart, cpu, cpu_sync
@@ -197,7 +198,7 @@ def test_server_push_sends_one_request_per_whole_layer_then_resets(monkeypatch):
     cpu_sync.install(generation)
     generation.sync_weights()
     posts = generation.vllm_client.session.posts
-    from axolotl_grpo_plugin.defaults import AXOLOTL
+    from axolotl_grpo_plugin.config.defaults import AXOLOTL
 
     assert all(url.endswith(AXOLOTL.cpu_push_path) for url, _ in posts)
     assert [names[0].split(".")[:3] for _, names in posts[1:]] == [["model", "layers", "0"], ["model", "layers", "1"]]
@@ -298,7 +299,7 @@ def test_the_wire_codec_round_trips_without_axolotls(monkeypatch, dtype):
 def test_the_cpu_server_config_passes_the_shared_checks_on_a_cpu_launch(cpu_build, tmp_path, monkeypatch):
     """check = train: the GPU-layout check must not refuse autostart on vLLM's CPU build, where the
     server runs on the CPU (it did, once both were merged, in the real end-to-end run)."""
-    from axolotl_grpo_plugin.checks import check_gpu_layout
+    from axolotl_grpo_plugin.check.hardware import check_gpu_layout
 
     cfg = server_cfg(tmp_path)
     cpu_launch = Launch(processes=1, has_gpu=False, gpus=())
@@ -311,7 +312,7 @@ def test_a_gpu_launch_is_checked_for_gpus_even_where_the_cpu_build_is_installed(
     """`check CONFIG --gpu` on a laptop with vLLM's CPU build describes a GPU machine: the GPU
     layout is checked and the CPU push's limits do not apply (the layout check was skipped, so
     `check configs/gsm8k.yaml --gpu --gpus 1` said OK in .venv-vllm and refused elsewhere)."""
-    from axolotl_grpo_plugin.checks import check_gpu_layout
+    from axolotl_grpo_plugin.check.hardware import check_gpu_layout
 
     cfg = server_cfg(tmp_path)
     one_gpu = Launch(processes=1, has_gpu=True, gpus=("0",), machine_gpus=1)

@@ -42,7 +42,7 @@ import pytest
 import yaml
 from conftest import LOG_LINE, REPO_ROOT, eval_log_line, free_port, subprocess_env
 
-from axolotl_grpo_plugin.defaults import VLLM_GENERATE_PATH
+from axolotl_grpo_plugin.config.defaults import VLLM_GENERATE_PATH
 from axolotl_grpo_plugin.vllm.cpu import is_cpu_vllm
 from axolotl_grpo_plugin.vllm.cpu_sync import PUSH_MARK, SKIP_ENV
 
@@ -624,7 +624,7 @@ def test_smollm2_grpo_through_the_real_server(smollm2_model, tmp_path):
 BF16_AUTOCAST_NOISE = 0.03  # mean |trainer - server| log-prob, same weights, trainer pass in bf16
 
 needs_async_trainer = pytest.mark.skipif(
-    not __import__("axolotl_grpo_plugin.defaults").defaults.AXOLOTL.async_grpo_works,
+    not __import__("axolotl_grpo_plugin.config.defaults").defaults.AXOLOTL.async_grpo_works,
     reason="this Axolotl's async trainer cannot run (check refuses the key here)")
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import free_port
 
-from axolotl_grpo_plugin.defaults import VLLM_HEALTH_PATH
+from axolotl_grpo_plugin.config.defaults import VLLM_HEALTH_PATH
 from axolotl_grpo_plugin.vllm.health import health_url, is_healthy, port_in_use
 from axolotl_grpo_plugin.vllm.server import ServerError, ServerSpec, VLLMServer, read_tail
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from axolotl_grpo_plugin.checks import CHECKS, prepare_config
+from axolotl_grpo_plugin.check.prepare import CHECKS, prepare_config
 from axolotl_grpo_plugin.config.run import read_run
 from axolotl_grpo_plugin.errors import GRPOConfigError
 from axolotl_grpo_plugin.launch import Launch
@@ -304,7 +304,7 @@ def test_attach_skips_trainers_without_vllm():
 def test_bad_settings_are_refused_by_the_schema():
     from pydantic import ValidationError
 
-    from axolotl_grpo_plugin.args import GRPOPluginSettings
+    from axolotl_grpo_plugin.config.args import GRPOPluginSettings
 
     with pytest.raises(ValidationError):
         GRPOPluginSettings.model_validate({"weight_sync_guard": {"treshold": 0.1}})

@@ -13,8 +13,8 @@ from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
-from ..defaults import CONFIG_PATH_KEY
 from ..errors import GRPOConfigError, Problem
+from .defaults import CONFIG_PATH_KEY
 
 
 class ConfigFileError(GRPOConfigError):

@@ -29,10 +29,9 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from .. import defaults
-from ..args import GRPOPluginSettings, settings
 from ..errors import GRPOConfigError, Problem
-from . import load
+from . import defaults, load
+from .args import GRPOPluginSettings, settings
 from .gpus import GpuLayout, GpuLayoutError, split_gpus
 
 

@@ -16,8 +16,8 @@ import typing
 from functools import lru_cache
 from typing import Any
 
-from ..defaults import AXOLOTL_NAME, SET_ELSEWHERE, TRL_NAME
 from ..errors import Problem
+from .defaults import AXOLOTL_NAME, SET_ELSEWHERE, TRL_NAME
 from .run import Run
 from .schema import axolotl_fields
 

@@ -8,9 +8,9 @@ import difflib
 from collections.abc import Mapping
 from typing import Any
 
-from ..args import SECTION, GRPOPluginSettings
-from ..defaults import AXOLOTL_NAME, SET_ELSEWHERE
 from ..errors import Problem
+from .args import SECTION, GRPOPluginSettings
+from .defaults import AXOLOTL_NAME, SET_ELSEWHERE
 from .load import section
 from .schema import axolotl_fields
 from .trl_args import passable

@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from ..cli import prog
+from ..cli import add_output_flags, add_sampling_flags, prog
 from ..paths import DATA_DIR, embedded_dir, packaged_config
 from ..safe_files import write_atomic
 
@@ -64,26 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--samples", type=int, default=1,
                         help="sampled completions per problem for pass@k (default 1; 0 = greedy only)")
     parser.add_argument("--limit", type=int, help="evaluate only the first N problems")
-    parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
-    parser.add_argument("--batch-size", type=int, default=64,
-                        help="sequences per generate call for transformers (default 64, as the demo scores; "
-                        "a model under 20M parameters generates on one CPU thread, which is faster)")
+    add_sampling_flags(parser, decides="correctness")
     parser.add_argument("--max-new-tokens", type=int,
                         help="default: the config's trl.max_completion_length")
-    parser.add_argument("--backend", choices=["auto", "vllm", "transformers"], default="auto",
-                        help="auto = vLLM when it runs here (a GPU, or vLLM's CPU build "
-                             "and head_dim >= 32), else transformers")
-    parser.add_argument("--device", help="torch device for transformers (default: cuda if present)")
-    parser.add_argument("--correct-reward", help="reward that decides correctness "
-                        "(default: the one named *correct*)")
     parser.add_argument("--out", help="directory for the outputs (see below)")
     parser.add_argument("--keep-replies", metavar="PATH",
                         help="also write, per problem, one in-format reply (a correct one first) "
                         "as a chat row for SFT: R1's rejection-sampling round (see below)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    parser.add_argument("--verbose", action="store_true", help="also show what torch, datasets and "
-                        "transformers print while loading (by default it goes to a log file, "
-                        "whose path is printed at the end)")
+    add_output_flags(parser)
     return parser
 
 

@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..defaults import MAX_COMPLETION_LENGTH
+from ..config.defaults import MAX_COMPLETION_LENGTH
 
 
 Completion = tuple[str, list[int]]

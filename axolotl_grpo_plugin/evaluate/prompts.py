@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import names
 from ..errors import PluginError
-from ..names import load_config as read_config
 from ..sources import data as data_sources
 from ..sources.chat_template import resolve_chat_template as shared_template
 from ..sources.data import DatasetSpec, raised_as
@@ -45,7 +45,7 @@ class Problem:
 def load_config(config: Any) -> dict[str, Any]:
     """A private copy of the config (yaml path or mapping) with registered names resolved."""
     with raised_as(EvalError):
-        return read_config(config)
+        return names.load_config(config)
 
 
 def dataset_entries(cfg: dict[str, Any], split: str, dataset: str | None = None) -> list[DatasetSpec]:

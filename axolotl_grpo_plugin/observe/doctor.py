@@ -25,8 +25,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import defaults
-from ..args import DoctorSettings, switched
+from ..config import defaults
+from ..config.args import DoctorSettings, switched
 from ..config.run import Run
 from .rollout_log import DOCTOR, KIND_FIELD
 from .step_time import METRICS as TIME

@@ -189,8 +189,7 @@ def as_json(w: Workload, gpus: list[GPU]) -> dict:
                  "items_gib": {i.name: i.bytes / GIB for i in t.resident + t.step + t.generation + t.colocated_vllm}}
         if w.use_vllm:
             v = estimate_vllm(w, gpu)
-            entry["vllm"] = vllm_verdict(v)
-            entry["vllm_concurrent_sequences"] = v.concurrent_sequences
+            entry.update(vllm=vllm_verdict(v), vllm_concurrent_sequences=v.concurrent_sequences)
         out["gpus"][gpu.name] = entry
     return out
 

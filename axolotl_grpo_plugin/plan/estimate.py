@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from .. import defaults
+from ..config import defaults
 from .dims import ModelDims
 from .gpus import GIB, GPU
 

@@ -8,7 +8,7 @@ import json
 import os
 import sys
 
-from ..cli import prog
+from ..cli import add_output_flags, add_sampling_flags, prog
 from ..errors import EXIT_FAILED, PluginError
 
 
@@ -50,15 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="tokens sampled per completion, above the configured cut-off so longer "
                              "answers are seen (default: max(2 x max_completion_length, +64))")
     parser.add_argument("--model", help="sample this model instead of base_model")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch-size", type=int, default=64,
-                        help="sequences per generate call (transformers backend, default 64)")
-    parser.add_argument("--backend", choices=["auto", "vllm", "transformers"], default="auto",
-                        help="auto (default): vLLM wherever it runs (a GPU, or vLLM's CPU build with "
-                             "a model of head_dim >= 32), else transformers")
-    parser.add_argument("--device", help="torch device for transformers (default: cuda if present)")
-    parser.add_argument("--correct-reward", help="reward that decides pass/fail "
-                        "(default: the one named *correct*)")
+    add_sampling_flags(parser, decides="pass/fail")
     parser.add_argument("--write-filtered", metavar="PATH",
                         help="write the probed prompts with pass rate strictly inside --band as jsonl")
     parser.add_argument("--band", type=float, nargs=2, default=(0.0, 1.0), metavar=("LO", "HI"),
@@ -68,10 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "an oversubscribed CPU generates >10x slower)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of the summary")
     parser.add_argument("--plot", metavar="PATH", help="write the histograms as a PNG")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    parser.add_argument("--verbose", action="store_true", help="also show what torch, datasets and "
-                        "transformers print while loading (by default it goes to a log file, "
-                        "whose path is printed at the end)")
+    add_output_flags(parser)
     return parser
 
 

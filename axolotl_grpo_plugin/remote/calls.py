@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 
 import httpx
 
-from ..args import RemoteRewardSettings
+from ..config.args import RemoteRewardSettings
 from .kinds import Kind, Request, Unusable
 from .spend import Spend
 

@@ -7,7 +7,7 @@ import os
 import re
 from urllib.parse import urlsplit
 
-from ..args import RemoteRewardSettings
+from ..config.args import RemoteRewardSettings
 from ..config.run import Run
 from ..errors import Problem
 from ..registry import REWARDS, VALID_NAME

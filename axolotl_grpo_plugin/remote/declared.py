@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ..args import RemoteRewardSettings
+from ..config.args import RemoteRewardSettings
 from ..registry.containment import INLINE, ContainedReward
 from . import ledger
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from axolotl_grpo_rewards.text import completion_text
 
-from ..args import RemoteRewardSettings
+from ..config.args import RemoteRewardSettings
 
 
 JUDGE_MAX_TOKENS = 512  # a judge's verdict is short; bounds what one call can cost

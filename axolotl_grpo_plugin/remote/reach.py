@@ -11,7 +11,7 @@ import json
 
 import httpx
 
-from ..args import RemoteRewardSettings
+from ..config.args import RemoteRewardSettings
 from ..errors import Problem
 from .kinds import kind_of
 

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..args import RemoteRewardSettings
+from ..config.args import RemoteRewardSettings
 from .cache import AnswerCache
 from .calls import Answer, Caller
 from .kinds import Request, Unusable, kind_of

@@ -12,7 +12,7 @@ import logging
 import threading
 from pathlib import Path
 
-from ..args import RemoteRewardSettings
+from ..config.args import RemoteRewardSettings
 from .ledger import Ledger, LedgerError
 
 

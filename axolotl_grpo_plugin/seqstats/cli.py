@@ -8,7 +8,7 @@ import os
 import sys
 
 from ..cli import prog
-from ..defaults import MAX_COMPLETION_LENGTH
+from ..config.defaults import MAX_COMPLETION_LENGTH
 from ..paths import DATA_DIR, embedded_dir
 
 

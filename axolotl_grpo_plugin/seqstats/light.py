@@ -51,7 +51,7 @@ def from_hf(tokenizer, template_name: str) -> LightTokenizer:
 
 def key_for(cfg: dict[str, Any], source: str) -> str | None:
     """The cache key of a local tokenizer directory under this config, or None (not local)."""
-    from ..defaults import installed_version
+    from ..config.defaults import installed_version
 
     directory = Path(source)
     if not directory.is_dir():

@@ -9,9 +9,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..defaults import CONFIG_PATH_KEY
+from .. import names
+from ..config.defaults import CONFIG_PATH_KEY
 from ..errors import PluginError
-from ..names import load_config as read_config
 from ..sources import data
 from ..sources.chat_template import resolve_chat_template
 from ..sources.data import DatasetSpec, first_line, looks_like_missing_path, raised_as
@@ -27,7 +27,7 @@ class StatsError(PluginError):
 def load_config(path: str | Path) -> dict[str, Any]:
     """The training yaml as a plain dict, transform names resolved (rewards are not used here)."""
     with raised_as(StatsError):
-        return read_config(Path(path), rewards=False)
+        return names.load_config(Path(path), rewards=False)
 
 
 def apply_chat_template_choice(tokenizer, cfg: dict[str, Any]) -> str:

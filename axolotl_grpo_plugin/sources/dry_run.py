@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..defaults import CONFIG_PATH_KEY
+from ..config.defaults import CONFIG_PATH_KEY
 from ..errors import PluginError, Problem
 from ..registry.imports import import_attribute
 

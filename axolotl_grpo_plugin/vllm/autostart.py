@@ -32,8 +32,8 @@ from typing import Any
 
 import yaml
 
-from .. import defaults
 from ..checkpoints import resume_target
+from ..config import defaults
 from ..config.gpus import GpuLayout, GpuLayoutError, check_launch, visible_gpus
 from ..config.load import set_keys
 from ..config.run import Run, write

@@ -26,9 +26,9 @@ import os
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
+from ..config.defaults import AXOLOTL, AXOLOTL_NAME
 from ..config.gpus import GpuLayout
 from ..config.run import Run, write
-from ..defaults import AXOLOTL, AXOLOTL_NAME
 from ..errors import Problem
 from .dist_alias import CPU_DIST, FIX_COMMAND, missing_alias
 

@@ -170,7 +170,7 @@ def _trainer_weights(generation) -> list[tuple[str, object]]:
 def _push_request(group: list[tuple[str, object]]) -> tuple[str, dict]:
     """(path, JSON body) of one layer's push: Axolotl 0.19's route, or vLLM's `/collective_rpc`
     behind Axolotl 0.21's native server (`defaults.AXOLOTL.cpu_push_path`)."""
-    from ..defaults import AXOLOTL
+    from ..config.defaults import AXOLOTL
     from .wire import encode
 
     params = [encode(n, t) for n, t in group]

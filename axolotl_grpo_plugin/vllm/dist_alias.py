@@ -19,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ..defaults import installed_version
+from ..config.defaults import installed_version
 from ..errors import PluginError
 
 

@@ -18,7 +18,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from ..defaults import VLLM_ENGINE_CHECK_REQUEST, VLLM_GENERATE_PATH, VLLM_HEALTH_PATH
+from ..config.defaults import VLLM_ENGINE_CHECK_REQUEST, VLLM_GENERATE_PATH, VLLM_HEALTH_PATH
 from .server import ServerError
 
 

@@ -13,7 +13,7 @@ import socket
 import urllib.error
 import urllib.request
 
-from ..defaults import VLLM_HEALTH_PATH
+from ..config.defaults import VLLM_HEALTH_PATH
 
 
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "0.0.0.0", "::"})

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..defaults import VLLM_HEALTH_PATH
+from ..config.defaults import VLLM_HEALTH_PATH
 from ..errors import EXIT_FAILED, PluginError
 from ..processes import die_with_parent
 from ..safe_files import UnsafePathError, open_nofollow

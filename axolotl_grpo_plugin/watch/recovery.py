@@ -29,8 +29,8 @@ from functools import wraps
 from pathlib import Path
 from typing import Any
 
+from ..config.defaults import VLLM_HEALTH_PATH
 from ..config.run import Run
-from ..defaults import VLLM_HEALTH_PATH
 from ..vllm import autostart
 from ..vllm.engine_check import server_fix
 from ..vllm.health import is_healthy

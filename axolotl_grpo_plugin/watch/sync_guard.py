@@ -27,8 +27,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import defaults
-from ..args import WeightSyncGuardSettings, switched
+from ..config import defaults
+from ..config.args import WeightSyncGuardSettings, switched
 from ..config.run import Run
 from ..errors import Problem
 from ..trainer_kind import is_async_grpo

@@ -15,30 +15,23 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import sys
-from pathlib import Path
 from typing import Any
 
-from . import axolotl_validation, cloud, run_lock
-from .audit.check import reward_warnings
-from .checks import check_model, prepare_config
-from .cli import prog
-from .config.batching import describe_layout
-from .config.load import read_config
-from .config.run import Run, read_run
-from .enabled import applies
-from .errors import EXIT_BAD_INPUT, PluginError, counted, exit_for
-from .launch import Launch, has_cuda_gpu, one_thread_warning
-from .quiet import captured_stderr
+from .. import axolotl_validation, cloud, run_lock
+from ..audit.check import reward_warnings
+from ..cli import prog
+from ..config.batching import describe_layout
+from ..config.load import read_config
+from ..config.run import Run, read_run
+from ..enabled import applies
+from ..errors import EXIT_BAD_INPUT, PluginError, counted, exit_for
+from ..launch import Launch, has_cuda_gpu, one_thread_warning
+from ..quiet import captured_stderr
+from .prepare import check_model, prepare_config
 
 
 GPU_CAPABILITIES = {"bf16": True, "fp8": False, "tf32": True, "compute_capability": "sm_90"}
 CPU_CAPABILITIES = {"bf16": False, "fp8": False, "tf32": False, "compute_capability": None}
-
-
-def load_yaml(path: str | Path) -> dict[str, Any]:
-    """The config file through the one config reader (config/load.py), its path recorded as
-    `axolotl train` records it (rewards and transforms beside it import the same way)."""
-    return read_config(path)
 
 
 def validate_with_axolotl(raw: dict[str, Any], launch: Launch, run: Run | None = None):
@@ -75,8 +68,8 @@ def default_gpus(run: Run | None, processes: int, has_gpu: bool) -> int:
 
 def reach_remote(run: Run) -> tuple[list[str], PluginError | None]:
     """Each remote reward's endpoint reached once: what it answered, and the problems it showed."""
-    from .errors import GRPOConfigError
-    from .remote.reach import reach
+    from ..errors import GRPOConfigError
+    from ..remote.reach import reach
 
     lines, problems = [], []
     for i, spec in enumerate(run.plugin.remote_rewards or []):
@@ -131,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.has_gpu = cloud_cfg is not None or has_cuda_gpu()
             if cloud_cfg is not None and args.gpus is None:
                 args.gpus = cloud.gpu_count(cloud_cfg)
-            raw = load_yaml(args.config)
+            raw = read_config(args.config)  # its path recorded as `axolotl train` records it
             if args.base_model:
                 raw["base_model"] = args.base_model
             try:
@@ -182,5 +175,3 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,110 @@
+"""`prepare_config`: every check, in one order, for `check` and `axolotl train` alike (check = train:
+whatever training refuses before the model loads, `check` refuses too); the fills; the warnings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, MutableMapping
+from typing import Any
+
+from ..config import defaults
+from ..config.run import Run, read_run
+from ..config.unknown_keys import unknown_key_problems, unknown_top_level_warnings
+from ..enabled import only_ours
+from ..errors import GRPOConfigError, Problem
+from ..launch import Launch
+from ..names import resolve_names
+from ..sources import dry_run
+from ..vllm.cpu import check_cpu_vllm
+from ..watch.sync_guard import check_sleep_mode
+from .batch import check_batch, check_completion_length, fill_generation_batch_size
+from .files import (
+    check_datasets,
+    check_end_of_turn,
+    check_model_folder,
+    check_paths,
+    check_resume,
+    resume_from_last_whole,
+)
+from .hardware import (
+    check_context_fits,
+    check_gpu_layout,
+    check_precision,
+    check_vllm_autostart,
+    fill_vllm_server_address,
+)
+from .rewards import check_remote_rewards, check_reward_weights
+from .tools import check_tool_template, check_tools
+from .trainer import (
+    async_grpo_warnings,
+    check_async_grpo,
+    check_eval_at_end,
+    check_eval_every,
+    check_rl,
+    check_trackio,
+    check_trl_args,
+)
+
+
+CHECKS: tuple[Callable[[Run, Launch], list[Problem]], ...] = (
+    check_rl, check_completion_length, check_batch, check_precision, check_reward_weights, check_trl_args,
+    check_remote_rewards, check_vllm_autostart, check_gpu_layout, check_sleep_mode, check_cpu_vllm, check_trackio,
+    check_async_grpo, check_paths, check_model_folder,
+)
+
+
+# The checks that read more of the config than the Run holds (its datasets, its checkpoints).
+CONFIG_CHECKS: tuple[Callable[[Any, Run, Launch], list[Problem]], ...] = (
+    check_eval_at_end, check_eval_every, check_resume, check_tools,
+)
+
+
+# The checks that load a tokenizer or `datasets` (seconds): they run once the checks above pass,
+# so a misspelled reward is answered at once.
+LIBRARY_CHECKS: tuple[Callable[[Any, Run, Launch], list[Problem]], ...] = (
+    check_end_of_turn, check_datasets, check_context_fits, check_tool_template,
+)
+
+
+def check_model(cfg, launch: Launch) -> tuple[Run, list[str]]:
+    """What `check` runs on a config the plugin does not train (an SFT cold start): the model
+    itself, and the precision a CPU run crashes on; raises on problems (prepare_config's shape)."""
+    run = read_run(cfg)
+    problems = [*check_paths(run, launch), *check_model_folder(run, launch),
+                *check_precision(run, launch, ours=False), *check_end_of_turn(cfg, run, launch)]
+    if problems:
+        raise GRPOConfigError(problems)
+    return run, []
+
+
+def prepare_config(cfg: MutableMapping[str, Any], launch: Launch, run: Run | None = None) -> tuple[Run, list[str]]:
+    """Resolve names, check everything and apply the fills; returns the Run (as Axolotl will read
+    the config) and the warnings, or raises one error listing every problem. `run`: the config's
+    Run when the caller read it already (register, for the relaunch)."""
+    problems = unknown_key_problems(cfg, not only_ours(cfg))
+    if run is None:
+        try:
+            run = read_run(cfg)
+        except GRPOConfigError as exc:
+            raise GRPOConfigError(problems + exc.problems) from None
+    run, unresolved = resolve_names(cfg, run)
+    problems = unresolved + problems
+    for check in CHECKS:
+        problems.extend(p for p in check(run, launch) if p not in problems)
+    for check in CONFIG_CHECKS:
+        problems.extend(p for p in check(cfg, run, launch) if p not in problems)
+    for check in () if problems else LIBRARY_CHECKS:
+        problems.extend(check(cfg, run, launch))
+    if problems:
+        raise GRPOConfigError(problems)
+    run = fill_generation_batch_size(cfg, fill_vllm_server_address(cfg, run), launch)
+    warnings = dry_run.skipped(cfg)
+    warnings.extend(unknown_top_level_warnings(cfg, not only_ours(cfg)))
+    warnings.extend(async_grpo_warnings(run))
+    warnings.extend(resume_from_last_whole(cfg))
+    if run.trl.use_vllm and not run.trl.vllm_mode:
+        warnings.append(f"`trl.use_vllm` is on without `trl.vllm_mode`: {defaults.TRL_NAME} then runs vLLM colocated "
+                        "on the training GPU. Set `trl.vllm_mode: server` to use a separate vLLM server.")
+    if run.sequence_len is not None:
+        warnings.append(f"`sequence_len` has no effect on GRPO in {defaults.AXOLOTL_NAME}; completion length is "
+                        "`trl.max_completion_length` and vLLM's limit is `vllm.max_model_len`.")
+    return run, warnings

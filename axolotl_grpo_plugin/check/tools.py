@@ -1,0 +1,26 @@
+"""The tools the model calls in its rollouts (`grpo_plugin.tools`, `environment`; docs/tools.md)."""
+
+from __future__ import annotations
+
+from ..config.run import Run
+from ..errors import Problem
+from ..launch import Launch
+
+
+def check_tools(cfg, run: Run, launch: Launch) -> list[Problem]:
+    """`grpo_plugin.tools` and `environment` import, and TRL can describe each tool."""
+    from ..names import import_folders
+    from ..tools import loader, trainer
+
+    return loader.problems(run, import_folders(cfg)) if trainer.wanted(run) else []
+
+
+def check_tool_template(cfg, run: Run, launch: Launch) -> list[Problem]:
+    """With tools, a chat template TRL can read tool calls back from."""
+    from ..tools import trainer
+    from ..tools.describe import config_template_problem
+
+    if not trainer.wanted(run) or (why := config_template_problem(cfg)) is None:
+        return []
+    message, _, fix = why.partition("; fix: ")
+    return [Problem("chat_template", cfg.get("chat_template") or "tokenizer_default", message + ".", fix)]
