@@ -46,7 +46,7 @@ def test_the_builtin_calculator_runs_inline_and_counts_its_calls():
     assert tool.tool_runner is None
     assert tool(expression="6*7") == "42"
     assert tool(expression="import os") == "error: only numbers, + - * / ** ^ and parentheses are allowed"
-    assert tool.tool_stats.take() == {"calls": 2, "errors": 0, "timeouts": 0}  # an error text is an answer
+    assert tool.tool_stats.take() == {"calls": 2, "errors": 1, "timeouts": 0}  # its error text is an answer, counted
     assert tool.tool_stats.take() == {"calls": 0, "errors": 0, "timeouts": 0}
 
 

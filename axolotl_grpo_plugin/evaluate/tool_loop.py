@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ..tools.containment import ERROR_TEXT
+
 
 @dataclass
 class Rollout:
@@ -79,7 +81,7 @@ class ToolLoop:
             else:
                 result = tool(**arguments)
             rollout.calls.append({"name": name, "arguments": arguments, "result": str(result),
-                                  "error": isinstance(result, dict) or str(result).startswith("error:")})
+                                  "error": isinstance(result, dict) or str(result).startswith(ERROR_TEXT)})
             tool_messages.append({"role": "tool", "name": name, "content": str(result)})
         suffix = self._tool_suffix(tool_messages)
         if len(rollout.ids) + len(suffix) >= budget:

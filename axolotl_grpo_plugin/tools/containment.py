@@ -11,7 +11,8 @@ tool's own name, signature and docstring (TRL builds the tool's JSON schema from
   one that kills its worker gets a fresh one for the next call;
 - returns text: a str as it is, a number as its text; an exception, a timeout, a result over
   `max_result_chars` or of another type becomes TRL's error form `{"error": "..."}`;
-- counts calls, errors and timeouts in `fn.tool_stats` (for the `tools/*` metrics).
+- counts calls, errors and timeouts in `fn.tool_stats` (for the `tools/*` metrics); a text that
+  starts with `error:` (the built-in tools' answer to a bad call) is an error too.
 
 Arguments the model made up (unknown names, a missing one) fail inside the call like any other
 exception: an error result, counted, nothing more.
@@ -33,6 +34,7 @@ from .worker import TARGET
 DEFAULT_TIMEOUT_S = 10.0
 MAX_RESULT_CHARS = 4000
 WORKER_STARTUP_S = 60.0  # a new worker imports the tool's module; not the tool's time
+ERROR_TEXT = "error:"  # how the built-in tools answer a call they cannot serve (counted as an error)
 
 
 @dataclass
@@ -87,7 +89,8 @@ def contain(fn: Callable, *, target: str | None = None, timeout_s: float = DEFAU
             kind, value = as_text(value, max_result_chars)
         # an inline tool is bounded by construction: an overrun is counted, its answer kept
         overran = kind == OK and runner is None and time.monotonic() - started > timeout_s
-        stats.count("timeout" if overran else kind)
+        said_error = kind == OK and value.startswith(ERROR_TEXT)  # the tool's own answer to a bad call
+        stats.count("timeout" if overran else "error" if said_error else kind)
         return value if kind == OK else {"error": value}
 
     contained.tool_stats = stats
