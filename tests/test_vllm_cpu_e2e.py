@@ -624,7 +624,7 @@ def test_smollm2_grpo_through_the_real_server(smollm2_model, tmp_path):
 BF16_AUTOCAST_NOISE = 0.03  # mean |trainer - server| log-prob, same weights, trainer pass in bf16
 
 needs_async_trainer = pytest.mark.skipif(
-    not __import__("axolotl_grpo_plugin.config.defaults").defaults.AXOLOTL.async_grpo_works,
+    not __import__("axolotl_grpo_plugin.config.defaults", fromlist=["AXOLOTL"]).AXOLOTL.async_grpo_works,
     reason="this Axolotl's async trainer cannot run (check refuses the key here)")
 
 
