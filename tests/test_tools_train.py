@@ -32,7 +32,8 @@ def test_the_calculator_is_called_in_rollouts_and_its_result_carries_no_loss(tmp
     config = tmp_path / "tools.yaml"
     config.write_text(yaml.safe_dump(cfg))
     proc, steps = run_axolotl_train(config, tmp_path, timeout=600,
-                                    PYTHONPATH=os.pathsep.join([str(REPO_ROOT), str(FIXTURES)]))
+                                    PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), str(FIXTURES),
+                                                                          os.environ.get("PYTHONPATH")])))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert len(steps) == 2
     for step in steps:
