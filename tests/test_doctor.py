@@ -212,3 +212,33 @@ def test_the_trainer_metric_counts_only_reinforced_degenerate_completions():
     good = "<reasoning>three and four</reasoning><answer>7</answer>"
     assert step_share([spam, good, spam, good], ["p"] * 4, [10] * 4, [1.0, 1.0, -1.0, -1.0], 512) == 0.5
     assert step_share([spam, good], ["p"] * 2, [10] * 2, [-1.0, 1.0], 512) == 0.0
+
+
+def _with_tools(calls: list[float], failures: list[float], error_rate: list[float] | None = None) -> list[dict]:
+    """The healthy demo stream as a tool run: TRL's tool metrics (and the plugin's error rate) each step."""
+    logs = [dict(e) for e in stream("demo.jsonl")]
+    for i, entry in enumerate(logs):
+        entry["tools/call_frequency"] = calls[min(i, len(calls) - 1)]
+        entry["tools/failure_frequency"] = failures[min(i, len(failures) - 1)]
+        if error_rate is not None:
+            entry["tools/error_rate"] = error_rate[min(i, len(error_rate) - 1)]
+    return logs
+
+
+def test_a_model_that_never_calls_its_tools_is_diagnosed_with_the_cold_start():
+    doctor = Doctor(DoctorSettings())
+    findings = [f for i, e in enumerate(_with_tools([0.0], [0.0])) for f in doctor.observe(e, i + 1)]
+    (never,) = [f for f in findings if f.signature == "tools_never_called"]
+    assert never.step == 3 and "never calls its tools" in never.message and "gsm8k_tools" in never.message
+    # calls on one step in three restart the count: no finding
+    assert ("tools_never_called" not in
+            {s for _, s in replay(_with_tools([0.0, 0.0, 0.5] * 20, [0.0]))})
+
+
+def test_most_tool_calls_failing_is_diagnosed_from_either_rate():
+    calling = [1.5]
+    assert {s for _, s in replay(_with_tools(calling, [0.6]))} == {"tool_calls_fail"}  # unknown tool names
+    assert {s for _, s in replay(_with_tools(calling, [0.0], [0.7]))} == {"tool_calls_fail"}  # error results
+    assert replay(_with_tools(calling, [0.1], [0.2])) == []  # a few failures are the model learning
+    # no calls: a stale error rate is not "most calls fail"; the missing calls are the finding
+    assert {s for _, s in replay(_with_tools([0.0], [0.0], [0.9]))} == {"tools_never_called"}

@@ -91,9 +91,10 @@ def demo_base() -> Path:
     return Path(build_base(REPO / ".cache" / "embedded", progress=False).model_dir)
 
 
-def _config(tmp_path: Path, base: Path, **trl) -> Path:
-    cfg = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
-    cfg["base_model"] = str(base)
+def _config(tmp_path: Path, base: Path, source: str = "demo.yaml", keys: dict | None = None, **trl) -> Path:
+    """configs/`source` on `base` with its data path absolute, `keys` and `trl` keys set."""
+    cfg = yaml.safe_load((REPO / "configs" / source).read_text())
+    cfg.update(base_model=str(base), **(keys or {}))
     cfg["datasets"][0]["path"] = str(REPO / cfg["datasets"][0]["path"])
     cfg["trl"].update(trl)
     path = tmp_path / "probe.yaml"

@@ -213,3 +213,39 @@ def test_texts_of_later_chunks_load_on_scroll_and_on_search(browser, tmp_path, m
     wait_for(browser, "return document.getElementById('count').textContent.startsWith('1 of')")
     [row] = visible_rows(browser)
     assert row[1] == "19" and row[-1] == "needle-in-chunk-ten"
+
+
+def tool_rollout(step, i, result="42"):
+    calls = [{"name": "calculator", "arguments": {"expression": "6*7"}, "result": result, "seconds": 0.0012},
+             {"name": "calculator", "arguments": {"expression": EVIL}}]  # TRL dropped this one's turn
+    return {**rollout(step, i, "<tool_call>...</tool_call> 42 <answer>42</answer>"), "tool_calls": calls}
+
+
+def test_tool_calls_travel_with_their_rollout_and_cannot_break_out():
+    data = collect([rollout(1, 0), tool_rollout(1, 1, result=EVIL), {**rollout(1, 2), "tool_calls": "odd"}])
+    meta, _, _ = columns(data)
+    first, second = meta["cols"]["tools"][1]
+    assert meta["cols"]["tools"][0] is None and meta["cols"]["tools"][2] is None
+    assert first == ["calculator", '{"expression": "6*7"}', EVIL, 0.0012]
+    assert second[2] is None and EVIL in second[1]
+    page = render_html(data, "t")
+    assert "<script>window.pwned" not in page and page.count("</script>") == page.count("<script")
+    assert "tools" not in columns(collect([rollout(1, 0)]))[0]["cols"]  # runs without tools carry nothing
+
+
+def test_the_page_shows_a_rollouts_tool_calls_as_text(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    write_report([rollout(1, 0), tool_rollout(1, 1, result=EVIL)], tmp_path / "report.html", title="t")
+    open_report(browser, tmp_path / "report.html")
+    rows = browser.find_elements(By.CSS_SELECTOR, "#spacer .row")
+    next(r for r in rows if "answer>42" in r.text).click()
+    wait_for(browser, "return document.querySelector('#detail table.tool-calls')")
+    cells = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#detail table.tool-calls tr')).map(r => "
+        "Array.from(r.children).map(c => c.textContent))")
+    assert cells[0] == ["tool", "arguments", "result", "seconds"]
+    assert cells[1] == ["calculator", '{"expression": "6*7"}', EVIL, "0.0012"]
+    assert cells[2][2] == "(no result: TRL dropped the turn)"
+    assert "Tool calls (2)" in browser.find_element(By.ID, "detail").text
+    assert browser.execute_script("return window.pwned === undefined")

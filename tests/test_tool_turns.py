@@ -44,3 +44,21 @@ def test_a_batch_is_taken_once_and_only_when_it_matches():
     assert turns.take(3) == [None] * 3 and turns.batch is None
     turns.batch = [{"tool_calls": [], "final": "a"}] * 2
     assert turns.take(2)[1]["final"] == "a" and turns.take(2) == [None, None]
+
+
+def test_each_recorded_call_gets_its_contained_time_by_name_and_arguments():
+    from axolotl_grpo_plugin.observe.tool_turns import add_seconds, masked_fraction
+    from axolotl_grpo_plugin.tools import contain
+    from axolotl_grpo_rewards.tools import calculator
+
+    tool = contain(calculator)
+    tool(expression="1+1")
+    tool(expression="6*7")
+    batch = [turns_of([{"role": "assistant", "content": "", "tool_calls": [call("6*7"), call("1+1")]}]),
+             turns_of([{"role": "assistant", "content": "", "tool_calls": [call("2+2", name="search")]}])]
+    add_seconds(batch, [tool])
+    first, second = batch[0]["tool_calls"]
+    assert 0 <= first["seconds"] < 1 and 0 <= second["seconds"] < 1
+    assert "seconds" not in batch[1]["tool_calls"][0]  # an unknown tool never ran
+    assert tool.tool_stats.take_seconds() == {}  # taken once
+    assert masked_fraction([[1, 1, 0, 0], [1, 1, 1, 1]]) == 0.25 and masked_fraction([]) == 0.0

@@ -39,6 +39,7 @@ def test_the_calculator_is_called_in_rollouts_and_its_result_carries_no_loss(tmp
     for step in steps:
         assert step["tools/call_frequency"] == 1.0 and step["tools/failure_frequency"] == 0.0
         assert step["tools/errors"] == 0.0 and step["rewards/strict_format_reward_func/mean"] == 0.5
+        assert step["tools/error_rate"] == 0.0 and 0.0 < step["tools/masked_fraction"] < 0.5
         assert step["rewards/correctness_reward_func/mean"] == 0.0  # the smoke data's answers are not 42
         assert step["observe/format_strict"] == 1.0  # the final answer's format, as the rewards read it
 
@@ -47,7 +48,10 @@ def test_the_calculator_is_called_in_rollouts_and_its_result_carries_no_loss(tmp
     rollouts = list(read_rollouts(tmp_path / "out"))
     assert len(rollouts) == 8
     for rollout in rollouts:
-        assert rollout["tool_calls"] == [{"name": "calculator", "arguments": {"expression": "6*7"}, "result": "42"}]
+        (recorded,) = rollout["tool_calls"]
+        seconds = recorded.pop("seconds")  # the contained call's own time
+        assert recorded == {"name": "calculator", "arguments": {"expression": "6*7"}, "result": "42"}
+        assert 0.0 <= seconds < 1.0
         assert rollout["completion"].startswith("<tool_call>") and rollout["completion"].endswith("</answer>")
 
     tokenizer = AutoTokenizer.from_pretrained(str(embedded_model_dir))

@@ -72,3 +72,4 @@ def test_each_step_logs_the_contained_errors_and_timeouts():
     callbacks[0].on_step_end(None, None, None)
     assert trainer._metrics["train"]["tools/errors"] == [1.0, 0.0]
     assert trainer._metrics["train"]["tools/timeouts"] == [0.0, 0.0]
+    assert trainer._metrics["train"]["tools/error_rate"] == [0.5, 0.0]  # 1 of 2 calls; no calls: 0

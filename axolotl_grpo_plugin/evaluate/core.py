@@ -15,11 +15,9 @@ from typing import Any
 from ..config.run import read_run
 from ..registry import correctness
 from ..sources.data import looks_like_missing_path
-from ..tools import loader as tool_loader
-from ..tools import trainer as tool_trainer
 from . import generation, passk, prompts, scoring
 from .prompts import EvalError
-from .tool_loop import Rollout, ToolLoop, tool_stats
+from .tool_loop import Rollout, ToolLoop, run_tools, tool_stats
 
 
 # sequences per transformers `generate` call: what the demo's own held-out scoring uses
@@ -108,9 +106,7 @@ def evaluate(
     label = model if isinstance(model, (str, Path)) else getattr(
         getattr(model, "config", None), "_name_or_path", type(model).__name__)
     tok = tokenizer if tokenizer is not None else load_tokenizer(cfg, model)
-    tools = tool_loader.load(run) if tool_trainer.wanted(run) else []
-    if tools and (template := prompts.resolve_chat_template(cfg, tok)):
-        tok.chat_template = template  # the tool turns and the parser follow the template Axolotl installs
+    tools = run_tools(run, cfg, tok)
     if problems is None:
         problems = prompts.build_problems(cfg, tok, split=split, dataset=dataset, limit=limit, tools=tools)
     gen = generator if generator is not None else make_generator(

@@ -17,6 +17,20 @@ from typing import Any
 from ..tools.containment import ERROR_TEXT
 
 
+def run_tools(run: Any, cfg: Any, tokenizer: Any) -> list[Callable]:
+    """The run's tools, contained as in training (none without `grpo_plugin.tools`); with tools,
+    `tokenizer` gets the chat template Axolotl installs, whose tool-call syntax the loop parses."""
+    from ..tools import loader, trainer
+    from .prompts import resolve_chat_template
+
+    if not trainer.wanted(run):
+        return []
+    tools = loader.load(run)
+    if tools and (template := resolve_chat_template(cfg, tokenizer)):
+        tokenizer.chat_template = template
+    return tools
+
+
 @dataclass
 class Rollout:
     """One completion's turns: token ids after the prompt, its calls, its final text."""
@@ -94,16 +108,22 @@ class ToolLoop:
     def _turn_start(rollout: Rollout) -> int:
         return rollout.turn_starts[-1] if rollout.turn_starts else 0
 
-    def _final_text(self, rollout: Rollout) -> str:
-        """The last assistant turn's text, as the rewards read it."""
+    def _final_text(self, rollout: Rollout, limit: int | None = None) -> str:
+        """The last assistant turn's text, as the rewards read it (of the rollout's first `limit`
+        tokens: what a shorter max_completion_length would have left)."""
         from trl.chat_template_utils import parse_response
 
-        start = self._turn_start(rollout)
-        if start >= len(rollout.ids):
+        ids = rollout.ids if limit is None else rollout.ids[:limit]
+        start = max([0, *(s for s in rollout.turn_starts if s <= len(ids))])
+        if start >= len(ids):
             return ""
-        message = parse_response(self.tokenizer, rollout.ids[start:], prefix=rollout.prompt + rollout.ids[:start])
+        message = parse_response(self.tokenizer, ids[start:], prefix=rollout.prompt + ids[:start])
         content = message.get("content")
         return content if isinstance(content, str) else ""
+
+    def cut_text(self, prompt: int, completion: int, cut_ids: list[int]) -> str:
+        """The final text of the last generate call's rollout (prompt, completion), cut to `cut_ids`."""
+        return self._final_text(self.last[prompt][completion], len(cut_ids))
 
     def _tool_suffix(self, tool_messages: list[dict]) -> list[int]:
         """The ids of the tool turn and the next assistant header (TRL's _get_tool_suffix_ids)."""
@@ -118,7 +138,8 @@ class ToolLoop:
 
 
 def tool_stats(rollouts: list[list[Rollout]]) -> dict[str, float]:
-    """Calls per answer, the share of calls that failed, the share of answers with a call."""
+    """Calls per answer, the share of calls that failed, the share of answers with a call
+    (`rollouts`: per prompt, its completions)."""
     flat = [r for group in rollouts for r in group]
     calls = [c for r in flat for c in r.calls]
     return {"tool_calls_per_answer": len(calls) / len(flat) if flat else 0.0,

@@ -4,7 +4,7 @@ GRPO fails quietly: a run whose completions are all truncated, or whose groups a
 score the same, trains for hours with advantage 0 and no error. Each known failure
 leaves a signature in what TRL 1.9 already logs (`completions/clipped_ratio`,
 `frac_reward_zero_std`, `entropy`, `grad_norm`, `loss`, `completions/mean_length`)
-and in the plugin's `observe/*` metrics. `Doctor.observe(logs, step)` checks them
+and in the plugin's `observe/*` and `tools/*` metrics. `Doctor.observe(logs, step)` checks them
 each logging step; a signature that persists `steps` logging steps in a row is
 diagnosed once, with the fix. Thresholds: `grpo_plugin.doctor` (args.DoctorSettings),
 measured runs in docs/observe.md.
@@ -28,6 +28,8 @@ from typing import Any
 from ..config import defaults
 from ..config.args import DoctorSettings, switched
 from ..config.run import Run
+from ..tools import advice
+from ..tools.trainer import ERROR_RATE
 from .rollout_log import DOCTOR, KIND_FIELD
 from .step_time import METRICS as TIME
 
@@ -44,6 +46,8 @@ MEAN_LENGTH = "completions/mean_length"
 FORMAT = "observe/format_strict"
 ACCURACY = "observe/accuracy"
 DEGENERATE = "observe/degenerate_reinforced"  # observe/trainer_hook.py, from audit/rollouts.py
+TOOL_CALLS = "tools/call_frequency"  # TRL: calls per completion (runs with grpo_plugin.tools)
+TOOL_FAILURES = "tools/failure_frequency"  # TRL: the share of calls that raised
 
 # signature -> (what it means, the fix); the figures of the step are prepended.
 ADVICE = {
@@ -78,6 +82,8 @@ ADVICE = {
         "repeated, lists of numbers, several answers, tags repeated, the prompt copied back)",
         "`axolotl-grpo audit CONFIG` names the reward that pays them, `axolotl-grpo audit --rollouts "
         "OUTPUT_DIR` shows them step by step; cap that reward or make it score one answer span"),
+    "tools_never_called": (advice.NEVER_CALLED, advice.NEVER_CALLED_FIX),
+    "tool_calls_fail": (advice.MOSTLY_FAIL, advice.MOSTLY_FAIL_FIX),
     "nan_gradients": (
         "the gradient norm or the loss is NaN/inf: the update destroys the weights",
         "lower `learning_rate`, set `max_grad_norm`, and check precision (fp16 overflows: "
@@ -238,6 +244,13 @@ class Doctor:
         degenerate = _finite(logs.get(DEGENERATE))
         found["reward_hacking"] = (None if degenerate is None else degenerate >= s.degenerate_share,
                                    {DEGENERATE: degenerate})
+        calls = _finite(logs.get(TOOL_CALLS))
+        failing = {TOOL_FAILURES: _finite(logs.get(TOOL_FAILURES)), ERROR_RATE: _finite(logs.get(ERROR_RATE))}
+        found["tools_never_called"] = (None if calls is None else calls <= 0, {TOOL_CALLS: calls})
+        rates = [v for v in failing.values() if v is not None]
+        found["tool_calls_fail"] = (None if calls is None or not rates
+                                    else calls > 0 and max(rates) >= advice.MOSTLY_FAIL_SHARE,
+                                    {TOOL_CALLS: calls, **failing})
         bad = [v for v in (grad, loss) if v is not None and not math.isfinite(v)]
         found["nan_gradients"] = (None if grad is None and loss is None else bool(bad),
                                   {GRAD_NORM: grad, LOSS: loss})

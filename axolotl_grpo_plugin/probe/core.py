@@ -21,6 +21,7 @@ from ..config.run import read_run
 from ..evaluate import generation, scoring
 from ..evaluate.core import load_tokenizer, make_generator
 from ..evaluate.prompts import EvalError, build_problems, dataset_entries, load_config, load_rows
+from ..evaluate.tool_loop import ToolLoop, run_tools, tool_stats
 from ..registry import correctness
 from . import arithmetic
 
@@ -81,6 +82,7 @@ class ProbeResult:
     generations: list[int] = field(default_factory=list)
     wall_s: float = 0.0
     rendered: int = 0  # training prompts after the transform (== dataset_rows when it maps 1:1)
+    tools: dict[str, float] | None = None  # with grpo_plugin.tools: evaluate.tool_loop.tool_stats
 
     # --- per prompt ---------------------------------------------------------------
     def by_prompt(self) -> list[list[Sample]]:
@@ -187,7 +189,8 @@ def probe(config: Any, *, prompts: int = 32, generations: list[int] | None = Non
     judge = scoring.correctness_reward(rewards, correct_reward)
     tok = load_tokenizer(cfg, model_path)
     rows = sum(len(load_rows(spec, "train")) for spec in dataset_entries(cfg, "train"))
-    problems = build_problems(cfg, tok, split="train")
+    tools = run_tools(run, cfg, tok)
+    problems = build_problems(cfg, tok, split="train", tools=tools)
     rendered = len(problems)
     chosen = sorted(random.Random(seed).sample(range(len(problems)), min(prompts, len(problems))))
     problems = [problems[i] for i in chosen]
@@ -204,25 +207,27 @@ def probe(config: Any, *, prompts: int = 32, generations: list[int] | None = Non
 
         bar = tqdm(total=len(problems) * n, desc="probe: sampling", unit="completion",
                    dynamic_ncols=True, file=terminal())
+    looped = ToolLoop(gen, tok, tools, run.plugin.max_tool_calls) if tools else None
     try:
-        outputs = gen.generate([p.input_ids for p in problems], settings, bar)
+        outputs = (looped or gen).generate([p.input_ids for p in problems], settings, bar)
     finally:
         if bar is not None:
             bar.close()
         generation.release(gen)
     eos = tok.eos_token_id
     eos_ids = {eos} if isinstance(eos, int) else set(eos or [])
-    samples = _score(problems, outputs, rewards, judge, tok, limit, eos_ids)
+    cut_text = looped.cut_text if looped else lambda _p, _c, cut: tok.decode(cut, skip_special_tokens=True)
+    samples = _score(problems, outputs, rewards, judge, limit, eos_ids, cut_text)
     mbs = run.micro_batch_size * run.gradient_accumulation_steps
     result = ProbeResult(
         config=str(config) if not isinstance(config, dict) else "(mapping)", model=str(model_path),
-        backend=gen.name, prompts=len(problems), samples_per_prompt=n, dataset_rows=rows,
+        backend=(looped or gen).name, prompts=len(problems), samples_per_prompt=n, dataset_rows=rows,
         max_completion_length=limit, budget=budget, temperature=settings.temperature,
         num_generations=group, prompts_per_step=max(1, mbs // group), correct_reward=judge.name,
         reward_names=[r.name for r in rewards], samples=samples, problem_indices=chosen,
         prompt_tokens_max=max(len(p.input_ids) for p in problems),
         max_model_len=run.vllm.max_model_len, generations=candidates,
-        rendered=rendered,
+        rendered=rendered, tools=tool_stats(looped.last) if looped else None,
     )
     result.recommended_max_model_len = vllm_budget(config, result.recommended_length()[0], tok)
     result.wall_s = time.perf_counter() - started
@@ -241,14 +246,15 @@ def vllm_budget(config: Any, completion_length: int, tokenizer: Any = None) -> i
                               progress=False).recommended_max_model_len
 
 
-def _score(problems, outputs, rewards, judge, tok, limit, eos_ids) -> list[Sample]:
+def _score(problems, outputs, rewards, judge, limit, eos_ids, cut_text) -> list[Sample]:
+    """`cut_text(prompt, completion, cut_ids)`: the text the rewards read of a completion cut at `limit`."""
     from axolotl_grpo_rewards.gsm8k import is_strict_format
 
     samples = []
-    for problem, group in zip(problems, outputs):
+    for i, (problem, group) in enumerate(zip(problems, outputs)):
         cut_ids = [ids[:limit] for _, ids in group]
-        texts = [text if len(ids) <= limit else tok.decode(cut, skip_special_tokens=True)
-                 for (text, ids), cut in zip(group, cut_ids)]
+        texts = [text if len(ids) <= limit else cut_text(i, j, cut)
+                 for j, ((text, ids), cut) in enumerate(zip(group, cut_ids))]
         values = scoring.score(rewards, [problem.messages] * len(texts), texts, cut_ids,
                                [problem.columns] * len(texts))
         totals = scoring.weighted_total(values, rewards)

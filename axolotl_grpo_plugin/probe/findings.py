@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..tools import advice
 from . import arithmetic
 from .core import MAX_TRUNCATION, MIN_SIGNAL_SHARE, TARGET_SIGNAL, TARGET_TRUNCATION, ProbeError, ProbeResult
 
@@ -133,11 +134,22 @@ def verdict(result: ProbeResult) -> Verdict:
             v.change.append("keep the prompts the model sometimes solves (--write-filtered PATH)")
         if best is not None and best > result.num_generations:
             v.change.append(f"set trl.num_generations: {best}")
+    if result.tools is not None:
+        v.notes += tool_notes(result.tools, n)
     for name in result.constant_rewards():
         value = stats_by_reward[name]["mean"]
         v.notes.append(f"reward {name} is constant ({value:g}) on every probed completion: it "
                        "adds nothing to the advantages; check that it can vary (format, columns)")
     return v
+
+
+def tool_notes(tools: dict[str, float], completions: int) -> list[str]:
+    """With `grpo_plugin.tools`: a model that never calls them, or whose calls mostly fail."""
+    if tools["answers_with_tool_calls"] == 0:
+        return [f"{advice.NEVER_CALLED} (0 of {completions} completions). Fix: {advice.NEVER_CALLED_FIX}"]
+    if tools["tool_error_rate"] >= advice.MOSTLY_FAIL_SHARE:
+        return [f"{advice.MOSTLY_FAIL} ({tools['tool_error_rate']:.0%} of the calls). Fix: {advice.MOSTLY_FAIL_FIX}"]
+    return []
 
 
 def to_json(result: ProbeResult) -> dict[str, Any]:
@@ -166,6 +178,7 @@ def to_json(result: ProbeResult) -> dict[str, Any]:
         "recommended_num_generations": recommended_generations(table),
         "format_compliance": result.format_compliance(),
         "format_never_met": result.format_never_met(),
+        "tools": result.tools,
         "rewards": result.reward_stats(),
         "constant_rewards": result.constant_rewards(),
         "num_generations": result.num_generations,
@@ -218,6 +231,11 @@ def format_summary(result: ProbeResult) -> str:
     for name, st in data["rewards"].items():
         flag = "   <- constant: no signal" if name in data["constant_rewards"] else ""
         lines.append(f"  {name:<32} {st['mean']:8.3f} {st['variance']:8.4f}{flag}")
+    if result.tools is not None:
+        t = result.tools
+        lines.append(f"tools: {t['tool_calls_per_answer']:.2f} calls per completion, "
+                     f"{t['answers_with_tool_calls']:.0%} of completions call one, "
+                     f"{t['tool_error_rate']:.0%} of the calls fail")
     lines += ["", f"steps per epoch: {data['steps_per_epoch']} ({result.dataset_rows} rows, "
               f"{result.prompts_per_step} prompts per step); expected with signal: "
               f"{data['signal_steps_per_epoch']:.1f}", ""]

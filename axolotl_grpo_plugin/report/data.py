@@ -14,6 +14,7 @@ an integer `step` (or one that cannot be read at all) is skipped and counted in 
 from __future__ import annotations
 
 import functools
+import json
 import math
 import random
 from collections import defaultdict
@@ -162,6 +163,9 @@ def _normalise(record: object) -> dict | None:
         "advantage": _number(record.get("advantage")),
         "length": _number(record.get("length")),
     }
+    calls = _tool_calls(record.get("tool_calls"))
+    if calls:
+        row["tool_calls"] = calls
     if "reflection" in record:
         span = record["reflection"]
         ok = (isinstance(span, (list, tuple)) and len(span) == 2
@@ -169,6 +173,33 @@ def _normalise(record: object) -> dict | None:
               and 0 <= span[0] <= span[1] <= len(row["completion"]))
         row["reflection"] = tuple(span) if ok else None
     return row
+
+
+MAX_TOOL_CALLS_SHOWN = 32  # of one rollout; the count says how many there were
+MAX_TOOL_TEXT = 2000  # characters of one call's arguments or result
+
+
+def _tool_calls(raw: object) -> list[list] | None:
+    """A rollout's tool calls (observe/tool_turns.py) as [name, arguments, result, seconds] rows
+    of text (seconds a number or None); None when it made none or the field is not a list."""
+    if not isinstance(raw, list) or not raw:
+        return None
+    rows = []
+    for call in raw[:MAX_TOOL_CALLS_SHOWN]:
+        call = call if isinstance(call, dict) else {}
+        arguments = call.get("arguments")
+        if not isinstance(arguments, str):
+            try:
+                arguments = json.dumps(arguments, ensure_ascii=False, allow_nan=False)
+            except (TypeError, ValueError):
+                arguments = repr(arguments)
+        result = call.get("result")
+        result = None if result is None else clean_text(_text(result))[:MAX_TOOL_TEXT]
+        rows.append([clean_text(_text(call.get("name")))[:200], clean_text(arguments)[:MAX_TOOL_TEXT],
+                     result, _number(call.get("seconds"))])
+    if len(raw) > MAX_TOOL_CALLS_SHOWN:
+        rows.append([f"... {len(raw) - MAX_TOOL_CALLS_SHOWN} more calls", "", None, None])
+    return rows
 
 
 def _reflection(record: dict, matcher: ReflectionMatcher | None):
@@ -379,6 +410,7 @@ def columns(data: ReportData) -> tuple[dict, list[str], list[str]]:
     cols: dict[str, list] = {k: [] for k in (
         "step", "mode", "group", "prompt", "answer", "reward", "adv", "len", "rs", "re", "clen")}
     per_reward: dict[str, list] = {name: [] for name in data.reward_names}
+    tools: list[list | None] = []
     for record in data.rows:
         prompt = clean_text(record["prompt"])
         if prompt not in prompt_index:
@@ -405,6 +437,9 @@ def columns(data: ReportData) -> tuple[dict, list[str], list[str]]:
         cols["clen"].append(_utf16_len(completion))
         for name in data.reward_names:
             per_reward[name].append(_short(record["rewards"].get(name)))
+        tools.append(record.get("tool_calls"))
+    if any(tools):  # a run with grpo_plugin.tools: the page shows each rollout's calls
+        cols["tools"] = tools
     meta = {
         "rewardNames": data.reward_names,
         "modes": modes,

@@ -11,8 +11,9 @@ tool's own name, signature and docstring (TRL builds the tool's JSON schema from
   one that kills its worker gets a fresh one for the next call;
 - returns text: a str as it is, a number as its text; an exception, a timeout, a result over
   `max_result_chars` or of another type becomes TRL's error form `{"error": "..."}`;
-- counts calls, errors and timeouts in `fn.tool_stats` (for the `tools/*` metrics); a text that
-  starts with `error:` (the built-in tools' answer to a bad call) is an error too.
+- counts calls, errors and timeouts in `fn.tool_stats` (for the `tools/*` metrics), and times each
+  call (for the rollout log); a text that starts with `error:` (the built-in tools' answer to a
+  bad call) is an error too.
 
 Arguments the model made up (unknown names, a missing one) fail inside the call like any other
 exception: an error result, counted, nothing more.
@@ -21,8 +22,10 @@ exception: an error result, counted, nothing more.
 from __future__ import annotations
 
 import functools
+import json
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,26 +40,48 @@ WORKER_STARTUP_S = 60.0  # a new worker imports the tool's module; not the tool'
 ERROR_TEXT = "error:"  # how the built-in tools answer a call they cannot serve (counted as an error)
 
 
+MAX_TIMED_CALLS = 100_000  # calls timed until the rollout log takes them (a bound for runs without one)
+
+
+def call_key(arguments: Any) -> str:
+    """One call's arguments as a key, to pair a call's time with its record in the rollout log."""
+    try:
+        return json.dumps(arguments, sort_keys=True, default=repr)
+    except (TypeError, ValueError):
+        return repr(arguments)
+
+
 @dataclass
 class ToolStats:
-    """Counts since the last `take()`; thread-safe (TRL may call tools from several threads)."""
+    """Counts since the last `take()`, and each call's seconds since the last `take_seconds()`;
+    thread-safe (TRL may call tools from several threads)."""
 
     calls: int = 0
     errors: int = 0
     timeouts: int = 0
+    seconds: dict[str, deque] = field(default_factory=dict, repr=False)  # call_key -> seconds, in order
+    _timed: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def count(self, outcome: str) -> None:
+    def count(self, outcome: str, arguments: Any = None, seconds: float | None = None) -> None:
         with self._lock:
             self.calls += 1
             self.errors += outcome == "error"
             self.timeouts += outcome == "timeout"
+            if seconds is not None and self._timed < MAX_TIMED_CALLS:
+                self.seconds.setdefault(call_key(arguments), deque()).append(seconds)
+                self._timed += 1
 
     def take(self) -> dict[str, int]:
         with self._lock:
             counts = {"calls": self.calls, "errors": self.errors, "timeouts": self.timeouts}
             self.calls = self.errors = self.timeouts = 0
         return counts
+
+    def take_seconds(self) -> dict[str, deque]:
+        with self._lock:
+            seconds, self.seconds, self._timed = self.seconds, {}, 0
+        return seconds
 
 
 def contain(fn: Callable, *, target: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,
@@ -90,7 +115,8 @@ def contain(fn: Callable, *, target: str | None = None, timeout_s: float = DEFAU
         # an inline tool is bounded by construction: an overrun is counted, its answer kept
         overran = kind == OK and runner is None and time.monotonic() - started > timeout_s
         said_error = kind == OK and value.startswith(ERROR_TEXT)  # the tool's own answer to a bad call
-        stats.count("timeout" if overran else "error" if said_error else kind)
+        stats.count("timeout" if overran else "error" if said_error else kind, arguments,
+                    time.monotonic() - started)
         return value if kind == OK else {"error": value}
 
     contained.tool_stats = stats

@@ -6,8 +6,8 @@ Axolotl's RL builder creates the trainer with the keyword arguments of
 0.21; `install` wraps that classmethod so the kwargs carry `tools=` (contained, tools/loader.py)
 and `environment_factory=`. TRL then renders the tools into every prompt, runs its tool loop
 (parse, call, append the result, generate again, `tool_mask` out of the loss) and logs
-`tools/call_frequency` and `tools/failure_frequency`; the plugin adds `tools/errors` and
-`tools/timeouts` (its containment's counts) per step.
+`tools/call_frequency` and `tools/failure_frequency` (exceptions only); the plugin adds
+`tools/errors`, `tools/timeouts` and `tools/error_rate` (its containment's counts) per step.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from . import loader
 
 
 LOG = logging.getLogger("axolotl_grpo_plugin")
+ERROR_RATE = "tools/error_rate"  # of the calls that reached a tool: errors and timeouts
 _installed: dict[str, Any] = {}
 
 
@@ -58,7 +59,8 @@ def install(run: Run) -> list[Callable]:
 
 
 def attach_metrics(trainer: Any, tools: list[Callable]) -> None:
-    """`tools/errors` and `tools/timeouts` each step: what containment turned into error results."""
+    """`tools/errors`, `tools/timeouts` and `tools/error_rate` each step: what containment turned
+    into error results."""
     from transformers import TrainerCallback
 
     stats = [t.tool_stats for t in tools if hasattr(t, "tool_stats")]
@@ -68,8 +70,11 @@ def attach_metrics(trainer: Any, tools: list[Callable]) -> None:
             counts = [s.take() for s in stats]
             try:
                 metrics = trainer._metrics["train"]
+                calls = sum(c["calls"] for c in counts)
+                failed = sum(c["errors"] + c["timeouts"] for c in counts)
                 metrics["tools/errors"].append(float(sum(c["errors"] for c in counts)))
                 metrics["tools/timeouts"].append(float(sum(c["timeouts"] for c in counts)))
+                metrics[ERROR_RATE].append(failed / calls if calls else 0.0)
             except Exception as exc:  # metrics never stop training
                 LOG.warning("axolotl_grpo_plugin: tool metrics are off (%s: %s)", type(exc).__name__, exc)
                 stats.clear()
