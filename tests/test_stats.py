@@ -335,3 +335,32 @@ def test_every_missing_input_is_named_at_once(tmp_path, capsys):
     assert len(lines) == 2
     assert "no-tokenizer" in lines[0] and "no-data.jsonl" in lines[1]
     assert all("Fix:" in line for line in lines)
+
+
+@pytest.mark.parametrize("method", ["fast", "reference"])
+def test_the_tools_block_counts_in_every_prompt(tiny, tiny_tokenizer_dir, gsm8k_file, tmp_path, method):
+    """With grpo_plugin.tools, TRL renders the tools' schemas into each prompt (qwen_25's tool block)."""
+    from axolotl_grpo_rewards.tools import calculator
+
+    rows = [json.loads(line) for line in gsm8k_file.read_text(encoding="utf-8").splitlines()]
+    config = write_config(tmp_path / "tools.yaml", tiny_tokenizer_dir, gsm8k_file, chat_template="qwen_25",
+                          grpo_plugin={"tools": ["calculator"]})
+    report = prompt_token_stats(config, progress=False, method=method)
+    plain = prompt_token_stats(write_config(tmp_path / "plain.yaml", tiny_tokenizer_dir, gsm8k_file,
+                                            chat_template="qwen_25"), progress=False, method=method)
+    from axolotl.utils.chat_templates import get_chat_template
+
+    tiny.chat_template = get_chat_template("qwen_25")
+    row_fn, _ = TRANSFORMS.load("gsm8k")({}, dataset_idx=0)
+    want = [len(tiny.apply_chat_template(row_fn(r)["prompt"], tools=[calculator], add_generation_prompt=True,
+                                         tokenize=True, return_dict=False)) for r in rows]
+    assert report.prompt_tokens["max"] == max(want) > plain.prompt_tokens["max"] + 50
+    assert report.length_counts.tolist()[: max(want) + 1] == np.bincount(want).tolist()
+    assert report.source["tools"] == ["calculator"]
+
+
+def test_a_tool_that_does_not_resolve_is_one_line(tiny_tokenizer_dir, gsm8k_file, tmp_path):
+    config = write_config(tmp_path / "tools.yaml", tiny_tokenizer_dir, gsm8k_file, chat_template="qwen_25",
+                          grpo_plugin={"tools": ["calculater"]})
+    with pytest.raises(StatsError, match=r"grpo_plugin\.tools\[0\].*calculator"):
+        prompt_token_stats(config, progress=False)

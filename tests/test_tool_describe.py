@@ -41,8 +41,8 @@ def test_a_tool_without_hints_or_docstring_is_refused_with_the_fix(tool, said):
 def test_a_template_trl_does_not_know_is_refused_with_the_fix():
     from axolotl_grpo_plugin.embedded.tokenizer import build_tokenizer
 
-    problem = template_problem(build_tokenizer())  # plain ChatML, no tool syntax
-    assert problem.startswith("TRL cannot parse tool calls from this chat template") and "qwen_25" in problem
+    why, fix = template_problem(build_tokenizer())  # plain ChatML, no tool syntax
+    assert why.startswith("TRL cannot parse tool calls from this chat template") and "qwen_25" in fix
 
 
 @pytest.mark.skipif(not SHARED_QWEN.exists(), reason="../shared/tokenizers/qwen2.5-instruct is absent")

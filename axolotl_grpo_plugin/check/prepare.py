@@ -33,7 +33,7 @@ from .hardware import (
     fill_vllm_server_address,
 )
 from .rewards import check_remote_rewards, check_reward_weights
-from .tools import check_tool_template, check_tools
+from .tools import check_tool_room, check_tool_template, check_tools
 from .trainer import (
     async_grpo_warnings,
     check_async_grpo,
@@ -61,7 +61,7 @@ CONFIG_CHECKS: tuple[Callable[[Any, Run, Launch], list[Problem]], ...] = (
 # The checks that load a tokenizer or `datasets` (seconds): they run once the checks above pass,
 # so a misspelled reward is answered at once.
 LIBRARY_CHECKS: tuple[Callable[[Any, Run, Launch], list[Problem]], ...] = (
-    check_end_of_turn, check_datasets, check_context_fits, check_tool_template,
+    check_end_of_turn, check_datasets, check_context_fits, check_tool_template, check_tool_room,
 )
 
 

@@ -67,13 +67,15 @@ def prompt_token_stats(config_path: str | Path | Mapping[str, Any] | None = None
         max_model_len = run.vllm.max_model_len
     preflight(cfg, (key, source), specs)
     with _datasets_bars(progress):
-        counts, longest, counter, template_name = _count(cfg, key, source, specs, method, batch_size, top, progress)
+        counts, longest, counter, template_name = _count(cfg, key, source, specs, method, batch_size, top, progress,
+                                                         _tool_schemas(run, cfg))
     info = {
         "config": None if explicit or read else str(config_path),
         "tokenizer": source if isinstance(source, str) else type(source).__name__,
         "chat_template": template_name,
         "datasets": [s.describe() for s in specs],
         "max_completion_length_from": completion_from,
+        "tools": list(run.plugin.tools),
     }
     uses_vllm = None if explicit or "use_vllm" not in run.trl.model_fields_set else run.trl.use_vllm
     report = build_report(counts, longest, completion, max_model_len, info, uses_vllm)
@@ -102,15 +104,28 @@ def _datasets_bars(progress: bool):
             loaded.enable_progress_bars()
 
 
+def _tool_schemas(run: Run, cfg: dict[str, Any]) -> list[dict]:
+    """With `grpo_plugin.tools`, TRL renders their schemas into every prompt: they count."""
+    from ..names import make_importable
+    from ..tools import loader
+
+    if not run.plugin.tools:
+        return []
+    problems = loader.problems(run, make_importable(cfg))
+    if problems:
+        raise StatsError(" ".join(p.line() for p in problems))
+    return loader.schemas(run)
+
+
 def _count(cfg: dict[str, Any], key: str, source: Any, specs: list[DatasetSpec], method: str, batch_size: int,
-           top: int, progress: bool):
+           top: int, progress: bool, tools: list[dict]):
     """(length histogram, longest prompts, counter, template name) over every dataset entry."""
     from .counting import TransformersCounter
     from .engine import count_entry
     from .fastcount import Counter
 
     light, tok, template_name = _tokenizers(cfg, key, source, method)
-    counter = Counter(light, method) if light else TransformersCounter(tok)
+    counter = Counter(light, method, tools) if light else TransformersCounter(tok, tools)
     counts, longest = np.zeros(0, dtype=np.int64), []
     for i, spec in enumerate(specs):
         row_transform = load_transform(spec, cfg, i, tok)
@@ -161,6 +176,39 @@ def longest_prompt(cfg: Mapping[str, Any]) -> int | None:
         return int(prompt_token_stats(cfg, progress=False).prompt_tokens["max"])
     except PluginError:
         return None
+
+
+def tool_round_tokens(cfg: Mapping[str, Any], run: Run) -> int | None:
+    """Tokens of the shortest tool round TRL can append to a completion with this config's template:
+    the model's call of its first tool (arguments empty), a one-token answer and the next assistant
+    header. None without tools, or when the tokenizer is not local (a check downloads nothing)."""
+    from . import light as light_mod
+
+    try:
+        schemas = _tool_schemas(run, dict(cfg))
+        key, source = _tokenizer_source(dict(cfg), None)
+        if not schemas or not (isinstance(source, str) and Path(source).is_dir()):
+            return None
+        found, tok, _ = _tokenizers(dict(cfg), key, source, "fast")
+    except PluginError:
+        return None
+    name = schemas[0]["function"]["name"]
+    asked = [{"role": "user", "content": "x"}]
+    call = {"role": "assistant", "content": "", "tool_calls": [
+        {"type": "function", "function": {"name": name, "arguments": {}}}]}
+    answer = {"role": "tool", "name": name, "content": "0"}
+    steps = [(asked, True), ([*asked, call], False), ([*asked, call, answer], True)]
+    try:
+        if found is not None:
+            template = light_mod.compile_template(found.chat_template)
+            texts = [light_mod.render(template, m, found.variables, schemas, g) for m, g in steps]
+            lengths = [len(e) for e in found.backend.encode_batch_fast(texts, add_special_tokens=False)]
+        else:
+            lengths = [len(tok.apply_chat_template(m, tools=schemas, add_generation_prompt=g, tokenize=True,
+                                                   return_dict=False)) for m, g in steps]
+    except Exception:  # noqa: BLE001 - a template without tool turns: check_tool_template says so
+        return None
+    return lengths[2] - lengths[0]
 
 
 def report_from_config(path: str | Path, **overrides: Any) -> BudgetReport:

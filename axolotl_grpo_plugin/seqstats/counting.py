@@ -76,8 +76,8 @@ def template_failed(where: str, exc: Exception) -> StatsError:
 class TransformersCounter:
     """Counts a batch of prompts with the transformers tokenizer itself (the reference)."""
 
-    def __init__(self, tokenizer):
-        self.tokenizer = tokenizer
+    def __init__(self, tokenizer, tools: list[dict] | None = None):
+        self.tokenizer, self.tools = tokenizer, tools
 
     def count(self, prompts: list[Any], where=lambda i: f"row {i}") -> list[int]:
         chat_at, plain_at = split_prompts(prompts, where)
@@ -85,7 +85,7 @@ class TransformersCounter:
         if chat_at:
             try:  # no extra template kwargs: Axolotl 0.19 does not pass `trl.chat_template_kwargs` to GRPO
                 chat = self.tokenizer.apply_chat_template([prompts[i] for i in chat_at], add_generation_prompt=True,
-                                                          tokenize=False)
+                                                          tokenize=False, **({"tools": self.tools} if self.tools else {}))
             except Exception as exc:  # noqa: BLE001 - any template failure becomes the one-line error
                 raise template_failed(where(chat_at[0]), exc) from None
         lengths = [0] * len(prompts)

@@ -115,8 +115,8 @@ class Counter:
     """Counts a batch of prompts as TRL does (chat: template + generation prompt, no special
     tokens added; plain text: the tokenizer's defaults)."""
 
-    def __init__(self, light: LightTokenizer, method: str = "fast"):
-        self.light, self.tally, self.checked = light, Tally(), 0
+    def __init__(self, light: LightTokenizer, method: str = "fast", tools: list[dict] | None = None):
+        self.light, self.tally, self.checked, self.tools = light, Tally(), 0, tools
         self.template = compile_template(light.chat_template) if light.chat_template else None
         pattern, why = ascii_pattern(light.spec) if method == "fast" else (None, "whole prompts")
         self.words = WordCounter(light, pattern) if pattern else None
@@ -141,7 +141,7 @@ class Counter:
         try:
             if self.template is None:
                 raise ValueError("the tokenizer has no chat template")
-            return render(self.template, prompt, self.light.variables)
+            return render(self.template, prompt, self.light.variables, self.tools)
         except Exception as exc:  # noqa: BLE001 - any template failure becomes the one-line error
             raise template_failed(where, exc) from None
 

@@ -146,6 +146,8 @@ def compile_template(source: str):
     return env.from_string(source)
 
 
-def render(template, messages: list[dict], variables: dict[str, Any]) -> str:
-    """One conversation with the generation prompt, as TRL asks for it."""
-    return template.render(messages=messages, tools=None, documents=None, add_generation_prompt=True, **variables)
+def render(template, messages: list[dict], variables: dict[str, Any], tools: list[dict] | None = None,
+           add_generation_prompt: bool = True) -> str:
+    """One conversation with the generation prompt, as TRL asks for it (with the run's tools' schemas)."""
+    return template.render(messages=messages, tools=tools or None, documents=None,
+                           add_generation_prompt=add_generation_prompt, **variables)

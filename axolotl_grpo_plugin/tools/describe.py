@@ -30,8 +30,8 @@ def schema_problem(tool: Callable) -> tuple[str, str] | None:
     return None
 
 
-def template_problem(tokenizer: Any) -> str | None:
-    """Why TRL cannot read tool calls back from this tokenizer's completions, or None."""
+def template_problem(tokenizer: Any) -> tuple[str, str] | None:
+    """(why, fix) when TRL cannot read tool calls back from this tokenizer's completions, or None."""
     if getattr(tokenizer, "response_template", None) is not None or getattr(tokenizer, "response_schema", None):
         return None
     from trl.chat_template_utils import add_response_schema
@@ -39,10 +39,10 @@ def template_problem(tokenizer: Any) -> str | None:
     try:
         add_response_schema(tokenizer)
     except ValueError:
-        return ("TRL cannot parse tool calls from this chat template: it knows " + TEMPLATES_TRL_PARSES +
-                "; fix: use a model with one of those templates (or set `chat_template:` to one, e.g. qwen_25 "
-                "for a ChatML model), or give the tokenizer a `response_template` "
-                "(transformers' chat response parsing docs)")
+        return ("TRL cannot parse tool calls from this chat template: it knows " + TEMPLATES_TRL_PARSES + ".",
+                "use a model with one of those templates (or set `chat_template:` to one, e.g. qwen_25 for a "
+                "ChatML model), or give the tokenizer a `response_template` (transformers' chat response "
+                "parsing docs)")
     return None
 
 
@@ -77,7 +77,7 @@ def effective_template(cfg: Any) -> str | None:
     return template if isinstance(template, str) else None
 
 
-def config_template_problem(cfg: Any) -> str | None:
+def config_template_problem(cfg: Any) -> tuple[str, str] | None:
     """`template_problem` for the template this config trains with, or None when unknowable."""
     from types import SimpleNamespace
 

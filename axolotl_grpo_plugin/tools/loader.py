@@ -88,6 +88,16 @@ def load(run: Run) -> list[Callable]:
                     timeout_s=run.plugin.tool_timeout_s) for spec in specs(run)]
 
 
+def schemas(run: Run) -> list[dict]:
+    """The JSON schemas of the run's tools, as TRL's trainer renders them into every prompt (the
+    chat template gets the functions; transformers describes each with `get_json_schema`)."""
+    if not run.plugin.tools:
+        return []
+    from transformers.utils import get_json_schema
+
+    return [get_json_schema(import_attribute(spec.path)) for spec in specs(run)]
+
+
 def environment_factory(run: Run) -> Any:
     """The class TRL instantiates once per rollout, or None."""
     return import_attribute(run.plugin.environment) if run.plugin.environment else None
