@@ -54,3 +54,37 @@ def test_qwen25s_own_template_is_parsed():
     parsed = tokenizer.parse_response('<tool_call>\n{"name": "calculator", "arguments": {"expression": "48/2"}}\n'
                                       '</tool_call><|im_end|>', prefix="")
     assert parsed["tool_calls"][0]["function"] == {"name": "calculator", "arguments": {"expression": "48/2"}}
+
+
+def test_a_missing_jmespath_or_an_old_transformers_is_named_before_the_model_loads(monkeypatch):
+    import importlib.metadata
+    import importlib.util
+
+    from axolotl_grpo_plugin.config.run import read_run
+    from axolotl_grpo_plugin.tools import loader
+
+    run = read_run({"rl": "grpo", "grpo_plugin": {"tools": ["calculator"]}})
+    assert loader.library_problems(run) == []  # this environment has both
+    real_find_spec, real_version = importlib.util.find_spec, importlib.metadata.version
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "jmespath" else real_find_spec(name, *a))
+    monkeypatch.setattr(importlib.metadata, "version",
+                        lambda name: "4.57.1" if name == "transformers" else real_version(name))
+    missing, old = loader.library_problems(run)
+    assert missing.key == "grpo_plugin.tools" and "jmespath" in missing.message and "pip install jmespath" in missing.fix
+    assert "transformers 5.0.0 or newer" in old.message and "4.57.1" in old.message
+    env = read_run({"rl": "grpo", "grpo_plugin": {"environment": "my_env.Shop"}})
+    assert "5.2.0" in loader.library_problems(env)[-1].message
+
+
+def test_async_generation_on_several_processes_would_skip_the_tool_loop():
+    from axolotl_grpo_plugin.check.tools import check_tools_async
+    from axolotl_grpo_plugin.config.run import read_run
+    from axolotl_grpo_plugin.launch import Launch
+
+    run = read_run({"rl": "grpo", "trl": {"async_prefetch": True}, "grpo_plugin": {"tools": ["calculator"]}})
+    (problem,) = check_tools_async({}, run, Launch(2, True))
+    assert problem.key == "trl.async_prefetch" and "without TRL's tool loop" in problem.message
+    assert "remove `trl.async_prefetch`" in problem.fix
+    assert check_tools_async({}, run, Launch(1, True)) == []  # one process: the loop runs in its thread
+    no_tools = read_run({"rl": "grpo", "trl": {"async_prefetch": True}})
+    assert check_tools_async({}, no_tools, Launch(2, True)) == []

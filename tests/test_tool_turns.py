@@ -38,12 +38,16 @@ def test_odd_messages_never_raise():
     assert turns_of(odd)["tool_calls"][0]["arguments"] in ("{1, 2}", "{2, 1}")
 
 
-def test_a_batch_is_taken_once_and_only_when_it_matches():
+def test_turns_are_found_by_their_completion_ids_in_any_order_and_taken_once():
+    """Axolotl's async trainer generates batch N+1 (in a thread) before batch N is scored."""
     turns = ToolTurns()
-    turns.batch = [{"tool_calls": [], "final": "a"}] * 2
-    assert turns.take(3) == [None] * 3 and turns.batch is None
-    turns.batch = [{"tool_calls": [], "final": "a"}] * 2
-    assert turns.take(2)[1]["final"] == "a" and turns.take(2) == [None, None]
+    turns.put([[1, 2], [3]], [{"tool_calls": [], "final": "a"}, {"tool_calls": [], "final": "b"}])
+    turns.put([[1, 2], [4]], [{"tool_calls": [], "final": "c"}, {"tool_calls": [], "final": "d"}])
+    assert [t["final"] for t in turns.take([[4], [1, 2]])] == ["d", "a"]
+    assert [t and t["final"] for t in turns.take([[3], [1, 2], [1, 2], [9]])] == ["b", "c", None, None]
+    turns.MAX_KEPT = 2
+    turns.put([[5], [6], [7]], [{"tool_calls": [], "final": x} for x in "xyz"])
+    assert turns.take([[5], [7]]) == [None, {"tool_calls": [], "final": "z"}]  # the oldest was forgotten
 
 
 def test_each_recorded_call_gets_its_contained_time_by_name_and_arguments():

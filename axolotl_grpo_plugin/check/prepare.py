@@ -33,7 +33,7 @@ from .hardware import (
     fill_vllm_server_address,
 )
 from .rewards import check_remote_rewards, check_reward_weights
-from .tools import check_tool_room, check_tool_template, check_tools
+from .tools import check_tool_room, check_tool_template, check_tools, check_tools_async
 from .trainer import (
     async_grpo_warnings,
     check_async_grpo,
@@ -54,7 +54,7 @@ CHECKS: tuple[Callable[[Run, Launch], list[Problem]], ...] = (
 
 # The checks that read more of the config than the Run holds (its datasets, its checkpoints).
 CONFIG_CHECKS: tuple[Callable[[Any, Run, Launch], list[Problem]], ...] = (
-    check_eval_at_end, check_eval_every, check_resume, check_tools,
+    check_eval_at_end, check_eval_every, check_resume, check_tools, check_tools_async,
 )
 
 

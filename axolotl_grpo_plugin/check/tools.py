@@ -15,6 +15,23 @@ def check_tools(cfg, run: Run, launch: Launch) -> list[Problem]:
     return loader.problems(run, import_folders(cfg)) if trainer.wanted(run) else []
 
 
+def check_tools_async(cfg, run: Run, launch: Launch) -> list[Problem]:
+    """Axolotl's async trainer with several training processes generates on rank 0 straight through
+    the vLLM client, without TRL's tool loop: the model's calls would never run."""
+    from ..tools import trainer
+    from .trainer import async_key
+
+    key = async_key(run)
+    if not trainer.wanted(run) or key is None or (launch.processes or 1) <= 1:
+        return []
+    return [Problem(f"trl.{key}", getattr(run.trl, key),
+                    f"with {launch.processes} training processes, Axolotl's async GRPO trainer generates on rank 0 "
+                    "through the vLLM client without TRL's tool loop, so the model's tool calls "
+                    "(`grpo_plugin.tools`) would never run.",
+                    f"remove `trl.{key}` (generate and train in turn, with the tool loop), or train with one "
+                    "process")]
+
+
 def check_tool_template(cfg, run: Run, launch: Launch) -> list[Problem]:
     """With tools, a chat template TRL can read tool calls back from."""
     from ..tools import trainer

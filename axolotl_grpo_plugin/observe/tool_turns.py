@@ -2,9 +2,10 @@
 
 TRL logs a tool rollout's completion as one decoded text of every turn (the calls, the tool
 results, the answer), with the role markers stripped, and passes the rewards the messages, which
-they read by their last assistant turn. `capture` wraps the trainer's `_tool_call_loop` (sync
-trainer, this process) and keeps, per local rollout of the batch being generated, the calls
-paired with the tool turns that answered them and the last assistant text, so the rollout log can
+they read by their last assistant turn. `capture` wraps the trainer's `_tool_call_loop` (this
+process; in Axolotl's async trainer, its generation thread) and keeps, per local rollout, found
+again by its completion ids, the calls paired with the tool turns that answered them and the last
+assistant text, so the rollout log can
 record the calls (with each call's seconds) and the learning metrics judge the format of the
 answer the rewards score; each batch also logs `tools/masked_fraction`.
 """
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 import functools
 import json
+import threading
+from collections import OrderedDict, deque
 from typing import Any
 
 from axolotl_grpo_rewards.text import completion_text
@@ -67,14 +70,37 @@ def add_seconds(batch: list[dict], tools: list) -> None:
 
 
 class ToolTurns:
-    """The last generated batch's per-rollout turns (this process), or None outside tool runs."""
+    """Recent rollouts' turns (this process), found again by their completion token ids: Axolotl's
+    async trainer generates the next batch in a thread while this one is scored, so the order in
+    which batches are generated and scored differs; the ids tell them apart."""
+
+    MAX_KEPT = 4096  # rollouts; older ones (never scored: a batch dropped) are forgotten
 
     def __init__(self):
-        self.batch: list[dict] | None = None
+        self._by_ids: OrderedDict[tuple, deque] = OrderedDict()
+        self._kept = 0
+        self._lock = threading.Lock()
 
-    def take(self, count: int) -> list[dict | None]:
-        batch, self.batch = self.batch, None
-        return batch if batch is not None and len(batch) == count else [None] * count
+    def put(self, completion_ids: list[list[int]], batch: list[dict]) -> None:
+        with self._lock:
+            for ids, turns in zip(completion_ids, batch, strict=True):
+                self._by_ids.setdefault(tuple(ids), deque()).append(turns)
+                self._kept += 1
+            while self._kept > self.MAX_KEPT:
+                _, oldest = self._by_ids.popitem(last=False)
+                self._kept -= len(oldest)
+
+    def take(self, completion_ids: list[list[int]]) -> list[dict | None]:
+        """The turns of each completion (its unpadded ids), None for one not seen; each once."""
+        out = []
+        with self._lock:
+            for ids in completion_ids:
+                queue = self._by_ids.get(tuple(ids))
+                out.append(queue.popleft() if queue else None)
+                if queue is not None and not queue:
+                    del self._by_ids[tuple(ids)]
+                self._kept -= out[-1] is not None
+        return out
 
 
 def capture(trainer: Any) -> ToolTurns | None:
@@ -88,13 +114,14 @@ def capture(trainer: Any) -> ToolTurns | None:
     def tool_call_loop(*args, **kwargs):
         result = loop(*args, **kwargs)
         try:
-            tool_mask, completions = result[0], result[1]
-            turns.batch = [turns_of(messages) for messages in completions]
-            add_seconds(turns.batch, trainer.tools)
+            tool_mask, completions, completion_ids = result[0], result[1], result[2]
+            batch = [turns_of(messages) for messages in completions]
+            add_seconds(batch, trainer.tools)
+            turns.put(completion_ids, batch)
             mode = "train" if getattr(trainer.model, "training", True) else "eval"
             trainer._metrics[mode][MASKED].append(masked_fraction(tool_mask))
-        except Exception:  # observing never stops training
-            turns.batch = None
+        except Exception:  # observing never stops training: the rollouts are logged without their calls
+            pass
         return result
 
     trainer._tool_call_loop = tool_call_loop

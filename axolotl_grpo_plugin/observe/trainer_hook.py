@@ -182,7 +182,9 @@ class RolloutObserver:
         try:
             lengths = output["completion_mask"].sum(dim=1).tolist()
             answers = [row.get("answer") for row in inputs] if inputs else [None] * len(lengths)
-            turns = self.tool_turns.take(len(lengths)) if self.tool_turns else [None] * len(lengths)
+            ids = output["completion_ids"].tolist() if self.tool_turns else []
+            turns = (self.tool_turns.take([row[:n] for row, n in zip(ids, lengths, strict=True)])
+                     if self.tool_turns else [None] * len(lengths))
             return [(int(n), a if isinstance(a, (str, int, float)) else None, t)
                     for n, a, t in zip(lengths, answers, turns, strict=True)]
         except Exception as exc:

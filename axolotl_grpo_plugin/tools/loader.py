@@ -51,7 +51,7 @@ def problems(run: Run, folders: list[Path]) -> list[Problem]:
     the environment class that does not import. `folders`: names.make_importable's."""
     from ..names import import_problem
 
-    found, names = [], {}
+    found, names = library_problems(run), {}
     for spec in specs(run):
         if not spec.registered and "." not in spec.name:
             found.append(Problem(spec.key, spec.name, TOOLS.unknown_message(spec.name),
@@ -79,6 +79,33 @@ def problems(run: Run, folders: list[Path]) -> list[Problem]:
         if (problem := import_problem("grpo_plugin.environment", run.plugin.environment, folders,
                                       "a class in a module beside the config")) is not None:
             found.append(problem)
+    return found
+
+
+def library_problems(run: Run) -> list[Problem]:
+    """What TRL 1.9's GRPOTrainer refuses in its constructor, after the model loads: tools without
+    `jmespath` or with transformers < 5.0, an environment with transformers < 5.2."""
+    from importlib.metadata import PackageNotFoundError, version
+    from importlib.util import find_spec
+
+    from packaging.version import Version
+
+    key, value = ("grpo_plugin.tools", run.plugin.tools) if run.plugin.tools else (
+        "grpo_plugin.environment", run.plugin.environment)
+    found = []
+    if find_spec("jmespath") is None:
+        found.append(Problem(key, value, "TRL parses the model's tool calls with the `jmespath` package, which "
+                             "is not installed here.", "`pip install jmespath` (a dependency of "
+                             "axolotl-grpo-plugin: reinstall it with its dependencies)"))
+    try:
+        installed = version("transformers")
+    except PackageNotFoundError:
+        return found
+    need = "5.2.0" if run.plugin.environment else "5.0.0"
+    if Version(installed) < Version(need):
+        found.append(Problem(key, value, f"TRL's tool loop needs transformers {need} or newer (its chat "
+                             f"response parsing); this environment has {installed}.",
+                             f"`pip install 'transformers>={need}'`"))
     return found
 
 
