@@ -747,3 +747,61 @@ def test_async_data_producer_through_the_real_server(hd32_model, tmp_path):
     assert all(s["time/weight_sync"] > 0 for s in steps[1:]), steps
     assert GUARD not in output, output[-4000:]
     _assert_nothing_left(sid, *_server_sids(output))
+
+
+# --- tools in the rollouts (issue 49): real vLLM generates the calls ---------------------------
+
+@pytest.fixture(scope="module")
+def tool_policy_model(hd32_model, tmp_path_factory) -> Path:
+    """The hd32 model taught to call the calculator (tests/fixtures/tool_policy.py, ~30 s)."""
+    import sys
+
+    sys.path.insert(0, str(REPO_ROOT / "tests" / "fixtures"))
+    from tool_policy import teach
+
+    return teach(hd32_model, tmp_path_factory.mktemp("tool-policy") / "model")
+
+
+def test_tool_calls_through_the_real_server_and_evaluate_with_vllm(tool_policy_model, tmp_path):
+    """2 GRPO steps with `grpo_plugin.tools: [calculator]` through the autostarted server: vLLM
+    writes the calls, TRL's loop runs the contained calculator and generates again through the
+    server, the rollout log records each call with its result and time, the tool's answer carries
+    no loss, and `evaluate --backend vllm` runs the same loop on held-out prompts."""
+    from axolotl_grpo_plugin.observe.rollout_log import read_rollouts
+    from tool_policy import PROMPTS
+
+    sample = REPO_ROOT / "axolotl_grpo_plugin" / "data" / "gsm8k_sample.jsonl"
+    data = tmp_path / "taught.jsonl"
+    data.write_text("".join(sample.read_text().splitlines(keepends=True)[:PROMPTS]))
+    out = tmp_path / "tools"
+    cfg = yaml.safe_load((REPO_ROOT / "configs" / "cpu-vllm-server.yaml").read_text())
+    cfg["trl"].update(max_completion_length=320, reward_funcs=["strict_format", "axolotl_grpo_rewards.pipeline.char_variety"])
+    cfg["vllm"].update(port=free_port(), max_model_len=2048)
+    config = _config("cpu-vllm-server.yaml", tool_policy_model, out, max_steps=2, chat_template="qwen_25",
+                     datasets=[{"path": str(data), "type": "gsm8k"}], trl=cfg["trl"], vllm=cfg["vllm"],
+                     grpo_plugin={**cfg["grpo_plugin"], "tools": ["calculator"], "max_tool_calls": 2})
+    rc, output, steps, sid, _, wall = _train_timed(config, tmp_path)
+    assert rc == 0, output[-6000:]
+    print(_steps_line("tools through the server", steps, wall, output))
+    assert len(steps) == 2, output[-4000:]
+    assert all(step["tools/call_frequency"] > 0.5 and step["tools/failure_frequency"] == 0 for step in steps), steps
+    assert all(step["tools/error_rate"] == 0 and step["tools/masked_fraction"] > 0 for step in steps), steps
+    assert all(step[LOGP_DIFF] <= IN_SYNC for step in steps), steps  # the tool turns' logprobs too
+    rollouts = list(read_rollouts(out))
+    called = [r for r in rollouts if r.get("tool_calls")]
+    assert len(rollouts) == 8 and len(called) >= 4, f"{len(called)} of {len(rollouts)} rollouts have tool calls"
+    for record in called:
+        first = record["tool_calls"][0]
+        assert first["name"] == "calculator" and first["result"] == "42" and first["seconds"] >= 0
+    assert any("<answer>\n42\n</answer>" in r["completion"] for r in called)  # generated after the tool's turn
+    _assert_nothing_left(sid, *_server_sids(output))
+
+    proc = subprocess.run(  # as a user runs it (vLLM needs a real stdout)
+        [shutil.which("axolotl-grpo", path=subprocess_env()["PATH"]), "evaluate", str(config), "--model",
+         str(tool_policy_model), "--backend", "vllm", "--split", "train", "--limit", "8", "--samples", "0",
+         "--out", str(tmp_path / "eval"), "--no-progress"],
+        cwd=tmp_path, env=subprocess_env(), capture_output=True, text=True, timeout=TIMEOUT)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    summary = json.loads(next((tmp_path / "eval").glob("eval-*.json")).read_text())
+    assert summary["tools"]["answers_with_tool_calls"] >= 0.5 and summary["tools"]["tool_error_rate"] == 0, summary
+    assert summary["format_compliance"] >= 0.5, summary  # the answer after the call, as the rewards read it
