@@ -767,8 +767,9 @@ def test_tool_calls_through_the_real_server_and_evaluate_with_vllm(tool_policy_m
     writes the calls, TRL's loop runs the contained calculator and generates again through the
     server, the rollout log records each call with its result and time, the tool's answer carries
     no loss, and `evaluate --backend vllm` runs the same loop on held-out prompts."""
-    from axolotl_grpo_plugin.observe.rollout_log import read_rollouts
     from tool_policy import PROMPTS
+
+    from axolotl_grpo_plugin.observe.rollout_log import read_rollouts
 
     sample = REPO_ROOT / "axolotl_grpo_plugin" / "data" / "gsm8k_sample.jsonl"
     data = tmp_path / "taught.jsonl"
