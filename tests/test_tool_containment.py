@@ -99,3 +99,17 @@ def test_only_text_and_numbers_reach_the_model(value, expected):
         return value
 
     assert contain(tool)(x=1) == expected
+
+
+def test_an_async_tool_runs_to_its_value_in_the_worker_under_the_same_budget(isolated):
+    """TRL would await an `async def` tool in its own loop, with no time limit; contained, it is a
+    plain function (TRL calls it as one) whose coroutine runs in the worker and is killed at the budget."""
+    import inspect
+
+    tool = isolated("awaits", timeout_s=1.0)
+    assert not inspect.iscoroutinefunction(tool) and inspect.signature(tool).parameters.keys() == {"seconds"}
+    assert tool(seconds=0) == "awaited 0 s"
+    started = time.monotonic()
+    assert tool(seconds=600) == {"error": "awaits did not answer within 1 s"}
+    assert time.monotonic() - started < 5 and tool(seconds=0.01) == "awaited 0.01 s"
+    assert tool.tool_stats.take() == {"calls": 3, "errors": 0, "timeouts": 1}

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..registry.isolation import OK, TIMEOUT, IsolatedRunner
-from .worker import TARGET
+from .worker import TARGET, run_to_value
 
 
 DEFAULT_TIMEOUT_S = 10.0
@@ -95,7 +95,7 @@ def contain(fn: Callable, *, target: str | None = None, timeout_s: float = DEFAU
     def run(arguments: dict) -> tuple[str, Any]:
         if runner is None:
             try:
-                return OK, fn(**arguments)
+                return OK, run_to_value(fn, arguments)
             except Exception as exc:  # the tool's failure on the model's input: an error result
                 return "error", f"{type(exc).__name__}: {str(exc)[:200]}"
         (outcome,) = runner.score([{"tool": target, "arguments": arguments}], sample_budget_s=timeout_s,
@@ -106,7 +106,7 @@ def contain(fn: Callable, *, target: str | None = None, timeout_s: float = DEFAU
             return "timeout", f"{name} did not answer within {timeout_s:g} s"
         return "error", outcome.detail.replace("reward worker", "tool worker")[:300]
 
-    @functools.wraps(fn)
+    @functools.wraps(fn)  # a plain function even for an `async def` tool: TRL calls it as one
     def contained(**arguments):
         started = time.monotonic()
         kind, value = run(arguments)

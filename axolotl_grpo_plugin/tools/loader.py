@@ -9,7 +9,6 @@ construction and run inline; import-path tools run in a killable worker (contain
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,11 +61,6 @@ def problems(run: Run, folders: list[Path]) -> list[Problem]:
             found.append(problem)
             continue
         fn = import_attribute(spec.path)
-        if inspect.iscoroutinefunction(fn):
-            found.append(Problem(spec.key, spec.name, "an async tool: the plugin's containment (time budget, "
-                                 "killable worker) runs plain functions only.",
-                                 "make it a plain `def` (run the coroutine inside with asyncio.run)"))
-            continue
         if (why_and_fix := schema_problem(fn)) is not None:
             found.append(Problem(spec.key, spec.name, *why_and_fix))
             continue

@@ -23,12 +23,3 @@ def needs_solution(prompts, completions, solution, **kwargs):
 
 def undocumented_tool(expression):
     return expression
-
-
-async def async_tool(expression: str) -> str:
-    """Awaits nothing.
-
-    Args:
-        expression: Anything.
-    """
-    return expression
