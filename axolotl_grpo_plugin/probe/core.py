@@ -185,9 +185,9 @@ def probe(config: Any, *, prompts: int = 32, generations: list[int] | None = Non
 
     rewards = scoring.load_rewards(run)
     judge = scoring.correctness_reward(rewards, correct_reward)
-    tok = load_tokenizer(cfg, model_path)
-    rows = sum(len(load_rows(spec, "train")) for spec in dataset_entries(cfg, "train"))
-    problems = build_problems(cfg, tok, split="train")
+    tok = load_tokenizer(run, model_path)
+    rows = sum(len(load_rows(spec, "train")) for spec in dataset_entries(run, "train"))
+    problems = build_problems(cfg, tok, split="train", run=run)
     rendered = len(problems)
     chosen = sorted(random.Random(seed).sample(range(len(problems)), min(prompts, len(problems))))
     problems = [problems[i] for i in chosen]
