@@ -15,9 +15,12 @@ the previous whole one is still there.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+
+if TYPE_CHECKING:
+    from .config.run import Run
 
 
 STATE_FILE = "trainer_state.json"  # transformers' TRAINER_STATE_NAME, written last
@@ -29,15 +32,19 @@ def checkpoints(output_dir: str | Path) -> list[Path]:
     return sorted(found, key=lambda p: int(p.name.removeprefix("checkpoint-")))
 
 
-def resume_target(cfg: Mapping[str, Any]) -> Path | None:
+def resume_target(run: Run) -> Path | None:
     """The checkpoint this launch resumes from (Axolotl's rule), or None for a fresh run."""
-    explicit = cfg.get("resume_from_checkpoint")
-    if explicit:
-        return Path(str(explicit))
-    if cfg.get("auto_resume_from_checkpoints") and cfg.get("output_dir"):
-        found = checkpoints(str(cfg["output_dir"]))
+    if run.resume_from_checkpoint:
+        return Path(str(run.resume_from_checkpoint))
+    if run.auto_resume_from_checkpoints and _output_dir(run):
+        found = checkpoints(run.output_dir)
         return found[-1] if found else None
     return None
+
+
+def _output_dir(run: Run) -> str | None:
+    """`output_dir` as the config writes it (None when unset: no folder to resume from)."""
+    return run.output_dir if "output_dir" in run.model_fields_set else None
 
 
 def is_complete(checkpoint: Path) -> bool:
@@ -50,13 +57,13 @@ def last_whole(output_dir: str | Path, found: list[Path] | None = None) -> Path 
     return whole[-1] if whole else None
 
 
-def last_whole_instead(cfg: Mapping[str, Any]) -> tuple[Path, Path] | None:
+def last_whole_instead(run: Run) -> tuple[Path, Path] | None:
     """(the torn checkpoint auto-resume would pick, the last whole one) when there is a whole one
     to take instead; None when auto-resume is off, explicit, or its pick is whole."""
-    if cfg.get("resume_from_checkpoint") or not cfg.get("auto_resume_from_checkpoints") or not cfg.get("output_dir"):
+    if run.resume_from_checkpoint or not run.auto_resume_from_checkpoints or not _output_dir(run):
         return None
-    found = checkpoints(str(cfg["output_dir"]))
+    found = checkpoints(run.output_dir)
     if not found or is_complete(found[-1]):
         return None
-    whole = last_whole(cfg["output_dir"], found)
+    whole = last_whole(run.output_dir, found)
     return (found[-1], whole) if whole is not None else None

@@ -39,7 +39,7 @@ def gpu_count(cloud: dict[str, Any]) -> int:
     return int(cloud.get("gpu_count") or 1)
 
 
-def warnings(cfg: dict[str, Any], cloud: dict[str, Any], cloud_path: str, output_dir: str) -> list[str]:
+def warnings(cloud: dict[str, Any], cloud_path: str, output_dir: str) -> list[str]:
     """What the cloud run would lose or trip on, each with its fix."""
     found = []
     mounts = [PurePosixPath(v["mount"]) for v in cloud.get("volumes") or []]

@@ -23,11 +23,11 @@ import importlib
 import importlib.util
 import os
 import sys
-from collections.abc import Mapping, MutableMapping
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
-from .config.defaults import AXOLOTL_NAME, CONFIG_PATH_KEY
+from .config.defaults import AXOLOTL_NAME
 from .config.load import copy_config
 from .config.run import Run, read_run, write
 from .errors import GRPOConfigError, Problem
@@ -51,19 +51,19 @@ def load_config(config: Any, *, rewards: bool = True) -> dict[str, Any]:
     return raw
 
 
-def import_folders(cfg: Mapping[str, Any]) -> list[Path]:
-    """Where a config's own modules are imported from: its folder first, then the working folder."""
+def import_folders(config_path: Any) -> list[Path]:
+    """Where the modules of the config at `config_path` are imported from: its folder first, then
+    the working folder."""
     folders = []
-    config_path = cfg.get(CONFIG_PATH_KEY) if hasattr(cfg, "get") else None
     if isinstance(config_path, (str, Path)) and str(config_path):
         folders.append(Path(config_path).resolve().parent)
     cwd = Path.cwd()
     return folders + ([cwd] if cwd not in folders else [])
 
 
-def make_importable(cfg: Mapping[str, Any]) -> list[Path]:
-    """Put `import_folders(cfg)` at the front of `sys.path`, in that order; returns them."""
-    folders = import_folders(cfg)
+def make_importable(config_path: Any) -> list[Path]:
+    """Put `import_folders(config_path)` at the front of `sys.path`, in that order; returns them."""
+    folders = import_folders(config_path)
     for position, folder in enumerate(folders):
         if str(folder) not in sys.path:
             sys.path.insert(position, str(folder))
@@ -74,7 +74,7 @@ def make_importable(cfg: Mapping[str, Any]) -> list[Path]:
 def resolve_names(cfg: MutableMapping[str, Any], run: Run) -> tuple[Run, list[Problem]]:
     """Rewrite reward and transform names in the config (and its Run); return the Run and what
     could not be resolved."""
-    folders = make_importable(cfg)
+    folders = make_importable(run.config_path)
     problems: list[Problem] = []
     funcs = run.trl.reward_funcs
     specs = run.plugin.remote_rewards or []

@@ -98,7 +98,7 @@ class GRPOPlugin(BasePlugin):
                 run_lock.hold(run.output_dir)
             if autostart.is_training_process():  # remote budgets count per run, across ranks
                 declared.start_run(run.output_dir, [s.name for s in run.plugin.remote_rewards or []],
-                                 fresh=resume_target(cfg) is None, main=global_rank() == 0)
+                                 fresh=resume_target(run) is None, main=global_rank() == 0)
             run = cpu.configure(cfg, run)  # vLLM's CPU build only: worker extension, float32
             self.run = autostart.on_register(cfg, run)  # the server's address, written into cfg and the run
 

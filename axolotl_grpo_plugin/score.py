@@ -27,11 +27,11 @@ from typing import Any
 
 from axolotl_grpo_rewards.errors import RewardConfigError, RewardContractError
 
-from .config.load import read_yaml
+from .config.load import read_config
 from .config.run import read_run
 from .errors import EXIT_BAD_INPUT, EXIT_FAILED, PluginError, Problem, exit_for
 from .evaluate.scoring import Reward, load_rewards, score
-from .names import load_config
+from .names import resolve_names
 from .observe.rollout_log import read_records
 from .observe.trainer_hook import weighted_reward
 from .remote.checks import check as check_remote
@@ -52,19 +52,16 @@ class ScoreInputError(PluginError):
     """The input file or the rewards cannot be scored."""
 
 
-def listed_names(config: str | Path) -> list[str]:
-    """`trl.reward_funcs` as the config lists them (before names are resolved)."""
-    return [str(f) for f in read_run(read_yaml(config)).trl.reward_funcs]
-
-
 def prepare(config: str | Path) -> list[tuple[str, Reward]]:
     """(name as listed, reward) for each `trl.reward_funcs` entry, as training loads them."""
-    names = listed_names(config)
-    run = read_run(load_config(config))  # resolves names (and declares remote rewards) or raises
-    problems = check_remote(run)
-    if problems:
-        from .errors import GRPOConfigError
+    from .errors import GRPOConfigError
 
+    raw = read_config(config)  # the yaml and its Run, read once
+    run = read_run(raw)
+    names = [str(f) for f in run.trl.reward_funcs]  # as listed, before names are resolved
+    run, unresolved = resolve_names(raw, run)  # (and declares remote rewards)
+    problems = unresolved or check_remote(run)
+    if problems:
         raise GRPOConfigError(problems)
     return list(zip(names, load_rewards(run), strict=True))
 

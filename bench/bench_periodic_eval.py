@@ -59,6 +59,7 @@ def interleaved(cases: dict, rounds: int) -> dict[str, list[float]]:
 def transformers_only(args) -> int:
     import torch
 
+    from axolotl_grpo_plugin.config.run import read_run
     from axolotl_grpo_plugin.embedded import build
     from axolotl_grpo_plugin.evaluate import core, generation, prompts
 
@@ -67,7 +68,7 @@ def transformers_only(args) -> int:
     cfg = prompts.load_config(ROOT / "configs" / "smoke.yaml")
     cfg["base_model"] = str(model_dir)
     cfg["datasets"][0]["path"] = str(ROOT / cfg["datasets"][0]["path"])
-    tok = core.load_tokenizer(cfg, str(model_dir))
+    tok = core.load_tokenizer(read_run(cfg), str(model_dir))
     model = core.load_model(str(model_dir), "cpu")
     model.train()  # as the trainer leaves it
     started = time.perf_counter()
@@ -110,6 +111,7 @@ def engines(args) -> int:
     from accelerate import Accelerator
     from trl.generation.vllm_generation import VLLMGeneration
 
+    from axolotl_grpo_plugin.config.run import read_run
     from axolotl_grpo_plugin.embedded import build
     from axolotl_grpo_plugin.evaluate import core, generation, prompts
     from axolotl_grpo_plugin.vllm import autostart, cpu, cpu_sync
@@ -123,14 +125,14 @@ def engines(args) -> int:
     cfg["base_model"] = str(model_dir)
     cfg["datasets"][0]["path"] = str(ROOT / cfg["datasets"][0]["path"])
     cpu.configure(cfg)  # worker extension, float32, KV cache size: as `axolotl train` does
-    tok = core.load_tokenizer(cfg, str(model_dir))
+    tok = core.load_tokenizer(read_run(cfg), str(model_dir))
     model = core.load_model(str(model_dir), "cpu")
     model.train()
     problems = prompts.build_problems(cfg, tok, dataset=str(ROOT / TEST_FILE), limit=64)
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-periodic-eval-"))
     port = _free_port()
-    snapshot = autostart.write_server_config(cfg, tmp / autostart.CONFIG_NAME, "127.0.0.1", port)
+    snapshot = autostart.write_server_config(cfg, read_run(cfg), tmp / autostart.CONFIG_NAME, "127.0.0.1", port)
     server = VLLMServer(ServerSpec(
         command=autostart.vllm_serve_command(snapshot), log_path=tmp / "vllm-server.log",
         host="127.0.0.1", port=port,

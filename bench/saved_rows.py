@@ -62,6 +62,7 @@ def strip_to_replies(rows: list[dict], questions: list[str]) -> list[dict]:
 def rebuild_rows(replies_path: Path, train_data: Path, grpo_config: Path, out: Path) -> Path:
     """`replies_path`'s replies as chat SFT rows at `out`: each question from `train_data`, turned
     into the prompt by `grpo_config`'s dataset transform (as the rejection round prompted it)."""
+    from axolotl_grpo_plugin.config.run import read_run
     from axolotl_grpo_plugin.evaluate.prompts import dataset_entries, load_config, load_rows, transform_rows
     from axolotl_grpo_plugin.safe_files import write_atomic
 
@@ -76,7 +77,7 @@ def rebuild_rows(replies_path: Path, train_data: Path, grpo_config: Path, out: P
     with tempfile.TemporaryDirectory() as tmp:
         chosen = Path(tmp) / "questions.jsonl"
         chosen.write_text("".join(json.dumps(by_key[r["question_sha1"]]) + "\n" for r in replies))
-        (spec,) = dataset_entries(cfg, "train", dataset=str(chosen))
+        (spec,) = dataset_entries(read_run(cfg), "train", dataset=str(chosen))
         prompts = [row["prompt"] for row in transform_rows(cfg, spec, 0, load_rows(spec, "train"))]
     rows = [{"messages": [*prompt, {"role": "assistant", "content": r["reply"]}], "correct": r["correct"]}
             for prompt, r in zip(prompts, replies, strict=True)]

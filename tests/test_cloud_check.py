@@ -16,7 +16,7 @@ def shipped(repo_root):
 
 def test_an_output_dir_in_the_container_is_lost_and_the_fix_names_the_artifacts_volume(shipped, monkeypatch):
     monkeypatch.setattr(cloud.shutil, "which", lambda name: "/usr/bin/docker")
-    [warning] = cloud.warnings({}, shipped, "cloud.yaml", "./outputs/gsm8k-grpo")
+    [warning] = cloud.warnings(shipped, "cloud.yaml", "./outputs/gsm8k-grpo")
     assert "not on a volume of cloud.yaml" in warning
     assert "output_dir: /workspace/artifacts/gsm8k-grpo" in warning
 
@@ -24,14 +24,14 @@ def test_an_output_dir_in_the_container_is_lost_and_the_fix_names_the_artifacts_
 def test_the_shipped_modal_config_writes_to_a_volume(shipped, repo_root, monkeypatch):
     monkeypatch.setattr(cloud.shutil, "which", lambda name: "/usr/bin/docker")
     cfg = yaml.safe_load((repo_root / "configs" / "gsm8k-modal.yaml").read_text())
-    assert cloud.warnings(cfg, shipped, "cloud.yaml", cfg["output_dir"]) == []
+    assert cloud.warnings(shipped, "cloud.yaml", cfg["output_dir"]) == []
     assert cfg["dataset_prepared_path"].startswith(cfg["output_dir"])
 
 
 def test_a_missing_docker_cli_is_said_before_launching(shipped, monkeypatch):
     monkeypatch.setattr(cloud.shutil, "which", lambda name: None)
     without_image = {k: v for k, v in shipped.items() if k != "image"}  # every Axolotl asks docker then
-    [warning] = cloud.warnings({}, without_image, "cloud.yaml", "/workspace/artifacts/run")
+    [warning] = cloud.warnings(without_image, "cloud.yaml", "/workspace/artifacts/run")
     assert "`docker` CLI is not installed here" in warning
 
 

@@ -142,16 +142,16 @@ def test_in_memory_datasets_pass_through():
 # --- the config ---------------------------------------------------------------------------------
 
 def test_dataset_entries_are_checked(tmp_path):
-    spec, = dataset_specs({"datasets": [{"path": "x.jsonl", "type": "gsm8k", "split": "train[:5]", "name": "main"}]})
+    spec, = dataset_specs([{"path": "x.jsonl", "type": "gsm8k", "split": "train[:5]", "name": "main"}])
     assert (spec.path, spec.transform, spec.split, spec.name, spec.key) == ("x.jsonl", "gsm8k", "train[:5]", "main",
                                                                          "datasets[0]")
-    tests = dataset_specs({"test_datasets": [{"path": "t.jsonl"}]}, "test_datasets")
+    tests = dataset_specs([{"path": "t.jsonl"}], "test_datasets")
     assert tests[0].key == "test_datasets[0]"
     with pytest.raises(DataSourceError, match=r"^datasets = .*names no datasets entry.*Fix: add `datasets:"):
-        dataset_specs({})
+        dataset_specs(None)
     with pytest.raises(DataSourceError, match=r"^datasets = \{'path': 'a'\}: must be a list"):
-        dataset_specs({"datasets": {"path": "a"}})
+        dataset_specs({"path": "a"})
     with pytest.raises(DataSourceError, match=r"datasets\[1\] = .*needs a `path`"):
-        dataset_specs({"datasets": [{"path": "a"}, {"type": "gsm8k"}]})
+        dataset_specs([{"path": "a"}, {"type": "gsm8k"}])
     with pytest.raises(DataSourceError, match=r"datasets\[0\]\.name = \['a', 'b'\]"):
-        dataset_specs({"datasets": [{"path": "a", "name": ["a", "b"]}]})
+        dataset_specs([{"path": "a", "name": ["a", "b"]}])

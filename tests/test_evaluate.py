@@ -46,7 +46,7 @@ def test_file(repo_root) -> str:
 
 @pytest.fixture(scope="module")
 def tokenizer(embedded_model_dir):
-    return core.load_tokenizer({}, str(embedded_model_dir))
+    return core.load_tokenizer(read_run({}), str(embedded_model_dir))
 
 
 @pytest.fixture(scope="module")
@@ -261,7 +261,7 @@ def test_keep_replies_writes_one_in_format_reply_per_prompt_for_sft(repo_root, e
     assert chosen == [formatted(golds[0]), formatted("-1"), formatted(golds[3])]
     assert [row["correct"] for row in rows] == [True, False, True]
     cfg = load_config(repo_root / "configs/smoke.yaml")
-    tok = core.load_tokenizer({}, str(embedded_model_dir))
+    tok = core.load_tokenizer(read_run({}), str(embedded_model_dir))
     prompts = build_problems(cfg, tok, dataset=test_file, limit=4)
     assert [row["messages"][:-1] for row in rows] == [prompts[i].messages for i in (0, 1, 3)]
     assert all(row["messages"][-1]["role"] == "assistant" for row in rows)
@@ -444,7 +444,7 @@ def test_eval_at_end_without_held_out_rows_fails_at_register(smoke_cfg, test_fil
     from axolotl_grpo_plugin.launch import Launch
 
     def keys(cfg):
-        return [p.key for p in check_eval_at_end(cfg, read_run(cfg), Launch())]
+        return [p.key for p in check_eval_at_end(read_run(cfg), Launch())]
 
     assert keys({**smoke_cfg, "grpo_plugin": {"eval_at_end": True}}) == ["grpo_plugin.eval_at_end.split"]
     assert keys({**smoke_cfg, "grpo_plugin": {"eval_at_end": {"dataset": "./nope.jsonl"}}}) == \

@@ -54,8 +54,8 @@ def two_folders(tmp_path, monkeypatch):
 
 def test_the_configs_folder_comes_first_then_the_working_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert import_folders({"axolotl_config_path": "sub/c.yaml"}) == [tmp_path / "sub", tmp_path]
-    assert import_folders({}) == [tmp_path]
+    assert import_folders("sub/c.yaml") == [tmp_path / "sub", tmp_path]
+    assert import_folders(None) == [tmp_path]
 
 
 def test_a_reward_beside_the_config_loads_from_another_folder(two_folders, repo_root):

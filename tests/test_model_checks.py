@@ -11,6 +11,7 @@ import pytest
 
 from axolotl_grpo_plugin.check import files, hardware, prepare
 from axolotl_grpo_plugin.check.prepare import prepare_config
+from axolotl_grpo_plugin.config.run import read_run
 from axolotl_grpo_plugin.errors import GRPOConfigError
 from axolotl_grpo_plugin.launch import Launch
 
@@ -160,7 +161,8 @@ def vllm_config(model, max_model_len, completion=64):
 def test_max_model_len_must_hold_the_longest_prompt_plus_the_completion(embedded_model_dir):
     from axolotl_grpo_plugin.seqstats.api import longest_prompt
 
-    longest = longest_prompt(config(embedded_model_dir))
+    cfg = config(embedded_model_dir)
+    longest = longest_prompt(cfg, read_run(cfg))
     assert longest is not None and longest > 0
     exact = longest + 64
     found = keyed(problems(vllm_config(embedded_model_dir, exact - 1)), "vllm.max_model_len")

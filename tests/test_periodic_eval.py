@@ -191,7 +191,7 @@ def vllm_trainer(tmp_path, repo_root, embedded_model_dir, mode="server", main=Tr
     cfg = smoke_cfg(repo_root)
     cfg["base_model"] = str(embedded_model_dir)
     cfg["trl"] = {**cfg["trl"], "use_vllm": True, "vllm_mode": mode}
-    tokenizer = core.load_tokenizer(cfg, str(embedded_model_dir))
+    tokenizer = core.load_tokenizer(read_run(cfg), str(embedded_model_dir))
     trainer = FakeTrainer(tmp_path)
     trainer.accelerator = SimpleNamespace(is_main_process=main, num_processes=processes,
                                           unwrap_model=lambda model: model)
@@ -357,7 +357,7 @@ def test_an_engine_that_refuses_the_slice_hands_over_to_transformers(tmp_path, r
 # --- launch-time checks -------------------------------------------------------------------
 
 def keys(cfg):
-    return [p.key for p in check_eval_every(cfg, read_run(cfg), Launch())]
+    return [p.key for p in check_eval_every(read_run(cfg), Launch())]
 
 
 def test_checks_name_the_key_and_the_fix(repo_root):

@@ -155,15 +155,16 @@ def test_a_config_without_the_keys_gets_the_installed_trl_defaults(monkeypatch, 
     """Issue 27: the plan used 256 for an unset `trl.max_completion_length` whatever the
     release, so on Axolotl 0.21 (TRL 1.14, default 512) it planned half the completion."""
     from axolotl_grpo_plugin.config import defaults
+    from axolotl_grpo_plugin.config.run import read_run
     from axolotl_grpo_plugin.plan.from_config import workload_from_config
 
     (row,) = [r for r in defaults._TRL_ROWS.values() if r.read_from == release]
     monkeypatch.setattr(defaults, "MAX_COMPLETION_LENGTH", row.max_completion_length)
     monkeypatch.setattr(defaults, "NUM_GENERATIONS", row.num_generations)
-    w = workload_from_config({"rl": "grpo", "trl": {"use_vllm": True}}, TOY, processes=1)
+    w = workload_from_config(read_run({"rl": "grpo", "trl": {"use_vllm": True}}), TOY, processes=1)
     assert (w.completion_tokens, w.num_generations) == (row.max_completion_length, row.num_generations)
     set_keys = {"trl": {"max_completion_length": 300, "num_generations": 4}}
-    assert workload_from_config(set_keys, TOY, processes=1).completion_tokens == 300
+    assert workload_from_config(read_run(set_keys), TOY, processes=1).completion_tokens == 300
 
 
 @pytest.mark.parametrize("name", ["Qwen/Qwen2.5-1.5B-Instruct", "Qwen/Qwen2.5-7B-Instruct",

@@ -87,7 +87,7 @@ def checkpoint(path, *, lora=False):
 
 
 def served_model(cfg, tmp_path):
-    written = write_server_config(cfg, tmp_path / "server.yaml", "127.0.0.1", 8000)
+    written = write_server_config(cfg, read_run(cfg), tmp_path / "server.yaml", "127.0.0.1", 8000)
     return yaml.safe_load(written.read_text())["base_model"]
 
 
@@ -99,11 +99,11 @@ def test_the_autostarted_server_loads_the_resumed_checkpoint(tmp_path):
     assert served_model({**base, "resume_from_checkpoint": str(ckpt)}, tmp_path) == str(ckpt.resolve())
     later = checkpoint(out / "checkpoint-10")
     checkpoint(out / "checkpoint-9")
-    assert resumed_weights({**base, "auto_resume_from_checkpoints": True}) == str(later.resolve())
+    assert resumed_weights(read_run({**base, "auto_resume_from_checkpoints": True})) == str(later.resolve())
     lora = checkpoint(tmp_path / "lora" / "checkpoint-4", lora=True)
     # an adapter-only checkpoint: the server keeps base_model, TRL pushes the merged policy
     assert served_model({**base, "resume_from_checkpoint": str(lora)}, tmp_path) == base["base_model"]
-    assert resumed_weights({**base, "resume_from_checkpoint": str(tmp_path / "missing")}) is None
+    assert resumed_weights(read_run({**base, "resume_from_checkpoint": str(tmp_path / "missing")})) is None
 
 
 def test_auto_resume_takes_the_last_whole_checkpoint_past_one_cut_short_while_saving(tmp_path):
@@ -117,30 +117,39 @@ def test_auto_resume_takes_the_last_whole_checkpoint_past_one_cut_short_while_sa
     out = tmp_path / "out"
     torn = checkpoint(out / "checkpoint-4")  # model written, state not yet
     auto = {"output_dir": str(out), "auto_resume_from_checkpoints": True}
-    [problem] = check_resume(auto, read_run(auto), Launch())  # nothing whole to fall back on
+
+    def resume(cfg):
+        return check_resume(read_run(cfg), Launch())
+
+    def fill(cfg):  # the warnings; the Run it returns resumes where `cfg` now says
+        run, warnings = resume_from_last_whole(cfg, read_run(cfg))
+        assert run == read_run(cfg)
+        return warnings
+
+    [problem] = resume(auto)  # nothing whole to fall back on
     assert problem.key == "auto_resume_from_checkpoints"
     assert "checkpoint-4 has no trainer_state.json" in problem.message
     assert f"delete {torn}" in problem.fix and "no earlier checkpoint is whole" in problem.fix
-    assert resume_from_last_whole(dict(auto)) == []
+    assert fill(dict(auto)) == []
 
     whole = checkpoint(out / "checkpoint-2")
     (whole / "trainer_state.json").write_text("{}")
-    assert check_resume(auto, read_run(auto), Launch()) == []
+    assert resume(auto) == []
     cfg = dict(auto)
-    [warning] = resume_from_last_whole(cfg)
+    [warning] = fill(cfg)
     assert cfg["resume_from_checkpoint"] == str(whole)
     assert f"resuming from {whole}, the last whole checkpoint" in warning and str(torn) in warning
-    assert check_resume(cfg, read_run(cfg), Launch()) == [] and resume_from_last_whole(cfg) == []  # explicit now
+    assert resume(cfg) == [] and fill(cfg) == []  # explicit now
 
-    [explicit] = check_resume({"resume_from_checkpoint": str(torn)}, read_run({"resume_from_checkpoint": str(torn)}), Launch())
+    [explicit] = resume({"resume_from_checkpoint": str(torn)})
     assert explicit.key == "resume_from_checkpoint" and explicit.value == str(torn)
     assert f"last whole one is {whole}" in explicit.fix
-    [missing] = check_resume({"resume_from_checkpoint": str(out / "checkpoint-9")}, read_run({"resume_from_checkpoint": str(out / "checkpoint-9")}), Launch())
+    [missing] = resume({"resume_from_checkpoint": str(out / "checkpoint-9")})
     assert "no checkpoint folder" in missing.message
     (torn / "trainer_state.json").write_text("{}")  # the save finished
-    assert check_resume(auto, read_run(auto), Launch()) == [] and resume_from_last_whole(dict(auto)) == []
-    assert check_resume({"output_dir": str(out)}, read_run({"output_dir": str(out)}), Launch()) == []  # a fresh run
-    assert check_resume({"output_dir": str(tmp_path / "new"), "auto_resume_from_checkpoints": True}, read_run({"output_dir": str(tmp_path / "new"), "auto_resume_from_checkpoints": True}), Launch()) == []
+    assert resume(auto) == [] and fill(dict(auto)) == []
+    assert resume({"output_dir": str(out)}) == []  # a fresh run
+    assert resume({"output_dir": str(tmp_path / "new"), "auto_resume_from_checkpoints": True}) == []
 
 
 def test_a_full_disk_while_saving_names_the_whole_checkpoint_and_the_fix(tmp_path):

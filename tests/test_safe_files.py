@@ -149,10 +149,11 @@ def test_a_report_that_cannot_be_written_leaves_no_temp_file(out, monkeypatch):
 
 
 def test_vllm_server_config_replaces_a_planted_link(out, victim):
+    from axolotl_grpo_plugin.config.run import read_run
     from axolotl_grpo_plugin.vllm.autostart import write_server_config
 
     link = plant(out / "vllm-server.yaml", victim)
-    write_server_config({"base_model": "m"}, link, "127.0.0.1", 8000)
+    write_server_config({"base_model": "m"}, read_run({"base_model": "m"}), link, "127.0.0.1", 8000)
     assert untouched(victim) and "base_model: m" in link.read_text() and no_temp_files(out)
 
 

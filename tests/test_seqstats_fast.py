@@ -261,10 +261,11 @@ REAL = [("qwen2.5-instruct", "qwen_25", 263), ("llama-3-instruct", "llama3", 241
 
 @pytest.mark.parametrize("name,template,train_max", REAL)
 def test_real_gsm8k_fast_equals_whole_row_by_row(shared_dir, name, template, train_max):
+    from axolotl_grpo_plugin.config.run import read_run
     from axolotl_grpo_plugin.seqstats.sources import apply_chat_template_choice
 
     tok = _hf(shared_dir / "tokenizers" / name)
-    apply_chat_template_choice(tok, {"chat_template": template})
+    apply_chat_template_choice(tok, read_run({"chat_template": template}))
     for split in ("train", "test"):
         rows = [json.loads(line) for line in (shared_dir / "data" / "gsm8k" / f"{split}.jsonl").open(encoding="utf-8")]
         prompts = _prompts([r["question"] for r in rows])

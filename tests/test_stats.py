@@ -299,6 +299,7 @@ REAL = [("qwen2.5-instruct", "qwen_25"), ("llama-3-instruct", "llama3"), ("llama
 def _real_check(shared_dir: Path, tokenizer_name: str, template: str, split: str):
     from transformers import AutoTokenizer
 
+    from axolotl_grpo_plugin.config.run import read_run
     from axolotl_grpo_plugin.seqstats.sources import apply_chat_template_choice
 
     tok_dir = shared_dir / "tokenizers" / tokenizer_name
@@ -306,7 +307,7 @@ def _real_check(shared_dir: Path, tokenizer_name: str, template: str, split: str
     report = prompt_token_stats(tokenizer=tok_dir, dataset=data, split=split, transform="gsm8k",
                                 chat_template=template, max_completion_length=512, progress=False)
     reference = AutoTokenizer.from_pretrained(tok_dir)
-    apply_chat_template_choice(reference, {"chat_template": template})
+    apply_chat_template_choice(reference, read_run({"chat_template": template}))
     rows = [json.loads(line) for line in data.read_text(encoding="utf-8").splitlines()]
     if split != "train":
         rows = rows[: int(split.split(":")[1].rstrip("]"))]

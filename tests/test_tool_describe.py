@@ -82,9 +82,9 @@ def test_async_generation_on_several_processes_would_skip_the_tool_loop():
     from axolotl_grpo_plugin.launch import Launch
 
     run = read_run({"rl": "grpo", "trl": {"async_prefetch": True}, "grpo_plugin": {"tools": ["calculator"]}})
-    (problem,) = check_tools_async({}, run, Launch(2, True))
+    (problem,) = check_tools_async(run, Launch(2, True))
     assert problem.key == "trl.async_prefetch" and "without TRL's tool loop" in problem.message
     assert "remove `trl.async_prefetch`" in problem.fix
-    assert check_tools_async({}, run, Launch(1, True)) == []  # one process: the loop runs in its thread
+    assert check_tools_async(run, Launch(1, True)) == []  # one process: the loop runs in its thread
     no_tools = read_run({"rl": "grpo", "trl": {"async_prefetch": True}})
-    assert check_tools_async({}, no_tools, Launch(2, True)) == []
+    assert check_tools_async(no_tools, Launch(2, True)) == []

@@ -160,7 +160,7 @@ def training_cases(cfg: dict[str, Any], run: Any, count: int, dataset: str | Non
     """`count` training prompts with a gold answer, taken in turn from each dataset entry."""
     limit = run.completion_length
     per_entry: list[list[Case]] = []
-    entries = dataset_entries(cfg, "train", dataset)
+    entries = dataset_entries(run, "train", dataset)
     quota = -(-count // len(entries))
     for i, spec in enumerate(entries):
         rows = load_rows(spec, "train")

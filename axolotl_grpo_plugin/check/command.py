@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     output_dir = run.output_dir
     busy = None if cloud_cfg is not None else run_lock.holder(output_dir)  # a cloud run starts elsewhere
     if cloud_cfg is not None:
-        warnings = [*warnings, *cloud.warnings(raw, cloud_cfg, args.cloud, output_dir)]
+        warnings = [*warnings, *cloud.warnings(cloud_cfg, args.cloud, output_dir)]
     if busy is not None:  # `axolotl train` would stop on it now; it may be free by launch time
         warnings = [*warnings, *(p.line() for p in run_lock.in_use(output_dir, busy).problems)]
     if not args.offline:

@@ -7,7 +7,7 @@ from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
-from ..config.run import Run
+from ..config.run import Run, write
 from ..errors import Problem
 from ..launch import Launch
 from ..sources import dry_run
@@ -39,11 +39,11 @@ def check_model_folder(run: Run, launch: Launch) -> list[Problem]:
     return model_path_problems("base_model", run.base_model)
 
 
-def check_end_of_turn(cfg, run: Run, launch: Launch) -> list[Problem]:
+def check_end_of_turn(run: Run, launch: Launch) -> list[Problem]:
     """A local tokenizer whose eos ends the model's turns (not missing, not equal to bos)."""
     from ..models.folder import end_of_turn_problems
 
-    return end_of_turn_problems(cfg)
+    return end_of_turn_problems(run)
 
 
 def check_datasets(cfg, run: Run, launch: Launch) -> list[Problem]:
@@ -52,15 +52,15 @@ def check_datasets(cfg, run: Run, launch: Launch) -> list[Problem]:
     return dry_run.problems(cfg, run)
 
 
-def check_resume(cfg, run: Run, launch: Launch) -> list[Problem]:
+def check_resume(run: Run, launch: Launch) -> list[Problem]:
     """The checkpoint a resumed run starts from exists and was saved whole (checkpoints.py)."""
     from ..checkpoints import STATE_FILE, is_complete, last_whole, last_whole_instead, resume_target
 
-    target = resume_target(cfg)
-    if target is None or (target.is_dir() and is_complete(target)) or last_whole_instead(cfg):
+    target = resume_target(run)
+    if target is None or (target.is_dir() and is_complete(target)) or last_whole_instead(run):
         return []  # (auto-resume past a torn one: prepare_config takes the last whole one)
-    key = "resume_from_checkpoint" if cfg.get("resume_from_checkpoint") else "auto_resume_from_checkpoints"
-    value = cfg.get(key)
+    key = "resume_from_checkpoint" if run.resume_from_checkpoint else "auto_resume_from_checkpoints"
+    value = getattr(run, key)
     if not target.is_dir():
         return [Problem(key, value, f"no checkpoint folder at {target}.",
                         "point `resume_from_checkpoint` at an OUTPUT_DIR/checkpoint-N folder, or remove it")]
@@ -71,14 +71,15 @@ def check_resume(cfg, run: Run, launch: Launch) -> list[Problem]:
                     f"delete {target} ({earlier}) or set `resume_from_checkpoint` to a whole checkpoint")]
 
 
-def resume_from_last_whole(cfg: MutableMapping[str, Any]) -> list[str]:
-    """Auto-resume would pick a checkpoint cut short while saving: resume from the last whole one."""
+def resume_from_last_whole(cfg: MutableMapping[str, Any], run: Run) -> tuple[Run, list[str]]:
+    """Auto-resume would pick a checkpoint cut short while saving: resume from the last whole one
+    (written into the config Axolotl reads, and the Run)."""
     from ..checkpoints import STATE_FILE, last_whole_instead
 
-    instead = last_whole_instead(cfg)
+    instead = last_whole_instead(run)
     if instead is None:
-        return []
+        return run, []
     torn, whole = instead
-    cfg["resume_from_checkpoint"] = str(whole)
-    return [f"{torn} has no {STATE_FILE} (the run stopped while saving it, or the disk filled): resuming from "
-            f"{whole}, the last whole checkpoint. {torn.name} is left as it is; this run saves over it."]
+    run = write(cfg, run, {"resume_from_checkpoint": str(whole)})
+    return run, [f"{torn} has no {STATE_FILE} (the run stopped while saving it, or the disk filled): resuming "
+                 f"from {whole}, the last whole checkpoint. {torn.name} is left as it is; this run saves over it."]

@@ -114,7 +114,7 @@ def check_context_fits(cfg, run: Run, launch: Launch) -> list[Problem]:
     if limit <= completion:
         need, measured = completion + 1, "the completion alone"
     else:
-        longest = longest_prompt(cfg)
+        longest = longest_prompt(cfg, run)
         if longest is None or limit >= longest + completion:
             return []
         need, measured = longest + completion, f"the longest prompt ({longest} tokens, counted as `stats` counts)"

@@ -48,21 +48,18 @@ from .trainer import (
 CHECKS: tuple[Callable[[Run, Launch], list[Problem]], ...] = (
     check_rl, check_completion_length, check_batch, check_precision, check_reward_weights, check_trl_args,
     check_remote_rewards, check_vllm_autostart, check_gpu_layout, check_sleep_mode, check_cpu_vllm, check_trackio,
-    check_async_grpo, check_paths, check_model_folder,
-)
-
-
-# The checks that read more of the config than the Run holds (its datasets, its checkpoints).
-CONFIG_CHECKS: tuple[Callable[[Any, Run, Launch], list[Problem]], ...] = (
-    check_eval_at_end, check_eval_every, check_resume, check_tools, check_tools_async,
+    check_async_grpo, check_paths, check_model_folder, check_eval_at_end, check_eval_every, check_resume, check_tools,
+    check_tools_async,
 )
 
 
 # The checks that load a tokenizer or `datasets` (seconds): they run once the checks above pass,
 # so a misspelled reward is answered at once.
-LIBRARY_CHECKS: tuple[Callable[[Any, Run, Launch], list[Problem]], ...] = (
+LIBRARY_CHECKS: tuple[Callable[..., list[Problem]], ...] = (
     check_end_of_turn, check_datasets, check_context_fits, check_tool_template, check_tool_room,
 )
+# Those that run the config's dataset transforms, which take the whole config (as Axolotl calls them).
+TRANSFORM_CHECKS = (check_datasets, check_context_fits)
 
 
 def check_model(cfg, launch: Launch) -> tuple[Run, list[str]]:
@@ -70,7 +67,7 @@ def check_model(cfg, launch: Launch) -> tuple[Run, list[str]]:
     itself, and the precision a CPU run crashes on; raises on problems (prepare_config's shape)."""
     run = read_run(cfg)
     problems = [*check_paths(run, launch), *check_model_folder(run, launch),
-                *check_precision(run, launch, ours=False), *check_end_of_turn(cfg, run, launch)]
+                *check_precision(run, launch, ours=False), *check_end_of_turn(run, launch)]
     if problems:
         raise GRPOConfigError(problems)
     return run, []
@@ -90,17 +87,16 @@ def prepare_config(cfg: MutableMapping[str, Any], launch: Launch, run: Run | Non
     problems = unresolved + problems
     for check in CHECKS:
         problems.extend(p for p in check(run, launch) if p not in problems)
-    for check in CONFIG_CHECKS:
-        problems.extend(p for p in check(cfg, run, launch) if p not in problems)
     for check in () if problems else LIBRARY_CHECKS:
-        problems.extend(check(cfg, run, launch))
+        problems.extend(check(cfg, run, launch) if check in TRANSFORM_CHECKS else check(run, launch))
     if problems:
         raise GRPOConfigError(problems)
     run = fill_generation_batch_size(cfg, fill_vllm_server_address(cfg, run), launch)
-    warnings = dry_run.skipped(cfg)
+    warnings = dry_run.skipped(run)
     warnings.extend(unknown_top_level_warnings(cfg, not only_ours(cfg)))
     warnings.extend(async_grpo_warnings(run))
-    warnings.extend(resume_from_last_whole(cfg))
+    run, resumed = resume_from_last_whole(cfg, run)
+    warnings.extend(resumed)
     if run.trl.use_vllm and not run.trl.vllm_mode:
         warnings.append(f"`trl.use_vllm` is on without `trl.vllm_mode`: {defaults.TRL_NAME} then runs vLLM colocated "
                         "on the training GPU. Set `trl.vllm_mode: server` to use a separate vLLM server.")

@@ -7,15 +7,15 @@ from ..errors import Problem
 from ..launch import Launch
 
 
-def check_tools(cfg, run: Run, launch: Launch) -> list[Problem]:
+def check_tools(run: Run, launch: Launch) -> list[Problem]:
     """`grpo_plugin.tools` and `environment` import, and TRL can describe each tool."""
     from ..names import import_folders
     from ..tools import loader, trainer
 
-    return loader.problems(run, import_folders(cfg)) if trainer.wanted(run) else []
+    return loader.problems(run, import_folders(run.config_path)) if trainer.wanted(run) else []
 
 
-def check_tools_async(cfg, run: Run, launch: Launch) -> list[Problem]:
+def check_tools_async(run: Run, launch: Launch) -> list[Problem]:
     """Axolotl's async trainer with several training processes generates on rank 0 straight through
     the vLLM client, without TRL's tool loop: the model's calls would never run."""
     from ..tools import trainer
@@ -32,28 +32,28 @@ def check_tools_async(cfg, run: Run, launch: Launch) -> list[Problem]:
                     "process")]
 
 
-def check_tool_template(cfg, run: Run, launch: Launch) -> list[Problem]:
+def check_tool_template(run: Run, launch: Launch) -> list[Problem]:
     """With tools, a chat template TRL can read tool calls back from."""
     from ..tools import trainer
     from ..tools.describe import config_template_problem
 
-    if not trainer.wanted(run) or (problem := config_template_problem(cfg)) is None:
+    if not trainer.wanted(run) or (problem := config_template_problem(run)) is None:
         return []
     why, fix = problem
-    return [Problem("chat_template", cfg.get("chat_template") or "tokenizer_default", why, fix)]
+    return [Problem("chat_template", run.chat_template or "tokenizer_default", why, fix)]
 
 
 MIN_ANSWER_TOKENS = 32  # a short final answer after the tool turn (`<answer>\n42\n</answer>` and its tags)
 
 
-def check_tool_room(cfg, run: Run, launch: Launch) -> list[Problem]:
+def check_tool_room(run: Run, launch: Launch) -> list[Problem]:
     """With tools, trl.max_completion_length holds one tool round and a short answer: the calls,
     the tool turns and the answer share it, and TRL drops a tool turn that does not fit."""
     from ..seqstats.api import tool_round_tokens
     from ..tools import trainer
 
     completion = run.completion_length
-    if not trainer.wanted(run) or (round_tokens := tool_round_tokens(cfg, run)) is None:
+    if not trainer.wanted(run) or (round_tokens := tool_round_tokens(run)) is None:
         return []
     need = round_tokens + MIN_ANSWER_TOKENS
     if completion >= need:

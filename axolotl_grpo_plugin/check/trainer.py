@@ -101,15 +101,15 @@ def check_trackio(run: Run, launch: Launch, trackio: str | None = None, passes_b
                     "pins trackio 0.19.0; docs/observe.md); Axolotl 0.21 ships a trackio that works")]
 
 
-def check_eval_at_end(cfg, run: Run, launch: Launch) -> list[Problem]:
+def check_eval_at_end(run: Run, launch: Launch) -> list[Problem]:
     """`grpo_plugin.eval_at_end` can find its held-out rows."""
     from ..evaluate.hook import config_problems
 
-    return config_problems(cfg, run)
+    return config_problems(run)
 
 
-def check_eval_every(cfg, run: Run, launch: Launch) -> list[Problem]:
+def check_eval_every(run: Run, launch: Launch) -> list[Problem]:
     """`grpo_plugin.eval_every` finds its held-out rows; `keep_best` names a metric it logs."""
     from ..evaluate.periodic_config import config_problems
 
-    return config_problems(cfg, run)
+    return config_problems(run)

@@ -1,3 +1,3 @@
-"""Everything about a training config before the model loads: reading it (`load`), resolving
-registered names (`names`), the checks `check` and `axolotl train` share (`checks`), the batch
-arithmetic (`batching`), Axolotl's schema fields (`schema`) and TRL pass-through (`trl_args`)."""
+"""The config layer: every key the plugin reads and `read_run` (`run`), the `grpo_plugin:` schema (`args`),
+reading the file (`load`), TRL/Axolotl facts (`defaults`), the batch arithmetic (`batching`), the GPU layout
+(`gpus`), Axolotl's schema fields (`schema`), unknown keys (`unknown_keys`), TRL pass-through (`trl_args`)."""

@@ -1,6 +1,6 @@
 """The plugin's config keys, merged into Axolotl's schema (Axolotl's integration convention),
-and `settings(cfg)`: the one parser of the `grpo_plugin:` section, called by config/run.Run.of
-(which the rest of the package asks, so the section is parsed once per config).
+and `settings(cfg)`: the one parser of the `grpo_plugin:` section, called by config/run.read_run
+(the Run is read once and passed down, so the section is parsed once per config).
 
 Everything lives under one `grpo_plugin:` section so it never collides with
 Axolotl's own keys. Unknown keys in the section are reported by the config

@@ -126,7 +126,6 @@ AXOLOTL = pick(_AXOLOTL_ROWS, AXOLOTL_VERSION)
 AXOLOTL_NAME = f"Axolotl {AXOLOTL.read_from}"
 TRL_NAME = f"TRL {TRL.read_from}"
 
-TRL_VERSION_READ = TRL.read_from
 MAX_COMPLETION_LENGTH = TRL.max_completion_length
 NUM_GENERATIONS = TRL.num_generations
 VLLM_SERVER_TIMEOUT_S = TRL.vllm_server_timeout_s

@@ -166,6 +166,33 @@ class Run(Keys):
     load_in_8bit: Any = None
     sequence_len: Any = None
     trackio_project_name: Any = None
+    # the tokenizer and chat template, configured as Axolotl configures them (sources/)
+    base_model_config: Any = None
+    tokenizer_config: Any = None
+    tokenizer_type: Any = None
+    tokenizer_use_fast: Any = None
+    tokenizer_legacy: Any = None
+    revision_of_model: Any = None
+    trust_remote_code: Any = None
+    special_tokens: Any = None
+    tokens: Any = None
+    chat_template: Any = None
+    chat_template_jinja: Any = None
+    default_system_message: Any = None
+    resume_from_checkpoint: Any = None
+    auto_resume_from_checkpoints: Any = None
+    # what the memory planner reads (plan/from_config.py)
+    fsdp_version: Any = None
+    gradient_checkpointing: Any = None
+    optimizer: Any = None
+    lora_r: Any = None
+    lora_dropout: Any = None
+    lora_target_linear: Any = None
+    lora_target_modules: Any = None
+    attn_implementation: Any = None
+    flash_attention: Any = None
+    sdp_attention: Any = None
+    flex_attention: Any = None
     config_path: str = Field("CONFIG", alias=defaults.CONFIG_PATH_KEY)  # the yaml's path, for messages
 
     _gpu_layouts: dict = PrivateAttr(default_factory=dict)

@@ -85,23 +85,11 @@ def check(run: Run) -> list[Problem]:
 
 
 # The ranges TRL 1.9's GRPOConfig states (its help texts and __post_init__), for the options
-# `trl_args` can pass: (low, high, low_open); None = unbounded.
+# `trl_args` can pass (the others, e.g. top_p, are `trl:` keys of Axolotl 0.19-0.21, refused above):
+# (low, high, low_open); None = unbounded.
 RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "top_entropy_quantile": (0.0, 1.0, False),   # "Range: [0.0-1.0]"
-    "top_p": (0.0, 1.0, True),                   # "Must be in (0, 1]"
-    "min_p": (0.0, 1.0, False),                  # "between 0.0 and 1.0"
-    "top_k": (0, None, False),                   # "If `0`, top-k-filtering is disabled"
-    "temperature": (0.0, None, True),
-    "repetition_penalty": (0.0, None, True),
-    "num_iterations": (1, None, False),
-    "epsilon": (0.0, None, False),
-    "epsilon_high": (0.0, None, False),
     "delta": (0.0, None, True),
-    "ref_model_mixup_alpha": (0.0, 1.0, False),
-    "ref_model_sync_steps": (1, None, False),
-    "entropy_coef": (0.0, None, False),
-    "vllm_gpu_memory_utilization": (0.0, 1.0, True),
-    "num_completions_to_print": (0, None, False),
     "max_tool_calling_iterations": (0, None, False),
 }
 

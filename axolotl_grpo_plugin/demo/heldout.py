@@ -109,9 +109,10 @@ def evaluate(model_dir: str | Path, path: str | Path = HELDOUT_FILE, device: str
     cfg = prompts.load_config(config)
     with one_thread():
         # one tokenizer, one read of the held-out file and one model load serve both passes
-        tokenizer = load_tokenizer(cfg, str(model_dir))
-        problems = prompts.build_problems(cfg, tokenizer, dataset=str(path))
-        generator = make_generator(str(model_dir), tokenizer, read_run(cfg), backend="transformers", device=device,
+        run = read_run(cfg)
+        tokenizer = load_tokenizer(run, str(model_dir))
+        problems = prompts.build_problems(cfg, tokenizer, dataset=str(path), run=run)
+        generator = make_generator(str(model_dir), tokenizer, run, backend="transformers", device=device,
                                    batch_size=DEFAULT_BATCH_SIZE)
         common = dict(tokenizer=tokenizer, generator=generator, progress=False)
         result = evaluate_model(cfg, str(model_dir), samples=0, problems=problems, **common)

@@ -105,10 +105,10 @@ def evaluate(
     judge = scoring.correctness_reward(rewards, correct_reward)
     label = model if isinstance(model, (str, Path)) else getattr(
         getattr(model, "config", None), "_name_or_path", type(model).__name__)
-    tok = tokenizer if tokenizer is not None else load_tokenizer(cfg, model)
-    tools = run_tools(run, cfg, tok)
+    tok = tokenizer if tokenizer is not None else load_tokenizer(run, model)
+    tools = run_tools(run, tok)
     if problems is None:
-        problems = prompts.build_problems(cfg, tok, split=split, dataset=dataset, limit=limit, tools=tools)
+        problems = prompts.build_problems(cfg, tok, split=split, dataset=dataset, limit=limit, tools=tools, run=run)
     gen = generator if generator is not None else make_generator(
         model, tok, run, backend=backend, device=device, batch_size=batch_size, seed=seed)
     looped = ToolLoop(gen, tok, tools, run.plugin.max_tool_calls) if tools else None
@@ -217,7 +217,7 @@ def _progress_bar(total: int, desc: str, enabled: bool):
     return tqdm(total=total, desc=desc, unit="completion", dynamic_ncols=True, file=terminal())
 
 
-def load_tokenizer(cfg: dict[str, Any], model: Any) -> Any:
+def load_tokenizer(run: Any, model: Any) -> Any:
     """The checkpoint's tokenizer, else the config's `tokenizer_config` / `base_model`, each loaded
     as the trainer loads it (the shared loader applies the config's added tokens)."""
     from ..errors import PluginError
@@ -228,11 +228,11 @@ def load_tokenizer(cfg: dict[str, Any], model: Any) -> Any:
         candidates.append(str(model))
     else:
         candidates.append(getattr(getattr(model, "config", None), "_name_or_path", None))
-    candidates += [cfg.get("tokenizer_config"), cfg.get("base_model")]
+    candidates += [run.tokenizer_config, run.base_model]
     errors = []
     for source in [c for c in candidates if c]:
         try:
-            tok = load_configured(cfg, source, "tokenizer")
+            tok = load_configured(run, source, "tokenizer")
             break
         except PluginError as exc:
             errors.append(str(exc))

@@ -49,7 +49,7 @@ def settings(run: Any) -> dict[str, Any] | None:
     return value.model_dump(exclude_none=True, exclude_unset=True)
 
 
-def config_problems(cfg: Any, run: Any) -> list:
+def config_problems(run: Any) -> list:
     """Why the end-of-training evaluation could not find its rows, found at launch rather than
     after hours of training; [] when it can (or is off)."""
     from ..errors import Problem
@@ -63,7 +63,7 @@ def config_problems(cfg: Any, run: Any) -> list:
         return [Problem("grpo_plugin.eval_at_end.dataset", dataset, "no such file.",
                         "point it at the held-out file, or remove it")]
     try:
-        dataset_entries(cfg, options.get("split", "test"), dataset)
+        dataset_entries(run, options.get("split", "test"), dataset)
     except EvalError as exc:
         return [Problem("grpo_plugin.eval_at_end.split", options.get("split", "test"), str(exc),
                         "add `test_datasets:`, or set `grpo_plugin.eval_at_end.dataset: FILE`")]

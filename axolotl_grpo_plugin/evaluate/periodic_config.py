@@ -14,7 +14,7 @@ def options(run: Any) -> tuple[dict[str, Any] | None, Any]:
     return (None if every is None else every.model_dump(exclude_none=True)), plugin.keep_best
 
 
-def config_problems(cfg: Any, run: Any) -> list:
+def config_problems(run: Any) -> list:
     """Problems found at launch: no held-out rows, keep_best without eval_every or with a metric
     eval_every does not log, sharded weights that one rank cannot generate from."""
     from ..errors import Problem
@@ -38,7 +38,7 @@ def config_problems(cfg: Any, run: Any) -> list:
         return problems + [Problem("grpo_plugin.eval_every.dataset", dataset, "no such file.",
                                    "point it at the held-out file, or remove it")]
     try:
-        dataset_entries(cfg, every.get("split", "test"), dataset)
+        dataset_entries(run, every.get("split", "test"), dataset)
     except EvalError as exc:
         problems.append(Problem("grpo_plugin.eval_every.split", every.get("split", "test"), str(exc),
                                 "add `test_datasets:`, or set `grpo_plugin.eval_every.dataset: FILE`"))

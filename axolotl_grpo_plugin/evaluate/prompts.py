@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import names
+from ..config.run import Run, read_run
 from ..errors import PluginError
 from ..sources import data as data_sources
 from ..sources.chat_template import resolve_chat_template as shared_template
@@ -48,15 +49,15 @@ def load_config(config: Any) -> dict[str, Any]:
         return names.load_config(config)
 
 
-def dataset_entries(cfg: dict[str, Any], split: str, dataset: str | None = None) -> list[DatasetSpec]:
+def dataset_entries(run: Run, split: str, dataset: str | None = None) -> list[DatasetSpec]:
     """The dataset entries to read for `split` (see the module docstring)."""
     with raised_as(EvalError):
-        test = data_sources.dataset_specs(cfg, "test_datasets") if cfg.get("test_datasets") else []
+        test = data_sources.dataset_specs(run.test_datasets, "test_datasets") if run.test_datasets else []
         if dataset is not None:
-            return [_override(cfg, split, dataset, test)]
+            return [_override(run, split, dataset, test)]
         if split == "test" and test:
             return test
-        train = data_sources.dataset_specs(cfg)
+        train = data_sources.dataset_specs(run.datasets)
     if split == "train":
         return train
     for spec in train:
@@ -70,13 +71,12 @@ def dataset_entries(cfg: dict[str, Any], split: str, dataset: str | None = None)
     return train
 
 
-def _override(cfg: dict[str, Any], split: str, dataset: str, test: list[DatasetSpec]) -> DatasetSpec:
+def _override(run: Run, split: str, dataset: str, test: list[DatasetSpec]) -> DatasetSpec:
     """`dataset=FILE_OR_ID`, transformed with the `type` of the entries it stands in for."""
     if split == "test" and test:
         kind = test[0].transform
     else:
-        entries = cfg.get("datasets")
-        first = entries[0] if isinstance(entries, list) and entries else None
+        first = run.datasets[0] if run.datasets else None
         kind = first.get("type") if hasattr(first, "get") else None
     spec = DatasetSpec(path=str(dataset), transform=kind, key="dataset")
     if not Path(dataset).exists():
@@ -111,10 +111,10 @@ def _columns(rows: list[dict]) -> dict[str, list]:
     return {k: [r.get(k) for r in rows] for k in keys}
 
 
-def resolve_chat_template(cfg: dict[str, Any], tokenizer: Any) -> str | None:
+def resolve_chat_template(run: Run, tokenizer: Any) -> str | None:
     """The chat template Axolotl would install for this config (None when it sets none)."""
     with raised_as(EvalError):
-        return shared_template(cfg, tokenizer)[1]
+        return shared_template(run, tokenizer)[1]
 
 
 def render(messages: Any, tokenizer: Any, chat_template: str | None, tools: list | None = None) -> tuple[str, list[int]]:
@@ -140,14 +140,17 @@ def build_problems(
     dataset: str | None = None,
     limit: int | None = None,
     tools: list | None = None,
+    run: Run | None = None,
 ) -> list[Problem]:
     """The evaluation prompts for `split`, in dataset order, at most `limit` of them; `tools`
-    (the run's, contained) are rendered into each prompt as TRL renders them."""
+    (the run's, contained) are rendered into each prompt as TRL renders them. `run`: the
+    config's Run, when the caller read it."""
     if limit is not None and limit < 1:
         raise EvalError(f"limit = {limit}: must be at least 1 (or left out for all rows)")
-    template = resolve_chat_template(cfg, tokenizer)
+    run = read_run(cfg) if run is None else run
+    template = resolve_chat_template(run, tokenizer)
     problems: list[Problem] = []
-    for i, spec in enumerate(dataset_entries(cfg, split, dataset)):
+    for i, spec in enumerate(dataset_entries(run, split, dataset)):
         rows = load_rows(spec, split)
         if limit is not None:
             rows = rows.select(range(min(len(rows), limit - len(problems))))
@@ -156,7 +159,7 @@ def build_problems(
             try:
                 text, ids = render(messages, tokenizer, template, tools)
             except EvalError as exc:
-                choice = getattr(cfg.get("chat_template"), "value", cfg.get("chat_template"))
+                choice = getattr(run.chat_template, "value", run.chat_template)
                 raise EvalError(f"chat_template {choice!r} cannot render {spec.path!r}: {exc}; "
                                 "set `chat_template:` to one that fits this tokenizer") from None
             problems.append(Problem(len(problems), messages, text, ids, row))

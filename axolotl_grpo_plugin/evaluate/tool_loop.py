@@ -17,7 +17,7 @@ from typing import Any
 from ..tools.containment import ERROR_TEXT
 
 
-def run_tools(run: Any, cfg: Any, tokenizer: Any) -> list[Callable]:
+def run_tools(run: Any, tokenizer: Any) -> list[Callable]:
     """The run's tools, contained as in training (none without `grpo_plugin.tools`); with tools,
     `tokenizer` gets the chat template Axolotl installs, whose tool-call syntax the loop parses."""
     from ..tools import loader, trainer
@@ -26,7 +26,7 @@ def run_tools(run: Any, cfg: Any, tokenizer: Any) -> list[Callable]:
     if not trainer.wanted(run):
         return []
     tools = loader.load(run)
-    if tools and (template := resolve_chat_template(cfg, tokenizer)):
+    if tools and (template := resolve_chat_template(run, tokenizer)):
         tokenizer.chat_template = template
     return tools
 

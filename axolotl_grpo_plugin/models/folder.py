@@ -60,16 +60,16 @@ def special_tokens(folder: Path) -> dict[str, str | None] | None:
     return found if seen else None
 
 
-def end_of_turn_problems(cfg: Any) -> list[Problem]:
+def end_of_turn_problems(run: Any) -> list[Problem]:
     """The tokenizer's eos is missing or equal to bos (after the config's `special_tokens:`)."""
-    key = "tokenizer_config" if cfg.get("tokenizer_config") else "base_model"
-    source = cfg.get(key)
+    key = "tokenizer_config" if run.tokenizer_config else "base_model"
+    source = getattr(run, key)
     if not isinstance(source, str) or not Path(source).is_dir():
         return []
     tokens = special_tokens(Path(source))
     if tokens is None:
         return []  # no tokenizer files here: loading it says so
-    override = cfg.get("special_tokens") if hasattr(cfg.get("special_tokens"), "get") else {}
+    override = run.special_tokens if hasattr(run.special_tokens, "get") else {}
     eos = override.get("eos_token") or tokens.get("eos_token")
     bos = override.get("bos_token") or tokens.get("bos_token")
     if eos and eos != bos:

@@ -93,7 +93,7 @@ def build(args) -> tuple[Workload, dict, str, str, str]:
     processes = args.processes or header_processes(text) or 1
     dims, dims_source = resolve_dims(cfg.get("base_model"), args.dims, local_root=path.parent)
     prompt, prompt_source = prompt_budget(args, run)
-    workload = workload_from_config(cfg, dims, processes, prompt, config_dir=path.parent, run=run)
+    workload = workload_from_config(run, dims, processes, prompt, config_dir=path.parent)
     if args.no_vllm:
         workload = replace(workload, use_vllm=False)
     return workload, cfg, dims_source, prompt_source, str(cfg.get("base_model") or "--dims")

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..config.run import Run, read_run
+from ..config.run import Run
 from .dims import ModelDims
 from .estimate import LORA_LINEAR, Workload
 
@@ -30,9 +30,9 @@ def header_processes(config_text: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def deepspeed_stage(cfg: dict, config_dir: Path | None = None) -> int | None:
+def deepspeed_stage(deepspeed: Any, config_dir: Path | None = None) -> int | None:
     """ZeRO stage from an inline `deepspeed:` mapping or a json path (as Axolotl reads it)."""
-    ds = cfg.get("deepspeed")
+    ds = deepspeed
     if not ds:
         return None
     if isinstance(ds, str):
@@ -48,28 +48,28 @@ def deepspeed_stage(cfg: dict, config_dir: Path | None = None) -> int | None:
     return int(stage) if stage is not None else 0
 
 
-def sharding(cfg: dict, config_dir: Path | None = None) -> str:
-    if cfg.get("fsdp_config") or cfg.get("fsdp") or cfg.get("fsdp_version"):
+def sharding(run: Run, config_dir: Path | None = None) -> str:
+    if run.fsdp_config or run.fsdp or run.fsdp_version:
         return "fsdp"
-    stage = deepspeed_stage(cfg, config_dir)
+    stage = deepspeed_stage(run.deepspeed, config_dir)
     return f"zero{stage}" if stage else "none"
 
 
-def lora_targets(cfg: dict) -> tuple[str, ...]:
-    if cfg.get("lora_target_linear"):
+def lora_targets(run: Run) -> tuple[str, ...]:
+    if run.lora_target_linear:
         return LORA_LINEAR
-    modules = cfg.get("lora_target_modules") or []
+    modules = run.lora_target_modules or []
     if isinstance(modules, str):
         modules = [modules]
     return tuple(m for m in modules if m in LORA_LINEAR) or LORA_LINEAR
 
 
-def fused_attention(cfg: dict) -> bool:
+def fused_attention(run: Run) -> bool:
     """Flash or SDPA kernels never materialize the attention matrix; eager does."""
-    impl = cfg.get("attn_implementation")
+    impl = run.attn_implementation
     if impl:
         return str(impl) != "eager"
-    return bool(cfg.get("flash_attention") or cfg.get("sdp_attention") or cfg.get("flex_attention"))
+    return bool(run.flash_attention or run.sdp_attention or run.flex_attention)
 
 
 def config_prompt_tokens(run: Run) -> tuple[int, str]:
@@ -81,19 +81,16 @@ def config_prompt_tokens(run: Run) -> tuple[int, str]:
     return DEFAULT_PROMPT_TOKENS, "default: longest GSM8K train prompt with the Qwen2.5 template"
 
 
-def workload_from_config(cfg: dict[str, Any], dims: ModelDims, processes: int,
-                         prompt_tokens: int = DEFAULT_PROMPT_TOKENS,
-                         config_dir: Path | None = None, run: Run | None = None) -> Workload:
-    """`run`: the config's Run, when the caller read it."""
-    run = read_run(cfg) if run is None else run
+def workload_from_config(run: Run, dims: ModelDims, processes: int, prompt_tokens: int = DEFAULT_PROMPT_TOKENS,
+                         config_dir: Path | None = None) -> Workload:
     trl, vllm = run.trl, run.vllm
     fsdp = run.fsdp_config if isinstance(run.fsdp_config, dict) else {}
-    adapter = cfg.get("adapter")
+    adapter = run.adapter
     method = "qlora" if adapter == "qlora" else "lora" if adapter == "lora" else "full"
     return Workload(
         dims=dims,
         method=method,
-        sharding=sharding(cfg, config_dir),  # type: ignore[arg-type]
+        sharding=sharding(run, config_dir),  # type: ignore[arg-type]
         processes=max(int(processes), 1),
         micro_batch_size=run.micro_batch_size,
         gradient_accumulation_steps=run.gradient_accumulation_steps,
@@ -101,14 +98,14 @@ def workload_from_config(cfg: dict[str, Any], dims: ModelDims, processes: int,
         prompt_tokens=int(prompt_tokens),
         completion_tokens=run.completion_length,
         generation_batch_size=trl.generation_batch_size,
-        gradient_checkpointing=bool(cfg.get("gradient_checkpointing") or fsdp.get("activation_checkpointing")),
-        flash_attention=fused_attention(cfg),
+        gradient_checkpointing=bool(run.gradient_checkpointing or fsdp.get("activation_checkpointing")),
+        flash_attention=fused_attention(run),
         half_precision=run.half_precision,
         beta=float(trl.beta or 0.0),
-        optimizer=str(cfg.get("optimizer") or "adamw_torch_fused"),
-        lora_r=int(cfg.get("lora_r") or 8),
-        lora_targets=lora_targets(cfg),
-        lora_dropout=float(cfg.get("lora_dropout") or 0.0),
+        optimizer=str(run.optimizer or "adamw_torch_fused"),
+        lora_r=int(run.lora_r or 8),
+        lora_targets=lora_targets(run),
+        lora_dropout=float(run.lora_dropout or 0.0),
         use_vllm=trl.use_vllm,
         vllm_mode=trl.vllm_mode or "colocate",
         vllm_gpu_memory_utilization=float(vllm.gpu_memory_utilization or 0.9),

@@ -55,7 +55,7 @@ def memory_header(path: Path, gpu_name: str) -> str:
     dims, _ = resolve_dims(cfg.get("base_model"), local_root=path.parent)
     run = read_run(cfg)
     prompt, _ = config_prompt_tokens(run)
-    w = workload_from_config(cfg, dims, header_processes(text) or 1, prompt, config_dir=path.parent, run=run)
+    w = workload_from_config(run, dims, header_processes(text) or 1, prompt, config_dir=path.parent)
     gpu = find_gpu(gpu_name)
     peak = estimate_trainer(w, gpu).peak
     return f"trainer peak {peak / GIB:.1f} GiB on {gpu.name} ({verdict(peak, gpu.memory_bytes)})"

@@ -187,10 +187,10 @@ def probe(config: Any, *, prompts: int = 32, generations: list[int] | None = Non
 
     rewards = scoring.load_rewards(run)
     judge = scoring.correctness_reward(rewards, correct_reward)
-    tok = load_tokenizer(cfg, model_path)
-    rows = sum(len(load_rows(spec, "train")) for spec in dataset_entries(cfg, "train"))
-    tools = run_tools(run, cfg, tok)
-    problems = build_problems(cfg, tok, split="train", tools=tools)
+    tok = load_tokenizer(run, model_path)
+    rows = sum(len(load_rows(spec, "train")) for spec in dataset_entries(run, "train"))
+    tools = run_tools(run, tok)
+    problems = build_problems(cfg, tok, split="train", tools=tools, run=run)
     rendered = len(problems)
     chosen = sorted(random.Random(seed).sample(range(len(problems)), min(prompts, len(problems))))
     problems = [problems[i] for i in chosen]

@@ -249,6 +249,7 @@ def write_filtered(result: ProbeResult, config: Any, path: str | Path,
                    band: tuple[float, float] = (0.0, 1.0)) -> int:
     """The probed prompts whose pass rate is strictly inside `band`, as raw rows of the config's
     dataset (so the same `type:` transform reads them); returns how many were written."""
+    from ..config.run import read_run
     from ..evaluate.prompts import dataset_entries, load_config, load_rows
 
     lo, hi = band
@@ -256,7 +257,7 @@ def write_filtered(result: ProbeResult, config: Any, path: str | Path,
         raise ProbeError(f"--band {lo} {hi}: need 0 <= lo < hi <= 1")
     cfg = load_config(config)
     raw: list[dict] = []
-    for spec in dataset_entries(cfg, "train"):
+    for spec in dataset_entries(read_run(cfg), "train"):
         raw.extend(load_rows(spec, "train").to_list())
     if len(raw) != result.rendered:
         raise ProbeError(f"--write-filtered: the dataset's transform turned {len(raw)} rows into "

@@ -60,15 +60,15 @@ def prompt_token_stats(config_path: str | Path | Mapping[str, Any] | None = None
         run = read_run(cfg)
     except PluginError as exc:  # one line, as every stats error
         raise StatsError(" ".join(p.line() for p in exc.problems)) from None
-    key, source = _tokenizer_source(cfg, tokenizer)
-    specs = _specs(cfg, explicit, dataset, split, transform)
+    key, source = _tokenizer_source(run, tokenizer)
+    specs = _specs(run, explicit, dataset, split, transform)
     completion, completion_from = _completion_budget(run, max_completion_length)
     if max_model_len is None:
         max_model_len = run.vllm.max_model_len
     preflight(cfg, (key, source), specs)
     with _datasets_bars(progress):
-        counts, longest, counter, template_name = _count(cfg, key, source, specs, method, batch_size, top, progress,
-                                                         _tool_schemas(run, cfg))
+        counts, longest, counter, template_name = _count(cfg, run, key, source, specs, method, batch_size, top, progress,
+                                                         _tool_schemas(run))
     info = {
         "config": None if explicit or read else str(config_path),
         "tokenizer": source if isinstance(source, str) else type(source).__name__,
@@ -104,33 +104,33 @@ def _datasets_bars(progress: bool):
             loaded.enable_progress_bars()
 
 
-def _tool_schemas(run: Run, cfg: dict[str, Any]) -> list[dict]:
+def _tool_schemas(run: Run) -> list[dict]:
     """With `grpo_plugin.tools`, TRL renders their schemas into every prompt: they count."""
     from ..names import make_importable
     from ..tools import loader
 
     if not run.plugin.tools:
         return []
-    problems = loader.problems(run, make_importable(cfg))
+    problems = loader.problems(run, make_importable(run.config_path))
     if problems:
         raise StatsError(" ".join(p.line() for p in problems))
     return loader.schemas(run)
 
 
-def _count(cfg: dict[str, Any], key: str, source: Any, specs: list[DatasetSpec], method: str, batch_size: int,
+def _count(cfg: dict[str, Any], run: Run, key: str, source: Any, specs: list[DatasetSpec], method: str, batch_size: int,
            top: int, progress: bool, tools: list[dict]):
     """(length histogram, longest prompts, counter, template name) over every dataset entry."""
     from .counting import TransformersCounter
     from .engine import count_entry
     from .fastcount import Counter
 
-    light, tok, template_name = _tokenizers(cfg, key, source, method)
+    light, tok, template_name = _tokenizers(run, key, source, method)
     counter = Counter(light, method, tools) if light else TransformersCounter(tok, tools)
     counts, longest = np.zeros(0, dtype=np.int64), []
     for i, spec in enumerate(specs):
         row_transform = load_transform(spec, cfg, i, tok)
         if "tokenizer" in row_transform.fn_kwargs and tok is None:  # the transform wants the real tokenizer
-            tok = _hf_tokenizer(cfg, key, source)[0]
+            tok = _hf_tokenizer(run, key, source)[0]
             row_transform = load_transform(spec, cfg, i, tok)
         more, top_rows = count_entry(spec, i, counter, row_transform, batch_size=batch_size, top=top,
                                      progress=progress, direct=light is not None)
@@ -140,23 +140,23 @@ def _count(cfg: dict[str, Any], key: str, source: Any, specs: list[DatasetSpec],
     return counts, sorted(longest, key=lambda p: (-p.tokens, p.dataset, p.row))[:top], counter, template_name
 
 
-def _hf_tokenizer(cfg: dict[str, Any], key: str, source: Any):
-    tok = load_tokenizer(cfg, source, key) if isinstance(source, (str, Path)) else source
-    return tok, apply_chat_template_choice(tok, cfg)
+def _hf_tokenizer(run: Run, key: str, source: Any):
+    tok = load_tokenizer(run, source, key) if isinstance(source, (str, Path)) else source
+    return tok, apply_chat_template_choice(tok, run)
 
 
-def _tokenizers(cfg: dict[str, Any], key: str, source: Any, method: str):
+def _tokenizers(run: Run, key: str, source: Any, method: str):
     """(light tokenizer or None, transformers tokenizer if loaded, template name). No light one for
     `reference`, a Python tokenizer, or remote code that may tokenize outside the Rust backend."""
     from . import light
 
     local = isinstance(source, (str, Path))
-    slow = method == "reference" or local and (cfg.get("tokenizer_use_fast") is False or cfg.get("trust_remote_code"))
-    cache_key = light.key_for(cfg, str(source)) if local and not slow else None
+    slow = method == "reference" or local and (run.tokenizer_use_fast is False or run.trust_remote_code)
+    cache_key = light.key_for(run, str(source)) if local and not slow else None
     cached = light.load_cached(cache_key) if cache_key else None
     if cached is not None:
         return cached, None, cached.template_name
-    tok, name = _hf_tokenizer(cfg, key, source)
+    tok, name = _hf_tokenizer(run, key, source)
     if slow or not hasattr(tok, "backend_tokenizer"):
         return None, tok, name
     found = light.from_hf(tok, name)
@@ -165,31 +165,31 @@ def _tokenizers(cfg: dict[str, Any], key: str, source: Any, method: str):
     return found, tok, name
 
 
-def longest_prompt(cfg: Mapping[str, Any]) -> int | None:
+def longest_prompt(cfg: Mapping[str, Any], run: Run) -> int | None:
     """The exact token count of the config's longest prompt when its tokenizer and every dataset are
     local (a check downloads nothing); None otherwise or when they cannot be read (the checks say why)."""
     try:
-        _, source = _tokenizer_source(cfg, None)
+        _, source = _tokenizer_source(run, None)
         local = isinstance(source, str) and Path(source).is_dir()
-        if not local or not all(Path(str(spec.path)).exists() for spec in dataset_specs(dict(cfg))):
+        if not local or not all(Path(str(spec.path)).exists() for spec in dataset_specs(run.datasets)):
             return None
         return int(prompt_token_stats(cfg, progress=False).prompt_tokens["max"])
     except PluginError:
         return None
 
 
-def tool_round_tokens(cfg: Mapping[str, Any], run: Run) -> int | None:
+def tool_round_tokens(run: Run) -> int | None:
     """Tokens of the shortest tool round TRL can append to a completion with this config's template:
     the model's call of its first tool (arguments empty), a one-token answer and the next assistant
     header. None without tools, or when the tokenizer is not local (a check downloads nothing)."""
     from . import light as light_mod
 
     try:
-        schemas = _tool_schemas(run, dict(cfg))
-        key, source = _tokenizer_source(dict(cfg), None)
+        schemas = _tool_schemas(run)
+        key, source = _tokenizer_source(run, None)
         if not schemas or not (isinstance(source, str) and Path(source).is_dir()):
             return None
-        found, tok, _ = _tokenizers(dict(cfg), key, source, "fast")
+        found, tok, _ = _tokenizers(run, key, source, "fast")
     except PluginError:
         return None
     name = schemas[0]["function"]["name"]
@@ -216,23 +216,23 @@ def report_from_config(path: str | Path, **overrides: Any) -> BudgetReport:
     return prompt_token_stats(path, **overrides)
 
 
-def _tokenizer_source(cfg: dict[str, Any], tokenizer: Any) -> tuple[str, Any]:
+def _tokenizer_source(run: Run, tokenizer: Any) -> tuple[str, Any]:
     if tokenizer is not None:
         return "--tokenizer", str(tokenizer) if isinstance(tokenizer, Path) else tokenizer
     for key in ("tokenizer_config", "base_model_config", "base_model"):
-        if cfg.get(key):
-            return key, str(cfg[key])
+        if getattr(run, key):
+            return key, str(getattr(run, key))
     raise StatsError("base_model = (not set): the config names no model or tokenizer. "
                      "Fix: set `base_model:` or pass --tokenizer DIR.")
 
 
-def _specs(cfg: dict[str, Any], explicit: bool, dataset: Any, split: str | None,
+def _specs(run: Run, explicit: bool, dataset: Any, split: str | None,
            transform: str | None) -> list[DatasetSpec]:
     chosen_transform = None if transform == NO_TRANSFORM else transform
     dataset = str(dataset) if isinstance(dataset, Path) else dataset
     if explicit:
         return [DatasetSpec(path=dataset, split=split, transform=chosen_transform, key="--dataset")]
-    specs = dataset_specs(cfg)
+    specs = dataset_specs(run.datasets)
     if dataset is not None:
         if len(specs) != 1:
             raise StatsError(f"--dataset replaces the config's dataset, but it has {len(specs)}. "

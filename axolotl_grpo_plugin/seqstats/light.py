@@ -49,8 +49,8 @@ def from_hf(tokenizer, template_name: str) -> LightTokenizer:
     return LightTokenizer(Tokenizer.from_str(text), tokenizer.chat_template, variables, template_name, spec)
 
 
-def key_for(cfg: dict[str, Any], source: str) -> str | None:
-    """The cache key of a local tokenizer directory under this config, or None (not local)."""
+def key_for(run: Any, source: str) -> str | None:
+    """The cache key of a local tokenizer directory under this config (its Run), or None (not local)."""
     from ..config.defaults import installed_version
 
     directory = Path(source)
@@ -60,8 +60,8 @@ def key_for(cfg: dict[str, Any], source: str) -> str | None:
     for path in sorted(p for p in directory.iterdir() if p.is_file()):
         if path.suffix in (".json", ".txt", ".jinja", ".model", ".tiktoken") or path.name.startswith("tokenizer"):
             h.update(path.name.encode() + b"\0" + path.read_bytes())
-    relevant = {k: cfg.get(k) for k in CONFIG_KEYS}
-    jinja = cfg.get("chat_template_jinja")
+    relevant = {k: getattr(run, k) for k in CONFIG_KEYS}
+    jinja = run.chat_template_jinja
     if isinstance(jinja, str) and len(jinja) < 4096 and Path(jinja).is_file():
         relevant["chat_template_jinja_text"] = Path(jinja).read_text(encoding="utf-8")
     relevant.update({p: installed_version(p) for p in ("transformers", "tokenizers", "axolotl", "jinja2")})

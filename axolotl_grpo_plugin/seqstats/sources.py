@@ -30,10 +30,10 @@ def load_config(path: str | Path) -> dict[str, Any]:
         return names.load_config(Path(path), rewards=False)
 
 
-def apply_chat_template_choice(tokenizer, cfg: dict[str, Any]) -> str:
-    """Set the chat template the config selects, via Axolotl's own resolver; returns its name."""
+def apply_chat_template_choice(tokenizer, run: Any) -> str:
+    """Set the chat template the config (its Run) selects, via Axolotl's own resolver; returns its name."""
     with raised_as(StatsError):
-        choice, template = resolve_chat_template(cfg, tokenizer)
+        choice, template = resolve_chat_template(run, tokenizer)
     if choice != "tokenizer_default":
         tokenizer.chat_template = template
     return choice

@@ -90,9 +90,9 @@ class DatasetSpec:
         return ", ".join(bits)
 
 
-def dataset_specs(cfg: dict[str, Any], section: str = "datasets") -> list[DatasetSpec]:
-    """The entries of `datasets:` (or `test_datasets:`), checked enough to load them."""
-    entries = cfg.get(section) or []
+def dataset_specs(entries: Any, section: str = "datasets") -> list[DatasetSpec]:
+    """The entries of `datasets:` (or `test_datasets:`, as `section`), checked enough to load them."""
+    entries = entries or []
     example = f"`{section}: [{{path: ..., type: gsm8k}}]`"
     if not isinstance(entries, list):
         raise _fail(section, entries, "must be a list of dataset entries", f"write it as {example}")

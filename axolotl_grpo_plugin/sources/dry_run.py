@@ -30,17 +30,17 @@ def problems(cfg: Mapping[str, Any], run: Any) -> list[Problem]:
     """Every local entry of `datasets:` / `test_datasets:` that would fail at the first step."""
     found: list[Problem] = []
     columns = reward_columns(run)
-    for section, index, entry in _entries(cfg):
+    for section, index, entry in _entries(run):
         found.extend(_entry_problems(cfg, section, index, entry, columns))
     return found
 
 
-def skipped(cfg: Mapping[str, Any]) -> list[str]:
+def skipped(run: Any) -> list[str]:
     """A warning for each entry the dry run cannot read (Hub ids, remote files)."""
     from .data import is_local
 
     out = []
-    for section, index, entry in _entries(cfg):
+    for section, index, entry in _entries(run):
         path = entry.get("path") if hasattr(entry, "get") else None
         if isinstance(path, str) and path and not is_local(path):
             out.append(f"{section}[{index}].path = {path!r} is not a local file: its transform and columns are "
@@ -48,12 +48,10 @@ def skipped(cfg: Mapping[str, Any]) -> list[str]:
     return out
 
 
-def _entries(cfg: Mapping[str, Any]):
+def _entries(run: Any):
     for section in SECTIONS:
-        entries = cfg.get(section)
-        if isinstance(entries, list):  # another type is reported by config/values.py
-            for index, entry in enumerate(entries):
-                yield section, index, entry
+        for index, entry in enumerate(getattr(run, section)):
+            yield section, index, entry
 
 
 def _entry_problems(cfg, section: str, index: int, entry: Any, columns: dict[str, tuple[str, ...]]) -> list[Problem]:
@@ -68,7 +66,7 @@ def _entry_problems(cfg, section: str, index: int, entry: Any, columns: dict[str
         return [Problem(f"{key}.path", path, "each dataset entry needs a `path` (a file, a folder or a Hub id).",
                         f"set {key}.path")]
     try:
-        spec = dataset_specs({section: [entry]}, section)[0]
+        spec = dataset_specs([entry], section)[0]
     except PluginError as exc:
         return _as_problems(exc, key, entry)
     spec.key = key

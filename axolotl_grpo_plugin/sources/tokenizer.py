@@ -15,8 +15,9 @@ class TokenizerError(PluginError):
     """The tokenizer cannot be loaded; the message names the key and the fix."""
 
 
-def load_tokenizer(cfg: dict[str, Any], source: Any, key: str):
-    """The tokenizer as Axolotl's `load_tokenizer` configures it, minus the model config.
+def load_tokenizer(run: Any, source: Any, key: str):
+    """The tokenizer as Axolotl's `load_tokenizer` configures it (`run`: the config's Run), minus
+    the model config.
 
     Same class, fast/legacy flags, revision, added and special tokens; the chat
     template is applied separately by `apply_chat_template_choice`.
@@ -26,37 +27,37 @@ def load_tokenizer(cfg: dict[str, Any], source: Any, key: str):
     import transformers
 
     kwargs: dict[str, Any] = {}
-    if cfg.get("tokenizer_legacy") is not None:
-        kwargs["legacy"] = cfg["tokenizer_legacy"]
-    if cfg.get("revision_of_model"):
-        kwargs["revision"] = cfg["revision_of_model"]
-    cls = getattr(transformers, cfg.get("tokenizer_type") or "AutoTokenizer", None)
+    if run.tokenizer_legacy is not None:
+        kwargs["legacy"] = run.tokenizer_legacy
+    if run.revision_of_model:
+        kwargs["revision"] = run.revision_of_model
+    cls = getattr(transformers, run.tokenizer_type or "AutoTokenizer", None)
     if cls is None:
-        raise TokenizerError(f"tokenizer_type = {cfg.get('tokenizer_type')!r} is not a transformers class. "
+        raise TokenizerError(f"tokenizer_type = {run.tokenizer_type!r} is not a transformers class. "
                          "Fix: use e.g. AutoTokenizer or remove the key.")
-    use_fast = cfg.get("tokenizer_use_fast")
+    use_fast = run.tokenizer_use_fast
     try:
         tokenizer = cls.from_pretrained(
-            str(source), trust_remote_code=bool(cfg.get("trust_remote_code")),
+            str(source), trust_remote_code=bool(run.trust_remote_code),
             use_fast=True if use_fast is None else use_fast, **kwargs)
     except Exception as exc:  # OSError, ValueError, connection errors: all mean "cannot load it"
         local = Path(str(source)).exists()
         why = first_line(exc) if local else "not a local directory and not loadable from the Hub (offline?)"
         raise TokenizerError(f"{key} = {str(source)!r}: cannot load a tokenizer ({why}). "
                          "Fix: pass --tokenizer DIR with a local tokenizer (tokenizer.json or vocab+merges).") from None
-    _add_config_tokens(tokenizer, cfg)
+    _add_config_tokens(tokenizer, run)
     return tokenizer
 
 
-def _add_config_tokens(tokenizer, cfg: dict[str, Any]) -> None:
+def _add_config_tokens(tokenizer, run: Any) -> None:
     """`special_tokens:` and `tokens:` change how prompt text splits, so apply them as Axolotl does."""
     from transformers import AddedToken
 
-    special = dict(cfg.get("special_tokens") or {})
+    special = dict(run.special_tokens or {})
     additional = special.pop("additional_special_tokens", None)
     for name, value in special.items():
         tokenizer.add_special_tokens({name: AddedToken(value, rstrip=False, lstrip=False, normalized=False)})
-    if cfg.get("tokens"):
-        tokenizer.add_tokens([AddedToken(t, rstrip=False, lstrip=False, normalized=False) for t in cfg["tokens"]])
+    if run.tokens:
+        tokenizer.add_tokens([AddedToken(t, rstrip=False, lstrip=False, normalized=False) for t in run.tokens])
     if additional:
         tokenizer.add_special_tokens({"additional_special_tokens": additional})

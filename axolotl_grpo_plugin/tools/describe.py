@@ -46,16 +46,16 @@ def template_problem(tokenizer: Any) -> tuple[str, str] | None:
     return None
 
 
-def effective_template(cfg: Any) -> str | None:
+def effective_template(run: Any) -> str | None:
     """The chat template Axolotl will give the tokenizer: a named `chat_template:` (Axolotl's
     copy), `chat_template_jinja`, or the local tokenizer folder's own; None when unknowable here
     (a Hub tokenizer without network)."""
     import json
     from pathlib import Path
 
-    name = cfg.get("chat_template")
+    name = run.chat_template
     if name == "jinja":
-        return cfg.get("chat_template_jinja")
+        return run.chat_template_jinja
     if isinstance(name, str) and name != "tokenizer_default":
         from axolotl.utils.chat_templates import get_chat_template
 
@@ -63,7 +63,7 @@ def effective_template(cfg: Any) -> str | None:
             return get_chat_template(name)
         except Exception:  # an unknown name: Axolotl's own validation says so
             return None
-    folder = cfg.get("tokenizer_config") or cfg.get("base_model")
+    folder = run.tokenizer_config or run.base_model
     if not isinstance(folder, str) or not Path(folder).is_dir():
         return None
     jinja = Path(folder) / "chat_template.jinja"
@@ -77,9 +77,9 @@ def effective_template(cfg: Any) -> str | None:
     return template if isinstance(template, str) else None
 
 
-def config_template_problem(cfg: Any) -> tuple[str, str] | None:
+def config_template_problem(run: Any) -> tuple[str, str] | None:
     """`template_problem` for the template this config trains with, or None when unknowable."""
     from types import SimpleNamespace
 
-    template = effective_template(cfg)
+    template = effective_template(run)
     return None if template is None else template_problem(SimpleNamespace(chat_template=template))

@@ -166,7 +166,7 @@ def on_register(cfg: dict, run: Run, env: Mapping[str, str] = os.environ, gpu_co
     if local_rank(env) != 0 or _STATE.server is not None:
         return run  # one server per launch, owned by LOCAL_RANK 0
     output_dir = Path(run.output_dir)
-    snapshot = write_server_config(cfg, output_dir / CONFIG_NAME, host, port)
+    snapshot = write_server_config(cfg, run, output_dir / CONFIG_NAME, host, port)
     spec = ServerSpec(
         command=(command or vllm_serve_command)(snapshot),
         log_path=output_dir / LOG_NAME, host=host, port=port, gpus=layout.server_env,
@@ -276,13 +276,13 @@ def server_env(env: Mapping[str, str], layout: GpuLayout, pin: bool = True) -> d
     return out
 
 
-def resumed_weights(cfg: Mapping[str, Any]) -> str | None:
+def resumed_weights(run: Run) -> str | None:
     """The full-weight checkpoint a run resumes from (`resume_from_checkpoint`, or the latest
     output_dir/checkpoint-N under `auto_resume_from_checkpoints`), else None. A LoRA
     checkpoint holds only the adapter: the server then starts from base_model, and TRL pushes
     the merged policy before the first resumed generation (its `_last_loaded_step` starts at
     -1, so it syncs whatever step training resumes at)."""
-    folder = resume_target(cfg)
+    folder = resume_target(run)
     if folder is None:
         return None
     has_weights = any(folder.glob("model*.safetensors")) or any(folder.glob("pytorch_model*.bin"))
@@ -291,14 +291,14 @@ def resumed_weights(cfg: Mapping[str, Any]) -> str | None:
     return str(folder.resolve())
 
 
-def write_server_config(cfg: Mapping[str, Any], path: Path, host: str, port: int) -> Path:
+def write_server_config(cfg: Mapping[str, Any], run: Run, path: Path, host: str, port: int) -> Path:
     """The trainer's effective config (CLI overrides, resolved names) for the server to load,
     so the server serves the model that is trained. Written to a fresh temp file, then renamed
     (never through a symlink planted at `path`)."""
     data = json.loads(json.dumps(dict(cfg), default=str))
     data.pop("axolotl_config_path", None)
     set_keys(data, {"vllm.host": host, "vllm.port": port})
-    checkpoint = resumed_weights(cfg)
+    checkpoint = resumed_weights(run)
     if checkpoint is not None:  # a resumed run: serve the checkpoint's policy from the start
         data["base_model"] = checkpoint
     path.parent.mkdir(parents=True, exist_ok=True)
