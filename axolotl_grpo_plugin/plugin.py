@@ -69,17 +69,19 @@ class GRPOPlugin(BasePlugin):
         """Runs on the raw config, before Axolotl's schema drops unknown keys."""
         if not self._ours(cfg):
             return
-        from . import run_lock
+        from . import run_lock, threads
         from .check.prepare import prepare_config
         from .checkpoints import resume_target
         from .config.run import read_run
         from .errors import GRPOConfigError
-        from .launch import current_launch, global_rank
+        from .launch import current_launch, global_rank, has_cuda_gpu
         from .remote import declared
         from .vllm import autostart, cpu, relaunch
 
         if autostart.is_server_child():
             return  # the autostarted server loads the config the trainer already checked
+        if autostart.is_training_process() and not has_cuda_gpu():
+            threads.configure(LOG)  # every core, not accelerate's one thread (threads.py)
         with reported_as_exit():
             try:
                 run = read_run(cfg)  # the one reading of the config

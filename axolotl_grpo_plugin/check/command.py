@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         if failure is not None:
             return exit_for(failure)
         warnings = [*warnings, *reached]
-    if not args.has_gpu and cloud_cfg is None and (threads := one_thread_warning()):
+    if not args.has_gpu and cloud_cfg is None and layout is None and (threads := one_thread_warning()):
         warnings = [*warnings, threads]
     if args.has_gpu and run.trl.use_vllm and importlib.util.find_spec("vllm") is None:
         warnings = [*warnings, "trl.use_vllm is on and vLLM is not installed here: checked without it; install "
