@@ -106,6 +106,6 @@ def one_thread_warning(env: Mapping[str, str] = os.environ, cores: int | None = 
         return None
     return (f"OMP_NUM_THREADS is not set: on CPU, `axolotl train` (accelerate launch) then gives the trainer "
             f"one thread, one of this machine's {cores} cores, and this config does not run the GRPO plugin, "
-            f"which would use them all. Launch with `OMP_NUM_THREADS={cores} axolotl train CONFIG` to train "
-            "on all of them (an SFT step of SmolLM2-135M ran 1.89x faster with 2 threads on 2 cores: "
+            "which would use them all. List `axolotl_grpo_plugin.CPUThreadsPlugin` under `plugins:`, or "
+            f"launch with `OMP_NUM_THREADS={cores} axolotl train CONFIG`, to train on all of them (an SFT step of SmolLM2-135M ran 1.89x faster with 2 threads on 2 cores: "
             "docs/benchmarks.md, \"Torch threads on CPU\").")

@@ -47,6 +47,20 @@ def report_errors_during_training(trainer) -> None:
     trainer.train = reported_train
 
 
+class CPUThreadsPlugin(BasePlugin):
+    """For a config the GRPO plugin does not train (an SFT cold start on CPU): the one thing it does
+    is the torch thread count of a training process without a GPU (threads.py). List it under
+    `plugins:`; it adds no config keys."""
+
+    def register(self, cfg: dict):
+        from . import threads
+        from .launch import has_cuda_gpu
+        from .vllm import autostart
+
+        if autostart.is_training_process() and not has_cuda_gpu():
+            threads.configure(LOG)
+
+
 class GRPOPlugin(BasePlugin):
     """R1-style GRPO: registered rewards and transforms, and config checks before load."""
 

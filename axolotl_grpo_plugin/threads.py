@@ -80,9 +80,15 @@ def _parent_args(pid: int) -> list[str] | None:
     return [a.decode(errors="replace") for a in raw.split(b"\0") if a]
 
 
+_chosen: Choice | None = None  # once per process (a config may list both of our plugins)
+
+
 def configure(log, env: dict[str, str] | None = None) -> Choice:
     """Set torch's thread count (and OMP_NUM_THREADS for our children) in a training process
     without a GPU; log the one line on the node's first process."""
+    global _chosen
+    if _chosen is not None:
+        return _chosen
     import torch
 
     from .launch import available_cores, local_processes, local_rank
@@ -95,4 +101,5 @@ def configure(log, env: dict[str, str] | None = None) -> Choice:
         env[ENV] = str(choice.threads)
     if local_rank(env) == 0:
         log.info(choice.line)
+    _chosen = choice
     return choice

@@ -135,3 +135,8 @@ def test_check_cpu_says_when_the_trainer_would_get_one_thread(omp, repo_root, em
     out = capsys.readouterr().out
     assert ("`OMP_NUM_THREADS=4 axolotl train CONFIG`" in out) == (omp is None), out
     assert out.rstrip().splitlines()[-1].startswith("OK:")
+    sft_cfg = yaml.safe_load(sft.read_text())  # with CPUThreadsPlugin listed the run gets every core: no warning
+    sft.write_text(yaml.safe_dump({**sft_cfg, "plugins": ["axolotl_grpo_plugin.CPUThreadsPlugin"]}))
+    assert check.main([str(sft), "--cpu", "--offline"]) == 0
+    out = capsys.readouterr().out
+    assert "OMP_NUM_THREADS" not in out and out.rstrip().splitlines()[-1].startswith("OK:"), out

@@ -74,3 +74,32 @@ def test_a_real_launcher_child_gets_every_core_unless_the_user_chose(user, tmp_p
     want = user or "2"
     assert f"threads {want}" in out.stdout, out.stdout + out.stderr
     assert sum(line.startswith("torch threads:") for line in out.stderr.splitlines()) == 1, out.stderr
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2, reason="needs 2 cores")
+def test_axolotl_train_of_an_sft_config_with_the_threads_plugin_uses_every_core(embedded_model_dir, tmp_path):
+    """A real `axolotl train` (accelerate launch, which writes OMP_NUM_THREADS=1): one SFT step of the
+    embedded model with `plugins: [axolotl_grpo_plugin.CPUThreadsPlugin]`, one line, every core."""
+    import shutil
+
+    import yaml
+    from conftest import REPO_ROOT, subprocess_env
+
+    cfg = {"base_model": str(embedded_model_dir), "plugins": ["axolotl_grpo_plugin.CPUThreadsPlugin"],
+           "datasets": [{"path": str(REPO_ROOT / "axolotl_grpo_plugin/data/gsm8k_sample.jsonl"),
+                         "type": "axolotl_grpo_plugin.transforms.gsm8k_r1"}],
+           "chat_template": "tokenizer_default", "sequence_len": 256, "micro_batch_size": 1,
+           "gradient_accumulation_steps": 1, "max_steps": 1, "learning_rate": 1e-5, "optimizer": "adamw_torch",
+           "bf16": False, "fp16": False, "save_strategy": "no", "output_dir": str(tmp_path / "out"),
+           "dataset_prepared_path": str(tmp_path / "prepared"), "val_set_size": 0.0}
+    path = tmp_path / "sft.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    env = {k: v for k, v in subprocess_env().items() if k != "OMP_NUM_THREADS"}
+    axolotl = shutil.which("axolotl", path=env["PATH"])
+    proc = subprocess.run(["taskset", "-c", "0,1", axolotl, "train", str(path)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    lines = [line for line in out.splitlines() if "torch threads:" in line]
+    assert len(lines) == 1 and "torch threads: 2, the 2 cores" in lines[0], lines or out[-3000:]
