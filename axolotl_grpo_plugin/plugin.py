@@ -54,10 +54,10 @@ class CPUThreadsPlugin(BasePlugin):
 
     def register(self, cfg: dict):
         from . import threads
-        from .launch import has_cuda_gpu
+        from .launch import cuda_gpu_count
         from .vllm import autostart
 
-        if autostart.is_training_process() and not has_cuda_gpu():
+        if autostart.is_training_process() and cuda_gpu_count() == 0:  # torch's answer: ROCm too
             threads.configure(LOG)
 
 
@@ -88,13 +88,13 @@ class GRPOPlugin(BasePlugin):
         from .checkpoints import resume_target
         from .config.run import read_run
         from .errors import GRPOConfigError
-        from .launch import current_launch, global_rank, has_cuda_gpu
+        from .launch import cuda_gpu_count, current_launch, global_rank
         from .remote import declared
         from .vllm import autostart, cpu, relaunch
 
         if autostart.is_server_child():
             return  # the autostarted server loads the config the trainer already checked
-        if autostart.is_training_process() and not has_cuda_gpu():
+        if autostart.is_training_process() and cuda_gpu_count() == 0:
             threads.configure(LOG)  # every core, not accelerate's one thread (threads.py)
         with reported_as_exit():
             try:
