@@ -14,10 +14,10 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str):
-    if name == "GRPOPlugin":
-        from .plugin import GRPOPlugin
+    if name in ("GRPOPlugin", "CPUThreadsPlugin"):
+        from . import plugin
 
-        return GRPOPlugin
+        return getattr(plugin, name)
     from .registry import PATH_PREFIX, REWARDS, TRANSFORMS, UnknownNameError, load_path_reward
 
     if name.startswith("reward_remote__"):  # a yaml-declared remote reward (remote/declared.py)

@@ -13,21 +13,20 @@ from __future__ import annotations
 from typing import Any
 
 from .config import defaults
-from .enabled import only_ours
+from .enabled import listed, only_ours
 
 
 def validate(cfg, capabilities: dict[str, Any], env_capabilities: dict[str, Any]):
     """What `validate_config(cfg, capabilities, env_capabilities)` returns, as a DictDefault."""
     from axolotl.utils.dict import DictDefault
 
-    plugins = list(cfg.get("plugins") or [])
     if defaults.AXOLOTL.merges_builtin_plugins or not only_ours(cfg):
         return axolotl_validate(cfg, capabilities, env_capabilities)
     try:
         data = {**cfg.to_dict(), "capabilities": capabilities, "env_capabilities": env_capabilities}
         if cfg.get("datasets"):
             data["datasets"] = datasets(cfg)
-        return DictDefault(dict(schema(bool(plugins))(**data).model_dump(exclude_none=True)))
+        return DictDefault(dict(schema(listed(cfg))(**data).model_dump(exclude_none=True)))
     except Exception:  # noqa: BLE001 - Axolotl says what is wrong, in its own words
         return axolotl_validate(cfg, capabilities, env_capabilities)
 

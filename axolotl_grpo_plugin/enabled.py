@@ -16,6 +16,8 @@ from .config.args import SECTION
 
 # The names a config may list us under (Axolotl accepts `module.Class` and `module:Class`).
 PLUGIN_NAMES = frozenset({"axolotl_grpo_plugin.GRPOPlugin", "axolotl_grpo_plugin.plugin.GRPOPlugin"})
+# The thread-count plugin for configs we do not train (plugin.CPUThreadsPlugin): no keys, no schema.
+THREADS_PLUGIN_NAMES = frozenset({"axolotl_grpo_plugin.CPUThreadsPlugin", "axolotl_grpo_plugin.plugin.CPUThreadsPlugin"})
 
 
 def _is_us(name: Any) -> bool:
@@ -27,10 +29,16 @@ def listed(cfg: Mapping[str, Any]) -> bool:
     return any(_is_us(name) for name in cfg.get("plugins") or [])
 
 
+def lists_threads_plugin(cfg: Mapping[str, Any]) -> bool:
+    """The config names plugin.CPUThreadsPlugin under `plugins:`."""
+    return any(str(name).replace(":", ".") in THREADS_PLUGIN_NAMES for name in cfg.get("plugins") or [])
+
+
 def only_ours(cfg: Mapping[str, Any]) -> bool:
-    """Every plugin the config lists is this one (or none is listed): no other plugin adds keys
-    or schema of its own, so Axolotl's schema plus ours is the whole of what the config may say."""
-    return all(_is_us(name) for name in cfg.get("plugins") or [])
+    """Every plugin the config lists is this one or CPUThreadsPlugin (or none is listed): no other
+    plugin adds keys or schema of its own, so Axolotl's schema plus ours is the whole of what the
+    config may say."""
+    return all(_is_us(name) or str(name).replace(":", ".") in THREADS_PLUGIN_NAMES for name in cfg.get("plugins") or [])
 
 
 def applies(cfg: Mapping[str, Any]) -> bool:

@@ -96,14 +96,16 @@ def available_cores() -> int:
 
 
 def one_thread_warning(env: Mapping[str, str] = os.environ, cores: int | None = None) -> str | None:
-    """Why: on a machine without a GPU, `axolotl train` runs `accelerate launch`, which sets
-    OMP_NUM_THREADS=1 for the trainer unless the caller set it (accelerate/commands/launch.py),
-    so torch trains on one core of many. Said before the launch, where an unset variable
-    still means the user did not choose."""
+    """For a config the plugin does not train (SFT, DPO: no `rl: grpo`, no plugin), whose run
+    the plugin cannot give every core (threads.py does, for its own runs). Why: on a machine
+    without a GPU, `axolotl train` runs `accelerate launch`, which sets OMP_NUM_THREADS=1 for the
+    trainer unless the caller set it (accelerate/commands/launch.py), so torch trains on one core
+    of many. Said before the launch, where an unset variable still means the user did not choose."""
     cores = available_cores() if cores is None else cores
     if env.get("OMP_NUM_THREADS") or cores < 2:
         return None
     return (f"OMP_NUM_THREADS is not set: on CPU, `axolotl train` (accelerate launch) then gives the trainer "
-            f"one thread, one of this machine's {cores} cores. Launch with `OMP_NUM_THREADS={cores} axolotl "
-            "train CONFIG` to train on all of them (an SFT step of SmolLM2-135M ran 1.89x faster with "
-            "2 threads on 2 cores: docs/benchmarks.md, \"Torch threads on CPU\").")
+            f"one thread, one of this machine's {cores} cores, and this config does not run the GRPO plugin, "
+            "which would use them all. List `axolotl_grpo_plugin.CPUThreadsPlugin` under `plugins:`, or "
+            f"launch with `OMP_NUM_THREADS={cores} axolotl train CONFIG`, to train on all of them (an SFT step of SmolLM2-135M ran 1.89x faster with 2 threads on 2 cores: "
+            "docs/benchmarks.md, \"Torch threads on CPU\").")

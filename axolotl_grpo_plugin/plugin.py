@@ -47,6 +47,20 @@ def report_errors_during_training(trainer) -> None:
     trainer.train = reported_train
 
 
+class CPUThreadsPlugin(BasePlugin):
+    """For a config the GRPO plugin does not train (an SFT cold start on CPU): the one thing it does
+    is the torch thread count of a training process without a GPU (threads.py). List it under
+    `plugins:`; it adds no config keys."""
+
+    def register(self, cfg: dict):
+        from . import threads
+        from .launch import cuda_gpu_count
+        from .vllm import autostart
+
+        if autostart.is_training_process() and cuda_gpu_count() == 0:  # torch's answer: ROCm too
+            threads.configure(LOG)
+
+
 class GRPOPlugin(BasePlugin):
     """R1-style GRPO: registered rewards and transforms, and config checks before load."""
 
@@ -69,17 +83,19 @@ class GRPOPlugin(BasePlugin):
         """Runs on the raw config, before Axolotl's schema drops unknown keys."""
         if not self._ours(cfg):
             return
-        from . import run_lock
+        from . import run_lock, threads
         from .check.prepare import prepare_config
         from .checkpoints import resume_target
         from .config.run import read_run
         from .errors import GRPOConfigError
-        from .launch import current_launch, global_rank
+        from .launch import cuda_gpu_count, current_launch, global_rank
         from .remote import declared
         from .vllm import autostart, cpu, relaunch
 
         if autostart.is_server_child():
             return  # the autostarted server loads the config the trainer already checked
+        if autostart.is_training_process() and cuda_gpu_count() == 0:
+            threads.configure(LOG)  # every core, not accelerate's one thread (threads.py)
         with reported_as_exit():
             try:
                 run = read_run(cfg)  # the one reading of the config

@@ -12,8 +12,12 @@ Side by side in one run, alternating which goes first, median of --repeats:
 2. a missing local dataset file, written without `./` (exit 2)
 3. a full OK on configs/smoke.yaml (exit 0)
 
+and `python -c "import axolotl.utils.config"` alone, the yardstick of issue 51 (a full OK at most
+half of it). `--before TREE` adds a column: the same check run from another checkout.
+
 Run from the repository root (the embedded model must be built: `axolotl-grpo embedded build`):
     python bench/bench_check.py --repeats 3
+    git worktree add /tmp/before BASE && python bench/bench_check.py --repeats 3 --before /tmp/before
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = ("import sys, axolotl.utils.config, axolotl.integrations.base\n"
              "from axolotl_grpo_plugin.check.command import main\nsys.exit(main(sys.argv[1:]))")
+IMPORT_ONLY = "import axolotl.utils.config"  # issue 51's yardstick: a full OK costs at most half of it
 CURRENT = "import sys\nfrom axolotl_grpo_plugin.check.command import main\nsys.exit(main(sys.argv[1:]))"
 
 
@@ -50,10 +55,14 @@ def cases(folder: Path) -> dict[str, tuple[Path, int]]:
     return out
 
 
-def cpu_seconds(program: str, config: Path, expected: int) -> tuple[float, float]:
-    """(CPU seconds, wall seconds) of one `check CONFIG --cpu` in a fresh process."""
+def cpu_seconds(program: str, config: Path, expected: int, tree: Path | None = None) -> tuple[float, float]:
+    """(CPU seconds, wall seconds) of one `check CONFIG --cpu` in a fresh process; `tree`: the
+    checkout whose plugin it imports (run from there: `python -c` puts the working folder first)."""
+    env = dict(os.environ)
+    if tree is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tree), env.get("PYTHONPATH")]))
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", program, str(config), "--cpu"], cwd=REPO,
+    proc = subprocess.Popen([sys.executable, "-c", program, str(config), "--cpu"], cwd=tree or REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
@@ -66,22 +75,30 @@ def cpu_seconds(program: str, config: Path, expected: int) -> tuple[float, float
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--before", type=Path, metavar="TREE",
+                        help="another checkout (e.g. `git worktree add /tmp/before BASE`): its check is a column")
     args = parser.parse_args()
+    arms = {"check": (CURRENT, None), "previous order": (REFERENCE, None)}
+    if args.before:
+        arms["before"] = (CURRENT, args.before.resolve())
     with tempfile.TemporaryDirectory() as tmp:
         rows = []
         for name, (config, code) in cases(Path(tmp)).items():
-            runs = {"current": [], "reference": []}
+            runs: dict[str, list[tuple[float, float]]] = {arm: [] for arm in arms}
             for i in range(args.repeats):
-                order = ("current", "reference") if i % 2 == 0 else ("reference", "current")
-                for which in order:
-                    runs[which].append(cpu_seconds(CURRENT if which == "current" else REFERENCE, config, code))
-            cur = statistics.median(c for c, _ in runs["current"])
-            ref = statistics.median(c for c, _ in runs["reference"])
-            wall = statistics.median(w for _, w in runs["current"])
-            rows.append(f"| {name} | {cur:.2f} | {ref:.2f} | {ref / cur:.1f}x | {wall:.1f} |")
-    print(f"CPU seconds, median of {args.repeats} ({os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f})")
-    print("| case | check (CPU s) | previous order (CPU s) | less CPU | check wall (s) |")
-    print("| --- | --- | --- | --- | --- |")
+                for arm in list(arms)[i % len(arms):] + list(arms)[:i % len(arms)]:  # rotating order
+                    runs[arm].append(cpu_seconds(*arms[arm][:1], config, code, arms[arm][1]))
+            cpu = {arm: statistics.median(c for c, _ in r) for arm, r in runs.items()}
+            wall = statistics.median(w for _, w in runs["check"])
+            rows.append(f"| {name} | {cpu['check']:.2f} | "
+                        + (f"{cpu['before']:.2f} | " if args.before else "")
+                        + f"{cpu['previous order']:.2f} | {wall:.1f} |")
+        yardstick = statistics.median(cpu_seconds(IMPORT_ONLY, config, 0)[0] for _ in range(args.repeats))
+    print(f"CPU seconds, median of {args.repeats} ({os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}); "
+          f"`import axolotl.utils.config` alone: {yardstick:.2f} s (half: {yardstick / 2:.2f} s)")
+    before = " before (CPU s) |" if args.before else ""
+    print(f"| case | check (CPU s) |{before} previous order (CPU s) | check wall (s) |")
+    print("| --- | --- |" + (" --- |" if args.before else "") + " --- | --- |")
     print("\n".join(rows))
 
 

@@ -70,13 +70,16 @@ def test_a_bad_config_gets_axolotls_own_error(change):
 
 
 @fast_path
-def test_a_full_check_leaves_transformers_models_and_peft_unimported(embedded_model_dir):
+def test_a_full_check_leaves_transformers_models_peft_and_datasets_unimported(embedded_model_dir):
+    """`datasets` too (issue 51): the dry run and the audit read the smoke config's local JSON Lines
+    file with pyarrow (sources/data.head_rows)."""
     config = REPO / "configs" / "smoke.yaml"  # its base_model is the embedded model, built by the fixture
     code = ("import sys; from axolotl_grpo_plugin.check.command import main; rc = main([sys.argv[1], '--cpu', '--offline']); "
-            "print([rc, *(m in sys.modules for m in ('axolotl.utils.config', 'peft', 'axolotl.integrations.base'))])")
+            "print([rc, *(m in sys.modules for m in ('axolotl.utils.config', 'peft', 'axolotl.integrations.base', "
+            "'datasets'))])")
     done = subprocess.run([sys.executable, "-c", code, str(config)], capture_output=True, text=True, timeout=300,
                           cwd=REPO, env=subprocess_env())
-    assert done.stdout.strip().splitlines()[-1] == "[0, False, False, False]", done.stdout + done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[0, False, False, False, False]", done.stdout + done.stderr
 
 
 def test_the_builtin_plugins_fact_matches_the_installed_axolotl():

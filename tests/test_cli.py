@@ -107,8 +107,12 @@ def test_check_gpu_warns_when_vllm_is_not_installed_here(repo_root, capsys, monk
 
 
 @pytest.mark.parametrize("omp", [None, "2"])
-def test_check_cpu_says_when_the_trainer_would_get_one_thread(omp, repo_root, embedded_model_dir, capsys,
+def test_check_cpu_says_when_the_trainer_would_get_one_thread(omp, repo_root, embedded_model_dir, tmp_path, capsys,
                                                              monkeypatch):
+    """A GRPO config: the plugin gives its trainer every core (threads.py), so no warning. An SFT
+    config does not run the plugin: the warning tells how to launch it on every core."""
+    import yaml
+
     from axolotl_grpo_plugin import launch
     from axolotl_grpo_plugin.check import command as check
 
@@ -120,5 +124,19 @@ def test_check_cpu_says_when_the_trainer_would_get_one_thread(omp, repo_root, em
         monkeypatch.setenv("OMP_NUM_THREADS", omp)
     assert check.main(["configs/smoke.yaml", "--cpu", "--offline"]) == 0
     out = capsys.readouterr().out
-    assert ("`OMP_NUM_THREADS=4 axolotl train CONFIG`" in out) == (omp is None), out
+    assert "OMP_NUM_THREADS" not in out, out
     assert out.rstrip().splitlines()[-2].startswith("OK:")
+    sft = tmp_path / "sft.yaml"
+    sft.write_text(yaml.safe_dump({
+        "base_model": str(embedded_model_dir), "datasets": [{"path": "axolotl_grpo_plugin/data/gsm8k_sample.jsonl", "type": "alpaca"}],
+        "sequence_len": 256, "micro_batch_size": 2, "gradient_accumulation_steps": 1, "learning_rate": 1e-5,
+        "output_dir": str(tmp_path / "out"), "bf16": False, "fp16": False}))
+    assert check.main([str(sft), "--cpu", "--offline"]) == 0
+    out = capsys.readouterr().out
+    assert ("`OMP_NUM_THREADS=4 axolotl train CONFIG`" in out) == (omp is None), out
+    assert out.rstrip().splitlines()[-1].startswith("OK:")
+    sft_cfg = yaml.safe_load(sft.read_text())  # with CPUThreadsPlugin listed the run gets every core: no warning
+    sft.write_text(yaml.safe_dump({**sft_cfg, "plugins": ["axolotl_grpo_plugin.CPUThreadsPlugin"]}))
+    assert check.main([str(sft), "--cpu", "--offline"]) == 0
+    out = capsys.readouterr().out
+    assert "OMP_NUM_THREADS" not in out and out.rstrip().splitlines()[-1].startswith("OK:"), out

@@ -12,6 +12,7 @@ from axolotl_grpo_plugin.sources.data import (
     DatasetSpec,
     DataSourceError,
     dataset_specs,
+    head_rows,
     load_rows,
 )
 
@@ -155,3 +156,62 @@ def test_dataset_entries_are_checked(tmp_path):
         dataset_specs([{"path": "a"}, {"type": "gsm8k"}])
     with pytest.raises(DataSourceError, match=r"datasets\[0\]\.name = \['a', 'b'\]"):
         dataset_specs([{"path": "a", "name": ["a", "b"]}])
+
+
+# --- head_rows: the first rows without importing `datasets` where datasets' json builder is plain pyarrow ---
+
+HEAD_FILES = {
+    "flat": [{"question": "q1", "answer": "#### 1"}, {"question": "q2", "answer": "#### 2"}],
+    "missing keys": [{"a": 1}, {"a": 2, "b": "x"}, {"b": "y"}],
+    "ints and floats": [{"x": 1}, {"x": 2.5}, {"x": None}],
+    "lists of scalars": [{"numbers": [1, 2, 3], "target": 6}, {"numbers": [4], "target": 4}],
+    "bools and unicode": [{"ok": True, "text": "naïve ∑"}, {"ok": False, "text": ""}],
+    "nested objects": [{"messages": [{"role": "user", "content": "hi"}]}, {"messages": []}],
+    "mixed types": [{"x": 1}, {"x": "one"}],
+}
+
+
+def _write_jsonl(path, rows, raw: str | None = None):
+    path.write_text(raw if raw is not None else "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
+                    encoding="utf-8")
+    return path
+
+
+def _both_ways(path, count=3, **spec):
+    """head_rows, and load_rows(...).select(...).to_dict() (datasets' own reading), or the error of each."""
+    out = []
+    for way in ("head", "datasets"):
+        try:
+            if way == "head":
+                out.append(head_rows(DatasetSpec(path=str(path), **spec), count))
+            else:
+                loaded = load_rows(DatasetSpec(path=str(path), **spec))
+                out.append(loaded.select(range(min(count, len(loaded)))).to_dict())
+        except Exception as exc:  # noqa: BLE001 - the errors are compared
+            out.append(f"{type(exc).__name__}: {exc}")
+    return out
+
+
+@pytest.mark.parametrize("kind", HEAD_FILES)
+def test_head_rows_are_what_datasets_reads(kind, tmp_path):
+    head, theirs = _both_ways(_write_jsonl(tmp_path / "rows.jsonl", HEAD_FILES[kind]))
+    assert head == theirs
+    assert json.dumps(head, sort_keys=True) == json.dumps(theirs, sort_keys=True)  # 1 vs 1.0, True vs 1
+
+
+@pytest.mark.parametrize("raw", ["", "\n\n", '{"a": 1}\nnot json\n', '[{"a": 1}, {"a": 2}]', '{"a": 1}{"a": 2}\n',
+                                 '\ufeff{"a": 1}\n'],
+                         ids=["empty", "blank lines", "a bad line", "a json list", "two objects on a line", "bom"])
+def test_head_rows_of_odd_files_are_what_datasets_says(raw, tmp_path):
+    head, theirs = _both_ways(_write_jsonl(tmp_path / "rows.jsonl", [], raw=raw))
+    assert head == theirs
+
+
+def test_head_rows_takes_the_fast_path_for_a_flat_jsonl_and_not_for_a_split(tmp_path, monkeypatch):
+    from axolotl_grpo_plugin.sources import data
+
+    path = _write_jsonl(tmp_path / "rows.jsonl", HEAD_FILES["flat"])
+    monkeypatch.setattr(data, "load_rows", lambda *a, **k: pytest.fail("went through datasets"))
+    assert head_rows(DatasetSpec(path=str(path)), 1) == {"question": ["q1"], "answer": ["#### 1"]}
+    monkeypatch.undo()
+    assert "DataSourceError" in _both_ways(path, split="test")[0]  # datasets' answer: no such split

@@ -21,7 +21,7 @@ from typing import Any
 from ..config.run import read_run
 from ..errors import PluginError
 from ..evaluate import scoring
-from ..evaluate.prompts import dataset_entries, load_rows, transform_rows
+from ..evaluate.prompts import dataset_entries, head_rows, transform_rows
 from ..names import load_config
 from ..registry import REWARDS, original_path
 from .families import DEGENERATE, FAMILIES, TERSE, WRONG_INTEGER, Case, build_case
@@ -163,8 +163,7 @@ def training_cases(cfg: dict[str, Any], run: Any, count: int, dataset: str | Non
     entries = dataset_entries(run, "train", dataset)
     quota = -(-count // len(entries))
     for i, spec in enumerate(entries):
-        rows = load_rows(spec, "train")
-        rows = rows.select(range(min(len(rows), 2 * quota + 8)))
+        rows = head_rows(spec, "train", 2 * quota + 8)
         cases = [case for j, row in enumerate(transform_rows(cfg, spec, i, rows))
                  if (case := build_case(j, row, limit)) is not None]
         per_entry.append(cases)

@@ -23,7 +23,7 @@ from ..cli import prog
 from ..config.batching import describe_layout
 from ..config.load import read_config
 from ..config.run import Run, read_run
-from ..enabled import applies
+from ..enabled import applies, lists_threads_plugin
 from ..errors import EXIT_BAD_INPUT, PluginError, counted, exit_for
 from ..launch import Launch, has_cuda_gpu, one_thread_warning
 from ..quiet import captured_stderr
@@ -156,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         if failure is not None:
             return exit_for(failure)
         warnings = [*warnings, *reached]
-    if not args.has_gpu and cloud_cfg is None and (threads := one_thread_warning()):
+    if not args.has_gpu and cloud_cfg is None and layout is None and not lists_threads_plugin(raw) \
+            and (threads := one_thread_warning()):
         warnings = [*warnings, threads]
     if args.has_gpu and run.trl.use_vllm and importlib.util.find_spec("vllm") is None:
         warnings = [*warnings, "trl.use_vllm is on and vLLM is not installed here: checked without it; install "

@@ -91,13 +91,21 @@ def load_rows(spec: DatasetSpec, split: str) -> Any:
         return data_sources.load_rows(spec, split, exact_split=True)
 
 
+def head_rows(spec: DatasetSpec, split: str, count: int) -> dict:
+    """The entry's first `count` rows as columns (sources/data.head_rows: a small JSON Lines file
+    without importing `datasets`)."""
+    with raised_as(EvalError):
+        return data_sources.head_rows(spec, count, split, exact_split=True)
+
+
 def transform_rows(cfg: dict[str, Any], spec: DatasetSpec, index: int, rows: Any,
                    tokenizer: Any = None) -> list[dict]:
     """Apply the entry's transform with the shared loader (Axolotl's semantics: `(fn, map_kwargs)`,
     `batched`, the `tokenizer` argument, the dpo-strategy fallback)."""
     with raised_as(EvalError):
         transform = load_transform(spec, cfg, index, tokenizer)
-        out = transform.rows(rows.to_dict() if hasattr(rows, "to_dict") else _columns(rows))
+        columns = rows if isinstance(rows, dict) else rows.to_dict() if hasattr(rows, "to_dict") else _columns(rows)
+        out = transform.rows(columns)
     if out and "prompt" not in out[0]:
         raise EvalError(
             f"{spec.path!r}: rows have no 'prompt' column after the transform "

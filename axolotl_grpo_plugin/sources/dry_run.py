@@ -55,7 +55,7 @@ def _entries(run: Any):
 
 
 def _entry_problems(cfg, section: str, index: int, entry: Any, columns: dict[str, tuple[str, ...]]) -> list[Problem]:
-    from .data import dataset_specs, load_rows, looks_like_missing_path, missing_path
+    from .data import dataset_specs, head_rows, looks_like_missing_path, missing_path
 
     key = f"{section}[{index}]"
     if not hasattr(entry, "get"):
@@ -73,8 +73,7 @@ def _entry_problems(cfg, section: str, index: int, entry: Any, columns: dict[str
     if not Path(path).exists():
         return missing_path(spec, cfg.get(CONFIG_PATH_KEY)).problems if looks_like_missing_path(path) else []
     try:
-        loaded = load_rows(spec)
-        batch = loaded.select(range(min(SAMPLE_ROWS, len(loaded)))).to_dict()
+        batch = head_rows(spec, SAMPLE_ROWS)
         return _row_problems(cfg, spec, index, batch, columns)
     except PluginError as exc:
         return _as_problems(exc, f"{key}.type" if spec.transform else f"{key}.path",
