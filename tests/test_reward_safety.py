@@ -30,7 +30,7 @@ RANGES = {
     "int": (0.0, 0.5),
     "strict_format": (0.0, 0.5),
     "soft_format": (0.0, 0.25),
-    "xmlcount": (-0.5, 0.5),
+    "xmlcount": (-0.5, 0.501),  # a text ending right at </answer> gets 0.501 (docs/rewards.md)
     "countdown": (0.0, 1.0),
     "math_boxed": (0.0, 1.0),
     "by_data_source": (0.0, 2.0),
