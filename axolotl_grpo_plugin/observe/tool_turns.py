@@ -5,9 +5,9 @@ results, the answer), with the role markers stripped, and passes the rewards the
 they read by their last assistant turn. `capture` wraps the trainer's `_tool_call_loop` (this
 process; in Axolotl's async trainer, its generation thread) and keeps, per local rollout, found
 again by its completion ids, the calls paired with the tool turns that answered them and the last
-assistant text, so the rollout log can
-record the calls (with each call's seconds) and the learning metrics judge the format of the
-answer the rewards score; each batch also logs `tools/masked_fraction`.
+assistant text, so the rollout log can record the calls (with each call's seconds) and the learning
+metrics judge the format of the answer the rewards score; each batch also logs
+`tools/masked_fraction`.
 """
 
 from __future__ import annotations
