@@ -317,12 +317,24 @@ def test_a_server_that_cannot_take_the_file_gets_the_whole_push_as_base64_with_o
 
 
 def test_a_push_file_that_cannot_be_written_sends_that_push_as_base64(collective_rpc, caplog, monkeypatch):
-    def full(self):
-        self._error = OSError(28, "No space left on device")
-        for done in self._done:
-            done.set()
+    fdopen = os.fdopen
 
-    monkeypatch.setattr(cpu_sync.PushFile, "_write", full)
+    class Full:
+        def __init__(self, fd, mode):
+            self.file = fdopen(fd, mode)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.file.close()
+
+        def write(self, data):
+            if self.file.tell():
+                raise OSError(28, "No space left on device")
+            return self.file.write(data)
+
+    monkeypatch.setattr(os, "fdopen", Full)
     server = FileServer()
     generation = collective_rpc(server)
     with caplog.at_level("WARNING", logger="axolotl_grpo_plugin.vllm"):

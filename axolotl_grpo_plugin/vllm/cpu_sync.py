@@ -20,9 +20,10 @@ generates garbage, so every push carries whole decoder layers: one HTTP request
   server (`vllm.worker_extension_cls`).
 
 The wire: to a server on this machine behind `/collective_rpc` (Axolotl 0.21), each push writes
-every tensor once, in its own dtype, into one safetensors file in /dev/shm, and each layer's
-request names the file and its tensors: the extension reads them memory-mapped (about 20x
-faster than base64 in JSON). A remote server, one whose extension does not know the file push
+every tensor once, in its own dtype, into one safetensors file in /dev/shm (`PushFile`), and
+each layer's request names
+the file and its tensors, which the extension reads memory-mapped (no base64, no JSON-sized
+copies: docs/benchmarks.md, "The CPU weight push"). A remote server, one whose extension does not know the file push
 (another version), one that cannot read the file (a container), or Axolotl 0.19's route (it
 answers before the workers load, so a refusal would go unseen) gets the base64-in-JSON
 requests, with a one-line note where the file push was tried; a push refused halfway is
@@ -296,16 +297,21 @@ _SAFETENSORS_DTYPES = {"float32": "F32", "float16": "F16", "bfloat16": "BF16", "
 
 
 class PushFile:
-    """All tensors of one push, in their own dtype, in one safetensors file in FILE_DIR, written
-    layer group by layer group in a thread: the header (offsets known from the shapes) first,
-    then each group's bytes straight from the tensors (one copy), so the server can load layer i
-    while layer i+1 is written. `wait(i)` returns once group i is on file."""
+    """All tensors of one push, in their own dtype, in one safetensors file in FILE_DIR: the
+    header (offsets known from the shapes), then the bytes straight from the tensors (one copy;
+    safetensors' own `save_file` makes a bytes copy of each first). `close()` removes it.
+
+    Written whole before the first request. Writing layer i+1 in a thread while the server
+    loaded layer i was tried: in one run on two overloaded cores its pushes of SmolLM2-135M took
+    20-28 s (the write 1.1 s, the server 3 s of that; cause not pinned down) where this took
+    1.6-5 s in the run before (docs/benchmarks.md), so the overlap is left out."""
 
     def __init__(self, groups: list[tuple[str, list[tuple[str, object]]]]):
         import json
-        import threading
 
-        header, offset = {}, 0
+        import torch
+
+        header, offset, tensors = {}, 0, [tensor for _, group in groups for _, tensor in group]
         for _, group in groups:
             for name, tensor in group:
                 size = tensor.numel() * tensor.element_size()
@@ -316,36 +322,16 @@ class PushFile:
         encoded += b" " * (-len(encoded) % 8)
         _remove_orphans()
         fd, self.path = tempfile.mkstemp(prefix=f"{FILE_PREFIX}{os.getpid()}-", suffix=".safetensors", dir=FILE_DIR)
-        self._groups, self._done, self._error = groups, [threading.Event() for _ in groups], None
-        self._file = os.fdopen(fd, "wb")
-        self._file.write(len(encoded).to_bytes(8, "little") + encoded)
-        self._file.flush()
-        os.ftruncate(fd, 8 + len(encoded) + offset)  # full size at once: safetensors checks it on open
-        self._thread = threading.Thread(target=self._write, name="cpu-push-file", daemon=True)
-        self._thread.start()
-
-    def _write(self) -> None:
-        import torch
-
         try:
-            for (_, group), done in zip(self._groups, self._done):
-                for _, tensor in group:
-                    self._file.write(tensor.detach().contiguous().reshape(-1).view(torch.uint8).numpy().data)
-                self._file.flush()
-                done.set()
-        except BaseException as exc:  # noqa: BLE001 - handed to the pushing thread by wait()
-            self._error = exc
-            for done in self._done:
-                done.set()
-
-    def wait(self, index: int) -> None:
-        self._done[index].wait()
-        if self._error is not None:
-            raise self._error
+            with os.fdopen(fd, "wb") as out:
+                out.write(len(encoded).to_bytes(8, "little") + encoded)
+                for tensor in tensors:
+                    out.write(tensor.detach().contiguous().reshape(-1).view(torch.uint8).numpy().data)
+        except BaseException:
+            self.close()
+            raise
 
     def close(self) -> None:
-        self._thread.join()
-        self._file.close()
         with contextlib.suppress(OSError):
             os.unlink(self.path)
 
@@ -376,17 +362,12 @@ def _push_through_file(client, groups) -> bool:
     if reason is None:
         try:
             push = PushFile(groups)
-        except OSError as exc:
+        except OSError as exc:  # /dev/shm full: this push goes over HTTP, whole
             reason = f"cannot write the push file in {FILE_DIR}: {exc}"
     if push is not None:
         try:
             url = f"{client.base_url}/collective_rpc"
-            for index, (_, group) in enumerate(groups):
-                try:
-                    push.wait(index)
-                except OSError as exc:  # /dev/shm full: this push goes over HTTP, whole
-                    reason = f"cannot write the push file in {FILE_DIR}: {exc}"
-                    break
+            for _, group in groups:
                 body = {"method": FILE_METHOD, "args": [{"path": push.path, "names": [n for n, _ in group]}]}
                 response = client.session.post(url, json=body, timeout=HTTP_TIMEOUT)
                 if response.status_code != 200 or not _all_ok(response, "loaded"):
