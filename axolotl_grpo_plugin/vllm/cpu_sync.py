@@ -361,7 +361,9 @@ def _push_through_file(client, groups) -> bool:
     push = None
     if reason is None:
         try:
+            written = time.perf_counter()
             push = PushFile(groups)
+            client._cpu_file_write_s = time.perf_counter() - written
         except OSError as exc:  # /dev/shm full: this push goes over HTTP, whole
             reason = f"cannot write the push file in {FILE_DIR}: {exc}"
     if push is not None:
@@ -390,14 +392,17 @@ def sync_weights(generation) -> None:
             LOG.warning("%s=1: weights are NOT pushed to vLLM; it keeps generating from the base model",
                         SKIP_ENV)
         return
-    started = time.perf_counter()
+    started, how = time.perf_counter(), ""
     if generation.mode == "server":
         if not generation.accelerator.is_main_process:
             return
         groups = layer_groups(_trainer_weights(generation))
-        if not _push_through_file(generation.vllm_client, groups):
+        if _push_through_file(generation.vllm_client, groups):
+            how = f" (through {FILE_DIR}, the file written in {generation.vllm_client._cpu_file_write_s:.2f} s)"
+        else:
             for _, group in groups:
                 _post_group(generation.vllm_client, group)
+            how = " (base64 in JSON)"
         generation.vllm_client.reset_prefix_cache()
     else:
         runner = generation.llm.llm_engine.model_executor.driver_worker.model_runner
@@ -405,8 +410,8 @@ def sync_weights(generation) -> None:
         for _, group in groups:
             reload_group(runner, group)
         generation.llm.reset_prefix_cache()
-    LOG.info("vLLM on CPU: pushed %d layer groups to the %s engine in %.2f s",
-             len(groups), generation.mode, time.perf_counter() - started)
+    LOG.info("vLLM on CPU: pushed %d layer groups to the %s engine in %.2f s%s",
+             len(groups), generation.mode, time.perf_counter() - started, how)
 
 
 def install(generation) -> None:
