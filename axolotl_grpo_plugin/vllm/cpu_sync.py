@@ -21,13 +21,12 @@ generates garbage, so every push carries whole decoder layers: one HTTP request
 
 The wire: to a server on this machine behind `/collective_rpc` (Axolotl 0.21), each push writes
 every tensor once, in its own dtype, into one safetensors file in /dev/shm (`PushFile`), and
-each layer's request names
-the file and its tensors, which the extension reads memory-mapped (no base64, no JSON-sized
-copies: docs/benchmarks.md, "The CPU weight push"). A remote server, one whose extension does not know the file push
-(another version), one that cannot read the file (a container), or Axolotl 0.19's route (it
-answers before the workers load, so a refusal would go unseen) gets the base64-in-JSON
-requests, with a one-line note where the file push was tried; a push refused halfway is
-pushed again whole that way.
+each layer's request names the file and its tensors, which the extension reads memory-mapped
+(no base64, no JSON: docs/benchmarks.md, "The CPU weight push"). A remote server, one whose
+extension does not know the file push (another version), one that cannot read the file (a
+container), a full /dev/shm, or Axolotl 0.19's route (it answers before the workers load, so a
+refusal would go unseen) gets the base64-in-JSON requests, with a one-line note; a push
+refused halfway is pushed again whole that way.
 
 `AXOLOTL_GRPO_PLUGIN_SKIP_WEIGHT_SYNC=1` turns the push off (tests: the server then
 keeps the base weights, and TRL's `sampling/sampling_logp_difference` shows it).
@@ -265,23 +264,27 @@ def _file_push_refusal(client, size: int) -> str | None:
 
     if AXOLOTL.cpu_push_path != "/collective_rpc":
         return "Axolotl's /http_update_weights/ route takes base64 only"
-    if not _local_host(client.base_url):
-        return f"{client.base_url} is not on this machine"
     if not os.path.isdir(FILE_DIR) or shutil.disk_usage(FILE_DIR).free < 2 * size:
         return f"{FILE_DIR} is missing or has less than {2 * size >> 20} MiB free"
-    known = getattr(client, "_cpu_file_push", None)
-    if known is None:
-        import requests
+    if not hasattr(client, "_cpu_file_push_refusal"):
+        client._cpu_file_push_refusal = _server_refusal(client.base_url)
+    return client._cpu_file_push_refusal
 
-        # no retries: an extension without the method answers 500, which the session retries
-        try:
-            reply = requests.post(f"{client.base_url}/collective_rpc", json={"method": FILE_PROBE},
-                                  timeout=HTTP_TIMEOUT)
-            known = reply.status_code == 200 and _all_ok(reply, "file_push")
-        except requests.RequestException:
-            known = False
-        client._cpu_file_push = known
-    return None if known else "the server's worker extension does not load push files"
+
+def _server_refusal(base_url: str) -> str | None:
+    """None when the server is on this machine and its worker extension loads push files."""
+    import requests
+
+    if not _local_host(base_url):
+        return f"{base_url} is not on this machine"
+    # no retries: an extension without the method answers 500, which TRL's session retries
+    try:
+        reply = requests.post(f"{base_url}/collective_rpc", json={"method": FILE_PROBE}, timeout=HTTP_TIMEOUT)
+    except requests.RequestException as exc:
+        return f"the server did not answer the file-push probe ({type(exc).__name__})"
+    if reply.status_code == 200 and _all_ok(reply, "file_push"):
+        return None
+    return f"the server's worker extension does not load push files ({reply.status_code})"
 
 
 def _all_ok(response, key: str) -> bool:
@@ -379,7 +382,9 @@ def _push_through_file(client, groups) -> bool:
             push.close()
     if reason is None:
         return True
-    LOG.warning("vLLM on CPU: weights go as base64 in JSON (slower): %s", reason)
+    # Axolotl 0.19/0.20 have no other route: said once, as information, not as a warning
+    (LOG.info if "/http_update_weights/" in reason else LOG.warning)(
+        "vLLM on CPU: weights go as base64 in JSON (slower): %s", reason)
     client._cpu_file_push_off = True
     return False
 
