@@ -307,7 +307,12 @@ class PushFile:
     Written whole before the first request. Writing layer i+1 in a thread while the server
     loaded layer i was tried: in one run on two overloaded cores its pushes of SmolLM2-135M took
     20-28 s (the write 1.1 s, the server 3 s of that; cause not pinned down) where this took
-    1.6-5 s in the run before (docs/benchmarks.md), so the overlap is left out."""
+    1.6-5 s in the run before (docs/benchmarks.md), so the overlap is left out.
+
+    A new file each push, not the last one rewritten in place (which would save ~0.2 s of tmpfs
+    page allocation): safetensors' `get_tensor` hands the worker tensors backed by the file's
+    pages, so a rewrite would change whatever the worker still holds of the last push, and
+    unlinking leaves those pages to their holders."""
 
     def __init__(self, groups: list[tuple[str, list[tuple[str, object]]]]):
         import json
