@@ -219,6 +219,175 @@ def test_push_can_be_turned_off_for_tests(monkeypatch):
     assert generation.vllm_client.session.posts == [] and generation.vllm_client.resets == 0
 
 
+class FileServer:
+    """vLLM's `/collective_rpc` on this machine with the plugin's worker extension behind it; `refuse`:
+    the probe answers 500 (an extension without the file push), `unreadable`: the worker cannot
+    open the file (a container). Records what reached the worker."""
+
+    def __init__(self, refuse=False, unreadable=False):
+        self.refuse, self.unreadable, self.probes = refuse, unreadable, 0
+        self.loaded: list[list[tuple[str, object]]] = []
+        self.files: list[str] = []
+        self.b64: list[list[str]] = []
+        self.worker = cpu_sync.CPUWeightSyncExtension()
+        self.worker.model_runner = type("Runner", (), {"reload_weights": lambda _, weights_iterator,
+                                        is_checkpoint_format: self.loaded.append(list(weights_iterator))})()
+
+    @staticmethod
+    def reply(status, body):
+        import json as _json
+
+        return type("R", (), {"status_code": status, "text": _json.dumps(body), "json": lambda self: body})()
+
+    def post(self, url, json=None, timeout=None):
+        assert url.endswith("/collective_rpc"), url
+        if json["method"] == cpu_sync.FILE_PROBE:
+            self.probes += 1
+            return self.reply(500, {}) if self.refuse else self.reply(200, {"results": [self.worker.weights_file_push()]})
+        if json["method"] == cpu_sync.FILE_METHOD:
+            request = dict(json["args"][0])
+            self.files.append(request["path"])
+            if self.unreadable:
+                request["path"] = request["path"] + ".elsewhere.safetensors"
+            return self.reply(200, {"results": [self.worker.load_weights_file(request)]})
+        assert json["method"] == "http_load_weights_batch"
+        self.b64.append([p["name"] for p in json["args"][0]])
+        return self.reply(200, {"results": [None]})
+
+
+@pytest.fixture
+def collective_rpc(monkeypatch):
+    """Axolotl 0.21's native server: the push goes to vLLM's `/collective_rpc`."""
+    import dataclasses
+
+    import requests
+
+    from axolotl_grpo_plugin.config import defaults
+
+    monkeypatch.delenv(cpu_sync.SKIP_ENV, raising=False)
+    monkeypatch.setattr(defaults, "AXOLOTL", dataclasses.replace(defaults.AXOLOTL, cpu_push_path="/collective_rpc"))
+
+    def serve(server, base_url="http://127.0.0.1:8000"):
+        monkeypatch.setattr(requests, "post", server.post)  # the probe, without the session's retries
+        generation = fake_generation()
+        generation.vllm_client.base_url, generation.vllm_client.session = base_url, server
+        cpu_sync.install(generation)
+        return generation
+    return serve
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_a_local_server_gets_each_layer_from_one_file_in_its_own_dtype(collective_rpc, dtype):
+    import torch
+
+    server = FileServer()
+    generation = collective_rpc(server)
+    generation.model.to(getattr(torch, dtype))
+    for _ in range(2):
+        generation.sync_weights()
+    assert server.probes == 1 and server.b64 == []
+    sent = dict(generation.model.named_parameters())
+    assert [[n for n, _ in layer] for layer in server.loaded] == [
+        [n for n, _ in group] for _, group in cpu_sync.layer_groups(sent.items())] * 2
+    for layer in server.loaded:
+        for name, tensor in layer:
+            assert tensor.dtype == sent[name].dtype and torch.equal(tensor, sent[name].data), name
+    assert len(set(server.files)) == 2 and not any(os.path.exists(f) for f in server.files)
+    assert all(os.path.dirname(f) == cpu_sync.FILE_DIR for f in server.files)
+    assert generation.vllm_client.resets == 2
+
+
+@pytest.mark.parametrize(("server", "base_url", "why"), [
+    (FileServer(refuse=True), "http://127.0.0.1:8000", "does not load push files"),
+    (FileServer(unreadable=True), "http://localhost:8000", "did not load the push file"),
+    (FileServer(), "http://203.0.113.7:8000", "is not on this machine"),
+])
+def test_a_server_that_cannot_take_the_file_gets_the_whole_push_as_base64_with_one_note(
+        collective_rpc, caplog, server, base_url, why):
+    generation = collective_rpc(server, base_url)
+    with caplog.at_level("WARNING", logger="axolotl_grpo_plugin.vllm"):
+        generation.sync_weights()
+        generation.sync_weights()
+    notes = [r.getMessage() for r in caplog.records if "base64" in r.getMessage()]
+    assert len(notes) == 1 and why in notes[0], notes
+    names = sorted(n for n, _ in generation.model.named_parameters())
+    assert sorted(n for layer in server.b64 for n in layer) == sorted(names * 2)
+    assert server.loaded == [] and server.probes <= 1
+    assert not any(os.path.exists(f) for f in server.files)
+
+
+def test_a_push_file_that_cannot_be_written_sends_that_push_as_base64(collective_rpc, caplog, monkeypatch):
+    fdopen = os.fdopen
+
+    class Full:
+        def __init__(self, fd, mode):
+            self.file = fdopen(fd, mode)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.file.close()
+
+        def write(self, data):
+            if self.file.tell():
+                raise OSError(28, "No space left on device")
+            return self.file.write(data)
+
+    monkeypatch.setattr(os, "fdopen", Full)
+    server = FileServer()
+    generation = collective_rpc(server)
+    with caplog.at_level("WARNING", logger="axolotl_grpo_plugin.vllm"):
+        generation.sync_weights()
+    assert "No space left" in caplog.text and server.loaded == [] and server.files == []
+    assert sorted(n for layer in server.b64 for n in layer) == sorted(n for n, _ in generation.model.named_parameters())
+    assert not [f for f in os.listdir(cpu_sync.FILE_DIR) if f.startswith(f"{cpu_sync.FILE_PREFIX}{os.getpid()}-")]
+
+
+def test_the_0_19_route_keeps_its_body_and_never_writes_a_file(monkeypatch):
+    """Axolotl 0.19's /http_update_weights/ answers before the workers load: no file push there."""
+    import dataclasses
+
+    import requests
+
+    from axolotl_grpo_plugin.config import defaults
+
+    monkeypatch.delenv(cpu_sync.SKIP_ENV, raising=False)
+    monkeypatch.setattr(defaults, "AXOLOTL", dataclasses.replace(defaults.AXOLOTL, cpu_push_path="/http_update_weights/"))
+    monkeypatch.setattr(requests, "post", lambda *a, **k: pytest.fail("no probe on 0.19's route"))
+    bodies = []
+    generation = fake_generation()
+    generation.vllm_client.session.post = lambda url, json=None, timeout=None: (
+        bodies.append((url, json)), type("R", (), {"status_code": 200, "text": ""})())[1]
+    cpu_sync.install(generation)
+    generation.sync_weights()
+    assert bodies and all(url.endswith("/http_update_weights/") and set(body) == {"params"} for url, body in bodies)
+    assert all(set(p) >= {"name", "dtype", "shape", "data"} and isinstance(p["data"], str)
+               for _, body in bodies for p in body["params"])
+
+
+@pytest.mark.parametrize("path", ["/tmp/axolotl-grpo-push-x.safetensors", "/dev/shm/other.safetensors",
+                                  "/dev/shm/axolotl-grpo-push-x.bin", "/dev/shm/../etc/axolotl-grpo-push-x.safetensors"])
+def test_the_worker_reads_only_the_trainers_push_files(path):
+    worker = cpu_sync.CPUWeightSyncExtension()
+    worker.model_runner = None
+    assert "not a push file" in worker.load_weights_file({"path": path, "names": ["x"]})["error"]
+
+
+def test_push_files_of_dead_trainers_are_removed_and_live_ones_kept(tmp_path, monkeypatch):
+    import subprocess
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    monkeypatch.setattr(cpu_sync, "FILE_DIR", str(tmp_path))
+    names = {"orphan": f"{cpu_sync.FILE_PREFIX}{dead.pid}-abc.safetensors",
+             "live": f"{cpu_sync.FILE_PREFIX}{os.getppid()}-abc.safetensors", "other": "someone-else.bin"}
+    for name in names.values():
+        (tmp_path / name).write_bytes(b"x")
+    cpu_sync.PushFile([("other", [])]).close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([names["live"], names["other"]])
+
+
 def _ipc_or_skip():
     """Axolotl 0.19's server re-encodes each push for the workers (raw bytes); 0.21 has no such step."""
     weight_serde = pytest.importorskip("axolotl.utils.weight_serde", reason="Axolotl 0.21 has no IPC form")

@@ -19,6 +19,15 @@ generates garbage, so every push carries whole decoder layers: one HTTP request
   `/http_update_weights/` route, or vLLM's own `/collective_rpc` under Axolotl 0.21's native
   server (`vllm.worker_extension_cls`).
 
+The wire: to a server on this machine behind `/collective_rpc` (Axolotl 0.21), each push writes
+every tensor once, in its own dtype, into one safetensors file in /dev/shm (`PushFile`), and
+each layer's request names the file and its tensors, which the extension reads memory-mapped
+(no base64, no JSON: docs/benchmarks.md, "The CPU weight push"). A remote server, one whose
+extension does not know the file push (another version), one that cannot read the file (a
+container), a full /dev/shm, or Axolotl 0.19's route (it answers before the workers load, so a
+refusal would go unseen) gets the base64-in-JSON requests, with a one-line note; a push
+refused halfway is pushed again whole that way.
+
 `AXOLOTL_GRPO_PLUGIN_SKIP_WEIGHT_SYNC=1` turns the push off (tests: the server then
 keeps the base weights, and TRL's `sampling/sampling_logp_difference` shows it).
 """
@@ -26,10 +35,14 @@ keeps the base weights, and TRL's `sampling/sampling_logp_difference` shows it).
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
 import os
 import re
+import shutil
+import socket
 import sys
+import tempfile
 import time
 import types
 from collections.abc import Iterable, Iterator
@@ -41,6 +54,9 @@ LOG.setLevel(logging.INFO)
 SKIP_ENV = "AXOLOTL_GRPO_PLUGIN_SKIP_WEIGHT_SYNC"
 PUSH_MARK = "[axolotl-grpo-plugin] weights reloaded"  # one server-log line per request
 HTTP_TIMEOUT = 120
+FILE_DIR = "/dev/shm"
+FILE_PREFIX = "axolotl-grpo-push-"
+FILE_METHOD, FILE_PROBE = "load_weights_file", "weights_file_push"
 _LAYER = re.compile(r"^(.*?\.layers\.\d+)\.")
 # vLLM warns about every module a partial reload did not touch; a layer-wise push
 # leaves all but one layer untouched by design.
@@ -120,6 +136,39 @@ class CPUWeightSyncExtension:
         print(f"{PUSH_MARK}: {len(weights)} tensors ({', '.join(name for name, _ in groups)}) "
               f"in {time.perf_counter() - started:.3f} s", file=sys.stderr, flush=True)
 
+    def weights_file_push(self) -> dict:
+        """The trainer's probe (vLLM's `/collective_rpc`): this extension loads push files."""
+        return {"file_push": 1}
+
+    def load_weights_file(self, request: dict) -> dict:
+        """Load the tensors `request["names"]` (one whole layer) from the push file `request["path"]`
+        (safetensors, memory-mapped). A file this worker cannot read is answered, not raised: the
+        trainer then pushes over HTTP instead (vLLM would answer an exception with a 500, which
+        TRL's client retries for a minute)."""
+        started = time.perf_counter()
+        path, names = str(request.get("path", "")), list(request.get("names") or ())
+        if not _is_push_file(path):
+            return {"error": f"not a push file: {path!r}"}
+        try:
+            from safetensors import safe_open
+
+            with safe_open(path, framework="pt") as handle:
+                weights = [(name, handle.get_tensor(name)) for name in names]
+        except Exception as exc:  # noqa: BLE001 - any failure to read means: push over HTTP
+            return {"error": f"cannot read {path}: {type(exc).__name__}: {exc}"}
+        for _, group in layer_groups(weights):
+            reload_group(self.model_runner, group)
+        seconds = time.perf_counter() - started
+        print(f"{PUSH_MARK}: {len(weights)} tensors from {os.path.basename(path)} in {seconds:.3f} s",
+              file=sys.stderr, flush=True)
+        return {"loaded": len(weights), "seconds": seconds}
+
+
+def _is_push_file(path: str) -> bool:
+    """Only the trainer's own push files: a file directly in FILE_DIR named FILE_PREFIX*."""
+    return (os.path.dirname(os.path.abspath(path)) == FILE_DIR
+            and os.path.basename(path).startswith(FILE_PREFIX) and path.endswith(".safetensors"))
+
 
 # --- trainer side ------------------------------------------------------------------
 
@@ -189,6 +238,162 @@ def _post_group(client, group: list[tuple[str, object]]) -> None:
                            "`vllm.worker_extension_cls: axolotl_grpo_plugin.vllm.cpu_sync.CPUWeightSyncExtension`")
 
 
+def _local_host(base_url: str) -> bool:
+    """Does the server's address name this machine (loopback, or one of this host's own addresses)?"""
+    from urllib.parse import urlsplit
+
+    host = (urlsplit(base_url).hostname or "").strip("[]")
+    if host in ("localhost", "0.0.0.0", "::"):
+        return True
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return True
+    except ValueError:
+        pass
+    try:
+        own = {socket.gethostname(), socket.getfqdn()}
+        own |= {info[4][0] for name in tuple(own) for info in socket.getaddrinfo(name, None)}
+    except OSError:
+        return False
+    return host in own
+
+
+def _file_push_refusal(client, size: int) -> str | None:
+    """Why this push cannot go through a file (None: it can). Asks the server once per client."""
+    from ..config.defaults import AXOLOTL
+
+    if AXOLOTL.cpu_push_path != "/collective_rpc":
+        return "Axolotl's /http_update_weights/ route takes base64 only"
+    if not os.path.isdir(FILE_DIR) or shutil.disk_usage(FILE_DIR).free < 2 * size:
+        return f"{FILE_DIR} is missing or has less than {2 * size >> 20} MiB free"
+    if not hasattr(client, "_cpu_file_push_refusal"):
+        client._cpu_file_push_refusal = _server_refusal(client.base_url)
+    return client._cpu_file_push_refusal
+
+
+def _server_refusal(base_url: str) -> str | None:
+    """None when the server is on this machine and its worker extension loads push files."""
+    import requests
+
+    if not _local_host(base_url):
+        return f"{base_url} is not on this machine"
+    # no retries: an extension without the method answers 500, which TRL's session retries
+    try:
+        reply = requests.post(f"{base_url}/collective_rpc", json={"method": FILE_PROBE}, timeout=HTTP_TIMEOUT)
+    except requests.RequestException as exc:
+        return f"the server did not answer the file-push probe ({type(exc).__name__})"
+    if reply.status_code == 200 and _all_ok(reply, "file_push"):
+        return None
+    return f"the server's worker extension does not load push files ({reply.status_code})"
+
+
+def _all_ok(response, key: str) -> bool:
+    try:
+        results = response.json().get("results")
+    except ValueError:
+        return False
+    return bool(results) and all(isinstance(r, dict) and key in r for r in results)
+
+
+_SAFETENSORS_DTYPES = {"float32": "F32", "float16": "F16", "bfloat16": "BF16", "float64": "F64",
+                       "int64": "I64", "int32": "I32", "int16": "I16", "int8": "I8", "uint8": "U8", "bool": "BOOL"}
+
+
+class PushFile:
+    """All tensors of one push, in their own dtype, in one safetensors file in FILE_DIR: the
+    header (offsets known from the shapes), then the bytes straight from the tensors (one copy;
+    safetensors' own `save_file` makes a bytes copy of each first). `close()` removes it.
+
+    Written whole before the first request. Writing layer i+1 in a thread while the server
+    loaded layer i was tried: in one run on two overloaded cores its pushes of SmolLM2-135M took
+    20-28 s (the write 1.1 s, the server 3 s of that; cause not pinned down) where this took
+    1.6-5 s in the run before (docs/benchmarks.md), so the overlap is left out.
+
+    A new file each push, not the last one rewritten in place (which would save ~0.2 s of tmpfs
+    page allocation): safetensors' `get_tensor` hands the worker tensors backed by the file's
+    pages, so a rewrite would change whatever the worker still holds of the last push, and
+    unlinking leaves those pages to their holders."""
+
+    def __init__(self, groups: list[tuple[str, list[tuple[str, object]]]]):
+        import json
+
+        import torch
+
+        header, offset, tensors = {}, 0, [tensor for _, group in groups for _, tensor in group]
+        for _, group in groups:
+            for name, tensor in group:
+                size = tensor.numel() * tensor.element_size()
+                header[name] = {"dtype": _SAFETENSORS_DTYPES[str(tensor.dtype).split(".")[-1]],
+                                "shape": list(tensor.shape), "data_offsets": [offset, offset + size]}
+                offset += size
+        encoded = json.dumps(header, separators=(",", ":")).encode()
+        encoded += b" " * (-len(encoded) % 8)
+        _remove_orphans()
+        fd, self.path = tempfile.mkstemp(prefix=f"{FILE_PREFIX}{os.getpid()}-", suffix=".safetensors", dir=FILE_DIR)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(len(encoded).to_bytes(8, "little") + encoded)
+                for tensor in tensors:
+                    out.write(tensor.detach().contiguous().reshape(-1).view(torch.uint8).numpy().data)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+
+
+def _remove_orphans() -> None:
+    """Push files of trainers that died mid-push (SIGKILL): RAM in /dev/shm until removed."""
+    for name in os.listdir(FILE_DIR):
+        pid = name[len(FILE_PREFIX):].split("-")[0] if name.startswith(FILE_PREFIX) else ""
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(FILE_DIR, name))
+        except OSError:
+            pass  # alive, another user's
+
+
+def _push_through_file(client, groups) -> bool:
+    """The push through a file in /dev/shm, one request per layer naming its tensors. False when
+    the server cannot take it (one note per client); the caller then pushes everything over HTTP."""
+    if getattr(client, "_cpu_file_push_off", False):
+        return False
+    size = sum(t.numel() * t.element_size() for _, group in groups for _, t in group)
+    reason = _file_push_refusal(client, size)
+    push = None
+    if reason is None:
+        try:
+            written = time.perf_counter()
+            push = PushFile(groups)
+            client._cpu_file_write_s = time.perf_counter() - written
+        except OSError as exc:  # /dev/shm full: this push goes over HTTP, whole
+            reason = f"cannot write the push file in {FILE_DIR}: {exc}"
+    if push is not None:
+        try:
+            url = f"{client.base_url}/collective_rpc"
+            for _, group in groups:
+                body = {"method": FILE_METHOD, "args": [{"path": push.path, "names": [n for n, _ in group]}]}
+                response = client.session.post(url, json=body, timeout=HTTP_TIMEOUT)
+                if response.status_code != 200 or not _all_ok(response, "loaded"):
+                    reason = f"the server did not load the push file: {response.status_code} {response.text[:200]}"
+                    break
+        finally:
+            push.close()
+    if reason is None:
+        return True
+    # Axolotl 0.19/0.20 have no other route: said once, as information, not as a warning
+    (LOG.info if "/http_update_weights/" in reason else LOG.warning)(
+        "vLLM on CPU: weights go as base64 in JSON (slower): %s", reason)
+    client._cpu_file_push_off = True
+    return False
+
+
 def sync_weights(generation) -> None:
     """Replacement for `VLLMGeneration.sync_weights` on a CPU build."""
     if push_disabled():
@@ -197,13 +402,17 @@ def sync_weights(generation) -> None:
             LOG.warning("%s=1: weights are NOT pushed to vLLM; it keeps generating from the base model",
                         SKIP_ENV)
         return
-    started = time.perf_counter()
+    started, how = time.perf_counter(), ""
     if generation.mode == "server":
         if not generation.accelerator.is_main_process:
             return
         groups = layer_groups(_trainer_weights(generation))
-        for _, group in groups:
-            _post_group(generation.vllm_client, group)
+        if _push_through_file(generation.vllm_client, groups):
+            how = f" (through {FILE_DIR}, the file written in {generation.vllm_client._cpu_file_write_s:.2f} s)"
+        else:
+            for _, group in groups:
+                _post_group(generation.vllm_client, group)
+            how = " (base64 in JSON)"
         generation.vllm_client.reset_prefix_cache()
     else:
         runner = generation.llm.llm_engine.model_executor.driver_worker.model_runner
@@ -211,8 +420,8 @@ def sync_weights(generation) -> None:
         for _, group in groups:
             reload_group(runner, group)
         generation.llm.reset_prefix_cache()
-    LOG.info("vLLM on CPU: pushed %d layer groups to the %s engine in %.2f s",
-             len(groups), generation.mode, time.perf_counter() - started)
+    LOG.info("vLLM on CPU: pushed %d layer groups to the %s engine in %.2f s%s",
+             len(groups), generation.mode, time.perf_counter() - started, how)
 
 
 def install(generation) -> None:
