@@ -251,7 +251,8 @@ def record_kind(record: object) -> str | None:
     evaluation `"kind": "eval"`; they are read the same."""
     if not isinstance(record, dict):
         return None
-    return record.get(KIND_FIELD, record.get("kind"))
+    kind = record.get(KIND_FIELD, record.get("kind"))
+    return kind if kind is None or isinstance(kind, str) else repr(kind)[:100]  # a hand-edited log: a kind unknown
 
 
 def is_rollout(record: dict) -> bool:
