@@ -147,11 +147,14 @@ def test_a_measured_case_gets_its_ratio_and_the_table_row(gpu_without_runs, monk
 
 
 def test_case_configs_are_gsm8k_yaml_trainers_without_vllm():
-    full, lora, half = (config(c, "M", Path("/o") / c.name, steps=3, on_gpu=True) for c in GPU_CASES)
+    full, lora, half, tools = (config(c, "M", Path("/o") / c.name, steps=3, on_gpu=True) for c in GPU_CASES)
     assert full["trl"]["use_vllm"] is False and full["bf16"] is True and full["gradient_checkpointing"]
     assert (full["micro_batch_size"], full["trl"]["num_generations"], full["trl"]["max_completion_length"]) == (16, 16, 512)
     assert lora["adapter"] == "lora" and "adapter" not in full
     assert (half["micro_batch_size"], half["trl"]["max_completion_length"]) == (8, 256)
+    assert "grpo_plugin" not in full and full["chat_template"] == "tokenizer_default"
+    assert tools["grpo_plugin"]["tools"] == ["calculator"] and tools["chat_template"] == "qwen_25"
+    assert tools["trl"]["max_completion_length"] == 768 and tools["trl"]["use_vllm"] is False
     cpu = config(GPU_CASES[0], "M", Path("/o"), steps=2, on_gpu=False)
     assert cpu["bf16"] is False and "attn_implementation" not in cpu
 

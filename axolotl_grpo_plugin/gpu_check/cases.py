@@ -5,7 +5,10 @@ Each case is what the planner predicts for one training process with transformer
 the planner's peak is about): full fine-tuning and LoRA in bf16 with gradient checkpointing,
 16 completions of up to 512 tokens a step like configs/gsm8k.yaml. A third case halves the
 micro-batch and the completion, so the fixed terms (weights, optimizer) and the per-token ones
-(activations, logits, KV cache) can be told apart. `--emulate` runs the same configs on CPU in
+(activations, logits, KV cache) can be told apart. The tools case is configs/gsm8k-tools.yaml's
+trainer: the calculator through TRL's tool loop, Qwen2.5's template (its tool block lengthens
+every prompt) and 768 completion tokens; random weights never write a call, so it measures the
+memory and the config path, not the calls. `--emulate` runs the same configs on CPU in
 fp32 with a tiny shape and short completions: the plumbing, not the figures.
 """
 
@@ -28,11 +31,12 @@ class Case:
     micro_batch_size: int
     num_generations: int
     completion_tokens: int
+    tools: tuple[str, ...] = ()
 
     def describe(self) -> str:
         return (f"{self.method}, {self.micro_batch_size} completions a step "
                 f"({self.micro_batch_size // self.num_generations} prompt x {self.num_generations}), "
-                f"up to {self.completion_tokens} tokens")
+                f"up to {self.completion_tokens} tokens" + (f", tools {', '.join(self.tools)}" if self.tools else ""))
 
 
 # name, method, micro_batch_size (completions a step), num_generations (1 prompt a step), completion tokens
@@ -40,10 +44,12 @@ GPU_CASES = (
     Case("full", "full", 16, 16, 512),
     Case("lora", "lora", 16, 16, 512),
     Case("full-half-batch", "full", 8, 8, 256),
+    Case("tools", "full", 16, 16, 768, tools=("calculator",)),
 )
 EMULATED_CASES = (
     Case("full", "full", 4, 4, 16),
     Case("lora", "lora", 4, 4, 16),
+    Case("tools", "full", 4, 4, 128, tools=("calculator",)),  # check: one tool round + an answer
 )
 
 
@@ -82,6 +88,9 @@ def config(case: Case, model: str, output_dir: Path, steps: int, on_gpu: bool) -
         cfg |= {"bf16": True, "tf32": True, "attn_implementation": "sdpa"}
     else:
         cfg |= {"bf16": False, "fp16": False, "dataloader_pin_memory": False}
+    if case.tools:  # as configs/gsm8k-tools.yaml: a template TRL parses tool calls from
+        cfg |= {"chat_template": "qwen_25",
+                "grpo_plugin": {"tools": list(case.tools), "max_tool_calls": 8, "tool_timeout_s": 10}}
     if case.method == "lora":
         cfg |= {"adapter": "lora", "lora_r": 16, "lora_alpha": 32, "lora_dropout": 0.0, "lora_target_linear": True}
     return cfg
