@@ -45,7 +45,10 @@ be cut where a run saved them (bench/saved_rows.py keeps the replies alone, no G
 
 Scoring (axolotl_grpo_plugin.evaluate, the GRPO config's rewards): --problems held-out rows,
 greedy (strict/soft format %, correctness %, mean total reward) and --samples completions at
-T=--temperature (pass@k). GRPO's step time is the plugin's own breakdown (`time/generation`,
+T=--temperature (pass@k). With a GRPO config that has `grpo_plugin.tools` (the tool chain:
+--sft-config configs/smollm2-gsm8k-tools-sft.yaml --grpo-config configs/smollm2-gsm8k-tools-grpo-cpu.yaml
+--max-new-tokens 512), scoring runs the tool loop as training does and adds tool calls per answer
+and the tool error rate. GRPO's step time is the plugin's own breakdown (`time/generation`,
 `time/rewards`, `time/weight_sync`, `time/optimizer`, in the run's rollout log), as a user sees it.
 """
 
@@ -195,6 +198,7 @@ def score(config: Path, model: Path, args) -> dict:
         "pass_at_k": result.pass_at_k,
         "reward_mean": result.reward_mean, "reward_means": result.reward_means,
         "mean_length": result.mean_length,
+        "tools": result.tools,  # calls per answer, error rate (empty without grpo_plugin.tools)
         "wall_s": time.perf_counter() - started,
     }
 
@@ -332,13 +336,15 @@ def report(out: Path, args) -> None:
     summary = {"results": results, "step_times": times, "stages": stages, "grpo_levels": levels,
                "plots": plots(out, results, curves), "command": " ".join(sys.argv)}
     write_json(out / "summary.json", summary)
-    lines = ["| stage | strict format | soft format | correct (greedy) | pass@8 | mean total reward |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| stage | strict format | soft format | correct (greedy) | pass@8 | mean total reward "
+             "| tool calls per answer | tool errors |", "|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         pass_at_8 = r["pass_at_k"].get("pass@8")  # none with --samples 0
+        tools = r.get("tools") or {}
+        calls, errors = (f"{tools['tool_calls_per_answer']:.2f}", f"{tools['tool_error_rate']:.1%}") if tools else "--"
         lines.append(f"| {name} | {r['strict_format']:.1%} | {r['soft_format']:.1%} | "
                      f"{r['correct_greedy']:.1%} | {'-' if pass_at_8 is None else f'{pass_at_8:.1%}'} | "
-                     f"{r['reward_mean']:.3f} |")
+                     f"{r['reward_mean']:.3f} | {calls} | {errors} |")
     for prefix, level in levels.items():
         lines.append(f"\n{prefix}: {len(level['seeds'])} seed(s) {level['seeds']}, mean total reward "
                      f"{level['reward_mean']:.3f} ({level['reward_min']:.3f}-{level['reward_max']:.3f}), "
@@ -402,6 +408,8 @@ def main(argv: list[str] | None = None) -> int:
                         "--train-data), instead of sampling them from a GRPO run: stage rl-rs writes "
                         "them to OUT/rl-rs.jsonl, no grpo-sN runs, and the chain goes on at rl-sft "
                         "(with --rl-rounds K >= 2 and --rl-rows-from S, to rl2-rs and on)")
+    parser.add_argument("--skip-base", action="store_true",
+                        help="do not score the base model (known from an earlier run: 0 %% format)")
     parser.add_argument("--score-last-only", action="store_true",
                         help="score only the chain's last SFT model and its GRPO runs (what the targets "
                         "are stated on; ~3 min a model on 512 problems); every model is kept, and "
@@ -546,7 +554,7 @@ def main(argv: list[str] | None = None) -> int:
                              f"takes its rows from {teacher}, which neither exists nor is run by "
                              f"--seeds {' '.join(map(str, args.seeds))}: add {args.rl_rows_from} to --seeds")
 
-    if not args.score_last_only:
+    if not args.score_last_only and not args.skip_base:
         stage("eval-base", out / "eval-base.json",
               lambda: write_json(out / "eval-base.json", score(grpo_cfg, args.model.resolve(), args)))
     sft = out / "sft"

@@ -88,3 +88,32 @@ def test_async_generation_on_several_processes_would_skip_the_tool_loop():
     assert check_tools_async(run, Launch(1, True)) == []  # one process: the loop runs in its thread
     no_tools = read_run({"rl": "grpo", "trl": {"async_prefetch": True}})
     assert check_tools_async(no_tools, Launch(2, True)) == []
+
+
+def test_a_completion_too_short_for_one_tool_round_is_refused(embedded_model_dir, monkeypatch):
+    from axolotl_grpo_plugin.check.tools import MIN_ANSWER_TOKENS, check_tool_room
+    from axolotl_grpo_plugin.config.run import read_run
+    from axolotl_grpo_plugin.launch import Launch
+    from axolotl_grpo_plugin.seqstats import api
+
+    def run(completion, **plugin):
+        return read_run({"rl": "grpo", "base_model": str(embedded_model_dir), "chat_template": "qwen_25",
+                         "trl": {"max_completion_length": completion}, "grpo_plugin": plugin})
+
+    tools = {"tools": ["calculator"]}
+    round_tokens = api.tool_round_tokens(run(512, **tools))
+    assert round_tokens is not None and round_tokens > 10  # the call's JSON, the tool turn, two headers
+    need = round_tokens + MIN_ANSWER_TOKENS
+    (problem,) = check_tool_room(run(need - 1, **tools), Launch(1, False))
+    assert problem.key == "trl.max_completion_length" and problem.value == need - 1
+    assert f"`trl.max_completion_length: {need}`" in problem.fix
+    assert check_tool_room(run(need, **tools), Launch(1, False)) == []
+    assert check_tool_room(run(8), Launch(1, False)) == []  # no tools: nothing to hold
+    assert api.tool_round_tokens(read_run({"rl": "grpo", "base_model": "Org/not-local", "grpo_plugin": tools})) is None
+
+    # the fast counter and transformers' own apply_chat_template count the same round
+    fast, _, name = api._tokenizers(run(512, **tools), "base_model", str(embedded_model_dir), "fast")
+    tok, _ = api._hf_tokenizer(run(512, **tools), "base_model", str(embedded_model_dir))
+    assert fast is not None and tok.chat_template is not None
+    monkeypatch.setattr(api, "_tokenizers", lambda *a: (None, tok, name))
+    assert api.tool_round_tokens(run(512, **tools)) == round_tokens

@@ -197,18 +197,18 @@ def tool_round_tokens(run: Run) -> int | None:
     call = {"role": "assistant", "content": "", "tool_calls": [
         {"type": "function", "function": {"name": name, "arguments": {}}}]}
     answer = {"role": "tool", "name": name, "content": "0"}
-    steps = [(asked, True), ([*asked, call], False), ([*asked, call, answer], True)]
+    before, after = asked, [*asked, call, answer]  # both end on an assistant header
     try:
         if found is not None:
             template = light_mod.compile_template(found.chat_template)
-            texts = [light_mod.render(template, m, found.variables, schemas, g) for m, g in steps]
+            texts = [light_mod.render(template, m, found.variables, schemas, True) for m in (before, after)]
             lengths = [len(e) for e in found.backend.encode_batch_fast(texts, add_special_tokens=False)]
         else:
-            lengths = [len(tok.apply_chat_template(m, tools=schemas, add_generation_prompt=g, tokenize=True,
-                                                   return_dict=False)) for m, g in steps]
+            lengths = [len(tok.apply_chat_template(m, tools=schemas, add_generation_prompt=True, tokenize=True,
+                                                   return_dict=False)) for m in (before, after)]
     except Exception:  # noqa: BLE001 - a template without tool turns: check_tool_template says so
         return None
-    return lengths[2] - lengths[0]
+    return lengths[1] - lengths[0]
 
 
 def report_from_config(path: str | Path, **overrides: Any) -> BudgetReport:
