@@ -41,7 +41,7 @@ def restored_strategy():
     tool_trainer._installed.clear()
 
 
-def test_axolotls_grpo_trainer_gets_the_contained_tools(restored_strategy):
+def test_axolotls_grpo_trainer_gets_the_contained_tools(restored_strategy, caplog):
     tools = tool_trainer.install(run_with(tools=["calculator"], tool_timeout_s=3,
                                           environment=f"{__name__}.Environment"))
     tool_trainer.install(run_with(tools=["calculator"]))  # a second install wraps the original, once
@@ -50,6 +50,8 @@ def test_axolotls_grpo_trainer_gets_the_contained_tools(restored_strategy):
     assert calculator.__name__ == "calculator" and calculator(expression="6*7") == "42"
     assert "environment_factory" not in kwargs  # the second install had none
     assert tools[0](expression="1/0") == "error: division by zero"
+    # no level set by the test: the line must pass the logger's own level, as in `axolotl train`
+    assert "tools for the rollouts: calculator; environment " in caplog.text and "within 3 s" in caplog.text
 
 
 def test_the_environment_class_is_passed_as_the_factory(restored_strategy):
