@@ -262,3 +262,10 @@ def test_register_refuses_a_corrupt_ledger_with_the_file_and_the_fix(gsm8k_cfg, 
     with pytest.raises(SystemExit) as exc:  # reported_as_exit: the message, no traceback
         _register(gsm8k_cfg, monkeypatch)
     assert str(path) in str(exc.value.code) and "fix: delete" in str(exc.value.code)
+
+
+def test_the_run_says_whether_it_continues_the_spend(tmp_path, caplog):
+    from axolotl_grpo_plugin.remote.ledger import open_for_run
+
+    open_for_run(tmp_path, fresh=False)  # no level set here: the logger's own must let it through
+    assert f"a resumed run continues the spend in {tmp_path}" in caplog.text and "nothing yet" in caplog.text
