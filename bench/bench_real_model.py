@@ -341,7 +341,7 @@ def report(out: Path, args) -> None:
     for name, r in results.items():
         pass_at_8 = r["pass_at_k"].get("pass@8")  # none with --samples 0
         tools = r.get("tools") or {}
-        calls, errors = (f"{tools['tool_calls_per_answer']:.2f}", f"{tools['tool_error_rate']:.1%}") if tools else "--"
+        calls, errors = (f"{tools['tool_calls_per_answer']:.2f}", f"{tools['tool_error_rate']:.1%}") if tools else ("-", "-")
         lines.append(f"| {name} | {r['strict_format']:.1%} | {r['soft_format']:.1%} | "
                      f"{r['correct_greedy']:.1%} | {'-' if pass_at_8 is None else f'{pass_at_8:.1%}'} | "
                      f"{r['reward_mean']:.3f} | {calls} | {errors} |")

@@ -82,7 +82,7 @@ def test_last_seeds_run_only_at_the_last_level_and_each_round_reads_the_previous
     assert summary["grpo_levels"]["rl-grpo"]["seeds"] == [0]
     table = (bench.out / "summary.md").read_text()
     assert "rl2-grpo: 3 seed(s) [0, 1, 2], mean total reward 1.600 (1.500-1.700), strict format 90.0%-92.0%" in table
-    assert "| rl2-grpo-s2 | 92.0% | 100.0% | 0.0% | - | 1.700 |" in table and "nan" not in table  # no pass@k sampled
+    assert "| rl2-grpo-s2 | 92.0% | 100.0% | 0.0% | - | 1.700 | - | - |" in table and "nan" not in table  # no pass@k, no tools
 
     assert bench("--seeds", "0", "--rl-rows-from", "0", "--rl-rounds", "2", "--last-seeds", "0", "1", "2") == []
     assert not [c for c in bench.calls if c[0] == "score"], "a re-run scores nothing again"
@@ -328,3 +328,15 @@ def test_rescoring_builds_its_sampling_config_from_its_own_flags(bench):
     cfg = bench.module.sampling_config(REPO / "configs" / "smollm2-gsm8k-grpo-cpu.yaml", scoring)
     assert cfg["trl"]["temperature"] == 0.7
     assert cfg["vllm"] == {"dtype": "float32", "enforce_eager": True}
+
+
+def test_the_tool_chain_reports_calls_and_errors_and_may_skip_the_base(bench, monkeypatch):
+    def score(config, model, args):
+        bench.calls.append(("score", model.name))
+        return {"strict_format": 0.5, "soft_format": 0.5, "correct_greedy": 0.1, "pass_at_k": {}, "reward_mean": 1.0,
+                "tools": {"tool_calls_per_answer": 2.25, "tool_error_rate": 0.125, "answers_with_tool_calls": 1.0}}
+
+    monkeypatch.setattr(bench.module, "score", score)
+    bench("--seeds", "0", "--skip-base")
+    assert [c[1] for c in bench.calls if c[0] == "score"] == ["sft", "grpo-s0"]  # no base
+    assert "| grpo-s0 | 50.0% | 50.0% | 10.0% | - | 1.000 | 2.25 | 12.5% |" in (bench.out / "summary.md").read_text()
