@@ -10,7 +10,15 @@ the config so Axolotl's own loaders find them. A reward given as an import path
 and a reward declared under `grpo_plugin.remote_rewards` as `axolotl_grpo_plugin.reward_remote__NAME`.
 """
 
+import logging
+
+
 __version__ = "0.1.0"
+
+# Axolotl's log filter passes INFO from loggers named axolotl*, but the root level is WARNING: every
+# logger of this package (axolotl_grpo_plugin.*) inherits INFO from here, so a once-a-run line (the
+# tools, the vLLM server, the spend ledger) shows in `axolotl train` whichever module logs it.
+logging.getLogger("axolotl_grpo_plugin").setLevel(logging.INFO)
 
 
 def __getattr__(name: str):

@@ -35,7 +35,6 @@ from .step_time import METRICS as TIME
 
 
 LOG = logging.getLogger("axolotl_grpo_plugin.doctor")
-LOG.setLevel(logging.INFO)
 
 CLIPPED = "completions/clipped_ratio"
 ZERO_STD = "frac_reward_zero_std"

@@ -26,7 +26,6 @@ from ..errors import PluginError, Problem
 
 
 LOG = logging.getLogger("axolotl_grpo_plugin.rewards")
-LOG.setLevel(logging.INFO)  # the once-a-run ledger line shows in `axolotl train`, not only warnings
 LEDGER_FILE = "remote-rewards-spend.sqlite"
 LOCK_WAIT_S = 30.0  # a transaction here takes microseconds; waiting this long means a stuck holder
 

@@ -21,7 +21,6 @@ from . import loader
 
 
 LOG = logging.getLogger("axolotl_grpo_plugin.tools")
-LOG.setLevel(logging.INFO)  # the one line saying which tools the rollouts get shows in a quiet run
 ERROR_RATE = "tools/error_rate"  # of the calls that reached a tool: errors and timeouts
 _installed: dict[str, Any] = {}
 

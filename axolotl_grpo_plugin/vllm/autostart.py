@@ -54,10 +54,7 @@ from .health import LOCAL_HOSTS, health_url, is_healthy
 from .server import INSTALL_HINT, LOG_NAME, ServerError, ServerSpec, VLLMServer, install_teardown
 
 
-# Axolotl's log filter passes INFO from loggers named axolotl*, but the root level is
-# WARNING, so the level is set here or the progress messages would never show.
-LOG = logging.getLogger("axolotl_grpo_plugin.vllm")
-LOG.setLevel(logging.INFO)
+LOG = logging.getLogger("axolotl_grpo_plugin.vllm")  # INFO: the package sets it (__init__.py)
 
 CONFIG_NAME = "vllm-server.yaml"
 

@@ -49,7 +49,6 @@ from collections.abc import Iterable, Iterator
 
 
 LOG = logging.getLogger("axolotl_grpo_plugin.vllm")
-LOG.setLevel(logging.INFO)
 
 SKIP_ENV = "AXOLOTL_GRPO_PLUGIN_SKIP_WEIGHT_SYNC"
 PUSH_MARK = "[axolotl-grpo-plugin] weights reloaded"  # one server-log line per request

@@ -35,7 +35,6 @@ from ..trainer_kind import is_async_grpo
 
 
 LOG = logging.getLogger("axolotl_grpo_plugin.vllm")
-LOG.setLevel(logging.INFO)
 
 # The last TRL release line known to generate from base weights with colocate + sleep
 # mode (huggingface/trl#5312, reproduced on 1.9.0). Releases after it are not refused:
