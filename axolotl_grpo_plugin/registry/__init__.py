@@ -60,6 +60,8 @@ BUILTIN_TRANSFORMS = {
     "gsm8k_r1": "axolotl_grpo_plugin.transforms.gsm8k_r1:rows",
     # the same with calculator calls (grpo_plugin.tools): `type: axolotl_grpo_plugin.transforms.gsm8k_tools`
     "gsm8k_tools": "axolotl_grpo_plugin.transforms.gsm8k_tools:rows",
+    # the same with the solution's text before each call: `...transforms.gsm8k_tools_interleaved`
+    "gsm8k_tools_interleaved": "axolotl_grpo_plugin.transforms.gsm8k_tools_interleaved:rows",
 }
 
 
