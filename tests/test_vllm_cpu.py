@@ -172,8 +172,8 @@ class FakeSession:
 
 
 class FakeClient:
-    def __init__(self):
-        self.base_url, self.session, self.resets = "http://127.0.0.1:1", FakeSession(), 0
+    def __init__(self):  # a remote server: the push goes as base64, one request per layer
+        self.base_url, self.session, self.resets = "http://203.0.113.7:1", FakeSession(), 0
 
     def reset_prefix_cache(self):
         self.resets += 1
@@ -297,6 +297,17 @@ def test_a_local_server_gets_each_layer_from_one_file_in_its_own_dtype(collectiv
     assert generation.vllm_client.resets == 2
 
 
+def _two_pushes_go_as_base64_with_one_note(generation, server, caplog, why):
+    """Both pushes reach the server whole as base64, and the log says why once."""
+    with caplog.at_level("WARNING", logger="axolotl_grpo_plugin.vllm"):
+        generation.sync_weights()
+        generation.sync_weights()
+    notes = [r.getMessage() for r in caplog.records if "base64" in r.getMessage()]
+    assert len(notes) == 1 and why in notes[0], notes
+    names = sorted(n for n, _ in generation.model.named_parameters())
+    assert sorted(n for layer in server.b64 for n in layer) == sorted(names * 2)
+
+
 @pytest.mark.parametrize(("server", "base_url", "why"), [
     (FileServer(refuse=True), "http://127.0.0.1:8000", "does not load push files"),
     (FileServer(unreadable=True), "http://localhost:8000", "did not load the push file"),
@@ -305,13 +316,7 @@ def test_a_local_server_gets_each_layer_from_one_file_in_its_own_dtype(collectiv
 def test_a_server_that_cannot_take_the_file_gets_the_whole_push_as_base64_with_one_note(
         collective_rpc, caplog, server, base_url, why):
     generation = collective_rpc(server, base_url)
-    with caplog.at_level("WARNING", logger="axolotl_grpo_plugin.vllm"):
-        generation.sync_weights()
-        generation.sync_weights()
-    notes = [r.getMessage() for r in caplog.records if "base64" in r.getMessage()]
-    assert len(notes) == 1 and why in notes[0], notes
-    names = sorted(n for n, _ in generation.model.named_parameters())
-    assert sorted(n for layer in server.b64 for n in layer) == sorted(names * 2)
+    _two_pushes_go_as_base64_with_one_note(generation, server, caplog, why)
     assert server.loaded == [] and server.probes <= 1
     assert not any(os.path.exists(f) for f in server.files)
 
@@ -344,26 +349,140 @@ def test_a_push_file_that_cannot_be_written_sends_that_push_as_base64(collective
     assert not [f for f in os.listdir(cpu_sync.FILE_DIR) if f.startswith(f"{cpu_sync.FILE_PREFIX}{os.getpid()}-")]
 
 
-def test_the_0_19_route_keeps_its_body_and_never_writes_a_file(monkeypatch):
-    """Axolotl 0.19's /http_update_weights/ answers before the workers load: no file push there."""
-    import dataclasses
+class RouteServer:
+    """Axolotl 0.19's server: `/http_update_weights/` answers at once and hands each request to every
+    worker (a thread each, in order, as its pipe would) in the IPC form where Axolotl has it. `word`:
+    what the worker does with a file request: load it (`load`), fail to read it (`unreadable`), or
+    nothing (`silent`, a foreign extension). `dead`: `/health/` stops answering."""
 
-    import requests
+    def __init__(self, workers=1, word="load", dead=False):
+        import queue
+        import threading
+
+        self.workers_n, self.word, self.dead = workers, word, dead
+        self.loaded: list[list[tuple[str, object]]] = []
+        self.b64: list[list[str]] = []
+        self.requests = 0
+        self.queues = [queue.Queue() for _ in range(workers)]
+        for q in self.queues:
+            threading.Thread(target=self._work, args=(q,), daemon=True).start()
+
+    def _work(self, q):
+        worker = cpu_sync.CPUWeightSyncExtension()
+        worker.model_runner = type("Runner", (), {"reload_weights": lambda _, weights_iterator,
+                                   is_checkpoint_format: self.loaded.append(list(weights_iterator))})()
+        if self.word == "unreadable":
+            worker.load_weights_file = lambda request: {"error": "cannot read it: PermissionError"}
+        while True:
+            params = q.get()
+            if self.word == "silent" and params[0]["name"].startswith(cpu_sync.ROUTE_MARK):
+                continue
+            worker.http_load_weights_batch(params)
+
+    def post(self, url, json=None, timeout=None):
+        from axolotl_grpo_plugin.vllm.wire import decode
+
+        assert url.endswith("/http_update_weights/") and set(json) == {"params"}, (url, json)
+        self.requests += 1
+        named = [decode(p) for p in json["params"]]
+        if not named[0][0].startswith(cpu_sync.ROUTE_MARK):
+            self.b64.append([n for n, _ in named])
+        try:
+            from axolotl.utils.weight_serde import encode_for_ipc
+        except ImportError:  # Axolotl 0.21 has no IPC form: the worker gets the JSON as sent
+            params = json["params"]
+        else:
+            params = [encode_for_ipc(n, t) for n, t in named]
+        for q in self.queues:
+            q.put(params)
+        return type("R", (), {"status_code": 200, "text": ""})()
+
+    def get(self, url, timeout=None):
+        import requests
+
+        if url.endswith("/get_world_size/"):
+            return type("R", (), {"status_code": 200, "json": lambda _: {"world_size": self.workers_n}})()
+        if self.dead:
+            raise requests.ConnectionError("refused")
+        return type("R", (), {"status_code": 200})()
+
+
+@pytest.fixture
+def route_0_19(monkeypatch):
+    """Axolotl 0.19's server on this machine: the push goes to its `/http_update_weights/`."""
+    import dataclasses
 
     from axolotl_grpo_plugin.config import defaults
 
     monkeypatch.delenv(cpu_sync.SKIP_ENV, raising=False)
-    monkeypatch.setattr(defaults, "AXOLOTL", dataclasses.replace(defaults.AXOLOTL, cpu_push_path="/http_update_weights/"))
-    monkeypatch.setattr(requests, "post", lambda *a, **k: pytest.fail("no probe on 0.19's route"))
-    bodies = []
-    generation = fake_generation()
-    generation.vllm_client.session.post = lambda url, json=None, timeout=None: (
-        bodies.append((url, json)), type("R", (), {"status_code": 200, "text": ""})())[1]
-    cpu_sync.install(generation)
-    generation.sync_weights()
-    assert bodies and all(url.endswith("/http_update_weights/") and set(body) == {"params"} for url, body in bodies)
-    assert all(set(p) >= {"name", "dtype", "shape", "data"} and isinstance(p["data"], str)
-               for _, body in bodies for p in body["params"])
+    monkeypatch.setattr(defaults, "AXOLOTL", dataclasses.replace(
+        defaults.AXOLOTL, cpu_push_path="/http_update_weights/", vllm_health_path="/health/"))
+
+    def serve(server):
+        generation = fake_generation()
+        generation.vllm_client.base_url, generation.vllm_client.session = "http://127.0.0.1:8000", server
+        cpu_sync.install(generation)
+        return generation
+    return serve
+
+
+def _pushed_files():
+    return [f for f in os.listdir(cpu_sync.FILE_DIR) if f.startswith(f"{cpu_sync.FILE_PREFIX}{os.getpid()}-")]
+
+
+@pytest.mark.parametrize(("dtype", "workers"), [("float32", 1), ("bfloat16", 2)])
+def test_the_0_19_route_loads_each_layer_from_the_file_and_waits_for_every_worker(route_0_19, dtype, workers):
+    import torch
+
+    server = RouteServer(workers)
+    generation = route_0_19(server)
+    generation.model.to(getattr(torch, dtype))
+    sent = dict(generation.model.named_parameters())
+    groups = [[n for n, _ in group] for _, group in cpu_sync.layer_groups(sent.items())]
+    for push in range(2):
+        generation.sync_weights()
+        # returned only once every worker has every layer: nothing is still on its way
+        loaded = sorted(tuple(n for n, _ in layer) for layer in server.loaded)  # workers interleave
+        assert loaded == sorted(map(tuple, groups * workers * (push + 1)))
+    assert server.b64 == [] and server.requests == 2 * len(groups)
+    for layer in server.loaded:
+        for name, tensor in layer:
+            assert tensor.dtype == sent[name].dtype and torch.equal(tensor, sent[name].data), name
+    assert _pushed_files() == [] and generation.vllm_client.resets == 2
+
+
+@pytest.mark.parametrize(("word", "why"), [("unreadable", "could not load the push file: cannot read it"),
+                                           ("silent", "did not confirm loading the push file within 0.3 s")])
+def test_a_0_19_server_that_does_not_load_the_file_gets_the_whole_push_as_base64_with_one_note(
+        route_0_19, caplog, monkeypatch, word, why):
+    monkeypatch.setattr(cpu_sync, "ROUTE_CONFIRM_S", 0.3)
+    server = RouteServer(word=word)
+    generation = route_0_19(server)
+    _two_pushes_go_as_base64_with_one_note(generation, server, caplog, why)
+    assert _pushed_files() == []
+
+
+def test_a_0_19_server_that_dies_while_the_push_is_confirmed_raises_for_the_recovery(route_0_19, monkeypatch):
+    import requests
+
+    server = RouteServer(word="silent", dead=True)
+    generation = route_0_19(server)
+    with pytest.raises(requests.ConnectionError):
+        generation.sync_weights()
+    assert _pushed_files() == [] and server.b64 == []
+
+
+@pytest.mark.parametrize("request_json", ['{"path": "/tmp/axolotl-grpo-push-x.safetensors", "names": []}',
+                                          "not json", "[1, 2]"])
+def test_a_file_request_through_the_0_19_route_outside_the_push_files_is_refused(capsys, request_json):
+    import torch
+
+    from axolotl_grpo_plugin.vllm.wire import encode
+
+    worker = cpu_sync.CPUWeightSyncExtension()
+    worker.model_runner = None
+    worker.http_load_weights_batch([encode(cpu_sync.ROUTE_MARK + request_json, torch.zeros(1))])
+    assert "not a push file" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("path", ["/tmp/axolotl-grpo-push-x.safetensors", "/dev/shm/other.safetensors",

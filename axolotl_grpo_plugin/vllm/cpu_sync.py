@@ -19,13 +19,16 @@ generates garbage, so every push carries whole decoder layers: one HTTP request
   `/http_update_weights/` route, or vLLM's own `/collective_rpc` under Axolotl 0.21's native
   server (`vllm.worker_extension_cls`).
 
-The wire: to a server on this machine behind `/collective_rpc` (Axolotl 0.21), each push writes
-every tensor once, in its own dtype, into one safetensors file in /dev/shm (`PushFile`), and
-each layer's request names the file and its tensors, which the extension reads memory-mapped
-(no base64, no JSON: docs/benchmarks.md, "The CPU weight push"). A remote server, one whose
-extension does not know the file push (another version), one that cannot read the file (a
-container), a full /dev/shm, or Axolotl 0.19's route (it answers before the workers load, so a
-refusal would go unseen) gets the base64-in-JSON requests, with a one-line note; a push
+The wire: to a server on this machine, each push writes every tensor once, in its own dtype,
+into one safetensors file in /dev/shm (`PushFile`), and each layer's request names the file and
+its tensors, which the extension reads memory-mapped (no base64, no JSON: docs/benchmarks.md,
+"The CPU weight push"). Behind vLLM's `/collective_rpc` (Axolotl 0.21) the request is a method
+call whose answer says what was loaded. Axolotl 0.19's `/http_update_weights/` route answers
+before its workers load, so there the request rides in the name of a one-number tensor
+(`ROUTE_MARK`), and each worker leaves its word in a file beside the push file (`.ack` when the
+last layer is in, `.err` with the reason) which the trainer waits for. A remote server, one
+whose extension does not know the file push (another version), one that cannot read the file (a
+container), or a full /dev/shm gets the base64-in-JSON requests, with a one-line note; a push
 refused halfway is pushed again whole that way.
 
 `AXOLOTL_GRPO_PLUGIN_SKIP_WEIGHT_SYNC=1` turns the push off (tests: the server then
@@ -36,6 +39,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import json
 import logging
 import os
 import re
@@ -56,6 +60,10 @@ HTTP_TIMEOUT = 120
 FILE_DIR = "/dev/shm"
 FILE_PREFIX = "axolotl-grpo-push-"
 FILE_METHOD, FILE_PROBE = "load_weights_file", "weights_file_push"
+# Axolotl 0.19's route: a tensor with this name prefix carries a file request (JSON) instead of weights,
+# and the trainer waits this long for every worker's word on it before pushing over HTTP instead.
+ROUTE_MARK = "axolotl-grpo-push-file:"
+ROUTE_CONFIRM_S = 60.0
 _LAYER = re.compile(r"^(.*?\.layers\.\d+)\.")
 # vLLM warns about every module a partial reload did not touch; a layer-wise push
 # leaves all but one layer untouched by design.
@@ -129,11 +137,31 @@ class CPUWeightSyncExtension:
 
         started = time.perf_counter()
         weights = [decode(entry) for entry in params]
+        if len(weights) == 1 and weights[0][0].startswith(ROUTE_MARK):
+            self._load_routed_file(weights[0][0][len(ROUTE_MARK):])
+            return
         groups = layer_groups(weights)
         for _, group in groups:
             reload_group(self.model_runner, group)
         print(f"{PUSH_MARK}: {len(weights)} tensors ({', '.join(name for name, _ in groups)}) "
               f"in {time.perf_counter() - started:.3f} s", file=sys.stderr, flush=True)
+
+    def _load_routed_file(self, request_json: str) -> None:
+        """A file request through Axolotl 0.19's route, which answered the trainer already: the
+        outcome goes into a file beside the push file (an error at once; the ack after the last layer)."""
+        try:
+            request = json.loads(request_json)
+            path = str(request.get("path", ""))
+        except (ValueError, AttributeError):
+            request, path = {}, ""
+        if not _is_push_file(path):
+            print(f"{PUSH_MARK}: refused a file request for {path!r}: not a push file", file=sys.stderr, flush=True)
+            return
+        result = self.load_weights_file(request)
+        if "error" in result:
+            _leave_word(path, "err", result["error"])
+        elif request.get("last"):
+            _leave_word(path, "ack", str(result["loaded"]))
 
     def weights_file_push(self) -> dict:
         """The trainer's probe (vLLM's `/collective_rpc`): this extension loads push files."""
@@ -161,6 +189,19 @@ class CPUWeightSyncExtension:
         print(f"{PUSH_MARK}: {len(weights)} tensors from {os.path.basename(path)} in {seconds:.3f} s",
               file=sys.stderr, flush=True)
         return {"loaded": len(weights), "seconds": seconds}
+
+
+def _leave_word(path: str, kind: str, text: str) -> None:
+    """`PATH.WORKER.ack` or `.err`, written whole (a rename), for the trainer waiting on 0.19's route."""
+    import threading
+
+    word = f"{path}.{os.getpid()}-{threading.get_ident()}"
+    try:
+        with open(f"{word}.tmp", "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(f"{word}.tmp", f"{word}.{kind}")
+    except OSError as exc:  # the trainer times out and pushes over HTTP
+        print(f"{PUSH_MARK}: cannot confirm {path}: {exc}", file=sys.stderr, flush=True)
 
 
 def _is_push_file(path: str) -> bool:
@@ -259,10 +300,6 @@ def _local_host(base_url: str) -> bool:
 
 def _file_push_refusal(client, size: int) -> str | None:
     """Why this push cannot go through a file (None: it can). Asks the server once per client."""
-    from ..config.defaults import AXOLOTL
-
-    if AXOLOTL.cpu_push_path != "/collective_rpc":
-        return "Axolotl's /http_update_weights/ route takes base64 only"
     if not os.path.isdir(FILE_DIR) or shutil.disk_usage(FILE_DIR).free < 2 * size:
         return f"{FILE_DIR} is missing or has less than {2 * size >> 20} MiB free"
     if not hasattr(client, "_cpu_file_push_refusal"):
@@ -271,11 +308,16 @@ def _file_push_refusal(client, size: int) -> str | None:
 
 
 def _server_refusal(base_url: str) -> str | None:
-    """None when the server is on this machine and its worker extension loads push files."""
+    """None when the server is on this machine and (behind `/collective_rpc`) its worker extension
+    loads push files; behind 0.19's route, each push's confirmation files answer that."""
     import requests
+
+    from ..config.defaults import AXOLOTL
 
     if not _local_host(base_url):
         return f"{base_url} is not on this machine"
+    if AXOLOTL.cpu_push_path != "/collective_rpc":
+        return None
     # no retries: an extension without the method answers 500, which TRL's session retries
     try:
         reply = requests.post(f"{base_url}/collective_rpc", json={"method": FILE_PROBE}, timeout=HTTP_TIMEOUT)
@@ -314,8 +356,6 @@ class PushFile:
     unlinking leaves those pages to their holders."""
 
     def __init__(self, groups: list[tuple[str, list[tuple[str, object]]]]):
-        import json
-
         import torch
 
         header, offset, tensors = {}, 0, [tensor for _, group in groups for _, tensor in group]
@@ -339,8 +379,12 @@ class PushFile:
             raise
 
     def close(self) -> None:
-        with contextlib.suppress(OSError):
-            os.unlink(self.path)
+        """Remove the file and the workers' words on it (0.19's route)."""
+        import glob
+
+        for path in [self.path, *glob.glob(f"{glob.escape(self.path)}.*")]:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
 
 
 def _remove_orphans() -> None:
@@ -374,23 +418,87 @@ def _push_through_file(client, groups) -> bool:
         except OSError as exc:  # /dev/shm full: this push goes over HTTP, whole
             reason = f"cannot write the push file in {FILE_DIR}: {exc}"
     if push is not None:
+        from ..config.defaults import AXOLOTL
+
         try:
-            url = f"{client.base_url}/collective_rpc"
-            for _, group in groups:
-                body = {"method": FILE_METHOD, "args": [{"path": push.path, "names": [n for n, _ in group]}]}
-                response = client.session.post(url, json=body, timeout=HTTP_TIMEOUT)
-                if response.status_code != 200 or not _all_ok(response, "loaded"):
-                    reason = f"the server did not load the push file: {response.status_code} {response.text[:200]}"
-                    break
+            load = _load_by_rpc if AXOLOTL.cpu_push_path == "/collective_rpc" else _load_by_route
+            reason = load(client, push.path, groups)
         finally:
             push.close()
     if reason is None:
         return True
-    # Axolotl 0.19/0.20 have no other route: said once, as information, not as a warning
-    (LOG.info if "/http_update_weights/" in reason else LOG.warning)(
-        "vLLM on CPU: weights go as base64 in JSON (slower): %s", reason)
+    LOG.warning("vLLM on CPU: weights go as base64 in JSON (slower): %s", reason)
     client._cpu_file_push_off = True
     return False
+
+
+def _load_by_rpc(client, path: str, groups) -> str | None:
+    """vLLM's `/collective_rpc` (Axolotl 0.21): each layer's request answers what it loaded."""
+    url = f"{client.base_url}/collective_rpc"
+    for _, group in groups:
+        body = {"method": FILE_METHOD, "args": [{"path": path, "names": [n for n, _ in group]}]}
+        response = client.session.post(url, json=body, timeout=HTTP_TIMEOUT)
+        if response.status_code != 200 or not _all_ok(response, "loaded"):
+            return f"the server did not load the push file: {response.status_code} {response.text[:200]}"
+    return None
+
+
+def _load_by_route(client, path: str, groups) -> str | None:
+    """Axolotl 0.19's `/http_update_weights/`: each layer's request is a one-number tensor whose
+    name carries it (the route hands the worker names and tensors only); the route answers before
+    the workers load, so the outcome is their word in files beside the push file."""
+    import torch
+
+    from ..config.defaults import AXOLOTL
+    from .wire import encode
+
+    url = f"{client.base_url}{AXOLOTL.cpu_push_path}"
+    for i, (_, group) in enumerate(groups):
+        request = json.dumps({"path": path, "names": [n for n, _ in group], "last": i == len(groups) - 1})
+        body = {"params": [encode(ROUTE_MARK + request, torch.zeros(1))]}
+        response = client.session.post(url, json=body, timeout=HTTP_TIMEOUT)
+        if response.status_code != 200:
+            return f"the server refused the push file: {response.status_code} {response.text[:200]}"
+    return _route_outcome(client, path)
+
+
+def _route_outcome(client, path: str) -> str | None:
+    """None once every worker (tensor x data parallel) acknowledged the push file; the reason
+    otherwise. A server that dies meanwhile raises (the recovery restarts it and pushes again)."""
+    import glob
+
+    from ..config.defaults import AXOLOTL
+
+    workers = _server_workers(client)
+    deadline, health_at = time.monotonic() + ROUTE_CONFIRM_S, time.monotonic() + 1.0
+    while True:
+        failed = sorted(glob.glob(f"{glob.escape(path)}.*.err"))
+        if failed:
+            with open(failed[0], encoding="utf-8", errors="replace") as word:
+                return f"the server could not load the push file: {word.read()[:200]}"
+        if len(glob.glob(f"{glob.escape(path)}.*.ack")) >= workers:
+            return None
+        now = time.monotonic()
+        if now > deadline:
+            return (f"the server did not confirm loading the push file within {ROUTE_CONFIRM_S:g} s (is its "
+                    "`vllm.worker_extension_cls` the plugin's CPUWeightSyncExtension of this version?)")
+        if now >= health_at:  # a dead server answers nothing: raise, as an HTTP push would
+            health_at = now + 1.0
+            response = client.session.get(f"{client.base_url}{AXOLOTL.vllm_health_path}", timeout=HTTP_TIMEOUT)
+            if response.status_code != 200:
+                raise RuntimeError(f"vLLM on CPU: the server answered {response.status_code} during a weight push")
+        time.sleep(0.005)
+
+
+def _server_workers(client) -> int:
+    """The server's worker processes (Axolotl 0.19's `/get_world_size/`), asked once per client."""
+    if not hasattr(client, "_cpu_file_workers"):
+        response = client.session.get(f"{client.base_url}/get_world_size/", timeout=HTTP_TIMEOUT)
+        try:
+            client._cpu_file_workers = max(1, int(response.json()["world_size"]))
+        except (ValueError, KeyError, TypeError):
+            client._cpu_file_workers = 1
+    return client._cpu_file_workers
 
 
 def sync_weights(generation) -> None:
