@@ -174,6 +174,21 @@ def test_a_generation_that_never_returns_while_health_answers_is_restarted_up_to
     assert "vllm_max_restarts` (1)" in info.value.render() and "EngineCore worker died" in info.value.render()
 
 
+def test_a_server_that_is_only_slow_is_restarted_once_then_given_the_time_it_needs(own_server):
+    """Generations that outgrow the watchdog's allowance (the cores shared with another job): the
+    first is cut and the server restarted; the one asked again gets `factor` x the time already
+    waited and finishes, instead of being cut at the same allowance until the cap ends the run."""
+    server, client = own_server(generate_delay=1.5)
+    generation, records = Generation(client), []
+    keeper = keeper_for(server, generation, records)
+    clock = liveness.WatchdogClock(600, factor=2, floor=1.0)
+    clock.seen(0.1)  # earlier generations were fast: the allowance is the 1 s floor
+    liveness.watch_generate(client, clock, server.spec.url, server.spec.log_path, keeper=keeper)
+    assert client.generate(["a"])["completion_ids"] == [[2]]
+    assert keeper.restarts == 1 and "gave no answer in 1 s" in records[0]["cause"]
+    assert clock.timeout() >= 2.0
+
+
 def test_a_generation_after_the_run_stopped_its_server_is_not_restarted(own_server, caplog):
     """Axolotl's async trainer prefetches the next batch in a background thread; at the end of
     training the plugin stops the server under it. That generation fails and stays failed: no

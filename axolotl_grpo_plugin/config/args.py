@@ -335,7 +335,8 @@ class GRPOPluginSettings(BaseModel):
         ge=0,
         description=(
             "Seconds the first vLLM server `/generate/` call may take (later ones: 4x the slowest "
-            "seen, at least 60 s, at most this) before the server counts as stalled: an autostarted "
+            "seen, at least 60 s, at most this; a call cut there counts as seen, so the one asked again "
+            "gets 4x as long) before the server counts as stalled: an autostarted "
             "one is restarted (`vllm_max_restarts`), one started by hand ends the run with its "
             "address and what to check (TRL 1.9 waits forever, e.g. on an engine that died while "
             "`/health/` still answers). 0: no watchdog (an autostarted server whose process dies or "

@@ -116,6 +116,10 @@ def watch_generate(client: Any, clock: WatchdogClock, health: str, log_path: Pat
             except ServerError as exc:
                 if keeper is None:
                     raise
+                # a generation cut at the deadline took at least that long: the one asked again gets
+                # `factor` x it, so a server that is only slow (cores shared with another job) finishes
+                # instead of being restarted until the cap
+                clock.seen(time.monotonic() - started)
                 keeper.recover(exc.cause)  # raises past grpo_plugin.vllm_max_restarts
                 continue
             clock.seen(time.monotonic() - started)
