@@ -449,14 +449,10 @@ def _load_by_route(client, path: str, groups) -> str | None:
     the workers load, so the outcome is their word in files beside the push file."""
     import torch
 
-    from ..config.defaults import AXOLOTL
-    from .wire import encode
-
-    url = f"{client.base_url}{AXOLOTL.cpu_push_path}"
     for i, (_, group) in enumerate(groups):
         request = json.dumps({"path": path, "names": [n for n, _ in group], "last": i == len(groups) - 1})
-        body = {"params": [encode(ROUTE_MARK + request, torch.zeros(1))]}
-        response = client.session.post(url, json=body, timeout=HTTP_TIMEOUT)
+        route, body = _push_request([(ROUTE_MARK + request, torch.zeros(1))])  # the route's own body
+        response = client.session.post(f"{client.base_url}{route}", json=body, timeout=HTTP_TIMEOUT)
         if response.status_code != 200:
             return f"the server refused the push file: {response.status_code} {response.text[:200]}"
     return _route_outcome(client, path)
