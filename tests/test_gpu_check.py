@@ -226,6 +226,24 @@ def run_slim(*args):
                           capture_output=True, text=True)
 
 
+def test_a_checkout_on_pythonpath_records_its_commit(monkeypatch):
+    """scripts/gpu-check.sh runs the carried tree uninstalled: the JSON must still say which code ran."""
+    real_version = cli.version
+
+    def not_installed(name):
+        if name == "axolotl-grpo-plugin":
+            raise cli.PackageNotFoundError(name)
+        return real_version(name)
+
+    monkeypatch.setattr(cli, "version", not_installed)
+    found = cli.versions()["axolotl-grpo-plugin"]
+    assert found.startswith("0.") and "checkout" in found
+    if (REPO / ".git").exists():
+        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        assert found.endswith(f"(checkout {head})")
+
+
 def test_slimming_drops_the_files_and_their_record_lines(tmp_path):
     wheel = make_wheel(tmp_path / "pkg-1.0-py3-none-any.whl")
     done = run_slim(str(wheel), "pkg/libbig_cuda1[12]*.so")

@@ -212,6 +212,8 @@ def versions() -> dict:
             found[package] = version(package)
         except PackageNotFoundError:
             found[package] = None
+    if found["axolotl-grpo-plugin"] is None:  # scripts/gpu-check.sh runs the checkout from PYTHONPATH
+        found["axolotl-grpo-plugin"] = checkout_version()
     try:
         import torch
 
@@ -219,6 +221,19 @@ def versions() -> dict:
     except ImportError:
         pass
     return found
+
+
+def checkout_version() -> str:
+    """The plugin's version and, in a git checkout, its commit: which code a carried tree measured."""
+    from .. import __version__
+
+    root = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return f"{__version__} (checkout{' ' + commit if commit else ''})"
 
 
 def write_json(path: Path, report: dict) -> None:
