@@ -23,49 +23,44 @@ class HeldOutSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    split: str = Field(default="test", description="Split to evaluate: `test` reads "
-                       "`test_datasets:`, else the Hub datasets' test split.")
-    dataset: str | None = Field(default=None, description="A file or Hub id to evaluate on "
-                                "instead, transformed with the config's dataset type.")
+    split: str = Field(default="test", description="Split to evaluate: `test` reads `test_datasets:`, else the Hub "
+                       "datasets' test split.")
+    dataset: str | None = Field(default=None, description="A file or Hub id to evaluate on instead, transformed with "
+                                "the config's dataset type.")
 
 
 class EvalAtEndSettings(HeldOutSettings):
     """Keys under `grpo_plugin.eval_at_end:` (the evaluator's options, see docs/evaluate.md)."""
 
-    samples: int = Field(default=1, ge=0, description="Sampled completions per problem for pass@k "
-                         "(0 = greedy only).")
+    samples: int = Field(default=1, ge=0, description="Sampled completions per problem for pass@k (0 = greedy only).")
     limit: int | None = Field(default=None, ge=1, description="Evaluate only the first N problems.")
     seed: int = Field(default=0, description="Sampling seed.")
-    batch_size: int = Field(default=32, ge=1, description="Sequences per generate call "
-                            "(transformers backend).")
-    max_new_tokens: int | None = Field(default=None, ge=1, description="Default: "
-                                       "trl.max_completion_length.")
-    backend: Literal["auto", "vllm", "transformers"] = Field(
-        default="auto", description="auto = vLLM when installed and a GPU is present.")
-    correct_reward: str | None = Field(default=None, description="Reward that decides correctness "
-                                       "(default: the one named *correct*).")
+    batch_size: int = Field(default=32, ge=1, description="Sequences per generate call (transformers backend).")
+    max_new_tokens: int | None = Field(default=None, ge=1, description="Default: trl.max_completion_length.")
+    backend: Literal["auto", "vllm", "transformers"] = Field(default="auto", description="auto = vLLM when installed "
+                                                             "and a GPU is present.")
+    correct_reward: str | None = Field(default=None, description="Reward that decides correctness (default: the one "
+                                       "named *correct*).")
 
 
 class EvalEverySettings(HeldOutSettings):
     """Keys under `grpo_plugin.eval_every:` (read by axolotl_grpo_plugin/evaluate/periodic.py)."""
 
-    steps: int = Field(ge=1, description="Evaluate after every N optimizer steps (and after the "
-                       "last step).")
-    limit: int = Field(default=64, ge=1, description="The fixed held-out slice: the first N "
-                       "problems, the same ones at every evaluation.")
-    samples: int = Field(default=0, ge=0, description="Sampled completions per problem for "
-                         "pass@k (0 = greedy only: accuracy, format, length).")
+    steps: int = Field(ge=1, description="Evaluate after every N optimizer steps (and after the last step).")
+    limit: int = Field(default=64, ge=1, description="The fixed held-out slice: the first N problems, the same ones "
+                       "at every evaluation.")
+    samples: int = Field(default=0, ge=0, description="Sampled completions per problem for pass@k (0 = greedy only: "
+                         "accuracy, format, length).")
     seed: int = Field(default=0, description="Sampling seed (the training RNG is left untouched).")
-    batch_size: int = Field(default=32, ge=1, description="Sequences per transformers generate "
-                            "call (a vLLM engine takes the whole slice in one call).")
-    max_new_tokens: int | None = Field(default=None, ge=1, description="Default: "
-                                       "trl.max_completion_length.")
-    correct_reward: str | None = Field(default=None, description="Reward that decides correctness "
-                                       "(default: the one named *correct*).")
-    backend: Literal["auto", "transformers"] = Field(
-        default="auto", description="auto: the vLLM engine the trainer already runs (server or "
-        "colocated) when it can generate from rank 0, else transformers on the trainer's model; "
-        "transformers: always the latter.")
+    batch_size: int = Field(default=32, ge=1, description="Sequences per transformers generate call (a vLLM engine "
+                            "takes the whole slice in one call).")
+    max_new_tokens: int | None = Field(default=None, ge=1, description="Default: trl.max_completion_length.")
+    correct_reward: str | None = Field(default=None, description="Reward that decides correctness (default: the one "
+                                       "named *correct*).")
+    backend: Literal["auto", "transformers"] = Field(default="auto", description="auto: the vLLM engine the trainer "
+                                                     "already runs (server or colocated) when it can generate from "
+                                                     "rank 0, else transformers on the trainer's model; "
+                                                     "transformers: always the latter.")
 
 
 class KeepBestSettings(BaseModel):
@@ -73,11 +68,10 @@ class KeepBestSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    metric: str = Field(default="eval/accuracy", description="An `eval_every` metric: "
-                        "eval/accuracy, eval/format_compliance, eval/mean_length, eval/reward, "
-                        "eval/pass@K or eval/rewards/NAME/mean.")
-    mode: Literal["max", "min"] = Field(default="max", description="Whether higher or lower is "
-                                        "better.")
+    metric: str = Field(default="eval/accuracy", description="An `eval_every` metric: eval/accuracy, "
+                        "eval/format_compliance, eval/mean_length, eval/reward, eval/pass@K or "
+                        "eval/rewards/NAME/mean.")
+    mode: Literal["max", "min"] = Field(default="max", description="Whether higher or lower is better.")
 
 
 class WeightSyncGuardSettings(BaseModel):
@@ -86,20 +80,19 @@ class WeightSyncGuardSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     threshold: float = Field(default=1e-3, gt=0, description="Floor of the limit on TRL's "
-                             "`sampling/sampling_logp_difference/mean` (nats per token): the limit is "
-                             "max(threshold, factor x the run's first logged gap); 1e-3 is 1000x a healthy "
-                             "fp32 run.")
-    factor: float = Field(default=10.0, gt=1, description="A jump is a mean gap above factor x the run's "
-                          "first logged gap (measured before any update: the engine-vs-trainer noise, "
-                          "~1e-6 fp32, 0.01-0.02 bf16, so the limit is 1e-3 in fp32 and 0.1-0.2 in bf16).")
+                             "`sampling/sampling_logp_difference/mean` (nats per token): the limit is max(threshold, "
+                             "factor x the run's first logged gap); 1e-3 is 1000x a healthy fp32 run.")
+    factor: float = Field(default=10.0, gt=1, description="A jump is a mean gap above factor x the run's first "
+                          "logged gap (measured before any update: the engine-vs-trainer noise, ~1e-6 fp32, "
+                          "0.01-0.02 bf16, so the limit is 1e-3 in fp32 and 0.1-0.2 in bf16).")
     max_threshold: float | None = Field(default=None, gt=0, description="Limit on "
                                         "`sampling/sampling_logp_difference/max`. Default (unset): 1e-4 when the "
-                                        "run's first logged max is fp32-exact (<= 1e-5), else off (one token's "
-                                        "gap reaches 0.5-0.7 in healthy bf16 runs).")
-    steps: int = Field(default=2, ge=1, description="Consecutive logging steps above the limit "
-                       "before the diagnosis is logged.")
-    stop: bool = Field(default=False, description="Also stop the run (the trainer saves a checkpoint "
-                       "first) when the guard fires.")
+                                        "run's first logged max is fp32-exact (<= 1e-5), else off (one token's gap "
+                                        "reaches 0.5-0.7 in healthy bf16 runs).")
+    steps: int = Field(default=2, ge=1, description="Consecutive logging steps above the limit before the diagnosis "
+                       "is logged.")
+    stop: bool = Field(default=False, description="Also stop the run (the trainer saves a checkpoint first) when the "
+                       "guard fires.")
 
 
 class DoctorSettings(BaseModel):
@@ -108,34 +101,33 @@ class DoctorSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    steps: int = Field(default=3, ge=1, description="Consecutive logging steps a signature must "
-                       "persist before its diagnosis (NaN gradients: the first one).")
-    stop: bool = Field(default=False, description="Also stop the run, saving a checkpoint first, "
-                       "when a diagnosis fires.")
-    truncation: float = Field(default=0.9, gt=0, le=1, description="`completions/clipped_ratio` at "
-                              "or above this: truncation saturating.")
-    zero_std: float = Field(default=0.99, gt=0, le=1, description="`frac_reward_zero_std` at or "
-                            "above this: (almost) every group has equal rewards, no advantage.")
-    entropy_ratio: float = Field(default=0.1, gt=0, lt=1, description="`entropy` below this "
-                                 "fraction of the run's first logged entropy: entropy collapse.")
-    format_saturated: float = Field(default=0.9, gt=0, le=1, description="`observe/format_strict` "
-                                    "at or above this while `observe/accuracy` stays flat.")
-    format_steps: int = Field(default=5, ge=1, description="Logging steps the format must stay "
-                              "saturated, and the window over which accuracy is averaged, for "
-                              "format-without-correctness.")
-    accuracy_gain: float = Field(default=0.02, ge=0, description="`observe/accuracy` averaged over "
-                                 "the last `format_steps` logging steps must exceed its average over "
-                                 "the first `format_steps` by more than this, or it counts as flat.")
-    length_growth: float = Field(default=2.0, gt=1, description="`completions/mean_length` at this "
-                                 "many times its first logged value, with `completions/clipped_ratio` "
-                                 "at or above `length_clipped`: length runaway.")
-    length_clipped: float = Field(default=0.25, gt=0, le=1, description="The clipped ratio that "
-                                  "makes a length increase a runaway.")
-    zero_grad: float = Field(default=1e-10, ge=0, description="`grad_norm` at or below this: no "
-                             "gradient reaches the model.")
-    degenerate_share: float = Field(default=0.25, gt=0, le=1, description="`observe/degenerate_reinforced` "
-                                    "at or above this: that share of the completions GRPO reinforced look "
-                                    "degenerate (reward hacking suspected; `axolotl-grpo audit`).")
+    steps: int = Field(default=3, ge=1, description="Consecutive logging steps a signature must persist before its "
+                       "diagnosis (NaN gradients: the first one).")
+    stop: bool = Field(default=False, description="Also stop the run, saving a checkpoint first, when a diagnosis "
+                       "fires.")
+    truncation: float = Field(default=0.9, gt=0, le=1, description="`completions/clipped_ratio` at or above this: "
+                              "truncation saturating.")
+    zero_std: float = Field(default=0.99, gt=0, le=1, description="`frac_reward_zero_std` at or above this: (almost) "
+                            "every group has equal rewards, no advantage.")
+    entropy_ratio: float = Field(default=0.1, gt=0, lt=1, description="`entropy` below this fraction of the run's "
+                                 "first logged entropy: entropy collapse.")
+    format_saturated: float = Field(default=0.9, gt=0, le=1, description="`observe/format_strict` at or above this "
+                                    "while `observe/accuracy` stays flat.")
+    format_steps: int = Field(default=5, ge=1, description="Logging steps the format must stay saturated, and the "
+                              "window over which accuracy is averaged, for format-without-correctness.")
+    accuracy_gain: float = Field(default=0.02, ge=0, description="`observe/accuracy` averaged over the last "
+                                 "`format_steps` logging steps must exceed its average over the first `format_steps` "
+                                 "by more than this, or it counts as flat.")
+    length_growth: float = Field(default=2.0, gt=1, description="`completions/mean_length` at this many times its "
+                                 "first logged value, with `completions/clipped_ratio` at or above `length_clipped`: "
+                                 "length runaway.")
+    length_clipped: float = Field(default=0.25, gt=0, le=1, description="The clipped ratio that makes a length "
+                                  "increase a runaway.")
+    zero_grad: float = Field(default=1e-10, ge=0, description="`grad_norm` at or below this: no gradient reaches the "
+                             "model.")
+    degenerate_share: float = Field(default=0.25, gt=0, le=1, description="`observe/degenerate_reinforced` at or "
+                                    "above this: that share of the completions GRPO reinforced look degenerate "
+                                    "(reward hacking suspected; `axolotl-grpo audit`).")
 
 
 class JudgeScoreSettings(BaseModel):
@@ -143,10 +135,10 @@ class JudgeScoreSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    regex: str = Field(default=r"SCORE: *([0-9]+(?:\.[0-9]+)?)", description="Regular expression "
-                       "with one group: the number in the judge's answer (its last match counts).")
-    min: float = Field(default=0.0, description="Lowest score the rubric allows; a number outside "
-                       "[min, max] is an unusable answer (None).")
+    regex: str = Field(default=r"SCORE: *([0-9]+(?:\.[0-9]+)?)", description="Regular expression with one group: the "
+                       "number in the judge's answer (its last match counts).")
+    min: float = Field(default=0.0, description="Lowest score the rubric allows; a number outside [min, max] is an "
+                       "unusable answer (None).")
     max: float = Field(default=10.0, description="Highest score the rubric allows.")
 
 
@@ -156,40 +148,37 @@ class RemoteRewardSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(description="The name `trl.reward_funcs` uses (letters, digits, `_`); also "
-                      "the metric name `rewards/NAME/mean`.")
-    kind: Literal["judge", "http"] = Field(description="`judge`: an OpenAI-compatible "
-                                           "chat-completions endpoint; `http`: POST JSON, read a number.")
-    base_url: str | None = Field(default=None, description="judge: the API base, e.g. "
-                                 "`http://127.0.0.1:8000/v1` (`/chat/completions` is appended).")
+    name: str = Field(description="The name `trl.reward_funcs` uses (letters, digits, `_`); also the metric name "
+                      "`rewards/NAME/mean`.")
+    kind: Literal["judge", "http"] = Field(description="`judge`: an OpenAI-compatible chat-completions endpoint; "
+                                           "`http`: POST JSON, read a number.")
+    base_url: str | None = Field(default=None, description="judge: the API base, e.g. `http://127.0.0.1:8000/v1` "
+                                 "(`/chat/completions` is appended).")
     model: str | None = Field(default=None, description="judge: the model name the endpoint serves.")
-    api_key_env: str | None = Field(default=None, description="judge: the environment variable "
-                                    "holding the API key (sent as a Bearer token, never logged).")
-    template: str | None = Field(default=None, description="judge: the user message, with "
-                                 "`{prompt}`, `{completion}`, `{answer}` or any dataset column "
-                                 "(write `{{`/`}}` for literal braces).")
-    score: JudgeScoreSettings = Field(default_factory=JudgeScoreSettings, description="judge: "
-                                      "`regex` (one group), `min`, `max` of the score in the answer.")
+    api_key_env: str | None = Field(default=None, description="judge: the environment variable holding the API key "
+                                    "(sent as a Bearer token, never logged).")
+    template: str | None = Field(default=None, description="judge: the user message, with `{prompt}`, "
+                                 "`{completion}`, `{answer}` or any dataset column (write `{{`/`}}` for literal "
+                                 "braces).")
+    score: JudgeScoreSettings = Field(default_factory=JudgeScoreSettings, description="judge: `regex` (one group), "
+                                      "`min`, `max` of the score in the answer.")
     scale: float = Field(default=1.0, description="judge: the reward is the score times this.")
-    url: str | None = Field(default=None, description="http: the URL that gets "
-                            "`{prompt, completion, answer, ...dataset columns}` as a JSON POST.")
-    score_field: str = Field(default="score", description="http: the response's JSON field "
-                             "holding the number (null: not applicable).")
-    timeout_s: float = Field(default=30.0, gt=0, description="Seconds one call may take "
-                             "(connect to last byte) before it counts as failed.")
-    retries: int = Field(default=2, ge=0, le=10, description="Retries after a timeout, a "
-                         "dropped connection, 429 or 5xx, with exponential backoff.")
-    concurrency: int = Field(default=16, ge=1, le=1024, description="Calls in flight at once "
-                             "(per training process).")
-    cache: bool | str = Field(default=True, description="`true`: an on-disk cache of answers in "
-                              "the plugin's cache folder; a path: that sqlite file; `false`: off.")
-    budget_calls: int | None = Field(default=None, ge=1, description="Most calls (retries "
-                                     "included) per run, across its processes and resumes (a "
-                                     "ledger in output_dir); then uncached samples score None. "
-                                     "Default: no limit.")
-    budget_tokens: int | None = Field(default=None, ge=1, description="judge: most tokens "
-                                      "(the endpoint's `usage.total_tokens`) per run, as "
-                                      "budget_calls. Default: no limit.")
+    url: str | None = Field(default=None, description="http: the URL that gets `{prompt, completion, answer, "
+                            "...dataset columns}` as a JSON POST.")
+    score_field: str = Field(default="score", description="http: the response's JSON field holding the number (null: "
+                             "not applicable).")
+    timeout_s: float = Field(default=30.0, gt=0, description="Seconds one call may take (connect to last byte) "
+                             "before it counts as failed.")
+    retries: int = Field(default=2, ge=0, le=10, description="Retries after a timeout, a dropped connection, 429 or "
+                         "5xx, with exponential backoff.")
+    concurrency: int = Field(default=16, ge=1, le=1024, description="Calls in flight at once (per training process).")
+    cache: bool | str = Field(default=True, description="`true`: an on-disk cache of answers in the plugin's cache "
+                              "folder; a path: that sqlite file; `false`: off.")
+    budget_calls: int | None = Field(default=None, ge=1, description="Most calls (retries included) per run, across "
+                                     "its processes and resumes (a ledger in output_dir); then uncached samples "
+                                     "score None. Default: no limit.")
+    budget_tokens: int | None = Field(default=None, ge=1, description="judge: most tokens (the endpoint's "
+                                      "`usage.total_tokens`) per run, as budget_calls. Default: no limit.")
 
 
 class GRPOPluginSettings(BaseModel):
@@ -197,239 +186,141 @@ class GRPOPluginSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    system_prompt_role: Literal["user", "system"] = Field(
-        default="user",
-        description=(
-            "Where registered transforms put the format instruction: prepended to the "
-            "user message (as the published GSM8K example does) or as a system message. "
-            "Read by transforms/common.py."
-        ),
-    )
-    rollout_log: bool = Field(
-        default=True,
-        description=(
-            "Append every scored completion of the (sync) GRPO trainer to "
-            "OUTPUT_DIR/rollouts.jsonl (main process only, flushed each step). "
-            "Read by observe/trainer_hook.py."
-        ),
-    )
-    rollout_log_max_mb: float = Field(
-        default=256.0,
-        ge=0,
-        description=(
-            "Rotate rollouts.jsonl into a gzipped rollouts.N.jsonl.gz once it grows past this "
-            "many MB (0: never rotate). Read by observe/trainer_hook.py."
-        ),
-    )
-    learning_metrics: bool = Field(
-        default=True,
-        description=(
-            "Log format compliance, answer accuracy, mean completion length and reflection "
-            "rate each step under `observe/...` through the trainer's own loggers. "
-            "Read by observe/trainer_hook.py."
-        ),
-    )
-    step_time: bool = Field(
-        default=True,
-        description=(
-            "Each step, log where its time goes: `time/generation`, `time/rewards`, "
-            "`time/weight_sync`, `time/optimizer`, `time/other` and `time/step` (seconds, parts "
-            "exclusive) through the trainer's loggers, a `step_time` record in the rollout log, a "
-            "stacked bar per step in the report, and the doctor's generation-/push-/reward-/"
-            "optimizer-bound advice (docs/observe.md). Read by observe/step_time.py."
-        ),
-    )
-    reflection_phrases: list[str] | None = Field(
-        default=None,
-        description=(
-            "Self-correction phrases counted by the reflection rate (case-insensitive, whole "
-            "words); default: axolotl_grpo_plugin.observe.metrics.DEFAULT_REFLECTION_PHRASES. "
-            "Read by observe/trainer_hook.py."
-        ),
-    )
-    tools: list[str] = Field(
-        default_factory=list,
-        description=(
-            "Tools the model may call during its rollouts (TRL's `tools=`): a registered name "
-            "(`calculator`) or a `module.function` import path, imported from the config's folder "
-            "first, then the working folder. Every call is contained: a time budget "
-            "(`tool_timeout_s`), an error result instead of an exception, bounded text. The chat "
-            "template must be one TRL parses tool calls from (`chat_template: qwen_25` for ChatML "
-            "models). See docs/tools.md. Read by tools/trainer.py."
-        ),
-    )
-    environment: str | None = Field(
-        default=None,
-        description=(
-            "A `module.Class` TRL instantiates once per rollout (its `environment_factory`): its "
-            "public methods become the tools of that rollout. Read by tools/trainer.py."
-        ),
-    )
-    max_tool_calls: int = Field(
-        default=8,
-        ge=0,
-        description=(
-            "At most this many rounds of tool calls per completion (TRL's "
-            "`max_tool_calling_iterations`); each round's results count against "
-            "`trl.max_completion_length`. Read by tools/trainer.py."
-        ),
-    )
-    tool_timeout_s: float = Field(
-        default=10.0,
-        gt=0,
-        description=(
-            "Seconds one tool call may take; past it the call is killed (a tool given as an import "
-            "path runs in a worker process) and the model gets an error result. Read by "
-            "tools/containment.py."
-        ),
-    )
-    vllm_autostart: bool = Field(
-        default=False,
-        description=(
-            "Start `axolotl vllm-serve` on the reserved GPU(s) before training and stop it after "
-            "(server mode only: `trl.use_vllm: true`, `trl.vllm_mode: server`). Once per launch, "
-            "from LOCAL_RANK 0; output in `output_dir/vllm-server.log`. See docs/vllm.md. "
-            "Read by vllm/autostart.py."
-        ),
-    )
-    vllm_relaunch: bool = Field(
-        default=True,
-        description=(
-            "When accelerate starts a training process on a GPU reserved for vLLM (plain "
-            "`axolotl train CONFIG` on 2 GPUs), relaunch with one process per free GPU instead "
-            "of stopping with an error. Single-node accelerate launches only. See docs/vllm.md. "
-            "Read by vllm/relaunch.py."
-        ),
-    )
-    vllm_gpus: list[Annotated[int, Field(ge=0)]] | None = Field(
-        default=None,
-        description=(
-            "GPU ids (as nvidia-smi numbers them) reserved for the autostarted vLLM server. "
-            "Default: the last vllm.tensor_parallel_size x vllm.data_parallel_size visible GPUs. "
-            "Each must be a GPU id the machine has (`check --gpus N` says how many). "
-            "Read by vllm/autostart.py."
-        ),
-    )
-    vllm_startup_timeout: int = Field(
-        default=900,
-        gt=0,
-        description=(
-            "Seconds to wait for the autostarted server to answer /health/ (model download, "
-            "weight loading and CUDA graph capture) before stopping it and failing. "
-            "Read by vllm/autostart.py."
-        ),
-    )
-    weight_sync_guard: WeightSyncGuardSettings | bool = Field(
-        default=True,
-        description=(
-            "Watch TRL's `sampling/sampling_logp_difference` each logging step when generating "
-            "with vLLM; when the mean stays above max(`threshold`, `factor` x the run's first "
-            "logged value) for `steps` logging steps, log that vLLM "
-            "is not generating from the trained weights, with causes and fix, and stop the run "
-            "if `stop: true`. `false` turns it off. Read by watch/sync_guard.py; "
-            "see docs/vllm.md."
-        ),
-    )
-    vllm_generate_timeout: float = Field(
-        default=900,
-        ge=0,
-        description=(
-            "Seconds the first vLLM server `/generate/` call may take (later ones: 4x the slowest "
-            "seen, at least 60 s, at most this; a call cut there counts as seen, so the one asked again "
-            "gets 4x as long) before the server counts as stalled: an autostarted "
-            "one is restarted (`vllm_max_restarts`), one started by hand ends the run with its "
-            "address and what to check (TRL 1.9 waits forever, e.g. on an engine that died while "
-            "`/health/` still answers). 0: no watchdog (an autostarted server whose process dies or "
-            "stops answering `/health/` is still restarted). Read by watch/liveness.py."
-        ),
-    )
-    vllm_max_restarts: int = Field(
-        default=3,
-        ge=0,
-        description=(
-            "How many times in a run the autostarted vLLM server is restarted when it dies or stalls "
-            "(then the current weights are pushed and the generation asked again; each restart is "
-            "in the rollout log and the report). Past it the run stops with the server log's last "
-            "lines. 0: never restart. Read by watch/recovery.py."
-        ),
-    )
-    doctor: DoctorSettings | bool = Field(
-        default=True,
-        description=(
-            "The run doctor: each logging step it reads TRL's metrics (`completions/clipped_ratio`, "
-            "`frac_reward_zero_std`, `entropy`, `grad_norm`, ...) and `observe/*`; when a failure "
-            "signature (truncation, zero-variance groups, entropy collapse, format without "
-            "correctness, length runaway, NaN/zero gradients) persists `steps` logging steps it logs "
-            "one diagnosis with the fix, records it in the rollout log and the report, and stops "
-            "the run if `stop: true`. A mapping sets `steps, stop` and the thresholds "
-            "(docs/observe.md); `false` turns it off. Read by observe/doctor.py."
-        ),
-    )
-    eval_at_end: EvalAtEndSettings | bool | None = Field(
-        default=None,
-        description=(
-            "Evaluate the saved model on a held-out split when training ends (rank 0), with "
-            "the training rewards; logs `test/accuracy`, `test/pass@k`, ... to the trainer's "
-            "trackers and writes output_dir/eval-SPLIT.json. `true` uses the defaults; a mapping "
-            "sets `split, dataset, samples, limit, seed, batch_size, max_new_tokens, backend, "
-            "correct_reward` (docs/evaluate.md). Read by evaluate/hook.py."
-        ),
-    )
-    eval_every: EvalEverySettings | None = Field(
-        default=None,
-        description=(
-            "Evaluate the live model every `steps` optimizer steps on a fixed held-out slice "
-            "(`limit` problems of `split` or `dataset`) with the training transform, template and "
-            "rewards; rank 0 generates, greedy (+ `samples` for pass@k), with the trainer's vLLM "
-            "server or colocated engine when it uses one (weights synced first), else with "
-            "transformers on the trainer's model. Logs "
-            "`eval/accuracy`, `eval/pass@k`, `eval/format_compliance`, `eval/mean_length`, "
-            "`eval/rewards/NAME/mean` to the trackers, the rollout log and the report; prints the "
-            "backend and the seconds each evaluation took (docs/evaluate.md). Read by "
-            "evaluate/periodic.py."
-        ),
-    )
-    keep_best: KeepBestSettings | None = Field(
-        default=None,
-        description=(
-            "Keep the checkpoint with the best `eval_every` metric (`metric`, `mode`: default "
-            "eval/accuracy, max): a new best forces a checkpoint save at that step, the trainer "
-            "state's best_model_checkpoint protects it from save_total_limit, "
-            "output_dir/best_checkpoint.json names it, and the end of training says which step "
-            "won and by how much it beat the last evaluation. Needs `eval_every`. "
-            "Read by evaluate/periodic.py."
-        ),
-    )
-    prefilled_reasoning_tag: bool = Field(
-        default=False,
-        description=(
-            "Set when the chat template already writes `<reasoning>\\n` after the generation "
-            "prompt, so completions start inside the reasoning block. The registered "
-            "transforms then add a `reasoning_prefill` column and every registered reward "
-            "scores each completion as if it began with that tag (docs/rewards-safety.md). "
-            "Read by transforms/common.py."
-        ),
-    )
-    remote_rewards: list[RemoteRewardSettings] | None = Field(
-        default=None,
-        description=(
-            "Rewards served over the network, declared here and named in `trl.reward_funcs` "
-            "by `name`: `kind: judge` (an LLM judge on an OpenAI-compatible endpoint) or "
-            "`kind: http` (a verifier that answers a JSON POST with a number). Concurrent, "
-            "with timeouts, retries, an on-disk cache and budgets; a sample whose call "
-            "finally fails scores None. See docs/remote-rewards.md. Read by remote/declared.py."
-        ),
-    )
+    system_prompt_role: Literal["user", "system"] = Field(default="user", description="Where registered transforms "
+                                                          "put the format instruction: prepended to the user message "
+                                                          "(as the published GSM8K example does) or as a system "
+                                                          "message. Read by transforms/common.py.")
+    rollout_log: bool = Field(default=True, description="Append every scored completion of the (sync) GRPO trainer "
+                              "to OUTPUT_DIR/rollouts.jsonl (main process only, flushed each step). Read by "
+                              "observe/trainer_hook.py.")
+    rollout_log_max_mb: float = Field(default=256.0, ge=0, description="Rotate rollouts.jsonl into a gzipped "
+                                      "rollouts.N.jsonl.gz once it grows past this many MB (0: never rotate). Read "
+                                      "by observe/trainer_hook.py.")
+    learning_metrics: bool = Field(default=True, description="Log format compliance, answer accuracy, mean "
+                                   "completion length and reflection rate each step under `observe/...` through the "
+                                   "trainer's own loggers. Read by observe/trainer_hook.py.")
+    step_time: bool = Field(default=True, description="Each step, log where its time goes: `time/generation`, "
+                            "`time/rewards`, `time/weight_sync`, `time/optimizer`, `time/other` and `time/step` "
+                            "(seconds, parts exclusive) through the trainer's loggers, a `step_time` record in the "
+                            "rollout log, a stacked bar per step in the report, and the doctor's "
+                            "generation-/push-/reward-/optimizer-bound advice (docs/observe.md). Read by "
+                            "observe/step_time.py.")
+    reflection_phrases: list[str] | None = Field(default=None, description="Self-correction phrases counted by the "
+                                                 "reflection rate (case-insensitive, whole words); default: "
+                                                 "axolotl_grpo_plugin.observe.metrics.DEFAULT_REFLECTION_PHRASES. "
+                                                 "Read by observe/trainer_hook.py.")
+    tools: list[str] = Field(default_factory=list, description="Tools the model may call during its rollouts (TRL's "
+                             "`tools=`): a registered name (`calculator`) or a `module.function` import path, "
+                             "imported from the config's folder first, then the working folder. Every call is "
+                             "contained: a time budget (`tool_timeout_s`), an error result instead of an exception, "
+                             "bounded text. The chat template must be one TRL parses tool calls from "
+                             "(`chat_template: qwen_25` for ChatML models). See docs/tools.md. Read by "
+                             "tools/trainer.py.")
+    environment: str | None = Field(default=None, description="A `module.Class` TRL instantiates once per rollout "
+                                    "(its `environment_factory`): its public methods become the tools of that "
+                                    "rollout. Read by tools/trainer.py.")
+    max_tool_calls: int = Field(default=8, ge=0, description="At most this many rounds of tool calls per completion "
+                                "(TRL's `max_tool_calling_iterations`); each round's results count against "
+                                "`trl.max_completion_length`. Read by tools/trainer.py.")
+    tool_timeout_s: float = Field(default=10.0, gt=0, description="Seconds one tool call may take; past it the call "
+                                  "is killed (a tool given as an import path runs in a worker process) and the model "
+                                  "gets an error result. Read by tools/containment.py.")
+    vllm_autostart: bool = Field(default=False, description="Start `axolotl vllm-serve` on the reserved GPU(s) "
+                                 "before training and stop it after (server mode only: `trl.use_vllm: true`, "
+                                 "`trl.vllm_mode: server`). Once per launch, from LOCAL_RANK 0; output in "
+                                 "`output_dir/vllm-server.log`. See docs/vllm.md. Read by vllm/autostart.py.")
+    vllm_relaunch: bool = Field(default=True, description="When accelerate starts a training process on a GPU "
+                                "reserved for vLLM (plain `axolotl train CONFIG` on 2 GPUs), relaunch with one "
+                                "process per free GPU instead of stopping with an error. Single-node accelerate "
+                                "launches only. See docs/vllm.md. Read by vllm/relaunch.py.")
+    vllm_gpus: list[Annotated[int, Field(ge=0)]] | None = Field(default=None, description="GPU ids (as nvidia-smi "
+                                                                "numbers them) reserved for the autostarted vLLM "
+                                                                "server. Default: the last vllm.tensor_parallel_size "
+                                                                "x vllm.data_parallel_size visible GPUs. Each must "
+                                                                "be a GPU id the machine has (`check --gpus N` says "
+                                                                "how many). Read by vllm/autostart.py.")
+    vllm_startup_timeout: int = Field(default=900, gt=0, description="Seconds to wait for the autostarted server to "
+                                      "answer /health/ (model download, weight loading and CUDA graph capture) "
+                                      "before stopping it and failing. Read by vllm/autostart.py.")
+    weight_sync_guard: WeightSyncGuardSettings | bool = Field(default=True, description="Watch TRL's "
+                                                              "`sampling/sampling_logp_difference` each logging step "
+                                                              "when generating with vLLM; when the mean stays above "
+                                                              "max(`threshold`, `factor` x the run's first logged "
+                                                              "value) for `steps` logging steps, log that vLLM is "
+                                                              "not generating from the trained weights, with causes "
+                                                              "and fix, and stop the run if `stop: true`. `false` "
+                                                              "turns it off. Read by watch/sync_guard.py; see "
+                                                              "docs/vllm.md.")
+    vllm_generate_timeout: float = Field(default=900, ge=0, description="Seconds the first vLLM server `/generate/` "
+                                         "call may take (later ones: 4x the slowest seen, at least 60 s, at most "
+                                         "this; a call cut there counts as seen, so the one asked again gets 4x as "
+                                         "long) before the server counts as stalled: an autostarted one is restarted "
+                                         "(`vllm_max_restarts`), one started by hand ends the run with its address "
+                                         "and what to check (TRL 1.9 waits forever, e.g. on an engine that died "
+                                         "while `/health/` still answers). 0: no watchdog (an autostarted server "
+                                         "whose process dies or stops answering `/health/` is still restarted). Read "
+                                         "by watch/liveness.py.")
+    vllm_max_restarts: int = Field(default=3, ge=0, description="How many times in a run the autostarted vLLM server "
+                                   "is restarted when it dies or stalls (then the current weights are pushed and the "
+                                   "generation asked again; each restart is in the rollout log and the report). Past "
+                                   "it the run stops with the server log's last lines. 0: never restart. Read by "
+                                   "watch/recovery.py.")
+    doctor: DoctorSettings | bool = Field(default=True, description="The run doctor: each logging step it reads "
+                                          "TRL's metrics (`completions/clipped_ratio`, `frac_reward_zero_std`, "
+                                          "`entropy`, `grad_norm`, ...) and `observe/*`; when a failure signature "
+                                          "(truncation, zero-variance groups, entropy collapse, format without "
+                                          "correctness, length runaway, NaN/zero gradients) persists `steps` logging "
+                                          "steps it logs one diagnosis with the fix, records it in the rollout log "
+                                          "and the report, and stops the run if `stop: true`. A mapping sets `steps, "
+                                          "stop` and the thresholds (docs/observe.md); `false` turns it off. Read by "
+                                          "observe/doctor.py.")
+    eval_at_end: EvalAtEndSettings | bool | None = Field(default=None, description="Evaluate the saved model on a "
+                                                         "held-out split when training ends (rank 0), with the "
+                                                         "training rewards; logs `test/accuracy`, `test/pass@k`, ... "
+                                                         "to the trainer's trackers and writes "
+                                                         "output_dir/eval-SPLIT.json. `true` uses the defaults; a "
+                                                         "mapping sets `split, dataset, samples, limit, seed, "
+                                                         "batch_size, max_new_tokens, backend, correct_reward` "
+                                                         "(docs/evaluate.md). Read by evaluate/hook.py.")
+    eval_every: EvalEverySettings | None = Field(default=None, description="Evaluate the live model every `steps` "
+                                                 "optimizer steps on a fixed held-out slice (`limit` problems of "
+                                                 "`split` or `dataset`) with the training transform, template and "
+                                                 "rewards; rank 0 generates, greedy (+ `samples` for pass@k), with "
+                                                 "the trainer's vLLM server or colocated engine when it uses one "
+                                                 "(weights synced first), else with transformers on the trainer's "
+                                                 "model. Logs `eval/accuracy`, `eval/pass@k`, "
+                                                 "`eval/format_compliance`, `eval/mean_length`, "
+                                                 "`eval/rewards/NAME/mean` to the trackers, the rollout log and the "
+                                                 "report; prints the backend and the seconds each evaluation took "
+                                                 "(docs/evaluate.md). Read by evaluate/periodic.py.")
+    keep_best: KeepBestSettings | None = Field(default=None, description="Keep the checkpoint with the best "
+                                               "`eval_every` metric (`metric`, `mode`: default eval/accuracy, max): "
+                                               "a new best forces a checkpoint save at that step, the trainer "
+                                               "state's best_model_checkpoint protects it from save_total_limit, "
+                                               "output_dir/best_checkpoint.json names it, and the end of training "
+                                               "says which step won and by how much it beat the last evaluation. "
+                                               "Needs `eval_every`. Read by evaluate/periodic.py.")
+    prefilled_reasoning_tag: bool = Field(default=False, description="Set when the chat template already writes "
+                                          "`<reasoning>\\n` after the generation prompt, so completions start inside "
+                                          "the reasoning block. The registered transforms then add a "
+                                          "`reasoning_prefill` column and every registered reward scores each "
+                                          "completion as if it began with that tag (docs/rewards-safety.md). Read by "
+                                          "transforms/common.py.")
+    remote_rewards: list[RemoteRewardSettings] | None = Field(default=None, description="Rewards served over the "
+                                                              "network, declared here and named in "
+                                                              "`trl.reward_funcs` by `name`: `kind: judge` (an LLM "
+                                                              "judge on an OpenAI-compatible endpoint) or `kind: "
+                                                              "http` (a verifier that answers a JSON POST with a "
+                                                              "number). Concurrent, with timeouts, retries, an "
+                                                              "on-disk cache and budgets; a sample whose call "
+                                                              "finally fails scores None. See "
+                                                              "docs/remote-rewards.md. Read by remote/declared.py.")
 
-    trl_args: dict[str, Any] | None = Field(
-        default=None,
-        description=(
-            "TRL GRPOConfig options Axolotl 0.19 has no `trl:` key for (e.g. "
-            "`top_entropy_quantile`, `delta`, `disable_dropout`), passed to GRPOConfig by the "
-            "plugin. Names and value types are checked against GRPOConfig when the config is read. "
-            "Read by config/trl_args.py."
-        ),
-    )
+    trl_args: dict[str, Any] | None = Field(default=None, description="TRL GRPOConfig options Axolotl 0.19 has no "
+                                            "`trl:` key for (e.g. `top_entropy_quantile`, `delta`, "
+                                            "`disable_dropout`), passed to GRPOConfig by the plugin. Names and value "
+                                            "types are checked against GRPOConfig when the config is read. Read by "
+                                            "config/trl_args.py.")
 
 
 class GRPOPluginArgs(BaseModel):
