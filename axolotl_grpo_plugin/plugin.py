@@ -83,12 +83,12 @@ class GRPOPlugin(BasePlugin):
         """Runs on the raw config, before Axolotl's schema drops unknown keys."""
         if not self._ours(cfg):
             return
-        from . import run_lock, threads
+        from . import cpu_bf16, run_lock, threads
         from .check.prepare import prepare_config
         from .checkpoints import resume_target
         from .config.run import read_run
         from .errors import GRPOConfigError
-        from .launch import cuda_gpu_count, current_launch, global_rank
+        from .launch import cuda_gpu_count, current_launch, global_rank, local_rank
         from .remote import declared
         from .vllm import autostart, cpu, relaunch
 
@@ -109,6 +109,8 @@ class GRPOPlugin(BasePlugin):
             run, warnings = prepare_config(cfg, launch, run)
             for warning in warnings:
                 LOG.warning(warning)
+            if autostart.is_training_process() and not launch.has_gpu and local_rank() == 0:
+                LOG.info(cpu_bf16.line(run.plugin.cpu_bf16, cpu_bf16.bf16_units()))
             if autostart.is_training_process() and global_rank() == 0:
                 # one run per output_dir: refused here, before data, model or a vLLM server
                 run_lock.hold(run.output_dir)
@@ -119,14 +121,18 @@ class GRPOPlugin(BasePlugin):
             self.run = autostart.on_register(cfg, run)  # the server's address, written into cfg and the run
 
     def get_training_args(self, cfg):
-        """`grpo_plugin.trl_args`: GRPOConfig options Axolotl has no key for."""
+        """`grpo_plugin.trl_args`: GRPOConfig options Axolotl has no key for; the tool loop's
+        rounds; bfloat16 autocast on a CPU run (`grpo_plugin.cpu_bf16`)."""
         if not self._ours(cfg):
             return None
+        from . import cpu_bf16
         from .config.trl_args import configured
+        from .launch import cuda_gpu_count
         from .tools.trainer import training_args
 
         run = self._run(cfg)
-        return {**configured(run), **training_args(run)} or None
+        precision = cpu_bf16.training_args(run.plugin.cpu_bf16, has_gpu=cuda_gpu_count() > 0)
+        return {**configured(run), **training_args(run), **precision} or None
 
     def get_trainer_cls(self, cfg):
         """None: the stock GRPO trainer (Axolotl 0.21's RL builder asks every plugin)."""

@@ -210,6 +210,7 @@ def test_the_plugin_keys_table_is_generated_from_args():
     page = (REPO / PAGE).read_text(encoding="utf-8")
     assert page == with_table(page), \
         f"{PAGE}'s plugin-keys table is stale: run `python -m axolotl_grpo_plugin.keys_table --write`"
+    assert "Undefined" not in page and "| `tools` | `[]` |" in page  # a default_factory's value, not pydantic's marker
 
 
 def test_every_plugin_key_says_which_module_reads_it():

@@ -56,7 +56,8 @@ def check_precision(run: Run, launch: Launch, ours: bool = True) -> list[Problem
                         f"{cpu_route}")]
     problems = []
     bf16, fp16 = run.bf16, run.fp16
-    fix = "set `bf16: false` and `fp16: false` for a CPU run"
+    fix = ("set `bf16: false` and `fp16: false` for a CPU run (`grpo_plugin.cpu_bf16: true` computes in bfloat16 "
+           "over float32 weights)" if ours else "set `bf16: false` and `fp16: false` for a CPU run")
     if bf16 is True:
         problems.append(Problem("bf16", bf16, "there is no GPU; transformers refuses bf16 training without one "
                                 "(\"Your setup doesn't support bf16/gpu\") when the trainer is built.", fix))
@@ -69,6 +70,21 @@ def check_precision(run: Run, launch: Launch, ours: bool = True) -> list[Problem
         problems.append(Problem("bf16", None, "there is no GPU and neither bf16 nor fp16 is set; "
                                 "Axolotl then enables fp16 and the first step crashes.", fix))
     return problems
+
+
+def precision_warnings(run: Run, launch: Launch) -> list[str]:
+    """`grpo_plugin.cpu_bf16` where it does nothing (a GPU run) or costs (a CPU without bfloat16 units)."""
+    from ..cpu_bf16 import BF16_FLAGS, bf16_units
+
+    if not run.plugin.cpu_bf16:
+        return []
+    if launch.has_gpu:
+        return ["`grpo_plugin.cpu_bf16` is for runs without a GPU and does nothing on this GPU run: set `bf16: true` "
+                "for bfloat16 there."]
+    if bf16_units() is None:
+        return [f"`grpo_plugin.cpu_bf16: true` on a CPU without bfloat16 units ({' or '.join(BF16_FLAGS)} in "
+                "/proc/cpuinfo): torch emulates bfloat16 there, slower than float32; remove it on this machine."]
+    return []
 
 
 def check_vllm_autostart(run: Run, launch: Launch) -> list[Problem]:

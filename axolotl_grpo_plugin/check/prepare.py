@@ -31,6 +31,7 @@ from .hardware import (
     check_precision,
     check_vllm_autostart,
     fill_vllm_server_address,
+    precision_warnings,
 )
 from .rewards import check_remote_rewards, check_reward_weights
 from .tools import check_tool_room, check_tool_template, check_tools, check_tools_async
@@ -95,6 +96,7 @@ def prepare_config(cfg: MutableMapping[str, Any], launch: Launch, run: Run | Non
     warnings = dry_run.skipped(run)
     warnings.extend(unknown_top_level_warnings(cfg, not only_ours(cfg)))
     warnings.extend(async_grpo_warnings(run))
+    warnings.extend(precision_warnings(run, launch))
     run, resumed = resume_from_last_whole(cfg, run)
     warnings.extend(resumed)
     if run.trl.use_vllm and not run.trl.vllm_mode:

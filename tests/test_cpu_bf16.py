@@ -1,0 +1,149 @@
+"""`grpo_plugin.cpu_bf16` (cpu_bf16.py): bfloat16 autocast over float32 weights on a run without a GPU.
+The unit tests hold what the plugin asks for and says; the integration test holds that a real
+`axolotl train` then computes in bfloat16 while its weights, gradients and saved model stay float32."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import yaml
+
+from axolotl_grpo_plugin import cpu_bf16
+from axolotl_grpo_plugin.check.hardware import precision_warnings
+from axolotl_grpo_plugin.check.prepare import prepare_config
+from axolotl_grpo_plugin.config.run import read_run
+from axolotl_grpo_plugin.errors import GRPOConfigError
+from axolotl_grpo_plugin.launch import Launch
+
+
+CPU = Launch(processes=1, has_gpu=False)
+GPU = Launch(processes=1, has_gpu=True)
+EPYC = "processor\t: 0\nflags\t\t: fpu sse2 avx512f avx512_bf16 avx512_vnni\n"
+OLDER = "processor\t: 0\nflags\t\t: fpu sse2 avx2 fma\n"
+SAPPHIRE = "flags\t\t: avx512f amx_bf16 amx_tile\n"
+
+
+@pytest.mark.parametrize(("cpuinfo", "units"), [(EPYC, "avx512_bf16"), (SAPPHIRE, "amx_bf16"), (OLDER, None),
+                                                ("", None), ("flags: avx512_bf16_x\n", None)])
+def test_bf16_units_are_read_from_the_flags_line(cpuinfo, units):
+    assert cpu_bf16.bf16_units(cpuinfo) == units
+
+
+def test_the_trainer_is_asked_for_mixed_precision_only_on_a_cpu_run_that_wants_it():
+    assert cpu_bf16.training_args(True, has_gpu=False) == {"bf16": True, "use_cpu": True}
+    assert cpu_bf16.training_args(True, has_gpu=True) == {}
+    assert cpu_bf16.training_args(False, has_gpu=False) == {}
+
+
+def test_the_line_says_what_the_run_computes_in_and_how_to_change_it():
+    assert cpu_bf16.line(True, "avx512_bf16").startswith("precision: bfloat16 autocast over float32 weights")
+    assert "slower" in cpu_bf16.line(True, None)
+    assert "`grpo_plugin.cpu_bf16: true`" in cpu_bf16.line(False, "amx_bf16")
+    assert cpu_bf16.line(False, None) == "precision: float32"
+
+
+def _config(**plugin):
+    return {"rl": "grpo", "base_model": "Qwen/Qwen2.5-1.5B-Instruct", "bf16": False, "fp16": False,
+            "trl": {"num_generations": 4, "max_completion_length": 64, "reward_funcs": ["correctness"]},
+            "datasets": [{"path": "openai/gsm8k", "name": "main", "type": "gsm8k"}], "micro_batch_size": 4,
+            "grpo_plugin": plugin}
+
+
+def test_a_wrong_value_names_the_key():
+    with pytest.raises(GRPOConfigError) as err:
+        read_run(_config(cpu_bf16="yes please"))
+    assert [p.key for p in err.value.problems] == ["grpo_plugin.cpu_bf16"]
+
+
+def test_it_warns_where_it_does_nothing_or_costs(monkeypatch):
+    monkeypatch.setattr(cpu_bf16, "bf16_units", lambda: None)
+    [gpu] = precision_warnings(read_run(_config(cpu_bf16=True)), GPU)
+    assert "does nothing on this GPU run" in gpu and "bf16: true" in gpu
+    [slow] = precision_warnings(read_run(_config(cpu_bf16=True)), CPU)
+    assert "slower than float32" in slow and "avx512_bf16" in slow
+    monkeypatch.setattr(cpu_bf16, "bf16_units", lambda: "avx512_bf16")
+    assert precision_warnings(read_run(_config(cpu_bf16=True)), CPU) == []
+    assert precision_warnings(read_run(_config()), GPU) == []
+
+
+def test_bf16_on_a_cpu_run_points_at_the_key():
+    cfg = _config()
+    cfg["bf16"] = True
+    with pytest.raises(GRPOConfigError) as err:
+        prepare_config(cfg, CPU)
+    [problem] = err.value.problems
+    assert problem.key == "bf16" and "grpo_plugin.cpu_bf16: true" in problem.fix
+
+
+PROBE_PLUGIN = '''
+"""Test-only: what precision the GRPO trainer trains in (printed as one JSON line)."""
+import json
+
+import torch
+from axolotl.integrations.base import BasePlugin
+from transformers import TrainerCallback
+
+
+class Probe(TrainerCallback):
+    def __init__(self, trainer):
+        self.trainer, self.seen = trainer, {}
+        layer = trainer.model.get_output_embeddings()
+        layer.register_forward_hook(self.first_output)
+
+    def first_output(self, module, inputs, output):  # returns None: the output is left as it is
+        self.seen.setdefault("lm_head_out", str(output.dtype))
+
+    def on_pre_optimizer_step(self, args, state, control, **kwargs):  # the gradients are gone at step end
+        self.seen["grads"] = sorted({str(p.grad.dtype) for p in self.trainer.model.parameters() if p.grad is not None})
+
+    def on_step_end(self, args, state, control, **kwargs):
+        model = self.trainer.model
+        moments = {str(v.dtype) for s in self.trainer.optimizer.state.values() for v in s.values()
+                   if torch.is_tensor(v) and v.dim() > 0}
+        print("PRECISION " + json.dumps({"args_bf16": args.bf16, "mixed": self.trainer.accelerator.mixed_precision,
+              "weights": sorted({str(p.dtype) for p in model.parameters()}),
+              "moments": sorted(moments), **self.seen}), flush=True)
+
+
+class ProbePlugin(BasePlugin):
+    def add_callbacks_post_trainer(self, cfg, trainer):
+        return [Probe(trainer)]
+'''
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("wanted", [True, False])
+def test_a_cpu_run_computes_in_bf16_over_float32_weights(repo_root, embedded_model_dir, tmp_path, wanted):
+    """A real `axolotl train` of the smoke config for 2 steps: with the key, the logits are computed
+    in bfloat16 while weights, gradients, AdamW moments and the saved model stay float32; without it,
+    everything is float32 (the probe would see bfloat16 if autocast leaked)."""
+    from conftest import run_axolotl_train
+
+    from axolotl_grpo_plugin.config.load import read_yaml
+
+    (tmp_path / "precision_probe.py").write_text(PROBE_PLUGIN)
+    cfg = read_yaml(repo_root / "configs" / "smoke.yaml")
+    cfg["datasets"][0]["path"] = str(repo_root / cfg["datasets"][0]["path"])
+    cfg["plugins"].append("precision_probe.ProbePlugin")
+    cfg["grpo_plugin"] = {"cpu_bf16": wanted, "rollout_log": False}
+    out = tmp_path / "out"
+    cfg.update(base_model=str(embedded_model_dir), output_dir=str(out), max_steps=2,
+               dataset_prepared_path=str(tmp_path / "prepared"))
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    proc, logged = run_axolotl_train(config, cwd=tmp_path, PYTHONPATH=os.pathsep.join([str(repo_root), str(tmp_path)]))
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-4000:]
+    seen = [json.loads(line.split("PRECISION ", 1)[1]) for line in output.splitlines() if "PRECISION {" in line]
+    assert len(seen) == 2 and len(logged) == 2, output[-3000:]
+    fp32 = ["torch.float32"]
+    for step in seen:
+        assert (step["weights"], step["grads"], step["moments"]) == (fp32, fp32, fp32), step
+        assert step["lm_head_out"] == ("torch.bfloat16" if wanted else "torch.float32"), step
+        assert step["args_bf16"] is wanted and step["mixed"] == ("bf16" if wanted else "no"), step
+    said = [line for line in output.splitlines() if "precision: " in line and "grpo_plugin.plugin" in line]
+    assert len(said) == 1 and ("bfloat16 autocast" in said[0]) is wanted, said or output[-3000:]
+    saved = json.loads((out / "config.json").read_text())
+    assert saved.get("dtype", saved.get("torch_dtype")) == "float32", saved
