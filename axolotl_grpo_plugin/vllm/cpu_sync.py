@@ -237,8 +237,8 @@ def patch_trl_start(dtype: str) -> None:
             base_url = self.server_base_url or f"http://{self.server_host}:{self.server_port}"
             self.vllm_client = vllm_generation.VLLMClient(
                 base_url=base_url, group_port=self.group_port, connection_timeout=self.server_timeout)
-            LOG.info("vLLM on CPU: connected to %s without NCCL; weights go over HTTP, layer by layer",
-                     base_url)
+            LOG.info("vLLM on CPU: connected to %s without NCCL; the weights are pushed layer by layer after "
+                     "each step (the first push says how)", base_url)
         self.accelerator.wait_for_everyone()
 
     _init_vllm._cpu_vllm = True
@@ -263,7 +263,7 @@ def _push_request(group: list[tuple[str, object]]) -> tuple[str, dict]:
     from .wire import encode
 
     params = [encode(n, t) for n, t in group]
-    if AXOLOTL.cpu_push_path == "/collective_rpc":
+    if AXOLOTL.push_by_rpc:
         return AXOLOTL.cpu_push_path, {"method": "http_load_weights_batch", "args": [params]}
     return AXOLOTL.cpu_push_path, {"params": params}
 
@@ -316,7 +316,7 @@ def _server_refusal(base_url: str) -> str | None:
 
     if not _local_host(base_url):
         return f"{base_url} is not on this machine"
-    if AXOLOTL.cpu_push_path != "/collective_rpc":
+    if not AXOLOTL.push_by_rpc:
         return None
     # no retries: an extension without the method answers 500, which TRL's session retries
     try:
@@ -421,7 +421,7 @@ def _push_through_file(client, groups) -> bool:
         from ..config.defaults import AXOLOTL
 
         try:
-            load = _load_by_rpc if AXOLOTL.cpu_push_path == "/collective_rpc" else _load_by_route
+            load = _load_by_rpc if AXOLOTL.push_by_rpc else _load_by_route
             reason = load(client, push.path, groups)
         finally:
             push.close()
