@@ -1,25 +1,26 @@
 """bfloat16 compute over float32 weights on a run without a GPU (`grpo_plugin.cpu_bf16`).
 
 Why: on a CPU the trainer's forward, backward and AdamW are most of a GRPO step (SmolLM2-135M on
-2 cores: 39 s of a 52 s step), and a CPU with bfloat16 units (AVX512-BF16, AMX) multiplies
-several times faster in bfloat16 (`bench/bench_cpu_step_floor.py`). Axolotl's `bf16: true` is no
-way there: it loads the weights in bfloat16, where AdamW's updates at GRPO's learning rates round
-away, and transformers refuses bf16 on a CPU unless `use_cpu` is set. So the plugin asks the
-trainer for accelerate's mixed precision instead (`bf16` + `use_cpu` in the training arguments):
-weights, gradients and optimizer state stay float32, each forward runs under
-`torch.autocast("cpu", bfloat16)` and its outputs come back float32. vLLM keeps generating from the
-float32 weights it is pushed.
+2 cores: 42 s of a 56 s step), and a CPU with bfloat16 units (AVX512-BF16, AMX) multiplies several
+times faster in bfloat16 (`bench/bench_cpu_step_floor.py`). Axolotl's `bf16: true` is no way there:
+it loads the weights in bfloat16, where AdamW's updates at GRPO's learning rates round away, and
+transformers refuses bf16 on a CPU unless `use_cpu` is set. So the plugin asks the trainer for
+accelerate's mixed precision instead (`bf16` + `use_cpu` in the training arguments): weights,
+gradients and optimizer state stay float32, each forward runs under `torch.autocast("cpu",
+bfloat16)` and its outputs come back float32. vLLM keeps generating from the float32 weights it is
+pushed. `auto` turns it on only where the CPU has the units (without them torch emulates bfloat16,
+slower than float32), so one config is fast on both kinds of machine.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 
-# /proc/cpuinfo flags of the x86 units that compute in bfloat16 (without them torch emulates it,
-# slower than float32)
+# /proc/cpuinfo flags of the x86 units that compute in bfloat16
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+Setting = bool | Literal["auto"]
 
 
 def bf16_units(cpuinfo: str | None = None) -> str | None:
@@ -36,16 +37,23 @@ def bf16_units(cpuinfo: str | None = None) -> str | None:
     return None
 
 
-def training_args(wanted: bool, has_gpu: bool) -> dict[str, Any]:
+def wanted(setting: Setting, units: str | None) -> bool:
+    """Whether a CPU run computes in bfloat16: `true`, or `auto` on a CPU with bfloat16 units."""
+    return setting is True or (setting == "auto" and units is not None)
+
+
+def training_args(setting: Setting, has_gpu: bool, units: str | None) -> dict[str, Any]:
     """What the trainer's arguments need for bfloat16 autocast on the CPU (none on a GPU run,
     where `bf16:` is Axolotl's own key)."""
-    return {"bf16": True, "use_cpu": True} if wanted and not has_gpu else {}
+    return {"bf16": True, "use_cpu": True} if not has_gpu and wanted(setting, units) else {}
 
 
-def line(wanted: bool, units: str | None) -> str:
+def line(setting: Setting, units: str | None) -> str:
     """The one line a CPU training run prints about its precision."""
-    if not wanted:
-        hint = f"; this CPU has {units}: `grpo_plugin.cpu_bf16: true` computes in bfloat16" if units else ""
+    if not wanted(setting, units):
+        if setting == "auto":
+            return "precision: float32 (grpo_plugin.cpu_bf16: auto, and this CPU has no bfloat16 units)"
+        hint = f"; this CPU has {units}: `grpo_plugin.cpu_bf16: auto` computes in bfloat16" if units else ""
         return f"precision: float32{hint}"
     where = f"on this CPU's {units} units" if units else "emulated: this CPU has no bfloat16 units, so it is slower"
-    return f"precision: bfloat16 autocast over float32 weights and optimizer ({where}; grpo_plugin.cpu_bf16)"
+    return f"precision: bfloat16 autocast over float32 weights and optimizer ({where}; grpo_plugin.cpu_bf16: {str(setting).lower()})"

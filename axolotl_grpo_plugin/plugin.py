@@ -131,7 +131,7 @@ class GRPOPlugin(BasePlugin):
         from .tools.trainer import training_args
 
         run = self._run(cfg)
-        precision = cpu_bf16.training_args(run.plugin.cpu_bf16, has_gpu=cuda_gpu_count() > 0)
+        precision = cpu_bf16.training_args(run.plugin.cpu_bf16, cuda_gpu_count() > 0, cpu_bf16.bf16_units())
         return {**configured(run), **training_args(run), **precision} or None
 
     def get_trainer_cls(self, cfg):

@@ -32,15 +32,21 @@ def test_bf16_units_are_read_from_the_flags_line(cpuinfo, units):
 
 
 def test_the_trainer_is_asked_for_mixed_precision_only_on_a_cpu_run_that_wants_it():
-    assert cpu_bf16.training_args(True, has_gpu=False) == {"bf16": True, "use_cpu": True}
-    assert cpu_bf16.training_args(True, has_gpu=True) == {}
-    assert cpu_bf16.training_args(False, has_gpu=False) == {}
+    mixed = {"bf16": True, "use_cpu": True}
+    assert cpu_bf16.training_args(True, False, "avx512_bf16") == mixed
+    assert cpu_bf16.training_args(True, False, None) == mixed  # asked for: emulated, and warned about
+    assert cpu_bf16.training_args("auto", False, "amx_bf16") == mixed
+    assert cpu_bf16.training_args("auto", False, None) == {}  # auto: only where the units are
+    assert cpu_bf16.training_args(True, True, "avx512_bf16") == {}  # a GPU run: `bf16:` is Axolotl's
+    assert cpu_bf16.training_args(False, False, "avx512_bf16") == {}
 
 
 def test_the_line_says_what_the_run_computes_in_and_how_to_change_it():
     assert cpu_bf16.line(True, "avx512_bf16").startswith("precision: bfloat16 autocast over float32 weights")
+    assert cpu_bf16.line("auto", "avx512_bf16").endswith("grpo_plugin.cpu_bf16: auto)")
     assert "slower" in cpu_bf16.line(True, None)
-    assert "`grpo_plugin.cpu_bf16: true`" in cpu_bf16.line(False, "amx_bf16")
+    assert "no bfloat16 units" in cpu_bf16.line("auto", None) and cpu_bf16.line("auto", None).startswith("precision: float32")
+    assert "`grpo_plugin.cpu_bf16: auto`" in cpu_bf16.line(False, "amx_bf16")
     assert cpu_bf16.line(False, None) == "precision: float32"
 
 
@@ -59,6 +65,8 @@ def test_a_wrong_value_names_the_key():
 
 def test_it_warns_where_it_does_nothing_or_costs(monkeypatch):
     monkeypatch.setattr(cpu_bf16, "bf16_units", lambda: None)
+    assert precision_warnings(read_run(_config(cpu_bf16="auto")), CPU) == []  # auto turns itself off
+    assert precision_warnings(read_run(_config(cpu_bf16="auto")), GPU) == []
     [gpu] = precision_warnings(read_run(_config(cpu_bf16=True)), GPU)
     assert "does nothing on this GPU run" in gpu and "bf16: true" in gpu
     [slow] = precision_warnings(read_run(_config(cpu_bf16=True)), CPU)

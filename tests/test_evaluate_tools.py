@@ -84,3 +84,22 @@ def test_no_call_no_loop_and_the_budget_is_shared(tokenizer):
     [[(text, ids)]] = loop.generate([prompt_ids(tokenizer)], SamplingSettings(n=1, max_new_tokens=budget))
     assert len(tight.prompts) == 1 and len(ids) <= budget  # the tool turn did not fit: no second turn
     assert "<answer>" not in text and loop.last[0][0].calls[0]["result"] == "42"  # the call itself ran
+
+
+class AlwaysCalls(Scripted):
+    def generate(self, prompts, settings, progress=None):
+        ids = self.tokenizer.encode(call(), add_special_tokens=False)
+        self.prompts.extend(prompts)
+        return [[(call(), ids)] * settings.n for _ in prompts]
+
+
+def test_a_model_still_calling_at_the_last_round_is_scored_on_its_last_turn(tokenizer):
+    """The rounds run out while the model still calls: its final text is read from that last turn
+    (the call, with no answer in it), not from an earlier one."""
+    inner = AlwaysCalls(tokenizer, None)
+    loop = ToolLoop(inner, tokenizer, [contain(calculator)], max_rounds=2)
+    [[(text, ids)]] = loop.generate([prompt_ids(tokenizer)], SamplingSettings(n=1, max_new_tokens=400))
+    ((rollout,),) = loop.last
+    assert len(inner.prompts) == 3 and len(rollout.calls) == 2 and len(rollout.turn_starts) == 2
+    assert "<answer>" not in text and "42" not in text
+    assert text == loop.cut_text(0, 0, ids)  # the same reading, whole

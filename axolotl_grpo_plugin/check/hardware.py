@@ -57,7 +57,7 @@ def check_precision(run: Run, launch: Launch, ours: bool = True) -> list[Problem
     problems = []
     bf16, fp16 = run.bf16, run.fp16
     fix = ("set `bf16: false` and `fp16: false` for a CPU run (`grpo_plugin.cpu_bf16: true` computes in bfloat16 "
-           "over float32 weights)" if ours else "set `bf16: false` and `fp16: false` for a CPU run")
+           "over float32 weights; `auto` where the CPU has bfloat16 units)" if ours else "set `bf16: false` and `fp16: false` for a CPU run")
     if bf16 is True:
         problems.append(Problem("bf16", bf16, "there is no GPU; transformers refuses bf16 training without one "
                                 "(\"Your setup doesn't support bf16/gpu\") when the trainer is built.", fix))
@@ -76,7 +76,7 @@ def precision_warnings(run: Run, launch: Launch) -> list[str]:
     """`grpo_plugin.cpu_bf16` where it does nothing (a GPU run) or costs (a CPU without bfloat16 units)."""
     from ..cpu_bf16 import BF16_FLAGS, bf16_units
 
-    if not run.plugin.cpu_bf16:
+    if run.plugin.cpu_bf16 is not True:  # `auto` turns itself off where it would not help
         return []
     if launch.has_gpu:
         return ["`grpo_plugin.cpu_bf16` is for runs without a GPU and does nothing on this GPU run: set `bf16: true` "

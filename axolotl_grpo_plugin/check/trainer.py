@@ -59,7 +59,9 @@ def async_grpo_warnings(run: Run) -> list[str]:
 
 def _async_bf16_note(run: Run, key: str) -> list[str]:
     """Axolotl 0.21's async trainer scores under `torch.autocast(bfloat16)` whatever the model's dtype."""
-    if run.half_precision or run.plugin.cpu_bf16:  # bfloat16 compute is what the config asks for
+    from ..cpu_bf16 import bf16_units, wanted
+
+    if run.half_precision or wanted(run.plugin.cpu_bf16, bf16_units()):  # bfloat16 compute, asked for
         return []
     return [f"`trl.{key}` on a float32 model: {defaults.AXOLOTL_NAME}'s async trainer computes the policy's "
             "log-probs under bfloat16 autocast, so the loss's ratios have bf16 precision and "

@@ -39,7 +39,7 @@ class Rollout:
     ids: list[int]
     calls: list[dict] = field(default_factory=list)
     turn_starts: list[int] = field(default_factory=list)  # where each turn after a tool turn begins
-    final: str = ""
+    final: str | None = None  # set once its last turn is read (no calls left in it), else at the end
 
 
 class ToolLoop:
@@ -69,7 +69,8 @@ class ToolLoop:
             for rollout, ((_, new_ids),) in zip(pending, more):
                 rollout.ids += list(new_ids)[:budget - len(rollout.ids)]
         for rollout in (r for group in rollouts for r in group):
-            rollout.final = self._final_text(rollout)
+            if rollout.final is None:  # cut by the rounds or the budget while it still called tools
+                rollout.final = self._final_text(rollout)
         self.last = rollouts
         return [[(r.final, r.ids) for r in group] for group in rollouts]
 
@@ -79,9 +80,14 @@ class ToolLoop:
         from trl.chat_template_utils import parse_response
 
         turn_start = self._turn_start(rollout)
+        if turn_start >= len(rollout.ids):
+            rollout.final = ""
+            return False
         message = parse_response(self.tokenizer, rollout.ids[turn_start:], prefix=rollout.prompt + rollout.ids[:turn_start])
         calls = message.get("tool_calls") or []
-        if not calls:
+        if not calls:  # its last turn, read once: the rewards' text
+            content = message.get("content")
+            rollout.final = content if isinstance(content, str) else ""
             return False
         tool_messages = []
         for call in calls:
