@@ -10,6 +10,9 @@ gradients and optimizer state stay float32, each forward runs under `torch.autoc
 bfloat16)` and its outputs come back float32. vLLM keeps generating from the float32 weights it is
 pushed. `auto` turns it on only where the CPU has the units (without them torch emulates bfloat16,
 slower than float32), so one config is fast on both kinds of machine.
+
+Off by default, and in no shipped config: on a tool GRPO run (seed 0) it learned far less than
+float32 (docs/benchmarks.md, "bfloat16 autocast on CPU"), so it is an opt-in for speed until shown equal.
 """
 
 from __future__ import annotations
@@ -53,7 +56,6 @@ def line(setting: Setting, units: str | None) -> str:
     if not wanted(setting, units):
         if setting == "auto":
             return "precision: float32 (grpo_plugin.cpu_bf16: auto, and this CPU has no bfloat16 units)"
-        hint = f"; this CPU has {units}: `grpo_plugin.cpu_bf16: auto` computes in bfloat16" if units else ""
-        return f"precision: float32{hint}"
+        return "precision: float32"
     where = f"on this CPU's {units} units" if units else "emulated: this CPU has no bfloat16 units, so it is slower"
     return f"precision: bfloat16 autocast over float32 weights and optimizer ({where}; grpo_plugin.cpu_bf16: {str(setting).lower()})"
