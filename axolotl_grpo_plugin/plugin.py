@@ -168,6 +168,8 @@ class GRPOPlugin(BasePlugin):
         from .evaluate import periodic
         from .evaluate.hook import remember_trackers
         from .observe import attach, doctor
+        from .tools import post_tool_turns
+        from .tools import trainer as tool_trainer
         from .vllm import cpu
         from .watch import recovery, saves, sync_guard
 
@@ -193,9 +195,9 @@ class GRPOPlugin(BasePlugin):
         # a dead or stalled autostarted server is restarted; each restart is a rollout-log record
         recovery.attach(run, trainer, record=(lambda r: writer.write_step([r])) if writer is not None else None)
         if getattr(self, "tools", None):
-            from .tools.trainer import attach_metrics
-
-            attach_metrics(trainer, self.tools)
+            tool_trainer.attach_metrics(trainer, self.tools)
+        if tool_trainer.wanted(run):
+            post_tool_turns.fix(trainer)  # TRL 1.9: each post-tool turn after its own history
 
     def post_train_unload(self, cfg):
         if not self._ours(cfg):
