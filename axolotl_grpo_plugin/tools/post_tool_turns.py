@@ -8,8 +8,8 @@ ANOTHER rollout's call and result. The trainer scores each turn after its own hi
 the log-probs were up to 8-20 nats apart (`sampling/sampling_logp_difference/max`), TRL's
 sequence-level importance sampling zeroed most tool-using completions (its ratio's mean 0.12-0.62 a
 step, in eighths), and what was left taught answers written after someone else's tool result.
-TRL 1.14 passes `num_generations=1` there; where `_generate_single_turn` has no such parameter,
-`fix` makes the loop generate one continuation per history in the same way.
+TRL 1.14 asks for one continuation per history there; where `_generate_single_turn` has no
+`num_generations` parameter, `fix` makes the loop generate one continuation per history the same way.
 """
 
 from __future__ import annotations
