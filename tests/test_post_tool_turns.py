@@ -78,3 +78,19 @@ def test_the_installed_trl_is_read_right():
     from trl import GRPOTrainer
 
     assert post_tool_turns.needed(GRPOTrainer) is (Version(version("trl")) < Version("1.14"))
+
+
+def test_a_single_turn_patched_after_the_fix_is_the_one_called():
+    """Another plugin's post_trainer_create may replace `_generate_single_turn` after ours: the loop
+    calls that one (with one continuation per history), and leaves it in place."""
+    trainer = GroupedTrainer()
+    post_tool_turns.fix(trainer)
+    calls = []
+
+    def scripted(prompt_ids, images, multimodal_fields):
+        calls.append(trainer.num_generations)
+        return [p + ["scripted"] for p in prompt_ids], None
+
+    trainer._generate_single_turn = scripted
+    assert [h[-1] for h in trainer._tool_call_loop([["a"], ["b"]])] == ["scripted", "scripted"]
+    assert calls == [1] and trainer._generate_single_turn is scripted and trainer.num_generations == 4

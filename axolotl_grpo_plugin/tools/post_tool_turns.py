@@ -34,18 +34,20 @@ def fix(trainer: Any) -> bool:
     """Make this trainer's tool loop generate one continuation per history; True when it was needed."""
     if not needed(type(trainer)):
         return False
-    loop, single_turn = trainer._tool_call_loop, trainer._generate_single_turn
-
-    def one_per_history(*args: Any, **kwargs: Any) -> Any:
-        saved = trainer.num_generations, trainer.num_generations_eval
-        trainer.num_generations = trainer.num_generations_eval = 1
-        try:
-            return single_turn(*args, **kwargs)
-        finally:
-            trainer.num_generations, trainer.num_generations_eval = saved
+    loop = trainer._tool_call_loop
 
     def tool_call_loop(*args: Any, **kwargs: Any) -> Any:
-        own = trainer.__dict__.get("_generate_single_turn")
+        own = trainer.__dict__.get("_generate_single_turn")  # another patch's, kept and called
+        single_turn = trainer._generate_single_turn
+
+        def one_per_history(*turn_args: Any, **turn_kwargs: Any) -> Any:
+            saved = trainer.num_generations, trainer.num_generations_eval
+            trainer.num_generations = trainer.num_generations_eval = 1
+            try:
+                return single_turn(*turn_args, **turn_kwargs)
+            finally:
+                trainer.num_generations, trainer.num_generations_eval = saved
+
         trainer._generate_single_turn = one_per_history
         try:
             return loop(*args, **kwargs)
