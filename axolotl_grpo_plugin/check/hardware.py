@@ -56,8 +56,10 @@ def check_precision(run: Run, launch: Launch, ours: bool = True) -> list[Problem
                         f"{cpu_route}")]
     problems = []
     bf16, fp16 = run.bf16, run.fp16
-    fix = ("set `bf16: false` and `fp16: false` for a CPU run (`grpo_plugin.cpu_bf16: true` computes in bfloat16 "
-           "over float32 weights; `auto` where the CPU has bfloat16 units)" if ours else "set `bf16: false` and `fp16: false` for a CPU run")
+    fix = "set `bf16: false` and `fp16: false` for a CPU run"
+    if ours:  # a GRPO config: the plugin's own way to compute in bfloat16 on a CPU
+        fix += (" (`grpo_plugin.cpu_bf16: true` computes in bfloat16 over float32 weights; `auto` where the CPU "
+                "has bfloat16 units)")
     if bf16 is True:
         problems.append(Problem("bf16", bf16, "there is no GPU; transformers refuses bf16 training without one "
                                 "(\"Your setup doesn't support bf16/gpu\") when the trainer is built.", fix))
