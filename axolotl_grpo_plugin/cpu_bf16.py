@@ -17,6 +17,7 @@ float32 (docs/benchmarks.md, "bfloat16 autocast on CPU"), so it is an opt-in for
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,11 +29,19 @@ Setting = bool | Literal["auto"]
 
 def bf16_units(cpuinfo: str | None = None) -> str | None:
     """The bfloat16 flag this CPU reports (`avx512_bf16`, `amx_bf16`), or None (or not Linux)."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return None
+    return _this_cpus_units() if cpuinfo is None else _units_in(cpuinfo)
+
+
+@cache
+def _this_cpus_units() -> str | None:
+    # asked at register, for the training arguments, by check and by the async note: read once
+    try:
+        return _units_in(Path("/proc/cpuinfo").read_text())
+    except OSError:
+        return None
+
+
+def _units_in(cpuinfo: str) -> str | None:
     for line in cpuinfo.splitlines():
         if line.startswith("flags"):
             flags = set(line.split(":", 1)[1].split())

@@ -31,6 +31,27 @@ def test_bf16_units_are_read_from_the_flags_line(cpuinfo, units):
     assert cpu_bf16.bf16_units(cpuinfo) == units
 
 
+def test_this_cpus_flags_are_read_once_a_process(monkeypatch):
+    reads = []
+
+    class CpuInfo:
+        def __init__(self, path):
+            assert path == "/proc/cpuinfo"
+
+        def read_text(self):
+            reads.append(1)
+            return EPYC
+
+    monkeypatch.setattr(cpu_bf16, "Path", CpuInfo)
+    cpu_bf16._this_cpus_units.cache_clear()
+    try:
+        assert [cpu_bf16.bf16_units() for _ in range(4)] == ["avx512_bf16"] * 4
+        assert len(reads) == 1
+        assert cpu_bf16.bf16_units(OLDER) is None  # a given text is read, not the cached answer
+    finally:
+        cpu_bf16._this_cpus_units.cache_clear()
+
+
 def test_the_trainer_is_asked_for_mixed_precision_only_on_a_cpu_run_that_wants_it():
     mixed = {"bf16": True, "use_cpu": True}
     assert cpu_bf16.training_args(True, False, "avx512_bf16") == mixed
