@@ -19,6 +19,7 @@ from axolotl_grpo_plugin.launch import Launch
 
 
 CPU = Launch(processes=1, has_gpu=False)
+TRL_IS_MODE = "sequence_mask"  # GRPOConfig's default in TRL 1.9 and 1.14
 GPU = Launch(processes=1, has_gpu=True)
 EPYC = "processor\t: 0\nflags\t\t: fpu sse2 avx512f avx512_bf16 avx512_vnni\n"
 OLDER = "processor\t: 0\nflags\t\t: fpu sse2 avx2 fma\n"
@@ -53,21 +54,38 @@ def test_this_cpus_flags_are_read_once_a_process(monkeypatch):
 
 
 def test_the_trainer_is_asked_for_mixed_precision_only_on_a_cpu_run_that_wants_it():
-    mixed = {"bf16": True, "use_cpu": True}
-    assert cpu_bf16.training_args(True, False, "avx512_bf16") == mixed
-    assert cpu_bf16.training_args(True, False, None) == mixed  # asked for: emulated, and warned about
-    assert cpu_bf16.training_args("auto", False, "amx_bf16") == mixed
-    assert cpu_bf16.training_args("auto", False, None) == {}  # auto: only where the units are
-    assert cpu_bf16.training_args(True, True, "avx512_bf16") == {}  # a GPU run: `bf16:` is Axolotl's
-    assert cpu_bf16.training_args(False, False, "avx512_bf16") == {}
+    mixed = {"bf16": True, "use_cpu": True, "vllm_importance_sampling_mode": "token_truncate"}
+    assert cpu_bf16.training_args(True, False, "avx512_bf16", None) == mixed
+    assert cpu_bf16.training_args(True, False, None, None) == mixed  # asked for: emulated, and warned about
+    assert cpu_bf16.training_args("auto", False, "amx_bf16", None) == mixed
+    assert cpu_bf16.training_args("auto", False, None, None) == {}  # auto: only where the units are
+    assert cpu_bf16.training_args(True, True, "avx512_bf16", None) == {}  # a GPU run: `bf16:` is Axolotl's
+    assert cpu_bf16.training_args(False, False, "avx512_bf16", None) == {}
+    # the user's own importance sampling is theirs: Axolotl passes it, the plugin adds none
+    assert cpu_bf16.training_args(True, False, "avx512_bf16", "sequence_mask") == {"bf16": True, "use_cpu": True}
+    assert cpu_bf16.training_args(False, False, "avx512_bf16", "sequence_mask") == {}
 
 
 def test_the_line_says_what_the_run_computes_in_and_how_to_change_it():
-    assert cpu_bf16.line(True, "avx512_bf16").startswith("precision: bfloat16 autocast over float32 weights")
-    assert cpu_bf16.line("auto", "avx512_bf16").endswith("grpo_plugin.cpu_bf16: auto)")
-    assert "slower" in cpu_bf16.line(True, None)
-    assert "no bfloat16 units" in cpu_bf16.line("auto", None) and cpu_bf16.line("auto", None).startswith("precision: float32")
-    assert cpu_bf16.line(False, "amx_bf16") == cpu_bf16.line(False, None) == "precision: float32"
+    assert cpu_bf16.line(True, "avx512_bf16", None).startswith("precision: bfloat16 autocast over float32 weights")
+    assert cpu_bf16.line("auto", "avx512_bf16", None).endswith(
+        "grpo_plugin.cpu_bf16: auto; importance sampling per token, trl.vllm_importance_sampling_mode: token_truncate)")
+    assert cpu_bf16.line("auto", "avx512_bf16", "sequence_mask").endswith("grpo_plugin.cpu_bf16: auto)")
+    assert "slower" in cpu_bf16.line(True, None, None)
+    off = cpu_bf16.line("auto", None, None)
+    assert "no bfloat16 units" in off and off.startswith("precision: float32") and "importance" not in off
+    assert cpu_bf16.line(False, "amx_bf16", None) == cpu_bf16.line(False, None, None) == "precision: float32"
+
+
+def test_the_runs_own_importance_sampling_mode_is_read_as_written():
+    assert read_run(_config()).trl.vllm_importance_sampling_mode is None
+    cfg = _config(cpu_bf16=True)
+    cfg["trl"]["vllm_importance_sampling_mode"] = "sequence_mask"
+    assert read_run(cfg).trl.vllm_importance_sampling_mode == "sequence_mask"
+    cfg["trl"]["vllm_importance_sampling_mode"] = 3
+    with pytest.raises(GRPOConfigError) as err:
+        read_run(cfg)
+    assert [p.key for p in err.value.problems] == ["trl.vllm_importance_sampling_mode"]
 
 
 def _config(**plugin):
@@ -131,6 +149,7 @@ class Probe(TrainerCallback):
         moments = {str(v.dtype) for s in self.trainer.optimizer.state.values() for v in s.values()
                    if torch.is_tensor(v) and v.dim() > 0}
         print("PRECISION " + json.dumps({"args_bf16": args.bf16, "mixed": self.trainer.accelerator.mixed_precision,
+              "is_mode": args.vllm_importance_sampling_mode,
               "weights": sorted({str(p.dtype) for p in model.parameters()}),
               "moments": sorted(moments), **self.seen}), flush=True)
 
@@ -171,6 +190,7 @@ def test_a_cpu_run_computes_in_bf16_over_float32_weights(repo_root, embedded_mod
         assert (step["weights"], step["grads"], step["moments"]) == (fp32, fp32, fp32), step
         assert step["lm_head_out"] == ("torch.bfloat16" if wanted else "torch.float32"), step
         assert step["args_bf16"] is wanted and step["mixed"] == ("bf16" if wanted else "no"), step
+        assert step["is_mode"] == ("token_truncate" if wanted else TRL_IS_MODE), step
     said = [line for line in output.splitlines() if "precision: " in line and "grpo_plugin.plugin" in line]
     assert len(said) == 1 and ("bfloat16 autocast" in said[0]) is wanted, said or output[-3000:]
     saved = json.loads((out / "config.json").read_text())

@@ -101,6 +101,8 @@ class Trl(Keys):
     beta: Number = key(None, "set it to 0 (no KL term) or more", ge=0)
     num_iterations: Count = key(None, "set it to 1 or more", ge=1)
     epsilon: Number = key(None, "set it to 0 or more (0.2 is TRL's default)", ge=0)
+    vllm_importance_sampling_mode: Text = key(None, "set it to token_truncate, token_mask, sequence_truncate or "
+                                              "sequence_mask", must="must be a string")
     async_prefetch: StrictBool = key(False, SWITCH)
     use_data_producer: StrictBool = key(False, SWITCH)
     vllm_enable_sleep_mode: StrictBool = key(False, SWITCH)
