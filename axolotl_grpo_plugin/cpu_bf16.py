@@ -15,8 +15,8 @@ bfloat16 puts ~0.03 nats of noise on each token's log-prob against vLLM's float3
 default importance sampling (`sequence_mask`) sums it over a completion: weights 0.3-2.2 on
 completions vLLM sampled from these very weights. So the run also asks for TRL's per-token
 correction (`token_truncate`: weights near 1) unless `trl.vllm_importance_sampling_mode` is set.
-With it a tool GRPO run learned as well as float32 (docs/benchmarks.md, "bfloat16 autocast on
-CPU"; one seed). Off by default: the no-tool chain is not measured yet.
+With it a tool GRPO run learned as well as float32, but the no-tool chain learned less
+(docs/benchmarks.md, "bfloat16 autocast on CPU"; one seed each): off by default.
 """
 
 from __future__ import annotations

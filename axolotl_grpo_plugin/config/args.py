@@ -216,8 +216,8 @@ class GRPOPluginSettings(BaseModel):
                                              "SmolLM2 steps on a CPU with bfloat16 units (avx512_bf16, amx_bf16), "
                                              "slower without them. `auto`: on only where the CPU has them. Ignored "
                                              "on a GPU. Also sets `trl.vllm_importance_sampling_mode: token_truncate` "
-                                             "when unset; with it a tool run learned as well as float32 (one seed, "
-                                             "docs/benchmarks.md). Read by cpu_bf16.py.")
+                                             "when unset; with it a tool run learned as well as float32, the no-tool "
+                                             "chain less (one seed each, docs/benchmarks.md). Read by cpu_bf16.py.")
     tools: list[str] = Field(default_factory=list, description="Tools the model may call during its rollouts (TRL's "
                              "`tools=`): a registered name (`calculator`) or a `module.function` import path, "
                              "imported from the config's folder first, then the working folder. Every call is "
