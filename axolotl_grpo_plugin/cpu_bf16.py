@@ -14,7 +14,8 @@ slower than float32), so one config is fast on both kinds of machine.
 bfloat16 puts ~0.03 nats of noise on each token's log-prob against vLLM's float32 ones, and TRL's
 default importance sampling (`sequence_mask`) sums it over a completion: weights 0.3-2.2 on
 completions vLLM sampled from these very weights. So the run also asks for TRL's per-token
-correction (`token_truncate`: weights near 1) unless `trl.vllm_importance_sampling_mode` is set.
+correction (`token_truncate`: weights near 1) on a vLLM run (TRL corrects nothing else) unless
+`trl.vllm_importance_sampling_mode` is set.
 With it a tool GRPO run learned as well as float32, but the no-tool chain learned less
 (docs/benchmarks.md, "bfloat16 autocast on CPU"; one seed each): off by default.
 """
@@ -60,21 +61,27 @@ def wanted(setting: Setting, units: str | None) -> bool:
     return setting is True or (setting == "auto" and units is not None)
 
 
-def training_args(setting: Setting, has_gpu: bool, units: str | None, is_mode: str | None) -> dict[str, Any]:
+def sampling_mode(use_vllm: bool, configured: str | None) -> str | None:
+    """The importance-sampling mode bfloat16 asks TRL for: per token where vLLM generates (TRL
+    corrects only vLLM's samples) and the config sets none (`trl.vllm_importance_sampling_mode`)."""
+    return IS_MODE if use_vllm and configured is None else None
+
+
+def training_args(setting: Setting, has_gpu: bool, units: str | None, sampling: str | None) -> dict[str, Any]:
     """What the trainer's arguments need for bfloat16 autocast on the CPU (none on a GPU run,
-    where `bf16:` is Axolotl's own key); `is_mode`: the config's `trl.vllm_importance_sampling_mode`."""
+    where `bf16:` is Axolotl's own key); `sampling`: what `sampling_mode` returned."""
     if has_gpu or not wanted(setting, units):
         return {}
-    return {"bf16": True, "use_cpu": True, **({} if is_mode else {"vllm_importance_sampling_mode": IS_MODE})}
+    return {"bf16": True, "use_cpu": True, **({"vllm_importance_sampling_mode": sampling} if sampling else {})}
 
 
-def line(setting: Setting, units: str | None, is_mode: str | None) -> str:
+def line(setting: Setting, units: str | None, sampling: str | None) -> str:
     """The one line a CPU training run prints about its precision."""
     if not wanted(setting, units):
         if setting == "auto":
             return "precision: float32 (grpo_plugin.cpu_bf16: auto, and this CPU has no bfloat16 units)"
         return "precision: float32"
     where = f"on this CPU's {units} units" if units else "emulated: this CPU has no bfloat16 units, so it is slower"
-    sampling = "" if is_mode else f"; importance sampling per token, trl.vllm_importance_sampling_mode: {IS_MODE}"
+    per_token = f"; importance sampling per token, trl.vllm_importance_sampling_mode: {sampling}" if sampling else ""
     return (f"precision: bfloat16 autocast over float32 weights and optimizer ({where}; grpo_plugin.cpu_bf16: "
-            f"{str(setting).lower()}{sampling})")
+            f"{str(setting).lower()}{per_token})")

@@ -110,7 +110,8 @@ class GRPOPlugin(BasePlugin):
             for warning in warnings:
                 LOG.warning(warning)
             if autostart.is_training_process() and not launch.has_gpu and local_rank() == 0:
-                LOG.info(cpu_bf16.line(run.plugin.cpu_bf16, cpu_bf16.bf16_units(), run.trl.vllm_importance_sampling_mode))
+                sampling = cpu_bf16.sampling_mode(run.trl.use_vllm, run.trl.vllm_importance_sampling_mode)
+                LOG.info(cpu_bf16.line(run.plugin.cpu_bf16, cpu_bf16.bf16_units(), sampling))
             if autostart.is_training_process() and global_rank() == 0:
                 # one run per output_dir: refused here, before data, model or a vLLM server
                 run_lock.hold(run.output_dir)
@@ -131,8 +132,8 @@ class GRPOPlugin(BasePlugin):
         from .tools.trainer import training_args
 
         run = self._run(cfg)
-        precision = cpu_bf16.training_args(run.plugin.cpu_bf16, cuda_gpu_count() > 0, cpu_bf16.bf16_units(),
-                                           run.trl.vllm_importance_sampling_mode)
+        sampling = cpu_bf16.sampling_mode(run.trl.use_vllm, run.trl.vllm_importance_sampling_mode)
+        precision = cpu_bf16.training_args(run.plugin.cpu_bf16, cuda_gpu_count() > 0, cpu_bf16.bf16_units(), sampling)
         return {**configured(run), **training_args(run), **precision} or None
 
     def get_trainer_cls(self, cfg):

@@ -10,12 +10,13 @@ import os
 import pytest
 import yaml
 
-from axolotl_grpo_plugin import cpu_bf16
+from axolotl_grpo_plugin import cpu_bf16, launch
 from axolotl_grpo_plugin.check.hardware import precision_warnings
 from axolotl_grpo_plugin.check.prepare import prepare_config
 from axolotl_grpo_plugin.config.run import read_run
 from axolotl_grpo_plugin.errors import GRPOConfigError
 from axolotl_grpo_plugin.launch import Launch
+from axolotl_grpo_plugin.plugin import GRPOPlugin
 
 
 CPU = Launch(processes=1, has_gpu=False)
@@ -55,24 +56,39 @@ def test_this_cpus_flags_are_read_once_a_process(monkeypatch):
 
 def test_the_trainer_is_asked_for_mixed_precision_only_on_a_cpu_run_that_wants_it():
     mixed = {"bf16": True, "use_cpu": True, "vllm_importance_sampling_mode": "token_truncate"}
-    assert cpu_bf16.training_args(True, False, "avx512_bf16", None) == mixed
-    assert cpu_bf16.training_args(True, False, None, None) == mixed  # asked for: emulated, and warned about
-    assert cpu_bf16.training_args("auto", False, "amx_bf16", None) == mixed
-    assert cpu_bf16.training_args("auto", False, None, None) == {}  # auto: only where the units are
-    assert cpu_bf16.training_args(True, True, "avx512_bf16", None) == {}  # a GPU run: `bf16:` is Axolotl's
-    assert cpu_bf16.training_args(False, False, "avx512_bf16", None) == {}
-    # the user's own importance sampling is theirs: Axolotl passes it, the plugin adds none
-    assert cpu_bf16.training_args(True, False, "avx512_bf16", "sequence_mask") == {"bf16": True, "use_cpu": True}
-    assert cpu_bf16.training_args(False, False, "avx512_bf16", "sequence_mask") == {}
+    assert cpu_bf16.training_args(True, False, "avx512_bf16", "token_truncate") == mixed
+    assert cpu_bf16.training_args(True, False, None, "token_truncate") == mixed  # asked for: emulated, and warned
+    assert cpu_bf16.training_args("auto", False, "amx_bf16", "token_truncate") == mixed
+    assert cpu_bf16.training_args("auto", False, None, "token_truncate") == {}  # auto: only where the units are
+    assert cpu_bf16.training_args(True, True, "avx512_bf16", "token_truncate") == {}  # a GPU run: Axolotl's `bf16:`
+    assert cpu_bf16.training_args(False, False, "avx512_bf16", "token_truncate") == {}
+    assert cpu_bf16.training_args(True, False, "avx512_bf16", None) == {"bf16": True, "use_cpu": True}
+
+
+@pytest.mark.parametrize("use_vllm, configured, asked", [
+    (True, None, "token_truncate"),
+    (True, "sequence_mask", None),  # the user's own importance sampling is theirs: Axolotl passes it
+    (False, None, None),  # no vLLM: TRL corrects nothing, so nothing is asked for (or said)
+])
+def test_per_token_sampling_is_asked_for_only_where_trl_would_apply_it(monkeypatch, use_vllm, configured, asked):
+    assert cpu_bf16.sampling_mode(use_vllm, configured) == asked
+    monkeypatch.setattr(cpu_bf16, "bf16_units", lambda: "avx512_bf16")
+    monkeypatch.setattr(launch, "cuda_gpu_count", lambda: 0)
+    cfg = _config(cpu_bf16=True)
+    cfg["trl"].update(use_vllm=use_vllm, **({"vllm_importance_sampling_mode": configured} if configured else {}))
+    args = GRPOPlugin().get_training_args(cfg)  # what the trainer is built with
+    assert args["bf16"] is True and args.get("vllm_importance_sampling_mode") == asked, args
+    line = cpu_bf16.line(True, "avx512_bf16", asked)
+    assert ("importance sampling per token" in line) is (asked is not None), line
 
 
 def test_the_line_says_what_the_run_computes_in_and_how_to_change_it():
     assert cpu_bf16.line(True, "avx512_bf16", None).startswith("precision: bfloat16 autocast over float32 weights")
-    assert cpu_bf16.line("auto", "avx512_bf16", None).endswith(
+    assert cpu_bf16.line("auto", "avx512_bf16", "token_truncate").endswith(
         "grpo_plugin.cpu_bf16: auto; importance sampling per token, trl.vllm_importance_sampling_mode: token_truncate)")
-    assert cpu_bf16.line("auto", "avx512_bf16", "sequence_mask").endswith("grpo_plugin.cpu_bf16: auto)")
+    assert cpu_bf16.line("auto", "avx512_bf16", None).endswith("grpo_plugin.cpu_bf16: auto)")
     assert "slower" in cpu_bf16.line(True, None, None)
-    off = cpu_bf16.line("auto", None, None)
+    off = cpu_bf16.line("auto", None, "token_truncate")
     assert "no bfloat16 units" in off and off.startswith("precision: float32") and "importance" not in off
     assert cpu_bf16.line(False, "amx_bf16", None) == cpu_bf16.line(False, None, None) == "precision: float32"
 
@@ -190,7 +206,7 @@ def test_a_cpu_run_computes_in_bf16_over_float32_weights(repo_root, embedded_mod
         assert (step["weights"], step["grads"], step["moments"]) == (fp32, fp32, fp32), step
         assert step["lm_head_out"] == ("torch.bfloat16" if wanted else "torch.float32"), step
         assert step["args_bf16"] is wanted and step["mixed"] == ("bf16" if wanted else "no"), step
-        assert step["is_mode"] == ("token_truncate" if wanted else TRL_IS_MODE), step
+        assert step["is_mode"] == TRL_IS_MODE, step  # no vLLM in the smoke config: nothing to correct
     said = [line for line in output.splitlines() if "precision: " in line and "grpo_plugin.plugin" in line]
     assert len(said) == 1 and ("bfloat16 autocast" in said[0]) is wanted, said or output[-3000:]
     saved = json.loads((out / "config.json").read_text())

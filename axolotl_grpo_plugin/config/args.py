@@ -215,8 +215,8 @@ class GRPOPluginSettings(BaseModel):
                                              "`bf16:` stays false, which would load bfloat16 weights): 1.6x faster "
                                              "SmolLM2 steps on a CPU with bfloat16 units (avx512_bf16, amx_bf16), "
                                              "slower without them. `auto`: on only where the CPU has them. Ignored "
-                                             "on a GPU. Also sets `trl.vllm_importance_sampling_mode: token_truncate` "
-                                             "when unset; with it a tool run learned as well as float32, the no-tool "
+                                             "on a GPU. With vLLM also sets `trl.vllm_importance_sampling_mode: "
+                                             "token_truncate` when unset; with it a tool run learned as well as float32, the no-tool "
                                              "chain less (one seed each, docs/benchmarks.md). Read by cpu_bf16.py.")
     tools: list[str] = Field(default_factory=list, description="Tools the model may call during its rollouts (TRL's "
                              "`tools=`): a registered name (`calculator`) or a `module.function` import path, "
