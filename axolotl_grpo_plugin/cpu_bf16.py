@@ -15,9 +15,11 @@ bfloat16 puts ~0.03 nats of noise on each token's log-prob against vLLM's float3
 default importance sampling (`sequence_mask`) sums it over a completion: weights 0.3-2.2 on
 completions vLLM sampled from these very weights. So the run also asks for TRL's per-token
 correction (`token_truncate`: weights near 1) on a vLLM run (TRL corrects nothing else) unless
-`trl.vllm_importance_sampling_mode` is set.
-With it a tool GRPO run learned as well as float32, but the no-tool chain learned less
-(docs/benchmarks.md, "bfloat16 autocast on CPU"; one seed each): off by default.
+`trl.vllm_importance_sampling_mode` is set. Part of that noise is the logits' own rounding
+(bfloat16 keeps 8 bits: a logit of 20 is rounded to 1/8), so the output layer computes in
+float32: the gap falls by a quarter to a half, and the no-tool chain, which learned 3.4 points of
+format less with bfloat16 logits, learned as well as float32 (docs/benchmarks.md, "bfloat16
+autocast on CPU").
 """
 
 from __future__ import annotations
@@ -83,5 +85,26 @@ def line(setting: Setting, units: str | None, sampling: str | None) -> str:
         return "precision: float32"
     where = f"on this CPU's {units} units" if units else "emulated: this CPU has no bfloat16 units, so it is slower"
     per_token = f"; importance sampling per token, trl.vllm_importance_sampling_mode: {sampling}" if sampling else ""
-    return (f"precision: bfloat16 autocast over float32 weights and optimizer ({where}; grpo_plugin.cpu_bf16: "
-            f"{str(setting).lower()}{per_token})")
+    return (f"precision: bfloat16 autocast over float32 weights and optimizer, float32 logits ({where}; "
+            f"grpo_plugin.cpu_bf16: {str(setting).lower()}{per_token})")
+
+
+def float32_logits(trainer) -> bool:
+    """Under the trainer's CPU autocast, compute the output layer (the logits) in float32.
+
+    Why: see the module's docstring; it costs ~1.1x the trainer's bfloat16 compute on SmolLM2,
+    whose output layer is a fifth of its multiplies. True when it was done."""
+    import torch
+
+    layer = trainer.model.get_output_embeddings()
+    if layer is None or trainer.accelerator.mixed_precision != "bf16" or trainer.args.device.type != "cpu":
+        return False
+    autocast_forward = layer.forward
+
+    def forward(hidden):
+        with torch.autocast("cpu", enabled=False):
+            return autocast_forward(hidden.float())
+
+    layer.forward = forward
+    return True
+

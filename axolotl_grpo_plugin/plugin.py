@@ -165,7 +165,7 @@ class GRPOPlugin(BasePlugin):
         (docs/vllm.md)."""
         if not self._ours(cfg):
             return
-        from . import async_prompts, interrupted, run_lock
+        from . import async_prompts, cpu_bf16, interrupted, run_lock
         from .config.trl_args import log_reached
         from .evaluate import periodic
         from .evaluate.hook import remember_trackers
@@ -183,6 +183,7 @@ class GRPOPlugin(BasePlugin):
         report_errors_during_training(trainer)
         saves.watch_saves(trainer)  # a full disk while saving: which checkpoint is whole
         cpu.attach_weight_sync(trainer)  # vLLM's CPU build only: layer-wise reload_weights push
+        cpu_bf16.float32_logits(trainer)  # under CPU bfloat16 autocast: the logits in float32
         with reported_as_exit():
             run = self._run(cfg)
         self.eval_trackers = remember_trackers(trainer)

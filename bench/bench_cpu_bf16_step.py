@@ -73,6 +73,7 @@ def main() -> None:
     parser.add_argument("--first", type=int, default=1, help="the first step counted in the means (default 1)")
     parser.add_argument("--out", type=Path, help="folder for the configs, logs and outputs (default: a temporary one)")
     args = parser.parse_args()
+    args.model, args.data = args.model.resolve(), args.data.resolve()  # the runs start in --out
     out = (args.out or Path(tempfile.mkdtemp(prefix="bench-cpu-bf16-"))).resolve()
     out.mkdir(parents=True, exist_ok=True)
     arms = {name: train(config(args, out, name == "bf16")) for name in ("float32", "bf16")}

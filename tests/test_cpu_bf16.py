@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+from types import SimpleNamespace
 
 import pytest
+import torch
 import yaml
 
 from axolotl_grpo_plugin import cpu_bf16, launch
@@ -83,7 +85,8 @@ def test_per_token_sampling_is_asked_for_only_where_trl_would_apply_it(monkeypat
 
 
 def test_the_line_says_what_the_run_computes_in_and_how_to_change_it():
-    assert cpu_bf16.line(True, "avx512_bf16", None).startswith("precision: bfloat16 autocast over float32 weights")
+    assert cpu_bf16.line(True, "avx512_bf16", None).startswith(
+        "precision: bfloat16 autocast over float32 weights and optimizer, float32 logits (on this CPU's avx512_bf16")
     assert cpu_bf16.line("auto", "avx512_bf16", "token_truncate").endswith(
         "grpo_plugin.cpu_bf16: auto; importance sampling per token, trl.vllm_importance_sampling_mode: token_truncate)")
     assert cpu_bf16.line("auto", "avx512_bf16", None).endswith("grpo_plugin.cpu_bf16: auto)")
@@ -139,6 +142,34 @@ def test_bf16_on_a_cpu_run_points_at_the_key():
     assert problem.key == "bf16" and "grpo_plugin.cpu_bf16: true" in problem.fix
 
 
+def _trainer(model, mixed_precision="bf16", device="cpu"):
+    return SimpleNamespace(model=model, accelerator=SimpleNamespace(mixed_precision=mixed_precision),
+                           args=SimpleNamespace(device=torch.device(device)))
+
+
+def test_the_logits_stay_float32_under_cpu_autocast(embedded_model_dir):
+    """The output layer runs in float32 inside the trainer's bfloat16 autocast: the logits are the
+    float32 product of the (autocast) hidden states, not their bfloat16 rounding; the layers before
+    it stay bfloat16."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(embedded_model_dir, dtype=torch.float32)
+    ids = torch.randint(0, model.config.vocab_size, (2, 24), generator=torch.Generator().manual_seed(0))
+    seen = {}
+    model.model.layers[0].mlp.down_proj.register_forward_hook(lambda m, i, o: seen.update(inner=o.dtype))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        rounded = model(ids).logits
+        assert cpu_bf16.float32_logits(_trainer(model))
+        kept = model(ids, output_hidden_states=True)
+    with torch.no_grad():
+        exact = torch.nn.functional.linear(kept.hidden_states[-1].float(), model.get_output_embeddings().weight)
+    assert rounded.dtype == torch.bfloat16 and kept.logits.dtype == torch.float32 and seen["inner"] == torch.bfloat16
+    assert torch.allclose(kept.logits, exact, rtol=0, atol=1e-5)
+    assert not torch.allclose(rounded.float(), exact, rtol=0, atol=1e-5)  # what plain autocast gives
+    assert not cpu_bf16.float32_logits(_trainer(model, mixed_precision="no"))  # float32 already
+    assert not cpu_bf16.float32_logits(_trainer(model, device="cuda"))  # a GPU's bf16 is Axolotl's
+
+
 PROBE_PLUGIN = '''
 """Test-only: what precision the GRPO trainer trains in (printed as one JSON line)."""
 import json
@@ -151,11 +182,15 @@ from transformers import TrainerCallback
 class Probe(TrainerCallback):
     def __init__(self, trainer):
         self.trainer, self.seen = trainer, {}
-        layer = trainer.model.get_output_embeddings()
-        layer.register_forward_hook(self.first_output)
+        head = trainer.model.get_output_embeddings()
+        inner = next(m for m in trainer.model.modules() if isinstance(m, torch.nn.Linear) and m is not head)
+        head.register_forward_hook(self.output("lm_head_out"))
+        inner.register_forward_hook(self.output("inner_linear_out"))
 
-    def first_output(self, module, inputs, output):  # returns None: the output is left as it is
-        self.seen.setdefault("lm_head_out", str(output.dtype))
+    def output(self, name):
+        def first_output(module, inputs, output):  # returns None: the output is left as it is
+            self.seen.setdefault(name, str(output.dtype))
+        return first_output
 
     def on_pre_optimizer_step(self, args, state, control, **kwargs):  # the gradients are gone at step end
         self.seen["grads"] = sorted({str(p.grad.dtype) for p in self.trainer.model.parameters() if p.grad is not None})
@@ -204,7 +239,8 @@ def test_a_cpu_run_computes_in_bf16_over_float32_weights(repo_root, embedded_mod
     fp32 = ["torch.float32"]
     for step in seen:
         assert (step["weights"], step["grads"], step["moments"]) == (fp32, fp32, fp32), step
-        assert step["lm_head_out"] == ("torch.bfloat16" if wanted else "torch.float32"), step
+        assert step["inner_linear_out"] == ("torch.bfloat16" if wanted else "torch.float32"), step
+        assert step["lm_head_out"] == "torch.float32", step  # the logits: float32 under autocast too
         assert step["args_bf16"] is wanted and step["mixed"] == ("bf16" if wanted else "no"), step
         assert step["is_mode"] == TRL_IS_MODE, step  # no vLLM in the smoke config: nothing to correct
     said = [line for line in output.splitlines() if "precision: " in line and "grpo_plugin.plugin" in line]

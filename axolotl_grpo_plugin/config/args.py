@@ -212,12 +212,13 @@ class GRPOPluginSettings(BaseModel):
     cpu_bf16: bool | Literal["auto"] = Field(default=False, description="On a run without a GPU, compute the "
                                              "trainer's forward and backward in bfloat16 autocast over float32 "
                                              "weights, gradients and AdamW state (accelerate's mixed precision; "
-                                             "`bf16:` stays false, which would load bfloat16 weights): 1.6x faster "
+                                             "`bf16:` stays false, which would load bfloat16 weights): 1.5x faster "
                                              "SmolLM2 steps on a CPU with bfloat16 units (avx512_bf16, amx_bf16), "
                                              "slower without them. `auto`: on only where the CPU has them. Ignored "
-                                             "on a GPU. With vLLM also sets `trl.vllm_importance_sampling_mode: "
-                                             "token_truncate` when unset; with it a tool run learned as well as float32, the no-tool "
-                                             "chain less (one seed each, docs/benchmarks.md). Read by cpu_bf16.py.")
+                                             "on a GPU. The logits stay float32; with vLLM also sets "
+                                             "`trl.vllm_importance_sampling_mode: token_truncate` when unset. The no-tool "
+                                             "GSM8K chain learned as well as float32 (5 seeds, docs/benchmarks.md). "
+                                             "Read by cpu_bf16.py.")
     tools: list[str] = Field(default_factory=list, description="Tools the model may call during its rollouts (TRL's "
                              "`tools=`): a registered name (`calculator`) or a `module.function` import path, "
                              "imported from the config's folder first, then the working folder. Every call is "
