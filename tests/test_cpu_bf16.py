@@ -4,6 +4,7 @@ The unit tests hold what the plugin asks for and says; the integration test hold
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from types import SimpleNamespace
@@ -166,6 +167,14 @@ def test_the_logits_stay_float32_under_cpu_autocast(embedded_model_dir):
     assert rounded.dtype == torch.bfloat16 and kept.logits.dtype == torch.float32 and seen["inner"] == torch.bfloat16
     assert torch.allclose(kept.logits, exact, rtol=0, atol=1e-5)
     assert not torch.allclose(rounded.float(), exact, rtol=0, atol=1e-5)  # what plain autocast gives
+    twin = copy.deepcopy(model)  # computes with its own weights, not the original's
+    with torch.no_grad():
+        twin.get_output_embeddings().weight.mul_(2)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            doubled = twin(ids, output_hidden_states=True)
+        assert doubled.logits.dtype == torch.float32
+        assert torch.allclose(doubled.logits, torch.nn.functional.linear(
+            doubled.hidden_states[-1].float(), twin.get_output_embeddings().weight), rtol=0, atol=1e-5)
     assert not cpu_bf16.float32_logits(_trainer(model, mixed_precision="no"))  # float32 already
     assert not cpu_bf16.float32_logits(_trainer(model, device="cuda"))  # a GPU's bf16 is Axolotl's
 
