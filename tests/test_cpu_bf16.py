@@ -223,9 +223,10 @@ class ProbePlugin(BasePlugin):
 @pytest.mark.integration
 @pytest.mark.parametrize("wanted", [True, False])
 def test_a_cpu_run_computes_in_bf16_over_float32_weights(repo_root, embedded_model_dir, tmp_path, wanted):
-    """A real `axolotl train` of the smoke config for 2 steps: with the key, the logits are computed
-    in bfloat16 while weights, gradients, AdamW moments and the saved model stay float32; without it,
-    everything is float32 (the probe would see bfloat16 if autocast leaked)."""
+    """A real `axolotl train` of the smoke config for 2 steps: with the key, the decoder's layers
+    compute in bfloat16 and the logits in float32, while weights, gradients, AdamW moments and the
+    saved model stay float32; without it, everything is float32 (the probe would see bfloat16 if
+    autocast leaked)."""
     from conftest import run_axolotl_train
 
     from axolotl_grpo_plugin.config.load import read_yaml
