@@ -93,11 +93,19 @@ def line(setting: Setting, units: str | None, sampling: str | None) -> str:
 def float32_logits(trainer) -> bool:
     """Under the trainer's CPU autocast, compute the output layer (the logits) in float32.
 
-    Why: see the module's docstring; it costs 1.1-1.2x the trainer's bfloat16 compute on SmolLM2,
-    whose output layer is a fifth of its multiplies. Bound methods, not a closure, so a deep copy
-    of the model computes with its own weights. True when it was done."""
-    layer = trainer.model.get_output_embeddings()
-    if layer is None or trainer.accelerator.mixed_precision != "bf16" or trainer.args.device.type != "cpu":
+    Why: see the module's docstring; it costs 1.1-1.3x the trainer's bfloat16 compute on SmolLM2,
+    whose output layer is a fifth of its multiplies. True when it was done."""
+    if trainer.accelerator.mixed_precision != "bf16" or trainer.args.device.type != "cpu":
+        return False
+    return float32_output_layer(trainer.model)
+
+
+def float32_output_layer(model) -> bool:
+    """The model's output layer computes in float32 inside any CPU autocast region from now on (a
+    no-op outside one). Bound methods, not a closure, so a deep copy of the model computes with its
+    own weights. False when the model has no output layer."""
+    layer = model.get_output_embeddings()
+    if layer is None:
         return False
     layer.autocast_forward = layer.forward
     layer.forward = MethodType(_logits_in_float32, layer)

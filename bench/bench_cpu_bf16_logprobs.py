@@ -11,7 +11,9 @@ real GSM8K prompts from the model (float32, temperature 1), then scores them thr
 the logits) computed in float32. For each: the per-token log-prob gap to float32 (mean, 99th
 percentile, max), the per-completion summed gap (what TRL's `sequence_mask` importance sampling
 exponentiates), and the seconds of one optimizer step's compute over those sequences (a no-grad
-forward for the old log-probs, then forward + backward per micro batch, then AdamW). Prints JSON lines.
+forward for the old log-probs, then forward + backward per micro batch; no update, so every mode
+scores the same weights). The third mode wraps the model with the plugin's own
+`cpu_bf16.float32_output_layer`. Prints JSON lines.
 """
 
 from __future__ import annotations
@@ -20,40 +22,24 @@ import argparse
 import contextlib
 import json
 import os
+import sys
 import time
+from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 
-MODES = ("float32", "bfloat16 autocast", "autocast, lm_head float32")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from axolotl_grpo_plugin.cpu_bf16 import float32_output_layer  # noqa: E402  the plugin's own wrap
 
 
-@contextlib.contextmanager
-def float32_output_layer(model):
-    """The logits computed in float32 inside an autocast region (the rest stays bfloat16)."""
-    layer = model.get_output_embeddings()
-    original = layer.forward
-
-    def forward(hidden):
-        with torch.autocast("cpu", enabled=False):
-            return original(hidden.float())
-
-    layer.forward = forward
-    try:
-        yield
-    finally:
-        layer.forward = original
+MODES = ("float32", "bfloat16 autocast", "autocast, lm_head float32")  # in this order: the wrap stays
 
 
-def precision(model, mode: str):
-    if mode == "float32":
-        return contextlib.nullcontext()
-    stack = contextlib.ExitStack()
-    stack.enter_context(torch.autocast("cpu", dtype=torch.bfloat16))
-    if mode == "autocast, lm_head float32":
-        stack.enter_context(float32_output_layer(model))
-    return stack
+def precision(mode: str):
+    return contextlib.nullcontext() if mode == "float32" else torch.autocast("cpu", dtype=torch.bfloat16)
 
 
 def token_logps(model, ids, mask, prompt_len: int) -> torch.Tensor:
@@ -63,7 +49,7 @@ def token_logps(model, ids, mask, prompt_len: int) -> torch.Tensor:
 
 def step_seconds(model, optimizer, batches, prompt_len: int, mode: str) -> float:
     started = time.perf_counter()
-    with precision(model, mode):
+    with precision(mode):
         for ids, mask in batches:
             with torch.no_grad():
                 token_logps(model, ids, mask, prompt_len)
@@ -101,15 +87,14 @@ def main() -> None:
                       "completion_tokens": ids.shape[1] - prompt_len}), flush=True)
 
     model.eval()  # dropout off, as TRL's GRPO trainer has it
-    with torch.no_grad():
-        scored = {}
-        for mode in MODES:
-            with precision(model, mode):
-                scored[mode] = torch.cat([token_logps(model, ids[i:i + args.micro_batch], mask[i:i + args.micro_batch],
-                                                      prompt_len) for i in range(0, len(ids), args.micro_batch)])
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-6)
     batches = [(ids[i:i + args.micro_batch], mask[i:i + args.micro_batch]) for i in range(0, len(ids), args.micro_batch)]
+    scored = {}
     for mode in MODES:
+        if mode == "autocast, lm_head float32":
+            float32_output_layer(model)  # what `cpu_bf16` does to the trainer's model
+        with torch.no_grad(), precision(mode):
+            scored[mode] = torch.cat([token_logps(model, i, m, prompt_len) for i, m in batches])
         gap = (scored[mode] - scored["float32"]).abs()
         summed = (scored[mode] - scored["float32"]).sum(-1)
         step_seconds(model, optimizer, batches[:1], prompt_len, mode)  # warm up this mode's kernels
@@ -121,7 +106,6 @@ def main() -> None:
                           "completion_weight_range": [round(summed.exp().min().item(), 3),
                                                       round(summed.exp().max().item(), 3)],
                           "compute_s": round(seconds, 2)}), flush=True)
-
 
 if __name__ == "__main__":
     main()
