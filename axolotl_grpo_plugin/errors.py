@@ -34,8 +34,8 @@ class Problem:
         return f"  - {self.key} = {short_repr(self.value)}\n      {self.message}\n      fix: {self.fix}"
 
     def line(self) -> str:
-        message = self.message.rstrip().rstrip(".")
-        return f"{self.key} = {short_repr(self.value)}: {message}. Fix: {self.fix.rstrip('.')}."
+        message, fix = self.message.rstrip().rstrip("."), self.fix.rstrip().rstrip(".")
+        return f"{self.key} = {short_repr(self.value)}: {message}. Fix: {fix}{'' if fix.endswith('?') else '.'}"
 
 
 class PluginError(ValueError):

@@ -126,3 +126,33 @@ def test_switches_and_half_precision_read_through_the_one_reader(cfg, on_keys, h
                 "fp16": run.fp16}
     assert [k for k, on in switches.items() if on is True] == on_keys
     assert run.half_precision is half
+
+
+@pytest.mark.parametrize("section, key, message", [
+    # a key inside a section that may also be `true`/`false`: named whole, not as the section
+    ({"doctor": {"truncation": 2}}, "grpo_plugin.doctor.truncation", "must be in (0, 1]"),
+    ({"doctor": {"entropy_ratio": 1}}, "grpo_plugin.doctor.entropy_ratio", "must be in (0, 1)"),
+    ({"doctor": {"zero_grad": "x"}}, "grpo_plugin.doctor.zero_grad", "must be a number"),
+    ({"keep_best": {"mode": "up"}}, "grpo_plugin.keep_best.mode", "must be 'max' or 'min'"),
+    ({"weight_sync_guard": 3}, "grpo_plugin.weight_sync_guard", "must be a mapping of keys, or true or false"),
+    ({"cpu_bf16": "maybe"}, "grpo_plugin.cpu_bf16", "must be true or false, or 'auto'"),
+    ({"max_tool_calls": -1}, "grpo_plugin.max_tool_calls", "must be >= 0"),
+    ({"tools": "calculator"}, "grpo_plugin.tools", "must be a list, not str"),
+    ({"vllm_gpus": [0, -1]}, "grpo_plugin.vllm_gpus", "each entry must be >= 0"),
+    ({"eval_every": {}}, "grpo_plugin.eval_every.steps", "is required"),
+    ({"remote_rewards": [{"name": "a", "kind": "jud"}]}, "grpo_plugin.remote_rewards[0].kind",
+     "must be 'judge' or 'http'"),
+    ({"remote_rewards": [{"name": "a", "kind": "judge", "score": {"min": "q"}}]},
+     "grpo_plugin.remote_rewards[0].score.min", "must be a number"),
+])
+def test_a_wrong_plugin_value_is_named_by_its_whole_key_in_the_words_of_every_key(section, key, message):
+    (problem,) = problems({"grpo_plugin": section})
+    assert (problem.key, problem.message) == (key, message + ".")
+
+
+def test_a_plugin_fix_gives_the_default_and_a_nested_unknown_key_the_closest_known_one():
+    (problem,) = problems({"grpo_plugin": {"doctor": {"truncation": 2}}})
+    assert "default, 0.9" in problem.fix
+    (problem,) = problems({"grpo_plugin": {"doctor": {"truncaton": 0.5}}})
+    assert (problem.key, problem.fix) == ("grpo_plugin.doctor.truncaton", "did you mean `truncation`?")
+    assert problem.line().endswith("Fix: did you mean `truncation`?")

@@ -22,6 +22,9 @@ def test_known_grpo_options_of_the_right_type_pass():
     ({"beta": 0.1}, "beta", "set `trl.beta` instead"),
     ({"steps_per_generation": 4}, "steps_per_generation", "trl.generation_batch_size"),
     ({"learning_rate": 1e-5}, "learning_rate", "set top-level `learning_rate` instead"),
+    ({"top_entropy_quantile": 1.5}, "top_entropy_quantile", "GRPOConfig states it must be in [0, 1]"),
+    ({"delta": 0}, "delta", "GRPOConfig states it must be > 0"),
+    ({"max_tool_calling_iterations": -1}, "max_tool_calling_iterations", "GRPOConfig states it must be >= 0"),
 ])
 def test_bad_options_name_the_key_and_the_fix(args, key, says):
     (problem,) = trl_args.check(read_run(cfg_with(**args)))

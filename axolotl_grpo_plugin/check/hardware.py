@@ -115,7 +115,7 @@ def check_gpu_layout(run: Run, launch: Launch) -> list[Problem]:
         layout = run.gpu_layout(launch.gpus, launch.machine_gpus)
         check_launch(layout, launch.gpus, launch.node_processes, run.config_path)
     except GpuLayoutError as exc:
-        return [Problem(exc.key, exc.value, exc.message, exc.fix)]
+        return exc.problems
     return []
 
 

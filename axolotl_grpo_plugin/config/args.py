@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import PLUGIN_KEYS_DOC, GRPOConfigError, Problem
+from . import invalid
 
 
 class HeldOutSettings(BaseModel):
@@ -375,26 +376,4 @@ def settings(cfg: Any) -> GRPOPluginSettings:
     try:
         return GRPOPluginSettings.model_validate(known)
     except ValidationError as exc:
-        raise GRPOConfigError(_problems(exc)) from None
-
-
-def _problems(exc: ValidationError) -> list[Problem]:
-    """One Problem per key: pydantic's union-member tags (`bool`, `EvalAtEndSettings`) dropped,
-    list indices as `[i]`, the alternatives of a union merged, a shallower alternative of a
-    deeper error (`weight_sync_guard` vs `weight_sync_guard.threshold`) left out."""
-    fields = {*GRPOPluginSettings.model_fields, *EvalAtEndSettings.model_fields, *WeightSyncGuardSettings.model_fields,
-              *RemoteRewardSettings.model_fields, *JudgeScoreSettings.model_fields}
-    found: dict[str, tuple[Any, list[str]]] = {}
-    for err in exc.errors():
-        key = SECTION
-        for part in err["loc"]:
-            if isinstance(part, int):
-                key += f"[{part}]"
-            elif part in fields:
-                key += f".{part}"
-        value, messages = found.setdefault(key, (err.get("input"), []))
-        if err["msg"] not in messages:
-            messages.append(err["msg"])
-    keys = [k for k in found if not any(o != k and o.startswith(k + ".") for o in found)]
-    return [Problem(k, found[k][0], " or ".join(found[k][1]) + ".",
-                    f"give a valid value (each key's meaning and default: {PLUGIN_KEYS_DOC})") for k in keys]
+        raise GRPOConfigError(invalid.problems(exc, GRPOPluginSettings, known, SECTION)) from None

@@ -17,15 +17,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from ..errors import counted
+from ..errors import GRPOConfigError, Problem, counted
 
 
-class GpuLayoutError(ValueError):
-    """The GPUs cannot be split as the config asks; `fix` says what to change."""
+class GpuLayoutError(GRPOConfigError):
+    """The GPUs cannot be split as the config asks: one Problem, its parts also as attributes."""
 
     def __init__(self, key: str, value, message: str, fix: str):
         self.key, self.value, self.message, self.fix = key, value, message, fix
-        super().__init__(f"{key} = {value!r}: {message} (fix: {fix})")
+        super().__init__([Problem(key, value, message, fix)])
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Mapping, MutableMapping, Sequence
 from typing import Annotated, Any, Literal
 
-from annotated_types import Ge, Gt, Le
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -30,7 +29,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from ..errors import GRPOConfigError, Problem
-from . import defaults, load
+from . import defaults, invalid, load
 from .args import GRPOPluginSettings, settings
 from .gpus import GpuLayout, GpuLayoutError, split_gpus
 
@@ -263,46 +262,6 @@ def _set(value: Any) -> Any:
     return value
 
 
-def _key(loc: tuple) -> tuple[str, ...]:
-    """The key of a pydantic error's location: `trl.reward_weights` for (trl, reward_weights, 1),
-    `bf16` for (bf16, bool) (a union's member)."""
-    field = Run.model_fields.get(loc[0]) if loc else None
-    if field is not None and isinstance(field.default, Keys) and len(loc) > 1 and loc[1] in type(field.default).model_fields:
-        return loc[:2]
-    return loc[:1]
-
-
-def _wrong(model: type[BaseModel], loc: tuple, value: Any, kind: str) -> tuple[str, str]:
-    """(what is wrong, the fix) for one pydantic error at the key `loc` in `model`."""
-    field = model.model_fields[loc[0]]
-    if len(loc) > 1:
-        return _wrong(type(field.default), loc[1:], value, kind)
-    extra = field.json_schema_extra or {}
-    fix, must = extra.get("fix", ""), extra.get("must", "")
-    if kind in ("model_type", "model_attributes_type", "dict_type"):
-        return "must be a mapping of keys", fix
-    if kind == "list_type":
-        return f"must be a list, not {type(value).__name__}", fix
-    bounds = {type(m): m for m in field.metadata if isinstance(m, (Ge, Gt, Le))}
-    low = bounds.get(Gt) or bounds.get(Ge)
-    if kind in ("greater_than", "greater_than_equal", "less_than_equal") and low is not None:
-        opened, low = isinstance(low, Gt), getattr(low, "gt", None) if isinstance(low, Gt) else low.ge
-        high = bounds[Le].le if Le in bounds else None
-        return (f"must be in {'(' if opened else '['}{low:g}, {high:g}]" if high is not None else
-                f"must be {'>' if opened else '>='} {low:g}"), fix
-    if must:
-        return must, fix
-    kinds = {int: "must be an integer", float: "must be a number", bool: "must be true or false"}
-    return kinds.get(field.annotation, "must be a string"), fix
-
-
-def _value_at(cfg: Mapping[str, Any], loc: tuple) -> Any:
-    node: Any = cfg
-    for part in loc:
-        node = node.get(part) if isinstance(node, Mapping) else node[part]
-    return node
-
-
 def write(cfg: MutableMapping[str, Any], run: Run, values: Mapping[str, Any]) -> Run:
     """Write dotted keys into the config Axolotl reads after register and return the Run with them,
     so the two never differ (the plugin's fills, the autostarted server's address)."""
@@ -330,14 +289,7 @@ def read_run(cfg: Any) -> Run:
     try:
         run = Run.model_validate(data)
     except ValidationError as exc:
-        for err in exc.errors():
-            loc = _key(err["loc"])
-            value = _value_at(data, loc)
-            if any(p.key == ".".join(loc) for p in problems):
-                continue
-            wrong, fix = _wrong(Run, loc, value, err["type"])
-            problems.append(Problem(".".join(loc), value, f"{wrong}.", fix))
-        raise GRPOConfigError(problems) from None
+        raise GRPOConfigError(problems + invalid.problems(exc, Run, data)) from None
     if problems:
         raise GRPOConfigError(problems)
     return run.model_copy(update={"plugin": plugin})

@@ -14,9 +14,12 @@ import dataclasses
 import difflib
 import typing
 from functools import lru_cache
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field, TypeAdapter, ValidationError
 
 from ..errors import Problem
+from . import invalid
 from .defaults import AXOLOTL_NAME, SET_ELSEWHERE, TRL_NAME
 from .run import Run
 from .schema import axolotl_fields
@@ -51,8 +54,6 @@ def configured(run: Run) -> dict[str, Any]:
 
 def check(run: Run) -> list[Problem]:
     """Every `trl_args` key a GRPOConfig option Axolotl cannot set, with a value of its type."""
-    from pydantic import TypeAdapter, ValidationError
-
     args = configured(run)
     if not args:
         return []
@@ -72,45 +73,30 @@ def check(run: Run) -> list[Problem]:
                                     f"did you mean `{close[0]}`?" if close else
                                     f"see the GRPOConfig reference of {TRL_NAME} for the option names"))
         else:
+            bounds = RANGES.get(key, Field())
             try:
-                TypeAdapter(fields[key]).validate_python(value, strict=False)
+                TypeAdapter(Annotated[fields[key], bounds]).validate_python(value, strict=False)
             except ValidationError as exc:
-                problems.append(Problem(where, value, f"GRPOConfig expects {_type_name(fields[key])} "
-                                        f"({exc.errors()[0]['msg']}).", "give a value of that type"))
-                continue
+                err = exc.errors()[0]
+                if err["type"] in invalid.BOUNDS:
+                    text = invalid.range_text(bounds, err.get("ctx") or {})
+                    problems.append(Problem(where, value, f"TRL 1.9's GRPOConfig states it must be {text}.",
+                                            f"give a value {text}"))
+                else:
+                    problems.append(Problem(where, value, f"GRPOConfig expects {_type_name(fields[key])} "
+                                            f"({err['msg']}).", "give a value of that type"))
             except Exception:  # a type pydantic cannot check: TRL will
                 continue
-            problems.extend(_range_problem(where, key, value))
     return problems
 
 
 # The ranges TRL 1.9's GRPOConfig states (its help texts and __post_init__), for the options
-# `trl_args` can pass (the others, e.g. top_p, are `trl:` keys of Axolotl 0.19-0.21, refused above):
-# (low, high, low_open); None = unbounded.
-RANGES: dict[str, tuple[float | None, float | None, bool]] = {
-    "top_entropy_quantile": (0.0, 1.0, False),   # "Range: [0.0-1.0]"
-    "delta": (0.0, None, True),
-    "max_tool_calling_iterations": (0, None, False),
+# `trl_args` can pass (the others, e.g. top_p, are `trl:` keys of Axolotl 0.19-0.21, refused above).
+RANGES = {
+    "top_entropy_quantile": Field(ge=0.0, le=1.0),   # "Range: [0.0-1.0]"
+    "delta": Field(gt=0.0),
+    "max_tool_calling_iterations": Field(ge=0),
 }
-
-
-def _range_problem(where: str, key: str, value: Any) -> list[Problem]:
-    if key not in RANGES or value is None or isinstance(value, bool):
-        return []
-    low, high, low_open = RANGES[key]
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return []
-    ok = (low is None or (number > low if low_open else number >= low)) and (high is None or number <= high)
-    if ok:
-        return []
-    if high is None:
-        text = f"{'>' if low_open else '>='} {low:g}"
-    else:
-        text = f"in {'(' if low_open else '['}{low:g}, {high:g}]"
-    return [Problem(where, value, f"TRL 1.9's GRPOConfig states it must be {text}.",
-                    f"give a value {text}")]
 
 
 def log_reached(run: Run, trainer: Any, log: Any) -> None:
