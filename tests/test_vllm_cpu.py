@@ -507,6 +507,18 @@ def test_push_files_of_dead_trainers_are_removed_and_live_ones_kept(tmp_path, mo
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([names["live"], names["other"]])
 
 
+def test_a_workers_word_written_after_the_trainer_closed_the_push_file_is_not_left_behind(tmp_path, monkeypatch):
+    """0.19's route: the trainer closes the push file at the first `.err` while a worker still answers
+    the later layers' requests; the words it writes then must not stay in /dev/shm (they did: a
+    later test of the same process found one)."""
+    monkeypatch.setattr(cpu_sync, "FILE_DIR", str(tmp_path))
+    push = cpu_sync.PushFile([("layer", [])])
+    cpu_sync._leave_word(push.path, "err", "cannot read it")  # before the close: the trainer removes it
+    push.close()
+    cpu_sync._leave_word(push.path, "err", "cannot read it")  # after: the worker removes its own
+    assert list(tmp_path.iterdir()) == []
+
+
 def _ipc_or_skip():
     """Axolotl 0.19's server re-encodes each push for the workers (raw bytes); 0.21 has no such step."""
     weight_serde = pytest.importorskip("axolotl.utils.weight_serde", reason="Axolotl 0.21 has no IPC form")

@@ -200,6 +200,8 @@ def _leave_word(path: str, kind: str, text: str) -> None:
         with open(f"{word}.tmp", "w", encoding="utf-8") as out:
             out.write(text)
         os.replace(f"{word}.tmp", f"{word}.{kind}")
+        if not os.path.exists(path):  # the trainer is done with the file (PushFile.close): nobody reads it
+            os.unlink(f"{word}.{kind}")
     except OSError as exc:  # the trainer times out and pushes over HTTP
         print(f"{PUSH_MARK}: cannot confirm {path}: {exc}", file=sys.stderr, flush=True)
 
@@ -379,12 +381,16 @@ class PushFile:
             raise
 
     def close(self) -> None:
-        """Remove the file and the workers' words on it (0.19's route)."""
+        """Remove the file, then the workers' words on it (0.19's route): a worker still answering
+        requests after the first `.err` writes its word later, finds the file gone and removes it
+        (`_leave_word`), so nothing is left in /dev/shm."""
         import glob
 
-        for path in [self.path, *glob.glob(f"{glob.escape(self.path)}.*")]:
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+        for word in glob.glob(f"{glob.escape(self.path)}.*"):
             with contextlib.suppress(OSError):
-                os.unlink(path)
+                os.unlink(word)
 
 
 def _remove_orphans() -> None:
