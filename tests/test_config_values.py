@@ -5,9 +5,14 @@ reports every wrong value at once)."""
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from axolotl_grpo_plugin.config.args import GRPOPluginSettings
+from axolotl_grpo_plugin.config.invalid import _model_in
 from axolotl_grpo_plugin.config.run import read_run
 from axolotl_grpo_plugin.errors import GRPOConfigError
 
@@ -156,3 +161,33 @@ def test_a_plugin_fix_gives_the_default_and_a_nested_unknown_key_the_closest_kno
     (problem,) = problems({"grpo_plugin": {"doctor": {"truncaton": 0.5}}})
     assert (problem.key, problem.fix) == ("grpo_plugin.doctor.truncaton", "did you mean `truncation`?")
     assert problem.line().endswith("Fix: did you mean `truncation`?")
+
+
+_NAMES = st.text("abcdefgst_", max_size=8)  # yaml keys (a name with `.` or `[` would read as a path)
+_JSONISH = st.recursive(st.none() | st.booleans() | st.integers(-3, 3) | st.floats(-2, 2) | st.text(max_size=3),
+                        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_NAMES, inner, max_size=3),
+                        max_leaves=8)
+_PLUGIN_KEYS = st.sampled_from(sorted(GRPOPluginSettings.model_fields))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(_PLUGIN_KEYS, _JSONISH | st.dictionaries(st.sampled_from(
+    ["steps", "truncation", "metric", "mode", "threshold", "stop", "split", "limit", "name", "kind"]), _JSONISH,
+    max_size=3), max_size=4))
+def test_any_plugin_section_reads_or_names_wrong_keys_that_exist(section):
+    """Whatever the yaml holds, `read_run` answers with a Run or Problems (never another exception),
+    and each Problem's key is a path through the schema: field names and list indices (the last name
+    may be an unknown key, said so), never a pydantic union tag such as `DoctorSettings`."""
+    try:
+        read_run({"grpo_plugin": section})
+    except GRPOConfigError as err:
+        for problem in err.problems:
+            head, *parts = [int(i) if i else name for name, i in re.findall(r"([^.\[\]]+)|\[(\d+)\]", problem.key)]
+            model, written = GRPOPluginSettings, section
+            for i, part in enumerate(parts):
+                unknown = i == len(parts) - 1 and problem.message.startswith("is not a key of")
+                if isinstance(part, str):  # a schema key, or one the yaml holds there
+                    assert part in (written if unknown else model.model_fields), problem.key
+                    model = None if unknown else _model_in(model.model_fields[part].annotation)
+                written = written.get(part) if isinstance(written, dict) else written[part]  # (a list's entry)
+            assert head == "grpo_plugin" and problem.message.endswith(".") and problem.fix, problem

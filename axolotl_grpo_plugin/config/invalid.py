@@ -77,8 +77,11 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
 
 
 def _value_at(data: Any, path: Sequence) -> Any:
-    for part in path:
-        data = data.get(part) if isinstance(data, Mapping) else data[part]
+    try:
+        for part in path:
+            data = data.get(part) if isinstance(data, Mapping) else data[part]
+    except (LookupError, TypeError):  # a value pydantic read through an alias or a union's other member
+        return None
     return data
 
 
