@@ -593,6 +593,10 @@ def test_smollm2_grpo_through_the_real_server(smollm2_model, tmp_path):
     cfg["vllm"].update(port=free_port(), max_model_len=256)
     # the doctor's zero-gradient signature with a threshold every step meets: proof it reads the metrics
     cfg["grpo_plugin"]["doctor"] = {"steps": 1, "zero_grad": 1e9}
+    # float32 (the shipped `cpu_bf16: auto` is bfloat16 on a CPU with its units): a push that did not
+    # arrive shows as a gap above float32's ~1e-5, which bfloat16's ~1e-2 would hide (tests/test_cpu_bf16.py
+    # trains the bfloat16 path)
+    cfg["grpo_plugin"]["cpu_bf16"] = False
     config = _config("smollm2-gsm8k-grpo-cpu.yaml", smollm2_model, out, max_steps=2,
                      datasets=[{"path": str(data), "type": "gsm8k"}], trl=cfg["trl"], vllm=cfg["vllm"],
                      grpo_plugin=cfg["grpo_plugin"])
