@@ -157,7 +157,9 @@ def test_a_wrong_plugin_value_is_named_by_its_whole_key_in_the_words_of_every_ke
 
 def test_a_plugin_fix_gives_the_default_and_a_nested_unknown_key_the_closest_known_one():
     (problem,) = problems({"grpo_plugin": {"doctor": {"truncation": 2}}})
-    assert "default, 0.9" in problem.fix
+    assert "default, 0.9" in problem.fix and "docs/observe.md" in problem.fix  # the doctor's page
+    (problem,) = problems({"grpo_plugin": {"max_tool_calls": -1}})
+    assert "default, 8" in problem.fix and "docs/plugin-keys.md" in problem.fix
     (problem,) = problems({"grpo_plugin": {"doctor": {"truncaton": 0.5}}})
     assert (problem.key, problem.fix) == ("grpo_plugin.doctor.truncaton", "did you mean `truncation`?")
     assert problem.line().endswith("Fix: did you mean `truncation`?")
@@ -191,3 +193,16 @@ def test_any_plugin_section_reads_or_names_wrong_keys_that_exist(section):
                     model = None if unknown else _model_in(model.model_fields[part].annotation)
                 written = written.get(part) if isinstance(written, dict) else written[part]  # (a list's entry)
             assert head == "grpo_plugin" and problem.message.endswith(".") and problem.fix, problem
+
+
+def test_every_page_a_plugin_fix_points_at_exists():
+    """Each settings section names its page (`DOC`); the keys' table moved out of the README once,
+    and every fix kept pointing at a README section that was gone."""
+    from pathlib import Path
+
+    from axolotl_grpo_plugin.config import args
+
+    repo = Path(__file__).resolve().parents[1]
+    sections = [m for m in vars(args).values() if isinstance(m, type) and issubclass(m, args.BaseModel)
+                and m.__module__ == args.__name__ and m is not args.GRPOPluginArgs]
+    assert len(sections) >= 7 and all((repo / m.DOC).is_file() for m in sections), {m.__name__: m.DOC for m in sections}

@@ -262,7 +262,7 @@ def test_plugin_values_are_checked_with_the_config_and_point_at_the_keys_table()
         prepare_config(cfg, GPU1)
     keys = {p.key for p in info.value.problems}
     assert keys == {"grpo_plugin.rollout_log_max_mb", "grpo_plugin.system_prompt_role"}
-    assert all("Plugin keys" in p.fix for p in info.value.problems)
+    assert all("docs/plugin-keys.md" in p.fix for p in info.value.problems)
     assert "docs/vllm.md" not in str(info.value)
 
 

@@ -11,7 +11,7 @@ keys" table is generated from the field descriptions below
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -22,6 +22,7 @@ from . import invalid
 class HeldOutSettings(BaseModel):
     """Where the held-out problems come from: the keys `eval_at_end:` and `eval_every:` share."""
 
+    DOC: ClassVar[str] = "docs/evaluate.md"  # where a wrong value's fix points
     model_config = ConfigDict(extra="forbid")
 
     split: str = Field(default="test", description="Split to evaluate: `test` reads `test_datasets:`, else the Hub "
@@ -67,6 +68,7 @@ class EvalEverySettings(HeldOutSettings):
 class KeepBestSettings(BaseModel):
     """Keys under `grpo_plugin.keep_best:` (read by axolotl_grpo_plugin/evaluate/periodic.py)."""
 
+    DOC: ClassVar[str] = "docs/evaluate.md"  # where a wrong value's fix points
     model_config = ConfigDict(extra="forbid")
 
     metric: str = Field(default="eval/accuracy", description="An `eval_every` metric: eval/accuracy, "
@@ -78,6 +80,7 @@ class KeepBestSettings(BaseModel):
 class WeightSyncGuardSettings(BaseModel):
     """Keys under `grpo_plugin.weight_sync_guard:` (read by axolotl_grpo_plugin/watch/sync_guard.py)."""
 
+    DOC: ClassVar[str] = "docs/vllm.md"  # where a wrong value's fix points
     model_config = ConfigDict(extra="forbid")
 
     threshold: float = Field(default=1e-3, gt=0, description="Floor of the limit on TRL's "
@@ -100,6 +103,7 @@ class DoctorSettings(BaseModel):
     """Keys under `grpo_plugin.doctor:` (read by axolotl_grpo_plugin/observe/doctor.py; the
     thresholds and the runs they were measured on: docs/observe.md)."""
 
+    DOC: ClassVar[str] = "docs/observe.md"  # where a wrong value's fix points
     model_config = ConfigDict(extra="forbid")
 
     steps: int = Field(default=3, ge=1, description="Consecutive logging steps a signature must persist before its "
@@ -134,6 +138,7 @@ class DoctorSettings(BaseModel):
 class JudgeScoreSettings(BaseModel):
     """Keys under `grpo_plugin.remote_rewards[i].score:`: how a judge's answer becomes a number."""
 
+    DOC: ClassVar[str] = "docs/remote-rewards.md"  # where a wrong value's fix points
     model_config = ConfigDict(extra="forbid")
 
     regex: str = Field(default=r"SCORE: *([0-9]+(?:\.[0-9]+)?)", description="Regular expression with one group: the "
@@ -147,6 +152,7 @@ class RemoteRewardSettings(BaseModel):
     """One entry of `grpo_plugin.remote_rewards:` (read by axolotl_grpo_plugin/remote/; which keys
     each kind needs is checked by remote/checks.py; docs/remote-rewards.md)."""
 
+    DOC: ClassVar[str] = "docs/remote-rewards.md"  # where a wrong value's fix points
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(description="The name `trl.reward_funcs` uses (letters, digits, `_`); also the metric name "
@@ -185,6 +191,7 @@ class RemoteRewardSettings(BaseModel):
 class GRPOPluginSettings(BaseModel):
     """Keys under `grpo_plugin:`."""
 
+    DOC: ClassVar[str] = PLUGIN_KEYS_DOC  # where a wrong value's fix points
     model_config = ConfigDict(extra="forbid")
 
     system_prompt_role: Literal["user", "system"] = Field(default="user", description="Where registered transforms "

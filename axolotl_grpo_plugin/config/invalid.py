@@ -40,9 +40,9 @@ def problems(exc: ValidationError, model: type[BaseModel], data: Mapping[str, An
         if err["type"] == "extra_forbidden":
             wrong, fix = f"is not a key of `{key.rpartition('.')[0]}`", _closest(path[-1], section)
         elif err["type"] == "missing":
-            wrong, fix = "is required", f"add it (each key's meaning: {PLUGIN_KEYS_DOC})"
+            wrong, fix = "is required", f"add it (each key's meaning: {getattr(section, 'DOC', PLUGIN_KEYS_DOC)})"
         else:
-            wrong, fix = _wrong(field, err, value, entry), _fix(field)
+            wrong, fix = _wrong(field, err, value, entry), _fix(field, getattr(section, "DOC", PLUGIN_KEYS_DOC))
         wrongs = found.setdefault(key, (value, [], fix))[1]
         if wrong not in wrongs:
             wrongs.append(wrong)
@@ -116,15 +116,15 @@ def range_text(field: FieldInfo | None, ctx: dict) -> str:
     return f"{'<' if high[1] == ')' else '<='} {high[0]:g}"
 
 
-def _fix(field: FieldInfo | None) -> str:
-    """The key's own fix (config/run.py's `key`), else its default (the plugin's keys)."""
+def _fix(field: FieldInfo | None, doc: str) -> str:
+    """The key's own fix (config/run.py's `key`), else its default and the page on its section (`DOC`)."""
     extra = (field.json_schema_extra or {}) if field else {}
     if extra.get("fix"):
         return extra["fix"]
     default = None if field is None or field.is_required() else field.get_default(call_default_factory=True)
     if isinstance(default, (bool, int, float, str)):
-        return f"give a valid value, or remove the key for its default, {json.dumps(default)} ({PLUGIN_KEYS_DOC})"
-    return f"give a valid value (each key's meaning and default: {PLUGIN_KEYS_DOC})"
+        return f"give a valid value, or remove the key for its default, {json.dumps(default)} ({doc})"
+    return f"give a valid value (each key's meaning and default: {doc})"
 
 
 def _closest(name: str, section: type[BaseModel] | None) -> str:
