@@ -225,7 +225,7 @@ class GRPOPluginSettings(BaseModel):
                                              "slower without them. `auto`: on only where the CPU has them. Ignored "
                                              "on a GPU. The logits stay float32; with vLLM also sets "
                                              "`trl.vllm_importance_sampling_mode: token_truncate` when unset. The no-tool "
-                                             "GSM8K chain learned as well as float32 (7 and 6 runs, "
+                                             "GSM8K chain learned as well as float32 (7 runs each, "
                                              "docs/benchmarks.md); configs/smollm2-gsm8k-grpo-cpu.yaml sets "
                                              "`auto`. Read by cpu_bf16.py.")
     tools: list[str] = Field(default_factory=list, description="Tools the model may call during its rollouts (TRL's "
