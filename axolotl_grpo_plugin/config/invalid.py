@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, get_args
 
 from pydantic import BaseModel, ValidationError
@@ -36,13 +36,16 @@ def problems(exc: ValidationError, model: type[BaseModel], data: Mapping[str, An
         path, field, entry, section = _locate(model, err)
         key = prefix + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
         key = key.removeprefix(".")
-        value = _value_at(data, path)
+        value, doc = _value_at(data, path), getattr(section, "DOC", PLUGIN_KEYS_DOC)
         if err["type"] == "extra_forbidden":
-            wrong, fix = f"is not a key of `{key.rpartition('.')[0]}`", _closest(path[-1], section)
+            known = sorted(section.model_fields) if section else []
+            meant = closest(path[-1], known)
+            wrong = f"is not a key of `{key.rpartition('.')[0]}`"
+            fix = f"did you mean `{meant}`?" if meant else f"remove it; the keys here: {', '.join(known)}"
         elif err["type"] == "missing":
-            wrong, fix = "is required", f"add it (each key's meaning: {getattr(section, 'DOC', PLUGIN_KEYS_DOC)})"
+            wrong, fix = "is required", f"add it (each key's meaning: {doc})"
         else:
-            wrong, fix = _wrong(field, err, value, entry), _fix(field, getattr(section, "DOC", PLUGIN_KEYS_DOC))
+            wrong, fix = _wrong(field, err, value, entry), _fix(field, doc)
         wrongs = found.setdefault(key, (value, [], fix))[1]
         if wrong not in wrongs:
             wrongs.append(wrong)
@@ -127,10 +130,10 @@ def _fix(field: FieldInfo | None, doc: str) -> str:
     return f"give a valid value (each key's meaning and default: {doc})"
 
 
-def _closest(name: str, section: type[BaseModel] | None) -> str:
-    known = sorted(section.model_fields) if section else []
-    close = difflib.get_close_matches(str(name), known, n=1, cutoff=0.6)
-    return f"did you mean `{close[0]}`?" if close else f"remove it; the keys here: {', '.join(known)}"
+def closest(name: Any, known: Iterable[str]) -> str | None:
+    """The known key an unknown one was probably meant to be: the one rule for every section."""
+    close = difflib.get_close_matches(str(name), sorted(known), n=1, cutoff=0.6)
+    return close[0] if close else None
 
 
 def _joined(wrongs: list[str]) -> str:

@@ -11,7 +11,6 @@ plugin training arguments on to `GRPOConfig`.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import typing
 from functools import lru_cache
 from typing import Annotated, Any
@@ -68,9 +67,9 @@ def check(run: Run) -> list[Problem]:
             problems.append(Problem(where, value, f"{AXOLOTL_NAME} sets this GRPOConfig field itself.",
                                     SET_ELSEWHERE[key]))
         elif key not in fields:
-            close = difflib.get_close_matches(key, sorted(fields), n=1, cutoff=0.6)
+            meant = invalid.closest(key, fields)
             problems.append(Problem(where, value, "TRL's GRPOConfig has no such option.",
-                                    f"did you mean `{close[0]}`?" if close else
+                                    f"did you mean `{meant}`?" if meant else
                                     f"see the GRPOConfig reference of {TRL_NAME} for the option names"))
         else:
             bounds = RANGES.get(key, Field())

@@ -11,6 +11,7 @@ from typing import Any
 from ..errors import Problem
 from .args import SECTION, GRPOPluginSettings
 from .defaults import AXOLOTL_NAME, SET_ELSEWHERE
+from .invalid import closest
 from .load import section
 from .schema import axolotl_fields
 from .trl_args import passable
@@ -35,8 +36,8 @@ def unknown_key_problems(cfg: Mapping[str, Any], another_plugin: bool = False) -
                 fix = (f"TRL's GRPOConfig has it: move it to `grpo_plugin: {{trl_args: {{{key}: {value!r}}}}}`, "
                        "which the plugin passes to TRL")
             else:
-                close = difflib.get_close_matches(key, sorted(fields[name]), n=1, cutoff=0.6)
-                fix = f"did you mean `{name}.{close[0]}`?" if close else (
+                meant = closest(key, fields[name])
+                fix = f"did you mean `{name}.{meant}`?" if meant else (
                     f"remove it; known `{name}:` keys are listed by "
                     "`axolotl config-schema`" if name != SECTION else
                     f"remove it; known keys: {', '.join(sorted(fields[name]))}")
