@@ -222,3 +222,27 @@ def test_table_shows_pass_at_k_beside_the_greedy_figures():
     without = table(DemoResult(heldout.Scores(256, 0.0, 0.0, 0.1, 0.08), heldout.Scores(256, 1.0, 0.6, 3.0, 0.6),
                                [], Path("."), None))
     assert "pass@" not in without
+
+
+def test_the_first_base_build_keeps_import_chatter_off_the_screen(tmp_path, capfd, monkeypatch):
+    """On a fresh machine the demo builds its base first: what the imports print (torchao's
+    "Failed to load ... .so") goes to the demo's log, the build's progress bar to the screen."""
+    import os
+
+    from axolotl_grpo_plugin.demo import run
+    from axolotl_grpo_plugin.embedded import pretrain
+
+    def build(out, seed, force, progress):
+        os.write(2, b"Failed to load torchao/_C_mxfp8.so\n")
+        with pretrain._progress(1, progress) as bar:
+            bar.update(1)
+        return "built"
+
+    monkeypatch.setattr(run, "build_base", build)
+    log = tmp_path / "demo" / "demo.log"
+    assert run.build_base_quietly(tmp_path, 0, False, log, echo=False) == "built"
+    shown = capfd.readouterr().err
+    assert "pre-training base" in shown and "Failed to load" not in shown
+    assert "Failed to load" in log.read_text()
+    assert run.build_base_quietly(tmp_path, 0, False, log, echo=True) == "built"  # --verbose shows it all
+    assert "Failed to load" in capfd.readouterr().err

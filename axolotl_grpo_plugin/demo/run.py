@@ -155,6 +155,14 @@ def _progress(steps: int | None):
     return tqdm(total=steps, desc="GRPO training", unit="step", file=sys.stdout)
 
 
+def build_base_quietly(base_out: str | Path, seed: int, force: bool, log: Path, echo: bool):
+    """The tiny base, built on first use with its bar on the terminal and the chatter of the
+    imports it needs (torchao's "Failed to load", transformers' save bars) in `log`."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with captured_stderr(log, enabled=not echo):
+        return build_base(base_out, seed=seed, force=force, progress=True)
+
+
 def run_demo(seed: int = 0, steps: int | None = None, output_dir: str | Path = "outputs/demo",
              base_out: str | Path = DEFAULT_OUT, device: str = "auto", echo: bool = True,
              plot_path: str | Path | None = None, rebuild_base: bool = False,
@@ -168,12 +176,12 @@ def run_demo(seed: int = 0, steps: int | None = None, output_dir: str | Path = "
     cfg = check_inputs(DEMO_CONFIG, output_dir, Path(base_out))
     device = pick_device(device)
 
+    log = output_dir / "demo.log"
     start = time.perf_counter()
-    base = build_base(base_out, seed=seed, force=rebuild_base, progress=True)
+    base = build_base_quietly(base_out, seed, rebuild_base, log, echo)
     seconds["base"] = time.perf_counter() - start
 
     run_config = write_run_config(base.model_dir, output_dir, seed, steps)
-    log = output_dir / "demo.log"
 
     def score(model_dir: Path, stage: str) -> heldout.Scores:
         start = time.perf_counter()

@@ -237,7 +237,9 @@ def one_thread():
 def _progress(total: int, enabled: bool):
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc="pre-training base", unit="step", disable=not enabled)
+    from ..quiet import terminal
+
+    return tqdm(total=total, desc="pre-training base", unit="step", disable=not enabled, file=terminal())
 
 
 def write_base(target: Path, seed: int, settings: PretrainSettings, progress: bool = True) -> dict:
