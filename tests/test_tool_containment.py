@@ -113,3 +113,24 @@ def test_an_async_tool_runs_to_its_value_in_the_worker_under_the_same_budget(iso
     assert tool(seconds=600) == {"error": "awaits did not answer within 1 s"}
     assert time.monotonic() - started < 5 and tool(seconds=0.01) == "awaited 0.01 s"
     assert tool.tool_stats.take() == {"calls": 3, "errors": 0, "timeouts": 1}
+
+
+def test_the_models_arguments_never_make_the_wrapper_raise():
+    """The calculator answers these with its error text; timing the call (its key) must not raise
+    after it answered: an int too long to print, a list nested past Python's recursion limit."""
+    import json
+    import sys
+
+    from axolotl_grpo_plugin.tools.containment import call_key
+
+    nested = json.loads("[" * 900 + "1" + "]" * 900)
+
+    def deep(levels, work):
+        return work() if levels == 0 else deep(levels - 1, work)
+
+    tool = contain(calculator)
+    for expression in (10**5000, nested, "9" * 5_000_000):
+        assert str(deep(sys.getrecursionlimit() - 850, lambda e=expression: tool(expression=e))).startswith("error:")
+        assert len(deep(sys.getrecursionlimit() - 850, lambda e=expression: call_key({"expression": e}))) <= 1000  # bounded
+    assert tool.tool_stats.take() == {"calls": 3, "errors": 3, "timeouts": 0}
+    assert call_key({"expression": "6*7"}) == '{"expression": "6*7"}'  # a plain call keeps its readable key

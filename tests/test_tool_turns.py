@@ -66,3 +66,31 @@ def test_each_recorded_call_gets_its_contained_time_by_name_and_arguments():
     assert "seconds" not in batch[1]["tool_calls"][0]  # an unknown tool never ran
     assert tool.tool_stats.take_seconds() == {}  # taken once
     assert masked_fraction([[1, 1, 0, 0], [1, 1, 1, 1]]) == 0.25 and masked_fraction([]) == 0.0
+
+
+def _nested(depth: int):
+    import json
+
+    return json.loads("[" * depth + "1" + "]" * depth)  # what TRL's JSON parsing of a tool call can give
+
+
+def _deep_stack(levels: int, work):
+    return work() if levels == 0 else _deep_stack(levels - 1, work)
+
+
+def test_the_models_arguments_never_cost_the_steps_records():
+    """Arguments nested 900 deep, an int of 5,000 digits or megabytes of text: each kept as bounded
+    text, and the step's records still serialise (the rollout log drops a step it cannot write)."""
+    import json
+
+    from axolotl_grpo_plugin.observe.rollout_log import _json_safe
+
+    for arguments in ({"expression": _nested(900)}, {"expression": 10**5000}, {"expression": "9" * 5_000_000}):
+        messages = [{"role": "assistant", "content": "", "tool_calls": [call(arguments["expression"])]},
+                    {"role": "tool", "name": "calculator", "content": "error: ..."}]
+        record = _deep_stack(150, lambda m=messages: turns_of(m))
+        kept = record["tool_calls"][0]["arguments"]
+        assert isinstance(kept, str) and len(kept) <= MAX_RESULT_CHARS
+        assert _deep_stack(150, lambda r=record: json.dumps(_json_safe({"turns": r})))
+    assert turns_of([{"role": "assistant", "tool_calls": [call(_nested(5))]}])["tool_calls"][0]["arguments"] == {
+        "expression": _nested(5)}  # plain, shallow JSON is kept as written

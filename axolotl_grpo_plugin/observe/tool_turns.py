@@ -23,7 +23,8 @@ from axolotl_grpo_rewards.text import completion_text
 from ..tools.containment import call_key
 
 
-MAX_RESULT_CHARS = 2000  # of a tool result kept in the rollout log
+MAX_RESULT_CHARS = 2000  # of a tool result (and of its arguments) kept in the rollout log
+MAX_ARGUMENT_DEPTH = 32  # lists and mappings nested deeper are kept as text
 MASKED = "tools/masked_fraction"  # metric: the share of completion tokens that are tool results
 
 
@@ -45,11 +46,27 @@ def turns_of(messages: Any) -> dict:
 
 
 def _plain(arguments: Any) -> Any:
+    """The arguments as the rollout log can hold them: as written when they are plain JSON of a
+    sane size and depth, else a bounded text of them (the model's arguments must not cost the
+    step's records: the log drops a step it cannot serialise)."""
+    if _depth(arguments, MAX_ARGUMENT_DEPTH + 1) <= MAX_ARGUMENT_DEPTH:
+        try:
+            if len(json.dumps(arguments)) <= MAX_RESULT_CHARS:
+                return arguments
+        except Exception:  # not JSON, an int too long to print, ...
+            pass
     try:
-        json.dumps(arguments)
-        return arguments
-    except (TypeError, ValueError):
-        return repr(arguments)[:500]
+        return repr(arguments)[:MAX_RESULT_CHARS]
+    except Exception:
+        return f"<unprintable {type(arguments).__name__}>"
+
+
+def _depth(value: Any, limit: int) -> int:
+    """How deep lists and mappings nest in `value`, counted no further than `limit`."""
+    if limit <= 0 or not isinstance(value, (list, tuple, dict)):
+        return 0
+    items = value.values() if isinstance(value, dict) else value
+    return 1 + max((_depth(item, limit - 1) for item in items), default=0)
 
 
 def masked_fraction(tool_mask: list[list[int]]) -> float:

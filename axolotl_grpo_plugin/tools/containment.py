@@ -22,6 +22,7 @@ exception: an error result, counted, nothing more.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import threading
 import time
@@ -43,12 +44,20 @@ ERROR_TEXT = "error:"  # how the built-in tools answer a call they cannot serve 
 MAX_TIMED_CALLS = 100_000  # calls timed until the rollout log takes them (a bound for runs without one)
 
 
+MAX_KEY_CHARS = 512  # of a call's key; a longer one ends in its digest
+
+
 def call_key(arguments: Any) -> str:
-    """One call's arguments as a key, to pair a call's time with its record in the rollout log."""
+    """One call's arguments as a key, to pair a call's time with its record in the rollout log.
+    Bounded and never raising: the arguments are the model's (a list nested 900 deep, an int of
+    5,000 digits, megabytes of text)."""
     try:
-        return json.dumps(arguments, sort_keys=True, default=repr)
-    except (TypeError, ValueError):
-        return repr(arguments)
+        text = json.dumps(arguments, sort_keys=True, default=repr)
+    except Exception:  # RecursionError, int-to-text limits, ...: all such calls share one key
+        text = f"<unprintable {type(arguments).__name__}>"
+    if len(text) > MAX_KEY_CHARS:
+        text = text[:MAX_KEY_CHARS] + hashlib.sha1(text.encode("utf-8", "replace")).hexdigest()
+    return text
 
 
 @dataclass
