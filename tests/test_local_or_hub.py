@@ -72,3 +72,22 @@ def test_a_hub_dataset_is_left_to_training_with_a_warning(repo_root, monkeypatch
     cfg = _smoke(repo_root, datasets=[{"path": "openai/gsm8k", "name": "main", "type": "gsm8k"}])
     warnings = prepare_config(cfg, Launch(1, False))[1]
     assert any("openai/gsm8k" in w and "not a local file" in w for w in warnings)
+
+
+@pytest.mark.parametrize(("base_model", "command"), [
+    (".cache/embedded/tiny-qwen2", "`axolotl-grpo embedded build`"),
+    (".cache/embedded/tiny-qwen2-hd32", "`axolotl-grpo embedded build --variant hd32`"),
+    (".cache/embedded/tiny-qwen2-base", "`axolotl-grpo demo`"),
+    ("./models/mine", None),
+])
+def test_a_missing_embedded_model_says_which_command_builds_it(base_model, command, repo_root, tmp_path, monkeypatch):
+    """A fresh checkout has no .cache/: `check configs/smoke.yaml` names the build, not a Hub id."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(GRPOConfigError) as caught:
+        prepare_config(_smoke(repo_root, base_model=base_model), Launch(1, False))
+    [problem] = [p for p in caught.value.problems if p.key == "base_model"]
+    assert f"relative paths start at {tmp_path}" in problem.message
+    assert (command in problem.fix) if command else "Hub model id" in problem.fix
+    with pytest.raises(GRPOConfigError) as caught:
+        prepare_config(_smoke(repo_root, base_model=str(tmp_path / base_model)), Launch(1, False))
+    assert "relative paths" not in caught.value.problems[0].message  # an absolute path says no more

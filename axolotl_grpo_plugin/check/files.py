@@ -16,13 +16,16 @@ from ..sources import dry_run
 def check_paths(run: Run, launch: Launch) -> list[Problem]:
     """A local `base_model` directory or dataset file that is not there (Axolotl would try it as a
     Hub id); the rule for local vs Hub is sources/data.is_local."""
+    from ..embedded.pretrain import made_by
     from ..sources.data import DatasetSpec, looks_like_missing_path, missing_path
 
     problems = []
     model = run.base_model
     if isinstance(model, str) and looks_like_missing_path(model, bare_name_is_hub=True):
-        problems.append(Problem("base_model", model, f"directory not found (relative paths start at {Path.cwd()}).",
-                                "correct the path, or give a Hub model id such as `Qwen/Qwen2.5-1.5B-Instruct`"))
+        where = "" if Path(model).is_absolute() else f" (relative paths start at {Path.cwd()})"
+        fix = (f"build it: `{made_by(model)}` (in a checkout, from its root: it writes .cache/embedded/)" if made_by(model) else
+               "correct the path, or give a Hub model id such as `Qwen/Qwen2.5-1.5B-Instruct`")
+        problems.append(Problem("base_model", model, f"directory not found{where}.", fix))
     for name in dry_run.SECTIONS:
         for index, entry in enumerate(getattr(run, name)):
             path = entry.get("path") if hasattr(entry, "get") else None

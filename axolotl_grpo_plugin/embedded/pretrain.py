@@ -38,7 +38,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .builder import DEFAULT_OUT, EMBEDDED_VERSION, STAMP_FILE, BuildResult, build_once
+from .builder import DEFAULT_OUT, EMBEDDED_VERSION, STAMP_FILE, VARIANTS, BuildResult, build_once
 from .problems import DEMO_TEMPLATES, final_answer, generate_problems
 from .sample_data import DATA_DIR, DEMO_TEST_FILE, DEMO_TRAIN_FILE
 
@@ -277,6 +277,15 @@ def is_base_built(model_dir: Path, seed: int, settings: PretrainSettings = Pretr
     except (OSError, ValueError):
         return False
     return {key: stamp.get(key) for key in _base_stamp(seed, settings)} == _base_stamp(seed, settings)
+
+
+def made_by(path: str) -> str | None:
+    """The command that writes a folder named like one of the embedded models (a config's
+    `base_model: .cache/embedded/tiny-qwen2` in a fresh checkout), for a missing folder's fix."""
+    name = Path(path).name
+    commands = {dir_name: "axolotl-grpo embedded build" + ("" if variant == "default" else f" --variant {variant}")
+                for variant, (dir_name, _) in VARIANTS.items()}
+    return (commands | {BASE_DIR_NAME: "axolotl-grpo demo"}).get(name)
 
 
 def build_base(
