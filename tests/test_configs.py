@@ -96,3 +96,12 @@ def test_every_config_keeps_its_dataset_cache_under_its_output_dir(repo_root, co
     prepared, output_dir = cfg.get("dataset_prepared_path"), cfg.get("output_dir")
     assert prepared and output_dir, f"{config}: set dataset_prepared_path under output_dir"
     assert Path(prepared).is_relative_to(Path(output_dir)), f"{config}: {prepared} is outside {output_dir}"
+
+
+def test_a_cpu_vllm_config_without_the_cpu_build_gets_one_problem(repo_root, monkeypatch, without_cpu_vllm):
+    """configs/cpu-vllm-server.yaml autostarts vLLM: without its CPU build, the one thing to say is
+    that vLLM needs a GPU or that build, not also 'use a machine with one more GPU'."""
+    monkeypatch.chdir(repo_root)
+    code, text = check_in_process("configs/cpu-vllm-server.yaml", "--cpu")
+    assert code == 2 and "found 1 config problem:" in text
+    assert "setup-vllm-cpu.sh" in text and "one more GPU" not in text

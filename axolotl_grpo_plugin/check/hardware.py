@@ -107,8 +107,8 @@ def check_gpu_layout(run: Run, launch: Launch) -> list[Problem]:
         return []
     if not run.plugin.vllm_autostart or autostart_problems(run):
         return []  # autostart off, or its keys already wrong
-    if is_cpu_vllm() and not launch.has_gpu:
-        return []  # vLLM's CPU build: the server runs on the CPU, no GPU to reserve (vllm/cpu.py)
+    if not launch.has_gpu:
+        return []  # vLLM's CPU build runs the server on the CPU (vllm/cpu.py); without it, check_precision refuses
     if multi := multi_node_problems(launch.processes, launch.node_processes):
         return multi
     try:
