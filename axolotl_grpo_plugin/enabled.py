@@ -15,7 +15,8 @@ from .config.args import SECTION
 
 
 # The names a config may list us under (Axolotl accepts `module.Class` and `module:Class`).
-PLUGIN_NAMES = frozenset({"axolotl_grpo_plugin.GRPOPlugin", "axolotl_grpo_plugin.plugin.GRPOPlugin"})
+PLUGIN_NAME = "axolotl_grpo_plugin.GRPOPlugin"  # as the shipped configs list it
+PLUGIN_NAMES = frozenset({PLUGIN_NAME, "axolotl_grpo_plugin.plugin.GRPOPlugin"})
 # The thread-count plugin for configs we do not train (plugin.CPUThreadsPlugin): no keys, no schema.
 THREADS_PLUGIN_NAMES = frozenset({"axolotl_grpo_plugin.CPUThreadsPlugin", "axolotl_grpo_plugin.plugin.CPUThreadsPlugin"})
 

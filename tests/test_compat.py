@@ -129,3 +129,11 @@ def test_axolotl_runs_the_installed_plugin_on_grpo_configs_only(one_process):
     with pytest.raises(SystemExit) as exit_:
         prepare_plugins(DictDefault({**BAD_GRPO, "trl": dict(BAD_GRPO["trl"])}))
     assert "trl.num_generations" in str(exit_.value)
+
+
+def test_the_version_table_says_whether_axolotl_loads_installed_plugins():
+    """`check` refuses a GRPO config without `plugins:` where Axolotl runs only listed plugins."""
+    from axolotl_grpo_plugin.config import defaults
+
+    base = pytest.importorskip("axolotl.integrations.base")
+    assert defaults.AXOLOTL.loads_installed_plugins is hasattr(base, "PLUGIN_ENTRY_POINT_GROUP")

@@ -105,3 +105,25 @@ def test_a_cpu_vllm_config_without_the_cpu_build_gets_one_problem(repo_root, mon
     code, text = check_in_process("configs/cpu-vllm-server.yaml", "--cpu")
     assert code == 2 and "found 1 config problem:" in text
     assert "setup-vllm-cpu.sh" in text and "one more GPU" not in text
+
+
+@pytest.mark.parametrize("loads_installed", [False, True])
+def test_a_grpo_config_that_does_not_list_the_plugin(loads_installed, repo_root, tmp_path, monkeypatch):
+    """Axolotl 0.19/0.20 run only the plugins a config lists: `check` refuses a GRPO config without
+    `plugins:` there, since `axolotl train` would run without the plugin; 0.21 loads it installed."""
+    import dataclasses
+
+    from axolotl_grpo_plugin.config import defaults
+
+    monkeypatch.setattr(defaults, "AXOLOTL", dataclasses.replace(defaults.AXOLOTL,
+                                                                 loads_installed_plugins=loads_installed))
+    monkeypatch.chdir(repo_root)
+    cfg = yaml.safe_load((repo_root / "configs" / "smoke.yaml").read_text())
+    cfg.pop("plugins")
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    code, text = check_in_process(tmp_path / "c.yaml", "--cpu")
+    if loads_installed:
+        assert code == 0, text
+    else:
+        assert code == 2 and "plugins = (not set)" in text
+        assert "add `plugins: [axolotl_grpo_plugin.GRPOPlugin]`" in text

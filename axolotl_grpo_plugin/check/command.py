@@ -20,11 +20,12 @@ from typing import Any
 from .. import axolotl_validation, cloud, run_lock
 from ..audit.check import reward_warnings
 from ..cli import prog
+from ..config import defaults
 from ..config.batching import describe_layout
 from ..config.load import read_config
 from ..config.run import Run, read_run
-from ..enabled import applies, lists_threads_plugin
-from ..errors import EXIT_BAD_INPUT, PluginError, counted, exit_for
+from ..enabled import PLUGIN_NAME, applies, listed, lists_threads_plugin
+from ..errors import EXIT_BAD_INPUT, GRPOConfigError, PluginError, Problem, counted, exit_for
 from ..launch import Launch, has_cuda_gpu, one_thread_warning
 from ..quiet import captured_stderr
 from .prepare import check_model, prepare_config
@@ -40,13 +41,29 @@ def validate_with_axolotl(raw: dict[str, Any], launch: Launch, run: Run | None =
     from axolotl.utils.dict import DictDefault
 
     cfg = DictDefault(raw)
-    _, warnings = prepare_config(cfg, launch, run) if applies(cfg) else check_model(cfg, launch)
+    unlisted = unlisted_problems(raw)
+    try:
+        _, warnings = prepare_config(cfg, launch, run) if applies(cfg) else check_model(cfg, launch)
+    except GRPOConfigError as exc:
+        raise GRPOConfigError(unlisted + exc.problems) from None
+    if unlisted:
+        raise GRPOConfigError(unlisted)
     import torch
 
     capabilities = dict(GPU_CAPABILITIES if launch.has_gpu else CPU_CAPABILITIES)
     capabilities["n_gpu"] = launch.processes if launch.has_gpu else 0
     env = {"torch_version": str(torch.__version__).split("+", maxsplit=1)[0]}
     return axolotl_validation.validate(cfg, capabilities, env), warnings
+
+
+def unlisted_problems(raw: dict[str, Any]) -> list[Problem]:
+    """A GRPO config that does not list the plugin, on an Axolotl that runs only the plugins a
+    config lists (0.19/0.20): `axolotl train` would run without it, so nothing checked here holds."""
+    if defaults.AXOLOTL.loads_installed_plugins or not applies(raw) or listed(raw):
+        return []
+    return [Problem("plugins", raw.get("plugins"), f"{defaults.AXOLOTL_NAME} runs only the plugins a config lists, "
+                    "so `axolotl train` would run without this one: no reward or dataset names of ours, none of "
+                    "these checks, no vLLM autostart.", f"add `plugins: [{PLUGIN_NAME}]` at the top level")]
 
 
 def layout_line(run: Run, processes: int) -> str:
@@ -68,7 +85,6 @@ def default_gpus(run: Run | None, processes: int, has_gpu: bool) -> int:
 
 def reach_remote(run: Run) -> tuple[list[str], PluginError | None]:
     """Each remote reward's endpoint reached once: what it answered, and the problems it showed."""
-    from ..errors import GRPOConfigError
     from ..remote.reach import reach
 
     lines, problems = [], []

