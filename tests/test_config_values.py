@@ -141,6 +141,10 @@ def test_switches_and_half_precision_read_through_the_one_reader(cfg, on_keys, h
     ({"keep_best": {"mode": "up"}}, "grpo_plugin.keep_best.mode", "must be 'max' or 'min'"),
     ({"weight_sync_guard": 3}, "grpo_plugin.weight_sync_guard", "must be a mapping of keys, or true or false"),
     ({"cpu_bf16": "maybe"}, "grpo_plugin.cpu_bf16", "must be true or false, or 'auto'"),
+    # on/off keys read as strictly as the Run's (`trl.use_vllm`): a quoted word is not a switch
+    ({"vllm_autostart": "yes"}, "grpo_plugin.vllm_autostart", "must be true or false"),
+    ({"rollout_log": "no"}, "grpo_plugin.rollout_log", "must be true or false"),
+    ({"doctor": {"stop": 1}}, "grpo_plugin.doctor.stop", "must be true or false"),
     ({"max_tool_calls": -1}, "grpo_plugin.max_tool_calls", "must be >= 0"),
     ({"tools": "calculator"}, "grpo_plugin.tools", "must be a list, not str"),
     ({"vllm_gpus": [0, -1]}, "grpo_plugin.vllm_gpus", "each entry must be >= 0"),

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
 from ..errors import PLUGIN_KEYS_DOC, GRPOConfigError, Problem
 from . import invalid
@@ -95,7 +95,7 @@ class WeightSyncGuardSettings(BaseModel):
                                         "reaches 0.5-0.7 in healthy bf16 runs).")
     steps: int = Field(default=2, ge=1, description="Consecutive logging steps above the limit before the diagnosis "
                        "is logged.")
-    stop: bool = Field(default=False, description="Also stop the run (the trainer saves a checkpoint first) when the "
+    stop: StrictBool = Field(default=False, description="Also stop the run (the trainer saves a checkpoint first) when the "
                        "guard fires.")
 
 
@@ -108,7 +108,7 @@ class DoctorSettings(BaseModel):
 
     steps: int = Field(default=3, ge=1, description="Consecutive logging steps a signature must persist before its "
                        "diagnosis (NaN gradients: the first one).")
-    stop: bool = Field(default=False, description="Also stop the run, saving a checkpoint first, when a diagnosis "
+    stop: StrictBool = Field(default=False, description="Also stop the run, saving a checkpoint first, when a diagnosis "
                        "fires.")
     truncation: float = Field(default=0.9, gt=0, le=1, description="`completions/clipped_ratio` at or above this: "
                               "truncation saturating.")
@@ -179,7 +179,7 @@ class RemoteRewardSettings(BaseModel):
     retries: int = Field(default=2, ge=0, le=10, description="Retries after a timeout, a dropped connection, 429 or "
                          "5xx, with exponential backoff.")
     concurrency: int = Field(default=16, ge=1, le=1024, description="Calls in flight at once (per training process).")
-    cache: bool | str = Field(default=True, description="`true`: an on-disk cache of answers in the plugin's cache "
+    cache: StrictBool | str = Field(default=True, description="`true`: an on-disk cache of answers in the plugin's cache "
                               "folder; a path: that sqlite file; `false`: off.")
     budget_calls: int | None = Field(default=None, ge=1, description="Most calls (retries included) per run, across "
                                      "its processes and resumes (a ledger in output_dir); then uncached samples "
@@ -198,16 +198,16 @@ class GRPOPluginSettings(BaseModel):
                                                           "put the format instruction: prepended to the user message "
                                                           "(as the published GSM8K example does) or as a system "
                                                           "message. Read by transforms/common.py.")
-    rollout_log: bool = Field(default=True, description="Append every scored completion of the (sync) GRPO trainer "
+    rollout_log: StrictBool = Field(default=True, description="Append every scored completion of the (sync) GRPO trainer "
                               "to OUTPUT_DIR/rollouts.jsonl (main process only, flushed each step). Read by "
                               "observe/trainer_hook.py.")
     rollout_log_max_mb: float = Field(default=256.0, ge=0, description="Rotate rollouts.jsonl into a gzipped "
                                       "rollouts.N.jsonl.gz once it grows past this many MB (0: never rotate). Read "
                                       "by observe/trainer_hook.py.")
-    learning_metrics: bool = Field(default=True, description="Log format compliance, answer accuracy, mean "
+    learning_metrics: StrictBool = Field(default=True, description="Log format compliance, answer accuracy, mean "
                                    "completion length and reflection rate each step under `observe/...` through the "
                                    "trainer's own loggers. Read by observe/trainer_hook.py.")
-    step_time: bool = Field(default=True, description="Each step, log where its time goes: `time/generation`, "
+    step_time: StrictBool = Field(default=True, description="Each step, log where its time goes: `time/generation`, "
                             "`time/rewards`, `time/weight_sync`, `time/optimizer`, `time/other` and `time/step` "
                             "(seconds, parts exclusive) through the trainer's loggers, a `step_time` record in the "
                             "rollout log, a stacked bar per step in the report, and the doctor's "
@@ -217,7 +217,7 @@ class GRPOPluginSettings(BaseModel):
                                                  "reflection rate (case-insensitive, whole words); default: "
                                                  "axolotl_grpo_plugin.observe.metrics.DEFAULT_REFLECTION_PHRASES. "
                                                  "Read by observe/trainer_hook.py.")
-    cpu_bf16: bool | Literal["auto"] = Field(default=False, description="On a run without a GPU, compute the "
+    cpu_bf16: StrictBool | Literal["auto"] = Field(default=False, description="On a run without a GPU, compute the "
                                              "trainer's forward and backward in bfloat16 autocast over float32 "
                                              "weights, gradients and AdamW state (accelerate's mixed precision; "
                                              "`bf16:` stays false, which would load bfloat16 weights): 1.5x faster "
@@ -244,11 +244,11 @@ class GRPOPluginSettings(BaseModel):
     tool_timeout_s: float = Field(default=10.0, gt=0, description="Seconds one tool call may take; past it the call "
                                   "is killed (a tool given as an import path runs in a worker process) and the model "
                                   "gets an error result. Read by tools/containment.py.")
-    vllm_autostart: bool = Field(default=False, description="Start `axolotl vllm-serve` on the reserved GPU(s) "
+    vllm_autostart: StrictBool = Field(default=False, description="Start `axolotl vllm-serve` on the reserved GPU(s) "
                                  "before training and stop it after (server mode only: `trl.use_vllm: true`, "
                                  "`trl.vllm_mode: server`). Once per launch, from LOCAL_RANK 0; output in "
                                  "`output_dir/vllm-server.log`. See docs/vllm.md. Read by vllm/autostart.py.")
-    vllm_relaunch: bool = Field(default=True, description="When accelerate starts a training process on a GPU "
+    vllm_relaunch: StrictBool = Field(default=True, description="When accelerate starts a training process on a GPU "
                                 "reserved for vLLM (plain `axolotl train CONFIG` on 2 GPUs), relaunch with one "
                                 "process per free GPU instead of stopping with an error. Single-node accelerate "
                                 "launches only. See docs/vllm.md. Read by vllm/relaunch.py.")
@@ -261,7 +261,7 @@ class GRPOPluginSettings(BaseModel):
     vllm_startup_timeout: int = Field(default=900, gt=0, description="Seconds to wait for the autostarted server to "
                                       "answer /health/ (model download, weight loading and CUDA graph capture) "
                                       "before stopping it and failing. Read by vllm/autostart.py.")
-    weight_sync_guard: WeightSyncGuardSettings | bool = Field(default=True, description="Watch TRL's "
+    weight_sync_guard: WeightSyncGuardSettings | StrictBool = Field(default=True, description="Watch TRL's "
                                                               "`sampling/sampling_logp_difference` each logging step "
                                                               "when generating with vLLM; when the mean stays above "
                                                               "max(`threshold`, `factor` x the run's first logged "
@@ -284,7 +284,7 @@ class GRPOPluginSettings(BaseModel):
                                    "generation asked again; each restart is in the rollout log and the report). Past "
                                    "it the run stops with the server log's last lines. 0: never restart. Read by "
                                    "watch/recovery.py.")
-    doctor: DoctorSettings | bool = Field(default=True, description="The run doctor: each logging step it reads "
+    doctor: DoctorSettings | StrictBool = Field(default=True, description="The run doctor: each logging step it reads "
                                           "TRL's metrics (`completions/clipped_ratio`, `frac_reward_zero_std`, "
                                           "`entropy`, `grad_norm`, ...) and `observe/*`; when a failure signature "
                                           "(truncation, zero-variance groups, entropy collapse, format without "
@@ -293,7 +293,7 @@ class GRPOPluginSettings(BaseModel):
                                           "and the report, and stops the run if `stop: true`. A mapping sets `steps, "
                                           "stop` and the thresholds (docs/observe.md); `false` turns it off. Read by "
                                           "observe/doctor.py.")
-    eval_at_end: EvalAtEndSettings | bool | None = Field(default=None, description="Evaluate the saved model on a "
+    eval_at_end: EvalAtEndSettings | StrictBool | None = Field(default=None, description="Evaluate the saved model on a "
                                                          "held-out split when training ends (rank 0), with the "
                                                          "training rewards; logs `test/accuracy`, `test/pass@k`, ... "
                                                          "to the trainer's trackers and writes "
@@ -319,7 +319,7 @@ class GRPOPluginSettings(BaseModel):
                                                "output_dir/best_checkpoint.json names it, and the end of training "
                                                "says which step won and by how much it beat the last evaluation. "
                                                "Needs `eval_every`. Read by evaluate/periodic.py.")
-    prefilled_reasoning_tag: bool = Field(default=False, description="Set when the chat template already writes "
+    prefilled_reasoning_tag: StrictBool = Field(default=False, description="Set when the chat template already writes "
                                           "`<reasoning>\\n` after the generation prompt, so completions start inside "
                                           "the reasoning block. The registered transforms then add a "
                                           "`reasoning_prefill` column and every registered reward scores each "
