@@ -90,3 +90,22 @@ def test_a_yaml_error_names_the_line_that_holds_it(tmp_path, text, line):
     with pytest.raises(GRPOConfigError) as info:
         load_config(path)
     assert f"not valid yaml at line {line}," in str(info.value)
+
+
+def test_a_key_written_twice_is_refused_with_both_lines(tmp_path):
+    """yaml keeps the last of two `trl:` sections without a word: the first one's keys would be lost."""
+    path = tmp_path / "twice.yaml"
+    path.write_text("rl: grpo\ntrl:\n  beta: 0.1\n  beta: 0.2\ndatasets:\n  - path: a.jsonl\n    path: b.jsonl\n"
+                    "trl:\n  use_vllm: false\n<<: {}\n", encoding="utf-8")
+    with pytest.raises(ConfigFileError) as info:
+        read_yaml(path)
+    lines = str(info.value).splitlines()
+    assert [line.split("`")[1] for line in lines] == ["trl.beta", "datasets[0].path", "trl"]
+    assert "(lines 2 and 8)" in lines[2] and "keep one `trl`" in lines[2]
+    path.write_text("base: &b {x: 1}\nother:\n  <<: *b\n  y: 2\n", encoding="utf-8")
+    assert read_yaml(path)["other"] == {"x": 1, "y": 2}  # a merge key is not a repeated key
+
+
+def test_a_folder_is_not_a_config_file(tmp_path):
+    with pytest.raises(ConfigFileError, match="is a folder, not a yaml file"):
+        read_yaml(tmp_path)

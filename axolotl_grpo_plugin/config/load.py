@@ -28,6 +28,9 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     import yaml
 
     path = Path(path)
+    if path.is_dir():
+        raise ConfigFileError([Problem("config", str(path), "is a folder, not a yaml file",
+                                       "pass the yaml you give `axolotl train` (e.g. configs/smoke.yaml)")])
     if not path.is_file():
         raise ConfigFileError([Problem("config", str(path), f"file not found (relative paths start at {Path.cwd()})",
                                        "pass the yaml you give `axolotl train`")])
@@ -43,7 +46,32 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigFileError([Problem("config", str(path), "does not hold a mapping of config keys",
                                        "pass an Axolotl training yaml (`base_model: ...`, `rl: grpo`, ...)")])
+    if repeated := _repeated_keys(yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)):
+        raise ConfigFileError([Problem("config", str(path), f"`{key}` is written twice (lines {first} and {again}): "
+                                       "yaml keeps the last one and drops the first without a word",
+                                       f"keep one `{key}` (merge the two)")
+                               for key, first, again in sorted(repeated, key=lambda found: found[2])])
     return data
+
+
+def _repeated_keys(node, key: str = "") -> list[tuple[str, int, int]]:
+    """(dotted key, its first line, the line it is repeated on) for each key a mapping of the yaml
+    holds twice (two `trl:` sections: Axolotl trains with the second alone)."""
+    import yaml
+
+    found = []
+    if isinstance(node, yaml.MappingNode):
+        lines: dict[str, int] = {}
+        for name_node, value in node.value:
+            name, line = str(name_node.value), name_node.start_mark.line + 1
+            if name in lines and name != "<<":  # `<<`: a merge of an anchor, not a key
+                found.append((f"{key}.{name}".lstrip("."), lines[name], line))
+            lines.setdefault(name, line)
+            found.extend(_repeated_keys(value, f"{key}.{name}"))
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            found.extend(_repeated_keys(item, f"{key}[{index}]"))
+    return found
 
 
 def read_config(path: str | Path) -> dict[str, Any]:
