@@ -17,7 +17,7 @@ from .errors import GRPOConfigError, Problem
 
 def read_cloud(path: str) -> dict[str, Any]:
     """The cloud yaml, with `volumes` a list of mappings that have a `mount`."""
-    cloud = read_yaml(path)
+    cloud = read_yaml(path, "--cloud", "the cloud yaml Axolotl's `--cloud` reads (`provider: modal`, `gpu: h100`, ...)")
     volumes = cloud.get("volumes") or []
     if not isinstance(volumes, list) or not all(isinstance(v, dict) and v.get("mount") for v in volumes):
         raise GRPOConfigError([Problem("volumes", volumes, f"{path}: each volume needs a `name` and a `mount`.",

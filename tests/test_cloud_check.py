@@ -43,3 +43,17 @@ def test_check_cloud_warns_for_the_local_config_and_checks_the_containers_gpus(r
     out = capsys.readouterr().out
     assert "output_dir = './outputs/gsm8k-grpo' is not on a volume of cloud.yaml" in out
     assert "on GPU, 2 GPUs visible" in out  # cloud.yaml's gpu_count
+
+
+@pytest.mark.parametrize("text, said", [(None, "file not found"), ("[1, 2]\n", "does not hold a mapping of keys")])
+def test_a_wrong_cloud_file_is_named_by_its_flag_with_a_cloud_fix(text, said, tmp_path):
+    from axolotl_grpo_plugin.errors import PluginError
+
+    path = tmp_path / "cloud.yaml"
+    if text is not None:
+        path.write_text(text, encoding="utf-8")
+    with pytest.raises(PluginError) as caught:
+        cloud.read_cloud(str(path))
+    [problem] = caught.value.problems
+    assert problem.key == "--cloud" and said in problem.message and "--cloud` reads" in problem.fix
+    assert "relative paths" not in problem.message  # an absolute path needs no working folder

@@ -23,34 +23,38 @@ class ConfigFileError(GRPOConfigError):
     style = "lines"
 
 
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    """The yaml mapping in `path`, or ConfigFileError saying which line is wrong."""
+TRAINING_YAML = "the yaml you give `axolotl train` (`base_model: ...`, `rl: grpo`, ...)"
+
+
+def read_yaml(path: str | Path, key: str = "config", wanted: str = TRAINING_YAML) -> dict[str, Any]:
+    """The yaml mapping in `path`, or ConfigFileError saying which line is wrong. `key`: the flag or
+    key that named the file; `wanted`: what the fix asks for instead."""
     import yaml
 
     path = Path(path)
+
+    def refused(why: str, fix: str = f"pass {wanted}") -> ConfigFileError:
+        return ConfigFileError([Problem(key, str(path), why, fix)])
+
     if path.is_dir():
-        raise ConfigFileError([Problem("config", str(path), "is a folder, not a yaml file",
-                                       "pass the yaml you give `axolotl train` (e.g. configs/smoke.yaml)")])
+        raise refused("is a folder, not a yaml file")
     if not path.is_file():
-        raise ConfigFileError([Problem("config", str(path), f"file not found (relative paths start at {Path.cwd()})",
-                                       "pass the yaml you give `axolotl train`")])
+        raise refused("file not found" + ("" if path.is_absolute() else f" (relative paths start at {Path.cwd()})"))
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         at, what = _yaml_error_place(exc)
-        raise ConfigFileError([Problem("config", str(path), f"not valid yaml{at}: {what}",
-                                       "correct the yaml syntax there")]) from None
+        raise refused(f"not valid yaml{at}: {what}", "correct the yaml syntax there") from None
     except UnicodeDecodeError as exc:
-        raise ConfigFileError([Problem("config", str(path), f"not a text file ({exc.reason})",
-                                       "pass the yaml you give `axolotl train`")]) from None
+        raise refused(f"not a text file ({exc.reason})") from None
     if not isinstance(data, dict):
-        raise ConfigFileError([Problem("config", str(path), "does not hold a mapping of config keys",
-                                       "pass an Axolotl training yaml (`base_model: ...`, `rl: grpo`, ...)")])
-    if repeated := _repeated_keys(yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)):
-        raise ConfigFileError([Problem("config", str(path), f"`{key}` is written twice (lines {first} and {again}): "
+        raise refused("does not hold a mapping of keys")
+    if repeated := _repeated_keys(yaml.compose(text, Loader=yaml.SafeLoader)):
+        raise ConfigFileError([Problem(key, str(path), f"`{name}` is written twice (lines {first} and {again}): "
                                        "yaml keeps the last one and drops the first without a word",
-                                       f"keep one `{key}` (merge the two)")
-                               for key, first, again in sorted(repeated, key=lambda found: found[2])])
+                                       f"keep one `{name}` (merge the two)")
+                               for name, first, again in sorted(repeated, key=lambda found: found[2])])
     return data
 
 
