@@ -8,6 +8,7 @@ import math
 import re
 
 import pytest
+from axolotl.utils.dict import DictDefault
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -85,7 +86,7 @@ def test_a_good_value_reads_as_the_checks_compute_with_it(key, value, expected):
     ("use_trackio", "yes", "must be true or false"),
     ("trl", "x", "must be a mapping of keys"),
     ("trl", ["a"], "must be a mapping of keys"),
-    ("datasets", {"path": "a"}, "must be a list, not dict"),
+    ("datasets", {"path": "a"}, "must be a list, not a mapping"),
     ("datasets", "a.jsonl", "must be a list, not str"),
     ("trl.reward_weights", {1.0, 0.5}, "must be a list, not set"),  # a set's order is arbitrary
     ("trl.reward_funcs", [], "is empty: GRPO needs at least one reward"),
@@ -147,6 +148,7 @@ def test_switches_and_half_precision_read_through_the_one_reader(cfg, on_keys, h
     ({"doctor": {"stop": 1}}, "grpo_plugin.doctor.stop", "must be true or false"),
     ({"max_tool_calls": -1}, "grpo_plugin.max_tool_calls", "must be >= 0"),
     ({"tools": "calculator"}, "grpo_plugin.tools", "must be a list, not str"),
+    ({"remote_rewards": DictDefault({"name": "a"})}, "grpo_plugin.remote_rewards", "must be a list, not a mapping"),
     ({"vllm_gpus": [0, -1]}, "grpo_plugin.vllm_gpus", "each entry must be >= 0"),
     ({"eval_every": {}}, "grpo_plugin.eval_every.steps", "is required"),
     ({"remote_rewards": [{"name": "a", "kind": "jud"}]}, "grpo_plugin.remote_rewards[0].kind",

@@ -94,7 +94,7 @@ def _wrong(field: FieldInfo | None, err: dict, value: Any, entry: bool) -> str:
     if kind in _MAPPING:
         return "must be a mapping of keys"
     if kind == "list_type" and not entry:
-        return f"must be a list, not {type(value).__name__}"
+        return f"must be a list, not {'a mapping' if isinstance(value, Mapping) else type(value).__name__}"
     if kind in BOUNDS:
         return f"{each}must be {range_text(field if not entry else None, err.get('ctx') or {})}"
     if extra.get("must"):
