@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--offline", action="store_true",
                         help="do not reach the endpoints of grpo_plugin.remote_rewards (by default each "
                         "is reached once and what it answered is shown)")
-    parser.add_argument("--base_model", "--base-model", metavar="DIR",
+    parser.add_argument("--base-model", "--base_model", metavar="DIR",
                         help="check with this base_model, as `axolotl train CONFIG --base-model DIR` trains "
                         "(e.g. the folder `axolotl-grpo fetch-model` wrote)")
     parser.add_argument("--cloud", metavar="CLOUD_YAML",

@@ -19,6 +19,10 @@ def _parser() -> argparse.ArgumentParser:
             "a tiny random-weight Qwen2 model with its own byte-level BPE tokenizer, "
             "and GSM8K-style sample data. Nothing is downloaded."
         ),
+        epilog="examples (from a checkout's root, where configs/smoke.yaml looks for .cache/embedded/):\n"
+        "  axolotl-grpo embedded build                  # then: axolotl train configs/smoke.yaml\n"
+        "  axolotl-grpo embedded build --variant hd32   # for configs/cpu-vllm-*.yaml",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="{build,data}")
 

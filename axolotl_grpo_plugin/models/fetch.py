@@ -298,7 +298,9 @@ def _parser() -> argparse.ArgumentParser:
             f"the Hub's end-of-turn settings. Models: {names}. The download is pinned by version and sha256; "
             "the folder is verified (greedy generation stops at the end-of-turn token, the chat template "
             "renders the GSM8K prompt) and appears only when complete; running it again is instant."),
-        epilog=("Point a config at the folder with Axolotl's override: "
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=("example:\n  axolotl-grpo fetch-model smollm2-135m --output-dir models/smollm2-135m\n\n"
+                "Point a config at the folder with Axolotl's override: "
                 "`axolotl train configs/smollm2-gsm8k-sft.yaml --base-model DIR` (docs/real-model.md); "
                 "from an installed wheel, `axolotl-grpo configs FOLDER` writes that config and the rest "
                 "of the SmolLM2 pipeline's."),
