@@ -231,6 +231,18 @@ def test_cli_unknown_gpu_is_one_line():
     assert proc.stderr.count("\n") == 1 and "--gpu-memory" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.parametrize("dims, message", [
+    ("hidden=abc", "--dims: hidden must be an integer, got 'abc'"),
+    ("foo", "--dims: 'foo' is not KEY=VALUE"),
+    ("hidden=8,layers=2", "--dims is missing vocab, intermediate, heads"),
+    ("hidden=0,layers=1,vocab=8,intermediate=8,heads=2", "--dims: model dimension hidden must be positive, got 0"),
+])
+def test_cli_bad_dims_is_one_line(dims, message, capsys):
+    assert plan_main(["configs/gsm8k.yaml", "--dims", dims]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {message}") and err.count("\n") == 1
+
+
 def test_cli_unknown_model_names_dims_and_accepts_them(tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text((REPO / "configs/gsm8k.yaml").read_text().replace(

@@ -14,7 +14,7 @@ from pathlib import Path
 
 
 class UnknownModel(ValueError):
-    """The model's dimensions are not available offline."""
+    """The model's dimensions are not available offline, or `--dims` does not give them."""
 
 
 @dataclass(frozen=True)
@@ -121,20 +121,23 @@ def parse_dims(text: str) -> ModelDims:
         key, sep, raw = part.partition("=")
         key = key.strip()
         if not sep or key not in _DIM_KEYS:
-            raise ValueError(f"--dims: {part!r} is not KEY=VALUE with KEY one of {', '.join(_DIM_KEYS)}")
+            raise UnknownModel(f"--dims: {part!r} is not KEY=VALUE with KEY one of {', '.join(_DIM_KEYS)}")
         if key in ("tied", "qkv_bias"):
             values[key] = raw.strip().lower() in ("1", "true", "yes")
         else:
             try:
                 values[key] = int(raw)
             except ValueError:
-                raise ValueError(f"--dims: {key} must be an integer, got {raw!r}") from None
+                raise UnknownModel(f"--dims: {key} must be an integer, got {raw!r}") from None
     missing = [k for k in REQUIRED_DIMS if k not in values]
     if missing:
-        raise ValueError(f"--dims is missing {', '.join(missing)} (needs {', '.join(REQUIRED_DIMS)}; "
+        raise UnknownModel(f"--dims is missing {', '.join(missing)} (needs {', '.join(REQUIRED_DIMS)}; "
                          "kv_heads defaults to heads)")
     values.setdefault("kv_heads", values["heads"])
-    return ModelDims(**values)  # type: ignore[arg-type]
+    try:
+        return ModelDims(**values)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise UnknownModel(f"--dims: {exc}") from None
 
 
 def dims_from_hf_config(config: dict) -> ModelDims:
