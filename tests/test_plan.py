@@ -243,6 +243,22 @@ def test_cli_bad_dims_is_one_line(dims, message, capsys):
     assert err.startswith(f"error: {message}") and err.count("\n") == 1
 
 
+@pytest.mark.parametrize("flag, value", [("--processes", "0"), ("--processes", "-2"),
+                                         ("--prompt-tokens", "0"), ("--prompt-tokens", "-1")])
+def test_cli_refuses_counts_below_one(flag, value, capsys):
+    """Not planned for 1 process or 263 prompt tokens instead, as `check` refuses --processes 0."""
+    with pytest.raises(SystemExit) as done:
+        plan_main(["configs/gsm8k.yaml", flag, value])
+    assert done.value.code == 2
+    assert f"error: {flag} must be 1 or more" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("gib", ["nan", "inf", "0"])
+def test_cli_refuses_a_gpu_memory_no_card_has(gib, capsys):
+    assert plan_main(["configs/gsm8k.yaml", "--gpu-memory", gib]) == 2
+    assert capsys.readouterr().err == f"error: --gpu-memory must be a positive number of GiB, got {float(gib)}\n"
+
+
 def test_cli_unknown_model_names_dims_and_accepts_them(tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text((REPO / "configs/gsm8k.yaml").read_text().replace(

@@ -64,7 +64,7 @@ def gib(value: float) -> str:
 
 
 def prompt_budget(args, run) -> tuple[int, str]:
-    if args.prompt_tokens:
+    if args.prompt_tokens is not None:
         return args.prompt_tokens, "--prompt-tokens"
     if args.stats:
         try:
@@ -203,9 +203,9 @@ def parser() -> argparse.ArgumentParser:
     renamed(p, "--gpu", "--gpu-type", action="append")  # --gpu is a switch in `check`
     p.add_argument("--gpu-memory", type=float, action="append", default=[], metavar="GIB",
                    help="check a GPU of this many GiB instead of a named one (repeatable)")
-    p.add_argument("--processes", type=int, default=0,
+    p.add_argument("--processes", type=int,
                    help="training processes (default: the config's `# Processes:` header, else 1)")
-    p.add_argument("--prompt-tokens", type=int, default=0, help="longest prompt in tokens")
+    p.add_argument("--prompt-tokens", type=int, help="longest prompt in tokens")
     p.add_argument("--from-data", action="store_true",
                    help="measure the longest prompt with the stats module (the config's tokenizer, "
                    "template, dataset and transform; fetches them if they are not local)")
@@ -219,7 +219,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
+    if args.processes is not None and args.processes < 1:
+        p.error("--processes must be 1 or more")
+    if args.prompt_tokens is not None and args.prompt_tokens < 1:
+        p.error("--prompt-tokens must be 1 or more")
     try:
         gpus = [find_gpu(name) for name in args.gpu_type] + [gpu_from_memory(m) for m in args.gpu_memory]
         workload, _, dims_source, prompt_source, model = build(args)

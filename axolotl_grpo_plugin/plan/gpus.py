@@ -6,6 +6,7 @@ Marketing names round: an "80 GB" H100 shows 81559 MiB in nvidia-smi and a
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
@@ -57,6 +58,6 @@ def find_gpu(name: str) -> GPU:
 
 
 def gpu_from_memory(gib: float) -> GPU:
-    if gib <= 0:
-        raise UnknownGPU(f"--gpu-memory must be positive, got {gib}")
+    if not 0 < gib < math.inf:  # nan and inf too: no card of that size
+        raise UnknownGPU(f"--gpu-memory must be a positive number of GiB, got {gib}")
     return GPU(f"{gib:g} GiB GPU", int(round(gib * 1024)))
