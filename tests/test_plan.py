@@ -259,6 +259,15 @@ def test_cli_refuses_a_gpu_memory_no_card_has(gib, capsys):
     assert capsys.readouterr().err == f"error: --gpu-memory must be a positive number of GiB, got {float(gib)}\n"
 
 
+def test_cli_base_model_that_is_not_a_string_names_the_key(tmp_path, capsys):
+    config = tmp_path / "c.yaml"
+    config.write_text((REPO / "configs/gsm8k.yaml").read_text().replace(
+        "base_model: Qwen/Qwen2.5-1.5B-Instruct", "base_model: 5"))
+    assert plan_main([str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "base_model = 5" in err and "must be a string" in err and "Hub model id or a local model folder" in err
+
+
 def test_cli_unknown_model_names_dims_and_accepts_them(tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text((REPO / "configs/gsm8k.yaml").read_text().replace(

@@ -158,7 +158,8 @@ class Run(Keys):
     output_dir: str = defaults.DEFAULT_OUTPUT_DIR
     # read as written (Axolotl's schema owns their types): what the checks look at
     rl: Text = key(None, "set `rl: grpo`", must="must be a string")
-    base_model: Any = None
+    base_model: Text = key(None, "set it to a Hub model id or a local model folder, e.g. "
+                           "`base_model: Qwen/Qwen2.5-0.5B-Instruct`", must="must be a string")
     adapter: Any = None
     deepspeed: Any = None
     fsdp: Any = None
