@@ -168,7 +168,8 @@ def test_a_config_without_the_keys_gets_the_installed_trl_defaults(monkeypatch, 
 
 
 @pytest.mark.parametrize("name", ["Qwen/Qwen2.5-1.5B-Instruct", "Qwen/Qwen2.5-7B-Instruct",
-                                  "meta-llama/Llama-3.2-1B-Instruct", "meta-llama/Llama-3.1-8B-Instruct"])
+                                  "meta-llama/Llama-3.2-1B-Instruct", "meta-llama/Llama-3.1-8B-Instruct",
+                                  "HuggingFaceTB/SmolLM2-135M-Instruct"])
 def test_table_dims_match_the_real_architecture(name):
     """Build the real model class on the meta device from the table's dims; count parameters."""
     import torch
@@ -266,6 +267,15 @@ def test_cli_base_model_that_is_not_a_string_names_the_key(tmp_path, capsys):
     assert plan_main([str(config)]) == 2
     err = capsys.readouterr().err
     assert "base_model = 5" in err and "must be a string" in err and "Hub model id or a local model folder" in err
+
+
+def test_cli_plans_the_smollm2_configs_offline(capsys):
+    """The model `axolotl-grpo fetch-model smollm2-135m` writes is in the table: 134,515,008
+    parameters, as the fetched folder's config.json and weights count them."""
+    assert plan_main(["configs/smollm2-gsm8k-grpo-cpu.yaml", "--gpu-type", "L4"]) == 0
+    out = capsys.readouterr().out
+    assert "HuggingFaceTB/SmolLM2-135M-Instruct: 134.5M params (dims: built-in table" in out
+    assert KNOWN_MODELS["HuggingFaceTB/SmolLM2-135M-Instruct"].total_params() == 134_515_008
 
 
 def test_cli_unknown_model_names_dims_and_accepts_them(tmp_path):

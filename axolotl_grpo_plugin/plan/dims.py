@@ -101,6 +101,10 @@ KNOWN_MODELS: dict[str, ModelDims] = {
                                                   **_LLAMA3),
     "meta-llama/Llama-3.1-8B-Instruct": ModelDims(hidden=4096, layers=32, intermediate=14336,
                                                   heads=32, kv_heads=8, tied=False, **_LLAMA3),
+    # the smollm2-* configs' model (`axolotl-grpo fetch-model smollm2-135m`), a Llama
+    "HuggingFaceTB/SmolLM2-135M-Instruct": ModelDims(hidden=576, layers=30, vocab=49152, intermediate=1536,
+                                                     heads=9, kv_heads=3, head_dim=64, tied=True,
+                                                     max_position=8192),
 }
 # Base (non-Instruct) checkpoints share their Instruct sibling's shapes.
 for _name, _dims in list(KNOWN_MODELS.items()):
