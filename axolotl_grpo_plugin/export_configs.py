@@ -18,6 +18,7 @@ import yaml
 
 from .cli import prog
 from .config.load import read_yaml
+from .errors import PluginError, exit_for
 from .paths import embedded_dir, packaged_config, packaged_config_names, resolve_packaged_paths
 
 
@@ -110,7 +111,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="only this config (repeatable; default: all)")
     parser.add_argument("--force", action="store_true", help="overwrite existing files")
     args = parser.parse_args(argv)
-    written = export(args.out, args.name, args.force)
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        parser.error(f"OUT {args.out} is a file, not a folder: name a folder to write the configs into "
+                     "(created if missing), e.g. `axolotl-grpo configs grpo-configs`")
+    try:
+        written = export(args.out, args.name, args.force)
+    except OSError as exc:  # a parent that is a file, a folder without write permission
+        return exit_for(PluginError(f"OUT {args.out}: cannot write the configs there ({exc.strerror}: "
+                                    f"{exc.filename}); name a folder you can write to"))
     for path in written:
         print(f"Wrote {path}")
     if not written:

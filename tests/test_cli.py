@@ -93,6 +93,22 @@ def test_configs_chain_the_smollm2_pipeline_inside_the_folder(tmp_path):
     assert sft["base_model"] == "HuggingFaceTB/SmolLM2-135M-Instruct"  # a Hub id: --base-model overrides it
 
 
+def test_configs_into_a_file_names_out_and_the_fix(tmp_path, capsys):
+    from axolotl_grpo_plugin.export_configs import main
+
+    existing = tmp_path / "notes.txt"
+    existing.write_text("mine")
+    with pytest.raises(SystemExit) as done:
+        main([str(existing)])
+    assert done.value.code == 2
+    assert f"error: OUT {existing} is a file, not a folder: name a folder" in capsys.readouterr().err
+    assert main([str(existing / "sub")]) == 2  # under a file: the folder cannot be made
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: OUT {existing / 'sub'}: cannot write the configs there (")
+    assert err.endswith("name a folder you can write to\n") and err.count("\n") == 1
+    assert existing.read_text() == "mine"
+
+
 def test_check_gpu_warns_when_vllm_is_not_installed_here(repo_root, capsys, monkeypatch):
     import importlib.util
 
