@@ -14,11 +14,10 @@ from axolotl_grpo_plugin.check.batch import check_batch
 from axolotl_grpo_plugin.check.command import main as check_main
 from axolotl_grpo_plugin.check.command import validate_with_axolotl
 from axolotl_grpo_plugin.check.prepare import prepare_config
-from axolotl_grpo_plugin.config.load import read_config
+from axolotl_grpo_plugin.config.load import declared_processes, read_config
 from axolotl_grpo_plugin.config.run import read_run
 from axolotl_grpo_plugin.errors import GRPOConfigError
 from axolotl_grpo_plugin.launch import Launch
-from axolotl_grpo_plugin.plan.from_config import header_processes
 from axolotl_grpo_plugin.plan.layout import MEMORY_HEADER, layout_table, memory_header
 
 
@@ -28,7 +27,7 @@ SCALE_CONFIGS = [p for p in CONFIGS if p.name != "gsm8k.yaml"]
 
 
 def processes_of(path: Path) -> int:
-    return header_processes(path.read_text()) or 1
+    return declared_processes(path.read_text()) or 1
 
 
 def test_the_issue_layouts_are_all_shipped():
@@ -73,6 +72,29 @@ def test_check_cli_prints_the_arithmetic(capsys):
     config = REPO / "configs" / "gsm8k-8gpu-zero3.yaml"
     assert check_main([str(config), "--gpu", "--processes", "7"]) == 0
     assert "8 x 2 x 7 = 112 = 7 prompts x 16" in capsys.readouterr().out
+
+
+def test_check_and_plan_default_to_the_processes_the_config_declares(capsys):
+    """`plan` read a config's `# Processes: 7` and `check` checked 1 process: they now agree, and
+    `check` says where the count came from; a CPU check stays at 1."""
+    config = str(REPO / "configs" / "gsm8k-8gpu-zero3.yaml")
+    assert check_main([config, "--gpu"]) == 0
+    out = capsys.readouterr().out
+    assert "valid for 7 training processes (its `# Processes: 7` comment)" in out and "8 x 2 x 7 = 112" in out
+    assert check_main([config, "--gpu", "--processes", "1"]) == 0
+    assert "valid for 1 training process on GPU" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("text, declared", [
+    ("# Title\n# Processes: 7\n\nrl: grpo\n", 7),
+    ("# Processes:   15  \nrl: grpo\n", 15),
+    ("rl: grpo\n# Processes: 7\n", None),  # past the leading comments: not the header
+    ("# Processes: 0\nrl: grpo\n", None),
+    ("#\nProcesses: 5\n", None),
+    ("# Processes: 7 GPUs\n", None),
+])
+def test_the_declared_processes_are_read_from_the_leading_comments_only(text, declared):
+    assert declared_processes(text) == declared
 
 
 # --- the divisibility rule -------------------------------------------------------------

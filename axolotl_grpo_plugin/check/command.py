@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import sys
+from pathlib import Path
 from typing import Any
 
 from .. import axolotl_validation, cloud, run_lock
@@ -22,7 +23,7 @@ from ..audit.check import reward_warnings
 from ..cli import prog
 from ..config import defaults
 from ..config.batching import describe_layout
-from ..config.load import read_config
+from ..config.load import declared_processes, read_config
 from ..config.run import Run, read_run
 from ..enabled import PLUGIN_NAME, applies, listed, lists_threads_plugin
 from ..errors import EXIT_BAD_INPUT, GRPOConfigError, PluginError, Problem, counted, exit_for
@@ -111,9 +112,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="check for a GPU machine (the default when this machine has one)")
     target.add_argument("--cpu", dest="has_gpu", action="store_false",
                         help="check for a CPU-only run")
-    parser.add_argument("--processes", type=int, default=1,
-                        help="training processes (GPUs running the trainer, not the vLLM one); "
-                        "default 1")
+    parser.add_argument("--processes", type=int, default=None,
+                        help="training processes (GPUs running the trainer, not the vLLM one); default: "
+                        "the config's `# Processes: N` comment on a GPU launch (the shipped multi-GPU configs "
+                        "have one), else 1")
     parser.add_argument("--gpus", type=int, default=None,
                         help="GPUs the launch sees, for the vLLM autostart layout (which GPU the server "
                         "gets, whether the training processes fit beside it); default: --processes, plus "
@@ -130,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verbose", action="store_true",
                         help="also show what torch, bitsandbytes and Axolotl print while loading")
     args = parser.parse_args(argv)
-    if args.processes < 1 or (args.gpus is not None and args.gpus < 0):
+    if (args.processes is not None and args.processes < 1) or (args.gpus is not None and args.gpus < 0):
         parser.error("--processes must be 1 or more and --gpus 0 or more")
     failure: Exception | None = None
     with captured_stderr(enabled=not args.verbose):  # third-party import chatter
@@ -141,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
             if cloud_cfg is not None and args.gpus is None:
                 args.gpus = cloud.gpu_count(cloud_cfg)
             raw = read_config(args.config)  # its path recorded as `axolotl train` records it
+            declared = declared_processes(Path(args.config).read_text(encoding="utf-8")) if args.has_gpu else None
+            processes_from = "" if args.processes else f" (its `# Processes: {declared}` comment)" if declared else ""
+            args.processes = args.processes or declared or 1
             if args.base_model:
                 raw["base_model"] = args.base_model
             try:
@@ -186,8 +191,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"OK: {args.config} is valid on {where} (not a GRPO config: the model checks and Axolotl's "
               "validation ran).")
         return 0
-    print(f"OK: {args.config} is valid for {counted(args.processes, 'training process', 'training processes')} "
-          f"on {where}{seen}.")
+    print(f"OK: {args.config} is valid for {counted(args.processes, 'training process', 'training processes')}"
+          f"{processes_from} on {where}{seen}.")
     print(f"layout: {layout}")
     return 0
 

@@ -9,6 +9,7 @@ registry, a layer above: `names.load_config` is this copy with its names resolve
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,19 @@ def read_config(path: str | Path) -> dict[str, Any]:
     raw = read_yaml(path)
     raw.setdefault(CONFIG_PATH_KEY, str(Path(path).resolve()))
     return raw
+
+
+def declared_processes(text: str) -> int | None:
+    """The training processes a config's leading comments declare (`# Processes: 7`, as the shipped
+    multi-GPU configs do): `check` and `plan` default to it. Axolotl never reads it."""
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            if line.strip():
+                return None  # past the leading comments
+            continue
+        if match := re.fullmatch(r"#\s*Processes:[ \t]*([1-9][0-9]*)\s*", line):
+            return int(match.group(1))
+    return None
 
 
 def _yaml_error_place(exc) -> tuple[str, str]:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..cli import prog, renamed
 from ..config.batching import describe_layout
-from ..config.load import read_yaml
+from ..config.load import declared_processes, read_yaml
 from ..config.run import read_run
 from ..errors import PluginError, counted, exit_for
 from ..sources.data import raised_as
@@ -36,7 +36,7 @@ from .estimate import (
     levers,
     verdict,
 )
-from .from_config import config_prompt_tokens, header_processes, workload_from_config
+from .from_config import config_prompt_tokens, workload_from_config
 from .gpus import GIB, GPU, GPUS, UnknownGPU, find_gpu, gpu_from_memory
 
 
@@ -90,7 +90,7 @@ def build(args) -> tuple[Workload, dict, str, str, str]:
         cfg = read_yaml(path)
     run = read_run(cfg)
     text = path.read_text(encoding="utf-8")  # header comments: `# GPUs: N`
-    processes = args.processes or header_processes(text) or 1
+    processes = args.processes or declared_processes(text) or 1
     dims, dims_source = resolve_dims(cfg.get("base_model"), args.dims, local_root=path.parent)
     prompt, prompt_source = prompt_budget(args, run)
     workload = workload_from_config(run, dims, processes, prompt, config_dir=path.parent)

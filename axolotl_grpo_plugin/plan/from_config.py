@@ -21,15 +21,6 @@ from .estimate import LORA_LINEAR, Workload
 # A documented GSM8K figure: the longest train prompt with the Qwen2.5 chat template
 # and the R1 format instruction (configs/gsm8k.yaml sizes vllm.max_model_len from it).
 DEFAULT_PROMPT_TOKENS = 263
-PROCESSES_HEADER = re.compile(r"^#\s*Processes:\s*(\d+)", re.MULTILINE)
-
-
-def header_processes(config_text: str) -> int | None:
-    """Training processes a shipped config declares in its `# Processes: N` header line."""
-    match = PROCESSES_HEADER.search(config_text)
-    return int(match.group(1)) if match else None
-
-
 def deepspeed_stage(deepspeed: Any, config_dir: Path | None = None) -> int | None:
     """ZeRO stage from an inline `deepspeed:` mapping or a json path (as Axolotl reads it)."""
     ds = deepspeed

@@ -13,11 +13,11 @@ import sys
 from pathlib import Path
 
 from ..config.batching import describe_layout
-from ..config.load import read_yaml
+from ..config.load import declared_processes, read_yaml
 from ..config.run import read_run
 from .dims import resolve_dims
 from .estimate import estimate_trainer, verdict
-from .from_config import config_prompt_tokens, header_processes, workload_from_config
+from .from_config import config_prompt_tokens, workload_from_config
 from .gpus import GIB, find_gpu
 
 
@@ -34,7 +34,7 @@ def read(path: Path) -> tuple[dict, str]:
 def layout_row(path: Path) -> str:
     cfg, text = read(path)
     run = read_run(cfg)
-    processes = header_processes(text) or 1
+    processes = declared_processes(text) or 1
     mbs, gas, groups = run.micro_batch_size, run.gradient_accumulation_steps, run.trl.num_generations
     arithmetic = describe_layout(mbs, gas, processes, groups, run.trl.generation_batch_size)
     gpus = GPUS_HEADER.search(text)
@@ -55,7 +55,7 @@ def memory_header(path: Path, gpu_name: str) -> str:
     dims, _ = resolve_dims(cfg.get("base_model"), local_root=path.parent)
     run = read_run(cfg)
     prompt, _ = config_prompt_tokens(run)
-    w = workload_from_config(run, dims, header_processes(text) or 1, prompt, config_dir=path.parent)
+    w = workload_from_config(run, dims, declared_processes(text) or 1, prompt, config_dir=path.parent)
     gpu = find_gpu(gpu_name)
     peak = estimate_trainer(w, gpu).peak
     return f"trainer peak {peak / GIB:.1f} GiB on {gpu.name} ({verdict(peak, gpu.memory_bytes)})"
