@@ -219,6 +219,10 @@ def test_dims_from_hf_config_reads_llama_and_qwen_keys():
     assert (d.kv_heads, d.head_dim, d.qkv_bias, d.tied) == (4, 16, False, False)
     with pytest.raises(UnknownModel, match="--dims"):
         dims_from_hf_config({"hidden_size": 64})
+    for wrong in (None, "abc", 0):  # a local config.json's bad shape: a line naming --dims, no traceback
+        with pytest.raises(UnknownModel, match="not a positive number.*--dims"):
+            dims_from_hf_config({"hidden_size": wrong, "num_hidden_layers": 2, "vocab_size": 100,
+                                 "intermediate_size": 128, "num_attention_heads": 4})
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -385,3 +389,9 @@ def test_default_prompt_budget_is_the_real_gsm8k_maximum(shared_dir, tmp_path, c
     config.write_text(yaml.safe_dump(cfg))
     assert plan_main([str(config), "--from-data", "--gpu-type", "L40S", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["prompt_tokens"] == DEFAULT_PROMPT_TOKENS
+
+
+def test_an_sft_config_is_refused_in_one_line_not_planned_as_grpo():
+    result = run_cli("configs/smollm2-gsm8k-sft.yaml")
+    assert result.returncode == 2 and "not a GRPO config" in result.stderr and "Traceback" not in result.stderr
+    assert result.stdout == ""

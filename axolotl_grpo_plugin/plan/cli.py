@@ -89,6 +89,10 @@ def build(args) -> tuple[Workload, dict, str, str, str]:
     with raised_as(PlanError):
         cfg = read_yaml(path)
     run = read_run(cfg)
+    if run.rl != "grpo":  # an SFT cold start has no generation, KV cache or groups to plan
+        raise PlanError(f"{path}: not a GRPO config (no `rl: grpo`), and plan estimates GRPO runs (generation, "
+                        "vLLM's KV cache, groups of completions). Fix: plan the GRPO config that follows it, e.g. "
+                        "configs/smollm2-gsm8k-grpo-cpu.yaml after the SmolLM2 cold start")
     text = path.read_text(encoding="utf-8")  # header comments: `# GPUs: N`
     processes = args.processes or declared_processes(text) or 1
     dims, dims_source = resolve_dims(cfg.get("base_model"), args.dims, local_root=path.parent)

@@ -163,6 +163,9 @@ def dims_from_hf_config(config: dict) -> ModelDims:
         )
     except KeyError as exc:
         raise UnknownModel(f"config.json lacks {exc.args[0]!r}; pass the shapes with --dims") from None
+    except (TypeError, ValueError) as exc:  # `hidden_size: null`, `"abc"`, 0
+        raise UnknownModel(f"config.json has a shape that is not a positive number ({exc}); pass the shapes "
+                           "with --dims") from None
 
 
 def resolve_dims(base_model: str | None, explicit: str | None = None, local_root: Path | None = None
