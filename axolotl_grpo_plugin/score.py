@@ -12,14 +12,16 @@ kept in the output but not passed to the rewards). Each output row is the input 
 weighted sum with `trl.reward_weights`, as the rollout log has it); then a summary per reward:
 mean, None count, seconds (and for remote rewards: calls, cache hits, failures, tokens).
 
-The output (default: FILE.scored.jsonl) is written to a temporary file and only replaces an
-existing one when every row is scored: an interrupted or failed run leaves it as it was.
+The output (default: FILE.scored.jsonl; a missing folder is made) is written to a temporary file
+and only replaces an existing one when every row is scored: an interrupted or failed run leaves it
+as it was. An input with no row to score is an input error (exit 2) and writes nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -29,7 +31,7 @@ from axolotl_grpo_rewards.errors import RewardConfigError, RewardContractError
 
 from .config.load import read_config
 from .config.run import read_run
-from .errors import EXIT_BAD_INPUT, EXIT_FAILED, PluginError, Problem, exit_for
+from .errors import EXIT_BAD_INPUT, EXIT_FAILED, PluginError, Problem, counted, exit_for
 from .evaluate.scoring import Reward, load_rewards, score
 from .names import resolve_names
 from .observe.rollout_log import read_records
@@ -121,6 +123,7 @@ def run(config: str, input_path: Path, output: Path, batch_size: int) -> list[st
     if output.resolve() == input_path.resolve():
         raise ScoreInputError([Problem("--output", str(output), "is the input file.",
                                        "write the scored rows to another file")])
+    check_output(output)
     rewards = prepare(config)
     counts: dict = {}
     scored: dict[str, list] = {name: [] for name, _ in rewards}
@@ -139,13 +142,53 @@ def run(config: str, input_path: Path, output: Path, batch_size: int) -> list[st
                     scored[name].append(row["rewards"][name])
             rows_done += len(rows)
             bar.update(len(rows))
-    lines = [f"scored {rows_done} rows of {input_path} -> {output}"]
+        if not rows_done:  # raised inside `replacing`: an existing output stays as it was
+            raise nothing_scored(input_path, output, counts)
+    lines = [f"scored {counted(rows_done, 'row')} of {input_path} -> {output}"]
     if counts.get("skipped"):
-        lines.append(f"skipped {counts['skipped']} lines that are not JSON objects (a torn last line counts)")
+        lines.append(f"skipped {not_json(counts['skipped'])} (a torn last line counts)")
     if counts.get("no_completion"):
-        lines.append(f"skipped {counts['no_completion']} rows without a `completion` field "
+        lines.append(f"skipped {counted(counts['no_completion'], 'row')} without a `completion` field "
                      "(the rollout log's own records, e.g. run start and end, have none)")
     return lines + summary(scored, seconds, rewards)
+
+
+def check_output(output: Path) -> None:
+    """Before the rewards load: --output names a file in a folder that can be written. A missing
+    folder is made, as the other tools' output flags make theirs."""
+    if output.is_dir():
+        raise ScoreInputError([Problem("--output", str(output), "is a folder.",
+                                       f"name a file in it, e.g. {output / 'scored.jsonl'}")])
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        why = f"{output.parent} is a file, not a folder"
+    except OSError as exc:
+        why = f"cannot make its folder {output.parent} ({exc.strerror or exc})"
+    else:
+        if os.access(output.parent, os.W_OK):
+            return
+        why = f"its folder {output.parent} is not writable"
+    raise ScoreInputError([Problem("--output", str(output), f"{why}.", "choose a path in a folder you can write")])
+
+
+def not_json(lines: int) -> str:
+    return f"{counted(lines, 'line')} that {'is' if lines == 1 else 'are'} not a JSON object"
+
+
+def nothing_scored(input_path: Path, output: Path, counts: dict) -> ScoreInputError:
+    """No row of the input had a completion: an input error, not an empty result."""
+    found = []
+    if counts.get("skipped"):
+        found.append(f"{not_json(counts['skipped'])} (a last line without a newline is taken as torn)")
+    if counts.get("no_completion"):
+        rows = counts["no_completion"]
+        found.append(f"{counted(rows, 'row')} without a `completion` field")
+    return ScoreInputError([Problem(
+        "--input", str(input_path), f"nothing to score: {', '.join(found) or 'the file is empty'}; "
+        f"{output} was not written.",
+        "give jsonl rows with a `completion` (and `prompt`, `answer`, any columns the rewards read), one "
+        "JSON object a line, each ending in a newline, e.g. OUTPUT_DIR/rollouts.jsonl of a run")])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -199,7 +199,7 @@ def test_score_writes_rewards_by_listed_name_and_the_weighted_sum(verifier, tmp_
     assert [r["reward"] for r in scored] == [2.5, 0.0]
     assert scored[0]["step"] == 1 and scored[0]["answer"] == "7"
     text = capsys.readouterr().out
-    assert "scored 2 rows" in text and "skipped 1 rows without a `completion`" in text
+    assert "scored 2 rows" in text and "skipped 1 row without a `completion`" in text
     assert "verifier" in text and "1 failed" in text
 
 

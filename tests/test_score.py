@@ -1,0 +1,72 @@
+"""`axolotl-grpo score`'s inputs and outputs: nothing scored is an input error that leaves the
+output alone, counts read as counts, and --output's folder is made or its problem named.
+(Scoring itself, remote rewards and a failure midway: tests/test_remote_rewards.py.)"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from axolotl_grpo_plugin.score import main
+
+
+ROW = {"prompt": "What is 3 + 4?", "completion": "<answer>\n7\n</answer>", "answer": "7"}
+
+
+@pytest.fixture
+def config(repo_root):
+    return str(repo_root / "configs" / "smoke.yaml")
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    ("not json\n", "1 line that is not a JSON object"),
+    ("", "the file is empty"),
+    (json.dumps({"prompt": "p"}) + "\n" + json.dumps({"step": 1}) + "\n", "2 rows without a `completion` field"),
+    (json.dumps(ROW), "1 line that is not a JSON object (a last line without a newline is taken as torn)"),
+])
+def test_nothing_to_score_is_an_input_error_that_leaves_the_output_alone(config, tmp_path, capsys, text, said):
+    source, out = tmp_path / "rows.jsonl", tmp_path / "rows.scored.jsonl"
+    source.write_text(text)
+    out.write_text("an earlier result\n")
+    assert main([config, "--input", str(source)]) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert err.startswith(f"error: --input = {str(source)!r}: nothing to score: {said}") and "\n" not in err
+    assert f"{out} was not written" in err and "Fix: give jsonl rows with a `completion`" in err
+    assert captured.out == "" and out.read_text() == "an earlier result\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rows.jsonl", "rows.scored.jsonl"]
+
+
+def test_one_row_and_one_skipped_line_read_in_the_singular(config, tmp_path, capsys):
+    source = tmp_path / "rows.jsonl"
+    source.write_text(json.dumps(ROW) + "\nnot json\n" + json.dumps({"step": 1}) + "\n")
+    assert main([config, "--input", str(source)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:3] == [f"scored 1 row of {source} -> {tmp_path / 'rows.scored.jsonl'}",
+                         "skipped 1 line that is not a JSON object (a torn last line counts)",
+                         "skipped 1 row without a `completion` field (the rollout log's own records, "
+                         "e.g. run start and end, have none)"]
+
+
+def test_output_in_a_missing_folder_is_made_as_other_tools_do(config, tmp_path, capsys):
+    source, out = tmp_path / "rows.jsonl", tmp_path / "new" / "deeper" / "scored.jsonl"
+    source.write_text(json.dumps(ROW) + "\n")
+    assert main([config, "--input", str(source), "--output", str(out)]) == 0
+    assert json.loads(out.read_text())["rewards"]["correctness"] == 2.0
+    assert f"-> {out}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("where", "said"), [
+    ("rows.jsonl/scored.jsonl", "{tmp}/rows.jsonl is a file, not a folder"),
+    ("rows.jsonl/sub/scored.jsonl", "cannot make its folder {tmp}/rows.jsonl/sub (Not a directory)"),
+    (".", "is a folder. Fix: name a file in it"),
+])
+def test_an_output_that_cannot_be_written_is_named_before_scoring(config, tmp_path, capsys, where, said):
+    source = tmp_path / "rows.jsonl"
+    source.write_text(json.dumps(ROW) + "\n")
+    out = tmp_path / where
+    assert main([config, "--input", str(source), "--output", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: --output = {str(out)!r}: ") and "\n" not in err
+    assert said.format(tmp=tmp_path) in err and ".tmp" not in err
