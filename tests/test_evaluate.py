@@ -532,6 +532,19 @@ def test_cli_writes_outputs_and_compares_with_a_baseline(repo_root, embedded_mod
     assert "95% CI" in printed and "pass@2" in printed
 
 
+def test_a_missing_baseline_is_named_before_the_model_is_evaluated(repo_root, embedded_model_dir, test_file,
+                                                                  tmp_path, capsys):
+    from axolotl_grpo_plugin.evaluate.__main__ import main
+
+    out, missing = tmp_path / "out", str(tmp_path / "no-baseline")
+    code = main([str(repo_root / "configs/smoke.yaml"), "--model", str(embedded_model_dir), "--baseline", missing,
+                 "--dataset", test_file, "--limit", "1", "--samples", "0", "--out", str(out), "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.err == (f"error: model directory {missing!r} not found; pass a checkpoint "
+                                          "directory or a Hub id as --baseline\n")
+    assert not out.exists() and "model:" not in captured.out  # --model was not evaluated first
+
+
 def test_a_limited_run_reproduces_the_start_of_a_longer_one(sampled_run, smoke_cfg, embedded_model_dir,
                                                             test_file):
     shorter = evaluate(smoke_cfg, str(embedded_model_dir), dataset=test_file, limit=2, samples=3,

@@ -178,6 +178,15 @@ def test_bad_flags_exit_2(tmp_path, capsys):
     assert "--generations" in capsys.readouterr().err
 
 
+def test_a_missing_model_is_named_as_evaluate_names_it(tmp_path, capsys):
+    from axolotl_grpo_plugin.probe.__main__ import main
+
+    missing = str(tmp_path / "no-model")
+    assert main([str(REPO / "configs" / "smoke.yaml"), "--model", missing, "--no-progress"]) == 2
+    assert capsys.readouterr().err == (f"error: model directory {missing!r} not found; pass a checkpoint "
+                                       "directory or a Hub id as --model\n")
+
+
 @pytest.mark.parametrize("percent, cores, torch_threads, expected", [
     (0.0, 2, 2, 2),     # an idle 2-core machine: both (the load average could still say 1.0)
     (50.0, 2, 2, 1),    # one core busy

@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from ..quiet import run_quietly
-    from .core import evaluate
+    from .core import check_model, evaluate
     from .rejection import write_replies
     from .results import compare, default_out_dir, format_comparison, format_result, write_results
 
@@ -89,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
                    correct_reward=args.correct_reward, progress=not args.no_progress)
 
     def work() -> None:
+        if args.baseline:  # before --model is evaluated, not after
+            check_model(args.baseline, "--baseline")
         result = evaluate(args.config, args.model, **options)
         out = Path(args.out) if args.out else default_out_dir(args.model)
         summary, samples = write_results(result, out, extra={"config": args.config})

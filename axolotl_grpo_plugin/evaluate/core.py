@@ -96,9 +96,7 @@ def evaluate(
     """
     if samples < 0:
         raise EvalError(f"samples = {samples}: must be 0 (greedy only) or more")
-    if isinstance(model, (str, Path)) and looks_like_missing_path(model, bare_name_is_hub=True):
-        raise EvalError(f"model directory {str(model)!r} not found; pass a checkpoint directory "
-                        "or a Hub id")
+    check_model(model)
     cfg = prompts.load_config(config)
     run = read_run(cfg)
     rewards = scoring.load_rewards(run)
@@ -135,6 +133,14 @@ def evaluate(
         for record, calls in zip(greedy_records, greedy_calls, strict=True):
             record["tool_calls"] = calls
     return result
+
+
+def check_model(model: Any, where: str = "--model") -> None:
+    """A local model path that is not there, said before anything loads (transformers would take it
+    for a Hub id and answer with its repo-id rules). `where`: the flag or key that named it."""
+    if isinstance(model, (str, Path)) and looks_like_missing_path(model, bare_name_is_hub=True):
+        raise EvalError(f"model directory {str(model)!r} not found; pass a checkpoint directory "
+                        f"or a Hub id as {where}")
 
 
 def _summarise(label, split, seed, backend, greedy, sampled, rewards, judge, problems,

@@ -19,7 +19,7 @@ from typing import Any
 
 from ..config.run import read_run
 from ..evaluate import generation, scoring
-from ..evaluate.core import load_tokenizer, make_generator
+from ..evaluate.core import check_model, load_tokenizer, make_generator
 from ..evaluate.prompts import EvalError, build_problems, dataset_entries, load_config, load_rows
 from ..evaluate.tool_loop import ToolLoop, run_tools, tool_stats
 from ..registry import correctness
@@ -168,6 +168,8 @@ def probe(config: Any, *, prompts: int = 32, generations: list[int] | None = Non
     started = time.perf_counter()
     if prompts < 1:
         raise ProbeError(f"--prompts {prompts}: must be at least 1")
+    if model:
+        check_model(model, "--model")
     cfg = load_config(config)
     run = read_run(cfg)
     limit, group = run.completion_length, run.trl.num_generations
@@ -184,6 +186,8 @@ def probe(config: Any, *, prompts: int = 32, generations: list[int] | None = Non
     if not model_path:
         raise ProbeError("base_model = (not set): the probe samples the run's base model; "
                          "set `base_model:` or pass --model DIR")
+    if not model:
+        check_model(model_path, "`base_model:` (or pass --model)")
 
     rewards = scoring.load_rewards(run)
     judge = scoring.correctness_reward(rewards, correct_reward)
