@@ -178,6 +178,19 @@ def test_bad_flags_exit_2(tmp_path, capsys):
     assert "--generations" in capsys.readouterr().err
 
 
+def test_a_wrong_band_is_named_before_any_prompt_is_sampled(tmp_path, capsys, monkeypatch):
+    from axolotl_grpo_plugin.probe import core
+    from axolotl_grpo_plugin.probe.__main__ import main
+
+    monkeypatch.setattr(core, "probe", lambda *a, **k: pytest.fail("the probe ran before --band was checked"))
+    argv = [str(REPO / "configs" / "smoke.yaml"), "--band", "0.8", "0.2", "--write-filtered",
+            str(tmp_path / "f.jsonl"), "--no-progress"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --band 0.8 0.2: need 0 <= LO < HI <= 1. Fix: ") and "--band 0.2 0.8" in err
+    assert not (tmp_path / "f.jsonl").exists()
+
+
 def test_a_missing_model_is_named_as_evaluate_names_it(tmp_path, capsys):
     from axolotl_grpo_plugin.probe.__main__ import main
 

@@ -69,9 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from ..quiet import run_quietly
     from .core import probe
-    from .findings import format_summary, plot, to_json, write_filtered
+    from .findings import check_band, format_summary, plot, to_json, write_filtered
 
     def work() -> None:
+        check_band(args.band)  # before the prompts are sampled, not after
         try:
             _set_threads(args.threads)
             result = probe(args.config, prompts=args.prompts, generations=args.generations,

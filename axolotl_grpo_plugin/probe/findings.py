@@ -245,6 +245,16 @@ def format_summary(result: ProbeResult) -> str:
     return "\n".join(lines)
 
 
+def check_band(band: tuple[float, float]) -> tuple[float, float]:
+    """--band LO HI, checked before any prompt is sampled."""
+    lo, hi = band
+    if not 0 <= lo < hi <= 1:
+        raise ProbeError(f"--band {lo:g} {hi:g}: need 0 <= LO < HI <= 1. Fix: give the lower pass rate "
+                         "first, e.g. --band 0.2 0.8 (the default, 0 1, keeps the prompts neither always "
+                         "nor never solved)")
+    return lo, hi
+
+
 def write_filtered(result: ProbeResult, config: Any, path: str | Path,
                    band: tuple[float, float] = (0.0, 1.0)) -> int:
     """The probed prompts whose pass rate is strictly inside `band`, as raw rows of the config's
@@ -252,9 +262,7 @@ def write_filtered(result: ProbeResult, config: Any, path: str | Path,
     from ..config.run import read_run
     from ..evaluate.prompts import dataset_entries, load_config, load_rows
 
-    lo, hi = band
-    if not 0 <= lo < hi <= 1:
-        raise ProbeError(f"--band {lo} {hi}: need 0 <= lo < hi <= 1")
+    lo, hi = check_band(band)
     cfg = load_config(config)
     raw: list[dict] = []
     for spec in dataset_entries(read_run(cfg), "train"):
