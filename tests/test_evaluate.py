@@ -289,6 +289,20 @@ def test_correct_reward_falls_back_and_can_be_chosen(smoke_cfg):
         correctness_reward(rewards, "nope")
 
 
+@pytest.mark.parametrize("tool", ["evaluate", "probe"])
+def test_an_unknown_correct_reward_lists_the_names_a_config_uses_and_the_fix(tool, repo_root, embedded_model_dir,
+                                                                             capsys):
+    from importlib import import_module
+
+    main = import_module(f"axolotl_grpo_plugin.{tool}.__main__").main
+    argv = [str(repo_root / "configs/smoke.yaml"), "--model", str(embedded_model_dir), "--correct-reward", "nope"]
+    assert main(argv) == 2
+    key = {"evaluate": "correct_reward", "probe": "--correct-reward"}[tool]  # as each tool's other errors
+    assert capsys.readouterr().err == (
+        f"error: {key} = 'nope' is not one of the config's rewards. Fix: name one of correctness, int, "
+        "strict_format, soft_format, xmlcount, or leave it out to judge with correctness\n")
+
+
 @pytest.mark.parametrize("judge", ["countdown_reward_func", "math_boxed_reward_func", "by_data_source"])
 def test_a_task_accuracy_reward_judges_wherever_it_is_listed(judge):
     """Issue 27: with no reward named *correct*, the first listed judged (a format reward listed

@@ -53,13 +53,18 @@ def load_rewards(run: Any) -> list[Reward]:
     return rewards
 
 
-def correctness_reward(rewards: Sequence[Reward], name: str | None = None) -> Reward:
+def correctness_reward(rewards: Sequence[Reward], name: str | None = None, key: str = "correct_reward") -> Reward:
     """The reward that decides "correct" (the rule in registry/correctness.py, which the
-    trainer's `observe/accuracy` follows too), else the first reward listed."""
-    chosen = correctness.correctness_reward_name([r.name for r in rewards], name)
+    trainer's `observe/accuracy` follows too), else the first reward listed. `key`: the flag or
+    setting that named `name`, for the error."""
+    names = [r.name for r in rewards]
+    chosen = correctness.correctness_reward_name(names, name)
     if chosen is None and name is not None:
-        raise EvalError(f"correct_reward = {name!r} is not one of the config's rewards: "
-                        f"{', '.join(r.name for r in rewards)}")
+        default = correctness.correctness_reward_name(names) or names[0]
+        written = [n.removesuffix("_reward_func") for n in names]  # as configs and `score` name them
+        raise EvalError(f"{key} = {name!r} is not one of the config's rewards. Fix: name one of "
+                        f"{', '.join(written)}, or leave it out to judge with "
+                        f"{default.removesuffix('_reward_func')}")
     return next((r for r in rewards if r.name == chosen), rewards[0])
 
 

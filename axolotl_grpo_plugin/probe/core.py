@@ -190,7 +190,7 @@ def probe(config: Any, *, prompts: int = 32, generations: list[int] | None = Non
         check_model(model_path, "`base_model:` (or pass --model)")
 
     rewards = scoring.load_rewards(run)
-    judge = scoring.correctness_reward(rewards, correct_reward)
+    judge = scoring.correctness_reward(rewards, correct_reward, "--correct-reward")
     tok = load_tokenizer(run, model_path)
     rows = sum(len(load_rows(spec, "train")) for spec in dataset_entries(run, "train"))
     tools = run_tools(run, tok)
