@@ -129,6 +129,16 @@ def test_cli_writes_the_report_and_explains_bad_input(tmp_path, capsys):
     assert not list(tmp_path.glob("*.tmp"))
 
 
+def test_an_unwritable_html_path_names_the_flag_that_sets_it(tmp_path, capsys):
+    hand_written_log(tmp_path)
+    target = tmp_path / "no-such-folder" / "r.html"
+    for flag in ("--html", "-o"):  # -o is the old spelling: the error names the flag it became
+        assert main([str(tmp_path), flag, str(target)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert err == (f"error: --html = {str(target)!r}: cannot write it (No such file or directory). "
+                       "Fix: choose a writable path with --html FILE")
+
+
 # --- in a real browser -------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

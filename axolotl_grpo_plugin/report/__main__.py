@@ -67,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
                             max_rollouts=args.max_rollouts, phrases=args.phrases, seed=args.seed,
                             interrupted=interrupted, read_skipped=lambda: counts.get("skipped", 0))
     except OSError as exc:
-        print(f"error: cannot write {str(out)!r}: {exc.strerror or exc}; choose another path with -o",
+        where = f"--html = {str(out)!r}: cannot write it" if args.html else f"cannot write {str(out)!r}"
+        print(f"error: {where} ({exc.strerror or exc}). Fix: choose a writable path with --html FILE",
               file=sys.stderr)
         return 2
     shown = f"{len(data.rows):,} shown (sampled)" if data.sampled else "all shown"
