@@ -188,6 +188,40 @@ def test_bad_input_exits_2_with_the_fix(tmp_path, capsys, argv, needle):
     assert needle in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("flag", ["--json-file", "--json"])
+def test_an_unwritable_json_path_names_the_flag_given(tmp_path, capsys, flag):
+    target = str(tmp_path / "no-such-folder" / "a.json")
+    assert main([str(config(tmp_path, COOKBOOK)), "--prompts", "2", flag, target, "--verbose"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == f"error: {flag} = {target!r}: cannot write it (No such file or directory). Fix: choose a writable path"
+
+
+def test_the_help_says_what_json_with_a_path_does_and_its_examples_run_from_a_checkout(repo_root, capsys):
+    import re
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "--json [PATH] print the result as JSON instead of the table (as in stats and plan); with a PATH, " \
+           "the old spelling of --json-file PATH" in " ".join(out.split())
+    examples = [line for line in out.splitlines() if line.strip().startswith("axolotl-grpo audit ")]
+    named = re.findall(r"(configs/\S+\.yaml|--dataset \S+)", "\n".join(examples))
+    assert "--dataset axolotl_grpo_plugin/data/gsm8k_sample.jsonl" in named
+    for path in named:
+        assert (repo_root / path.removeprefix("--dataset ")).is_file(), path
+
+
+def test_json_before_the_config_prints_json_and_writes_no_file(tmp_path, capsys):
+    """`audit --json CONFIG`, as `stats --json CONFIG`: the yaml is the config, not the old
+    `--json PATH` to write over (with --rollouts, the config was replaced by the JSON)."""
+    cfg = config(tmp_path, COOKBOOK)
+    before = cfg.read_text()
+    assert main(["--rollouts", str(rollouts(tmp_path)), "--json", str(cfg), "--verbose"]) == 1
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["max_completion_length"] == 512 and "note:" not in captured.err
+    assert cfg.read_text() == before
+
+
 def test_an_unknown_reward_exits_2_naming_it(tmp_path, capsys):
     assert main([str(config(tmp_path, ["corectness"])), "--verbose"]) == 2
     assert "Did you mean 'correctness'" in capsys.readouterr().err

@@ -37,8 +37,10 @@ what it reports, per reward and for the weighted total:
   look degenerate (repetition, numbers spam, several answers, tags repeated, prompt copied, at the
   length cap), step by step, and the first step where reward hacking is suspected.
 
-examples:
-  axolotl-grpo audit configs/gsm8k.yaml --dataset gsm8k_train.jsonl
+examples (from a checkout):
+  axolotl-grpo audit configs/gsm8k.yaml --dataset axolotl_grpo_plugin/data/gsm8k_sample.jsonl
+      (the config's rewards on the bundled GSM8K sample instead of the Hub's GSM8K: offline)
+  axolotl-grpo audit configs/smoke.yaml --json
   axolotl-grpo audit configs/smoke.yaml --json-file audit.json
   axolotl-grpo audit --rollouts outputs/smoke
   axolotl-grpo audit configs/smoke.yaml --rollouts outputs/smoke   (the config gives the length cap)
@@ -53,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", nargs="?", help="the Axolotl yaml you give `axolotl train`")
     parser.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",
-                        help="print the result as JSON instead of the table (as in stats and plan)")
+                        help="print the result as JSON instead of the table (as in stats and plan); "
+                        "with a PATH, the old spelling of --json-file PATH")
     parser.add_argument("--json-file", metavar="PATH", help="also write the result as JSON to PATH")
     parser.add_argument("--prompts", type=int, default=32, help="training prompts with a gold answer to "
                         "audit, taken in turn from each dataset entry (default 32)")
@@ -69,9 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.json_flag = "--json-file"
+    if args.json not in (None, "-") and args.config is None and args.json.endswith((".yaml", ".yml")):
+        args.config, args.json = args.json, "-"  # `--json CONFIG`: as in stats, never a file to write over
     if args.json not in (None, "-"):  # the old `--json PATH`
         print("note: --json PATH is now --json-file PATH (the old spelling still works, for now)", file=sys.stderr)
-        args.json_file, args.json = args.json, None
+        args.json_file, args.json, args.json_flag = args.json, None, "--json"
     args.json = "-" if args.json == "-" else args.json_file
     if args.config is None and args.rollouts is None:
         parser.print_usage(sys.stderr)
@@ -106,7 +112,7 @@ def _audit(args) -> int:
               leave=False) as bar:
         result = audit(args.config, prompts=args.prompts, dataset=args.dataset, progress=bar)
     data = result.as_json()
-    _write_json(args.json, data)
+    _write_json(args.json, data, args.json_flag)
     if args.json != "-":
         print(summary(result))
     return EXIT_FAILED if result.hackable or result.total.hackable else EXIT_OK
@@ -134,13 +140,14 @@ def _rollouts(args) -> int:
     first = first_suspected(findings)
     _write_json(args.json, {"output_dir": str(out), "max_completion_length": cap,
                             "steps": [f.as_json() for f in findings],
-                            "first_suspected_step": first.step if first else None})
+                            "first_suspected_step": first.step if first else None}, args.json_flag)
     if args.json != "-":
         print(rollouts_summary(out, findings))
     return EXIT_FAILED if first else EXIT_OK
 
 
-def _write_json(path: str | None, data: dict) -> None:
+def _write_json(path: str | None, data: dict, flag: str) -> None:
+    """Print `data` ("-") or write it to `path`; `flag`: the one the user gave it with."""
     if path is None:
         return
     text = json.dumps(data, indent=2, ensure_ascii=False)
@@ -154,7 +161,7 @@ def _write_json(path: str | None, data: dict) -> None:
         with replacing(Path(path), "w") as handle:
             handle.write(text + "\n")
     except OSError as exc:
-        raise AuditError(f"--json = {path!r}: cannot write it ({exc.strerror or exc}). Fix: choose a "
+        raise AuditError(f"{flag} = {path!r}: cannot write it ({exc.strerror or exc}). Fix: choose a "
                          "writable path") from None
 
 
