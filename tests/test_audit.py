@@ -268,6 +268,16 @@ def test_the_rollout_scan_names_the_step_hacking_started(tmp_path, capsys):
     assert "reward hacking suspected at step 4" in capsys.readouterr().out
 
 
+def test_a_clean_rollout_log_gets_a_sentence_not_an_empty_table(tmp_path, capsys):
+    run = rollouts(tmp_path)
+    records = [json.loads(line) for line in (run / "rollouts.jsonl").read_text().splitlines()]
+    (run / "rollouts.jsonl").write_text("".join(json.dumps({**r, "completion": GOOD}) + "\n" for r in records))
+    assert main(["--rollouts", str(run), "--verbose"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"Rollout audit of {run}: 6 training steps, 24 reinforced completions, none of them looks degenerate.", "",
+        "No step suspected (a step is when 2+ and 25%+ of the completions GRPO reinforced look degenerate)."]
+
+
 def test_the_html_report_says_when_hacking_started(tmp_path):
     from axolotl_grpo_plugin.observe.rollout_log import read_rollouts
     from axolotl_grpo_plugin.report import write_report

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import counted
 from .core import AuditResult, Verdict
 from .families import WRONG_INTEGER
 from .rollouts import SUSPECT_MIN, SUSPECT_SHARE, StepFinding, first_suspected
@@ -64,16 +65,18 @@ def rollouts_summary(output_dir: Path, findings: list[StepFinding]) -> str:
         return f"{output_dir}: the rollout log holds no training step."
     reinforced = sum(f.reinforced for f in findings)
     degenerate = sum(f.degenerate for f in findings)
-    lines = [f"Rollout audit of {output_dir}: {len(findings)} training steps, {reinforced} reinforced "
-             f"completions, {degenerate} of them look degenerate.", "",
-             "  step  reinforced  degenerate  share  signs"]
-    for f in findings:
-        if f.degenerate or f.suspected:
+    looks = f"{degenerate} of them look degenerate" if degenerate else "none of them looks degenerate"
+    lines = [f"Rollout audit of {output_dir}: {counted(len(findings), 'training step')}, "
+             f"{counted(reinforced, 'reinforced completion')}, {looks}.", ""]
+    shown = [f for f in findings if f.degenerate or f.suspected]
+    if shown:  # the steps with something to show; none: no empty table
+        lines.append("  step  reinforced  degenerate  share  signs")
+        for f in shown:
             signs = ", ".join(f"{k} {n}" for k, n in f.signs.most_common())
             lines.append(f"  {f.step:>4}  {f.reinforced:>10}  {f.degenerate:>10}  {f.share:>5.0%}  {signs}"
                          + ("  <- suspected" if f.suspected else ""))
+        lines.append("")
     first = first_suspected(findings)
-    lines.append("")
     lines.append(first.message() if first else
                  f"No step suspected (a step is when {SUSPECT_MIN}+ and {SUSPECT_SHARE:.0%}+ of the completions "
                  "GRPO reinforced look degenerate).")
