@@ -253,6 +253,46 @@ def test_bad_input_is_one_line_with_a_fix(case, tiny_tokenizer_dir, gsm8k_file, 
     assert expected_words in err
 
 
+def test_an_unreadable_dataset_shows_its_cause_the_real_flags_and_no_chatter(tiny_tokenizer_dir, tmp_path, capfd,
+                                                                             monkeypatch):
+    """datasets' own lines (its 'Generating train split' bar, 'Failed to load JSON ... ArrowInvalid') go to
+    the tool's log, as audit's do; the error shows the parse error they hid, and names real flags."""
+    monkeypatch.setenv("AXOLOTL_GRPO_CACHE", str(tmp_path / "cache"))
+    bad = tmp_path / "notjson.jsonl"
+    bad.write_text("not json\n", encoding="utf-8")
+    config = write_config(tmp_path / "cfg.yaml", tiny_tokenizer_dir, bad)
+    assert main([str(config), "--dataset", str(bad)]) == 2
+    assert capfd.readouterr() == ("", f"error: --dataset = {str(bad)!r}: cannot read it as json (JSON parse error: "
+                                      "Invalid value. in row 0). Fix: make it a valid json/jsonl/parquet/csv file or "
+                                      "a `save_to_disk` directory (its suffix picks the reader).\n")
+    assert "Failed to load JSON" in (tmp_path / "cache" / "logs" / "stats.log").read_text()
+    assert main([str(config)]) == 2  # the config's own entry: its ds_type is a real key
+    assert "(or set datasets[0].ds_type)." in capfd.readouterr().err
+    assert main([str(config), "--dataset", str(bad), "--verbose"]) == 2
+    assert "Failed to load JSON" in capfd.readouterr().err
+
+
+def test_a_split_the_dataset_lacks_names_the_split_flag(tiny_tokenizer_dir, gsm8k_file, tmp_path, capfd):
+    config = write_config(tmp_path / "cfg.yaml", tiny_tokenizer_dir, gsm8k_file)
+    assert main([str(config), "--dataset", str(gsm8k_file), "--split", "test"]) == 2
+    err = capfd.readouterr().err
+    assert err.startswith("error: --split = 'test': the dataset has no such split (Unknown split \"test\"")
+    assert err.endswith("Fix: pick one of its splits with --split.\n") and err.count("\n") == 1
+
+
+def test_a_successful_count_names_its_log_last_unless_json(tiny_tokenizer_dir, gsm8k_file, tmp_path, capfd,
+                                                            monkeypatch):
+    monkeypatch.setenv("AXOLOTL_GRPO_CACHE", str(tmp_path / "cache"))
+    config = write_config(tmp_path / "cfg.yaml", tiny_tokenizer_dir, gsm8k_file)
+    assert main([str(config)]) == 0
+    out, err = capfd.readouterr()
+    assert out.splitlines()[-1] == f"full log: {tmp_path / 'cache' / 'logs' / 'stats.log'}" and err == ""
+    assert main([str(config), "--json"]) == 0
+    assert "full log" not in capfd.readouterr().out
+    assert main([str(config), "--dataset", str(gsm8k_file)]) == 0  # the override is named as typed
+    assert f"dataset:        --dataset = {gsm8k_file}, split train, transform gsm8k" in capfd.readouterr().out
+
+
 def test_config_names_resolve_as_for_training_but_rewards_are_not_needed(tiny_tokenizer_dir, gsm8k_file,
                                                                          tmp_path, capsys):
     """The config is read by the loader shared with the evaluator: a misspelled transform is

@@ -7,7 +7,7 @@ import json
 import os
 import sys
 
-from ..cli import prog
+from ..cli import add_output_flags, prog
 from ..config.defaults import MAX_COMPLETION_LENGTH
 from ..paths import DATA_DIR, embedded_dir
 
@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     output.add_argument("--plot", metavar="FILE.png", help="write a histogram with the percentiles marked")
     output.add_argument("--top", type=_positive, default=5, metavar="K", help="longest prompts to list (default 5)")
-    output.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_output_flags(output)  # --no-progress, --verbose: as probe and evaluate have them
     speed = parser.add_argument_group("speed")
     speed.add_argument("--method", choices=("fast", "full", "reference"), default="fast",
                        help="fast: each word's token count cached, prompts the cache cannot count exactly encoded "
@@ -83,50 +83,65 @@ def main(argv: list[str] | None = None) -> int:
         print("error: pass CONFIG.yaml, or both --tokenizer and --dataset (see --help)", file=sys.stderr)
         return 2
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
-    from ..errors import PluginError, exit_for
-    from .api import prompt_token_stats
+    from ..quiet import run_quietly
     from .report import render_text
 
+    verdict = {}
+
+    def work() -> None:  # what datasets, transformers and torch print goes to the log (--verbose: here)
+        report = _report(args)
+        verdict["ok"] = report.verdict.ok
+        written = _plot(report, args.plot) if args.plot else None
+        if args.json:
+            print(json.dumps(report.to_json(), indent=2))
+        else:
+            print(render_text(report))
+            if written:
+                print(f"histogram:      {written}")
+        sys.stdout.flush()
+
     try:
-        report = prompt_token_stats(
+        code = run_quietly("stats", args.verbose, work, show_log=not args.json)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return code or (0 if verdict["ok"] else 1)
+
+
+def _report(args):
+    from ..errors import PluginError
+    from .api import prompt_token_stats
+    from .sources import StatsError
+
+    try:
+        return prompt_token_stats(
             args.config, tokenizer=args.tokenizer, dataset=args.dataset, split=args.split,
             transform=args.transform, chat_template=args.chat_template,
             max_completion_length=args.max_completion_length, max_model_len=args.max_model_len,
             num_proc=args.num_proc, batch_size=args.batch_size, top=args.top,
             progress=not args.no_progress, method=args.method,
         )
-    except PluginError as exc:
-        return exit_for(exc)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except PluginError:
+        raise
     except Exception as exc:  # a case without its own message: still one line, traceback on request
         if os.environ.get("STATS_DEBUG"):
             raise
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        print(f"error: {type(exc).__name__}: {text}. Fix: check the config and inputs; "
-              "rerun with STATS_DEBUG=1 to see where it failed.", file=sys.stderr)
-        return 2
-    if args.plot:
-        from .plot import write_histogram
+        raise StatsError(f"{type(exc).__name__}: {text}. Fix: check the config and inputs; "
+                         "rerun with STATS_DEBUG=1 to see where it failed.") from None
 
-        try:
-            written = write_histogram(report, args.plot)
-        except ImportError:
-            print("error: --plot needs matplotlib. Fix: pip install matplotlib", file=sys.stderr)
-            return 2
-        except OSError as exc:
-            print(f"error: --plot {args.plot!r}: cannot write it ({exc.strerror or exc}). "
-                  "Fix: choose a writable path.", file=sys.stderr)
-            return 2
-    if args.json:
-        print(json.dumps(report.to_json(), indent=2))
-    else:
-        print(render_text(report))
-        if args.plot:
-            print(f"histogram:      {written}")
-    sys.stdout.flush()
-    return 0 if report.verdict.ok else 1
+
+def _plot(report, path: str):
+    from .plot import write_histogram
+    from .sources import StatsError
+
+    try:
+        return write_histogram(report, path)
+    except ImportError:
+        raise StatsError("--plot needs matplotlib. Fix: pip install matplotlib") from None
+    except OSError as exc:
+        raise StatsError(f"--plot {path!r}: cannot write it ({exc.strerror or exc}). "
+                         "Fix: choose a writable path.") from None
 
 
 def _positive(text: str) -> int:

@@ -62,8 +62,10 @@ def count_entry(spec: DatasetSpec, dataset_idx: int, counter, transform: RowTran
     reads every source through `datasets`. A bar with rows/s shows after two seconds."""
     from tqdm.auto import tqdm
 
+    from ..quiet import terminal
+
     bar = tqdm(desc=f"Counting prompt tokens ({spec.key})", unit=" rows", unit_scale=True, delay=2.0,
-               disable=not progress, leave=False, dynamic_ncols=True)
+               disable=None if progress else True, leave=False, dynamic_ncols=True, file=terminal())
     before = replace(counter.tally, notes=set(counter.tally.notes)) if direct else None
     try:
         try:

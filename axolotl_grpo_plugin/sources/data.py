@@ -71,17 +71,25 @@ class DatasetSpec:
     transform: str | None = None
     key: str = "datasets[0]"
 
+    @property
+    def is_override(self) -> bool:
+        """Given by a flag or argument (`--dataset`, `dataset`), not a config entry (`datasets[0]`)."""
+        return not self.key.endswith("]")
+
     def field(self, name: str) -> str:
-        """The config field for messages: `datasets[0].split`; an override flag names itself."""
-        if name == "path" and not self.key.endswith("]"):
+        """The config field for messages: `datasets[0].split`; an override names the flag or argument
+        beside it: `--dataset` (its path), `--split`."""
+        if not self.is_override:
+            return f"{self.key}.{name}"
+        if name == "path":
             return self.key
-        return f"{self.key}.{name}"
+        return f"{'--' if self.key.startswith('--') else ''}{name}"
 
     def describe(self) -> str:
         from ..registry import TRANSFORMS
 
         where = self.path if isinstance(self.path, str) else "<in-memory dataset>"
-        bits = [f"{self.key}.path = {where}"]
+        bits = [f"{self.field('path')} = {where}"]
         if self.name:
             bits.append(f"name {self.name}")
         bits.append(f"split {self.split or 'train'}")
@@ -294,14 +302,17 @@ def _load_failure(spec: DatasetSpec, exc: Exception) -> DataSourceError:
     import os
 
     path = str(spec.path)
-    why = first_line(exc)
+    # datasets wraps what its builder raised ("An error occurred while generating the dataset")
+    cause = exc.__cause__ if type(exc).__name__ == "DatasetGenerationError" and exc.__cause__ else exc
+    why = first_line(cause)
     if spec.split and "split" in why.lower():
         return _fail(spec.field("split"), spec.split, f"the dataset has no such split ({why})",
-                     "pick one of its splits with `split:` or --split")
+                     "pick one of its splits with " + ("--split" if spec.is_override else "`split:` or --split"))
     if Path(path).exists():
         what = f"as {_builder_for(spec)}" if Path(path).is_file() or spec.data_files else "as a dataset"
+        kind = "its suffix picks the reader" if spec.is_override else f"or set {spec.field('ds_type')}"
         return _fail(spec.field("path"), path, f"cannot read it {what} ({why})",
-                     f"use a json/jsonl/parquet/csv file or a `save_to_disk` directory, or set {spec.key}.ds_type")
+                     f"make it a valid json/jsonl/parquet/csv file or a `save_to_disk` directory ({kind})")
     offline = any(os.environ.get(v, "").lower() in ("1", "true", "yes")
                   for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
     where = "the Hub is switched off (HF_HUB_OFFLINE)" if offline else "nor loadable from the Hub"
