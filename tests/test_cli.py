@@ -156,3 +156,20 @@ def test_check_cpu_says_when_the_trainer_would_get_one_thread(omp, repo_root, em
     assert check.main([str(sft), "--cpu", "--offline"]) == 0
     out = capsys.readouterr().out
     assert "OMP_NUM_THREADS" not in out and out.rstrip().splitlines()[-1].startswith("OK:"), out
+
+
+def test_a_reader_that_stops_early_is_no_error(tmp_path):
+    """`axolotl-grpo CMD ... | head`: the command's output meets a closed pipe; that ends it quietly."""
+    import subprocess
+    import sys
+
+    (tmp_path / "loud_command.py").write_text("def main(argv):\n    for _ in range(100_000):\n"
+                                              "        print('a line of a long report')\n")
+    script = ("import sys; sys.path.insert(0, sys.argv[1]); from axolotl_grpo_plugin import cli; "
+              "cli.COMMANDS['loud'] = ('loud_command', ''); sys.exit(cli.main(['loud']))")
+    proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    assert proc.stdout.readline() == b"a line of a long report\n"
+    proc.stdout.close()  # what `head -1` does
+    assert proc.wait(timeout=60) == 0
+    assert b"Traceback" not in proc.stderr.read()
