@@ -54,6 +54,7 @@ def config_problems(run: Any) -> list:
     after hours of training; [] when it can (or is off)."""
     from ..errors import Problem
     from .prompts import EvalError, dataset_entries
+    from .scoring import correct_reward_problems
 
     options = settings(run)
     if options is None:
@@ -67,7 +68,7 @@ def config_problems(run: Any) -> list:
     except EvalError as exc:
         return [Problem("grpo_plugin.eval_at_end.split", options.get("split", "test"), str(exc),
                         "add `test_datasets:`, or set `grpo_plugin.eval_at_end.dataset: FILE`")]
-    return []
+    return correct_reward_problems(run, "grpo_plugin.eval_at_end.correct_reward", options.get("correct_reward"))
 
 
 def remember_trackers(trainer: Any) -> Trackers:

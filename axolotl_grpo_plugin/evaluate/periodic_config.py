@@ -21,6 +21,7 @@ def config_problems(run: Any) -> list:
     from ..sources.data import looks_like_missing_path
     from .best import metric_problems
     from .prompts import EvalError, dataset_entries
+    from .scoring import correct_reward_problems
 
     every, best = options(run)
     problems = []
@@ -42,6 +43,7 @@ def config_problems(run: Any) -> list:
     except EvalError as exc:
         problems.append(Problem("grpo_plugin.eval_every.split", every.get("split", "test"), str(exc),
                                 "add `test_datasets:`, or set `grpo_plugin.eval_every.dataset: FILE`"))
+    problems += correct_reward_problems(run, "grpo_plugin.eval_every.correct_reward", every.get("correct_reward"))
     if run.fsdp or run.fsdp_config or _zero3(run.deepspeed):
         problems.append(Problem("grpo_plugin.eval_every", every,
                                 "the periodic evaluation generates on rank 0 alone, and ZeRO-3/FSDP "

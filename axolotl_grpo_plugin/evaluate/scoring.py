@@ -58,14 +58,34 @@ def correctness_reward(rewards: Sequence[Reward], name: str | None = None, key: 
     trainer's `observe/accuracy` follows too), else the first reward listed. `key`: the flag or
     setting that named `name`, for the error."""
     names = [r.name for r in rewards]
+    if name is not None and (fix := unknown_correct_reward_fix(names, name)):
+        raise EvalError(f"{key} = {name!r} is not one of the config's rewards. Fix: {fix}")
     chosen = correctness.correctness_reward_name(names, name)
-    if chosen is None and name is not None:
-        default = correctness.correctness_reward_name(names) or names[0]
-        written = [n.removesuffix("_reward_func") for n in names]  # as configs and `score` name them
-        raise EvalError(f"{key} = {name!r} is not one of the config's rewards. Fix: name one of "
-                        f"{', '.join(written)}, or leave it out to judge with "
-                        f"{default.removesuffix('_reward_func')}")
     return next((r for r in rewards if r.name == chosen), rewards[0])
+
+
+def unknown_correct_reward_fix(names: Sequence[str], name: str) -> str | None:
+    """The fix when `name` is none of the rewards `names` (function names), else None."""
+    if correctness.correctness_reward_name(names, name) is not None:
+        return None
+    default = correctness.correctness_reward_name(names) or names[0]
+    written = [n.removesuffix("_reward_func") for n in names]  # as configs and `score` name them
+    return f"name one of {', '.join(written)}, or leave it out to judge with {default.removesuffix('_reward_func')}"
+
+
+def correct_reward_problems(run: Any, key: str, name: str | None) -> list:
+    """A `correct_reward` setting (eval_every, eval_at_end) naming none of the run's rewards: said
+    at launch, not at the first evaluation or after the last step."""
+    from ..errors import Problem
+
+    if name is None:
+        return []
+    try:
+        names = [reward.name for reward in load_rewards(run)]
+    except EvalError:
+        return []  # rewards that do not load are the reward checks' to report
+    fix = unknown_correct_reward_fix(names, name)
+    return [Problem(key, name, "is not one of the config's rewards (trl.reward_funcs).", fix)] if fix else []
 
 
 def as_completions(texts: Sequence[str], conversational: bool) -> list[Any]:
