@@ -604,8 +604,9 @@ def test_the_cpu_server_config_passes_the_shared_checks_on_a_cpu_launch(cpu_buil
     cfg = server_cfg(tmp_path)
     cpu_launch = Launch(processes=1, has_gpu=False, gpus=())
     assert check_gpu_layout(read_run(cfg), cpu_launch) == []
-    monkeypatch.setattr(validation, "is_cpu_vllm", lambda: False)
-    assert [p.key for p in check_gpu_layout(read_run(cfg), cpu_launch)], "without the CPU build a GPU is needed"
+    monkeypatch.setattr(validation, "is_cpu_vllm", lambda: False)  # without the CPU build a GPU is needed:
+    assert [p.key for p in validation.check_precision(read_run(cfg), cpu_launch)] == ["trl.use_vllm"]
+    assert check_gpu_layout(read_run(cfg), cpu_launch) == []  # said once, not also as a missing GPU to reserve
 
 
 def test_a_gpu_launch_is_checked_for_gpus_even_where_the_cpu_build_is_installed(cpu_build, tmp_path):
