@@ -132,12 +132,12 @@ def _score_texts(completions: object, score: Callable[[str], float]) -> list[flo
     return [score(text) for text in _texts(completions)]
 
 
-def correctness_reward_func(completions, answer, **kwargs) -> list[float]:
+def correctness_reward_func(completions, answer=None, **kwargs) -> list[float]:
     """2.0 when the last ``<answer>`` is numerically the gold answer, else 0.0.
 
     The main task signal. ``$1,000``, ``1000.0`` and ``1000`` are equal; a
     completion with no ``<answer>`` tag, or no gold answer (short or missing
-    column), scores 0.0.
+    column, or no ``answer`` keyword at all), scores 0.0.
 
     Examples:
         >>> correctness_reward_func(

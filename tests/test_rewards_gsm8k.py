@@ -179,6 +179,9 @@ def test_correctness_short_answer_column_scores_missing_gold_zero():
     completions = [PERFECT, PERFECT, PERFECT]
     assert correctness_reward_func(completions=completions, answer=["72"]) == [2.0, 0.0, 0.0]
     assert correctness_reward_func(completions=completions, answer=None) == [0.0, 0.0, 0.0]
+    # no `answer` keyword at all (a dataset without the column): 0.0 each, as countdown and math_boxed
+    assert correctness_reward_func(completions=completions) == [0.0, 0.0, 0.0]
+    assert correctness_reward_func(completions=completions, prompts=["q"] * 3) == [0.0, 0.0, 0.0]
     # The reference's zip returns too few scores.
     assert len(reference.correctness_reward_func(completions=[chat(PERFECT)] * 3, answer=["72"])) == 1
 
