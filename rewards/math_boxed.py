@@ -80,7 +80,10 @@ def gold_source(gold: object) -> str | None:
     mathematics (see _is_prose) and placeholders such as ``n/a`` give None.
     """
     if isinstance(gold, (int, float)) and not isinstance(gold, bool):
-        gold = str(gold)
+        try:
+            gold = str(gold)
+        except Exception:  # noqa: BLE001 - past Python's int-to-str digit limit (10**5000), an odd subclass
+            return None
     if not isinstance(gold, str) or len(gold) > MAX_GOLD_CHARS:
         return None
     source = gold.strip().replace("\\$", "")

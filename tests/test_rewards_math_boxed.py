@@ -71,6 +71,24 @@ def test_gold_that_is_not_mathematics_scores_none(gold):
         assert score(completion, gold) is None
 
 
+class _Unprintable(int):
+    def __str__(self):
+        raise RuntimeError("no text")
+
+
+@pytest.mark.parametrize("gold", [10**5000, -(10**5000), 10**1001, float("nan"), float("inf"), _Unprintable(7)],
+                         ids=["10**5000", "-10**5000", "10**1001", "nan", "inf", "unprintable int"])
+def test_a_number_gold_it_cannot_read_scores_none(gold):
+    """10**5000 made str() raise ValueError (Python's int-to-str digit limit) out of gold_source."""
+    assert gold_source(gold) is None
+    assert math_boxed_reward_func(completions=[r"\boxed{72}", r"\boxed{7}"], answer=[gold, gold]) == [None, None]
+
+
+def test_a_number_gold_it_can_read_still_pays():
+    assert math_boxed_reward_func(completions=[r"\boxed{72}", r"\boxed{0.5}"], answer=[72, 0.5]) == [1.0, 1.0]
+    assert score(r"\boxed{1" + "0" * 300 + "}", 10**300) == 1.0
+
+
 @pytest.mark.parametrize("gold", [r"\$18.90", r"18.90\$", "$18.90", r"\boxed{\$18.90}", r"$\$18.90$"])
 @pytest.mark.parametrize("completion", [r"\boxed{18.90}", r"\boxed{\$18.90}", r"\boxed{18.9}"])
 def test_dollar_sign_golds_are_read(gold, completion):
