@@ -212,6 +212,32 @@ def test_time_budget_works_in_a_worker_thread():
     assert reward.timeouts == 1
 
 
+def test_samples_the_spent_call_budget_left_unscored_score_none():
+    """Hanging samples that spend the call budget cost the samples after them their score, not
+    their correctness: those were never scored, so None (TRL's "no score"), where they scored 0.0."""
+    reward = contained(hangs_on_hang, PROCESS, sample_budget_s=0.3, call_budget_s=1.0)
+    try:
+        assert reward(completions=["warm"]) == [0.5]  # the first worker's start is not charged below
+        values = reward(completions=["hang"] * 5 + ["a", "b"])
+    finally:
+        reward.close()
+    assert values[0] == 0.0  # over its own 0.3 s: a timeout, scored as wrong
+    assert values[-2:] == [None, None]  # never reached before the 1 s call budget ran out
+    assert set(values) <= {0.0, None}
+    assert (reward.timeouts, reward.errors) == (7, 0)  # a worker start cut short by the budget is no error
+
+
+def test_a_sample_the_call_deadline_cuts_short_of_its_own_budget_is_unscored():
+    reward = contained(hangs_on_hang, PROCESS, sample_budget_s=30.0, call_budget_s=0.5)
+    try:
+        assert reward(completions=["warm"]) == [0.5]
+        values = reward(completions=["hang", "a"])  # "hang" had 0.5 s of its 30: not a timeout of its own
+    finally:
+        reward.close()
+    assert values == [None, None]
+    assert reward.timeouts == 2
+
+
 def test_math_verify_blow_up_is_stopped_in_a_worker_thread():
     reward = ContainedReward(REWARDS.load_unwrapped("math_boxed"), "math_boxed",
                              REWARDS.targets["math_boxed"], PROCESS, sample_budget_s=2.0)

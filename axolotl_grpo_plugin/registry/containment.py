@@ -11,9 +11,11 @@ long a reward may take. The registry wraps each reward it loads in
   reward with the sample index, and counts them;
 - gives every call a time budget: rewards that call evaluators which can blow
   up run in a killable worker process (``isolation.IsolatedRunner``) under a
-  per-sample and a per-call budget; linear-time rewards run inline, where an
-  overrun is detected and counted (their cost is bounded by construction and
-  checked by the property tests);
+  per-sample and a per-call budget (a sample over its own budget scores
+  ``ERROR_VALUE``; samples the spent call budget left unscored score None, TRL's
+  "no score", so a run of hanging samples cannot zero the good ones after them);
+  linear-time rewards run inline, where an overrun is detected and counted (their
+  cost is bounded by construction and checked by the property tests);
 - refuses a result that is not one value per completion with an error naming
   the function (a bug in the reward, not in the model's output);
 - reports ``rewards/<name>/errors`` and ``rewards/<name>/timeouts`` per batch
@@ -161,6 +163,10 @@ class ContainedReward:
                 errors += bad
             elif outcome.kind == "contract":
                 raise RewardContractError(self._contract_message(outcome.detail))
+            elif outcome.kind == TIMEOUT and outcome.unscored:  # no time left in the call: no score
+                self._log_once("unscored", f"sample {i} and later: {outcome.detail}; scored None (not scored)")
+                values.append(None)
+                timeouts += 1
             elif outcome.kind == TIMEOUT:
                 self._log_once("timeout", f"sample {i}: {outcome.detail}; scored {ERROR_VALUE}")
                 values.append(ERROR_VALUE)

@@ -5,8 +5,12 @@ of the main interpreter, so a reward that may blow up (a symbolic verifier on
 adversarial LaTeX, an entry-point reward we cannot vouch for) runs here: one
 persistent worker subprocess per reward and process, fed one sample at a time,
 waited on with ``Connection.poll(timeout)``, which works from any thread. A
-sample that is not answered in time is a timeout; the worker is killed and a
-fresh one takes the remaining samples.
+sample that is not answered within its sample budget is a timeout; the worker is
+killed (it may be stuck in C code, e.g. big-integer arithmetic, which neither an
+exception nor a signal interrupts) and a fresh one takes the remaining samples.
+Samples that the call budget leaves no time for, or cuts short of their own
+budget, were not scored: their outcome is a timeout marked ``unscored``, which the
+containment scores None (TRL's "no score"), never as a wrong answer.
 
 The worker belongs to the process, not to the thread that first scored: it is forked
 from the process's long-lived spawner thread (processes.popen_owned_by_process), so
@@ -44,6 +48,15 @@ class SampleOutcome:
     kind: str
     value: Any = None
     detail: str = ""
+    # a TIMEOUT that is the call budget's, not the sample's: it never had its full sample budget
+    unscored: bool = False
+
+
+CALL_BUDGET_SPENT = "call budget spent"
+
+
+class _CallBudgetSpent(TimeoutError):
+    """No time left in the call to start a worker."""
 
 
 @dataclass
@@ -69,6 +82,10 @@ class IsolatedRunner:
                 self._ensure_worker(deadline)
                 blobs = [_pickled(sample) for sample in samples[next_index:]]
                 self._conn.send_bytes(pickle.dumps((self.target, next_index, blobs)))
+            except _CallBudgetSpent as spent:  # the call's time went to earlier samples: the rest are not scored
+                self.close()
+                _unscored(outcomes, next_index, str(spent))
+                return outcomes
             except Exception as exc:  # cannot start or feed a worker: score nothing as safe
                 detail = f"reward worker unavailable: {type(exc).__name__}: {exc}"
                 self.close()
@@ -84,11 +101,12 @@ class IsolatedRunner:
             wait = min(sample_budget_s, deadline - time.monotonic())
             if wait <= 0 or not self._conn.poll(wait):
                 self.close()
-                over_call = time.monotonic() >= deadline
+                if wait < sample_budget_s:  # the call's deadline, not this sample, ran out
+                    _unscored(outcomes, index)
+                    return len(outcomes)
                 outcomes[index] = SampleOutcome(TIMEOUT, detail=f"over the {sample_budget_s:g}s sample budget")
-                if over_call:
-                    for i in range(index + 1, len(outcomes)):
-                        outcomes[i] = SampleOutcome(TIMEOUT, detail="call budget spent")
+                if time.monotonic() >= deadline:
+                    _unscored(outcomes, index + 1)
                     return len(outcomes)
                 return index + 1
             try:
@@ -106,10 +124,14 @@ class IsolatedRunner:
         if self._proc is not None and self._proc.poll() is None:
             return
         self.close()
+        if deadline <= time.monotonic():
+            raise _CallBudgetSpent(CALL_BUDGET_SPENT)
         self._proc, self._conn = start_worker(self.target)
         wait = min(STARTUP_BUDGET_S, deadline - time.monotonic())
         if wait <= 0 or not self._conn.poll(wait):
             self.close()
+            if wait < STARTUP_BUDGET_S:
+                raise _CallBudgetSpent(f"{CALL_BUDGET_SPENT} (the reward worker was not ready within the {max(wait, 0):.1f}s left)")
             raise TimeoutError(f"reward worker not ready within {max(wait, 0):.0f}s")
         ready = self._conn.recv()
         if ready != "ready":
@@ -131,6 +153,11 @@ class IsolatedRunner:
             self.close()
         except Exception:
             pass
+
+
+def _unscored(outcomes: list, start: int, detail: str = CALL_BUDGET_SPENT) -> None:
+    for i in range(start, len(outcomes)):
+        outcomes[i] = SampleOutcome(TIMEOUT, detail=detail, unscored=True)
 
 
 def start_worker(target: str) -> tuple[subprocess.Popen, _Duplex]:
