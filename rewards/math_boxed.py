@@ -16,12 +16,21 @@ placeholders ("forty two", "TBD", "n/a") are no gold: the sample scores None.
 Cost is bounded before math-verify sees the text: it reads at most
 MAX_PREDICTION_CHARS from the start of the final run of ``\\boxed{}`` of the
 ``<answer>`` block (or of the completion when there is none), or else the tail;
-the final answer is at the end.
+the final answer is at the end. A short text can still name a number no machine
+writes out (``9**9**9``, ``\\boxed{(10^{10})!}``): math-verify parses it without
+evaluating it, but ``verify`` then computes it and never returns. So each side
+is screened (too_costly): the few LaTeX commands that are evaluated while parsing
+(``\\binom``, ``\\Gamma``, ``\\gcd``, ...) must have small literal arguments, and
+the parsed expression must have no number past MAX_DIGITS digits (powers,
+factorials, exp, binomials bounded from their operands), no ``\\sum``/``\\prod``
+over more than MAX_TERMS terms and no integral. A prediction that fails scores
+0.0, a gold that fails None; the worker's budget stays for what the screen misses.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import re
 
 from .gsm8k import extract_answer
@@ -31,6 +40,10 @@ from .text import completion_text
 CORRECT_REWARD = 1.0
 MAX_PREDICTION_CHARS = 400
 MAX_GOLD_CHARS = 1000
+# The screen (too_costly): no number math-verify may compute has more digits than this
+# (10^{10000} compares in well under 0.1 s; 2^{2^{34}} never), and no \sum or \prod more terms.
+MAX_DIGITS = 10_000
+MAX_TERMS = 1_000
 
 # The registry runs this reward in a killable worker process with these budgets.
 reward_isolation = "process"
@@ -172,25 +185,161 @@ def prediction_text(completion: object) -> str:
     return _MATH_DELIMITER.sub("", answer[start:last + MAX_PREDICTION_CHARS])
 
 
+# LaTeX commands latex2sympy evaluates while parsing (sympy.binomial, sympy.gamma, gcd/lcm, the
+# \operatorname matrix builders, \det): a large operand hangs parse itself, before any tree exists.
+_EVALUATED_WHEN_PARSED = re.compile(r"\\(?:[dt]?binom|choose|Gamma|gamma|gcd|lcm|operatorname|det)(?![A-Za-z])")
+_GROUP_OPENING = re.compile(r"\s*(?:\\left\s*)?[{(\[]")
+# A power, a factorial (not the thin space \!) or a number of five digits or more, read
+# across thousands separators (10{,}000, 10\,000, 10,000, 10 000).
+_LARGE_OPERAND = re.compile(r"\^|\*\*|(?<!\\)!|\d{5}")
+_THOUSANDS_SEPARATOR = re.compile(r"(?<=\d)(?:\{,\}|\\,|,|\s)(?=\d{3}(?!\d))")
+
+
+def too_costly(text: str) -> bool:
+    """A command that parse evaluates (``\\binom``, ``\\Gamma``, ...) with a power, a factorial
+    or a number of 5 digits or more among its arguments (up to two groups after it; the
+    whole text for ``\\choose`` or when no group follows): math-verify must not parse it."""
+    for command in _EVALUATED_WHEN_PARSED.finditer(text):
+        arguments = text if command.group() == "\\choose" else _arguments(text, command.end())
+        if _LARGE_OPERAND.search(_THOUSANDS_SEPARATOR.sub("", arguments)):
+            return True
+    return False
+
+
+def _arguments(text: str, start: int) -> str:
+    """The (at most two) bracketed groups that follow ``start``; the rest of the text when none
+    follows or one is not closed."""
+    end = start
+    for _ in range(2):
+        opening = _GROUP_OPENING.match(text, end)
+        if opening is None:
+            break
+        depth = 0
+        for i in range(opening.end() - 1, len(text)):
+            depth += (text[i] in "{([") - (text[i] in "})]")
+            if depth == 0:
+                end = i + 1
+                break
+        else:
+            return text[start:]
+    return text[start:end] if end > start else text[start:]
+
+
+class _TooCostly(Exception):
+    """A number past MAX_DIGITS digits, a loop past MAX_TERMS terms, or an integral."""
+
+
+def too_costly_parsed(parsed: list) -> bool:
+    """math-verify's parse holds a number past MAX_DIGITS digits, a ``\\sum`` or ``\\prod`` of
+    more than MAX_TERMS terms (or endless), or an integral: ``verify`` would compute it."""
+    try:
+        for item in parsed:
+            if not isinstance(item, str):
+                _digits(item, {})
+    except Exception:  # noqa: BLE001 - _TooCostly, a tree too deep to walk, a node the walk cannot read
+        return True
+    return False
+
+
+def _sympy_kinds():
+    import sympy
+
+    return sympy, (sympy.factorial, sympy.factorial2, sympy.subfactorial, sympy.gamma)
+
+
+def _digits(expr, bound: dict) -> float:
+    """An upper bound on log10 of |expr| (a symbol or constant counts as 10, a summation
+    index as its range's end in ``bound``); raises _TooCostly past MAX_DIGITS."""
+    sympy, factorials = _sympy_kinds()
+    if isinstance(expr, sympy.MatrixBase):
+        if expr.rows * expr.cols > MAX_TERMS:
+            raise _TooCostly
+        digits = max((_digits(entry, bound) for entry in expr), default=0.0)
+    elif isinstance(expr, (list, tuple)):
+        digits = max((_digits(item, bound) for item in expr), default=0.0)
+    elif not isinstance(expr, sympy.Basic):
+        digits = 0.0
+    elif expr.is_Rational:
+        digits = max(_int_digits(abs(expr.p)), _int_digits(expr.q))
+    elif expr.is_Float:
+        value = abs(float(expr))
+        digits = math.log10(value) if value > 1 else 0.0
+    elif expr.is_Symbol or isinstance(expr, (sympy.NumberSymbol, sympy.core.numbers.ImaginaryUnit)):
+        digits = bound.get(expr, 1.0)
+    elif isinstance(expr, sympy.Integral):
+        raise _TooCostly
+    elif isinstance(expr, (sympy.Sum, sympy.Product)):
+        digits = _loop_digits(expr, bound)
+    elif isinstance(expr, sympy.Pow):
+        digits = _times(_digits(expr.base, bound), _exp10(_digits(expr.exp, bound)))
+    elif isinstance(expr, sympy.exp):
+        digits = _times(math.log10(math.e), _exp10(_digits(expr.args[0], bound)))
+    elif isinstance(expr, factorials):  # log10 n! <= n log10 n
+        n = _exp10(_digits(expr.args[0], bound))
+        digits = _times(n, math.log10(n)) if n > 1 else 0.0
+    elif isinstance(expr, (sympy.binomial, sympy.RisingFactorial, sympy.FallingFactorial)):
+        n = _exp10(max(_digits(arg, bound) for arg in expr.args))  # binomial(n, k) <= 2^n; (x)_k <= (x + k)^k
+        digits = _times(n, math.log10(2 * n)) if n > 1 else 0.0
+    elif isinstance(expr, (sympy.Mul, sympy.Add)):  # a sum of fractions: its denominators multiply
+        digits = sum(_digits(arg, bound) for arg in expr.args)
+    else:  # sets, tuples, relations, other functions: their largest part
+        digits = max((_digits(arg, bound) for arg in expr.args), default=0.0)
+    if not digits <= MAX_DIGITS:
+        raise _TooCostly
+    return digits
+
+
+def _loop_digits(expr, bound: dict) -> float:
+    """A \\sum or \\prod: at most MAX_TERMS terms, finite limits; each term's bound with its index
+    at the end of its range, times the terms (the denominators of a sum multiply too)."""
+    sympy, _ = _sympy_kinds()
+    inner, terms = dict(bound), 1.0
+    for limits in expr.limits:
+        if len(limits) != 3 or any(limit.has(sympy.oo, -sympy.oo, sympy.zoo) for limit in limits[1:]):
+            raise _TooCostly
+        low, high = limits[1:]
+        end = max(_digits(low, inner), _digits(high, inner))
+        terms *= abs(int(high - low)) + 1 if low.is_Integer and high.is_Integer else 2 * _exp10(end) + 1
+        if terms > MAX_TERMS:
+            raise _TooCostly
+        inner[limits[0]] = end
+    return _times(terms, _digits(expr.function, inner))
+
+
+def _int_digits(n: int) -> float:
+    return math.log10(n) if 0 < n < 2**53 else n.bit_length() * math.log10(2)
+
+
+def _exp10(digits: float) -> float:
+    return math.inf if digits > 300 else 10.0**digits
+
+
+def _times(a: float, b: float) -> float:
+    return 0.0 if a == 0 or b == 0 else a * b
+
+
 def _has_value(parsed: list) -> bool:
     """math-verify found mathematics, not only its plain-text fallback."""
     return any(not isinstance(item, str) for item in parsed)
 
 
 def score_one(completion: object, gold: object) -> float | None:
-    """1.0 / 0.0 for one completion; None when the gold answer cannot be parsed (never 1.0)."""
+    """1.0 / 0.0 for one completion; None when the gold answer cannot be parsed (never 1.0).
+
+    A side the screen (too_costly, too_costly_parsed) refuses is not compared: 0.0 for the
+    prediction, None for the gold."""
     mv = _math_verify()
     source = gold_source(gold)
-    if source is None:
+    if source is None or too_costly(source):
         return None
     parsed_gold = mv.parse(source, parsing_timeout=None)
-    if not _has_value(parsed_gold):
+    if not _has_value(parsed_gold) or too_costly_parsed(parsed_gold):
         return None
     prediction = prediction_text(completion)
-    if not prediction:
+    if not prediction or too_costly(prediction):
         return 0.0
     parsed_prediction = mv.parse(prediction, parsing_timeout=None)
-    if not parsed_prediction:
+    if not parsed_prediction or too_costly_parsed(parsed_prediction):
         return 0.0
     return CORRECT_REWARD if mv.verify(parsed_gold, parsed_prediction, timeout_seconds=None) else 0.0
 

@@ -239,17 +239,33 @@ def test_a_sample_the_call_deadline_cuts_short_of_its_own_budget_is_unscored():
 
 
 def test_math_verify_blow_up_is_stopped_in_a_worker_thread():
+    """What math_boxed's screen lets through still costs at most its sample budget: sympy expanding
+    a multinomial to the 60th power never returns. The tower, once a timeout too, is screened."""
     reward = ContainedReward(REWARDS.load_unwrapped("math_boxed"), "math_boxed",
-                             REWARDS.targets["math_boxed"], PROCESS, sample_budget_s=2.0)
+                             REWARDS.targets["math_boxed"], PROCESS, sample_budget_s=1.0)
     result = {}
     worker = threading.Thread(target=lambda: result.update(
-        v=reward(completions=["\\boxed{9^{9^{9^{9^{9}}}}}", "\\boxed{\\frac{10}{12}}"],
-                 answer=["5", "\\frac{5}{6}"])))
+        v=reward(completions=["\\boxed{(a+b+c+d+e+f+g+h)^{60}}", "\\boxed{9^{9^{9^{9^{9}}}}}",
+                              "\\boxed{\\frac{10}{12}}"],
+                 answer=["5", "5", "\\frac{5}{6}"])))
     worker.start()
     worker.join(timeout=120)
     reward.close()
-    assert result["v"] == [0.0, 1.0]
+    assert result["v"] == [0.0, 0.0, 1.0]
     assert reward.timeouts == 1
+
+
+def test_answers_too_large_to_compute_cost_no_timeouts_and_spare_the_good_samples():
+    """The fuzz run's batch: 28 `9**9**9` before 4 right answers took the whole 60 s call budget (each
+    hang its 2 s budget plus a worker restart) and scored all 32 0.0. Screened, they cost nothing."""
+    reward = ContainedReward(REWARDS.load_unwrapped("math_boxed"), "math_boxed",
+                             REWARDS.targets["math_boxed"], PROCESS, sample_budget_s=1.0, call_budget_s=6.0)
+    try:
+        values = reward(completions=["The answer is 9**9**9"] * 28 + ["\\boxed{72}"] * 4, answer=["72"] * 32)
+    finally:
+        reward.close()
+    assert values == [0.0] * 28 + [1.0] * 4
+    assert (reward.timeouts, reward.errors) == (0, 0)
 
 
 def test_a_config_error_is_not_contained():

@@ -206,3 +206,54 @@ def test_an_answer_block_even_empty_is_the_answer():
     assert score("<answer>\n\n</answer>\nThe answer is \\boxed{5}.", "5") == 0.0
     assert score("<answer>\n\\boxed{5}\n</answer>", "5") == 1.0
     assert score("<think>so</think> The answer is \\boxed{5}.", "5") == 1.0  # no answer block: the text
+
+
+# Answers no machine computes (a fuzz run): math-verify parses them without evaluating them, then
+# verify (or parse itself, for \binom, \Gamma, \gcd, \operatorname{eye}) computes them and never
+# returns; the integral and the sine take seconds. Screened, they score 0.0 at once.
+UNCOMPUTABLE = [
+    "The answer is 9**9**9", "The answer is 10**10**10", "<answer>10**10**10</answer>", "so 9 ** (9 ** 9)",
+    r"\boxed{9^{9^{9}}}", r"\boxed{{9}^{{9}^{9}}}", r"\boxed{9^{\left(9^{9}\right)}}", r"\boxed{2^{2^{34}}}",
+    r"\boxed{2^{99999999999}}", r"\boxed{(10^{10})!}", r"\boxed{\left(10^{10}\right)!}", r"\boxed{10000000000!}",
+    r"\boxed{9!!!!}", r"\boxed{((((9!)!)!)!)}", r"\boxed{\prod_{k=1}^{10^{9}} k}", r"\boxed{\prod_{k=1}^{1000} k^k}",
+    r"\boxed{\sum_{k=1}^{1000} \frac{1}{k^{k}}}", r"\boxed{\binom{10^{10}}{5 \cdot 10^{9}}}",
+    r"\boxed{\binom{10000000000}{5000000000}}", r"\boxed{{10^{10} \choose 5000000}}",
+    r"\boxed{\binom{1{,}000{,}000}{500{,}000}}", r"\boxed{\Gamma(10^{10})}", r"\boxed{\Gamma(10000000000)}",
+    r"\boxed{\gcd(9^{9^{9}}, 6)}", r"\boxed{\operatorname{eye}(10000000)}",
+    r"\boxed{10^{10^{10}} - 10^{10^{10}} + 0.5}", r"\boxed{\int_0^\infty e^{-x^{100}} dx}",
+    r"\boxed{\sin(10^{10^{5}})}", r"\boxed{x = 9^{9^{9}}}", r"\boxed{\sqrt{9^{9^{9}}}}", r"\boxed{(x+1)^{10^{7}}}",
+]
+
+
+def screened(text):
+    """The screen refuses `text`; asked before any scoring, so a miss fails the test instead of hanging it."""
+    from axolotl_grpo_rewards.math_boxed import _math_verify, too_costly, too_costly_parsed
+
+    return too_costly(text) or too_costly_parsed(_math_verify().parse(text, parsing_timeout=None))
+
+
+@pytest.mark.parametrize("completion", UNCOMPUTABLE)
+def test_an_answer_too_large_to_compute_scores_zero_without_computing_it(completion):
+    assert screened(prediction_text(completion))
+    assert score(completion, "72") == 0.0
+
+
+@pytest.mark.parametrize("gold", ["10^{10^{10}}", "9^{9^{9}}", r"\Gamma(10^{10})", "(10^{10})!", r"$\boxed{2^{2^{34}}}$"])
+def test_a_gold_too_large_to_compute_scores_none(gold):
+    assert screened(gold_source(gold))
+    assert score(r"\boxed{72}", gold) is None
+
+
+# What the screen must let through: MATH-style answers with small powers, factorials, binomials and sums.
+@pytest.mark.parametrize("gold, completion", [
+    ("1024", r"\boxed{2^{10}}"), ("1000000", r"\boxed{10^{6}}"), ("10^{6}", r"\boxed{1000000}"),
+    (r"\frac{1}{1024}", r"\boxed{2^{-10}}"), ("256", r"\boxed{2^{2^{3}}}"), (r"9^{9^{2}}", r"\boxed{9^{81}}"),
+    ("3628800", r"\boxed{10!}"), ("120", r"\boxed{\binom{10}{3}}"), ("6", r"\boxed{\Gamma(4)}"), ("6", r"\boxed{\gcd(12, 18)}"),
+    ("5050", r"\boxed{\sum_{k=1}^{100} k}"), (r"\binom{n}{2}2^{n-2}", r"\boxed{\binom{n}{2} 2^{n-2}}"),
+    ("e^{x^2}", r"\boxed{e^{x^{2}}}"), (r"x^{100}", r"\boxed{x^{100}}"), (r"3 \cdot 10^{8}", r"\boxed{300000000}"),
+    (r"2\sqrt[3]{2}", r"\boxed{2\sqrt[3]{2}}"), (r"\frac{\pi^2}{6}", r"\boxed{\frac{\pi^{2}}{6}}"),
+    (r"(-\infty, 2]", r"\boxed{(-\infty, 2]}"), ("90^\\circ", r"\boxed{90^\circ}"), (r"10,\!080", r"\boxed{10080}"),
+    ("x^5 - x^4 + x^3 - x^2 + x - 1", r"\boxed{x^5 - x^4 + x^3 - x^2 + x - 1}"),
+])
+def test_small_powers_factorials_and_sums_still_verify(gold, completion):
+    assert score(completion, gold) == 1.0
