@@ -429,12 +429,13 @@ def test_axolotl_train_evaluates_every_n_steps_and_keeps_the_best(repo_root, emb
     assert state["best_global_step"] == best_step
 
 
-def test_a_correct_reward_that_names_no_reward_is_refused_at_launch(repo_root):
+def test_a_correct_reward_that_names_no_reward_is_refused_at_launch(repo_root, embedded_model_dir, monkeypatch):
     """eval_every's (and eval_at_end's) `correct_reward` was first read at the first evaluation, or
     after the last step: a wrong one is now a launch problem, with the names a config writes."""
     from axolotl_grpo_plugin.check.prepare import prepare_config
     from axolotl_grpo_plugin.errors import GRPOConfigError
 
+    monkeypatch.chdir(repo_root)  # smoke.yaml's base_model is relative to the checkout
     test_file = str(repo_root / TEST_FILE)
     wrong = smoke_cfg(repo_root, eval_every={"steps": 2, "dataset": test_file, "correct_reward": "correctnes"},
                       eval_at_end={"dataset": test_file, "correct_reward": "nope"})
