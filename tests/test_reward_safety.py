@@ -164,6 +164,16 @@ def contained(fn, isolation=INLINE, **budgets) -> ContainedReward:
     return ContainedReward(fn, fn.__name__, target, isolation, **budgets)
 
 
+def warm(reward: ContainedReward, **columns) -> list:
+    """Start the reward's worker under a generous call budget, so that a loaded machine's slow worker
+    start is never charged to the tight budget a test then measures."""
+    tight, reward.call_budget_s = reward.call_budget_s, 120.0
+    try:
+        return reward(**columns)
+    finally:
+        reward.call_budget_s = tight
+
+
 def test_an_exception_scores_only_its_sample_is_logged_once_and_counted(caplog):
     reward = contained(raises_on_boom)
     metrics = []
@@ -217,7 +227,7 @@ def test_samples_the_spent_call_budget_left_unscored_score_none():
     their correctness: those were never scored, so None (TRL's "no score"), where they scored 0.0."""
     reward = contained(hangs_on_hang, PROCESS, sample_budget_s=0.3, call_budget_s=1.0)
     try:
-        assert reward(completions=["warm"]) == [0.5]  # the first worker's start is not charged below
+        assert warm(reward, completions=["warm"]) == [0.5]  # the first worker's start is not charged below
         values = reward(completions=["hang"] * 5 + ["a", "b"])
     finally:
         reward.close()
@@ -230,7 +240,7 @@ def test_samples_the_spent_call_budget_left_unscored_score_none():
 def test_a_sample_the_call_deadline_cuts_short_of_its_own_budget_is_unscored():
     reward = contained(hangs_on_hang, PROCESS, sample_budget_s=30.0, call_budget_s=0.5)
     try:
-        assert reward(completions=["warm"]) == [0.5]
+        assert warm(reward, completions=["warm"]) == [0.5]
         values = reward(completions=["hang", "a"])  # "hang" had 0.5 s of its 30: not a timeout of its own
     finally:
         reward.close()
@@ -261,6 +271,7 @@ def test_answers_too_large_to_compute_cost_no_timeouts_and_spare_the_good_sample
     reward = ContainedReward(REWARDS.load_unwrapped("math_boxed"), "math_boxed",
                              REWARDS.targets["math_boxed"], PROCESS, sample_budget_s=1.0, call_budget_s=6.0)
     try:
+        assert warm(reward, completions=["\\boxed{72}"], answer=["72"]) == [1.0]  # sympy's import is not charged
         values = reward(completions=["The answer is 9**9**9"] * 28 + ["\\boxed{72}"] * 4, answer=["72"] * 32)
     finally:
         reward.close()
