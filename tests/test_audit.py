@@ -178,6 +178,7 @@ def test_cli_exit_codes_and_json(tmp_path, user_module, capsys):
     ([], "CONFIG = (not set)"),
     (["missing.yaml"], "file not found"),
     (["{cfg}", "--prompts", "0"], "--prompts 0"),
+    (["{cfg}", "--dataset", "{tmp}/missing.jsonl"], "error: --dataset = '{tmp}/missing.jsonl': file not found"),
     (["--rollouts", "{tmp}"], "no rollout log"),
 ])
 def test_bad_input_exits_2_with_the_fix(tmp_path, capsys, argv, needle):
@@ -185,7 +186,7 @@ def test_bad_input_exits_2_with_the_fix(tmp_path, capsys, argv, needle):
     argv = [a.format(cfg=cfg, tmp=tmp_path) for a in argv]
     assert main([*argv, "--verbose"]) == 2
     err = capsys.readouterr().err
-    assert needle in err and "Traceback" not in err
+    assert needle.format(tmp=tmp_path) in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize("flag", ["--json-file", "--json"])

@@ -297,10 +297,25 @@ def test_an_unknown_correct_reward_lists_the_names_a_config_uses_and_the_fix(too
     main = import_module(f"axolotl_grpo_plugin.{tool}.__main__").main
     argv = [str(repo_root / "configs/smoke.yaml"), "--model", str(embedded_model_dir), "--correct-reward", "nope"]
     assert main(argv) == 2
-    key = {"evaluate": "correct_reward", "probe": "--correct-reward"}[tool]  # as each tool's other errors
-    assert capsys.readouterr().err == (
-        f"error: {key} = 'nope' is not one of the config's rewards. Fix: name one of correctness, int, "
+    assert capsys.readouterr().err == (  # the flag as typed (evaluate once said `correct_reward`)
+        "error: --correct-reward = 'nope' is not one of the config's rewards. Fix: name one of correctness, int, "
         "strict_format, soft_format, xmlcount, or leave it out to judge with correctness\n")
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["--dataset", "{tmp}/missing.jsonl"], "--dataset = '{tmp}/missing.jsonl': file not found"),
+    (["--samples", "-1"], "--samples = -1: must be 0 (greedy only) or more"),
+    (["--limit", "0"], "--limit = 0: must be at least 1"),
+])
+def test_evaluate_errors_name_the_flag_as_typed(argv, said, repo_root, embedded_model_dir, tmp_path, capsys):
+    """The CLI's errors once named the Python arguments (`dataset = ...`) the user never typed."""
+    from axolotl_grpo_plugin.evaluate.__main__ import main
+
+    argv = [str(repo_root / "configs/smoke.yaml"), "--model", str(embedded_model_dir), "--out", str(tmp_path / "out"),
+            "--no-progress", *[a.format(tmp=tmp_path) for a in argv]]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {said.format(tmp=tmp_path)}") and "Traceback" not in err
 
 
 @pytest.mark.parametrize("judge", ["countdown_reward_func", "math_boxed_reward_func", "by_data_source"])

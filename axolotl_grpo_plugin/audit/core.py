@@ -160,7 +160,7 @@ def training_cases(cfg: dict[str, Any], run: Any, count: int, dataset: str | Non
     """`count` training prompts with a gold answer, taken in turn from each dataset entry."""
     limit = run.completion_length
     per_entry: list[list[Case]] = []
-    entries = dataset_entries(run, "train", dataset)
+    entries = dataset_entries(run, "train", dataset, "--dataset")
     quota = -(-count // len(entries))
     for i, spec in enumerate(entries):
         rows = head_rows(spec, "train", 2 * quota + 8)

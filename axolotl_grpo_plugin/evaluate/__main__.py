@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     options = dict(split=args.split, samples=args.samples, limit=args.limit, seed=args.seed,
                    batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
                    dataset=args.dataset, device=args.device, backend=args.backend,
-                   correct_reward=args.correct_reward, progress=not args.no_progress)
+                   correct_reward=args.correct_reward, progress=not args.no_progress, flags=True)
 
     def work() -> None:
         if args.baseline:  # before --model is evaluated, not after

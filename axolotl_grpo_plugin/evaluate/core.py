@@ -85,6 +85,7 @@ def evaluate(
     progress: bool = True,
     problems: list[prompts.Problem] | None = None,
     generator: generation.Generator | None = None,
+    flags: bool = False,
 ) -> EvalResult:
     """Evaluate `model` (a directory, Hub id or loaded model) on the config's `split`.
 
@@ -93,20 +94,22 @@ def evaluate(
     (from `prompts.build_problems`) skips reading the split again: the periodic
     evaluation builds its fixed slice once and scores it every N steps. `generator` replaces
     the one `backend` would build (the periodic evaluation passes the trainer's vLLM engine).
+    `flags`: errors name the CLI's flags (`--correct-reward`), as the user typed them.
     """
     if samples < 0:
-        raise EvalError(f"samples = {samples}: must be 0 (greedy only) or more")
+        raise EvalError(f"{prompts.named('samples', flags)} = {samples}: must be 0 (greedy only) or more")
     check_model(model)
     cfg = prompts.load_config(config)
     run = read_run(cfg)
     rewards = scoring.load_rewards(run)
-    judge = scoring.correctness_reward(rewards, correct_reward)
+    judge = scoring.correctness_reward(rewards, correct_reward, prompts.named("correct_reward", flags))
     label = model if isinstance(model, (str, Path)) else getattr(
         getattr(model, "config", None), "_name_or_path", type(model).__name__)
     tok = tokenizer if tokenizer is not None else load_tokenizer(run, model)
     tools = run_tools(run, tok)
     if problems is None:
-        problems = prompts.build_problems(cfg, tok, split=split, dataset=dataset, limit=limit, tools=tools, run=run)
+        problems = prompts.build_problems(cfg, tok, split=split, dataset=dataset, limit=limit, tools=tools, run=run,
+                                          flags=flags)
     gen = generator if generator is not None else make_generator(
         model, tok, run, backend=backend, device=device, batch_size=batch_size, seed=seed)
     looped = ToolLoop(gen, tok, tools, run.plugin.max_tool_calls) if tools else None

@@ -49,12 +49,18 @@ def load_config(config: Any) -> dict[str, Any]:
         return names.load_config(config)
 
 
-def dataset_entries(run: Run, split: str, dataset: str | None = None) -> list[DatasetSpec]:
-    """The dataset entries to read for `split` (see the module docstring)."""
+def named(argument: str, flags: bool) -> str:
+    """An argument as errors name it: the CLI's flag (`--correct-reward`) when the user typed that."""
+    return f"--{argument.replace('_', '-')}" if flags else argument
+
+
+def dataset_entries(run: Run, split: str, dataset: str | None = None, key: str = "dataset") -> list[DatasetSpec]:
+    """The dataset entries to read for `split` (see the module docstring); `key`: what the user
+    typed to give `dataset` (`--dataset`), for errors."""
     with raised_as(EvalError):
         test = data_sources.dataset_specs(run.test_datasets, "test_datasets") if run.test_datasets else []
         if dataset is not None:
-            return [_override(run, split, dataset, test)]
+            return [_override(run, split, dataset, test, key)]
         if split == "test" and test:
             return test
         train = data_sources.dataset_specs(run.datasets)
@@ -71,14 +77,14 @@ def dataset_entries(run: Run, split: str, dataset: str | None = None) -> list[Da
     return train
 
 
-def _override(run: Run, split: str, dataset: str, test: list[DatasetSpec]) -> DatasetSpec:
+def _override(run: Run, split: str, dataset: str, test: list[DatasetSpec], key: str) -> DatasetSpec:
     """`dataset=FILE_OR_ID`, transformed with the `type` of the entries it stands in for."""
     if split == "test" and test:
         kind = test[0].transform
     else:
         first = run.datasets[0] if run.datasets else None
         kind = first.get("type") if hasattr(first, "get") else None
-    spec = DatasetSpec(path=str(dataset), transform=kind, key="dataset")
+    spec = DatasetSpec(path=str(dataset), transform=kind, key=key)
     if not Path(dataset).exists():
         spec.split = split
     return spec
@@ -149,16 +155,17 @@ def build_problems(
     limit: int | None = None,
     tools: list | None = None,
     run: Run | None = None,
+    flags: bool = False,
 ) -> list[Problem]:
     """The evaluation prompts for `split`, in dataset order, at most `limit` of them; `tools`
     (the run's, contained) are rendered into each prompt as TRL renders them. `run`: the
-    config's Run, when the caller read it."""
+    config's Run, when the caller read it. `flags`: errors name the CLI's flags (`--limit`)."""
     if limit is not None and limit < 1:
-        raise EvalError(f"limit = {limit}: must be at least 1 (or left out for all rows)")
+        raise EvalError(f"{named('limit', flags)} = {limit}: must be at least 1 (or left out for all rows)")
     run = read_run(cfg) if run is None else run
     template = resolve_chat_template(run, tokenizer)
     problems: list[Problem] = []
-    for i, spec in enumerate(dataset_entries(run, split, dataset)):
+    for i, spec in enumerate(dataset_entries(run, split, dataset, named("dataset", flags))):
         rows = load_rows(spec, split)
         if limit is not None:
             rows = rows.select(range(min(len(rows), limit - len(problems))))
