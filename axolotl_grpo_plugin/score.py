@@ -70,7 +70,7 @@ def prepare(config: str | Path) -> list[tuple[str, Reward]]:
 
 def batches(path: Path, size: int, counts: dict) -> Any:
     batch: list[dict] = []
-    for row in read_records(path, counts):
+    for row in read_records(path, counts, unterminated=True):  # a finished file: a whole last line counts
         if "completion" not in row:
             counts["no_completion"] = counts.get("no_completion", 0) + 1
             continue
@@ -180,7 +180,7 @@ def nothing_scored(input_path: Path, output: Path, counts: dict) -> ScoreInputEr
     """No row of the input had a completion: an input error, not an empty result."""
     found = []
     if counts.get("skipped"):
-        found.append(f"{not_json(counts['skipped'])} (a last line without a newline is taken as torn)")
+        found.append(f"{not_json(counts['skipped'])} (a torn last line counts)")
     if counts.get("no_completion"):
         rows = counts["no_completion"]
         found.append(f"{counted(rows, 'row')} without a `completion` field")
@@ -188,7 +188,7 @@ def nothing_scored(input_path: Path, output: Path, counts: dict) -> ScoreInputEr
         "--input", str(input_path), f"nothing to score: {', '.join(found) or 'the file is empty'}; "
         f"{output} was not written.",
         "give jsonl rows with a `completion` (and `prompt`, `answer`, any columns the rewards read), one "
-        "JSON object a line, each ending in a newline, e.g. OUTPUT_DIR/rollouts.jsonl of a run")])
+        "JSON object a line, e.g. OUTPUT_DIR/rollouts.jsonl of a run")])
 
 
 def main(argv: list[str] | None = None) -> int:

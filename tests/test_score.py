@@ -23,7 +23,7 @@ def config(repo_root):
     ("not json\n", "1 line that is not a JSON object"),
     ("", "the file is empty"),
     (json.dumps({"prompt": "p"}) + "\n" + json.dumps({"step": 1}) + "\n", "2 rows without a `completion` field"),
-    (json.dumps(ROW), "1 line that is not a JSON object (a last line without a newline is taken as torn)"),
+    (json.dumps(ROW)[:-3], "1 line that is not a JSON object (a torn last line counts)"),
 ])
 def test_nothing_to_score_is_an_input_error_that_leaves_the_output_alone(config, tmp_path, capsys, text, said):
     source, out = tmp_path / "rows.jsonl", tmp_path / "rows.scored.jsonl"
@@ -47,6 +47,18 @@ def test_one_row_and_one_skipped_line_read_in_the_singular(config, tmp_path, cap
                          "skipped 1 line that is not a JSON object (a torn last line counts)",
                          "skipped 1 row without a `completion` field (the rollout log's own records, "
                          "e.g. run start and end, have none)"]
+
+
+def test_a_whole_last_line_without_a_newline_is_scored(config, tmp_path, capsys):
+    """A file a script wrote without the final newline: its last row is scored, not dropped as torn."""
+    source = tmp_path / "rows.jsonl"
+    source.write_text(json.dumps(ROW) + "\n" + json.dumps({**ROW, "completion": "<answer>\n8\n</answer>"}))
+    assert main([config, "--input", str(source)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"scored 2 rows of {source} -> {tmp_path / 'rows.scored.jsonl'}"
+    assert not any(line.startswith("skipped") for line in lines)
+    scored = [json.loads(line) for line in (tmp_path / "rows.scored.jsonl").read_text().splitlines()]
+    assert [row["rewards"]["correctness"] for row in scored] == [2.0, 0.0]
 
 
 def test_output_in_a_missing_folder_is_made_as_other_tools_do(config, tmp_path, capsys):

@@ -271,12 +271,15 @@ def read_rollouts(output_dir: str | os.PathLike, counts: dict | None = None, *,
                 yield record
 
 
-def read_records(path: str | os.PathLike, counts: dict | None = None) -> Iterator[dict]:
+def read_records(path: str | os.PathLike, counts: dict | None = None, *,
+                 unterminated: bool = False) -> Iterator[dict]:
     """Every complete JSON object line of one file (plain or gzipped), torn or corrupt lines
-    skipped and counted in `counts["skipped"]`, as read_rollouts reads each part."""
+    skipped and counted in `counts["skipped"]`, as read_rollouts reads each part. With
+    `unterminated`, a last line without a newline is kept when it parses as a whole object (a
+    file a script wrote without the final newline; a torn line never parses)."""
     for line in _lines(Path(path)):
         record = None
-        if line.endswith(b"\n"):  # else: the torn final line of a killed run
+        if unterminated or line.endswith(b"\n"):  # else: the torn final line of a killed run
             try:
                 record = json.loads(line)
             except (ValueError, RecursionError):
