@@ -97,6 +97,23 @@ def replacing(path: str | os.PathLike, mode: str = "w", encoding: str = "utf-8")
         raise
 
 
+def unwritable(path: str | os.PathLike) -> str | None:
+    """Why a file cannot be written at `path`, or None; its missing folders are made, as every
+    output flag makes them. Checked before slow work, so a bad path fails in seconds, not at the end."""
+    path = Path(path)
+    if path.is_dir() and not path.is_symlink():
+        return "is a folder"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        return f"{path.parent} is a file, not a folder"
+    except OSError as exc:
+        return f"cannot make its folder {path.parent} ({exc.strerror or exc})"
+    if not os.access(path.parent, os.W_OK):
+        return f"its folder {path.parent} is not writable"
+    return None
+
+
 def write_atomic(path: str | os.PathLike, data: str | bytes, encoding: str = "utf-8") -> Path:
     """Write all of `data` to `path` through `replacing`: readers see the old file or the new one."""
     with replacing(path, "wb" if isinstance(data, bytes) else "w", encoding) as handle:

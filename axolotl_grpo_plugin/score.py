@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -37,7 +36,7 @@ from .names import resolve_names
 from .observe.rollout_log import read_records
 from .observe.trainer_hook import weighted_reward
 from .remote.checks import check as check_remote
-from .safe_files import replacing
+from .safe_files import replacing, unwritable
 
 
 OUTPUT_KEYS = ("rewards", "reward")  # written by this tool: never passed to a reward as a column
@@ -159,16 +158,9 @@ def check_output(output: Path) -> None:
     if output.is_dir():
         raise ScoreInputError([Problem("--output", str(output), "is a folder.",
                                        f"name a file in it, e.g. {output / 'scored.jsonl'}")])
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        why = f"{output.parent} is a file, not a folder"
-    except OSError as exc:
-        why = f"cannot make its folder {output.parent} ({exc.strerror or exc})"
-    else:
-        if os.access(output.parent, os.W_OK):
-            return
-        why = f"its folder {output.parent} is not writable"
+    why = unwritable(output)
+    if why is None:
+        return
     raise ScoreInputError([Problem("--output", str(output), f"{why}.", "choose a path in a folder you can write")])
 
 

@@ -191,10 +191,19 @@ def test_bad_input_exits_2_with_the_fix(tmp_path, capsys, argv, needle):
 
 @pytest.mark.parametrize("flag", ["--json-file", "--json"])
 def test_an_unwritable_json_path_names_the_flag_given(tmp_path, capsys, flag):
-    target = str(tmp_path / "no-such-folder" / "a.json")
-    assert main([str(config(tmp_path, COOKBOOK)), "--prompts", "2", flag, target, "--verbose"]) == 2
+    cfg = config(tmp_path, COOKBOOK)
+    target = str(cfg / "a.json")  # a file where its folder would be
+    assert main([str(cfg), "--prompts", "2", flag, target, "--verbose"]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err == f"error: {flag} = {target!r}: cannot write it (No such file or directory). Fix: choose a writable path"
+    assert err == f"error: {flag} = {target!r}: {cfg} is a file, not a folder. Fix: choose a writable path"
+
+
+@pytest.mark.parametrize("flag", ["--json-file", "--json"])
+def test_a_json_path_in_a_missing_folder_is_written_and_its_folder_made(tmp_path, flag):
+    """`--json-file sub/dir/a.json` once failed with 'No such file or directory'; score made its folder."""
+    target = tmp_path / "sub" / "dir" / "a.json"
+    assert main([str(config(tmp_path, COOKBOOK)), "--prompts", "2", flag, str(target), "--verbose"]) == 0
+    assert json.loads(target.read_text())["hackable"] == []
 
 
 def test_the_help_says_what_json_with_a_path_does_and_its_examples_run_from_a_checkout(repo_root, capsys):

@@ -131,12 +131,20 @@ def test_cli_writes_the_report_and_explains_bad_input(tmp_path, capsys):
 
 def test_an_unwritable_html_path_names_the_flag_that_sets_it(tmp_path, capsys):
     hand_written_log(tmp_path)
-    target = tmp_path / "no-such-folder" / "r.html"
+    target = tmp_path / "rollouts.jsonl" / "r.html"  # a file where its folder would be
     for flag in ("--html", "-o"):  # -o is the old spelling: the error names the flag it became
         assert main([str(tmp_path), flag, str(target)]) == 2
         err = capsys.readouterr().err.strip().splitlines()[-1]
-        assert err == (f"error: --html = {str(target)!r}: cannot write it (No such file or directory). "
+        assert err == (f"error: --html = {str(target)!r}: {tmp_path / 'rollouts.jsonl'} is a file, not a folder. "
                        "Fix: choose a writable path with --html FILE")
+
+
+def test_an_html_path_in_a_missing_folder_is_written_and_its_folder_made(tmp_path, capsys):
+    """`--html sub/dir/x.html` once failed with 'No such file or directory'; score made its folder."""
+    hand_written_log(tmp_path / "run")
+    target = tmp_path / "sub" / "dir" / "x.html"
+    assert main([str(tmp_path / "run"), "--html", str(target)]) == 0
+    assert target.read_text().startswith("<!") and f"Wrote {target}: 24 rollouts" in capsys.readouterr().out
 
 
 # --- in a real browser -------------------------------------------------------------------

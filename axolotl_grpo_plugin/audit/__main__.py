@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..cli import prog
 from ..errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, PluginError, exit_for
+from ..safe_files import unwritable
 
 
 EPILOG = """\
@@ -83,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_usage(sys.stderr)
         print("error: CONFIG = (not set): name the training yaml to audit, or --rollouts OUTPUT_DIR. "
               "Fix: `axolotl-grpo audit configs/gsm8k.yaml`", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.json not in (None, "-") and (why := unwritable(args.json)):  # before the audit, not after
+        print(f"error: {args.json_flag} = {args.json!r}: {why}. Fix: choose a writable path", file=sys.stderr)
         return EXIT_BAD_INPUT
     from ..quiet import captured_stderr, tool_log
 

@@ -11,6 +11,7 @@ from tqdm import tqdm
 from ..cli import prog, renamed
 from ..interrupted import read_marker
 from ..observe.rollout_log import log_files, read_rollouts
+from ..safe_files import unwritable
 from . import DEFAULT_MAX_ROLLOUTS, write_report
 
 
@@ -58,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --max-rollouts {args.max_rollouts} must be at least 1", file=sys.stderr)
         return 2
     out = args.html or args.output_dir / "report.html"
+    if why := unwritable(out):  # before the whole log is read, not after
+        where = f"--html = {str(out)!r}" if args.html else repr(str(out))
+        print(f"error: {where}: {why}. Fix: choose a writable path with --html FILE", file=sys.stderr)
+        return 2
     counts: dict = {}
     records = tqdm(read_rollouts(args.output_dir, counts, everything=True), desc="reading rollouts", unit=" rollouts",
                    disable=None)
