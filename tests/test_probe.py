@@ -191,6 +191,43 @@ def test_a_wrong_band_is_named_before_any_prompt_is_sampled(tmp_path, capsys, mo
     assert not (tmp_path / "f.jsonl").exists()
 
 
+@pytest.mark.parametrize(("where", "said"), [
+    ("smoke.yaml/p.png", "{tmp}/smoke.yaml is a file, not a folder"),
+    ("smoke.yaml/sub/p.png", "cannot make its folder {tmp}/smoke.yaml/sub (Not a directory)"),
+    (".", "is a folder"),
+    ("link.png", "is a symlink"),
+])
+def test_an_unwritable_plot_path_is_named_before_any_prompt_is_sampled(tmp_path, capsys, monkeypatch, where, said):
+    """`--plot` was written after sampling: a bad path failed then, with a traceback."""
+    from axolotl_grpo_plugin.probe import core
+    from axolotl_grpo_plugin.probe.__main__ import main
+
+    monkeypatch.setattr(core, "probe", lambda *a, **k: pytest.fail("the probe ran before --plot was checked"))
+    (tmp_path / "smoke.yaml").write_text((REPO / "configs" / "smoke.yaml").read_text())
+    (tmp_path / "link.png").symlink_to(tmp_path / "elsewhere.png")
+    target = str(tmp_path / where)
+    assert main([str(tmp_path / "smoke.yaml"), "--plot", target, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"error: --plot = {target!r}: {said.format(tmp=tmp_path)}. Fix: name a file (not a folder "
+                   "or a symlink) in a folder you can write, e.g. --plot probe.png\n")
+    assert not (tmp_path / "elsewhere.png").exists()
+
+
+def test_a_plot_in_a_missing_folder_is_written_and_its_folder_made(tmp_path, capsys, monkeypatch):
+    from axolotl_grpo_plugin.probe import core
+    from axolotl_grpo_plugin.probe.__main__ import main
+
+    samples = [_sample(0, True), _sample(0, False), _sample(1, False), _sample(1, False)]
+    result = ProbeResult(config="x", model="m", backend="t", prompts=2, samples_per_prompt=2,
+                         dataset_rows=2, max_completion_length=16, budget=32, temperature=1.0,
+                         num_generations=2, prompts_per_step=1, correct_reward="correct",
+                         reward_names=["correct"], samples=samples, problem_indices=[0, 1])
+    monkeypatch.setattr(core, "probe", lambda *a, **k: result)
+    target = tmp_path / "sub" / "dir" / "p.png"
+    assert main([str(REPO / "configs" / "smoke.yaml"), "--plot", str(target), "--no-progress", "--verbose"]) == 0
+    assert target.read_bytes().startswith(b"\x89PNG") and f"wrote {target}" in capsys.readouterr().out
+
+
 def test_a_missing_model_is_named_as_evaluate_names_it(tmp_path, capsys):
     from axolotl_grpo_plugin.probe.__main__ import main
 

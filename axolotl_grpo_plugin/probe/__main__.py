@@ -69,10 +69,12 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from ..quiet import run_quietly
     from .core import probe
-    from .findings import check_band, format_summary, plot, to_json, write_filtered
+    from .findings import check_band, check_plot, format_summary, plot, to_json, write_filtered
 
     def work() -> None:
         check_band(args.band)  # before the prompts are sampled, not after
+        if args.plot:
+            check_plot(args.plot)
         try:
             _set_threads(args.threads)
             result = probe(args.config, prompts=args.prompts, generations=args.generations,
@@ -90,7 +92,10 @@ def main(argv: list[str] | None = None) -> int:
                          f"to {args.write_filtered}; point the config's dataset `path:` at it "
                          "(same `type:`)")
         if args.plot:
-            plot(result, args.plot)
+            try:
+                plot(result, args.plot)
+            except OSError as exc:  # checked before sampling: a full disk, a folder removed since
+                raise ProbeFailed(f"--plot = {args.plot!r}: cannot write it ({exc.strerror or exc})") from None
             extra.append(f"wrote {args.plot}")
         if args.json:
             print(json.dumps(data, indent=2, default=str))

@@ -281,9 +281,21 @@ def write_filtered(result: ProbeResult, config: Any, path: str | Path,
     return len(keep)
 
 
+def check_plot(path: str | Path) -> None:
+    """--plot PATH, checked (its folder made) before any prompt is sampled, not after."""
+    from ..safe_files import unwritable
+
+    why = "is a symlink" if Path(path).is_symlink() else unwritable(path)
+    if why:
+        raise ProbeError(f"--plot = {str(path)!r}: {why}. Fix: name a file (not a folder or a symlink) in a "
+                         "folder you can write, e.g. --plot probe.png")
+
+
 def plot(result: ProbeResult, path: str | Path) -> None:
     """Pass-rate histogram and completion-length histogram with the cut-off marked."""
     import matplotlib
+
+    from ..safe_files import replacing
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
@@ -310,4 +322,5 @@ def plot(result: ProbeResult, path: str | Path) -> None:
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path)
+    with replacing(Path(path), "wb") as handle:  # whole or not at all, never through a symlink
+        fig.savefig(handle, format="png")
