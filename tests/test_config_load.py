@@ -109,3 +109,21 @@ def test_a_key_written_twice_is_refused_with_both_lines(tmp_path):
 def test_a_folder_is_not_a_config_file(tmp_path):
     with pytest.raises(ConfigFileError, match="is a folder, not a yaml file"):
         read_yaml(tmp_path)
+
+
+def test_the_yaml_is_parsed_once(tmp_path, monkeypatch):
+    """One parse gives both the nodes (the lines of a repeated key) and the data: neither PyYAML's
+    `safe_load` nor a second `compose` of the same text runs."""
+    parses = []
+    real = yaml.SafeLoader.get_single_node
+    monkeypatch.setattr(yaml.SafeLoader, "get_single_node", lambda self: parses.append(1) or real(self))
+    for name in ("safe_load", "compose", "load"):
+        monkeypatch.setattr(yaml, name, lambda *a, _name=name, **k: pytest.fail(f"yaml.{_name} parsed it again"))
+    path = tmp_path / "c.yaml"
+    path.write_text("base: &b {x: 1, y: 1}\nother:\n  <<: *b\n  y: 2\ntrl: {beta: 0.1}\n", encoding="utf-8")
+    assert read_yaml(path) == {"base": {"x": 1, "y": 1}, "other": {"x": 1, "y": 2}, "trl": {"beta": 0.1}}
+    assert len(parses) == 1  # a key a merge brings in and the mapping then sets is not a repeated key
+    path.write_text("trl: {beta: 0.1}\ntrl: {beta: 0.2}\n", encoding="utf-8")
+    with pytest.raises(ConfigFileError, match=r"`trl` is written twice \(lines 1 and 2\)"):
+        read_yaml(path)
+    assert len(parses) == 2

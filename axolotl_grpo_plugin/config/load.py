@@ -43,7 +43,13 @@ def read_yaml(path: str | Path, key: str = "config", wanted: str = TRAINING_YAML
         raise refused("file not found" + ("" if path.is_absolute() else f" (relative paths start at {Path.cwd()})"))
     try:
         text = path.read_text(encoding="utf-8")
-        data = yaml.safe_load(text)
+        loader = yaml.SafeLoader(text)  # parsed once: the nodes (their lines) for repeated keys, then the data
+        try:
+            node = loader.get_single_node()
+            repeated = _repeated_keys(node)  # before constructing, which folds `<<` merges into the mapping
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         at, what = _yaml_error_place(exc)
         raise refused(f"not valid yaml{at}: {what}", "correct the yaml syntax there") from None
@@ -51,7 +57,7 @@ def read_yaml(path: str | Path, key: str = "config", wanted: str = TRAINING_YAML
         raise refused(f"not a text file ({exc.reason})") from None
     if not isinstance(data, dict):
         raise refused("does not hold a mapping of keys")
-    if repeated := _repeated_keys(yaml.compose(text, Loader=yaml.SafeLoader)):
+    if repeated:
         raise ConfigFileError([Problem(key, str(path), f"`{name}` is written twice (lines {first} and {again}): "
                                        "yaml keeps the last one and drops the first without a word",
                                        f"keep one `{name}` (merge the two)")
