@@ -14,6 +14,8 @@ from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from ..errors import GRPOConfigError, Problem
 from .defaults import CONFIG_PATH_KEY
 
@@ -30,8 +32,6 @@ TRAINING_YAML = "the yaml you give `axolotl train` (`base_model: ...`, `rl: grpo
 def read_yaml(path: str | Path, key: str = "config", wanted: str = TRAINING_YAML) -> dict[str, Any]:
     """The yaml mapping in `path`, or ConfigFileError saying which line is wrong. `key`: the flag or
     key that named the file; `wanted`: what the fix asks for instead."""
-    import yaml
-
     path = Path(path)
 
     def refused(why: str, fix: str = f"pass {wanted}") -> ConfigFileError:
@@ -43,13 +43,10 @@ def read_yaml(path: str | Path, key: str = "config", wanted: str = TRAINING_YAML
         raise refused("file not found" + ("" if path.is_absolute() else f" (relative paths start at {Path.cwd()})"))
     try:
         text = path.read_text(encoding="utf-8")
-        loader = yaml.SafeLoader(text)  # parsed once: the nodes (their lines) for repeated keys, then the data
-        try:
-            node = loader.get_single_node()
-            repeated = _repeated_keys(node)  # before constructing, which folds `<<` merges into the mapping
-            data = loader.construct_document(node) if node is not None else None
-        finally:
-            loader.dispose()
+        loader = yaml.SafeLoader(text)  # one parse: the nodes (the lines of repeated keys), then the data
+        repeated = _repeated_keys(node := loader.get_single_node())  # before constructing folds `<<` merges in
+        data = None if node is None else loader.construct_document(node)
+        loader.dispose()
     except yaml.YAMLError as exc:
         at, what = _yaml_error_place(exc)
         raise refused(f"not valid yaml{at}: {what}", "correct the yaml syntax there") from None
@@ -68,8 +65,6 @@ def read_yaml(path: str | Path, key: str = "config", wanted: str = TRAINING_YAML
 def _repeated_keys(node, key: str = "") -> list[tuple[str, int, int]]:
     """(dotted key, its first line, the line it is repeated on) for each key a mapping of the yaml
     holds twice (two `trl:` sections: Axolotl trains with the second alone)."""
-    import yaml
-
     found = []
     if isinstance(node, yaml.MappingNode):
         lines: dict[str, int] = {}
