@@ -57,7 +57,7 @@ def prepare(config: str | Path) -> list[tuple[str, Reward]]:
     """(name as listed, reward) for each `trl.reward_funcs` entry, as training loads them."""
     from .errors import GRPOConfigError
 
-    raw = read_config(config)  # the yaml and its Run, read once
+    raw, _ = read_config(config)  # the yaml and its Run, read once
     run = read_run(raw)
     names = [str(f) for f in run.trl.reward_funcs]  # as listed, before names are resolved
     run, unresolved = resolve_names(raw, run)  # (and declares remote rewards)

@@ -127,3 +127,28 @@ def test_the_yaml_is_parsed_once(tmp_path, monkeypatch):
     with pytest.raises(ConfigFileError, match=r"`trl` is written twice \(lines 1 and 2\)"):
         read_yaml(path)
     assert len(parses) == 2
+
+
+def test_check_reads_the_config_file_once(tmp_path, monkeypatch):
+    """`check --gpu` takes the yaml and its `# Processes: N` comment from one read of the file."""
+    from pathlib import Path
+
+    from axolotl_grpo_plugin.check import command
+
+    path = tmp_path / "cfg.yaml"
+    path.write_text("# Processes: 3\nrl: grpo\nbase_model: x\n", encoding="utf-8")
+    reads, launches, real = [], [], Path.read_text
+
+    def read_text(self, *args, **kwargs):
+        reads.append(self == path)
+        return real(self, *args, **kwargs)
+
+    def validate(raw, launch, run=None):
+        launches.append(launch)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(Path, "read_text", read_text)
+    monkeypatch.setattr(command, "validate_with_axolotl", validate)
+    assert command.main([str(path), "--gpu", "--offline"]) == 2  # the stop, reported as Axolotl's rejection
+    assert [launch.processes for launch in launches] == [3]  # the comment was read
+    assert reads.count(True) == 1

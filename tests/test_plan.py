@@ -395,3 +395,18 @@ def test_an_sft_config_is_refused_in_one_line_not_planned_as_grpo():
     result = run_cli("configs/smollm2-gsm8k-sft.yaml")
     assert result.returncode == 2 and "not a GRPO config" in result.stderr and "Traceback" not in result.stderr
     assert result.stdout == ""
+
+
+def test_plan_reads_the_config_file_once(monkeypatch, capsys):
+    """The yaml and its `# Processes: 7` comment come from one read of the file."""
+    config = Path("configs/gsm8k-8gpu-zero3.yaml").resolve()
+    reads, real = [], Path.read_text
+
+    def read_text(self, *args, **kwargs):
+        reads.append(self.resolve() == config)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", read_text)
+    assert plan_main([str(config), "--gpu-type", "H100", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["processes"] == 7
+    assert reads.count(True) == 1

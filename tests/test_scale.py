@@ -40,7 +40,7 @@ def test_the_issue_layouts_are_all_shipped():
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.name)
 def test_config_validates_with_plugin_and_axolotl(config):
-    validated, _ = validate_with_axolotl(read_config(config), Launch(processes_of(config), True))
+    validated, _ = validate_with_axolotl(read_config(config)[0], Launch(processes_of(config), True))
     assert validated.rl == "grpo"
     assert "axolotl_grpo_plugin.GRPOPlugin" in validated.plugins
 
@@ -176,7 +176,7 @@ def test_multi_process_layouts_pass_axolotl_only_with_the_filled_batch(procs, mb
     from axolotl.utils.config import validate_config
     from axolotl.utils.dict import DictDefault
 
-    raw = read_config(REPO / "configs" / "gsm8k.yaml")
+    raw, _ = read_config(REPO / "configs" / "gsm8k.yaml")
     raw.update(micro_batch_size=mbs, gradient_accumulation_steps=gas)
     caps = {"bf16": True, "fp8": False, "tf32": True, "compute_capability": "sm_90", "n_gpu": procs}
     env = {"torch_version": "2.13.0"}

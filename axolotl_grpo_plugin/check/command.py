@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import sys
-from pathlib import Path
 from typing import Any
 
 from .. import axolotl_validation, cloud, run_lock
@@ -142,8 +141,8 @@ def main(argv: list[str] | None = None) -> int:
                 args.has_gpu = cloud_cfg is not None or has_cuda_gpu()
             if cloud_cfg is not None and args.gpus is None:
                 args.gpus = cloud.gpu_count(cloud_cfg)
-            raw = read_config(args.config)  # its path recorded as `axolotl train` records it
-            declared = declared_processes(Path(args.config).read_text(encoding="utf-8")) if args.has_gpu else None
+            raw, text = read_config(args.config)  # its path recorded as `axolotl train` records it
+            declared = declared_processes(text) if args.has_gpu else None
             processes_from = "" if args.processes else f" (its `# Processes: {declared}` comment)" if declared else ""
             args.processes = args.processes or declared or 1
             if args.base_model:

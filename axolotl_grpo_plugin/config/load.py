@@ -30,8 +30,12 @@ TRAINING_YAML = "the yaml you give `axolotl train` (`base_model: ...`, `rl: grpo
 
 
 def read_yaml(path: str | Path, key: str = "config", wanted: str = TRAINING_YAML) -> dict[str, Any]:
-    """The yaml mapping in `path`, or ConfigFileError saying which line is wrong. `key`: the flag or
-    key that named the file; `wanted`: what the fix asks for instead."""
+    return read_yaml_text(path, key, wanted)[0]
+
+
+def read_yaml_text(path: str | Path, key: str = "config", wanted: str = TRAINING_YAML) -> tuple[dict[str, Any], str]:
+    """The yaml mapping in `path` and the text it was read from, or ConfigFileError saying which line is
+    wrong. `key`: the flag or key that named the file; `wanted`: what the fix asks for instead."""
     path = Path(path)
 
     def refused(why: str, fix: str = f"pass {wanted}") -> ConfigFileError:
@@ -59,7 +63,7 @@ def read_yaml(path: str | Path, key: str = "config", wanted: str = TRAINING_YAML
                                        "yaml keeps the last one and drops the first without a word",
                                        f"keep one `{name}` (merge the two)")
                                for name, first, again in sorted(repeated, key=lambda found: found[2])])
-    return data
+    return data, text
 
 
 def _repeated_keys(node, key: str = "") -> list[tuple[str, int, int]]:
@@ -80,11 +84,11 @@ def _repeated_keys(node, key: str = "") -> list[tuple[str, int, int]]:
     return found
 
 
-def read_config(path: str | Path) -> dict[str, Any]:
-    """The config file's mapping, with its absolute path recorded as Axolotl records it."""
-    raw = read_yaml(path)
+def read_config(path: str | Path) -> tuple[dict[str, Any], str]:
+    """The config file's mapping, with its absolute path recorded as Axolotl records it, and its text."""
+    raw, text = read_yaml_text(path)
     raw.setdefault(CONFIG_PATH_KEY, str(Path(path).resolve()))
-    return raw
+    return raw, text
 
 
 def declared_processes(text: str) -> int | None:
@@ -118,7 +122,7 @@ def _yaml_error_place(exc) -> tuple[str, str]:
 def copy_config(config: Any) -> dict[str, Any]:
     """A private plain-dict copy of a config (yaml path, dict or DictDefault), names as written."""
     if isinstance(config, (str, Path)):
-        return read_config(config)
+        return read_config(config)[0]
     if hasattr(config, "items"):
         return copy.deepcopy(plain(config))
     raise ConfigFileError([Problem("config", type(config).__name__, "not a yaml path or a mapping of config keys",

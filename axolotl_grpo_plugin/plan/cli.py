@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..cli import prog, renamed
 from ..config.batching import describe_layout
-from ..config.load import declared_processes, read_yaml
+from ..config.load import declared_processes, read_yaml_text
 from ..config.run import read_run
 from ..errors import PluginError, counted, exit_for
 from ..sources.data import raised_as
@@ -87,13 +87,12 @@ def prompt_budget(args, run) -> tuple[int, str]:
 def build(args) -> tuple[Workload, dict, str, str, str]:
     path = Path(args.config)
     with raised_as(PlanError):
-        cfg = read_yaml(path)
+        cfg, text = read_yaml_text(path)  # and its header comments: `# Processes: N`
     run = read_run(cfg)
     if run.rl != "grpo":  # an SFT cold start has no generation, KV cache or groups to plan
         raise PlanError(f"{path}: not a GRPO config (no `rl: grpo`), and plan estimates GRPO runs (generation, "
                         "vLLM's KV cache, groups of completions). Fix: plan the GRPO config that follows it, e.g. "
                         "configs/smollm2-gsm8k-grpo-cpu.yaml after the SmolLM2 cold start")
-    text = path.read_text(encoding="utf-8")  # header comments: `# GPUs: N`
     processes = args.processes or declared_processes(text) or 1
     dims, dims_source = resolve_dims(cfg.get("base_model"), args.dims, local_root=path.parent)
     prompt, prompt_source = prompt_budget(args, run)

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from ..config.batching import describe_layout
-from ..config.load import declared_processes, read_yaml
+from ..config.load import declared_processes, read_yaml_text
 from ..config.run import read_run
 from .dims import resolve_dims
 from .estimate import estimate_trainer, verdict
@@ -28,7 +28,7 @@ MEMORY_HEADER = re.compile(r"^#\s*Memory:\s+trainer peak ([\d.]+) GiB on (\S+) \
 def read(path: Path) -> tuple[dict, str]:
     """The config (through the one config reader) and its text, whose header comments say
     the GPU count and the recorded memory."""
-    return read_yaml(path), path.read_text(encoding="utf-8")
+    return read_yaml_text(path)
 
 
 def layout_row(path: Path) -> str:
