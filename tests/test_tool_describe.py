@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from axolotl_grpo_plugin.errors import GRPOConfigError
 from axolotl_grpo_plugin.tools.describe import schema_problem, template_problem
 from axolotl_grpo_rewards.tools import calculator
 
@@ -117,3 +118,27 @@ def test_a_completion_too_short_for_one_tool_round_is_refused(embedded_model_dir
     assert fast is not None and tok.chat_template is not None
     monkeypatch.setattr(api, "_tokenizers", lambda *a: (None, tok, name))
     assert api.tool_round_tokens(run(512, **tools)) == round_tokens
+
+
+def test_check_looks_the_tools_up_once(embedded_model_dir, monkeypatch):
+    """`check` imports and describes the tools once (check_tools): the tool-room check that runs after
+    it reuses that answer instead of running `tools.loader.problems` again."""
+    from axolotl_grpo_plugin.check.prepare import prepare_config
+    from axolotl_grpo_plugin.launch import Launch
+    from axolotl_grpo_plugin.tools import loader
+
+    calls, real = [], loader.problems
+    monkeypatch.setattr(loader, "problems", lambda *a, **k: calls.append(1) or real(*a, **k))
+    cfg = {"rl": "grpo", "base_model": str(embedded_model_dir), "chat_template": "qwen_25", "bf16": False,
+           "micro_batch_size": 4, "trl": {"num_generations": 4, "max_completion_length": 8,
+                                          "reward_funcs": ["correctness"]},
+           "grpo_plugin": {"tools": ["calculator"]}}
+    with pytest.raises(GRPOConfigError) as err:
+        prepare_config(cfg, Launch(1, False))
+    assert [p.key for p in err.value.problems] == ["trl.max_completion_length"]  # the tool-room check ran
+    assert len(calls) == 1
+    calls.clear()
+    cfg["grpo_plugin"]["tools"] = ["no_such_tool"]
+    with pytest.raises(GRPOConfigError) as err:
+        prepare_config(cfg, Launch(1, False))
+    assert [p.key for p in err.value.problems] == ["grpo_plugin.tools[0]"] and len(calls) == 1  # reported once

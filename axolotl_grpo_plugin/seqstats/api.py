@@ -181,11 +181,13 @@ def longest_prompt(cfg: Mapping[str, Any], run: Run) -> int | None:
 def tool_round_tokens(run: Run) -> int | None:
     """Tokens of the shortest tool round TRL can append to a completion with this config's template:
     the model's call of its first tool (arguments empty), a one-token answer and the next assistant
-    header. None without tools, or when the tokenizer is not local (a check downloads nothing)."""
+    header. None without tools, or when the tokenizer is not local (a check downloads nothing). The
+    tools must resolve: check_tool_room asks once check_tools (`tools.loader.problems`) found none."""
+    from ..tools import loader
     from . import light as light_mod
 
     try:
-        schemas = _tool_schemas(run)
+        schemas = loader.schemas(run)
         key, source = _tokenizer_source(run, None)
         if not schemas or not (isinstance(source, str) and Path(source).is_dir()):
             return None
