@@ -109,9 +109,9 @@ class GRPOPlugin(BasePlugin):
             run, warnings = prepare_config(cfg, launch, run)
             for warning in warnings:
                 LOG.warning(warning)
+            self.sampling = cpu_bf16.sampling_mode(run.trl.use_vllm, run.trl.vllm_importance_sampling_mode)
             if autostart.is_training_process() and not launch.has_gpu and local_rank() == 0:
-                sampling = cpu_bf16.sampling_mode(run.trl.use_vllm, run.trl.vllm_importance_sampling_mode)
-                LOG.info(cpu_bf16.line(run.plugin.cpu_bf16, cpu_bf16.bf16_units(), sampling))
+                LOG.info(cpu_bf16.line(run.plugin.cpu_bf16, cpu_bf16.bf16_units(), self.sampling))
             if autostart.is_training_process() and global_rank() == 0:
                 # one run per output_dir: refused here, before data, model or a vLLM server
                 run_lock.hold(run.output_dir)
@@ -132,7 +132,8 @@ class GRPOPlugin(BasePlugin):
         from .tools.trainer import training_args
 
         run = self._run(cfg)
-        sampling = cpu_bf16.sampling_mode(run.trl.use_vllm, run.trl.vllm_importance_sampling_mode)
+        sampling = self.sampling if run is getattr(self, "run", None) else cpu_bf16.sampling_mode(
+            run.trl.use_vllm, run.trl.vllm_importance_sampling_mode)  # register's, else worked out here
         precision = cpu_bf16.training_args(run.plugin.cpu_bf16, cuda_gpu_count() > 0, cpu_bf16.bf16_units(), sampling)
         return {**configured(run), **training_args(run), **precision} or None
 

@@ -257,3 +257,30 @@ def test_a_cpu_run_computes_in_bf16_over_float32_weights(repo_root, embedded_mod
     assert len(said) == 1 and ("bfloat16 autocast" in said[0]) is wanted, said or output[-3000:]
     saved = json.loads((out / "config.json").read_text())
     assert saved.get("dtype", saved.get("torch_dtype")) == "float32", saved
+
+
+def test_the_sampling_mode_is_worked_out_once_a_run(repo_root, embedded_model_dir, tmp_path, monkeypatch, caplog):
+    """register works it out for its precision line; the trainer's arguments take the same one."""
+    from axolotl_grpo_plugin import run_lock, threads
+    from axolotl_grpo_plugin.config.load import read_yaml
+    from axolotl_grpo_plugin.vllm import autostart
+
+    calls, real = [], cpu_bf16.sampling_mode
+    monkeypatch.setattr(cpu_bf16, "sampling_mode", lambda *a: calls.append(a) or real(*a))
+    monkeypatch.setattr(cpu_bf16, "bf16_units", lambda: "avx512_bf16")
+    monkeypatch.setattr(launch, "cuda_gpu_count", lambda: 0)
+    monkeypatch.setattr(autostart, "is_training_process", lambda *a, **k: True)  # rank 0 of a CPU `axolotl train`
+    monkeypatch.setattr(threads, "configure", lambda log: None)
+    monkeypatch.setattr(run_lock, "hold", lambda output_dir: None)
+    for name in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "CUDA_VISIBLE_DEVICES"):
+        monkeypatch.delenv(name, raising=False)
+    cfg = read_yaml(repo_root / "configs" / "smoke.yaml")
+    cfg["datasets"][0]["path"] = str(repo_root / cfg["datasets"][0]["path"])
+    cfg.update(base_model=str(embedded_model_dir), output_dir=str(tmp_path / "out"),
+               grpo_plugin={"cpu_bf16": True}, axolotl_config_path=str(repo_root / "configs" / "smoke.yaml"))
+    plugin = GRPOPlugin()
+    with caplog.at_level("INFO", logger="axolotl_grpo_plugin.plugin"):
+        plugin.register(cfg)
+    assert any("precision: bfloat16 autocast" in r.getMessage() for r in caplog.records), caplog.text
+    assert plugin.get_training_args(cfg)["bf16"] is True
+    assert calls == [(False, None)]  # the smoke config generates without vLLM
