@@ -23,7 +23,11 @@ is screened (too_costly): the few LaTeX commands that are evaluated while parsin
 (``\\binom``, ``\\Gamma``, ``\\gcd``, ...) must have small literal arguments, and
 the parsed expression must have no number past MAX_DIGITS digits (powers,
 factorials, exp, binomials bounded from their operands), no ``\\sum``/``\\prod``
-over more than MAX_TERMS terms and no integral. A prediction that fails scores
+over more than MAX_TERMS terms, no integral, no power whose expansion could give more
+than MAX_EXPANSION_TERMS terms (bounded from its structure, not expanded) and no trigonometric,
+hyperbolic, exp or log functions nested past MAX_FUNCTION_NESTING; before parsing, no brackets
+nested past MAX_BRACKET_NESTING and no determinant of letters past MAX_SYMBOLIC_DET_ENTRIES
+entries (parsing computes it). A prediction that fails scores
 0.0, a gold that fails None; the worker's budget stays for what the screen misses.
 """
 
@@ -44,6 +48,17 @@ MAX_GOLD_CHARS = 1000
 # (10^{10000} compares in well under 0.1 s; 2^{2^{34}} never), and no \sum or \prod more terms.
 MAX_DIGITS = 10_000
 MAX_TERMS = 1_000
+# Expanding a polynomial costs about 2 ms a term in verify ((a+b+...+k)^{5}, 792 terms: 1.6 s;
+# ^{6}, 1,716 terms: 4 s; ^{60} never), so no expansion may give more terms than this.
+MAX_EXPANSION_TERMS = 500
+# Trigonometric, hyperbolic, exp and log functions nested deeper than this: simplify rewrites them
+# as exponentials (\tan(\tan(\tan(\tan(1)))) 0.9 s, five deep never returns).
+MAX_FUNCTION_NESTING = 3
+# Brackets nested deeper than this: the LaTeX parser's cost grows with the depth
+# (20 parentheses deep 2 s, 40 deep 6 s), before any tree exists.
+MAX_BRACKET_NESTING = 10
+# A determinant of letters is expanded while parsing: 4x4 0.5 s, 5x5 4 s, 8x8 never.
+MAX_SYMBOLIC_DET_ENTRIES = 16
 
 # The registry runs this reward in a killable worker process with these budgets.
 reward_isolation = "process"
@@ -198,10 +213,41 @@ _THOUSANDS_SEPARATOR = re.compile(r"(?<=\d)(?:\{,\}|\\,|,|\s)(?=\d{3}(?!\d))")
 def too_costly(text: str) -> bool:
     """A command that parse evaluates (``\\binom``, ``\\Gamma``, ...) with a power, a factorial
     or a number of 5 digits or more among its arguments (up to two groups after it; the
-    whole text for ``\\choose`` or when no group follows): math-verify must not parse it."""
+    whole text for ``\\choose`` or when no group follows), brackets nested more than
+    MAX_BRACKET_NESTING deep, or a determinant (``\\det``, ``vmatrix``) of more than
+    MAX_SYMBOLIC_DET_ENTRIES entries holding letters: math-verify must not parse it."""
     for command in _EVALUATED_WHEN_PARSED.finditer(text):
         arguments = text if command.group() == "\\choose" else _arguments(text, command.end())
         if _LARGE_OPERAND.search(_THOUSANDS_SEPARATOR.sub("", arguments)):
+            return True
+    return _bracket_depth(text) > MAX_BRACKET_NESTING or _symbolic_det_too_large(text)
+
+
+def _bracket_depth(text: str) -> int:
+    depth = deepest = 0
+    for char in text:
+        if char in "([{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in ")]}":
+            depth -= 1
+    return deepest
+
+
+# Where latex2sympy computes a determinant while parsing, and what is not a letter of its entries.
+_DETERMINANT = re.compile(r"\\det(?![A-Za-z])|\\operatorname\s*\{\s*det\s*\}|\\begin\s*\{\s*[vV]matrix\s*\}")
+_MATRIX_END = re.compile(r"\\end\s*\{[^{}]*\}")
+_NOT_AN_ENTRY_LETTER = re.compile(r"\\(?:begin|end)\s*\{[^{}]*\}|\\(?:left|right|[dt]?frac|cdot|det|operatorname)(?![A-Za-z])")
+
+
+def _symbolic_det_too_large(text: str) -> bool:
+    """A determinant whose matrix (up to its ``\\end{...}``) has more than MAX_SYMBOLIC_DET_ENTRIES
+    entries (``&`` and ``\\\\`` separate them) and a letter or command among them."""
+    for determinant in _DETERMINANT.finditer(text):
+        end = _MATRIX_END.search(text, determinant.end())
+        matrix = text[determinant.end():end.start() if end else len(text)]
+        entries = matrix.count("&") + matrix.count("\\\\") + 1
+        if entries > MAX_SYMBOLIC_DET_ENTRIES and re.search(r"[A-Za-z]", _NOT_AN_ENTRY_LETTER.sub(" ", matrix)):
             return True
     return False
 
@@ -226,16 +272,20 @@ def _arguments(text: str, start: int) -> str:
 
 
 class _TooCostly(Exception):
-    """A number past MAX_DIGITS digits, a loop past MAX_TERMS terms, or an integral."""
+    """A number past MAX_DIGITS digits, a loop past MAX_TERMS terms, an integral, an expansion past
+    MAX_EXPANSION_TERMS terms or functions nested past MAX_FUNCTION_NESTING."""
 
 
 def too_costly_parsed(parsed: list) -> bool:
     """math-verify's parse holds a number past MAX_DIGITS digits, a ``\\sum`` or ``\\prod`` of
-    more than MAX_TERMS terms (or endless), or an integral: ``verify`` would compute it."""
+    more than MAX_TERMS terms (or endless), an integral, a power whose expansion has more than
+    MAX_EXPANSION_TERMS terms, or trigonometric, hyperbolic, exp or log functions nested more
+    than MAX_FUNCTION_NESTING deep: ``verify`` would compute it."""
     try:
         for item in parsed:
             if not isinstance(item, str):
                 _digits(item, {})
+                _terms(item, 0)
     except Exception:  # noqa: BLE001 - _TooCostly, a tree too deep to walk, a node the walk cannot read
         return True
     return False
@@ -287,6 +337,48 @@ def _digits(expr, bound: dict) -> float:
     if not digits <= MAX_DIGITS:
         raise _TooCostly
     return digits
+
+
+def _nested_kinds(sympy) -> tuple:
+    from sympy.functions.elementary import hyperbolic, trigonometric
+
+    kinds = (trigonometric.TrigonometricFunction, trigonometric.InverseTrigonometricFunction,
+             hyperbolic.HyperbolicFunction, getattr(hyperbolic, "InverseHyperbolicFunction", hyperbolic.HyperbolicFunction))
+    return (*kinds, sympy.exp, sympy.log)
+
+
+def _terms(expr, nesting: int) -> int:
+    """An upper bound on the terms expanding ``expr`` gives, computed from its structure without
+    expanding it: a sum adds its parts' terms, a product multiplies them, an integer power n of a
+    t-term base gives at most C(n + t - 1, t - 1); anything else is one term (its arguments are
+    bounded too). Raises _TooCostly past MAX_EXPANSION_TERMS, or past MAX_FUNCTION_NESTING
+    nested trigonometric, hyperbolic, exp or log functions."""
+    sympy, _ = _sympy_kinds()
+    if isinstance(expr, (sympy.MatrixBase, list, tuple)):
+        for entry in expr:
+            _terms(entry, nesting)
+        return 1
+    if not isinstance(expr, sympy.Basic) or not expr.args:
+        return 1
+    if isinstance(expr, _nested_kinds(sympy)):
+        nesting += 1
+        if nesting > MAX_FUNCTION_NESTING:
+            raise _TooCostly
+    parts = [_terms(arg, nesting) for arg in expr.args]
+    if isinstance(expr, sympy.Add):
+        terms = sum(parts)
+    elif isinstance(expr, sympy.Mul):
+        terms = math.prod(parts)
+    elif isinstance(expr, sympy.Pow) and expr.exp.is_Integer and parts[0] > 1:
+        n, t = abs(int(expr.exp)), parts[0]
+        if n > MAX_EXPANSION_TERMS:  # C(n + t - 1, t - 1) >= n + 1
+            raise _TooCostly
+        terms = math.comb(n + t - 1, min(n, t - 1))
+    else:
+        terms = 1
+    if terms > MAX_EXPANSION_TERMS:
+        raise _TooCostly
+    return terms
 
 
 def _loop_digits(expr, bound: dict) -> float:

@@ -249,13 +249,14 @@ def test_a_sample_the_call_deadline_cuts_short_of_its_own_budget_is_unscored():
 
 
 def test_math_verify_blow_up_is_stopped_in_a_worker_thread():
-    """What math_boxed's screen lets through still costs at most its sample budget: sympy expanding
-    a multinomial to the 60th power never returns. The tower, once a timeout too, is screened."""
+    """What math_boxed's screen lets through still costs at most its sample budget: (x+y)^{499} is just
+    under its expansion bound (500 terms) and verify takes 2.4 s on it (math-verify alone, 2-core CI
+    machine). The tower and the 60th power of a multinomial, once timeouts too, are screened."""
     reward = ContainedReward(REWARDS.load_unwrapped("math_boxed"), "math_boxed",
                              REWARDS.targets["math_boxed"], PROCESS, sample_budget_s=1.0)
     result = {}
     worker = threading.Thread(target=lambda: result.update(
-        v=reward(completions=["\\boxed{(a+b+c+d+e+f+g+h)^{60}}", "\\boxed{9^{9^{9^{9^{9}}}}}",
+        v=reward(completions=["\\boxed{(x+y)^{499}}", "\\boxed{9^{9^{9^{9^{9}}}}}",
                               "\\boxed{\\frac{10}{12}}"],
                  answer=["5", "5", "\\frac{5}{6}"])))
     worker.start()

@@ -257,3 +257,68 @@ def test_a_gold_too_large_to_compute_scores_none(gold):
 ])
 def test_small_powers_factorials_and_sums_still_verify(gold, completion):
     assert score(completion, gold) == 1.0
+
+
+# Found after the first screen (each measured with math-verify alone, no screen): verify expands a
+# multinomial ((a+...+h)^{60}: C(67, 7) ~ 9e8 terms, never returns; ^{6}, 1,716 terms, 4 s) and
+# rewrites nested trigonometric functions as exponentials (five \tan deep never returns). The
+# expansion's terms are bounded from the expression's structure, the nesting counted.
+EXPANDED_OR_NESTED = [
+    r"\boxed{(a+b+c+d+e+f+g+h)^{60}}", r"\boxed{(a+b+c+d+f+g+h+k)^{6}}", r"\boxed{(x+1)^{1000}}",
+    r"\boxed{(a+b)(c+d)(f+g)(h+k)(m+n)(p+q)(r+s)(t+u)(v+w)(y+z)}", r"\boxed{((a+b)^{10}+c)^{10}}",
+    r"\boxed{(a+b+c)^{-60}}", r"\boxed{\tan(\tan(\tan(\tan(\tan(1)))))}", r"\boxed{\sec(\sec(\sec(\sec(\sec(1)))))}",
+    r"\boxed{\sin(\cos(\tan(\cot(1))))}", r"\boxed{x = \tanh(\tanh(\tanh(\tanh(\tanh(1)))))}",
+]
+
+
+@pytest.mark.parametrize("completion", EXPANDED_OR_NESTED)
+def test_an_expansion_too_large_or_functions_nested_too_deep_score_zero_without_computing(completion):
+    assert screened(prediction_text(completion))
+    assert score(completion, "5") == 0.0
+
+
+def _matrix(n, entry):
+    return r" \\ ".join(" & ".join(entry(i, j) for j in range(n)) for i in range(n))
+
+
+_LETTERS = "a b c d f g h k m n p q r s t u v w y z".split() + [rf"\alpha_{{{i}}}" for i in range(50)]
+_SYMBOLS = _matrix(8, lambda i, j: _LETTERS[8 * i + j])
+
+
+# What parsing itself computes, refused before parsing (too_costly alone, so that a miss fails instead
+# of hanging): a determinant of letters (4x4 0.5 s, 5x5 4 s, 8x8 never), and brackets nested deep
+# (20 parentheses 2 s, 40 \tan( deep 6 s, before verify).
+PARSED_SLOWLY = [
+    rf"\boxed{{\det\begin{{pmatrix}} {_SYMBOLS} \end{{pmatrix}}}}",
+    rf"\boxed{{\det\begin{{pmatrix}} {_matrix(5, lambda i, j: _LETTERS[5 * i + j])} \end{{pmatrix}}}}",
+    rf"\boxed{{\begin{{vmatrix}} {_matrix(6, lambda i, j: _LETTERS[6 * i + j])} \end{{vmatrix}}}}",
+    rf"\boxed{{\operatorname{{det}}\left(\begin{{array}}{{cccccc}} {_matrix(6, lambda i, j: _LETTERS[6 * i + j])} \end{{array}}\right)}}",
+    r"\boxed{" + "(" * 40 + "x" + ")" * 40 + "}", r"\boxed{" + "{" * 20 + "1" + "}" * 20 + "}",
+    r"\boxed{" + r"\tan(" * 40 + "x" + ")" * 40 + "}",
+]
+
+
+@pytest.mark.parametrize("completion", PARSED_SLOWLY, ids=["det 8x8", "det 5x5", "vmatrix 6x6", "operatorname det",
+                                                           "40 parentheses", "20 braces", "40 tan"])
+def test_what_parsing_would_compute_is_refused_before_parsing(completion):
+    from axolotl_grpo_rewards.math_boxed import too_costly
+
+    assert too_costly(prediction_text(completion))
+    assert score(completion, "5") == 0.0
+
+
+# What the new bounds must let through: small expansions, shallow nestings, small or numeric determinants.
+@pytest.mark.parametrize("gold, completion", [
+    ("x^2 + 2 x y + y^2", r"\boxed{(x+y)^{2}}"),
+    ("x^{10}+10x^9+45x^8+120x^7+210x^6+252x^5+210x^4+120x^3+45x^2+10x+1", r"\boxed{(x+1)^{10}}"),
+    ("-53000000", rf"\boxed{{\det\begin{{pmatrix}} {_matrix(8, lambda i, j: str((7 * i + 3 * j) % 10 + 1))} \end{{pmatrix}}}}"),
+    (r"\sin(\cos(x))", r"\boxed{\sin(\cos(x))}"), (r"\left( 3, \frac{\pi}{2} \right)", r"\boxed{\left(3, \left(\frac{\pi}{2}\right)\right)}"),
+])
+def test_small_expansions_nestings_and_determinants_still_verify(gold, completion):
+    assert score(completion, gold) == 1.0
+
+
+def test_a_symbolic_4x4_determinant_is_not_refused():
+    from axolotl_grpo_rewards.math_boxed import too_costly
+
+    assert not too_costly(rf"\boxed{{\det\begin{{pmatrix}} {_matrix(4, lambda i, j: _LETTERS[4 * i + j])} \end{{pmatrix}}}}")
