@@ -26,7 +26,7 @@ if [ ! -f "$stamp" ]; then
     echo "==> installing $AXOLOTL_SPEC into $VENV with $PYTHON (first time: a few minutes)"
     "$VENV/bin/python" -m pip install -q --upgrade pip
     # pip compiles every module here (42% of this install: 221 s; 127 s with --no-compile). Not left
-    # to the first import: where PYTHONDONTWRITEBYTECODE=1 is set (CI's machines, many Docker
+    # to the first import: where PYTHONDONTWRITEBYTECODE=1 is set (this project's machines, many Docker
     # images) that is never cached, every process compiles torch again, and CI's part 1 took 1.8x
     "$VENV/bin/python" -m pip install -q "$AXOLOTL_SPEC"
     echo "==> installed in $(( $(date +%s) - started )) s"
