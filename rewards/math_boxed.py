@@ -33,6 +33,7 @@ entries (parsing computes it). A prediction that fails scores
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import re
@@ -291,6 +292,7 @@ def too_costly_parsed(parsed: list) -> bool:
     return False
 
 
+@functools.cache  # once, not at every node the screen walks
 def _sympy_kinds():
     import sympy
 
@@ -339,7 +341,9 @@ def _digits(expr, bound: dict) -> float:
     return digits
 
 
-def _nested_kinds(sympy) -> tuple:
+@functools.cache
+def _nested_kinds() -> tuple:
+    import sympy
     from sympy.functions.elementary import hyperbolic, trigonometric
 
     kinds = (trigonometric.TrigonometricFunction, trigonometric.InverseTrigonometricFunction,
@@ -360,7 +364,7 @@ def _terms(expr, nesting: int) -> int:
         return 1
     if not isinstance(expr, sympy.Basic) or not expr.args:
         return 1
-    if isinstance(expr, _nested_kinds(sympy)):
+    if isinstance(expr, _nested_kinds()):
         nesting += 1
         if nesting > MAX_FUNCTION_NESTING:
             raise _TooCostly
