@@ -23,7 +23,6 @@ from axolotl_grpo_plugin.plan.layout import MEMORY_HEADER, layout_table, memory_
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((REPO / "configs").glob("gsm8k*.yaml"))
-SCALE_CONFIGS = [p for p in CONFIGS if p.name != "gsm8k.yaml"]
 
 
 def processes_of(path: Path) -> int:
@@ -45,7 +44,7 @@ def test_config_validates_with_plugin_and_axolotl(config):
     assert "axolotl_grpo_plugin.GRPOPlugin" in validated.plugins
 
 
-@pytest.mark.parametrize("config", SCALE_CONFIGS, ids=lambda p: p.name)
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.name)
 def test_config_header_is_complete(config):
     header = config.read_text().split("\nbase_model:")[0]
     for field in ("GPUs:", "Processes:", "Layout:", "Memory:", "Launch:", "Check:"):
@@ -53,7 +52,7 @@ def test_config_header_is_complete(config):
     assert f"--processes {processes_of(config)}" in header
 
 
-@pytest.mark.parametrize("config", SCALE_CONFIGS, ids=lambda p: p.name)
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.name)
 def test_memory_header_is_what_the_planner_says(config):
     match = MEMORY_HEADER.search(config.read_text())
     assert match, f"{config.name}: `# Memory: trainer peak X GiB on GPU (verdict)` missing"

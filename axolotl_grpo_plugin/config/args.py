@@ -176,8 +176,8 @@ class RemoteRewardSettings(BaseModel):
                              "not applicable).")
     timeout_s: float = Field(default=30.0, gt=0, description="Seconds one call may take (connect to last byte) "
                              "before it counts as failed.")
-    retries: int = Field(default=2, ge=0, le=10, description="Retries after a timeout, a dropped connection, 429 or "
-                         "5xx, with exponential backoff.")
+    retries: int = Field(default=2, ge=0, le=10, description="Retries after a timeout, a dropped connection or HTTP "
+                         "408, 425, 429, 500, 502, 503, 504, with exponential backoff.")
     concurrency: int = Field(default=16, ge=1, le=1024, description="Calls in flight at once (per training process).")
     cache: StrictBool | str = Field(default=True, description="`true`: an on-disk cache of answers in the plugin's cache "
                               "folder; a path: that sqlite file; `false`: off.")
