@@ -141,6 +141,16 @@ class GRPOPlugin(BasePlugin):
         """None: the stock GRPO trainer (Axolotl 0.21's RL builder asks every plugin)."""
         return None
 
+    def add_callbacks_pre_trainer(self, cfg, model):
+        """No callbacks: the hook Axolotl calls right before it builds TRL's trainer, which connects
+        to the vLLM server, so an autostarted server is waited for here (docs/vllm.md)."""
+        if self._ours(cfg):
+            from .vllm import autostart
+
+            with reported_as_exit():
+                autostart.before_trainer()
+        return []
+
     def pre_model_load(self, cfg):
         if not self._ours(cfg):
             return

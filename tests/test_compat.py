@@ -51,6 +51,7 @@ def test_every_hook_leaves_a_config_that_is_not_ours_alone(one_process):
     assert plugin.get_training_args(cfg) is None
     assert plugin.get_trainer_cls(cfg) is None
     plugin.pre_model_load(cfg)
+    assert plugin.add_callbacks_pre_trainer(cfg, model=None) == []
     plugin.post_trainer_create(cfg, trainer=object())  # ours would read the trainer's internals
     plugin.post_train_unload(cfg)
 

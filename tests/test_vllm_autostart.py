@@ -49,7 +49,7 @@ def test_gsm8k_config_autostarts_on_the_last_gpu_and_stops(gsm8k_cfg, tmp_path):
     assert gsm8k_cfg["device_map"] == {"": 0}  # not "auto" over vLLM's GPU (`--launcher python`)
 
     messages: list[str] = []
-    autostart.before_model_load(read_run(gsm8k_cfg), report=messages.append)
+    autostart.before_trainer(report=messages.append)
     assert "the vLLM server is up" in messages[-1]
 
     seen = read_info(info)
@@ -64,6 +64,31 @@ def test_gsm8k_config_autostarts_on_the_last_gpu_and_stops(gsm8k_cfg, tmp_path):
 
     autostart.after_training()
     assert wait_until(lambda: not alive(seen["pid"]) and not alive(seen["child"]), 10)
+
+
+def test_the_model_loads_while_the_server_starts(gsm8k_cfg, tmp_path, monkeypatch):
+    """`pre_model_load` does not wait for the autostarted server (the model and Axolotl's reference
+    copy load meanwhile); the hook Axolotl calls right before it builds TRL's trainer, which
+    connects to the server, does, and adds no callback."""
+    from axolotl_grpo_plugin.plugin import GRPOPlugin
+    from axolotl_grpo_plugin.vllm.health import is_healthy
+
+    info = tmp_path / "info.json"
+    run = read_run(gsm8k_cfg)
+    autostart.on_register(gsm8k_cfg, run, env=env(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1"), gpu_count=lambda: 2,
+                          command=fake_factory(info, "ok", "--delay", "3"), training=True)
+    plugin = GRPOPlugin()
+    monkeypatch.setattr(plugin, "_ours", lambda cfg: True)
+    monkeypatch.setattr(plugin, "_run", lambda cfg: run)
+    monkeypatch.setattr("axolotl_grpo_plugin.vllm.cpu.patch_trl_for_cpu", lambda run: None)
+    url = autostart._STATE.url
+    try:
+        plugin.pre_model_load(gsm8k_cfg)
+        assert not is_healthy(url)  # returned while the server still loads
+        assert plugin.add_callbacks_pre_trainer(gsm8k_cfg, model=None) == []
+        assert is_healthy(url)  # returned once it answers
+    finally:
+        autostart.after_training()
 
 
 def test_only_local_rank_0_starts_the_others_wait(gsm8k_cfg, tmp_path):
@@ -81,7 +106,7 @@ def test_only_local_rank_0_starts_the_others_wait(gsm8k_cfg, tmp_path):
                                    host="127.0.0.1", port=port))
     server.start()
     try:
-        autostart.before_model_load(read_run(cfg), report=lambda m: None)  # returns once rank 0's server answers
+        autostart.before_trainer(report=lambda m: None)  # returns once rank 0's server answers
     finally:
         server.stop(grace=1)
 
@@ -93,7 +118,7 @@ def test_waiting_rank_fails_with_a_pointer_to_rank_0(gsm8k_cfg, monkeypatch):
                           command=None, training=True)
     monkeypatch.setattr(autostart.time, "sleep", lambda s: None)
     with pytest.raises(ServerError, match="LOCAL_RANK 0"):
-        autostart.before_model_load(read_run(cfg), report=lambda m: None)
+        autostart.before_trainer(report=lambda m: None)
 
 
 def test_accelerate_default_two_process_launch_is_refused(gsm8k_cfg, tmp_path):
@@ -230,7 +255,7 @@ def test_real_vllm_serve_loads_the_written_config_and_fails_without_vllm(gsm8k_c
                                              PYTHONPATH=str(REPO)),
                           gpu_count=lambda: 2, command=command, training=True)
     with pytest.raises(ServerError) as error:
-        autostart.before_model_load(read_run(gsm8k_cfg), report=lambda m: None)
+        autostart.before_trainer(report=lambda m: None)
     text = error.value.render()
     assert "exited with code" in text
     assert "pip install -e '.[vllm]'" in text

@@ -157,7 +157,7 @@ def _server_sids(output: str) -> list[int]:
 def _steps_line(label: str, steps: list[dict], wall: float, output: str) -> str:
     up = SERVER_UP.search(output)
     return (f"\n{label}: {wall:.1f} s wall"
-            + (f", server healthy after {up.group(1)} s of waiting" if up else "") + "; per step: "
+            + (f", server healthy {up.group(1)} s after its start" if up else "") + "; per step: "
             + ", ".join(f"grad_norm {s['grad_norm']:.3g} logp_diff max {s[LOGP_DIFF]:.2g} "
                         f"mean {s.get(LOGP_DIFF_MEAN, float('nan')):.2g} "
                         f"step_time {s.get('step_time', float('nan')):.2f} s" for s in steps))
@@ -442,7 +442,7 @@ def test_sigkill_then_resume_serves_the_checkpoint_from_the_first_resumed_step(k
     assert all(r["superseded_by_resume_at"] == 2 for r in aside)
     print(f"\nfresh run: step 1 logged {run.fresh_first_step:.1f} s after launch; "
           f"resume: first resumed step logged {first_step:.1f} s after launch, {wall:.1f} s in all; "
-          f"server healthy after {SERVER_UP.search(output).group(1)} s of waiting; logp_diff per "
+          f"server healthy {SERVER_UP.search(output).group(1)} s after its start; logp_diff per "
           f"resumed step {[s[LOGP_DIFF] for s in steps]}; step_time {[s.get('step_time') for s in steps]}")
 
 

@@ -169,7 +169,7 @@ def test_autostart_refuses_a_server_whose_engine_is_dead(gsm8k_cfg, monkeypatch)
     autostart_with(gsm8k_cfg, "dead-engine")
     started = time.monotonic()
     with pytest.raises(SystemExit) as info, reported_as_exit():
-        autostart.before_model_load(read_run(gsm8k_cfg))
+        autostart.before_trainer()
     assert time.monotonic() - started < 30
     assert DIED_LINE in str(info.value) and "vllm-server.log" in str(info.value)
 
@@ -178,7 +178,7 @@ def test_autostart_accepts_a_working_engine(gsm8k_cfg, monkeypatch):
     monkeypatch.setattr(engine_check, "ENGINE_CHECK_TIMEOUT", 5.0)
     autostart_with(gsm8k_cfg, "ok")
     messages: list[str] = []
-    autostart.before_model_load(read_run(gsm8k_cfg), report=messages.append)
+    autostart.before_trainer(report=messages.append)
     assert "the vLLM server is up" in messages[-1]
 
 

@@ -106,6 +106,18 @@ def test_slow_start_reports_progress(make_server):
     assert any("log: fake vLLM:" in m for m in messages)  # the last log line is shown
 
 
+def test_the_startup_timeout_counts_from_the_servers_start(make_server):
+    """The trainer loads its model while the server starts, then waits: the time it spent loading
+    counts against `vllm_startup_timeout`, which is the server's, not the wait's."""
+    server, _ = make_server("never-healthy")
+    server.start()
+    time.sleep(1.5)  # the trainer's model load
+    waited = time.monotonic()
+    with pytest.raises(ServerError, match="within 1 s"):
+        server.wait_healthy(timeout=1.0, poll=0.05)
+    assert time.monotonic() - waited < 1.0
+
+
 def test_a_server_without_gpus_is_said_to_run_on_cpu(make_server):
     server, _ = make_server("ok", "--delay", "1.0", gpus="")  # vLLM's CPU build: no GPU reserved
     server.start()

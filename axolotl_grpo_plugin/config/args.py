@@ -258,9 +258,10 @@ class GRPOPluginSettings(BaseModel):
                                                                 "x vllm.data_parallel_size visible GPUs. Each must "
                                                                 "be a GPU id the machine has (`check --gpus N` says "
                                                                 "how many). Read by vllm/autostart.py.")
-    vllm_startup_timeout: int = Field(default=900, gt=0, description="Seconds to wait for the autostarted server to "
-                                      "answer /health/ (model download, weight loading and CUDA graph capture) "
-                                      "before stopping it and failing. Read by vllm/autostart.py.")
+    vllm_startup_timeout: int = Field(default=900, gt=0, description="Seconds from the autostarted server's start "
+                                      "until it answers /health/ (model download, weight loading and CUDA graph "
+                                      "capture; the trainer loads its model meanwhile) before it is stopped and "
+                                      "the run fails. Read by vllm/autostart.py.")
     weight_sync_guard: WeightSyncGuardSettings | StrictBool = Field(default=True, description="Watch TRL's "
                                                               "`sampling/sampling_logp_difference` each logging step "
                                                               "when generating with vLLM; when the mean stays above "

@@ -1,5 +1,5 @@
-"""The plugin's vLLM hooks: autostart the server for a training launch, or check a
-hand-started one, before the model loads.
+"""The plugin's vLLM hooks: autostart the server for a training launch (waited for just before
+the trainer is built), or check a hand-started one before the model loads.
 
 Timeline in every training process (`python -m axolotl.cli.train CONFIG`, one per rank):
 
@@ -8,9 +8,11 @@ Timeline in every training process (`python -m axolotl.cli.train CONFIG`, one pe
 * `register` (raw config, before datasets): check the keys and the GPU layout; on
   LOCAL_RANK 0 only, write the effective config to `output_dir/vllm-server.yaml` and
   start `axolotl vllm-serve` on it with CUDA_VISIBLE_DEVICES = the reserved GPU(s).
-  The server loads while Axolotl prepares the datasets.
-* `pre_model_load`: every rank waits for `/health/` (TRL's client on the main
-  process connects right after the model is built).
+  The server loads while Axolotl prepares the datasets and loads the model.
+* `pre_model_load`: a hand-started server is checked (main process).
+* `add_callbacks_pre_trainer` (Axolotl builds TRL's trainer right after it): every rank
+  waits for the autostarted server's `/health/` (TRL's client on the main process connects
+  in the trainer's constructor).
 * `post_train_unload`, atexit, SIGTERM/SIGINT: the server is stopped.
 
 Only training processes start a server: `axolotl preprocess`, `vllm-serve`,
@@ -183,18 +185,27 @@ def on_register(cfg: dict, run: Run, env: Mapping[str, str] = os.environ, gpu_co
 
 def before_model_load(run: Run, env: Mapping[str, str] = os.environ,
                       report: Callable[[str], None] | None = None) -> None:
-    """Wait for the autostarted server, or check a hand-started one (main process)."""
+    """A hand-started server (main process): checked before the model loads, so a missing one is
+    named before minutes of loading. An autostarted one is waited for later (`before_trainer`)."""
+    if _STATE.server is None and _STATE.url is None and run.server_mode and global_rank(env) == 0 \
+            and is_training_process():
+        check_manual_server(run, env, report or LOG.info)
+
+
+def before_trainer(report: Callable[[str], None] | None = None) -> None:
+    """Wait for the autostarted server just before TRL's trainer connects to it: the model (and
+    Axolotl's reference copy) load while the server starts, instead of after it is up."""
     report = report or LOG.info
     if _STATE.server is not None:
+        waited = time.monotonic()
         took = _STATE.server.wait_healthy(_STATE.timeout, report)
-        report(f"the vLLM server is up after {took:.0f} s")
+        report(f"the vLLM server is up after {took:.0f} s (the trainer, its model loaded, waited "
+               f"{time.monotonic() - waited:.0f} s of them)")
         engine_check.check_engine(_STATE.url, _STATE.server.spec.log_path)  # /health/ alone can lie
     elif _STATE.url is not None:  # other local ranks: LOCAL_RANK 0 owns the server
         wait_for(_STATE.url, _STATE.timeout, report,
                  ServerError(f"no answer from {_STATE.url} within {_STATE.timeout:.0f} s.",
                              "see the error of LOCAL_RANK 0, which starts the server"))
-    elif run.server_mode and global_rank(env) == 0 and is_training_process():
-        check_manual_server(run, env, report)
 
 
 def own_server() -> VLLMServer | None:

@@ -38,6 +38,7 @@ LOG = logging.getLogger("axolotl_grpo_plugin.vllm")
 WORKER_EXTENSION = "axolotl_grpo_plugin.vllm.cpu_sync.CPUWeightSyncExtension"
 SERVER_DTYPE = "float32"  # the trainer's precision on CPU; vLLM-CPU's `auto` picks bfloat16
 KV_CACHE_ENV, KV_CACHE_GIB = "VLLM_CPU_KVCACHE_SPACE", "1"
+IN_PROCESS_ENGINE_ENV = "VLLM_ENABLE_V1_MULTIPROCESSING"  # "0": vLLM's offline engine in the caller's process
 # vLLM-CPU reads `gpu_memory_utilization` as a share of the machine's RAM (0.9 by
 # default in TRL and Axolotl): on a shared or small machine it refuses to start.
 CPU_GPU_LAYOUT = GpuLayout(server=(), trainer=())
@@ -107,7 +108,7 @@ def engine_on_cpu(llm_kwargs: MutableMapping[str, Any]) -> bool:
     llm_kwargs.setdefault("dtype", SERVER_DTYPE)
     llm_kwargs.setdefault("enforce_eager", True)
     os.environ.setdefault(KV_CACHE_ENV, KV_CACHE_GIB)
-    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    os.environ.setdefault(IN_PROCESS_ENGINE_ENV, "0")
     return True
 
 
@@ -127,8 +128,14 @@ def attention_supported(model_dir: Any) -> bool:
 
 
 def server_env(env: Mapping[str, str]) -> dict[str, str]:
-    """The autostarted server's extra environment on a CPU build."""
-    return {KV_CACHE_ENV: env.get(KV_CACHE_ENV) or KV_CACHE_GIB}
+    """The autostarted server's extra environment on a CPU build: its KV cache, and on Axolotl
+    0.19/0.20's server the engine in the server's worker process instead of a process of its own
+    (one interpreter start and torch import less: 36-38 s -> 18 s to healthy here, docs/benchmarks.md).
+    0.21's native server always runs its engine apart (AsyncLLM ignores the variable)."""
+    extra = {KV_CACHE_ENV: env.get(KV_CACHE_ENV) or KV_CACHE_GIB}
+    if AXOLOTL.serve_runs_offline_llm:
+        extra[IN_PROCESS_ENGINE_ENV] = env.get(IN_PROCESS_ENGINE_ENV) or "0"
+    return extra
 
 
 def patch_trl_for_cpu(run: Run) -> bool:

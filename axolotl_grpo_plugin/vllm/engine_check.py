@@ -3,7 +3,7 @@
 `/health/` is answered by the server's HTTP process; the engine that generates runs in
 worker processes behind it. When a worker dies (seen with vLLM on CPU: an unsupported
 head size kills the engine on the first `/generate/`), `/health/` keeps answering 200
-and `/generate/` never returns. So at start-up (autostart's `before_model_load`, a hand-started
+and `/generate/` never returns. So at start-up (autostart's `before_trainer`, a hand-started
 server's check, each restart) a one-token `/generate/` with a short timeout must answer, and a
 dead engine fails the launch in seconds. The paths named here are Axolotl 0.19's; 0.21's
 native vLLM server answers `/health` and `/v1/completions` (`defaults.VLLM_*`). The watchdog

@@ -79,6 +79,7 @@ class VLLMServer:
         self.spec = spec
         self.process: subprocess.Popen | None = None
         self.retired = False  # stopped for good: the run is over (recovery.py restarts no more)
+        self.started_at: float | None = None  # time.monotonic() at start()
         self._log = None
 
     @property
@@ -110,13 +111,16 @@ class VLLMServer:
             stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT, env=env,
             start_new_session=True, preexec_fn=functools.partial(die_with_parent, signal.SIGTERM, os.getpid()),
         )
+        self.started_at = time.monotonic()
         _ACTIVE.append(self)
 
     def wait_healthy(self, timeout: float, report: Callable[[str], None] = print,
                      poll: float = 0.5, report_every: float = 15.0) -> float:
-        """Block until /health/ answers; stop the server and raise if it exits or times out."""
-        assert self.process is not None, "start() first"
-        started = time.monotonic()
+        """Block until /health/ answers; stop the server and raise if it exits or takes more than
+        `timeout` seconds from its start (the trainer may have loaded its model meanwhile).
+        Returns the seconds from its start to its first answer."""
+        assert self.process is not None and self.started_at is not None, "start() first"
+        started = self.started_at
         next_report = started + report_every
         while True:
             if is_healthy(self.spec.url):
