@@ -17,7 +17,7 @@ import contextlib
 import os
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -120,3 +120,57 @@ def write_atomic(path: str | os.PathLike, data: str | bytes, encoding: str = "ut
         handle.write(data)
     return Path(path)
 
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        if a.resolve() == b.resolve():
+            return True
+        return a.exists() and b.exists() and os.path.samefile(a, b)  # a hard link
+    except (OSError, RuntimeError):  # a symlink loop: cannot be the same readable input
+        return False
+
+
+def overwritten_input(path: str | os.PathLike,
+                      inputs: Iterable[tuple[str | os.PathLike | None, str]]) -> str | None:
+    """What `path` is when writing it would overwrite one of the command's own inputs, or None.
+
+    `inputs`: (path, what) pairs, e.g. (config, "the config") or (log, "the rollout log"); a
+    None path is skipped. Symlinks and relative paths are resolved before comparing, so
+    `--out ./cfg.yaml` and `--out link-to-cfg.yaml` are caught too. Checked before any work:
+    an output flag must never replace the file the command reads."""
+    path = Path(path)
+    for given, what in inputs:
+        if given is not None and str(given) and _same_file(path, Path(given)):
+            return what
+    return None
+
+
+def config_inputs(config: str | os.PathLike | None) -> list[tuple[Path, str]]:
+    """A training yaml and the local dataset files it names, as `overwritten_input` pairs:
+    (CONFIG, "the config"), (datasets[i].path, "its dataset datasets[i].path"), ... A yaml that
+    cannot be read gives the config alone (its own check reports why)."""
+    if config is None:
+        return []
+    config = Path(config)
+    pairs = [(config, "the config")]
+    try:
+        import yaml
+
+        data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    except Exception:  # noqa: BLE001 - any unreadable yaml: the command's own load says why
+        return pairs
+    if not isinstance(data, dict):
+        return pairs
+    for key in ("datasets", "test_datasets"):
+        entries = data.get(key)
+        for index, entry in enumerate(entries if isinstance(entries, list) else []):
+            path = entry.get("path") if isinstance(entry, dict) else None
+            if isinstance(path, str) and path:
+                pairs.append((Path(path), f"its dataset {key}[{index}].path"))
+    return pairs
+
+
+def input_clash(flag: str, path: str | os.PathLike, what: str) -> str:
+    """The one-line error for an output flag that names one of the command's inputs."""
+    return f"{flag} = {str(path)!r} is {what}: writing it would replace it. Fix: write to another file"

@@ -36,7 +36,7 @@ from .names import resolve_names
 from .observe.rollout_log import read_records
 from .observe.trainer_hook import weighted_reward
 from .remote.checks import check as check_remote
-from .safe_files import replacing, unwritable
+from .safe_files import overwritten_input, replacing, unwritable
 
 
 OUTPUT_KEYS = ("rewards", "reward")  # written by this tool: never passed to a reward as a column
@@ -119,7 +119,7 @@ def run(config: str, input_path: Path, output: Path, batch_size: int) -> list[st
         raise ScoreInputError([Problem("--input", str(input_path), "is not a file.",
                                        "give a jsonl file of {prompt, completion, answer, ...} rows, "
                                        "e.g. OUTPUT_DIR/rollouts.jsonl of a run")])
-    if output.resolve() == input_path.resolve():
+    if overwritten_input(output, [(input_path, "the input file")]):
         raise ScoreInputError([Problem("--output", str(output), "is the input file.",
                                        "write the scored rows to another file")])
     check_output(output)

@@ -147,6 +147,39 @@ def test_an_html_path_in_a_missing_folder_is_written_and_its_folder_made(tmp_pat
     assert target.read_text().startswith("<!") and f"Wrote {target}: 24 rollouts" in capsys.readouterr().out
 
 
+
+@pytest.mark.parametrize("how", ["same", "relative", "symlink"])
+def test_html_onto_the_runs_own_rollout_log_is_refused_and_the_log_kept(tmp_path, capsys, monkeypatch, how):
+    """`report RUN --html RUN/rollouts.jsonl` once replaced the run's log with the HTML, exit 0."""
+    run = hand_written_log(tmp_path / "run")
+    log = run / "rollouts.jsonl"
+    before = log.read_bytes()
+    target = {"same": str(log), "relative": "run/../run/rollouts.jsonl", "symlink": str(tmp_path / "link.html")}[how]
+    if how == "symlink":
+        (tmp_path / "link.html").symlink_to(log)
+    monkeypatch.chdir(tmp_path)
+    assert main([str(run), "--html", target]) == 2
+    err = capsys.readouterr().err
+    assert f"--html = {target!r} is the run's rollout log" in err and "Fix: write to another file" in err
+    assert log.read_bytes() == before
+
+
+@pytest.mark.parametrize("content, why", [
+    (b"", "no rollout records in it"),
+    (b"not json\n[1, 2]\n{torn", "3 lines unreadable, first at line 1"),
+    (b'{"kind": "x"}\n\n[1, 2]\n', "1 line unreadable, first at line 3"),
+])
+def test_a_log_with_no_readable_rollout_fails_and_leaves_the_old_report(tmp_path, capsys, content, why):
+    """Such a log once wrote a "0 rollouts" report over a good report.html, exit 0."""
+    (tmp_path / "rollouts.jsonl").write_bytes(content)
+    report = tmp_path / "report.html"
+    report.write_text("the good report")
+    assert main([str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"no readable rollout in {str(tmp_path / 'rollouts.jsonl')!r} ({why})" in err, err
+    assert report.read_text() == "the good report" and not list(tmp_path.glob(".*.tmp"))
+
+
 # --- in a real browser -------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -264,7 +264,8 @@ def read_rollouts(output_dir: str | os.PathLike, counts: dict | None = None, *,
                   everything: bool = False) -> Iterator[dict]:
     """Every complete rollout record, in order (with `everything`, the doctor's and the
     evaluations' records too, for the report). Torn or corrupt lines (not JSON, not an object,
-    nested past Python's recursion limit) are skipped, never raised; `counts["skipped"]` counts them."""
+    nested past Python's recursion limit) are skipped, never raised; `counts["skipped"]` counts them,
+    `counts["first_skipped"]` is (file, line number) of the first."""
     for path in log_files(output_dir):
         for record in read_records(path, counts):
             if everything or is_rollout(record):
@@ -277,7 +278,7 @@ def read_records(path: str | os.PathLike, counts: dict | None = None, *,
     skipped and counted in `counts["skipped"]`, as read_rollouts reads each part. With
     `unterminated`, a last line without a newline is kept when it parses as a whole object (a
     file a script wrote without the final newline; a torn line never parses)."""
-    for line in _lines(Path(path)):
+    for number, line in enumerate(_lines(Path(path)), 1):
         record = None
         if unterminated or line.endswith(b"\n"):  # else: the torn final line of a killed run
             try:
@@ -288,6 +289,7 @@ def read_records(path: str | os.PathLike, counts: dict | None = None, *,
             yield record
         elif counts is not None and line.strip():
             counts["skipped"] = counts.get("skipped", 0) + 1
+            counts.setdefault("first_skipped", (Path(path), number))  # where, for a clear error
 
 
 def supersede_after(output_dir: str | os.PathLike, step: int) -> int:

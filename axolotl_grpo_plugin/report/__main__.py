@@ -11,8 +11,8 @@ from tqdm import tqdm
 from ..cli import prog, renamed
 from ..interrupted import read_marker
 from ..observe.rollout_log import log_files, read_rollouts
-from ..safe_files import unwritable
-from . import DEFAULT_MAX_ROLLOUTS, write_report
+from ..safe_files import input_clash, overwritten_input, unwritable, write_atomic
+from . import DEFAULT_MAX_ROLLOUTS, collect, notices, render_html
 
 
 EPILOG = """\
@@ -59,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --max-rollouts {args.max_rollouts} must be at least 1", file=sys.stderr)
         return 2
     out = args.html or args.output_dir / "report.html"
+    if clash := overwritten_input(out, [(path, "the run's rollout log") for path in log_files(args.output_dir)]):
+        print(f"error: {input_clash('--html', out, clash)} (default: OUTPUT_DIR/report.html)", file=sys.stderr)
+        return 2
     if why := unwritable(out):  # before the whole log is read, not after
         where = f"--html = {str(out)!r}" if args.html else repr(str(out))
         print(f"error: {where}: {why}. Fix: choose a writable path with --html FILE", file=sys.stderr)
@@ -67,10 +70,15 @@ def main(argv: list[str] | None = None) -> int:
     records = tqdm(read_rollouts(args.output_dir, counts, everything=True), desc="reading rollouts", unit=" rollouts",
                    disable=None)
     interrupted = read_marker(args.output_dir)
+    data = collect(records, max_rollouts=args.max_rollouts, seed=args.seed, phrases=args.phrases)
+    if not data.total:  # a report of 0 rollouts must not replace a good one
+        print(f"error: {no_rollout(args.output_dir, counts)}. Fix: pass the output_dir of a run that "
+              f"logged rollouts; {str(out)!r} is left as it was", file=sys.stderr)
+        return 2
     try:
-        data = write_report(records, out, title=args.output_dir.resolve().name,
-                            max_rollouts=args.max_rollouts, phrases=args.phrases, seed=args.seed,
-                            interrupted=interrupted, read_skipped=lambda: counts.get("skipped", 0))
+        page = render_html(data, args.output_dir.resolve().name,
+                           notices(data, interrupted, counts.get("skipped", 0)))
+        write_atomic(out, page)
     except OSError as exc:
         where = f"--html = {str(out)!r}: cannot write it" if args.html else f"cannot write {str(out)!r}"
         print(f"error: {where} ({exc.strerror or exc}). Fix: choose a writable path with --html FILE",
@@ -82,6 +90,18 @@ def main(argv: list[str] | None = None) -> int:
           + (f", {skipped:,} unreadable log lines skipped" if skipped else "") + "."
           + (f" The run was interrupted at step {interrupted.get('step')}." if interrupted else ""))
     return 0
+
+
+def no_rollout(output_dir: Path, counts: dict) -> str:
+    """Why the log gave nothing to report: how many lines were unreadable and where the first is."""
+    log = output_dir / "rollouts.jsonl"
+    skipped = counts.get("skipped", 0)
+    if not skipped:
+        return f"no readable rollout in {str(log)!r} (no rollout records in it)"
+    path, line = counts["first_skipped"]
+    where = f"line {line}" if path.name == log.name else f"line {line} of {path.name}"
+    return (f"no readable rollout in {str(log)!r} ({skipped:,} line{'s' * (skipped != 1)} unreadable, "
+            f"first at {where})")
 
 
 if __name__ == "__main__":
