@@ -229,6 +229,39 @@ def test_plot_writes_a_png(tiny_tokenizer_dir, gsm8k_file, tmp_path, capsys):
     assert str(target) in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("onto, what", [("config", "the config"), ("data", "its dataset datasets[0].path"),
+                                        ("link", "the config")])
+def test_plot_onto_an_input_is_refused_before_counting(tiny_tokenizer_dir, gsm8k_file, tmp_path, capsys,
+                                                         onto, what):
+    """`stats CONFIG --plot CONFIG` (or onto its dataset) once replaced the input with a PNG, exit 0."""
+    data = tmp_path / "data.png"  # a dataset file that happens to end in .png: only its content matters
+    data.write_bytes(gsm8k_file.read_bytes())
+    config = write_config(tmp_path / "cfg.png", tiny_tokenizer_dir, data)  # yaml under any name
+    (tmp_path / "link.png").symlink_to(config)
+    target = {"config": config, "data": data, "link": tmp_path / "link.png"}[onto]
+    kept = {config: config.read_bytes(), data: data.read_bytes()}
+    assert main([str(config), "--no-progress", "--plot", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert f"--plot = {str(target)!r} is {what}" in err and "Fix: write to another file" in err, err
+    assert {path: path.read_bytes() for path in kept} == kept
+
+
+@pytest.mark.parametrize("name, why", [
+    ("out.txt", "the histogram is a PNG image. Fix: give a path ending in .png"),
+    ("a_file/out.png", "{tmp}/a_file is a file, not a folder. Fix: choose a writable path"),
+])
+def test_a_bad_plot_path_is_refused_before_counting(tmp_path, capsys, name, why):
+    """`--plot out.txt` once wrote a PNG into a .txt file; `--plot A_FILE/x.png` said "(File exists)"
+    after the counting. Refused up front, so no tokenizer or dataset is even read here."""
+    (tmp_path / "a_file").write_text("x")
+    target = tmp_path / name
+    assert main(["--tokenizer", str(tmp_path / "none"), "--dataset", str(tmp_path / "none.jsonl"),
+                 "--plot", str(target)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: --plot = {str(target)!r}: {why.format(tmp=tmp_path)}"
+    assert not target.exists()
+
+
 @pytest.mark.parametrize("case", ["tokenizer", "dataset", "transform", "column", "no_prompt", "template", "budget"])
 def test_bad_input_is_one_line_with_a_fix(case, tiny_tokenizer_dir, gsm8k_file, tmp_path, capsys):
     plain = tmp_path / "plain.jsonl"

@@ -82,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.config is None and not (args.tokenizer and args.dataset):
         print("error: pass CONFIG.yaml, or both --tokenizer and --dataset (see --help)", file=sys.stderr)
         return 2
+    if args.plot and (why := _plot_refused(args)):  # before the counting, not after
+        print(f"error: {why}", file=sys.stderr)
+        return 2
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
     from ..quiet import run_quietly
     from .report import render_text
@@ -142,6 +145,25 @@ def _plot(report, path: str):
     except OSError as exc:
         raise StatsError(f"--plot {path!r}: cannot write it ({exc.strerror or exc}). "
                          "Fix: choose a writable path.") from None
+
+
+def _plot_refused(args) -> str | None:
+    """The error when --plot cannot be written (not a .png, one of the inputs, an unwritable
+    path), or None: in seconds, before the prompts are counted."""
+    from pathlib import Path
+
+    from ..safe_files import config_inputs, input_clash, overwritten_input, unwritable
+
+    where = f"--plot = {args.plot!r}"
+    if Path(args.plot).suffix.lower() != ".png":
+        return f"{where}: the histogram is a PNG image. Fix: give a path ending in .png"
+    inputs = config_inputs(args.config) + [(args.dataset, "the --dataset file"),
+                                           (args.chat_template, "the --chat-template file")]
+    if clash := overwritten_input(args.plot, inputs):
+        return input_clash("--plot", args.plot, clash)
+    if why := unwritable(args.plot):
+        return f"{where}: {why}. Fix: choose a writable path"
+    return None
 
 
 def _positive(text: str) -> int:
