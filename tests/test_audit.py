@@ -198,6 +198,28 @@ def test_an_unwritable_json_path_names_the_flag_given(tmp_path, capsys, flag):
     assert err == f"error: {flag} = {target!r}: {cfg} is a file, not a folder. Fix: choose a writable path"
 
 
+@pytest.mark.parametrize("onto, what", [("config", "the config"), ("data", "its dataset datasets[0].path"),
+                                        ("dataset", "the --dataset file"), ("log", "the run's rollout log")])
+def test_a_json_file_onto_an_input_is_refused_and_the_input_kept(tmp_path, capsys, monkeypatch, onto, what):
+    """`audit CONFIG --json-file CONFIG` once replaced the config with the JSON, exit 0."""
+    data = tmp_path / "data.jsonl"
+    data.write_bytes((DATA / "gsm8k_sample.jsonl").read_bytes())
+    (tmp_path / "other.jsonl").write_bytes(data.read_bytes())
+    cfg = config(tmp_path, COOKBOOK, data)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "rollouts.jsonl").write_text(json.dumps({"step": 1, "completion": "x"}) + "\n")
+    monkeypatch.chdir(tmp_path)
+    target, extra = {"config": ("./cfg.yaml", []), "data": ("sub/../data.jsonl", []),
+                     "dataset": ("other.jsonl", ["--dataset", str(tmp_path / "other.jsonl")]),
+                     "log": ("run/rollouts.jsonl", ["--rollouts", "run"])}[onto]
+    before = {path: path.read_bytes() for path in (cfg, data, run / "rollouts.jsonl")}
+    assert main([str(cfg), "--prompts", "2", *extra, "--json-file", target, "--verbose"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == f"error: --json-file = {target!r} is {what}: writing it would replace it. Fix: write to another file"
+    assert {path: path.read_bytes() for path in before} == before
+
+
 @pytest.mark.parametrize("flag", ["--json-file", "--json"])
 def test_a_json_path_in_a_missing_folder_is_written_and_its_folder_made(tmp_path, flag):
     """`--json-file sub/dir/a.json` once failed with 'No such file or directory'; score made its folder."""

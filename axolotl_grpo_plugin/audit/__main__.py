@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..cli import prog
 from ..errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, PluginError, exit_for
-from ..safe_files import unwritable
+from ..safe_files import config_inputs, input_clash, overwritten_input, unwritable
 
 
 EPILOG = """\
@@ -85,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
         print("error: CONFIG = (not set): name the training yaml to audit, or --rollouts OUTPUT_DIR. "
               "Fix: `axolotl-grpo audit configs/gsm8k.yaml`", file=sys.stderr)
         return EXIT_BAD_INPUT
+    if args.json not in (None, "-") and (clash := overwritten_input(args.json, _inputs(args))):
+        print(f"error: {input_clash(args.json_flag, args.json, clash)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     if args.json not in (None, "-") and (why := unwritable(args.json)):  # before the audit, not after
         print(f"error: {args.json_flag} = {args.json!r}: {why}. Fix: choose a writable path", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -103,6 +106,15 @@ def main(argv: list[str] | None = None) -> int:
     if log is not None and args.json != "-":
         print(f"full log: {log}")
     return result
+
+
+def _inputs(args) -> list:
+    """What the audit reads, for the check that --json-file overwrites none of it."""
+    from ..observe.rollout_log import log_files
+
+    logs = log_files(args.rollouts) if args.rollouts and Path(args.rollouts).is_dir() else []
+    return (config_inputs(args.config) + [(args.dataset, "the --dataset file")]
+            + [(path, "the run's rollout log") for path in logs])
 
 
 def _audit(args) -> int:
