@@ -76,6 +76,28 @@ def renamed(parser: argparse.ArgumentParser, old: str, new: str, **kwargs) -> No
     parser.add_argument(old, action=Note, help=argparse.SUPPRESS, default=argparse.SUPPRESS, **kwargs)
 
 
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of 1 or more (argparse names the flag: exit 2, no traceback)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number above 0")
+    return value
+
+
 def add_sampling_flags(parser: argparse.ArgumentParser, decides: str) -> None:
     """The flags of the tools that sample a model and score it with the config's rewards (probe,
     evaluate): one definition, so they read and default the same in both."""

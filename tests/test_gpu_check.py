@@ -303,3 +303,25 @@ def test_a_run_stopped_while_exiting_after_its_last_step_is_measured(gpu_without
     run.steps = run.steps[:2]
     assert cli.main(["--out", str(gpu_without_runs), "--cases", "full", "--steps", "3"]) == 1
     assert read_report(gpu_without_runs)["cases"][0]["skipped"].startswith("stopped at the time budget")
+
+
+@pytest.mark.parametrize("where, why", [("file", "is a file, not a folder"),
+                                        ("file/gc", "{tmp}/file is a file, not a folder")])
+def test_an_out_that_cannot_be_a_folder_is_refused_before_any_work(tmp_path, capsys, monkeypatch, where, why):
+    """`--out A_FILE` once ran the work, then ended in a FileExistsError traceback."""
+    (tmp_path / "file").write_text("x")
+    monkeypatch.setattr(cli, "read_gpu", lambda: pytest.fail("work started before --out was checked"))
+    out = str(tmp_path / where)
+    assert cli.main(["--out", out]) == 2
+    assert capsys.readouterr().err.strip() == (f"error: --out = {out!r}: {why.format(tmp=tmp_path)}. "
+                                               "Fix: pass a writable folder with --out DIR")
+
+
+@pytest.mark.parametrize("argv, needle", [(["--steps", "0"], "argument --steps: '0' must be at least 1"),
+                                          (["--steps", "-1"], "argument --steps: '-1' must be at least 1"),
+                                          (["--budget-s", "-5"], "argument --budget-s: '-5' must be a number above 0"),
+                                          (["--budget-s", "nan"], "argument --budget-s: 'nan' must be a number above 0")])
+def test_steps_and_budget_must_be_positive(capsys, argv, needle):
+    with pytest.raises(SystemExit) as exit_:
+        cli.parser().parse_args(argv)
+    assert exit_.value.code == 2 and needle in capsys.readouterr().err

@@ -21,8 +21,8 @@ import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from ..cli import prog
-from ..safe_files import replacing
+from ..cli import positive_float, positive_int, prog
+from ..safe_files import replacing, unwritable_folder
 from .cases import EMULATED_CASES, GPU_CASES, Case, write_config
 from .measure import TrainRun, child_env, run_train, summarize
 from .model import build_model
@@ -53,9 +53,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="a model id or folder to use instead of the random-weight Qwen2.5-1.5B shape "
                    "(needs network for an id)")
     p.add_argument("--cases", nargs="+", metavar="NAME", help="run only these (default: all)")
-    p.add_argument("--steps", type=int, default=3, help="GRPO steps per case (default: %(default)s; the first "
+    p.add_argument("--steps", type=positive_int, default=3, help="GRPO steps per case (default: %(default)s; the first "
                    "is left out of the time figures)")
-    p.add_argument("--budget-s", type=float, default=420,
+    p.add_argument("--budget-s", type=positive_float, default=420,
                    help="wall-clock seconds for all cases; a case that cannot start in what is left is "
                    "skipped (default: %(default)s)")
     return p
@@ -65,7 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     started = time.monotonic()
     out = Path(args.out).resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    if why := unwritable_folder(out):  # before any case runs, not in a traceback after
+        print(f"error: --out = {args.out!r}: {why}. Fix: pass a writable folder with --out DIR", file=sys.stderr)
+        return 2
     gpu = None if args.emulate else read_gpu()
     cases = [c for c in (EMULATED_CASES if args.emulate else GPU_CASES) if not args.cases or c.name in args.cases]
     if not cases:

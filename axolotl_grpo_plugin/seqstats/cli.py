@@ -7,7 +7,7 @@ import json
 import os
 import sys
 
-from ..cli import add_output_flags, prog
+from ..cli import add_output_flags, positive_int, prog
 from ..config.defaults import MAX_COMPLETION_LENGTH
 from ..paths import DATA_DIR, embedded_dir
 
@@ -55,24 +55,24 @@ def build_parser() -> argparse.ArgumentParser:
     inputs.add_argument("--chat-template", metavar="NAME_OR_FILE",
                         help="Axolotl chat_template name (qwen_25, llama3, chatml, tokenizer_default, ...) "
                         "or a .jinja file (default: the config's, else the tokenizer's own)")
-    inputs.add_argument("--max-completion-length", type=_positive, metavar="N",
+    inputs.add_argument("--max-completion-length", type=positive_int, metavar="N",
                         help="completion budget (default: trl.max_completion_length, else the installed "
                         f"TRL's default, {MAX_COMPLETION_LENGTH})")
-    inputs.add_argument("--max-model-len", type=_positive, metavar="N",
+    inputs.add_argument("--max-model-len", type=positive_int, metavar="N",
                         help="judge this vllm.max_model_len instead of the config's")
     output = parser.add_argument_group("output")
     output.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     output.add_argument("--plot", metavar="FILE.png", help="write a histogram with the percentiles marked")
-    output.add_argument("--top", type=_positive, default=5, metavar="K", help="longest prompts to list (default 5)")
+    output.add_argument("--top", type=positive_int, default=5, metavar="K", help="longest prompts to list (default 5)")
     add_output_flags(output)  # --no-progress, --verbose: as probe and evaluate have them
     speed = parser.add_argument_group("speed")
     speed.add_argument("--method", choices=("fast", "full", "reference"), default="fast",
                        help="fast: each word's token count cached, prompts the cache cannot count exactly encoded "
                        "whole (default); full: every prompt encoded whole; reference: the transformers tokenizer, "
                        "rows through datasets. All three give the same counts")
-    speed.add_argument("--num-proc", type=_positive, metavar="N",
+    speed.add_argument("--num-proc", type=positive_int, metavar="N",
                        help="accepted and unused: counting runs in one process (worker processes saved under 10%%)")
-    speed.add_argument("--batch-size", type=_positive, default=2048, metavar="N",
+    speed.add_argument("--batch-size", type=positive_int, default=2048, metavar="N",
                        help="prompts rendered and tokenized per batch (default 2048)")
     return parser
 
@@ -165,12 +165,3 @@ def _plot_refused(args) -> str | None:
         return f"{where}: {why}. Fix: choose a writable path"
     return None
 
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
