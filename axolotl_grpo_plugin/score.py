@@ -145,7 +145,7 @@ def run(config: str, input_path: Path, output: Path, batch_size: int) -> list[st
             raise nothing_scored(input_path, output, counts)
     lines = [f"scored {counted(rows_done, 'row')} of {input_path} -> {output}"]
     if counts.get("skipped"):
-        lines.append(f"skipped {not_json(counts['skipped'])} (a torn last line counts)")
+        lines.append(f"skipped {skipped_lines(counts)}")
     if counts.get("no_completion"):
         lines.append(f"skipped {counted(counts['no_completion'], 'row')} without a `completion` field "
                      "(the rollout log's own records, e.g. run start and end, have none)")
@@ -168,11 +168,25 @@ def not_json(lines: int) -> str:
     return f"{counted(lines, 'line')} that {'is' if lines == 1 else 'are'} not a JSON object"
 
 
+def skipped_lines(counts: dict) -> str:
+    """"2 lines that are not a JSON object (lines 3, 9)": which ones (the first few), and whether
+    the last is torn (an unfinished write), said only of that line."""
+    skipped = counts["skipped"]
+    numbers = [number for _, number in counts.get("skipped_at", [])]
+    shown = ", ".join(map(str, numbers)) + (", ..." if skipped > len(numbers) else "")
+    torn = counts.get("torn_at")
+    if torn and skipped == 1:
+        where = f"line {torn[1]}, a torn last line"
+    else:
+        where = f"line{'s' * (skipped != 1)} {shown}" + (f"; the last, line {torn[1]}, is torn" if torn else "")
+    return f"{not_json(skipped)} ({where})"
+
+
 def nothing_scored(input_path: Path, output: Path, counts: dict) -> ScoreInputError:
     """No row of the input had a completion: an input error, not an empty result."""
     found = []
     if counts.get("skipped"):
-        found.append(f"{not_json(counts['skipped'])} (a torn last line counts)")
+        found.append(skipped_lines(counts))
     if counts.get("no_completion"):
         rows = counts["no_completion"]
         found.append(f"{counted(rows, 'row')} without a `completion` field")

@@ -20,10 +20,13 @@ def config(repo_root):
 
 
 @pytest.mark.parametrize(("text", "said"), [
-    ("not json\n", "1 line that is not a JSON object"),
+    ("not json\n", "1 line that is not a JSON object (line 1)"),
     ("", "the file is empty"),
     (json.dumps({"prompt": "p"}) + "\n" + json.dumps({"step": 1}) + "\n", "2 rows without a `completion` field"),
-    (json.dumps(ROW)[:-3], "1 line that is not a JSON object (a torn last line counts)"),
+    (json.dumps(ROW)[:-3], "1 line that is not a JSON object (line 1, a torn last line)"),
+    ("\n[1]\nnot json\n" + json.dumps(ROW)[:-3], "3 lines that are not a JSON object (lines 2, 3, 4; "
+                                                  "the last, line 4, is torn)"),
+    ("not json\n" * 7, "7 lines that are not a JSON object (lines 1, 2, 3, 4, 5, ...)"),
 ])
 def test_nothing_to_score_is_an_input_error_that_leaves_the_output_alone(config, tmp_path, capsys, text, said):
     source, out = tmp_path / "rows.jsonl", tmp_path / "rows.scored.jsonl"
@@ -44,7 +47,7 @@ def test_one_row_and_one_skipped_line_read_in_the_singular(config, tmp_path, cap
     assert main([config, "--input", str(source)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[:3] == [f"scored 1 row of {source} -> {tmp_path / 'rows.scored.jsonl'}",
-                         "skipped 1 line that is not a JSON object (a torn last line counts)",
+                         "skipped 1 line that is not a JSON object (line 2)",  # not "a torn last line"
                          "skipped 1 row without a `completion` field (the rollout log's own records, "
                          "e.g. run start and end, have none)"]
 

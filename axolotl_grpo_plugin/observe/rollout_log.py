@@ -260,12 +260,16 @@ def is_rollout(record: dict) -> bool:
     return record_kind(record) is None
 
 
+SKIPPED_SHOWN = 5  # unreadable lines whose numbers read_records keeps
+
+
 def read_rollouts(output_dir: str | os.PathLike, counts: dict | None = None, *,
                   everything: bool = False) -> Iterator[dict]:
     """Every complete rollout record, in order (with `everything`, the doctor's and the
     evaluations' records too, for the report). Torn or corrupt lines (not JSON, not an object,
     nested past Python's recursion limit) are skipped, never raised; `counts["skipped"]` counts them,
-    `counts["first_skipped"]` is (file, line number) of the first."""
+    `counts["skipped_at"]` lists (file, line number) of the first few, `counts["torn_at"]` the
+    torn last line's."""
     for path in log_files(output_dir):
         for record in read_records(path, counts):
             if everything or is_rollout(record):
@@ -289,7 +293,10 @@ def read_records(path: str | os.PathLike, counts: dict | None = None, *,
             yield record
         elif counts is not None and line.strip():
             counts["skipped"] = counts.get("skipped", 0) + 1
-            counts.setdefault("first_skipped", (Path(path), number))  # where, for a clear error
+            if len(counts.setdefault("skipped_at", [])) < SKIPPED_SHOWN:  # where, for a clear message
+                counts["skipped_at"].append((Path(path), number))
+            if not line.endswith(b"\n"):
+                counts["torn_at"] = (Path(path), number)  # the last line, its write unfinished
 
 
 def supersede_after(output_dir: str | os.PathLike, step: int) -> int:

@@ -98,7 +98,7 @@ def no_rollout(output_dir: Path, counts: dict) -> str:
     skipped = counts.get("skipped", 0)
     if not skipped:
         return f"no readable rollout in {str(log)!r} (no rollout records in it)"
-    path, line = counts["first_skipped"]
+    path, line = counts["skipped_at"][0]
     where = f"line {line}" if path.name == log.name else f"line {line} of {path.name}"
     return (f"no readable rollout in {str(log)!r} ({skipped:,} line{'s' * (skipped != 1)} unreadable, "
             f"first at {where})")
