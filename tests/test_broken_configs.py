@@ -167,6 +167,35 @@ def test_check_defaults_to_the_gpus_the_launch_needs():
     assert default_gpus(read_run(gsm8k), 1, has_gpu=False) == 0
 
 
+@pytest.mark.parametrize("launch, needle", [
+    ({"gpu": True, "processes": 1, "gpus": 0}, "error: --gpus = '0': too few GPUs: the launch needs 1 GPU: one per "
+     "training process (1)."),
+    ({"gpu": True, "processes": 4, "gpus": 2}, "Fix: pass --gpus 4 (or more), or fewer --processes"),
+])
+def test_check_refuses_fewer_gpus_than_the_launch_needs(tmp_path, launch, needle):
+    """`check --gpu --gpus 0` and `--gpu --processes 4 --gpus 2` once said OK (with vLLM autostarted,
+    the config's own grpo_plugin.vllm_gpus check says it; without, nothing did)."""
+    cfg = yaml.safe_load((REPO_ROOT / BASES["gsm8k"]).read_text())
+    cfg["grpo_plugin"] = {}
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    code, text = run_check(path, launch)
+    assert code == 2 and needle in text, text
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--processes", "0"], "argument --processes: 0 must be 1 or more"),
+    (["--gpus", "-1"], "argument --gpus: -1 must be 0 or more"),
+    (["--cpu", "--gpus", "2"], "argument --gpus: 2 GPUs with --cpu, which uses none"),
+])
+def test_check_names_the_launch_flag_that_is_wrong(tmp_path, capsys, argv, needle):
+    from axolotl_grpo_plugin.check import command as check
+
+    with pytest.raises(SystemExit) as exit_:
+        check.main([str(tmp_path / "cfg.yaml"), *argv])
+    assert exit_.value.code == 2 and needle in capsys.readouterr().err
+
+
 def test_the_training_launch_reads_the_gpus_it_sees(monkeypatch):
     from axolotl_grpo_plugin import launch as launch_module
 

@@ -83,6 +83,19 @@ def default_gpus(run: Run | None, processes: int, has_gpu: bool) -> int:
     return processes + run.server_gpus
 
 
+def too_few_gpus(gpus: int, run: Run | None, processes: int) -> None:
+    """A GPU launch with --gpus fewer than its training processes (plus the autostarted vLLM
+    server's GPUs): a PluginError naming --gpus, what the launch needs, and the fix."""
+    needed = default_gpus(run, processes, True)
+    if gpus >= needed:
+        return
+    server = needed - processes
+    why = (f"the launch needs {counted(needed, 'GPU')}: one per training process ({processes})"
+           + (f" plus {server} for the autostarted vLLM server (grpo_plugin.vllm_autostart)" if server else ""))
+    raise PluginError([Problem("--gpus", str(gpus), f"too few GPUs: {why}.",
+                               f"pass --gpus {needed} (or more), or fewer --processes")])
+
+
 def reach_remote(run: Run) -> tuple[list[str], PluginError | None]:
     """Each remote reward's endpoint reached once: what it answered, and the problems it showed."""
     from ..remote.reach import reach
@@ -131,8 +144,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verbose", action="store_true",
                         help="also show what torch, bitsandbytes and Axolotl print while loading")
     args = parser.parse_args(argv)
-    if (args.processes is not None and args.processes < 1) or (args.gpus is not None and args.gpus < 0):
-        parser.error("--processes must be 1 or more and --gpus 0 or more")
+    if args.processes is not None and args.processes < 1:
+        parser.error(f"argument --processes: {args.processes} must be 1 or more")
+    if args.gpus is not None and args.gpus < 0:
+        parser.error(f"argument --gpus: {args.gpus} must be 0 or more")
+    if args.has_gpu is False and args.gpus:
+        parser.error(f"argument --gpus: {args.gpus} GPUs with --cpu, which uses none. Fix: drop --gpus, "
+                     "or check a GPU launch with --gpu")
+    gpus_given = args.gpus
     failure: Exception | None = None
     with captured_stderr(enabled=not args.verbose):  # third-party import chatter
         try:
@@ -155,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
             launch = Launch(args.processes, args.has_gpu, gpus=tuple(str(i) for i in range(gpus)),
                             machine_gpus=gpus)
             _, warnings = validate_with_axolotl(raw, launch, run)
+            if args.has_gpu and gpus_given is not None:  # after the config's own checks: theirs name the key
+                too_few_gpus(gpus_given, run, args.processes)
             layout = layout_line(run, args.processes) if applies(raw) else None
         except Exception as exc:  # reported below, once stderr is the terminal again
             failure = exc
