@@ -114,6 +114,26 @@ def unwritable(path: str | os.PathLike) -> str | None:
     return None
 
 
+def unmakeable_folder(path: str | os.PathLike) -> str | None:
+    """Why a folder cannot be made (or written in) at `path`, or None; makes nothing that stays
+    (unlike `unwritable`): the nearest folder that exists gets a temp folder made and removed, since
+    root's `os.access` says yes to /proc and the like."""
+    path = Path(os.path.abspath(path))
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return "is a file, not a folder" if existing == path else f"{existing} is a file, not a folder"
+    if existing != path and not os.access(existing, os.W_OK | os.X_OK):
+        return f"its folder {existing} is not writable"
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".write-test-", dir=existing))
+    except OSError as exc:
+        where = "it" if existing == path else f"its folder {existing}"
+        return f"cannot write in {where} ({exc.strerror or exc})"
+    return None
+
+
 def write_atomic(path: str | os.PathLike, data: str | bytes, encoding: str = "utf-8") -> Path:
     """Write all of `data` to `path` through `replacing`: readers see the old file or the new one."""
     with replacing(path, "wb" if isinstance(data, bytes) else "w", encoding) as handle:

@@ -35,6 +35,19 @@ def check_paths(run: Run, launch: Launch) -> list[Problem]:
     return problems
 
 
+def check_output_dir(run: Run, launch: Launch) -> list[Problem]:
+    """An `output_dir` that cannot be made or written in (a file on its path, a read-only or
+    pseudo filesystem): Axolotl would stop in its config loading, after the plugin registered.
+    One that does not exist yet under a writable folder is fine: Axolotl makes it."""
+    from ..safe_files import unmakeable_folder
+
+    why = unmakeable_folder(run.output_dir)
+    if why is None:
+        return []
+    return [Problem("output_dir", run.output_dir, f"cannot be used as the run's output folder: {why}.",
+                    "set `output_dir` to a folder you can write, e.g. ./outputs/run (it is made if missing)")]
+
+
 def check_model_folder(run: Run, launch: Launch) -> list[Problem]:
     """A local base_model is a Hugging Face folder (not a GGUF file, not any folder)."""
     from ..models.folder import model_path_problems

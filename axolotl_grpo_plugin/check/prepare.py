@@ -21,6 +21,7 @@ from .files import (
     check_datasets,
     check_end_of_turn,
     check_model_folder,
+    check_output_dir,
     check_paths,
     check_resume,
     resume_from_last_whole,
@@ -33,7 +34,7 @@ from .hardware import (
     fill_vllm_server_address,
     precision_warnings,
 )
-from .rewards import check_remote_rewards, check_reward_weights
+from .rewards import check_remote_rewards, check_reward_funcs, check_reward_weights
 from .tools import check_tool_room, check_tool_template, check_tools, check_tools_async
 from .trainer import (
     async_grpo_warnings,
@@ -47,10 +48,10 @@ from .trainer import (
 
 
 CHECKS: tuple[Callable[[Run, Launch], list[Problem]], ...] = (
-    check_rl, check_completion_length, check_batch, check_precision, check_reward_weights, check_trl_args,
-    check_remote_rewards, check_vllm_autostart, check_gpu_layout, check_sleep_mode, check_cpu_vllm, check_trackio,
-    check_async_grpo, check_paths, check_model_folder, check_eval_at_end, check_eval_every, check_resume, check_tools,
-    check_tools_async,
+    check_rl, check_completion_length, check_batch, check_precision, check_reward_funcs, check_reward_weights,
+    check_trl_args, check_remote_rewards, check_vllm_autostart, check_gpu_layout, check_sleep_mode, check_cpu_vllm,
+    check_trackio, check_async_grpo, check_paths, check_output_dir, check_model_folder, check_eval_at_end,
+    check_eval_every, check_resume, check_tools, check_tools_async,
 )
 
 

@@ -7,6 +7,34 @@ from ..errors import Problem
 from ..launch import Launch
 
 
+def check_reward_funcs(run: Run, launch: Launch) -> list[Problem]:
+    """`trl.reward_funcs` missing or null: Axolotl passes no reward and TRL stops with "No reward
+    source provided" once the model has loaded. (An empty list is refused when the config is
+    read; `grpo_plugin.remote_rewards` only declares rewards, which reward_funcs must still list.)
+    A `grpo_plugin.environment` whose class defines `get_reward` is a reward source of its own."""
+    if run.trl.reward_funcs or _environment_rewards(run):
+        return []
+    listed = [s.name for s in run.plugin.remote_rewards or []]
+    example = f"[{', '.join(listed)}]" if listed else "[correctness, xmlcount]"
+    return [Problem("trl.reward_funcs", None,
+                    "GRPO needs at least one reward, and without one TRL would stop with \"No reward source "
+                    "provided\" after the model loads.",
+                    f"list one or more rewards, e.g. `trl.reward_funcs: {example}`")]
+
+
+def _environment_rewards(run: Run) -> bool:
+    """Whether `grpo_plugin.environment` names a class with a `get_reward` method (TRL's other
+    reward source); one that does not import is the tools check's problem."""
+    if not run.plugin.environment:
+        return False
+    from ..registry.imports import import_attribute
+
+    try:
+        return callable(getattr(import_attribute(run.plugin.environment), "get_reward", None))
+    except Exception:  # noqa: BLE001 - reported by check_tools
+        return True
+
+
 def check_reward_weights(run: Run, launch: Launch) -> list[Problem]:
     weights, funcs = run.trl.reward_weights, run.trl.reward_funcs
     if weights is None or len(weights) == len(funcs):
