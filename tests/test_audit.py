@@ -162,6 +162,23 @@ def test_prefilled_template_families_leave_the_prefill_to_the_containment_layer(
     assert not case.reference.startswith("<reasoning>") and case.reference.endswith("</answer>")
 
 
+def test_a_huge_completion_budget_builds_capped_completions_at_once():
+    """`trl.max_completion_length: 1000000000` made `check`'s audit build gigabyte strings (it hung);
+    the synthetic completions stop at MAX_SYNTHETIC_TOKENS, and budgets under it are unchanged."""
+    import time
+
+    from axolotl_grpo_plugin.audit.families import CHARS_PER_TOKEN, MAX_SYNTHETIC_TOKENS
+
+    row = transform_row({"question": "1 + 1?", "answer": "#### 2"})
+    start = time.monotonic()
+    huge = build_case(0, row, 10**9)
+    assert time.monotonic() - start < 5
+    assert huge.variants == build_case(0, row, MAX_SYNTHETIC_TOKENS).variants
+    longest = max(len(text) for texts in huge.variants.values() for text in texts)
+    assert MAX_SYNTHETIC_TOKENS * CHARS_PER_TOKEN * 0.9 < longest < MAX_SYNTHETIC_TOKENS * CHARS_PER_TOKEN * 1.1
+    assert build_case(0, row, 512).variants != build_case(0, row, MAX_SYNTHETIC_TOKENS).variants
+
+
 def test_cli_exit_codes_and_json(tmp_path, user_module, capsys):
     out = tmp_path / "audit.json"
     assert main([str(config(tmp_path, COOKBOOK)), "--prompts", "4", "--json", str(out), "--verbose"]) == 0

@@ -34,6 +34,10 @@ DEGENERATE, TERSE = "degenerate", "terse"
 # Completions are built in characters; max_completion_length is in tokens. About 4 characters
 # per token for English words (no tokenizer is loaded: the audit must stay fast).
 CHARS_PER_TOKEN = 4
+# The length the synthetic completions are built to is capped here (about what the longest real
+# completion budgets hold): `trl.max_completion_length: 1000000000` must not make `check` build
+# gigabyte strings. Every verdict under the cap is unchanged.
+MAX_SYNTHETIC_TOKENS = 32_768
 REASONING = "I read the problem, work through it step by step, and check the result before answering."
 FILLER_WORDS = ("so", "then", "we", "see", "that", "the", "next", "part", "follows", "and", "also",
                 "this", "gives", "us", "what", "needed", "here", "now", "again", "clearly")
@@ -222,7 +226,7 @@ def build_case(index: int, row: dict[str, Any], max_completion_length: int) -> C
     task, gold = found
     prompt = row.get("prompt")
     tags = answer_tags_of(prompt)
-    cap = max(1, int(max_completion_length)) * CHARS_PER_TOKEN
+    cap = min(max(1, int(max_completion_length)), MAX_SYNTHETIC_TOKENS) * CHARS_PER_TOKEN
     wrong = as_answer(task, wrong_integer(str(row.get("target")) if task == "countdown" else _bare(task, gold)))
     reference = tags.wrap(REASONING, gold)
     question = question_text(prompt)
