@@ -152,10 +152,24 @@ def _import_advice(module_name: str, attr: str, error: str, folders: list[Path])
                 "or the installed packages",
                 f"put {top}.py beside the config ({folders[0] / (top + '.py')}), or install the package "
                 "that provides it")
-    origin = getattr(spec, "origin", None) or top
+    missing = error.partition("No module named ")[2].strip("'\"")
+    if error.startswith("ModuleNotFoundError") and (module_name + ".").startswith(missing + "."):
+        return (f"no module `{missing}` (the package `{top}` is there)",
+                f"correct the module path `{module_name}`")
+    origin = _module_file(module_name) or _module_file(top, spec) or f"module `{module_name}`"
     if error.startswith("module "):
         return (f"{origin} has no `{attr}`", f"define `{attr}` in {origin}, or correct the name")
     return (f"importing {origin} failed ({error})", f"fix the error in {origin}")
+
+
+def _module_file(module_name: str, spec: Any = None) -> str | None:
+    """The file `module_name` is read from, or None: a frozen or built-in module (`os`, `sys`) has
+    an origin of `frozen` or `built-in`, which is no name to tell the user."""
+    module = sys.modules.get(module_name)
+    for where in (getattr(module, "__file__", None), getattr(spec, "origin", None)):
+        if isinstance(where, str) and os.path.isfile(where):
+            return where
+    return None
 
 
 def _contained_path(name: str, module_name: str, attr: str) -> str:

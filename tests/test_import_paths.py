@@ -93,6 +93,19 @@ def test_a_missing_function_names_the_file_it_looked_in(two_folders, repo_root):
     assert f"{config_dir / MODULE}.py has no `other_reward`" in caught.value.render()
 
 
+@pytest.mark.parametrize(("reward", "says"), [
+    ("os.nosuchfn", f"{os.__file__} has no `nosuchfn`"),  # os is a frozen module: its origin is `frozen`
+    ("sys.nosuchfn", "module `sys` has no `nosuchfn`"),  # built-in: no file at all
+    ("json.decoder.nosuchfn", "json/decoder.py has no `nosuchfn`"),  # the submodule's file, not the package's
+    ("axolotl_grpo_rewards.nosuchmod.fn", "no module `axolotl_grpo_rewards.nosuchmod`"),
+])
+def test_a_missing_function_names_the_module_the_config_wrote(tmp_path, reward, says):
+    run = read_run({"rl": "grpo", "trl": {"reward_funcs": [reward]}})
+    _, problems = resolve_names({"trl": {"reward_funcs": [reward]}}, run)
+    text = f"{problems[0].message} {problems[0].fix}"
+    assert says in text and "frozen" not in text and "built-in" not in text and "__init__.py" not in text, text
+
+
 def test_a_transform_beside_the_config_loads_from_another_folder(two_folders, repo_root):
     config_dir, _ = two_folders
     path = _config(config_dir, repo_root, "correctness")
