@@ -83,7 +83,7 @@ def load_transform(spec: DatasetSpec, cfg: dict[str, Any], dataset_idx: int, tok
         if name in TRANSFORMS:
             loaded = TRANSFORMS.load(name)(as_axolotl_cfg(cfg), dataset_idx=dataset_idx)
         elif "." in name:
-            loaded = _load_axolotl_strategy(name, cfg, dataset_idx)
+            loaded = _load_axolotl_strategy(name, cfg, dataset_idx, where)
         else:
             raise TransformError(f"{where}: {TRANSFORMS.unknown_message(name)} "
                                  "Fix: use a registered transform, or `module.function` for your own.")
@@ -107,12 +107,26 @@ def load_transform(spec: DatasetSpec, cfg: dict[str, Any], dataset_idx: int, tok
     return RowTransform(loaded, bool(map_kwargs.get("batched")), fn_kwargs, key=spec.key)
 
 
-def _load_axolotl_strategy(name: str, cfg: dict[str, Any], dataset_idx: int):
-    """`module.function` types, imported as Axolotl imports them."""
+def _load_axolotl_strategy(name: str, cfg: dict[str, Any], dataset_idx: int, where: str):
+    """`module.function` types, imported as Axolotl imports them (then under its RL strategies);
+    one that imports neither way is a TransformError about the path as written."""
+    from ..registry import TRANSFORMS
+
     try:
         load = import_attribute(name)
-    except ImportError:
-        load = import_attribute(f"{AXOLOTL_RL_STRATEGIES}.{name}")
+    except (ImportError, AttributeError) as exc:
+        try:
+            load = import_attribute(f"{AXOLOTL_RL_STRATEGIES}.{name}")
+        except (ImportError, AttributeError):
+            module_name, _, attr = name.rpartition(".")
+            missing = getattr(exc, "name", None) if isinstance(exc, ModuleNotFoundError) else None
+            why = f"no module `{missing}`" if missing else f"module `{module_name}` has no `{attr}`"
+            if not missing and isinstance(exc, ImportError):
+                why = first_line(exc)
+            raise TransformError(f"{where}: the transform `{name}` could not be imported ({why}). "
+                                 f"Fix: use a registered transform ({', '.join(TRANSFORMS.names())}), or a "
+                                 "`module.function` importable from the config's folder or the working "
+                                 "folder.") from None
     return load(as_axolotl_cfg(cfg), dataset_idx=dataset_idx)
 
 
