@@ -215,3 +215,32 @@ def test_head_rows_takes_the_fast_path_for_a_flat_jsonl_and_not_for_a_split(tmp_
     assert head_rows(DatasetSpec(path=str(path)), 1) == {"question": ["q1"], "answer": ["#### 1"]}
     monkeypatch.undo()
     assert "DataSourceError" in _both_ways(path, split="test")[0]  # datasets' answer: no such split
+
+
+@pytest.mark.parametrize(("raw", "says"), [
+    ("", "the file is empty"),
+    ("\n\n", "the file has only blank lines"),
+    ('{"a": 1}\n[1, 2]\n', "line 2 is a JSON array, not an object (one JSON object per line)"),
+    ('[{"a": 1}]\n[{"a": 2}]\n', "line 1 is a JSON array, not an object"),
+    ('{"a": 1}\n{"a": bad\n', "line 2 is not JSON"),
+    ('{"a": 1}\n7\n', "line 2 is a JSON int, not an object"),
+])
+def test_a_bad_json_lines_file_says_what_is_wrong_in_its_terms(raw, says, tmp_path):
+    """Not `datasets`' own words ("StopIteration", "Trailing data"); head_rows and load_rows alike."""
+    path = _write_jsonl(tmp_path / "rows.jsonl", [], raw=raw)
+    for read in (lambda: head_rows(DatasetSpec(path=str(path)), 3), lambda: load_rows(DatasetSpec(path=str(path)))):
+        with pytest.raises(DataSourceError) as caught:
+            read()
+        assert says in str(caught.value) and "one JSON object per line" in str(caught.value)
+
+
+def test_an_unimportable_transform_names_the_path_as_written(tmp_path):
+    from axolotl_grpo_plugin.registry import TRANSFORMS
+    from axolotl_grpo_plugin.sources.transforms import TransformError, load_transform
+
+    for kind, why in (("nosuchmod.fn", "no module `nosuchmod`"), ("os.nosuchfn", "module `os` has no `nosuchfn`")):
+        with pytest.raises(TransformError) as caught:
+            load_transform(DatasetSpec(path="x.jsonl", transform=kind, key="--dataset"), {}, 0)
+        text = str(caught.value)
+        assert f"the transform `{kind}` could not be imported ({why})" in text, text
+        assert "prompt_strategies" not in text and ", ".join(TRANSFORMS.names()) in text

@@ -308,6 +308,9 @@ def _load_failure(spec: DatasetSpec, exc: Exception) -> DataSourceError:
     if spec.split and "split" in why.lower():
         return _fail(spec.field("split"), spec.split, f"the dataset has no such split ({why})",
                      "pick one of its splits with " + ("--split" if spec.is_override else "`split:` or --split"))
+    if Path(path).is_file() and _builder_for(spec) == "json" and (found := _json_lines_problem(Path(path))):
+        return _fail(spec.field("path"), path, found,
+                     'write one JSON object per line (JSON Lines), e.g. {"question": "...", "answer": "..."}')
     if Path(path).exists():
         what = f"as {_builder_for(spec)}" if Path(path).is_file() or spec.data_files else "as a dataset"
         kind = "its suffix picks the reader" if spec.is_override else f"or set {spec.field('ds_type')}"
@@ -319,6 +322,43 @@ def _load_failure(spec: DatasetSpec, exc: Exception) -> DataSourceError:
     return _fail(spec.field("path"), path, f"not a local file, {where} ({why})",
                  "pass --dataset LOCAL_FILE (json, jsonl, parquet) to read a local copy instead, "
                  "keeping the rest of the config")
+
+
+JSON_LINES_LOOKED_AT = 100_000  # lines read to say why a json file failed (the error is already there)
+
+
+def _json_lines_problem(path: Path) -> str | None:
+    """Why the `datasets` json builder refused a file, in the user's terms: it is empty, or its
+    first line that is not a JSON object (a JSON array, a number, not JSON at all); None when
+    neither (a whole-file JSON array of objects is the builder's other format)."""
+    import itertools
+    import json
+
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(1 << 16)
+            if not head:
+                return "the file is empty"
+            if not head.strip():
+                return None if handle.read(1) else "the file has only blank lines, no rows"
+            handle.seek(0)
+            for number, line in enumerate(itertools.islice(handle, JSON_LINES_LOOKED_AT), start=1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except ValueError as exc:
+                    if number == 1 and line.lstrip().startswith((b"[", b"\xef\xbb\xbf[")):
+                        return None  # a JSON array over several lines: the builder's to read
+                    return f"line {number} is not JSON ({exc.msg})"
+                if isinstance(row, list):
+                    return f"line {number} is a JSON array, not an object (one JSON object per line)"
+                if not isinstance(row, dict):
+                    return (f"line {number} is a JSON {type(row).__name__}, not an object "
+                            "(one JSON object per line)")
+    except OSError:
+        return None
+    return None
 
 
 def _pick_split(loaded, spec: DatasetSpec, default_split: str):
