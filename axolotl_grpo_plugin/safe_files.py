@@ -134,6 +134,16 @@ def unmakeable_folder(path: str | os.PathLike) -> str | None:
     return None
 
 
+def is_input(path: str | os.PathLike, inputs: dict[str, str | os.PathLike | None]) -> str | None:
+    """What `path` is when it is one of the command's `inputs` ({what: path}, e.g. {"the config":
+    CONFIG}), else None: paths compared resolved (`./a/../b` is `b`, a symlink is its target)."""
+    target = Path(path).expanduser().resolve()
+    for what, source in inputs.items():
+        if source is not None and Path(source).expanduser().resolve() == target:
+            return what
+    return None
+
+
 def write_atomic(path: str | os.PathLike, data: str | bytes, encoding: str = "utf-8") -> Path:
     """Write all of `data` to `path` through `replacing`: readers see the old file or the new one."""
     with replacing(path, "wb" if isinstance(data, bytes) else "w", encoding) as handle:

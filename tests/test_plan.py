@@ -375,6 +375,25 @@ def test_from_data_uses_the_stats_module(embedded_model_dir, capsys):
     assert json.loads(capsys.readouterr().out)["prompt_tokens"] == measured
 
 
+@pytest.mark.parametrize(("model", "said"), [
+    ("empty", "cannot load a tokenizer"),
+    ("missing", "no such directory"),
+])
+def test_from_data_names_a_tokenizer_fix_plan_has(model, said, tmp_path, capsys):
+    """The fix said `pass --tokenizer DIR`, a flag plan does not have."""
+    import yaml
+
+    cfg = yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text())
+    cfg["base_model"] = str(tmp_path / model)
+    (tmp_path / "empty").mkdir()
+    config = tmp_path / "smoke.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    dims = "hidden=64,layers=2,vocab=1000,intermediate=128,heads=4,kv_heads=2"
+    assert plan_main([str(config), "--from-data", "--dims", dims, "--gpu-memory", "8"]) == 2
+    err = capsys.readouterr().err
+    assert said in err and "--tokenizer" not in err and "set `base_model:` in the config" in err
+
+
 def test_default_prompt_budget_is_the_real_gsm8k_maximum(shared_dir, tmp_path, capsys):
     """The documented default (263) is what the stats module measures on the real GSM8K
     train split with the real Qwen2.5 tokenizer and template."""

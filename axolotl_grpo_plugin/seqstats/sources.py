@@ -57,13 +57,13 @@ def preflight(cfg: dict[str, Any], tokenizer: tuple[str, Any], specs: list[Datas
     if isinstance(source, (str, Path)):
         if looks_like_missing_path(source, bare_name_is_hub=True):
             problems.append(f"{key} = {str(source)!r}: no such directory (relative paths start at {Path.cwd()}). "
-                            "Fix: correct the path, build it first, or pass --tokenizer DIR.")
+                            "Fix: correct the path, build it first, or " + _other_tokenizer(key) + ".")
         elif not Path(str(source)).exists():
             why = hub_unreachable(str(source), "model", cfg.get("revision_of_model"))
             if why:
                 problems.append(f"{key} = {str(source)!r}: not a local directory, not in the Hugging Face cache, "
                                 f"and the Hub cannot be asked ({why}). "
-                                "Fix: pass --tokenizer DIR with a local tokenizer, or download it first.")
+                                "Fix: " + _other_tokenizer(key) + ", or download it first.")
     for spec in specs:
         if not isinstance(spec.path, str) or Path(spec.path).exists():
             continue
@@ -77,6 +77,12 @@ def preflight(cfg: dict[str, Any], tokenizer: tuple[str, Any], specs: list[Datas
                                 "file instead, keeping the rest of the config.")
     if problems:
         raise StatsError("\n".join(problems))
+
+
+def _other_tokenizer(key: str) -> str:
+    """How to name another tokenizer: the flag that named this one, else the config key (plan
+    --from-data reads the config's tokenizer and has no --tokenizer flag)."""
+    return f"pass {key} DIR" if key.startswith("--") else f"set `{key}:` in the config to a local folder"
 
 
 def hub_unreachable(repo_id: str, repo_type: str, revision: str | None = None) -> str | None:

@@ -15,9 +15,11 @@ class TokenizerError(PluginError):
     """The tokenizer cannot be loaded; the message names the key and the fix."""
 
 
-def load_tokenizer(run: Any, source: Any, key: str):
+def load_tokenizer(run: Any, source: Any, key: str, fix: str | None = None):
     """The tokenizer as Axolotl's `load_tokenizer` configures it (`run`: the config's Run), minus
-    the model config.
+    the model config. `key`: the flag or config key that named `source`; `fix`: what the failing
+    command's user can do about a tokenizer that does not load ("" for none: the caller says it),
+    by default what fits `key` (pass that flag another folder, or set that config key).
 
     Same class, fast/legacy flags, revision, added and special tokens; the chat
     template is applied separately by `apply_chat_template_choice`.
@@ -43,10 +45,18 @@ def load_tokenizer(run: Any, source: Any, key: str):
     except Exception as exc:  # OSError, ValueError, connection errors: all mean "cannot load it"
         local = Path(str(source)).exists()
         why = first_line(exc) if local else "not a local directory and not loadable from the Hub (offline?)"
-        raise TokenizerError(f"{key} = {str(source)!r}: cannot load a tokenizer ({why}). "
-                         "Fix: pass --tokenizer DIR with a local tokenizer (tokenizer.json or vocab+merges).") from None
+        if fix is None:
+            fix = tokenizer_fix(key)
+        raise TokenizerError(f"{key} = {str(source)!r}: cannot load a tokenizer ({why})."
+                             + (f" Fix: {fix}" if fix else "")) from None
     _add_config_tokens(tokenizer, run)
     return tokenizer
+
+
+def tokenizer_fix(key: str) -> str:
+    """The fix for a tokenizer that does not load, for the flag or config key that named it."""
+    where = f"pass {key} DIR" if key.startswith("--") else f"set `{key}:` in the config to a folder"
+    return f"{where} with a local tokenizer (tokenizer.json or vocab+merges)."
 
 
 def _add_config_tokens(tokenizer, run: Any) -> None:
