@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
+import yaml
 
 from axolotl_grpo_plugin.config.run import read_run
 from axolotl_grpo_plugin.evaluate import (
@@ -147,7 +149,7 @@ def test_cli_reports_errors_in_one_line(repo_root, capsys):
 
     code = main([str(repo_root / "configs/smoke.yaml"), "--model", "./no/such/model"])
     err = capsys.readouterr().err.strip()
-    assert code == 2 and err.startswith("error: model directory") and "\n" not in err
+    assert code == 2 and err.startswith("error: --model = './no/such/model': no local folder") and "\n" not in err
 
 
 def test_unknown_reward_name_is_reported(smoke_cfg, embedded_model_dir):
@@ -569,8 +571,9 @@ def test_a_missing_baseline_is_named_before_the_model_is_evaluated(repo_root, em
     code = main([str(repo_root / "configs/smoke.yaml"), "--model", str(embedded_model_dir), "--baseline", missing,
                  "--dataset", test_file, "--limit", "1", "--samples", "0", "--out", str(out), "--no-progress"])
     captured = capsys.readouterr()
-    assert code == 2 and captured.err == (f"error: model directory {missing!r} not found; pass a checkpoint "
-                                          "directory or a Hub id as --baseline\n")
+    assert code == 2 and captured.err == (f"error: --baseline = {missing!r}: no local folder {missing} (relative paths start "
+                                          f"at {Path.cwd()}). Fix: pass a checkpoint directory or a Hub id "
+                                          "(org/name) as --baseline\n")
     assert not out.exists() and "model:" not in captured.out  # --model was not evaluated first
 
 
@@ -628,3 +631,176 @@ def test_evaluate_loads_transforms_as_axolotl_and_stats_do(smoke_cfg, tokenizer,
     rows = raw_rows(str(cfg["datasets"][0]["path"]), 3)
     assert [p.messages[0]["content"] for p in problems] == [r["question"] for r in rows]
     assert problems[0].columns["answer"] == rows[0]["answer"].split("####")[-1].strip()
+
+
+# ---------------------------------------------------------------- flags checked before any work
+
+
+def _no_evaluation(monkeypatch):
+    monkeypatch.setattr(core, "evaluate", lambda *a, **k: pytest.fail("evaluated before the flags were checked"))
+
+
+def _tmp_smoke(tmp_path, repo_root, embedded_model_dir) -> Path:
+    """smoke.yaml and its dataset copied into tmp_path (the dataset as data.jsonl, an absolute path)."""
+    data = tmp_path / "data.jsonl"
+    data.write_bytes((repo_root / "axolotl_grpo_plugin/data/gsm8k_sample.jsonl").read_bytes())
+    cfg = load_config(repo_root / "configs" / "smoke.yaml")
+    cfg["base_model"] = str(embedded_model_dir)
+    cfg["datasets"][0]["path"] = str(data)
+    path = tmp_path / "smoke.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.mark.parametrize(("flag", "target", "what"), [
+    ("--keep-replies", "held.jsonl", "the --dataset file"),
+    ("--keep-replies", "data.jsonl", "the config's datasets[0].path dataset"),
+    ("--keep-replies", "smoke.yaml", "the config file"),
+    ("--out", "smoke.yaml", "the config file"),
+])
+def test_an_output_that_is_one_of_the_inputs_is_refused(flag, target, what, repo_root, embedded_model_dir,
+                                                       test_file, tmp_path, monkeypatch, capsys):
+    """`--keep-replies D` with `--dataset D` truncated the dataset to 0 bytes after the evaluation."""
+    from axolotl_grpo_plugin.evaluate.__main__ import main
+
+    _no_evaluation(monkeypatch)
+    config = _tmp_smoke(tmp_path, repo_root, embedded_model_dir)
+    (tmp_path / "held.jsonl").write_bytes(Path(test_file).read_bytes())
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    monkeypatch.chdir(tmp_path)
+    argv = [str(config), "--model", str(embedded_model_dir), "--dataset", "held.jsonl", flag, target, "--no-progress"]
+    if flag == "--keep-replies":
+        argv += ["--out", "out"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {flag} {target}: is {what}") and "Traceback" not in err
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.name in before} == before
+
+
+@pytest.mark.parametrize(("argv", "said"), [
+    (["--out", "{tmp}/afile"], "--out {tmp}/afile: is a file, not a folder"),
+    (["--out", "{tmp}/afile/out"], "--out {tmp}/afile/out: cannot write eval-test.json there"),
+    (["--out", "{tmp}/o", "--keep-replies", "{tmp}/afile/k.jsonl"],
+     "--keep-replies {tmp}/afile/k.jsonl: {tmp}/afile is a file, not a folder"),
+    (["--out", "{tmp}/o", "--keep-replies", "{tmp}/o"], "--keep-replies {tmp}/o: is a folder"),
+])
+def test_an_unwritable_output_is_named_before_the_evaluation(argv, said, repo_root, embedded_model_dir, tmp_path,
+                                                            monkeypatch, capsys):
+    """They failed with FileExistsError / FileNotFoundError tracebacks after the whole evaluation."""
+    from axolotl_grpo_plugin.evaluate.__main__ import main
+
+    _no_evaluation(monkeypatch)
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "o").mkdir()
+    argv = [str(repo_root / "configs/smoke.yaml"), "--model", str(embedded_model_dir), "--no-progress",
+            *[a.format(tmp=tmp_path) for a in argv]]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {said.format(tmp=tmp_path)}") and "Traceback" not in err
+
+
+def test_a_baseline_folder_without_a_model_is_named_before_any_work(repo_root, embedded_model_dir, tmp_path,
+                                                                    monkeypatch, capsys):
+    from axolotl_grpo_plugin.evaluate.__main__ import main
+
+    _no_evaluation(monkeypatch)
+    (tmp_path / "empty").mkdir()
+    argv = [str(repo_root / "configs/smoke.yaml"), "--model", str(embedded_model_dir), "--baseline",
+            str(tmp_path / "empty"), "--out", str(tmp_path / "out"), "--no-progress"]
+    assert main(argv) == 2
+    assert capsys.readouterr().err.startswith(f"error: --baseline {tmp_path / 'empty'}: not a model folder")
+
+
+def test_a_failing_baseline_keeps_the_good_outputs(repo_root, embedded_model_dir, tmp_path, monkeypatch, capsys):
+    """The main model's results replaced DIR/eval-test*.json(l) before the baseline failed."""
+    from axolotl_grpo_plugin.evaluate.__main__ import main
+
+    def fake(config, model, **options):
+        if model == "org/base":
+            raise EvalError("the baseline broke")
+        return object()  # never written: the baseline fails first
+
+    monkeypatch.setattr(core, "evaluate", fake)
+    monkeypatch.setattr(core, "check_model", lambda *a, **k: None)  # org/base: a Hub id, offline here
+    out = tmp_path / "out"
+    out.mkdir()
+    good = {name: f"good {name}\n" for name in ("eval-test.json", "eval-test-samples.jsonl")}
+    for name, text in good.items():
+        (out / name).write_text(text)
+    argv = [str(repo_root / "configs/smoke.yaml"), "--model", str(embedded_model_dir), "--baseline", "org/base",
+            "--out", str(out), "--keep-replies", str(tmp_path / "k.jsonl"), "--no-progress", "--verbose"]
+    assert main(argv) == 2
+    assert "the baseline broke" in capsys.readouterr().err
+    assert {p.name: p.read_text() for p in out.iterdir() if p.is_file()} == good
+    assert not (tmp_path / "k.jsonl").exists()
+
+
+@pytest.mark.parametrize(("argv", "said"), [
+    (["--max-new-tokens", "-3"], "--max-new-tokens = -3: must be at least 1. Fix: "),
+    (["--max-new-tokens", "0"], "--max-new-tokens = 0: must be at least 1. Fix: "),
+    (["--batch-size", "0"], "--batch-size = 0: must be at least 1. Fix: "),
+    (["--limit", "0"], "--limit = 0: must be at least 1. Fix: "),
+    (["--device", "nope"], "--device = 'nope': unknown device. Fix: use auto, cpu, cuda or cuda:N"),
+])
+def test_bad_numbers_and_devices_are_refused_at_parsing(argv, said, repo_root, monkeypatch, capsys):
+    """`--max-new-tokens -3` was a transformers traceback after loading; 0 was silently the default."""
+    from axolotl_grpo_plugin import quiet
+    from axolotl_grpo_plugin.evaluate.__main__ import main
+
+    monkeypatch.setattr(quiet, "run_quietly", lambda *a, **k: pytest.fail("refused only after parsing"))
+    assert main([str(repo_root / "configs/smoke.yaml"), "--model", "m", *argv]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {said}")
+
+
+@pytest.mark.parametrize("tool", ["evaluate", "probe"])
+def test_cuda_without_a_gpu_is_refused_with_the_fix(tool, repo_root, embedded_model_dir, tmp_path, monkeypatch,
+                                                    capsys):
+    from importlib import import_module
+
+    import torch
+
+    from axolotl_grpo_plugin.probe import core as probe_core
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    _no_evaluation(monkeypatch)
+    monkeypatch.setattr(probe_core, "probe", lambda *a, **k: pytest.fail("probed before --device was checked"))
+    main = import_module(f"axolotl_grpo_plugin.{tool}.__main__").main
+    argv = [str(repo_root / "configs/smoke.yaml"), "--model", str(embedded_model_dir), "--device", "cuda",
+            "--no-progress"] + (["--out", str(tmp_path / "out")] if tool == "evaluate" else [])
+    assert main(argv) == 2
+    assert capsys.readouterr().err == "error: --device cuda: no CUDA GPU here; use cpu or auto\n"
+
+
+@pytest.mark.parametrize(("model", "said"), [
+    ("bad/nodir", "no local folder bad/nodir, and as a Hub id it cannot be downloaded: the Hub is offline"),
+    ("./nodir", "no local folder ./nodir (relative paths start at"),
+    ("a/b/c", "no local folder a/b/c (relative paths start at"),
+    ("afile/sub", "no local folder afile/sub (relative paths start at"),
+])
+def test_a_missing_model_path_is_not_sent_to_the_hub(model, said, repo_root, tmp_path, monkeypatch, capsys):
+    """`--model bad/nodir` answered "We couldn't connect to 'https://huggingface.co'"."""
+    from huggingface_hub import constants
+
+    from axolotl_grpo_plugin.evaluate.__main__ import main
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").mkdir()
+    assert main([str(repo_root / "configs/smoke.yaml"), "--model", model, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --model = {model!r}: {said}") and err.count("Fix:") == 1
+
+
+def test_a_tokenizer_that_does_not_load_names_a_fix_the_command_has(repo_root, tmp_path, capsys):
+    """The fix said `pass --tokenizer DIR` (evaluate and probe have no such flag), twice."""
+    from axolotl_grpo_plugin.probe.__main__ import main
+
+    cfg = load_config(repo_root / "configs" / "smoke.yaml")
+    cfg["base_model"] = str(tmp_path / "empty")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "smoke.yaml").write_text(yaml.safe_dump(cfg))
+    assert main([str(tmp_path / "smoke.yaml"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "--tokenizer" not in err and err.count("Fix:") == 1 and err.count("cannot load a tokenizer") == 1
+    assert "set `base_model:`" in err and "--model DIR" in err

@@ -233,8 +233,9 @@ def test_a_missing_model_is_named_as_evaluate_names_it(tmp_path, capsys):
 
     missing = str(tmp_path / "no-model")
     assert main([str(REPO / "configs" / "smoke.yaml"), "--model", missing, "--no-progress"]) == 2
-    assert capsys.readouterr().err == (f"error: model directory {missing!r} not found; pass a checkpoint "
-                                       "directory or a Hub id as --model\n")
+    assert capsys.readouterr().err == (f"error: --model = {missing!r}: no local folder {missing} (relative paths start "
+                                          f"at {Path.cwd()}). Fix: pass a checkpoint directory or a Hub id "
+                                          "(org/name) as --model\n")
 
 
 @pytest.mark.parametrize("percent, cores, torch_threads, expected", [
@@ -253,3 +254,80 @@ def test_probe_threads_follow_the_cores_idle_now(monkeypatch, percent, cores, to
     monkeypatch.setattr(cli.os, "cpu_count", lambda: cores)
     monkeypatch.setattr(torch, "get_num_threads", lambda: torch_threads)
     assert cli.free_threads() == expected
+
+
+# --- outputs and flags checked before sampling ----------------------------------------
+
+def _tmp_smoke(tmp_path) -> Path:
+    """smoke.yaml with its dataset copied into tmp_path as data.jsonl (an absolute path)."""
+    data = tmp_path / "data.jsonl"
+    data.write_bytes((REPO / "axolotl_grpo_plugin/data/gsm8k_sample.jsonl").read_bytes())
+    cfg = yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text())
+    cfg["datasets"][0]["path"] = str(data)
+    (tmp_path / "smoke.yaml").write_text(yaml.safe_dump(cfg))
+    return tmp_path / "smoke.yaml"
+
+
+@pytest.mark.parametrize(("target", "said"), [
+    ("data.jsonl", "is the config's datasets[0].path dataset, which this command reads"),
+    ("smoke.yaml", "is the config file, which this command reads"),
+    ("afile/f.jsonl", "{tmp}/afile is a file, not a folder"),
+    ("adir", "is a folder"),
+])
+def test_write_filtered_is_checked_before_any_prompt_is_sampled(tmp_path, capsys, monkeypatch, target, said):
+    """`--write-filtered` naming the training dataset truncated it (and advised training on it);
+    a folder or an unwritable path failed with a traceback after the sampling."""
+    from axolotl_grpo_plugin.probe import core
+    from axolotl_grpo_plugin.probe.__main__ import main
+
+    monkeypatch.setattr(core, "probe", lambda *a, **k: pytest.fail("the probe ran before --write-filtered was checked"))
+    config = _tmp_smoke(tmp_path)
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "adir").mkdir()
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    assert main([str(config), "--write-filtered", str(tmp_path / target), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --write-filtered {tmp_path / target}: {said.format(tmp=tmp_path)}")
+    assert "Traceback" not in err and err.count("Fix:") == 1
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
+
+
+def test_no_prompt_in_the_band_writes_nothing_and_keeps_the_file(tmp_path, capsys, monkeypatch):
+    """`--band 0.99 1` selecting 0 rows truncated an existing GOOD.jsonl to 0 bytes."""
+    from axolotl_grpo_plugin.probe import core
+    from axolotl_grpo_plugin.probe.__main__ import main
+
+    rows = len((REPO / "axolotl_grpo_plugin/data/gsm8k_sample.jsonl").read_text().splitlines())
+    samples = [_sample(0, True), _sample(0, False), _sample(1, False), _sample(1, False)]
+    result = ProbeResult(config="x", model="m", backend="t", prompts=2, samples_per_prompt=2,
+                         dataset_rows=rows, max_completion_length=16, budget=32, temperature=1.0,
+                         num_generations=2, prompts_per_step=1, correct_reward="correct",
+                         reward_names=["correct"], samples=samples, problem_indices=[0, 1], rendered=rows)
+    monkeypatch.setattr(core, "probe", lambda *a, **k: result)
+    good = tmp_path / "good.jsonl"
+    good.write_text('{"question": "kept"}\n')
+    argv = [str(_tmp_smoke(tmp_path)), "--write-filtered", str(good), "--band", "0.99", "1", "--no-progress",
+            "--verbose"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert good.read_text() == '{"question": "kept"}\n'
+    assert f"wrote nothing to {good} (the file already there is kept)" in out and "point the config" not in out
+    assert main([*argv, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["filtered"] == {"path": str(good), "rows": 0, "band": [0.99, 1.0],
+                                                               "written": False}
+
+
+@pytest.mark.parametrize(("argv", "said"), [
+    (["--batch-size", "0"], "--batch-size = 0: must be at least 1. Fix: "),
+    (["--batch-size", "-1"], "--batch-size = -1: must be at least 1. Fix: "),
+    (["--threads", "0"], "--threads = 0: must be at least 1. Fix: "),
+    (["--threads", "-2"], "--threads = -2: must be at least 1. Fix: "),
+    (["--device", "nope"], "--device = 'nope': unknown device. Fix: use auto, cpu, cuda or cuda:N"),
+])
+def test_probe_bad_numbers_are_refused_at_parsing(argv, said, capsys, monkeypatch):
+    from axolotl_grpo_plugin import quiet
+    from axolotl_grpo_plugin.probe.__main__ import main
+
+    monkeypatch.setattr(quiet, "run_quietly", lambda *a, **k: pytest.fail("refused only after parsing"))
+    assert main([str(REPO / "configs" / "smoke.yaml"), *argv]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {said}")

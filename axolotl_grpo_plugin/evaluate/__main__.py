@@ -77,22 +77,52 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from .checks import bad_device_form, bad_number
+
+    bad = bad_number({
+        "--limit": (args.limit, 1, "leave it out to evaluate every problem, or e.g. --limit 200"),
+        "--batch-size": (args.batch_size, 1, "e.g. --batch-size 64 (the default)"),
+        "--max-new-tokens": (args.max_new_tokens, 1, "leave it out for the config's "
+                             "trl.max_completion_length, or e.g. --max-new-tokens 256"),
+    }) or bad_device_form(args.device)
+    if bad:
+        print(f"error: {bad}", file=sys.stderr)
+        return 2
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from ..quiet import run_quietly
+    from .checks import check_device, check_model_dir, check_out_dir, check_output, config_inputs
     from .core import check_model, evaluate
     from .rejection import write_replies
     from .results import compare, default_out_dir, format_comparison, format_result, write_results
 
-    options = dict(split=args.split, samples=args.samples, limit=args.limit, seed=args.seed,
-                   batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
-                   dataset=args.dataset, device=args.device, backend=args.backend,
-                   correct_reward=args.correct_reward, progress=not args.no_progress, flags=True)
-
     def work() -> None:
-        if args.baseline:  # before --model is evaluated, not after
-            check_model(args.baseline, "--baseline")
-        result = evaluate(args.config, args.model, **options)
+        # everything a later step needs is checked here, before the first model loads
+        device = check_device(args.device)
+        for flag, model in (("--model", args.model), ("--baseline", args.baseline)):
+            if model:
+                check_model(model, flag, hub=True)
+                check_model_dir(model, flag)
+        inputs = config_inputs(args.config, args.dataset)
         out = Path(args.out) if args.out else default_out_dir(args.model)
+        stem = f"eval-{args.split}"
+        files = [f"{stem}.json", f"{stem}-samples.jsonl"]
+        if args.baseline:
+            files.append(f"{stem}-vs-baseline.json")
+        check_out_dir("--out", out, files, inputs)
+        base_out = None
+        if args.baseline:
+            base_out = out / "baseline" if args.out else default_out_dir(args.baseline)
+            check_out_dir("--out" if args.out else "--baseline", base_out, files[:2], inputs)
+        if args.keep_replies:
+            check_output("--keep-replies", args.keep_replies, inputs)
+
+        options = dict(split=args.split, samples=args.samples, limit=args.limit, seed=args.seed,
+                       batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
+                       dataset=args.dataset, device=device, backend=args.backend,
+                       correct_reward=args.correct_reward, progress=not args.no_progress, flags=True)
+        result = evaluate(args.config, args.model, **options)
+        # the baseline runs before anything is written: a failure there keeps the last good outputs
+        base = evaluate(args.config, args.baseline, **options) if args.baseline else None
         summary, samples = write_results(result, out, extra={"config": args.config})
         print(format_result(result))
         print(f"wrote {summary} and {samples}")
@@ -100,16 +130,14 @@ def main(argv: list[str] | None = None) -> int:
             path, kept, correct = write_replies(result.records, args.keep_replies)
             print(f"wrote {path}: {kept} of {result.n_problems} problems had an in-format reply "
                   f"({correct} of them correct)")
-        if args.baseline:
-            base = evaluate(args.config, args.baseline, **options)
-            base_out = Path(args.out) / "baseline" if args.out else default_out_dir(args.baseline)
+        if base is not None:
             write_results(base, base_out, extra={"config": args.config})
             print(format_result(base))
             table = compare(result, base, seed=args.seed)
             print(f"\n{args.model} minus {args.baseline} (paired bootstrap over "
                   f"{result.n_problems} problems):")
             print(format_comparison(table))
-            path = out / f"eval-{args.split}-vs-baseline.json"
+            path = out / f"{stem}-vs-baseline.json"
             write_atomic(path, json.dumps({"baseline": args.baseline, "metrics": table}, indent=2) + "\n")
             print(f"wrote {path}")
 

@@ -105,7 +105,9 @@ def evaluate(
     judge = scoring.correctness_reward(rewards, correct_reward, prompts.named("correct_reward", flags))
     label = model if isinstance(model, (str, Path)) else getattr(
         getattr(model, "config", None), "_name_or_path", type(model).__name__)
-    tok = tokenizer if tokenizer is not None else load_tokenizer(run, model)
+    tok = tokenizer if tokenizer is not None else load_tokenizer(run, model, prompts.named("model", flags), fix=(
+        "pass --model DIR with a tokenizer (tokenizer.json or vocab+merges) in it, or set "
+        "`tokenizer_config:` in the config to one" if flags else None))
     tools = run_tools(run, tok)
     if problems is None:
         problems = prompts.build_problems(cfg, tok, split=split, dataset=dataset, limit=limit, tools=tools, run=run,
@@ -138,12 +140,49 @@ def evaluate(
     return result
 
 
-def check_model(model: Any, where: str = "--model") -> None:
+def check_model(model: Any, where: str = "--model", hub: bool = False) -> None:
     """A local model path that is not there, said before anything loads (transformers would take it
-    for a Hub id and answer with its repo-id rules). `where`: the flag or key that named it."""
-    if isinstance(model, (str, Path)) and looks_like_missing_path(model, bare_name_is_hub=True):
-        raise EvalError(f"model directory {str(model)!r} not found; pass a checkpoint directory "
-                        f"or a Hub id as {where}")
+    for a Hub id and answer with its repo-id rules, or that it cannot reach the Hub). `where`: the
+    flag or key that named it; `hub`: also a Hub id that cannot be downloaded now (not cached,
+    the Hub offline or unreachable): the CLIs, which load what they are given."""
+    if not isinstance(model, (str, Path)):
+        return
+    text = str(model)
+    if looks_like_missing_path(model, bare_name_is_hub=True) or (
+            not Path(text).expanduser().exists() and _looks_local(text)):
+        raise EvalError(f"{where} = {text!r}: no local folder {text} (relative paths start at {Path.cwd()}). "
+                        f"Fix: pass a checkpoint directory or a Hub id (org/name) as {where}")
+    if hub and not Path(text).expanduser().exists():
+        why = _hub_unreachable(text)
+        if why:
+            raise EvalError(f"{where} = {text!r}: no local folder {text}, and as a Hub id it cannot be "
+                            f"downloaded: {why}. Fix: pass a local checkpoint directory as {where}, or "
+                            "download the model first (with the Hub reachable)")
+
+
+def _looks_local(text: str) -> bool:
+    """A path, not a Hub id: ./ ../ / ~ in front, more than one slash, or its first folder exists."""
+    return (text.startswith(("./", "../", "/", "~")) or text.count("/") > 1
+            or ("/" in text and Path(text.split("/")[0]).is_dir()))
+
+
+def _hub_unreachable(repo_id: str) -> str | None:
+    """Why the Hub id cannot be loaded now (not cached and offline or unreachable), else None."""
+    import os
+
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    try:
+        if isinstance(try_to_load_from_cache(repo_id, "config.json"), str):
+            return None
+    except Exception:  # not a valid repo id: from_pretrained says what is wrong
+        return None
+    if constants.HF_HUB_OFFLINE or os.environ.get("TRANSFORMERS_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return "the Hub is offline here (HF_HUB_OFFLINE) and the model is not in the Hugging Face cache"
+    from ..seqstats.sources import hub_unreachable
+
+    why = hub_unreachable(repo_id, "model")
+    return f"the Hub is unreachable ({why})" if why else None
 
 
 def _summarise(label, split, seed, backend, greedy, sampled, rewards, judge, problems,
@@ -226,28 +265,31 @@ def _progress_bar(total: int, desc: str, enabled: bool):
     return tqdm(total=total, desc=desc, unit="completion", dynamic_ncols=True, file=terminal())
 
 
-def load_tokenizer(run: Any, model: Any) -> Any:
+def load_tokenizer(run: Any, model: Any, where: str = "model", fix: str | None = None) -> Any:
     """The checkpoint's tokenizer, else the config's `tokenizer_config` / `base_model`, each loaded
-    as the trainer loads it (the shared loader applies the config's added tokens)."""
+    as the trainer loads it (the shared loader applies the config's added tokens). `where`: the flag
+    or key that named `model`; `fix`: what the user can do when none loads (the CLI's flags)."""
     from ..errors import PluginError
     from ..sources.tokenizer import load_tokenizer as load_configured
 
-    candidates = []
     if isinstance(model, (str, Path)):
-        candidates.append(str(model))
+        first = str(model)
     else:
-        candidates.append(getattr(getattr(model, "config", None), "_name_or_path", None))
-    candidates += [run.tokenizer_config, run.base_model]
+        first = getattr(getattr(model, "config", None), "_name_or_path", None)
+    candidates: dict[str, str] = {}  # source -> the key that named it, each source tried once
+    for key, source in ((where, first), ("tokenizer_config", run.tokenizer_config), ("base_model", run.base_model)):
+        if source:
+            candidates.setdefault(str(source), key)
     errors = []
-    for source in [c for c in candidates if c]:
+    for source, key in candidates.items():
         try:
-            tok = load_configured(run, source, "tokenizer")
+            tok = load_configured(run, source, key, fix="")
             break
         except PluginError as exc:
-            errors.append(str(exc))
+            errors.append(str(exc).rstrip("."))
     else:
-        raise EvalError("no tokenizer found (" + "; ".join(errors) + "); pass tokenizer= or a "
-                        "model directory that holds one")
+        fix = fix or "pass tokenizer= or a model directory that holds one"
+        raise EvalError("no tokenizer found (" + "; ".join(errors) + f"). Fix: {fix}")
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
     return tok

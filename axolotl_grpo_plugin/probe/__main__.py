@@ -66,19 +66,33 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from ..evaluate.checks import bad_device_form, bad_number
+
+    bad = bad_number({
+        "--batch-size": (args.batch_size, 1, "e.g. --batch-size 64 (the default)"),
+        "--threads": (args.threads, 1, "leave it out for the cores idle now, or e.g. --threads 2"),
+    }) or bad_device_form(args.device)
+    if bad:
+        print(f"error: {bad}", file=sys.stderr)
+        return 2
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from ..quiet import run_quietly
     from .core import probe
     from .findings import check_band, check_plot, format_summary, plot, to_json, write_filtered
 
     def work() -> None:
+        from ..evaluate.checks import check_device, check_output, config_inputs
+
         check_band(args.band)  # before the prompts are sampled, not after
         if args.plot:
             check_plot(args.plot)
+        if args.write_filtered:
+            check_output("--write-filtered", args.write_filtered, config_inputs(args.config))
+        device = check_device(args.device)
         try:
             _set_threads(args.threads)
             result = probe(args.config, prompts=args.prompts, generations=args.generations,
-                           budget=args.budget, seed=args.seed, backend=args.backend, device=args.device,
+                           budget=args.budget, seed=args.seed, backend=args.backend, device=device,
                            batch_size=args.batch_size, progress=not args.no_progress,
                            correct_reward=args.correct_reward, model=args.model)
         except (RuntimeError, OSError) as exc:
@@ -87,10 +101,15 @@ def main(argv: list[str] | None = None) -> int:
         extra = []
         if args.write_filtered:
             n = write_filtered(result, args.config, args.write_filtered, tuple(args.band))
-            data["filtered"] = {"path": args.write_filtered, "rows": n, "band": list(args.band)}
-            extra.append(f"wrote {n} prompts with pass rate in ({args.band[0]:g}, {args.band[1]:g}) "
-                         f"to {args.write_filtered}; point the config's dataset `path:` at it "
-                         "(same `type:`)")
+            data["filtered"] = {"path": args.write_filtered, "rows": n, "band": list(args.band), "written": n > 0}
+            band = f"({args.band[0]:g}, {args.band[1]:g})"
+            if n:
+                extra.append(f"wrote {n} prompts with pass rate in {band} to {args.write_filtered}; point "
+                             "the config's dataset `path:` at it (same `type:`)")
+            else:
+                kept = " (the file already there is kept)" if os.path.exists(args.write_filtered) else ""
+                extra.append(f"no probed prompt has a pass rate in {band}: wrote nothing to "
+                             f"{args.write_filtered}{kept}; widen --band or probe more --prompts")
         if args.plot:
             try:
                 plot(result, args.plot)

@@ -169,7 +169,7 @@ def probe(config: Any, *, prompts: int = 32, generations: list[int] | None = Non
     if prompts < 1:
         raise ProbeError(f"--prompts {prompts}: must be at least 1")
     if model:
-        check_model(model, "--model")
+        check_model(model, "--model", hub=True)
     cfg = load_config(config)
     run = read_run(cfg)
     limit, group = run.completion_length, run.trl.num_generations
@@ -187,11 +187,13 @@ def probe(config: Any, *, prompts: int = 32, generations: list[int] | None = Non
         raise ProbeError("base_model = (not set): the probe samples the run's base model; "
                          "set `base_model:` or pass --model DIR")
     if not model:
-        check_model(model_path, "`base_model:` (or pass --model)")
+        check_model(model_path, "`base_model:` (or pass --model)", hub=True)
 
     rewards = scoring.load_rewards(run)
     judge = scoring.correctness_reward(rewards, correct_reward, "--correct-reward")
-    tok = load_tokenizer(run, model_path)
+    tok = load_tokenizer(run, model_path, "--model" if model else "base_model", fix=(
+        "set `base_model:` (or `tokenizer_config:`) in the config to a model folder with a tokenizer "
+        "(tokenizer.json or vocab+merges), or pass --model DIR"))
     rows = sum(len(load_rows(spec, "train")) for spec in dataset_entries(run, "train"))
     tools = run_tools(run, tok)
     problems = build_problems(cfg, tok, split="train", tools=tools, run=run)

@@ -258,7 +258,8 @@ def check_band(band: tuple[float, float]) -> tuple[float, float]:
 def write_filtered(result: ProbeResult, config: Any, path: str | Path,
                    band: tuple[float, float] = (0.0, 1.0)) -> int:
     """The probed prompts whose pass rate is strictly inside `band`, as raw rows of the config's
-    dataset (so the same `type:` transform reads them); returns how many were written."""
+    dataset (so the same `type:` transform reads them); returns how many were written. None
+    selected: nothing is written (a file already at `path` is kept)."""
     from ..config.run import read_run
     from ..evaluate.prompts import dataset_entries, load_config, load_rows
 
@@ -273,11 +274,13 @@ def write_filtered(result: ProbeResult, config: Any, path: str | Path,
                          "raw rows; filter the transformed rows yourself from --json")
     rates = result.pass_rates()
     keep = [i for i, p in zip(result.problem_indices, rates) if lo < p < hi]
+    if not keep:  # an empty dataset trains nothing: write nothing, and keep a file already there
+        return 0
+    from ..safe_files import write_atomic
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        for i in keep:
-            f.write(json.dumps(raw[i], ensure_ascii=False, default=str) + "\n")
+    write_atomic(path, "".join(json.dumps(raw[i], ensure_ascii=False, default=str) + "\n" for i in keep))
     return len(keep)
 
 
