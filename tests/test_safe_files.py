@@ -197,3 +197,17 @@ def test_demo_outputs_replace_planted_links(out, victim, tmp_path):
     plot([{"reward": 0.5}, {"reward": 0.7}], out / "curves.png", "t")
     assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG"
     assert untouched(victim) and no_temp_files(out)
+
+
+def test_is_input_compares_resolved_paths(tmp_path, monkeypatch):
+    from axolotl_grpo_plugin.safe_files import is_input
+
+    (tmp_path / "d").mkdir()
+    (tmp_path / "data.jsonl").write_text("{}\n")
+    (tmp_path / "link.jsonl").symlink_to(tmp_path / "data.jsonl")
+    monkeypatch.chdir(tmp_path)
+    inputs = {"the config file": str(tmp_path / "c.yaml"), "the dataset": "data.jsonl", "unset": None}
+    assert is_input("d/../data.jsonl", inputs) == "the dataset"
+    assert is_input(tmp_path / "link.jsonl", inputs) == "the dataset"
+    assert is_input("./c.yaml", inputs) == "the config file"
+    assert is_input("other.jsonl", inputs) is None
