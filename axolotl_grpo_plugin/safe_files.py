@@ -134,15 +134,6 @@ def unmakeable_folder(path: str | os.PathLike) -> str | None:
     return None
 
 
-def is_input(path: str | os.PathLike, inputs: dict[str, str | os.PathLike | None]) -> str | None:
-    """What `path` is when it is one of the command's `inputs` ({what: path}, e.g. {"the config":
-    CONFIG}), else None: paths compared resolved (`./a/../b` is `b`, a symlink is its target)."""
-    target = Path(path).expanduser().resolve()
-    for what, source in inputs.items():
-        if source is not None and Path(source).expanduser().resolve() == target:
-            return what
-    return None
-
 
 def write_atomic(path: str | os.PathLike, data: str | bytes, encoding: str = "utf-8") -> Path:
     """Write all of `data` to `path` through `replacing`: readers see the old file or the new one."""
@@ -184,13 +175,12 @@ def config_inputs(config: str | os.PathLike | None) -> list[tuple[Path, str]]:
         return []
     config = Path(config)
     pairs = [(config, "the config")]
-    try:
-        import yaml
+    from .config.load import read_yaml
+    from .errors import PluginError
 
-        data = yaml.safe_load(config.read_text(encoding="utf-8"))
-    except Exception:  # noqa: BLE001 - any unreadable yaml: the command's own load says why
-        return pairs
-    if not isinstance(data, dict):
+    try:
+        data = read_yaml(config)
+    except PluginError:  # an unreadable yaml: the command's own load says why
         return pairs
     for key in ("datasets", "test_datasets"):
         entries = data.get(key)
@@ -205,20 +195,3 @@ def input_clash(flag: str, path: str | os.PathLike, what: str) -> str:
     """The one-line error for an output flag that names one of the command's inputs."""
     return f"{flag} = {str(path)!r} is {what}: writing it would replace it. Fix: write to another file"
 
-
-def unwritable_folder(path: str | os.PathLike) -> str | None:
-    """Why `path` cannot be an output folder, or None; it is made, with its missing parents, as
-    every output flag makes them. Checked before slow work, so a bad path fails in seconds."""
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        return "is a file, not a folder"
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):  # a file where one of its parents would be
-        blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), path)
-        return f"{blocker} is a file, not a folder"
-    except OSError as exc:
-        return f"cannot make it ({exc.strerror or exc})"
-    if not os.access(path, os.W_OK | os.X_OK):
-        return "is not writable"
-    return None

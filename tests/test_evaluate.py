@@ -654,9 +654,9 @@ def _tmp_smoke(tmp_path, repo_root, embedded_model_dir) -> Path:
 
 @pytest.mark.parametrize(("flag", "target", "what"), [
     ("--keep-replies", "held.jsonl", "the --dataset file"),
-    ("--keep-replies", "data.jsonl", "the config's datasets[0].path dataset"),
-    ("--keep-replies", "smoke.yaml", "the config file"),
-    ("--out", "smoke.yaml", "the config file"),
+    ("--keep-replies", "data.jsonl", "its dataset datasets[0].path"),
+    ("--keep-replies", "smoke.yaml", "the config"),
+    ("--out", "smoke.yaml", "the config"),
 ])
 def test_an_output_that_is_one_of_the_inputs_is_refused(flag, target, what, repo_root, embedded_model_dir,
                                                        test_file, tmp_path, monkeypatch, capsys):

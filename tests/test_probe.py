@@ -269,8 +269,8 @@ def _tmp_smoke(tmp_path) -> Path:
 
 
 @pytest.mark.parametrize(("target", "said"), [
-    ("data.jsonl", "is the config's datasets[0].path dataset, which this command reads"),
-    ("smoke.yaml", "is the config file, which this command reads"),
+    ("data.jsonl", "is its dataset datasets[0].path, which this command reads"),
+    ("smoke.yaml", "is the config, which this command reads"),
     ("afile/f.jsonl", "{tmp}/afile is a file, not a folder"),
     ("adir", "is a folder"),
 ])

@@ -199,15 +199,23 @@ def test_demo_outputs_replace_planted_links(out, victim, tmp_path):
     assert untouched(victim) and no_temp_files(out)
 
 
-def test_is_input_compares_resolved_paths(tmp_path, monkeypatch):
-    from axolotl_grpo_plugin.safe_files import is_input
+def test_an_output_that_is_an_input_is_found_through_relative_paths_links_and_the_config(tmp_path, monkeypatch):
+    from axolotl_grpo_plugin.safe_files import config_inputs, overwritten_input
 
     (tmp_path / "d").mkdir()
     (tmp_path / "data.jsonl").write_text("{}\n")
     (tmp_path / "link.jsonl").symlink_to(tmp_path / "data.jsonl")
+    (tmp_path / "hard.jsonl").hardlink_to(tmp_path / "data.jsonl")
+    (tmp_path / "c.yaml").write_text("datasets:\n  - path: data.jsonl\ntest_datasets:\n  - path: held.jsonl\n")
     monkeypatch.chdir(tmp_path)
-    inputs = {"the config file": str(tmp_path / "c.yaml"), "the dataset": "data.jsonl", "unset": None}
-    assert is_input("d/../data.jsonl", inputs) == "the dataset"
-    assert is_input(tmp_path / "link.jsonl", inputs) == "the dataset"
-    assert is_input("./c.yaml", inputs) == "the config file"
-    assert is_input("other.jsonl", inputs) is None
+    inputs = [(tmp_path / "c.yaml", "the config file"), ("data.jsonl", "the dataset"), (None, "unset")]
+    assert overwritten_input("d/../data.jsonl", inputs) == "the dataset"
+    assert overwritten_input(tmp_path / "link.jsonl", inputs) == "the dataset"
+    assert overwritten_input("hard.jsonl", inputs) == "the dataset"
+    assert overwritten_input("./c.yaml", inputs) == "the config file"
+    assert overwritten_input("other.jsonl", inputs) is None
+    found = {str(path): what for path, what in config_inputs("c.yaml")}
+    assert found == {"c.yaml": "the config", "data.jsonl": "its dataset datasets[0].path",
+                     "held.jsonl": "its dataset test_datasets[0].path"}
+    (tmp_path / "bad.yaml").write_text("a: [\n")
+    assert [what for _, what in config_inputs("bad.yaml")] == ["the config"]  # its own load says why

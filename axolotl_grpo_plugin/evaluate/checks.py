@@ -8,7 +8,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..safe_files import is_input, unwritable
+from ..safe_files import config_inputs as files_of_config
+from ..safe_files import overwritten_input, unwritable
 from .prompts import EvalError
 
 
@@ -58,31 +59,16 @@ def check_model_dir(model: str, flag: str) -> None:
                         "Fix: pass a checkpoint directory or a Hub id (org/name)")
 
 
-def config_inputs(config: Any, dataset: str | None = None) -> dict[str, str]:
-    """The files a run reads ({what: path}): the config, --dataset, and its local dataset paths
-    (`datasets[i].path`, `test_datasets[i].path`), for `check_output`."""
-    inputs: dict[str, str] = {}
-    if isinstance(config, (str, Path)):
-        inputs["the config file"] = str(config)
-    if dataset:
-        inputs["the --dataset file"] = str(dataset)
-    try:
-        from .prompts import load_config
-
-        cfg = load_config(config)
-    except Exception:  # an unreadable config fails later with its own message
-        return inputs
-    for key in ("datasets", "test_datasets"):
-        for i, entry in enumerate(cfg.get(key) or []):
-            path = entry.get("path") if isinstance(entry, dict) else None
-            if isinstance(path, str) and Path(path).expanduser().exists():
-                inputs[f"the config's {key}[{i}].path dataset"] = path
-    return inputs
+def config_inputs(config: Any, dataset: str | None = None) -> list[tuple[Any, str]]:
+    """The files a run reads, as `safe_files.overwritten_input` pairs: the config and its local
+    dataset paths, and --dataset, for `check_output`."""
+    pairs = files_of_config(config) if isinstance(config, (str, Path)) else []
+    return [*pairs, (dataset, "the --dataset file")]
 
 
-def check_output(flag: str, path: str | Path, inputs: dict[str, str]) -> None:
+def check_output(flag: str, path: str | Path, inputs: list[tuple[Any, str]]) -> None:
     """An output file: not one of the inputs, and writable (its folder made), said before the work."""
-    what = is_input(path, inputs)
+    what = overwritten_input(path, inputs)
     if what:
         raise EvalError(f"{flag} {path}: is {what}, which this command reads; writing it would destroy it. "
                         "Fix: write to another file")
@@ -91,9 +77,9 @@ def check_output(flag: str, path: str | Path, inputs: dict[str, str]) -> None:
         raise EvalError(f"{flag} {path}: {why}. Fix: name a file in a folder you can write")
 
 
-def check_out_dir(flag: str, folder: str | Path, files: list[str], inputs: dict[str, str]) -> None:
+def check_out_dir(flag: str, folder: str | Path, files: list[str], inputs: list[tuple[Any, str]]) -> None:
     """An output folder (made here) and the `files` to be written in it, checked as `check_output`."""
-    what = is_input(folder, inputs)
+    what = overwritten_input(folder, inputs)
     if what:
         raise EvalError(f"{flag} {folder}: is {what}, which this command reads. Fix: name a folder "
                         "for the outputs, e.g. --out eval-outputs/NAME")
@@ -103,7 +89,7 @@ def check_out_dir(flag: str, folder: str | Path, files: list[str], inputs: dict[
                         "e.g. --out eval-outputs/NAME")
     for name in files:
         target = folder / name
-        what = is_input(target, inputs)
+        what = overwritten_input(target, inputs)
         if what:
             raise EvalError(f"{flag} {folder}: its {name} would overwrite {what}. Fix: name another folder")
         why = unwritable(target)

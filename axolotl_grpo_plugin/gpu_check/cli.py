@@ -22,7 +22,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from ..cli import positive_float, positive_int, prog
-from ..safe_files import replacing, unwritable_folder
+from ..safe_files import replacing, unmakeable_folder
 from .cases import EMULATED_CASES, GPU_CASES, Case, write_config
 from .measure import TrainRun, child_env, run_train, summarize
 from .model import build_model
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     started = time.monotonic()
     out = Path(args.out).resolve()
-    if why := unwritable_folder(out):  # before any case runs, not in a traceback after
+    if why := unmakeable_folder(out):  # before any case runs, not in a traceback after
         print(f"error: --out = {args.out!r}: {why}. Fix: pass a writable folder with --out DIR", file=sys.stderr)
         return 2
     gpu = None if args.emulate else read_gpu()

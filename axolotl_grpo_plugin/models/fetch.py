@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import EXIT_FAILED, PluginError, Problem
-from ..safe_files import _UMASK, unwritable_folder
+from ..safe_files import _UMASK, unmakeable_folder
 
 
 MARKER = ".axolotl-grpo-fetch.json"
@@ -319,7 +319,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     parent = Path(args.output_dir).expanduser().absolute().parent
-    if why := unwritable_folder(parent):  # before the download, not in a traceback after it
+    if why := unmakeable_folder(parent):  # before the download, not in a traceback after it
         print(f"error: --output-dir = {args.output_dir!r}: its folder {parent}: {why}. Fix: pass an "
               "--output-dir in a writable folder", file=sys.stderr)
         return 2
