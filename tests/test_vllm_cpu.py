@@ -130,28 +130,11 @@ def test_autostart_on_cpu_skips_the_gpu_layout_and_pinning(cpu_build, tmp_path):
     seen = read_info(info)
     assert seen["env"]["CUDA_VISIBLE_DEVICES"] is None
     assert seen["env"]["VLLM_CPU_KVCACHE_SPACE"] == cpu.KV_CACHE_GIB
-    # 0.19/0.20's server: the engine in its worker process (one process start less)
-    assert seen["env"]["VLLM_ENABLE_V1_MULTIPROCESSING"] == ("0" if cpu.AXOLOTL.serve_runs_offline_llm else None)
     served = yaml.safe_load((Path(cfg["output_dir"]) / "vllm-server.yaml").read_text())
     assert served["vllm"]["worker_extension_cls"] == cpu.WORKER_EXTENSION
     assert served["vllm"]["dtype"] == "float32"
     autostart.after_training()
     assert wait_until(lambda: not alive(seen["pid"]) and not alive(seen["child"]), 10)
-
-
-@pytest.mark.parametrize("release, in_process", [((0, 19), "0"), ((0, 20), "0"), ((0, 21), None)])
-def test_the_server_runs_its_engine_in_process_where_the_variable_counts(monkeypatch, release, in_process):
-    """0.19/0.20's server drives vLLM's offline engine, which VLLM_ENABLE_V1_MULTIPROCESSING=0 keeps
-    in the server's worker process; 0.21's native server ignores it (and warns), so it is not set
-    there. A value the user set is kept."""
-    from axolotl_grpo_plugin.config import defaults
-
-    monkeypatch.setattr(cpu, "AXOLOTL", defaults._AXOLOTL_ROWS[release])
-    extra = cpu.server_env({})
-    assert extra.get(cpu.IN_PROCESS_ENGINE_ENV) == in_process
-    assert extra[cpu.KV_CACHE_ENV] == cpu.KV_CACHE_GIB
-    if in_process:
-        assert cpu.server_env({cpu.IN_PROCESS_ENGINE_ENV: "1"})[cpu.IN_PROCESS_ENGINE_ENV] == "1"
 
 
 def test_gpu_autostart_is_unchanged_without_the_cpu_build(monkeypatch, tmp_path):

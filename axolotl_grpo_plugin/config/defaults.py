@@ -66,12 +66,6 @@ class AxolotlFacts:
     loads_installed_plugins: bool = False
 
     @property
-    def serve_runs_offline_llm(self) -> bool:
-        """`axolotl vllm-serve` drives vLLM's offline `LLM` in worker processes (0.19/0.20's TRL-style
-        server, which honours VLLM_ENABLE_V1_MULTIPROCESSING), not AsyncLLM (0.21's native one)."""
-        return self.vllm_health_path == "/health/"
-
-    @property
     def push_by_rpc(self) -> bool:
         """The CPU push goes to vLLM's `/collective_rpc` (0.21), not Axolotl's own route (0.19/0.20)."""
         return self.cpu_push_path == "/collective_rpc"
