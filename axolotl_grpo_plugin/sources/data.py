@@ -348,8 +348,8 @@ def _json_lines_problem(path: Path) -> str | None:
                 try:
                     row = json.loads(line)
                 except ValueError as exc:
-                    if number == 1 and line.lstrip().startswith((b"[", b"\xef\xbb\xbf[")):
-                        return None  # a JSON array over several lines: the builder's to read
+                    if number == 1 and line.lstrip().lstrip(b"\xef\xbb\xbf").startswith((b"[", b"{")):
+                        return None  # one JSON document over several lines: the builder's own message
                     return f"line {number} is not JSON ({exc.msg})"
                 if isinstance(row, list):
                     return f"line {number} is a JSON array, not an object (one JSON object per line)"
