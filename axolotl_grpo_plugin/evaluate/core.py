@@ -161,9 +161,10 @@ def check_model(model: Any, where: str = "--model", hub: bool = False) -> None:
 
 
 def _looks_local(text: str) -> bool:
-    """A path, not a Hub id: ./ ../ / ~ in front, more than one slash, or its first folder exists."""
-    return (text.startswith(("./", "../", "/", "~")) or text.count("/") > 1
-            or ("/" in text and Path(text.split("/")[0]).is_dir()))
+    """What `sources.data.is_local` (the one local-vs-Hub rule, already asked above) takes for a Hub
+    id but a model flag means as a path: more than one slash (a URL too), or `owner/name` whose owner
+    is a folder here."""
+    return text.count("/") > 1 or ("/" in text and Path(text.split("/")[0]).is_dir())
 
 
 def _hub_unreachable(repo_id: str) -> str | None:
