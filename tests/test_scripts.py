@@ -67,3 +67,56 @@ def test_the_suite_runs_on_every_core_at_most_four_unless_told(tmp_path):
     proc = run_test_sh(told, TEST_WORKERS="0")
     assert proc.returncode == 0, proc.stderr
     assert "-n 0 --dist loadfile" in (told / "python.log").read_text()
+
+
+# --- CI's real-vLLM selection (`--ci`): what it leaves out is marked, and only real-vLLM tests are ---
+
+def run_vllm_script(tmp_path: Path, script: str, *args: str) -> str:
+    """Run a real-vLLM test script beside stand-ins for its setup and venv; what pytest was asked."""
+    root = tmp_path / "repo"
+    (root / "scripts").mkdir(parents=True)
+    shutil.copy(REPO_ROOT / "scripts" / script, root / "scripts" / script)
+    (root / "scripts" / script.replace("test-", "setup-")).write_text("")
+    venv_bin = tmp_path / "venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    (venv_bin / "activate").write_text(f"PATH='{venv_bin}':$PATH\n")
+    (root / ".venv-vllm").symlink_to(tmp_path / "venv")
+    (venv_bin / "python").write_text(f"#!/bin/sh\nfor a in \"$@\"; do echo \"$a\"; done > '{tmp_path}/pytest.args'\n")
+    (venv_bin / "python").chmod(0o755)
+    proc = subprocess.run(["bash", str(root / "scripts" / script), *args], capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
+                               "AXOLOTL021_VLLM_VENV": str(tmp_path / "venv")}, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return (tmp_path / "pytest.args").read_text()
+
+
+def marker(pytest_args: list[str]) -> str:
+    """The marker expression: what follows pytest's own `-m` (the last; the first is python's)."""
+    return pytest_args[len(pytest_args) - pytest_args[::-1].index("-m")]
+
+
+def test_ci_runs_the_real_vllm_tests_less_those_marked_beyond_ci(tmp_path):
+    lines = (REPO_ROOT / ".ci" / "run").read_text().splitlines()
+    assert "bash scripts/test-vllm-cpu.sh --ci" in lines and "bash scripts/test-axolotl021-vllm-cpu.sh --ci" in lines
+    for n, script in enumerate(("test-vllm-cpu.sh", "test-axolotl021-vllm-cpu.sh")):
+        everything = run_vllm_script(tmp_path / f"all{n}", script, "-x").splitlines()
+        in_ci = run_vllm_script(tmp_path / f"ci{n}", script, "--ci", "-x").splitlines()
+        assert everything[:2] == ["-m", "pytest"] and marker(everything) == "vllm_cpu" and everything[-1] == "-x"
+        assert marker(in_ci) == "vllm_cpu and not beyond_ci" and "--ci" not in in_ci
+        assert in_ci[-1] == "-x"
+
+
+def test_only_real_vllm_tests_are_marked_beyond_ci():
+    """The main suite (the README's command, CI part 1) never loses a test to the marker."""
+    import ast
+
+    marked = []
+    for path in sorted((REPO_ROOT / "tests").glob("test_*.py")):
+        tree = ast.parse(path.read_text())
+        if not any(isinstance(node, ast.Attribute) and node.attr == "beyond_ci" for node in ast.walk(tree)):
+            continue
+        module_marks = [ast.unparse(node.value) for node in tree.body if isinstance(node, ast.Assign)
+                        and any(getattr(t, "id", "") == "pytestmark" for t in node.targets)]
+        assert any("vllm_cpu" in m for m in module_marks), f"{path.name} marks beyond_ci outside the vllm_cpu tests"
+        marked.append(path.name)
+    assert marked == ["test_vllm_cpu_e2e.py"]

