@@ -22,6 +22,13 @@ DATA_DIR = PACKAGE_DIR / "data"
 CACHE_ENV = "AXOLOTL_GRPO_CACHE"
 
 
+def user_path(text: str | os.PathLike) -> Path:
+    """`~` and `~user` expanded as the shell would. Not `Path.expanduser`, which raises
+    RuntimeError for an unknown `~nosuchuser/...`: such a path stays as written, so it is simply
+    not there (a clear "not found"), never a traceback."""
+    return Path(os.path.expanduser(os.fspath(text)))
+
+
 def checkout_root() -> Path | None:
     """The source checkout this package runs from, or None when it is installed."""
     return PACKAGE_PARENT if (PACKAGE_PARENT / "pyproject.toml").is_file() and (
@@ -32,7 +39,7 @@ def cache_dir() -> Path:
     """$AXOLOTL_GRPO_CACHE, else `.cache/` of a checkout, else the user cache
     ($XDG_CACHE_HOME or ~/.cache)/axolotl-grpo-plugin."""
     if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]).expanduser().resolve()
+        return user_path(os.environ[CACHE_ENV]).resolve()
     root = checkout_root()
     if root is not None:
         return root / ".cache"

@@ -776,6 +776,7 @@ def test_cuda_without_a_gpu_is_refused_with_the_fix(tool, repo_root, embedded_mo
     ("./nodir", "no local folder ./nodir (relative paths start at"),
     ("a/b/c", "no local folder a/b/c (relative paths start at"),
     ("afile/sub", "no local folder afile/sub (relative paths start at"),
+    ("~nosuchuser-grpo/model", "no local folder ~nosuchuser-grpo/model (relative paths start at"),  # was a traceback
 ])
 def test_a_missing_model_path_is_not_sent_to_the_hub(model, said, repo_root, tmp_path, monkeypatch, capsys):
     """`--model bad/nodir` answered "We couldn't connect to 'https://huggingface.co'"."""

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ..paths import user_path
 from ..safe_files import config_inputs as files_of_config
 from ..safe_files import overwritten_input, unwritable
 from .prompts import EvalError
@@ -50,7 +51,7 @@ def check_device(device: str | None) -> str | None:
 
 def check_model_dir(model: str, flag: str) -> None:
     """A local model folder must hold a model (config.json, or a PEFT adapter's adapter_config.json)."""
-    path = Path(model).expanduser()
+    path = user_path(model)
     if path.is_file():
         raise EvalError(f"{flag} {model}: is a file, not a model folder. Fix: pass a checkpoint "
                         "directory (with config.json) or a Hub id (org/name)")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config.run import read_run
+from ..paths import user_path
 from ..registry import correctness
 from ..sources.data import looks_like_missing_path
 from . import generation, passk, prompts, scoring
@@ -149,10 +150,10 @@ def check_model(model: Any, where: str = "--model", hub: bool = False) -> None:
         return
     text = str(model)
     if looks_like_missing_path(model, bare_name_is_hub=True) or (
-            not Path(text).expanduser().exists() and _looks_local(text)):
+            not user_path(text).exists() and _looks_local(text)):
         raise EvalError(f"{where} = {text!r}: no local folder {text} (relative paths start at {Path.cwd()}). "
                         f"Fix: pass a checkpoint directory or a Hub id (org/name) as {where}")
-    if hub and not Path(text).expanduser().exists():
+    if hub and not user_path(text).exists():
         why = _hub_unreachable(text)
         if why:
             raise EvalError(f"{where} = {text!r}: no local folder {text}, and as a Hub id it cannot be "

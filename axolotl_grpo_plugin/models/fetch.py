@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import EXIT_FAILED, PluginError, Problem
+from ..paths import user_path
 from ..safe_files import _UMASK, unmakeable_folder
 
 
@@ -88,7 +89,7 @@ def fetch(name: str, output_dir: str | os.PathLike, dtype: str = "float32", whee
           progress=None) -> tuple[Path, bool]:
     """Fetch `name` into `output_dir`; returns (the folder, whether it was already there)."""
     model = MODELS[name]
-    target = Path(output_dir).expanduser().absolute()
+    target = user_path(output_dir).absolute()
     if is_complete(target, model, dtype):
         return target, True
     refuse_occupied(target)
@@ -318,7 +319,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    parent = Path(args.output_dir).expanduser().absolute().parent
+    parent = user_path(args.output_dir).absolute().parent
     if why := unmakeable_folder(parent):  # before the download, not in a traceback after it
         print(f"error: --output-dir = {args.output_dir!r}: its folder {parent}: {why}. Fix: pass an "
               "--output-dir in a writable folder", file=sys.stderr)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PluginError, Problem
+from ..paths import user_path
 
 
 LOG = logging.getLogger("axolotl_grpo_plugin.rewards")
@@ -138,7 +139,7 @@ def _write(conn: sqlite3.Connection, name: str, calls: int, tokens: int) -> None
 
 
 def ledger_path(output_dir: str | os.PathLike) -> Path:
-    return Path(output_dir).expanduser().resolve() / LEDGER_FILE
+    return user_path(output_dir).resolve() / LEDGER_FILE
 
 
 def open_for_run(output_dir: str | os.PathLike, *, fresh: bool) -> Path:

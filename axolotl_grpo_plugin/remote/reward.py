@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config.args import RemoteRewardSettings
+from ..paths import user_path
 from .cache import AnswerCache
 from .calls import Answer, Caller
 from .kinds import Request, Unusable, kind_of
@@ -33,7 +34,7 @@ def cache_path(spec: RemoteRewardSettings) -> Path | None:
         from ..paths import cache_dir
 
         return cache_dir() / CACHE_FILE
-    return Path(str(spec.cache)).expanduser()
+    return user_path(str(spec.cache))
 
 
 class RemoteReward:

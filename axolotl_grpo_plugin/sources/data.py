@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PluginError, Problem
+from ..paths import user_path
 
 
 # Axolotl 0.19's suffix -> builder table (utils/data/shared.py `EXTENSIONS_TO_DATASET_TYPES`);
@@ -240,7 +241,7 @@ def _flat_json_lines_head(spec: DatasetSpec, count: int) -> dict | None:
 
 def missing_path(spec: DatasetSpec, config_path: Any = None) -> DataSourceError:
     """`path` not found, with the path as resolved (and the copy beside the config, if one is there)."""
-    resolved = Path(str(spec.path)).expanduser().absolute()
+    resolved = user_path(str(spec.path)).absolute()
     fix = "correct the path"
     if config_path and not Path(str(spec.path)).is_absolute():
         beside = Path(str(config_path)).resolve().parent / str(spec.path)
@@ -264,7 +265,7 @@ def is_local(source: Any, *, bare_name_is_hub: bool = False) -> bool:
     text = str(source)
     if text.startswith((*REMOTE_PREFIXES, "https://", "http://")):
         return False
-    if Path(text).expanduser().exists() or any(s.lower() in DATA_SUFFIXES for s in Path(text).suffixes):
+    if user_path(text).exists() or any(s.lower() in DATA_SUFFIXES for s in Path(text).suffixes):
         return True
     if HUB_ID.fullmatch(text) or (bare_name_is_hub and BARE_NAME.fullmatch(text)):
         return False
@@ -273,7 +274,7 @@ def is_local(source: Any, *, bare_name_is_hub: bool = False) -> bool:
 
 def looks_like_missing_path(source: Any, *, bare_name_is_hub: bool = False) -> bool:
     """A local path (`is_local`) that is not there: an error, never a question to the Hub."""
-    return is_local(source, bare_name_is_hub=bare_name_is_hub) and not Path(str(source)).expanduser().exists()
+    return is_local(source, bare_name_is_hub=bare_name_is_hub) and not user_path(str(source)).exists()
 
 
 def _builder_for(spec: DatasetSpec) -> str:
