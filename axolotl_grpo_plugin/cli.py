@@ -11,6 +11,7 @@ import argparse
 import importlib
 import os
 import sys
+from collections.abc import Callable
 
 
 # name -> (module with main(argv), one-line help)
@@ -76,15 +77,21 @@ def renamed(parser: argparse.ArgumentParser, old: str, new: str, **kwargs) -> No
     parser.add_argument(old, action=Note, help=argparse.SUPPRESS, default=argparse.SUPPRESS, **kwargs)
 
 
-def positive_int(text: str) -> int:
-    """argparse type: a whole number of 1 or more (argparse names the flag: exit 2, no traceback)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
+def at_least(minimum: int, fix: str = "") -> Callable[[str], int]:
+    """argparse type of a whole-number flag, declared beside it: a value below `minimum` is refused
+    while parsing (argparse names the flag and exits 2, before any work), with `fix`."""
+    def whole_number(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{text!r} must be at least {minimum}" + (f". Fix: {fix}" if fix else ""))
+        return value
+    return whole_number
+
+
+positive_int = at_least(1)
 
 
 def positive_float(text: str) -> float:
@@ -102,13 +109,14 @@ def add_sampling_flags(parser: argparse.ArgumentParser, decides: str) -> None:
     """The flags of the tools that sample a model and score it with the config's rewards (probe,
     evaluate): one definition, so they read and default the same in both."""
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
-    parser.add_argument("--batch-size", type=int, default=64,
+    parser.add_argument("--batch-size", type=at_least(1, "e.g. --batch-size 64 (the default)"), default=64,
                         help="sequences per generate call for transformers (default 64; a model under 20M "
                         "parameters generates on one CPU thread, which is faster)")
     parser.add_argument("--backend", choices=["auto", "vllm", "transformers"], default="auto",
                         help="auto (default): vLLM wherever it runs (a GPU, or vLLM's CPU build with a model "
                         "of head_dim >= 32), else transformers")
-    parser.add_argument("--device", help="torch device for transformers (default: cuda if present)")
+    parser.add_argument("--device", help="torch device for transformers: auto (the default: cuda if present), "
+                        "cpu, cuda or cuda:N")
     parser.add_argument("--correct-reward", help=f"reward that decides {decides} (default: the one named *correct*)")
 
 

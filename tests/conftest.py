@@ -88,6 +88,14 @@ def importable_module(tmp_path: Path, monkeypatch, prefix: str, source: str) -> 
     return name
 
 
+def cli_exit(main, argv: list[str]) -> int:
+    """A tool's exit code for `argv`, whether its `main` returns it or argparse exits while parsing."""
+    try:
+        return main(argv)
+    except SystemExit as exit_:
+        return exit_.code
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import cli_exit
 
 from axolotl_grpo_plugin.probe import arithmetic
 from axolotl_grpo_plugin.probe.core import ProbeResult, Sample
@@ -174,8 +175,10 @@ def test_write_filtered_keeps_prompts_strictly_between(demo_base, tmp_path, caps
 def test_bad_flags_exit_2(tmp_path, capsys):
     from axolotl_grpo_plugin.probe.__main__ import main
 
-    assert main([str(REPO / "configs" / "smoke.yaml"), "--generations", "1", "--no-progress"]) == 2
-    assert "--generations" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main([str(REPO / "configs" / "smoke.yaml"), "--generations", "1", "--no-progress"])
+    assert exit_.value.code == 2
+    assert "argument --generations: '1' must be at least 2. Fix: GRPO compares" in capsys.readouterr().err
 
 
 def test_a_wrong_band_is_named_before_any_prompt_is_sampled(tmp_path, capsys, monkeypatch):
@@ -318,10 +321,11 @@ def test_no_prompt_in_the_band_writes_nothing_and_keeps_the_file(tmp_path, capsy
 
 
 @pytest.mark.parametrize(("argv", "said"), [
-    (["--batch-size", "0"], "--batch-size = 0: must be at least 1. Fix: "),
-    (["--batch-size", "-1"], "--batch-size = -1: must be at least 1. Fix: "),
-    (["--threads", "0"], "--threads = 0: must be at least 1. Fix: "),
-    (["--threads", "-2"], "--threads = -2: must be at least 1. Fix: "),
+    (["--batch-size", "0"], "argument --batch-size: '0' must be at least 1. Fix: "),
+    (["--batch-size", "-1"], "argument --batch-size: '-1' must be at least 1. Fix: "),
+    (["--threads", "0"], "argument --threads: '0' must be at least 1. Fix: "),
+    (["--threads", "-2"], "argument --threads: '-2' must be at least 1. Fix: "),
+    (["--prompts", "0"], "argument --prompts: '0' must be at least 1. Fix: "),
     (["--device", "nope"], "--device = 'nope': unknown device. Fix: use auto, cpu, cuda or cuda:N"),
 ])
 def test_probe_bad_numbers_are_refused_at_parsing(argv, said, capsys, monkeypatch):
@@ -329,5 +333,5 @@ def test_probe_bad_numbers_are_refused_at_parsing(argv, said, capsys, monkeypatc
     from axolotl_grpo_plugin.probe.__main__ import main
 
     monkeypatch.setattr(quiet, "run_quietly", lambda *a, **k: pytest.fail("refused only after parsing"))
-    assert main([str(REPO / "configs" / "smoke.yaml"), *argv]) == 2
-    assert capsys.readouterr().err.startswith(f"error: {said}")
+    assert cli_exit(main, [str(REPO / "configs" / "smoke.yaml"), *argv]) == 2
+    assert f"error: {said}" in capsys.readouterr().err.splitlines()[-1]

@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from ..cli import add_output_flags, add_sampling_flags, prog
+from ..cli import add_output_flags, add_sampling_flags, at_least, prog
 from ..paths import DATA_DIR, embedded_dir, packaged_config
 from ..safe_files import write_atomic
 
@@ -61,11 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--split", default="test", help="dataset split (default: test)")
     parser.add_argument("--dataset", help="read prompts from this file or Hub id instead "
                         "(transformed with the config's dataset type)")
-    parser.add_argument("--samples", type=int, default=1,
+    parser.add_argument("--samples", type=at_least(0, "0 for greedy only, or e.g. --samples 8"), default=1,
                         help="sampled completions per problem for pass@k (default 1; 0 = greedy only)")
-    parser.add_argument("--limit", type=int, help="evaluate only the first N problems")
+    parser.add_argument("--limit", type=at_least(1, "leave it out to evaluate every problem, or e.g. --limit 200"),
+                        help="evaluate only the first N problems")
     add_sampling_flags(parser, decides="correctness")
-    parser.add_argument("--max-new-tokens", type=int,
+    parser.add_argument("--max-new-tokens", type=at_least(1, "leave it out for the config's "
+                                                            "trl.max_completion_length, or e.g. --max-new-tokens 256"),
                         help="default: the config's trl.max_completion_length")
     parser.add_argument("--out", help="directory for the outputs (see below)")
     parser.add_argument("--keep-replies", metavar="PATH",
@@ -77,15 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from .checks import bad_device_form, bad_number
+    from .checks import bad_device_form
 
-    bad = bad_number({
-        "--limit": (args.limit, 1, "leave it out to evaluate every problem, or e.g. --limit 200"),
-        "--batch-size": (args.batch_size, 1, "e.g. --batch-size 64 (the default)"),
-        "--max-new-tokens": (args.max_new_tokens, 1, "leave it out for the config's "
-                             "trl.max_completion_length, or e.g. --max-new-tokens 256"),
-    }) or bad_device_form(args.device)
-    if bad:
+    if bad := bad_device_form(args.device):
         print(f"error: {bad}", file=sys.stderr)
         return 2
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -17,14 +17,6 @@ from .prompts import EvalError
 DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
-def bad_number(values: dict[str, tuple[int | None, int, str]]) -> str | None:
-    """The first {flag: (value, minimum, fix)} below its minimum, said with its fix."""
-    for flag, (value, minimum, fix) in values.items():
-        if value is not None and value < minimum:
-            return f"{flag} = {value}: must be at least {minimum}. Fix: {fix}"
-    return None
-
-
 def bad_device_form(device: str | None) -> str | None:
     """--device is auto, cpu, cuda or cuda:N (what the transformers backend runs on)."""
     if device is None or DEVICE.fullmatch(device):

@@ -8,7 +8,7 @@ import json
 import os
 import sys
 
-from ..cli import add_output_flags, add_sampling_flags, prog
+from ..cli import add_output_flags, add_sampling_flags, at_least, prog
 from ..errors import EXIT_FAILED, PluginError
 
 
@@ -41,9 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog("probe"), description=__doc__,
                                      epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", help="the Axolotl yaml of the run")
-    parser.add_argument("--prompts", type=int, default=32,
+    parser.add_argument("--prompts", type=at_least(1, "e.g. --prompts 32 (the default)"), default=32,
                         help="training prompts to sample, drawn with --seed (default 32)")
-    parser.add_argument("--generations", type=int, nargs="+",
+    parser.add_argument("--generations", nargs="+",
+                        type=at_least(2, "GRPO compares completions within a group: e.g. --generations 4 8 16"),
                         help="group sizes to compare (default: the config's trl.num_generations); "
                              "max(G) completions are sampled per prompt")
     parser.add_argument("--budget", type=int,
@@ -55,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="write the probed prompts with pass rate strictly inside --band as jsonl")
     parser.add_argument("--band", type=float, nargs=2, default=(0.0, 1.0), metavar=("LO", "HI"),
                         help="pass-rate band for --write-filtered (default 0 1: exclusive)")
-    parser.add_argument("--threads", type=int,
+    parser.add_argument("--threads", type=at_least(1, "leave it out for the cores idle now, or e.g. --threads 2"),
                         help="torch CPU threads (default: the cores idle right now, at least 1; "
                              "an oversubscribed CPU generates >10x slower)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of the summary")
@@ -66,13 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from ..evaluate.checks import bad_device_form, bad_number
+    from ..evaluate.checks import bad_device_form
 
-    bad = bad_number({
-        "--batch-size": (args.batch_size, 1, "e.g. --batch-size 64 (the default)"),
-        "--threads": (args.threads, 1, "leave it out for the cores idle now, or e.g. --threads 2"),
-    }) or bad_device_form(args.device)
-    if bad:
+    if bad := bad_device_form(args.device):
         print(f"error: {bad}", file=sys.stderr)
         return 2
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
