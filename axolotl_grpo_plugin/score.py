@@ -28,6 +28,7 @@ from typing import Any
 
 from axolotl_grpo_rewards.errors import RewardConfigError, RewardContractError
 
+from .cli import at_least
 from .config.load import read_config
 from .config.run import read_run
 from .errors import EXIT_BAD_INPUT, EXIT_FAILED, PluginError, Problem, counted, exit_for
@@ -208,11 +209,9 @@ def main(argv: list[str] | None = None) -> int:
                         "`answer` and any columns the rewards read")
     parser.add_argument("--output", type=Path, default=None, help="where the scored rows go "
                         "(default: INPUT with .scored.jsonl); replaced only when every row is scored")
-    parser.add_argument("--batch-size", type=int, default=64, help="rows per reward call (remote rewards "
+    parser.add_argument("--batch-size", type=at_least(1, "e.g. --batch-size 64 (the default)"), default=64, help="rows per reward call (remote rewards "
                         "send a batch concurrently); default 64")
     args = parser.parse_args(argv)
-    if args.batch_size < 1:
-        parser.error("--batch-size must be 1 or more")
     output = args.output or args.input.with_name(args.input.name.removesuffix(".jsonl") + ".scored.jsonl")
     try:
         lines = run(args.config, args.input, output, args.batch_size)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import importable_module
+from conftest import cli_exit, importable_module
 
 from axolotl_grpo_plugin.audit.__main__ import main
 from axolotl_grpo_plugin.audit.core import audit
@@ -194,14 +194,14 @@ def test_cli_exit_codes_and_json(tmp_path, user_module, capsys):
 @pytest.mark.parametrize("argv, needle", [
     ([], "CONFIG = (not set)"),
     (["missing.yaml"], "file not found"),
-    (["{cfg}", "--prompts", "0"], "--prompts 0"),
+    (["{cfg}", "--prompts", "0"], "argument --prompts: '0' must be at least 1. Fix: "),
     (["{cfg}", "--dataset", "{tmp}/missing.jsonl"], "error: --dataset = '{tmp}/missing.jsonl': file not found"),
     (["--rollouts", "{tmp}"], "no rollout log"),
 ])
 def test_bad_input_exits_2_with_the_fix(tmp_path, capsys, argv, needle):
     cfg = config(tmp_path, COOKBOOK)
     argv = [a.format(cfg=cfg, tmp=tmp_path) for a in argv]
-    assert main([*argv, "--verbose"]) == 2
+    assert cli_exit(main, [*argv, "--verbose"]) == 2
     err = capsys.readouterr().err
     assert needle.format(tmp=tmp_path) in err and "Traceback" not in err
 

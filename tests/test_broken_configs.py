@@ -186,8 +186,8 @@ def test_check_refuses_fewer_gpus_than_the_launch_needs(tmp_path, launch, needle
 
 
 @pytest.mark.parametrize("argv, needle", [
-    (["--processes", "0"], "argument --processes: 0 must be 1 or more"),
-    (["--gpus", "-1"], "argument --gpus: -1 must be 0 or more"),
+    (["--processes", "0"], "argument --processes: '0' must be at least 1. Fix: "),
+    (["--gpus", "-1"], "argument --gpus: '-1' must be at least 0. Fix: "),
     (["--cpu", "--gpus", "2"], "argument --gpus: 2 GPUs with --cpu, which uses none"),
 ])
 def test_check_names_the_launch_flag_that_is_wrong(tmp_path, capsys, argv, needle):

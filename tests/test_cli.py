@@ -173,3 +173,23 @@ def test_a_reader_that_stops_early_is_no_error(tmp_path):
     proc.stdout.close()  # what `head -1` does
     assert proc.wait(timeout=60) == 0
     assert b"Traceback" not in proc.stderr.read()
+
+
+@pytest.mark.parametrize("command, flag, minimum", [
+    ("demo", "--steps", 1), ("report", "--max-rollouts", 1), ("score", "--batch-size", 1),
+    ("plan", "--processes", 1), ("plan", "--prompt-tokens", 1), ("check", "--processes", 1),
+    ("check", "--gpus", 0), ("audit", "--prompts", 1), ("probe", "--prompts", 1), ("probe", "--generations", 2),
+    ("probe", "--threads", 1), ("evaluate", "--samples", 0), ("evaluate", "--limit", 1),
+    ("evaluate", "--max-new-tokens", 1), ("evaluate", "--batch-size", 1), ("stats", "--top", 1),
+    ("gpu-check", "--steps", 1),
+])
+def test_every_whole_number_flag_is_refused_below_its_minimum_while_parsing(command, flag, minimum, capsys):
+    """One check for them all (`cli.at_least`): the flag, the value and a fix, exit 2 before any
+    work (the config named does not even exist); the minimum itself is accepted by the same check."""
+    with pytest.raises(SystemExit) as done:
+        cli.main([command, *([] if command == "gpu-check" else ["no-such-config.yaml"]),
+                  *(["--input", "x"] if command == "score" else []), flag, str(minimum - 1)])
+    assert done.value.code == 2
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert f"error: argument {flag}: '{minimum - 1}' must be at least {minimum}. Fix: " in err, err
+    assert cli.at_least(minimum)(str(minimum)) == minimum

@@ -255,7 +255,7 @@ def test_cli_refuses_counts_below_one(flag, value, capsys):
     with pytest.raises(SystemExit) as done:
         plan_main(["configs/gsm8k.yaml", flag, value])
     assert done.value.code == 2
-    assert f"error: {flag} must be 1 or more" in capsys.readouterr().err
+    assert f"error: argument {flag}: '{value}' must be at least 1. Fix: " in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("gib", ["nan", "inf", "0"])

@@ -19,7 +19,7 @@ from typing import Any
 
 from .. import axolotl_validation, cloud, run_lock
 from ..audit.check import reward_warnings
-from ..cli import prog
+from ..cli import at_least, prog
 from ..config import defaults
 from ..config.batching import describe_layout
 from ..config.load import declared_processes, read_config
@@ -124,11 +124,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="check for a GPU machine (the default when this machine has one)")
     target.add_argument("--cpu", dest="has_gpu", action="store_false",
                         help="check for a CPU-only run")
-    parser.add_argument("--processes", type=int, default=None,
+    parser.add_argument("--processes", type=at_least(1, "e.g. --processes 2 (one per training GPU)"), default=None,
                         help="training processes (GPUs running the trainer, not the vLLM one); default: "
                         "the config's `# Processes: N` comment on a GPU launch (the shipped multi-GPU configs "
                         "have one), else 1")
-    parser.add_argument("--gpus", type=int, default=None,
+    parser.add_argument("--gpus", type=at_least(0, "the GPUs the launch sees, e.g. --gpus 2"), default=None,
                         help="GPUs the launch sees, for the vLLM autostart layout (which GPU the server "
                         "gets, whether the training processes fit beside it); default: --processes, plus "
                         "the server's GPUs when grpo_plugin.vllm_autostart is on; 0 with --cpu")
@@ -144,10 +144,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verbose", action="store_true",
                         help="also show what torch, bitsandbytes and Axolotl print while loading")
     args = parser.parse_args(argv)
-    if args.processes is not None and args.processes < 1:
-        parser.error(f"argument --processes: {args.processes} must be 1 or more")
-    if args.gpus is not None and args.gpus < 0:
-        parser.error(f"argument --gpus: {args.gpus} must be 0 or more")
     if args.has_gpu is False and args.gpus:
         parser.error(f"argument --gpus: {args.gpus} GPUs with --cpu, which uses none. Fix: drop --gpus, "
                      "or check a GPU launch with --gpu")

@@ -7,7 +7,7 @@ import json
 import sys
 import time
 
-from ..cli import prog, renamed
+from ..cli import at_least, prog, renamed
 from ..embedded.builder import DEFAULT_OUT
 from ..errors import PluginError, exit_for
 from ..paths import CACHE_ENV
@@ -41,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--seed", type=int, default=0, help="seed for the base and the run (default: %(default)s)")
-    parser.add_argument("--steps", type=int, default=None, help="GRPO steps (default: max_steps of configs/demo.yaml)")
+    parser.add_argument("--steps", type=at_least(1, "leave it out for the demo's own, or e.g. --steps 20"), default=None, help="GRPO steps (default: max_steps of configs/demo.yaml)")
     parser.add_argument("--output-dir", default="outputs/demo", help="run directory (default: %(default)s)")
     parser.add_argument("--device", default="auto", help="device for the held-out evaluation: auto, cpu, cuda (default: %(default)s)")
     parser.add_argument("--json-file", default=None, metavar="PATH", help="also write the figures and timings as JSON")
@@ -56,9 +56,6 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.steps is not None and args.steps < 1:
-        print(f"error: --steps must be a positive number of GRPO steps, got {args.steps}", file=sys.stderr)
-        return 2
     start = time.perf_counter()
     try:
         result = run_demo(seed=args.seed, steps=args.steps, output_dir=args.output_dir,

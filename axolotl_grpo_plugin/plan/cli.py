@@ -17,7 +17,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from ..cli import prog, renamed
+from ..cli import at_least, prog, renamed
 from ..config.batching import describe_layout
 from ..config.load import declared_processes, read_yaml_text
 from ..config.run import read_run
@@ -206,9 +206,10 @@ def parser() -> argparse.ArgumentParser:
     renamed(p, "--gpu", "--gpu-type", action="append")  # --gpu is a switch in `check`
     p.add_argument("--gpu-memory", type=float, action="append", default=[], metavar="GIB",
                    help="check a GPU of this many GiB instead of a named one (repeatable)")
-    p.add_argument("--processes", type=int,
+    p.add_argument("--processes", type=at_least(1, "e.g. --processes 2 (one per training GPU)"),
                    help="training processes (default: the config's `# Processes:` header, else 1)")
-    p.add_argument("--prompt-tokens", type=int, help="longest prompt in tokens")
+    p.add_argument("--prompt-tokens", type=at_least(1, "e.g. --prompt-tokens 300, or --from-data to measure it"),
+                   help="longest prompt in tokens")
     p.add_argument("--from-data", action="store_true",
                    help="measure the longest prompt with the stats module (the config's tokenizer, "
                    "template, dataset and transform; fetches them if they are not local)")
@@ -224,10 +225,6 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     p = parser()
     args = p.parse_args(argv)
-    if args.processes is not None and args.processes < 1:
-        p.error("--processes must be 1 or more")
-    if args.prompt_tokens is not None and args.prompt_tokens < 1:
-        p.error("--prompt-tokens must be 1 or more")
     try:
         gpus = [find_gpu(name) for name in args.gpu_type] + [gpu_from_memory(m) for m in args.gpu_memory]
         workload, _, dims_source, prompt_source, model = build(args)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..cli import prog, renamed
+from ..cli import at_least, prog, renamed
 from ..interrupted import read_marker
 from ..observe.rollout_log import log_files, read_rollouts
 from ..safe_files import input_clash, overwritten_input, unwritable, write_atomic
@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--html", type=Path, metavar="FILE", help="HTML file to write (default: OUTPUT_DIR/report.html)")
     renamed(parser, "--out", "--html", type=Path)  # --out is a folder in every other tool
     renamed(parser, "-o", "--html", type=Path)
-    parser.add_argument("--max-rollouts", type=int, default=DEFAULT_MAX_ROLLOUTS, metavar="N",
+    parser.add_argument("--max-rollouts", type=at_least(1, f"e.g. --max-rollouts {DEFAULT_MAX_ROLLOUTS} (the default)"),
+                        default=DEFAULT_MAX_ROLLOUTS, metavar="N",
                         help="rollouts to embed for browsing; larger logs are sampled uniformly "
                              f"(default: {DEFAULT_MAX_ROLLOUTS:,}); curves always use every rollout")
     parser.add_argument("--phrase", action="append", dest="phrases", metavar="TEXT",
@@ -54,9 +55,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no rollout log in {str(args.output_dir)!r} (expected rollouts.jsonl); it is "
               "written by training runs with the plugin and `grpo_plugin.rollout_log: true`",
               file=sys.stderr)
-        return 2
-    if args.max_rollouts < 1:
-        print(f"error: --max-rollouts {args.max_rollouts} must be at least 1", file=sys.stderr)
         return 2
     out = args.html or args.output_dir / "report.html"
     if clash := overwritten_input(out, [(path, "the run's rollout log") for path in log_files(args.output_dir)]):

@@ -7,7 +7,7 @@ import json
 import os
 import sys
 
-from ..cli import add_output_flags, positive_int, prog
+from ..cli import add_output_flags, at_least, prog
 from ..config.defaults import MAX_COMPLETION_LENGTH
 from ..paths import DATA_DIR, embedded_dir
 
@@ -55,24 +55,24 @@ def build_parser() -> argparse.ArgumentParser:
     inputs.add_argument("--chat-template", metavar="NAME_OR_FILE",
                         help="Axolotl chat_template name (qwen_25, llama3, chatml, tokenizer_default, ...) "
                         "or a .jinja file (default: the config's, else the tokenizer's own)")
-    inputs.add_argument("--max-completion-length", type=positive_int, metavar="N",
+    inputs.add_argument("--max-completion-length", type=at_least(1, "e.g. --max-completion-length 512"), metavar="N",
                         help="completion budget (default: trl.max_completion_length, else the installed "
                         f"TRL's default, {MAX_COMPLETION_LENGTH})")
-    inputs.add_argument("--max-model-len", type=positive_int, metavar="N",
+    inputs.add_argument("--max-model-len", type=at_least(1, "e.g. --max-model-len 1024"), metavar="N",
                         help="judge this vllm.max_model_len instead of the config's")
     output = parser.add_argument_group("output")
     output.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     output.add_argument("--plot", metavar="FILE.png", help="write a histogram with the percentiles marked")
-    output.add_argument("--top", type=positive_int, default=5, metavar="K", help="longest prompts to list (default 5)")
+    output.add_argument("--top", type=at_least(1, "e.g. --top 5 (the default)"), default=5, metavar="K", help="longest prompts to list (default 5)")
     add_output_flags(output)  # --no-progress, --verbose: as probe and evaluate have them
     speed = parser.add_argument_group("speed")
     speed.add_argument("--method", choices=("fast", "full", "reference"), default="fast",
                        help="fast: each word's token count cached, prompts the cache cannot count exactly encoded "
                        "whole (default); full: every prompt encoded whole; reference: the transformers tokenizer, "
                        "rows through datasets. All three give the same counts")
-    speed.add_argument("--num-proc", type=positive_int, metavar="N",
+    speed.add_argument("--num-proc", type=at_least(1, "leave it out (it is unused)"), metavar="N",
                        help="accepted and unused: counting runs in one process (worker processes saved under 10%%)")
-    speed.add_argument("--batch-size", type=positive_int, default=2048, metavar="N",
+    speed.add_argument("--batch-size", type=at_least(1, "e.g. --batch-size 2048 (the default)"), default=2048, metavar="N",
                        help="prompts rendered and tokenized per batch (default 2048)")
     return parser
 
