@@ -57,3 +57,16 @@ def test_a_wrong_cloud_file_is_named_by_its_flag_with_a_cloud_fix(text, said, tm
     [problem] = caught.value.problems
     assert problem.key == "--cloud" and said in problem.message and "--cloud` reads" in problem.fix
     assert "relative paths" not in problem.message  # an absolute path needs no working folder
+
+
+def test_a_cloud_file_with_too_few_gpus_is_named_with_the_count_to_set(repo_root, tmp_path, capsys):
+    """gpu_count 1 for a run with its vLLM server on a GPU of its own: the fix is the cloud file's
+    gpu_count (it once said "use a machine with one more GPU")."""
+    from axolotl_grpo_plugin.check import command as check
+
+    small = tmp_path / "cloud.yaml"
+    small.write_text((repo_root / "cloud.yaml").read_text().replace("gpu_count: 2", "gpu_count: 1"))
+    assert check.main([str(repo_root / "configs" / "gsm8k.yaml"), "--cloud", str(small), "--offline"]) == 2
+    err = capsys.readouterr().err
+    assert f"gpu_count in {small} = '1': too few GPUs: the launch needs 2 GPUs" in err
+    assert f"Fix: set `gpu_count: 2` (or more) in {small}" in err

@@ -83,17 +83,19 @@ def default_gpus(run: Run | None, processes: int, has_gpu: bool) -> int:
     return processes + run.server_gpus
 
 
-def too_few_gpus(gpus: int, run: Run | None, processes: int) -> None:
-    """A GPU launch with --gpus fewer than its training processes (plus the autostarted vLLM
-    server's GPUs): a PluginError naming --gpus, what the launch needs, and the fix."""
+def too_few_gpus(gpus: int, run: Run | None, processes: int, cloud_file: str | None = None) -> None:
+    """A GPU launch with fewer GPUs than its training processes (plus the autostarted vLLM
+    server's GPUs): a PluginError naming where the count came from (--gpus, or the cloud file's
+    gpu_count), what the launch needs, and the fix."""
     needed = default_gpus(run, processes, True)
     if gpus >= needed:
         return
     server = needed - processes
     why = (f"the launch needs {counted(needed, 'GPU')}: one per training process ({processes})"
            + (f" plus {server} for the autostarted vLLM server (grpo_plugin.vllm_autostart)" if server else ""))
-    raise PluginError([Problem("--gpus", str(gpus), f"too few GPUs: {why}.",
-                               f"pass --gpus {needed} (or more), or fewer --processes")])
+    field, fix = ((f"gpu_count in {cloud_file}", f"set `gpu_count: {needed}` (or more) in {cloud_file}")
+                  if cloud_file else ("--gpus", f"pass --gpus {needed} (or more)"))
+    raise PluginError([Problem(field, str(gpus), f"too few GPUs: {why}.", f"{fix}, or fewer --processes")])
 
 
 def reach_remote(run: Run) -> tuple[list[str], PluginError | None]:
@@ -169,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
             gpus = default_gpus(run, args.processes, args.has_gpu) if args.gpus is None else args.gpus
             launch = Launch(args.processes, args.has_gpu, gpus=tuple(str(i) for i in range(gpus)),
                             machine_gpus=gpus)
+            if cloud_cfg is not None and gpus_given is None and run is not None:  # the cloud file's count to fix
+                too_few_gpus(gpus, run, args.processes, args.cloud)
             _, warnings = validate_with_axolotl(raw, launch, run)
             if args.has_gpu and gpus_given is not None:  # after the config's own checks: theirs name the key
                 too_few_gpus(gpus_given, run, args.processes)
