@@ -300,3 +300,11 @@ def test_the_page_shows_a_rollouts_tool_calls_as_text(browser, tmp_path):
     assert cells[2][2] == "(no result: TRL dropped the turn)"
     assert "Tool calls (2)" in browser.find_element(By.ID, "detail").text
     assert browser.execute_script("return window.pwned === undefined")
+
+
+def test_write_report_of_no_rollout_keeps_the_page_there(tmp_path):
+    """The library refuses an empty report as the CLI does: the good page stays, total says why."""
+    page = tmp_path / "report.html"
+    page.write_text("<html>a good report</html>")
+    data = write_report([], page, title="t")
+    assert data.total == 0 and page.read_text() == "<html>a good report</html>"

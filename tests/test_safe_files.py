@@ -144,7 +144,7 @@ def test_a_report_that_cannot_be_written_leaves_no_temp_file(out, monkeypatch):
     monkeypatch.setattr(report, "render_html", lambda *a, **k: "x" * 10_000)
     monkeypatch.setattr(os, "fsync", fail)
     with pytest.raises(OSError, match="No space"):
-        report.write_report([{"step": 1}], out / "report.html", "run")
+        report.write_report([{"step": 1, "completion": "hi", "rewards": {"a": 1.0}}], out / "report.html", "run")
     assert list(out.iterdir()) == []
 
 

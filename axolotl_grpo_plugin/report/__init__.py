@@ -150,8 +150,11 @@ def write_report(
 ) -> ReportData:
     """Collect, render, and write atomically (a fresh temp file, then rename: a symlink at
     `out` is replaced, not followed; a failure leaves no temp file). `read_skipped` counts
-    lines the reader dropped (a callable: read after `records` is consumed)."""
+    lines the reader dropped (a callable: read after `records` is consumed). No rollout, no
+    page: a report of nothing must not replace a good one (`data.total` is 0 then)."""
     data = collect(records, max_rollouts=max_rollouts, seed=seed, phrases=phrases)
+    if not data.total:
+        return data
     read = read_skipped() if callable(read_skipped) else read_skipped
     page = render_html(data, title, notices(data, interrupted, read))
     with replacing(Path(out), "w") as handle:

@@ -11,8 +11,8 @@ from tqdm import tqdm
 from ..cli import at_least, prog, renamed
 from ..interrupted import read_marker
 from ..observe.rollout_log import log_files, read_rollouts
-from ..safe_files import input_clash, overwritten_input, unwritable, write_atomic
-from . import DEFAULT_MAX_ROLLOUTS, collect, notices, render_html
+from ..safe_files import input_clash, overwritten_input, unwritable
+from . import DEFAULT_MAX_ROLLOUTS, write_report
 
 
 EPILOG = """\
@@ -68,19 +68,18 @@ def main(argv: list[str] | None = None) -> int:
     records = tqdm(read_rollouts(args.output_dir, counts, everything=True), desc="reading rollouts", unit=" rollouts",
                    disable=None)
     interrupted = read_marker(args.output_dir)
-    data = collect(records, max_rollouts=args.max_rollouts, seed=args.seed, phrases=args.phrases)
-    if not data.total:  # a report of 0 rollouts must not replace a good one
-        print(f"error: {no_rollout(args.output_dir, counts)}. Fix: pass the output_dir of a run that "
-              f"logged rollouts; {str(out)!r} is left as it was", file=sys.stderr)
-        return 2
     try:
-        page = render_html(data, args.output_dir.resolve().name,
-                           notices(data, interrupted, counts.get("skipped", 0)))
-        write_atomic(out, page)
+        data = write_report(records, out, args.output_dir.resolve().name, max_rollouts=args.max_rollouts,
+                            phrases=args.phrases, seed=args.seed, interrupted=interrupted,
+                            read_skipped=lambda: counts.get("skipped", 0))
     except OSError as exc:
         where = f"--html = {str(out)!r}: cannot write it" if args.html else f"cannot write {str(out)!r}"
         print(f"error: {where} ({exc.strerror or exc}). Fix: choose a writable path with --html FILE",
               file=sys.stderr)
+        return 2
+    if not data.total:  # nothing was written: a report of 0 rollouts must not replace a good one
+        print(f"error: {no_rollout(args.output_dir, counts)}. Fix: pass the output_dir of a run that "
+              f"logged rollouts; {str(out)!r} is left as it was", file=sys.stderr)
         return 2
     shown = f"{len(data.rows):,} shown (sampled)" if data.sampled else "all shown"
     skipped = data.skipped + counts.get("skipped", 0)
