@@ -22,8 +22,6 @@ import argparse
 import json
 import os
 import re
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,13 +34,15 @@ from transformers import AutoModelForCausalLM
 
 from axolotl_grpo_plugin.vllm import cpu_sync
 from axolotl_grpo_plugin.vllm.cpu import WORKER_EXTENSION
+from axolotl_grpo_plugin.vllm.server import ServerSpec, VLLMServer
 
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPT = [5, 17, 42, 99, 7, 8, 9, 10]
 
 
-def start_server(model: str, port: int, workdir: Path) -> tuple[subprocess.Popen, Path]:
+def start_server(model: str, port: int, workdir: Path) -> tuple[VLLMServer, Path]:
+    """`axolotl vllm-serve` through the plugin's own server class (the autostart's start and health wait)."""
     text = (ROOT / "configs/cpu-vllm-server.yaml").read_text()
     text = re.sub(r"(?m)^base_model: .*$", f"base_model: {model}", text)
     text = re.sub(r"(?m)^  port: .*$", f"  port: {port}", text)
@@ -50,20 +50,11 @@ def start_server(model: str, port: int, workdir: Path) -> tuple[subprocess.Popen
     config, log = workdir / "server.yaml", workdir / "vllm-server.log"
     config.write_text(text)
     env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE="1", AXOLOTL_DO_NOT_TRACK="1")
-    with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "axolotl.cli.main", "vllm-serve", str(config)],
-                                stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT, start_new_session=True)
-    deadline = time.time() + 900
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited {proc.returncode}; log: {log}")
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200:
-                return proc, log
-        except requests.RequestException:
-            pass
-        time.sleep(2)
-    raise SystemExit(f"server not up in 900 s; log: {log}")
+    server = VLLMServer(ServerSpec(command=[sys.executable, "-m", "axolotl.cli.main", "vllm-serve", str(config)],
+                                   log_path=log, host="127.0.0.1", port=port, env=env))
+    server.start()
+    server.wait_healthy(900, report=lambda _: None)  # stops the server and raises (with the log) if it fails
+    return server, log
 
 
 def logprob_gap(client, model) -> float:
@@ -94,7 +85,7 @@ def main() -> None:
     from axolotl_grpo_plugin.config.defaults import AXOLOTL
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-cpu-push-"))
-    proc, log = start_server(args.model, args.port, workdir)
+    server, log = start_server(args.model, args.port, workdir)
     try:
         client = VLLMClient(base_url=f"http://127.0.0.1:{args.port}", connection_timeout=60)
         model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32)
@@ -153,11 +144,7 @@ def main() -> None:
                          "diff_after_max": max(r["diff_after"] for r in got)} for way, got in rows.items()}
         print(json.dumps({"summary": summary, "MB": round(size / 1e6, 1), "route": AXOLOTL.cpu_push_path}), flush=True)
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        server.stop(grace=60)
 
 
 if __name__ == "__main__":
