@@ -91,7 +91,6 @@ def at_least(minimum: int, fix: str = "") -> Callable[[str], int]:
     return whole_number
 
 
-
 def positive_float(text: str) -> float:
     """argparse type: a finite number above 0."""
     try:

@@ -209,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
                         "`answer` and any columns the rewards read")
     parser.add_argument("--output", type=Path, default=None, help="where the scored rows go "
                         "(default: INPUT with .scored.jsonl); replaced only when every row is scored")
-    parser.add_argument("--batch-size", type=at_least(1, "e.g. --batch-size 64 (the default)"), default=64, help="rows per reward call (remote rewards "
+    parser.add_argument("--batch-size", type=at_least(1, "e.g. --batch-size 64 (the default)"),
+                        default=64, help="rows per reward call (remote rewards "
                         "send a batch concurrently); default 64")
     args = parser.parse_args(argv)
     output = args.output or args.input.with_name(args.input.name.removesuffix(".jsonl") + ".scored.jsonl")

@@ -395,7 +395,8 @@ def unpushed_run(request, hd32_model, tmp_path) -> tuple[str, list[dict], str]:
     return output, steps, ""
 
 
-@pytest.mark.parametrize("unpushed_run", ["server", pytest.param("colocate", marks=pytest.mark.beyond_ci)], indirect=True)
+@pytest.mark.parametrize("unpushed_run", ["server", pytest.param("colocate", marks=pytest.mark.beyond_ci)],
+                         indirect=True)
 def test_without_the_push_vllm_drifts_and_the_metric_shows_it(unpushed_run):
     """The control for the tests above: with the push off the same metric leaves float32
     noise as soon as the model has moved, so its staying there is the push's doing."""

@@ -59,8 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="print the result as JSON instead of the table (as in stats and plan); "
                         "with a PATH, the old spelling of --json-file PATH")
     parser.add_argument("--json-file", metavar="PATH", help="also write the result as JSON to PATH")
-    parser.add_argument("--prompts", type=at_least(1, "e.g. --prompts 32 (the default)"), default=32, help="training prompts with a gold answer to "
-                        "audit, taken in turn from each dataset entry (default 32)")
+    parser.add_argument("--prompts", type=at_least(1, "e.g. --prompts 32 (the default)"), default=32,
+                        help="training prompts with a gold answer to audit, taken in turn from each dataset "
+                        "entry (default 32)")
     parser.add_argument("--dataset", metavar="FILE", help="read the training rows from this file (or Hub "
                         "id) instead of the config's `datasets:`, with the config's dataset type")
     parser.add_argument("--rollouts", metavar="OUTPUT_DIR", help="scan a run's rollout log "

@@ -41,7 +41,8 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--seed", type=int, default=0, help="seed for the base and the run (default: %(default)s)")
-    parser.add_argument("--steps", type=at_least(1, "leave it out for the demo's own, or e.g. --steps 20"), default=None, help="GRPO steps (default: max_steps of configs/demo.yaml)")
+    parser.add_argument("--steps", type=at_least(1, "leave it out for the demo's own, or e.g. --steps 20"),
+                        default=None, help="GRPO steps (default: max_steps of configs/demo.yaml)")
     parser.add_argument("--output-dir", default="outputs/demo", help="run directory (default: %(default)s)")
     parser.add_argument("--device", default="auto", help="device for the held-out evaluation: auto, cpu, cuda (default: %(default)s)")
     parser.add_argument("--json-file", default=None, metavar="PATH", help="also write the figures and timings as JSON")

@@ -53,7 +53,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="a model id or folder to use instead of the random-weight Qwen2.5-1.5B shape "
                    "(needs network for an id)")
     p.add_argument("--cases", nargs="+", metavar="NAME", help="run only these (default: all)")
-    p.add_argument("--steps", type=at_least(1, "e.g. --steps 3 (the default)"), default=3, help="GRPO steps per case (default: %(default)s; the first "
+    p.add_argument("--steps", type=at_least(1, "e.g. --steps 3 (the default)"),
+                   default=3, help="GRPO steps per case (default: %(default)s; the first "
                    "is left out of the time figures)")
     p.add_argument("--budget-s", type=positive_float, default=420,
                    help="wall-clock seconds for all cases; a case that cannot start in what is left is "

@@ -63,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     output = parser.add_argument_group("output")
     output.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     output.add_argument("--plot", metavar="FILE.png", help="write a histogram with the percentiles marked")
-    output.add_argument("--top", type=at_least(1, "e.g. --top 5 (the default)"), default=5, metavar="K", help="longest prompts to list (default 5)")
+    output.add_argument("--top", type=at_least(1, "e.g. --top 5 (the default)"), default=5, metavar="K",
+                        help="longest prompts to list (default 5)")
     add_output_flags(output)  # --no-progress, --verbose: as probe and evaluate have them
     speed = parser.add_argument_group("speed")
     speed.add_argument("--method", choices=("fast", "full", "reference"), default="fast",
@@ -72,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "rows through datasets. All three give the same counts")
     speed.add_argument("--num-proc", type=at_least(1, "leave it out (it is unused)"), metavar="N",
                        help="accepted and unused: counting runs in one process (worker processes saved under 10%%)")
-    speed.add_argument("--batch-size", type=at_least(1, "e.g. --batch-size 2048 (the default)"), default=2048, metavar="N",
+    speed.add_argument("--batch-size", type=at_least(1, "e.g. --batch-size 2048 (the default)"), default=2048,
+                       metavar="N",
                        help="prompts rendered and tokenized per batch (default 2048)")
     return parser
 
