@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--html", type=Path, metavar="FILE", help="HTML file to write (default: OUTPUT_DIR/report.html)")
     renamed(parser, "--out", "--html", type=Path)  # --out is a folder in every other tool
     renamed(parser, "-o", "--html", type=Path)
-    parser.add_argument("--max-rollouts", type=at_least(1, f"e.g. --max-rollouts {DEFAULT_MAX_ROLLOUTS:,}"),
+    parser.add_argument("--max-rollouts", type=at_least(1, f"e.g. --max-rollouts {DEFAULT_MAX_ROLLOUTS}"),
                         default=DEFAULT_MAX_ROLLOUTS, metavar="N",
                         help="rollouts to embed for browsing; larger logs are sampled uniformly "
                              f"(default: {DEFAULT_MAX_ROLLOUTS:,}); curves always use every rollout")
