@@ -32,12 +32,12 @@ from .cli import at_least
 from .config.load import read_config
 from .config.run import read_run
 from .errors import EXIT_BAD_INPUT, EXIT_FAILED, PluginError, Problem, counted, exit_for
-from .evaluate.scoring import Reward, load_rewards, score
 from .names import resolve_names
 from .observe.rollout_log import read_records
 from .observe.trainer_hook import weighted_reward
 from .remote.checks import check as check_remote
 from .safe_files import overwritten_input, replacing, unwritable
+from .sampling.scoring import Reward, load_rewards, score
 
 
 OUTPUT_KEYS = ("rewards", "reward")  # written by this tool: never passed to a reward as a column

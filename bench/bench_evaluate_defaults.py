@@ -15,9 +15,9 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from axolotl_grpo_plugin.demo import DEMO_CONFIG
-from axolotl_grpo_plugin.evaluate import generation
 from axolotl_grpo_plugin.evaluate.core import evaluate
 from axolotl_grpo_plugin.paths import DATA_DIR
+from axolotl_grpo_plugin.sampling import generation
 
 
 def main() -> None:

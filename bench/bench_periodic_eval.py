@@ -61,7 +61,8 @@ def transformers_only(args) -> int:
 
     from axolotl_grpo_plugin.config.run import read_run
     from axolotl_grpo_plugin.embedded import build
-    from axolotl_grpo_plugin.evaluate import core, generation, prompts
+    from axolotl_grpo_plugin.evaluate import core
+    from axolotl_grpo_plugin.sampling import generation, prompts
 
     torch.set_num_threads(1)
     model_dir = build(out=ROOT / ".cache" / "embedded").model_dir
@@ -113,7 +114,8 @@ def engines(args) -> int:
 
     from axolotl_grpo_plugin.config.run import read_run
     from axolotl_grpo_plugin.embedded import build
-    from axolotl_grpo_plugin.evaluate import core, generation, prompts
+    from axolotl_grpo_plugin.evaluate import core
+    from axolotl_grpo_plugin.sampling import generation, prompts
     from axolotl_grpo_plugin.vllm import autostart, cpu, cpu_sync
     from axolotl_grpo_plugin.vllm.server import ServerSpec, VLLMServer
 

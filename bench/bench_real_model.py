@@ -165,7 +165,7 @@ def warn_if_bfloat16_is_emulated(dtype: str) -> None:
 
 def sampling_config(config: Path, args) -> dict:
     """`config` as the scorer and the rejection round read it: --temperature, --score-dtype."""
-    from axolotl_grpo_plugin.evaluate.prompts import load_config
+    from axolotl_grpo_plugin.sampling.prompts import load_config
 
     cfg = load_config(config)
     cfg.setdefault("trl", {})["temperature"] = args.temperature

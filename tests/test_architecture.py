@@ -128,9 +128,14 @@ def test_the_layer_check_finds_a_planted_upward_import():
 # The watchdogs (watch/) use the vLLM server's life cycle (vllm/), never the other way round, and
 # neither imports the layers above the services: the plugin's hooks, the checks, the commands.
 ABOVE_SERVICES = tuple(f"axolotl_grpo_plugin.{m}" for m in ("plugin", "check", "names", "cli"))
+# The sampling path (sampling/: prompts, model, generation, tool loop, scoring) that probe and evaluate
+# share sits below the services and the commands: it imports none of them (issue 64).
+SAMPLING_MUST_NOT_IMPORT = tuple(f"axolotl_grpo_plugin.{m}" for m in (
+    "audit", "evaluate", "observe", "probe", "report", "vllm", "watch", "check", "plugin", "cli", "demo"))
 MUST_NOT_IMPORT = {
     "axolotl_grpo_plugin.vllm": ("axolotl_grpo_plugin.watch", *ABOVE_SERVICES),
     "axolotl_grpo_plugin.watch": ABOVE_SERVICES,
+    "axolotl_grpo_plugin.sampling": SAMPLING_MUST_NOT_IMPORT,
 }
 
 
@@ -145,6 +150,16 @@ def test_the_server_life_cycle_and_the_watchdogs_import_only_downwards():
     graph = _graph()
     assert any(_within(m, ("axolotl_grpo_plugin.watch",)) for m in graph)  # the rule has something to check
     assert _forbidden_imports(graph) == {}
+
+
+def test_the_sampling_path_imports_no_command_and_no_service():
+    graph = _graph()
+    assert any(_within(m, ("axolotl_grpo_plugin.sampling",)) for m in graph)
+    planted = {"axolotl_grpo_plugin.sampling.model": {"axolotl_grpo_plugin.vllm.cpu", "axolotl_grpo_plugin.config.run"},
+               "axolotl_grpo_plugin.sampling.prompts": {"axolotl_grpo_plugin.evaluate.core"},
+               "axolotl_grpo_plugin.evaluate.core": {"axolotl_grpo_plugin.sampling.prompts"}}
+    assert _forbidden_imports(planted) == {"axolotl_grpo_plugin.sampling.model": ["axolotl_grpo_plugin.vllm.cpu"],
+                                           "axolotl_grpo_plugin.sampling.prompts": ["axolotl_grpo_plugin.evaluate.core"]}
 
 
 def test_the_watchdog_rule_finds_a_planted_upward_import():

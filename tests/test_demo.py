@@ -89,8 +89,8 @@ def test_about_half_the_solutions_stop_one_step_short_and_all_show_their_work():
 
 def test_heldout_scorer_uses_the_training_reward_functions():
     from axolotl_grpo_plugin.demo import DEMO_CONFIG
-    from axolotl_grpo_plugin.evaluate.prompts import load_config
-    from axolotl_grpo_plugin.evaluate.scoring import load_rewards
+    from axolotl_grpo_plugin.sampling.prompts import load_config
+    from axolotl_grpo_plugin.sampling.scoring import load_rewards
 
     rewards = load_rewards(read_run(load_config(DEMO_CONFIG)))
     assert {r.func.__wrapped__ for r in rewards} == set(REWARD_FUNCS.values())

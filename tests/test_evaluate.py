@@ -282,7 +282,7 @@ def test_keep_replies_refuses_plain_text_prompts_by_name():
 
 
 def test_correct_reward_falls_back_and_can_be_chosen(smoke_cfg):
-    from axolotl_grpo_plugin.evaluate.scoring import correctness_reward, load_rewards
+    from axolotl_grpo_plugin.sampling.scoring import correctness_reward, load_rewards
 
     rewards = load_rewards(read_run(smoke_cfg))
     assert correctness_reward(rewards).name == "correctness_reward_func"
@@ -326,7 +326,7 @@ def test_a_task_accuracy_reward_judges_wherever_it_is_listed(judge):
     """Issue 27: with no reward named *correct*, the first listed judged (a format reward listed
     first made accuracy = format); the task rewards by_data_source routes to judge now, as
     observe/accuracy does (registry/correctness.py)."""
-    from axolotl_grpo_plugin.evaluate.scoring import Reward, correctness_reward
+    from axolotl_grpo_plugin.sampling.scoring import Reward, correctness_reward
 
     rewards = [Reward(name, print) for name in ("strict_format_reward_func", judge, "xmlcount_reward_func")]
     assert correctness_reward(rewards).name == judge

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from axolotl_grpo_plugin.evaluate.generation import SamplingSettings
-from axolotl_grpo_plugin.evaluate.tool_loop import ToolLoop, tool_stats
+from axolotl_grpo_plugin.sampling.generation import SamplingSettings
+from axolotl_grpo_plugin.sampling.tool_loop import ToolLoop, tool_stats
 from axolotl_grpo_plugin.tools import contain
 from axolotl_grpo_rewards.tools import calculator
 

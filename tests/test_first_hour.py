@@ -213,7 +213,7 @@ def test_evaluate_default_batch_is_the_demos():
 def test_tiny_model_generates_on_one_cpu_thread():
     import torch
 
-    from axolotl_grpo_plugin.evaluate.generation import TINY_MODEL_PARAMETERS, threads_for
+    from axolotl_grpo_plugin.sampling.generation import TINY_MODEL_PARAMETERS, threads_for
 
     previous = torch.get_num_threads()
     tiny, large = torch.nn.Linear(4, 4), torch.nn.Module()

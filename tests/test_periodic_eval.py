@@ -146,7 +146,7 @@ def engine_trainer(mode="server", **generation):
     (SimpleNamespace(use_vllm=False, args=SimpleNamespace()), None),
 ])
 def test_the_trainers_own_engine_is_chosen_when_it_can_serve_rank_0(trainer, engine):
-    from axolotl_grpo_plugin.evaluate.generation import trainer_engine
+    from axolotl_grpo_plugin.sampling.generation import trainer_engine
 
     chosen, why = trainer_engine(trainer)
     assert chosen == engine and (why == "") == (engine is not None)
@@ -186,7 +186,8 @@ class FakeEngine:
 
 def vllm_trainer(tmp_path, repo_root, embedded_model_dir, mode="server", main=True, processes=1):
     """A FakeTrainer that trains with a (fake) vLLM engine, on the embedded model's tokenizer."""
-    from axolotl_grpo_plugin.evaluate import core, prompts
+    from axolotl_grpo_plugin.evaluate import core
+    from axolotl_grpo_plugin.sampling import prompts
 
     cfg = smoke_cfg(repo_root)
     cfg["base_model"] = str(embedded_model_dir)

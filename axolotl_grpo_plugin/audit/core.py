@@ -20,10 +20,10 @@ from typing import Any
 
 from ..config.run import read_run
 from ..errors import PluginError
-from ..evaluate import scoring
-from ..evaluate.prompts import dataset_entries, head_rows, transform_rows
 from ..names import load_config
 from ..registry import REWARDS, original_path
+from ..sampling import scoring
+from ..sampling.prompts import dataset_entries, head_rows, transform_rows
 from .families import DEGENERATE, FAMILIES, TERSE, WRONG_INTEGER, Case, build_case
 
 

@@ -7,9 +7,9 @@
 CLI: `axolotl-grpo evaluate CONFIG --model DIR_OR_ID` (see --help).
 """
 
+from ..sampling.prompts import EvalError, build_problems, load_config
 from .core import EvalResult, evaluate
 from .passk import paired_bootstrap, pass_at_k
-from .prompts import EvalError, build_problems, load_config
 from .results import compare, format_comparison, format_result, write_results
 
 

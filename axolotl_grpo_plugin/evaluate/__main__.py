@@ -79,14 +79,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from .checks import bad_device_form
+    from ..sampling.checks import bad_device_form
 
     if bad := bad_device_form(args.device):
         print(f"error: {bad}", file=sys.stderr)
         return 2
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from ..quiet import run_quietly
-    from .checks import check_device, check_model_dir, check_out_dir, check_output, config_inputs
+    from ..sampling.checks import check_device, check_model_dir, check_out_dir, check_output, config_inputs
     from .core import check_model, evaluate
     from .rejection import write_replies
     from .results import compare, default_out_dir, format_comparison, format_result, write_results

@@ -15,10 +15,11 @@ from typing import Any
 from ..config.run import read_run
 from ..paths import user_path
 from ..registry import correctness
+from ..sampling import generation, prompts, scoring
+from ..sampling.prompts import EvalError
+from ..sampling.tool_loop import Rollout, ToolLoop, run_tools, tool_stats
 from ..sources.data import looks_like_missing_path
-from . import generation, passk, prompts, scoring
-from .prompts import EvalError
-from .tool_loop import Rollout, ToolLoop, run_tools, tool_stats
+from . import passk
 
 
 # sequences per transformers `generate` call: what the demo's own held-out scoring uses

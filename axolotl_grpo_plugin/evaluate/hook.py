@@ -53,8 +53,8 @@ def config_problems(run: Any) -> list:
     """Why the end-of-training evaluation could not find its rows, found at launch rather than
     after hours of training; [] when it can (or is off)."""
     from ..errors import Problem
-    from .prompts import EvalError, dataset_entries
-    from .scoring import correct_reward_problems
+    from ..sampling.prompts import EvalError, dataset_entries
+    from ..sampling.scoring import correct_reward_problems
 
     options = settings(run)
     if options is None:
@@ -95,8 +95,8 @@ def log_metrics(trackers: Trackers | None, metrics: dict[str, float]) -> None:
 
 def evaluate_at_end(cfg: Any, run: Any, trackers: Trackers | None = None, rank: int | None = None):
     """Run the end-of-training evaluation if the config asks for it (rank 0 only); `cfg`: its datasets."""
+    from ..sampling.prompts import EvalError
     from .core import env_rank, evaluate
-    from .prompts import EvalError
     from .results import format_result, write_results
 
     options = settings(run)

@@ -64,7 +64,7 @@ class PeriodicEvaluation(TrainerCallback):
 
     def __init__(self, cfg: Any, trainer: Any, every: dict[str, Any], best: Any = None,
                  writer: Any = None):
-        from .prompts import load_config
+        from ..sampling.prompts import load_config
 
         self.trainer = trainer
         self.every = dict(every)
@@ -142,7 +142,7 @@ class PeriodicEvaluation(TrainerCallback):
     def _choose_engine(self, backend: str) -> tuple[str | None, str]:
         """The trainer's vLLM engine when it can generate the evaluation (same answer on every
         rank), else None and why; `backend: transformers` in the settings asks for None."""
-        from .generation import trainer_engine
+        from ..sampling.generation import trainer_engine
 
         if backend == "transformers":
             return None, "eval_every.backend: transformers"
@@ -178,9 +178,9 @@ class PeriodicEvaluation(TrainerCallback):
         import torch
 
         from ..errors import PluginError
+        from ..sampling.generation import engine_generator
+        from ..sampling.prompts import EvalError, build_problems
         from .core import evaluate
-        from .generation import engine_generator
-        from .prompts import EvalError, build_problems
 
         started = time.perf_counter()
         model = self.trainer.accelerator.unwrap_model(self.trainer.model)

@@ -18,10 +18,10 @@ def config_problems(run: Any) -> list:
     """Problems found at launch: no held-out rows, keep_best without eval_every or with a metric
     eval_every does not log, sharded weights that one rank cannot generate from."""
     from ..errors import Problem
+    from ..sampling.prompts import EvalError, dataset_entries
+    from ..sampling.scoring import correct_reward_problems
     from ..sources.data import looks_like_missing_path
     from .best import metric_problems
-    from .prompts import EvalError, dataset_entries
-    from .scoring import correct_reward_problems
 
     every, best = options(run)
     problems = []

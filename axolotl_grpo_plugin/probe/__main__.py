@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from ..evaluate.checks import bad_device_form
+    from ..sampling.checks import bad_device_form
 
     if bad := bad_device_form(args.device):
         print(f"error: {bad}", file=sys.stderr)
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     from .findings import check_band, check_plot, format_summary, plot, to_json, write_filtered
 
     def work() -> None:
-        from ..evaluate.checks import check_device, check_output, config_inputs
+        from ..sampling.checks import check_device, check_output, config_inputs
 
         check_band(args.band)  # before the prompts are sampled, not after
         if args.plot:

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config.run import read_run
-from ..evaluate import generation, scoring
 from ..evaluate.core import check_model, load_tokenizer, make_generator
-from ..evaluate.prompts import EvalError, build_problems, dataset_entries, load_config, load_rows
-from ..evaluate.tool_loop import ToolLoop, run_tools, tool_stats
 from ..registry import correctness
+from ..sampling import generation, scoring
+from ..sampling.prompts import EvalError, build_problems, dataset_entries, load_config, load_rows
+from ..sampling.tool_loop import ToolLoop, run_tools, tool_stats
 from . import arithmetic
 
 

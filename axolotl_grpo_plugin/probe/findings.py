@@ -261,7 +261,7 @@ def write_filtered(result: ProbeResult, config: Any, path: str | Path,
     dataset (so the same `type:` transform reads them); returns how many were written. None
     selected: nothing is written (a file already at `path` is kept)."""
     from ..config.run import read_run
-    from ..evaluate.prompts import dataset_entries, load_config, load_rows
+    from ..sampling.prompts import dataset_entries, load_config, load_rows
 
     lo, hi = check_band(band)
     cfg = load_config(config)

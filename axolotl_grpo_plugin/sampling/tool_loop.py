@@ -43,7 +43,7 @@ class Rollout:
 
 
 class ToolLoop:
-    """A Generator (evaluate/generation.py) whose completions went through the tool loop."""
+    """A Generator (sampling/generation.py) whose completions went through the tool loop."""
 
     def __init__(self, inner: Any, tokenizer: Any, tools: Sequence[Callable], max_rounds: int):
         from trl.chat_template_utils import add_response_schema
