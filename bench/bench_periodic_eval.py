@@ -62,18 +62,18 @@ def transformers_only(args) -> int:
     from axolotl_grpo_plugin.config.run import read_run
     from axolotl_grpo_plugin.embedded import build
     from axolotl_grpo_plugin.evaluate import core
-    from axolotl_grpo_plugin.sampling import generation, prompts
+    from axolotl_grpo_plugin.sampling import generation, models, prompts
 
     torch.set_num_threads(1)
     model_dir = build(out=ROOT / ".cache" / "embedded").model_dir
     cfg = prompts.load_config(ROOT / "configs" / "smoke.yaml")
     cfg["base_model"] = str(model_dir)
     cfg["datasets"][0]["path"] = str(ROOT / cfg["datasets"][0]["path"])
-    tok = core.load_tokenizer(read_run(cfg), str(model_dir))
-    model = core.load_model(str(model_dir), "cpu")
+    tok = models.load_tokenizer(read_run(cfg), str(model_dir))
+    model = models.load_model(str(model_dir), "cpu")
     model.train()  # as the trainer leaves it
     started = time.perf_counter()
-    problems = prompts.build_problems(cfg, tok, dataset=str(ROOT / TEST_FILE), limit=64)
+    problems = prompts.build_problems(cfg, tok, run=read_run(cfg), dataset=str(ROOT / TEST_FILE), limit=64)
     build_s = time.perf_counter() - started
 
     gen = generation.TransformersGenerator(model, tok)
@@ -115,7 +115,7 @@ def engines(args) -> int:
     from axolotl_grpo_plugin.config.run import read_run
     from axolotl_grpo_plugin.embedded import build
     from axolotl_grpo_plugin.evaluate import core
-    from axolotl_grpo_plugin.sampling import generation, prompts
+    from axolotl_grpo_plugin.sampling import generation, models, prompts
     from axolotl_grpo_plugin.vllm import autostart, cpu, cpu_sync
     from axolotl_grpo_plugin.vllm.server import ServerSpec, VLLMServer
 
@@ -127,10 +127,10 @@ def engines(args) -> int:
     cfg["base_model"] = str(model_dir)
     cfg["datasets"][0]["path"] = str(ROOT / cfg["datasets"][0]["path"])
     cpu.configure(cfg)  # worker extension, float32, KV cache size: as `axolotl train` does
-    tok = core.load_tokenizer(read_run(cfg), str(model_dir))
-    model = core.load_model(str(model_dir), "cpu")
+    tok = models.load_tokenizer(read_run(cfg), str(model_dir))
+    model = models.load_model(str(model_dir), "cpu")
     model.train()
-    problems = prompts.build_problems(cfg, tok, dataset=str(ROOT / TEST_FILE), limit=64)
+    problems = prompts.build_problems(cfg, tok, run=read_run(cfg), dataset=str(ROOT / TEST_FILE), limit=64)
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-periodic-eval-"))
     port = _free_port()

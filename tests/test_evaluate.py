@@ -25,6 +25,7 @@ from axolotl_grpo_plugin.evaluate import (
     write_results,
 )
 from axolotl_grpo_plugin.evaluate.passk import report_ks
+from axolotl_grpo_plugin.sampling import models
 from axolotl_grpo_plugin.transforms.gsm8k import transform_row
 from axolotl_grpo_rewards import gsm8k
 
@@ -49,7 +50,7 @@ def test_file(repo_root) -> str:
 
 @pytest.fixture(scope="module")
 def tokenizer(embedded_model_dir):
-    return core.load_tokenizer(read_run({}), str(embedded_model_dir))
+    return models.load_tokenizer(read_run({}), str(embedded_model_dir))
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +68,7 @@ def raw_rows(path: str, n: int) -> list[dict]:
 
 
 def test_prompts_match_the_training_transform_and_trl_tokenization(smoke_cfg, tokenizer, test_file):
-    problems = build_problems(smoke_cfg, tokenizer, split="test", dataset=test_file, limit=5)
+    problems = build_problems(smoke_cfg, tokenizer, run=read_run(smoke_cfg), split="test", dataset=test_file, limit=5)
     rows = raw_rows(test_file, 5)
     assert len(problems) == 5
     for problem, row in zip(problems, rows):
@@ -84,19 +85,19 @@ def test_prompts_match_the_training_transform_and_trl_tokenization(smoke_cfg, to
 
 def test_system_prompt_role_setting_reaches_the_prompts(smoke_cfg, tokenizer, test_file):
     cfg = {**smoke_cfg, "grpo_plugin": {"system_prompt_role": "system"}}
-    (problem,) = build_problems(cfg, tokenizer, dataset=test_file, limit=1)
+    (problem,) = build_problems(cfg, tokenizer, run=read_run(cfg), dataset=test_file, limit=1)
     assert [m["role"] for m in problem.messages] == ["system", "user"]
 
 
 def test_train_split_reads_the_training_datasets(smoke_cfg, tokenizer, repo_root):
-    (problem,) = build_problems(smoke_cfg, tokenizer, split="train", limit=1)
+    (problem,) = build_problems(smoke_cfg, tokenizer, run=read_run(smoke_cfg), split="train", limit=1)
     row = raw_rows(str(repo_root / "axolotl_grpo_plugin/data/gsm8k_sample.jsonl"), 1)[0]
     assert problem.messages == transform_row(row)["prompt"]
 
 
 def test_test_split_prefers_test_datasets(smoke_cfg, tokenizer, test_file):
     cfg = {**smoke_cfg, "test_datasets": [{"path": test_file, "type": "gsm8k"}]}
-    (problem,) = build_problems(cfg, tokenizer, split="test", limit=1)
+    (problem,) = build_problems(cfg, tokenizer, run=read_run(cfg), split="test", limit=1)
     assert problem.messages == transform_row(raw_rows(test_file, 1)[0])["prompt"]
 
 
@@ -113,14 +114,15 @@ def test_save_to_disk_directories_are_read(smoke_cfg, tokenizer, test_file, tmp_
     DatasetDict({"train": Dataset.from_list(train_rows), "test": Dataset.from_list(test_rows)}).save_to_disk(splits)
     cfg = {**smoke_cfg, "datasets": [{"path": str(splits), "type": kind}]}
     for split, rows in (("test", test_rows), ("train", train_rows)):
-        problems = build_problems(cfg, tokenizer, split=split)
+        problems = build_problems(cfg, tokenizer, run=read_run(cfg), split=split)
         assert [p.messages for p in problems] == [transform_row(r)["prompt"] for r in rows]
     single = tmp_path / "held_out"
     Dataset.from_list(test_rows).save_to_disk(single)
-    problems = build_problems(smoke_cfg, tokenizer, split="test", dataset=str(single))
+    problems = build_problems(smoke_cfg, tokenizer, run=read_run(smoke_cfg), split="test", dataset=str(single))
     assert [p.columns["answer"] for p in problems] == [transform_row(r)["answer"] for r in test_rows]
     with pytest.raises(EvalError, match=r"datasets\[0\]\.split = 'test': .*no named splits"):
-        build_problems({**smoke_cfg, "datasets": [{"path": str(single), "type": kind}]}, tokenizer, split="test")
+        cfg = {**smoke_cfg, "datasets": [{"path": str(single), "type": kind}]}
+        build_problems(cfg, tokenizer, run=read_run(cfg), split="test")
 
 
 # ---------------------------------------------------------------- errors
@@ -128,21 +130,21 @@ def test_save_to_disk_directories_are_read(smoke_cfg, tokenizer, test_file, tmp_
 
 def test_missing_test_split_of_a_local_file_is_a_clear_error(smoke_cfg, tokenizer):
     with pytest.raises(EvalError, match=r"datasets\[0\]\.path .*no 'test' split.*test_datasets"):
-        build_problems(smoke_cfg, tokenizer, split="test")
+        build_problems(smoke_cfg, tokenizer, run=read_run(smoke_cfg), split="test")
 
 
 def test_missing_column_is_a_clear_error(smoke_cfg, tokenizer, tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"q": "1+1?", "a": "2"}) + "\n")
     with pytest.raises(EvalError, match=r"row 0: the transform failed .*gsm8k.*columns \['a', 'q'\]"):
-        build_problems(smoke_cfg, tokenizer, dataset=str(bad))
+        build_problems(smoke_cfg, tokenizer, run=read_run(smoke_cfg), dataset=str(bad))
 
 
 def test_untransformed_rows_without_prompt_are_a_clear_error(smoke_cfg, tokenizer, tmp_path):
     cfg = {**smoke_cfg, "test_datasets": [{"path": str(tmp_path / "x.jsonl")}]}
     (tmp_path / "x.jsonl").write_text(json.dumps({"question": "q", "answer": "#### 1"}) + "\n")
     with pytest.raises(EvalError, match="no 'prompt' column"):
-        build_problems(cfg, tokenizer, split="test")
+        build_problems(cfg, tokenizer, run=read_run(cfg), split="test")
 
 
 def test_cli_reports_errors_in_one_line(repo_root, capsys):
@@ -199,7 +201,7 @@ def test_accuracy_pass_at_k_and_format_follow_the_rewards(smoke_cfg, tokenizer, 
         # sampled: problem i has i correct samples out of 5 (capped)
         return [formatted(golds[i]) if j < i else formatted("-1") for j in range(settings.n)]
 
-    monkeypatch.setattr(core, "make_generator", lambda *a, **k: ScriptedGenerator(texts_for))
+    monkeypatch.setattr(models, "make_generator", lambda *a, **k: ScriptedGenerator(texts_for))
     result = evaluate(smoke_cfg, "scripted", tokenizer=tokenizer, dataset=test_file, limit=6,
                       samples=5, progress=False)
     greedy = [r for r in result.records if r["kind"] == "greedy"]
@@ -224,7 +226,7 @@ class ClosableGenerator(ScriptedGenerator):
 
 def test_evaluate_stops_the_engine_it_built_and_only_that_one(smoke_cfg, tokenizer, test_file, monkeypatch):
     built = ClosableGenerator(lambda i, settings: ["no answer"] * settings.n)
-    monkeypatch.setattr(core, "make_generator", lambda *a, **k: built)
+    monkeypatch.setattr(models, "make_generator", lambda *a, **k: built)
     evaluate(smoke_cfg, "scripted", tokenizer=tokenizer, dataset=test_file, limit=2, samples=1,
              progress=False)
     assert built.closed == 1  # one more engine per scored model otherwise (the benchmark's stages)
@@ -252,7 +254,7 @@ def test_keep_replies_writes_one_in_format_reply_per_prompt_for_sft(repo_root, e
         greedy, samples = replies[i]
         return [greedy] if settings.greedy else samples[: settings.n]
 
-    monkeypatch.setattr(core, "make_generator", lambda *a, **k: ScriptedGenerator(texts_for))
+    monkeypatch.setattr(models, "make_generator", lambda *a, **k: ScriptedGenerator(texts_for))
     kept = tmp_path / "rs" / "replies.jsonl"
     code = main([str(repo_root / "configs/smoke.yaml"), "--model", str(embedded_model_dir), "--dataset",
                  test_file, "--limit", "4", "--samples", "2", "--out", str(tmp_path / "out"),
@@ -264,8 +266,8 @@ def test_keep_replies_writes_one_in_format_reply_per_prompt_for_sft(repo_root, e
     assert chosen == [formatted(golds[0]), formatted("-1"), formatted(golds[3])]
     assert [row["correct"] for row in rows] == [True, False, True]
     cfg = load_config(repo_root / "configs/smoke.yaml")
-    tok = core.load_tokenizer(read_run({}), str(embedded_model_dir))
-    prompts = build_problems(cfg, tok, dataset=test_file, limit=4)
+    tok = models.load_tokenizer(read_run({}), str(embedded_model_dir))
+    prompts = build_problems(cfg, tok, run=read_run(cfg), dataset=test_file, limit=4)
     assert [row["messages"][:-1] for row in rows] == [prompts[i].messages for i in (0, 1, 3)]
     assert all(row["messages"][-1]["role"] == "assistant" for row in rows)
 
@@ -449,7 +451,7 @@ def test_named_chat_template_is_resolved_as_axolotl_does(smoke_cfg, tokenizer, t
     from axolotl.utils.chat_templates import get_chat_template
 
     cfg = {**smoke_cfg, "chat_template": "qwen_25"}
-    (problem,) = build_problems(cfg, tokenizer, dataset=test_file, limit=1)
+    (problem,) = build_problems(cfg, tokenizer, run=read_run(cfg), dataset=test_file, limit=1)
     expected = tokenizer.apply_chat_template(problem.messages, chat_template=get_chat_template("qwen_25"),
                                              add_generation_prompt=True, tokenize=False)
     assert problem.text == expected and "You are Qwen" in problem.text  # its default system turn
@@ -460,14 +462,14 @@ def test_a_jinja_template_alone_is_used_as_axolotl_uses_it(smoke_cfg, tokenizer,
     jinja = ("{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}"
              "{% if add_generation_prompt %}[assistant] {% endif %}")
     cfg = {k: v for k, v in smoke_cfg.items() if k != "chat_template"} | {"chat_template_jinja": jinja}
-    (problem,) = build_problems(cfg, tokenizer, dataset=test_file, limit=1)
+    (problem,) = build_problems(cfg, tokenizer, run=read_run(cfg), dataset=test_file, limit=1)
     assert problem.text.startswith("[user] Respond in the following format") and problem.text.endswith("[assistant] ")
 
 
 def test_a_template_that_cannot_render_is_a_clear_error(smoke_cfg, tokenizer, test_file):
     cfg = {**smoke_cfg, "chat_template": "llama3"}  # needs a bos_token the tiny tokenizer lacks
     with pytest.raises(EvalError, match="chat_template 'llama3' cannot render"):
-        build_problems(cfg, tokenizer, dataset=test_file, limit=1)
+        build_problems(cfg, tokenizer, run=read_run(cfg), dataset=test_file, limit=1)
 
 
 def test_eval_at_end_without_held_out_rows_fails_at_register(smoke_cfg, test_file):
@@ -531,7 +533,7 @@ def test_real_tokenizers_tokenize_prompts_as_trl_does(shared_dir, repo_root, tok
 
     tok = AutoTokenizer.from_pretrained(shared_dir / "tokenizers" / tokenizer_name)
     cfg = {**load_config(repo_root / "configs" / "gsm8k.yaml"), "chat_template": template}
-    problems = build_problems(cfg, tok, dataset=str(shared_dir / "data/gsm8k/test.jsonl"), limit=3)
+    problems = build_problems(cfg, tok, run=read_run(cfg), dataset=str(shared_dir / "data/gsm8k/test.jsonl"), limit=3)
     rows = raw_rows(str(shared_dir / "data/gsm8k/test.jsonl"), 3)
     for problem, row in zip(problems, rows):
         expected = transform_row(row)
@@ -599,7 +601,7 @@ def test_custom_rewards_get_trl_arguments(smoke_cfg, tokenizer, test_file, tmp_p
     monkeypatch.syspath_prepend(str(tmp_path))
     cfg = {**smoke_cfg, "trl": {**smoke_cfg["trl"],
                                "reward_funcs": ["my_rewards.shape_reward", "my_rewards.strict_reward"]}}
-    monkeypatch.setattr(core, "make_generator", lambda *a, **k: ScriptedGenerator(
+    monkeypatch.setattr(models, "make_generator", lambda *a, **k: ScriptedGenerator(
         lambda i, s: ["abc"] * s.n))
     result = evaluate(cfg, "scripted", tokenizer=tokenizer, dataset=test_file, limit=2, samples=0,
                       progress=False)
@@ -628,7 +630,7 @@ def test_evaluate_loads_transforms_as_axolotl_and_stats_do(smoke_cfg, tokenizer,
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     cfg = {**smoke_cfg, "datasets": [{**smoke_cfg["datasets"][0], "type": "batched_transform.load"}]}
-    problems = build_problems(cfg, tokenizer, split="train", limit=3)
+    problems = build_problems(cfg, tokenizer, run=read_run(cfg), split="train", limit=3)
     rows = raw_rows(str(cfg["datasets"][0]["path"]), 3)
     assert [p.messages[0]["content"] for p in problems] == [r["question"] for r in rows]
     assert problems[0].columns["answer"] == rows[0]["answer"].split("####")[-1].strip()
@@ -722,7 +724,7 @@ def test_a_failing_baseline_keeps_the_good_outputs(repo_root, embedded_model_dir
         return object()  # never written: the baseline fails first
 
     monkeypatch.setattr(core, "evaluate", fake)
-    monkeypatch.setattr(core, "check_model", lambda *a, **k: None)  # org/base: a Hub id, offline here
+    monkeypatch.setattr(models, "check_model", lambda *a, **k: None)  # org/base: a Hub id, offline here
     out = tmp_path / "out"
     out.mkdir()
     good = {name: f"good {name}\n" for name in ("eval-test.json", "eval-test-samples.jsonl")}

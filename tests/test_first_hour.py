@@ -204,7 +204,7 @@ def test_demo_cache_is_not_the_working_directory(monkeypatch, tmp_path):
 
 def test_evaluate_default_batch_is_the_demos():
     from axolotl_grpo_plugin.evaluate.__main__ import build_parser
-    from axolotl_grpo_plugin.evaluate.core import DEFAULT_BATCH_SIZE
+    from axolotl_grpo_plugin.sampling.models import DEFAULT_BATCH_SIZE
 
     args = build_parser().parse_args(["c.yaml", "--model", "m"])
     assert args.batch_size == DEFAULT_BATCH_SIZE == 64

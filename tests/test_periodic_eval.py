@@ -186,20 +186,19 @@ class FakeEngine:
 
 def vllm_trainer(tmp_path, repo_root, embedded_model_dir, mode="server", main=True, processes=1):
     """A FakeTrainer that trains with a (fake) vLLM engine, on the embedded model's tokenizer."""
-    from axolotl_grpo_plugin.evaluate import core
-    from axolotl_grpo_plugin.sampling import prompts
+    from axolotl_grpo_plugin.sampling import models, prompts
 
     cfg = smoke_cfg(repo_root)
     cfg["base_model"] = str(embedded_model_dir)
     cfg["trl"] = {**cfg["trl"], "use_vllm": True, "vllm_mode": mode}
-    tokenizer = core.load_tokenizer(read_run(cfg), str(embedded_model_dir))
+    tokenizer = models.load_tokenizer(read_run(cfg), str(embedded_model_dir))
     trainer = FakeTrainer(tmp_path)
     trainer.accelerator = SimpleNamespace(is_main_process=main, num_processes=processes,
                                           unwrap_model=lambda model: model)
     trainer.model = SimpleNamespace(device=None, config=SimpleNamespace(_name_or_path="policy"))
     trainer.processing_class, trainer.use_vllm, trainer.weights = tokenizer, True, 0
     trainer._last_loaded_step = -1
-    problems = prompts.build_problems(cfg, tokenizer, dataset=str(repo_root / TEST_FILE), limit=3)
+    problems = prompts.build_problems(cfg, tokenizer, run=read_run(cfg), dataset=str(repo_root / TEST_FILE), limit=3)
     answers = {tuple(p.input_ids): p.columns["answer"] for p in problems}
     trainer.vllm_generation = FakeEngine(trainer, tokenizer, answers, mode)
     return cfg, trainer
@@ -305,11 +304,11 @@ def test_other_ranks_push_their_engine_and_wait_for_rank_0(tmp_path, repo_root, 
 def test_transformers_generates_when_the_engine_cannot(every, tmp_path, repo_root, embedded_model_dir):
     """`backend: transformers`, or a colocated engine that sleeps between generations: the
     trainer's in-memory model generates, the engine is neither pushed nor asked."""
-    from axolotl_grpo_plugin.evaluate import core
+    from axolotl_grpo_plugin.sampling import models
 
     cfg, trainer = vllm_trainer(tmp_path, repo_root, embedded_model_dir, "colocate")
     trainer.vllm_generation.enable_sleep_mode = not every
-    trainer.model = core.load_model(str(embedded_model_dir), "cpu")
+    trainer.model = models.load_model(str(embedded_model_dir), "cpu")
     callback = periodic.PeriodicEvaluation(cfg, trainer, {"steps": 1, "dataset": str(repo_root / TEST_FILE),
                                                           "limit": 2, "max_new_tokens": 4, **every})
     assert callback.backend == "transformers" and callback.why_not_engine
@@ -324,11 +323,11 @@ def test_an_engine_that_refuses_the_slice_hands_over_to_transformers(tmp_path, r
     """A request the engine refuses (a prompt past its max_model_len, say) must not end the
     training run: that evaluation and the later ones generate with transformers. A dead server
     (the liveness watchdog's PluginError) still ends it."""
-    from axolotl_grpo_plugin.evaluate import core
+    from axolotl_grpo_plugin.sampling import models
     from axolotl_grpo_plugin.vllm.server import ServerError
 
     cfg, trainer = vllm_trainer(tmp_path, repo_root, embedded_model_dir)
-    trainer.model = core.load_model(str(embedded_model_dir), "cpu")
+    trainer.model = models.load_model(str(embedded_model_dir), "cpu")
     engine = trainer.vllm_generation
 
     def refuses(*args, **kwargs):

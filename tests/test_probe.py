@@ -11,6 +11,8 @@ import pytest
 import yaml
 from conftest import cli_exit
 
+from axolotl_grpo_plugin.config.run import read_run
+from axolotl_grpo_plugin.names import load_config
 from axolotl_grpo_plugin.probe import arithmetic
 from axolotl_grpo_plugin.probe.core import ProbeResult, Sample
 
@@ -56,7 +58,7 @@ def test_probe_result_shares_over_prompts():
     result = ProbeResult(config="x", model="m", backend="t", prompts=3, samples_per_prompt=4,
                          dataset_rows=30, max_completion_length=16, budget=32, temperature=1.0,
                          num_generations=2, prompts_per_step=3, correct_reward="correct",
-                         reward_names=["correct"], samples=samples, problem_indices=[0, 1, 2])
+                         reward_names=["correct"], samples=samples, problem_indices=[0, 1, 2], run=read_run({}))
     assert result.pass_rates() == [0.5, 0.0, 1.0]
     assert result.zero_variance_share(2) == pytest.approx(7 / 9)
     from axolotl_grpo_plugin.probe.findings import generation_table, pass_rate_bins
@@ -161,7 +163,7 @@ def test_write_filtered_keeps_prompts_strictly_between(demo_base, tmp_path, caps
     path = _config(tmp_path, demo_base, num_generations=4)
     result = probe(str(path), prompts=12, progress=False)
     out = tmp_path / "filtered.jsonl"
-    n = write_filtered(result, str(path), out)
+    n = write_filtered(result, out)
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     expected = sum(1 for p in result.pass_rates() if 0 < p < 1)
     assert n == len(rows) == expected
@@ -224,7 +226,7 @@ def test_a_plot_in_a_missing_folder_is_written_and_its_folder_made(tmp_path, cap
     result = ProbeResult(config="x", model="m", backend="t", prompts=2, samples_per_prompt=2,
                          dataset_rows=2, max_completion_length=16, budget=32, temperature=1.0,
                          num_generations=2, prompts_per_step=1, correct_reward="correct",
-                         reward_names=["correct"], samples=samples, problem_indices=[0, 1])
+                         reward_names=["correct"], samples=samples, problem_indices=[0, 1], run=read_run({}))
     monkeypatch.setattr(core, "probe", lambda *a, **k: result)
     target = tmp_path / "sub" / "dir" / "p.png"
     assert main([str(REPO / "configs" / "smoke.yaml"), "--plot", str(target), "--no-progress", "--verbose"]) == 0
@@ -302,14 +304,16 @@ def test_no_prompt_in_the_band_writes_nothing_and_keeps_the_file(tmp_path, capsy
 
     rows = len((REPO / "axolotl_grpo_plugin/data/gsm8k_sample.jsonl").read_text().splitlines())
     samples = [_sample(0, True), _sample(0, False), _sample(1, False), _sample(1, False)]
+    config = _tmp_smoke(tmp_path)
     result = ProbeResult(config="x", model="m", backend="t", prompts=2, samples_per_prompt=2,
                          dataset_rows=rows, max_completion_length=16, budget=32, temperature=1.0,
                          num_generations=2, prompts_per_step=1, correct_reward="correct",
-                         reward_names=["correct"], samples=samples, problem_indices=[0, 1], rendered=rows)
+                         reward_names=["correct"], samples=samples, problem_indices=[0, 1], rendered=rows,
+                         run=read_run(load_config(config)))
     monkeypatch.setattr(core, "probe", lambda *a, **k: result)
     good = tmp_path / "good.jsonl"
     good.write_text('{"question": "kept"}\n')
-    argv = [str(_tmp_smoke(tmp_path)), "--write-filtered", str(good), "--band", "0.99", "1", "--no-progress",
+    argv = [str(config), "--write-filtered", str(good), "--band", "0.99", "1", "--no-progress",
             "--verbose"]
     assert main(argv) == 0
     out = capsys.readouterr().out

@@ -31,7 +31,7 @@ def test_a_model_that_never_calls_its_tools_is_told_how_to_teach_it(embedded_mod
 @pytest.fixture
 def scripted(monkeypatch):
     """probe's generator replaced by a policy that calls the calculator, then answers."""
-    from axolotl_grpo_plugin.probe import core
+    from axolotl_grpo_plugin.sampling import generation, models
 
     made = []
 
@@ -39,8 +39,8 @@ def scripted(monkeypatch):
         made.append(Scripted(tok, call()))
         return made[-1]
 
-    monkeypatch.setattr(core, "make_generator", make_generator)
-    monkeypatch.setattr(core.generation, "release", lambda gen: None)
+    monkeypatch.setattr(models, "make_generator", make_generator)
+    monkeypatch.setattr(generation, "release", lambda gen: None)
     return made
 
 
@@ -65,11 +65,11 @@ def test_tool_use_is_reported_and_a_cut_completion_is_scored_on_its_final_turn(
 
 
 def test_most_calls_failing_is_a_note(monkeypatch, embedded_model_dir, tmp_path, capsys):
-    from axolotl_grpo_plugin.probe import core
     from axolotl_grpo_plugin.probe.__main__ import main
+    from axolotl_grpo_plugin.sampling import generation, models
 
-    monkeypatch.setattr(core, "make_generator", lambda model, tok, run, **kw: Scripted(tok, call(name="search")))
-    monkeypatch.setattr(core.generation, "release", lambda gen: None)
+    monkeypatch.setattr(models, "make_generator", lambda model, tok, run, **kw: Scripted(tok, call(name="search")))
+    monkeypatch.setattr(generation, "release", lambda gen: None)
     config = tool_config(tmp_path, embedded_model_dir, max_completion_length=400)
     assert main([str(config), "--prompts", "2", "--budget", "400", "--no-progress"]) == 0
     text = capsys.readouterr().out

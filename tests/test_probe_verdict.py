@@ -16,6 +16,7 @@ import yaml
 
 from axolotl_grpo_plugin.probe import core
 from axolotl_grpo_plugin.probe.findings import format_summary, to_json
+from axolotl_grpo_plugin.sampling import models
 
 
 REPO = Path(__file__).resolve().parents[1]
@@ -73,7 +74,7 @@ def cookbook_config(embedded_model_dir, tmp_path) -> Path:
 
 def run_probe(config: Path, monkeypatch, write, budget: int = 96) -> dict:
     built = []
-    monkeypatch.setattr(core, "make_generator",
+    monkeypatch.setattr(models, "make_generator",
                         lambda model, tok, cfg, **kw: built.append(StandIn(tok, write)) or built[-1])
     result = core.probe(config, prompts=6, generations=[4, 8], budget=budget, progress=False)
     assert [g.closed for g in built] == [1]  # the probe stops the engine it sampled with
@@ -159,7 +160,23 @@ def test_model_dir_beside_a_hub_id_config_offline(cookbook_config, embedded_mode
     cfg["base_model"] = "HuggingFaceTB/SmolLM2-135M-Instruct"
     cookbook_config.write_text(yaml.safe_dump(cfg))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(core, "make_generator", lambda model, tok, cfg, **kw: StandIn(tok, prose))
+    monkeypatch.setattr(models, "make_generator", lambda model, tok, cfg, **kw: StandIn(tok, prose))
     result = core.probe(cookbook_config, prompts=2, generations=[4], budget=96, progress=False,
                         model=str(embedded_model_dir))
     assert result.recommended_max_model_len and result.recommended_max_model_len > 96
+
+
+def test_one_probe_reads_its_config_once(cookbook_config, monkeypatch, tmp_path):
+    """Issue 64: the probe, its vLLM budget and --write-filtered read the config the Sampler read,
+    not the file again (three reads before)."""
+    from axolotl_grpo_plugin.config import load
+    from axolotl_grpo_plugin.probe.findings import write_filtered
+
+    reads = []
+    real = load.read_yaml_text
+    monkeypatch.setattr(load, "read_yaml_text", lambda path, *a, **k: reads.append(str(path)) or real(path, *a, **k))
+    monkeypatch.setattr(models, "make_generator", lambda model, tok, run, **kw: StandIn(tok, prose))
+    result = core.probe(cookbook_config, prompts=4, generations=[4], budget=96, progress=False)
+    write_filtered(result, tmp_path / "filtered.jsonl")
+    assert result.recommended_max_model_len  # the stats ran, on the config already read
+    assert reads.count(str(cookbook_config)) == 1, reads

@@ -102,9 +102,9 @@ def evaluate(model_dir: str | Path, path: str | Path = HELDOUT_FILE, device: str
     with ``samples``, also sample that many completions (at the config's temperature) for each of
     the first ``sampled_problems`` problems for pass@1 / pass@k."""
     from ..config.run import read_run
-    from ..evaluate.core import DEFAULT_BATCH_SIZE, load_tokenizer, make_generator
     from ..evaluate.core import evaluate as evaluate_model
     from ..sampling import prompts
+    from ..sampling.models import DEFAULT_BATCH_SIZE, load_tokenizer, make_generator
 
     cfg = prompts.load_config(config)
     with one_thread():

@@ -87,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from ..quiet import run_quietly
     from ..sampling.checks import check_device, check_model_dir, check_out_dir, check_output, config_inputs
-    from .core import check_model, evaluate
+    from ..sampling.models import check_model
+    from .core import evaluate
     from .rejection import write_replies
     from .results import compare, default_out_dir, format_comparison, format_result, write_results
 

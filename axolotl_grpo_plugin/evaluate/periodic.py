@@ -179,7 +179,8 @@ class PeriodicEvaluation(TrainerCallback):
 
         from ..errors import PluginError
         from ..sampling.generation import engine_generator
-        from ..sampling.prompts import EvalError, build_problems
+        from ..sampling.prompts import EvalError
+        from ..sampling.sampler import Sampler, SampleRequest
         from .core import evaluate
 
         started = time.perf_counter()
@@ -187,10 +188,10 @@ class PeriodicEvaluation(TrainerCallback):
         tokenizer = self.trainer.processing_class
         options = {k: v for k, v in self.every.items() if k not in ("split", "dataset", "limit")}
         try:
-            if self.problems is None:
-                self.problems = build_problems(self.cfg, tokenizer, split=self.every.get("split", "test"),
-                                               dataset=self.every.get("dataset"),
-                                               limit=self.every.get("limit"))
+            if self.problems is None:  # the fixed slice, rendered as evaluate renders it (the run's tools too)
+                self.problems = Sampler(SampleRequest(
+                    self.cfg, model, tokenizer=tokenizer, split=self.every.get("split", "test"),
+                    dataset=self.every.get("dataset"), limit=self.every.get("limit"))).problems()
             if self.engine and not self.engine_failed and self.generator is None:
                 self.generator = engine_generator(self.trainer, tokenizer, self.engine)
             devices = [model.device] if getattr(model, "device", None) is not None and \

@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         data = to_json(result)
         extra = []
         if args.write_filtered:
-            n = write_filtered(result, args.config, args.write_filtered, tuple(args.band))
+            n = write_filtered(result, args.write_filtered, tuple(args.band))
             data["filtered"] = {"path": args.write_filtered, "rows": n, "band": list(args.band), "written": n > 0}
             band = f"({args.band[0]:g}, {args.band[1]:g})"
             if n:

@@ -1,9 +1,9 @@
 """`probe()`: sample the run's own base model on training prompts and judge whether GRPO can learn.
 
-Everything the trainer would use comes from the shared owners: prompts rendered as
-training renders them (`evaluate.prompts.build_problems`), the tokenizer and the
-generator (`evaluate.core`: transformers here, vLLM through the same seam), the
-rewards called as TRL calls them (`evaluate.scoring`).
+Everything the trainer would use comes from the sampling path evaluate shares
+(`sampling.sampler.Sampler`): the config read once, prompts rendered as training renders
+them, the tokenizer and the generator (vLLM or transformers), the run's tools, the rewards
+called as TRL calls them. The probe adds its group sizes, its token budget and the verdict.
 
 One sampling pass serves both questions. Completions are sampled with a token budget
 above `trl.max_completion_length` (`budget`), so lengths past the cut-off are seen and
@@ -17,12 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config.run import read_run
-from ..evaluate.core import check_model, load_tokenizer, make_generator
-from ..registry import correctness
-from ..sampling import generation, scoring
-from ..sampling.prompts import EvalError, build_problems, dataset_entries, load_config, load_rows
-from ..sampling.tool_loop import ToolLoop, run_tools, tool_stats
+from ..config.run import Run
+from ..sampling.generation import SamplingSettings
+from ..sampling.prompts import EvalError, dataset_entries, load_rows
+from ..sampling.sampler import Sampled, Sampler, SampleRequest
+from ..sampling.tool_loop import tool_stats
 from . import arithmetic
 
 
@@ -36,6 +35,8 @@ MIN_SIGNAL_SHARE = 0.25    # below this share of groups with reward variance, mo
 TARGET_TRUNCATION = 0.02   # what the recommended length aims for
 TARGET_SIGNAL = 0.5        # what the recommended num_generations aims for
 FORMAT_HINTS = ("format", "xml")  # reward names that score the output format
+TOKENIZER_FIX = ("set `base_model:` (or `tokenizer_config:`) in the config to a model folder with a tokenizer "
+                 "(tokenizer.json or vocab+merges), or pass --model DIR")
 
 
 @dataclass
@@ -82,7 +83,8 @@ class ProbeResult:
     generations: list[int] = field(default_factory=list)
     wall_s: float = 0.0
     rendered: int = 0  # training prompts after the transform (== dataset_rows when it maps 1:1)
-    tools: dict[str, float] | None = None  # with grpo_plugin.tools: evaluate.tool_loop.tool_stats
+    tools: dict[str, float] | None = None  # with grpo_plugin.tools: sampling.tool_loop.tool_stats
+    run: Run = field(kw_only=True, repr=False)  # the config probed (write_filtered reads its datasets)
 
     # --- per prompt ---------------------------------------------------------------
     def by_prompt(self) -> list[list[Sample]]:
@@ -158,20 +160,22 @@ class ProbeResult:
 
 
 def probe(config: Any, *, prompts: int = 32, generations: list[int] | None = None,
-          budget: int | None = None, seed: int = 0, backend: str = "auto", device: str | None = None,
-          batch_size: int = 64, progress: bool = True, correct_reward: str | None = None,
-          model: str | None = None) -> ProbeResult:
-    """Sample `prompts` training prompts x max(generations) completions and score them."""
+          budget: int | None = None, **request: Any) -> ProbeResult:
+    """Sample `prompts` training prompts x max(generations) completions and score them.
+    `request`: the other fields of sampling/sampler.SampleRequest the probe lets a caller choose
+    (model: None samples the config's base_model; seed, backend, device, batch_size, progress,
+    correct_reward)."""
     import random
     import time
 
     started = time.perf_counter()
     if prompts < 1:
         raise ProbeError(f"--prompts {prompts}: must be at least 1")
-    if model:
-        check_model(model, "--model", hub=True)
-    cfg = load_config(config)
-    run = read_run(cfg)
+    if not request.get("model"):  # `--model ""` as left out: the config's base_model
+        request.pop("model", None)
+    sampler = Sampler(SampleRequest(config, split="train", flags=True, hub=True, tokenizer_fix=TOKENIZER_FIX,
+                                    **request))
+    run = sampler.run
     limit, group = run.completion_length, run.trl.num_generations
     # default: the config's G and half of it; the config's G is always compared
     candidates = sorted(set(generations or [g for g in (group // 2, group) if g >= 2]) | {group})
@@ -182,100 +186,76 @@ def probe(config: Any, *, prompts: int = 32, generations: list[int] | None = Non
         budget = max(2 * limit, limit + 64)
     if budget < limit:
         raise ProbeError(f"--budget {budget}: must be at least trl.max_completion_length ({limit})")
-    model_path = model or cfg.get("base_model")
-    if not model_path:
+    if sampler.request.model is None and not run.base_model:
         raise ProbeError("base_model = (not set): the probe samples the run's base model; "
                          "set `base_model:` or pass --model DIR")
-    if not model:
-        check_model(model_path, "`base_model:` (or pass --model)", hub=True)
-
-    rewards = scoring.load_rewards(run)
-    judge = scoring.correctness_reward(rewards, correct_reward, "--correct-reward")
-    tok = load_tokenizer(run, model_path, "--model" if model else "base_model", fix=(
-        "set `base_model:` (or `tokenizer_config:`) in the config to a model folder with a tokenizer "
-        "(tokenizer.json or vocab+merges), or pass --model DIR"))
+    sampler.prepare()
     rows = sum(len(load_rows(spec, "train")) for spec in dataset_entries(run, "train"))
-    tools = run_tools(run, tok)
-    problems = build_problems(cfg, tok, split="train", tools=tools, run=run)
+    problems = sampler.problems()
     rendered = len(problems)
+    seed = sampler.request.seed
     chosen = sorted(random.Random(seed).sample(range(len(problems)), min(prompts, len(problems))))
     problems = [problems[i] for i in chosen]
-    gen = make_generator(model_path, tok, run, backend=backend, device=device,
-                         batch_size=batch_size, seed=seed,
-                         max_model_len=max(len(p.input_ids) for p in problems) + budget)
     n = max(candidates)  # every G in the table is estimated from samples, never extrapolated
-    settings = generation.SamplingSettings.of(run, n=n, max_new_tokens=budget, seed=seed)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        from ..quiet import terminal
-
-        bar = tqdm(total=len(problems) * n, desc="probe: sampling", unit="completion",
-                   dynamic_ncols=True, file=terminal())
-    looped = ToolLoop(gen, tok, tools, run.plugin.max_tool_calls) if tools else None
-    try:
-        outputs = (looped or gen).generate([p.input_ids for p in problems], settings, bar)
-    finally:
-        if bar is not None:
-            bar.close()
-        generation.release(gen)
+    settings = SamplingSettings.of(run, n=n, max_new_tokens=budget, seed=seed)
+    out = sampler.generate(problems, [settings], desc="probe: sampling",
+                           max_model_len=max(len(p.input_ids) for p in problems) + budget)
+    tok = sampler.tokenizer
     eos = tok.eos_token_id
     eos_ids = {eos} if isinstance(eos, int) else set(eos or [])
-    cut_text = looped.cut_text if looped else lambda _p, _c, cut: tok.decode(cut, skip_special_tokens=True)
-    samples = _score(problems, outputs, rewards, judge, limit, eos_ids, cut_text)
+    samples = _score(sampler, problems, out, limit, eos_ids)
     mbs = run.micro_batch_size * run.gradient_accumulation_steps
     result = ProbeResult(
-        config=str(config) if not isinstance(config, dict) else "(mapping)", model=str(model_path),
-        backend=(looped or gen).name, prompts=len(problems), samples_per_prompt=n, dataset_rows=rows,
+        config=str(config) if not isinstance(config, dict) else "(mapping)", model=str(sampler.model),
+        backend=out.backend, prompts=len(problems), samples_per_prompt=n, dataset_rows=rows,
         max_completion_length=limit, budget=budget, temperature=settings.temperature,
-        num_generations=group, prompts_per_step=max(1, mbs // group), correct_reward=judge.name,
-        reward_names=[r.name for r in rewards], samples=samples, problem_indices=chosen,
+        num_generations=group, prompts_per_step=max(1, mbs // group), correct_reward=sampler.judge.name,
+        reward_names=[r.name for r in sampler.rewards], samples=samples, problem_indices=chosen, run=run,
         prompt_tokens_max=max(len(p.input_ids) for p in problems),
         max_model_len=run.vllm.max_model_len, generations=candidates,
-        rendered=rendered, tools=tool_stats(looped.last) if looped else None,
+        rendered=rendered, tools=tool_stats(out.rollouts[0]) if out.loop else None,
     )
-    result.recommended_max_model_len = vllm_budget(config, result.recommended_length()[0], tok)
+    result.recommended_max_model_len = vllm_budget(sampler, result.recommended_length()[0])
     result.wall_s = time.perf_counter() - started
     return result
 
 
-def vllm_budget(config: Any, completion_length: int, tokenizer: Any = None) -> int | None:
+def vllm_budget(sampler: Sampler, completion_length: int) -> int | None:
     """`vllm.max_model_len` for the longest training prompt plus `completion_length`, from the
-    stats tool (every prompt counted, not just the probed ones); None for an in-memory config.
-    `tokenizer`: the probed model's (--model DIR beside a config naming a Hub id, offline)."""
-    if isinstance(config, dict):
+    stats tool (every prompt counted, not just the probed ones) on the config the probe read;
+    None for an in-memory config. The tokenizer is the probed model's (--model DIR beside a
+    config naming a Hub id, offline)."""
+    if isinstance(sampler.request.config, dict):
         return None
     from ..seqstats.api import prompt_token_stats
 
-    return prompt_token_stats(config, tokenizer=tokenizer, max_completion_length=completion_length,
+    return prompt_token_stats(sampler.cfg, tokenizer=sampler.tokenizer, max_completion_length=completion_length,
                               progress=False).recommended_max_model_len
 
 
-def _score(problems, outputs, rewards, judge, limit, eos_ids, cut_text) -> list[Sample]:
-    """`cut_text(prompt, completion, cut_ids)`: the text the rewards read of a completion cut at `limit`."""
+def _score(sampler: Sampler, problems: list, sampled: Sampled, limit: int, eos_ids: set[int]) -> list[Sample]:
+    """Each completion cut at `limit` and scored as the trainer would score it; the cut ones
+    scored again uncut."""
     from axolotl_grpo_rewards.gsm8k import is_strict_format
 
     samples = []
-    for i, (problem, group) in enumerate(zip(problems, outputs)):
+    for i, (problem, group) in enumerate(zip(problems, sampled.completions[0])):
         cut_ids = [ids[:limit] for _, ids in group]
-        texts = [text if len(ids) <= limit else cut_text(i, j, cut)
+        texts = [text if len(ids) <= limit else sampled.cut_text(0, i, j, cut)
                  for j, ((text, ids), cut) in enumerate(zip(group, cut_ids))]
-        values = scoring.score(rewards, [problem.messages] * len(texts), texts, cut_ids,
-                               [problem.columns] * len(texts))
-        totals = scoring.weighted_total(values, rewards)
+        values, totals = sampler.score(problem, texts, cut_ids)
+        correct = sampler.correct(values)
         # the cut ones scored again uncut: would a longer max_completion_length give signal?
         long = [j for j, (_, ids) in enumerate(group) if len(ids) > limit]
         uncut: dict[int, float] = {}
         if long:
-            full = scoring.score(rewards, [problem.messages] * len(long), [group[j][0] for j in long],
-                                 [group[j][1] for j in long], [problem.columns] * len(long))
-            uncut = dict(zip(long, scoring.weighted_total(full, rewards)))
+            _, full = sampler.score(problem, [group[j][0] for j in long], [group[j][1] for j in long])
+            uncut = dict(zip(long, full))
         for j, ((full_text, ids), text) in enumerate(zip(group, texts)):
             samples.append(Sample(
                 prompt=problem.index, tokens=len(ids), ended=bool(ids) and ids[-1] in eos_ids,
                 rewards={name: v[j] for name, v in values.items()}, reward=totals[j],
-                correct=correctness.is_correct(values[judge.name][j]),
+                correct=correct[j],
                 strict_format=is_strict_format(text),
                 reward_uncut=uncut.get(j),
                 strict_format_uncut=is_strict_format(full_text) if j in uncut else None))

@@ -255,18 +255,15 @@ def check_band(band: tuple[float, float]) -> tuple[float, float]:
     return lo, hi
 
 
-def write_filtered(result: ProbeResult, config: Any, path: str | Path,
-                   band: tuple[float, float] = (0.0, 1.0)) -> int:
-    """The probed prompts whose pass rate is strictly inside `band`, as raw rows of the config's
-    dataset (so the same `type:` transform reads them); returns how many were written. None
-    selected: nothing is written (a file already at `path` is kept)."""
-    from ..config.run import read_run
-    from ..sampling.prompts import dataset_entries, load_config, load_rows
+def write_filtered(result: ProbeResult, path: str | Path, band: tuple[float, float] = (0.0, 1.0)) -> int:
+    """The probed prompts whose pass rate is strictly inside `band`, as raw rows of the probed
+    config's dataset (so the same `type:` transform reads them); returns how many were written.
+    None selected: nothing is written (a file already at `path` is kept)."""
+    from ..sampling.prompts import dataset_entries, load_rows
 
     lo, hi = check_band(band)
-    cfg = load_config(config)
     raw: list[dict] = []
-    for spec in dataset_entries(read_run(cfg), "train"):
+    for spec in dataset_entries(result.run, "train"):
         raw.extend(load_rows(spec, "train").to_list())
     if len(raw) != result.rendered:
         raise ProbeError(f"--write-filtered: the dataset's transform turned {len(raw)} rows into "

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import names
-from ..config.run import Run, read_run
+from ..config.run import Run
 from ..errors import PluginError
 from ..sources import data as data_sources
 from ..sources.chat_template import resolve_chat_template as shared_template
@@ -150,19 +150,19 @@ def build_problems(
     cfg: dict[str, Any],
     tokenizer: Any,
     *,
+    run: Run,
     split: str = "test",
     dataset: str | None = None,
     limit: int | None = None,
     tools: list | None = None,
-    run: Run | None = None,
     flags: bool = False,
 ) -> list[Problem]:
     """The evaluation prompts for `split`, in dataset order, at most `limit` of them; `tools`
     (the run's, contained) are rendered into each prompt as TRL renders them. `run`: the
-    config's Run, when the caller read it. `flags`: errors name the CLI's flags (`--limit`)."""
+    config's Run (`cfg` itself is what the dataset transforms read, as Axolotl gives it to them).
+    `flags`: errors name the CLI's flags (`--limit`)."""
     if limit is not None and limit < 1:
         raise EvalError(f"{named('limit', flags)} = {limit}: must be at least 1 (or left out for all rows)")
-    run = read_run(cfg) if run is None else run
     template = resolve_chat_template(run, tokenizer)
     problems: list[Problem] = []
     for i, spec in enumerate(dataset_entries(run, split, dataset, named("dataset", flags))):

@@ -70,7 +70,7 @@ class ToolLoop:
                 rollout.ids += list(new_ids)[:budget - len(rollout.ids)]
         for rollout in (r for group in rollouts for r in group):
             if rollout.final is None:  # cut by the rounds or the budget while it still called tools
-                rollout.final = self._final_text(rollout)
+                rollout.final = self.final_text(rollout)
         self.last = rollouts
         return [[(r.final, r.ids) for r in group] for group in rollouts]
 
@@ -114,7 +114,7 @@ class ToolLoop:
     def _turn_start(rollout: Rollout) -> int:
         return rollout.turn_starts[-1] if rollout.turn_starts else 0
 
-    def _final_text(self, rollout: Rollout, limit: int | None = None) -> str:
+    def final_text(self, rollout: Rollout, limit: int | None = None) -> str:
         """The last assistant turn's text, as the rewards read it (of the rollout's first `limit`
         tokens: what a shorter max_completion_length would have left)."""
         from trl.chat_template_utils import parse_response
@@ -129,7 +129,7 @@ class ToolLoop:
 
     def cut_text(self, prompt: int, completion: int, cut_ids: list[int]) -> str:
         """The final text of the last generate call's rollout (prompt, completion), cut to `cut_ids`."""
-        return self._final_text(self.last[prompt][completion], len(cut_ids))
+        return self.final_text(self.last[prompt][completion], len(cut_ids))
 
     def _tool_suffix(self, tool_messages: list[dict]) -> list[int]:
         """The ids of the tool turn and the next assistant header (TRL's _get_tool_suffix_ids)."""
