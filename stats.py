@@ -6,7 +6,7 @@ A thin entry point; the work lives in `axolotl_grpo_plugin.seqstats`.
 
 import sys
 
-from axolotl_grpo_plugin.seqstats.cli import main
+from axolotl_grpo_plugin.commands.stats import main
 
 
 if __name__ == "__main__":

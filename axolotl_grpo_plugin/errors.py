@@ -18,7 +18,7 @@ from typing import Any
 
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
-PLUGIN_KEYS_DOC = "docs/plugin-keys.md"  # the `grpo_plugin:` keys' table (keys_table.py writes it)
+PLUGIN_KEYS_DOC = "docs/plugin-keys.md"  # the `grpo_plugin:` keys' table (config/keys_table.py writes it)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 (docs/architecture.md), and every user-fixable error leaves as one readable block.
 
 Axolotl 0.21 also registers the plugin from its `axolotl.plugins` entry point and then calls
-every hook on every config, so each hook first asks `_ours(cfg)` (enabled.py).
+every hook on every config, so each hook first asks `_ours(cfg)` (training/enabled.py).
 
 `register` reads the config once into `self.run` (config/run.py); the later hooks pass it down."""
 
@@ -49,12 +49,12 @@ def report_errors_during_training(trainer) -> None:
 
 class CPUThreadsPlugin(BasePlugin):
     """For a config the GRPO plugin does not train (an SFT cold start on CPU): the one thing it does
-    is the torch thread count of a training process without a GPU (threads.py). List it under
+    is the torch thread count of a training process without a GPU (training/threads.py). List it under
     `plugins:`; it adds no config keys."""
 
     def register(self, cfg: dict):
-        from . import threads
-        from .launch import cuda_gpu_count
+        from .system.launch import cuda_gpu_count
+        from .training import threads
         from .vllm import autostart
 
         if autostart.is_training_process() and cuda_gpu_count() == 0:  # torch's answer: ROCm too
@@ -65,7 +65,7 @@ class GRPOPlugin(BasePlugin):
     """R1-style GRPO: registered rewards and transforms, and config checks before load."""
 
     def _ours(self, cfg) -> bool:
-        from .enabled import applies, first_instance
+        from .training.enabled import applies, first_instance
 
         return cfg is not None and applies(cfg) and first_instance(self)
 
@@ -83,19 +83,19 @@ class GRPOPlugin(BasePlugin):
         """Runs on the raw config, before Axolotl's schema drops unknown keys."""
         if not self._ours(cfg):
             return
-        from . import cpu_bf16, run_lock, threads
         from .check.prepare import prepare_config
-        from .checkpoints import resume_target
         from .config.run import read_run
         from .errors import GRPOConfigError
-        from .launch import cuda_gpu_count, current_launch, global_rank, local_rank
         from .remote import declared
+        from .system.launch import cuda_gpu_count, current_launch, global_rank, local_rank
+        from .training import cpu_bf16, run_lock, threads
+        from .training.checkpoints import resume_target
         from .vllm import autostart, cpu, relaunch
 
         if autostart.is_server_child():
             return  # the autostarted server loads the config the trainer already checked
         if autostart.is_training_process() and cuda_gpu_count() == 0:
-            threads.configure(LOG)  # every core, not accelerate's one thread (threads.py)
+            threads.configure(LOG)  # every core, not accelerate's one thread (training/threads.py)
         with reported_as_exit():
             try:
                 run = read_run(cfg)  # the one reading of the config
@@ -126,10 +126,10 @@ class GRPOPlugin(BasePlugin):
         rounds; bfloat16 autocast on a CPU run (`grpo_plugin.cpu_bf16`)."""
         if not self._ours(cfg):
             return None
-        from . import cpu_bf16
         from .config.trl_args import configured
-        from .launch import cuda_gpu_count
+        from .system.launch import cuda_gpu_count
         from .tools.trainer import training_args
+        from .training import cpu_bf16
 
         run = self._run(cfg)
         sampling = self.sampling if run is getattr(self, "run", None) else cpu_bf16.sampling_mode(
@@ -165,7 +165,7 @@ class GRPOPlugin(BasePlugin):
         if tool_trainer.wanted(run):  # Axolotl passes no tools to TRL's trainer (docs/tools.md)
             self.tools = tool_trainer.install(run)
         if async_key(run):  # Axolotl's legacy async path would repeat its first prompts every step
-            from .async_prompts import install_on_axolotl
+            from .training.async_prompts import install_on_axolotl
 
             install_on_axolotl()
 
@@ -176,13 +176,13 @@ class GRPOPlugin(BasePlugin):
         (docs/vllm.md)."""
         if not self._ours(cfg):
             return
-        from . import async_prompts, cpu_bf16, interrupted, run_lock
         from .config.trl_args import log_reached
         from .evaluate import periodic
         from .evaluate.hook import remember_trackers
         from .observe import attach, doctor
         from .tools import post_tool_turns
         from .tools import trainer as tool_trainer
+        from .training import async_prompts, cpu_bf16, interrupted, run_lock
         from .vllm import cpu
         from .watch import recovery, saves, sync_guard
 

@@ -67,9 +67,9 @@ def run(tmp: Path, name: str, steps: int, seed: int, arm: str, args: argparse.Na
     import yaml
     from bench_real_model import local_dataset
 
-    from axolotl_grpo_plugin.childenv import offline_child_env
     from axolotl_grpo_plugin.embedded import build
-    from axolotl_grpo_plugin.observe.rollout_log import read_rollouts
+    from axolotl_grpo_plugin.rollouts.log import read_rollouts
+    from axolotl_grpo_plugin.system.childenv import offline_child_env
 
     cfg = yaml.safe_load(args.config.read_text())
     out = tmp / name

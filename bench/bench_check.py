@@ -36,9 +36,9 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = ("import sys, axolotl.utils.config, axolotl.integrations.base\n"
-             "from axolotl_grpo_plugin.check.command import main\nsys.exit(main(sys.argv[1:]))")
+             "from axolotl_grpo_plugin.commands.check import main\nsys.exit(main(sys.argv[1:]))")
 IMPORT_ONLY = "import axolotl.utils.config"  # issue 51's yardstick: a full OK costs at most half of it
-CURRENT = "import sys\nfrom axolotl_grpo_plugin.check.command import main\nsys.exit(main(sys.argv[1:]))"
+CURRENT = "import sys\nfrom axolotl_grpo_plugin.commands.check import main\nsys.exit(main(sys.argv[1:]))"
 
 
 def cases(folder: Path) -> dict[str, tuple[Path, int]]:

@@ -32,7 +32,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from axolotl_grpo_plugin.cpu_bf16 import float32_output_layer  # noqa: E402  the plugin's own wrap
+from axolotl_grpo_plugin.training.cpu_bf16 import float32_output_layer  # noqa: E402  the plugin's own wrap
 
 
 MODES = ("float32", "bfloat16 autocast", "autocast, lm_head float32")  # in this order: the wrap stays

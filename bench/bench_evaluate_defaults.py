@@ -16,8 +16,8 @@ from transformers import AutoModelForCausalLM
 
 from axolotl_grpo_plugin.demo import DEMO_CONFIG
 from axolotl_grpo_plugin.evaluate.core import evaluate
-from axolotl_grpo_plugin.paths import DATA_DIR
 from axolotl_grpo_plugin.sampling import generation
+from axolotl_grpo_plugin.system.paths import DATA_DIR
 
 
 def main() -> None:

@@ -79,7 +79,7 @@ def log(message: str) -> None:
 
 
 def write_json(path: Path, data: dict) -> None:
-    from axolotl_grpo_plugin.safe_files import write_atomic
+    from axolotl_grpo_plugin.system.safe_files import write_atomic
 
     write_atomic(path, json.dumps(data, indent=2, default=str))
 
@@ -125,8 +125,8 @@ def train(config: Path, out: Path, log_path: Path) -> float:
     CPU-only trainer one thread otherwise, which made SFT steps 1.89x and GRPO's server-mode
     steps 1.26x slower (bench/bench_threads.py). The environment is the one the demo gives its
     trainer (offline, this interpreter's bin/ first on PATH: Axolotl starts `accelerate` from it)."""
-    from axolotl_grpo_plugin.childenv import offline_child_env
-    from axolotl_grpo_plugin.launch import available_cores
+    from axolotl_grpo_plugin.system.childenv import offline_child_env
+    from axolotl_grpo_plugin.system.launch import available_cores
 
     env = offline_child_env(REPO)
     env.setdefault("OMP_NUM_THREADS", str(available_cores()))
@@ -231,7 +231,7 @@ def rejection_sample(config: Path, model: Path, args, path: Path, round_: int) -
 def step_times(run: Path) -> dict:
     """Mean seconds per step in each part of the plugin's own step-time breakdown (the run's
     `step_time` records: the `time/*` metrics), from step 2 on (step 1 includes the first push)."""
-    from axolotl_grpo_plugin.observe.rollout_log import log_files, read_rollouts
+    from axolotl_grpo_plugin.rollouts.log import log_files, read_rollouts
 
     if not log_files(run):
         return {}
@@ -245,8 +245,8 @@ def step_times(run: Path) -> dict:
 
 def reward_curve(run: Path) -> list[tuple[int, float]]:
     """Mean total reward per training step, from the run's rollout log."""
-    from axolotl_grpo_plugin.observe.rollout_log import log_files, read_rollouts
     from axolotl_grpo_plugin.report.data import collect, curves
+    from axolotl_grpo_plugin.rollouts.log import log_files, read_rollouts
 
     if not log_files(run):
         return []
@@ -513,7 +513,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def saved_rows(path: Path) -> dict:
         """--rl-rows as round 1's rows at `path` (rebuilt from --train-data where it holds replies)."""
-        from axolotl_grpo_plugin.safe_files import write_atomic
+        from axolotl_grpo_plugin.system.safe_files import write_atomic
 
         if is_replies_file(args.rl_rows):
             rebuild_rows(args.rl_rows, args.train_data, grpo_cfg, path)

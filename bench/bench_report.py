@@ -22,10 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from axolotl_grpo_plugin.observe.metrics import ReflectionMatcher  # noqa: E402
-from axolotl_grpo_plugin.observe.rollout_log import RolloutLogWriter, read_rollouts  # noqa: E402
 from axolotl_grpo_plugin.report import write_report  # noqa: E402
 from axolotl_grpo_plugin.report.browser import browser_unavailable, open_report, start  # noqa: E402
+from axolotl_grpo_plugin.rollouts.log import RolloutLogWriter, read_rollouts  # noqa: E402
+from axolotl_grpo_plugin.rollouts.metrics import ReflectionMatcher  # noqa: E402
 
 
 NAMES = ["correctness_reward_func", "int_reward_func", "strict_format_reward_func",

@@ -51,8 +51,8 @@ def main() -> int:
 
     from bench_report import write_log
 
-    from axolotl_grpo_plugin.observe.rollout_log import read_rollouts
     from axolotl_grpo_plugin.report import data as current
+    from axolotl_grpo_plugin.rollouts.log import read_rollouts
 
     baseline = baseline_module(args.baseline)
     with tempfile.TemporaryDirectory() as tmp:

@@ -32,16 +32,16 @@ from types import SimpleNamespace
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from axolotl_grpo_plugin.observe.step_clock import StepClock  # noqa: E402
 from axolotl_grpo_plugin.observe.step_time import TARGETS, make_callback  # noqa: E402
+from axolotl_grpo_plugin.rollouts.step_clock import StepClock  # noqa: E402
 
 
 def run(tmp: Path, name: str, steps: int, on: bool) -> float:
     """Median seconds per step (step 2 on) of one `axolotl train` of the smoke config."""
     import yaml
 
-    from axolotl_grpo_plugin.childenv import offline_child_env
     from axolotl_grpo_plugin.embedded import build
+    from axolotl_grpo_plugin.system.childenv import offline_child_env
 
     cfg = yaml.safe_load((ROOT / "configs" / "smoke.yaml").read_text())
     cfg.update(base_model=str(build(out=ROOT / ".cache" / "embedded").model_dir), max_steps=steps,

@@ -3,7 +3,7 @@
 On a machine without a GPU, `axolotl train` runs `accelerate launch` without `--cpu`, and
 accelerate then sets OMP_NUM_THREADS=1 for the training process unless the user set it
 (accelerate/commands/launch.py); the GRPO plugin then sets torch's threads to the cores the
-process may use (axolotl_grpo_plugin/threads.py), a config without the plugin computes on one
+process may use (axolotl_grpo_plugin/training/threads.py), a config without the plugin computes on one
 core. This runs the same config for --steps steps with OMP_NUM_THREADS unset and set to the core
 count, alternating, --repeats times, and prints the median step time of each
 (bench/step_stamps.py, from step 3 on) with their ratio; for a GRPO config also the mean
@@ -40,8 +40,8 @@ def run(tmp: Path, name: str, threads: int | None, args: argparse.Namespace) -> 
     import yaml
     from bench_real_model import local_dataset
 
-    from axolotl_grpo_plugin.childenv import offline_child_env
-    from axolotl_grpo_plugin.observe.rollout_log import log_files, read_rollouts
+    from axolotl_grpo_plugin.rollouts.log import log_files, read_rollouts
+    from axolotl_grpo_plugin.system.childenv import offline_child_env
 
     cfg = yaml.safe_load(args.config.read_text())
     out = tmp / name
@@ -92,7 +92,7 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a config change, e.g. trl.use_vllm=false (repeatable)")
     args = parser.parse_args()
-    from axolotl_grpo_plugin.launch import available_cores
+    from axolotl_grpo_plugin.system.launch import available_cores
 
     cores = available_cores()
     arms = {"nothing set": None, f"OMP_NUM_THREADS={cores}": cores}

@@ -51,7 +51,7 @@ def main(argv: list[str]) -> int:
         path = Path(tmp) / "run.yaml"
         path.write_text(yaml.safe_dump(cfg))
         sys.path.insert(0, str(REPO))
-        from axolotl_grpo_plugin.childenv import offline_child_env
+        from axolotl_grpo_plugin.system.childenv import offline_child_env
 
         proc = subprocess.run([str(Path(sys.executable).parent / "axolotl"), "train", str(path)],
                               cwd=tmp, env=offline_child_env(REPO), capture_output=True, text=True)

@@ -63,8 +63,8 @@ def rebuild_rows(replies_path: Path, train_data: Path, grpo_config: Path, out: P
     """`replies_path`'s replies as chat SFT rows at `out`: each question from `train_data`, turned
     into the prompt by `grpo_config`'s dataset transform (as the rejection round prompted it)."""
     from axolotl_grpo_plugin.config.run import read_run
-    from axolotl_grpo_plugin.safe_files import write_atomic
     from axolotl_grpo_plugin.sampling.prompts import dataset_entries, load_config, load_rows, transform_rows
+    from axolotl_grpo_plugin.system.safe_files import write_atomic
 
     replies = read_jsonl(replies_path)
     by_key = {question_key(row["question"]): row for row in read_jsonl(train_data)}

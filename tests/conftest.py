@@ -54,7 +54,7 @@ def embedded_model_dir() -> Path:
 
 def subprocess_env(**extra: str) -> dict[str, str]:
     """Environment for child processes: offline, no telemetry, this checkout importable."""
-    from axolotl_grpo_plugin.childenv import offline_child_env
+    from axolotl_grpo_plugin.system.childenv import offline_child_env
 
     env = offline_child_env(REPO_ROOT)
     env.update(extra)
@@ -154,7 +154,7 @@ def with_cpu_vllm(monkeypatch):
 
 def launch_env(**extra: str) -> dict[str, str]:
     """This environment without the launcher's rank variables or a GPU pin, plus `extra`."""
-    from axolotl_grpo_plugin.launch import DISTRIBUTED_ENV
+    from axolotl_grpo_plugin.system.launch import DISTRIBUTED_ENV
 
     base = {k: v for k, v in os.environ.items() if k not in DISTRIBUTED_ENV}
     base.pop("CUDA_VISIBLE_DEVICES", None)

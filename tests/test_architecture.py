@@ -33,7 +33,12 @@ def _imports(name: str, path: Path, known: set[str]) -> set[str]:
     is_package = path.name == "__init__.py"
     base = name if is_package else name.rpartition(".")[0]
     found = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    doorway = {id(n) for guard in tree.body if isinstance(guard, ast.If) and "__main__" in ast.unparse(guard.test)
+               for n in ast.walk(guard)}  # `python -m` runs it as a script: a doorway, not the module's own import
+    for node in ast.walk(tree):
+        if id(node) in doorway:
+            continue
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -127,15 +132,10 @@ def test_the_layer_check_finds_a_planted_upward_import():
 
 # The watchdogs (watch/) use the vLLM server's life cycle (vllm/), never the other way round, and
 # neither imports the layers above the services: the plugin's hooks, the checks, the commands.
-ABOVE_SERVICES = tuple(f"axolotl_grpo_plugin.{m}" for m in ("plugin", "check", "names", "cli"))
-# The sampling path (sampling/: prompts, model, generation, tool loop, scoring) that probe and evaluate
-# share sits below the services and the commands: it imports none of them (issue 64).
-SAMPLING_MUST_NOT_IMPORT = tuple(f"axolotl_grpo_plugin.{m}" for m in (
-    "audit", "evaluate", "observe", "probe", "report", "vllm", "watch", "check", "plugin", "cli", "demo"))
+ABOVE_SERVICES = tuple(f"axolotl_grpo_plugin.{m}" for m in ("plugin", "check", "commands"))
 MUST_NOT_IMPORT = {
     "axolotl_grpo_plugin.vllm": ("axolotl_grpo_plugin.watch", *ABOVE_SERVICES),
     "axolotl_grpo_plugin.watch": ABOVE_SERVICES,
-    "axolotl_grpo_plugin.sampling": SAMPLING_MUST_NOT_IMPORT,
 }
 
 
@@ -152,15 +152,6 @@ def test_the_server_life_cycle_and_the_watchdogs_import_only_downwards():
     assert _forbidden_imports(graph) == {}
 
 
-def test_the_sampling_path_imports_no_command_and_no_service():
-    graph = _graph()
-    assert any(_within(m, ("axolotl_grpo_plugin.sampling",)) for m in graph)
-    planted = {"axolotl_grpo_plugin.sampling.model": {"axolotl_grpo_plugin.vllm.cpu", "axolotl_grpo_plugin.config.run"},
-               "axolotl_grpo_plugin.sampling.prompts": {"axolotl_grpo_plugin.evaluate.core"},
-               "axolotl_grpo_plugin.evaluate.core": {"axolotl_grpo_plugin.sampling.prompts"}}
-    assert _forbidden_imports(planted) == {"axolotl_grpo_plugin.sampling.model": ["axolotl_grpo_plugin.vllm.cpu"],
-                                           "axolotl_grpo_plugin.sampling.prompts": ["axolotl_grpo_plugin.evaluate.core"]}
-
 
 def test_the_watchdog_rule_finds_a_planted_upward_import():
     planted = {"axolotl_grpo_plugin.vllm.server": {"axolotl_grpo_plugin.watch.liveness", "axolotl_grpo_plugin.errors"},
@@ -169,6 +160,127 @@ def test_the_watchdog_rule_finds_a_planted_upward_import():
                "axolotl_grpo_plugin.vllmx": {"axolotl_grpo_plugin.watch"}}
     assert _forbidden_imports(planted) == {"axolotl_grpo_plugin.vllm.server": ["axolotl_grpo_plugin.watch.liveness"],
                                            "axolotl_grpo_plugin.watch.saves": ["axolotl_grpo_plugin.check.prepare"]}
+
+
+# Issue 64: the rooms (sub-packages and top-level modules) in the layers docs/architecture.md draws,
+# read from that page, so the page and the code cannot part. An import (function-level too) goes
+# down or sideways, never up; the services sit side by side (none imports another: what two of
+# them share lives below both); no circle between rooms. `X/__main__.py` is a doorway for
+# `python -m axolotl_grpo_plugin.X` into commands/, not part of its room.
+ARCHITECTURE = REPO / "docs" / "architecture.md"
+SIDE_BY_SIDE = "services"
+
+
+def _layers() -> list[tuple[str, list[str]]]:
+    """(layer, rooms) from the first code block under '## Layers', top layer first."""
+    page = ARCHITECTURE.read_text(encoding="utf-8")
+    block = page.split("## Layers", 1)[1].split("```", 2)[1]
+    layers = []
+    for line in block.splitlines():  # `layer   room/, room.py, ...`; indented lines describe it
+        if line.strip() and not line.startswith(" "):
+            name, _, rooms = line.partition(" ")
+            layers.append((name, re.findall(r"(\w+)(?:/|\.py)", rooms)))
+    return layers
+
+
+def _room(module: str) -> str:
+    parts = module.split(".")
+    return "__init__" if len(parts) == 1 else parts[1]
+
+
+def _room_graph() -> dict[str, dict[str, list[str]]]:
+    """room -> room -> the modules that import across, for our package's modules (not __main__)."""
+    edges: dict[str, dict[str, list[str]]] = {}
+    for module, deps in _graph().items():
+        if not module.startswith("axolotl_grpo_plugin") or module.endswith(".__main__"):
+            continue
+        edges.setdefault(_room(module), {})
+        for dep in deps:
+            if dep.startswith("axolotl_grpo_plugin") and _room(dep) != _room(module):
+                edges[_room(module)].setdefault(_room(dep), []).append(module)
+    return edges
+
+
+def _rooms_on_disk() -> set[str]:
+    return {p.stem if p.is_file() else p.name for p in PACKAGE.iterdir()
+            if (p.is_file() and p.suffix == ".py") or (p / "__init__.py").is_file()}
+
+
+def _climbs(layers: list[tuple[str, list[str]]], edges: dict[str, dict[str, list[str]]]) -> list[str]:
+    level = {room: i for i, (_, rooms) in enumerate(layers) for room in rooms}
+    side_by_side = dict(layers).get(SIDE_BY_SIDE, [])
+    found = []
+    for a, targets in sorted(edges.items()):
+        for b, where in sorted(targets.items()):
+            if a not in level or b not in level:
+                continue
+            if level[b] < level[a] or (level[b] == level[a] and a in side_by_side):
+                found.append(f"{a} -> {b} ({sorted(set(where))[0]})")
+    return found
+
+
+def test_every_room_stands_in_one_layer_of_the_architecture_page():
+    placed = [room for _, rooms in _layers() for room in rooms]
+    assert len(placed) == len(set(placed)), f"a room in two layers: {placed}"
+    assert sorted(set(placed) ^ _rooms_on_disk()) == [], "docs/architecture.md's layers and the package differ"
+
+
+def test_imports_go_down_never_up_and_services_do_not_import_each_other():
+    assert _climbs(_layers(), _room_graph()) == []
+
+
+def test_no_circle_between_rooms():
+    graph = {room: set(targets) for room, targets in _room_graph().items()}
+    cycle = _cycle({room: graph.get(room, set()) & set(graph) for room in graph})
+    assert cycle is None, "circle between rooms: " + " -> ".join(cycle)
+
+
+def test_the_layer_rule_finds_a_planted_climb_and_a_sideways_service_import():
+    layers = [("commands", ["commands"]), ("services", ["audit", "evaluate"]), ("shared", ["sampling", "tools"])]
+    edges = {"sampling": {"commands": ["x.sampling.a"]}, "audit": {"evaluate": ["x.audit.core"]},
+             "commands": {"audit": ["x.commands.audit"]}, "tools": {"sampling": ["x.tools.b"]}}
+    assert _climbs(layers, edges) == ["audit -> evaluate (x.audit.core)", "sampling -> commands (x.sampling.a)"]
+
+
+def test_the_top_level_holds_at_most_ten_modules():
+    assert len(list(PACKAGE.glob("*.py"))) <= 10, sorted(p.name for p in PACKAGE.glob("*.py"))
+
+
+def test_every_command_is_a_module_of_commands_named_as_the_command():
+    from axolotl_grpo_plugin.commands import COMMANDS
+
+    assert {name: module for name, (module, _) in COMMANDS.items()} == {
+        name: f"axolotl_grpo_plugin.commands.{name.replace('-', '_')}" for name in COMMANDS}
+    modules = {p.stem for p in (PACKAGE / "commands").glob("*.py")} - {"__init__", "__main__", "flags"}
+    assert modules == {name.replace("-", "_") for name in COMMANDS}
+
+
+def _exits_outside_main(path: Path, text: str) -> list[str]:
+    """sys.exit / SystemExit outside a `main` function and the `__main__` guard."""
+    tree = ast.parse(text)
+    allowed = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef) and node.name == "main" or (
+                isinstance(node, ast.If) and "__main__" in ast.unparse(node.test)):
+            allowed.update(id(n) for n in ast.walk(node))
+    return [f"{path.name}:{node.lineno}" for node in ast.walk(tree) if id(node) not in allowed and (
+        isinstance(node, ast.Call) and ast.unparse(node.func) in ("sys.exit", "exit")
+        or isinstance(node, ast.Raise) and node.exc is not None and "SystemExit" in ast.unparse(node.exc))]
+
+
+# Inside `axolotl train` the plugin is its process's top: a PluginError becomes a clean exit with its
+# message, an interrupted run keeps its 130, and the ranks that relaunch the launch end.
+TRAIN_PROCESS_EXITS = {"plugin.py", "training/interrupted.py", "vllm/relaunch.py"}
+
+
+def test_libraries_do_not_exit():
+    """Below commands/, code raises (errors.PluginError) and the command decides the exit code."""
+    found = [hit for p, text in _sources().items() if p.is_relative_to(PACKAGE)
+             and "commands" not in p.relative_to(PACKAGE).parts and p.name != "__main__.py"
+             and str(p.relative_to(PACKAGE)) not in TRAIN_PROCESS_EXITS
+             for hit in _exits_outside_main(p, text)]
+    assert found == []
+    assert _exits_outside_main(Path("x.py"), "import sys\ndef f():\n    sys.exit(2)\n") == ["x.py:3"]
 
 
 def _sources() -> dict[Path, str]:
@@ -220,11 +332,11 @@ def test_the_second_reader_rule_finds_a_planted_read():
 
 
 def test_the_plugin_keys_table_is_generated_from_args():
-    from axolotl_grpo_plugin.keys_table import PAGE, with_table
+    from axolotl_grpo_plugin.config.keys_table import PAGE, with_table
 
     page = (REPO / PAGE).read_text(encoding="utf-8")
     assert page == with_table(page), \
-        f"{PAGE}'s plugin-keys table is stale: run `python -m axolotl_grpo_plugin.keys_table --write`"
+        f"{PAGE}'s plugin-keys table is stale: run `python -m axolotl_grpo_plugin.config.keys_table --write`"
     assert "Undefined" not in page and "| `tools` | `[]` |" in page  # a default_factory's value, not pydantic's marker
 
 

@@ -15,7 +15,7 @@ import yaml
 from axolotl_grpo_plugin.check.trainer import async_grpo_warnings, check_async_grpo
 from axolotl_grpo_plugin.config import defaults
 from axolotl_grpo_plugin.config.run import read_run
-from axolotl_grpo_plugin.launch import Launch
+from axolotl_grpo_plugin.system.launch import Launch
 
 
 def _tree(fn) -> ast.AST:
@@ -154,7 +154,7 @@ def test_axolotls_legacy_async_path_draws_its_first_prompts_at_every_step():
 
 
 def test_with_the_plugins_mend_each_step_draws_new_prompts_and_passes_go_on():
-    from axolotl_grpo_plugin.async_prompts import install
+    from axolotl_grpo_plugin.training.async_prompts import install
 
     class Once(LegacyPromptDraws):
         pass
@@ -176,7 +176,7 @@ def test_the_mend_changes_nothing_where_the_sampler_repeats_each_batch_once():
     from torch.utils.data import DataLoader
     from trl.trainer.utils import RepeatSampler
 
-    from axolotl_grpo_plugin.async_prompts import endless, repair
+    from axolotl_grpo_plugin.training.async_prompts import endless, repair
 
     class Trainer:
         pass
@@ -196,7 +196,7 @@ def test_a_resumed_run_continues_the_prompt_order_where_the_first_run_stopped(de
     """transformers' Trainer skips the batches a resumed sync run trained on; on the legacy async
     path the plugin drops the batches queued while the trainer was built (the order's first ones)
     and draws from where the first run stopped."""
-    from axolotl_grpo_plugin.async_prompts import install, resume_at
+    from axolotl_grpo_plugin.training.async_prompts import install, resume_at
 
     install(Fixed)
     whole = Fixed(rows=40, depth=depth).steps(8)
@@ -211,7 +211,7 @@ def test_a_resumed_run_continues_the_prompt_order_where_the_first_run_stopped(de
 def test_batches_trained_follows_accumulation_generation_and_iterations():
     from types import SimpleNamespace
 
-    from axolotl_grpo_plugin.async_prompts import batches_trained
+    from axolotl_grpo_plugin.training.async_prompts import batches_trained
 
     def trainer(accumulation, per_generation, iterations):
         return SimpleNamespace(num_iterations=iterations, args=SimpleNamespace(

@@ -12,11 +12,11 @@ import pytest
 import yaml
 from conftest import cli_exit, importable_module
 
-from axolotl_grpo_plugin.audit.__main__ import main
 from axolotl_grpo_plugin.audit.core import audit
 from axolotl_grpo_plugin.audit.families import KINDS, build_case, solve_countdown, wrong_integer
-from axolotl_grpo_plugin.audit.rollouts import first_suspected, scan, signs
+from axolotl_grpo_plugin.commands.audit import main
 from axolotl_grpo_plugin.config.run import read_run
+from axolotl_grpo_plugin.rollouts.scan import first_suspected, scan, signs
 from axolotl_grpo_plugin.transforms.gsm8k import transform_row
 from axolotl_grpo_rewards.countdown import solves
 
@@ -328,9 +328,9 @@ def test_a_clean_rollout_log_gets_a_sentence_not_an_empty_table(tmp_path, capsys
 
 
 def test_the_html_report_says_when_hacking_started(tmp_path):
-    from axolotl_grpo_plugin.observe.rollout_log import read_rollouts
     from axolotl_grpo_plugin.report import write_report
     from axolotl_grpo_plugin.report.data import findings_by_curve
+    from axolotl_grpo_plugin.rollouts.log import read_rollouts
 
     run = rollouts(tmp_path)
     data = write_report(read_rollouts(run), run / "report.html", title="run")

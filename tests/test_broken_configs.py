@@ -49,7 +49,7 @@ def broken(row: dict, model_dir: Path) -> dict:
 
 
 def run_check(path: Path, launch: dict) -> tuple[int, str]:
-    from axolotl_grpo_plugin.check import command as check
+    from axolotl_grpo_plugin.commands import check as check
 
     argv = [str(path), "--gpu" if launch["gpu"] else "--cpu", "--processes", str(launch["processes"]),
             "--gpus", str(launch["gpus"])]
@@ -61,9 +61,9 @@ def run_check(path: Path, launch: dict) -> tuple[int, str]:
 
 def run_register(cfg: dict, launch: dict, monkeypatch) -> str | None:
     """The plugin's register on this launch (no relaunch exec, no server start): its error text."""
-    from axolotl_grpo_plugin import launch as launch_module
-    from axolotl_grpo_plugin import run_lock
     from axolotl_grpo_plugin.plugin import GRPOPlugin
+    from axolotl_grpo_plugin.system import launch as launch_module
+    from axolotl_grpo_plugin.training import run_lock
     from axolotl_grpo_plugin.vllm import autostart, relaunch
 
     gpus = launch["gpus"] if launch["gpu"] else 0
@@ -160,7 +160,7 @@ def test_axolotl_train_refuses_before_the_model_loads(row, model_dir, tmp_path):
 
 
 def test_check_defaults_to_the_gpus_the_launch_needs():
-    from axolotl_grpo_plugin.check.command import default_gpus
+    from axolotl_grpo_plugin.commands.check import default_gpus
 
     gsm8k = yaml.safe_load((REPO_ROOT / BASES["gsm8k"]).read_text())  # vllm_autostart, 1 server GPU
     assert default_gpus(read_run(gsm8k), 1, has_gpu=True) == 2
@@ -191,7 +191,7 @@ def test_check_refuses_fewer_gpus_than_the_launch_needs(tmp_path, launch, needle
     (["--cpu", "--gpus", "2"], "argument --gpus: 2 GPUs with --cpu, which uses none"),
 ])
 def test_check_names_the_launch_flag_that_is_wrong(tmp_path, capsys, argv, needle):
-    from axolotl_grpo_plugin.check import command as check
+    from axolotl_grpo_plugin.commands import check as check
 
     with pytest.raises(SystemExit) as exit_:
         check.main([str(tmp_path / "cfg.yaml"), *argv])
@@ -199,7 +199,7 @@ def test_check_names_the_launch_flag_that_is_wrong(tmp_path, capsys, argv, needl
 
 
 def test_the_training_launch_reads_the_gpus_it_sees(monkeypatch):
-    from axolotl_grpo_plugin import launch as launch_module
+    from axolotl_grpo_plugin.system import launch as launch_module
 
     monkeypatch.setattr(launch_module, "cuda_gpu_count", lambda: 3)
     monkeypatch.setattr(launch_module, "machine_gpu_count", lambda: 4)

@@ -16,8 +16,8 @@ import yaml
 from axolotl.utils.dict import DictDefault
 from conftest import subprocess_env
 
-from axolotl_grpo_plugin import axolotl_validation
-from axolotl_grpo_plugin.check.command import CPU_CAPABILITIES, GPU_CAPABILITIES
+from axolotl_grpo_plugin.check import axolotl_validation
+from axolotl_grpo_plugin.commands.check import CPU_CAPABILITIES, GPU_CAPABILITIES
 from axolotl_grpo_plugin.config import defaults
 
 
@@ -74,7 +74,7 @@ def test_a_full_check_leaves_transformers_models_peft_and_datasets_unimported(em
     """`datasets` too (issue 51): the dry run and the audit read the smoke config's local JSON Lines
     file with pyarrow (sources/data.head_rows)."""
     config = REPO / "configs" / "smoke.yaml"  # its base_model is the embedded model, built by the fixture
-    code = ("import sys; from axolotl_grpo_plugin.check.command import main; rc = main([sys.argv[1], '--cpu', '--offline']); "
+    code = ("import sys; from axolotl_grpo_plugin.commands.check import main; rc = main([sys.argv[1], '--cpu', '--offline']); "
             "print([rc, *(m in sys.modules for m in ('axolotl.utils.config', 'peft', 'axolotl.integrations.base', "
             "'datasets'))])")
     done = subprocess.run([sys.executable, "-c", code, str(config)], capture_output=True, text=True, timeout=300,

@@ -9,7 +9,8 @@ from importlib.metadata import version
 import pytest
 import yaml
 
-from axolotl_grpo_plugin import cli
+from axolotl_grpo_plugin import commands as cli
+from axolotl_grpo_plugin.commands import flags
 
 
 def test_version_names_the_plugin_axolotl_and_trl(capsys):
@@ -39,7 +40,7 @@ def test_an_unknown_command_is_bad_input(capsys):
 
 
 def test_plan_takes_a_gpu_type_and_the_old_gpu_spelling_with_a_note(capsys):
-    from axolotl_grpo_plugin.plan.cli import parser
+    from axolotl_grpo_plugin.commands.plan import parser
 
     new = parser().parse_args(["c.yaml", "--gpu-type", "H100", "--gpu-type", "A100-80GB"])
     old = parser().parse_args(["c.yaml", "--gpu", "H100", "--gpu", "A100-80GB"])
@@ -48,7 +49,7 @@ def test_plan_takes_a_gpu_type_and_the_old_gpu_spelling_with_a_note(capsys):
 
 
 def test_demo_writes_json_with_json_file_and_still_reads_the_old_json_path(capsys):
-    from axolotl_grpo_plugin.demo.__main__ import _parser
+    from axolotl_grpo_plugin.commands.demo import _parser
 
     assert _parser().parse_args(["--json-file", "f.json"]).json_file == "f.json"
     assert _parser().parse_args(["--json", "f.json"]).json_file == "f.json"
@@ -57,7 +58,7 @@ def test_demo_writes_json_with_json_file_and_still_reads_the_old_json_path(capsy
 
 
 def test_report_writes_its_html_with_html_and_still_reads_out(tmp_path, capsys):
-    from axolotl_grpo_plugin.report.__main__ import main
+    from axolotl_grpo_plugin.commands.report import main
 
     missing = tmp_path / "no-run"
     for flag in ("--html", "--out", "-o"):
@@ -66,8 +67,8 @@ def test_report_writes_its_html_with_html_and_still_reads_out(tmp_path, capsys):
 
 
 def test_configs_keeps_every_comment_and_makes_paths_absolute(tmp_path):
-    from axolotl_grpo_plugin.export_configs import export
-    from axolotl_grpo_plugin.paths import packaged_config
+    from axolotl_grpo_plugin.configs import export
+    from axolotl_grpo_plugin.system.paths import packaged_config
 
     for path in export(tmp_path):
         source = packaged_config(path.stem).read_text()
@@ -84,7 +85,7 @@ def test_configs_keeps_every_comment_and_makes_paths_absolute(tmp_path):
 def test_configs_chain_the_smollm2_pipeline_inside_the_folder(tmp_path):
     """The rejection round reads what the cold start and `evaluate --keep-replies` wrote: after
     export its model and data are the exported cold start's output, under the same folder."""
-    from axolotl_grpo_plugin.export_configs import export
+    from axolotl_grpo_plugin.configs import export
 
     export(tmp_path, ["smollm2-gsm8k-sft", "smollm2-gsm8k-sft-rs"])
     sft, rs = (yaml.safe_load((tmp_path / f"{n}.yaml").read_text()) for n in ("smollm2-gsm8k-sft", "smollm2-gsm8k-sft-rs"))
@@ -94,7 +95,7 @@ def test_configs_chain_the_smollm2_pipeline_inside_the_folder(tmp_path):
 
 
 def test_configs_into_a_file_names_out_and_the_fix(tmp_path, capsys):
-    from axolotl_grpo_plugin.export_configs import main
+    from axolotl_grpo_plugin.commands.configs import main
 
     existing = tmp_path / "notes.txt"
     existing.write_text("mine")
@@ -112,7 +113,7 @@ def test_configs_into_a_file_names_out_and_the_fix(tmp_path, capsys):
 def test_check_gpu_warns_when_vllm_is_not_installed_here(repo_root, capsys, monkeypatch):
     import importlib.util
 
-    from axolotl_grpo_plugin.check import command as check
+    from axolotl_grpo_plugin.commands import check as check
 
     if importlib.util.find_spec("vllm") is not None:
         pytest.skip("vLLM is installed in this environment")
@@ -125,12 +126,12 @@ def test_check_gpu_warns_when_vllm_is_not_installed_here(repo_root, capsys, monk
 @pytest.mark.parametrize("omp", [None, "2"])
 def test_check_cpu_says_when_the_trainer_would_get_one_thread(omp, repo_root, embedded_model_dir, tmp_path, capsys,
                                                              monkeypatch):
-    """A GRPO config: the plugin gives its trainer every core (threads.py), so no warning. An SFT
+    """A GRPO config: the plugin gives its trainer every core (training/threads.py), so no warning. An SFT
     config does not run the plugin: the warning tells how to launch it on every core."""
     import yaml
 
-    from axolotl_grpo_plugin import launch
-    from axolotl_grpo_plugin.check import command as check
+    from axolotl_grpo_plugin.commands import check as check
+    from axolotl_grpo_plugin.system import launch
 
     monkeypatch.chdir(repo_root)
     monkeypatch.setattr(launch, "available_cores", lambda: 4)
@@ -165,7 +166,7 @@ def test_a_reader_that_stops_early_is_no_error(tmp_path):
 
     (tmp_path / "loud_command.py").write_text("def main(argv):\n    for _ in range(100_000):\n"
                                               "        print('a line of a long report')\n")
-    script = ("import sys; sys.path.insert(0, sys.argv[1]); from axolotl_grpo_plugin import cli; "
+    script = ("import sys; sys.path.insert(0, sys.argv[1]); from axolotl_grpo_plugin import commands as cli; "
               "cli.COMMANDS['loud'] = ('loud_command', ''); sys.exit(cli.main(['loud']))")
     proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
@@ -184,7 +185,7 @@ def test_a_reader_that_stops_early_is_no_error(tmp_path):
     ("gpu-check", "--steps", 1),
 ])
 def test_every_whole_number_flag_is_refused_below_its_minimum_while_parsing(command, flag, minimum, capsys):
-    """One check for them all (`cli.at_least`): the flag, the value and a fix, exit 2 before any
+    """One check for them all (`flags.at_least`): the flag, the value and a fix, exit 2 before any
     work (the config named does not even exist); the minimum itself is accepted by the same check."""
     with pytest.raises(SystemExit) as done:
         cli.main([command, *([] if command == "gpu-check" else ["no-such-config.yaml"]),
@@ -192,4 +193,4 @@ def test_every_whole_number_flag_is_refused_below_its_minimum_while_parsing(comm
     assert done.value.code == 2
     err = capsys.readouterr().err.splitlines()[-1]
     assert f"error: argument {flag}: '{minimum - 1}' must be at least {minimum}. Fix: " in err, err
-    assert cli.at_least(minimum)(str(minimum)) == minimum
+    assert flags.at_least(minimum)(str(minimum)) == minimum

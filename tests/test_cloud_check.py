@@ -1,12 +1,12 @@
 """`check --cloud cloud.yaml`: a Modal launch keeps checkpoints only on a volume, and Axolotl's
-Modal runner needs the local docker CLI (cloud.py)."""
+Modal runner needs the local docker CLI (check/cloud.py)."""
 
 from __future__ import annotations
 
 import pytest
 import yaml
 
-from axolotl_grpo_plugin import cloud
+from axolotl_grpo_plugin.check import cloud
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def test_a_missing_docker_cli_is_said_before_launching(shipped, monkeypatch):
 
 
 def test_check_cloud_warns_for_the_local_config_and_checks_the_containers_gpus(repo_root, capsys, monkeypatch):
-    from axolotl_grpo_plugin.check import command as check
+    from axolotl_grpo_plugin.commands import check as check
 
     monkeypatch.chdir(repo_root)
     assert check.main(["configs/gsm8k.yaml", "--cloud", "cloud.yaml", "--processes", "1"]) == 0
@@ -62,7 +62,7 @@ def test_a_wrong_cloud_file_is_named_by_its_flag_with_a_cloud_fix(text, said, tm
 def test_a_cloud_file_with_too_few_gpus_is_named_with_the_count_to_set(repo_root, tmp_path, capsys):
     """gpu_count 1 for a run with its vLLM server on a GPU of its own: the fix is the cloud file's
     gpu_count (it once said "use a machine with one more GPU")."""
-    from axolotl_grpo_plugin.check import command as check
+    from axolotl_grpo_plugin.commands import check as check
 
     small = tmp_path / "cloud.yaml"
     small.write_text((repo_root / "cloud.yaml").read_text().replace("gpu_count: 2", "gpu_count: 1"))

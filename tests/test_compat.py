@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from axolotl_grpo_plugin.enabled import PLUGIN_NAMES, applies
 from axolotl_grpo_plugin.plugin import GRPOPlugin
+from axolotl_grpo_plugin.training.enabled import PLUGIN_NAMES, applies
 
 
 REPO = Path(__file__).resolve().parents[1]

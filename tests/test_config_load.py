@@ -70,7 +70,7 @@ def test_a_yaml_syntax_error_names_the_line(tmp_path):
 
 def test_the_check_cli_calls_a_yaml_error_a_yaml_error_not_an_axolotl_rejection(tmp_path, capsys):
     """Issue 13: `check bad.yaml` used to say "Axolotl rejected bad.yaml" for a syntax error."""
-    from axolotl_grpo_plugin.check.command import main
+    from axolotl_grpo_plugin.commands.check import main
 
     path = tmp_path / "bad.yaml"
     path.write_text("base_model: x\nrl: grpo\n  trl: {\n", encoding="utf-8")
@@ -133,7 +133,7 @@ def test_check_reads_the_config_file_once(tmp_path, monkeypatch):
     """`check --gpu` takes the yaml and its `# Processes: N` comment from one read of the file."""
     from pathlib import Path
 
-    from axolotl_grpo_plugin.check import command
+    from axolotl_grpo_plugin.commands import check as command
 
     path = tmp_path / "cfg.yaml"
     path.write_text("# Processes: 3\nrl: grpo\nbase_model: x\n", encoding="utf-8")

@@ -43,7 +43,7 @@ def check_in_process(*args) -> tuple[int, str]:
     import contextlib
     import io
 
-    from axolotl_grpo_plugin.check import command as check
+    from axolotl_grpo_plugin.commands import check as check
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):

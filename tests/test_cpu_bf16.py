@@ -1,4 +1,4 @@
-"""`grpo_plugin.cpu_bf16` (cpu_bf16.py): bfloat16 autocast over float32 weights on a run without a GPU.
+"""`grpo_plugin.cpu_bf16` (training/cpu_bf16.py): bfloat16 autocast over float32 weights on a run without a GPU.
 The unit tests hold what the plugin asks for and says; the integration test holds that a real
 `axolotl train` then computes in bfloat16 while its weights, gradients and saved model stay float32."""
 
@@ -13,13 +13,14 @@ import pytest
 import torch
 import yaml
 
-from axolotl_grpo_plugin import cpu_bf16, launch
 from axolotl_grpo_plugin.check.hardware import precision_warnings
 from axolotl_grpo_plugin.check.prepare import prepare_config
 from axolotl_grpo_plugin.config.run import read_run
 from axolotl_grpo_plugin.errors import GRPOConfigError
-from axolotl_grpo_plugin.launch import Launch
 from axolotl_grpo_plugin.plugin import GRPOPlugin
+from axolotl_grpo_plugin.system import launch
+from axolotl_grpo_plugin.system.launch import Launch
+from axolotl_grpo_plugin.training import cpu_bf16
 
 
 CPU = Launch(processes=1, has_gpu=False)
@@ -261,8 +262,8 @@ def test_a_cpu_run_computes_in_bf16_over_float32_weights(repo_root, embedded_mod
 
 def test_the_sampling_mode_is_worked_out_once_a_run(repo_root, embedded_model_dir, tmp_path, monkeypatch, caplog):
     """register works it out for its precision line; the trainer's arguments take the same one."""
-    from axolotl_grpo_plugin import run_lock, threads
     from axolotl_grpo_plugin.config.load import read_yaml
+    from axolotl_grpo_plugin.training import run_lock, threads
     from axolotl_grpo_plugin.vllm import autostart
 
     calls, real = [], cpu_bf16.sampling_mode

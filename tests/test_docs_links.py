@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from axolotl_grpo_plugin.cli import COMMANDS
+from axolotl_grpo_plugin.commands import COMMANDS
 
 
 REPO = Path(__file__).resolve().parents[1]

@@ -122,7 +122,7 @@ def test_stop_and_save_in_a_real_run(embedded_model_dir, tmp_path, repo_root):
     text = proc.stdout + proc.stderr
     assert "run doctor [truncation]" in text and "Stopping the run" in text
     assert (tmp_path / "out" / "checkpoint-2").is_dir()
-    from axolotl_grpo_plugin.observe.rollout_log import read_rollouts
+    from axolotl_grpo_plugin.rollouts.log import read_rollouts
 
     records = list(read_rollouts(tmp_path / "out", everything=True))
     assert not [r for r in read_rollouts(tmp_path / "out") if r.get("type") == "doctor"]  # rollouts only
@@ -206,7 +206,7 @@ def test_reward_hacking_fires_when_degenerate_completions_keep_being_reinforced(
 
 
 def test_the_trainer_metric_counts_only_reinforced_degenerate_completions():
-    from axolotl_grpo_plugin.audit.rollouts import step_share
+    from axolotl_grpo_plugin.rollouts.scan import step_share
 
     spam = "<answer>" + ", ".join(map(str, range(30))) + "</answer>"
     good = "<reasoning>three and four</reasoning><answer>7</answer>"

@@ -12,6 +12,7 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from axolotl_grpo_plugin.commands.embedded import main  # noqa: E402
 from axolotl_grpo_plugin.embedded import (  # noqa: E402
     build,
     builder,  # noqa: E402
@@ -21,7 +22,6 @@ from axolotl_grpo_plugin.embedded import (  # noqa: E402
     is_built,
     sample_splits,
 )
-from axolotl_grpo_plugin.embedded.__main__ import main  # noqa: E402
 from axolotl_grpo_plugin.embedded.problems import DEMO_TEMPLATES  # noqa: E402
 from axolotl_grpo_plugin.embedded.sample_data import (  # noqa: E402
     DATA_DIR,

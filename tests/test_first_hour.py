@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from axolotl_grpo_plugin.quiet import captured_stderr
+from axolotl_grpo_plugin.system.quiet import captured_stderr
 
 
 # --- quiet output ---------------------------------------------------------------------------
@@ -41,7 +41,7 @@ def test_captured_stderr_disabled_is_verbose(capfd):
 
 
 def test_progress_bars_reach_the_screen_while_stderr_is_captured(capfd, tmp_path):
-    from axolotl_grpo_plugin.quiet import terminal
+    from axolotl_grpo_plugin.system.quiet import terminal
 
     log = tmp_path / "noise.log"
     with captured_stderr(log):
@@ -53,7 +53,7 @@ def test_progress_bars_reach_the_screen_while_stderr_is_captured(capfd, tmp_path
 
 
 def test_a_tool_with_an_unwritable_cache_shows_everything_and_still_runs(tmp_path, capfd, monkeypatch):
-    from axolotl_grpo_plugin.quiet import run_quietly
+    from axolotl_grpo_plugin.system.quiet import run_quietly
 
     blocker = tmp_path / "a-file"
     blocker.write_text("")
@@ -65,7 +65,7 @@ def test_a_tool_with_an_unwritable_cache_shows_everything_and_still_runs(tmp_pat
 
 def test_a_run_time_failure_names_the_log(tmp_path, capfd, monkeypatch):
     from axolotl_grpo_plugin.errors import EXIT_FAILED, PluginError
-    from axolotl_grpo_plugin.quiet import run_quietly
+    from axolotl_grpo_plugin.system.quiet import run_quietly
 
     class Failed(PluginError):
         exit_code = EXIT_FAILED
@@ -91,8 +91,8 @@ def _chatty(real):
 
 def test_evaluate_keeps_chatter_in_its_log_and_names_the_log(repo_root, embedded_model_dir, tmp_path,
                                                             capfd, monkeypatch):
+    from axolotl_grpo_plugin.commands.evaluate import main
     from axolotl_grpo_plugin.evaluate import core
-    from axolotl_grpo_plugin.evaluate.__main__ import main
 
     monkeypatch.setenv("AXOLOTL_GRPO_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(core, "evaluate", _chatty(core.evaluate))
@@ -111,8 +111,8 @@ def test_evaluate_keeps_chatter_in_its_log_and_names_the_log(repo_root, embedded
 
 
 def test_evaluate_errors_stay_one_line_under_the_capture(repo_root, tmp_path, capfd, monkeypatch):
+    from axolotl_grpo_plugin.commands.evaluate import main
     from axolotl_grpo_plugin.evaluate import core
-    from axolotl_grpo_plugin.evaluate.__main__ import main
 
     monkeypatch.setenv("AXOLOTL_GRPO_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(core, "evaluate", _chatty(core.evaluate))
@@ -124,7 +124,7 @@ def test_evaluate_errors_stay_one_line_under_the_capture(repo_root, tmp_path, ca
 def test_probe_keeps_chatter_in_its_log(repo_root, embedded_model_dir, tmp_path, capfd, monkeypatch):
     import yaml
 
-    from axolotl_grpo_plugin.probe import __main__ as probe_main
+    from axolotl_grpo_plugin.commands import probe as probe_main
     from axolotl_grpo_plugin.probe import core as probe_core
 
     monkeypatch.setenv("AXOLOTL_GRPO_CACHE", str(tmp_path / "cache"))
@@ -190,7 +190,7 @@ def test_demo_training_shows_a_bar_and_logs_everything(tmp_path, monkeypatch, ca
 
 
 def test_demo_cache_is_not_the_working_directory(monkeypatch, tmp_path):
-    from axolotl_grpo_plugin import paths
+    from axolotl_grpo_plugin.system import paths
 
     monkeypatch.setenv(paths.CACHE_ENV, str(tmp_path / "c"))
     assert paths.embedded_dir() == (tmp_path / "c" / "embedded").resolve()
@@ -203,7 +203,7 @@ def test_demo_cache_is_not_the_working_directory(monkeypatch, tmp_path):
 # --- evaluate defaults ----------------------------------------------------------------------
 
 def test_evaluate_default_batch_is_the_demos():
-    from axolotl_grpo_plugin.evaluate.__main__ import build_parser
+    from axolotl_grpo_plugin.commands.evaluate import build_parser
     from axolotl_grpo_plugin.sampling.models import DEFAULT_BATCH_SIZE
 
     args = build_parser().parse_args(["c.yaml", "--model", "m"])
@@ -270,7 +270,7 @@ def test_plugins_cannot_take_over_axolotl_train(monkeypatch):
     from axolotl.cli import plugins
     from axolotl.cli.main import cli
 
-    ours = EntryPoint(name="train", value="axolotl_grpo_plugin.cli:main", group=plugins.ENTRY_POINT_GROUP)
+    ours = EntryPoint(name="train", value="axolotl_grpo_plugin.commands:main", group=plugins.ENTRY_POINT_GROUP)
     monkeypatch.setattr(plugins, "entry_points", lambda group: [ours] if group == plugins.ENTRY_POINT_GROUP else [])
     monkeypatch.setattr(cli, "_plugin_commands", None)
     command = cli.get_command(click.Context(cli), "train")

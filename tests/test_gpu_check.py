@@ -15,7 +15,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from axolotl_grpo_plugin.gpu_check import cli, measure
+from axolotl_grpo_plugin.commands import gpu_check as cli
+from axolotl_grpo_plugin.gpu_check import measure
 from axolotl_grpo_plugin.gpu_check.cases import GPU_CASES, config
 from axolotl_grpo_plugin.gpu_check.measure import TrainRun, summarize
 from axolotl_grpo_plugin.observe import gpu_memory

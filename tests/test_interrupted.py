@@ -16,7 +16,7 @@ import pytest
 import yaml
 from conftest import subprocess_env
 
-from axolotl_grpo_plugin.interrupted import (
+from axolotl_grpo_plugin.training.interrupted import (
     EXIT_INTERRUPTED,
     MARKER_NAME,
     mark_interrupted,
@@ -78,7 +78,7 @@ def test_a_handler_that_writes_inside_an_interrupted_tee_write_does_not_wait_for
 
     from axolotl.utils import tee
 
-    from axolotl_grpo_plugin.interrupted import reentrant_tee_lock
+    from axolotl_grpo_plugin.training.interrupted import reentrant_tee_lock
 
     monkeypatch.setattr(tee, "_lock", threading.Lock())  # Axolotl's own
     reentrant_tee_lock()

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from axolotl_grpo_plugin.evaluate import periodic
-from axolotl_grpo_plugin.observe.rollout_log import EVAL, read_rollouts, record_kind
+from axolotl_grpo_plugin.rollouts.log import EVAL, read_rollouts, record_kind
 
 
 SPIKE_AFTER = 3

@@ -7,8 +7,8 @@ import pytest
 
 from axolotl_grpo_plugin.check.prepare import prepare_config
 from axolotl_grpo_plugin.errors import GRPOConfigError
-from axolotl_grpo_plugin.launch import Launch
 from axolotl_grpo_plugin.sources.data import is_local
+from axolotl_grpo_plugin.system.launch import Launch
 
 
 @pytest.mark.parametrize(("path", "local"), [

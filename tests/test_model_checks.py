@@ -13,7 +13,7 @@ from axolotl_grpo_plugin.check import files, hardware, prepare
 from axolotl_grpo_plugin.check.prepare import prepare_config
 from axolotl_grpo_plugin.config.run import read_run
 from axolotl_grpo_plugin.errors import GRPOConfigError
-from axolotl_grpo_plugin.launch import Launch
+from axolotl_grpo_plugin.system.launch import Launch
 
 
 GPU1 = Launch(processes=1, has_gpu=True)
@@ -143,7 +143,7 @@ def test_an_sft_config_with_deepspeed_on_cpu_is_told_to_drop_it_not_pointed_at_g
 def test_check_cli_names_bf16_of_an_sft_config_on_cpu(embedded_model_dir, tmp_path, capsys):
     import yaml
 
-    from axolotl_grpo_plugin.check import command as check
+    from axolotl_grpo_plugin.commands import check as check
 
     path = tmp_path / "sft.yaml"
     path.write_text(yaml.safe_dump(sft_config(embedded_model_dir, bf16=True)))

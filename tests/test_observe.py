@@ -13,8 +13,8 @@ import pytest
 
 from axolotl_grpo_plugin.config.run import read_run
 from axolotl_grpo_plugin.observe import attach, read_rollouts
-from axolotl_grpo_plugin.observe.metrics import ReflectionMatcher, correct_verdicts, step_metrics
-from axolotl_grpo_plugin.observe.rollout_log import RolloutLogWriter, log_files
+from axolotl_grpo_plugin.rollouts.log import RolloutLogWriter, log_files
+from axolotl_grpo_plugin.rollouts.metrics import ReflectionMatcher, correct_verdicts, step_metrics
 
 
 STRICT = "<reasoning>\nWe add 3 and 4.\n</reasoning>\n<answer>\n7\n</answer>\n"

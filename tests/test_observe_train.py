@@ -13,8 +13,8 @@ import pytest
 import yaml
 from conftest import REPO_ROOT, run_axolotl_train, subprocess_env
 
+from axolotl_grpo_plugin.commands.report import main as report_main
 from axolotl_grpo_plugin.observe import read_rollouts
-from axolotl_grpo_plugin.report.__main__ import main as report_main
 
 
 # A reward the test can recompute from the logged text, so misaligned rows show up

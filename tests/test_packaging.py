@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from axolotl_grpo_plugin.cli import COMMANDS
-from axolotl_grpo_plugin.paths import CONFIGS_DIR, packaged_config_names
+from axolotl_grpo_plugin.commands import COMMANDS
+from axolotl_grpo_plugin.system.paths import CONFIGS_DIR, packaged_config_names
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

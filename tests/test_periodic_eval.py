@@ -15,9 +15,9 @@ from axolotl_grpo_plugin.check.trainer import check_eval_every
 from axolotl_grpo_plugin.config.run import read_run
 from axolotl_grpo_plugin.evaluate import periodic
 from axolotl_grpo_plugin.evaluate.best import BestTracker
-from axolotl_grpo_plugin.launch import Launch
-from axolotl_grpo_plugin.observe.rollout_log import RolloutLogWriter, read_rollouts
 from axolotl_grpo_plugin.report import collect, render_html
+from axolotl_grpo_plugin.rollouts.log import RolloutLogWriter, read_rollouts
+from axolotl_grpo_plugin.system.launch import Launch
 
 
 TEST_FILE = "axolotl_grpo_plugin/data/gsm8k_sample_test.jsonl"

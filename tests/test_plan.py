@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from axolotl_grpo_plugin.commands.plan import main as plan_main
 from axolotl_grpo_plugin.plan import (
     KNOWN_MODELS,
     ModelDims,
@@ -25,7 +26,6 @@ from axolotl_grpo_plugin.plan import (
     parse_dims,
     resolve_dims,
 )
-from axolotl_grpo_plugin.plan.cli import main as plan_main
 from axolotl_grpo_plugin.plan.dims import dims_from_hf_config
 from axolotl_grpo_plugin.plan.estimate import lora_params, resident_items, step_items
 

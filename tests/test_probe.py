@@ -108,7 +108,7 @@ def _config(tmp_path: Path, base: Path, source: str = "demo.yaml", keys: dict | 
 def test_too_short_completion_length_is_named_with_a_length_that_fixes_it(demo_base, tmp_path, capsys):
     import torch
 
-    from axolotl_grpo_plugin.probe.__main__ import main
+    from axolotl_grpo_plugin.commands.probe import main
 
     torch.set_num_threads(1)
     short = _config(tmp_path, demo_base, max_completion_length=8, num_generations=4)
@@ -135,7 +135,7 @@ def test_constant_reward_is_flagged(embedded_model_dir, tmp_path, capsys):
     """The untrained embedded model never writes an answer: correctness is 0 on every sample."""
     import torch
 
-    from axolotl_grpo_plugin.probe.__main__ import main
+    from axolotl_grpo_plugin.commands.probe import main
 
     torch.set_num_threads(1)
     cfg = yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text())
@@ -175,7 +175,7 @@ def test_write_filtered_keeps_prompts_strictly_between(demo_base, tmp_path, caps
 
 
 def test_bad_flags_exit_2(tmp_path, capsys):
-    from axolotl_grpo_plugin.probe.__main__ import main
+    from axolotl_grpo_plugin.commands.probe import main
 
     with pytest.raises(SystemExit) as exit_:
         main([str(REPO / "configs" / "smoke.yaml"), "--generations", "1", "--no-progress"])
@@ -184,8 +184,8 @@ def test_bad_flags_exit_2(tmp_path, capsys):
 
 
 def test_a_wrong_band_is_named_before_any_prompt_is_sampled(tmp_path, capsys, monkeypatch):
+    from axolotl_grpo_plugin.commands.probe import main
     from axolotl_grpo_plugin.probe import core
-    from axolotl_grpo_plugin.probe.__main__ import main
 
     monkeypatch.setattr(core, "probe", lambda *a, **k: pytest.fail("the probe ran before --band was checked"))
     argv = [str(REPO / "configs" / "smoke.yaml"), "--band", "0.8", "0.2", "--write-filtered",
@@ -204,8 +204,8 @@ def test_a_wrong_band_is_named_before_any_prompt_is_sampled(tmp_path, capsys, mo
 ])
 def test_an_unwritable_plot_path_is_named_before_any_prompt_is_sampled(tmp_path, capsys, monkeypatch, where, said):
     """`--plot` was written after sampling: a bad path failed then, with a traceback."""
+    from axolotl_grpo_plugin.commands.probe import main
     from axolotl_grpo_plugin.probe import core
-    from axolotl_grpo_plugin.probe.__main__ import main
 
     monkeypatch.setattr(core, "probe", lambda *a, **k: pytest.fail("the probe ran before --plot was checked"))
     (tmp_path / "smoke.yaml").write_text((REPO / "configs" / "smoke.yaml").read_text())
@@ -219,8 +219,8 @@ def test_an_unwritable_plot_path_is_named_before_any_prompt_is_sampled(tmp_path,
 
 
 def test_a_plot_in_a_missing_folder_is_written_and_its_folder_made(tmp_path, capsys, monkeypatch):
+    from axolotl_grpo_plugin.commands.probe import main
     from axolotl_grpo_plugin.probe import core
-    from axolotl_grpo_plugin.probe.__main__ import main
 
     samples = [_sample(0, True), _sample(0, False), _sample(1, False), _sample(1, False)]
     result = ProbeResult(config="x", model="m", backend="t", prompts=2, samples_per_prompt=2,
@@ -234,7 +234,7 @@ def test_a_plot_in_a_missing_folder_is_written_and_its_folder_made(tmp_path, cap
 
 
 def test_a_missing_model_is_named_as_evaluate_names_it(tmp_path, capsys):
-    from axolotl_grpo_plugin.probe.__main__ import main
+    from axolotl_grpo_plugin.commands.probe import main
 
     missing = str(tmp_path / "no-model")
     assert main([str(REPO / "configs" / "smoke.yaml"), "--model", missing, "--no-progress"]) == 2
@@ -253,7 +253,7 @@ def test_probe_threads_follow_the_cores_idle_now(monkeypatch, percent, cores, to
     import psutil
     import torch
 
-    from axolotl_grpo_plugin.probe import __main__ as cli
+    from axolotl_grpo_plugin.commands import probe as cli
 
     monkeypatch.setattr(psutil, "cpu_percent", lambda interval=None: percent)
     monkeypatch.setattr(cli.os, "cpu_count", lambda: cores)
@@ -282,8 +282,8 @@ def _tmp_smoke(tmp_path) -> Path:
 def test_write_filtered_is_checked_before_any_prompt_is_sampled(tmp_path, capsys, monkeypatch, target, said):
     """`--write-filtered` naming the training dataset truncated it (and advised training on it);
     a folder or an unwritable path failed with a traceback after the sampling."""
+    from axolotl_grpo_plugin.commands.probe import main
     from axolotl_grpo_plugin.probe import core
-    from axolotl_grpo_plugin.probe.__main__ import main
 
     monkeypatch.setattr(core, "probe", lambda *a, **k: pytest.fail("the probe ran before --write-filtered was checked"))
     config = _tmp_smoke(tmp_path)
@@ -299,8 +299,8 @@ def test_write_filtered_is_checked_before_any_prompt_is_sampled(tmp_path, capsys
 
 def test_no_prompt_in_the_band_writes_nothing_and_keeps_the_file(tmp_path, capsys, monkeypatch):
     """`--band 0.99 1` selecting 0 rows truncated an existing GOOD.jsonl to 0 bytes."""
+    from axolotl_grpo_plugin.commands.probe import main
     from axolotl_grpo_plugin.probe import core
-    from axolotl_grpo_plugin.probe.__main__ import main
 
     rows = len((REPO / "axolotl_grpo_plugin/data/gsm8k_sample.jsonl").read_text().splitlines())
     samples = [_sample(0, True), _sample(0, False), _sample(1, False), _sample(1, False)]
@@ -333,8 +333,8 @@ def test_no_prompt_in_the_band_writes_nothing_and_keeps_the_file(tmp_path, capsy
     (["--device", "nope"], "--device = 'nope': unknown device. Fix: use auto, cpu, cuda or cuda:N"),
 ])
 def test_probe_bad_numbers_are_refused_at_parsing(argv, said, capsys, monkeypatch):
-    from axolotl_grpo_plugin import quiet
-    from axolotl_grpo_plugin.probe.__main__ import main
+    from axolotl_grpo_plugin.commands.probe import main
+    from axolotl_grpo_plugin.system import quiet
 
     monkeypatch.setattr(quiet, "run_quietly", lambda *a, **k: pytest.fail("refused only after parsing"))
     assert cli_exit(main, [str(REPO / "configs" / "smoke.yaml"), *argv]) == 2

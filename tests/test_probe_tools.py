@@ -18,7 +18,7 @@ def tool_config(tmp_path, model_dir, **trl):
 def test_a_model_that_never_calls_its_tools_is_told_how_to_teach_it(embedded_model_dir, tmp_path, capsys):
     import torch
 
-    from axolotl_grpo_plugin.probe.__main__ import main
+    from axolotl_grpo_plugin.commands.probe import main
 
     torch.set_num_threads(1)
     config = tool_config(tmp_path, embedded_model_dir)
@@ -46,7 +46,7 @@ def scripted(monkeypatch):
 
 def test_tool_use_is_reported_and_a_cut_completion_is_scored_on_its_final_turn(
         scripted, embedded_model_dir, tmp_path, capsys):
-    from axolotl_grpo_plugin.probe.__main__ import main
+    from axolotl_grpo_plugin.commands.probe import main
 
     ample = tool_config(tmp_path, embedded_model_dir, max_completion_length=400)
     assert main([str(ample), "--prompts", "2", "--budget", "400", "--json", "--no-progress"]) == 0
@@ -65,7 +65,7 @@ def test_tool_use_is_reported_and_a_cut_completion_is_scored_on_its_final_turn(
 
 
 def test_most_calls_failing_is_a_note(monkeypatch, embedded_model_dir, tmp_path, capsys):
-    from axolotl_grpo_plugin.probe.__main__ import main
+    from axolotl_grpo_plugin.commands.probe import main
     from axolotl_grpo_plugin.sampling import generation, models
 
     monkeypatch.setattr(models, "make_generator", lambda model, tok, run, **kw: Scripted(tok, call(name="search")))

@@ -215,8 +215,9 @@ def test_no_remote_rewards_leave_no_ledger(tmp_path):
 
 def _register(cfg, monkeypatch):
     """The plugin's `register` as rank 0 of a training launch runs it (no server, no relaunch)."""
-    from axolotl_grpo_plugin import launch, run_lock
     from axolotl_grpo_plugin.plugin import GRPOPlugin
+    from axolotl_grpo_plugin.system import launch
+    from axolotl_grpo_plugin.training import run_lock
     from axolotl_grpo_plugin.vllm import autostart
 
     monkeypatch.setattr(launch, "cuda_gpu_count", lambda: 2)
@@ -243,7 +244,7 @@ def test_register_binds_the_run_and_a_fresh_run_empties_the_ledger(gsm8k_cfg, mo
 
 
 def test_register_keeps_the_spend_of_the_run_it_resumes(gsm8k_cfg, monkeypatch):
-    from axolotl_grpo_plugin.checkpoints import STATE_FILE
+    from axolotl_grpo_plugin.training.checkpoints import STATE_FILE
 
     path = ledger.ledger_path(gsm8k_cfg["output_dir"])
     (path.parent / "checkpoint-4").mkdir(parents=True)

@@ -183,7 +183,7 @@ def _write_config(tmp_path, url, funcs):
 
 
 def test_score_writes_rewards_by_listed_name_and_the_weighted_sum(verifier, tmp_path, capsys):
-    from axolotl_grpo_plugin.cli import main
+    from axolotl_grpo_plugin.commands import main
 
     config = _write_config(tmp_path, verifier.url, ["correctness", "verifier"])
     rows = [{"step": 1, "prompt": "q", "completion": "<answer>7</answer>", "answer": "7", "rewards": {"old": 1}},
@@ -204,7 +204,7 @@ def test_score_writes_rewards_by_listed_name_and_the_weighted_sum(verifier, tmp_
 
 
 def test_score_leaves_a_good_output_when_it_fails_midway(verifier, tmp_path):
-    from axolotl_grpo_plugin.score import main
+    from axolotl_grpo_plugin.commands.score import main
 
     config = _write_config(tmp_path, verifier.url, ["by_data_source", "verifier"])
     rows = [{"prompt": "q", "completion": "<answer>7</answer>", "answer": "7", "data_source": "gsm8k"}] * 3
@@ -219,7 +219,7 @@ def test_score_leaves_a_good_output_when_it_fails_midway(verifier, tmp_path):
 
 
 def test_check_reaches_the_verifier_unless_offline(verifier, embedded_model_dir, tmp_path, capsys):
-    from axolotl_grpo_plugin.check import command as check_tool
+    from axolotl_grpo_plugin.commands import check as check_tool
 
     config = _write_config(tmp_path, verifier.url, ["correctness", "verifier"])
     asked = verifier.verifier.calls[""]

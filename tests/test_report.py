@@ -7,12 +7,12 @@ import re
 
 import pytest
 
+from axolotl_grpo_plugin.commands.report import main
 from axolotl_grpo_plugin.observe import ReflectionMatcher
-from axolotl_grpo_plugin.observe.rollout_log import RolloutLogWriter
 from axolotl_grpo_plugin.report import collect, render_html, write_report
-from axolotl_grpo_plugin.report.__main__ import main
 from axolotl_grpo_plugin.report.browser import browser_unavailable, open_report, start
 from axolotl_grpo_plugin.report.data import columns, curves
+from axolotl_grpo_plugin.rollouts.log import RolloutLogWriter
 
 
 NAMES = ["correctness_reward_func", "strict_format_reward_func"]
@@ -103,8 +103,8 @@ def test_server_restarts_are_listed_not_counted_as_rollouts():
 def test_every_record_kind_is_read_by_the_report_and_none_is_a_rollout():
     """Issue 48: the records beside the rollouts are told apart by one field and one list of kinds;
     a periodic evaluation written before it (`"kind": "eval"`) reads the same."""
-    from axolotl_grpo_plugin.observe.rollout_log import KIND_FIELD, RECORD_KINDS, is_rollout, record_kind
     from axolotl_grpo_plugin.observe.step_time import METRICS
+    from axolotl_grpo_plugin.rollouts.log import KIND_FIELD, RECORD_KINDS, is_rollout, record_kind
 
     seconds = dict.fromkeys(METRICS, 1.0)
     marked = [{KIND_FIELD: kind, "step": 1, "metrics": {"eval/accuracy": 0.5}, "seconds": seconds,

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from axolotl_grpo_plugin.observe.rollout_log import read_rollouts
+from axolotl_grpo_plugin.commands.report import main as report_main
 from axolotl_grpo_plugin.report import collect, render_html
-from axolotl_grpo_plugin.report.__main__ import main as report_main
 from axolotl_grpo_plugin.report.data import columns
+from axolotl_grpo_plugin.rollouts.log import read_rollouts
 
 
 GOOD = {"step": 1, "mode": "train", "group": 0, "prompt": "Q", "completion": "wait, 4",

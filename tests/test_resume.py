@@ -12,14 +12,14 @@ import yaml
 from transformers import TrainerControl, TrainerState
 
 from axolotl_grpo_plugin.config.run import read_run
-from axolotl_grpo_plugin.observe.rollout_log import (
+from axolotl_grpo_plugin.observe.trainer_hook import log_lifecycle
+from axolotl_grpo_plugin.report import collect
+from axolotl_grpo_plugin.rollouts.log import (
     SUPERSEDED_NAME,
     RolloutLogWriter,
     read_rollouts,
     supersede_after,
 )
-from axolotl_grpo_plugin.observe.trainer_hook import log_lifecycle
-from axolotl_grpo_plugin.report import collect
 from axolotl_grpo_plugin.vllm.autostart import resumed_weights, write_server_config
 
 
@@ -112,7 +112,7 @@ def test_auto_resume_takes_the_last_whole_checkpoint_past_one_cut_short_while_sa
     the model loaded; it resumes from the last whole one instead, and says so. With none whole,
     or the torn one named explicitly, check refuses with the fix."""
     from axolotl_grpo_plugin.check.files import check_resume, resume_from_last_whole
-    from axolotl_grpo_plugin.launch import Launch
+    from axolotl_grpo_plugin.system.launch import Launch
 
     out = tmp_path / "out"
     torn = checkpoint(out / "checkpoint-4")  # model written, state not yet

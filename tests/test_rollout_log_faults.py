@@ -14,9 +14,9 @@ import uuid
 
 import pytest
 
-from axolotl_grpo_plugin import run_lock
-from axolotl_grpo_plugin.observe import rollout_log
-from axolotl_grpo_plugin.observe.rollout_log import RolloutLogWriter, read_rollouts
+from axolotl_grpo_plugin.rollouts import log as rollout_log
+from axolotl_grpo_plugin.rollouts.log import RolloutLogWriter, read_rollouts
+from axolotl_grpo_plugin.training import run_lock
 
 
 def _records(step, n=4, size=10):
@@ -117,7 +117,7 @@ def test_a_full_disk_loses_only_the_steps_written_while_it_was_full(small_tmpfs)
 
 HOLDER = textwrap.dedent("""
     import sys
-    from axolotl_grpo_plugin import run_lock
+    from axolotl_grpo_plugin.training import run_lock
     from axolotl_grpo_plugin.errors import PluginError
     try:
         run_lock.hold(sys.argv[1])
@@ -243,7 +243,7 @@ def test_check_warns_about_a_busy_output_dir_without_taking_it(tmp_path, capsys)
     import yaml
     from conftest import REPO_ROOT
 
-    from axolotl_grpo_plugin.check import command as check
+    from axolotl_grpo_plugin.commands import check as check
 
     out = tmp_path / "out"
     cfg = yaml.safe_load((REPO_ROOT / "configs" / "smoke.yaml").read_text())

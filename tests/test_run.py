@@ -79,9 +79,9 @@ def test_the_layout_is_computed_once_per_launch(monkeypatch):
 
 def test_register_reads_the_plugin_section_once(gsm8k_cfg, monkeypatch):
     """The whole register route (relaunch, checks, autostart) shares the one Run."""
-    from axolotl_grpo_plugin import launch
     from axolotl_grpo_plugin.config.args import GRPOPluginSettings
     from axolotl_grpo_plugin.plugin import GRPOPlugin
+    from axolotl_grpo_plugin.system import launch
 
     parses = []
     real = GRPOPluginSettings.model_validate.__func__

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from axolotl_grpo_plugin.safe_files import UnsafePathError, open_nofollow, replacing, write_atomic
+from axolotl_grpo_plugin.system.safe_files import UnsafePathError, open_nofollow, replacing, write_atomic
 
 
 VICTIM_TEXT = "precious: must never change\n"
@@ -100,7 +100,7 @@ def test_write_atomic_gives_the_mode_a_plain_open_would(out):
 # --- each writer ---------------------------------------------------------------------------
 
 def test_rollout_log_never_appends_through_a_planted_link(out, victim, caplog):
-    from axolotl_grpo_plugin.observe.rollout_log import RolloutLogWriter
+    from axolotl_grpo_plugin.rollouts.log import RolloutLogWriter
 
     plant(out / "rollouts.jsonl", victim)
     writer = RolloutLogWriter(out)
@@ -112,7 +112,7 @@ def test_rollout_log_never_appends_through_a_planted_link(out, victim, caplog):
 
 
 def test_rotation_replaces_links_planted_at_its_part_names(out, victim, tmp_path):
-    from axolotl_grpo_plugin.observe.rollout_log import RolloutLogWriter, read_rollouts
+    from axolotl_grpo_plugin.rollouts.log import RolloutLogWriter, read_rollouts
 
     # every name the rotation writes: the staged part, the gzip part, the old fixed temp name
     for name in ("rollouts.1.jsonl", "rollouts.1.jsonl.gz", "rollouts.1.jsonl.gz.tmp"):
@@ -200,7 +200,7 @@ def test_demo_outputs_replace_planted_links(out, victim, tmp_path):
 
 
 def test_an_output_that_is_an_input_is_found_through_relative_paths_links_and_the_config(tmp_path, monkeypatch):
-    from axolotl_grpo_plugin.safe_files import config_inputs, overwritten_input
+    from axolotl_grpo_plugin.system.safe_files import config_inputs, overwritten_input
 
     (tmp_path / "d").mkdir()
     (tmp_path / "data.jsonl").write_text("{}\n")

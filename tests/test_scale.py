@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 
 from axolotl_grpo_plugin.check.batch import check_batch
-from axolotl_grpo_plugin.check.command import main as check_main
-from axolotl_grpo_plugin.check.command import validate_with_axolotl
 from axolotl_grpo_plugin.check.prepare import prepare_config
+from axolotl_grpo_plugin.commands.check import main as check_main
+from axolotl_grpo_plugin.commands.check import validate_with_axolotl
 from axolotl_grpo_plugin.config.load import declared_processes, read_config
 from axolotl_grpo_plugin.config.run import read_run
 from axolotl_grpo_plugin.errors import GRPOConfigError
-from axolotl_grpo_plugin.launch import Launch
 from axolotl_grpo_plugin.plan.layout import MEMORY_HEADER, layout_table, memory_header
+from axolotl_grpo_plugin.system.launch import Launch
 
 
 REPO = Path(__file__).resolve().parents[1]

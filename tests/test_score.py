@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from axolotl_grpo_plugin.score import main
+from axolotl_grpo_plugin.commands.score import main
 
 
 ROW = {"prompt": "What is 3 + 4?", "completion": "<answer>\n7\n</answer>", "answer": "7"}

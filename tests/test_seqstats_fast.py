@@ -354,7 +354,7 @@ def test_word_counter_on_real_tokenizers(shared_dir):
 
 
 def test_short_runs_show_no_progress_bar(qwen_style_dir, tmp_path, capsys):
-    from axolotl_grpo_plugin.seqstats.cli import main
+    from axolotl_grpo_plugin.commands.stats import main
 
     data = tmp_path / "q.jsonl"
     data.write_text("".join(json.dumps({"question": q, "answer": "#### 3"}) + "\n" for q in adversarial_questions()),

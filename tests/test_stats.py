@@ -18,9 +18,9 @@ import pytest
 import yaml
 from conftest import subprocess_env
 
+from axolotl_grpo_plugin.commands.stats import main
 from axolotl_grpo_plugin.registry import TRANSFORMS
 from axolotl_grpo_plugin.seqstats import StatsError, prompt_token_stats, report_from_config
-from axolotl_grpo_plugin.seqstats.cli import main
 from axolotl_grpo_plugin.seqstats.report import percentile_from_counts
 
 

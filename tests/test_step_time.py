@@ -13,11 +13,11 @@ from conftest import REPO_ROOT, run_axolotl_train
 
 from axolotl_grpo_plugin.config.args import DoctorSettings
 from axolotl_grpo_plugin.observe.doctor import Doctor, make_callback
-from axolotl_grpo_plugin.observe.rollout_log import RolloutLogWriter, read_rollouts
-from axolotl_grpo_plugin.observe.step_clock import PARTS, StepClock
 from axolotl_grpo_plugin.observe.step_time import METRICS, record
 from axolotl_grpo_plugin.report import write_report
 from axolotl_grpo_plugin.report.data import collect, findings_by_curve, step_time_shares
+from axolotl_grpo_plugin.rollouts.log import RolloutLogWriter, read_rollouts
+from axolotl_grpo_plugin.rollouts.step_clock import PARTS, StepClock
 
 
 class FakeTime:

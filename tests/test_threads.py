@@ -1,4 +1,4 @@
-"""Torch threads of a training process without a GPU (threads.py): the user's OMP_NUM_THREADS is
+"""Torch threads of a training process without a GPU (training/threads.py): the user's OMP_NUM_THREADS is
 kept, a launcher's 1 is replaced by the cores this process may use."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from axolotl_grpo_plugin.threads import choose
+from axolotl_grpo_plugin.training.threads import choose
 
 
 ACCELERATE = {"ACCELERATE_MIXED_PRECISION": "no", "OMP_NUM_THREADS": "1"}
@@ -58,7 +58,7 @@ def test_unknown_launcher_environment_replaces_only_accelerates_default():
 def test_a_real_launcher_child_gets_every_core_unless_the_user_chose(user, tmp_path):
     """A parent that writes OMP_NUM_THREADS=1 into its child's environment, as accelerate launch does;
     the child reads its parent's /proc environ, configures torch and reports its thread count."""
-    child = ("import logging, torch; from axolotl_grpo_plugin import threads; "
+    child = ("import logging, torch; from axolotl_grpo_plugin.training import threads; "
              "log = logging.getLogger('t'); logging.basicConfig(level=logging.INFO, format='%(message)s'); "
              "threads.configure(log); print('threads', torch.get_num_threads())")
     launcher = ("import os, subprocess, sys; "

@@ -80,7 +80,7 @@ def test_a_missing_jmespath_or_an_old_transformers_is_named_before_the_model_loa
 def test_async_generation_on_several_processes_would_skip_the_tool_loop():
     from axolotl_grpo_plugin.check.tools import check_tools_async
     from axolotl_grpo_plugin.config.run import read_run
-    from axolotl_grpo_plugin.launch import Launch
+    from axolotl_grpo_plugin.system.launch import Launch
 
     run = read_run({"rl": "grpo", "trl": {"async_prefetch": True}, "grpo_plugin": {"tools": ["calculator"]}})
     (problem,) = check_tools_async(run, Launch(2, True))
@@ -94,8 +94,8 @@ def test_async_generation_on_several_processes_would_skip_the_tool_loop():
 def test_a_completion_too_short_for_one_tool_round_is_refused(embedded_model_dir, monkeypatch):
     from axolotl_grpo_plugin.check.tools import MIN_ANSWER_TOKENS, check_tool_room
     from axolotl_grpo_plugin.config.run import read_run
-    from axolotl_grpo_plugin.launch import Launch
     from axolotl_grpo_plugin.seqstats import api
+    from axolotl_grpo_plugin.system.launch import Launch
 
     def run(completion, **plugin):
         return read_run({"rl": "grpo", "base_model": str(embedded_model_dir), "chat_template": "qwen_25",
@@ -124,7 +124,7 @@ def test_check_looks_the_tools_up_once(embedded_model_dir, monkeypatch):
     """`check` imports and describes the tools once (check_tools): the tool-room check that runs after
     it reuses that answer instead of running `tools.loader.problems` again."""
     from axolotl_grpo_plugin.check.prepare import prepare_config
-    from axolotl_grpo_plugin.launch import Launch
+    from axolotl_grpo_plugin.system.launch import Launch
     from axolotl_grpo_plugin.tools import loader
 
     calls, real = [], loader.problems

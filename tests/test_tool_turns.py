@@ -83,7 +83,7 @@ def test_the_models_arguments_never_cost_the_steps_records():
     text, and the step's records still serialise (the rollout log drops a step it cannot write)."""
     import json
 
-    from axolotl_grpo_plugin.observe.rollout_log import _json_safe
+    from axolotl_grpo_plugin.rollouts.log import _json_safe
 
     for arguments in ({"expression": _nested(900)}, {"expression": 10**5000}, {"expression": "9" * 5_000_000}):
         messages = [{"role": "assistant", "content": "", "tool_calls": [call(arguments["expression"])]},

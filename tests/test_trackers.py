@@ -115,7 +115,7 @@ def test_wandb_offline_run_holds_rewards_observe_eval_and_completions(repo_root,
 
 def trackio_problems(cfg, **facts):
     from axolotl_grpo_plugin.check.trainer import check_trackio
-    from axolotl_grpo_plugin.launch import Launch
+    from axolotl_grpo_plugin.system.launch import Launch
 
     return check_trackio(read_run(cfg), Launch(), **facts)
 

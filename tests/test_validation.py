@@ -7,7 +7,7 @@ import pytest
 
 from axolotl_grpo_plugin.check.prepare import prepare_config
 from axolotl_grpo_plugin.errors import GRPOConfigError
-from axolotl_grpo_plugin.launch import Launch
+from axolotl_grpo_plugin.system.launch import Launch
 
 
 GPU1 = Launch(processes=1, has_gpu=True)

@@ -16,7 +16,7 @@ from axolotl_grpo_plugin.check import hardware as validation
 from axolotl_grpo_plugin.check.hardware import check_precision
 from axolotl_grpo_plugin.check.prepare import prepare_config
 from axolotl_grpo_plugin.config.run import read_run
-from axolotl_grpo_plugin.launch import Launch
+from axolotl_grpo_plugin.system.launch import Launch
 from axolotl_grpo_plugin.vllm import autostart, cpu, cpu_sync
 
 

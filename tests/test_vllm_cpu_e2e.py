@@ -167,7 +167,7 @@ def _steps_line(label: str, steps: list[dict], wall: float, output: str) -> str:
 
 def _prompt_sets(out: Path) -> dict[int, frozenset]:
     """The prompts of each step's rollouts."""
-    from axolotl_grpo_plugin.observe.rollout_log import read_rollouts
+    from axolotl_grpo_plugin.rollouts.log import read_rollouts
 
     prompts: dict[int, set] = {}
     for r in read_rollouts(out):
@@ -176,7 +176,7 @@ def _prompt_sets(out: Path) -> dict[int, frozenset]:
 
 
 def _rollout_steps(out: Path) -> list[int]:
-    from axolotl_grpo_plugin.observe.rollout_log import read_rollouts
+    from axolotl_grpo_plugin.rollouts.log import read_rollouts
 
     return [r["step"] for r in read_rollouts(out)]
 
@@ -273,7 +273,7 @@ def test_eval_every_generates_with_the_running_engine_from_the_current_weights(p
     score exactly as the saved model's do under transformers (`eval_at_end`, same slice), by
     a reward that is a checksum of the token ids; the step-2 and step-4 policies score differently
     by it, so an engine one push behind would show it."""
-    from axolotl_grpo_plugin.observe.rollout_log import read_rollouts
+    from axolotl_grpo_plugin.rollouts.log import read_rollouts
 
     mode, output, steps, out = pushed_run.mode, pushed_run.output, pushed_run.steps, pushed_run.out
     evals = [r for r in read_rollouts(out, everything=True) if r.get("kind") == "eval"]
@@ -420,7 +420,7 @@ def test_sigkill_then_resume_serves_the_checkpoint_from_the_first_resumed_step(k
     proves it loaded checkpoint-2, not the base model; step 4, out of sync, proves in the same
     run that the metric would have shown stale weights (the policy moved at step 3, vLLM did
     not)."""
-    from axolotl_grpo_plugin.observe.rollout_log import SUPERSEDED_NAME
+    from axolotl_grpo_plugin.rollouts.log import SUPERSEDED_NAME
 
     run = killed_then_resumed
     out = run.out
@@ -461,8 +461,8 @@ def test_a_server_killed_or_stalled_mid_run_is_restarted_and_no_step_is_lost(hd3
     rollouts once; each restart is a rollout-log record and a report section; after each, the
     step generates in sync with the trainer (the whole push reached the new server: a
     half-pushed model would not be); nothing is left running."""
-    from axolotl_grpo_plugin.observe.rollout_log import read_records
-    from axolotl_grpo_plugin.report.__main__ import main as report_main
+    from axolotl_grpo_plugin.commands.report import main as report_main
+    from axolotl_grpo_plugin.rollouts.log import read_records
 
     out = tmp_path / "restarted"
     config = _config("cpu-vllm-server.yaml", hd32_model, out, max_steps=4)
@@ -586,8 +586,8 @@ def test_smollm2_grpo_through_the_real_server(smollm2_model, tmp_path):
     completions x <= 64 tokens): completions end at the model's `<|im_end|>` (the fetched eos),
     vLLM generates from the trainer's weights after each push, the rollout log holds the prompt
     as SmolLM2's chat template renders it (its default system turn included), the doctor reads every step, and the report builds."""
-    from axolotl_grpo_plugin.observe.rollout_log import read_rollouts
-    from axolotl_grpo_plugin.report.__main__ import main as report_main
+    from axolotl_grpo_plugin.commands.report import main as report_main
+    from axolotl_grpo_plugin.rollouts.log import read_rollouts
     from axolotl_grpo_rewards.gsm8k import SYSTEM_PROMPT
 
     data = tmp_path / "easy.jsonl"
@@ -658,7 +658,7 @@ def test_async_prefetch_through_the_real_server(hd32_model, tmp_path):
     server's to bf16 rounding (mean 0.010 measured; 2e-7 with that autocast off), where a server
     with other weights is ~1 off. Later steps sample one push behind by design."""
     from axolotl_grpo_plugin.evaluate import periodic
-    from axolotl_grpo_plugin.observe.rollout_log import read_rollouts
+    from axolotl_grpo_plugin.rollouts.log import read_rollouts
 
     out = tmp_path / "async"
     cfg = yaml.safe_load((REPO_ROOT / "configs" / "cpu-vllm-server.yaml").read_text())
@@ -743,7 +743,7 @@ def test_async_data_producer_through_the_real_server(hd32_model, tmp_path):
     async trainer `check` lets through): 4 steps through the autostarted server, each with its
     rollouts, its step-time record and new prompts, a push before each step after the first, and
     the weight-sync guard quiet."""
-    from axolotl_grpo_plugin.observe.rollout_log import read_rollouts
+    from axolotl_grpo_plugin.rollouts.log import read_rollouts
 
     out = tmp_path / "async-producer"
     cfg = yaml.safe_load((REPO_ROOT / "configs" / "cpu-vllm-server.yaml").read_text())
@@ -783,7 +783,7 @@ def test_tool_calls_through_the_real_server_and_evaluate_with_vllm(tool_policy_m
     no loss, and `evaluate --backend vllm` runs the same loop on held-out prompts."""
     from tool_policy import PROMPTS
 
-    from axolotl_grpo_plugin.observe.rollout_log import read_rollouts
+    from axolotl_grpo_plugin.rollouts.log import read_rollouts
 
     sample = REPO_ROOT / "axolotl_grpo_plugin" / "data" / "gsm8k_sample.jsonl"
     data = tmp_path / "taught.jsonl"

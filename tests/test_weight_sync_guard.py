@@ -12,7 +12,7 @@ import yaml
 from axolotl_grpo_plugin.check.prepare import CHECKS, prepare_config
 from axolotl_grpo_plugin.config.run import read_run
 from axolotl_grpo_plugin.errors import GRPOConfigError
-from axolotl_grpo_plugin.launch import Launch
+from axolotl_grpo_plugin.system.launch import Launch
 from axolotl_grpo_plugin.watch import sync_guard
 from axolotl_grpo_plugin.watch.sync_guard import (
     MAX_KEY,
@@ -363,7 +363,7 @@ def test_planner_offers_sleep_mode_only_when_trl_syncs_with_it():
 
 
 def test_planner_cli_does_not_recommend_sleep_mode_on_the_installed_trl(capsys):
-    from axolotl_grpo_plugin.plan.cli import main
+    from axolotl_grpo_plugin.commands.plan import main
 
     if not sleep_mode_loses_weights(sync_guard.installed_trl_version()):
         pytest.skip("the installed TRL is past 1.9")

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import counted
+from ..rollouts.scan import SUSPECT_MIN, SUSPECT_SHARE, StepFinding, first_suspected
 from .core import AuditResult, Verdict
 from .families import WRONG_INTEGER
-from .rollouts import SUSPECT_MIN, SUSPECT_SHARE, StepFinding, first_suspected
 
 
 TASKS = {"number": "GSM8K-style number", "countdown": "countdown equation", "math": "MATH \\boxed{}"}

@@ -1,6 +1,8 @@
+"""`python -m axolotl_grpo_plugin.check` = `axolotl-grpo check`."""
+
 import sys
 
-from .command import main
+from ..commands.check import main
 
 
 sys.exit(main())

@@ -9,7 +9,7 @@ from ..config import defaults
 from ..config.batching import generation_batch_size, micro_batch_sizes_for, valid_num_generations
 from ..config.run import Run, write
 from ..errors import Problem
-from ..launch import Launch
+from ..system.launch import Launch
 
 
 def check_completion_length(run: Run, launch: Launch) -> list[Problem]:

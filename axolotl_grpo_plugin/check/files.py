@@ -9,8 +9,8 @@ from typing import Any
 
 from ..config.run import Run, write
 from ..errors import Problem
-from ..launch import Launch
 from ..sources import dry_run
+from ..system.launch import Launch
 
 
 def check_paths(run: Run, launch: Launch) -> list[Problem]:
@@ -39,7 +39,7 @@ def check_output_dir(run: Run, launch: Launch) -> list[Problem]:
     """An `output_dir` that cannot be made or written in (a file on its path, a read-only or
     pseudo filesystem): Axolotl would stop in its config loading, after the plugin registered.
     One that does not exist yet under a writable folder is fine: Axolotl makes it."""
-    from ..safe_files import unmakeable_folder
+    from ..system.safe_files import unmakeable_folder
 
     why = unmakeable_folder(run.output_dir)
     if why is None:
@@ -69,8 +69,8 @@ def check_datasets(cfg, run: Run, launch: Launch) -> list[Problem]:
 
 
 def check_resume(run: Run, launch: Launch) -> list[Problem]:
-    """The checkpoint a resumed run starts from exists and was saved whole (checkpoints.py)."""
-    from ..checkpoints import STATE_FILE, is_complete, last_whole, last_whole_instead, resume_target
+    """The checkpoint a resumed run starts from exists and was saved whole (training/checkpoints.py)."""
+    from ..training.checkpoints import STATE_FILE, is_complete, last_whole, last_whole_instead, resume_target
 
     target = resume_target(run)
     if target is None or (target.is_dir() and is_complete(target)) or last_whole_instead(run):
@@ -90,7 +90,7 @@ def check_resume(run: Run, launch: Launch) -> list[Problem]:
 def resume_from_last_whole(cfg: MutableMapping[str, Any], run: Run) -> tuple[Run, list[str]]:
     """Auto-resume would pick a checkpoint cut short while saving: resume from the last whole one
     (written into the config Axolotl reads, and the Run)."""
-    from ..checkpoints import STATE_FILE, last_whole_instead
+    from ..training.checkpoints import STATE_FILE, last_whole_instead
 
     instead = last_whole_instead(run)
     if instead is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..config.run import Run, write
 from ..errors import Problem
-from ..launch import Launch
+from ..system.launch import Launch
 from ..vllm.cpu import CPU_DIST, INSTALL_COMMAND, is_cpu_vllm
 
 
@@ -76,7 +76,7 @@ def check_precision(run: Run, launch: Launch, ours: bool = True) -> list[Problem
 
 def precision_warnings(run: Run, launch: Launch) -> list[str]:
     """`grpo_plugin.cpu_bf16` where it does nothing (a GPU run) or costs (a CPU without bfloat16 units)."""
-    from ..cpu_bf16 import BF16_FLAGS, bf16_units
+    from ..training.cpu_bf16 import BF16_FLAGS, bf16_units
 
     if run.plugin.cpu_bf16 is not True:  # `auto` turns itself off where it would not help
         return []

@@ -9,11 +9,11 @@ from typing import Any
 from ..config import defaults
 from ..config.run import Run, read_run
 from ..config.unknown_keys import unknown_key_problems, unknown_top_level_warnings
-from ..enabled import only_ours
 from ..errors import GRPOConfigError, Problem
-from ..launch import Launch
 from ..names import resolve_names
 from ..sources import dry_run
+from ..system.launch import Launch
+from ..training.enabled import only_ours
 from ..vllm.cpu import check_cpu_vllm
 from ..watch.sync_guard import check_sleep_mode
 from .batch import check_batch, check_completion_length, fill_generation_batch_size

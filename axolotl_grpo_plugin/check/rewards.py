@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..config.run import Run
 from ..errors import Problem
-from ..launch import Launch
+from ..system.launch import Launch
 
 
 def check_reward_funcs(run: Run, launch: Launch) -> list[Problem]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from ..config import defaults, trl_args
 from ..config.run import Run
 from ..errors import Problem
-from ..launch import Launch
+from ..system.launch import Launch
 
 
 def check_rl(run: Run, launch: Launch) -> list[Problem]:
@@ -59,7 +59,7 @@ def async_grpo_warnings(run: Run) -> list[str]:
 
 def _async_bf16_note(run: Run, key: str) -> list[str]:
     """Axolotl 0.21's async trainer scores under `torch.autocast(bfloat16)` whatever the model's dtype."""
-    from ..cpu_bf16 import bf16_units, wanted
+    from ..training.cpu_bf16 import bf16_units, wanted
 
     if run.half_precision or wanted(run.plugin.cpu_bf16, bf16_units()):  # bfloat16 compute, asked for
         return []

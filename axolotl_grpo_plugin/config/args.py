@@ -6,7 +6,7 @@ Everything lives under one `grpo_plugin:` section so it never collides with
 Axolotl's own keys. Unknown keys in the section are reported by the config
 checks with the closest known key, rather than dropped. The README's "Plugin
 keys" table is generated from the field descriptions below
-(`python -m axolotl_grpo_plugin.keys_table --write`), and a test fails when they drift.
+(`python -m axolotl_grpo_plugin.config.keys_table --write`), and a test fails when they drift.
 """
 
 from __future__ import annotations
@@ -215,7 +215,7 @@ class GRPOPluginSettings(BaseModel):
                             "observe/step_time.py.")
     reflection_phrases: list[str] | None = Field(default=None, description="Self-correction phrases counted by the "
                                                  "reflection rate (case-insensitive, whole words); default: "
-                                                 "axolotl_grpo_plugin.observe.metrics.DEFAULT_REFLECTION_PHRASES. "
+                                                 "axolotl_grpo_plugin.rollouts.metrics.DEFAULT_REFLECTION_PHRASES. "
                                                  "Read by observe/trainer_hook.py.")
     cpu_bf16: StrictBool | Literal["auto"] = Field(default=False, description="On a run without a GPU, compute the "
                                              "trainer's forward and backward in bfloat16 autocast over float32 "
@@ -227,7 +227,7 @@ class GRPOPluginSettings(BaseModel):
                                              "`trl.vllm_importance_sampling_mode: token_truncate` when unset. The no-tool "
                                              "GSM8K chain learned as well as float32 (7 runs each, "
                                              "docs/benchmarks.md); configs/smollm2-gsm8k-grpo-cpu.yaml sets "
-                                             "`auto`. Read by cpu_bf16.py.")
+                                             "`auto`. Read by training/cpu_bf16.py.")
     tools: list[str] = Field(default_factory=list, description="Tools the model may call during its rollouts (TRL's "
                              "`tools=`): a registered name (`calculator`) or a `module.function` import path, "
                              "imported from the config's folder first, then the working folder. Every call is "

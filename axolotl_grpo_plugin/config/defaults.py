@@ -53,7 +53,7 @@ class AxolotlFacts:
     # `*_` (tests/test_async_grpo.py reads the installed pair).
     async_grpo_works: bool = True
     # validate_config merges built-in plugins' keys into every config (0.21: context/expert
-    # parallel), so `check` cannot validate with this plugin's keys alone (axolotl_validation.py).
+    # parallel), so `check` cannot validate with this plugin's keys alone (check/axolotl_validation.py).
     merges_builtin_plugins: bool = False
     # The CPU weight push (vllm/cpu_sync.py): Axolotl 0.19/0.20's server route, or vLLM's own
     # `/collective_rpc` (0.21 sets VLLM_SERVER_DEV_MODE=1, which opens it) to the worker extension.
@@ -170,3 +170,16 @@ SET_ELSEWHERE = {
     "steps_per_generation": f"set `trl.generation_batch_size` instead ({AXOLOTL_NAME} does not pass "
     "steps_per_generation, and TRL refuses both)",
 }
+
+
+def sleep_mode_loses_weights(trl_version: str | None) -> bool:
+    """True for TRL <= 1.9.x, and when the version cannot be read (assume the worst)."""
+    if not trl_version:
+        return True
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        release = Version(trl_version).release
+    except InvalidVersion:
+        return True
+    return tuple(release[:2]) <= SLEEP_MODE_LAST_BROKEN_TRL

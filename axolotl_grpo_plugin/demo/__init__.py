@@ -1,7 +1,7 @@
 """The embedded demo: GRPO visibly teaching a tiny pre-trained base the R1 format and to
 finish its two-step reasoning, on CPU."""
 
-from ..paths import packaged_config
+from ..system.paths import packaged_config
 
 
 DEMO_CONFIG = packaged_config("demo")

@@ -12,7 +12,7 @@ import json
 import re
 from pathlib import Path
 
-from ..safe_files import replacing
+from ..system.safe_files import replacing
 
 
 TOTAL_KEY = "reward"

@@ -19,15 +19,15 @@ from pathlib import Path
 
 import yaml
 
-from ..childenv import offline_child_env
 from ..config.load import read_yaml
 from ..config.run import read_run
 from ..embedded.builder import DEFAULT_OUT
 from ..embedded.pretrain import build_base
 from ..errors import PluginError, Problem
-from ..paths import checkout_root, resolve_packaged_paths
-from ..quiet import captured_stderr
-from ..safe_files import open_nofollow, write_atomic
+from ..system.childenv import offline_child_env
+from ..system.paths import checkout_root, resolve_packaged_paths
+from ..system.quiet import captured_stderr
+from ..system.safe_files import open_nofollow, write_atomic
 from . import DEMO_CONFIG, curves, heldout
 
 

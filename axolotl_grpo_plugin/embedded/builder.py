@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from ..paths import embedded_dir
+from ..system.paths import embedded_dir
 
 
 # Bump whenever the problems, tokenizer or model recipe changes: cached builds are then rebuilt.
 EMBEDDED_VERSION = 1
-# a checkout's .cache/embedded, else the user cache (paths.py; $AXOLOTL_GRPO_CACHE overrides)
+# a checkout's .cache/embedded, else the user cache (system/paths.py; $AXOLOTL_GRPO_CACHE overrides)
 DEFAULT_OUT = embedded_dir()
 MODEL_DIR_NAME = "tiny-qwen2"
 STAMP_FILE = "build.json"

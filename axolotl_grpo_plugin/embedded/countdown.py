@@ -15,7 +15,7 @@ import sys
 from fractions import Fraction
 from pathlib import Path
 
-from ..safe_files import write_atomic
+from ..system.safe_files import write_atomic
 from .sample_data import to_jsonl
 
 

@@ -237,7 +237,7 @@ def one_thread():
 def _progress(total: int, enabled: bool):
     from tqdm.auto import tqdm
 
-    from ..quiet import terminal
+    from ..system.quiet import terminal
 
     return tqdm(total=total, desc="pre-training base", unit="step", disable=not enabled, file=terminal())
 

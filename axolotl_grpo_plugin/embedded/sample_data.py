@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..safe_files import write_atomic
+from ..system.safe_files import write_atomic
 from .problems import DEMO_TEMPLATES, generate_problems
 
 

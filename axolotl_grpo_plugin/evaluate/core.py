@@ -177,6 +177,6 @@ def _jsonable(value: Any) -> bool:
 
 def env_rank() -> int:
     """This process's global rank from the launcher's environment (0 when not launched)."""
-    from ..launch import global_rank
+    from ..system.launch import global_rank
 
     return global_rank()

@@ -39,8 +39,8 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from ..observe.rollout_log import EVAL, KIND_FIELD
-from ..trainer_kind import wait_for_generations
+from ..rollouts.log import EVAL, KIND_FIELD
+from ..training.trainer_kind import wait_for_generations
 from .best import BestTracker
 from .periodic_config import options
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PluginError
-from ..safe_files import write_atomic
+from ..system.safe_files import write_atomic
 
 
 def kept_replies(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..safe_files import write_atomic
+from ..system.safe_files import write_atomic
 from . import passk
 from .core import EvalResult
 

@@ -1,1 +1,1 @@
-"""The GPU check: measure on a real GPU what `axolotl-grpo plan` predicts (cli.py)."""
+"""The GPU check: measure on a real GPU what `axolotl-grpo plan` predicts (commands/__init__.py)."""

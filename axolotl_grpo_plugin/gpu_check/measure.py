@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ..demo.curves import parse_log_lines
 from ..observe.gpu_memory import ALLOCATED, RESERVED
-from ..observe.step_time import METRICS as TIME_METRICS
+from ..rollouts.step_clock import METRICS as TIME_METRICS
 
 
 OOM = re.compile(r"(CUDA out of memory|OutOfMemoryError)[^\n]*")

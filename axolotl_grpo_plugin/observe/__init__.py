@@ -4,8 +4,8 @@
 report over the log is `axolotl-grpo report OUTPUT_DIR`.
 """
 
-from .metrics import DEFAULT_REFLECTION_PHRASES, ReflectionMatcher, step_metrics
-from .rollout_log import RolloutLogWriter, read_rollouts
+from ..rollouts.log import RolloutLogWriter, read_rollouts
+from ..rollouts.metrics import DEFAULT_REFLECTION_PHRASES, ReflectionMatcher, step_metrics
 from .trainer_hook import attach
 
 

@@ -28,9 +28,10 @@ from typing import Any
 from ..config import defaults
 from ..config.args import DoctorSettings, switched
 from ..config.run import Run
+from ..rollouts.log import DOCTOR, KIND_FIELD
+from ..rollouts.step_clock import ADVISORY, BOUND, BOUND_SHARE
 from ..tools import advice
 from ..tools.trainer import ERROR_RATE
-from .rollout_log import DOCTOR, KIND_FIELD
 from .step_time import METRICS as TIME
 
 
@@ -44,7 +45,7 @@ LOSS = "loss"
 MEAN_LENGTH = "completions/mean_length"
 FORMAT = "observe/format_strict"
 ACCURACY = "observe/accuracy"
-DEGENERATE = "observe/degenerate_reinforced"  # observe/trainer_hook.py, from audit/rollouts.py
+DEGENERATE = "observe/degenerate_reinforced"  # observe/trainer_hook.py, from rollouts/scan.py
 TOOL_CALLS = "tools/call_frequency"  # TRL: calls per completion (runs with grpo_plugin.tools)
 TOOL_FAILURES = "tools/failure_frequency"  # TRL: the share of calls that raised
 
@@ -94,15 +95,6 @@ ADVICE = {
 }
 
 
-# step-time part -> (signature, verdict, what the step does meanwhile); fires at >= BOUND_SHARE
-BOUND_SHARE = 0.5
-BOUND = {
-    "generation": ("generation_bound", "generation-bound", "waits for generation"),
-    "weight_sync": ("push_bound", "push-bound", "pushes weights to vLLM"),
-    "rewards": ("reward_bound", "reward-bound", "scores rewards"),
-    "optimizer": ("optimizer_bound", "optimizer-bound", "runs forward, backward and the optimizer step"),
-}
-ADVISORY = {signature for signature, _, _ in BOUND.values()}  # never stop a run
 
 
 def prefetch_supported(version: str | None = None) -> bool:

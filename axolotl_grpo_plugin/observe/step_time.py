@@ -29,14 +29,13 @@ import logging
 from typing import Any
 
 from ..config.run import Run
-from ..trainer_kind import is_async_grpo, wait_for_generations
-from .rollout_log import KIND_FIELD, STEP_TIME
-from .step_clock import OTHER, PARTS, STEP, StepClock
+from ..rollouts.log import KIND_FIELD, STEP_TIME
+from ..rollouts.step_clock import METRICS, StepClock
+from ..training.trainer_kind import is_async_grpo, wait_for_generations
 
 
 LOG = logging.getLogger("axolotl_grpo_plugin")
 
-METRICS = {part: f"time/{part}" for part in (*PARTS, OTHER, STEP)}
 
 # (attribute path on the trainer, part): wrapped where present (TRL 1.9, Axolotl 0.19-0.21)
 TARGETS = (

@@ -25,10 +25,10 @@ import math
 from typing import Any
 
 from ..config.run import Run
-from ..trainer_kind import is_async_grpo
+from ..rollouts.log import SUPERSEDED_NAME, RolloutLogWriter, supersede_after, weighted_reward
+from ..rollouts.metrics import ReflectionMatcher, correct_verdicts, step_metrics
+from ..training.trainer_kind import is_async_grpo
 from . import gpu_memory, step_time, tool_turns
-from .metrics import ReflectionMatcher, correct_verdicts, step_metrics
-from .rollout_log import SUPERSEDED_NAME, RolloutLogWriter, supersede_after
 
 
 LOG = logging.getLogger("axolotl_grpo_plugin")
@@ -260,8 +260,8 @@ DEGENERATE_REINFORCED = "observe/degenerate_reinforced"
 
 def _degenerate_share(trainer: Any, completions, prompts, lengths, advantages) -> float:
     """Share of the batch's positive-advantage completions that look degenerate (the reward audit's
-    families, audit/rollouts.py): what the run doctor's `reward_hacking` reads. 0.0 when none."""
-    from ..audit.rollouts import step_share
+    families, rollouts/scan.py): what the run doctor's `reward_hacking` reads. 0.0 when none."""
+    from ..rollouts.scan import step_share
 
     cap = getattr(trainer.args, "max_completion_length", None)
     share = step_share(completions, prompts, lengths, advantages, cap if isinstance(cap, int) else None)
@@ -276,9 +276,3 @@ def _weights(trainer: Any, count: int) -> list[float]:
     except Exception:
         pass
     return [1.0] * count
-
-
-def weighted_reward(values, weights: list[float]) -> float | None:
-    """The weighted sum TRL logs as `reward` (NaN rewards skipped; None if all are NaN)."""
-    terms = [w * v for v, w in zip(values, weights) if v is not None and not math.isnan(v)]
-    return sum(terms) if terms else None

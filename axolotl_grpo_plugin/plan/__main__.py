@@ -1,6 +1,8 @@
+"""`python -m axolotl_grpo_plugin.plan` = `axolotl-grpo plan`."""
+
 import sys
 
-from .cli import main
+from ..commands.plan import main
 
 
 sys.exit(main())

@@ -273,7 +273,7 @@ def write_filtered(result: ProbeResult, path: str | Path, band: tuple[float, flo
     keep = [i for i, p in zip(result.problem_indices, rates) if lo < p < hi]
     if not keep:  # an empty dataset trains nothing: write nothing, and keep a file already there
         return 0
-    from ..safe_files import write_atomic
+    from ..system.safe_files import write_atomic
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -283,7 +283,7 @@ def write_filtered(result: ProbeResult, path: str | Path, band: tuple[float, flo
 
 def check_plot(path: str | Path) -> None:
     """--plot PATH, checked (its folder made) before any prompt is sampled, not after."""
-    from ..safe_files import unwritable
+    from ..system.safe_files import unwritable
 
     why = "is a symlink" if Path(path).is_symlink() else unwritable(path)
     if why:
@@ -295,7 +295,7 @@ def plot(result: ProbeResult, path: str | Path) -> None:
     """Pass-rate histogram and completion-length histogram with the cut-off marked."""
     import matplotlib
 
-    from ..safe_files import replacing
+    from ..system.safe_files import replacing
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
-from ..processes import die_with_parent, popen_owned_by_process
+from ..system.processes import die_with_parent, popen_owned_by_process
 from .imports import import_attribute
 
 

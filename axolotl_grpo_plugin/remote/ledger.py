@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PluginError, Problem
-from ..paths import user_path
+from ..system.paths import user_path
 
 
 LOG = logging.getLogger("axolotl_grpo_plugin.rewards")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config.args import RemoteRewardSettings
-from ..paths import user_path
+from ..system.paths import user_path
 from .cache import AnswerCache
 from .calls import Answer, Caller
 from .kinds import Request, Unusable, kind_of
@@ -31,7 +31,7 @@ def cache_path(spec: RemoteRewardSettings) -> Path | None:
     if spec.cache is False:
         return None
     if spec.cache is True:
-        from ..paths import cache_dir
+        from ..system.paths import cache_dir
 
         return cache_dir() / CACHE_FILE
     return user_path(str(spec.cache))

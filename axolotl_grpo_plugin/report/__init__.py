@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from importlib import resources
 from pathlib import Path
 
-from ..safe_files import replacing
+from ..system.safe_files import replacing
 from .data import ReportData, clean_text, collect, columns, curves, eval_curves, findings_by_curve, step_time_shares
 from .plots import plot_png, stacked_png
 
@@ -112,7 +112,7 @@ def step_time_html(data: ReportData) -> str:
 
 def _findings_html(data: ReportData) -> str:
     """The run doctor's diagnoses, each with its step (also marked on the curves), the vLLM
-    server's restarts, and the steps whose reinforced completions look degenerate (audit/rollouts.py)."""
+    server's restarts, and the steps whose reinforced completions look degenerate (rollouts/scan.py)."""
     out = ""
     if data.findings:
         items = "".join(f"<li><b>step {html.escape(clean_text(str(f.get('step'))))}</b>: "

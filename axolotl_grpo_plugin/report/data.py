@@ -21,11 +21,11 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from ..audit.rollouts import Scanner, StepFinding, first_suspected
-from ..observe.doctor import ADVISORY
-from ..observe.metrics import ReflectionMatcher
-from ..observe.rollout_log import DOCTOR, EVAL, STEP_TIME, VLLM_RESTART, record_kind
-from ..observe.step_time import METRICS as TIME_PARTS
+from ..rollouts.log import DOCTOR, EVAL, STEP_TIME, VLLM_RESTART, record_kind
+from ..rollouts.metrics import ReflectionMatcher
+from ..rollouts.scan import Scanner, StepFinding, first_suspected
+from ..rollouts.step_clock import ADVISORY
+from ..rollouts.step_clock import METRICS as TIME_PARTS
 
 
 FIRST_REFLECTIONS = 20

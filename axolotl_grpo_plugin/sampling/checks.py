@@ -8,9 +8,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..paths import user_path
-from ..safe_files import config_inputs as files_of_config
-from ..safe_files import overwritten_input, unwritable
+from ..system.paths import user_path
+from ..system.safe_files import config_inputs as files_of_config
+from ..system.safe_files import overwritten_input, unwritable
 from .prompts import EvalError
 
 

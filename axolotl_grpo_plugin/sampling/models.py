@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from ..config.run import Run
-from ..paths import user_path
 from ..sources.data import looks_like_missing_path
+from ..system.paths import user_path
 from . import generation
 from .prompts import EvalError
 

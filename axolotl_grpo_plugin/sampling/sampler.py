@@ -183,6 +183,6 @@ def _progress_bar(total: int, desc: str, enabled: bool) -> Any:
         return None
     from tqdm.auto import tqdm
 
-    from ..quiet import terminal
+    from ..system.quiet import terminal
 
     return tqdm(total=total, desc=desc, unit="completion", dynamic_ncols=True, file=terminal())

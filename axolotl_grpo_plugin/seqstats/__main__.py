@@ -1,8 +1,8 @@
-"""`python -m axolotl_grpo_plugin.seqstats CONFIG` = `axolotl-grpo stats CONFIG`."""
+"""`python -m axolotl_grpo_plugin.seqstats` = `axolotl-grpo stats`."""
 
 import sys
 
-from .cli import main
+from ..commands.stats import main
 
 
 sys.exit(main())

@@ -62,7 +62,7 @@ def count_entry(spec: DatasetSpec, dataset_idx: int, counter, transform: RowTran
     reads every source through `datasets`. A bar with rows/s shows after two seconds."""
     from tqdm.auto import tqdm
 
-    from ..quiet import terminal
+    from ..system.quiet import terminal
 
     bar = tqdm(desc=f"Counting prompt tokens ({spec.key})", unit=" rows", unit_scale=True, delay=2.0,
                disable=None if progress else True, leave=False, dynamic_ncols=True, file=terminal())

@@ -17,7 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .. import paths
+from ..system import paths
 
 
 FORMAT = 2
@@ -81,7 +81,7 @@ def load_cached(key: str) -> LightTokenizer | None:
 
 def save(key: str, light: LightTokenizer, tok) -> None:
     """Only when the light tokenizer reproduces transformers' (`tok`) counts on the probes."""
-    from ..safe_files import replacing
+    from ..system.safe_files import replacing
 
     if not agrees_with_transformers(light, tok):
         return

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..safe_files import replacing
+from ..system.safe_files import replacing
 from .report import BudgetReport
 
 

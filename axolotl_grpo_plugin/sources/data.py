@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PluginError, Problem
-from ..paths import user_path
+from ..system.paths import user_path
 
 
 # Axolotl 0.19's suffix -> builder table (utils/data/shared.py `EXTENSIONS_TO_DATASET_TYPES`);

@@ -34,13 +34,12 @@ from typing import Any
 
 import yaml
 
-from ..checkpoints import resume_target
 from ..config import defaults
 from ..config.gpus import GpuLayout, GpuLayoutError, check_launch, visible_gpus
 from ..config.load import set_keys
 from ..config.run import Run, write
 from ..errors import GRPOConfigError, Problem
-from ..launch import (
+from ..system.launch import (
     DISTRIBUTED_ENV,
     RELAUNCHED_ENV,
     SERVER_CHILD_ENV,
@@ -50,7 +49,8 @@ from ..launch import (
     local_rank,
     world_size,
 )
-from ..safe_files import write_atomic
+from ..system.safe_files import write_atomic
+from ..training.checkpoints import resume_target
 from . import cpu, engine_check
 from .health import LOCAL_HOSTS, health_url, is_healthy
 from .server import INSTALL_HINT, LOG_NAME, ServerError, ServerSpec, VLLMServer, install_teardown

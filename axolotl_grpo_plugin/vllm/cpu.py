@@ -28,15 +28,11 @@ from ..config.defaults import AXOLOTL, AXOLOTL_NAME
 from ..config.gpus import GpuLayout
 from ..config.run import Run, write
 from ..errors import Problem
-from ..sampling.backend import (  # noqa: F401  (re-exported: the CPU build's facts live below the services)
+from ..sampling.backend import (
     CPU_DIST,
-    IN_PROCESS_ENGINE_ENV,
     KV_CACHE_ENV,
     KV_CACHE_GIB,
-    MIN_HEAD_DIM,
     SERVER_DTYPE,
-    attention_supported,
-    engine_on_cpu,
     is_cpu_vllm,
 )
 from .dist_alias import FIX_COMMAND, missing_alias

@@ -28,7 +28,7 @@ from typing import Any
 
 from ..config.gpus import GpuLayout, GpuLayoutError, check_launch, launcher_args, visible_gpus
 from ..config.run import Run
-from ..launch import DISTRIBUTED_ENV, RELAUNCHED_ENV, cuda_gpu_count, local_processes, local_rank
+from ..system.launch import DISTRIBUTED_ENV, RELAUNCHED_ENV, cuda_gpu_count, local_processes, local_rank
 from .autostart import LOG, autostart_problems
 
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..observe.rollout_log import KIND_FIELD, VLLM_RESTART
+from ..rollouts.log import KIND_FIELD, VLLM_RESTART
 from .engine_check import check_engine
 from .health import port_in_use
 from .server import TAIL_LINES, ServerError, VLLMServer, read_tail

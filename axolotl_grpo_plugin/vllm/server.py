@@ -24,8 +24,8 @@ from pathlib import Path
 
 from ..config.defaults import VLLM_HEALTH_PATH
 from ..errors import EXIT_FAILED, PluginError
-from ..processes import die_with_parent
-from ..safe_files import UnsafePathError, open_nofollow
+from ..system.processes import die_with_parent
+from ..system.safe_files import UnsafePathError, open_nofollow
 from . import group_leader
 from .group_leader import GRACE_ENV
 from .health import health_url, is_healthy, port_in_use

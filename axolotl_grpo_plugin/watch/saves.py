@@ -1,5 +1,5 @@
 """The watchdog over checkpoint saves: a save that fails on a full disk says which checkpoint
-is whole and how to go on (checkpoints.py knows which is whole; transformers deletes older
+is whole and how to go on (training/checkpoints.py knows which is whole; transformers deletes older
 checkpoints only after a save finished, so the previous whole one is still there)."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from ..checkpoints import last_whole
 from ..errors import EXIT_FAILED, PluginError
+from ..training.checkpoints import last_whole
 
 
 class CheckpointSaveError(PluginError):

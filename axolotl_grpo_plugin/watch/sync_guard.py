@@ -29,9 +29,10 @@ from typing import Any
 
 from ..config import defaults
 from ..config.args import WeightSyncGuardSettings, switched
+from ..config.defaults import sleep_mode_loses_weights
 from ..config.run import Run
 from ..errors import Problem
-from ..trainer_kind import is_async_grpo
+from ..training.trainer_kind import is_async_grpo
 
 
 LOG = logging.getLogger("axolotl_grpo_plugin.vllm")
@@ -60,18 +61,6 @@ MAX_KEY = "sampling/sampling_logp_difference/max"
 def installed_trl_version() -> str | None:
     return defaults.TRL_VERSION
 
-
-def sleep_mode_loses_weights(trl_version: str | None) -> bool:
-    """True for TRL <= 1.9.x, and when the version cannot be read (assume the worst)."""
-    if not trl_version:
-        return True
-    from packaging.version import InvalidVersion, Version
-
-    try:
-        release = Version(trl_version).release
-    except InvalidVersion:
-        return True
-    return tuple(release[:2]) <= SLEEP_MODE_LAST_BROKEN_TRL
 
 
 def is_colocate(run: Run) -> bool:

@@ -7,9 +7,9 @@ import json
 import os
 import sys
 
-from ..cli import add_output_flags, at_least, prog
 from ..config.defaults import MAX_COMPLETION_LENGTH
-from ..paths import DATA_DIR, embedded_dir
+from ..system.paths import DATA_DIR, embedded_dir
+from .flags import add_output_flags, at_least, prog
 
 
 EMBEDDED_DIR = embedded_dir()
@@ -88,8 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {why}", file=sys.stderr)
         return 2
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
-    from ..quiet import run_quietly
-    from .report import render_text
+    from ..seqstats.report import render_text
+    from ..system.quiet import run_quietly
 
     verdict = {}
 
@@ -115,8 +115,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _report(args):
     from ..errors import PluginError
-    from .api import prompt_token_stats
-    from .sources import StatsError
+    from ..seqstats.api import prompt_token_stats
+    from ..seqstats.sources import StatsError
 
     try:
         return prompt_token_stats(
@@ -137,8 +137,8 @@ def _report(args):
 
 
 def _plot(report, path: str):
-    from .plot import write_histogram
-    from .sources import StatsError
+    from ..seqstats.plot import write_histogram
+    from ..seqstats.sources import StatsError
 
     try:
         return write_histogram(report, path)
@@ -154,7 +154,7 @@ def _plot_refused(args) -> str | None:
     path), or None: in seconds, before the prompts are counted."""
     from pathlib import Path
 
-    from ..safe_files import config_inputs, input_clash, overwritten_input, unwritable
+    from ..system.safe_files import config_inputs, input_clash, overwritten_input, unwritable
 
     where = f"--plot = {args.plot!r}"
     if Path(args.plot).suffix.lower() != ".png":

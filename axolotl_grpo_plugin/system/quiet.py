@@ -48,7 +48,7 @@ def run_quietly(tool: str, verbose: bool, work: Callable[[], None], show_log: bo
     PluginError it raises is printed (after the capture, so alone) as the tool's error, with the
     log's path when it failed at run time; on success the log's path is the last line printed,
     unless `show_log` is False (--json)."""
-    from .errors import EXIT_FAILED, PluginError, exit_for
+    from ..errors import EXIT_FAILED, PluginError, exit_for
 
     log = None if verbose else tool_log(tool)
     failure = None

@@ -17,18 +17,19 @@ import importlib.util
 import sys
 from typing import Any
 
-from .. import axolotl_validation, cloud, run_lock
 from ..audit.check import reward_warnings
-from ..cli import at_least, prog
+from ..check import axolotl_validation, cloud
+from ..check.prepare import check_model, prepare_config
 from ..config import defaults
 from ..config.batching import describe_layout
 from ..config.load import declared_processes, read_config
 from ..config.run import Run, read_run
-from ..enabled import PLUGIN_NAME, applies, listed, lists_threads_plugin
 from ..errors import EXIT_BAD_INPUT, GRPOConfigError, PluginError, Problem, counted, exit_for
-from ..launch import Launch, has_cuda_gpu, one_thread_warning
-from ..quiet import captured_stderr
-from .prepare import check_model, prepare_config
+from ..system.launch import Launch, has_cuda_gpu, one_thread_warning
+from ..system.quiet import captured_stderr
+from ..training import run_lock
+from ..training.enabled import PLUGIN_NAME, applies, listed, lists_threads_plugin
+from .flags import at_least, prog
 
 
 GPU_CAPABILITIES = {"bf16": True, "fp8": False, "tf32": True, "compute_capability": "sm_90"}

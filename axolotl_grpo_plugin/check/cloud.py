@@ -11,8 +11,8 @@ import shutil
 from pathlib import PurePosixPath
 from typing import Any
 
-from .config.load import read_yaml
-from .errors import GRPOConfigError, Problem
+from ..config.load import read_yaml
+from ..errors import GRPOConfigError, Problem
 
 
 def read_cloud(path: str) -> dict[str, Any]:

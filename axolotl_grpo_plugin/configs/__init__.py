@@ -9,17 +9,13 @@ cache, and `./outputs/...` under DIR, where one config's output is the next one'
 
 from __future__ import annotations
 
-import argparse
 import re
-import sys
 from pathlib import Path
 
 import yaml
 
-from .cli import prog
-from .config.load import read_yaml
-from .errors import PluginError, exit_for
-from .paths import embedded_dir, packaged_config, packaged_config_names, resolve_packaged_paths
+from ..config.load import read_yaml
+from ..system.paths import packaged_config, packaged_config_names, resolve_packaged_paths
 
 
 def export(out: str | Path, names: list[str] | None = None, force: bool = False) -> list[Path]:
@@ -98,37 +94,3 @@ def leading_comments(text: str) -> str:
             break
         lines.append(line)
     return "".join(lines).rstrip("\n") + "\n"
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog=prog("configs"), description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="example:\n  axolotl-grpo configs grpo-configs\n  axolotl-grpo embedded build\n"
-               "  axolotl-grpo check grpo-configs/smoke.yaml --cpu\n"
-               "  AXOLOTL_DO_NOT_TRACK=1 axolotl train grpo-configs/smoke.yaml")
-    parser.add_argument("out", help="folder to write into (created if missing)")
-    parser.add_argument("--name", action="append", choices=packaged_config_names(),
-                        help="only this config (repeatable; default: all)")
-    parser.add_argument("--force", action="store_true", help="overwrite existing files")
-    args = parser.parse_args(argv)
-    if Path(args.out).exists() and not Path(args.out).is_dir():
-        parser.error(f"OUT {args.out} is a file, not a folder: name a folder to write the configs into "
-                     "(created if missing), e.g. `axolotl-grpo configs grpo-configs`")
-    try:
-        written = export(args.out, args.name, args.force)
-    except OSError as exc:  # a parent that is a file, a folder without write permission
-        return exit_for(PluginError(f"OUT {args.out}: cannot write the configs there ({exc.strerror}: "
-                                    f"{exc.filename}); name a folder you can write to"))
-    for path in written:
-        print(f"Wrote {path}")
-    if not written:
-        print(f"Nothing written: the configs exist in {args.out} (use --force to overwrite).")
-    print(f"Their models are built into {embedded_dir()} by `axolotl-grpo embedded build` "
-          "(smoke) and `axolotl-grpo demo` (demo); the smollm2-* configs train the model "
-          "`axolotl-grpo fetch-model smollm2-135m --output-dir DIR` writes (pass --base-model DIR "
-          "to the first, the cold-start SFT).")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -19,25 +19,20 @@ as it was. An input with no row to score is an input error (exit 2) and writes n
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from axolotl_grpo_rewards.errors import RewardConfigError, RewardContractError
-
-from .cli import at_least
-from .config.load import read_config
-from .config.run import read_run
-from .errors import EXIT_BAD_INPUT, EXIT_FAILED, PluginError, Problem, counted, exit_for
-from .names import resolve_names
-from .observe.rollout_log import read_records
-from .observe.trainer_hook import weighted_reward
-from .remote.checks import check as check_remote
-from .safe_files import overwritten_input, replacing, unwritable
-from .sampling.scoring import Reward, load_rewards, score
+from ..config.load import read_config
+from ..config.run import read_run
+from ..errors import PluginError, Problem, counted
+from ..names import resolve_names
+from ..remote.checks import check as check_remote
+from ..rollouts.log import read_records, weighted_reward
+from ..sampling.scoring import Reward, load_rewards, score
+from ..system.safe_files import overwritten_input, replacing, unwritable
 
 
 OUTPUT_KEYS = ("rewards", "reward")  # written by this tool: never passed to a reward as a column
@@ -56,7 +51,7 @@ class ScoreInputError(PluginError):
 
 def prepare(config: str | Path) -> list[tuple[str, Reward]]:
     """(name as listed, reward) for each `trl.reward_funcs` entry, as training loads them."""
-    from .errors import GRPOConfigError
+    from ..errors import GRPOConfigError
 
     raw, _ = read_config(config)  # the yaml and its Run, read once
     run = read_run(raw)
@@ -196,37 +191,3 @@ def nothing_scored(input_path: Path, output: Path, counts: dict) -> ScoreInputEr
         f"{output} was not written.",
         "give jsonl rows with a `completion` (and `prompt`, `answer`, any columns the rewards read), one "
         "JSON object a line, e.g. OUTPUT_DIR/rollouts.jsonl of a run")])
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="axolotl-grpo score", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="examples:\n"
-        "  axolotl-grpo score configs/gsm8k.yaml --input outputs/run1/rollouts.jsonl\n"
-        "  axolotl-grpo score judge.yaml --input rows.jsonl --output judged.jsonl   # a judge on old completions")
-    parser.add_argument("config", help="the Axolotl yaml whose trl.reward_funcs (and grpo_plugin.remote_rewards) score")
-    parser.add_argument("--input", required=True, type=Path, help="jsonl rows with `completion`, and `prompt`, "
-                        "`answer` and any columns the rewards read")
-    parser.add_argument("--output", type=Path, default=None, help="where the scored rows go "
-                        "(default: INPUT with .scored.jsonl); replaced only when every row is scored")
-    parser.add_argument("--batch-size", type=at_least(1, "e.g. --batch-size 64 (the default)"),
-                        default=64, help="rows per reward call (remote rewards "
-                        "send a batch concurrently); default 64")
-    args = parser.parse_args(argv)
-    output = args.output or args.input.with_name(args.input.name.removesuffix(".jsonl") + ".scored.jsonl")
-    try:
-        lines = run(args.config, args.input, output, args.batch_size)
-    except PluginError as exc:
-        return exit_for(exc)
-    except (RewardConfigError, RewardContractError) as exc:  # what stops training stops scoring
-        print(f"axolotl-grpo score: {exc}\n{output} was left as it was.", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except OSError as exc:
-        print(f"axolotl-grpo score: {exc}; {output} was left as it was.", file=sys.stderr)
-        return EXIT_FAILED
-    print("\n".join(lines))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -91,7 +91,7 @@ def configure(log, env: dict[str, str] | None = None) -> Choice:
         return _chosen
     import torch
 
-    from .launch import available_cores, local_processes, local_rank
+    from ..system.launch import available_cores, local_processes, local_rank
 
     env = os.environ if env is None else env
     parent = os.getppid()

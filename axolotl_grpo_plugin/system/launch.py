@@ -41,7 +41,7 @@ def current_launch(env: Mapping[str, str] = os.environ, argv: list[str] | None =
     argv = sys.argv if argv is None else argv
     world_size = env.get("WORLD_SIZE")
     serving = not world_size and any(a.replace("_", "-") == "vllm-serve" for a in argv[1:3])
-    from .config.gpus import visible_gpus
+    from ..config.gpus import visible_gpus
 
     count = cuda_gpu_count()
     return Launch(processes=None if serving else int(world_size or 1), has_gpu=count > 0,
@@ -97,7 +97,7 @@ def available_cores() -> int:
 
 def one_thread_warning(env: Mapping[str, str] = os.environ, cores: int | None = None) -> str | None:
     """For a config the plugin does not train (SFT, DPO: no `rl: grpo`, no plugin), whose run
-    the plugin cannot give every core (threads.py does, for its own runs). Why: on a machine
+    the plugin cannot give every core (training/threads.py does, for its own runs). Why: on a machine
     without a GPU, `axolotl train` runs `accelerate launch`, which sets OMP_NUM_THREADS=1 for the
     trainer unless the caller set it (accelerate/commands/launch.py), so torch trains on one core
     of many. Said before the launch, where an unset variable still means the user did not choose."""

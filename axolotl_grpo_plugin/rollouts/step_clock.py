@@ -80,3 +80,17 @@ class StepClock:
         self.seconds = dict.fromkeys((*PARTS, OTHER), 0.0)
         self._start = now
         return out
+
+
+# each part's key in the Trainer's logs: the step_time record, the doctor, the report, gpu-check
+METRICS = {part: f"time/{part}" for part in (*PARTS, OTHER, STEP)}
+
+# step-time part -> (signature, verdict, what the step does meanwhile); fires at >= BOUND_SHARE
+BOUND_SHARE = 0.5
+BOUND = {
+    "generation": ("generation_bound", "generation-bound", "waits for generation"),
+    "weight_sync": ("push_bound", "push-bound", "pushes weights to vLLM"),
+    "rewards": ("reward_bound", "reward-bound", "scores rewards"),
+    "optimizer": ("optimizer_bound", "optimizer-bound", "runs forward, backward and the optimizer step"),
+}
+ADVISORY = {signature for signature, _, _ in BOUND.values()}  # never stop a run

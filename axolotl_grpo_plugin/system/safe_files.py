@@ -175,8 +175,8 @@ def config_inputs(config: str | os.PathLike | None) -> list[tuple[Path, str]]:
         return []
     config = Path(config)
     pairs = [(config, "the config")]
-    from .config.load import read_yaml
-    from .errors import PluginError
+    from ..config.load import read_yaml
+    from ..errors import PluginError
 
     try:
         data = read_yaml(config)

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
 # Relative `axolotl_grpo_plugin/...` paths resolve against the folder holding the package:
 # the checkout root, or site-packages once installed.
 PACKAGE_PARENT = PACKAGE_DIR.parent

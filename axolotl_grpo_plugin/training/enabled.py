@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .config.args import SECTION
+from ..config.args import SECTION
 
 
 # The names a config may list us under (Axolotl accepts `module.Class` and `module:Class`).

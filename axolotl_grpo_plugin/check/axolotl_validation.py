@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .config import defaults
-from .enabled import listed, only_ours
+from ..config import defaults
+from ..training.enabled import listed, only_ours
 
 
 def validate(cfg, capabilities: dict[str, Any], env_capabilities: dict[str, Any]):
@@ -47,7 +47,7 @@ def schema(ours: bool):
 
     if not ours:
         return AxolotlConfigWCapabilities
-    from .config.args import GRPOPluginArgs
+    from ..config.args import GRPOPluginArgs
 
     return type("AxolotlConfigWCapabilities", (AxolotlConfigWCapabilities, GRPOPluginArgs),
                 {"__module__": __name__})

@@ -16,7 +16,7 @@ A failed write (disk full, a rename race) drops that step's records, cuts the fi
 its last whole line, says so, and is retried at the next step; the first record written
 after a gap carries `"dropped": N` (records lost since the previous line) and close()
 logs a summary. Training never sees an exception from here. No write follows a symlink
-planted in output_dir (safe_files.py).
+planted in output_dir (system/safe_files.py).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from ..safe_files import open_nofollow, replacing
+from ..system.safe_files import open_nofollow, replacing
 
 
 LOG = logging.getLogger("axolotl_grpo_plugin")
@@ -328,7 +328,14 @@ def supersede_after(output_dir: str | os.PathLike, step: int) -> int:
             f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in later).encode("utf-8"))
             f.flush()
             os.fsync(f.fileno())
-        with replacing(path, "wb") as f:  # a fresh temp file, then rename (safe_files.py)
+        with replacing(path, "wb") as f:  # a fresh temp file, then rename (system/safe_files.py)
             f.write(gzip.compress(b"".join(keep)) if path.suffix == ".gz" else b"".join(keep))
         moved += len(later)
     return moved
+
+
+def weighted_reward(values, weights: list[float]) -> float | None:
+    """The weighted sum TRL logs as `reward` (NaN rewards skipped; None if all are NaN)."""
+    terms = [w * v for v, w in zip(values, weights) if v is not None and not math.isnan(v)]
+    return sum(terms) if terms else None
+

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 
 if TYPE_CHECKING:
-    from .config.run import Run
+    from ..config.run import Run
 
 
 STATE_FILE = "trainer_state.json"  # transformers' TRAINER_STATE_NAME, written last

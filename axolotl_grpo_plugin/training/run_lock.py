@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 from typing import IO
 
-from .errors import PluginError, Problem
-from .safe_files import UnsafePathError, open_nofollow
+from ..errors import PluginError, Problem
+from ..system.safe_files import UnsafePathError, open_nofollow
 
 
 LOG = logging.getLogger("axolotl_grpo_plugin")

