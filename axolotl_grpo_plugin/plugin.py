@@ -84,10 +84,8 @@ class GRPOPlugin(BasePlugin):
         if not self._ours(cfg):
             return
         from . import cpu_bf16, run_lock, threads
-        from .check.prepare import prepare_config
+        from .check.prepare import checked_run, prepare_config
         from .checkpoints import resume_target
-        from .config.run import read_run
-        from .errors import GRPOConfigError
         from .launch import cuda_gpu_count, current_launch, global_rank, local_rank
         from .remote import declared
         from .vllm import autostart, cpu, relaunch
@@ -97,10 +95,7 @@ class GRPOPlugin(BasePlugin):
         if autostart.is_training_process() and cuda_gpu_count() == 0:
             threads.configure(LOG)  # every core, not accelerate's one thread (threads.py)
         with reported_as_exit():
-            try:
-                run = read_run(cfg)  # the one reading of the config
-            except GRPOConfigError:
-                run = None  # a wrong value: prepare_config reports it with the rest
+            run = checked_run(cfg)  # the one reading; a wrong value is reported here, with the unknown keys
             # First: the checks count this launch's processes, and the relaunch may change them.
             relaunch.relaunch_if_needed(run)
             launch = current_launch()
