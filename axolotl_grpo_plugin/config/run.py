@@ -97,7 +97,7 @@ class Trl(Keys):
     top_k: Count = key(None, "set it to 0 (off) or more", ge=0)
     min_p: Number = key(None, "set it in [0, 1]", ge=0, le=1)
     repetition_penalty: Number = key(None, "set it above 0 (1.0 = no penalty)", gt=0)
-    beta: Number = key(None, "set it to 0 (no KL term) or more", ge=0)
+    beta: Number = key(defaults.BETA, "set it to 0 (no KL term) or more", ge=0)
     num_iterations: Count = key(None, "set it to 1 or more", ge=1)
     epsilon: Number = key(None, "set it to 0 or more (0.2 is TRL's default)", ge=0)
     vllm_importance_sampling_mode: Text = key(None, "set it to token_truncate, token_mask, sequence_truncate or "
@@ -186,9 +186,9 @@ class Run(Keys):
     # what the memory planner reads (plan/from_config.py)
     fsdp_version: Any = None
     gradient_checkpointing: Any = None
-    optimizer: Any = None
+    optimizer: Any = defaults.OPTIMIZER
     lora_r: Any = None
-    lora_dropout: Any = None
+    lora_dropout: Any = defaults.LORA_DROPOUT
     lora_target_linear: Any = None
     lora_target_modules: Any = None
     attn_implementation: Any = None
@@ -214,6 +214,21 @@ class Run(Keys):
     @property
     def vllm_port(self) -> int:
         return self.trl.vllm_server_port or self.vllm.port or defaults.VLLM_PORT
+
+    @property
+    def vllm_mode(self) -> str:
+        """`trl.vllm_mode`, TRL's default (colocate) when unset."""
+        return self.trl.vllm_mode or defaults.VLLM_MODE
+
+    @property
+    def vllm_gpu_memory_utilization(self) -> float:
+        """`vllm.gpu_memory_utilization`, Axolotl's default when unset."""
+        return self.vllm.gpu_memory_utilization or defaults.VLLM_GPU_MEMORY_UTILIZATION
+
+    @property
+    def tokenizer_class(self) -> str:
+        """`tokenizer_type`, else the class Axolotl loads the tokenizer with."""
+        return self.tokenizer_type or defaults.TOKENIZER_CLASS
 
     @property
     def server_gpus(self) -> int:
