@@ -83,9 +83,7 @@ class GRPOPlugin(BasePlugin):
         """Runs on the raw config, before Axolotl's schema drops unknown keys."""
         if not self._ours(cfg):
             return
-        from .check.prepare import prepare_config
-        from .config.run import read_run
-        from .errors import GRPOConfigError
+        from .check.prepare import checked_run, prepare_config
         from .remote import declared
         from .system.launch import cuda_gpu_count, current_launch, global_rank, local_rank
         from .training import cpu_bf16, run_lock, threads
@@ -97,10 +95,7 @@ class GRPOPlugin(BasePlugin):
         if autostart.is_training_process() and cuda_gpu_count() == 0:
             threads.configure(LOG)  # every core, not accelerate's one thread (training/threads.py)
         with reported_as_exit():
-            try:
-                run = read_run(cfg)  # the one reading of the config
-            except GRPOConfigError:
-                run = None  # a wrong value: prepare_config reports it with the rest
+            run = checked_run(cfg)  # the one reading; a wrong value is reported here, with the unknown keys
             # First: the checks count this launch's processes, and the relaunch may change them.
             relaunch.relaunch_if_needed(run)
             launch = current_launch()

@@ -112,6 +112,14 @@ def served_config(name: str, tmp_path: Path) -> dict:
     return cfg
 
 
+def prepared(cfg, launch):
+    """check/prepare as register and `check` run it: the Run read first (checked_run: a wrong value
+    raises there, with the unknown keys), then prepare_config with it."""
+    from axolotl_grpo_plugin.check.prepare import checked_run, prepare_config
+
+    return prepare_config(cfg, launch, checked_run(cfg))
+
+
 @pytest.fixture
 def gsm8k_cfg(tmp_path) -> dict:
     return served_config("gsm8k.yaml", tmp_path)

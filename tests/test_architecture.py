@@ -331,6 +331,37 @@ def test_the_second_reader_rule_finds_a_planted_read():
     assert _second_readers(planted) == ["x.py:1", "x.py:2", "y.py:1", "y.py:2"]
 
 
+# Issue 64: the Run is always there. A function taking `run: Run | None` rebuilds or skips it; a caller whose
+# config may hold a wrong value reads it first (check/prepare.checked_run, commands/check.read_for_check).
+OPTIONAL_RUN = re.compile(r"(?:Run\s*\|\s*None|None\s*\|\s*Run|Optional\[\s*Run\s*\])")
+
+
+def _optional_run_parameters(sources: dict[Path, str]) -> list[str]:
+    found = []
+    for path, text in sources.items():
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                args = node.args
+                for arg in (*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg):
+                    shown = ast.unparse(arg.annotation).strip("'\"") if arg and arg.annotation else ""
+                    if OPTIONAL_RUN.fullmatch(shown):
+                        found.append(f"{path.relative_to(PACKAGE)}:{node.name}({arg.arg})")
+    return sorted(found)
+
+
+def test_no_function_takes_an_optional_run():
+    sources = {p: text for p, text in _sources().items() if p.is_relative_to(PACKAGE)}
+    found = _optional_run_parameters(sources)
+    assert found == [], f"pass the Run (read it first: check/prepare.checked_run): {found}"
+
+
+def test_the_optional_run_rule_finds_a_planted_parameter():
+    planted = {PACKAGE / "x.py": "def f(cfg, run: Run | None = None):\n    pass\n",
+               PACKAGE / "y.py": "async def g(*, run: 'Optional[Run]'):\n    pass\n",
+               PACKAGE / "z.py": "def h(run: Run, other: RunLog | None = None):\n    pass\n"}
+    assert _optional_run_parameters(planted) == ["x.py:f(run)", "y.py:g(run)"]
+
+
 def test_the_plugin_keys_table_is_generated_from_args():
     from axolotl_grpo_plugin.config.keys_table import PAGE, with_table
 
@@ -361,7 +392,10 @@ def test_every_package_folder_is_packaged():
 def test_the_defaults_module_matches_the_installed_trl_and_axolotl():
     """The row defaults.py picked for the installed TRL and Axolotl holds what they do."""
     import dataclasses
+    import inspect
 
+    from axolotl.loaders.tokenizer import load_tokenizer
+    from axolotl.utils.schemas.config import AxolotlInputConfig
     from axolotl.utils.schemas.vllm import VllmConfig
     from trl import GRPOConfig
 
@@ -371,7 +405,12 @@ def test_the_defaults_module_matches_the_installed_trl_and_axolotl():
     assert fields["max_completion_length"] == defaults.MAX_COMPLETION_LENGTH
     assert fields["num_generations"] == defaults.NUM_GENERATIONS
     assert fields["vllm_server_timeout"] == defaults.VLLM_SERVER_TIMEOUT_S
+    assert (fields["vllm_mode"], fields["beta"]) == (defaults.VLLM_MODE, defaults.BETA)
     assert VllmConfig.model_fields["port"].default == defaults.VLLM_PORT
+    assert VllmConfig.model_fields["gpu_memory_utilization"].default == defaults.VLLM_GPU_MEMORY_UTILIZATION
+    assert AxolotlInputConfig.model_fields["optimizer"].default == defaults.OPTIMIZER
+    assert AxolotlInputConfig.model_fields["lora_dropout"].default == defaults.LORA_DROPOUT
+    assert f"tokenizer_cls = {defaults.TOKENIZER_CLASS}\n" in inspect.getsource(load_tokenizer)
     # the row is the installed release's own, not an older neighbour's
     assert defaults.TRL_VERSION.startswith(defaults.TRL.read_from + ".")
     assert defaults.AXOLOTL_VERSION.startswith(defaults.AXOLOTL.read_from + ".")
@@ -408,6 +447,97 @@ def test_trl_defaults_are_written_only_in_defaults():
                     for p, text in _sources().items() for m in pattern.finditer(text)
                     if p != PACKAGE / "config" / "defaults.py")
     assert copies == [], copies
+
+
+# Issue 64: a key's default is declared once (config/defaults.py for what TRL and Axolotl do, the key's field in
+# config/run.py or config/args.py); code elsewhere reads that declaration. A copy in a default position (a parameter
+# or field default, an `x or VALUE` fallback, `.get(key, VALUE)`, an argparse `--key` default) goes stale.
+def _key_defaults() -> dict[str, object]:
+    from axolotl_grpo_plugin.config import defaults
+    from axolotl_grpo_plugin.config.args import GRPOPluginSettings
+
+    table = {"max_completion_length": defaults.MAX_COMPLETION_LENGTH, "num_generations": defaults.NUM_GENERATIONS,
+             "vllm_server_timeout": defaults.VLLM_SERVER_TIMEOUT_S, "vllm_mode": defaults.VLLM_MODE,
+             "beta": defaults.BETA, "optimizer": defaults.OPTIMIZER, "lora_dropout": defaults.LORA_DROPOUT,
+             "gpu_memory_utilization": defaults.VLLM_GPU_MEMORY_UTILIZATION, "tokenizer_type": defaults.TOKENIZER_CLASS,
+             "vllm_server_host": defaults.VLLM_HOST, "vllm_server_port": defaults.VLLM_PORT,
+             "output_dir": defaults.DEFAULT_OUTPUT_DIR}
+    for name, field in GRPOPluginSettings.model_fields.items():
+        if isinstance(field.default, (int, float, str)) and not isinstance(field.default, bool):
+            table[name] = field.default
+    return table
+
+
+def _name_of(node: ast.AST) -> str | None:
+    """What a fallback's left side reads: `run.optimizer`, `optimizer`, `cfg.get("optimizer")`, `float(x.beta)`."""
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Call) and node.args:
+        if isinstance(node.func, ast.Name) and node.func.id in ("int", "float", "str"):
+            return _name_of(node.args[0])
+        key = node.args[1] if isinstance(node.func, ast.Name) and node.func.id == "getattr" and len(node.args) > 1 \
+            else node.args[0] if isinstance(node.func, ast.Attribute) and node.func.attr == "get" else None
+        if isinstance(key, ast.Constant):
+            return str(key.value)
+    return None
+
+
+def _default_positions(tree: ast.AST):
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            args = node.args
+            positional = [*args.posonlyargs, *args.args]
+            yield from ((a.arg, d) for a, d in zip(positional[len(positional) - len(args.defaults):], args.defaults))
+            yield from ((a.arg, d) for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None)
+        elif isinstance(node, ast.ClassDef):
+            yield from ((s.target.id, s.value) for s in node.body
+                        if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name) and s.value is not None)
+        elif isinstance(node, ast.BoolOp) and isinstance(node.op, ast.Or):
+            yield _name_of(node.values[-2]), node.values[-1]
+        elif isinstance(node, ast.Call):
+            if isinstance(node.func, ast.Attribute) and node.func.attr == "get" and len(node.args) == 2:
+                yield _name_of(node), node.args[1]
+            flag = node.args[0].value if node.args and isinstance(node.args[0], ast.Constant) else None
+            if isinstance(flag, str) and flag.startswith("--"):
+                yield from ((flag[2:].replace("-", "_"), k.value) for k in node.keywords if k.arg == "default")
+
+
+def _restated_defaults(sources: dict[Path, str], table: dict[str, object]) -> list[str]:
+    found = []
+    for path, text in sources.items():
+        if "config" in path.relative_to(PACKAGE).parts[:-1]:
+            continue
+        for name, value in _default_positions(ast.parse(text)):
+            if not name or not isinstance(value, ast.Constant) or value.value is None or isinstance(value.value, bool):
+                continue
+            for key, default in table.items():
+                same_key = name == key or name.endswith("_" + key) or key.endswith("_" + name)
+                if same_key and type(value.value) in (int, float, str) and value.value == default:
+                    found.append(f"{path.relative_to(PACKAGE)}:{value.lineno}: {name} = {value.value!r} ({key})")
+    return sorted(found)
+
+
+def test_no_code_outside_config_restates_a_key_default():
+    sources = {p: text for p, text in _sources().items() if p.is_relative_to(PACKAGE)}
+    assert _restated_defaults(sources, _key_defaults()) == []
+
+
+def test_the_restated_default_rule_finds_planted_copies():
+    table = {"optimizer": "adamw_torch_fused", "gpu_memory_utilization": 0.9, "rollout_log_max_mb": 256.0,
+             "max_completion_length": 512}
+    planted = {PACKAGE / "x.py": 'w = str(run.optimizer or "adamw_torch_fused")\n'
+                                 "def f(max_mb: float = 256.0, gpu_memory_utilization=0.5):\n    pass\n",
+               PACKAGE / "y.py": "class W:\n    vllm_gpu_memory_utilization: float = 0.9\n"
+                                 'p.add_argument("--max-completion-length", type=int, default=512)\n'
+                                 'n = cfg.get("max_completion_length", 512)\n',
+               PACKAGE / "config" / "z.py": 'optimizer = run.optimizer or "adamw_torch_fused"\n'}
+    assert _restated_defaults(planted, table) == [
+        "x.py:1: optimizer = 'adamw_torch_fused' (optimizer)", "x.py:2: max_mb = 256.0 (rollout_log_max_mb)",
+        "y.py:2: vllm_gpu_memory_utilization = 0.9 (gpu_memory_utilization)",
+        "y.py:3: max_completion_length = 512 (max_completion_length)",
+        "y.py:4: max_completion_length = 512 (max_completion_length)"]
 
 
 @pytest.mark.parametrize("version, trl_row, axolotl_row", [

@@ -78,12 +78,12 @@ def run_register(cfg: dict, launch: dict, monkeypatch) -> str | None:
     # The relaunch step reads the config first: planning one must not crash on it either
     # (it never execs here: pytest is not `axolotl.cli.train`).
     try:
-        run = read_run(copy.deepcopy(cfg))  # as register reads it: a bad section is the checks' to report
+        run = read_run(copy.deepcopy(cfg))  # as register reads it: a wrong value ends register there
     except PluginError:
         run = None
-    relaunch.decide_relaunch(run, {relaunch.ACCELERATE_LAUNCH_MARK: "1", "WORLD_SIZE": procs,
-                                                  "LOCAL_WORLD_SIZE": procs}, lambda: gpus, [],
-                             main_module=relaunch.TRAIN_MODULE)
+    if run is not None:
+        relaunch.decide_relaunch(run, {relaunch.ACCELERATE_LAUNCH_MARK: "1", "WORLD_SIZE": procs,
+                                       "LOCAL_WORLD_SIZE": procs}, lambda: gpus, [], main_module=relaunch.TRAIN_MODULE)
 
     def no_server(path):
         raise AssertionError("the training path accepted the config and would start a server")

@@ -143,7 +143,7 @@ def test_check_reads_the_config_file_once(tmp_path, monkeypatch):
         reads.append(self == path)
         return real(self, *args, **kwargs)
 
-    def validate(raw, launch, run=None):
+    def validate(raw, launch, run):
         launches.append(launch)
         raise RuntimeError("stop here")
 

@@ -212,3 +212,96 @@ def test_every_page_a_plugin_fix_points_at_exists():
     sections = [m for m in vars(args).values() if isinstance(m, type) and issubclass(m, args.BaseModel)
                 and m.__module__ == args.__name__ and m is not args.GRPOPluginArgs]
     assert len(sections) >= 7 and all((repo / m.DOC).is_file() for m in sections), {m.__name__: m.DOC for m in sections}
+
+
+# Issue 64: Axolotl's keys the Run reads are typed as Axolotl's schema types them, and read as it reads them.
+AXOLOTL_SAMPLES = {
+    str: ["qwen_25", 3, 2.5, True, ["a"], {"a": 1}],
+    bool: [True, False, "true", "no", "on", 1, 0, "maybe", 2, None],
+    int: [8, "8", 8.0, 8.5, "eight", True, 0, -1],
+    float: [0.05, "0.05", 0, 1, "high", True, -0.1],
+}
+AXOLOTL_KEYS = {
+    "adapter": str, "trackio_project_name": str, "base_model_config": str, "tokenizer_config": str,
+    "tokenizer_type": str, "revision_of_model": str, "chat_template_jinja": str, "default_system_message": str,
+    "resume_from_checkpoint": str, "attn_implementation": str, "optimizer": str, "chat_template": str,
+    "load_in_4bit": bool, "load_in_8bit": bool, "tokenizer_use_fast": bool, "tokenizer_legacy": bool,
+    "trust_remote_code": bool, "auto_resume_from_checkpoints": bool, "lora_target_linear": bool,
+    "flash_attention": bool, "sdp_attention": bool, "flex_attention": bool,
+    "sequence_len": int, "fsdp_version": int, "lora_r": int, "lora_dropout": float,
+    "deepspeed": None, "fsdp": None, "fsdp_config": None, "special_tokens": None, "tokens": None,
+    "gradient_checkpointing": None, "lora_target_modules": None,
+}
+OTHER_SAMPLES = {
+    "deepspeed": ["zero2.json", {"zero_optimization": {"stage": 2}}, 3, ["zero2.json"]],
+    "fsdp": [["full_shard", "auto_wrap"], ("full_shard",), "full_shard", [1]],
+    "fsdp_config": [{"fsdp_version": 2, "reshard_after_forward": True}, "x", [1]],
+    "special_tokens": [{"pad_token": "<pad>"}, "<pad>", ["<pad>"]],
+    "tokens": [["<a>", "<b>"], "<a>", [1]],
+    "gradient_checkpointing": [True, False, "offload", "offload_disk", "true", "unsloth", 2],
+    "lora_target_modules": ["q_proj", ["q_proj", "v_proj"], 3, [3]],
+}
+
+
+def _axolotl_cases():
+    for key, kind in AXOLOTL_KEYS.items():
+        for value in OTHER_SAMPLES[key] if kind is None else AXOLOTL_SAMPLES[kind]:
+            yield pytest.param(key, value, id=f"{key}={value!r}")
+
+
+def _plain(value):
+    value = getattr(value, "value", value)  # Axolotl's enums (chat_template, optimizer)
+    return value.model_dump(exclude_unset=True) if hasattr(value, "model_dump") else value
+
+
+def test_every_run_field_is_typed():
+    from typing import Any
+
+    from axolotl_grpo_plugin.config.run import Run, Trl, Vllm
+
+    untyped = [f"{model.__name__}.{name}" for model in (Run, Trl, Vllm)
+               for name, field in model.model_fields.items() if field.annotation is Any]
+    assert untyped == []
+    assert set(AXOLOTL_KEYS) <= set(Run.model_fields)
+
+
+@pytest.mark.parametrize("key, value", list(_axolotl_cases()))
+def test_an_axolotl_key_reads_as_axolotls_schema_reads_it(key, value):
+    """A value Axolotl's own field accepts reads the same here (a bool is never a number: the module's rule);
+    one it refuses is refused here too, or read as written (a chat_template name Axolotl lacks: its to say)."""
+    from axolotl.utils.schemas.config import AxolotlInputConfig
+    from pydantic import TypeAdapter, ValidationError
+
+    try:
+        theirs = TypeAdapter(AxolotlInputConfig.model_fields[key].annotation).validate_python(value)
+    except ValidationError:
+        theirs = ValidationError
+    try:
+        ours = read(key, value)
+    except GRPOConfigError as exc:
+        (problem,) = exc.problems
+        assert problem.key == key and problem.fix, problem
+        assert theirs is ValidationError or (isinstance(value, bool) and AXOLOTL_KEYS[key] in (int, float)), \
+            f"Axolotl reads {value!r} as {theirs!r}; the Run refuses it: {problem.line()}"
+        return
+    if theirs is not ValidationError:
+        assert ours == _plain(theirs) and type(ours) is type(_plain(theirs))
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("load_in_4bit", "maybe", "must be true or false"),
+    ("trust_remote_code", 2, "must be true or false"),
+    ("lora_r", "four", "must be an integer"),
+    ("lora_r", True, "must be an integer"),
+    ("lora_dropout", "high", "must be a number"),
+    ("adapter", 1, "must be a string"),
+    ("deepspeed", 3, "must be a string, or a mapping of keys"),
+    ("fsdp", "full_shard", "must be a list, not str"),
+    ("fsdp_config", [1], "must be a mapping of keys"),
+    ("tokens", [1], "each entry must be a string"),
+    ("gradient_checkpointing", "unsloth", "must be true, false, offload or offload_disk"),
+    ("lora_target_modules", 3, "must be a string, or a list, not int"),
+])
+def test_a_wrong_axolotl_value_says_what_is_wrong(key, value, message):
+    (problem,) = problems(at(key, value))
+    assert (problem.key, problem.value, problem.message) == (key, value, message + ".")

@@ -12,9 +12,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 import yaml
+from conftest import prepared
 
 from axolotl_grpo_plugin.check.hardware import precision_warnings
-from axolotl_grpo_plugin.check.prepare import prepare_config
 from axolotl_grpo_plugin.config.run import read_run
 from axolotl_grpo_plugin.errors import GRPOConfigError
 from axolotl_grpo_plugin.plugin import GRPOPlugin
@@ -139,7 +139,7 @@ def test_bf16_on_a_cpu_run_points_at_the_key():
     cfg = _config()
     cfg["bf16"] = True
     with pytest.raises(GRPOConfigError) as err:
-        prepare_config(cfg, CPU)
+        prepared(cfg, CPU)
     [problem] = err.value.problems
     assert problem.key == "bf16" and "grpo_plugin.cpu_bf16: true" in problem.fix
 

@@ -4,8 +4,8 @@ extension is local, and missing is an error with the path resolved; only `owner/
 from __future__ import annotations
 
 import pytest
+from conftest import prepared
 
-from axolotl_grpo_plugin.check.prepare import prepare_config
 from axolotl_grpo_plugin.errors import GRPOConfigError
 from axolotl_grpo_plugin.sources.data import is_local
 from axolotl_grpo_plugin.system.launch import Launch
@@ -48,7 +48,7 @@ def test_a_missing_data_file_is_an_error_naming_the_resolved_path(repo_root, tmp
     monkeypatch.chdir(tmp_path)
     cfg = _smoke(repo_root, datasets=[{"path": "data/gsm8k_train.jsonl", "type": "gsm8k"}])
     with pytest.raises(GRPOConfigError) as caught:
-        prepare_config(cfg, Launch(1, False))
+        prepared(cfg, Launch(1, False))
     [problem] = caught.value.problems
     assert problem.key == "datasets[0].path"
     assert str(tmp_path / "data" / "gsm8k_train.jsonl") in problem.message
@@ -62,7 +62,7 @@ def test_a_file_beside_the_config_but_not_in_the_working_folder_says_so(repo_roo
     cfg = _smoke(repo_root, datasets=[{"path": "data/rows.jsonl", "type": "gsm8k"}],
                  axolotl_config_path=str(tmp_path / "config" / "c.yaml"))
     with pytest.raises(GRPOConfigError) as caught:
-        prepare_config(cfg, Launch(1, False))
+        prepared(cfg, Launch(1, False))
     [problem] = caught.value.problems
     assert f"path: {tmp_path / 'config' / 'data' / 'rows.jsonl'}" in problem.fix
 
@@ -70,7 +70,7 @@ def test_a_file_beside_the_config_but_not_in_the_working_folder_says_so(repo_roo
 def test_a_hub_dataset_is_left_to_training_with_a_warning(repo_root, monkeypatch, tmp_path):
     monkeypatch.chdir(repo_root)
     cfg = _smoke(repo_root, datasets=[{"path": "openai/gsm8k", "name": "main", "type": "gsm8k"}])
-    warnings = prepare_config(cfg, Launch(1, False))[1]
+    warnings = prepared(cfg, Launch(1, False))[1]
     assert any("openai/gsm8k" in w and "not a local file" in w for w in warnings)
 
 
@@ -84,10 +84,10 @@ def test_a_missing_embedded_model_says_which_command_builds_it(base_model, comma
     """A fresh checkout has no .cache/: `check configs/smoke.yaml` names the build, not a Hub id."""
     monkeypatch.chdir(tmp_path)
     with pytest.raises(GRPOConfigError) as caught:
-        prepare_config(_smoke(repo_root, base_model=base_model), Launch(1, False))
+        prepared(_smoke(repo_root, base_model=base_model), Launch(1, False))
     [problem] = [p for p in caught.value.problems if p.key == "base_model"]
     assert f"relative paths start at {tmp_path}" in problem.message
     assert (command in problem.fix) if command else "Hub model id" in problem.fix
     with pytest.raises(GRPOConfigError) as caught:
-        prepare_config(_smoke(repo_root, base_model=str(tmp_path / base_model)), Launch(1, False))
+        prepared(_smoke(repo_root, base_model=str(tmp_path / base_model)), Launch(1, False))
     assert "relative paths" not in caught.value.problems[0].message  # an absolute path says no more

@@ -8,9 +8,9 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import prepared
 
 from axolotl_grpo_plugin.check import files, hardware, prepare
-from axolotl_grpo_plugin.check.prepare import prepare_config
 from axolotl_grpo_plugin.config.run import read_run
 from axolotl_grpo_plugin.errors import GRPOConfigError
 from axolotl_grpo_plugin.system.launch import Launch
@@ -33,7 +33,7 @@ def config(base_model, **extra):
 
 def problems(cfg) -> list:
     try:
-        prepare_config(cfg, GPU1)
+        prepared(cfg, GPU1)
     except GRPOConfigError as exc:
         return exc.problems
     return []
@@ -124,18 +124,18 @@ def test_an_sft_config_in_half_precision_is_refused_on_cpu(embedded_model_dir, p
     """An SFT config with bf16: true passed `check --cpu` and crashed in transformers' TrainingArguments."""
     cfg = sft_config(embedded_model_dir, **precision)
     with pytest.raises(GRPOConfigError) as refused:
-        prepare.check_model(cfg, Launch(processes=1, has_gpu=False))
+        prepare.check_model(read_run(cfg), Launch(processes=1, has_gpu=False))
     (found,) = refused.value.problems
     assert says in found.message and "`bf16: false` and `fp16: false`" in found.fix
-    assert prepare.check_model(cfg, GPU1)[1] == []  # on a GPU the same config is fine
-    assert prepare.check_model(sft_config(embedded_model_dir, bf16=False, fp16=False),
+    assert prepare.check_model(read_run(cfg), GPU1)[1] == []  # on a GPU the same config is fine
+    assert prepare.check_model(read_run(sft_config(embedded_model_dir, bf16=False, fp16=False)),
                               Launch(processes=1, has_gpu=False))[1] == []
 
 
 def test_an_sft_config_with_deepspeed_on_cpu_is_told_to_drop_it_not_pointed_at_grpo_configs(embedded_model_dir):
     cfg = sft_config(embedded_model_dir, bf16=False, fp16=False, deepspeed="zero2.json")
     with pytest.raises(GRPOConfigError) as refused:
-        prepare.check_model(cfg, Launch(processes=1, has_gpu=False))
+        prepare.check_model(read_run(cfg), Launch(processes=1, has_gpu=False))
     (found,) = refused.value.problems
     assert found.key == "deepspeed" and "remove `deepspeed`" in found.fix and "smoke.yaml" not in found.fix
 

@@ -9,6 +9,7 @@ import json
 from types import SimpleNamespace
 
 import pytest
+from conftest import prepared
 from transformers import TrainerControl, TrainerState
 
 from axolotl_grpo_plugin.check.trainer import check_eval_every
@@ -432,7 +433,6 @@ def test_axolotl_train_evaluates_every_n_steps_and_keeps_the_best(repo_root, emb
 def test_a_correct_reward_that_names_no_reward_is_refused_at_launch(repo_root, embedded_model_dir, monkeypatch):
     """eval_every's (and eval_at_end's) `correct_reward` was first read at the first evaluation, or
     after the last step: a wrong one is now a launch problem, with the names a config writes."""
-    from axolotl_grpo_plugin.check.prepare import prepare_config
     from axolotl_grpo_plugin.errors import GRPOConfigError
 
     monkeypatch.chdir(repo_root)  # smoke.yaml's base_model is relative to the checkout
@@ -440,10 +440,10 @@ def test_a_correct_reward_that_names_no_reward_is_refused_at_launch(repo_root, e
     wrong = smoke_cfg(repo_root, eval_every={"steps": 2, "dataset": test_file, "correct_reward": "correctnes"},
                       eval_at_end={"dataset": test_file, "correct_reward": "nope"})
     with pytest.raises(GRPOConfigError) as caught:
-        prepare_config(wrong, Launch(1, False))
+        prepared(wrong, Launch(1, False))
     found = {p.key: p.fix for p in caught.value.problems}
     assert set(found) == {"grpo_plugin.eval_every.correct_reward", "grpo_plugin.eval_at_end.correct_reward"}
     assert found["grpo_plugin.eval_at_end.correct_reward"].startswith("name one of correctness, int, ")
     for named in ("correctness", "correctness_reward_func", "int"):
-        prepare_config(smoke_cfg(repo_root, eval_every={"steps": 2, "dataset": test_file, "correct_reward": named}),
+        prepared(smoke_cfg(repo_root, eval_every={"steps": 2, "dataset": test_file, "correct_reward": named}),
                        Launch(1, False))

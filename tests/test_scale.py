@@ -9,9 +9,9 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import prepared
 
 from axolotl_grpo_plugin.check.batch import check_batch
-from axolotl_grpo_plugin.check.prepare import prepare_config
 from axolotl_grpo_plugin.commands.check import main as check_main
 from axolotl_grpo_plugin.commands.check import validate_with_axolotl
 from axolotl_grpo_plugin.config.load import declared_processes, read_config
@@ -39,7 +39,8 @@ def test_the_issue_layouts_are_all_shipped():
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.name)
 def test_config_validates_with_plugin_and_axolotl(config):
-    validated, _ = validate_with_axolotl(read_config(config)[0], Launch(processes_of(config), True))
+    raw = read_config(config)[0]
+    validated, _ = validate_with_axolotl(raw, Launch(processes_of(config), True), read_run(raw))
     assert validated.rl == "grpo"
     assert "axolotl_grpo_plugin.GRPOPlugin" in validated.plugins
 
@@ -127,7 +128,7 @@ def test_divisibility_rule_for_every_small_layout(procs):
 ])
 def test_invalid_layout_message_shows_arithmetic_and_fixes_that_work(procs, mbs, gas, groups):
     with pytest.raises(GRPOConfigError) as error:
-        prepare_config(grpo_cfg(mbs, gas, groups), Launch(procs, True))
+        prepared(grpo_cfg(mbs, gas, groups), Launch(procs, True))
     problem = error.value.problems[0]
     batch = mbs * gas * procs
     assert f"{mbs} x {gas} x {procs} = {batch}" in problem.message
@@ -143,7 +144,7 @@ def test_invalid_layout_message_shows_arithmetic_and_fixes_that_work(procs, mbs,
 def test_too_few_completions_per_process_names_the_accumulation_fix():
     # 4 processes x 2 x 2 = 16 = 2 groups of 8, but Axolotl wants one group per process.
     with pytest.raises(GRPOConfigError) as error:
-        prepare_config(grpo_cfg(2, 2, 8), Launch(4, True))
+        prepared(grpo_cfg(2, 2, 8), Launch(4, True))
     problem = error.value.problems[0]
     assert problem.key == "gradient_accumulation_steps"
     assert "set gradient_accumulation_steps to 4" in problem.fix
@@ -152,7 +153,7 @@ def test_too_few_completions_per_process_names_the_accumulation_fix():
 
 def test_explicit_generation_batch_size_is_checked_against_the_launch():
     with pytest.raises(GRPOConfigError, match="multiple of micro_batch_size x training processes"):
-        prepare_config(grpo_cfg(4, 1, 8, generation_batch_size=30), Launch(3, True))
+        prepared(grpo_cfg(4, 1, 8, generation_batch_size=30), Launch(3, True))
     assert not check_batch(read_run(grpo_cfg(4, 1, 8, generation_batch_size=48)), Launch(3, True))
 
 
@@ -185,7 +186,7 @@ def test_multi_process_layouts_pass_axolotl_only_with_the_filled_batch(procs, mb
             validate_config(DictDefault(copy.deepcopy(raw)), capabilities=caps, env_capabilities=env)
     else:
         validate_config(DictDefault(copy.deepcopy(raw)), capabilities=caps, env_capabilities=env)
-    validated, _ = validate_with_axolotl(raw, Launch(procs, True))
+    validated, _ = validate_with_axolotl(raw, Launch(procs, True), read_run(raw))
     assert validated.trl.generation_batch_size == mbs * gas * procs
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import prepared
 
 from axolotl_grpo_plugin.errors import GRPOConfigError
 from axolotl_grpo_plugin.tools.describe import schema_problem, template_problem
@@ -123,7 +124,6 @@ def test_a_completion_too_short_for_one_tool_round_is_refused(embedded_model_dir
 def test_check_looks_the_tools_up_once(embedded_model_dir, monkeypatch):
     """`check` imports and describes the tools once (check_tools): the tool-room check that runs after
     it reuses that answer instead of running `tools.loader.problems` again."""
-    from axolotl_grpo_plugin.check.prepare import prepare_config
     from axolotl_grpo_plugin.system.launch import Launch
     from axolotl_grpo_plugin.tools import loader
 
@@ -134,11 +134,11 @@ def test_check_looks_the_tools_up_once(embedded_model_dir, monkeypatch):
                                           "reward_funcs": ["correctness"]},
            "grpo_plugin": {"tools": ["calculator"]}}
     with pytest.raises(GRPOConfigError) as err:
-        prepare_config(cfg, Launch(1, False))
+        prepared(cfg, Launch(1, False))
     assert [p.key for p in err.value.problems] == ["trl.max_completion_length"]  # the tool-room check ran
     assert len(calls) == 1
     calls.clear()
     cfg["grpo_plugin"]["tools"] = ["no_such_tool"]
     with pytest.raises(GRPOConfigError) as err:
-        prepare_config(cfg, Launch(1, False))
+        prepared(cfg, Launch(1, False))
     assert [p.key for p in err.value.problems] == ["grpo_plugin.tools[0]"] and len(calls) == 1  # reported once

@@ -4,8 +4,8 @@ import copy
 import re
 
 import pytest
+from conftest import prepared
 
-from axolotl_grpo_plugin.check.prepare import prepare_config
 from axolotl_grpo_plugin.errors import GRPOConfigError
 from axolotl_grpo_plugin.system.launch import Launch
 
@@ -48,12 +48,12 @@ _DELETE = object()
 
 def checked(cfg, launch=GPU1):
     """prepare_config's warnings, less the one saying the Hub dataset was not dry-run."""
-    return [w for w in prepare_config(cfg, launch)[1] if "is not a local file" not in w]
+    return [w for w in prepared(cfg, launch)[1] if "is not a local file" not in w]
 
 
 def problems(cfg, launch=GPU1):
     with pytest.raises(GRPOConfigError) as err:
-        prepare_config(cfg, launch)
+        prepared(cfg, launch)
     return err.value
 
 
@@ -61,18 +61,18 @@ def test_valid_config_rewrites_short_names():
     cfg = config()
     hub_only = ["datasets[0].path = 'openai/gsm8k' is not a local file: its transform and columns are "
                 "checked when training loads it, not by the config checks."]
-    assert prepare_config(cfg, GPU1)[1] == hub_only
+    assert prepared(cfg, GPU1)[1] == hub_only
     assert cfg["trl"]["reward_funcs"][0] == "axolotl_grpo_plugin.reward_correctness"
     assert cfg["datasets"][0]["type"] == "axolotl_grpo_plugin.transform_gsm8k"
     # running twice (every rank calls register) is harmless
-    assert prepare_config(cfg, GPU1)[1] == hub_only
+    assert prepared(cfg, GPU1)[1] == hub_only
 
 
 def test_dotted_reward_paths_and_reward_models_pass_through():
     cfg = config(trl__reward_funcs=[
         "axolotl_grpo_plugin.reward_path__axolotl_grpo_rewards__gsm8k__int_reward_func",  # contained
         "OpenAssistant/reward-model-deberta"])
-    prepare_config(cfg, GPU1)
+    prepared(cfg, GPU1)
     assert cfg["trl"]["reward_funcs"] == [
         "axolotl_grpo_plugin.reward_path__axolotl_grpo_rewards__gsm8k__int_reward_func",  # contained
         "OpenAssistant/reward-model-deberta"]
@@ -229,13 +229,13 @@ def test_all_problems_reported_at_once():
 
 def test_server_mode_gets_the_client_address_axolotl_needs():
     cfg = config(trl__use_vllm=True, trl__vllm_mode="server", vllm={"host": "0.0.0.0", "port": 8123})
-    prepare_config(cfg, GPU1)
+    prepared(cfg, GPU1)
     assert cfg["trl"]["vllm_server_host"] == "127.0.0.1" and cfg["trl"]["vllm_server_port"] == 8123
 
 
 def test_vllm_without_mode_warns_that_trl_colocates():
     cfg = config(trl__use_vllm=True)
-    warnings = prepare_config(cfg, GPU1)[1]
+    warnings = prepared(cfg, GPU1)[1]
     assert any("colocated" in w for w in warnings) and "vllm_server_host" not in cfg["trl"]
 
 
@@ -245,7 +245,7 @@ def test_batch_check_is_skipped_outside_training_launches():
 
 
 def test_sequence_len_is_flagged_as_unused():
-    warnings = prepare_config(config(sequence_len=800), GPU1)[1]
+    warnings = prepared(config(sequence_len=800), GPU1)[1]
     assert any("sequence_len" in w for w in warnings)
 
 
@@ -259,7 +259,7 @@ def test_plugin_values_are_checked_with_the_config_and_point_at_the_keys_table()
     cfg = config()
     cfg["grpo_plugin"] = {"rollout_log_max_mb": -1, "system_prompt_role": "assistant"}
     with pytest.raises(GRPOConfigError) as info:
-        prepare_config(cfg, GPU1)
+        prepared(cfg, GPU1)
     keys = {p.key for p in info.value.problems}
     assert keys == {"grpo_plugin.rollout_log_max_mb", "grpo_plugin.system_prompt_role"}
     assert all("docs/plugin-keys.md" in p.fix for p in info.value.problems)
@@ -338,13 +338,13 @@ def test_the_keys_axolotls_own_cli_adds_are_not_called_unknown(embedded_model_di
 
     cfg = load_config(Path(__file__).parents[1] / "configs" / "smoke.yaml")
     cfg["base_model"] = str(embedded_model_dir)
-    checked_alone = prepare_config(copy.deepcopy(cfg), CPU)[1]
+    checked_alone = prepared(copy.deepcopy(cfg), CPU)[1]
     # what axolotl.cli.main.train passes load_cfg (click's defaults, less None) and load_cfg writes in
     for field in dataclasses.fields(TrainerCliArgs):
         if field.default is not None:
             cfg[field.name] = field.default
     assert {"debug", "debug_text_only", "debug_num_examples", "shard"} <= set(cfg)
-    assert not [w for w in prepare_config(copy.deepcopy(cfg), CPU)[1] if "is not a key" in w]
+    assert not [w for w in prepared(copy.deepcopy(cfg), CPU)[1] if "is not a key" in w]
     assert not [w for w in checked_alone if "is not a key" in w]
     cfg["foo_bar_baz"] = 1
-    assert [w for w in prepare_config(cfg, CPU)[1] if "`foo_bar_baz` is not a key" in w]
+    assert [w for w in prepared(cfg, CPU)[1] if "`foo_bar_baz` is not a key" in w]

@@ -14,7 +14,6 @@ import yaml
 
 from axolotl_grpo_plugin.check import hardware as validation
 from axolotl_grpo_plugin.check.hardware import check_precision
-from axolotl_grpo_plugin.check.prepare import prepare_config
 from axolotl_grpo_plugin.config.run import read_run
 from axolotl_grpo_plugin.system.launch import Launch
 from axolotl_grpo_plugin.vllm import autostart, cpu, cpu_sync
@@ -22,7 +21,7 @@ from axolotl_grpo_plugin.vllm import autostart, cpu, cpu_sync
 
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest import launch_env as env  # noqa: E402
-from conftest import served_config  # noqa: E402
+from conftest import prepared, served_config  # noqa: E402
 from test_vllm_autostart import fake_factory  # noqa: E402
 from test_vllm_server import alive, read_info, wait_until  # noqa: E402
 
@@ -93,7 +92,7 @@ def test_lora_is_refused_with_the_cpu_build(cpu_build, tmp_path):
     cfg = server_cfg(tmp_path) | {"adapter": "lora"}
     assert [(p.key, p.value) for p in cpu.check_cpu_vllm(read_run(cfg))] == [("adapter", "lora")]
     with pytest.raises(GRPOConfigError) as error:
-        prepare_config(cfg, Launch(processes=1, has_gpu=False))
+        prepared(cfg, Launch(processes=1, has_gpu=False))
     assert ("adapter", "lora") in [(p.key, p.value) for p in error.value.problems]
     assert "remove `adapter:`" in str(error.value)
 

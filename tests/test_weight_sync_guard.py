@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import prepared
 
-from axolotl_grpo_plugin.check.prepare import CHECKS, prepare_config
+from axolotl_grpo_plugin.check.prepare import CHECKS
 from axolotl_grpo_plugin.config.run import read_run
 from axolotl_grpo_plugin.errors import GRPOConfigError
 from axolotl_grpo_plugin.system.launch import Launch
@@ -85,9 +86,9 @@ def test_prepare_config_refuses_the_pair_with_the_installed_trl():
     if not sleep_mode_loses_weights(sync_guard.installed_trl_version()):
         pytest.skip("the installed TRL is past 1.9")
     with pytest.raises(GRPOConfigError) as info:
-        prepare_config(colocate_cfg(vllm_enable_sleep_mode=True), Launch(processes=1, has_gpu=True))
+        prepared(colocate_cfg(vllm_enable_sleep_mode=True), Launch(processes=1, has_gpu=True))
     assert "trl.vllm_enable_sleep_mode = True" in str(info.value)
-    prepare_config(colocate_cfg(), Launch(processes=1, has_gpu=True))  # the shipped config passes
+    prepared(colocate_cfg(), Launch(processes=1, has_gpu=True))  # the shipped config passes
 
 
 # --- runtime watch: fake metric streams -------------------------------------------

@@ -3,7 +3,7 @@ whatever training refuses before the model loads, `check` refuses too); the fill
 
 from __future__ import annotations
 
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any
 
 from ..config import defaults
@@ -64,10 +64,9 @@ LIBRARY_CHECKS: tuple[Callable[..., list[Problem]], ...] = (
 TRANSFORM_CHECKS = (check_datasets, check_context_fits)
 
 
-def check_model(cfg, launch: Launch) -> tuple[Run, list[str]]:
+def check_model(run: Run, launch: Launch) -> tuple[Run, list[str]]:
     """What `check` runs on a config the plugin does not train (an SFT cold start): the model
     itself, and the precision a CPU run crashes on; raises on problems (prepare_config's shape)."""
-    run = read_run(cfg)
     problems = [*check_paths(run, launch), *check_model_folder(run, launch),
                 *check_precision(run, launch, ours=False), *check_end_of_turn(run, launch)]
     if problems:
@@ -75,16 +74,21 @@ def check_model(cfg, launch: Launch) -> tuple[Run, list[str]]:
     return run, []
 
 
-def prepare_config(cfg: MutableMapping[str, Any], launch: Launch, run: Run | None = None) -> tuple[Run, list[str]]:
+def checked_run(cfg: Mapping[str, Any]) -> Run:
+    """The config's Run, read once by the caller before prepare_config (register, `check`). A config
+    with a wrong value has none: one error lists the unknown keys and every wrong value, as
+    prepare_config lists its problems."""
+    try:
+        return read_run(cfg)
+    except GRPOConfigError as exc:
+        raise GRPOConfigError(unknown_key_problems(cfg, not only_ours(cfg)) + exc.problems) from None
+
+
+def prepare_config(cfg: MutableMapping[str, Any], launch: Launch, run: Run) -> tuple[Run, list[str]]:
     """Resolve names, check everything and apply the fills; returns the Run (as Axolotl will read
     the config) and the warnings, or raises one error listing every problem. `run`: the config's
-    Run when the caller read it already (register, for the relaunch)."""
+    Run (`checked_run(cfg)`)."""
     problems = unknown_key_problems(cfg, not only_ours(cfg))
-    if run is None:
-        try:
-            run = read_run(cfg)
-        except GRPOConfigError as exc:
-            raise GRPOConfigError(problems + exc.problems) from None
     run, unresolved = resolve_names(cfg, run)
     problems = unresolved + problems
     for check in CHECKS:

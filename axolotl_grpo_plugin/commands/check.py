@@ -19,7 +19,7 @@ from typing import Any
 
 from ..audit.check import reward_warnings
 from ..check import axolotl_validation, cloud
-from ..check.prepare import check_model, prepare_config
+from ..check.prepare import check_model, checked_run, prepare_config
 from ..config import defaults
 from ..config.batching import describe_layout
 from ..config.load import declared_processes, read_config
@@ -36,15 +36,26 @@ GPU_CAPABILITIES = {"bf16": True, "fp8": False, "tf32": True, "compute_capabilit
 CPU_CAPABILITIES = {"bf16": False, "fp8": False, "tf32": False, "compute_capability": None}
 
 
-def validate_with_axolotl(raw: dict[str, Any], launch: Launch, run: Run | None = None):
+def read_for_check(raw: dict[str, Any]) -> Run:
+    """raw's Run, read once for every step of `check`. A config with a wrong value has none: the
+    error lists what validate_with_axolotl would (the unlisted plugin, the unknown keys, every
+    wrong value)."""
+    try:
+        return checked_run(raw) if applies(raw) else read_run(raw)
+    except GRPOConfigError as exc:
+        raise GRPOConfigError(unlisted_problems(raw) + exc.problems) from None
+
+
+def validate_with_axolotl(raw: dict[str, Any], launch: Launch, run: Run):
     """Our checks, then Axolotl's `validate_config` with the plugins registered. Axolotl (and
-    torch, transformers: seconds) is imported only once our checks pass. `run`: raw's, when read."""
+    torch, transformers: seconds) is imported only once our checks pass. `run`: raw's
+    (`read_for_check`)."""
     from axolotl.utils.dict import DictDefault
 
     cfg = DictDefault(raw)
     unlisted = unlisted_problems(raw)
     try:
-        _, warnings = prepare_config(cfg, launch, run) if applies(cfg) else check_model(cfg, launch)
+        _, warnings = prepare_config(cfg, launch, run) if applies(cfg) else check_model(run, launch)
     except GRPOConfigError as exc:
         raise GRPOConfigError(unlisted + exc.problems) from None
     if unlisted:
@@ -74,17 +85,16 @@ def layout_line(run: Run, processes: int) -> str:
         run.trl.generation_batch_size)
 
 
-def default_gpus(run: Run | None, processes: int, has_gpu: bool) -> int:
-    """The GPUs a launch of `processes` trainers needs: theirs, plus the autostarted server's
-    (`run` None: the config has a wrong value, which the checks report)."""
+def default_gpus(run: Run, processes: int, has_gpu: bool) -> int:
+    """The GPUs a launch of `processes` trainers needs: theirs, plus the autostarted server's."""
     if not has_gpu:
         return 0
-    if run is None or not run.plugin.vllm_autostart:
+    if not run.plugin.vllm_autostart:
         return processes
     return processes + run.server_gpus
 
 
-def too_few_gpus(gpus: int, run: Run | None, processes: int, cloud_file: str | None = None) -> None:
+def too_few_gpus(gpus: int, run: Run, processes: int, cloud_file: str | None = None) -> None:
     """A GPU launch with fewer GPUs than its training processes (plus the autostarted vLLM
     server's GPUs): a PluginError naming where the count came from (--gpus, or the cloud file's
     gpu_count), what the launch needs, and the fix."""
@@ -165,14 +175,11 @@ def main(argv: list[str] | None = None) -> int:
             args.processes = args.processes or declared or 1
             if args.base_model:
                 raw["base_model"] = args.base_model
-            try:
-                run = read_run(raw)  # the one reading: every wrong value is reported by the checks below
-            except PluginError:
-                run = None
+            run = read_for_check(raw)  # the one reading; a wrong value ends the check here
             gpus = default_gpus(run, args.processes, args.has_gpu) if args.gpus is None else args.gpus
             launch = Launch(args.processes, args.has_gpu, gpus=tuple(str(i) for i in range(gpus)),
                             machine_gpus=gpus)
-            if cloud_cfg is not None and gpus_given is None and run is not None:  # the cloud file's count to fix
+            if cloud_cfg is not None and gpus_given is None:  # the cloud file's count to fix
                 too_few_gpus(gpus, run, args.processes, args.cloud)
             _, warnings = validate_with_axolotl(raw, launch, run)
             if args.has_gpu and gpus_given is not None:  # after the config's own checks: theirs name the key

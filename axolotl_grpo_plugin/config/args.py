@@ -352,6 +352,12 @@ class GRPOPluginArgs(BaseModel):
 SECTION = "grpo_plugin"
 
 
+def plugin_default(key: str) -> Any:
+    """A `grpo_plugin:` key's default as its field declares it: for code that takes the key's value
+    as a parameter (a transform's `system_prompt_role`, the rollout log's size limit)."""
+    return GRPOPluginSettings.model_fields[key].get_default(call_default_factory=True)
+
+
 def switched(raw: Any, model: type[BaseModel]) -> BaseModel | None:
     """A key that is `true`/`false`/unset or a mapping of its own settings (`doctor`,
     `weight_sync_guard`): its settings, defaults when `true` or unset, None when `false`."""

@@ -32,6 +32,8 @@ class TRLFacts:
     max_completion_length: int     # GRPOConfig.max_completion_length
     num_generations: int           # GRPOConfig.num_generations
     vllm_server_timeout_s: float   # GRPOConfig.vllm_server_timeout
+    vllm_mode: str = "colocate"    # GRPOConfig.vllm_mode (1.9 and 1.13: read from their wheels)
+    beta: float = 0.0              # GRPOConfig.beta (the same)
     # The last release line whose colocate + sleep-mode reload loses the pushed weights
     # (huggingface/trl#5312; fixed by huggingface/trl#5313, in 1.14.1 `_llm_weights_sleeping`).
     sleep_mode_last_broken: tuple[int, int] = (1, 9)
@@ -64,6 +66,12 @@ class AxolotlFacts:
     # 0.21 loads every installed plugin from the `axolotl.plugins` entry point; 0.19/0.20 only the
     # ones a config lists under `plugins:` (read in their wheels' integrations/base.py).
     loads_installed_plugins: bool = False
+    # Read from 0.19's wheel: VllmConfig.gpu_memory_utilization, the `optimizer` and `lora_dropout`
+    # keys' defaults, and the class load_tokenizer uses when `tokenizer_type` is unset.
+    vllm_gpu_memory_utilization: float = 0.9
+    optimizer: str = "adamw_torch_fused"
+    lora_dropout: float = 0.0
+    tokenizer_class: str = "AutoTokenizer"
 
     @property
     def push_by_rpc(self) -> bool:
@@ -138,11 +146,17 @@ TRL_NAME = f"TRL {TRL.read_from}"
 MAX_COMPLETION_LENGTH = TRL.max_completion_length
 NUM_GENERATIONS = TRL.num_generations
 VLLM_SERVER_TIMEOUT_S = TRL.vllm_server_timeout_s
+VLLM_MODE = TRL.vllm_mode  # `trl.vllm_mode` unset: vLLM colocated on the training GPU
+BETA = TRL.beta
+OPTIMIZER = AXOLOTL.optimizer
+LORA_DROPOUT = AXOLOTL.lora_dropout
+TOKENIZER_CLASS = AXOLOTL.tokenizer_class
 SLEEP_MODE_LAST_BROKEN_TRL = TRL.sleep_mode_last_broken
 # axolotl vllm-serve / `vllm:` section defaults: the server binds 0.0.0.0 on VLLM_PORT;
 # a trainer on the same machine connects to VLLM_HOST.
 VLLM_HOST = "127.0.0.1"
 VLLM_PORT = AXOLOTL.vllm_port
+VLLM_GPU_MEMORY_UTILIZATION = AXOLOTL.vllm_gpu_memory_utilization
 VLLM_HEALTH_PATH = AXOLOTL.vllm_health_path
 VLLM_GENERATE_PATH = AXOLOTL.vllm_generate_path
 VLLM_ENGINE_CHECK_REQUEST = AXOLOTL.vllm_engine_check_request

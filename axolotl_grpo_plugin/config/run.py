@@ -63,6 +63,8 @@ Names = Annotated[list[Any], BeforeValidator(_ordered), BeforeValidator(_one_nam
 # strict, as the check always was: a quoted weight ("0.5") is refused, not read as a number
 Weights = Annotated[list[Annotated[StrictFloat, Field(allow_inf_nan=False)]], BeforeValidator(_ordered)]
 Text = Annotated[str | None, BeforeValidator(_enum_text)]
+# An Axolotl bool, read as Axolotl's (lax) schema reads it: `"true"`/`"yes"`/`1` are true, never kept as text
+LaxSwitch = bool | None
 SWITCH = "set it to true or false"
 
 
@@ -97,7 +99,7 @@ class Trl(Keys):
     top_k: Count = key(None, "set it to 0 (off) or more", ge=0)
     min_p: Number = key(None, "set it in [0, 1]", ge=0, le=1)
     repetition_penalty: Number = key(None, "set it above 0 (1.0 = no penalty)", gt=0)
-    beta: Number = key(None, "set it to 0 (no KL term) or more", ge=0)
+    beta: Number = key(defaults.BETA, "set it to 0 (no KL term) or more", ge=0)
     num_iterations: Count = key(None, "set it to 1 or more", ge=1)
     epsilon: Number = key(None, "set it to 0 or more (0.2 is TRL's default)", ge=0)
     vllm_importance_sampling_mode: Text = key(None, "set it to token_truncate, token_mask, sequence_truncate or "
@@ -156,45 +158,52 @@ class Run(Keys):
     fp16: StrictBool = key(None, SWITCH)
     use_trackio: StrictBool = key(None, SWITCH)
     output_dir: str = defaults.DEFAULT_OUTPUT_DIR
-    # read as written (Axolotl's schema owns their types): what the checks look at
+    # Axolotl's keys, typed as its schema types them and read as it reads them (its bools lax: `"true"` is
+    # true; no range of ours), so a value Axolotl accepts reads the same here, numbers apart: a bool is never
+    # one (tests/test_config_values.py). What the checks, the tokenizer and the planner read.
     rl: Text = key(None, "set `rl: grpo`", must="must be a string")
     base_model: Text = key(None, "set it to a Hub model id or a local model folder, e.g. "
                            "`base_model: Qwen/Qwen2.5-0.5B-Instruct`", must="must be a string")
-    adapter: Any = None
-    deepspeed: Any = None
-    fsdp: Any = None
-    fsdp_config: Any = None
-    load_in_4bit: Any = None
-    load_in_8bit: Any = None
-    sequence_len: Any = None
-    trackio_project_name: Any = None
+    adapter: Text = key(None, "set it to lora or qlora, or remove it for a full fine-tune", must="must be a string")
+    deepspeed: str | dict[str, Any] | None = key(None, "set it to a DeepSpeed json file or an inline mapping")
+    fsdp: list[str] | None = key(None, "list the FSDP options, e.g. `[full_shard, auto_wrap]`")
+    fsdp_config: dict[str, Any] | None = key(None, _section_fix("fsdp_config"))
+    load_in_4bit: LaxSwitch = key(None, SWITCH)
+    load_in_8bit: LaxSwitch = key(None, SWITCH)
+    sequence_len: Count = key(None, "set it to the context length in tokens, or remove it (GRPO does not read it)")
+    trackio_project_name: Text = key(None, "set it to a project name", must="must be a string")
     # the tokenizer and chat template, configured as Axolotl configures them (sources/)
-    base_model_config: Any = None
-    tokenizer_config: Any = None
-    tokenizer_type: Any = None
-    tokenizer_use_fast: Any = None
-    tokenizer_legacy: Any = None
-    revision_of_model: Any = None
-    trust_remote_code: Any = None
-    special_tokens: Any = None
-    tokens: Any = None
-    chat_template: Any = None
-    chat_template_jinja: Any = None
-    default_system_message: Any = None
-    resume_from_checkpoint: Any = None
-    auto_resume_from_checkpoints: Any = None
+    base_model_config: Text = key(None, "set it to a Hub id or folder with the model's config", must="must be a string")
+    tokenizer_config: Text = key(None, "set it to a Hub id or folder with the tokenizer", must="must be a string")
+    tokenizer_type: Text = key(None, "set it to a transformers tokenizer class, e.g. AutoTokenizer",
+                               must="must be a string")
+    tokenizer_use_fast: LaxSwitch = key(None, SWITCH)
+    tokenizer_legacy: LaxSwitch = key(None, SWITCH)
+    revision_of_model: Text = key(None, "set it to a branch, tag or commit of the model repository",
+                                  must="must be a string")
+    trust_remote_code: LaxSwitch = key(None, SWITCH)
+    special_tokens: dict[str, Any] | None = key(None, "write it as `special_tokens: {pad_token: ..., ...}`")
+    tokens: list[str] | None = key(None, "list the tokens to add, e.g. `[\"<tool>\"]`")
+    chat_template: Text = key(None, "set it to a template name, e.g. chatml or tokenizer_default", must="must be a string")
+    chat_template_jinja: Text = key(None, "set it to a Jinja template or a .jinja file", must="must be a string")
+    default_system_message: Text = key(None, "set it to the system message text", must="must be a string")
+    resume_from_checkpoint: Text = key(None, "set it to a checkpoint folder", must="must be a string")
+    auto_resume_from_checkpoints: LaxSwitch = key(None, SWITCH)
     # what the memory planner reads (plan/from_config.py)
-    fsdp_version: Any = None
-    gradient_checkpointing: Any = None
-    optimizer: Any = None
-    lora_r: Any = None
-    lora_dropout: Any = None
-    lora_target_linear: Any = None
-    lora_target_modules: Any = None
-    attn_implementation: Any = None
-    flash_attention: Any = None
-    sdp_attention: Any = None
-    flex_attention: Any = None
+    fsdp_version: Count = key(None, "set it to 1 or 2")
+    gradient_checkpointing: Literal["offload", "offload_disk"] | LaxSwitch = key(
+        None, "set it to true, false, offload or offload_disk", must="must be true, false, offload or offload_disk")
+    optimizer: Text = key(defaults.OPTIMIZER, f"set it to an optimizer name, e.g. {defaults.OPTIMIZER}",
+                          must="must be a string")
+    lora_r: Count = key(None, "set it to the LoRA rank, e.g. 16")
+    lora_dropout: Number = key(defaults.LORA_DROPOUT, "set it in [0, 1), e.g. 0.05")
+    lora_target_linear: LaxSwitch = key(None, SWITCH)
+    lora_target_modules: str | list[str] | None = key(None, "list the module names, e.g. `[q_proj, v_proj]`")
+    attn_implementation: Text = key(None, "set it to an attention implementation, e.g. sdpa or flash_attention_2",
+                                    must="must be a string")
+    flash_attention: LaxSwitch = key(None, SWITCH)
+    sdp_attention: LaxSwitch = key(None, SWITCH)
+    flex_attention: LaxSwitch = key(None, SWITCH)
     config_path: str = Field("CONFIG", alias=defaults.CONFIG_PATH_KEY)  # the yaml's path, for messages
 
     _gpu_layouts: dict = PrivateAttr(default_factory=dict)
@@ -214,6 +223,21 @@ class Run(Keys):
     @property
     def vllm_port(self) -> int:
         return self.trl.vllm_server_port or self.vllm.port or defaults.VLLM_PORT
+
+    @property
+    def vllm_mode(self) -> str:
+        """`trl.vllm_mode`, TRL's default (colocate) when unset."""
+        return self.trl.vllm_mode or defaults.VLLM_MODE
+
+    @property
+    def vllm_gpu_memory_utilization(self) -> float:
+        """`vllm.gpu_memory_utilization`, Axolotl's default when unset."""
+        return self.vllm.gpu_memory_utilization or defaults.VLLM_GPU_MEMORY_UTILIZATION
+
+    @property
+    def tokenizer_class(self) -> str:
+        """`tokenizer_type`, else the class Axolotl loads the tokenizer with."""
+        return self.tokenizer_type or defaults.TOKENIZER_CLASS
 
     @property
     def server_gpus(self) -> int:

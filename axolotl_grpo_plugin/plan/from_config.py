@@ -1,9 +1,8 @@
 """Turn an Axolotl GRPO config (plus the launch) into the planner's `Workload`.
 
-Defaults follow what the installed Axolotl and TRL do when a key is absent: TRL's
-per-release defaults come from defaults.py (e.g. `trl.max_completion_length` unset is 256 on
-TRL 1.9, 512 on 1.13/1.14); `trl.vllm_mode` unset means TRL's default, colocate, and
-`vllm.gpu_memory_utilization` unset means 0.9.
+Defaults follow what the installed Axolotl and TRL do when a key is absent, as defaults.py
+holds them and the Run reads them (e.g. `trl.max_completion_length` unset is 256 on TRL 1.9, 512 on 1.13/1.14;
+`trl.vllm_mode` unset is colocate; `vllm.gpu_memory_utilization` unset is 0.9).
 """
 
 from __future__ import annotations
@@ -92,14 +91,14 @@ def workload_from_config(run: Run, dims: ModelDims, processes: int, prompt_token
         gradient_checkpointing=bool(run.gradient_checkpointing or fsdp.get("activation_checkpointing")),
         flash_attention=fused_attention(run),
         half_precision=run.half_precision,
-        beta=float(trl.beta or 0.0),
-        optimizer=str(run.optimizer or "adamw_torch_fused"),
+        beta=float(trl.beta),
+        optimizer=str(run.optimizer),
         lora_r=int(run.lora_r or 8),
         lora_targets=lora_targets(run),
-        lora_dropout=float(run.lora_dropout or 0.0),
+        lora_dropout=float(run.lora_dropout),
         use_vllm=trl.use_vllm,
-        vllm_mode=trl.vllm_mode or "colocate",
-        vllm_gpu_memory_utilization=float(vllm.gpu_memory_utilization or 0.9),
+        vllm_mode=run.vllm_mode,  # type: ignore[arg-type]
+        vllm_gpu_memory_utilization=float(run.vllm_gpu_memory_utilization),
         vllm_sleep_mode=trl.vllm_enable_sleep_mode,
         vllm_max_model_len=vllm.max_model_len if trl.vllm_mode == "server" else None,
         vllm_tensor_parallel=vllm.tensor_parallel_size,

@@ -31,6 +31,7 @@ import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from ..config.args import plugin_default
 from ..system.safe_files import open_nofollow, replacing
 
 
@@ -70,7 +71,7 @@ def _utf8_line(line: str) -> bytes:
 class RolloutLogWriter:
     """Appends records to OUTPUT_DIR/rollouts.jsonl; rotates to gzip parts by size."""
 
-    def __init__(self, output_dir: str | os.PathLike, max_mb: float = 256.0):
+    def __init__(self, output_dir: str | os.PathLike, max_mb: float = plugin_default("rollout_log_max_mb")):
         self.dir = Path(output_dir)
         self.path = self.dir / LIVE_NAME
         self.max_bytes = int(max_mb * 1024 * 1024) if max_mb and max_mb > 0 else 0

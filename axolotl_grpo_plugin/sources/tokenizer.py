@@ -33,7 +33,7 @@ def load_tokenizer(run: Any, source: Any, key: str, fix: str | None = None):
         kwargs["legacy"] = run.tokenizer_legacy
     if run.revision_of_model:
         kwargs["revision"] = run.revision_of_model
-    cls = getattr(transformers, run.tokenizer_type or "AutoTokenizer", None)
+    cls = getattr(transformers, run.tokenizer_class, None)
     if cls is None:
         raise TokenizerError(f"tokenizer_type = {run.tokenizer_type!r} is not a transformers class. "
                          "Fix: use e.g. AutoTokenizer or remove the key.")

@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ..config.args import plugin_default
 from ..config.run import read_plugin
 
 
 # What a template that pre-fills the reasoning tag has already written (see docs/rewards-safety.md).
 REASONING_PREFILL = "<reasoning>\n"
 PREFILL_COLUMN = "reasoning_prefill"
+# `grpo_plugin.system_prompt_role`'s default: the row functions' when called without the loader
+SYSTEM_PROMPT_ROLE = plugin_default("system_prompt_role")
 
 
 def with_prefill_column(cfg: Any, row_fn: Callable[[dict], dict]) -> Callable[[dict], dict]:

@@ -6,7 +6,7 @@ The prompt asks for an equation inside the R1 `<answer>` block; the row keeps
 
 from __future__ import annotations
 
-from .common import loader_for
+from .common import SYSTEM_PROMPT_ROLE, loader_for
 from .gsm8k import build_prompt
 
 
@@ -28,7 +28,7 @@ def question(numbers: list[int], target: int) -> str:
     )
 
 
-def transform_row(row: dict, system_prompt_role: str = "user") -> dict:
+def transform_row(row: dict, system_prompt_role: str = SYSTEM_PROMPT_ROLE) -> dict:
     """One row -> `{"prompt", "numbers", "target", "data_source"}`."""
     numbers = next((row[c] for c in NUMBER_COLUMNS if c in row), None)
     target = row.get("target")

@@ -20,7 +20,7 @@ from typing import Any, Literal
 from axolotl_grpo_rewards.gsm8k import SYSTEM_PROMPT
 from axolotl_grpo_rewards.text import normalize_number
 
-from .common import loader_for
+from .common import SYSTEM_PROMPT_ROLE, loader_for
 
 
 DATA_SOURCE = "gsm8k"
@@ -31,7 +31,7 @@ class GSM8KRowError(ValueError):
     """A row that has neither known column pair, or no parseable final answer."""
 
 
-def build_prompt(question: str, system_prompt_role: Literal["user", "system"] = "user") -> list[dict]:
+def build_prompt(question: str, system_prompt_role: Literal["user", "system"] = SYSTEM_PROMPT_ROLE) -> list[dict]:
     """The chat prompt: instruction before the question, or as a system message."""
     if system_prompt_role == "system":
         return [
@@ -52,7 +52,7 @@ def final_answer(answer_text: Any) -> str:
     return number
 
 
-def transform_row(row: dict, system_prompt_role: Literal["user", "system"] = "user") -> dict:
+def transform_row(row: dict, system_prompt_role: Literal["user", "system"] = SYSTEM_PROMPT_ROLE) -> dict:
     """One dataset row -> `{"prompt", "answer", "data_source"}`."""
     for question_col, answer_col in SHAPES.values():
         if question_col in row and answer_col in row:

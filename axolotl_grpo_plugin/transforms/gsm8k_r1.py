@@ -19,6 +19,7 @@ import re
 from typing import Any, Literal
 
 from ..config.run import read_plugin
+from .common import SYSTEM_PROMPT_ROLE
 from .gsm8k import SHAPES, GSM8KRowError, build_prompt, final_answer
 
 
@@ -35,7 +36,7 @@ def reply(solution: str) -> str:
     return f"<reasoning>\n{reasoning(solution)}\n</reasoning>\n<answer>\n{final_answer(solution)}\n</answer>"
 
 
-def transform_row(row: dict, system_prompt_role: Literal["user", "system"] = "user") -> dict:
+def transform_row(row: dict, system_prompt_role: Literal["user", "system"] = SYSTEM_PROMPT_ROLE) -> dict:
     """One `openai/gsm8k` row (question + worked answer) -> `{"messages": [...]}`."""
     question_col, answer_col = SHAPES["openai/gsm8k"]
     if question_col not in row or answer_col not in row or "####" not in str(row[answer_col]):

@@ -28,6 +28,7 @@ from typing import Any, Literal
 from axolotl_grpo_rewards.tools import calculator
 
 from ..config.run import read_plugin
+from .common import SYSTEM_PROMPT_ROLE
 from .gsm8k import SHAPES, GSM8KRowError, build_prompt, final_answer
 from .gsm8k_r1 import reply, sft_strategy
 
@@ -63,7 +64,7 @@ def tool_turns(solution: str, interleave: bool = False) -> tuple[list[dict], str
     return turns, said + body[start:]
 
 
-def transform_row(row: dict, system_prompt_role: Literal["user", "system"] = "user",
+def transform_row(row: dict, system_prompt_role: Literal["user", "system"] = SYSTEM_PROMPT_ROLE,
                   interleave: bool = False) -> dict:
     """One `openai/gsm8k` row -> `{"messages": [...], "tools": [calculator's schema]}`. Interleaved,
     the reply's reasoning is the text after the last call: the turns before it said the rest."""

@@ -6,7 +6,7 @@ Accepts `problem` with `answer` (MATH-500 style) or with `solution`, whose last
 
 from __future__ import annotations
 
-from .common import loader_for
+from .common import SYSTEM_PROMPT_ROLE, loader_for
 from .gsm8k import build_prompt
 
 
@@ -34,7 +34,7 @@ def last_boxed(text: str) -> str | None:
     return None
 
 
-def transform_row(row: dict, system_prompt_role: str = "user") -> dict:
+def transform_row(row: dict, system_prompt_role: str = SYSTEM_PROMPT_ROLE) -> dict:
     """One row -> `{"prompt", "answer", "data_source"}`."""
     problem = row.get("problem")
     answer = row.get("answer")

@@ -153,7 +153,7 @@ def on_register(cfg: dict, run: Run, env: Mapping[str, str] = os.environ, gpu_co
         raise GRPOConfigError(problems)
     cpu_mode = cpu.is_cpu_vllm()  # vLLM's CPU build: no GPU layout, no pinning
     layout, visible = (cpu.CPU_GPU_LAYOUT, []) if cpu_mode else _gpu_layout(run, env, gpu_count or cuda_gpu_count)
-    host = "::1" if run.vllm_host == "::1" else "127.0.0.1"
+    host = "::1" if run.vllm_host == "::1" else defaults.VLLM_HOST
     port = run.vllm_port
     run = write(cfg, run, {"trl.vllm_server_host": host, "trl.vllm_server_port": port})
     _STATE.url, _STATE.timeout = health_url(host, port), float(run.plugin.vllm_startup_timeout)

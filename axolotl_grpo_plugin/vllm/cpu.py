@@ -28,13 +28,7 @@ from ..config.defaults import AXOLOTL, AXOLOTL_NAME
 from ..config.gpus import GpuLayout
 from ..config.run import Run, write
 from ..errors import Problem
-from ..sampling.backend import (
-    CPU_DIST,
-    KV_CACHE_ENV,
-    KV_CACHE_GIB,
-    SERVER_DTYPE,
-    is_cpu_vllm,
-)
+from ..sampling.backend import CPU_DIST, KV_CACHE_ENV, KV_CACHE_GIB, SERVER_DTYPE, is_cpu_vllm
 from .dist_alias import FIX_COMMAND, missing_alias
 
 

@@ -13,7 +13,7 @@ import socket
 import urllib.error
 import urllib.request
 
-from ..config.defaults import VLLM_HEALTH_PATH
+from ..config.defaults import VLLM_HEALTH_PATH, VLLM_HOST
 
 
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "0.0.0.0", "::"})
@@ -24,7 +24,7 @@ _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 def health_url(host: str, port: int) -> str:
     """The health endpoint `axolotl vllm-serve` of the installed Axolotl serves."""
     if host in ("0.0.0.0", "::"):
-        host = "127.0.0.1"
+        host = VLLM_HOST
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"
     return f"http://{host}:{int(port)}{VLLM_HEALTH_PATH}"

@@ -78,13 +78,12 @@ class Relaunch:
                 f"(set `grpo_plugin.vllm_relaunch: false` to get an error instead)")
 
 
-def decide_relaunch(run: Run | None, env: Mapping[str, str], gpu_count: Callable[[], int],
+def decide_relaunch(run: Run, env: Mapping[str, str], gpu_count: Callable[[], int],
                     script_args: Sequence[str], main_module: str | None, outer_args: Sequence[str] = (),
                     accelerate_config: bool = False, free_port: Callable[[], int] | None = None,
                     python: str = sys.executable) -> Relaunch | None:
     """The relaunch this process should do, or None: no relaunch (the launch fits, or the
-    normal checks in `autostart.on_register` will refuse it with the manual fix). `run` is
-    None when the config's `grpo_plugin:` section is invalid (the checks report it).
+    normal checks in `autostart.on_register` will refuse it with the manual fix).
 
     `outer_args`: the launcher arguments the user gave the outer `accelerate launch`;
     `accelerate_config`: whether accelerate reads a config file (then it, not
@@ -92,7 +91,7 @@ def decide_relaunch(run: Run | None, env: Mapping[str, str], gpu_count: Callable
     """
     if not may_relaunch(env, main_module):
         return None
-    if run is None or not (run.plugin.vllm_autostart and run.plugin.vllm_relaunch) or autostart_problems(run):
+    if not (run.plugin.vllm_autostart and run.plugin.vllm_relaunch) or autostart_problems(run):
         return None
     local = local_processes(env)
     if int(env.get("WORLD_SIZE") or 1) > local:
@@ -216,7 +215,7 @@ def _flush() -> None:
     sys.stderr.flush()
 
 
-def relaunch_if_needed(run: Run | None, env: Mapping[str, str] = os.environ,
+def relaunch_if_needed(run: Run, env: Mapping[str, str] = os.environ,
                        gpu_count: Callable[[], int] | None = None, argv: Sequence[str] | None = None,
                        main_module: str | None = None, outer_cmdline: Sequence[str] | None = None,
                        accelerate_config: bool | None = None,

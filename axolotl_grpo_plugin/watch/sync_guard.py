@@ -64,9 +64,9 @@ def installed_trl_version() -> str | None:
 
 
 def is_colocate(run: Run) -> bool:
-    """vLLM in the trainer: `vllm_mode: colocate`, or unset (TRL 1.9's GRPOConfig default;
+    """vLLM in the trainer: `vllm_mode: colocate`, or unset (TRL's GRPOConfig default;
     Axolotl 0.19 forwards the mode only when it is set)."""
-    return run.trl.use_vllm and run.trl.vllm_mode in (None, "colocate")
+    return run.trl.use_vllm and run.vllm_mode == "colocate"
 
 
 def check_sleep_mode(run: Run, launch=None, trl_version: str | None = None) -> list[Problem]:
