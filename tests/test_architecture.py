@@ -332,7 +332,7 @@ def test_the_second_reader_rule_finds_a_planted_read():
 
 
 # Issue 64: the Run is always there. A function taking `run: Run | None` rebuilds or skips it; a caller whose
-# config may hold a wrong value reads it first (check/prepare.checked_run, commands/check.read_for_check).
+# config may hold a wrong value reads it first (check/prepare.checked_run, check/whole.read_for_check).
 OPTIONAL_RUN = re.compile(r"(?:Run\s*\|\s*None|None\s*\|\s*Run|Optional\[\s*Run\s*\])")
 
 

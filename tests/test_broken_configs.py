@@ -160,7 +160,7 @@ def test_axolotl_train_refuses_before_the_model_loads(row, model_dir, tmp_path):
 
 
 def test_check_defaults_to_the_gpus_the_launch_needs():
-    from axolotl_grpo_plugin.commands.check import default_gpus
+    from axolotl_grpo_plugin.check.whole import default_gpus
 
     gsm8k = yaml.safe_load((REPO_ROOT / BASES["gsm8k"]).read_text())  # vllm_autostart, 1 server GPU
     assert default_gpus(read_run(gsm8k), 1, has_gpu=True) == 2

@@ -17,7 +17,7 @@ from axolotl.utils.dict import DictDefault
 from conftest import subprocess_env
 
 from axolotl_grpo_plugin.check import axolotl_validation
-from axolotl_grpo_plugin.commands.check import CPU_CAPABILITIES, GPU_CAPABILITIES
+from axolotl_grpo_plugin.check.whole import CPU_CAPABILITIES, GPU_CAPABILITIES
 from axolotl_grpo_plugin.config import defaults
 
 

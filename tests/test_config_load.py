@@ -133,6 +133,7 @@ def test_check_reads_the_config_file_once(tmp_path, monkeypatch):
     """`check --gpu` takes the yaml and its `# Processes: N` comment from one read of the file."""
     from pathlib import Path
 
+    from axolotl_grpo_plugin.check import whole
     from axolotl_grpo_plugin.commands import check as command
 
     path = tmp_path / "cfg.yaml"
@@ -148,7 +149,7 @@ def test_check_reads_the_config_file_once(tmp_path, monkeypatch):
         raise RuntimeError("stop here")
 
     monkeypatch.setattr(Path, "read_text", read_text)
-    monkeypatch.setattr(command, "validate_with_axolotl", validate)
+    monkeypatch.setattr(whole, "validate_with_axolotl", validate)
     assert command.main([str(path), "--gpu", "--offline"]) == 2  # the stop, reported as Axolotl's rejection
     assert [launch.processes for launch in launches] == [3]  # the comment was read
     assert reads.count(True) == 1
