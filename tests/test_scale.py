@@ -12,8 +12,8 @@ import pytest
 from conftest import prepared
 
 from axolotl_grpo_plugin.check.batch import check_batch
-from axolotl_grpo_plugin.commands.check import main as check_main
 from axolotl_grpo_plugin.check.whole import validate_with_axolotl
+from axolotl_grpo_plugin.commands.check import main as check_main
 from axolotl_grpo_plugin.config.load import declared_processes, read_config
 from axolotl_grpo_plugin.config.run import read_run
 from axolotl_grpo_plugin.errors import GRPOConfigError
