@@ -79,8 +79,10 @@ def main() -> None:
                         help="another checkout (e.g. `git worktree add /tmp/before BASE`): its check is a column")
     args = parser.parse_args()
     arms = {"check": (CURRENT, None), "previous order": (REFERENCE, None)}
-    if args.before:
-        arms["before"] = (CURRENT, args.before.resolve())
+    if args.before:  # a checkout from before the commands/ package ran its check from check/command.py
+        tree = args.before.resolve()
+        old = not (tree / "axolotl_grpo_plugin" / "commands" / "check.py").is_file()
+        arms["before"] = (CURRENT.replace(".commands.check ", ".check.command ") if old else CURRENT, tree)
     with tempfile.TemporaryDirectory() as tmp:
         rows = []
         for name, (config, code) in cases(Path(tmp)).items():
