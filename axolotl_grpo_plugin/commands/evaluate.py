@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..system.paths import DATA_DIR, embedded_dir, packaged_config
 from ..system.safe_files import write_atomic
-from .flags import add_output_flags, add_sampling_flags, at_least, prog
+from .flags import add_output_flags, add_sampling_flags, at_least, prog, refused_device
 
 
 DEMO_CONFIG = packaged_config("demo")
@@ -79,10 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from ..sampling.checks import bad_device_form
-
-    if bad := bad_device_form(args.device):
-        print(f"error: {bad}", file=sys.stderr)
+    if refused_device(args.device):
         return 2
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from ..evaluate.core import evaluate

@@ -79,3 +79,14 @@ def add_output_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verbose", action="store_true", help="also show what torch, datasets and "
                         "transformers print while loading (by default it goes to a log file, "
                         "whose path is printed at the end)")
+
+
+def refused_device(device: str | None) -> bool:
+    """--device in none of its forms (auto, cpu, cuda, cuda:N): said on stderr, before any import
+    of torch, for the sampling tools (probe, evaluate) to exit 2."""
+    from ..sampling.checks import bad_device_form
+
+    if bad := bad_device_form(device):
+        print(f"error: {bad}", file=sys.stderr)
+        return True
+    return False

