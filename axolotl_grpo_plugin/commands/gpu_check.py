@@ -152,7 +152,7 @@ def run_case(case: Case, model: str, case_dir: Path, args, gpu: dict | None, lef
 def run_plan(config: Path, gpu: dict | None, out: Path) -> dict:
     """`axolotl-grpo plan CONFIG --json --from-data` for this card (an H100's 80 GB when none)."""
     memory = gpu["memory_gib"] if gpu else 79.6
-    command = [sys.executable, "-m", "axolotl_grpo_plugin.commands.flags", "plan", str(config), "--json", "--from-data",
+    command = [sys.executable, "-m", "axolotl_grpo_plugin.commands", "plan", str(config), "--json", "--from-data",
                "--processes", "1", "--gpu-memory", f"{memory:.1f}"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     if done.returncode != 0:
