@@ -16,7 +16,8 @@ from types import SimpleNamespace
 import pytest
 
 from axolotl_grpo_plugin.commands import gpu_check as cli
-from axolotl_grpo_plugin.gpu_check import measure
+from axolotl_grpo_plugin.gpu_check import machine, measure
+from axolotl_grpo_plugin.gpu_check import run as gpu_run
 from axolotl_grpo_plugin.gpu_check.cases import GPU_CASES, config
 from axolotl_grpo_plugin.gpu_check.measure import TrainRun, summarize
 from axolotl_grpo_plugin.observe import gpu_memory
@@ -99,7 +100,7 @@ def test_no_gpu_skips_every_case_and_still_writes_the_json(tmp_path, monkeypatch
 
 def test_axolotl_missing_names_the_wheelhouse(tmp_path, monkeypatch):
     monkeypatch.setattr(cli, "read_gpu", fake_gpu)
-    monkeypatch.setattr(cli, "NEEDED_MODULES", ("axolotl_grpo_no_such_module",))
+    monkeypatch.setattr(gpu_run, "NEEDED_MODULES", ("axolotl_grpo_no_such_module",))
     monkeypatch.setattr(cli, "build_model", lambda *a, **k: pytest.fail("no model is built when nothing can run"))
     assert cli.main(["--out", str(tmp_path), "--cases", "full"]) == 1
     (case,) = read_report(tmp_path)["cases"]
@@ -111,13 +112,13 @@ def gpu_without_runs(monkeypatch, tmp_path):
     """A fake GPU where the model build, the planner and the training run are stand-ins."""
     monkeypatch.setattr(cli, "why_nothing_runs", lambda gpu, emulate: None)
     monkeypatch.setattr(cli, "build_model", lambda out, tiny: out)
-    monkeypatch.setattr(cli, "run_plan", lambda config, gpu, out: {"planned_peak_gib": 30.0, "prompt_tokens": 69})
+    monkeypatch.setattr(gpu_run, "run_plan", lambda config, gpu, out: {"planned_peak_gib": 30.0, "prompt_tokens": 69})
     return tmp_path
 
 
 def test_a_case_the_card_cannot_hold_is_skipped_before_it_runs(gpu_without_runs, monkeypatch):
     monkeypatch.setattr(cli, "read_gpu", lambda: fake_gpu(free_gib=20.0))
-    monkeypatch.setattr(cli, "run_train", lambda *a, **k: pytest.fail("a case over the card's memory ran"))
+    monkeypatch.setattr(gpu_run, "run_train", lambda *a, **k: pytest.fail("a case over the card's memory ran"))
     cli.main(["--out", str(gpu_without_runs), "--cases", "full"])
     (case,) = read_report(gpu_without_runs)["cases"]
     assert case["skipped"] == "too little GPU memory: the planner says 30.0 GiB, 20.0 GiB is free"
@@ -127,7 +128,7 @@ def test_out_of_memory_keeps_what_was_measured(gpu_without_runs, monkeypatch):
     monkeypatch.setattr(cli, "read_gpu", fake_gpu)
     oom = TrainRun(returncode=1, seconds=50.0, steps=[step(1, 70.0, 75.0, 100, step=9.0)], log=Path("x"),
                    oom="torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 9 GiB")
-    monkeypatch.setattr(cli, "run_train", lambda *a, **k: oom)
+    monkeypatch.setattr(gpu_run, "run_train", lambda *a, **k: oom)
     assert cli.main(["--out", str(gpu_without_runs), "--cases", "full"]) == 1
     (case,) = read_report(gpu_without_runs)["cases"]
     assert case["skipped"].startswith("out of memory after 1 step(s): torch.OutOfMemoryError")
@@ -139,7 +140,7 @@ def test_a_measured_case_gets_its_ratio_and_the_table_row(gpu_without_runs, monk
     run = TrainRun(returncode=0, seconds=90.0, log=Path("x"), smi_peak_gib=33.0,
                    steps=[step(1, 24.0, 25.0, 1000, step=30.0), step(2, 30.6, 31.8, 9000, step=11.0),
                           step(3, 30.6, 32.0, 17000, step=11.0)])
-    monkeypatch.setattr(cli, "run_train", lambda *a, **k: run)
+    monkeypatch.setattr(gpu_run, "run_train", lambda *a, **k: run)
     assert cli.main(["--out", str(gpu_without_runs), "--cases", "full"]) == 0
     (case,) = read_report(gpu_without_runs)["cases"]
     assert "skipped" not in case and case["measured_peak_gib"] == 32.0 and case["ratio"] == round(32 / 30, 3)
@@ -229,15 +230,15 @@ def run_slim(*args):
 
 def test_a_checkout_on_pythonpath_records_its_commit(monkeypatch):
     """scripts/gpu-check.sh runs the carried tree uninstalled: the JSON must still say which code ran."""
-    real_version = cli.version
+    real_version = machine.version
 
     def not_installed(name):
         if name == "axolotl-grpo-plugin":
-            raise cli.PackageNotFoundError(name)
+            raise machine.PackageNotFoundError(name)
         return real_version(name)
 
-    monkeypatch.setattr(cli, "version", not_installed)
-    found = cli.versions()["axolotl-grpo-plugin"]
+    monkeypatch.setattr(machine, "version", not_installed)
+    found = machine.versions("0.1.0")["axolotl-grpo-plugin"]
     assert found.startswith("0.") and "checkout" in found
     if (REPO / ".git").exists():
         head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
@@ -297,7 +298,7 @@ def test_a_run_stopped_while_exiting_after_its_last_step_is_measured(gpu_without
     monkeypatch.setattr(cli, "read_gpu", fake_gpu)
     run = TrainRun(returncode=None, seconds=80.0, log=Path("x"),
                    steps=[step(n, 15.0, 18.0, 1000 * n, step=6.0) for n in (1, 2, 3)])
-    monkeypatch.setattr(cli, "run_train", lambda *a, **k: run)
+    monkeypatch.setattr(gpu_run, "run_train", lambda *a, **k: run)
     assert cli.main(["--out", str(gpu_without_runs), "--cases", "full", "--steps", "3"]) == 0
     (case,) = read_report(gpu_without_runs)["cases"]
     assert "skipped" not in case and "after its last step" in case["note"] and case["measured_peak_gib"] == 18.0
