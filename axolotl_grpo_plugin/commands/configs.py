@@ -37,8 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     if not written:
         print(f"Nothing written: the configs exist in {args.out} (use --force to overwrite).")
     print(f"Their models are built into {embedded_dir()} by `axolotl-grpo embedded build` "
-          "(smoke) and `axolotl-grpo demo` (demo); the smollm2-* configs train the model "
-          "`axolotl-grpo fetch-model smollm2-135m --output-dir DIR` writes (pass --base-model DIR "
+          "(smoke) and `axolotl-grpo demo` (demo); the smollm2-* and qwen-coder-* configs train the model "
+          "`axolotl-grpo fetch-model smollm2-135m` (or qwen2.5-coder-0.5b / -1.5b) `--output-dir DIR` writes (pass --base-model DIR "
           "to the first, the cold-start SFT).")
     return 0
 
