@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Their models are built into {embedded_dir()} by `axolotl-grpo embedded build` "
           "(smoke) and `axolotl-grpo demo` (demo); the smollm2-* and qwen-coder-* configs train the model "
           "`axolotl-grpo fetch-model smollm2-135m` (or qwen2.5-coder-0.5b / -1.5b) `--output-dir DIR` writes (pass --base-model DIR "
-          "to the first, the cold-start SFT).")
+          "to the first of a chain: SmolLM2's cold-start SFT, or a Qwen config).")
     return 0
 
 
