@@ -407,7 +407,15 @@ def test_the_defaults_module_matches_the_installed_trl_and_axolotl():
     assert fields["vllm_server_timeout"] == defaults.VLLM_SERVER_TIMEOUT_S
     assert (fields["vllm_mode"], fields["beta"]) == (defaults.VLLM_MODE, defaults.BETA)
     assert VllmConfig.model_fields["port"].default == defaults.VLLM_PORT
-    assert VllmConfig.model_fields["gpu_memory_utilization"].default == defaults.VLLM_GPU_MEMORY_UTILIZATION
+    # 0.19's schema declares 0.9; 0.21's leaves it None and `axolotl vllm-serve` falls back to 0.9
+    utilization = VllmConfig.model_fields["gpu_memory_utilization"].default
+    assert utilization in (defaults.VLLM_GPU_MEMORY_UTILIZATION, None)
+    if utilization is None:
+        from importlib.util import find_spec
+        from pathlib import Path
+
+        serve = Path(find_spec("axolotl.cli.vllm_serve").origin).read_text(encoding="utf-8")
+        assert f'cli_or_cfg("gpu_memory_utilization", {defaults.VLLM_GPU_MEMORY_UTILIZATION})' in serve
     assert AxolotlInputConfig.model_fields["optimizer"].default == defaults.OPTIMIZER
     assert AxolotlInputConfig.model_fields["lora_dropout"].default == defaults.LORA_DROPOUT
     assert f"tokenizer_cls = {defaults.TOKENIZER_CLASS}\n" in inspect.getsource(load_tokenizer)
