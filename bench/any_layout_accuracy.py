@@ -16,52 +16,19 @@ Several files (e.g. chunks of one test set, each evaluated with --dataset) are c
 
     python bench/any_layout_accuracy.py OUT/eval-test-samples.jsonl [MORE.jsonl ...] [--json]
 
-`evaluate` itself should gain the any-layout figure (noted in docs/benchmarks.md,
-"Qwen2.5-Coder base measurements").
+`evaluate` reports the same figure (`any_layout_accuracy`, greedy, from
+axolotl_grpo_rewards.gsm8k.final_number); this reads files saved before it did.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
 from collections import defaultdict
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from axolotl_grpo_rewards.gsm8k import extract_answer, gold_number
+from axolotl_grpo_rewards.gsm8k import final_number, gold_number
 from axolotl_grpo_rewards.text import completion_text
-
-
-NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?")
-BOXED = re.compile(r"\\boxed\{([^{}]*(?:\{[^{}]*\}[^{}]*)*)\}")
-
-
-def last_number(text: str) -> Decimal | None:
-    found = NUMBER.findall(text)
-    if not found:
-        return None
-    raw = found[-1].replace("$", "").replace(",", "").rstrip(".")
-    try:
-        return Decimal(raw)
-    except InvalidOperation:
-        return None
-
-
-def final_number(text: str) -> Decimal | None:
-    """The answer's number wherever it is: the last \\boxed{}, else the last <answer> block,
-    else the whole text's last number."""
-    boxed = BOXED.findall(text)
-    if boxed:
-        value = last_number(boxed[-1])
-        if value is not None:
-            return value
-    answer = extract_answer(text)
-    if answer:
-        value = last_number(answer)
-        if value is not None:
-            return value
-    return last_number(text)
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable
 from decimal import Decimal
 
-from .text import completion_text, parse_number
+from .text import BOX, box_end, completion_text, parse_number
 
 
 SYSTEM_PROMPT = (
@@ -73,6 +73,48 @@ def gold_number(gold: object) -> Decimal | None:
     if isinstance(gold, str):
         return parse_number(gold.rpartition("####")[2])
     return None
+
+
+_ANY_NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?")
+# A final \boxed{} longer than this is not an answer (and its scan stays bounded).
+MAX_BOX_CHARS = 400
+
+
+def final_number(text: object) -> Decimal | None:
+    """The final answer wherever a completion puts it: the last closed ``\\boxed{}``, else the
+    last ``<answer>`` block, else the text's last number; None when there is none.
+
+    Not a training reward: it scores models never taught the R1 layout (evaluate's
+    "any layout" accuracy), so that a right ``\\boxed{18}`` is counted right.
+
+    Examples:
+        >>> final_number("so 16 - 3 - 4 = 9 eggs, $18 a day: \\boxed{18}")
+        Decimal('18')
+        >>> final_number("<answer>\\n$1,000\\n</answer> (next: 7)") == 1000
+        True
+        >>> final_number("She pays 3 * 5 = 15 dollars.")
+        Decimal('15')
+        >>> final_number("no number") is None
+        True
+    """
+    text = completion_text(text)
+    box = text.rfind(BOX)
+    if box != -1:
+        end = box_end(text, box, MAX_BOX_CHARS)
+        if end != -1:
+            value = _last_number(text[box + len(BOX):end - 1])
+            if value is not None:
+                return value
+    answer = extract_answer(text)
+    value = _last_number(answer) if answer else None
+    return value if value is not None else _last_number(text)
+
+
+def _last_number(text: str) -> Decimal | None:
+    last = None
+    for last in _ANY_NUMBER.finditer(text):
+        pass
+    return None if last is None else parse_number(last.group().rstrip(","))
 
 
 def is_integer_literal(answer: str) -> bool:

@@ -39,7 +39,8 @@ import math
 import re
 
 from .gsm8k import extract_answer
-from .text import completion_text
+from .text import BOX as _BOX
+from .text import box_end, completion_text
 
 
 CORRECT_REWARD = 1.0
@@ -92,7 +93,6 @@ _TEXT_GROUP = re.compile(r"\\(?:text\w*|mathrm|mbox|operatorname|begin|end)\s*\{
 _COMMAND = re.compile(r"\\[A-Za-z]+")
 _WORD = re.compile(r"[A-Za-z]{3,}")
 _PLACEHOLDERS = {"n/a", "na", "?", "-", "--", "...", "…"}
-_BOX = "\\boxed{"
 # What may stand between two boxes of one answer: "\boxed{2}, \boxed{3}", "\boxed{2} \text{ and } \boxed{3}".
 _MATH_DELIMITER = re.compile(r"(?<!\\)\$")
 _BOX_SEPARATOR = re.compile(r"(?:\s|[,;$.]|\\quad|\\qquad|\\,|\\text\{\s*(?:and|or)\s*\}|and|or)*")
@@ -160,16 +160,7 @@ def _delimited_parts(source: str) -> list[str]:
 
 
 def _box_end(text: str, start: int, limit: int = MAX_PREDICTION_CHARS) -> int:
-    """The index after the ``}`` closing the box at ``start``; -1 when it is not closed within ``limit``."""
-    depth = 0
-    for i in range(start + len(_BOX) - 1, min(len(text), start + limit)):
-        if text[i] == "{":
-            depth += 1
-        elif text[i] == "}":
-            depth -= 1
-            if depth == 0:
-                return i + 1
-    return -1
+    return box_end(text, start, limit)
 
 
 def final_boxes_start(text: str) -> int:

@@ -11,6 +11,7 @@ from decimal import Decimal
 
 # A lone answer number is short; anything longer is refused before it is read.
 MAX_NUMBER_CHARS = 100
+BOX = "\\boxed{"
 
 
 def completion_text(completion: object) -> str:
@@ -124,3 +125,17 @@ def normalize_number(text: object) -> str | None:
     if integer == "0" and not fraction:
         return "0"
     return f"{sign}{integer}.{fraction}" if fraction else f"{sign}{integer}"
+
+
+def box_end(text: str, start: int, limit: int) -> int:
+    """The index after the ``}`` closing the ``\\boxed{`` at ``start``; -1 when it is not closed
+    within ``limit`` characters (a bound: model output is adversarial)."""
+    depth = 0
+    for i in range(start + len(BOX) - 1, min(len(text), start + limit)):
+        if text[i] == "{":
+            depth += 1
+        elif text[i] == "}":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+    return -1

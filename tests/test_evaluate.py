@@ -25,6 +25,7 @@ from axolotl_grpo_plugin.evaluate import (
     write_results,
 )
 from axolotl_grpo_plugin.evaluate.passk import report_ks
+from axolotl_grpo_plugin.evaluate.results import format_result
 from axolotl_grpo_plugin.sampling import models
 from axolotl_grpo_plugin.transforms.gsm8k import transform_row
 from axolotl_grpo_rewards import gsm8k
@@ -215,6 +216,44 @@ def test_accuracy_pass_at_k_and_format_follow_the_rewards(smoke_cfg, tokenizer, 
         assert result.pass_at_k[f"pass@{k}"] == pytest.approx(expected)
     assert result.reward_means["correctness_reward_func"] == pytest.approx(sum(correctness) / 6)
     assert result.mean_length == pytest.approx(sum(len(r["completion"]) for r in greedy) / 6)
+
+
+def test_any_layout_accuracy_counts_the_final_number_wherever_it_is(smoke_cfg, tokenizer, test_file, monkeypatch):
+    golds = [transform_row(r)["answer"] for r in raw_rows(test_file, 5)]
+    budget = 200
+    greedy_texts = [
+        f"16 - 3 - 4 = 9, so \\boxed{{{golds[0]}}}",    # right outside the layout: any-layout only
+        formatted(golds[1]),                               # right in the layout: both
+        f"so the total is {golds[2]} dollars.",            # right as the last number: any-layout only
+        "the answer is -1",                                # wrong: neither
+        f"{golds[4]} " + "and so on " * 40,                # cut at the limit: its last number does not count
+    ]
+    monkeypatch.setattr(models, "make_generator",
+                        lambda *a, **k: ScriptedGenerator(lambda i, s: [greedy_texts[i][:budget]]))
+    result = evaluate(smoke_cfg, "scripted", tokenizer=tokenizer, dataset=test_file, limit=5, samples=0,
+                      max_new_tokens=budget, progress=False)
+    greedy = [r for r in result.records if r["kind"] == "greedy"]
+    assert [r["any_layout"] for r in greedy] == [True, True, True, False, False]
+    assert [r["correct"] for r in greedy] == [False, True, False, False, False]
+    assert result.any_layout_accuracy == pytest.approx(3 / 5)
+    assert result.metrics()["eval/any_layout_accuracy"] == pytest.approx(3 / 5)
+    assert "any_layout_accuracy" in format_result(result)
+
+
+def test_any_layout_accuracy_is_left_out_without_numeric_answers():
+    from axolotl_grpo_plugin.sampling.prompts import Problem
+
+    algebra = Problem(index=0, messages=[], text="", input_ids=[], columns={"answer": "x + 1"})
+    assert core._any_layout(algebra, "so x + 1", tokens=4, max_new_tokens=8) is None
+    result = core.EvalResult(model="m", split="test", n_problems=1, samples=0, seed=0, backend="hf",
+                             max_new_tokens=8, temperature=0.0, correct_reward="correctness", accuracy=1.0,
+                             pass_at_k={}, format_compliance=1.0, mean_length=3.0, reward_means={},
+                             reward_mean=1.0)
+    assert math.isnan(result.any_layout_accuracy)
+    assert "any_layout_accuracy" not in format_result(result)
+    assert "eval/any_layout_accuracy" not in result.metrics()
+    diff, _, _ = paired_bootstrap([1.0, float("nan"), 0.0], [0.0, 1.0, 0.0])
+    assert diff == pytest.approx(0.5)  # the problem without a score is left out of the pairs
 
 
 class ClosableGenerator(ScriptedGenerator):

@@ -17,6 +17,7 @@ from axolotl_grpo_rewards.gsm8k import (
     SYSTEM_PROMPT,
     correctness_reward_func,
     extract_answer,
+    final_number,
     int_reward_func,
     soft_format_reward_func,
     strict_format_reward_func,
@@ -434,3 +435,35 @@ def test_well_formed_single_line_values_equal_reference(reasoning, written, gold
 
 def test_reference_is_not_registered():
     assert all(func.__module__ == "axolotl_grpo_rewards.gsm8k" for func in gsm8k.REWARD_FUNCS.values())
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("16 - 3 - 4 = 9 eggs; 9 * 2 = $18, so \\boxed{18}. Check: 9 eggs.", Decimal(18)),  # the box beats later numbers
+    ("\\boxed{\\frac{3}{4}} hmm, 7", Decimal(4)),              # a box's last number, not the text's
+    ("\\boxed{x} so 12", Decimal(12)),                          # a box without a number: the text's
+    ("\\boxed{18 and on and on", Decimal(18)),                  # never closed: the text's last number
+    ("<reasoning>2 + 3</reasoning><answer>\nThe total is $1,250.\n</answer> 99", Decimal(1250)),
+    ("<answer>none</answer> then 41 apples.", Decimal(41)),
+    ("It costs 3.50 dollars, then 1,000,", Decimal(1000)),
+    ("-7 degrees", Decimal(-7)),
+    ("", None),
+    ("no digits at all", None),
+])
+def test_final_number_reads_the_answer_wherever_it_is_written(text, expected):
+    value = final_number(text)
+    assert value == expected if expected is not None else value is None
+    assert final_number([{"role": "assistant", "content": text}]) == value  # chat completions too
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("\\boxed{}<answer>/ 0123456789,.$-x\n")), max_size=400))
+def test_final_number_is_total_on_adversarial_text(text):
+    value = final_number(text)
+    assert value is None or isinstance(value, Decimal)
+
+
+def test_final_number_is_linear_on_a_megabyte_of_open_boxes():
+    text = "\\boxed{1" * 100_000 + "2" * 200_000 + "," * 300_000
+    start = time.perf_counter()
+    final_number(text)
+    assert time.perf_counter() - start < 5.0

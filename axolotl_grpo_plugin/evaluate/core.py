@@ -2,7 +2,10 @@
 
 Greedy decoding gives accuracy, format compliance, mean length and the reward
 means; `samples` sampled completions per problem give pass@k. "Correct" means
-the correctness reward (see `scoring.correctness_reward`) is above zero.
+the correctness reward (see `scoring.correctness_reward`) is above zero. Beside it,
+any-layout accuracy: the greedy answer's final number wherever it is written (a
+model not yet in the R1 layout is often right in its own), where the rows have a
+numeric `answer`.
 """
 
 from __future__ import annotations
@@ -41,6 +44,9 @@ class EvalResult:
     per_problem: dict[str, list[float]] = field(default_factory=dict, repr=False)
     records: list[dict[str, Any]] = field(default_factory=list, repr=False)
     tools: dict[str, float] = field(default_factory=dict)  # greedy answers' tool use, with grpo_plugin.tools
+    # the greedy answer's final number (\boxed{}, <answer> or last number) is the numeric gold;
+    # an answer cut at max_new_tokens never counts; NaN when no row has a numeric answer
+    any_layout_accuracy: float = float("nan")
 
     def summary(self) -> dict[str, Any]:
         """Everything but the per-sample records (what the JSON summary holds)."""
@@ -53,6 +59,7 @@ class EvalResult:
         flat = {
             "accuracy": self.accuracy,
             "format_compliance": self.format_compliance,
+            **({} if math.isnan(self.any_layout_accuracy) else {"any_layout_accuracy": self.any_layout_accuracy}),
             "mean_length": self.mean_length,
             "reward": self.reward_mean,
             **self.pass_at_k,
@@ -114,7 +121,7 @@ def _summarise(sampler: Sampler, label: str, backend: str, greedy: SamplingSetti
     from axolotl_grpo_rewards.gsm8k import is_strict_format
 
     records: list[dict[str, Any]] = []
-    per = {"accuracy": [], "format_compliance": [], "length": []}
+    per = {"accuracy": [], "format_compliance": [], "any_layout": [], "length": []}
     ks = passk.report_ks(sampled.n)
     per.update({f"pass@{k}": [] for k in ks})
     greedy_rewards: dict[str, list[float]] = {r.name: [] for r in sampler.rewards}
@@ -136,6 +143,7 @@ def _summarise(sampler: Sampler, label: str, backend: str, greedy: SamplingSetti
                 "reward": total[j],
                 "correct": correct[j],
                 "strict_format": is_strict_format(text),
+                "any_layout": _any_layout(problem, text, len(ids), greedy.max_new_tokens),
             }
             if j == 0:
                 record["prompt"] = problem.text
@@ -144,6 +152,8 @@ def _summarise(sampler: Sampler, label: str, backend: str, greedy: SamplingSetti
             records.append(record)
         per["accuracy"].append(float(correct[0]))
         per["format_compliance"].append(float(is_strict_format(texts[0])))
+        any_layout = _any_layout(problem, texts[0], len(token_ids[0]), greedy.max_new_tokens)
+        per["any_layout"].append(float("nan") if any_layout is None else float(any_layout))
         per["length"].append(float(len(token_ids[0])))
         for name in greedy_rewards:
             greedy_rewards[name].append(values[name][0])
@@ -158,12 +168,24 @@ def _summarise(sampler: Sampler, label: str, backend: str, greedy: SamplingSetti
         accuracy=_mean(per["accuracy"]),
         pass_at_k={f"pass@{k}": _mean(per[f"pass@{k}"]) for k in ks},
         format_compliance=_mean(per["format_compliance"]),
+        any_layout_accuracy=_mean(per["any_layout"]),
         mean_length=_mean(per["length"]),
         reward_means={name: _mean(v) for name, v in greedy_rewards.items()},
         reward_mean=_mean(totals),
         per_problem=per,
         records=records,
     )
+
+
+def _any_layout(problem: Problem, text: str, tokens: int, max_new_tokens: int) -> bool | None:
+    """Is the final number, wherever written, the row's numeric `answer`? None without one; an
+    answer cut at the token limit has no final number (its last is mid-sentence)."""
+    from axolotl_grpo_rewards.gsm8k import final_number, gold_number
+
+    gold = gold_number(problem.columns.get("answer"))
+    if gold is None:
+        return None
+    return tokens < max_new_tokens and final_number(text) == gold
 
 
 def _mean(values: list[float]) -> float:

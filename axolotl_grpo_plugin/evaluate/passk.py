@@ -37,9 +37,11 @@ def paired_bootstrap(
 ) -> tuple[float, float, float]:
     """mean(a - b) over problems and its percentile bootstrap interval.
 
-    `a` and `b` hold one score per problem, for the same problems in the same order.
+    `a` and `b` hold one score per problem, for the same problems in the same order; a problem
+    without a score (NaN: any-layout accuracy of a row without a numeric answer) is left out.
     """
     x = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    x = x[~np.isnan(x)]
     if x.size == 0:
         return float("nan"), float("nan"), float("nan")
     rng = np.random.default_rng(seed)

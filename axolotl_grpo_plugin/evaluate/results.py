@@ -45,8 +45,9 @@ def _json_default(value: Any):
 
 def headline_metrics(result: EvalResult) -> dict[str, float]:
     """The numbers the report shows, in order."""
-    out = {"accuracy": result.accuracy, **result.pass_at_k,
-           "format_compliance": result.format_compliance, "mean_length": result.mean_length,
+    out = {"accuracy": result.accuracy, **result.pass_at_k, "format_compliance": result.format_compliance,
+           **({} if math.isnan(result.any_layout_accuracy) else {"any_layout_accuracy": result.any_layout_accuracy}),
+           "mean_length": result.mean_length,
            "reward": result.reward_mean}
     out.update({f"rewards/{k}": v for k, v in result.reward_means.items()})
     out.update({f"tools/{k}": v for k, v in result.tools.items()})
