@@ -195,6 +195,7 @@ def score(config: Path, model: Path, args) -> dict:
         "strict_format": result.format_compliance,
         "soft_format": sum(1 for v in soft if v == v and v > 0) / max(1, len(greedy)),
         "correct_greedy": result.accuracy,
+        "any_layout": result.any_layout_accuracy,  # the final number wherever written (NaN: no numeric answers)
         "pass_at_k": result.pass_at_k,
         "reward_mean": result.reward_mean, "reward_means": result.reward_means,
         "mean_length": result.mean_length,
@@ -336,14 +337,17 @@ def report(out: Path, args) -> None:
     summary = {"results": results, "step_times": times, "stages": stages, "grpo_levels": levels,
                "plots": plots(out, results, curves), "command": " ".join(sys.argv)}
     write_json(out / "summary.json", summary)
-    lines = ["| stage | strict format | soft format | correct (greedy) | pass@8 | mean total reward "
-             "| tool calls per answer | tool errors |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| stage | strict format | soft format | correct (greedy) | any layout (greedy) | pass@8 "
+             "| mean total reward | tool calls per answer | tool errors |", "|---|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         pass_at_8 = r["pass_at_k"].get("pass@8")  # none with --samples 0
         tools = r.get("tools") or {}
         calls, errors = (f"{tools['tool_calls_per_answer']:.2f}", f"{tools['tool_error_rate']:.1%}") if tools else ("-", "-")
+        any_layout = r.get("any_layout")  # none in results scored before evaluate counted it
+        any_layout = None if any_layout is None or math.isnan(any_layout) else any_layout
         lines.append(f"| {name} | {r['strict_format']:.1%} | {r['soft_format']:.1%} | "
-                     f"{r['correct_greedy']:.1%} | {'-' if pass_at_8 is None else f'{pass_at_8:.1%}'} | "
+                     f"{r['correct_greedy']:.1%} | {'-' if any_layout is None else f'{any_layout:.1%}'} | "
+                     f"{'-' if pass_at_8 is None else f'{pass_at_8:.1%}'} | "
                      f"{r['reward_mean']:.3f} | {calls} | {errors} |")
     for prefix, level in levels.items():
         lines.append(f"\n{prefix}: {len(level['seeds'])} seed(s) {level['seeds']}, mean total reward "
@@ -408,6 +412,9 @@ def main(argv: list[str] | None = None) -> int:
                         "--train-data), instead of sampling them from a GRPO run: stage rl-rs writes "
                         "them to OUT/rl-rs.jsonl, no grpo-sN runs, and the chain goes on at rl-sft "
                         "(with --rl-rounds K >= 2 and --rl-rows-from S, to rl2-rs and on)")
+    parser.add_argument("--no-sft", action="store_true",
+                        help="no cold start: GRPO (and any rejection round) from --model itself, for a "
+                        "model that takes the R1 layout through the format rewards alone")
     parser.add_argument("--skip-base", action="store_true",
                         help="do not score the base model (known from an earlier run: 0 %% format)")
     parser.add_argument("--score-last-only", action="store_true",
@@ -565,9 +572,12 @@ def main(argv: list[str] | None = None) -> int:
                                 save_strategy="no", **dataset_for(args.sft_config))
         train(config, sft, out / "sft.log")
 
-    stage("sft", sft / "model.safetensors", run_sft)
-    scored(sft)
-    start = sft
+    if args.no_sft:  # GRPO from the model as fetched: the base is the model it starts from
+        start = args.model.resolve()
+    else:
+        stage("sft", sft / "model.safetensors", run_sft)
+        scored(sft)
+        start = sft
     for k in range(1, args.rejection_rounds + 1):
         rs = "rs" if k == 1 else f"rs{k}"
         model = out / f"sft{k + 1}"

@@ -82,7 +82,7 @@ def test_last_seeds_run_only_at_the_last_level_and_each_round_reads_the_previous
     assert summary["grpo_levels"]["rl-grpo"]["seeds"] == [0]
     table = (bench.out / "summary.md").read_text()
     assert "rl2-grpo: 3 seed(s) [0, 1, 2], mean total reward 1.600 (1.500-1.700), strict format 90.0%-92.0%" in table
-    assert "| rl2-grpo-s2 | 92.0% | 100.0% | 0.0% | - | 1.700 | - | - |" in table and "nan" not in table  # no pass@k, no tools
+    assert "| rl2-grpo-s2 | 92.0% | 100.0% | 0.0% | - | - | 1.700 | - | - |" in table and "nan" not in table  # no pass@k, no tools
 
     assert bench("--seeds", "0", "--rl-rows-from", "0", "--rl-rounds", "2", "--last-seeds", "0", "1", "2") == []
     assert not [c for c in bench.calls if c[0] == "score"], "a re-run scores nothing again"
@@ -339,4 +339,13 @@ def test_the_tool_chain_reports_calls_and_errors_and_may_skip_the_base(bench, mo
     monkeypatch.setattr(bench.module, "score", score)
     bench("--seeds", "0", "--skip-base")
     assert [c[1] for c in bench.calls if c[0] == "score"] == ["sft", "grpo-s0"]  # no base
-    assert "| grpo-s0 | 50.0% | 50.0% | 10.0% | - | 1.000 | 2.25 | 12.5% |" in (bench.out / "summary.md").read_text()
+    assert "| grpo-s0 | 50.0% | 50.0% | 10.0% | - | - | 1.000 | 2.25 | 12.5% |" in (bench.out / "summary.md").read_text()
+
+
+def test_no_sft_runs_grpo_from_the_model_itself_and_reports_any_layout(bench):
+    done = bench("--no-sft", "--seeds", "0", "1")
+    assert done == [("train", "grpo-s0", "smollm2", []), ("train", "grpo-s1", "smollm2", [])]
+    assert [c[1] for c in bench.calls if c[0] == "score"] == ["smollm2", "grpo-s0", "grpo-s1"]
+    table = (bench.out / "summary.md").read_text()
+    assert "| any layout (greedy) |" in table
+    assert "| base | 90.0% | 100.0% | 0.0% | - |" in table  # scored without an any-layout figure: "-"
