@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = run_demo(seed=args.seed, steps=args.steps, output_dir=args.output_dir,
                           device=args.device, echo=args.verbose and not args.quiet, base_out=args.base_dir,
-                          rebuild_base=args.rebuild_base)
+                          rebuild_base=args.rebuild_base, report=functools.partial(print, flush=True))
     except PluginError as err:
         return exit_for(err)
     except DemoError as err:
