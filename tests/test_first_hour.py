@@ -53,7 +53,7 @@ def test_progress_bars_reach_the_screen_while_stderr_is_captured(capfd, tmp_path
 
 
 def test_a_tool_with_an_unwritable_cache_shows_everything_and_still_runs(tmp_path, capfd, monkeypatch):
-    from axolotl_grpo_plugin.system.quiet import run_quietly
+    from axolotl_grpo_plugin.commands.flags import run_quietly
 
     blocker = tmp_path / "a-file"
     blocker.write_text("")
@@ -64,8 +64,8 @@ def test_a_tool_with_an_unwritable_cache_shows_everything_and_still_runs(tmp_pat
 
 
 def test_a_run_time_failure_names_the_log(tmp_path, capfd, monkeypatch):
+    from axolotl_grpo_plugin.commands.flags import run_quietly
     from axolotl_grpo_plugin.errors import EXIT_FAILED, PluginError
-    from axolotl_grpo_plugin.system.quiet import run_quietly
 
     class Failed(PluginError):
         exit_code = EXIT_FAILED

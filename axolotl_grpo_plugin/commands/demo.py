@@ -10,10 +10,10 @@ import time
 
 from ..demo.run import DemoError, run_demo, table
 from ..embedded.builder import DEFAULT_OUT
-from ..errors import PluginError, exit_for
+from ..errors import PluginError
 from ..system.paths import CACHE_ENV
 from ..system.safe_files import write_atomic
-from .flags import at_least, prog, renamed
+from .flags import at_least, exit_for, prog, renamed
 
 
 EPILOG = f"""examples:

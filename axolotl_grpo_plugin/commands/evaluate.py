@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..system.paths import DATA_DIR, embedded_dir, packaged_config
 from ..system.safe_files import write_atomic
-from .flags import add_output_flags, add_sampling_flags, at_least, prog, refused_device
+from .flags import add_output_flags, add_sampling_flags, at_least, prog, refused_device, run_quietly
 
 
 DEMO_CONFIG = packaged_config("demo")
@@ -87,7 +87,6 @@ def main(argv: list[str] | None = None) -> int:
     from ..evaluate.results import compare, default_out_dir, format_comparison, format_result, write_results
     from ..sampling.checks import check_device, check_model_dir, check_out_dir, check_output, config_inputs
     from ..sampling.models import check_model
-    from ..system.quiet import run_quietly
 
     def work() -> None:
         # everything a later step needs is checked here, before the first model loads

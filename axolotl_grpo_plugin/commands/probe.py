@@ -9,7 +9,7 @@ import os
 import sys
 
 from ..errors import EXIT_FAILED, PluginError
-from .flags import add_output_flags, add_sampling_flags, at_least, prog, refused_device
+from .flags import add_output_flags, add_sampling_flags, at_least, prog, refused_device, run_quietly
 
 
 EPILOG = """\
@@ -72,7 +72,6 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from ..probe.core import probe
     from ..probe.findings import check_band, check_plot, format_summary, plot, to_json, write_filtered
-    from ..system.quiet import run_quietly
 
     def work() -> None:
         from ..sampling.checks import check_device, check_output, config_inputs
