@@ -6,10 +6,11 @@ how a PluginError is printed (`exit_for`) and a command's work run with the chat
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 
-from ..errors import EXIT_FAILED, PluginError
+from ..errors import EXIT_BAD_INPUT, EXIT_FAILED, PluginError
 
 
 PROG = "axolotl-grpo"
@@ -126,3 +127,15 @@ def refused_device(device: str | None) -> bool:
         print(f"error: {bad}", file=sys.stderr)
         return True
     return False
+
+
+def sampling_main(tool: str, parser: argparse.ArgumentParser, argv: list[str] | None,
+                  work_for: Callable[[argparse.Namespace], Callable[[], None]]) -> int:
+    """The `main` of the tools that sample a model (probe, evaluate): parse; refuse a bad --device
+    before torch is imported (exit 2); keep tokenizers' fork warning off; then the work `work_for`
+    builds from the flags, under `run_quietly` (no closing log line with --json: JSON alone)."""
+    args = parser.parse_args(argv)
+    if refused_device(args.device):
+        return EXIT_BAD_INPUT
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    return run_quietly(tool, args.verbose, work_for(args), show_log=not getattr(args, "json", False))
