@@ -1,7 +1,8 @@
 """The flags several commands share, and the argparse types every whole-number flag uses: one
 definition each, so a flag reads and defaults the same in every command. Also the shell they share:
-how a PluginError is printed (`exit_for`) and a command's work run with the chatter in a log
-(`run_quietly`), here because printing for the user is a command's job, never a library's."""
+how a PluginError is printed (`exit_for`), a command's work run with the chatter in a log
+(`run_quietly`) and the sampling tools' main (`sampling_main`), here because printing for the
+user is a command's job, never a library's."""
 
 from __future__ import annotations
 
