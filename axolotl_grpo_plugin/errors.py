@@ -84,12 +84,3 @@ class GRPOConfigError(PluginError):
 def short_repr(value: Any, limit: int = 120) -> str:
     text = "(not set)" if value is None else repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def exit_for(exc: PluginError, stream=None) -> int:
-    """Print a PluginError for a CLI and return its exit code."""
-    import sys
-
-    text = exc.render()
-    print(text if exc.style == "block" and exc.problems else f"error: {text}", file=stream or sys.stderr)
-    return exc.exit_code

@@ -169,16 +169,17 @@ def launch_env(**extra: str) -> dict[str, str]:
     return {**base, **extra}
 
 
-SMOLLM2_CACHE = REPO_ROOT / ".cache" / "models" / "smollm2-135m"
+MODELS_CACHE = REPO_ROOT / ".cache" / "models"  # the checkout's fetched models, one folder per fetch-model NAME
+SMOLLM2_CACHE = MODELS_CACHE / "smollm2-135m"
 
 
-def smollm2_folder() -> Path | None:
-    """The fetched SmolLM2-135M-Instruct folder (`axolotl-grpo fetch-model smollm2-135m`), when a
-    complete one is at $AXOLOTL_GRPO_SMOLLM2_DIR or in the checkout's cache; else None."""
+def fetched_folder(name: str, env_var: str) -> Path | None:
+    """The complete float32 folder of `axolotl-grpo fetch-model NAME` at $ENV_VAR, else in the
+    checkout's cache (MODELS_CACHE/NAME); None when neither holds one. One rule for every real model."""
     from axolotl_grpo_plugin.models.fetch import MODELS, is_complete
 
-    for folder in (os.environ.get("AXOLOTL_GRPO_SMOLLM2_DIR"), SMOLLM2_CACHE):
-        if folder and is_complete(Path(folder), MODELS["smollm2-135m"], "float32"):
+    for folder in (os.environ.get(env_var), MODELS_CACHE / name):
+        if folder and is_complete(Path(folder), MODELS[name], "float32"):
             return Path(folder)
     return None
 
@@ -186,7 +187,7 @@ def smollm2_folder() -> Path | None:
 @pytest.fixture(scope="session")
 def smollm2_dir() -> Path:
     """The fetched real model, when present (tests that only read it skip without it)."""
-    folder = smollm2_folder()
+    folder = fetched_folder("smollm2-135m", "AXOLOTL_GRPO_SMOLLM2_DIR")
     if folder is None:
         pytest.skip(f"no fetched SmolLM2 (run `axolotl-grpo fetch-model smollm2-135m --output-dir {SMOLLM2_CACHE}`)")
     return folder

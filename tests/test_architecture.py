@@ -255,14 +255,20 @@ def test_every_command_is_a_module_of_commands_named_as_the_command():
     assert modules == {name.replace("-", "_") for name in COMMANDS}
 
 
-def _exits_outside_main(path: Path, text: str) -> list[str]:
-    """sys.exit / SystemExit outside a `main` function and the `__main__` guard."""
-    tree = ast.parse(text)
-    allowed = set()
+def _script_shell(tree: ast.AST) -> set[int]:
+    """The nodes of a `main` function and of the `__main__` guard: a script's own shell."""
+    shell = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.FunctionDef) and node.name == "main" or (
                 isinstance(node, ast.If) and "__main__" in ast.unparse(node.test)):
-            allowed.update(id(n) for n in ast.walk(node))
+            shell.update(id(n) for n in ast.walk(node))
+    return shell
+
+
+def _exits_outside_main(path: Path, text: str) -> list[str]:
+    """sys.exit / SystemExit outside a `main` function and the `__main__` guard."""
+    tree = ast.parse(text)
+    allowed = _script_shell(tree)
     return [f"{path.name}:{node.lineno}" for node in ast.walk(tree) if id(node) not in allowed and (
         isinstance(node, ast.Call) and ast.unparse(node.func) in ("sys.exit", "exit")
         or isinstance(node, ast.Raise) and node.exc is not None and "SystemExit" in ast.unparse(node.exc))]
@@ -281,6 +287,54 @@ def test_libraries_do_not_exit():
              for hit in _exits_outside_main(p, text)]
     assert found == []
     assert _exits_outside_main(Path("x.py"), "import sys\ndef f():\n    sys.exit(2)\n") == ["x.py:3"]
+
+
+# Issue 64: below commands/ nothing prints for the user: a library returns its text or takes a `report` callback,
+# and the command prints (the demo's stage lines, a PluginError: commands/flags.exit_for). A script's own shell
+# (`main`, the `__main__` guard of a `python -m` tool) may print, as it may exit; so may these modules, whose
+# prints are another process's own output, each with why:
+PRINTS_OF_ANOTHER_PROCESS = {
+    "vllm/cpu_sync.py": "the vLLM worker's weight-push lines, printed in the server's process into its log",
+    "evaluate/periodic.py": "grpo_plugin.eval_every's lines, printed inside the `axolotl train` process",
+    "evaluate/hook.py": "grpo_plugin.eval_at_end's lines, printed inside the `axolotl train` process",
+    "system/quiet.py": "a failed block's captured output (third-party chatter, C extensions) replayed on stderr",
+}
+
+
+def _prints(text: str) -> list[int]:
+    """The lines that call the builtin `print`, outside a script's shell."""
+    tree = ast.parse(text)
+    shell = _script_shell(tree)
+    return [node.lineno for node in ast.walk(tree) if id(node) not in shell and isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name) and node.func.id == "print"]
+
+
+def _library_prints(sources: dict[Path, str]) -> list[str]:
+    found = []
+    for path, text in sources.items():
+        where = str(path.relative_to(PACKAGE if path.is_relative_to(PACKAGE) else REPO))
+        if where.split("/")[0] == "commands" or where in PRINTS_OF_ANOTHER_PROCESS:
+            continue
+        found += [f"{where}:{line}" for line in _prints(text)]
+    return sorted(found)
+
+
+def test_libraries_do_not_print():
+    sources = _sources()
+    found = _library_prints(sources)
+    assert found == [], f"return the text or take a `report` callback; the command prints: {found}"
+    stale = [name for name in PRINTS_OF_ANOTHER_PROCESS if not _prints(sources[PACKAGE / name])]
+    assert stale == [], f"no print left: drop them from PRINTS_OF_ANOTHER_PROCESS: {stale}"
+
+
+def test_the_print_rule_finds_a_planted_print():
+    planted = {PACKAGE / "x.py": 'def f(line):\n    print(line, flush=True)\n',
+               PACKAGE / "y.py": 'def main():\n    print("a script")\nif __name__ == "__main__":\n    print("too")\n',
+               PACKAGE / "z.py": 'LOG.print("not the builtin")\nreport = print\n',
+               PACKAGE / "commands" / "w.py": 'print("the shell prints")\n',
+               PACKAGE / "evaluate" / "hook.py": 'print("inside axolotl train")\n',
+               REWARDS / "v.py": 'def reward(completions):\n    print(completions)\n'}
+    assert _library_prints(planted) == ["rewards/v.py:2", "x.py:2"]
 
 
 def _sources() -> dict[Path, str]:

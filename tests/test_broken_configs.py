@@ -18,9 +18,10 @@ import pytest
 import yaml
 from conftest import REPO_ROOT, run_axolotl_train
 
+from axolotl_grpo_plugin.config.defaults import sleep_mode_loses_weights
 from axolotl_grpo_plugin.config.run import read_run
 from axolotl_grpo_plugin.errors import PluginError
-from axolotl_grpo_plugin.watch.sync_guard import installed_trl_version, sleep_mode_loses_weights
+from axolotl_grpo_plugin.watch.sync_guard import installed_trl_version
 
 
 ROWS = yaml.safe_load((Path(__file__).parent / "data" / "broken_configs.yaml").read_text())

@@ -786,10 +786,10 @@ def test_a_failing_baseline_keeps_the_good_outputs(repo_root, embedded_model_dir
 ])
 def test_bad_numbers_and_devices_are_refused_at_parsing(argv, said, repo_root, monkeypatch, capsys):
     """`--max-new-tokens -3` was a transformers traceback after loading; 0 was silently the default."""
+    from axolotl_grpo_plugin.commands import flags
     from axolotl_grpo_plugin.commands.evaluate import main
-    from axolotl_grpo_plugin.system import quiet
 
-    monkeypatch.setattr(quiet, "run_quietly", lambda *a, **k: pytest.fail("refused only after parsing"))
+    monkeypatch.setattr(flags, "run_quietly", lambda *a, **k: pytest.fail("refused only after parsing"))
     assert cli_exit(main, [str(repo_root / "configs/smoke.yaml"), "--model", "m", *argv]) == 2
     assert f"error: {said}" in capsys.readouterr().err.splitlines()[-1]
 

@@ -53,7 +53,7 @@ def test_progress_bars_reach_the_screen_while_stderr_is_captured(capfd, tmp_path
 
 
 def test_a_tool_with_an_unwritable_cache_shows_everything_and_still_runs(tmp_path, capfd, monkeypatch):
-    from axolotl_grpo_plugin.system.quiet import run_quietly
+    from axolotl_grpo_plugin.commands.flags import run_quietly
 
     blocker = tmp_path / "a-file"
     blocker.write_text("")
@@ -64,8 +64,8 @@ def test_a_tool_with_an_unwritable_cache_shows_everything_and_still_runs(tmp_pat
 
 
 def test_a_run_time_failure_names_the_log(tmp_path, capfd, monkeypatch):
+    from axolotl_grpo_plugin.commands.flags import run_quietly
     from axolotl_grpo_plugin.errors import EXIT_FAILED, PluginError
-    from axolotl_grpo_plugin.system.quiet import run_quietly
 
     class Failed(PluginError):
         exit_code = EXIT_FAILED
@@ -160,6 +160,33 @@ def test_demo_inputs_resolve_to_the_packaged_data(tmp_path):
 
     cfg = run.check_inputs(DEMO_CONFIG, tmp_path / "out", tmp_path / "base")
     assert all(Path(d["path"]).is_file() and Path(d["path"]).is_absolute() for d in cfg["datasets"])
+
+
+def test_the_demo_command_prints_each_stage_as_it_starts(tmp_path, monkeypatch, capsys):
+    """run_demo hands its stage lines to the command (a library does not print): the user still
+    sees them, in order, before the table, with the train log's path."""
+    from types import SimpleNamespace
+
+    from axolotl_grpo_plugin.commands import demo as command
+    from axolotl_grpo_plugin.demo import run
+
+    out = tmp_path / "out"
+    monkeypatch.setattr(run, "check_inputs", lambda *a: {"max_steps": 2})
+    monkeypatch.setattr(run, "pick_device", lambda device: "cpu")
+    monkeypatch.setattr(run, "build_base_quietly", lambda *a: SimpleNamespace(model_dir=tmp_path / "base"))
+    monkeypatch.setattr(run, "write_run_config", lambda *a: tmp_path / "run.yaml")
+    monkeypatch.setattr(run.heldout, "evaluate", lambda *a, **k: (None, None))
+    monkeypatch.setattr(run, "train", lambda *a, **k: "")
+    monkeypatch.setattr(run.curves, "log_history", lambda output_dir: [])
+    monkeypatch.setattr(command, "table", lambda result: "TABLE")
+    out.mkdir()
+    assert command.main(["--output-dir", str(out), "--base-dir", str(tmp_path / "base")]) == 0
+    shown = capsys.readouterr().out.splitlines()
+    assert shown[:3] == [
+        "Scoring the base on the held-out problems (greedy, and sampled for pass@k) while Axolotl starts...",
+        f"Training with `axolotl train` (full log: {out / 'train.log'})",
+        "Scoring the trained model on the held-out problems (greedy, and sampled for pass@k)..."]
+    assert "TABLE" in shown
 
 
 def test_demo_training_shows_a_bar_and_logs_everything(tmp_path, monkeypatch, capsys):

@@ -333,9 +333,9 @@ def test_no_prompt_in_the_band_writes_nothing_and_keeps_the_file(tmp_path, capsy
     (["--device", "nope"], "--device = 'nope': unknown device. Fix: use auto, cpu, cuda or cuda:N"),
 ])
 def test_probe_bad_numbers_are_refused_at_parsing(argv, said, capsys, monkeypatch):
+    from axolotl_grpo_plugin.commands import flags
     from axolotl_grpo_plugin.commands.probe import main
-    from axolotl_grpo_plugin.system import quiet
 
-    monkeypatch.setattr(quiet, "run_quietly", lambda *a, **k: pytest.fail("refused only after parsing"))
+    monkeypatch.setattr(flags, "run_quietly", lambda *a, **k: pytest.fail("refused only after parsing"))
     assert cli_exit(main, [str(REPO / "configs" / "smoke.yaml"), *argv]) == 2
     assert f"error: {said}" in capsys.readouterr().err.splitlines()[-1]

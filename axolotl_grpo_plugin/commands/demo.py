@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
 
 from ..demo.run import DemoError, run_demo, table
 from ..embedded.builder import DEFAULT_OUT
-from ..errors import PluginError, exit_for
+from ..errors import PluginError
 from ..system.paths import CACHE_ENV
 from ..system.safe_files import write_atomic
-from .flags import at_least, prog, renamed
+from .flags import at_least, exit_for, prog, renamed
 
 
 EPILOG = f"""examples:
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = run_demo(seed=args.seed, steps=args.steps, output_dir=args.output_dir,
                           device=args.device, echo=args.verbose and not args.quiet, base_out=args.base_dir,
-                          rebuild_base=args.rebuild_base)
+                          rebuild_base=args.rebuild_base, report=functools.partial(print, flush=True))
     except PluginError as err:
         return exit_for(err)
     except DemoError as err:

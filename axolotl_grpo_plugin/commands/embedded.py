@@ -8,7 +8,7 @@ import time
 
 from ..embedded.builder import DEFAULT_OUT, EMBEDDED_VERSION, VARIANTS, build
 from ..embedded.sample_data import DATA_DIR, DEMO_TEST_ROWS, DEMO_TRAIN_ROWS, TEST_ROWS, TRAIN_ROWS, write_sample_data
-from .flags import prog
+from .flags import prog, run_quietly
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -67,7 +67,6 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from ..errors import PluginError, Problem
-    from ..system.quiet import run_quietly
 
     def work() -> None:
         try:

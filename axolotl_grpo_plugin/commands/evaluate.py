@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from ..system.paths import DATA_DIR, embedded_dir, packaged_config
 from ..system.safe_files import write_atomic
-from .flags import add_output_flags, add_sampling_flags, at_least, prog, refused_device
+from .flags import add_output_flags, add_sampling_flags, at_least, prog, sampling_main
 
 
 DEMO_CONFIG = packaged_config("demo")
@@ -78,16 +78,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if refused_device(args.device):
-        return 2
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    return sampling_main("evaluate", build_parser(), argv, _work)
+
+
+def _work(args: argparse.Namespace) -> Callable[[], None]:
+    """The evaluation of the parsed flags, to run under the capture; its modules imported first."""
     from ..evaluate.core import evaluate
     from ..evaluate.rejection import write_replies
     from ..evaluate.results import compare, default_out_dir, format_comparison, format_result, write_results
     from ..sampling.checks import check_device, check_model_dir, check_out_dir, check_output, config_inputs
     from ..sampling.models import check_model
-    from ..system.quiet import run_quietly
 
     def work() -> None:
         # everything a later step needs is checked here, before the first model loads
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             write_atomic(path, json.dumps({"baseline": args.baseline, "metrics": table}, indent=2) + "\n")
             print(f"wrote {path}")
 
-    return run_quietly("evaluate", args.verbose, work)
+    return work
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import sys
 from ..models.fetch import DTYPES, MODELS, STEPS, fetch
 from ..system.paths import user_path
 from ..system.safe_files import unmakeable_folder
+from .flags import run_quietly
 
 
 class Steps:
@@ -62,7 +63,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --output-dir = {args.output_dir!r}: its folder {parent}: {why}. Fix: pass an "
               "--output-dir in a writable folder", file=sys.stderr)
         return 2
-    from ..system.quiet import run_quietly
 
     def work() -> None:
         step = Steps(getattr(MODELS.get(args.model), "steps", STEPS))

@@ -1,11 +1,17 @@
 """The flags several commands share, and the argparse types every whole-number flag uses: one
-definition each, so a flag reads and defaults the same in every command."""
+definition each, so a flag reads and defaults the same in every command. Also the shell they share:
+how a PluginError is printed (`exit_for`), a command's work run with the chatter in a log
+(`run_quietly`) and the sampling tools' main (`sampling_main`), here because printing for the
+user is a command's job, never a library's."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
+
+from ..errors import EXIT_BAD_INPUT, EXIT_FAILED, PluginError
 
 
 PROG = "axolotl-grpo"
@@ -31,6 +37,38 @@ def renamed(parser: argparse.ArgumentParser, old: str, new: str, **kwargs) -> No
                 setattr(namespace, self.dest, values)
 
     parser.add_argument(old, action=Note, help=argparse.SUPPRESS, default=argparse.SUPPRESS, **kwargs)
+
+
+def exit_for(exc: PluginError) -> int:
+    """Print a PluginError on stderr as every command shows one (a block of problems as it is, else
+    one `error: ...` line) and return its exit code: libraries raise, the command prints."""
+    text = exc.render()
+    print(text if exc.style == "block" and exc.problems else f"error: {text}", file=sys.stderr)
+    return exc.exit_code
+
+
+def run_quietly(tool: str, verbose: bool, work: Callable[[], None], show_log: bool = True) -> int:
+    """A command's `work` with fd 2 in `tool_log(tool)` (unless `verbose`): its exit code. A
+    PluginError it raises is printed (after the capture, so alone) as the tool's error, with the
+    log's path when it failed at run time; on success the log's path is the last line printed,
+    unless `show_log` is False (--json)."""
+    from ..system.quiet import captured_stderr, tool_log
+
+    log = None if verbose else tool_log(tool)
+    failure = None
+    with captured_stderr(log, enabled=log is not None):
+        try:
+            work()
+        except PluginError as exc:
+            failure = exc
+    if failure is not None:
+        code = exit_for(failure)
+        if log is not None and code == EXIT_FAILED:  # a run-time failure: the log may say why
+            print(f"full log: {log}", file=sys.stderr)
+        return code
+    if log is not None and show_log:
+        print(f"full log: {log}")
+    return 0
 
 
 def at_least(minimum: int, fix: str = "") -> Callable[[str], int]:
@@ -90,3 +128,15 @@ def refused_device(device: str | None) -> bool:
         print(f"error: {bad}", file=sys.stderr)
         return True
     return False
+
+
+def sampling_main(tool: str, parser: argparse.ArgumentParser, argv: list[str] | None,
+                  work_for: Callable[[argparse.Namespace], Callable[[], None]]) -> int:
+    """The `main` of the tools that sample a model (probe, evaluate): parse; refuse a bad --device
+    before torch is imported (exit 2); keep tokenizers' fork warning off; then the work `work_for`
+    builds from the flags, under `run_quietly` (no closing log line with --json: JSON alone)."""
+    args = parser.parse_args(argv)
+    if refused_device(args.device):
+        return EXIT_BAD_INPUT
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    return run_quietly(tool, args.verbose, work_for(args), show_log=not getattr(args, "json", False))

@@ -15,11 +15,11 @@ import argparse
 import json
 import sys
 
-from ..errors import PluginError, exit_for
+from ..errors import PluginError
 from ..plan.dims import UnknownModel
 from ..plan.gpus import GPUS, UnknownGPU, find_gpu, gpu_from_memory
 from ..plan.report import PlanError, as_json, build, format_plan
-from .flags import at_least, prog, renamed
+from .flags import at_least, exit_for, prog, renamed
 
 
 EPILOG = """examples:

@@ -7,9 +7,10 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 
 from ..errors import EXIT_FAILED, PluginError
-from .flags import add_output_flags, add_sampling_flags, at_least, prog, refused_device
+from .flags import add_output_flags, add_sampling_flags, at_least, prog, sampling_main
 
 
 EPILOG = """\
@@ -66,13 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if refused_device(args.device):
-        return 2
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    return sampling_main("probe", build_parser(), argv, _work)
+
+
+def _work(args: argparse.Namespace) -> Callable[[], None]:
+    """The probe of the parsed flags, to run under the capture; its modules imported first."""
     from ..probe.core import probe
     from ..probe.findings import check_band, check_plot, format_summary, plot, to_json, write_filtered
-    from ..system.quiet import run_quietly
 
     def work() -> None:
         from ..sampling.checks import check_device, check_output, config_inputs
@@ -117,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             for line in extra:
                 print(line)
 
-    return run_quietly("probe", args.verbose, work, show_log=not args.json)
+    return work
 
 
 def _set_threads(threads: int | None) -> None:

@@ -9,9 +9,9 @@ from pathlib import Path
 from axolotl_grpo_rewards.errors import RewardConfigError, RewardContractError
 
 from .. import score
-from ..errors import EXIT_BAD_INPUT, EXIT_FAILED, PluginError, exit_for
+from ..errors import EXIT_BAD_INPUT, EXIT_FAILED, PluginError
 from ..score import run
-from .flags import at_least
+from .flags import at_least, exit_for
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,7 @@ import sys
 
 from ..config.defaults import MAX_COMPLETION_LENGTH
 from ..system.paths import DATA_DIR, embedded_dir
-from .flags import add_output_flags, at_least, prog
+from .flags import add_output_flags, at_least, prog, run_quietly
 
 
 EMBEDDED_DIR = embedded_dir()
@@ -89,7 +89,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
     from ..seqstats.report import render_text
-    from ..system.quiet import run_quietly
 
     verdict = {}
 

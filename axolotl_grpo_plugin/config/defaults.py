@@ -151,6 +151,8 @@ BETA = TRL.beta
 OPTIMIZER = AXOLOTL.optimizer
 LORA_DROPOUT = AXOLOTL.lora_dropout
 TOKENIZER_CLASS = AXOLOTL.tokenizer_class
+# refused up to it (reproduced on 1.9.0); a later release is not refused: whether it holds the fix
+# is for watch/sync_guard's run-time watch to show
 SLEEP_MODE_LAST_BROKEN_TRL = TRL.sleep_mode_last_broken
 # axolotl vllm-serve / `vllm:` section defaults: the server binds 0.0.0.0 on VLLM_PORT;
 # a trainer on the same machine connects to VLLM_HOST.

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -166,10 +167,11 @@ def build_base_quietly(base_out: str | Path, seed: int, force: bool, log: Path, 
 def run_demo(seed: int = 0, steps: int | None = None, output_dir: str | Path = "outputs/demo",
              base_out: str | Path = DEFAULT_OUT, device: str = "auto", echo: bool = True,
              plot_path: str | Path | None = None, rebuild_base: bool = False,
-             score_heldout: bool = True) -> DemoResult:
+             score_heldout: bool = True, report: Callable[[str], None] = lambda line: None) -> DemoResult:
     """Build/reuse the base, evaluate it, GRPO-train it with Axolotl, evaluate again, plot.
 
     ``score_heldout=False`` skips both held-out evaluations (``before``/``after`` are None).
+    ``report`` gets a line as each long stage starts: the command prints them, a library never does.
     """
     seconds: dict[str, float] = {}
     output_dir = Path(output_dir)
@@ -196,12 +198,12 @@ def run_demo(seed: int = 0, steps: int | None = None, output_dir: str | Path = "
     # "before" column then costs no wall time.
     with ThreadPoolExecutor(max_workers=1) as pool:
         if score_heldout:
-            print("Scoring the base on the held-out problems (greedy, and sampled for pass@k) "
-                  "while Axolotl starts...", flush=True)
+            report("Scoring the base on the held-out problems (greedy, and sampled for pass@k) "
+                   "while Axolotl starts...")
             scoring = pool.submit(score, base.model_dir, "eval_before")
         start = time.perf_counter()
         if not echo:
-            print(f"Training with `axolotl train` (full log: {output_dir / 'train.log'})", flush=True)
+            report(f"Training with `axolotl train` (full log: {output_dir / 'train.log'})")
         stdout = train(run_config, output_dir / "train.log", echo=echo, steps=steps or cfg.get("max_steps"))
         seconds["train"] = time.perf_counter() - start
         if score_heldout:
@@ -209,8 +211,7 @@ def run_demo(seed: int = 0, steps: int | None = None, output_dir: str | Path = "
     history = curves.log_history(output_dir) or curves.parse_log_lines(stdout)
 
     if score_heldout:
-        print("Scoring the trained model on the held-out problems (greedy, and sampled for pass@k)...",
-              flush=True)
+        report("Scoring the trained model on the held-out problems (greedy, and sampled for pass@k)...")
         after = score(output_dir, "eval_after")
 
     plot_file = None

@@ -16,7 +16,7 @@ import contextlib
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
@@ -41,30 +41,6 @@ def tool_log(tool: str) -> Path | None:
     except OSError:
         return None
     return path
-
-
-def run_quietly(tool: str, verbose: bool, work: Callable[[], None], show_log: bool = True) -> int:
-    """A CLI's `work` with fd 2 in `tool_log(tool)` (unless `verbose`): its exit code. A
-    PluginError it raises is printed (after the capture, so alone) as the tool's error, with the
-    log's path when it failed at run time; on success the log's path is the last line printed,
-    unless `show_log` is False (--json)."""
-    from ..errors import EXIT_FAILED, PluginError, exit_for
-
-    log = None if verbose else tool_log(tool)
-    failure = None
-    with captured_stderr(log, enabled=log is not None):
-        try:
-            work()
-        except PluginError as exc:
-            failure = exc
-    if failure is not None:
-        code = exit_for(failure)
-        if log is not None and code == EXIT_FAILED:  # a run-time failure: the log may say why
-            print(f"full log: {log}", file=sys.stderr)
-        return code
-    if log is not None and show_log:
-        print(f"full log: {log}")
-    return 0
 
 
 @contextlib.contextmanager

@@ -29,18 +29,12 @@ from typing import Any
 
 from ..config import defaults
 from ..config.args import WeightSyncGuardSettings, switched
-from ..config.defaults import sleep_mode_loses_weights
 from ..config.run import Run
 from ..errors import Problem
 from ..training.trainer_kind import is_async_grpo
 
 
 LOG = logging.getLogger("axolotl_grpo_plugin.vllm")
-
-# The last TRL release line known to generate from base weights with colocate + sleep
-# mode (huggingface/trl#5312, reproduced on 1.9.0). Releases after it are not refused:
-# whether they contain the fix (huggingface/trl#5313) is for the runtime watch to show.
-SLEEP_MODE_LAST_BROKEN_TRL = defaults.SLEEP_MODE_LAST_BROKEN_TRL  # (1, 9); 1.14.1 has the fix
 
 # The max gap is checked only in runs whose first logged max shows fp32-exact agreement
 # between engine and trainer (healthy fp32: <= 9.5e-7, CPU vLLM and H100); the limit is
@@ -75,7 +69,7 @@ def check_sleep_mode(run: Run, launch=None, trl_version: str | None = None) -> l
     if not (sleep and is_colocate(run)):
         return []
     version = trl_version if trl_version is not None else installed_trl_version()
-    if not sleep_mode_loses_weights(version):
+    if not defaults.sleep_mode_loses_weights(version):
         return []
     mode = "colocate" if run.trl.vllm_mode else "colocate (TRL's default: `trl.vllm_mode` is unset)"
     return [Problem(
