@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import logging
 import os
 import signal
 import subprocess
@@ -32,6 +33,7 @@ from .health import health_url, is_healthy, port_in_use
 
 
 TAIL_LINES = 20
+LOG = logging.getLogger("axolotl_grpo_plugin.vllm")
 LOG_NAME = "vllm-server.log"  # the autostarted server's output, in output_dir
 
 
@@ -114,11 +116,12 @@ class VLLMServer:
         self.started_at = time.monotonic()
         _ACTIVE.append(self)
 
-    def wait_healthy(self, timeout: float, report: Callable[[str], None] = print,
+    def wait_healthy(self, timeout: float, report: Callable[[str], None] = LOG.info,
                      poll: float = 0.5, report_every: float = 15.0) -> float:
         """Block until /health/ answers; stop the server and raise if it exits or takes more than
         `timeout` seconds from its start (the trainer may have loaded its model meanwhile).
-        Returns the seconds from its start to its first answer."""
+        Returns the seconds from its start to its first answer. `report` gets the waiting lines
+        (the log by default: the caller decides what the user sees)."""
         assert self.process is not None and self.started_at is not None, "start() first"
         started = self.started_at
         next_report = started + report_every
