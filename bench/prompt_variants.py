@@ -20,8 +20,8 @@ import json
 import time
 from pathlib import Path
 
+from axolotl_grpo_plugin.transforms.gsm8k import build_prompt
 from axolotl_grpo_rewards.gsm8k import (
-    SYSTEM_PROMPT,
     correctness_reward_func,
     final_number,
     gold_number,
@@ -34,10 +34,8 @@ VERL_SUFFIX = 'Let\'s think step by step and output the final answer after "####
 
 def messages(variant: str, question: str) -> list[dict]:
     """One problem's chat under a named prompt layout."""
-    if variant == "cookbook_user":  # the plugin's default: system_prompt_role: user
-        return [{"role": "user", "content": SYSTEM_PROMPT + "\n\n" + question}]
-    if variant == "cookbook_system":
-        return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": question}]
+    if variant in ("cookbook_user", "cookbook_system"):  # the training transform's prompt, either role
+        return build_prompt(question, variant.removeprefix("cookbook_"))
     if variant == "verl":  # verl's examples/data_preprocess/gsm8k.py
         return [{"role": "user", "content": question + " " + VERL_SUFFIX}]
     if variant == "plain":

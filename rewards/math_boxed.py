@@ -133,7 +133,7 @@ def _final_boxes(source: str) -> str | None:
     -> ``\\boxed{[1,3)}``), read as predictions are read; None when it has no closed box."""
     start = final_boxes_start(source)
     last = source.rfind(_BOX)
-    end = _box_end(source, last, MAX_GOLD_CHARS) if last != -1 else -1
+    end = box_end(source, last, MAX_GOLD_CHARS) if last != -1 else -1
     if start == -1 or end == -1:
         return None
     return _MATH_DELIMITER.sub("", source[start:end])
@@ -153,14 +153,10 @@ def _delimited_parts(source: str) -> list[str]:
     parts = source.split("$")[1::2]
     start = source.find(_BOX)
     while start != -1:
-        end = _box_end(source, start, MAX_GOLD_CHARS)
+        end = box_end(source, start, MAX_GOLD_CHARS)
         parts.append(source[start + len(_BOX):end - 1] if end != -1 else source[start + len(_BOX):])
         start = source.find(_BOX, start + len(_BOX))
     return parts
-
-
-def _box_end(text: str, start: int, limit: int = MAX_PREDICTION_CHARS) -> int:
-    return box_end(text, start, limit)
 
 
 def final_boxes_start(text: str) -> int:
@@ -171,7 +167,7 @@ def final_boxes_start(text: str) -> int:
         previous = text.rfind(_BOX, 0, start)
         if previous == -1 or last - previous > MAX_PREDICTION_CHARS:
             break
-        end = _box_end(text, previous)
+        end = box_end(text, previous, MAX_PREDICTION_CHARS)
         if end == -1 or end > start or not _BOX_SEPARATOR.fullmatch(text, end, start):
             break
         start = previous

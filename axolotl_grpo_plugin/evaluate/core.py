@@ -146,14 +146,15 @@ def _summarise(sampler: Sampler, label: str, backend: str, greedy: SamplingSetti
                 "any_layout": _any_layout(problem, text, len(ids), greedy.max_new_tokens),
             }
             if j == 0:
+                greedy_any_layout = record["any_layout"]
+            if j == 0:
                 record["prompt"] = problem.text
                 if _jsonable(problem.messages):  # the chat, for rows built from these records
                     record["messages"] = problem.messages
             records.append(record)
         per["accuracy"].append(float(correct[0]))
         per["format_compliance"].append(float(is_strict_format(texts[0])))
-        any_layout = _any_layout(problem, texts[0], len(token_ids[0]), greedy.max_new_tokens)
-        per["any_layout"].append(float("nan") if any_layout is None else float(any_layout))
+        per["any_layout"].append(float("nan") if greedy_any_layout is None else float(greedy_any_layout))
         per["length"].append(float(len(token_ids[0])))
         for name in greedy_rewards:
             greedy_rewards[name].append(values[name][0])
