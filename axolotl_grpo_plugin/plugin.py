@@ -177,7 +177,7 @@ class GRPOPlugin(BasePlugin):
         from .observe import attach, doctor
         from .tools import post_tool_turns
         from .tools import trainer as tool_trainer
-        from .training import async_prompts, cpu_bf16, interrupted, run_lock
+        from .training import async_prompts, cpu_bf16, dynamic_sampling, interrupted, run_lock
         from .vllm import cpu
         from .watch import recovery, saves, sync_guard
 
@@ -192,8 +192,11 @@ class GRPOPlugin(BasePlugin):
         cpu_bf16.float32_logits(trainer)  # under CPU bfloat16 autocast: the logits in float32
         with reported_as_exit():
             run = self._run(cfg)
+            sampler = dynamic_sampling.attach(run, trainer)  # judges each round, beneath the rollout log
         self.eval_trackers = remember_trackers(trainer)
-        observer = attach(run, trainer)
+        observer = attach(run, trainer, marks=sampler.marks if sampler is not None else None)
+        # the rounds, above the rollout log: it logs every round's rollouts (docs/dynamic-sampling.md)
+        dynamic_sampling.fill(sampler, trainer, getattr(observer, "writer", None))
         with reported_as_exit():  # every N steps on a held-out slice; keep-best (docs/evaluate.md)
             periodic.attach(cfg, run, trainer, getattr(observer, "writer", None))
         log_reached(run, trainer, LOG)

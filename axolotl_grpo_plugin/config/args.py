@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, ValidationError
 
 from ..errors import PLUGIN_KEYS_DOC, GRPOConfigError, Problem
 from . import invalid
@@ -130,9 +130,32 @@ class DoctorSettings(BaseModel):
                                   "increase a runaway.")
     zero_grad: float = Field(default=1e-10, ge=0, description="`grad_norm` at or below this: no gradient reaches the "
                              "model.")
+    set_aside: float = Field(default=0.5, gt=0, le=1, description="With `dynamic_sampling`: the share of a step's "
+                             "generated groups it set aside for want of reward spread "
+                             "(`sampling/groups_discarded` / (that + `sampling/groups_kept`)) at or above this: most "
+                             "groups set aside, most generation wasted.")
     degenerate_share: float = Field(default=0.25, gt=0, le=1, description="`observe/degenerate_reinforced` at or "
                                     "above this: that share of the completions GRPO reinforced look degenerate "
                                     "(reward hacking suspected; `axolotl-grpo audit`).")
+
+
+class DynamicSamplingSettings(BaseModel):
+    """Keys under `grpo_plugin.dynamic_sampling:` (read by axolotl_grpo_plugin/training/dynamic_sampling.py)."""
+
+    DOC: ClassVar[str] = "docs/dynamic-sampling.md"  # where a wrong value's fix points
+    model_config = ConfigDict(extra="forbid")
+
+    max_rounds: StrictInt = Field(
+        ge=1, json_schema_extra={"fix": "set it to a whole number of rounds, 1 or more, e.g. `max_rounds: 4`"},
+        description="Generation rounds a step may take to fill its batch with groups that have reward spread (1: "
+                    "the first round only, then groups without spread fill the places left). At the cap the step "
+                    "trains on what it has.")
+    min_std: StrictFloat = Field(
+        default=1e-6, ge=0, allow_inf_nan=False,
+        json_schema_extra={"fix": "set it to 0 or more, or remove it for 1e-6 (float noise is not spread)"},
+        description="A group has spread when the standard deviation of its rewards (the weighted sum TRL's "
+                    "advantages use) is above this; at or below it the group is set aside (1e-6: float noise is "
+                    "not spread).")
 
 
 class JudgeScoreSettings(BaseModel):
@@ -335,6 +358,20 @@ class GRPOPluginSettings(BaseModel):
                                                               "on-disk cache and budgets; a sample whose call "
                                                               "finally fails scores None. See "
                                                               "docs/remote-rewards.md. Read by remote/declared.py.")
+
+    dynamic_sampling: DynamicSamplingSettings | None = Field(default=None, description="DAPO's dynamic sampling "
+                                                             "with a fixed batch: a step's batch is filled with "
+                                                             "groups whose reward std is above `min_std`; groups "
+                                                             "without spread are set aside and new prompts are "
+                                                             "generated for the places left, up to `max_rounds` "
+                                                             "rounds; groups with spread beyond the batch train at "
+                                                             "the next step. At the cap the step trains on what it "
+                                                             "has and says so. Logs `sampling/rounds`, "
+                                                             "`sampling/groups_kept`, `sampling/groups_discarded`, "
+                                                             "`sampling/zero_std_trained`, `sampling/cap_hit`; the "
+                                                             "rollout log marks set-aside groups. See "
+                                                             "docs/dynamic-sampling.md. Read by "
+                                                             "training/dynamic_sampling.py.")
 
     trl_args: dict[str, Any] | None = Field(default=None, description="TRL GRPOConfig options Axolotl 0.19 has no "
                                             "`trl:` key for (e.g. `top_entropy_quantile`, `delta`, "
