@@ -56,11 +56,15 @@ def check_dynamic_sampling_rows(run: Run, launch: Launch) -> list[Problem]:
     """A round draws a generation batch's worth of distinct prompts from the training set: a
     set with fewer rows cannot fill one (local datasets are counted; Hub ids are not read)."""
     from ..sources.dry_run import train_rows
+    from .pass_rates import band_rows
 
     if run.plugin.dynamic_sampling is None:
         return []
     try:
-        rows, where = train_rows(run)
+        if run.plugin.pass_rate_filter is not None:  # checked before: its band keeps rows
+            rows, where = band_rows(run)[0], f"the pass-rate band of {run.plugin.pass_rate_filter.file}"
+        else:
+            rows, where = train_rows(run)
     except PluginError:  # a dataset that does not load: check_datasets says why
         return []
     if rows is None:
@@ -72,4 +76,5 @@ def check_dynamic_sampling_rows(run: Run, launch: Launch) -> list[Problem]:
                     f"trl.num_generations), but {where} holds {rows}: too few to fill a batch with groups "
                     "that have spread.",
                     f"train on more prompts (at least {needed}; a few times that leaves rounds a choice), "
-                    "widen grpo_plugin.pass_rate_filter's band, or a smaller batch")]
+                    "widen grpo_plugin.pass_rate_filter's band, or lower micro_batch_size x "
+                    "gradient_accumulation_steps")]

@@ -35,6 +35,7 @@ from .hardware import (
     fill_vllm_server_address,
     precision_warnings,
 )
+from .pass_rates import check_pass_rate_filter, pass_rate_notes
 from .rewards import check_remote_rewards, check_reward_funcs, check_reward_weights
 from .tools import check_tool_room, check_tool_template, check_tools, check_tools_async
 from .trainer import (
@@ -52,7 +53,7 @@ CHECKS: tuple[Callable[[Run, Launch], list[Problem]], ...] = (
     check_rl, check_completion_length, check_batch, check_precision, check_reward_funcs, check_reward_weights,
     check_trl_args, check_remote_rewards, check_vllm_autostart, check_gpu_layout, check_sleep_mode, check_cpu_vllm,
     check_trackio, check_async_grpo, check_paths, check_output_dir, check_model_folder, check_eval_at_end,
-    check_eval_every, check_resume, check_tools, check_tools_async, check_dynamic_sampling,
+    check_eval_every, check_resume, check_tools, check_tools_async, check_dynamic_sampling, check_pass_rate_filter,
 )
 
 
@@ -103,6 +104,7 @@ def prepare_config(cfg: MutableMapping[str, Any], launch: Launch, run: Run) -> t
     warnings = dry_run.skipped(run)
     warnings.extend(unknown_top_level_warnings(cfg, not only_ours(cfg)))
     warnings.extend(async_grpo_warnings(run))
+    warnings.extend(pass_rate_notes(run))
     warnings.extend(precision_warnings(run, launch))
     run, resumed = resume_from_last_whole(cfg, run)
     warnings.extend(resumed)

@@ -158,6 +158,27 @@ class DynamicSamplingSettings(BaseModel):
                     "not spread).")
 
 
+class PassRateFilterSettings(BaseModel):
+    """Keys under `grpo_plugin.pass_rate_filter:` (read by axolotl_grpo_plugin/sources/pass_rates.py)."""
+
+    DOC: ClassVar[str] = "docs/dynamic-sampling.md"  # where a wrong value's fix points
+    model_config = ConfigDict(extra="forbid")
+
+    file: str = Field(json_schema_extra={"fix": "set it to the file `axolotl-grpo probe CONFIG --prompts all "
+                                                "--pass-rates FILE` wrote"},
+                      description="The pass-rates file `axolotl-grpo probe CONFIG --prompts all --pass-rates FILE` "
+                                  "wrote (JSON Lines, a row's pass rate per line; relative paths start at the "
+                                  "working folder, as dataset paths do).")
+    min: StrictFloat = Field(default=0.0, ge=0, le=1, allow_inf_nan=False,
+                             json_schema_extra={"fix": "set it in [0, 1), below max"},
+                             description="A row trains when its pass rate is strictly above this.")
+    max: StrictFloat = Field(default=1.0, ge=0, le=1, allow_inf_nan=False,
+                             json_schema_extra={"fix": "set it in (0, 1], above min"},
+                             description="A row trains when its pass rate is strictly below this (the default "
+                                         "band, (0, 1), keeps the prompts neither always nor never solved, as "
+                                         "`probe --band` does).")
+
+
 class JudgeScoreSettings(BaseModel):
     """Keys under `grpo_plugin.remote_rewards[i].score:`: how a judge's answer becomes a number."""
 
@@ -372,6 +393,16 @@ class GRPOPluginSettings(BaseModel):
                                                              "rollout log marks set-aside groups. See "
                                                              "docs/dynamic-sampling.md. Read by "
                                                              "training/dynamic_sampling.py.")
+
+    pass_rate_filter: PassRateFilterSettings | None = Field(default=None, description="Train on the rows whose "
+                                                            "pass rate (`file`, written by `axolotl-grpo probe "
+                                                            "CONFIG --prompts all --pass-rates FILE`) lies "
+                                                            "strictly between `min` and `max` (default 0 and 1): "
+                                                            "the training set is filtered when the trainer is "
+                                                            "built, no second copy of the data; rows without a "
+                                                            "pass rate are left out. `check` says how many rows "
+                                                            "the band keeps. See docs/dynamic-sampling.md. Read "
+                                                            "by sources/pass_rates.py.")
 
     trl_args: dict[str, Any] | None = Field(default=None, description="TRL GRPOConfig options Axolotl 0.19 has no "
                                             "`trl:` key for (e.g. `top_entropy_quantile`, `delta`, "
