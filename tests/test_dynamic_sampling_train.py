@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO_ROOT, run_axolotl_train
+from conftest import REPO_ROOT, free_port, run_axolotl_train
 
 from axolotl_grpo_plugin.observe import read_rollouts
 from axolotl_grpo_plugin.rollouts.log import read_rollouts as read_records
@@ -27,22 +27,28 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 GROUP = 2
 
 
-def train(tmp_path: Path, model_dir: Path, *, steps: int, plugins=(), grpo=None, **overrides):
-    cfg = yaml.safe_load((REPO_ROOT / "configs" / "smoke.yaml").read_text())
+def train(tmp_path: Path, model_dir: Path, *, steps: int, base: str = "smoke.yaml", plugins=(), grpo=None,
+          trl=None, **overrides):
+    """`axolotl train` on configs/BASE with dynamic sampling, the spread reward and the batch spy;
+    returns the logged steps and the output folder."""
+    cfg = yaml.safe_load((REPO_ROOT / "configs" / base).read_text())
     cfg.update(base_model=str(model_dir), max_steps=steps, micro_batch_size=8, output_dir=str(tmp_path / "out"),
                dataset_prepared_path=str(tmp_path / "prepared"),
                plugins=[*cfg["plugins"], "batch_spy.BatchSpyPlugin", *plugins],
-               grpo_plugin={"dynamic_sampling": {"max_rounds": 6}, **(grpo or {})})
-    cfg["trl"].update(num_generations=GROUP, max_completion_length=16,
-                      reward_funcs=["spread_reward.prompt_spread", "strict_format"])
+               grpo_plugin={**cfg.get("grpo_plugin", {}), "dynamic_sampling": {"max_rounds": 6}, **(grpo or {})})
+    cfg["trl"].update({"num_generations": GROUP, "max_completion_length": 16,
+                       "reward_funcs": ["spread_reward.prompt_spread", "strict_format"], **(trl or {})})
     cfg["datasets"][0]["path"] = str(REPO_ROOT / cfg["datasets"][0]["path"])
+    if cfg["trl"].get("vllm_mode") == "server":
+        cfg["vllm"]["port"] = free_port()
     cfg.update(overrides)
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(cfg))
     path = os.pathsep.join(filter(None, [str(REPO_ROOT), str(FIXTURES), os.environ.get("PYTHONPATH")]))
     proc, logged = run_axolotl_train(config, tmp_path, timeout=900, PYTHONPATH=path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc, logged
+    assert len(logged) == steps
+    return logged, tmp_path / "out"
 
 
 def groups_of(records: list[dict]) -> dict[tuple, list[dict]]:
@@ -62,18 +68,15 @@ def rows(groups: list[list[dict]]) -> Counter:
     return Counter((r["completion"], round(r["advantage"], 4)) for g in groups for r in g)
 
 
-@pytest.mark.integration
-def test_dynamic_sampling_trains_only_groups_with_spread_and_uses_the_carried_ones(tmp_path, embedded_model_dir):
-    steps = 4
-    proc, logged = train(tmp_path, embedded_model_dir, steps=steps)
-    out = tmp_path / "out"
+def assert_filled_with_spread(out: Path, logged: list[dict], places: int) -> int:
+    """Each step's batch, as the loss saw it, is the groups carried from the step before and the
+    step's kept ones, all with reward spread, `places` groups; the metrics and the `sampling`
+    records say the same. Returns how many groups were carried and then trained."""
+    steps = len(logged)
     records = list(read_rollouts(out))
     batches = [json.loads(line) for line in (out / "trained_batches.jsonl").read_text().splitlines()]
     groups = groups_of(records)
-    places = 8 // GROUP
-    assert len(logged) == steps
     assert all(len(g) == GROUP for g in groups.values())
-
     carried_in: list[list[dict]] = []
     carried_total = 0
     for step in range(1, steps + 1):
@@ -88,18 +91,41 @@ def test_dynamic_sampling_trains_only_groups_with_spread_and_uses_the_carried_on
         # the batch the loss saw: the groups carried from the step before, then this step's kept ones
         assert len(carried_in) + len(kept) == places
         assert trained_rows(batches, step) == rows(carried_in + kept), step
-        rounds = max(k[1] for k in mine)
         log = logged[step - 1]
-        assert log["sampling/rounds"] == rounds and log["sampling/cap_hit"] == 0
+        assert log["sampling/rounds"] == max(k[1] for k in mine) and log["sampling/cap_hit"] == 0
         assert log["sampling/zero_std_trained"] == 0
         assert log["sampling/groups_discarded"] == len(set_aside)
         assert log["sampling/groups_kept"] == len(kept) + len(carried)
         assert log["sampling/groups_carried"] == len(carried)
         carried_total += len(carried) * (step < steps)
         carried_in = carried
-    assert carried_total > 0, "no group was carried: the test proves nothing about the carry"
-    assert sum(log["sampling/rounds"] for log in logged) > steps  # extra rounds were generated
     # num_items_in_batch recounted over the restacked batch
     assert all(b["num_items_in_batch"] == b["loss_tokens"] for b in batches)
     sampling = [r for r in read_records(out, everything=True) if r.get("type") == "sampling"]
     assert [r["step"] for r in sampling] == list(range(1, steps + 1))
+    return carried_total
+
+
+@pytest.mark.integration
+def test_dynamic_sampling_trains_only_groups_with_spread_and_uses_the_carried_ones(tmp_path, embedded_model_dir):
+    """transformers generation (configs/smoke.yaml)."""
+    logged, out = train(tmp_path, embedded_model_dir, steps=4)
+    assert assert_filled_with_spread(out, logged, places=8 // GROUP) > 0, "no group carried: the test proves nothing"
+    assert sum(log["sampling/rounds"] for log in logged) > len(logged)  # extra rounds were generated
+
+
+@pytest.mark.integration
+def test_dynamic_sampling_with_tools_runs_the_tool_loop_in_every_round(tmp_path, embedded_model_dir):
+    """TRL's tool loop with the contained calculator (the policy's text scripted, as in
+    tests/test_tools_train.py): every round's rollouts called the tool, the batch still has only
+    groups with spread, and the tool results still carry no loss after the restacking."""
+    logged, out = train(tmp_path, embedded_model_dir, steps=2, chat_template="qwen_25",
+                        plugins=["scripted_generation.ScriptedGenerationPlugin"],
+                        grpo={"tools": ["calculator"], "max_tool_calls": 2}, trl={"max_completion_length": 320})
+    assert_filled_with_spread(out, logged, places=8 // GROUP)
+    assert sum(log["sampling/rounds"] for log in logged) > len(logged)
+    records = list(read_rollouts(out))
+    assert {r["round"] for r in records} >= {1, 2}
+    assert all(r["tool_calls"][0]["result"] == "42" for r in records)
+    batches = json.loads((out / "scripted_batches.json").read_text())
+    assert batches and all(0 in row for b in batches for row in b["tool_mask"])  # the tool turn: no loss
