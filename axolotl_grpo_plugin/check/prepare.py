@@ -36,7 +36,7 @@ from .hardware import (
     precision_warnings,
 )
 from .pass_rates import check_pass_rate_filter, pass_rate_notes
-from .rewards import check_remote_rewards, check_reward_funcs, check_reward_weights
+from .rewards import check_overlong_cache, check_remote_rewards, check_reward_funcs, check_reward_weights
 from .tools import check_tool_room, check_tool_template, check_tools, check_tools_async
 from .trainer import (
     async_grpo_warnings,
@@ -51,6 +51,7 @@ from .trainer import (
 
 CHECKS: tuple[Callable[[Run, Launch], list[Problem]], ...] = (
     check_rl, check_completion_length, check_batch, check_precision, check_reward_funcs, check_reward_weights,
+    check_overlong_cache,
     check_trl_args, check_remote_rewards, check_vllm_autostart, check_gpu_layout, check_sleep_mode, check_cpu_vllm,
     check_trackio, check_async_grpo, check_paths, check_output_dir, check_model_folder, check_eval_at_end,
     check_eval_every, check_resume, check_tools, check_tools_async, check_dynamic_sampling, check_pass_rate_filter,

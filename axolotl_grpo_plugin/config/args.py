@@ -380,6 +380,12 @@ class GRPOPluginSettings(BaseModel):
                                                               "finally fails scores None. See "
                                                               "docs/remote-rewards.md. Read by remote/declared.py.")
 
+    overlong_cache: StrictInt | None = Field(default=None, ge=1, description="The `soft_overlong` reward's "
+                                            "L_cache (DAPO's soft overlong punishment, as TRL computes it): "
+                                            "over the last this many tokens before `trl.max_completion_length` "
+                                            "its penalty grows linearly from 0 to -1. Default: a fifth of "
+                                            "`trl.max_completion_length` (DAPO: 4096 of 20480). Read by "
+                                            "registry/__init__.py.")
     dynamic_sampling: DynamicSamplingSettings | None = Field(default=None, description="DAPO's dynamic sampling "
                                                              "with a fixed batch: a step's batch is filled with "
                                                              "groups whose reward std is above `min_std`; groups "
