@@ -354,6 +354,20 @@ def test_dynamic_sampling_refuses_the_async_trainer(tmp_path):
     assert dynamic_sampling.attach(read_run({}), FakeTrainer(tmp_path, rows([True]))) is None
 
 
+def test_dynamic_sampling_refuses_a_trainer_that_scores_its_own_way(tmp_path):
+    """Axolotl's context-parallel trainer replaces TRL's scoring; the stock trainer is driven."""
+    from trl import GRPOTrainer
+
+    class AxolotlGRPOContextParallelTrainer(GRPOTrainer):
+        def _generate_and_score_completions(self, inputs):
+            raise AssertionError("never called")
+
+    run = read_run({"grpo_plugin": {"dynamic_sampling": {"max_rounds": 2}}})
+    with pytest.raises(Exception, match="AxolotlGRPOContextParallelTrainer scores its batches its own way"):
+        dynamic_sampling.attach(run, object.__new__(AxolotlGRPOContextParallelTrainer))
+    assert dynamic_sampling._scoring_replaced_by(object.__new__(GRPOTrainer)) is None
+
+
 # --- two processes --------------------------------------------------------------------------
 
 def test_dynamic_sampling_on_two_processes_takes_the_same_rounds_and_fills_each_share(tmp_path):

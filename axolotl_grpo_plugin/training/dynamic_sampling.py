@@ -322,9 +322,25 @@ def attach(run: Run, trainer: Any) -> DynamicSampler | None:
         raise PluginError(f"{KEY}: {type(trainer).__name__} generates in a background thread, which dynamic "
                           "sampling cannot drive. Fix: remove `trl.async_prefetch` / `trl.use_data_producer`, "
                           f"or `{KEY}`.")
+    replaced = _scoring_replaced_by(trainer)
+    if replaced is not None:
+        raise PluginError(f"{KEY}: {replaced} scores its batches its own way (Axolotl's context-parallel trainer "
+                          "shares prompts between processes), which dynamic sampling cannot fill. Fix: remove "
+                          f"`context_parallel_size`, or `{KEY}`.")
     sampler = DynamicSampler(trainer, settings.max_rounds, settings.min_std)
     trainer._generate_and_score_completions = sampler.judge(trainer._generate_and_score_completions)
     return sampler
+
+
+def _scoring_replaced_by(trainer: Any) -> str | None:
+    """The class that replaced TRL's `_generate_and_score_completions` (Axolotl's context-parallel
+    GRPO trainer), or None: TRL's own, or not a TRL trainer at all."""
+    from trl import GRPOTrainer
+
+    if not isinstance(trainer, GRPOTrainer):
+        return None
+    owner = next(cls for cls in type(trainer).__mro__ if "_generate_and_score_completions" in vars(cls))
+    return None if owner is GRPOTrainer else owner.__name__
 
 
 def fill(sampler: DynamicSampler | None, trainer: Any, writer: Any = None) -> None:
