@@ -21,11 +21,14 @@ class SoftOverlongPunishment:
         self.max_completion_length = int(max_completion_length)
         self.cache = int(cache)
 
-    def __call__(self, completion_ids, **kwargs) -> list[float]:
+    def __call__(self, completions=None, completion_ids=None, **kwargs) -> list[float | None]:
+        """One value per completion; None for all when no token ids came (TRL always passes them)."""
+        if completion_ids is None:
+            return [None] * len(completions or [])
         free = self.max_completion_length - self.cache
         out = []
         for ids in completion_ids:
-            length = len(ids)
+            length = len(ids) if isinstance(ids, (list, tuple)) else 0
             if length <= free:
                 out.append(0.0)
             elif length <= self.max_completion_length:

@@ -4,6 +4,8 @@ the file (sources/pass_rates.py), `grpo_plugin.pass_rate_filter` in `check` and 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 
 import pytest
@@ -69,17 +71,18 @@ def smoke_config(tmp_path, model_dir, rows: int = 48, **plugin) -> tuple:
     return path, [json.loads(line) for line in lines]
 
 
-def check_text(path, capsys) -> tuple[int, str]:
-    from axolotl_grpo_plugin.commands import check
+def check_text(path) -> tuple[int, str]:
+    """`axolotl-grpo check PATH --cpu` in a child: Axolotl's validation leaves logging handlers on
+    streams this process closes, which later tests would write to."""
+    from test_configs import run_check
 
-    code = check.main([str(path), "--cpu"])
-    out = capsys.readouterr()
-    return code, out.out + out.err
+    proc = run_check(REPO_ROOT, path, "--cpu")
+    return proc.returncode, proc.stdout + proc.stderr
 
 
 @pytest.mark.integration
 def test_probe_writes_every_rows_pass_rate_goes_on_where_it_stopped_and_training_keeps_the_band(
-        tmp_path, embedded_model_dir, monkeypatch, capsys):
+        tmp_path, embedded_model_dir, monkeypatch):
     from axolotl_grpo_plugin.commands import probe as probe_command
     from axolotl_grpo_plugin.probe import core
 
@@ -105,16 +108,18 @@ def test_probe_writes_every_rows_pass_rate_goes_on_where_it_stopped_and_training
     assert all(r["samples"] == 4 and 0 <= r["pass_rate"] <= 1 for r in written)  # max(G): the config's 4
 
     # the command: everything is there now
-    assert probe_command.main([str(config), "--prompts", "all", "--pass-rates", str(rates_file),
-                               "--generations", "2", "--backend", "transformers", "--no-progress"]) == 0
-    assert "nothing left to sample" in capsys.readouterr().out
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert probe_command.main([str(config), "--prompts", "all", "--pass-rates", str(rates_file),
+                                   "--generations", "2", "--backend", "transformers", "--no-progress"]) == 0
+    assert "nothing left to sample" in out.getvalue()
 
     # a band of every third row; check says how many it keeps, training trains on those alone
     for r in written:
         r["pass_rate"] = 0.5 if r["row"] % 3 == 0 else 0.0
     rates_file.write_text("".join(json.dumps(r) + "\n" for r in written))
     config, raw = smoke_config(tmp_path, embedded_model_dir, pass_rate_filter={"file": str(rates_file)})
-    code, text = check_text(config, capsys)
+    code, text = check_text(config)
     assert code == 0 and "the band (0, 1) keeps 16 of the 48 rows" in text, text
     proc, logged = run_axolotl_train(config, tmp_path)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
@@ -126,10 +131,10 @@ def test_probe_writes_every_rows_pass_rate_goes_on_where_it_stopped_and_training
     assert prompts and all(any(q in p for q in kept) for p in prompts)
 
 
-def test_check_refuses_a_band_that_keeps_no_row_of_the_file(tmp_path, embedded_model_dir, capsys):
+def test_check_refuses_a_band_that_keeps_no_row_of_the_file(tmp_path, embedded_model_dir):
     rates = tmp_path / "rates.jsonl"
     pass_rates.append(rates, [pass_rates.record([{"role": "user", "content": f"q{i}"}], 1.0, 4, i) for i in range(5)])
     config, _ = smoke_config(tmp_path, embedded_model_dir, pass_rate_filter={"file": str(rates)})
-    code, text = check_text(config, capsys)
+    code, text = check_text(config)
     assert code == 2 and "grpo_plugin.pass_rate_filter = " in text and "no row of" in text and "(5 rows)" in text
     assert "fix: widen the band" in text

@@ -32,13 +32,14 @@ def value(cfg: dict, dotted: str):
 
 
 @pytest.mark.parametrize("name", RECIPES)
-def test_each_recipe_has_its_papers_settings_and_passes_check(name, capsys):
-    from axolotl_grpo_plugin.commands import check
+def test_each_recipe_has_its_papers_settings_and_passes_check(name):
+    from test_configs import run_check  # a child: Axolotl's validation leaves logging handlers behind
 
     cfg = yaml.safe_load((REPO / "configs" / name).read_text())
     for key, expected in RECIPES[name].items():
         assert value(cfg, key) == expected, (name, key)
-    assert check.main([str(REPO / "configs" / name), "--gpu", "--processes", "1"]) == 0, capsys.readouterr()
+    proc = run_check(REPO, f"configs/{name}", "--gpu", "--processes", "1")
+    assert proc.returncode == 0 and f"OK: configs/{name} is valid" in proc.stdout, proc.stdout + proc.stderr
     assert f"`configs/{name}`" in (REPO / "docs" / "dynamic-sampling.md").read_text()
 
 
@@ -69,6 +70,7 @@ def test_soft_overlong_is_trls_soft_overlong_punishment(max_len, cache):
     ids = [[7] * n for n in lengths if n >= 0]
     assert ours(completion_ids=ids) == trls(ids) and ours.__name__ == trls.__name__
     assert ours(completion_ids=[[1] * (max_len - cache)])[0] == 0.0 and ours(completion_ids=[[1] * max_len])[0] == -1.0
+    assert ours(completions=["a", "b"]) == [None, None]  # no token ids: not applicable, never a guess
 
 
 def resolved(reward_funcs: list, **plugin) -> list:
