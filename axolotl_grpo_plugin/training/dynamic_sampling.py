@@ -100,12 +100,11 @@ class Round:
     room: list[int]  # per process: groups its carry can still take
     last: bool
     fates: list[str] | None = None  # per gathered group, once judged
-    stds: list[float] | None = None
 
 
 @dataclass
 class DynamicSampler:
-    """One trainer's dynamic sampling: the judge (`judged`), the rounds (`__call__`) and the carry."""
+    """One trainer's dynamic sampling: the judge (`judge`), the rounds (`fill`) and the carry."""
 
     trainer: Any
     max_rounds: int
@@ -123,8 +122,8 @@ class DynamicSampler:
         def judged(inputs, *args, **kwargs):
             output = method(inputs, *args, **kwargs)
             if self.round is not None:
-                self.round.stds = group_stds(self._round_rewards(len(inputs)), self._groups_of())
-                spread = [has_spread(s, self.min_std) for s in self.round.stds]
+                stds = group_stds(self._round_rewards(len(inputs)), self._groups_of())
+                spread = [has_spread(s, self.min_std) for s in stds]
                 self.round.fates = plan_round(spread, self.round.need, self.round.room,
                                               len(inputs) // self._groups_of(), self.round.last)
             return output
