@@ -31,7 +31,7 @@ from .config.defaults import AXOLOTL_NAME
 from .config.load import copy_config
 from .config.run import Run, read_run, write
 from .errors import GRPOConfigError, Problem
-from .registry import REWARDS, TRANSFORMS, is_contained_path, path_attribute
+from .registry import BUILTIN_REWARDS, REWARDS, TRANSFORMS, bound_name, is_contained_path, path_attribute, unbound
 from .registry.imports import import_attribute
 from .remote import declared
 from .sources.transforms import AXOLOTL_RL_STRATEGIES
@@ -85,7 +85,7 @@ def resolve_names(cfg: MutableMapping[str, Any], run: Run) -> tuple[Run, list[Pr
         if isinstance(name, str) and (name in remote or declared.name_in_path(name) in remote):
             resolved.append(declared.import_path(declared.name_in_path(name) or name))
             continue
-        path, problem = _resolve_reward(name, f"trl.reward_funcs[{i}]", folders)
+        path, problem = _resolve_reward(name, f"trl.reward_funcs[{i}]", folders, run)
         resolved.append(path)
         if problem:
             problems.append(problem)
@@ -106,10 +106,13 @@ def resolve_names(cfg: MutableMapping[str, Any], run: Run) -> tuple[Run, list[Pr
     return run, problems
 
 
-def _resolve_reward(name: Any, key: str, folders: list[Path]) -> tuple[Any, Problem | None]:
+def _resolve_reward(name: Any, key: str, folders: list[Path], run: Run) -> tuple[Any, Problem | None]:
     if not isinstance(name, str) or not name.strip():
         return name, Problem(key, name, "a reward must be a name or an import path.",
                              f"use one of: {', '.join(REWARDS.names())}")
+    base = unbound(REWARDS.strip_import_path(name))[0]
+    if base in BUILTIN_REWARDS and BUILTIN_REWARDS[base].lengths:  # built from the config's lengths
+        return REWARDS.import_path(bound_name(base, run.completion_length, run.overlong_cache)), None
     if name in REWARDS:
         return REWARDS.import_path(name), None
     if is_contained_path(name):

@@ -175,9 +175,10 @@ class GRPOPlugin(BasePlugin):
         from .evaluate import periodic
         from .evaluate.hook import remember_trackers
         from .observe import attach, doctor
+        from .sources import pass_rates
         from .tools import post_tool_turns
         from .tools import trainer as tool_trainer
-        from .training import async_prompts, cpu_bf16, interrupted, run_lock
+        from .training import async_prompts, cpu_bf16, dynamic_sampling, interrupted, run_lock
         from .vllm import cpu
         from .watch import recovery, saves, sync_guard
 
@@ -192,8 +193,15 @@ class GRPOPlugin(BasePlugin):
         cpu_bf16.float32_logits(trainer)  # under CPU bfloat16 autocast: the logits in float32
         with reported_as_exit():
             run = self._run(cfg)
+            kept = pass_rates.apply(run.plugin.pass_rate_filter, trainer)  # before the dataloader is built
+            sampler = dynamic_sampling.attach(run, trainer)  # judges each round, beneath the rollout log
+        if kept is not None and trainer.accelerator.is_main_process:
+            LOG.info("axolotl_grpo_plugin: pass_rate_filter: training on %d of %d rows (%d without a pass rate "
+                     "in %s)", kept["kept"], kept["rows"], kept["unrated"], run.plugin.pass_rate_filter.file)
         self.eval_trackers = remember_trackers(trainer)
-        observer = attach(run, trainer)
+        observer = attach(run, trainer, marks=sampler.marks if sampler is not None else None)
+        # the rounds, above the rollout log: it logs every round's rollouts (docs/dynamic-sampling.md)
+        dynamic_sampling.fill(sampler, trainer, getattr(observer, "writer", None))
         with reported_as_exit():  # every N steps on a held-out slice; keep-best (docs/evaluate.md)
             periodic.attach(cfg, run, trainer, getattr(observer, "writer", None))
         log_reached(run, trainer, LOG)

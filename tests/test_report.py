@@ -104,17 +104,19 @@ def test_every_record_kind_is_read_by_the_report_and_none_is_a_rollout():
     """Issue 48: the records beside the rollouts are told apart by one field and one list of kinds;
     a periodic evaluation written before it (`"kind": "eval"`) reads the same."""
     from axolotl_grpo_plugin.observe.step_time import METRICS
+    from axolotl_grpo_plugin.report.data import SAMPLING_FIGURES
     from axolotl_grpo_plugin.rollouts.log import KIND_FIELD, RECORD_KINDS, is_rollout, record_kind
 
     seconds = dict.fromkeys(METRICS, 1.0)
     marked = [{KIND_FIELD: kind, "step": 1, "metrics": {"eval/accuracy": 0.5}, "seconds": seconds,
-               "signature": "truncation", "message": "m"} for kind in RECORD_KINDS]
+               "signature": "truncation", "message": "m", **dict.fromkeys(SAMPLING_FIGURES, 1)}
+              for kind in RECORD_KINDS]
     legacy = {"step": 2, "mode": "eval", "kind": "eval", "metrics": {"eval/accuracy": 0.75}}
     assert not any(is_rollout(r) for r in [*marked, legacy]) and record_kind(legacy) == "eval"
     data = collect([rollout(1, 0), *marked, legacy])
     assert data.total == 1 and data.skipped == 0
     assert len(data.restarts) == 1 and len(data.findings) == 1 and sorted(data.evals) == [1, 2]
-    assert list(data.step_times) == [1]
+    assert list(data.step_times) == [1] and list(data.sampling) == [1]
 
 
 def test_cli_writes_the_report_and_explains_bad_input(tmp_path, capsys):

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from axolotl_grpo_plugin.registry import REWARDS
+from axolotl_grpo_plugin.registry import BUILTIN_REWARDS, REWARDS, bound_name
 from axolotl_grpo_plugin.registry.containment import INLINE, PROCESS, ContainedReward
 from axolotl_grpo_rewards import countdown
 from axolotl_grpo_rewards.errors import RewardConfigError, RewardContractError
@@ -34,7 +34,9 @@ RANGES = {
     "countdown": (0.0, 1.0),
     "math_boxed": (0.0, 1.0),
     "by_data_source": (0.0, 2.0),
+    "soft_overlong": (-1.0, 0.0),  # built from lengths: checked bound to LENGTHS
 }
+LENGTHS = (64, 16)  # max_completion_length, overlong_cache for the rewards built from them
 SOURCES = ["gsm8k", "countdown", "math"]
 TAGS = ["<reasoning>", "</reasoning>", "<answer>", "</answer>", "\n", "\\boxed{", "}", "{", "$", "**", "(", ")"]
 MB = 1 << 20
@@ -85,13 +87,15 @@ def batches(draw, size: int = 4, exact: bool = False) -> dict:
         "target": draw(st.lists(st.one_of(st.none(), st.integers(-10, 10**7), st.text(max_size=4)),
                                 min_size=n, max_size=n)),
         "data_source": draw(st.lists(st.sampled_from(SOURCES), min_size=n, max_size=n)),
+        "completion_ids": draw(st.lists(st.lists(st.integers(0, 9), max_size=100), min_size=n, max_size=n)),
     }
 
 
 def check_all_rewards(batch: dict) -> None:
     n = len(batch["completions"])
     for name in REWARDS.names():
-        reward = REWARDS.load(name)
+        built = name in BUILTIN_REWARDS and BUILTIN_REWARDS[name].lengths
+        reward = REWARDS.load(bound_name(name, *LENGTHS) if built else name)
         errors, timeouts = reward.errors, reward.timeouts
         values = reward(**batch)
         assert len(values) == n, name
@@ -129,6 +133,7 @@ def test_one_megabyte_completions_of_every_shape():
         "completions": [big, [{"role": "assistant", "content": big}], "(" * MB, "\\boxed{" * (MB // 7)],
         "answer": ["7", "7", "7", "7"],
         "numbers": [[1, 2]] * 4, "target": [3] * 4, "data_source": ["gsm8k", "countdown", "math", "gsm8k"],
+        "completion_ids": [[1] * MB, [], [2] * 60, [3]],
     }
     check_all_rewards(batch)
     assert REWARDS.load("correctness")(**batch)[:2] == [2.0, 2.0]

@@ -17,6 +17,7 @@ from ..training.enabled import only_ours
 from ..vllm.cpu import check_cpu_vllm
 from ..watch.sync_guard import check_sleep_mode
 from .batch import check_batch, check_completion_length, fill_generation_batch_size
+from .dynamic_sampling import check_dynamic_sampling, check_dynamic_sampling_rows
 from .files import (
     check_datasets,
     check_end_of_turn,
@@ -34,7 +35,8 @@ from .hardware import (
     fill_vllm_server_address,
     precision_warnings,
 )
-from .rewards import check_remote_rewards, check_reward_funcs, check_reward_weights
+from .pass_rates import check_pass_rate_filter, pass_rate_notes
+from .rewards import check_overlong_cache, check_remote_rewards, check_reward_funcs, check_reward_weights
 from .tools import check_tool_room, check_tool_template, check_tools, check_tools_async
 from .trainer import (
     async_grpo_warnings,
@@ -49,9 +51,10 @@ from .trainer import (
 
 CHECKS: tuple[Callable[[Run, Launch], list[Problem]], ...] = (
     check_rl, check_completion_length, check_batch, check_precision, check_reward_funcs, check_reward_weights,
+    check_overlong_cache,
     check_trl_args, check_remote_rewards, check_vllm_autostart, check_gpu_layout, check_sleep_mode, check_cpu_vllm,
     check_trackio, check_async_grpo, check_paths, check_output_dir, check_model_folder, check_eval_at_end,
-    check_eval_every, check_resume, check_tools, check_tools_async,
+    check_eval_every, check_resume, check_tools, check_tools_async, check_dynamic_sampling, check_pass_rate_filter,
 )
 
 
@@ -59,6 +62,7 @@ CHECKS: tuple[Callable[[Run, Launch], list[Problem]], ...] = (
 # so a misspelled reward is answered at once.
 LIBRARY_CHECKS: tuple[Callable[..., list[Problem]], ...] = (
     check_end_of_turn, check_datasets, check_context_fits, check_tool_template, check_tool_room,
+    check_dynamic_sampling_rows,
 )
 # Those that run the config's dataset transforms, which take the whole config (as Axolotl calls them).
 TRANSFORM_CHECKS = (check_datasets, check_context_fits)
@@ -101,6 +105,7 @@ def prepare_config(cfg: MutableMapping[str, Any], launch: Launch, run: Run) -> t
     warnings = dry_run.skipped(run)
     warnings.extend(unknown_top_level_warnings(cfg, not only_ours(cfg)))
     warnings.extend(async_grpo_warnings(run))
+    warnings.extend(pass_rate_notes(run))
     warnings.extend(precision_warnings(run, launch))
     run, resumed = resume_from_last_whole(cfg, run)
     warnings.extend(resumed)

@@ -49,3 +49,19 @@ def check_remote_rewards(run: Run, launch: Launch) -> list[Problem]:
     from ..remote.checks import check
 
     return check(run)
+
+
+def check_overlong_cache(run: Run, launch: Launch) -> list[Problem]:
+    """`soft_overlong`'s penalty grows over the last `overlong_cache` tokens before the cut: a
+    cache as long as the completion budget would punish every completion from its first token."""
+    from ..registry import REWARDS, unbound
+
+    bound = any(isinstance(f, str) and unbound(REWARDS.strip_import_path(f))[0] == "soft_overlong"
+                for f in run.trl.reward_funcs)
+    if not bound or run.overlong_cache < run.completion_length:
+        return []
+    return [Problem("grpo_plugin.overlong_cache", run.overlong_cache,
+                    f"must be below trl.max_completion_length ({run.completion_length}): the soft_overlong "
+                    "penalty grows over that many tokens before the cut.",
+                    f"set it below {run.completion_length}, e.g. {max(1, run.completion_length // 5)} (a fifth, "
+                    "as DAPO's 4096 of 20480), or remove it for that default")]

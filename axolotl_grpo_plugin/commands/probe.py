@@ -26,6 +26,9 @@ examples:
   axolotl-grpo probe configs/demo.yaml
   axolotl-grpo probe configs/gsm8k.yaml --prompts 64 --generations 4 8 16
   axolotl-grpo probe configs/gsm8k.yaml --write-filtered data/learnable.jsonl
+  axolotl-grpo probe configs/gsm8k.yaml --prompts all --pass-rates pass-rates.jsonl
+      (every training row's pass rate; run it again to go on where it stopped; then
+       `grpo_plugin.pass_rate_filter: {file: pass-rates.jsonl}` trains on the band)
   axolotl-grpo probe configs/demo.yaml --json --plot probe.png
 
 exit codes: 0 the probe ran (read the verdict), 1 it failed at run time, 2 bad input.
@@ -42,8 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog("probe"), description=__doc__,
                                      epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", help="the Axolotl yaml of the run")
-    parser.add_argument("--prompts", type=at_least(1, "e.g. --prompts 32 (the default)"), default=32,
-                        help="training prompts to sample, drawn with --seed (default 32)")
+    parser.add_argument("--prompts", type=_prompt_count, default=32,
+                        help="training prompts to sample, drawn with --seed (default 32); `all`: every row")
     parser.add_argument("--generations", nargs="+",
                         type=at_least(2, "GRPO compares completions within a group: e.g. --generations 4 8 16"),
                         help="group sizes to compare (default: the config's trl.num_generations); "
@@ -55,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_sampling_flags(parser, decides="pass/fail")
     parser.add_argument("--write-filtered", metavar="PATH",
                         help="write the probed prompts with pass rate strictly inside --band as jsonl")
+    parser.add_argument("--pass-rates", metavar="FILE",
+                        help="append each probed row's pass rate to FILE (JSON Lines), 64 prompts at a time, "
+                             "with the progress and time; rows already in FILE are skipped, so the same "
+                             "command goes on where a stopped one was. grpo_plugin.pass_rate_filter reads it")
     parser.add_argument("--band", type=float, nargs=2, default=(0.0, 1.0), metavar=("LO", "HI"),
                         help="pass-rate band for --write-filtered (default 0 1: exclusive)")
     parser.add_argument("--threads", type=at_least(1, "leave it out for the cores idle now, or e.g. --threads 2"),
@@ -83,17 +90,29 @@ def _work(args: argparse.Namespace) -> Callable[[], None]:
             check_plot(args.plot)
         if args.write_filtered:
             check_output("--write-filtered", args.write_filtered, config_inputs(args.config))
+        if args.pass_rates:
+            check_output("--pass-rates", args.pass_rates, config_inputs(args.config))
         device = check_device(args.device)
         try:
             _set_threads(args.threads)
             result = probe(args.config, prompts=args.prompts, generations=args.generations,
                            budget=args.budget, seed=args.seed, backend=args.backend, device=device,
                            batch_size=args.batch_size, progress=not args.no_progress,
-                           correct_reward=args.correct_reward, model=args.model)
+                           correct_reward=args.correct_reward, model=args.model, pass_rates=args.pass_rates,
+                           on_chunk=_progress(args.pass_rates) if args.pass_rates or args.prompts is None else None)
         except (RuntimeError, OSError) as exc:
             raise ProbeFailed(f"the probe failed: {type(exc).__name__}: {exc}") from None
+        if not result.prompts:
+            print(f"every chosen row's pass rate is already in {args.pass_rates} ({result.resumed} rows): "
+                  "nothing left to sample")
+            return
         data = to_json(result)
         extra = []
+        if args.pass_rates:
+            data["pass_rates"] = {"path": args.pass_rates, "rows": result.prompts, "resumed": result.resumed}
+            before = f" (after the {result.resumed} already there)" if result.resumed else ""
+            extra.append(f"wrote the pass rates of {result.prompts} rows to {args.pass_rates}{before}; train on "
+                         f"the band with `grpo_plugin.pass_rate_filter: {{file: {args.pass_rates}}}`")
         if args.write_filtered:
             n = write_filtered(result, args.write_filtered, tuple(args.band))
             data["filtered"] = {"path": args.write_filtered, "rows": n, "band": list(args.band), "written": n > 0}
@@ -119,6 +138,31 @@ def _work(args: argparse.Namespace) -> Callable[[], None]:
                 print(line)
 
     return work
+
+
+def _prompt_count(text: str) -> int | None:
+    """--prompts N (at least 1), or `all` (None: every training row)."""
+    return None if text.strip().lower() == "all" else at_least(1, "e.g. --prompts 32 (the default) or --prompts all")(text)
+
+
+def _progress(path: str | None):
+    """One line per chunk on the terminal: rows done, the time spent and the time left."""
+    from ..system.quiet import terminal
+
+    def line(done: int, todo: int, resumed: int, seconds: float) -> None:
+        left = seconds / done * (todo - done) if done else 0.0
+        where = f" in {path}" if path else ""
+        before = f" ({resumed} there before)" if resumed else ""
+        print(f"probe: {done + resumed} of {todo + resumed} rows{where}{before}, {_clock(seconds)} spent, "
+              f"about {_clock(left)} left", file=terminal(), flush=True)
+
+    return line
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
 def _set_threads(threads: int | None) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, ValidationError
 
 from ..errors import PLUGIN_KEYS_DOC, GRPOConfigError, Problem
 from . import invalid
@@ -130,9 +130,53 @@ class DoctorSettings(BaseModel):
                                   "increase a runaway.")
     zero_grad: float = Field(default=1e-10, ge=0, description="`grad_norm` at or below this: no gradient reaches the "
                              "model.")
+    set_aside: float = Field(default=0.5, gt=0, le=1, description="With `dynamic_sampling`: the share of a step's "
+                             "generated groups it set aside for want of reward spread "
+                             "(`sampling/groups_discarded` / (that + `sampling/groups_kept`)) at or above this: most "
+                             "groups set aside, most generation wasted.")
     degenerate_share: float = Field(default=0.25, gt=0, le=1, description="`observe/degenerate_reinforced` at or "
                                     "above this: that share of the completions GRPO reinforced look degenerate "
                                     "(reward hacking suspected; `axolotl-grpo audit`).")
+
+
+class DynamicSamplingSettings(BaseModel):
+    """Keys under `grpo_plugin.dynamic_sampling:` (read by axolotl_grpo_plugin/training/dynamic_sampling.py)."""
+
+    DOC: ClassVar[str] = "docs/dynamic-sampling.md"  # where a wrong value's fix points
+    model_config = ConfigDict(extra="forbid")
+
+    max_rounds: StrictInt = Field(
+        ge=1, json_schema_extra={"fix": "set it to a whole number of rounds, 1 or more, e.g. `max_rounds: 4`"},
+        description="Generation rounds a step may take to fill its batch with groups that have reward spread (1: "
+                    "the first round only, then groups without spread fill the places left). At the cap the step "
+                    "trains on what it has.")
+    min_std: StrictFloat = Field(
+        default=1e-6, ge=0, allow_inf_nan=False,
+        json_schema_extra={"fix": "set it to 0 or more, or remove it for 1e-6 (float noise is not spread)"},
+        description="A group has spread when the standard deviation of its rewards (the weighted sum TRL's "
+                    "advantages use) is above this; at or below it the group is set aside (1e-6: float noise is "
+                    "not spread).")
+
+
+class PassRateFilterSettings(BaseModel):
+    """Keys under `grpo_plugin.pass_rate_filter:` (read by axolotl_grpo_plugin/sources/pass_rates.py)."""
+
+    DOC: ClassVar[str] = "docs/dynamic-sampling.md"  # where a wrong value's fix points
+    model_config = ConfigDict(extra="forbid")
+
+    file: str = Field(json_schema_extra={"fix": "set it to the file `axolotl-grpo probe CONFIG --prompts all "
+                                                "--pass-rates FILE` wrote"},
+                      description="The pass-rates file `axolotl-grpo probe CONFIG --prompts all --pass-rates FILE` "
+                                  "wrote (JSON Lines, a row's pass rate per line; relative paths start at the "
+                                  "working folder, as dataset paths do).")
+    min: StrictFloat = Field(default=0.0, ge=0, le=1, allow_inf_nan=False,
+                             json_schema_extra={"fix": "set it in [0, 1), below max"},
+                             description="A row trains when its pass rate is strictly above this.")
+    max: StrictFloat = Field(default=1.0, ge=0, le=1, allow_inf_nan=False,
+                             json_schema_extra={"fix": "set it in (0, 1], above min"},
+                             description="A row trains when its pass rate is strictly below this (the default "
+                                         "band, (0, 1), keeps the prompts neither always nor never solved, as "
+                                         "`probe --band` does).")
 
 
 class JudgeScoreSettings(BaseModel):
@@ -335,6 +379,36 @@ class GRPOPluginSettings(BaseModel):
                                                               "on-disk cache and budgets; a sample whose call "
                                                               "finally fails scores None. See "
                                                               "docs/remote-rewards.md. Read by remote/declared.py.")
+
+    overlong_cache: StrictInt | None = Field(default=None, ge=1, description="The `soft_overlong` reward's "
+                                            "L_cache (DAPO's soft overlong punishment, as TRL computes it): "
+                                            "over the last this many tokens before `trl.max_completion_length` "
+                                            "its penalty grows linearly from 0 to -1. Default: a fifth of "
+                                            "`trl.max_completion_length` (DAPO: 4096 of 20480). Read by "
+                                            "registry/__init__.py.")
+    dynamic_sampling: DynamicSamplingSettings | None = Field(default=None, description="DAPO's dynamic sampling "
+                                                             "with a fixed batch: a step's batch is filled with "
+                                                             "groups whose reward std is above `min_std`; groups "
+                                                             "without spread are set aside and new prompts are "
+                                                             "generated for the places left, up to `max_rounds` "
+                                                             "rounds; groups with spread beyond the batch train at "
+                                                             "the next step. At the cap the step trains on what it "
+                                                             "has and says so. Logs `sampling/rounds`, "
+                                                             "`sampling/groups_kept`, `sampling/groups_discarded`, "
+                                                             "`sampling/zero_std_trained`, `sampling/cap_hit`; the "
+                                                             "rollout log marks set-aside groups. See "
+                                                             "docs/dynamic-sampling.md. Read by "
+                                                             "training/dynamic_sampling.py.")
+
+    pass_rate_filter: PassRateFilterSettings | None = Field(default=None, description="Train on the rows whose "
+                                                            "pass rate (`file`, written by `axolotl-grpo probe "
+                                                            "CONFIG --prompts all --pass-rates FILE`) lies "
+                                                            "strictly between `min` and `max` (default 0 and 1): "
+                                                            "the training set is filtered when the trainer is "
+                                                            "built, no second copy of the data; rows without a "
+                                                            "pass rate are left out. `check` says how many rows "
+                                                            "the band keeps. See docs/dynamic-sampling.md. Read "
+                                                            "by sources/pass_rates.py.")
 
     trl_args: dict[str, Any] | None = Field(default=None, description="TRL GRPOConfig options Axolotl 0.19 has no "
                                             "`trl:` key for (e.g. `top_entropy_quantile`, `delta`, "

@@ -250,6 +250,12 @@ class Run(Keys):
         return self.trl.max_completion_length or defaults.MAX_COMPLETION_LENGTH
 
     @property
+    def overlong_cache(self) -> int:
+        """`grpo_plugin.overlong_cache`, else a fifth of the completion length (DAPO's 4096 of 20480):
+        the tokens before the cut over which the `soft_overlong` reward's penalty grows."""
+        return self.plugin.overlong_cache or max(1, self.completion_length // 5)
+
+    @property
     def half_precision(self) -> bool:
         """`bf16: true|auto` or `fp16: true`: Axolotl trains in half precision (on a GPU)."""
         return self.bf16 in (True, "auto") or self.fp16 is True

@@ -48,6 +48,9 @@ ACCURACY = "observe/accuracy"
 DEGENERATE = "observe/degenerate_reinforced"  # observe/trainer_hook.py, from rollouts/scan.py
 TOOL_CALLS = "tools/call_frequency"  # TRL: calls per completion (runs with grpo_plugin.tools)
 TOOL_FAILURES = "tools/failure_frequency"  # TRL: the share of calls that raised
+# dynamic sampling (training/dynamic_sampling.py): TRL's frac_reward_zero_std then counts every
+# round's groups, the trained batch's share is its own metric
+KEPT, DISCARDED, ZERO_STD_TRAINED = "sampling/groups_kept", "sampling/groups_discarded", "sampling/zero_std_trained"
 
 # signature -> (what it means, the fix); the figures of the step are prepended.
 ADVICE = {
@@ -63,6 +66,12 @@ ADVICE = {
         "check that the rewards can vary on this data (a constant reward, a missing column), "
         "raise `trl.num_generations`, or keep prompts the model sometimes solves "
         "(`axolotl-grpo probe CONFIG --write-filtered PATH`)"),
+    "groups_set_aside": (
+        "most groups set aside: dynamic sampling generated groups whose completions all scored the same "
+        "and trained none of them, so most of each step's generation is spent on prompts that teach nothing",
+        "easier data (keep the prompts the model sometimes solves: `axolotl-grpo probe CONFIG --prompts all "
+        "--pass-rates FILE`, then `grpo_plugin.pass_rate_filter: {file: FILE}`), more generations per prompt "
+        "(`trl.num_generations`), or check that the rewards can vary on this data"),
     "entropy_collapse": (
         "the policy's entropy fell to a small fraction of its starting value: it samples "
         "nearly the same completion every time, so groups stop differing",
@@ -206,13 +215,19 @@ class Doctor:
     def _signatures(self, logs: Mapping[str, Any]) -> dict[str, tuple[bool | None, dict]]:
         s = self.settings
         clipped, zero = _finite(logs.get(CLIPPED)), _finite(logs.get(ZERO_STD))
+        trained_zero = _finite(logs.get(ZERO_STD_TRAINED))  # with dynamic sampling: the trained batch's
+        zero_key, zero = (ZERO_STD_TRAINED, trained_zero) if trained_zero is not None else (ZERO_STD, zero)
+        kept, discarded = _finite(logs.get(KEPT)), _finite(logs.get(DISCARDED))
+        aside = discarded / (kept + discarded) if kept is not None and discarded is not None and kept + discarded else None
         entropy, length = _finite(logs.get(ENTROPY)), _finite(logs.get(MEAN_LENGTH))
         fmt, acc = _finite(logs.get(FORMAT)), _finite(logs.get(ACCURACY))
         grad, loss = _number(logs.get(GRAD_NORM)), _number(logs.get(LOSS))
         found: dict[str, tuple[bool | None, dict]] = {}
         found["truncation"] = (None if clipped is None else clipped >= s.truncation,
                                {CLIPPED: clipped})
-        found["zero_variance"] = (None if zero is None else zero >= s.zero_std, {ZERO_STD: zero})
+        found["zero_variance"] = (None if zero is None else zero >= s.zero_std, {zero_key: zero})
+        found["groups_set_aside"] = (None if aside is None else aside >= s.set_aside,
+                                     {"share of groups set aside": aside, DISCARDED: discarded, KEPT: kept})
         first_entropy = self.first.get(ENTROPY)
         found["entropy_collapse"] = (
             None if entropy is None or not first_entropy else entropy < s.entropy_ratio * first_entropy,

@@ -22,10 +22,11 @@ from __future__ import annotations
 import functools
 import logging
 import math
+from collections.abc import Callable
 from typing import Any
 
 from ..config.run import Run
-from ..rollouts.log import SUPERSEDED_NAME, RolloutLogWriter, supersede_after, weighted_reward
+from ..rollouts.log import SUPERSEDED_NAME, RolloutLogWriter, reward_weights, supersede_after, weighted_reward
 from ..rollouts.metrics import ReflectionMatcher, correct_verdicts, step_metrics
 from ..training.trainer_kind import is_async_grpo
 from . import gpu_memory, step_time, tool_turns
@@ -39,12 +40,13 @@ _TRAINER_INTERNALS = ("_generate_and_score_completions", "_logs", "_metrics", "r
 _ASYNC_SCORING, _ASYNC_ROWS = "_compute_deferred_scores", "_deferred_inputs"
 
 
-def attach(run: Run, trainer: Any) -> RolloutObserver | None:
+def attach(run: Run, trainer: Any, marks: Callable[[], list[dict] | None] | None = None) -> RolloutObserver | None:
     """Install the observer on a GRPO trainer per the `grpo_plugin:` keys, the step-time
     breakdown (step_time.py) and the peak GPU memory (gpu_memory.py), both on any GRPO trainer;
-    None when the observer is off or unsupported."""
+    None when the observer is off or unsupported. `marks`: per group of the batch just scored,
+    the fields dynamic sampling adds to its records (training/dynamic_sampling.py)."""
     try:
-        observer = _attach(run, trainer)
+        observer = _attach(run, trainer, marks)
     except Exception as exc:  # observing must never stop a run from starting
         LOG.warning("axolotl_grpo_plugin: rollout log and learning metrics are off for this run "
                     "(%s: %s)", type(exc).__name__, exc)
@@ -64,7 +66,7 @@ def attach(run: Run, trainer: Any) -> RolloutObserver | None:
     return observer
 
 
-def _attach(run: Run, trainer: Any) -> RolloutObserver | None:
+def _attach(run: Run, trainer: Any, marks=None) -> RolloutObserver | None:
     settings = run.plugin
     if not (settings.rollout_log or settings.learning_metrics):
         return None
@@ -78,6 +80,7 @@ def _attach(run: Run, trainer: Any) -> RolloutObserver | None:
         )
         return None
     observer = RolloutObserver(trainer, settings)
+    observer.marks = marks
     if not is_async_grpo(trainer):  # the async trainer generates in a thread: no batch to pair with
         observer.tool_turns = tool_turns.capture(trainer)
     original = trainer._generate_and_score_completions
@@ -159,6 +162,7 @@ class RolloutObserver:
         self.correct_reward = named[0] if named else None
         self.writer = None
         self.tool_turns = None  # tool_turns.ToolTurns on a run with tools
+        self.marks = None  # dynamic sampling's fields per group of the batch (its round, its fate)
         if settings.rollout_log and trainer.accelerator.is_main_process:
             self.writer = RolloutLogWriter(trainer.args.output_dir, settings.rollout_log_max_mb)
         self._reported: set[str] = set()
@@ -228,9 +232,12 @@ class RolloutObserver:
 
         if self.writer is not None:
             step = trainer.state.global_step + (1 if mode == "train" else 0)
-            weights = _weights(trainer, len(names))
+            weights = reward_weights(trainer, len(names))
             generations = "num_generations" if mode == "train" else "num_generations_eval"
             group_size = max(1, int(getattr(trainer, generations, None) or 1))
+            marks = self.marks() if self.marks is not None and mode == "train" else None
+            if marks is not None and len(marks) * group_size != n:
+                raise RuntimeError(f"dynamic sampling marked {len(marks)} groups of a batch of {n} rollouts")
             records = []
             for i in range(n):
                 per_func = {name: rewards[name][i] for name in names}
@@ -251,6 +258,8 @@ class RolloutObserver:
                 if turns[i]:
                     record["tool_calls"] = turns[i]["tool_calls"]
                 record.update({col: v[i] for col, v in remote.items() if len(v) == n})
+                if marks is not None:
+                    record.update(marks[i // group_size])
                 records.append(record)
             self.writer.write_step(records)
 
@@ -266,13 +275,3 @@ def _degenerate_share(trainer: Any, completions, prompts, lengths, advantages) -
     cap = getattr(trainer.args, "max_completion_length", None)
     share = step_share(completions, prompts, lengths, advantages, cap if isinstance(cap, int) else None)
     return 0.0 if math.isnan(share) else share
-
-
-def _weights(trainer: Any, count: int) -> list[float]:
-    try:
-        weights = [float(w) for w in trainer.reward_weights.tolist()]
-        if len(weights) == count:
-            return weights
-    except Exception:
-        pass
-    return [1.0] * count

@@ -14,7 +14,10 @@ rewards and zero-variance shares describe the run as configured.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..config.run import Run
@@ -22,6 +25,10 @@ from ..sampling.generation import SamplingSettings
 from ..sampling.prompts import EvalError, dataset_entries, load_rows
 from ..sampling.sampler import Sampled, Sampler, SampleRequest
 from ..sampling.tool_loop import tool_stats
+from ..sources.pass_rates import append as append_pass_rates
+from ..sources.pass_rates import prompt_key
+from ..sources.pass_rates import read as read_pass_rates
+from ..sources.pass_rates import record as pass_rate_record
 from . import arithmetic
 
 
@@ -84,6 +91,7 @@ class ProbeResult:
     wall_s: float = 0.0
     rendered: int = 0  # training prompts after the transform (== dataset_rows when it maps 1:1)
     tools: dict[str, float] | None = None  # with grpo_plugin.tools: sampling.tool_loop.tool_stats
+    resumed: int = 0  # chosen prompts skipped: their pass rate was already in the pass-rates file
     run: Run = field(kw_only=True, repr=False)  # the config probed (write_filtered reads its datasets)
 
     # --- per prompt ---------------------------------------------------------------
@@ -159,17 +167,23 @@ class ProbeResult:
                    for s in cut)
 
 
-def probe(config: Any, *, prompts: int = 32, generations: list[int] | None = None,
-          budget: int | None = None, **request: Any) -> ProbeResult:
-    """Sample `prompts` training prompts x max(generations) completions and score them.
-    `request`: the other fields of sampling/sampler.SampleRequest the probe lets a caller choose
-    (model: None samples the config's base_model; seed, backend, device, batch_size, progress,
-    correct_reward)."""
+CHUNK = 64  # prompts sampled, scored and written to the pass-rates file at a time
+
+
+def probe(config: Any, *, prompts: int | None = 32, generations: list[int] | None = None,
+          budget: int | None = None, pass_rates: str | None = None,
+          on_chunk: Callable[[int, int, int, float], None] | None = None, **request: Any) -> ProbeResult:
+    """Sample `prompts` training prompts (None: every one) x max(generations) completions and score
+    them. `pass_rates`: a file each prompt's pass rate is appended to, CHUNK prompts at a time,
+    and prompts already in it are skipped (a stopped probe goes on where it was);
+    `on_chunk(done, todo, resumed, seconds sampling)` after each chunk. `request`: the other fields of
+    sampling/sampler.SampleRequest the probe lets a caller choose (model: None samples the
+    config's base_model; seed, backend, device, batch_size, progress, correct_reward)."""
     import random
     import time
 
     started = time.perf_counter()
-    if prompts < 1:
+    if prompts is not None and prompts < 1:
         raise ProbeError(f"--prompts {prompts}: must be at least 1")
     if not request.get("model"):  # `--model ""` as left out: the config's base_model
         request.pop("model", None)
@@ -194,30 +208,56 @@ def probe(config: Any, *, prompts: int = 32, generations: list[int] | None = Non
     problems = sampler.problems()
     rendered = len(problems)
     seed = sampler.request.seed
-    chosen = sorted(random.Random(seed).sample(range(len(problems)), min(prompts, len(problems))))
-    problems = [problems[i] for i in chosen]
+    chosen = (list(range(len(problems))) if prompts is None
+              else sorted(random.Random(seed).sample(range(len(problems)), min(prompts, len(problems)))))
+    done = set(read_pass_rates(pass_rates, "--pass-rates")) if pass_rates and Path(pass_rates).exists() else set()
+    todo = [i for i in chosen if prompt_key(problems[i].messages) not in done]
+    problems = [problems[i] for i in todo]
     n = max(candidates)  # every G in the table is estimated from samples, never extrapolated
     settings = SamplingSettings.of(run, n=n, max_new_tokens=budget, seed=seed)
-    out = sampler.generate(problems, [settings], desc="probe: sampling",
-                           max_model_len=max(len(p.input_ids) for p in problems) + budget)
     tok = sampler.tokenizer
     eos = tok.eos_token_id
     eos_ids = {eos} if isinstance(eos, int) else set(eos or [])
-    samples = _score(sampler, problems, out, limit, eos_ids)
+    samples: list[Sample] = []
+    backend, rollouts = "", []
+    longest = max((len(p.input_ids) for p in problems), default=0)
+    size = CHUNK if pass_rates or prompts is None else max(len(problems), 1)
+    sampling = time.perf_counter()
+    with sampler.engine(max_model_len=longest + budget) if problems else nullcontext() as engine:
+        for start in range(0, len(problems), size):
+            chunk = problems[start:start + size]
+            out = sampler.generate(chunk, [settings], generator=engine, desc="probe: sampling",
+                                   max_model_len=longest + budget)
+            scored = _score(sampler, chunk, out, limit, eos_ids)
+            samples += scored
+            backend, rollouts = out.backend, rollouts + (out.rollouts[0] if out.loop else [])
+            if pass_rates:
+                append_pass_rates(pass_rates, _rate_records(chunk, scored))
+            if on_chunk is not None:
+                on_chunk(start + len(chunk), len(problems), len(chosen) - len(todo), time.perf_counter() - sampling)
     mbs = run.micro_batch_size * run.gradient_accumulation_steps
     result = ProbeResult(
         config=str(config) if not isinstance(config, dict) else "(mapping)", model=str(sampler.model),
-        backend=out.backend, prompts=len(problems), samples_per_prompt=n, dataset_rows=rows,
+        backend=backend, prompts=len(problems), samples_per_prompt=n, dataset_rows=rows,
         max_completion_length=limit, budget=budget, temperature=settings.temperature,
         num_generations=group, prompts_per_step=max(1, mbs // group), correct_reward=sampler.judge.name,
-        reward_names=[r.name for r in sampler.rewards], samples=samples, problem_indices=chosen, run=run,
-        prompt_tokens_max=max(len(p.input_ids) for p in problems),
-        max_model_len=run.vllm.max_model_len, generations=candidates,
-        rendered=rendered, tools=tool_stats(out.rollouts[0]) if out.loop else None,
+        reward_names=[r.name for r in sampler.rewards], samples=samples, problem_indices=todo, run=run,
+        prompt_tokens_max=longest, max_model_len=run.vllm.max_model_len, generations=candidates,
+        rendered=rendered, tools=tool_stats(rollouts) if rollouts else None, resumed=len(chosen) - len(todo),
     )
-    result.recommended_max_model_len = vllm_budget(sampler, result.recommended_length()[0])
+    if problems:
+        result.recommended_max_model_len = vllm_budget(sampler, result.recommended_length()[0])
     result.wall_s = time.perf_counter() - started
     return result
+
+
+def _rate_records(problems: list, samples: list[Sample]) -> list[dict]:
+    """Each problem's line of the pass-rates file (sources/pass_rates.py)."""
+    by_problem: dict[int, list[Sample]] = {}
+    for s in samples:
+        by_problem.setdefault(s.prompt, []).append(s)
+    return [pass_rate_record(p.messages, sum(s.correct for s in by_problem[p.index]) / len(by_problem[p.index]),
+                             len(by_problem[p.index]), p.index) for p in problems]
 
 
 def vllm_budget(sampler: Sampler, completion_length: int) -> int | None:

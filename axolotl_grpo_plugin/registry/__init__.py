@@ -35,6 +35,9 @@ class BuiltinReward:
     target: str  # module:attribute
     columns: tuple[str, ...] = ()
     maximum: float | None = None
+    # the target builds the reward from the config's lengths (trl.max_completion_length,
+    # grpo_plugin.overlong_cache): the config names it `NAME__MAX__CACHE` (`bound_name`)
+    lengths: bool = False
 
 
 # The repository's top-level `rewards/` folder is installed as `axolotl_grpo_rewards`, so a
@@ -50,7 +53,27 @@ BUILTIN_REWARDS = {
     "countdown": BuiltinReward("axolotl_grpo_rewards.countdown:countdown_reward_func", ("numbers", "target")),
     "math_boxed": BuiltinReward("axolotl_grpo_rewards.math_boxed:math_boxed_reward_func", ("answer",)),
     "by_data_source": BuiltinReward("axolotl_grpo_plugin.registry.routing:by_data_source", ("data_source",)),
+    "soft_overlong": BuiltinReward("axolotl_grpo_rewards.overlong:soft_overlong_punishment", (), 0.0, lengths=True),
 }
+_BOUND = "__"
+
+
+def bound_name(name: str, max_completion_length: int, cache: int) -> str:
+    """A reward built from the config's lengths, named with them (`soft_overlong__512__128`): the
+    name alone rebuilds it in any process, as Axolotl imports it and a reward worker unpickles it."""
+    return f"{name}{_BOUND}{max_completion_length}{_BOUND}{cache}"
+
+
+def unbound(name: str) -> tuple[str, tuple[int, ...]]:
+    """`soft_overlong__512__128` -> ("soft_overlong", (512, 128)); any other name -> (name, ())."""
+    base, _, rest = name.partition(_BOUND)
+    reward = BUILTIN_REWARDS.get(base)
+    if reward is None or not reward.lengths or not rest:
+        return name, ()
+    try:
+        return base, tuple(int(part) for part in rest.split(_BOUND))
+    except ValueError:
+        return name, ()
 
 BUILTIN_TRANSFORMS = {
     "gsm8k": "axolotl_grpo_plugin.transforms.gsm8k:load",
@@ -130,15 +153,23 @@ class Registry:
             return obj
         with self._lock:
             if name not in self._loaded:
-                target = self.targets[name]
-                builtin = self.builtins.get(name) == target
+                base = unbound(name)[0]
+                target = self.targets[base]
+                builtin = self.builtins.get(base) == target
                 self._loaded[name] = self.wrap(name, target, obj, builtin, self.import_path(name))
             return self._loaded[name]
 
     def load_unwrapped(self, name: str) -> Any:
-        """Import the object registered under `name`, as its module defines it."""
-        if name not in self:
+        """Import the object registered under `name`, as its module defines it (a reward bound
+        to lengths: built with them)."""
+        base, lengths = unbound(name)
+        if base not in self:
             raise UnknownNameError(self.unknown_message(name))
+        if base in BUILTIN_REWARDS and BUILTIN_REWARDS[base].lengths:
+            if not lengths:
+                raise UnknownNameError(f"{name!r} is built from the config's lengths: name it in trl.reward_funcs "
+                                       "and let the plugin read the config")
+            return import_attribute(self.targets[base])(*lengths)
         return import_attribute(self.targets[name])
 
     def import_path(self, name: str) -> str:

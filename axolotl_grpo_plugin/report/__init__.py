@@ -18,7 +18,17 @@ from importlib import resources
 from pathlib import Path
 
 from ..system.safe_files import replacing
-from .data import ReportData, clean_text, collect, columns, curves, eval_curves, findings_by_curve, step_time_shares
+from .data import (
+    ReportData,
+    clean_text,
+    collect,
+    columns,
+    curves,
+    eval_curves,
+    findings_by_curve,
+    sampling_summary,
+    step_time_shares,
+)
 from .plots import plot_png, stacked_png
 
 
@@ -87,6 +97,7 @@ def render_html(data: ReportData, title: str, notes: Iterable[str] = ()) -> str:
     banners = "".join(f'<div class="notice">{html.escape(clean_text(n))}</div>\n  ' for n in notes)
     fills = {"__TITLE__": html.escape(clean_text(title)), "__PLOTS__": "\n".join(plots), "__NOTICES__": banners,
              "__FINDINGS__": _findings_html(data), "__STEP_TIME__": step_time_html(data),
+             "__SAMPLING__": sampling_html(data),
              "__DATA__": payload, "__TEXTS__": texts}
     # one pass, so a placeholder-like string inside the data is never substituted
     return re.sub("|".join(fills), lambda m: fills[m.group(0)], template)
@@ -108,6 +119,31 @@ def step_time_html(data: ReportData) -> str:
         plot = f"<p>No plot of the step time ({html.escape(type(exc).__name__)}).</p>"
     return (f'<section id="step-time"><h2>Step time</h2><p>Mean share of each step over {count} '
             f"steps{first}:</p><ul>{items}</ul>{plot}</section>")
+
+
+def sampling_html(data: ReportData) -> str:
+    """Dynamic sampling's share of set-aside groups (training/dynamic_sampling.py), with its curve
+    per step; empty when the log has no `sampling` records."""
+    summary = sampling_summary(data)
+    if summary is None:
+        return ""
+    xs = list(data.sampling)
+    shares = [s["discarded"] / (s["kept"] + s["discarded"]) if s["kept"] + s["discarded"] else 0.0
+              for s in data.sampling.values()]
+    try:
+        plot = (f'<img alt="groups set aside" title="groups set aside" '
+                f'src="data:image/png;base64,{plot_png("share of generated groups set aside", xs, shares)}">')
+    except (ValueError, OverflowError, ArithmeticError) as exc:
+        plot = f"<p>No plot of the groups set aside ({html.escape(type(exc).__name__)}).</p>"
+    cap = (f"; {summary['cap_hits']} reached max_rounds and trained groups without spread"
+           if summary["cap_hits"] else "")
+    return (f'<section id="dynamic-sampling"><h2>Dynamic sampling</h2><p>Over {summary["steps"]} steps, '
+            f"{summary['set_aside'] * 100:.1f} % of the generated groups were set aside (no reward spread), "
+            f"{summary['rounds']:.2f} generation rounds per step; "
+            f"{summary['zero_std_trained'] * 100:.1f} % of the trained groups had no spread{cap}; "
+            f"{summary['carried']:.0f} groups with spread were carried into the next step's batch. The curves "
+            "above count every generated rollout, set-aside ones included; each rollout below shows its round "
+            f"and fate (∅: set aside).</p>{plot}</section>")
 
 
 def _findings_html(data: ReportData) -> str:

@@ -21,7 +21,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from ..rollouts.log import DOCTOR, EVAL, STEP_TIME, VLLM_RESTART, record_kind
+from ..rollouts.log import DOCTOR, EVAL, SAMPLING, STEP_TIME, VLLM_RESTART, record_kind
 from ..rollouts.metrics import ReflectionMatcher
 from ..rollouts.scan import Scanner, StepFinding, first_suspected
 from ..rollouts.step_clock import ADVISORY
@@ -63,6 +63,7 @@ class ReportData:
     remote: dict[str, dict] = field(default_factory=dict)  # remote reward -> its call counts (remote_calls)
     restarts: list[dict] = field(default_factory=list)  # the vLLM server's restarts (vllm/restart.py)
     step_times: dict[int, dict[str, float]] = field(default_factory=dict)  # step -> seconds per part
+    sampling: dict[int, dict[str, float]] = field(default_factory=dict)  # step -> dynamic sampling's figures
 
 
 def step_seconds(raw: dict) -> dict[str, float] | None:
@@ -166,6 +167,9 @@ def _normalise(record: object) -> dict | None:
     calls = _tool_calls(record.get("tool_calls"))
     if calls:
         row["tool_calls"] = calls
+    if _int(record.get("round")) is not None:  # dynamic sampling: its round, its fate unless it trained
+        row["round"] = record["round"]
+        row["fate"] = clean_text(_text(record.get("sampling"), "") or "")[:20] or None
     if "reflection" in record:
         span = record["reflection"]
         ok = (isinstance(span, (list, tuple)) and len(span) == 2
@@ -233,11 +237,20 @@ def collect(
     scanner = Scanner()
     remote: dict[str, dict] = {}
     step_times: dict[int, dict[str, float]] = {}
+    sampling: dict[int, dict[str, float]] = {}
+
     def step_time(raw: dict) -> bool:
         seconds = step_seconds(raw)
         if _int(raw.get("step")) is None or seconds is None:
             return False
         step_times[raw["step"]] = seconds  # a resumed run's later record wins
+        return True
+
+    def sampled(raw: dict) -> bool:
+        figures = {k: _number(raw.get(k)) for k in SAMPLING_FIGURES}
+        if _int(raw.get("step")) is None or any(v is None or v < 0 for v in figures.values()):
+            return False
+        sampling[raw["step"]] = figures  # a resumed run's later record wins
         return True
 
     def evaluation(raw: dict) -> bool:
@@ -247,7 +260,7 @@ def collect(
 
     # the records beside the rollouts, by kind (observe/rollout_log.RECORD_KINDS): False = unreadable
     kept = {STEP_TIME: step_time, DOCTOR: lambda raw: findings.append(raw) or True,
-            VLLM_RESTART: lambda raw: restarts.append(raw) or True, EVAL: evaluation}
+            VLLM_RESTART: lambda raw: restarts.append(raw) or True, EVAL: evaluation, SAMPLING: sampled}
     for raw in records:
         kind = record_kind(raw)
         if kind in kept:
@@ -313,7 +326,26 @@ def collect(
         remote=remote,
         restarts=restarts,
         step_times=dict(sorted(step_times.items())),
+        sampling=dict(sorted(sampling.items())),
     )
+
+
+# a `sampling` record's figures (training/dynamic_sampling.py)
+SAMPLING_FIGURES = ("rounds", "kept", "discarded", "zero_std_trained", "cap_hit", "carried")
+
+
+def sampling_summary(data: ReportData) -> dict[str, float] | None:
+    """Dynamic sampling over the run: steps, mean rounds per step, the share of generated groups
+    set aside, the share of trained groups without spread, steps at the cap, groups carried;
+    None when the log has no `sampling` records."""
+    steps = list(data.sampling.values())
+    if not steps:
+        return None
+    generated = sum(s["kept"] + s["discarded"] for s in steps)
+    return {"steps": len(steps), "rounds": sum(s["rounds"] for s in steps) / len(steps),
+            "set_aside": sum(s["discarded"] for s in steps) / generated if generated else 0.0,
+            "zero_std_trained": sum(s["zero_std_trained"] for s in steps) / len(steps),
+            "cap_hits": sum(s["cap_hit"] > 0 for s in steps), "carried": sum(s["carried"] for s in steps)}
 
 
 def eval_curves(data: ReportData) -> dict[str, tuple[list[int], list[float]]]:
@@ -411,6 +443,7 @@ def columns(data: ReportData) -> tuple[dict, list[str], list[str]]:
         "step", "mode", "group", "prompt", "answer", "reward", "adv", "len", "rs", "re", "clen")}
     per_reward: dict[str, list] = {name: [] for name in data.reward_names}
     tools: list[list | None] = []
+    fates: list[tuple[int | None, str | None]] = []
     for record in data.rows:
         prompt = clean_text(record["prompt"])
         if prompt not in prompt_index:
@@ -438,8 +471,11 @@ def columns(data: ReportData) -> tuple[dict, list[str], list[str]]:
         for name in data.reward_names:
             per_reward[name].append(_short(record["rewards"].get(name)))
         tools.append(record.get("tool_calls"))
+        fates.append((record.get("round"), record.get("fate")))
     if any(tools):  # a run with grpo_plugin.tools: the page shows each rollout's calls
         cols["tools"] = tools
+    if any(r is not None for r, _ in fates):  # a run with grpo_plugin.dynamic_sampling: round and fate
+        cols["round"], cols["fate"] = [r for r, _ in fates], [f for _, f in fates]
     meta = {
         "rewardNames": data.reward_names,
         "modes": modes,

@@ -44,7 +44,8 @@ DOCTOR = "doctor"  # a failure signature the run doctor found (observe/doctor.py
 STEP_TIME = "step_time"  # one step's time parts (observe/step_time.py)
 VLLM_RESTART = "vllm_restart"  # a restart of the autostarted vLLM server (vllm/restart.py)
 EVAL = "eval"  # one periodic evaluation (evaluate/periodic.py)
-RECORD_KINDS = (DOCTOR, STEP_TIME, VLLM_RESTART, EVAL)
+SAMPLING = "sampling"  # one step's dynamic-sampling rounds and groups (training/dynamic_sampling.py)
+RECORD_KINDS = (DOCTOR, STEP_TIME, VLLM_RESTART, EVAL, SAMPLING)
 SUPERSEDED_NAME = "rollouts.superseded.jsonl"  # not a part: readers never see it
 _PART = re.compile(r"^rollouts\.(\d+)\.jsonl(\.gz)?$")
 
@@ -340,3 +341,14 @@ def weighted_reward(values, weights: list[float]) -> float | None:
     terms = [w * v for v, w in zip(values, weights) if v is not None and not math.isnan(v)]
     return sum(terms) if terms else None
 
+
+def reward_weights(trainer, count: int) -> list[float]:
+    """The trainer's reward weights (TRL's `reward_weights` tensor), 1.0 each when it has none
+    that fit `count` rewards: what `weighted_reward` weighs a logged rollout's rewards with."""
+    try:
+        weights = [float(w) for w in trainer.reward_weights.tolist()]
+        if len(weights) == count:
+            return weights
+    except Exception:
+        pass
+    return [1.0] * count

@@ -21,8 +21,9 @@ The steps, in this order, each run once when first needed:
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -135,6 +136,21 @@ class Sampler:
         return build_problems(self.cfg, self.tokenizer, run=self.run, split=r.split, dataset=r.dataset,
                               limit=r.limit, tools=tools, flags=r.flags)
 
+    def _generator(self, max_model_len: int | None) -> Generator:
+        r = self.request
+        return models.make_generator(self.model, self.tokenizer, self.run, backend=r.backend, device=r.device,
+                                     batch_size=r.batch_size, seed=r.seed, max_model_len=max_model_len)
+
+    @contextlib.contextmanager
+    def engine(self, max_model_len: int | None = None) -> Iterator[Generator]:
+        """One backend for several `generate` calls (the probe's chunks of a whole dataset: a vLLM
+        engine loads once), stopped when the block ends."""
+        gen = self._generator(max_model_len)
+        try:
+            yield gen
+        finally:
+            generation.release(gen)
+
     def generate(self, problems: Sequence[Problem], passes: Sequence[SamplingSettings], *,
                  generator: Generator | None = None, max_model_len: int | None = None,
                  desc: str = "sampling") -> Sampled:
@@ -143,9 +159,7 @@ class Sampler:
         `max_model_len` replaces `vllm.max_model_len`), stopped after the last pass; `generator`
         replaces it and is left running (the trainer's engine, which periodic evaluation borrows)."""
         r = self.request
-        gen = generator if generator is not None else models.make_generator(
-            self.model, self.tokenizer, self.run, backend=r.backend, device=r.device, batch_size=r.batch_size,
-            seed=r.seed, max_model_len=max_model_len)
+        gen = generator if generator is not None else self._generator(max_model_len)
         loop = ToolLoop(gen, self.tokenizer, self.tools, self.run.plugin.max_tool_calls) if self.tools else None
         sampled = Sampled((loop or gen).name, self.tokenizer, loop)
         ids = [p.input_ids for p in problems]

@@ -48,6 +48,23 @@ def skipped(run: Any) -> list[str]:
     return out
 
 
+def train_rows(run: Any) -> tuple[int | None, str]:
+    """How many rows training draws from, counted in the local `datasets:` files (less the
+    validation split): (rows, what was counted), or (None, ...) when an entry is not local."""
+    import math
+
+    from .data import dataset_specs, is_local, load_rows
+
+    total = 0
+    for spec in dataset_specs(run.datasets, "datasets"):
+        if not is_local(spec.path):
+            return None, "a Hub dataset"
+        total += len(load_rows(spec, "train"))
+    split = run.val_set_size or 0
+    held = math.ceil(total * split) if split < 1 else int(split)
+    return total - held, f"the training set ({', '.join(str(e.get('path')) for e in run.datasets)})"
+
+
 def _entries(run: Any):
     for section in SECTIONS:
         for index, entry in enumerate(getattr(run, section)):
