@@ -49,6 +49,8 @@ BUILTIN_REWARDS = {
     "xmlcount": BuiltinReward("axolotl_grpo_rewards.gsm8k:xmlcount_reward_func", (), gsm8k.XMLCOUNT_MAX),
     "countdown": BuiltinReward("axolotl_grpo_rewards.countdown:countdown_reward_func", ("numbers", "target")),
     "math_boxed": BuiltinReward("axolotl_grpo_rewards.math_boxed:math_boxed_reward_func", ("answer",)),
+    "code_pass_rate": BuiltinReward("axolotl_grpo_rewards.code:code_pass_rate", ("tests",), 1.0),
+    "code_all_pass": BuiltinReward("axolotl_grpo_rewards.code:code_all_pass", ("tests",), 1.0),
     "by_data_source": BuiltinReward("axolotl_grpo_plugin.registry.routing:by_data_source", ("data_source",)),
 }
 
