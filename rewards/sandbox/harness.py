@@ -134,6 +134,8 @@ def _read_exactly(fd: int, size: int, deadline: float | None) -> bytes:
 # ---- the runner ----------------------------------------------------------------------------------
 
 JUDGE_MARGIN_S = 1.0  # the judge's own time past the test's (its imports, the comparison)
+TIMED_OUT = "timed out"
+NOT_RUN = "not run: an earlier test timed out"
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND = 1, 2, 4, 8, 32, 4096
 PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS, PR_SET_CHILD_SUBREAPER = 1, 38, 36
 _libc = None
@@ -276,6 +278,9 @@ def run_job(job: dict) -> dict:
         return {"error": f"the sandbox could not confine the file system: {exc}"}
     results = []
     for index, test in enumerate(job["tests"]):
+        if results and results[-1]["detail"].startswith(TIMED_OUT):  # a program that ran out of time once
+            results.append({"passed": False, "detail": NOT_RUN, "seconds": 0.0})  # is not waited on again
+            continue
         started = time.monotonic()
         verdict = _run_test(job, index, test, uid)
         verdict["seconds"] = round(time.monotonic() - started, 4)
@@ -311,7 +316,7 @@ def _run_test(job: dict, index: int, test, uid: int | None) -> dict:
         raw = _read_until_eof(read_fd, deadline, 1 << 20)
         verdict = json.loads(raw) if raw else {"passed": False, "detail": "the judge died"}
     except TimedOut:
-        verdict = {"passed": False, "detail": f"timed out after {limits['test_timeout_s']:g} s"}
+        verdict = {"passed": False, "detail": f"{TIMED_OUT} after {limits['test_timeout_s']:g} s"}
     finally:
         os.close(read_fd)
         try:
@@ -507,7 +512,7 @@ class Channel:
         try:
             return recv(self.from_program, self.deadline, self.max_bytes)
         except TimedOut:
-            self.broken = self.broken or "timed out"
+            self.broken = self.broken or TIMED_OUT
             raise
         except Ended:
             self.broken = self.broken or "the program ended before the test finished"
@@ -617,7 +622,7 @@ def _judge_stdio(test: dict, program: int, out_r: int, deadline: float, max_byte
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
-            return {"passed": False, "detail": "timed out"}
+            return {"passed": False, "detail": TIMED_OUT}
         if not eof and select.select([out_r], [], [], min(left, 0.02))[0]:
             chunk = os.read(out_r, 1 << 16)
             eof = not chunk
@@ -665,6 +670,8 @@ def main() -> None:
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]  # our modules are not the program's
     job = json.loads(sys.stdin.buffer.read())
+    sys.path.extend(p for p in job.get("site_packages", []) if p not in sys.path)
+    import importlib, io, resource, shutil, threading, traceback  # noqa: F401, E401 - once here, not in each fork
     send_all(1, json.dumps(run_job(job)).encode())
 
 

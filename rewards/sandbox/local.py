@@ -82,7 +82,7 @@ class LocalSandbox:
             return list(pool.map(self._run_one, jobs))
 
     def _command(self) -> list[str]:
-        python = [sys.executable, "-I", "-B", str(HARNESS)]
+        python = [sys.executable, "-I", "-S", "-B", str(HARNESS)]  # -S: no .pth files to run; site_packages() below
         wrapper = [shutil.which("setpriv") or "setpriv", "--pdeathsig", "KILL"]
         if not self.namespaces:
             return wrapper + python
@@ -94,7 +94,7 @@ class LocalSandbox:
         workdir = tempfile.mkdtemp(prefix="grpo-sandbox-")
         os.chmod(workdir, 0o755)
         payload = {**job.suite.job(job.program), "limits": self.limits.as_dict(), "workdir": workdir, "uid": uid,
-                   "namespaces": self.namespaces}
+                   "namespaces": self.namespaces, "site_packages": site_packages()}
         budget = STARTUP_S + len(job.suite.tests) * (self.limits.test_timeout_s + PER_TEST_MARGIN_S)
         try:
             proc = subprocess.Popen(self._command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -113,6 +113,14 @@ class LocalSandbox:
                 kill_uid(uid)  # orphans that left the runner's tree with it
             shutil.rmtree(workdir, ignore_errors=True)
         return _result(out, err, proc.returncode)
+
+
+def site_packages() -> list[str]:
+    """This interpreter's site-packages (numpy and the like, for programs that import them),
+    without the .pth files `site` would run at each start (an editable install's finder: 30 ms)."""
+    import site
+
+    return [p for p in site.getsitepackages() if os.path.isdir(p)]
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
