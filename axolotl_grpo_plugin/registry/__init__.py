@@ -58,6 +58,9 @@ BUILTIN_TRANSFORMS = {
     "gsm8k": "axolotl_grpo_plugin.transforms.gsm8k:load",
     "countdown": "axolotl_grpo_plugin.transforms.countdown:load",
     "math": "axolotl_grpo_plugin.transforms.math_boxed:load",
+    # Python problems with tests, each reference run in the sandbox at load (docs/code.md)
+    "code": "axolotl_grpo_plugin.transforms.code:load",
+    "humaneval": "axolotl_grpo_plugin.transforms.code:load_humaneval",
     # SFT cold start (R1 format); Axolotl's SFT loader takes `type: axolotl_grpo_plugin.transforms.gsm8k_r1`
     "gsm8k_r1": "axolotl_grpo_plugin.transforms.gsm8k_r1:rows",
     # the same with calculator calls (grpo_plugin.tools): `type: axolotl_grpo_plugin.transforms.gsm8k_tools`
