@@ -28,6 +28,7 @@ def local_sandbox():
     if (problem := box.problem()):
         pytest.skip(f"no namespaces here: {problem}")
     yield
+    rewards_sandbox.configure(rewards_sandbox.Settings())  # what a test configured stays in its test
 
 
 @pytest.mark.parametrize("text, program", [

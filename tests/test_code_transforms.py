@@ -19,7 +19,8 @@ from axolotl_grpo_rewards.sandbox.suites import parse_tests
 
 @pytest.fixture(autouse=True)
 def namespaces():
-    if (problem := rewards_sandbox.make_sandbox(rewards_sandbox.Settings()).problem()):
+    rewards_sandbox.configure(rewards_sandbox.Settings())
+    if (problem := rewards_sandbox.current_sandbox().problem()):
         pytest.skip(f"no namespaces here: {problem}")
 
 

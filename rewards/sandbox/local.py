@@ -24,62 +24,34 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-from .base import Job, Limits, ProgramResult, SandboxUnavailable, TestResult
+from .base import HARNESS, Backend, Job, Limits, ProgramResult, SandboxUnavailable, job_payload, result_of
 
 
-HARNESS = Path(__file__).with_name("harness.py")
 NAMESPACES = ["--pid", "--fork", "--kill-child", "--mount-proc", "--net", "--mount", "--ipc", "--uts"]
 STARTUP_S = 10.0  # the runner's own start (an interpreter, the namespaces), beyond the tests' time
 PER_TEST_MARGIN_S = 1.5  # the judge, the kill and the clean-up of one test
 UIDS = (1 << 20, 1 << 30)  # a random uid of these per run: none is a real user's, none is shared
 
 
-class LocalSandbox:
+class LocalSandbox(Backend):
     def __init__(self, limits: Limits, namespaces: bool = True, workers: int | None = None):
-        self.limits = limits
+        super().__init__(limits)
         self.namespaces = namespaces
         self.workers = workers or max(1, len(os.sched_getaffinity(0)))
         self._random = random.SystemRandom()
-        self._unavailable: str | None = None
-        self._lock = threading.Lock()
 
-    def problem(self) -> str | None:
-        """Why this backend cannot run here (None: it can), found by running one program."""
-        with self._lock:
-            if self._unavailable is None:
-                self._unavailable = self._probe()
-            return self._unavailable or None
-
-    def _probe(self) -> str:
-        missing = [tool for tool in self._tools() if not shutil.which(tool)]
-        if missing:
-            return f"{', '.join(missing)} not found on PATH (util-linux)"
-        from .suites import Suite
-
-        program = "import fractions, statistics\ndef f():\n    return 1\n"  # the standard library, from disk
-        result = self._run_one(Job(program, Suite("asserts", ("assert f() == 1",))))
-        if result.error:
-            return result.error
-        if not result.tests[0].passed:
-            return f"a trivial program failed in the sandbox: {result.tests[0].detail}"
-        return ""
-
-    def _tools(self) -> list[str]:
-        return ["setpriv", "unshare"] if self.namespaces else ["setpriv"]
+    def _precheck(self) -> str:
+        tools = ["setpriv", "unshare"] if self.namespaces else ["setpriv"]
+        missing = [tool for tool in tools if not shutil.which(tool)]
+        return f"{', '.join(missing)} not found on PATH (util-linux)" if missing else ""
 
     def run(self, jobs: list[Job]) -> list[ProgramResult]:
-        problem = self.problem()
+        problem = self.problem()  # a machine that refuses the namespaces runs nothing, never something weaker
         if problem:
             raise SandboxUnavailable(problem)
-        if len(jobs) == 1 or self.workers == 1:
-            return [self._run_one(job) for job in jobs]
-        with ThreadPoolExecutor(min(self.workers, len(jobs)), thread_name_prefix="grpo-sandbox") as pool:
-            return list(pool.map(self._run_one, jobs))
+        return super().run(jobs)
 
     def _command(self) -> list[str]:
         python = [sys.executable, "-I", "-S", "-B", str(HARNESS)]  # -S: no .pth files to run; site_packages() below
@@ -93,8 +65,8 @@ class LocalSandbox:
         uid = self._random.randrange(*UIDS) if root else None
         workdir = tempfile.mkdtemp(prefix="grpo-sandbox-")
         os.chmod(workdir, 0o755)
-        payload = {**job.suite.job(job.program), "limits": self.limits.as_dict(), "workdir": workdir, "uid": uid,
-                   "namespaces": self.namespaces, "site_packages": site_packages()}
+        payload = job_payload(job, self.limits, workdir=workdir, uid=uid, namespaces=self.namespaces,
+                              site_packages=site_packages())
         budget = STARTUP_S + len(job.suite.tests) * (self.limits.test_timeout_s + PER_TEST_MARGIN_S)
         try:
             proc = subprocess.Popen(self._command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -112,7 +84,7 @@ class LocalSandbox:
             if uid is not None and not self.namespaces:
                 kill_uid(uid)  # orphans that left the runner's tree with it
             shutil.rmtree(workdir, ignore_errors=True)
-        return _result(out, err, proc.returncode)
+        return result_of(out.decode("utf-8", "replace"), err.decode("utf-8", "replace"), proc.returncode)
 
 
 def site_packages() -> list[str]:
@@ -142,17 +114,3 @@ def kill_uid(uid: int) -> None:
                         "--", kill, "-KILL", "-1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={},
                        check=False)
         time.sleep(0.01)
-
-
-def _result(out: bytes, err: bytes, returncode: int | None) -> ProgramResult:
-    try:
-        data = json.loads(out) if out else None
-    except ValueError:
-        data = None
-    if not isinstance(data, dict):
-        why = err.decode("utf-8", "replace").strip().splitlines()[-1:] or [f"exit status {returncode}"]
-        return ProgramResult(error=f"the sandbox failed: {why[0][:300]}")
-    if "error" in data:
-        return ProgramResult(error=str(data["error"])[:300])
-    return ProgramResult(tuple(TestResult(bool(r.get("passed")), str(r.get("detail", "")), float(r.get("seconds", 0)))
-                               for r in data.get("results", [])))
