@@ -194,6 +194,18 @@ def test_the_environment_is_empty(sandbox, monkeypatch):
     assert [t.passed for t in result.tests] == [True, False]
 
 
+def test_what_the_program_sees_of_the_machine(sandbox):
+    """Only the namespace's processes, a /dev of five devices, nothing under /root but Python, no interfaces up."""
+    program = ("import os, socket\ndef procs():\n    return sorted(int(p) for p in os.listdir('/proc') if p.isdigit())\n"
+               "def dev():\n    return sorted(os.listdir('/dev'))\n"
+               "def root():\n    return [n for n in os.listdir('/root') if not n.startswith('.')]\n"
+               "def up():\n    return [n for _, n in socket.if_nameindex()]\n")
+    result = _run(sandbox, program, ["assert max(procs()) < 10", "assert dev() == ['fd', 'full', 'null', 'random', "
+                                     "'stderr', 'stdin', 'stdout', 'urandom', 'zero']", "assert root() == []",
+                                     "assert up() == ['lo']"])
+    assert [t.passed for t in result.tests] == [True] * 4, [t.detail for t in result.tests]
+
+
 def test_no_network(sandbox):
     server = socket.socket()
     server.bind(("127.0.0.1", 0))

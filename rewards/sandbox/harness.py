@@ -197,13 +197,30 @@ def open_python(paths: list[str]) -> None:
 
 
 MS_REC = 16384
+DEVICES = ("null", "zero", "full", "random", "urandom")
+
+
+def minimal_dev() -> None:
+    """A fresh /dev holding only null, zero, full, random and urandom (no disks, GPUs, terminals or
+    shared memory), and the /dev/fd, stdin, stdout, stderr links."""
+    handles = [(name, os.open(f"/dev/{name}", os.O_PATH)) for name in DEVICES if os.path.exists(f"/dev/{name}")]
+    _mount("tmpfs", "/dev", "tmpfs", MS_NOSUID, "size=64k,mode=0755")
+    for name, fd in handles:
+        with open(f"/dev/{name}", "w"):
+            pass
+        _mount(f"/proc/self/fd/{fd}", f"/dev/{name}", None, MS_BIND, None)
+        os.close(fd)
+    for link, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
+                         ("stderr", "/proc/self/fd/2")):
+        os.symlink(target, f"/dev/{link}")
 
 
 def confine_filesystem(workdir: str, size_mb: int) -> None:
-    """Python's own folders opened to the program (open_python), every mount read-only and nosuid
+    """Python's own folders opened to the program (open_python), a minimal /dev, every mount read-only and nosuid
     (in this mount namespace only), then a fresh tmpfs of `size_mb` on the work folder: the one
     place the program can write, gone with the namespace."""
     open_python([*sys.path, sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable))])
+    minimal_dev()
     for point, options in _mount_points():
         flags = MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID
         flags |= MS_NOEXEC if "noexec" in options.split(",") else 0
