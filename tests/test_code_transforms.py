@@ -102,3 +102,26 @@ def test_the_prefill_column_and_the_system_role():
     cfg = {"grpo_plugin": {"prefilled_reasoning_tag": True, "system_prompt_role": "system"}}
     out = load(cfg)[0](_batch(_rows(DATA_FILE, 1)))
     assert out["reasoning_prefill"] == ["<reasoning>\n"] and out["prompt"][0][0]["role"] == "system"
+
+
+def test_the_audit_knows_code(tmp_path):
+    """Planted hacks (exit before the tests, always-equal objects, printing "passed", the visible test
+    hard-coded) never reach the reference's score; soft_format, answer-blind, is reported as such."""
+    from axolotl_grpo_plugin.audit.core import audit
+    from axolotl_grpo_plugin.audit.families import KINDS
+
+    cfg = {"base_model": "x", "rl": "grpo",
+           "trl": {"reward_funcs": ["code_pass_rate", "code_all_pass", "soft_format"], "max_completion_length": 256},
+           "datasets": [{"path": str(DATA_FILE), "type": "code"}]}
+    result = audit(cfg, prompts=3)
+    assert result.tasks == {"code": 3}
+    rate, all_pass, soft = result.rewards
+    for verdict in (rate, all_pass):
+        assert verdict.correct == 1.0 and verdict.answer_sensitive and not verdict.hackable, verdict.why
+        for family in ("exit before the tests", "always-equal object", "prints passed", "no code block",
+                       "format, wrong program"):
+            assert verdict.families[family] == 0.0, family
+        assert KINDS["visible test hard-coded"] == "degenerate"
+    assert 1 / 3 - 1e-9 <= rate.families["visible test hard-coded"] < 1.0  # its own test, by luck another
+    assert all_pass.families["visible test hard-coded"] < 1.0
+    assert not soft.answer_sensitive

@@ -12,7 +12,8 @@ Two registered transforms, one loader:
 Each row's reference solution runs through the config's sandbox when the data loads: a row whose
 reference fails its own tests is dropped, and the count is logged (a row the model could never
 pass only adds a zero-variance group). A row that is not a problem with tests is a data error
-naming the row. The `tests` column is JSON text (datasets keep one type per column).
+naming the row. The `tests` column is JSON text (datasets keep one type per column); `reference`
+keeps the reference program (never shown to the model; the audit's correct completion).
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ def loader(read: Callable[[dict], tuple[str, Suite, str | None, str]], name: str
                 except (ValueError, TestsError) as exc:
                     raise CodeRowError(f"{name} transform: row {index} {exc}. Fix: give each row a problem and its "
                                        "tests (docs/code.md)") from None
-                read_rows.append((index, text, suite, source))
+                read_rows.append((index, text, suite, source, reference))
                 if reference is not None:
                     checks.append((index, reference, suite))
             failed = reference_failures(box, checks) if checks else {}
@@ -109,9 +110,10 @@ def loader(read: Callable[[dict], tuple[str, Suite, str | None, str]], name: str
                 LOG.warning("%s transform: dropped %d of %d rows whose reference solution fails its own tests in "
                             "the sandbox: %s", name, len(failed), len(rows), shown)
             kept = [r for r in read_rows if r[0] not in failed]
-            out = {"prompt": [build_prompt(f"{text}\n\n{INSTRUCTION}", role) for _, text, _, _ in kept],
-                   "tests": [suite.as_json() for _, _, suite, _ in kept],
-                   "data_source": [source for *_, source in kept]}
+            out = {"prompt": [build_prompt(f"{text}\n\n{INSTRUCTION}", role) for _, text, _, _, _ in kept],
+                   "tests": [suite.as_json() for _, _, suite, _, _ in kept],
+                   "data_source": [source for _, _, _, source, _ in kept],
+                   "reference": [reference for *_, reference in kept]}  # the audit's correct completion
             if prefill:
                 out[PREFILL_COLUMN] = [REASONING_PREFILL] * len(kept)
             return out
