@@ -20,8 +20,11 @@ Examples:
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+import threading
+from collections import OrderedDict
 
 from .gsm8k import extract_answer
 from .sandbox import Job, ProgramResult, run_programs
@@ -52,6 +55,32 @@ def extract_program(completion: object) -> str | None:
     return blocks[-1]
 
 
+RECENT = 4096  # results kept for `recent_result` (evaluate's per-test report), newest last
+_recent: OrderedDict = OrderedDict()
+_recent_lock = threading.Lock()
+
+
+def _key(program: str, row_tests: object) -> tuple[str, str]:
+    return program, row_tests if isinstance(row_tests, str) else json.dumps(row_tests, sort_keys=True, default=str)
+
+
+def recent_result(completion: object, row_tests: object) -> tuple[str | None, ProgramResult | None]:
+    """The program of `completion` and its result if it was scored lately in this process (the
+    evaluator reports each test's verdict without running the program again)."""
+    program = extract_program(completion)
+    if program is None:
+        return None, None
+    with _recent_lock:
+        return program, _recent.get(_key(program, row_tests))
+
+
+def _remember(program: str, row_tests: object, result: ProgramResult) -> None:
+    with _recent_lock:
+        _recent[_key(program, row_tests)] = result
+        while len(_recent) > RECENT:
+            _recent.popitem(last=False)
+
+
 def run_completions(completions: list, tests: list) -> list[ProgramResult | None]:
     """Each completion's results against its row's tests: None when its tests cannot be read,
     a ProgramResult without tests when it holds no program."""
@@ -69,9 +98,11 @@ def run_completions(completions: list, tests: list) -> list[ProgramResult | None
             continue
         jobs.append(Job(program, suite))
         where.append(i)
-    for i, result in zip(where, run_programs(jobs)):
+    for i, job, result in zip(where, jobs, run_programs(jobs)):
         if result.error:
             LOG.warning("code reward: sample %d was not run: %s", i, result.error)
+        else:
+            _remember(job.program, tests[i], result)
         results[i] = result
     return results
 

@@ -137,6 +137,8 @@ def _summarise(sampler: Sampler, label: str, backend: str, greedy: SamplingSetti
                 "correct": correct[j],
                 "strict_format": is_strict_format(text),
             }
+            if "tests" in problem.columns:  # a code row: its program and each test's verdict
+                record.update(code_report(text, problem.columns["tests"]))
             if j == 0:
                 record["prompt"] = problem.text
                 if _jsonable(problem.messages):  # the chat, for rows built from these records
@@ -164,6 +166,19 @@ def _summarise(sampler: Sampler, label: str, backend: str, greedy: SamplingSetti
         per_problem=per,
         records=records,
     )
+
+
+def code_report(text: str, tests: Any) -> dict[str, Any]:
+    """The program the code rewards ran for `text`, and each test's verdict (from their last scoring)."""
+    from axolotl_grpo_rewards.code import recent_result
+
+    program, result = recent_result(text, tests)
+    if program is None:
+        return {"program": None, "tests_run": []}
+    if result is None:
+        return {"program": program, "tests_run": None}
+    return {"program": program,
+            "tests_run": [{"passed": t.passed, "detail": t.detail, "seconds": t.seconds} for t in result.tests]}
 
 
 def _mean(values: list[float]) -> float:
