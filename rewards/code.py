@@ -27,7 +27,7 @@ import threading
 from collections import OrderedDict
 
 from .gsm8k import extract_answer
-from .sandbox import Job, ProgramResult, run_programs
+from .sandbox import Job, ProgramResult, current_sandbox, run_programs
 from .sandbox.suites import TestsError, parse_tests
 from .text import completion_text
 
@@ -55,13 +55,17 @@ def extract_program(completion: object) -> str | None:
     return blocks[-1]
 
 
-RECENT = 4096  # results kept for `recent_result` (evaluate's per-test report), newest last
+# Results kept, newest last: `code_all_pass` after `code_pass_rate` on the same batch (TRL calls each
+# reward in turn) reuses the verdicts instead of running every program twice, and the evaluator
+# reports each test's verdict. Keyed by the sandbox too: `configure` starts afresh.
+RECENT = 4096
 _recent: OrderedDict = OrderedDict()
 _recent_lock = threading.Lock()
 
 
-def _key(program: str, row_tests: object) -> tuple[str, str]:
-    return program, row_tests if isinstance(row_tests, str) else json.dumps(row_tests, sort_keys=True, default=str)
+def _key(program: str, row_tests: object) -> tuple[object, str, str]:
+    tests = row_tests if isinstance(row_tests, str) else json.dumps(row_tests, sort_keys=True, default=str)
+    return current_sandbox(), program, tests  # the object itself: its id is never reused while cached
 
 
 def recent_result(completion: object, row_tests: object) -> tuple[str | None, ProgramResult | None]:
@@ -95,6 +99,10 @@ def run_completions(completions: list, tests: list) -> list[ProgramResult | None
         program = extract_program(completion)
         if program is None:
             results[i] = ProgramResult(tests=())
+            continue
+        with _recent_lock:
+            results[i] = _recent.get(_key(program, row_tests))
+        if results[i] is not None:
             continue
         jobs.append(Job(program, suite))
         where.append(i)

@@ -126,3 +126,17 @@ def test_configure_hands_the_runs_limits_to_the_rewards():
     assert (box.limits.test_timeout_s, box.limits.memory_mb, box.namespaces) == (1.5, 256, True)
     sandbox.configure(_run(backend="local_no_namespaces"))
     assert rewards_sandbox.current_sandbox().namespaces is False
+
+
+def test_the_second_reward_on_a_batch_reuses_the_first_ones_verdicts(monkeypatch):
+    from axolotl_grpo_rewards.sandbox.local import LocalSandbox
+
+    unique = "```python\ndef add(a, b):\n    return a + b  # reused\n```"
+    runs = []
+    real = LocalSandbox._run_one
+    monkeypatch.setattr(LocalSandbox, "_run_one",
+                        lambda self, job: ("reused" in job.program and runs.append(job)) or real(self, job))
+    assert code_pass_rate([unique], [TESTS]) == [1.0] and code_all_pass([unique], [TESTS]) == [1.0]
+    assert len(runs) == 1
+    rewards_sandbox.configure(rewards_sandbox.Settings())  # another sandbox: run afresh
+    assert code_all_pass([unique], [TESTS]) == [1.0] and len(runs) == 2
