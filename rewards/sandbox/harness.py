@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import select
 import signal
 import struct
@@ -164,13 +165,16 @@ def _mount(source: str | None, target: str, fstype: str | None, flags: int, data
         raise OSError(err, f"mount {target}: {os.strerror(err)}")
 
 
+_OCTAL = re.compile(r"\\([0-7]{3})")
+
+
 def _mount_points() -> list[tuple[str, str]]:
     """(mount point, per-mount options) of every mount this namespace sees."""
     points = []
     with open("/proc/self/mountinfo", encoding="utf-8") as f:
         for line in f:
             fields = line.split()
-            point = fields[4].encode().decode("unicode_escape")  # \040 for a space
+            point = _OCTAL.sub(lambda m: chr(int(m.group(1), 8)), fields[4])  # \040 for a space
             points.append((point, fields[5]))
     return points
 
@@ -228,7 +232,7 @@ def confine_filesystem(workdir: str, size_mb: int) -> None:
         try:
             _mount(None, point, None, flags, None)
         except OSError as exc:
-            if exc.errno not in (2, 13) or point == "/":  # ENOENT, EACCES: a mount hidden under another
+            if exc.errno != 2 or point == "/":  # ENOENT: a mount hidden under another (the old /dev/shm)
                 raise
     _mount("tmpfs", workdir, "tmpfs", MS_NOSUID | MS_NODEV, f"size={size_mb}m,nr_inodes=8192,mode=0755")
 
