@@ -125,9 +125,10 @@ class Backend:
         self._problem_lock = threading.Lock()
 
     def problem(self) -> str | None:
-        """Why this backend cannot run programs here (None: it can)."""
+        """Why this backend cannot run programs here (None: it can). A success is kept; a failure
+        is found again next time (a probe that timed out on a loaded machine is not final)."""
         with self._problem_lock:
-            if self._unavailable is None:
+            if self._unavailable != "":
                 self._unavailable = self._precheck() or probe_problem(self._run_one(PROBE))
             return self._unavailable or None
 
