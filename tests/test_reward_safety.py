@@ -34,9 +34,12 @@ RANGES = {
     "countdown": (0.0, 1.0),
     "math_boxed": (0.0, 1.0),
     "by_data_source": (0.0, 2.0),
+    "code_pass_rate": (0.0, 1.0),
+    "code_all_pass": (0.0, 1.0),
 }
 SOURCES = ["gsm8k", "countdown", "math"]
-TAGS = ["<reasoning>", "</reasoning>", "<answer>", "</answer>", "\n", "\\boxed{", "}", "{", "$", "**", "(", ")"]
+TAGS = ["<reasoning>", "</reasoning>", "<answer>", "</answer>", "\n", "\\boxed{", "}", "{", "$", "**", "(", ")",
+        "```python\n", "```", "assert ", "def f():\n    return 1\n"]
 MB = 1 << 20
 
 # -- strategies -----------------------------------------------------------------
@@ -73,6 +76,10 @@ completions = st.one_of(
 gold = st.one_of(st.none(), st.integers(-10**6, 10**6), st.text(max_size=30), texts(), st.floats())
 
 
+code_tests = st.one_of(st.none(), st.just(["assert f() == 1"]), st.text(max_size=20), st.lists(st.text(max_size=10), max_size=2),
+                       st.just('[{"input": "", "output": "1"}]'), st.integers())
+
+
 @st.composite
 def batches(draw, size: int = 4, exact: bool = False) -> dict:
     n = size if exact else draw(st.integers(0, size))
@@ -85,6 +92,7 @@ def batches(draw, size: int = 4, exact: bool = False) -> dict:
         "target": draw(st.lists(st.one_of(st.none(), st.integers(-10, 10**7), st.text(max_size=4)),
                                 min_size=n, max_size=n)),
         "data_source": draw(st.lists(st.sampled_from(SOURCES), min_size=n, max_size=n)),
+        "tests": draw(st.lists(code_tests, min_size=n, max_size=n)),
     }
 
 
@@ -129,6 +137,7 @@ def test_one_megabyte_completions_of_every_shape():
         "completions": [big, [{"role": "assistant", "content": big}], "(" * MB, "\\boxed{" * (MB // 7)],
         "answer": ["7", "7", "7", "7"],
         "numbers": [[1, 2]] * 4, "target": [3] * 4, "data_source": ["gsm8k", "countdown", "math", "gsm8k"],
+        "tests": [["assert f() == 1"]] * 4,
     }
     check_all_rewards(batch)
     assert REWARDS.load("correctness")(**batch)[:2] == [2.0, 2.0]
