@@ -125,3 +125,12 @@ def test_the_audit_knows_code(tmp_path):
     assert 1 / 3 - 1e-9 <= rate.families["visible test hard-coded"] < 1.0  # its own test, by luck another
     assert all_pass.families["visible test hard-coded"] < 1.0
     assert not soft.answer_sensitive
+
+
+def test_the_row_function_pickles_for_a_map_over_several_processes():
+    """Axolotl maps with `dataset_num_proc` processes: datasets sends the function with dill."""
+    import dill
+
+    transform, _ = load({})
+    again = dill.loads(dill.dumps(transform))
+    assert len(again(_batch(_rows(DATA_FILE, 2)))["prompt"]) == 2

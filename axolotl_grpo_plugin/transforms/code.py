@@ -87,8 +87,7 @@ def reference_failures(sandbox_: Any, checks: list[tuple[int, str, Suite]]) -> d
 def loader(read: Callable[[dict], tuple[str, Suite, str | None, str]], name: str):
     def load(cfg: Any = None, dataset_idx: int = 0, **kwargs: Any):
         plugin = read_plugin(cfg)
-        role, prefill = plugin.system_prompt_role, plugin.prefilled_reasoning_tag
-        box = sandbox.sandbox_of(plugin.code_sandbox)
+        role, prefill, settings = plugin.system_prompt_role, plugin.prefilled_reasoning_tag, plugin.code_sandbox
 
         def transform(batch: dict[str, list], indices: list[int] | None = None) -> dict[str, list]:
             keys = list(batch)
@@ -104,7 +103,8 @@ def loader(read: Callable[[dict], tuple[str, Suite, str | None, str]], name: str
                 read_rows.append((index, text, suite, source, reference))
                 if reference is not None:
                     checks.append((index, reference, suite))
-            failed = reference_failures(box, checks) if checks else {}
+            # built here, not captured: Axolotl's map with dataset_num_proc pickles this function
+            failed = reference_failures(sandbox.sandbox_of(settings), checks) if checks else {}
             if failed:
                 shown = ", ".join(f"row {i} ({why[:60]})" for i, why in list(failed.items())[:5])
                 LOG.warning("%s transform: dropped %d of %d rows whose reference solution fails its own tests in "
