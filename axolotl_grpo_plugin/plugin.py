@@ -83,6 +83,7 @@ class GRPOPlugin(BasePlugin):
         """Runs on the raw config, before Axolotl's schema drops unknown keys."""
         if not self._ours(cfg):
             return
+        from . import sandbox
         from .check.prepare import checked_run, prepare_config
         from .remote import declared
         from .system.launch import cuda_gpu_count, current_launch, global_rank, local_rank
@@ -113,6 +114,7 @@ class GRPOPlugin(BasePlugin):
             if autostart.is_training_process():  # remote budgets count per run, across ranks
                 declared.start_run(run.output_dir, [s.name for s in run.plugin.remote_rewards or []],
                                  fresh=resume_target(run) is None, main=global_rank() == 0)
+            sandbox.configure(run)  # the code rewards run programs in the config's sandbox
             run = cpu.configure(cfg, run)  # vLLM's CPU build only: worker extension, float32
             self.run = autostart.on_register(cfg, run)  # the server's address, written into cfg and the run
 

@@ -35,10 +35,13 @@ RANGES = {
     "math_boxed": (0.0, 1.0),
     "by_data_source": (0.0, 2.0),
     "soft_overlong": (-1.0, 0.0),  # built from lengths: checked bound to LENGTHS
+    "code_pass_rate": (0.0, 1.0),
+    "code_all_pass": (0.0, 1.0),
 }
 LENGTHS = (64, 16)  # max_completion_length, overlong_cache for the rewards built from them
 SOURCES = ["gsm8k", "countdown", "math"]
-TAGS = ["<reasoning>", "</reasoning>", "<answer>", "</answer>", "\n", "\\boxed{", "}", "{", "$", "**", "(", ")"]
+TAGS = ["<reasoning>", "</reasoning>", "<answer>", "</answer>", "\n", "\\boxed{", "}", "{", "$", "**", "(", ")",
+        "```python\n", "```", "assert ", "def f():\n    return 1\n"]
 MB = 1 << 20
 
 # -- strategies -----------------------------------------------------------------
@@ -75,6 +78,10 @@ completions = st.one_of(
 gold = st.one_of(st.none(), st.integers(-10**6, 10**6), st.text(max_size=30), texts(), st.floats())
 
 
+code_tests = st.one_of(st.none(), st.just(["assert f() == 1"]), st.text(max_size=20), st.lists(st.text(max_size=10), max_size=2),
+                       st.just('[{"input": "", "output": "1"}]'), st.integers())
+
+
 @st.composite
 def batches(draw, size: int = 4, exact: bool = False) -> dict:
     n = size if exact else draw(st.integers(0, size))
@@ -88,6 +95,7 @@ def batches(draw, size: int = 4, exact: bool = False) -> dict:
                                 min_size=n, max_size=n)),
         "data_source": draw(st.lists(st.sampled_from(SOURCES), min_size=n, max_size=n)),
         "completion_ids": draw(st.lists(st.lists(st.integers(0, 9), max_size=100), min_size=n, max_size=n)),
+        "tests": draw(st.lists(code_tests, min_size=n, max_size=n)),
     }
 
 
@@ -134,6 +142,7 @@ def test_one_megabyte_completions_of_every_shape():
         "answer": ["7", "7", "7", "7"],
         "numbers": [[1, 2]] * 4, "target": [3] * 4, "data_source": ["gsm8k", "countdown", "math", "gsm8k"],
         "completion_ids": [[1] * MB, [], [2] * 60, [3]],
+        "tests": [["assert f() == 1"]] * 4,
     }
     check_all_rewards(batch)
     assert REWARDS.load("correctness")(**batch)[:2] == [2.0, 2.0]

@@ -51,3 +51,25 @@ def test_bad_config_stops_before_the_model_loads(repo_root, embedded_model_dir, 
     assert "axolotl-grpo-plugin found 2 config problems" in output
     assert "Did you mean 'correctness'?" in output and "bf16 = 'auto'" in output
     assert "Mapping RL Dataset" not in output and not (tmp_path / "out" / "config.json").exists()
+
+
+@pytest.mark.integration
+def test_a_code_config_trains_on_cpu(repo_root, embedded_model_dir, tmp_path):
+    """Code as a task through Axolotl and TRL: the `code` transform in Axolotl's map (its function
+    pickled to the map's processes), the references checked in the sandbox, the code rewards scored
+    on the `tests` column every step (issue 65)."""
+    from axolotl_grpo_rewards import sandbox
+
+    if (problem := sandbox.make_sandbox(sandbox.Settings()).problem()):
+        pytest.skip(f"no namespaces here: {problem}")
+    config, cfg = smoke_config(repo_root, embedded_model_dir, tmp_path / "out", max_steps=2,
+                               datasets=[{"path": str(repo_root / "axolotl_grpo_plugin/data/code_sample.jsonl"),
+                                          "type": "code"}])
+    cfg["trl"]["reward_funcs"] = ["code_pass_rate", "code_all_pass", "soft_format"]
+    config.write_text(yaml.safe_dump(cfg))
+    proc, steps = run_axolotl_train(config, cwd=tmp_path)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    assert len(steps) == 2
+    for step in steps:
+        for name in ("code_pass_rate", "code_all_pass"):
+            assert math.isfinite(step[f"rewards/{name}/mean"]) and step[f"rewards/{name}/errors"] == 0

@@ -24,7 +24,7 @@ from ..names import load_config
 from ..registry import REWARDS, original_path
 from ..sampling import scoring
 from ..sampling.prompts import dataset_entries, head_rows, transform_rows
-from .families import DEGENERATE, FAMILIES, TERSE, WRONG_INTEGER, Case, build_case
+from .families import DEGENERATE, FAMILIES, TERSE, WRONG_ANSWERS, Case, build_case
 
 
 DEFAULT_PROMPTS = 32
@@ -368,7 +368,7 @@ def judge(name: str, scores: Scores, weight: float | None) -> Verdict:
         verdict.why = ("not judged: it returned None (not applicable) for every correct reference, so the "
                        "audit has nothing to compare with")
         return verdict
-    wrong = scores.families[WRONG_INTEGER]
+    wrong = [min((scores.families[f][i] for f in WRONG_ANSWERS), key=lambda v: (math.isnan(v), v)) for i in range(len(ref))]
     sensitive = [i for i in scored if not math.isnan(wrong[i]) and wrong[i] < ref[i] - EPS]
     verdict.answer_sensitive = bool(sensitive)
     # terse families first: on a tie, the gold padded or repeated shows a bonus most plainly

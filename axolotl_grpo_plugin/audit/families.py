@@ -19,6 +19,7 @@ of its variants.
 
 from __future__ import annotations
 
+import ast
 import itertools
 import random
 import re
@@ -77,9 +78,18 @@ FAMILIES = (
     Family("several answers in one block", DEGENERATE, "a hedge: `wrong or gold` in one block, either order"),
     Family("nested answer tags", DEGENERATE, "a hedge: an answer block inside another, either order"),
     Family("prompt copied", DEGENERATE, "the prompt written back"),
+    # code rows (a `tests` column and a reference program): hacks a policy could learn instead of solving
+    Family("format, wrong program", DEGENERATE, "the layout with a program whose function returns None"),
+    Family("no code block", DEGENERATE, "the reference program without its ```python fence"),
+    Family("exit before the tests", DEGENERATE, "sys.exit(0), os._exit(0), or an atexit hook printing 'passed'"),
+    Family("always-equal object", DEGENERATE, "the function returns an object (or int subclass) equal to anything"),
+    Family("prints passed", DEGENERATE, "prints 'passed' and defines a function that does nothing"),
+    Family("visible test hard-coded", DEGENERATE, "returns the prompt's visible test's answer for every input"),
 )
 KINDS = {family.name: family.kind for family in FAMILIES}
 WRONG_INTEGER = "format, wrong integer"
+WRONG_PROGRAM = "format, wrong program"
+WRONG_ANSWERS = (WRONG_INTEGER, WRONG_PROGRAM)  # the family that says whether a reward checks the answer
 
 
 @dataclass(frozen=True)
@@ -140,6 +150,8 @@ def answer_tags_of(prompt: Any) -> AnswerTags:
 def task_of(row: dict[str, Any]) -> tuple[str, str] | None:
     """(task, gold answer as the completion writes it) for a transformed row; None without a gold."""
     source = str(row.get("data_source") or "")
+    if row.get("tests") is not None and isinstance(row.get("reference"), str):
+        return "code", row["reference"]
     if row.get("numbers") is not None and row.get("target") is not None and source in ("", "countdown"):
         equation = solve_countdown(row["numbers"], row["target"])
         return ("countdown", equation) if equation else None
@@ -227,6 +239,8 @@ def build_case(index: int, row: dict[str, Any], max_completion_length: int) -> C
     prompt = row.get("prompt")
     tags = answer_tags_of(prompt)
     cap = min(max(1, int(max_completion_length)), MAX_SYNTHETIC_TOKENS) * CHARS_PER_TOKEN
+    if task == "code":
+        return _prefilled(row, Case(index, task, gold, prompt, row, *code_variants(row, gold, tags, cap, index)))
     wrong = as_answer(task, wrong_integer(str(row.get("target")) if task == "countdown" else _bare(task, gold)))
     reference = tags.wrap(REASONING, gold)
     question = question_text(prompt)
@@ -258,11 +272,77 @@ def build_case(index: int, row: dict[str, Any], max_completion_length: int) -> C
                                if tags.answer else []),
         "prompt copied": [prompt_text(prompt)],
     }
+    return _prefilled(row, Case(index, task, gold, prompt, row, reference, variants))
+
+
+def _prefilled(row: dict[str, Any], case: Case) -> Case:
+    """The case as the model writes it after a prefilled reasoning tag (the containment layer
+    writes the tag back before scoring); families without a variant left out."""
     prefill = row.get("reasoning_prefill")
-    if isinstance(prefill, str) and prefill:  # the containment layer writes it back before scoring
-        reference = reference.removeprefix(prefill)
-        variants = {name: [text.removeprefix(prefill) for text in texts] for name, texts in variants.items()}
-    return Case(index, task, gold, prompt, row, reference, {k: v for k, v in variants.items() if v})
+    strip = (lambda text: text.removeprefix(prefill)) if isinstance(prefill, str) and prefill else (lambda text: text)
+    case.reference = strip(case.reference)
+    case.variants = {name: [strip(t) for t in texts] for name, texts in case.variants.items() if texts}
+    return case
+
+
+def fenced(program: str) -> str:
+    return f"```python\n{program.rstrip()}\n```"
+
+
+def code_variants(row: dict[str, Any], program: str, tags: AnswerTags, cap: int, index: int
+                  ) -> tuple[str, dict[str, list[str]]]:
+    """The reference completion for a code row (its reference program in a block) and each family."""
+    from axolotl_grpo_rewards.sandbox.suites import TestsError, parse_tests
+
+    try:
+        suite = parse_tests(row["tests"])
+    except TestsError:
+        return tags.wrap(REASONING, fenced(program)), {}
+    name, visible = _entry_and_visible(suite)
+    gold = fenced(program)
+    reference = tags.wrap(REASONING, gold)
+    code = lambda source: tags.wrap(REASONING, fenced(source))
+    defined = f"def {name}(*args, **kwargs):\n" if name else ""
+    variants = {
+        "empty": [""],
+        "format shell, no answer": [tags.wrap(REASONING, "")],
+        WRONG_PROGRAM: [code(defined + "    return None\n")] if name else [code("print()\n")],
+        "answer, no reasoning": [tags.answer_part(gold)],
+        "answer repeated": [tags.reasoning_part(REASONING) + "\n".join([tags.answer_part(gold)] * REPEATS)],
+        "padded with filler": [tags.wrap(REASONING + " " + filler(cap - len(reference), index), gold)],
+        "cut off at the length cap": [tags.wrap(REASONING + " " + filler(cap, index + 1), gold)[:cap]],
+        "prompt copied": [prompt_text(row.get("prompt"))],
+        "no code block": [tags.wrap(REASONING, program)],
+        "exit before the tests": [code("import sys\nsys.exit(0)\n"), code("import os\nos._exit(0)\n"),
+                                  code("import atexit, sys\natexit.register(lambda: print('passed'))\nsys.exit(0)\n")],
+        "always-equal object": ([code("class AlwaysEqual:\n    def __eq__(self, other):\n        return True\n"
+                                      "    def __ne__(self, other):\n        return False\n"
+                                      f"{defined}    return AlwaysEqual()\n"),
+                                 code(f"class Equal(int):\n    def __eq__(self, other):\n        return True\n"
+                                      f"{defined}    return Equal(0)\n")] if name else []),
+        "prints passed": [code("print('passed')\nprint('All tests passed.')\n" + (defined + "    pass\n" if name else ""))],
+        "visible test hard-coded": [code(visible)] if visible else [],
+    }
+    return reference, variants
+
+
+def _entry_and_visible(suite: Any) -> tuple[str | None, str | None]:
+    """The function the tests call, and a program that answers only the first (visible) test."""
+    if suite.kind == "check":
+        return suite.tests[0]["entry_point"], None
+    if suite.kind == "stdio":
+        return None, f"print({suite.tests[0]['output'].rstrip()!r})\n"
+    try:
+        test = ast.parse(suite.tests[0]).body[0]
+    except (SyntaxError, IndexError):
+        return None, None
+    calls = [n for n in ast.walk(test) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)]
+    name = calls[0].func.id if calls else None
+    compare = test.test if isinstance(test, ast.Assert) else None
+    if name and isinstance(compare, ast.Compare) and len(compare.ops) == 1 and isinstance(compare.ops[0], ast.Eq):
+        expected = ast.get_source_segment(suite.tests[0], compare.comparators[0])
+        return name, f"def {name}(*args, **kwargs):\n    return {expected}\n"
+    return name, None
 
 
 def _bare(task: str, gold: str) -> str:

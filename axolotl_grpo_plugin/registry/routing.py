@@ -25,6 +25,8 @@ ROUTES = {
     "countdown": "countdown",
     "math": "math_boxed",
     "math_boxed": "math_boxed",
+    "code": "code_all_pass",
+    "humaneval": "code_all_pass",
 }
 COLUMN = "data_source"
 

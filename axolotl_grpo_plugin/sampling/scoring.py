@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .. import sandbox
 from ..registry import correctness
 from ..registry.imports import import_attribute
 from .prompts import EvalError
@@ -36,6 +37,7 @@ def load_rewards(run: Any) -> list[Reward]:
     if not paths:
         raise EvalError("trl.reward_funcs is empty; evaluation scores with the training rewards, "
                         "so list at least one (e.g. correctness)")
+    sandbox.configure(run)  # a code reward runs programs in the config's sandbox
     weights = run.trl.reward_weights or [1.0] * len(paths)
     if len(weights) != len(paths):
         raise EvalError(f"trl.reward_weights has {len(weights)} values for {len(paths)} reward_funcs")
