@@ -283,3 +283,48 @@ def test_a_signal_the_owner_was_told_to_ignore_leaves_the_server_up(tmp_path, si
         owner.send_signal(signal.SIGTERM)
         owner.wait(timeout=20)
         assert wait_until(lambda: not any(alive(p) for p in server), 15)
+
+
+SERVER_CLEANUP = textwrap.dedent("""
+    import subprocess, sys, time
+    marker, found = open(sys.argv[1]).read(), sys.argv[2]  # not in argv: pgrep -f reads command lines
+    inner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", marker])
+    time.sleep(0.3)
+    if sys.argv[3] == "axolotl":  # Axolotl's own vllm-serve clean-up, as it ends a server
+        from axolotl.scripts.process_cleanup import cleanup_orphan_processes
+        cleanup_orphan_processes(marker)
+        inner.wait(timeout=10)
+    seen = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout.split()
+    open(found, "w").write(" ".join(seen + [str(inner.pid)]))
+    time.sleep(60)
+""")
+
+
+@pytest.mark.parametrize("cleanup", ["pgrep", "axolotl"])
+def test_the_servers_clean_up_never_reaches_another_runs_processes(tmp_path, cleanup):
+    """Axolotl's vllm-serve SIGKILLs whatever `pgrep -f VLLM::EngineCore` finds on the machine: the
+    server's pgrep sees only its own session, so another run's engine lives on."""
+    if cleanup == "axolotl":
+        pytest.importorskip("axolotl.scripts.process_cleanup")
+    marker = f"VLLM::EngineCore-test-{os.getpid()}-{cleanup}"
+    outside = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", marker])
+    found = tmp_path / "found"
+    script = tmp_path / "server.py"
+    script.write_text(SERVER_CLEANUP)
+    (tmp_path / "marker").write_text(marker)
+    server = VLLMServer(ServerSpec(command=[sys.executable, str(script), str(tmp_path / "marker"), str(found), cleanup],
+                                   log_path=tmp_path / "vllm-server.log", host="127.0.0.1", port=free_port()))
+    try:
+        server.start()
+        assert wait_until(found.exists, 40), server.spec.log_path.read_text()
+        *seen, inner = found.read_text().split()
+        assert str(outside.pid) not in seen
+        assert alive(outside.pid)
+        if cleanup == "pgrep":
+            assert seen == [inner]  # its own engine it still finds
+        else:
+            assert not alive(int(inner))
+    finally:
+        server.stop(grace=1)
+        outside.kill()
+        outside.wait()
