@@ -236,7 +236,8 @@ def test_setsid_orphans_and_endless_threads_are_gone_after_the_call(sandbox, tmp
     result = _run(sandbox, program, ["assert f() == 2"])
     assert not result.tests[0].passed
     _assert_clean(tmp_path)
-    threads = "import threading\nthreading.Thread(target=lambda: [0 for _ in iter(int, 1)]).start()\nprint(7)\n"
+    # a thread that never ends and asks for nothing (a list growing forever would end at the memory limit)
+    threads = "import threading, time\nthreading.Thread(target=time.sleep, args=(3600,)).start()\nprint(7)\n"
     stuck = _run(sandbox, threads, [{"input": "", "output": "7"}], max_s=ONE_TEST_S + 2)
     assert not stuck.tests[0].passed and "timed out" in stuck.tests[0].detail
     _assert_clean(tmp_path)
