@@ -118,7 +118,10 @@ def loader(read: Callable[[dict], tuple[str, Suite, str | None, str]], name: str
                 out[PREFILL_COLUMN] = [REASONING_PREFILL] * len(kept)
             return out
 
-        return transform, {"batched": True, "with_indices": True, "remove_columns": "__all__"}
+        # no with_indices: Axolotl 0.21 wraps a transform whose columns it removes in a one-argument
+        # function, so the indices datasets would pass positionally break it (rows are then counted
+        # within their batch)
+        return transform, {"batched": True, "remove_columns": "__all__"}
 
     load.__doc__ = f"Axolotl's transform loader for `{name}` rows: a batched row function that drops failing references."
     return load
