@@ -18,6 +18,7 @@ processes of this session (`pgrep -s 0`).
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -42,7 +43,7 @@ def session_only_pgrep(folder: str) -> dict[str, str]:
         return env
     shim = os.path.join(folder, "pgrep")
     with open(shim, "w") as out:
-        out.write(PGREP_SHIM.format(real=real))
+        out.write(PGREP_SHIM.format(real=shlex.quote(real)))
     os.chmod(shim, 0o755)
     env["PATH"] = folder + os.pathsep + env.get("PATH", "")
     return env
