@@ -85,16 +85,70 @@ def test_configure_fills_the_worker_extension_and_float32_unless_set(cpu_build, 
     assert mine["vllm"]["dtype"] == "bfloat16"
 
 
-def test_lora_is_refused_with_the_cpu_build(cpu_build, tmp_path):
-    """A config check, so `check` and `axolotl train` both refuse it before the model loads."""
+def test_lora_passes_and_qlora_is_refused_with_the_cpu_build(cpu_build, tmp_path):
+    """LoRA is merged into the base for each push (cpu_sync._trainer_weights); a quantized base
+    cannot be: a config check, so `check` and `axolotl train` both refuse it before the model loads."""
     from axolotl_grpo_plugin.errors import GRPOConfigError
 
-    cfg = server_cfg(tmp_path) | {"adapter": "lora"}
-    assert [(p.key, p.value) for p in cpu.check_cpu_vllm(read_run(cfg))] == [("adapter", "lora")]
-    with pytest.raises(GRPOConfigError) as error:
-        prepared(cfg, Launch(processes=1, has_gpu=False))
-    assert ("adapter", "lora") in [(p.key, p.value) for p in error.value.problems]
-    assert "remove `adapter:`" in str(error.value)
+    assert cpu.check_cpu_vllm(read_run(server_cfg(tmp_path) | {"adapter": "lora"})) == []
+    for changes, expected in (({"adapter": "qlora"}, ("adapter", "qlora")),
+                              ({"adapter": "lora", "load_in_8bit": True}, ("load_in_8bit", True))):
+        cfg = server_cfg(tmp_path) | changes
+        assert [(p.key, p.value) for p in cpu.check_cpu_vllm(read_run(cfg))] == [expected]
+        with pytest.raises(GRPOConfigError) as error:
+            prepared(cfg, Launch(processes=1, has_gpu=False))
+        assert expected in [(p.key, p.value) for p in error.value.problems]
+        assert "use `adapter: lora` without load_in_4bit/load_in_8bit" in str(error.value)
+
+
+def test_a_lora_model_is_pushed_merged_under_the_base_names_and_unmerged_after():
+    """What reaches vLLM for a LoRA run: the base model's parameter names (no `base_model.model.`,
+    `base_layer`, `lora_` or `original_module`) holding base + adapter, and the trainer's model
+    unmerged afterwards (its forward as before the push)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from axolotl_grpo_plugin.vllm.cpu_sync import _trainer_weights
+
+    torch.manual_seed(0)
+    base = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64,
+                                        num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2))
+    base_names = [name for name, _ in base.named_parameters()]
+    reference = {name: p.detach().clone() for name, p in base.named_parameters()}
+    model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
+                                            modules_to_save=["lm_head"]))
+    for name, param in model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(param, std=0.05)  # peft starts B at zero: give the adapter a delta
+    ids = torch.tensor([[1, 2, 3, 4]])
+    with torch.no_grad():
+        before = model(ids).logits
+
+    class Generation:  # the parts of TRL's VLLMGeneration the push reads
+        def __init__(self, model):
+            self.model = model
+
+        @staticmethod
+        def _fix_param_name_to_vllm(name, extra_prefixes=None):
+            for prefix in ["_checkpoint_wrapped_module.", *(extra_prefixes or [])]:
+                name = name.replace(prefix, "")
+            return name
+
+    with _trainer_weights(Generation(model)) as weights:
+        pushed = {name: tensor.clone() for name, tensor in weights}
+    assert sorted(pushed) == sorted(base_names)
+    layer = model.base_model.model.model.layers[0].self_attn.q_proj
+    delta = (layer.lora_B["default"].weight @ layer.lora_A["default"].weight) * layer.scaling["default"]
+    q = "model.layers.0.self_attn.q_proj.weight"
+    assert torch.allclose(pushed[q], reference[q] + delta, atol=1e-5)
+    assert not torch.allclose(pushed[q], reference[q], atol=1e-3)  # the adapter's delta is in it
+    k = "model.layers.0.self_attn.k_proj.weight"
+    assert torch.equal(pushed[k], reference[k])  # not adapted: the base as it is
+    with torch.no_grad():  # unmerged: the base weights back (to float32 rounding), the same forward
+        assert torch.allclose(layer.base_layer.weight, reference[q], atol=1e-6)
+        assert torch.allclose(model(ids).logits, before, atol=1e-4)
+    assert not any(getattr(m, "merged", False) for m in model.modules())
 
 
 def test_configure_changes_nothing_off_the_cpu_build_or_without_vllm(monkeypatch, tmp_path):
@@ -618,6 +672,6 @@ def test_a_gpu_launch_is_checked_for_gpus_even_where_the_cpu_build_is_installed(
     one_gpu = Launch(processes=1, has_gpu=True, gpus=("0",), machine_gpus=1)
     assert [p.key for p in check_gpu_layout(read_run(cfg), one_gpu)] == ["grpo_plugin.vllm_gpus"]
     assert check_gpu_layout(read_run(cfg), Launch(processes=1, has_gpu=False, gpus=())) == []
-    with_adapter = cfg | {"adapter": "lora"}
+    with_adapter = cfg | {"adapter": "qlora"}
     assert cpu.check_cpu_vllm(read_run(with_adapter), one_gpu) == []
     assert [p.key for p in cpu.check_cpu_vllm(read_run(with_adapter), CPU)] == ["adapter"]

@@ -409,6 +409,33 @@ def test_without_the_push_vllm_drifts_and_the_metric_shows_it(unpushed_run):
     assert PUSH_MARK not in server_log
 
 
+# --- LoRA: the adapter merged into each push -------------------------------------------------
+
+
+@pytest.mark.beyond_ci
+@pytest.mark.parametrize("push", ["on", "off"])
+def test_a_lora_run_generates_from_the_merged_adapter_through_the_real_server(push, hd32_model, tmp_path):
+    """`adapter: lora` on configs/cpu-vllm-server.yaml: the plugin merges the adapter into the
+    base weights for each push and the server, which serves the base model, then samples from
+    the trained policy (log-probs in float32 noise of the trainer's). The control (push off) shows
+    that the adapter moved the model by more than that noise, so the agreement is the merge's doing."""
+    out = tmp_path / "lora"
+    config = _config("cpu-vllm-server.yaml", hd32_model, out, max_steps=3, learning_rate=5e-2,
+                     adapter="lora", lora_r=8, lora_alpha=16, lora_dropout=0.0, lora_target_linear=True)
+    env = {SKIP_ENV: "1"} if push == "off" else {}
+    rc, output, steps, sid = _train(config, tmp_path, **env)
+    assert rc == 0, output[-6000:]
+    assert len(steps) == 3, output[-4000:]
+    print(_steps_line(f"lora, push {push}", steps, 0.0, output))
+    assert steps[0][LOGP_DIFF] < IN_SYNC, steps  # step 1: the base on both sides
+    if push == "on":
+        assert max(step[LOGP_DIFF] for step in steps[1:]) < IN_SYNC, steps
+        assert (out / "adapter_model.safetensors").is_file()  # an adapter run, saved as one
+    else:
+        assert max(step[LOGP_DIFF] for step in steps[1:]) > OUT_OF_SYNC, steps
+    _assert_nothing_left(sid, *_server_sids(output))
+
+
 # --- a SIGKILLed server-mode run, resumed ---------------------------------------------------
 
 

@@ -11,7 +11,8 @@ so the GPU path stays exactly as it is. What changes on a CPU build:
   cache gets VLLM_CPU_KVCACHE_SPACE GiB instead of a share of the machine's RAM;
 * trainer: TRL 1.9 syncs weights over NCCL only (`torch.cuda.current_device()` at
   start-up); here the push goes layer by layer over HTTP (server) or straight into
-  the colocated engine, through `reload_weights` (see `cpu_sync.py`).
+  the colocated engine, through `reload_weights` (see `cpu_sync.py`); a LoRA adapter is
+  merged into the float32 base for each push, as TRL does on a GPU (QLoRA is refused).
 
 Only the standard library is imported at module level: the config checks call
 `is_cpu_vllm()` in every process, vLLM or not.
@@ -47,11 +48,15 @@ def check_cpu_vllm(run: Run, launch: Any = None) -> list[Problem]:
     if not (run.trl.use_vllm and is_cpu_vllm()) or getattr(launch, "has_gpu", False):
         return []
     problems = []
-    if run.adapter:
+    quantized = next((key for key in ("load_in_4bit", "load_in_8bit") if getattr(run, key)), None)
+    if run.adapter == "qlora" or (run.adapter and quantized):
         problems.append(Problem(
-            "adapter", run.adapter, "with vLLM's CPU build the plugin pushes weights to vLLM for "
-            "full fine-tuning only; LoRA/QLoRA adapters are not merged and pushed on CPU.",
-            "remove `adapter:` for the CPU pipeline check, or set `trl.use_vllm: false`"))
+            quantized or "adapter", True if quantized else run.adapter,
+            "with vLLM's CPU build the plugin merges a LoRA adapter into the base weights for each "
+            "push, which needs a full-precision base; a quantized (QLoRA) base cannot be merged and "
+            "pushed on CPU.",
+            "use `adapter: lora` without load_in_4bit/load_in_8bit (a float32 base), or set "
+            "`trl.use_vllm: false`"))
     version = missing_alias() if AXOLOTL.serve_reads_vllm_version else None
     if version:
         problems.append(Problem(

@@ -247,15 +247,30 @@ def patch_trl_start(dtype: str) -> None:
     cls._init_vllm = _init_vllm
 
 
-def _trainer_weights(generation) -> list[tuple[str, object]]:
+@contextlib.contextmanager
+def _trainer_weights(generation) -> Iterator[list[tuple[str, object]]]:
+    """The trainer's weights under vLLM's names. A LoRA model is pushed as TRL pushes it to a
+    GPU server: the adapter merged into the base weights for the push (the server serves the base
+    model, no LoRA), unmerged after it, adapter tensors and `original_module` copies left out."""
     from accelerate.utils import is_peft_model
 
-    if is_peft_model(generation.model):
-        raise NotImplementedError(
-            "vLLM on CPU: weight sync supports full fine-tuning only, not LoRA/PEFT adapters; "
-            "fix: remove `adapter:` or set `trl.use_vllm: false`")
-    return [(generation._fix_param_name_to_vllm(name), param.data.detach())
-            for name, param in generation.model.named_parameters()]
+    model = generation.model
+    if not is_peft_model(model):
+        yield [(generation._fix_param_name_to_vllm(name), param.data.detach())
+               for name, param in model.named_parameters()]
+        return
+    model.merge_adapter()
+    try:
+        weights = []
+        for name, param in model.named_parameters():
+            name = name.removeprefix("base_model.model.").replace(".base_layer", "")
+            if model.prefix in name or "original_module" in name:
+                continue
+            weights.append((generation._fix_param_name_to_vllm(name, extra_prefixes=["modules_to_save.default."]),
+                            param.data.detach()))
+        yield weights
+    finally:
+        model.unmerge_adapter()
 
 
 def _push_request(group: list[tuple[str, object]]) -> tuple[str, dict]:
@@ -515,19 +530,21 @@ def sync_weights(generation) -> None:
     if generation.mode == "server":
         if not generation.accelerator.is_main_process:
             return
-        groups = layer_groups(_trainer_weights(generation))
-        if _push_through_file(generation.vllm_client, groups):
-            how = f" (through {FILE_DIR}, the file written in {generation.vllm_client._cpu_file_write_s:.2f} s)"
-        else:
-            for _, group in groups:
-                _post_group(generation.vllm_client, group)
-            how = " (base64 in JSON)"
+        with _trainer_weights(generation) as weights:
+            groups = layer_groups(weights)
+            if _push_through_file(generation.vllm_client, groups):
+                how = f" (through {FILE_DIR}, the file written in {generation.vllm_client._cpu_file_write_s:.2f} s)"
+            else:
+                for _, group in groups:
+                    _post_group(generation.vllm_client, group)
+                how = " (base64 in JSON)"
         generation.vllm_client.reset_prefix_cache()
     else:
         runner = generation.llm.llm_engine.model_executor.driver_worker.model_runner
-        groups = layer_groups(_trainer_weights(generation))
-        for _, group in groups:
-            reload_group(runner, group)
+        with _trainer_weights(generation) as weights:
+            groups = layer_groups(weights)
+            for _, group in groups:
+                reload_group(runner, group)
         generation.llm.reset_prefix_cache()
     LOG.info("vLLM on CPU: pushed %d layer groups to the %s engine in %.2f s%s",
              len(groups), generation.mode, time.perf_counter() - started, how)
