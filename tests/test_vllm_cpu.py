@@ -108,6 +108,7 @@ def test_a_lora_model_is_pushed_merged_under_the_base_names_and_unmerged_after()
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import LlamaConfig, LlamaForCausalLM
+    from trl.generation.vllm_generation import VLLMGeneration
 
     from axolotl_grpo_plugin.vllm.cpu_sync import _trainer_weights
 
@@ -125,15 +126,11 @@ def test_a_lora_model_is_pushed_merged_under_the_base_names_and_unmerged_after()
     with torch.no_grad():
         before = model(ids).logits
 
-    class Generation:  # the parts of TRL's VLLMGeneration the push reads
+    class Generation:  # the parts of TRL's VLLMGeneration the push reads, TRL's own name fix included
+        _fix_param_name_to_vllm = VLLMGeneration._fix_param_name_to_vllm
+
         def __init__(self, model):
             self.model = model
-
-        @staticmethod
-        def _fix_param_name_to_vllm(name, extra_prefixes=None):
-            for prefix in ["_checkpoint_wrapped_module.", *(extra_prefixes or [])]:
-                name = name.replace(prefix, "")
-            return name
 
     with _trainer_weights(Generation(model)) as weights:
         pushed = {name: tensor.clone() for name, tensor in weights}
