@@ -286,7 +286,7 @@ def test_a_signal_the_owner_was_told_to_ignore_leaves_the_server_up(tmp_path, si
 
 
 SERVER_CLEANUP = textwrap.dedent("""
-    import subprocess, sys, time
+    import os, subprocess, sys, time
     marker, found = open(sys.argv[1]).read(), sys.argv[2]  # not in argv: pgrep -f reads command lines
     inner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", marker])
     time.sleep(0.3)
@@ -295,7 +295,9 @@ SERVER_CLEANUP = textwrap.dedent("""
         cleanup_orphan_processes(marker)
         inner.wait(timeout=10)
     seen = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout.split()
-    open(found, "w").write(" ".join(seen + [str(inner.pid)]))
+    with open(found + ".part", "w") as out:  # whole when it appears: the test polls for the file
+        out.write(" ".join(seen + [str(inner.pid)]))
+    os.replace(found + ".part", found)
     time.sleep(60)
 """)
 
