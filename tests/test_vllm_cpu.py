@@ -85,14 +85,6 @@ def test_configure_fills_the_worker_extension_and_float32_unless_set(cpu_build, 
     assert mine["vllm"]["dtype"] == "bfloat16"
 
 
-def test_the_server_reserves_no_scheduler_core_on_two_cores_unless_the_user_says():
-    """vLLM-CPU binds its worker to all cores but one; on 2 cores that halves the sampling."""
-    assert cpu.server_env({}, cores=2)[cpu.RESERVED_CPU_ENV] == "0"
-    assert cpu.RESERVED_CPU_ENV not in cpu.server_env({}, cores=16)
-    assert cpu.RESERVED_CPU_ENV not in cpu.server_env({cpu.RESERVED_CPU_ENV: "1"}, cores=2)
-    assert cpu.server_env({cpu.KV_CACHE_ENV: "3"}, cores=2)[cpu.KV_CACHE_ENV] == "3"
-
-
 def test_lora_passes_and_qlora_is_refused_with_the_cpu_build(cpu_build, tmp_path):
     """LoRA is merged into the base for each push (cpu_sync._trainer_weights); a quantized base
     cannot be: a config check, so `check` and `axolotl train` both refuse it before the model loads."""
