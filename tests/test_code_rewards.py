@@ -120,6 +120,18 @@ def test_check_refuses_a_backend_that_cannot_run_and_never_falls_back(monkeypatc
     assert check_code_sandbox(no_code, None) == []
 
 
+def test_check_names_the_missing_seccomp_library_and_how_to_install_it(monkeypatch):
+    from axolotl_grpo_plugin.check.code import check_code_sandbox
+    from axolotl_grpo_rewards.sandbox.local import LocalSandbox
+
+    why = "the sandbox could not build its system-call filter (libseccomp.so.2): libseccomp.so.2: cannot open"
+    monkeypatch.setattr(LocalSandbox, "problem", lambda self: why)
+    for backend in ("local", "local_no_namespaces"):
+        (problem,) = check_code_sandbox(_run(backend=backend), None)
+        assert (problem.key, problem.value) == ("grpo_plugin.code_sandbox.backend", backend)
+        assert why in problem.message and "apt-get install libseccomp2" in problem.fix, problem
+
+
 def test_configure_hands_the_runs_limits_to_the_rewards():
     sandbox.configure(_run(test_timeout_s=1.5, memory_mb=256))
     box = rewards_sandbox.current_sandbox()

@@ -256,6 +256,75 @@ def test_tests_are_independent(sandbox):
         [True, True]
 
 
+SYSTEM_CALLS = r"""
+import ctypes, os, platform, subprocess, threading
+NUMBERS = {"x86_64": {"clone": 56, "bpf": 321, "io_uring_setup": 425, "perf_event_open": 298},
+           "aarch64": {"clone": 220, "bpf": 280, "io_uring_setup": 425, "perf_event_open": 241}}[platform.machine()]
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+
+def errno_of(name, *args):
+    ctypes.set_errno(0)
+    result = libc.syscall(ctypes.c_long(NUMBERS[name]), *[ctypes.c_long(a) for a in args])
+    if result == 0 and name == "clone":  # the child of an unfiltered clone: gone at once
+        os._exit(0)
+    return ctypes.get_errno() if result == -1 else 0
+
+def clone_user_namespace():
+    return errno_of("clone", 0x10000000 | 17, 0, 0, 0, 0)  # CLONE_NEWUSER | SIGCHLD
+
+def bpf():
+    return errno_of("bpf", 0, 0, 0)
+
+def io_uring_setup():
+    return errno_of("io_uring_setup", 1, 0)
+
+def perf_event_open():
+    return errno_of("perf_event_open", 0, 0, -1, -1, 0)
+
+def thread_fork_and_subprocess():
+    seen = []
+    thread = threading.Thread(target=lambda: seen.append("thread"))
+    thread.start()
+    thread.join()
+    pid = os.fork()
+    if pid == 0:
+        os._exit(7)
+    seen.append(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+    seen.append(subprocess.run(["/bin/echo", "hi"], capture_output=True, text=True).stdout)
+    return seen
+"""
+
+
+@pytest.mark.skipif(os.uname().machine not in ("x86_64", "aarch64"), reason="system call numbers for x86_64 and aarch64")
+@pytest.mark.parametrize("backend", ["local", "local_no_namespaces"])
+def test_system_calls_that_open_the_kernel_fail_and_the_rest_still_work(tmp_path, monkeypatch, backend):
+    """The seccomp filter (harness.DENIED_SYSCALLS): a new user namespace, eBPF, io_uring and perf
+    get EPERM (unfiltered, each returns something else here: EFAULT, EINVAL, a child); threads,
+    fork and subprocess still run (clone3's ENOSYS sends the C library back to clone)."""
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    box = LocalSandbox(LIMITS, namespaces=backend == "local")
+    if (problem := box.problem()):
+        pytest.skip(problem)
+    denied = ["clone_user_namespace", "bpf", "io_uring_setup", "perf_event_open"]
+    result = _run(box, SYSTEM_CALLS, [f"assert {name}() == 1, {name}()" for name in denied]
+                  + ["assert thread_fork_and_subprocess() == ['thread', 7, 'hi\\n'], thread_fork_and_subprocess()"])
+    assert [(t.passed, t.detail) for t in result.tests] == [(True, "")] * 5
+    _assert_clean(tmp_path)
+
+
+def test_without_libseccomp_the_sandbox_runs_nothing_and_says_why(tmp_path, monkeypatch):
+    """No filter, no program: the job's error names the library (check turns it into the fix)."""
+    from axolotl_grpo_rewards.sandbox import harness
+
+    monkeypatch.setattr(harness, "SECCOMP_LIBRARY", "libseccomp-missing.so.0")
+    job = {"limits": LIMITS.as_dict(), "workdir": str(tmp_path), "uid": None, "namespaces": False, "seccomp": True,
+           "kind": "asserts", "tests": ["assert True"], "program": "", "prelude": ""}
+    out = harness.run_job(job)
+    assert "libseccomp-missing.so.0" in out.get("error", ""), out
+    assert list(tmp_path.iterdir()) == []  # not a test was started
+
+
 def test_no_namespaces_is_weaker_but_keeps_the_verdict_outside(tmp_path, monkeypatch):
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
     box = LocalSandbox(LIMITS, namespaces=False)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from axolotl_grpo_rewards import sandbox as rewards_sandbox
+from axolotl_grpo_rewards.sandbox.harness import SECCOMP_LIBRARY
 
 from ..config.args import CodeSandboxSettings
 from ..errors import Problem
@@ -58,6 +59,10 @@ def problems(code_sandbox: CodeSandboxSettings) -> list[Problem]:
         why = f"{type(exc).__name__}: {exc}"
     if not why:
         return []
+    if SECCOMP_LIBRARY in why:  # both local backends filter the program's system calls
+        return [Problem(f"{KEY}.backend", backend, f"cannot run programs here: {why}.",
+                        "install libseccomp (Debian/Ubuntu: apt-get install libseccomp2; Fedora: dnf install "
+                        "libseccomp), or point `backend` at sandbox_fusion or modal (docs/code.md)")]
     fix = {"local": "run where unshare may create PID, network and mount namespaces (as root, or in a container "
                     "started with --privileged or CAP_SYS_ADMIN), point `backend` at sandbox_fusion or modal, or "
                     "accept a weaker sandbox by name with `backend: local_no_namespaces` (docs/code.md says what it "

@@ -81,7 +81,7 @@ RESULT_MARK = "GRPO-SANDBOX-RESULT "  # harness.RESULT_MARK (the harness imports
 def job_payload(job: Job, limits: Limits, **extra) -> dict:
     """The harness's stdin for `job` (`workdir` None: the harness makes its own, as on a remote runner)."""
     return {**job.suite.job(job.program), "limits": limits.as_dict(), "workdir": None, "uid": None,
-            "namespaces": False, **extra}
+            "namespaces": False, "seccomp": False, **extra}
 
 
 def result_of(stdout: str, stderr: str = "", returncode: int | None = None) -> ProgramResult:

@@ -11,7 +11,8 @@ Three kinds of process, so that the verdict is read outside the program:
   within the test's time, then kills every process of the program's user and reaps them;
 - the judge (root, one per test): runs the test's own code (asserts, HumanEval's `check`) or
   compares stdout; every name the program defines is a proxy that calls into
-- the program (a random unprivileged uid, empty environment, rlimits, no new privileges): runs the
+- the program (a random unprivileged uid, empty environment, rlimits, no new privileges, a seccomp
+  filter on the system calls that open the kernel to it): runs the
   model's code and answers calls with plain data only (None, bool, int, float, complex, str,
   bytes, list, tuple, dict, set, frozenset, of exactly those types).
 
@@ -237,6 +238,76 @@ def confine_filesystem(workdir: str, size_mb: int) -> None:
     _mount("tmpfs", workdir, "tmpfs", MS_NOSUID | MS_NODEV, f"size={size_mb}m,nr_inodes=8192,mode=0755")
 
 
+# ---- system calls the program may not make: a seccomp filter, built by libseccomp ---------------
+#
+# Everything else is allowed (the default action); these get EPERM. They are the kernel's largest
+# attack surface for an unprivileged process, none of which a program under test needs: new
+# namespaces (an unprivileged user namespace opens mount, network and the rest to it), tracing,
+# kernel modules and keyrings, eBPF, perf, io_uring, userfaultfd, and mount-API calls.
+DENIED_SYSCALLS = (
+    "unshare", "setns", "ptrace", "process_vm_readv", "process_vm_writev", "kcmp",
+    "mount", "umount2", "pivot_root", "chroot", "move_mount", "open_tree", "fsopen", "fsmount", "fsconfig",
+    "fspick", "mount_setattr", "open_by_handle_at", "name_to_handle_at",
+    "init_module", "finit_module", "delete_module", "kexec_load", "kexec_file_load",
+    "bpf", "perf_event_open", "userfaultfd", "io_uring_setup", "io_uring_enter", "io_uring_register",
+    "keyctl", "add_key", "request_key", "fanotify_init", "lookup_dcookie", "quotactl", "acct",
+    "swapon", "swapoff", "reboot", "syslog", "vhangup", "iopl", "ioperm", "uselib", "personality",
+    "settimeofday", "clock_settime", "clock_adjtime", "adjtimex", "sethostname", "setdomainname",
+)
+# clone() with any of these flags gets EPERM too (its first argument on x86_64 and aarch64);
+# clone3() passes its flags in memory a filter cannot read, so it gets ENOSYS and the C library
+# falls back to clone() (as container runtimes do).
+CLONE_NAMESPACE_FLAGS = (0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000, 0x40000000)
+SCMP_ACT_ALLOW, SCMP_ACT_ERRNO, SCMP_CMP_MASKED_EQ = 0x7FFF0000, 0x00050000, 7
+EPERM, ENOSYS = 1, 38
+SECCOMP_LIBRARY = "libseccomp.so.2"
+_syscall_filter = None  # (library, filter context), built by run_job when the job asks for it
+
+
+def system_call_filter():
+    """The filter, built once in the runner (its forks inherit it) and loaded by each program
+    (`load_filter`). OSError when libseccomp is missing or refuses a rule."""
+    import ctypes
+
+    class ArgCompare(ctypes.Structure):  # struct scmp_arg_cmp
+        _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_int), ("datum_a", ctypes.c_uint64),
+                    ("datum_b", ctypes.c_uint64)]
+
+    lib = ctypes.CDLL(SECCOMP_LIBRARY, use_errno=True)
+    lib.seccomp_init.restype, lib.seccomp_init.argtypes = ctypes.c_void_p, [ctypes.c_uint32]
+    lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
+    lib.seccomp_rule_add_array.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint,
+                                           ctypes.POINTER(ArgCompare)]
+    lib.seccomp_load.argtypes = [ctypes.c_void_p]
+    ctx = lib.seccomp_init(SCMP_ACT_ALLOW)
+    if not ctx:
+        raise OSError("seccomp_init failed")
+
+    def rule(name: str, action: int, *compares: ArgCompare) -> None:
+        number = lib.seccomp_syscall_resolve_name(name.encode())
+        if number == -1:  # not a system call on this architecture
+            return
+        array = (ArgCompare * len(compares))(*compares) if compares else None
+        rc = lib.seccomp_rule_add_array(ctx, action, number, len(compares), array)
+        if rc < 0:
+            raise OSError(-rc, f"seccomp rule for {name}: {os.strerror(-rc)}")
+
+    for name in DENIED_SYSCALLS:
+        rule(name, SCMP_ACT_ERRNO | EPERM)
+    rule("clone3", SCMP_ACT_ERRNO | ENOSYS)
+    for flag in CLONE_NAMESPACE_FLAGS:
+        rule("clone", SCMP_ACT_ERRNO | EPERM, ArgCompare(0, SCMP_CMP_MASKED_EQ, flag, flag))
+    return lib, ctx
+
+
+def load_filter(built) -> None:
+    """In the program's process, after no_new_privs: from here on the denied calls fail."""
+    lib, ctx = built
+    rc = lib.seccomp_load(ctx)
+    if rc < 0:
+        raise OSError(-rc, f"seccomp_load: {os.strerror(-rc)}")
+
+
 def kill_uid(uid: int) -> None:
     """SIGKILL every process of `uid` (setsid orphans, forks, threads): a child that becomes `uid`
     and calls kill(-1), which reaches exactly the processes that user may signal."""
@@ -291,6 +362,12 @@ def reap_all(uid: int | None, deadline: float) -> bool:
 def run_job(job: dict) -> dict:
     limits = job["limits"]
     workdir, uid = job["workdir"], job.get("uid")
+    global _syscall_filter
+    if job.get("seccomp"):
+        try:
+            _syscall_filter = system_call_filter()
+        except (OSError, AttributeError) as exc:  # AttributeError: a libseccomp without these functions
+            return {"error": f"the sandbox could not build its system-call filter ({SECCOMP_LIBRARY}): {exc}"}
     try:
         if job.get("namespaces"):
             confine_filesystem(workdir, limits["file_size_mb"])
@@ -449,6 +526,12 @@ def become_program(limits: dict, testdir: str, uid: int | None, *, stdin: int, s
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # after the uid change, which clears it
     if os.getppid() != parent:
         os._exit(1)
+    if _syscall_filter is not None:
+        try:
+            load_filter(_syscall_filter)
+        except OSError as exc:  # the program must not run unfiltered: say why on its stderr, and stop
+            os.write(2, f"the sandbox's system-call filter did not load: {exc}\n".encode())
+            os._exit(1)
     os.environ.clear()
     import io
 

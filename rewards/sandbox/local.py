@@ -5,11 +5,11 @@
 the kernel kills everything left in it), without network (a fresh network namespace has only a
 loopback that is down), with every mount read-only and a tmpfs on the work folder. The program
 runs as a random uid of its own (RLIMIT_NPROC binds it: a fork bomb stops at `processes`), with
-an empty environment. If this process dies, the pdeathsig chain takes the sandbox with it; past
-its time, the whole process group is killed.
+an empty environment and a seccomp filter (harness.DENIED_SYSCALLS). If this process dies, the
+pdeathsig chain takes the sandbox with it; past its time, the whole process group is killed.
 
-`local_no_namespaces` (only when a config names it): the same runner, limits, uid, environment
-and verdicts, without the namespaces: the program sees the network and can write wherever its
+`local_no_namespaces` (only when a config names it): the same runner, limits, uid, environment,
+filter and verdicts, without the namespaces: the program sees the network and can write wherever its
 uid may (world-writable folders such as /tmp); as root its processes are killed by uid, otherwise
 only those that stay its descendants are (orphans come back to the runner, a subreaper).
 """
@@ -65,7 +65,7 @@ class LocalSandbox(Backend):
         uid = self._random.randrange(*UIDS) if root else None
         workdir = tempfile.mkdtemp(prefix="grpo-sandbox-")
         os.chmod(workdir, 0o755)
-        payload = job_payload(job, self.limits, workdir=workdir, uid=uid, namespaces=self.namespaces,
+        payload = job_payload(job, self.limits, workdir=workdir, uid=uid, namespaces=self.namespaces, seccomp=True,
                               site_packages=site_packages())
         budget = STARTUP_S + len(job.suite.tests) * (self.limits.test_timeout_s + PER_TEST_MARGIN_S)
         try:
