@@ -235,6 +235,55 @@ def test_dynamic_sampling_carried_groups_train_first_at_the_next_step(tmp_path):
     assert trainer.calls == 4  # one place left after the carry and round 1: a second round
 
 
+def _carry_callback(trainer):
+    (callback,) = [c for c in trainer.callbacks if type(c).__name__ == "KeepTheCarry"]
+    return callback
+
+
+def test_dynamic_sampling_a_checkpoint_keeps_the_carry_and_the_resumed_run_trains_it_first(tmp_path, caplog):
+    """The groups carried past a saved step are in the checkpoint; a run resumed from it trains
+    them first at the next step, as the run that saved them did (the carry is no longer lost)."""
+    dataset = rows([False, False] + [True] * 98)
+    first = FakeTrainer(tmp_path / "first", dataset)
+    wired(first, max_rounds=4)
+    step(first, repeated(dataset, [0, 1, 2]))
+    carried = carried_in(tmp_path / "first", 1, 0)
+    assert len(carried) == 1
+    checkpoint = tmp_path / "first" / "checkpoint-1"
+    checkpoint.mkdir()
+    _carry_callback(first).on_save(first.args, first.state, None)
+    assert sorted(p.name for p in checkpoint.iterdir()) == ["dynamic_sampling_carry.rank0.pt"]  # whole, no .part
+    went_on = step(first, repeated(dataset, [0, 1, 3]))
+
+    resumed = FakeTrainer(tmp_path / "resumed", dataset)
+    resumed.args.output_dir = str(tmp_path / "first")  # resumed in the same output_dir
+    wired(resumed, max_rounds=4)
+    resumed.state.global_step = 1  # the state transformers loaded from checkpoint-1
+    with caplog.at_level(logging.INFO, logger="axolotl_grpo_plugin"):
+        _carry_callback(resumed).on_train_begin(resumed.args, resumed.state, None)
+    assert "resumed at step 1 with 1 carried groups" in caplog.text
+    again = step(resumed, repeated(dataset, [0, 1, 3]))
+    assert trained(again)[:G] == trained(went_on)[:G] == [(carried[0][0], carried[0][1] + i) for i in range(G)]
+    width = int(went_on["completion_mask"][0].sum())  # the carried rows, their padding aside
+    for key in ("completion_ids", "old_per_token_logps", "advantages"):
+        assert torch.equal(again[key][:G, :width] if again[key].dim() > 1 else again[key][:G],
+                           went_on[key][:G, :width] if went_on[key].dim() > 1 else went_on[key][:G]), key
+
+
+def test_dynamic_sampling_resumed_from_a_checkpoint_without_a_carry_says_so(tmp_path, caplog):
+    dataset = rows([True] * 20)
+    trainer = FakeTrainer(tmp_path, dataset)
+    wired(trainer, max_rounds=2)
+    (tmp_path / "checkpoint-3").mkdir()
+    _carry_callback(trainer).on_train_begin(trainer.args, SimpleNamespace(global_step=0), None)
+    assert trainer.callbacks and caplog.text == ""  # a fresh run: nothing to load, nothing said
+    trainer.state.global_step = 3
+    with caplog.at_level(logging.INFO, logger="axolotl_grpo_plugin"):
+        _carry_callback(trainer).on_train_begin(trainer.args, trainer.state, None)
+    assert "resumed at step 3 without carried groups" in caplog.text and "checkpoint-3" in caplog.text
+    assert step(trainer, repeated(dataset, [0, 1, 2]))["advantages"].shape == (3 * G,)
+
+
 def test_dynamic_sampling_uses_the_carry_before_new_groups_and_never_loses_one(tmp_path):
     dataset = rows([i % 3 != 0 for i in range(60)])  # 2 of 3 prompts have spread
     trainer = FakeTrainer(tmp_path, dataset)

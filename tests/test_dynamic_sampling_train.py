@@ -28,9 +28,9 @@ GROUP = 2
 
 
 def train(tmp_path: Path, model_dir: Path, *, steps: int, base: str = "smoke.yaml", plugins=(), grpo=None,
-          trl=None, **overrides):
+          trl=None, logged_steps: int | None = None, **overrides):
     """`axolotl train` on configs/BASE with dynamic sampling, the spread reward and the batch spy;
-    returns the logged steps and the output folder."""
+    returns the logged steps (`logged_steps` of them: all `steps` unless resumed) and the output folder."""
     cfg = yaml.safe_load((REPO_ROOT / "configs" / base).read_text())
     cfg.update(base_model=str(model_dir), max_steps=steps, micro_batch_size=8, output_dir=str(tmp_path / "out"),
                dataset_prepared_path=str(tmp_path / "prepared"),
@@ -47,7 +47,7 @@ def train(tmp_path: Path, model_dir: Path, *, steps: int, base: str = "smoke.yam
     path = os.pathsep.join(filter(None, [str(REPO_ROOT), str(FIXTURES), os.environ.get("PYTHONPATH")]))
     proc, logged = run_axolotl_train(config, tmp_path, timeout=900, PYTHONPATH=path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert len(logged) == steps
+    assert len(logged) == (steps if logged_steps is None else logged_steps)
     return logged, tmp_path / "out"
 
 
@@ -129,3 +129,20 @@ def test_dynamic_sampling_with_tools_runs_the_tool_loop_in_every_round(tmp_path,
     assert all(r["tool_calls"][0]["result"] == "42" for r in records)
     batches = json.loads((out / "scripted_batches.json").read_text())
     assert batches and all(0 in row for b in batches for row in b["tool_mask"])  # the tool turn: no loss
+
+
+@pytest.mark.integration
+def test_dynamic_sampling_a_resumed_run_trains_the_checkpoints_carried_groups_first(tmp_path, embedded_model_dir):
+    """The groups carried past step 2 are saved in checkpoint-2; a run resumed from it trains them
+    at step 3, rows and advantages as the first run scored them."""
+    _, out = train(tmp_path, embedded_model_dir, steps=2, save_strategy="steps", save_steps=2)
+    carried = [g for key, g in groups_of(list(read_rollouts(out))).items()
+               if key[0] == 2 and g[0].get("sampling") == "carried"]
+    assert carried, "no group carried past step 2: the test proves nothing"
+    assert (out / "checkpoint-2" / "dynamic_sampling_carry.rank0.pt").is_file()
+    (out / "trained_batches.jsonl").unlink()
+    train(tmp_path, embedded_model_dir, steps=3, logged_steps=1, resume_from_checkpoint=str(out / "checkpoint-2"))
+    batches = [json.loads(line) for line in (out / "trained_batches.jsonl").read_text().splitlines()]
+    assert {b["step"] for b in batches} == {3}
+    step3 = trained_rows(batches, 3)  # TRL shuffles a batch's rows before the loss: compared as a multiset
+    assert sum(step3.values()) == 8 and not rows(carried) - step3, (rows(carried), step3)

@@ -21,7 +21,8 @@ the gathered rewards, so every process knows every other's. The batch handed bac
 output dict, its rows picked from the rounds and re-padded (prompts left, completions right), with
 `num_items_in_batch` recounted. Carried groups were generated one optimizer step earlier; they
 keep the old-policy log-probs TRL computed then (always with vLLM's importance sampling), else they
-train as on-policy, one step stale. A resumed run starts with none carried.
+train as on-policy, one step stale. Each checkpoint keeps every process's carried groups
+(`CARRY_FILE`), and a run resumed from it trains them first, as the run before would have.
 
 The judge wraps TRL's method beneath the rollout log (observe/trainer_hook.py), which reads each
 round's fates through `marks`; the rounds wrap above it, so the log holds every round's rollouts.
@@ -31,13 +32,16 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..config.run import Run
 from ..errors import PluginError
 from ..rollouts.log import KIND_FIELD, SAMPLING, reward_weights, weighted_reward
 from ..rollouts.spread import group_stds, has_spread
+from .checkpoints import resume_target
 from .trainer_kind import is_async_grpo
 
 
@@ -62,6 +66,7 @@ RIGHT_PADDED = ("completion_ids", "completion_mask", "old_per_token_logps", "sam
 PER_ROW = ("advantages",)
 RECOUNTED = "num_items_in_batch"
 TOKEN_IDS = ("prompt_ids", "completion_ids")  # padded with the tokenizer's pad id
+CARRY_FILE = "dynamic_sampling_carry.rank{rank}.pt"  # in each checkpoint: one process's carried groups
 PAD_ONES = ("tool_mask",)  # TRL pads the tool mask with 1
 
 
@@ -240,6 +245,38 @@ class DynamicSampler:
         mine = picks[accelerator.process_index * per_process:(accelerator.process_index + 1) * per_process]
         return [dataset[int(i)] for i in mine.tolist() for _ in range(groups)]
 
+    # --- the carry across a resume -------------------------------------------------------
+    def _carry_path(self, checkpoint: Path) -> Path:
+        return Path(checkpoint) / CARRY_FILE.format(rank=self.trainer.accelerator.process_index)
+
+    def save_carry(self, checkpoint: Path) -> bool:
+        """This process's carried groups into `checkpoint` (its rows only, on the CPU), written
+        whole; False when the folder is not there (this process saw no checkpoint)."""
+        import torch
+
+        if not Path(checkpoint).is_dir():
+            return False
+        size = self._groups_of()
+        groups = [{key: value[start:start + size].detach().cpu() for key, value in output.items() if key != RECOUNTED}
+                  for output, start in self.carry]
+        path = self._carry_path(checkpoint)
+        part = path.with_name(path.name + ".part")
+        torch.save(groups, part)
+        os.replace(part, path)
+        return True
+
+    def load_carry(self, checkpoint: Path) -> int | None:
+        """The carried groups `save_carry` wrote into `checkpoint`, to train first; None when it
+        holds none (a checkpoint of a run without dynamic sampling, or of an older plugin)."""
+        import torch
+
+        path = self._carry_path(checkpoint)
+        if not path.is_file():
+            return None
+        groups = torch.load(path, map_location=self.trainer.accelerator.device, weights_only=True)
+        self.carry = [(group, 0) for group in groups]
+        return len(groups)
+
     def _log(self, step: int, rounds: int, counts: dict[str, int], places: int, cap_hit: bool) -> None:
         values = {
             "rounds": rounds,
@@ -328,7 +365,39 @@ def attach(run: Run, trainer: Any) -> DynamicSampler | None:
                           f"`context_parallel_size`, or `{KEY}`.")
     sampler = DynamicSampler(trainer, settings.max_rounds, settings.min_std)
     trainer._generate_and_score_completions = sampler.judge(trainer._generate_and_score_completions)
+    trainer.add_callback(carry_callback(sampler, resume_target(run)))
     return sampler
+
+
+def carry_callback(sampler: DynamicSampler, resumed_from: Path | None):
+    """The TrainerCallback that saves the carry with each checkpoint and, on a resumed run, loads
+    it at train begin (the trainer's state is loaded by then: its step names the checkpoint)."""
+    from transformers import TrainerCallback
+
+    class KeepTheCarry(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if not sampler.save_carry(checkpoint) and sampler.carry:
+                LOG.warning("axolotl_grpo_plugin: %s: %d carried groups not saved: %s is not on this process's "
+                            "disk; a run resumed from it starts without them", KEY, len(sampler.carry), checkpoint)
+            return control
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            if state.global_step <= 0:
+                return control
+            named = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            candidates = [c for c in (resumed_from, named) if c is not None]
+            found = next(((c, n) for c in candidates if (n := sampler.load_carry(c)) is not None), None)
+            if found is None:
+                _tell_main(sampler.trainer, logging.INFO, f"dynamic_sampling: resumed at step {state.global_step} "
+                           f"without carried groups ({candidates[0]} holds none: saved without dynamic sampling, "
+                           "or by an older plugin)")
+            else:
+                _tell_main(sampler.trainer, logging.INFO, f"dynamic_sampling: resumed at step {state.global_step} "
+                           f"with {found[1]} carried groups from {found[0]}, trained first")
+            return control
+
+    return KeepTheCarry()
 
 
 def _scoring_replaced_by(trainer: Any) -> str | None:
