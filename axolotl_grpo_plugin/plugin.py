@@ -50,7 +50,11 @@ def report_errors_during_training(trainer) -> None:
 class CPUThreadsPlugin(BasePlugin):
     """For a config the GRPO plugin does not train (an SFT cold start on CPU): the one thing it does
     is the torch thread count of a training process without a GPU (training/threads.py). List it under
-    `plugins:`; it adds no config keys."""
+    `plugins:`. It accepts a `grpo_plugin:` section, of which only what our dataset transforms read
+    there matters (`system_prompt_role`, the GRPO run's prompt layout)."""
+
+    def get_input_args(self) -> str:
+        return "axolotl_grpo_plugin.config.args.CPUThreadsPluginArgs"
 
     def register(self, cfg: dict):
         from .system.launch import cuda_gpu_count

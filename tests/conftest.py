@@ -61,6 +61,18 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def cold_start_sft_config(model_dir: Path, tmp_path: Path, **extra) -> dict:
+    """One SFT step of `model_dir` on the bundled GSM8K sample through the R1 cold-start transform,
+    with CPUThreadsPlugin, as the shipped cold-start configs are laid out (outputs under tmp_path)."""
+    return {"base_model": str(model_dir), "plugins": ["axolotl_grpo_plugin.CPUThreadsPlugin"],
+            "datasets": [{"path": str(REPO_ROOT / "axolotl_grpo_plugin/data/gsm8k_sample.jsonl"),
+                          "type": "axolotl_grpo_plugin.transforms.gsm8k_r1"}],
+            "chat_template": "tokenizer_default", "sequence_len": 256, "micro_batch_size": 1,
+            "gradient_accumulation_steps": 1, "max_steps": 1, "learning_rate": 1e-5, "optimizer": "adamw_torch",
+            "bf16": False, "fp16": False, "save_strategy": "no", "output_dir": str(tmp_path / "out"),
+            "dataset_prepared_path": str(tmp_path / "prepared"), "val_set_size": 0.0, **extra}
+
+
 def run_axolotl_train(config: Path, cwd: Path, timeout: int = 600, **env: str):
     """Run `axolotl train CONFIG` in a subprocess; returns (CompletedProcess, logged step dicts)."""
     axolotl = shutil.which("axolotl", path=subprocess_env()["PATH"])

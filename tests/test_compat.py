@@ -39,6 +39,9 @@ def one_process(monkeypatch):
     ({"plugins": ["axolotl_grpo_plugin.plugin:GRPOPlugin"]}, True),
     ({"plugins": ["axolotl.integrations.liger.LigerPlugin"]}, False),
     ({"grpo_plugin": {}}, True),
+    # an SFT cold start listing the threads plugin may carry the section for our transforms
+    ({"plugins": ["axolotl_grpo_plugin.CPUThreadsPlugin"], "grpo_plugin": {"system_prompt_role": "system"}}, False),
+    ({"plugins": ["axolotl_grpo_plugin.CPUThreadsPlugin"], "grpo_plugin": {}, "rl": "grpo"}, True),
 ])
 def test_which_configs_are_ours(cfg, ours):
     assert applies(cfg) is ours

@@ -84,15 +84,9 @@ def test_axolotl_train_of_an_sft_config_with_the_threads_plugin_uses_every_core(
     import shutil
 
     import yaml
-    from conftest import REPO_ROOT, subprocess_env
+    from conftest import cold_start_sft_config, subprocess_env
 
-    cfg = {"base_model": str(embedded_model_dir), "plugins": ["axolotl_grpo_plugin.CPUThreadsPlugin"],
-           "datasets": [{"path": str(REPO_ROOT / "axolotl_grpo_plugin/data/gsm8k_sample.jsonl"),
-                         "type": "axolotl_grpo_plugin.transforms.gsm8k_r1"}],
-           "chat_template": "tokenizer_default", "sequence_len": 256, "micro_batch_size": 1,
-           "gradient_accumulation_steps": 1, "max_steps": 1, "learning_rate": 1e-5, "optimizer": "adamw_torch",
-           "bf16": False, "fp16": False, "save_strategy": "no", "output_dir": str(tmp_path / "out"),
-           "dataset_prepared_path": str(tmp_path / "prepared"), "val_set_size": 0.0}
+    cfg = cold_start_sft_config(embedded_model_dir, tmp_path)
     path = tmp_path / "sft.yaml"
     path.write_text(yaml.safe_dump(cfg))
     env = {k: v for k, v in subprocess_env().items() if k != "OMP_NUM_THREADS"}

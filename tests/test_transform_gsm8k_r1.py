@@ -4,6 +4,7 @@ cookbook's strict format reward accepts, behind the exact prompt GRPO later sees
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -71,3 +72,41 @@ def test_axolotls_sft_loader_trains_on_the_reply_only(smollm2_dir):
     text = tokenizer.decode(trained)
     assert text.startswith("<reasoning>\nNatalia sold 48/2 = 24") and "<answer>\n72\n</answer><|im_end|>" in text
     assert "Respond in the following format" in tokenizer.decode(single["input_ids"])
+
+
+@pytest.mark.integration
+def test_an_sft_config_takes_the_grpo_runs_system_turn_layout(embedded_model_dir, tmp_path):
+    """A cold-start SFT config listing CPUThreadsPlugin with `grpo_plugin.system_prompt_role:
+    system`: `check` accepts it as an SFT config (a typo in the role is named), and Axolotl's own
+    preprocessing keeps the section, so the trained rows have the instructions in the system turn."""
+    import glob
+    import shutil
+    import subprocess
+
+    import yaml
+    from conftest import cold_start_sft_config, subprocess_env
+    from datasets import load_from_disk
+    from transformers import AutoTokenizer
+
+    cfg = cold_start_sft_config(embedded_model_dir, tmp_path, grpo_plugin={"system_prompt_role": "system"})
+    env = subprocess_env()
+    tool, axolotl = (shutil.which(name, path=env["PATH"]) for name in ("axolotl-grpo", "axolotl"))
+
+    def run(*argv):
+        return subprocess.run(list(argv), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+
+    typo = tmp_path / "typo.yaml"
+    typo.write_text(yaml.safe_dump({**cfg, "grpo_plugin": {"system_prompt_role": "sytem"}}))
+    refused = run(tool, "check", str(typo), "--cpu")
+    assert refused.returncode == 2 and "grpo_plugin.system_prompt_role = 'sytem'" in refused.stderr, refused.stderr
+    path = tmp_path / "sft.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    checked = run(tool, "check", str(path), "--cpu")
+    assert checked.returncode == 0 and "not a GRPO config" in checked.stdout, checked.stdout + checked.stderr
+    prepared = run(axolotl, "preprocess", str(path))
+    assert prepared.returncode == 0, prepared.stdout[-3000:] + prepared.stderr[-3000:]
+    (info,) = glob.glob(str(tmp_path / "prepared" / "*" / "dataset_info.json"))
+    folder = str(Path(info).parent)
+    text = AutoTokenizer.from_pretrained(str(embedded_model_dir)).decode(load_from_disk(folder)[0]["input_ids"])
+    system, user = text.split("<|im_start|>system\n", 1)[1].split("<|im_start|>user\n", 1)
+    assert system.startswith("Respond in the following format:") and not user.startswith("Respond"), text

@@ -272,7 +272,9 @@ class GRPOPluginSettings(BaseModel):
     system_prompt_role: Literal["user", "system"] = Field(default="user", description="Where registered transforms "
                                                           "put the format instruction: prepended to the user message "
                                                           "(as the published GSM8K example does) or as a system "
-                                                          "message. Read by transforms/common.py.")
+                                                          "message. Read by transforms/common.py; a cold-start SFT "
+                                                          "config listing CPUThreadsPlugin sets it as its GRPO "
+                                                          "config does.")
     rollout_log: StrictBool = Field(default=True, description="Append every scored completion of the (sync) GRPO trainer "
                               "to OUTPUT_DIR/rollouts.jsonl (main process only, flushed each step). Read by "
                               "observe/trainer_hook.py.")
@@ -458,6 +460,15 @@ class GRPOPluginSettings(BaseModel):
 
 class GRPOPluginArgs(BaseModel):
     """Top-level keys the plugin adds to an Axolotl config."""
+
+    grpo_plugin: GRPOPluginSettings | None = None
+
+
+class CPUThreadsPluginArgs(BaseModel):
+    """The same section for a config the plugin does not train (an SFT cold start listing
+    CPUThreadsPlugin), so that Axolotl keeps it and our transforms there read
+    `grpo_plugin.system_prompt_role` as the GRPO run's do. Its own class: Axolotl 0.21 merges
+    every plugin's args class by name, and GRPOPlugin's comes in through the entry point too."""
 
     grpo_plugin: GRPOPluginSettings | None = None
 

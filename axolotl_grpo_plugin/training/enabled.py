@@ -43,12 +43,15 @@ def only_ours(cfg: Mapping[str, Any]) -> bool:
 
 
 def applies(cfg: Mapping[str, Any]) -> bool:
-    """Listed under `plugins:`, or a `grpo_plugin:` section, or `rl: grpo` (with the entry
-    point, `plugins:` is optional for a GRPO config)."""
-    if listed(cfg) or SECTION in cfg:
+    """Listed under `plugins:`, or `rl: grpo` (with the entry point, `plugins:` is optional for a
+    GRPO config), or a `grpo_plugin:` section in a config that does not list CPUThreadsPlugin (an
+    SFT config listing it may carry the section for our transforms: see CPUThreadsPluginArgs)."""
+    if listed(cfg):
         return True
     rl = cfg.get("rl")
-    return str(getattr(rl, "value", rl)) == "grpo"
+    if str(getattr(rl, "value", rl)) == "grpo":
+        return True
+    return SECTION in cfg and not lists_threads_plugin(cfg)
 
 
 def first_instance(plugin: Any) -> bool:
