@@ -254,8 +254,8 @@ DENIED_SYSCALLS = (
     "swapon", "swapoff", "reboot", "syslog", "vhangup", "iopl", "ioperm", "uselib", "personality",
     "settimeofday", "clock_settime", "clock_adjtime", "adjtimex", "sethostname", "setdomainname",
 )
-# clone() with any of these flags gets EPERM too (its first argument on x86_64 and aarch64);
-# clone3() passes its flags in memory a filter cannot read, so it gets ENOSYS and the C library
+# clone() with any of these flags gets EPERM too (its first argument; the second on s390, where
+# the stack comes first); clone3() passes its flags in memory a filter cannot read, so it gets ENOSYS and the C library
 # falls back to clone() (as container runtimes do).
 CLONE_NAMESPACE_FLAGS = (0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000, 0x40000000)
 SCMP_ACT_ALLOW, SCMP_ACT_ERRNO, SCMP_CMP_MASKED_EQ = 0x7FFF0000, 0x00050000, 7
@@ -295,8 +295,9 @@ def system_call_filter():
     for name in DENIED_SYSCALLS:
         rule(name, SCMP_ACT_ERRNO | EPERM)
     rule("clone3", SCMP_ACT_ERRNO | ENOSYS)
+    flags_argument = 1 if os.uname().machine.startswith("s390") else 0
     for flag in CLONE_NAMESPACE_FLAGS:
-        rule("clone", SCMP_ACT_ERRNO | EPERM, ArgCompare(0, SCMP_CMP_MASKED_EQ, flag, flag))
+        rule("clone", SCMP_ACT_ERRNO | EPERM, ArgCompare(flags_argument, SCMP_CMP_MASKED_EQ, flag, flag))
     return lib, ctx
 
 
