@@ -179,7 +179,7 @@ def sampling_config(config: Path, args) -> dict:
 def in_child(function, *args):
     """`function(*args)` in a fresh (spawned) process: the in-process vLLM engine that scoring and
     sampling load kept 2.7 GB of the 0.5B's run resident in this process afterwards, on a 24 GB
-    machine where the next stage's trainer and server need 19-21 GB (steps ran 1.5-2.5x slower)."""
+    machine where the next stage's trainer and server need 19-21 GB (the GRPO steps ran ~1.7x slower)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
