@@ -327,3 +327,47 @@ def test_steps_and_budget_must_be_positive(capsys, argv, needle):
     with pytest.raises(SystemExit) as exit_:
         cli.parser().parse_args(argv)
     assert exit_.value.code == 2 and needle in capsys.readouterr().err
+
+
+def test_cases_run_in_the_order_given_and_an_unknown_name_is_refused(gpu_without_runs, monkeypatch, capsys):
+    """`--cases tools full-half-batch lora` (the last check's skipped cases first) ran lora first."""
+    monkeypatch.setattr(cli, "read_gpu", fake_gpu)
+    ran = []
+    run = TrainRun(returncode=0, seconds=9.0, log=Path("x"), steps=[step(n, 15.0, 18.0, 1000 * n, step=6.0) for n in (1, 2)])
+    monkeypatch.setattr(gpu_run, "run_train", lambda config, *a, **k: ran.append(config.parent.name) or run)
+    assert cli.main(["--out", str(gpu_without_runs), "--cases", "tools", "full-half-batch", "lora", "--steps", "2"]) == 0
+    assert ran == ["tools", "full-half-batch", "lora"]
+    assert [c["name"] for c in read_report(gpu_without_runs)["cases"]] == ran
+    assert cli.main(["--out", str(gpu_without_runs), "--cases", "tools", "ful", "lora2"]) == 2
+    assert capsys.readouterr().err.strip() == ("error: --cases ful lora2: no such cases; the cases are "
+                                               "full, lora, full-half-batch, tools")
+
+
+def test_sigterm_stops_the_running_case_keeps_its_steps_and_skips_the_rest(gpu_without_runs, monkeypatch):
+    """`timeout 290 bash scripts/gpu-check.sh --cases tools` once ended with nothing written: the
+    case outlived the outer timeout and its measured steps were lost with the process."""
+    import signal
+    import threading
+
+    monkeypatch.setattr(cli, "read_gpu", fake_gpu)
+    row = "{'loss': '0', 'reward': '1.0', 'num_tokens': '100', 'memory/peak_allocated_gib': '40.1', 'memory/peak_reserved_gib': '43.3', 'time/step': '21'}"
+    script = f"import time\nprint({row!r}, flush=True)\ntime.sleep(600)\n"
+    monkeypatch.setattr(measure, "train_command", lambda config: [sys.executable, "-c", script])
+    monkeypatch.setattr(measure, "STOP_GRACE_S", 2)
+
+    def terminate_after_the_first_step():
+        log = gpu_without_runs / "tools" / "train.log"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (log.is_file() and "peak_reserved" in log.read_text()):
+            time.sleep(0.1)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=terminate_after_the_first_step, daemon=True).start()
+    started = time.monotonic()
+    assert cli.main(["--out", str(gpu_without_runs), "--cases", "tools", "full"]) == 128 + signal.SIGTERM
+    assert time.monotonic() - started < 60
+    tools, full = read_report(gpu_without_runs)["cases"]
+    assert tools["stopped_by"] == "SIGTERM" and tools["steps"] == 1 and tools["measured_peak_gib"] == 43.3
+    assert tools["skipped"] == "the check was stopped (SIGTERM) after 1 step(s); what they measured is kept"
+    assert full["skipped"] == "the check was stopped (SIGTERM) before this case"
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # handed back

@@ -29,15 +29,24 @@ TOKENS, COMPLETION_LENGTH = "num_tokens", "completions/mean_length"
 STOP_GRACE_S = 10
 
 
+class StopRequested(Exception):
+    """SIGTERM or Ctrl-C reached the check (the command's signal handler raises it)."""
+
+    def __init__(self, signal_name: str):
+        super().__init__(signal_name)
+        self.signal_name = signal_name
+
+
 @dataclass
 class TrainRun:
-    returncode: int | None  # None: stopped at the timeout
+    returncode: int | None  # None: stopped at the timeout or by `stopped_by`
     seconds: float
     steps: list[dict]
     log: Path
     smi_peak_gib: float | None = None
     oom: str | None = None
     tail: list[str] = field(default_factory=list)
+    stopped_by: str | None = None  # SIGTERM or SIGINT: the check was stopped while this ran
 
 
 def train_command(config: Path) -> list[str]:
@@ -60,6 +69,7 @@ def run_train(config: Path, log: Path, timeout_s: float, offline: bool, sample_s
     `sample_smi`: a function returning the GPU's used GiB (nvidia-smi), polled while it runs."""
     started = time.monotonic()
     peak = Sampler(sample_smi) if sample_smi else None
+    stopped_by = None
     with open(log, "w", encoding="utf-8") as out:
         child = subprocess.Popen(train_command(config), stdout=out, stderr=subprocess.STDOUT,
                                  env=child_env(offline), start_new_session=True)
@@ -69,6 +79,8 @@ def run_train(config: Path, log: Path, timeout_s: float, offline: bool, sample_s
             returncode = child.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             returncode = None
+        except StopRequested as stop:  # the steps logged so far are still read below
+            returncode, stopped_by = None, stop.signal_name
         finally:
             stop_group(child)
             if peak:
@@ -77,7 +89,7 @@ def run_train(config: Path, log: Path, timeout_s: float, offline: bool, sample_s
     oom = OOM.search(text)
     return TrainRun(returncode=returncode, seconds=time.monotonic() - started, steps=parse_log_lines(text),
                     log=log, smi_peak_gib=peak.peak if peak else None, oom=oom.group(0) if oom else None,
-                    tail=text.splitlines()[-15:])
+                    tail=text.splitlines()[-15:], stopped_by=stopped_by)
 
 
 def stop_group(child: subprocess.Popen) -> None:

@@ -51,8 +51,15 @@ def run_case(case: Case, model: str, case_dir: Path, args, gpu: dict | None, lef
         result["ratio"] = round(result["measured_peak_gib"] / result["planned_peak_gib"], 3)
     else:
         result["ratio"] = None
+    if run.stopped_by:
+        result["stopped_by"] = run.stopped_by
     if run.oom:
         result["skipped"] = f"out of memory after {summary['steps']} step(s): {run.oom[:200]}"
+    elif run.stopped_by and summary["steps"] >= args.steps:
+        result["note"] = f"the check was stopped ({run.stopped_by}) after this case's last step, while exiting"
+    elif run.stopped_by:
+        result["skipped"] = (f"the check was stopped ({run.stopped_by}) after {summary['steps']} step(s); "
+                             "what they measured is kept")
     elif run.returncode is None and summary["steps"] >= args.steps:
         result["note"] = f"stopped at the time budget ({left_s:.0f} s) after its last step, while exiting"
     elif run.returncode is None:
