@@ -157,12 +157,24 @@ def test_explicit_generation_batch_size_is_checked_against_the_launch():
     assert not check_batch(read_run(grpo_cfg(4, 1, 8, generation_batch_size=48)), Launch(3, True))
 
 
-def test_eval_batch_must_hold_whole_groups():
+@pytest.mark.parametrize("schedule", [{"eval_steps": 10}, {"evals_per_epoch": 2}, {"eval_strategy": "epoch"}])
+def test_eval_batch_must_hold_whole_groups_when_trl_evaluates(schedule):
     cfg = grpo_cfg(16, 1, 16)
-    cfg.update(val_set_size=0.05, eval_batch_size=4)
+    cfg.update(val_set_size=0.05, eval_batch_size=4, **schedule)
     problems = check_batch(read_run(cfg), Launch(3, True))
     assert problems and problems[0].key == "eval_batch_size"
     assert "4 x 3 = 12" in problems[0].message
+
+
+@pytest.mark.parametrize("held_out", [{"val_set_size": 0.05}, {"test_datasets": [{"path": "h.jsonl", "type": "humaneval"}]},
+                                      {"val_set_size": 0.05, "eval_strategy": "no"}])
+def test_held_out_rows_without_a_schedule_do_not_constrain_the_eval_batch(held_out):
+    """Axolotl 0.19 sets eval_strategy only from eval_steps/evals_per_epoch/eval_strategy, and
+    GRPOConfig checks the eval batch only when it evaluates: the code configs' HumanEval
+    `test_datasets` (scored by `evaluate`) were refused for an eval batch nothing uses."""
+    cfg = grpo_cfg(16, 1, 16)
+    cfg.update(eval_batch_size=8, **held_out)
+    assert not check_batch(read_run(cfg), Launch(1, True))
 
 
 @pytest.mark.parametrize("procs,mbs,gas", [(3, 8, 2), (7, 8, 2), (15, 16, 1)])

@@ -57,19 +57,23 @@ def test_bad_config_stops_before_the_model_loads(repo_root, embedded_model_dir, 
 def test_a_code_config_trains_on_cpu(repo_root, embedded_model_dir, tmp_path):
     """Code as a task through Axolotl and TRL: the `code` transform in Axolotl's map (its function
     pickled to the map's processes), the references checked in the sandbox, the code rewards scored
-    on the `tests` column every step (issue 65)."""
+    on the `tests` column every step (issue 65). HumanEval held out as the code configs hold it
+    (`test_datasets`, no eval schedule), with an eval batch TRL would refuse if it evaluated: the
+    plugin's check let it through and the run neither evaluates nor stops."""
     from axolotl_grpo_rewards import sandbox
 
     if (problem := sandbox.make_sandbox(sandbox.Settings()).problem()):
         pytest.skip(f"no namespaces here: {problem}")
     config, cfg = smoke_config(repo_root, embedded_model_dir, tmp_path / "out", max_steps=2,
                                datasets=[{"path": str(repo_root / "axolotl_grpo_plugin/data/code_sample.jsonl"),
-                                          "type": "code"}])
+                                          "type": "code"}],
+                               test_datasets=[{"path": str(repo_root / "axolotl_grpo_plugin/data/humaneval.jsonl"),
+                                               "type": "humaneval"}], eval_batch_size=2)
     cfg["trl"]["reward_funcs"] = ["code_pass_rate", "code_all_pass", "soft_format"]
     config.write_text(yaml.safe_dump(cfg))
     proc, steps = run_axolotl_train(config, cwd=tmp_path)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
-    assert len(steps) == 2
+    assert len(steps) == 2 and "'eval_" not in proc.stdout + proc.stderr
     for step in steps:
         for name in ("code_pass_rate", "code_all_pass"):
             assert math.isfinite(step[f"rewards/{name}/mean"]) and step[f"rewards/{name}/errors"] == 0

@@ -66,8 +66,9 @@ def _at_least(multiple: int, floor: int) -> int:
 
 
 def check_eval_batch(run: Run, groups: int, procs: int) -> list[Problem]:
-    """TRL also groups evaluation completions: eval_batch_size x processes must divide."""
-    if not (run.val_set_size or run.test_datasets):
+    """TRL also groups evaluation completions: eval_batch_size x processes must divide, when it
+    evaluates (GRPOConfig checks it only then)."""
+    if not run.evaluates_while_training:
         return []
     eval_groups = run.trl.num_generations_eval or groups
     eval_mbs = run.eval_batch_size or run.micro_batch_size

@@ -154,6 +154,11 @@ class Run(Keys):
     num_epochs: Number = key(None, "set it above 0, e.g. 1", gt=0)
     learning_rate: Number = key(None, "set it above 0, e.g. 1.0e-6", gt=0)
     val_set_size: Number = key(0, "set it to 0 (no split) or a fraction such as 0.05", ge=0)
+    # TRL evaluates while training only when one of these is set: Axolotl 0.19 sets eval_strategy from
+    # them (core/builders/base.py) and TrainingArguments' default is "no"
+    eval_steps: Number = key(None, "set it above 0 (a step count, or a fraction of the run), or remove it", gt=0)
+    evals_per_epoch: Count = key(None, "set it to 1 or more, or remove it", ge=1)
+    eval_strategy: Text = key(None, "set it to `steps`, `epoch` or `no`", must="must be a string")
     bf16: StrictBool | Literal["auto"] = key(None, "set it to true, false or auto", must="must be true or false")
     fp16: StrictBool = key(None, SWITCH)
     use_trackio: StrictBool = key(None, SWITCH)
@@ -254,6 +259,15 @@ class Run(Keys):
         """`grpo_plugin.overlong_cache`, else a fifth of the completion length (DAPO's 4096 of 20480):
         the tokens before the cut over which the `soft_overlong` reward's penalty grows."""
         return self.plugin.overlong_cache or max(1, self.completion_length // 5)
+
+    @property
+    def evaluates_while_training(self) -> bool:
+        """TRL's own evaluation runs during training: held-out rows (`val_set_size` or `test_datasets`)
+        and a schedule (`eval_steps`, `evals_per_epoch`, or an `eval_strategy` other than `no`).
+        Held-out rows alone are only loaded (and scored by `axolotl-grpo evaluate`)."""
+        if not (self.val_set_size or self.test_datasets):
+            return False
+        return bool(self.eval_steps or self.evals_per_epoch) or self.eval_strategy not in (None, "no")
 
     @property
     def half_precision(self) -> bool:
