@@ -60,6 +60,7 @@ import json
 import math
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -118,6 +119,10 @@ def group_size_changes(config: Path, generations: int) -> dict:
             "gradient_accumulation_steps": prompts * generations // micro}
 
 
+def train_command(config: Path) -> list[str]:
+    return [sys.executable, "-m", "axolotl.cli.main", "train", str(config)]
+
+
 def train(config: Path, out: Path, log_path: Path) -> float:
     """`axolotl train CONFIG` in a subprocess (its output in `log_path`); the wall time.
 
@@ -125,15 +130,25 @@ def train(config: Path, out: Path, log_path: Path) -> float:
     CPU-only trainer one thread otherwise, which made SFT steps 1.89x and GRPO's server-mode
     steps 1.26x slower (bench/bench_threads.py). The environment is the one the demo gives its
     trainer (offline, this interpreter's bin/ first on PATH: Axolotl starts `accelerate` from it)."""
+    from axolotl_grpo_plugin.gpu_check.measure import stop_group
     from axolotl_grpo_plugin.system.childenv import offline_child_env
     from axolotl_grpo_plugin.system.launch import available_cores
 
     env = offline_child_env(REPO)
     env.setdefault("OMP_NUM_THREADS", str(available_cores()))
-    command = [sys.executable, "-m", "axolotl.cli.main", "train", str(config)]
+    command = train_command(config)
     started = time.perf_counter()
     with open(log_path, "w") as f:
-        rc = subprocess.run(command, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=REPO).returncode
+        # its own process group: stopping this bench (SIGTERM, Ctrl-C) stops `accelerate` and the
+        # trainer under it, whose plugin then stops the vLLM server; killing `accelerate` alone
+        # left the trainer and the server running
+        child = subprocess.Popen(command, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=REPO,
+                                 start_new_session=True)
+        try:
+            rc = child.wait()
+        except BaseException:
+            stop_group(child)
+            raise
     wall = time.perf_counter() - started
     if rc != 0 or not (out / "model.safetensors").is_file():
         raise SystemExit(f"training failed (exit {rc}, no {out}/model.safetensors): see {log_path}")
@@ -618,5 +633,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def exit_on_sigterm(signum, _frame):
+    """SIGTERM as SystemExit, so `train` stops the running stage's training with this process."""
+    sys.exit(128 + signum)
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, exit_on_sigterm)
     sys.exit(main())

@@ -349,3 +349,42 @@ def test_no_sft_runs_grpo_from_the_model_itself_and_reports_any_layout(bench):
     table = (bench.out / "summary.md").read_text()
     assert "| any layout (greedy) |" in table
     assert "| base | 90.0% | 100.0% | 0.0% | - |" in table  # scored without an any-layout figure: "-"
+
+
+def test_stopping_the_bench_stops_the_training_it_started(tmp_path, monkeypatch):
+    """SIGTERM to the bench once left `axolotl train` and its vLLM server running (the trainer
+    was a grandchild under `accelerate`): `train` now stops the whole process group."""
+    import os
+    import signal
+    import sys
+    import threading
+    import time
+
+    spec = importlib.util.spec_from_file_location("bench_real_model", REPO / "bench" / "bench_real_model.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    pids = tmp_path / "pids"
+    script = (f"import os, subprocess, sys, time\n"
+              f"child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
+              f"open({str(pids)!r}, 'w').write(f'{{os.getpid()}} {{child.pid}}')\n"
+              f"time.sleep(600)\n")
+    monkeypatch.setattr(module, "train_command", lambda config: [sys.executable, "-c", script])
+    monkeypatch.setattr("axolotl_grpo_plugin.gpu_check.measure.STOP_GRACE_S", 2)
+    previous = signal.signal(signal.SIGTERM, module.exit_on_sigterm)
+
+    def terminate_once_started():
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (pids.is_file() and len(pids.read_text().split()) == 2):
+            time.sleep(0.1)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=terminate_once_started, daemon=True).start()
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            module.train(tmp_path / "config.yaml", tmp_path / "out", tmp_path / "train.log")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert stopped.value.code == 128 + signal.SIGTERM
+    for pid in map(int, pids.read_text().split()):
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
