@@ -13,6 +13,9 @@
 # when it is absent (Python 3.12, scripts/gpu/image-requirements.txt; ~3 GB, a few minutes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# --budget-s counts from here, the wheelhouse install included (an outer `timeout` sees it all)
+GPU_CHECK_STARTED=${GPU_CHECK_STARTED:-$(date +%s.%N)}
+export GPU_CHECK_STARTED
 
 PYTHON=${PYTHON:-python3}
 WHEELS=${GPU_WHEELS:-.gpu-wheels}

@@ -371,3 +371,22 @@ def test_sigterm_stops_the_running_case_keeps_its_steps_and_skips_the_rest(gpu_w
     assert tools["skipped"] == "the check was stopped (SIGTERM) after 1 step(s); what they measured is kept"
     assert full["skipped"] == "the check was stopped (SIGTERM) before this case"
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # handed back
+
+
+@pytest.mark.parametrize("started, spent", [("{now_minus_40}", 40.0), ("", 0.0), ("soon", 0.0), ("{future}", 0.0)])
+def test_the_budget_counts_from_the_scripts_start(monkeypatch, started, spent):
+    """The second call of the seventh GPU run: `--budget-s 270` under `timeout 290`, and the ~25 s
+    wheelhouse install outside the budget let the outer timeout fire first."""
+    now = time.time()
+    monkeypatch.setenv("GPU_CHECK_STARTED", started.format(now_minus_40=now - 40, future=now + 500))
+    assert cli.already_spent_s() == pytest.approx(spent, abs=1.0)
+
+
+def test_a_budget_spent_before_the_check_started_skips_the_cases(gpu_without_runs, monkeypatch):
+    monkeypatch.setattr(cli, "read_gpu", fake_gpu)
+    monkeypatch.setattr(gpu_run, "run_train", lambda *a, **k: pytest.fail("a case ran past the budget"))
+    monkeypatch.setenv("GPU_CHECK_STARTED", str(time.time() - 300))
+    assert cli.main(["--out", str(gpu_without_runs), "--cases", "full", "--budget-s", "330"]) == 1
+    (case,) = read_report(gpu_without_runs)["cases"]
+    assert case["skipped"].startswith("time budget: 30 s of --budget-s 330 left") or \
+        case["skipped"].startswith("time budget: 29 s of --budget-s 330 left")

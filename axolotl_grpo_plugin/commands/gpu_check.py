@@ -14,6 +14,7 @@ keeps the steps it measured, lists the rest as skipped and writes the JSON. docs
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import time
@@ -56,14 +57,15 @@ def parser() -> argparse.ArgumentParser:
                    default=3, help="GRPO steps per case (default: %(default)s; the first "
                    "is left out of the time figures)")
     p.add_argument("--budget-s", type=positive_float, default=420,
-                   help="wall-clock seconds for all cases; a case that cannot start in what is left is "
-                   "skipped (default: %(default)s)")
+                   help="wall-clock seconds for all cases, counted from the start of scripts/gpu-check.sh "
+                   "when it runs this; a case that cannot start in what is left is skipped, a running "
+                   "one is stopped at it (default: %(default)s)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    started = time.monotonic()
+    started = time.monotonic() - already_spent_s()
     out = Path(args.out).resolve()
     if why := unmakeable_folder(out):  # before any case runs, not in a traceback after
         print(f"error: --out = {args.out!r}: {why}. Fix: pass a writable folder with --out DIR", file=sys.stderr)
@@ -118,6 +120,16 @@ def main(argv: list[str] | None = None) -> int:
     if stopped:
         return 128 + getattr(signal, stopped)
     return 0 if measured else 1
+
+
+def already_spent_s() -> float:
+    """Seconds since scripts/gpu-check.sh started ($GPU_CHECK_STARTED, Unix time): the wheelhouse
+    install counts against --budget-s too. 0 when unset or not a time in the last hour."""
+    try:
+        spent = time.time() - float(os.environ.get("GPU_CHECK_STARTED", ""))
+    except ValueError:
+        return 0.0
+    return spent if 0 <= spent < 3600 else 0.0
 
 
 def stop_on_signals() -> dict:
