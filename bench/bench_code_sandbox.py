@@ -49,8 +49,11 @@ ARGS = {"add": "a, b", "rev": "s", "fact": "n", "evens": "xs", "count_vowels": "
         "gcd": "a, b", "dedupe": "xs"}
 
 
-def completion(name: str, body: str) -> list[dict]:
-    text = f"<reasoning>\nStraightforward.\n</reasoning>\n<answer>\n```python\ndef {name}({ARGS[name]}):\n    {body}\n```\n</answer>"
+def completion(name: str, body: str, index: int) -> list[dict]:
+    # the index makes every program distinct: the sandbox runs a repeated program once (its verdicts
+    # are kept), which would hide the cost of the batch's duplicates
+    text = (f"<reasoning>\nStraightforward.\n</reasoning>\n<answer>\n```python\n# completion {index}\n"
+            f"def {name}({ARGS[name]}):\n    {body}\n```\n</answer>")
     return [{"role": "assistant", "content": text}]
 
 
@@ -62,11 +65,11 @@ def batch(seed: int, loops: int) -> tuple[list, list]:
         for _ in range(8):
             body = rng.choices([right, wrong, "raise ValueError('no')", "return (", "import math\n    return " + right.split("return ")[-1]],
                                weights=[5, 3, 1, 1, 2])[0] if "\n" not in right else rng.choice([right, right, wrong])
-            completions.append(completion(name, body))
+            completions.append(completion(name, body, len(completions)))
             tests.append(asserts)
     for i in rng.sample(range(len(completions)), loops):
         name = PROBLEMS[i // 8][0]
-        completions[i] = completion(name, "while True:\n        pass")
+        completions[i] = completion(name, "while True:\n        pass", i)
     return completions, tests
 
 
@@ -88,6 +91,7 @@ def main() -> None:
     completions, tests = batch(args.seed, args.loops)
     times, cpus, scores = [], [], None
     for _ in range(args.repeats):
+        sandbox.configure(sandbox.Settings())  # a fresh sandbox: no verdicts kept from the last repeat
         started, cpu = time.perf_counter(), _cpu_s()
         scores = code_pass_rate(completions, tests)
         times.append(time.perf_counter() - started)
