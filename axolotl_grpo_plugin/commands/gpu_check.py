@@ -8,7 +8,8 @@ time parts, runs `axolotl-grpo plan` on the same config, and writes OUT/gpu-chec
 Cases run in the order --cases names them: put the ones a previous check skipped first.
 A case that cannot run (no GPU, too little memory, Axolotl missing, the time budget spent)
 is listed as skipped with its reason. SIGTERM (`timeout`) or Ctrl-C stops the running case,
-keeps the steps it measured, lists the rest as skipped and writes the JSON. docs/scaling.md says how to read it against the planner.
+keeps the steps it measured, lists the rest as skipped and writes the JSON.
+docs/scaling.md says how to read it against the planner.
 """
 
 from __future__ import annotations
