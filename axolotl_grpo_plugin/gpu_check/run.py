@@ -53,17 +53,16 @@ def run_case(case: Case, model: str, case_dir: Path, args, gpu: dict | None, lef
         result["ratio"] = None
     if run.stopped_by:
         result["stopped_by"] = run.stopped_by
+    # stopped before it exited: at the time budget, or by a signal to the check
+    stopped = (f"the check was stopped ({run.stopped_by})" if run.stopped_by
+               else f"stopped at the time budget ({left_s:.0f} s)")
     if run.oom:
         result["skipped"] = f"out of memory after {summary['steps']} step(s): {run.oom[:200]}"
-    elif run.stopped_by and summary["steps"] >= args.steps:
-        result["note"] = f"the check was stopped ({run.stopped_by}) after this case's last step, while exiting"
-    elif run.stopped_by:
-        result["skipped"] = (f"the check was stopped ({run.stopped_by}) after {summary['steps']} step(s); "
-                             "what they measured is kept")
     elif run.returncode is None and summary["steps"] >= args.steps:
-        result["note"] = f"stopped at the time budget ({left_s:.0f} s) after its last step, while exiting"
+        result["note"] = f"{stopped} after its last step, while exiting"
     elif run.returncode is None:
-        result["skipped"] = f"stopped at the time budget ({left_s:.0f} s) after {summary['steps']} step(s)"
+        result["skipped"] = (f"{stopped} after {summary['steps']} step(s)"
+                             + ("; what they measured is kept" if run.stopped_by else ""))
     elif run.returncode != 0 or summary["steps"] == 0:
         result["skipped"] = (f"axolotl train exited {run.returncode} after {summary['steps']} step(s); "
                              f"see {run.log}")
