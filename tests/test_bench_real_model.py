@@ -15,11 +15,16 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def bench(monkeypatch, tmp_path):
+def load_bench():
     spec = importlib.util.spec_from_file_location("bench_real_model", REPO / "bench" / "bench_real_model.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def bench(monkeypatch, tmp_path):
+    module = load_bench()
     calls: list[tuple] = []
 
     def train(config: Path, out: Path, log_path: Path) -> float:
@@ -360,9 +365,7 @@ def test_stopping_the_bench_stops_the_training_it_started(tmp_path, monkeypatch)
     import threading
     import time
 
-    spec = importlib.util.spec_from_file_location("bench_real_model", REPO / "bench" / "bench_real_model.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_bench()
     pids = tmp_path / "pids"
     script = (f"import os, subprocess, sys, time\n"
               f"child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
