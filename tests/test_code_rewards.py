@@ -121,15 +121,17 @@ def test_check_refuses_a_backend_that_cannot_run_and_never_falls_back(monkeypatc
 
 
 def test_check_names_the_missing_seccomp_library_and_how_to_install_it(monkeypatch):
+    """A machine whose libseccomp cannot be loaded (the library's name changed to one no machine has):
+    found before any program runs, and the fix says what to install."""
     from axolotl_grpo_plugin.check.code import check_code_sandbox
-    from axolotl_grpo_rewards.sandbox.local import LocalSandbox
+    from axolotl_grpo_rewards.sandbox import harness
 
-    why = "the sandbox could not build its system-call filter (libseccomp.so.2): libseccomp.so.2: cannot open"
-    monkeypatch.setattr(LocalSandbox, "problem", lambda self: why)
+    monkeypatch.setattr(harness, "SECCOMP_LIBRARY", "libseccomp-missing.so.0")
     for backend in ("local", "local_no_namespaces"):
         (problem,) = check_code_sandbox(_run(backend=backend), None)
         assert (problem.key, problem.value) == ("grpo_plugin.code_sandbox.backend", backend)
-        assert why in problem.message and "apt-get install libseccomp2" in problem.fix, problem
+        assert "libseccomp-missing.so.0" in problem.message and "system-call filter" in problem.message, problem
+        assert "apt-get install libseccomp2" in problem.fix, problem
 
 
 def test_configure_hands_the_runs_limits_to_the_rewards():

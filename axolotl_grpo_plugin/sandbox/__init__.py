@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from axolotl_grpo_rewards import sandbox as rewards_sandbox
-from axolotl_grpo_rewards.sandbox.harness import SECCOMP_LIBRARY
 
 from ..config.args import CodeSandboxSettings
 from ..errors import Problem
@@ -53,13 +52,16 @@ def problems(code_sandbox: CodeSandboxSettings) -> list[Problem]:
     if backend == "sandbox_fusion" and not code_sandbox.url:
         return [Problem(f"{KEY}.url", None, "is required with `backend: sandbox_fusion`.",
                         "set it to the SandboxFusion server's base URL, e.g. http://127.0.0.1:8080 (docs/code.md)")]
+    missing = None
     try:
-        why = sandbox_of(code_sandbox).problem()
+        box = sandbox_of(code_sandbox)
+        why = box.problem()
+        missing = box.missing_library()
     except Exception as exc:  # noqa: BLE001 - whatever stops the backend is the problem to report
         why = f"{type(exc).__name__}: {exc}"
     if not why:
         return []
-    if SECCOMP_LIBRARY in why:  # both local backends filter the program's system calls
+    if missing:  # libseccomp: both local backends filter the program's system calls
         return [Problem(f"{KEY}.backend", backend, f"cannot run programs here: {why}.",
                         "install libseccomp (Debian/Ubuntu: apt-get install libseccomp2; Fedora: dnf install "
                         "libseccomp), or point `backend` at sandbox_fusion or modal (docs/code.md)")]

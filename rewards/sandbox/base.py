@@ -135,6 +135,11 @@ class Backend:
     def _precheck(self) -> str:
         return ""
 
+    def missing_library(self) -> str | None:
+        """The system library this backend needs and cannot load here (None: none missing), so
+        that a caller can say how to install it."""
+        return None
+
     def run(self, jobs: list[Job]) -> list[ProgramResult]:
         if len(jobs) <= 1 or self.workers == 1:
             return [self._run_one(job) for job in jobs]

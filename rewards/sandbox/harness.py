@@ -264,6 +264,18 @@ SECCOMP_LIBRARY = "libseccomp.so.2"
 _syscall_filter = None  # (library, filter context), built by run_job when the job asks for it
 
 
+def seccomp_missing() -> str:
+    """Why libseccomp cannot be loaded here ("" when it can): the local backends check it up
+    front, so a machine without it is told to install it before any program is tried."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(SECCOMP_LIBRARY)
+    except OSError as exc:
+        return str(exc) or f"{SECCOMP_LIBRARY} could not be loaded"
+    return ""
+
+
 def system_call_filter():
     """The filter, built once in the runner (its forks inherit it) and loaded by each program
     (`load_filter`). OSError when libseccomp is missing or refuses a rule."""

@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 
+from . import harness
 from .base import HARNESS, Backend, Job, Limits, ProgramResult, SandboxUnavailable, job_payload, result_of
 
 
@@ -45,7 +46,14 @@ class LocalSandbox(Backend):
     def _precheck(self) -> str:
         tools = ["setpriv", "unshare"] if self.namespaces else ["setpriv"]
         missing = [tool for tool in tools if not shutil.which(tool)]
-        return f"{', '.join(missing)} not found on PATH (util-linux)" if missing else ""
+        if missing:
+            return f"{', '.join(missing)} not found on PATH (util-linux)"
+        if why := harness.seccomp_missing():  # both local backends filter the program's system calls
+            return f"the sandbox cannot build its system-call filter: {why}"
+        return ""
+
+    def missing_library(self) -> str | None:
+        return harness.SECCOMP_LIBRARY if harness.seccomp_missing() else None
 
     def run(self, jobs: list[Job]) -> list[ProgramResult]:
         problem = self.problem()  # a machine that refuses the namespaces runs nothing, never something weaker
