@@ -60,6 +60,7 @@ import json
 import math
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -124,7 +125,8 @@ def train_command(config: Path) -> list[str]:
 
 
 def train(config: Path, out: Path, log_path: Path) -> float:
-    """`axolotl train CONFIG` in a subprocess (its output in `log_path`); the wall time.
+    """`axolotl train CONFIG` in a subprocess (its output appended to `log_path`: a stage that
+    resumes from a checkpoint keeps the log of the run it resumes); the wall time.
 
     OMP_NUM_THREADS is set to the core count (unless the caller set it): accelerate gives a
     CPU-only trainer one thread otherwise, which made SFT steps 1.89x and GRPO's server-mode
@@ -138,7 +140,9 @@ def train(config: Path, out: Path, log_path: Path) -> float:
     env.setdefault("OMP_NUM_THREADS", str(available_cores()))
     command = train_command(config)
     started = time.perf_counter()
-    with open(log_path, "w") as f:
+    with open(log_path, "a") as f:
+        f.write(f"==> {time.strftime('%Y-%m-%d %H:%M:%S')}: {shlex.join(command)}\n")
+        f.flush()
         # its own process group: stopping this bench (SIGTERM, Ctrl-C) stops `accelerate` and the
         # trainer under it, whose plugin then stops the vLLM server; killing `accelerate` alone
         # left the trainer and the server running

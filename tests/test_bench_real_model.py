@@ -391,3 +391,20 @@ def test_stopping_the_bench_stops_the_training_it_started(tmp_path, monkeypatch)
     for pid in map(int, pids.read_text().split()):
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_a_resumed_stage_appends_to_its_log(tmp_path, monkeypatch):
+    """A stage run again (resuming from its checkpoint) once truncated its log: the resumed
+    run's steps were all that was left of it. Each run now appends, under a line naming it."""
+    import sys
+
+    module = load_bench()
+    out, log = tmp_path / "out", tmp_path / "train.log"
+    out.mkdir()
+    (out / "model.safetensors").write_text("")
+    for text in ("first run's steps", "resumed run's steps"):
+        monkeypatch.setattr(module, "train_command", lambda config, text=text: [sys.executable, "-c", f"print({text!r})"])
+        module.train(tmp_path / "config.yaml", out, log)
+    lines = log.read_text().splitlines()
+    assert [line for line in lines if not line.startswith("==> ")] == ["first run's steps", "resumed run's steps"]
+    assert sum(line.startswith("==> ") for line in lines) == 2
