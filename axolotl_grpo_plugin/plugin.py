@@ -174,7 +174,7 @@ class GRPOPlugin(BasePlugin):
         """Trackers for the end-of-training evaluation; rollout log and learning metrics
         on the stock GRPO trainer (docs/observe.md); the periodic evaluation; what reached
         GRPOConfig; the vLLM weight push on CPU, the weight-sync watch and the /generate/ deadline
-        (docs/vllm.md)."""
+        (docs/vllm.md); each forward trimmed to its rows' length (training/trim_padding.py)."""
         if not self._ours(cfg):
             return
         from .config.trl_args import log_reached
@@ -184,7 +184,7 @@ class GRPOPlugin(BasePlugin):
         from .sources import pass_rates
         from .tools import post_tool_turns
         from .tools import trainer as tool_trainer
-        from .training import async_prompts, cpu_bf16, dynamic_sampling, interrupted, run_lock
+        from .training import async_prompts, cpu_bf16, dynamic_sampling, interrupted, run_lock, trim_padding
         from .vllm import cpu
         from .watch import recovery, saves, sync_guard
 
@@ -197,6 +197,7 @@ class GRPOPlugin(BasePlugin):
         saves.watch_saves(trainer)  # a full disk while saving: which checkpoint is whole
         cpu.attach_weight_sync(trainer)  # vLLM's CPU build only: layer-wise reload_weights push
         cpu_bf16.float32_logits(trainer)  # under CPU bfloat16 autocast: the logits in float32
+        trim_padding.install(trainer)  # each forward at its own rows' length, not the generation's longest
         with reported_as_exit():
             run = self._run(cfg)
             kept = pass_rates.apply(run.plugin.pass_rate_filter, trainer)  # before the dataloader is built

@@ -33,6 +33,7 @@ def test_smoke_config_trains_on_cpu(repo_root, embedded_model_dir, tmp_path):
     for step in steps:
         for key in REWARD_KEYS:
             assert math.isfinite(step[key])
+        assert 0 <= step["padding/trimmed_share"] < 1  # each forward at its rows' own length
     out = tmp_path / "out"
     assert (out / "config.json").is_file() and (out / "model.safetensors").is_file()
     # read back from the trainer's GRPOConfig (TRL's default is False)
