@@ -4,31 +4,30 @@ longer completion than any of them holds."""
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 
 from axolotl_grpo_plugin.training import trim_padding
 
 
-class Trainer:
-    """What TRL's log-prob method reads from its trainer, and that method (TRL's own code)."""
+@functools.cache
+def load_bench():
+    import importlib.util
 
-    use_liger_kernel = False
-    _entropy_bonus_enabled = False
+    from conftest import REPO_ROOT
 
-    def __init__(self, model, temperature=0.7):
-        import inspect
-        from collections import defaultdict
+    spec = importlib.util.spec_from_file_location("bench_trim_padding", REPO_ROOT / "bench" / "bench_trim_padding.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench
 
-        from trl import GRPOTrainer
 
-        self.temperature = temperature
-        self._metrics = {"train": defaultdict(list), "eval": defaultdict(list)}
-        self.model_kwarg_keys = inspect.signature(model.forward).parameters.keys()
-        self.forward_widths = []
-        for name in (trim_padding.METHOD, "_full_logits_logps"):  # TRL 1.14 splits it in two
-            if hasattr(GRPOTrainer, name):
-                setattr(self, name, getattr(GRPOTrainer, name).__get__(self))
+def shell(model):
+    """What TRL's log-prob method reads from its trainer, with that method (TRL's own code):
+    the bench's shell, so the bench times what these tests check."""
+    return load_bench().TrainerShell(model, temperature=0.7)
 
 
 @pytest.fixture(scope="module")
@@ -71,10 +70,10 @@ def counted(model, widths):
 
 def test_each_chunk_runs_its_own_length_and_every_attended_log_prob_is_the_same(model):
     ids, mask, completion_mask, width = batch([40, 3, 7, 2, 12, 9])  # one row at the full width
-    plain = Trainer(model)
+    plain = shell(model)
     before, entropies_before, _ = plain._get_per_token_logps_and_entropies(
         model, ids, mask, width, batch_size=2, compute_entropy=True)
-    trimmed = Trainer(model)
+    trimmed = shell(model)
     assert trim_padding.install(trimmed) and not trim_padding.install(trimmed)  # once
     widths = []
     forward = counted(model, widths)
@@ -98,7 +97,7 @@ def test_gradients_through_the_trimmed_rows_match(model):
     ids, mask, completion_mask, width = batch([4, 9, 2, 30], seed=1)
     grads = []
     for trim in (False, True):
-        trainer = Trainer(model)
+        trainer = shell(model)
         if trim:
             trim_padding.install(trainer)
         model.zero_grad()
@@ -110,7 +109,7 @@ def test_gradients_through_the_trimmed_rows_match(model):
 
 def test_a_chunk_of_empty_completions_keeps_one_column(model):
     ids, mask, completion_mask, width = batch([0, 0, 5, 1], seed=2)
-    trainer = Trainer(model)
+    trainer = shell(model)
     trim_padding.install(trainer)
     widths = []
     forward = counted(model, widths)
@@ -180,14 +179,9 @@ def test_install_leaves_a_method_of_another_shape_alone():
 def test_the_bench_times_both_ways_on_a_runs_lengths(embedded_model_dir, tmp_path, capsys):
     """bench/bench_trim_padding.py on the embedded model: a step whose completions all have one
     length has nothing to trim; one with a long completion among short ones has."""
-    import importlib.util
     import json
 
-    from conftest import REPO_ROOT
-
-    spec = importlib.util.spec_from_file_location("bench_trim_padding", REPO_ROOT / "bench" / "bench_trim_padding.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_bench()
     records = [{"step": 1, "mode": "train", "prompt": "two plus two", "length": 12} for _ in range(4)]
     records += [{"step": 2, "mode": "train", "prompt": "two plus two", "length": n} for n in (60, 3, 4, 2)]
     records += [{"step": 2, "mode": "eval", "prompt": "x", "length": 500}]
