@@ -56,7 +56,7 @@ def problems(code_sandbox: CodeSandboxSettings) -> list[Problem]:
     try:
         box = sandbox_of(code_sandbox)
         why = box.problem()
-        missing = box.missing_library()
+        missing = box.missing_library() if why else None  # asked only to word a problem's fix
     except Exception as exc:  # noqa: BLE001 - whatever stops the backend is the problem to report
         why = f"{type(exc).__name__}: {exc}"
     if not why:

@@ -11,7 +11,7 @@ that no row of the chunk attends to, runs as before, and its per-token outputs a
 with zeros to the width TRL expects. The columns dropped are padding every kept token ignores
 (causal or not, an attention mask of 0 hides them), so each kept token's log-prob is the one
 computed without the trim. Multimodal inputs (images, tiles) pass through untouched. Each step
-logs `padding/trimmed_share`, the share of the positions its forwards skipped.
+logs `padding/trimmed_share`: each call's share of positions skipped, averaged over the step's calls.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ METHOD = "_get_per_token_logps_and_entropies"
 # keyword arguments that say nothing about the rows' layout; any other one that is set (pixel
 # values, image grids, token types) leaves the call as TRL makes it
 TEXT_ONLY = frozenset({"compute_entropy", "compute_aux_loss"})
-# logged each step: the share of the padded positions the forwards skipped (0: nothing to trim)
+# each call's share of the padded positions skipped, averaged over the step's calls (0: nothing to trim)
 METRIC = "padding/trimmed_share"
 
 
