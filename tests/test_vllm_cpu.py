@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from axolotl_grpo_plugin.check import hardware as validation
 from axolotl_grpo_plugin.check.hardware import check_precision
@@ -541,6 +543,56 @@ def test_the_worker_reads_only_the_trainers_push_files(path):
     worker = cpu_sync.CPUWeightSyncExtension()
     worker.model_runner = None
     assert "not a push file" in worker.load_weights_file({"path": path, "names": ["x"]})["error"]
+
+
+def _push_files_at_each_load(monkeypatch) -> list[tuple[str, int]]:
+    """(file, how many of this process's push files were in /dev/shm) at each layer's load."""
+    seen = []
+    load = cpu_sync.CPUWeightSyncExtension.load_weights_file
+
+    def counting(self, request):
+        seen.append((request["path"], sum(f.endswith(".safetensors") for f in _pushed_files())))
+        return load(self, request)
+    monkeypatch.setattr(cpu_sync.CPUWeightSyncExtension, "load_weights_file", counting)
+    return seen
+
+
+@pytest.mark.parametrize(("serve", "server_class"), [("collective_rpc", "FileServer"), ("route_0_19", "RouteServer")])
+def test_a_push_larger_than_a_chunk_holds_one_chunks_file_in_dev_shm_at_a_time(request, monkeypatch, serve,
+                                                                               server_class):
+    """/dev/shm is RAM: a whole model's push file beside the Qwen 0.5B's trainer and server took a
+    24 GiB machine past its memory. Each chunk's file is written, loaded and removed before the next."""
+    import torch
+
+    monkeypatch.setattr(cpu_sync, "CHUNK_BYTES", 1)  # every layer group a chunk of its own
+    seen = _push_files_at_each_load(monkeypatch)
+    server = globals()[server_class]()
+    generation = request.getfixturevalue(serve)(server)
+    sent = dict(generation.model.named_parameters())
+    groups = cpu_sync.layer_groups(sent.items())
+    for push in (1, 2):
+        generation.sync_weights()
+        assert len(seen) == push * len(groups) and len({path for path, _ in seen}) == len(seen), seen  # a file each
+        assert all(files == 1 for _, files in seen), seen  # only the one being loaded was there
+        assert not _pushed_files()
+    assert server.b64 == []
+    loaded = {name: tensor for layer in server.loaded for name, tensor in layer}
+    assert loaded.keys() == sent.keys() and all(torch.equal(loaded[n], sent[n].data) for n in sent)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(1, 40), min_size=1, max_size=12), st.integers(1, 60))
+def test_push_chunks_keep_the_order_and_stay_within_the_limit_unless_one_group_is_larger(sizes, limit):
+    import torch
+
+    groups = [(f"g{i}", [(f"w{i}", torch.zeros(size, dtype=torch.uint8))]) for i, size in enumerate(sizes)]
+    chunks = cpu_sync.push_chunks(groups, limit)
+    assert [g for chunk in chunks for g in chunk] == groups
+    for i, chunk in enumerate(chunks):
+        size = sum(t.numel() for _, group in chunk for _, t in group)
+        assert size <= limit or len(chunk) == 1
+        if i + 1 < len(chunks):  # not split where the next group would still fit
+            assert size + chunks[i + 1][0][1][0][1].numel() > limit
 
 
 def test_push_files_of_dead_trainers_are_removed_and_live_ones_kept(tmp_path, monkeypatch):

@@ -20,9 +20,10 @@ generates garbage, so every push carries whole decoder layers: one HTTP request
   server (`vllm.worker_extension_cls`).
 
 The wire: to a server on this machine, each push writes every tensor once, in its own dtype,
-into one safetensors file in /dev/shm (`PushFile`), and each layer's request names the file and
-its tensors, which the extension reads memory-mapped (no base64, no JSON: docs/benchmarks.md,
-"The CPU weight push"). Behind vLLM's `/collective_rpc` (Axolotl 0.21) the request is a method
+into safetensors files in /dev/shm (`PushFile`), a few layers at a time (`push_chunks`: /dev/shm is
+RAM, and a whole model's file beside the trainer and the server overflowed a 24 GiB machine), and
+each layer's request names its file and tensors, which the extension reads memory-mapped (no
+base64, no JSON: docs/benchmarks.md, "The CPU weight push"). Behind vLLM's `/collective_rpc` (Axolotl 0.21) the request is a method
 call whose answer says what was loaded. Axolotl 0.19's `/http_update_weights/` route answers
 before its workers load, so there the request rides in the name of a one-number tensor
 (`ROUTE_MARK`), and each worker leaves its word in a file beside the push file (`.ack` when the
@@ -357,12 +358,45 @@ _SAFETENSORS_DTYPES = {"float32": "F32", "float16": "F16", "bfloat16": "BF16", "
                        "int64": "I64", "int32": "I32", "int16": "I16", "int8": "I8", "uint8": "U8", "bool": "BOOL"}
 
 
-class PushFile:
-    """All tensors of one push, in their own dtype, in one safetensors file in FILE_DIR: the
-    header (offsets known from the shapes), then the bytes straight from the tensors (one copy;
-    safetensors' own `save_file` makes a bytes copy of each first). `close()` removes it.
+# The most a push file holds (a larger layer group gets a file of its own). /dev/shm is RAM: a
+# whole model's file (2 GiB for the Qwen 0.5B in float32) beside its trainer and server took a
+# 24 GiB machine past its memory (the kernel killed the trainer mid-push); chunks keep the extra
+# to the largest layer group (the 0.5B's embedding, 0.5 GiB).
+CHUNK_BYTES = 256 << 20
 
-    Written whole before the first request. Writing layer i+1 in a thread while the server
+
+def _group_bytes(group: list[tuple[str, object]]) -> int:
+    return sum(t.numel() * t.element_size() for _, t in group)
+
+
+def push_chunks(groups: list, limit: int | None = None) -> list[list]:
+    """Consecutive layer groups, as many per chunk as stay within `limit` bytes (CHUNK_BYTES), one
+    group at least: each chunk is one push file, written, loaded and removed before the next."""
+    limit = CHUNK_BYTES if limit is None else limit
+    chunks: list[list] = []
+    size = 0
+    for group in groups:
+        grown = size + _group_bytes(group[1])
+        if chunks and grown <= limit:
+            chunks[-1].append(group)
+            size = grown
+        else:
+            chunks.append([group])
+            size = _group_bytes(group[1])
+    return chunks
+
+
+def _chunk_bytes(chunk: list) -> int:
+    return sum(_group_bytes(group) for _, group in chunk)
+
+
+class PushFile:
+    """The tensors of some layer groups (one chunk of a push), in their own dtype, in one
+    safetensors file in FILE_DIR: the header (offsets known from the shapes), then the bytes
+    straight from the tensors (one copy; safetensors' own `save_file` makes a bytes copy of each
+    first). `close()` removes it.
+
+    Written whole before the chunk's first request. Writing layer i+1 in a thread while the server
     loaded layer i was tried: in one run on two overloaded cores its pushes of SmolLM2-135M took
     20-28 s (the write 1.1 s, the server 3 s of that; cause not pinned down) where this took
     1.6-5 s in the run before (docs/benchmarks.md), so the overlap is left out.
@@ -424,28 +458,31 @@ def _remove_orphans() -> None:
 
 
 def _push_through_file(client, groups) -> bool:
-    """The push through a file in /dev/shm, one request per layer naming its tensors. False when
-    the server cannot take it (one note per client); the caller then pushes everything over HTTP."""
+    """The push through files in /dev/shm, one chunk of layers at a time (`push_chunks`), one
+    request per layer naming its tensors. False when the server cannot take it (one note per
+    client); the caller then pushes everything over HTTP."""
+    from ..config.defaults import AXOLOTL
+
     if getattr(client, "_cpu_file_push_off", False):
         return False
-    size = sum(t.numel() * t.element_size() for _, group in groups for _, t in group)
-    reason = _file_push_refusal(client, size)
-    push = None
-    if reason is None:
+    chunks = push_chunks(groups)
+    reason = _file_push_refusal(client, max(map(_chunk_bytes, chunks), default=0))
+    load = _load_by_rpc if AXOLOTL.push_by_rpc else _load_by_route
+    client._cpu_file_write_s = 0.0
+    for chunk in chunks if reason is None else ():
         try:
             written = time.perf_counter()
-            push = PushFile(groups)
-            client._cpu_file_write_s = time.perf_counter() - written
+            push = PushFile(chunk)
+            client._cpu_file_write_s += time.perf_counter() - written
         except OSError as exc:  # /dev/shm full: this push goes over HTTP, whole
             reason = f"cannot write the push file in {FILE_DIR}: {exc}"
-    if push is not None:
-        from ..config.defaults import AXOLOTL
-
+            break
         try:
-            load = _load_by_rpc if AXOLOTL.push_by_rpc else _load_by_route
-            reason = load(client, push.path, groups)
+            reason = load(client, push.path, chunk)
         finally:
             push.close()
+        if reason is not None:
+            break
     if reason is None:
         return True
     LOG.warning("vLLM on CPU: weights go as base64 in JSON (slower): %s", reason)
