@@ -558,7 +558,7 @@ def _push_files_at_each_load(monkeypatch) -> list[tuple[str, int]]:
 
 
 @pytest.mark.parametrize(("serve", "server_class"), [("collective_rpc", "FileServer"), ("route_0_19", "RouteServer")])
-def test_a_push_larger_than_a_chunk_holds_one_chunks_file_in_dev_shm_at_a_time(request, monkeypatch, serve,
+def test_a_push_larger_than_a_chunk_holds_one_chunks_file_in_dev_shm_at_a_time(request, monkeypatch, caplog, serve,
                                                                                server_class):
     """/dev/shm is RAM: a whole model's push file beside the Qwen 0.5B's trainer and server took a
     24 GiB machine past its memory. Each chunk's file is written, loaded and removed before the next."""
@@ -571,7 +571,9 @@ def test_a_push_larger_than_a_chunk_holds_one_chunks_file_in_dev_shm_at_a_time(r
     sent = dict(generation.model.named_parameters())
     groups = cpu_sync.layer_groups(sent.items())
     for push in (1, 2):
-        generation.sync_weights()
+        with caplog.at_level("INFO", logger="axolotl_grpo_plugin.vllm"):
+            generation.sync_weights()
+        assert f"{len(groups)} files written in" in caplog.records[-1].getMessage()
         assert len(seen) == push * len(groups) and len({path for path, _ in seen}) == len(seen), seen  # a file each
         assert all(files == 1 for _, files in seen), seen  # only the one being loaded was there
         assert not _pushed_files()

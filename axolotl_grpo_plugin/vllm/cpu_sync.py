@@ -468,7 +468,7 @@ def _push_through_file(client, groups) -> bool:
     chunks = push_chunks(groups)
     reason = _file_push_refusal(client, max(map(_chunk_bytes, chunks), default=0))
     load = _load_by_rpc if AXOLOTL.push_by_rpc else _load_by_route
-    client._cpu_file_write_s = 0.0
+    client._cpu_file_write_s, client._cpu_file_count = 0.0, len(chunks)
     for chunk in chunks if reason is None else ():
         try:
             written = time.perf_counter()
@@ -570,7 +570,8 @@ def sync_weights(generation) -> None:
         with _trainer_weights(generation) as weights:
             groups = layer_groups(weights)
             if _push_through_file(generation.vllm_client, groups):
-                how = f" (through {FILE_DIR}, the file written in {generation.vllm_client._cpu_file_write_s:.2f} s)"
+                client = generation.vllm_client
+                how = f" (through {FILE_DIR}, {client._cpu_file_count} files written in {client._cpu_file_write_s:.2f} s)"
             else:
                 for _, group in groups:
                     _post_group(generation.vllm_client, group)
