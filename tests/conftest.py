@@ -92,6 +92,17 @@ def eval_log_line(text: str) -> dict[str, float]:
     return {k: float(v) for k, v in ast.literal_eval(text).items()}
 
 
+def bench_module(name: str):
+    """bench/NAME.py as a module (bench/ holds scripts, not a package), a fresh one each call:
+    tests that patch its attributes do not share them."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def importable_module(tmp_path: Path, monkeypatch, prefix: str, source: str) -> str:
     """Write `source` as a module in tmp_path, importable for this test only; its unique name."""
     name = f"{prefix}_{tmp_path.name.replace('-', '_')}"

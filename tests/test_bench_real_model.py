@@ -4,22 +4,19 @@ reads, what a re-run skips, and which flag combinations it refuses before any wo
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import bench_module
 
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def load_bench():
-    spec = importlib.util.spec_from_file_location("bench_real_model", REPO / "bench" / "bench_real_model.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return bench_module("bench_real_model")
 
 
 @pytest.fixture
@@ -219,10 +216,7 @@ def test_score_last_only_scores_the_last_sft_model_and_its_grpo_runs(bench, flag
 
 
 def _saved_rows_module():
-    spec = importlib.util.spec_from_file_location("saved_rows", REPO / "bench" / "saved_rows.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return bench_module("saved_rows")
 
 
 def test_replies_saved_without_the_questions_rebuild_the_same_rows(tmp_path):

@@ -14,14 +14,9 @@ from axolotl_grpo_plugin.training import trim_padding
 
 @functools.cache
 def load_bench():
-    import importlib.util
+    from conftest import bench_module
 
-    from conftest import REPO_ROOT
-
-    spec = importlib.util.spec_from_file_location("bench_trim_padding", REPO_ROOT / "bench" / "bench_trim_padding.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    return bench
+    return bench_module("bench_trim_padding")
 
 
 def shell(model):
