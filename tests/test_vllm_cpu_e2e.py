@@ -289,7 +289,8 @@ def test_eval_every_generates_with_the_running_engine_from_the_current_weights(p
         assert step[LOGP_DIFF] < IN_SYNC, steps
     # TRL's push before step 3's generation was the step-2 evaluation's; only the last one adds
     assert output.count("vLLM on CPU: pushed ") == len(steps) + 1, output[-4000:]
-    assert steps[2][LOGP_DIFF] < IN_SYNC and steps[2]["grad_norm"] > 0 and steps[1]["grad_norm"] > 0, steps
+    # the model moved at steps 2 and 3, so step 3's gap in the loop above is the evaluation's push at work
+    assert steps[1]["grad_norm"] > 0 and steps[2]["grad_norm"] > 0, steps
     at_end = json.loads((out / "eval-test.json").read_text())
     last = evals[-1]["metrics"]
     assert at_end["backend"] == "transformers" and at_end["n_problems"] == 4
