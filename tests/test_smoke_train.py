@@ -34,6 +34,9 @@ def test_smoke_config_trains_on_cpu(repo_root, embedded_model_dir, tmp_path):
         for key in REWARD_KEYS:
             assert math.isfinite(step[key])
         assert 0 <= step["padding/trimmed_share"] < 1  # each forward at its rows' own length
+        # the trainer's memory, on a run without CUDA (observe/cpu_memory.py)
+        assert 0 < step["memory/rss_gib"] <= step["memory/peak_rss_gib"]
+        assert 0 < step["memory/headroom_share"] < 1 and step["memory/available_gib"] > 0
     out = tmp_path / "out"
     assert (out / "config.json").is_file() and (out / "model.safetensors").is_file()
     # read back from the trainer's GRPOConfig (TRL's default is False)

@@ -137,6 +137,10 @@ class DoctorSettings(BaseModel):
     degenerate_share: float = Field(default=0.25, gt=0, le=1, description="`observe/degenerate_reinforced` at or "
                                     "above this: that share of the completions GRPO reinforced look degenerate "
                                     "(reward hacking suspected; `axolotl-grpo audit`).")
+    memory_low: float = Field(default=0.1, gt=0, lt=1, description="On a run without CUDA: the share of the "
+                              "machine's memory left at the trainer's peak in a step (`memory/headroom_share`) at or "
+                              "below this: the kernel's OOM killer is near (it ends a run with SIGKILL, no traceback). "
+                              "Fires at the first such step.")
 
 
 class DynamicSamplingSettings(BaseModel):

@@ -29,7 +29,7 @@ from ..config.run import Run
 from ..rollouts.log import SUPERSEDED_NAME, RolloutLogWriter, reward_weights, supersede_after, weighted_reward
 from ..rollouts.metrics import ReflectionMatcher, correct_verdicts, step_metrics
 from ..training.trainer_kind import is_async_grpo
-from . import gpu_memory, step_time, tool_turns
+from . import cpu_memory, gpu_memory, step_time, tool_turns
 
 
 LOG = logging.getLogger("axolotl_grpo_plugin")
@@ -42,7 +42,7 @@ _ASYNC_SCORING, _ASYNC_ROWS = "_compute_deferred_scores", "_deferred_inputs"
 
 def attach(run: Run, trainer: Any, marks: Callable[[], list[dict] | None] | None = None) -> RolloutObserver | None:
     """Install the observer on a GRPO trainer per the `grpo_plugin:` keys, the step-time
-    breakdown (step_time.py) and the peak GPU memory (gpu_memory.py), both on any GRPO trainer;
+    breakdown (step_time.py) and the memory (gpu_memory.py with CUDA, else cpu_memory.py), on any GRPO trainer;
     None when the observer is off or unsupported. `marks`: per group of the batch just scored,
     the fields dynamic sampling adds to its records (training/dynamic_sampling.py)."""
     try:
@@ -59,9 +59,9 @@ def attach(run: Run, trainer: Any, marks: Callable[[], list[dict] | None] | None
         LOG.warning("axolotl_grpo_plugin: the step-time breakdown is off for this run (%s: %s)",
                     type(exc).__name__, exc)
     try:
-        gpu_memory.attach(trainer)
+        gpu_memory.attach(trainer) or cpu_memory.attach(trainer)
     except Exception as exc:
-        LOG.warning("axolotl_grpo_plugin: the peak GPU memory is not logged in this run (%s: %s)",
+        LOG.warning("axolotl_grpo_plugin: the trainer's memory is not logged in this run (%s: %s)",
                     type(exc).__name__, exc)
     return observer
 
