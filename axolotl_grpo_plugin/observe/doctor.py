@@ -107,7 +107,8 @@ ADVICE = {
         "with SIGKILL, without a traceback or a checkpoint of the steps since the last one",
         "`export MALLOC_MMAP_THRESHOLD_=65536` before `axolotl train` and resume from the last checkpoint "
         "(glibc then gives each freed tensor's memory back: the Qwen 0.5B's trainer peaked 2.7 GiB lower and "
-        "stopped growing, for 1.26x its forward, backward and optimizer time; docs/benchmarks.md), or train "
+        "stopped growing, for 1.26x (a bench loop) to 1.36x (a real run) its forward, backward and optimizer "
+        "time; docs/benchmarks.md), or train "
         "fewer tokens at once (`micro_batch_size` 1, fewer completions a step), or stop what else runs on "
         "the machine; `grpo_plugin.doctor.stop: true` saves a checkpoint and stops when this fires"),
 }
