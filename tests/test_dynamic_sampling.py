@@ -487,7 +487,8 @@ def test_dynamic_sampling_report_shows_the_share_set_aside_and_each_rollouts_fat
     wired(trainer, max_rounds=4)
     step(trainer, repeated(dataset, [0, 1, 2]))  # 2 of round 1's 3 groups set aside
     step(trainer, repeated(dataset, [4, 5, 6]))  # all spread
-    trainer.callbacks[-1].on_train_end(None, None, None)  # the log's lifecycle: the deferred records out
+    lifecycle = next(c for c in trainer.callbacks if type(c).__name__ == "RolloutLogLifecycle")
+    lifecycle.on_train_end(None, None, None)  # the log's lifecycle: the deferred records out
     data = collect(read_everything(tmp_path, everything=True))
     assert sorted(data.sampling) == [1, 2]
     generated = sum(s["kept"] + s["discarded"] for s in data.sampling.values())
