@@ -52,7 +52,7 @@ def main() -> int:
         info = {"pid": os.getpid(), "child": child.pid if child else None,
                 "env": {k: os.environ.get(k) for k in
                         ("CUDA_VISIBLE_DEVICES", "AXOLOTL_GRPO_PLUGIN_VLLM_SERVER", "RANK", "WORLD_SIZE",
-                         "VLLM_CPU_KVCACHE_SPACE")}}
+                         "VLLM_CPU_KVCACHE_SPACE", "VLLM_CPU_NUM_OF_RESERVED_CPU")}}
         with open(args.info + ".tmp", "w", encoding="utf-8") as handle:
             json.dump(info, handle)
         os.replace(args.info + ".tmp", args.info)

@@ -87,6 +87,14 @@ def test_configure_fills_the_worker_extension_and_float32_unless_set(cpu_build, 
     assert mine["vllm"]["dtype"] == "bfloat16"
 
 
+def test_the_server_reserves_no_scheduler_core_on_two_cores_unless_the_user_says():
+    """vLLM-CPU binds its worker to all cores but one; on 2 cores that halves the sampling."""
+    assert cpu.server_env({}, cores=2)[cpu.RESERVED_CPU_ENV] == "0"
+    assert cpu.RESERVED_CPU_ENV not in cpu.server_env({}, cores=16)
+    assert cpu.RESERVED_CPU_ENV not in cpu.server_env({cpu.RESERVED_CPU_ENV: "1"}, cores=2)
+    assert cpu.server_env({cpu.KV_CACHE_ENV: "3"}, cores=2)[cpu.KV_CACHE_ENV] == "3"
+
+
 def test_lora_passes_and_qlora_is_refused_with_the_cpu_build(cpu_build, tmp_path):
     """LoRA is merged into the base for each push (cpu_sync._trainer_weights); a quantized base
     cannot be: a config check, so `check` and `axolotl train` both refuse it before the model loads."""
@@ -182,6 +190,7 @@ def test_autostart_on_cpu_skips_the_gpu_layout_and_pinning(cpu_build, tmp_path):
     seen = read_info(info)
     assert seen["env"]["CUDA_VISIBLE_DEVICES"] is None
     assert seen["env"]["VLLM_CPU_KVCACHE_SPACE"] == cpu.KV_CACHE_GIB
+    assert seen["env"][cpu.RESERVED_CPU_ENV] == cpu.server_env({}).get(cpu.RESERVED_CPU_ENV)  # the env reaches it
     served = yaml.safe_load((Path(cfg["output_dir"]) / "vllm-server.yaml").read_text())
     assert served["vllm"]["worker_extension_cls"] == cpu.WORKER_EXTENSION
     assert served["vllm"]["dtype"] == "float32"
