@@ -182,7 +182,8 @@ def test_autostart_on_cpu_skips_the_gpu_layout_and_pinning(cpu_build, tmp_path):
     cpu.configure(cfg, read_run(cfg))
     info = tmp_path / "info.json"
     # no GPU at all: the GPU layout would refuse ("needs 2 GPUs")
-    autostart.on_register(cfg, read_run(cfg), env=env(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1"), gpu_count=lambda: 0,
+    launched = env(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1")
+    autostart.on_register(cfg, read_run(cfg), env=launched, gpu_count=lambda: 0,
                           command=fake_factory(info, "ok", "--child"), training=True)
     assert "device_map" not in cfg  # no {"": 0}: there is no cuda:0
     messages: list[str] = []
@@ -190,7 +191,8 @@ def test_autostart_on_cpu_skips_the_gpu_layout_and_pinning(cpu_build, tmp_path):
     seen = read_info(info)
     assert seen["env"]["CUDA_VISIBLE_DEVICES"] is None
     assert seen["env"]["VLLM_CPU_KVCACHE_SPACE"] == cpu.KV_CACHE_GIB
-    assert seen["env"][cpu.RESERVED_CPU_ENV] == cpu.server_env({}).get(cpu.RESERVED_CPU_ENV)  # the env reaches it
+    # the autostart's value reaches it (a value already in the environment is kept)
+    assert seen["env"][cpu.RESERVED_CPU_ENV] == {**launched, **cpu.server_env(launched)}.get(cpu.RESERVED_CPU_ENV)
     served = yaml.safe_load((Path(cfg["output_dir"]) / "vllm-server.yaml").read_text())
     assert served["vllm"]["worker_extension_cls"] == cpu.WORKER_EXTENSION
     assert served["vllm"]["dtype"] == "float32"
