@@ -22,6 +22,7 @@ import random
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 
 SETTINGS = {
@@ -31,29 +32,19 @@ SETTINGS = {
 }
 
 
-def _status_kib(field: str) -> int:
-    with open("/proc/self/status", encoding="ascii") as handle:
-        for line in handle:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
-
-
 def child(model_dir: str, steps: int, micro: int, seed: int) -> dict:
     import torch
     from transformers import AutoModelForCausalLM
 
+    from axolotl_grpo_plugin.observe.cpu_memory import KIB_PER_GIB, read_kib
+    from axolotl_grpo_plugin.training.cpu_bf16 import float32_output_layer
+
+    status = Path("/proc/self/status")
+
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.float32)
     model.train()
-    head = model.get_output_embeddings()
-    forward = head.forward
-
-    def float32_logits(hidden):
-        with torch.autocast("cpu", enabled=False):
-            return forward(hidden.float())
-
-    head.forward = float32_logits
+    float32_output_layer(model)  # as the plugin's cpu_bf16 trains
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-7)
     lengths = random.Random(seed)
     vocab = model.config.vocab_size
@@ -70,8 +61,8 @@ def child(model_dir: str, steps: int, micro: int, seed: int) -> dict:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        after_step.append(round(_status_kib("VmRSS") / 2**20, 2))
-    return {"peak_gib": round(_status_kib("VmHWM") / 2**20, 2), "rss_after_step_gib": after_step,
+        after_step.append(round(read_kib(status, "VmRSS") / KIB_PER_GIB, 2))
+    return {"peak_gib": round(read_kib(status, "VmHWM") / KIB_PER_GIB, 2), "rss_after_step_gib": after_step,
             "wall_s": round(time.monotonic() - started, 1)}
 
 
