@@ -61,8 +61,8 @@ def child(model_dir: str, steps: int, micro: int, seed: int) -> dict:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        after_step.append(round(read_kib(status, "VmRSS") / KIB_PER_GIB, 2))
-    return {"peak_gib": round(read_kib(status, "VmHWM") / KIB_PER_GIB, 2), "rss_after_step_gib": after_step,
+        after_step.append(round(read_kib(status, "VmRSS")["VmRSS"] / KIB_PER_GIB, 2))
+    return {"peak_gib": round(read_kib(status, "VmHWM")["VmHWM"] / KIB_PER_GIB, 2), "rss_after_step_gib": after_step,
             "wall_s": round(time.monotonic() - started, 1)}
 
 

@@ -28,13 +28,18 @@ KIB_PER_GIB = 1024**2
 RESET_PEAK = "5"  # proc(5), clear_refs: "reset the peak resident set size (VmHWM)"
 
 
-def read_kib(path: Path, field: str) -> int | None:
-    """A `Field:   N kB` line of a /proc file, in KiB; None when absent."""
+def read_kib(path: Path, *fields: str) -> dict[str, int]:
+    """The `Field:   N kB` lines of a /proc file that `fields` name, in KiB, read in one pass (the
+    file is regenerated at each read); a field the file lacks is absent from the result."""
+    wanted, found = set(fields), {}
     with open(path, encoding="ascii", errors="replace") as handle:
         for line in handle:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return None
+            name, _, rest = line.partition(":")
+            if name in wanted:
+                found[name] = int(rest.split()[0])
+                if len(found) == len(wanted):
+                    break
+    return found
 
 
 def attach(trainer: Any, proc: Path = Path("/proc")) -> bool:
@@ -75,10 +80,11 @@ def make_callback(trainer: Any, proc: Path):
                                 "off for the rest of the run.", type(exc).__name__, exc)
 
         def _log(self):
-            rss, peak = read_kib(status, "VmRSS"), read_kib(status, "VmHWM")
-            available, total = read_kib(meminfo, "MemAvailable"), read_kib(meminfo, "MemTotal")
-            if None in (rss, peak, available, total) or not total:
+            process, machine = read_kib(status, "VmRSS", "VmHWM"), read_kib(meminfo, "MemAvailable", "MemTotal")
+            if len(process) < 2 or len(machine) < 2 or not machine["MemTotal"]:
                 raise ValueError(f"{status} or {meminfo} lacks VmRSS, VmHWM, MemAvailable or MemTotal")
+            rss, peak = process["VmRSS"], process["VmHWM"]
+            available, total = machine["MemAvailable"], machine["MemTotal"]
             metrics = trainer._metrics["train"]
             metrics[RSS].append(rss / KIB_PER_GIB)
             metrics[PEAK].append(peak / KIB_PER_GIB)
