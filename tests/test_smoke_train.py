@@ -6,6 +6,8 @@ import pytest
 import yaml
 from conftest import run_axolotl_train
 
+from axolotl_grpo_plugin.training import release_memory
+
 
 REWARD_KEYS = [f"rewards/{name}_reward_func/mean"
                for name in ("correctness", "int", "strict_format", "soft_format", "xmlcount")]
@@ -24,9 +26,10 @@ def smoke_config(repo_root, model_dir, out_dir, **overrides):
 
 @pytest.mark.integration
 def test_smoke_config_trains_on_cpu(repo_root, embedded_model_dir, tmp_path):
-    # plus one GRPOConfig option Axolotl 0.19 has no key for, through grpo_plugin.trl_args
+    # plus one GRPOConfig option Axolotl 0.19 has no key for, through grpo_plugin.trl_args, and glibc
+    # told to hand freed memory back from the start (training/release_memory.py)
     config, cfg = smoke_config(repo_root, embedded_model_dir, tmp_path / "out",
-                               grpo_plugin={"trl_args": {"disable_dropout": True}})
+                               grpo_plugin={"trl_args": {"disable_dropout": True}, "cpu_release_memory": True})
     proc, steps = run_axolotl_train(config, cwd=tmp_path)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     assert len(steps) == cfg["max_steps"]
@@ -41,6 +44,8 @@ def test_smoke_config_trains_on_cpu(repo_root, embedded_model_dir, tmp_path):
     assert (out / "config.json").is_file() and (out / "model.safetensors").is_file()
     # read back from the trainer's GRPOConfig (TRL's default is False)
     assert "GRPOConfig from grpo_plugin.trl_args: disable_dropout=True" in proc.stdout + proc.stderr
+    if release_memory.glibc() is not None:
+        assert "grpo_plugin.cpu_release_memory: true: from now on glibc hands" in proc.stdout + proc.stderr
 
 
 @pytest.mark.integration

@@ -309,6 +309,14 @@ class GRPOPluginSettings(BaseModel):
                                              "GSM8K chain learned as well as float32 (7 runs each, "
                                              "docs/benchmarks.md); configs/smollm2-gsm8k-grpo-cpu.yaml sets "
                                              "`auto`. Read by training/cpu_bf16.py.")
+    cpu_release_memory: StrictBool | Literal["auto"] = Field(
+        default="auto", description="On a run without CUDA, on glibc: fix glibc's mmap threshold at 64 KiB (as "
+        "`export MALLOC_MMAP_THRESHOLD_=65536` does), so each freed tensor's memory goes back to the system and the "
+        "trainer stops growing (the Qwen 0.5B's trainer grew ~1 GiB a step until the OOM killer ended the run), "
+        "for about 1.3x its forward, backward and optimizer time. `auto`: from the first step that leaves 25 % of "
+        "the machine's memory or less at the trainer's peak (`memory/headroom_share`), with one line saying so; "
+        "`true`: from the start; `false`: never. An exported MALLOC_MMAP_THRESHOLD_ is kept. Read by "
+        "training/release_memory.py.")
     tools: list[str] = Field(default_factory=list, description="Tools the model may call during its rollouts (TRL's "
                              "`tools=`): a registered name (`calculator`) or a `module.function` import path, "
                              "imported from the config's folder first, then the working folder. Every call is "

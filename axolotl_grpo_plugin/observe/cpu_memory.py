@@ -16,6 +16,7 @@ doctor's `memory_low` reads. Linux only: nothing is logged with CUDA (gpu_memory
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,17 +43,19 @@ def read_kib(path: Path, *fields: str) -> dict[str, int]:
     return found
 
 
-def attach(trainer: Any, proc: Path = Path("/proc")) -> bool:
-    """Log the step's memory on a run without CUDA; False (nothing attached) with CUDA or no /proc."""
+def attach(trainer: Any, proc: Path = Path("/proc"),
+           on_headroom: Callable[[float, int], None] | None = None) -> bool:
+    """Log the step's memory on a run without CUDA; False (nothing attached) with CUDA or no /proc.
+    `on_headroom(share, step)` is told each step's headroom share (training/release_memory.py)."""
     import torch
 
     if torch.cuda.is_available() or not (proc / "self" / "status").is_file() or not (proc / "meminfo").is_file():
         return False
-    trainer.add_callback(make_callback(trainer, proc))
+    trainer.add_callback(make_callback(trainer, proc, on_headroom))
     return True
 
 
-def make_callback(trainer: Any, proc: Path):
+def make_callback(trainer: Any, proc: Path, on_headroom: Callable[[float, int], None] | None = None):
     """A TrainerCallback that resets the peak at each step's start and logs the four figures at
     its end. `proc`: /proc (a stand-in folder in tests)."""
     from transformers import TrainerCallback
@@ -73,7 +76,9 @@ def make_callback(trainer: Any, proc: Path):
         def on_step_end(self, args, state, control, **kwargs):
             if not self.failed:
                 try:
-                    self._log()
+                    headroom = self._log()
+                    if on_headroom is not None:
+                        on_headroom(headroom, state.global_step)
                 except Exception as exc:
                     self.failed = True
                     LOG.warning("axolotl_grpo_plugin: logging the trainer's memory failed (%s: %s); it is "
@@ -89,6 +94,8 @@ def make_callback(trainer: Any, proc: Path):
             metrics[RSS].append(rss / KIB_PER_GIB)
             metrics[PEAK].append(peak / KIB_PER_GIB)
             metrics[AVAILABLE].append(available / KIB_PER_GIB)
-            metrics[HEADROOM].append(max(0, available - max(0, peak - rss)) / total)
+            headroom = max(0, available - max(0, peak - rss)) / total
+            metrics[HEADROOM].append(headroom)
+            return headroom
 
     return CpuMemoryCallback()

@@ -105,12 +105,12 @@ ADVICE = {
     "memory_low": (
         "the machine is nearly out of memory at the trainer's peak: the kernel's OOM killer ends a run "
         "with SIGKILL, without a traceback or a checkpoint of the steps since the last one",
-        "`export MALLOC_MMAP_THRESHOLD_=65536` before `axolotl train` and resume from the last checkpoint "
-        "(glibc then gives each freed tensor's memory back: the Qwen 0.5B's trainer peaked 2.7 GiB lower and "
-        "stopped growing, for 1.26x (a bench loop) to 1.36x (a real run) its forward, backward and optimizer "
-        "time; docs/benchmarks.md), or train "
-        "fewer tokens at once (`micro_batch_size` 1, fewer completions a step), or stop what else runs on "
-        "the machine; `grpo_plugin.doctor.stop: true` saves a checkpoint and stops when this fires"),
+        "train fewer tokens at once (`micro_batch_size` 1, fewer completions a step) or stop what else runs on "
+        "the machine; with `grpo_plugin.cpu_release_memory: false`, remove it (its default `auto` makes glibc "
+        "give each freed tensor's memory back from the first step at 25 % headroom: the Qwen 0.5B's trainer "
+        "then stopped growing, for 1.26x to 1.36x its forward, backward and optimizer time; docs/benchmarks.md) "
+        "and resume from the last checkpoint; `grpo_plugin.doctor.stop: true` saves a checkpoint and stops "
+        "when this fires"),
 }
 
 

@@ -28,6 +28,7 @@ from typing import Any
 from ..config.run import Run
 from ..rollouts.log import SUPERSEDED_NAME, RolloutLogWriter, reward_weights, supersede_after, weighted_reward
 from ..rollouts.metrics import ReflectionMatcher, correct_verdicts, step_metrics
+from ..training import release_memory
 from ..training.trainer_kind import is_async_grpo
 from . import cpu_memory, gpu_memory, step_time, tool_turns
 
@@ -59,7 +60,10 @@ def attach(run: Run, trainer: Any, marks: Callable[[], list[dict] | None] | None
         LOG.warning("axolotl_grpo_plugin: the step-time breakdown is off for this run (%s: %s)",
                     type(exc).__name__, exc)
     try:
-        gpu_memory.attach(trainer) or cpu_memory.attach(trainer)
+        if not gpu_memory.attach(trainer):
+            release = release_memory.Policy(run.plugin.cpu_release_memory)
+            cpu_memory.attach(trainer, on_headroom=release.on_headroom)
+            release.start()
     except Exception as exc:
         LOG.warning("axolotl_grpo_plugin: the trainer's memory is not logged in this run (%s: %s)",
                     type(exc).__name__, exc)
