@@ -118,12 +118,44 @@ def make_generator(model: Any, tokenizer: Any, run: Run, *, backend: str = "auto
                   if getattr(run.vllm, k) is not None}
         if max_model_len:
             kwargs["max_model_len"] = max_model_len
-        return generation.VLLMGenerator(str(model), tokenizer, seed=seed, **kwargs)
+        merged = merged_adapter(model, tokenizer) if is_adapter(model) else None
+        generator = generation.VLLMGenerator(merged.name if merged else str(model), tokenizer, seed=seed, **kwargs)
+        generator.merged_folder = merged  # removed with the generator (vLLM has read the weights by then)
+        return generator
     if is_path:
         model = load_model(str(model), device)
     elif device is not None:
         model = model.to(device)
     return generation.TransformersGenerator(model, tokenizer, batch_size=batch_size)
+
+
+def is_adapter(model: Any) -> bool:
+    """A PEFT adapter folder (a LoRA run's output_dir) rather than a whole model."""
+    return isinstance(model, (str, Path)) and Path(model, "adapter_config.json").is_file() and not Path(
+        model, "config.json").is_file()
+
+
+def merged_adapter(path: str | Path, tokenizer: Any) -> Any:
+    """The adapter merged into its base model in a temporary folder inside `path`, for vLLM, which
+    loads whole models: a LoRA run's output is then scored as trained, with the same engine as a
+    full fine-tune's. The folder (a TemporaryDirectory) goes when the caller drops it."""
+    import logging
+    import tempfile
+
+    model = load_model(str(path), "cpu").merge_and_unload()
+    folder = tempfile.TemporaryDirectory(prefix=".merged-for-vllm-", dir=path)
+    try:
+        model.save_pretrained(folder.name)
+        tokenizer.save_pretrained(folder.name)
+    except OSError as exc:
+        folder.cleanup()
+        raise EvalError(f"cannot merge the adapter in {path} into its base for vLLM: {exc}. Fix: free disk "
+                        f"space in {path}, or score with --backend transformers") from None
+    finally:
+        del model
+    logging.getLogger("axolotl_grpo_plugin").info(
+        "%s is a PEFT adapter: merged into its base model for vLLM in %s (removed after scoring)", path, folder.name)
+    return folder
 
 
 def load_model(path: str, device: str | None = None) -> Any:
