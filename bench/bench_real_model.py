@@ -120,6 +120,13 @@ def group_size_changes(config: Path, generations: int) -> dict:
             "gradient_accumulation_steps": prompts * generations // micro}
 
 
+def saved_weights(folder: Path) -> Path:
+    """What a finished training run leaves in its output folder: the model's weights, or a LoRA
+    run's adapter (scoring merges it into its base: sampling/models.py)."""
+    adapter = folder / "adapter_model.safetensors"
+    return adapter if adapter.is_file() else folder / "model.safetensors"
+
+
 def train_command(config: Path) -> list[str]:
     return [sys.executable, "-m", "axolotl.cli.main", "train", str(config)]
 
@@ -154,8 +161,8 @@ def train(config: Path, out: Path, log_path: Path) -> float:
             stop_group(child)
             raise
     wall = time.perf_counter() - started
-    if rc != 0 or not (out / "model.safetensors").is_file():
-        raise SystemExit(f"training failed (exit {rc}, no {out}/model.safetensors): see {log_path}")
+    if rc != 0 or not saved_weights(out).is_file():
+        raise SystemExit(f"training failed (exit {rc}, no {saved_weights(out)}): see {log_path}")
     return wall
 
 
@@ -539,7 +546,7 @@ def main(argv: list[str] | None = None) -> int:
                 changes.update(group_changes)
                 train(derived_config(grpo_cfg, run, **changes), run, out / f"{run.name}.log")
 
-            stage(run.name, run / "model.safetensors", run_grpo)
+            stage(run.name, saved_weights(run), run_grpo)
             scored(run)
 
     def rejection_round(rs: str, teacher: Path | None, prompts_round: int, rows: list[Path],
@@ -553,7 +560,7 @@ def main(argv: list[str] | None = None) -> int:
             return rejection_sample(grpo_cfg, teacher, args, out / f"{rs}.jsonl", prompts_round)
 
         stage(rs, out / f"{rs}.json", lambda: write_json(out / f"{rs}.json", sample_rows()))
-        stage(model.name, model / "model.safetensors", lambda: sft_on_replies(rows, source, model))
+        stage(model.name, saved_weights(model), lambda: sft_on_replies(rows, source, model))
         scored(model)
 
     def saved_rows(path: Path) -> dict:
@@ -594,7 +601,7 @@ def main(argv: list[str] | None = None) -> int:
 
     for level in range(1 if args.rl_rows else 0, last_level):  # round level+1 reads this level's seed S
         teacher = out / f"{grpo_prefix(level)}-s{args.rl_rows_from}"
-        if args.rl_rows_from not in seeds_at(level) and not (teacher / "model.safetensors").is_file():
+        if args.rl_rows_from not in seeds_at(level) and not saved_weights(teacher).is_file():
             raise SystemExit(f"--rl-rows-from {args.rl_rows_from}: round {level + 1} of R1's third stage "
                              f"takes its rows from {teacher}, which neither exists nor is run by "
                              f"--seeds {' '.join(map(str, args.seeds))}: add {args.rl_rows_from} to --seeds")
@@ -613,7 +620,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_sft:  # GRPO from the model as fetched: the base is the model it starts from
         start = args.model.resolve()
     else:
-        stage("sft", sft / "model.safetensors", run_sft)
+        stage("sft", saved_weights(sft), run_sft)
         scored(sft)
         start = sft
     for k in range(1, args.rejection_rounds + 1):

@@ -402,3 +402,16 @@ def test_a_resumed_stage_appends_to_its_log(tmp_path, monkeypatch):
     lines = log.read_text().splitlines()
     assert [line for line in lines if not line.startswith("==> ")] == ["first run's steps", "resumed run's steps"]
     assert sum(line.startswith("==> ") for line in lines) == 2
+
+
+def test_a_lora_runs_adapter_counts_as_its_finished_stage_on_a_re_run(bench):
+    """A LoRA GRPO run saves adapter_model.safetensors, not model.safetensors: a re-run skips it
+    and goes on to score it, where it once trained it again."""
+    (bench.out / "sft").mkdir(parents=True)
+    (bench.out / "sft" / "model.safetensors").write_bytes(b"")
+    (bench.out / "grpo-s0").mkdir()
+    (bench.out / "grpo-s0" / "adapter_model.safetensors").write_bytes(b"")
+    assert bench("--seeds", "0", "--skip-base") == []  # nothing trained again
+    assert ("score", "grpo-s0") in bench.calls
+    assert bench.module.saved_weights(bench.out / "grpo-s0").name == "adapter_model.safetensors"
+    assert bench.module.saved_weights(bench.out / "sft").name == "model.safetensors"
