@@ -142,7 +142,10 @@ def merged_adapter(path: str | Path, tokenizer: Any) -> Any:
     import logging
     import tempfile
 
-    model = load_model(str(path), "cpu").merge_and_unload()
+    import torch
+
+    # on the CPU (vLLM's GPU memory stays free), in the checkpoint's dtype where a GPU will score it
+    model = load_model(str(path), "cpu", dtype="auto" if torch.cuda.is_available() else None).merge_and_unload()
     folder = tempfile.TemporaryDirectory(prefix=".merged-for-vllm-", dir=path)
     try:
         model.save_pretrained(folder.name)
@@ -158,13 +161,14 @@ def merged_adapter(path: str | Path, tokenizer: Any) -> Any:
     return folder
 
 
-def load_model(path: str, device: str | None = None) -> Any:
-    """A causal LM (or a PEFT adapter directory) for `generate`, on `device`."""
+def load_model(path: str, device: str | None = None, dtype: Any = None) -> Any:
+    """A causal LM (or a PEFT adapter directory) for `generate`, on `device`; `dtype`: the
+    checkpoint's on a GPU, float32 on the CPU, unless given."""
     import torch
     from transformers import AutoModelForCausalLM
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = "auto" if device.startswith("cuda") else torch.float32
+    dtype = dtype or ("auto" if device.startswith("cuda") else torch.float32)
     try:
         if Path(path, "adapter_config.json").is_file():
             from peft import AutoPeftModelForCausalLM
