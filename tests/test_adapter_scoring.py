@@ -29,6 +29,9 @@ def adapter_dir(embedded_model_dir, tmp_path):
 
 def test_an_adapter_folder_is_merged_into_a_whole_model_that_computes_the_same(adapter_dir, embedded_model_dir):
     assert models.is_adapter(adapter_dir) and not models.is_adapter(embedded_model_dir)
+    # Axolotl saves the base's config.json into a LoRA run's output_dir before training: still an adapter
+    (adapter_dir / "config.json").write_text((embedded_model_dir / "config.json").read_text())
+    assert models.is_adapter(adapter_dir)
     tokenizer = AutoTokenizer.from_pretrained(adapter_dir)
     folder = models.merged_adapter(adapter_dir, tokenizer)
     merged_dir = folder.name

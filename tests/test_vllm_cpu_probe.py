@@ -85,7 +85,7 @@ def test_scoring_one_model_after_another_frees_each_engine(tmp_path):
 
 
 ADAPTER_THEN_MERGED = """
-import json, sys
+import json, shutil, sys
 import torch
 from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -100,6 +100,7 @@ for name, param in model.named_parameters():
         torch.nn.init.normal_(param, std=1.0)  # a delta that changes greedy answers
 tokenizer = AutoTokenizer.from_pretrained(base_dir)
 model.save_pretrained(out + "/adapter"); tokenizer.save_pretrained(out + "/adapter")
+shutil.copy(base_dir + "/config.json", out + "/adapter")  # as Axolotl leaves a LoRA run's output_dir
 model.merge_and_unload().save_pretrained(out + "/merged"); tokenizer.save_pretrained(out + "/merged")
 texts = {}
 for name in ("adapter", "merged", "base"):

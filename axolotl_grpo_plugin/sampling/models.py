@@ -129,10 +129,15 @@ def make_generator(model: Any, tokenizer: Any, run: Run, *, backend: str = "auto
     return generation.TransformersGenerator(model, tokenizer, batch_size=batch_size)
 
 
+WEIGHTS = ("*.safetensors", "pytorch_model*.bin")  # a whole model's weight files (an adapter's are adapter_model.*)
+
+
 def is_adapter(model: Any) -> bool:
-    """A PEFT adapter folder (a LoRA run's output_dir) rather than a whole model."""
-    return isinstance(model, (str, Path)) and Path(model, "adapter_config.json").is_file() and not Path(
-        model, "config.json").is_file()
+    """A PEFT adapter folder (a LoRA run's output_dir, which also holds the base's config.json that
+    Axolotl saves before training) rather than a whole model: adapter_config.json and no model weights."""
+    if not isinstance(model, (str, Path)) or not Path(model, "adapter_config.json").is_file():
+        return False
+    return not any(not p.name.startswith("adapter_model") for pattern in WEIGHTS for p in Path(model).glob(pattern))
 
 
 def merged_adapter(path: str | Path, tokenizer: Any) -> Any:
