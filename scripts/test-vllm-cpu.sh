@@ -12,4 +12,4 @@ bash scripts/setup-vllm-cpu.sh
 export AXOLOTL_DO_NOT_TRACK=1 HF_HUB_OFFLINE=1
 select="vllm_cpu"
 if [ "${1:-}" = "--ci" ]; then shift; select="vllm_cpu and not beyond_ci"; fi
-python -m pytest -m "$select" -p no:anyio -p no:cacheprovider --durations=20 tests/test_vllm_cpu_e2e.py tests/test_remote_judge_vllm.py tests/test_dynamic_sampling_vllm_cpu.py "$@"
+python -m pytest -m "$select" -p no:anyio -p no:cacheprovider --durations=20 tests/test_vllm_cpu_e2e.py tests/test_vllm_cpu_probe.py tests/test_remote_judge_vllm.py tests/test_dynamic_sampling_vllm_cpu.py "$@"
