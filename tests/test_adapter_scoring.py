@@ -27,6 +27,14 @@ def adapter_dir(embedded_model_dir, tmp_path):
     return out
 
 
+def test_a_folder_with_whole_model_weights_beside_an_adapter_config_is_a_model(tmp_path):
+    (tmp_path / "adapter_config.json").write_text("{}")
+    (tmp_path / "adapter_model.safetensors").write_bytes(b"")
+    assert models.is_adapter(tmp_path)
+    (tmp_path / "model-00001-of-00002.safetensors").write_bytes(b"")  # a merged or full save beside it
+    assert not models.is_adapter(tmp_path)
+
+
 def test_an_adapter_folder_is_merged_into_a_whole_model_that_computes_the_same(adapter_dir, embedded_model_dir):
     assert models.is_adapter(adapter_dir) and not models.is_adapter(embedded_model_dir)
     # Axolotl saves the base's config.json into a LoRA run's output_dir before training: still an adapter

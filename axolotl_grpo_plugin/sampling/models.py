@@ -129,7 +129,13 @@ def make_generator(model: Any, tokenizer: Any, run: Run, *, backend: str = "auto
     return generation.TransformersGenerator(model, tokenizer, batch_size=batch_size)
 
 
-WEIGHTS = ("*.safetensors", "pytorch_model*.bin")  # a whole model's weight files (an adapter's are adapter_model.*)
+WEIGHTS = ("*.safetensors", "pytorch_model*.bin")  # weight files, a whole model's or an adapter's (adapter_model.*)
+
+
+def model_weight_files(folder: Path) -> list[Path]:
+    """The folder's weight files other than an adapter's own."""
+    found = (p for pattern in WEIGHTS for p in folder.glob(pattern))
+    return [p for p in found if not p.name.startswith("adapter_model")]
 
 
 def is_adapter(model: Any) -> bool:
@@ -137,7 +143,7 @@ def is_adapter(model: Any) -> bool:
     Axolotl saves before training) rather than a whole model: adapter_config.json and no model weights."""
     if not isinstance(model, (str, Path)) or not Path(model, "adapter_config.json").is_file():
         return False
-    return not any(not p.name.startswith("adapter_model") for pattern in WEIGHTS for p in Path(model).glob(pattern))
+    return not model_weight_files(Path(model))
 
 
 def merged_adapter(path: str | Path, tokenizer: Any) -> Any:
