@@ -4,10 +4,9 @@
 
 Why: a LoRA GRPO step of the Qwen 0.5B through the plugin spent 144-152 s in its optimizer phase
 where the full fine-tune's spent 89 s for as many completions (docs/benchmarks.md), though LoRA
-skips the frozen weights' gradients and their AdamW update. This loop is the GRPO trainer's compute
-alone (no TRL, no server): per step, `--micro` micro-batches of one sequence of random length
-(150-450 tokens, the same lengths in every arm) through a forward under bfloat16 autocast with
-float32 logits (`grpo_plugin.cpu_bf16`), a token log-prob loss and a backward, then AdamW. Arms
+skips the frozen weights' gradients and their AdamW update. The loop is the GRPO trainer's compute
+alone (bench/cpu_train_loop.py: no TRL, no server; `--micro` sequences of 150-450 tokens per step,
+the same lengths in every arm, bfloat16 autocast with float32 logits, then AdamW). Arms
 alternate in fresh processes, `--rounds` times each; printed per arm: seconds per step for the
 forwards and backwards, for AdamW, and the ratio to the full fine-tune of the same round.
 """
@@ -16,53 +15,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import statistics
 import subprocess
 import sys
-import time
 
 
 ARMS = ("full", "lora")
 
 
 def child(model_dir: str, arm: str, steps: int, micro: int, seed: int, rank: int) -> dict:
-    import torch
-    from transformers import AutoModelForCausalLM
+    from cpu_train_loop import load_model, run_steps
 
-    from axolotl_grpo_plugin.training.cpu_bf16 import float32_output_layer
-
-    torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    if arm == "lora":
-        from peft import LoraConfig, get_peft_model
-
-        # what Axolotl builds for `adapter: lora`, `lora_target_linear: true`
-        model = get_peft_model(model, LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0,
-                                                 target_modules="all-linear", task_type="CAUSAL_LM"))
-    model.train()
-    float32_output_layer(model)  # as the plugin's cpu_bf16 trains
-    trained = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trained, lr=1e-7)
-    lengths = random.Random(seed)
-    vocab = model.config.vocab_size
-    compute, update = [], []
-    for _ in range(steps):
-        started = time.perf_counter()
-        for _ in range(micro):
-            ids = torch.randint(0, vocab, (1, lengths.randint(150, 450)))
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                logits = model(input_ids=ids).logits[:, :-1]
-            logps = torch.log_softmax(logits.float(), dim=-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
-            (-logps.mean() / micro).backward()
-            del logits, logps
-        middle = time.perf_counter()
-        torch.nn.utils.clip_grad_norm_(trained, 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        compute.append(middle - started)
-        update.append(time.perf_counter() - middle)
-    return {"trained_params": sum(p.numel() for p in trained), "compute_s": compute, "adamw_s": update}
+    model = load_model(model_dir, seed, lora_rank=rank if arm == "lora" else 0)
+    trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"trained_params": trained, **run_steps(model, steps, micro, seed)}
 
 
 def main() -> int:

@@ -6,11 +6,10 @@ Why: the Qwen 0.5B's GRPO trainer (float32 weights and AdamW, about 8 GiB of the
 resident and was killed by the kernel on a 24 GiB machine, with `MALLOC_ARENA_MAX=2` too. Varying
 sequence lengths free and allocate tensors of ever new sizes; glibc's malloc serves those under its
 mmap threshold from heaps it rarely gives back, and that threshold grows (up to 32 MiB) each time a
-larger mmapped block is freed. Each setting runs the same loop in a fresh process: per step, `--micro`
-micro-batches of one sequence of random length (the same lengths for every setting) through a
-forward under bfloat16 autocast with float32 logits, a token log-prob loss and a backward, then an
-AdamW step. Printed per setting: the peak resident size (VmHWM), the resident size after each step,
-and the wall time.
+larger mmapped block is freed. Each setting runs the same loop (bench/cpu_train_loop.py: `--micro`
+sequences of random length per step, the same lengths for every setting) in a fresh process.
+Printed per setting: the peak resident size (VmHWM), the resident size after each step, and the
+wall time.
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import subprocess
 import sys
 import time
@@ -33,36 +31,19 @@ SETTINGS = {
 
 
 def child(model_dir: str, steps: int, micro: int, seed: int) -> dict:
-    import torch
-    from transformers import AutoModelForCausalLM
+    from cpu_train_loop import load_model, run_steps
 
     from axolotl_grpo_plugin.observe.cpu_memory import KIB_PER_GIB, read_kib
-    from axolotl_grpo_plugin.training.cpu_bf16 import float32_output_layer
 
     status = Path("/proc/self/status")
 
-    torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.float32)
-    model.train()
-    float32_output_layer(model)  # as the plugin's cpu_bf16 trains
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-7)
-    lengths = random.Random(seed)
-    vocab = model.config.vocab_size
+    def resident_gib(field: str) -> float:
+        return round(read_kib(status, field)[field] / KIB_PER_GIB, 2)
+
+    model = load_model(model_dir, seed)
     after_step, started = [], time.monotonic()
-    for _ in range(steps):
-        for _ in range(micro):
-            n = lengths.randint(150, 450)
-            ids = torch.randint(0, vocab, (1, n))
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                logits = model(input_ids=ids).logits[:, :-1]
-            logps = torch.log_softmax(logits.float(), dim=-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
-            (-logps.mean() / micro).backward()
-            del logits, logps
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        after_step.append(round(read_kib(status, "VmRSS")["VmRSS"] / KIB_PER_GIB, 2))
-    return {"peak_gib": round(read_kib(status, "VmHWM")["VmHWM"] / KIB_PER_GIB, 2), "rss_after_step_gib": after_step,
+    run_steps(model, steps, micro, seed, after_step=lambda: after_step.append(resident_gib("VmRSS")))
+    return {"peak_gib": resident_gib("VmHWM"), "rss_after_step_gib": after_step,
             "wall_s": round(time.monotonic() - started, 1)}
 
 
