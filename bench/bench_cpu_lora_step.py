@@ -1,14 +1,17 @@
-"""The trainer's forward, backward and AdamW on CPU: LoRA against a full fine-tune, same sequences.
+"""The trainer's forward, backward and AdamW on CPU: LoRA against a full fine-tune, by micro-batch size.
 
-    python bench/bench_cpu_lora_step.py --model models/qwen2.5-coder-0.5b [--steps 3] [--micro 8] [--rounds 2]
+    python bench/bench_cpu_lora_step.py --model models/qwen2.5-coder-0.5b \\
+        [--arms full:1 lora:1 full:2 lora:2 lora:4 lora:8] [--sequences 8] [--steps 3] [--rounds 1]
 
-Why: a LoRA GRPO step of the Qwen 0.5B through the plugin spent 144-152 s in its optimizer phase
-where the full fine-tune's spent 89 s for as many completions (docs/benchmarks.md), though LoRA
-skips the frozen weights' gradients and their AdamW update. The loop is the GRPO trainer's compute
-alone (bench/cpu_train_loop.py: no TRL, no server; `--micro` sequences of 150-450 tokens per step,
-the same lengths in every arm, bfloat16 autocast with float32 logits, then AdamW). Arms
-alternate in fresh processes, `--rounds` times each; printed per arm: seconds per step for the
-forwards and backwards, for AdamW, and the ratio to the full fine-tune of the same round.
+Why: a LoRA GRPO step of the Qwen 0.5B through the plugin spent 143 s in its optimizer phase
+where a full fine-tune's spent 89 s for as many completions (docs/benchmarks.md), though LoRA
+skips the frozen weights' gradients and their AdamW update; the LoRA run trained one completion
+per micro-batch, the full fine-tune two. Each arm is `KIND:BATCH` (full or lora, sequences per
+micro-batch) and runs the GRPO trainer's compute alone (bench/cpu_train_loop.py: no TRL, no
+server; `--sequences` per optimizer step, the same lengths in every arm, padded per micro-batch,
+bfloat16 autocast with float32 logits, then AdamW) in a fresh process; arms alternate, `--rounds`
+times each. Printed per arm: seconds per step for the forwards and backwards, for AdamW, and the
+ratio to the round's first arm.
 """
 
 from __future__ import annotations
@@ -20,48 +23,64 @@ import subprocess
 import sys
 
 
-ARMS = ("full", "lora")
+KINDS = ("full", "lora")
+SHAPES = ("rollout", "whole")
 
 
-def child(model_dir: str, arm: str, steps: int, micro: int, seed: int, rank: int) -> dict:
-    from cpu_train_loop import load_model, run_steps
+def arm(text: str) -> tuple[str, int]:
+    kind, _, batch = text.partition(":")
+    if kind not in KINDS or not batch.isdigit() or int(batch) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: an arm is KIND:BATCH, KIND one of {KINDS}, BATCH >= 1")
+    return kind, int(batch)
 
-    model = load_model(model_dir, seed, lora_rank=rank if arm == "lora" else 0)
+
+def child(args) -> dict:
+    import cpu_train_loop
+
+    kind, batch = args.child
+    model = cpu_train_loop.load_model(args.model, args.seed, lora_rank=args.rank if kind == "lora" else 0)
     trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return {"trained_params": trained, **run_steps(model, steps, micro, seed)}
+    shape = {"rollout": cpu_train_loop.rollout_shape, "whole": cpu_train_loop.whole_sequence_shape}[args.shape]
+    return {"trained_params": trained,
+            **cpu_train_loop.run_steps(model, args.steps, args.sequences, args.seed, batch=batch, shape=shape)}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="a float32 model folder (e.g. from `axolotl-grpo fetch-model`)")
+    parser.add_argument("--arms", type=arm, nargs="+", default=[arm("full:1"), arm("lora:1")],
+                        help="KIND:BATCH, e.g. full:1 lora:1 lora:4 (ratios are to the first)")
+    parser.add_argument("--sequences", type=int, default=8, help="sequences per optimizer step")
+    parser.add_argument("--shape", choices=SHAPES, default="rollout",
+                        help="rollout: prompt 100-200 + completion 50-250, logits for the completion only; "
+                             "whole: 150-450 tokens, every position scored")
     parser.add_argument("--steps", type=int, default=3, help="optimizer steps per arm (the first is not counted)")
-    parser.add_argument("--micro", type=int, default=8, help="micro-batches (one sequence each) per optimizer step")
-    parser.add_argument("--rounds", type=int, default=2, help="times each arm runs, alternating")
+    parser.add_argument("--rounds", type=int, default=1, help="times each arm runs, alternating")
     parser.add_argument("--rank", type=int, default=32, help="LoRA rank (alpha = 2 x rank)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--child", choices=ARMS, help=argparse.SUPPRESS)
+    parser.add_argument("--child", type=arm, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.model, args.child, args.steps, args.micro, args.seed, args.rank)))
+        print(json.dumps(child(args)))
         return 0
+    counted = slice(1, None) if args.steps > 1 else slice(None)
     for round_ in range(1, args.rounds + 1):
-        results = {}
-        for arm in ARMS:
-            command = [sys.executable, __file__, "--child", arm, "--model", args.model, "--steps", str(args.steps),
-                       "--micro", str(args.micro), "--seed", str(args.seed), "--rank", str(args.rank)]
+        first = None
+        for kind, batch in args.arms:
+            command = [sys.executable, __file__, "--child", f"{kind}:{batch}", "--model", args.model,
+                       "--steps", str(args.steps), "--sequences", str(args.sequences), "--shape", args.shape,
+                       "--seed", str(args.seed), "--rank", str(args.rank)]
             done = subprocess.run(command, capture_output=True, text=True)
             if done.returncode:
-                print(f"{arm}: exit {done.returncode}\n{done.stderr[-2000:]}", file=sys.stderr)
+                print(f"{kind}:{batch}: exit {done.returncode}\n{done.stderr[-2000:]}", file=sys.stderr)
                 return 1
             result = json.loads(done.stdout.strip().splitlines()[-1])
-            counted = slice(1, None) if args.steps > 1 else slice(None)
-            results[arm] = {"trained_params": result["trained_params"],
-                            "compute_s": round(statistics.mean(result["compute_s"][counted]), 2),
-                            "adamw_s": round(statistics.mean(result["adamw_s"][counted]), 2)}
-        for arm, result in results.items():
-            total = result["compute_s"] + result["adamw_s"]
-            full = results["full"]["compute_s"] + results["full"]["adamw_s"]
-            print(json.dumps({"round": round_, "arm": arm, **result, "vs_full": round(total / full, 2)}), flush=True)
+            compute = statistics.mean(result["compute_s"][counted])
+            adamw = statistics.mean(result["adamw_s"][counted])
+            first = first or compute + adamw
+            print(json.dumps({"round": round_, "arm": f"{kind}:{batch}", "trained_params": result["trained_params"],
+                              "compute_s": round(compute, 2), "adamw_s": round(adamw, 2),
+                              "vs_first": round((compute + adamw) / first, 2)}), flush=True)
     return 0
 
 

@@ -7,7 +7,8 @@ resident and was killed by the kernel on a 24 GiB machine, with `MALLOC_ARENA_MA
 sequence lengths free and allocate tensors of ever new sizes; glibc's malloc serves those under its
 mmap threshold from heaps it rarely gives back, and that threshold grows (up to 32 MiB) each time a
 larger mmapped block is freed. Each setting runs the same loop (bench/cpu_train_loop.py: `--micro`
-sequences of random length per step, the same lengths for every setting) in a fresh process.
+sequences of 150-450 tokens per step, `whole_sequence_shape`, the same lengths for every setting)
+in a fresh process.
 Printed per setting: the peak resident size (VmHWM), the resident size after each step, and the
 wall time.
 """
@@ -31,7 +32,7 @@ SETTINGS = {
 
 
 def child(model_dir: str, steps: int, micro: int, seed: int) -> dict:
-    from cpu_train_loop import load_model, run_steps
+    from cpu_train_loop import load_model, run_steps, whole_sequence_shape
 
     from axolotl_grpo_plugin.observe.cpu_memory import KIB_PER_GIB, read_kib
 
@@ -42,7 +43,7 @@ def child(model_dir: str, steps: int, micro: int, seed: int) -> dict:
 
     model = load_model(model_dir, seed)
     after_step, started = [], time.monotonic()
-    run_steps(model, steps, micro, seed, after_step=lambda: after_step.append(resident_gib("VmRSS")))
+    run_steps(model, steps, micro, seed, shape=whole_sequence_shape, after_step=lambda: after_step.append(resident_gib("VmRSS")))
     return {"peak_gib": resident_gib("VmHWM"), "rss_after_step_gib": after_step,
             "wall_s": round(time.monotonic() - started, 1)}
 
