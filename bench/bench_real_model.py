@@ -241,6 +241,9 @@ def score_here(config: Path, model: Path, args) -> dict:
         "reward_mean": result.reward_mean, "reward_means": result.reward_means,
         "mean_length": result.mean_length,
         "tools": result.tools,  # calls per answer, error rate (empty without grpo_plugin.tools)
+        # which problems the greedy answer got right, for paired comparisons (bench/paired_heldout.py)
+        "greedy_right": sorted(r["problem"] for r in greedy if r["correct"]),
+        "greedy_right_any_layout": sorted(r["problem"] for r in greedy if r["any_layout"]),
         "wall_s": time.perf_counter() - started,
     }
 
