@@ -5,8 +5,8 @@
 
 Why: a LoRA GRPO step of the Qwen 0.5B through the plugin spent 143 s in its optimizer phase
 where a full fine-tune's spent 89 s for as many completions (docs/benchmarks.md), though LoRA
-skips the frozen weights' gradients and their AdamW update; the LoRA run trained one completion
-per micro-batch, the full fine-tune two. Each arm is `KIND:BATCH` (full or lora, sequences per
+skips the frozen weights' gradients and their AdamW update; and how many completions share a
+micro-batch was not the same in every run. Each arm is `KIND:BATCH` (full or lora, sequences per
 micro-batch) and runs the GRPO trainer's compute alone (bench/cpu_train_loop.py: no TRL, no
 server; `--sequences` per optimizer step, the same lengths in every arm, padded per micro-batch,
 bfloat16 autocast with float32 logits, then AdamW) in a fresh process; arms alternate, `--rounds`
