@@ -22,9 +22,10 @@ import statistics
 import subprocess
 import sys
 
+from cpu_train_loop import SHAPES, load_model, run_steps  # bench/ is the script's folder: on sys.path
+
 
 KINDS = ("full", "lora")
-SHAPES = ("rollout", "whole")
 
 
 def arm(text: str) -> tuple[str, int]:
@@ -35,14 +36,11 @@ def arm(text: str) -> tuple[str, int]:
 
 
 def child(args) -> dict:
-    import cpu_train_loop
-
     kind, batch = args.child
-    model = cpu_train_loop.load_model(args.model, args.seed, lora_rank=args.rank if kind == "lora" else 0)
+    model = load_model(args.model, args.seed, lora_rank=args.rank if kind == "lora" else 0)
     trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    shape = {"rollout": cpu_train_loop.rollout_shape, "whole": cpu_train_loop.whole_sequence_shape}[args.shape]
     return {"trained_params": trained,
-            **cpu_train_loop.run_steps(model, args.steps, args.sequences, args.seed, batch=batch, shape=shape)}
+            **run_steps(model, args.steps, args.sequences, args.seed, batch=batch, shape=SHAPES[args.shape])}
 
 
 def main() -> int:
@@ -51,7 +49,7 @@ def main() -> int:
     parser.add_argument("--arms", type=arm, nargs="+", default=[arm("full:1"), arm("lora:1")],
                         help="KIND:BATCH, e.g. full:1 lora:1 lora:4 (ratios are to the first)")
     parser.add_argument("--sequences", type=int, default=8, help="sequences per optimizer step")
-    parser.add_argument("--shape", choices=SHAPES, default="rollout",
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="rollout",
                         help="rollout: prompt 100-200 + completion 50-250, logits for the completion only; "
                              "whole: 150-450 tokens, every position scored")
     parser.add_argument("--steps", type=int, default=3, help="optimizer steps per arm (the first is not counted)")

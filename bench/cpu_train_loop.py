@@ -49,6 +49,9 @@ def whole_sequence_shape(draw: random.Random) -> tuple[int, int]:
     return 1, draw.randint(150, 450) - 1
 
 
+SHAPES = {"rollout": rollout_shape, "whole": whole_sequence_shape}
+
+
 def run_steps(model: Any, steps: int, sequences: int, seed: int, batch: int = 1,
               shape: Callable[[random.Random], tuple[int, int]] = rollout_shape,
               after_step: Callable[[], None] = lambda: None) -> dict[str, list[float]]:
