@@ -8,9 +8,8 @@ sequence lengths free and allocate tensors of ever new sizes; glibc's malloc ser
 mmap threshold from heaps it rarely gives back, and that threshold grows (up to 32 MiB) each time a
 larger mmapped block is freed. Each setting runs the same loop (bench/cpu_train_loop.py: `--micro`
 sequences of 150-450 tokens per step, `whole_sequence_shape`, the same lengths for every setting)
-in a fresh process.
-Printed per setting: the peak resident size (VmHWM), the resident size after each step, and the
-wall time.
+in a fresh process. Printed per setting: the peak resident size (VmHWM), the resident size after
+each step, and the wall time.
 """
 
 from __future__ import annotations
@@ -43,7 +42,8 @@ def child(model_dir: str, steps: int, micro: int, seed: int) -> dict:
 
     model = load_model(model_dir, seed)
     after_step, started = [], time.monotonic()
-    run_steps(model, steps, micro, seed, shape=whole_sequence_shape, after_step=lambda: after_step.append(resident_gib("VmRSS")))
+    run_steps(model, steps, micro, seed, shape=whole_sequence_shape,
+              after_step=lambda: after_step.append(resident_gib("VmRSS")))
     return {"peak_gib": resident_gib("VmHWM"), "rss_after_step_gib": after_step,
             "wall_s": round(time.monotonic() - started, 1)}
 

@@ -6,9 +6,9 @@ or setting sees the same work) in micro-batches of `batch`, padded as TRL pads (
 left, completions on the right, each micro-batch as wide as its longest: what the plugin's
 padding trim leaves): a forward under bfloat16 autocast with float32 logits (what
 `grpo_plugin.cpu_bf16` trains with) computing logits for the completion positions only (TRL's
-`logits_to_keep`), a masked token log-prob loss and a backward; then gradient clipping and AdamW. Why shared: bench_malloc_rss.py (memory under
-glibc settings) and bench_cpu_lora_step.py (LoRA against a full fine-tune, micro-batch sizes)
-must time the same loop.
+`logits_to_keep`), a masked token log-prob loss and a backward; then gradient clipping and AdamW.
+Why shared: bench_malloc_rss.py (memory under glibc settings) and bench_cpu_lora_step.py (LoRA
+against a full fine-tune, micro-batch sizes) must time the same loop.
 """
 
 from __future__ import annotations
