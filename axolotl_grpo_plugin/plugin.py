@@ -174,7 +174,8 @@ class GRPOPlugin(BasePlugin):
         """Trackers for the end-of-training evaluation; rollout log and learning metrics
         on the stock GRPO trainer (docs/observe.md); the periodic evaluation; what reached
         GRPOConfig; the vLLM weight push on CPU, the weight-sync watch and the /generate/ deadline
-        (docs/vllm.md); each forward trimmed to its rows' length (training/trim_padding.py)."""
+        (docs/vllm.md); each forward trimmed to its rows' length (training/trim_padding.py); rows with
+        advantage 0 skipped where that changes nothing (training/zero_advantage.py)."""
         if not self._ours(cfg):
             return
         from .config.trl_args import log_reached
@@ -184,7 +185,15 @@ class GRPOPlugin(BasePlugin):
         from .sources import pass_rates
         from .tools import post_tool_turns
         from .tools import trainer as tool_trainer
-        from .training import async_prompts, cpu_bf16, dynamic_sampling, interrupted, run_lock, trim_padding
+        from .training import (
+            async_prompts,
+            cpu_bf16,
+            dynamic_sampling,
+            interrupted,
+            run_lock,
+            trim_padding,
+            zero_advantage,
+        )
         from .vllm import cpu
         from .watch import recovery, saves, sync_guard
 
@@ -198,6 +207,10 @@ class GRPOPlugin(BasePlugin):
         cpu.attach_weight_sync(trainer)  # vLLM's CPU build only: layer-wise reload_weights push
         cpu_bf16.float32_logits(trainer)  # under CPU bfloat16 autocast: the logits in float32
         trim_padding.install(trainer)  # each forward at its own rows' length, not the generation's longest
+        why_trained = zero_advantage.install(trainer)  # rows with advantage 0: no forward, no backward
+        if trainer.accelerator.is_main_process:
+            LOG.info("axolotl_grpo_plugin: rows with advantage 0 %s", "skip the forward and backward"
+                     if why_trained is None else f"are trained as the others: {why_trained}")
         with reported_as_exit():
             run = self._run(cfg)
             kept = pass_rates.apply(run.plugin.pass_rate_filter, trainer)  # before the dataloader is built

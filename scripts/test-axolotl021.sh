@@ -25,6 +25,6 @@ python -m pytest -p no:anyio -m "not slow" -n "$workers" --dist loadfile \
     tests/test_rewards_gsm8k.py tests/test_rewards_math_boxed.py tests/test_rewards_package.py \
     tests/test_rewards_deviations.py tests/test_reward_safety.py \
     tests/test_vllm_liveness.py tests/test_vllm_server.py tests/test_weight_sync_guard.py tests/test_vllm_cloud.py \
-    tests/test_smoke_train.py tests/test_trackers.py tests/test_trim_padding.py \
+    tests/test_smoke_train.py tests/test_trackers.py tests/test_trim_padding.py tests/test_zero_advantage.py \
     tests/test_async_grpo.py tests/test_step_time.py tests/test_vllm_recovery.py \
     tests/test_tools_wiring.py tests/test_tools_train.py tests/test_tool_containment.py tests/test_post_tool_turns.py "$@"

@@ -41,6 +41,7 @@ from ..config.run import Run
 from ..errors import PluginError
 from ..rollouts.log import KIND_FIELD, SAMPLING, reward_weights, weighted_reward
 from ..rollouts.spread import group_stds, has_spread
+from .batch_keys import LEFT_PADDED, PAD_ONES, PER_ROW, RECOUNTED, TOKEN_IDS, unknown_keys
 from .checkpoints import resume_target
 from .trainer_kind import is_async_grpo
 
@@ -59,15 +60,7 @@ METRICS = {
     "cap_hit": "sampling/cap_hit",
     "carried": "sampling/groups_carried",
 }
-# TRL's output keys, by how they are padded when rows of several rounds are stacked
-LEFT_PADDED = ("prompt_ids", "prompt_mask")
-RIGHT_PADDED = ("completion_ids", "completion_mask", "old_per_token_logps", "sampling_per_token_logps",
-                "ref_per_token_logps", "importance_sampling_ratio", "tool_mask")
-PER_ROW = ("advantages",)
-RECOUNTED = "num_items_in_batch"
-TOKEN_IDS = ("prompt_ids", "completion_ids")  # padded with the tokenizer's pad id
 CARRY_FILE = "dynamic_sampling_carry.rank{rank}.pt"  # in each checkpoint: one process's carried groups
-PAD_ONES = ("tool_mask",)  # TRL pads the tool mask with 1
 
 
 def plan_round(spread: list[bool], need: list[int], room: list[int], per_process: int, last: bool) -> list[str]:
@@ -320,7 +313,7 @@ def assemble(groups: list[tuple[dict, int]], size: int, pad_id: int, accelerator
     import torch
 
     first = groups[0][0]
-    unknown = [k for k in first if k not in (*LEFT_PADDED, *RIGHT_PADDED, *PER_ROW, RECOUNTED)]
+    unknown = unknown_keys(first)
     if unknown:
         raise PluginError(f"{KEY}: the trainer's batch carries {', '.join(sorted(unknown))}, which dynamic "
                           "sampling cannot restack (it handles text batches: prompt and completion tokens, "
