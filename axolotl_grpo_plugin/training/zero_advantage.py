@@ -4,7 +4,7 @@ Why: a group whose completions all score the same gives each of them advantage 0
 beta 0 every loss TRL has (grpo, bnpo, dr_grpo, dapo, luspo, cispo, sapo, vespo) is a multiple
 of the advantage: such a row adds exactly nothing to the gradient, yet its forward and backward
 cost as much as any other's. On a CPU those are most of a GRPO step, and half or more of the
-groups have no spread (docs/benchmarks.md: 30-70 % of the Qwen 0.5B's groups of 8).
+groups have no spread (docs/benchmarks.md: 25-70 % of the Qwen 0.5B's groups of 8).
 
 So TRL's `compute_loss` is wrapped, per micro-batch:
 
