@@ -33,10 +33,16 @@ def test_smoke_config_trains_on_cpu(repo_root, embedded_model_dir, tmp_path):
     proc, steps = run_axolotl_train(config, cwd=tmp_path)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     assert len(steps) == cfg["max_steps"]
+    assert any(step["zero_advantage/skipped_share"] < 1 for step in steps)  # some steps trained rows
     for step in steps:
         for key in REWARD_KEYS:
             assert math.isfinite(step[key])
-        assert 0 <= step["padding/trimmed_share"] < 1  # each forward at its rows' own length
+        # rows with advantage 0 run no forward (training/zero_advantage.py); the others run at their own length
+        assert 0 <= step["zero_advantage/skipped_share"] <= 1
+        if step["zero_advantage/skipped_share"] < 1:
+            assert 0 <= step["padding/trimmed_share"] < 1
+        else:
+            assert "padding/trimmed_share" not in step and "entropy" not in step
         # the trainer's memory, on a run without CUDA (observe/cpu_memory.py)
         assert 0 < step["memory/rss_gib"] <= step["memory/peak_rss_gib"]
         assert 0 < step["memory/headroom_share"] < 1 and step["memory/available_gib"] > 0

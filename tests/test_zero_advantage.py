@@ -181,3 +181,13 @@ def test_a_trainer_with_its_own_loss_is_left_alone():
     plain.loss_type = "dapo"
     assert zero_advantage.install(plain) is None and zero_advantage.install(plain) is None
     assert plain.compute_loss.skips_zero_advantage
+
+
+def test_a_loss_set_on_the_trainer_after_the_install_is_called_as_it_is():
+    """A plugin that replaces `_compute_loss` on the trainer (a recorder, another loss) after ours
+    installed: not TRL's own loss, so every micro-batch reaches it."""
+    model = Model().train()
+    compute, trainer, seen = wrapped(drop_rows=True)
+    trainer._compute_loss = lambda model, inputs: None
+    compute(model, batch([0.0, 0.0]))
+    assert len(seen) == 1 and seen[0]["advantages"].tolist() == [0.0, 0.0]

@@ -17,7 +17,7 @@ So TRL's `compute_loss` is wrapped, per micro-batch:
                    batch: those rows are dropped and the others run. Otherwise all run.
 
 Only where nothing else changes: beta 0 (a KL term is paid by every row), no entropy bonus, no
-router loss, TRL's own loss (not a subclass's), one process without DeepSpeed or FSDP (a process
+router loss, TRL's own loss (not a subclass's, nor one set on the trainer), one process without DeepSpeed or FSDP (a process
 that skips its backward would leave the others waiting in the gradient collectives). Whole
 micro-batches skipped leave the weights bit for bit as before; dropped rows can move the others'
 float rounding (the matrix products run on fewer rows). TRL's per-micro-batch metrics (entropy,
@@ -100,7 +100,9 @@ def tied_zero(model, device) -> Any:
 def _skipping(original, drop_rows: bool):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         advantages = inputs.get("advantages") if isinstance(inputs, dict) else None
-        if advantages is None or return_outputs or not model.training or not advantages.numel():
+        # `_compute_loss` replaced on this trainer after the install: not TRL's own loss any more
+        own_loss = "_compute_loss" in vars(self)
+        if advantages is None or own_loss or return_outputs or not model.training or not advantages.numel():
             return original(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
         zero = zero_rows(advantages)
         rows, skipped = zero.numel(), int(zero.sum())
