@@ -315,7 +315,7 @@ def assemble(groups: list[tuple[dict, int]], size: int, pad_id: int, accelerator
     first = groups[0][0]
     unknown = unknown_keys(first)
     if unknown:
-        raise PluginError(f"{KEY}: the trainer's batch carries {', '.join(sorted(unknown))}, which dynamic "
+        raise PluginError(f"{KEY}: the trainer's batch carries {', '.join(unknown)}, which dynamic "
                           "sampling cannot restack (it handles text batches: prompt and completion tokens, "
                           f"masks, log-probs). Fix: remove `{KEY}` for this model.")
     out: dict[str, Any] = {}

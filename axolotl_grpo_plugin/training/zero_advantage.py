@@ -106,7 +106,7 @@ def _skipping(original, drop_rows: bool):
             return original(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
         zero = zero_rows(advantages)
         rows, skipped = zero.numel(), int(zero.sum())
-        if skipped and skipped < rows and not (drop_rows and not unknown_keys(inputs)):
+        if 0 < skipped < rows and (not drop_rows or unknown_keys(inputs)):  # the rows stay together
             skipped = 0
         metrics = getattr(self, "_metrics", None)
         if metrics is not None:
