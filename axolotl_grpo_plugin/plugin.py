@@ -209,8 +209,10 @@ class GRPOPlugin(BasePlugin):
         trim_padding.install(trainer)  # each forward at its own rows' length, not the generation's longest
         why_trained = zero_advantage.install(trainer)  # rows with advantage 0: no forward, no backward
         if trainer.accelerator.is_main_process:
-            LOG.info("axolotl_grpo_plugin: rows with advantage 0 %s", "skip the forward and backward"
-                     if why_trained is None else f"are trained as the others: {why_trained}")
+            how = zero_advantage.collective(trainer.accelerator)
+            LOG.info("axolotl_grpo_plugin: rows with advantage 0 %s", (
+                f"are trained as the others: {why_trained}" if why_trained is not None else
+                "skip the forward and backward" + (f" ({how}: one prompt token's instead)" if how else "")))
         with reported_as_exit():
             run = self._run(cfg)
             kept = pass_rates.apply(run.plugin.pass_rate_filter, trainer)  # before the dataloader is built

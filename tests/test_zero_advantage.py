@@ -99,7 +99,7 @@ class Model(torch.nn.Module):
         self.frozen = torch.nn.Parameter(torch.ones(2), requires_grad=False)
 
 
-def wrapped(drop_rows: bool):
+def wrapped(drop_rows: bool, collective: str | None = None):
     seen = []
 
     def original(model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -107,7 +107,7 @@ def wrapped(drop_rows: bool):
         return (model.w * inputs["advantages"].float().sum()).sum()
 
     trainer = SimpleNamespace(_metrics={"train": {zero_advantage.METRIC: []}})
-    return zero_advantage._skipping(original, drop_rows).__get__(trainer), trainer, seen
+    return zero_advantage._skipping(original, drop_rows, collective).__get__(trainer), trainer, seen
 
 
 def batch(advantages, **extra):
@@ -152,8 +152,6 @@ def test_an_all_zero_micro_batch_runs_nothing_and_ties_its_zero_only_when_no_gra
     (dict(beta=0.04), "trl.beta is 0.04"),
     (dict(_entropy_bonus_enabled=True), "entropy bonus"),
     (dict(aux_loss_enabled=True), "router"),
-    (dict(accelerator=SimpleNamespace(num_processes=2, distributed_type="MULTI_GPU")), "2 processes"),
-    (dict(accelerator=SimpleNamespace(num_processes=1, distributed_type="DEEPSPEED")), "DEEPSPEED"),
 ])
 def test_the_skip_stays_off_where_it_could_change_the_training(change, reason):
     from trl import GRPOTrainer
@@ -164,6 +162,36 @@ def test_the_skip_stays_off_where_it_could_change_the_training(change, reason):
         setattr(trainer, key, value)
     assert reason in zero_advantage.install(trainer)
     assert "compute_loss" not in vars(trainer)
+
+
+@pytest.mark.parametrize("processes, kind, named", [
+    (1, "NO", None), (2, "MULTI_GPU", "2 processes"), (1, "DEEPSPEED", "DEEPSPEED"), (4, "FSDP", "FSDP"),
+])
+def test_with_collectives_a_skipped_micro_batch_runs_trls_loss_on_one_token(processes, kind, named):
+    """DDP, DeepSpeed and FSDP wait for every process's forward and backward, and TRL's loss
+    gathers its metrics: the skip stays on and calls TRL's loss on one token, where the batch is text."""
+    from trl import GRPOTrainer
+
+    trainer = object.__new__(GRPOTrainer)
+    trainer.beta, trainer.accelerator = 0.0, SimpleNamespace(num_processes=processes, distributed_type=kind)
+    assert zero_advantage.install(trainer) is None and zero_advantage.collective(trainer.accelerator) == named
+    compute, _, seen = wrapped(drop_rows=True, collective=named)
+    model = Model().train()
+    loss = compute(model, batch([0.0, 0.0], completion_ids=torch.arange(6).view(2, 3),
+                                ref_per_token_logps=torch.ones(2, 3)))
+    loss.backward()
+    assert loss.item() == 0 and torch.equal(model.w.grad, torch.zeros(3))
+    if not named:
+        assert seen == []  # nothing ran
+        return
+    one = seen[-1]
+    assert one["prompt_ids"].tolist() == [[1]] and one["completion_ids"].tolist() == [[0]]
+    assert one["completion_mask"].shape == one["ref_per_token_logps"].shape == (1, 1)
+    assert one["advantages"].tolist() == [0.0] and one["num_items_in_batch"].item() == 7
+    per_token = compute(model, batch([[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]))
+    assert per_token.item() == 0 and seen[-1]["advantages"].tolist() == [[0.0]]
+    compute(model, batch([0.0, 0.0], pixel_values=torch.ones(5, 2)))  # images: the whole batch runs
+    assert seen[-1]["advantages"].tolist() == [0.0, 0.0]
 
 
 def test_a_trainer_with_its_own_loss_is_left_alone():
@@ -191,3 +219,51 @@ def test_a_loss_set_on_the_trainer_after_the_install_is_called_as_it_is():
     trainer._compute_loss = lambda model, inputs: None
     compute(model, batch([0.0, 0.0]))
     assert len(seen) == 1 and seen[0]["advantages"].tolist() == [0.0, 0.0]
+
+
+# --- more than one process ---------------------------------------------------------------------
+
+def ddp_run(model_dir, out, mode: str) -> list[dict]:
+    """The 2-process gloo run of tests/fixtures/ddp_grpo.py; each rank's record."""
+    import socket
+    import subprocess
+    import sys
+
+    from conftest import REPO_ROOT, subprocess_env
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out.mkdir(parents=True)
+    procs = [subprocess.Popen(
+        [sys.executable, str(REPO_ROOT / "tests" / "fixtures" / "ddp_grpo.py"), str(model_dir), str(out), mode],
+        env=subprocess_env(RANK=str(r), LOCAL_RANK=str(r), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
+                           MASTER_PORT=str(port), OMP_NUM_THREADS="1"),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for r in range(2)]
+    try:
+        outputs = [p.communicate(timeout=300)[0] for p in procs]
+    except subprocess.TimeoutExpired:  # a process left waiting in a collective: the skip broke DDP
+        for p in procs:
+            p.kill()
+        pytest.fail(f"the {mode} run hung (a rank waited in a gradient collective)")
+    for p, text in zip(procs, outputs):
+        assert p.returncode == 0, text[-3000:]
+    return [torch.load(out / f"rank-{r}.pt") for r in range(2)]
+
+
+def test_under_ddp_a_skipped_micro_batch_runs_one_token_and_the_weights_stay_bit_for_bit(
+        embedded_model_dir, tmp_path):
+    """Two processes (gloo, CPU): a rank whose micro-batch is all zero runs one token's forward
+    and backward while the other trains real rows, and both end where TRL alone takes them."""
+    plain = ddp_run(embedded_model_dir, tmp_path / "plain", "plain")
+    skipped = ddp_run(embedded_model_dir, tmp_path / "skip", "skip")
+    zero = [rank["all_zero"] for rank in skipped]
+    assert zero == [rank["all_zero"] for rank in plain]  # the same rollouts both ways
+    assert any(a != b for a, b in zip(*zero))  # one rank skipped while the other trained
+    shares = skipped[0]["skipped_share"]
+    assert len(shares) == 2 and 0 < sum(shares) and min(shares) < 1 and plain[0]["skipped_share"] == []
+    for rank in range(2):
+        for name, weight in plain[rank]["weights"].items():
+            assert torch.equal(weight, skipped[rank]["weights"][name]), (rank, name)
+    for name, weight in skipped[0]["weights"].items():  # DDP kept the ranks together
+        assert torch.equal(weight, skipped[1]["weights"][name]), name

@@ -17,12 +17,20 @@ So TRL's `compute_loss` is wrapped, per micro-batch:
                    batch: those rows are dropped and the others run. Otherwise all run.
 
 Only where nothing else changes: beta 0 (a KL term is paid by every row), no entropy bonus, no
-router loss, TRL's own loss (not a subclass's, nor one set on the trainer), one process without DeepSpeed or FSDP (a process
-that skips its backward would leave the others waiting in the gradient collectives). Whole
-micro-batches skipped leave the weights bit for bit as before; dropped rows can move the others'
-float rounding (the matrix products run on fewer rows). TRL's per-micro-batch metrics (entropy,
-clip ratios) then average over the rows that ran. Each step logs `METRIC`: the share of the step's
-rows skipped.
+router loss, TRL's own loss (not a subclass's, nor one set on the trainer). Whole micro-batches
+skipped leave the weights bit for bit as before; dropped rows can move the others' float rounding
+(the matrix products run on fewer rows). TRL's per-micro-batch metrics (entropy, clip ratios) then
+average over the rows that ran. Each step logs `METRIC`: the share of the step's rows skipped (on
+more than one process, the main process's rows).
+
+With more than one process, DeepSpeed or FSDP, every process must run a forward and a backward for
+every micro-batch (the gradient collectives, ZeRO's and FSDP's gathers and DeepSpeed's count of
+micro-steps wait for them, and TRL's loss gathers its metrics across processes): a skipped
+micro-batch runs TRL's own loss on one token instead (its first row's last prompt token and first
+completion token, advantage 0: a loss and gradients of exactly 0), so every process calls the same
+collectives; TRL's entropy and clip-ratio metrics then count that token. A batch with images or
+other keys TRL's text batch lacks is not skipped there. Dropping rows is exact there too: dapo's
+normalizer is the whole batch's token count over all processes.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ from __future__ import annotations
 from types import MethodType
 from typing import Any
 
-from .batch_keys import RECOUNTED, unknown_keys
+from .batch_keys import LEFT_PADDED, PER_ROW, RECOUNTED, RIGHT_PADDED, unknown_keys
 
 
 METRIC = "zero_advantage/skipped_share"
@@ -52,12 +60,6 @@ def why_not(trainer: Any) -> str | None:
     for name in ("compute_loss", "_compute_loss"):
         if getattr(type(trainer), name, None) is not getattr(GRPOTrainer, name):
             return f"{type(trainer).__name__} computes its loss its own way ({name})"
-    accelerator = trainer.accelerator
-    if accelerator.num_processes != 1:
-        return f"{accelerator.num_processes} processes: each would have to skip the same micro-batches"
-    kind = str(getattr(accelerator.distributed_type, "value", accelerator.distributed_type)).upper()
-    if "DEEPSPEED" in kind or "FSDP" in kind:
-        return f"{kind} counts every micro-batch's backward"
     return None
 
 
@@ -77,8 +79,17 @@ def install(trainer: Any) -> str | None:
         return reason
     original = trainer.compute_loss
     if not getattr(original, "skips_zero_advantage", False):
-        trainer.compute_loss = MethodType(_skipping(original, rows_can_drop(trainer)), trainer)
+        trainer.compute_loss = MethodType(
+            _skipping(original, rows_can_drop(trainer), collective(trainer.accelerator)), trainer)
     return None
+
+
+def collective(accelerator: Any) -> str | None:
+    """What needs every process to run a forward and a backward for every micro-batch (None: nothing)."""
+    kind = str(getattr(accelerator.distributed_type, "value", accelerator.distributed_type)).upper()
+    if "DEEPSPEED" in kind or "FSDP" in kind:
+        return kind
+    return f"{accelerator.num_processes} processes" if accelerator.num_processes != 1 else None
 
 
 def zero_rows(advantages) -> Any:
@@ -97,7 +108,20 @@ def tied_zero(model, device) -> Any:
     return torch.stack([(p.reshape(-1)[:1].float() * 0).sum() for p in params]).sum()
 
 
-def _skipping(original, drop_rows: bool):
+def one_token_batch(inputs: dict) -> dict:
+    """The micro-batch cut to its first row's last prompt token and first completion token (TRL
+    pads prompts on the left, completions on the right); the whole batch's token count kept."""
+    def cut(key, value):
+        if key in LEFT_PADDED:
+            return value[:1, -1:]
+        if key in RIGHT_PADDED or (key in PER_ROW and value.dim() == 2):  # per-token advantages too
+            return value[:1, :1]
+        return value[:1] if key in PER_ROW else value
+
+    return {key: cut(key, value) for key, value in inputs.items()}
+
+
+def _skipping(original, drop_rows: bool, collective: str | None = None):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         advantages = inputs.get("advantages") if isinstance(inputs, dict) else None
         # `_compute_loss` replaced on this trainer after the install: not TRL's own loss any more
@@ -108,12 +132,18 @@ def _skipping(original, drop_rows: bool):
         rows, skipped = zero.numel(), int(zero.sum())
         if 0 < skipped < rows and (not drop_rows or unknown_keys(inputs)):  # the rows stay together
             skipped = 0
+        if skipped == rows and collective and unknown_keys(inputs):  # images: no one-token cut
+            skipped = 0
         metrics = getattr(self, "_metrics", None)
         if metrics is not None:
             metrics["train"][METRIC].append(skipped / rows)
         if skipped == rows:
-            return tied_zero(model, advantages.device)
-        if skipped:
+            if not collective:
+                return tied_zero(model, advantages.device)
+            # TRL's loss on one token: every forward, backward and gather the other processes
+            # wait for, and a loss of exactly 0
+            inputs = one_token_batch(inputs)
+        elif skipped:
             keep = ~zero
             inputs = {key: value[keep] if key != RECOUNTED and _per_row(value, rows) else value
                       for key, value in inputs.items()}
