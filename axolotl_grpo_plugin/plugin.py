@@ -212,7 +212,7 @@ class GRPOPlugin(BasePlugin):
             how = zero_advantage.collective(trainer.accelerator)
             LOG.info("axolotl_grpo_plugin: rows with advantage 0 %s", (
                 f"are trained as the others: {why_trained}" if why_trained is not None else
-                "skip the forward and backward" + (f" ({how}: one prompt token's instead)" if how else "")))
+                "skip the forward and backward" + (f" ({how}: TRL's loss on one token instead)" if how else "")))
         with reported_as_exit():
             run = self._run(cfg)
             kept = pass_rates.apply(run.plugin.pass_rate_filter, trainer)  # before the dataloader is built
