@@ -241,7 +241,7 @@ def ddp_run(model_dir, out, mode: str) -> list[dict]:
                            MASTER_PORT=str(port), OMP_NUM_THREADS="1"),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for r in range(2)]
     try:
-        outputs = [p.communicate(timeout=600)[0] for p in procs]  # both runs: 49 s here, at nice 19 beside a GRPO run
+        outputs = [p.communicate(timeout=600)[0] for p in procs]  # the test, both runs: 49 s at nice 19 beside a GRPO run
     except subprocess.TimeoutExpired:  # a process left waiting in a collective: the skip broke DDP
         for p in procs:
             p.kill()
