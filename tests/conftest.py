@@ -95,9 +95,14 @@ def eval_log_line(text: str) -> dict[str, float]:
 def bench_module(name: str):
     """bench/NAME.py as a module (bench/ holds scripts, not a package), a fresh one each call:
     tests that patch its attributes do not share them."""
+    return module_from(REPO_ROOT / "bench" / f"{name}.py")
+
+
+def module_from(path: Path):
+    """The script at `path` as a fresh module (bench/ and tests/fixtures/ are not packages)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "bench" / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -14,10 +14,13 @@ import pytest
 torch = pytest.importorskip("torch")
 trl = pytest.importorskip("trl")
 
+from conftest import REPO_ROOT, module_from  # noqa: E402
+
 from axolotl_grpo_plugin.training import zero_advantage  # noqa: E402
 
 
-PROMPTS = ["one two", "three four", "five six", "seven eight", "nine ten", "a b", "c d", "e f"]
+RUN = module_from(REPO_ROOT / "tests" / "fixtures" / "ddp_grpo.py")  # prompts, reward, settings: every run's
+PROMPTS, spread_on_half = RUN.PROMPTS, RUN.spread_on_half
 
 
 def trained(model_dir, tmp_path, reward, skip: bool, **config):
@@ -26,24 +29,13 @@ def trained(model_dir, tmp_path, reward, skip: bool, **config):
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
-    settings = dict(output_dir=str(tmp_path / ("skip" if skip else "plain")), max_steps=2, learning_rate=1e-2,
-                    weight_decay=0.1, per_device_train_batch_size=1, gradient_accumulation_steps=8,
-                    num_generations=4, max_completion_length=6, beta=0.0, loss_type="grpo", seed=3,
-                    logging_steps=1, save_strategy="no", report_to=[], use_cpu=True, disable_tqdm=True,
-                    use_vllm=False, bf16=False)
-    settings.update(config)
+    settings = RUN.settings(str(tmp_path / ("skip" if skip else "plain")), **config)
     trainer = GRPOTrainer(model=str(model_dir), reward_funcs=[reward], args=GRPOConfig(**settings),
                           train_dataset=Dataset.from_dict({"prompt": PROMPTS}))
     if skip:
         assert zero_advantage.install(trainer) is None
     trainer.train()
     return {name: p.detach().clone() for name, p in trainer.model.named_parameters()}, trainer.state.log_history
-
-
-def spread_on_half(prompts, completions, **_):
-    """Half of PROMPTS (those starting o, t, f or s) score by the completion's length, the others
-    1.0: groups with and without spread."""
-    return [float(len(c) % 3) if p[0] in "otfs" else 1.0 for p, c in zip(prompts, completions)]
 
 
 def constant(prompts, completions, **_):
@@ -229,7 +221,7 @@ def ddp_run(model_dir, out, mode: str) -> list[dict]:
     import subprocess
     import sys
 
-    from conftest import REPO_ROOT, subprocess_env
+    from conftest import subprocess_env
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -121,7 +121,7 @@ def one_token_batch(inputs: dict) -> dict:
     return {key: cut(key, value) for key, value in inputs.items()}
 
 
-def _skipping(original, drop_rows: bool, collective: str | None = None):
+def _skipping(original, drop_rows: bool, collectives: str | None = None):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         advantages = inputs.get("advantages") if isinstance(inputs, dict) else None
         # `_compute_loss` replaced on this trainer after the install: not TRL's own loss any more
@@ -132,13 +132,13 @@ def _skipping(original, drop_rows: bool, collective: str | None = None):
         rows, skipped = zero.numel(), int(zero.sum())
         if 0 < skipped < rows and (not drop_rows or unknown_keys(inputs)):  # the rows stay together
             skipped = 0
-        if skipped == rows and collective and unknown_keys(inputs):  # images: no one-token cut
+        if skipped == rows and collectives and unknown_keys(inputs):  # images: no one-token cut
             skipped = 0
         metrics = getattr(self, "_metrics", None)
         if metrics is not None:
             metrics["train"][METRIC].append(skipped / rows)
         if skipped == rows:
-            if not collective:
+            if not collectives:
                 return tied_zero(model, advantages.device)
             # TRL's loss on one token: every forward, backward and gather the other processes
             # wait for, and a loss of exactly 0
